@@ -1,0 +1,83 @@
+// Runs a bare WireGuard device: TUN + UDP + UAPI socket, nothing else. It is
+// how meshctl's data plane is tested against wireguard-go with the `wg` tool.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Device } from '../engine/device.js';
+import { UdpBind } from '../engine/udp.js';
+import { startUapiServer } from '../engine/uapi-server.js';
+import { openTun } from '../tun/device.js';
+import { engineTimersFromEnv } from './test-knobs.js';
+
+export interface EngineConfig {
+  ifname: string;
+  listenPort: number;
+  mtu: number;
+  uapiDir: string;
+}
+
+const DETACH_READY_TIMEOUT_MS = 10_000;
+const DETACH_POLL_MS = 50;
+
+function log(msg: string): void {
+  process.stderr.write(`meshctl engine: ${msg}\n`);
+}
+
+export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
+  const device = new Device({ mtu: cfg.mtu, timers: engineTimersFromEnv(process.env), logger: log });
+  const tun = await openTun({ name: cfg.ifname, mtu: cfg.mtu });
+  const bind = new UdpBind(log);
+  let uapi: { close(): Promise<void> } | null = null;
+  const printStats = (): void => {
+    process.stderr.write(`stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors })}\n`);
+  };
+  let closing = false;
+  const shutdown = async (): Promise<void> => {
+    if (closing) return;
+    closing = true;
+    printStats();
+    await uapi?.close();
+    await device.close();
+    await tun.close();
+    process.exit(0);
+  };
+  try {
+    await device.attachBind(bind, cfg.listenPort);
+    device.attachTun((p) => tun.write(p));
+    tun.onPackets((pkts) => {
+      for (const p of pkts) device.sendPacket(p);
+    });
+    uapi = await startUapiServer({ ifname: cfg.ifname, target: device, dir: cfg.uapiDir, logger: log });
+  } catch (err) {
+    await uapi?.close();
+    await device.close();
+    await tun.close();
+    throw err;
+  }
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
+  process.on('SIGUSR1', printStats);
+  log(`${cfg.ifname} up, listening on UDP port ${device.port}, UAPI at ${join(cfg.uapiDir, cfg.ifname + '.sock')}`);
+  // stay alive: the UAPI server and sockets keep the loop busy until a signal
+  await new Promise<never>(() => {});
+}
+
+/** Re-runs this command with --foreground in the background and returns once its UAPI socket exists. */
+export async function startEngineDetached(cfg: EngineConfig, args: string[]): Promise<void> {
+  const sock = join(cfg.uapiDir, `${cfg.ifname}.sock`);
+  const child = spawn(process.execPath, [...args, '--foreground'], { detached: true, stdio: 'ignore' });
+  let exited: number | null = null;
+  child.on('exit', (code) => (exited = code ?? 1));
+  const deadline = Date.now() + DETACH_READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (exited !== null) throw new Error(`engine exited with status ${exited} before it was up; run with --foreground to see why`);
+    if (existsSync(sock)) {
+      child.unref();
+      process.stdout.write(`${cfg.ifname}: engine running as pid ${child.pid}\n`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, DETACH_POLL_MS));
+  }
+  child.kill('SIGTERM');
+  throw new Error(`engine did not come up within ${DETACH_READY_TIMEOUT_MS / 1000}s; run with --foreground to see why`);
+}

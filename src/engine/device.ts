@@ -1,0 +1,395 @@
+// The WireGuard device: private key, peers, cryptokey routing and the two
+// packet paths (UDP in → decrypt → TUN, TUN in → encrypt → UDP). It owns no
+// sockets or file descriptors: a NetBind and a packet writer are injected, so
+// the same code runs on real UDP/TUN and in memory in tests. The receive path
+// never throws: anything malformed is counted in `stats.dropped` and dropped.
+import { createDecipheriv } from 'node:crypto';
+import { AllowedIps } from './allowedips.js';
+import { systemClock, type Clock } from './clock.js';
+import {
+  DEFAULT_TIMERS,
+  MAX_MESSAGE_SIZE,
+  REJECT_AFTER_MESSAGES,
+  TRANSPORT_HEADER_SIZE,
+  UNDER_LOAD_AFTER_MS,
+  UNDER_LOAD_HANDSHAKES_PER_SECOND,
+  type EngineTimers,
+} from './constants.js';
+import { CookieChecker } from './cookie.js';
+import { aeadNonce, isZero, TAG_LEN } from './crypto.js';
+import { endpointKey, type Endpoint } from './endpoint.js';
+import { claimedLength, destinationOf, sourceOf } from './ippacket.js';
+import { IndexTable } from './keypair.js';
+import {
+  classify,
+  decodeCookieReply,
+  decodeInitiation,
+  decodeResponse,
+  decodeTransportHeader,
+  INITIATION_MAC1_OFFSET,
+  INITIATION_MAC2_OFFSET,
+  RESPONSE_MAC1_OFFSET,
+  RESPONSE_MAC2_OFFSET,
+} from './messages.js';
+import { consumeInitiation, consumeResponse, makeIdentity, type StaticIdentity } from './noise.js';
+import { Peer, type PeerHost } from './peer.js';
+import { HandshakeRateLimiter } from './ratelimit.js';
+import { newStats, type EngineStats } from './stats.js';
+import { UapiError, type UapiDeviceSnapshot, type UapiSetRequest, type UapiTarget } from './uapi-types.js';
+
+/** The UDP side of the device. */
+export interface NetBind {
+  /** Binds (or rebinds) to `port` (0 = any); resolves with the bound port. */
+  open(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<number>;
+  close(): Promise<void>;
+  send(buf: Buffer, ep: Endpoint): boolean;
+  setMark(mark: number): void;
+}
+
+export interface DeviceOptions {
+  clock?: Clock;
+  timers?: Partial<EngineTimers>;
+  mtu?: number;
+  logger?: (msg: string) => void;
+  /** handshakes per second beyond which MAC2 cookies are required */
+  underLoadHandshakesPerSecond?: number;
+}
+
+const EADDRINUSE = 98;
+const EINVAL = 22;
+const DEFAULT_MTU = 1420;
+
+export class Device implements UapiTarget, PeerHost {
+  readonly clock: Clock;
+  readonly timers: EngineTimers;
+  readonly indices = new IndexTable();
+  readonly stats: EngineStats = newStats();
+  readonly allowedIps = new AllowedIps<Peer>();
+  private readonly peers = new Map<string, Peer>();
+  private id: StaticIdentity | null = null;
+  private cookieChecker: CookieChecker | null = null;
+  private readonly rateLimiter: HandshakeRateLimiter;
+  private readonly logger: (msg: string) => void;
+  private readonly underLoadThreshold: number;
+  private handshakeWindowStartMs = 0;
+  private handshakesInWindow = 0;
+  private underLoadUntilMs = -Infinity;
+  private bind: NetBind | null = null;
+  private tunWriter: ((pkt: Buffer) => boolean) | null = null;
+  private listenPort = 0;
+  private fwmark = 0;
+  private readonly mtuBytes: number;
+  private readonly nonce = Buffer.alloc(12);
+
+  constructor(opts: DeviceOptions = {}) {
+    this.clock = opts.clock ?? systemClock;
+    this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
+    this.mtuBytes = opts.mtu ?? DEFAULT_MTU;
+    this.logger = opts.logger ?? (() => {});
+    this.underLoadThreshold = opts.underLoadHandshakesPerSecond ?? UNDER_LOAD_HANDSHAKES_PER_SECOND;
+    this.rateLimiter = new HandshakeRateLimiter(() => this.clock.now());
+  }
+
+  // ---- PeerHost ------------------------------------------------------------------
+
+  identity(): StaticIdentity | null {
+    return this.id;
+  }
+  mtu(): number {
+    return this.mtuBytes;
+  }
+  log(msg: string): void {
+    this.logger(msg);
+  }
+  sendDatagram(buf: Buffer, ep: Endpoint): boolean {
+    if (!this.bind) return false;
+    const ok = this.bind.send(buf, ep);
+    if (ok) {
+      this.stats.tx.packets++;
+      this.stats.tx.bytes += buf.length;
+    }
+    return ok;
+  }
+
+  // ---- wiring ----------------------------------------------------------------------
+
+  async attachBind(bind: NetBind, port: number): Promise<void> {
+    this.bind = bind;
+    this.listenPort = await bind.open(port, (b, src) => this.receiveDatagram(b, src));
+    if (this.fwmark) bind.setMark(this.fwmark);
+  }
+
+  attachTun(writer: (pkt: Buffer) => boolean): void {
+    this.tunWriter = writer;
+  }
+
+  get port(): number {
+    return this.listenPort;
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.peers.values()) p.close();
+    this.peers.clear();
+    this.allowedIps.clear();
+    await this.bind?.close();
+    this.bind = null;
+  }
+
+  // ---- keys and peers ------------------------------------------------------------
+
+  setPrivateKey(key: Buffer | null): void {
+    if (key && this.id && key.equals(this.id.privateKey)) return;
+    this.id = key && !isZero(key) ? makeIdentity(key) : null;
+    this.cookieChecker = this.id ? new CookieChecker(this.id.publicKey, () => this.clock.now()) : null;
+    // a peer with our own public key would be a loop: wireguard-go removes it
+    if (this.id) this.removePeer(this.id.publicKey);
+    for (const p of this.peers.values()) p.rekeyIdentity(this.id);
+  }
+
+  getPeer(publicKey: Buffer): Peer | undefined {
+    return this.peers.get(publicKey.toString('hex'));
+  }
+
+  addPeer(publicKey: Buffer): Peer {
+    const existing = this.getPeer(publicKey);
+    if (existing) return existing;
+    const p = new Peer(this, publicKey);
+    this.peers.set(publicKey.toString('hex'), p);
+    return p;
+  }
+
+  removePeer(publicKey: Buffer): void {
+    const p = this.getPeer(publicKey);
+    if (!p) return;
+    p.close();
+    this.allowedIps.removeByValue(p);
+    this.peers.delete(publicKey.toString('hex'));
+  }
+
+  allPeers(): Peer[] {
+    return [...this.peers.values()];
+  }
+
+  // ---- TUN → UDP -------------------------------------------------------------------
+
+  /** An IP packet read from the TUN device: route it by destination to its peer. */
+  sendPacket(pkt: Buffer): void {
+    const dst = destinationOf(pkt);
+    const peer = dst ? this.allowedIps.lookup(dst) : undefined;
+    if (!peer) {
+      this.stats.dropped.noRoute++;
+      return;
+    }
+    if (pkt.length > MAX_MESSAGE_SIZE - TRANSPORT_HEADER_SIZE - TAG_LEN) {
+      this.stats.dropped.tooLarge++;
+      return;
+    }
+    peer.sendPacket(pkt);
+  }
+
+  // ---- UDP → TUN -------------------------------------------------------------------
+
+  receiveDatagram(buf: Buffer, src: Endpoint): void {
+    this.stats.rx.packets++;
+    this.stats.rx.bytes += buf.length;
+    try {
+      const kind = classify(buf);
+      switch (kind) {
+        case 'transport':
+          this.receiveTransport(buf, src);
+          return;
+        case 'initiation':
+          this.receiveInitiation(buf, src);
+          return;
+        case 'response':
+          this.receiveResponse(buf, src);
+          return;
+        case 'cookie':
+          this.receiveCookieReply(buf);
+          return;
+        default:
+          this.stats.dropped[kind]++;
+      }
+    } catch (err) {
+      this.stats.dropped.internalError++;
+      this.logger(`internal error on receive path: ${(err as Error).message}`);
+    }
+  }
+
+  private receiveTransport(buf: Buffer, src: Endpoint): void {
+    const h = decodeTransportHeader(buf);
+    const entry = this.indices.get(h.receiver);
+    const kp = entry?.keypair;
+    if (!entry || !kp) {
+      this.stats.dropped.unknownIndex++;
+      return;
+    }
+    const peer = entry.peer;
+    if (h.counterOverflow || h.counter >= REJECT_AFTER_MESSAGES || peer.keypairExpired(kp)) {
+      this.stats.dropped.expired++;
+      return;
+    }
+    const sealed = buf.subarray(TRANSPORT_HEADER_SIZE);
+    const d = createDecipheriv('chacha20-poly1305', kp.recvKey, aeadNonce(h.counter, this.nonce), { authTagLength: TAG_LEN });
+    d.setAuthTag(sealed.subarray(sealed.length - TAG_LEN));
+    const plain = d.update(sealed.subarray(0, sealed.length - TAG_LEN));
+    try {
+      d.final();
+    } catch {
+      this.stats.dropped.decrypt++;
+      return;
+    }
+    if (!kp.replay.validateCounter(h.counter, REJECT_AFTER_MESSAGES)) {
+      this.stats.dropped.replay++;
+      return;
+    }
+    peer.receivedWith(kp, src, buf.length, plain.length);
+    if (plain.length === 0) return; // keepalive
+    const len = claimedLength(plain);
+    if (len < 0) {
+      this.stats.dropped.badInnerPacket++;
+      return;
+    }
+    const pkt = len === plain.length ? plain : plain.subarray(0, len);
+    const source = sourceOf(pkt);
+    if (!source || this.allowedIps.lookup(source) !== peer) {
+      this.stats.dropped.disallowedSource++;
+      return;
+    }
+    this.tunWriter?.(pkt);
+  }
+
+  private underLoad(): boolean {
+    const now = this.clock.now();
+    if (now - this.handshakeWindowStartMs >= 1000) {
+      this.handshakeWindowStartMs = now;
+      this.handshakesInWindow = 0;
+    }
+    if (++this.handshakesInWindow > this.underLoadThreshold) this.underLoadUntilMs = now + UNDER_LOAD_AFTER_MS;
+    return now < this.underLoadUntilMs;
+  }
+
+  /** MAC1 always; under load MAC2 too, answering with a cookie reply when it is missing. */
+  private admitHandshake(buf: Buffer, mac1: number, mac2: number, senderIndex: number, src: Endpoint): boolean {
+    const cc = this.cookieChecker;
+    if (!cc || !cc.checkMac1(buf, mac1)) {
+      this.stats.dropped.badMac1++;
+      return false;
+    }
+    if (!this.underLoad()) return true;
+    if (!cc.checkMac2(buf, mac2, src)) {
+      this.stats.dropped.cookieRequired++;
+      this.sendDatagram(cc.createReply(buf, mac1, senderIndex, src), src);
+      return false;
+    }
+    if (!this.rateLimiter.allow(src.address)) {
+      this.stats.dropped.rateLimited++;
+      return false;
+    }
+    return true;
+  }
+
+  private receiveInitiation(buf: Buffer, src: Endpoint): void {
+    const m = decodeInitiation(buf);
+    if (!this.admitHandshake(buf, INITIATION_MAC1_OFFSET, INITIATION_MAC2_OFFSET, m.sender, src)) return;
+    const id = this.id!;
+    const c = consumeInitiation(id, m, (pub) => this.getPeer(pub)?.remote.staticStatic ?? null);
+    if (!c) {
+      this.stats.dropped.handshake++;
+      return;
+    }
+    const peer = this.getPeer(c.remoteStaticKey)!;
+    if (!peer.acceptInitiation(c)) return;
+    peer.rxBytes += buf.length;
+    peer.sendHandshakeResponse(c, src);
+  }
+
+  private receiveResponse(buf: Buffer, src: Endpoint): void {
+    const m = decodeResponse(buf);
+    if (!this.admitHandshake(buf, RESPONSE_MAC1_OFFSET, RESPONSE_MAC2_OFFSET, m.sender, src)) return;
+    const entry = this.indices.get(m.receiver);
+    const state = entry?.peer.pendingInitiation(m.receiver);
+    if (!entry || !state) {
+      this.stats.dropped.unknownIndex++;
+      return;
+    }
+    const keys = consumeResponse(this.id!, entry.peer.remote, state, m);
+    if (!keys) {
+      this.stats.dropped.handshake++;
+      return;
+    }
+    entry.peer.rxBytes += buf.length;
+    entry.peer.completeInitiation(keys, m.receiver, m.sender, src);
+  }
+
+  private receiveCookieReply(buf: Buffer): void {
+    const reply = decodeCookieReply(buf);
+    const entry = this.indices.get(reply.receiver);
+    if (!entry) {
+      this.stats.dropped.unknownIndex++;
+      return;
+    }
+    if (!entry.peer.cookieGenerator.consumeReply(reply)) this.stats.dropped.badMac2++;
+  }
+
+  // ---- UAPI -------------------------------------------------------------------------
+
+  snapshot(): UapiDeviceSnapshot {
+    return {
+      privateKey: this.id?.privateKey ?? null,
+      listenPort: this.listenPort,
+      fwmark: this.fwmark,
+      peers: this.allPeers().map((p) => ({
+        publicKey: p.publicKey,
+        presharedKey: p.presharedKey(),
+        endpoint: p.endpoint ? { ...p.endpoint } : null,
+        persistentKeepaliveSeconds: p.persistentKeepaliveSec,
+        lastHandshakeTimeSec: Math.floor(p.lastHandshakeWallMs / 1000),
+        lastHandshakeTimeNsec: Math.floor((p.lastHandshakeWallMs % 1000) * 1e6),
+        rxBytes: BigInt(p.rxBytes),
+        txBytes: BigInt(p.txBytes),
+        allowedIps: this.allowedIps.entriesFor(p),
+      })),
+    };
+  }
+
+  async applySet(req: UapiSetRequest): Promise<void> {
+    if (req.privateKey !== undefined) this.setPrivateKey(req.privateKey);
+    if (req.listenPort !== undefined && req.listenPort !== this.listenPort && this.bind) {
+      try {
+        this.listenPort = await this.bind.open(req.listenPort, (b, src) => this.receiveDatagram(b, src));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new UapiError(code === 'EADDRINUSE' ? -EADDRINUSE : -EINVAL, `cannot listen on port ${req.listenPort}: ${(err as Error).message}`);
+      }
+      if (this.fwmark) this.bind.setMark(this.fwmark);
+    }
+    if (req.fwmark !== undefined) {
+      this.fwmark = req.fwmark;
+      this.bind?.setMark(req.fwmark);
+    }
+    if (req.replacePeers) for (const p of this.allPeers()) this.removePeer(p.publicKey);
+    for (const pc of req.peers) {
+      if (this.id && pc.publicKey.equals(this.id.publicKey)) continue; // never a peer with ourselves
+      if (pc.remove) {
+        this.removePeer(pc.publicKey);
+        continue;
+      }
+      let peer = this.getPeer(pc.publicKey);
+      if (!peer) {
+        if (pc.updateOnly) continue;
+        peer = this.addPeer(pc.publicKey);
+      }
+      if (pc.presharedKey !== undefined) peer.setPresharedKey(isZero(pc.presharedKey) ? null : pc.presharedKey);
+      if (pc.endpoint) peer.setEndpoint(pc.endpoint);
+      if (pc.replaceAllowedIps) this.allowedIps.removeByValue(peer);
+      for (const a of pc.allowedIps) this.allowedIps.insert(a.address, a.bits, peer);
+      if (pc.persistentKeepaliveSeconds !== undefined) peer.setPersistentKeepalive(pc.persistentKeepaliveSeconds);
+    }
+  }
+
+  /** For logs: a peer's short name. */
+  static peerName(p: Peer): string {
+    return p.publicKey.toString('base64').slice(0, 8) + '…' + (p.endpoint ? ` @ ${endpointKey(p.endpoint)}` : '');
+  }
+}

@@ -1,0 +1,51 @@
+// One session's transport keys (whitepaper §5.4.6) and the index table that
+// maps our 32-bit receiver indices to keypairs and pending handshakes.
+import { randomBytes } from 'node:crypto';
+import { ReplayFilter } from './replay.js';
+import type { Peer } from './peer.js';
+
+export class Keypair {
+  sendCounter = 0;
+  readonly replay = new ReplayFilter();
+  constructor(
+    readonly sendKey: Buffer,
+    readonly recvKey: Buffer,
+    readonly isInitiator: boolean,
+    readonly localIndex: number,
+    readonly remoteIndex: number,
+    public createdMs: number,
+  ) {}
+}
+
+export type IndexEntry = { peer: Peer; keypair: Keypair | null };
+
+/** Random, unique receiver indices (random so an observer cannot count sessions). */
+export class IndexTable {
+  private readonly entries = new Map<number, IndexEntry>();
+
+  newIndex(peer: Peer): number {
+    for (;;) {
+      const idx = randomBytes(4).readUInt32LE(0);
+      if (!this.entries.has(idx)) {
+        this.entries.set(idx, { peer, keypair: null });
+        return idx;
+      }
+    }
+  }
+
+  bindKeypair(idx: number, peer: Peer, keypair: Keypair): void {
+    this.entries.set(idx, { peer, keypair });
+  }
+
+  get(idx: number): IndexEntry | undefined {
+    return this.entries.get(idx);
+  }
+
+  delete(idx: number): void {
+    this.entries.delete(idx);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}

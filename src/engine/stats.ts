@@ -1,0 +1,39 @@
+// Counters the engine keeps instead of throwing: every dropped datagram or
+// packet lands in exactly one `dropped` reason, so garbage is visible, never fatal.
+
+export const DROP_REASONS = [
+  'short',
+  'unknownType',
+  'badSize',
+  'badMac1',
+  'badMac2',
+  'cookieRequired',
+  'rateLimited',
+  'handshake',
+  'staleTimestamp',
+  'handshakeFlood',
+  'unknownIndex',
+  'expired',
+  'decrypt',
+  'replay',
+  'badInnerPacket',
+  'disallowedSource',
+  'noRoute',
+  'noKeypair',
+  'noEndpoint',
+  'tooLarge',
+  'internalError',
+] as const;
+
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export interface EngineStats {
+  rx: { packets: number; bytes: number };
+  tx: { packets: number; bytes: number };
+  dropped: Record<DropReason, number>;
+}
+
+export function newStats(): EngineStats {
+  const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+  return { rx: { packets: 0, bytes: 0 }, tx: { packets: 0, bytes: 0 }, dropped };
+}

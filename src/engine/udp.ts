@@ -1,0 +1,102 @@
+// The device's UDP sockets: one IPv4 and, where the host has IPv6, one IPv6
+// socket on the same port (as wireguard-go binds), behind the NetBind interface.
+import dgram from 'node:dgram';
+import koffi from 'koffi';
+import type { NetBind } from './device.js';
+import { normaliseAddress, type Endpoint } from './endpoint.js';
+
+const SOL_SOCKET = 1;
+const SO_MARK = 36; // linux/asm-generic/socket.h
+/** Socket buffers large enough to absorb a burst at ~1 Gbit/s for a few ms. */
+const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+const BIND_RETRIES = 8;
+
+type SetSockOpt = (fd: number, level: number, name: number, val: Buffer, len: number) => number;
+let setsockopt: SetSockOpt | null = null;
+
+function fdOf(s: dgram.Socket): number {
+  // dgram hides the descriptor; SO_MARK has no Node API, so read it from the handle.
+  return (s as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+}
+
+export class UdpBind implements NetBind {
+  private v4: dgram.Socket | null = null;
+  private v6: dgram.Socket | null = null;
+  sendErrors = 0;
+  private readonly onSendError = (err: Error | null): void => {
+    if (err) this.sendErrors++;
+  };
+
+  constructor(private readonly logger: (msg: string) => void = () => {}) {}
+
+  async open(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<number> {
+    await this.close();
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < (port === 0 ? BIND_RETRIES : 1); attempt++) {
+      try {
+        const v4 = await this.bindOne('udp4', port, onDatagram);
+        const bound = v4.address().port;
+        let v6: dgram.Socket | null = null;
+        try {
+          v6 = await this.bindOne('udp6', bound, onDatagram);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          // no IPv6 on this host: IPv4 alone is fine; a taken v6 port with a random v4 port: retry
+          if (code === 'EADDRINUSE' && port === 0) {
+            v4.close();
+            lastErr = err;
+            continue;
+          }
+          if (code === 'EADDRINUSE') {
+            v4.close();
+            throw err;
+          }
+          this.logger(`IPv6 UDP unavailable (${code ?? (err as Error).message}); using IPv4 only`);
+        }
+        this.v4 = v4;
+        this.v6 = v6;
+        return bound;
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    throw lastErr;
+  }
+
+  private bindOne(type: 'udp4' | 'udp6', port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<dgram.Socket> {
+    return new Promise((resolve, reject) => {
+      const s = dgram.createSocket({ type, ipv6Only: type === 'udp6', recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
+      s.once('error', reject);
+      s.bind({ port, address: type === 'udp4' ? '0.0.0.0' : '::', exclusive: true }, () => {
+        s.off('error', reject);
+        s.on('error', (err) => this.logger(`udp socket error: ${err.message}`));
+        s.on('message', (msg, rinfo) => onDatagram(msg, { address: normaliseAddress(rinfo.address), port: rinfo.port }));
+        resolve(s);
+      });
+    });
+  }
+
+  send(buf: Buffer, ep: Endpoint): boolean {
+    const s = ep.address.includes(':') ? this.v6 : this.v4;
+    if (!s) return false;
+    s.send(buf, ep.port, ep.address, this.onSendError);
+    return true;
+  }
+
+  setMark(mark: number): void {
+    setsockopt ??= koffi.load('libc.so.6').func('int setsockopt(int, int, int, void *, uint32)') as SetSockOpt;
+    const val = Buffer.alloc(4);
+    val.writeUInt32LE(mark >>> 0);
+    for (const s of [this.v4, this.v6]) {
+      if (!s) continue;
+      const fd = fdOf(s);
+      if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_MARK, val, 4) !== 0) this.logger(`could not set fwmark ${mark} on the UDP socket`);
+    }
+  }
+
+  async close(): Promise<void> {
+    const socks = [this.v4, this.v6].filter((s): s is dgram.Socket => s !== null);
+    this.v4 = this.v6 = null;
+    await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+}

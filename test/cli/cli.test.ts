@@ -1,0 +1,51 @@
+// The command-line contract: every command listed, usage errors and unbuilt
+// commands exit 2 with one line on stderr, version prints the package version.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { packageRoot } from '../../src/cli/version.js';
+
+const bin = join(packageRoot(), 'bin', 'meshctl');
+function run(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, MESHCTL_SOCKET: '' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('--help lists every command of the contract', () => {
+  const r = run('--help');
+  assert.equal(r.code, 0);
+  for (const c of ['up', 'down', 'logout', 'status', 'ping', 'netcheck', 'ip', 'whois', 'control', 'relay', 'debug', 'lab', 'version']) {
+    assert.match(r.out, new RegExp(`^\\s+${c}\\b`, 'm'), `missing ${c}`);
+  }
+  assert.match(r.out, /--socket/);
+});
+
+test('version and --version print the package version', () => {
+  const v = run('version');
+  assert.equal(v.code, 0);
+  assert.match(v.out, /^\d+\.\d+\.\d+\n$/);
+  assert.equal(run('--version').out, v.out);
+  assert.equal(JSON.parse(run('version', '--json').out).version, v.out.trim());
+});
+
+test('a command not built yet says so and exits 2', () => {
+  const r = run('status');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /not implemented yet/);
+  assert.equal(r.err.trim().split('\n').length, 1);
+  assert.equal(run('control', 'serve', '--listen', ':1').code, 2);
+});
+
+test('bad usage gives one line and exit 2', () => {
+  const unknown = run('--bogus-flag');
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.err, /unknown option/);
+  const badPort = run('debug', 'engine', '--ifname', 'x', '--listen-port', '70000');
+  assert.equal(badPort.code, 2);
+  assert.match(badPort.err, /--listen-port/);
+  const badName = run('debug', 'engine', '--ifname', 'this-name-is-too-long');
+  assert.equal(badName.code, 2);
+  assert.match(badName.err, /--ifname/);
+  assert.equal(run('debug', 'engine').code, 2, 'missing required --ifname');
+});

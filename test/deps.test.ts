@@ -1,0 +1,50 @@
+// Imports point one way (docs/architecture.md): cli → daemon → engine → nat/tun.
+// The engine, nat, tun, relay and control never import the CLI; servers never
+// import the node daemon. This test reads the sources and fails on a forbidden import.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { packageRoot } from '../src/cli/version.js';
+
+const root = packageRoot();
+
+function files(dir: string): string[] {
+  let out: string[] = [];
+  for (const e of readdirSync(dir)) {
+    const p = join(dir, e);
+    if (statSync(p).isDirectory()) out = out.concat(files(p));
+    else if (/\.tsx?$/.test(e)) out.push(p);
+  }
+  return out;
+}
+
+const FORBIDDEN: Record<string, string[]> = {
+  engine: ['cli', 'daemon', 'control', 'relay'],
+  nat: ['cli', 'daemon', 'control', 'engine'],
+  tun: ['cli', 'daemon', 'control', 'relay', 'engine', 'nat'],
+  relay: ['cli', 'daemon', 'engine'],
+  control: ['cli', 'daemon', 'engine'],
+  daemon: ['cli'],
+};
+
+test('no module imports a layer above it', () => {
+  const bad: string[] = [];
+  for (const [layer, banned] of Object.entries(FORBIDDEN)) {
+    let list: string[] = [];
+    try {
+      list = files(join(root, 'src', layer));
+    } catch {
+      continue;
+    }
+    for (const f of list) {
+      const src = readFileSync(f, 'utf8');
+      for (const m of src.matchAll(/from\s+'(\.[^']+)'/g)) {
+        const target = join(f, '..', m[1]!);
+        const top = relative(join(root, 'src'), target).split('/')[0]!;
+        if (banned.includes(top)) bad.push(`${relative(root, f)} imports ${m[1]}`);
+      }
+    }
+  }
+  assert.deepEqual(bad, []);
+});

@@ -1,0 +1,249 @@
+// The engine's protocol behaviour end to end in memory: two devices on a fake
+// clock exchange real WireGuard datagrams through MemNet.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { FakeClock } from '../../src/engine/clock.js';
+import { generatePrivateKey, publicKeyOf } from '../../src/engine/crypto.js';
+import { Device, type DeviceOptions } from '../../src/engine/device.js';
+import { DEFAULT_TIMERS } from '../../src/engine/constants.js';
+import { MemNet, ipv4Packet } from '../helpers/memnet.js';
+
+interface Node {
+  dev: Device;
+  received: Buffer[];
+  pub: Buffer;
+  priv: Buffer;
+  port: number;
+}
+
+async function node(net: MemNet, clock: FakeClock, address: string, opts: DeviceOptions = {}): Promise<Node> {
+  const priv = generatePrivateKey();
+  const dev = new Device({ clock, ...opts });
+  dev.setPrivateKey(priv);
+  const received: Buffer[] = [];
+  dev.attachTun((p) => (received.push(Buffer.from(p)), true));
+  await dev.attachBind(net.bind(address), 51820);
+  return { dev, received, pub: publicKeyOf(priv), priv, port: dev.port };
+}
+
+/** Lets time pass in small steps, delivering datagrams as it goes (as a real network would). */
+function run(net: MemNet, clock: FakeClock, ms: number, stepMs = 100): void {
+  for (let t = 0; t < ms; t += stepMs) {
+    clock.advance(Math.min(stepMs, ms - t));
+    net.pump();
+  }
+}
+
+/** A ↔ B with inner 10.0.0.1 ↔ 10.0.0.2; only A knows B's endpoint (B learns A's by roaming). */
+async function pair(opts: DeviceOptions = {}, optsB: DeviceOptions = opts) {
+  const net = new MemNet();
+  const clock = new FakeClock();
+  const a = await node(net, clock, '192.0.2.1', opts);
+  const b = await node(net, clock, '192.0.2.2', optsB);
+  await a.dev.applySet({ replacePeers: false, peers: [{ publicKey: b.pub, remove: false, updateOnly: false, endpoint: { address: '192.0.2.2', port: b.port }, replaceAllowedIps: true, allowedIps: [{ address: '10.0.0.2', bits: 32, family: 4 }] }] });
+  await b.dev.applySet({ replacePeers: false, peers: [{ publicKey: a.pub, remove: false, updateOnly: false, replaceAllowedIps: true, allowedIps: [{ address: '10.0.0.1', bits: 32, family: 4 }] }] });
+  return { net, clock, a, b };
+}
+
+test('first packet triggers a handshake; data flows both ways; responder learns the endpoint', async () => {
+  const { net, a, b } = await pair();
+  const p1 = ipv4Packet('10.0.0.1', '10.0.0.2', 100);
+  a.dev.sendPacket(p1);
+  net.pump();
+  assert.equal(b.received.length, 1);
+  assert.ok(b.received[0]!.equals(p1));
+  const bSeesA = b.dev.getPeer(a.pub)!;
+  assert.deepEqual(bSeesA.endpoint, { address: '192.0.2.1', port: a.port });
+  const p2 = ipv4Packet('10.0.0.2', '10.0.0.1', 1300);
+  b.dev.sendPacket(p2);
+  net.pump();
+  assert.equal(a.received.length, 1);
+  assert.ok(a.received[0]!.equals(p2));
+  assert.ok(bSeesA.lastHandshakeWallMs > 0);
+});
+
+test('no packet is lost across rekeys while traffic flows continuously', async () => {
+  const { net, clock, a, b } = await pair();
+  let sent = 0;
+  // 400 s of traffic, one packet each way every 250 ms: crosses REKEY_AFTER_TIME three times
+  for (let t = 0; t < 400_000; t += 250) {
+    a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 64, sent & 0xff));
+    b.dev.sendPacket(ipv4Packet('10.0.0.2', '10.0.0.1', 64, sent & 0xff));
+    sent++;
+    net.pump();
+    clock.advance(250);
+  }
+  net.pump();
+  assert.equal(b.received.length, sent, 'A→B lost packets');
+  assert.equal(a.received.length, sent, 'B→A lost packets');
+  const s = { ...a.dev.stats.dropped, ...b.dev.stats.dropped };
+  assert.equal(a.dev.stats.dropped.decrypt + b.dev.stats.dropped.decrypt, 0, JSON.stringify(s));
+  assert.equal(a.dev.stats.dropped.replay + b.dev.stats.dropped.replay, 0);
+});
+
+test('a replayed transport datagram is dropped and counted', async () => {
+  const { net, a, b } = await pair();
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 50));
+  net.pump();
+  let captured: Buffer | null = null;
+  net.filter = (d) => {
+    if (d.buf[0] === 4 && d.buf.length > 32) captured = d.buf;
+    return true;
+  };
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 50));
+  net.pump();
+  assert.ok(captured);
+  const before = b.received.length;
+  b.dev.receiveDatagram(captured, { address: '192.0.2.1', port: a.port });
+  assert.equal(b.received.length, before);
+  assert.equal(b.dev.stats.dropped.replay, 1);
+});
+
+test('a packet whose inner source is outside the sender’s AllowedIPs is dropped', async () => {
+  const { net, a, b } = await pair();
+  a.dev.sendPacket(ipv4Packet('10.0.0.99', '10.0.0.2', 40));
+  net.pump();
+  assert.equal(b.received.length, 0);
+  assert.equal(b.dev.stats.dropped.disallowedSource, 1);
+});
+
+test('garbage never throws and is counted by reason', async () => {
+  const { net, a, b } = await pair();
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  const src = { address: '198.51.100.7', port: 999 };
+  for (let i = 0; i < 5000; i++) {
+    const len = Math.floor(Math.random() * 300);
+    const g = randomBytes(len);
+    if (len >= 4 && i % 2 === 0) {
+      g[0] = 1 + (i % 4);
+      g[1] = g[2] = g[3] = 0;
+    }
+    b.dev.receiveDatagram(g, src);
+  }
+  for (const size of [148, 92, 64, 32, 100]) {
+    const g = randomBytes(size);
+    g[0] = size === 148 ? 1 : size === 92 ? 2 : size === 64 ? 3 : 4;
+    g[1] = g[2] = g[3] = 0;
+    b.dev.receiveDatagram(g, src);
+  }
+  const d = b.dev.stats.dropped;
+  assert.equal(d.internalError, 0);
+  assert.ok(d.short + d.unknownType + d.badSize + d.badMac1 + d.unknownIndex > 2500);
+  // the tunnel still works
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  assert.equal(b.received.length, 2);
+});
+
+test('under load, an initiation without MAC2 gets a cookie reply, and the retry with the cookie succeeds', async () => {
+  const { net, clock, a, b } = await pair({}, { underLoadHandshakesPerSecond: 0 });
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  assert.equal(b.dev.stats.dropped.cookieRequired, 1);
+  assert.equal(b.received.length, 0);
+  run(net, clock, DEFAULT_TIMERS.rekeyTimeoutMs + DEFAULT_TIMERS.rekeyTimeoutJitterMaxMs);
+  assert.equal(b.received.length, 1, 'staged packet delivered after the cookie round');
+  assert.equal(b.dev.stats.dropped.cookieRequired, 1);
+});
+
+test('a replayed initiation is refused by its timestamp', async () => {
+  const { net, b, a } = await pair();
+  let init: Buffer | null = null;
+  net.filter = (d) => {
+    if (d.buf[0] === 1) init = d.buf;
+    return true;
+  };
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  assert.ok(init);
+  b.dev.receiveDatagram(init, { address: '192.0.2.1', port: a.port });
+  assert.equal(b.dev.stats.dropped.staleTimestamp, 1);
+});
+
+test('roaming: the endpoint follows the source of the last authenticated packet only', async () => {
+  const { net, a, b } = await pair();
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  await a.dev.attachBind(net.bind('192.0.2.77'), 51820);
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  assert.deepEqual(b.dev.getPeer(a.pub)!.endpoint, { address: '192.0.2.77', port: 51820 });
+  // an unauthenticated datagram from elsewhere moves nothing
+  b.dev.receiveDatagram(randomBytes(64), { address: '203.0.113.5', port: 1 });
+  assert.deepEqual(b.dev.getPeer(a.pub)!.endpoint, { address: '192.0.2.77', port: 51820 });
+});
+
+test('an unanswered initiation is retried every REKEY_TIMEOUT and abandoned after REKEY_ATTEMPT_TIME', async () => {
+  const { net, clock, a } = await pair();
+  let initiations = 0;
+  net.filter = (d) => {
+    if (d.buf[0] === 1) initiations++;
+    return false;
+  };
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  for (let t = 0; t < 200_000; t += 100) {
+    clock.advance(100);
+    net.pump();
+  }
+  // 1 + 17 retries within 90 s (wireguard-go's MaxTimerHandshakes), then silence
+  assert.ok(initiations >= 17 && initiations <= 19, `saw ${initiations} initiations`);
+});
+
+test('a keepalive answers received data when we have nothing to send', async () => {
+  const { net, clock, a } = await pair();
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  let keepalives = 0;
+  net.filter = (d) => {
+    if (d.buf[0] === 4 && d.buf.length === 32 && d.src.address === '192.0.2.2') keepalives++;
+    return true;
+  };
+  clock.advance(DEFAULT_TIMERS.keepaliveTimeoutMs + 10);
+  net.pump();
+  assert.equal(keepalives, 1);
+});
+
+test('persistent keepalive sends every interval while idle', async () => {
+  const { net, clock, a } = await pair();
+  const before = { n: 0 };
+  net.filter = (d) => {
+    if (d.src.address === '192.0.2.1') before.n++;
+    return true;
+  };
+  const bPub = a.dev.allPeers()[0]!.publicKey;
+  await a.dev.applySet({ replacePeers: false, peers: [{ publicKey: bPub, remove: false, updateOnly: true, persistentKeepaliveSeconds: 5, replaceAllowedIps: false, allowedIps: [] }] });
+  net.pump();
+  for (let i = 0; i < 30; i++) {
+    clock.advance(1000);
+    net.pump();
+  }
+  // first keepalive triggers the handshake; then one keepalive per 5 s over 30 s
+  assert.ok(before.n >= 6, `only ${before.n} datagrams from A in 30 s`);
+});
+
+test('keys older than REJECT_AFTER_TIME are never used: a new handshake comes first', async () => {
+  const { net, clock, a, b } = await pair();
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  const first = b.dev.getPeer(a.pub)!.lastHandshakeWallMs;
+  run(net, clock, DEFAULT_TIMERS.rejectAfterTimeMs + 1000);
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  assert.equal(b.received.length, 2);
+  assert.ok(b.dev.getPeer(a.pub)!.lastHandshakeWallMs > first);
+  assert.equal(b.dev.stats.dropped.expired, 0);
+});
+
+test('removing a peer stops its traffic and its routes', async () => {
+  const { net, a, b } = await pair();
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  await a.dev.applySet({ replacePeers: false, peers: [{ publicKey: b.pub, remove: true, updateOnly: false, replaceAllowedIps: false, allowedIps: [] }] });
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  assert.equal(b.received.length, 1);
+  assert.equal(a.dev.stats.dropped.noRoute, 1);
+});
