@@ -44,7 +44,7 @@ export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
   try {
     await device.attachBind(bind, cfg.listenPort);
     device.attachTun((p) => tun.write(p));
-    tun.onPackets((pkts) => {
+    tun.onPackets((pkts: Buffer[]) => {
       for (const p of pkts) device.sendPacket(p);
     });
     uapi = await startUapiServer({ ifname: cfg.ifname, target: device, dir: cfg.uapiDir, logger: log });

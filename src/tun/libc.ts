@@ -1,0 +1,36 @@
+// The few libc calls Node has no API for, bound once through koffi.
+import koffi from 'koffi';
+
+let lib: ReturnType<typeof koffi.load> | null = null;
+function libc(): ReturnType<typeof koffi.load> {
+  lib ??= koffi.load('libc.so.6');
+  return lib;
+}
+
+export const TUNSETIFF = 0x400454ca; // _IOW('T', 202, int)
+export const IFF_TUN = 0x0001;
+export const IFF_NO_PI = 0x1000;
+export const POLLIN = 0x0001;
+
+export interface Libc {
+  ioctl(fd: number, req: number, arg: Buffer): number;
+  read(fd: number, buf: Uint8Array, count: number): number;
+  poll(fds: Buffer, nfds: number, timeoutMs: number): number;
+  errno(): number;
+}
+
+let bound: Libc | null = null;
+export function bindLibc(): Libc {
+  if (bound) return bound;
+  const l = libc();
+  const ioctl = l.func('int ioctl(int, unsigned long, void *)');
+  const read = l.func('long read(int, void *, unsigned long)');
+  const poll = l.func('int poll(void *, unsigned long, int)');
+  bound = {
+    ioctl: (fd, req, arg) => ioctl(fd, req, arg) as number,
+    read: (fd, buf, count) => Number(read(fd, buf, count)),
+    poll: (fds, n, t) => poll(fds, n, t) as number,
+    errno: () => koffi.errno(),
+  };
+  return bound;
+}
