@@ -283,6 +283,7 @@ export class Peer {
 
   private beginSession(keys: TransportKeys, isInitiator: boolean, localIndex: number, remoteIndex: number): void {
     const kp = new Keypair(keys.send, keys.recv, isInitiator, localIndex, remoteIndex, this.host.clock.now());
+    this.host.stats.sessions++;
     this.host.indices.bindKeypair(localIndex, this, kp);
     this.zeroKeyMaterial.mod(this.host.timers.rejectAfterTimeMs * 3);
     if (isInitiator) {

@@ -28,6 +28,8 @@ export const DROP_REASONS = [
 export type DropReason = (typeof DROP_REASONS)[number];
 
 export interface EngineStats {
+  /** sessions (keypairs) derived from completed handshakes, either role */
+  sessions: number;
   rx: { packets: number; bytes: number };
   tx: { packets: number; bytes: number };
   dropped: Record<DropReason, number>;
@@ -35,5 +37,5 @@ export interface EngineStats {
 
 export function newStats(): EngineStats {
   const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
-  return { rx: { packets: 0, bytes: 0 }, tx: { packets: 0, bytes: 0 }, dropped };
+  return { sessions: 0, rx: { packets: 0, bytes: 0 }, tx: { packets: 0, bytes: 0 }, dropped };
 }

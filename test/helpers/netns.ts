@@ -1,0 +1,111 @@
+// Network namespaces for tests: unique names, veth links, commands and
+// long-running processes inside them, and one cleanup that removes all of it
+// (processes first) even when a test fails or the runner is interrupted.
+import { execFile, execSync, spawn, type ChildProcess } from 'node:child_process';
+
+let counter = 0;
+const live = new Set<Lab>();
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function sh(cmd: string, args: string[], timeoutMs = 30_000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+export async function must(cmd: string, args: string[], timeoutMs?: number): Promise<string> {
+  const r = await sh(cmd, args, timeoutMs);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+export class Lab {
+  readonly id = `mc${process.pid % 100000}x${counter++}`;
+  private readonly namespaces: string[] = [];
+  private readonly procs: ChildProcess[] = [];
+
+  constructor() {
+    live.add(this);
+  }
+
+  async netns(suffix: string): Promise<string> {
+    const name = `${this.id}${suffix}`;
+    await must('ip', ['netns', 'add', name]);
+    this.namespaces.push(name);
+    await must('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+    return name;
+  }
+
+  /** A veth between two namespaces with the given CIDR addresses. */
+  async link(a: string, aCidr: string, b: string, bCidr: string): Promise<void> {
+    const ia = `v${this.id.slice(-6)}a${this.namespaces.length}`.slice(0, 15);
+    const ib = `v${this.id.slice(-6)}b${this.namespaces.length}`.slice(0, 15);
+    await must('ip', ['link', 'add', ia, 'netns', a, 'type', 'veth', 'peer', 'name', ib, 'netns', b]);
+    await must('ip', ['-n', a, 'addr', 'add', aCidr, 'dev', ia]);
+    await must('ip', ['-n', b, 'addr', 'add', bCidr, 'dev', ib]);
+    await must('ip', ['-n', a, 'link', 'set', ia, 'up']);
+    await must('ip', ['-n', b, 'link', 'set', ib, 'up']);
+  }
+
+  exec(ns: string, cmd: string[], timeoutMs?: number): Promise<RunResult> {
+    return sh('ip', ['netns', 'exec', ns, ...cmd], timeoutMs);
+  }
+
+  /** A long-running process in `ns`, in its own process group. */
+  spawn(ns: string, cmd: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+    const p = spawn('ip', ['netns', 'exec', ns, ...cmd], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    this.procs.push(p);
+    return p;
+  }
+
+  async cleanup(): Promise<void> {
+    for (const p of this.procs) {
+      if (p.exitCode === null && p.pid) {
+        try {
+          process.kill(-p.pid, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    await Promise.all(
+      this.procs.map(
+        (p) =>
+          new Promise<void>((r) => {
+            if (p.exitCode !== null || p.signalCode !== null) return r();
+            const t = setTimeout(() => {
+              try {
+                if (p.pid) process.kill(-p.pid, 'SIGKILL');
+              } catch {
+                /* gone */
+              }
+              r();
+            }, 3000);
+            p.once('exit', () => (clearTimeout(t), r()));
+          }),
+      ),
+    );
+    for (const ns of this.namespaces) await sh('ip', ['netns', 'del', ns]);
+    this.namespaces.length = 0;
+    live.delete(this);
+  }
+}
+
+// Last resort when the runner is killed: remove namespaces synchronously.
+process.once('exit', () => {
+  for (const lab of live) for (const ns of (lab as unknown as { namespaces: string[] }).namespaces) {
+    try {
+      execSync(`ip netns del ${ns}`);
+    } catch {
+      /* best effort */
+    }
+  }
+});

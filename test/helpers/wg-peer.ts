@@ -1,0 +1,74 @@
+// A WireGuard peer of either implementation, configured identically through
+// the `wg` tool over the UAPI socket, so every interop test runs both ways.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { packageRoot } from '../../src/cli/version.js';
+import { must, type Lab } from './netns.js';
+
+export type WgKind = 'wireguard-go' | 'meshctl';
+
+export interface WgPeer {
+  kind: WgKind;
+  ns: string;
+  ifname: string;
+  publicKey: string;
+  privateKeyFile: string;
+  proc: ChildProcess;
+  stderr: () => string;
+  /** meshctl only: the engine's counters (SIGUSR1 → `stats {json}` on stderr) */
+  stats(): Promise<{ sessions: number; dropped: Record<string, number>; rx: { packets: number } }>;
+}
+
+let seq = 0;
+
+export async function startPeer(lab: Lab, kind: WgKind, ns: string, opts: { port: number; inner4: string; inner6: string; env?: NodeJS.ProcessEnv }): Promise<WgPeer> {
+  const ifname = `w${process.pid % 10000}${kind === 'meshctl' ? 'm' : 'g'}${seq++}`;
+  const sock = `/var/run/wireguard/${ifname}.sock`;
+  rmSync(sock, { force: true });
+  const cmd = kind === 'wireguard-go' ? ['wireguard-go', '-f', ifname] : [process.execPath, join(packageRoot(), 'bin', 'meshctl'), 'debug', 'engine', '--ifname', ifname, '--foreground'];
+  const proc = lab.spawn(ns, cmd, { ...opts.env, LOG_LEVEL: 'error' });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  proc.stdout!.resume();
+  for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!existsSync(sock)) throw new Error(`${kind} did not create ${sock}: ${err}`);
+  const dir = mkdtempSync(join(tmpdir(), 'mckey-'));
+  const privateKey = (await must('wg', ['genkey'])).trim();
+  const privateKeyFile = join(dir, 'key');
+  writeFileSync(privateKeyFile, privateKey + '\n', { mode: 0o600 });
+  const publicKey = (await must('sh', ['-c', `echo ${privateKey} | wg pubkey`])).trim();
+  await lab.exec(ns, ['wg', 'set', ifname, 'private-key', privateKeyFile, 'listen-port', String(opts.port)]).then((r) => {
+    if (r.code !== 0) throw new Error(`wg set failed: ${r.stderr}`);
+  });
+  await must('ip', ['-n', ns, 'addr', 'add', opts.inner4, 'dev', ifname]);
+  await must('ip', ['-n', ns, 'addr', 'add', opts.inner6, 'dev', ifname, 'nodad']);
+  await must('ip', ['-n', ns, 'link', 'set', ifname, 'mtu', '1420', 'up']);
+  return {
+    kind,
+    ns,
+    ifname,
+    publicKey,
+    privateKeyFile,
+    proc,
+    stderr: () => err,
+    stats: async () => {
+      const before = err.length;
+      proc.kill('SIGUSR1');
+      for (let i = 0; i < 100; i++) {
+        const m = /stats (\{.*\})\n/.exec(err.slice(before));
+        if (m) return JSON.parse(m[1]!);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error('no stats line from the engine');
+    },
+  };
+}
+
+export async function addPeer(lab: Lab, self: WgPeer, other: WgPeer, allowed: string, endpoint?: string): Promise<void> {
+  const args = ['wg', 'set', self.ifname, 'peer', other.publicKey, 'allowed-ips', allowed];
+  if (endpoint) args.push('endpoint', endpoint);
+  const r = await lab.exec(self.ns, args);
+  if (r.code !== 0) throw new Error(`wg set peer failed: ${r.stderr}`);
+}
