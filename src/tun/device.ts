@@ -35,6 +35,8 @@ const DEFAULT_MTU = 1420;
 const DEFAULT_BATCH_PACKETS = 64;
 const IFNAMSIZ = 16;
 const IFREQ_SIZE = 40;
+/** The reader polls with a 100 ms timeout; this is a generous bound on it noticing the stop flag. */
+const READER_STOP_TIMEOUT_MS = 1000;
 const NAME_RE = /^[^\s/:]{1,15}$/;
 
 export async function openTun(opts: TunOptions): Promise<TunDevice> {
@@ -104,9 +106,11 @@ class LinuxTun implements TunDevice {
     Atomics.store(new Int32Array(this.stop), 0, 1);
     if (this.worker) {
       const w = this.worker;
+      // hold the loop open until the reader has stopped (it is unref'd while running)
+      w.ref();
       await new Promise<void>((r) => {
-        w.once('exit', () => r());
-        setTimeout(() => void w.terminate().then(() => r()), 1000).unref();
+        const t = setTimeout(() => void w.terminate().then(() => r()), READER_STOP_TIMEOUT_MS);
+        w.once('exit', () => (clearTimeout(t), r()));
       });
     }
     closeSync(this.fd);
