@@ -55,7 +55,7 @@ export async function openTun(opts: TunOptions): Promise<TunDevice> {
   if (libc.ioctl(fd, TUNSETIFF, ifr) !== 0) {
     const errno = libc.errno();
     closeSync(fd);
-    const hint = errno === 16 ? 'the name is in use by another device or process' : errno === 1 ? 'run as root or with CAP_NET_ADMIN' : `errno ${errno}`;
+    const hint = errno === 16 ? 'the name is in use by another device or process; choose another name or stop that process' : errno === 1 ? 'run as root or with CAP_NET_ADMIN' : `errno ${errno}`;
     throw new TunError('TUN_OPEN_FAILED', `cannot create TUN interface ${opts.name}: ${hint}`);
   }
   try {
