@@ -3,7 +3,6 @@
 // sockets or file descriptors: a NetBind and a packet writer are injected, so
 // the same code runs on real UDP/TUN and in memory in tests. The receive path
 // never throws: anything malformed is counted in `stats.dropped` and dropped.
-import { createDecipheriv } from 'node:crypto';
 import { AllowedIps } from './allowedips.js';
 import { systemClock, type Clock } from './clock.js';
 import {
@@ -16,7 +15,8 @@ import {
   type EngineTimers,
 } from './constants.js';
 import { CookieChecker } from './cookie.js';
-import { aeadNonce, isZero, TAG_LEN } from './crypto.js';
+import { isZero, TAG_LEN } from './crypto.js';
+import { packetAead } from './aead.js';
 import { endpointKey, type Endpoint } from './endpoint.js';
 import { claimedLength, destinationOf, sourceOf } from './ippacket.js';
 import { IndexTable } from './keypair.js';
@@ -79,7 +79,7 @@ export class Device implements UapiTarget, PeerHost {
   private listenPort = 0;
   private fwmark = 0;
   private readonly mtuBytes: number;
-  private readonly nonce = Buffer.alloc(12);
+  private readonly aead = packetAead();
 
   constructor(opts: DeviceOptions = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -229,13 +229,8 @@ export class Device implements UapiTarget, PeerHost {
       this.stats.dropped.expired++;
       return;
     }
-    const sealed = buf.subarray(TRANSPORT_HEADER_SIZE);
-    const d = createDecipheriv('chacha20-poly1305', kp.recvKey, aeadNonce(h.counter, this.nonce), { authTagLength: TAG_LEN });
-    d.setAuthTag(sealed.subarray(sealed.length - TAG_LEN));
-    const plain = d.update(sealed.subarray(0, sealed.length - TAG_LEN));
-    try {
-      d.final();
-    } catch {
+    const plain = this.aead.open(kp.recvKey, h.counter, buf.subarray(TRANSPORT_HEADER_SIZE));
+    if (!plain) {
       this.stats.dropped.decrypt++;
       return;
     }

@@ -13,7 +13,7 @@ import {
   type EngineTimers,
 } from './constants.js';
 import { CookieGenerator } from './cookie.js';
-import { aeadNonce, TAG_LEN, tai64n } from './crypto.js';
+import { TAG_LEN, tai64n } from './crypto.js';
 import { endpointEquals, type Endpoint } from './endpoint.js';
 import { IndexTable, Keypair } from './keypair.js';
 import {
@@ -36,7 +36,7 @@ import {
   type TransportKeys,
 } from './noise.js';
 import type { EngineStats } from './stats.js';
-import { createCipheriv } from 'node:crypto';
+import { packetAead } from './aead.js';
 
 /** What a peer needs from its device. */
 export interface PeerHost {
@@ -55,7 +55,6 @@ type HandshakeState =
   | { kind: 'initiationSent'; localIndex: number; state: InitiatorState }
   | { kind: 'initiationConsumed' };
 
-const ZERO_PAD = Buffer.alloc(PADDING_MULTIPLE);
 
 export class Peer {
   remote: RemoteStatic;
@@ -77,7 +76,7 @@ export class Peer {
   private needAnotherKeepalive = false;
   private sentLastMinuteHandshake = false;
   private readonly cookies: CookieGenerator;
-  private readonly nonce = Buffer.alloc(12);
+  private readonly aead = packetAead();
 
   private readonly retransmitHandshake: LazyTimer;
   private readonly sendKeepaliveTimer: LazyTimer;
@@ -189,12 +188,7 @@ export class Peer {
     const out = Buffer.allocUnsafe(TRANSPORT_HEADER_SIZE + padded + TAG_LEN);
     const counter = kp.sendCounter++;
     writeTransportHeader(out, kp.remoteIndex, counter);
-    const cipher = createCipheriv('chacha20-poly1305', kp.sendKey, aeadNonce(counter, this.nonce), { authTagLength: TAG_LEN });
-    let off = TRANSPORT_HEADER_SIZE;
-    off += cipher.update(pkt).copy(out, off);
-    if (padded > pkt.length) off += cipher.update(ZERO_PAD.subarray(0, padded - pkt.length)).copy(out, off);
-    cipher.final();
-    cipher.getAuthTag().copy(out, off);
+    this.aead.seal(kp.sendKey, counter, pkt, padded - pkt.length, out, TRANSPORT_HEADER_SIZE);
     if (this.host.sendDatagram(out, ep)) this.txBytes += out.length;
     // timers, in wireguard-go's order (send.go RoutineSequentialSender)
     this.timersAnyAuthenticatedPacketTraversal();
