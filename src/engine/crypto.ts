@@ -5,7 +5,8 @@
 // Choice by measurement (docs/performance.md "Crypto"): node:crypto's
 // ChaCha20-Poly1305 costs ~10.5 µs per 1,420-byte packet against ~23–28 µs for
 // @noble/ciphers, and its X25519 ~36 µs against ~660 µs for @noble/curves, so
-// the per-packet AEAD and every DH use node:crypto (OpenSSL). Keyed BLAKE2s-128
+// every DH uses node:crypto (OpenSSL); the per-packet AEAD goes further and
+// calls Node's OpenSSL directly (aead.ts). Keyed BLAKE2s-128
 // and XChaCha20-Poly1305 are not in node:crypto: those come from @noble.
 import {
   createCipheriv,
