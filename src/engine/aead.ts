@@ -4,9 +4,9 @@
 // with one reused EVP context, costs ~2.3 µs (bench/crypto.js). If the
 // symbols are not reachable (a Node built without exported OpenSSL), or
 // MESHCTL_AEAD=node, the node:crypto path is used: same bytes, slower.
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createCipheriv } from 'node:crypto';
 import koffi from 'koffi';
-import { aeadNonce, TAG_LEN } from './crypto.js';
+import { aeadNonce, aeadOpen, TAG_LEN } from './crypto.js';
 
 export interface PacketAead {
   readonly name: 'openssl-evp' | 'node-crypto';
@@ -17,6 +17,7 @@ export interface PacketAead {
 }
 
 const ZERO_PAD = Buffer.alloc(16);
+const EMPTY_AD = Buffer.alloc(0);
 const EVP_CTRL_AEAD_GET_TAG = 0x10;
 const EVP_CTRL_AEAD_SET_TAG = 0x11;
 
@@ -32,15 +33,7 @@ class NodeCryptoAead implements PacketAead {
     return o - off;
   }
   open(key: Buffer, counter: number, sealed: Buffer): Buffer | null {
-    const d = createDecipheriv('chacha20-poly1305', key, aeadNonce(counter, this.nonce), { authTagLength: TAG_LEN });
-    d.setAuthTag(sealed.subarray(sealed.length - TAG_LEN));
-    const plain = d.update(sealed.subarray(0, sealed.length - TAG_LEN));
-    try {
-      d.final();
-    } catch {
-      return null;
-    }
-    return plain;
+    return aeadOpen(key, counter, sealed, EMPTY_AD);
   }
 }
 
