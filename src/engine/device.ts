@@ -17,7 +17,7 @@ import {
 import { CookieChecker } from './cookie.js';
 import { isZero, TAG_LEN } from './crypto.js';
 import { packetAead } from './aead.js';
-import { endpointKey, type Endpoint } from './endpoint.js';
+import type { Endpoint } from './endpoint.js';
 import { claimedLength, destinationOf, sourceOf } from './ippacket.js';
 import { IndexTable } from './keypair.js';
 import {
@@ -381,10 +381,5 @@ export class Device implements UapiTarget, PeerHost {
       for (const a of pc.allowedIps) this.allowedIps.insert(a.address, a.bits, peer);
       if (pc.persistentKeepaliveSeconds !== undefined) peer.setPersistentKeepalive(pc.persistentKeepaliveSeconds);
     }
-  }
-
-  /** For logs: a peer's short name. */
-  static peerName(p: Peer): string {
-    return p.publicKey.toString('base64').slice(0, 8) + '…' + (p.endpoint ? ` @ ${endpointKey(p.endpoint)}` : '');
   }
 }

@@ -44,8 +44,4 @@ export class IndexTable {
   delete(idx: number): void {
     this.entries.delete(idx);
   }
-
-  get size(): number {
-    return this.entries.size;
-  }
 }

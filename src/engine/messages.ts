@@ -9,7 +9,6 @@ import {
   MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT,
   RESPONSE_SIZE,
-  TRANSPORT_HEADER_SIZE,
   TRANSPORT_MIN_SIZE,
 } from './constants.js';
 
@@ -149,5 +148,3 @@ export function writeTransportHeader(out: Buffer, receiver: number, counter: num
   out.writeUInt32LE(counter >>> 0, 8);
   out.writeUInt32LE(Math.floor(counter / 0x1_0000_0000), 12);
 }
-
-export { TRANSPORT_HEADER_SIZE };

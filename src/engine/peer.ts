@@ -418,10 +418,5 @@ export class Peer {
     this.expireAll();
     this.staged = [];
   }
-
-  /** Test and status hook: which keypair slots are filled. */
-  keypairSlots(): { previous: boolean; current: boolean; next: boolean } {
-    return { previous: this.previous !== null, current: this.current !== null, next: this.next !== null };
-  }
 }
 

@@ -12,11 +12,6 @@ export class ReplayFilter {
   private last = 0;
   private readonly ring = new Uint32Array(RING_BLOCKS);
 
-  reset(): void {
-    this.last = 0;
-    this.ring.fill(0);
-  }
-
   /** True if `counter` is new and inside the window (and marks it seen). */
   validateCounter(counter: number, limit: number): boolean {
     if (counter >= limit) return false;

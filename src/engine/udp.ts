@@ -29,35 +29,38 @@ export class UdpBind implements NetBind {
 
   constructor(private readonly logger: (msg: string) => void = () => {}) {}
 
+  /** Binds the new sockets first and only then closes the old ones, so a refused port change keeps the device reachable. */
   async open(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<number> {
-    await this.close();
+    const { v4, v6, bound } = await this.bindPair(port, onDatagram);
+    const old = [this.v4, this.v6];
+    this.v4 = v4;
+    this.v6 = v6;
+    await Promise.all(old.map((s) => (s ? new Promise<void>((r) => s.close(() => r())) : undefined)));
+    return bound;
+  }
+
+  private async bindPair(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<{ v4: dgram.Socket; v6: dgram.Socket | null; bound: number }> {
     let lastErr: unknown;
     for (let attempt = 0; attempt < (port === 0 ? BIND_RETRIES : 1); attempt++) {
+      let v4: dgram.Socket;
       try {
-        const v4 = await this.bindOne('udp4', port, onDatagram);
-        const bound = v4.address().port;
-        let v6: dgram.Socket | null = null;
-        try {
-          v6 = await this.bindOne('udp6', bound, onDatagram);
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          // no IPv6 on this host: IPv4 alone is fine; a taken v6 port with a random v4 port: retry
-          if (code === 'EADDRINUSE' && port === 0) {
-            v4.close();
-            lastErr = err;
-            continue;
-          }
-          if (code === 'EADDRINUSE') {
-            v4.close();
-            throw err;
-          }
-          this.logger(`IPv6 UDP unavailable (${code ?? (err as Error).message}); using IPv4 only`);
-        }
-        this.v4 = v4;
-        this.v6 = v6;
-        return bound;
+        v4 = await this.bindOne('udp4', port, onDatagram);
       } catch (err) {
         lastErr = err;
+        continue;
+      }
+      const bound = v4.address().port;
+      try {
+        return { v4, v6: await this.bindOne('udp6', bound, onDatagram), bound };
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EADDRINUSE') {
+          // no IPv6 on this host: IPv4 alone is fine
+          this.logger(`IPv6 UDP unavailable (${code ?? (err as Error).message}); using IPv4 only`);
+          return { v4, v6: null, bound };
+        }
+        v4.close();
+        lastErr = err; // a random v4 port taken on v6: try another
       }
     }
     throw lastErr;

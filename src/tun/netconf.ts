@@ -16,12 +16,4 @@ export const setMtu = (ifname: string, mtu: number): Promise<void> => ip(['link'
 export const setLinkUp = (ifname: string, mtu: number): Promise<void> => ip(['link', 'set', 'dev', ifname, 'mtu', String(mtu), 'up']);
 export const addAddress = (ifname: string, cidr: string): Promise<void> => ip(['addr', 'add', cidr, 'dev', ifname]);
 export const addRoute = (ifname: string, cidr: string): Promise<void> => ip(['route', 'add', cidr, 'dev', ifname]);
-export const delRoute = (ifname: string, cidr: string): Promise<void> => ip(['route', 'del', cidr, 'dev', ifname]);
 
-export async function deleteLink(ifname: string): Promise<void> {
-  try {
-    await ip(['link', 'del', 'dev', ifname]);
-  } catch (err) {
-    if (!/Cannot find device|does not exist/.test((err as Error).message)) throw err;
-  }
-}

@@ -59,6 +59,13 @@ test('wg show / set / setconf / showconf work against meshctl as against wiregua
       assert.equal(a, b, `answers differ for ${JSON.stringify(req)}`);
       assert.match(a, /^errno=-\d+\n\n$/);
     }
+    // a listen port already taken: the same errno from both, and meshctl keeps its old port and keeps working
+    const [inUseMc, inUseGo] = await Promise.all([raw(mc.ifname, 'set=1\nlisten_port=51901\n\n'), raw(go.ifname, 'set=1\nlisten_port=51900\n\n')]);
+    assert.equal(inUseMc, inUseGo);
+    assert.match(inUseMc, /^errno=-98\n\n$/);
+    assert.match(await raw(mc.ifname, 'get=1\n\n'), /listen_port=51900\n/);
+    const bound = await must('ip', ['netns', 'exec', ns, 'ss', '-uln']);
+    assert.match(bound, /:51900\b/, 'meshctl still listens on its old port');
     // unknown operation: both drop the connection without an answer
     const [a, b] = await Promise.all([raw(mc.ifname, 'hello\n\n'), raw(go.ifname, 'hello\n\n')]);
     assert.equal(a, b);

@@ -28,7 +28,8 @@ test('TUN: MTU and addresses applied, packets read and written, close removes th
     assert.match(result.link, /mtu 1380/);
     assert.match(result.link, /UP/);
     assert.match(result.addr, /10\.80\.0\.1\/24/);
-    assert.equal(result.readOk, true, 'a UDP datagram routed into the TUN was read with its payload');
+    assert.match(result.addr, /10\.81\.0\.0\/24/, 'route added');
+    assert.equal(result.readOk, true, 'a UDP datagram sent along the added route was read from the TUN with its payload');
     assert.equal(result.writeOk, true, 'a packet written to the TUN reached a local UDP socket');
     assert.equal(result.goneAfterClose, true);
     assert.equal(result.doubleCloseOk, true);
