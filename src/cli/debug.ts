@@ -2,7 +2,6 @@
 // by the standard `wg` tool over the cross-platform UAPI, like wireguard-go.
 import { Command } from 'commander';
 import { CliError } from './errors.js';
-import { runEngineForeground, startEngineDetached } from '../daemon/debug-engine.js';
 
 const IFNAME_RE = /^[^\s/:]{1,15}$/;
 
@@ -24,6 +23,7 @@ export function registerDebug(program: Command): void {
       const mtu = Number(opts.mtu);
       if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535) throw new CliError('USAGE', `--mtu: "${opts.mtu}" must be a whole number from 576 to 65535`);
       const config = { ifname: opts.ifname, listenPort: port, mtu, uapiDir: opts.uapiDir };
+      const { runEngineForeground, startEngineDetached } = await import('../daemon/debug-engine.js');
       if (opts.foreground) await runEngineForeground(config);
       else await startEngineDetached(config, process.argv.slice(1));
     });

@@ -1,15 +1,23 @@
 // One error class with a stable code per failure the CLI reports; `main` maps
-// codes to exit statuses so scripts can tell causes apart.
+// codes to exit statuses so scripts can tell causes apart (man/meshctl.1,
+// EXIT STATUS).
+import { ApiError, type ApiErrorCode } from '../localapi/types.js';
+import { DaemonNotRunning } from '../localapi/client.js';
 
 export const EXIT = {
   OK: 0,
+  /** any other failure, and "meshctl is stopped" (as the contract asks of status) */
   FAILURE: 1,
   USAGE: 2,
   NOT_IMPLEMENTED: 2,
   PERMISSION: 3,
+  NOT_FOUND: 4,
+  UNREACHABLE: 5,
+  AUTH: 6,
+  TIMEOUT: 7,
 } as const;
 
-export type CliErrorCode = 'USAGE' | 'NOT_IMPLEMENTED' | 'PERMISSION' | 'FAILURE';
+export type CliErrorCode = keyof typeof EXIT;
 
 export class CliError extends Error {
   override readonly name = 'CliError';
@@ -23,4 +31,23 @@ export class CliError extends Error {
 
 export function notImplemented(command: string, issue: number): never {
   throw new CliError('NOT_IMPLEMENTED', `meshctl ${command}: not implemented yet (tracked in issue ${issue})`);
+}
+
+const FROM_API: Record<ApiErrorCode, CliErrorCode> = {
+  BAD_REQUEST: 'USAGE',
+  PERMISSION: 'PERMISSION',
+  NOT_FOUND: 'NOT_FOUND',
+  UNREACHABLE: 'UNREACHABLE',
+  AUTH: 'AUTH',
+  TIMEOUT: 'TIMEOUT',
+  NOT_RUNNING: 'FAILURE',
+  FAILURE: 'FAILURE',
+};
+
+/** Turns what the local API client throws into the CLI's one-line error. */
+export function fromApi(err: unknown, socket: string): CliError {
+  if (err instanceof CliError) return err;
+  if (err instanceof DaemonNotRunning) return new CliError('FAILURE', `meshctl is stopped (no daemon at ${socket}): start it with \`meshctl up\``);
+  if (err instanceof ApiError) return new CliError(FROM_API[err.code], err.message);
+  return new CliError('FAILURE', (err as Error)?.message ?? String(err));
 }

@@ -5,6 +5,14 @@ import { CliError, EXIT } from './errors.js';
 import { meshctlVersion } from './version.js';
 import { registerDebug } from './debug.js';
 import { registerPlanned } from './planned.js';
+import { registerUp } from './up.js';
+import { registerDown } from './down.js';
+import { registerStatus } from './status.js';
+import { registerPing } from './ping.js';
+import { registerIp } from './ip.js';
+import { registerSet } from './set.js';
+import { registerDaemon } from './daemon.js';
+import { registerControl } from './control.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -23,6 +31,14 @@ export function buildProgram(): Command {
       process.stdout.write(opts.json ? JSON.stringify({ version: v, node: process.version }) + '\n' : `${v}\n`);
     });
 
+  registerUp(program);
+  registerDown(program);
+  registerStatus(program);
+  registerPing(program);
+  registerIp(program);
+  registerSet(program);
+  registerDaemon(program);
+  registerControl(program);
   registerPlanned(program);
   registerDebug(program);
   return program;

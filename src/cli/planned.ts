@@ -12,19 +12,7 @@ interface Planned {
 }
 
 const PLANNED: Planned[] = [
-  { path: ['up'], description: 'start the daemon if needed, join the network and bring the interface up', issue: 3 },
-  { path: ['down'], description: 'stop carrying traffic, keep identity and settings', issue: 3 },
-  { path: ['logout'], description: 'forget the node key here and at the control server', issue: 3 },
-  { path: ['status'], description: 'show this node and its peers, and the path that carries traffic to each', issue: 3 },
-  { path: ['ping'], description: 'probe a peer and show the path that answered', issue: 3, args: '<peer>' },
-  { path: ['ip'], description: "print this node's (or a peer's) mesh addresses", issue: 3, args: '[peer]' },
-  { path: ['whois'], description: 'show which node owns a mesh address', issue: 3, args: '<ip>' },
-  { path: ['set'], description: 'change one setting of a running node', issue: 3 },
   { path: ['netcheck'], description: 'report UDP reachability, NAT type, port mapping and relay latency', issue: 4 },
-  { path: ['control', 'serve'], description: 'run the HTTPS control server', issue: 3 },
-  { path: ['control', 'ca'], description: "print the control server's certificate (PEM)", issue: 3 },
-  { path: ['control', 'authkey', 'create'], description: 'create an auth key', issue: 3 },
-  { path: ['control', 'nodes'], description: 'list, delete or expire nodes', issue: 3, args: '<list|delete|expire> [node]' },
   { path: ['relay', 'serve'], description: 'run a relay and STUN server', issue: 4 },
   { path: ['lab'], description: 'build a demo network of namespaces behind NATs (root)', issue: 4, args: '<up|status|down>' },
 ];

@@ -1,6 +1,7 @@
 // Timer values tests shorten, read from the environment so an integration test
 // can force e.g. a rekey mid-transfer without waiting 120 s. Unset in normal use.
 import type { EngineTimers } from '../engine/constants.js';
+import type { PathTimers } from '../engine/paths.js';
 
 const KNOBS: Record<string, keyof EngineTimers> = {
   MESHCTL_REKEY_AFTER_TIME_MS: 'rekeyAfterTimeMs',
@@ -19,4 +20,26 @@ export function engineTimersFromEnv(env: NodeJS.ProcessEnv): Partial<EngineTimer
     out[key] = n;
   }
   return out;
+}
+
+export interface DaemonKnobs {
+  engineTimers: Partial<EngineTimers>;
+  pathTimers: Partial<PathTimers>;
+}
+
+const PATH_KNOBS: Record<string, keyof PathTimers> = {
+  MESHCTL_PATH_HEARTBEAT_MS: 'heartbeatMs',
+  MESHCTL_PATH_TRUST_MS: 'trustMs',
+};
+
+export function daemonKnobsFromEnv(env: NodeJS.ProcessEnv): DaemonKnobs {
+  const pathTimers: Partial<PathTimers> = {};
+  for (const [name, key] of Object.entries(PATH_KNOBS)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}="${v}" must be a positive number of milliseconds`);
+    pathTimers[key] = n;
+  }
+  return { engineTimers: engineTimersFromEnv(env), pathTimers };
 }

@@ -8,27 +8,24 @@
 // every DH uses node:crypto (OpenSSL); the per-packet AEAD goes further and
 // calls Node's OpenSSL directly (aead.ts). Keyed BLAKE2s-128
 // and XChaCha20-Poly1305 are not in node:crypto: those come from @noble.
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  createHmac,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  type KeyObject,
-} from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 
-export const KEY_LEN = 32;
+export { KEY_LEN } from '../crypto/x25519.js';
 export const TAG_LEN = 16;
 
 
-// DER wrappers of a raw X25519 key (RFC 8410): PKCS#8 for private, SPKI for public.
-const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+export {
+  clampPrivateKey,
+  dh,
+  generatePrivateKey,
+  isZero,
+  privateKeyObject,
+  publicKeyObject,
+  publicKeyOf,
+  WeakKeyError,
+} from '../crypto/x25519.js';
 
 export function hash(...parts: Uint8Array[]): Buffer {
   const h = createHash('blake2s256');
@@ -56,57 +53,6 @@ export function kdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Buffer[] 
   if (n === 2) return [t1, t2];
   const t3 = hmac(t0, t2, Buffer.of(3));
   return [t1, t2, t3];
-}
-
-/** Clamps a 32-byte scalar as X25519 (RFC 7748) requires; wg does this on keys it generates. */
-export function clampPrivateKey(k: Buffer): Buffer {
-  const c = Buffer.from(k);
-  c[0]! &= 248;
-  c[31]! = (c[31]! & 127) | 64;
-  return c;
-}
-
-export function generatePrivateKey(): Buffer {
-  const { privateKey } = generateKeyPairSync('x25519');
-  const der = privateKey.export({ format: 'der', type: 'pkcs8' });
-  return Buffer.from(der.subarray(der.length - KEY_LEN));
-}
-
-export function privateKeyObject(raw: Uint8Array): KeyObject {
-  return createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, raw]), format: 'der', type: 'pkcs8' });
-}
-
-export function publicKeyObject(raw: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, raw]), format: 'der', type: 'spki' });
-}
-
-export function publicKeyOf(priv: Uint8Array | KeyObject): Buffer {
-  const ko = priv instanceof Uint8Array ? privateKeyObject(priv) : priv;
-  const der = createPublicKey(ko).export({ format: 'der', type: 'spki' });
-  return Buffer.from(der.subarray(der.length - KEY_LEN));
-}
-
-export class WeakKeyError extends Error {
-  override readonly name = 'WeakKeyError';
-  readonly code = 'WEAK_KEY';
-}
-
-/** DH(priv, pub); a low-order public key (all-zero shared secret) is refused as wireguard-go does. */
-export function dh(priv: KeyObject, pubRaw: Uint8Array): Buffer {
-  let out: Buffer;
-  try {
-    out = diffieHellman({ privateKey: priv, publicKey: publicKeyObject(pubRaw) });
-  } catch {
-    throw new WeakKeyError('X25519 produced no shared secret');
-  }
-  if (isZero(out)) throw new WeakKeyError('X25519 shared secret is all zero (low-order point)');
-  return out;
-}
-
-export function isZero(b: Uint8Array): boolean {
-  let acc = 0;
-  for (let i = 0; i < b.length; i++) acc |= b[i]!;
-  return acc === 0;
 }
 
 const TAI64N_WHITENER_NS = 0x100_0000; // 2^24 ns ≈ 16.8 ms

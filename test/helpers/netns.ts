@@ -93,6 +93,17 @@ export class Lab {
           }),
       ),
     );
+    // daemons a test started with `meshctl up` detach from it: find them by namespace
+    for (const ns of this.namespaces) {
+      const pids = (await sh('ip', ['netns', 'pids', ns])).stdout.split(/\s+/).filter(Boolean);
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
     for (const ns of this.namespaces) await sh('ip', ['netns', 'del', ns]);
     this.namespaces.length = 0;
     live.delete(this);
@@ -103,7 +114,7 @@ export class Lab {
 process.once('exit', () => {
   for (const lab of live) for (const ns of (lab as unknown as { namespaces: string[] }).namespaces) {
     try {
-      execSync(`ip netns del ${ns}`);
+      execSync(`ip netns pids ${ns} | xargs -r kill -9; ip netns del ${ns}`);
     } catch {
       /* best effort */
     }

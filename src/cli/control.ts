@@ -1,0 +1,130 @@
+// `meshctl control …`: run the control server and administer its network.
+import { existsSync, readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ControlError, type RelayRegion } from '../control/protocol.js';
+import { durationArg, printJson } from './context.js';
+import { CliError } from './errors.js';
+
+const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
+const DEFAULT_LISTEN = '0.0.0.0:8443';
+
+export function listenArg(v: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]*)):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new InvalidArgumentError(`"${v}" is not HOST:PORT (e.g. 0.0.0.0:8443 or [::]:8443)`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+function relayArg(v: string, prev: RelayRegion[]): RelayRegion[] {
+  const m = /^([a-z0-9-]{1,32})=(https:\/\/[^?\s]+)(?:\?stun=(\d{1,5}))?$/.exec(v);
+  if (!m) throw new InvalidArgumentError(`"${v}" is not CODE=https://HOST:PORT[?stun=PORT]`);
+  return [...prev, { code: m[1]!, url: m[2]!, stunPort: m[3] ? Number(m[3]) : 3478 }];
+}
+
+function mapControlError(err: unknown): never {
+  if (err instanceof ControlError) throw new CliError(err.code === 'NODE_UNKNOWN' ? 'NOT_FOUND' : err.code === 'BAD_REQUEST' ? 'USAGE' : 'FAILURE', err.message);
+  throw err;
+}
+
+// loaded on use: the database engine (WASM) must not slow down every other command
+const admin = async () => (await import('../control/admin-client.js')).admin;
+
+const stateDirOption = (): Option => new Option('--state-dir <dir>', "the control server's state directory").default(process.env.MESHCTL_CONTROL_STATE_DIR || DEFAULT_CONTROL_STATE_DIR);
+
+export function registerControl(program: Command): void {
+  const control = program.command('control').description('the control server: run it and administer its network');
+
+  control
+    .command('serve')
+    .description('run the HTTPS control server')
+    .addOption(new Option('--listen <host:port>', 'address to listen on').argParser(listenArg).default(listenArg(DEFAULT_LISTEN), DEFAULT_LISTEN))
+    .addOption(stateDirOption())
+    .option('--tls-cert <file>', 'certificate (PEM); default: a self-signed one made in the state dir')
+    .option('--tls-key <file>', 'private key (PEM) for --tls-cert')
+    .addOption(new Option('--relay <code=url>', 'add a relay region to the map (repeatable)').argParser(relayArg).default([]))
+    .addOption(new Option('--key-expiry <dur>', 'node keys expire after this long (default: never)').argParser(durationArg))
+    .addOption(new Option('--ephemeral-grace <dur>', 'an ephemeral node offline this long is deleted').argParser(durationArg).default(30_000, '30s'))
+    .action(async (o: { listen: { host: string; port: number }; stateDir: string; tlsCert?: string; tlsKey?: string; relay: RelayRegion[]; keyExpiry?: number; ephemeralGrace: number }) => {
+      if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
+      const { ControlServer } = await import('../control/server.js');
+      const server = new ControlServer({
+        host: o.listen.host,
+        port: o.listen.port,
+        stateDir: o.stateDir,
+        tlsCert: o.tlsCert,
+        tlsKey: o.tlsKey,
+        relays: o.relay,
+        keyExpiryMs: o.keyExpiry ?? null,
+        ephemeralGraceMs: o.ephemeralGrace,
+        logger: (m) => process.stderr.write(`${new Date().toISOString()} meshctl control: ${m}\n`),
+      });
+      try {
+        await server.start();
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        const why = e.code === 'EADDRINUSE' ? 'the port is in use: stop the other server or pick another --listen' : e.code === 'EACCES' ? 'permission denied: use a port above 1023 or run as root' : e.message;
+        throw new CliError('FAILURE', `meshctl control serve: cannot listen on ${o.listen.host}:${o.listen.port}: ${why}`);
+      }
+      const stop = (): void => void server.stop().then(() => process.exit(0));
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      await new Promise<never>(() => {});
+    });
+
+  control
+    .command('ca')
+    .description("print the control server's certificate (PEM), for clients' --control-ca")
+    .addOption(stateDirOption())
+    .action(async (o: { stateDir: string }) => {
+      const { stateFiles } = await import('../control/state-dir.js');
+      const f = stateFiles(o.stateDir).cert;
+      if (!existsSync(f)) throw new CliError('FAILURE', `no certificate in ${o.stateDir}: start \`meshctl control serve --state-dir ${o.stateDir}\` once to create it`);
+      process.stdout.write(readFileSync(f, 'utf8'));
+    });
+
+  const authkey = control.command('authkey').description('auth keys that let nodes join');
+  authkey
+    .command('create')
+    .description('create an auth key; it is printed as the last line of stdout')
+    .addOption(stateDirOption())
+    .option('--reusable', 'the key may register any number of nodes')
+    .option('--ephemeral', 'nodes joining with it are deleted when they go offline')
+    .addOption(new Option('--expiry <dur>', 'the key stops working after this long (e.g. 1h, 90d)').argParser(durationArg))
+    .option('--json', 'print as JSON')
+    .action(async (o: { stateDir: string; reusable?: boolean; ephemeral?: boolean; expiry?: number; json?: boolean }) => {
+      const k = await (await admin()).createAuthKey(o.stateDir, { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: o.expiry ?? null }).catch(mapControlError);
+      if (o.json) return printJson(k);
+      process.stderr.write(`${k.reusable ? 'reusable' : 'single-use'}${k.ephemeral ? ', ephemeral' : ''} key, ${k.expires ? `expires ${k.expires}` : 'never expires'}\n`);
+      process.stdout.write(`${k.key}\n`);
+    });
+
+  const nodes = control.command('nodes').description('the nodes of the network');
+  nodes
+    .command('list')
+    .description('list nodes')
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON')
+    .action(async (o: { stateDir: string; json?: boolean }) => {
+      const list = await (await admin()).listNodes(o.stateDir).catch(mapControlError);
+      if (o.json) return printJson(list);
+      const rows = [['ID', 'NAME', 'IPV4', 'IPV6', 'OS', 'STATE', 'LAST SEEN'], ...list.map((n) => [String(n.id), n.name, n.addresses[0]!, n.addresses[1]!, n.os, n.expired ? 'expired' : n.online ? 'online' : 'offline', n.lastSeen ?? '-'])];
+      const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n');
+    });
+  for (const [verb, done] of [
+    ['delete', 'deleted'],
+    ['expire', 'expired (it must re-authenticate with an auth key)'],
+  ] as const) {
+    nodes
+      .command(`${verb} <node>`)
+      .description(`${verb} a node (by id, name, address or node key)`)
+      .addOption(stateDirOption())
+      .option('--json', 'print as JSON')
+      .action(async (ref: string, o: { stateDir: string; json?: boolean }) => {
+        const a = await admin();
+        const r = await (verb === 'delete' ? a.deleteNode(o.stateDir, ref) : a.expireNode(o.stateDir, ref)).catch(mapControlError);
+        if (o.json) printJson(r);
+        else process.stderr.write(`node ${r.name} (id ${r.id}) ${done}\n`);
+      });
+  }
+}

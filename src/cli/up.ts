@@ -1,0 +1,173 @@
+// `meshctl up`: start the daemon unless it runs, then join the network and
+// return once the node is up (or fail with the cause).
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { DaemonNotRunning, LocalClient } from '../localapi/client.js';
+import { ApiError, DEFAULT_IFNAME, DEFAULT_PORT, DEFAULT_STATE_DIR, LOCALAPI, type Status, type UpLine, type UpRequest } from '../localapi/types.js';
+import { loadClientPrefs, saveClientPrefs } from './client-prefs.js';
+import { clientOf, durationArg, portArg, printJson, socketOf } from './context.js';
+import { CliError, fromApi } from './errors.js';
+import { startProgress } from './ui/progress.js';
+import { meshctlVersion } from './version.js';
+
+const DAEMON_START_TIMEOUT_MS = 10_000;
+const DAEMON_POLL_MS = 50;
+
+interface UpOpts {
+  loginServer?: string;
+  authKey?: string;
+  hostname?: string;
+  controlCa?: string;
+  stateDir: string;
+  ifname: string;
+  port: number;
+  foreground?: boolean;
+  timeout?: number;
+  json?: boolean;
+}
+
+function readAuthKey(v: string | undefined): string | undefined {
+  if (!v?.startsWith('file:')) return v;
+  const path = v.slice(5);
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new CliError('USAGE', `cannot read auth key file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+function readCa(path: string | undefined): string | undefined {
+  if (!path) return undefined;
+  try {
+    const pem = readFileSync(path, 'utf8');
+    if (!pem.includes('BEGIN CERTIFICATE')) throw new Error('no PEM certificate in it');
+    return pem;
+  } catch (err) {
+    throw new CliError('USAGE', `--control-ca ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (get it with \`meshctl control ca\`)`);
+  }
+}
+
+function daemonArgs(socket: string, o: UpOpts): string[] {
+  return ['--socket', socket, 'daemon', '--state-dir', o.stateDir, '--ifname', o.ifname, '--port', String(o.port)];
+}
+
+/** Starts a detached daemon and waits until its socket answers. */
+async function spawnDaemon(client: LocalClient, socket: string, o: UpOpts): Promise<void> {
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
+  const logFile = join(o.stateDir, 'daemon.log');
+  const fd = openSync(logFile, 'a', 0o600);
+  const child = spawn(process.execPath, [process.argv[1]!, ...daemonArgs(socket, o)], { detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  let exited: number | null = null;
+  child.on('exit', (code) => (exited = code ?? 1));
+  const deadline = Date.now() + DAEMON_START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (exited !== null) {
+      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-1)[0] : '';
+      throw new CliError('FAILURE', `the daemon exited with status ${exited}: ${tail?.replace(/^\S+ meshctl daemon: /, '') || `see ${logFile}`}`);
+    }
+    try {
+      await client.get(LOCALAPI.status);
+      child.unref();
+      return;
+    } catch (err) {
+      if (!(err instanceof DaemonNotRunning)) throw err;
+    }
+    await new Promise((r) => setTimeout(r, DAEMON_POLL_MS));
+  }
+  child.kill('SIGTERM');
+  throw new CliError('TIMEOUT', `the daemon did not answer on ${socket} within ${DAEMON_START_TIMEOUT_MS / 1000}s: see ${logFile}`);
+}
+
+function summary(s: Status): string {
+  return `${s.self?.name ?? '?'} is up: ${s.self?.ips.join(', ') ?? ''} on ${s.self?.ifname ?? '?'}, ${s.peers.filter((p) => p.online).length} peer(s) online`;
+}
+
+async function up(o: UpOpts, cmd: Command): Promise<void> {
+  const socket = socketOf(cmd);
+  const client = clientOf(cmd);
+  const saved = await loadClientPrefs();
+  const remembered = saved.daemons?.[socket];
+  if (remembered) {
+    // flags win; what is not given comes from how this socket's daemon was started last
+    if (cmd.getOptionValueSource('stateDir') === 'default') o.stateDir = remembered.stateDir;
+    if (cmd.getOptionValueSource('ifname') === 'default') o.ifname = remembered.ifname;
+    if (cmd.getOptionValueSource('port') === 'default') o.port = remembered.port;
+  }
+  const req: UpRequest = {
+    loginServer: o.loginServer ?? saved.loginServer,
+    authKey: readAuthKey(o.authKey),
+    hostname: o.hostname,
+    controlCaPem: readCa(o.controlCa ?? (o.loginServer === undefined || o.loginServer === saved.loginServer ? saved.controlCa : undefined)),
+    // a running daemon keeps its interface and port unless they are asked for
+    ifname: cmd.getOptionValueSource('ifname') === 'default' && !remembered ? undefined : o.ifname,
+    port: cmd.getOptionValueSource('port') === 'default' && !remembered ? undefined : o.port,
+    timeoutMs: o.timeout,
+  };
+  let daemon: { stop(): Promise<void> } | null = null;
+  let running = true;
+  try {
+    await client.get(LOCALAPI.status);
+  } catch (err) {
+    if (!(err instanceof DaemonNotRunning)) throw fromApi(err, socket);
+    running = false;
+  }
+  const progress = await startProgress(running ? 'connecting to the daemon' : 'starting the daemon');
+  let status: Status | null = null;
+  try {
+    if (!running) {
+      if (o.foreground) {
+        const { startDaemon } = await import('../daemon/main.js');
+        daemon = await startDaemon({ socket, stateDir: o.stateDir, ifname: o.ifname, port: o.port, version: meshctlVersion() });
+      } else {
+        await spawnDaemon(client, socket, o);
+      }
+    }
+    let failure: CliError | null = null;
+    await client.stream(LOCALAPI.up, req, (raw) => {
+      const l = raw as UpLine;
+      if (l.type === 'progress') progress.step(l.message);
+      else if (l.type === 'done') status = l.status;
+      else failure = fromApi(new ApiError(l.error.code, l.error.message), socket);
+    });
+    if (failure) throw failure;
+    if (!status) throw new CliError('FAILURE', 'the daemon ended `up` without an answer: see its log');
+  } catch (err) {
+    await progress.end();
+    const e = err instanceof CliError ? err : fromApi(err, socket);
+    if (daemon && o.foreground) await daemon.stop();
+    throw e;
+  }
+  await progress.end();
+  await saveClientPrefs({
+    loginServer: req.loginServer,
+    controlCa: o.controlCa ? resolve(o.controlCa) : undefined,
+    daemons: { ...saved.daemons, [socket]: { stateDir: resolve(o.stateDir), ifname: o.ifname, port: o.port } },
+  });
+  if (o.json) printJson(status);
+  else process.stdout.write(summary(status!) + '\n');
+  if (o.foreground) await new Promise<never>(() => {}); // the daemon runs until a signal
+}
+
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description('start the daemon if needed, join the network and bring the interface up')
+    .option('--login-server <url>', 'the control server, https://HOST:PORT (remembered)')
+    .option('--auth-key <key>', 'auth key, or file:PATH to read it from a file')
+    .option('--hostname <name>', "this node's name in the network (default: the host name)")
+    .option('--control-ca <pemfile>', "trust this certificate for the control server (from 'meshctl control ca')")
+    .option('--state-dir <dir>', "the daemon's state directory", process.env.MESHCTL_STATE_DIR || DEFAULT_STATE_DIR)
+    .option('--ifname <name>', 'the mesh interface', DEFAULT_IFNAME)
+    .addOption(new Option('--port <n>', 'UDP port for WireGuard and disco (0 = any)').argParser(portArg).default(DEFAULT_PORT))
+    .option('--foreground', 'run the daemon in this process (for service managers)')
+    .addOption(new Option('--timeout <dur>', 'give up after this long (e.g. 30s)').argParser(durationArg))
+    .option('--json', 'print the resulting status as JSON')
+    .action(async (o: UpOpts, cmd: Command) => {
+      if (o.authKey?.startsWith('file:') === false && o.authKey.length === 0) throw new CliError('USAGE', '--auth-key is empty');
+      await up(o, cmd);
+    });
+}

@@ -1,0 +1,39 @@
+// Mesh addresses. IPv4 comes from the CGNAT range 100.64.0.0/10 (RFC 6598),
+// which home networks do not use; IPv6 from a random ULA /48 (RFC 4193) drawn
+// once per control server. A counter in the store hands out each IPv4 address
+// once: a deleted node's address is not reused, so stale peers cannot reach a
+// newcomer by mistake. The node's IPv6 address embeds its IPv4 one.
+import { randomBytes } from 'node:crypto';
+import type { ControlStore } from './store.js';
+
+export const IPV4_PREFIX = '100.64.0.0/10';
+const IPV4_BASE = (100 << 24) | (64 << 16);
+const IPV4_SIZE = 1 << 22;
+
+function v4text(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+export function ipv6Prefix(store: ControlStore): string {
+  let p = store.getMeta('ipv6_prefix');
+  if (!p) {
+    const r = randomBytes(5);
+    p = `fd${r.toString('hex', 0, 1)}:${r.toString('hex', 1, 3)}:${r.toString('hex', 3, 5)}::/48`;
+    store.setMeta('ipv6_prefix', p);
+  }
+  return p;
+}
+
+/** The next unused pair of addresses; call inside the registration transaction. */
+export function allocateAddresses(store: ControlStore): { ipv4: string; ipv6: string } {
+  let next = Number(store.getMeta('next_ipv4_offset') ?? '1');
+  // skip .0 and .255 of every /24: some stacks still treat them as special
+  while ((next & 255) === 0 || (next & 255) === 255) next++;
+  if (next >= IPV4_SIZE - 1) throw new Error('the 100.64.0.0/10 range is exhausted');
+  store.setMeta('next_ipv4_offset', String(next + 1));
+  const ipv4 = v4text((IPV4_BASE + next) >>> 0);
+  const prefix = ipv6Prefix(store).replace('::/48', '');
+  const o = ipv4.split('.').map(Number);
+  const ipv6 = `${prefix}::${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
+  return { ipv4, ipv6 };
+}

@@ -1,0 +1,57 @@
+// Runs an admin operation against the control server in `stateDir`: through
+// its admin socket when it is running (so nodes hear of the change at once),
+// else directly on its database.
+import { request } from 'node:http';
+import { existsSync } from 'node:fs';
+import { deleteNode, expireNode, listNodes, newAuthKey, type AdminNode } from './admin-ops.js';
+import type { AuthKeyOptions } from './authkeys.js';
+import { ControlError, type ErrorBody } from './protocol.js';
+import { Registry } from './registry.js';
+import { SqliteStore } from './sqlite-store.js';
+import { ensureStateDir, stateFiles } from './state-dir.js';
+
+const ADMIN_TIMEOUT_MS = 10_000;
+
+function viaSocket<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T | 'no-server'> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method, path, timeout: ADMIN_TIMEOUT_MS, headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as T & Partial<ErrorBody>;
+        if (res.statusCode === 200) resolve(parsed);
+        else reject(new ControlError(parsed.error?.code ?? 'INTERNAL', parsed.error?.message ?? `admin socket answered ${res.statusCode}`));
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`control server's admin socket ${socketPath} did not answer in ${ADMIN_TIMEOUT_MS / 1000}s`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') resolve('no-server');
+      else reject(err);
+    });
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+function direct<T>(stateDir: string, fn: (r: Registry) => T, create = false): T {
+  const f = stateFiles(stateDir);
+  if (create) ensureStateDir(stateDir);
+  else if (!existsSync(f.db)) throw new ControlError('BAD_REQUEST', `no control server state in ${stateDir}: start one with \`meshctl control serve --state-dir ${stateDir}\``);
+  const store = new SqliteStore(f.db);
+  try {
+    return fn(new Registry(store, { keyExpiryMs: null }));
+  } finally {
+    store.close();
+  }
+}
+
+async function run<T>(stateDir: string, method: string, path: string, body: unknown, fallback: (r: Registry) => T, create = false): Promise<T> {
+  const r = await viaSocket<T>(stateFiles(stateDir).adminSocket, method, path, body);
+  return r === 'no-server' ? direct(stateDir, fallback, create) : r;
+}
+
+export const admin = {
+  listNodes: (dir: string): Promise<AdminNode[]> => run(dir, 'GET', '/admin/nodes', undefined, (r) => listNodes(r, () => false)),
+  deleteNode: (dir: string, ref: string) => run(dir, 'POST', `/admin/nodes/delete?node=${encodeURIComponent(ref)}`, {}, (r) => deleteNode(r, ref)),
+  expireNode: (dir: string, ref: string) => run(dir, 'POST', `/admin/nodes/expire?node=${encodeURIComponent(ref)}`, {}, (r) => expireNode(r, ref)),
+  createAuthKey: (dir: string, o: AuthKeyOptions) => run(dir, 'POST', '/admin/authkeys', o, (r) => newAuthKey(r, o), true),
+};

@@ -1,0 +1,53 @@
+// Auth keys: `mskey-<id>-<secret>`. The id finds the record; only SHA-256 of
+// the secret is stored, compared in constant time, so a leaked database does
+// not let anyone join. Single-use keys are consumed inside the registration's
+// transaction, so two nodes racing with one key cannot both get in.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ControlError } from './protocol.js';
+import type { AuthKeyRecord, ControlStore } from './store.js';
+
+const KEY_RE = /^mskey-([0-9a-f]{12})-([0-9a-f]{48})$/;
+
+export interface AuthKeyOptions {
+  reusable: boolean;
+  ephemeral: boolean;
+  /** lifetime; null: never expires */
+  expiryMs: number | null;
+}
+
+const hashSecret = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+export function createAuthKey(store: ControlStore, o: AuthKeyOptions, nowMs = Date.now()): { key: string; record: AuthKeyRecord } {
+  const id = randomBytes(6).toString('hex');
+  const secret = randomBytes(24).toString('hex');
+  const record: AuthKeyRecord = {
+    id,
+    secretHash: hashSecret(secret),
+    reusable: o.reusable,
+    ephemeral: o.ephemeral,
+    createdAtMs: nowMs,
+    expiresAtMs: o.expiryMs === null ? null : nowMs + o.expiryMs,
+    usedCount: 0,
+  };
+  store.insertAuthKey(record);
+  return { key: `mskey-${id}-${secret}`, record };
+}
+
+/** Checks a presented key and consumes it; throws a ControlError naming why it is refused. */
+export function redeemAuthKey(store: ControlStore, key: string, nowMs = Date.now()): AuthKeyRecord {
+  const m = KEY_RE.exec(key.trim());
+  if (!m) throw new ControlError('AUTHKEY_INVALID', 'auth key is malformed: expected mskey-… as printed by `meshctl control authkey create`');
+  const rec = store.getAuthKey(m[1]!);
+  const given = Buffer.from(hashSecret(m[2]!), 'hex');
+  if (!rec || !timingSafeEqual(given, Buffer.from(rec.secretHash, 'hex'))) {
+    throw new ControlError('AUTHKEY_INVALID', 'auth key is not known to this control server: create one with `meshctl control authkey create`');
+  }
+  if (rec.expiresAtMs !== null && rec.expiresAtMs <= nowMs) {
+    throw new ControlError('AUTHKEY_EXPIRED', `auth key expired at ${new Date(rec.expiresAtMs).toISOString()}: create a new one`);
+  }
+  if (!rec.reusable && rec.usedCount > 0) {
+    throw new ControlError('AUTHKEY_USED', 'auth key was single-use and has been used: create a new one (or a --reusable key)');
+  }
+  store.markAuthKeyUsed(rec.id);
+  return rec;
+}

@@ -1,0 +1,41 @@
+// Small HTTP helpers shared by the control server's HTTPS and admin sides.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ControlError, HTTP_STATUS, type ErrorBody } from './protocol.js';
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+export function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new ControlError('BAD_REQUEST', `body larger than ${MAX_BODY_BYTES} bytes`));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => {
+      if (size === 0) return resolve({});
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        reject(new ControlError('BAD_REQUEST', 'body is not JSON'));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}
+
+export function sendError(res: ServerResponse, err: unknown): void {
+  const e = err instanceof ControlError ? err : new ControlError('INTERNAL', (err as Error)?.message ?? String(err));
+  const body: ErrorBody = { error: { code: e.code, message: e.message } };
+  if (!res.headersSent) sendJson(res, HTTP_STATUS[e.code], body);
+  else res.destroy();
+}

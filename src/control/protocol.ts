@@ -1,0 +1,130 @@
+// The control protocol between a node and `meshctl control serve`, over HTTPS.
+// Requests that act for a node are sealed in a NaCl box from the node key to
+// the control key: opening it proves the sender holds the node's private key,
+// and the auth key inside is never on the wire in the clear, even inside TLS
+// logs. Responses are JSON; the map is a stream of newline-delimited JSON.
+
+export const API_PREFIX = '/meshctl/v1';
+export const PATHS = {
+  key: `${API_PREFIX}/key`,
+  register: `${API_PREFIX}/register`,
+  map: `${API_PREFIX}/map`,
+  endpoints: `${API_PREFIX}/endpoints`,
+  logout: `${API_PREFIX}/logout`,
+} as const;
+export type SealedOp = 'register' | 'map' | 'endpoints' | 'logout';
+
+/** A sealed request has to be this fresh; with the nonce cache it stops replays. */
+export const REQUEST_MAX_AGE_MS = 2 * 60 * 1000;
+/** A keepalive line on the map stream: a dead stream is noticed in ~2 of these. */
+export const MAP_KEEPALIVE_MS = 15 * 1000;
+
+export interface SealedRequest {
+  nodeKey: string;
+  /** base64 of nonce ‖ box(JSON of the op's body plus SealedHeader) */
+  box: string;
+}
+
+export interface SealedHeader {
+  op: SealedOp;
+  tsMs: number;
+  nonce: string;
+}
+
+export interface RegisterBody {
+  authKey?: string;
+  hostname: string;
+  os: string;
+  version: string;
+  discoKey: string;
+  endpoints: string[];
+}
+
+export interface RegisterResult {
+  node: NodeView;
+  /** the network's IPv6 ULA prefix, routed to the mesh interface */
+  ipv6Prefix: string;
+  ipv4Prefix: string;
+}
+
+export interface MapBody {
+  endpoints: string[];
+  discoKey: string;
+}
+
+export interface EndpointsBody {
+  endpoints: string[];
+  homeRelay?: string | null;
+}
+
+/** What one node may know of another (and of itself). */
+export interface NodeView {
+  id: number;
+  name: string;
+  nodeKey: string;
+  discoKey: string;
+  addresses: string[];
+  allowedIps: string[];
+  endpoints: string[];
+  homeRelay: string | null;
+  online: boolean;
+  lastSeen: string | null;
+  os: string;
+  version: string;
+  keyExpiry: string | null;
+  ephemeral: boolean;
+}
+
+export interface NetworkMap {
+  self: NodeView;
+  peers: NodeView[];
+  ipv4Prefix: string;
+  ipv6Prefix: string;
+  /** relay regions (issue 4); empty until relays exist */
+  relays: RelayRegion[];
+}
+
+export interface RelayRegion {
+  code: string;
+  url: string;
+  stunPort: number;
+  certFingerprint?: string;
+}
+
+export type MapLine = { type: 'map'; map: NetworkMap } | { type: 'keepalive' } | { type: 'gone'; reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED' };
+
+export type ControlErrorCode =
+  | 'BAD_REQUEST'
+  | 'BAD_SIGNATURE'
+  | 'STALE_REQUEST'
+  | 'AUTHKEY_REQUIRED'
+  | 'AUTHKEY_INVALID'
+  | 'AUTHKEY_USED'
+  | 'AUTHKEY_EXPIRED'
+  | 'NODE_EXPIRED'
+  | 'NODE_UNKNOWN'
+  | 'INTERNAL';
+
+export interface ErrorBody {
+  error: { code: ControlErrorCode; message: string };
+}
+
+export const HTTP_STATUS: Record<ControlErrorCode, number> = {
+  BAD_REQUEST: 400,
+  BAD_SIGNATURE: 401,
+  STALE_REQUEST: 401,
+  AUTHKEY_REQUIRED: 401,
+  AUTHKEY_INVALID: 401,
+  AUTHKEY_USED: 403,
+  AUTHKEY_EXPIRED: 403,
+  NODE_EXPIRED: 403,
+  NODE_UNKNOWN: 404,
+  INTERNAL: 500,
+};
+
+export class ControlError extends Error {
+  override readonly name = 'ControlError';
+  constructor(readonly code: ControlErrorCode, message: string) {
+    super(message);
+  }
+}

@@ -1,0 +1,189 @@
+// The default ControlStore: one SQLite file in the state dir, through SQLite
+// compiled to WebAssembly (node-sqlite3-wasm) so installing meshctl builds no
+// native code (npm 11 blocks install scripts; Node 20 has no node:sqlite).
+// Schema changes are numbered migrations applied in order at open.
+import { chmodSync, existsSync } from 'node:fs';
+import sqlite from 'node-sqlite3-wasm';
+import type { AuthKeyRecord, ControlStore, NewNode, NodeRecord, NodeUpdate } from './store.js';
+
+type Row = Record<string, number | bigint | string | Uint8Array | null>;
+
+/** Index i holds the SQL that takes the schema from version i to i + 1. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE authkeys (
+     id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, reusable INTEGER NOT NULL,
+     ephemeral INTEGER NOT NULL, created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER,
+     used_count INTEGER NOT NULL DEFAULT 0);
+   CREATE TABLE nodes (
+     id INTEGER PRIMARY KEY AUTOINCREMENT, node_key TEXT NOT NULL UNIQUE, disco_key TEXT NOT NULL,
+     hostname TEXT NOT NULL UNIQUE, requested_hostname TEXT NOT NULL, os TEXT NOT NULL, version TEXT NOT NULL,
+     ipv4 TEXT NOT NULL UNIQUE, ipv6 TEXT NOT NULL UNIQUE, endpoints TEXT NOT NULL, home_relay TEXT,
+     ephemeral INTEGER NOT NULL, authkey_id TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+     last_seen_ms INTEGER, key_expires_at_ms INTEGER);`,
+  `ALTER TABLE nodes ADD COLUMN connected INTEGER NOT NULL DEFAULT 0;`,
+];
+
+const num = (v: Row[string]): number => Number(v);
+const numOrNull = (v: Row[string]): number | null => (v === null || v === undefined ? null : Number(v));
+
+function nodeFromRow(r: Row): NodeRecord {
+  return {
+    id: num(r.id!),
+    nodeKey: String(r.node_key),
+    discoKey: String(r.disco_key),
+    hostname: String(r.hostname),
+    requestedHostname: String(r.requested_hostname),
+    os: String(r.os),
+    version: String(r.version),
+    ipv4: String(r.ipv4),
+    ipv6: String(r.ipv6),
+    endpoints: JSON.parse(String(r.endpoints)) as string[],
+    homeRelay: r.home_relay === null ? null : String(r.home_relay),
+    ephemeral: num(r.ephemeral!) === 1,
+    authKeyId: String(r.authkey_id),
+    createdAtMs: num(r.created_at_ms!),
+    lastSeenMs: numOrNull(r.last_seen_ms!),
+    keyExpiresAtMs: numOrNull(r.key_expires_at_ms!),
+    connected: num(r.connected ?? 0) === 1,
+  };
+}
+
+function authKeyFromRow(r: Row): AuthKeyRecord {
+  return {
+    id: String(r.id),
+    secretHash: String(r.secret_hash),
+    reusable: num(r.reusable!) === 1,
+    ephemeral: num(r.ephemeral!) === 1,
+    createdAtMs: num(r.created_at_ms!),
+    expiresAtMs: numOrNull(r.expires_at_ms!),
+    usedCount: num(r.used_count!),
+  };
+}
+
+const COLUMN: Record<keyof NodeUpdate, string> = {
+  nodeKey: 'node_key',
+  discoKey: 'disco_key',
+  hostname: 'hostname',
+  requestedHostname: 'requested_hostname',
+  os: 'os',
+  version: 'version',
+  ipv4: 'ipv4',
+  ipv6: 'ipv6',
+  endpoints: 'endpoints',
+  homeRelay: 'home_relay',
+  ephemeral: 'ephemeral',
+  authKeyId: 'authkey_id',
+  lastSeenMs: 'last_seen_ms',
+  keyExpiresAtMs: 'key_expires_at_ms',
+  connected: 'connected',
+};
+
+function toSql(v: unknown): number | string | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (Array.isArray(v)) return JSON.stringify(v);
+  return v as number | string;
+}
+
+export class SqliteStore implements ControlStore {
+  private readonly db: InstanceType<typeof sqlite.Database>;
+
+  constructor(readonly path: string) {
+    const fresh = !existsSync(path);
+    this.db = new sqlite.Database(path);
+    if (fresh) chmodSync(path, 0o600);
+    // The WASM build has no shared memory, so no WAL: a rollback journal with
+    // full fsync keeps every committed write across a crash.
+    this.db.exec('PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
+    this.migrate();
+  }
+
+  get schemaVersion(): number {
+    return num((this.db.get('PRAGMA user_version') as Row).user_version!);
+  }
+
+  private migrate(): void {
+    for (let v = this.schemaVersion; v < MIGRATIONS.length; v++) {
+      this.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.exec(`PRAGMA user_version = ${v + 1}`);
+      });
+    }
+  }
+
+  transaction<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn();
+      this.db.exec('COMMIT');
+      return out;
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  getMeta(key: string): string | null {
+    const r = this.db.get('SELECT value FROM meta WHERE key = ?', key) as Row | null;
+    return r ? String(r.value) : null;
+  }
+  setMeta(key: string, value: string): void {
+    this.db.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', [key, value]);
+  }
+
+  insertAuthKey(k: AuthKeyRecord): void {
+    this.db.run('INSERT INTO authkeys (id, secret_hash, reusable, ephemeral, created_at_ms, expires_at_ms, used_count) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+      k.id,
+      k.secretHash,
+      k.reusable ? 1 : 0,
+      k.ephemeral ? 1 : 0,
+      k.createdAtMs,
+      k.expiresAtMs,
+      k.usedCount,
+    ]);
+  }
+  getAuthKey(id: string): AuthKeyRecord | null {
+    const r = this.db.get('SELECT * FROM authkeys WHERE id = ?', id) as Row | null;
+    return r ? authKeyFromRow(r) : null;
+  }
+  listAuthKeys(): AuthKeyRecord[] {
+    return (this.db.all('SELECT * FROM authkeys ORDER BY created_at_ms') as Row[]).map(authKeyFromRow);
+  }
+  markAuthKeyUsed(id: string): void {
+    this.db.run('UPDATE authkeys SET used_count = used_count + 1 WHERE id = ?', id);
+  }
+
+  insertNode(n: NewNode): NodeRecord {
+    const cols = Object.keys(COLUMN) as (keyof NodeUpdate)[];
+    const r = this.db.run(
+      `INSERT INTO nodes (${cols.map((c) => COLUMN[c]).join(', ')}, created_at_ms) VALUES (${cols.map(() => '?').join(', ')}, ?)`,
+      [...cols.map((c) => toSql(n[c])), n.createdAtMs],
+    );
+    return this.getNode(Number(r.lastInsertRowid))!;
+  }
+  updateNode(id: number, u: NodeUpdate): void {
+    const cols = (Object.keys(u) as (keyof NodeUpdate)[]).filter((c) => COLUMN[c]);
+    if (cols.length === 0) return;
+    this.db.run(`UPDATE nodes SET ${cols.map((c) => `${COLUMN[c]} = ?`).join(', ')} WHERE id = ?`, [...cols.map((c) => toSql(u[c])), id]);
+  }
+  deleteNode(id: number): boolean {
+    return this.db.run('DELETE FROM nodes WHERE id = ?', id).changes > 0;
+  }
+  getNode(id: number): NodeRecord | null {
+    const r = this.db.get('SELECT * FROM nodes WHERE id = ?', id) as Row | null;
+    return r ? nodeFromRow(r) : null;
+  }
+  getNodeByKey(nodeKey: string): NodeRecord | null {
+    const r = this.db.get('SELECT * FROM nodes WHERE node_key = ?', nodeKey) as Row | null;
+    return r ? nodeFromRow(r) : null;
+  }
+  listNodes(): NodeRecord[] {
+    return (this.db.all('SELECT * FROM nodes ORDER BY id') as Row[]).map(nodeFromRow);
+  }
+
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+}

@@ -1,0 +1,62 @@
+// The control server's persistent state behind one small interface, so the
+// embedded SQLite file can be swapped for PostgreSQL when a deployment outgrows
+// one machine. Every method is synchronous and atomic on its own; callers that
+// need several steps together use `transaction`.
+
+export interface AuthKeyRecord {
+  id: string;
+  /** SHA-256 of the secret part, hex; the secret itself is never stored */
+  secretHash: string;
+  reusable: boolean;
+  ephemeral: boolean;
+  createdAtMs: number;
+  /** null: never expires */
+  expiresAtMs: number | null;
+  usedCount: number;
+}
+
+export interface NodeRecord {
+  id: number;
+  nodeKey: string;
+  discoKey: string;
+  hostname: string;
+  /** the requested hostname before de-duplication, so a rename keeps intent */
+  requestedHostname: string;
+  os: string;
+  version: string;
+  ipv4: string;
+  ipv6: string;
+  endpoints: string[];
+  homeRelay: string | null;
+  ephemeral: boolean;
+  authKeyId: string;
+  createdAtMs: number;
+  lastSeenMs: number | null;
+  /** null: the node key never expires */
+  keyExpiresAtMs: number | null;
+  /** a map stream was open when last recorded; survives a server crash so peers are not torn down by a restart */
+  connected: boolean;
+}
+
+export type NewNode = Omit<NodeRecord, 'id'>;
+export type NodeUpdate = Partial<Omit<NodeRecord, 'id' | 'createdAtMs'>>;
+
+export interface ControlStore {
+  transaction<T>(fn: () => T): T;
+  getMeta(key: string): string | null;
+  setMeta(key: string, value: string): void;
+
+  insertAuthKey(k: AuthKeyRecord): void;
+  getAuthKey(id: string): AuthKeyRecord | null;
+  listAuthKeys(): AuthKeyRecord[];
+  markAuthKeyUsed(id: string): void;
+
+  insertNode(n: NewNode): NodeRecord;
+  updateNode(id: number, u: NodeUpdate): void;
+  deleteNode(id: number): boolean;
+  getNode(id: number): NodeRecord | null;
+  getNodeByKey(nodeKey: string): NodeRecord | null;
+  listNodes(): NodeRecord[];
+
+  close(): void;
+}

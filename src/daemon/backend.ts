@@ -1,0 +1,372 @@
+// The node agent (Tailscale's ipnlocal): one state machine that joins the
+// network through the control server, keeps the data plane in step with the
+// network map, and answers the local API. It keeps carrying traffic on the
+// last map it had when the control server is unreachable, and reconnects
+// with backoff.
+import { hostname as osHostname } from 'node:os';
+import { keyFromText, keyToText } from '../crypto/keys.js';
+import { publicKeyOf } from '../crypto/x25519.js';
+import { endpointKey } from '../engine/endpoint.js';
+import { isIP } from 'node:net';
+import type { MapLine, NetworkMap, NodeView, RegisterResult } from '../control/protocol.js';
+import { ApiError, type BackendState, type PeerStatus, type PingResponse, type PrefsRequest, type Status, type UpRequest, type WhoisResponse } from '../localapi/types.js';
+import { ControlClient, type MapStream } from './control-client.js';
+import { DEFAULT_MESH_MTU, EngineHost } from './engine-host.js';
+import { localEndpoints } from './local-endpoints.js';
+import { StateStore, type NodeState } from './state.js';
+import type { DaemonKnobs } from './test-knobs.js';
+
+/** How long a node waits for its first map after registering before `up` gives up. */
+const DEFAULT_UP_TIMEOUT_MS = 30_000;
+/** Reconnect backoff to the control server: doubles from 1 s to 30 s, ±25 % jitter so nodes do not stampede. */
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+/** The map stream carries a keepalive every 15 s; three missed ones mean it is dead. */
+const MAP_IDLE_TIMEOUT_MS = 45_000;
+/** How often local addresses are re-read to notice a changed endpoint. */
+const ENDPOINT_POLL_MS = 5000;
+const LOGOUT_TIMEOUT_MS = 5000;
+
+export interface BackendOptions {
+  stateDir: string;
+  defaults: { ifname: string; port: number };
+  version: string;
+  logger: (msg: string) => void;
+  knobs?: DaemonKnobs;
+}
+
+export class Backend {
+  private st: NodeState;
+  private readonly store: StateStore;
+  private state: BackendState = 'NoState';
+  private host: EngineHost | null = null;
+  private control: ControlClient | null = null;
+  private map: NetworkMap | null = null;
+  private stream: MapStream | null = null;
+  private loopGeneration = 0;
+  private connected = false;
+  private lastError: string | null = null;
+  private mapWaiters: (() => void)[] = [];
+  private endpointTimer: NodeJS.Timeout | null = null;
+  private reportedEndpoints = '';
+  private readonly log: (msg: string) => void;
+  /** `up` waits for a resume in progress, so the two never build the engine twice */
+  private resuming: Promise<void> = Promise.resolve();
+
+  constructor(private readonly opts: BackendOptions) {
+    this.log = opts.logger;
+    this.store = new StateStore(opts.stateDir);
+    this.st = this.store.load(opts.defaults);
+    this.state = this.st.node ? 'Stopped' : 'NeedsLogin';
+  }
+
+  /** Comes back up on its own after a restart if the node was up: same keys, same addresses, last known peers. */
+  resume(): Promise<void> {
+    this.resuming = this.doResume();
+    return this.resuming;
+  }
+
+  private async doResume(): Promise<void> {
+    if (!this.st.prefs.wantRunning || !this.st.node || !this.st.prefs.loginServer) return;
+    try {
+      await this.startEngine();
+      const cached = this.store.loadMap();
+      if (cached) await this.applyMap(cached);
+      this.state = 'Starting';
+      this.control = new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate());
+      this.startMapLoop();
+      this.log(`resumed as ${this.st.node.name} (${this.st.node.addresses.join(', ')})`);
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.log(`could not resume: ${this.lastError}`);
+    }
+  }
+
+  private nodePrivate(): Buffer {
+    return Buffer.from(this.st.nodePrivateKey, 'base64');
+  }
+
+  private save(): void {
+    this.store.save(this.st);
+  }
+
+  operator(): string | null {
+    return this.st.prefs.operator;
+  }
+
+  // ---- up / down / logout --------------------------------------------------------
+
+  async up(req: UpRequest, progress: (msg: string) => void): Promise<Status> {
+    await this.resuming;
+    const p = this.st.prefs;
+    const loginServer = req.loginServer ?? p.loginServer;
+    if (!loginServer) throw new ApiError('BAD_REQUEST', 'no login server: pass --login-server https://HOST:PORT');
+    const serverChanged = loginServer !== p.loginServer;
+    const caPem = req.controlCaPem ?? (serverChanged ? null : p.controlCaPem);
+    const hostname = req.hostname ?? p.hostname ?? osHostname();
+    const ifname = req.ifname ?? p.ifname;
+    const port = req.port ?? p.port;
+    const timeoutMs = req.timeoutMs ?? DEFAULT_UP_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
+    if (serverChanged && this.st.node) throw new ApiError('BAD_REQUEST', `this node belongs to ${p.loginServer}: run \`meshctl logout\` before joining ${loginServer}`);
+
+    const control = new ControlClient(loginServer, caPem, this.nodePrivate());
+    const engineChanged = this.host && (this.host.ifname !== ifname || (port !== 0 && this.host.port !== port));
+    if (engineChanged) await this.stopEngine();
+    const wasRunning = this.host !== null;
+    if (!this.host) {
+      progress(`creating interface ${ifname}`);
+      p.ifname = ifname;
+      p.port = port;
+      await this.startEngine();
+    }
+    let reg: RegisterResult;
+    try {
+      progress(`registering with ${loginServer}`);
+      reg = await control.call<RegisterResult>(
+        'register',
+        { authKey: req.authKey, hostname, os: process.platform, version: this.opts.version, discoKey: this.discoPublic(), endpoints: this.endpoints() },
+        Math.max(1, deadline - Date.now()),
+      );
+    } catch (err) {
+      if (!wasRunning) await this.stopEngine();
+      this.lastError = (err as Error).message;
+      throw err;
+    }
+    this.st.node = reg.node;
+    this.st.ipv4Prefix = reg.ipv4Prefix;
+    this.st.ipv6Prefix = reg.ipv6Prefix;
+    Object.assign(p, { loginServer, controlCaPem: caPem, hostname: req.hostname ?? p.hostname, wantRunning: true });
+    this.save();
+    this.control = control;
+    this.lastError = null;
+    progress(`registered as ${reg.node.name} (${reg.node.addresses.join(', ')})`);
+    await this.host!.configureAddresses(reg.node, [reg.ipv4Prefix, reg.ipv6Prefix]);
+    if (this.state !== 'Running') this.state = 'Starting';
+    this.stream?.close();
+    this.startMapLoop();
+    progress('waiting for the network map');
+    await this.waitForMap(Math.max(1, deadline - Date.now()));
+    return this.status();
+  }
+
+  private waitForMap(timeoutMs: number): Promise<void> {
+    if (this.state === 'Running') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new ApiError('TIMEOUT', `no network map within ${timeoutMs} ms: ${this.lastError ?? 'the control server did not answer'}`)), timeoutMs);
+      this.mapWaiters.push(() => (clearTimeout(t), resolve()));
+    });
+  }
+
+  async down(): Promise<void> {
+    this.st.prefs.wantRunning = false;
+    this.save();
+    this.stopMapLoop();
+    await this.stopEngine();
+    this.map = null;
+    this.state = this.st.node ? 'Stopped' : 'NeedsLogin';
+  }
+
+  async logout(): Promise<void> {
+    if (this.st.node && this.st.prefs.loginServer) {
+      const c = this.control ?? new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate());
+      await c.call('logout', {}, LOGOUT_TIMEOUT_MS).catch((err: Error) => this.log(`logout at control failed (${err.message}); forgetting the key here anyway`));
+    }
+    await this.down();
+    const { generatePrivateKey } = await import('../crypto/x25519.js');
+    this.st.nodePrivateKey = generatePrivateKey().toString('base64');
+    this.st.discoPrivateKey = generatePrivateKey().toString('base64');
+    this.st.node = null;
+    this.save();
+    this.store.saveMap(null);
+    this.state = 'NeedsLogin';
+  }
+
+  setPrefs(r: PrefsRequest): void {
+    if (r.operator !== undefined) this.st.prefs.operator = r.operator;
+    if (r.hostname !== undefined) this.st.prefs.hostname = r.hostname;
+    this.save();
+  }
+
+  // ---- engine and map ------------------------------------------------------------
+
+  private discoPublic(): string {
+    return keyToText(publicKeyOf(Buffer.from(this.st.discoPrivateKey, 'base64')));
+  }
+
+  private endpoints(): string[] {
+    return this.host ? localEndpoints(this.host.port, this.host.ifname, this.st.ipv6Prefix) : [];
+  }
+
+  private async startEngine(): Promise<void> {
+    const k = this.opts.knobs;
+    this.host = await EngineHost.start({
+      ifname: this.st.prefs.ifname,
+      port: this.st.prefs.port,
+      mtu: DEFAULT_MESH_MTU,
+      nodePrivateKey: this.nodePrivate(),
+      discoPrivateKey: Buffer.from(this.st.discoPrivateKey, 'base64'),
+      engineTimers: k?.engineTimers,
+      pathTimers: k?.pathTimers,
+      logger: this.log,
+    });
+    if (this.st.node && this.st.ipv4Prefix && this.st.ipv6Prefix) await this.host.configureAddresses(this.st.node, [this.st.ipv4Prefix, this.st.ipv6Prefix]);
+    this.reportedEndpoints = this.endpoints().join();
+    this.endpointTimer = setInterval(() => void this.checkEndpoints(), ENDPOINT_POLL_MS);
+    this.endpointTimer.unref();
+  }
+
+  private async stopEngine(): Promise<void> {
+    if (this.endpointTimer) clearInterval(this.endpointTimer);
+    this.endpointTimer = null;
+    const h = this.host;
+    this.host = null;
+    await h?.stop();
+  }
+
+  private async checkEndpoints(): Promise<void> {
+    const eps = this.endpoints();
+    if (eps.join() === this.reportedEndpoints || !this.control || !this.connected) return;
+    this.reportedEndpoints = eps.join();
+    await this.control.call('endpoints', { endpoints: eps }, 10_000).catch((err: Error) => this.log(`endpoint update failed: ${err.message}`));
+  }
+
+  private async applyMap(map: NetworkMap): Promise<void> {
+    this.map = map;
+    if (!this.host) return;
+    this.st.node = map.self;
+    await this.host.configureAddresses(map.self, [map.ipv4Prefix, map.ipv6Prefix]).catch((err: Error) => this.log(err.message));
+    this.host.applyMap(map);
+  }
+
+  private stopMapLoop(): void {
+    this.loopGeneration++;
+    this.stream?.close();
+    this.stream = null;
+    this.connected = false;
+  }
+
+  private startMapLoop(): void {
+    const gen = ++this.loopGeneration;
+    void (async () => {
+      let backoff = BACKOFF_MIN_MS;
+      while (gen === this.loopGeneration && this.control) {
+        try {
+          const body = { endpoints: this.endpoints(), discoKey: this.discoPublic() };
+          this.reportedEndpoints = body.endpoints.join();
+          const stream = await this.control.openMap(body, (l) => void this.onMapLine(l), MAP_IDLE_TIMEOUT_MS);
+          if (gen !== this.loopGeneration) return stream.close();
+          this.stream = stream;
+          this.connected = true;
+          this.lastError = null;
+          backoff = BACKOFF_MIN_MS;
+          const end = await stream.done;
+          this.connected = false;
+          if (end.gone) return void (await this.lostRegistration(end.gone));
+          if (end.error) this.lastError = end.error.message;
+        } catch (err) {
+          this.connected = false;
+          this.lastError = (err as Error).message;
+          const cc = (err as { controlCode?: string }).controlCode;
+          if (cc === 'NODE_UNKNOWN' || cc === 'NODE_EXPIRED') return void (await this.lostRegistration(cc));
+        }
+        if (gen !== this.loopGeneration) return;
+        const wait = backoff * (0.75 + Math.random() * 0.5);
+        backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    })();
+  }
+
+  private async onMapLine(l: MapLine): Promise<void> {
+    if (l.type !== 'map') return;
+    await this.applyMap(l.map);
+    this.store.saveMap(l.map);
+    if (this.state === 'Starting') {
+      this.state = 'Running';
+      this.save();
+    }
+    for (const w of this.mapWaiters.splice(0)) w();
+  }
+
+  /** Deleted or expired at the control server: stop carrying traffic until someone re-authenticates. */
+  private async lostRegistration(why: 'NODE_UNKNOWN' | 'NODE_EXPIRED'): Promise<void> {
+    this.lastError = why === 'NODE_EXPIRED' ? 'node key expired: run `meshctl up --auth-key KEY` to re-authenticate' : 'this node was deleted at the control server: run `meshctl up --auth-key KEY` to join again';
+    this.log(this.lastError);
+    this.stopMapLoop();
+    await this.stopEngine();
+    this.map = null;
+    this.store.saveMap(null);
+    if (why === 'NODE_UNKNOWN') this.st.node = null;
+    this.save();
+    this.state = 'NeedsLogin';
+  }
+
+  // ---- queries -------------------------------------------------------------------
+
+  private findPeer(ref: string): NodeView | null {
+    const peers = this.map?.peers ?? [];
+    const r = ref.toLowerCase();
+    return peers.find((p) => p.name === r || p.addresses.includes(ref) || p.name.split('.')[0] === r) ?? null;
+  }
+
+  status(): Status {
+    const self = this.st.node;
+    const peers: PeerStatus[] = (this.map?.peers ?? []).map((v) => this.peerStatus(v));
+    peers.sort((a, b) => a.name.localeCompare(b.name));
+    const health: string[] = [];
+    if (this.st.prefs.wantRunning && !this.connected && this.control) health.push(`not connected to the control server: ${this.lastError ?? 'connecting'}`);
+    return {
+      version: this.opts.version,
+      backendState: this.state,
+      self: self
+        ? { name: self.name, ips: self.addresses, nodeKey: keyToText(publicKeyOf(this.nodePrivate())), os: process.platform, ifname: this.st.prefs.ifname, listenPort: this.host?.port ?? 0, endpoints: this.endpoints() }
+        : null,
+      control: { url: this.st.prefs.loginServer, connected: this.connected, lastError: this.lastError },
+      peers,
+      health,
+    };
+  }
+
+  private peerStatus(v: NodeView): PeerStatus {
+    const key = keyFromText(v.nodeKey);
+    const wg = key && this.host?.isConfigured(v.nodeKey) ? this.host.device.getPeer(key) : undefined;
+    const path = wg && key ? this.host!.paths.pathOf(key) : null;
+    return {
+      name: v.name,
+      ips: v.addresses,
+      nodeKey: v.nodeKey,
+      os: v.os,
+      online: v.online,
+      lastSeen: v.lastSeen,
+      active: wg && key ? this.host!.paths.isActive(key) : false,
+      path: path && path.kind === 'direct' && path.endpoint ? { kind: 'direct', endpoint: endpointKey(path.endpoint), latencyMs: path.latencyMs, trusted: path.trusted } : { kind: 'none' },
+      lastHandshake: wg && wg.lastHandshakeWallMs > 0 ? new Date(wg.lastHandshakeWallMs).toISOString() : null,
+      txBytes: wg?.txBytes ?? 0,
+      rxBytes: wg?.rxBytes ?? 0,
+      endpoints: v.endpoints,
+    };
+  }
+
+  async ping(ref: string, timeoutMs: number): Promise<PingResponse> {
+    if (!this.host || !this.map) throw new ApiError('NOT_RUNNING', 'meshctl is not up: run `meshctl up`');
+    const v = this.findPeer(ref);
+    if (!v) throw new ApiError('NOT_FOUND', `no peer "${ref}" in the network: see \`meshctl status\``);
+    const r = await this.host.paths.ping(keyFromText(v.nodeKey)!, timeoutMs);
+    return { name: v.name, ip: v.addresses[0]!, pong: r ? { via: 'direct', endpoint: endpointKey(r.endpoint), latencyMs: r.latencyMs } : null };
+  }
+
+  whois(ip: string): WhoisResponse {
+    if (!isIP(ip)) throw new ApiError('BAD_REQUEST', `"${ip}" is not an IP address`);
+    const self = this.st.node;
+    if (self?.addresses.includes(ip)) return { name: self.name, ips: self.addresses, nodeKey: self.nodeKey, os: process.platform, self: true };
+    const v = this.map?.peers.find((p) => p.addresses.includes(ip));
+    if (!v) throw new ApiError('NOT_FOUND', `no node has the address ${ip}`);
+    return { name: v.name, ips: v.addresses, nodeKey: v.nodeKey, os: v.os, self: false };
+  }
+
+  async close(): Promise<void> {
+    this.stopMapLoop();
+    await this.stopEngine();
+  }
+}

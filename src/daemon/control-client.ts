@@ -1,0 +1,160 @@
+// The node's side of the control protocol: seals requests with the node key,
+// trusts the server through the system CAs or a pinned certificate
+// (--control-ca), and turns every failure into one line that names the URL and
+// the cause.
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { request, type RequestOptions } from 'node:https';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { boxKey, sealBox } from '../crypto/box.js';
+import { keyFromText, keyToText } from '../crypto/keys.js';
+import { publicKeyOf } from '../crypto/x25519.js';
+import { PATHS, type ErrorBody, type MapLine, type SealedOp } from '../control/protocol.js';
+import { ApiError } from '../localapi/types.js';
+
+const TLS_CAUSES: Record<string, string> = {
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed and not trusted (pass --control-ca with the output of `meshctl control ca`)',
+  SELF_SIGNED_CERT_IN_CHAIN: 'its certificate chain is not trusted (pass --control-ca)',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its certificate is not trusted (pass --control-ca)',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'its certificate is not trusted (pass --control-ca)',
+  CERT_HAS_EXPIRED: 'its certificate has expired',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'its certificate is for another name',
+};
+const NET_CAUSES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused (is `meshctl control serve` running there?)',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name lookup failed',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'timed out',
+  EPROTO: 'TLS handshake failed (is it an HTTPS server?)',
+};
+
+export function describeNetError(url: string, err: NodeJS.ErrnoException): string {
+  const code = err.code ?? '';
+  return `cannot reach control server ${url}: ${TLS_CAUSES[code] ?? NET_CAUSES[code] ?? err.message}`;
+}
+
+export interface MapStream {
+  /** resolves when the stream ends, with the server's reason when it said one */
+  done: Promise<{ gone?: 'NODE_UNKNOWN' | 'NODE_EXPIRED'; error?: Error }>;
+  close(): void;
+}
+
+export class ControlClient {
+  private controlKey: Buffer | null = null;
+  private readonly nodePublic: Buffer;
+  private readonly base: URL;
+
+  constructor(readonly url: string, private readonly caPem: string | null, private readonly nodePrivate: Buffer) {
+    this.base = new URL(url);
+    if (this.base.protocol !== 'https:') throw new ApiError('BAD_REQUEST', `login server ${url} must be an https:// URL`);
+    this.nodePublic = publicKeyOf(nodePrivate);
+  }
+
+  private tlsOptions(): RequestOptions {
+    if (!this.caPem) return {};
+    const pinned = new X509Certificate(this.caPem);
+    return {
+      ca: this.caPem,
+      // A pinned self-signed certificate identifies the server better than a
+      // host name does, so it is accepted under whatever name the URL uses.
+      checkServerIdentity: (host: string, cert: PeerCertificate) => (cert.raw && pinned.raw.equals(cert.raw) ? undefined : checkServerIdentity(host, cert)),
+    };
+  }
+
+  private send(method: string, path: string, body: unknown, timeoutMs: number, onResponse?: (res: import('node:http').IncomingMessage) => void): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: this.base.hostname.replace(/^\[|\]$/g, ''),
+          port: this.base.port || 443,
+          method,
+          path,
+          headers: { 'content-type': 'application/json' },
+          timeout: timeoutMs,
+          ...this.tlsOptions(),
+        },
+        (res) => {
+          if (res.statusCode === 200 && onResponse) {
+            onResponse(res);
+            return resolve(undefined);
+          }
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            let parsed: unknown = null;
+            try {
+              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch {
+              return reject(new ApiError('UNREACHABLE', `control server ${this.url} answered ${res.statusCode} with non-JSON: is it a meshctl control server?`));
+            }
+            if (res.statusCode === 200) return resolve(parsed);
+            const e = (parsed as Partial<ErrorBody>).error;
+            const code = e?.code ?? 'INTERNAL';
+            const apiCode = code.startsWith('AUTHKEY') || code === 'NODE_EXPIRED' || code === 'NODE_UNKNOWN' ? 'AUTH' : code === 'BAD_REQUEST' ? 'BAD_REQUEST' : 'FAILURE';
+            const err = new ApiError(apiCode, `control server ${this.url}: ${e?.message ?? `HTTP ${res.statusCode}`}`);
+            (err as ApiError & { controlCode?: string }).controlCode = code;
+            reject(err);
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+      req.on('error', (err: NodeJS.ErrnoException) => reject(new ApiError(err.code === 'ETIMEDOUT' ? 'TIMEOUT' : 'UNREACHABLE', describeNetError(this.url, err))));
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  }
+
+  private async key(timeoutMs: number): Promise<Buffer> {
+    if (this.controlKey) return this.controlKey;
+    const r = (await this.send('GET', PATHS.key, undefined, timeoutMs)) as { publicKey?: string };
+    const k = keyFromText(r.publicKey);
+    if (!k) throw new ApiError('UNREACHABLE', `control server ${this.url} sent no usable control key: is it a meshctl control server?`);
+    this.controlKey = k;
+    return k;
+  }
+
+  private async sealed(op: SealedOp, body: object, timeoutMs: number): Promise<object> {
+    const ck = await this.key(timeoutMs);
+    const plain = JSON.stringify({ ...body, op, tsMs: Date.now(), nonce: randomBytes(12).toString('hex') });
+    return { nodeKey: keyToText(this.nodePublic), box: sealBox(boxKey(this.nodePrivate, ck), Buffer.from(plain)).toString('base64') };
+  }
+
+  async call<T>(op: Exclude<SealedOp, 'map'>, body: object, timeoutMs: number): Promise<T> {
+    return (await this.send('POST', PATHS[op], await this.sealed(op, body, timeoutMs), timeoutMs)) as T;
+  }
+
+  /** Opens the long-lived map stream; `onLine` gets each map or keepalive as it arrives. */
+  async openMap(body: object, onLine: (l: MapLine) => void, idleTimeoutMs: number): Promise<MapStream> {
+    let response: import('node:http').IncomingMessage | null = null;
+    await this.send('POST', PATHS.map, await this.sealed('map', body, idleTimeoutMs), idleTimeoutMs, (res) => (response = res));
+    const res = response!;
+    let gone: 'NODE_UNKNOWN' | 'NODE_EXPIRED' | undefined;
+    const done = new Promise<{ gone?: 'NODE_UNKNOWN' | 'NODE_EXPIRED'; error?: Error }>((resolve) => {
+      let buf = '';
+      res.setEncoding('utf8');
+      // the server writes a keepalive every 15 s; silence for longer means a dead path
+      res.socket.setTimeout(idleTimeoutMs, () => res.destroy(new Error(`no word from ${this.url} for ${idleTimeoutMs / 1000}s`)));
+      res.on('data', (c: string) => {
+        buf += c;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const text = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          let line: MapLine | { type: 'gone'; reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED' };
+          try {
+            line = JSON.parse(text) as MapLine;
+          } catch {
+            continue;
+          }
+          if (line.type === 'gone') gone = line.reason;
+          else onLine(line);
+        }
+      });
+      res.on('end', () => resolve({ gone }));
+      res.on('error', (error) => resolve({ gone, error }));
+      res.on('close', () => resolve({ gone }));
+    });
+    return { done, close: () => res.destroy() };
+  }
+}

@@ -1,0 +1,125 @@
+// Owns the data plane of a running node: the TUN interface with the node's
+// mesh addresses and routes, the UDP socket, the WireGuard device and path
+// selection, and turns each network map into WireGuard peers.
+import { Device } from '../engine/device.js';
+import { PathManager, type PathPeerConfig, type PathTimers } from '../engine/paths.js';
+import { UdpBind } from '../engine/udp.js';
+import { parseCidr, parseEndpoint } from '../engine/uapi.js';
+import type { EngineTimers } from '../engine/constants.js';
+import { publicKeyOf } from '../crypto/x25519.js';
+import { keyFromText } from '../crypto/keys.js';
+import type { NetworkMap, NodeView } from '../control/protocol.js';
+import { openTun, type TunDevice } from '../tun/device.js';
+import { addAddress, addRoute, setLinkUp } from '../tun/netconf.js';
+import type { Endpoint } from '../engine/endpoint.js';
+
+/** 1280 (IPv6's minimum) fits inside any path, relays included, without fragmentation; Tailscale uses the same. */
+export const DEFAULT_MESH_MTU = 1280;
+
+export interface EngineHostOptions {
+  ifname: string;
+  port: number;
+  mtu: number;
+  nodePrivateKey: Buffer;
+  discoPrivateKey: Buffer;
+  engineTimers?: Partial<EngineTimers>;
+  pathTimers?: Partial<PathTimers>;
+  logger: (msg: string) => void;
+}
+
+export class EngineHost {
+  readonly device: Device;
+  readonly paths: PathManager;
+  private tun: TunDevice | null = null;
+  private readonly bind: UdpBind;
+  private configuredAddresses: string[] = [];
+  /** node key (base64) → the map's view of each peer we configured */
+  private peerViews = new Map<string, NodeView>();
+
+  private constructor(readonly opts: EngineHostOptions) {
+    this.device = new Device({ mtu: opts.mtu, timers: opts.engineTimers, logger: opts.logger });
+    this.device.setPrivateKey(opts.nodePrivateKey);
+    this.bind = new UdpBind(opts.logger);
+    this.paths = new PathManager(this.device, { privateKey: opts.discoPrivateKey, publicKey: publicKeyOf(opts.discoPrivateKey) }, publicKeyOf(opts.nodePrivateKey), opts.pathTimers);
+  }
+
+  static async start(opts: EngineHostOptions): Promise<EngineHost> {
+    const h = new EngineHost(opts);
+    try {
+      h.tun = await openTun({ name: opts.ifname, mtu: opts.mtu });
+      await setLinkUp(opts.ifname, opts.mtu);
+      await h.device.attachBind(h.bind, opts.port);
+      h.device.attachTun((p) => h.tun!.write(p));
+      h.tun.onPackets((pkts) => {
+        for (const p of pkts) h.device.sendPacket(p);
+      });
+    } catch (err) {
+      await h.stop();
+      throw err;
+    }
+    return h;
+  }
+
+  get port(): number {
+    return this.device.port;
+  }
+  get ifname(): string {
+    return this.opts.ifname;
+  }
+
+  /** Puts the node's addresses on the interface and routes the mesh prefixes into it. */
+  async configureAddresses(self: NodeView, prefixes: string[]): Promise<void> {
+    const want = self.addresses.map((a) => (a.includes(':') ? `${a}/128` : `${a}/32`));
+    if (want.join() === this.configuredAddresses.join()) return;
+    for (const cidr of want) await addAddress(this.opts.ifname, cidr).catch((e: Error) => (/File exists/.test(e.message) ? undefined : Promise.reject(e)));
+    for (const p of prefixes) await addRoute(this.opts.ifname, p).catch((e: Error) => (/File exists/.test(e.message) ? undefined : Promise.reject(e)));
+    this.configuredAddresses = want;
+  }
+
+  /**
+   * Makes the WireGuard peers match the map: online peers only, each allowed
+   * exactly the addresses control assigned it (so a peer can only send from
+   * addresses it owns), with its reported endpoints as path candidates.
+   */
+  applyMap(map: NetworkMap): void {
+    const wanted = map.peers.filter((p) => p.online && keyFromText(p.nodeKey) && keyFromText(p.discoKey));
+    const keep = new Set(wanted.map((p) => p.nodeKey));
+    for (const old of this.peerViews.keys()) if (!keep.has(old)) this.device.removePeer(keyFromText(old)!);
+    const pathPeers: PathPeerConfig[] = [];
+    for (const v of wanted) {
+      const key = keyFromText(v.nodeKey)!;
+      const peer = this.device.getPeer(key) ?? this.device.addPeer(key);
+      this.device.allowedIps.removeByValue(peer);
+      for (const a of v.allowedIps) {
+        try {
+          const c = parseCidr(a);
+          this.device.allowedIps.insert(c.address, c.bits, peer);
+        } catch {
+          this.opts.logger(`peer ${v.name}: ignoring bad allowed IP ${a}`);
+        }
+      }
+      const candidates: Endpoint[] = [];
+      for (const e of v.endpoints) {
+        try {
+          candidates.push(parseEndpoint(e));
+        } catch {
+          /* a malformed endpoint from control is skipped, not fatal */
+        }
+      }
+      pathPeers.push({ nodeKey: key, discoKey: keyFromText(v.discoKey)!, candidates });
+    }
+    this.peerViews = new Map(wanted.map((v) => [v.nodeKey, v]));
+    this.paths.setPeers(pathPeers);
+  }
+
+  isConfigured(nodeKey: string): boolean {
+    return this.peerViews.has(nodeKey);
+  }
+
+  async stop(): Promise<void> {
+    this.paths.stop();
+    await this.device.close();
+    await this.tun?.close();
+    this.tun = null;
+  }
+}

@@ -1,0 +1,28 @@
+// The endpoints a node reports to control: every address of its interfaces
+// with the WireGuard port. On a LAN these are how peers reach each other
+// directly; STUN-mapped and port-mapped endpoints join them in issue 4.
+import { networkInterfaces } from 'node:os';
+
+function isMeshAddress(a: string): boolean {
+  const o = a.split('.').map(Number);
+  return o.length === 4 && o[0] === 100 && o[1]! >= 64 && o[1]! < 128;
+}
+
+export function localEndpoints(port: number, meshIfname: string, meshPrefix6: string | null): string[] {
+  if (!port) return [];
+  const out: string[] = [];
+  const prefix6 = meshPrefix6?.replace(/::\/48$/, ':') ?? null;
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (name === meshIfname) continue;
+    for (const a of addrs ?? []) {
+      if (a.internal) continue;
+      if (a.family === 'IPv4') {
+        if (!isMeshAddress(a.address)) out.push(`${a.address}:${port}`);
+      } else if (!a.address.startsWith('fe80') && !(prefix6 && a.address.startsWith(prefix6))) {
+        out.push(`[${a.address}]:${port}`);
+      }
+    }
+  }
+  // IPv4 first: it is what most LANs route
+  return out.sort((x, y) => Number(x.startsWith('[')) - Number(y.startsWith('[')));
+}

@@ -1,0 +1,116 @@
+// The local API between the CLI and the daemon: HTTP on a unix socket. These
+// types are the documented, stable shape of `meshctl status --json` and of
+// every other answer (man/meshctl.1, docs/architecture.md).
+
+export const LOCALAPI = {
+  status: '/localapi/v1/status',
+  up: '/localapi/v1/up',
+  down: '/localapi/v1/down',
+  logout: '/localapi/v1/logout',
+  ping: '/localapi/v1/ping',
+  whois: '/localapi/v1/whois',
+  prefs: '/localapi/v1/prefs',
+} as const;
+
+export const DEFAULT_SOCKET = '/var/run/meshctl/meshctld.sock';
+export const DEFAULT_STATE_DIR = '/var/lib/meshctl';
+export const DEFAULT_IFNAME = 'meshctl0';
+export const DEFAULT_PORT = 41641;
+
+export type BackendState = 'NoState' | 'NeedsLogin' | 'Starting' | 'Running' | 'Stopped';
+
+export type PathStatus = { kind: 'direct'; endpoint: string; latencyMs: number | null; trusted: boolean } | { kind: 'relay'; region: string } | { kind: 'none' };
+
+export interface PeerStatus {
+  name: string;
+  ips: string[];
+  nodeKey: string;
+  os: string;
+  online: boolean;
+  lastSeen: string | null;
+  /** a packet went either way within the last 45 s */
+  active: boolean;
+  /** the path that carries this peer's packets now */
+  path: PathStatus;
+  lastHandshake: string | null;
+  txBytes: number;
+  rxBytes: number;
+  endpoints: string[];
+}
+
+export interface SelfStatus {
+  name: string;
+  ips: string[];
+  nodeKey: string;
+  os: string;
+  ifname: string;
+  listenPort: number;
+  endpoints: string[];
+}
+
+export interface Status {
+  version: string;
+  backendState: BackendState;
+  self: SelfStatus | null;
+  control: { url: string | null; connected: boolean; lastError: string | null };
+  peers: PeerStatus[];
+  health: string[];
+}
+
+export interface UpRequest {
+  loginServer?: string;
+  authKey?: string;
+  hostname?: string;
+  controlCaPem?: string;
+  ifname?: string;
+  port?: number;
+  timeoutMs?: number;
+}
+
+/** `up` answers with a stream of these lines, ending in `done` or `error`. */
+export type UpLine = { type: 'progress'; message: string } | { type: 'done'; status: Status } | { type: 'error'; error: ApiErrorBody['error'] };
+
+export interface PingRequest {
+  peer: string;
+  timeoutMs?: number;
+}
+
+export interface PingResponse {
+  name: string;
+  ip: string;
+  pong: { via: 'direct'; endpoint: string; latencyMs: number } | { via: 'relay'; region: string; latencyMs: number } | null;
+}
+
+export interface WhoisResponse {
+  name: string;
+  ips: string[];
+  nodeKey: string;
+  os: string;
+  self: boolean;
+}
+
+export interface PrefsRequest {
+  operator?: string | null;
+  hostname?: string;
+}
+
+export type ApiErrorCode =
+  | 'BAD_REQUEST'
+  | 'PERMISSION'
+  | 'NOT_FOUND'
+  | 'UNREACHABLE'
+  | 'AUTH'
+  | 'TIMEOUT'
+  | 'NOT_RUNNING'
+  | 'FAILURE';
+
+export interface ApiErrorBody {
+  error: { code: ApiErrorCode; message: string };
+}
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(readonly code: ApiErrorCode, message: string) {
+    super(message);
+  }
+}
