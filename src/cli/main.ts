@@ -19,7 +19,6 @@ export function buildProgram(): Command {
     .description('A self-hostable full-mesh WireGuard VPN: node daemon, control server and relay in one binary')
     .version(meshctlVersion(), '--version', 'print the version and exit')
     .option('--socket <path>', "the daemon's local API socket (env MESHCTL_SOCKET)", process.env.MESHCTL_SOCKET)
-    .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') });
 
   program

@@ -30,11 +30,39 @@ test('version and --version print the package version', () => {
 });
 
 test('a command not built yet says so and exits 2', () => {
-  const r = run('status');
+  const r = run('netcheck');
   assert.equal(r.code, 2);
-  assert.match(r.err, /not implemented yet/);
+  assert.match(r.err, /not implemented yet \(tracked in issue 4\)/);
   assert.equal(r.err.trim().split('\n').length, 1);
-  assert.equal(run('control', 'serve', '--listen', ':1').code, 2);
+});
+
+test('node commands without a daemon: "meshctl is stopped", exit 1', () => {
+  const sock = ['--socket', '/nonexistent/meshctl.sock'];
+  const st = run(...sock, 'status');
+  assert.equal(st.code, 1);
+  assert.equal(st.err, 'meshctl is stopped.\n');
+  assert.equal(st.out, '');
+  for (const args of [['ping', 'x'], ['ip'], ['down'], ['whois', '100.64.0.1']]) {
+    const r = run(...sock, ...args);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.err, /^meshctl is stopped \(no daemon at \/nonexistent\/meshctl\.sock\): start it with `meshctl up`\n$/);
+  }
+});
+
+test('flag values are checked before anything runs', () => {
+  for (const args of [
+    ['control', 'serve', '--listen', 'nohost'],
+    ['control', 'authkey', 'create', '--expiry', 'soon'],
+    ['up', '--port', '70000'],
+    ['up', '--timeout', '-1s'],
+    ['ping', 'x', '-c', '0'],
+    ['ping', 'x', '--until-direct=maybe'],
+    ['ip', '-4', '-6'],
+  ]) {
+    const r = run('--socket', '/nonexistent/meshctl.sock', ...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
+  }
 });
 
 test('bad usage gives one line and exit 2', () => {

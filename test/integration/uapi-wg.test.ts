@@ -60,7 +60,9 @@ test('wg show / set / setconf / showconf work against meshctl as against wiregua
       assert.match(a, /^errno=-\d+\n\n$/);
     }
     // a listen port already taken: the same errno from both, and meshctl keeps its old port and keeps working
-    const [inUseMc, inUseGo] = await Promise.all([raw(mc.ifname, 'set=1\nlisten_port=51901\n\n'), raw(go.ifname, 'set=1\nlisten_port=51900\n\n')]);
+    // one after the other: in parallel each would race to take the port the other is leaving
+    const inUseMc = await raw(mc.ifname, 'set=1\nlisten_port=51901\n\n');
+    const inUseGo = await raw(go.ifname, 'set=1\nlisten_port=51900\n\n');
     assert.equal(inUseMc, inUseGo);
     assert.match(inUseMc, /^errno=-98\n\n$/);
     assert.match(await raw(mc.ifname, 'get=1\n\n'), /listen_port=51900\n/);

@@ -1,0 +1,102 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { allocateAddresses, ipv6Prefix } from '../../src/control/addresses.js';
+import { createAuthKey, redeemAuthKey } from '../../src/control/authkeys.js';
+import { ControlError } from '../../src/control/protocol.js';
+import { Registry, sanitizeHostname } from '../../src/control/registry.js';
+import { SqliteStore } from '../../src/control/sqlite-store.js';
+
+function withStore(fn: (s: SqliteStore, dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'meshctl-store-'));
+  const s = new SqliteStore(join(dir, 'control.db'));
+  try {
+    fn(s, dir);
+  } finally {
+    s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const code = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ControlError, String(err));
+    return err.code;
+  }
+  return 'no error';
+};
+
+test('a fresh database is migrated to the latest schema, 0600, and keeps data across reopen', () => {
+  withStore((s, dir) => {
+    assert.equal(s.schemaVersion, 2);
+    assert.equal(statSync(join(dir, 'control.db')).mode & 0o777, 0o600);
+    s.setMeta('k', 'v');
+    s.close();
+    const again = new SqliteStore(join(dir, 'control.db'));
+    assert.equal(again.getMeta('k'), 'v');
+    assert.equal(again.schemaVersion, 2);
+    again.close();
+  });
+});
+
+test('auth keys are stored hashed; single-use, expired and unknown keys are refused', () => {
+  withStore((s) => {
+    const once = createAuthKey(s, { reusable: false, ephemeral: false, expiryMs: null });
+    assert.match(once.key, /^mskey-[0-9a-f]{12}-[0-9a-f]{48}$/);
+    const secret = once.key.split('-')[2]!;
+    assert.ok(!JSON.stringify(s.listAuthKeys()).includes(secret), 'the secret is not in the database');
+    assert.equal(redeemAuthKey(s, once.key).id, once.record.id);
+    assert.equal(code(() => redeemAuthKey(s, once.key)), 'AUTHKEY_USED');
+    const many = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null });
+    redeemAuthKey(s, many.key);
+    redeemAuthKey(s, many.key);
+    const short = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: 1000 }, 0);
+    assert.equal(code(() => redeemAuthKey(s, short.key, 1000)), 'AUTHKEY_EXPIRED');
+    assert.equal(code(() => redeemAuthKey(s, many.key.slice(0, -1) + (many.key.endsWith('0') ? '1' : '0'))), 'AUTHKEY_INVALID');
+    assert.equal(code(() => redeemAuthKey(s, 'tskey-abc')), 'AUTHKEY_INVALID');
+  });
+});
+
+test('addresses are unique, from 100.64.0.0/10 and one ULA /48, and never reused', () => {
+  withStore((s) => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 600; i++) {
+      const a = allocateAddresses(s);
+      assert.match(a.ipv4, /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.\d+\.\d+$/);
+      assert.ok(!a.ipv4.endsWith('.0') && !a.ipv4.endsWith('.255'));
+      assert.ok(!seen.has(a.ipv4));
+      seen.add(a.ipv4);
+      assert.ok(a.ipv6.startsWith(ipv6Prefix(s).replace('::/48', '::')));
+    }
+    assert.match(ipv6Prefix(s), /^fd[0-9a-f]{2}:[0-9a-f]{4}:[0-9a-f]{4}::\/48$/);
+  });
+});
+
+test('registration: known keys need no auth key, hostnames stay unique, expiry forces re-auth', () => {
+  withStore((s) => {
+    let now = 1_000_000;
+    const r = new Registry(s, { keyExpiryMs: 60_000, now: () => now });
+    const key = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null }).key;
+    const body = { hostname: 'My NAS!', os: 'linux', version: '0', discoKey: 'd', endpoints: ['10.0.0.1:41641', 'junk', '[fd00::1]:5'] };
+    assert.equal(code(() => r.register('A', body)), 'AUTHKEY_REQUIRED');
+    const a = r.register('A', { ...body, authKey: key });
+    assert.equal(a.hostname, 'my-nas');
+    assert.deepEqual(a.endpoints, ['10.0.0.1:41641', '[fd00::1]:5']);
+    const b = r.register('B', { ...body, authKey: key });
+    assert.equal(b.hostname, 'my-nas-1');
+    const again = r.register('A', body);
+    assert.equal(again.ipv4, a.ipv4, 'same address on re-registration');
+    assert.equal(again.hostname, 'my-nas');
+    now += 60_001;
+    assert.equal(code(() => r.register('A', body)), 'NODE_EXPIRED');
+    assert.equal(r.mapFor(b, () => true, []).peers.length, 0, 'an expired node is not in others’ maps');
+    const reauth = r.register('A', { ...body, authKey: key });
+    assert.equal(reauth.ipv4, a.ipv4);
+    assert.equal(r.mapFor(b, () => true, []).peers.length, 1);
+    assert.equal(sanitizeHostname('---'), 'node');
+  });
+});
