@@ -19,9 +19,15 @@ function files(dir: string): string[] {
   return out;
 }
 
+const ALL = ['cli', 'daemon', 'control', 'relay', 'engine', 'nat', 'tun', 'localapi', 'crypto', 'util'];
 const FORBIDDEN: Record<string, string[]> = {
-  engine: ['cli', 'daemon', 'control', 'relay'],
-  nat: ['cli', 'daemon', 'control', 'engine'],
+  // leaves: shared by everything, depend on nothing of ours
+  crypto: ALL.filter((l) => l !== 'crypto'),
+  util: ALL.filter((l) => l !== 'util'),
+  // the CLI's view of the daemon: it must not pull the daemon or engine into every command
+  localapi: ALL.filter((l) => l !== 'localapi'),
+  engine: ['cli', 'daemon', 'control', 'relay', 'localapi'],
+  nat: ['cli', 'daemon', 'control', 'engine', 'localapi'],
   tun: ['cli', 'daemon', 'control', 'relay', 'engine', 'nat'],
   relay: ['cli', 'daemon', 'engine'],
   control: ['cli', 'daemon', 'engine'],

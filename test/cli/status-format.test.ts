@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatStatus, peerState, stoppedMessage } from '../../src/cli/status-format.js';
+import type { PeerStatus, Status } from '../../src/localapi/types.js';
+import { parseDuration } from '../../src/util/duration.js';
+
+const NOW = Date.parse('2026-11-26T12:00:00Z');
+const peer = (o: Partial<PeerStatus>): PeerStatus => ({
+  name: 'nas',
+  ips: ['100.64.0.2', 'fd00::2'],
+  nodeKey: 'k',
+  os: 'linux',
+  online: true,
+  lastSeen: null,
+  active: false,
+  path: { kind: 'none' },
+  lastHandshake: null,
+  txBytes: 0,
+  rxBytes: 0,
+  endpoints: [],
+  ...o,
+});
+
+test('STATUS names the path, never a bare dash', () => {
+  assert.equal(peerState(peer({ active: true, path: { kind: 'direct', endpoint: '10.0.0.2:41641', latencyMs: 1, trusted: true }, txBytes: 12, rxBytes: 34 }), NOW), 'active; direct 10.0.0.2:41641, tx 12 rx 34');
+  assert.equal(peerState(peer({ path: { kind: 'direct', endpoint: '10.0.0.2:41641', latencyMs: 1, trusted: true } }), NOW), 'idle; direct 10.0.0.2:41641');
+  assert.equal(peerState(peer({ active: true, path: { kind: 'relay', region: 'fra' } }), NOW), 'active; relay "fra", tx 0 rx 0');
+  assert.equal(peerState(peer({}), NOW), 'idle; no path yet');
+  assert.equal(peerState(peer({ online: false, lastSeen: '2026-11-26T11:55:00Z' }), NOW), 'offline, last seen 5m ago');
+});
+
+test('the table aligns columns and filters --active and --no-self', () => {
+  const s: Status = {
+    version: '0',
+    backendState: 'Running',
+    self: { name: 'me', ips: ['100.64.0.1'], nodeKey: 'k', os: 'linux', ifname: 'meshctl0', listenPort: 1, endpoints: [] },
+    control: { url: 'https://c', connected: true, lastError: null },
+    peers: [peer({ name: 'a-long-name', active: true, path: { kind: 'direct', endpoint: '1.2.3.4:5', latencyMs: 1, trusted: true } }), peer({ name: 'b', ips: ['100.64.0.3'] })],
+    health: [],
+  };
+  const all = formatStatus(s, { self: true, peers: true, activeOnly: false }, NOW).split('\n');
+  assert.equal(all[0], '100.64.0.1  me           linux  self');
+  assert.equal(all[1], '100.64.0.2  a-long-name  linux  active; direct 1.2.3.4:5, tx 0 rx 0');
+  assert.equal(all[2], '100.64.0.3  b            linux  idle; no path yet');
+  assert.equal(formatStatus(s, { self: false, peers: true, activeOnly: true }, NOW), '100.64.0.2  a-long-name  linux  active; direct 1.2.3.4:5, tx 0 rx 0\n');
+  assert.equal(stoppedMessage(s), null);
+  assert.equal(stoppedMessage({ ...s, backendState: 'Stopped' }), 'meshctl is stopped.');
+});
+
+test('durations', () => {
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('1h30m'), 5_400_000);
+  assert.equal(parseDuration('7d'), 604_800_000);
+  for (const bad of ['', '5', 'soon', '1x', '-1s', '1s2']) assert.equal(parseDuration(bad), null, bad);
+});
