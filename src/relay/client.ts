@@ -1,0 +1,205 @@
+// A connection to one relay: TLS (the certificate pinned by the fingerprint
+// control published, or verified normally), the HTTP upgrade, the key
+// handshake, then packets to and from other nodes by key. It reconnects with
+// backoff and measures its round trip with pings; it never throws into the
+// caller, it reports state.
+import { connect, type TLSSocket } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import { boxKey, sealBox } from '../crypto/box.js';
+import { publicKeyOf } from '../crypto/x25519.js';
+import { FrameReader, FrameType, frame, KEY_LEN, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
+
+export interface RelayClientOptions {
+  url: string;
+  /** SHA-256 of the relay's certificate (hex); when set, it is pinned instead of CA verification */
+  fingerprint?: string;
+  nodePrivate: Buffer;
+  meshKey?: string;
+  /** skip certificate checks: only for relay-to-relay mesh links, which the mesh key authenticates */
+  meshLink?: boolean;
+  onPacket?: (src: Buffer, pkt: Buffer) => void;
+  onPeerGone?: (key: Buffer) => void;
+  onPeerPresent?: (key: Buffer) => void;
+  onState?: (connected: boolean, error?: string) => void;
+  logger?: (msg: string) => void;
+}
+
+const CONNECT_TIMEOUT_MS = 10_000;
+const PING_MS = 30_000;
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 15_000;
+/** No frame at all from the relay for this long (it sends keepalives every 30 s): reconnect. */
+const SERVER_IDLE_MS = 75_000;
+
+export class RelayClient {
+  private sock: TLSSocket | null = null;
+  private stopped = false;
+  private backoff = BACKOFF_MIN_MS;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private pings = new Map<string, number>();
+  private lastRecvMs = 0;
+  connected = false;
+  latencyMs: number | null = null;
+  lastError: string | null = null;
+  readonly publicKey: Buffer;
+  readonly stats = { sent: 0, received: 0, dropped: 0, reconnects: 0 };
+
+  constructor(private readonly o: RelayClientOptions) {
+    this.publicKey = publicKeyOf(o.nodePrivate);
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.sock?.destroy();
+    this.sock = null;
+    this.setConnected(false);
+  }
+
+  /** Sends a packet to the node with key `dst`; false when not connected or the socket is backed up. */
+  send(dst: Buffer, pkt: Buffer): boolean {
+    return this.sendFrame(frame(FrameType.sendPacket, dst, pkt));
+  }
+
+  sendFrame(f: Buffer): boolean {
+    const s = this.sock;
+    if (!this.connected || !s || s.destroyed) {
+      this.stats.dropped++;
+      return false;
+    }
+    s.write(f);
+    this.stats.sent++;
+    return true;
+  }
+
+  private setConnected(c: boolean, error?: string): void {
+    if (error) this.lastError = error;
+    if (c) this.lastError = null;
+    if (c === this.connected && !error) return;
+    this.connected = c;
+    this.o.onState?.(c, error);
+  }
+
+  private retry(why: string): void {
+    this.sock?.destroy();
+    this.sock = null;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+    this.setConnected(false, why);
+    if (this.stopped || this.retryTimer) return;
+    const wait = this.backoff * (0.75 + Math.random() * 0.5);
+    this.backoff = Math.min(BACKOFF_MAX_MS, this.backoff * 2);
+    this.stats.reconnects++;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.connect();
+    }, wait);
+    this.retryTimer.unref();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const u = new URL(this.o.url);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const pinned = this.o.fingerprint?.toLowerCase();
+    const sock = connect({ host, port: Number(u.port || 443), servername: /^[\d.]+$|:/.test(host) ? undefined : host, rejectUnauthorized: !pinned && !this.o.meshLink, timeout: CONNECT_TIMEOUT_MS });
+    this.sock = sock;
+    let phase: 'http' | 'key' | 'info' | 'open' = 'http';
+    let httpBuf = '';
+    const reader = new FrameReader();
+    const fail = (why: string): void => {
+      if (this.sock === sock) this.retry(`relay ${this.o.url}: ${why}`);
+    };
+    sock.once('secureConnect', () => {
+      if (pinned) {
+        const fp = sock.getPeerCertificate().fingerprint256?.replace(/:/g, '').toLowerCase();
+        if (fp !== pinned) return fail(`certificate fingerprint ${fp} is not the pinned ${pinned}`);
+      }
+      sock.setNoDelay(true);
+      sock.setTimeout(0);
+      sock.write(`GET ${RELAY_PATH} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: ${RELAY_UPGRADE}\r\nConnection: Upgrade\r\n\r\n`);
+    });
+    sock.on('timeout', () => fail('connection timed out'));
+    sock.on('error', (err: NodeJS.ErrnoException) => fail(err.code === 'ECONNREFUSED' ? 'connection refused' : err.message));
+    sock.on('close', () => fail('connection closed'));
+    sock.on('data', (chunk: Buffer) => {
+      this.lastRecvMs = Date.now();
+      if (phase === 'http') {
+        httpBuf += chunk.toString('latin1');
+        const end = httpBuf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        if (!/^HTTP\/1\.1 101/.test(httpBuf)) return fail(`upgrade refused: ${httpBuf.split('\r\n')[0]}`);
+        chunk = Buffer.from(httpBuf.slice(end + 4), 'latin1');
+        phase = 'key';
+        if (chunk.length === 0) return;
+      }
+      let frames;
+      try {
+        frames = reader.push(chunk);
+      } catch (err) {
+        return fail((err as Error).message);
+      }
+      for (const f of frames) {
+        if (phase === 'key') {
+          if (f.type !== FrameType.serverKey || f.payload.length !== SERVER_MAGIC.length + KEY_LEN || !f.payload.subarray(0, SERVER_MAGIC.length).equals(SERVER_MAGIC)) return fail('not a meshctl relay');
+          const serverKey = f.payload.subarray(SERVER_MAGIC.length);
+          const info = JSON.stringify({ version: 1, tsMs: Date.now(), ...(this.o.meshKey ? { meshKey: this.o.meshKey } : {}) });
+          sock.write(frame(FrameType.clientInfo, this.publicKey, sealBox(boxKey(this.o.nodePrivate, serverKey), Buffer.from(info))));
+          phase = 'info';
+        } else if (f.type === FrameType.close) {
+          this.backoff = BACKOFF_MAX_MS; // refused: do not hammer it
+          return fail(`refused: ${f.payload.toString('utf8')}`);
+        } else if (phase === 'info') {
+          if (f.type !== FrameType.serverInfo) return fail('expected ServerInfo');
+          phase = 'open';
+          this.backoff = BACKOFF_MIN_MS;
+          this.setConnected(true);
+          this.pingTimer = setInterval(() => this.ping(), PING_MS);
+          this.pingTimer.unref();
+          this.ping();
+        } else this.onFrame(f.type, f.payload);
+      }
+    });
+  }
+
+  private ping(): void {
+    if (Date.now() - this.lastRecvMs > SERVER_IDLE_MS) return this.retry(`relay ${this.o.url}: silent for ${SERVER_IDLE_MS / 1000}s`);
+    const id = randomBytes(8);
+    this.pings.set(id.toString('hex'), performance.now());
+    if (this.pings.size > 16) this.pings.delete(this.pings.keys().next().value!);
+    this.sendFrame(frame(FrameType.ping, id));
+  }
+
+  private onFrame(type: number, p: Buffer): void {
+    switch (type) {
+      case FrameType.recvPacket:
+        if (p.length < KEY_LEN) return;
+        this.stats.received++;
+        this.o.onPacket?.(p.subarray(0, KEY_LEN), p.subarray(KEY_LEN));
+        return;
+      case FrameType.peerGone:
+        if (p.length >= KEY_LEN) this.o.onPeerGone?.(p.subarray(0, KEY_LEN));
+        return;
+      case FrameType.peerPresent:
+        if (p.length >= KEY_LEN) this.o.onPeerPresent?.(p.subarray(0, KEY_LEN));
+        return;
+      case FrameType.ping:
+        this.sendFrame(frame(FrameType.pong, p.subarray(0, 8)));
+        return;
+      case FrameType.pong: {
+        const t = this.pings.get(p.toString('hex', 0, 8));
+        if (t !== undefined) this.latencyMs = performance.now() - t;
+        return;
+      }
+      default:
+        return;
+    }
+  }
+}

@@ -1,0 +1,50 @@
+// Relays of one region mesh: each connects to the others as a mesh client
+// (authenticated by the shared --mesh-key), watches which nodes are connected
+// there, and forwards packets for those nodes. A node reached through any
+// relay of the region gets the packet.
+import { generatePrivateKey } from '../crypto/x25519.js';
+import { RelayClient } from './client.js';
+import { FrameType, frame } from './frames.js';
+
+export class RelayMesh {
+  private readonly peers: RelayClient[] = [];
+  /** node key hex → the mesh peer it is connected to */
+  private readonly where = new Map<string, RelayClient>();
+
+  constructor(urls: string[], meshKey: string, private readonly isLocal: (hex: string) => unknown, private readonly log: (m: string) => void) {
+    const priv = generatePrivateKey();
+    for (const url of urls) {
+      // mesh peers are authenticated by the mesh key in both directions; their certificates are self-signed
+      const c: RelayClient = new RelayClient({
+        url,
+        meshLink: true,
+        nodePrivate: priv,
+        meshKey,
+        onState: (up, err) => {
+          if (up) c.sendFrame(frame(FrameType.watchConns));
+          else for (const [k, v] of this.where) if (v === c) this.where.delete(k);
+          this.log(up ? `meshed with ${url}` : `mesh link to ${url} down${err ? `: ${err}` : ''}`);
+        },
+        onPeerPresent: (k) => this.where.set(k.toString('hex'), c),
+        onPeerGone: (k) => {
+          if (this.where.get(k.toString('hex')) === c) this.where.delete(k.toString('hex'));
+        },
+      });
+      this.peers.push(c);
+    }
+  }
+
+  start(): void {
+    for (const p of this.peers) p.start();
+  }
+  stop(): void {
+    for (const p of this.peers) p.stop();
+  }
+
+  forward(src: Buffer, dst: Buffer, pkt: Buffer): boolean {
+    const hex = dst.toString('hex');
+    if (this.isLocal(hex)) return false;
+    const c = this.where.get(hex);
+    return c ? c.sendFrame(frame(FrameType.forwardPacket, src, dst, pkt)) : false;
+  }
+}
