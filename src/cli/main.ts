@@ -13,6 +13,7 @@ import { registerIp } from './ip.js';
 import { registerSet } from './set.js';
 import { registerDaemon } from './daemon.js';
 import { registerControl } from './control.js';
+import { registerRelay } from './relay.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerSet(program);
   registerDaemon(program);
   registerControl(program);
+  registerRelay(program);
   registerPlanned(program);
   registerDebug(program);
   return program;

@@ -11,6 +11,7 @@ export const PATHS = {
   map: `${API_PREFIX}/map`,
   endpoints: `${API_PREFIX}/endpoints`,
   logout: `${API_PREFIX}/logout`,
+  verify: `${API_PREFIX}/verify`,
 } as const;
 export type SealedOp = 'register' | 'map' | 'endpoints' | 'logout';
 

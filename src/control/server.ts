@@ -11,6 +11,7 @@ import { AdminServer } from './admin-server.js';
 import { readJson, sendError, sendJson } from './http-util.js';
 import { ControlError, MAP_KEEPALIVE_MS, PATHS, type EndpointsBody, type MapBody, type MapLine, type RegisterBody, type RelayRegion } from './protocol.js';
 import { Registry, validEndpoints } from './registry.js';
+import { probeRelays } from './relay-probe.js';
 import { SealedOpener } from './sealed.js';
 import { SqliteStore } from './sqlite-store.js';
 import { ensureStateDir, loadControlKey, loadOrCreateCertificate, stateFiles } from './state-dir.js';
@@ -43,6 +44,8 @@ const DEFAULT_EPHEMERAL_GRACE_MS = 30_000;
 const RECONNECT_GRACE_MS = 45_000;
 /** lastSeen is written at most this often per node, to spare the disk. */
 const LAST_SEEN_WRITE_MS = 60_000;
+/** Relay certificates are re-read this often, so a renewed certificate reaches nodes. */
+const RELAY_PROBE_MS = 60_000;
 
 interface Stream {
   nodeId: number;
@@ -63,6 +66,8 @@ export class ControlServer {
   private expiredIds = new Set<number>();
   private readonly presumedOnline = new Set<number>();
   private graceTimer: NodeJS.Timeout | null = null;
+  private relayTimer: NodeJS.Timeout | null = null;
+  private relayMap: RelayRegion[] = [];
   private readonly log: (msg: string) => void;
   publicKey: Buffer | null = null;
   certPem = '';
@@ -111,12 +116,17 @@ export class ControlServer {
       else if (n.ephemeral) this.scheduleEphemeralDelete(n.id);
     }
     this.graceTimer = setTimeout(() => this.endGrace(), RECONNECT_GRACE_MS);
+    this.relayMap = this.opts.relays ?? [];
+    if (this.relayMap.length) {
+      await this.refreshRelays();
+      this.relayTimer = setInterval(() => void this.refreshRelays(), RELAY_PROBE_MS);
+    }
     this.expiredIds = new Set(this.store.listNodes().filter((n) => this.registry!.isExpired(n)).map((n) => n.id));
     this.log(`control server listening on https://${this.opts.host}:${this.boundPort}, control key ${keyToText(ck.publicKey)}`);
   }
 
   async stop(): Promise<void> {
-    for (const t of [this.broadcastTimer, this.keepaliveTimer, this.expiryTimer, this.graceTimer]) if (t) clearTimeout(t);
+    for (const t of [this.broadcastTimer, this.keepaliveTimer, this.expiryTimer, this.graceTimer, this.relayTimer]) if (t) clearTimeout(t);
     for (const t of this.ephemeralTimers.values()) clearTimeout(t);
     this.ephemeralTimers.clear();
     for (const s of this.streams) s.res.destroy();
@@ -129,6 +139,15 @@ export class ControlServer {
     this.server = null;
     this.store?.close();
     this.store = null;
+  }
+
+  private async refreshRelays(): Promise<void> {
+    const next = await probeRelays(this.relayMap);
+    for (const r of next) if (!r.certFingerprint) this.log(`relay ${r.code} at ${r.url} did not answer; nodes will retry it`);
+    if (JSON.stringify(next) !== JSON.stringify(this.relayMap)) {
+      this.relayMap = next;
+      this.changed();
+    }
   }
 
   private online(id: number): boolean {
@@ -156,6 +175,7 @@ export class ControlServer {
     try {
       if (req.method === 'GET' && req.url === PATHS.key) return sendJson(res, 200, { publicKey: keyToText(this.publicKey!) });
       if (req.method === 'GET' && req.url === '/healthz') return sendJson(res, 200, { ok: true });
+      if (req.method === 'GET' && req.url?.startsWith(`${PATHS.verify}?`)) return this.handleVerify(req.url, res);
       if (req.method !== 'POST') throw new ControlError('BAD_REQUEST', `no ${req.method} ${req.url} here`);
       const raw = await readJson(req);
       switch (req.url) {
@@ -217,6 +237,14 @@ export class ControlServer {
       if (current?.ephemeral) this.scheduleEphemeralDelete(node.id);
       this.changed();
     });
+  }
+
+  /** For relays' --verify-clients: is this node key a valid member? (Public keys only; nothing secret is revealed.) */
+  private handleVerify(url: string, res: ServerResponse): void {
+    const key = new URL(url, 'https://x').searchParams.get('nodeKey') ?? '';
+    const n = this.store!.getNodeByKey(key);
+    if (n && !this.registry!.isExpired(n)) return sendJson(res, 200, { known: true });
+    sendJson(res, 404, { known: false });
   }
 
   private handleEndpoints(raw: unknown, res: ServerResponse): void {
@@ -286,7 +314,7 @@ export class ControlServer {
   private writeMap(s: Stream): void {
     const node = this.store?.getNode(s.nodeId);
     if (!node) return;
-    const line: MapLine = { type: 'map', map: this.registry!.mapFor(node, (id) => this.online(id), this.opts.relays ?? []) };
+    const line: MapLine = { type: 'map', map: this.registry!.mapFor(node, (id) => this.online(id), this.relayMap) };
     s.res.write(JSON.stringify(line) + '\n');
   }
 

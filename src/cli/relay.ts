@@ -1,0 +1,59 @@
+// `meshctl relay serve`: the relay and its STUN server.
+import { Command, Option } from 'commander';
+import { portArg } from './context.js';
+import { listenArg } from './control.js';
+import { CliError } from './errors.js';
+
+
+export function registerRelay(program: Command): void {
+  const relay = program.command('relay').description('the relay: carries packets between nodes that cannot reach each other directly');
+  relay
+    .command('serve')
+    .description('run a relay (TLS/TCP, HTTP upgrade) and a STUN server')
+    .addOption(new Option('--listen <host:port>', 'address for the relay (HTTPS)').argParser(listenArg).default(listenArg('0.0.0.0:443'), '0.0.0.0:443'))
+    .addOption(new Option('--stun-port <n>', 'UDP port of the STUN server').argParser(portArg).default(3478))
+    .requiredOption('--region <code>', 'the region this relay serves (as named in the control server\'s --relay)')
+    .option('--state-dir <dir>', 'where its key and self-signed certificate live', process.env.MESHCTL_RELAY_STATE_DIR || '/var/lib/meshctl-relay')
+    .option('--tls-cert <file>', 'certificate (PEM); default: self-signed, pinned by nodes through the control server')
+    .option('--tls-key <file>', 'private key (PEM) for --tls-cert')
+    .option('--verify-clients <url>', 'only relay for nodes this control server knows (https://HOST:PORT)')
+    .option('--control-ca <pemfile>', "the control server's certificate, for --verify-clients")
+    .option('--mesh-key <hex>', 'shared secret of the relays of this region')
+    .addOption(new Option('--mesh-with <url>', 'another relay of this region to mesh with (repeatable)').argParser((v: string, prev: string[]) => [...prev, v]).default([]))
+    .addOption(new Option('--client-rate <bytes/s>', 'per-client rate limit, 0 = none').argParser((v: string) => {
+      if (!/^\d+$/.test(v)) throw new CliError('USAGE', `--client-rate ${v}: expected bytes per second`);
+      return Number(v);
+    }).default(0))
+    .action(async (o: { listen: { host: string; port: number }; stunPort: number; region: string; stateDir: string; tlsCert?: string; tlsKey?: string; verifyClients?: string; controlCa?: string; meshKey?: string; meshWith: string[]; clientRate: number }) => {
+      if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
+      if (o.meshWith.length && !o.meshKey) throw new CliError('USAGE', '--mesh-with needs --mesh-key (the same on every relay of the region)');
+      if (!/^[a-z0-9-]{1,32}$/.test(o.region)) throw new CliError('USAGE', `--region ${o.region}: use 1-32 lower-case letters, digits or dashes`);
+      const { RelayServer } = await import('../relay/server.js');
+      const server = new RelayServer({
+        host: o.listen.host,
+        port: o.listen.port,
+        stunPort: o.stunPort,
+        region: o.region,
+        stateDir: o.stateDir,
+        tlsCert: o.tlsCert,
+        tlsKey: o.tlsKey,
+        verifyClientsUrl: o.verifyClients,
+        verifyClientsCa: o.controlCa,
+        meshKey: o.meshKey,
+        meshWith: o.meshWith,
+        clientRateBytesPerSec: o.clientRate,
+        logger: (m) => process.stderr.write(`${new Date().toISOString()} meshctl relay: ${m}\n`),
+      });
+      try {
+        await server.start();
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new CliError('FAILURE', `meshctl relay serve: ${e.code === 'EADDRINUSE' ? 'a port is in use (relay or STUN): pick others' : e.message}`);
+      }
+      process.on('SIGUSR1', () => process.stderr.write(`stats ${JSON.stringify({ ...server.stats, stun: server.stunStats })}\n`));
+      const stop = (): void => void server.stop().then(() => process.exit(0));
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      await new Promise<never>(() => {});
+    });
+}
