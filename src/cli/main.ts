@@ -14,6 +14,7 @@ import { registerSet } from './set.js';
 import { registerDaemon } from './daemon.js';
 import { registerControl } from './control.js';
 import { registerRelay } from './relay.js';
+import { registerNetcheck } from './netcheck.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerDaemon(program);
   registerControl(program);
   registerRelay(program);
+  registerNetcheck(program);
   registerPlanned(program);
   registerDebug(program);
   return program;

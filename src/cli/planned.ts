@@ -12,7 +12,6 @@ interface Planned {
 }
 
 const PLANNED: Planned[] = [
-  { path: ['netcheck'], description: 'report UDP reachability, NAT type, port mapping and relay latency', issue: 4 },
   { path: ['lab'], description: 'build a demo network of namespaces behind NATs (root)', issue: 4, args: '<up|status|down>' },
 ];
 

@@ -9,10 +9,11 @@ import { publicKeyOf } from '../crypto/x25519.js';
 import { endpointKey } from '../engine/endpoint.js';
 import { isIP } from 'node:net';
 import type { MapLine, NetworkMap, NodeView, RegisterResult } from '../control/protocol.js';
-import { ApiError, type BackendState, type PeerStatus, type PingResponse, type PrefsRequest, type Status, type UpRequest, type WhoisResponse } from '../localapi/types.js';
+import { ApiError, type BackendState, type NetcheckResponse, type PeerStatus, type PingResponse, type PrefsRequest, type Status, type UpRequest, type WhoisResponse } from '../localapi/types.js';
 import { ControlClient, type MapStream } from './control-client.js';
 import { DEFAULT_MESH_MTU, EngineHost } from './engine-host.js';
 import { localEndpoints } from './local-endpoints.js';
+import { chooseHome, type NetReport, type StunTarget } from '../nat/netcheck.js';
 import { StateStore, type NodeState } from './state.js';
 import type { DaemonKnobs } from './test-knobs.js';
 
@@ -26,6 +27,8 @@ const MAP_IDLE_TIMEOUT_MS = 45_000;
 /** How often local addresses are re-read to notice a changed endpoint. */
 const ENDPOINT_POLL_MS = 5000;
 const LOGOUT_TIMEOUT_MS = 5000;
+/** Netcheck cadence: mappings and relay latency drift; Tailscale re-checks every ~20-26 s. */
+const NETCHECK_INTERVAL_MS = 30_000;
 
 export interface BackendOptions {
   stateDir: string;
@@ -48,6 +51,10 @@ export class Backend {
   private lastError: string | null = null;
   private mapWaiters: (() => void)[] = [];
   private endpointTimer: NodeJS.Timeout | null = null;
+  private netcheckTimer: NodeJS.Timeout | null = null;
+  /** the relay region where peers can always reach this node */
+  private home: string | null = null;
+  private relayMapKey = '';
   private reportedEndpoints = '';
   private readonly log: (msg: string) => void;
   /** `up` waits for a resume in progress, so the two never build the engine twice */
@@ -194,8 +201,40 @@ export class Backend {
     return keyToText(publicKeyOf(Buffer.from(this.st.discoPrivateKey, 'base64')));
   }
 
+  /** Local addresses first, then what netcheck learned (STUN-mapped, port-mapped). */
   private endpoints(): string[] {
-    return this.host ? localEndpoints(this.host.port, this.host.ifname, this.st.ipv6Prefix) : [];
+    if (!this.host) return [];
+    return [...new Set([...this.host.localEndpointTexts(), ...this.host.extraEndpoints])];
+  }
+
+  private stunTargets(): StunTarget[] {
+    return (this.map?.relays ?? []).map((r) => ({ region: r.code, host: new URL(r.url).hostname.replace(/^\[|\]$/g, ''), port: r.stunPort, url: r.url }));
+  }
+
+  /** Runs netcheck, picks the home region (with hysteresis) and reports new endpoints or home to control. */
+  async netcheck(): Promise<NetReport | null> {
+    const host = this.host;
+    if (!host) return null;
+    const targets = this.stunTargets();
+    const report = await host.runNetcheck(targets);
+    if (this.host !== host) return report;
+    const extra = report.mapped.map((m) => m.mapped);
+    host.extraEndpoints = [...new Set(extra)];
+    const home = chooseHome(this.home, report.regionLatencyMs) ?? this.home ?? targets[0]?.region ?? null;
+    if (home !== this.home) this.log(`home relay region: ${home ?? 'none'}`);
+    this.home = home;
+    this.updateRelays();
+    await this.checkEndpoints();
+    return report;
+  }
+
+  /** Relay regions we need: our home (peers reach us there) and every peer's home (we reach them there). */
+  private updateRelays(): void {
+    if (!this.host || !this.map) return;
+    const wanted = new Set<string>();
+    if (this.home) wanted.add(this.home);
+    for (const p of this.map.peers) if (p.online && p.homeRelay) wanted.add(p.homeRelay);
+    this.host.relays.update(this.map.relays, wanted);
   }
 
   private async startEngine(): Promise<void> {
@@ -209,16 +248,21 @@ export class Backend {
       engineTimers: k?.engineTimers,
       pathTimers: k?.pathTimers,
       logger: this.log,
+      localEndpoints: (port) => localEndpoints(port, this.st.prefs.ifname, this.st.ipv6Prefix),
     });
     if (this.st.node && this.st.ipv4Prefix && this.st.ipv6Prefix) await this.host.configureAddresses(this.st.node, [this.st.ipv4Prefix, this.st.ipv6Prefix]);
     this.reportedEndpoints = this.endpoints().join();
     this.endpointTimer = setInterval(() => void this.checkEndpoints(), ENDPOINT_POLL_MS);
     this.endpointTimer.unref();
+    this.netcheckTimer = setInterval(() => void this.netcheck().catch((err: Error) => this.log(`netcheck: ${err.message}`)), NETCHECK_INTERVAL_MS);
+    this.netcheckTimer.unref();
   }
 
   private async stopEngine(): Promise<void> {
     if (this.endpointTimer) clearInterval(this.endpointTimer);
+    if (this.netcheckTimer) clearInterval(this.netcheckTimer);
     this.endpointTimer = null;
+    this.netcheckTimer = null;
     const h = this.host;
     this.host = null;
     await h?.stop();
@@ -226,9 +270,10 @@ export class Backend {
 
   private async checkEndpoints(): Promise<void> {
     const eps = this.endpoints();
-    if (eps.join() === this.reportedEndpoints || !this.control || !this.connected) return;
-    this.reportedEndpoints = eps.join();
-    await this.control.call('endpoints', { endpoints: eps }, 10_000).catch((err: Error) => this.log(`endpoint update failed: ${err.message}`));
+    const key = `${eps.join()}|${this.home ?? ''}`;
+    if (key === this.reportedEndpoints || !this.control || !this.connected) return;
+    this.reportedEndpoints = key;
+    await this.control.call('endpoints', { endpoints: eps, homeRelay: this.home }, 10_000).catch((err: Error) => this.log(`endpoint update failed: ${err.message}`));
   }
 
   private async applyMap(map: NetworkMap): Promise<void> {
@@ -236,7 +281,12 @@ export class Backend {
     if (!this.host) return;
     this.st.node = map.self;
     await this.host.configureAddresses(map.self, [map.ipv4Prefix, map.ipv6Prefix]).catch((err: Error) => this.log(err.message));
+    const relaysChanged = JSON.stringify(map.relays) !== this.relayMapKey;
+    this.relayMapKey = JSON.stringify(map.relays);
+    if (!this.home && map.relays[0]) this.home = map.relays[0].code;
+    this.updateRelays();
     this.host.applyMap(map);
+    if (relaysChanged && map.relays.length) void this.netcheck().catch((err: Error) => this.log(`netcheck: ${err.message}`));
   }
 
   private stopMapLoop(): void {
@@ -325,6 +375,8 @@ export class Backend {
       control: { url: this.st.prefs.loginServer, connected: this.connected, lastError: this.lastError },
       peers,
       health,
+      homeRegion: this.home,
+      relays: this.host?.relays.status() ?? [],
     };
   }
 
@@ -340,7 +392,7 @@ export class Backend {
       online: v.online,
       lastSeen: v.lastSeen,
       active: wg && key ? this.host!.paths.isActive(key) : false,
-      path: path && path.kind === 'direct' && path.endpoint ? { kind: 'direct', endpoint: endpointKey(path.endpoint), latencyMs: path.latencyMs, trusted: path.trusted } : { kind: 'none' },
+      path: !path || path.kind === 'none' ? { kind: 'none' } : path.kind === 'direct' ? { kind: 'direct', endpoint: endpointKey(path.endpoint), latencyMs: path.latencyMs, trusted: path.trusted } : { kind: 'relay', region: path.region },
       lastHandshake: wg && wg.lastHandshakeWallMs > 0 ? new Date(wg.lastHandshakeWallMs).toISOString() : null,
       txBytes: wg?.txBytes ?? 0,
       rxBytes: wg?.rxBytes ?? 0,
@@ -353,7 +405,15 @@ export class Backend {
     const v = this.findPeer(ref);
     if (!v) throw new ApiError('NOT_FOUND', `no peer "${ref}" in the network: see \`meshctl status\``);
     const r = await this.host.paths.ping(keyFromText(v.nodeKey)!, timeoutMs);
-    return { name: v.name, ip: v.addresses[0]!, pong: r ? { via: 'direct', endpoint: endpointKey(r.endpoint), latencyMs: r.latencyMs } : null };
+    const pong = !r ? null : r.kind === 'direct' ? { via: 'direct' as const, endpoint: endpointKey(r.endpoint), latencyMs: r.latencyMs } : { via: 'relay' as const, region: r.region, latencyMs: r.latencyMs };
+    return { name: v.name, ip: v.addresses[0]!, pong };
+  }
+
+  /** A fresh network report (the daemon's socket, its relay map), with the home region and relay connections. */
+  async netcheckReport(): Promise<NetcheckResponse> {
+    if (!this.host || !this.map) throw new ApiError('NOT_RUNNING', 'meshctl is not up: run `meshctl up`');
+    const report = (await this.netcheck())!;
+    return { ...report, homeRegion: this.home, relays: this.host.relays.status() };
   }
 
   whois(ip: string): WhoisResponse {

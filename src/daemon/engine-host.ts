@@ -2,7 +2,13 @@
 // mesh addresses and routes, the UDP socket, the WireGuard device and path
 // selection, and turns each network map into WireGuard peers.
 import { Device } from '../engine/device.js';
-import { PathManager, type PathPeerConfig, type PathTimers } from '../engine/paths.js';
+import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers } from '../engine/paths.js';
+import { PathBind } from '../engine/pathbind.js';
+import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/endpoint.js';
+import { isDisco } from '../nat/disco.js';
+import { Netchecker, type NetReport, type StunTarget } from '../nat/netcheck.js';
+import { RelayManager } from './relays.js';
+import { httpsLatency } from './https-latency.js';
 import { UdpBind } from '../engine/udp.js';
 import { parseCidr, parseEndpoint } from '../engine/uapi.js';
 import type { EngineTimers } from '../engine/constants.js';
@@ -25,6 +31,13 @@ export interface EngineHostOptions {
   engineTimers?: Partial<EngineTimers>;
   pathTimers?: Partial<PathTimers>;
   logger: (msg: string) => void;
+  localEndpoints?: (port: number) => string[];
+}
+
+export function describePath(p: PathInfo): string {
+  if (p.kind === 'direct') return `direct ${endpointKey(p.endpoint)}${p.trusted ? '' : ' (unconfirmed)'}`;
+  if (p.kind === 'relay') return `relay "${p.region}"`;
+  return 'no path';
 }
 
 export class EngineHost {
@@ -32,6 +45,11 @@ export class EngineHost {
   readonly paths: PathManager;
   private tun: TunDevice | null = null;
   private readonly bind: UdpBind;
+  private readonly pathBind: PathBind;
+  readonly relays: RelayManager;
+  readonly netcheck: Netchecker;
+  /** extra endpoints (STUN-mapped, port-mapped) learned by netcheck, reported with the local ones */
+  extraEndpoints: string[] = [];
   private configuredAddresses: string[] = [];
   /** node key (base64) → the map's view of each peer we configured */
   private peerViews = new Map<string, NodeView>();
@@ -40,7 +58,16 @@ export class EngineHost {
     this.device = new Device({ mtu: opts.mtu, timers: opts.engineTimers, logger: opts.logger });
     this.device.setPrivateKey(opts.nodePrivateKey);
     this.bind = new UdpBind(opts.logger);
-    this.paths = new PathManager(this.device, { privateKey: opts.discoPrivateKey, publicKey: publicKeyOf(opts.discoPrivateKey) }, publicKeyOf(opts.nodePrivateKey), opts.pathTimers);
+    this.relays = new RelayManager(opts.nodePrivateKey, (region, src, pkt) => this.fromRelay(region, src, pkt), opts.logger);
+    this.paths = new PathManager(this.device, { privateKey: opts.discoPrivateKey, publicKey: publicKeyOf(opts.discoPrivateKey) }, publicKeyOf(opts.nodePrivateKey), {
+      timers: opts.pathTimers,
+      relay: this.relays,
+      localEndpoints: () => this.endpointCandidates(),
+      onPathChange: (k, p) => opts.logger(`path to ${k.toString('base64').slice(0, 8)}…: ${describePath(p)}`),
+    });
+    this.pathBind = new PathBind(this.bind, this.paths);
+    this.netcheck = new Netchecker({ send: (pkt, ep) => this.bind.send(pkt, ep), httpsLatency });
+    this.pathBind.onStun = (buf) => this.netcheck.onStun(buf);
   }
 
   static async start(opts: EngineHostOptions): Promise<EngineHost> {
@@ -48,7 +75,7 @@ export class EngineHost {
     try {
       h.tun = await openTun({ name: opts.ifname, mtu: opts.mtu });
       await setLinkUp(opts.ifname, opts.mtu);
-      await h.device.attachBind(h.bind, opts.port);
+      await h.device.attachBind(h.pathBind, opts.port);
       h.device.attachTun((p) => h.tun!.write(p));
       h.tun.onPackets((pkts) => {
         for (const p of pkts) h.device.sendPacket(p);
@@ -58,6 +85,32 @@ export class EngineHost {
       throw err;
     }
     return h;
+  }
+
+  private fromRelay(region: string, src: Buffer, pkt: Buffer): void {
+    if (pkt[0] === 0x6d && isDisco(pkt)) this.paths.receive(pkt, relayEndpoint(region));
+    else this.device.receiveDatagram(pkt, virtualEndpoint(src));
+  }
+
+  /** Our endpoints for call-me-maybe: local addresses and what netcheck learned. */
+  endpointCandidates(): Endpoint[] {
+    const out: Endpoint[] = [];
+    for (const e of [...this.localEndpointTexts(), ...this.extraEndpoints]) {
+      try {
+        out.push(parseEndpoint(e));
+      } catch {
+        /* skip */
+      }
+    }
+    return out;
+  }
+
+  localEndpointTexts(): string[] {
+    return this.opts.localEndpoints?.(this.port) ?? [];
+  }
+
+  async runNetcheck(targets: StunTarget[]): Promise<NetReport> {
+    return this.netcheck.run(targets);
   }
 
   get port(): number {
@@ -106,7 +159,7 @@ export class EngineHost {
           /* a malformed endpoint from control is skipped, not fatal */
         }
       }
-      pathPeers.push({ nodeKey: key, discoKey: keyFromText(v.discoKey)!, candidates });
+      pathPeers.push({ nodeKey: key, discoKey: keyFromText(v.discoKey)!, candidates, homeRelay: v.homeRelay });
     }
     this.peerViews = new Map(wanted.map((v) => [v.nodeKey, v]));
     this.paths.setPeers(pathPeers);
@@ -118,6 +171,7 @@ export class EngineHost {
 
   async stop(): Promise<void> {
     this.paths.stop();
+    this.relays.stop();
     await this.device.close();
     await this.tun?.close();
     this.tun = null;

@@ -102,6 +102,8 @@ export class LocalApiServer {
       switch (route) {
         case `GET ${LOCALAPI.status}`:
           return sendJson(res, 200, this.backend.status());
+        case `GET ${LOCALAPI.netcheck}`:
+          return sendJson(res, 200, await this.backend.netcheckReport());
         case `GET ${LOCALAPI.whois}`:
           return sendJson(res, 200, this.backend.whois(url.searchParams.get('ip') ?? ''));
         case `POST ${LOCALAPI.ping}`: {

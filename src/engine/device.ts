@@ -35,7 +35,6 @@ import { consumeInitiation, consumeResponse, makeIdentity, type StaticIdentity }
 import { Peer, type PeerHost } from './peer.js';
 import { HandshakeRateLimiter } from './ratelimit.js';
 import { newStats, type EngineStats } from './stats.js';
-import { isDisco } from '../nat/disco.js';
 import { UapiError, type UapiDeviceSnapshot, type UapiSetRequest, type UapiTarget } from './uapi-types.js';
 
 /** The UDP side of the device. */
@@ -81,7 +80,6 @@ export class Device implements UapiTarget, PeerHost {
   private fwmark = 0;
   private readonly mtuBytes: number;
   private readonly aead = packetAead();
-  private discoHandler: ((buf: Buffer, src: Endpoint) => void) | null = null;
 
   constructor(opts: DeviceOptions = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -119,11 +117,6 @@ export class Device implements UapiTarget, PeerHost {
     this.bind = bind;
     this.listenPort = await bind.open(port, (b, src) => this.receiveDatagram(b, src));
     if (this.fwmark) bind.setMark(this.fwmark);
-  }
-
-  /** Disco packets share the WireGuard socket; they go to this handler instead of the Noise path. */
-  setDiscoHandler(h: ((buf: Buffer, src: Endpoint) => void) | null): void {
-    this.discoHandler = h;
   }
 
   attachTun(writer: (pkt: Buffer) => boolean): void {
@@ -200,10 +193,6 @@ export class Device implements UapiTarget, PeerHost {
     this.stats.rx.packets++;
     this.stats.rx.bytes += buf.length;
     try {
-      if (this.discoHandler && buf[0] === 0x6d && isDisco(buf)) {
-        this.discoHandler(buf, src);
-        return;
-      }
       const kind = classify(buf);
       switch (kind) {
         case 'transport':

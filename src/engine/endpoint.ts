@@ -20,3 +20,28 @@ export function endpointEquals(a: Endpoint | null, b: Endpoint | null): boolean 
 export function normaliseAddress(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
+
+/**
+ * A peer whose paths are chosen by path selection gets this endpoint: the
+ * device hands its packets to the PathBind, which sends them direct or via a
+ * relay. Port 0 never appears on a real endpoint.
+ */
+const VIRTUAL_PREFIX = 'peer:';
+export function virtualEndpoint(nodeKey: Buffer): Endpoint {
+  return { address: VIRTUAL_PREFIX + nodeKey.toString('hex'), port: 0 };
+}
+export function isVirtualEndpoint(ep: Endpoint): boolean {
+  return ep.port === 0 && ep.address.startsWith(VIRTUAL_PREFIX);
+}
+export function virtualPeerHex(ep: Endpoint): string {
+  return ep.address.slice(VIRTUAL_PREFIX.length);
+}
+
+/** The pseudo-endpoint of a relay region, as disco records where a pong came from. */
+const RELAY_PREFIX = 'relay:';
+export function relayEndpoint(region: string): Endpoint {
+  return { address: RELAY_PREFIX + region, port: 0 };
+}
+export function relayRegionOf(ep: Endpoint): string | null {
+  return ep.port === 0 && ep.address.startsWith(RELAY_PREFIX) ? ep.address.slice(RELAY_PREFIX.length) : null;
+}

@@ -1,57 +1,59 @@
-// Path selection per peer (the role of Tailscale's magicsock): which of a
-// peer's candidate endpoints carries its WireGuard packets. Candidates come
-// from the network map (and from the source of a peer's pings); disco pings
-// measure each, the lowest-latency one that answered becomes the WireGuard
-// endpoint, heartbeats keep it trusted while traffic flows, and all
-// candidates are probed again when it goes quiet. Relay paths (issue 4) slot
-// in as one more kind of path.
+// Path selection per peer (the role of Tailscale's magicsock): which path
+// carries a peer's WireGuard packets. Each peer's WireGuard endpoint is a
+// virtual one (endpoint.ts); its packets come here and go out on the best
+// direct candidate that disco pings proved, or through the relay while no
+// direct path is trusted (on both while a direct path is unproven). Candidates
+// come from the network map, from call-me-maybe and from where pings arrive;
+// heartbeats keep a direct path trusted while traffic flows, and when they stop
+// answering traffic moves to the relay within a few seconds.
 import { randomBytes } from 'node:crypto';
 import { boxKey } from '../crypto/box.js';
-import { discoSender, isDisco, openDisco, sealDisco, TXID_LEN, type DiscoMessage } from '../nat/disco.js';
+import { discoSender, openDisco, sealDisco, TXID_LEN, type DiscoMessage } from '../nat/disco.js';
 import type { Device } from './device.js';
-import { endpointEquals, endpointKey, type Endpoint } from './endpoint.js';
+import { endpointEquals, endpointKey, relayRegionOf, virtualEndpoint, type Endpoint } from './endpoint.js';
 
-/** Timers of path selection; anchors.md gives Tailscale's, which these follow. Tests shorten them. */
+/** Timers of path selection. Tailscale's (anchors.md) are 3 s / 6.5 s / 45 s / 60 s / 5 s; meshctl probes faster so a dead direct path moves to the relay within 5 s. Tests shorten them. */
 export interface PathTimers {
-  /** probe the current path this often while the peer is active (Tailscale: 3 s) */
+  /** probe the current direct path this often while the peer is active */
   heartbeatMs: number;
-  /** a path is trusted this long after its last pong (Tailscale: 6.5 s) */
+  /** a direct path is trusted this long after its last pong (about two missed heartbeats) */
   trustMs: number;
   /** a peer is active when it moved a packet this recently (Tailscale: 45 s) */
   activeMs: number;
-  /** probe every candidate this often, to find a better path (Tailscale: 60 s) */
+  /** with a trusted direct path, probe every candidate this often for a better one (Tailscale: 60 s) */
   upgradeMs: number;
+  /** without one, try every candidate and call-me-maybe this often (hole punching) */
+  retryDirectMs: number;
   /** a ping with no pong after this is given up (Tailscale: 5 s) */
   pingTimeoutMs: number;
 }
 
-export const DEFAULT_PATH_TIMERS: PathTimers = { heartbeatMs: 3000, trustMs: 6500, activeMs: 45_000, upgradeMs: 60_000, pingTimeoutMs: 5000 };
+export const DEFAULT_PATH_TIMERS: PathTimers = { heartbeatMs: 1500, trustMs: 3500, activeMs: 45_000, upgradeMs: 60_000, retryDirectMs: 10_000, pingTimeoutMs: 5000 };
 
-/** A new path must beat the current one by this fraction and by at least 1 ms, so equal paths do not flap. */
+/** A new direct path must beat the current one by this fraction and by at least 1 ms, so equal paths do not flap. */
 const SWITCH_BETTER_FRACTION = 0.2;
 const SWITCH_BETTER_MIN_MS = 1;
 const MAX_CANDIDATES = 32;
+
+/** How the engine reaches relays; the daemon supplies it (the engine imports no relay code). */
+export interface RelayPaths {
+  send(region: string, dst: Buffer, pkt: Buffer): boolean;
+  connected(region: string): boolean;
+}
 
 export interface PathPeerConfig {
   nodeKey: Buffer;
   discoKey: Buffer;
   candidates: Endpoint[];
+  homeRelay: string | null;
 }
 
-export interface PathInfo {
-  kind: 'direct' | 'none';
-  endpoint: Endpoint | null;
-  latencyMs: number | null;
-  /** a pong arrived on this path within the trust window */
-  trusted: boolean;
-  lastPongAgoMs: number | null;
-}
+export type PathInfo =
+  | { kind: 'direct'; endpoint: Endpoint; latencyMs: number | null; trusted: boolean }
+  | { kind: 'relay'; region: string; latencyMs: number | null }
+  | { kind: 'none' };
 
-export interface PingResult {
-  endpoint: Endpoint;
-  latencyMs: number;
-  kind: 'direct';
-}
+export type PingResult = { kind: 'direct'; endpoint: Endpoint; latencyMs: number } | { kind: 'relay'; region: string; latencyMs: number };
 
 interface Candidate {
   ep: Endpoint;
@@ -64,16 +66,20 @@ interface PeerPaths {
   hex: string;
   discoKey: Buffer;
   sharedKey: Uint8Array;
+  homeRelay: string | null;
   candidates: Map<string, Candidate>;
   best: Candidate | null;
+  relayLatencyMs: number | null;
   lastActivityBytes: number;
   lastActiveMs: number;
-  lastUpgradeMs: number;
+  lastFullProbeMs: number;
 }
 
 interface PendingPing {
   peer: PeerPaths;
-  cand: Candidate;
+  /** null: sent through the relay */
+  cand: Candidate | null;
+  region: string | null;
   sentMs: number;
   onPong?: (r: PingResult) => void;
 }
@@ -82,32 +88,49 @@ export interface DiscoStats {
   rx: number;
   tx: number;
   dropped: { unknownSender: number; badBox: number; unknownTx: number };
+  callMeMaybeSent: number;
+  callMeMaybeReceived: number;
+}
+
+export interface PathManagerOptions {
+  timers?: Partial<PathTimers>;
+  relay?: RelayPaths;
+  /** our own endpoints, for call-me-maybe */
+  localEndpoints?: () => Endpoint[];
+  /** path changes, for logs */
+  onPathChange?: (nodeKey: Buffer, path: PathInfo) => void;
 }
 
 export class PathManager {
   private readonly peers = new Map<string, PeerPaths>();
   private readonly byDisco = new Map<string, PeerPaths>();
+  private readonly byCandidate = new Map<string, PeerPaths>();
   private readonly pending = new Map<string, PendingPing>();
-  private readonly timers: PathTimers;
+  readonly timers: PathTimers;
   private tick: NodeJS.Timeout | null = null;
-  readonly stats: DiscoStats = { rx: 0, tx: 0, dropped: { unknownSender: 0, badBox: 0, unknownTx: 0 } };
+  private udpSend: (buf: Buffer, ep: Endpoint) => boolean = () => false;
+  readonly stats: DiscoStats = { rx: 0, tx: 0, dropped: { unknownSender: 0, badBox: 0, unknownTx: 0 }, callMeMaybeSent: 0, callMeMaybeReceived: 0 };
+  readonly sendStats = { direct: 0, relay: 0, noPath: 0 };
 
   constructor(
     private readonly device: Device,
     private readonly disco: { privateKey: Buffer; publicKey: Buffer },
     private readonly nodeKey: Buffer,
-    timers: Partial<PathTimers> = {},
+    private readonly opts: PathManagerOptions = {},
   ) {
-    this.timers = { ...DEFAULT_PATH_TIMERS, ...timers };
-    device.setDiscoHandler((b, src) => this.receive(b, src));
+    this.timers = { ...DEFAULT_PATH_TIMERS, ...opts.timers };
     this.tick = setInterval(() => this.onTick(), this.timers.heartbeatMs);
     this.tick.unref();
+  }
+
+  /** How disco and direct packets leave: the raw UDP socket (set by PathBind). */
+  setUdpSender(send: (buf: Buffer, ep: Endpoint) => boolean): void {
+    this.udpSend = send;
   }
 
   stop(): void {
     if (this.tick) clearInterval(this.tick);
     this.tick = null;
-    this.device.setDiscoHandler(null);
     this.pending.clear();
   }
 
@@ -115,7 +138,7 @@ export class PathManager {
     return this.device.clock.now();
   }
 
-  /** Replaces the set of peers; new or changed candidates are probed at once. */
+  /** Replaces the set of peers; new candidates are probed at once. Their WireGuard endpoints become virtual. */
   setPeers(list: PathPeerConfig[]): void {
     const keep = new Set<string>();
     for (const c of list) {
@@ -123,40 +146,91 @@ export class PathManager {
       keep.add(hex);
       let p = this.peers.get(hex);
       if (p && !p.discoKey.equals(c.discoKey)) {
-        this.byDisco.delete(p.discoKey.toString('hex'));
+        this.forget(p);
         p = undefined;
       }
+      const fresh = !p;
       if (!p) {
-        p = { nodeKey: c.nodeKey, hex, discoKey: c.discoKey, sharedKey: boxKey(this.disco.privateKey, c.discoKey), candidates: new Map(), best: null, lastActivityBytes: 0, lastActiveMs: -Infinity, lastUpgradeMs: 0 };
+        p = { nodeKey: c.nodeKey, hex, discoKey: c.discoKey, sharedKey: boxKey(this.disco.privateKey, c.discoKey), homeRelay: null, candidates: new Map(), best: null, relayLatencyMs: null, lastActivityBytes: 0, lastActiveMs: -Infinity, lastFullProbeMs: this.now() };
         this.peers.set(hex, p);
         this.byDisco.set(c.discoKey.toString('hex'), p);
       }
+      p.homeRelay = c.homeRelay;
       let added = false;
-      for (const ep of c.candidates.slice(0, MAX_CANDIDATES)) {
-        if (!p.candidates.has(endpointKey(ep))) {
-          p.candidates.set(endpointKey(ep), { ep, latencyMs: null, lastPongMs: null });
-          added = true;
-        }
-      }
+      for (const ep of c.candidates.slice(0, MAX_CANDIDATES)) if (this.addCandidate(p, ep)) added = true;
       const wg = this.device.getPeer(c.nodeKey);
-      if (wg && !wg.endpoint && c.candidates[0]) wg.setEndpoint(c.candidates[0]);
-      if (added) this.pingAll(p);
+      if (wg) wg.setEndpoint(virtualEndpoint(c.nodeKey));
+      if (added || fresh) {
+        this.pingAll(p);
+        this.callMeMaybe(p);
+      }
     }
-    for (const [hex, p] of this.peers) {
-      if (keep.has(hex)) continue;
-      this.peers.delete(hex);
-      this.byDisco.delete(p.discoKey.toString('hex'));
+    for (const [hex, p] of this.peers) if (!keep.has(hex)) this.forget(p);
+  }
+
+  private forget(p: PeerPaths): void {
+    this.peers.delete(p.hex);
+    this.byDisco.delete(p.discoKey.toString('hex'));
+    for (const k of p.candidates.keys()) if (this.byCandidate.get(k) === p) this.byCandidate.delete(k);
+  }
+
+  private addCandidate(p: PeerPaths, ep: Endpoint): Candidate | null {
+    const k = endpointKey(ep);
+    const have = p.candidates.get(k);
+    if (have) return null;
+    if (p.candidates.size >= MAX_CANDIDATES) return null;
+    const c: Candidate = { ep: { address: ep.address, port: ep.port }, latencyMs: null, lastPongMs: null };
+    p.candidates.set(k, c);
+    this.byCandidate.set(k, p);
+    return c;
+  }
+
+  /** The peer that owns a direct source address, as a virtual endpoint, so WireGuard sees one endpoint per peer. */
+  translate(src: Endpoint): Endpoint | null {
+    const p = this.byCandidate.get(endpointKey(src));
+    return p ? virtualEndpoint(p.nodeKey) : null;
+  }
+
+  private trusted(c: Candidate | null): c is Candidate {
+    return c?.lastPongMs != null && this.now() - c.lastPongMs <= this.timers.trustMs;
+  }
+
+  private relayUsable(p: PeerPaths): string | null {
+    return p.homeRelay && this.opts.relay?.connected(p.homeRelay) ? p.homeRelay : null;
+  }
+
+  /** Sends a WireGuard datagram to a peer on its best path. */
+  sendToPeer(hex: string, buf: Buffer): boolean {
+    const p = this.peers.get(hex);
+    if (!p) {
+      this.sendStats.noPath++;
+      return false;
     }
+    if (this.trusted(p.best)) {
+      this.sendStats.direct++;
+      return this.udpSend(buf, p.best.ep);
+    }
+    // no proven direct path: the relay carries it, and an unproven direct guess gets a copy
+    let sent = false;
+    const guess = p.best ?? (p.candidates.size ? p.candidates.values().next().value! : null);
+    if (guess) sent = this.udpSend(buf, guess.ep) || sent;
+    const region = this.relayUsable(p);
+    if (region && this.opts.relay!.send(region, p.nodeKey, buf)) {
+      this.sendStats.relay++;
+      sent = true;
+    }
+    if (!sent) this.sendStats.noPath++;
+    return sent;
   }
 
   pathOf(nodeKey: Buffer): PathInfo {
     const p = this.peers.get(nodeKey.toString('hex'));
-    const wg = this.device.getPeer(nodeKey);
-    const endpoint = wg?.endpoint ?? null;
-    if (!p || !endpoint) return { kind: 'none', endpoint: null, latencyMs: null, trusted: false, lastPongAgoMs: null };
-    const cand = p.candidates.get(endpointKey(endpoint));
-    const ago = cand?.lastPongMs == null ? null : this.now() - cand.lastPongMs;
-    return { kind: 'direct', endpoint, latencyMs: cand?.latencyMs ?? null, trusted: ago !== null && ago <= this.timers.trustMs, lastPongAgoMs: ago };
+    if (!p) return { kind: 'none' };
+    if (this.trusted(p.best)) return { kind: 'direct', endpoint: p.best.ep, latencyMs: p.best.latencyMs, trusted: true };
+    const region = this.relayUsable(p);
+    if (region) return { kind: 'relay', region, latencyMs: p.relayLatencyMs };
+    const guess = p.best ?? (p.candidates.size ? p.candidates.values().next().value! : null);
+    return guess ? { kind: 'direct', endpoint: guess.ep, latencyMs: guess.latencyMs, trusted: false } : { kind: 'none' };
   }
 
   /** A packet went either way within the active window (sampled every heartbeat). */
@@ -165,7 +239,7 @@ export class PathManager {
     return p !== undefined && this.now() - p.lastActiveMs <= this.timers.activeMs;
   }
 
-  /** One disco ping over the path the engine uses now (every candidate when it has none yet). */
+  /** One disco ping over the path the engine uses now (every candidate and the relay while it has no trusted one). */
   ping(nodeKey: Buffer, timeoutMs = this.timers.pingTimeoutMs): Promise<PingResult | null> {
     const p = this.peers.get(nodeKey.toString('hex'));
     if (!p) return Promise.resolve(null);
@@ -177,47 +251,68 @@ export class PathManager {
         resolve(r);
       };
       const timer = setTimeout(() => done(null), timeoutMs);
-      const current = this.device.getPeer(nodeKey)?.endpoint;
-      const targets = current ? [this.candidateFor(p, current)] : [...p.candidates.values()];
-      for (const c of targets) {
-        const t = this.sendPing(p, c, done);
+      if (this.trusted(p.best)) {
+        const t = this.sendPing(p, p.best, done);
+        if (t) txids.push(t);
+      } else {
+        for (const c of p.candidates.values()) {
+          const t = this.sendPing(p, c, done);
+          if (t) txids.push(t);
+        }
+        const t = this.sendRelayPing(p, done);
         if (t) txids.push(t);
       }
       if (txids.length === 0) done(null);
     });
   }
 
-  private candidateFor(p: PeerPaths, ep: Endpoint): Candidate {
-    const k = endpointKey(ep);
-    let c = p.candidates.get(k);
-    if (!c) {
-      c = { ep: { ...ep }, latencyMs: null, lastPongMs: null };
-      if (p.candidates.size < MAX_CANDIDATES) p.candidates.set(k, c);
-    }
-    return c;
-  }
-
   private pingAll(p: PeerPaths): void {
+    p.lastFullProbeMs = this.now();
     for (const c of p.candidates.values()) this.sendPing(p, c);
   }
 
-  private sendPing(p: PeerPaths, cand: Candidate, onPong?: (r: PingResult) => void): string | null {
+  private newTx(pend: PendingPing): Buffer {
     const txid = randomBytes(TXID_LEN);
     const key = txid.toString('hex');
-    this.pending.set(key, { peer: p, cand, sentMs: this.now(), onPong });
+    this.pending.set(key, pend);
     setTimeout(() => this.pending.delete(key), this.timers.pingTimeoutMs).unref();
-    return this.send(p, cand.ep, { type: 'ping', txid, nodeKey: this.nodeKey }) ? key : null;
+    return txid;
   }
 
-  private send(p: PeerPaths, ep: Endpoint, m: DiscoMessage): boolean {
-    const ok = this.device.sendDatagram(sealDisco(m, this.disco.publicKey, p.sharedKey), ep);
+  private sendPing(p: PeerPaths, cand: Candidate, onPong?: (r: PingResult) => void): string | null {
+    const txid = this.newTx({ peer: p, cand, region: null, sentMs: this.now(), onPong });
+    return this.sendDirect(p, cand.ep, { type: 'ping', txid, nodeKey: this.nodeKey }) ? txid.toString('hex') : null;
+  }
+
+  private sendRelayPing(p: PeerPaths, onPong?: (r: PingResult) => void): string | null {
+    const region = this.relayUsable(p);
+    if (!region) return null;
+    const txid = this.newTx({ peer: p, cand: null, region, sentMs: this.now(), onPong });
+    return this.sendViaRelay(p, region, { type: 'ping', txid, nodeKey: this.nodeKey }) ? txid.toString('hex') : null;
+  }
+
+  private sendDirect(p: PeerPaths, ep: Endpoint, m: DiscoMessage): boolean {
+    const ok = this.udpSend(sealDisco(m, this.disco.publicKey, p.sharedKey), ep);
     if (ok) this.stats.tx++;
     return ok;
   }
 
-  /** Never throws: a bad disco packet is counted and dropped. */
+  private sendViaRelay(p: PeerPaths, region: string, m: DiscoMessage): boolean {
+    const ok = this.opts.relay?.send(region, p.nodeKey, sealDisco(m, this.disco.publicKey, p.sharedKey)) ?? false;
+    if (ok) this.stats.tx++;
+    return ok;
+  }
+
+  /** Tells the peer, over the relay, every address we can be reached at: both sides then ping each other at once (hole punching). */
+  private callMeMaybe(p: PeerPaths): void {
+    const region = this.relayUsable(p);
+    const eps = this.opts.localEndpoints?.() ?? [];
+    if (!region || eps.length === 0) return;
+    if (this.sendViaRelay(p, region, { type: 'callMeMaybe', endpoints: eps })) this.stats.callMeMaybeSent++;
+  }
+
+  /** A disco packet, from a direct address or (src = relayEndpoint(region)) from the relay. Never throws. */
   receive(buf: Buffer, src: Endpoint): void {
-    if (!isDisco(buf)) return;
     this.stats.rx++;
     const p = this.byDisco.get(discoSender(buf).toString('hex'));
     if (!p) {
@@ -229,58 +324,63 @@ export class PathManager {
       this.stats.dropped.badBox++;
       return;
     }
+    const viaRelay = relayRegionOf(src);
     if (m.type === 'ping') {
       if (!m.nodeKey.equals(p.nodeKey)) {
         this.stats.dropped.badBox++;
         return;
       }
-      this.send(p, src, { type: 'pong', txid: m.txid, src });
-      // the peer reached us from src: that is a path back to it worth measuring
-      if (!p.candidates.has(endpointKey(src)) && p.candidates.size < MAX_CANDIDATES) {
-        const c = this.candidateFor(p, src);
-        this.sendPing(p, c);
+      if (viaRelay) this.sendViaRelay(p, viaRelay, { type: 'pong', txid: m.txid, src: { address: '0.0.0.0', port: 0 } });
+      else {
+        this.sendDirect(p, src, { type: 'pong', txid: m.txid, src });
+        // the peer reached us from src: that is a path back to it worth measuring
+        const c = this.addCandidate(p, src);
+        if (c) this.sendPing(p, c);
       }
     } else if (m.type === 'pong') {
       this.onPong(p, m.txid, src);
     } else {
-      for (const ep of m.endpoints) this.sendPing(p, this.candidateFor(p, ep));
+      this.stats.callMeMaybeReceived++;
+      for (const ep of m.endpoints) this.addCandidate(p, ep);
+      this.pingAll(p);
     }
   }
 
   private onPong(p: PeerPaths, txid: Buffer, src: Endpoint): void {
     const key = txid.toString('hex');
     const pend = this.pending.get(key);
-    if (!pend || pend.peer !== p || !endpointEquals(pend.cand.ep, src)) {
+    const region = relayRegionOf(src);
+    const matches = pend && pend.peer === p && (pend.cand ? !region && endpointEquals(pend.cand.ep, src) : region === pend.region);
+    if (!pend || !matches) {
       this.stats.dropped.unknownTx++;
       return;
     }
     this.pending.delete(key);
     const now = this.now();
     const latencyMs = now - pend.sentMs;
-    pend.cand.latencyMs = latencyMs;
-    pend.cand.lastPongMs = now;
-    this.consider(p, pend.cand);
-    pend.onPong?.({ endpoint: { ...src }, latencyMs, kind: 'direct' });
-  }
-
-  private trusted(c: Candidate | null): boolean {
-    return c?.lastPongMs != null && this.now() - c.lastPongMs <= this.timers.trustMs;
+    if (pend.cand) {
+      pend.cand.latencyMs = latencyMs;
+      pend.cand.lastPongMs = now;
+      this.consider(p, pend.cand);
+      pend.onPong?.({ kind: 'direct', endpoint: { ...src }, latencyMs });
+    } else {
+      p.relayLatencyMs = latencyMs;
+      pend.onPong?.({ kind: 'relay', region: pend.region!, latencyMs });
+    }
   }
 
   private consider(p: PeerPaths, c: Candidate): void {
     const best = p.best;
+    const wasTrusted = best !== c && this.trusted(best);
     const better =
       !best ||
       best === c ||
-      !this.trusted(best) ||
+      !wasTrusted ||
       (best.latencyMs !== null && c.latencyMs !== null && best.latencyMs - c.latencyMs > Math.max(SWITCH_BETTER_MIN_MS, best.latencyMs * SWITCH_BETTER_FRACTION));
     if (!better) return;
+    const changed = best !== c || !wasTrusted;
     p.best = c;
-    const wg = this.device.getPeer(p.nodeKey);
-    if (wg && !endpointEquals(wg.endpoint, c.ep)) {
-      wg.setEndpoint(c.ep);
-      this.device.log(`path to ${p.nodeKey.toString('base64')}: direct ${endpointKey(c.ep)} (${c.latencyMs?.toFixed(1)} ms)`);
-    }
+    if (changed) this.opts.onPathChange?.(p.nodeKey, this.pathOf(p.nodeKey));
   }
 
   private onTick(): void {
@@ -293,14 +393,20 @@ export class PathManager {
         p.lastActiveMs = now;
       }
       const active = now - p.lastActiveMs <= this.timers.activeMs;
-      if (!this.trusted(p.best) || (active && now - p.lastUpgradeMs >= this.timers.upgradeMs)) {
-        // untrusted path or time to look for a better one: probe everything
-        if (active || !p.best) {
-          p.lastUpgradeMs = now;
+      const wasTrusted = p.best !== null && p.best.lastPongMs !== null && now - p.best.lastPongMs - this.timers.heartbeatMs <= this.timers.trustMs;
+      if (this.trusted(p.best)) {
+        if (!active) continue;
+        if (now - p.lastFullProbeMs >= this.timers.upgradeMs) this.pingAll(p);
+        else this.sendPing(p, p.best);
+      } else {
+        if (wasTrusted) this.opts.onPathChange?.(p.nodeKey, this.pathOf(p.nodeKey));
+        // no proven direct path: keep trying the last good one each beat, everything (with hole punching) less often
+        if (p.best) this.sendPing(p, p.best);
+        if (now - p.lastFullProbeMs >= this.timers.retryDirectMs && (active || p.best === null)) {
           this.pingAll(p);
+          this.callMeMaybe(p);
         }
-      } else if (active && p.best) {
-        this.sendPing(p, p.best);
+        if (active) this.sendRelayPing(p);
       }
     }
   }

@@ -14,7 +14,7 @@ import {
 } from './constants.js';
 import { CookieGenerator } from './cookie.js';
 import { TAG_LEN, tai64n } from './crypto.js';
-import { endpointEquals, type Endpoint } from './endpoint.js';
+import { endpointEquals, isVirtualEndpoint, type Endpoint } from './endpoint.js';
 import { IndexTable, Keypair } from './keypair.js';
 import {
   encodeInitiation,
@@ -127,6 +127,16 @@ export class Peer {
     if (sec === 0) this.persistentKeepalive.del();
     // wireguard-go sends one at once so a NAT mapping opens without waiting a full interval
     if (turnedOn && this.endpoint) this.sendKeepalive();
+  }
+
+  /**
+   * WireGuard roaming: the endpoint follows the source of authenticated
+   * packets, unless path selection owns it (a virtual endpoint, see paths.ts),
+   * which then decides between direct paths and the relay itself.
+   */
+  roam(src: Endpoint): void {
+    if (this.endpoint && isVirtualEndpoint(this.endpoint)) return;
+    this.setEndpoint(src);
   }
 
   setEndpoint(ep: Endpoint): void {
@@ -244,7 +254,7 @@ export class Peer {
 
   /** Answers an accepted initiation; the new keypair waits in `next` until the initiator uses it. */
   sendHandshakeResponse(c: ConsumedInitiation, src: Endpoint): void {
-    this.setEndpoint(src);
+    this.roam(src);
     this.timersAnyAuthenticatedPacketTraversal();
     this.newHandshake.del();
     this.clearHandshake();
@@ -267,7 +277,7 @@ export class Peer {
   /** Completes our initiation; sends what was staged, or a keepalive to confirm the session. */
   completeInitiation(keys: TransportKeys, localIndex: number, remoteIndex: number, src: Endpoint): void {
     this.handshake = { kind: 'none' };
-    this.setEndpoint(src);
+    this.roam(src);
     this.beginSession(keys, true, localIndex, remoteIndex);
     this.timersHandshakeComplete();
     this.timersAnyAuthenticatedPacketTraversal();
@@ -312,7 +322,7 @@ export class Peer {
 
   /** Called after a transport packet on `kp` authenticated; rotates `next` in when first used. */
   receivedWith(kp: Keypair, src: Endpoint, datagramLength: number, payloadLength: number): void {
-    this.setEndpoint(src);
+    this.roam(src);
     this.rxBytes += datagramLength;
     if (kp === this.next) {
       this.dropKeypair(this.previous);

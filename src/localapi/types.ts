@@ -10,6 +10,7 @@ export const LOCALAPI = {
   ping: '/localapi/v1/ping',
   whois: '/localapi/v1/whois',
   prefs: '/localapi/v1/prefs',
+  netcheck: '/localapi/v1/netcheck',
 } as const;
 
 export const DEFAULT_SOCKET = '/var/run/meshctl/meshctld.sock';
@@ -55,6 +56,9 @@ export interface Status {
   control: { url: string | null; connected: boolean; lastError: string | null };
   peers: PeerStatus[];
   health: string[];
+  /** the relay region where peers can always reach this node, and the relay connections */
+  homeRegion: string | null;
+  relays: { region: string; url: string; connected: boolean; latencyMs: number | null; lastError: string | null }[];
 }
 
 export interface UpRequest {
@@ -87,6 +91,19 @@ export interface WhoisResponse {
   nodeKey: string;
   os: string;
   self: boolean;
+}
+
+export interface NetcheckResponse {
+  udp: boolean;
+  ipv4: string | null;
+  mappingVariesByDestIP: boolean | null;
+  regionLatencyMs: Record<string, number>;
+  preferredRegion: string | null;
+  mapped: { region: string; server: string; mapped: string }[];
+  portMapping: string[];
+  at: string;
+  homeRegion: string | null;
+  relays: { region: string; url: string; connected: boolean; latencyMs: number | null; lastError: string | null }[];
 }
 
 export interface PrefsRequest {

@@ -37,6 +37,8 @@ test('the table aligns columns and filters --active and --no-self', () => {
     control: { url: 'https://c', connected: true, lastError: null },
     peers: [peer({ name: 'a-long-name', active: true, path: { kind: 'direct', endpoint: '1.2.3.4:5', latencyMs: 1, trusted: true } }), peer({ name: 'b', ips: ['100.64.0.3'] })],
     health: [],
+    homeRegion: null,
+    relays: [],
   };
   const all = formatStatus(s, { self: true, peers: true, activeOnly: false }, NOW).split('\n');
   assert.equal(all[0], '100.64.0.1  me           linux  self');

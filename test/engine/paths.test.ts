@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Device } from '../../src/engine/device.js';
 import { PathManager } from '../../src/engine/paths.js';
+import { PathBind } from '../../src/engine/pathbind.js';
+import { virtualEndpoint } from '../../src/engine/endpoint.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 import { boxKey } from '../../src/crypto/box.js';
 import { sealDisco } from '../../src/nat/disco.js';
@@ -14,8 +16,8 @@ async function node(net: MemNet, address: string) {
   const disco = generatePrivateKey();
   const device = new Device();
   device.setPrivateKey(nodeKey);
-  await device.attachBind(net.bind(address), 41641);
-  const paths = new PathManager(device, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), { heartbeatMs: 60_000 });
+  const paths = new PathManager(device, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), { timers: { heartbeatMs: 60_000 } });
+  await device.attachBind(new PathBind(net.bind(address), paths), 41641);
   return { device, paths, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), ep: { address, port: 41641 } };
 }
 
@@ -27,21 +29,25 @@ test('the candidate that answers becomes the WireGuard endpoint; dead ones are i
     a.device.addPeer(b.nodePub);
     b.device.addPeer(a.nodePub);
     const dead = { address: '10.9.9.9', port: 41641 };
-    b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [] }]);
-    a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [dead, b.ep] }]);
-    assert.deepEqual(a.device.getPeer(b.nodePub)!.endpoint, dead, 'first candidate until a pong says otherwise');
+    b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [], homeRelay: null }]);
+    a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [dead, b.ep], homeRelay: null }]);
+    assert.deepEqual(a.device.getPeer(b.nodePub)!.endpoint, virtualEndpoint(b.nodePub), 'path selection owns the WireGuard endpoint');
+    assert.deepEqual(a.paths.pathOf(b.nodePub), { kind: 'direct', endpoint: dead, latencyMs: null, trusted: false }, 'an unproven guess until a pong');
     net.pump();
-    assert.deepEqual(a.device.getPeer(b.nodePub)!.endpoint, b.ep);
     const pa = a.paths.pathOf(b.nodePub);
-    assert.equal(pa.kind, 'direct');
-    assert.equal(pa.trusted, true);
+    assert.equal(pa.kind === 'direct' && pa.trusted, true);
+    assert.deepEqual(pa.kind === 'direct' && pa.endpoint, b.ep);
     // b learned a's address from a's ping (b had no candidates for a)
-    assert.deepEqual(b.device.getPeer(a.nodePub)!.endpoint, a.ep);
+    const pb = b.paths.pathOf(a.nodePub);
+    assert.deepEqual(pb.kind === 'direct' && pb.endpoint, a.ep);
+    // WireGuard traffic from b's address is attributed to b's virtual endpoint
+    assert.deepEqual(a.paths.translate(b.ep), virtualEndpoint(b.nodePub));
 
     const pending = a.paths.ping(b.nodePub, 1000);
     net.pump();
     const r = await pending;
-    assert.deepEqual(r?.endpoint, b.ep);
+    assert.equal(r?.kind, 'direct');
+    assert.deepEqual(r.kind === 'direct' && r.endpoint, b.ep);
     assert.ok(r!.latencyMs >= 0);
     assert.equal(await a.paths.ping(publicKeyOf(generatePrivateKey()), 100), null, 'unknown peer: no probe');
   } finally {
@@ -58,13 +64,13 @@ test('disco from a stranger or with a broken box is counted and dropped', async 
   try {
     const stranger = generatePrivateKey();
     const pkt = sealDisco({ type: 'callMeMaybe', endpoints: [] }, publicKeyOf(stranger), boxKey(stranger, a.discoPub));
-    a.device.receiveDatagram(pkt, { address: '10.0.0.7', port: 1 });
+    a.paths.receive(pkt, { address: '10.0.0.7', port: 1 });
     assert.equal(a.paths.stats.dropped.unknownSender, 1);
     const friend = generatePrivateKey();
-    a.paths.setPeers([{ nodeKey: publicKeyOf(generatePrivateKey()), discoKey: publicKeyOf(friend), candidates: [] }]);
+    a.paths.setPeers([{ nodeKey: publicKeyOf(generatePrivateKey()), discoKey: publicKeyOf(friend), candidates: [], homeRelay: null }]);
     const good = sealDisco({ type: 'callMeMaybe', endpoints: [] }, publicKeyOf(friend), boxKey(friend, a.discoPub));
     good[good.length - 1]! ^= 0xff;
-    a.device.receiveDatagram(good, { address: '10.0.0.7', port: 1 });
+    a.paths.receive(good, { address: '10.0.0.7', port: 1 });
     assert.equal(a.paths.stats.dropped.badBox, 1);
     assert.equal(a.device.stats.dropped.internalError, 0);
   } finally {

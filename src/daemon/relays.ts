@@ -1,0 +1,65 @@
+// The node's relay connections: one client per region it needs (its home
+// region, where peers reach it, and each peer's home region, where it reaches
+// them), kept in step with the relay map from control. The engine sees them
+// through the RelayPaths interface.
+import type { RelayRegion } from '../control/protocol.js';
+import type { RelayPaths } from '../engine/paths.js';
+import { RelayClient } from '../relay/client.js';
+
+export interface RelayStatus {
+  region: string;
+  url: string;
+  connected: boolean;
+  latencyMs: number | null;
+  lastError: string | null;
+}
+
+export class RelayManager implements RelayPaths {
+  private readonly clients = new Map<string, { region: RelayRegion; client: RelayClient }>();
+
+  constructor(
+    private readonly nodePrivate: Buffer,
+    private readonly onPacket: (region: string, src: Buffer, pkt: Buffer) => void,
+    private readonly log: (m: string) => void,
+  ) {}
+
+  /** Connects to the `wanted` regions of `map`, drops the others. */
+  update(map: RelayRegion[], wanted: Set<string>): void {
+    for (const [code, c] of this.clients) {
+      const r = map.find((x) => x.code === code);
+      if (!r || !wanted.has(code) || r.url !== c.region.url || r.certFingerprint !== c.region.certFingerprint) {
+        c.client.stop();
+        this.clients.delete(code);
+      }
+    }
+    for (const r of map) {
+      if (!wanted.has(r.code) || this.clients.has(r.code)) continue;
+      const client = new RelayClient({
+        url: r.url,
+        fingerprint: r.certFingerprint,
+        nodePrivate: this.nodePrivate,
+        onPacket: (src, pkt) => this.onPacket(r.code, src, pkt),
+        onState: (up, err) => this.log(up ? `relay ${r.code} connected` : `relay ${r.code} disconnected${err ? `: ${err}` : ''}`),
+      });
+      client.start();
+      this.clients.set(r.code, { region: r, client });
+    }
+  }
+
+  send(region: string, dst: Buffer, pkt: Buffer): boolean {
+    return this.clients.get(region)?.client.send(dst, pkt) ?? false;
+  }
+
+  connected(region: string): boolean {
+    return this.clients.get(region)?.client.connected ?? false;
+  }
+
+  status(): RelayStatus[] {
+    return [...this.clients.values()].map(({ region, client }) => ({ region: region.code, url: region.url, connected: client.connected, latencyMs: client.latencyMs, lastError: client.lastError }));
+  }
+
+  stop(): void {
+    for (const c of this.clients.values()) c.client.stop();
+    this.clients.clear();
+  }
+}

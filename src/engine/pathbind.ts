@@ -1,0 +1,38 @@
+// The NetBind the device sees when path selection runs: it sorts what the UDP
+// socket receives (disco to the PathManager, STUN to its listener, WireGuard
+// to the device with the sender's virtual endpoint) and hands packets for
+// virtual endpoints to the PathManager, which picks direct or relay.
+import type { NetBind } from './device.js';
+import { isVirtualEndpoint, virtualPeerHex, type Endpoint } from './endpoint.js';
+import type { PathManager } from './paths.js';
+import { isDisco } from '../nat/disco.js';
+import { isStun } from '../nat/stun.js';
+
+export class PathBind implements NetBind {
+  onStun: ((buf: Buffer, src: Endpoint) => void) | null = null;
+
+  constructor(private readonly udp: NetBind, private readonly paths: PathManager) {
+    paths.setUdpSender((buf, ep) => udp.send(buf, ep));
+  }
+
+  open(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<number> {
+    return this.udp.open(port, (buf, src) => {
+      const b0 = buf[0];
+      if (b0 === 0x6d && isDisco(buf)) return this.paths.receive(buf, src);
+      if (b0 !== undefined && b0 < 4 && buf.length >= 20 && b0 <= 1 && isStun(buf)) return this.onStun?.(buf, src);
+      onDatagram(buf, this.paths.translate(src) ?? src);
+    });
+  }
+
+  close(): Promise<void> {
+    return this.udp.close();
+  }
+
+  send(buf: Buffer, ep: Endpoint): boolean {
+    return isVirtualEndpoint(ep) ? this.paths.sendToPeer(virtualPeerHex(ep), buf) : this.udp.send(buf, ep);
+  }
+
+  setMark(mark: number): void {
+    this.udp.setMark(mark);
+  }
+}
