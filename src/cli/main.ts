@@ -15,6 +15,7 @@ import { registerDaemon } from './daemon.js';
 import { registerControl } from './control.js';
 import { registerRelay } from './relay.js';
 import { registerNetcheck } from './netcheck.js';
+import { registerLab } from './lab.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerControl(program);
   registerRelay(program);
   registerNetcheck(program);
+  registerLab(program);
   registerPlanned(program);
   registerDebug(program);
   return program;

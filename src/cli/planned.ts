@@ -12,7 +12,6 @@ interface Planned {
 }
 
 const PLANNED: Planned[] = [
-  { path: ['lab'], description: 'build a demo network of namespaces behind NATs (root)', issue: 4, args: '<up|status|down>' },
 ];
 
 function groupOf(parent: Command, name: string): Command {

@@ -46,6 +46,8 @@ const RECONNECT_GRACE_MS = 45_000;
 const LAST_SEEN_WRITE_MS = 60_000;
 /** Relay certificates are re-read this often, so a renewed certificate reaches nodes. */
 const RELAY_PROBE_MS = 60_000;
+/** A relay that did not answer (it may be starting) is asked again this soon. */
+const RELAY_RETRY_MS = 2000;
 
 interface Stream {
   nodeId: number;
@@ -143,7 +145,9 @@ export class ControlServer {
 
   private async refreshRelays(): Promise<void> {
     const next = await probeRelays(this.relayMap);
-    for (const r of next) if (!r.certFingerprint) this.log(`relay ${r.code} at ${r.url} did not answer; nodes will retry it`);
+    const missing = next.filter((r) => !r.certFingerprint);
+    for (const r of missing) this.log(`relay ${r.code} at ${r.url} did not answer yet; asking again in ${RELAY_RETRY_MS / 1000}s`);
+    if (missing.length && this.server) setTimeout(() => void this.refreshRelays(), RELAY_RETRY_MS).unref();
     if (JSON.stringify(next) !== JSON.stringify(this.relayMap)) {
       this.relayMap = next;
       this.changed();

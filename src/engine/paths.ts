@@ -73,6 +73,7 @@ interface PeerPaths {
   lastActivityBytes: number;
   lastActiveMs: number;
   lastFullProbeMs: number;
+  lastWakePingMs: number;
 }
 
 interface PendingPing {
@@ -151,7 +152,7 @@ export class PathManager {
       }
       const fresh = !p;
       if (!p) {
-        p = { nodeKey: c.nodeKey, hex, discoKey: c.discoKey, sharedKey: boxKey(this.disco.privateKey, c.discoKey), homeRelay: null, candidates: new Map(), best: null, relayLatencyMs: null, lastActivityBytes: 0, lastActiveMs: -Infinity, lastFullProbeMs: this.now() };
+        p = { nodeKey: c.nodeKey, hex, discoKey: c.discoKey, sharedKey: boxKey(this.disco.privateKey, c.discoKey), homeRelay: null, candidates: new Map(), best: null, relayLatencyMs: null, lastActivityBytes: 0, lastActiveMs: -Infinity, lastFullProbeMs: this.now(), lastWakePingMs: -Infinity };
         this.peers.set(hex, p);
         this.byDisco.set(c.discoKey.toString('hex'), p);
       }
@@ -191,7 +192,7 @@ export class PathManager {
     return p ? virtualEndpoint(p.nodeKey) : null;
   }
 
-  private trusted(c: Candidate | null): c is Candidate {
+  private trusted(c: Candidate | null): boolean {
     return c?.lastPongMs != null && this.now() - c.lastPongMs <= this.timers.trustMs;
   }
 
@@ -206,12 +207,17 @@ export class PathManager {
       this.sendStats.noPath++;
       return false;
     }
-    if (this.trusted(p.best)) {
+    if (p.best && this.trusted(p.best)) {
       this.sendStats.direct++;
       return this.udpSend(buf, p.best.ep);
     }
     // no proven direct path: the relay carries it, and an unproven direct guess gets a copy
     let sent = false;
+    if (p.best && this.now() - p.lastWakePingMs >= this.timers.heartbeatMs) {
+      // traffic after a quiet spell: re-prove the last direct path now rather than at the next beat
+      p.lastWakePingMs = this.now();
+      this.sendPing(p, p.best);
+    }
     const guess = p.best ?? (p.candidates.size ? p.candidates.values().next().value! : null);
     if (guess) sent = this.udpSend(buf, guess.ep) || sent;
     const region = this.relayUsable(p);
@@ -226,11 +232,12 @@ export class PathManager {
   pathOf(nodeKey: Buffer): PathInfo {
     const p = this.peers.get(nodeKey.toString('hex'));
     if (!p) return { kind: 'none' };
-    if (this.trusted(p.best)) return { kind: 'direct', endpoint: p.best.ep, latencyMs: p.best.latencyMs, trusted: true };
+    if (p.best && this.trusted(p.best)) return { kind: 'direct', endpoint: p.best.ep, latencyMs: p.best.latencyMs, trusted: true };
+    // idle with a direct path that answered before: the next packet re-proves it at once (sendToPeer)
+    if (p.best && !this.isActive(p.nodeKey)) return { kind: 'direct', endpoint: p.best.ep, latencyMs: p.best.latencyMs, trusted: false };
     const region = this.relayUsable(p);
     if (region) return { kind: 'relay', region, latencyMs: p.relayLatencyMs };
-    const guess = p.best ?? (p.candidates.size ? p.candidates.values().next().value! : null);
-    return guess ? { kind: 'direct', endpoint: guess.ep, latencyMs: guess.latencyMs, trusted: false } : { kind: 'none' };
+    return { kind: 'none' };
   }
 
   /** A packet went either way within the active window (sampled every heartbeat). */
@@ -251,7 +258,7 @@ export class PathManager {
         resolve(r);
       };
       const timer = setTimeout(() => done(null), timeoutMs);
-      if (this.trusted(p.best)) {
+      if (p.best && this.trusted(p.best)) {
         const t = this.sendPing(p, p.best, done);
         if (t) txids.push(t);
       } else {
@@ -394,7 +401,7 @@ export class PathManager {
       }
       const active = now - p.lastActiveMs <= this.timers.activeMs;
       const wasTrusted = p.best !== null && p.best.lastPongMs !== null && now - p.best.lastPongMs - this.timers.heartbeatMs <= this.timers.trustMs;
-      if (this.trusted(p.best)) {
+      if (p.best && this.trusted(p.best)) {
         if (!active) continue;
         if (now - p.lastFullProbeMs >= this.timers.upgradeMs) this.pingAll(p);
         else this.sendPing(p, p.best);

@@ -32,7 +32,7 @@ test('the candidate that answers becomes the WireGuard endpoint; dead ones are i
     b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [], homeRelay: null }]);
     a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [dead, b.ep], homeRelay: null }]);
     assert.deepEqual(a.device.getPeer(b.nodePub)!.endpoint, virtualEndpoint(b.nodePub), 'path selection owns the WireGuard endpoint');
-    assert.deepEqual(a.paths.pathOf(b.nodePub), { kind: 'direct', endpoint: dead, latencyMs: null, trusted: false }, 'an unproven guess until a pong');
+    assert.deepEqual(a.paths.pathOf(b.nodePub), { kind: 'none' }, 'no path until a pong proves one');
     net.pump();
     const pa = a.paths.pathOf(b.nodePub);
     assert.equal(pa.kind === 'direct' && pa.trusted, true);

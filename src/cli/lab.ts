@@ -1,0 +1,76 @@
+// `meshctl lab up|status|down`: the one-command demonstration, on one machine.
+import { Command, Option } from 'commander';
+import { join } from 'node:path';
+import { CliError } from './errors.js';
+import { packageRoot } from './version.js';
+
+const DEFAULT_NODES = 'public,easy,easy,hard,blocked';
+const PATH_WAIT_MS = 20_000;
+
+function kindsArg(v: string): string[] {
+  const kinds = v.split(',').map((k) => k.trim());
+  const ok = ['public', 'easy', 'hard', 'blocked', 'upnp'];
+  for (const k of kinds) if (!ok.includes(k)) throw new CliError('USAGE', `--nodes: "${k}" is not one of ${ok.join(', ')}`);
+  if (kinds.length < 2 || kinds.length > 9) throw new CliError('USAGE', '--nodes: between 2 and 9 nodes');
+  return kinds;
+}
+
+export function registerLab(program: Command): void {
+  const lab = program.command('lab').description('a demonstration network of namespaces behind NATs, on this machine (root)');
+  const nameOpt = () => new Option('--name <name>', 'lab name (namespaces are prefixed with it)').default('mlab');
+  lab
+    .command('up')
+    .description('build the lab, start control, relays and nodes, and print every node\'s status')
+    .addOption(nameOpt())
+    .addOption(new Option('--nodes <kinds>', 'comma-separated NAT kinds: public, easy, hard, blocked, upnp').argParser(kindsArg).default(kindsArg(DEFAULT_NODES), DEFAULT_NODES))
+    .option('--uplink <rate>', 'shape every NAT uplink with TBF, e.g. 20mbit')
+    .action(async (o: { name: string; nodes: string[]; uplink?: string }) => {
+      const { Lab, LabError } = await import('../lab/lab.js');
+      const { printLabStatus } = await import('../lab/report.js');
+      const say = (m: string): void => void process.stderr.write(`${m}\n`);
+      const opts = { name: o.name, kinds: o.nodes as never, uplink: o.uplink, bin: join(packageRoot(), 'bin', 'meshctl'), progress: say };
+      let l;
+      try {
+        l = await Lab.create(opts);
+      } catch (err) {
+        throw new CliError(err instanceof LabError ? 'FAILURE' : 'FAILURE', (err as Error).message);
+      }
+      try {
+        await l.build(opts);
+        say('starting the control server and relays');
+        await l.startServers();
+        say(`starting ${l.s.nodes.length} nodes (meshctl up in each)`);
+        await l.upAll();
+        say('waiting for paths');
+        await l.waitFor('paths', async () => (await import('../lab/report.js')).allPathsKnown(l!), PATH_WAIT_MS).catch(() => say('some peers have no path yet; status shows them as they are'));
+        process.stdout.write(await printLabStatus(l));
+        say(`the lab stays up: meshctl lab status / meshctl lab down --name ${o.name}`);
+      } catch (err) {
+        say(`lab up failed: ${(err as Error).message}; tearing it down`);
+        await l.down();
+        throw new CliError('FAILURE', `meshctl lab up: ${(err as Error).message}`);
+      }
+    });
+  lab
+    .command('status')
+    .description("print every lab node's status")
+    .addOption(nameOpt())
+    .action(async (o: { name: string }) => {
+      const { Lab, loadLab } = await import('../lab/lab.js');
+      const { printLabStatus } = await import('../lab/report.js');
+      const s = loadLab(o.name);
+      if (!s) throw new CliError('FAILURE', `no lab named ${o.name} is up: run \`sudo meshctl lab up\``);
+      process.stdout.write(await printLabStatus(new Lab(s)));
+    });
+  lab
+    .command('down')
+    .description('stop everything the lab started and remove its namespaces')
+    .addOption(nameOpt())
+    .action(async (o: { name: string }) => {
+      const { loadLab, tearDown } = await import('../lab/lab.js');
+      const s = loadLab(o.name);
+      if (!s) throw new CliError('FAILURE', `no lab named ${o.name} is up`);
+      await tearDown(s);
+      process.stderr.write(`lab ${o.name} removed\n`);
+    });
+}

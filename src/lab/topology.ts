@@ -1,0 +1,68 @@
+// The lab's network, as data: an "internet" bridge with the control server
+// and two relay regions on it, and nodes that sit on it directly or behind
+// a NAT router of a chosen kind. Addresses are from the documentation ranges
+// (RFC 5737) and private LANs, all inside namespaces the lab creates.
+
+export type NatKind = 'public' | 'easy' | 'hard' | 'blocked' | 'upnp';
+export const NAT_KINDS: NatKind[] = ['public', 'easy', 'hard', 'blocked', 'upnp'];
+
+export const NAT_DESCRIPTION: Record<NatKind, string> = {
+  public: 'no NAT: a public address on the internet bridge',
+  easy: 'NAT with endpoint-independent mapping (nftables masquerade, port-preserving)',
+  hard: 'NAT with endpoint-dependent mapping (nftables masquerade random)',
+  blocked: 'NAT that lets no UDP out: only TCP, so only the relay works',
+  upnp: 'easy NAT running miniupnpd (UPnP IGD, NAT-PMP, PCP)',
+};
+
+export const INET_PREFIX = '203.0.113';
+export const CONTROL_IP = `${INET_PREFIX}.2`;
+export const CONTROL_PORT = 8443;
+export const RELAYS = [
+  { region: 'east', ip: `${INET_PREFIX}.3`, port: 443, stunPort: 3478 },
+  { region: 'west', ip: `${INET_PREFIX}.4`, port: 443, stunPort: 3478 },
+];
+
+export interface LabNode {
+  index: number;
+  name: string;
+  kind: NatKind;
+  ns: string;
+  /** the router's namespace, null for public nodes */
+  routerNs: string | null;
+  /** the node's own address */
+  lanIp: string;
+  /** its address on the internet bridge (the router's WAN address behind a NAT) */
+  wanIp: string;
+}
+
+export function planNodes(prefix: string, kinds: NatKind[]): LabNode[] {
+  return kinds.map((kind, i) => {
+    const index = i + 1;
+    const wanIp = `${INET_PREFIX}.${10 + index}`;
+    return {
+      index,
+      name: `node${index}-${kind}`,
+      kind,
+      ns: `${prefix}n${index}`,
+      routerNs: kind === 'public' ? null : `${prefix}r${index}`,
+      lanIp: kind === 'public' ? wanIp : `192.168.${index}.2`,
+      wanIp,
+    };
+  });
+}
+
+/**
+ * The nftables ruleset of a NAT router (interfaces named wan and lan). Like a
+ * home router it drops unsolicited packets arriving on its WAN side: Linux
+ * would otherwise deliver them to the router itself and record a conntrack
+ * entry for them, and that entry makes masquerade give the matching outbound
+ * flow a different port, which breaks hole punching (docs/nat.md).
+ */
+export function natRules(kind: NatKind): string {
+  const masq = kind === 'hard' ? 'masquerade random' : 'masquerade';
+  const blockUdp = kind === 'blocked' ? `  chain forward_udp {\n    type filter hook forward priority 0; policy accept;\n    oifname "wan" meta l4proto udp drop\n  }\n` : '';
+  return (
+    `table ip meshlab_nat {\n  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n    oifname "wan" ${masq}\n  }\n}\n` +
+    `table inet meshlab_filter {\n  chain wan_in {\n    type filter hook input priority 0; policy accept;\n    iifname "wan" ct state new drop\n  }\n${blockUdp}}\n`
+  );
+}
