@@ -377,6 +377,7 @@ export class Backend {
       health,
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
+      counters: this.host ? { engine: this.host.device.stats, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats } : null,
     };
   }
 

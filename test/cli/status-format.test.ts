@@ -39,6 +39,7 @@ test('the table aligns columns and filters --active and --no-self', () => {
     health: [],
     homeRegion: null,
     relays: [],
+    counters: null,
   };
   const all = formatStatus(s, { self: true, peers: true, activeOnly: false }, NOW).split('\n');
   assert.equal(all[0], '100.64.0.1  me           linux  self');

@@ -1,0 +1,191 @@
+// NAT traversal in the lab: nodes behind public, easy, hard and UDP-blocked
+// NATs, two relay regions, the control server. Direct where a direct path can
+// be made, relayed where not, fallback to the relay when the direct path is
+// cut mid-transfer and back again, a relay restart, and fuzzed input.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { Lab, tearDown } from '../../src/lab/lab.js';
+import type { LabNode } from '../../src/lab/topology.js';
+import type { Status } from '../../src/localapi/types.js';
+import { packageRoot } from '../../src/cli/version.js';
+import { bindingRequest } from '../../src/nat/stun.js';
+import { DISCO_MAGIC } from '../../src/nat/disco.js';
+import { rootSkipReason } from '../helpers/root.js';
+import { sh } from '../helpers/netns.js';
+
+const skip = rootSkipReason();
+const BIN = join(packageRoot(), 'bin', 'meshctl');
+const XFER = join(packageRoot(), 'dist', 'test', 'integration', 'fixtures', 'tcp-xfer.js');
+
+async function status(l: Lab, n: LabNode): Promise<Status> {
+  const r = await l.meshctl(n, ['status', '--json']);
+  assert.equal(r.code, 0, `${n.name}: ${r.err}`);
+  return JSON.parse(r.out) as Status;
+}
+
+async function pathTo(l: Lab, from: LabNode, to: LabNode) {
+  return (await status(l, from)).peers.find((p) => p.name === to.name)?.path ?? { kind: 'none' as const };
+}
+
+async function icmp(l: Lab, from: LabNode, to: LabNode, count = 3): Promise<boolean> {
+  const ip = (await status(l, to)).self!.ips[0]!;
+  const r = await sh('ip', ['netns', 'exec', from.ns, 'ping', '-c', String(count), '-W', '2', '-i', '0.2', ip], 20_000);
+  return r.code === 0;
+}
+
+/** Pings until a direct pong (or `ms` pass); returns the ms it took from `since`, or null. */
+async function untilDirect(l: Lab, a: LabNode, b: LabNode, since: number, ms = 25_000): Promise<number | null> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const r = await l.meshctl(a, ['ping', b.name, '-c', '1', '--timeout', '1s']);
+    if (/via \d+\.\d+\.\d+\.\d+:\d+ in/.test(r.out)) return Date.now() - since;
+    await new Promise((res) => setTimeout(res, 250));
+  }
+  return null;
+}
+
+async function transfer(l: Lab, from: LabNode, to: LabNode, bytes: number, during?: () => Promise<void>) {
+  const ip = (await status(l, to)).self!.ips[0]!;
+  const server = spawn('ip', ['netns', 'exec', to.ns, process.execPath, XFER, 'server', '5301'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  server.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    for (let i = 0; i < 100 && !out.includes('listening'); i++) await new Promise((r) => setTimeout(r, 50));
+    const client = sh('ip', ['netns', 'exec', from.ns, process.execPath, XFER, 'client', ip, '5301', String(bytes)], 180_000);
+    if (during) await during();
+    const c = await client;
+    for (let i = 0; i < 200 && !out.includes('sha256'); i++) await new Promise((r) => setTimeout(r, 50));
+    const got = JSON.parse(out.split('\n').find((x) => x.includes('sha256')) ?? '{}') as { bytes?: number; sha256?: string; maxGapMs?: number };
+    return { sent: JSON.parse(c.stdout.trim() || '{}').sha256 as string | undefined, got };
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
+
+test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, async (t) => {
+  const name = `t${process.pid % 10000}`;
+  const l = await Lab.create({ name, kinds: ['public', 'easy', 'easy', 'hard', 'hard', 'blocked'], bin: BIN, dir: `/tmp/meshctl-lab-${name}` });
+  try {
+    await l.build({ name, kinds: [], bin: BIN });
+    await l.startServers();
+    const [pub, easy1, easy2, hard1, hard2, blocked] = l.s.nodes as [LabNode, LabNode, LabNode, LabNode, LabNode, LabNode];
+    const t0 = Date.now();
+    await l.upAll();
+    const matrix: string[] = [];
+
+    await t.test('easy ↔ easy and public ↔ easy find a direct path; traffic flows', async () => {
+      const [e2e, p2e] = await Promise.all([untilDirect(l, easy1, easy2, t0), untilDirect(l, pub, easy1, t0)]);
+      assert.ok(e2e !== null, 'easy ↔ easy direct');
+      assert.ok(p2e !== null, 'public ↔ easy direct');
+      matrix.push(`easy ↔ easy: direct, first direct pong ${e2e} ms after up`, `public ↔ easy: direct, first direct pong ${p2e} ms after up`);
+      const path = await pathTo(l, easy1, easy2);
+      assert.equal(path.kind, 'direct');
+      assert.equal(path.kind === 'direct' && path.endpoint, `${easy2.wanIp}:41641`, 'through the NAT’s mapped port');
+      assert.ok(await icmp(l, easy1, easy2));
+      assert.ok(await icmp(l, pub, easy1));
+    });
+
+    await t.test('UDP blocked: relayed path, and a TCP transfer arrives intact', async () => {
+      await l.waitFor('blocked → easy over the relay', async () => (await pathTo(l, blocked, easy1)).kind === 'relay', 20_000);
+      const r = await l.meshctl(blocked, ['ping', easy1.name, '-c', '2', '--until-direct=false']);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /via relay\((east|west)\) in \d+ms/);
+      const x = await transfer(l, blocked, easy1, 4 * 1024 * 1024);
+      assert.equal(x.got.bytes, 4 * 1024 * 1024);
+      assert.equal(x.got.sha256, x.sent);
+      const nc = await l.meshctl(blocked, ['netcheck', '--json']);
+      const report = JSON.parse(nc.out) as { udp: boolean; preferredRegion: string | null };
+      assert.equal(report.udp, false);
+      assert.ok(report.preferredRegion, 'a home region from HTTPS latency');
+      matrix.push(`blocked ↔ easy: relay "${(await pathTo(l, blocked, easy1)).kind === 'relay' ? report.preferredRegion : '?'}", 4 MiB TCP transfer intact`);
+    });
+
+    await t.test('hard NAT: whatever path is achieved carries traffic (reported)', async () => {
+      for (const [a, b, label] of [
+        [hard1, easy1, 'hard ↔ easy'],
+        [hard1, hard2, 'hard ↔ hard'],
+        [hard1, pub, 'hard ↔ public'],
+      ] as const) {
+        const direct = await untilDirect(l, a, b, Date.now(), 12_000);
+        const path = await pathTo(l, a, b);
+        assert.notEqual(path.kind, 'none', `${label} has a path`);
+        assert.ok(await icmp(l, a, b), `${label} carries traffic`);
+        matrix.push(`${label}: ${direct !== null ? `direct (${path.kind === 'direct' ? path.endpoint : ''})` : `relay "${path.kind === 'relay' ? path.region : '?'}"`}`);
+      }
+      const nc = JSON.parse((await l.meshctl(hard1, ['netcheck', '--json'])).out) as { mappingVariesByDestIP: boolean };
+      assert.equal(nc.mappingVariesByDestIP, true, 'hard NAT detected');
+      const ne = JSON.parse((await l.meshctl(easy1, ['netcheck', '--json'])).out) as { mappingVariesByDestIP: boolean; ipv4: string };
+      assert.equal(ne.mappingVariesByDestIP, false);
+      assert.equal(ne.ipv4, `${easy1.wanIp}:41641`);
+    });
+
+    await t.test('a direct path cut mid-transfer falls back to the relay within 5 s; the transfer completes; it returns to direct', async () => {
+      assert.equal((await pathTo(l, easy1, easy2)).kind, 'direct');
+      const router = easy1.routerNs!;
+      const rules = `table inet meshlab_cut {\n  chain f {\n    type filter hook forward priority -10; policy accept;\n    ip daddr ${easy2.wanIp} udp dport 41641 drop\n    ip saddr ${easy2.wanIp} udp sport 41641 drop\n  }\n}\n`;
+      let fallbackMs = -1;
+      const x = await transfer(l, easy1, easy2, 48 * 1024 * 1024, async () => {
+        await new Promise((r) => setTimeout(r, 700));
+        const cutAt = Date.now();
+        const r = await sh('sh', ['-c', `printf '%s' '${rules}' | ip netns exec ${router} nft -f -`]);
+        assert.equal(r.code, 0, r.stderr);
+        await l.waitFor('fallback to relay', async () => (await pathTo(l, easy1, easy2)).kind === 'relay', 10_000);
+        fallbackMs = Date.now() - cutAt;
+      });
+      assert.equal(x.got.sha256, x.sent, 'transfer intact across the switch');
+      assert.ok(fallbackMs >= 0 && fallbackMs <= 5000, `fell back in ${fallbackMs} ms`);
+      await sh('ip', ['netns', 'exec', router, 'nft', 'delete', 'table', 'inet', 'meshlab_cut']);
+      const back = Date.now();
+      await l.waitFor('back to direct', async () => {
+        await icmp(l, easy1, easy2, 1);
+        return (await pathTo(l, easy1, easy2)).kind === 'direct';
+      }, 20_000);
+      matrix.push(`direct path cut mid-transfer (48 MiB): relay after ${fallbackMs} ms, transfer intact (max stall ${x.got.maxGapMs} ms), direct again ${Date.now() - back} ms after unblocking`);
+    });
+
+    await t.test('a relay restarted mid-session: nodes reconnect and relayed traffic resumes', async () => {
+      const home = (await status(l, blocked)).homeRegion!;
+      assert.ok(await icmp(l, blocked, easy1));
+      const restarted = Date.now();
+      await l.restartRelay(home);
+      await l.waitFor('relayed traffic again', () => icmp(l, blocked, easy1, 1), 30_000);
+      matrix.push(`relay "${home}" restarted: relayed traffic back after ${Date.now() - restarted} ms`);
+    });
+
+    await t.test('fuzzed STUN, disco and random datagrams are dropped and counted; daemon and relay stay up', async () => {
+      const before = await status(l, pub);
+      const script = `
+        const dgram = require('node:dgram'); const crypto = require('node:crypto');
+        const s = dgram.createSocket('udp4'); let n = 0;
+        const pkts = JSON.parse(process.argv[1]).map((h) => Buffer.from(h, 'hex'));
+        const go = () => { for (let i = 0; i < 200 && n < 6000; i++, n++) {
+          const base = pkts[n % pkts.length]; const b = Buffer.from(base);
+          if (n % 3) b[crypto.randomInt(b.length)] ^= 1 << crypto.randomInt(8);
+          const dst = n % 2 ? ['${pub.wanIp}', 41641] : ['203.0.113.3', 3478];
+          s.send(n % 5 === 0 ? crypto.randomBytes(crypto.randomInt(1, 300)) : b, dst[1], dst[0]); }
+          if (n < 6000) setTimeout(go, 5); else setTimeout(() => s.close(), 200); };
+        go();`;
+      const seeds = [bindingRequest().packet, Buffer.concat([DISCO_MAGIC, randomBytes(90)]), Buffer.concat([Buffer.from([4, 0, 0, 0]), randomBytes(60)]), Buffer.concat([Buffer.from([1, 0, 0, 0]), randomBytes(144)])].map((b) => b.toString('hex'));
+      const r = await sh('ip', ['netns', 'exec', l.s.controlNs, process.execPath, '-e', script, JSON.stringify(seeds)], 60_000);
+      assert.equal(r.code, 0, r.stderr);
+      const after = await status(l, pub);
+      const dropped = (s: Status) => Object.values((s.counters!.engine as { dropped: Record<string, number> }).dropped).reduce((a, b) => a + b, 0);
+      const disco = (s: Status) => Object.values((s.counters!.disco as { dropped: Record<string, number> }).dropped).reduce((a, b) => a + b, 0);
+      assert.ok(dropped(after) + disco(after) - dropped(before) - disco(before) >= 2500, 'garbage counted as dropped');
+      assert.equal(after.backendState, 'Running');
+      assert.ok(await icmp(l, pub, easy1), 'the daemon still carries traffic');
+      const relayPid = l.s.pids['relay-east']!;
+      process.kill(relayPid, 0);
+      const nc = JSON.parse((await l.meshctl(easy1, ['netcheck', '--json'])).out) as { regionLatencyMs: Record<string, number> };
+      assert.ok('east' in nc.regionLatencyMs, 'the relay’s STUN server still answers');
+    });
+
+    t.diagnostic(`NAT matrix:\n${matrix.join('\n')}`);
+    process.stderr.write(`\nNAT matrix (lab):\n${matrix.map((m) => `  ${m}`).join('\n')}\n`);
+  } finally {
+    await tearDown(l.s);
+  }
+});
