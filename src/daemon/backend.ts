@@ -218,7 +218,8 @@ export class Backend {
     const targets = this.stunTargets();
     const report = await host.runNetcheck(targets);
     if (this.host !== host) return report;
-    const extra = report.mapped.map((m) => m.mapped);
+    // a port-mapped endpoint first: it is reachable from any kind of NAT
+    const extra = [...(host.portMapped ? [host.portMapped] : []), ...report.mapped.map((m) => m.mapped)];
     host.extraEndpoints = [...new Set(extra)];
     const home = chooseHome(this.home, report.regionLatencyMs) ?? this.home ?? targets[0]?.region ?? null;
     if (home !== this.home) this.log(`home relay region: ${home ?? 'none'}`);

@@ -8,6 +8,7 @@ import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/endpoint.
 import { isDisco } from '../nat/disco.js';
 import { Netchecker, type NetReport, type StunTarget } from '../nat/netcheck.js';
 import { RelayManager } from './relays.js';
+import { defaultGateway, natpmpMap, natpmpUnmap, probePortMapping } from '../nat/portmap.js';
 import { httpsLatency } from './https-latency.js';
 import { UdpBind } from '../engine/udp.js';
 import { parseCidr, parseEndpoint } from '../engine/uapi.js';
@@ -50,6 +51,9 @@ export class EngineHost {
   readonly netcheck: Netchecker;
   /** extra endpoints (STUN-mapped, port-mapped) learned by netcheck, reported with the local ones */
   extraEndpoints: string[] = [];
+  /** the public ip:port the gateway forwards to us (NAT-PMP), if any */
+  portMapped: string | null = null;
+  private gateway: string | null = null;
   private configuredAddresses: string[] = [];
   /** node key (base64) → the map's view of each peer we configured */
   private peerViews = new Map<string, NodeView>();
@@ -66,7 +70,7 @@ export class EngineHost {
       onPathChange: (k, p) => opts.logger(`path to ${k.toString('base64').slice(0, 8)}…: ${describePath(p)}`),
     });
     this.pathBind = new PathBind(this.bind, this.paths);
-    this.netcheck = new Netchecker({ send: (pkt, ep) => this.bind.send(pkt, ep), httpsLatency });
+    this.netcheck = new Netchecker({ send: (pkt, ep) => this.bind.send(pkt, ep), httpsLatency, portMapping: () => this.refreshPortMapping() });
     this.pathBind.onStun = (buf) => this.netcheck.onStun(buf);
   }
 
@@ -107,6 +111,19 @@ export class EngineHost {
 
   localEndpointTexts(): string[] {
     return this.opts.localEndpoints?.(this.port) ?? [];
+  }
+
+  /** Probes what the gateway offers and (re)maps the WireGuard port with NAT-PMP when it can. */
+  private async refreshPortMapping(): Promise<string[]> {
+    const gw = defaultGateway();
+    const offered = await probePortMapping(gw);
+    if (gw && offered.includes('NAT-PMP')) {
+      const m = await natpmpMap(gw, this.port).catch(() => null);
+      if (m && m.external !== this.portMapped) this.opts.logger(`NAT-PMP: ${m.external} maps to our port ${this.port}`);
+      this.portMapped = m?.external ?? null;
+      this.gateway = gw;
+    } else this.portMapped = null;
+    return offered;
   }
 
   async runNetcheck(targets: StunTarget[]): Promise<NetReport> {
@@ -172,6 +189,7 @@ export class EngineHost {
   async stop(): Promise<void> {
     this.paths.stop();
     this.relays.stop();
+    if (this.gateway && this.portMapped) await natpmpUnmap(this.gateway, this.port).catch(() => undefined);
     await this.device.close();
     await this.tun?.close();
     this.tun = null;

@@ -166,7 +166,7 @@ export class Lab {
       await must('ip', ['-n', n.ns, 'addr', 'add', `${n.lanIp}/24`, 'dev', 'eth0']);
       await must('ip', ['-n', n.ns, 'link', 'set', 'eth0', 'up']);
       await must('ip', ['-n', n.ns, 'route', 'add', 'default', 'via', `192.168.${n.index}.1`]);
-      await inNs(n.routerNs, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+      await inNs(n.routerNs, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
       await inNs(n.routerNs, ['nft', '-f', '-'], natRules(n.kind));
       if (o.uplink) await inNs(n.routerNs, ['tc', 'qdisc', 'add', 'dev', 'wan', 'root', 'tbf', 'rate', o.uplink, 'burst', '32kbit', 'latency', '50ms']);
       if (n.kind === 'upnp') {

@@ -1,7 +1,9 @@
 // The lab's network, as data: an "internet" bridge with the control server
 // and two relay regions on it, and nodes that sit on it directly or behind
-// a NAT router of a chosen kind. Addresses are from the documentation ranges
-// (RFC 5737) and private LANs, all inside namespaces the lab creates.
+// a NAT router of a chosen kind. Every address lives only inside namespaces
+// the lab creates, with no route out. The "internet" uses 7.0.113.0/24, a
+// public-looking range, because miniupnpd refuses to map ports on a WAN
+// address from the reserved ranges (including the RFC 5737 documentation ones).
 
 export type NatKind = 'public' | 'easy' | 'hard' | 'blocked' | 'upnp';
 export const NAT_KINDS: NatKind[] = ['public', 'easy', 'hard', 'blocked', 'upnp'];
@@ -14,7 +16,7 @@ export const NAT_DESCRIPTION: Record<NatKind, string> = {
   upnp: 'easy NAT running miniupnpd (UPnP IGD, NAT-PMP, PCP)',
 };
 
-export const INET_PREFIX = '203.0.113';
+export const INET_PREFIX = '7.0.113';
 export const CONTROL_IP = `${INET_PREFIX}.2`;
 export const CONTROL_PORT = 8443;
 export const RELAYS = [
@@ -61,7 +63,13 @@ export function planNodes(prefix: string, kinds: NatKind[]): LabNode[] {
 export function natRules(kind: NatKind): string {
   const masq = kind === 'hard' ? 'masquerade random' : 'masquerade';
   const blockUdp = kind === 'blocked' ? `  chain forward_udp {\n    type filter hook forward priority 0; policy accept;\n    oifname "wan" meta l4proto udp drop\n  }\n` : '';
+  // the tables and chains miniupnpd (nftables backend) expects to fill in
+  const upnp =
+    kind === 'upnp'
+      ? `table inet filter {\n  chain forward {\n    type filter hook forward priority 0; policy accept;\n    jump miniupnpd\n  }\n  chain miniupnpd {\n  }\n  chain prerouting {\n    type nat hook prerouting priority -100; policy accept;\n    jump prerouting_miniupnpd\n  }\n  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n    jump postrouting_miniupnpd\n  }\n  chain prerouting_miniupnpd {\n  }\n  chain postrouting_miniupnpd {\n  }\n}\n`
+      : '';
   return (
+    upnp +
     `table ip meshlab_nat {\n  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n    oifname "wan" ${masq}\n  }\n}\n` +
     `table inet meshlab_filter {\n  chain wan_in {\n    type filter hook input priority 0; policy accept;\n    iifname "wan" ct state new drop\n  }\n${blockUdp}}\n`
   );

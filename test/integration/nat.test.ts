@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { Lab, tearDown } from '../../src/lab/lab.js';
-import type { LabNode } from '../../src/lab/topology.js';
+import { RELAYS, type LabNode } from '../../src/lab/topology.js';
 import type { Status } from '../../src/localapi/types.js';
 import { packageRoot } from '../../src/cli/version.js';
 import { bindingRequest } from '../../src/nat/stun.js';
@@ -67,11 +67,11 @@ async function transfer(l: Lab, from: LabNode, to: LabNode, bytes: number, durin
 
 test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, async (t) => {
   const name = `t${process.pid % 10000}`;
-  const l = await Lab.create({ name, kinds: ['public', 'easy', 'easy', 'hard', 'hard', 'blocked'], bin: BIN, dir: `/tmp/meshctl-lab-${name}` });
+  const l = await Lab.create({ name, kinds: ['public', 'easy', 'easy', 'hard', 'hard', 'blocked', 'upnp'], bin: BIN, dir: `/tmp/meshctl-lab-${name}` });
   try {
     await l.build({ name, kinds: [], bin: BIN });
     await l.startServers();
-    const [pub, easy1, easy2, hard1, hard2, blocked] = l.s.nodes as [LabNode, LabNode, LabNode, LabNode, LabNode, LabNode];
+    const [pub, easy1, easy2, hard1, hard2, blocked, upnp] = l.s.nodes as [LabNode, LabNode, LabNode, LabNode, LabNode, LabNode, LabNode];
     const t0 = Date.now();
     await l.upAll();
     const matrix: string[] = [];
@@ -122,6 +122,17 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
       assert.equal(ne.ipv4, `${easy1.wanIp}:41641`);
     });
 
+    await t.test('behind a miniupnpd NAT: the port is mapped, and even a hard-NAT peer gets a direct path to it', async () => {
+      const nc = JSON.parse((await l.meshctl(upnp, ['netcheck', '--json'])).out) as { portMapping: string[] };
+      assert.deepEqual(nc.portMapping, ['UPnP', 'NAT-PMP', 'PCP']);
+      const ms = await untilDirect(l, hard1, upnp, Date.now(), 15_000);
+      assert.ok(ms !== null, 'hard → upnp direct');
+      const path = await pathTo(l, hard1, upnp);
+      assert.equal(path.kind === 'direct' && path.endpoint, `${upnp.wanIp}:41641`, 'through the mapped port');
+      assert.ok(await icmp(l, hard1, upnp));
+      matrix.push(`hard ↔ upnp (miniupnpd, NAT-PMP mapping): direct via ${upnp.wanIp}:41641`);
+    });
+
     await t.test('a direct path cut mid-transfer falls back to the relay within 5 s; the transfer completes; it returns to direct', async () => {
       assert.equal((await pathTo(l, easy1, easy2)).kind, 'direct');
       const router = easy1.routerNs!;
@@ -164,7 +175,7 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
         const go = () => { for (let i = 0; i < 200 && n < 6000; i++, n++) {
           const base = pkts[n % pkts.length]; const b = Buffer.from(base);
           if (n % 3) b[crypto.randomInt(b.length)] ^= 1 << crypto.randomInt(8);
-          const dst = n % 2 ? ['${pub.wanIp}', 41641] : ['203.0.113.3', 3478];
+          const dst = n % 2 ? ['${pub.wanIp}', 41641] : ['${RELAYS[0]!.ip}', ${RELAYS[0]!.stunPort}];
           s.send(n % 5 === 0 ? crypto.randomBytes(crypto.randomInt(1, 300)) : b, dst[1], dst[0]); }
           if (n < 6000) setTimeout(go, 5); else setTimeout(() => s.close(), 200); };
         go();`;

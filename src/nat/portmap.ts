@@ -1,0 +1,104 @@
+// Port mapping: ask the NAT in front of us to forward a public port to the
+// WireGuard port, so peers behind any kind of NAT can reach us directly.
+// NAT-PMP (RFC 6886) maps; PCP (RFC 6887) and UPnP IGD are probed so netcheck
+// can say what the gateway offers. Each probe is one small UDP exchange with
+// the default gateway; nothing is sent anywhere else.
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+
+const NATPMP_PORT = 5351;
+const SSDP_ADDR = '239.255.255.250';
+const SSDP_PORT = 1900;
+const PROBE_TIMEOUT_MS = 700;
+/** Requested mapping lifetime; renewed at half of what the gateway grants. */
+export const MAPPING_LIFETIME_S = 7200;
+
+/** The IPv4 default gateway, from the kernel's routing table. */
+export function defaultGateway(routeTable = '/proc/net/route'): string | null {
+  try {
+    for (const line of readFileSync(routeTable, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[1] === '00000000' && f[2] && f[2] !== '00000000') {
+        const n = parseInt(f[2], 16);
+        return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.');
+      }
+    }
+  } catch {
+    /* no /proc: no gateway */
+  }
+  return null;
+}
+
+function exchange(host: string, port: number, req: Buffer, accept: (b: Buffer) => boolean, timeoutMs = PROBE_TIMEOUT_MS): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const done = (b: Buffer | null): void => {
+      clearTimeout(t);
+      s.close();
+      resolve(b);
+    };
+    const t = setTimeout(() => done(null), timeoutMs);
+    s.on('message', (m) => {
+      if (accept(m)) done(m);
+    });
+    s.on('error', () => done(null));
+    s.send(req, port, host);
+  });
+}
+
+export interface Mapping {
+  protocol: 'NAT-PMP';
+  external: string;
+  internalPort: number;
+  lifetimeS: number;
+}
+
+/** NAT-PMP: the gateway's external address, then a UDP mapping for `internalPort`. */
+export async function natpmpMap(gateway: string, internalPort: number, lifetimeS = MAPPING_LIFETIME_S): Promise<Mapping | null> {
+  const addr = await exchange(gateway, NATPMP_PORT, Buffer.from([0, 0]), (b) => b.length >= 12 && b[1] === 128);
+  if (!addr || addr.readUInt16BE(2) !== 0) return null;
+  const ip = [...addr.subarray(8, 12)].join('.');
+  const req = Buffer.alloc(12);
+  req[1] = 1; // map UDP
+  req.writeUInt16BE(internalPort, 4);
+  req.writeUInt16BE(internalPort, 6); // ask for the same port outside
+  req.writeUInt32BE(lifetimeS, 8);
+  const r = await exchange(gateway, NATPMP_PORT, req, (b) => b.length >= 16 && b[1] === 129 && b.readUInt16BE(8) === internalPort);
+  if (!r || r.readUInt16BE(2) !== 0) return null;
+  return { protocol: 'NAT-PMP', external: `${ip}:${r.readUInt16BE(10)}`, internalPort, lifetimeS: r.readUInt32BE(12) };
+}
+
+/** NAT-PMP's deletion: a mapping request with lifetime 0. */
+export async function natpmpUnmap(gateway: string, internalPort: number): Promise<void> {
+  const req = Buffer.alloc(12);
+  req[1] = 1;
+  req.writeUInt16BE(internalPort, 4);
+  await exchange(gateway, NATPMP_PORT, req, (b) => b[1] === 129);
+}
+
+/** PCP answers an ANNOUNCE (RFC 6887 §14.1) with a version-2 response. */
+async function pcpAvailable(gateway: string): Promise<boolean> {
+  const req = Buffer.alloc(24);
+  req[0] = 2; // version
+  req[1] = 0; // request, opcode ANNOUNCE
+  const r = await exchange(gateway, NATPMP_PORT, req, (b) => b.length >= 24 && b[0] === 2 && (b[1]! & 0x80) !== 0);
+  return r !== null;
+}
+
+/** UPnP IGD answers an SSDP search for an internet gateway device. */
+async function upnpAvailable(): Promise<boolean> {
+  const msg = Buffer.from(`M-SEARCH * HTTP/1.1\r\nHOST: ${SSDP_ADDR}:${SSDP_PORT}\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n\r\n`);
+  const r = await exchange(SSDP_ADDR, SSDP_PORT, msg, (b) => /^HTTP\/1\.1 200/.test(b.toString('latin1')) && /InternetGatewayDevice/i.test(b.toString('latin1')), PROBE_TIMEOUT_MS * 2);
+  return r !== null;
+}
+
+/** What the gateway offers, for netcheck's PortMapping line. */
+export async function probePortMapping(gateway = defaultGateway()): Promise<string[]> {
+  if (!gateway) return [];
+  const [upnp, pmp, pcp] = await Promise.all([upnpAvailable(), exchange(gateway, NATPMP_PORT, Buffer.from([0, 0]), (b) => b.length >= 12 && b[1] === 128), pcpAvailable(gateway)]);
+  const out: string[] = [];
+  if (upnp) out.push('UPnP');
+  if (pmp) out.push('NAT-PMP');
+  if (pcp) out.push('PCP');
+  return out;
+}
