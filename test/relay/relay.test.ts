@@ -144,3 +144,34 @@ test('fuzz: random frames after the handshake are dropped; the relay keeps servi
     await R.close();
   }
 });
+
+test('--verify-clients: only nodes the control server knows get in', async () => {
+  const { ControlServer } = await import('../../src/control/server.js');
+  const { admin } = await import('../../src/control/admin-client.js');
+  const { ControlClient } = await import('../../src/daemon/control-client.js');
+  const { keyToText } = await import('../../src/crypto/keys.js');
+  const cdir = mkdtempSync(join(tmpdir(), 'meshctl-ctl-'));
+  const ctl = new ControlServer({ host: '127.0.0.1', port: 0, stateDir: cdir });
+  await ctl.start();
+  const caFile = join(cdir, 'ca.pem');
+  (await import('node:fs')).writeFileSync(caFile, ctl.certPem);
+  const R = await relay({ verifyClientsUrl: `https://127.0.0.1:${ctl.boundPort}`, verifyClientsCa: caFile });
+  const member = generatePrivateKey();
+  try {
+    const { key } = await admin.createAuthKey(cdir, { reusable: false, ephemeral: false, expiryMs: null });
+    await new ControlClient(`https://127.0.0.1:${ctl.boundPort}`, ctl.certPem, member).call('register', { authKey: key, hostname: 'm', os: 'linux', version: 't', discoKey: keyToText(publicKeyOf(generatePrivateKey())), endpoints: [] }, 5000);
+    const ok = client(R.url, R.r.fingerprint, member);
+    await ok.until(() => ok.c.connected);
+    const stranger = client(R.url, R.r.fingerprint);
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal(stranger.c.connected, false);
+    assert.match(stranger.c.lastError ?? '', /not known to the control server/);
+    assert.equal(R.r.stats.refused.unauthorized >= 1, true);
+    ok.c.stop();
+    stranger.c.stop();
+  } finally {
+    await R.close();
+    await ctl.stop();
+    rmSync(cdir, { recursive: true, force: true });
+  }
+});
