@@ -9,7 +9,6 @@ export const EXIT = {
   /** any other failure, and "meshctl is stopped" (as the contract asks of status) */
   FAILURE: 1,
   USAGE: 2,
-  NOT_IMPLEMENTED: 2,
   PERMISSION: 3,
   NOT_FOUND: 4,
   UNREACHABLE: 5,
@@ -27,10 +26,6 @@ export class CliError extends Error {
   get exitCode(): number {
     return EXIT[this.code];
   }
-}
-
-export function notImplemented(command: string, issue: number): never {
-  throw new CliError('NOT_IMPLEMENTED', `meshctl ${command}: not implemented yet (tracked in issue ${issue})`);
 }
 
 const FROM_API: Record<ApiErrorCode, CliErrorCode> = {

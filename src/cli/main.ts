@@ -4,7 +4,6 @@ import { Command, CommanderError } from 'commander';
 import { CliError, EXIT } from './errors.js';
 import { meshctlVersion } from './version.js';
 import { registerDebug } from './debug.js';
-import { registerPlanned } from './planned.js';
 import { registerUp } from './up.js';
 import { registerDown } from './down.js';
 import { registerStatus } from './status.js';
@@ -44,7 +43,6 @@ export function buildProgram(): Command {
   registerRelay(program);
   registerNetcheck(program);
   registerLab(program);
-  registerPlanned(program);
   registerDebug(program);
   return program;
 }
