@@ -8,7 +8,7 @@ import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/endpoint.
 import { isDisco } from '../nat/disco.js';
 import { Netchecker, type NetReport, type StunTarget } from '../nat/netcheck.js';
 import { RelayManager } from './relays.js';
-import { defaultGateway, natpmpMap, natpmpUnmap, probePortMapping } from '../nat/portmap.js';
+import { addressTowards, defaultGateway, mapPort, natpmpUnmap, probePortMapping } from '../nat/portmap.js';
 import { httpsLatency } from './https-latency.js';
 import { UdpBind } from '../engine/udp.js';
 import { parseCidr, parseEndpoint } from '../engine/uapi.js';
@@ -53,6 +53,7 @@ export class EngineHost {
   extraEndpoints: string[] = [];
   /** the public ip:port the gateway forwards to us (NAT-PMP), if any */
   portMapped: string | null = null;
+  portMapProtocol: string | null = null;
   private gateway: string | null = null;
   private configuredAddresses: string[] = [];
   /** node key (base64) → the map's view of each peer we configured */
@@ -117,12 +118,13 @@ export class EngineHost {
   private async refreshPortMapping(): Promise<string[]> {
     const gw = defaultGateway();
     const offered = await probePortMapping(gw);
-    if (gw && offered.includes('NAT-PMP')) {
-      const m = await natpmpMap(gw, this.port).catch(() => null);
-      if (m && m.external !== this.portMapped) this.opts.logger(`NAT-PMP: ${m.external} maps to our port ${this.port}`);
-      this.portMapped = m?.external ?? null;
-      this.gateway = gw;
-    } else this.portMapped = null;
+    const order = (['NAT-PMP', 'PCP', 'UPnP'] as const).filter((p) => offered.includes(p));
+    const me = gw && order.length ? await addressTowards(gw) : null;
+    const m = gw && me ? await mapPort(gw, me, this.port, [...order]).catch(() => null) : null;
+    if (m && m.external !== this.portMapped) this.opts.logger(`${m.protocol}: ${m.external} maps to our port ${this.port}`);
+    this.portMapped = m?.external ?? null;
+    this.portMapProtocol = m?.protocol ?? null;
+    this.gateway = gw;
     return offered;
   }
 
@@ -189,7 +191,7 @@ export class EngineHost {
   async stop(): Promise<void> {
     this.paths.stop();
     this.relays.stop();
-    if (this.gateway && this.portMapped) await natpmpUnmap(this.gateway, this.port).catch(() => undefined);
+    if (this.gateway && this.portMapped && this.portMapProtocol === 'NAT-PMP') await natpmpUnmap(this.gateway, this.port).catch(() => undefined);
     await this.device.close();
     await this.tun?.close();
     this.tun = null;

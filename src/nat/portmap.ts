@@ -47,7 +47,7 @@ function exchange(host: string, port: number, req: Buffer, accept: (b: Buffer) =
 }
 
 export interface Mapping {
-  protocol: 'NAT-PMP';
+  protocol: 'NAT-PMP' | 'PCP' | 'UPnP';
   external: string;
   internalPort: number;
   lifetimeS: number;
@@ -76,6 +76,33 @@ export async function natpmpUnmap(gateway: string, internalPort: number): Promis
   await exchange(gateway, NATPMP_PORT, req, (b) => b[1] === 129);
 }
 
+function ipv4Mapped(ip: string): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt16BE(0xffff, 10);
+  ip.split('.').forEach((o, i) => (b[12 + i] = Number(o)));
+  return b;
+}
+
+/** PCP MAP (RFC 6887 §11): our UDP port, the same port asked for outside. */
+export async function pcpMap(gateway: string, clientIp: string, internalPort: number, lifetimeS = MAPPING_LIFETIME_S): Promise<Mapping | null> {
+  const req = Buffer.alloc(60);
+  req[0] = 2; // version
+  req[1] = 1; // request, opcode MAP
+  req.writeUInt32BE(lifetimeS, 4);
+  ipv4Mapped(clientIp).copy(req, 8);
+  const nonce = Buffer.from(Array.from({ length: 12 }, () => Math.floor(Math.random() * 256)));
+  nonce.copy(req, 24);
+  req[36] = 17; // UDP
+  req.writeUInt16BE(internalPort, 40);
+  req.writeUInt16BE(internalPort, 42); // suggested external port
+  // suggested external address: all zeros (any)
+  const r = await exchange(gateway, NATPMP_PORT, req, (b) => b.length >= 60 && b[0] === 2 && b[1] === 0x81 && b.subarray(24, 36).equals(nonce));
+  if (!r || r[3] !== 0) return null;
+  const ext = r.subarray(44, 60);
+  const ip = [...ext.subarray(12, 16)].join('.');
+  return { protocol: 'PCP', external: `${ip}:${r.readUInt16BE(42)}`, internalPort, lifetimeS: r.readUInt32BE(4) };
+}
+
 /** PCP answers an ANNOUNCE (RFC 6887 §14.1) with a version-2 response. */
 async function pcpAvailable(gateway: string): Promise<boolean> {
   const req = Buffer.alloc(24);
@@ -85,11 +112,84 @@ async function pcpAvailable(gateway: string): Promise<boolean> {
   return r !== null;
 }
 
-/** UPnP IGD answers an SSDP search for an internet gateway device. */
-async function upnpAvailable(): Promise<boolean> {
+/** The IGD's description URL, from an SSDP search on the LAN; null when no gateway answers. */
+async function upnpLocation(): Promise<string | null> {
   const msg = Buffer.from(`M-SEARCH * HTTP/1.1\r\nHOST: ${SSDP_ADDR}:${SSDP_PORT}\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n\r\n`);
   const r = await exchange(SSDP_ADDR, SSDP_PORT, msg, (b) => /^HTTP\/1\.1 200/.test(b.toString('latin1')) && /InternetGatewayDevice/i.test(b.toString('latin1')), PROBE_TIMEOUT_MS * 2);
-  return r !== null;
+  return r ? (/^location:\s*(\S+)/im.exec(r.toString('latin1'))?.[1] ?? null) : null;
+}
+
+const WAN_SERVICES = ['urn:schemas-upnp-org:service:WANIPConnection:2', 'urn:schemas-upnp-org:service:WANIPConnection:1', 'urn:schemas-upnp-org:service:WANPPPConnection:1'];
+
+async function soap(controlUrl: string, service: string, action: string, args: Record<string, string | number>): Promise<string | null> {
+  const body = `<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:${action} xmlns:u="${service}">${Object.entries(args)
+    .map(([k, v]) => `<${k}>${v}</${k}>`)
+    .join('')}</u:${action}></s:Body></s:Envelope>`;
+  try {
+    const res = await fetch(controlUrl, { method: 'POST', body, headers: { 'content-type': 'text/xml; charset="utf-8"', soapaction: `"${service}#${action}"` }, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS * 3) });
+    return res.ok ? await res.text() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** UPnP IGD: find the WAN connection service, ask for its external address, add a UDP port mapping. */
+export async function upnpMap(clientIp: string, internalPort: number, lifetimeS = MAPPING_LIFETIME_S): Promise<Mapping | null> {
+  const location = await upnpLocation();
+  if (!location) return null;
+  let desc: string;
+  try {
+    desc = await (await fetch(location, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS * 3) })).text();
+  } catch {
+    return null;
+  }
+  for (const service of WAN_SERVICES) {
+    const block = new RegExp(`<serviceType>${service}</serviceType>[\\s\\S]*?<controlURL>([^<]+)</controlURL>`).exec(desc);
+    if (!block) continue;
+    const controlUrl = new URL(block[1]!, location).toString();
+    const ipAnswer = await soap(controlUrl, service, 'GetExternalIPAddress', {});
+    const ip = ipAnswer && /<NewExternalIPAddress>([^<]+)</.exec(ipAnswer)?.[1];
+    if (!ip) continue;
+    const added = await soap(controlUrl, service, 'AddPortMapping', {
+      NewRemoteHost: '',
+      NewExternalPort: internalPort,
+      NewProtocol: 'UDP',
+      NewInternalPort: internalPort,
+      NewInternalClient: clientIp,
+      NewEnabled: 1,
+      NewPortMappingDescription: 'meshctl',
+      NewLeaseDuration: lifetimeS,
+    });
+    if (added !== null) return { protocol: 'UPnP', external: `${ip}:${internalPort}`, internalPort, lifetimeS };
+  }
+  return null;
+}
+
+async function upnpAvailable(): Promise<boolean> {
+  return (await upnpLocation()) !== null;
+}
+
+/** Maps the port with the first protocol that works, in the given order (NAT-PMP, PCP, UPnP by default). */
+export async function mapPort(gateway: string, clientIp: string, internalPort: number, order: Mapping['protocol'][] = ['NAT-PMP', 'PCP', 'UPnP']): Promise<Mapping | null> {
+  for (const p of order) {
+    const m = p === 'NAT-PMP' ? await natpmpMap(gateway, internalPort) : p === 'PCP' ? await pcpMap(gateway, clientIp, internalPort) : await upnpMap(clientIp, internalPort);
+    if (m) return m;
+  }
+  return null;
+}
+
+/** The local address that faces the gateway (for PCP and UPnP, which name the internal client). */
+export async function addressTowards(gateway: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.on('error', () => (s.close(), resolve(null)));
+    // connect() on UDP sends nothing: it only asks the kernel which source address it would use
+    s.connect(NATPMP_PORT, gateway, () => {
+      const a = s.address().address;
+      s.close();
+      resolve(a);
+    });
+  });
 }
 
 /** What the gateway offers, for netcheck's PortMapping line. */

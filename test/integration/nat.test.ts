@@ -131,6 +131,18 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
       assert.equal(path.kind === 'direct' && path.endpoint, `${upnp.wanIp}:41641`, 'through the mapped port');
       assert.ok(await icmp(l, hard1, upnp));
       matrix.push(`hard ↔ upnp (miniupnpd, NAT-PMP mapping): direct via ${upnp.wanIp}:41641`);
+      // each protocol on its own against miniupnpd: a mapping, and the DNAT rule it installed
+      const script = `import(${JSON.stringify(join(packageRoot(), 'dist', 'src', 'nat', 'portmap.js'))}).then(async (m) => {
+        const gw = m.defaultGateway(); const me = await m.addressTowards(gw);
+        const out = { pcp: await m.pcpMap(gw, me, 40001), upnp: await m.upnpMap(me, 40002), natpmp: await m.natpmpMap(gw, 40003) };
+        process.stdout.write(JSON.stringify(out)); })`;
+      const r = await sh('ip', ['netns', 'exec', upnp.ns, process.execPath, '-e', script], 30_000);
+      const maps = JSON.parse(r.stdout) as Record<string, { protocol: string; external: string } | null>;
+      assert.equal(maps.pcp?.external, `${upnp.wanIp}:40001`, 'PCP MAP');
+      assert.equal(maps.upnp?.external, `${upnp.wanIp}:40002`, 'UPnP AddPortMapping');
+      assert.equal(maps.natpmp?.external, `${upnp.wanIp}:40003`, 'NAT-PMP');
+      const rules = (await sh('ip', ['netns', 'exec', upnp.routerNs!, 'nft', 'list', 'chain', 'inet', 'filter', 'prerouting_miniupnpd'])).stdout;
+      for (const port of [40001, 40002, 40003, 41641]) assert.match(rules, new RegExp(`udp dport ${port} dnat`), `DNAT for ${port}`);
     });
 
     await t.test('a direct path cut mid-transfer falls back to the relay within 5 s; the transfer completes; it returns to direct', async () => {
