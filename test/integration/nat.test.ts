@@ -142,7 +142,7 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
       assert.equal(maps.upnp?.external, `${upnp.wanIp}:40002`, 'UPnP AddPortMapping');
       assert.equal(maps.natpmp?.external, `${upnp.wanIp}:40003`, 'NAT-PMP');
       const rules = (await sh('ip', ['netns', 'exec', upnp.routerNs!, 'nft', 'list', 'chain', 'inet', 'filter', 'prerouting_miniupnpd'])).stdout;
-      for (const port of [40001, 40002, 40003, 41641]) assert.match(rules, new RegExp(`udp dport ${port} dnat`), `DNAT for ${port}`);
+      for (const port of [40001, 40002, 40003, 41641]) assert.match(rules, new RegExp(`dport ${port} dnat ip to ${upnp.lanIp}:${port}`), `DNAT for ${port}`);
     });
 
     await t.test('a direct path cut mid-transfer falls back to the relay within 5 s; the transfer completes; it returns to direct', async () => {
