@@ -42,10 +42,23 @@ export function registerControl(program: Command): void {
     .option('--tls-cert <file>', 'certificate (PEM); default: a self-signed one made in the state dir')
     .option('--tls-key <file>', 'private key (PEM) for --tls-cert')
     .addOption(new Option('--relay <code=url>', 'add a relay region to the map (repeatable)').argParser(relayArg).default([]))
+    .option('--config <file>', 'JSON config: relay regions (several relays per region), keyExpiry, ephemeralGrace')
     .addOption(new Option('--key-expiry <dur>', 'node keys expire after this long (default: never)').argParser(durationArg))
     .addOption(new Option('--ephemeral-grace <dur>', 'an ephemeral node offline this long is deleted').argParser(durationArg).default(30_000, '30s'))
-    .action(async (o: { listen: { host: string; port: number }; stateDir: string; tlsCert?: string; tlsKey?: string; relay: RelayRegion[]; keyExpiry?: number; ephemeralGrace: number }) => {
+    .action(async (o: { listen: { host: string; port: number }; stateDir: string; tlsCert?: string; tlsKey?: string; relay: RelayRegion[]; keyExpiry?: number; ephemeralGrace: number; config?: string }, cmd: Command) => {
       if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
+      if (o.config) {
+        const { loadControlConfig } = await import('../control/config.js');
+        let c;
+        try {
+          c = loadControlConfig(o.config);
+        } catch (err) {
+          throw new CliError('USAGE', `--config ${(err as Error).message}`);
+        }
+        o.relay = [...c.relays, ...o.relay];
+        if (o.keyExpiry === undefined) o.keyExpiry = c.keyExpiryMs;
+        if (c.ephemeralGraceMs !== undefined && cmd.getOptionValueSource('ephemeralGrace') === 'default') o.ephemeralGrace = c.ephemeralGraceMs;
+      }
       const { ControlServer } = await import('../control/server.js');
       const server = new ControlServer({
         host: o.listen.host,

@@ -5,6 +5,7 @@
 import type { RelayRegion } from '../control/protocol.js';
 import type { RelayPaths } from '../engine/paths.js';
 import { RelayClient } from '../relay/client.js';
+import { publicKeyOf } from '../crypto/x25519.js';
 
 export interface RelayStatus {
   region: string;
@@ -17,14 +18,27 @@ export interface RelayStatus {
 export class RelayManager implements RelayPaths {
   private readonly clients = new Map<string, { region: RelayRegion; client: RelayClient }>();
 
+  private readonly pick: number;
+
   constructor(
     private readonly nodePrivate: Buffer,
     private readonly onPacket: (region: string, src: Buffer, pkt: Buffer) => void,
     private readonly log: (m: string) => void,
-  ) {}
+  ) {
+    this.pick = publicKeyOf(nodePrivate)[0]!;
+  }
 
-  /** Connects to the `wanted` regions of `map`, drops the others. */
-  update(map: RelayRegion[], wanted: Set<string>): void {
+  /**
+   * Connects to the `wanted` regions of `map`, drops the others. A region with
+   * several relays: each node picks one by its key, so nodes spread over them
+   * and the region's mesh carries packets between them.
+   */
+  update(all: RelayRegion[], wanted: Set<string>): void {
+    const map: RelayRegion[] = [];
+    for (const code of new Set(all.map((r) => r.code))) {
+      const choices = all.filter((r) => r.code === code);
+      map.push(choices[this.pick % choices.length]!);
+    }
     for (const [code, c] of this.clients) {
       const r = map.find((x) => x.code === code);
       if (!r || !wanted.has(code) || r.url !== c.region.url || r.certFingerprint !== c.region.certFingerprint) {

@@ -1,0 +1,47 @@
+// The control server's config file (JSON), for what is awkward as flags: the
+// relay map with several relays per region. Flags given on the command line
+// are added to it.
+//
+//   { "relays": [ { "region": "home", "url": "https://relay1:443", "stunPort": 3478 },
+//                 { "region": "home", "url": "https://relay2:443" } ],
+//     "keyExpiry": "90d", "ephemeralGrace": "30s" }
+import { readFileSync } from 'node:fs';
+import { parseDuration } from '../util/duration.js';
+import type { RelayRegion } from './protocol.js';
+
+export interface ControlConfig {
+  relays: RelayRegion[];
+  keyExpiryMs?: number;
+  ephemeralGraceMs?: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function loadControlConfig(path: string): ControlConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const o = raw as { relays?: unknown; keyExpiry?: unknown; ephemeralGrace?: unknown };
+  const relays: RelayRegion[] = [];
+  if (o.relays !== undefined && !Array.isArray(o.relays)) throw new ConfigError(`${path}: "relays" must be a list`);
+  for (const [i, r] of ((o.relays as unknown[]) ?? []).entries()) {
+    const x = r as { region?: unknown; url?: unknown; stunPort?: unknown };
+    if (typeof x.region !== 'string' || !/^[a-z0-9-]{1,32}$/.test(x.region)) throw new ConfigError(`${path}: relays[${i}].region must be 1-32 lower-case letters, digits or dashes`);
+    if (typeof x.url !== 'string' || !/^https:\/\/[^\s/]+\/?$/.test(x.url)) throw new ConfigError(`${path}: relays[${i}].url must be https://HOST:PORT`);
+    const stunPort = x.stunPort === undefined ? 3478 : Number(x.stunPort);
+    if (!Number.isInteger(stunPort) || stunPort < 1 || stunPort > 65535) throw new ConfigError(`${path}: relays[${i}].stunPort must be a port number`);
+    relays.push({ code: x.region, url: x.url.replace(/\/$/, ''), stunPort });
+  }
+  const dur = (k: 'keyExpiry' | 'ephemeralGrace'): number | undefined => {
+    if (o[k] === undefined) return undefined;
+    const ms = typeof o[k] === 'string' ? parseDuration(o[k] as string) : null;
+    if (ms === null) throw new ConfigError(`${path}: "${k}" must be a duration like "90d" or "30s"`);
+    return ms;
+  };
+  return { relays, keyExpiryMs: dur('keyExpiry'), ephemeralGraceMs: dur('ephemeralGrace') };
+}
