@@ -1,8 +1,8 @@
 // The operator's side door into a running control server: HTTP on a unix
 // socket in the state dir, mode 0600, so only whoever owns the state dir (the
 // same person who can read the database) administers the network.
-import { chmodSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { closeUnix, listenUnix } from '../util/unix-http.js';
 import { deleteNode, expireNode, listNodes, newAuthKey } from './admin-ops.js';
 import { readJson, sendError, sendJson } from './http-util.js';
 import { ControlError } from './protocol.js';
@@ -20,8 +20,7 @@ export class AdminServer {
   ) {}
 
   async start(): Promise<void> {
-    rmSync(this.path, { force: true });
-    const server = createServer((req, res) => {
+    this.server = await listenUnix(this.path, 0o600, (req, res) => {
       void (async () => {
         try {
           const url = new URL(req.url ?? '/', 'http://admin');
@@ -51,19 +50,10 @@ export class AdminServer {
         }
       })();
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => resolve());
-    });
-    chmodSync(this.path, 0o600);
-    this.server = server;
   }
 
   async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((r) => this.server!.close(() => r()));
+    await closeUnix(this.server, this.path);
     this.server = null;
-    rmSync(this.path, { force: true });
   }
 }

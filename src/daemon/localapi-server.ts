@@ -2,8 +2,9 @@
 // 0666) to read status; changing state needs root, the daemon's own uid or
 // the configured operator, checked with the kernel's SO_PEERCRED. Requests
 // carrying Origin or Referer come from a browser and are refused (CSRF).
-import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdirSync, readFileSync } from 'node:fs';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeUnix, listenUnix } from '../util/unix-http.js';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { ApiError, LOCALAPI, type ApiErrorBody, type ApiErrorCode, type PingRequest, type PrefsRequest, type UpLine, type UpRequest } from '../localapi/types.js';
@@ -68,22 +69,12 @@ export class LocalApiServer {
       s.once('error', () => resolve(false));
     });
     if (live) throw new Error(`another meshctl daemon is running on ${this.path}: stop it, or pass another --socket`);
-    rmSync(this.path, { force: true });
-    const server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => resolve());
-    });
-    chmodSync(this.path, 0o666);
-    this.server = server;
+    this.server = await listenUnix(this.path, 0o666, (req, res) => void this.handle(req, res));
   }
 
   async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((r) => this.server!.close(() => r()));
+    await closeUnix(this.server, this.path);
     this.server = null;
-    rmSync(this.path, { force: true });
   }
 
   private mayWrite(req: IncomingMessage): void {
