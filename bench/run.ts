@@ -1,118 +1,91 @@
-// `npm run bench` (root): throughput and latency of meshctl's engine against
-// wireguard-go on this machine, interleaved (A B A B …) in one run so both see
-// the same conditions; medians and the ratio are printed and saved as JSON.
+// `npm run bench` (root): the one place speed and memory are measured.
+// meshctl's engine and wireguard-go run as pairs over one veth, interleaved
+// (A B A B …, --runs each) so both see the same machine; then the whole system
+// on a LAN of namespaces (up-to-ping, RSS, CLI latency, relay vs direct) and in
+// the lab (up to the first direct path behind NATs). Medians and ratios are
+// printed and saved as JSON under bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, must } from '../test/helpers/netns.js';
-import { addPeer, startPeer, type WgKind } from '../test/helpers/wg-peer.js';
 import { packageRoot } from '../src/cli/version.js';
+import { measureLabDirect } from './lab-direct.js';
+import { measureMesh, type MeshResult } from './mesh.js';
+import { median } from './procstat.js';
+import { measurePair, type PairResult } from './wg-pair.js';
 
 const args = process.argv.slice(2);
-const RUNS = Number(args[args.indexOf('--runs') + 1] || 0) || 2;
-const SECONDS = Number(args[args.indexOf('--seconds') + 1] || 0) || 10;
-const PORT = 51820;
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2 : NaN;
+const opt = (name: string, dflt: number): number => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
 };
+const RUNS = opt('--runs', 3);
+const SECONDS = opt('--seconds', 10);
+const ONLY = args.includes('--pairs-only') ? 'pairs' : args.includes('--system-only') ? 'system' : 'all';
 
-interface Setup {
-  lab: Lab;
-  nsA: string;
-  nsB: string;
-  target: string;
+type Key = keyof PairResult;
+const KEYS: Key[] = ['tcp1Mbps', 'tcp4Mbps', 'udpMbps', 'udpLossPct', 'rttMedianMs', 'rttP99Ms', 'cpuSecPerGb', 'peakRssMb'];
+
+function summarize(rs: PairResult[]): Record<Key, number> {
+  return Object.fromEntries(KEYS.map((k) => [k, median(rs.map((r) => r[k] as number))])) as Record<Key, number>;
 }
 
-async function setup(kind: WgKind | 'veth'): Promise<Setup> {
-  const lab = new Lab();
-  const nsA = await lab.netns('a');
-  const nsB = await lab.netns('b');
-  await lab.link(nsA, '10.77.0.1/24', nsB, '10.77.0.2/24');
-  if (kind === 'veth') return { lab, nsA, nsB, target: '10.77.0.2' };
-  const a = await startPeer(lab, kind, nsA, { port: PORT, inner4: '10.78.0.1/24', inner6: 'fd78::1/64' });
-  const b = await startPeer(lab, kind, nsB, { port: PORT, inner4: '10.78.0.2/24', inner6: 'fd78::2/64' });
-  await addPeer(lab, a, b, '10.78.0.2/32', `10.77.0.2:${PORT}`);
-  await addPeer(lab, b, a, '10.78.0.1/32', `10.77.0.1:${PORT}`);
-  await lab.exec(nsA, ['ping', '-c', '1', '-W', '2', '10.78.0.2']);
-  return { lab, nsA, nsB, target: '10.78.0.2' };
-}
-
-async function iperf(s: Setup): Promise<number> {
-  const server = s.lab.spawn(s.nsB, ['iperf3', '-s', '-1']);
-  await new Promise((r) => setTimeout(r, 300));
-  const out = await must('ip', ['netns', 'exec', s.nsA, 'iperf3', '-c', s.target, '-t', String(SECONDS), '-J'], (SECONDS + 20) * 1000);
-  server.kill();
-  const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-  return j.end.sum_received.bits_per_second / 1e6;
-}
-
-async function pingRtt(s: Setup): Promise<{ median: number; p99: number }> {
-  const all = await must('ip', ['netns', 'exec', s.nsA, 'ping', '-c', '100', '-i', '0.01', s.target], 30_000);
-  const rtts = [...all.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  const sorted = rtts.sort((a, b) => a - b);
-  return { median: median(sorted), p99: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]! };
-}
-
-async function measure(kind: WgKind | 'veth'): Promise<{ mbps: number; rtt: { median: number; p99: number } }> {
-  const s = await setup(kind);
-  try {
-    const rtt = await pingRtt(s);
-    const mbps = await iperf(s);
-    return { mbps, rtt };
-  } finally {
-    await s.lab.cleanup();
-  }
-}
+const f = (x: number, d = 0): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
     console.error('npm run bench needs root (network namespaces, TUN): run it with sudo');
     process.exit(1);
   }
-  const results: Record<string, { mbps: number[]; rttMedian: number[]; rttP99: number[] }> = {};
-  const kinds: (WgKind | 'veth')[] = ['meshctl', 'wireguard-go'];
-  const record = (k: string, r: { mbps: number; rtt: { median: number; p99: number } }): void => {
-    results[k] ??= { mbps: [], rttMedian: [], rttP99: [] };
-    results[k].mbps.push(r.mbps);
-    results[k].rttMedian.push(r.rtt.median);
-    results[k].rttP99.push(r.rtt.p99);
-    console.error(`  ${k.padEnd(13)} ${r.mbps.toFixed(0).padStart(6)} Mbit/s  rtt ${r.rtt.median.toFixed(3)} ms (p99 ${r.rtt.p99.toFixed(3)})`);
-  };
-  console.error(`bench: iperf3 TCP 1 stream ${SECONDS}s, ${RUNS} interleaved runs each, MTU 1420 tunnels over one veth`);
-  record('veth', await measure('veth'));
-  for (let i = 0; i < RUNS; i++) for (const k of kinds) record(k, await measure(k));
-  const row = (k: string) => ({ mbps: median(results[k]!.mbps), rttMedian: median(results[k]!.rttMedian), rttP99: median(results[k]!.rttP99) });
-  const mc = row('meshctl');
-  const wg = row('wireguard-go');
-  const veth = row('veth');
-  const summary = {
-    date: new Date().toISOString(),
-    node: process.version,
-    runs: RUNS,
-    seconds: SECONDS,
-    meshctl: mc,
-    wireguardGo: wg,
-    veth,
-    ratio: mc.mbps / wg.mbps,
-    addedRttMs: { meshctl: mc.rttMedian - veth.rttMedian, wireguardGo: wg.rttMedian - veth.rttMedian },
-    raw: results,
-  };
-  console.log('');
-  console.log('path'.padEnd(28), 'Mbit/s (median)'.padStart(16), 'RTT ms median'.padStart(14), 'RTT p99'.padStart(9));
-  for (const [name, r] of [['meshctl ↔ meshctl', mc], ['wireguard-go ↔ wireguard-go', wg], ['bare veth', veth]] as const) {
-    console.log(name.padEnd(28), r.mbps.toFixed(0).padStart(16), r.rttMedian.toFixed(3).padStart(14), r.rttP99.toFixed(3).padStart(9));
+  const out: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, runs: RUNS, seconds: SECONDS };
+  if (ONLY !== 'system') {
+    console.error(`pairs: ${RUNS} interleaved runs each, ${SECONDS}s per iperf3 test, MTU 1420 tunnels over one veth`);
+    const raw: Record<string, PairResult[]> = { veth: [], meshctl: [], 'wireguard-go': [] };
+    raw.veth!.push(await measurePair('veth', SECONDS));
+    for (let i = 0; i < RUNS; i++) {
+      for (const k of ['meshctl', 'wireguard-go'] as const) {
+        const r = await measurePair(k, SECONDS);
+        raw[k]!.push(r);
+        console.error(`  ${k.padEnd(13)} tcp ${f(r.tcp1Mbps)} / 4×tcp ${f(r.tcp4Mbps)} / udp ${f(r.udpMbps)} Mbit/s (loss ${f(r.udpLossPct, 1)} %), rtt ${f(r.rttMedianMs, 3)} ms, ${f(r.cpuSecPerGb ?? NaN, 1)} CPU s/GB, peak ${f(r.peakRssMb ?? NaN)} MB`);
+      }
+    }
+    const mc = summarize(raw.meshctl!);
+    const wg = summarize(raw['wireguard-go']!);
+    const veth = summarize(raw.veth!);
+    console.log('\n' + ['pair (medians)', 'TCP Mbit/s', '4×TCP', 'UDP Mbit/s', 'UDP loss %', 'RTT ms', 'RTT p99', 'CPU s/GB', 'peak RSS MB'].map((h, i) => (i ? h.padStart(11) : h.padEnd(28))).join(''));
+    for (const [name, r] of [['meshctl ↔ meshctl', mc], ['wireguard-go ↔ wireguard-go', wg], ['bare veth', veth]] as const) {
+      console.log([name.padEnd(28), f(r.tcp1Mbps), f(r.tcp4Mbps), f(r.udpMbps), f(r.udpLossPct, 1), f(r.rttMedianMs, 3), f(r.rttP99Ms, 3), f(r.cpuSecPerGb, 1), f(r.peakRssMb)].map((c, i) => (i ? c.padStart(11) : c)).join(''));
+    }
+    const ratio = { tcp1: mc.tcp1Mbps / wg.tcp1Mbps, tcp4: mc.tcp4Mbps / wg.tcp4Mbps, udp: mc.udpMbps / wg.udpMbps };
+    const added = { meshctl: mc.rttMedianMs - veth.rttMedianMs, wireguardGo: wg.rttMedianMs - veth.rttMedianMs };
+    console.log(`ratio meshctl / wireguard-go: TCP ${f(ratio.tcp1, 2)} (goal ≥ 1.0), 4×TCP ${f(ratio.tcp4, 2)}, UDP ${f(ratio.udp, 2)}`);
+    console.log(`added RTT over bare veth: meshctl ${f(added.meshctl, 3)} ms, wireguard-go ${f(added.wireguardGo, 3)} ms (goal: no more than wireguard-go)`);
+    Object.assign(out, { pairs: { meshctl: mc, wireguardGo: wg, veth, ratio, addedRttMs: added, raw } });
   }
-  console.log(`ratio meshctl / wireguard-go throughput: ${summary.ratio.toFixed(2)}`);
-  console.log(`added RTT over bare veth: meshctl ${summary.addedRttMs.meshctl.toFixed(3)} ms, wireguard-go ${summary.addedRttMs.wireguardGo.toFixed(3)} ms`);
+  if (ONLY !== 'pairs') {
+    console.error('system: control server, relay and two daemons on a LAN of namespaces');
+    const m: MeshResult = await measureMesh(SECONDS);
+    console.error('lab: two nodes behind easy NATs');
+    const l = await measureLabDirect();
+    console.log('\nsystem');
+    console.log(`  up → first ping (LAN)             ${f(m.upToFirstPingMs)} ms`);
+    console.log(`  up → first ping (lab, easy NATs)  ${f(l.upToFirstPingMs)} ms`);
+    console.log(`  up → first direct path (lab)      ${f(l.upToDirectMs)} ms`);
+    console.log(`  daemon RSS idle, 1 peer           ${f(m.rssIdle1PeerMb, 1)} MB (goal ≤ 60)`);
+    console.log(`  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MB`);
+    console.log(`  meshctl status                    ${f(m.statusMs)} ms wall (goal ≤ 150)`);
+    console.log(`  meshctl status --json             ${f(m.statusJsonMs)} ms wall`);
+    console.log(`  direct (daemon, MTU 1280)         ${f(m.directMbps)} Mbit/s, RTT ${f(m.directRttMs, 3)} ms`);
+    console.log(`  relayed (meshctl relay serve)     ${f(m.relayMbps)} Mbit/s, RTT ${f(m.relayRttMs, 3)} ms`);
+    console.log(`  relay / direct throughput         ${f(m.relayMbps / m.directMbps, 2)} (goal ≥ 0.5)`);
+    Object.assign(out, { system: m, lab: l });
+  }
   const dir = join(packageRoot(), 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${summary.date.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(summary, null, 2) + '\n');
+  const file = join(dir, `${String(out.date).replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
   console.log(`saved ${file}`);
 }
 
 main().catch((err) => {
-  console.error(`bench failed: ${(err as Error).message}`);
+  console.error(`bench failed: ${(err as Error).stack ?? err}`);
   process.exit(1);
 });

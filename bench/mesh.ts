@@ -1,0 +1,112 @@
+// The whole system on a LAN of namespaces: time from `meshctl up` to the first
+// ping, daemon RSS idle with 1 and with 100 peers, CLI latency of `status`, and
+// a pair's throughput and RTT direct and when forced through `meshctl relay serve`.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MeshLab } from '../test/helpers/mesh.js';
+import { must, sh } from '../test/helpers/netns.js';
+import { packageRoot } from '../src/cli/version.js';
+import type { Status } from '../src/localapi/types.js';
+import { median, percentile, rssMb } from './procstat.js';
+
+export interface MeshResult {
+  upToFirstPingMs: number;
+  rssIdle1PeerMb: number;
+  rssIdle100PeersMb: number;
+  statusMs: number;
+  statusJsonMs: number;
+  directMbps: number;
+  directRttMs: number;
+  relayMbps: number;
+  relayRttMs: number;
+}
+
+const BIN = join(packageRoot(), 'bin', 'meshctl');
+
+async function iperf(m: MeshLab, fromNs: string, toNs: string, ip: string, seconds: number): Promise<number> {
+  const server = m.lab.spawn(toNs, ['iperf3', '-s', '-1']);
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    const out = await must('ip', ['netns', 'exec', fromNs, 'iperf3', '-c', ip, '-t', String(seconds), '-J'], (seconds + 30) * 1000);
+    return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e6;
+  } finally {
+    server.kill();
+  }
+}
+
+async function rtt(ns: string, ip: string): Promise<number> {
+  const out = await must('ip', ['netns', 'exec', ns, 'ping', '-c', '100', '-i', '0.01', ip], 30_000);
+  return median([...out.matchAll(/time=([\d.]+) ms/g)].map((x) => Number(x[1])));
+}
+
+function cliMs(socket: string, args: string[], n = 20): number {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [BIN, '--socket', socket, ...args], { encoding: 'utf8' });
+    times.push(performance.now() - t0);
+    if (r.status !== 0) throw new Error(`meshctl ${args.join(' ')}: ${r.stderr}`);
+  }
+  return percentile(times, 0.5);
+}
+
+async function status(socket: string): Promise<Status> {
+  return JSON.parse(spawnSync(process.execPath, [BIN, '--socket', socket, 'status', '--json'], { encoding: 'utf8' }).stdout) as Status;
+}
+
+async function until(what: string, fn: () => Promise<boolean>, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function measureMesh(seconds: number): Promise<MeshResult> {
+  const m = new MeshLab();
+  try {
+    await m.build(2);
+    m.lab.spawn(m.controlNs, [process.execPath, BIN, 'relay', 'serve', '--listen', `${m.controlIp}:8444`, '--stun-port', '3478', '--region', 'lan', '--state-dir', join(m.dir, 'relay')]);
+    await m.startControl(['--relay', `lan=https://${m.controlIp}:8444?stun=3478`]);
+    const key = await m.authKey(['--reusable']);
+    const [n1, n2] = m.nodes as [(typeof m.nodes)[0], (typeof m.nodes)[0]];
+    const t0 = performance.now();
+    const ups = await Promise.all([m.up(n1, ['--auth-key', key]), m.up(n2, ['--auth-key', key])]);
+    for (const u of ups) if (u.code !== 0) throw new Error(`up: ${u.stderr}`);
+    const ip2 = (await status(n2.socket)).self!.ips[0]!;
+    while ((await sh('ip', ['netns', 'exec', n1.ns, 'ping', '-c', '1', '-W', '1', ip2])).code !== 0) {
+      if (performance.now() - t0 > 30_000) throw new Error('no ping within 30 s of up');
+    }
+    const upToFirstPingMs = performance.now() - t0;
+    await until('direct path', async () => (await status(n1.socket)).peers[0]?.path.kind === 'direct', 15_000);
+    await new Promise((r) => setTimeout(r, 2000));
+    const pid1 = Number(readFileSync(join(n1.stateDir, 'daemon.pid'), 'utf8'));
+    const rssIdle1PeerMb = rssMb(pid1);
+    const statusMs = cliMs(n1.socket, ['status']);
+    const statusJsonMs = cliMs(n1.socket, ['status', '--json']);
+    const directRttMs = await rtt(n1.ns, ip2);
+    const directMbps = await iperf(m, n1.ns, n2.ns, ip2, seconds);
+
+    // force the pair through the relay: no UDP between the two nodes
+    const cut = `table inet benchcut {\n  chain o {\n    type filter hook output priority 0; policy accept;\n    ip daddr ${n2.lanIp} meta l4proto udp drop\n  }\n  chain i {\n    type filter hook input priority 0; policy accept;\n    ip saddr ${n2.lanIp} meta l4proto udp drop\n  }\n}\n`;
+    const r = await sh('sh', ['-c', `printf '%s' '${cut}' | ip netns exec ${n1.ns} nft -f -`]);
+    if (r.code !== 0) throw new Error(r.stderr);
+    await sh('ip', ['netns', 'exec', n1.ns, 'ping', '-c', '3', '-W', '1', ip2]);
+    await until('relay path', async () => (await status(n1.socket)).peers[0]?.path.kind === 'relay', 15_000);
+    const relayRttMs = await rtt(n1.ns, ip2);
+    const relayMbps = await iperf(m, n1.ns, n2.ns, ip2, seconds);
+
+    // 100 peers: 99 more nodes, registered and online
+    const fake = m.lab.spawn(m.controlNs, [process.execPath, join(packageRoot(), 'dist', 'bench', 'fake-peers.js'), m.url, m.caFile, key, '98']);
+    let out = '';
+    fake.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await until('98 fake peers', async () => out.includes('ready'), 120_000);
+    await until('100 peers in the map', async () => (await status(n1.socket)).peers.filter((p) => p.online).length >= 99, 30_000);
+    await new Promise((r) => setTimeout(r, 5000));
+    const rssIdle100PeersMb = rssMb(pid1);
+    return { upToFirstPingMs, rssIdle1PeerMb, rssIdle100PeersMb, statusMs, statusJsonMs, directMbps, directRttMs, relayMbps, relayRttMs };
+  } finally {
+    await m.cleanup();
+  }
+}

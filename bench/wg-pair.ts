@@ -1,0 +1,88 @@
+// meshctl's engine against wireguard-go, each as a pair over one veth (MTU
+// 1420 tunnels, configured with `wg`): TCP 1 and 4 streams, UDP 1400-byte
+// datagrams, ping RTT, CPU seconds per GB and peak RSS of the sender.
+import { Lab, must } from '../test/helpers/netns.js';
+import { addPeer, startPeer, type WgKind, type WgPeer } from '../test/helpers/wg-peer.js';
+import { cpuSeconds, median, peakRssMb, percentile } from './procstat.js';
+
+const PORT = 51820;
+
+export interface PairResult {
+  tcp1Mbps: number;
+  tcp4Mbps: number;
+  udpMbps: number;
+  udpLossPct: number;
+  rttMedianMs: number;
+  rttP99Ms: number;
+  cpuSecPerGb: number | null;
+  peakRssMb: number | null;
+}
+
+interface Setup {
+  lab: Lab;
+  nsA: string;
+  nsB: string;
+  target: string;
+  a: WgPeer | null;
+  b: WgPeer | null;
+}
+
+async function setup(kind: WgKind | 'veth'): Promise<Setup> {
+  const lab = new Lab();
+  const nsA = await lab.netns('a');
+  const nsB = await lab.netns('b');
+  await lab.link(nsA, '10.77.0.1/24', nsB, '10.77.0.2/24');
+  if (kind === 'veth') return { lab, nsA, nsB, target: '10.77.0.2', a: null, b: null };
+  const a = await startPeer(lab, kind, nsA, { port: PORT, inner4: '10.78.0.1/24', inner6: 'fd78::1/64' });
+  const b = await startPeer(lab, kind, nsB, { port: PORT, inner4: '10.78.0.2/24', inner6: 'fd78::2/64' });
+  await addPeer(lab, a, b, '10.78.0.2/32', `10.77.0.2:${PORT}`);
+  await addPeer(lab, b, a, '10.78.0.1/32', `10.77.0.1:${PORT}`);
+  await lab.exec(nsA, ['ping', '-c', '1', '-W', '2', '10.78.0.2']);
+  return { lab, nsA, nsB, target: '10.78.0.2', a, b };
+}
+
+async function iperf(s: Setup, seconds: number, extra: string[]): Promise<{ mbps: number; lossPct: number; bytes: number }> {
+  const server = s.lab.spawn(s.nsB, ['iperf3', '-s', '-1']);
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    const out = await must('ip', ['netns', 'exec', s.nsA, 'iperf3', '-c', s.target, '-t', String(seconds), '-J', ...extra], (seconds + 30) * 1000);
+    const j = JSON.parse(out) as { end: { sum_received?: { bits_per_second: number; bytes: number }; sum?: { bits_per_second: number; lost_percent: number; bytes: number } } };
+    if (j.end.sum_received) return { mbps: j.end.sum_received.bits_per_second / 1e6, lossPct: 0, bytes: j.end.sum_received.bytes };
+    return { mbps: (j.end.sum!.bits_per_second * (1 - j.end.sum!.lost_percent / 100)) / 1e6, lossPct: j.end.sum!.lost_percent, bytes: j.end.sum!.bytes };
+  } finally {
+    server.kill();
+  }
+}
+
+async function pingRtt(s: Setup): Promise<{ median: number; p99: number }> {
+  const all = await must('ip', ['netns', 'exec', s.nsA, 'ping', '-c', '200', '-i', '0.01', s.target], 30_000);
+  const rtts = [...all.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  return { median: median(rtts), p99: percentile(rtts, 0.99) };
+}
+
+export async function measurePair(kind: WgKind | 'veth', seconds: number): Promise<PairResult> {
+  const s = await setup(kind);
+  try {
+    const rtt = await pingRtt(s);
+    const pids = [s.a?.proc.pid, s.b?.proc.pid].filter((p): p is number => typeof p === 'number');
+    const cpu0 = pids.reduce((n, p) => n + cpuSeconds(p), 0);
+    const t1 = await iperf(s, seconds, []);
+    const cpu1 = pids.reduce((n, p) => n + cpuSeconds(p), 0);
+    const peak = s.a?.proc.pid ? peakRssMb(s.a.proc.pid) : null;
+    const t4 = await iperf(s, seconds, ['-P', '4']);
+    // UDP: offer more than either can carry; what arrives is the throughput
+    const u = await iperf(s, seconds, ['-u', '-l', '1400', '-b', '2G']);
+    return {
+      tcp1Mbps: t1.mbps,
+      tcp4Mbps: t4.mbps,
+      udpMbps: u.mbps,
+      udpLossPct: u.lossPct,
+      rttMedianMs: rtt.median,
+      rttP99Ms: rtt.p99,
+      cpuSecPerGb: pids.length ? (cpu1 - cpu0) / (t1.bytes / 1e9) : null,
+      peakRssMb: peak,
+    };
+  } finally {
+    await s.lab.cleanup();
+  }
+}
