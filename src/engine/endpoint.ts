@@ -33,9 +33,6 @@ export function virtualEndpoint(nodeKey: Buffer): Endpoint {
 export function isVirtualEndpoint(ep: Endpoint): boolean {
   return ep.port === 0 && ep.address.startsWith(VIRTUAL_PREFIX);
 }
-export function virtualPeerHex(ep: Endpoint): string {
-  return ep.address.slice(VIRTUAL_PREFIX.length);
-}
 
 /** The pseudo-endpoint of a relay region, as disco records where a pong came from. */
 const RELAY_PREFIX = 'relay:';

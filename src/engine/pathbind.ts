@@ -3,7 +3,7 @@
 // to the device with the sender's virtual endpoint) and hands packets for
 // virtual endpoints to the PathManager, which picks direct or relay.
 import type { NetBind } from './device.js';
-import { isVirtualEndpoint, virtualPeerHex, type Endpoint } from './endpoint.js';
+import { isVirtualEndpoint, type Endpoint } from './endpoint.js';
 import type { PathManager } from './paths.js';
 import { isDisco } from '../nat/disco.js';
 import { isStun } from '../nat/stun.js';
@@ -29,7 +29,7 @@ export class PathBind implements NetBind {
   }
 
   send(buf: Buffer, ep: Endpoint): boolean {
-    return isVirtualEndpoint(ep) ? this.paths.sendToPeer(virtualPeerHex(ep), buf) : this.udp.send(buf, ep);
+    return isVirtualEndpoint(ep) ? this.paths.sendToPeer(ep.address, buf) : this.udp.send(buf, ep);
   }
 
   setMark(mark: number): void {

@@ -64,6 +64,8 @@ interface Candidate {
 interface PeerPaths {
   nodeKey: Buffer;
   hex: string;
+  /** the peer's WireGuard endpoint, made once: the per-packet paths reuse it */
+  virtual: Endpoint;
   discoKey: Buffer;
   sharedKey: Uint8Array;
   homeRelay: string | null;
@@ -105,7 +107,10 @@ export interface PathManagerOptions {
 export class PathManager {
   private readonly peers = new Map<string, PeerPaths>();
   private readonly byDisco = new Map<string, PeerPaths>();
-  private readonly byCandidate = new Map<string, PeerPaths>();
+  /** address → port → peer: the per-packet lookup of who sent a datagram, with no string building */
+  private readonly byCandidate = new Map<string, Map<number, PeerPaths>>();
+  /** virtual endpoint address → peer */
+  private readonly byVirtual = new Map<string, PeerPaths>();
   private readonly pending = new Map<string, PendingPing>();
   readonly timers: PathTimers;
   private tick: NodeJS.Timeout | null = null;
@@ -152,15 +157,16 @@ export class PathManager {
       }
       const fresh = !p;
       if (!p) {
-        p = { nodeKey: c.nodeKey, hex, discoKey: c.discoKey, sharedKey: boxKey(this.disco.privateKey, c.discoKey), homeRelay: null, candidates: new Map(), best: null, relayLatencyMs: null, lastActivityBytes: 0, lastActiveMs: -Infinity, lastFullProbeMs: this.now(), lastWakePingMs: -Infinity };
+        p = { nodeKey: c.nodeKey, hex, virtual: virtualEndpoint(c.nodeKey), discoKey: c.discoKey, sharedKey: boxKey(this.disco.privateKey, c.discoKey), homeRelay: null, candidates: new Map(), best: null, relayLatencyMs: null, lastActivityBytes: 0, lastActiveMs: -Infinity, lastFullProbeMs: this.now(), lastWakePingMs: -Infinity };
         this.peers.set(hex, p);
+        this.byVirtual.set(p.virtual.address, p);
         this.byDisco.set(c.discoKey.toString('hex'), p);
       }
       p.homeRelay = c.homeRelay;
       let added = false;
       for (const ep of c.candidates.slice(0, MAX_CANDIDATES)) if (this.addCandidate(p, ep)) added = true;
       const wg = this.device.getPeer(c.nodeKey);
-      if (wg) wg.setEndpoint(virtualEndpoint(c.nodeKey));
+      if (wg) wg.setEndpoint(p.virtual);
       if (added || fresh) {
         this.pingAll(p);
         this.callMeMaybe(p);
@@ -171,8 +177,13 @@ export class PathManager {
 
   private forget(p: PeerPaths): void {
     this.peers.delete(p.hex);
+    this.byVirtual.delete(p.virtual.address);
     this.byDisco.delete(p.discoKey.toString('hex'));
-    for (const k of p.candidates.keys()) if (this.byCandidate.get(k) === p) this.byCandidate.delete(k);
+    for (const c of p.candidates.values()) {
+      const ports = this.byCandidate.get(c.ep.address);
+      if (ports?.get(c.ep.port) === p) ports.delete(c.ep.port);
+      if (ports?.size === 0) this.byCandidate.delete(c.ep.address);
+    }
   }
 
   private addCandidate(p: PeerPaths, ep: Endpoint): Candidate | null {
@@ -182,14 +193,15 @@ export class PathManager {
     if (p.candidates.size >= MAX_CANDIDATES) return null;
     const c: Candidate = { ep: { address: ep.address, port: ep.port }, latencyMs: null, lastPongMs: null };
     p.candidates.set(k, c);
-    this.byCandidate.set(k, p);
+    let ports = this.byCandidate.get(c.ep.address);
+    if (!ports) this.byCandidate.set(c.ep.address, (ports = new Map()));
+    ports.set(c.ep.port, p);
     return c;
   }
 
   /** The peer that owns a direct source address, as a virtual endpoint, so WireGuard sees one endpoint per peer. */
   translate(src: Endpoint): Endpoint | null {
-    const p = this.byCandidate.get(endpointKey(src));
-    return p ? virtualEndpoint(p.nodeKey) : null;
+    return this.byCandidate.get(src.address)?.get(src.port)?.virtual ?? null;
   }
 
   private trusted(c: Candidate | null): boolean {
@@ -201,8 +213,8 @@ export class PathManager {
   }
 
   /** Sends a WireGuard datagram to a peer on its best path. */
-  sendToPeer(hex: string, buf: Buffer): boolean {
-    const p = this.peers.get(hex);
+  sendToPeer(virtualAddress: string, buf: Buffer): boolean {
+    const p = this.byVirtual.get(virtualAddress);
     if (!p) {
       this.sendStats.noPath++;
       return false;
