@@ -63,7 +63,7 @@ export class EngineHost {
     this.device = new Device({ mtu: opts.mtu, timers: opts.engineTimers, logger: opts.logger });
     this.device.setPrivateKey(opts.nodePrivateKey);
     this.bind = new UdpBind(opts.logger);
-    this.relays = new RelayManager(opts.nodePrivateKey, (region, src, pkt) => this.fromRelay(region, src, pkt), opts.logger);
+    this.relays = new RelayManager(opts.nodePrivateKey, (region, src, pkt) => this.fromRelay(region, src, pkt), opts.logger, (region) => this.paths.relayConnected(region));
     this.paths = new PathManager(this.device, { privateKey: opts.discoPrivateKey, publicKey: publicKeyOf(opts.discoPrivateKey) }, publicKeyOf(opts.nodePrivateKey), {
       timers: opts.pathTimers,
       relay: this.relays,

@@ -24,6 +24,7 @@ export class RelayManager implements RelayPaths {
     private readonly nodePrivate: Buffer,
     private readonly onPacket: (region: string, src: Buffer, pkt: Buffer) => void,
     private readonly log: (m: string) => void,
+    private readonly onConnected: (region: string) => void = () => {},
   ) {
     this.pick = publicKeyOf(nodePrivate)[0]!;
   }
@@ -53,7 +54,10 @@ export class RelayManager implements RelayPaths {
         fingerprint: r.certFingerprint,
         nodePrivate: this.nodePrivate,
         onPacket: (src, pkt) => this.onPacket(r.code, src, pkt),
-        onState: (up, err) => this.log(up ? `relay ${r.code} connected` : `relay ${r.code} disconnected${err ? `: ${err}` : ''}`),
+        onState: (up, err) => {
+          this.log(up ? `relay ${r.code} connected` : `relay ${r.code} disconnected${err ? `: ${err}` : ''}`);
+          if (up) this.onConnected(r.code);
+        },
       });
       client.start();
       this.clients.set(r.code, { region: r, client });

@@ -129,6 +129,15 @@ export class PathManager {
     this.tick.unref();
   }
 
+  /** A relay region just connected: peers homed there have a path now. */
+  relayConnected(region: string): void {
+    for (const p of this.peers.values()) {
+      if (p.homeRelay !== region) continue;
+      this.device.getPeer(p.nodeKey)?.pathOpened();
+      this.callMeMaybe(p);
+    }
+  }
+
   /** How disco and direct packets leave: the raw UDP socket (set by PathBind). */
   setUdpSender(send: (buf: Buffer, ep: Endpoint) => boolean): void {
     this.udpSend = send;
@@ -399,7 +408,10 @@ export class PathManager {
     if (!better) return;
     const changed = best !== c || !wasTrusted;
     p.best = c;
-    if (changed) this.opts.onPathChange?.(p.nodeKey, this.pathOf(p.nodeKey));
+    if (changed) {
+      this.opts.onPathChange?.(p.nodeKey, this.pathOf(p.nodeKey));
+      this.device.getPeer(p.nodeKey)?.pathOpened();
+    }
   }
 
   private onTick(): void {

@@ -216,6 +216,19 @@ export class Peer {
 
   // ---- handshake -------------------------------------------------------------
 
+  /**
+   * Path selection found a way to the peer: an initiation sent before there
+   * was one is resent now instead of after REKEY_TIMEOUT (5 s), so the first
+   * packet after `up` does not wait for the retry timer.
+   */
+  pathOpened(): void {
+    if (this.handshake.kind !== 'initiationSent') return;
+    const kp = this.current;
+    if (kp && this.usableForSending(kp)) return;
+    this.lastSentHandshakeMs = -Infinity;
+    this.sendHandshakeInitiation(true);
+  }
+
   sendHandshakeInitiation(isRetry: boolean): void {
     if (!isRetry) this.handshakeAttempts = 0;
     const now = this.host.clock.now();
