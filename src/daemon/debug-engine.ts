@@ -29,7 +29,7 @@ export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
   const bind = new UdpBind(log);
   let uapi: { close(): Promise<void> } | null = null;
   const printStats = (): void => {
-    process.stderr.write(`stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors })}\n`);
+    process.stderr.write(`stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors, udpBatches: bind.batchedSends })}\n`);
   };
   let closing = false;
   const shutdown = async (): Promise<void> => {
@@ -44,9 +44,7 @@ export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
   try {
     await device.attachBind(bind, cfg.listenPort);
     device.attachTun((p) => tun.write(p));
-    tun.onPackets((pkts: Buffer[]) => {
-      for (const p of pkts) device.sendPacket(p);
-    });
+    tun.onPackets((pkts: Buffer[]) => device.sendPackets(pkts));
     uapi = await startUapiServer({ ifname: cfg.ifname, target: device, dir: cfg.uapiDir, logger: log });
   } catch (err) {
     await uapi?.close();

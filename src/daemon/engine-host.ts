@@ -82,9 +82,7 @@ export class EngineHost {
       await setLinkUp(opts.ifname, opts.mtu);
       await h.device.attachBind(h.pathBind, opts.port);
       h.device.attachTun((p) => h.tun!.write(p));
-      h.tun.onPackets((pkts) => {
-        for (const p of pkts) h.device.sendPacket(p);
-      });
+      h.tun.onPackets((pkts) => h.device.sendPackets(pkts));
     } catch (err) {
       await h.stop();
       throw err;

@@ -43,6 +43,9 @@ export interface NetBind {
   open(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<number>;
   close(): Promise<void>;
   send(buf: Buffer, ep: Endpoint): boolean;
+  /** optional: sends between these two calls may be batched into one system call */
+  beginBatch?(): void;
+  flushBatch?(): void;
   setMark(mark: number): void;
 }
 
@@ -173,6 +176,16 @@ export class Device implements UapiTarget, PeerHost {
   // ---- TUN → UDP -------------------------------------------------------------------
 
   /** An IP packet read from the TUN device: route it by destination to its peer. */
+  /** A batch of packets from the TUN device: their datagrams leave together. */
+  sendPackets(pkts: Buffer[]): void {
+    this.bind?.beginBatch?.();
+    try {
+      for (const p of pkts) this.sendPacket(p);
+    } finally {
+      this.bind?.flushBatch?.();
+    }
+  }
+
   sendPacket(pkt: Buffer): void {
     const dst = destinationOf(pkt);
     const peer = dst ? this.allowedIps.lookup(dst) : undefined;

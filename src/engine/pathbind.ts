@@ -32,6 +32,14 @@ export class PathBind implements NetBind {
     return isVirtualEndpoint(ep) ? this.paths.sendToPeer(ep.address, buf) : this.udp.send(buf, ep);
   }
 
+  beginBatch(): void {
+    this.udp.beginBatch?.();
+  }
+
+  flushBatch(): void {
+    this.udp.flushBatch?.();
+  }
+
   setMark(mark: number): void {
     this.udp.setMark(mark);
   }

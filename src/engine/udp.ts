@@ -4,6 +4,7 @@ import dgram from 'node:dgram';
 import koffi from 'koffi';
 import type { NetBind } from './device.js';
 import { normaliseAddress, type Endpoint } from './endpoint.js';
+import { MmsgBatch, MMSG_MAX_BATCH } from './mmsg.js';
 
 const SOL_SOCKET = 1;
 const SO_MARK = 36; // linux/asm-generic/socket.h
@@ -23,6 +24,10 @@ export class UdpBind implements NetBind {
   private v4: dgram.Socket | null = null;
   private v6: dgram.Socket | null = null;
   sendErrors = 0;
+  batchedSends = 0;
+  private batching = false;
+  private batch4: MmsgBatch | null = null;
+  private batch6: MmsgBatch | null = null;
   private readonly onSendError = (err: Error | null): void => {
     if (err) this.sendErrors++;
   };
@@ -80,10 +85,37 @@ export class UdpBind implements NetBind {
   }
 
   send(buf: Buffer, ep: Endpoint): boolean {
-    const s = ep.address.includes(':') ? this.v6 : this.v4;
+    const v6 = ep.address.includes(':');
+    const s = v6 ? this.v6 : this.v4;
     if (!s) return false;
+    if (this.batching) {
+      const b = v6 ? (this.batch6 ??= MmsgBatch.create(6)) : (this.batch4 ??= MmsgBatch.create(4));
+      if (b?.add(buf, ep)) return true;
+      if (b && b.count >= MMSG_MAX_BATCH) {
+        this.flushOne(b, s);
+        if (b.add(buf, ep)) return true;
+      }
+    }
     s.send(buf, ep.port, ep.address, this.onSendError);
     return true;
+  }
+
+  /** Datagrams sent until `flushBatch` go out together with sendmmsg. */
+  beginBatch(): void {
+    this.batching = true;
+  }
+
+  flushBatch(): void {
+    this.batching = false;
+    if (this.batch4?.count && this.v4) this.flushOne(this.batch4, this.v4);
+    if (this.batch6?.count && this.v6) this.flushOne(this.batch6, this.v6);
+  }
+
+  private flushOne(b: MmsgBatch, s: dgram.Socket): void {
+    b.flush(fdOf(s));
+    this.batchedSends++;
+    // what the kernel did not take (a full send buffer) goes the ordinary way, in order
+    for (const p of b.pending.splice(0)) s.send(p.buf, p.ep.port, p.ep.address, this.onSendError);
   }
 
   setMark(mark: number): void {

@@ -1,0 +1,121 @@
+// sendmmsg(2) through koffi: one system call for a batch of datagrams. The TUN
+// reader hands over up to 64 packets at a time; sending their encrypted forms
+// with one dgram.send each costs a libuv request and a syscall per packet
+// (docs/performance.md). Native memory for the packets, addresses, iovecs and
+// mmsghdrs is allocated once; each batch copies packets in and fills lengths.
+import koffi from 'koffi';
+import { isIPv4 } from 'node:net';
+import type { Endpoint } from './endpoint.js';
+
+export const MMSG_MAX_BATCH = 64;
+/** Largest datagram the batch path takes; bigger ones go through dgram. */
+export const MMSG_SLOT = 2048;
+const NAME_SLOT = 28; // sizeof(struct sockaddr_in6)
+const IOV_SIZE = 16;
+const MMSGHDR_SIZE = 64; // struct mmsghdr on x86_64/aarch64: msghdr (56) + msg_len + padding
+const AF_INET = 2;
+const AF_INET6 = 10;
+const MSG_DONTWAIT = 0x40;
+
+type SendMmsg = (fd: number, vec: unknown, vlen: number, flags: number) => number;
+let sendmmsgFn: SendMmsg | null | undefined;
+
+function bindSendmmsg(): SendMmsg | null {
+  if (sendmmsgFn === undefined) {
+    try {
+      sendmmsgFn = process.arch === 'x64' || process.arch === 'arm64' ? (koffi.load('libc.so.6').func('int sendmmsg(int, void *, unsigned int, int)') as SendMmsg) : null;
+    } catch {
+      sendmmsgFn = null;
+    }
+  }
+  return sendmmsgFn;
+}
+
+function ipv6Bytes(ip: string, out: Buffer, off: number): void {
+  const [head = '', tail = ''] = ip.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = ip.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
+  for (let i = 0; i < 8; i++) out.writeUInt16BE(parseInt(groups[i] ?? '0', 16) || 0, off + i * 2);
+}
+
+/** One batch buffer per socket family. */
+export class MmsgBatch {
+  private readonly mem: unknown;
+  private readonly view: Buffer;
+  private readonly base: bigint;
+  private readonly pktOff = 0;
+  private readonly nameOff = MMSG_MAX_BATCH * MMSG_SLOT;
+  private readonly iovOff = this.nameOff + MMSG_MAX_BATCH * NAME_SLOT;
+  private readonly hdrOff = this.iovOff + MMSG_MAX_BATCH * IOV_SIZE;
+  private readonly fn: SendMmsg;
+  private lastKey = '';
+  count = 0;
+  /** the original buffers, to fall back on dgram for what the kernel did not take */
+  readonly pending: { buf: Buffer; ep: Endpoint }[] = [];
+
+  static create(family: 4 | 6): MmsgBatch | null {
+    const fn = bindSendmmsg();
+    return fn ? new MmsgBatch(family, fn) : null;
+  }
+
+  private constructor(private readonly family: 4 | 6, fn: SendMmsg) {
+    this.fn = fn;
+    const size = this.hdrOff + MMSG_MAX_BATCH * MMSGHDR_SIZE;
+    this.mem = koffi.alloc('uint8', size);
+    this.view = Buffer.from(koffi.view(this.mem, size));
+    this.view.fill(0);
+    this.base = koffi.address(this.mem);
+    const nameLen = family === 4 ? 16 : 28;
+    for (let i = 0; i < MMSG_MAX_BATCH; i++) {
+      const iov = this.iovOff + i * IOV_SIZE;
+      this.view.writeBigUInt64LE(this.base + BigInt(this.pktOff + i * MMSG_SLOT), iov);
+      const h = this.hdrOff + i * MMSGHDR_SIZE;
+      this.view.writeBigUInt64LE(this.base + BigInt(this.nameOff + i * NAME_SLOT), h); // msg_name
+      this.view.writeUInt32LE(nameLen, h + 8); // msg_namelen
+      this.view.writeBigUInt64LE(this.base + BigInt(iov), h + 16); // msg_iov
+      this.view.writeBigUInt64LE(1n, h + 24); // msg_iovlen
+    }
+  }
+
+  /** Queues a datagram; false when it does not fit (too big, batch full, wrong family). */
+  add(buf: Buffer, ep: Endpoint): boolean {
+    if (this.count >= MMSG_MAX_BATCH || buf.length > MMSG_SLOT) return false;
+    const i = this.count;
+    buf.copy(this.view, this.pktOff + i * MMSG_SLOT);
+    this.view.writeBigUInt64LE(BigInt(buf.length), this.iovOff + i * IOV_SIZE + 8);
+    const name = this.nameOff + i * NAME_SLOT;
+    const key = `${ep.address}|${ep.port}`;
+    if (i > 0 && key === this.lastKey) this.view.copy(this.view, name, name - NAME_SLOT, name);
+    else {
+      this.view.fill(0, name, name + NAME_SLOT);
+      if (this.family === 4) {
+        if (!isIPv4(ep.address)) return false;
+        this.view.writeUInt16LE(AF_INET, name);
+        this.view.writeUInt16BE(ep.port, name + 2);
+        const o = ep.address.split('.');
+        for (let k = 0; k < 4; k++) this.view[name + 4 + k] = Number(o[k]);
+      } else {
+        this.view.writeUInt16LE(AF_INET6, name);
+        this.view.writeUInt16BE(ep.port, name + 2);
+        ipv6Bytes(ep.address, this.view, name + 8);
+      }
+      this.lastKey = key;
+    }
+    this.pending.push({ buf, ep });
+    this.count++;
+    return true;
+  }
+
+  /** Sends what is queued; returns how many the kernel took (the rest is left in `pending`). */
+  flush(fd: number): number {
+    const n = this.count;
+    this.count = 0;
+    this.lastKey = '';
+    if (n === 0) return 0;
+    const sent = fd >= 0 ? this.fn(fd, koffi.as(this.mem, 'void *'), n, MSG_DONTWAIT) : -1;
+    const took = sent > 0 ? sent : 0;
+    this.pending.splice(0, took);
+    return took;
+  }
+}
