@@ -29,7 +29,7 @@ export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
   const bind = new UdpBind(log);
   let uapi: { close(): Promise<void> } | null = null;
   const printStats = (): void => {
-    process.stderr.write(`stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors, udpBatches: bind.batchedSends })}\n`);
+    process.stderr.write(`stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors, udpBatches: bind.batchedSends, udpReader: bind.readerStats })}\n`);
   };
   let closing = false;
   const shutdown = async (): Promise<void> => {

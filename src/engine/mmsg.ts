@@ -51,6 +51,8 @@ export class MmsgBatch {
   private readonly fn: SendMmsg;
   private lastKey = '';
   count = 0;
+  /** datagrams sendmmsg took (the rest went through dgram) */
+  sentByKernel = 0;
   /** the original buffers, to fall back on dgram for what the kernel did not take */
   readonly pending: { buf: Buffer; ep: Endpoint }[] = [];
 
@@ -113,9 +115,10 @@ export class MmsgBatch {
     this.count = 0;
     this.lastKey = '';
     if (n === 0) return 0;
-    const sent = fd >= 0 ? this.fn(fd, koffi.as(this.mem, 'void *'), n, MSG_DONTWAIT) : -1;
+    const sent = fd >= 0 ? this.fn(fd, this.base + BigInt(this.hdrOff), n, MSG_DONTWAIT) : -1;
     const took = sent > 0 ? sent : 0;
     this.pending.splice(0, took);
+    this.sentByKernel += took;
     return took;
   }
 }

@@ -5,6 +5,7 @@ import koffi from 'koffi';
 import type { NetBind } from './device.js';
 import { normaliseAddress, type Endpoint } from './endpoint.js';
 import { MmsgBatch, MMSG_MAX_BATCH } from './mmsg.js';
+import { udpHandle, UdpReader } from './udp-reader.js';
 
 const SOL_SOCKET = 1;
 const SO_MARK = 36; // linux/asm-generic/socket.h
@@ -16,8 +17,8 @@ type SetSockOpt = (fd: number, level: number, name: number, val: Buffer, len: nu
 let setsockopt: SetSockOpt | null = null;
 
 function fdOf(s: dgram.Socket): number {
-  // dgram hides the descriptor; SO_MARK has no Node API, so read it from the handle.
-  return (s as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+  // dgram hides the descriptor; SO_MARK and sendmmsg have no Node API, so read it from the handle.
+  return udpHandle(s)?.fd ?? -1;
 }
 
 export class UdpBind implements NetBind {
@@ -25,9 +26,12 @@ export class UdpBind implements NetBind {
   private v6: dgram.Socket | null = null;
   sendErrors = 0;
   batchedSends = 0;
+  /** datagrams that left through sendmmsg */
+  batchedDatagrams = 0;
   private batching = false;
   private batch4: MmsgBatch | null = null;
   private batch6: MmsgBatch | null = null;
+  private reader: UdpReader | null = null;
   private readonly onSendError = (err: Error | null): void => {
     if (err) this.sendErrors++;
   };
@@ -38,8 +42,11 @@ export class UdpBind implements NetBind {
   async open(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<number> {
     const { v4, v6, bound } = await this.bindPair(port, onDatagram);
     const old = [this.v4, this.v6];
+    const oldReader = this.reader;
     this.v4 = v4;
     this.v6 = v6;
+    this.reader = UdpReader.start(v6 ? [v4, v6] : [v4], onDatagram, this.logger);
+    await oldReader?.stop();
     await Promise.all(old.map((s) => (s ? new Promise<void>((r) => s.close(() => r())) : undefined)));
     return bound;
   }
@@ -112,7 +119,7 @@ export class UdpBind implements NetBind {
   }
 
   private flushOne(b: MmsgBatch, s: dgram.Socket): void {
-    b.flush(fdOf(s));
+    this.batchedDatagrams += b.flush(fdOf(s));
     this.batchedSends++;
     // what the kernel did not take (a full send buffer) goes the ordinary way, in order
     for (const p of b.pending.splice(0)) s.send(p.buf, p.ep.port, p.ep.address, this.onSendError);
@@ -129,7 +136,14 @@ export class UdpBind implements NetBind {
     }
   }
 
+  /** Receive-side counters of the reader thread (null when libuv reads). */
+  get readerStats(): { batches: number; truncated: number } | null {
+    return this.reader ? { batches: this.reader.batches, truncated: this.reader.truncated } : null;
+  }
+
   async close(): Promise<void> {
+    await this.reader?.stop();
+    this.reader = null;
     const socks = [this.v4, this.v6].filter((s): s is dgram.Socket => s !== null);
     this.v4 = this.v6 = null;
     await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));

@@ -42,6 +42,7 @@ for (const [type, host] of [
       const inBatch = sent.filter((b) => b.length <= MMSG_SLOT).map(key);
       assert.deepEqual(r.got.map(key).filter((k) => inBatch.includes(k)), inBatch);
       assert.ok(bind.batchedSends >= 3, `sendmmsg used (${bind.batchedSends} batches)`);
+      assert.equal(bind.batchedDatagrams, 149, 'the kernel took every batched datagram through sendmmsg');
     } finally {
       r.s.close();
       await bind.close();

@@ -1,0 +1,117 @@
+// The main-thread side of the UDP reader thread (udp-reader-worker.ts): stops
+// libuv reading the sockets, starts the thread, and turns each batch back into
+// datagrams with their source endpoints. MESHCTL_UDP_RECV=dgram keeps libuv's
+// reading (one event per datagram), e.g. to compare.
+import type dgram from 'node:dgram';
+import { Worker } from 'node:worker_threads';
+import type { Endpoint } from './endpoint.js';
+
+const NAME_SLOT = 28;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const STOP_TIMEOUT_MS = 1000;
+
+interface UdpHandle {
+  fd?: number;
+  recvStop?: () => number;
+  recvStart?: () => number;
+}
+
+/**
+ * The libuv handle behind a dgram socket (fd, recvStart/recvStop), which Node
+ * keeps under a private symbol; `socket._handle` works too but prints a
+ * deprecation warning (DEP0112).
+ */
+export function udpHandle(s: dgram.Socket): UdpHandle | undefined {
+  const sym = Object.getOwnPropertySymbols(s).find((x) => x.description === 'state symbol');
+  return sym ? (s as unknown as Record<symbol, { handle?: UdpHandle }>)[sym]?.handle : undefined;
+}
+const handleOf = udpHandle;
+
+export class UdpReader {
+  private readonly stopFlag = new SharedArrayBuffer(4);
+  private readonly v4Names = new Map<number, string>();
+  private readonly v6Names = new Map<string, string>();
+  truncated = 0;
+  batches = 0;
+
+  private constructor(private readonly worker: Worker, private readonly sockets: dgram.Socket[]) {}
+
+  /** null when batching is off or unavailable: libuv keeps reading. */
+  static start(sockets: dgram.Socket[], onDatagram: (buf: Buffer, src: Endpoint) => void, log: (m: string) => void): UdpReader | null {
+    if (process.env.MESHCTL_UDP_RECV === 'dgram' || process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) return null;
+    const handles = sockets.map(handleOf);
+    if (handles.some((h) => !h?.recvStop || !h.recvStart || (h.fd ?? -1) < 0)) return null;
+    for (const h of handles) h!.recvStop!();
+    const stop = new SharedArrayBuffer(4);
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL('./udp-reader-worker.js', import.meta.url), { workerData: { fds: handles.map((h) => h!.fd), stop } });
+    } catch (err) {
+      for (const h of handles) h!.recvStart!();
+      log(`UDP reader thread unavailable (${(err as Error).message}); reading with libuv`);
+      return null;
+    }
+    const r = new UdpReader(worker, sockets);
+    (r as unknown as { stopFlag: SharedArrayBuffer }).stopFlag = stop;
+    worker.on('message', (m: { ab: ArrayBuffer; names: Uint8Array; lengths: number[]; slot: number }) => {
+      r.batches++;
+      const names = Buffer.from(m.names.buffer, m.names.byteOffset, m.names.byteLength);
+      for (let i = 0; i < m.lengths.length; i++) {
+        const len = m.lengths[i]!;
+        if (len < 0) {
+          r.truncated++;
+          continue;
+        }
+        const src = r.endpoint(names, i * NAME_SLOT);
+        if (src) onDatagram(Buffer.from(m.ab, i * m.slot, len), src);
+      }
+    });
+    worker.on('error', (err) => {
+      log(`UDP reader thread failed (${err.message}); reading with libuv`);
+      for (const h of handles) h!.recvStart!();
+    });
+    worker.unref();
+    return r;
+  }
+
+  private endpoint(b: Buffer, off: number): Endpoint | null {
+    const family = b.readUInt16LE(off);
+    const port = b.readUInt16BE(off + 2);
+    if (family === AF_INET) {
+      const n = b.readUInt32BE(off + 4);
+      let a = this.v4Names.get(n);
+      if (a === undefined) {
+        a = `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+        if (this.v4Names.size > 4096) this.v4Names.clear();
+        this.v4Names.set(n, a);
+      }
+      return { address: a, port };
+    }
+    if (family === AF_INET6) {
+      const key = b.toString('hex', off + 8, off + 24);
+      let a = this.v6Names.get(key);
+      if (a === undefined) {
+        const groups = key.match(/.{4}/g)!.map((g) => parseInt(g, 16).toString(16));
+        a = new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+        if (a.startsWith('::ffff:') && a.includes('.')) a = a.slice(7);
+        if (this.v6Names.size > 4096) this.v6Names.clear();
+        this.v6Names.set(key, a);
+      }
+      return { address: a, port };
+    }
+    return null;
+  }
+
+  /** Stops the thread (within its 100 ms poll) and gives the sockets back to libuv. */
+  async stop(restartLibuv = false): Promise<void> {
+    Atomics.store(new Int32Array(this.stopFlag), 0, 1);
+    const w = this.worker;
+    w.ref();
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => void w.terminate().then(() => resolve()), STOP_TIMEOUT_MS);
+      w.once('exit', () => (clearTimeout(t), resolve()));
+    });
+    if (restartLibuv) for (const s of this.sockets) handleOf(s)?.recvStart?.();
+  }
+}
