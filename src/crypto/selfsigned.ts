@@ -58,7 +58,8 @@ export function createSelfSigned(commonName: string, names: string[], now = new 
   const ecdsaSha256 = seq(oid('1.2.840.10045.4.3.2'));
   const name = seq(tlv(0x31, seq(oid('2.5.4.3'), tlv(0x0c, Buffer.from(commonName)))));
   const serial = randomBytes(16);
-  serial[0]! &= 0x7f;
+  // DER wants the shortest positive INTEGER: top bit clear (positive) and the first byte non-zero (minimal)
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
   const notAfter = new Date(now.getTime());
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + VALIDITY_YEARS);
   const altNames = [...new Set(names)].map((n) => (isIP(n) ? tlv(0x87, ipBytes(n)) : tlv(0x82, Buffer.from(n))));

@@ -6,6 +6,7 @@
 import koffi from 'koffi';
 import { isIPv4 } from 'node:net';
 import type { Endpoint } from './endpoint.js';
+import { writeIpv6 } from '../util/ip.js';
 
 export const MMSG_MAX_BATCH = 64;
 /** Largest datagram the batch path takes; bigger ones go through dgram. */
@@ -29,14 +30,6 @@ function bindSendmmsg(): SendMmsg | null {
     }
   }
   return sendmmsgFn;
-}
-
-function ipv6Bytes(ip: string, out: Buffer, off: number): void {
-  const [head = '', tail = ''] = ip.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = ip.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-  for (let i = 0; i < 8; i++) out.writeUInt16BE(parseInt(groups[i] ?? '0', 16) || 0, off + i * 2);
 }
 
 /** One batch buffer per socket family. */
@@ -100,7 +93,7 @@ export class MmsgBatch {
       } else {
         this.view.writeUInt16LE(AF_INET6, name);
         this.view.writeUInt16BE(ep.port, name + 2);
-        ipv6Bytes(ep.address, this.view, name + 8);
+        writeIpv6(ep.address, this.view, name + 8);
       }
       this.lastKey = key;
     }

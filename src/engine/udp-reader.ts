@@ -5,6 +5,7 @@
 import type dgram from 'node:dgram';
 import { Worker } from 'node:worker_threads';
 import type { Endpoint } from './endpoint.js';
+import { readIpv6 } from '../util/ip.js';
 
 const NAME_SLOT = 28;
 const AF_INET = 2;
@@ -92,8 +93,7 @@ export class UdpReader {
       const key = b.toString('hex', off + 8, off + 24);
       let a = this.v6Names.get(key);
       if (a === undefined) {
-        const groups = key.match(/.{4}/g)!.map((g) => parseInt(g, 16).toString(16));
-        a = new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+        a = readIpv6(b, off + 8);
         if (a.startsWith('::ffff:') && a.includes('.')) a = a.slice(7);
         if (this.v6Names.size > 4096) this.v6Names.clear();
         this.v6Names.set(key, a);

@@ -10,6 +10,7 @@
 //   pong:         txid (12) ‖ source address seen (16, IPv4-mapped) ‖ port (2)
 //   call-me-maybe: n × (address (16) ‖ port (2))
 import { BOX_NONCE_LEN, BOX_OVERHEAD, openBox, sealBox } from '../crypto/box.js';
+import { readIpv6, writeIpv6 } from '../util/ip.js';
 
 export const DISCO_MAGIC = Buffer.from('mshdsc');
 const HEADER_LEN = DISCO_MAGIC.length + 32;
@@ -35,13 +36,8 @@ export function discoSender(b: Buffer): Buffer {
 }
 
 function encodeAddr(a: { address: string; port: number }, out: Buffer, off: number): void {
-  if (a.address.includes(':')) {
-    const [head = '', tail = ''] = a.address.split('::');
-    const h = head ? head.split(':') : [];
-    const t = tail ? tail.split(':') : [];
-    const groups = a.address.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-    groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16) || 0, off + i * 2));
-  } else {
+  if (a.address.includes(':')) writeIpv6(a.address, out, off);
+  else {
     out.writeUInt16BE(0xffff, off + 10);
     a.address.split('.').forEach((o, i) => (out[off + 12 + i] = Number(o)));
   }
@@ -52,10 +48,7 @@ function decodeAddr(b: Buffer, off: number): { address: string; port: number } {
   const port = b.readUInt16BE(off + 16);
   const mapped = b.subarray(off, off + 10).every((x) => x === 0) && b.readUInt16BE(off + 10) === 0xffff;
   if (mapped) return { address: [...b.subarray(off + 12, off + 16)].join('.'), port };
-  const groups: string[] = [];
-  for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(off + i * 2).toString(16));
-  // the URL parser writes IPv6 in RFC 5952 canonical form
-  return { address: new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1), port };
+  return { address: readIpv6(b, off), port };
 }
 
 function encodeBody(m: DiscoMessage): Buffer {

@@ -3,6 +3,7 @@
 // its packets arrive from; asking two servers tells whether the NAT maps every
 // destination to the same port (endpoint-independent, "easy") or not ("hard").
 import { randomBytes } from 'node:crypto';
+import { readIpv6, writeIpv6 } from '../util/ip.js';
 
 export const STUN_MAGIC = 0x2112a442;
 const HEADER = 20;
@@ -73,25 +74,11 @@ function encodeXorAddress(a: StunAddress, txid: Buffer): Buffer {
   body[1] = v6 ? 2 : 1;
   body.writeUInt16BE(a.port ^ (STUN_MAGIC >>> 16), 2);
   const key = Buffer.concat([Buffer.from([0x21, 0x12, 0xa4, 0x42]), txid]);
-  const raw = v6 ? ipv6Bytes(a.address) : Buffer.from(a.address.split('.').map(Number));
+  const raw = Buffer.alloc(v6 ? 16 : 4);
+  if (v6) writeIpv6(a.address, raw);
+  else a.address.split('.').forEach((o, i) => (raw[i] = Number(o)));
   for (let i = 0; i < raw.length; i++) body[4 + i] = raw[i]! ^ key[i]!;
   return out;
-}
-
-function ipv6Bytes(ip: string): Buffer {
-  const [head = '', tail = ''] = ip.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = ip.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-  const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16) || 0, i * 2));
-  return b;
-}
-
-function ipv6Text(b: Buffer): string {
-  const groups: string[] = [];
-  for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(i * 2).toString(16));
-  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
 }
 
 /** The server's answer to a binding request from `from`. */
@@ -138,7 +125,7 @@ export function parseStun(b: Buffer): StunMessage | null {
       } else if (family === 2 && alen === 20) {
         const raw = Buffer.from(body.subarray(4, 20));
         if (isXor) for (let i = 0; i < 16; i++) raw[i]! ^= key[i]!;
-        addr = ipv6Text(raw);
+        addr = readIpv6(raw);
       }
       if (addr) (isXor ? (xor = { address: addr, port }) : (plain = { address: addr, port }));
     }

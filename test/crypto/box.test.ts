@@ -67,3 +67,10 @@ test('a self-signed certificate serves TLS and a client pinning it connects', as
     server.close();
   }
 });
+
+test('certificate serials are minimal positive DER integers (strict parsers refuse a leading zero byte)', () => {
+  for (let i = 0; i < 300; i++) {
+    const x = new X509Certificate(createSelfSigned('t', ['127.0.0.1']).certPem);
+    assert.match(x.serialNumber, /^[4-7][0-9A-F]{31}$/);
+  }
+});

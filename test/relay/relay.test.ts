@@ -175,3 +175,39 @@ test('--verify-clients: only nodes the control server knows get in', async () =>
     rmSync(cdir, { recursive: true, force: true });
   }
 });
+
+test('per-client limits: a rate-limited sender is cut, a stalled receiver only loses its own packets', async () => {
+  const R = await relay({ clientRateBytesPerSec: 20_000 });
+  const a = client(R.url, R.r.fingerprint);
+  const b = client(R.url, R.r.fingerprint);
+  try {
+    await a.until(() => a.c.connected);
+    await b.until(() => b.c.connected);
+    for (let i = 0; i < 200; i++) a.c.send(b.pub, Buffer.alloc(1000, i));
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(R.r.stats.dropped.rateLimited >= 150, `rate limited: ${R.r.stats.dropped.rateLimited}`);
+    assert.ok(b.got.length >= 15 && b.got.length <= 50, `one second of burst got through: ${b.got.length}`);
+  } finally {
+    a.c.stop();
+    b.c.stop();
+    await R.close();
+  }
+  const R2 = await relay();
+  const sender = client(R2.url, R2.r.fingerprint);
+  const slow = client(R2.url, R2.r.fingerprint);
+  const fast = client(R2.url, R2.r.fingerprint);
+  try {
+    await sender.until(() => sender.c.connected && slow.c.connected && fast.c.connected);
+    // the slow client stops reading: its queue fills and its packets are dropped
+    (slow.c as unknown as { sock: { pause(): void } }).sock.pause();
+    for (let i = 0; i < 3000; i++) sender.c.send(slow.pub, Buffer.alloc(1200, 1));
+    sender.c.send(fast.pub, Buffer.from('still flowing'));
+    await fast.until(() => fast.got.some((g) => g.pkt.toString() === 'still flowing'), 3000);
+    assert.ok(R2.r.stats.dropped.queueFull > 0, 'the stalled client’s queue overflowed into drops');
+  } finally {
+    sender.c.stop();
+    slow.c.stop();
+    fast.c.stop();
+    await R2.close();
+  }
+});
