@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { boxKey, sealBox } from '../crypto/box.js';
 import { publicKeyOf } from '../crypto/x25519.js';
 import { FrameReader, FrameType, frame, KEY_LEN, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
+import { corkedWrite } from './cork.js';
 
 export interface RelayClientOptions {
   url: string;
@@ -74,7 +75,7 @@ export class RelayClient {
       this.stats.dropped++;
       return false;
     }
-    s.write(f);
+    corkedWrite(s, f);
     this.stats.sent++;
     return true;
   }

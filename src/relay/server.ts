@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import { boxKey, openBox } from '../crypto/box.js';
 import { keyToText } from '../crypto/keys.js';
 import { FrameReader, FrameType, frame, KEY_LEN, MAX_PACKET, PeerGoneReason, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
+import { corkedWrite } from './cork.js';
 import { RelayMesh } from './mesh.js';
 import { loadRelayIdentity } from './state.js';
 import { StunServer } from './stun-server.js';
@@ -78,7 +79,7 @@ export class RelayClientConn {
   send(buf: Buffer): boolean {
     const w = this.sock as Duplex & { writableLength: number };
     if (w.writableLength > QUEUE_BYTES || this.sock.destroyed) return false;
-    this.sock.write(buf);
+    corkedWrite(this.sock, buf);
     return true;
   }
 }
