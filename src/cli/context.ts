@@ -41,3 +41,11 @@ export function boolArg(v: string): boolean {
 export function printJson(v: unknown): void {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
 }
+
+/** Keeps a server command running until SIGTERM/SIGINT, then stops the server and exits 0. */
+export async function serveUntilSignal(server: { stop(): Promise<void> }): Promise<never> {
+  const stop = (): void => void server.stop().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  return new Promise<never>(() => {});
+}

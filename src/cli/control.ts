@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ControlError, type RelayRegion } from '../control/protocol.js';
-import { durationArg, printJson } from './context.js';
+import { durationArg, printJson, serveUntilSignal } from './context.js';
 import { CliError } from './errors.js';
 
 const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
@@ -78,10 +78,7 @@ export function registerControl(program: Command): void {
         const why = e.code === 'EADDRINUSE' ? 'the port is in use: stop the other server or pick another --listen' : e.code === 'EACCES' ? 'permission denied: use a port above 1023 or run as root' : e.message;
         throw new CliError('FAILURE', `meshctl control serve: cannot listen on ${o.listen.host}:${o.listen.port}: ${why}`);
       }
-      const stop = (): void => void server.stop().then(() => process.exit(0));
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
-      await new Promise<never>(() => {});
+      await serveUntilSignal(server);
     });
 
   control

@@ -1,6 +1,6 @@
 // `meshctl relay serve`: the relay and its STUN server.
 import { Command, Option } from 'commander';
-import { portArg } from './context.js';
+import { portArg, serveUntilSignal } from './context.js';
 import { listenArg } from './control.js';
 import { CliError } from './errors.js';
 
@@ -51,9 +51,6 @@ export function registerRelay(program: Command): void {
         throw new CliError('FAILURE', `meshctl relay serve: ${e.code === 'EADDRINUSE' ? 'a port is in use (relay or STUN): pick others' : e.message}`);
       }
       process.on('SIGUSR1', () => process.stderr.write(`stats ${JSON.stringify({ ...server.stats, stun: server.stunStats })}\n`));
-      const stop = (): void => void server.stop().then(() => process.exit(0));
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
-      await new Promise<never>(() => {});
+      await serveUntilSignal(server);
     });
 }

@@ -167,7 +167,7 @@ export function registerUp(program: Command): void {
     .addOption(new Option('--timeout <dur>', 'give up after this long (e.g. 30s)').argParser(durationArg))
     .option('--json', 'print the resulting status as JSON')
     .action(async (o: UpOpts, cmd: Command) => {
-      if (o.authKey?.startsWith('file:') === false && o.authKey.length === 0) throw new CliError('USAGE', '--auth-key is empty');
+      if (o.authKey === '') throw new CliError('USAGE', '--auth-key is empty: pass the key, or file:PATH');
       await up(o, cmd);
     });
 }

@@ -4,6 +4,7 @@
 // at once. Operators reach the same server over a root-only unix socket in the
 // state dir (admin-server.ts). Existing tunnels never depend on this server
 // being up: nodes keep their last map and reconnect with backoff.
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { keyToText } from '../crypto/keys.js';
@@ -91,7 +92,6 @@ export class ControlServer {
     let cert: string;
     let key: string;
     if (this.opts.tlsCert && this.opts.tlsKey) {
-      const { readFileSync } = await import('node:fs');
       cert = readFileSync(this.opts.tlsCert, 'utf8');
       key = readFileSync(this.opts.tlsKey, 'utf8');
     } else {

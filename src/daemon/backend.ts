@@ -5,7 +5,7 @@
 // with backoff.
 import { hostname as osHostname } from 'node:os';
 import { keyFromText, keyToText } from '../crypto/keys.js';
-import { publicKeyOf } from '../crypto/x25519.js';
+import { generatePrivateKey, publicKeyOf } from '../crypto/x25519.js';
 import { endpointKey } from '../engine/endpoint.js';
 import { isIP } from 'node:net';
 import type { MapLine, NetworkMap, NodeView, RegisterResult } from '../control/protocol.js';
@@ -180,7 +180,6 @@ export class Backend {
       await c.call('logout', {}, LOGOUT_TIMEOUT_MS).catch((err: Error) => this.log(`logout at control failed (${err.message}); forgetting the key here anyway`));
     }
     await this.down();
-    const { generatePrivateKey } = await import('../crypto/x25519.js');
     this.st.nodePrivateKey = generatePrivateKey().toString('base64');
     this.st.discoPrivateKey = generatePrivateKey().toString('base64');
     this.st.node = null;

@@ -175,7 +175,6 @@ export class Device implements UapiTarget, PeerHost {
 
   // ---- TUN → UDP -------------------------------------------------------------------
 
-  /** An IP packet read from the TUN device: route it by destination to its peer. */
   /** A batch of packets from the TUN device: their datagrams leave together. */
   sendPackets(pkts: Buffer[]): void {
     this.bind?.beginBatch?.();
@@ -186,6 +185,7 @@ export class Device implements UapiTarget, PeerHost {
     }
   }
 
+  /** An IP packet read from the TUN device: route it by destination to its peer. */
   sendPacket(pkt: Buffer): void {
     const dst = destinationOf(pkt);
     const peer = dst ? this.allowedIps.lookup(dst) : undefined;

@@ -44,8 +44,6 @@ export class MmsgBatch {
   private readonly fn: SendMmsg;
   private lastKey = '';
   count = 0;
-  /** datagrams sendmmsg took (the rest went through dgram) */
-  sentByKernel = 0;
   /** the original buffers, to fall back on dgram for what the kernel did not take */
   readonly pending: { buf: Buffer; ep: Endpoint }[] = [];
 
@@ -111,7 +109,6 @@ export class MmsgBatch {
     const sent = fd >= 0 ? this.fn(fd, this.base + BigInt(this.hdrOff), n, MSG_DONTWAIT) : -1;
     const took = sent > 0 ? sent : 0;
     this.pending.splice(0, took);
-    this.sentByKernel += took;
     return took;
   }
 }

@@ -11,8 +11,8 @@ interface ReaderData {
   stop: SharedArrayBuffer;
 }
 
-export const RECV_BATCH = 64;
-export const RECV_SLOT = 2048;
+const RECV_BATCH = 64;
+const RECV_SLOT = 2048;
 const NAME_SLOT = 28;
 const IOV_SIZE = 16;
 const MMSGHDR_SIZE = 64;

@@ -27,7 +27,6 @@ export const FrameType = {
   watchConns: 12,
   close: 13,
 } as const;
-export type FrameTypeName = keyof typeof FrameType;
 
 export interface Frame {
   type: number;

@@ -47,6 +47,7 @@ test('flag values are checked before anything runs', () => {
     ['control', 'serve', '--listen', 'nohost'],
     ['control', 'authkey', 'create', '--expiry', 'soon'],
     ['up', '--port', '70000'],
+    ['up', '--auth-key', ''],
     ['up', '--timeout', '-1s'],
     ['ping', 'x', '-c', '0'],
     ['ping', 'x', '--until-direct=maybe'],

@@ -9,7 +9,7 @@ import { virtualEndpoint } from '../../src/engine/endpoint.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 import { boxKey } from '../../src/crypto/box.js';
 import { sealDisco } from '../../src/nat/disco.js';
-import { MemNet } from '../helpers/memnet.js';
+import { ipv4Packet, MemNet } from '../helpers/memnet.js';
 
 async function node(net: MemNet, address: string) {
   const nodeKey = generatePrivateKey();
@@ -73,6 +73,42 @@ test('disco from a stranger or with a broken box is counted and dropped', async 
     a.paths.receive(good, { address: '10.0.0.7', port: 1 });
     assert.equal(a.paths.stats.dropped.badBox, 1);
     assert.equal(a.device.stats.dropped.internalError, 0);
+  } finally {
+    a.paths.stop();
+    await a.device.close();
+  }
+});
+
+test('WireGuard roaming leaves a virtual endpoint alone; a real one still roams', () => {
+  const dev = new Device();
+  dev.setPrivateKey(generatePrivateKey());
+  const pinned = dev.addPeer(publicKeyOf(generatePrivateKey()));
+  const virt = virtualEndpoint(pinned.publicKey);
+  pinned.setEndpoint(virt);
+  pinned.roam({ address: '10.0.0.9', port: 1 });
+  assert.deepEqual(pinned.endpoint, virt, 'path selection keeps the endpoint');
+  const plain = dev.addPeer(publicKeyOf(generatePrivateKey()));
+  plain.setEndpoint({ address: '10.0.0.1', port: 51820 });
+  plain.roam({ address: '10.0.0.9', port: 1 });
+  assert.deepEqual(plain.endpoint, { address: '10.0.0.9', port: 1 }, 'ordinary WireGuard roaming');
+});
+
+test('a handshake sent before any path existed is resent when one opens, not after REKEY_TIMEOUT', async () => {
+  const net = new MemNet();
+  const a = await node(net, '10.0.0.1');
+  const bKey = generatePrivateKey();
+  try {
+    const peer = a.device.addPeer(publicKeyOf(bKey));
+    a.device.allowedIps.insert('10.9.0.2', 32, peer);
+    peer.setEndpoint({ address: '10.0.0.99', port: 41641 }); // nobody there: the initiation is lost
+    const initiations = () => net.queue.filter((d) => d.buf[0] === 1 && d.dst.address === '10.0.0.99').length;
+    a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+    a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+    assert.equal(initiations(), 1, 'one initiation, then REKEY_TIMEOUT holds the next');
+    peer.pathOpened();
+    assert.equal(initiations(), 2, 'resent at once when a path opens');
+    peer.pathOpened();
+    assert.equal(initiations(), 3);
   } finally {
     a.paths.stop();
     await a.device.close();
