@@ -1,30 +1,47 @@
 // A Linux TUN device (IFF_TUN | IFF_NO_PI) created with ioctl(TUNSETIFF)
 // through koffi. Reads happen on a worker thread (blocking calls must never
 // run on the event loop); writes are synchronous non-blocking write()s on the
-// caller's thread, which the kernel completes at once for TUN.
-import { closeSync, constants, openSync, writeSync } from 'node:fs';
+// caller's thread, which the kernel completes at once for TUN. With offloads
+// (IFF_VNET_HDR + TSO, the default) the packets written in one event-loop turn
+// are coalesced first (gro.ts) and the reader splits TCP super-packets.
+import { closeSync, constants, openSync, writeSync, writevSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { TunError } from './errors.js';
-import { bindLibc, IFF_NO_PI, IFF_TUN, TUNSETIFF } from './libc.js';
+import { coalesce } from './gro.js';
+import { bindLibc, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETIFF, TUNSETOFFLOAD } from './libc.js';
 import { setMtu } from './netconf.js';
+import { VNET_HDR_LEN } from './offload.js';
+import { READER_DROPPED, READER_GSO_READS, READER_SEGMENTS, READER_SLOTS, READER_STOP } from './reader-slots.js';
 
 export interface TunOptions {
   name: string;
   mtu?: number;
   /** packets per hand-over from the reader thread */
   batchPackets?: number;
+  /** TSO/GRO through IFF_VNET_HDR; default on unless MESHCTL_TUN_OFFLOAD=0 */
+  offload?: boolean;
 }
 
 export interface TunStats {
   rxPackets: number;
-  txPackets: number;
-  txErrors: number;
   rxBatches: number;
+  /** TCP super-packets the kernel handed over, and the segments they made */
+  rxGsoReads: number;
+  rxSegments: number;
+  /** reads that could not be used (bad virtio header, unsplittable) */
+  rxDropped: number;
+  txPackets: number;
+  /** write system calls, and packets that needed none of their own (merged into another) */
+  txWrites: number;
+  txMerged: number;
+  txErrors: number;
 }
 
 export interface TunDevice {
   readonly name: string;
   readonly mtu: number;
+  /** whether TSO/GRO offloads are in use */
+  readonly offload: boolean;
   onPackets(handler: (packets: Buffer[]) => void): void;
   write(packet: Buffer): boolean;
   readonly stats: TunStats;
@@ -51,37 +68,66 @@ export async function openTun(opts: TunOptions): Promise<TunDevice> {
   const libc = bindLibc();
   const ifr = Buffer.alloc(IFREQ_SIZE);
   ifr.write(opts.name, 0, IFNAMSIZ - 1, 'ascii');
-  ifr.writeUInt16LE(IFF_TUN | IFF_NO_PI, IFNAMSIZ);
+  const wantOffload = opts.offload ?? process.env.MESHCTL_TUN_OFFLOAD !== '0';
+  ifr.writeUInt16LE(IFF_TUN | IFF_NO_PI | (wantOffload ? IFF_VNET_HDR : 0), IFNAMSIZ);
   if (libc.ioctl(fd, TUNSETIFF, ifr) !== 0) {
     const errno = libc.errno();
     closeSync(fd);
     const hint = errno === 16 ? 'the name is in use by another device or process; choose another name or stop that process' : errno === 1 ? 'run as root or with CAP_NET_ADMIN' : `errno ${errno}`;
     throw new TunError('TUN_OPEN_FAILED', `cannot create TUN interface ${opts.name}: ${hint}`);
   }
+  // without TSO the virtio header still frames every packet: it then only ever says "plain packet"
+  const offload = wantOffload && libc.ioctlValue(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) === 0;
   try {
     await setMtu(opts.name, mtu);
   } catch (err) {
     closeSync(fd);
     throw err;
   }
-  return new LinuxTun(opts.name, mtu, fd, opts.batchPackets ?? DEFAULT_BATCH_PACKETS);
+  return new LinuxTun(opts.name, mtu, fd, opts.batchPackets ?? DEFAULT_BATCH_PACKETS, wantOffload, offload);
 }
 
-class LinuxTun implements TunDevice {
-  readonly stats: TunStats = { rxPackets: 0, txPackets: 0, txErrors: 0, rxBatches: 0 };
-  private worker: Worker | null = null;
-  private readonly stop = new SharedArrayBuffer(4);
-  private closed = false;
+const PLAIN_VNET_HDR = Buffer.alloc(VNET_HDR_LEN);
 
-  constructor(readonly name: string, readonly mtu: number, private readonly fd: number, private readonly batchPackets: number) {}
+class LinuxTun implements TunDevice {
+  private readonly counters = { rxPackets: 0, rxBatches: 0, txPackets: 0, txWrites: 0, txMerged: 0, txErrors: 0 };
+  private worker: Worker | null = null;
+  private readonly shared = new SharedArrayBuffer(4 * READER_SLOTS);
+  private readonly slots = new Int32Array(this.shared);
+  private closed = false;
+  private pending: Buffer[] = [];
+  private flushQueued = false;
+
+  constructor(
+    readonly name: string,
+    readonly mtu: number,
+    private readonly fd: number,
+    private readonly batchPackets: number,
+    /** every packet on the fd carries a virtio_net_hdr */
+    private readonly vnet: boolean,
+    readonly offload: boolean,
+  ) {}
+
+  get stats(): TunStats {
+    const s = this.slots;
+    return { ...this.counters, rxGsoReads: s[READER_GSO_READS]!, rxSegments: s[READER_SEGMENTS]!, rxDropped: s[READER_DROPPED]! };
+  }
 
   onPackets(handler: (packets: Buffer[]) => void): void {
     if (this.worker || this.closed) return;
-    const w = new Worker(new URL('./reader-worker.js', import.meta.url), { workerData: { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, stop: this.stop } });
-    w.on('message', (m: { ab: ArrayBuffer; slot: number; lengths: number[] }) => {
-      const pkts = m.lengths.map((len, i) => Buffer.from(m.ab, i * m.slot, len));
-      this.stats.rxBatches++;
-      this.stats.rxPackets += pkts.length;
+    const w = new Worker(new URL('./reader-worker.js', import.meta.url), {
+      workerData: { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, shared: this.shared, vnet: this.vnet },
+    });
+    w.on('message', (m: { ab: ArrayBuffer; lengths: number[] }) => {
+      const pkts = new Array<Buffer>(m.lengths.length);
+      let off = 0;
+      for (let i = 0; i < pkts.length; i++) {
+        const len = m.lengths[i]!;
+        pkts[i] = Buffer.from(m.ab, off, len);
+        off += len;
+      }
+      this.counters.rxBatches++;
+      this.counters.rxPackets += pkts.length;
       handler(pkts);
     });
     w.on('error', () => {});
@@ -89,21 +135,49 @@ class LinuxTun implements TunDevice {
     this.worker = w;
   }
 
+  /** Without a virtio header the packet goes out at once; with one it waits for the end of this turn, to be merged. */
   write(packet: Buffer): boolean {
+    if (this.closed) return false;
+    this.counters.txPackets++;
+    if (!this.vnet) return this.writeOne(() => writeSync(this.fd, packet));
+    this.pending.push(packet);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flush);
+    }
+    return true;
+  }
+
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    const pkts = this.pending;
+    this.pending = [];
+    if (this.closed) return;
+    if (pkts.length === 1 || !this.offload) {
+      for (const p of pkts) this.writeOne(() => writevSync(this.fd, [PLAIN_VNET_HDR, p]));
+      return;
+    }
+    const outs = coalesce(pkts);
+    this.counters.txMerged += pkts.length - outs.length;
+    for (const o of outs) this.writeOne(() => writevSync(this.fd, [o.hdr ?? PLAIN_VNET_HDR, o.pkt]));
+  };
+
+  private writeOne(write: () => void): boolean {
     try {
-      writeSync(this.fd, packet);
-      this.stats.txPackets++;
+      write();
+      this.counters.txWrites++;
       return true;
     } catch {
-      this.stats.txErrors++;
+      this.counters.txErrors++;
       return false;
     }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.flush();
     this.closed = true;
-    Atomics.store(new Int32Array(this.stop), 0, 1);
+    Atomics.store(this.slots, READER_STOP, 1);
     if (this.worker) {
       const w = this.worker;
       // hold the loop open until the reader has stopped (it is unref'd while running)

@@ -10,10 +10,17 @@ function libc(): ReturnType<typeof koffi.load> {
 export const TUNSETIFF = 0x400454ca; // _IOW('T', 202, int)
 export const IFF_TUN = 0x0001;
 export const IFF_NO_PI = 0x1000;
+export const IFF_VNET_HDR = 0x4000;
+export const TUNSETOFFLOAD = 0x400454d0; // _IOW('T', 208, unsigned int)
+export const TUN_F_CSUM = 0x01;
+export const TUN_F_TSO4 = 0x02;
+export const TUN_F_TSO6 = 0x04;
 export const POLLIN = 0x0001;
 
 export interface Libc {
   ioctl(fd: number, req: number, arg: Buffer): number;
+  /** ioctl whose argument is a value, not a pointer (TUNSETOFFLOAD) */
+  ioctlValue(fd: number, req: number, value: number): number;
   read(fd: number, buf: Uint8Array, count: number): number;
   poll(fds: Buffer, nfds: number, timeoutMs: number): number;
   errno(): number;
@@ -24,10 +31,12 @@ export function bindLibc(): Libc {
   if (bound) return bound;
   const l = libc();
   const ioctl = l.func('int ioctl(int, unsigned long, void *)');
+  const ioctlValue = l.func('int ioctl(int, unsigned long, unsigned long)');
   const read = l.func('long read(int, void *, unsigned long)');
   const poll = l.func('int poll(void *, unsigned long, int)');
   bound = {
     ioctl: (fd, req, arg) => ioctl(fd, req, arg) as number,
+    ioctlValue: (fd, req, value) => ioctlValue(fd, req, value) as number,
     read: (fd, buf, count) => Number(read(fd, buf, count)),
     poll: (fds, n, t) => poll(fds, n, t) as number,
     errno: () => koffi.errno(),

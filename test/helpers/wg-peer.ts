@@ -1,5 +1,6 @@
 // A WireGuard peer of either implementation, configured identically through
 // the `wg` tool over the UAPI socket, so every interop test runs both ways.
+import type { TunStats } from '../../src/tun/device.js';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +19,7 @@ export interface WgPeer {
   proc: ChildProcess;
   stderr: () => string;
   /** meshctl only: the engine's counters (SIGUSR1 → `stats {json}` on stderr) */
-  stats(): Promise<{ sessions: number; dropped: Record<string, number>; rx: { packets: number } }>;
+  stats(): Promise<{ sessions: number; dropped: Record<string, number>; rx: { packets: number }; tun?: TunStats }>;
 }
 
 let seq = 0;
