@@ -1,14 +1,17 @@
 // The UDP reader thread: takes the WireGuard sockets' receive side away from
 // libuv (which allocates and emits one buffer and one event per datagram) and
 // drains them with recvmmsg, up to 64 datagrams per system call, handing each
-// batch over with one transferred ArrayBuffer — the design of the TUN reader
+// batch over through a shared-memory ring — the design of the TUN reader
 // (docs/performance.md). Blocking calls happen here, never on the event loop.
-import { parentPort, workerData } from 'node:worker_threads';
+// A record is the sender's sockaddr (NAME_SLOT bytes) then the datagram; meta 1
+// marks a datagram cut short.
+import { workerData } from 'node:worker_threads';
 import koffi from 'koffi';
+import { RingProducer, type RingBuffers } from '../util/shm-ring.js';
 
 interface ReaderData {
   fds: number[];
-  stop: SharedArrayBuffer;
+  ring: RingBuffers;
 }
 
 const RECV_BATCH = 64;
@@ -27,7 +30,7 @@ const d = workerData as ReaderData;
 const libc = koffi.load('libc.so.6');
 const poll = libc.func('int poll(void *, unsigned long, int)') as (fds: Buffer, n: number, t: number) => number;
 const recvmmsg = libc.func('int recvmmsg(int, void *, unsigned int, int, void *)') as (fd: number, vec: unknown, n: number, flags: number, t: null) => number;
-const stop = new Int32Array(d.stop);
+const ring = new RingProducer(d.ring);
 
 const pktOff = 0;
 const nameOff = RECV_BATCH * RECV_SLOT;
@@ -55,7 +58,7 @@ d.fds.forEach((fd, i) => {
   pfds.writeInt16LE(POLLIN, i * 8 + 4);
 });
 
-outer: while (Atomics.load(stop, 0) === 0) {
+outer: while (!ring.stopped) {
   const r = poll(pfds, d.fds.length, POLL_TIMEOUT_MS);
   if (r <= 0) continue;
   for (let f = 0; f < d.fds.length; f++) {
@@ -65,18 +68,16 @@ outer: while (Atomics.load(stop, 0) === 0) {
     for (let i = 0; i < RECV_BATCH; i++) view.writeUInt32LE(NAME_SLOT, hdrOff + i * MMSGHDR_SIZE + 8);
     const n = recvmmsg(d.fds[f]!, vec, RECV_BATCH, MSG_DONTWAIT, null);
     if (n <= 0) continue;
-    const ab = new ArrayBuffer(n * RECV_SLOT);
-    const bytes = new Uint8Array(ab);
-    const names = new Uint8Array(n * NAME_SLOT);
-    const lengths: number[] = [];
     for (let i = 0; i < n; i++) {
       const h = hdrOff + i * MMSGHDR_SIZE;
-      const len = view.readUInt32LE(h + 56);
+      const len = Math.min(view.readUInt32LE(h + 56), RECV_SLOT);
       // a datagram larger than a slot was cut short: report it as such so it is counted, not parsed
-      lengths.push(view.readInt32LE(h + 48) & MSG_TRUNC ? -1 : len);
-      bytes.set(view.subarray(pktOff + i * RECV_SLOT, pktOff + i * RECV_SLOT + Math.min(len, RECV_SLOT)), i * RECV_SLOT);
-      names.set(view.subarray(nameOff + i * NAME_SLOT, nameOff + (i + 1) * NAME_SLOT), i * NAME_SLOT);
+      const truncated = view.readInt32LE(h + 48) & MSG_TRUNC ? 1 : 0;
+      const at = ring.reserve(NAME_SLOT + (truncated ? 0 : len), truncated);
+      if (at < 0) break outer;
+      ring.data.set(view.subarray(nameOff + i * NAME_SLOT, nameOff + (i + 1) * NAME_SLOT), at);
+      if (!truncated) ring.data.set(view.subarray(pktOff + i * RECV_SLOT, pktOff + i * RECV_SLOT + len), at + NAME_SLOT);
     }
-    parentPort!.postMessage({ ab, names, lengths, slot: RECV_SLOT }, [ab, names.buffer]);
+    ring.commit();
   }
 }

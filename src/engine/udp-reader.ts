@@ -6,11 +6,14 @@ import type dgram from 'node:dgram';
 import { Worker } from 'node:worker_threads';
 import type { Endpoint } from './endpoint.js';
 import { readIpv6 } from '../util/ip.js';
+import { createRing, RingConsumer } from '../util/shm-ring.js';
 
 const NAME_SLOT = 28;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const STOP_TIMEOUT_MS = 1000;
+/** reader → event loop ring: a few recvmmsg batches of full-size datagrams */
+const RING_BYTES = 512 * 1024;
 
 interface UdpHandle {
   fd?: number;
@@ -30,13 +33,16 @@ export function udpHandle(s: dgram.Socket): UdpHandle | undefined {
 const handleOf = udpHandle;
 
 export class UdpReader {
-  private readonly stopFlag = new SharedArrayBuffer(4);
   private readonly v4Names = new Map<number, string>();
   private readonly v6Names = new Map<string, string>();
+  private consumer: RingConsumer | null = null;
   truncated = 0;
-  batches = 0;
 
   private constructor(private readonly worker: Worker, private readonly sockets: dgram.Socket[]) {}
+
+  get batches(): number {
+    return this.consumer?.batches ?? 0;
+  }
 
   /** null when batching is off or unavailable: libuv keeps reading. */
   static start(sockets: dgram.Socket[], onDatagram: (buf: Buffer, src: Endpoint) => void, log: (m: string) => void): UdpReader | null {
@@ -44,30 +50,28 @@ export class UdpReader {
     const handles = sockets.map(handleOf);
     if (handles.some((h) => !h?.recvStop || !h.recvStart || (h.fd ?? -1) < 0)) return null;
     for (const h of handles) h!.recvStop!();
-    const stop = new SharedArrayBuffer(4);
+    const ring = createRing(RING_BYTES);
     let worker: Worker;
     try {
-      worker = new Worker(new URL('./udp-reader-worker.js', import.meta.url), { workerData: { fds: handles.map((h) => h!.fd), stop } });
+      worker = new Worker(new URL('./udp-reader-worker.js', import.meta.url), { workerData: { fds: handles.map((h) => h!.fd), ring } });
     } catch (err) {
       for (const h of handles) h!.recvStart!();
       log(`UDP reader thread unavailable (${(err as Error).message}); reading with libuv`);
       return null;
     }
     const r = new UdpReader(worker, sockets);
-    (r as unknown as { stopFlag: SharedArrayBuffer }).stopFlag = stop;
-    worker.on('message', (m: { ab: ArrayBuffer; names: Uint8Array; lengths: number[]; slot: number }) => {
-      r.batches++;
-      const names = Buffer.from(m.names.buffer, m.names.byteOffset, m.names.byteLength);
-      for (let i = 0; i < m.lengths.length; i++) {
-        const len = m.lengths[i]!;
-        if (len < 0) {
+    r.consumer = new RingConsumer(ring, (bytes, offsets, lengths, metas) => {
+      for (let i = 0; i < offsets.length; i++) {
+        if (metas[i] !== 0) {
           r.truncated++;
           continue;
         }
-        const src = r.endpoint(names, i * NAME_SLOT);
-        if (src) onDatagram(Buffer.from(m.ab, i * m.slot, len), src);
+        const off = offsets[i]!;
+        const src = r.endpoint(bytes, off);
+        if (src) onDatagram(bytes.subarray(off + NAME_SLOT, off + lengths[i]!), src);
       }
     });
+    r.consumer.start();
     worker.on('error', (err) => {
       log(`UDP reader thread failed (${err.message}); reading with libuv`);
       for (const h of handles) h!.recvStart!();
@@ -105,7 +109,7 @@ export class UdpReader {
 
   /** Stops the thread (within its 100 ms poll) and gives the sockets back to libuv. */
   async stop(restartLibuv = false): Promise<void> {
-    Atomics.store(new Int32Array(this.stopFlag), 0, 1);
+    this.consumer?.stop();
     const w = this.worker;
     w.ref();
     await new Promise<void>((resolve) => {

@@ -11,7 +11,8 @@ import { coalesce } from './gro.js';
 import { bindLibc, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETIFF, TUNSETOFFLOAD } from './libc.js';
 import { setMtu } from './netconf.js';
 import { VNET_HDR_LEN } from './offload.js';
-import { READER_DROPPED, READER_GSO_READS, READER_SEGMENTS, READER_SLOTS, READER_STOP } from './reader-slots.js';
+import { createRing, RingConsumer } from '../util/shm-ring.js';
+import { READER_DROPPED, READER_GSO_READS, READER_SEGMENTS } from './reader-slots.js';
 
 export interface TunOptions {
   name: string;
@@ -88,12 +89,14 @@ export async function openTun(opts: TunOptions): Promise<TunDevice> {
 }
 
 const PLAIN_VNET_HDR = Buffer.alloc(VNET_HDR_LEN);
+/** reader → event loop ring: a few super-packets' worth of segments */
+const RING_BYTES = 512 * 1024;
 
 class LinuxTun implements TunDevice {
-  private readonly counters = { rxPackets: 0, rxBatches: 0, txPackets: 0, txWrites: 0, txMerged: 0, txErrors: 0 };
+  private readonly counters = { rxPackets: 0, txPackets: 0, txWrites: 0, txMerged: 0, txErrors: 0 };
   private worker: Worker | null = null;
-  private readonly shared = new SharedArrayBuffer(4 * READER_SLOTS);
-  private readonly slots = new Int32Array(this.shared);
+  private readonly ring = createRing(RING_BYTES);
+  private consumer: RingConsumer | null = null;
   private closed = false;
   private pending: Buffer[] = [];
   private flushQueued = false;
@@ -109,30 +112,26 @@ class LinuxTun implements TunDevice {
   ) {}
 
   get stats(): TunStats {
-    const s = this.slots;
-    return { ...this.counters, rxGsoReads: s[READER_GSO_READS]!, rxSegments: s[READER_SEGMENTS]!, rxDropped: s[READER_DROPPED]! };
+    const c = this.consumer;
+    const get = (slot: number): number => c?.counter(slot) ?? 0;
+    return { ...this.counters, rxBatches: c?.batches ?? 0, rxGsoReads: get(READER_GSO_READS), rxSegments: get(READER_SEGMENTS), rxDropped: get(READER_DROPPED) };
   }
 
   onPackets(handler: (packets: Buffer[]) => void): void {
     if (this.worker || this.closed) return;
-    const w = new Worker(new URL('./reader-worker.js', import.meta.url), {
-      workerData: { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, shared: this.shared, vnet: this.vnet },
-    });
-    w.on('message', (m: { ab: ArrayBuffer; lengths: number[] }) => {
-      const pkts = new Array<Buffer>(m.lengths.length);
-      let off = 0;
-      for (let i = 0; i < pkts.length; i++) {
-        const len = m.lengths[i]!;
-        pkts[i] = Buffer.from(m.ab, off, len);
-        off += len;
-      }
-      this.counters.rxBatches++;
+    this.consumer = new RingConsumer(this.ring, (bytes, offsets, lengths) => {
+      const pkts = new Array<Buffer>(offsets.length);
+      for (let i = 0; i < pkts.length; i++) pkts[i] = bytes.subarray(offsets[i]!, offsets[i]! + lengths[i]!);
       this.counters.rxPackets += pkts.length;
       handler(pkts);
+    });
+    const w = new Worker(new URL('./reader-worker.js', import.meta.url), {
+      workerData: { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, ring: this.ring, vnet: this.vnet },
     });
     w.on('error', () => {});
     w.unref();
     this.worker = w;
+    this.consumer.start();
   }
 
   /** Without a virtio header the packet goes out at once; with one it waits for the end of this turn, to be merged. */
@@ -177,7 +176,7 @@ class LinuxTun implements TunDevice {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    Atomics.store(this.slots, READER_STOP, 1);
+    this.consumer?.stop();
     if (this.worker) {
       const w = this.worker;
       // hold the loop open until the reader has stopped (it is unref'd while running)

@@ -110,27 +110,18 @@ function tcpHeaderEnd(b: Uint8Array, start: number, end: number, csumStart: numb
   return thl < 20 || tcp + thl > end ? -1 : tcp + thl;
 }
 
-/** Bytes the segments of a GSO packet need in all, or -1 if it cannot be split. */
-export function gsoSplitSize(b: Uint8Array, start: number, end: number, h: VnetHdr): number {
-  if ((h.gsoType & ~GSO_ECN) !== GSO_TCPV4 && (h.gsoType & ~GSO_ECN) !== GSO_TCPV6) return -1;
-  const hdrEnd = tcpHeaderEnd(b, start, end, h.csumStart);
-  if (hdrEnd < 0 || h.gsoSize === 0) return -1;
-  const hdrLen = hdrEnd - start;
-  const payload = end - hdrEnd;
-  const n = Math.max(1, Math.ceil(payload / h.gsoSize));
-  return payload + n * hdrLen;
-}
-
 /**
- * Splits a TCP GSO packet b[start..end) into MTU-sized segments written one
- * after another into `out` from `pos`; each segment's length is pushed to
- * `lengths`. Returns the new position, or -1 (nothing usable written) if the
- * packet is malformed. The caller checks room with gsoSplitSize first.
+ * Splits a TCP GSO packet b[start..end) into MTU-sized segments. Each goes
+ * where `place(length)` says in `out` (-1 from it stops the split). Returns
+ * the number of segments written, or -1 (nothing written) if the packet is
+ * malformed or not TCP.
  */
-export function gsoSplit(b: Uint8Array, start: number, end: number, h: VnetHdr, out: Uint8Array, pos: number, lengths: number[]): number {
+export function gsoSplit(b: Uint8Array, start: number, end: number, h: VnetHdr, out: Uint8Array, place: (len: number) => number): number {
+  const kind = h.gsoType & ~GSO_ECN;
+  if (kind !== GSO_TCPV4 && kind !== GSO_TCPV6) return -1;
   const hdrEnd = tcpHeaderEnd(b, start, end, h.csumStart);
   if (hdrEnd < 0 || h.gsoSize === 0) return -1;
-  const v4 = (h.gsoType & ~GSO_ECN) === GSO_TCPV4;
+  const v4 = kind === GSO_TCPV4;
   if ((b[start]! >> 4) !== (v4 ? 4 : 6)) return -1;
   const ipLen = h.csumStart;
   if (v4 && ((b[start]! & 15) * 4 !== ipLen || b[start + 9] !== PROTO_TCP)) return -1;
@@ -142,10 +133,11 @@ export function gsoSplit(b: Uint8Array, start: number, end: number, h: VnetHdr, 
   const seq = ((b[tcp + 4]! << 24) | (b[tcp + 5]! << 16) | (b[tcp + 6]! << 8) | b[tcp + 7]!) >>> 0;
   const flags = b[tcp + 13]!;
   const n = Math.max(1, Math.ceil(payload / h.gsoSize));
-  let p = pos;
   for (let i = 0; i < n; i++) {
     const dataStart = hdrEnd + i * h.gsoSize;
     const dataLen = Math.min(h.gsoSize, end - dataStart);
+    const p = place(hdrLen + dataLen);
+    if (p < 0) return i;
     out.set(b.subarray(start, hdrEnd), p);
     out.set(b.subarray(dataStart, dataStart + dataLen), p + hdrLen);
     if (v4) {
@@ -169,8 +161,6 @@ export function gsoSplit(b: Uint8Array, start: number, end: number, h: VnetHdr, 
     const l4Len = tcpHdrLen + dataLen;
     const sum = sum16(out, t, t + l4Len, pseudoHeaderSum(out, p, PROTO_TCP, l4Len));
     put16(out, t + TCP_CSUM_OFFSET, ~fold(sum) & 0xffff);
-    p += hdrLen + dataLen;
-    lengths.push(hdrLen + dataLen);
   }
-  return p;
+  return n;
 }

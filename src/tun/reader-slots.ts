@@ -1,6 +1,6 @@
-// Int32 slots of the SharedArrayBuffer between a TUN device and its reader thread.
-export const READER_STOP = 0;
-export const READER_GSO_READS = 1;
-export const READER_SEGMENTS = 2;
-export const READER_DROPPED = 3;
-export const READER_SLOTS = 4;
+// Counter slots of the TUN reader's ring (util/shm-ring.ts) that the device reads.
+import { RING_USER_SLOT } from '../util/shm-ring.js';
+
+export const READER_GSO_READS = RING_USER_SLOT;
+export const READER_SEGMENTS = RING_USER_SLOT + 1;
+export const READER_DROPPED = RING_USER_SLOT + 2;

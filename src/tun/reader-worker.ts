@@ -1,19 +1,19 @@
 // The TUN reader thread: blocks in poll()/read() so the event loop never does,
-// and hands packets over in batches (one transferred ArrayBuffer per batch)
-// because a postMessage costs far more than a read. With offloads on, each read
-// starts with a virtio_net_hdr and may be a TCP super-packet, which is split
-// here, off the event loop. See docs/performance.md.
-import { parentPort, workerData } from 'node:worker_threads';
+// and hands packets over through a shared-memory ring (util/shm-ring.ts), one
+// wake-up per batch. With offloads on, each read starts with a virtio_net_hdr
+// and may be a TCP super-packet, which is split here, off the event loop, into
+// the ring directly. See docs/performance.md.
+import { workerData } from 'node:worker_threads';
+import { RingProducer, type RingBuffers } from '../util/shm-ring.js';
 import { bindLibc, POLLIN } from './libc.js';
-import { completeChecksum, GSO_NONE, gsoSplit, gsoSplitSize, readVnetHdr, VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from './offload.js';
-import { READER_DROPPED, READER_GSO_READS, READER_SEGMENTS, READER_STOP } from './reader-slots.js';
+import { completeChecksum, GSO_NONE, gsoSplit, readVnetHdr, VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from './offload.js';
+import { READER_DROPPED, READER_GSO_READS, READER_SEGMENTS } from './reader-slots.js';
 
 interface ReaderData {
   fd: number;
   mtu: number;
   batchPackets: number;
-  /** Int32 slots: the stop flag and the counters (reader-slots.ts) */
-  shared: SharedArrayBuffer;
+  ring: RingBuffers;
   vnet: boolean;
 }
 
@@ -22,71 +22,51 @@ const EAGAIN = 11;
 const MAX_GSO_PACKET = 65535;
 const d = workerData as ReaderData;
 const libc = bindLibc();
-const shared = new Int32Array(d.shared);
+const ring = new RingProducer(d.ring);
+const ctl = ring.ctl;
 const pfd = Buffer.alloc(8);
 pfd.writeInt32LE(d.fd, 0);
 pfd.writeInt16LE(POLLIN, 4);
 // room for an oversized packet so it is seen, not truncated silently
 const readMax = d.vnet ? VNET_HDR_LEN + MAX_GSO_PACKET : d.mtu + 64;
 const staging = new Uint8Array(readMax);
-// one batch of ordinary packets, or a super-packet's segments (payload plus ~45 headers) on top
-const outCap = d.batchPackets * (d.mtu + 64) + 2 * MAX_GSO_PACKET;
-const out = new Uint8Array(outCap);
-let pos = 0;
-let lengths: number[] = [];
+const place = (len: number): number => ring.reserve(len);
 
-function post(): void {
-  if (lengths.length === 0) return;
-  const ab = out.buffer.slice(0, pos);
-  parentPort!.postMessage({ ab, lengths }, [ab]);
-  pos = 0;
-  lengths = [];
-}
-
-/** Moves one read of n bytes from `staging` into the batch; false if it was dropped. */
+/** Moves one read of n bytes from `staging` into the ring; false if it was dropped. */
 function take(n: number): boolean {
   if (!d.vnet) {
-    if (pos + n > outCap) post();
-    out.set(staging.subarray(0, n), pos);
-    pos += n;
-    lengths.push(n);
+    const at = ring.reserve(n);
+    if (at >= 0) ring.data.set(staging.subarray(0, n), at);
     return true;
   }
   if (n < VNET_HDR_LEN) return false;
   const h = readVnetHdr(staging);
   if (h.gsoType === GSO_NONE) {
     const len = n - VNET_HDR_LEN;
-    if (pos + len > outCap) post();
-    out.set(staging.subarray(VNET_HDR_LEN, n), pos);
-    if (h.flags & VNET_F_NEEDS_CSUM && !completeChecksum(out, pos, pos + len, h.csumStart, h.csumOffset)) return false;
-    pos += len;
-    lengths.push(len);
+    // finish the checksum in staging: a refused packet must not reach the ring
+    if (h.flags & VNET_F_NEEDS_CSUM && !completeChecksum(staging, VNET_HDR_LEN, n, h.csumStart, h.csumOffset)) return false;
+    const at = ring.reserve(len);
+    if (at >= 0) ring.data.set(staging.subarray(VNET_HDR_LEN, n), at);
     return true;
   }
-  const need = gsoSplitSize(staging, VNET_HDR_LEN, n, h);
-  if (need < 0 || need > outCap) return false;
-  if (pos + need > outCap) post();
-  const before = lengths.length;
-  const next = gsoSplit(staging, VNET_HDR_LEN, n, h, out, pos, lengths);
-  if (next < 0) return false;
-  pos = next;
-  Atomics.add(shared, READER_GSO_READS, 1);
-  Atomics.add(shared, READER_SEGMENTS, lengths.length - before);
+  const segments = gsoSplit(staging, VNET_HDR_LEN, n, h, ring.data, place);
+  if (segments < 0) return false;
+  Atomics.add(ctl, READER_GSO_READS, 1);
+  Atomics.add(ctl, READER_SEGMENTS, segments);
   return true;
 }
 
-while (Atomics.load(shared, READER_STOP) === 0) {
+let failed = false; // a read error on a readable fd: the device is gone
+while (!ring.stopped && !failed) {
   const r = libc.poll(pfd, 1, POLL_TIMEOUT_MS);
   if (r <= 0) continue;
-  let reads = 0;
-  while (reads < d.batchPackets && lengths.length < d.batchPackets) {
+  for (let reads = 0; reads < d.batchPackets; reads++) {
     const n = libc.read(d.fd, staging, readMax);
     if (n <= 0) {
-      if (n < 0 && libc.errno() !== EAGAIN && reads === 0) Atomics.store(shared, READER_STOP, 2);
+      failed = n < 0 && libc.errno() !== EAGAIN && reads === 0;
       break;
     }
-    reads++;
-    if (!take(n)) Atomics.add(shared, READER_DROPPED, 1);
+    if (!take(n)) Atomics.add(ctl, READER_DROPPED, 1);
   }
-  post();
+  ring.commit();
 }

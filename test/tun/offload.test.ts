@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { coalesce } from '../../src/tun/gro.js';
-import { completeChecksum, GSO_TCPV4, GSO_TCPV6, gsoSplit, gsoSplitSize, readVnetHdr, VNET_F_NEEDS_CSUM, type VnetHdr } from '../../src/tun/offload.js';
+import { completeChecksum, GSO_TCPV4, GSO_TCPV6, gsoSplit, readVnetHdr, VNET_F_NEEDS_CSUM, type VnetHdr } from '../../src/tun/offload.js';
 
 function onesSum(parts: Buffer[]): number {
   let s = 0;
@@ -71,15 +71,20 @@ function tcp(s: Seg): Buffer {
 
 const payload = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff));
 
+/** Splits into one buffer, segments 8-aligned as in the ring, with a gap between them that must stay untouched. */
 function split(pkt: Buffer, h: VnetHdr): Buffer[] {
-  const need = gsoSplitSize(pkt, 0, pkt.length, h);
-  assert.ok(need > 0);
-  const out = Buffer.alloc(need);
-  const lengths: number[] = [];
-  const end = gsoSplit(pkt, 0, pkt.length, h, out, 0, lengths);
-  assert.equal(end, need, 'the size announced is the size written');
-  let off = 0;
-  return lengths.map((l) => out.subarray(off, (off += l)));
+  const out = Buffer.alloc(4 * pkt.length, 0xee);
+  const at: Array<[number, number]> = [];
+  let pos = 0;
+  const n = gsoSplit(pkt, 0, pkt.length, h, out, (len) => {
+    at.push([pos, len]);
+    const p = pos;
+    pos += ((len + 7) & ~7) + 8;
+    return p;
+  });
+  assert.equal(n, at.length, 'every placed segment is counted');
+  for (const [p, len] of at) assert.ok(out.subarray(p + len, ((p + len + 7) & ~7) + 8).every((x) => x === 0xee), 'nothing written outside a segment');
+  return at.map(([p, len]) => out.subarray(p, p + len));
 }
 
 for (const v4 of [true, false]) {
@@ -138,13 +143,15 @@ test('a CHECKSUM_PARTIAL UDP packet is finished with the checksum of the whole d
 test('malformed super-packets are refused, not split', () => {
   const good = tcp({ seq: 1, payload: payload(3000, 1) });
   const h: VnetHdr = { flags: 1, gsoType: GSO_TCPV4, hdrLen: 40, gsoSize: 1000, csumStart: 20, csumOffset: 16 };
-  const lengths: number[] = [];
+  let placed = 0;
   const out = Buffer.alloc(10000);
-  assert.equal(gsoSplit(good, 0, good.length, { ...h, gsoSize: 0 }, out, 0, lengths), -1);
-  assert.equal(gsoSplit(good, 0, good.length, { ...h, gsoType: GSO_TCPV6 }, out, 0, lengths), -1, 'family mismatch');
-  assert.equal(gsoSplit(good, 0, good.length, { ...h, csumStart: 2990 }, out, 0, lengths), -1, 'TCP header past the end');
-  assert.equal(gsoSplitSize(good, 0, good.length, { ...h, gsoType: 3 }), -1, 'UDP GSO was never enabled');
-  assert.equal(lengths.length, 0);
+  const place = (): number => (placed++, 0);
+  assert.equal(gsoSplit(good, 0, good.length, { ...h, gsoSize: 0 }, out, place), -1);
+  assert.equal(gsoSplit(good, 0, good.length, { ...h, gsoType: GSO_TCPV6 }, out, place), -1, 'family mismatch');
+  assert.equal(gsoSplit(good, 0, good.length, { ...h, csumStart: 2990 }, out, place), -1, 'TCP header past the end');
+  assert.equal(gsoSplit(good, 0, good.length, { ...h, gsoType: 3 }, out, place), -1, 'UDP GSO was never enabled');
+  assert.equal(placed, 0);
+  assert.equal(gsoSplit(good, 0, good.length, h, out, () => -1), 0, 'a stopped ring ends the split');
 });
 
 test('merging keeps each flow in order and refuses what the kernel would refuse', () => {
