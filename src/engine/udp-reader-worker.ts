@@ -7,11 +7,13 @@
 // marks a datagram cut short.
 import { workerData } from 'node:worker_threads';
 import koffi from 'koffi';
+import { HANDBACK_META, ThreadReading, type ReaderPolicy } from '../util/reader-mode.js';
 import { RingProducer, type RingBuffers } from '../util/shm-ring.js';
 
 interface ReaderData {
   fds: number[];
   ring: RingBuffers;
+  policy: ReaderPolicy;
 }
 
 const RECV_BATCH = 64;
@@ -58,16 +60,19 @@ d.fds.forEach((fd, i) => {
   pfds.writeInt16LE(POLLIN, i * 8 + 4);
 });
 
+const turn = new ThreadReading(ring.ctl, d.policy);
 outer: while (!ring.stopped) {
+  if (!turn.awaitTurn(POLL_TIMEOUT_MS)) continue;
   const r = poll(pfds, d.fds.length, POLL_TIMEOUT_MS);
-  if (r <= 0) continue;
-  for (let f = 0; f < d.fds.length; f++) {
+  let got = 0;
+  for (let f = 0; r > 0 && f < d.fds.length; f++) {
     const revents = pfds.readInt16LE(f * 8 + 6);
     if (revents & (POLLERR | POLLNVAL)) break outer;
     if (!(revents & POLLIN)) continue;
     for (let i = 0; i < RECV_BATCH; i++) view.writeUInt32LE(NAME_SLOT, hdrOff + i * MMSGHDR_SIZE + 8);
     const n = recvmmsg(d.fds[f]!, vec, RECV_BATCH, MSG_DONTWAIT, null);
     if (n <= 0) continue;
+    got += n;
     for (let i = 0; i < n; i++) {
       const h = hdrOff + i * MMSGHDR_SIZE;
       const len = Math.min(view.readUInt32LE(h + 56), RECV_SLOT);
@@ -78,6 +83,10 @@ outer: while (!ring.stopped) {
       ring.data.set(view.subarray(nameOff + i * NAME_SLOT, nameOff + (i + 1) * NAME_SLOT), at);
       if (!truncated) ring.data.set(view.subarray(pktOff + i * RECV_SLOT, pktOff + i * RECV_SLOT + len), at + NAME_SLOT);
     }
+    ring.commit();
+  }
+  if (turn.read(got)) {
+    ring.reserve(0, HANDBACK_META);
     ring.commit();
   }
 }

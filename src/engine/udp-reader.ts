@@ -6,6 +6,7 @@ import type dgram from 'node:dgram';
 import { Worker } from 'node:worker_threads';
 import type { Endpoint } from './endpoint.js';
 import { readIpv6 } from '../util/ip.js';
+import { HANDBACK_META, MainReading, readerPolicy } from '../util/reader-mode.js';
 import { createRing, RingConsumer } from '../util/shm-ring.js';
 
 const NAME_SLOT = 28;
@@ -36,6 +37,8 @@ export class UdpReader {
   private readonly v4Names = new Map<number, string>();
   private readonly v6Names = new Map<string, string>();
   private consumer: RingConsumer | null = null;
+  private mainReading: MainReading | null = null;
+  private readonly countMain = (): void => this.mainReading?.read(1);
   truncated = 0;
 
   private constructor(private readonly worker: Worker, private readonly sockets: dgram.Socket[]) {}
@@ -44,24 +47,39 @@ export class UdpReader {
     return this.consumer?.batches ?? 0;
   }
 
+  /** times the event loop handed reading to the thread */
+  get handovers(): number {
+    return this.mainReading?.handovers ?? 0;
+  }
+
   /** null when batching is off or unavailable: libuv keeps reading. */
   static start(sockets: dgram.Socket[], onDatagram: (buf: Buffer, src: Endpoint) => void, log: (m: string) => void): UdpReader | null {
     if (process.env.MESHCTL_UDP_RECV === 'dgram' || process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) return null;
     const handles = sockets.map(handleOf);
     if (handles.some((h) => !h?.recvStop || !h.recvStart || (h.fd ?? -1) < 0)) return null;
-    for (const h of handles) h!.recvStop!();
     const ring = createRing(RING_BYTES);
+    const policy = readerPolicy();
     let worker: Worker;
     try {
-      worker = new Worker(new URL('./udp-reader-worker.js', import.meta.url), { workerData: { fds: handles.map((h) => h!.fd), ring } });
+      worker = new Worker(new URL('./udp-reader-worker.js', import.meta.url), { workerData: { fds: handles.map((h) => h!.fd), ring, policy } });
     } catch (err) {
-      for (const h of handles) h!.recvStart!();
       log(`UDP reader thread unavailable (${(err as Error).message}); reading with libuv`);
       return null;
     }
     const r = new UdpReader(worker, sockets);
+    r.mainReading = new MainReading(
+      new Int32Array(ring.ctl),
+      policy,
+      () => handles.forEach((h) => h!.recvStop!()),
+      () => handles.forEach((h) => h!.recvStart!()),
+    );
+    for (const s of sockets) s.on('message', r.countMain);
     r.consumer = new RingConsumer(ring, (bytes, offsets, lengths, metas) => {
       for (let i = 0; i < offsets.length; i++) {
+        if (metas[i] === HANDBACK_META) {
+          r.mainReading!.handedBack(); // the datagrams before it are delivered, those after it are none
+          continue;
+        }
         if (metas[i] !== 0) {
           r.truncated++;
           continue;
@@ -72,6 +90,7 @@ export class UdpReader {
       }
     });
     r.consumer.start();
+    r.mainReading.begin();
     worker.on('error', (err) => {
       log(`UDP reader thread failed (${err.message}); reading with libuv`);
       for (const h of handles) h!.recvStart!();
@@ -110,6 +129,7 @@ export class UdpReader {
   /** Stops the thread (within its 100 ms poll) and gives the sockets back to libuv. */
   async stop(restartLibuv = false): Promise<void> {
     this.consumer?.stop();
+    for (const s of this.sockets) s.off('message', this.countMain);
     const w = this.worker;
     w.ref();
     await new Promise<void>((resolve) => {

@@ -10,7 +10,9 @@ import { TunError } from './errors.js';
 import { coalesce } from './gro.js';
 import { bindLibc, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETIFF, TUNSETOFFLOAD } from './libc.js';
 import { setMtu } from './netconf.js';
-import { VNET_HDR_LEN } from './offload.js';
+import { startMainTunReader, type MainTunReader } from './main-reader.js';
+import { VNET_HDR_LEN, vnetPackets } from './offload.js';
+import { HANDBACK_META, MainReading, MODE_SLOT, MODE_THREAD, readerPolicy } from '../util/reader-mode.js';
 import { createRing, RingConsumer } from '../util/shm-ring.js';
 import { READER_DROPPED, READER_GSO_READS, READER_SEGMENTS } from './reader-slots.js';
 
@@ -31,6 +33,9 @@ export interface TunStats {
   rxSegments: number;
   /** reads that could not be used (bad virtio header, unsplittable) */
   rxDropped: number;
+  /** who reads now, and how often the event loop handed reading to the thread (util/reader-mode.ts) */
+  reader: 'main' | 'thread';
+  readerHandovers: number;
   txPackets: number;
   /** write system calls, and packets that needed none of their own (merged into another) */
   txWrites: number;
@@ -96,7 +101,10 @@ class LinuxTun implements TunDevice {
   private readonly counters = { rxPackets: 0, txPackets: 0, txWrites: 0, txMerged: 0, txErrors: 0 };
   private worker: Worker | null = null;
   private readonly ring = createRing(RING_BYTES);
+  private readonly ctl = new Int32Array(this.ring.ctl);
   private consumer: RingConsumer | null = null;
+  private mainReader: MainTunReader | null = null;
+  private mainReading: MainReading | null = null;
   private closed = false;
   private pending: Buffer[] = [];
   private flushQueued = false;
@@ -113,25 +121,64 @@ class LinuxTun implements TunDevice {
 
   get stats(): TunStats {
     const c = this.consumer;
+    const handovers = this.mainReading?.handovers ?? 0;
     const get = (slot: number): number => c?.counter(slot) ?? 0;
-    return { ...this.counters, rxBatches: c?.batches ?? 0, rxGsoReads: get(READER_GSO_READS), rxSegments: get(READER_SEGMENTS), rxDropped: get(READER_DROPPED) };
+    return { ...this.counters, rxBatches: c?.batches ?? 0, rxGsoReads: get(READER_GSO_READS), rxSegments: get(READER_SEGMENTS), rxDropped: get(READER_DROPPED), reader: get(MODE_SLOT) === MODE_THREAD ? 'thread' : 'main', readerHandovers: handovers };
   }
 
   onPackets(handler: (packets: Buffer[]) => void): void {
     if (this.worker || this.closed) return;
-    this.consumer = new RingConsumer(this.ring, (bytes, offsets, lengths) => {
-      const pkts = new Array<Buffer>(offsets.length);
-      for (let i = 0; i < pkts.length; i++) pkts[i] = bytes.subarray(offsets[i]!, offsets[i]! + lengths[i]!);
+    const deliver = (pkts: Buffer[]): void => {
       this.counters.rxPackets += pkts.length;
       handler(pkts);
+    };
+    this.consumer = new RingConsumer(this.ring, (bytes, offsets, lengths, metas) => {
+      let pkts: Buffer[] = [];
+      for (let i = 0; i < offsets.length; i++) {
+        if (metas[i] === HANDBACK_META) {
+          // everything the thread read is handled before the event loop reads again
+          if (pkts.length) deliver(pkts);
+          pkts = [];
+          this.mainReading?.handedBack();
+          continue;
+        }
+        pkts.push(bytes.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
+      }
+      if (pkts.length) deliver(pkts);
     });
+    let policy = readerPolicy();
+    const readMax = this.vnet ? VNET_HDR_LEN + 65535 : this.mtu + 64;
+    if (policy !== 'thread') this.mainReader = startMainTunReader(this.fd, readMax, (buf, n) => this.mainRead(buf, n, deliver), () => {});
+    if (!this.mainReader) policy = 'thread';
+    this.mainReading = new MainReading(this.ctl, policy, () => this.mainReader?.pause(), () => this.mainReader?.resume());
     const w = new Worker(new URL('./reader-worker.js', import.meta.url), {
-      workerData: { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, ring: this.ring, vnet: this.vnet },
+      workerData: { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, ring: this.ring, vnet: this.vnet, policy },
     });
     w.on('error', () => {});
     w.unref();
     this.worker = w;
     this.consumer.start();
+    this.mainReading.begin();
+  }
+
+  private mainRead(buf: Buffer, n: number, deliver: (pkts: Buffer[]) => void): void {
+    if (n <= 0) return;
+    let pkts: Buffer[];
+    if (this.vnet) {
+      const r = vnetPackets(buf, n);
+      const ctl = this.ctl;
+      if (!r) {
+        Atomics.add(ctl, READER_DROPPED, 1);
+        return;
+      }
+      if (r.gso) {
+        Atomics.add(ctl, READER_GSO_READS, 1);
+        Atomics.add(ctl, READER_SEGMENTS, r.packets.length);
+      }
+      pkts = r.packets;
+    } else pkts = [Buffer.from(buf.subarray(0, n))];
+    deliver(pkts);
+    this.mainReading?.read(pkts.length);
   }
 
   /** Without a virtio header the packet goes out at once; with one it waits for the end of this turn, to be merged. */
@@ -176,6 +223,7 @@ class LinuxTun implements TunDevice {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    this.mainReader?.close();
     this.consumer?.stop();
     if (this.worker) {
       const w = this.worker;

@@ -23,6 +23,7 @@ export interface Libc {
   ioctlValue(fd: number, req: number, value: number): number;
   read(fd: number, buf: Uint8Array, count: number): number;
   poll(fds: Buffer, nfds: number, timeoutMs: number): number;
+  dup(fd: number): number;
   errno(): number;
 }
 
@@ -34,11 +35,13 @@ export function bindLibc(): Libc {
   const ioctlValue = l.func('int ioctl(int, unsigned long, unsigned long)');
   const read = l.func('long read(int, void *, unsigned long)');
   const poll = l.func('int poll(void *, unsigned long, int)');
+  const dup = l.func('int dup(int)');
   bound = {
     ioctl: (fd, req, arg) => ioctl(fd, req, arg) as number,
     ioctlValue: (fd, req, value) => ioctlValue(fd, req, value) as number,
     read: (fd, buf, count) => Number(read(fd, buf, count)),
     poll: (fds, n, t) => poll(fds, n, t) as number,
+    dup: (fd) => dup(fd) as number,
     errno: () => koffi.errno(),
   };
   return bound;

@@ -164,3 +164,31 @@ export function gsoSplit(b: Uint8Array, start: number, end: number, h: VnetHdr, 
   }
   return n;
 }
+
+/**
+ * The IP packets of one read from a TUN fd with virtio headers, copied out of
+ * `b` (the event loop's read buffer is reused): a plain packet with its
+ * checksum finished, or a super-packet's segments. null if it is unusable.
+ */
+export function vnetPackets(b: Uint8Array, n: number): { packets: Buffer[]; gso: boolean } | null {
+  if (n < VNET_HDR_LEN) return null;
+  const h = readVnetHdr(b);
+  if (h.gsoType === GSO_NONE) {
+    const p = Buffer.from(b.subarray(VNET_HDR_LEN, n));
+    if (h.flags & VNET_F_NEEDS_CSUM && !completeChecksum(p, 0, p.length, h.csumStart, h.csumOffset)) return null;
+    return { packets: [p], gso: false };
+  }
+  const out = Buffer.allocUnsafe(2 * n);
+  const spans: number[] = [];
+  let pos = 0;
+  const count = gsoSplit(b, VNET_HDR_LEN, n, h, out, (len) => {
+    if (pos + len > out.length) return -1;
+    spans.push(pos, len);
+    pos += len;
+    return pos - len;
+  });
+  if (count <= 0) return null;
+  const packets: Buffer[] = [];
+  for (let i = 0; i < spans.length; i += 2) packets.push(out.subarray(spans[i]!, spans[i]! + spans[i + 1]!));
+  return { packets, gso: true };
+}

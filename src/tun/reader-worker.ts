@@ -4,6 +4,7 @@
 // and may be a TCP super-packet, which is split here, off the event loop, into
 // the ring directly. See docs/performance.md.
 import { workerData } from 'node:worker_threads';
+import { HANDBACK_META, ThreadReading, type ReaderPolicy } from '../util/reader-mode.js';
 import { RingProducer, type RingBuffers } from '../util/shm-ring.js';
 import { bindLibc, POLLIN } from './libc.js';
 import { completeChecksum, GSO_NONE, gsoSplit, readVnetHdr, VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from './offload.js';
@@ -15,6 +16,7 @@ interface ReaderData {
   batchPackets: number;
   ring: RingBuffers;
   vnet: boolean;
+  policy: ReaderPolicy;
 }
 
 const POLL_TIMEOUT_MS = 100; // how soon close() is noticed
@@ -56,17 +58,22 @@ function take(n: number): boolean {
   return true;
 }
 
+const turn = new ThreadReading(ctl, d.policy);
 let failed = false; // a read error on a readable fd: the device is gone
 while (!ring.stopped && !failed) {
+  if (!turn.awaitTurn(POLL_TIMEOUT_MS)) continue;
   const r = libc.poll(pfd, 1, POLL_TIMEOUT_MS);
-  if (r <= 0) continue;
-  for (let reads = 0; reads < d.batchPackets; reads++) {
-    const n = libc.read(d.fd, staging, readMax);
-    if (n <= 0) {
-      failed = n < 0 && libc.errno() !== EAGAIN && reads === 0;
-      break;
+  let reads = 0;
+  if (r > 0) {
+    for (; reads < d.batchPackets; reads++) {
+      const n = libc.read(d.fd, staging, readMax);
+      if (n <= 0) {
+        failed = n < 0 && libc.errno() !== EAGAIN && reads === 0;
+        break;
+      }
+      if (!take(n)) Atomics.add(ctl, READER_DROPPED, 1);
     }
-    if (!take(n)) Atomics.add(ctl, READER_DROPPED, 1);
   }
+  if (turn.read(reads)) ring.reserve(0, HANDBACK_META);
   ring.commit();
 }

@@ -19,7 +19,7 @@ export interface WgPeer {
   proc: ChildProcess;
   stderr: () => string;
   /** meshctl only: the engine's counters (SIGUSR1 → `stats {json}` on stderr) */
-  stats(): Promise<{ sessions: number; dropped: Record<string, number>; rx: { packets: number }; tun?: TunStats }>;
+  stats(): Promise<{ sessions: number; dropped: Record<string, number>; rx: { packets: number }; tun?: TunStats; udpReader?: { batches: number; truncated: number; handovers: number } | null }>;
 }
 
 let seq = 0;
@@ -28,7 +28,7 @@ export async function startPeer(lab: Lab, kind: WgKind, ns: string, opts: { port
   const ifname = `w${process.pid % 10000}${kind === 'meshctl' ? 'm' : 'g'}${seq++}`;
   const sock = `/var/run/wireguard/${ifname}.sock`;
   rmSync(sock, { force: true });
-  const cmd = kind === 'wireguard-go' ? ['wireguard-go', '-f', ifname] : [process.execPath, join(packageRoot(), 'bin', 'meshctl'), 'debug', 'engine', '--ifname', ifname, '--foreground'];
+  const cmd = kind === 'wireguard-go' ? ['wireguard-go', '-f', ifname] : [process.execPath, ...(process.env.MESHCTL_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean), join(packageRoot(), 'bin', 'meshctl'), 'debug', 'engine', '--ifname', ifname, '--foreground'];
   const proc = lab.spawn(ns, cmd, { ...opts.env, LOG_LEVEL: 'error' });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));

@@ -109,6 +109,17 @@ for (const [ka, kb] of PAIRS) {
         assert.ok(t.txMerged > 0 && t.txWrites < t.txPackets, `receiver TUN: ${JSON.stringify(t)}`);
         assert.equal(t.txErrors, 0);
       }
+      // bulk traffic moved reading to the threads; once quiet, the event loops read again (util/reader-mode.ts)
+      await new Promise((r) => setTimeout(r, 700));
+      assert.ok(await ping(p, p.a, '10.78.0.2', 2), 'pings after the transfer');
+      // (the sender's TUN and the receiver's UDP socket carry the bulk; ACKs alone stay below a burst)
+      for (const [kind, peer, side] of [[ka, p.a, 'tun'], [kb, p.b, 'udp']] as const) {
+        if (kind !== 'meshctl') continue;
+        const s = await peer.stats();
+        const handovers = side === 'tun' ? s.tun!.readerHandovers : s.udpReader!.handovers;
+        assert.ok(handovers >= 1, `${side} hand-overs: ${JSON.stringify({ tun: s.tun, udp: s.udpReader })}`);
+        assert.equal(s.tun!.reader, 'main', 'TUN read by the event loop again');
+      }
     });
   });
 }

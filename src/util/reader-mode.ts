@@ -1,0 +1,115 @@
+// Who reads a socket or TUN fd: the event loop (libuv) or the reader thread.
+// A hand-over between threads costs 0.1–0.5 ms on this kind of machine
+// (docs/performance.md, "Latency"), so a quiet tunnel is read by the event
+// loop itself, one wake-up per packet like wireguard-go, and a busy one by the
+// thread, which batches and uses the second core. The event loop hands over
+// when it sees a burst; the thread hands back when the rate falls, with a
+// marker record in the ring so no packet it read is overtaken.
+//
+// MESHCTL_READER_MODE=thread|main pins one side (to compare in benchmarks).
+
+import { RING_USER_SLOT } from './shm-ring.js';
+
+/** ctl slot of the ring holding the current reader */
+export const MODE_SLOT = RING_USER_SLOT + 8;
+export const MODE_MAIN = 0;
+export const MODE_THREAD = 1;
+/** meta of the record the thread writes when it hands reading back */
+export const HANDBACK_META = -1;
+
+/** the event loop hands over beyond this many packets in one window … */
+const BURST_PACKETS = 64;
+const BURST_WINDOW_MS = 20;
+/** … and the thread hands back below this many in its window */
+export const QUIET_PACKETS = 32;
+export const QUIET_WINDOW_MS = 250;
+
+export type ReaderPolicy = 'auto' | 'thread' | 'main';
+
+export function readerPolicy(env: NodeJS.ProcessEnv = process.env): ReaderPolicy {
+  const v = env.MESHCTL_READER_MODE;
+  return v === 'thread' || v === 'main' ? v : 'auto';
+}
+
+/** The event loop's side: counts what it reads and hands over on a burst. */
+export class MainReading {
+  private count = 0;
+  private windowStart = 0;
+  /** hand-overs to the thread, for the counters */
+  handovers = 0;
+
+  constructor(
+    private readonly ctl: Int32Array,
+    private readonly policy: ReaderPolicy,
+    /** stop and start libuv reading */
+    private readonly pause: () => void,
+    private readonly resume: () => void,
+  ) {}
+
+  /** Called once the thread exists; a 'thread' policy hands over at once. */
+  begin(): void {
+    if (this.policy === 'thread') this.handOver();
+    else this.resume();
+  }
+
+  /** n packets read by the event loop. */
+  read(n: number): void {
+    this.count += n;
+    if (this.count < BURST_PACKETS || this.policy === 'main') return;
+    const now = performance.now();
+    // reads that libuv had under way when it handed over are not a new burst
+    if (now - this.windowStart < BURST_WINDOW_MS && Atomics.load(this.ctl, MODE_SLOT) !== MODE_THREAD) this.handOver();
+    this.count = 0;
+    this.windowStart = now;
+  }
+
+  /** The thread's hand-back marker came out of the ring: every packet it read is handled. */
+  handedBack(): void {
+    this.count = 0;
+    this.windowStart = performance.now();
+    this.resume();
+  }
+
+  private handOver(): void {
+    this.pause();
+    this.handovers++;
+    Atomics.store(this.ctl, MODE_SLOT, MODE_THREAD);
+    Atomics.notify(this.ctl, MODE_SLOT);
+  }
+}
+
+/** The thread's side: sleeps while the event loop reads, and decides when to hand back. */
+export class ThreadReading {
+  private count = 0;
+  private windowStart = Date.now();
+
+  constructor(
+    private readonly ctl: Int32Array,
+    private readonly policy: ReaderPolicy,
+  ) {}
+
+  /** Blocks up to `ms` while the event loop reads; true when it is the thread's turn. */
+  awaitTurn(ms: number): boolean {
+    if (Atomics.load(this.ctl, MODE_SLOT) === MODE_THREAD) return true;
+    Atomics.wait(this.ctl, MODE_SLOT, MODE_MAIN, ms);
+    if (Atomics.load(this.ctl, MODE_SLOT) !== MODE_THREAD) return false;
+    this.count = 0;
+    this.windowStart = Date.now();
+    return true;
+  }
+
+  /**
+   * n packets read (0 after an idle poll). True when the rate has fallen so
+   * far that the thread should hand back: the caller then writes the marker.
+   */
+  read(n: number): boolean {
+    this.count += n;
+    const now = Date.now();
+    if (now - this.windowStart < QUIET_WINDOW_MS) return false;
+    const quiet = this.count < QUIET_PACKETS && this.policy === 'auto';
+    this.count = 0;
+    this.windowStart = now;
+    if (quiet) Atomics.store(this.ctl, MODE_SLOT, MODE_MAIN);
+    return quiet;
+  }
+}

@@ -1,0 +1,55 @@
+// When reading moves between the event loop and the reader thread.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MainReading, MODE_MAIN, MODE_SLOT, MODE_THREAD, QUIET_WINDOW_MS, ThreadReading } from '../../src/util/reader-mode.js';
+
+const ctlOf = (): Int32Array => new Int32Array(new SharedArrayBuffer(64));
+
+test('the event loop hands reading to the thread on a burst, not on a trickle', async () => {
+  const ctl = ctlOf();
+  const calls: string[] = [];
+  const m = new MainReading(ctl, 'auto', () => calls.push('pause'), () => calls.push('resume'));
+  m.begin();
+  assert.deepEqual(calls, ['resume']);
+  for (let i = 0; i < 200; i++) {
+    m.read(1);
+    if (i % 50 === 0) await new Promise((r) => setTimeout(r, 30)); // 50 packets per 30 ms never fills a window
+  }
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN, 'a trickle stays on the event loop');
+  for (let i = 0; i < 200; i++) m.read(1);
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_THREAD);
+  assert.equal(m.handovers, 1);
+  assert.deepEqual(calls, ['resume', 'pause']);
+  m.handedBack();
+  assert.deepEqual(calls, ['resume', 'pause', 'resume']);
+});
+
+test('pinned policies: "main" never hands over, "thread" hands over at once', () => {
+  const ctl = ctlOf();
+  const main = new MainReading(ctl, 'main', () => assert.fail('paused'), () => {});
+  main.begin();
+  for (let i = 0; i < 1000; i++) main.read(1);
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN);
+  const ctl2 = ctlOf();
+  new MainReading(ctl2, 'thread', () => {}, () => assert.fail('resumed')).begin();
+  assert.equal(Atomics.load(ctl2, MODE_SLOT), MODE_THREAD);
+});
+
+test('the thread waits for its turn, keeps it while busy and hands back when quiet', async () => {
+  const ctl = ctlOf();
+  const t = new ThreadReading(ctl, 'auto');
+  assert.equal(t.awaitTurn(5), false, 'the event loop reads first');
+  Atomics.store(ctl, MODE_SLOT, MODE_THREAD);
+  assert.equal(t.awaitTurn(5), true);
+  await new Promise((r) => setTimeout(r, QUIET_WINDOW_MS + 20));
+  assert.equal(t.read(1000), false, 'a busy window keeps the thread reading');
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_THREAD);
+  await new Promise((r) => setTimeout(r, QUIET_WINDOW_MS + 20));
+  assert.equal(t.read(0), true, 'a quiet window hands back');
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN);
+  const pinned = new ThreadReading(ctl, 'thread');
+  Atomics.store(ctl, MODE_SLOT, MODE_THREAD);
+  assert.equal(pinned.awaitTurn(5), true);
+  await new Promise((r) => setTimeout(r, QUIET_WINDOW_MS + 20));
+  assert.equal(pinned.read(0), false, '"thread" never hands back');
+});
