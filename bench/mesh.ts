@@ -12,6 +12,8 @@ import { median, percentile, rssMb } from './procstat.js';
 
 export interface MeshResult {
   upToFirstPingMs: number;
+  /** 2 s after the first direct path, and after IDLE_SETTLE_MS more without traffic */
+  rssAfterUp1PeerMb: number;
   rssIdle1PeerMb: number;
   rssIdle100PeersMb: number;
   statusMs: number;
@@ -23,6 +25,7 @@ export interface MeshResult {
 }
 
 const BIN = join(packageRoot(), 'bin', 'meshctl');
+const IDLE_SETTLE_MS = 12_000;
 
 async function iperf(m: MeshLab, fromNs: string, toNs: string, ip: string, seconds: number): Promise<number> {
   const server = m.lab.spawn(toNs, ['iperf3', '-s', '-1']);
@@ -82,6 +85,9 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     await until('direct path', async () => (await status(n1.socket)).peers[0]?.path.kind === 'direct', 15_000);
     await new Promise((r) => setTimeout(r, 2000));
     const pid1 = Number(readFileSync(join(n1.stateDir, 'daemon.pid'), 'utf8'));
+    const rssAfterUp1PeerMb = rssMb(pid1);
+    // idle: long enough for V8's memory reducer (it runs ~8 s after allocation calms down)
+    await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const rssIdle1PeerMb = rssMb(pid1);
     const statusMs = cliMs(n1.socket, ['status']);
     const statusJsonMs = cliMs(n1.socket, ['status', '--json']);
@@ -103,9 +109,9 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     fake.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     await until('98 fake peers', async () => out.includes('ready'), 120_000);
     await until('100 peers in the map', async () => (await status(n1.socket)).peers.filter((p) => p.online).length >= 99, 30_000);
-    await new Promise((r) => setTimeout(r, 5000));
+    await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const rssIdle100PeersMb = rssMb(pid1);
-    return { upToFirstPingMs, rssIdle1PeerMb, rssIdle100PeersMb, statusMs, statusJsonMs, directMbps, directRttMs, relayMbps, relayRttMs };
+    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, rssIdle100PeersMb, statusMs, statusJsonMs, directMbps, directRttMs, relayMbps, relayRttMs };
   } finally {
     await m.cleanup();
   }

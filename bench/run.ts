@@ -44,13 +44,13 @@ async function main(): Promise<void> {
       for (const k of ['meshctl', 'wireguard-go'] as const) {
         const r = await measurePair(k, SECONDS);
         raw[k]!.push(r);
-        console.error(`  ${k.padEnd(13)} tcp ${f(r.tcp1Mbps)} / 4×tcp ${f(r.tcp4Mbps)} / udp ${f(r.udpMbps)} Mbit/s (loss ${f(r.udpLossPct, 1)} %), rtt ${f(r.rttMedianMs, 3)} ms, ${f(r.cpuSecPerGb ?? NaN, 1)} CPU s/GB, peak ${f(r.peakRssMb ?? NaN)} MB`);
+        console.error(`  ${k.padEnd(13)} tcp ${f(r.tcp1Mbps)} / 4×tcp ${f(r.tcp4Mbps)} / udp ${f(r.udpMbps)} Mbit/s (loss ${f(r.udpLossPct, 1)} %), rtt ${f(r.rttMedianMs, 3)} ms, ${f(r.cpuSecPerGb ?? NaN, 1)} CPU s/GB, peak ${f(r.peakRssMb ?? NaN)} MiB`);
       }
     }
     const mc = summarize(raw.meshctl!);
     const wg = summarize(raw['wireguard-go']!);
     const veth = summarize(raw.veth!);
-    console.log('\n' + ['pair (medians)', 'TCP Mbit/s', '4×TCP', 'UDP Mbit/s', 'UDP loss %', 'RTT ms', 'RTT p99', 'CPU s/GB', 'peak RSS MB'].map((h, i) => (i ? h.padStart(11) : h.padEnd(28))).join(''));
+    console.log('\n' + ['pair (medians)', 'TCP Mbit/s', '4×TCP', 'UDP Mbit/s', 'UDP loss %', 'RTT ms', 'RTT p99', 'CPU s/GB', 'peak RSS MiB'].map((h, i) => (i ? h.padStart(11) : h.padEnd(28))).join(''));
     for (const [name, r] of [['meshctl ↔ meshctl', mc], ['wireguard-go ↔ wireguard-go', wg], ['bare veth', veth]] as const) {
       console.log([name.padEnd(28), f(r.tcp1Mbps), f(r.tcp4Mbps), f(r.udpMbps), f(r.udpLossPct, 1), f(r.rttMedianMs, 3), f(r.rttP99Ms, 3), f(r.cpuSecPerGb, 1), f(r.peakRssMb)].map((c, i) => (i ? c.padStart(11) : c)).join(''));
     }
@@ -69,8 +69,9 @@ async function main(): Promise<void> {
     console.log(`  up → first ping (LAN)             ${f(m.upToFirstPingMs)} ms`);
     console.log(`  up → first ping (lab, easy NATs)  ${f(l.upToFirstPingMs)} ms`);
     console.log(`  up → first direct path (lab)      ${f(l.upToDirectMs)} ms`);
-    console.log(`  daemon RSS idle, 1 peer           ${f(m.rssIdle1PeerMb, 1)} MB (goal ≤ 60)`);
-    console.log(`  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MB`);
+    console.log(`  daemon RSS 2 s after up, 1 peer   ${f(m.rssAfterUp1PeerMb, 1)} MiB`);
+    console.log(`  daemon RSS idle, 1 peer           ${f(m.rssIdle1PeerMb, 1)} MiB = ${f((m.rssIdle1PeerMb * 1048576) / 1e6, 1)} MB (goal ≤ 60; idle = 12 s without traffic)`);
+    console.log(`  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MiB (after the throughput tests: reader threads started)`);
     console.log(`  meshctl status                    ${f(m.statusMs)} ms wall (goal ≤ 150)`);
     console.log(`  meshctl status --json             ${f(m.statusJsonMs)} ms wall`);
     console.log(`  direct (daemon, MTU 1280)         ${f(m.directMbps)} Mbit/s, RTT ${f(m.directRttMs, 3)} ms`);

@@ -377,7 +377,9 @@ export class Backend {
       health,
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
-      counters: this.host ? { engine: this.host.device.stats, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats } : null,
+      counters: this.host
+        ? { engine: this.host.device.stats, tun: this.host.tun?.stats ?? null, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats, memory: process.memoryUsage() }
+        : null,
     };
   }
 

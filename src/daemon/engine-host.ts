@@ -44,7 +44,7 @@ export function describePath(p: PathInfo): string {
 export class EngineHost {
   readonly device: Device;
   readonly paths: PathManager;
-  private tun: TunDevice | null = null;
+  tun: TunDevice | null = null;
   private readonly bind: UdpBind;
   private readonly pathBind: PathBind;
   readonly relays: RelayManager;

@@ -41,7 +41,10 @@ export class UdpReader {
   private readonly countMain = (): void => this.mainReading?.read(1);
   truncated = 0;
 
-  private constructor(private readonly worker: Worker, private readonly sockets: dgram.Socket[]) {}
+  private worker: Worker | null = null;
+  private stopping = false;
+
+  private constructor(private readonly sockets: dgram.Socket[]) {}
 
   get batches(): number {
     return this.consumer?.batches ?? 0;
@@ -59,19 +62,27 @@ export class UdpReader {
     if (handles.some((h) => !h?.recvStop || !h.recvStart || (h.fd ?? -1) < 0)) return null;
     const ring = createRing(RING_BYTES);
     const policy = readerPolicy();
-    let worker: Worker;
-    try {
-      worker = new Worker(new URL('./udp-reader-worker.js', import.meta.url), { workerData: { fds: handles.map((h) => h!.fd), ring, policy } });
-    } catch (err) {
-      log(`UDP reader thread unavailable (${(err as Error).message}); reading with libuv`);
-      return null;
-    }
-    const r = new UdpReader(worker, sockets);
+    const r = new UdpReader(sockets);
+    const startThread = (): boolean => {
+      try {
+        const w = new Worker(new URL('./udp-reader-worker.js', import.meta.url), { workerData: { fds: handles.map((h) => h!.fd), ring, policy } });
+        w.on('error', (err) => log(`UDP reader thread failed (${err.message}); reading with libuv`));
+        // a thread that dies (not one we stopped) gives reading back to libuv
+        w.on('exit', () => void (r.stopping || r.mainReading?.threadGone()));
+        w.unref();
+        r.worker = w;
+        return true;
+      } catch (err) {
+        log(`UDP reader thread unavailable (${(err as Error).message}); reading with libuv`);
+        return false;
+      }
+    };
     r.mainReading = new MainReading(
       new Int32Array(ring.ctl),
       policy,
       () => handles.forEach((h) => h!.recvStop!()),
       () => handles.forEach((h) => h!.recvStart!()),
+      startThread,
     );
     for (const s of sockets) s.on('message', r.countMain);
     r.consumer = new RingConsumer(ring, (bytes, offsets, lengths, metas) => {
@@ -91,11 +102,6 @@ export class UdpReader {
     });
     r.consumer.start();
     r.mainReading.begin();
-    worker.on('error', (err) => {
-      log(`UDP reader thread failed (${err.message}); reading with libuv`);
-      for (const h of handles) h!.recvStart!();
-    });
-    worker.unref();
     return r;
   }
 
@@ -128,14 +134,17 @@ export class UdpReader {
 
   /** Stops the thread (within its 100 ms poll) and gives the sockets back to libuv. */
   async stop(restartLibuv = false): Promise<void> {
+    this.stopping = true;
     this.consumer?.stop();
     for (const s of this.sockets) s.off('message', this.countMain);
     const w = this.worker;
-    w.ref();
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => void w.terminate().then(() => resolve()), STOP_TIMEOUT_MS);
-      w.once('exit', () => (clearTimeout(t), resolve()));
-    });
+    if (w) {
+      w.ref();
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => void w.terminate().then(() => resolve()), STOP_TIMEOUT_MS);
+        w.once('exit', () => (clearTimeout(t), resolve()));
+      });
+    }
     if (restartLibuv) for (const s of this.sockets) handleOf(s)?.recvStart?.();
   }
 }

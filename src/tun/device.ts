@@ -127,7 +127,7 @@ class LinuxTun implements TunDevice {
   }
 
   onPackets(handler: (packets: Buffer[]) => void): void {
-    if (this.worker || this.closed) return;
+    if (this.consumer || this.closed) return;
     const deliver = (pkts: Buffer[]): void => {
       this.counters.rxPackets += pkts.length;
       handler(pkts);
@@ -150,13 +150,22 @@ class LinuxTun implements TunDevice {
     const readMax = this.vnet ? VNET_HDR_LEN + 65535 : this.mtu + 64;
     if (policy !== 'thread') this.mainReader = startMainTunReader(this.fd, readMax, (buf, n) => this.mainRead(buf, n, deliver), () => {});
     if (!this.mainReader) policy = 'thread';
-    this.mainReading = new MainReading(this.ctl, policy, () => this.mainReader?.pause(), () => this.mainReader?.resume());
-    const w = new Worker(new URL('./reader-worker.js', import.meta.url), {
-      workerData: { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, ring: this.ring, vnet: this.vnet, policy },
-    });
-    w.on('error', () => {});
-    w.unref();
-    this.worker = w;
+    const startThread = (): boolean => {
+      try {
+        const w = new Worker(new URL('./reader-worker.js', import.meta.url), {
+          workerData: { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, ring: this.ring, vnet: this.vnet, policy },
+        });
+        w.on('error', () => {});
+        // a thread that dies (not one we stopped) gives reading back to the event loop
+        w.on('exit', () => void (this.closed || this.mainReading?.threadGone()));
+        w.unref();
+        this.worker = w;
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    this.mainReading = new MainReading(this.ctl, policy, () => this.mainReader?.pause(), () => this.mainReader?.resume(), startThread);
     this.consumer.start();
     this.mainReading.begin();
   }

@@ -4,7 +4,9 @@
 // loop itself, one wake-up per packet like wireguard-go, and a busy one by the
 // thread, which batches and uses the second core. The event loop hands over
 // when it sees a burst; the thread hands back when the rate falls, with a
-// marker record in the ring so no packet it read is overtaken.
+// marker record in the ring so no packet it read is overtaken. The thread is
+// started at the first burst, not before: an idle daemon does not pay the
+// ~8 MB of a worker isolate per reader.
 //
 // MESHCTL_READER_MODE=thread|main pins one side (to compare in benchmarks).
 
@@ -14,6 +16,8 @@ import { RING_USER_SLOT } from './shm-ring.js';
 export const MODE_SLOT = RING_USER_SLOT + 8;
 export const MODE_MAIN = 0;
 export const MODE_THREAD = 1;
+/** ctl slot the thread sets to 1 once it runs and can take over */
+export const READY_SLOT = RING_USER_SLOT + 9;
 /** meta of the record the thread writes when it hands reading back */
 export const HANDBACK_META = -1;
 
@@ -40,16 +44,28 @@ export class MainReading {
 
   constructor(
     private readonly ctl: Int32Array,
-    private readonly policy: ReaderPolicy,
+    private policy: ReaderPolicy,
     /** stop and start libuv reading */
     private readonly pause: () => void,
     private readonly resume: () => void,
+    /** starts the reader thread (called once); false if it cannot run */
+    private readonly startThread: () => boolean,
   ) {}
 
-  /** Called once the thread exists; a 'thread' policy hands over at once. */
+  private started = false;
+
+  /** A 'thread' policy hands over at once (the thread takes its turn when it is up). */
   begin(): void {
-    if (this.policy === 'thread') this.handOver();
+    if (this.policy === 'thread' && this.start()) this.handOver();
     else this.resume();
+  }
+
+  private start(): boolean {
+    if (!this.started) {
+      this.started = true;
+      if (!this.startThread()) this.policy = 'main';
+    }
+    return this.policy !== 'main';
   }
 
   /** n packets read by the event loop. */
@@ -58,7 +74,10 @@ export class MainReading {
     if (this.count < BURST_PACKETS || this.policy === 'main') return;
     const now = performance.now();
     // reads that libuv had under way when it handed over are not a new burst
-    if (now - this.windowStart < BURST_WINDOW_MS && Atomics.load(this.ctl, MODE_SLOT) !== MODE_THREAD) this.handOver();
+    if (now - this.windowStart < BURST_WINDOW_MS && Atomics.load(this.ctl, MODE_SLOT) !== MODE_THREAD && this.start()) {
+      // until the new thread is up the event loop keeps reading
+      if (Atomics.load(this.ctl, READY_SLOT) === 1) this.handOver();
+    }
     this.count = 0;
     this.windowStart = now;
   }
@@ -67,6 +86,13 @@ export class MainReading {
   handedBack(): void {
     this.count = 0;
     this.windowStart = performance.now();
+    this.resume();
+  }
+
+  /** The thread ended on its own: the event loop reads from now on. */
+  threadGone(): void {
+    this.policy = 'main';
+    Atomics.store(this.ctl, MODE_SLOT, MODE_MAIN);
     this.resume();
   }
 
@@ -86,7 +112,9 @@ export class ThreadReading {
   constructor(
     private readonly ctl: Int32Array,
     private readonly policy: ReaderPolicy,
-  ) {}
+  ) {
+    Atomics.store(ctl, READY_SLOT, 1);
+  }
 
   /** Blocks up to `ms` while the event loop reads; true when it is the thread's turn. */
   awaitTurn(ms: number): boolean {

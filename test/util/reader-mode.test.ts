@@ -8,30 +8,45 @@ const ctlOf = (): Int32Array => new Int32Array(new SharedArrayBuffer(64));
 test('the event loop hands reading to the thread on a burst, not on a trickle', async () => {
   const ctl = ctlOf();
   const calls: string[] = [];
-  const m = new MainReading(ctl, 'auto', () => calls.push('pause'), () => calls.push('resume'));
+  const m = new MainReading(ctl, 'auto', () => calls.push('pause'), () => calls.push('resume'), () => (calls.push('start'), true));
   m.begin();
-  assert.deepEqual(calls, ['resume']);
+  assert.deepEqual(calls, ['resume'], 'no thread until it is needed');
   for (let i = 0; i < 200; i++) {
     m.read(1);
     if (i % 50 === 0) await new Promise((r) => setTimeout(r, 30)); // 50 packets per 30 ms never fills a window
   }
   assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN, 'a trickle stays on the event loop');
   for (let i = 0; i < 200; i++) m.read(1);
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN, 'the event loop reads on while the new thread starts');
+  assert.deepEqual(calls, ['resume', 'start']);
+  new ThreadReading(ctl, 'auto'); // the thread is up
+  for (let i = 0; i < 200; i++) m.read(1);
   assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_THREAD);
   assert.equal(m.handovers, 1);
-  assert.deepEqual(calls, ['resume', 'pause']);
+  assert.deepEqual(calls, ['resume', 'start', 'pause']);
   m.handedBack();
-  assert.deepEqual(calls, ['resume', 'pause', 'resume']);
+  assert.deepEqual(calls, ['resume', 'start', 'pause', 'resume']);
+  m.threadGone();
+  for (let i = 0; i < 200; i++) m.read(1);
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN, 'after the thread died the event loop keeps reading');
+});
+
+test('a thread that cannot start leaves reading on the event loop', () => {
+  const ctl = ctlOf();
+  const m = new MainReading(ctl, 'auto', () => assert.fail('paused'), () => {}, () => false);
+  m.begin();
+  for (let i = 0; i < 500; i++) m.read(1);
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN);
 });
 
 test('pinned policies: "main" never hands over, "thread" hands over at once', () => {
   const ctl = ctlOf();
-  const main = new MainReading(ctl, 'main', () => assert.fail('paused'), () => {});
+  const main = new MainReading(ctl, 'main', () => assert.fail('paused'), () => {}, () => assert.fail('started'));
   main.begin();
   for (let i = 0; i < 1000; i++) main.read(1);
   assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN);
   const ctl2 = ctlOf();
-  new MainReading(ctl2, 'thread', () => {}, () => assert.fail('resumed')).begin();
+  new MainReading(ctl2, 'thread', () => {}, () => assert.fail('resumed'), () => true).begin();
   assert.equal(Atomics.load(ctl2, MODE_SLOT), MODE_THREAD);
 });
 
