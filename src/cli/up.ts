@@ -59,7 +59,9 @@ async function spawnDaemon(client: LocalClient, socket: string, o: UpOpts): Prom
   mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
   const logFile = join(o.stateDir, 'daemon.log');
   const fd = openSync(logFile, 'a', 0o600);
-  const child = spawn(process.execPath, [process.argv[1]!, ...daemonArgs(socket, o)], { detached: true, stdio: ['ignore', fd, fd] });
+  // MESHCTL_DAEMON_NODE_ARGS: Node flags for the daemon only (profiling: --cpu-prof), never needed in use
+  const nodeArgs = (process.env.MESHCTL_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, process.argv[1]!, ...daemonArgs(socket, o)], { detached: true, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   let exited: number | null = null;
   child.on('exit', (code) => (exited = code ?? 1));

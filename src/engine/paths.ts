@@ -116,7 +116,7 @@ export class PathManager {
   private tick: NodeJS.Timeout | null = null;
   private udpSend: (buf: Buffer, ep: Endpoint) => boolean = () => false;
   readonly stats: DiscoStats = { rx: 0, tx: 0, dropped: { unknownSender: 0, badBox: 0, unknownTx: 0 }, callMeMaybeSent: 0, callMeMaybeReceived: 0 };
-  readonly sendStats = { direct: 0, relay: 0, noPath: 0 };
+  readonly sendStats = { direct: 0, relay: 0, directGuess: 0, noPath: 0 };
 
   constructor(
     private readonly device: Device,
@@ -232,16 +232,22 @@ export class PathManager {
       this.sendStats.direct++;
       return this.udpSend(buf, p.best.ep);
     }
-    // no proven direct path: the relay carries it, and an unproven direct guess gets a copy
+    // no proven direct path: the relay carries it. Only with no relay to carry
+    // it does the best direct guess get it instead; a copy to both would double
+    // the cost of every relayed packet (measured: 73 % → 58 % CPU at the sender)
+    // and a direct path proves itself by its pong, not by data.
     let sent = false;
     if (p.best && this.now() - p.lastWakePingMs >= this.timers.heartbeatMs) {
       // traffic after a quiet spell: re-prove the last direct path now rather than at the next beat
       p.lastWakePingMs = this.now();
       this.sendPing(p, p.best);
     }
-    const guess = p.best ?? (p.candidates.size ? p.candidates.values().next().value! : null);
-    if (guess) sent = this.udpSend(buf, guess.ep) || sent;
     const region = this.relayUsable(p);
+    const guess = region ? null : (p.best ?? (p.candidates.size ? p.candidates.values().next().value! : null));
+    if (guess) {
+      sent = this.udpSend(buf, guess.ep) || sent;
+      this.sendStats.directGuess++;
+    }
     if (region && this.opts.relay!.send(region, p.nodeKey, buf)) {
       this.sendStats.relay++;
       sent = true;

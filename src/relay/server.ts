@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { boxKey, openBox } from '../crypto/box.js';
 import { keyToText } from '../crypto/keys.js';
 import { FrameReader, FrameType, frame, KEY_LEN, MAX_PACKET, PeerGoneReason, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
-import { corkedWrite } from './cork.js';
+import { corkedWrite, pendingBytes } from './cork.js';
 import { RelayMesh } from './mesh.js';
 import { loadRelayIdentity } from './state.js';
 import { StunServer } from './stun-server.js';
@@ -40,8 +40,14 @@ const CLIENT_IDLE_TIMEOUT_MS = 75_000;
 const KEEPALIVE_MS = 30_000;
 /** The handshake must finish this fast, or the connection is dropped. */
 const HANDSHAKE_TIMEOUT_MS = 5000;
-/** Per-client send queue, as DERP's 32 packets of ~1.5 KB: beyond it packets are dropped, never buffered, so one slow client stalls nobody. */
-const QUEUE_BYTES = 32 * 1600;
+/**
+ * Per-client send queue: beyond it packets are dropped, never buffered, so one
+ * slow client stalls nobody. DERP's is 32 packets, drained by a writer per
+ * client; here a sender's batch of up to 64 packets arrives in one read and is
+ * forwarded in one turn, so the queue holds two such batches (at 51 KB it
+ * dropped 21 % of a relayed TCP stream: docs/performance.md, "Relay").
+ */
+const QUEUE_BYTES = 160 * 1600;
 /** A ClientInfo box must be this fresh. */
 const CLIENT_INFO_MAX_AGE_MS = 2 * 60 * 1000;
 
@@ -78,7 +84,7 @@ export class RelayClientConn {
   /** Queues a frame unless the client's queue is full; false = dropped. */
   send(buf: Buffer): boolean {
     const w = this.sock as Duplex & { writableLength: number };
-    if (w.writableLength > QUEUE_BYTES || this.sock.destroyed) return false;
+    if (w.writableLength + pendingBytes(this.sock) > QUEUE_BYTES || this.sock.destroyed) return false;
     corkedWrite(this.sock, buf);
     return true;
   }

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Device } from '../../src/engine/device.js';
+import { systemClock } from '../../src/engine/clock.js';
 import { PathManager } from '../../src/engine/paths.js';
 import { PathBind } from '../../src/engine/pathbind.js';
 import { virtualEndpoint } from '../../src/engine/endpoint.js';
@@ -112,5 +113,51 @@ test('a handshake sent before any path existed is resent when one opens, not aft
   } finally {
     a.paths.stop();
     await a.device.close();
+  }
+});
+
+test('a relayed packet is not copied to an unproven or lapsed direct path; with no relay the best guess carries it', async () => {
+  const net = new MemNet();
+  let nowMs = 1_000_000;
+  const clock = { ...systemClock, now: () => nowMs };
+  const mk = async (address: string, relay?: { send(region: string, dst: Buffer, pkt: Buffer): boolean; connected(): boolean }) => {
+    const nodeKey = generatePrivateKey();
+    const disco = generatePrivateKey();
+    const device = new Device({ clock });
+    device.setPrivateKey(nodeKey);
+    const paths = new PathManager(device, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), { timers: { heartbeatMs: 60_000 }, relay });
+    await device.attachBind(new PathBind(net.bind(address), paths), 41641);
+    return { device, paths, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), ep: { address, port: 41641 } };
+  };
+  let relayed = 0;
+  let relayUp = true;
+  const a = await mk('10.0.0.1', { send: () => (relayed++, true), connected: () => relayUp });
+  const b = await mk('10.0.0.2');
+  try {
+    b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [], homeRelay: null }]);
+    a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [b.ep], homeRelay: 'r1' }]);
+    const virt = virtualEndpoint(b.nodePub).address;
+    const direct = () => net.queue.filter((d) => d.dst.address === b.ep.address && d.buf[0] === 4).length;
+    const send = () => a.paths.sendToPeer(virt, Buffer.from([4, 0, 0, 0, 1, 2, 3]));
+    send();
+    assert.deepEqual([relayed, direct()], [1, 0], 'an unproven candidate gets no copy while the relay carries the packet');
+    net.pump(); // the disco ping sent at setPeers reaches b, its pong proves b.ep
+    assert.equal(a.paths.pathOf(b.nodePub).kind, 'direct');
+    net.queue.length = 0;
+    send();
+    assert.deepEqual([relayed, direct()], [1, 1], 'a proven path carries it alone');
+    nowMs += a.paths.timers.trustMs + 1; // trust lapsed: the relay alone (and a ping to re-prove the path)
+    net.queue.length = 0;
+    send();
+    assert.deepEqual([relayed, direct()], [2, 0]);
+    assert.ok(net.queue.some((d) => d.dst.address === b.ep.address && d.buf[0] === 0x6d), 'a disco ping re-proves the path');
+    relayUp = false; // no relay: the best guess is all there is
+    send();
+    assert.deepEqual([relayed, direct()], [2, 1]);
+  } finally {
+    a.paths.stop();
+    b.paths.stop();
+    await a.device.close();
+    await b.device.close();
   }
 });
