@@ -18,6 +18,10 @@ export interface MeshResult {
   rssIdle100PeersMb: number;
   statusMs: number;
   statusJsonMs: number;
+  /** the same with the environment's NODE_EXTRA_CA_CERTS, when set; and bare `node -e 0` both ways */
+  statusWithExtraCaMs: number | null;
+  nodeBareMs: number;
+  nodeBareWithExtraCaMs: number | null;
   directMbps: number;
   directRttMs: number;
   relayMbps: number;
@@ -43,11 +47,32 @@ async function rtt(ns: string, ip: string): Promise<number> {
   return median([...out.matchAll(/time=([\d.]+) ms/g)].map((x) => Number(x[1])));
 }
 
-function cliMs(socket: string, args: string[], n = 20): number {
+/**
+ * The CLI is timed without NODE_EXTRA_CA_CERTS: where it is set (this sandbox
+ * sets it) every Node process parses that CA bundle at start, ~45 ms that is
+ * the environment's, not meshctl's. The bench prints bare `node -e 0` both ways.
+ */
+export const cliEnv = (withExtraCa: boolean): NodeJS.ProcessEnv => {
+  const env = { ...process.env };
+  if (!withExtraCa) delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+};
+
+export function nodeStartMs(withExtraCa: boolean, n = 20): number {
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    const r = spawnSync(process.execPath, [BIN, '--socket', socket, ...args], { encoding: 'utf8' });
+    spawnSync(process.execPath, ['-e', '0'], { env: cliEnv(withExtraCa) });
+    times.push(performance.now() - t0);
+  }
+  return percentile(times, 0.5);
+}
+
+function cliMs(socket: string, args: string[], n = 20, withExtraCa = false): number {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [BIN, '--socket', socket, ...args], { encoding: 'utf8', env: cliEnv(withExtraCa) });
     times.push(performance.now() - t0);
     if (r.status !== 0) throw new Error(`meshctl ${args.join(' ')}: ${r.stderr}`);
   }
@@ -91,6 +116,9 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     const rssIdle1PeerMb = rssMb(pid1);
     const statusMs = cliMs(n1.socket, ['status']);
     const statusJsonMs = cliMs(n1.socket, ['status', '--json']);
+    const statusWithExtraCaMs = process.env.NODE_EXTRA_CA_CERTS ? cliMs(n1.socket, ['status'], 20, true) : null;
+    const nodeBareMs = nodeStartMs(false);
+    const nodeBareWithExtraCaMs = process.env.NODE_EXTRA_CA_CERTS ? nodeStartMs(true) : null;
     const directRttMs = await rtt(n1.ns, ip2);
     const directMbps = await iperf(m, n1.ns, n2.ns, ip2, seconds);
 
@@ -111,7 +139,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     await until('100 peers in the map', async () => (await status(n1.socket)).peers.filter((p) => p.online).length >= 99, 30_000);
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const rssIdle100PeersMb = rssMb(pid1);
-    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, rssIdle100PeersMb, statusMs, statusJsonMs, directMbps, directRttMs, relayMbps, relayRttMs };
+    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, rssIdle100PeersMb, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
   } finally {
     await m.cleanup();
   }
