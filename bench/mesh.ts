@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MeshLab } from '../test/helpers/mesh.js';
+import { RETIRE_AFTER_MS } from '../src/util/reader-mode.js';
 import { must, sh } from '../test/helpers/netns.js';
 import { packageRoot } from '../src/cli/version.js';
 import type { Status } from '../src/localapi/types.js';
@@ -16,6 +17,8 @@ export interface MeshResult {
   rssAfterUp1PeerMb: number;
   rssIdle1PeerMb: number;
   rssIdle100PeersMb: number;
+  /** the same once the reader threads have retired */
+  rssRetired100PeersMb: number;
   statusMs: number;
   statusJsonMs: number;
   /** the same with the environment's NODE_EXTRA_CA_CERTS, when set; and bare `node -e 0` both ways */
@@ -130,6 +133,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     await until('relay path', async () => (await status(n1.socket)).peers[0]?.path.kind === 'relay', 15_000);
     const relayRttMs = await rtt(n1.ns, ip2);
     const relayMbps = await iperf(m, n1.ns, n2.ns, ip2, seconds);
+    const lastTransferMs = performance.now();
 
     // 100 peers: 99 more nodes, registered and online
     const fake = m.lab.spawn(m.controlNs, [process.execPath, join(packageRoot(), 'dist', 'bench', 'fake-peers.js'), m.url, m.caFile, key, '98']);
@@ -139,7 +143,10 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     await until('100 peers in the map', async () => (await status(n1.socket)).peers.filter((p) => p.online).length >= 99, 30_000);
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const rssIdle100PeersMb = rssMb(pid1);
-    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, rssIdle100PeersMb, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
+    // reader threads retire a minute after the last burst (util/reader-mode.ts)
+    await new Promise((r) => setTimeout(r, Math.max(0, lastTransferMs + RETIRE_AFTER_MS + IDLE_SETTLE_MS - performance.now())));
+    const rssRetired100PeersMb = rssMb(pid1);
+    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, rssIdle100PeersMb, rssRetired100PeersMb, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
   } finally {
     await m.cleanup();
   }

@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/cli/version.js';
 import { measureLabDirect } from './lab-direct.js';
+import { RETIRE_AFTER_MS } from '../src/util/reader-mode.js';
 import { measureMesh, type MeshResult } from './mesh.js';
 import { median } from './procstat.js';
 import { measurePair, type PairResult } from './wg-pair.js';
@@ -71,7 +72,8 @@ async function main(): Promise<void> {
     console.log(`  up → first direct path (lab)      ${f(l.upToDirectMs)} ms`);
     console.log(`  daemon RSS 2 s after up, 1 peer   ${f(m.rssAfterUp1PeerMb, 1)} MiB`);
     console.log(`  daemon RSS idle, 1 peer           ${f(m.rssIdle1PeerMb, 1)} MiB = ${f((m.rssIdle1PeerMb * 1048576) / 1e6, 1)} MB (goal ≤ 60; idle = 12 s without traffic)`);
-    console.log(`  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MiB (after the throughput tests: reader threads started)`);
+    console.log(`  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MiB (12 s after the throughput tests, reader threads up)`);
+    console.log(`  … reader threads retired          ${f(m.rssRetired100PeersMb, 1)} MiB (${(RETIRE_AFTER_MS + 12_000) / 1000} s after the last transfer)`);
     console.log(`  meshctl status                    ${f(m.statusMs)} ms wall (goal ≤ 150; bare \`node -e 0\` ${f(m.nodeBareMs)} ms)`);
     console.log(`  meshctl status --json             ${f(m.statusJsonMs)} ms wall`);
     if (m.statusWithExtraCaMs !== null) console.log(`  … with NODE_EXTRA_CA_CERTS set     ${f(m.statusWithExtraCaMs)} ms wall (bare node ${f(m.nodeBareWithExtraCaMs ?? NaN)} ms): the variable's CA parsing, paid by every Node process`);

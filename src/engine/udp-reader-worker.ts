@@ -62,7 +62,10 @@ d.fds.forEach((fd, i) => {
 
 const turn = new ThreadReading(ring.ctl, d.policy);
 outer: while (!ring.stopped) {
-  if (!turn.awaitTurn(POLL_TIMEOUT_MS)) continue;
+  if (!turn.awaitTurn(POLL_TIMEOUT_MS)) {
+    if (turn.retired) break; // ends the thread with code 0
+    continue;
+  }
   const r = poll(pfds, d.fds.length, POLL_TIMEOUT_MS);
   let got = 0;
   for (let f = 0; r > 0 && f < d.fds.length; f++) {

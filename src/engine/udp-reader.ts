@@ -55,6 +55,10 @@ export class UdpReader {
     return this.mainReading?.handovers ?? 0;
   }
 
+  get threadRunning(): boolean {
+    return this.mainReading?.threadRunning ?? false;
+  }
+
   /** null when batching is off or unavailable: libuv keeps reading. */
   static start(sockets: dgram.Socket[], onDatagram: (buf: Buffer, src: Endpoint) => void, log: (m: string) => void): UdpReader | null {
     if (process.env.MESHCTL_UDP_RECV === 'dgram' || process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) return null;
@@ -67,8 +71,11 @@ export class UdpReader {
       try {
         const w = new Worker(new URL('./udp-reader-worker.js', import.meta.url), { workerData: { fds: handles.map((h) => h!.fd), ring, policy } });
         w.on('error', (err) => log(`UDP reader thread failed (${err.message}); reading with libuv`));
-        // a thread that dies (not one we stopped) gives reading back to libuv
-        w.on('exit', () => void (r.stopping || r.mainReading?.threadGone()));
+        // a thread that ends (retired, or failed) gives reading back to libuv
+        w.on('exit', (code) => {
+          r.worker = null;
+          if (!r.stopping) r.mainReading?.threadExited(code);
+        });
         w.unref();
         r.worker = w;
         return true;

@@ -137,8 +137,8 @@ export class UdpBind implements NetBind {
   }
 
   /** Receive-side counters of the reader thread (null when libuv reads). */
-  get readerStats(): { batches: number; truncated: number; handovers: number } | null {
-    return this.reader ? { batches: this.reader.batches, truncated: this.reader.truncated, handovers: this.reader.handovers } : null;
+  get readerStats(): { batches: number; truncated: number; handovers: number; thread: boolean } | null {
+    return this.reader ? { batches: this.reader.batches, truncated: this.reader.truncated, handovers: this.reader.handovers, thread: this.reader.threadRunning } : null;
   }
 
   async close(): Promise<void> {

@@ -35,6 +35,8 @@ export interface TunStats {
   rxDropped: number;
   /** who reads now, and how often the event loop handed reading to the thread (util/reader-mode.ts) */
   reader: 'main' | 'thread';
+  /** whether a reader thread exists (started at a burst, retired when idle) */
+  readerThread: boolean;
   readerHandovers: number;
   txPackets: number;
   /** write system calls, and packets that needed none of their own (merged into another) */
@@ -123,7 +125,7 @@ class LinuxTun implements TunDevice {
     const c = this.consumer;
     const handovers = this.mainReading?.handovers ?? 0;
     const get = (slot: number): number => c?.counter(slot) ?? 0;
-    return { ...this.counters, rxBatches: c?.batches ?? 0, rxGsoReads: get(READER_GSO_READS), rxSegments: get(READER_SEGMENTS), rxDropped: get(READER_DROPPED), reader: get(MODE_SLOT) === MODE_THREAD ? 'thread' : 'main', readerHandovers: handovers };
+    return { ...this.counters, rxBatches: c?.batches ?? 0, rxGsoReads: get(READER_GSO_READS), rxSegments: get(READER_SEGMENTS), rxDropped: get(READER_DROPPED), reader: get(MODE_SLOT) === MODE_THREAD ? 'thread' : 'main', readerThread: this.mainReading?.threadRunning ?? false, readerHandovers: handovers };
   }
 
   onPackets(handler: (packets: Buffer[]) => void): void {
@@ -156,8 +158,11 @@ class LinuxTun implements TunDevice {
           workerData: { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, ring: this.ring, vnet: this.vnet, policy },
         });
         w.on('error', () => {});
-        // a thread that dies (not one we stopped) gives reading back to the event loop
-        w.on('exit', () => void (this.closed || this.mainReading?.threadGone()));
+        // a thread that ends (retired, or failed) gives reading back to the event loop
+        w.on('exit', (code) => {
+          this.worker = null;
+          if (!this.closed) this.mainReading?.threadExited(code);
+        });
         w.unref();
         this.worker = w;
         return true;

@@ -61,7 +61,10 @@ function take(n: number): boolean {
 const turn = new ThreadReading(ctl, d.policy);
 let failed = false; // a read error on a readable fd: the device is gone
 while (!ring.stopped && !failed) {
-  if (!turn.awaitTurn(POLL_TIMEOUT_MS)) continue;
+  if (!turn.awaitTurn(POLL_TIMEOUT_MS)) {
+    if (turn.retired) break; // ends the thread with code 0
+    continue;
+  }
   const r = libc.poll(pfd, 1, POLL_TIMEOUT_MS);
   let reads = 0;
   if (r > 0) {
@@ -77,3 +80,4 @@ while (!ring.stopped && !failed) {
   if (turn.read(reads)) ring.reserve(0, HANDBACK_META);
   ring.commit();
 }
+if (failed) process.exitCode = 1;

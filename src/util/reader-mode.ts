@@ -5,11 +5,12 @@
 // thread, which batches and uses the second core. The event loop hands over
 // when it sees a burst; the thread hands back when the rate falls, with a
 // marker record in the ring so no packet it read is overtaken. The thread is
-// started at the first burst, not before: an idle daemon does not pay the
-// ~8 MB of a worker isolate per reader.
+// started at a burst, not before, and retired after a quiet minute: an idle
+// daemon does not pay the ~8 MB of a worker isolate per reader.
 //
 // MESHCTL_READER_MODE=thread|main pins one side (to compare in benchmarks).
 
+import { trimMallocSoon } from './malloc-trim.js';
 import { RING_USER_SLOT } from './shm-ring.js';
 
 /** ctl slot of the ring holding the current reader */
@@ -18,6 +19,10 @@ export const MODE_MAIN = 0;
 export const MODE_THREAD = 1;
 /** ctl slot the thread sets to 1 once it runs and can take over */
 export const READY_SLOT = RING_USER_SLOT + 9;
+/** ctl slot the event loop sets to 1 to retire an idle thread */
+export const RETIRE_SLOT = RING_USER_SLOT + 10;
+/** a thread that has not read for this long (the event loop reading) is retired */
+export const RETIRE_AFTER_MS = 60_000;
 /** meta of the record the thread writes when it hands reading back */
 export const HANDBACK_META = -1;
 
@@ -29,6 +34,12 @@ export const QUIET_PACKETS = 32;
 export const QUIET_WINDOW_MS = 250;
 
 export type ReaderPolicy = 'auto' | 'thread' | 'main';
+
+/** RETIRE_AFTER_MS, or MESHCTL_READER_RETIRE_MS (tests) */
+export function retireAfterMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const v = Number(env.MESHCTL_READER_RETIRE_MS);
+  return Number.isFinite(v) && v > 0 ? v : RETIRE_AFTER_MS;
+}
 
 export function readerPolicy(env: NodeJS.ProcessEnv = process.env): ReaderPolicy {
   const v = env.MESHCTL_READER_MODE;
@@ -42,17 +53,25 @@ export class MainReading {
   /** hand-overs to the thread, for the counters */
   handovers = 0;
 
+  /** whether a reader thread exists now */
+  get threadRunning(): boolean {
+    return this.started && this.policy !== 'main';
+  }
+
   constructor(
     private readonly ctl: Int32Array,
     private policy: ReaderPolicy,
     /** stop and start libuv reading */
     private readonly pause: () => void,
     private readonly resume: () => void,
-    /** starts the reader thread (called once); false if it cannot run */
+    /** starts the reader thread (again after it was retired); false if it cannot run */
     private readonly startThread: () => boolean,
+    private readonly retireAfterMs: number = retireAfterMsFromEnv(),
   ) {}
 
   private started = false;
+  private retiring = false;
+  private retireTimer: NodeJS.Timeout | null = null;
 
   /** A 'thread' policy hands over at once (the thread takes its turn when it is up). */
   begin(): void {
@@ -73,8 +92,8 @@ export class MainReading {
     this.count += n;
     if (this.count < BURST_PACKETS || this.policy === 'main') return;
     const now = performance.now();
-    // reads that libuv had under way when it handed over are not a new burst
-    if (now - this.windowStart < BURST_WINDOW_MS && Atomics.load(this.ctl, MODE_SLOT) !== MODE_THREAD && this.start()) {
+    // reads that libuv had under way when it handed over are not a new burst; a retiring thread takes nothing
+    if (now - this.windowStart < BURST_WINDOW_MS && Atomics.load(this.ctl, MODE_SLOT) !== MODE_THREAD && !this.retiring && this.start()) {
       // until the new thread is up the event loop keeps reading
       if (Atomics.load(this.ctl, READY_SLOT) === 1) this.handOver();
     }
@@ -87,13 +106,37 @@ export class MainReading {
     this.count = 0;
     this.windowStart = performance.now();
     this.resume();
+    if (this.policy !== 'auto') return;
+    if (this.retireTimer) clearTimeout(this.retireTimer);
+    this.retireTimer = setTimeout(() => this.retire(), this.retireAfterMs);
+    this.retireTimer.unref();
   }
 
-  /** The thread ended on its own: the event loop reads from now on. */
-  threadGone(): void {
-    this.policy = 'main';
+  /** The event loop has read alone since the last hand-back: let the thread end. */
+  private retire(): void {
+    this.retireTimer = null;
+    if (!this.started || this.retiring || Atomics.load(this.ctl, MODE_SLOT) !== MODE_MAIN) return;
+    this.retiring = true;
+    Atomics.store(this.ctl, RETIRE_SLOT, 1);
+    Atomics.notify(this.ctl, MODE_SLOT);
+  }
+
+  /**
+   * The thread ended. Retired (exit code 0): the next burst starts a new one.
+   * Otherwise it failed: the event loop reads from now on.
+   */
+  threadExited(code: number): void {
+    if (this.retireTimer) clearTimeout(this.retireTimer);
+    this.retireTimer = null;
+    const retired = this.retiring && code === 0;
+    this.retiring = false;
+    this.started = false;
+    Atomics.store(this.ctl, READY_SLOT, 0);
+    Atomics.store(this.ctl, RETIRE_SLOT, 0);
+    if (!retired) this.policy = 'main';
     Atomics.store(this.ctl, MODE_SLOT, MODE_MAIN);
     this.resume();
+    trimMallocSoon();
   }
 
   private handOver(): void {
@@ -114,6 +157,11 @@ export class ThreadReading {
     private readonly policy: ReaderPolicy,
   ) {
     Atomics.store(ctl, READY_SLOT, 1);
+  }
+
+  /** The event loop asked this idle thread to end. */
+  get retired(): boolean {
+    return Atomics.load(this.ctl, RETIRE_SLOT) === 1;
   }
 
   /** Blocks up to `ms` while the event loop reads; true when it is the thread's turn. */

@@ -109,8 +109,9 @@ for (const [ka, kb] of PAIRS) {
         assert.ok(t.txMerged > 0 && t.txWrites < t.txPackets, `receiver TUN: ${JSON.stringify(t)}`);
         assert.equal(t.txErrors, 0);
       }
-      // bulk traffic moved reading to the threads; once quiet, the event loops read again (util/reader-mode.ts)
-      await new Promise((r) => setTimeout(r, 700));
+      // bulk traffic moved reading to the threads; once quiet, the event loops read again and the
+      // threads retire (util/reader-mode.ts; A retires after 300 ms here instead of a minute)
+      await new Promise((r) => setTimeout(r, 1000));
       assert.ok(await ping(p, p.a, '10.78.0.2', 2), 'pings after the transfer');
       // (the sender's TUN and the receiver's UDP socket carry the bulk; ACKs alone stay below a burst)
       for (const [kind, peer, side] of [[ka, p.a, 'tun'], [kb, p.b, 'udp']] as const) {
@@ -120,7 +121,16 @@ for (const [ka, kb] of PAIRS) {
         assert.ok(handovers >= 1, `${side} hand-overs: ${JSON.stringify({ tun: s.tun, udp: s.udpReader })}`);
         assert.equal(s.tun!.reader, 'main', 'TUN read by the event loop again');
       }
-    });
+      if (ka === 'meshctl') {
+        assert.equal((await p.a.stats()).tun!.readerThread, false, 'the idle reader thread retired');
+        const before = (await p.a.stats()).tun!.readerHandovers;
+        const { sent, got } = await transfer(p, 5 * 1024 * 1024);
+        assert.equal(got.sha256, sent, 'a transfer after retirement');
+        const t = (await p.a.stats()).tun!;
+        // 5 MB may be over before the new thread is up; either way the burst started one
+        assert.ok(t.readerThread || t.readerHandovers > before, `the burst started a new reader thread: ${JSON.stringify(t)}`);
+      }
+    }, { MESHCTL_READER_RETIRE_MS: '300' });
   });
 }
 

@@ -1,7 +1,7 @@
 // When reading moves between the event loop and the reader thread.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MainReading, MODE_MAIN, MODE_SLOT, MODE_THREAD, QUIET_WINDOW_MS, ThreadReading } from '../../src/util/reader-mode.js';
+import { MainReading, MODE_MAIN, MODE_SLOT, MODE_THREAD, QUIET_WINDOW_MS, RETIRE_SLOT, ThreadReading } from '../../src/util/reader-mode.js';
 
 const ctlOf = (): Int32Array => new Int32Array(new SharedArrayBuffer(64));
 
@@ -26,9 +26,10 @@ test('the event loop hands reading to the thread on a burst, not on a trickle', 
   assert.deepEqual(calls, ['resume', 'start', 'pause']);
   m.handedBack();
   assert.deepEqual(calls, ['resume', 'start', 'pause', 'resume']);
-  m.threadGone();
+  m.threadExited(1);
   for (let i = 0; i < 200; i++) m.read(1);
-  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN, 'after the thread died the event loop keeps reading');
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN, 'after the thread failed the event loop keeps reading');
+  assert.deepEqual(calls, ['resume', 'start', 'pause', 'resume', 'resume'], 'and never starts another');
 });
 
 test('a thread that cannot start leaves reading on the event loop', () => {
@@ -67,4 +68,35 @@ test('the thread waits for its turn, keeps it while busy and hands back when qui
   assert.equal(pinned.awaitTurn(5), true);
   await new Promise((r) => setTimeout(r, QUIET_WINDOW_MS + 20));
   assert.equal(pinned.read(0), false, '"thread" never hands back');
+});
+
+test('an idle thread is retired and a later burst starts a new one', async () => {
+  const ctl = ctlOf();
+  let starts = 0;
+  const m = new MainReading(ctl, 'auto', () => {}, () => {}, () => (starts++, true), 30);
+  m.begin();
+  const burst = (): void => {
+    for (let i = 0; i < 200; i++) m.read(1);
+  };
+  burst();
+  const t = new ThreadReading(ctl, 'auto');
+  burst();
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_THREAD);
+  Atomics.store(ctl, MODE_SLOT, MODE_MAIN); // the thread handed back
+  m.handedBack();
+  assert.equal(t.retired, false);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(Atomics.load(ctl, RETIRE_SLOT), 1, 'asked to retire after a quiet spell');
+  assert.equal(t.retired, true);
+  burst();
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN, 'a retiring thread is handed nothing');
+  assert.equal(m.threadRunning, true);
+  m.threadExited(0);
+  assert.equal(m.threadRunning, false);
+  assert.equal(Atomics.load(ctl, RETIRE_SLOT), 0);
+  burst();
+  assert.equal(starts, 2, 'the next burst starts a new thread');
+  new ThreadReading(ctl, 'auto');
+  burst();
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_THREAD);
 });
