@@ -3,10 +3,10 @@
 // datagrams with their source endpoints. MESHCTL_UDP_RECV=dgram keeps libuv's
 // reading (one event per datagram), e.g. to compare.
 import type dgram from 'node:dgram';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Endpoint } from './endpoint.js';
 import { readIpv6 } from '../util/ip.js';
-import { HANDBACK_META, MainReading, readerPolicy } from '../util/reader-mode.js';
+import { HANDBACK_META, MainReading, readerPolicy, spawnReaderThread } from '../util/reader-mode.js';
 import { createRing, RingConsumer } from '../util/shm-ring.js';
 
 const NAME_SLOT = 28;
@@ -67,23 +67,12 @@ export class UdpReader {
     const ring = createRing(RING_BYTES);
     const policy = readerPolicy();
     const r = new UdpReader(sockets);
-    const startThread = (): boolean => {
-      try {
-        const w = new Worker(new URL('./udp-reader-worker.js', import.meta.url), { workerData: { fds: handles.map((h) => h!.fd), ring, policy } });
-        w.on('error', (err) => log(`UDP reader thread failed (${err.message}); reading with libuv`));
-        // a thread that ends (retired, or failed) gives reading back to libuv
-        w.on('exit', (code) => {
-          r.worker = null;
-          if (!r.stopping) r.mainReading?.threadExited(code);
-        });
-        w.unref();
-        r.worker = w;
-        return true;
-      } catch (err) {
-        log(`UDP reader thread unavailable (${(err as Error).message}); reading with libuv`);
-        return false;
-      }
+    const onExit = (code: number): void => {
+      r.worker = null;
+      if (!r.stopping) r.mainReading?.threadExited(code);
     };
+    const url = new URL('./udp-reader-worker.js', import.meta.url);
+    const startThread = (): boolean => (r.worker = spawnReaderThread(url, { fds: handles.map((h) => h!.fd), ring, policy }, onExit, log)) !== null;
     r.mainReading = new MainReading(
       new Int32Array(ring.ctl),
       policy,

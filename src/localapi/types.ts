@@ -59,7 +59,7 @@ export interface Status {
   /** the relay region where peers can always reach this node, and the relay connections */
   homeRegion: string | null;
   relays: { region: string; url: string; connected: boolean; latencyMs: number | null; lastError: string | null }[];
-  /** counters of the data plane: packets, drops by reason, disco and path use */
+  /** counters of the data plane: packets, drops by reason, TUN offloads and readers, disco, path use; the daemon's memory */
   counters: Record<string, unknown> | null;
 }
 

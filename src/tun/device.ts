@@ -5,14 +5,14 @@
 // (IFF_VNET_HDR + TSO, the default) the packets written in one event-loop turn
 // are coalesced first (gro.ts) and the reader splits TCP super-packets.
 import { closeSync, constants, openSync, writeSync, writevSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { TunError } from './errors.js';
 import { coalesce } from './gro.js';
 import { bindLibc, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETIFF, TUNSETOFFLOAD } from './libc.js';
 import { setMtu } from './netconf.js';
 import { startMainTunReader, type MainTunReader } from './main-reader.js';
 import { VNET_HDR_LEN, vnetPackets } from './offload.js';
-import { HANDBACK_META, MainReading, MODE_SLOT, MODE_THREAD, readerPolicy } from '../util/reader-mode.js';
+import { HANDBACK_META, MainReading, MODE_SLOT, MODE_THREAD, readerPolicy, spawnReaderThread } from '../util/reader-mode.js';
 import { createRing, RingConsumer } from '../util/shm-ring.js';
 import { READER_DROPPED, READER_GSO_READS, READER_SEGMENTS } from './reader-slots.js';
 
@@ -152,24 +152,12 @@ class LinuxTun implements TunDevice {
     const readMax = this.vnet ? VNET_HDR_LEN + 65535 : this.mtu + 64;
     if (policy !== 'thread') this.mainReader = startMainTunReader(this.fd, readMax, (buf, n) => this.mainRead(buf, n, deliver), () => {});
     if (!this.mainReader) policy = 'thread';
-    const startThread = (): boolean => {
-      try {
-        const w = new Worker(new URL('./reader-worker.js', import.meta.url), {
-          workerData: { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, ring: this.ring, vnet: this.vnet, policy },
-        });
-        w.on('error', () => {});
-        // a thread that ends (retired, or failed) gives reading back to the event loop
-        w.on('exit', (code) => {
-          this.worker = null;
-          if (!this.closed) this.mainReading?.threadExited(code);
-        });
-        w.unref();
-        this.worker = w;
-        return true;
-      } catch {
-        return false;
-      }
+    const data = { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, ring: this.ring, vnet: this.vnet, policy };
+    const onExit = (code: number): void => {
+      this.worker = null;
+      if (!this.closed) this.mainReading?.threadExited(code);
     };
+    const startThread = (): boolean => (this.worker = spawnReaderThread(new URL('./reader-worker.js', import.meta.url), data, onExit, () => {})) !== null;
     this.mainReading = new MainReading(this.ctl, policy, () => this.mainReader?.pause(), () => this.mainReader?.resume(), startThread);
     this.consumer.start();
     this.mainReading.begin();

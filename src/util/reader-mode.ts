@@ -10,6 +10,7 @@
 //
 // MESHCTL_READER_MODE=thread|main pins one side (to compare in benchmarks).
 
+import { Worker } from 'node:worker_threads';
 import { trimMallocSoon } from './malloc-trim.js';
 import { RING_USER_SLOT } from './shm-ring.js';
 
@@ -187,5 +188,23 @@ export class ThreadReading {
     this.windowStart = now;
     if (quiet) Atomics.store(this.ctl, MODE_SLOT, MODE_MAIN);
     return quiet;
+  }
+}
+
+/**
+ * Starts a reader thread, unref'd (it never keeps the process alive). When it
+ * ends — retired, or failed — `onExit` gets its exit code; the owner passes it
+ * to MainReading.threadExited unless it is closing. null if it cannot start.
+ */
+export function spawnReaderThread(url: URL, workerData: unknown, onExit: (code: number) => void, log: (msg: string) => void): Worker | null {
+  try {
+    const w = new Worker(url, { workerData });
+    w.on('error', (err) => log(`reader thread failed (${err.message}); the event loop reads`));
+    w.on('exit', onExit);
+    w.unref();
+    return w;
+  } catch (err) {
+    log(`reader thread unavailable (${(err as Error).message}); the event loop reads`);
+    return null;
   }
 }
