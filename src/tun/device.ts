@@ -63,6 +63,7 @@ const IFREQ_SIZE = 40;
 /** The reader polls with a 100 ms timeout; this is a generous bound on it noticing the stop flag. */
 const READER_STOP_TIMEOUT_MS = 1000;
 const NAME_RE = /^[^\s/:]{1,15}$/;
+const EINVAL = 22;
 
 export async function openTun(opts: TunOptions): Promise<TunDevice> {
   if (!NAME_RE.test(opts.name)) throw new TunError('TUN_BAD_NAME', `"${opts.name}" is not a valid interface name: use 1–15 characters without spaces, '/' or ':'`);
@@ -76,10 +77,18 @@ export async function openTun(opts: TunOptions): Promise<TunDevice> {
   const libc = bindLibc();
   const ifr = Buffer.alloc(IFREQ_SIZE);
   ifr.write(opts.name, 0, IFNAMSIZ - 1, 'ascii');
-  const wantOffload = opts.offload ?? process.env.MESHCTL_TUN_OFFLOAD !== '0';
-  ifr.writeUInt16LE(IFF_TUN | IFF_NO_PI | (wantOffload ? IFF_VNET_HDR : 0), IFNAMSIZ);
-  if (libc.ioctl(fd, TUNSETIFF, ifr) !== 0) {
-    const errno = libc.errno();
+  let wantOffload = opts.offload ?? process.env.MESHCTL_TUN_OFFLOAD !== '0';
+  const setIff = (): number => {
+    ifr.writeUInt16LE(IFF_TUN | IFF_NO_PI | (wantOffload ? IFF_VNET_HDR : 0), IFNAMSIZ);
+    return libc.ioctl(fd, TUNSETIFF, ifr) === 0 ? 0 : libc.errno();
+  };
+  let errno = setIff();
+  // a kernel without IFF_VNET_HDR says EINVAL: a plain TUN still works
+  if (errno === EINVAL && wantOffload) {
+    wantOffload = false;
+    errno = setIff();
+  }
+  if (errno !== 0) {
     closeSync(fd);
     const hint = errno === 16 ? 'the name is in use by another device or process; choose another name or stop that process' : errno === 1 ? 'run as root or with CAP_NET_ADMIN' : `errno ${errno}`;
     throw new TunError('TUN_OPEN_FAILED', `cannot create TUN interface ${opts.name}: ${hint}`);
