@@ -64,6 +64,7 @@ const IFREQ_SIZE = 40;
 const READER_STOP_TIMEOUT_MS = 1000;
 const NAME_RE = /^[^\s/:]{1,15}$/;
 const EINVAL = 22;
+const MAX_MERGE_REFUSALS = 16;
 
 export async function openTun(opts: TunOptions): Promise<TunDevice> {
   if (!NAME_RE.test(opts.name)) throw new TunError('TUN_BAD_NAME', `"${opts.name}" is not a valid interface name: use 1–15 characters without spaces, '/' or ':'`);
@@ -119,6 +120,8 @@ class LinuxTun implements TunDevice {
   private closed = false;
   private pending: Buffer[] = [];
   private flushQueued = false;
+  private merging = true;
+  private mergeRefusals = 0;
 
   constructor(
     readonly name: string,
@@ -210,13 +213,19 @@ class LinuxTun implements TunDevice {
     const pkts = this.pending;
     this.pending = [];
     if (this.closed) return;
-    if (pkts.length === 1 || !this.offload) {
+    if (pkts.length === 1 || !this.offload || !this.merging) {
       for (const p of pkts) this.writeOne(() => writevSync(this.fd, [PLAIN_VNET_HDR, p]));
       return;
     }
     const outs = coalesce(pkts);
     this.counters.txMerged += pkts.length - outs.length;
-    for (const o of outs) this.writeOne(() => writevSync(this.fd, [o.hdr ?? PLAIN_VNET_HDR, o.pkt]));
+    for (const o of outs) {
+      if (this.writeOne(() => writevSync(this.fd, [o.hdr ?? PLAIN_VNET_HDR, o.pkt])) || !o.hdr) continue;
+      // the kernel refused a merged packet: its segments go one by one, and merging stops
+      // for good after repeated refusals, so a kernel that cannot take them costs nothing
+      if (++this.mergeRefusals >= MAX_MERGE_REFUSALS) this.merging = false;
+      for (const p of o.parts) this.writeOne(() => writevSync(this.fd, [PLAIN_VNET_HDR, p]));
+    }
   };
 
   private writeOne(write: () => void): boolean {

@@ -38,7 +38,8 @@ interface Run {
   closed: boolean;
 }
 
-export type Output = { hdr: null; pkt: Buffer } | { hdr: Buffer; pkt: Buffer };
+/** A packet to write as it is, or a merged one with the segments it was made of (to write instead if the kernel refuses it). */
+export type Output = { hdr: null; pkt: Buffer } | { hdr: Buffer; pkt: Buffer; parts: Buffer[] };
 
 /** Header facts of a segment that may be merged, or null if it must go alone. */
 function parse(p: Buffer): Seg | null {
@@ -155,5 +156,5 @@ function merge(r: Run): Output {
   out.writeUInt16BE(fold(pseudoHeaderSum(out, 0, PROTO_TCP, total - t)), t + 16);
   const hdr = Buffer.alloc(VNET_HDR_LEN);
   writeVnetHdr(hdr, 0, { flags: VNET_F_NEEDS_CSUM, gsoType: first.v4 ? GSO_TCPV4 : GSO_TCPV6, hdrLen, gsoSize: r.gsoSize, csumStart: t, csumOffset: 16 });
-  return { hdr, pkt: out };
+  return { hdr, pkt: out, parts: r.segs.map((s) => s.pkt) };
 }
