@@ -25,7 +25,7 @@ function log(msg: string): void {
 
 export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
   const device = new Device({ mtu: cfg.mtu, timers: engineTimersFromEnv(process.env), logger: log });
-  const tun = await openTun({ name: cfg.ifname, mtu: cfg.mtu });
+  const tun = await openTun({ name: cfg.ifname, mtu: cfg.mtu, log });
   const bind = new UdpBind(log);
   let uapi: { close(): Promise<void> } | null = null;
   const printStats = (): void => {

@@ -78,7 +78,7 @@ export class EngineHost {
   static async start(opts: EngineHostOptions): Promise<EngineHost> {
     const h = new EngineHost(opts);
     try {
-      h.tun = await openTun({ name: opts.ifname, mtu: opts.mtu });
+      h.tun = await openTun({ name: opts.ifname, mtu: opts.mtu, log: opts.logger });
       await setLinkUp(opts.ifname, opts.mtu);
       await h.device.attachBind(h.pathBind, opts.port);
       h.device.attachTun((p) => h.tun!.write(p));

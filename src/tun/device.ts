@@ -23,6 +23,8 @@ export interface TunOptions {
   batchPackets?: number;
   /** TSO/GRO through IFF_VNET_HDR; default on unless MESHCTL_TUN_OFFLOAD=0 */
   offload?: boolean;
+  /** where fallbacks are reported (event-loop reads or a reader thread unavailable) */
+  log?: (msg: string) => void;
 }
 
 export interface TunStats {
@@ -102,7 +104,7 @@ export async function openTun(opts: TunOptions): Promise<TunDevice> {
     closeSync(fd);
     throw err;
   }
-  return new LinuxTun(opts.name, mtu, fd, opts.batchPackets ?? DEFAULT_BATCH_PACKETS, wantOffload, offload);
+  return new LinuxTun(opts.name, mtu, fd, opts.batchPackets ?? DEFAULT_BATCH_PACKETS, wantOffload, offload, opts.log ?? (() => {}));
 }
 
 const PLAIN_VNET_HDR = Buffer.alloc(VNET_HDR_LEN);
@@ -131,13 +133,23 @@ class LinuxTun implements TunDevice {
     /** every packet on the fd carries a virtio_net_hdr */
     private readonly vnet: boolean,
     readonly offload: boolean,
+    private readonly log: (msg: string) => void,
   ) {}
 
   get stats(): TunStats {
     const c = this.consumer;
     const handovers = this.mainReading?.handovers ?? 0;
     const get = (slot: number): number => c?.counter(slot) ?? 0;
-    return { ...this.counters, rxBatches: c?.batches ?? 0, rxGsoReads: get(READER_GSO_READS), rxSegments: get(READER_SEGMENTS), rxDropped: get(READER_DROPPED), reader: get(MODE_SLOT) === MODE_THREAD ? 'thread' : 'main', readerThread: this.mainReading?.threadRunning ?? false, readerHandovers: handovers };
+    return {
+      ...this.counters,
+      rxBatches: c?.batches ?? 0,
+      rxGsoReads: get(READER_GSO_READS),
+      rxSegments: get(READER_SEGMENTS),
+      rxDropped: get(READER_DROPPED),
+      reader: get(MODE_SLOT) === MODE_THREAD ? 'thread' : 'main',
+      readerThread: this.mainReading?.threadRunning ?? false,
+      readerHandovers: handovers,
+    };
   }
 
   onPackets(handler: (packets: Buffer[]) => void): void {
@@ -162,14 +174,14 @@ class LinuxTun implements TunDevice {
     });
     let policy = readerPolicy();
     const readMax = this.vnet ? VNET_HDR_LEN + 65535 : this.mtu + 64;
-    if (policy !== 'thread') this.mainReader = startMainTunReader(this.fd, readMax, (buf, n) => this.mainRead(buf, n, deliver), () => {});
+    if (policy !== 'thread') this.mainReader = startMainTunReader(this.fd, readMax, (buf, n) => this.mainRead(buf, n, deliver), this.log);
     if (!this.mainReader) policy = 'thread';
     const data = { fd: this.fd, mtu: this.mtu, batchPackets: this.batchPackets, ring: this.ring, vnet: this.vnet, policy };
     const onExit = (code: number): void => {
       this.worker = null;
       if (!this.closed) this.mainReading?.threadExited(code);
     };
-    const startThread = (): boolean => (this.worker = spawnReaderThread(new URL('./reader-worker.js', import.meta.url), data, onExit, () => {})) !== null;
+    const startThread = (): boolean => (this.worker = spawnReaderThread(new URL('./reader-worker.js', import.meta.url), data, onExit, this.log)) !== null;
     this.mainReading = new MainReading(this.ctl, policy, () => this.mainReader?.pause(), () => this.mainReader?.resume(), startThread);
     this.consumer.start();
     this.mainReading.begin();
