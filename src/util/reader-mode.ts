@@ -84,8 +84,16 @@ export class MainReading {
     if (!this.started) {
       this.started = true;
       if (!this.startThread()) this.policy = 'main';
+      else this.armRetire(); // a burst that ends before the thread is up leaves it idle
     }
     return this.policy !== 'main';
+  }
+
+  private armRetire(): void {
+    if (this.policy !== 'auto') return;
+    if (this.retireTimer) clearTimeout(this.retireTimer);
+    this.retireTimer = setTimeout(() => this.retire(), this.retireAfterMs);
+    this.retireTimer.unref();
   }
 
   /** n packets read by the event loop. */
@@ -107,10 +115,7 @@ export class MainReading {
     this.count = 0;
     this.windowStart = performance.now();
     this.resume();
-    if (this.policy !== 'auto') return;
-    if (this.retireTimer) clearTimeout(this.retireTimer);
-    this.retireTimer = setTimeout(() => this.retire(), this.retireAfterMs);
-    this.retireTimer.unref();
+    this.armRetire();
   }
 
   /** The event loop has read alone since the last hand-back: let the thread end. */

@@ -100,3 +100,14 @@ test('an idle thread is retired and a later burst starts a new one', async () =>
   burst();
   assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_THREAD);
 });
+
+test('a thread started for a burst that ended before it was up retires too', async () => {
+  const ctl = ctlOf();
+  const m = new MainReading(ctl, 'auto', () => {}, () => {}, () => true, 30);
+  m.begin();
+  for (let i = 0; i < 200; i++) m.read(1); // starts the thread; it is not ready yet, so no hand-over
+  assert.equal(m.threadRunning, true);
+  assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(Atomics.load(ctl, RETIRE_SLOT), 1);
+});
