@@ -163,12 +163,13 @@ export class Peer {
     this.sendStagedPackets();
   }
 
+  /** Keeps a copy: a packet handed to sendPacket may be a view of a reused read buffer. */
   private stage(pkt: Buffer): void {
     if (this.staged.length >= MAX_STAGED_PACKETS) {
       this.staged.shift();
       this.host.stats.dropped.noKeypair++;
     }
-    this.staged.push(pkt);
+    this.staged.push(Buffer.from(pkt));
   }
 
   sendStagedPackets(): void {

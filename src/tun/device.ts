@@ -52,6 +52,7 @@ export interface TunDevice {
   readonly mtu: number;
   /** whether TSO/GRO offloads are in use */
   readonly offload: boolean;
+  /** Packets may be views of a buffer reused by the next read: copy what outlives the call. */
   onPackets(handler: (packets: Buffer[]) => void): void;
   write(packet: Buffer): boolean;
   readonly stats: TunStats;
@@ -202,7 +203,7 @@ class LinuxTun implements TunDevice {
         Atomics.add(ctl, READER_SEGMENTS, r.packets.length);
       }
       pkts = r.packets;
-    } else pkts = [Buffer.from(buf.subarray(0, n))];
+    } else pkts = [buf.subarray(0, n)]; // a view: see vnetPackets
     deliver(pkts);
     this.mainReading?.read(pkts.length);
   }

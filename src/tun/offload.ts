@@ -166,15 +166,16 @@ export function gsoSplit(b: Uint8Array, start: number, end: number, h: VnetHdr, 
 }
 
 /**
- * The IP packets of one read from a TUN fd with virtio headers, copied out of
- * `b` (the event loop's read buffer is reused): a plain packet with its
- * checksum finished, or a super-packet's segments. null if it is unusable.
+ * The IP packets of one read from a TUN fd with virtio headers: a plain packet
+ * with its checksum finished (a view of `b`: the engine uses it before the
+ * next read, and copies what it keeps), or a super-packet's segments (a new
+ * buffer). null if it is unusable.
  */
 export function vnetPackets(b: Uint8Array, n: number): { packets: Buffer[]; gso: boolean } | null {
   if (n < VNET_HDR_LEN) return null;
   const h = readVnetHdr(b);
   if (h.gsoType === GSO_NONE) {
-    const p = Buffer.from(b.subarray(VNET_HDR_LEN, n));
+    const p = Buffer.from(b.buffer, b.byteOffset + VNET_HDR_LEN, n - VNET_HDR_LEN);
     if (h.flags & VNET_F_NEEDS_CSUM && !completeChecksum(p, 0, p.length, h.csumStart, h.csumOffset)) return null;
     return { packets: [p], gso: false };
   }

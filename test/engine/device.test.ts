@@ -247,3 +247,14 @@ test('removing a peer stops its traffic and its routes', async () => {
   assert.equal(b.received.length, 1);
   assert.equal(a.dev.stats.dropped.noRoute, 1);
 });
+
+test('a packet staged for the handshake is a copy: the reader may reuse its buffer at once', async () => {
+  const { net, a, b } = await pair();
+  const readBuffer = ipv4Packet('10.0.0.1', '10.0.0.2', 200);
+  const original = Buffer.from(readBuffer);
+  a.dev.sendPacket(readBuffer); // no session yet: staged while the handshake runs
+  readBuffer.fill(0xee, 20); // the next read overwrites the buffer before the response arrives
+  net.pump();
+  assert.equal(b.received.length, 1);
+  assert.ok(b.received[0]!.equals(original), 'the packet as it was read, not as the buffer is now');
+});
