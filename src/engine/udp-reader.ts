@@ -1,7 +1,8 @@
-// The main-thread side of the UDP reader thread (udp-reader-worker.ts): stops
-// libuv reading the sockets, starts the thread, and turns each batch back into
-// datagrams with their source endpoints. MESHCTL_UDP_RECV=dgram keeps libuv's
-// reading (one event per datagram), e.g. to compare.
+// The event loop's side of the UDP reader thread (udp-reader-worker.ts): libuv
+// reads a quiet socket; at a burst it stops and the thread, started then,
+// drains the sockets (util/reader-mode.ts); each batch from the ring is turned
+// back into datagrams with their source endpoints. MESHCTL_READER_MODE=main
+// keeps libuv reading always, e.g. to compare.
 import type dgram from 'node:dgram';
 import type { Worker } from 'node:worker_threads';
 import type { Endpoint } from './endpoint.js';
@@ -59,9 +60,9 @@ export class UdpReader {
     return this.mainReading?.threadRunning ?? false;
   }
 
-  /** null when batching is off or unavailable: libuv keeps reading. */
+  /** null where the thread cannot run (not Linux x64/arm64, no libuv handle): libuv keeps reading. */
   static start(sockets: dgram.Socket[], onDatagram: (buf: Buffer, src: Endpoint) => void, log: (m: string) => void): UdpReader | null {
-    if (process.env.MESHCTL_UDP_RECV === 'dgram' || process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) return null;
+    if (process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) return null;
     const handles = sockets.map(handleOf);
     if (handles.some((h) => !h?.recvStop || !h.recvStart || (h.fd ?? -1) < 0)) return null;
     const ring = createRing(RING_BYTES);

@@ -7,7 +7,7 @@
 import { closeSync, constants, openSync, writeSync, writevSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { TunError } from './errors.js';
-import { coalesce } from './gro.js';
+import { writeMerged } from './gro.js';
 import { bindLibc, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETIFF, TUNSETOFFLOAD } from './libc.js';
 import { setMtu } from './netconf.js';
 import { startMainTunReader, type MainTunReader } from './main-reader.js';
@@ -212,7 +212,7 @@ class LinuxTun implements TunDevice {
   write(packet: Buffer): boolean {
     if (this.closed) return false;
     this.counters.txPackets++;
-    if (!this.vnet) return this.writeOne(() => writeSync(this.fd, packet));
+    if (!this.vnet) return this.writePlain(packet);
     this.pending.push(packet);
     if (!this.flushQueued) {
       this.flushQueued = true;
@@ -227,23 +227,19 @@ class LinuxTun implements TunDevice {
     this.pending = [];
     if (this.closed) return;
     if (pkts.length === 1 || !this.offload || !this.merging) {
-      for (const p of pkts) this.writeOne(() => writevSync(this.fd, [PLAIN_VNET_HDR, p]));
+      for (const p of pkts) this.writeVnet(null, p);
       return;
     }
-    const outs = coalesce(pkts);
-    this.counters.txMerged += pkts.length - outs.length;
-    for (const o of outs) {
-      if (this.writeOne(() => writevSync(this.fd, [o.hdr ?? PLAIN_VNET_HDR, o.pkt])) || !o.hdr) continue;
-      // the kernel refused a merged packet: its segments go one by one, and merging stops
-      // for good after repeated refusals, so a kernel that cannot take them costs nothing
-      if (++this.mergeRefusals >= MAX_MERGE_REFUSALS) this.merging = false;
-      for (const p of o.parts) this.writeOne(() => writevSync(this.fd, [PLAIN_VNET_HDR, p]));
-    }
+    const r = writeMerged(pkts, this.writeVnet);
+    this.counters.txMerged += r.merged;
+    // a kernel that keeps refusing merged packets gets plain ones from then on
+    this.mergeRefusals += r.refused;
+    if (this.mergeRefusals >= MAX_MERGE_REFUSALS) this.merging = false;
   };
 
-  private writeOne(write: () => void): boolean {
+  private writePlain(pkt: Buffer): boolean {
     try {
-      write();
+      writeSync(this.fd, pkt);
       this.counters.txWrites++;
       return true;
     } catch {
@@ -251,6 +247,17 @@ class LinuxTun implements TunDevice {
       return false;
     }
   }
+
+  private readonly writeVnet = (hdr: Buffer | null, pkt: Buffer): boolean => {
+    try {
+      writevSync(this.fd, [hdr ?? PLAIN_VNET_HDR, pkt]);
+      this.counters.txWrites++;
+      return true;
+    } catch {
+      this.counters.txErrors++;
+      return false;
+    }
+  };
 
   async close(): Promise<void> {
     if (this.closed) return;

@@ -158,3 +158,21 @@ function merge(r: Run): Output {
   writeVnetHdr(hdr, 0, { flags: VNET_F_NEEDS_CSUM, gsoType: first.v4 ? GSO_TCPV4 : GSO_TCPV6, hdrLen, gsoSize: r.gsoSize, csumStart: t, csumOffset: 16 });
   return { hdr, pkt: out, parts: r.segs.map((s) => s.pkt) };
 }
+
+/**
+ * Writes one turn's packets through `write` (false = the kernel refused it),
+ * merged where the rules allow. A merged packet the kernel refuses goes out
+ * as its own segments, so nothing is lost if a kernel takes no GSO writes.
+ * Returns how many packets needed no write of their own and how many merged
+ * writes were refused.
+ */
+export function writeMerged(pkts: Buffer[], write: (hdr: Buffer | null, pkt: Buffer) => boolean): { merged: number; refused: number } {
+  const outs = coalesce(pkts);
+  let refused = 0;
+  for (const o of outs) {
+    if (write(o.hdr, o.pkt) || !o.hdr) continue;
+    refused++;
+    for (const p of o.parts) write(null, p);
+  }
+  return { merged: pkts.length - outs.length, refused };
+}

@@ -3,7 +3,7 @@
 // here (the tests' own checksum code) and by round trips merge → split.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { coalesce } from '../../src/tun/gro.js';
+import { coalesce, writeMerged } from '../../src/tun/gro.js';
 import { completeChecksum, GSO_TCPV4, GSO_TCPV6, gsoSplit, readVnetHdr, VNET_F_NEEDS_CSUM, type VnetHdr } from '../../src/tun/offload.js';
 
 function onesSum(parts: Buffer[]): number {
@@ -174,4 +174,26 @@ test('merging keeps each flow in order and refuses what the kernel would refuse'
   const udp = Buffer.from(a(5));
   udp[9] = 17;
   assert.deepEqual(coalesce([udp, udp]).map((o) => o.hdr), [null, null], 'non-TCP passes unchanged');
+});
+
+test('a merged packet the kernel refuses goes out as its segments, in order; nothing is lost', () => {
+  const segs = [0, 1, 2].map((i) => tcp({ seq: i * 1000, id: i, payload: payload(1000, i) }));
+  const udp = Buffer.from(segs[0]!);
+  udp[9] = 17;
+  const written: Buffer[] = [];
+  let gsoOffered = 0;
+  const r = writeMerged([...segs, udp], (hdr, pkt) => {
+    if (hdr) {
+      gsoOffered++;
+      return false; // a kernel that takes no GSO writes
+    }
+    written.push(pkt);
+    return true;
+  });
+  assert.equal(gsoOffered, 1);
+  assert.deepEqual(r, { merged: 2, refused: 1 });
+  assert.deepEqual(written, [...segs, udp]);
+  const accepted: Array<Buffer | null> = [];
+  assert.deepEqual(writeMerged(segs, (hdr) => (accepted.push(hdr), true)), { merged: 2, refused: 0 });
+  assert.equal(accepted.length, 1, 'one write for the three segments');
 });

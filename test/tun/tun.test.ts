@@ -17,23 +17,26 @@ test('bad interface names are refused before touching the kernel', async () => {
   }
 });
 
-test('TUN: MTU and addresses applied, packets read and written, close removes the interface and lets the process exit', { skip }, async () => {
-  const lab = new Lab();
-  try {
-    const ns = await lab.netns('t');
-    const probe = join(packageRoot(), 'dist', 'test', 'tun', 'fixtures', 'tun-probe.js');
-    const r = await lab.exec(ns, [process.execPath, probe], 30_000);
-    assert.equal(r.code, 0, `probe failed: ${r.stderr}`);
-    const result = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    assert.match(result.link, /mtu 1380/);
-    assert.match(result.link, /UP/);
-    assert.match(result.addr, /10\.80\.0\.1\/24/);
-    assert.match(result.addr, /10\.81\.0\.0\/24/, 'route added');
-    assert.equal(result.readOk, true, 'a UDP datagram sent along the added route was read from the TUN with its payload');
-    assert.equal(result.writeOk, true, 'a packet written to the TUN reached a local UDP socket');
-    assert.equal(result.goneAfterClose, true);
-    assert.equal(result.doubleCloseOk, true);
-  } finally {
-    await lab.cleanup();
-  }
-});
+for (const offload of [true, false]) {
+  test(`TUN (offloads ${offload ? 'on' : 'off'}): MTU and addresses applied, packets read and written, close removes the interface and lets the process exit`, { skip }, async () => {
+    const lab = new Lab();
+    try {
+      const ns = await lab.netns('t');
+      const probe = join(packageRoot(), 'dist', 'test', 'tun', 'fixtures', 'tun-probe.js');
+      const r = await lab.exec(ns, ['env', `MESHCTL_TUN_OFFLOAD=${offload ? '1' : '0'}`, process.execPath, probe], 30_000);
+      assert.equal(r.code, 0, `probe failed: ${r.stderr}`);
+      const result = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      assert.equal(result.offload, offload, 'the device runs with the offloads asked for');
+      assert.match(result.link, /mtu 1380/);
+      assert.match(result.link, /UP/);
+      assert.match(result.addr, /10\.80\.0\.1\/24/);
+      assert.match(result.addr, /10\.81\.0\.0\/24/, 'route added');
+      assert.equal(result.readOk, true, 'a UDP datagram sent along the added route was read from the TUN with its payload');
+      assert.equal(result.writeOk, true, 'a packet written to the TUN reached a local UDP socket');
+      assert.equal(result.goneAfterClose, true);
+      assert.equal(result.doubleCloseOk, true);
+    } finally {
+      await lab.cleanup();
+    }
+  });
+}
