@@ -56,6 +56,10 @@ export class UdpReader {
     return this.mainReading?.handovers ?? 0;
   }
 
+  get threadStarts(): number {
+    return this.mainReading?.threadStarts ?? 0;
+  }
+
   get threadRunning(): boolean {
     return this.mainReading?.threadRunning ?? false;
   }

@@ -137,8 +137,9 @@ export class UdpBind implements NetBind {
   }
 
   /** Receive-side counters of the reader thread (null when libuv reads). */
-  get readerStats(): { batches: number; truncated: number; handovers: number; thread: boolean } | null {
-    return this.reader ? { batches: this.reader.batches, truncated: this.reader.truncated, handovers: this.reader.handovers, thread: this.reader.threadRunning } : null;
+  get readerStats(): { batches: number; truncated: number; handovers: number; threadStarts: number; thread: boolean } | null {
+    const r = this.reader;
+    return r ? { batches: r.batches, truncated: r.truncated, handovers: r.handovers, threadStarts: r.threadStarts, thread: r.threadRunning } : null;
   }
 
   async close(): Promise<void> {

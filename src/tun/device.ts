@@ -40,6 +40,7 @@ export interface TunStats {
   /** whether a reader thread exists (started at a burst, retired when idle) */
   readerThread: boolean;
   readerHandovers: number;
+  readerThreadStarts: number;
   txPackets: number;
   /** write system calls, and packets that needed none of their own (merged into another) */
   txWrites: number;
@@ -150,6 +151,7 @@ class LinuxTun implements TunDevice {
       reader: get(MODE_SLOT) === MODE_THREAD ? 'thread' : 'main',
       readerThread: this.mainReading?.threadRunning ?? false,
       readerHandovers: handovers,
+      readerThreadStarts: this.mainReading?.threadStarts ?? 0,
     };
   }
 

@@ -51,8 +51,9 @@ export function readerPolicy(env: NodeJS.ProcessEnv = process.env): ReaderPolicy
 export class MainReading {
   private count = 0;
   private windowStart = 0;
-  /** hand-overs to the thread, for the counters */
+  /** hand-overs to the thread, and threads started, for the counters */
   handovers = 0;
+  threadStarts = 0;
 
   /** whether a reader thread exists now */
   get threadRunning(): boolean {
@@ -84,7 +85,10 @@ export class MainReading {
     if (!this.started) {
       this.started = true;
       if (!this.startThread()) this.policy = 'main';
-      else this.armRetire(); // a burst that ends before the thread is up leaves it idle
+      else {
+        this.threadStarts++;
+        this.armRetire();
+      } // a burst that ends before the thread is up leaves it idle
     }
     return this.policy !== 'main';
   }

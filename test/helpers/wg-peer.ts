@@ -19,7 +19,7 @@ export interface WgPeer {
   proc: ChildProcess;
   stderr: () => string;
   /** meshctl only: the engine's counters (SIGUSR1 → `stats {json}` on stderr) */
-  stats(): Promise<{ sessions: number; dropped: Record<string, number>; rx: { packets: number }; tun?: TunStats; udpReader?: { batches: number; truncated: number; handovers: number; thread: boolean } | null }>;
+  stats(): Promise<{ sessions: number; dropped: Record<string, number>; rx: { packets: number }; tun?: TunStats; udpReader?: { batches: number; truncated: number; handovers: number; threadStarts: number; thread: boolean } | null }>;
 }
 
 let seq = 0;

@@ -38,6 +38,7 @@ test('a thread that cannot start leaves reading on the event loop', () => {
   m.begin();
   for (let i = 0; i < 500; i++) m.read(1);
   assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN);
+  assert.equal(m.threadStarts, 0);
 });
 
 test('pinned policies: "main" never hands over, "thread" hands over at once', () => {
@@ -96,6 +97,7 @@ test('an idle thread is retired and a later burst starts a new one', async () =>
   assert.equal(Atomics.load(ctl, RETIRE_SLOT), 0);
   burst();
   assert.equal(starts, 2, 'the next burst starts a new thread');
+  assert.equal(m.threadStarts, 2, 'and the counter shows it');
   new ThreadReading(ctl, 'auto');
   burst();
   assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_THREAD);
