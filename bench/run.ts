@@ -11,7 +11,7 @@ import { measureLabDirect } from './lab-direct.js';
 import { RETIRE_AFTER_MS } from '../src/util/reader-mode.js';
 import { measureMesh, type MeshResult } from './mesh.js';
 import { median } from './procstat.js';
-import { measurePair, type PairResult } from './wg-pair.js';
+import { measurePair, measureRtt, type PairResult } from './wg-pair.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -20,7 +20,7 @@ const opt = (name: string, dflt: number): number => {
 };
 const RUNS = opt('--runs', 3);
 const SECONDS = opt('--seconds', 10);
-const ONLY = args.includes('--pairs-only') ? 'pairs' : args.includes('--system-only') ? 'system' : 'all';
+const ONLY = args.includes('--pairs-only') ? 'pairs' : args.includes('--system-only') ? 'system' : args.includes('--rtt-only') ? 'rtt' : 'all';
 
 type Key = keyof PairResult;
 const KEYS: Key[] = ['tcp1Mbps', 'tcp4Mbps', 'udpMbps', 'udpLossPct', 'rttMedianMs', 'rttP99Ms', 'cpuSecPerGb', 'peakRssMb'];
@@ -37,7 +37,25 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const out: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, runs: RUNS, seconds: SECONDS };
-  if (ONLY !== 'system') {
+  if (ONLY === 'rtt') {
+    // latency work: many short interleaved runs are cheaper than the full pairs and show the spread
+    const raw: Record<string, { median: number; p99: number }[]> = { veth: [], meshctl: [], 'wireguard-go': [] };
+    raw.veth!.push(await measureRtt('veth'));
+    for (let i = 0; i < RUNS; i++) {
+      for (const k of ['meshctl', 'wireguard-go'] as const) {
+        const r = await measureRtt(k);
+        raw[k]!.push(r);
+        console.error(`  ${k.padEnd(13)} rtt median ${f(r.median, 3)} ms, p99 ${f(r.p99, 3)} ms`);
+      }
+    }
+    const med = (k: string, key: 'median' | 'p99'): number => median(raw[k]!.map((r) => r[key]));
+    const veth = med('veth', 'median');
+    for (const k of ['meshctl', 'wireguard-go']) {
+      console.log(`${k.padEnd(13)} RTT median ${f(med(k, 'median'), 3)} ms (added ${f(med(k, 'median') - veth, 3)}), p99 ${f(med(k, 'p99'), 3)} ms`);
+    }
+    Object.assign(out, { rtt: raw });
+  }
+  if (ONLY === 'all' || ONLY === 'pairs') {
     console.error(`pairs: ${RUNS} interleaved runs each, ${SECONDS}s per iperf3 test, MTU 1420 tunnels over one veth`);
     const raw: Record<string, PairResult[]> = { veth: [], meshctl: [], 'wireguard-go': [] };
     raw.veth!.push(await measurePair('veth', SECONDS));
@@ -61,7 +79,7 @@ async function main(): Promise<void> {
     console.log(`added RTT over bare veth: meshctl ${f(added.meshctl, 3)} ms, wireguard-go ${f(added.wireguardGo, 3)} ms (goal: no more than wireguard-go)`);
     Object.assign(out, { pairs: { meshctl: mc, wireguardGo: wg, veth, ratio, addedRttMs: added, raw } });
   }
-  if (ONLY !== 'pairs') {
+  if (ONLY === 'all' || ONLY === 'system') {
     console.error('system: control server, relay and two daemons on a LAN of namespaces');
     const m: MeshResult = await measureMesh(SECONDS);
     console.error('lab: two nodes behind easy NATs');

@@ -60,6 +60,16 @@ async function pingRtt(s: Setup): Promise<{ median: number; p99: number }> {
   return { median: median(rtts), p99: percentile(rtts, 0.99) };
 }
 
+/** RTT alone (`--rtt-only`): a fresh pair, 200 pings at 10 ms. */
+export async function measureRtt(kind: WgKind | 'veth'): Promise<{ median: number; p99: number }> {
+  const s = await setup(kind);
+  try {
+    return await pingRtt(s);
+  } finally {
+    await s.lab.cleanup();
+  }
+}
+
 export async function measurePair(kind: WgKind | 'veth', seconds: number): Promise<PairResult> {
   const s = await setup(kind);
   try {

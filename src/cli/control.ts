@@ -1,9 +1,10 @@
 // `meshctl control …`: run the control server and administer its network.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from '../util/cjs.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ControlError, type RelayRegion } from '../control/protocol.js';
 import { durationArg, printJson, serveUntilSignal } from './context.js';
 import { CliError } from './errors.js';
+import { isoTime } from '../util/time.js';
 
 const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
 const DEFAULT_LISTEN = '0.0.0.0:8443';
@@ -69,7 +70,7 @@ export function registerControl(program: Command): void {
         relays: o.relay,
         keyExpiryMs: o.keyExpiry ?? null,
         ephemeralGraceMs: o.ephemeralGrace,
-        logger: (m) => process.stderr.write(`${new Date().toISOString()} meshctl control: ${m}\n`),
+        logger: (m) => process.stderr.write(`${isoTime()} meshctl control: ${m}\n`),
       });
       try {
         await server.start();

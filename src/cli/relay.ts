@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { portArg, serveUntilSignal } from './context.js';
 import { listenArg } from './control.js';
 import { CliError } from './errors.js';
+import { isoTime } from '../util/time.js';
 
 
 export function registerRelay(program: Command): void {
@@ -42,7 +43,7 @@ export function registerRelay(program: Command): void {
         meshKey: o.meshKey,
         meshWith: o.meshWith,
         clientRateBytesPerSec: o.clientRate,
-        logger: (m) => process.stderr.write(`${new Date().toISOString()} meshctl relay: ${m}\n`),
+        logger: (m) => process.stderr.write(`${isoTime()} meshctl relay: ${m}\n`),
       });
       try {
         await server.start();

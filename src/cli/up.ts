@@ -1,7 +1,7 @@
 // `meshctl up`: start the daemon unless it runs, then join the network and
 // return once the node is up (or fail with the cause).
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from '../util/cjs.js';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { DaemonNotRunning, LocalClient } from '../localapi/client.js';

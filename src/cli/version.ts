@@ -1,6 +1,6 @@
 // The version printed by `meshctl version`, read from package.json at run time
 // so it cannot drift from what npm installed.
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../util/cjs.js';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 

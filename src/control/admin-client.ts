@@ -2,7 +2,7 @@
 // its admin socket when it is running (so nodes hear of the change at once),
 // else directly on its database.
 import { request } from 'node:http';
-import { existsSync } from 'node:fs';
+import { existsSync } from '../util/cjs.js';
 import { deleteNode, expireNode, listNodes, newAuthKey, type AdminNode } from './admin-ops.js';
 import type { AuthKeyOptions } from './authkeys.js';
 import { ControlError, type ErrorBody } from './protocol.js';

@@ -5,6 +5,7 @@
 import { createAuthKey, type AuthKeyOptions } from './authkeys.js';
 import { ControlError } from './protocol.js';
 import type { Registry } from './registry.js';
+import { isoTime } from '../util/time.js';
 
 export interface AdminNode {
   id: number;
@@ -31,9 +32,9 @@ export function listNodes(r: Registry, online: (id: number) => boolean): AdminNo
     os: n.os,
     version: n.version,
     online: online(n.id),
-    lastSeen: n.lastSeenMs === null ? null : new Date(n.lastSeenMs).toISOString(),
-    created: new Date(n.createdAtMs).toISOString(),
-    keyExpiry: n.keyExpiresAtMs === null ? null : new Date(n.keyExpiresAtMs).toISOString(),
+    lastSeen: n.lastSeenMs === null ? null : isoTime(n.lastSeenMs),
+    created: isoTime(n.createdAtMs),
+    keyExpiry: n.keyExpiresAtMs === null ? null : isoTime(n.keyExpiresAtMs),
     expired: r.isExpired(n),
     ephemeral: n.ephemeral,
     endpoints: n.endpoints,
@@ -60,5 +61,5 @@ export function expireNode(r: Registry, ref: string, nowMs = Date.now()): { id: 
 
 export function newAuthKey(r: Registry, o: AuthKeyOptions): { key: string; expires: string | null; reusable: boolean; ephemeral: boolean } {
   const { key, record } = createAuthKey(r.store, o);
-  return { key, expires: record.expiresAtMs === null ? null : new Date(record.expiresAtMs).toISOString(), reusable: record.reusable, ephemeral: record.ephemeral };
+  return { key, expires: record.expiresAtMs === null ? null : isoTime(record.expiresAtMs), reusable: record.reusable, ephemeral: record.ephemeral };
 }

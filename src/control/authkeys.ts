@@ -5,6 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ControlError } from './protocol.js';
 import type { AuthKeyRecord, ControlStore } from './store.js';
+import { isoTime } from '../util/time.js';
 
 const KEY_RE = /^mskey-([0-9a-f]{12})-([0-9a-f]{48})$/;
 
@@ -43,7 +44,7 @@ export function redeemAuthKey(store: ControlStore, key: string, nowMs = Date.now
     throw new ControlError('AUTHKEY_INVALID', 'auth key is not known to this control server: create one with `meshctl control authkey create`');
   }
   if (rec.expiresAtMs !== null && rec.expiresAtMs <= nowMs) {
-    throw new ControlError('AUTHKEY_EXPIRED', `auth key expired at ${new Date(rec.expiresAtMs).toISOString()}: create a new one`);
+    throw new ControlError('AUTHKEY_EXPIRED', `auth key expired at ${isoTime(rec.expiresAtMs)}: create a new one`);
   }
   if (!rec.reusable && rec.usedCount > 0) {
     throw new ControlError('AUTHKEY_USED', 'auth key was single-use and has been used: create a new one (or a --reusable key)');

@@ -5,7 +5,7 @@
 //   { "relays": [ { "region": "home", "url": "https://relay1:443", "stunPort": 3478 },
 //                 { "region": "home", "url": "https://relay2:443" } ],
 //     "keyExpiry": "90d", "ephemeralGrace": "30s" }
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../util/cjs.js';
 import { parseDuration } from '../util/duration.js';
 import type { RelayRegion } from './protocol.js';
 

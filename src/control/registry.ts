@@ -5,6 +5,7 @@ import { allocateAddresses, IPV4_PREFIX, ipv6Prefix } from './addresses.js';
 import { redeemAuthKey } from './authkeys.js';
 import { ControlError, type NetworkMap, type NodeView, type RegisterBody, type RegisterResult, type RelayRegion } from './protocol.js';
 import type { ControlStore, NodeRecord } from './store.js';
+import { isoTime } from '../util/time.js';
 
 const MAX_HOSTNAME = 63;
 const MAX_ENDPOINTS = 32;
@@ -103,10 +104,10 @@ export class Registry {
       endpoints: n.endpoints,
       homeRelay: n.homeRelay,
       online,
-      lastSeen: n.lastSeenMs === null ? null : new Date(n.lastSeenMs).toISOString(),
+      lastSeen: n.lastSeenMs === null ? null : isoTime(n.lastSeenMs),
       os: n.os,
       version: n.version,
-      keyExpiry: n.keyExpiresAtMs === null ? null : new Date(n.keyExpiresAtMs).toISOString(),
+      keyExpiry: n.keyExpiresAtMs === null ? null : isoTime(n.keyExpiresAtMs),
       ephemeral: n.ephemeral,
     };
   }

@@ -4,7 +4,7 @@
 // at once. Operators reach the same server over a root-only unix socket in the
 // state dir (admin-server.ts). Existing tunnels never depend on this server
 // being up: nodes keep their last map and reconnect with backoff.
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../util/cjs.js';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { keyToText } from '../crypto/keys.js';

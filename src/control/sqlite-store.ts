@@ -2,7 +2,7 @@
 // compiled to WebAssembly (node-sqlite3-wasm) so installing meshctl builds no
 // native code (npm 11 blocks install scripts; Node 20 has no node:sqlite).
 // Schema changes are numbered migrations applied in order at open.
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync } from '../util/cjs.js';
 import sqlite from 'node-sqlite3-wasm';
 import type { AuthKeyRecord, ControlStore, NewNode, NodeRecord, NodeUpdate } from './store.js';
 

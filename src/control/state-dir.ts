@@ -1,7 +1,7 @@
 // What the control server keeps in its state dir: the database, its X25519
 // control key (nodes seal requests to it) and, unless the operator brings a
 // certificate, a self-signed one made on first start and reused after.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from '../util/cjs.js';
 import { networkInterfaces, hostname } from 'node:os';
 import { join } from 'node:path';
 import { createSelfSigned } from '../crypto/selfsigned.js';

@@ -16,6 +16,9 @@ import { localEndpoints } from './local-endpoints.js';
 import { chooseHome, type NetReport, type StunTarget } from '../nat/netcheck.js';
 import { StateStore, type NodeState } from './state.js';
 import type { DaemonKnobs } from './test-knobs.js';
+import { byCodeUnits, isoTime } from '../util/time.js';
+import { memoryCounters } from './memory.js';
+import { IdleMemory } from '../util/idle-memory.js';
 
 /** How long a node waits for its first map after registering before `up` gives up. */
 const DEFAULT_UP_TIMEOUT_MS = 30_000;
@@ -60,7 +63,14 @@ export class Backend {
   /** `up` waits for a resume in progress, so the two never build the engine twice */
   private resuming: Promise<void> = Promise.resolve();
 
+  /** hands memory back once the tunnel has been quiet a while (util/idle-memory.ts) */
+  private readonly idleMemory = new IdleMemory(() => {
+    const t = this.host?.tun?.stats;
+    return t ? t.rxPackets + t.txPackets : 0;
+  });
+
   constructor(private readonly opts: BackendOptions) {
+    this.idleMemory.start();
     this.log = opts.logger;
     this.store = new StateStore(opts.stateDir);
     this.st = this.store.load(opts.defaults);
@@ -363,7 +373,7 @@ export class Backend {
   status(): Status {
     const self = this.st.node;
     const peers: PeerStatus[] = (this.map?.peers ?? []).map((v) => this.peerStatus(v));
-    peers.sort((a, b) => a.name.localeCompare(b.name));
+    peers.sort((a, b) => byCodeUnits(a.name, b.name));
     const health: string[] = [];
     if (this.st.prefs.wantRunning && !this.connected && this.control) health.push(`not connected to the control server: ${this.lastError ?? 'connecting'}`);
     return {
@@ -378,7 +388,7 @@ export class Backend {
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
       counters: this.host
-        ? { engine: this.host.device.stats, tun: this.host.tun?.stats ?? null, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats, memory: process.memoryUsage() }
+        ? { engine: this.host.device.stats, tun: this.host.tun?.stats ?? null, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats, memory: memoryCounters(this.idleMemory.releases) }
         : null,
     };
   }
@@ -396,7 +406,7 @@ export class Backend {
       lastSeen: v.lastSeen,
       active: wg && key ? this.host!.paths.isActive(key) : false,
       path: !path || path.kind === 'none' ? { kind: 'none' } : path.kind === 'direct' ? { kind: 'direct', endpoint: endpointKey(path.endpoint), latencyMs: path.latencyMs, trusted: path.trusted } : { kind: 'relay', region: path.region },
-      lastHandshake: wg && wg.lastHandshakeWallMs > 0 ? new Date(wg.lastHandshakeWallMs).toISOString() : null,
+      lastHandshake: wg && wg.lastHandshakeWallMs > 0 ? isoTime(wg.lastHandshakeWallMs) : null,
       txBytes: wg?.txBytes ?? 0,
       rxBytes: wg?.rxBytes ?? 0,
       endpoints: v.endpoints,
@@ -429,6 +439,7 @@ export class Backend {
   }
 
   async close(): Promise<void> {
+    this.idleMemory.stop();
     this.stopMapLoop();
     await this.stopEngine();
   }

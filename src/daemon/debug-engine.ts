@@ -1,7 +1,7 @@
 // Runs a bare WireGuard device: TUN + UDP + UAPI socket, nothing else. It is
 // how meshctl's data plane is tested against wireguard-go with the `wg` tool.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync } from '../util/cjs.js';
 import { join } from 'node:path';
 import { Device } from '../engine/device.js';
 import { UdpBind } from '../engine/udp.js';

@@ -2,7 +2,7 @@
 // 0666) to read status; changing state needs root, the daemon's own uid or
 // the configured operator, checked with the kernel's SO_PEERCRED. Requests
 // carrying Origin or Referer come from a browser and are refused (CSRF).
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from '../util/cjs.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { closeUnix, listenUnix } from '../util/unix-http.js';
 import { connect } from 'node:net';

@@ -1,11 +1,12 @@
 // The node daemon's process: state dir lock, local API socket, the backend,
 // and an orderly shutdown on SIGTERM/SIGINT (the interface goes away, the
 // node's wish to be up is kept so the next start resumes).
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from '../util/cjs.js';
 import { join } from 'node:path';
 import { Backend } from './backend.js';
 import { LocalApiServer } from './localapi-server.js';
 import { daemonKnobsFromEnv } from './test-knobs.js';
+import { isoTime } from '../util/time.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -16,7 +17,7 @@ export interface DaemonOptions {
 }
 
 function log(msg: string): void {
-  process.stderr.write(`${new Date().toISOString()} meshctl daemon: ${msg}\n`);
+  process.stderr.write(`${isoTime()} meshctl daemon: ${msg}\n`);
 }
 
 function alive(pid: number): boolean {

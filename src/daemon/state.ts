@@ -2,7 +2,7 @@
 // what the control server assigned. One JSON file, mode 0600 (it holds the
 // private keys), replaced atomically; the last network map sits beside it so
 // a restarted daemon can carry traffic before the control server answers.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from '../util/cjs.js';
 import { join } from 'node:path';
 import { generatePrivateKey } from '../crypto/x25519.js';
 import type { NetworkMap, NodeView } from '../control/protocol.js';

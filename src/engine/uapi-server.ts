@@ -1,7 +1,7 @@
 // Serves the UAPI on a unix socket (/var/run/wireguard/IFNAME.sock) so the
 // standard `wg` tool configures meshctl's engine as it does wireguard-go.
 // Garbage on the socket gets a protocol error and a closed connection, never a crash.
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from '../util/cjs.js';
 import net from 'node:net';
 import { join } from 'node:path';
 import { formatGetResponse, parseSetRequest, UAPI_EIO, UAPI_EINVAL } from './uapi.js';

@@ -4,7 +4,7 @@
 // the real binary, waits for paths, and tears it all down again. Everything it
 // made is recorded in DIR/lab.json, so `down` removes exactly that.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, chmodSync } from '../util/cjs.js';
 import { join } from 'node:path';
 import { CONTROL_IP, CONTROL_PORT, INET_PREFIX, NAT_DESCRIPTION, natRules, planNodes, RELAYS, type LabNode, type NatKind } from './topology.js';
 import { miniupnpdConfig } from './upnp.js';

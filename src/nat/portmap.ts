@@ -4,7 +4,7 @@
 // can say what the gateway offers. Each probe is one small UDP exchange with
 // the default gateway; nothing is sent anywhere else.
 import dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../util/cjs.js';
 
 const NATPMP_PORT = 5351;
 const SSDP_ADDR = '239.255.255.250';

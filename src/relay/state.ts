@@ -2,7 +2,7 @@
 // and its TLS certificate, self-signed and kept in the state dir unless the
 // operator brings one. Nodes pin the certificate's fingerprint, which the
 // control server hands them in the relay map.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from '../util/cjs.js';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { certFingerprint, createSelfSigned } from '../crypto/selfsigned.js';

@@ -1,7 +1,7 @@
 // --verify-clients: ask the control server whether a node key belongs to the
 // network before relaying for it, with no local daemon needed. Answers are
 // cached briefly so a reconnect storm does not become a storm on control.
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../util/cjs.js';
 import { request } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';

@@ -4,7 +4,7 @@
 // caller's thread, which the kernel completes at once for TUN. With offloads
 // (IFF_VNET_HDR + TSO, the default) the packets written in one event-loop turn
 // are coalesced first (gro.ts) and the reader splits TCP super-packets.
-import { closeSync, constants, openSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync, writevSync } from '../util/cjs.js';
 import type { Worker } from 'node:worker_threads';
 import { TunError } from './errors.js';
 import { writeMerged } from './gro.js';

@@ -1,6 +1,6 @@
 // Files written so a crash leaves either the old or the new content, never a
 // torn one: write a temporary file beside it, fsync, rename, fsync the dir.
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from './cjs.js';
 import { dirname } from 'node:path';
 
 export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): void {

@@ -10,7 +10,8 @@
 //
 // MESHCTL_READER_MODE=thread|main pins one side (to compare in benchmarks).
 
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { cjsRequire } from './cjs.js';
 import { trimMallocSoon } from './malloc-trim.js';
 import { RING_USER_SLOT } from './shm-ring.js';
 
@@ -207,7 +208,9 @@ export class ThreadReading {
  */
 export function spawnReaderThread(url: URL, workerData: unknown, onExit: (code: number) => void, log: (msg: string) => void): Worker | null {
   try {
-    const w = new Worker(url, { workerData });
+    // worker_threads is loaded at the first burst, not at start: an idle daemon never needs it (~1.4 MB)
+    const { Worker: WorkerThread } = cjsRequire('node:worker_threads') as typeof import('node:worker_threads');
+    const w = new WorkerThread(url, { workerData });
     w.on('error', (err) => log(`reader thread failed (${err.message}); the event loop reads`));
     w.on('exit', onExit);
     w.unref();

@@ -1,0 +1,10 @@
+// The daemon's memory for `status --json` counters: the process figures and
+// what each V8 heap space holds in RAM (the young generation is what grows
+// under load), and how often the idle release ran (util/idle-memory.ts).
+import { getHeapSpaceStatistics } from 'node:v8';
+
+export function memoryCounters(idleReleases: number): NodeJS.MemoryUsage & { heapSpaces: Record<string, number>; idleReleases: number } {
+  const heapSpaces: Record<string, number> = {};
+  for (const s of getHeapSpaceStatistics()) if (s.physical_space_size > 0) heapSpaces[s.space_name] = s.physical_space_size;
+  return { ...process.memoryUsage(), heapSpaces, idleReleases };
+}

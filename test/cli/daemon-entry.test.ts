@@ -1,0 +1,63 @@
+// `meshctl daemon` starts without the CLI parser when its arguments are plain
+// (src/cli/daemon-entry.ts); anything else still gets the full CLI's help and errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { leanDaemonArgs } from '../../src/cli/daemon-entry.js';
+import { DEFAULT_IFNAME, DEFAULT_PORT, DEFAULT_SOCKET, DEFAULT_STATE_DIR } from '../../src/localapi/types.js';
+import { packageRoot } from '../../src/cli/version.js';
+
+test('the arguments `meshctl up` and service files pass are parsed without the CLI', () => {
+  assert.deepEqual(leanDaemonArgs(['--socket', '/run/m.sock', 'daemon', '--state-dir', '/var/lib/m', '--ifname', 'mesh1', '--port', '0'], {}), {
+    socket: '/run/m.sock',
+    stateDir: '/var/lib/m',
+    ifname: 'mesh1',
+    port: 0,
+  });
+  assert.deepEqual(leanDaemonArgs(['daemon', '--port=41642'], {}), { socket: DEFAULT_SOCKET, stateDir: DEFAULT_STATE_DIR, ifname: DEFAULT_IFNAME, port: 41642 });
+  assert.deepEqual(leanDaemonArgs(['daemon'], { MESHCTL_SOCKET: '/tmp/s', MESHCTL_STATE_DIR: '/tmp/d' }), { socket: '/tmp/s', stateDir: '/tmp/d', ifname: DEFAULT_IFNAME, port: DEFAULT_PORT });
+});
+
+test('anything the lean parser does not know is left to the full CLI', () => {
+  for (const args of [
+    ['daemon', '--help'],
+    ['daemon', '-h'],
+    ['daemon', '--port', '70000'],
+    ['daemon', '--port', 'x'],
+    ['daemon', '--port'],
+    ['daemon', '--state-dir', '--ifname', 'x'],
+    ['daemon', '--verbose'],
+    ['daemon', '--socket', '/s'], // --socket is a global option, before the command
+    ['--state-dir', '/d', 'daemon'],
+    ['ping', 'daemon'],
+    ['status'],
+    ['daemon', 'daemon'],
+  ]) {
+    assert.equal(leanDaemonArgs(args, {}), null, args.join(' '));
+  }
+});
+
+test('bin/meshctl: `daemon --help` and a bad flag still get the full CLI', () => {
+  const bin = join(packageRoot(), 'bin', 'meshctl');
+  const help = spawnSync(process.execPath, [bin, 'daemon', '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /--state-dir/);
+  const bad = spawnSync(process.execPath, [bin, 'daemon', '--bogus'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /unknown option '--bogus'/);
+});
+
+test('bin/meshctl: the lean daemon reports a start failure in one line and exits 1', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshctl-lean-'));
+  try {
+    writeFileSync(join(dir, 'file'), '');
+    const r = spawnSync(process.execPath, [join(packageRoot(), 'bin', 'meshctl'), '--socket', join(dir, 's'), 'daemon', '--state-dir', join(dir, 'file', 'state')], { encoding: 'utf8' });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /^meshctl daemon: ENOTDIR: not a directory/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,54 @@
+// The daemon hands memory back once the tunnel is quiet (src/util/idle-memory.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { getHeapSpaceStatistics } from 'node:v8';
+import { IdleMemory, QUIET_MS, releaseMemory } from '../../src/util/idle-memory.js';
+
+test('a release comes after a quiet spell, never during traffic, and again only when the heap has grown', () => {
+  let packets = 0;
+  let heap = 50 << 20;
+  const released: number[] = [];
+  const m = new IdleMemory(() => packets, () => (released.push(heap), (heap -= 8 << 20), true), () => heap);
+  let t = 0;
+  const tick = (ms: number): void => {
+    t += ms;
+    m.check(t);
+  };
+  for (let i = 0; i < 10; i++) {
+    packets += 100; // busy: never
+    tick(QUIET_MS);
+  }
+  assert.deepEqual(released, []);
+  tick(1000);
+  tick(QUIET_MS - 2000);
+  assert.deepEqual(released, [], 'not before QUIET_MS');
+  tick(2000);
+  assert.deepEqual(released, [50 << 20]);
+  tick(QUIET_MS);
+  tick(QUIET_MS);
+  assert.equal(released.length, 1, 'an idle heap that has not grown is left alone');
+  heap += 4 << 20; // start-up work or a transfer grew it
+  tick(QUIET_MS);
+  assert.equal(released.length, 2);
+  assert.equal(m.releases, 2);
+});
+
+test('releaseMemory really frees the old generation', async () => {
+  const old = (): number => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.physical_space_size;
+  // garbage that has lived long enough to be promoted, then dropped
+  let keep: object[][] = [];
+  for (let r = 0; r < 40; r++) {
+    keep.push(Array.from({ length: 20_000 }, (_, i) => ({ i, s: `x${i}` })));
+    await new Promise((res) => setImmediate(res));
+  }
+  const grown = old();
+  keep = [];
+  assert.equal(releaseMemory(), true);
+  // V8 unmaps the freed pages from a background task, within about a second
+  let after = old();
+  for (let i = 0; i < 50 && after >= grown - (8 << 20); i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    after = old();
+  }
+  assert.ok(after < grown - (8 << 20), `old space ${grown >> 20} MiB → ${after >> 20} MiB`);
+});
