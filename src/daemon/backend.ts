@@ -64,12 +64,14 @@ export class Backend {
   private resuming: Promise<void> = Promise.resolve();
 
   /** hands memory back once the tunnel has been quiet a while (util/idle-memory.ts) */
-  private readonly idleMemory = new IdleMemory(() => {
-    const t = this.host?.tun?.stats;
-    return t ? t.rxPackets + t.txPackets : 0;
-  });
+  private readonly idleMemory: IdleMemory;
 
   constructor(private readonly opts: BackendOptions) {
+    const activity = (): number => {
+      const t = this.host?.tun?.stats;
+      return t ? t.rxPackets + t.txPackets : 0;
+    };
+    this.idleMemory = new IdleMemory(activity, { quietMs: opts.knobs?.idleReleaseMs });
     this.idleMemory.start();
     this.log = opts.logger;
     this.store = new StateStore(opts.stateDir);

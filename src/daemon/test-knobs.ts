@@ -25,6 +25,8 @@ export function engineTimersFromEnv(env: NodeJS.ProcessEnv): Partial<EngineTimer
 export interface DaemonKnobs {
   engineTimers: Partial<EngineTimers>;
   pathTimers: Partial<PathTimers>;
+  /** quiet time before the daemon hands memory back (util/idle-memory.ts) */
+  idleReleaseMs?: number;
 }
 
 const PATH_KNOBS: Record<string, keyof PathTimers> = {
@@ -41,5 +43,11 @@ export function daemonKnobsFromEnv(env: NodeJS.ProcessEnv): DaemonKnobs {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}="${v}" must be a positive number of milliseconds`);
     pathTimers[key] = n;
   }
-  return { engineTimers: engineTimersFromEnv(env), pathTimers };
+  const idle = env.MESHCTL_IDLE_RELEASE_MS;
+  let idleReleaseMs: number | undefined;
+  if (idle !== undefined && idle !== '') {
+    idleReleaseMs = Number(idle);
+    if (!Number.isFinite(idleReleaseMs) || idleReleaseMs <= 0) throw new Error(`MESHCTL_IDLE_RELEASE_MS="${idle}" must be a positive number of milliseconds`);
+  }
+  return { engineTimers: engineTimersFromEnv(env), pathTimers, idleReleaseMs };
 }

@@ -1,7 +1,9 @@
 // A Linux TUN device (IFF_TUN | IFF_NO_PI) created with ioctl(TUNSETIFF)
-// through koffi. Reads happen on a worker thread (blocking calls must never
-// run on the event loop); writes are synchronous non-blocking write()s on the
-// caller's thread, which the kernel completes at once for TUN. With offloads
+// through koffi. A quiet tunnel is read by the event loop through libuv
+// (main-reader.ts), a busy one by a reader thread whose blocking reads never
+// touch the event loop (util/reader-mode.ts decides); writes are synchronous
+// non-blocking write()s on the caller's thread, which the kernel completes at
+// once for TUN. With offloads
 // (IFF_VNET_HDR + TSO, the default) the packets written in one event-loop turn
 // are coalesced first (gro.ts) and the reader splits TCP super-packets.
 import { closeSync, constants, openSync, writeSync, writevSync } from '../util/cjs.js';

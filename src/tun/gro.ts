@@ -10,11 +10,9 @@
 // NEEDS_CSUM packet as locally built. Integrity comes from the AEAD that
 // authenticated every segment; a peer can only misstate checksums of its own
 // flows. A segment the rules refuse is written unchanged.
-import { fold, GSO_TCPV4, GSO_TCPV6, pseudoHeaderSum, sum16, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, writeVnetHdr } from './offload.js';
+import { fold, GSO_TCPV4, GSO_TCPV6, PROTO_TCP, pseudoHeaderSum, sum16, TCP_PSH, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, writeVnetHdr } from './offload.js';
 
-const PROTO_TCP = 6;
 const TCP_ACK = 0x10;
-const TCP_PSH = 0x08;
 const MAX_GSO_BYTES = 65535;
 /** open runs looked at per segment: flows interleave in a batch, but rarely many */
 const MAX_OPEN_RUNS = 8;

@@ -13,9 +13,9 @@ export const GSO_TCPV4 = 1;
 export const GSO_TCPV6 = 4;
 const GSO_ECN = 0x80;
 
-const PROTO_TCP = 6;
+export const PROTO_TCP = 6;
 const TCP_FIN = 0x01;
-const TCP_PSH = 0x08;
+export const TCP_PSH = 0x08;
 const TCP_CWR = 0x80;
 const TCP_CSUM_OFFSET = 16;
 

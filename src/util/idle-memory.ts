@@ -10,7 +10,6 @@ import { runInNewContext } from 'node:vm';
 import { trimMallocSoon } from './malloc-trim.js';
 
 export const QUIET_MS = 10_000;
-const CHECK_MS = 5_000;
 /** growth since the last release that is worth a collection */
 const GROWTH_BYTES = 1 << 20;
 
@@ -45,16 +44,23 @@ export class IdleMemory {
   /** collections done, for the counters */
   releases = 0;
 
+  private readonly quietMs: number;
+  private readonly release: () => boolean;
+  private readonly heapBytes: () => number;
+
   constructor(
     /** a number that changes whenever the tunnel carries traffic */
     private readonly activity: () => number,
-    private readonly release: () => boolean = releaseMemory,
-    private readonly heapBytes: () => number = () => getHeapStatistics().total_heap_size,
-    private readonly quietMs = QUIET_MS,
-  ) {}
+    opts: { quietMs?: number; release?: () => boolean; heapBytes?: () => number } = {},
+  ) {
+    this.quietMs = opts.quietMs ?? QUIET_MS;
+    this.release = opts.release ?? releaseMemory;
+    this.heapBytes = opts.heapBytes ?? (() => getHeapStatistics().total_heap_size);
+  }
 
-  start(checkMs = CHECK_MS): void {
-    this.timer ??= setInterval(() => this.check(performance.now()), checkMs).unref();
+  /** Looks twice per quiet period, so a release comes 1–1.5 quiet periods after the last packet. */
+  start(): void {
+    this.timer ??= setInterval(() => this.check(performance.now()), this.quietMs / 2).unref();
   }
 
   stop(): void {

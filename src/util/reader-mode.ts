@@ -88,8 +88,8 @@ export class MainReading {
       if (!this.startThread()) this.policy = 'main';
       else {
         this.threadStarts++;
-        this.armRetire();
-      } // a burst that ends before the thread is up leaves it idle
+        this.armRetire(); // a burst that ends before the thread is up leaves it idle
+      }
     }
     return this.policy !== 'main';
   }

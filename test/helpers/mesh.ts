@@ -60,7 +60,8 @@ export class MeshLab {
     await must('ip', ['-n', ns, 'link', 'set', a, 'up']);
   }
 
-  async build(nodeCount: number): Promise<void> {
+  /** `env`: extra environment for every node's CLI and so for the daemons `up` starts */
+  async build(nodeCount: number, extraEnv: Record<string, string> = {}): Promise<void> {
     this.bridgeNs = await this.lab.netns('br');
     await must('ip', ['-n', this.bridgeNs, 'link', 'add', 'br0', 'type', 'bridge']);
     await must('ip', ['-n', this.bridgeNs, 'link', 'set', 'br0', 'up']);
@@ -73,7 +74,7 @@ export class MeshLab {
       await this.attach(ns, lanIp);
       const socket = join(this.dir, `${name}.sock`);
       const stateDir = join(this.dir, name);
-      const env = { MESHCTL_CONFIG_DIR: join(this.dir, `${name}-cli`), MESHCTL_PLAIN: '1' };
+      const env = { MESHCTL_CONFIG_DIR: join(this.dir, `${name}-cli`), MESHCTL_PLAIN: '1', ...extraEnv };
       this.nodes.push({
         name,
         ns,

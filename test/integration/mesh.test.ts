@@ -25,7 +25,8 @@ async function pingIp(from: MeshNode, ip: string, count = 2): Promise<boolean> {
 test('a control server and three nodes on one LAN', { skip, timeout: 240_000 }, async (t) => {
   const m = new MeshLab();
   try {
-    await m.build(3);
+    // a daemon hands memory back after 1 s without traffic here instead of 10 (util/idle-memory.ts)
+    await m.build(3, { MESHCTL_IDLE_RELEASE_MS: '1000' });
     await m.startControl();
     const [n1, n2, n3] = m.nodes as [MeshNode, MeshNode, MeshNode];
     const key = await m.authKey(['--reusable']);
@@ -68,7 +69,16 @@ test('a control server and three nodes on one LAN', { skip, timeout: 240_000 }, 
       const s = await status(n1);
       const p2 = s.peers.find((p) => p.name === 'node2')!;
       assert.ok(p2.txBytes > 0 && p2.rxBytes > 0, 'traffic is counted');
-      assert.equal(p2.lastHandshake !== null, true);
+      assert.match(p2.lastHandshake ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    });
+
+    await t.test('a quiet daemon hands memory back and shows it in its counters', async () => {
+      type Memory = { rss: number; heapSpaces: Record<string, number>; idleReleases: number };
+      const memory = await eventually('an idle release on node3', async () => {
+        const mem = (await status(n3)).counters?.memory as Memory | undefined;
+        return mem && mem.idleReleases >= 1 ? mem : null;
+      }, 10_000, 250);
+      assert.ok(memory.rss > 0 && (memory.heapSpaces.old_space ?? 0) > 0, JSON.stringify(memory));
     });
 
     await t.test('meshctl ping names the direct path', async () => {

@@ -8,7 +8,7 @@ test('a release comes after a quiet spell, never during traffic, and again only 
   let packets = 0;
   let heap = 50 << 20;
   const released: number[] = [];
-  const m = new IdleMemory(() => packets, () => (released.push(heap), (heap -= 8 << 20), true), () => heap);
+  const m = new IdleMemory(() => packets, { release: () => (released.push(heap), (heap -= 8 << 20), true), heapBytes: () => heap });
   let t = 0;
   const tick = (ms: number): void => {
     t += ms;
