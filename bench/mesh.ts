@@ -16,6 +16,8 @@ export interface MeshResult {
   /** 2 s after the first direct path, and after IDLE_SETTLE_MS more without traffic */
   rssAfterUp1PeerMb: number;
   rssIdle1PeerMb: number;
+  /** the daemon's idle memory releases so far, read right after rssIdle1PeerMb */
+  idleReleases1Peer: number;
   rssIdle100PeersMb: number;
   /** the same once the reader threads have retired */
   rssRetired100PeersMb: number;
@@ -32,7 +34,11 @@ export interface MeshResult {
 }
 
 const BIN = join(packageRoot(), 'bin', 'meshctl');
-const IDLE_SETTLE_MS = 12_000;
+/**
+ * The daemon hands memory back 10–20 s into a quiet spell (util/idle-memory.ts
+ * checks every 5 s), so "idle" is measured 20 s after the last traffic.
+ */
+export const IDLE_SETTLE_MS = 20_000;
 
 async function iperf(m: MeshLab, fromNs: string, toNs: string, ip: string, seconds: number): Promise<number> {
   const server = m.lab.spawn(toNs, ['iperf3', '-s', '-1']);
@@ -117,6 +123,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     // idle: long enough for V8's memory reducer (it runs ~8 s after allocation calms down)
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const rssIdle1PeerMb = rssMb(pid1);
+    const idleReleases1Peer = ((await status(n1.socket)).counters?.memory as { idleReleases?: number } | undefined)?.idleReleases ?? 0;
     const statusMs = cliMs(n1.socket, ['status']);
     const statusJsonMs = cliMs(n1.socket, ['status', '--json']);
     const statusWithExtraCaMs = process.env.NODE_EXTRA_CA_CERTS ? cliMs(n1.socket, ['status'], 20, true) : null;
@@ -146,7 +153,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     // reader threads retire a minute after the last burst (util/reader-mode.ts)
     await new Promise((r) => setTimeout(r, Math.max(0, lastTransferMs + RETIRE_AFTER_MS + IDLE_SETTLE_MS - performance.now())));
     const rssRetired100PeersMb = rssMb(pid1);
-    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, rssIdle100PeersMb, rssRetired100PeersMb, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
+    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, idleReleases1Peer, rssIdle100PeersMb, rssRetired100PeersMb, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
   } finally {
     await m.cleanup();
   }

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { packageRoot } from '../src/cli/version.js';
 import { measureLabDirect } from './lab-direct.js';
 import { RETIRE_AFTER_MS } from '../src/util/reader-mode.js';
-import { measureMesh, type MeshResult } from './mesh.js';
+import { IDLE_SETTLE_MS, measureMesh, type MeshResult } from './mesh.js';
 import { median } from './procstat.js';
-import { measurePair, measureRtt, type PairResult } from './wg-pair.js';
+import { measurePair, measureRtt, type PairResult, type RttResult } from './wg-pair.js';
+import { measureHops, type HopResult } from './hops.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -20,10 +21,10 @@ const opt = (name: string, dflt: number): number => {
 };
 const RUNS = opt('--runs', 3);
 const SECONDS = opt('--seconds', 10);
-const ONLY = args.includes('--pairs-only') ? 'pairs' : args.includes('--system-only') ? 'system' : args.includes('--rtt-only') ? 'rtt' : 'all';
+const ONLY = args.includes('--pairs-only') ? 'pairs' : args.includes('--system-only') ? 'system' : args.includes('--rtt-only') ? 'rtt' : args.includes('--hops') ? 'hops' : 'all';
 
 type Key = keyof PairResult;
-const KEYS: Key[] = ['tcp1Mbps', 'tcp4Mbps', 'udpMbps', 'udpLossPct', 'rttMedianMs', 'rttP99Ms', 'cpuSecPerGb', 'peakRssMb'];
+const KEYS: Key[] = ['tcp1Mbps', 'tcp4Mbps', 'udpMbps', 'udpLossPct', 'rttMedianMs', 'rttP99Ms', 'rttWarmMedianMs', 'rttWarmP99Ms', 'cpuSecPerGb', 'peakRssMb'];
 
 function summarize(rs: PairResult[]): Record<Key, number> {
   return Object.fromEntries(KEYS.map((k) => [k, median(rs.map((r) => r[k] as number))])) as Record<Key, number>;
@@ -39,21 +40,51 @@ async function main(): Promise<void> {
   const out: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, runs: RUNS, seconds: SECONDS };
   if (ONLY === 'rtt') {
     // latency work: many short interleaved runs are cheaper than the full pairs and show the spread
-    const raw: Record<string, { median: number; p99: number }[]> = { veth: [], meshctl: [], 'wireguard-go': [] };
+    const raw: Record<string, RttResult[]> = { veth: [], meshctl: [], 'wireguard-go': [] };
     raw.veth!.push(await measureRtt('veth'));
     for (let i = 0; i < RUNS; i++) {
       for (const k of ['meshctl', 'wireguard-go'] as const) {
         const r = await measureRtt(k);
         raw[k]!.push(r);
-        console.error(`  ${k.padEnd(13)} rtt median ${f(r.median, 3)} ms, p99 ${f(r.p99, 3)} ms`);
+        console.error(`  ${k.padEnd(13)} rtt median ${f(r.median, 3)} ms, p99 ${f(r.p99, 3)} ms; warm ${f(r.warmMedian, 3)} ms, p99 ${f(r.warmP99, 3)} ms`);
       }
     }
-    const med = (k: string, key: 'median' | 'p99'): number => median(raw[k]!.map((r) => r[key]));
+    const med = (k: string, key: keyof RttResult): number => median(raw[k]!.map((r) => r[key]));
     const veth = med('veth', 'median');
+    const vethWarm = med('veth', 'warmMedian');
     for (const k of ['meshctl', 'wireguard-go']) {
-      console.log(`${k.padEnd(13)} RTT median ${f(med(k, 'median'), 3)} ms (added ${f(med(k, 'median') - veth, 3)}), p99 ${f(med(k, 'p99'), 3)} ms`);
+      console.log(
+        `${k.padEnd(13)} RTT median ${f(med(k, 'median'), 3)} ms (added ${f(med(k, 'median') - veth, 3)}), p99 ${f(med(k, 'p99'), 3)} ms; ` +
+          `warm ${f(med(k, 'warmMedian'), 3)} ms (added ${f(med(k, 'warmMedian') - vethWarm, 3)}), p99 ${f(med(k, 'warmP99'), 3)} ms`,
+      );
     }
     Object.assign(out, { rtt: raw });
+  }
+  if (ONLY === 'hops') {
+    // per-hop latency from kernel tracepoints: --warm pings first (0 = a fresh pair), then 200 traced
+    const warm = opt('--warm', 1000);
+    const raw: Record<string, HopResult[]> = { meshctl: [], 'wireguard-go': [] };
+    for (let i = 0; i < RUNS; i++) for (const k of ['meshctl', 'wireguard-go'] as const) raw[k]!.push(await measureHops(k, warm, 200));
+    const cols: [string, keyof HopResult][] = [
+      ['A send', 'aSend'],
+      ['B receive', 'bReceive'],
+      ['B send', 'bSend'],
+      ['A receive', 'aReceive'],
+      ['total', 'total'],
+      ['total p90', 'totalP90'],
+      ['A send, user', 'aSendUser'],
+      ['B recv, user', 'bReceiveUser'],
+    ];
+    console.log(`\nper hop, µs (medians of ${RUNS} runs of 200 pings at 10 ms, after ${warm} pings)`);
+    console.log(['', ...cols.map(([h]) => h)].map((h, i) => (i ? h.padStart(13) : h.padEnd(14))).join(''));
+    for (const k of ['meshctl', 'wireguard-go'] as const) {
+      const cells = cols.map(([, key]) => {
+        const v = raw[k]!.map((r) => r[key]).filter((x): x is number => x !== null);
+        return v.length ? f(median(v)) : '-';
+      });
+      console.log([k.padEnd(14), ...cells.map((c) => c.padStart(13))].join(''));
+    }
+    Object.assign(out, { hops: { warm, raw } });
   }
   if (ONLY === 'all' || ONLY === 'pairs') {
     console.error(`pairs: ${RUNS} interleaved runs each, ${SECONDS}s per iperf3 test, MTU 1420 tunnels over one veth`);
@@ -63,21 +94,23 @@ async function main(): Promise<void> {
       for (const k of ['meshctl', 'wireguard-go'] as const) {
         const r = await measurePair(k, SECONDS);
         raw[k]!.push(r);
-        console.error(`  ${k.padEnd(13)} tcp ${f(r.tcp1Mbps)} / 4×tcp ${f(r.tcp4Mbps)} / udp ${f(r.udpMbps)} Mbit/s (loss ${f(r.udpLossPct, 1)} %), rtt ${f(r.rttMedianMs, 3)} ms, ${f(r.cpuSecPerGb ?? NaN, 1)} CPU s/GB, peak ${f(r.peakRssMb ?? NaN)} MiB`);
+        console.error(`  ${k.padEnd(13)} tcp ${f(r.tcp1Mbps)} / 4×tcp ${f(r.tcp4Mbps)} / udp ${f(r.udpMbps)} Mbit/s (loss ${f(r.udpLossPct, 1)} %), rtt ${f(r.rttMedianMs, 3)} ms (warm ${f(r.rttWarmMedianMs, 3)}), ${f(r.cpuSecPerGb ?? NaN, 1)} CPU s/GB, peak ${f(r.peakRssMb ?? NaN)} MiB`);
       }
     }
     const mc = summarize(raw.meshctl!);
     const wg = summarize(raw['wireguard-go']!);
     const veth = summarize(raw.veth!);
-    console.log('\n' + ['pair (medians)', 'TCP Mbit/s', '4×TCP', 'UDP Mbit/s', 'UDP loss %', 'RTT ms', 'RTT p99', 'CPU s/GB', 'peak RSS MiB'].map((h, i) => (i ? h.padStart(11) : h.padEnd(28))).join(''));
+    console.log('\n' + ['pair (medians)', 'TCP Mbit/s', '4×TCP', 'UDP Mbit/s', 'UDP loss %', 'RTT ms', 'RTT p99', 'warm RTT', 'warm p99', 'CPU s/GB', 'peak RSS MiB'].map((h, i) => (i ? h.padStart(11) : h.padEnd(28))).join(''));
     for (const [name, r] of [['meshctl ↔ meshctl', mc], ['wireguard-go ↔ wireguard-go', wg], ['bare veth', veth]] as const) {
-      console.log([name.padEnd(28), f(r.tcp1Mbps), f(r.tcp4Mbps), f(r.udpMbps), f(r.udpLossPct, 1), f(r.rttMedianMs, 3), f(r.rttP99Ms, 3), f(r.cpuSecPerGb, 1), f(r.peakRssMb)].map((c, i) => (i ? c.padStart(11) : c)).join(''));
+      console.log([name.padEnd(28), f(r.tcp1Mbps), f(r.tcp4Mbps), f(r.udpMbps), f(r.udpLossPct, 1), f(r.rttMedianMs, 3), f(r.rttP99Ms, 3), f(r.rttWarmMedianMs, 3), f(r.rttWarmP99Ms, 3), f(r.cpuSecPerGb, 1), f(r.peakRssMb)].map((c, i) => (i ? c.padStart(11) : c)).join(''));
     }
     const ratio = { tcp1: mc.tcp1Mbps / wg.tcp1Mbps, tcp4: mc.tcp4Mbps / wg.tcp4Mbps, udp: mc.udpMbps / wg.udpMbps };
     const added = { meshctl: mc.rttMedianMs - veth.rttMedianMs, wireguardGo: wg.rttMedianMs - veth.rttMedianMs };
+    const addedWarm = { meshctl: mc.rttWarmMedianMs - veth.rttWarmMedianMs, wireguardGo: wg.rttWarmMedianMs - veth.rttWarmMedianMs };
     console.log(`ratio meshctl / wireguard-go: TCP ${f(ratio.tcp1, 2)} (goal ≥ 1.0), 4×TCP ${f(ratio.tcp4, 2)}, UDP ${f(ratio.udp, 2)}`);
-    console.log(`added RTT over bare veth: meshctl ${f(added.meshctl, 3)} ms, wireguard-go ${f(added.wireguardGo, 3)} ms (goal: no more than wireguard-go)`);
-    Object.assign(out, { pairs: { meshctl: mc, wireguardGo: wg, veth, ratio, addedRttMs: added, raw } });
+    console.log(`added RTT over bare veth, fresh pair: meshctl ${f(added.meshctl, 3)} ms, wireguard-go ${f(added.wireguardGo, 3)} ms (goal: no more than wireguard-go)`);
+    console.log(`added RTT over bare veth, warm pair:  meshctl ${f(addedWarm.meshctl, 3)} ms, wireguard-go ${f(addedWarm.wireguardGo, 3)} ms (after 1,000 pings)`);
+    Object.assign(out, { pairs: { meshctl: mc, wireguardGo: wg, veth, ratio, addedRttMs: added, addedWarmRttMs: addedWarm, raw } });
   }
   if (ONLY === 'all' || ONLY === 'system') {
     console.error('system: control server, relay and two daemons on a LAN of namespaces');
@@ -89,9 +122,9 @@ async function main(): Promise<void> {
     console.log(`  up → first ping (lab, easy NATs)  ${f(l.upToFirstPingMs)} ms`);
     console.log(`  up → first direct path (lab)      ${f(l.upToDirectMs)} ms`);
     console.log(`  daemon RSS 2 s after up, 1 peer   ${f(m.rssAfterUp1PeerMb, 1)} MiB`);
-    console.log(`  daemon RSS idle, 1 peer           ${f(m.rssIdle1PeerMb, 1)} MiB = ${f((m.rssIdle1PeerMb * 1048576) / 1e6, 1)} MB (goal ≤ 60; idle = 12 s without traffic)`);
-    console.log(`  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MiB (12 s after the throughput tests, reader threads up)`);
-    console.log(`  … reader threads retired          ${f(m.rssRetired100PeersMb, 1)} MiB (${(RETIRE_AFTER_MS + 12_000) / 1000} s after the last transfer)`);
+    console.log(`  daemon RSS idle, 1 peer           ${f(m.rssIdle1PeerMb, 1)} MiB = ${f((m.rssIdle1PeerMb * 1048576) / 1e6, 1)} MB (goal ≤ 60; idle = ${IDLE_SETTLE_MS / 1000} s without traffic, ${m.idleReleases1Peer} idle release(s) by then)`);
+    console.log(`  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MiB (${IDLE_SETTLE_MS / 1000} s after the throughput tests, reader threads up)`);
+    console.log(`  … reader threads retired          ${f(m.rssRetired100PeersMb, 1)} MiB (${(RETIRE_AFTER_MS + IDLE_SETTLE_MS) / 1000} s after the last transfer)`);
     console.log(`  meshctl status                    ${f(m.statusMs)} ms wall (goal ≤ 150; bare \`node -e 0\` ${f(m.nodeBareMs)} ms)`);
     console.log(`  meshctl status --json             ${f(m.statusJsonMs)} ms wall`);
     if (m.statusWithExtraCaMs !== null) console.log(`  … with NODE_EXTRA_CA_CERTS set     ${f(m.statusWithExtraCaMs)} ms wall (bare node ${f(m.nodeBareWithExtraCaMs ?? NaN)} ms): the variable's CA parsing, paid by every Node process`);

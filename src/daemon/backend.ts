@@ -67,9 +67,11 @@ export class Backend {
   private readonly idleMemory: IdleMemory;
 
   constructor(private readonly opts: BackendOptions) {
+    // data the tunnel carried, both ways: not every TUN read (the OS sends a little, e.g. IPv6 MLD,
+    // that is dropped for want of a route) nor keepalives (one goes out 10 s after the last data)
     const activity = (): number => {
-      const t = this.host?.tun?.stats;
-      return t ? t.rxPackets + t.txPackets : 0;
+      const h = this.host;
+      return h ? (h.tun?.stats.txPackets ?? 0) + h.device.stats.routed : 0;
     };
     this.idleMemory = new IdleMemory(activity, { quietMs: opts.knobs?.idleReleaseMs });
     this.idleMemory.start();
@@ -390,7 +392,7 @@ export class Backend {
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
       counters: this.host
-        ? { engine: this.host.device.stats, tun: this.host.tun?.stats ?? null, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats, memory: memoryCounters(this.idleMemory.releases) }
+        ? { engine: this.host.device.stats, aead: this.host.device.aeadName, tun: this.host.tun?.stats ?? null, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats, memory: memoryCounters(this.idleMemory.releases) }
         : null,
     };
   }

@@ -78,6 +78,7 @@ class EvpAead implements PacketAead {
   open(key: Buffer, counter: number, sealed: Buffer): Buffer | null {
     const ctx = this.dec;
     const ctLen = sealed.length - TAG_LEN;
+    if (ctLen < 0) return null;
     const plain = Buffer.allocUnsafe(ctLen);
     this.decInit(ctx, null, null, key, aeadNonce(counter, this.nonce));
     // OpenSSL may read the tag as late as Final: our own buffer, untouched until the next open()

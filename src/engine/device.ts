@@ -84,6 +84,11 @@ export class Device implements UapiTarget, PeerHost {
   private readonly mtuBytes: number;
   private readonly aead = packetAead();
 
+  /** which ChaCha20-Poly1305 implementation the data path uses (aead.ts) */
+  get aeadName(): string {
+    return this.aead.name;
+  }
+
   constructor(opts: DeviceOptions = {}) {
     this.clock = opts.clock ?? systemClock;
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
@@ -197,6 +202,7 @@ export class Device implements UapiTarget, PeerHost {
       this.stats.dropped.tooLarge++;
       return;
     }
+    this.stats.routed++;
     peer.sendPacket(pkt);
   }
 

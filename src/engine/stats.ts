@@ -32,10 +32,12 @@ export interface EngineStats {
   sessions: number;
   rx: { packets: number; bytes: number };
   tx: { packets: number; bytes: number };
+  /** packets from the TUN handed to a peer (data, not keepalives or handshakes) */
+  routed: number;
   dropped: Record<DropReason, number>;
 }
 
 export function newStats(): EngineStats {
   const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
-  return { sessions: 0, rx: { packets: 0, bytes: 0 }, tx: { packets: 0, bytes: 0 }, dropped };
+  return { sessions: 0, rx: { packets: 0, bytes: 0 }, tx: { packets: 0, bytes: 0 }, routed: 0, dropped };
 }

@@ -246,6 +246,8 @@ test('removing a peer stops its traffic and its routes', async () => {
   net.pump();
   assert.equal(b.received.length, 1);
   assert.equal(a.dev.stats.dropped.noRoute, 1);
+  // only the packet that had a peer counts as routed (the daemon's idle detection reads this)
+  assert.equal(a.dev.stats.routed, 1);
 });
 
 test('a packet staged for the handshake is a copy: the reader may reuse its buffer at once', async () => {

@@ -45,7 +45,8 @@ export class Lab {
   }
 
   /** A veth between two namespaces with the given CIDR addresses. */
-  async link(a: string, aCidr: string, b: string, bCidr: string): Promise<void> {
+  /** Returns the two ends' names (in a, in b). */
+  async link(a: string, aCidr: string, b: string, bCidr: string): Promise<[string, string]> {
     const ia = `v${this.id.slice(-6)}a${this.namespaces.length}`.slice(0, 15);
     const ib = `v${this.id.slice(-6)}b${this.namespaces.length}`.slice(0, 15);
     await must('ip', ['link', 'add', ia, 'netns', a, 'type', 'veth', 'peer', 'name', ib, 'netns', b]);
@@ -53,6 +54,7 @@ export class Lab {
     await must('ip', ['-n', b, 'addr', 'add', bCidr, 'dev', ib]);
     await must('ip', ['-n', a, 'link', 'set', ia, 'up']);
     await must('ip', ['-n', b, 'link', 'set', ib, 'up']);
+    return [ia, ib];
   }
 
   exec(ns: string, cmd: string[], timeoutMs?: number): Promise<RunResult> {

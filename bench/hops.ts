@@ -1,0 +1,141 @@
+// Where one ping's time goes, hop by hop (`npm run bench -- --hops`): the
+// kernel's own tracepoints (ftrace: net_dev_queue / netif_receive_skb on the
+// TUN and veth devices, sched_wakeup, and the engines' system calls) while a
+// pair is pinged every 10 ms. Device timestamps need no instrumentation in
+// either implementation, so meshctl and wireguard-go are timed the same way;
+// for meshctl it also shows how long each engine runs between the system call
+// that brings a packet in and the one that sends it on (our code, cold).
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { must } from '../test/helpers/netns.js';
+import { median, percentile } from './procstat.js';
+import { pings, setupPair, type PairSetup } from './wg-pair.js';
+
+const TRACEFS = '/sys/kernel/tracing';
+const EVENTS = ['sched/sched_wakeup', 'net/net_dev_queue', 'net/netif_receive_skb'];
+const SYSCALLS = ['raw_syscalls/sys_enter', 'raw_syscalls/sys_exit'];
+// x86_64 numbers of the calls meshctl's idle path makes (others are not timed)
+const NR = { read: 0, recvmsg: 47, writev: 20, sendmmsg: 307 };
+
+export interface HopResult {
+  /** medians per cycle, µs: ping's request on TUN A → A sends on the veth, and so on round the loop */
+  aSend: number;
+  bReceive: number;
+  bSend: number;
+  aReceive: number;
+  total: number;
+  totalP90: number;
+  /** meshctl only: user time of A's first hop (read → sendmmsg) and B's (recvmsg → writev) */
+  aSendUser: number | null;
+  bReceiveUser: number | null;
+  cycles: number;
+}
+
+interface Ev {
+  us: number;
+  pid: number;
+  name: string;
+  rest: string;
+}
+
+const w = (f: string, v: string): void => writeFileSync(`${TRACEFS}/${f}`, v);
+const tids = (pid: number): number[] => readdirSync(`/proc/${pid}/task`).map(Number);
+
+async function ensureTracefs(): Promise<void> {
+  if (!existsSync(`${TRACEFS}/trace`)) await must('mount', ['-t', 'tracefs', 'nodev', TRACEFS]);
+}
+
+function parse(text: string): Ev[] {
+  const out: Ev[] = [];
+  const re = /^\s*.+?-(\d+)\s+\[\d+\]\s+\S+\s+([\d.]+): (\w+): (.*)$/;
+  for (const line of text.split('\n')) {
+    const m = re.exec(line);
+    if (m) out.push({ pid: Number(m[1]), us: Number(m[2]) * 1e6, name: m[3]!, rest: m[4]! });
+  }
+  return out;
+}
+
+const devOf = (e: Ev): string | undefined => /dev=(\S+)/.exec(e.rest)?.[1];
+
+/** User time of one engine between a system call's exit and the next given call's entry, within a cycle. */
+function userSpan(evs: Ev[], tidSet: Set<number>, exitNr: number, enterNr: number): number | null {
+  let t0: number | null = null;
+  for (const e of evs) {
+    if (!tidSet.has(e.pid)) continue;
+    if (e.name === 'sys_exit' && t0 === null && e.rest.startsWith(`NR ${exitNr} `) && !e.rest.endsWith('= -11')) t0 = e.us;
+    else if (e.name === 'sys_enter' && t0 !== null && e.rest.startsWith(`NR ${enterNr} `)) return e.us - t0;
+  }
+  return null;
+}
+
+function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>, meshctl: boolean): HopResult {
+  const [tunA, tunB] = [s.a!.ifname, s.b!.ifname];
+  type Cycle = { q: number; vA?: number; rB?: number; qB?: number; vB?: number; rA?: number; i0: number; i1?: number };
+  const cycles: Cycle[] = [];
+  let cur: Cycle | null = null;
+  evs.forEach((e, i) => {
+    const d = devOf(e);
+    if (e.name === 'net_dev_queue' && d === tunA && e.rest.includes('len=84')) {
+      cycles.push((cur = { q: e.us, i0: i }));
+      return;
+    }
+    if (!cur) return;
+    if (e.name === 'net_dev_queue' && d === s.vethA && cur.vA === undefined) cur.vA = e.us;
+    else if (e.name === 'netif_receive_skb' && d === tunB && cur.rB === undefined) cur.rB = e.us;
+    else if (e.name === 'net_dev_queue' && d === tunB && cur.qB === undefined) cur.qB = e.us;
+    else if (e.name === 'net_dev_queue' && d === s.vethB && cur.qB !== undefined && cur.vB === undefined) cur.vB = e.us;
+    else if (e.name === 'netif_receive_skb' && d === tunA && cur.vB !== undefined && cur.rA === undefined) {
+      cur.rA = e.us;
+      cur.i1 = i;
+    }
+  });
+  const full = cycles.filter((c) => c.rA !== undefined && c.vA !== undefined && c.rB !== undefined);
+  const m = (f: (c: Cycle) => number): number => median(full.map(f));
+  const spans = (tidSet: Set<number>, a: number, b: number): number | null => {
+    if (!meshctl) return null;
+    const v = full.map((c) => userSpan(evs.slice(c.i0, c.i1! + 1), tidSet, a, b)).filter((x): x is number => x !== null);
+    return v.length ? median(v) : null;
+  };
+  const totals = full.map((c) => c.rA! - c.q);
+  return {
+    aSend: m((c) => c.vA! - c.q),
+    bReceive: m((c) => c.rB! - c.vA!),
+    bSend: m((c) => c.vB! - c.qB!),
+    aReceive: m((c) => c.rA! - c.vB!),
+    total: median(totals),
+    totalP90: percentile(totals, 0.9),
+    aSendUser: spans(tidsA, NR.read, NR.sendmmsg),
+    bReceiveUser: spans(tidsB, NR.recvmsg, NR.writev),
+    cycles: full.length,
+  };
+}
+
+/** One pair: `warm` unmeasured pings, then `count` traced ones at 10 ms. */
+export async function measureHops(kind: 'meshctl' | 'wireguard-go', warm: number, count: number): Promise<HopResult> {
+  if (process.arch !== 'x64') throw new Error('--hops reads x86_64 system call numbers: run it on x86_64');
+  await ensureTracefs();
+  const s = await setupPair(kind);
+  try {
+    if (warm > 0) await pings(s, warm, '0.01');
+    const [tidsA, tidsB] = [new Set(tids(s.a!.proc.pid!)), new Set(tids(s.b!.proc.pid!))];
+    w('tracing_on', '0');
+    w('trace', '');
+    w('buffer_size_kb', '40000');
+    w('set_event', '');
+    for (const e of EVENTS) w(`events/${e}/enable`, '1');
+    const filter = [...tidsA, ...tidsB].map((t) => `common_pid == ${t}`).join(' || ');
+    for (const e of SYSCALLS) {
+      w(`events/${e}/filter`, filter);
+      w(`events/${e}/enable`, '1');
+    }
+    w('tracing_on', '1');
+    await pings(s, count, '0.01');
+    w('tracing_on', '0');
+    return analyse(parse(readFileSync(`${TRACEFS}/trace`, 'utf8')), s, tidsA, tidsB, kind === 'meshctl');
+  } finally {
+    w('tracing_on', '0');
+    w('set_event', '');
+    for (const e of SYSCALLS) w(`events/${e}/filter`, '0');
+    w('trace', '');
+    await s.lab.cleanup();
+  }
+}
