@@ -21,6 +21,8 @@ export interface MeshResult {
   rssIdle100PeersMb: number;
   /** the same once the reader threads have retired */
   rssRetired100PeersMb: number;
+  /** whether each reader thread was still running at that point (status counters) */
+  threadsAtRetired: { tun: boolean | null; udp: boolean | null };
   statusMs: number;
   statusJsonMs: number;
   /** the same with the environment's NODE_EXTRA_CA_CERTS, when set; and bare `node -e 0` both ways */
@@ -153,7 +155,9 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     // reader threads retire a minute after the last burst (util/reader-mode.ts)
     await new Promise((r) => setTimeout(r, Math.max(0, lastTransferMs + RETIRE_AFTER_MS + IDLE_SETTLE_MS - performance.now())));
     const rssRetired100PeersMb = rssMb(pid1);
-    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, idleReleases1Peer, rssIdle100PeersMb, rssRetired100PeersMb, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
+    const c = (await status(n1.socket)).counters as { tun?: { readerThread?: boolean }; udpReader?: { thread?: boolean } | null } | null;
+    const threadsAtRetired = { tun: c?.tun?.readerThread ?? null, udp: c?.udpReader?.thread ?? null };
+    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, idleReleases1Peer, rssIdle100PeersMb, rssRetired100PeersMb, threadsAtRetired, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
   } finally {
     await m.cleanup();
   }

@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     console.log(`  daemon RSS 2 s after up, 1 peer   ${f(m.rssAfterUp1PeerMb, 1)} MiB`);
     console.log(`  daemon RSS idle, 1 peer           ${f(m.rssIdle1PeerMb, 1)} MiB = ${f((m.rssIdle1PeerMb * 1048576) / 1e6, 1)} MB (goal ≤ 60; idle = ${IDLE_SETTLE_MS / 1000} s without traffic, ${m.idleReleases1Peer} idle release(s) by then)`);
     console.log(`  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MiB (${IDLE_SETTLE_MS / 1000} s after the throughput tests, reader threads up)`);
-    console.log(`  … reader threads retired          ${f(m.rssRetired100PeersMb, 1)} MiB (${(RETIRE_AFTER_MS + IDLE_SETTLE_MS) / 1000} s after the last transfer)`);
+    console.log(`  … reader threads retired          ${f(m.rssRetired100PeersMb, 1)} MiB (${(RETIRE_AFTER_MS + IDLE_SETTLE_MS) / 1000} s after the last transfer; threads still running: TUN ${m.threadsAtRetired.tun}, UDP ${m.threadsAtRetired.udp})`);
     console.log(`  meshctl status                    ${f(m.statusMs)} ms wall (goal ≤ 150; bare \`node -e 0\` ${f(m.nodeBareMs)} ms)`);
     console.log(`  meshctl status --json             ${f(m.statusJsonMs)} ms wall`);
     if (m.statusWithExtraCaMs !== null) console.log(`  … with NODE_EXTRA_CA_CERTS set     ${f(m.statusWithExtraCaMs)} ms wall (bare node ${f(m.nodeBareWithExtraCaMs ?? NaN)} ms): the variable's CA parsing, paid by every Node process`);

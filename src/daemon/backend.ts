@@ -73,7 +73,8 @@ export class Backend {
       const h = this.host;
       return h ? (h.tun?.stats.txPackets ?? 0) + h.device.stats.routed : 0;
     };
-    this.idleMemory = new IdleMemory(activity, { quietMs: opts.knobs?.idleReleaseMs });
+    const readerThreads = (): number => Number(this.host?.tun?.stats.readerThread ?? false) + Number(this.host?.udpReader?.thread ?? false);
+    this.idleMemory = new IdleMemory(activity, { quietMs: opts.knobs?.idleReleaseMs, threads: readerThreads });
     this.idleMemory.start();
     this.log = opts.logger;
     this.store = new StateStore(opts.stateDir);
@@ -392,7 +393,7 @@ export class Backend {
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
       counters: this.host
-        ? { engine: this.host.device.stats, aead: this.host.device.aeadName, tun: this.host.tun?.stats ?? null, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats, memory: memoryCounters(this.idleMemory.releases) }
+        ? { engine: this.host.device.stats, aead: this.host.device.aeadName, tun: this.host.tun?.stats ?? null, udpReader: this.host.udpReader, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats, memory: memoryCounters(this.idleMemory.releases) }
         : null,
     };
   }

@@ -133,6 +133,10 @@ export class EngineHost {
   get port(): number {
     return this.device.port;
   }
+  /** the UDP reader thread's counters (null where libuv alone reads) */
+  get udpReader(): UdpBind['readerStats'] {
+    return this.bind.readerStats;
+  }
   get ifname(): string {
     return this.opts.ifname;
   }

@@ -3,8 +3,9 @@
 // idleness), so a daemon kept whatever its heap grew to at start-up or during a
 // transfer, and its idle RSS depended on luck (57 or 62 MiB in back-to-back
 // bench runs, docs/performance.md "Idle memory"). Once the tunnel has carried
-// nothing for QUIET_MS and the heap is larger than after the last release, full
-// collections and malloc_trim hand it back: 7–10 ms, once per quiet spell.
+// nothing for QUIET_MS and the heap is larger than after the last release (or a
+// reader thread has ended since), full collections and malloc_trim hand it
+// back: 7–10 ms, once per quiet spell.
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { trimMallocSoon } from './malloc-trim.js';
@@ -47,15 +48,21 @@ export class IdleMemory {
   private readonly quietMs: number;
   private readonly release: () => boolean;
   private readonly heapBytes: () => number;
+  private readonly threads: () => number;
+  private lastThreads = 0;
+  private threadEnded = false;
 
   constructor(
     /** a number that changes whenever the tunnel carries traffic */
     private readonly activity: () => number,
-    opts: { quietMs?: number; release?: () => boolean; heapBytes?: () => number } = {},
+    opts: { quietMs?: number; release?: () => boolean; heapBytes?: () => number; threads?: () => number } = {},
   ) {
     this.quietMs = opts.quietMs ?? QUIET_MS;
     this.release = opts.release ?? releaseMemory;
     this.heapBytes = opts.heapBytes ?? (() => getHeapStatistics().total_heap_size);
+    // reader threads retire a minute after a burst, long after the release that followed it: what
+    // their malloc arenas held is only handed back by another malloc_trim, though our heap has not grown
+    this.threads = opts.threads ?? (() => 0);
   }
 
   /** Looks twice per quiet period, so a release comes 1–1.5 quiet periods after the last packet. */
@@ -69,6 +76,9 @@ export class IdleMemory {
   }
 
   check(now: number): void {
+    const threads = this.threads();
+    if (threads < this.lastThreads) this.threadEnded = true;
+    this.lastThreads = threads;
     const a = this.activity();
     if (a !== this.lastActivity) {
       this.lastActivity = a;
@@ -77,8 +87,9 @@ export class IdleMemory {
     }
     if (now - this.quietSince < this.quietMs) return;
     const heap = this.heapBytes();
-    if (this.releasedAt > 0 && heap < this.releasedAt + GROWTH_BYTES) return;
+    if (this.releasedAt > 0 && heap < this.releasedAt + GROWTH_BYTES && !this.threadEnded) return;
     if (this.release()) this.releases++;
     this.releasedAt = this.heapBytes();
+    this.threadEnded = false;
   }
 }

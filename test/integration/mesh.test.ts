@@ -70,6 +70,11 @@ test('a control server and three nodes on one LAN', { skip, timeout: 240_000 }, 
       const p2 = s.peers.find((p) => p.name === 'node2')!;
       assert.ok(p2.txBytes > 0 && p2.rxBytes > 0, 'traffic is counted');
       assert.match(p2.lastHandshake ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      // the counters scripts and the bench read: data routed to peers, the AEAD and the UDP reader
+      const c = s.counters as { engine: { routed: number }; aead: string; udpReader: { thread: boolean; threadStarts: number } | null };
+      assert.ok(c.engine.routed >= 1, JSON.stringify(c.engine));
+      assert.match(c.aead, /^(openssl-evp|node-crypto)$/);
+      assert.equal(typeof c.udpReader?.thread, 'boolean', JSON.stringify(c.udpReader));
     });
 
     await t.test('a quiet daemon hands memory back and shows it in its counters', async () => {

@@ -33,6 +33,33 @@ test('a release comes after a quiet spell, never during traffic, and again only 
   assert.equal(m.releases, 2);
 });
 
+test('a reader thread that ends during a quiet spell is followed by another release, though the heap has not grown', () => {
+  let threads = 2;
+  const released: number[] = [];
+  const m = new IdleMemory(() => 0, { release: () => (released.push(threads), true), heapBytes: () => 30 << 20, threads: () => threads });
+  let t = 0;
+  const tick = (ms: number): void => {
+    t += ms;
+    m.check(t);
+  };
+  tick(1);
+  tick(QUIET_MS);
+  assert.deepEqual(released, [2]);
+  tick(QUIET_MS);
+  assert.deepEqual(released, [2], 'nothing changed: left alone');
+  threads = 0; // both reader threads retired a minute after the burst
+  tick(QUIET_MS / 2);
+  assert.deepEqual(released, [2, 0]);
+  tick(QUIET_MS);
+  assert.deepEqual(released, [2, 0]);
+  threads = 1; // a new burst started one: no release for that alone
+  tick(QUIET_MS);
+  assert.deepEqual(released, [2, 0]);
+  threads = 0; // and it retired too
+  tick(QUIET_MS / 2);
+  assert.deepEqual(released, [2, 0, 0]);
+});
+
 test('releaseMemory really frees the old generation', async () => {
   const old = (): number => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.physical_space_size;
   // garbage that has lived long enough to be promoted, then dropped
