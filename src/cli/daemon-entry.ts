@@ -31,14 +31,14 @@ export function leanDaemonArgs(args: string[], env: NodeJS.ProcessEnv = process.
     // --socket is global (before the command); the rest belong to `daemon`
     if (!VALUE_FLAGS.has(flag) || (flag === '--socket') === sawDaemon) return null;
     const value = inline ?? args[++i];
-    if (value === undefined || value.startsWith('-')) return null;
+    if (!value || value.startsWith('-')) return null; // missing or empty: the full CLI says what is wrong
     v[flag] = value;
   }
   if (!sawDaemon) return null;
   const port = v['--port'] ?? String(DEFAULT_PORT);
   if (!/^\d+$/.test(port) || Number(port) > 65535) return null;
   return {
-    socket: v['--socket'] || env.MESHCTL_SOCKET || DEFAULT_SOCKET,
+    socket: v['--socket'] ?? (env.MESHCTL_SOCKET || DEFAULT_SOCKET),
     stateDir: v['--state-dir'] ?? (env.MESHCTL_STATE_DIR || DEFAULT_STATE_DIR),
     ifname: v['--ifname'] ?? DEFAULT_IFNAME,
     port: Number(port),

@@ -28,6 +28,8 @@ test('anything the lean parser does not know is left to the full CLI', () => {
     ['daemon', '--port', '70000'],
     ['daemon', '--port', 'x'],
     ['daemon', '--port'],
+    ['daemon', '--state-dir='],
+    ['--socket=', 'daemon'],
     ['daemon', '--state-dir', '--ifname', 'x'],
     ['daemon', '--verbose'],
     ['daemon', '--socket', '/s'], // --socket is a global option, before the command
