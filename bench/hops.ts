@@ -14,7 +14,7 @@ const TRACEFS = '/sys/kernel/tracing';
 const EVENTS = ['sched/sched_wakeup', 'net/net_dev_queue', 'net/netif_receive_skb'];
 const SYSCALLS = ['raw_syscalls/sys_enter', 'raw_syscalls/sys_exit'];
 // x86_64 numbers of the calls meshctl's idle path makes (others are not timed)
-const NR = { read: 0, recvmsg: 47, writev: 20, sendmmsg: 307 };
+const NR = { read: 0, recvmsg: 47, writev: 20, sendmmsg: 307, epollPwait: 281 };
 
 export interface HopResult {
   /** medians per cycle, µs: ping's request on TUN A → A sends on the veth, and so on round the loop */
@@ -24,9 +24,16 @@ export interface HopResult {
   aReceive: number;
   total: number;
   totalP90: number;
+  totalP99: number;
   /** meshctl only: user time of A's first hop (read → sendmmsg) and B's (recvmsg → writev) */
   aSendUser: number | null;
   bReceiveUser: number | null;
+  /**
+   * meshctl only, p99 of A's time from epoll_pwait's return to its TUN read: normally
+   * ~30 µs, but a few % of wake-ups stall here for ~500 µs with nothing else running
+   * (docs/performance.md, fifth session)
+   */
+  aWakeToReadP99: number | null;
   cycles: number;
 }
 
@@ -61,7 +68,8 @@ function userSpan(evs: Ev[], tidSet: Set<number>, exitNr: number, enterNr: numbe
   let t0: number | null = null;
   for (const e of evs) {
     if (!tidSet.has(e.pid)) continue;
-    if (e.name === 'sys_exit' && t0 === null && e.rest.startsWith(`NR ${exitNr} `) && !e.rest.endsWith('= -11')) t0 = e.us;
+    // a read that found nothing (-EAGAIN) and an epoll_pwait that timed out (= 0) start nothing
+    if (e.name === 'sys_exit' && t0 === null && e.rest.startsWith(`NR ${exitNr} `) && !e.rest.endsWith('= -11') && !e.rest.endsWith('= 0')) t0 = e.us;
     else if (e.name === 'sys_enter' && t0 !== null && e.rest.startsWith(`NR ${enterNr} `)) return e.us - t0;
   }
   return null;
@@ -90,11 +98,13 @@ function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>
   });
   const full = cycles.filter((c) => c.rA !== undefined && c.vA !== undefined && c.rB !== undefined);
   const m = (f: (c: Cycle) => number): number => median(full.map(f));
+  const spanValues = (tidSet: Set<number>, a: number, b: number): number[] =>
+    meshctl ? full.map((c) => userSpan(evs.slice(c.i0, c.i1! + 1), tidSet, a, b)).filter((x): x is number => x !== null) : [];
   const spans = (tidSet: Set<number>, a: number, b: number): number | null => {
-    if (!meshctl) return null;
-    const v = full.map((c) => userSpan(evs.slice(c.i0, c.i1! + 1), tidSet, a, b)).filter((x): x is number => x !== null);
+    const v = spanValues(tidSet, a, b);
     return v.length ? median(v) : null;
   };
+  const wakeToRead = spanValues(tidsA, NR.epollPwait, NR.read);
   const totals = full.map((c) => c.rA! - c.q);
   return {
     aSend: m((c) => c.vA! - c.q),
@@ -103,8 +113,10 @@ function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>
     aReceive: m((c) => c.rA! - c.vB!),
     total: median(totals),
     totalP90: percentile(totals, 0.9),
+    totalP99: percentile(totals, 0.99),
     aSendUser: spans(tidsA, NR.read, NR.sendmmsg),
     bReceiveUser: spans(tidsB, NR.recvmsg, NR.writev),
+    aWakeToReadP99: wakeToRead.length ? percentile(wakeToRead, 0.99) : null,
     cycles: full.length,
   };
 }

@@ -61,10 +61,11 @@ async function main(): Promise<void> {
     Object.assign(out, { rtt: raw });
   }
   if (ONLY === 'hops') {
-    // per-hop latency from kernel tracepoints: --warm pings first (0 = a fresh pair), then 200 traced
+    // per-hop latency from kernel tracepoints: --warm pings first (0 = a fresh pair), then --count traced (200)
     const warm = opt('--warm', 1000);
+    const count = opt('--count', 200);
     const raw: Record<string, HopResult[]> = { meshctl: [], 'wireguard-go': [] };
-    for (let i = 0; i < RUNS; i++) for (const k of ['meshctl', 'wireguard-go'] as const) raw[k]!.push(await measureHops(k, warm, 200));
+    for (let i = 0; i < RUNS; i++) for (const k of ['meshctl', 'wireguard-go'] as const) raw[k]!.push(await measureHops(k, warm, count));
     const cols: [string, keyof HopResult][] = [
       ['A send', 'aSend'],
       ['B receive', 'bReceive'],
@@ -72,10 +73,12 @@ async function main(): Promise<void> {
       ['A receive', 'aReceive'],
       ['total', 'total'],
       ['total p90', 'totalP90'],
+      ['total p99', 'totalP99'],
       ['A send, user', 'aSendUser'],
       ['B recv, user', 'bReceiveUser'],
+      ['A wake p99', 'aWakeToReadP99'],
     ];
-    console.log(`\nper hop, µs (medians of ${RUNS} runs of 200 pings at 10 ms, after ${warm} pings)`);
+    console.log(`\nper hop, µs (medians of ${RUNS} runs of ${count} pings at 10 ms, after ${warm} pings)`);
     console.log(['', ...cols.map(([h]) => h)].map((h, i) => (i ? h.padStart(13) : h.padEnd(14))).join(''));
     for (const k of ['meshctl', 'wireguard-go'] as const) {
       const cells = cols.map(([, key]) => {

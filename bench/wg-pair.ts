@@ -75,7 +75,7 @@ export async function pings(s: PairSetup, count: number, interval: string): Prom
 /**
  * 200 pings at 10 ms on the fresh pair, then again after 1,000 unmeasured pings:
  * a JIT-compiled engine reaches its optimised code only after its per-packet
- * functions have run a while (src/util/jit.ts), so both are reported.
+ * functions have run a while (docs/performance.md), so both are reported.
  */
 async function pingRtt(s: PairSetup): Promise<RttResult> {
   const fresh = await pings(s, 200, '0.01');

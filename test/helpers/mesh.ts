@@ -17,7 +17,8 @@ export interface MeshNode {
   lanIp: string;
   socket: string;
   stateDir: string;
-  run(args: string[], timeoutMs?: number, opts?: { uid?: number }): Promise<RunResult>;
+  /** opts.env: more environment for this one run */
+  run(args: string[], timeoutMs?: number, opts?: { uid?: number; env?: Record<string, string> }): Promise<RunResult>;
 }
 
 export class MeshLab {
@@ -82,7 +83,7 @@ export class MeshLab {
         socket,
         stateDir,
         run: (args, timeoutMs = 30_000, opts = {}) => {
-          const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+          const envArgs = Object.entries({ ...env, ...opts.env }).map(([k, v]) => `${k}=${v}`);
           const uidArgs = opts.uid === undefined ? [] : ['setpriv', `--reuid=${opts.uid}`, `--regid=${opts.uid}`, '--clear-groups'];
           return import('./netns.js').then(({ sh }) =>
             sh('ip', ['netns', 'exec', ns, 'env', ...envArgs, ...uidArgs, process.execPath, BIN, '--socket', socket, ...args], timeoutMs),
@@ -126,8 +127,11 @@ export class MeshLab {
     return import('./netns.js').then(({ sh }) => sh('ip', ['netns', 'exec', ns, 'env', ...env, process.execPath, BIN, '--socket', join(this.dir, `${who}.sock`), ...args], timeoutMs));
   }
 
-  up(n: MeshNode, extra: string[] = []): Promise<RunResult> {
-    return n.run(['up', '--login-server', this.url, '--control-ca', this.caFile, '--hostname', n.name, '--state-dir', n.stateDir, '--timeout', '20s', ...extra]);
+  /** opts.trust 'extra-ca': no --control-ca; the control CA comes through NODE_EXTRA_CA_CERTS, as a private CA would */
+  up(n: MeshNode, extra: string[] = [], opts: { trust?: 'pin' | 'extra-ca' } = {}): Promise<RunResult> {
+    const viaEnv = opts.trust === 'extra-ca';
+    const pin = viaEnv ? [] : ['--control-ca', this.caFile];
+    return n.run(['up', '--login-server', this.url, ...pin, '--hostname', n.name, '--state-dir', n.stateDir, '--timeout', '20s', ...extra], 30_000, viaEnv ? { env: { NODE_EXTRA_CA_CERTS: this.caFile } } : {});
   }
 
   async cleanup(): Promise<void> {
