@@ -9,7 +9,7 @@ import { RETIRE_AFTER_MS } from '../src/util/reader-mode.js';
 import { must, sh } from '../test/helpers/netns.js';
 import { packageRoot } from '../src/cli/version.js';
 import type { Status } from '../src/localapi/types.js';
-import { median, percentile, rssMb } from './procstat.js';
+import { median, percentile, rssMb, rssPartsMb } from './procstat.js';
 
 export interface MeshResult {
   upToFirstPingMs: number;
@@ -18,6 +18,8 @@ export interface MeshResult {
   rssIdle1PeerMb: number;
   /** the daemon's idle memory releases so far, read right after rssIdle1PeerMb */
   idleReleases1Peer: number;
+  /** what rssIdle1PeerMb is made of: anonymous and file-backed pages, and V8's heap (part of anon) */
+  idleParts1Peer: { anonMb: number; fileMb: number; v8HeapMb: number | null };
   rssIdle100PeersMb: number;
   /** the same once the reader threads have retired */
   rssRetired100PeersMb: number;
@@ -125,7 +127,10 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     // idle: long enough for V8's memory reducer (it runs ~8 s after allocation calms down)
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const rssIdle1PeerMb = rssMb(pid1);
-    const idleReleases1Peer = ((await status(n1.socket)).counters?.memory as { idleReleases?: number } | undefined)?.idleReleases ?? 0;
+    const parts = rssPartsMb(pid1);
+    const mem = (await status(n1.socket)).counters?.memory as { idleReleases?: number; heapTotal?: number } | undefined;
+    const idleReleases1Peer = mem?.idleReleases ?? 0;
+    const idleParts1Peer = { anonMb: parts.anon, fileMb: parts.file, v8HeapMb: mem?.heapTotal === undefined ? null : mem.heapTotal / 1048576 };
     const statusMs = cliMs(n1.socket, ['status']);
     const statusJsonMs = cliMs(n1.socket, ['status', '--json']);
     const statusWithExtraCaMs = process.env.NODE_EXTRA_CA_CERTS ? cliMs(n1.socket, ['status'], 20, true) : null;
@@ -157,7 +162,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     const rssRetired100PeersMb = rssMb(pid1);
     const c = (await status(n1.socket)).counters as { tun?: { readerThread?: boolean }; udpReader?: { thread?: boolean } | null } | null;
     const threadsAtRetired = { tun: c?.tun?.readerThread ?? null, udp: c?.udpReader?.thread ?? null };
-    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, idleReleases1Peer, rssIdle100PeersMb, rssRetired100PeersMb, threadsAtRetired, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
+    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, idleReleases1Peer, idleParts1Peer, rssIdle100PeersMb, rssRetired100PeersMb, threadsAtRetired, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
   } finally {
     await m.cleanup();
   }

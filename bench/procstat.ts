@@ -17,6 +17,8 @@ function statusKb(pid: number, field: string): number {
 
 export const rssMb = (pid: number): number => statusKb(pid, 'VmRSS') / 1024;
 export const peakRssMb = (pid: number): number => statusKb(pid, 'VmHWM') / 1024;
+/** RSS split: anonymous (heaps, stacks) and file-backed (the node binary, libraries: shared with other Node processes) */
+export const rssPartsMb = (pid: number): { anon: number; file: number } => ({ anon: statusKb(pid, 'RssAnon') / 1024, file: statusKb(pid, 'RssFile') / 1024 });
 
 export const median = (xs: number[]): number => {
   const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);

@@ -10,6 +10,6 @@ import type * as Koffi from 'koffi';
 export const cjsRequire = createRequire(import.meta.url);
 
 const fs = cjsRequire('node:fs') as typeof Fs;
-export const { chmodSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync, writevSync } = fs;
+export const { chmodSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync, writevSync } = fs;
 
 export const koffi = cjsRequire('koffi') as typeof Koffi;

@@ -5,10 +5,12 @@
 // bench runs, docs/performance.md "Idle memory"). Once the tunnel has carried
 // nothing for QUIET_MS and the heap is larger than after the last release (or a
 // reader thread has ended since), full collections and malloc_trim hand it
-// back: 7–10 ms, once per quiet spell.
+// back, and the node binary's pages that ran once leave our page tables
+// (binary-pages.ts): 7–10 ms, once per quiet spell.
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { trimMallocSoon } from './malloc-trim.js';
+import { dropBinaryPages } from './binary-pages.js';
 
 export const QUIET_MS = 10_000;
 /** growth since the last release that is worth a collection */
@@ -17,7 +19,7 @@ const GROWTH_BYTES = 1 << 20;
 type GcFn = (opts?: { type?: string; execution?: string; flavor?: string }) => void;
 let gcFn: GcFn | null | undefined;
 
-/** A full, memory-reducing collection now, then malloc_trim; false where the collector cannot be reached. */
+/** A full, memory-reducing collection now, then malloc_trim and the binary's cold pages; false where the collector cannot be reached. */
 export function releaseMemory(): boolean {
   if (gcFn === undefined) {
     try {
@@ -34,6 +36,7 @@ export function releaseMemory(): boolean {
   gcFn();
   gcFn({ type: 'major', execution: 'sync', flavor: 'last-resort' });
   trimMallocSoon(0);
+  dropBinaryPages();
   return true;
 }
 
