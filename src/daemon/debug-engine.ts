@@ -8,6 +8,7 @@ import { UdpBind } from '../engine/udp.js';
 import { startUapiServer } from '../engine/uapi-server.js';
 import { openTun } from '../tun/device.js';
 import { engineTimersFromEnv } from './test-knobs.js';
+import { tuneJitForDataPath } from '../util/jit-tiering.js';
 
 export interface EngineConfig {
   ifname: string;
@@ -45,6 +46,7 @@ export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
     await device.attachBind(bind, cfg.listenPort);
     device.attachTun((p) => tun.write(p));
     tun.onPackets((pkts: Buffer[]) => device.sendPackets(pkts));
+    tuneJitForDataPath();
     uapi = await startUapiServer({ ifname: cfg.ifname, target: device, dir: cfg.uapiDir, logger: log });
   } catch (err) {
     await uapi?.close();

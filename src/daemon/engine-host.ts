@@ -19,6 +19,7 @@ import type { NetworkMap, NodeView } from '../control/protocol.js';
 import { openTun, type TunDevice } from '../tun/device.js';
 import { addAddress, addRoute, setLinkUp } from '../tun/netconf.js';
 import type { Endpoint } from '../engine/endpoint.js';
+import { tuneJitForDataPath } from '../util/jit-tiering.js';
 
 /** 1280 (IPv6's minimum) fits inside any path, relays included, without fragmentation; Tailscale uses the same. */
 export const DEFAULT_MESH_MTU = 1280;
@@ -83,6 +84,7 @@ export class EngineHost {
       await h.device.attachBind(h.pathBind, opts.port);
       h.device.attachTun((p) => h.tun!.write(p));
       h.tun.onPackets((pkts) => h.device.sendPackets(pkts));
+      tuneJitForDataPath();
     } catch (err) {
       await h.stop();
       throw err;

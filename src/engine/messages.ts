@@ -133,7 +133,7 @@ export function decodeCookieReply(b: Buffer): CookieReply {
   return { receiver: b.readUInt32LE(4), nonce: b.subarray(8, 32), encryptedCookie: b.subarray(32, 64) };
 }
 
-const COUNTER_HIGH_LIMIT = 2 ** 21; // high word beyond this puts the counter past 2^53
+export const COUNTER_HIGH_LIMIT = 2 ** 21; // high word beyond this puts the counter past 2^53
 
 export function decodeTransportHeader(b: Buffer): TransportHeader {
   const low = b.readUInt32LE(8);

@@ -75,8 +75,11 @@ export class MmsgBatch {
   private readonly hdrOff = this.iovOff + MMSG_MAX_BATCH * IOV_SIZE;
   private readonly fn: SendMmsg;
   count = 0;
-  /** the original buffers, to fall back on dgram for what the kernel did not take */
-  readonly pending: { buf: Buffer; ep: Endpoint }[] = [];
+  /** the original datagrams and their endpoints, to fall back on dgram for what the kernel did not take */
+  readonly pendingBufs: Buffer[] = [];
+  readonly pendingEps: Endpoint[] = [];
+  /** the mmsghdr array's address, a BigInt made once (docs/performance.md, "Per-packet garbage") */
+  private readonly vec: bigint;
 
   static create(family: 4 | 6): MmsgBatch | null {
     const fn = bindSendmmsg();
@@ -90,6 +93,7 @@ export class MmsgBatch {
     this.view = Buffer.from(koffi.view(this.mem, size));
     this.view.fill(0);
     this.base = koffi.address(this.mem);
+    this.vec = this.base + BigInt(this.hdrOff);
     const nameLen = family === 4 ? 16 : 28;
     for (let i = 0; i < MMSG_MAX_BATCH; i++) {
       const iov = this.iovOff + i * IOV_SIZE;
@@ -107,12 +111,15 @@ export class MmsgBatch {
     if (this.count >= MMSG_MAX_BATCH || buf.length > MMSG_SLOT) return false;
     const i = this.count;
     buf.copy(this.view, this.pktOff + i * MMSG_SLOT);
-    this.view.writeBigUInt64LE(BigInt(buf.length), this.iovOff + i * IOV_SIZE + 8);
+    // iov_len as two 32-bit halves: a BigInt per datagram would be garbage
+    this.view.writeUInt32LE(buf.length, this.iovOff + i * IOV_SIZE + 8);
+    this.view.writeUInt32LE(0, this.iovOff + i * IOV_SIZE + 12);
     const name = this.nameOff + i * NAME_SLOT;
     const addr = sockaddrOf(ep, this.family);
     if (!addr) return false;
     addr.copy(this.view, name);
-    this.pending.push({ buf, ep });
+    this.pendingBufs.push(buf);
+    this.pendingEps.push(ep);
     this.count++;
     return true;
   }
@@ -122,9 +129,15 @@ export class MmsgBatch {
     const n = this.count;
     this.count = 0;
     if (n === 0) return 0;
-    const sent = fd >= 0 ? this.fn(fd, this.base + BigInt(this.hdrOff), n, MSG_DONTWAIT) : -1;
+    const sent = fd >= 0 ? this.fn(fd, this.vec, n, MSG_DONTWAIT) : -1;
     const took = sent > 0 ? sent : 0;
-    this.pending.splice(0, took);
+    if (took === this.pendingBufs.length) {
+      this.pendingBufs.length = 0;
+      this.pendingEps.length = 0;
+    } else {
+      this.pendingBufs.splice(0, took);
+      this.pendingEps.splice(0, took);
+    }
     return took;
   }
 }

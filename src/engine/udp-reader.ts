@@ -39,7 +39,10 @@ export class UdpReader {
   private readonly v6Names = new Map<string, string>();
   private consumer: RingConsumer | null = null;
   private mainReading: MainReading | null = null;
-  private readonly countMain = (): void => this.mainReading?.read(1);
+  /** A datagram libuv read (UdpBind's listener calls this after delivering it). */
+  countMain(): void {
+    if (!this.stopping) this.mainReading?.read(1);
+  }
   truncated = 0;
 
   private worker: Worker | null = null;
@@ -85,7 +88,6 @@ export class UdpReader {
       () => handles.forEach((h) => h!.recvStart!()),
       startThread,
     );
-    for (const s of sockets) s.on('message', r.countMain);
     r.consumer = new RingConsumer(ring, (bytes, offsets, lengths, metas) => {
       for (let i = 0; i < offsets.length; i++) {
         if (metas[i] === HANDBACK_META) {
@@ -137,7 +139,6 @@ export class UdpReader {
   async stop(restartLibuv = false): Promise<void> {
     this.stopping = true;
     this.consumer?.stop();
-    for (const s of this.sockets) s.off('message', this.countMain);
     const w = this.worker;
     if (w) {
       w.ref();

@@ -32,6 +32,10 @@ export class UdpBind implements NetBind {
   private batch4: MmsgBatch | null = null;
   private batch6: MmsgBatch | null = null;
   private reader: UdpReader | null = null;
+  /** each socket's descriptor, looked up once: the lookup allocates (docs/performance.md, "Per-packet garbage") */
+  private readonly fds = new WeakMap<dgram.Socket, number>();
+  /** which reader counts a socket's libuv reads (old sockets keep theirs until closed) */
+  private readonly readerOf = new WeakMap<dgram.Socket, UdpReader>();
   private readonly onSendError = (err: Error | null): void => {
     if (err) this.sendErrors++;
   };
@@ -46,6 +50,7 @@ export class UdpBind implements NetBind {
     this.v4 = v4;
     this.v6 = v6;
     this.reader = UdpReader.start(v6 ? [v4, v6] : [v4], onDatagram, this.logger);
+    if (this.reader) for (const s of v6 ? [v4, v6] : [v4]) this.readerOf.set(s, this.reader);
     await oldReader?.stop();
     await Promise.all(old.map((s) => (s ? new Promise<void>((r) => s.close(() => r())) : undefined)));
     return bound;
@@ -85,7 +90,11 @@ export class UdpBind implements NetBind {
       s.bind({ port, address: type === 'udp4' ? '0.0.0.0' : '::', exclusive: true }, () => {
         s.off('error', reject);
         s.on('error', (err) => this.logger(`udp socket error: ${err.message}`));
-        s.on('message', (msg, rinfo) => onDatagram(msg, { address: normaliseAddress(rinfo.address), port: rinfo.port }));
+        // one listener (the reader's count included): with two, every emit copies the listener array
+        s.on('message', (msg, rinfo) => {
+          onDatagram(msg, { address: normaliseAddress(rinfo.address), port: rinfo.port });
+          this.readerOf.get(s)?.countMain();
+        });
         resolve(s);
       });
     });
@@ -119,10 +128,14 @@ export class UdpBind implements NetBind {
   }
 
   private flushOne(b: MmsgBatch, s: dgram.Socket): void {
-    this.batchedDatagrams += b.flush(fdOf(s));
+    this.batchedDatagrams += b.flush(this.fdOf(s));
     this.batchedSends++;
     // what the kernel did not take (a full send buffer) goes the ordinary way, in order
-    for (const p of b.pending.splice(0)) s.send(p.buf, p.ep.port, p.ep.address, this.onSendError);
+    const bufs = b.pendingBufs;
+    const eps = b.pendingEps;
+    for (let i = 0; i < bufs.length; i++) s.send(bufs[i]!, eps[i]!.port, eps[i]!.address, this.onSendError);
+    bufs.length = 0;
+    eps.length = 0;
   }
 
   setMark(mark: number): void {
@@ -131,9 +144,15 @@ export class UdpBind implements NetBind {
     val.writeUInt32LE(mark >>> 0);
     for (const s of [this.v4, this.v6]) {
       if (!s) continue;
-      const fd = fdOf(s);
+      const fd = this.fdOf(s);
       if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_MARK, val, 4) !== 0) this.logger(`could not set fwmark ${mark} on the UDP socket`);
     }
+  }
+
+  private fdOf(s: dgram.Socket): number {
+    let fd = this.fds.get(s);
+    if (fd === undefined || fd < 0) this.fds.set(s, (fd = fdOf(s)));
+    return fd;
   }
 
   /** Receive-side counters of the reader thread (null when libuv reads). */

@@ -173,12 +173,13 @@ export function gsoSplit(b: Uint8Array, start: number, end: number, h: VnetHdr, 
  */
 export function vnetPackets(b: Uint8Array, n: number): { packets: Buffer[]; gso: boolean } | null {
   if (n < VNET_HDR_LEN) return null;
-  const h = readVnetHdr(b);
-  if (h.gsoType === GSO_NONE) {
+  // the plain packet (every packet of a ping or a quiet flow) is read field by field: no header object
+  if (b[1] === GSO_NONE) {
     const p = Buffer.from(b.buffer, b.byteOffset + VNET_HDR_LEN, n - VNET_HDR_LEN);
-    if (h.flags & VNET_F_NEEDS_CSUM && !completeChecksum(p, 0, p.length, h.csumStart, h.csumOffset)) return null;
+    if (b[0]! & VNET_F_NEEDS_CSUM && !completeChecksum(p, 0, p.length, b[6]! | (b[7]! << 8), b[8]! | (b[9]! << 8))) return null;
     return { packets: [p], gso: false };
   }
+  const h = readVnetHdr(b);
   const out = Buffer.allocUnsafe(2 * n);
   const spans: number[] = [];
   let pos = 0;

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { UdpBind } from '../../src/engine/udp.js';
-import { MMSG_SLOT } from '../../src/engine/mmsg.js';
+import { MMSG_SLOT, MmsgBatch } from '../../src/engine/mmsg.js';
+import { udpHandle } from '../../src/engine/udp-reader.js';
 
 async function receiver(type: 'udp4' | 'udp6', host: string) {
   const s = dgram.createSocket(type);
@@ -49,3 +50,29 @@ for (const [type, host] of [
     }
   });
 }
+
+test('what the kernel does not take stays queued in order, with its endpoints; a full send leaves nothing behind', async (t) => {
+  const r = await receiver('udp4', '127.0.0.1');
+  t.after(() => r.s.close());
+  const b = MmsgBatch.create(4);
+  if (!b) return t.skip('no sendmmsg on this platform');
+  const ep = { address: '127.0.0.1', port: r.port };
+  const other = { address: '127.0.0.2', port: 9 };
+  const dgs = [Buffer.from('one'), Buffer.from('two'), Buffer.from('three')];
+  assert.ok(b.add(dgs[0]!, ep) && b.add(dgs[1]!, other) && b.add(dgs[2]!, ep));
+  assert.equal(b.flush(-1), 0); // no socket: the kernel took nothing
+  assert.deepEqual(b.pendingBufs, dgs);
+  assert.deepEqual(b.pendingEps, [ep, other, ep]);
+  b.pendingBufs.length = b.pendingEps.length = 0;
+
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()));
+  t.after(() => s.close());
+  const fd = udpHandle(s)?.fd ?? -1;
+  assert.ok(fd >= 0);
+  assert.ok(b.add(dgs[0]!, ep) && b.add(dgs[2]!, ep));
+  assert.equal(b.flush(fd), 2);
+  assert.equal(b.pendingBufs.length + b.pendingEps.length, 0);
+  for (let i = 0; i < 50 && r.got.length < 2; i++) await new Promise((res) => setTimeout(res, 10));
+  assert.deepEqual(r.got.map(String), ['one', 'three']);
+});
