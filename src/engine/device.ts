@@ -25,8 +25,9 @@ import {
   decodeCookieReply,
   decodeInitiation,
   decodeResponse,
-  COUNTER_HIGH_LIMIT,
   INITIATION_MAC1_OFFSET,
+  transportCounter,
+  transportReceiver,
   INITIATION_MAC2_OFFSET,
   RESPONSE_MAC1_OFFSET,
   RESPONSE_MAC2_OFFSET,
@@ -236,18 +237,15 @@ export class Device implements UapiTarget, PeerHost {
   }
 
   private receiveTransport(buf: Buffer, src: Endpoint): void {
-    // read in place, not decoded into an object: docs/performance.md, "Per-packet garbage"
-    const receiver = buf.readUInt32LE(4);
-    const high = buf.readUInt32LE(12);
-    const counter = high * 0x1_0000_0000 + buf.readUInt32LE(8);
-    const entry = this.indices.get(receiver);
+    const counter = transportCounter(buf);
+    const entry = this.indices.get(transportReceiver(buf));
     const kp = entry?.keypair;
     if (!entry || !kp) {
       this.stats.dropped.unknownIndex++;
       return;
     }
     const peer = entry.peer;
-    if (high >= COUNTER_HIGH_LIMIT || counter >= REJECT_AFTER_MESSAGES || peer.keypairExpired(kp)) {
+    if (counter >= REJECT_AFTER_MESSAGES || peer.keypairExpired(kp)) {
       this.stats.dropped.expired++;
       return;
     }

@@ -28,9 +28,10 @@ export interface VnetHdr {
   csumOffset: number;
 }
 
+const le16 = (b: Uint8Array, i: number): number => b[i]! | (b[i + 1]! << 8);
+
 export function readVnetHdr(b: Uint8Array, off = 0): VnetHdr {
-  const u16 = (i: number): number => b[off + i]! | (b[off + i + 1]! << 8);
-  return { flags: b[off]!, gsoType: b[off + 1]!, hdrLen: u16(2), gsoSize: u16(4), csumStart: u16(6), csumOffset: u16(8) };
+  return { flags: b[off]!, gsoType: b[off + 1]!, hdrLen: le16(b, off + 2), gsoSize: le16(b, off + 4), csumStart: le16(b, off + 6), csumOffset: le16(b, off + 8) };
 }
 
 export function writeVnetHdr(b: Uint8Array, off: number, h: VnetHdr): void {
@@ -176,7 +177,7 @@ export function vnetPackets(b: Uint8Array, n: number): { packets: Buffer[]; gso:
   // the plain packet (every packet of a ping or a quiet flow) is read field by field: no header object
   if (b[1] === GSO_NONE) {
     const p = Buffer.from(b.buffer, b.byteOffset + VNET_HDR_LEN, n - VNET_HDR_LEN);
-    if (b[0]! & VNET_F_NEEDS_CSUM && !completeChecksum(p, 0, p.length, b[6]! | (b[7]! << 8), b[8]! | (b[9]! << 8))) return null;
+    if (b[0]! & VNET_F_NEEDS_CSUM && !completeChecksum(p, 0, p.length, le16(b, 6), le16(b, 8))) return null;
     return { packets: [p], gso: false };
   }
   const h = readVnetHdr(b);

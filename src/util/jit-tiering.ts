@@ -6,9 +6,10 @@
 // Code in the interpreter touches far more memory per packet (bytecode
 // handlers, inline caches), which is what a hop costs after the CPU sat idle.
 // With a 4,096-byte budget the hot path is optimised within tens of packets:
-// warm RTT −9 % in six interleaved runs; the price is a little more compiled
-// code (idle RSS, measured in the bench). Set once an engine exists, so the
-// CLI and start-up code keep V8's defaults.
+// warm RTT −9 % in six interleaved runs. The price: compile work during a new
+// tunnel's first ~100 packets (a worse p99 for them) and a little more
+// compiled code. Set once an engine exists, so the CLI and start-up code keep
+// V8's defaults.
 import { setFlagsFromString } from 'node:v8';
 
 export const DATA_PATH_INTERRUPT_BUDGET = 4096;

@@ -260,3 +260,30 @@ test('a packet staged for the handshake is a copy: the reader may reuse its buff
   assert.equal(b.received.length, 1);
   assert.ok(b.received[0]!.equals(original), 'the packet as it was read, not as the buffer is now');
 });
+
+test('a transport counter at or past 2^53 - 1 is dropped as expired before any decryption; the real packet still arrives', async () => {
+  const { net, a, b } = await pair();
+  a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+  net.pump();
+  assert.equal(b.received.length, 1);
+  const p = ipv4Packet('10.0.0.1', '10.0.0.2', 60);
+  a.dev.sendPacket(p);
+  assert.equal(net.queue.length, 1);
+  const real = net.queue.shift()!;
+  const forged = (high: number, low: number): Buffer => {
+    const f = Buffer.from(real.buf);
+    f.writeUInt32LE(low, 8);
+    f.writeUInt32LE(high, 12);
+    return f;
+  };
+  // the high word alone past 2^21 (the counter no longer fits a number), then exactly the limit
+  for (const f of [forged(2 ** 21, 0), forged(0xffffffff, 0xffffffff), forged(2 ** 21 - 1, 0xffffffff)]) net.queue.push({ ...real, buf: f });
+  net.pump();
+  assert.equal(b.dev.stats.dropped.expired, 3);
+  assert.equal(b.dev.stats.dropped.decrypt, 0, 'rejected before the AEAD');
+  assert.equal(b.received.length, 1);
+  net.queue.push(real);
+  net.pump();
+  assert.equal(b.received.length, 2);
+  assert.ok(b.received[1]!.equals(p));
+});

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
 import { parseSetRequest } from '../../src/engine/uapi.js';
 import { UapiError } from '../../src/engine/uapi-types.js';
-import { classify, decodeCookieReply, decodeInitiation, decodeResponse, decodeTransportHeader } from '../../src/engine/messages.js';
+import { classify, decodeCookieReply, decodeInitiation, decodeResponse, transportCounter, transportReceiver } from '../../src/engine/messages.js';
 import { claimedLength, destinationOf, sourceOf } from '../../src/engine/ippacket.js';
 
 const ROUNDS = 20_000;
@@ -67,7 +67,7 @@ test('message classification and decoders never throw on what classify accepts',
     if (kind === 'initiation') decodeInitiation(b);
     else if (kind === 'response') decodeResponse(b);
     else if (kind === 'cookie') decodeCookieReply(b);
-    else if (kind === 'transport') decodeTransportHeader(b);
+    else if (kind === 'transport') transportReceiver(b) + transportCounter(b);
   }
 });
 
