@@ -44,6 +44,9 @@ class EvpAead implements PacketAead {
   private readonly nonce = Buffer.alloc(12);
   private readonly outl = new Int32Array(1);
   private readonly tag = Buffer.alloc(TAG_LEN);
+  /** where Final may write: ChaCha20-Poly1305 writes nothing there, so no view of the packet is made for it */
+  private readonly sink = Buffer.alloc(32);
+  private readonly sealTag = Buffer.alloc(TAG_LEN);
   constructor(
     private readonly enc: unknown,
     private readonly dec: unknown,
@@ -70,8 +73,10 @@ class EvpAead implements PacketAead {
       this.encUpdate(ctx, region, this.outl, region, n);
       o += this.outl[0]!;
     }
-    this.encFinal(ctx, out.subarray(o), this.outl);
-    this.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, out.subarray(o, o + TAG_LEN));
+    // views of `out` would be per-packet garbage (docs/performance.md, "Per-packet garbage"): the tag goes via our own buffer
+    this.encFinal(ctx, this.sink, this.outl);
+    this.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, this.sealTag);
+    this.sealTag.copy(out, o);
     return o + TAG_LEN - off;
   }
 
@@ -82,10 +87,11 @@ class EvpAead implements PacketAead {
     const plain = Buffer.allocUnsafe(ctLen);
     this.decInit(ctx, null, null, key, aeadNonce(counter, this.nonce));
     // OpenSSL may read the tag as late as Final: our own buffer, untouched until the next open()
-    sealed.copy(this.tag, 0, ctLen);
+    for (let i = 0; i < TAG_LEN; i++) this.tag[i] = sealed[ctLen + i]!; // Buffer#copy from an offset makes a view
     this.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, this.tag);
-    if (ctLen > 0) this.decUpdate(ctx, plain, this.outl, sealed.subarray(0, ctLen), ctLen);
-    return this.decFinal(ctx, plain.subarray(ctLen), this.outl) === 1 ? plain : null;
+    // the length argument bounds the input, so `sealed` itself is passed, not a view of it
+    if (ctLen > 0) this.decUpdate(ctx, plain, this.outl, sealed, ctLen);
+    return this.decFinal(ctx, this.sink, this.outl) === 1 ? plain : null;
   }
 }
 

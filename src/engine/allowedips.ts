@@ -43,13 +43,19 @@ export class AllowedIps<T> {
   }
 
   lookup(addr: Buffer): T | undefined {
-    let n: Node<T> | null = addr.length === 4 ? this.v4 : addr.length === 16 ? this.v6 : null;
+    return this.lookupAt(addr, 0, addr.length);
+  }
+
+  /** The address of `len` bytes (4 or 16) at `off` in `b`, e.g. inside a packet. */
+  lookupAt(b: Buffer, off: number, len: number): T | undefined {
+    let n: Node<T> | null = len === 4 ? this.v4 : len === 16 ? this.v6 : null;
+    if (off < 0 || off + len > b.length) return undefined;
     let best: T | undefined;
-    const bits = addr.length * 8;
+    const bits = len * 8;
     for (let i = 0; n; i++) {
       if (n.value !== undefined) best = n.value;
       if (i === bits) break;
-      n = (addr[i >> 3]! >> (7 - (i & 7))) & 1 ? n.one : n.zero;
+      n = (b[off + (i >> 3)]! >> (7 - (i & 7))) & 1 ? n.one : n.zero;
     }
     return best;
   }

@@ -18,7 +18,7 @@ import { CookieChecker } from './cookie.js';
 import { isZero, TAG_LEN } from './crypto.js';
 import { packetAead } from './aead.js';
 import type { Endpoint } from './endpoint.js';
-import { claimedLength, destinationOf, sourceOf } from './ippacket.js';
+import { addressLength, claimedLength, destinationOffset, sourceOffset } from './ippacket.js';
 import { IndexTable } from './keypair.js';
 import {
   classify,
@@ -193,8 +193,8 @@ export class Device implements UapiTarget, PeerHost {
 
   /** An IP packet read from the TUN device: route it by destination to its peer. */
   sendPacket(pkt: Buffer): void {
-    const dst = destinationOf(pkt);
-    const peer = dst ? this.allowedIps.lookup(dst) : undefined;
+    const dst = destinationOffset(pkt);
+    const peer = dst >= 0 ? this.allowedIps.lookupAt(pkt, dst, addressLength(pkt)) : undefined;
     if (!peer) {
       this.stats.dropped.noRoute++;
       return;
@@ -266,8 +266,8 @@ export class Device implements UapiTarget, PeerHost {
       return;
     }
     const pkt = len === plain.length ? plain : plain.subarray(0, len);
-    const source = sourceOf(pkt);
-    if (!source || this.allowedIps.lookup(source) !== peer) {
+    const source = sourceOffset(pkt);
+    if (source < 0 || this.allowedIps.lookupAt(pkt, source, addressLength(pkt)) !== peer) {
       this.stats.dropped.disallowedSource++;
       return;
     }

@@ -5,19 +5,28 @@ import { isIPv4, isIPv6 } from 'node:net';
 export const IPV4_HEADER_MIN = 20;
 export const IPV6_HEADER_LEN = 40;
 
-/** Destination address bytes of an IP packet (a view, no copy), or null if it is not IP. */
-export function destinationOf(p: Buffer): Buffer | null {
+// Addresses are given as offsets into the packet, not views of it: this runs per
+// packet, and every view is garbage (docs/performance.md, "Per-packet garbage").
+
+/** Where an IP packet's destination address starts (its length: addressLength), or -1 if it is not IP. */
+export function destinationOffset(p: Buffer): number {
   const v = p.length > 0 ? p[0]! >> 4 : 0;
-  if (v === 4 && p.length >= IPV4_HEADER_MIN) return p.subarray(16, 20);
-  if (v === 6 && p.length >= IPV6_HEADER_LEN) return p.subarray(24, 40);
-  return null;
+  if (v === 4 && p.length >= IPV4_HEADER_MIN) return 16;
+  if (v === 6 && p.length >= IPV6_HEADER_LEN) return 24;
+  return -1;
 }
 
-export function sourceOf(p: Buffer): Buffer | null {
+/** Where its source address starts, or -1 if it is not IP. */
+export function sourceOffset(p: Buffer): number {
   const v = p.length > 0 ? p[0]! >> 4 : 0;
-  if (v === 4 && p.length >= IPV4_HEADER_MIN) return p.subarray(12, 16);
-  if (v === 6 && p.length >= IPV6_HEADER_LEN) return p.subarray(8, 24);
-  return null;
+  if (v === 4 && p.length >= IPV4_HEADER_MIN) return 12;
+  if (v === 6 && p.length >= IPV6_HEADER_LEN) return 8;
+  return -1;
+}
+
+/** The address length, 4 or 16, of a packet the offset functions accepted. */
+export function addressLength(p: Buffer): 4 | 16 {
+  return p[0]! >> 4 === 4 ? 4 : 16;
 }
 
 /** The packet's own length from its header, or -1 if the header is bad or longer than the buffer. */

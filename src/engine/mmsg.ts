@@ -64,6 +64,9 @@ function bindSendmmsg(): SendMmsg | null {
   return sendmmsgFn;
 }
 
+const NO_BUF = Buffer.alloc(0);
+const NO_EP: Endpoint = { address: '', port: 0 };
+
 /** One batch buffer per socket family. */
 export class MmsgBatch {
   private readonly mem: unknown;
@@ -75,9 +78,16 @@ export class MmsgBatch {
   private readonly hdrOff = this.iovOff + MMSG_MAX_BATCH * IOV_SIZE;
   private readonly fn: SendMmsg;
   count = 0;
-  /** the original datagrams and their endpoints, to fall back on dgram for what the kernel did not take */
-  readonly pendingBufs: Buffer[] = [];
-  readonly pendingEps: Endpoint[] = [];
+  /**
+   * The queued datagrams and their endpoints, slot by slot; after a flush,
+   * slots [taken, queued) hold what the kernel did not take, for the dgram
+   * fallback, until `clear`. Fixed arrays written by index: emptying an array
+   * with `length = 0` frees its backing store, so the next push allocates anew.
+   */
+  readonly bufs: Buffer[] = Array<Buffer>(MMSG_MAX_BATCH).fill(NO_BUF);
+  readonly eps: Endpoint[] = Array<Endpoint>(MMSG_MAX_BATCH).fill(NO_EP);
+  taken = 0;
+  queued = 0;
   /** the mmsghdr array's address, a BigInt made once (docs/performance.md, "Per-packet garbage") */
   private readonly vec: bigint;
 
@@ -118,26 +128,28 @@ export class MmsgBatch {
     const addr = sockaddrOf(ep, this.family);
     if (!addr) return false;
     addr.copy(this.view, name);
-    this.pendingBufs.push(buf);
-    this.pendingEps.push(ep);
+    this.bufs[i] = buf;
+    this.eps[i] = ep;
     this.count++;
     return true;
   }
 
-  /** Sends what is queued; returns how many the kernel took (the rest is left in `pending`). */
+  /** Sends what is queued; returns how many the kernel took (the rest stays in slots [taken, queued) until `clear`). */
   flush(fd: number): number {
     const n = this.count;
     this.count = 0;
-    if (n === 0) return 0;
+    this.queued = n;
+    if (n === 0) return (this.taken = 0);
     const sent = fd >= 0 ? this.fn(fd, this.vec, n, MSG_DONTWAIT) : -1;
-    const took = sent > 0 ? sent : 0;
-    if (took === this.pendingBufs.length) {
-      this.pendingBufs.length = 0;
-      this.pendingEps.length = 0;
-    } else {
-      this.pendingBufs.splice(0, took);
-      this.pendingEps.splice(0, took);
+    return (this.taken = sent > 0 ? sent : 0);
+  }
+
+  /** Lets go of the last flush's datagrams, so no buffer is kept alive by a slot. */
+  clear(): void {
+    for (let i = 0; i < this.queued; i++) {
+      this.bufs[i] = NO_BUF;
+      this.eps[i] = NO_EP;
     }
-    return took;
+    this.queued = this.taken = 0;
   }
 }

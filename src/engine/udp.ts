@@ -131,11 +131,8 @@ export class UdpBind implements NetBind {
     this.batchedDatagrams += b.flush(this.fdOf(s));
     this.batchedSends++;
     // what the kernel did not take (a full send buffer) goes the ordinary way, in order
-    const bufs = b.pendingBufs;
-    const eps = b.pendingEps;
-    for (let i = 0; i < bufs.length; i++) s.send(bufs[i]!, eps[i]!.port, eps[i]!.address, this.onSendError);
-    bufs.length = 0;
-    eps.length = 0;
+    for (let i = b.taken; i < b.queued; i++) s.send(b.bufs[i]!, b.eps[i]!.port, b.eps[i]!.address, this.onSendError);
+    b.clear();
   }
 
   setMark(mark: number): void {

@@ -125,8 +125,9 @@ class LinuxTun implements TunDevice {
   private mainReader: MainTunReader | null = null;
   private mainReading: MainReading | null = null;
   private closed = false;
-  private pending: Buffer[] = [];
-  private spare: Buffer[] = [];
+  /** this turn's packets in slots [0, queued): written by index, as emptying an array frees its backing store */
+  private readonly queue: Buffer[] = [];
+  private queued = 0;
   private readonly iov: Buffer[] = [PLAIN_VNET_HDR, PLAIN_VNET_HDR];
   private flushQueued = false;
   private merging = true;
@@ -220,7 +221,7 @@ class LinuxTun implements TunDevice {
     if (this.closed) return false;
     this.counters.txPackets++;
     if (!this.vnet) return this.writePlain(packet);
-    this.pending.push(packet);
+    this.queue[this.queued++] = packet;
     if (!this.flushQueued) {
       this.flushQueued = true;
       // V8's own microtask queue: Node's queueMicrotask wraps every call in an AsyncResource,
@@ -232,23 +233,22 @@ class LinuxTun implements TunDevice {
 
   private readonly flush = (): void => {
     this.flushQueued = false;
-    // two queues take turns, so a turn's writes allocate no array
-    const pkts = this.pending;
-    this.pending = this.spare;
-    this.spare = pkts;
+    const q = this.queue;
+    const n = this.queued;
     try {
       if (this.closed) return;
-      if (pkts.length === 1 || !this.offload || !this.merging) {
-        for (const p of pkts) this.writeVnet(null, p);
+      if (n === 1 || !this.offload || !this.merging) {
+        for (let i = 0; i < n; i++) this.writeVnet(null, q[i]!);
         return;
       }
-      const r = writeMerged(pkts, this.writeVnet);
+      const r = writeMerged(q.slice(0, n), this.writeVnet); // several packets: an array is cheap beside the merge
       this.counters.txMerged += r.merged;
       // a kernel that keeps refusing merged packets gets plain ones from then on
       this.mergeRefusals += r.refused;
       if (this.mergeRefusals >= MAX_MERGE_REFUSALS) this.merging = false;
     } finally {
-      pkts.length = 0;
+      for (let i = 0; i < n; i++) q[i] = PLAIN_VNET_HDR; // hold no packet until the next turn
+      this.queued = 0;
     }
   };
 

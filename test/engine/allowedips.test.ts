@@ -62,3 +62,18 @@ test('matches a linear-scan reference on random prefixes', () => {
   }
   assert.equal(t.lookup(ipToBytes('11.0.0.1')), undefined);
 });
+
+test('lookupAt finds an address inside a larger buffer, and refuses one that runs past its end', () => {
+  const t = new AllowedIps<string>();
+  t.insert('10.1.0.0', 16, 'ten-one');
+  t.insert('fd00::', 8, 'ula');
+  const pkt = Buffer.alloc(40);
+  pkt.set([10, 1, 2, 3], 16);
+  assert.equal(t.lookupAt(pkt, 16, 4), 'ten-one');
+  assert.equal(t.lookupAt(pkt, 12, 4), undefined); // 0.0.0.0: no route
+  pkt[24] = 0xfd;
+  assert.equal(t.lookupAt(pkt, 24, 16), 'ula');
+  assert.equal(t.lookupAt(pkt, 30, 16), undefined, 'past the end');
+  assert.equal(t.lookupAt(pkt, -1, 4), undefined);
+  assert.equal(t.lookupAt(pkt, 0, 5), undefined, 'neither IPv4 nor IPv6');
+});
