@@ -47,6 +47,14 @@ export interface NetBind {
   /** optional: sends between these two calls may be batched into one system call */
   beginBatch?(): void;
   flushBatch?(): void;
+  /**
+   * optional, while batching: room for a datagram of `len` bytes to `ep` inside
+   * the batch, as an offset into `reserved` (or -1: use `send`); the caller
+   * writes it there and calls `commit`, which queues it
+   */
+  reserve?(len: number, ep: Endpoint): number;
+  readonly reserved?: Buffer | null;
+  commit?(): void;
   setMark(mark: number): void;
 }
 
@@ -118,6 +126,20 @@ export class Device implements UapiTarget, PeerHost {
       this.stats.tx.bytes += buf.length;
     }
     return ok;
+  }
+
+  reserveDatagram(len: number, ep: Endpoint): number {
+    return this.bind?.reserve?.(len, ep) ?? -1;
+  }
+
+  reservedMemory(): Buffer | null {
+    return this.bind?.reserved ?? null;
+  }
+
+  commitDatagram(len: number): void {
+    this.bind!.commit!();
+    this.stats.tx.packets++;
+    this.stats.tx.bytes += len;
   }
 
   // ---- wiring ----------------------------------------------------------------------

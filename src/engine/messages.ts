@@ -142,10 +142,10 @@ export function transportCounter(b: Buffer): number {
   return high >= COUNTER_HIGH_LIMIT ? Infinity : high * 0x1_0000_0000 + b.readUInt32LE(8);
 }
 
-/** Writes the 16-byte transport header into `out` at 0. */
-export function writeTransportHeader(out: Buffer, receiver: number, counter: number): void {
-  out.writeUInt32LE(MESSAGE_TRANSPORT, 0);
-  out.writeUInt32LE(receiver, 4);
-  out.writeUInt32LE(counter >>> 0, 8);
-  out.writeUInt32LE(Math.floor(counter / 0x1_0000_0000), 12);
+/** Writes the 16-byte transport header into `out` at `at`. */
+export function writeTransportHeader(out: Buffer, receiver: number, counter: number, at = 0): void {
+  out.writeUInt32LE(MESSAGE_TRANSPORT, at);
+  out.writeUInt32LE(receiver, at + 4);
+  out.writeUInt32LE(counter >>> 0, at + 8);
+  out.writeUInt32LE(Math.floor(counter / 0x1_0000_0000), at + 12);
 }

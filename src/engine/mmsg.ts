@@ -118,20 +118,50 @@ export class MmsgBatch {
 
   /** Queues a datagram; false when it does not fit (too big, batch full, wrong family). */
   add(buf: Buffer, ep: Endpoint): boolean {
-    if (this.count >= MMSG_MAX_BATCH || buf.length > MMSG_SLOT) return false;
-    const i = this.count;
-    buf.copy(this.view, this.pktOff + i * MMSG_SLOT);
-    // iov_len as two 32-bit halves: a BigInt per datagram would be garbage
-    this.view.writeUInt32LE(buf.length, this.iovOff + i * IOV_SIZE + 8);
-    this.view.writeUInt32LE(0, this.iovOff + i * IOV_SIZE + 12);
-    const name = this.nameOff + i * NAME_SLOT;
-    const addr = sockaddrOf(ep, this.family);
-    if (!addr) return false;
-    addr.copy(this.view, name);
-    this.bufs[i] = buf;
-    this.eps[i] = ep;
-    this.count++;
+    const at = this.reserve(buf.length, ep);
+    if (at < 0) return false;
+    buf.copy(this.view, at);
+    this.bufs[this.count] = buf;
+    this.commit();
     return true;
+  }
+
+  /**
+   * Room for the next datagram, `len` bytes to `ep`: its offset in `memory`,
+   * or -1 when it does not fit. The caller writes the datagram there and then
+   * calls `commit`; until then nothing is queued. Writing in place saves the
+   * data path a Buffer and a copy per packet (docs/performance.md).
+   */
+  reserve(len: number, ep: Endpoint): number {
+    if (this.count >= MMSG_MAX_BATCH || len > MMSG_SLOT) return -1;
+    const addr = sockaddrOf(ep, this.family);
+    if (!addr) return -1;
+    const i = this.count;
+    // iov_len as two 32-bit halves: a BigInt per datagram would be garbage
+    this.view.writeUInt32LE(len, this.iovOff + i * IOV_SIZE + 8);
+    this.view.writeUInt32LE(0, this.iovOff + i * IOV_SIZE + 12);
+    addr.copy(this.view, this.nameOff + i * NAME_SLOT);
+    this.bufs[i] = NO_BUF; // the datagram lives in the slot (see `datagram`)
+    this.eps[i] = ep;
+    return this.pktOff + i * MMSG_SLOT;
+  }
+
+  /** Queues what was written at the last `reserve`. */
+  commit(): void {
+    this.count++;
+  }
+
+  /** The memory `reserve`'s offsets point into. */
+  get memory(): Buffer {
+    return this.view;
+  }
+
+  /** Slot i's datagram as a Buffer of its own, for the dgram fallback (copied out of the slot if it was written in place). */
+  datagram(i: number): Buffer {
+    const b = this.bufs[i]!;
+    if (b !== NO_BUF) return b;
+    const off = this.pktOff + i * MMSG_SLOT;
+    return Buffer.from(this.view.subarray(off, off + this.view.readUInt32LE(this.iovOff + i * IOV_SIZE + 8)));
   }
 
   /** Sends what is queued; returns how many the kernel took (the rest stays in slots [taken, queued) until `clear`). */

@@ -10,6 +10,7 @@ import { isStun } from '../nat/stun.js';
 
 export class PathBind implements NetBind {
   onStun: ((buf: Buffer, src: Endpoint) => void) | null = null;
+  private reservedDirect = false;
 
   constructor(private readonly udp: NetBind, private readonly paths: PathManager) {
     paths.setUdpSender((buf, ep) => udp.send(buf, ep));
@@ -30,6 +31,24 @@ export class PathBind implements NetBind {
 
   send(buf: Buffer, ep: Endpoint): boolean {
     return isVirtualEndpoint(ep) ? this.paths.sendToPeer(ep.address, buf) : this.udp.send(buf, ep);
+  }
+
+  /** Packets for a peer with a trusted direct path are written into the UDP batch; anything else goes through `send`. */
+  reserve(len: number, ep: Endpoint): number {
+    const real = isVirtualEndpoint(ep) ? this.paths.directEndpoint(ep.address) : ep;
+    const at = real ? (this.udp.reserve?.(len, real) ?? -1) : -1;
+    this.reservedDirect = at >= 0 && real !== ep;
+    return at;
+  }
+
+  get reserved(): Buffer | null {
+    return this.udp.reserved ?? null;
+  }
+
+  commit(): void {
+    this.udp.commit?.();
+    if (this.reservedDirect) this.paths.countDirectSend();
+    this.reservedDirect = false;
   }
 
   beginBatch(): void {

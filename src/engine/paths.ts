@@ -222,6 +222,17 @@ export class PathManager {
   }
 
   /** Sends a WireGuard datagram to a peer on its best path. */
+  /** The peer's trusted direct endpoint, which sendToPeer would use, or null (relay, guesses, unknown peer). */
+  directEndpoint(virtualAddress: string): Endpoint | null {
+    const p = this.byVirtual.get(virtualAddress);
+    return p?.best && this.trusted(p.best) ? p.best.ep : null;
+  }
+
+  /** A packet went out over directEndpoint's path (counted as sendToPeer counts its own). */
+  countDirectSend(): void {
+    this.sendStats.direct++;
+  }
+
   sendToPeer(virtualAddress: string, buf: Buffer): boolean {
     const p = this.byVirtual.get(virtualAddress);
     if (!p) {

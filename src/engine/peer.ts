@@ -47,6 +47,11 @@ export interface PeerHost {
   identity(): StaticIdentity | null;
   mtu(): number;
   sendDatagram(buf: Buffer, ep: Endpoint): boolean;
+  /** room for a datagram in the bind's send batch: an offset into reservedMemory(), or -1 (then sendDatagram) */
+  reserveDatagram(len: number, ep: Endpoint): number;
+  reservedMemory(): Buffer | null;
+  /** queues the datagram written at the last reservation */
+  commitDatagram(len: number): void;
   log(msg: string): void;
 }
 
@@ -196,11 +201,22 @@ export class Peer {
     const mtu = this.host.mtu();
     let padded = (pkt.length + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1);
     if (padded > mtu) padded = Math.max(mtu, pkt.length);
-    const out = Buffer.allocUnsafe(TRANSPORT_HEADER_SIZE + padded + TAG_LEN);
+    const len = TRANSPORT_HEADER_SIZE + padded + TAG_LEN;
     const counter = kp.sendCounter++;
-    writeTransportHeader(out, kp.remoteIndex, counter);
-    this.aead.seal(kp.sendKey, counter, pkt, padded - pkt.length, out, TRANSPORT_HEADER_SIZE);
-    if (this.host.sendDatagram(out, ep)) this.txBytes += out.length;
+    // sealed straight into the send batch's memory where the bind offers room: no Buffer and no copy per packet
+    const at = this.host.reserveDatagram(len, ep);
+    const mem = at >= 0 ? this.host.reservedMemory() : null;
+    if (mem) {
+      writeTransportHeader(mem, kp.remoteIndex, counter, at);
+      this.aead.seal(kp.sendKey, counter, pkt, padded - pkt.length, mem, at + TRANSPORT_HEADER_SIZE);
+      this.host.commitDatagram(len);
+      this.txBytes += len;
+    } else {
+      const out = Buffer.allocUnsafe(len);
+      writeTransportHeader(out, kp.remoteIndex, counter);
+      this.aead.seal(kp.sendKey, counter, pkt, padded - pkt.length, out, TRANSPORT_HEADER_SIZE);
+      if (this.host.sendDatagram(out, ep)) this.txBytes += len;
+    }
     // timers, in wireguard-go's order (send.go RoutineSequentialSender)
     this.timersAnyAuthenticatedPacketTraversal();
     this.sendKeepaliveTimer.del();

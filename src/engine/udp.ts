@@ -28,9 +28,12 @@ export class UdpBind implements NetBind {
   batchedSends = 0;
   /** datagrams that left through sendmmsg */
   batchedDatagrams = 0;
+  /** datagrams written straight into the batch (`reserve`/`commit`) rather than copied in */
+  inPlaceDatagrams = 0;
   private batching = false;
   private batch4: MmsgBatch | null = null;
   private batch6: MmsgBatch | null = null;
+  private reservedIn: MmsgBatch | null = null;
   private reader: UdpReader | null = null;
   /** each socket's descriptor, looked up once: the lookup allocates (docs/performance.md, "Per-packet garbage") */
   private readonly fds = new WeakMap<dgram.Socket, number>();
@@ -116,6 +119,36 @@ export class UdpBind implements NetBind {
     return true;
   }
 
+  /**
+   * While batching: room for a datagram of `len` bytes to `ep` in the batch's
+   * own memory (`reserved`), its offset there, or -1 (not batching, too big,
+   * no socket for the family); `commit` queues it once written.
+   */
+  reserve(len: number, ep: Endpoint): number {
+    if (!this.batching) return -1;
+    const v6 = ep.address.includes(':');
+    const s = v6 ? this.v6 : this.v4;
+    if (!s) return -1;
+    const b = v6 ? (this.batch6 ??= MmsgBatch.create(6)) : (this.batch4 ??= MmsgBatch.create(4));
+    if (!b) return -1;
+    if (b.count >= MMSG_MAX_BATCH) this.flushOne(b, s);
+    const at = b.reserve(len, ep);
+    if (at >= 0) this.reservedIn = b;
+    return at;
+  }
+
+  /** the memory the last `reserve` offset points into */
+  get reserved(): Buffer | null {
+    return this.reservedIn?.memory ?? null;
+  }
+
+  commit(): void {
+    if (!this.reservedIn) return;
+    this.reservedIn.commit();
+    this.reservedIn = null;
+    this.inPlaceDatagrams++;
+  }
+
   /** Datagrams sent until `flushBatch` go out together with sendmmsg. */
   beginBatch(): void {
     this.batching = true;
@@ -131,7 +164,7 @@ export class UdpBind implements NetBind {
     this.batchedDatagrams += b.flush(this.fdOf(s));
     this.batchedSends++;
     // what the kernel did not take (a full send buffer) goes the ordinary way, in order
-    for (let i = b.taken; i < b.queued; i++) s.send(b.bufs[i]!, b.eps[i]!.port, b.eps[i]!.address, this.onSendError);
+    for (let i = b.taken; i < b.queued; i++) s.send(b.datagram(i), b.eps[i]!.port, b.eps[i]!.address, this.onSendError);
     b.clear();
   }
 

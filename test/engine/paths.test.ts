@@ -18,8 +18,9 @@ async function node(net: MemNet, address: string) {
   const device = new Device();
   device.setPrivateKey(nodeKey);
   const paths = new PathManager(device, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), { timers: { heartbeatMs: 60_000 } });
-  await device.attachBind(new PathBind(net.bind(address), paths), 41641);
-  return { device, paths, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), ep: { address, port: 41641 } };
+  const bind = net.bind(address);
+  await device.attachBind(new PathBind(bind, paths), 41641);
+  return { device, paths, bind, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), ep: { address, port: 41641 } };
 }
 
 test('the candidate that answers becomes the WireGuard endpoint; dead ones are ignored', async () => {
@@ -154,6 +155,40 @@ test('a relayed packet is not copied to an unproven or lapsed direct path; with 
     relayUp = false; // no relay: the best guess is all there is
     send();
     assert.deepEqual([relayed, direct()], [2, 1]);
+  } finally {
+    a.paths.stop();
+    b.paths.stop();
+    await a.device.close();
+    await b.device.close();
+  }
+});
+
+test('over a trusted direct path, batched packets are sealed in place in the UDP batch; without one they take sendToPeer', async () => {
+  const net = new MemNet();
+  const a = await node(net, '10.0.0.1');
+  const b = await node(net, '10.0.0.2');
+  const got: Buffer[] = [];
+  b.device.attachTun((p) => (got.push(Buffer.from(p)), true));
+  try {
+    a.device.addPeer(b.nodePub);
+    b.device.addPeer(a.nodePub);
+    await a.device.applySet({ replacePeers: false, peers: [{ publicKey: b.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.2', bits: 32, family: 4 }] }] });
+    await b.device.applySet({ replacePeers: false, peers: [{ publicKey: a.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.1', bits: 32, family: 4 }] }] });
+    b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [], homeRelay: null }]);
+    a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [b.ep], homeRelay: null }]);
+    assert.equal(a.paths.directEndpoint(virtualEndpoint(b.nodePub).address), null, 'no trusted path before a pong');
+    net.pump(); // disco ping and pong: the path is proven
+    assert.deepEqual(a.paths.directEndpoint(virtualEndpoint(b.nodePub).address), b.ep);
+    a.device.sendPackets([ipv4Packet('10.9.0.1', '10.9.0.2', 40)]); // staged for the handshake
+    for (let i = 0; i < 4; i++) net.pump();
+    assert.equal(got.length, 1);
+    const before = { ...a.paths.sendStats };
+    const pkts = [10, 200, 1300].map((n, k) => ipv4Packet('10.9.0.1', '10.9.0.2', n, k + 1));
+    a.device.sendPackets(pkts);
+    net.pump();
+    assert.equal(a.bind.inPlace, 3, 'the three went through reserve/commit');
+    assert.equal(a.paths.sendStats.direct - before.direct, 3, 'and were counted as direct sends');
+    assert.deepEqual(got.slice(1), pkts, 'b decrypted each one intact');
   } finally {
     a.paths.stop();
     b.paths.stop();

@@ -64,6 +64,30 @@ export class MemBind implements NetBind {
     this.net.queue.push({ buf: Buffer.from(buf), src: { ...this.self }, dst: { ...ep } });
     return true;
   }
+  // batches as UdpBind's do, so the engine's in-place sends run here too
+  private batching = false;
+  private reservation: { len: number; ep: Endpoint } | null = null;
+  reserved: Buffer | null = null;
+  /** datagrams written in place (reserve/commit) */
+  inPlace = 0;
+  beginBatch(): void {
+    this.batching = true;
+  }
+  flushBatch(): void {
+    this.batching = false;
+  }
+  reserve(len: number, ep: Endpoint): number {
+    if (!this.batching || !this.self) return -1;
+    this.reserved = Buffer.alloc(len + 7);
+    this.reservation = { len, ep };
+    return 7; // not at 0: a writer that ignores the offset fails
+  }
+  commit(): void {
+    const r = this.reservation!;
+    this.reservation = null;
+    this.inPlace++;
+    this.send(this.reserved!.subarray(7, 7 + r.len), r.ep);
+  }
   setMark(): void {}
 }
 
