@@ -8,9 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { UdpBind } from '../../src/engine/udp.js';
 import { MMSG_SLOT, MmsgBatch } from '../../src/engine/mmsg.js';
 import { udpHandle } from '../../src/engine/udp-reader.js';
-import { Device } from '../../src/engine/device.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/engine/crypto.js';
-import { ipv4Packet } from '../helpers/memnet.js';
+import { ipv4Packet, loopbackPair, until } from '../helpers/loopback-pair.js';
 
 async function receiver(type: 'udp4' | 'udp6', host: string) {
   const s = dgram.createSocket(type);
@@ -118,41 +116,24 @@ test('a datagram written at its reservation goes out with its bytes; an uncommit
 });
 
 test('two engines over real UDP: packets sealed straight into the send batch decrypt at the other end, both ways', async (t) => {
-  const binds = [new UdpBind(), new UdpBind()];
-  const devs = binds.map(() => new Device());
-  const received: Buffer[][] = [[], []];
-  const keys = devs.map(() => generatePrivateKey());
-  t.after(async () => {
-    for (const d of devs) await d.close();
-  });
-  for (let i = 0; i < 2; i++) {
-    devs[i]!.setPrivateKey(keys[i]!);
-    devs[i]!.attachTun((p) => (received[i]!.push(Buffer.from(p)), true));
-    await devs[i]!.attachBind(binds[i]!, 0);
-  }
-  const inner = ['10.9.0.1', '10.9.0.2'];
-  for (let i = 0; i < 2; i++) {
-    const o = 1 - i;
-    await devs[i]!.applySet({ replacePeers: false, peers: [{ publicKey: publicKeyOf(keys[o]!), remove: false, updateOnly: false, endpoint: { address: '127.0.0.1', port: devs[o]!.port }, replaceAllowedIps: true, allowedIps: [{ address: inner[o]!, bits: 32, family: 4 }] }] });
-  }
-  const until = async (ok: () => boolean): Promise<void> => {
-    for (let i = 0; i < 200 && !ok(); i++) await new Promise((res) => setTimeout(res, 10));
-  };
+  const pair = await loopbackPair();
+  t.after(() => pair.close());
+  const { devs, binds, received, inner } = pair;
   // the first packet waits for the handshake (staged, sent outside a batch)
-  devs[0]!.sendPackets([ipv4Packet(inner[0]!, inner[1]!, 30)]);
-  await until(() => received[1]!.length === 1);
+  devs[0].sendPackets([ipv4Packet(inner[0], inner[1], 30)]);
+  await until(() => received[1].length === 1);
   const sent: Buffer[][] = [[], []];
   for (let round = 0; round < 4; round++) {
-    for (let i = 0; i < 2; i++) {
-      const batch = Array.from({ length: 40 }, (_, k) => ipv4Packet(inner[i]!, inner[1 - i]!, 1 + ((round * 40 + k) * 37) % 1380, (round * 40 + k) & 0xff));
+    for (const i of [0, 1] as const) {
+      const batch = Array.from({ length: 40 }, (_, k) => ipv4Packet(inner[i], inner[1 - i]!, 1 + ((round * 40 + k) * 37) % 1380, (round * 40 + k) & 0xff));
       sent[i]!.push(...batch);
-      devs[i]!.sendPackets(batch);
+      devs[i].sendPackets(batch);
     }
-    await until(() => received[1]!.length === 1 + sent[0]!.length && received[0]!.length === sent[1]!.length);
+    await until(() => received[1].length === 1 + sent[0]!.length && received[0].length === sent[1]!.length);
   }
-  assert.equal(received[1]!.length, 1 + sent[0]!.length);
-  assert.equal(received[0]!.length, sent[1]!.length);
-  assert.ok(received[1]!.slice(1).every((p, k) => p.equals(sent[0]![k]!)), 'A → B: every packet, intact, in order');
-  assert.ok(received[0]!.every((p, k) => p.equals(sent[1]![k]!)), 'B → A: every packet, intact, in order');
+  assert.equal(received[1].length, 1 + sent[0]!.length);
+  assert.equal(received[0].length, sent[1]!.length);
+  assert.ok(received[1].slice(1).every((p, k) => p.equals(sent[0]![k]!)), 'A → B: every packet, intact, in order');
+  assert.ok(received[0].every((p, k) => p.equals(sent[1]![k]!)), 'B → A: every packet, intact, in order');
   for (const b of binds) assert.ok(b.inPlaceDatagrams >= 160, `sealed in place: ${b.inPlaceDatagrams}`);
 });
