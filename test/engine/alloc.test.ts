@@ -9,12 +9,13 @@ import { Session } from 'node:inspector';
 import { ipv4Packet, loopbackPair, until } from '../helpers/loopback-pair.js';
 
 /**
- * Bytes per packet, the sending and the receiving engine together. Measured
- * 830–850 (Node 20.20); with the send path's former Buffer and copy per packet,
- * 940–966, which this limit catches. MESHCTL_ALLOC_LIMIT overrides it, say on
- * another Node whose dgram allocates differently.
+ * Bytes per packet, the sending and the receiving engine together, the least
+ * of three windows. Measured 688–736 (Node 20.20, also with both cores
+ * busy); with the send path's former Buffer and copy per packet, 797–806,
+ * which this limit catches. MESHCTL_ALLOC_LIMIT overrides it, say on another
+ * Node whose dgram allocates differently.
  */
-const LIMIT = Number(process.env.MESHCTL_ALLOC_LIMIT ?? 920);
+const LIMIT = Number(process.env.MESHCTL_ALLOC_LIMIT ?? 770);
 const BATCH = 32;
 
 interface ProfileNode {
@@ -28,7 +29,13 @@ function post<T>(s: Session, method: string, params?: object): Promise<T> {
 
 test(`the data path allocates under ${LIMIT} bytes per packet (both engines, seal to open, V8 sampling profiler)`, async (t) => {
   const got = [0, 0];
-  const pair = await loopbackPair((i) => void got[i]++);
+  // the round ends when the last packet lands, not on a polling timer: the test's own garbage stays out of the count
+  let want = [0, 0];
+  let done: (() => void) | null = null;
+  const pair = await loopbackPair((i) => {
+    got[i]++;
+    if (done && got[0]! >= want[0]! && got[1]! >= want[1]!) done();
+  });
   const session = new Session();
   session.connect();
   t.after(async () => {
@@ -41,26 +48,35 @@ test(`the data path allocates under ${LIMIT} bytes per packet (both engines, sea
   const batches = [0, 1].map((i) => Array.from({ length: BATCH }, () => ipv4Packet(inner[i]!, inner[1 - i]!, 64)));
   const rounds = async (n: number): Promise<void> => {
     for (let r = 0; r < n; r++) {
-      const want = [got[0]! + BATCH, got[1]! + BATCH];
+      want = [got[0]! + BATCH, got[1]! + BATCH];
+      const landed = new Promise<void>((res) => (done = res));
+      const timeout = setTimeout(() => done?.(), 2000);
       devs[0].sendPackets(batches[0]!);
       devs[1].sendPackets(batches[1]!);
-      await until(() => got[0]! >= want[0]! && got[1]! >= want[1]!);
+      await landed;
+      clearTimeout(timeout);
+      done = null;
       assert.deepEqual(got, want, 'every packet arrived');
     }
   };
-  await rounds(60); // the data path is compiled and its caches are built
-  await post(session, 'HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-  const n = 100;
-  await rounds(n);
-  const { profile } = await post<{ profile: { head: ProfileNode } }>(session, 'HeapProfiler.stopSampling');
-  let total = 0;
-  const walk = (node: ProfileNode): void => {
-    total += node.selfSize;
-    node.children.forEach(walk);
-  };
-  walk(profile.head);
-  const perPacket = total / (n * BATCH * 2);
-  t.diagnostic(`${perPacket.toFixed(0)} bytes allocated per packet (${n * BATCH * 2} packets)`);
-  assert.ok(perPacket > 0, 'the profiler saw the allocations');
-  assert.ok(perPacket < LIMIT, `${perPacket.toFixed(0)} bytes per packet (limit ${LIMIT}): a new allocation on the data path? see docs/performance.md`);
+  await rounds(200); // the data path is compiled and its caches are built
+  // the least of three windows: a keepalive or a timer elsewhere in the process only ever adds
+  const perPacket: number[] = [];
+  const n = 40;
+  for (let w = 0; w < 3; w++) {
+    await post(session, 'HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    await rounds(n);
+    const { profile } = await post<{ profile: { head: ProfileNode } }>(session, 'HeapProfiler.stopSampling');
+    let total = 0;
+    const walk = (node: ProfileNode): void => {
+      total += node.selfSize;
+      node.children.forEach(walk);
+    };
+    walk(profile.head);
+    perPacket.push(total / (n * BATCH * 2));
+  }
+  const least = Math.min(...perPacket);
+  t.diagnostic(`bytes allocated per packet: ${perPacket.map((x) => x.toFixed(0)).join(', ')} (${n * BATCH * 2} packets each)`);
+  assert.ok(least > 0, 'the profiler saw the allocations');
+  assert.ok(least < LIMIT, `${least.toFixed(0)} bytes per packet (limit ${LIMIT}): a new allocation on the data path? see docs/performance.md`);
 });
