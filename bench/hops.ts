@@ -34,12 +34,23 @@ export interface HopResult {
    * (docs/performance.md, fifth session)
    */
   aWakeToReadP99: number | null;
+  /**
+   * Where the kernel woke the receiving engine (B for the request, A for the
+   * reply) after its datagram arrived: on the CPU that took the datagram, or
+   * on the other one while it sat idle (a halted vCPU here takes 70–120 µs to
+   * wake, docs/performance.md, seventh session). Share of the latter, and the
+   * median µs from the datagram's arrival to each kind of wake-up.
+   */
+  wakeOntoIdlePct: number;
+  wakeSameCpuUs: number | null;
+  wakeIdleCpuUs: number | null;
   cycles: number;
 }
 
 interface Ev {
   us: number;
   pid: number;
+  cpu: number;
   name: string;
   rest: string;
 }
@@ -53,15 +64,43 @@ async function ensureTracefs(): Promise<void> {
 
 function parse(text: string): Ev[] {
   const out: Ev[] = [];
-  const re = /^\s*.+?-(\d+)\s+\[\d+\]\s+\S+\s+([\d.]+): (\w+): (.*)$/;
+  const re = /^\s*.+?-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)$/;
   for (const line of text.split('\n')) {
     const m = re.exec(line);
-    if (m) out.push({ pid: Number(m[1]), us: Number(m[2]) * 1e6, name: m[3]!, rest: m[4]! });
+    if (m) out.push({ pid: Number(m[1]), cpu: Number(m[2]), us: Number(m[3]) * 1e6, name: m[4]!, rest: m[5]! });
   }
   return out;
 }
 
 const devOf = (e: Ev): string | undefined => /dev=(\S+)/.exec(e.rest)?.[1];
+
+interface Wake {
+  idle: boolean;
+  us: number;
+}
+
+/**
+ * For each datagram arriving on `dev` (a WireGuard-sized one), the first
+ * wake-up of one of `tids` after it: onto the arrival's own CPU, or onto
+ * another CPU from its idle task (the wake-up then runs there, after an IPI).
+ */
+function wakeups(evs: Ev[], dev: string, tids: Set<number>): Wake[] {
+  const out: Wake[] = [];
+  for (let i = 0; i < evs.length; i++) {
+    const rx = evs[i]!;
+    if (rx.name !== 'netif_receive_skb' || devOf(rx) !== dev || !/len=(1[2-9]\d|[2-9]\d\d|1\d{3})\b/.test(rx.rest)) continue;
+    for (let j = i + 1; j < evs.length && evs[j]!.us - rx.us < 5000; j++) {
+      const e = evs[j]!;
+      const target = e.name === 'sched_wakeup' ? /pid=(\d+) .*target_cpu=(\d+)/.exec(e.rest) : null;
+      if (!target || !tids.has(Number(target[1]))) continue;
+      const onOther = Number(target[2]) !== rx.cpu;
+      if (onOther && e.pid !== 0) break; // woken directly on a busy CPU: neither kind
+      out.push({ idle: onOther, us: e.us - rx.us });
+      break;
+    }
+  }
+  return out;
+}
 
 /** User time of one engine between a system call's exit and the next given call's entry, within a cycle. */
 function userSpan(evs: Ev[], tidSet: Set<number>, exitNr: number, enterNr: number): number | null {
@@ -105,6 +144,11 @@ function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>
     return v.length ? median(v) : null;
   };
   const wakeToRead = spanValues(tidsA, NR.epollPwait, NR.read);
+  const wakes = [...wakeups(evs, s.vethB, tidsB), ...wakeups(evs, s.vethA, tidsA)];
+  const kind = (idle: boolean): number | null => {
+    const v = wakes.filter((x) => x.idle === idle).map((x) => x.us);
+    return v.length ? median(v) : null;
+  };
   const totals = full.map((c) => c.rA! - c.q);
   return {
     aSend: m((c) => c.vA! - c.q),
@@ -117,6 +161,9 @@ function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>
     aSendUser: spans(tidsA, NR.read, NR.sendmmsg),
     bReceiveUser: spans(tidsB, NR.recvmsg, NR.writev),
     aWakeToReadP99: wakeToRead.length ? percentile(wakeToRead, 0.99) : null,
+    wakeOntoIdlePct: wakes.length ? (100 * wakes.filter((x) => x.idle).length) / wakes.length : 0,
+    wakeSameCpuUs: kind(false),
+    wakeIdleCpuUs: kind(true),
     cycles: full.length,
   };
 }

@@ -77,15 +77,18 @@ async function main(): Promise<void> {
       ['A send, user', 'aSendUser'],
       ['B recv, user', 'bReceiveUser'],
       ['A wake p99', 'aWakeToReadP99'],
+      ['wakes→idle %', 'wakeOntoIdlePct'],
+      ['wake same CPU', 'wakeSameCpuUs'],
+      ['wake idle CPU', 'wakeIdleCpuUs'],
     ];
     console.log(`\nper hop, µs (medians of ${RUNS} runs of ${count} pings at 10 ms, after ${warm} pings)`);
-    console.log(['', ...cols.map(([h]) => h)].map((h, i) => (i ? h.padStart(13) : h.padEnd(14))).join(''));
+    console.log(['', ...cols.map(([h]) => h)].map((h, i) => (i ? h.padStart(15) : h.padEnd(14))).join(''));
     for (const k of ['meshctl', 'wireguard-go'] as const) {
       const cells = cols.map(([, key]) => {
         const v = raw[k]!.map((r) => r[key]).filter((x): x is number => x !== null);
         return v.length ? f(median(v)) : '-';
       });
-      console.log([k.padEnd(14), ...cells.map((c) => c.padStart(13))].join(''));
+      console.log([k.padEnd(14), ...cells.map((c) => c.padStart(15))].join(''));
     }
     Object.assign(out, { hops: { warm, raw } });
   }
