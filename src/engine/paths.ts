@@ -221,7 +221,6 @@ export class PathManager {
     return p.homeRelay && this.opts.relay?.connected(p.homeRelay) ? p.homeRelay : null;
   }
 
-  /** Sends a WireGuard datagram to a peer on its best path. */
   /** The peer's trusted direct endpoint, which sendToPeer would use, or null (relay, guesses, unknown peer). */
   directEndpoint(virtualAddress: string): Endpoint | null {
     const p = this.byVirtual.get(virtualAddress);
@@ -233,6 +232,7 @@ export class PathManager {
     this.sendStats.direct++;
   }
 
+  /** Sends a WireGuard datagram to a peer on its best path. */
   sendToPeer(virtualAddress: string, buf: Buffer): boolean {
     const p = this.byVirtual.get(virtualAddress);
     if (!p) {

@@ -108,7 +108,7 @@ export class UdpBind implements NetBind {
     const s = v6 ? this.v6 : this.v4;
     if (!s) return false;
     if (this.batching) {
-      const b = v6 ? (this.batch6 ??= MmsgBatch.create(6)) : (this.batch4 ??= MmsgBatch.create(4));
+      const b = this.batchFor(v6);
       if (b?.add(buf, ep)) return true;
       if (b && b.count >= MMSG_MAX_BATCH) {
         this.flushOne(b, s);
@@ -129,12 +129,17 @@ export class UdpBind implements NetBind {
     const v6 = ep.address.includes(':');
     const s = v6 ? this.v6 : this.v4;
     if (!s) return -1;
-    const b = v6 ? (this.batch6 ??= MmsgBatch.create(6)) : (this.batch4 ??= MmsgBatch.create(4));
+    const b = this.batchFor(v6);
     if (!b) return -1;
     if (b.count >= MMSG_MAX_BATCH) this.flushOne(b, s);
     const at = b.reserve(len, ep);
     if (at >= 0) this.reservedIn = b;
     return at;
+  }
+
+  /** The family's batch, made at first use (null where sendmmsg is unavailable). */
+  private batchFor(v6: boolean): MmsgBatch | null {
+    return v6 ? (this.batch6 ??= MmsgBatch.create(6)) : (this.batch4 ??= MmsgBatch.create(4));
   }
 
   /** the memory the last `reserve` offset points into */

@@ -19,8 +19,9 @@ async function node(net: MemNet, address: string) {
   device.setPrivateKey(nodeKey);
   const paths = new PathManager(device, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), { timers: { heartbeatMs: 60_000 } });
   const bind = net.bind(address);
-  await device.attachBind(new PathBind(bind, paths), 41641);
-  return { device, paths, bind, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), ep: { address, port: 41641 } };
+  const pathBind = new PathBind(bind, paths);
+  await device.attachBind(pathBind, 41641);
+  return { device, paths, bind, pathBind, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), ep: { address, port: 41641 } };
 }
 
 test('the candidate that answers becomes the WireGuard endpoint; dead ones are ignored', async () => {
@@ -163,7 +164,7 @@ test('a relayed packet is not copied to an unproven or lapsed direct path; with 
   }
 });
 
-test('over a trusted direct path, batched packets are sealed in place in the UDP batch; without one they take sendToPeer', async () => {
+test('over a trusted direct path, batched packets are sealed in place in the UDP batch; without one nothing is reserved', async () => {
   const net = new MemNet();
   const a = await node(net, '10.0.0.1');
   const b = await node(net, '10.0.0.2');
@@ -177,6 +178,11 @@ test('over a trusted direct path, batched packets are sealed in place in the UDP
     b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [], homeRelay: null }]);
     a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [b.ep], homeRelay: null }]);
     assert.equal(a.paths.directEndpoint(virtualEndpoint(b.nodePub).address), null, 'no trusted path before a pong');
+    a.pathBind.beginBatch();
+    assert.equal(a.pathBind.reserve(100, virtualEndpoint(b.nodePub)), -1, 'untrusted path: no room offered, send() (relay or guess) decides');
+    a.pathBind.commit(); // a commit with nothing reserved sends and counts nothing
+    a.pathBind.flushBatch();
+    assert.equal(net.queue.length + a.bind.inPlace + a.paths.sendStats.direct, 1, 'only the disco ping is in flight');
     net.pump(); // disco ping and pong: the path is proven
     assert.deepEqual(a.paths.directEndpoint(virtualEndpoint(b.nodePub).address), b.ep);
     a.device.sendPackets([ipv4Packet('10.9.0.1', '10.9.0.2', 40)]); // staged for the handshake

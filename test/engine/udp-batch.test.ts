@@ -131,6 +131,10 @@ test('two engines over real UDP: packets sealed straight into the send batch dec
     }
     await until(() => received[1].length === 1 + sent[0]!.length && received[0].length === sent[1]!.length);
   }
+  assert.equal(binds[0].reserve(100, { address: '127.0.0.1', port: devs[1].port }), -1, 'outside a batch no room is offered');
+  const inPlace = binds[0].inPlaceDatagrams;
+  binds[0].commit(); // nothing reserved: nothing is queued or counted
+  assert.equal(binds[0].inPlaceDatagrams, inPlace);
   assert.equal(received[1].length, 1 + sent[0]!.length);
   assert.equal(received[0].length, sent[1]!.length);
   assert.ok(received[1].slice(1).every((p, k) => p.equals(sent[0]![k]!)), 'A → B: every packet, intact, in order');

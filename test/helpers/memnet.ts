@@ -83,7 +83,8 @@ export class MemBind implements NetBind {
     return 7; // not at 0: a writer that ignores the offset fails
   }
   commit(): void {
-    const r = this.reservation!;
+    const r = this.reservation;
+    if (!r) return; // as UdpBind: nothing reserved, nothing sent
     this.reservation = null;
     this.inPlace++;
     this.send(this.reserved!.subarray(7, 7 + r.len), r.ep);
