@@ -124,7 +124,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     await new Promise((r) => setTimeout(r, 2000));
     const pid1 = Number(readFileSync(join(n1.stateDir, 'daemon.pid'), 'utf8'));
     const rssAfterUp1PeerMb = rssMb(pid1);
-    // idle: long enough for V8's memory reducer (it runs ~8 s after allocation calms down)
+    // idle: long enough for the daemon's own release (10–15 s after the last traffic, util/idle-memory.ts)
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const rssIdle1PeerMb = rssMb(pid1);
     const parts = rssPartsMb(pid1);

@@ -9,6 +9,7 @@ import { startUapiServer } from '../engine/uapi-server.js';
 import { openTun } from '../tun/device.js';
 import { engineTimersFromEnv } from './test-knobs.js';
 import { tuneJitForDataPath } from '../util/jit-tiering.js';
+import { IdleMemory } from '../util/idle-memory.js';
 
 export interface EngineConfig {
   ifname: string;
@@ -29,6 +30,7 @@ export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
   const tun = await openTun({ name: cfg.ifname, mtu: cfg.mtu, log });
   const bind = new UdpBind(log);
   let uapi: { close(): Promise<void> } | null = null;
+  const idle = new IdleMemory(() => tun.stats.txPackets + device.stats.routed);
   const printStats = (): void => {
     process.stderr.write(`stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors, udpBatches: bind.batchedSends, udpReader: bind.readerStats })}\n`);
   };
@@ -36,6 +38,7 @@ export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
   const shutdown = async (): Promise<void> => {
     if (closing) return;
     closing = true;
+    idle.stop();
     printStats();
     await uapi?.close();
     await device.close();
@@ -47,8 +50,11 @@ export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
     device.attachTun((p) => tun.write(p));
     tun.onPackets((pkts: Buffer[]) => device.sendPackets(pkts));
     tuneJitForDataPath();
+    // the daemon's memory policy, so what the bench measures here is what `up` runs
+    idle.start();
     uapi = await startUapiServer({ ifname: cfg.ifname, target: device, dir: cfg.uapiDir, logger: log });
   } catch (err) {
+    idle.stop();
     await uapi?.close();
     await device.close();
     await tun.close();
