@@ -5,13 +5,17 @@
 // either implementation, so meshctl and wireguard-go are timed the same way;
 // for meshctl it also shows how long each engine runs between the system call
 // that brings a packet in and the one that sends it on (our code, cold).
+// For both it counts resume stalls: an engine thread switched in after a
+// blocking call takes over 300 µs to make its next call (docs/performance.md,
+// eighth session: on this PVM guest that is time the guest cannot see).
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { must } from '../test/helpers/netns.js';
 import { median, percentile } from './procstat.js';
 import { pings, setupPair, type PairSetup } from './wg-pair.js';
 
 const TRACEFS = '/sys/kernel/tracing';
-const EVENTS = ['sched/sched_wakeup', 'net/net_dev_queue', 'net/netif_receive_skb'];
+const EVENTS = ['sched/sched_wakeup', 'sched/sched_switch', 'net/net_dev_queue', 'net/netif_receive_skb'];
+const STALL_US = 300;
 const SYSCALLS = ['raw_syscalls/sys_enter', 'raw_syscalls/sys_exit'];
 // x86_64 numbers of the calls meshctl's idle path makes (others are not timed)
 const NR = { read: 0, recvmsg: 47, writev: 20, sendmmsg: 307, epollPwait: 281 };
@@ -44,6 +48,13 @@ export interface HopResult {
   wakeOntoIdlePct: number;
   wakeSameCpuUs: number | null;
   wakeIdleCpuUs: number | null;
+  /**
+   * Each time an engine thread is switched in and its blocking call returns:
+   * µs until its next system call (p99), and how many of them per 1,000 took
+   * over STALL_US. Both engines' threads; wireguard-go has more, shorter ones.
+   */
+  resumeP99: number | null;
+  resumeStallsPerK: number | null;
   cycles: number;
 }
 
@@ -114,6 +125,28 @@ function userSpan(evs: Ev[], tidSet: Set<number>, exitNr: number, enterNr: numbe
   return null;
 }
 
+/** For every switch-in of one of `tids`: µs from the return of the call it was blocked in to its next call. */
+function resumeGaps(evs: Ev[], tids: Set<number>): number[] {
+  const out: number[] = [];
+  // 0: switched in, waiting for the blocking call's return; a number: that return's time
+  const state = new Map<number, number>();
+  for (const e of evs) {
+    if (e.name === 'sched_switch') {
+      const next = Number(/next_pid=(\d+)/.exec(e.rest)?.[1]);
+      if (tids.has(next)) state.set(next, 0);
+      continue;
+    }
+    const st = state.get(e.pid);
+    if (st === undefined) continue;
+    if (e.name === 'sys_exit' && st === 0) state.set(e.pid, e.us);
+    else if (e.name === 'sys_enter' && st > 0) {
+      out.push(e.us - st);
+      state.delete(e.pid);
+    }
+  }
+  return out;
+}
+
 function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>, meshctl: boolean): HopResult {
   const [tunA, tunB] = [s.a!.ifname, s.b!.ifname];
   type Cycle = { q: number; vA?: number; rB?: number; qB?: number; vB?: number; rA?: number; i0: number; i1?: number };
@@ -150,6 +183,7 @@ function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>
     return v.length ? median(v) : null;
   };
   const totals = full.map((c) => c.rA! - c.q);
+  const gaps = resumeGaps(evs, new Set([...tidsA, ...tidsB]));
   return {
     aSend: m((c) => c.vA! - c.q),
     bReceive: m((c) => c.rB! - c.vA!),
@@ -164,6 +198,8 @@ function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>
     wakeOntoIdlePct: wakes.length ? (100 * wakes.filter((x) => x.idle).length) / wakes.length : 0,
     wakeSameCpuUs: kind(false),
     wakeIdleCpuUs: kind(true),
+    resumeP99: gaps.length ? percentile(gaps, 0.99) : null,
+    resumeStallsPerK: gaps.length ? (1000 * gaps.filter((g) => g > STALL_US).length) / gaps.length : null,
     cycles: full.length,
   };
 }

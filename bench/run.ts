@@ -80,6 +80,8 @@ async function main(): Promise<void> {
       ['wakes→idle %', 'wakeOntoIdlePct'],
       ['wake same CPU', 'wakeSameCpuUs'],
       ['wake idle CPU', 'wakeIdleCpuUs'],
+      ['resume p99', 'resumeP99'],
+      ['stalls/1000', 'resumeStallsPerK'],
     ];
     console.log(`\nper hop, µs (medians of ${RUNS} runs of ${count} pings at 10 ms, after ${warm} pings)`);
     console.log(['', ...cols.map(([h]) => h)].map((h, i) => (i ? h.padStart(15) : h.padEnd(14))).join(''));
