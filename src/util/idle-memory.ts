@@ -9,10 +9,11 @@
 // (binary-pages.ts): 7–10 ms, once per quiet spell.
 //
 // The daemon and `debug engine` start with V8's own memory reducer disarmed
-// (bin/meshctl): it is not idle-driven here but fires ~8 s after start-up, full
-// collections of 4–24 ms in the middle of a new tunnel's first traffic, and
-// what they free (dead maps) deoptimises the freshly compiled data path
-// (docs/performance.md, "Eighth session"). Collections belong in the quiet.
+// (bin/meshctl): it is not idle-driven here but fires ~8 s after start-up,
+// three full collections of 4–24 ms in the middle of a new tunnel's first
+// traffic, after which V8 compiled 13–21 data-path functions again (3–7
+// without them; docs/performance.md, "Eighth session"). Collections belong in
+// the quiet, which is when this class runs them.
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { trimMallocSoon } from './malloc-trim.js';
