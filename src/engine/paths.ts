@@ -34,6 +34,12 @@ export const DEFAULT_PATH_TIMERS: PathTimers = { heartbeatMs: 1500, trustMs: 350
 const SWITCH_BETTER_FRACTION = 0.2;
 const SWITCH_BETTER_MIN_MS = 1;
 const MAX_CANDIDATES = 32;
+/**
+ * A peer's ping from an address we have no proven path to gets a ping back,
+ * at most this often per address: our earlier ping may have died at the
+ * peer's NAT before the peer's own packet opened it (docs/nat.md).
+ */
+const PING_BACK_MIN_MS = 250;
 
 /** How the engine reaches relays; the daemon supplies it (the engine imports no relay code). */
 export interface RelayPaths {
@@ -59,6 +65,7 @@ interface Candidate {
   ep: Endpoint;
   latencyMs: number | null;
   lastPongMs: number | null;
+  lastPingMs: number;
 }
 
 interface PeerPaths {
@@ -200,7 +207,7 @@ export class PathManager {
     const have = p.candidates.get(k);
     if (have) return null;
     if (p.candidates.size >= MAX_CANDIDATES) return null;
-    const c: Candidate = { ep: { address: ep.address, port: ep.port }, latencyMs: null, lastPongMs: null };
+    const c: Candidate = { ep: { address: ep.address, port: ep.port }, latencyMs: null, lastPongMs: null, lastPingMs: -Infinity };
     p.candidates.set(k, c);
     let ports = this.byCandidate.get(c.ep.address);
     if (!ports) this.byCandidate.set(c.ep.address, (ports = new Map()));
@@ -326,6 +333,7 @@ export class PathManager {
 
   private sendPing(p: PeerPaths, cand: Candidate, onPong?: (r: PingResult) => void): string | null {
     const txid = this.newTx({ peer: p, cand, region: null, sentMs: this.now(), onPong });
+    cand.lastPingMs = this.now();
     return this.sendDirect(p, cand.ep, { type: 'ping', txid, nodeKey: this.nodeKey }) ? txid.toString('hex') : null;
   }
 
@@ -378,9 +386,10 @@ export class PathManager {
       if (viaRelay) this.sendViaRelay(p, viaRelay, { type: 'pong', txid: m.txid, src: { address: '0.0.0.0', port: 0 } });
       else {
         this.sendDirect(p, src, { type: 'pong', txid: m.txid, src });
-        // the peer reached us from src: that is a path back to it worth measuring
-        const c = this.addCandidate(p, src);
-        if (c) this.sendPing(p, c);
+        // the peer reached us from src, so its NAT now lets us in from there: measure that path now,
+        // not at the next full probe (retryDirectMs), even when src was a candidate already
+        const c = this.addCandidate(p, src) ?? p.candidates.get(endpointKey(src));
+        if (c && !this.trusted(c) && this.now() - c.lastPingMs >= PING_BACK_MIN_MS) this.sendPing(p, c);
       }
     } else if (m.type === 'pong') {
       this.onPong(p, m.txid, src);

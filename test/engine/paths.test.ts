@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Device } from '../../src/engine/device.js';
-import { systemClock } from '../../src/engine/clock.js';
+import { FakeClock, systemClock } from '../../src/engine/clock.js';
 import { PathManager } from '../../src/engine/paths.js';
 import { PathBind } from '../../src/engine/pathbind.js';
 import { virtualEndpoint } from '../../src/engine/endpoint.js';
@@ -12,16 +12,16 @@ import { boxKey } from '../../src/crypto/box.js';
 import { sealDisco } from '../../src/nat/disco.js';
 import { ipv4Packet, MemNet } from '../helpers/memnet.js';
 
-async function node(net: MemNet, address: string) {
+async function node(net: MemNet, address: string, clock?: FakeClock) {
   const nodeKey = generatePrivateKey();
   const disco = generatePrivateKey();
-  const device = new Device();
+  const device = new Device({ clock });
   device.setPrivateKey(nodeKey);
   const paths = new PathManager(device, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), { timers: { heartbeatMs: 60_000 } });
   const bind = net.bind(address);
   const pathBind = new PathBind(bind, paths);
   await device.attachBind(pathBind, 41641);
-  return { device, paths, bind, pathBind, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), ep: { address, port: 41641 } };
+  return { device, paths, bind, pathBind, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), discoPriv: disco, ep: { address, port: 41641 } };
 }
 
 test('the candidate that answers becomes the WireGuard endpoint; dead ones are ignored', async () => {
@@ -53,6 +53,45 @@ test('the candidate that answers becomes the WireGuard endpoint; dead ones are i
     assert.deepEqual(r.kind === 'direct' && r.endpoint, b.ep);
     assert.ok(r!.latencyMs >= 0);
     assert.equal(await a.paths.ping(publicKeyOf(generatePrivateKey()), 100), null, 'unknown peer: no probe');
+  } finally {
+    a.paths.stop();
+    b.paths.stop();
+    await a.device.close();
+    await b.device.close();
+  }
+});
+
+test('a ping from a known address with no proven path is answered by a ping at once, not at the next full probe', async () => {
+  // The lab's race (docs/nat.md): a's first ping dies at b's NAT, b's ping then
+  // gets through a's; before, a waited retryDirectMs (10 s) to ping again.
+  const net = new MemNet();
+  const clock = new FakeClock();
+  const a = await node(net, '10.0.0.1', clock);
+  const b = await node(net, '10.0.0.2', clock);
+  try {
+    a.device.addPeer(b.nodePub);
+    b.device.addPeer(a.nodePub);
+    a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [b.ep], homeRelay: null }]);
+    assert.equal(net.queue.length, 1, 'a pinged b');
+    net.queue.length = 0; // b's NAT drops it: b has sent nothing to a yet
+    clock.advance(600);
+    b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [a.ep], homeRelay: null }]);
+    net.pump();
+    const pb = b.paths.pathOf(a.nodePub);
+    assert.equal(pb.kind === 'direct' && pb.trusted, true, 'b proved its path by a’s pong');
+    const pa = a.paths.pathOf(b.nodePub);
+    assert.equal(pa.kind === 'direct' && pa.trusted, true, 'a proved its own by pinging back');
+    assert.equal(a.paths.stats.tx, 3, 'a: the lost ping, a pong and one ping back');
+
+    // a proven path gets no ping back; an unproven one at most one per PING_BACK_MIN_MS
+    const ping = () => sealDisco({ type: 'ping', txid: Buffer.alloc(12, 7), nodeKey: b.nodePub }, b.discoPub, boxKey(b.discoPriv, a.discoPub));
+    const before = a.paths.stats.tx;
+    a.paths.receive(ping(), b.ep);
+    assert.equal(a.paths.stats.tx - before, 1, 'only the pong');
+    clock.advance(10_000); // trust has lapsed
+    a.paths.receive(ping(), b.ep);
+    a.paths.receive(ping(), b.ep);
+    assert.equal(a.paths.stats.tx - before, 4, 'two pongs and a single ping back');
   } finally {
     a.paths.stop();
     b.paths.stop();
