@@ -230,11 +230,18 @@ export class Backend {
     const host = this.host;
     if (!host) return null;
     const targets = this.stunTargets();
-    const report = await host.runNetcheck(targets);
-    if (this.host !== host) return report;
     // a port-mapped endpoint first: it is reachable from any kind of NAT
-    const extra = [...(host.portMapped ? [host.portMapped] : []), ...report.mapped.map((m) => m.mapped)];
-    host.extraEndpoints = [...new Set(extra)];
+    const learned = (mapped: NetReport['mapped']): void => {
+      host.extraEndpoints = [...new Set([...(host.portMapped ? [host.portMapped] : []), ...mapped.map((m) => m.mapped)])];
+    };
+    const report = await host.runNetcheck(targets, (mapped) => {
+      if (this.host !== host) return;
+      // the STUN-mapped address goes to control now, not after the port-mapping probes
+      learned(mapped);
+      void this.checkEndpoints();
+    });
+    if (this.host !== host) return report;
+    learned(report.mapped);
     const home = chooseHome(this.home, report.regionLatencyMs) ?? this.home ?? targets[0]?.region ?? null;
     if (home !== this.home) this.log(`home relay region: ${home ?? 'none'}`);
     this.home = home;

@@ -128,8 +128,8 @@ export class EngineHost {
     return offered;
   }
 
-  async runNetcheck(targets: StunTarget[]): Promise<NetReport> {
-    return this.netcheck.run(targets);
+  async runNetcheck(targets: StunTarget[], onMapped?: (mapped: NetReport['mapped']) => void): Promise<NetReport> {
+    return this.netcheck.run(targets, undefined, onMapped);
   }
 
   get port(): number {

@@ -80,8 +80,14 @@ export class Netchecker {
     });
   }
 
-  async run(targets: StunTarget[], timeoutMs = DEFAULT_TIMEOUT_MS): Promise<NetReport> {
-    const [results, portMapping] = await Promise.all([Promise.all(targets.map((t) => this.probe(t, timeoutMs))), this.deps.portMapping?.().catch(() => []) ?? Promise.resolve([])]);
+  /**
+   * `onMapped` gets the STUN-mapped addresses as soon as the STUN probes are done: port-mapping
+   * probes wait up to 1.4 s for a UPnP gateway that most networks lack, and a peer behind NAT can
+   * reach us only once it knows the mapped address (docs/nat.md).
+   */
+  async run(targets: StunTarget[], timeoutMs = DEFAULT_TIMEOUT_MS, onMapped?: (mapped: NetReport['mapped']) => void): Promise<NetReport> {
+    const portMappingDone = this.deps.portMapping?.().catch(() => []) ?? Promise.resolve([]);
+    const results = await Promise.all(targets.map((t) => this.probe(t, timeoutMs)));
     const regionLatencyMs: Record<string, number> = {};
     const mapped: NetReport['mapped'] = [];
     results.forEach((r, i) => {
@@ -90,6 +96,8 @@ export class Netchecker {
       regionLatencyMs[region] = Math.min(regionLatencyMs[region] ?? Infinity, r.rttMs);
       mapped.push({ region, server: r.server, mapped: r.mapped });
     });
+    if (mapped.length) onMapped?.(mapped);
+    const portMapping = await portMappingDone;
     const udp = mapped.length > 0;
     if (!udp) {
       // no UDP at all: measure the relays over HTTPS instead, so a home region can still be chosen

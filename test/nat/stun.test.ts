@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { bindingRequest, bindingResponse, isStun, parseStun } from '../../src/nat/stun.js';
-import { chooseHome } from '../../src/nat/netcheck.js';
+import { chooseHome, Netchecker } from '../../src/nat/netcheck.js';
 import { defaultGateway } from '../../src/nat/portmap.js';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,4 +71,27 @@ test('default gateway from the kernel routing table', () => {
   writeFileSync(f, 'Iface\tDestination\tGateway\n');
   assert.equal(defaultGateway(f), null);
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('netcheck hands over the STUN-mapped address before the port-mapping probes end', async () => {
+  // a network without a UPnP gateway keeps the port-mapping probe waiting 1.4 s; peers behind NAT
+  // cannot reach us until control has the mapped address, so it must not wait for that probe
+  let portMapDone: (offered: string[]) => void = () => {};
+  const nc: Netchecker = new Netchecker({
+    send: (pkt) => {
+      const req = parseStun(pkt);
+      if (req?.kind === 'request') setImmediate(() => nc.onStun(bindingResponse(req.txid, { address: '7.0.0.9', port: 4242 })));
+      return true;
+    },
+    httpsLatency: async () => null,
+    portMapping: () => new Promise<string[]>((resolve) => (portMapDone = resolve)),
+  });
+  let early: string[] | null = null;
+  const report = nc.run([{ region: 'r1', host: '127.0.0.1', port: 3478, url: 'https://127.0.0.1' }], 1000, (m) => (early = m.map((x) => x.mapped)));
+  for (let i = 0; i < 200 && early === null; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(early, ['7.0.0.9:4242'], 'mapped address handed over while port mapping is still probing');
+  portMapDone(['NAT-PMP']);
+  const r = await report;
+  assert.equal(r.ipv4, '7.0.0.9:4242');
+  assert.deepEqual(r.portMapping, ['NAT-PMP']);
 });
