@@ -3,7 +3,8 @@
 // idleness), so a daemon kept whatever its heap grew to at start-up or during a
 // transfer, and its idle RSS depended on luck (57 or 62 MiB in back-to-back
 // bench runs, docs/performance.md "Idle memory"). Once the tunnel has carried
-// nothing for QUIET_MS and the heap is larger than after the last release (or a
+// no more than a trickle (TRICKLE_PACKETS: a ping a second, an idle SSH
+// session's keepalives) for QUIET_MS and the heap is larger than after the last release (or a
 // reader thread has ended since), full collections and malloc_trim hand it
 // back, and the node binary's pages that ran once leave our page tables
 // (binary-pages.ts): 7–10 ms, once per quiet spell.
@@ -20,6 +21,8 @@ import { trimMallocSoon } from './malloc-trim.js';
 import { dropBinaryPages } from './binary-pages.js';
 
 export const QUIET_MS = 10_000;
+/** at most this many packets in QUIET_MS still count as quiet (a trickle allocates next to nothing) */
+export const TRICKLE_PACKETS = 50;
 /** growth since the last release that is worth a collection */
 const GROWTH_BYTES = 1 << 20;
 
@@ -48,7 +51,8 @@ export function releaseMemory(): boolean {
 }
 
 export class IdleMemory {
-  private lastActivity = -1;
+  /** the activity count when the current quiet spell began; -1 before the first check */
+  private activityAtQuiet = -1;
   private quietSince = 0;
   private releasedAt = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -63,7 +67,7 @@ export class IdleMemory {
   private threadEnded = false;
 
   constructor(
-    /** a number that changes whenever the tunnel carries traffic */
+    /** a count of the packets the tunnel has carried */
     private readonly activity: () => number,
     opts: { quietMs?: number; release?: () => boolean; heapBytes?: () => number; threads?: () => number } = {},
   ) {
@@ -91,8 +95,9 @@ export class IdleMemory {
     if (threads < this.lastThreads) this.threadEnded = true;
     this.lastThreads = threads;
     const a = this.activity();
-    if (a !== this.lastActivity) {
-      this.lastActivity = a;
+    // a count that went down belongs to a new engine: start over
+    if (this.activityAtQuiet < 0 || a < this.activityAtQuiet || a - this.activityAtQuiet > TRICKLE_PACKETS) {
+      this.activityAtQuiet = a;
       this.quietSince = now;
       return;
     }

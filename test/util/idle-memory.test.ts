@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { IdleMemory, QUIET_MS, releaseMemory } from '../../src/util/idle-memory.js';
+import { IdleMemory, QUIET_MS, TRICKLE_PACKETS, releaseMemory } from '../../src/util/idle-memory.js';
 
 test('a release comes after a quiet spell, never during traffic, and again only when the heap has grown', () => {
   let packets = 0;
@@ -31,6 +31,29 @@ test('a release comes after a quiet spell, never during traffic, and again only 
   tick(QUIET_MS);
   assert.equal(released.length, 2);
   assert.equal(m.releases, 2);
+});
+
+test('a trickle after a burst (a ping a second) counts as quiet; more than TRICKLE_PACKETS per spell does not', () => {
+  let packets = 0;
+  const released: number[] = [];
+  const m = new IdleMemory(() => packets, { release: () => (released.push(packets), true), heapBytes: () => 60 << 20 });
+  let t = 0;
+  const tick = (ms: number, add: number): void => {
+    t += ms;
+    packets += add;
+    m.check(t);
+  };
+  tick(1, 50_000); // the burst
+  for (let i = 0; i < 6; i++) tick(QUIET_MS / 2, TRICKLE_PACKETS + 1); // over the trickle at every look: busy
+  assert.deepEqual(released, []);
+  tick(QUIET_MS / 2, 10); // a ping a second, both ways counted
+  assert.deepEqual(released, [], 'not before a whole quiet spell');
+  tick(QUIET_MS / 2, 10);
+  assert.equal(released.length, 1, 'released during the trickle');
+  packets = 5; // a new engine counts from zero
+  tick(QUIET_MS / 2, 0);
+  tick(QUIET_MS / 2, 0);
+  assert.equal(released.length, 1, 'a new count starts a new spell; the heap has not grown since');
 });
 
 test('a reader thread that ends during a quiet spell is followed by another release, though the heap has not grown', () => {
