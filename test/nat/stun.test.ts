@@ -95,3 +95,13 @@ test('netcheck hands over the STUN-mapped address before the port-mapping probes
   assert.equal(r.ipv4, '7.0.0.9:4242');
   assert.deepEqual(r.portMapping, ['NAT-PMP']);
 });
+
+test('netcheck with no STUN answer hands over nothing early and reports no UDP', async () => {
+  let early = 0;
+  const nc = new Netchecker({ send: () => true, httpsLatency: async () => 42, portMapping: async () => [] });
+  const r = await nc.run([{ region: 'r1', host: '127.0.0.1', port: 3478, url: 'https://127.0.0.1' }], 50, () => early++);
+  assert.equal(early, 0);
+  assert.equal(r.udp, false);
+  assert.equal(r.ipv4, null);
+  assert.deepEqual(r.regionLatencyMs, { r1: 42 }, 'measured over HTTPS instead');
+});
