@@ -6,14 +6,15 @@
 // MESHCTL_AEAD=node, the node:crypto path is used: same bytes, slower.
 import { createCipheriv } from 'node:crypto';
 import { koffi } from '../util/cjs.js';
+import { zeroRange } from './bytes.js';
 import { aeadNonce, aeadOpen, TAG_LEN } from './crypto.js';
 
 export interface PacketAead {
   readonly name: 'openssl-evp' | 'node-crypto';
   /** Encrypts `plain` followed by `padLen` zero bytes into `out` at `off`; the tag follows. Returns bytes written. */
   seal(key: Buffer, counter: number, plain: Buffer, padLen: number, out: Buffer, off: number): number;
-  /** Decrypts and authenticates; null if the tag does not verify. */
-  open(key: Buffer, counter: number, sealed: Buffer): Buffer | null;
+  /** Decrypts and authenticates what follows `off` in `sealed`; null if the tag does not verify. */
+  open(key: Buffer, counter: number, sealed: Buffer, off?: number): Buffer | null;
 }
 
 const ZERO_PAD = Buffer.alloc(16);
@@ -32,8 +33,8 @@ class NodeCryptoAead implements PacketAead {
     o += c.getAuthTag().copy(out, o);
     return o - off;
   }
-  open(key: Buffer, counter: number, sealed: Buffer): Buffer | null {
-    return aeadOpen(key, counter, sealed, EMPTY_AD);
+  open(key: Buffer, counter: number, sealed: Buffer, off = 0): Buffer | null {
+    return aeadOpen(key, counter, off === 0 ? sealed : sealed.subarray(off), EMPTY_AD);
   }
 }
 
@@ -64,33 +65,34 @@ class EvpAead implements PacketAead {
     // the plaintext and its zero padding are laid out in `out` and encrypted in place:
     // one EVP call for both instead of two (each koffi call costs 4–11 µs, docs/performance.md)
     const n = plain.length + padLen;
-    plain.copy(out, off);
-    if (padLen > 0) out.fill(0, off + plain.length, off + n);
+    out.set(plain, off);
+    if (padLen > 0) zeroRange(out, off + plain.length, off + n);
     this.encInit(ctx, null, null, key, aeadNonce(counter, this.nonce));
     let o = off;
     if (n > 0) {
-      const region = out.subarray(off, off + n);
+      const region = new Uint8Array(out.buffer, out.byteOffset + off, n); // not Buffer#subarray: see open()
       this.encUpdate(ctx, region, this.outl, region, n);
       o += this.outl[0]!;
     }
     // views of `out` would be per-packet garbage (docs/performance.md, "Per-packet garbage"): the tag goes via our own buffer
     this.encFinal(ctx, this.sink, this.outl);
     this.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, this.sealTag);
-    this.sealTag.copy(out, o);
+    out.set(this.sealTag, o);
     return o + TAG_LEN - off;
   }
 
-  open(key: Buffer, counter: number, sealed: Buffer): Buffer | null {
+  open(key: Buffer, counter: number, sealed: Buffer, off = 0): Buffer | null {
     const ctx = this.dec;
-    const ctLen = sealed.length - TAG_LEN;
+    const ctLen = sealed.length - off - TAG_LEN;
     if (ctLen < 0) return null;
     const plain = Buffer.allocUnsafe(ctLen);
     this.decInit(ctx, null, null, key, aeadNonce(counter, this.nonce));
     // OpenSSL may read the tag as late as Final: our own buffer, untouched until the next open()
-    for (let i = 0; i < TAG_LEN; i++) this.tag[i] = sealed[ctLen + i]!; // Buffer#copy from an offset makes a view
+    for (let i = 0; i < TAG_LEN; i++) this.tag[i] = sealed[off + ctLen + i]!; // Buffer#copy from an offset makes a view
     this.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, this.tag);
-    // the length argument bounds the input, so `sealed` itself is passed, not a view of it
-    if (ctLen > 0) this.decUpdate(ctx, plain, this.outl, sealed, ctLen);
+    // the length argument bounds the input; a plain Uint8Array view, because Buffer#subarray is
+    // Node's JavaScript (offset checks, a FastBuffer constructor) where this is one builtin
+    if (ctLen > 0) this.decUpdate(ctx, plain, this.outl, off === 0 ? sealed : new Uint8Array(sealed.buffer, sealed.byteOffset + off, ctLen), ctLen);
     return this.decFinal(ctx, this.sink, this.outl) === 1 ? plain : null;
   }
 }

@@ -8,6 +8,7 @@
 // every DH uses node:crypto (OpenSSL); the per-packet AEAD goes further and
 // calls Node's OpenSSL directly (aead.ts). Keyed BLAKE2s-128
 // and XChaCha20-Poly1305 are not in node:crypto: those come from @noble.
+import { putU32le } from './bytes.js';
 import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
@@ -64,9 +65,9 @@ const TWO_POW_32 = 0x1_0000_0000;
  * 2^53 messages, so a number is exact wherever a key is still valid.
  */
 export function aeadNonce(counter: number, out: Buffer = Buffer.alloc(12)): Buffer {
-  out.writeUInt32LE(0, 0);
-  out.writeUInt32LE(counter >>> 0, 4);
-  out.writeUInt32LE(Math.floor(counter / TWO_POW_32), 8);
+  putU32le(out, 0, 0);
+  putU32le(out, 4, counter >>> 0);
+  putU32le(out, 8, Math.floor(counter / TWO_POW_32));
   return out;
 }
 

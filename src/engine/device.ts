@@ -271,7 +271,7 @@ export class Device implements UapiTarget, PeerHost {
       this.stats.dropped.expired++;
       return;
     }
-    const plain = this.aead.open(kp.recvKey, counter, buf.subarray(TRANSPORT_HEADER_SIZE));
+    const plain = this.aead.open(kp.recvKey, counter, buf, TRANSPORT_HEADER_SIZE);
     if (!plain) {
       this.stats.dropped.decrypt++;
       return;

@@ -1,6 +1,7 @@
 // The few facts the engine reads from inner IP packets: version, addresses and
 // the length the header claims (so padding added by WireGuard is cut off).
 import { isIPv4, isIPv6 } from 'node:net';
+import { getU16be } from './bytes.js';
 
 export const IPV4_HEADER_MIN = 20;
 export const IPV6_HEADER_LEN = 40;
@@ -33,8 +34,8 @@ export function addressLength(p: Buffer): 4 | 16 {
 export function claimedLength(p: Buffer): number {
   const v = p.length > 0 ? p[0]! >> 4 : 0;
   let len = -1;
-  if (v === 4 && p.length >= IPV4_HEADER_MIN) len = p.readUInt16BE(2);
-  else if (v === 6 && p.length >= IPV6_HEADER_LEN) len = IPV6_HEADER_LEN + p.readUInt16BE(4);
+  if (v === 4 && p.length >= IPV4_HEADER_MIN) len = getU16be(p, 2);
+  else if (v === 6 && p.length >= IPV6_HEADER_LEN) len = IPV6_HEADER_LEN + getU16be(p, 4);
   return len > p.length || len < (v === 4 ? IPV4_HEADER_MIN : IPV6_HEADER_LEN) ? -1 : len;
 }
 

@@ -1,6 +1,7 @@
 // Pure codecs of the four WireGuard messages (whitepaper §5.4). No crypto and
 // no state: parsing only checks sizes and types, so the receive path can drop
 // malformed input before spending any CPU on it.
+import { getU32le, putU32le } from './bytes.js';
 import {
   COOKIE_REPLY_SIZE,
   INITIATION_SIZE,
@@ -133,19 +134,19 @@ const COUNTER_HIGH_LIMIT = 2 ** 21; // high word beyond this puts the counter pa
 
 /** The receiver index of a transport message. */
 export function transportReceiver(b: Buffer): number {
-  return b.readUInt32LE(4);
+  return getU32le(b, 4);
 }
 
 /** Its counter: exact below 2^53, Infinity beyond (far past any key's life, so rejected as expired). */
 export function transportCounter(b: Buffer): number {
-  const high = b.readUInt32LE(12);
-  return high >= COUNTER_HIGH_LIMIT ? Infinity : high * 0x1_0000_0000 + b.readUInt32LE(8);
+  const high = getU32le(b, 12);
+  return high >= COUNTER_HIGH_LIMIT ? Infinity : high * 0x1_0000_0000 + getU32le(b, 8);
 }
 
 /** Writes the 16-byte transport header into `out` at `at`. */
 export function writeTransportHeader(out: Buffer, receiver: number, counter: number, at = 0): void {
-  out.writeUInt32LE(MESSAGE_TRANSPORT, at);
-  out.writeUInt32LE(receiver, at + 4);
-  out.writeUInt32LE(counter >>> 0, at + 8);
-  out.writeUInt32LE(Math.floor(counter / 0x1_0000_0000), at + 12);
+  putU32le(out, at, MESSAGE_TRANSPORT);
+  putU32le(out, at + 4, receiver);
+  putU32le(out, at + 8, counter >>> 0);
+  putU32le(out, at + 12, Math.floor(counter / 0x1_0000_0000));
 }

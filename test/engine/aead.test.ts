@@ -25,7 +25,15 @@ test('the packet AEAD in use agrees with node:crypto and rejects tampering', () 
     t[randomInt(0, t.length)]! ^= 1 << randomInt(0, 8);
     assert.equal(fast.open(key, counter, t), null);
     assert.equal(fast.open(key, counter + 1, a.subarray(8, 8 + n)), null);
+    // the device opens at an offset into the datagram (after the transport header), with no view made by the caller
+    const dg = a.subarray(0, 8 + n);
+    const atOff = fast.open(key, counter, dg, 8);
+    assert.ok(atOff && atOff.length === n - 16 && atOff.subarray(0, plain.length).equals(plain));
+    const viaRef = ref.open(key, counter, dg, 8);
+    assert.ok(viaRef && viaRef.equals(atOff));
+    assert.equal(fast.open(key, counter, Buffer.concat([Buffer.alloc(8), t]), 8), null);
   }
+  assert.equal(fast.open(randomBytes(32), 0, Buffer.alloc(30), 16), null);
   // shorter than a tag: refused, not thrown (the device checks sizes first, but the AEAD must not rely on it)
   assert.equal(fast.open(randomBytes(32), 0, Buffer.alloc(15)), null);
   assert.equal(ref.open(randomBytes(32), 0, Buffer.alloc(15)), null);
