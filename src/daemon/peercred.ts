@@ -2,7 +2,7 @@
 // does not expose, read through koffi. The kernel fills it in at connect time,
 // so a client cannot lie about its uid.
 import type { Socket } from 'node:net';
-import { koffi } from '../util/cjs.js';
+import { koffi } from '../util/koffi.js';
 
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17; // asm-generic/socket.h

@@ -5,7 +5,7 @@
 // symbols are not reachable (a Node built without exported OpenSSL), or
 // MESHCTL_AEAD=node, the node:crypto path is used: same bytes, slower.
 import { createCipheriv } from 'node:crypto';
-import { koffi } from '../util/cjs.js';
+import { koffi } from '../util/koffi.js';
 import { zeroRange } from './bytes.js';
 import { aeadNonce, aeadOpen, TAG_LEN } from './crypto.js';
 

@@ -3,7 +3,7 @@
 // with one dgram.send each costs a libuv request and a syscall per packet
 // (docs/performance.md). Native memory for the packets, addresses, iovecs and
 // mmsghdrs is allocated once; each batch copies packets in and fills lengths.
-import { koffi } from '../util/cjs.js';
+import { koffi } from '../util/koffi.js';
 import { isIPv4 } from 'node:net';
 import { putU32le } from './bytes.js';
 import type { Endpoint } from './endpoint.js';

@@ -1,5 +1,5 @@
 // The few libc calls Node has no API for, bound once through koffi.
-import { koffi } from '../util/cjs.js';
+import { koffi } from '../util/koffi.js';
 
 let lib: ReturnType<typeof koffi.load> | null = null;
 function libc(): ReturnType<typeof koffi.load> {

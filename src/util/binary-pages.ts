@@ -7,7 +7,8 @@
 // A mapping holding any anonymous page (a copy-on-write page such as RELRO
 // data the loader wrote) or swapped page is left alone: there DONTNEED would
 // lose data. Measured in docs/performance.md (fifth session).
-import { koffi, readFileSync, realpathSync } from './cjs.js';
+import { readFileSync, realpathSync } from './cjs.js';
+import { koffi } from './koffi.js';
 
 const MADV_DONTNEED = 4;
 type Madvise = (addr: bigint, len: bigint, advice: number) => number;

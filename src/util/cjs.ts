@@ -1,15 +1,12 @@
-// Node's builtins and koffi loaded through require, not ESM import. An ESM
-// import of a builtin evaluates every lazy export of it (node:fs's `promises`
-// pulls in fs/promises, readline, streams and fs watchers; koffi's ESM entry
-// imports node:fs and node:util as ESM): ~1.4 MB of a daemon's idle RSS
-// for nothing (docs/performance.md, "Idle memory").
+// Node's builtins loaded through require, not ESM import. An ESM import of a
+// builtin evaluates every lazy export of it (node:fs's `promises` pulls in
+// fs/promises, readline, streams and fs watchers): ~1.4 MB of a daemon's idle
+// RSS for nothing (docs/performance.md, "Idle memory"). koffi is in
+// ./koffi.js, so a CLI command that only reads files does not load it.
 import { createRequire } from 'node:module';
 import type * as Fs from 'node:fs';
-import type * as Koffi from 'koffi';
 
 export const cjsRequire = createRequire(import.meta.url);
 
 const fs = cjsRequire('node:fs') as typeof Fs;
 export const { chmodSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync, writevSync } = fs;
-
-export const koffi = cjsRequire('koffi') as typeof Koffi;
