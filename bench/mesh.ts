@@ -25,6 +25,9 @@ export interface MeshResult {
   rssRetired100PeersMb: number;
   /** whether each reader thread was still running at that point (status counters) */
   threadsAtRetired: { tun: boolean | null; udp: boolean | null };
+  /** seconds from the last transfer to the 100-peer idle reading, and the reader threads running then */
+  idle100PeersAfterS: number;
+  threadsAtIdle100Peers: { tun: boolean | null; udp: boolean | null };
   statusMs: number;
   statusJsonMs: number;
   /** the same with the environment's NODE_EXTRA_CA_CERTS, when set; and bare `node -e 0` both ways */
@@ -157,13 +160,19 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     await until('100 peers in the map', async () => (await status(n1.socket)).peers.filter((p) => p.online).length >= 99, 30_000);
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const rssIdle100PeersMb = rssMb(pid1);
-    // reader threads retire a minute after the last burst (util/reader-mode.ts)
+    const idle100PeersAfterS = (performance.now() - lastTransferMs) / 1000;
+    const threadsAtIdle100Peers = readerThreads((await status(n1.socket)).counters);
+    // reader threads retire RETIRE_AFTER_MS after the last burst (util/reader-mode.ts)
     await new Promise((r) => setTimeout(r, Math.max(0, lastTransferMs + RETIRE_AFTER_MS + IDLE_SETTLE_MS - performance.now())));
     const rssRetired100PeersMb = rssMb(pid1);
-    const c = (await status(n1.socket)).counters as { tun?: { readerThread?: boolean }; udpReader?: { thread?: boolean } | null } | null;
-    const threadsAtRetired = { tun: c?.tun?.readerThread ?? null, udp: c?.udpReader?.thread ?? null };
-    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, idleReleases1Peer, idleParts1Peer, rssIdle100PeersMb, rssRetired100PeersMb, threadsAtRetired, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
+    const threadsAtRetired = readerThreads((await status(n1.socket)).counters);
+    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, idleReleases1Peer, idleParts1Peer, rssIdle100PeersMb, idle100PeersAfterS, threadsAtIdle100Peers, rssRetired100PeersMb, threadsAtRetired, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
   } finally {
     await m.cleanup();
   }
+}
+
+function readerThreads(counters: unknown): { tun: boolean | null; udp: boolean | null } {
+  const c = counters as { tun?: { readerThread?: boolean }; udpReader?: { thread?: boolean } | null } | null;
+  return { tun: c?.tun?.readerThread ?? null, udp: c?.udpReader?.thread ?? null };
 }

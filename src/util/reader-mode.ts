@@ -5,8 +5,12 @@
 // thread, which batches and uses the second core. The event loop hands over
 // when it sees a burst; the thread hands back when the rate falls, with a
 // marker record in the ring so no packet it read is overtaken. The thread is
-// started at a burst, not before, and retired after a quiet minute: an idle
-// daemon does not pay the ~8 MB of a worker isolate per reader.
+// started at a burst, not before, and retired after 15 quiet seconds: an idle
+// daemon does not pay the ~8 MB of a worker isolate per reader. 15 s follows
+// the daemon's own idle release (10 s, util/idle-memory.ts), so a daemon quiet
+// for 20 s holds neither; with a minute, two readers kept 100-peer idle RSS at
+// 62-78 MiB (docs/performance.md, "Ninth session"). A burst after that starts a
+// thread again in ~60 ms, the event loop reading meanwhile.
 //
 // MESHCTL_READER_MODE=thread|main pins one side (to compare in benchmarks).
 
@@ -24,7 +28,7 @@ export const READY_SLOT = RING_USER_SLOT + 9;
 /** ctl slot the event loop sets to 1 to retire an idle thread */
 export const RETIRE_SLOT = RING_USER_SLOT + 10;
 /** a thread that has not read for this long (the event loop reading) is retired */
-export const RETIRE_AFTER_MS = 60_000;
+export const RETIRE_AFTER_MS = 15_000;
 /** meta of the record the thread writes when it hands reading back */
 export const HANDBACK_META = -1;
 
