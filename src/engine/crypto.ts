@@ -8,7 +8,7 @@
 // every DH uses node:crypto (OpenSSL); the per-packet AEAD goes further and
 // calls Node's OpenSSL directly (aead.ts). Keyed BLAKE2s-128
 // and XChaCha20-Poly1305 are not in node:crypto: those come from @noble.
-import { putU32le } from './bytes.js';
+import { putU32le } from '../util/bytes.js';
 import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';

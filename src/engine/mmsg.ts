@@ -5,7 +5,7 @@
 // mmsghdrs is allocated once; each batch copies packets in and fills lengths.
 import { koffi } from '../util/koffi.js';
 import { isIPv4 } from 'node:net';
-import { putU32le } from './bytes.js';
+import { putU32le } from '../util/bytes.js';
 import type { Endpoint } from './endpoint.js';
 import { writeIpv6 } from '../util/ip.js';
 

@@ -5,6 +5,7 @@
 // order). WireGuard carries MTU-sized packets with complete checksums, so a
 // super-packet is split here (new IP length/ID, TCP sequence, both checksums)
 // before encryption. See docs/performance.md ("TUN offloads").
+import { getU16le } from '../util/bytes.js';
 
 export const VNET_HDR_LEN = 10;
 export const VNET_F_NEEDS_CSUM = 1;
@@ -28,10 +29,9 @@ export interface VnetHdr {
   csumOffset: number;
 }
 
-const le16 = (b: Uint8Array, i: number): number => b[i]! | (b[i + 1]! << 8);
 
 export function readVnetHdr(b: Uint8Array, off = 0): VnetHdr {
-  return { flags: b[off]!, gsoType: b[off + 1]!, hdrLen: le16(b, off + 2), gsoSize: le16(b, off + 4), csumStart: le16(b, off + 6), csumOffset: le16(b, off + 8) };
+  return { flags: b[off]!, gsoType: b[off + 1]!, hdrLen: getU16le(b, off + 2), gsoSize: getU16le(b, off + 4), csumStart: getU16le(b, off + 6), csumOffset: getU16le(b, off + 8) };
 }
 
 export function writeVnetHdr(b: Uint8Array, off: number, h: VnetHdr): void {
@@ -177,7 +177,7 @@ export function vnetPackets(b: Uint8Array, n: number): { packets: Buffer[]; gso:
   // the plain packet (every packet of a ping or a quiet flow) is read field by field: no header object
   if (b[1] === GSO_NONE) {
     const p = Buffer.from(b.buffer, b.byteOffset + VNET_HDR_LEN, n - VNET_HDR_LEN);
-    if (b[0]! & VNET_F_NEEDS_CSUM && !completeChecksum(p, 0, p.length, le16(b, 6), le16(b, 8))) return null;
+    if (b[0]! & VNET_F_NEEDS_CSUM && !completeChecksum(p, 0, p.length, getU16le(b, 6), getU16le(b, 8))) return null;
     return { packets: [p], gso: false };
   }
   const h = readVnetHdr(b);

@@ -3,15 +3,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
-import { getU16be, getU32le, putU32le, zeroRange } from '../../src/engine/bytes.js';
+import { getU16be, getU16le, getU32le, putU32le, zeroRange } from '../../src/util/bytes.js';
 
-test('32-bit little-endian and 16-bit big-endian fields match Buffer', () => {
+test('32-bit little-endian and 16-bit fields match Buffer', () => {
   const edge = [0, 1, 0x7f, 0x80, 0xff, 0x7fff_ffff, 0x8000_0000, 0xffff_fffe, 0xffff_ffff];
   for (let i = 0; i < 3000; i++) {
     const b = randomBytes(24);
     const o = randomInt(0, 20);
     assert.equal(getU32le(b, o), b.readUInt32LE(o));
     assert.equal(getU16be(b, o), b.readUInt16BE(o));
+    assert.equal(getU16le(b, o), b.readUInt16LE(o));
     const v = i < edge.length ? edge[i]! : randomInt(0, 2 ** 32);
     const mine = Buffer.from(b);
     const ref = Buffer.from(b);

@@ -22,6 +22,11 @@ export function putU32le(b: Uint8Array, o: number, v: number): void {
   b[o + 3] = v >>> 24;
 }
 
+/** Unsigned 16-bit little-endian at `o` (virtio-net headers). */
+export function getU16le(b: Uint8Array, o: number): number {
+  return b[o]! | (b[o + 1]! << 8);
+}
+
 /** Unsigned 16-bit big-endian (network order) at `o`. */
 export function getU16be(b: Uint8Array, o: number): number {
   return (b[o]! << 8) | b[o + 1]!;
