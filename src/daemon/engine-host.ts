@@ -17,7 +17,7 @@ import { publicKeyOf } from '../crypto/x25519.js';
 import { keyFromText } from '../crypto/keys.js';
 import type { NetworkMap, NodeView } from '../control/protocol.js';
 import { openTun, type TunDevice } from '../tun/device.js';
-import { addAddress, addRoute, setLinkUp } from '../tun/netconf.js';
+import { addAddressesAndRoutes, setLinkUp } from '../tun/netconf.js';
 import type { Endpoint } from '../engine/endpoint.js';
 import { tuneJitForDataPath } from '../util/jit-tiering.js';
 
@@ -147,8 +147,7 @@ export class EngineHost {
   async configureAddresses(self: NodeView, prefixes: string[]): Promise<void> {
     const want = self.addresses.map((a) => (a.includes(':') ? `${a}/128` : `${a}/32`));
     if (want.join() === this.configuredAddresses.join()) return;
-    for (const cidr of want) await addAddress(this.opts.ifname, cidr).catch((e: Error) => (/File exists/.test(e.message) ? undefined : Promise.reject(e)));
-    for (const p of prefixes) await addRoute(this.opts.ifname, p).catch((e: Error) => (/File exists/.test(e.message) ? undefined : Promise.reject(e)));
+    await addAddressesAndRoutes(this.opts.ifname, want, prefixes);
     this.configuredAddresses = want;
   }
 

@@ -16,6 +16,12 @@ export const TUN_F_CSUM = 0x01;
 export const TUN_F_TSO4 = 0x02;
 export const TUN_F_TSO6 = 0x04;
 export const POLLIN = 0x0001;
+export const SIOCGIFFLAGS = 0x8913;
+export const SIOCSIFFLAGS = 0x8914;
+export const SIOCSIFMTU = 0x8922;
+export const IFF_UP = 0x0001;
+export const AF_INET = 2;
+export const SOCK_DGRAM_CLOEXEC = 2 | 0o2000000;
 
 export interface Libc {
   ioctl(fd: number, req: number, arg: Buffer): number;
@@ -24,6 +30,8 @@ export interface Libc {
   read(fd: number, buf: Uint8Array, count: number): number;
   poll(fds: Buffer, nfds: number, timeoutMs: number): number;
   dup(fd: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  close(fd: number): number;
   errno(): number;
 }
 
@@ -36,12 +44,16 @@ export function bindLibc(): Libc {
   const read = l.func('long read(int, void *, unsigned long)');
   const poll = l.func('int poll(void *, unsigned long, int)');
   const dup = l.func('int dup(int)');
+  const socket = l.func('int socket(int, int, int)');
+  const close = l.func('int close(int)');
   bound = {
     ioctl: (fd, req, arg) => ioctl(fd, req, arg) as number,
     ioctlValue: (fd, req, value) => ioctlValue(fd, req, value) as number,
     read: (fd, buf, count) => Number(read(fd, buf, count)),
     poll: (fds, n, t) => poll(fds, n, t) as number,
     dup: (fd) => dup(fd) as number,
+    socket: (d, t, p) => socket(d, t, p) as number,
+    close: (fd) => close(fd) as number,
     errno: () => koffi.errno(),
   };
   return bound;
