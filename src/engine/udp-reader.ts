@@ -79,7 +79,8 @@ export class UdpReader {
       r.worker = null;
       if (!r.stopping) r.mainReading?.threadExited(code);
     };
-    const url = new URL('./udp-reader-worker.js', import.meta.url);
+    // '../engine/' (not './'): the same path works from dist/src/engine/ and from the daemon's bundle in dist/src/cli/
+    const url = new URL('../engine/udp-reader-worker.js', import.meta.url);
     const startThread = (): boolean => (r.worker = spawnReaderThread(url, { fds: handles.map((h) => h!.fd), ring, policy }, onExit, log)) !== null;
     r.mainReading = new MainReading(
       new Int32Array(ring.ctl),

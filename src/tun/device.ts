@@ -190,7 +190,8 @@ class LinuxTun implements TunDevice {
       this.worker = null;
       if (!this.closed) this.mainReading?.threadExited(code);
     };
-    const startThread = (): boolean => (this.worker = spawnReaderThread(new URL('./reader-worker.js', import.meta.url), data, onExit, this.log)) !== null;
+    // '../tun/' (not './'): the same path works from dist/src/tun/ and from the daemon's bundle in dist/src/cli/
+    const startThread = (): boolean => (this.worker = spawnReaderThread(new URL('../tun/reader-worker.js', import.meta.url), data, onExit, this.log)) !== null;
     this.mainReading = new MainReading(this.ctl, policy, () => this.mainReader?.pause(), () => this.mainReader?.resume(), startThread);
     this.consumer.start();
     this.mainReading.begin();

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { leanDaemonArgs } from '../../src/cli/daemon-entry.js';
@@ -62,4 +62,29 @@ test('bin/meshctl: the lean daemon reports a start failure in one line and exits
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('bin/meshctl: the daemon runs from the bundle only while it is newer than the compiled modules', () => {
+  const root = mkdtempSync(join(tmpdir(), 'meshctl-bundle-'));
+  try {
+    mkdirSync(join(root, 'bin'));
+    mkdirSync(join(root, 'dist', 'src', 'cli'), { recursive: true });
+    copyFileSync(join(packageRoot(), 'bin', 'meshctl'), join(root, 'bin', 'meshctl'));
+    const stub = (name: string): string => `export const leanDaemonArgs = () => ({});\nexport async function runDaemon() { process.stdout.write('${name}'); }\n`;
+    const entry = join(root, 'dist', 'src', 'cli', 'daemon-entry.js');
+    const bundle = join(root, 'dist', 'src', 'cli', 'daemon-entry.bundle.js');
+    writeFileSync(entry, stub('modules'));
+    const run = (): string => spawnSync(process.execPath, [join(root, 'bin', 'meshctl'), 'daemon'], { encoding: 'utf8' }).stdout;
+    assert.equal(run(), 'modules', 'no bundle');
+    writeFileSync(bundle, stub('bundle'));
+    utimesSync(entry, new Date(1_000_000), new Date(1_000_000));
+    assert.equal(run(), 'bundle', 'a bundle built after the modules');
+    utimesSync(bundle, new Date(500_000), new Date(500_000));
+    assert.equal(run(), 'modules', 'a bundle older than the modules (a plain tsc since) is not run');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  // and the build the tests run was bundled, so the daemons they start run the shipped file
+  const cli = join(packageRoot(), 'dist', 'src', 'cli');
+  assert.ok(statSync(join(cli, 'daemon-entry.bundle.js')).mtimeMs >= statSync(join(cli, 'daemon-entry.js')).mtimeMs, 'dist has no current daemon bundle: run `npm run build`');
 });
