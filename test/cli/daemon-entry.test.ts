@@ -64,7 +64,7 @@ test('bin/meshctl: the lean daemon reports a start failure in one line and exits
   }
 });
 
-test('bin/meshctl: the daemon runs from the bundle only while it is newer than the compiled modules', () => {
+test('bin/meshctl: the daemon and the CLI run from their bundles only while they are newer than the compiled modules', () => {
   const root = mkdtempSync(join(tmpdir(), 'meshctl-bundle-'));
   try {
     mkdirSync(join(root, 'bin'));
@@ -84,7 +84,9 @@ test('bin/meshctl: the daemon runs from the bundle only while it is newer than t
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
-  // and the build the tests run was bundled, so the daemons they start run the shipped file
+  // and the build the tests run was bundled, so the daemons and commands they start run the shipped files
   const cli = join(packageRoot(), 'dist', 'src', 'cli');
-  assert.ok(statSync(join(cli, 'daemon-entry.bundle.js')).mtimeMs >= statSync(join(cli, 'daemon-entry.js')).mtimeMs, 'dist has no current daemon bundle: run `npm run build`');
+  for (const name of ['daemon-entry', 'main']) {
+    assert.ok(statSync(join(cli, `${name}.bundle.js`)).mtimeMs >= statSync(join(cli, `${name}.js`)).mtimeMs, `dist has no current ${name} bundle: run \`npm run build\``);
+  }
 });
