@@ -12,9 +12,20 @@ import { build } from 'esbuild';
 const cli = join(import.meta.dirname, '..', 'dist', 'src', 'cli');
 for (const f of readdirSync(cli)) if (/^chunk-[A-Z0-9]+\.js$/.test(f) || f.endsWith('.bundle.js')) rmSync(join(cli, f));
 
-const common = { bundle: true, platform: 'node', format: 'esm', packages: 'external', logLevel: 'warning', outdir: cli, entryNames: '[name].bundle' };
-// the daemon: one file, everything it will ever import of ours
-await build({ ...common, entryPoints: [join(cli, 'daemon-entry.js')] });
-// the CLI: what every command needs in one file; what only some commands
-// import later (the daemon for --foreground, the servers, the lab) in chunks
-await build({ ...common, entryPoints: [join(cli, 'main.js')], splitting: true, chunkNames: 'chunk-[hash]' });
+// One build for both entry points, with splitting: code they share, and what is
+// imported only later (the daemon itself for the lean entry, the servers and
+// the lab for the CLI), goes to chunks that are plain ES modules. Without
+// splitting, esbuild turns each lazily imported module into an init function
+// that assigns its top-level bindings, the hot path's constants among them.
+await build({
+  entryPoints: [join(cli, 'daemon-entry.js'), join(cli, 'main.js')],
+  bundle: true,
+  splitting: true,
+  platform: 'node',
+  format: 'esm',
+  packages: 'external',
+  logLevel: 'warning',
+  outdir: cli,
+  entryNames: '[name].bundle',
+  chunkNames: 'chunk-[hash]',
+});
