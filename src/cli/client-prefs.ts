@@ -1,18 +1,21 @@
-// The CLI's own remembered defaults, kept with conf in the user's config dir
-// (MESHCTL_CONFIG_DIR overrides it): the login server and control CA file of
-// the last successful `up`, and the state dir, interface and port each
-// daemon socket was started with, so the next `up` needs no flags. Settings that
-// decide who may change the daemon (the operator) live with the daemon, not here.
+// The CLI's own remembered defaults, a small JSON file in the user's config
+// dir (MESHCTL_CONFIG_DIR, else $XDG_CONFIG_HOME/meshctl or ~/.config/meshctl):
+// the login server and control CA file of the last successful `up`, and the
+// state dir, interface and port each daemon socket was started with, so the
+// next `up` needs no flags. Settings that decide who may change the daemon
+// (the operator) live with the daemon, not here.
 //
-// Importing conf costs `up` ~60 ms of CPU (it loads ajv, ajv-formats and
-// semver) before it can start the daemon, and most runs only read. So on Linux
-// the file is read directly from the path conf uses (a test holds the two
-// paths equal), and conf is loaded only to write a change, after `up` has
-// succeeded (loading it while the daemon starts slowed the daemon more).
+// This file was kept with conf until the tenth session; the path and the JSON
+// are the same, so files it wrote still read. conf was dropped on a measured
+// reason (docs/performance.md, "Tenth session"): importing it (ajv,
+// ajv-formats, semver) cost `up` ~60 ms before it could start the daemon, and
+// saving through it took 200–270 ms at the end of a first `up` while the new
+// daemon was busy, where one atomic write takes a few.
 import { isDeepStrictEqual } from 'node:util';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from '../util/cjs.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 
 export interface DaemonParams {
   stateDir: string;
@@ -27,34 +30,16 @@ export interface ClientPrefs {
   daemons?: Record<string, DaemonParams>;
 }
 
-const CONFIG_NAME = 'cli';
-
-async function store() {
-  const { default: Conf } = await import('conf');
-  return new Conf<ClientPrefs>({ projectName: 'meshctl', projectSuffix: '', cwd: process.env.MESHCTL_CONFIG_DIR || undefined, configName: CONFIG_NAME });
+export function clientPrefsPath(env: NodeJS.ProcessEnv = process.env): string {
+  const dir = env.MESHCTL_CONFIG_DIR || join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'meshctl');
+  return join(dir, 'cli.json');
 }
 
-/** Where conf keeps the file on Linux (env-paths' rule); null elsewhere, where only conf knows. */
-export function clientPrefsPath(env: NodeJS.ProcessEnv = process.env, platform: string = process.platform): string | null {
-  if (env.MESHCTL_CONFIG_DIR) return join(env.MESHCTL_CONFIG_DIR, `${CONFIG_NAME}.json`);
-  if (platform !== 'linux') return null;
-  return join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'meshctl', `${CONFIG_NAME}.json`);
-}
-
-function readDirect(path: string): ClientPrefs {
+/** Missing, unreadable or corrupt: empty, so `up` still works from its flags. */
+export function loadClientPrefs(env: NodeJS.ProcessEnv = process.env): ClientPrefs {
   try {
-    const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    const v: unknown = JSON.parse(readFileSync(clientPrefsPath(env), 'utf8'));
     return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as ClientPrefs) : {};
-  } catch {
-    return {}; // missing or unreadable: as conf would start, empty
-  }
-}
-
-export async function loadClientPrefs(): Promise<ClientPrefs> {
-  const path = clientPrefsPath();
-  if (path) return readDirect(path);
-  try {
-    return (await store()).store;
   } catch {
     return {};
   }
@@ -65,11 +50,14 @@ export function prefsUnchanged(saved: ClientPrefs, p: ClientPrefs): boolean {
   return Object.entries(p).every(([k, v]) => v === undefined || isDeepStrictEqual(saved[k as keyof ClientPrefs], v));
 }
 
-export async function saveClientPrefs(p: ClientPrefs, saved?: ClientPrefs): Promise<void> {
-  if (saved && prefsUnchanged(saved, p)) return;
+/** Merges `p` (undefined keys untouched) into what is on disk; writes only a change. */
+export function saveClientPrefs(p: ClientPrefs, env: NodeJS.ProcessEnv = process.env): void {
+  const saved = loadClientPrefs(env);
+  if (prefsUnchanged(saved, p)) return;
+  const next: ClientPrefs = { ...saved };
+  for (const [k, v] of Object.entries(p)) if (v !== undefined) (next as Record<string, unknown>)[k] = v;
   try {
-    const s = await store();
-    for (const [k, v] of Object.entries(p)) if (v !== undefined) s.set(k as keyof ClientPrefs, v);
+    writeFileAtomic(clientPrefsPath(env), JSON.stringify(next, undefined, '\t') + '\n');
   } catch {
     /* an unwritable home must not fail `up`; the flags still work */
   }

@@ -95,7 +95,7 @@ function summary(s: Status): string {
 async function up(o: UpOpts, cmd: Command): Promise<void> {
   const socket = socketOf(cmd);
   const client = clientOf(cmd);
-  const saved = await loadClientPrefs();
+  const saved = loadClientPrefs();
   const remembered = saved.daemons?.[socket];
   if (remembered) {
     // flags win; what is not given comes from how this socket's daemon was started last
@@ -148,15 +148,11 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
     throw e;
   }
   await progress.end();
-  // unchanged prefs (the usual repeated `up`) are not written, so conf is not even loaded
-  await saveClientPrefs(
-    {
-      loginServer: req.loginServer,
-      controlCa: o.controlCa ? resolve(o.controlCa) : undefined,
-      daemons: { ...saved.daemons, [socket]: { stateDir: resolve(o.stateDir), ifname: o.ifname, port: o.port } },
-    },
-    saved,
-  );
+  saveClientPrefs({
+    loginServer: req.loginServer,
+    controlCa: o.controlCa ? resolve(o.controlCa) : undefined,
+    daemons: { ...saved.daemons, [socket]: { stateDir: resolve(o.stateDir), ifname: o.ifname, port: o.port } },
+  });
   if (o.json) printJson(status);
   else process.stdout.write(summary(status!) + '\n');
   if (o.foreground) await new Promise<never>(() => {}); // the daemon runs until a signal

@@ -1,79 +1,78 @@
-// The CLI reads its remembered defaults without loading conf; that only holds
-// while the path it reads is the one conf writes.
+// What `up` remembers: read and written without loading anything heavy, at the
+// path conf used before (files it wrote still read), written only on a change.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Conf from 'conf';
 import { clientPrefsPath, loadClientPrefs, prefsUnchanged, saveClientPrefs } from '../../src/cli/client-prefs.js';
 
-function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
-  const saved: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(vars)) {
-    saved[k] = process.env[k];
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  return fn().finally(() => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  });
-}
+test('the prefs path: MESHCTL_CONFIG_DIR, else $XDG_CONFIG_HOME/meshctl, else ~/.config/meshctl', () => {
+  assert.equal(clientPrefsPath({ MESHCTL_CONFIG_DIR: '/c', XDG_CONFIG_HOME: '/x' }), '/c/cli.json');
+  assert.equal(clientPrefsPath({ XDG_CONFIG_HOME: '/x' }), '/x/meshctl/cli.json');
+  assert.equal(clientPrefsPath({ XDG_CONFIG_HOME: '' }), join(homedir(), '.config', 'meshctl', 'cli.json'));
+});
 
-test('the direct read uses the file conf writes, with MESHCTL_CONFIG_DIR and with XDG_CONFIG_HOME', async () => {
+test('saved prefs read back, merge with what is there, and the file is 0600', () => {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-prefs-'));
+  const env = { XDG_CONFIG_HOME: dir };
   try {
-    for (const env of [{ MESHCTL_CONFIG_DIR: join(dir, 'cfg'), XDG_CONFIG_HOME: undefined }, { MESHCTL_CONFIG_DIR: undefined, XDG_CONFIG_HOME: join(dir, 'xdg') }]) {
-      await withEnv(env, async () => {
-        const conf = new Conf({ projectName: 'meshctl', projectSuffix: '', cwd: process.env.MESHCTL_CONFIG_DIR || undefined, configName: 'cli' });
-        assert.equal(clientPrefsPath(process.env, 'linux'), conf.path);
-        await saveClientPrefs({ loginServer: 'https://c.example:8443', daemons: { '/run/x.sock': { stateDir: '/var/lib/x', ifname: 'mesh1', port: 41642 } } });
-        assert.deepEqual(await loadClientPrefs(), {
-          loginServer: 'https://c.example:8443',
-          daemons: { '/run/x.sock': { stateDir: '/var/lib/x', ifname: 'mesh1', port: 41642 } },
-        });
-      });
+    saveClientPrefs({ loginServer: 'https://c.example:8443', daemons: { '/run/x.sock': { stateDir: '/var/lib/x', ifname: 'mesh1', port: 41642 } } }, env);
+    saveClientPrefs({ controlCa: '/etc/ca.pem', loginServer: undefined }, env);
+    assert.deepEqual(loadClientPrefs(env), {
+      loginServer: 'https://c.example:8443',
+      controlCa: '/etc/ca.pem',
+      daemons: { '/run/x.sock': { stateDir: '/var/lib/x', ifname: 'mesh1', port: 41642 } },
+    });
+    assert.equal(statSync(join(dir, 'meshctl', 'cli.json')).mode & 0o777, 0o600);
+    // a file conf wrote (tab-indented JSON, no trailing newline) reads the same
+    mkdirSync(join(dir, 'old'));
+    writeFileSync(join(dir, 'old', 'cli.json'), '{\n\t"loginServer": "https://old:1"\n}');
+    assert.deepEqual(loadClientPrefs({ MESHCTL_CONFIG_DIR: join(dir, 'old') }), { loginServer: 'https://old:1' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a missing, corrupt or non-object prefs file reads as empty', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshctl-prefs-'));
+  const env = { MESHCTL_CONFIG_DIR: dir };
+  try {
+    assert.deepEqual(loadClientPrefs(env), {});
+    for (const text of ['{"loginServer": ', '[1]', 'null', '7']) {
+      writeFileSync(join(dir, 'cli.json'), text);
+      assert.deepEqual(loadClientPrefs(env), {}, text);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('a missing or corrupt prefs file reads as empty, as with conf', async () => {
+test('saving what is already there does not touch the file; a change does', () => {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-prefs-'));
+  const env = { MESHCTL_CONFIG_DIR: dir };
   try {
-    await withEnv({ MESHCTL_CONFIG_DIR: dir }, async () => {
-      assert.deepEqual(await loadClientPrefs(), {});
-      writeFileSync(join(dir, 'cli.json'), '{"loginServer": ');
-      assert.deepEqual(await loadClientPrefs(), {});
-      writeFileSync(join(dir, 'cli.json'), '[1]');
-      assert.deepEqual(await loadClientPrefs(), {});
-    });
+    const p = { loginServer: 'https://a:1', daemons: { s: { stateDir: '/d', ifname: 'm0', port: 1 } } };
+    saveClientPrefs(p, env);
+    const file = join(dir, 'cli.json');
+    assert.ok(prefsUnchanged(loadClientPrefs(env), { ...p, controlCa: undefined }));
+    const marked = readFileSync(file, 'utf8') + '   '; // trailing blanks a save would not write
+    writeFileSync(file, marked);
+    saveClientPrefs({ ...p, controlCa: undefined }, env);
+    assert.equal(readFileSync(file, 'utf8'), marked, 'unchanged prefs were written again');
+    saveClientPrefs({ daemons: { s: { stateDir: '/d', ifname: 'm0', port: 2 } } }, env);
+    assert.equal(loadClientPrefs(env).daemons?.s?.port, 2);
+    assert.equal(loadClientPrefs(env).loginServer, 'https://a:1');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('saving what is already there does not touch the file; a change does', async () => {
+test('an unwritable config dir does not throw: `up` still works from its flags', () => {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-prefs-'));
   try {
-    await withEnv({ MESHCTL_CONFIG_DIR: dir }, async () => {
-      const p = { loginServer: 'https://a:1', daemons: { s: { stateDir: '/d', ifname: 'm0', port: 1 } } };
-      await saveClientPrefs(p, {});
-      const file = join(dir, 'cli.json');
-      const saved = await loadClientPrefs();
-      assert.ok(prefsUnchanged(saved, { ...p, controlCa: undefined }));
-      const marked = readFileSync(file, 'utf8') + '   '; // trailing blanks conf would not write
-      writeFileSync(file, marked);
-      await saveClientPrefs({ ...p, controlCa: undefined }, saved);
-      assert.equal(readFileSync(file, 'utf8'), marked, 'unchanged prefs were written again');
-      assert.equal(prefsUnchanged(saved, { daemons: { s: { stateDir: '/d', ifname: 'm0', port: 2 } } }), false);
-      await saveClientPrefs({ daemons: { s: { stateDir: '/d', ifname: 'm0', port: 2 } } }, saved);
-      assert.equal((await loadClientPrefs()).daemons?.s?.port, 2);
-    });
+    writeFileSync(join(dir, 'file'), '');
+    assert.doesNotThrow(() => saveClientPrefs({ loginServer: 'https://a:1' }, { MESHCTL_CONFIG_DIR: join(dir, 'file', 'sub') }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
