@@ -47,8 +47,14 @@ const RECONNECT_GRACE_MS = 45_000;
 const LAST_SEEN_WRITE_MS = 60_000;
 /** Relay certificates are re-read this often, so a renewed certificate reaches nodes. */
 const RELAY_PROBE_MS = 60_000;
-/** A relay that did not answer (it may be starting) is asked again this soon. */
-const RELAY_RETRY_MS = 2000;
+/**
+ * A relay that did not answer (it may be starting: a control server and its
+ * relays often start together) is asked again after 250 ms, then twice as long
+ * each time up to 2 s. Until it answers, the map has no fingerprint for it, and
+ * nodes cannot connect to a self-signed relay.
+ */
+const RELAY_RETRY_FIRST_MS = 250;
+const RELAY_RETRY_MAX_MS = 2000;
 
 interface Stream {
   nodeId: number;
@@ -70,6 +76,9 @@ export class ControlServer {
   private readonly presumedOnline = new Set<number>();
   private graceTimer: NodeJS.Timeout | null = null;
   private relayTimer: NodeJS.Timeout | null = null;
+  /** one pending re-probe at a time, however often the periodic probe finds a relay missing */
+  private relayRetryTimer: NodeJS.Timeout | null = null;
+  private relayRetryMs = RELAY_RETRY_FIRST_MS;
   private relayMap: RelayRegion[] = [];
   private readonly log: (msg: string) => void;
   publicKey: Buffer | null = null;
@@ -128,7 +137,7 @@ export class ControlServer {
   }
 
   async stop(): Promise<void> {
-    for (const t of [this.broadcastTimer, this.keepaliveTimer, this.expiryTimer, this.graceTimer, this.relayTimer]) if (t) clearTimeout(t);
+    for (const t of [this.broadcastTimer, this.keepaliveTimer, this.expiryTimer, this.graceTimer, this.relayTimer, this.relayRetryTimer]) if (t) clearTimeout(t);
     for (const t of this.ephemeralTimers.values()) clearTimeout(t);
     this.ephemeralTimers.clear();
     for (const s of this.streams) s.res.destroy();
@@ -146,8 +155,17 @@ export class ControlServer {
   private async refreshRelays(): Promise<void> {
     const next = await probeRelays(this.relayMap);
     const missing = next.filter((r) => !r.certFingerprint);
-    for (const r of missing) this.log(`relay ${r.code} at ${r.url} did not answer yet; asking again in ${RELAY_RETRY_MS / 1000}s`);
-    if (missing.length && this.server) setTimeout(() => void this.refreshRelays(), RELAY_RETRY_MS).unref();
+    if (missing.length === 0) this.relayRetryMs = RELAY_RETRY_FIRST_MS;
+    else if (this.server && !this.relayRetryTimer) {
+      const wait = this.relayRetryMs;
+      this.relayRetryMs = Math.min(RELAY_RETRY_MAX_MS, wait * 2);
+      for (const r of missing) this.log(`relay ${r.code} at ${r.url} did not answer yet; asking again in ${wait / 1000}s`);
+      this.relayRetryTimer = setTimeout(() => {
+        this.relayRetryTimer = null;
+        void this.refreshRelays();
+      }, wait);
+      this.relayRetryTimer.unref();
+    }
     if (JSON.stringify(next) !== JSON.stringify(this.relayMap)) {
       this.relayMap = next;
       this.changed();

@@ -7,8 +7,11 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
+import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createNetServer } from 'node:net';
+import { certFingerprint, createSelfSigned } from '../../src/crypto/selfsigned.js';
 import { admin } from '../../src/control/admin-client.js';
-import type { MapLine, NetworkMap, RegisterResult } from '../../src/control/protocol.js';
+import type { MapLine, NetworkMap, RegisterResult, RelayRegion } from '../../src/control/protocol.js';
 import { ControlServer } from '../../src/control/server.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { keyToText } from '../../src/crypto/keys.js';
@@ -24,7 +27,7 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function harness(opts: { ephemeralGraceMs?: number; keyExpiryMs?: number } = {}): Promise<Harness> {
+async function harness(opts: { ephemeralGraceMs?: number; keyExpiryMs?: number; relays?: RelayRegion[] } = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-control-'));
   const server = new ControlServer({ host: '127.0.0.1', port: 0, stateDir: dir, ...opts });
   await server.start();
@@ -170,6 +173,34 @@ test('ephemeral nodes disappear after going offline; expired nodes drop out and 
     assert.equal(back.node.name, 'other');
     await fw.stop();
   } finally {
+    await h.close();
+  }
+});
+
+test('a relay that starts after the control server is in the map, pinned, within a second', async () => {
+  // a free port for the relay that is not up yet
+  const probe = createNetServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  // start() has probed the relay once, and found nothing
+  const h = await harness({ relays: [{ code: 'late', url: `https://127.0.0.1:${port}`, stunPort: 3478 }] });
+  const cert = createSelfSigned('late relay', ['127.0.0.1']);
+  const relay = createTlsServer({ cert: cert.certPem, key: cert.keyPem }, (s) => s.destroy());
+  try {
+    await new Promise<void>((r) => relay.listen(port, '127.0.0.1', () => r()));
+    const upAt = Date.now();
+    const { key } = await admin.createAuthKey(h.dir, { reusable: true, ephemeral: false, expiryMs: null });
+    const a = h.client();
+    await reg(a, key, 'alpha');
+    const fa = follow(a);
+    await fa.until((m) => m.relays[0]?.certFingerprint === certFingerprint(cert.certPem), 3000);
+    // re-probes at 250 ms, then 500, 1000, 2000 (it was every 2 s)
+    const ms = Date.now() - upAt;
+    assert.ok(ms < 1000, `the fingerprint reached the node ${ms} ms after the relay came up`);
+    await fa.stop();
+  } finally {
+    relay.close();
     await h.close();
   }
 });
