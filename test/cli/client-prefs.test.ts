@@ -7,16 +7,24 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientPrefsPath, loadClientPrefs, prefsUnchanged, saveClientPrefs } from '../../src/cli/client-prefs.js';
 
+function inTempDir(fn: (dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'meshctl-prefs-'));
+  try {
+    fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 test('the prefs path: MESHCTL_CONFIG_DIR, else $XDG_CONFIG_HOME/meshctl, else ~/.config/meshctl', () => {
   assert.equal(clientPrefsPath({ MESHCTL_CONFIG_DIR: '/c', XDG_CONFIG_HOME: '/x' }), '/c/cli.json');
   assert.equal(clientPrefsPath({ XDG_CONFIG_HOME: '/x' }), '/x/meshctl/cli.json');
   assert.equal(clientPrefsPath({ XDG_CONFIG_HOME: '' }), join(homedir(), '.config', 'meshctl', 'cli.json'));
 });
 
-test('saved prefs read back, merge with what is there, and the file is 0600', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meshctl-prefs-'));
-  const env = { XDG_CONFIG_HOME: dir };
-  try {
+test('saved prefs read back, merge with what is there, and the file is 0600', () =>
+  inTempDir((dir) => {
+    const env = { XDG_CONFIG_HOME: dir };
     saveClientPrefs({ loginServer: 'https://c.example:8443', daemons: { '/run/x.sock': { stateDir: '/var/lib/x', ifname: 'mesh1', port: 41642 } } }, env);
     saveClientPrefs({ controlCa: '/etc/ca.pem', loginServer: undefined }, env);
     assert.deepEqual(loadClientPrefs(env), {
@@ -29,29 +37,21 @@ test('saved prefs read back, merge with what is there, and the file is 0600', ()
     mkdirSync(join(dir, 'old'));
     writeFileSync(join(dir, 'old', 'cli.json'), '{\n\t"loginServer": "https://old:1"\n}');
     assert.deepEqual(loadClientPrefs({ MESHCTL_CONFIG_DIR: join(dir, 'old') }), { loginServer: 'https://old:1' });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a missing, corrupt or non-object prefs file reads as empty', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meshctl-prefs-'));
-  const env = { MESHCTL_CONFIG_DIR: dir };
-  try {
+test('a missing, corrupt or non-object prefs file reads as empty', () =>
+  inTempDir((dir) => {
+    const env = { MESHCTL_CONFIG_DIR: dir };
     assert.deepEqual(loadClientPrefs(env), {});
     for (const text of ['{"loginServer": ', '[1]', 'null', '7']) {
       writeFileSync(join(dir, 'cli.json'), text);
       assert.deepEqual(loadClientPrefs(env), {}, text);
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('saving what is already there does not touch the file; a change does', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meshctl-prefs-'));
-  const env = { MESHCTL_CONFIG_DIR: dir };
-  try {
+test('saving what is already there does not touch the file; a change does', () =>
+  inTempDir((dir) => {
+    const env = { MESHCTL_CONFIG_DIR: dir };
     const p = { loginServer: 'https://a:1', daemons: { s: { stateDir: '/d', ifname: 'm0', port: 1 } } };
     saveClientPrefs(p, env);
     const file = join(dir, 'cli.json');
@@ -63,17 +63,10 @@ test('saving what is already there does not touch the file; a change does', () =
     saveClientPrefs({ daemons: { s: { stateDir: '/d', ifname: 'm0', port: 2 } } }, env);
     assert.equal(loadClientPrefs(env).daemons?.s?.port, 2);
     assert.equal(loadClientPrefs(env).loginServer, 'https://a:1');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('an unwritable config dir does not throw: `up` still works from its flags', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'meshctl-prefs-'));
-  try {
+test('an unwritable config dir does not throw: `up` still works from its flags', () =>
+  inTempDir((dir) => {
     writeFileSync(join(dir, 'file'), '');
     assert.doesNotThrow(() => saveClientPrefs({ loginServer: 'https://a:1' }, { MESHCTL_CONFIG_DIR: join(dir, 'file', 'sub') }));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
