@@ -1,5 +1,5 @@
 // OS configuration of an interface: link state and MTU through ioctls on a
-// socket, addresses and routes through iproute2's `ip`, all of them in one
+// socket; addresses and routes through iproute2's `ip`, together in one
 // `ip -batch` run. Each `ip` process costs `up` 10–25 ms on a small machine
 // (docs/performance.md, "Tenth session"), and `up` used to start six. Each
 // failure names the command and the kernel's words.
@@ -27,7 +27,7 @@ function errnoHint(errno: number): string {
   return `errno ${errno}`;
 }
 
-/** One ioctl on an AF_INET socket with a struct ifreq naming the interface; `value` is ifr_mtu / ifr_flags. */
+/** One ioctl on an AF_INET socket with a struct ifreq naming the interface; `fill` writes ifr_mtu or ifr_flags. */
 function ifreqIoctl(ifname: string, req: number, what: string, fill?: (ifr: Buffer) => void): Buffer {
   const libc = bindLibc();
   const ifr = Buffer.alloc(IFREQ_SIZE);
