@@ -10,7 +10,7 @@ import { closeSync, constants, openSync, writeSync, writevSync } from '../util/c
 import type { Worker } from 'node:worker_threads';
 import { TunError } from './errors.js';
 import { writeMerged } from './gro.js';
-import { bindLibc, IFF_NO_PI, IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETIFF, TUNSETOFFLOAD } from './libc.js';
+import { bindLibc, IFF_NO_PI, IFNAMSIZ, ifreq, IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETIFF, TUNSETOFFLOAD } from './libc.js';
 import { setMtu } from './netconf.js';
 import { startMainTunReader, type MainTunReader } from './main-reader.js';
 import { VNET_HDR_LEN, vnetPackets } from './offload.js';
@@ -64,8 +64,6 @@ export interface TunDevice {
 
 const DEFAULT_MTU = 1420;
 const DEFAULT_BATCH_PACKETS = 64;
-const IFNAMSIZ = 16;
-const IFREQ_SIZE = 40;
 /** The reader polls with a 100 ms timeout; this is a generous bound on it noticing the stop flag. */
 const READER_STOP_TIMEOUT_MS = 1000;
 const NAME_RE = /^[^\s/:]{1,15}$/;
@@ -82,8 +80,7 @@ export async function openTun(opts: TunOptions): Promise<TunDevice> {
     throw new TunError('TUN_OPEN_FAILED', `cannot open /dev/net/tun (${(err as NodeJS.ErrnoException).code}): load the tun module and run as root or with CAP_NET_ADMIN`);
   }
   const libc = bindLibc();
-  const ifr = Buffer.alloc(IFREQ_SIZE);
-  ifr.write(opts.name, 0, IFNAMSIZ - 1, 'ascii');
+  const ifr = ifreq(opts.name);
   let wantOffload = opts.offload ?? process.env.MESHCTL_TUN_OFFLOAD !== '0';
   const setIff = (): number => {
     ifr.writeUInt16LE(IFF_TUN | IFF_NO_PI | (wantOffload ? IFF_VNET_HDR : 0), IFNAMSIZ);

@@ -16,6 +16,17 @@ export const TUN_F_CSUM = 0x01;
 export const TUN_F_TSO4 = 0x02;
 export const TUN_F_TSO6 = 0x04;
 export const POLLIN = 0x0001;
+/** struct ifreq: the interface name (IFNAMSIZ bytes), then a union (flags, MTU, …) at IFNAMSIZ */
+export const IFNAMSIZ = 16;
+const IFREQ_SIZE = 40;
+
+/** A zeroed struct ifreq naming `ifname` (at most IFNAMSIZ - 1 bytes; callers validate names). */
+export function ifreq(ifname: string): Buffer {
+  const ifr = Buffer.alloc(IFREQ_SIZE);
+  ifr.write(ifname, 0, IFNAMSIZ - 1, 'ascii');
+  return ifr;
+}
+
 export const SIOCGIFFLAGS = 0x8913;
 export const SIOCSIFFLAGS = 0x8914;
 export const SIOCSIFMTU = 0x8922;

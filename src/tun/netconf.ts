@@ -5,10 +5,7 @@
 // failure names the command and the kernel's words.
 import { execFile } from 'node:child_process';
 import { TunError } from './errors.js';
-import { AF_INET, bindLibc, IFF_UP, SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFMTU, SOCK_DGRAM_CLOEXEC } from './libc.js';
-
-const IFNAMSIZ = 16;
-const IFREQ_SIZE = 40;
+import { AF_INET, bindLibc, IFF_UP, IFNAMSIZ, ifreq, SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFMTU, SOCK_DGRAM_CLOEXEC } from './libc.js';
 
 function ip(args: string[], stdin?: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -30,8 +27,7 @@ function errnoHint(errno: number): string {
 /** One ioctl on an AF_INET socket with a struct ifreq naming the interface; `fill` writes ifr_mtu or ifr_flags. */
 function ifreqIoctl(ifname: string, req: number, what: string, fill?: (ifr: Buffer) => void): Buffer {
   const libc = bindLibc();
-  const ifr = Buffer.alloc(IFREQ_SIZE);
-  ifr.write(ifname, 0, IFNAMSIZ - 1, 'ascii');
+  const ifr = ifreq(ifname);
   fill?.(ifr);
   const sock = libc.socket(AF_INET, SOCK_DGRAM_CLOEXEC, 0);
   if (sock < 0) throw new TunError('TUN_CONFIG_FAILED', `${what} on ${ifname}: cannot open a socket (${errnoHint(libc.errno())})`);

@@ -29,7 +29,6 @@ export interface VnetHdr {
   csumOffset: number;
 }
 
-
 export function readVnetHdr(b: Uint8Array, off = 0): VnetHdr {
   return { flags: b[off]!, gsoType: b[off + 1]!, hdrLen: getU16le(b, off + 2), gsoSize: getU16le(b, off + 4), csumStart: getU16le(b, off + 6), csumOffset: getU16le(b, off + 8) };
 }

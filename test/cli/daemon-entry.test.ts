@@ -90,3 +90,18 @@ test('bin/meshctl: the daemon and the CLI run from their bundles only while they
     assert.ok(statSync(join(cli, `${name}.bundle.js`)).mtimeMs >= statSync(join(cli, `${name}.js`)).mtimeMs, `dist has no current ${name} bundle: run \`npm run build\``);
   }
 });
+
+test('bin/meshctl: with no build, each entry says to build instead of a stack trace', () => {
+  const root = mkdtempSync(join(tmpdir(), 'meshctl-unbuilt-'));
+  try {
+    mkdirSync(join(root, 'bin'));
+    copyFileSync(join(packageRoot(), 'bin', 'meshctl'), join(root, 'bin', 'meshctl'));
+    for (const args of [['--version'], ['daemon'], ['status']]) {
+      const r = spawnSync(process.execPath, [join(root, 'bin', 'meshctl'), ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 1, args.join(' '));
+      assert.equal(r.stderr, 'meshctl: not built; run `npm install` (or `npm run build`) in the meshctl directory first\n', args.join(' '));
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -110,7 +110,7 @@ for (const [ka, kb] of PAIRS) {
         assert.equal(t.txErrors, 0);
       }
       // bulk traffic moved reading to the threads; once quiet, the event loops read again and the
-      // threads retire (util/reader-mode.ts; A retires after 300 ms here instead of a minute)
+      // threads retire (util/reader-mode.ts; A retires after 300 ms here instead of 15 s)
       await new Promise((r) => setTimeout(r, 1000));
       assert.ok(await ping(p, p.a, '10.78.0.2', 2), 'pings after the transfer');
       // (the sender's TUN and the receiver's UDP socket carry the bulk; ACKs alone stay below a burst)
