@@ -53,12 +53,22 @@ export interface HopResult {
    * µs until its next system call (p99), and how many of them per 1,000 took
    * over STALL_US. Both engines' threads; wireguard-go has more, shorter ones.
    */
+  /**
+   * The request's first wake-up: of A's engine thread by ping's write to TUN A.
+   * Share that went to the other CPU (ping keeps its own, so that CPU sat idle
+   * or ran someone else), and the median µs from the packet on TUN A to it.
+   * wireguard-go reads the TUN on its own thread, so it follows ping; meshctl's
+   * one event loop also takes the peer's replies and can sit on the other
+   * CPU (docs/performance.md, eleventh session).
+   */
+  aWakeOtherCpuPct: number;
+  aWakeUs: number | null;
   resumeP99: number | null;
   resumeStallsPerK: number | null;
   cycles: number;
 }
 
-interface Ev {
+export interface Ev {
   us: number;
   pid: number;
   cpu: number;
@@ -73,7 +83,7 @@ async function ensureTracefs(): Promise<void> {
   if (!existsSync(`${TRACEFS}/trace`)) await must('mount', ['-t', 'tracefs', 'nodev', TRACEFS]);
 }
 
-function parse(text: string): Ev[] {
+export function parse(text: string): Ev[] {
   const out: Ev[] = [];
   const re = /^\s*.+?-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)$/;
   for (const line of text.split('\n')) {
@@ -107,6 +117,22 @@ function wakeups(evs: Ev[], dev: string, tids: Set<number>): Wake[] {
       const onOther = Number(target[2]) !== rx.cpu;
       if (onOther && e.pid !== 0) break; // woken directly on a busy CPU: neither kind
       out.push({ idle: onOther, us: e.us - rx.us });
+      break;
+    }
+  }
+  return out;
+}
+
+/** For each cycle: the first wake-up of one of `tids` after the ping's packet on TUN A, and whether it went to another CPU. */
+export function requestWakeups(evs: Ev[], starts: number[], tids: Set<number>): { otherCpu: boolean; us: number }[] {
+  const out: { otherCpu: boolean; us: number }[] = [];
+  for (const i0 of starts) {
+    const q = evs[i0]!;
+    for (let j = i0 + 1; j < evs.length && evs[j]!.us - q.us < 5000; j++) {
+      const e = evs[j]!;
+      const target = e.name === 'sched_wakeup' ? /pid=(\d+) .*target_cpu=(\d+)/.exec(e.rest) : null;
+      if (!target || !tids.has(Number(target[1]))) continue;
+      out.push({ otherCpu: Number(target[2]) !== q.cpu, us: e.us - q.us });
       break;
     }
   }
@@ -183,6 +209,7 @@ function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>
     return v.length ? median(v) : null;
   };
   const totals = full.map((c) => c.rA! - c.q);
+  const reqWakes = requestWakeups(evs, full.map((c) => c.i0), tidsA);
   const gaps = resumeGaps(evs, new Set([...tidsA, ...tidsB]));
   return {
     aSend: m((c) => c.vA! - c.q),
@@ -198,6 +225,8 @@ function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>
     wakeOntoIdlePct: wakes.length ? (100 * wakes.filter((x) => x.idle).length) / wakes.length : 0,
     wakeSameCpuUs: kind(false),
     wakeIdleCpuUs: kind(true),
+    aWakeOtherCpuPct: reqWakes.length ? (100 * reqWakes.filter((x) => x.otherCpu).length) / reqWakes.length : 0,
+    aWakeUs: reqWakes.length ? median(reqWakes.map((x) => x.us)) : null,
     resumeP99: gaps.length ? percentile(gaps, 0.99) : null,
     resumeStallsPerK: gaps.length ? (1000 * gaps.filter((g) => g > STALL_US).length) / gaps.length : null,
     cycles: full.length,
