@@ -21,6 +21,9 @@ export interface MeshResult {
   /** what rssIdle1PeerMb is made of: anonymous and file-backed pages, and V8's heap (part of anon) */
   idleParts1Peer: { anonMb: number; fileMb: number; v8HeapMb: number | null };
   rssIdle100PeersMb: number;
+  /** the same parts and release count at the 100-peer reading (an outlier of 63 MiB against 46-50 was seen once, eleventh session) */
+  idleParts100Peers: { anonMb: number; fileMb: number; v8HeapMb: number | null };
+  idleReleases100Peers: number;
   /** the same once the reader threads have retired */
   rssRetired100PeersMb: number;
   /** whether each reader thread was still running at that point (status counters) */
@@ -99,6 +102,12 @@ async function status(socket: string): Promise<Status> {
   return JSON.parse(spawnSync(process.execPath, [BIN, '--socket', socket, 'status', '--json'], { encoding: 'utf8' }).stdout) as Status;
 }
 
+/** The daemon's idle releases so far and what its RSS is made of (parts read by the caller at the RSS reading). */
+async function memoryNow(socket: string, parts: { anon: number; file: number }): Promise<{ releases: number; parts: { anonMb: number; fileMb: number; v8HeapMb: number | null } }> {
+  const mem = (await status(socket)).counters?.memory as { idleReleases?: number; heapTotal?: number } | undefined;
+  return { releases: mem?.idleReleases ?? 0, parts: { anonMb: parts.anon, fileMb: parts.file, v8HeapMb: mem?.heapTotal === undefined ? null : mem.heapTotal / 1048576 } };
+}
+
 async function until(what: string, fn: () => Promise<boolean>, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await fn())) {
@@ -131,9 +140,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const rssIdle1PeerMb = rssMb(pid1);
     const parts = rssPartsMb(pid1);
-    const mem = (await status(n1.socket)).counters?.memory as { idleReleases?: number; heapTotal?: number } | undefined;
-    const idleReleases1Peer = mem?.idleReleases ?? 0;
-    const idleParts1Peer = { anonMb: parts.anon, fileMb: parts.file, v8HeapMb: mem?.heapTotal === undefined ? null : mem.heapTotal / 1048576 };
+    const { releases: idleReleases1Peer, parts: idleParts1Peer } = await memoryNow(n1.socket, parts);
     const statusMs = cliMs(n1.socket, ['status']);
     const statusJsonMs = cliMs(n1.socket, ['status', '--json']);
     const statusWithExtraCaMs = process.env.NODE_EXTRA_CA_CERTS ? cliMs(n1.socket, ['status'], 20, true) : null;
@@ -160,13 +167,14 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     await until('100 peers in the map', async () => (await status(n1.socket)).peers.filter((p) => p.online).length >= 99, 30_000);
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const rssIdle100PeersMb = rssMb(pid1);
+    const { releases: idleReleases100Peers, parts: idleParts100Peers } = await memoryNow(n1.socket, rssPartsMb(pid1));
     const idle100PeersAfterS = (performance.now() - lastTransferMs) / 1000;
     const threadsAtIdle100Peers = readerThreads((await status(n1.socket)).counters);
     // reader threads retire RETIRE_AFTER_MS after the last burst (util/reader-mode.ts)
     await new Promise((r) => setTimeout(r, Math.max(0, lastTransferMs + RETIRE_AFTER_MS + IDLE_SETTLE_MS - performance.now())));
     const rssRetired100PeersMb = rssMb(pid1);
     const threadsAtRetired = readerThreads((await status(n1.socket)).counters);
-    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, idleReleases1Peer, idleParts1Peer, rssIdle100PeersMb, idle100PeersAfterS, threadsAtIdle100Peers, rssRetired100PeersMb, threadsAtRetired, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
+    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, idleReleases1Peer, idleParts1Peer, rssIdle100PeersMb, idleParts100Peers, idleReleases100Peers, idle100PeersAfterS, threadsAtIdle100Peers, rssRetired100PeersMb, threadsAtRetired, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
   } finally {
     await m.cleanup();
   }
