@@ -49,20 +49,21 @@ export interface HopResult {
   wakeSameCpuUs: number | null;
   wakeIdleCpuUs: number | null;
   /**
-   * Each time an engine thread is switched in and its blocking call returns:
-   * µs until its next system call (p99), and how many of them per 1,000 took
-   * over STALL_US. Both engines' threads; wireguard-go has more, shorter ones.
-   */
-  /**
    * The request's first wake-up: of A's engine thread by ping's write to TUN A.
-   * Share that went to the other CPU (ping keeps its own, so that CPU sat idle
-   * or ran someone else), and the median µs from the packet on TUN A to it.
+   * The share that went to a CPU other than the one ping sent from (which then
+   * has to be woken, or freed, first), and the median µs from the packet on
+   * TUN A to that wake-up.
    * wireguard-go reads the TUN on its own thread, so it follows ping; meshctl's
    * one event loop also takes the peer's replies and can sit on the other
    * CPU (docs/performance.md, eleventh session).
    */
   aWakeOtherCpuPct: number;
   aWakeUs: number | null;
+  /**
+   * Each time an engine thread is switched in and its blocking call returns:
+   * µs until its next system call (p99), and how many of them per 1,000 took
+   * over STALL_US. Both engines' threads; wireguard-go has more, shorter ones.
+   */
   resumeP99: number | null;
   resumeStallsPerK: number | null;
   cycles: number;
