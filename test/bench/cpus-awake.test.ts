@@ -1,18 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { keepCpusAwake } from '../../bench/cpus-awake.js';
 
 const SCHED_IDLE = 5;
+const NODE = realpathSync(process.execPath);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** policy (field 41 of /proc/PID/stat, counted after the parenthesised name) and allowed CPUs, once the spinner runs node */
+/**
+ * policy (field 41 of /proc/PID/stat, counted after the parenthesised name),
+ * allowed CPUs, and whether the process is node yet: taskset and chrt exec it in
+ * turn, and their command lines hold the same script, so the binary tells.
+ */
 function spinnerState(pid: number): { policy: number; cpus: string; node: boolean } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const cpus = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!;
-  return { policy: Number(fields[41 - 3]), cpus, node: readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('for (;;);') };
+  return { policy: Number(fields[41 - 3]), cpus, node: readlinkSync(`/proc/${pid}/exe`) === NODE };
 }
 
 test('--cpus-awake: one SCHED_IDLE spinner pinned to each CPU, all gone after stop', async () => {
