@@ -19,10 +19,10 @@ export interface MeshResult {
   /** the daemon's idle memory releases so far, read right after rssIdle1PeerMb */
   idleReleases1Peer: number;
   /** what rssIdle1PeerMb is made of: anonymous and file-backed pages, and V8's heap (part of anon) */
-  idleParts1Peer: { anonMb: number; fileMb: number; v8HeapMb: number | null };
+  idleParts1Peer: IdleParts;
   rssIdle100PeersMb: number;
-  /** the same parts and release count at the 100-peer reading (an outlier of 63 MiB against 46-50 was seen once, eleventh session) */
-  idleParts100Peers: { anonMb: number; fileMb: number; v8HeapMb: number | null };
+  /** the same parts and release count at the 100-peer reading (outliers of 63-65 MiB against 46-50, eleventh session) */
+  idleParts100Peers: IdleParts;
   idleReleases100Peers: number;
   /** the same once the reader threads have retired */
   rssRetired100PeersMb: number;
@@ -102,10 +102,27 @@ async function status(socket: string): Promise<Status> {
   return JSON.parse(spawnSync(process.execPath, [BIN, '--socket', socket, 'status', '--json'], { encoding: 'utf8' }).stdout) as Status;
 }
 
+export interface IdleParts {
+  anonMb: number;
+  fileMb: number;
+  /** V8's heap (part of anon): reserved, and live or not yet collected */
+  v8HeapMb: number | null;
+  v8HeapUsedMb: number | null;
+  /** Buffers and other memory outside V8's heap that JS objects hold */
+  externalMb: number | null;
+  /** seconds since the daemon's last idle release (null: none yet) */
+  releaseAgoS: number | null;
+}
+
 /** The daemon's idle releases so far and what its RSS is made of (parts read by the caller at the RSS reading). */
-async function memoryNow(socket: string, parts: { anon: number; file: number }): Promise<{ releases: number; parts: { anonMb: number; fileMb: number; v8HeapMb: number | null } }> {
-  const mem = (await status(socket)).counters?.memory as { idleReleases?: number; heapTotal?: number } | undefined;
-  return { releases: mem?.idleReleases ?? 0, parts: { anonMb: parts.anon, fileMb: parts.file, v8HeapMb: mem?.heapTotal === undefined ? null : mem.heapTotal / 1048576 } };
+async function memoryNow(socket: string, parts: { anon: number; file: number }): Promise<{ releases: number; parts: IdleParts }> {
+  const mem = (await status(socket)).counters?.memory as { idleReleases?: number; heapTotal?: number; heapUsed?: number; external?: number; idleReleaseAgoMs?: number | null } | undefined;
+  const mb = (x: number | undefined): number | null => (x === undefined ? null : x / 1048576);
+  const ago = mem?.idleReleaseAgoMs;
+  return {
+    releases: mem?.idleReleases ?? 0,
+    parts: { anonMb: parts.anon, fileMb: parts.file, v8HeapMb: mb(mem?.heapTotal), v8HeapUsedMb: mb(mem?.heapUsed), externalMb: mb(mem?.external), releaseAgoS: ago === undefined || ago === null ? null : ago / 1000 },
+  };
 }
 
 async function until(what: string, fn: () => Promise<boolean>, ms: number): Promise<void> {

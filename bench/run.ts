@@ -148,7 +148,8 @@ async function main(): Promise<void> {
     console.log(`  … of which                        anonymous ${f(ip.anonMb, 1)} MiB (V8 heap ${f(ip.v8HeapMb ?? NaN, 1)}), file-backed ${f(ip.fileMb, 1)} MiB (node binary, libraries)`);
     console.log(`  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MiB = ${f((m.rssIdle100PeersMb * 1048576) / 1e6, 1)} MB (${f(m.idle100PeersAfterS)} s after the last transfer; reader threads running: TUN ${m.threadsAtIdle100Peers.tun}, UDP ${m.threadsAtIdle100Peers.udp})`);
     const ip100 = m.idleParts100Peers;
-    console.log(`  … of which                        anonymous ${f(ip100.anonMb, 1)} MiB (V8 heap ${f(ip100.v8HeapMb ?? NaN, 1)}), file-backed ${f(ip100.fileMb, 1)} MiB; ${m.idleReleases100Peers} idle release(s) by then`);
+    console.log(`  … of which                        anonymous ${f(ip100.anonMb, 1)} MiB (V8 heap ${f(ip100.v8HeapMb ?? NaN, 1)}, ${f(ip100.v8HeapUsedMb ?? NaN, 1)} in use; external ${f(ip100.externalMb ?? NaN, 1)}), file-backed ${f(ip100.fileMb, 1)} MiB`);
+    console.log(`                                    ${m.idleReleases100Peers} idle release(s) by then, the last ${f(ip100.releaseAgoS ?? NaN, 1)} s before`);
     console.log(`  … reader threads retired          ${f(m.rssRetired100PeersMb, 1)} MiB (${(RETIRE_AFTER_MS + IDLE_SETTLE_MS) / 1000} s after the last transfer; threads still running: TUN ${m.threadsAtRetired.tun}, UDP ${m.threadsAtRetired.udp})`);
     console.log(`  meshctl status                    ${f(m.statusMs)} ms wall (goal ≤ 150; bare \`node -e 0\` ${f(m.nodeBareMs)} ms)`);
     console.log(`  meshctl status --json             ${f(m.statusJsonMs)} ms wall`);

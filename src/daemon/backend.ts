@@ -400,7 +400,7 @@ export class Backend {
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
       counters: this.host
-        ? { engine: this.host.device.stats, aead: this.host.device.aeadName, tun: this.host.tun?.stats ?? null, udpReader: this.host.udpReader, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats, memory: memoryCounters(this.idleMemory.releases) }
+        ? { engine: this.host.device.stats, aead: this.host.device.aeadName, tun: this.host.tun?.stats ?? null, udpReader: this.host.udpReader, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats, memory: memoryCounters(this.idleMemory) }
         : null,
     };
   }

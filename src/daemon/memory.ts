@@ -3,8 +3,15 @@
 // under load), and how often the idle release ran (util/idle-memory.ts).
 import { getHeapSpaceStatistics } from 'node:v8';
 
-export function memoryCounters(idleReleases: number): NodeJS.MemoryUsage & { heapSpaces: Record<string, number>; idleReleases: number } {
+export interface MemoryCounters extends NodeJS.MemoryUsage {
+  heapSpaces: Record<string, number>;
+  idleReleases: number;
+  /** ms since the last idle release, null before the first: says whether a reading came before or after it */
+  idleReleaseAgoMs: number | null;
+}
+
+export function memoryCounters(idle: { releases: number; lastReleaseAt: number | null }, now = performance.now()): MemoryCounters {
   const heapSpaces: Record<string, number> = {};
   for (const s of getHeapSpaceStatistics()) if (s.physical_space_size > 0) heapSpaces[s.space_name] = s.physical_space_size;
-  return { ...process.memoryUsage(), heapSpaces, idleReleases };
+  return { ...process.memoryUsage(), heapSpaces, idleReleases: idle.releases, idleReleaseAgoMs: idle.lastReleaseAt === null ? null : Math.round(now - idle.lastReleaseAt) };
 }

@@ -3,12 +3,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { IdleMemory, QUIET_MS, TRICKLE_PACKETS, releaseMemory } from '../../src/util/idle-memory.js';
+import { memoryCounters } from '../../src/daemon/memory.js';
 
 test('a release comes after a quiet spell, never during traffic, and again only when the heap has grown', () => {
   let packets = 0;
   let heap = 50 << 20;
   const released: number[] = [];
   const m = new IdleMemory(() => packets, { release: () => (released.push(heap), (heap -= 8 << 20), true), heapBytes: () => heap });
+  assert.equal(m.lastReleaseAt, null);
   let t = 0;
   const tick = (ms: number): void => {
     t += ms;
@@ -31,6 +33,7 @@ test('a release comes after a quiet spell, never during traffic, and again only 
   tick(QUIET_MS);
   assert.equal(released.length, 2);
   assert.equal(m.releases, 2);
+  assert.equal(m.lastReleaseAt, t, 'the counters say when the last release ran');
 });
 
 test('a trickle after a burst (a ping a second) counts as quiet; more than TRICKLE_PACKETS per spell does not', () => {
@@ -101,4 +104,52 @@ test('releaseMemory really frees the old generation', async () => {
     after = old();
   }
   assert.ok(after < grown - (8 << 20), `old space ${grown >> 20} MiB → ${after >> 20} MiB`);
+});
+
+test('memory counters: how long ago the last idle release ran, null before the first', () => {
+  assert.equal(memoryCounters({ releases: 0, lastReleaseAt: null }).idleReleaseAgoMs, null);
+  const c = memoryCounters({ releases: 3, lastReleaseAt: 1_000 }, 13_500);
+  assert.equal(c.idleReleases, 3);
+  assert.equal(c.idleReleaseAgoMs, 12_500);
+  assert.ok(c.heapUsed > 0 && Object.keys(c.heapSpaces).length > 0);
+});
+
+test('a release that ran while something big was live is tried once more a quiet period later, and only once', () => {
+  const MB = 1 << 20;
+  let live = 10 * MB; // what a full collection cannot free
+  let heap = 40 * MB;
+  const m = new IdleMemory(() => 0, { release: () => ((heap = live), true), heapBytes: () => heap });
+  let t = 0;
+  const tick = (ms: number): void => {
+    t += ms;
+    m.check(t);
+  };
+  tick(QUIET_MS / 2);
+  tick(QUIET_MS / 2);
+  tick(QUIET_MS / 2);
+  assert.equal(m.releases, 1);
+  assert.equal(heap, 10 * MB);
+  // a 100-peer map arrives without a packet: 25 MB live while it is parsed, and the release runs then
+  live = 25 * MB;
+  heap = 27 * MB;
+  tick(QUIET_MS / 2);
+  assert.equal(m.releases, 2);
+  live = 12 * MB; // parsed: the map itself stays
+  tick(QUIET_MS / 2);
+  assert.equal(m.releases, 2, 'the retry waits a quiet period');
+  tick(QUIET_MS / 2);
+  assert.equal(m.releases, 3, 'then the heap goes back');
+  assert.equal(heap, 12 * MB);
+  for (let i = 0; i < 6; i++) tick(QUIET_MS / 2);
+  assert.equal(m.releases, 3, 'and stays alone');
+
+  // live data that really grew: one retry, then that level is the baseline
+  live = 30 * MB;
+  heap = 32 * MB;
+  tick(QUIET_MS / 2);
+  assert.equal(m.releases, 4);
+  for (let i = 0; i < 2; i++) tick(QUIET_MS / 2);
+  assert.equal(m.releases, 5);
+  for (let i = 0; i < 8; i++) tick(QUIET_MS / 2);
+  assert.equal(m.releases, 5, 'no release after release');
 });
