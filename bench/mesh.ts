@@ -9,6 +9,7 @@ import { RETIRE_AFTER_MS } from '../src/util/reader-mode.js';
 import { must, sh } from '../test/helpers/netns.js';
 import { packageRoot } from '../src/cli/version.js';
 import type { Status } from '../src/localapi/types.js';
+import { firstReply } from './first-reply.js';
 import { median, percentile, rssMb, rssPartsMb } from './procstat.js';
 
 export interface MeshResult {
@@ -145,9 +146,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     const ups = await Promise.all([m.up(n1, ['--auth-key', key]), m.up(n2, ['--auth-key', key])]);
     for (const u of ups) if (u.code !== 0) throw new Error(`up: ${u.stderr}`);
     const ip2 = (await status(n2.socket)).self!.ips[0]!;
-    while ((await sh('ip', ['netns', 'exec', n1.ns, 'ping', '-c', '1', '-W', '1', ip2])).code !== 0) {
-      if (performance.now() - t0 > 30_000) throw new Error('no ping within 30 s of up');
-    }
+    await firstReply(n1.ns, ip2, 30_000);
     const upToFirstPingMs = performance.now() - t0;
     await until('direct path', async () => (await status(n1.socket)).peers[0]?.path.kind === 'direct', 15_000);
     await new Promise((r) => setTimeout(r, 2000));
