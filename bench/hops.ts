@@ -124,9 +124,14 @@ function wakeups(evs: Ev[], dev: string, tids: Set<number>): Wake[] {
   return out;
 }
 
+export interface RequestWake {
+  otherCpu: boolean;
+  us: number;
+}
+
 /** For each cycle: the first wake-up of one of `tids` after the ping's packet on TUN A, and whether it went to another CPU. */
-export function requestWakeups(evs: Ev[], starts: number[], tids: Set<number>): { otherCpu: boolean; us: number }[] {
-  const out: { otherCpu: boolean; us: number }[] = [];
+export function requestWakeups(evs: Ev[], starts: number[], tids: Set<number>): RequestWake[] {
+  const out: RequestWake[] = [];
   for (const i0 of starts) {
     const q = evs[i0]!;
     for (let j = i0 + 1; j < evs.length && evs[j]!.us - q.us < 5000; j++) {

@@ -50,9 +50,6 @@ export async function setLinkUp(ifname: string, mtu: number): Promise<void> {
   ifreqIoctl(ifname, SIOCSIFFLAGS, 'setting the link up', (ifr) => ifr.writeUInt16LE(flags | IFF_UP, IFNAMSIZ));
 }
 
-export const addAddress = (ifname: string, cidr: string): Promise<void> => ip(['addr', 'add', cidr, 'dev', ifname]);
-export const addRoute = (ifname: string, cidr: string): Promise<void> => ip(['route', 'add', cidr, 'dev', ifname]);
-
 /**
  * Gives the interface these addresses and routes, in one `ip` process. An
  * address is replaced (a repeat succeeds); a route is only added: when another

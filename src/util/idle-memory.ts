@@ -72,7 +72,7 @@ export class IdleMemory {
   private baseline = -1;
   /** a release left the heap above the baseline: try again at a later check, up to RETRIES times */
   private retryAt = -1;
-  private retriesLeft = RETRIES;
+  private retriesDone = 0;
 
   constructor(
     /** a count of the packets the tunnel has carried */
@@ -136,14 +136,14 @@ export class IdleMemory {
     this.retryAt = -1;
     if (this.baseline < 0 || this.releasedAt <= this.baseline + GROWTH_BYTES) {
       this.baseline = this.baseline < 0 ? this.releasedAt : Math.min(this.baseline, this.releasedAt);
-      this.retriesLeft = RETRIES;
-    } else if (wasRetry && this.retriesLeft === 0) {
+      this.retriesDone = 0;
+      return;
+    }
+    this.retriesDone = wasRetry ? this.retriesDone + 1 : 0;
+    if (this.retriesDone < RETRIES) this.retryAt = now + this.quietMs / 4; // the next check (every quietMs / 2), whatever its jitter
+    else {
       this.baseline = this.releasedAt;
-      this.retriesLeft = RETRIES;
-    } else {
-      if (wasRetry) this.retriesLeft--;
-      else this.retriesLeft = RETRIES - 1;
-      this.retryAt = now + this.quietMs / 4; // the next check (every quietMs / 2), whatever its jitter
+      this.retriesDone = 0;
     }
   }
 }
