@@ -35,9 +35,11 @@ const SWITCH_BETTER_FRACTION = 0.2;
 const SWITCH_BETTER_MIN_MS = 1;
 const MAX_CANDIDATES = 32;
 /**
- * A peer's ping from an address we have no proven path to gets a ping back,
- * at most this often per address: our earlier ping may have died at the
- * peer's NAT before the peer's own packet opened it (docs/nat.md).
+ * A peer's ping from an address we have no proven path to gets a ping back:
+ * our earlier ping may have died at the peer's NAT before the peer's own packet
+ * opened it (docs/nat.md). The first ping back after one of our own probes goes
+ * at once, however soon the peer's ping came (the race is usually tens of ms);
+ * further ones at most this often per address.
  */
 const PING_BACK_MIN_MS = 250;
 
@@ -66,6 +68,8 @@ interface Candidate {
   latencyMs: number | null;
   lastPongMs: number | null;
   lastPingMs: number;
+  /** the last ping to it was a ping back */
+  pingedBack: boolean;
 }
 
 interface PeerPaths {
@@ -207,7 +211,7 @@ export class PathManager {
     const have = p.candidates.get(k);
     if (have) return null;
     if (p.candidates.size >= MAX_CANDIDATES) return null;
-    const c: Candidate = { ep: { address: ep.address, port: ep.port }, latencyMs: null, lastPongMs: null, lastPingMs: -Infinity };
+    const c: Candidate = { ep: { address: ep.address, port: ep.port }, latencyMs: null, lastPongMs: null, lastPingMs: -Infinity, pingedBack: false };
     p.candidates.set(k, c);
     let ports = this.byCandidate.get(c.ep.address);
     if (!ports) this.byCandidate.set(c.ep.address, (ports = new Map()));
@@ -331,9 +335,10 @@ export class PathManager {
     return txid;
   }
 
-  private sendPing(p: PeerPaths, cand: Candidate, onPong?: (r: PingResult) => void): string | null {
+  private sendPing(p: PeerPaths, cand: Candidate, onPong?: (r: PingResult) => void, back = false): string | null {
     const txid = this.newTx({ peer: p, cand, region: null, sentMs: this.now(), onPong });
     cand.lastPingMs = this.now();
+    cand.pingedBack = back;
     return this.sendDirect(p, cand.ep, { type: 'ping', txid, nodeKey: this.nodeKey }) ? txid.toString('hex') : null;
   }
 
@@ -389,7 +394,7 @@ export class PathManager {
         // the peer reached us from src, so its NAT now lets us in from there: measure that path now,
         // not at the next full probe (retryDirectMs), even when src was a candidate already
         const c = this.addCandidate(p, src) ?? p.candidates.get(endpointKey(src));
-        if (c && !this.trusted(c) && this.now() - c.lastPingMs >= PING_BACK_MIN_MS) this.sendPing(p, c);
+        if (c && !this.trusted(c) && (!c.pingedBack || this.now() - c.lastPingMs >= PING_BACK_MIN_MS)) this.sendPing(p, c, undefined, true);
       }
     } else if (m.type === 'pong') {
       this.onPong(p, m.txid, src);
