@@ -335,10 +335,10 @@ export class PathManager {
     return txid;
   }
 
-  private sendPing(p: PeerPaths, cand: Candidate, onPong?: (r: PingResult) => void, back = false): string | null {
+  private sendPing(p: PeerPaths, cand: Candidate, onPong?: (r: PingResult) => void): string | null {
     const txid = this.newTx({ peer: p, cand, region: null, sentMs: this.now(), onPong });
     cand.lastPingMs = this.now();
-    cand.pingedBack = back;
+    cand.pingedBack = false;
     return this.sendDirect(p, cand.ep, { type: 'ping', txid, nodeKey: this.nodeKey }) ? txid.toString('hex') : null;
   }
 
@@ -394,7 +394,10 @@ export class PathManager {
         // the peer reached us from src, so its NAT now lets us in from there: measure that path now,
         // not at the next full probe (retryDirectMs), even when src was a candidate already
         const c = this.addCandidate(p, src) ?? p.candidates.get(endpointKey(src));
-        if (c && !this.trusted(c) && (!c.pingedBack || this.now() - c.lastPingMs >= PING_BACK_MIN_MS)) this.sendPing(p, c, undefined, true);
+        if (c && !this.trusted(c) && (!c.pingedBack || this.now() - c.lastPingMs >= PING_BACK_MIN_MS)) {
+          this.sendPing(p, c);
+          c.pingedBack = true;
+        }
       }
     } else if (m.type === 'pong') {
       this.onPong(p, m.txid, src);
