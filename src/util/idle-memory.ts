@@ -82,9 +82,9 @@ export class IdleMemory {
     this.quietMs = opts.quietMs ?? QUIET_MS;
     this.release = opts.release ?? releaseMemory;
     this.heapBytes = opts.heapBytes ?? (() => getHeapStatistics().total_heap_size);
-    // reader threads retire a minute after a burst, long after the release that followed it; what
-    // they leave behind (~30 MiB with 100 peers, docs/performance.md) goes back only with another
-    // release, though our own heap has not grown
+    // reader threads retire RETIRE_AFTER_MS (15 s) after a burst, usually after the release that
+    // followed it (10–15 s); what they leave behind (~30 MiB with 100 peers, docs/performance.md)
+    // goes back only with another release, though our own heap has not grown
     this.threads = opts.threads ?? (() => 0);
   }
 
