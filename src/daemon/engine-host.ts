@@ -149,7 +149,8 @@ export class EngineHost {
   /** The texts come from the control server or state.json: each is parsed into a typed prefix first, and one that does not parse refuses the whole call. */
   async configureAddresses(self: NodeView, prefixes: string[]): Promise<void> {
     const refuse = (field: string, err: unknown): never => {
-      throw new TunError('TUN_CONFIG_FAILED', `refusing to configure ${this.opts.ifname}: ${field} is bad (${(err as Error).message}); the control server's map or state.json is corrupt`);
+      const why = `${field} is bad (${(err as Error).message})`;
+      throw new TunError('TUN_CONFIG_FAILED', `refusing to configure ${this.opts.ifname}: ${why}; the control server's map or state.json is corrupt`);
     };
     const addresses = self.addresses.map((a, i) => {
       try {

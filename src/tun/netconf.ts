@@ -56,15 +56,24 @@ export const MAX_NETCONF_ITEMS = 64;
  * did; the first failure is thrown as one TUN_CONFIG_FAILED line naming the
  * address or route and the kernel's words.
  */
-export async function addAddressesAndRoutes(ifname: string, addresses: readonly IpPrefix[], routes: readonly IpPrefix[], opts: RouteSocketOptions = {}): Promise<void> {
+export async function addAddressesAndRoutes(
+  ifname: string,
+  addresses: readonly IpPrefix[],
+  routes: readonly IpPrefix[],
+  opts: RouteSocketOptions = {},
+): Promise<void> {
   if (addresses.length + routes.length === 0) return;
   if (addresses.length + routes.length > MAX_NETCONF_ITEMS) {
     throw new TunError('TUN_CONFIG_FAILED', `${addresses.length} addresses and ${routes.length} routes for ${ifname}: more than ${MAX_NETCONF_ITEMS} at once`);
   }
   for (const r of routes) {
-    if (hostBitsSet(r)) throw new TunError('TUN_CONFIG_FAILED', `route ${r.text} dev ${ifname}: the address has bits set after /${r.bits}; give the network address`);
+    if (hostBitsSet(r)) {
+      throw new TunError('TUN_CONFIG_FAILED', `route ${r.text} dev ${ifname}: the address has bits set after /${r.bits}; give the network address`);
+    }
   }
-  if (ifname.length === 0 || ifname.length >= IFNAMSIZ || ifname.includes('\0')) throw new TunError('TUN_CONFIG_FAILED', `${JSON.stringify(ifname)} is not an interface name`);
+  if (ifname.length === 0 || ifname.length >= IFNAMSIZ || ifname.includes('\0')) {
+    throw new TunError('TUN_CONFIG_FAILED', `${JSON.stringify(ifname)} is not an interface name`);
+  }
   const libc = bindLibc();
   const ifindex = libc.ifNameToIndex(ifname);
   if (ifindex === 0) throw new TunError('TUN_CONFIG_FAILED', `addresses and routes on ${ifname}: ${errnoHint(libc.errno())}`);

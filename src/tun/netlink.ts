@@ -198,7 +198,9 @@ export function parseAcks(buf: Buffer): Ack[] {
     const type = r16(buf, off + 4);
     const flags = r16(buf, off + 6);
     const seq = r32(buf, off + 8);
-    if (len < NLMSG_HDRLEN || len > buf.length - off) throw new NetlinkFormatError(`netlink reply: message length ${len} at byte ${off} does not fit ${buf.length} bytes`);
+    if (len < NLMSG_HDRLEN || len > buf.length - off) {
+      throw new NetlinkFormatError(`netlink reply: message length ${len} at byte ${off} does not fit ${buf.length} bytes`);
+    }
     if (type === NLMSG_ERROR) {
       const end = off + len;
       const fixed = NLMSG_HDRLEN + 4 + NLMSG_HDRLEN; // header, int error, the request's header
@@ -262,7 +264,8 @@ export class RouteSocket {
   async request(msg: Buffer, seq: number): Promise<Ack> {
     this.check();
     const sent = bindLibc().sendto(this.fd, msg, msg.length, 0, sockaddrNl(), SOCKADDR_NL_LEN);
-    if (sent !== msg.length) throw sent < 0 ? systemError('sending to the kernel') : new NetlinkSystemError(0, `sending to the kernel: ${sent} of ${msg.length} bytes sent`);
+    if (sent < 0) throw systemError('sending to the kernel');
+    if (sent !== msg.length) throw new NetlinkSystemError(0, `sending to the kernel: ${sent} of ${msg.length} bytes sent`);
     return this.receiveAck(seq);
   }
 

@@ -37,7 +37,9 @@ async function probe(fixture: string): Promise<Record<string, unknown>> {
   }
 }
 
-test('MTU and link by ioctl, addresses and routes by rtnetlink: applied, repeatable, routes held elsewhere left alone, failures named', { skip: rootSkipReason() }, async () => {
+const ROOT = { skip: rootSkipReason() };
+
+test('MTU and link by ioctl, addresses and routes by rtnetlink: applied, repeatable, routes held elsewhere left alone, failures named', ROOT, async () => {
   const res = (await probe('netconf-probe.js')) as {
     name: string;
     link: string;
@@ -71,8 +73,9 @@ test('MTU and link by ioctl, addresses and routes by rtnetlink: applied, repeata
   assert.ok(otherAddrs.includes('10.90.0.2/32') && otherAddrs.includes('fd00:90::2/128'), 'the second interface still got its addresses');
 });
 
-test('a map whose addresses or prefixes carry a second command is refused and runs nothing', { skip: rootSkipReason() }, async () => {
-  const res = (await probe('configure-injection-probe.js')) as { ifname: string; errors: Record<string, string>; afterAttacks: string[]; valid: string; afterValid: string[] };
+test('a map whose addresses or prefixes carry a second command is refused and runs nothing', ROOT, async () => {
+  type Result = { ifname: string; errors: Record<string, string>; afterAttacks: string[]; valid: string; afterValid: string[] };
+  const res = (await probe('configure-injection-probe.js')) as Result;
   const injected = res.afterAttacks.filter((a) => a.startsWith('10.99.99.'));
   assert.deepEqual(injected, [], 'no injected command ran');
   for (const [what, err] of Object.entries(res.errors)) {
