@@ -8,6 +8,7 @@ import { read } from 'node:fs';
 import { Lab } from '../test/helpers/netns.js';
 import { openTun, type TunDevice } from '../src/tun/device.js';
 import { addAddressesAndRoutes, setLinkUp } from '../src/tun/netconf.js';
+import { parsePrefix } from '../src/util/netaddr.js';
 
 const MEASURE_MS = 4000;
 const DATAGRAM_BYTES = 1400;
@@ -17,7 +18,7 @@ async function inner(mode: string): Promise<void> {
   const batch = mode === 'worker-single' ? 1 : 64;
   const tun: TunDevice = await openTun({ name, mtu: 1500, batchPackets: batch });
   await setLinkUp(name, 1500);
-  await addAddressesAndRoutes(name, ['10.81.0.1/24'], ['10.82.0.0/24']);
+  await addAddressesAndRoutes(name, [parsePrefix('10.81.0.1/24')], [parsePrefix('10.82.0.0/24')]);
   let packets = 0;
   if (mode === 'threadpool') {
     const fd = (tun as unknown as { fd: number }).fd;

@@ -18,6 +18,8 @@ import { keyFromText } from '../crypto/keys.js';
 import type { NetworkMap, NodeView } from '../control/protocol.js';
 import { openTun, type TunDevice } from '../tun/device.js';
 import { addAddressesAndRoutes, setLinkUp } from '../tun/netconf.js';
+import { TunError } from '../tun/errors.js';
+import { hostPrefix, parseIp, parsePrefix } from '../util/netaddr.js';
 import type { Endpoint } from '../engine/endpoint.js';
 import { tuneJitForDataPath } from '../util/jit-tiering.js';
 
@@ -144,10 +146,29 @@ export class EngineHost {
   }
 
   /** Puts the node's addresses on the interface and routes the mesh prefixes into it. */
+  /** The texts come from the control server or state.json: each is parsed into a typed prefix first, and one that does not parse refuses the whole call. */
   async configureAddresses(self: NodeView, prefixes: string[]): Promise<void> {
-    const want = self.addresses.map((a) => (a.includes(':') ? `${a}/128` : `${a}/32`));
+    const refuse = (field: string, err: unknown): never => {
+      const why = `${field} is bad (${(err as Error).message})`;
+      throw new TunError('TUN_CONFIG_FAILED', `refusing to configure ${this.opts.ifname}: ${why}; the control server's map or state.json is corrupt`);
+    };
+    const addresses = self.addresses.map((a, i) => {
+      try {
+        return hostPrefix(parseIp(a));
+      } catch (err) {
+        return refuse(`this node's address ${i}`, err);
+      }
+    });
+    const routes = prefixes.map((p, i) => {
+      try {
+        return parsePrefix(p);
+      } catch (err) {
+        return refuse(`mesh prefix ${i}`, err);
+      }
+    });
+    const want = addresses.map((a) => a.text);
     if (want.join() === this.configuredAddresses.join()) return;
-    await addAddressesAndRoutes(this.opts.ifname, want, prefixes);
+    await addAddressesAndRoutes(this.opts.ifname, addresses, routes);
     this.configuredAddresses = want;
   }
 

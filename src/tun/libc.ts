@@ -33,6 +33,17 @@ export const SIOCSIFMTU = 0x8922;
 export const IFF_UP = 0x0001;
 export const AF_INET = 2;
 export const SOCK_DGRAM_CLOEXEC = 2 | 0o2000000;
+export const AF_NETLINK = 16;
+export const SOCK_RAW_CLOEXEC = 3 | 0o2000000;
+export const NETLINK_ROUTE = 0;
+export const SOL_NETLINK = 270;
+/** acks carry only the request's header, not the whole request */
+export const NETLINK_CAP_ACK = 10;
+/** error acks carry the kernel's message ("Nexthop device is not up") */
+export const NETLINK_EXT_ACK = 11;
+export const MSG_DONTWAIT = 0x40;
+/** recv returns the datagram's real length even when the buffer was shorter */
+export const MSG_TRUNC = 0x20;
 
 export interface Libc {
   ioctl(fd: number, req: number, arg: Buffer): number;
@@ -43,6 +54,14 @@ export interface Libc {
   dup(fd: number): number;
   socket(domain: number, type: number, protocol: number): number;
   close(fd: number): number;
+  bind(fd: number, addr: Buffer, addrlen: number): number;
+  setsockoptInt(fd: number, level: number, name: number, value: number): number;
+  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
+  /** `addrlen` is a 4-byte buffer holding the size of `addr` on entry and the sender's address size on return */
+  recvfrom(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: Buffer): number;
+  /** 0 when there is no such interface */
+  ifNameToIndex(name: string): number;
+  strerror(errno: number): string;
   errno(): number;
 }
 
@@ -57,6 +76,12 @@ export function bindLibc(): Libc {
   const dup = l.func('int dup(int)');
   const socket = l.func('int socket(int, int, int)');
   const close = l.func('int close(int)');
+  const bind = l.func('int bind(int, void *, unsigned int)');
+  const setsockopt = l.func('int setsockopt(int, int, int, void *, unsigned int)');
+  const sendto = l.func('long sendto(int, void *, unsigned long, int, void *, unsigned int)');
+  const recvfrom = l.func('long recvfrom(int, void *, unsigned long, int, void *, void *)');
+  const ifNameToIndex = l.func('unsigned int if_nametoindex(const char *)');
+  const strerror = l.func('const char *strerror(int)');
   bound = {
     ioctl: (fd, req, arg) => ioctl(fd, req, arg) as number,
     ioctlValue: (fd, req, value) => ioctlValue(fd, req, value) as number,
@@ -65,6 +90,15 @@ export function bindLibc(): Libc {
     dup: (fd) => dup(fd) as number,
     socket: (d, t, p) => socket(d, t, p) as number,
     close: (fd) => close(fd) as number,
+    bind: (fd, addr, len) => bind(fd, addr, len) as number,
+    setsockoptInt: (fd, level, name, value) => {
+      const v = Buffer.from(new Int32Array([value]).buffer); // an int in the host's byte order
+      return setsockopt(fd, level, name, v, 4) as number;
+    },
+    sendto: (fd, buf, len, flags, addr, addrlen) => Number(sendto(fd, buf, len, flags, addr, addrlen)),
+    recvfrom: (fd, buf, len, flags, addr, addrlen) => Number(recvfrom(fd, buf, len, flags, addr, addrlen)),
+    ifNameToIndex: (name) => ifNameToIndex(name) as number,
+    strerror: (errno) => String(strerror(errno) ?? `errno ${errno}`),
     errno: () => koffi.errno(),
   };
   return bound;

@@ -1,21 +1,15 @@
 // OS configuration of an interface: link state and MTU through ioctls on a
-// socket; addresses and routes through iproute2's `ip`, together in one
-// `ip -batch` run. Each `ip` process costs `up` 10–25 ms on a small machine
-// (docs/performance.md, "Tenth session"), and `up` used to start six. Each
-// failure names the command and the kernel's words.
-import { execFile } from 'node:child_process';
+// socket; addresses and routes through rtnetlink (./netlink.ts), built from
+// typed prefixes and the interface's index, so no text made from data ever
+// reaches another program. No process is started (an `ip` process cost `up`
+// 10–25 ms on a small machine). Each failure names the item and the kernel's words.
+import type { IpPrefix } from '../util/netaddr.js';
 import { TunError } from './errors.js';
+import { hostBitsSet, NetlinkFormatError, newAddressMessage, newRouteMessage, RouteSocket, type RouteSocketOptions } from './netlink.js';
 import { AF_INET, bindLibc, IFF_UP, IFNAMSIZ, ifreq, SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFMTU, SOCK_DGRAM_CLOEXEC } from './libc.js';
 
-function ip(args: string[], stdin?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = execFile('ip', args, { timeout: 10_000 }, (err, _out, stderr) => {
-      if (!err) return resolve();
-      reject(new TunError('TUN_CONFIG_FAILED', `ip ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
-    });
-    if (stdin !== undefined) child.stdin!.end(stdin);
-  });
-}
+const EPERM = 1;
+const EEXIST = 17;
 
 function errnoHint(errno: number): string {
   if (errno === 1) return 'run as root or with CAP_NET_ADMIN';
@@ -50,24 +44,65 @@ export async function setLinkUp(ifname: string, mtu: number): Promise<void> {
   ifreqIoctl(ifname, SIOCSIFFLAGS, 'setting the link up', (ifr) => ifr.writeUInt16LE(flags | IFF_UP, IFNAMSIZ));
 }
 
+/** Most addresses plus routes one call configures: the daemon gives two or three of each; this bounds the time spent. */
+export const MAX_NETCONF_ITEMS = 64;
+
 /**
- * Gives the interface these addresses and routes, in one `ip` process. An
- * address is replaced (a repeat succeeds); a route is only added: when another
- * interface already routes the prefix (a second daemon in the same namespace),
- * that route stays, as with `ip route add`, rather than being taken over.
+ * Gives the interface these addresses and routes over rtnetlink, one request
+ * and one ack each. An address is replaced (a repeat succeeds); a route is only
+ * added: when the kernel answers EEXIST (this or another interface already
+ * routes the prefix, e.g. a second daemon in the same namespace) that route
+ * stays as it is and it is not an error. Every item is tried, as `ip -force`
+ * did; the first failure is thrown as one TUN_CONFIG_FAILED line naming the
+ * address or route and the kernel's words.
  */
-export async function addAddressesAndRoutes(ifname: string, addresses: string[], routes: string[]): Promise<void> {
-  const lines = [...addresses.map((a) => `addr replace ${a} dev ${ifname}`), ...routes.map((r) => `route add ${r} dev ${ifname}`)];
-  if (lines.length === 0) return;
-  try {
-    await ip(['-force', '-batch', '-'], lines.join('\n') + '\n');
-  } catch (err) {
-    const text = (err as Error).message.replace(/^ip -force -batch -: /, '');
-    // with -force ip runs every line and reports each failure as its words, then "Command failed -:N"
-    const failures = [...text.matchAll(/([^]*?)\n?Command failed -:(\d+)\n?/g)].map((m) => ({ cause: m[1]!.trim().split('\n').pop()!, line: lines[Number(m[2]) - 1] }));
-    const real = failures.filter((f) => !(f.line?.startsWith('route add') && /File exists/.test(f.cause)));
-    if (failures.length > 0 && real.length === 0) return;
-    const first = real[0];
-    throw new TunError('TUN_CONFIG_FAILED', first?.line ? `ip ${first.line}: ${first.cause}` : `ip -batch (${lines.join('; ')}): ${text.split('\n')[0]}`);
+export async function addAddressesAndRoutes(
+  ifname: string,
+  addresses: readonly IpPrefix[],
+  routes: readonly IpPrefix[],
+  opts: RouteSocketOptions = {},
+): Promise<void> {
+  if (addresses.length + routes.length === 0) return;
+  if (addresses.length + routes.length > MAX_NETCONF_ITEMS) {
+    throw new TunError('TUN_CONFIG_FAILED', `${addresses.length} addresses and ${routes.length} routes for ${ifname}: more than ${MAX_NETCONF_ITEMS} at once`);
   }
+  for (const r of routes) {
+    if (hostBitsSet(r)) {
+      throw new TunError('TUN_CONFIG_FAILED', `route ${r.text} dev ${ifname}: the address has bits set after /${r.bits}; give the network address`);
+    }
+  }
+  if (ifname.length === 0 || ifname.length >= IFNAMSIZ || ifname.includes('\0')) {
+    throw new TunError('TUN_CONFIG_FAILED', `${JSON.stringify(ifname)} is not an interface name`);
+  }
+  const libc = bindLibc();
+  const ifindex = libc.ifNameToIndex(ifname);
+  if (ifindex === 0) throw new TunError('TUN_CONFIG_FAILED', `addresses and routes on ${ifname}: ${errnoHint(libc.errno())}`);
+  let sock: RouteSocket;
+  try {
+    sock = RouteSocket.open(opts);
+  } catch (err) {
+    throw new TunError('TUN_CONFIG_FAILED', `addresses and routes on ${ifname}: ${(err as Error).message}`);
+  }
+  const items = [
+    ...addresses.map((p) => ({ what: `address ${p.text} dev ${ifname}`, build: (seq: number) => newAddressMessage(seq, ifindex, p), existsOk: false })),
+    ...routes.map((p) => ({ what: `route ${p.text} dev ${ifname}`, build: (seq: number) => newRouteMessage(seq, ifindex, p), existsOk: true })),
+  ];
+  const failures: string[] = [];
+  try {
+    for (const item of items) {
+      const seq = sock.nextSeq();
+      try {
+        const ack = await sock.request(item.build(seq), seq);
+        if (ack.errno === 0 || (item.existsOk && ack.errno === EEXIST)) continue;
+        const hint = ack.errno === EPERM ? '; run as root or with CAP_NET_ADMIN' : '';
+        failures.push(`${item.what}: ${libc.strerror(ack.errno)}${ack.message ? ` (${ack.message})` : ''}${hint}`);
+      } catch (err) {
+        failures.push(`${item.what}: ${(err as Error).message}`);
+        if (!(err instanceof NetlinkFormatError)) break; // the socket itself failed: the rest would too
+      }
+    }
+  } finally {
+    sock.close();
+  }
+  if (failures.length > 0) throw new TunError('TUN_CONFIG_FAILED', failures[0]! + (failures.length > 1 ? ` (and ${failures.length - 1} more)` : ''));
 }
