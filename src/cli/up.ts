@@ -11,6 +11,7 @@ import { clientOf, durationArg, portArg, printJson, socketOf } from './context.j
 import { CliError, fromApi } from './errors.js';
 import { startProgress } from './ui/progress.js';
 import { meshctlVersion } from './version.js';
+import { terminalSafe } from '../util/text.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
 // the daemon answers ~0.3 s after it is spawned; a 50 ms poll lost 25 ms on average
@@ -88,8 +89,9 @@ async function spawnDaemon(client: LocalClient, socket: string, o: UpOpts): Prom
   throw new CliError('TIMEOUT', `the daemon did not answer on ${socket} within ${DAEMON_START_TIMEOUT_MS / 1000}s: see ${logFile}`);
 }
 
-function summary(s: Status): string {
-  return `${s.self?.name ?? '?'} is up: ${s.self?.ips.join(', ') ?? ''} on ${s.self?.ifname ?? '?'}, ${s.peers.filter((p) => p.online).length} peer(s) online`;
+export function summary(s: Status): string {
+  const t = (v: unknown): string => terminalSafe(v);
+  return `${t(s.self?.name ?? '?')} is up: ${s.self?.ips.map(t).join(', ') ?? ''} on ${t(s.self?.ifname ?? '?')}, ${s.peers.filter((p) => p.online).length} peer(s) online`;
 }
 
 async function up(o: UpOpts, cmd: Command): Promise<void> {
@@ -135,7 +137,7 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
     let failure: CliError | null = null;
     await client.stream(LOCALAPI.up, req, (raw) => {
       const l = raw as UpLine;
-      if (l.type === 'progress') progress.step(l.message);
+      if (l.type === 'progress') progress.step(terminalSafe(l.message, 1024));
       else if (l.type === 'done') status = l.status;
       else failure = fromApi(new ApiError(l.error.code, l.error.message), socket);
     });
