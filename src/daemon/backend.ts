@@ -117,7 +117,12 @@ export class Backend {
   private update(change: (s: NodeState) => void): void {
     const next = structuredClone(this.st);
     change(next);
-    this.store.save(next);
+    try {
+      this.store.save(next);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new ApiError('FAILURE', `cannot save ${this.store.file} (${e.code ?? e.message}): the change was not made; free space on that disk and try again`);
+    }
     this.st = next;
   }
 
@@ -179,7 +184,7 @@ export class Backend {
       });
     } catch (err) {
       if (!wasRunning) await this.stopEngine();
-      throw new ApiError('FAILURE', `cannot save ${this.store.file}: ${(err as Error).message}`);
+      throw err;
     }
     this.control = control;
     this.lastError = null;
@@ -213,7 +218,7 @@ export class Backend {
     await this.stopEngine();
     this.map = null;
     this.state = this.st.node ? 'Stopped' : 'NeedsLogin';
-    if (unsaved) throw new ApiError('FAILURE', `stopped, but cannot save ${this.store.file} (${unsaved.message}): a daemon restart would bring the node up again`);
+    if (unsaved) throw new ApiError('FAILURE', `stopped, but ${unsaved.message}: until then a daemon restart would bring the node up again`);
   }
 
   async logout(): Promise<void> {
@@ -334,7 +339,7 @@ export class Backend {
       try {
         this.update((s) => (s.node = map.self));
       } catch (err) {
-        this.log(`cannot save ${this.store.file} (${(err as Error).message}): this node's own entry stays as it was`);
+        this.log(`${(err as Error).message} (this node's own entry from the map)`);
       }
     }
     await this.host.configureAddresses(map.self, [map.ipv4Prefix, map.ipv6Prefix]).catch((err: Error) => this.log(err.message));
@@ -411,7 +416,7 @@ export class Backend {
       this.store.saveMap(null);
       if (why === 'NODE_UNKNOWN') this.update((s) => (s.node = null));
     } catch (err) {
-      this.log(`cannot save ${this.store.file} (${(err as Error).message})`);
+      this.log((err as Error).message);
     }
   }
 
