@@ -8,7 +8,8 @@ import { terminalSafe } from '../util/text.js';
 /** `meshctl whois` as text; every field came from the network, so each is made terminal-safe. */
 export function formatWhois(w: WhoisResponse): string {
   const ips = w.ips.map((a) => terminalSafe(a)).join(', ');
-  return `Machine:\n  Name:     ${terminalSafe(w.name)}${w.self ? ' (this node)' : ''}\n  OS:       ${terminalSafe(w.os)}\n  IPs:      ${ips}\n  Node key: ${terminalSafe(w.nodeKey)}\n`;
+  const name = `${terminalSafe(w.name)}${w.self ? ' (this node)' : ''}`;
+  return `Machine:\n  Name:     ${name}\n  OS:       ${terminalSafe(w.os)}\n  IPs:      ${ips}\n  Node key: ${terminalSafe(w.nodeKey)}\n`;
 }
 
 export function registerIp(program: Command): void {

@@ -10,7 +10,8 @@ export function formatNetcheck(r: NetcheckResponse): string {
   const lines = ['Report:', `\t* UDP: ${r.udp}`, `\t* IPv4: ${r.ipv4 ? `yes, ${t(r.ipv4)}` : 'no'}`];
   lines.push(`\t* MappingVariesByDestIP: ${r.mappingVariesByDestIP === null ? 'unknown (needs two STUN servers)' : r.mappingVariesByDestIP}`);
   lines.push(`\t* PortMapping: ${r.portMapping.length ? r.portMapping.map(t).join(', ') : 'none'}`);
-  lines.push(`\t* Nearest relay: ${r.preferredRegion ? t(r.preferredRegion) : 'none reachable'}${r.homeRegion && r.homeRegion !== r.preferredRegion ? ` (home stays ${t(r.homeRegion)})` : ''}`);
+  const home = r.homeRegion && r.homeRegion !== r.preferredRegion ? ` (home stays ${t(r.homeRegion)})` : '';
+  lines.push(`\t* Nearest relay: ${r.preferredRegion ? t(r.preferredRegion) : 'none reachable'}${home}`);
   lines.push('\t* Relay latency:');
   const entries = Object.entries(r.regionLatencyMs).sort((a, b) => a[1] - b[1]);
   for (const [code, ms] of entries) lines.push(`\t\t- ${t(code)}: ${Number(ms).toFixed(1)}ms`);

@@ -28,7 +28,8 @@ export function ago(iso: string | null, nowMs = Date.now()): string {
 
 export function peerState(p: PeerStatus, nowMs = Date.now()): string {
   if (!p.online) return `offline, last seen ${ago(p.lastSeen, nowMs)}`;
-  const path = p.path.kind === 'direct' ? `direct ${terminalSafe(p.path.endpoint, MAX_CELL)}` : p.path.kind === 'relay' ? `relay "${terminalSafe(p.path.region, MAX_CELL)}"` : 'no path yet';
+  const path =
+    p.path.kind === 'direct' ? `direct ${terminalSafe(p.path.endpoint, MAX_CELL)}` : p.path.kind === 'relay' ? `relay "${terminalSafe(p.path.region, MAX_CELL)}"` : 'no path yet';
   if (p.active) return `active; ${path}, tx ${p.txBytes} rx ${p.rxBytes}`;
   return `idle; ${path}`;
 }
@@ -41,8 +42,9 @@ export interface TableOptions {
 
 export function stoppedMessage(s: Status): string | null {
   if (s.backendState === 'Stopped') return 'meshctl is stopped.';
-  if (s.backendState === 'NeedsLogin') return `Logged out.${s.control.lastError ? ` ${terminalSafe(s.control.lastError, MAX_MESSAGE)}.` : ''} Log in with: meshctl up --login-server URL --auth-key KEY`;
-  return null;
+  if (s.backendState !== 'NeedsLogin') return null;
+  const why = s.control.lastError ? ` ${terminalSafe(s.control.lastError, MAX_MESSAGE)}.` : '';
+  return `Logged out.${why} Log in with: meshctl up --login-server URL --auth-key KEY`;
 }
 
 export function formatStatus(s: Status, o: TableOptions, nowMs = Date.now()): string {

@@ -133,7 +133,8 @@ async function spawnDaemon(client: LocalClient, socket: string, o: UpOpts): Prom
 
 export function summary(s: Status): string {
   const t = (v: unknown): string => terminalSafe(v);
-  return `${t(s.self?.name ?? '?')} is up: ${s.self?.ips.map(t).join(', ') ?? ''} on ${t(s.self?.ifname ?? '?')}, ${s.peers.filter((p) => p.online).length} peer(s) online`;
+  const online = s.peers.filter((p) => p.online).length;
+  return `${t(s.self?.name ?? '?')} is up: ${s.self?.ips.map(t).join(', ') ?? ''} on ${t(s.self?.ifname ?? '?')}, ${online} peer(s) online`;
 }
 
 async function up(o: UpOpts, cmd: Command): Promise<void> {
@@ -207,7 +208,7 @@ export function registerUp(program: Command): void {
     .command('up')
     .description('start the daemon if needed, join the network and bring the interface up')
     .option('--login-server <url>', 'the control server, https://HOST:PORT (remembered)')
-    .option('--auth-key <key>', `auth key, or file:PATH to read it from a file (default: $${AUTH_KEY_ENV}; a file or the environment keeps it out of the process list)`)
+    .option('--auth-key <key>', `auth key, or file:PATH to read it from a file (default: $${AUTH_KEY_ENV}; either keeps it out of the process list)`)
     .option('--hostname <name>', "this node's name in the network (default: the host name)")
     .option('--control-ca <pemfile>', "trust this certificate for the control server (from 'meshctl control ca')")
     .option('--state-dir <dir>', "the daemon's state directory", process.env.MESHCTL_STATE_DIR || DEFAULT_STATE_DIR)

@@ -30,7 +30,10 @@ export const MAX_VERSION_CHARS = 64;
 export const MAX_REGION_CHARS = 32;
 /** A relay URL: https://HOST:PORT with a short path at most. */
 export const MAX_URL_CHARS = 512;
-/** Mesh prefixes are routed into the interface: nothing wider than a /8 (IPv4) or /16 (IPv6), so a map cannot route the host's default traffic into the mesh. */
+/**
+ * Mesh prefixes are routed into the interface: nothing wider than a /8 (IPv4) or /16 (IPv6),
+ * so a map cannot route the host's default traffic into the mesh.
+ */
 export const MIN_MESH_PREFIX_BITS_V4 = 8;
 export const MIN_MESH_PREFIX_BITS_V6 = 16;
 /** ISO 8601 timestamps as isoTime writes them (6-digit years included). */
@@ -46,7 +49,9 @@ export class MapParseError extends Error {
 /** A value as shown in an error: short, quoted, control characters escaped by JSON. */
 function shown(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (typeof v !== 'string') return v === null ? 'null' : v === undefined ? 'nothing (missing)' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+  if (v === null) return 'null';
+  if (v === undefined) return 'nothing (missing)';
+  if (typeof v !== 'string') return Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
   return JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
 }
 
@@ -72,8 +77,9 @@ function bool(v: unknown, field: string): boolean {
 
 /** 1..max characters with no control or bidi characters. */
 function text(v: unknown, field: string, max: number): string {
-  if (!isPrintable(v, max)) fail(field, typeof v !== 'string' ? `expected a string, got ${shown(v)}` : v.length === 0 ? 'empty' : v.length > max ? `longer than ${max} characters` : `control characters in ${shown(v)}`);
-  return v;
+  if (isPrintable(v, max)) return v;
+  if (typeof v !== 'string') fail(field, `expected a string, got ${shown(v)}`);
+  fail(field, v.length === 0 ? 'empty' : v.length > max ? `longer than ${max} characters` : `control characters in ${shown(v)}`);
 }
 
 /** As text, but may be empty (a node that sent no OS or version). */
@@ -179,7 +185,9 @@ function parseRelay(json: unknown, field: string): RelayRegion {
   const o = object(json, field);
   const r: RelayRegion = { code: region(o.code, `${field}.code`), url: httpsUrl(o.url, `${field}.url`), stunPort: port(o.stunPort, `${field}.stunPort`) };
   if (o.certFingerprint !== undefined) {
-    if (typeof o.certFingerprint !== 'string' || !/^[0-9a-fA-F]{64}$/.test(o.certFingerprint)) fail(`${field}.certFingerprint`, `not a SHA-256 fingerprint (64 hex digits): ${shown(o.certFingerprint)}`);
+    if (typeof o.certFingerprint !== 'string' || !/^[0-9a-fA-F]{64}$/.test(o.certFingerprint)) {
+      fail(`${field}.certFingerprint`, `not a SHA-256 fingerprint (64 hex digits): ${shown(o.certFingerprint)}`);
+    }
     r.certFingerprint = o.certFingerprint.toLowerCase();
   }
   return r;

@@ -99,7 +99,8 @@ export class StateStore {
     try {
       text = readFileSync(this.mapFile, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') onBad(`${this.mapFile} is unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): ignored, waiting for control's map`);
+      const e = err as NodeJS.ErrnoException;
+      if (e.code !== 'ENOENT') onBad(`${this.mapFile} is unreadable (${e.code ?? e.message}): ignored, waiting for control's map`);
       return null;
     }
     try {
@@ -123,7 +124,9 @@ function fail(field: string, reason: string): never {
 
 function shown(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (typeof v !== 'string') return v === null ? 'null' : v === undefined ? 'nothing (missing)' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+  if (v === null) return 'null';
+  if (v === undefined) return 'nothing (missing)';
+  if (typeof v !== 'string') return Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
   return JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
 }
 

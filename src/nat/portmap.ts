@@ -42,7 +42,9 @@ export function defaultGateway(routeTable = '/proc/net/route'): string | null {
   return null;
 }
 
-function exchange(host: string, port: number, req: Buffer, accept: (b: Buffer, from: dgram.RemoteInfo) => boolean, timeoutMs = PROBE_TIMEOUT_MS): Promise<Buffer | null> {
+type Accept = (b: Buffer, from: dgram.RemoteInfo) => boolean;
+
+function exchange(host: string, port: number, req: Buffer, accept: Accept, timeoutMs = PROBE_TIMEOUT_MS): Promise<Buffer | null> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const done = (b: Buffer | null): void => {
@@ -205,11 +207,18 @@ async function soap(controlUrl: string, service: string, action: string, args: R
   const body = `<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:${action} xmlns:u="${service}">${Object.entries(args)
     .map(([k, v]) => `<${k}>${v}</${k}>`)
     .join('')}</u:${action}></s:Body></s:Envelope>`;
-  return gatewayFetch(controlUrl, { method: 'POST', body, headers: { 'content-type': 'text/xml; charset="utf-8"', soapaction: `"${service}#${action}"` } }, timeoutMs);
+  const headers = { 'content-type': 'text/xml; charset="utf-8"', soapaction: `"${service}#${action}"` };
+  return gatewayFetch(controlUrl, { method: 'POST', body, headers }, timeoutMs);
 }
 
 /** UPnP IGD: find the WAN connection service, ask for its external address, add a UDP port mapping. */
-export async function upnpMap(gateway: string, clientIp: string, internalPort: number, lifetimeS = MAPPING_LIFETIME_S, o: UpnpOptions = {}): Promise<Mapping | null> {
+export async function upnpMap(
+  gateway: string,
+  clientIp: string,
+  internalPort: number,
+  lifetimeS = MAPPING_LIFETIME_S,
+  o: UpnpOptions = {},
+): Promise<Mapping | null> {
   const location = await upnpLocation(gateway, o);
   if (!location) return null;
   const httpTimeoutMs = PROBE_TIMEOUT_MS * 3;
@@ -250,9 +259,20 @@ async function upnpAvailable(gateway: string, o: UpnpOptions = {}): Promise<bool
 }
 
 /** Maps the port with the first protocol that works, in the given order (NAT-PMP, PCP, UPnP by default). */
-export async function mapPort(gateway: string, clientIp: string, internalPort: number, order: Mapping['protocol'][] = ['NAT-PMP', 'PCP', 'UPnP'], upnp: UpnpOptions = {}): Promise<Mapping | null> {
+export async function mapPort(
+  gateway: string,
+  clientIp: string,
+  internalPort: number,
+  order: Mapping['protocol'][] = ['NAT-PMP', 'PCP', 'UPnP'],
+  upnp: UpnpOptions = {},
+): Promise<Mapping | null> {
   for (const p of order) {
-    const m = p === 'NAT-PMP' ? await natpmpMap(gateway, internalPort) : p === 'PCP' ? await pcpMap(gateway, clientIp, internalPort) : await upnpMap(gateway, clientIp, internalPort, MAPPING_LIFETIME_S, upnp);
+    const m =
+      p === 'NAT-PMP'
+        ? await natpmpMap(gateway, internalPort)
+        : p === 'PCP'
+          ? await pcpMap(gateway, clientIp, internalPort)
+          : await upnpMap(gateway, clientIp, internalPort, MAPPING_LIFETIME_S, upnp);
     if (m) return m;
   }
   return null;
@@ -275,7 +295,8 @@ export async function addressTowards(gateway: string): Promise<string | null> {
 /** What the gateway offers, for netcheck's PortMapping line. */
 export async function probePortMapping(gateway = defaultGateway(), upnpOptions: UpnpOptions = {}): Promise<string[]> {
   if (!gateway) return [];
-  const [upnp, pmp, pcp] = await Promise.all([upnpAvailable(gateway, upnpOptions), exchange(gateway, NATPMP_PORT, Buffer.from([0, 0]), (b, from) => from.address === gateway && b.length >= 12 && b[1] === 128), pcpAvailable(gateway)]);
+  const pmpAnswer: Accept = (b, from) => from.address === gateway && b.length >= 12 && b[1] === 128;
+  const [upnp, pmp, pcp] = await Promise.all([upnpAvailable(gateway, upnpOptions), exchange(gateway, NATPMP_PORT, Buffer.from([0, 0]), pmpAnswer), pcpAvailable(gateway)]);
   const out: string[] = [];
   if (upnp) out.push('UPnP');
   if (pmp) out.push('NAT-PMP');
