@@ -148,9 +148,12 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
     if (cmd.getOptionValueSource('ifname') === 'default') o.ifname = remembered.ifname;
     if (cmd.getOptionValueSource('port') === 'default') o.port = remembered.port;
   }
+  const authKey = resolveAuthKey(o.authKey);
+  // with --foreground the daemon runs in this process: the programs it starts (ip) must not inherit the key
+  delete process.env[AUTH_KEY_ENV];
   const req: UpRequest = {
     loginServer: o.loginServer ?? saved.loginServer,
-    authKey: resolveAuthKey(o.authKey),
+    authKey,
     hostname: o.hostname,
     controlCaPem: readCa(o.controlCa ?? (o.loginServer === undefined || o.loginServer === saved.loginServer ? saved.controlCa : undefined)),
     // a running daemon keeps its interface and port unless they are asked for
