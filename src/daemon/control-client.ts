@@ -11,6 +11,7 @@ import { publicKeyOf } from '../crypto/x25519.js';
 import { PATHS, type ErrorBody, type MapLine, type SealedOp } from '../control/protocol.js';
 import { ApiError } from '../localapi/types.js';
 import { MapParseError, parseMapLine } from './map-parse.js';
+import { terminalSafe } from '../util/text.js';
 
 const TLS_CAUSES: Record<string, string> = {
   DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed and not trusted (pass --control-ca with the output of `meshctl control ca`)',
@@ -44,6 +45,9 @@ export const MAX_RESPONSE_BYTES = 1024 * 1024;
  * 16 MiB leaves room while a server that never ends a line cannot make the daemon buffer without end.
  */
 export const MAX_MAP_LINE_BYTES = 16 * 1024 * 1024;
+
+/** The cause of a refused line is logged cut to this many characters. */
+const MAX_LOGGED_CHARS = 512;
 
 export interface MapStreamOptions {
   /** gets `map from control refused: FIELD: CAUSE` for each line the parser refuses */
@@ -170,7 +174,8 @@ export class ControlClient {
       try {
         line = parseMapLine(JSON.parse(text));
       } catch (err) {
-        const why = err instanceof MapParseError ? err.message : `not JSON (${(err as Error).message})`;
+        // one log line, whatever the server put in it (JSON.parse quotes the input it choked on)
+        const why = terminalSafe(err instanceof MapParseError ? err.message : `not JSON (${(err as Error).message})`, MAX_LOGGED_CHARS);
         return onRefused(`map from control refused: ${why}`);
       }
       if (line === null) return;

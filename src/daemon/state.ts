@@ -6,14 +6,23 @@
 // (map-parse.ts): the addresses in them end up on the OS. A state.json that is
 // wrong stops the daemon with one line naming the field; the file is left as
 // it is (it holds the node's identity), never rewritten or deleted.
-import { existsSync, readFileSync, rmSync } from '../util/cjs.js';
+import { cjsRequire, existsSync, readFileSync, rmSync } from '../util/cjs.js';
 import { join } from 'node:path';
 import { generatePrivateKey } from '../crypto/x25519.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import type { NetworkMap, NodeView } from '../control/protocol.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { isPrintable } from '../util/text.js';
+import { isPrintable, terminalSafe } from '../util/text.js';
 import { MapParseError, parseMeshPrefix, parseNetworkMap, parseNodeView } from './map-parse.js';
+
+const { statSync } = cjsRequire('node:fs') as typeof import('node:fs');
+
+/** Reads `file` unless it is larger than MAX_STATE_FILE_BYTES (checked before reading, so a huge file is not taken into memory). */
+function readBounded(file: string): string {
+  const size = statSync(file).size;
+  if (size > MAX_STATE_FILE_BYTES) throw new Error(`${size} bytes, more than the ${MAX_STATE_FILE_BYTES} a state file can be`);
+  return readFileSync(file, 'utf8');
+}
 
 /** Longest state.json or netmap.json read: a map of MAX_PEERS peers is ~7 MB; more is not a file this daemon wrote. */
 export const MAX_STATE_FILE_BYTES = 32 * 1024 * 1024;
@@ -63,11 +72,9 @@ export class StateStore {
     if (existsSync(this.file)) {
       let raw: unknown;
       try {
-        const text = readFileSync(this.file, 'utf8');
-        if (text.length > MAX_STATE_FILE_BYTES) throw new Error(`larger than ${MAX_STATE_FILE_BYTES} bytes`);
-        raw = JSON.parse(text);
+        raw = JSON.parse(readBounded(this.file));
       } catch (err) {
-        throw new Error(`${this.file} is unreadable (${(err as Error).message}): restore it or move it away to start as a new node`);
+        throw new Error(`${this.file} is unreadable (${terminalSafe((err as Error).message, 200)}): restore it or move it away to start as a new node`);
       }
       try {
         return parseNodeState(raw);
@@ -97,17 +104,16 @@ export class StateStore {
   loadMap(onBad: (msg: string) => void = () => {}): NetworkMap | null {
     let text: string;
     try {
-      text = readFileSync(this.mapFile, 'utf8');
+      text = readBounded(this.mapFile);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (e.code !== 'ENOENT') onBad(`${this.mapFile} is unreadable (${e.code ?? e.message}): ignored, waiting for control's map`);
+      if (e.code !== 'ENOENT') onBad(`${this.mapFile} is unreadable (${terminalSafe(e.code ?? e.message, 200)}): ignored, waiting for control's map`);
       return null;
     }
     try {
-      if (text.length > MAX_STATE_FILE_BYTES) throw new Error(`larger than ${MAX_STATE_FILE_BYTES} bytes`);
       return parseNetworkMap(JSON.parse(text));
     } catch (err) {
-      onBad(`${this.mapFile} is corrupt (${(err as Error).message}): ignored, waiting for control's map`);
+      onBad(`${this.mapFile} is corrupt (${terminalSafe((err as Error).message, 200)}): ignored, waiting for control's map`);
       return null;
     }
   }
