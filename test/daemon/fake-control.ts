@@ -20,13 +20,18 @@ export interface FakeControl {
   close(): Promise<void>;
 }
 
-export async function fakeControl(): Promise<FakeControl> {
+/** `register` is what the register request is answered with (any JSON, valid or not). */
+export async function fakeControl(o: { register?: () => unknown } = {}): Promise<FakeControl> {
   const cert = createSelfSigned('fake-control', ['127.0.0.1']);
   const controlKey = keyToText(publicKeyOf(generatePrivateKey()));
   const streams: ServerResponse[] = [];
   let waiters: ((r: ServerResponse) => void)[] = [];
   const server: Server = createServer({ key: cert.keyPem, cert: cert.certPem }, (req, res) => {
     if (req.method === 'GET' && req.url === PATHS.key) return void res.end(JSON.stringify({ publicKey: controlKey }));
+    if (req.method === 'POST' && req.url === PATHS.register && o.register) {
+      req.resume();
+      return void req.on('end', () => res.end(JSON.stringify(o.register!())));
+    }
     if (req.method === 'POST' && req.url === PATHS.map) {
       req.resume();
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
