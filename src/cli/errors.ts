@@ -3,6 +3,7 @@
 // EXIT STATUS).
 import { ApiError, type ApiErrorCode } from '../localapi/types.js';
 import { DaemonNotRunning } from '../localapi/client.js';
+import { terminalSafe } from '../util/text.js';
 
 export const EXIT = {
   OK: 0,
@@ -28,6 +29,9 @@ export class CliError extends Error {
   }
 }
 
+/** Longest error message shown: one line, however long what the daemon sent. */
+const MAX_ERROR_CHARS = 2048;
+
 const FROM_API: Record<ApiErrorCode, CliErrorCode> = {
   BAD_REQUEST: 'USAGE',
   PERMISSION: 'PERMISSION',
@@ -43,6 +47,7 @@ const FROM_API: Record<ApiErrorCode, CliErrorCode> = {
 export function fromApi(err: unknown, socket: string): CliError {
   if (err instanceof CliError) return err;
   if (err instanceof DaemonNotRunning) return new CliError('FAILURE', `meshctl is stopped (no daemon at ${socket}): start it with \`meshctl up\``);
-  if (err instanceof ApiError) return new CliError(FROM_API[err.code], err.message);
-  return new CliError('FAILURE', (err as Error)?.message ?? String(err));
+  // the daemon's messages quote the control server and peers: no escape sequences reach the terminal
+  if (err instanceof ApiError) return new CliError(FROM_API[err.code], terminalSafe(err.message, MAX_ERROR_CHARS));
+  return new CliError('FAILURE', terminalSafe((err as Error)?.message ?? String(err), MAX_ERROR_CHARS));
 }

@@ -3,6 +3,14 @@ import type { Command } from 'commander';
 import { LOCALAPI, type Status, type WhoisResponse } from '../localapi/types.js';
 import { clientOf, printJson, socketOf } from './context.js';
 import { CliError, fromApi } from './errors.js';
+import { terminalSafe } from '../util/text.js';
+
+/** `meshctl whois` as text; every field came from the network, so each is made terminal-safe. */
+export function formatWhois(w: WhoisResponse): string {
+  const ips = w.ips.map((a) => terminalSafe(a)).join(', ');
+  const name = `${terminalSafe(w.name)}${w.self ? ' (this node)' : ''}`;
+  return `Machine:\n  Name:     ${name}\n  OS:       ${terminalSafe(w.os)}\n  IPs:      ${ips}\n  Node key: ${terminalSafe(w.nodeKey)}\n`;
+}
 
 export function registerIp(program: Command): void {
   program
@@ -28,7 +36,7 @@ export function registerIp(program: Command): void {
       if (o[4]) ips = ips.filter((a) => !a.includes(':'));
       if (o[6]) ips = ips.filter((a) => a.includes(':'));
       if (o.json) printJson(ips);
-      else process.stdout.write(ips.map((a) => a + '\n').join(''));
+      else process.stdout.write(ips.map((a) => terminalSafe(a) + '\n').join(''));
     });
 
   program
@@ -40,6 +48,6 @@ export function registerIp(program: Command): void {
         .get<WhoisResponse>(`${LOCALAPI.whois}?ip=${encodeURIComponent(ip)}`)
         .catch((e: unknown) => Promise.reject(fromApi(e, socketOf(cmd))));
       if (o.json) printJson(w);
-      else process.stdout.write(`Machine:\n  Name:     ${w.name}${w.self ? ' (this node)' : ''}\n  OS:       ${w.os}\n  IPs:      ${w.ips.join(', ')}\n  Node key: ${w.nodeKey}\n`);
+      else process.stdout.write(formatWhois(w));
     });
 }

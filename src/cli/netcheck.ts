@@ -3,16 +3,19 @@ import type { Command } from 'commander';
 import { LOCALAPI, type NetcheckResponse } from '../localapi/types.js';
 import { clientOf, printJson, socketOf } from './context.js';
 import { fromApi } from './errors.js';
+import { terminalSafe } from '../util/text.js';
 
 export function formatNetcheck(r: NetcheckResponse): string {
-  const lines = ['Report:', `\t* UDP: ${r.udp}`, `\t* IPv4: ${r.ipv4 ? `yes, ${r.ipv4}` : 'no'}`];
+  const t = (v: unknown): string => terminalSafe(v);
+  const lines = ['Report:', `\t* UDP: ${r.udp}`, `\t* IPv4: ${r.ipv4 ? `yes, ${t(r.ipv4)}` : 'no'}`];
   lines.push(`\t* MappingVariesByDestIP: ${r.mappingVariesByDestIP === null ? 'unknown (needs two STUN servers)' : r.mappingVariesByDestIP}`);
-  lines.push(`\t* PortMapping: ${r.portMapping.length ? r.portMapping.join(', ') : 'none'}`);
-  lines.push(`\t* Nearest relay: ${r.preferredRegion ?? 'none reachable'}${r.homeRegion && r.homeRegion !== r.preferredRegion ? ` (home stays ${r.homeRegion})` : ''}`);
+  lines.push(`\t* PortMapping: ${r.portMapping.length ? r.portMapping.map(t).join(', ') : 'none'}`);
+  const home = r.homeRegion && r.homeRegion !== r.preferredRegion ? ` (home stays ${t(r.homeRegion)})` : '';
+  lines.push(`\t* Nearest relay: ${r.preferredRegion ? t(r.preferredRegion) : 'none reachable'}${home}`);
   lines.push('\t* Relay latency:');
   const entries = Object.entries(r.regionLatencyMs).sort((a, b) => a[1] - b[1]);
-  for (const [code, ms] of entries) lines.push(`\t\t- ${code}: ${ms.toFixed(1)}ms`);
-  for (const rel of r.relays) if (!(rel.region in r.regionLatencyMs)) lines.push(`\t\t- ${rel.region}: unreachable`);
+  for (const [code, ms] of entries) lines.push(`\t\t- ${t(code)}: ${Number(ms).toFixed(1)}ms`);
+  for (const rel of r.relays) if (!Object.hasOwn(r.regionLatencyMs, rel.region)) lines.push(`\t\t- ${t(rel.region)}: unreachable`);
   return lines.join('\n') + '\n';
 }
 

@@ -5,6 +5,7 @@ import { Command, Option } from 'commander';
 import { LOCALAPI, type PingResponse } from '../localapi/types.js';
 import { boolArg, clientOf, durationArg, printJson, socketOf } from './context.js';
 import { CliError, fromApi } from './errors.js';
+import { terminalSafe } from '../util/text.js';
 
 const DEFAULT_COUNT = 10;
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -45,12 +46,12 @@ export function registerPing(program: Command): void {
         }
         if (o.json) printJson(r);
         if (!r.pong) {
-          if (!o.json) process.stdout.write(`timeout waiting for pong from ${r.name} (${r.ip}) after ${o.timeout} ms\n`);
+          if (!o.json) process.stdout.write(`timeout waiting for pong from ${terminalSafe(r.name)} (${terminalSafe(r.ip)}) after ${o.timeout} ms\n`);
           continue;
         }
         pongs++;
-        const via = r.pong.via === 'direct' ? r.pong.endpoint : `relay(${r.pong.region})`;
-        if (!o.json) process.stdout.write(`pong from ${r.name} (${r.ip}) via ${via} in ${Math.max(0, Math.round(r.pong.latencyMs))}ms\n`);
+        const via = terminalSafe(r.pong.via === 'direct' ? r.pong.endpoint : `relay(${r.pong.region})`);
+        if (!o.json) process.stdout.write(`pong from ${terminalSafe(r.name)} (${terminalSafe(r.ip)}) via ${via} in ${Math.max(0, Math.round(r.pong.latencyMs))}ms\n`);
         if (r.pong.via === 'direct') {
           direct = true;
           if (o.untilDirect) return;

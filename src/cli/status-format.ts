@@ -1,7 +1,16 @@
 // The text form of `meshctl status`: IP  HOSTNAME  OS  STATUS, where STATUS
 // names the path that carries the traffic (never a bare "-", which users read
-// as offline). Pure, so it is tested without a daemon.
+// as offline). Pure, so it is tested without a daemon. Every string that came
+// from the network (names, OS, addresses, regions, errors) goes through
+// terminalSafe: the daemon answering may be older and pass a peer's escape
+// sequences on.
 import type { PeerStatus, Status } from '../localapi/types.js';
+import { terminalSafe } from '../util/text.js';
+
+/** A table cell: longer names are cut (a DNS name is at most 253). */
+export const MAX_CELL = 253;
+/** A health line or an error from the daemon or control. */
+export const MAX_MESSAGE = 1024;
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -19,7 +28,8 @@ export function ago(iso: string | null, nowMs = Date.now()): string {
 
 export function peerState(p: PeerStatus, nowMs = Date.now()): string {
   if (!p.online) return `offline, last seen ${ago(p.lastSeen, nowMs)}`;
-  const path = p.path.kind === 'direct' ? `direct ${p.path.endpoint}` : p.path.kind === 'relay' ? `relay "${p.path.region}"` : 'no path yet';
+  const path =
+    p.path.kind === 'direct' ? `direct ${terminalSafe(p.path.endpoint, MAX_CELL)}` : p.path.kind === 'relay' ? `relay "${terminalSafe(p.path.region, MAX_CELL)}"` : 'no path yet';
   if (p.active) return `active; ${path}, tx ${p.txBytes} rx ${p.rxBytes}`;
   return `idle; ${path}`;
 }
@@ -32,16 +42,18 @@ export interface TableOptions {
 
 export function stoppedMessage(s: Status): string | null {
   if (s.backendState === 'Stopped') return 'meshctl is stopped.';
-  if (s.backendState === 'NeedsLogin') return `Logged out.${s.control.lastError ? ` ${s.control.lastError}.` : ''} Log in with: meshctl up --login-server URL --auth-key KEY`;
-  return null;
+  if (s.backendState !== 'NeedsLogin') return null;
+  const why = s.control.lastError ? ` ${terminalSafe(s.control.lastError, MAX_MESSAGE)}.` : '';
+  return `Logged out.${why} Log in with: meshctl up --login-server URL --auth-key KEY`;
 }
 
 export function formatStatus(s: Status, o: TableOptions, nowMs = Date.now()): string {
   const rows: string[][] = [];
-  if (o.self && s.self) rows.push([s.self.ips[0] ?? '-', s.self.name, s.self.os, 'self']);
-  if (o.peers) for (const p of s.peers) if (!o.activeOnly || p.active) rows.push([p.ips[0] ?? '-', p.name, p.os, peerState(p, nowMs)]);
+  const cell = (v: unknown): string => terminalSafe(v, MAX_CELL);
+  if (o.self && s.self) rows.push([cell(s.self.ips[0] ?? '-'), cell(s.self.name), cell(s.self.os), 'self']);
+  if (o.peers) for (const p of s.peers) if (!o.activeOnly || p.active) rows.push([cell(p.ips[0] ?? '-'), cell(p.name), cell(p.os), peerState(p, nowMs)]);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length), 0));
   const lines = rows.map((r) => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  '));
-  for (const h of s.health) lines.push(`# Health: ${h}`);
+  for (const h of s.health) lines.push(`# Health: ${terminalSafe(h, MAX_MESSAGE)}`);
   return lines.join('\n') + (lines.length ? '\n' : '');
 }

@@ -6,6 +6,7 @@ import { LOCALAPI, type Status } from '../localapi/types.js';
 import { clientOf, durationArg, printJson, socketOf } from './context.js';
 import { CliError, fromApi } from './errors.js';
 import { formatStatus, stoppedMessage, type TableOptions } from './status-format.js';
+import { terminalSafe } from '../util/text.js';
 
 interface StatusOpts {
   json?: boolean;
@@ -36,7 +37,7 @@ async function watch(fetch: () => Promise<Status>, o: TableOptions, intervalMs: 
         try {
           setText(render(await fetch()));
         } catch (err) {
-          setText((err as Error).message);
+          setText(terminalSafe((err as Error).message, 1024));
         }
         if (!stop) setTimeout(() => void tick(), intervalMs);
       };

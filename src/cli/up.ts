@@ -1,7 +1,7 @@
 // `meshctl up`: start the daemon unless it runs, then join the network and
 // return once the node is up (or fail with the cause).
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from '../util/cjs.js';
+import { closeSync, cjsRequire, existsSync, openSync, readFileSync } from '../util/cjs.js';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { DaemonNotRunning, LocalClient } from '../localapi/client.js';
@@ -11,6 +11,7 @@ import { clientOf, durationArg, portArg, printJson, socketOf } from './context.j
 import { CliError, fromApi } from './errors.js';
 import { startProgress } from './ui/progress.js';
 import { meshctlVersion } from './version.js';
+import { isPrintable, terminalSafe } from '../util/text.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
 // the daemon answers ~0.3 s after it is spawned; a 50 ms poll lost 25 ms on average
@@ -29,14 +30,56 @@ interface UpOpts {
   json?: boolean;
 }
 
-function readAuthKey(v: string | undefined): string | undefined {
-  if (!v?.startsWith('file:')) return v;
-  const path = v.slice(5);
+/** The environment variable `up` reads the auth key from when --auth-key is not given. */
+export const AUTH_KEY_ENV = 'MESHCTL_AUTH_KEY';
+/** An auth key is ~60 characters (mskey-<12 hex>-<48 hex>); a file holding more than this is not one. */
+const MAX_AUTH_KEY_BYTES = 4096;
+
+const { readSync } = cjsRequire('node:fs') as typeof import('node:fs');
+
+/** Reads at most MAX_AUTH_KEY_BYTES + 1 bytes, so a device or a huge file is refused rather than read whole. */
+function readKeyFile(path: string, source: string): string {
+  let fd: number;
   try {
-    return readFileSync(path, 'utf8').trim();
+    fd = openSync(path, 'r');
   } catch (err) {
-    throw new CliError('USAGE', `cannot read auth key file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new CliError('USAGE', `${source}: cannot read auth key file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  try {
+    const buf = Buffer.alloc(MAX_AUTH_KEY_BYTES + 1);
+    let n = 0;
+    for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
+    if (n > MAX_AUTH_KEY_BYTES) throw new CliError('USAGE', `${source}: ${path} is longer than ${MAX_AUTH_KEY_BYTES} bytes: it is not an auth key file`);
+    return buf.toString('utf8', 0, n).trim();
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError('USAGE', `${source}: cannot read auth key file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The auth key from --auth-key, else from $MESHCTL_AUTH_KEY; either may be
+ * `file:PATH`. The environment and a file keep it out of the process list, which
+ * any local user can read. The key goes to the daemon only inside the local API
+ * request, never on its command line or in its environment.
+ */
+export function resolveAuthKey(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const fromEnv = env[AUTH_KEY_ENV];
+  const [value, source] = flag !== undefined ? [flag, '--auth-key'] : fromEnv ? [fromEnv, AUTH_KEY_ENV] : [undefined, ''];
+  if (value === undefined) return undefined;
+  const key = value.startsWith('file:') ? readKeyFile(value.slice(5), source) : value.trim();
+  if (!key) throw new CliError('USAGE', `${source} is empty: give the key, or file:PATH of a file holding it`);
+  if (!isPrintable(key, MAX_AUTH_KEY_BYTES) || /\s/.test(key)) throw new CliError('USAGE', `${source}: the auth key has spaces or control characters in it`);
+  return key;
+}
+
+/** The daemon's environment: the caller's, without the auth key (a daemon runs for months; /proc/PID/environ keeps what it started with). */
+export function daemonEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out = { ...env };
+  delete out[AUTH_KEY_ENV];
+  return out;
 }
 
 function readCa(path: string | undefined): string | undefined {
@@ -62,7 +105,7 @@ async function spawnDaemon(client: LocalClient, socket: string, o: UpOpts): Prom
   const fd = openSync(logFile, 'a', 0o600);
   // MESHCTL_DAEMON_NODE_ARGS: Node flags for the daemon only (profiling: --cpu-prof), never needed in use
   const nodeArgs = (process.env.MESHCTL_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, process.argv[1]!, ...daemonArgs(socket, o)], { detached: true, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [...nodeArgs, process.argv[1]!, ...daemonArgs(socket, o)], { detached: true, stdio: ['ignore', fd, fd], env: daemonEnv() });
   closeSync(fd);
   let exited: number | null = null;
   child.on('exit', (code) => (exited = code ?? 1));
@@ -88,8 +131,10 @@ async function spawnDaemon(client: LocalClient, socket: string, o: UpOpts): Prom
   throw new CliError('TIMEOUT', `the daemon did not answer on ${socket} within ${DAEMON_START_TIMEOUT_MS / 1000}s: see ${logFile}`);
 }
 
-function summary(s: Status): string {
-  return `${s.self?.name ?? '?'} is up: ${s.self?.ips.join(', ') ?? ''} on ${s.self?.ifname ?? '?'}, ${s.peers.filter((p) => p.online).length} peer(s) online`;
+export function summary(s: Status): string {
+  const t = (v: unknown): string => terminalSafe(v);
+  const online = s.peers.filter((p) => p.online).length;
+  return `${t(s.self?.name ?? '?')} is up: ${s.self?.ips.map(t).join(', ') ?? ''} on ${t(s.self?.ifname ?? '?')}, ${online} peer(s) online`;
 }
 
 async function up(o: UpOpts, cmd: Command): Promise<void> {
@@ -103,9 +148,12 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
     if (cmd.getOptionValueSource('ifname') === 'default') o.ifname = remembered.ifname;
     if (cmd.getOptionValueSource('port') === 'default') o.port = remembered.port;
   }
+  const authKey = resolveAuthKey(o.authKey);
+  // with --foreground the daemon runs in this process: the programs it starts (ip) must not inherit the key
+  delete process.env[AUTH_KEY_ENV];
   const req: UpRequest = {
     loginServer: o.loginServer ?? saved.loginServer,
-    authKey: readAuthKey(o.authKey),
+    authKey,
     hostname: o.hostname,
     controlCaPem: readCa(o.controlCa ?? (o.loginServer === undefined || o.loginServer === saved.loginServer ? saved.controlCa : undefined)),
     // a running daemon keeps its interface and port unless they are asked for
@@ -135,7 +183,7 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
     let failure: CliError | null = null;
     await client.stream(LOCALAPI.up, req, (raw) => {
       const l = raw as UpLine;
-      if (l.type === 'progress') progress.step(l.message);
+      if (l.type === 'progress') progress.step(terminalSafe(l.message, 1024));
       else if (l.type === 'done') status = l.status;
       else failure = fromApi(new ApiError(l.error.code, l.error.message), socket);
     });
@@ -163,7 +211,7 @@ export function registerUp(program: Command): void {
     .command('up')
     .description('start the daemon if needed, join the network and bring the interface up')
     .option('--login-server <url>', 'the control server, https://HOST:PORT (remembered)')
-    .option('--auth-key <key>', 'auth key, or file:PATH to read it from a file')
+    .option('--auth-key <key>', `auth key, or file:PATH to read it from a file (default: $${AUTH_KEY_ENV}; either keeps it out of the process list)`)
     .option('--hostname <name>', "this node's name in the network (default: the host name)")
     .option('--control-ca <pemfile>', "trust this certificate for the control server (from 'meshctl control ca')")
     .option('--state-dir <dir>', "the daemon's state directory", process.env.MESHCTL_STATE_DIR || DEFAULT_STATE_DIR)
@@ -173,7 +221,6 @@ export function registerUp(program: Command): void {
     .addOption(new Option('--timeout <dur>', 'give up after this long (e.g. 30s)').argParser(durationArg))
     .option('--json', 'print the resulting status as JSON')
     .action(async (o: UpOpts, cmd: Command) => {
-      if (o.authKey === '') throw new CliError('USAGE', '--auth-key is empty: pass the key, or file:PATH');
       await up(o, cmd);
     });
 }

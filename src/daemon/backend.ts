@@ -7,10 +7,11 @@ import { hostname as osHostname } from 'node:os';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../crypto/x25519.js';
 import { endpointKey } from '../engine/endpoint.js';
-import { isIP } from 'node:net';
+import { parseIp } from '../util/netaddr.js';
 import type { MapLine, NetworkMap, NodeView, RegisterResult } from '../control/protocol.js';
 import { ApiError, type BackendState, type NetcheckResponse, type PeerStatus, type PingResponse, type PrefsRequest, type Status, type UpRequest, type WhoisResponse } from '../localapi/types.js';
 import { ControlClient, type MapStream } from './control-client.js';
+import { parseRegisterResult } from './map-parse.js';
 import { DEFAULT_MESH_MTU, EngineHost } from './engine-host.js';
 import { localEndpoints } from './local-endpoints.js';
 import { chooseHome, type NetReport, type StunTarget } from '../nat/netcheck.js';
@@ -92,7 +93,7 @@ export class Backend {
     if (!this.st.prefs.wantRunning || !this.st.node || !this.st.prefs.loginServer) return;
     try {
       await this.startEngine();
-      const cached = this.store.loadMap();
+      const cached = this.store.loadMap(this.log);
       if (cached) await this.applyMap(cached);
       this.state = 'Starting';
       this.control = new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate());
@@ -108,8 +109,21 @@ export class Backend {
     return Buffer.from(this.st.nodePrivateKey, 'base64');
   }
 
-  private save(): void {
-    this.store.save(this.st);
+  /**
+   * Changes the state and writes it: the change is made on a copy, written
+   * atomically, and only then becomes the daemon's state, so a failed write
+   * (disk full) throws and leaves the in-memory state equal to what is on disk.
+   */
+  private update(change: (s: NodeState) => void): void {
+    const next = structuredClone(this.st);
+    change(next);
+    try {
+      this.store.save(next);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new ApiError('FAILURE', `cannot save ${this.store.file} (${e.code ?? e.message}): the change was not made; free space on that disk and try again`);
+    }
+    this.st = next;
   }
 
   operator(): string | null {
@@ -138,28 +152,40 @@ export class Backend {
     const wasRunning = this.host !== null;
     if (!this.host) {
       progress(`creating interface ${ifname}`);
-      p.ifname = ifname;
-      p.port = port;
+      this.update((s) => Object.assign(s.prefs, { ifname, port }));
       await this.startEngine();
     }
     let reg: RegisterResult;
     try {
       progress(`registering with ${loginServer}`);
-      reg = await control.call<RegisterResult>(
+      const answer = await control.call<unknown>(
         'register',
         { authKey: req.authKey, hostname, os: process.platform, version: this.opts.version, discoKey: this.discoPublic(), endpoints: this.endpoints() },
         Math.max(1, deadline - Date.now()),
       );
+      try {
+        reg = parseRegisterResult(answer);
+      } catch (err) {
+        const msg = `register result from control refused: ${(err as Error).message}`;
+        this.log(msg);
+        throw new ApiError('FAILURE', msg);
+      }
     } catch (err) {
       if (!wasRunning) await this.stopEngine();
       this.lastError = (err as Error).message;
       throw err;
     }
-    this.st.node = reg.node;
-    this.st.ipv4Prefix = reg.ipv4Prefix;
-    this.st.ipv6Prefix = reg.ipv6Prefix;
-    Object.assign(p, { loginServer, controlCaPem: caPem, hostname: req.hostname ?? p.hostname, wantRunning: true });
-    this.save();
+    try {
+      this.update((s) => {
+        s.node = reg.node;
+        s.ipv4Prefix = reg.ipv4Prefix;
+        s.ipv6Prefix = reg.ipv6Prefix;
+        Object.assign(s.prefs, { loginServer, controlCaPem: caPem, hostname: req.hostname ?? p.hostname, wantRunning: true });
+      });
+    } catch (err) {
+      if (!wasRunning) await this.stopEngine();
+      throw err;
+    }
     this.control = control;
     this.lastError = null;
     progress(`registered as ${reg.node.name} (${reg.node.addresses.join(', ')})`);
@@ -181,12 +207,18 @@ export class Backend {
   }
 
   async down(): Promise<void> {
-    this.st.prefs.wantRunning = false;
-    this.save();
+    let unsaved: Error | null = null;
+    try {
+      this.update((s) => (s.prefs.wantRunning = false));
+    } catch (err) {
+      unsaved = err as Error;
+    }
+    // the tunnel goes down even when the disk is full; the answer then says a restart brings it back
     this.stopMapLoop();
     await this.stopEngine();
     this.map = null;
     this.state = this.st.node ? 'Stopped' : 'NeedsLogin';
+    if (unsaved) throw new ApiError('FAILURE', `stopped, but ${unsaved.message}: until then a daemon restart would bring the node up again`);
   }
 
   async logout(): Promise<void> {
@@ -195,18 +227,20 @@ export class Backend {
       await c.call('logout', {}, LOGOUT_TIMEOUT_MS).catch((err: Error) => this.log(`logout at control failed (${err.message}); forgetting the key here anyway`));
     }
     await this.down();
-    this.st.nodePrivateKey = generatePrivateKey().toString('base64');
-    this.st.discoPrivateKey = generatePrivateKey().toString('base64');
-    this.st.node = null;
-    this.save();
+    this.update((s) => {
+      s.nodePrivateKey = generatePrivateKey().toString('base64');
+      s.discoPrivateKey = generatePrivateKey().toString('base64');
+      s.node = null;
+    });
     this.store.saveMap(null);
     this.state = 'NeedsLogin';
   }
 
   setPrefs(r: PrefsRequest): void {
-    if (r.operator !== undefined) this.st.prefs.operator = r.operator;
-    if (r.hostname !== undefined) this.st.prefs.hostname = r.hostname;
-    this.save();
+    this.update((s) => {
+      if (r.operator !== undefined) s.prefs.operator = r.operator;
+      if (r.hostname !== undefined) s.prefs.hostname = r.hostname;
+    });
   }
 
   // ---- engine and map ------------------------------------------------------------
@@ -301,7 +335,13 @@ export class Backend {
   private async applyMap(map: NetworkMap): Promise<void> {
     this.map = map;
     if (!this.host) return;
-    this.st.node = map.self;
+    if (JSON.stringify(map.self) !== JSON.stringify(this.st.node)) {
+      try {
+        this.update((s) => (s.node = map.self));
+      } catch (err) {
+        this.log(`${(err as Error).message} (this node's own entry from the map)`);
+      }
+    }
     await this.host.configureAddresses(map.self, [map.ipv4Prefix, map.ipv6Prefix]).catch((err: Error) => this.log(err.message));
     const relaysChanged = JSON.stringify(map.relays) !== this.relayMapKey;
     this.relayMapKey = JSON.stringify(map.relays);
@@ -326,7 +366,8 @@ export class Backend {
         try {
           const body = { endpoints: this.endpoints(), discoKey: this.discoPublic() };
           this.reportedEndpoints = body.endpoints.join();
-          const stream = await this.control.openMap(body, (l) => void this.onMapLine(l), MAP_IDLE_TIMEOUT_MS);
+          const onLine = (l: MapLine): void => void this.onMapLine(l).catch((err: Error) => this.log(`applying the network map failed: ${err.message}`));
+          const stream = await this.control.openMap(body, onLine, MAP_IDLE_TIMEOUT_MS, { onRefused: (msg) => this.log(msg) });
           if (gen !== this.loopGeneration) return stream.close();
           this.stream = stream;
           this.connected = true;
@@ -353,11 +394,13 @@ export class Backend {
   private async onMapLine(l: MapLine): Promise<void> {
     if (l.type !== 'map') return;
     await this.applyMap(l.map);
-    this.store.saveMap(l.map);
-    if (this.state === 'Starting') {
-      this.state = 'Running';
-      this.save();
+    try {
+      this.store.saveMap(l.map);
+    } catch (err) {
+      // the map is in effect; only the copy a restart would begin with is older
+      this.log(`cannot save ${this.store.mapFile} (${(err as Error).message}): a restart resumes from the previous map`);
     }
+    if (this.state === 'Starting') this.state = 'Running';
     for (const w of this.mapWaiters.splice(0)) w();
   }
 
@@ -368,10 +411,13 @@ export class Backend {
     this.stopMapLoop();
     await this.stopEngine();
     this.map = null;
-    this.store.saveMap(null);
-    if (why === 'NODE_UNKNOWN') this.st.node = null;
-    this.save();
     this.state = 'NeedsLogin';
+    try {
+      this.store.saveMap(null);
+      if (why === 'NODE_UNKNOWN') this.update((s) => (s.node = null));
+    } catch (err) {
+      this.log((err as Error).message);
+    }
   }
 
   // ---- queries -------------------------------------------------------------------
@@ -442,7 +488,11 @@ export class Backend {
   }
 
   whois(ip: string): WhoisResponse {
-    if (!isIP(ip)) throw new ApiError('BAD_REQUEST', `"${ip}" is not an IP address`);
+    try {
+      ip = parseIp(ip).text; // the map holds canonical text
+    } catch {
+      throw new ApiError('BAD_REQUEST', `${JSON.stringify(ip.slice(0, 64))} is not an IP address`);
+    }
     const self = this.st.node;
     if (self?.addresses.includes(ip)) return { name: self.name, ips: self.addresses, nodeKey: self.nodeKey, os: process.platform, self: true };
     const v = this.map?.peers.find((p) => p.addresses.includes(ip));

@@ -10,6 +10,8 @@ import { keyFromText, keyToText } from '../crypto/keys.js';
 import { publicKeyOf } from '../crypto/x25519.js';
 import { PATHS, type ErrorBody, type MapLine, type SealedOp } from '../control/protocol.js';
 import { ApiError } from '../localapi/types.js';
+import { MapParseError, parseMapLine } from './map-parse.js';
+import { terminalSafe } from '../util/text.js';
 
 const TLS_CAUSES: Record<string, string> = {
   DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed and not trusted (pass --control-ca with the output of `meshctl control ca`)',
@@ -33,6 +35,25 @@ const NET_CAUSES: Record<string, string> = {
 export function describeNetError(url: string, err: NodeJS.ErrnoException): string {
   const code = err.code ?? '';
   return `cannot reach control server ${url}: ${TLS_CAUSES[code] ?? NET_CAUSES[code] ?? err.message}`;
+}
+
+/** Longest answer to a single request (key, register, endpoints, logout, errors): all are a few KiB at most. */
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+/**
+ * Longest map stream line taken in: a map of MAX_PEERS (10,000) peers is ~7 MB of JSON, so
+ * 16 MiB leaves room while a server that never ends a line cannot make the daemon buffer without end.
+ */
+export const MAX_MAP_LINE_BYTES = 16 * 1024 * 1024;
+
+/** The cause of a refused line is logged cut to this many characters. */
+const MAX_LOGGED_CHARS = 512;
+
+export interface MapStreamOptions {
+  /** gets `map from control refused: FIELD: CAUSE` for each line the parser refuses */
+  onRefused?: (msg: string) => void;
+  /** longest line taken in (default MAX_MAP_LINE_BYTES) */
+  maxLineBytes?: number;
 }
 
 export interface MapStream {
@@ -81,7 +102,15 @@ export class ControlClient {
             return resolve(undefined);
           }
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_RESPONSE_BYTES) {
+              res.destroy();
+              return reject(new ApiError('UNREACHABLE', `control server ${this.url} sent an answer longer than ${MAX_RESPONSE_BYTES} bytes: refused`));
+            }
+            chunks.push(c);
+          });
           res.on('end', () => {
             let parsed: unknown = null;
             try {
@@ -124,31 +153,64 @@ export class ControlClient {
     return (await this.send('POST', PATHS[op], await this.sealed(op, body, timeoutMs), timeoutMs)) as T;
   }
 
-  /** Opens the long-lived map stream; `onLine` gets each map or keepalive as it arrives. */
-  async openMap(body: object, onLine: (l: MapLine) => void, idleTimeoutMs: number): Promise<MapStream> {
+  /**
+   * Opens the long-lived map stream; `onLine` gets each map or keepalive as it
+   * arrives, already checked by the strict parser (map-parse.ts). A line that
+   * fails the parser is refused whole: `onRefused` gets one line naming the
+   * field, and the stream goes on (the node keeps its previous map). A line of
+   * a type this node does not know is ignored. A line longer than
+   * `maxLineBytes` ends the stream with an error instead of being buffered.
+   */
+  async openMap(body: object, onLine: (l: MapLine) => void, idleTimeoutMs: number, opts: MapStreamOptions = {}): Promise<MapStream> {
+    const maxLine = opts.maxLineBytes ?? MAX_MAP_LINE_BYTES;
+    const onRefused = opts.onRefused ?? (() => {});
     let response: import('node:http').IncomingMessage | null = null;
     await this.send('POST', PATHS.map, await this.sealed('map', body, idleTimeoutMs), idleTimeoutMs, (res) => (response = res));
     const res = response!;
     let gone: 'NODE_UNKNOWN' | 'NODE_EXPIRED' | undefined;
+    const handle = (text: string): void => {
+      if (text.trim() === '') return;
+      let line: MapLine | null;
+      try {
+        line = parseMapLine(JSON.parse(text));
+      } catch (err) {
+        // one log line, whatever the server put in it (JSON.parse quotes the input it choked on)
+        const why = terminalSafe(err instanceof MapParseError ? err.message : `not JSON (${(err as Error).message})`, MAX_LOGGED_CHARS);
+        return onRefused(`map from control refused: ${why}`);
+      }
+      if (line === null) return;
+      if (line.type === 'gone') gone = line.reason;
+      else onLine(line);
+    };
     const done = new Promise<{ gone?: 'NODE_UNKNOWN' | 'NODE_EXPIRED'; error?: Error }>((resolve) => {
-      let buf = '';
-      res.setEncoding('utf8');
+      // the line being assembled, as raw chunks: counted in bytes, decoded once it is whole
+      let parts: Buffer[] = [];
+      let size = 0;
+      const tooLong = (): void => {
+        parts = [];
+        res.destroy(new Error(`control server ${this.url} sent a map stream line longer than ${maxLine} bytes: refused`));
+      };
       // the server writes a keepalive every 15 s; silence for longer means a dead path
       res.socket.setTimeout(idleTimeoutMs, () => res.destroy(new Error(`no word from ${this.url} for ${idleTimeoutMs / 1000}s`)));
-      res.on('data', (c: string) => {
-        buf += c;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const text = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          let line: MapLine | { type: 'gone'; reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED' };
-          try {
-            line = JSON.parse(text) as MapLine;
-          } catch {
-            continue;
-          }
-          if (line.type === 'gone') gone = line.reason;
-          else onLine(line);
+      res.on('data', (c: Buffer) => {
+        let start = 0;
+        let nl: number;
+        while ((nl = c.indexOf(0x0a, start)) >= 0) {
+          const piece = c.subarray(start, nl);
+          if (size + piece.length > maxLine) return tooLong();
+          parts.push(piece);
+          const text = Buffer.concat(parts).toString('utf8');
+          parts = [];
+          size = 0;
+          start = nl + 1;
+          handle(text);
+          if (res.destroyed) return;
+        }
+        const rest = c.subarray(start);
+        if (size + rest.length > maxLine) return tooLong();
+        if (rest.length) {
+          parts.push(rest);
+          size += rest.length;
         }
       });
       res.on('end', () => resolve({ gone }));

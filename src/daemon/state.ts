@@ -2,11 +2,40 @@
 // what the control server assigned. One JSON file, mode 0600 (it holds the
 // private keys), replaced atomically; the last network map sits beside it so
 // a restarted daemon can carry traffic before the control server answers.
-import { existsSync, readFileSync, rmSync } from '../util/cjs.js';
+// Both are read back through the same strict parsers as control's answers
+// (map-parse.ts): the addresses in them end up on the OS. A state.json that is
+// wrong stops the daemon with one line naming the field; the file is left as
+// it is (it holds the node's identity), never rewritten or deleted.
+import { cjsRequire, existsSync, readFileSync, rmSync } from '../util/cjs.js';
 import { join } from 'node:path';
 import { generatePrivateKey } from '../crypto/x25519.js';
+import { keyFromText, keyToText } from '../crypto/keys.js';
 import type { NetworkMap, NodeView } from '../control/protocol.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
+import { isPrintable, terminalSafe } from '../util/text.js';
+import { MapParseError, parseMeshPrefix, parseNetworkMap, parseNodeView } from './map-parse.js';
+
+const { statSync } = cjsRequire('node:fs') as typeof import('node:fs');
+
+/** Reads `file` unless it is larger than MAX_STATE_FILE_BYTES (checked before reading, so a huge file is not taken into memory). */
+function readBounded(file: string): string {
+  const size = statSync(file).size;
+  if (size > MAX_STATE_FILE_BYTES) throw new Error(`${size} bytes, more than the ${MAX_STATE_FILE_BYTES} a state file can be`);
+  return readFileSync(file, 'utf8');
+}
+
+/** Longest state.json or netmap.json read: a map of MAX_PEERS peers is ~7 MB; more is not a file this daemon wrote. */
+export const MAX_STATE_FILE_BYTES = 32 * 1024 * 1024;
+/** A PEM certificate (chain) pinned for the control server: a few KiB; 64 KiB leaves room for a chain. */
+export const MAX_CA_PEM_CHARS = 64 * 1024;
+/** Linux interface names: IFNAMSIZ is 16 with the terminating NUL. */
+export const MAX_IFNAME_CHARS = 15;
+/** A login server URL. */
+export const MAX_LOGIN_SERVER_CHARS = 2048;
+/** A host name as `up --hostname` gives it (a DNS name's longest text form). */
+export const MAX_HOSTNAME_CHARS = 253;
+/** An operator: a user name (32 on Linux) or a uid. */
+export const MAX_OPERATOR_CHARS = 64;
 
 export interface Prefs {
   loginServer: string | null;
@@ -41,14 +70,18 @@ export class StateStore {
 
   load(defaults: Pick<Prefs, 'ifname' | 'port'>): NodeState {
     if (existsSync(this.file)) {
-      let s: NodeState;
+      let raw: unknown;
       try {
-        s = JSON.parse(readFileSync(this.file, 'utf8')) as NodeState;
+        raw = JSON.parse(readBounded(this.file));
       } catch (err) {
-        throw new Error(`${this.file} is unreadable (${(err as Error).message}): restore it or move it away to start as a new node`);
+        throw new Error(`${this.file} is unreadable (${terminalSafe((err as Error).message, 200)}): restore it or move it away to start as a new node`);
       }
-      if (s.version !== 1) throw new Error(`${this.file} has state version ${String(s.version)}; this meshctl reads version 1`);
-      return s;
+      try {
+        return parseNodeState(raw);
+      } catch (err) {
+        if (!(err instanceof MapParseError)) throw err;
+        throw new Error(`${this.file}: ${err.message}: fix that field, or move the file away (it holds this node's keys) to start as a new node`);
+      }
     }
     const s: NodeState = {
       version: 1,
@@ -67,10 +100,20 @@ export class StateStore {
     writeFileAtomic(this.file, JSON.stringify(s, null, 2) + '\n', 0o600);
   }
 
-  loadMap(): NetworkMap | null {
+  /** The last map, or null when there is none; a corrupt one is reported through `onBad` (one line) and ignored. */
+  loadMap(onBad: (msg: string) => void = () => {}): NetworkMap | null {
+    let text: string;
     try {
-      return JSON.parse(readFileSync(this.mapFile, 'utf8')) as NetworkMap;
-    } catch {
+      text = readBounded(this.mapFile);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code !== 'ENOENT') onBad(`${this.mapFile} is unreadable (${terminalSafe(e.code ?? e.message, 200)}): ignored, waiting for control's map`);
+      return null;
+    }
+    try {
+      return parseNetworkMap(JSON.parse(text));
+    } catch (err) {
+      onBad(`${this.mapFile} is corrupt (${terminalSafe((err as Error).message, 200)}): ignored, waiting for control's map`);
       return null;
     }
   }
@@ -79,4 +122,72 @@ export class StateStore {
     if (m === null) rmSync(this.mapFile, { force: true });
     else writeFileAtomic(this.mapFile, JSON.stringify(m) + '\n', 0o600);
   }
+}
+
+function fail(field: string, reason: string): never {
+  throw new MapParseError(field, reason);
+}
+
+function shown(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (v === null) return 'null';
+  if (v === undefined) return 'nothing (missing)';
+  if (typeof v !== 'string') return Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+  return JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
+}
+
+function privateKey(v: unknown, field: string): string {
+  const k = keyFromText(v);
+  if (!k) fail(field, `not a 32-byte base64 private key: ${shown(v)}`);
+  return keyToText(k);
+}
+
+function nullableText(v: unknown, field: string, max: number): string | null {
+  if (v === null || v === undefined) return null;
+  if (!isPrintable(v, max)) fail(field, `expected null or 1-${max} printable characters, got ${shown(v)}`);
+  return v;
+}
+
+function parsePrefs(v: unknown): Prefs {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('prefs', `expected an object, got ${shown(v)}`);
+  const o = v as Record<string, unknown>;
+  const loginServer = nullableText(o.loginServer, 'prefs.loginServer', MAX_LOGIN_SERVER_CHARS);
+  if (loginServer !== null && !/^https:\/\/[^\s/?#]+/.test(loginServer)) fail('prefs.loginServer', `not an https:// URL: ${shown(loginServer)}`);
+  const ca = o.controlCaPem;
+  if (ca !== null && ca !== undefined && (typeof ca !== 'string' || ca.length > MAX_CA_PEM_CHARS || !ca.includes('-----BEGIN CERTIFICATE-----'))) {
+    fail('prefs.controlCaPem', `expected null or a PEM certificate of at most ${MAX_CA_PEM_CHARS} characters`);
+  }
+  const ifname = o.ifname;
+  if (typeof ifname !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(ifname) || ifname.length > MAX_IFNAME_CHARS || ifname === '.' || ifname === '..') {
+    fail('prefs.ifname', `not an interface name (1-${MAX_IFNAME_CHARS} of A-Z a-z 0-9 _ . -): ${shown(ifname)}`);
+  }
+  const port = o.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) fail('prefs.port', `not a UDP port (0-65535): ${shown(port)}`);
+  if (typeof o.wantRunning !== 'boolean') fail('prefs.wantRunning', `expected true or false, got ${shown(o.wantRunning)}`);
+  return {
+    loginServer,
+    controlCaPem: (ca as string | null | undefined) ?? null,
+    hostname: nullableText(o.hostname, 'prefs.hostname', MAX_HOSTNAME_CHARS),
+    ifname,
+    port,
+    wantRunning: o.wantRunning,
+    operator: nullableText(o.operator, 'prefs.operator', MAX_OPERATOR_CHARS),
+  };
+}
+
+/** A whole state.json, every field checked, in canonical form; throws MapParseError naming the first bad field. */
+export function parseNodeState(raw: unknown): NodeState {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('state', `expected an object, got ${shown(raw)}`);
+  const o = raw as Record<string, unknown>;
+  if (o.version !== 1) fail('version', `state version ${shown(o.version)}; this meshctl reads version 1`);
+  const node = o.node === null || o.node === undefined ? null : parseNodeView(o.node, 'node');
+  return {
+    version: 1,
+    nodePrivateKey: privateKey(o.nodePrivateKey, 'nodePrivateKey'),
+    discoPrivateKey: privateKey(o.discoPrivateKey, 'discoPrivateKey'),
+    prefs: parsePrefs(o.prefs),
+    node,
+    ipv4Prefix: o.ipv4Prefix === null || o.ipv4Prefix === undefined ? null : parseMeshPrefix(o.ipv4Prefix, 'ipv4Prefix', 4),
+    ipv6Prefix: o.ipv6Prefix === null || o.ipv6Prefix === undefined ? null : parseMeshPrefix(o.ipv6Prefix, 'ipv6Prefix', 6),
+  };
 }

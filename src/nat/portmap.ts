@@ -2,14 +2,27 @@
 // WireGuard port, so peers behind any kind of NAT can reach us directly.
 // NAT-PMP (RFC 6886) maps; PCP (RFC 6887) and UPnP IGD are probed so netcheck
 // can say what the gateway offers. Each probe is one small UDP exchange with
-// the default gateway; nothing is sent anywhere else.
+// the default gateway; nothing is sent anywhere else. UPnP's discovery is a
+// multicast anyone on the LAN can answer, so only answers from the gateway's
+// own address count, and only URLs (the description's LOCATION, the
+// controlURL) whose host is that address are fetched, without redirects and
+// with bounded bodies.
 import dgram from 'node:dgram';
 import { readFileSync } from '../util/cjs.js';
+import { parseIp } from '../util/netaddr.js';
 
 const NATPMP_PORT = 5351;
 const SSDP_ADDR = '239.255.255.250';
 const SSDP_PORT = 1900;
 const PROBE_TIMEOUT_MS = 700;
+/** Longest UPnP description or SOAP answer read: miniupnpd's description is ~3 KiB; a bigger body is not an IGD talking. */
+export const MAX_UPNP_BODY_BYTES = 64 * 1024;
+
+/** Where the SSDP search goes (the multicast group; tests aim it at a responder on loopback) and how long to wait. */
+export interface UpnpOptions {
+  ssdp?: { host: string; port: number };
+  timeoutMs?: number;
+}
 /** Requested mapping lifetime; renewed at half of what the gateway grants. */
 export const MAPPING_LIFETIME_S = 7200;
 
@@ -29,7 +42,9 @@ export function defaultGateway(routeTable = '/proc/net/route'): string | null {
   return null;
 }
 
-function exchange(host: string, port: number, req: Buffer, accept: (b: Buffer) => boolean, timeoutMs = PROBE_TIMEOUT_MS): Promise<Buffer | null> {
+type Accept = (b: Buffer, from: dgram.RemoteInfo) => boolean;
+
+function exchange(host: string, port: number, req: Buffer, accept: Accept, timeoutMs = PROBE_TIMEOUT_MS): Promise<Buffer | null> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const done = (b: Buffer | null): void => {
@@ -38,8 +53,8 @@ function exchange(host: string, port: number, req: Buffer, accept: (b: Buffer) =
       resolve(b);
     };
     const t = setTimeout(() => done(null), timeoutMs);
-    s.on('message', (m) => {
-      if (accept(m)) done(m);
+    s.on('message', (m, from) => {
+      if (accept(m, from)) done(m);
     });
     s.on('error', () => done(null));
     s.send(req, port, host);
@@ -55,7 +70,7 @@ export interface Mapping {
 
 /** NAT-PMP: the gateway's external address, then a UDP mapping for `internalPort`. */
 export async function natpmpMap(gateway: string, internalPort: number, lifetimeS = MAPPING_LIFETIME_S): Promise<Mapping | null> {
-  const addr = await exchange(gateway, NATPMP_PORT, Buffer.from([0, 0]), (b) => b.length >= 12 && b[1] === 128);
+  const addr = await exchange(gateway, NATPMP_PORT, Buffer.from([0, 0]), (b, from) => from.address === gateway && b.length >= 12 && b[1] === 128);
   if (!addr || addr.readUInt16BE(2) !== 0) return null;
   const ip = [...addr.subarray(8, 12)].join('.');
   const req = Buffer.alloc(12);
@@ -63,7 +78,7 @@ export async function natpmpMap(gateway: string, internalPort: number, lifetimeS
   req.writeUInt16BE(internalPort, 4);
   req.writeUInt16BE(internalPort, 6); // ask for the same port outside
   req.writeUInt32BE(lifetimeS, 8);
-  const r = await exchange(gateway, NATPMP_PORT, req, (b) => b.length >= 16 && b[1] === 129 && b.readUInt16BE(8) === internalPort);
+  const r = await exchange(gateway, NATPMP_PORT, req, (b, from) => from.address === gateway && b.length >= 16 && b[1] === 129 && b.readUInt16BE(8) === internalPort);
   if (!r || r.readUInt16BE(2) !== 0) return null;
   return { protocol: 'NAT-PMP', external: `${ip}:${r.readUInt16BE(10)}`, internalPort, lifetimeS: r.readUInt32BE(12) };
 }
@@ -73,7 +88,7 @@ export async function natpmpUnmap(gateway: string, internalPort: number): Promis
   const req = Buffer.alloc(12);
   req[1] = 1;
   req.writeUInt16BE(internalPort, 4);
-  await exchange(gateway, NATPMP_PORT, req, (b) => b[1] === 129);
+  await exchange(gateway, NATPMP_PORT, req, (b, from) => from.address === gateway && b[1] === 129);
 }
 
 function ipv4Mapped(ip: string): Buffer {
@@ -96,7 +111,7 @@ export async function pcpMap(gateway: string, clientIp: string, internalPort: nu
   req.writeUInt16BE(internalPort, 40);
   req.writeUInt16BE(internalPort, 42); // suggested external port
   // suggested external address: all zeros (any)
-  const r = await exchange(gateway, NATPMP_PORT, req, (b) => b.length >= 60 && b[0] === 2 && b[1] === 0x81 && b.subarray(24, 36).equals(nonce));
+  const r = await exchange(gateway, NATPMP_PORT, req, (b, from) => from.address === gateway && b.length >= 60 && b[0] === 2 && b[1] === 0x81 && b.subarray(24, 36).equals(nonce));
   if (!r || r[3] !== 0) return null;
   const ext = r.subarray(44, 60);
   const ip = [...ext.subarray(12, 16)].join('.');
@@ -108,48 +123,122 @@ async function pcpAvailable(gateway: string): Promise<boolean> {
   const req = Buffer.alloc(24);
   req[0] = 2; // version
   req[1] = 0; // request, opcode ANNOUNCE
-  const r = await exchange(gateway, NATPMP_PORT, req, (b) => b.length >= 24 && b[0] === 2 && (b[1]! & 0x80) !== 0);
+  const r = await exchange(gateway, NATPMP_PORT, req, (b, from) => from.address === gateway && b.length >= 24 && b[0] === 2 && (b[1]! & 0x80) !== 0);
   return r !== null;
 }
 
-/** The IGD's description URL, from an SSDP search on the LAN; null when no gateway answers. */
-async function upnpLocation(): Promise<string | null> {
+/** `url` when it is an http(s) URL on the gateway's own address, else null. */
+function onGateway(url: string, base: string | undefined, gateway: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(url, base);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+  if (u.username || u.password) return null;
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  let ip: string;
+  try {
+    ip = parseIp(host).text;
+  } catch {
+    return null; // a name could resolve anywhere
+  }
+  return ip === parseIp(gateway).text ? u.toString() : null;
+}
+
+/** A body of at most MAX_UPNP_BODY_BYTES, or null. */
+async function boundedText(res: Response): Promise<string | null> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > MAX_UPNP_BODY_BYTES) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** GET or POST to the gateway only: no redirects (they could lead anywhere), bounded body. */
+async function gatewayFetch(url: string, init: RequestInit, timeoutMs: number): Promise<string | null> {
+  try {
+    const res = await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) {
+      await res.body?.cancel();
+      return null;
+    }
+    return await boundedText(res);
+  } catch {
+    return null;
+  }
+}
+
+/** The IGD's description URL, from an SSDP search answered by the gateway itself; null when it does not answer. */
+async function upnpLocation(gateway: string, o: UpnpOptions = {}): Promise<string | null> {
+  const target = o.ssdp ?? { host: SSDP_ADDR, port: SSDP_PORT };
+  let gw: string;
+  try {
+    gw = parseIp(gateway).text;
+  } catch {
+    return null;
+  }
   const msg = Buffer.from(`M-SEARCH * HTTP/1.1\r\nHOST: ${SSDP_ADDR}:${SSDP_PORT}\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n\r\n`);
-  const r = await exchange(SSDP_ADDR, SSDP_PORT, msg, (b) => /^HTTP\/1\.1 200/.test(b.toString('latin1')) && /InternetGatewayDevice/i.test(b.toString('latin1')), PROBE_TIMEOUT_MS * 2);
-  return r ? (/^location:\s*(\S+)/im.exec(r.toString('latin1'))?.[1] ?? null) : null;
+  // anyone on the LAN can answer a multicast search: only the gateway's own answer, with a LOCATION on the gateway, counts
+  const usable = (b: Buffer): string | null => {
+    const text = b.toString('latin1');
+    if (!/^HTTP\/1\.1 200/.test(text) || !/InternetGatewayDevice/i.test(text)) return null;
+    const loc = /^location:[ \t]*(\S+)/im.exec(text)?.[1];
+    return loc ? onGateway(loc, undefined, gw) : null;
+  };
+  const r = await exchange(target.host, target.port, msg, (b, from) => from.address === gw && usable(b) !== null, o.timeoutMs ?? PROBE_TIMEOUT_MS * 2);
+  return r ? usable(r) : null;
 }
 
 const WAN_SERVICES = ['urn:schemas-upnp-org:service:WANIPConnection:2', 'urn:schemas-upnp-org:service:WANIPConnection:1', 'urn:schemas-upnp-org:service:WANPPPConnection:1'];
 
-async function soap(controlUrl: string, service: string, action: string, args: Record<string, string | number>): Promise<string | null> {
+async function soap(controlUrl: string, service: string, action: string, args: Record<string, string | number>, timeoutMs: number): Promise<string | null> {
   const body = `<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:${action} xmlns:u="${service}">${Object.entries(args)
     .map(([k, v]) => `<${k}>${v}</${k}>`)
     .join('')}</u:${action}></s:Body></s:Envelope>`;
-  try {
-    const res = await fetch(controlUrl, { method: 'POST', body, headers: { 'content-type': 'text/xml; charset="utf-8"', soapaction: `"${service}#${action}"` }, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS * 3) });
-    return res.ok ? await res.text() : null;
-  } catch {
-    return null;
-  }
+  const headers = { 'content-type': 'text/xml; charset="utf-8"', soapaction: `"${service}#${action}"` };
+  return gatewayFetch(controlUrl, { method: 'POST', body, headers }, timeoutMs);
 }
 
 /** UPnP IGD: find the WAN connection service, ask for its external address, add a UDP port mapping. */
-export async function upnpMap(clientIp: string, internalPort: number, lifetimeS = MAPPING_LIFETIME_S): Promise<Mapping | null> {
-  const location = await upnpLocation();
+export async function upnpMap(
+  gateway: string,
+  clientIp: string,
+  internalPort: number,
+  lifetimeS = MAPPING_LIFETIME_S,
+  o: UpnpOptions = {},
+): Promise<Mapping | null> {
+  const location = await upnpLocation(gateway, o);
   if (!location) return null;
-  let desc: string;
-  try {
-    desc = await (await fetch(location, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS * 3) })).text();
-  } catch {
-    return null;
-  }
+  const httpTimeoutMs = PROBE_TIMEOUT_MS * 3;
+  const desc = await gatewayFetch(location, {}, httpTimeoutMs);
+  if (desc === null) return null;
   for (const service of WAN_SERVICES) {
     const block = new RegExp(`<serviceType>${service}</serviceType>[\\s\\S]*?<controlURL>([^<]+)</controlURL>`).exec(desc);
     if (!block) continue;
-    const controlUrl = new URL(block[1]!, location).toString();
-    const ipAnswer = await soap(controlUrl, service, 'GetExternalIPAddress', {});
-    const ip = ipAnswer && /<NewExternalIPAddress>([^<]+)</.exec(ipAnswer)?.[1];
-    if (!ip) continue;
+    // the control URL must be on the gateway too: a description could point the SOAP calls anywhere
+    const controlUrl = onGateway(block[1]!.trim(), location, gateway);
+    if (!controlUrl) continue;
+    const ipAnswer = await soap(controlUrl, service, 'GetExternalIPAddress', {}, httpTimeoutMs);
+    let ip: string;
+    try {
+      const parsed = parseIp(ipAnswer && /<NewExternalIPAddress>([^<]+)</.exec(ipAnswer)?.[1]);
+      if (parsed.family !== 4) continue;
+      ip = parsed.text;
+    } catch {
+      continue;
+    }
     const added = await soap(controlUrl, service, 'AddPortMapping', {
       NewRemoteHost: '',
       NewExternalPort: internalPort,
@@ -159,20 +248,31 @@ export async function upnpMap(clientIp: string, internalPort: number, lifetimeS 
       NewEnabled: 1,
       NewPortMappingDescription: 'meshctl',
       NewLeaseDuration: lifetimeS,
-    });
+    }, httpTimeoutMs);
     if (added !== null) return { protocol: 'UPnP', external: `${ip}:${internalPort}`, internalPort, lifetimeS };
   }
   return null;
 }
 
-async function upnpAvailable(): Promise<boolean> {
-  return (await upnpLocation()) !== null;
+async function upnpAvailable(gateway: string, o: UpnpOptions = {}): Promise<boolean> {
+  return (await upnpLocation(gateway, o)) !== null;
 }
 
 /** Maps the port with the first protocol that works, in the given order (NAT-PMP, PCP, UPnP by default). */
-export async function mapPort(gateway: string, clientIp: string, internalPort: number, order: Mapping['protocol'][] = ['NAT-PMP', 'PCP', 'UPnP']): Promise<Mapping | null> {
+export async function mapPort(
+  gateway: string,
+  clientIp: string,
+  internalPort: number,
+  order: Mapping['protocol'][] = ['NAT-PMP', 'PCP', 'UPnP'],
+  upnp: UpnpOptions = {},
+): Promise<Mapping | null> {
   for (const p of order) {
-    const m = p === 'NAT-PMP' ? await natpmpMap(gateway, internalPort) : p === 'PCP' ? await pcpMap(gateway, clientIp, internalPort) : await upnpMap(clientIp, internalPort);
+    const m =
+      p === 'NAT-PMP'
+        ? await natpmpMap(gateway, internalPort)
+        : p === 'PCP'
+          ? await pcpMap(gateway, clientIp, internalPort)
+          : await upnpMap(gateway, clientIp, internalPort, MAPPING_LIFETIME_S, upnp);
     if (m) return m;
   }
   return null;
@@ -193,9 +293,10 @@ export async function addressTowards(gateway: string): Promise<string | null> {
 }
 
 /** What the gateway offers, for netcheck's PortMapping line. */
-export async function probePortMapping(gateway = defaultGateway()): Promise<string[]> {
+export async function probePortMapping(gateway = defaultGateway(), upnpOptions: UpnpOptions = {}): Promise<string[]> {
   if (!gateway) return [];
-  const [upnp, pmp, pcp] = await Promise.all([upnpAvailable(), exchange(gateway, NATPMP_PORT, Buffer.from([0, 0]), (b) => b.length >= 12 && b[1] === 128), pcpAvailable(gateway)]);
+  const pmpAnswer: Accept = (b, from) => from.address === gateway && b.length >= 12 && b[1] === 128;
+  const [upnp, pmp, pcp] = await Promise.all([upnpAvailable(gateway, upnpOptions), exchange(gateway, NATPMP_PORT, Buffer.from([0, 0]), pmpAnswer), pcpAvailable(gateway)]);
   const out: string[] = [];
   if (upnp) out.push('UPnP');
   if (pmp) out.push('NAT-PMP');

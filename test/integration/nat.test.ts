@@ -134,7 +134,7 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
       // each protocol on its own against miniupnpd: a mapping, and the DNAT rule it installed
       const script = `import(${JSON.stringify(join(packageRoot(), 'dist', 'src', 'nat', 'portmap.js'))}).then(async (m) => {
         const gw = m.defaultGateway(); const me = await m.addressTowards(gw);
-        const out = { pcp: await m.pcpMap(gw, me, 40001), upnp: await m.upnpMap(me, 40002), natpmp: await m.natpmpMap(gw, 40003) };
+        const out = { pcp: await m.pcpMap(gw, me, 40001), upnp: await m.upnpMap(gw, me, 40002), natpmp: await m.natpmpMap(gw, 40003) };
         process.stdout.write(JSON.stringify(out)); })`;
       const r = await sh('ip', ['netns', 'exec', upnp.ns, process.execPath, '-e', script], 30_000);
       const maps = JSON.parse(r.stdout) as Record<string, { protocol: string; external: string } | null>;

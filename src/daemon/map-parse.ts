@@ -1,0 +1,226 @@
+// Strict parsers for what the control server sends a node (network maps, map
+// stream lines, register results) and for the same shapes read back from the
+// state directory. Every field is checked for type and bounds and re-emitted
+// in canonical text (keys re-encoded, addresses through util/netaddr), so what
+// reaches the engine and the OS is never the text that came in. A value that
+// fails is refused whole with a MapParseError naming the field, e.g.
+// `peers[3].addresses[0]: not an IP address: "…"`.
+import type { MapLine, NetworkMap, NodeView, RegisterResult, RelayRegion } from '../control/protocol.js';
+import { keyFromText, keyToText } from '../crypto/keys.js';
+import { parseIp, parseIpEndpoint, parsePrefix, type IpFamily } from '../util/netaddr.js';
+import { isPrintable } from '../util/text.js';
+import { isoTime } from '../util/time.js';
+
+/** Peers in one map: far above what one control server's network holds, and it bounds the engine's peer table and the work per map. */
+export const MAX_PEERS = 10_000;
+/** Mesh addresses per node: control assigns one per family; a little room for more without unbounded growth. */
+export const MAX_ADDRESSES_PER_NODE = 8;
+/** AllowedIPs per peer: its addresses plus room for routed subnets; bounds the cryptokey-routing table per peer. */
+export const MAX_ALLOWED_IPS_PER_PEER = 64;
+/** Endpoints per peer: the control server itself keeps at most 32 (registry MAX_ENDPOINTS); each is a path candidate probed by disco. */
+export const MAX_ENDPOINTS_PER_PEER = 32;
+/** Relays in the map (all regions together): each needed region is a TLS connection and a STUN target. */
+export const MAX_RELAYS = 64;
+/** A node name: the longest DNS name's text form. */
+export const MAX_NAME_CHARS = 253;
+/** OS and version strings: the control server cuts them at 32; 64 leaves room and still fits a status column. */
+export const MAX_OS_CHARS = 64;
+export const MAX_VERSION_CHARS = 64;
+/** A relay region code (the control server allows 1-32 of [a-z0-9-]). */
+export const MAX_REGION_CHARS = 32;
+/** A relay URL: https://HOST:PORT with a short path at most. */
+export const MAX_URL_CHARS = 512;
+/**
+ * Mesh prefixes are routed into the interface: nothing wider than a /8 (IPv4) or /16 (IPv6),
+ * so a map cannot route the host's default traffic into the mesh.
+ */
+export const MIN_MESH_PREFIX_BITS_V4 = 8;
+export const MIN_MESH_PREFIX_BITS_V6 = 16;
+/** ISO 8601 timestamps as isoTime writes them (6-digit years included). */
+const MAX_TIME_CHARS = 32;
+
+export class MapParseError extends Error {
+  override readonly name = 'MapParseError';
+  constructor(readonly field: string, readonly reason: string) {
+    super(`${field}: ${reason}`);
+  }
+}
+
+/** A value as shown in an error: short, quoted, control characters escaped by JSON. */
+function shown(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (v === null) return 'null';
+  if (v === undefined) return 'nothing (missing)';
+  if (typeof v !== 'string') return Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+  return JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
+}
+
+function fail(field: string, reason: string): never {
+  throw new MapParseError(field, reason);
+}
+
+function object(v: unknown, field: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(field, `expected an object, got ${shown(v)}`);
+  return v as Record<string, unknown>;
+}
+
+function list(v: unknown, field: string, max: number): unknown[] {
+  if (!Array.isArray(v)) fail(field, `expected a list, got ${shown(v)}`);
+  if (v.length > max) fail(field, `${v.length} entries, more than the ${max} allowed`);
+  return v;
+}
+
+function bool(v: unknown, field: string): boolean {
+  if (typeof v !== 'boolean') fail(field, `expected true or false, got ${shown(v)}`);
+  return v;
+}
+
+/** 1..max characters with no control or bidi characters. */
+function text(v: unknown, field: string, max: number): string {
+  if (isPrintable(v, max)) return v;
+  if (typeof v !== 'string') fail(field, `expected a string, got ${shown(v)}`);
+  fail(field, v.length === 0 ? 'empty' : v.length > max ? `longer than ${max} characters` : `control characters in ${shown(v)}`);
+}
+
+/** As text, but may be empty (a node that sent no OS or version). */
+function optText(v: unknown, field: string, max: number): string {
+  return v === '' ? '' : text(v, field, max);
+}
+
+function key(v: unknown, field: string): string {
+  const k = keyFromText(v);
+  if (!k) fail(field, `not a 32-byte base64 key: ${shown(v)}`);
+  return keyToText(k);
+}
+
+function wrap<T>(field: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof MapParseError) throw err;
+    fail(field, (err as Error).message);
+  }
+}
+
+function ip(v: unknown, field: string): string {
+  return wrap(field, () => parseIp(v).text);
+}
+
+function prefix(v: unknown, field: string, family?: IpFamily): string {
+  const p = wrap(field, () => parsePrefix(v));
+  if (family && p.address.family !== family) fail(field, `expected an IPv${family} prefix, got ${shown(v)}`);
+  return p.text;
+}
+
+function meshPrefix(v: unknown, field: string, family: IpFamily): string {
+  const p = wrap(field, () => parsePrefix(v));
+  const min = family === 4 ? MIN_MESH_PREFIX_BITS_V4 : MIN_MESH_PREFIX_BITS_V6;
+  if (p.address.family !== family) fail(field, `expected an IPv${family} prefix, got ${shown(v)}`);
+  if (p.bits < min) fail(field, `${p.text} is wider than /${min}: it would route much of the host's traffic into the mesh`);
+  return p.text;
+}
+
+function endpoint(v: unknown, field: string): string {
+  return wrap(field, () => parseIpEndpoint(v).text);
+}
+
+function time(v: unknown, field: string): string | null {
+  if (v === null) return null;
+  if (typeof v !== 'string' || v.length > MAX_TIME_CHARS || !/^[+-]?\d{4,6}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?Z$/.test(v) || Number.isNaN(Date.parse(v))) {
+    fail(field, `not an ISO 8601 UTC time: ${shown(v)}`);
+  }
+  return isoTime(Date.parse(v));
+}
+
+function region(v: unknown, field: string): string {
+  const s = text(v, field, MAX_REGION_CHARS);
+  if (!/^[a-z0-9-]+$/.test(s)) fail(field, `a region code is lower-case letters, digits and dashes: ${shown(v)}`);
+  return s;
+}
+
+function httpsUrl(v: unknown, field: string): string {
+  const s = text(v, field, MAX_URL_CHARS);
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    fail(field, `not a URL: ${shown(v)}`);
+  }
+  if (u.protocol !== 'https:') fail(field, `not an https:// URL: ${shown(v)}`);
+  if (!u.hostname || u.username || u.password || u.search || u.hash) fail(field, `expected https://HOST:PORT: ${shown(v)}`);
+  return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+}
+
+function port(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) fail(field, `not a port (1-65535): ${shown(v)}`);
+  return v;
+}
+
+/** One node's view (a peer, or the node itself). */
+export function parseNodeView(json: unknown, field: string): NodeView {
+  const o = object(json, field);
+  const f = (name: string): string => `${field}.${name}`;
+  if (typeof o.id !== 'number' || !Number.isSafeInteger(o.id) || o.id < 0) fail(f('id'), `not a node id: ${shown(o.id)}`);
+  const addresses = list(o.addresses, f('addresses'), MAX_ADDRESSES_PER_NODE).map((a, i) => ip(a, `${f('addresses')}[${i}]`));
+  if (addresses.length === 0) fail(f('addresses'), 'no address');
+  return {
+    id: o.id,
+    name: text(o.name, f('name'), MAX_NAME_CHARS),
+    nodeKey: key(o.nodeKey, f('nodeKey')),
+    discoKey: key(o.discoKey, f('discoKey')),
+    addresses,
+    allowedIps: list(o.allowedIps, f('allowedIps'), MAX_ALLOWED_IPS_PER_PEER).map((a, i) => prefix(a, `${f('allowedIps')}[${i}]`)),
+    endpoints: list(o.endpoints, f('endpoints'), MAX_ENDPOINTS_PER_PEER).map((e, i) => endpoint(e, `${f('endpoints')}[${i}]`)),
+    homeRelay: o.homeRelay === null || o.homeRelay === undefined ? null : region(o.homeRelay, f('homeRelay')),
+    online: bool(o.online, f('online')),
+    lastSeen: time(o.lastSeen ?? null, f('lastSeen')),
+    os: optText(o.os, f('os'), MAX_OS_CHARS),
+    version: optText(o.version, f('version'), MAX_VERSION_CHARS),
+    keyExpiry: time(o.keyExpiry ?? null, f('keyExpiry')),
+    ephemeral: bool(o.ephemeral, f('ephemeral')),
+  };
+}
+
+function parseRelay(json: unknown, field: string): RelayRegion {
+  const o = object(json, field);
+  const r: RelayRegion = { code: region(o.code, `${field}.code`), url: httpsUrl(o.url, `${field}.url`), stunPort: port(o.stunPort, `${field}.stunPort`) };
+  if (o.certFingerprint !== undefined) {
+    if (typeof o.certFingerprint !== 'string' || !/^[0-9a-fA-F]{64}$/.test(o.certFingerprint)) {
+      fail(`${field}.certFingerprint`, `not a SHA-256 fingerprint (64 hex digits): ${shown(o.certFingerprint)}`);
+    }
+    r.certFingerprint = o.certFingerprint.toLowerCase();
+  }
+  return r;
+}
+
+/** A whole network map; throws MapParseError naming the first bad field. */
+export function parseNetworkMap(json: unknown): NetworkMap {
+  const o = object(json, 'map');
+  const self = parseNodeView(o.self, 'self');
+  const peers = list(o.peers, 'peers', MAX_PEERS).map((p, i) => parseNodeView(p, `peers[${i}]`));
+  const relays = o.relays === undefined ? [] : list(o.relays, 'relays', MAX_RELAYS).map((r, i) => parseRelay(r, `relays[${i}]`));
+  return { self, peers, ipv4Prefix: meshPrefix(o.ipv4Prefix, 'ipv4Prefix', 4), ipv6Prefix: meshPrefix(o.ipv6Prefix, 'ipv6Prefix', 6), relays };
+}
+
+/** The answer to a register request. */
+export function parseRegisterResult(json: unknown): RegisterResult {
+  const o = object(json, 'register result');
+  return { node: parseNodeView(o.node, 'node'), ipv4Prefix: meshPrefix(o.ipv4Prefix, 'ipv4Prefix', 4), ipv6Prefix: meshPrefix(o.ipv6Prefix, 'ipv6Prefix', 6) };
+}
+
+/** The two mesh prefixes as stored beside a node (state.json). */
+export function parseMeshPrefix(json: unknown, field: string, family: IpFamily): string {
+  return meshPrefix(json, field, family);
+}
+
+/** One line of the map stream, already JSON-decoded: a map, a keepalive, `gone`, or null for a type this node does not know (ignored). */
+export function parseMapLine(json: unknown): MapLine | null {
+  const o = object(json, 'line');
+  if (o.type === 'map') return { type: 'map', map: parseNetworkMap(o.map) };
+  if (o.type === 'keepalive') return { type: 'keepalive' };
+  if (o.type === 'gone') {
+    if (o.reason !== 'NODE_UNKNOWN' && o.reason !== 'NODE_EXPIRED') fail('reason', `not a known reason: ${shown(o.reason)}`);
+    return { type: 'gone', reason: o.reason };
+  }
+  return null;
+}

@@ -1,0 +1,112 @@
+// The strict parsers for what control sends (map-parse.ts): bounds on every
+// list, canonical text out, and an error that names the field.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { NetworkMap, NodeView } from '../../src/control/protocol.js';
+import {
+  MAX_ENDPOINTS_PER_PEER,
+  MAX_PEERS,
+  MAX_RELAYS,
+  MapParseError,
+  parseMapLine,
+  parseNetworkMap,
+  parseRegisterResult,
+} from '../../src/daemon/map-parse.js';
+import { keyToText } from '../../src/crypto/keys.js';
+import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
+
+const KEY = keyToText(publicKeyOf(generatePrivateKey()));
+
+function view(o: Partial<NodeView> = {}): NodeView {
+  return {
+    id: 7,
+    name: 'alpha',
+    nodeKey: KEY,
+    discoKey: KEY,
+    addresses: ['100.64.0.7', 'fd7a:115c:a1e0::7'],
+    allowedIps: ['100.64.0.7/32', 'fd7a:115c:a1e0::7/128'],
+    endpoints: ['192.0.2.7:41641'],
+    homeRelay: null,
+    online: true,
+    lastSeen: '2026-12-01T10:00:00.000Z',
+    os: 'linux',
+    version: '1.0.0',
+    keyExpiry: null,
+    ephemeral: false,
+    ...o,
+  };
+}
+
+const map = (o: Partial<NetworkMap> = {}): NetworkMap => ({ self: view(), peers: [], ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a:115c:a1e0::/48', relays: [], ...o });
+
+function refuses(json: unknown, field: string, reason: RegExp): void {
+  assert.throws(
+    () => parseNetworkMap(json),
+    (err: unknown) => err instanceof MapParseError && err.field === field && reason.test(err.reason),
+    `${field} ${reason}`,
+  );
+}
+
+test('lists are bounded: peers, endpoints per peer, relays', () => {
+  refuses(map({ peers: Array.from({ length: MAX_PEERS + 1 }, () => view()) }), 'peers', /10001 entries, more than the 10000 allowed/);
+  refuses(map({ peers: [view({ endpoints: Array.from({ length: MAX_ENDPOINTS_PER_PEER + 1 }, (_, i) => `192.0.2.1:${i + 1}`) })] }), 'peers[0].endpoints', /more than the 32/);
+  refuses(map({ relays: Array.from({ length: MAX_RELAYS + 1 }, () => ({ code: 'a', url: 'https://r', stunPort: 1 })) }), 'relays', /more than the 64/);
+  refuses(map({ peers: [view({ allowedIps: Array.from({ length: 65 }, () => '10.0.0.0/8') })] }), 'peers[0].allowedIps', /more than the 64/);
+});
+
+test('each field is checked for type and form', () => {
+  refuses(null, 'map', /expected an object/);
+  refuses(map({ peers: [view({ name: 'x'.repeat(254) })] }), 'peers[0].name', /longer than 253/);
+  refuses(map({ peers: [view({ name: '' })] }), 'peers[0].name', /empty/);
+  refuses(map({ peers: [view({ name: 'a\u202eb' })] }), 'peers[0].name', /control characters/);
+  refuses(map({ peers: [view({ version: 'v'.repeat(65) })] }), 'peers[0].version', /longer than 64/);
+  refuses(map({ peers: [view({ discoKey: 'AAEC' })] }), 'peers[0].discoKey', /not a 32-byte base64 key: "AAEC"/);
+  refuses(map({ peers: [view({ allowedIps: ['10.0.0.0/33'] })] }), 'peers[0].allowedIps[0]', /bits must be 0-32/);
+  refuses(map({ peers: [view({ endpoints: ['1.2.3.4:0'] })] }), 'peers[0].endpoints[0]', /port 1-65535/);
+  refuses(map({ peers: [view({ endpoints: ['example.com:80'] })] }), 'peers[0].endpoints[0]', /not an IP:port/);
+  refuses(map({ peers: [view({ online: 'yes' as unknown as boolean })] }), 'peers[0].online', /true or false/);
+  refuses(map({ peers: [view({ id: -1 })] }), 'peers[0].id', /not a node id/);
+  refuses(map({ peers: [view({ lastSeen: 'yesterday' })] }), 'peers[0].lastSeen', /ISO 8601/);
+  refuses(map({ peers: [view({ homeRelay: 'Home Region' })] }), 'peers[0].homeRelay', /lower-case/);
+  refuses(map({ peers: [view({ addresses: [] })] }), 'peers[0].addresses', /no address/);
+  refuses(map({ self: view({ addresses: ['100.64.0.7%eth0'] }) }), 'self.addresses[0]', /not an IP address/);
+  refuses(map({ ipv6Prefix: '::/0' }), 'ipv6Prefix', /wider than \/16/);
+  refuses(map({ relays: [{ code: 'a', url: 'https://user:pw@r', stunPort: 3478 }] }), 'relays[0].url', /HOST:PORT/);
+  refuses(map({ relays: [{ code: 'a', url: 'https://r', stunPort: 0 }] }), 'relays[0].stunPort', /1-65535/);
+  refuses(map({ relays: [{ code: 'a', url: 'https://r', stunPort: 1, certFingerprint: 'zz' }] }), 'relays[0].certFingerprint', /64 hex/);
+});
+
+test('what comes out is canonical text', () => {
+  const m = parseNetworkMap(
+    map({
+      peers: [view({ addresses: ['100.64.0.7', 'FD7A:115C:A1E0:0000:0:0:0:7'], allowedIps: ['FD7A:115C:A1E0::7/128'], endpoints: ['[2001:DB8::1]:41641'], lastSeen: '2026-12-01T10:00:00Z' })],
+      relays: [{ code: 'home', url: 'https://Relay.Example:443/', stunPort: 3478, certFingerprint: 'AB'.repeat(32) }],
+    }),
+  );
+  const p = m.peers[0]!;
+  assert.deepEqual(p.addresses, ['100.64.0.7', 'fd7a:115c:a1e0::7']);
+  assert.deepEqual(p.allowedIps, ['fd7a:115c:a1e0::7/128']);
+  assert.deepEqual(p.endpoints, ['[2001:db8::1]:41641']);
+  assert.equal(p.lastSeen, '2026-12-01T10:00:00.000Z');
+  assert.deepEqual(m.relays[0], { code: 'home', url: 'https://relay.example', stunPort: 3478, certFingerprint: 'ab'.repeat(32) });
+  // fields the parser does not know are not carried along
+  const extra = parseNetworkMap({ ...map(), evil: 1, self: { ...view(), extra: 'x' } }) as unknown as Record<string, unknown>;
+  assert.equal(extra.evil, undefined);
+  assert.equal((extra.self as Record<string, unknown>).extra, undefined);
+});
+
+test('map stream lines: map, keepalive, gone, and unknown types as null', () => {
+  assert.deepEqual(parseMapLine({ type: 'keepalive' }), { type: 'keepalive' });
+  assert.deepEqual(parseMapLine({ type: 'gone', reason: 'NODE_UNKNOWN' }), { type: 'gone', reason: 'NODE_UNKNOWN' });
+  assert.equal(parseMapLine({ type: 'hello-from-the-future' }), null);
+  assert.throws(() => parseMapLine({ type: 'gone', reason: 'BECAUSE' }), /reason: not a known reason/);
+  assert.throws(() => parseMapLine('map'), /line: expected an object/);
+});
+
+test('register results are parsed the same way', () => {
+  const r = parseRegisterResult({ node: view({ addresses: ['100.64.0.7', 'FD7A:115C:A1E0::7'] }), ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'FD7A:115C:A1E0::/48' });
+  assert.deepEqual(r.node.addresses, ['100.64.0.7', 'fd7a:115c:a1e0::7']);
+  assert.equal(r.ipv6Prefix, 'fd7a:115c:a1e0::/48');
+  assert.throws(() => parseRegisterResult({ node: view({ addresses: ['100.64.0.7; reboot'] }), ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a::/48' }), /node\.addresses\[0\]: not an IP address/);
+  assert.throws(() => parseRegisterResult({ node: view(), ipv4Prefix: '100.64.0.0/10' }), /ipv6Prefix: not an IP prefix/);
+});
