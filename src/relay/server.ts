@@ -275,9 +275,10 @@ export class RelayServer {
       pre.connections--;
       hold(0);
     };
+    // no session by then: cut (a refused client that keeps its end open is cut here too, without counting twice)
     const timer = setTimeout(() => {
       if (!conn) {
-        this.stats.refused.handshake++;
+        if (inHandshake) this.stats.refused.handshake++;
         sock.destroy();
       }
     }, HANDSHAKE_TIMEOUT_MS);
@@ -304,7 +305,10 @@ export class RelayServer {
           void this.handshake(sock, f.type, f.payload).then((c) => {
             handshaking = false;
             handshakeEnded();
-            if (!c) return;
+            if (!c) {
+              backlog = []; // refused: the socket stays paused until it closes (or the handshake timer cuts it)
+              return;
+            }
             conn = c;
             clearTimeout(timer);
             for (const b of backlog) this.onFrame(c, b.type, b.payload);

@@ -9,13 +9,17 @@ import { isIPv6 } from 'node:net';
 import { bindingResponse, parseStun } from '../nat/stun.js';
 import { ipBytes, parseIp } from '../util/netaddr.js';
 
-/** Answers per second to one source: a netcheck sends a few per region every few seconds. */
-export const STUN_ANSWERS_PER_SEC_PER_SOURCE = 10;
-/** Burst per source: a netcheck's retries in one go. */
-export const STUN_BURST_PER_SOURCE = 20;
+/**
+ * Answers per second to one source. A netcheck sends 3 per region; this leaves
+ * room for a dozen nodes behind one NAT checking at once, and caps what a
+ * forged source can aim at one victim at ~1 KB/s (answers are 40-52 bytes).
+ */
+export const STUN_ANSWERS_PER_SEC_PER_SOURCE = 20;
+/** Burst per source: two seconds' worth, for netchecks of several nodes behind one address at the same moment. */
+export const STUN_BURST_PER_SOURCE = 40;
 /** Sources tracked at once (~100 bytes each: ~1 MiB); past it the least recently seen is forgotten. */
 export const STUN_MAX_SOURCES = 10_000;
-/** Answers per second in all: ~1 MB/s of answers at most, whatever the sources claim to be. */
+/** Answers per second in all: ~0.5 MB/s of answers at most, whatever the sources claim to be. */
 export const STUN_ANSWERS_PER_SEC_TOTAL = 10_000;
 
 export interface StunLimits {

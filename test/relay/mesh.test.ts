@@ -95,7 +95,10 @@ test('the mesh key comes from a file only its owner reads, or the environment; n
 
 test('meshctl relay serve refuses a mesh key on the command line in one line, without echoing it', () => {
   const key = randomBytes(32).toString('hex');
-  const r = spawnSync(process.execPath, [bin, 'relay', 'serve', '--region', 'x', '--mesh-key', key], { encoding: 'utf8', env: { ...process.env, [MESH_KEY_ENV]: '' } });
+  const dir = mkdtempSync(join(tmpdir(), 'meshctl-argvkey-'));
+  const args = ['relay', 'serve', '--listen', '127.0.0.1:0', '--stun-port', '0', '--state-dir', dir, '--region', 'x', '--mesh-key', key];
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, [MESH_KEY_ENV]: '' } });
+  rmSync(dir, { recursive: true, force: true });
   assert.equal(r.status, 2, r.stderr);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, /--mesh-key file:PATH/);

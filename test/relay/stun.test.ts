@@ -30,9 +30,9 @@ test('a burst from one source gets at most its burst of answers; another source 
     b.s.send(bindingRequest().packet, stun.port, '127.0.0.1');
     await until(() => b.answers.length === 1, 3000, 'the other source answered');
     assert.equal(b.answers[0]!.address, '127.0.0.2');
-    // 5 of burst, plus at most one more if a second passed during the burst
-    assert.ok(stun.stats.rateLimited >= 44, `rate limited ${stun.stats.rateLimited}`);
+    // 5 of burst, plus at most one more if a second passed during the burst; answers sent before B's have arrived
     assert.ok(a.answers.length <= 6, `${a.answers.length} answers to one source`);
+    assert.ok(stun.stats.rateLimited >= 44, `rate limited ${stun.stats.rateLimited}`);
   } finally {
     await a.close();
     await b.close();
