@@ -13,6 +13,8 @@ export const MESH_KEY_ENV = 'MESHCTL_RELAY_MESH_KEY';
 /** At least 128 bits as hex; at most what a key file should ever hold. */
 const MESH_KEY_MIN_CHARS = 32;
 const MESH_KEY_MAX_CHARS = 512;
+/** A key file larger than this is not a key file (and is not read into memory). */
+const MESH_KEY_FILE_MAX_BYTES = 4096;
 const FIX = `put it in a file only you can read and pass --mesh-key file:PATH, or set ${MESH_KEY_ENV}`;
 
 export class MeshKeyError extends Error {
@@ -32,24 +34,22 @@ function checked(key: string, where: string): string {
  * variable is removed once read, so nothing this process starts inherits it.
  */
 export function loadMeshKey(spec: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (spec === undefined) {
-    const v = env[MESH_KEY_ENV];
-    if (v === undefined || v === '') return undefined;
-    delete env[MESH_KEY_ENV];
-    return checked(v.trim(), MESH_KEY_ENV);
-  }
+  const fromEnv = env[MESH_KEY_ENV];
+  delete env[MESH_KEY_ENV];
+  if (spec === undefined) return fromEnv === undefined || fromEnv === '' ? undefined : checked(fromEnv.trim(), MESH_KEY_ENV);
   if (!spec.startsWith('file:')) throw new MeshKeyError(`--mesh-key takes no secret on the command line (it shows in ps): ${FIX}`);
   const path = spec.slice('file:'.length);
   if (!path) throw new MeshKeyError(`--mesh-key file:PATH needs a PATH: ${FIX}`);
-  let mode: number;
   let text: string;
   try {
-    mode = statSync(path).mode;
+    const st = statSync(path);
+    if (!st.isFile() || st.size > MESH_KEY_FILE_MAX_BYTES) throw new MeshKeyError(`--mesh-key ${spec}: not a key file (a regular file of at most ${MESH_KEY_FILE_MAX_BYTES} bytes)`);
+    if (st.mode & 0o077) throw new MeshKeyError(`--mesh-key ${spec}: other users can read the file: chmod 600 ${path}`);
     text = readFileSync(path, 'utf8');
   } catch (err) {
+    if (err instanceof MeshKeyError) throw err;
     throw new MeshKeyError(`--mesh-key ${spec}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
-  if (mode & 0o077) throw new MeshKeyError(`--mesh-key ${spec}: other users can read the file: chmod 600 ${path}`);
   return checked(text.trim(), path);
 }
 

@@ -11,6 +11,13 @@ import type { MeshPeer } from './mesh-peer.js';
 
 export type { MeshPeer } from './mesh-peer.js';
 
+/**
+ * Nodes known to be on the region's other relays, at most: ~100 bytes each, so
+ * ~6 MiB. Mesh peers hold the mesh key, but a broken one must not grow this
+ * relay without bound; past it, further nodes are not reachable through the mesh.
+ */
+export const MESH_REMOTE_NODES_MAX = 65_536;
+
 export class RelayMesh {
   private readonly peers: RelayClient[] = [];
   /** node key hex → the mesh peer it is connected to */
@@ -29,7 +36,10 @@ export class RelayMesh {
           else for (const [k, v] of this.where) if (v === c) this.where.delete(k);
           this.log(up ? `meshed with ${url}` : `mesh link to ${url} down${err ? `: ${err}` : ''}`);
         },
-        onPeerPresent: (k) => this.where.set(k.toString('hex'), c),
+        onPeerPresent: (k) => {
+          const hex = k.toString('hex');
+          if (this.where.has(hex) || this.where.size < MESH_REMOTE_NODES_MAX) this.where.set(hex, c);
+        },
         onPeerGone: (k) => {
           if (this.where.get(k.toString('hex')) === c) this.where.delete(k.toString('hex'));
         },

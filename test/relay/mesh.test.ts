@@ -78,6 +78,7 @@ test('the mesh key comes from a file only its owner reads, or the environment; n
     writeFileSync(f, 'short\n', { mode: 0o600 });
     assert.throws(() => loadMeshKey(`file:${f}`, {}), /printable characters/);
     assert.throws(() => loadMeshKey(`file:${join(dir, 'none')}`, {}), /no such file/);
+    assert.throws(() => loadMeshKey(`file:${dir}`, {}), /not a key file/);
     const env: NodeJS.ProcessEnv = { [MESH_KEY_ENV]: key };
     assert.equal(loadMeshKey(undefined, env), key);
     assert.equal(env[MESH_KEY_ENV], undefined, 'the variable is not passed on');
