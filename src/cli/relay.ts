@@ -4,7 +4,10 @@ import { portArg, serveUntilSignal } from './context.js';
 import { listenArg } from './control.js';
 import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
+import type { MeshPeer } from '../relay/mesh-peer.js';
 
+/** Where a mesh key may come from besides --mesh-key file:PATH (mesh-key.ts, loaded only by `serve`). */
+const MESH_KEY_ENV = 'MESHCTL_RELAY_MESH_KEY';
 
 export function registerRelay(program: Command): void {
   const relay = program.command('relay').description('the relay: carries packets between nodes that cannot reach each other directly');
@@ -19,15 +22,25 @@ export function registerRelay(program: Command): void {
     .option('--tls-key <file>', 'private key (PEM) for --tls-cert')
     .option('--verify-clients <url>', 'only relay for nodes this control server knows (https://HOST:PORT)')
     .option('--control-ca <pemfile>', "the control server's certificate, for --verify-clients")
-    .option('--mesh-key <hex>', 'shared secret of the relays of this region')
-    .addOption(new Option('--mesh-with <url>', 'another relay of this region to mesh with (repeatable)').argParser((v: string, prev: string[]) => [...prev, v]).default([]))
+    .option('--mesh-key <file:PATH>', `shared secret of the relays of this region, read from PATH (mode 600); or set ${MESH_KEY_ENV}. Never the secret itself: argv shows in ps`)
+    .addOption(new Option('--mesh-with <url>', 'another relay of this region to mesh with: https://HOST:PORT?fingerprint=SHA256HEX, its certificate pinned (repeatable)').argParser((v: string, prev: string[]) => [...prev, v]).default([]))
     .addOption(new Option('--client-rate <bytes/s>', 'per-client rate limit, 0 = none').argParser((v: string) => {
       if (!/^\d+$/.test(v)) throw new CliError('USAGE', `--client-rate ${v}: expected bytes per second`);
       return Number(v);
     }).default(0))
     .action(async (o: { listen: { host: string; port: number }; stunPort: number; region: string; stateDir: string; tlsCert?: string; tlsKey?: string; verifyClients?: string; controlCa?: string; meshKey?: string; meshWith: string[]; clientRate: number }) => {
       if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
-      if (o.meshWith.length && !o.meshKey) throw new CliError('USAGE', '--mesh-with needs --mesh-key (the same on every relay of the region)');
+      const { loadMeshKey } = await import('../relay/mesh-key.js');
+      const { parseMeshPeer } = await import('../relay/mesh-peer.js');
+      let meshKey: string | undefined;
+      let meshWith: MeshPeer[];
+      try {
+        meshKey = loadMeshKey(o.meshKey);
+        meshWith = o.meshWith.map(parseMeshPeer);
+      } catch (err) {
+        throw new CliError('USAGE', (err as Error).message);
+      }
+      if (meshWith.length && !meshKey) throw new CliError('USAGE', `--mesh-with needs the region's mesh key: --mesh-key file:PATH or ${MESH_KEY_ENV} (the same on every relay of the region)`);
       if (!/^[a-z0-9-]{1,32}$/.test(o.region)) throw new CliError('USAGE', `--region ${o.region}: use 1-32 lower-case letters, digits or dashes`);
       const { RelayServer } = await import('../relay/server.js');
       const server = new RelayServer({
@@ -40,8 +53,8 @@ export function registerRelay(program: Command): void {
         tlsKey: o.tlsKey,
         verifyClientsUrl: o.verifyClients,
         verifyClientsCa: o.controlCa,
-        meshKey: o.meshKey,
-        meshWith: o.meshWith,
+        meshKey,
+        meshWith,
         clientRateBytesPerSec: o.clientRate,
         logger: (m) => process.stderr.write(`${isoTime()} meshctl relay: ${m}\n`),
       });
@@ -51,7 +64,7 @@ export function registerRelay(program: Command): void {
         const e = err as NodeJS.ErrnoException;
         throw new CliError('FAILURE', `meshctl relay serve: ${e.code === 'EADDRINUSE' ? 'a port is in use (relay or STUN): pick others' : e.message}`);
       }
-      process.on('SIGUSR1', () => process.stderr.write(`stats ${JSON.stringify({ ...server.stats, stun: server.stunStats })}\n`));
+      process.on('SIGUSR1', () => process.stderr.write(`stats ${JSON.stringify({ ...server.stats, stun: server.stunStats, verify: server.verifierStats })}\n`));
       await serveUntilSignal(server);
     });
 }

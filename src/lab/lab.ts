@@ -4,6 +4,7 @@
 // the real binary, waits for paths, and tears it all down again. Everything it
 // made is recorded in DIR/lab.json, so `down` removes exactly that.
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, chmodSync } from '../util/cjs.js';
 import { join } from 'node:path';
 import { CONTROL_IP, CONTROL_PORT, INET_PREFIX, NAT_DESCRIPTION, natRules, planNodes, RELAYS, type LabNode, type NatKind } from './topology.js';
@@ -62,6 +63,25 @@ async function must(cmd: string, args: string[], input?: string): Promise<string
 }
 
 const inNs = (ns: string, args: string[], input?: string) => must('ip', ['netns', 'exec', ns, ...args], input);
+
+/** The relays' shared mesh key, written by the lab (0600) and passed as `--mesh-key file:…`: a secret in argv shows in ps. */
+export const RELAY_MESH_KEY_FILE = 'relay-mesh.key';
+
+/** Writes the relays' mesh key into `dir` unless it is there (a restarted relay keeps the same key). */
+export function writeRelayMeshKey(dir: string): string {
+  const f = join(dir, RELAY_MESH_KEY_FILE);
+  if (!existsSync(f)) writeFileSync(f, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  return f;
+}
+
+/** The command line of a lab relay: no secret in it, the mesh key is named by its file. */
+export function relayServeArgs(s: Pick<LabState, 'dir' | 'bin'>, r: { region: string; ip: string; port: number; stunPort: number }): string[] {
+  return [
+    process.execPath, s.bin, 'relay', 'serve', '--listen', `${r.ip}:${r.port}`, '--stun-port', String(r.stunPort), '--region', r.region,
+    '--state-dir', join(s.dir, `relay-${r.region}`), '--verify-clients', `https://${CONTROL_IP}:${CONTROL_PORT}`, '--control-ca', join(s.dir, 'ca.pem'),
+    '--mesh-key', `file:${join(s.dir, RELAY_MESH_KEY_FILE)}`,
+  ];
+}
 
 export function loadLab(name: string, dir?: string): LabState | null {
   const f = join(labDir(name, dir), STATE_FILE);
@@ -178,7 +198,7 @@ export class Lab {
   }
 
   private relayArgs(r: (typeof RELAYS)[number]): string[] {
-    return [process.execPath, this.s.bin, 'relay', 'serve', '--listen', `${r.ip}:${r.port}`, '--stun-port', String(r.stunPort), '--region', r.region, '--state-dir', join(this.s.dir, `relay-${r.region}`), '--verify-clients', `https://${CONTROL_IP}:${CONTROL_PORT}`, '--control-ca', join(this.s.dir, 'ca.pem')];
+    return relayServeArgs(this.s, r);
   }
 
   async startServers(): Promise<void> {
@@ -189,6 +209,7 @@ export class Lab {
     await this.waitFor('control server', async () => (await sh('ip', ['netns', 'exec', this.s.controlNs, 'ss', '-tln'])).out.includes(`${CONTROL_IP}:${CONTROL_PORT}`));
     // relays verify clients with the control server, so they need its certificate first
     writeFileSync(join(d, 'ca.pem'), await must(process.execPath, [this.s.bin, 'control', 'ca', '--state-dir', ctlDir]));
+    writeRelayMeshKey(d);
     for (const r of RELAYS) this.spawnIn(this.s.relayNs[r.region]!, `relay-${r.region}`, this.relayArgs(r));
     for (const r of RELAYS) await this.waitFor(`relay ${r.region}`, async () => (await sh('ip', ['netns', 'exec', this.s.relayNs[r.region]!, 'ss', '-tln'])).out.includes(`${r.ip}:${r.port}`));
     this.s.authKey = (await must(process.execPath, [this.s.bin, 'control', 'authkey', 'create', '--reusable', '--state-dir', ctlDir])).trim().split('\n').pop()!;

@@ -15,9 +15,8 @@ export interface RelayClientOptions {
   /** SHA-256 of the relay's certificate (hex); when set, it is pinned instead of CA verification */
   fingerprint?: string;
   nodePrivate: Buffer;
+  /** relay-to-relay mesh links: the region's mesh key, sent only after the certificate checked out */
   meshKey?: string;
-  /** skip certificate checks: only for relay-to-relay mesh links, which the mesh key authenticates */
-  meshLink?: boolean;
   onPacket?: (src: Buffer, pkt: Buffer) => void;
   onPeerGone?: (key: Buffer) => void;
   onPeerPresent?: (key: Buffer) => void;
@@ -110,7 +109,7 @@ export class RelayClient {
     const u = new URL(this.o.url);
     const host = u.hostname.replace(/^\[|\]$/g, '');
     const pinned = this.o.fingerprint?.toLowerCase();
-    const sock = connect({ host, port: Number(u.port || 443), servername: /^[\d.]+$|:/.test(host) ? undefined : host, rejectUnauthorized: !pinned && !this.o.meshLink, timeout: CONNECT_TIMEOUT_MS });
+    const sock = connect({ host, port: Number(u.port || 443), servername: /^[\d.]+$|:/.test(host) ? undefined : host, rejectUnauthorized: !pinned, timeout: CONNECT_TIMEOUT_MS });
     this.sock = sock;
     let phase: 'http' | 'key' | 'info' | 'open' = 'http';
     let httpBuf = '';

@@ -3,8 +3,11 @@
 // upgrade on one HTTPS port, so it passes firewalls that allow only HTTPS),
 // addressed by node key; the relay cannot read them. Clients prove possession
 // of their key; with --verify-clients only nodes the control server knows get
-// in. Relays of one region mesh with each other, so a node reached through any
-// of them gets the packet. A STUN server runs beside it.
+// in, and are rechecked while connected. Until its handshake is verified a
+// connection is not read from, so it cannot make the relay buffer for it.
+// Relays of one region mesh with each other (pinned certificates, a shared
+// mesh key), so a node reached through any of them gets the packet. A STUN
+// server runs beside it.
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -12,10 +15,11 @@ import { boxKey, openBox } from '../crypto/box.js';
 import { keyToText } from '../crypto/keys.js';
 import { FrameReader, FrameType, frame, KEY_LEN, MAX_PACKET, PeerGoneReason, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
 import { corkedWrite, pendingBytes } from './cork.js';
-import { RelayMesh } from './mesh.js';
+import { RelayMesh, type MeshPeer } from './mesh.js';
+import { meshKeyDigest, meshKeyMatches } from './mesh-key.js';
 import { loadRelayIdentity } from './state.js';
-import { StunServer } from './stun-server.js';
-import { ClientVerifier } from './verify.js';
+import { StunServer, type StunLimits } from './stun-server.js';
+import { ClientVerifier, type ClientVerifierOptions } from './verify.js';
 
 export interface RelayServerOptions {
   host: string;
@@ -27,10 +31,20 @@ export interface RelayServerOptions {
   tlsKey?: string;
   verifyClientsUrl?: string;
   verifyClientsCa?: string;
+  /** the region's mesh key (from a file or the environment, never argv) */
   meshKey?: string;
-  meshWith?: string[];
+  meshWith?: MeshPeer[];
   /** per-client receive budget in bytes per second; 0 = unlimited */
   clientRateBytesPerSec?: number;
+  /** tuning of --verify-clients lookups (cache, rate limits); tests use small values */
+  verify?: Omit<ClientVerifierOptions, 'url' | 'caFile'>;
+  /** how often connected clients are rechecked with control; default VERIFY_RECHECK_MS */
+  verifyRecheckMs?: number;
+  /** bytes a client may have sent before its handshake is verified; default PRE_AUTH_BACKLOG_BYTES */
+  preAuthBacklogBytes?: number;
+  /** connections in their handshake at once; default MAX_HANDSHAKES */
+  maxHandshakes?: number;
+  stunLimits?: StunLimits;
   logger?: (msg: string) => void;
 }
 
@@ -50,17 +64,52 @@ const HANDSHAKE_TIMEOUT_MS = 5000;
 const QUEUE_BYTES = 160 * 1600;
 /** A ClientInfo box must be this fresh. */
 const CLIENT_INFO_MAX_AGE_MS = 2 * 60 * 1000;
+/**
+ * What a client may have sent between its ClientInfo and the end of the
+ * verification: a real client sends nothing then (it waits for ServerInfo), and
+ * the socket is paused meanwhile, so this is room for what the read that
+ * brought the ClientInfo also brought. Past it the connection is dropped.
+ */
+export const PRE_AUTH_BACKLOG_BYTES = 64 * 1024;
+/**
+ * Connections between the upgrade and a verified handshake, at once. Each holds
+ * at most a frame and PRE_AUTH_BACKLOG_BYTES (~130 KiB: ~65 MiB in all) for at
+ * most HANDSHAKE_TIMEOUT_MS; more are answered 503.
+ */
+export const MAX_HANDSHAKES = 512;
+/**
+ * Connected clients are asked about again this often (--verify-clients): with
+ * the cache's VERIFY_CACHE_MS, a node deleted at control loses the relay
+ * within VERIFY_RECHECK_MS + VERIFY_CACHE_MS (60 s) plus the round's lookups
+ * (at VERIFY_LOOKUPS_PER_SEC, 1 s per 50 connected nodes).
+ */
+export const VERIFY_RECHECK_MS = 30_000;
+/** Rechecks of one round run this many at a time, so new clients' lookups are not starved. */
+const RECHECK_CONCURRENCY = 4;
+/** A revoked client gets this long to read its Close frame before its socket is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+/** The line a relay without --verify-clients logs at start. */
+export const OPEN_RELAY_WARNING =
+  'WARNING: no --verify-clients: this relay carries packets for anyone who knows a node key, not only your nodes; start it with --verify-clients https://CONTROL:PORT --control-ca PEM';
 
 export interface RelayStats {
   clients: number;
   packetsRelayed: number;
   packetsForwarded: number;
   dropped: { queueFull: number; rateLimited: number; noSuchPeer: number; malformed: number; tooLarge: number };
-  refused: { handshake: number; unauthorized: number };
+  refused: { handshake: number; unauthorized: number; busy: number; preAuthBacklog: number };
+  /** connections in their handshake now, and the bytes they have sent that wait for it */
+  preAuth: { connections: number; bufferedBytes: number; peakBufferedBytes: number };
+  /** clients closed because a recheck found their key no longer known */
+  revoked: number;
 }
 
 export class RelayClientConn {
   lastRecvMs = Date.now();
+  /** when control last said this key is known (clients admitted through --verify-clients) */
+  verifiedAtMs = Date.now();
+  /** closed by the relay: frames still arriving are ignored */
+  closed = false;
   private tokens: number;
   private lastRefillMs = Date.now();
   /** peers that sent to this client recently: they hear PeerGone when it leaves */
@@ -96,10 +145,13 @@ export class RelayServer {
   private mesh: RelayMesh | null = null;
   private verifier: ClientVerifier | null = null;
   private keepalive: NodeJS.Timeout | null = null;
+  private recheckTimer: NodeJS.Timeout | null = null;
+  private rechecking = false;
+  private meshDigest: Buffer | null = null;
   readonly clients = new Map<string, RelayClientConn>();
   private readonly watchers = new Set<RelayClientConn>();
   private identity: { privateKey: Buffer; publicKey: Buffer; cert: string; key: string; fingerprint: string } | null = null;
-  readonly stats: RelayStats = { clients: 0, packetsRelayed: 0, packetsForwarded: 0, dropped: { queueFull: 0, rateLimited: 0, noSuchPeer: 0, malformed: 0, tooLarge: 0 }, refused: { handshake: 0, unauthorized: 0 } };
+  readonly stats: RelayStats = { clients: 0, packetsRelayed: 0, packetsForwarded: 0, dropped: { queueFull: 0, rateLimited: 0, noSuchPeer: 0, malformed: 0, tooLarge: 0 }, refused: { handshake: 0, unauthorized: 0, busy: 0, preAuthBacklog: 0 }, preAuth: { connections: 0, bufferedBytes: 0, peakBufferedBytes: 0 }, revoked: 0 };
   private readonly log: (msg: string) => void;
   boundPort = 0;
 
@@ -119,11 +171,19 @@ export class RelayServer {
   get stunStats() {
     return this.stun?.stats;
   }
+  get verifierStats() {
+    return this.verifier ? { ...this.verifier.stats, cached: this.verifier.cacheSize, inFlight: this.verifier.inFlightCount } : undefined;
+  }
+  /** the mesh links this relay made (to --mesh-with peers) */
+  get meshLinks() {
+    return this.mesh?.links ?? [];
+  }
 
   async start(): Promise<void> {
     const o = this.opts;
     this.identity = await loadRelayIdentity(o.stateDir, o.host, o.tlsCert, o.tlsKey);
-    if (o.verifyClientsUrl) this.verifier = new ClientVerifier(o.verifyClientsUrl, o.verifyClientsCa);
+    if (o.verifyClientsUrl) this.verifier = new ClientVerifier({ url: o.verifyClientsUrl, caFile: o.verifyClientsCa, ...o.verify });
+    this.meshDigest = o.meshKey ? meshKeyDigest(o.meshKey) : null;
     const server = createHttpsServer({ cert: this.identity.cert, key: this.identity.key }, (req, res) => {
       // plain GETs: a cheap probe for latency over HTTPS when UDP is blocked
       if (req.url === '/relay/probe') {
@@ -140,18 +200,22 @@ export class RelayServer {
     });
     this.server = server;
     this.boundPort = (server.address() as { port: number }).port;
-    this.stun = new StunServer(o.host, o.stunPort);
+    this.stun = new StunServer(o.host, o.stunPort, o.stunLimits);
     await this.stun.start();
     this.keepalive = setInterval(() => this.tick(), KEEPALIVE_MS / 2);
+    if (this.verifier) this.recheckTimer = setInterval(() => this.recheck(), o.verifyRecheckMs ?? VERIFY_RECHECK_MS);
     if (o.meshWith?.length && o.meshKey) {
       this.mesh = new RelayMesh(o.meshWith, o.meshKey, (dst) => this.clients.get(dst) ?? null, this.log);
       this.mesh.start();
     }
     this.log(`relay ${o.region} on https://${o.host}:${this.boundPort}, STUN on udp ${this.stun.port}, key ${keyToText(this.identity.publicKey)}, certificate sha256 ${this.identity.fingerprint}`);
+    if (!this.verifier) this.log(OPEN_RELAY_WARNING);
   }
 
   async stop(): Promise<void> {
     if (this.keepalive) clearInterval(this.keepalive);
+    if (this.recheckTimer) clearInterval(this.recheckTimer);
+    this.verifier?.stop();
     this.mesh?.stop();
     for (const c of this.clients.values()) c.sock.destroy();
     this.clients.clear();
@@ -181,21 +245,46 @@ export class RelayServer {
       sock.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       return;
     }
+    if (this.stats.preAuth.connections >= (this.opts.maxHandshakes ?? MAX_HANDSHAKES)) {
+      this.stats.refused.busy++;
+      sock.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n\r\n');
+      return;
+    }
     sock.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${RELAY_UPGRADE}\r\nConnection: Upgrade\r\n\r\n`);
     (sock as Duplex & { setNoDelay?: (b: boolean) => void }).setNoDelay?.(true);
     sock.write(frame(FrameType.serverKey, SERVER_MAGIC, this.identity!.publicKey));
     const reader = new FrameReader();
+    const pre = this.stats.preAuth;
+    const cap = this.opts.preAuthBacklogBytes ?? PRE_AUTH_BACKLOG_BYTES;
     let conn: RelayClientConn | null = null;
     let handshaking = false;
     // frames that arrive while the (async) handshake runs wait here, in order
     let backlog: { type: number; payload: Buffer }[] = [];
+    // bytes this connection has sent that wait for its handshake: the backlog and any partial frame
+    let held = 0;
+    let inHandshake = true;
+    pre.connections++;
+    const hold = (bytes: number): void => {
+      pre.bufferedBytes += bytes - held;
+      held = bytes;
+      if (held > pre.peakBufferedBytes) pre.peakBufferedBytes = held;
+    };
+    const handshakeEnded = (): void => {
+      if (!inHandshake) return;
+      inHandshake = false;
+      pre.connections--;
+      hold(0);
+    };
+    // no session by then: cut (a refused client that keeps its end open is cut here too, without counting twice)
     const timer = setTimeout(() => {
       if (!conn) {
-        this.stats.refused.handshake++;
+        if (inHandshake) this.stats.refused.handshake++;
         sock.destroy();
       }
     }, HANDSHAKE_TIMEOUT_MS);
+    let backlogBytes = 0;
     const onData = (chunk: Buffer): void => {
+      if (conn?.closed) return;
       let frames;
       try {
         frames = reader.push(chunk);
@@ -206,17 +295,36 @@ export class RelayServer {
       }
       for (const f of frames) {
         if (conn) this.onFrame(conn, f.type, f.payload);
-        else if (handshaking) backlog.push(f);
-        else {
+        else if (handshaking) {
+          backlog.push(f);
+          backlogBytes += 5 + f.payload.length;
+        } else {
           handshaking = true;
+          // nothing more is read from this client until its handshake is decided
+          sock.pause();
           void this.handshake(sock, f.type, f.payload).then((c) => {
             handshaking = false;
-            if (!c) return;
+            handshakeEnded();
+            if (!c) {
+              backlog = []; // refused: the socket stays paused until it closes (or the handshake timer cuts it)
+              return;
+            }
             conn = c;
             clearTimeout(timer);
             for (const b of backlog) this.onFrame(c, b.type, b.payload);
             backlog = [];
+            sock.resume();
           });
+        }
+      }
+      if (inHandshake) {
+        hold(backlogBytes + reader.bufferedBytes);
+        if (handshaking && held > cap) {
+          this.stats.refused.preAuthBacklog++;
+          this.log(`a client sent ${held} bytes before its handshake was verified (at most ${cap}): dropping it`);
+          backlog = [];
+          handshakeEnded();
+          sock.destroy();
         }
       }
     };
@@ -225,23 +333,25 @@ export class RelayServer {
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
       clearTimeout(timer);
+      handshakeEnded();
       if (conn) this.remove(conn);
     });
   }
 
   private async handshake(sock: Duplex, type: number, payload: Buffer): Promise<RelayClientConn | null> {
-    const refuse = (why: string, counter: 'handshake' | 'unauthorized'): null => {
+    const refuse = (why: string, counter: 'handshake' | 'unauthorized' | 'busy'): null => {
       this.stats.refused[counter]++;
       sock.end(frame(FrameType.close, Buffer.from(why)));
       return null;
     };
     if (type !== FrameType.clientInfo || payload.length < KEY_LEN + 40) return refuse('expected ClientInfo', 'handshake');
     const clientKey = Buffer.from(payload.subarray(0, KEY_LEN));
-    type Info = { version?: number; tsMs?: number; meshKey?: string };
+    type Info = { version?: unknown; tsMs?: unknown; meshKey?: unknown };
     const info = ((): Info | null => {
       try {
         const plain = openBox(boxKey(this.identity!.privateKey, clientKey), payload.subarray(KEY_LEN));
-        return plain ? (JSON.parse(plain.toString('utf8')) as Info) : null;
+        const v: unknown = plain ? JSON.parse(plain.toString('utf8')) : null;
+        return v && typeof v === 'object' && !Array.isArray(v) ? (v as Info) : null;
       } catch {
         return null;
       }
@@ -249,8 +359,14 @@ export class RelayServer {
     if (!info) return refuse('ClientInfo was not sealed by the key it names', 'handshake');
     if (typeof info.tsMs !== 'number' || Math.abs(Date.now() - info.tsMs) > CLIENT_INFO_MAX_AGE_MS) return refuse('ClientInfo is stale: check the clock', 'handshake');
     const isMesh = info.meshKey !== undefined;
-    if (isMesh && info.meshKey !== this.opts.meshKey) return refuse('wrong mesh key', 'unauthorized');
-    if (!isMesh && this.verifier && !(await this.verifier.known(clientKey))) return refuse('node key not known to the control server', 'unauthorized');
+    if (isMesh && !this.meshDigest) return refuse('this relay has no mesh key: it takes no mesh links', 'unauthorized');
+    if (isMesh && !meshKeyMatches(info.meshKey, this.meshDigest)) return refuse('wrong mesh key', 'unauthorized');
+    if (!isMesh && this.verifier) {
+      const verdict = await this.verifier.check(clientKey);
+      if (verdict === 'unknown') return refuse('node key not known to the control server', 'unauthorized');
+      if (verdict === 'busy') return refuse('relay busy verifying clients: try again shortly', 'busy');
+      if (verdict === 'error') return refuse('the control server could not be asked about this node key: try again shortly', 'busy');
+    }
     if (sock.destroyed) return null;
     const hex = clientKey.toString('hex');
     const conn = new RelayClientConn(hex, sock, isMesh, this.opts.clientRateBytesPerSec ?? 0);
@@ -263,6 +379,44 @@ export class RelayServer {
     }
     sock.write(frame(FrameType.serverInfo, Buffer.from(JSON.stringify({ version: 1, region: this.opts.region, keepAliveMs: KEEPALIVE_MS }))));
     return conn;
+  }
+
+  /**
+   * One round of --verify-clients rechecks: every client not confirmed within
+   * the recheck interval is looked up again (through the cache); one control
+   * now calls unknown is closed. A failed or refused lookup keeps the client:
+   * control being down must not cut every relayed path.
+   */
+  private recheck(): void {
+    const v = this.verifier;
+    if (!v || this.rechecking) return;
+    const every = this.opts.verifyRecheckMs ?? VERIFY_RECHECK_MS;
+    const now = Date.now();
+    const due = [...this.clients.values()].filter((c) => now - c.verifiedAtMs >= every / 2);
+    if (!due.length) return;
+    this.rechecking = true;
+    const worker = async (): Promise<void> => {
+      for (let c = due.shift(); c; c = due.shift()) {
+        if (c.closed || this.clients.get(c.keyHex) !== c) continue;
+        const verdict = await v.check(Buffer.from(c.keyHex, 'hex'));
+        if (verdict === 'known') c.verifiedAtMs = Date.now();
+        else if (verdict === 'unknown' && this.clients.get(c.keyHex) === c) {
+          this.stats.revoked++;
+          this.log(`client ${c.keyHex.slice(0, 8)}… is no longer known to the control server: closing it`);
+          this.close(c, 'node key no longer known to the control server');
+        }
+      }
+    };
+    void Promise.all(Array.from({ length: RECHECK_CONCURRENCY }, worker)).finally(() => (this.rechecking = false));
+  }
+
+  /** Ends a client's session: it stops counting as connected at once, hears why, and is cut after a grace. */
+  private close(c: RelayClientConn, why: string): void {
+    c.closed = true;
+    this.remove(c);
+    const t = setTimeout(() => c.sock.destroy(), CLOSE_GRACE_MS);
+    t.unref();
+    c.sock.end(frame(FrameType.close, Buffer.from(why)), () => c.sock.destroy());
   }
 
   private onFrame(c: RelayClientConn, type: number, p: Buffer): void {

@@ -1,15 +1,104 @@
 // The STUN server beside every relay: answers binding requests with the
 // address and port each request came from. Anything else is counted and dropped.
+// UDP sources can be forged and an answer is about twice its request, so
+// answers are rate-limited per source (a token bucket per IPv4 address or IPv6
+// /64, in a bounded map) and in total: the server cannot be aimed at a victim
+// as an amplifier.
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { bindingResponse, parseStun } from '../nat/stun.js';
+import { ipBytes, parseIp } from '../util/netaddr.js';
+
+/**
+ * Answers per second to one source. A netcheck sends 3 per region; this leaves
+ * room for a dozen nodes behind one NAT checking at once, and caps what a
+ * forged source can aim at one victim at ~1 KB/s (answers are 40-52 bytes).
+ */
+export const STUN_ANSWERS_PER_SEC_PER_SOURCE = 20;
+/** Burst per source: two seconds' worth, for netchecks of several nodes behind one address at the same moment. */
+export const STUN_BURST_PER_SOURCE = 40;
+/** Sources tracked at once (~100 bytes each: ~1 MiB); past it the least recently seen is forgotten. */
+export const STUN_MAX_SOURCES = 10_000;
+/** Answers per second in all: ~0.5 MB/s of answers at most, whatever the sources claim to be. */
+export const STUN_ANSWERS_PER_SEC_TOTAL = 10_000;
+
+export interface StunLimits {
+  perSourcePerSec?: number;
+  perSourceBurst?: number;
+  maxSources?: number;
+  totalPerSec?: number;
+}
+
+interface Bucket {
+  tokens: number;
+  lastMs: number;
+}
+
+/** Token buckets by key, in a map of bounded size ordered by last use. */
+class BucketMap {
+  private readonly m = new Map<string, Bucket>();
+  constructor(private readonly rate: number, private readonly burst: number, private readonly max: number) {}
+
+  get size(): number {
+    return this.m.size;
+  }
+
+  take(key: string, now: number): boolean {
+    let b = this.m.get(key);
+    if (b) {
+      this.m.delete(key); // re-inserted below: the map's order is the order of last use
+      b.tokens = Math.min(this.burst, b.tokens + ((now - b.lastMs) / 1000) * this.rate);
+      b.lastMs = now;
+    } else {
+      if (this.m.size >= this.max) this.m.delete(this.m.keys().next().value!);
+      b = { tokens: this.burst, lastMs: now };
+    }
+    this.m.set(key, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+}
+
+/** The rate-limit key of a source: an IPv4 address, or the /64 of an IPv6 one (one host usually holds a whole /64). */
+function sourceKey(address: string): string {
+  try {
+    const ip = parseIp(address);
+    return ip.family === 4 ? ip.text : ipBytes(ip).subarray(0, 8).toString('hex');
+  } catch {
+    return address;
+  }
+}
 
 export class StunServer {
   private sock: dgram.Socket | null = null;
-  readonly stats = { requests: 0, malformed: 0 };
+  readonly stats = { requests: 0, malformed: 0, rateLimited: 0 };
   port = 0;
+  private readonly perSource: BucketMap;
+  private readonly total: Bucket;
+  private readonly totalPerSec: number;
 
-  constructor(private readonly host: string, private readonly wantPort: number) {}
+  constructor(private readonly host: string, private readonly wantPort: number, limits: StunLimits = {}) {
+    this.perSource = new BucketMap(limits.perSourcePerSec ?? STUN_ANSWERS_PER_SEC_PER_SOURCE, limits.perSourceBurst ?? STUN_BURST_PER_SOURCE, limits.maxSources ?? STUN_MAX_SOURCES);
+    this.totalPerSec = limits.totalPerSec ?? STUN_ANSWERS_PER_SEC_TOTAL;
+    this.total = { tokens: this.totalPerSec, lastMs: Date.now() };
+  }
+
+  /** Sources with a bucket now (at most the map's bound). */
+  get trackedSources(): number {
+    return this.perSource.size;
+  }
+
+  private allow(address: string): boolean {
+    const now = Date.now();
+    const t = this.total;
+    t.tokens = Math.min(this.totalPerSec, t.tokens + ((now - t.lastMs) / 1000) * this.totalPerSec);
+    t.lastMs = now;
+    if (t.tokens < 1) return false;
+    if (!this.perSource.take(sourceKey(address), now)) return false;
+    t.tokens -= 1;
+    return true;
+  }
 
   async start(): Promise<void> {
     const type = isIPv6(this.host) ? 'udp6' : 'udp4';
@@ -21,7 +110,12 @@ export class StunServer {
         return;
       }
       this.stats.requests++;
-      s.send(bindingResponse(m.txid, { address: rinfo.address.replace(/^::ffff:/, ''), port: rinfo.port }), rinfo.port, rinfo.address);
+      const address = rinfo.address.replace(/^::ffff:/, '');
+      if (!this.allow(address)) {
+        this.stats.rateLimited++;
+        return;
+      }
+      s.send(bindingResponse(m.txid, { address, port: rinfo.port }), rinfo.port, rinfo.address);
     });
     s.on('error', () => {});
     await new Promise<void>((resolve, reject) => {

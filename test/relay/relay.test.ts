@@ -97,9 +97,9 @@ test('a wrong pinned fingerprint and a forged ClientInfo are refused', async () 
 test('two relays of a region mesh: a node on one reaches a node on the other', async () => {
   const meshKey = randomBytes(32).toString('hex');
   const R1 = await relay({ meshKey });
-  const R2 = await relay({ meshKey, meshWith: [R1.url] });
+  const R2 = await relay({ meshKey, meshWith: [{ url: R1.url, fingerprint: R1.r.fingerprint }] });
   // R1 learns of R2 after R2 is up; wire the other direction by restarting R1's mesh is unnecessary: give R1 a mesh of its own
-  const R1b = await relay({ meshKey, meshWith: [R2.url] });
+  const R1b = await relay({ meshKey, meshWith: [{ url: R2.url, fingerprint: R2.r.fingerprint }] });
   const a = client(R1b.url, R1b.r.fingerprint);
   const b = client(R2.url, R2.r.fingerprint);
   try {
