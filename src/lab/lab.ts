@@ -128,6 +128,10 @@ export class Lab {
     return name;
   }
 
+  private get authKeyFile(): string {
+    return join(this.s.dir, 'authkey');
+  }
+
   private get inet(): string {
     return `${this.s.prefix}inet`;
   }
@@ -213,6 +217,8 @@ export class Lab {
     for (const r of RELAYS) this.spawnIn(this.s.relayNs[r.region]!, `relay-${r.region}`, this.relayArgs(r));
     for (const r of RELAYS) await this.waitFor(`relay ${r.region}`, async () => (await sh('ip', ['netns', 'exec', this.s.relayNs[r.region]!, 'ss', '-tln'])).out.includes(`${r.ip}:${r.port}`));
     this.s.authKey = (await must(process.execPath, [this.s.bin, 'control', 'authkey', 'create', '--reusable', '--state-dir', ctlDir])).trim().split('\n').pop()!;
+    // nodes read the key from a 0600 file: on argv it would show in `ps` to every user
+    writeFileSync(this.authKeyFile, this.s.authKey + '\n', { mode: 0o600 });
     save(this.s);
   }
 
@@ -240,7 +246,7 @@ export class Lab {
   }
 
   async up(node: LabNode): Promise<{ code: number; out: string; err: string }> {
-    return this.meshctl(node, ['up', '--login-server', `https://${CONTROL_IP}:${CONTROL_PORT}`, '--control-ca', join(this.s.dir, 'ca.pem'), '--auth-key', this.s.authKey, '--hostname', node.name, '--state-dir', join(this.s.dir, node.name), '--timeout', '30s']);
+    return this.meshctl(node, ['up', '--login-server', `https://${CONTROL_IP}:${CONTROL_PORT}`, '--control-ca', join(this.s.dir, 'ca.pem'), '--auth-key', `file:${this.authKeyFile}`, '--hostname', node.name, '--state-dir', join(this.s.dir, node.name), '--timeout', '30s']);
   }
 
   async upAll(): Promise<void> {
