@@ -39,11 +39,6 @@ export class ConnectionGate {
     this.limits = { ...DEFAULT_CONN_LIMITS, ...limits };
   }
 
-  /** Open connections now (for status and tests). */
-  get count(): number {
-    return this.open;
-  }
-
   /** null when the socket is admitted (and counted until it closes), else a one-line reason it was refused. */
   admit(sock: Socket): string | null {
     const uid = peerCred(sock)?.uid ?? UNKNOWN_UID;

@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync } from '../util/cjs.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { closeUnix, listenUnix } from '../util/unix-http.js';
 import { rateLimitedLog } from '../util/rate-limited-log.js';
-import { terminalSafe } from '../util/text.js';
+import { isPrintable, terminalSafe } from '../util/text.js';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { ApiError, LOCALAPI, type ApiErrorBody, type ApiErrorCode, type UpLine, type UpRequest } from '../localapi/types.js';
@@ -31,6 +31,8 @@ const MAX_BODY_BYTES = 256 * 1024;
 export const LOCALAPI_REQUEST_TIMEOUT_MS = 10_000;
 /** A kept-alive connection idle this long after a response is closed; the CLI uses one connection per request. */
 export const LOCALAPI_KEEPALIVE_TIMEOUT_MS = 5000;
+/** The longest IPv6 text with a zone is well under 64 characters. */
+const MAX_IP_TEXT_CHARS = 64;
 /** Refused connections and full fd tables are logged at most once a minute each, so a flood cannot flood the log. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
@@ -111,11 +113,6 @@ export class LocalApiServer {
     this.gate = new ConnectionGate(opts.limits, undefined, (_uid, why) => refused(`local API connection refused: ${why}`));
   }
 
-  /** Local API connections open now. */
-  get connections(): number {
-    return this.gate.count;
-  }
-
   /** Refuses to start over a socket another daemon still answers on. */
   async start(): Promise<void> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o755 });
@@ -176,8 +173,12 @@ export class LocalApiServer {
           return sendJson(res, 200, this.backend.status());
         case `GET ${LOCALAPI.netcheck}`:
           return sendJson(res, 200, await this.backend.netcheckReport());
-        case `GET ${LOCALAPI.whois}`:
-          return sendJson(res, 200, this.backend.whois(url.searchParams.get('ip') ?? ''));
+        case `GET ${LOCALAPI.whois}`: {
+          const ip = url.searchParams.get('ip') ?? '';
+          // the backend names a bad address in its error: keep it one printable line
+          if (!isPrintable(ip, MAX_IP_TEXT_CHARS)) throw new ApiError('BAD_REQUEST', 'whois needs an IP address: meshctl whois IP');
+          return sendJson(res, 200, this.backend.whois(ip));
+        }
         case `POST ${LOCALAPI.ping}`: {
           const b = parsePingRequest(await readBody(req));
           return sendJson(res, 200, await this.backend.ping(b.peer, b.timeoutMs));

@@ -66,6 +66,9 @@ test('wrong types, lengths and unknown fields are a one-line 400 naming the fiel
       assert.match(e.message, want, `${path} ${body.slice(0, 80)}`);
       assert.doesNotMatch(e.message, /[\n\r\u001b]/, 'one line, no control characters');
     }
+    const whois = await call(sock, 'GET', `${LOCALAPI.whois}?ip=${encodeURIComponent('1.2.3.4\n\u001b[2J')}`);
+    assert.equal(whois.status, 400, whois.body);
+    assert.equal(JSON.parse(whois.body).error.message, 'whois needs an IP address: meshctl whois IP');
     assert.deepEqual(backend.calls, [], 'nothing bad reached the backend');
     const ok = await call(sock, 'POST', LOCALAPI.ping, '{"peer":"nas","timeoutMs":250}');
     assert.equal(ok.status, 200, ok.body);
