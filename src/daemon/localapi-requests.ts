@@ -32,7 +32,8 @@ function bad(msg: string): ApiError {
 function objectOf(body: unknown, what: string, known: readonly string[]): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad(`the ${what} request must be a JSON object`);
   for (const k of Object.keys(body)) {
-    if (!known.includes(k)) throw bad(`unknown field "${terminalSafe(k, 40)}" in the ${what} request (known: ${known.join(', ')}); is the daemon older than the CLI? restart it`);
+    if (known.includes(k)) continue;
+    throw bad(`unknown field "${terminalSafe(k, 40)}" in the ${what} request (known: ${known.join(', ')}); is the daemon older than the CLI? restart it`);
   }
   return body as Record<string, unknown>;
 }
@@ -92,7 +93,9 @@ export function parseUpRequest(body: unknown): UpRequest {
   if (caPem !== undefined) r.controlCaPem = caPem;
   const ifname = text(o, 'up', 'ifname', 15);
   if (ifname !== undefined) {
-    if (!IFNAME_RE.test(ifname) || ifname === '.' || ifname === '..') throw bad(`up: ifname "${terminalSafe(ifname, 20)}" is not an interface name (letters, digits, _ . -; at most 15)`);
+    if (!IFNAME_RE.test(ifname) || ifname === '.' || ifname === '..') {
+      throw bad(`up: ifname "${terminalSafe(ifname, 20)}" is not an interface name (letters, digits, _ . -; at most 15)`);
+    }
     r.ifname = ifname;
   }
   const port = num(o, 'up', 'port', 0, 65535, true);

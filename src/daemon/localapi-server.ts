@@ -159,7 +159,8 @@ export class LocalApiServer {
       throw new ApiError('PERMISSION', `switching the login server needs root: sudo meshctl up --login-server ${terminalSafe(r.loginServer, 200)}`);
     }
     if (r.controlCaPem !== undefined && pemText(r.controlCaPem) !== pemText(now.controlCaPem ?? '')) {
-      throw new ApiError('PERMISSION', `trusting another certificate for the login server needs root: sudo meshctl up --login-server ${terminalSafe(now.loginServer ?? 'URL', 200)} --control-ca PEMFILE`);
+      const url = terminalSafe(now.loginServer ?? 'URL', 200);
+      throw new ApiError('PERMISSION', `trusting another certificate for the login server needs root: sudo meshctl up --login-server ${url} --control-ca PEMFILE`);
     }
   }
 
