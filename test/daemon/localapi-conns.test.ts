@@ -2,15 +2,13 @@
 // cannot take the daemon's file descriptors, and root always gets in.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { LocalApiServer } from '../../src/daemon/localapi-server.js';
 import { MAX_CONNS_PER_UID } from '../../src/daemon/localapi-conns.js';
 import { LocalClient } from '../../src/localapi/client.js';
 import { LOCALAPI, type Status } from '../../src/localapi/types.js';
-import { packageRoot } from '../../src/cli/version.js';
-import { BackendDouble, ConnectionHolder, NOBODY, OTHER_UID, canSwitchUsers, socketDir } from './localapi-helpers.js';
+import { BackendDouble, ConnectionHolder, NOBODY, OTHER_UID, canSwitchUsers, socketDir, startDaemon } from './localapi-helpers.js';
 
 test('one unprivileged user holds at most MAX_CONNS_PER_UID connections; the rest are refused at once and root still gets status', async (t) => {
   if (!canSwitchUsers(t)) return;
@@ -68,30 +66,6 @@ test('all users together are held to the total, and root keeps its reserve above
   }
 });
 
-/** The real daemon (bin/meshctl) with a small fd table; its log and a way to stop it. */
-async function lowFdDaemon(sock: string, stateDir: string, nofile: number): Promise<{ log(): string; pid: number; stop(): Promise<void> }> {
-  const child = spawn('prlimit', [`--nofile=${nofile}:${nofile}`, '--', process.execPath, join(packageRoot(), 'bin', 'meshctl'), '--socket', sock, 'daemon', '--state-dir', stateDir, '--port', '0'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (log += c));
-  let exited = false;
-  child.on('exit', () => (exited = true));
-  const end = Date.now() + 15_000;
-  while (!/listening on/.test(log) && !exited && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-  assert.match(log, /listening on/, `the daemon did not start: ${log}`);
-  return {
-    log: () => log,
-    pid: child.pid!,
-    stop: async () => {
-      if (exited) return;
-      const gone = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await gone;
-    },
-  };
-}
-
 async function statusWithin(sock: string, deadlineMs: number): Promise<Status> {
   const end = Date.now() + deadlineMs;
   for (;;) {
@@ -107,7 +81,7 @@ async function statusWithin(sock: string, deadlineMs: number): Promise<Status> {
 test('the daemon with 128 fds: a user flooding its socket is capped, root gets status, and running out of fds is no uncaught error', async (t) => {
   if (!canSwitchUsers(t)) return;
   const { dir, sock, done } = socketDir();
-  const daemon = await lowFdDaemon(sock, join(dir, 'state'), 128);
+  const daemon = await startDaemon(sock, join(dir, 'state'), 128);
   const flood = new ConnectionHolder(NOBODY, sock, 300);
   const held: Socket[] = [];
   try {

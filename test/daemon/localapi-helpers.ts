@@ -2,13 +2,17 @@
 // is tested, not the node), processes that act as another local user, and the
 // root check those need.
 import type { TestContext } from 'node:test';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PingResponse, PrefsRequest, Status, UpRequest } from '../../src/localapi/types.js';
 import type { LocalApiBackend } from '../../src/daemon/localapi-server.js';
+import { packageRoot } from '../../src/cli/version.js';
+
+const MESHCTL = join(packageRoot(), 'bin', 'meshctl');
 
 export const NOBODY = 65534;
 /** a second unprivileged uid; it needs no passwd entry */
@@ -182,4 +186,34 @@ setInterval(() => {}, 60000);`;
     this.child.kill('SIGKILL');
     await gone;
   }
+}
+
+/** The real daemon (bin/meshctl), with a small fd table when `nofile` is given; its log and a way to stop it. */
+export async function startDaemon(sock: string, stateDir: string, nofile?: number): Promise<{ log(): string; pid: number; stop(): Promise<void> }> {
+  const daemon = [process.execPath, MESHCTL, '--socket', sock, 'daemon', '--state-dir', stateDir, '--port', '0'];
+  const argv = nofile ? ['prlimit', `--nofile=${nofile}:${nofile}`, '--', ...daemon] : daemon;
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (log += c));
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  const end = Date.now() + 15_000;
+  while (!/listening on/.test(log) && !exited && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.match(log, /listening on/, `the daemon did not start: ${log}`);
+  return {
+    log: () => log,
+    pid: child.pid!,
+    stop: async () => {
+      if (exited) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await gone;
+    },
+  };
+}
+
+/** `meshctl ARGS` as `uid`, with its own empty config dir; exit status and stderr. */
+export function meshctlAs(uid: number, configDir: string, args: string[]): { code: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [MESHCTL, ...args], { uid, gid: uid, encoding: 'utf8', env: { ...process.env, MESHCTL_CONFIG_DIR: configDir, MESHCTL_PLAIN: '1' } });
+  return { code: r.status, stderr: r.stderr };
 }

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { LocalApiServer } from '../../src/daemon/localapi-server.js';
 import { createSelfSigned } from '../../src/crypto/selfsigned.js';
 import { LOCALAPI } from '../../src/localapi/types.js';
-import { BackendDouble, call, callsAs, canSwitchUsers, NOBODY, OTHER_UID, socketDir, type Answer } from './localapi-helpers.js';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BackendDouble, call, callsAs, canSwitchUsers, meshctlAs, NOBODY, OTHER_UID, socketDir, startDaemon, type Answer } from './localapi-helpers.js';
 
 const SERVER = 'https://control.test:8443';
 const PEM = createSelfSigned('control', ['control.test']).certPem;
@@ -83,6 +85,31 @@ test('with no login server chosen yet, the operator cannot choose one', async (t
     assert.match(errorOf(first!).message, /^switching the login server needs root/);
   } finally {
     await api.stop();
+    done();
+  }
+});
+
+test('the real daemon and CLI: the operator runs down and up, and is told to use sudo to switch the login server', async (t) => {
+  if (!canSwitchUsers(t)) return;
+  const { dir, sock, done } = socketDir();
+  const daemon = await startDaemon(sock, join(dir, 'state'));
+  const config = join(dir, 'config');
+  mkdirSync(config, { mode: 0o777 });
+  chmodSync(config, 0o777);
+  try {
+    assert.equal(meshctlAs(0, config, ['--socket', sock, 'set', '--operator', String(NOBODY)]).code, 0);
+    const down = meshctlAs(NOBODY, config, ['--socket', sock, 'down']);
+    assert.equal(down.code, 0, down.stderr);
+    const up = meshctlAs(NOBODY, config, ['--socket', sock, 'up', '--login-server', 'https://127.0.0.1:9', '--timeout', '2s']);
+    assert.equal(up.code, 3, up.stderr);
+    // (the progress line before it is the CLI's own)
+    assert.match(up.stderr, /\nswitching the login server needs root: sudo meshctl up --login-server https:\/\/127\.0\.0\.1:9\n$/);
+    const naming = meshctlAs(NOBODY, config, ['--socket', sock, 'set', '--operator', String(OTHER_UID)]);
+    assert.equal(naming.code, 3, naming.stderr);
+    assert.match(naming.stderr, /naming the operator needs root/);
+    assert.doesNotMatch(daemon.log(), /internal error/);
+  } finally {
+    await daemon.stop();
     done();
   }
 });
