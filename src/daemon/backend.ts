@@ -130,6 +130,11 @@ export class Backend {
     return this.st.prefs.operator;
   }
 
+  /** The control server this node trusts now: the local API lets only root change it. */
+  controlTrust(): { loginServer: string | null; controlCaPem: string | null } {
+    return { loginServer: this.st.prefs.loginServer, controlCaPem: this.st.prefs.controlCaPem };
+  }
+
   // ---- up / down / logout --------------------------------------------------------
 
   async up(req: UpRequest, progress: (msg: string) => void): Promise<Status> {

@@ -52,7 +52,7 @@ export async function startDaemon(o: DaemonOptions): Promise<{ stop(): Promise<v
   let backend: Backend;
   const api = (() => {
     backend = new Backend({ stateDir: o.stateDir, defaults: { ifname: o.ifname, port: o.port }, version: o.version, logger: log, knobs: daemonKnobsFromEnv(process.env) });
-    return new LocalApiServer(o.socket, backend);
+    return new LocalApiServer(o.socket, backend, { logger: log });
   })();
   try {
     await api.start();

@@ -1,0 +1,129 @@
+// Local API request bodies, parsed at the edge into the typed requests of
+// src/localapi/types.ts. Any local user can send them, so every field is
+// checked for type and length; a wrong one is a BAD_REQUEST naming the field,
+// and a field this daemon does not know is refused (not ignored), so a typo or
+// a CLI newer than the daemon is told so instead of being half obeyed.
+import { X509Certificate } from 'node:crypto';
+import { ApiError, type PingRequest, type PrefsRequest, type UpRequest } from '../localapi/types.js';
+import { isPrintable, terminalSafe } from '../util/text.js';
+
+/** A URL longer than this is no login server anyone typed; browsers' practical limit. */
+export const MAX_URL_CHARS = 2048;
+/** Auth keys are `mskey-` + 12 + 48 hex characters; 256 leaves room for other formats without letting a body grow. */
+export const MAX_AUTH_KEY_CHARS = 256;
+/** A DNS name is at most 253 characters; the control server shortens it to a label itself. */
+export const MAX_HOSTNAME_CHARS = 253;
+/** A PEM certificate is 1-2 KiB; 64 KiB holds a chain of several. */
+export const MAX_CA_PEM_CHARS = 64 * 1024;
+/** `up` holds a connection while it waits; an hour is longer than any control server takes to answer. */
+export const MAX_UP_TIMEOUT_MS = 3_600_000;
+/** A disco ping that has not come back within a minute will not. */
+export const MAX_PING_TIMEOUT_MS = 60_000;
+const DEFAULT_PING_TIMEOUT_MS = 5000;
+/** Linux interface names: at most IFNAMSIZ - 1 = 15 bytes, no '/', ':' or white space; we allow the usual characters. */
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+/** A user name as useradd accepts it (at most 32 characters), or a numeric uid. */
+const USER_RE = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,30}\$?|\d{1,10})$/;
+
+function bad(msg: string): ApiError {
+  return new ApiError('BAD_REQUEST', msg);
+}
+
+function objectOf(body: unknown, what: string, known: readonly string[]): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad(`the ${what} request must be a JSON object`);
+  for (const k of Object.keys(body)) {
+    if (known.includes(k)) continue;
+    throw bad(`unknown field "${terminalSafe(k, 40)}" in the ${what} request (known: ${known.join(', ')}); is the daemon older than the CLI? restart it`);
+  }
+  return body as Record<string, unknown>;
+}
+
+function text(o: Record<string, unknown>, what: string, key: string, max: number): string | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (!isPrintable(v, max)) throw bad(`${what}: ${key} must be a string of 1 to ${max} characters without control characters`);
+  return v;
+}
+
+function num(o: Record<string, unknown>, what: string, key: string, min: number, max: number, integer: boolean): number | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
+    throw bad(`${what}: ${key} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function loginServerOf(o: Record<string, unknown>): string | undefined {
+  const v = text(o, 'up', 'loginServer', MAX_URL_CHARS);
+  if (v === undefined) return undefined;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw bad(`up: loginServer "${terminalSafe(v, 80)}" is not a URL: pass --login-server https://HOST:PORT`);
+  }
+  if (u.protocol !== 'https:') throw bad(`up: login server ${terminalSafe(v, 80)} must be an https:// URL`);
+  if (u.username || u.password) throw bad('up: the login server URL must not carry a user name or password');
+  return v;
+}
+
+function caPemOf(o: Record<string, unknown>): string | undefined {
+  const v = o.controlCaPem;
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_CA_PEM_CHARS) throw bad(`up: controlCaPem must be a PEM certificate of at most ${MAX_CA_PEM_CHARS} characters`);
+  try {
+    new X509Certificate(v);
+  } catch {
+    throw bad('up: controlCaPem is not a PEM certificate (get one with `meshctl control ca`)');
+  }
+  return v;
+}
+
+export function parseUpRequest(body: unknown): UpRequest {
+  const o = objectOf(body, 'up', ['loginServer', 'authKey', 'hostname', 'controlCaPem', 'ifname', 'port', 'timeoutMs']);
+  const r: UpRequest = {};
+  const loginServer = loginServerOf(o);
+  if (loginServer !== undefined) r.loginServer = loginServer;
+  const authKey = text(o, 'up', 'authKey', MAX_AUTH_KEY_CHARS);
+  if (authKey !== undefined) r.authKey = authKey;
+  const hostname = text(o, 'up', 'hostname', MAX_HOSTNAME_CHARS);
+  if (hostname !== undefined) r.hostname = hostname;
+  const caPem = caPemOf(o);
+  if (caPem !== undefined) r.controlCaPem = caPem;
+  const ifname = text(o, 'up', 'ifname', 15);
+  if (ifname !== undefined) {
+    if (!IFNAME_RE.test(ifname) || ifname === '.' || ifname === '..') {
+      throw bad(`up: ifname "${terminalSafe(ifname, 20)}" is not an interface name (letters, digits, _ . -; at most 15)`);
+    }
+    r.ifname = ifname;
+  }
+  const port = num(o, 'up', 'port', 0, 65535, true);
+  if (port !== undefined) r.port = port;
+  const timeoutMs = num(o, 'up', 'timeoutMs', 1, MAX_UP_TIMEOUT_MS, false);
+  if (timeoutMs !== undefined) r.timeoutMs = timeoutMs;
+  return r;
+}
+
+export function parsePrefsRequest(body: unknown): PrefsRequest {
+  const o = objectOf(body, 'prefs', ['operator', 'hostname']);
+  const r: PrefsRequest = {};
+  if (o.operator === null) r.operator = null;
+  else if (o.operator !== undefined) {
+    if (typeof o.operator !== 'string' || !USER_RE.test(o.operator)) throw bad(`prefs: operator must be a user name or a uid ("" clears it)`);
+    r.operator = o.operator;
+  }
+  const hostname = text(o, 'prefs', 'hostname', MAX_HOSTNAME_CHARS);
+  if (hostname !== undefined) r.hostname = hostname;
+  return r;
+}
+
+/** A ping request with its timeout filled in and held to 1 ms .. MAX_PING_TIMEOUT_MS. */
+export function parsePingRequest(body: unknown): Required<PingRequest> {
+  const o = objectOf(body, 'ping', ['peer', 'timeoutMs']);
+  const peer = text(o, 'ping', 'peer', MAX_HOSTNAME_CHARS);
+  if (peer === undefined) throw bad('ping needs a peer (a name or a mesh address)');
+  const t = o.timeoutMs;
+  if (t !== undefined && (typeof t !== 'number' || Number.isNaN(t))) throw bad('ping: timeoutMs must be a number of milliseconds');
+  return { peer, timeoutMs: Math.min(MAX_PING_TIMEOUT_MS, Math.max(1, t ?? DEFAULT_PING_TIMEOUT_MS)) };
+}
