@@ -492,6 +492,7 @@ export class ControlServer {
   private writeMap(s: Stream): void {
     if (s.closed) return;
     if (s.blocked) {
+      if (this.dropIfOverLimit(s)) return;
       if (s.mapPending) this.streamCounters.coalesced++;
       s.mapPending = true;
       return;
@@ -499,25 +500,31 @@ export class ControlServer {
     const node = this.store?.getNode(s.nodeId);
     if (!node) return;
     const line: MapLine = { type: 'map', map: this.registry!.mapFor(node, (id) => this.online(id), this.relayMap) };
-    this.send(s, JSON.stringify(line) + '\n');
+    if (!s.res.write(JSON.stringify(line) + '\n')) s.blocked = true;
   }
 
   private writeAll(line: MapLine): void {
     const text = JSON.stringify(line) + '\n';
-    // a blocked stream has data on its way: a keepalive would only add to it
-    for (const s of this.streams.values()) if (!s.blocked && !s.closed) this.send(s, text);
+    for (const s of this.streams.values()) {
+      if (s.closed) continue;
+      // a blocked stream has data on its way: a keepalive would only add to it; it is checked against the limit instead
+      if (s.blocked) this.dropIfOverLimit(s);
+      else if (!s.res.write(text)) s.blocked = true;
+    }
   }
 
-  private send(s: Stream, text: string): void {
-    const ok = s.res.write(text);
-    if (s.res.writableLength > this.limits.mapStreamMaxUnsentBytes) {
-      this.streamCounters.dropped++;
-      this.log(`map stream of node ${s.nodeId} dropped: ${s.res.writableLength} bytes unsent (limit ${this.limits.mapStreamMaxUnsentBytes}); it reconnects for a fresh map`);
-      s.closed = true;
-      s.res.destroy();
-      return;
-    }
-    if (!ok) s.blocked = true;
+  /**
+   * Checked while a stream is blocked, when the next map or keepalive comes due
+   * (right after a write, unsent bytes include what the kernel is about to take).
+   */
+  private dropIfOverLimit(s: Stream): boolean {
+    const unsent = s.res.writableLength;
+    if (unsent <= this.limits.mapStreamMaxUnsentBytes) return false;
+    this.streamCounters.dropped++;
+    this.log(`map stream of node ${s.nodeId} dropped: ${unsent} bytes unsent (limit ${this.limits.mapStreamMaxUnsentBytes}); it reconnects for a fresh map`);
+    s.closed = true;
+    s.res.destroy();
+    return true;
   }
 }
 

@@ -67,9 +67,10 @@ export function send(url: string, ca: string, method: string, path: string, body
 
 /** A node key pair, and sealing of arbitrary plaintext objects to the server's control key. */
 export class Node {
-  readonly priv = generatePrivateKey();
-  readonly key = keyToText(publicKeyOf(this.priv));
-  constructor(private readonly controlPublic: Buffer) {}
+  readonly key: string;
+  constructor(private readonly controlPublic: Buffer, readonly priv: Buffer = generatePrivateKey()) {
+    this.key = keyToText(publicKeyOf(priv));
+  }
 
   /** seals `fields` as given (nothing added) */
   sealRaw(fields: unknown): { nodeKey: string; box: string } {
