@@ -4,6 +4,8 @@
 // per-source cap are refused while the earlier ones keep working.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ClientRequest } from 'node:http';
+import { request } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { stateFiles } from '../../src/control/state-dir.js';
@@ -49,16 +51,17 @@ function ask(c: Conn, path: string): Promise<string> {
 
 test('a TCP or TLS connection that sends no request is closed after the idle allowance; a map stream is not', async () => {
   const h = await harness({ limits: { connectionIdleMs: 400 } });
+  const conns: Conn[] = [];
+  let req: ClientRequest | undefined;
   try {
     const authKey = await h.authKey();
     const n = new Node(h.server.publicKey!);
     const w = new Node(h.server.publicKey!);
     for (const [x, name] of [[n, 'quiet'], [w, 'other']] as const) assert.equal((await h.post(`${P}/register`, x.seal('register', registerBody(authKey, name)))).status, 200);
     // a map stream, read by hand
-    const { request } = await import('node:https');
     let lines = '';
     let streamClosed = false;
-    const req = request(`${h.url}${P}/map`, { method: 'POST', ca: h.server.certPem, agent: false }, (res) => {
+    req = request(`${h.url}${P}/map`, { method: 'POST', ca: h.server.certPem, agent: false }, (res) => {
       res.on('data', (c: Buffer) => (lines += c.toString('utf8')));
       res.on('close', () => (streamClosed = true));
     });
@@ -68,6 +71,7 @@ test('a TCP or TLS connection that sends no request is closed after the idle all
 
     const tcp = rawTcp(h);
     const tls = rawTls(h);
+    conns.push(tcp, tls);
     assert.equal(await tls.secured, true, 'the handshake itself is served');
     await until(() => tcp.closed() && tls.closed(), 10_000, 'idle connections closed');
     assert.ok(h.server.connectionStats().closedIdle >= 2);
@@ -75,12 +79,14 @@ test('a TCP or TLS connection that sends no request is closed after the idle all
     assert.equal(streamClosed, false, 'the map stream was not cut');
     assert.equal((await h.post(`${P}/endpoints`, w.seal('endpoints', { endpoints: ['192.0.2.9:9'] }))).status, 200);
     await until(() => lines.includes('192.0.2.9:9'), 5000, 'a change on the old stream');
-    req.destroy();
 
     // the admin socket has the same allowance
     const admin = track(netConnect(stateFiles(h.dir).adminSocket), false);
+    conns.push(admin);
     await until(() => admin.closed(), 10_000, 'idle admin connection closed');
   } finally {
+    req?.destroy();
+    for (const c of conns) c.socket.destroy();
     await h.close();
   }
 });

@@ -13,7 +13,7 @@ import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
-import { discoKey, harness, Node, registerBody, tempDir, until, type Harness } from './helpers.js';
+import { discoKey, harness, Node, registerBody, tempDir, until, within, type Harness } from './helpers.js';
 
 const P = '/meshctl/v1';
 
@@ -79,18 +79,20 @@ function populated(count: number): { dir: string; privs: Buffer[] } {
 
 test('a second map stream of a node replaces the first; the node stays online', async () => {
   const h = await harness();
+  let first: OpenStream | undefined;
+  let second: OpenStream | undefined;
   try {
     const authKey = await h.authKey();
     const n = new Node(h.server.publicKey!);
     const w = new Node(h.server.publicKey!);
     assert.equal((await h.post(`${P}/register`, n.seal('register', registerBody(authKey, 'dup')))).status, 200);
     assert.equal((await h.post(`${P}/register`, w.seal('register', registerBody(authKey, 'watcher')))).status, 200);
-    const first = await openStream(h, n);
-    await until(() => first.lines().length > 0, 5000, 'first map');
-    const second = await openStream(h, n);
-    await first.ended;
+    first = await openStream(h, n);
+    await until(() => first!.lines().length > 0, 5000, 'first map');
+    second = await openStream(h, n);
+    await within(first.ended, 5000, 'the first stream ends');
     assert.ok(first.res.complete || first.res.destroyed, 'the first stream ended');
-    await until(() => second.lines().length > 0, 5000, 'second map');
+    await until(() => second!.lines().length > 0, 5000, 'second map');
     assert.equal(h.server.mapStreamStats().streams.filter((s) => s.nodeId === 1).length, 1);
     assert.equal(h.server.mapStreamStats().replaced, 1);
     const online = (await admin.listNodes(h.dir)).find((x) => x.name === 'dup');
@@ -98,9 +100,10 @@ test('a second map stream of a node replaces the first; the node stays online', 
     // the new stream carries on: a change reaches it
     const before = second.lines().length;
     assert.equal((await h.post(`${P}/endpoints`, w.seal('endpoints', { endpoints: ['192.0.2.7:7'] }))).status, 200);
-    await until(() => second.lines().slice(before).some((l) => l.includes('192.0.2.7:7')), 5000, 'change on the second stream');
-    second.res.destroy();
+    await until(() => second!.lines().slice(before).some((l) => l.includes('192.0.2.7:7')), 5000, 'change on the second stream');
   } finally {
+    first?.res.destroy();
+    second?.res.destroy();
     await h.close();
   }
 });
@@ -126,7 +129,7 @@ test('a stream whose client never reads is dropped once its unsent data passes t
     assert.equal(h.server.mapStreamStats().streams.length, 0, 'the stalled stream is gone');
     // a paused socket reads nothing, so it notices the close only once it reads again
     s.res.resume();
-    await s.ended;
+    await within(s.ended, 5000, 'the client sees the close');
     // what waited for it never passed the limit by more than the one map that found it blocked (~65 KB here)
     assert.ok(maxUnsent <= limit + 96 * 1024, `unsent peaked at ${maxUnsent}`);
   } finally {
