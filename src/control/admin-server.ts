@@ -67,6 +67,8 @@ function parseAuthKeyOptions(raw: unknown): AuthKeyOptions {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new ControlError('BAD_REQUEST', `${k} must be true or false`);
   }
   const e = o.expiryMs;
-  if (e !== undefined && e !== null && (typeof e !== 'number' || !Number.isSafeInteger(e) || e <= 0)) throw new ControlError('BAD_REQUEST', 'expiryMs must be null or a positive whole number of milliseconds');
+  if (e !== undefined && e !== null && (typeof e !== 'number' || !Number.isSafeInteger(e) || e <= 0)) {
+    throw new ControlError('BAD_REQUEST', 'expiryMs must be null or a positive whole number of milliseconds');
+  }
   return { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: (e as number | null | undefined) ?? null };
 }

@@ -25,7 +25,10 @@ export function openStateDatabase(dir: string, fresh: boolean, log: (msg: string
   } catch (err) {
     if (!(err instanceof DatabaseError)) throw err;
     if (err.kind === 'missing' || err.kind === 'empty') {
-      throw new StateError(`${err.message}, but ${f.controlKey} exists (this server has run a network before): restore ${f.db} from a backup, or start a new, empty network with --fresh`);
+      throw new StateError(
+        `${err.message}, but ${f.controlKey} exists (this server has run a network before): ` +
+          `restore ${f.db} from a backup, or start a new, empty network with --fresh`,
+      );
     }
     if (err.kind === 'newer') throw new StateError(`${err.message}: run a newer meshctl, or restore a backup made by this version`);
     if (!fresh) throw new StateError(`${err.message}: restore it from a backup, or start afresh with --fresh (which keeps it aside)`);

@@ -81,7 +81,9 @@ export class SealedOpener {
     });
     if (verdict === 'replayed') throw new ControlError('STALE_REQUEST', 'request replayed (its nonce was seen before)');
     if (verdict === 'key-full') throw new ControlError('RATE_LIMITED', `more than ${this.maxNoncesPerKey} requests from this node key in 2 minutes: slow down`);
-    if (verdict === 'full') throw new ControlError('RATE_LIMITED', 'the control server is refusing requests for a while (too many in the last 2 minutes): try again shortly');
+    if (verdict === 'full') {
+      throw new ControlError('RATE_LIMITED', 'the control server is refusing requests for a while (too many in the last 2 minutes): try again shortly');
+    }
     return { nodeKey, body };
   }
 }

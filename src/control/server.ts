@@ -203,7 +203,11 @@ export class ControlServer {
     const { stateDir } = this.opts;
     const ck = loadControlKey(stateDir);
     this.publicKey = ck.publicKey;
-    this.opener = new SealedOpener(ck.privateKey, store, { now: this.opts.now, maxNonces: this.limits.maxSeenNonces, maxNoncesPerKey: this.limits.maxSeenNoncesPerKey });
+    this.opener = new SealedOpener(ck.privateKey, store, {
+      now: this.opts.now,
+      maxNonces: this.limits.maxSeenNonces,
+      maxNoncesPerKey: this.limits.maxSeenNoncesPerKey,
+    });
     this.registry = new Registry(store, { keyExpiryMs: this.opts.keyExpiryMs ?? null });
     let cert: string;
     let key: string;
@@ -236,11 +240,9 @@ export class ControlServer {
     });
     this.server = server;
     this.boundPort = (server.address() as { port: number }).port;
-    this.admin = new AdminServer(stateFiles(stateDir).adminSocket, this.registry, () => this.changed(), (id) => this.online(id), (id, reason) => this.endStreams(id, reason), {
-      maxConnections: this.limits.adminMaxConnections,
-      maxPerSource: null,
-      idleMs,
-    });
+    const adminLimits = { maxConnections: this.limits.adminMaxConnections, maxPerSource: null, idleMs };
+    const endStreams = (id: number, reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED') => this.endStreams(id, reason);
+    this.admin = new AdminServer(stateFiles(stateDir).adminSocket, this.registry, () => this.changed(), (id) => this.online(id), endStreams, adminLimits);
     await this.admin.start();
     this.keepaliveTimer = setInterval(() => this.writeAll({ type: 'keepalive' }), MAP_KEEPALIVE_MS);
     this.expiryTimer = setInterval(() => this.checkExpiry(), EXPIRY_CHECK_MS);
@@ -323,8 +325,10 @@ export class ControlServer {
       const q = url.indexOf('?');
       const path = q < 0 ? url : url.slice(0, q);
       if (req.method === 'GET') {
-        if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') throw new ControlError('BAD_REQUEST', 'a GET request carries no body');
-        if (req.headers['transfer-encoding'] !== undefined) throw new ControlError('BAD_REQUEST', 'a GET request carries no body');
+        const length = req.headers['content-length'];
+        if ((length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined) {
+          throw new ControlError('BAD_REQUEST', 'a GET request carries no body');
+        }
         // the key and health endpoints take no input at all
         if (url === PATHS.key) return sendJson(res, 200, { publicKey: keyToText(this.publicKey!) });
         if (url === '/healthz') return sendJson(res, 200, { ok: true });
@@ -332,7 +336,7 @@ export class ControlServer {
         throw new ControlError('BAD_REQUEST', `no GET ${clip(url)} here`);
       }
       if (req.method !== 'POST') throw new ControlError('BAD_REQUEST', `no ${clip(req.method ?? '')} ${clip(url)} here`);
-      const route = ({ [PATHS.register]: 'register', [PATHS.map]: 'map', [PATHS.endpoints]: 'endpoints', [PATHS.logout]: 'logout' } as Record<string, string>)[url];
+      const route = POST_ROUTES.get(url);
       if (!route) throw new ControlError('BAD_REQUEST', `no POST ${clip(url)} here`);
       const raw = await readJson(req);
       switch (route) {
@@ -527,6 +531,13 @@ export class ControlServer {
     return true;
   }
 }
+
+const POST_ROUTES = new Map<string, 'register' | 'map' | 'endpoints' | 'logout'>([
+  [PATHS.register, 'register'],
+  [PATHS.map, 'map'],
+  [PATHS.endpoints, 'endpoints'],
+  [PATHS.logout, 'logout'],
+]);
 
 /** Request text echoed in errors and logs: short and printable. */
 function clip(s: string): string {

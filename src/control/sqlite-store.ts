@@ -124,7 +124,9 @@ export class SqliteStore implements ControlStore {
       this.db.get('SELECT count(*) AS n FROM sqlite_master');
       const v = this.schemaVersion;
       if (v === 0 && opts.mustExist) throw new DatabaseError('empty', `control database ${path} is empty`);
-      if (v > MIGRATIONS.length) throw new DatabaseError('newer', `control database ${path} has schema version ${v}, newer than this meshctl knows (${MIGRATIONS.length})`);
+      if (v > MIGRATIONS.length) {
+        throw new DatabaseError('newer', `control database ${path} has schema version ${v}, newer than this meshctl knows (${MIGRATIONS.length})`);
+      }
       this.migrate();
     } catch (err) {
       if (this.db.isOpen) this.db.close();
