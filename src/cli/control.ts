@@ -46,7 +46,8 @@ export function registerControl(program: Command): void {
     .option('--config <file>', 'JSON config: relay regions (several relays per region), keyExpiry, ephemeralGrace')
     .addOption(new Option('--key-expiry <dur>', 'node keys expire after this long (default: never)').argParser(durationArg))
     .addOption(new Option('--ephemeral-grace <dur>', 'an ephemeral node offline this long is deleted').argParser(durationArg).default(30_000, '30s'))
-    .action(async (o: { listen: { host: string; port: number }; stateDir: string; tlsCert?: string; tlsKey?: string; relay: RelayRegion[]; keyExpiry?: number; ephemeralGrace: number; config?: string }, cmd: Command) => {
+    .option('--fresh', 'start a new, empty network although control.key shows one ran here (its database is missing, empty or damaged)')
+    .action(async (o: { listen: { host: string; port: number }; stateDir: string; tlsCert?: string; tlsKey?: string; relay: RelayRegion[]; keyExpiry?: number; ephemeralGrace: number; config?: string; fresh?: boolean }, cmd: Command) => {
       if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
       if (o.config) {
         const { loadControlConfig } = await import('../control/config.js');
@@ -70,12 +71,14 @@ export function registerControl(program: Command): void {
         relays: o.relay,
         keyExpiryMs: o.keyExpiry ?? null,
         ephemeralGraceMs: o.ephemeralGrace,
+        fresh: o.fresh === true,
         logger: (m) => process.stderr.write(`${isoTime()} meshctl control: ${m}\n`),
       });
       try {
         await server.start();
       } catch (err) {
-        const e = err as NodeJS.ErrnoException;
+        if ((err as Error).name !== 'ListenError') throw new CliError('FAILURE', `meshctl control serve: ${(err as Error).message}`);
+        const e = (err as Error & { errno: NodeJS.ErrnoException }).errno;
         const why = e.code === 'EADDRINUSE' ? 'the port is in use: stop the other server or pick another --listen' : e.code === 'EACCES' ? 'permission denied: use a port above 1023 or run as root' : e.message;
         throw new CliError('FAILURE', `meshctl control serve: cannot listen on ${o.listen.host}:${o.listen.port}: ${why}`);
       }

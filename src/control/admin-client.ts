@@ -7,7 +7,7 @@ import { deleteNode, expireNode, listNodes, newAuthKey, type AdminNode } from '.
 import type { AuthKeyOptions } from './authkeys.js';
 import { ControlError, type ErrorBody } from './protocol.js';
 import { Registry } from './registry.js';
-import { SqliteStore } from './sqlite-store.js';
+import { DatabaseError, SqliteStore } from './sqlite-store.js';
 import { ensureStateDir, stateFiles } from './state-dir.js';
 
 const ADMIN_TIMEOUT_MS = 10_000;
@@ -36,7 +36,14 @@ function direct<T>(stateDir: string, fn: (r: Registry) => T, create = false): T 
   const f = stateFiles(stateDir);
   if (create) ensureStateDir(stateDir);
   else if (!existsSync(f.db)) throw new ControlError('BAD_REQUEST', `no control server state in ${stateDir}: start one with \`meshctl control serve --state-dir ${stateDir}\``);
-  const store = new SqliteStore(f.db);
+  let store: SqliteStore;
+  try {
+    // a control key without a database is a lost network: do not make a new one here either
+    store = new SqliteStore(f.db, { mustExist: existsSync(f.controlKey) });
+  } catch (err) {
+    if (!(err instanceof DatabaseError)) throw err;
+    throw new ControlError('INTERNAL', `${err.message}: restore it from a backup, or start the server once with --fresh`);
+  }
   try {
     return fn(new Registry(store, { keyExpiryMs: null }));
   } finally {

@@ -4,8 +4,10 @@
 import type { Server } from 'node:http';
 import { closeUnix, listenUnix } from '../util/unix-http.js';
 import { deleteNode, expireNode, listNodes, newAuthKey } from './admin-ops.js';
+import { guardConnections, type ConnectionLimits } from './connections.js';
 import { readJson, sendError, sendJson } from './http-util.js';
 import { ControlError } from './protocol.js';
+import type { AuthKeyOptions } from './authkeys.js';
 import type { Registry } from './registry.js';
 
 export class AdminServer {
@@ -17,6 +19,7 @@ export class AdminServer {
     private readonly changed: () => void,
     private readonly online: (id: number) => boolean,
     private readonly endStreams: (id: number, reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED') => void,
+    private readonly limits: ConnectionLimits,
   ) {}
 
   async start(): Promise<void> {
@@ -24,7 +27,7 @@ export class AdminServer {
       void (async () => {
         try {
           const url = new URL(req.url ?? '/', 'http://admin');
-          const body = (req.method === 'POST' ? await readJson(req) : {}) as Record<string, unknown>;
+          const body = req.method === 'POST' ? await readJson(req) : {};
           const ref = url.searchParams.get('node') ?? '';
           const route = `${req.method} ${url.pathname}`;
           if (route === 'GET /admin/nodes') return sendJson(res, 200, listNodes(this.registry, this.online));
@@ -40,20 +43,32 @@ export class AdminServer {
             this.changed();
             return sendJson(res, 200, n);
           }
-          if (route === 'POST /admin/authkeys') {
-            const expiryMs = typeof body.expiryMs === 'number' ? body.expiryMs : null;
-            return sendJson(res, 200, newAuthKey(this.registry, { reusable: body.reusable === true, ephemeral: body.ephemeral === true, expiryMs }));
-          }
+          if (route === 'POST /admin/authkeys') return sendJson(res, 200, newAuthKey(this.registry, parseAuthKeyOptions(body)));
           throw new ControlError('BAD_REQUEST', `no ${route} here`);
         } catch (err) {
           sendError(res, err);
         }
       })();
     });
+    guardConnections(this.server, this.limits);
   }
 
   async stop(): Promise<void> {
     await closeUnix(this.server, this.path);
     this.server = null;
   }
+}
+
+/** The body of POST /admin/authkeys: two optional booleans and an optional positive lifetime in ms. */
+function parseAuthKeyOptions(raw: unknown): AuthKeyOptions {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ControlError('BAD_REQUEST', 'auth key options must be a JSON object');
+  const o = raw as Record<string, unknown>;
+  for (const k of ['reusable', 'ephemeral'] as const) {
+    if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new ControlError('BAD_REQUEST', `${k} must be true or false`);
+  }
+  const e = o.expiryMs;
+  if (e !== undefined && e !== null && (typeof e !== 'number' || !Number.isSafeInteger(e) || e <= 0)) {
+    throw new ControlError('BAD_REQUEST', 'expiryMs must be null or a positive whole number of milliseconds');
+  }
+  return { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: (e as number | null | undefined) ?? null };
 }

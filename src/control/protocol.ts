@@ -104,6 +104,7 @@ export type ControlErrorCode =
   | 'AUTHKEY_EXPIRED'
   | 'NODE_EXPIRED'
   | 'NODE_UNKNOWN'
+  | 'RATE_LIMITED'
   | 'INTERNAL';
 
 export interface ErrorBody {
@@ -120,6 +121,7 @@ export const HTTP_STATUS: Record<ControlErrorCode, number> = {
   AUTHKEY_EXPIRED: 403,
   NODE_EXPIRED: 403,
   NODE_UNKNOWN: 404,
+  RATE_LIMITED: 429,
   INTERNAL: 500,
 };
 

@@ -3,12 +3,13 @@
 // view of the network each node is allowed to see.
 import { allocateAddresses, IPV4_PREFIX, ipv6Prefix } from './addresses.js';
 import { redeemAuthKey } from './authkeys.js';
-import { ControlError, type NetworkMap, type NodeView, type RegisterBody, type RegisterResult, type RelayRegion } from './protocol.js';
+import { ControlError, type NetworkMap, type NodeView, type RegisterResult, type RelayRegion } from './protocol.js';
 import type { ControlStore, NodeRecord } from './store.js';
+import type { RegisterIn } from './validate.js';
 import { isoTime } from '../util/time.js';
 
+/** One DNS label. */
 const MAX_HOSTNAME = 63;
-const MAX_ENDPOINTS = 32;
 
 export function sanitizeHostname(h: string): string {
   const s = h
@@ -17,11 +18,6 @@ export function sanitizeHostname(h: string): string {
     .replace(/^-+|-+$/g, '')
     .slice(0, MAX_HOSTNAME);
   return s || 'node';
-}
-
-export function validEndpoints(eps: unknown): string[] {
-  if (!Array.isArray(eps)) return [];
-  return eps.filter((e): e is string => typeof e === 'string' && /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/.test(e)).slice(0, MAX_ENDPOINTS);
 }
 
 export interface RegistryOptions {
@@ -49,10 +45,10 @@ export class Registry {
     }
   }
 
-  register(nodeKey: string, b: RegisterBody): NodeRecord {
-    if (typeof b.hostname !== 'string' || typeof b.discoKey !== 'string') throw new ControlError('BAD_REQUEST', 'register needs hostname and discoKey');
+  /** Registers (or re-registers) a node from a request validated by validate.ts. */
+  register(nodeKey: string, b: RegisterIn): NodeRecord {
     const requested = sanitizeHostname(b.hostname);
-    const common = { discoKey: b.discoKey, os: String(b.os ?? '').slice(0, 32), version: String(b.version ?? '').slice(0, 32), endpoints: validEndpoints(b.endpoints), lastSeenMs: this.now() };
+    const common = { discoKey: b.discoKey, os: b.os, version: b.version, endpoints: b.endpoints, lastSeenMs: this.now() };
     return this.store.transaction(() => {
       const existing = this.store.getNodeByKey(nodeKey);
       if (existing && !b.authKey) {

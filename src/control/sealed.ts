@@ -1,48 +1,89 @@
 // Opening sealed node requests: the box proves the node key, the header binds
 // the box to one operation, and freshness plus a nonce cache stop a captured
-// request from being replayed.
+// request from being replayed. The nonce cache lives in the store, so it holds
+// across a restart of the server (and across servers sharing one database).
 import { boxKey, openBox } from '../crypto/box.js';
-import { keyFromText } from '../crypto/keys.js';
-import { ControlError, REQUEST_MAX_AGE_MS, type SealedHeader, type SealedOp, type SealedRequest } from './protocol.js';
+import { ControlError, REQUEST_MAX_AGE_MS, type SealedOp } from './protocol.js';
+import type { NonceStore } from './store.js';
+import { parseSealedHeader, parseSealedJson, parseSealedRequest } from './validate.js';
+
+/** A box is never larger than the request body it travels in (http-util's MAX_BODY_BYTES). */
+const MAX_BOX_BYTES = 48 * 1024;
+/** Shared box keys kept, one X25519 each to compute; the cache is emptied when it is full. */
+const MAX_CACHED_BOX_KEYS = 10_000;
+/**
+ * Nonces remembered at once, across all node keys. A nonce is kept for the
+ * 2 minutes its request stays fresh (REQUEST_MAX_AGE_MS), so this allows ~830
+ * sealed requests per second sustained — far above what a network's nodes
+ * send (a map stream per reconnect, an endpoint update per change) — while
+ * the table stays ~10 MB. At the cap new requests are refused (RATE_LIMITED)
+ * until old nonces expire: forgetting a nonce early would let a captured
+ * request be replayed, so the cache fails closed, never open.
+ */
+export const MAX_SEEN_NONCES = 100_000;
+/**
+ * Nonces one node key may have in the cache at once (2.5 requests per second
+ * over the 2-minute window). A flood under one key is refused at this cap and
+ * hurts only that key; the global cap above stops floods spread over many keys.
+ */
+export const MAX_SEEN_NONCES_PER_KEY = 300;
+
+export interface SealedOpenerOptions {
+  now?: () => number;
+  maxNonces?: number;
+  maxNoncesPerKey?: number;
+}
 
 export class SealedOpener {
-  private readonly seen = new Map<string, number>();
   private readonly keys = new Map<string, Uint8Array>();
+  private readonly now: () => number;
+  private readonly maxNonces: number;
+  private readonly maxNoncesPerKey: number;
 
-  constructor(private readonly controlPrivate: Buffer, private readonly now: () => number = Date.now) {}
+  constructor(private readonly controlPrivate: Buffer, private readonly nonces: NonceStore, opts: SealedOpenerOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    this.maxNonces = opts.maxNonces ?? MAX_SEEN_NONCES;
+    this.maxNoncesPerKey = opts.maxNoncesPerKey ?? MAX_SEEN_NONCES_PER_KEY;
+  }
 
-  open<T>(raw: unknown, op: SealedOp): { nodeKey: string; body: T } {
-    const req = raw as Partial<SealedRequest> | null;
-    const nodeKeyBytes = keyFromText(req?.nodeKey);
-    if (!nodeKeyBytes || typeof req?.box !== 'string') throw new ControlError('BAD_REQUEST', 'request needs nodeKey and box');
-    const nodeKey = req.nodeKey!;
+  /**
+   * Opens a request sent to `op`'s path and parses its body with `parseBody`.
+   * Throws a ControlError naming why it is refused.
+   */
+  open<T>(raw: unknown, op: SealedOp, parseBody: (o: Record<string, unknown>) => T): { nodeKey: string; body: T } {
+    const req = parseSealedRequest(raw, MAX_BOX_BYTES);
+    const nodeKey = req.nodeKey;
     let key = this.keys.get(nodeKey);
     if (!key) {
       try {
-        key = boxKey(this.controlPrivate, nodeKeyBytes);
+        key = boxKey(this.controlPrivate, req.nodeKeyBytes);
       } catch {
         throw new ControlError('BAD_SIGNATURE', 'node key is not a usable X25519 public key');
       }
-      if (this.keys.size > 10_000) this.keys.clear();
+      if (this.keys.size >= MAX_CACHED_BOX_KEYS) this.keys.clear();
       this.keys.set(nodeKey, key);
     }
-    const plain = openBox(key, Buffer.from(req.box, 'base64'));
+    const plain = openBox(key, req.box);
     if (!plain) throw new ControlError('BAD_SIGNATURE', 'request was not sealed with the private half of its node key');
-    let parsed: SealedHeader & T;
-    try {
-      parsed = JSON.parse(plain.toString('utf8')) as SealedHeader & T;
-    } catch {
-      throw new ControlError('BAD_REQUEST', 'sealed body is not JSON');
-    }
-    if (parsed.op !== op) throw new ControlError('BAD_REQUEST', `sealed for ${String(parsed.op)}, sent to ${op}`);
+    const sealed = parseSealedJson(plain);
+    const header = parseSealedHeader(sealed);
+    if (header.op !== op) throw new ControlError('BAD_REQUEST', `request sealed for ${header.op}, sent to ${op}`);
     const now = this.now();
-    if (typeof parsed.tsMs !== 'number' || Math.abs(now - parsed.tsMs) > REQUEST_MAX_AGE_MS) {
+    if (Math.abs(now - header.tsMs) > REQUEST_MAX_AGE_MS) {
       throw new ControlError('STALE_REQUEST', 'request timestamp is more than 2 minutes off: check the clock on this node');
     }
-    const id = `${nodeKey}/${String(parsed.nonce)}`;
-    if (this.seen.has(id)) throw new ControlError('STALE_REQUEST', 'request replayed');
-    this.seen.set(id, now + REQUEST_MAX_AGE_MS);
-    if (this.seen.size > 1000) for (const [k, exp] of this.seen) if (exp < now) this.seen.delete(k);
-    return { nodeKey, body: parsed };
+    const body = parseBody(sealed);
+    // the request passes the freshness check until tsMs + REQUEST_MAX_AGE_MS (later than now + the window when
+    // the node's clock runs ahead), so its nonce is remembered exactly that long
+    const verdict = this.nonces.rememberNonce(nodeKey, header.nonce, header.tsMs + REQUEST_MAX_AGE_MS, now, {
+      total: this.maxNonces,
+      perNodeKey: this.maxNoncesPerKey,
+    });
+    if (verdict === 'replayed') throw new ControlError('STALE_REQUEST', 'request replayed (its nonce was seen before)');
+    if (verdict === 'key-full') throw new ControlError('RATE_LIMITED', `more than ${this.maxNoncesPerKey} requests from this node key in 2 minutes: slow down`);
+    if (verdict === 'full') {
+      throw new ControlError('RATE_LIMITED', 'the control server is refusing requests for a while (too many in the last 2 minutes): try again shortly');
+    }
+    return { nodeKey, body };
   }
 }

@@ -8,15 +8,18 @@ import { readFileSync } from '../util/cjs.js';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { keyToText } from '../crypto/keys.js';
+import { terminalSafe } from '../util/text.js';
 import { AdminServer } from './admin-server.js';
+import { guardConnections, type ConnectionStats } from './connections.js';
 import { readJson, sendError, sendJson } from './http-util.js';
-import { ControlError, MAP_KEEPALIVE_MS, PATHS, type EndpointsBody, type MapBody, type MapLine, type RegisterBody, type RelayRegion } from './protocol.js';
-import { Registry, validEndpoints } from './registry.js';
+import { openStateDatabase } from './open-database.js';
+import { ControlError, MAP_KEEPALIVE_MS, PATHS, type MapLine, type RelayRegion } from './protocol.js';
+import { Registry } from './registry.js';
 import { probeRelays } from './relay-probe.js';
-import { SealedOpener } from './sealed.js';
-import { SqliteStore } from './sqlite-store.js';
+import { MAX_SEEN_NONCES, MAX_SEEN_NONCES_PER_KEY, SealedOpener } from './sealed.js';
 import { ensureStateDir, loadControlKey, loadOrCreateCertificate, stateFiles } from './state-dir.js';
 import type { ControlStore, NodeRecord } from './store.js';
+import { parseEndpointsBody, parseLogoutBody, parseMapBody, parseRegisterBody, parseVerifyQuery } from './validate.js';
 
 export interface ControlServerOptions {
   host: string;
@@ -29,8 +32,60 @@ export interface ControlServerOptions {
   keyExpiryMs?: number | null;
   /** how long an ephemeral node may stay offline before it is deleted */
   ephemeralGraceMs?: number;
+  /**
+   * Start with a new, empty database although control.key shows a network ran
+   * here (`--fresh`); a damaged database is kept aside.
+   */
+  fresh?: boolean;
+  /** the clock sealed requests' timestamps are checked against */
+  now?: () => number;
+  limits?: Partial<ControlLimits>;
   logger?: (msg: string) => void;
 }
+
+/** Every bound the server enforces; the defaults are the constants below, tests inject small ones. */
+export interface ControlLimits {
+  /** open HTTPS connections at once */
+  maxConnections: number;
+  /** open HTTPS connections at once from one IPv4 address or IPv6 /64 */
+  maxConnectionsPerSource: number;
+  /** a connection must complete its first request within this long (TLS handshake included) */
+  connectionIdleMs: number;
+  /** a map stream whose unsent data passes this is closed (the node reconnects and gets a fresh map) */
+  mapStreamMaxUnsentBytes: number;
+  /** open connections on the admin socket at once */
+  adminMaxConnections: number;
+  maxSeenNonces: number;
+  maxSeenNoncesPerKey: number;
+}
+
+/**
+ * One map stream per node plus its short requests, for the networks one server
+ * is meant for (a few thousand nodes). A TLS connection costs tens of KB of
+ * memory, so this bounds the listener's share at some hundreds of MB.
+ */
+export const MAX_CONNECTIONS = 4096;
+/**
+ * Nodes behind one NAT (an office, a campus) share a public address: this lets
+ * ~250 of them in while one host cannot take the whole listener.
+ */
+export const MAX_CONNECTIONS_PER_SOURCE = 256;
+/**
+ * A TLS handshake and one request take a few round trips: well under 10 s even
+ * on a satellite link. A connection that sends nothing for that long is closed.
+ */
+export const CONNECTION_IDLE_MS = 10_000;
+/**
+ * A stream is written to only while its socket takes data (pending maps
+ * collapse into the latest one), so unsent data is at most about one map. A
+ * map is ~0.5-2 KB per node: 16 MiB holds the map of a network several times
+ * larger than one server is meant for; a stream beyond it is dropped.
+ */
+export const MAP_STREAM_MAX_UNSENT_BYTES = 16 * 1024 * 1024;
+/** The admin socket is the operator's CLI: a handful of commands at a time. */
+export const ADMIN_MAX_CONNECTIONS = 64;
+/** Receiving a whole request (headers and up to 64 KB of body) after it started. */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 /** Coalesces bursts of changes (three nodes joining at once) into one push, well inside the 1 s goal. */
 const BROADCAST_DELAY_MS = 25;
@@ -59,6 +114,22 @@ const RELAY_RETRY_MAX_MS = 2000;
 interface Stream {
   nodeId: number;
   res: ServerResponse;
+  /** write() returned false: nothing more is written until 'drain' */
+  blocked: boolean;
+  /** a map came due while blocked: the latest map is written at 'drain' (a node only needs the latest) */
+  mapPending: boolean;
+  /** ended or dropped: nothing more is written */
+  closed: boolean;
+}
+
+export interface MapStreamStats {
+  streams: { nodeId: number; unsentBytes: number; blocked: boolean }[];
+  /** maps not written because a newer one replaced them while the stream was blocked */
+  coalesced: number;
+  /** streams closed because their unsent data passed the limit */
+  dropped: number;
+  /** streams closed because the same node opened a new one */
+  replaced: number;
 }
 
 export class ControlServer {
@@ -67,7 +138,11 @@ export class ControlServer {
   private store: ControlStore | null = null;
   private registry: Registry | null = null;
   private opener: SealedOpener | null = null;
-  private readonly streams = new Set<Stream>();
+  /** one map stream per node: a new one replaces the old */
+  private readonly streams = new Map<number, Stream>();
+  private readonly limits: ControlLimits;
+  private connStats: ConnectionStats | null = null;
+  private readonly streamCounters = { coalesced: 0, dropped: 0, replaced: 0 };
   private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
   private broadcastTimer: NodeJS.Timeout | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
@@ -87,17 +162,53 @@ export class ControlServer {
 
   constructor(private readonly opts: ControlServerOptions) {
     this.log = opts.logger ?? (() => {});
+    this.limits = {
+      maxConnections: MAX_CONNECTIONS,
+      maxConnectionsPerSource: MAX_CONNECTIONS_PER_SOURCE,
+      connectionIdleMs: CONNECTION_IDLE_MS,
+      mapStreamMaxUnsentBytes: MAP_STREAM_MAX_UNSENT_BYTES,
+      adminMaxConnections: ADMIN_MAX_CONNECTIONS,
+      maxSeenNonces: MAX_SEEN_NONCES,
+      maxSeenNoncesPerKey: MAX_SEEN_NONCES_PER_KEY,
+      ...opts.limits,
+    };
+  }
+
+  /** The HTTPS listener's connection counters. */
+  connectionStats(): ConnectionStats {
+    return { ...(this.connStats ?? { open: 0, refusedOverTotal: 0, refusedOverSource: 0, closedIdle: 0 }) };
+  }
+
+  /** The map streams' state: unsent bytes per stream, and how often maps were coalesced or streams dropped. */
+  mapStreamStats(): MapStreamStats {
+    const streams = [...this.streams.values()].map((s) => ({ nodeId: s.nodeId, unsentBytes: s.res.writableLength, blocked: s.blocked }));
+    return { streams, ...this.streamCounters };
   }
 
   async start(): Promise<void> {
     if (this.server) return;
     const { stateDir } = this.opts;
     ensureStateDir(stateDir);
+    // before the control key is made: a key without a database is a lost network, not a first start
+    this.store = openStateDatabase(stateDir, this.opts.fresh === true, this.log);
+    try {
+      await this.startOn(this.store);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async startOn(store: ControlStore): Promise<void> {
+    const { stateDir } = this.opts;
     const ck = loadControlKey(stateDir);
     this.publicKey = ck.publicKey;
-    this.opener = new SealedOpener(ck.privateKey);
-    this.store = new SqliteStore(stateFiles(stateDir).db);
-    this.registry = new Registry(this.store, { keyExpiryMs: this.opts.keyExpiryMs ?? null });
+    this.opener = new SealedOpener(ck.privateKey, store, {
+      now: this.opts.now,
+      maxNonces: this.limits.maxSeenNonces,
+      maxNoncesPerKey: this.limits.maxSeenNoncesPerKey,
+    });
+    this.registry = new Registry(store, { keyExpiryMs: this.opts.keyExpiryMs ?? null });
     let cert: string;
     let key: string;
     if (this.opts.tlsCert && this.opts.tlsKey) {
@@ -110,19 +221,32 @@ export class ControlServer {
       key = c.key;
     }
     this.certPem = cert;
-    const server = createHttpsServer({ cert, key }, (req, res) => void this.handle(req, res));
-    server.keepAliveTimeout = 2 * MAP_KEEPALIVE_MS;
+    const idleMs = this.limits.connectionIdleMs;
+    const server = createHttpsServer(
+      {
+        cert,
+        key,
+        // a second request on a kept-alive connection gets the same allowance for its headers
+        headersTimeout: idleMs,
+        requestTimeout: Math.max(REQUEST_TIMEOUT_MS, idleMs + 1),
+        connectionsCheckingInterval: Math.min(1000, idleMs),
+      },
+      (req, res) => void this.handle(req, res),
+    );
+    this.connStats = guardConnections(server, { maxConnections: this.limits.maxConnections, maxPerSource: this.limits.maxConnectionsPerSource, idleMs });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: NodeJS.ErrnoException) => reject(new ListenError(`${this.opts.host}:${this.opts.port}`, err)));
       server.listen(this.opts.port, this.opts.host, () => resolve());
     });
     this.server = server;
     this.boundPort = (server.address() as { port: number }).port;
-    this.admin = new AdminServer(stateFiles(stateDir).adminSocket, this.registry, () => this.changed(), (id) => this.online(id), (id, reason) => this.endStreams(id, reason));
+    const adminLimits = { maxConnections: this.limits.adminMaxConnections, maxPerSource: null, idleMs };
+    const endStreams = (id: number, reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED') => this.endStreams(id, reason);
+    this.admin = new AdminServer(stateFiles(stateDir).adminSocket, this.registry, () => this.changed(), (id) => this.online(id), endStreams, adminLimits);
     await this.admin.start();
     this.keepaliveTimer = setInterval(() => this.writeAll({ type: 'keepalive' }), MAP_KEEPALIVE_MS);
     this.expiryTimer = setInterval(() => this.checkExpiry(), EXPIRY_CHECK_MS);
-    for (const n of this.store.listNodes()) {
+    for (const n of store.listNodes()) {
       if (n.connected) this.presumedOnline.add(n.id);
       else if (n.ephemeral) this.scheduleEphemeralDelete(n.id);
     }
@@ -132,7 +256,7 @@ export class ControlServer {
       await this.refreshRelays();
       this.relayTimer = setInterval(() => void this.refreshRelays(), RELAY_PROBE_MS);
     }
-    this.expiredIds = new Set(this.store.listNodes().filter((n) => this.registry!.isExpired(n)).map((n) => n.id));
+    this.expiredIds = new Set(store.listNodes().filter((n) => this.registry!.isExpired(n)).map((n) => n.id));
     this.log(`control server listening on https://${this.opts.host}:${this.boundPort}, control key ${keyToText(ck.publicKey)}`);
   }
 
@@ -140,9 +264,13 @@ export class ControlServer {
     for (const t of [this.broadcastTimer, this.keepaliveTimer, this.expiryTimer, this.graceTimer, this.relayTimer, this.relayRetryTimer]) if (t) clearTimeout(t);
     for (const t of this.ephemeralTimers.values()) clearTimeout(t);
     this.ephemeralTimers.clear();
-    for (const s of this.streams) s.res.destroy();
+    for (const s of this.streams.values()) {
+      s.closed = true;
+      s.res.destroy();
+    }
     this.streams.clear();
     await this.admin?.stop();
+    this.admin = null;
     if (this.server) {
       this.server.closeAllConnections();
       await new Promise<void>((r) => this.server!.close(() => r()));
@@ -173,9 +301,7 @@ export class ControlServer {
   }
 
   private online(id: number): boolean {
-    if (this.presumedOnline.has(id)) return true;
-    for (const s of this.streams) if (s.nodeId === id) return true;
-    return false;
+    return this.presumedOnline.has(id) || this.streams.has(id);
   }
 
   /** Nodes that did not come back after a restart are offline after all. */
@@ -195,26 +321,39 @@ export class ControlServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      if (req.method === 'GET' && req.url === PATHS.key) return sendJson(res, 200, { publicKey: keyToText(this.publicKey!) });
-      if (req.method === 'GET' && req.url === '/healthz') return sendJson(res, 200, { ok: true });
-      if (req.method === 'GET' && req.url?.startsWith(`${PATHS.verify}?`)) return this.handleVerify(req.url, res);
-      if (req.method !== 'POST') throw new ControlError('BAD_REQUEST', `no ${req.method} ${req.url} here`);
+      const url = req.url ?? '';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
+      if (req.method === 'GET') {
+        const length = req.headers['content-length'];
+        if ((length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined) {
+          throw new ControlError('BAD_REQUEST', 'a GET request carries no body');
+        }
+        // the key and health endpoints take no input at all
+        if (url === PATHS.key) return sendJson(res, 200, { publicKey: keyToText(this.publicKey!) });
+        if (url === '/healthz') return sendJson(res, 200, { ok: true });
+        if (path === PATHS.verify) return this.handleVerify(q < 0 ? '' : url.slice(q + 1), res);
+        throw new ControlError('BAD_REQUEST', `no GET ${clip(url)} here`);
+      }
+      if (req.method !== 'POST') throw new ControlError('BAD_REQUEST', `no ${clip(req.method ?? '')} ${clip(url)} here`);
+      const route = POST_ROUTES.get(url);
+      if (!route) throw new ControlError('BAD_REQUEST', `no POST ${clip(url)} here`);
       const raw = await readJson(req);
-      switch (req.url) {
-        case PATHS.register:
+      switch (route) {
+        case 'register':
           return this.handleRegister(raw, res);
-        case PATHS.map:
+        case 'map':
           return this.handleMap(raw, req, res);
-        case PATHS.endpoints:
+        case 'endpoints':
           return this.handleEndpoints(raw, res);
-        case PATHS.logout:
-          return this.handleLogout(raw, res);
         default:
-          throw new ControlError('BAD_REQUEST', `no POST ${req.url} here`);
+          return this.handleLogout(raw, res);
       }
     } catch (err) {
-      if (!(err instanceof ControlError)) this.log(`error on ${req.url}: ${(err as Error).message}`);
-      sendError(res, err);
+      if (err instanceof ControlError) return sendError(res, err);
+      // the detail goes to the log, not to whoever sent the request
+      this.log(`error on ${clip(req.method ?? '')} ${clip(req.url ?? '')}: ${(err as Error).message}`);
+      sendError(res, new ControlError('INTERNAL', 'internal error in the control server (its log has the detail)'));
     }
   }
 
@@ -226,7 +365,7 @@ export class ControlServer {
   }
 
   private handleRegister(raw: unknown, res: ServerResponse): void {
-    const { nodeKey, body } = this.opener!.open<RegisterBody>(raw, 'register');
+    const { nodeKey, body } = this.opener!.open(raw, 'register', parseRegisterBody);
     const before = this.store!.getNodeByKey(nodeKey);
     const node = this.registry!.register(nodeKey, body);
     this.log(before ? `node ${node.hostname} (${node.ipv4}) re-registered` : `node ${node.hostname} (${node.ipv4}) joined`);
@@ -236,44 +375,56 @@ export class ControlServer {
   }
 
   private handleMap(raw: unknown, req: IncomingMessage, res: ServerResponse): void {
-    const { nodeKey, body } = this.opener!.open<MapBody>(raw, 'map');
+    const { nodeKey, body } = this.opener!.open(raw, 'map', parseMapBody);
     const node = this.knownNode(nodeKey);
-    const update: Partial<NodeRecord> = { lastSeenMs: Date.now(), endpoints: validEndpoints(body.endpoints), connected: true };
     this.presumedOnline.delete(node.id);
-    if (typeof body.discoKey === 'string') update.discoKey = body.discoKey;
-    this.store!.updateNode(node.id, update);
+    this.store!.updateNode(node.id, { lastSeenMs: Date.now(), endpoints: body.endpoints, discoKey: body.discoKey, connected: true });
     const t = this.ephemeralTimers.get(node.id);
     if (t) clearTimeout(t);
     this.ephemeralTimers.delete(node.id);
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-    const stream: Stream = { nodeId: node.id, res };
-    this.streams.add(stream);
+    const stream: Stream = { nodeId: node.id, res, blocked: false, mapPending: false, closed: false };
+    // one stream per node: the newest wins (the old one is a dead path the node gave up on, or a duplicate)
+    const old = this.streams.get(node.id);
+    this.streams.set(node.id, stream);
+    if (old) {
+      this.streamCounters.replaced++;
+      this.closeStream(old, null);
+    }
     req.socket.setNoDelay(true);
-    this.writeMap(stream);
-    this.changed();
+    res.on('drain', () => {
+      stream.blocked = false;
+      if (stream.mapPending && !stream.closed) {
+        stream.mapPending = false;
+        this.writeMap(stream);
+      }
+    });
     res.on('close', () => {
-      this.streams.delete(stream);
+      stream.closed = true;
+      if (this.streams.get(node.id) === stream) this.streams.delete(node.id);
       if (this.online(node.id)) return;
       if (this.store?.getNode(node.id)) this.store.updateNode(node.id, { lastSeenMs: Date.now(), connected: false });
       const current = this.store?.getNode(node.id);
       if (current?.ephemeral) this.scheduleEphemeralDelete(node.id);
       this.changed();
     });
+    this.writeMap(stream);
+    this.changed();
   }
 
   /** For relays' --verify-clients: is this node key a valid member? (Public keys only; nothing secret is revealed.) */
-  private handleVerify(url: string, res: ServerResponse): void {
-    const key = new URL(url, 'https://x').searchParams.get('nodeKey') ?? '';
+  private handleVerify(query: string, res: ServerResponse): void {
+    const key = parseVerifyQuery(query);
     const n = this.store!.getNodeByKey(key);
     if (n && !this.registry!.isExpired(n)) return sendJson(res, 200, { known: true });
     sendJson(res, 404, { known: false });
   }
 
   private handleEndpoints(raw: unknown, res: ServerResponse): void {
-    const { nodeKey, body } = this.opener!.open<EndpointsBody>(raw, 'endpoints');
+    const { nodeKey, body } = this.opener!.open(raw, 'endpoints', parseEndpointsBody);
     const node = this.knownNode(nodeKey);
-    const update: Partial<NodeRecord> = { endpoints: validEndpoints(body.endpoints) };
-    if (body.homeRelay !== undefined) update.homeRelay = typeof body.homeRelay === 'string' ? body.homeRelay.slice(0, 32) : null;
+    const update: Partial<NodeRecord> = { endpoints: body.endpoints };
+    if (body.homeRelay !== undefined) update.homeRelay = body.homeRelay;
     if (Date.now() - (node.lastSeenMs ?? 0) > LAST_SEEN_WRITE_MS) update.lastSeenMs = Date.now();
     this.store!.updateNode(node.id, update);
     sendJson(res, 200, { ok: true });
@@ -281,7 +432,7 @@ export class ControlServer {
   }
 
   private handleLogout(raw: unknown, res: ServerResponse): void {
-    const { nodeKey } = this.opener!.open<object>(raw, 'logout');
+    const { nodeKey } = this.opener!.open(raw, 'logout', parseLogoutBody);
     const node = this.store!.getNodeByKey(nodeKey);
     if (node) {
       this.store!.deleteNode(node.id);
@@ -315,13 +466,21 @@ export class ControlServer {
     if (fresh.length > 0) this.changed();
   }
 
-  /** Tells a node's streams why they end (deleted, expired) and closes them. */
+  /** Tells a node's stream why it ends (deleted, expired) and closes it. */
   private endStreams(id: number, reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED'): void {
-    for (const s of [...this.streams]) {
-      if (s.nodeId !== id) continue;
-      s.res.end(JSON.stringify({ type: 'gone', reason }) + '\n');
-      this.streams.delete(s);
-    }
+    const s = this.streams.get(id);
+    if (!s) return;
+    this.streams.delete(id);
+    this.closeStream(s, JSON.stringify({ type: 'gone', reason }) + '\n');
+  }
+
+  /** Ends a stream with an optional last line; one that is not taking data is cut instead of waiting on it. */
+  private closeStream(s: Stream, last: string | null): void {
+    if (s.closed) return;
+    s.closed = true;
+    if (s.blocked) s.res.destroy();
+    else if (last) s.res.end(last);
+    else s.res.end();
   }
 
   /** Something in the network changed: push fresh maps to every stream soon. */
@@ -329,19 +488,66 @@ export class ControlServer {
     if (this.broadcastTimer) return;
     this.broadcastTimer = setTimeout(() => {
       this.broadcastTimer = null;
-      for (const s of this.streams) this.writeMap(s);
+      for (const s of this.streams.values()) this.writeMap(s);
     }, BROADCAST_DELAY_MS);
   }
 
+  /** Writes the node's current map, or, while its stream is not taking data, marks one due for 'drain'. */
   private writeMap(s: Stream): void {
+    if (s.closed) return;
+    if (s.blocked) {
+      if (this.dropIfOverLimit(s)) return;
+      if (s.mapPending) this.streamCounters.coalesced++;
+      s.mapPending = true;
+      return;
+    }
     const node = this.store?.getNode(s.nodeId);
     if (!node) return;
     const line: MapLine = { type: 'map', map: this.registry!.mapFor(node, (id) => this.online(id), this.relayMap) };
-    s.res.write(JSON.stringify(line) + '\n');
+    if (!s.res.write(JSON.stringify(line) + '\n')) s.blocked = true;
   }
 
   private writeAll(line: MapLine): void {
     const text = JSON.stringify(line) + '\n';
-    for (const s of this.streams) s.res.write(text);
+    for (const s of this.streams.values()) {
+      if (s.closed) continue;
+      // a blocked stream has data on its way: a keepalive would only add to it; it is checked against the limit instead
+      if (s.blocked) this.dropIfOverLimit(s);
+      else if (!s.res.write(text)) s.blocked = true;
+    }
+  }
+
+  /**
+   * Checked while a stream is blocked, when the next map or keepalive comes due
+   * (right after a write, unsent bytes include what the kernel is about to take).
+   */
+  private dropIfOverLimit(s: Stream): boolean {
+    const unsent = s.res.writableLength;
+    if (unsent <= this.limits.mapStreamMaxUnsentBytes) return false;
+    this.streamCounters.dropped++;
+    this.log(`map stream of node ${s.nodeId} dropped: ${unsent} bytes unsent (limit ${this.limits.mapStreamMaxUnsentBytes}); it reconnects for a fresh map`);
+    s.closed = true;
+    s.res.destroy();
+    return true;
+  }
+}
+
+const POST_ROUTES = new Map<string, 'register' | 'map' | 'endpoints' | 'logout'>([
+  [PATHS.register, 'register'],
+  [PATHS.map, 'map'],
+  [PATHS.endpoints, 'endpoints'],
+  [PATHS.logout, 'logout'],
+]);
+
+/** Request text echoed in errors and logs: short and printable. */
+function clip(s: string): string {
+  return terminalSafe(s, 80);
+}
+
+/** The listener could not be opened (port in use, permission); `cause` carries the errno. */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+  constructor(readonly address: string, readonly errno: NodeJS.ErrnoException) {
+    super(`cannot listen on ${address}: ${errno.message}`);
   }
 }

@@ -4,7 +4,7 @@
 // Schema changes are numbered migrations applied in order at open.
 import { chmodSync, existsSync } from '../util/cjs.js';
 import sqlite from 'node-sqlite3-wasm';
-import type { AuthKeyRecord, ControlStore, NewNode, NodeRecord, NodeUpdate } from './store.js';
+import type { AuthKeyRecord, ControlStore, NewNode, NodeRecord, NodeUpdate, NonceLimits, NonceVerdict } from './store.js';
 
 type Row = Record<string, number | bigint | string | Uint8Array | null>;
 
@@ -22,7 +22,25 @@ const MIGRATIONS: string[] = [
      ephemeral INTEGER NOT NULL, authkey_id TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
      last_seen_ms INTEGER, key_expires_at_ms INTEGER);`,
   `ALTER TABLE nodes ADD COLUMN connected INTEGER NOT NULL DEFAULT 0;`,
+  // the replay cache of sealed requests (sealed.ts): kept here so it survives a restart
+  `CREATE TABLE seen_nonces (
+     node_key TEXT NOT NULL, nonce TEXT NOT NULL, expires_at_ms INTEGER NOT NULL,
+     PRIMARY KEY (node_key, nonce)) WITHOUT ROWID;
+   CREATE INDEX seen_nonces_expiry ON seen_nonces (expires_at_ms);`,
 ];
+
+/** Opening the database failed: why, in `kind`; the message names the file and the cause. */
+export class DatabaseError extends Error {
+  override readonly name = 'DatabaseError';
+  constructor(readonly kind: 'missing' | 'empty' | 'corrupt' | 'newer', message: string) {
+    super(message);
+  }
+}
+
+export interface SqliteStoreOptions {
+  /** refuse a missing file or one with no schema yet (a network existed: starting an empty one would lose it) */
+  mustExist?: boolean;
+}
 
 const num = (v: Row[string]): number => Number(v);
 const numOrNull = (v: Row[string]): number | null => (v === null || v === undefined ? null : Number(v));
@@ -89,14 +107,32 @@ function toSql(v: unknown): number | string | null {
 export class SqliteStore implements ControlStore {
   private readonly db: InstanceType<typeof sqlite.Database>;
 
-  constructor(readonly path: string) {
+  constructor(readonly path: string, opts: SqliteStoreOptions = {}) {
     const fresh = !existsSync(path);
-    this.db = new sqlite.Database(path);
-    if (fresh) chmodSync(path, 0o600);
-    // The WASM build has no shared memory, so no WAL: a rollback journal with
-    // full fsync keeps every committed write across a crash.
-    this.db.exec('PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
-    this.migrate();
+    if (fresh && opts.mustExist) throw new DatabaseError('missing', `control database ${path} is missing`);
+    try {
+      this.db = new sqlite.Database(path);
+    } catch (err) {
+      throw new DatabaseError('corrupt', `control database ${path} cannot be opened (${(err as Error).message})`);
+    }
+    try {
+      if (fresh) chmodSync(path, 0o600);
+      // The WASM build has no shared memory, so no WAL: a rollback journal with
+      // full fsync keeps every committed write across a crash.
+      this.db.exec('PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
+      // reads the schema: a file that is not SQLite, or is damaged, fails here
+      this.db.get('SELECT count(*) AS n FROM sqlite_master');
+      const v = this.schemaVersion;
+      if (v === 0 && opts.mustExist) throw new DatabaseError('empty', `control database ${path} is empty`);
+      if (v > MIGRATIONS.length) {
+        throw new DatabaseError('newer', `control database ${path} has schema version ${v}, newer than this meshctl knows (${MIGRATIONS.length})`);
+      }
+      this.migrate();
+    } catch (err) {
+      if (this.db.isOpen) this.db.close();
+      if (err instanceof DatabaseError) throw err;
+      throw new DatabaseError('corrupt', `control database ${path} is not a valid SQLite database (${(err as Error).message})`);
+    }
   }
 
   get schemaVersion(): number {
@@ -181,6 +217,21 @@ export class SqliteStore implements ControlStore {
   }
   listNodes(): NodeRecord[] {
     return (this.db.all('SELECT * FROM nodes ORDER BY id') as Row[]).map(nodeFromRow);
+  }
+
+  rememberNonce(nodeKey: string, nonce: string, expiresAtMs: number, nowMs: number, limits: NonceLimits): NonceVerdict {
+    return this.transaction(() => {
+      this.db.run('DELETE FROM seen_nonces WHERE expires_at_ms < ?', nowMs);
+      if (this.db.get('SELECT 1 AS x FROM seen_nonces WHERE node_key = ? AND nonce = ?', [nodeKey, nonce])) return 'replayed';
+      const perKey = num((this.db.get('SELECT count(*) AS n FROM seen_nonces WHERE node_key = ?', nodeKey) as Row).n!);
+      if (perKey >= limits.perNodeKey) return 'key-full';
+      if (this.nonceCount() >= limits.total) return 'full';
+      this.db.run('INSERT INTO seen_nonces (node_key, nonce, expires_at_ms) VALUES (?, ?, ?)', [nodeKey, nonce, expiresAtMs]);
+      return 'fresh';
+    });
+  }
+  nonceCount(): number {
+    return num((this.db.get('SELECT count(*) AS n FROM seen_nonces') as Row).n!);
   }
 
   close(): void {

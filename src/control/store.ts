@@ -41,7 +41,25 @@ export interface NodeRecord {
 export type NewNode = Omit<NodeRecord, 'id'>;
 export type NodeUpdate = Partial<Omit<NodeRecord, 'id' | 'createdAtMs'>>;
 
-export interface ControlStore {
+/** What remembering a request's nonce found: new (and now remembered), seen before, or a cap reached (not remembered). */
+export type NonceVerdict = 'fresh' | 'replayed' | 'key-full' | 'full';
+
+export interface NonceLimits {
+  /** nonces kept at once, all node keys together */
+  total: number;
+  /** nonces kept at once for one node key */
+  perNodeKey: number;
+}
+
+/** The replay cache of sealed requests; expired entries are pruned as new ones arrive. */
+export interface NonceStore {
+  /** Atomically: prune nonces expired at `nowMs`, then check `nonce` of `nodeKey` and remember it until `expiresAtMs`. */
+  rememberNonce(nodeKey: string, nonce: string, expiresAtMs: number, nowMs: number, limits: NonceLimits): NonceVerdict;
+  /** how many nonces are remembered now (expired ones included until the next prune) */
+  nonceCount(): number;
+}
+
+export interface ControlStore extends NonceStore {
   transaction<T>(fn: () => T): T;
   getMeta(key: string): string | null;
   setMeta(key: string, value: string): void;

@@ -32,13 +32,13 @@ const code = (fn: () => unknown): string => {
 
 test('a fresh database is migrated to the latest schema, 0600, and keeps data across reopen', () => {
   withStore((s, dir) => {
-    assert.equal(s.schemaVersion, 2);
+    assert.equal(s.schemaVersion, 3);
     assert.equal(statSync(join(dir, 'control.db')).mode & 0o777, 0o600);
     s.setMeta('k', 'v');
     s.close();
     const again = new SqliteStore(join(dir, 'control.db'));
     assert.equal(again.getMeta('k'), 'v');
-    assert.equal(again.schemaVersion, 2);
+    assert.equal(again.schemaVersion, 3);
     again.close();
   });
 });
@@ -81,7 +81,7 @@ test('registration: known keys need no auth key, hostnames stay unique, expiry f
     let now = 1_000_000;
     const r = new Registry(s, { keyExpiryMs: 60_000, now: () => now });
     const key = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null }).key;
-    const body = { hostname: 'My NAS!', os: 'linux', version: '0', discoKey: 'd', endpoints: ['10.0.0.1:41641', 'junk', '[fd00::1]:5'] };
+    const body = { authKey: null, hostname: 'My NAS!', os: 'linux', version: '0', discoKey: 'd', endpoints: ['10.0.0.1:41641', '[fd00::1]:5'] };
     assert.equal(code(() => r.register('A', body)), 'AUTHKEY_REQUIRED');
     const a = r.register('A', { ...body, authKey: key });
     assert.equal(a.hostname, 'my-nas');

@@ -1,0 +1,189 @@
+// Every request a node (or a relay) sends the control server, parsed into typed
+// values at the edge. Nothing past these functions looks at the raw JSON: a
+// field of the wrong type, a key of the wrong length, an endpoint that is not
+// exactly IP:port, an over-long or unprintable string is refused here with a
+// ControlError('BAD_REQUEST') whose one-line message names the field and what
+// it must be. Fields a handler does not know are ignored (never stored), so a
+// newer node still talks to an older server.
+import { BOX_NONCE_LEN, BOX_OVERHEAD } from '../crypto/box.js';
+import { keyFromText, keyToText } from '../crypto/keys.js';
+import { AddressSyntaxError, parseIpEndpoint } from '../util/netaddr.js';
+import { isPrintable } from '../util/text.js';
+import { ControlError, type SealedOp } from './protocol.js';
+
+/** A DNS name is at most 255 characters; the registry shortens it to a 63-character label. */
+export const MAX_HOSTNAME_CHARS = 255;
+/** `process.platform` values are short ("linux", "darwin", "win32"). */
+export const MAX_OS_CHARS = 32;
+/** A release version with a build suffix ("0.1.0-dev+abcdef0") fits easily. */
+export const MAX_VERSION_CHARS = 64;
+/** Auth keys are `mskey-` + 12 + 1 + 48 characters; room for a future format, nothing more. */
+export const MAX_AUTHKEY_CHARS = 128;
+/**
+ * Endpoints one node may report: every address of every interface with the
+ * WireGuard port, plus STUN- and port-mapped ones. 64 covers hosts with many
+ * interfaces and IPv6 privacy addresses; each peer tries every one as a path
+ * candidate, so a longer list costs every peer of the network.
+ */
+export const MAX_ENDPOINTS = 64;
+/** Relay region codes, as `--relay CODE=…` and the config file accept them. */
+export const REGION_CODE_RE = /^[a-z0-9-]{1,32}$/;
+/** The daemon sends 12 random bytes as hex; 8-64 URL-safe characters are accepted. */
+const NONCE_RE = /^[A-Za-z0-9_-]{8,64}$/;
+/** Strict base64 (with padding), as Buffer#toString('base64') writes it. */
+const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const SEALED_OPS: readonly SealedOp[] = ['register', 'map', 'endpoints', 'logout'];
+
+const bad = (message: string): ControlError => new ControlError('BAD_REQUEST', message);
+
+type Obj = Record<string, unknown>;
+
+function object(raw: unknown, what: string): Obj {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad(`${what} must be a JSON object`);
+  return raw as Obj;
+}
+
+/** A 32-byte key in its base64 text form; returns the canonical text. */
+export function keyField(o: Obj, name: string, what: string): string {
+  const b = keyFromText(o[name]);
+  if (!b) throw bad(`${what}.${name} must be a base64 32-byte key`);
+  return keyToText(b);
+}
+
+function printableField(o: Obj, name: string, what: string, max: number): string {
+  const v = o[name];
+  if (!isPrintable(v, max)) throw bad(`${what}.${name} must be a string of 1-${max} printable characters`);
+  return v;
+}
+
+/** A list of at most MAX_ENDPOINTS `ip:port` texts, each in canonical form, duplicates dropped. */
+function endpointsField(o: Obj, what: string): string[] {
+  const v = o.endpoints;
+  if (!Array.isArray(v)) throw bad(`${what}.endpoints must be a list of "ip:port" strings`);
+  if (v.length > MAX_ENDPOINTS) throw bad(`${what}.endpoints has ${v.length} entries; at most ${MAX_ENDPOINTS} are accepted`);
+  const out = new Set<string>();
+  for (const [i, e] of v.entries()) {
+    try {
+      out.add(parseIpEndpoint(e).text);
+    } catch (err) {
+      if (err instanceof AddressSyntaxError) throw bad(`${what}.endpoints[${i}]: ${err.message}`);
+      throw err;
+    }
+  }
+  return [...out];
+}
+
+export interface SealedRequestIn {
+  /** canonical base64 of the 32-byte node key */
+  nodeKey: string;
+  nodeKeyBytes: Buffer;
+  /** nonce ‖ box */
+  box: Buffer;
+}
+
+/** The outer, unsealed envelope of a node request. */
+export function parseSealedRequest(raw: unknown, maxBoxBytes: number): SealedRequestIn {
+  const o = object(raw, 'request');
+  const nodeKeyBytes = keyFromText(o.nodeKey);
+  if (!nodeKeyBytes) throw bad('request.nodeKey must be a base64 32-byte key');
+  const text = o.box;
+  if (typeof text !== 'string' || text.length > Math.ceil(maxBoxBytes / 3) * 4 || !BASE64_RE.test(text)) {
+    throw bad(`request.box must be base64 of at most ${maxBoxBytes} bytes`);
+  }
+  const box = Buffer.from(text, 'base64');
+  if (box.length < BOX_NONCE_LEN + BOX_OVERHEAD) throw bad('request.box is too short to be a sealed box');
+  return { nodeKey: keyToText(nodeKeyBytes), nodeKeyBytes, box };
+}
+
+export interface SealedHeaderIn {
+  op: SealedOp;
+  tsMs: number;
+  nonce: string;
+}
+
+/** The header inside every box: which operation, when, and a nonce for the replay cache. */
+export function parseSealedHeader(o: Obj): SealedHeaderIn {
+  const op = o.op;
+  if (typeof op !== 'string' || !(SEALED_OPS as readonly string[]).includes(op)) {
+    throw bad(`sealed op ${JSON.stringify(typeof op === 'string' ? op.slice(0, 32) : typeof op)} is unknown: expected one of ${SEALED_OPS.join(', ')}`);
+  }
+  const tsMs = o.tsMs;
+  if (typeof tsMs !== 'number' || !Number.isSafeInteger(tsMs) || tsMs < 0) throw bad('sealed tsMs must be a whole number of milliseconds since 1970');
+  const nonce = o.nonce;
+  if (typeof nonce !== 'string' || !NONCE_RE.test(nonce)) throw bad('sealed nonce must be 8-64 letters, digits, "-" or "_"');
+  return { op: op as SealedOp, tsMs, nonce };
+}
+
+/** Parses the plaintext of a box: a JSON object. */
+export function parseSealedJson(plain: Buffer): Obj {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(plain.toString('utf8'));
+  } catch {
+    throw bad('sealed body is not JSON');
+  }
+  return object(raw, 'sealed body');
+}
+
+export interface RegisterIn {
+  authKey: string | null;
+  hostname: string;
+  os: string;
+  version: string;
+  discoKey: string;
+  endpoints: string[];
+}
+
+export function parseRegisterBody(o: Obj): RegisterIn {
+  let authKey: string | null = null;
+  if (o.authKey !== undefined && o.authKey !== null) authKey = printableField(o, 'authKey', 'register', MAX_AUTHKEY_CHARS);
+  return {
+    authKey,
+    hostname: printableField(o, 'hostname', 'register', MAX_HOSTNAME_CHARS),
+    os: printableField(o, 'os', 'register', MAX_OS_CHARS),
+    version: printableField(o, 'version', 'register', MAX_VERSION_CHARS),
+    discoKey: keyField(o, 'discoKey', 'register'),
+    endpoints: endpointsField(o, 'register'),
+  };
+}
+
+export interface MapIn {
+  endpoints: string[];
+  discoKey: string;
+}
+
+export function parseMapBody(o: Obj): MapIn {
+  return { endpoints: endpointsField(o, 'map'), discoKey: keyField(o, 'discoKey', 'map') };
+}
+
+export interface EndpointsIn {
+  endpoints: string[];
+  /** undefined: unchanged; null: none */
+  homeRelay: string | null | undefined;
+}
+
+export function parseEndpointsBody(o: Obj): EndpointsIn {
+  const h = o.homeRelay;
+  if (h !== undefined && h !== null && (typeof h !== 'string' || !REGION_CODE_RE.test(h))) {
+    throw bad('endpoints.homeRelay must be null or a region code of 1-32 lower-case letters, digits or dashes');
+  }
+  return { endpoints: endpointsField(o, 'endpoints'), homeRelay: h as string | null | undefined };
+}
+
+/** The logout body carries nothing beyond the header. */
+export function parseLogoutBody(_o: Obj): Record<string, never> {
+  return {};
+}
+
+/**
+ * The query of `GET /meshctl/v1/verify?nodeKey=KEY` (relays' --verify-clients):
+ * exactly one parameter, a 32-byte key. Returns the canonical key text.
+ */
+export function parseVerifyQuery(query: string): string {
+  const params = new URLSearchParams(query);
+  const names = [...params.keys()];
+  if (names.length !== 1 || names[0] !== 'nodeKey') throw bad('verify takes exactly one parameter: ?nodeKey=KEY');
+  const b = keyFromText(params.get('nodeKey'));
+  if (!b) throw bad('verify: nodeKey must be a base64 32-byte key');
+  return keyToText(b);
+}

@@ -1,0 +1,172 @@
+// Map streams: one per node (a new one replaces the old), written only while
+// the socket takes data (pending maps collapse into the latest), and dropped
+// when unsent data passes the limit — so a node that never reads cannot make
+// the server buffer without bound.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { request } from 'node:https';
+import { admin } from '../../src/control/admin-client.js';
+import { createAuthKey } from '../../src/control/authkeys.js';
+import { Registry } from '../../src/control/registry.js';
+import { SqliteStore } from '../../src/control/sqlite-store.js';
+import { stateFiles } from '../../src/control/state-dir.js';
+import { keyToText } from '../../src/crypto/keys.js';
+import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
+import { discoKey, harness, Node, registerBody, tempDir, until, within, type Harness } from './helpers.js';
+
+const P = '/meshctl/v1';
+
+interface OpenStream {
+  req: ClientRequest;
+  res: IncomingMessage;
+  ended: Promise<void>;
+  lines: () => string[];
+}
+
+/** Opens a map stream by hand; `read: false` leaves it paused (a client that never reads). */
+function openStream(h: Harness, n: Node, read = true): Promise<OpenStream> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${h.url}${P}/map`, { method: 'POST', ca: h.server.certPem, agent: false }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`map: HTTP ${res.statusCode}`));
+      let buf = '';
+      const lines: string[] = [];
+      const ended = new Promise<void>((r) => {
+        res.on('close', () => r());
+        res.on('end', () => r());
+        res.on('error', () => r());
+      });
+      req.on('error', () => {});
+      res.on('data', (c: Buffer) => {
+        buf += c.toString('utf8');
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          lines.push(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+      if (!read) res.pause();
+      resolve({ req, res, ended, lines: () => lines });
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(n.seal('map', { endpoints: [], discoKey: discoKey() })));
+  });
+}
+
+/** 64 distinct endpoints: the most a node may report, to make maps large. */
+const manyEndpoints = (tag: number): string[] => Array.from({ length: 64 }, (_, i) => `10.${tag % 250}.${i}.1:${41000 + i}`);
+
+/** A state dir whose database already holds `count` nodes with 64 endpoints each (~1.6 KB each in a map). */
+function populated(count: number): { dir: string; privs: Buffer[] } {
+  const dir = tempDir();
+  const store = new SqliteStore(stateFiles(dir).db);
+  const privs: Buffer[] = [];
+  try {
+    const key = createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null }).key;
+    const reg = new Registry(store, { keyExpiryMs: null });
+    store.transaction(() => {
+      for (let i = 0; i < count; i++) {
+        const priv = generatePrivateKey();
+        privs.push(priv);
+        reg.register(keyToText(publicKeyOf(priv)), { authKey: key, hostname: `n${i}`, os: 'linux', version: 't', discoKey: discoKey(), endpoints: manyEndpoints(i) });
+      }
+    });
+  } finally {
+    store.close();
+  }
+  return { dir, privs };
+}
+
+test('a second map stream of a node replaces the first; the node stays online', async () => {
+  const h = await harness();
+  let first: OpenStream | undefined;
+  let second: OpenStream | undefined;
+  try {
+    const authKey = await h.authKey();
+    const n = new Node(h.server.publicKey!);
+    const w = new Node(h.server.publicKey!);
+    assert.equal((await h.post(`${P}/register`, n.seal('register', registerBody(authKey, 'dup')))).status, 200);
+    assert.equal((await h.post(`${P}/register`, w.seal('register', registerBody(authKey, 'watcher')))).status, 200);
+    first = await openStream(h, n);
+    await until(() => first!.lines().length > 0, 5000, 'first map');
+    second = await openStream(h, n);
+    await within(first.ended, 5000, 'the first stream ends');
+    assert.ok(first.res.complete || first.res.destroyed, 'the first stream ended');
+    await until(() => second!.lines().length > 0, 5000, 'second map');
+    assert.equal(h.server.mapStreamStats().streams.filter((s) => s.nodeId === 1).length, 1);
+    assert.equal(h.server.mapStreamStats().replaced, 1);
+    const online = (await admin.listNodes(h.dir)).find((x) => x.name === 'dup');
+    assert.equal(online?.online, true, 'replacing the stream did not take the node offline');
+    // the new stream carries on: a change reaches it
+    const before = second.lines().length;
+    assert.equal((await h.post(`${P}/endpoints`, w.seal('endpoints', { endpoints: ['192.0.2.7:7'] }))).status, 200);
+    await until(() => second!.lines().slice(before).some((l) => l.includes('192.0.2.7:7')), 5000, 'change on the second stream');
+  } finally {
+    first?.res.destroy();
+    second?.res.destroy();
+    await h.close();
+  }
+});
+
+test('a stream whose client never reads is dropped once its unsent data passes the limit', async () => {
+  // maps of ~64 KB (40 nodes × 64 endpoints): the first fits a fresh socket, and once the client's
+  // socket buffers are full, the map that finds them full leaves more than the limit unsent
+  const limit = 32 * 1024;
+  const { dir, privs } = populated(40);
+  const h = await harness({ limits: { mapStreamMaxUnsentBytes: limit, maxSeenNoncesPerKey: 10_000 } }, dir);
+  let s: OpenStream | undefined;
+  try {
+    const stalled = new Node(h.server.publicKey!, privs[0]);
+    const pusher = new Node(h.server.publicKey!, privs[1]);
+    s = await openStream(h, stalled, false);
+    let maxUnsent = 0;
+    for (let i = 0; h.server.mapStreamStats().dropped === 0; i++) {
+      assert.ok(i < 400, `not dropped after ${i} pushes; unsent ${JSON.stringify(h.server.mapStreamStats())}`);
+      assert.equal((await h.post(`${P}/endpoints`, pusher.seal('endpoints', { endpoints: manyEndpoints(1000 + i) }))).status, 200);
+      await new Promise((r) => setTimeout(r, 30));
+      for (const st of h.server.mapStreamStats().streams) maxUnsent = Math.max(maxUnsent, st.unsentBytes);
+    }
+    assert.equal(h.server.mapStreamStats().streams.length, 0, 'the stalled stream is gone');
+    // a paused socket reads nothing, so it notices the close only once it reads again
+    s.res.resume();
+    await within(s.ended, 5000, 'the client sees the close');
+    // what waited for it never passed the limit by more than the one map that found it blocked (~65 KB here)
+    assert.ok(maxUnsent <= limit + 96 * 1024, `unsent peaked at ${maxUnsent}`);
+  } finally {
+    s?.res.destroy();
+    await h.close();
+  }
+});
+
+test('while a stream does not take data, pending maps collapse into the latest, which arrives when it reads again', async () => {
+  const { dir, privs } = populated(150);
+  const h = await harness({ limits: { maxSeenNoncesPerKey: 10_000 } }, dir);
+  let s: OpenStream | undefined;
+  try {
+    const stalled = new Node(h.server.publicKey!, privs[0]);
+    const pusher = new Node(h.server.publicKey!, privs[1]);
+    s = await openStream(h, stalled, false);
+    let peak = 0;
+    const samples: number[] = [];
+    let last = '';
+    for (let i = 0; h.server.mapStreamStats().coalesced < 20; i++) {
+      assert.ok(i < 400, `no coalescing after ${i} pushes: ${JSON.stringify(h.server.mapStreamStats())}`);
+      last = `192.0.2.${(i % 250) + 1}:${1000 + i}`;
+      assert.equal((await h.post(`${P}/endpoints`, pusher.seal('endpoints', { endpoints: [last] }))).status, 200);
+      await new Promise((r) => setTimeout(r, 30));
+      const u = h.server.mapStreamStats().streams[0]?.unsentBytes ?? 0;
+      samples.push(u);
+      peak = Math.max(peak, u);
+    }
+    const stats = h.server.mapStreamStats();
+    assert.equal(stats.dropped, 0);
+    assert.equal(stats.streams[0]?.blocked, true);
+    // bounded: the last twenty pushes added nothing to what waits for this client
+    assert.ok(samples.slice(-20).every((u) => u <= samples[samples.length - 21]!), `unsent kept growing: ${samples.slice(-22).join(' ')}`);
+    s.res.resume();
+    await until(() => s!.lines().some((l) => l.includes(`"${last}"`)), 20_000, 'the latest map after reading again');
+  } finally {
+    s?.res.destroy();
+    await h.close();
+  }
+});
