@@ -15,6 +15,17 @@ export const PATHS = {
 } as const;
 export type SealedOp = 'register' | 'map' | 'endpoints' | 'logout';
 
+/**
+ * Endpoints one node reports, and so one peer's path candidates in every
+ * other node's map: each is probed by every peer, so a longer list costs the
+ * whole network. The node keeps its STUN- and port-mapped ones first and cuts
+ * the list here; control refuses a longer one and nodes refuse a map with one.
+ */
+export const MAX_NODE_ENDPOINTS = 32;
+/** A node's OS string (`process.platform` values are short) and version string, as control stores and maps carry them. */
+export const MAX_NODE_OS_CHARS = 32;
+export const MAX_NODE_VERSION_CHARS = 64;
+
 /** A sealed request has to be this fresh; with the nonce cache it stops replays. */
 export const REQUEST_MAX_AGE_MS = 2 * 60 * 1000;
 /** A keepalive line on the map stream: a dead stream is noticed in ~2 of these. */

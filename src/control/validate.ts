@@ -9,23 +9,18 @@ import { BOX_NONCE_LEN, BOX_OVERHEAD } from '../crypto/box.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { AddressSyntaxError, parseIpEndpoint } from '../util/netaddr.js';
 import { isPrintable } from '../util/text.js';
-import { ControlError, type SealedOp } from './protocol.js';
+import { ControlError, MAX_NODE_ENDPOINTS, MAX_NODE_OS_CHARS, MAX_NODE_VERSION_CHARS, type SealedOp } from './protocol.js';
 
 /** A DNS name is at most 255 characters; the registry shortens it to a 63-character label. */
 export const MAX_HOSTNAME_CHARS = 255;
 /** `process.platform` values are short ("linux", "darwin", "win32"). */
-export const MAX_OS_CHARS = 32;
+export const MAX_OS_CHARS = MAX_NODE_OS_CHARS;
 /** A release version with a build suffix ("0.1.0-dev+abcdef0") fits easily. */
-export const MAX_VERSION_CHARS = 64;
+export const MAX_VERSION_CHARS = MAX_NODE_VERSION_CHARS;
 /** Auth keys are `mskey-` + 12 + 1 + 48 characters; room for a future format, nothing more. */
 export const MAX_AUTHKEY_CHARS = 128;
-/**
- * Endpoints one node may report: every address of every interface with the
- * WireGuard port, plus STUN- and port-mapped ones. 64 covers hosts with many
- * interfaces and IPv6 privacy addresses; each peer tries every one as a path
- * candidate, so a longer list costs every peer of the network.
- */
-export const MAX_ENDPOINTS = 64;
+/** Endpoints one node may report (protocol.ts says why the number). */
+export const MAX_ENDPOINTS = MAX_NODE_ENDPOINTS;
 /** Relay region codes, as `--relay CODE=…` and the config file accept them. */
 export const REGION_CODE_RE = /^[a-z0-9-]{1,32}$/;
 /** The daemon sends 12 random bytes as hex; 8-64 URL-safe characters are accepted. */

@@ -8,7 +8,7 @@ import { keyFromText, keyToText } from '../crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../crypto/x25519.js';
 import { endpointKey } from '../engine/endpoint.js';
 import { parseIp } from '../util/netaddr.js';
-import type { MapLine, NetworkMap, NodeView, RegisterResult } from '../control/protocol.js';
+import { MAX_NODE_ENDPOINTS, type MapLine, type NetworkMap, type NodeView, type RegisterResult } from '../control/protocol.js';
 import { ApiError, type BackendState, type NetcheckResponse, type PeerStatus, type PingResponse, type PrefsRequest, type Status, type UpRequest, type WhoisResponse } from '../localapi/types.js';
 import { ControlClient, type MapStream } from './control-client.js';
 import { parseRegisterResult } from './map-parse.js';
@@ -254,10 +254,17 @@ export class Backend {
     return keyToText(publicKeyOf(Buffer.from(this.st.discoPrivateKey, 'base64')));
   }
 
-  /** Local addresses first, then what netcheck learned (STUN-mapped, port-mapped). */
+  /**
+   * Local addresses first, then what netcheck learned (STUN-mapped,
+   * port-mapped), at most MAX_NODE_ENDPOINTS, which control enforces: on a
+   * host with more addresses the last local ones give way, since the learned
+   * ones are what works from outside.
+   */
   private endpoints(): string[] {
     if (!this.host) return [];
-    return [...new Set([...this.host.localEndpointTexts(), ...this.host.extraEndpoints])];
+    const extra = [...new Set(this.host.extraEndpoints)].slice(0, MAX_NODE_ENDPOINTS);
+    const local = this.host.localEndpointTexts().filter((e) => !extra.includes(e));
+    return [...local.slice(0, MAX_NODE_ENDPOINTS - extra.length), ...extra];
   }
 
   private stunTargets(): StunTarget[] {

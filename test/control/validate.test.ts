@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { keyToText } from '../../src/crypto/keys.js';
 import { discoKey, harness, Node, registerBody } from './helpers.js';
+import { MAX_NODE_ENDPOINTS } from '../../src/control/protocol.js';
 
 const P = '/meshctl/v1';
 
@@ -66,7 +67,7 @@ test('a table of malformed requests: each refused with 400 and a message naming 
       ['endpoint port 0', 'register', reg({ endpoints: ['1.2.3.4:7', '1.2.3.4:0'] }), /register\.endpoints\[1\]/],
       ['endpoint a number', 'register', reg({ endpoints: [5] }), /register\.endpoints\[0\]/],
       ['endpoint with a zone', 'register', reg({ endpoints: ['[fe80::1%eth0]:5'] }), /register\.endpoints\[0\]/],
-      ['65 endpoints', 'register', reg({ endpoints: Array.from({ length: 65 }, (_, i) => `10.0.0.${i + 1}:1`) }), /at most 64/],
+      ['33 endpoints', 'register', reg({ endpoints: Array.from({ length: MAX_NODE_ENDPOINTS + 1 }, (_, i) => `10.0.0.${i + 1}:1`) }), /at most 32/],
       // map
       ['map without discoKey', 'map', n.seal('map', { endpoints: [] }), /map\.discoKey/],
       ['map endpoints junk', 'map', n.seal('map', { endpoints: ['junk'], discoKey: discoKey() }), /map\.endpoints\[0\]/],
