@@ -20,6 +20,7 @@ import type { DaemonKnobs } from './test-knobs.js';
 import { byCodeUnits, isoTime } from '../util/time.js';
 import { memoryCounters } from './memory.js';
 import { IdleMemory } from '../util/idle-memory.js';
+import { rateLimitedLog } from '../util/rate-limited-log.js';
 
 /** How long a node waits for its first map after registering before `up` gives up. */
 const DEFAULT_UP_TIMEOUT_MS = 30_000;
@@ -284,7 +285,7 @@ export class Backend {
       if (this.host !== host) return;
       // the STUN-mapped address goes to control now, not after the port-mapping probes
       learned(mapped);
-      void this.checkEndpoints();
+      this.pollEndpoints();
     });
     if (this.host !== host) return report;
     learned(report.mapped);
@@ -320,7 +321,7 @@ export class Backend {
     });
     if (this.st.node && this.st.ipv4Prefix && this.st.ipv6Prefix) await this.host.configureAddresses(this.st.node, [this.st.ipv4Prefix, this.st.ipv6Prefix]);
     this.reportedEndpoints = this.endpoints().join();
-    this.endpointTimer = setInterval(() => void this.checkEndpoints(), ENDPOINT_POLL_MS);
+    this.endpointTimer = setInterval(() => this.pollEndpoints(), ENDPOINT_POLL_MS);
     this.endpointTimer.unref();
     this.netcheckTimer = setInterval(() => void this.netcheck().catch((err: Error) => this.log(`netcheck: ${err.message}`)), NETCHECK_INTERVAL_MS);
     this.netcheckTimer.unref();
@@ -335,6 +336,16 @@ export class Backend {
     this.host = null;
     await h?.stop();
   }
+
+  /**
+   * checkEndpoints from a timer or callback: a failure (reading the interfaces
+   * throws when the process is out of file descriptors) is logged, at most one
+   * line a minute, and the next poll tries again.
+   */
+  private pollEndpoints(): void {
+    this.checkEndpoints().catch((err: Error) => this.endpointErrorLog(`reading the local endpoints failed: ${err.message}`));
+  }
+  private readonly endpointErrorLog = rateLimitedLog((m) => this.log(m), 60_000);
 
   private async checkEndpoints(): Promise<void> {
     const eps = this.endpoints();
