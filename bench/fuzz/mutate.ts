@@ -62,6 +62,11 @@ export function randomBytes(rng: Rng, max: number): Buffer {
 const ODD_STRINGS = ['', ' ', '\u0000', 'null', '0', '-1', '1e309', '::', '0.0.0.0', '[::1]:0', '__proto__', 'constructor', '\u202e', '\ud800', 'é', '%00', '../..', 'mskey-', 'a'.repeat(300)];
 const ODD_NUMBERS = [0, -0, -1, 1, 0.5, 65535, 65536, 2 ** 31, 2 ** 32, 2 ** 53 + 1, -(2 ** 53), 1e308, Number.MIN_VALUE];
 
+/** Sets an own property, as JSON.parse makes it: `o['__proto__'] = v` would set the prototype instead. */
+function setKey(o: object, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
 /** A random JSON value, nested at most `depth` deep. */
 export function randomJson(rng: Rng, depth = 3): unknown {
   const kind = rng.int(depth > 0 ? 7 : 5);
@@ -81,7 +86,7 @@ export function randomJson(rng: Rng, depth = 3): unknown {
     default: {
       const o: Record<string, unknown> = {};
       const n = rng.length(5);
-      for (let i = 0; i < n; i++) o[rng.chance(0.3) ? rng.pick(ODD_STRINGS) : `k${rng.int(8)}`] = randomJson(rng, depth - 1);
+      for (let i = 0; i < n; i++) setKey(o, rng.chance(0.3) ? rng.pick(ODD_STRINGS) : `k${rng.int(8)}`, randomJson(rng, depth - 1));
       return o;
     }
   }
@@ -89,7 +94,7 @@ export function randomJson(rng: Rng, depth = 3): unknown {
 
 /** A value of another JSON type than `v`. */
 function swapType(rng: Rng, v: unknown): unknown {
-  const options: unknown[] = [null, true, 0, -1, 1e21, '', String(v), [], [v], {}, { v }];
+  const options: unknown[] = [null, true, 0, -1, 1e21, '', typeof v === 'object' ? JSON.stringify(v) ?? '' : String(v), [], [v], {}, { v }];
   if (typeof v === 'number') options.push(String(v), v + 0.5, -v);
   return rng.pick(options);
 }
@@ -117,11 +122,11 @@ export function mutateJson(rng: Rng, value: unknown): unknown {
     const key = keys.length ? rng.pick(keys) : 'k0';
     const op = rng.int(6);
     if (op === 0) delete (parent as Record<string, unknown>)[key];
-    else if (op === 1) (parent as Record<string, unknown>)[key] = swapType(rng, (parent as Record<string, unknown>)[key]);
-    else if (op === 2) (parent as Record<string, unknown>)[key] = randomJson(rng, 2);
-    else if (op === 3) (parent as Record<string, unknown>)[rng.pick(ODD_STRINGS)] = randomJson(rng, 1);
-    else if (op === 4) (parent as Record<string, unknown>)[key] = rng.pick(ODD_STRINGS);
-    else (parent as Record<string, unknown>)[key] = rng.pick(ODD_NUMBERS);
+    else if (op === 1) setKey(parent, key, swapType(rng, (parent as Record<string, unknown>)[key]));
+    else if (op === 2) setKey(parent, key, randomJson(rng, 2));
+    else if (op === 3) setKey(parent, rng.pick(ODD_STRINGS), randomJson(rng, 1));
+    else if (op === 4) setKey(parent, key, rng.pick(ODD_STRINGS));
+    else setKey(parent, key, rng.pick(ODD_NUMBERS));
   }
   return root;
 }
