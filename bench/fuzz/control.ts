@@ -9,6 +9,7 @@
 // server keeps answering /healthz.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { boxKey, sealBox } from '../../src/crypto/box.js';
 import { keyToText } from '../../src/crypto/keys.js';
@@ -48,7 +49,16 @@ const target: FuzzTarget = {
     });
     const body = (r: Rng, op: SealedOp): Record<string, unknown> => {
       const endpoints = Array.from({ length: r.length(4) }, () => r.pick(['192.0.2.1:41641', '[2001:db8::7]:9', '10.0.0.1:0', 'x', '::1']));
-      if (op === 'register') return { authKey: r.chance(0.8) ? authKey : `mskey-${r.bytes(6).toString('hex')}-${r.bytes(24).toString('hex')}`, hostname: r.pick(['alpha', 'Beta_1', 'x'.repeat(80), 'ü', '']), os: 'linux', version: '0.1.0', discoKey: keyToText(r.bytes(32)), endpoints };
+      if (op === 'register') {
+        return {
+          authKey: r.chance(0.8) ? authKey : `mskey-${r.bytes(6).toString('hex')}-${r.bytes(24).toString('hex')}`,
+          hostname: r.pick(['alpha', 'Beta_1', 'x'.repeat(80), 'ü', '']),
+          os: 'linux',
+          version: '0.1.0',
+          discoKey: keyToText(r.bytes(32)),
+          endpoints,
+        };
+      }
       if (op === 'map') return { endpoints, discoKey: keyToText(r.bytes(32)) };
       if (op === 'endpoints') return { endpoints, homeRelay: r.pick(['fra', null, '', 'x'.repeat(100)]) };
       return {};
@@ -74,16 +84,17 @@ const target: FuzzTarget = {
         else if (kind === 8) payload = randomBytes(r, 300);
         else {
           method = r.pick(['GET', 'GET', 'PUT', 'DELETE', 'POST', 'OPTIONS']);
-          path = r.pick([PATHS.key, '/healthz', `${PATHS.verify}?nodeKey=${encodeURIComponent(r.pick([...nodes.map((x) => x.text), 'x', '%', '']))}`, `${PATHS.verify}?`, '/', '/meshctl/v1/', `/${r.bytes(4).toString('hex')}`, `${PATHS.register}/../map`]);
+          const verify = `${PATHS.verify}?nodeKey=${encodeURIComponent(r.pick([...nodes.map((x) => x.text), 'x', '%', '']))}`;
+          path = r.pick([PATHS.key, '/healthz', verify, `${PATHS.verify}?`, '/', '/meshctl/v1/', `/${r.bytes(4).toString('hex')}`, `${PATHS.register}/../map`]);
           payload = r.chance(0.5) ? '' : mutateBytes(r, Buffer.from('{"a":1}'));
         }
         ctx.input = { method, path, body: typeof payload === 'string' ? payload : payload };
         errors.length = 0;
-        const a = await exchangeHttp({ tls: true, agent, rejectUnauthorized: false, host: '127.0.0.1', port, method, path, body: payload, headers: { 'content-type': 'application/json' }, streaming: (res) => res.statusCode === 200 && path === PATHS.map }).catch(
-          (err: Error) => {
-            throw new ServerError(`${method} ${path}: the connection dropped without an answer (${err.message}); server log: ${errors.join('; ') || 'nothing'}`);
-          },
-        );
+        const headers = { 'content-type': 'application/json' };
+        const streaming = (res: IncomingMessage): boolean => res.statusCode === 200 && path === PATHS.map;
+        const a = await exchangeHttp({ tls: true, agent, rejectUnauthorized: false, host: '127.0.0.1', port, method, path, body: payload, headers, streaming }).catch((err: Error) => {
+          throw new ServerError(`${method} ${path}: the connection dropped without an answer (${err.message}); server log: ${errors.join('; ') || 'nothing'}`);
+        });
         const crash = uncaught.take();
         if (crash) throw new ServerError(`uncaught in the control server's process: ${crash}`);
         if (a.status >= 500) throw new ServerError(`${method} ${path} answered ${a.status}: ${a.body.slice(0, 300)}`);

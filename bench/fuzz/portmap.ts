@@ -12,7 +12,12 @@ import { check, fuzzLoop, type FuzzTarget } from './harness.js';
 import { mutateBytes, randomBytes } from './mutate.js';
 import type { Rng } from './rng.js';
 
-const SERVICES = ['urn:schemas-upnp-org:service:WANIPConnection:2', 'urn:schemas-upnp-org:service:WANIPConnection:1', 'urn:schemas-upnp-org:service:WANPPPConnection:1', 'urn:schemas-upnp-org:service:Layer3Forwarding:1'];
+const SERVICES = [
+  'urn:schemas-upnp-org:service:WANIPConnection:2',
+  'urn:schemas-upnp-org:service:WANIPConnection:1',
+  'urn:schemas-upnp-org:service:WANPPPConnection:1',
+  'urn:schemas-upnp-org:service:Layer3Forwarding:1',
+];
 
 function ipv4(r: Rng): string {
   return [r.range(1, 223), r.int(256), r.int(256), r.range(1, 254)].join('.');

@@ -138,7 +138,8 @@ async function runOne(name: string, seed: number, pureIterations: number, httpIt
         if (m.at === 'ten') heapTen = m.heapMiB!;
         if (m.at === 'end') heapEnd = m.heapMiB!;
         const pct = Math.round((100 * m.done) / (inputSeed === null ? iterations : 1));
-        console.log(`[${name}] ${pct} % ${m.done}/${inputSeed === null ? iterations : 1} in ${f1((performance.now() - t0) / 1000)} s${m.heapMiB !== undefined ? `, heap after GC ${f1(m.heapMiB)} MiB` : ''}`);
+        const heap = m.heapMiB !== undefined ? `, heap after GC ${f1(m.heapMiB)} MiB` : '';
+        console.log(`[${name}] ${pct} % ${m.done}/${inputSeed === null ? iterations : 1} in ${f1((performance.now() - t0) / 1000)} s${heap}`);
       } else if (m.type === 'done') {
         clearInterval(dog);
         resolve({ stats: m.stats });
