@@ -68,19 +68,39 @@ export interface Mapping {
   lifetimeS: number;
 }
 
+/** A usable public IPv4 address from 4 bytes: not 0.0.0.0 (RFC 6886: "no external address yet"). */
+function ipv4At(b: Buffer, off: number): string | null {
+  const ip = [...b.subarray(off, off + 4)].join('.');
+  return ip === '0.0.0.0' ? null : ip;
+}
+
+/** NAT-PMP's answer to the external-address request (RFC 6886 §3.2): the address, or null for an error or no address. */
+export function parseNatpmpAddress(b: Buffer): string | null {
+  if (b.length < 12 || b[1] !== 128 || b.readUInt16BE(2) !== 0) return null;
+  return ipv4At(b, 8);
+}
+
+/** NAT-PMP's answer to a UDP mapping request for `internalPort` (RFC 6886 §3.3), or null. */
+export function parseNatpmpMapping(b: Buffer, internalPort: number): { externalPort: number; lifetimeS: number } | null {
+  if (b.length < 16 || b[1] !== 129 || b.readUInt16BE(2) !== 0 || b.readUInt16BE(8) !== internalPort) return null;
+  const externalPort = b.readUInt16BE(10);
+  return externalPort === 0 ? null : { externalPort, lifetimeS: b.readUInt32BE(12) };
+}
+
 /** NAT-PMP: the gateway's external address, then a UDP mapping for `internalPort`. */
 export async function natpmpMap(gateway: string, internalPort: number, lifetimeS = MAPPING_LIFETIME_S): Promise<Mapping | null> {
   const addr = await exchange(gateway, NATPMP_PORT, Buffer.from([0, 0]), (b, from) => from.address === gateway && b.length >= 12 && b[1] === 128);
-  if (!addr || addr.readUInt16BE(2) !== 0) return null;
-  const ip = [...addr.subarray(8, 12)].join('.');
+  const ip = addr && parseNatpmpAddress(addr);
+  if (!ip) return null;
   const req = Buffer.alloc(12);
   req[1] = 1; // map UDP
   req.writeUInt16BE(internalPort, 4);
   req.writeUInt16BE(internalPort, 6); // ask for the same port outside
   req.writeUInt32BE(lifetimeS, 8);
   const r = await exchange(gateway, NATPMP_PORT, req, (b, from) => from.address === gateway && b.length >= 16 && b[1] === 129 && b.readUInt16BE(8) === internalPort);
-  if (!r || r.readUInt16BE(2) !== 0) return null;
-  return { protocol: 'NAT-PMP', external: `${ip}:${r.readUInt16BE(10)}`, internalPort, lifetimeS: r.readUInt32BE(12) };
+  const m = r && parseNatpmpMapping(r, internalPort);
+  if (!m) return null;
+  return { protocol: 'NAT-PMP', external: `${ip}:${m.externalPort}`, internalPort, lifetimeS: m.lifetimeS };
 }
 
 /** NAT-PMP's deletion: a mapping request with lifetime 0. */
@@ -98,6 +118,16 @@ function ipv4Mapped(ip: string): Buffer {
   return b;
 }
 
+/** A PCP MAP response (RFC 6887 §11.4) to the request with `nonce`: the IPv4 mapping, or null (an error, or not IPv4). */
+export function parsePcpMap(b: Buffer, nonce: Buffer): { external: string; lifetimeS: number } | null {
+  if (b.length < 60 || b[0] !== 2 || b[1] !== 0x81 || b[3] !== 0 || !b.subarray(24, 36).equals(nonce)) return null;
+  const ext = b.subarray(44, 60);
+  if (!ext.subarray(0, 10).every((x) => x === 0) || ext.readUInt16BE(10) !== 0xffff) return null;
+  const ip = ipv4At(ext, 12);
+  const port = b.readUInt16BE(42);
+  return ip && port !== 0 ? { external: `${ip}:${port}`, lifetimeS: b.readUInt32BE(4) } : null;
+}
+
 /** PCP MAP (RFC 6887 §11): our UDP port, the same port asked for outside. */
 export async function pcpMap(gateway: string, clientIp: string, internalPort: number, lifetimeS = MAPPING_LIFETIME_S): Promise<Mapping | null> {
   const req = Buffer.alloc(60);
@@ -112,10 +142,8 @@ export async function pcpMap(gateway: string, clientIp: string, internalPort: nu
   req.writeUInt16BE(internalPort, 42); // suggested external port
   // suggested external address: all zeros (any)
   const r = await exchange(gateway, NATPMP_PORT, req, (b, from) => from.address === gateway && b.length >= 60 && b[0] === 2 && b[1] === 0x81 && b.subarray(24, 36).equals(nonce));
-  if (!r || r[3] !== 0) return null;
-  const ext = r.subarray(44, 60);
-  const ip = [...ext.subarray(12, 16)].join('.');
-  return { protocol: 'PCP', external: `${ip}:${r.readUInt16BE(42)}`, internalPort, lifetimeS: r.readUInt32BE(4) };
+  const m = r && parsePcpMap(r, nonce);
+  return m ? { protocol: 'PCP', internalPort, ...m } : null;
 }
 
 /** PCP answers an ANNOUNCE (RFC 6887 §14.1) with a version-2 response. */
@@ -180,6 +208,24 @@ async function gatewayFetch(url: string, init: RequestInit, timeoutMs: number): 
   }
 }
 
+/** An absolute http(s) URL (relative to `base` if given), or null: a LAN device's text is not trusted to be one. */
+function httpUrl(text: string, base?: string): string | null {
+  try {
+    const u = new URL(text, base);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.toString() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** An IGD's answer to an SSDP search: its description URL (any http(s) URL), or null if it is not a 200 from a gateway. */
+export function parseSsdpResponse(b: Buffer): string | null {
+  const text = b.toString('latin1');
+  if (!/^HTTP\/1\.1 200/.test(text) || !/InternetGatewayDevice/i.test(text)) return null;
+  const loc = /^location:[ \t]*(\S+)/im.exec(text)?.[1];
+  return loc ? httpUrl(loc) : null;
+}
+
 /** The IGD's description URL, from an SSDP search answered by the gateway itself; null when it does not answer. */
 async function upnpLocation(gateway: string, o: UpnpOptions = {}): Promise<string | null> {
   const target = o.ssdp ?? { host: SSDP_ADDR, port: SSDP_PORT };
@@ -192,9 +238,7 @@ async function upnpLocation(gateway: string, o: UpnpOptions = {}): Promise<strin
   const msg = Buffer.from(`M-SEARCH * HTTP/1.1\r\nHOST: ${SSDP_ADDR}:${SSDP_PORT}\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n\r\n`);
   // anyone on the LAN can answer a multicast search: only the gateway's own answer, with a LOCATION on the gateway, counts
   const usable = (b: Buffer): string | null => {
-    const text = b.toString('latin1');
-    if (!/^HTTP\/1\.1 200/.test(text) || !/InternetGatewayDevice/i.test(text)) return null;
-    const loc = /^location:[ \t]*(\S+)/im.exec(text)?.[1];
+    const loc = parseSsdpResponse(b);
     return loc ? onGateway(loc, undefined, gw) : null;
   };
   const r = await exchange(target.host, target.port, msg, (b, from) => from.address === gw && usable(b) !== null, o.timeoutMs ?? PROBE_TIMEOUT_MS * 2);
@@ -202,6 +246,38 @@ async function upnpLocation(gateway: string, o: UpnpOptions = {}): Promise<strin
 }
 
 const WAN_SERVICES = ['urn:schemas-upnp-org:service:WANIPConnection:2', 'urn:schemas-upnp-org:service:WANIPConnection:1', 'urn:schemas-upnp-org:service:WANPPPConnection:1'];
+
+/**
+ * The WAN connection services of an IGD description, in WAN_SERVICES order,
+ * each with the control URL that follows its serviceType (resolved against
+ * `location`); services without a usable URL are left out. One linear scan
+ * per service: the description comes from any device on the LAN.
+ */
+export function parseIgdDescription(desc: string, location: string): { service: string; controlUrl: string }[] {
+  if (desc.length > MAX_UPNP_BODY_BYTES) return [];
+  const out: { service: string; controlUrl: string }[] = [];
+  for (const service of WAN_SERVICES) {
+    const type = desc.indexOf(`<serviceType>${service}</serviceType>`);
+    if (type < 0) continue;
+    const open = desc.indexOf('<controlURL>', type);
+    const close = open < 0 ? -1 : desc.indexOf('</controlURL>', open);
+    const text = close < 0 ? '' : desc.slice(open + '<controlURL>'.length, close);
+    const controlUrl = text && !text.includes('<') ? httpUrl(text, location) : null;
+    if (controlUrl) out.push({ service, controlUrl });
+  }
+  return out;
+}
+
+/** The external address in a GetExternalIPAddress answer: a public-looking IPv4 address, or null. */
+export function parseExternalIp(soapAnswer: string): string | null {
+  const text = /<NewExternalIPAddress>([^<]{1,64})</.exec(soapAnswer)?.[1]?.trim();
+  try {
+    const ip = parseIp(text);
+    return ip.family === 4 && ip.text !== '0.0.0.0' ? ip.text : null;
+  } catch {
+    return null;
+  }
+}
 
 async function soap(controlUrl: string, service: string, action: string, args: Record<string, string | number>, timeoutMs: number): Promise<string | null> {
   const body = `<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:${action} xmlns:u="${service}">${Object.entries(args)
@@ -224,21 +300,13 @@ export async function upnpMap(
   const httpTimeoutMs = PROBE_TIMEOUT_MS * 3;
   const desc = await gatewayFetch(location, {}, httpTimeoutMs);
   if (desc === null) return null;
-  for (const service of WAN_SERVICES) {
-    const block = new RegExp(`<serviceType>${service}</serviceType>[\\s\\S]*?<controlURL>([^<]+)</controlURL>`).exec(desc);
-    if (!block) continue;
+  for (const { service, controlUrl: anyUrl } of parseIgdDescription(desc, location)) {
     // the control URL must be on the gateway too: a description could point the SOAP calls anywhere
-    const controlUrl = onGateway(block[1]!.trim(), location, gateway);
+    const controlUrl = onGateway(anyUrl, undefined, gateway);
     if (!controlUrl) continue;
     const ipAnswer = await soap(controlUrl, service, 'GetExternalIPAddress', {}, httpTimeoutMs);
-    let ip: string;
-    try {
-      const parsed = parseIp(ipAnswer && /<NewExternalIPAddress>([^<]+)</.exec(ipAnswer)?.[1]);
-      if (parsed.family !== 4) continue;
-      ip = parsed.text;
-    } catch {
-      continue;
-    }
+    const ip = ipAnswer && parseExternalIp(ipAnswer);
+    if (!ip) continue;
     const added = await soap(controlUrl, service, 'AddPortMapping', {
       NewRemoteHost: '',
       NewExternalPort: internalPort,

@@ -14,6 +14,12 @@ export const GSO_TCPV4 = 1;
 export const GSO_TCPV6 = 4;
 const GSO_ECN = 0x80;
 
+/**
+ * A super-packet holds at most 64 KiB and TCP's smallest MSS is 48 bytes
+ * (net.ipv4.tcp_min_snd_mss): at most 1366 segments. More means a broken header.
+ */
+export const MAX_GSO_SEGMENTS = 1366;
+
 export const PROTO_TCP = 6;
 const TCP_FIN = 0x01;
 export const TCP_PSH = 0x08;
@@ -124,6 +130,8 @@ export function gsoSplit(b: Uint8Array, start: number, end: number, h: VnetHdr, 
   const v4 = kind === GSO_TCPV4;
   if ((b[start]! >> 4) !== (v4 ? 4 : 6)) return -1;
   const ipLen = h.csumStart;
+  // the pseudo-header is read from the IP header: it must not overlap the TCP header it covers
+  if (ipLen < (v4 ? 20 : 40)) return -1;
   if (v4 && ((b[start]! & 15) * 4 !== ipLen || b[start + 9] !== PROTO_TCP)) return -1;
   const hdrLen = hdrEnd - start;
   const tcpHdrLen = hdrLen - ipLen;
@@ -180,7 +188,10 @@ export function vnetPackets(b: Uint8Array, n: number): { packets: Buffer[]; gso:
     return { packets: [p], gso: false };
   }
   const h = readVnetHdr(b);
-  const out = Buffer.allocUnsafe(2 * n);
+  // room for every segment: the payload once, the headers (IP + at most 60 bytes of TCP) once per segment
+  const segments = h.gsoSize > 0 ? Math.ceil((n - VNET_HDR_LEN) / h.gsoSize) : 0;
+  if (segments === 0 || segments > MAX_GSO_SEGMENTS) return null;
+  const out = Buffer.allocUnsafe(n + segments * Math.min(h.csumStart + 60, n));
   const spans: number[] = [];
   let pos = 0;
   const count = gsoSplit(b, VNET_HDR_LEN, n, h, out, (len) => {
