@@ -14,6 +14,7 @@ export const TARGETS: Record<string, () => Promise<{ default: FuzzTarget }>> = {
   disco: () => import('./disco.js'),
   control: () => import('./control.js'),
   localapi: () => import('./localapi.js'),
+  'map-parse': () => import('./map-parse.js'),
 };
 
 export async function loadTarget(name: string): Promise<FuzzTarget> {
