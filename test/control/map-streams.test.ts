@@ -8,6 +8,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { admin } from '../../src/control/admin-client.js';
 import { createAuthKey } from '../../src/control/authkeys.js';
+import { MAX_NODE_ENDPOINTS } from '../../src/control/protocol.js';
 import { Registry } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { stateFiles } from '../../src/control/state-dir.js';
@@ -53,10 +54,10 @@ function openStream(h: Harness, n: Node, read = true): Promise<OpenStream> {
   });
 }
 
-/** 64 distinct endpoints: the most a node may report, to make maps large. */
-const manyEndpoints = (tag: number): string[] => Array.from({ length: 64 }, (_, i) => `10.${tag % 250}.${i}.1:${41000 + i}`);
+/** MAX_NODE_ENDPOINTS distinct endpoints: the most a node may report, to make maps large. */
+const manyEndpoints = (tag: number): string[] => Array.from({ length: MAX_NODE_ENDPOINTS }, (_, i) => `10.${tag % 250}.${i}.1:${41000 + i}`);
 
-/** A state dir whose database already holds `count` nodes with 64 endpoints each (~1.6 KB each in a map). */
+/** A state dir whose database already holds `count` nodes with MAX_NODE_ENDPOINTS endpoints each (~0.9 KB each in a map). */
 function populated(count: number): { dir: string; privs: Buffer[] } {
   const dir = tempDir();
   const store = new SqliteStore(stateFiles(dir).db);
@@ -109,10 +110,10 @@ test('a second map stream of a node replaces the first; the node stays online', 
 });
 
 test('a stream whose client never reads is dropped once its unsent data passes the limit', async () => {
-  // maps of ~64 KB (40 nodes × 64 endpoints): the first fits a fresh socket, and once the client's
+  // maps of ~64 KB (80 nodes × 32 endpoints): the first fits a fresh socket, and once the client's
   // socket buffers are full, the map that finds them full leaves more than the limit unsent
   const limit = 32 * 1024;
-  const { dir, privs } = populated(40);
+  const { dir, privs } = populated(80);
   const h = await harness({ limits: { mapStreamMaxUnsentBytes: limit, maxSeenNoncesPerKey: 10_000 } }, dir);
   let s: OpenStream | undefined;
   try {
