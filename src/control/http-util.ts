@@ -33,7 +33,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(data);
 }
 
-/** A request refused for its rate: answered 429 with Retry-After, and the connection closed (its body is never read). */
+/**
+ * A request refused for its rate: answered 429 with Retry-After. Its body is
+ * left unread (Node discards it to keep the connection), and the connection is
+ * kept: closing it would make the sender's next try cost a TLS handshake, and
+ * closing with unread data can reset the connection before the answer is read.
+ */
 export class RateLimitedError extends ControlError {
   constructor(message: string, readonly retryAfterSec: number) {
     super('RATE_LIMITED', message);
@@ -43,7 +48,7 @@ export class RateLimitedError extends ControlError {
 export function sendError(res: ServerResponse, err: unknown): void {
   const e = err instanceof ControlError ? err : new ControlError('INTERNAL', (err as Error)?.message ?? String(err));
   const body: ErrorBody = { error: { code: e.code, message: e.message } };
-  const headers: Record<string, string> = e instanceof RateLimitedError ? { 'retry-after': String(e.retryAfterSec), connection: 'close' } : {};
+  const headers: Record<string, string> = e instanceof RateLimitedError ? { 'retry-after': String(e.retryAfterSec) } : {};
   if (!res.headersSent) sendJson(res, HTTP_STATUS[e.code], body, headers);
   else res.destroy();
 }

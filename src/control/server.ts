@@ -481,7 +481,8 @@ export class ControlServer {
 
   private handleLogout(raw: unknown, res: ServerResponse): void {
     const opened = this.opener!.open(raw, 'logout', parseLogoutBody);
-    // a logout for a key with no node changes nothing, so it is answered without remembering its nonce
+    // a logout for a key with no node changes nothing: it is answered without a transaction or a nonce
+    if (!this.store!.getNodeByKey(opened.nodeKey)) return sendJson(res, 200, { ok: true });
     const node = this.store!.transaction(() => {
       const n = this.store!.getNodeByKey(opened.nodeKey);
       if (!n) return null;
@@ -501,6 +502,8 @@ export class ControlServer {
    * then the nonce is remembered and `act` writes, all in one transaction.
    */
   private actAsKnownNode(opened: OpenedRequest<unknown>, act: (n: NodeRecord) => void): NodeRecord {
+    // checked first outside a transaction too: a request from a key with no valid node begins none
+    this.knownNode(opened.nodeKey);
     return this.store!.transaction(() => {
       const node = this.knownNode(opened.nodeKey);
       this.opener!.accept(opened);
