@@ -423,7 +423,9 @@ export class ControlServer {
   private handleMap(raw: unknown, req: IncomingMessage, res: ServerResponse): void {
     const opened = this.opener!.open(raw, 'map', parseMapBody);
     const { body } = opened;
-    const node = this.actAsKnownNode(opened, (n) => this.store!.updateNode(n.id, { lastSeenMs: Date.now(), endpoints: body.endpoints, discoKey: body.discoKey, connected: true }));
+    const node = this.actAsKnownNode(opened, (n) =>
+      this.store!.updateNode(n.id, { lastSeenMs: Date.now(), endpoints: body.endpoints, discoKey: body.discoKey, connected: true }),
+    );
     this.presumedOnline.delete(node.id);
     const t = this.ephemeralTimers.get(node.id);
     if (t) clearTimeout(t);

@@ -62,7 +62,9 @@ test('the table of sources stays bounded under many sources; the least recently 
 
 test('a burst of sealed requests from one source past its bucket gets 429 with Retry-After; another source gets through', async () => {
   // a token every 100 s: nothing refills while the test runs
-  const h = await harness({ limits: { sealedBurstPerSource: 5, sealedRequestsPerSecPerSource: 0.01, verifyBurstPerSource: 3, verifyRequestsPerSecPerSource: 0.01 } });
+  const h = await harness({
+    limits: { sealedBurstPerSource: 5, sealedRequestsPerSecPerSource: 0.01, verifyBurstPerSource: 3, verifyRequestsPerSecPerSource: 0.01 },
+  });
   try {
     const authKey = await h.authKey();
     const post = (body: unknown, path = 'logout', from = '127.0.0.1') => send(h.url, h.server.certPem, 'POST', `${P}/${path}`, JSON.stringify(body), from);
