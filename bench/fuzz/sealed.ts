@@ -59,6 +59,7 @@ const target: FuzzTarget = {
         seen.set(k, expiresAtMs);
         return 'fresh';
       },
+      hasNonce: (nodeKey, nonce, nowMs) => (seen.get(`${nodeKey} ${nonce}`) ?? 0) > nowMs,
       nonceCount: () => seen.size,
     };
     const opener = new SealedOpener(controlPrivate, nonces, { now: () => now });
@@ -87,6 +88,7 @@ const target: FuzzTarget = {
       check(opened === null || Buffer.isBuffer(opened), 'openBox returned neither null nor a buffer');
       check(openBox(node.key, box)?.equals(plainBytes), 'seal → open did not give the plaintext back');
       const got = opener.open(req, op, (o) => o);
+      opener.accept(got); // as the server does for a request that changes something: a replay is then refused
       check(got.body.op === op, `opened a request sealed for ${String(got.body.op)} as ${op}`);
       if (kind === 0) {
         check(got.nodeKey === node.text, 'opened with another node key than the request named');

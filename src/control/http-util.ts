@@ -27,15 +27,28 @@ export function readJson(req: IncomingMessage): Promise<unknown> {
   });
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const data = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
   res.end(data);
+}
+
+/**
+ * A request refused for its rate: answered 429 with Retry-After. Its body is
+ * left unread (Node discards it to keep the connection), and the connection is
+ * kept: closing it would make the sender's next try cost a TLS handshake, and
+ * closing with unread data can reset the connection before the answer is read.
+ */
+export class RateLimitedError extends ControlError {
+  constructor(message: string, readonly retryAfterSec: number) {
+    super('RATE_LIMITED', message);
+  }
 }
 
 export function sendError(res: ServerResponse, err: unknown): void {
   const e = err instanceof ControlError ? err : new ControlError('INTERNAL', (err as Error)?.message ?? String(err));
   const body: ErrorBody = { error: { code: e.code, message: e.message } };
-  if (!res.headersSent) sendJson(res, HTTP_STATUS[e.code], body);
+  const headers: Record<string, string> = e instanceof RateLimitedError ? { 'retry-after': String(e.retryAfterSec) } : {};
+  if (!res.headersSent) sendJson(res, HTTP_STATUS[e.code], body, headers);
   else res.destroy();
 }

@@ -45,20 +45,27 @@ export class Registry {
     }
   }
 
-  /** Registers (or re-registers) a node from a request validated by validate.ts. */
-  register(nodeKey: string, b: RegisterIn): NodeRecord {
+  /**
+   * Registers (or re-registers) a node from a request validated by validate.ts.
+   * `accept` is called inside the transaction once the request is known to
+   * change something (before the node is written); when it throws, nothing is
+   * kept — not even the use of a single-use auth key.
+   */
+  register(nodeKey: string, b: RegisterIn, accept: () => void = () => {}): NodeRecord {
     const requested = sanitizeHostname(b.hostname);
     const common = { discoKey: b.discoKey, os: b.os, version: b.version, endpoints: b.endpoints, lastSeenMs: this.now() };
     return this.store.transaction(() => {
       const existing = this.store.getNodeByKey(nodeKey);
       if (existing && !b.authKey) {
         if (this.isExpired(existing)) throw new ControlError('NODE_EXPIRED', 'node key expired: run `meshctl up --auth-key KEY` to re-authenticate');
+        accept();
         const hostname = requested === existing.requestedHostname ? existing.hostname : this.uniqueHostname(requested, existing.id);
         this.store.updateNode(existing.id, { ...common, hostname, requestedHostname: requested });
         return this.store.getNode(existing.id)!;
       }
       if (!b.authKey) throw new ControlError('AUTHKEY_REQUIRED', 'this node is not registered: pass --auth-key KEY (from `meshctl control authkey create`)');
       const key = redeemAuthKey(this.store, b.authKey, this.now());
+      accept();
       const keyExpiresAtMs = this.opts.keyExpiryMs === null ? null : this.now() + this.opts.keyExpiryMs;
       if (existing) {
         // re-authentication of a known node: same addresses, fresh expiry

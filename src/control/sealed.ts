@@ -48,9 +48,16 @@ export class SealedOpener {
 
   /**
    * Opens a request sent to `op`'s path and parses its body with `parseBody`.
-   * Throws a ControlError naming why it is refused.
+   * Nothing is written: a request whose nonce is remembered is refused as a
+   * replay, but a fresh nonce is only remembered by `accept`, which the
+   * handler calls once it knows the request changes something. A request that
+   * changes nothing (a map request from a key that is not registered, a logout
+   * of a node that does not exist, a registration whose auth key is refused)
+   * does the same nothing when replayed, so it needs no nonce; remembering one
+   * would let a flood from throwaway keys fill the cache that every node needs.
+   * Throws a ControlError naming why a request is refused.
    */
-  open<T>(raw: unknown, op: SealedOp, parseBody: (o: Record<string, unknown>) => T): { nodeKey: string; body: T } {
+  open<T>(raw: unknown, op: SealedOp, parseBody: (o: Record<string, unknown>) => T): OpenedRequest<T> {
     const req = parseSealedRequest(raw, MAX_BOX_BYTES);
     const nodeKey = req.nodeKey;
     let key = this.keys.get(nodeKey);
@@ -73,17 +80,36 @@ export class SealedOpener {
       throw new ControlError('STALE_REQUEST', 'request timestamp is more than 2 minutes off: check the clock on this node');
     }
     const body = parseBody(sealed);
+    if (this.nonces.hasNonce(nodeKey, header.nonce, now)) throw replayed();
+    return { nodeKey, body, nonce: header.nonce, tsMs: header.tsMs };
+  }
+
+  /**
+   * Remembers an opened request's nonce; call it inside the transaction that
+   * acts on the request, before its first write, so a refusal here rolls the
+   * whole request back. Throws STALE_REQUEST on a replay, RATE_LIMITED at a cap.
+   */
+  accept(r: OpenedRequest<unknown>): void {
     // the request passes the freshness check until tsMs + REQUEST_MAX_AGE_MS (later than now + the window when
     // the node's clock runs ahead), so its nonce is remembered exactly that long
-    const verdict = this.nonces.rememberNonce(nodeKey, header.nonce, header.tsMs + REQUEST_MAX_AGE_MS, now, {
+    const verdict = this.nonces.rememberNonce(r.nodeKey, r.nonce, r.tsMs + REQUEST_MAX_AGE_MS, this.now(), {
       total: this.maxNonces,
       perNodeKey: this.maxNoncesPerKey,
     });
-    if (verdict === 'replayed') throw new ControlError('STALE_REQUEST', 'request replayed (its nonce was seen before)');
+    if (verdict === 'replayed') throw replayed();
     if (verdict === 'key-full') throw new ControlError('RATE_LIMITED', `more than ${this.maxNoncesPerKey} requests from this node key in 2 minutes: slow down`);
     if (verdict === 'full') {
       throw new ControlError('RATE_LIMITED', 'the control server is refusing requests for a while (too many in the last 2 minutes): try again shortly');
     }
-    return { nodeKey, body };
   }
 }
+
+/** A sealed request, opened and checked, whose nonce is not remembered yet. */
+export interface OpenedRequest<T> {
+  nodeKey: string;
+  body: T;
+  nonce: string;
+  tsMs: number;
+}
+
+const replayed = (): ControlError => new ControlError('STALE_REQUEST', 'request replayed (its nonce was seen before)');

@@ -10,13 +10,22 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { keyToText } from '../crypto/keys.js';
 import { terminalSafe } from '../util/text.js';
 import { AdminServer } from './admin-server.js';
-import { guardConnections, type ConnectionStats } from './connections.js';
-import { readJson, sendError, sendJson } from './http-util.js';
+import { guardConnections, sourceKey, type ConnectionStats } from './connections.js';
+import { RateLimitedError, readJson, sendError, sendJson } from './http-util.js';
 import { openStateDatabase } from './open-database.js';
 import { ControlError, MAP_KEEPALIVE_MS, PATHS, type MapLine, type RelayRegion } from './protocol.js';
 import { Registry } from './registry.js';
+import {
+  MAX_RATE_LIMITED_SOURCES,
+  SEALED_BURST_PER_SOURCE,
+  SEALED_REQUESTS_PER_SEC_PER_SOURCE,
+  SourceRateLimiter,
+  VERIFY_BURST_PER_SOURCE,
+  VERIFY_REQUESTS_PER_SEC_PER_SOURCE,
+  type RateLimiterStats,
+} from './rate-limit.js';
 import { probeRelays } from './relay-probe.js';
-import { MAX_SEEN_NONCES, MAX_SEEN_NONCES_PER_KEY, SealedOpener } from './sealed.js';
+import { MAX_SEEN_NONCES, MAX_SEEN_NONCES_PER_KEY, SealedOpener, type OpenedRequest } from './sealed.js';
 import { ensureStateDir, loadControlKey, loadOrCreateCertificate, stateFiles } from './state-dir.js';
 import type { ControlStore, NodeRecord } from './store.js';
 import { parseEndpointsBody, parseLogoutBody, parseMapBody, parseRegisterBody, parseVerifyQuery } from './validate.js';
@@ -57,6 +66,14 @@ export interface ControlLimits {
   adminMaxConnections: number;
   maxSeenNonces: number;
   maxSeenNoncesPerKey: number;
+  /** sealed requests per second one source may keep up, and send at once (its token bucket) */
+  sealedRequestsPerSecPerSource: number;
+  sealedBurstPerSource: number;
+  /** /verify lookups per second one source may keep up, and make at once */
+  verifyRequestsPerSecPerSource: number;
+  verifyBurstPerSource: number;
+  /** sources whose buckets are kept (per kind); the least recently seen is dropped beyond it */
+  maxRateLimitedSources: number;
 }
 
 /**
@@ -141,6 +158,8 @@ export class ControlServer {
   /** one map stream per node: a new one replaces the old */
   private readonly streams = new Map<number, Stream>();
   private readonly limits: ControlLimits;
+  private readonly sealedRate: SourceRateLimiter;
+  private readonly verifyRate: SourceRateLimiter;
   private connStats: ConnectionStats | null = null;
   private readonly streamCounters = { coalesced: 0, dropped: 0, replaced: 0 };
   private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
@@ -170,8 +189,21 @@ export class ControlServer {
       adminMaxConnections: ADMIN_MAX_CONNECTIONS,
       maxSeenNonces: MAX_SEEN_NONCES,
       maxSeenNoncesPerKey: MAX_SEEN_NONCES_PER_KEY,
+      sealedRequestsPerSecPerSource: SEALED_REQUESTS_PER_SEC_PER_SOURCE,
+      sealedBurstPerSource: SEALED_BURST_PER_SOURCE,
+      verifyRequestsPerSecPerSource: VERIFY_REQUESTS_PER_SEC_PER_SOURCE,
+      verifyBurstPerSource: VERIFY_BURST_PER_SOURCE,
+      maxRateLimitedSources: MAX_RATE_LIMITED_SOURCES,
       ...opts.limits,
     };
+    const l = this.limits;
+    this.sealedRate = new SourceRateLimiter({ perSecond: l.sealedRequestsPerSecPerSource, burst: l.sealedBurstPerSource, maxSources: l.maxRateLimitedSources });
+    this.verifyRate = new SourceRateLimiter({ perSecond: l.verifyRequestsPerSecPerSource, burst: l.verifyBurstPerSource, maxSources: l.maxRateLimitedSources });
+  }
+
+  /** The per-source rate limiters' tables and refusals. */
+  rateLimitStats(): { sealed: RateLimiterStats; verify: RateLimiterStats } {
+    return { sealed: this.sealedRate.stats(), verify: this.verifyRate.stats() };
   }
 
   /** The HTTPS listener's connection counters. */
@@ -332,12 +364,17 @@ export class ControlServer {
         // the key and health endpoints take no input at all
         if (url === PATHS.key) return sendJson(res, 200, { publicKey: keyToText(this.publicKey!) });
         if (url === '/healthz') return sendJson(res, 200, { ok: true });
-        if (path === PATHS.verify) return this.handleVerify(q < 0 ? '' : url.slice(q + 1), res);
+        if (path === PATHS.verify) {
+          this.checkRate(this.verifyRate, req, 'verify lookups');
+          return this.handleVerify(q < 0 ? '' : url.slice(q + 1), res);
+        }
         throw new ControlError('BAD_REQUEST', `no GET ${clip(url)} here`);
       }
       if (req.method !== 'POST') throw new ControlError('BAD_REQUEST', `no ${clip(req.method ?? '')} ${clip(url)} here`);
       const route = POST_ROUTES.get(url);
       if (!route) throw new ControlError('BAD_REQUEST', `no POST ${clip(url)} here`);
+      // before the body is read: a refused request costs no crypto and no database work
+      this.checkRate(this.sealedRate, req, 'requests');
       const raw = await readJson(req);
       switch (route) {
         case 'register':
@@ -357,6 +394,14 @@ export class ControlServer {
     }
   }
 
+  /** Takes a token from the request source's bucket, or refuses the request with the wait until the next one. */
+  private checkRate(limiter: SourceRateLimiter, req: IncomingMessage, what: string): void {
+    const waitMs = limiter.take(sourceKey(req.socket.remoteAddress));
+    if (waitMs === 0) return;
+    const sec = Math.max(1, Math.ceil(waitMs / 1000));
+    throw new RateLimitedError(`too many ${what} from your address: try again in ${sec} s`, sec);
+  }
+
   private knownNode(nodeKey: string): NodeRecord {
     const n = this.store!.getNodeByKey(nodeKey);
     if (!n) throw new ControlError('NODE_UNKNOWN', 'this node is not registered (deleted or logged out): run `meshctl up --auth-key KEY`');
@@ -365,9 +410,10 @@ export class ControlServer {
   }
 
   private handleRegister(raw: unknown, res: ServerResponse): void {
-    const { nodeKey, body } = this.opener!.open(raw, 'register', parseRegisterBody);
-    const before = this.store!.getNodeByKey(nodeKey);
-    const node = this.registry!.register(nodeKey, body);
+    const opened = this.opener!.open(raw, 'register', parseRegisterBody);
+    const before = this.store!.getNodeByKey(opened.nodeKey);
+    // the nonce is remembered only once the registration is accepted (a refused auth key changes nothing)
+    const node = this.registry!.register(opened.nodeKey, opened.body, () => this.opener!.accept(opened));
     this.log(before ? `node ${node.hostname} (${node.ipv4}) re-registered` : `node ${node.hostname} (${node.ipv4}) joined`);
     this.expiredIds.delete(node.id);
     sendJson(res, 200, this.registry!.registerResult(node, this.online(node.id)));
@@ -375,10 +421,12 @@ export class ControlServer {
   }
 
   private handleMap(raw: unknown, req: IncomingMessage, res: ServerResponse): void {
-    const { nodeKey, body } = this.opener!.open(raw, 'map', parseMapBody);
-    const node = this.knownNode(nodeKey);
+    const opened = this.opener!.open(raw, 'map', parseMapBody);
+    const { body } = opened;
+    const node = this.actAsKnownNode(opened, (n) =>
+      this.store!.updateNode(n.id, { lastSeenMs: Date.now(), endpoints: body.endpoints, discoKey: body.discoKey, connected: true }),
+    );
     this.presumedOnline.delete(node.id);
-    this.store!.updateNode(node.id, { lastSeenMs: Date.now(), endpoints: body.endpoints, discoKey: body.discoKey, connected: true });
     const t = this.ephemeralTimers.get(node.id);
     if (t) clearTimeout(t);
     this.ephemeralTimers.delete(node.id);
@@ -421,26 +469,49 @@ export class ControlServer {
   }
 
   private handleEndpoints(raw: unknown, res: ServerResponse): void {
-    const { nodeKey, body } = this.opener!.open(raw, 'endpoints', parseEndpointsBody);
-    const node = this.knownNode(nodeKey);
-    const update: Partial<NodeRecord> = { endpoints: body.endpoints };
-    if (body.homeRelay !== undefined) update.homeRelay = body.homeRelay;
-    if (Date.now() - (node.lastSeenMs ?? 0) > LAST_SEEN_WRITE_MS) update.lastSeenMs = Date.now();
-    this.store!.updateNode(node.id, update);
+    const opened = this.opener!.open(raw, 'endpoints', parseEndpointsBody);
+    const { body } = opened;
+    this.actAsKnownNode(opened, (node) => {
+      const update: Partial<NodeRecord> = { endpoints: body.endpoints };
+      if (body.homeRelay !== undefined) update.homeRelay = body.homeRelay;
+      if (Date.now() - (node.lastSeenMs ?? 0) > LAST_SEEN_WRITE_MS) update.lastSeenMs = Date.now();
+      this.store!.updateNode(node.id, update);
+    });
     sendJson(res, 200, { ok: true });
     this.changed();
   }
 
   private handleLogout(raw: unknown, res: ServerResponse): void {
-    const { nodeKey } = this.opener!.open(raw, 'logout', parseLogoutBody);
-    const node = this.store!.getNodeByKey(nodeKey);
-    if (node) {
-      this.store!.deleteNode(node.id);
-      this.log(`node ${node.hostname} (${node.ipv4}) logged out`);
-    }
+    const opened = this.opener!.open(raw, 'logout', parseLogoutBody);
+    // a logout for a key with no node changes nothing: it is answered without a transaction or a nonce
+    if (!this.store!.getNodeByKey(opened.nodeKey)) return sendJson(res, 200, { ok: true });
+    const node = this.store!.transaction(() => {
+      const n = this.store!.getNodeByKey(opened.nodeKey);
+      if (!n) return null;
+      this.opener!.accept(opened);
+      this.store!.deleteNode(n.id);
+      return n;
+    });
+    if (node) this.log(`node ${node.hostname} (${node.ipv4}) logged out`);
     sendJson(res, 200, { ok: true });
     if (node) this.endStreams(node.id, 'NODE_UNKNOWN');
     this.changed();
+  }
+
+  /**
+   * For a request that acts on its own node: the node must exist and be valid
+   * (else NODE_UNKNOWN or NODE_EXPIRED, with nothing written and no nonce kept),
+   * then the nonce is remembered and `act` writes, all in one transaction.
+   */
+  private actAsKnownNode(opened: OpenedRequest<unknown>, act: (n: NodeRecord) => void): NodeRecord {
+    // checked first outside a transaction too: a request from a key with no valid node begins none
+    this.knownNode(opened.nodeKey);
+    return this.store!.transaction(() => {
+      const node = this.knownNode(opened.nodeKey);
+      this.opener!.accept(opened);
+      act(node);
+      return node;
+    });
   }
 
   private scheduleEphemeralDelete(id: number): void {

@@ -230,6 +230,9 @@ export class SqliteStore implements ControlStore {
       return 'fresh';
     });
   }
+  hasNonce(nodeKey: string, nonce: string, nowMs: number): boolean {
+    return Boolean(this.db.get('SELECT 1 AS x FROM seen_nonces WHERE node_key = ? AND nonce = ? AND expires_at_ms >= ?', [nodeKey, nonce, nowMs]));
+  }
   nonceCount(): number {
     return num((this.db.get('SELECT count(*) AS n FROM seen_nonces') as Row).n!);
   }

@@ -55,6 +55,8 @@ export interface NonceLimits {
 export interface NonceStore {
   /** Atomically: prune nonces expired at `nowMs`, then check `nonce` of `nodeKey` and remember it until `expiresAtMs`. */
   rememberNonce(nodeKey: string, nonce: string, expiresAtMs: number, nowMs: number, limits: NonceLimits): NonceVerdict;
+  /** Whether `nonce` of `nodeKey` is remembered and not yet expired at `nowMs` (a read: nothing is pruned or added). */
+  hasNonce(nodeKey: string, nonce: string, nowMs: number): boolean;
   /** how many nonces are remembered now (expired ones included until the next prune) */
   nonceCount(): number;
 }

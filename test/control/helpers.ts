@@ -3,7 +3,7 @@
 // raw HTTPS posts that return the status and the parsed body.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,8 +35,8 @@ export async function harness(opts: Partial<ControlServerOptions> = {}, dir = te
     server,
     url,
     authKey: async () => (await admin.createAuthKey(dir, { reusable: true, ephemeral: false, expiryMs: null })).key,
-    post: (path, body) => send(url, server.certPem, 'POST', path, typeof body === 'string' ? body : JSON.stringify(body)),
-    get: (path) => send(url, server.certPem, 'GET', path, undefined),
+    post: (path, body) => statusAndBody(send(url, server.certPem, 'POST', path, typeof body === 'string' ? body : JSON.stringify(body))),
+    get: (path) => statusAndBody(send(url, server.certPem, 'GET', path, undefined)),
     close: async () => {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -44,9 +44,22 @@ export async function harness(opts: Partial<ControlServerOptions> = {}, dir = te
   };
 }
 
-export function send(url: string, ca: string, method: string, path: string, body: string | undefined): Promise<{ status: number; body: Record<string, unknown> }> {
+/** The parts of a reply most tests compare whole (headers carry dates and lengths). */
+const statusAndBody = async (p: Promise<Reply>): Promise<{ status: number; body: Record<string, unknown> }> => {
+  const { status, body } = await p;
+  return { status, body };
+};
+
+export interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+  headers: IncomingHttpHeaders;
+}
+
+/** One request on a fresh connection; `localAddress` picks the client's source address (127.0.0.2 is another source). */
+export function send(url: string, ca: string, method: string, path: string, body: string | undefined, localAddress?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request(`${url}${path}`, { method, ca, agent: false }, (res: IncomingMessage) => {
+    const req = request(`${url}${path}`, { method, ca, agent: false, localAddress }, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -57,7 +70,7 @@ export function send(url: string, ca: string, method: string, path: string, body
         } catch {
           parsed = { text };
         }
-        resolve({ status: res.statusCode ?? 0, body: parsed });
+        resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers });
       });
     });
     req.on('error', reject);

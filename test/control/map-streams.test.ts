@@ -8,12 +8,12 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { admin } from '../../src/control/admin-client.js';
 import { createAuthKey } from '../../src/control/authkeys.js';
+import { MAX_NODE_ENDPOINTS } from '../../src/control/protocol.js';
 import { Registry } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
-import { MAX_NODE_ENDPOINTS } from '../../src/control/protocol.js';
 import { discoKey, harness, Node, registerBody, tempDir, until, within, type Harness } from './helpers.js';
 
 const P = '/meshctl/v1';
@@ -54,10 +54,10 @@ function openStream(h: Harness, n: Node, read = true): Promise<OpenStream> {
   });
 }
 
-/** 64 distinct endpoints: the most a node may report, to make maps large. */
+/** MAX_NODE_ENDPOINTS distinct endpoints: the most a node may report, to make maps large. */
 const manyEndpoints = (tag: number): string[] => Array.from({ length: MAX_NODE_ENDPOINTS }, (_, i) => `10.${tag % 250}.${i}.1:${41000 + i}`);
 
-/** A state dir whose database already holds `count` nodes with MAX_NODE_ENDPOINTS (32) endpoints each (~0.8 KB each in a map). */
+/** A state dir whose database already holds `count` nodes with MAX_NODE_ENDPOINTS endpoints each (~0.9 KB each in a map). */
 function populated(count: number): { dir: string; privs: Buffer[] } {
   const dir = tempDir();
   const store = new SqliteStore(stateFiles(dir).db);

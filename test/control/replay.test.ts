@@ -82,17 +82,21 @@ test('the nonce cache is bounded: per node key and in total it refuses (never fo
   let now = Date.now();
   const h = await harness({ now: () => now, limits: { maxSeenNonces: 6, maxSeenNoncesPerKey: 3 } });
   try {
+    const authKey = await h.authKey();
     const a = new Node(h.server.publicKey!);
     const b = new Node(h.server.publicKey!);
     const c = new Node(h.server.publicKey!);
-    // logout of an unknown node is answered 200, so each request only exercises the cache
-    const logout = (n: Node) => h.post(`${P}/logout`, n.seal('logout', {}, now));
-    for (let i = 0; i < 3; i++) assert.equal((await logout(a)).status, 200);
-    const over = await logout(a);
+    // only requests that change something keep a nonce: registrations, and updates from registered nodes
+    const register = (n: Node) => h.post(`${P}/register`, n.seal('register', registerBody(authKey, 'n'), now));
+    const update = (n: Node, tsMs = now) => h.post(`${P}/endpoints`, n.seal('endpoints', { endpoints: [] }, tsMs));
+    assert.equal((await register(a)).status, 200);
+    for (let i = 0; i < 2; i++) assert.equal((await update(a)).status, 200);
+    const over = await update(a);
     assert.equal(over.status, 429, 'a fourth nonce of one key inside the window');
     assert.equal(code(over), 'RATE_LIMITED');
-    for (let i = 0; i < 3; i++) assert.equal((await logout(b)).status, 200, 'another key is not affected');
-    assert.equal((await logout(c)).status, 429, 'the total cap is reached: refused, not evicted');
+    assert.equal((await register(b)).status, 200, 'another key is not affected');
+    for (let i = 0; i < 2; i++) assert.equal((await update(b)).status, 200, 'another key is not affected');
+    assert.equal((await register(c)).status, 429, 'the total cap is reached: refused, not evicted');
     const count = (): number => {
       const s = new SqliteStore(stateFiles(h.dir).db);
       try {
@@ -104,13 +108,13 @@ test('the nonce cache is bounded: per node key and in total it refuses (never fo
     assert.equal(count(), 6);
     // a nonce is kept until its timestamp leaves the window, then pruned
     now += 2 * 60_000 + 1;
-    assert.equal((await logout(c)).status, 200);
+    assert.equal((await update(a)).status, 200);
     assert.equal(count(), 1);
     // a request dated ahead (a node clock running fast) is remembered until its own timestamp leaves the window
-    const ahead = c.seal('logout', {}, now + 100_000);
-    assert.equal((await h.post(`${P}/logout`, ahead)).status, 200);
+    const ahead = a.seal('endpoints', { endpoints: [] }, now + 100_000);
+    assert.equal((await h.post(`${P}/endpoints`, ahead)).status, 200);
     now += 2 * 60_000 + 1;
-    assert.equal(code(await h.post(`${P}/logout`, ahead)), 'STALE_REQUEST', 'still remembered 2 minutes later, while it is fresh');
+    assert.equal(code(await h.post(`${P}/endpoints`, ahead)), 'STALE_REQUEST', 'still remembered 2 minutes later, while it is fresh');
   } finally {
     await h.close();
   }
