@@ -352,7 +352,11 @@ export class Backend {
     const key = `${eps.join()}|${this.home ?? ''}`;
     if (key === this.reportedEndpoints || !this.control || !this.connected) return;
     this.reportedEndpoints = key;
-    await this.control.call('endpoints', { endpoints: eps, homeRelay: this.home }, 10_000).catch((err: Error) => this.log(`endpoint update failed: ${err.message}`));
+    await this.control.call('endpoints', { endpoints: eps, homeRelay: this.home }, 10_000).catch((err: Error) => {
+      // a refused or lost update (control busy, rate-limited, restarting) is sent again at the next poll
+      if (this.reportedEndpoints === key) this.reportedEndpoints = '';
+      this.log(`endpoint update failed: ${err.message}`);
+    });
   }
 
   private async applyMap(map: NetworkMap): Promise<void> {
