@@ -355,7 +355,7 @@ export class Backend {
     await this.control.call('endpoints', { endpoints: eps, homeRelay: this.home }, 10_000).catch((err: Error) => {
       // a refused or lost update (control busy, rate-limited, restarting) is sent again at the next poll
       if (this.reportedEndpoints === key) this.reportedEndpoints = '';
-      this.log(`endpoint update failed: ${err.message}`);
+      this.endpointErrorLog(`endpoint update failed: ${err.message}`);
     });
   }
 
