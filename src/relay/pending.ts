@@ -117,6 +117,11 @@ export class PendingConnections {
     this.release(rawOf(sock));
   }
 
+  /** Closes every pending connection (the relay stops): the HTTP server does not track those still in TLS. */
+  closeAll(): void {
+    for (const raw of [...this.entries.keys()]) raw.destroy();
+  }
+
   private release(raw: Socket): void {
     const e = this.entries.get(raw);
     if (!e) return;

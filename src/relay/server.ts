@@ -4,7 +4,9 @@
 // addressed by node key; the relay cannot read them. Clients prove possession
 // of their key; with --verify-clients only nodes the control server knows get
 // in, and are rechecked while connected. Until its handshake is verified a
-// connection is not read from, so it cannot make the relay buffer for it.
+// connection is not read from, so it cannot make the relay buffer for it, and
+// it counts against caps per source and in total (pending.ts); connected
+// clients are capped too (MAX_CLIENTS).
 // Relays of one region mesh with each other (pinned certificates, a shared
 // mesh key), so a node reached through any of them gets the packet. A STUN
 // server runs beside it.
@@ -259,6 +261,7 @@ export class RelayServer {
     this.mesh?.stop();
     for (const c of this.clients.values()) c.sock.destroy();
     this.clients.clear();
+    this.pending.closeAll();
     await this.stun?.stop();
     if (this.server) {
       this.server.closeAllConnections();

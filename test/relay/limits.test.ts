@@ -156,3 +156,12 @@ test('connections that never upgrade are capped per source and cut at the deadli
     await R.close();
   }
 });
+
+test('stopping the relay closes connections still in TLS instead of waiting for them', { timeout: 20_000 }, async () => {
+  const R = await relay();
+  const s = await silentTcp(R.r.boundPort, '127.0.0.1');
+  const isClosed = closed(s);
+  // without the relay closing it, close() would wait for node's TLS handshake timeout (120 s)
+  await R.close();
+  await until(isClosed, 3000, 'the connection closed');
+});
