@@ -81,14 +81,19 @@ export class PendingConnections {
     const key = sourceKey(raw.remoteAddress);
     if (this.entries.size >= this.maxTotal) {
       this.stats.refusedOverTotal++;
-      this.logOverTotal(`refusing connections: ${this.entries.size} are in TLS or their handshake, the most allowed (MAX_PENDING_CONNECTIONS); many sources are connecting at once`);
+      this.logOverTotal(
+        `refusing connections: ${this.entries.size} are in TLS or their handshake, the most allowed (MAX_PENDING_CONNECTIONS ${this.maxTotal}); ` +
+          'many sources are connecting at once',
+      );
       raw.destroy();
       return;
     }
     if (!this.perSource.tryAdd(key)) {
       this.stats.refusedOverSource++;
       this.logOverSource(
-        `refusing connections from ${key}: it has ${this.perSource.max} in TLS or their handshake, the most one source may (MAX_PENDING_PER_SOURCE); a host there holds them open, or many nodes behind that address reconnect at once (they retry)`,
+        `refusing connections from ${key}: it has ${this.perSource.max} in TLS or their handshake, ` +
+          `the most one source may (MAX_PENDING_PER_SOURCE ${this.perSource.max}); ` +
+          'a host there holds them open, or many nodes behind that address reconnect at once (they retry)',
       );
       raw.destroy();
       return;

@@ -406,7 +406,7 @@ export class RelayServer {
     if (isMesh && !this.meshDigest) return refuse('this relay has no mesh key: it takes no mesh links', 'unauthorized');
     if (isMesh && !meshKeyMatches(info.meshKey, this.meshDigest)) return refuse('wrong mesh key', 'unauthorized');
     const hex = clientKey.toString('hex');
-    // checked before the lookup (none is spent on a client that cannot get in) and again after it, before the client is added
+    // checked before the lookup (none is spent on a client that cannot get in), and again after it before the client is added
     if (!isMesh && this.full(hex)) return this.refuseFull(refuse);
     if (!isMesh && this.verifier) {
       const verdict = await this.verifier.check(clientKey);
@@ -436,7 +436,9 @@ export class RelayServer {
 
   private refuseFull(refuse: (why: string, counter: 'full') => null): null {
     const max = this.opts.maxClients ?? MAX_CLIENTS;
-    this.logFull(`refusing new clients: ${this.clients.size} are connected, the most this relay takes (MAX_CLIENTS ${max}); add a relay to the region to share them`);
+    this.logFull(
+      `refusing new clients: ${this.clients.size} are connected, the most this relay takes (MAX_CLIENTS ${max}); add a relay to the region to share them`,
+    );
     return refuse(`relay full: ${max} clients connected; try again later or another relay`, 'full');
   }
 

@@ -157,6 +157,22 @@ test('connections that never upgrade are capped per source and cut at the deadli
   }
 });
 
+test('pending connections are capped in total across sources too', async () => {
+  const R = await relay({ pending: { maxTotal: 2, maxPerSource: 10 } });
+  const open: Socket[] = [];
+  try {
+    for (const from of ['127.0.0.1', '127.0.0.3']) open.push(await silentTcp(R.r.boundPort, from));
+    const third = await silentTcp(R.r.boundPort, '127.0.0.2');
+    open.push(third);
+    await until(closed(third), 3000, 'the third closed');
+    assert.equal(R.r.stats.pending.refusedOverTotal, 1);
+    assert.equal(R.logs.filter((l) => l.includes('MAX_PENDING_CONNECTIONS')).length, 1);
+  } finally {
+    for (const s of open) s.destroy();
+    await R.close();
+  }
+});
+
 test('stopping the relay closes connections still in TLS instead of waiting for them', { timeout: 20_000 }, async () => {
   const R = await relay();
   const s = await silentTcp(R.r.boundPort, '127.0.0.1');
