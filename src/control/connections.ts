@@ -7,8 +7,7 @@
 // never ends and which is quiet by design, is not cut.
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { isIPv4 } from 'node:net';
-import { ipBytes, parseIp } from '../util/netaddr.js';
+import { PerSourceCounter, sourceKey } from '../util/per-source.js';
 
 export interface ConnectionLimits {
   /** open connections at once; more are closed as soon as they are accepted */
@@ -26,25 +25,10 @@ export interface ConnectionStats {
   closedIdle: number;
 }
 
-/**
- * The per-source key: an IPv4 address, or the /64 of an IPv6 address (one
- * host usually has a whole /64 to pick addresses from).
- */
-export function sourceKey(remote: string | undefined): string {
-  if (!remote) return 'unknown';
-  if (remote.startsWith('::ffff:') && isIPv4(remote.slice(7))) return remote.slice(7);
-  try {
-    const ip = parseIp(remote);
-    return ip.family === 4 ? ip.text : `${ipBytes(ip).subarray(0, 8).toString('hex')}/64`;
-  } catch {
-    return remote;
-  }
-}
-
 /** Applies `limits` to `server` (an http or https server, before it listens). */
 export function guardConnections(server: HttpServer, limits: ConnectionLimits): ConnectionStats {
   const stats: ConnectionStats = { open: 0, refusedOverTotal: 0, refusedOverSource: 0, closedIdle: 0 };
-  const perSource = new Map<string, number>();
+  const perSource = limits.maxPerSource === null ? null : new PerSourceCounter(limits.maxPerSource);
   const idleTimers = new WeakMap<Socket, NodeJS.Timeout>();
   // net.Server closes connections beyond this as soon as they are accepted, before any TLS work
   server.maxConnections = limits.maxConnections;
@@ -53,14 +37,10 @@ export function guardConnections(server: HttpServer, limits: ConnectionLimits): 
   server.keepAliveTimeout = limits.idleMs;
   server.on('connection', (socket: Socket) => {
     const key = sourceKey(socket.remoteAddress);
-    if (limits.maxPerSource !== null) {
-      const n = perSource.get(key) ?? 0;
-      if (n >= limits.maxPerSource) {
-        stats.refusedOverSource++;
-        socket.destroy();
-        return;
-      }
-      perSource.set(key, n + 1);
+    if (perSource && !perSource.tryAdd(key)) {
+      stats.refusedOverSource++;
+      socket.destroy();
+      return;
     }
     stats.open++;
     const timer = setTimeout(() => {
@@ -72,10 +52,7 @@ export function guardConnections(server: HttpServer, limits: ConnectionLimits): 
     socket.once('close', () => {
       clearTimeout(timer);
       stats.open--;
-      if (limits.maxPerSource === null) return;
-      const left = (perSource.get(key) ?? 1) - 1;
-      if (left > 0) perSource.set(key, left);
-      else perSource.delete(key);
+      perSource?.remove(key);
     });
   });
   server.on('request', (req: IncomingMessage) => {

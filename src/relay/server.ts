@@ -4,7 +4,9 @@
 // addressed by node key; the relay cannot read them. Clients prove possession
 // of their key; with --verify-clients only nodes the control server knows get
 // in, and are rechecked while connected. Until its handshake is verified a
-// connection is not read from, so it cannot make the relay buffer for it.
+// connection is not read from, so it cannot make the relay buffer for it, and
+// it counts against caps per source and in total (pending.ts); connected
+// clients are capped too (MAX_CLIENTS).
 // Relays of one region mesh with each other (pinned certificates, a shared
 // mesh key), so a node reached through any of them gets the packet. A STUN
 // server runs beside it.
@@ -17,9 +19,11 @@ import { FrameReader, FrameType, frame, KEY_LEN, MAX_PACKET, PeerGoneReason, REL
 import { corkedWrite, pendingBytes } from './cork.js';
 import { RelayMesh, type MeshPeer } from './mesh.js';
 import { meshKeyDigest, meshKeyMatches } from './mesh-key.js';
+import { PendingConnections, type PendingLimits, type PendingStats } from './pending.js';
 import { loadRelayIdentity } from './state.js';
 import { StunServer, type StunLimits } from './stun-server.js';
 import { ClientVerifier, type ClientVerifierOptions } from './verify.js';
+import { rateLimitedLog } from '../util/rate-limited-log.js';
 
 export interface RelayServerOptions {
   host: string;
@@ -44,6 +48,10 @@ export interface RelayServerOptions {
   preAuthBacklogBytes?: number;
   /** connections in their handshake at once; default MAX_HANDSHAKES */
   maxHandshakes?: number;
+  /** connected clients at once (mesh links not counted); default MAX_CLIENTS */
+  maxClients?: number;
+  /** accepted, not yet verified connections: per source, in total, and the deadline for the upgrade */
+  pending?: PendingLimits;
   stunLimits?: StunLimits;
   logger?: (msg: string) => void;
 }
@@ -62,6 +70,16 @@ const HANDSHAKE_TIMEOUT_MS = 5000;
  * dropped 21 % of a relayed TCP stream: docs/performance.md, "Relay").
  */
 const QUEUE_BYTES = 160 * 1600;
+/**
+ * Connected clients at once. Each may hold QUEUE_BYTES (256 000 B) of frames
+ * queued for it, so at worst 10 000 × 256 000 B = 2.56 GB of queues (plus tens
+ * of KiB of socket and TLS state each): a relay host of 4 GB survives every
+ * queue full at once. Past it a new node key is refused with a Close frame; a
+ * key already connected may reconnect (it replaces its old connection).
+ */
+export const MAX_CLIENTS = 10_000;
+/** Refusals and accept errors are logged at most once a minute each, so a flood cannot flood the log. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
 /** A ClientInfo box must be this fresh. */
 const CLIENT_INFO_MAX_AGE_MS = 2 * 60 * 1000;
 /**
@@ -97,7 +115,10 @@ export interface RelayStats {
   packetsRelayed: number;
   packetsForwarded: number;
   dropped: { queueFull: number; rateLimited: number; noSuchPeer: number; malformed: number; tooLarge: number };
-  refused: { handshake: number; unauthorized: number; busy: number; preAuthBacklog: number };
+  /** `full`: new node keys refused at MAX_CLIENTS */
+  refused: { handshake: number; unauthorized: number; busy: number; preAuthBacklog: number; full: number };
+  /** connections accepted and not yet verified (TLS, upgrade, handshake), and those refused or cut at that stage */
+  pending: PendingStats;
   /** connections in their handshake now, and the bytes they have sent that wait for it */
   preAuth: { connections: number; bufferedBytes: number; peakBufferedBytes: number };
   /** clients closed because a recheck found their key no longer known */
@@ -151,12 +172,28 @@ export class RelayServer {
   readonly clients = new Map<string, RelayClientConn>();
   private readonly watchers = new Set<RelayClientConn>();
   private identity: { privateKey: Buffer; publicKey: Buffer; cert: string; key: string; fingerprint: string } | null = null;
-  readonly stats: RelayStats = { clients: 0, packetsRelayed: 0, packetsForwarded: 0, dropped: { queueFull: 0, rateLimited: 0, noSuchPeer: 0, malformed: 0, tooLarge: 0 }, refused: { handshake: 0, unauthorized: 0, busy: 0, preAuthBacklog: 0 }, preAuth: { connections: 0, bufferedBytes: 0, peakBufferedBytes: 0 }, revoked: 0 };
+  private readonly pending: PendingConnections;
+  readonly stats: RelayStats;
   private readonly log: (msg: string) => void;
+  private readonly logFull: (msg: string) => void;
+  private readonly logAcceptError: (msg: string) => void;
   boundPort = 0;
 
   constructor(readonly opts: RelayServerOptions) {
     this.log = opts.logger ?? (() => {});
+    this.pending = new PendingConnections(opts.pending ?? {}, this.log);
+    this.stats = {
+      clients: 0,
+      packetsRelayed: 0,
+      packetsForwarded: 0,
+      dropped: { queueFull: 0, rateLimited: 0, noSuchPeer: 0, malformed: 0, tooLarge: 0 },
+      refused: { handshake: 0, unauthorized: 0, busy: 0, preAuthBacklog: 0, full: 0 },
+      pending: this.pending.stats,
+      preAuth: { connections: 0, bufferedBytes: 0, peakBufferedBytes: 0 },
+      revoked: 0,
+    };
+    this.logFull = rateLimitedLog(this.log, REFUSAL_LOG_INTERVAL_MS);
+    this.logAcceptError = rateLimitedLog(this.log, REFUSAL_LOG_INTERVAL_MS);
   }
 
   get fingerprint(): string {
@@ -193,11 +230,16 @@ export class RelayServer {
       res.writeHead(426, { 'content-type': 'text/plain' });
       res.end(`upgrade to ${RELAY_UPGRADE} at ${RELAY_PATH}\n`);
     });
+    // node's own deadlines before a request (TLS handshake 120 s, headers 60 s) are far longer: connections are counted and cut here
+    this.pending.attach(server);
     server.on('upgrade', (req: IncomingMessage, sock: Duplex, head: Buffer) => this.upgrade(req, sock, head));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(o.port, o.host, () => resolve());
     });
+    server.removeAllListeners('error');
+    // a failed accept (out of file descriptors) is an 'error' on the listening server: log it, keep serving
+    server.on('error', (err: NodeJS.ErrnoException) => this.logAcceptError(`accepting a connection failed: ${err.code ?? err.message}`));
     this.server = server;
     this.boundPort = (server.address() as { port: number }).port;
     this.stun = new StunServer(o.host, o.stunPort, o.stunLimits);
@@ -219,6 +261,7 @@ export class RelayServer {
     this.mesh?.stop();
     for (const c of this.clients.values()) c.sock.destroy();
     this.clients.clear();
+    this.pending.closeAll();
     await this.stun?.stop();
     if (this.server) {
       this.server.closeAllConnections();
@@ -250,6 +293,7 @@ export class RelayServer {
       sock.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n\r\n');
       return;
     }
+    this.pending.upgraded(sock);
     sock.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${RELAY_UPGRADE}\r\nConnection: Upgrade\r\n\r\n`);
     (sock as Duplex & { setNoDelay?: (b: boolean) => void }).setNoDelay?.(true);
     sock.write(frame(FrameType.serverKey, SERVER_MAGIC, this.identity!.publicKey));
@@ -339,7 +383,7 @@ export class RelayServer {
   }
 
   private async handshake(sock: Duplex, type: number, payload: Buffer): Promise<RelayClientConn | null> {
-    const refuse = (why: string, counter: 'handshake' | 'unauthorized' | 'busy'): null => {
+    const refuse = (why: string, counter: 'handshake' | 'unauthorized' | 'busy' | 'full'): null => {
       this.stats.refused[counter]++;
       sock.end(frame(FrameType.close, Buffer.from(why)));
       return null;
@@ -361,6 +405,9 @@ export class RelayServer {
     const isMesh = info.meshKey !== undefined;
     if (isMesh && !this.meshDigest) return refuse('this relay has no mesh key: it takes no mesh links', 'unauthorized');
     if (isMesh && !meshKeyMatches(info.meshKey, this.meshDigest)) return refuse('wrong mesh key', 'unauthorized');
+    const hex = clientKey.toString('hex');
+    // checked before the lookup (none is spent on a client that cannot get in), and again after it before the client is added
+    if (!isMesh && this.full(hex)) return this.refuseFull(refuse);
     if (!isMesh && this.verifier) {
       const verdict = await this.verifier.check(clientKey);
       if (verdict === 'unknown') return refuse('node key not known to the control server', 'unauthorized');
@@ -368,7 +415,8 @@ export class RelayServer {
       if (verdict === 'error') return refuse('the control server could not be asked about this node key: try again shortly', 'busy');
     }
     if (sock.destroyed) return null;
-    const hex = clientKey.toString('hex');
+    if (!isMesh && this.full(hex)) return this.refuseFull(refuse);
+    this.pending.verified(sock);
     const conn = new RelayClientConn(hex, sock, isMesh, this.opts.clientRateBytesPerSec ?? 0);
     if (!isMesh) {
       const old = this.clients.get(hex);
@@ -379,6 +427,19 @@ export class RelayServer {
     }
     sock.write(frame(FrameType.serverInfo, Buffer.from(JSON.stringify({ version: 1, region: this.opts.region, keepAliveMs: KEEPALIVE_MS }))));
     return conn;
+  }
+
+  /** No room for a new client: the relay holds its cap, and `hex` is not one of them (a reconnect replaces its old connection). */
+  private full(hex: string): boolean {
+    return this.clients.size >= (this.opts.maxClients ?? MAX_CLIENTS) && !this.clients.has(hex);
+  }
+
+  private refuseFull(refuse: (why: string, counter: 'full') => null): null {
+    const max = this.opts.maxClients ?? MAX_CLIENTS;
+    this.logFull(
+      `refusing new clients: ${this.clients.size} are connected, the most this relay takes (MAX_CLIENTS ${max}); add a relay to the region to share them`,
+    );
+    return refuse(`relay full: ${max} clients connected; try again later or another relay`, 'full');
   }
 
   /**

@@ -7,7 +7,7 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { bindingResponse, parseStun } from '../nat/stun.js';
-import { ipBytes, parseIp } from '../util/netaddr.js';
+import { sourceKey } from '../util/per-source.js';
 
 /**
  * Answers per second to one source. A netcheck sends 3 per region; this leaves
@@ -57,16 +57,6 @@ class BucketMap {
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
-  }
-}
-
-/** The rate-limit key of a source: an IPv4 address, or the /64 of an IPv6 one (one host usually holds a whole /64). */
-function sourceKey(address: string): string {
-  try {
-    const ip = parseIp(address);
-    return ip.family === 4 ? ip.text : ipBytes(ip).subarray(0, 8).toString('hex');
-  } catch {
-    return address;
   }
 }
 

@@ -6,6 +6,7 @@ import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as netConnect } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { boxKey, sealBox } from '../../src/crypto/box.js';
 import { keyToText } from '../../src/crypto/keys.js';
@@ -47,13 +48,14 @@ export function client(url: string, opts: { fingerprint?: string; priv?: Buffer;
 }
 
 /**
- * A raw TLS connection that upgrades and sends a valid ClientInfo (and `trailing`), then hands
- * the socket back: what it sends next arrives before the relay has decided.
+ * A raw TLS connection (from `localAddress`, default 127.0.0.1) that upgrades and reads the
+ * relay's key, sending nothing more: a client silent in its handshake. Rejects with the status
+ * line when the upgrade is refused, or when the connection closes first.
  */
-export async function rawHandshake(port: number, opts: { priv?: Buffer; trailing?: Buffer } = {}): Promise<TLSSocket> {
-  const priv = opts.priv ?? generatePrivateKey();
-  const s = connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
-  await new Promise((r, j) => (s.once('secureConnect', r), s.once('error', j)));
+export async function rawUpgrade(port: number, opts: { localAddress?: string } = {}): Promise<{ s: TLSSocket; serverKey: Buffer }> {
+  const tcp = netConnect({ host: '127.0.0.1', port, localAddress: opts.localAddress ?? '127.0.0.1' });
+  const s = connect({ socket: tcp, rejectUnauthorized: false });
+  await new Promise((r, j) => (s.once('secureConnect', r), s.once('error', j), s.once('close', () => j(new Error('closed before TLS')))));
   s.write('GET /relay HTTP/1.1\r\nHost: x\r\nUpgrade: meshctl-relay\r\nConnection: Upgrade\r\n\r\n');
   const serverKey = await new Promise<Buffer>((resolve, reject) => {
     let text = Buffer.alloc(0);
@@ -65,6 +67,8 @@ export async function rawHandshake(port: number, opts: { priv?: Buffer; trailing
         const end = text.indexOf('\r\n\r\n');
         if (end < 0) return;
         headers = false;
+        const status = text.subarray(0, text.indexOf('\r\n')).toString('latin1');
+        if (!/^HTTP\/1\.1 101 /.test(status)) return reject(new Error(`upgrade refused: ${status}`));
         d = text.subarray(end + 4);
       }
       for (const f of reader.push(d)) {
@@ -76,11 +80,30 @@ export async function rawHandshake(port: number, opts: { priv?: Buffer; trailing
     };
     s.on('data', onData);
     s.once('error', reject);
+    s.once('close', () => reject(new Error('closed during the upgrade')));
   });
+  return { s, serverKey };
+}
+
+/**
+ * A raw TLS connection that upgrades and sends a valid ClientInfo (and `trailing`), then hands
+ * the socket back: what it sends next arrives before the relay has decided.
+ */
+export async function rawHandshake(port: number, opts: { priv?: Buffer; trailing?: Buffer; localAddress?: string } = {}): Promise<TLSSocket> {
+  const priv = opts.priv ?? generatePrivateKey();
+  const { s, serverKey } = await rawUpgrade(port, opts);
   const info = Buffer.from(JSON.stringify({ version: 1, tsMs: Date.now() }));
   // `trailing` goes in the same write (one TLS record): it reaches the relay in the read that brings the ClientInfo
   s.write(Buffer.concat([frame(FrameType.clientInfo, publicKeyOf(priv), sealBox(boxKey(priv, serverKey), info)), opts.trailing ?? Buffer.alloc(0)]));
   return s;
+}
+
+/** Collects the frames `s` receives from now on. */
+export function collectFrames(s: TLSSocket): { type: number; payload: Buffer }[] {
+  const got: { type: number; payload: Buffer }[] = [];
+  const reader = new FrameReader();
+  s.on('data', (d: Buffer) => got.push(...reader.push(d)));
+  return got;
 }
 
 /**
