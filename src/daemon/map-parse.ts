@@ -47,7 +47,7 @@ export class MapParseError extends Error {
 }
 
 /** A value as shown in an error: short, quoted, control characters escaped by JSON. */
-function shown(v: unknown): string {
+export function shown(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (v === null) return 'null';
   if (v === undefined) return 'nothing (missing)';
@@ -55,7 +55,8 @@ function shown(v: unknown): string {
   return JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
 }
 
-function fail(field: string, reason: string): never {
+/** Refuses the value at `field`: a MapParseError `field: reason`. */
+export function fail(field: string, reason: string): never {
   throw new MapParseError(field, reason);
 }
 

@@ -13,7 +13,7 @@ import { keyFromText, keyToText } from '../crypto/keys.js';
 import type { NetworkMap, NodeView } from '../control/protocol.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
-import { MapParseError, parseMeshPrefix, parseNetworkMap, parseNodeView } from './map-parse.js';
+import { fail, MapParseError, parseMeshPrefix, parseNetworkMap, parseNodeView, shown } from './map-parse.js';
 
 const { statSync } = cjsRequire('node:fs') as typeof import('node:fs');
 
@@ -124,17 +124,6 @@ export class StateStore {
   }
 }
 
-function fail(field: string, reason: string): never {
-  throw new MapParseError(field, reason);
-}
-
-function shown(v: unknown): string {
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (v === null) return 'null';
-  if (v === undefined) return 'nothing (missing)';
-  if (typeof v !== 'string') return Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
-  return JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v);
-}
 
 function privateKey(v: unknown, field: string): string {
   const k = keyFromText(v);

@@ -5,32 +5,12 @@
 // it saw as one JSON object on stdout.
 import { Backend } from '../../src/daemon/backend.js';
 import type { NetworkMap, NodeView, RegisterResult } from '../../src/control/protocol.js';
-import { keyToText } from '../../src/crypto/keys.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 import { execFileSync } from 'node:child_process';
 import { fakeControl } from './fake-control.js';
+import { testNodeView } from './node-view.js';
 
-const pub = (): string => keyToText(publicKeyOf(generatePrivateKey()));
 
-function view(id: number, o: Partial<NodeView> = {}): NodeView {
-  return {
-    id,
-    name: `node${id}`,
-    nodeKey: pub(),
-    discoKey: pub(),
-    addresses: [`100.64.0.${id}`, `fd7a:115c:a1e0::${id}`],
-    allowedIps: [`100.64.0.${id}/32`, `fd7a:115c:a1e0::${id}/128`],
-    endpoints: [],
-    homeRelay: null,
-    online: true,
-    lastSeen: null,
-    os: 'linux',
-    version: '1',
-    keyExpiry: null,
-    ephemeral: false,
-    ...o,
-  };
-}
+const view = (id: number, o: Partial<NodeView> = {}): NodeView => testNodeView(id, { endpoints: [], version: '1', ...o });
 
 async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
   const deadline = Date.now() + ms;

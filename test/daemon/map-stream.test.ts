@@ -7,31 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MapLine, NetworkMap, NodeView } from '../../src/control/protocol.js';
 import { ControlClient } from '../../src/daemon/control-client.js';
-import { keyToText } from '../../src/crypto/keys.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 import { fakeControl } from './fake-control.js';
+import { generatePrivateKey } from '../../src/crypto/x25519.js';
+import { testKey, testNodeView } from './node-view.js';
 
-const pub = (): string => keyToText(publicKeyOf(generatePrivateKey()));
 
-function view(id: number, o: Partial<NodeView> = {}): NodeView {
-  return {
-    id,
-    name: `node${id}`,
-    nodeKey: pub(),
-    discoKey: pub(),
-    addresses: [`100.64.0.${id}`, `fd7a:115c:a1e0::${id}`],
-    allowedIps: [`100.64.0.${id}/32`, `fd7a:115c:a1e0::${id}/128`],
-    endpoints: [`192.0.2.${id}:41641`],
-    homeRelay: 'home',
-    online: true,
-    lastSeen: null,
-    os: 'linux',
-    version: '1.0.0',
-    keyExpiry: null,
-    ephemeral: false,
-    ...o,
-  };
-}
+const view = (id: number, o: Partial<NodeView> = {}): NodeView => testNodeView(id, { homeRelay: 'home', ...o });
 
 function map(peers: NodeView[]): NetworkMap {
   return { self: view(1), peers, ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a:115c:a1e0::/48', relays: [{ code: 'home', url: 'https://127.0.0.1:8443', stunPort: 3478 }] };
@@ -52,7 +33,7 @@ test('a bad map is refused whole with one line naming the field; the stream goes
     const lines: MapLine[] = [];
     const refused: string[] = [];
     const opened = ctl.nextStream();
-    const stream = await client.openMap({ endpoints: [], discoKey: pub() }, (l) => lines.push(l), 30_000, { onRefused: (m) => refused.push(m) });
+    const stream = await client.openMap({ endpoints: [], discoKey: testKey() }, (l) => lines.push(l), 30_000, { onRefused: (m) => refused.push(m) });
     const res = await opened;
     const first = map([view(2, { addresses: ['100.64.0.2', 'FD7A:115C:A1E0:0:0:0:0:2'], endpoints: ['[FD7A::1]:41641'] })]);
     res.write(JSON.stringify({ type: 'map', map: first }) + '\n');
@@ -100,7 +81,7 @@ test('a map stream line longer than the limit ends the stream with an error inst
   try {
     const client = new ControlClient(ctl.url, ctl.certPem, generatePrivateKey());
     const opened = ctl.nextStream();
-    const stream = await client.openMap({ endpoints: [], discoKey: pub() }, () => {}, 30_000, { maxLineBytes: 64 * 1024 });
+    const stream = await client.openMap({ endpoints: [], discoKey: testKey() }, () => {}, 30_000, { maxLineBytes: 64 * 1024 });
     const res = await opened;
     const chunk = 'x'.repeat(16 * 1024);
     // keep writing without a newline until the client hangs up (or give up after 1 MiB)

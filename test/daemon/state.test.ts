@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Backend } from '../../src/daemon/backend.js';
 import { StateStore, type NodeState } from '../../src/daemon/state.js';
-import { keyToText } from '../../src/crypto/keys.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
+import { generatePrivateKey } from '../../src/crypto/x25519.js';
 import type { NetworkMap, NodeView } from '../../src/control/protocol.js';
+import { testNodeView } from './node-view.js';
 import { tinyTmpfs, tmpfsSkipReason } from '../util/tmpfs.js';
 
 const DEFAULTS = { ifname: 'meshtest0', port: 0 };
@@ -20,27 +20,8 @@ function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'meshctl-state-'));
 }
 
-const pub = (): string => keyToText(publicKeyOf(generatePrivateKey()));
 
-function view(o: Partial<NodeView> = {}): NodeView {
-  return {
-    id: 1,
-    name: 'alpha',
-    nodeKey: pub(),
-    discoKey: pub(),
-    addresses: ['100.64.0.1', 'fd7a:115c:a1e0::1'],
-    allowedIps: ['100.64.0.1/32', 'fd7a:115c:a1e0::1/128'],
-    endpoints: ['192.0.2.1:41641'],
-    homeRelay: null,
-    online: true,
-    lastSeen: null,
-    os: 'linux',
-    version: '1.0.0',
-    keyExpiry: null,
-    ephemeral: false,
-    ...o,
-  };
-}
+const view = (o: Partial<NodeView> = {}): NodeView => testNodeView(1, { name: 'alpha', ...o });
 
 function goodState(): NodeState {
   return {
