@@ -3,6 +3,7 @@
 // before a request costs any crypto or database work. The table of buckets is
 // bounded; when it is full the source seen least recently is forgotten (its
 // bucket had the longest to refill, so forgetting it gives away the least).
+import { KeyedTokenBuckets, type Clock } from '../util/token-bucket.js';
 
 /**
  * Sealed requests (register, map, endpoints, logout) one source may keep up,
@@ -58,21 +59,11 @@ export interface RateLimiterStats {
   evicted: number;
 }
 
-interface Bucket {
-  tokens: number;
-  atMs: number;
-}
-
 export class SourceRateLimiter {
-  /** insertion order is recency order: a source is re-inserted each time it is seen */
-  private readonly buckets = new Map<string, Bucket>();
-  private refused = 0;
-  private evicted = 0;
+  private readonly buckets: KeyedTokenBuckets;
 
-  constructor(private readonly limit: RateLimit, private readonly now: () => number = Date.now) {
-    if (!(limit.perSecond > 0) || !(limit.burst >= 1) || !(limit.maxSources >= 1)) {
-      throw new RangeError(`rate limit needs perSecond > 0, burst >= 1 and maxSources >= 1 (got ${JSON.stringify(limit)})`);
-    }
+  constructor(limit: RateLimit, now: Clock = Date.now) {
+    this.buckets = new KeyedTokenBuckets({ perSecond: limit.perSecond, burst: limit.burst, maxKeys: limit.maxSources }, now);
   }
 
   /**
@@ -80,31 +71,11 @@ export class SourceRateLimiter {
    * ahead, else how many milliseconds until the bucket holds a token again.
    */
   take(source: string): number {
-    const now = this.now();
-    let b = this.buckets.get(source);
-    if (b) {
-      this.buckets.delete(source);
-      // a clock stepping back adds nothing (and takes nothing away)
-      b.tokens = Math.min(this.limit.burst, b.tokens + (Math.max(0, now - b.atMs) * this.limit.perSecond) / 1000);
-      b.atMs = now;
-    } else {
-      if (this.buckets.size >= this.limit.maxSources) {
-        const oldest = this.buckets.keys().next().value as string;
-        this.buckets.delete(oldest);
-        this.evicted++;
-      }
-      b = { tokens: this.limit.burst, atMs: now };
-    }
-    this.buckets.set(source, b);
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return 0;
-    }
-    this.refused++;
-    return Math.ceil(((1 - b.tokens) * 1000) / this.limit.perSecond);
+    return this.buckets.take(source) ? 0 : this.buckets.msUntilToken(source);
   }
 
   stats(): RateLimiterStats {
-    return { sources: this.buckets.size, refused: this.refused, evicted: this.evicted };
+    const s = this.buckets.stats();
+    return { sources: s.keys, refused: s.refused, evicted: s.evicted };
   }
 }

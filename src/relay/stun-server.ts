@@ -8,6 +8,7 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { bindingResponse, parseStun } from '../nat/stun.js';
 import { sourceKey } from '../util/per-source.js';
+import { KeyedTokenBuckets, TokenBucket } from '../util/token-bucket.js';
 
 /**
  * Answers per second to one source. A netcheck sends 3 per region; this leaves
@@ -29,49 +30,21 @@ export interface StunLimits {
   totalPerSec?: number;
 }
 
-interface Bucket {
-  tokens: number;
-  lastMs: number;
-}
-
-/** Token buckets by key, in a map of bounded size ordered by last use. */
-class BucketMap {
-  private readonly m = new Map<string, Bucket>();
-  constructor(private readonly rate: number, private readonly burst: number, private readonly max: number) {}
-
-  get size(): number {
-    return this.m.size;
-  }
-
-  take(key: string, now: number): boolean {
-    let b = this.m.get(key);
-    if (b) {
-      this.m.delete(key); // re-inserted below: the map's order is the order of last use
-      b.tokens = Math.min(this.burst, b.tokens + ((now - b.lastMs) / 1000) * this.rate);
-      b.lastMs = now;
-    } else {
-      if (this.m.size >= this.max) this.m.delete(this.m.keys().next().value!);
-      b = { tokens: this.burst, lastMs: now };
-    }
-    this.m.set(key, b);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-}
-
 export class StunServer {
   private sock: dgram.Socket | null = null;
   readonly stats = { requests: 0, malformed: 0, rateLimited: 0 };
   port = 0;
-  private readonly perSource: BucketMap;
-  private readonly total: Bucket;
-  private readonly totalPerSec: number;
+  private readonly perSource: KeyedTokenBuckets;
+  private readonly total: TokenBucket;
 
   constructor(private readonly host: string, private readonly wantPort: number, limits: StunLimits = {}) {
-    this.perSource = new BucketMap(limits.perSourcePerSec ?? STUN_ANSWERS_PER_SEC_PER_SOURCE, limits.perSourceBurst ?? STUN_BURST_PER_SOURCE, limits.maxSources ?? STUN_MAX_SOURCES);
-    this.totalPerSec = limits.totalPerSec ?? STUN_ANSWERS_PER_SEC_TOTAL;
-    this.total = { tokens: this.totalPerSec, lastMs: Date.now() };
+    this.perSource = new KeyedTokenBuckets({
+      perSecond: limits.perSourcePerSec ?? STUN_ANSWERS_PER_SEC_PER_SOURCE,
+      burst: limits.perSourceBurst ?? STUN_BURST_PER_SOURCE,
+      maxKeys: limits.maxSources ?? STUN_MAX_SOURCES,
+    });
+    const totalPerSec = limits.totalPerSec ?? STUN_ANSWERS_PER_SEC_TOTAL;
+    this.total = new TokenBucket({ perSecond: totalPerSec, burst: totalPerSec });
   }
 
   /** Sources with a bucket now (at most the map's bound). */
@@ -79,15 +52,11 @@ export class StunServer {
     return this.perSource.size;
   }
 
+  /** An answer needs a token from the total and from its source; the total's is taken only if the source's was, so one source's refusals cost no one else. */
   private allow(address: string): boolean {
-    const now = Date.now();
-    const t = this.total;
-    t.tokens = Math.min(this.totalPerSec, t.tokens + ((now - t.lastMs) / 1000) * this.totalPerSec);
-    t.lastMs = now;
-    if (t.tokens < 1) return false;
-    if (!this.perSource.take(sourceKey(address), now)) return false;
-    t.tokens -= 1;
-    return true;
+    if (this.total.msUntilToken() > 0) return false;
+    if (!this.perSource.take(sourceKey(address))) return false;
+    return this.total.take();
   }
 
   async start(): Promise<void> {

@@ -9,6 +9,7 @@ import { request } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { keyToText } from '../crypto/keys.js';
+import { TokenBucket } from '../util/token-bucket.js';
 
 /** How long a known/unknown answer is reused: a deleted node may keep its place this long after a lookup. */
 export const VERIFY_CACHE_MS = 30_000;
@@ -51,8 +52,7 @@ export class ClientVerifier {
   private readonly pending = new Map<string, Promise<Verdict>>();
   private readonly queue: Waiter[] = [];
   private inFlight = 0;
-  private tokens: number;
-  private lastRefillMs = Date.now();
+  private readonly rate: TokenBucket;
   private refillTimer: NodeJS.Timeout | null = null;
   private readonly caPem: string | null;
   private readonly pinned: X509Certificate | null;
@@ -72,7 +72,7 @@ export class ClientVerifier {
       queueMax: opts.queueMax ?? VERIFY_QUEUE_MAX,
       queueWaitMs: opts.queueWaitMs ?? VERIFY_QUEUE_WAIT_MS,
     };
-    this.tokens = this.o.lookupsPerSec;
+    this.rate = new TokenBucket({ perSecond: this.o.lookupsPerSec, burst: this.o.lookupsPerSec });
   }
 
   get cacheSize(): number {
@@ -152,11 +152,7 @@ export class ClientVerifier {
 
   /** Takes an in-flight slot and a rate token if both are free now. */
   private takeSlot(): boolean {
-    const now = Date.now();
-    this.tokens = Math.min(this.o.lookupsPerSec, this.tokens + ((now - this.lastRefillMs) / 1000) * this.o.lookupsPerSec);
-    this.lastRefillMs = now;
-    if (this.inFlight >= this.o.maxInFlight || this.tokens < 1) return false;
-    this.tokens -= 1;
+    if (this.inFlight >= this.o.maxInFlight || !this.rate.take()) return false;
     this.inFlight++;
     return true;
   }
@@ -169,7 +165,7 @@ export class ClientVerifier {
   /** Waiters blocked on the rate (not on in-flight slots) are started when a token is due. */
   private scheduleRefill(): void {
     if (this.refillTimer || !this.queue.length) return;
-    const dueMs = Math.max(1, Math.ceil(((1 - this.tokens) / this.o.lookupsPerSec) * 1000));
+    const dueMs = Math.max(1, this.rate.msUntilToken());
     this.refillTimer = setTimeout(() => {
       this.refillTimer = null;
       this.drain();
