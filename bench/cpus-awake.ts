@@ -1,8 +1,8 @@
 // `--cpus-awake` (diagnostic, with --rtt-only): one spinner per CPU, pinned and
 // SCHED_IDLE, so no vCPU ever halts while both tunnels are pinged. A halted
-// vCPU on this VM takes 70-120 µs to wake (docs/performance.md, seventh
-// session), and where the kernel places each wake-up decides how many of those
-// a round trip pays (eleventh session). With no vCPU halting, the difference
+// vCPU on this VM takes 70-120 µs to wake (docs/performance.md, "Method"),
+// and where the kernel places each wake-up decides how many of those a round
+// trip pays ("Latency"). With no vCPU halting, the difference
 // that remains between the engines is their own code. SCHED_IDLE yields to any
 // other thread at once, so the spinners take only time nothing else wants.
 import { spawn, type ChildProcess } from 'node:child_process';

@@ -1,10 +1,8 @@
 // Waiting for the first answered ping, to ~20 ms: ping sends every 20 ms until
-// one reply comes (-c 1 with a deadline). The loop of `ping -c 1 -W 1` this
-// replaces waited a whole second for each probe lost while the tunnel came
-// up, so `up` → first ping moved in steps of a second, and a direct path
-// polled in the same loop was seen up to a second late (docs/performance.md,
-// eleventh session). ping gives up at once while the address has no route
-// yet (the interface is still being made), so that is retried.
+// one reply comes (-c 1 with a deadline). A loop of `ping -c 1 -W 1` would wait
+// a whole second for each probe lost while the tunnel comes up, so `up` → first
+// ping would move in steps of a second. ping gives up at once while the address
+// has no route yet (the interface is still being made), so that is retried.
 import { sh } from '../test/helpers/netns.js';
 
 export async function firstReply(ns: string, ip: string, deadlineMs: number): Promise<void> {

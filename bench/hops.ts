@@ -7,7 +7,7 @@
 // that brings a packet in and the one that sends it on (our code, cold).
 // For both it counts resume stalls: an engine thread switched in after a
 // blocking call takes over 300 µs to make its next call (docs/performance.md,
-// eighth session: on this PVM guest that is time the guest cannot see).
+// "Latency": on this guest, likely time the guest cannot see).
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { must } from '../test/helpers/netns.js';
 import { median, percentile } from './procstat.js';
@@ -35,14 +35,14 @@ export interface HopResult {
   /**
    * meshctl only, p99 of A's time from epoll_pwait's return to its TUN read: normally
    * ~30 µs, but a few % of wake-ups stall here for ~500 µs with nothing else running
-   * (docs/performance.md, fifth session)
+   * (docs/performance.md, "Latency")
    */
   aWakeToReadP99: number | null;
   /**
    * Where the kernel woke the receiving engine (B for the request, A for the
    * reply) after its datagram arrived: on the CPU that took the datagram, or
    * on the other one while it sat idle (a halted vCPU here takes 70–120 µs to
-   * wake, docs/performance.md, seventh session). Share of the latter, and the
+   * wake, docs/performance.md, "Method"). Share of the latter, and the
    * median µs from the datagram's arrival to each kind of wake-up.
    */
   wakeOntoIdlePct: number;
@@ -55,7 +55,7 @@ export interface HopResult {
    * TUN A to that wake-up.
    * wireguard-go reads the TUN on its own thread, so it follows ping; meshctl's
    * one event loop also takes the peer's replies and can sit on the other
-   * CPU (docs/performance.md, eleventh session).
+   * CPU (docs/performance.md, "Latency").
    */
   aWakeOtherCpuPct: number;
   aWakeUs: number | null;

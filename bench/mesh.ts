@@ -22,7 +22,7 @@ export interface MeshResult {
   /** what rssIdle1PeerMb is made of: anonymous and file-backed pages, and V8's heap (part of anon) */
   idleParts1Peer: IdleParts;
   rssIdle100PeersMb: number;
-  /** the same parts and release count at the 100-peer reading (outliers of 63-65 MiB against 46-50, eleventh session) */
+  /** the same parts and release count at the 100-peer reading (to explain an outlier: a release that ran while maps came in, docs/performance.md) */
   idleParts100Peers: IdleParts;
   idleReleases100Peers: number;
   /** the same once the reader threads have retired */

@@ -1,4 +1,4 @@
-// Two facts behind the data plane's design (docs/performance.md, "Latency"):
+// Two facts behind the data plane's design (docs/performance.md, "Who reads"):
 // how long a hand-over from a worker thread to the event loop takes
 // (postMessage vs Atomics.notify → waitAsync), and how much slower the same
 // AEAD seal runs after the CPU sat idle. Run: node dist/bench/wakeup.js

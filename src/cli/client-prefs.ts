@@ -5,12 +5,11 @@
 // next `up` needs no flags. Settings that decide who may change the daemon
 // (the operator) live with the daemon, not here.
 //
-// This file was kept with conf until the tenth session; the path and the JSON
-// are the same, so files it wrote still read. conf was dropped on a measured
-// reason (docs/performance.md, "Tenth session"): importing it (ajv,
-// ajv-formats, semver) cost `up` ~60 ms before it could start the daemon, and
-// saving through it took 200–270 ms at the end of a first `up` while the new
-// daemon was busy, where one atomic write takes a few.
+// The path and the JSON are the ones the conf package uses, so files it wrote
+// read here. conf itself is not used, for a measured reason (docs/performance.md,
+// "Start-up"): importing it (ajv, ajv-formats, semver) costs `up` ~60 ms before
+// it can start the daemon, and saving through it took 200–270 ms at the end of a
+// first `up` while the new daemon was busy, where one atomic write takes a few.
 import { isDeepStrictEqual } from 'node:util';
 import { homedir } from 'node:os';
 import { join } from 'node:path';

@@ -1,6 +1,7 @@
 // The endpoints a node reports to control: every address of its interfaces
 // with the WireGuard port. On a LAN these are how peers reach each other
-// directly; STUN-mapped and port-mapped endpoints join them in issue 4.
+// directly. The engine host reports them with the STUN-mapped and port-mapped
+// endpoints netcheck learns.
 import { networkInterfaces } from 'node:os';
 
 function isMeshAddress(a: string): boolean {

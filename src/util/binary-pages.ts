@@ -6,7 +6,7 @@
 // next use — and makes them reclaimable when no other process maps them.
 // A mapping holding any anonymous page (a copy-on-write page such as RELRO
 // data the loader wrote) or swapped page is left alone: there DONTNEED would
-// lose data. Measured in docs/performance.md (fifth session).
+// lose data. Measured in docs/performance.md, "Idle memory".
 import { readFileSync, realpathSync } from './cjs.js';
 import { koffi } from './koffi.js';
 

@@ -2,9 +2,9 @@
 // Buffer's own readUInt32LE, writeUInt32LE, copy and fill are JavaScript
 // inside Node: each checks its arguments through further helpers, and V8
 // compiles every one of them on its own before it can inline it. On a new
-// tunnel that was ~14 extra compile jobs per engine competing for the two
-// cores during the first pings, and until they finished the packets ran those
-// helpers in the interpreter (docs/performance.md, "Ninth session"). Element
+// tunnel that would be about a dozen extra compile jobs per engine competing
+// for the two cores during the first pings, and until they finished the packets
+// would run those helpers in the interpreter (docs/performance.md, "Per-packet garbage"). Element
 // loads and stores, and the typed-array builtins `set` and `fill`, are native
 // from the first packet. Callers check bounds first: unlike Buffer's methods,
 // these do not throw past the end.

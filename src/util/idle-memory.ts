@@ -1,8 +1,8 @@
 // Giving memory back when the daemon goes quiet. V8's memory reducer seldom
 // runs under Node (measured: a heap grown to 22 MB stayed there through 18 s of
-// idleness), so a daemon kept whatever its heap grew to at start-up or during a
-// transfer, and its idle RSS depended on luck (57 or 62 MiB in back-to-back
-// bench runs, docs/performance.md "Idle memory"). Once the tunnel has carried
+// idleness), so without this a daemon keeps whatever its heap grew to at start-up
+// or during a transfer, and its idle RSS depends on luck (57 or 62 MiB in
+// back-to-back bench runs; docs/performance.md, "Idle memory"). Once the tunnel has carried
 // no more than a trickle (TRICKLE_PACKETS: a ping a second, an idle SSH
 // session's keepalives) for QUIET_MS and the heap is larger than after the last release (or a
 // reader thread has ended since), full collections and malloc_trim hand it
@@ -13,7 +13,7 @@
 // (bin/meshctl): it is not idle-driven here but fires ~8 s after start-up,
 // three full collections of 4–24 ms in the middle of a new tunnel's first
 // traffic, after which V8 compiled 13–21 data-path functions again (3–7
-// without them; docs/performance.md, "Eighth session"). Collections belong in
+// without them; docs/performance.md, "Compiled early"). Collections belong in
 // the quiet, which is when this class runs them.
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -127,7 +127,7 @@ export class IdleMemory {
    * network map after map as 98 nodes register. The heap it leaves then stays
    * reserved (once 43.5 MiB, 11.2 of it in use), and as it never grows past
    * that, no later release came: 63-75 MiB idle with 100 peers against 45-50,
-   * in three of 21 bench runs (docs/performance.md, "Eleventh session"). So a
+   * in three of 21 bench runs (docs/performance.md, "Idle memory"). So a
    * release that leaves more than the baseline is tried again at the next
    * checks, up to RETRIES times; if they all leave as much, the live data
    * really grew and that is the new baseline.

@@ -2,7 +2,7 @@
 // the bytecode a function has run and optimises it after 67,584 bytes' worth
 // (its --interrupt-budget); a per-packet function of a few hundred bytes of
 // bytecode stays in the interpreter or baseline code for ~1,000 packets, and
-// at ping rates some never get there (docs/performance.md, "Sixth session").
+// at ping rates some never get there (docs/performance.md, "Compiled early").
 // Code in the interpreter touches far more memory per packet (bytecode
 // handlers, inline caches), which is what a hop costs after the CPU sat idle.
 // With a 4,096-byte budget the hot path is optimised within tens of packets:

@@ -1,6 +1,6 @@
 // glibc keeps the malloc arenas of threads that have ended, with their free
 // pages resident; after a reader thread retires, malloc_trim(0) hands them
-// back (measured: 81 → 72 MiB RSS after a transfer, docs/performance.md).
+// back (measured: 81 → 72 MiB RSS after a transfer; docs/performance.md, "Idle memory").
 import { koffi } from './koffi.js';
 
 let trim: ((pad: number) => number) | null | undefined;

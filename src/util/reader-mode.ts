@@ -1,6 +1,6 @@
 // Who reads a socket or TUN fd: the event loop (libuv) or the reader thread.
-// A hand-over between threads costs 0.1–0.5 ms on this kind of machine
-// (docs/performance.md, "Latency"), so a quiet tunnel is read by the event
+// A hand-over between threads is one more wake-up, 0.03–0.26 ms on this kind
+// of machine (docs/performance.md, "Who reads"), so a quiet tunnel is read by the event
 // loop itself, one wake-up per packet like wireguard-go, and a busy one by the
 // thread, which batches and uses the second core. The event loop hands over
 // when it sees a burst; the thread hands back when the rate falls, with a
@@ -8,8 +8,8 @@
 // started at a burst, not before, and retired after 15 quiet seconds: an idle
 // daemon does not pay the ~8 MB of a worker isolate per reader. 15 s follows
 // the daemon's own idle release (10 s, util/idle-memory.ts), so a daemon quiet
-// for 20 s holds neither; with a minute, two readers kept 100-peer idle RSS at
-// 62-78 MiB (docs/performance.md, "Ninth session"). A burst after that starts a
+// for 20 s holds neither (two readers held past that put 100-peer idle RSS at
+// 62-78 MiB instead of ~50). A burst after that starts a
 // thread again in ~60 ms, the event loop reading meanwhile.
 //
 // MESHCTL_READER_MODE=thread|main pins one side (to compare in benchmarks).

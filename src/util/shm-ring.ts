@@ -1,7 +1,7 @@
 // A single-producer, single-consumer ring of records in shared memory, from a
 // reader thread to the event loop. It replaces postMessage for packets:
 // waking the event loop through Atomics.notify/waitAsync takes ~0.03 ms where
-// a MessagePort hand-over takes ~0.12 ms (measured, docs/performance.md), and
+// a MessagePort hand-over takes ~0.12 ms (docs/performance.md, "Who reads"), and
 // nothing is allocated or cloned per batch on the producer side.
 //
 // Layout: `ctl` holds the published head and tail byte counters (free-running
