@@ -1,7 +1,8 @@
 // `meshctl control …`: run the control server and administer its network.
 import { existsSync, readFileSync } from '../util/cjs.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ControlError, type RelayRegion } from '../control/protocol.js';
+import { ControlError } from '../control/protocol.js';
+import type { RelayRegion } from '../netmap/types.js';
 import { durationArg, printJson, serveUntilSignal } from './context.js';
 import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
