@@ -5,7 +5,16 @@
 // reaches the engine and the OS is never the text that came in. A value that
 // fails is refused whole with a MapParseError naming the field, e.g.
 // `peers[3].addresses[0]: not an IP address: "…"`.
-import { MAX_NODE_ENDPOINTS, MAX_NODE_OS_CHARS, MAX_NODE_VERSION_CHARS, type MapLine, type NetworkMap, type NodeView, type RegisterResult, type RelayRegion } from './types.js';
+import {
+  MAX_NODE_ENDPOINTS,
+  MAX_NODE_OS_CHARS,
+  MAX_NODE_VERSION_CHARS,
+  type MapLine,
+  type NetworkMap,
+  type NodeView,
+  type RegisterResult,
+  type RelayRegion,
+} from './types.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { parseIp, parseIpEndpoint, parsePrefix, type IpFamily } from '../util/netaddr.js';
 import { isPrintable } from '../util/text.js';

@@ -113,5 +113,8 @@ test('getters: empty is unset, and each reads its variable as its callers did', 
   assert.equal(readerRetireMs({ MESHCTL_READER_RETIRE_MS: 'soon' }), undefined, 'a bad value falls back to the default');
   assert.equal(knobMs('MESHCTL_PATH_TRUST_MS', { MESHCTL_PATH_TRUST_MS: '' }), undefined);
   assert.equal(knobMs('MESHCTL_PATH_TRUST_MS', { MESHCTL_PATH_TRUST_MS: '2.5' }), 2.5);
-  assert.throws(() => knobMs('MESHCTL_PATH_TRUST_MS', { MESHCTL_PATH_TRUST_MS: 'Infinity' }), /MESHCTL_PATH_TRUST_MS="Infinity" must be a positive number of milliseconds/);
+  assert.throws(
+    () => knobMs('MESHCTL_PATH_TRUST_MS', { MESHCTL_PATH_TRUST_MS: 'Infinity' }),
+    /MESHCTL_PATH_TRUST_MS="Infinity" must be a positive number of milliseconds/,
+  );
 });
