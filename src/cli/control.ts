@@ -8,7 +8,7 @@ import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
 import { controlStateDirFromEnv } from '../util/knobs.js';
 
-const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
+export const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
 const DEFAULT_LISTEN = '0.0.0.0:8443';
 
 export function listenArg(v: string): { host: string; port: number } {

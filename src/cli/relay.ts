@@ -7,6 +7,8 @@ import { isoTime } from '../util/time.js';
 import { RELAY_MESH_KEY_ENV, relayStateDirFromEnv } from '../util/knobs.js';
 import type { MeshPeer } from '../relay/mesh-peer.js';
 
+export const DEFAULT_RELAY_STATE_DIR = '/var/lib/meshctl-relay';
+
 export function registerRelay(program: Command): void {
   const relay = program.command('relay').description('the relay: carries packets between nodes that cannot reach each other directly');
   relay
@@ -15,7 +17,7 @@ export function registerRelay(program: Command): void {
     .addOption(new Option('--listen <host:port>', 'address for the relay (HTTPS)').argParser(listenArg).default(listenArg('0.0.0.0:443'), '0.0.0.0:443'))
     .addOption(new Option('--stun-port <n>', 'UDP port of the STUN server').argParser(portArg).default(3478))
     .requiredOption('--region <code>', 'the region this relay serves (as named in the control server\'s --relay)')
-    .option('--state-dir <dir>', 'where its key and self-signed certificate live', relayStateDirFromEnv() ?? '/var/lib/meshctl-relay')
+    .option('--state-dir <dir>', 'where its key and self-signed certificate live', relayStateDirFromEnv() ?? DEFAULT_RELAY_STATE_DIR)
     .option('--tls-cert <file>', 'certificate (PEM); default: self-signed, pinned by nodes through the control server')
     .option('--tls-key <file>', 'private key (PEM) for --tls-cert')
     .option('--verify-clients <url>', 'only relay for nodes this control server knows (https://HOST:PORT)')

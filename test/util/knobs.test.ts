@@ -22,6 +22,8 @@ import {
   type KnobName,
 } from '../../src/util/knobs.js';
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR } from '../../src/localapi/types.js';
+import { DEFAULT_CONTROL_STATE_DIR } from '../../src/cli/control.js';
+import { DEFAULT_RELAY_STATE_DIR } from '../../src/cli/relay.js';
 import { DEFAULT_TIMERS } from '../../src/engine/constants.js';
 import { DEFAULT_PATH_TIMERS } from '../../src/engine/paths.js';
 import { QUIET_MS } from '../../src/util/idle-memory.js';
@@ -80,6 +82,8 @@ test("the documented defaults are the code's", () => {
   const d = (name: KnobName): string => KNOBS[name].default;
   assert.equal(d('MESHCTL_SOCKET'), DEFAULT_SOCKET);
   assert.equal(d('MESHCTL_STATE_DIR'), DEFAULT_STATE_DIR);
+  assert.equal(d('MESHCTL_CONTROL_STATE_DIR'), DEFAULT_CONTROL_STATE_DIR);
+  assert.equal(d('MESHCTL_RELAY_STATE_DIR'), DEFAULT_RELAY_STATE_DIR);
   assert.equal(d('MESHCTL_REKEY_AFTER_TIME_MS'), String(DEFAULT_TIMERS.rekeyAfterTimeMs));
   assert.equal(d('MESHCTL_REJECT_AFTER_TIME_MS'), String(DEFAULT_TIMERS.rejectAfterTimeMs));
   assert.equal(d('MESHCTL_KEEPALIVE_TIMEOUT_MS'), String(DEFAULT_TIMERS.keepaliveTimeoutMs));
