@@ -1,6 +1,7 @@
 // Imports point one way (docs/architecture.md): cli → daemon → engine → nat/tun.
 // The engine, nat, tun, relay and control never import the CLI; servers never
-// import the node daemon. This test reads the sources and fails on a forbidden import.
+// import the node daemon; netmap (the shapes control and nodes share) is below
+// all of them. This test reads the sources and fails on a forbidden import.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -19,13 +20,16 @@ function files(dir: string): string[] {
   return out;
 }
 
-const ALL = ['cli', 'daemon', 'control', 'relay', 'engine', 'nat', 'tun', 'localapi', 'crypto', 'util'];
+const ALL = ['cli', 'daemon', 'control', 'relay', 'engine', 'nat', 'tun', 'localapi', 'netmap', 'crypto', 'util'];
 const FORBIDDEN: Record<string, string[]> = {
   // leaves: shared by everything, depend on nothing of ours
   crypto: ALL.filter((l) => l !== 'crypto'),
   util: ALL.filter((l) => l !== 'util'),
+  // shapes shared by control, the daemon, nat and the local API: they build on the leaves only
+  netmap: ALL.filter((l) => l !== 'netmap' && l !== 'crypto' && l !== 'util'),
   // the CLI's view of the daemon: it must not pull the daemon or engine into every command
-  localapi: ALL.filter((l) => l !== 'localapi'),
+  // (netmap's types only, checked below: they are erased at build)
+  localapi: ALL.filter((l) => l !== 'localapi' && l !== 'netmap'),
   engine: ['cli', 'daemon', 'control', 'relay', 'localapi'],
   nat: ['cli', 'daemon', 'control', 'engine', 'localapi'],
   tun: ['cli', 'daemon', 'control', 'relay', 'engine', 'nat'],
@@ -50,6 +54,17 @@ test('no module imports a layer above it', () => {
         const top = relative(join(root, 'src'), target).split('/')[0]!;
         if (banned.includes(top)) bad.push(`${relative(root, f)} imports ${m[1]}`);
       }
+    }
+  }
+  assert.deepEqual(bad, []);
+});
+
+test('the local API types take only types from netmap, so the CLI loads none of its code through them', () => {
+  const bad: string[] = [];
+  for (const f of files(join(root, 'src', 'localapi'))) {
+    for (const m of readFileSync(f, 'utf8').matchAll(/^import\s+(type\s+)?[^;]*?from\s+'(\.[^']+)'/gm)) {
+      const top = relative(join(root, 'src'), join(f, '..', m[2]!)).split('/')[0]!;
+      if (top === 'netmap' && !m[1]) bad.push(`${relative(root, f)} imports values from ${m[2]}`);
     }
   }
   assert.deepEqual(bad, []);

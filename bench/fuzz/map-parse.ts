@@ -1,4 +1,4 @@
-// The daemon's parsers of what the control server sends (src/daemon/map-parse.ts)
+// The node's parsers of what the control server sends (src/netmap/parse.ts)
 // and of the state file it reads back (src/daemon/state.ts): a hostile or
 // broken control server, or a corrupted disk. Inputs: valid map-stream lines
 // and state files, their JSON mutations (type swaps, odd strings such as
@@ -8,7 +8,7 @@
 // address, prefix and endpoint in it parses strictly, and no string in it
 // carries a control character.
 import { keyToText } from '../../src/crypto/keys.js';
-import { MapParseError, parseMapLine } from '../../src/daemon/map-parse.js';
+import { MapParseError, parseMapLine } from '../../src/netmap/parse.js';
 import { parseNodeState } from '../../src/daemon/state.js';
 import { parseIp, parseIpEndpoint, parsePrefix } from '../../src/util/netaddr.js';
 import { check, fuzzLoop, type FuzzTarget } from './harness.js';

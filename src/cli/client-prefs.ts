@@ -15,6 +15,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from '../util/cjs.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
+import { configDirFromEnv } from '../util/knobs.js';
 
 export interface DaemonParams {
   stateDir: string;
@@ -30,7 +31,7 @@ export interface ClientPrefs {
 }
 
 export function clientPrefsPath(env: NodeJS.ProcessEnv = process.env): string {
-  const dir = env.MESHCTL_CONFIG_DIR || join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'meshctl');
+  const dir = configDirFromEnv(env) ?? join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'meshctl');
   return join(dir, 'cli.json');
 }
 

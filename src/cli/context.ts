@@ -5,6 +5,7 @@ import { InvalidArgumentError } from 'commander';
 import { LocalClient } from '../localapi/client.js';
 import { DEFAULT_SOCKET } from '../localapi/types.js';
 import { parseDuration } from '../util/duration.js';
+import { socketFromEnv } from '../util/knobs.js';
 
 export function socketOf(cmd: Command): string {
   let c: Command | null = cmd;
@@ -13,7 +14,7 @@ export function socketOf(cmd: Command): string {
     if (s) return s;
     c = c.parent;
   }
-  return process.env.MESHCTL_SOCKET || DEFAULT_SOCKET;
+  return socketFromEnv() ?? DEFAULT_SOCKET;
 }
 
 export function clientOf(cmd: Command): LocalClient {

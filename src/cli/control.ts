@@ -1,12 +1,14 @@
 // `meshctl control …`: run the control server and administer its network.
 import { existsSync, readFileSync } from '../util/cjs.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ControlError, type RelayRegion } from '../control/protocol.js';
+import { ControlError } from '../control/protocol.js';
+import type { RelayRegion } from '../netmap/types.js';
 import { durationArg, printJson, serveUntilSignal } from './context.js';
 import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
+import { controlStateDirFromEnv } from '../util/knobs.js';
 
-const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
+export const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
 const DEFAULT_LISTEN = '0.0.0.0:8443';
 
 export function listenArg(v: string): { host: string; port: number } {
@@ -30,7 +32,7 @@ function mapControlError(err: unknown): never {
 // loaded on use: the database engine (WASM) must not slow down every other command
 const admin = async () => (await import('../control/admin-client.js')).admin;
 
-const stateDirOption = (): Option => new Option('--state-dir <dir>', "the control server's state directory").default(process.env.MESHCTL_CONTROL_STATE_DIR || DEFAULT_CONTROL_STATE_DIR);
+const stateDirOption = (): Option => new Option('--state-dir <dir>', "the control server's state directory").default(controlStateDirFromEnv() ?? DEFAULT_CONTROL_STATE_DIR);
 
 export function registerControl(program: Command): void {
   const control = program.command('control').description('the control server: run it and administer its network');

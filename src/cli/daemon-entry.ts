@@ -6,6 +6,7 @@
 import { DEFAULT_IFNAME, DEFAULT_PORT, DEFAULT_SOCKET, DEFAULT_STATE_DIR } from '../localapi/types.js';
 import { EXIT } from './errors.js';
 import { meshctlVersion } from './version.js';
+import { socketFromEnv, stateDirFromEnv } from '../util/knobs.js';
 
 export interface DaemonArgs {
   socket: string;
@@ -38,8 +39,8 @@ export function leanDaemonArgs(args: string[], env: NodeJS.ProcessEnv = process.
   const port = v['--port'] ?? String(DEFAULT_PORT);
   if (!/^\d+$/.test(port) || Number(port) > 65535) return null;
   return {
-    socket: v['--socket'] ?? (env.MESHCTL_SOCKET || DEFAULT_SOCKET),
-    stateDir: v['--state-dir'] ?? (env.MESHCTL_STATE_DIR || DEFAULT_STATE_DIR),
+    socket: v['--socket'] ?? socketFromEnv(env) ?? DEFAULT_SOCKET,
+    stateDir: v['--state-dir'] ?? stateDirFromEnv(env) ?? DEFAULT_STATE_DIR,
     ifname: v['--ifname'] ?? DEFAULT_IFNAME,
     port: Number(port),
   };

@@ -5,12 +5,13 @@ import { DEFAULT_IFNAME, DEFAULT_PORT, DEFAULT_STATE_DIR } from '../localapi/typ
 import { portArg, socketOf } from './context.js';
 import { CliError } from './errors.js';
 import { meshctlVersion } from './version.js';
+import { stateDirFromEnv } from '../util/knobs.js';
 
 export function registerDaemon(program: Command): void {
   program
     .command('daemon')
     .description('run the node daemon in the foreground (`up` starts it for you)')
-    .option('--state-dir <dir>', 'state directory (keys, settings, last network map)', process.env.MESHCTL_STATE_DIR || DEFAULT_STATE_DIR)
+    .option('--state-dir <dir>', 'state directory (keys, settings, last network map)', stateDirFromEnv() ?? DEFAULT_STATE_DIR)
     .option('--ifname <name>', 'the mesh interface', DEFAULT_IFNAME)
     .addOption(new Option('--port <n>', 'UDP port (0 = any)').argParser(portArg).default(DEFAULT_PORT))
     .action(async (o: { stateDir: string; ifname: string; port: number }, cmd: Command) => {

@@ -6,10 +6,11 @@ import { LocalClient, DaemonNotRunning } from '../localapi/client.js';
 import { DEFAULT_SOCKET, LOCALAPI, type Status } from '../localapi/types.js';
 import { fromApi } from './errors.js';
 import { formatStatus, stoppedMessage } from './status-format.js';
+import { socketFromEnv } from '../util/knobs.js';
 
 /** The argument lists this path serves, or null: [--socket PATH] status [--json]. */
 export function fastStatusArgs(argv: string[]): { socket: string; json: boolean } | null {
-  let socket = process.env.MESHCTL_SOCKET || DEFAULT_SOCKET;
+  let socket = socketFromEnv() ?? DEFAULT_SOCKET;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--socket' && i + 1 < argv.length) socket = argv[++i]!;

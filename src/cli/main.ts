@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, EXIT } from './errors.js';
 import { meshctlVersion } from './version.js';
+import { socketFromEnv } from '../util/knobs.js';
 import { registerDebug } from './debug.js';
 import { registerUp } from './up.js';
 import { registerDown } from './down.js';
@@ -20,7 +21,7 @@ export function buildProgram(): Command {
   const program = new Command('meshctl')
     .description('A self-hostable full-mesh WireGuard VPN: node daemon, control server and relay in one binary')
     .version(meshctlVersion(), '--version', 'print the version and exit')
-    .option('--socket <path>', "the daemon's local API socket (env MESHCTL_SOCKET)", process.env.MESHCTL_SOCKET)
+    .option('--socket <path>', "the daemon's local API socket (env MESHCTL_SOCKET)", socketFromEnv())
     .configureOutput({ outputError: (str, write) => write(str.split('\n')[0] + '\n') });
 
   program

@@ -12,6 +12,7 @@ import { CliError, fromApi } from './errors.js';
 import { startProgress } from './ui/progress.js';
 import { meshctlVersion } from './version.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
+import { AUTH_KEY_ENV, daemonNodeArgs, knobText, stateDirFromEnv } from '../util/knobs.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
 // the daemon answers ~0.3 s after it is spawned; a 50 ms poll lost 25 ms on average
@@ -30,8 +31,6 @@ interface UpOpts {
   json?: boolean;
 }
 
-/** The environment variable `up` reads the auth key from when --auth-key is not given. */
-export const AUTH_KEY_ENV = 'MESHCTL_AUTH_KEY';
 /** An auth key is ~60 characters (mskey-<12 hex>-<48 hex>); a file holding more than this is not one. */
 const MAX_AUTH_KEY_BYTES = 4096;
 
@@ -66,7 +65,7 @@ function readKeyFile(path: string, source: string): string {
  * request, never on its command line or in its environment.
  */
 export function resolveAuthKey(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const fromEnv = env[AUTH_KEY_ENV];
+  const fromEnv = knobText(AUTH_KEY_ENV, env);
   const [value, source] = flag !== undefined ? [flag, '--auth-key'] : fromEnv ? [fromEnv, AUTH_KEY_ENV] : [undefined, ''];
   if (value === undefined) return undefined;
   const key = value.startsWith('file:') ? readKeyFile(value.slice(5), source) : value.trim();
@@ -103,8 +102,7 @@ async function spawnDaemon(client: LocalClient, socket: string, o: UpOpts): Prom
   mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
   const logFile = join(o.stateDir, 'daemon.log');
   const fd = openSync(logFile, 'a', 0o600);
-  // MESHCTL_DAEMON_NODE_ARGS: Node flags for the daemon only (profiling: --cpu-prof), never needed in use
-  const nodeArgs = (process.env.MESHCTL_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = daemonNodeArgs();
   const child = spawn(process.execPath, [...nodeArgs, process.argv[1]!, ...daemonArgs(socket, o)], { detached: true, stdio: ['ignore', fd, fd], env: daemonEnv() });
   closeSync(fd);
   let exited: number | null = null;
@@ -214,7 +212,7 @@ export function registerUp(program: Command): void {
     .option('--auth-key <key>', `auth key, or file:PATH to read it from a file (default: $${AUTH_KEY_ENV}; either keeps it out of the process list)`)
     .option('--hostname <name>', "this node's name in the network (default: the host name)")
     .option('--control-ca <pemfile>', "trust this certificate for the control server (from 'meshctl control ca')")
-    .option('--state-dir <dir>', "the daemon's state directory", process.env.MESHCTL_STATE_DIR || DEFAULT_STATE_DIR)
+    .option('--state-dir <dir>', "the daemon's state directory", stateDirFromEnv() ?? DEFAULT_STATE_DIR)
     .option('--ifname <name>', 'the mesh interface', DEFAULT_IFNAME)
     .addOption(new Option('--port <n>', 'UDP port for WireGuard and disco (0 = any)').argParser(portArg).default(DEFAULT_PORT))
     .option('--foreground', 'run the daemon in this process (for service managers)')

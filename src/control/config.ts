@@ -7,7 +7,7 @@
 //     "keyExpiry": "90d", "ephemeralGrace": "30s" }
 import { readFileSync } from '../util/cjs.js';
 import { parseDuration } from '../util/duration.js';
-import type { RelayRegion } from './protocol.js';
+import type { RelayRegion } from '../netmap/types.js';
 
 export interface ControlConfig {
   relays: RelayRegion[];

@@ -2,7 +2,9 @@
 // Requests that act for a node are sealed in a NaCl box from the node key to
 // the control key: opening it proves the sender holds the node's private key,
 // and the auth key inside is never on the wire in the clear, even inside TLS
-// logs. Responses are JSON; the map is a stream of newline-delimited JSON.
+// logs. Responses are JSON; the map is a stream of newline-delimited JSON. What
+// the answers carry (maps, node views, relay regions) is in src/netmap/types.ts,
+// shared with the nodes that parse it.
 
 export const API_PREFIX = '/meshctl/v1';
 export const PATHS = {
@@ -14,17 +16,6 @@ export const PATHS = {
   verify: `${API_PREFIX}/verify`,
 } as const;
 export type SealedOp = 'register' | 'map' | 'endpoints' | 'logout';
-
-/**
- * Endpoints one node reports, and so one peer's path candidates in every
- * other node's map: each is probed by every peer, so a longer list costs the
- * whole network. The node keeps its STUN- and port-mapped ones first and cuts
- * the list here; control refuses a longer one and nodes refuse a map with one.
- */
-export const MAX_NODE_ENDPOINTS = 32;
-/** A node's OS string (`process.platform` values are short) and version string, as control stores and maps carry them. */
-export const MAX_NODE_OS_CHARS = 32;
-export const MAX_NODE_VERSION_CHARS = 64;
 
 /** A sealed request has to be this fresh; with the nonce cache it stops replays. */
 export const REQUEST_MAX_AGE_MS = 2 * 60 * 1000;
@@ -52,13 +43,6 @@ export interface RegisterBody {
   endpoints: string[];
 }
 
-export interface RegisterResult {
-  node: NodeView;
-  /** the network's IPv6 ULA prefix, routed to the mesh interface */
-  ipv6Prefix: string;
-  ipv4Prefix: string;
-}
-
 export interface MapBody {
   endpoints: string[];
   discoKey: string;
@@ -68,42 +52,6 @@ export interface EndpointsBody {
   endpoints: string[];
   homeRelay?: string | null;
 }
-
-/** What one node may know of another (and of itself). */
-export interface NodeView {
-  id: number;
-  name: string;
-  nodeKey: string;
-  discoKey: string;
-  addresses: string[];
-  allowedIps: string[];
-  endpoints: string[];
-  homeRelay: string | null;
-  online: boolean;
-  lastSeen: string | null;
-  os: string;
-  version: string;
-  keyExpiry: string | null;
-  ephemeral: boolean;
-}
-
-export interface NetworkMap {
-  self: NodeView;
-  peers: NodeView[];
-  ipv4Prefix: string;
-  ipv6Prefix: string;
-  /** relay regions (issue 4); empty until relays exist */
-  relays: RelayRegion[];
-}
-
-export interface RelayRegion {
-  code: string;
-  url: string;
-  stunPort: number;
-  certFingerprint?: string;
-}
-
-export type MapLine = { type: 'map'; map: NetworkMap } | { type: 'keepalive' } | { type: 'gone'; reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED' };
 
 export type ControlErrorCode =
   | 'BAD_REQUEST'

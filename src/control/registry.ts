@@ -3,7 +3,8 @@
 // view of the network each node is allowed to see.
 import { allocateAddresses, IPV4_PREFIX, ipv6Prefix } from './addresses.js';
 import { redeemAuthKey } from './authkeys.js';
-import { ControlError, type NetworkMap, type NodeView, type RegisterResult, type RelayRegion } from './protocol.js';
+import { ControlError } from './protocol.js';
+import type { NetworkMap, NodeView, RegisterResult, RelayRegion } from '../netmap/types.js';
 import type { ControlStore, NodeRecord } from './store.js';
 import type { RegisterIn } from './validate.js';
 import { isoTime } from '../util/time.js';

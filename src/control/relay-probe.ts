@@ -2,7 +2,7 @@
 // fingerprint and puts it in the relay map, so nodes pin self-signed relays
 // with no extra flag (they already trust the control server).
 import { connect } from 'node:tls';
-import type { RelayRegion } from './protocol.js';
+import type { RelayRegion } from '../netmap/types.js';
 
 const PROBE_TIMEOUT_MS = 5000;
 

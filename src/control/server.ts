@@ -14,7 +14,8 @@ import { AdminServer } from './admin-server.js';
 import { guardConnections, type ConnectionStats } from './connections.js';
 import { RateLimitedError, readJson, sendError, sendJson } from './http-util.js';
 import { openStateDatabase } from './open-database.js';
-import { ControlError, MAP_KEEPALIVE_MS, PATHS, type MapLine, type RelayRegion } from './protocol.js';
+import { ControlError, MAP_KEEPALIVE_MS, PATHS } from './protocol.js';
+import type { MapLine, RelayRegion } from '../netmap/types.js';
 import { Registry } from './registry.js';
 import {
   MAX_RATE_LIMITED_SOURCES,

@@ -9,7 +9,8 @@ import { BOX_NONCE_LEN, BOX_OVERHEAD } from '../crypto/box.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { AddressSyntaxError, parseIpEndpoint } from '../util/netaddr.js';
 import { isPrintable } from '../util/text.js';
-import { ControlError, MAX_NODE_ENDPOINTS, MAX_NODE_OS_CHARS, MAX_NODE_VERSION_CHARS, type SealedOp } from './protocol.js';
+import { ControlError, type SealedOp } from './protocol.js';
+import { MAX_NODE_ENDPOINTS, MAX_NODE_OS_CHARS, MAX_NODE_VERSION_CHARS } from '../netmap/types.js';
 
 /** A DNS name is at most 255 characters; the registry shortens it to a 63-character label. */
 export const MAX_HOSTNAME_CHARS = 255;
@@ -19,7 +20,7 @@ export const MAX_OS_CHARS = MAX_NODE_OS_CHARS;
 export const MAX_VERSION_CHARS = MAX_NODE_VERSION_CHARS;
 /** Auth keys are `mskey-` + 12 + 1 + 48 characters; room for a future format, nothing more. */
 export const MAX_AUTHKEY_CHARS = 128;
-/** Endpoints one node may report (protocol.ts says why the number). */
+/** Endpoints one node may report (netmap/types.ts says why the number). */
 export const MAX_ENDPOINTS = MAX_NODE_ENDPOINTS;
 /** Relay region codes, as `--relay CODE=…` and the config file accept them. */
 export const REGION_CODE_RE = /^[a-z0-9-]{1,32}$/;

@@ -8,9 +8,10 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { boxKey, sealBox } from '../crypto/box.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { publicKeyOf } from '../crypto/x25519.js';
-import { PATHS, type ErrorBody, type MapLine, type SealedOp } from '../control/protocol.js';
+import { PATHS, type ErrorBody, type SealedOp } from '../control/protocol.js';
+import type { MapLine } from '../netmap/types.js';
 import { ApiError } from '../localapi/types.js';
-import { MapParseError, parseMapLine } from './map-parse.js';
+import { MapParseError, parseMapLine } from '../netmap/parse.js';
 import { terminalSafe } from '../util/text.js';
 
 const TLS_CAUSES: Record<string, string> = {
@@ -155,7 +156,7 @@ export class ControlClient {
 
   /**
    * Opens the long-lived map stream; `onLine` gets each map or keepalive as it
-   * arrives, already checked by the strict parser (map-parse.ts). A line that
+   * arrives, already checked by the strict parser (netmap/parse.ts). A line that
    * fails the parser is refused whole: `onRefused` gets one line naming the
    * field, and the stream goes on (the node keeps its previous map). A line of
    * a type this node does not know is ignored. A line longer than

@@ -6,7 +6,8 @@ import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers } from
 import { PathBind } from '../engine/pathbind.js';
 import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/endpoint.js';
 import { isDisco } from '../nat/disco.js';
-import { Netchecker, type NetReport, type StunTarget } from '../nat/netcheck.js';
+import { Netchecker, type StunTarget } from '../nat/netcheck.js';
+import type { NetReport } from '../netmap/netreport.js';
 import { RelayManager } from './relays.js';
 import { addressTowards, defaultGateway, mapPort, natpmpUnmap, probePortMapping } from '../nat/portmap.js';
 import { httpsLatency } from './https-latency.js';
@@ -15,7 +16,7 @@ import { parseCidr, parseEndpoint } from '../engine/uapi.js';
 import type { EngineTimers } from '../engine/constants.js';
 import { publicKeyOf } from '../crypto/x25519.js';
 import { keyFromText } from '../crypto/keys.js';
-import type { NetworkMap, NodeView } from '../control/protocol.js';
+import type { NetworkMap, NodeView } from '../netmap/types.js';
 import { openTun, type TunDevice } from '../tun/device.js';
 import { addAddressesAndRoutes, setLinkUp } from '../tun/netconf.js';
 import { TunError } from '../tun/errors.js';

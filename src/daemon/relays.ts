@@ -2,7 +2,7 @@
 // region, where peers reach it, and each peer's home region, where it reaches
 // them), kept in step with the relay map from control. The engine sees them
 // through the RelayPaths interface.
-import type { RelayRegion } from '../control/protocol.js';
+import type { RelayRegion } from '../netmap/types.js';
 import type { RelayPaths } from '../engine/paths.js';
 import { RelayClient } from '../relay/client.js';
 import { publicKeyOf } from '../crypto/x25519.js';

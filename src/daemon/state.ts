@@ -3,17 +3,17 @@
 // private keys), replaced atomically; the last network map sits beside it so
 // a restarted daemon can carry traffic before the control server answers.
 // Both are read back through the same strict parsers as control's answers
-// (map-parse.ts): the addresses in them end up on the OS. A state.json that is
+// (netmap/parse.ts): the addresses in them end up on the OS. A state.json that is
 // wrong stops the daemon with one line naming the field; the file is left as
 // it is (it holds the node's identity), never rewritten or deleted.
 import { cjsRequire, existsSync, readFileSync, rmSync } from '../util/cjs.js';
 import { join } from 'node:path';
 import { generatePrivateKey } from '../crypto/x25519.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
-import type { NetworkMap, NodeView } from '../control/protocol.js';
+import type { NetworkMap, NodeView } from '../netmap/types.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
-import { fail, MapParseError, parseMeshPrefix, parseNetworkMap, parseNodeView, shown } from './map-parse.js';
+import { fail, MapParseError, parseMeshPrefix, parseNetworkMap, parseNodeView, shown } from '../netmap/parse.js';
 
 const { statSync } = cjsRequire('node:fs') as typeof import('node:fs');
 

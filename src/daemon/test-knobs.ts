@@ -1,9 +1,12 @@
 // Timer values tests shorten, read from the environment so an integration test
 // can force e.g. a rekey mid-transfer without waiting 120 s. Unset in normal use.
+// The knobs themselves are declared in util/knobs.ts; this maps them onto the
+// engine's and the path manager's timer fields.
 import type { EngineTimers } from '../engine/constants.js';
 import type { PathTimers } from '../engine/paths.js';
+import { knobMs, type KnobName } from '../util/knobs.js';
 
-const KNOBS: Record<string, keyof EngineTimers> = {
+const KNOBS: Partial<Record<KnobName, keyof EngineTimers>> = {
   MESHCTL_REKEY_AFTER_TIME_MS: 'rekeyAfterTimeMs',
   MESHCTL_REJECT_AFTER_TIME_MS: 'rejectAfterTimeMs',
   MESHCTL_KEEPALIVE_TIMEOUT_MS: 'keepaliveTimeoutMs',
@@ -12,12 +15,9 @@ const KNOBS: Record<string, keyof EngineTimers> = {
 
 export function engineTimersFromEnv(env: NodeJS.ProcessEnv): Partial<EngineTimers> {
   const out: Partial<EngineTimers> = {};
-  for (const [name, key] of Object.entries(KNOBS)) {
-    const v = env[name];
-    if (v === undefined || v === '') continue;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}="${v}" must be a positive number of milliseconds`);
-    out[key] = n;
+  for (const [name, key] of Object.entries(KNOBS) as [KnobName, keyof EngineTimers][]) {
+    const n = knobMs(name, env);
+    if (n !== undefined) out[key] = n;
   }
   return out;
 }
@@ -29,25 +29,17 @@ export interface DaemonKnobs {
   idleReleaseMs?: number;
 }
 
-const PATH_KNOBS: Record<string, keyof PathTimers> = {
+const PATH_KNOBS: Partial<Record<KnobName, keyof PathTimers>> = {
   MESHCTL_PATH_HEARTBEAT_MS: 'heartbeatMs',
   MESHCTL_PATH_TRUST_MS: 'trustMs',
 };
 
 export function daemonKnobsFromEnv(env: NodeJS.ProcessEnv): DaemonKnobs {
   const pathTimers: Partial<PathTimers> = {};
-  for (const [name, key] of Object.entries(PATH_KNOBS)) {
-    const v = env[name];
-    if (v === undefined || v === '') continue;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}="${v}" must be a positive number of milliseconds`);
-    pathTimers[key] = n;
+  for (const [name, key] of Object.entries(PATH_KNOBS) as [KnobName, keyof PathTimers][]) {
+    const n = knobMs(name, env);
+    if (n !== undefined) pathTimers[key] = n;
   }
-  const idle = env.MESHCTL_IDLE_RELEASE_MS;
-  let idleReleaseMs: number | undefined;
-  if (idle !== undefined && idle !== '') {
-    idleReleaseMs = Number(idle);
-    if (!Number.isFinite(idleReleaseMs) || idleReleaseMs <= 0) throw new Error(`MESHCTL_IDLE_RELEASE_MS="${idle}" must be a positive number of milliseconds`);
-  }
+  const idleReleaseMs = knobMs('MESHCTL_IDLE_RELEASE_MS', env);
   return { engineTimers: engineTimersFromEnv(env), pathTimers, idleReleaseMs };
 }

@@ -7,6 +7,7 @@
 import { createCipheriv } from 'node:crypto';
 import { koffi } from '../util/koffi.js';
 import { zeroRange } from '../util/bytes.js';
+import { aeadNodeOnly } from '../util/knobs.js';
 import { aeadNonce, aeadOpen, TAG_LEN } from './crypto.js';
 
 export interface PacketAead {
@@ -98,7 +99,7 @@ class EvpAead implements PacketAead {
 }
 
 function loadEvp(): PacketAead | null {
-  if (process.env.MESHCTL_AEAD === 'node') return null;
+  if (aeadNodeOnly()) return null;
   try {
     const lib = koffi.load(null as unknown as string);
     const cipher = lib.func('void *EVP_chacha20_poly1305()');

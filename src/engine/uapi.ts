@@ -9,7 +9,6 @@ import { UapiError, type UapiCidr, type UapiDeviceSnapshot, type UapiEndpoint, t
 export const UAPI_EIO = -5;
 export const UAPI_EINVAL = -22;
 export const UAPI_EPROTO = -71;
-export const UAPI_EADDRINUSE = -98;
 
 const invalid = (msg: string): UapiError => new UapiError(UAPI_EINVAL, msg);
 

@@ -6,7 +6,6 @@
 // address from the reserved ranges (including the RFC 5737 documentation ones).
 
 export type NatKind = 'public' | 'easy' | 'hard' | 'blocked' | 'upnp';
-export const NAT_KINDS: NatKind[] = ['public', 'easy', 'hard', 'blocked', 'upnp'];
 
 export const NAT_DESCRIPTION: Record<NatKind, string> = {
   public: 'no NAT: a public address on the internet bridge',

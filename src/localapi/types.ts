@@ -1,6 +1,8 @@
 // The local API between the CLI and the daemon: HTTP on a unix socket. These
 // types are the documented, stable shape of `meshctl status --json` and of
-// every other answer (man/meshctl.1, docs/architecture.md).
+// every other answer (man/meshctl.1, docs/architecture.md). They import only
+// types (erased at build), so the CLI loads nothing else of ours through them.
+import type { NetReport } from '../netmap/netreport.js';
 
 export const LOCALAPI = {
   status: '/localapi/v1/status',
@@ -49,6 +51,15 @@ export interface SelfStatus {
   endpoints: string[];
 }
 
+/** One relay connection of the daemon's, as status and netcheck show it. */
+export interface RelayConnection {
+  region: string;
+  url: string;
+  connected: boolean;
+  latencyMs: number | null;
+  lastError: string | null;
+}
+
 export interface Status {
   version: string;
   backendState: BackendState;
@@ -58,7 +69,7 @@ export interface Status {
   health: string[];
   /** the relay region where peers can always reach this node, and the relay connections */
   homeRegion: string | null;
-  relays: { region: string; url: string; connected: boolean; latencyMs: number | null; lastError: string | null }[];
+  relays: RelayConnection[];
   /** counters of the data plane: packets, drops by reason, TUN offloads and readers, disco, path use; the daemon's memory */
   counters: Record<string, unknown> | null;
 }
@@ -95,17 +106,10 @@ export interface WhoisResponse {
   self: boolean;
 }
 
-export interface NetcheckResponse {
-  udp: boolean;
-  ipv4: string | null;
-  mappingVariesByDestIP: boolean | null;
-  regionLatencyMs: Record<string, number>;
-  preferredRegion: string | null;
-  mapped: { region: string; server: string; mapped: string }[];
-  portMapping: string[];
-  at: string;
+/** The daemon's last network report (src/netmap/netreport.ts), its home region and its relay connections. */
+export interface NetcheckResponse extends NetReport {
   homeRegion: string | null;
-  relays: { region: string; url: string; connected: boolean; latencyMs: number | null; lastError: string | null }[];
+  relays: RelayConnection[];
 }
 
 export interface PrefsRequest {

@@ -7,6 +7,7 @@ import { isIPv4 } from 'node:net';
 import { bindingRequest, parseStun } from './stun.js';
 import { isoTime } from '../util/time.js';
 import { cjsRequire } from '../util/cjs.js';
+import type { NetReport } from '../netmap/netreport.js';
 
 export interface StunTarget {
   region: string;
@@ -14,20 +15,6 @@ export interface StunTarget {
   port: number;
   /** the relay's HTTPS URL, for latency when UDP is blocked */
   url: string;
-}
-
-export interface NetReport {
-  udp: boolean;
-  /** the mapped address of the WireGuard socket, ip:port */
-  ipv4: string | null;
-  /** true: the NAT maps each destination to a different port (endpoint-dependent mapping) */
-  mappingVariesByDestIP: boolean | null;
-  regionLatencyMs: Record<string, number>;
-  preferredRegion: string | null;
-  /** distinct mapped addresses seen, one per STUN server that answered */
-  mapped: { region: string; server: string; mapped: string }[];
-  portMapping: string[];
-  at: string;
 }
 
 /** Each STUN request goes out this many times, spaced, to survive loss. */

@@ -5,11 +5,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type * as Fs from 'node:fs';
 import { cjsRequire, readFileSync } from '../util/cjs.js';
+import { knobText, RELAY_MESH_KEY_ENV } from '../util/knobs.js';
 
 const { statSync } = cjsRequire('node:fs') as typeof Fs;
 
 /** The environment variable a mesh key may come from when --mesh-key is absent. */
-export const MESH_KEY_ENV = 'MESHCTL_RELAY_MESH_KEY';
+export const MESH_KEY_ENV = RELAY_MESH_KEY_ENV;
 /** At least 128 bits as hex; at most what a key file should ever hold. */
 const MESH_KEY_MIN_CHARS = 32;
 const MESH_KEY_MAX_CHARS = 512;
@@ -34,9 +35,9 @@ function checked(key: string, where: string): string {
  * variable is removed once read, so nothing this process starts inherits it.
  */
 export function loadMeshKey(spec: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const fromEnv = env[MESH_KEY_ENV];
+  const fromEnv = knobText(MESH_KEY_ENV, env);
   delete env[MESH_KEY_ENV];
-  if (spec === undefined) return fromEnv === undefined || fromEnv === '' ? undefined : checked(fromEnv.trim(), MESH_KEY_ENV);
+  if (spec === undefined) return fromEnv === undefined ? undefined : checked(fromEnv.trim(), MESH_KEY_ENV);
   if (!spec.startsWith('file:')) throw new MeshKeyError(`--mesh-key takes no secret on the command line (it shows in ps): ${FIX}`);
   const path = spec.slice('file:'.length);
   if (!path) throw new MeshKeyError(`--mesh-key file:PATH needs a PATH: ${FIX}`);

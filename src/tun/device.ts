@@ -12,6 +12,7 @@ import { TunError } from './errors.js';
 import { writeMerged } from './gro.js';
 import { bindLibc, IFF_NO_PI, IFNAMSIZ, ifreq, IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETIFF, TUNSETOFFLOAD } from './libc.js';
 import { setMtu } from './netconf.js';
+import { tunOffloadWanted } from '../util/knobs.js';
 import { startMainTunReader, type MainTunReader } from './main-reader.js';
 import { VNET_HDR_LEN, vnetPackets } from './offload.js';
 import { HANDBACK_META, MainReading, MODE_SLOT, MODE_THREAD, readerPolicy, spawnReaderThread } from '../util/reader-mode.js';
@@ -81,7 +82,7 @@ export async function openTun(opts: TunOptions): Promise<TunDevice> {
   }
   const libc = bindLibc();
   const ifr = ifreq(opts.name);
-  let wantOffload = opts.offload ?? process.env.MESHCTL_TUN_OFFLOAD !== '0';
+  let wantOffload = opts.offload ?? tunOffloadWanted();
   const setIff = (): number => {
     ifr.writeUInt16LE(IFF_TUN | IFF_NO_PI | (wantOffload ? IFF_VNET_HDR : 0), IFNAMSIZ);
     return libc.ioctl(fd, TUNSETIFF, ifr) === 0 ? 0 : libc.errno();

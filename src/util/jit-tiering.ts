@@ -11,6 +11,7 @@
 // compiled code. Set once an engine exists, so the CLI and start-up code keep
 // V8's defaults.
 import { setFlagsFromString } from 'node:v8';
+import { jitDefaults } from './knobs.js';
 
 export const DATA_PATH_INTERRUPT_BUDGET = 4096;
 
@@ -18,7 +19,7 @@ let applied = false;
 
 /** Idempotent; MESHCTL_JIT_DEFAULTS=1 keeps V8's own budget (to compare). */
 export function tuneJitForDataPath(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (applied || env.MESHCTL_JIT_DEFAULTS === '1') return false;
+  if (applied || jitDefaults(env)) return false;
   setFlagsFromString(`--interrupt-budget=${DATA_PATH_INTERRUPT_BUDGET}`);
   applied = true;
   return true;

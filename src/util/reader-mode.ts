@@ -16,6 +16,7 @@
 
 import type { Worker } from 'node:worker_threads';
 import { cjsRequire } from './cjs.js';
+import { readerModeKnob, readerRetireMs } from './knobs.js';
 import { trimMallocSoon } from './malloc-trim.js';
 import { RING_USER_SLOT } from './shm-ring.js';
 
@@ -43,13 +44,12 @@ export type ReaderPolicy = 'auto' | 'thread' | 'main';
 
 /** RETIRE_AFTER_MS, or MESHCTL_READER_RETIRE_MS (tests) */
 export function retireAfterMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const v = Number(env.MESHCTL_READER_RETIRE_MS);
-  return Number.isFinite(v) && v > 0 ? v : RETIRE_AFTER_MS;
+  return readerRetireMs(env) ?? RETIRE_AFTER_MS;
 }
 
+/** MESHCTL_READER_MODE: the pinned side, else 'auto' */
 export function readerPolicy(env: NodeJS.ProcessEnv = process.env): ReaderPolicy {
-  const v = env.MESHCTL_READER_MODE;
-  return v === 'thread' || v === 'main' ? v : 'auto';
+  return readerModeKnob(env);
 }
 
 /** The event loop's side: counts what it reads and hands over on a burst. */

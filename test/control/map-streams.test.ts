@@ -8,7 +8,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { admin } from '../../src/control/admin-client.js';
 import { createAuthKey } from '../../src/control/authkeys.js';
-import { MAX_NODE_ENDPOINTS } from '../../src/control/protocol.js';
+import { MAX_NODE_ENDPOINTS } from '../../src/netmap/types.js';
 import { Registry } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { stateFiles } from '../../src/control/state-dir.js';

@@ -11,7 +11,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { createServer as createNetServer } from 'node:net';
 import { certFingerprint, createSelfSigned } from '../../src/crypto/selfsigned.js';
 import { admin } from '../../src/control/admin-client.js';
-import type { MapLine, NetworkMap, RegisterResult, RelayRegion } from '../../src/control/protocol.js';
+import type { MapLine, NetworkMap, RegisterResult, RelayRegion } from '../../src/netmap/types.js';
 import { ControlServer } from '../../src/control/server.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { keyToText } from '../../src/crypto/keys.js';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { keyToText } from '../../src/crypto/keys.js';
 import { discoKey, harness, Node, registerBody } from './helpers.js';
-import { MAX_NODE_ENDPOINTS } from '../../src/control/protocol.js';
+import { MAX_NODE_ENDPOINTS } from '../../src/netmap/types.js';
 
 const P = '/meshctl/v1';
 

@@ -4,7 +4,7 @@
 // a second good one; a second Backend gets a bad register answer. Prints what
 // it saw as one JSON object on stdout.
 import { Backend } from '../../src/daemon/backend.js';
-import type { NetworkMap, NodeView, RegisterResult } from '../../src/control/protocol.js';
+import type { NetworkMap, NodeView, RegisterResult } from '../../src/netmap/types.js';
 import { execFileSync } from 'node:child_process';
 import { fakeControl } from './fake-control.js';
 import { testNodeView } from './node-view.js';

@@ -5,7 +5,7 @@
 // line that never ends is an error rather than unbounded buffering.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { MapLine, NetworkMap, NodeView } from '../../src/control/protocol.js';
+import type { MapLine, NetworkMap, NodeView } from '../../src/netmap/types.js';
 import { ControlClient } from '../../src/daemon/control-client.js';
 import { fakeControl } from './fake-control.js';
 import { generatePrivateKey } from '../../src/crypto/x25519.js';

@@ -1,6 +1,6 @@
 // A well-formed NodeView for tests of the daemon's parsers and of hostile maps:
 // node `id` with its two mesh addresses, fresh keys, one endpoint.
-import type { NodeView } from '../../src/control/protocol.js';
+import type { NodeView } from '../../src/netmap/types.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Backend } from '../../src/daemon/backend.js';
 import { StateStore, type NodeState } from '../../src/daemon/state.js';
 import { generatePrivateKey } from '../../src/crypto/x25519.js';
-import type { NetworkMap, NodeView } from '../../src/control/protocol.js';
+import type { NetworkMap, NodeView } from '../../src/netmap/types.js';
 import { testNodeView } from './node-view.js';
 import { tinyTmpfs, tmpfsSkipReason } from '../util/tmpfs.js';
 

@@ -1,6 +1,7 @@
 // Progress of long work: an ink spinner with the current step on a terminal,
 // plain lines on stderr otherwise (logs and scripts stay readable). Ink and
 // React load only on a terminal, so piped commands start fast.
+import { plainOutput } from '../../util/knobs.js';
 
 export interface Progress {
   step(message: string): void;
@@ -19,7 +20,7 @@ function plain(): Progress {
 }
 
 export async function startProgress(first: string): Promise<Progress> {
-  if (!process.stderr.isTTY || process.env.MESHCTL_PLAIN) {
+  if (!process.stderr.isTTY || plainOutput()) {
     const p = plain();
     p.step(first);
     return p;

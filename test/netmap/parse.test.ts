@@ -1,8 +1,8 @@
-// The strict parsers for what control sends (map-parse.ts): bounds on every
+// The strict parsers for what control sends (src/netmap/parse.ts): bounds on every
 // list, canonical text out, and an error that names the field.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NetworkMap, NodeView } from '../../src/control/protocol.js';
+import type { NetworkMap, NodeView } from '../../src/netmap/types.js';
 import {
   MAX_ENDPOINTS_PER_PEER,
   MAX_PEERS,
@@ -11,7 +11,7 @@ import {
   parseMapLine,
   parseNetworkMap,
   parseRegisterResult,
-} from '../../src/daemon/map-parse.js';
+} from '../../src/netmap/parse.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 

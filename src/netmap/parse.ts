@@ -5,7 +5,16 @@
 // reaches the engine and the OS is never the text that came in. A value that
 // fails is refused whole with a MapParseError naming the field, e.g.
 // `peers[3].addresses[0]: not an IP address: "…"`.
-import { MAX_NODE_ENDPOINTS, MAX_NODE_OS_CHARS, MAX_NODE_VERSION_CHARS, type MapLine, type NetworkMap, type NodeView, type RegisterResult, type RelayRegion } from '../control/protocol.js';
+import {
+  MAX_NODE_ENDPOINTS,
+  MAX_NODE_OS_CHARS,
+  MAX_NODE_VERSION_CHARS,
+  type MapLine,
+  type NetworkMap,
+  type NodeView,
+  type RegisterResult,
+  type RelayRegion,
+} from './types.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { parseIp, parseIpEndpoint, parsePrefix, type IpFamily } from '../util/netaddr.js';
 import { isPrintable } from '../util/text.js';
@@ -17,13 +26,13 @@ export const MAX_PEERS = 10_000;
 export const MAX_ADDRESSES_PER_NODE = 8;
 /** AllowedIPs per peer: its addresses plus room for routed subnets; bounds the cryptokey-routing table per peer. */
 export const MAX_ALLOWED_IPS_PER_PEER = 64;
-/** Endpoints per peer: the limit control enforces on what a node reports (protocol.ts); each is a path candidate probed by disco. */
+/** Endpoints per peer: the limit control enforces on what a node reports (types.ts); each is a path candidate probed by disco. */
 export const MAX_ENDPOINTS_PER_PEER = MAX_NODE_ENDPOINTS;
 /** Relays in the map (all regions together): each needed region is a TLS connection and a STUN target. */
 export const MAX_RELAYS = 64;
 /** A node name: the longest DNS name's text form. */
 export const MAX_NAME_CHARS = 253;
-/** OS and version strings: as control accepts them (protocol.ts). */
+/** OS and version strings: as control accepts them (types.ts). */
 export const MAX_OS_CHARS = MAX_NODE_OS_CHARS;
 export const MAX_VERSION_CHARS = MAX_NODE_VERSION_CHARS;
 /** A relay region code (the control server allows 1-32 of [a-z0-9-]). */

@@ -1,0 +1,18 @@
+// The network report's shape: what netcheck (src/nat/netcheck.ts) measures and
+// what the local API hands the CLI inside its netcheck answer. It lives here,
+// beside the other shapes shared across layers, because nat and the local API
+// types may not import each other: the CLI reads the local API types only.
+
+export interface NetReport {
+  udp: boolean;
+  /** the mapped address of the WireGuard socket, ip:port */
+  ipv4: string | null;
+  /** true: the NAT maps each destination to a different port (endpoint-dependent mapping) */
+  mappingVariesByDestIP: boolean | null;
+  regionLatencyMs: Record<string, number>;
+  preferredRegion: string | null;
+  /** distinct mapped addresses seen, one per STUN server that answered */
+  mapped: { region: string; server: string; mapped: string }[];
+  portMapping: string[];
+  at: string;
+}

@@ -1,0 +1,61 @@
+// What the control server tells a node about the network: each node's view,
+// the relay regions, the map stream's lines and the answer to a registration.
+// Control builds these and nodes parse them (parse.ts); the daemon, its state
+// store and the engine host hold them. This module imports nothing of ours, so
+// both sides can share it without depending on each other.
+
+/**
+ * Endpoints one node reports, and so one peer's path candidates in every
+ * other node's map: each is probed by every peer, so a longer list costs the
+ * whole network. The node keeps its STUN- and port-mapped ones first and cuts
+ * the list here; control refuses a longer one and nodes refuse a map with one.
+ */
+export const MAX_NODE_ENDPOINTS = 32;
+/** A node's OS string (`process.platform` values are short) and version string, as control stores and maps carry them. */
+export const MAX_NODE_OS_CHARS = 32;
+export const MAX_NODE_VERSION_CHARS = 64;
+
+/** What one node may know of another (and of itself). */
+export interface NodeView {
+  id: number;
+  name: string;
+  nodeKey: string;
+  discoKey: string;
+  addresses: string[];
+  allowedIps: string[];
+  endpoints: string[];
+  homeRelay: string | null;
+  online: boolean;
+  lastSeen: string | null;
+  os: string;
+  version: string;
+  keyExpiry: string | null;
+  ephemeral: boolean;
+}
+
+export interface NetworkMap {
+  self: NodeView;
+  peers: NodeView[];
+  ipv4Prefix: string;
+  ipv6Prefix: string;
+  /** relay regions; empty when the control server names none */
+  relays: RelayRegion[];
+}
+
+export interface RelayRegion {
+  code: string;
+  url: string;
+  stunPort: number;
+  certFingerprint?: string;
+}
+
+/** One line of the map stream: a new map, a keepalive, or the node is gone from control. */
+export type MapLine = { type: 'map'; map: NetworkMap } | { type: 'keepalive' } | { type: 'gone'; reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED' };
+
+/** The answer to a registration: the node as control now holds it, and the network's prefixes. */
+export interface RegisterResult {
+  node: NodeView;
+  /** the network's IPv6 ULA prefix, routed to the mesh interface */
+  ipv6Prefix: string;
+  ipv4Prefix: string;
+}
