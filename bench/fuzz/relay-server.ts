@@ -21,6 +21,8 @@ import { Rng } from './rng.js';
 
 /** The relay answered everything it will answer once the stream is quiet this long (it runs in this process, on loopback). */
 const SETTLE_MS = 25;
+/** How long a valid handshake may take to get its first answer on a loaded machine before it counts as unanswered. */
+const FIRST_ANSWER_MS = 2000;
 /** The probe is asked every this many inputs. */
 const PROBE_EVERY = 200;
 
@@ -36,7 +38,7 @@ export function httpsGet(port: number, path: string): Promise<number> {
 }
 
 /** Sends `data` on a fresh TLS connection and collects what comes back until the relay closes, pongs `probe`, or goes quiet. */
-function exchange(port: number, data: Buffer, probe: Buffer | null): Promise<Buffer> {
+function exchange(port: number, data: Buffer, probe: Buffer | null, expectAnswer = false): Promise<Buffer> {
   return new Promise((resolve) => {
     const got: Buffer[] = [];
     let timer: NodeJS.Timeout | null = null;
@@ -52,7 +54,8 @@ function exchange(port: number, data: Buffer, probe: Buffer | null): Promise<Buf
     };
     sock.on('secureConnect', () => {
       sock.write(data);
-      quiet();
+      if (expectAnswer) timer = setTimeout(finish, FIRST_ANSWER_MS);
+      else quiet();
     });
     sock.on('data', (c: Buffer) => {
       got.push(c);
@@ -71,8 +74,8 @@ const target: FuzzTarget = {
   run: async (rng, iterations, onProgress) => {
     const dir = mkdtempSync(join(tmpdir(), 'meshctl-fuzz-relay-'));
     // every input comes from 127.0.0.1, and inputs that never upgrade stay pending until their deadline:
-    // the per-source and total caps have tests of their own, here they would refuse good inputs
-    const relay = new RelayServer({ host: '127.0.0.1', port: 0, stunPort: 0, region: 'fuzz', stateDir: dir, pending: { maxPerSource: 100_000, maxTotal: 100_000 } });
+    // (and upgraded ones that never prove a key hold a handshake slot): the caps have tests of their own
+    const relay = new RelayServer({ host: '127.0.0.1', port: 0, stunPort: 0, region: 'fuzz', stateDir: dir, maxHandshakes: 100_000, pending: { maxPerSource: 100_000, maxTotal: 100_000 } });
     const uncaught = watchUncaught();
     await relay.start();
     const port = relay.boundPort;
@@ -115,7 +118,7 @@ const target: FuzzTarget = {
           expectPong = true;
         }
         ctx.input = { kind, data };
-        const answer = await exchange(port, data, probe);
+        const answer = await exchange(port, data, probe, kind === 4 || kind >= 6);
         const crash = uncaught.take();
         if (crash) throw new ServerError(`uncaught in the relay process: ${crash}`);
         const text = answer.toString('latin1');
