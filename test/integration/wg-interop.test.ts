@@ -116,12 +116,15 @@ for (const [ka, kb] of PAIRS) {
       }
       // bulk traffic moved reading to the threads; once quiet, the event loops read again and the
       // threads retire (util/reader-mode.ts; A retires after 300 ms here instead of 15 s)
-      await new Promise((r) => setTimeout(r, 1000));
       assert.ok(await ping(p, p.a, '10.78.0.2', 2), 'pings after the transfer');
       // (the sender's TUN and the receiver's UDP socket carry the bulk; ACKs alone stay below a burst)
       for (const [kind, peer, side] of [[ka, p.a, 'tun'], [kb, p.b, 'udp']] as const) {
         if (kind !== 'meshctl') continue;
-        const s = await peer.stats();
+        // the hand-back follows a quiet spell: polled with a deadline for a loaded machine
+        let s = await peer.stats();
+        for (const deadline = Date.now() + 15_000; s.tun!.reader !== 'main' && Date.now() < deadline; s = await peer.stats()) {
+          await new Promise((r) => setTimeout(r, 200));
+        }
         const handovers = side === 'tun' ? s.tun!.readerHandovers : s.udpReader!.handovers;
         assert.ok(handovers >= 1, `${side} hand-overs: ${JSON.stringify({ tun: s.tun, udp: s.udpReader })}`);
         assert.equal(s.tun!.reader, 'main', 'TUN read by the event loop again');
