@@ -2,7 +2,7 @@
 // and on SIGTERM exits 0 after removing its socket and its interface.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootSkipReason } from '../helpers/root.js';
 import { Lab, uniqueSuffix } from '../helpers/netns.js';
@@ -46,5 +46,6 @@ test('detached start, then SIGTERM removes the socket and the interface', { skip
   } finally {
     if (pid) process.kill(pid, 'SIGKILL');
     await lab.cleanup();
+    rmSync(sock, { force: true }); // this test's own socket (a random name), left behind only if the engine was killed
   }
 });
