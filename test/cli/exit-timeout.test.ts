@@ -19,7 +19,8 @@ const bin = join(packageRoot(), 'bin', 'meshctl');
 /** The CLI as a child process (asynchronously: the server it talks to runs in this process). */
 function meshctl(args: string[], configDir: string): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [bin, ...args], { env: { ...process.env, MESHCTL_CONFIG_DIR: configDir, MESHCTL_PLAIN: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, MESHCTL_CONFIG_DIR: configDir, MESHCTL_PLAIN: '1' };
+    const p = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));

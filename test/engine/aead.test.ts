@@ -16,7 +16,9 @@ test('the packet AEAD in use agrees with node:crypto and rejects tampering', () 
   if (fast.name !== 'openssl-evp') {
     const why = process.env.MESHCTL_AEAD === 'node' ? 'MESHCTL_AEAD=node' : 'OpenSSL EVP not loadable or its self-test failed';
     // MESHCTL_AEAD=node is a deliberate choice; anything else in CI is the silent fallback this test exists to catch
-    if (inCI() && process.env.MESHCTL_AEAD !== 'node') assert.fail(`the packet AEAD fell back to node:crypto in CI (${why}): the comparison below would test node:crypto against itself`);
+    if (inCI() && process.env.MESHCTL_AEAD !== 'node') {
+      assert.fail(`the packet AEAD fell back to node:crypto in CI (${why}): the comparison below would test node:crypto against itself`);
+    }
     process.stderr.write(`\n*** the packet AEAD is node:crypto (${why}): the fast path is not tested here ***\n`);
   }
   for (let i = 0; i < 2000; i++) {

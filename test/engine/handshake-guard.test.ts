@@ -41,15 +41,23 @@ async function pair(optsB: DeviceOptions) {
   const clock = new FakeClock();
   const a = await node(net, clock, '192.0.2.1');
   const b = await node(net, clock, '192.0.2.2', optsB);
-  await a.dev.applySet({ replacePeers: false, peers: [{ publicKey: b.pub, remove: false, updateOnly: false, endpoint: { address: '192.0.2.2', port: b.port }, replaceAllowedIps: true, allowedIps: [{ address: '10.0.0.2', bits: 32, family: 4 }] }] });
-  await b.dev.applySet({ replacePeers: false, peers: [{ publicKey: a.pub, remove: false, updateOnly: false, replaceAllowedIps: true, allowedIps: [{ address: '10.0.0.1', bits: 32, family: 4 }] }] });
+  await addPeer(a.dev, b.pub, '10.0.0.2', { address: '192.0.2.2', port: b.port });
+  await addPeer(b.dev, a.pub, '10.0.0.1');
   const seen: Datagram[] = [];
   net.filter = (d) => (seen.push({ ...d, buf: Buffer.from(d.buf) }), true);
   return { net, clock, a, b, seen };
 }
 
+/** `on` learns `peer` (inner `inner`/32), with `endpoint` if given. */
+async function addPeer(on: Device, peer: Buffer, inner: string, endpoint?: Endpoint): Promise<void> {
+  const allowedIps = [{ address: inner, bits: 32, family: 4 as const }];
+  const p = { publicKey: peer, remove: false, updateOnly: false, ...(endpoint ? { endpoint } : {}), replaceAllowedIps: true, allowedIps };
+  await on.applySet({ replacePeers: false, peers: [p] });
+}
+
 const initiations = (seen: Datagram[]) => seen.filter((d) => d.buf[0] === MSG_INITIATION && d.buf.length === 148);
-const cookieRepliesTo = (seen: Datagram[], ep: Endpoint) => seen.filter((d) => d.buf[0] === MSG_COOKIE_REPLY && d.dst.address === ep.address && d.dst.port === ep.port);
+const cookieRepliesTo = (seen: Datagram[], ep: Endpoint) =>
+  seen.filter((d) => d.buf[0] === MSG_COOKIE_REPLY && d.dst.address === ep.address && d.dst.port === ep.port);
 
 /** Under load at B: A's initiation, B's cookie reply, A's retry with MAC2 for its source; returns that retry. */
 async function cookieRound() {
@@ -102,8 +110,8 @@ test('per-source rate limit under load: a burst of 5 handshakes, then 20 a secon
   assert.equal(b.dev.stats.dropped.rateLimited - l2, 1);
   // a third node, from its own address, completes its handshake through the same cookie round while A's source is limited
   const c = await node(net, clock, '192.0.2.3');
-  await c.dev.applySet({ replacePeers: false, peers: [{ publicKey: b.pub, remove: false, updateOnly: false, endpoint: { address: '192.0.2.2', port: b.port }, replaceAllowedIps: true, allowedIps: [{ address: '10.0.0.2', bits: 32, family: 4 }] }] });
-  await b.dev.applySet({ replacePeers: false, peers: [{ publicKey: c.pub, remove: false, updateOnly: false, replaceAllowedIps: true, allowedIps: [{ address: '10.0.0.3', bits: 32, family: 4 }] }] });
+  await addPeer(c.dev, b.pub, '10.0.0.2', { address: '192.0.2.2', port: b.port });
+  await addPeer(b.dev, c.pub, '10.0.0.3');
   for (let i = 0; i < sent; i++) b.dev.receiveDatagram(Buffer.from(withMac2.buf), withMac2.src);
   const before = b.received.length;
   c.dev.sendPacket(ipv4Packet('10.0.0.3', '10.0.0.2', 40));
@@ -112,7 +120,7 @@ test('per-source rate limit under load: a burst of 5 handshakes, then 20 a secon
   assert.equal(b.received.length, before + 1, 'the other source got its handshake');
 });
 
-test('flood guard: below the handshakes-per-second threshold no cookie is demanded; past it, MAC2 is required until the load has been gone a second', async () => {
+test('flood guard: under the handshakes-per-second threshold no cookie is demanded; past it MAC2 is, until the load is gone a second', async () => {
   const threshold = 3;
   const { net, clock, a, b, seen } = await pair({ underLoadHandshakesPerSecond: threshold });
   // A's first initiation, without MAC2 (B never sent a cookie): the message the flood replays

@@ -168,7 +168,9 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
         await icmp(l, easy1, easy2, 1);
         return (await pathTo(l, easy1, easy2)).kind === 'direct';
       }, 20_000);
-      matrix.push(`direct path cut mid-transfer (48 MiB): relay after ${fallbackMs} ms, transfer intact (max stall ${x.maxGapMs} ms), direct again ${Date.now() - back} ms after unblocking`);
+      const again = Date.now() - back;
+      matrix.push(`direct path cut mid-transfer (48 MiB): relay after ${fallbackMs} ms, transfer intact (max stall ${x.maxGapMs} ms), ` +
+        `direct again ${again} ms after unblocking`);
     });
 
     await t.test('a relay restarted mid-session: nodes reconnect and relayed traffic resumes', async () => {
