@@ -80,6 +80,12 @@ test('no packet is lost across rekeys while traffic flows continuously', async (
   const s = { ...a.dev.stats.dropped, ...b.dev.stats.dropped };
   assert.equal(a.dev.stats.dropped.decrypt + b.dev.stats.dropped.decrypt, 0, JSON.stringify(s));
   assert.equal(a.dev.stats.dropped.replay + b.dev.stats.dropped.replay, 0);
+  // the point of the test: the traffic crossed rekeys (a handshake at start, then one per REKEY_AFTER_TIME)
+  const rekeys = Math.floor(400_000 / DEFAULT_TIMERS.rekeyAfterTimeMs);
+  assert.ok(rekeys >= 3, 'the run is long enough to cross REKEY_AFTER_TIME three times');
+  for (const [who, n] of [['A', a], ['B', b]] as const) {
+    assert.ok(n.dev.stats.sessions >= 1 + rekeys, `${who} derived ${n.dev.stats.sessions} sessions: no rekey happened`);
+  }
 });
 
 test('a replayed transport datagram is dropped and counted', async () => {

@@ -40,9 +40,10 @@ export async function loopbackPair(onTun?: (i: 0 | 1, p: Buffer) => void): Promi
   };
 }
 
-/** Polls every 10 ms (up to 2 s) until `ok()`. */
-export async function until(ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !ok(); i++) await new Promise((res) => setTimeout(res, 10));
+/** Polls every 10 ms until `ok()` or `ms` pass (a deadline, not a limit: the caller asserts afterwards). */
+export async function until(ok: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok() && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
 }
 
 export { ipv4Packet };

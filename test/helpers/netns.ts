@@ -2,8 +2,8 @@
 // long-running processes inside them, and one cleanup that removes all of it
 // (processes first) even when a test fails or the runner is interrupted.
 import { execFile, execSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 
-let counter = 0;
 const live = new Set<Lab>();
 
 export interface RunResult {
@@ -27,10 +27,17 @@ export async function must(cmd: string, args: string[], timeoutMs?: number): Pro
   return r.stdout;
 }
 
+/** 32 random bits as 8 hex digits: names that runs side by side (or a leftover of a killed run) never share. */
+export function uniqueSuffix(): string {
+  return randomBytes(4).toString('hex');
+}
+
 export class Lab {
-  readonly id = `mc${process.pid % 100000}x${counter++}`;
+  /** `mc` + 8 hex digits; veth names add 3 or 4 characters, within IFNAMSIZ (15) */
+  readonly id = `mc${uniqueSuffix()}`;
   private readonly namespaces: string[] = [];
   private readonly procs: ChildProcess[] = [];
+  private readonly afterCleanup: (() => void)[] = [];
 
   constructor() {
     live.add(this);
@@ -47,8 +54,8 @@ export class Lab {
   /** A veth between two namespaces with the given CIDR addresses. */
   /** Returns the two ends' names (in a, in b). */
   async link(a: string, aCidr: string, b: string, bCidr: string): Promise<[string, string]> {
-    const ia = `v${this.id.slice(-6)}a${this.namespaces.length}`.slice(0, 15);
-    const ib = `v${this.id.slice(-6)}b${this.namespaces.length}`.slice(0, 15);
+    const ia = `v${this.id.slice(2)}a${this.namespaces.length}`;
+    const ib = `v${this.id.slice(2)}b${this.namespaces.length}`;
     await must('ip', ['link', 'add', ia, 'netns', a, 'type', 'veth', 'peer', 'name', ib, 'netns', b]);
     await must('ip', ['-n', a, 'addr', 'add', aCidr, 'dev', ia]);
     await must('ip', ['-n', b, 'addr', 'add', bCidr, 'dev', ib]);
@@ -66,6 +73,11 @@ export class Lab {
     const p = spawn('ip', ['netns', 'exec', ns, ...cmd], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     this.procs.push(p);
     return p;
+  }
+
+  /** Runs `fn` at the end of cleanup, after every process is gone: for files outside the namespaces this test made. */
+  onCleanup(fn: () => void): void {
+    this.afterCleanup.push(fn);
   }
 
   async cleanup(): Promise<void> {
@@ -108,6 +120,7 @@ export class Lab {
     }
     for (const ns of this.namespaces) await sh('ip', ['netns', 'del', ns]);
     this.namespaces.length = 0;
+    for (const fn of this.afterCleanup.splice(0)) fn();
     live.delete(this);
   }
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { packageRoot } from '../../src/cli/version.js';
-import { must, type Lab } from './netns.js';
+import { must, uniqueSuffix, type Lab } from './netns.js';
 
 export type WgKind = 'wireguard-go' | 'meshctl';
 
@@ -25,17 +25,22 @@ export interface WgPeer {
 let seq = 0;
 
 export async function startPeer(lab: Lab, kind: WgKind, ns: string, opts: { port: number; inner4: string; inner6: string; env?: NodeJS.ProcessEnv }): Promise<WgPeer> {
-  const ifname = `w${process.pid % 10000}${kind === 'meshctl' ? 'm' : 'g'}${seq++}`;
+  // the UAPI socket directory is shared by every namespace: a random name (at most 14 characters, within IFNAMSIZ),
+  // and a socket already there belongs to someone else, so it is never removed
+  const ifname = `w${uniqueSuffix()}${kind === 'meshctl' ? 'm' : 'g'}${seq++}`;
   const sock = `/var/run/wireguard/${ifname}.sock`;
-  rmSync(sock, { force: true });
+  if (existsSync(sock)) throw new Error(`${sock} exists: another process uses the name ${ifname}`);
   const cmd = kind === 'wireguard-go' ? ['wireguard-go', '-f', ifname] : [process.execPath, ...(process.env.MESHCTL_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean), join(packageRoot(), 'bin', 'meshctl'), 'debug', 'engine', '--ifname', ifname, '--foreground'];
   const proc = lab.spawn(ns, cmd, { ...opts.env, LOG_LEVEL: 'error' });
+  // both implementations remove their socket on SIGTERM; a SIGKILLed one leaves it: this test's own, so removed
+  lab.onCleanup(() => rmSync(sock, { force: true }));
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   proc.stdout!.resume();
   for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
   if (!existsSync(sock)) throw new Error(`${kind} did not create ${sock}: ${err}`);
   const dir = mkdtempSync(join(tmpdir(), 'mckey-'));
+  lab.onCleanup(() => rmSync(dir, { recursive: true, force: true }));
   const privateKey = (await must('wg', ['genkey'])).trim();
   const privateKeyFile = join(dir, 'key');
   writeFileSync(privateKeyFile, privateKey + '\n', { mode: 0o600 });

@@ -2,10 +2,10 @@
 // and on SIGTERM exits 0 after removing its socket and its interface.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootSkipReason } from '../helpers/root.js';
-import { Lab } from '../helpers/netns.js';
+import { Lab, uniqueSuffix } from '../helpers/netns.js';
 import { packageRoot } from '../../src/cli/version.js';
 
 const skip = rootSkipReason();
@@ -13,7 +13,7 @@ const bin = join(packageRoot(), 'bin', 'meshctl');
 
 test('detached start, then SIGTERM removes the socket and the interface', { skip }, async () => {
   const lab = new Lab();
-  const ifname = `mcd${process.pid % 100000}`;
+  const ifname = `mcd${uniqueSuffix()}`; // its UAPI socket lives in a directory every namespace shares
   const sock = `/var/run/wireguard/${ifname}.sock`;
   let pid = 0;
   try {
@@ -46,5 +46,6 @@ test('detached start, then SIGTERM removes the socket and the interface', { skip
   } finally {
     if (pid) process.kill(pid, 'SIGKILL');
     await lab.cleanup();
+    rmSync(sock, { force: true }); // this test's own socket (a random name), left behind only if the engine was killed
   }
 });

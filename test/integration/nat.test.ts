@@ -15,6 +15,7 @@ import { bindingRequest } from '../../src/nat/stun.js';
 import { DISCO_MAGIC } from '../../src/nat/disco.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { sh } from '../helpers/netns.js';
+import { checkXfer, exitWithin, type XferResult } from '../helpers/xfer.js';
 
 const skip = rootSkipReason();
 const BIN = join(packageRoot(), 'bin', 'meshctl');
@@ -47,26 +48,29 @@ async function untilDirect(l: Lab, a: LabNode, b: LabNode, since: number, ms = 2
   return null;
 }
 
-async function transfer(l: Lab, from: LabNode, to: LabNode, bytes: number, during?: () => Promise<void>) {
+async function transfer(l: Lab, from: LabNode, to: LabNode, bytes: number, during?: () => Promise<void>): Promise<XferResult> {
   const ip = (await status(l, to)).self!.ips[0]!;
   const server = spawn('ip', ['netns', 'exec', to.ns, process.execPath, XFER, 'server', '5301'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  let err = '';
   server.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  server.stderr.on('data', (d: Buffer) => (err += d.toString()));
   try {
-    for (let i = 0; i < 100 && !out.includes('listening'); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 200 && !out.includes('listening') && server.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(out.includes('listening'), `the transfer server did not start: ${err}`);
     const client = sh('ip', ['netns', 'exec', from.ns, process.execPath, XFER, 'client', ip, '5301', String(bytes)], 180_000);
     if (during) await during();
     const c = await client;
-    for (let i = 0; i < 200 && !out.includes('sha256'); i++) await new Promise((r) => setTimeout(r, 50));
-    const got = JSON.parse(out.split('\n').find((x) => x.includes('sha256')) ?? '{}') as { bytes?: number; sha256?: string; maxGapMs?: number };
-    return { sent: JSON.parse(c.stdout.trim() || '{}').sha256 as string | undefined, got };
+    const code = await exitWithin(server, 30_000);
+    return checkXfer(bytes, c, { code, out, err });
   } finally {
     server.kill('SIGKILL');
   }
 }
 
 test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, async (t) => {
-  const name = `t${process.pid % 10000}`;
+  // a random name (the lab names interfaces from its first 6 characters): runs side by side never share one
+  const name = `t${randomBytes(4).readUInt32BE(0).toString(36).padStart(7, '0').slice(-5)}`;
   const l = await Lab.create({ name, kinds: ['public', 'easy', 'easy', 'hard', 'hard', 'blocked', 'upnp'], bin: BIN, dir: `/tmp/meshctl-lab-${name}` });
   try {
     await l.build({ name, kinds: [], bin: BIN });
@@ -93,9 +97,7 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
       const r = await l.meshctl(blocked, ['ping', easy1.name, '-c', '2', '--until-direct=false']);
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /via relay\((east|west)\) in \d+ms/);
-      const x = await transfer(l, blocked, easy1, 4 * 1024 * 1024);
-      assert.equal(x.got.bytes, 4 * 1024 * 1024);
-      assert.equal(x.got.sha256, x.sent);
+      await transfer(l, blocked, easy1, 4 * 1024 * 1024); // checks both exit codes, the byte counts and the digest
       const nc = await l.meshctl(blocked, ['netcheck', '--json']);
       const report = JSON.parse(nc.out) as { udp: boolean; preferredRegion: string | null };
       assert.equal(report.udp, false);
@@ -158,7 +160,7 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
         await l.waitFor('fallback to relay', async () => (await pathTo(l, easy1, easy2)).kind === 'relay', 10_000);
         fallbackMs = Date.now() - cutAt;
       });
-      assert.equal(x.got.sha256, x.sent, 'transfer intact across the switch');
+      assert.equal(x.bytes, 48 * 1024 * 1024, 'transfer complete and intact across the switch (transfer() checked both ends)');
       assert.ok(fallbackMs >= 0 && fallbackMs <= 5000, `fell back in ${fallbackMs} ms`);
       await sh('ip', ['netns', 'exec', router, 'nft', 'delete', 'table', 'inet', 'meshlab_cut']);
       const back = Date.now();
@@ -166,7 +168,9 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
         await icmp(l, easy1, easy2, 1);
         return (await pathTo(l, easy1, easy2)).kind === 'direct';
       }, 20_000);
-      matrix.push(`direct path cut mid-transfer (48 MiB): relay after ${fallbackMs} ms, transfer intact (max stall ${x.got.maxGapMs} ms), direct again ${Date.now() - back} ms after unblocking`);
+      const again = Date.now() - back;
+      matrix.push(`direct path cut mid-transfer (48 MiB): relay after ${fallbackMs} ms, transfer intact (max stall ${x.maxGapMs} ms), ` +
+        `direct again ${again} ms after unblocking`);
     });
 
     await t.test('a relay restarted mid-session: nodes reconnect and relayed traffic resumes', async () => {

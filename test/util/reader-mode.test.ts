@@ -5,6 +5,12 @@ import { MainReading, MODE_MAIN, MODE_SLOT, MODE_THREAD, QUIET_WINDOW_MS, RETIRE
 
 const ctlOf = (): Int32Array => new Int32Array(new SharedArrayBuffer(64));
 
+/** The retire request follows a quiet spell on a timer: polled with a deadline, not a fixed sleep. */
+async function untilRetireAsked(ctl: Int32Array, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Atomics.load(ctl, RETIRE_SLOT) !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
 test('the event loop hands reading to the thread on a burst, not on a trickle', async () => {
   const ctl = ctlOf();
   const calls: string[] = [];
@@ -86,7 +92,7 @@ test('an idle thread is retired and a later burst starts a new one', async () =>
   Atomics.store(ctl, MODE_SLOT, MODE_MAIN); // the thread handed back
   m.handedBack();
   assert.equal(t.retired, false);
-  await new Promise((r) => setTimeout(r, 60));
+  await untilRetireAsked(ctl);
   assert.equal(Atomics.load(ctl, RETIRE_SLOT), 1, 'asked to retire after a quiet spell');
   assert.equal(t.retired, true);
   burst();
@@ -110,6 +116,6 @@ test('a thread started for a burst that ended before it was up retires too', asy
   for (let i = 0; i < 200; i++) m.read(1); // starts the thread; it is not ready yet, so no hand-over
   assert.equal(m.threadRunning, true);
   assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN);
-  await new Promise((r) => setTimeout(r, 60));
+  await untilRetireAsked(ctl);
   assert.equal(Atomics.load(ctl, RETIRE_SLOT), 1);
 });
