@@ -6,7 +6,7 @@
 import { hostname as osHostname } from 'node:os';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../crypto/x25519.js';
-import { endpointKey } from '../engine/endpoint.js';
+import { endpointKey } from '../engine/conn/endpoint.js';
 import { parseIp } from '../util/netaddr.js';
 import { MAX_NODE_ENDPOINTS, type MapLine, type NetworkMap, type NodeView, type RegisterResult } from '../control/protocol.js';
 import { ApiError, type BackendState, type NetcheckResponse, type PeerStatus, type PingResponse, type PrefsRequest, type Status, type UpRequest, type WhoisResponse } from '../localapi/types.js';

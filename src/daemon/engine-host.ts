@@ -1,18 +1,18 @@
 // Owns the data plane of a running node: the TUN interface with the node's
 // mesh addresses and routes, the UDP socket, the WireGuard device and path
 // selection, and turns each network map into WireGuard peers.
-import { Device } from '../engine/device.js';
-import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers } from '../engine/paths.js';
-import { PathBind } from '../engine/pathbind.js';
-import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/endpoint.js';
+import { Device } from '../engine/device/device.js';
+import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers } from '../engine/paths/paths.js';
+import { PathBind } from '../engine/paths/pathbind.js';
+import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/conn/endpoint.js';
 import { isDisco } from '../nat/disco.js';
 import { Netchecker, type NetReport, type StunTarget } from '../nat/netcheck.js';
 import { RelayManager } from './relays.js';
 import { addressTowards, defaultGateway, mapPort, natpmpUnmap, probePortMapping } from '../nat/portmap.js';
 import { httpsLatency } from './https-latency.js';
-import { UdpBind } from '../engine/udp.js';
-import { parseCidr, parseEndpoint } from '../engine/uapi.js';
-import type { EngineTimers } from '../engine/constants.js';
+import { UdpBind } from '../engine/conn/udp.js';
+import { parseCidr, parseEndpoint } from '../engine/device/uapi.js';
+import type { EngineTimers } from '../engine/device/constants.js';
 import { publicKeyOf } from '../crypto/x25519.js';
 import { keyFromText } from '../crypto/keys.js';
 import type { NetworkMap, NodeView } from '../control/protocol.js';
@@ -20,7 +20,7 @@ import { openTun, type TunDevice } from '../tun/device.js';
 import { addAddressesAndRoutes, setLinkUp } from '../tun/netconf.js';
 import { TunError } from '../tun/errors.js';
 import { hostPrefix, parseIp, parsePrefix } from '../util/netaddr.js';
-import type { Endpoint } from '../engine/endpoint.js';
+import type { Endpoint } from '../engine/conn/endpoint.js';
 import { tuneJitForDataPath } from '../util/jit-tiering.js';
 
 /** 1280 (IPv6's minimum) fits inside any path, relays included, without fragmentation; Tailscale uses the same. */

@@ -1,7 +1,7 @@
 // Timer values tests shorten, read from the environment so an integration test
 // can force e.g. a rekey mid-transfer without waiting 120 s. Unset in normal use.
-import type { EngineTimers } from '../engine/constants.js';
-import type { PathTimers } from '../engine/paths.js';
+import type { EngineTimers } from '../engine/device/constants.js';
+import type { PathTimers } from '../engine/paths/paths.js';
 
 const KNOBS: Record<string, keyof EngineTimers> = {
   MESHCTL_REKEY_AFTER_TIME_MS: 'rekeyAfterTimeMs',

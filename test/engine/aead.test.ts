@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
-import { nodeCryptoAead, packetAead } from '../../src/engine/aead.js';
+import { nodeCryptoAead, packetAead } from '../../src/engine/device/aead.js';
 
 test('the packet AEAD in use agrees with node:crypto and rejects tampering', () => {
   const fast = packetAead();

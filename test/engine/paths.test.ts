@@ -2,11 +2,11 @@
 // WireGuard endpoint follows it, strangers' disco packets are counted and dropped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Device } from '../../src/engine/device.js';
+import { Device } from '../../src/engine/device/device.js';
 import { FakeClock } from '../../src/engine/clock.js';
-import { PathManager, type PathInfo, type RelayPaths } from '../../src/engine/paths.js';
-import { PathBind } from '../../src/engine/pathbind.js';
-import { virtualEndpoint } from '../../src/engine/endpoint.js';
+import { PathManager, type PathInfo, type RelayPaths } from '../../src/engine/paths/paths.js';
+import { PathBind } from '../../src/engine/paths/pathbind.js';
+import { virtualEndpoint } from '../../src/engine/conn/endpoint.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 import { boxKey } from '../../src/crypto/box.js';
 import { openDisco, sealDisco } from '../../src/nat/disco.js';

@@ -4,7 +4,8 @@
 // the same code runs on real UDP/TUN and in memory in tests. The receive path
 // never throws: anything malformed is counted in `stats.dropped` and dropped.
 import { AllowedIps } from './allowedips.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../clock.js';
+import type { NetBind } from '../conn/bind.js';
 import {
   DEFAULT_TIMERS,
   MAX_MESSAGE_SIZE,
@@ -17,7 +18,7 @@ import {
 import { CookieChecker } from './cookie.js';
 import { isZero, TAG_LEN } from './crypto.js';
 import { packetAead } from './aead.js';
-import type { Endpoint } from './endpoint.js';
+import type { Endpoint } from '../conn/endpoint.js';
 import { addressLength, claimedLength, destinationOffset, sourceOffset } from './ippacket.js';
 import { IndexTable } from './keypair.js';
 import {
@@ -37,26 +38,6 @@ import { Peer, type PeerHost } from './peer.js';
 import { HandshakeRateLimiter } from './ratelimit.js';
 import { newStats, type EngineStats } from './stats.js';
 import { UapiError, type UapiDeviceSnapshot, type UapiSetRequest, type UapiTarget } from './uapi-types.js';
-
-/** The UDP side of the device. */
-export interface NetBind {
-  /** Binds (or rebinds) to `port` (0 = any); resolves with the bound port. */
-  open(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<number>;
-  close(): Promise<void>;
-  send(buf: Buffer, ep: Endpoint): boolean;
-  /** optional: sends between these two calls may be batched into one system call */
-  beginBatch?(): void;
-  flushBatch?(): void;
-  /**
-   * optional, while batching: room for a datagram of `len` bytes to `ep` inside
-   * the batch, as an offset into `reserved` (or -1: use `send`); the caller
-   * writes it there and calls `commit`, which queues it
-   */
-  reserve?(len: number, ep: Endpoint): number;
-  readonly reserved?: Buffer | null;
-  commit?(): void;
-  setMark(mark: number): void;
-}
 
 export interface DeviceOptions {
   clock?: Clock;

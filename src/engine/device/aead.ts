@@ -5,8 +5,8 @@
 // symbols are not reachable (a Node built without exported OpenSSL), or
 // MESHCTL_AEAD=node, the node:crypto path is used: same bytes, slower.
 import { createCipheriv } from 'node:crypto';
-import { koffi } from '../util/koffi.js';
-import { zeroRange } from '../util/bytes.js';
+import { koffi } from '../../util/koffi.js';
+import { zeroRange } from '../../util/bytes.js';
 import { aeadNonce, aeadOpen, TAG_LEN } from './crypto.js';
 
 export interface PacketAead {

@@ -1,17 +1,17 @@
 // Path selection per peer (the role of Tailscale's magicsock): which path
 // carries a peer's WireGuard packets. Each peer's WireGuard endpoint is a
-// virtual one (endpoint.ts); its packets come here and go out on the best
+// virtual one (../conn/endpoint.ts); its packets come here and go out on the best
 // direct candidate that disco pings proved, or through the relay while no
 // direct path is trusted (on both while a direct path is unproven). Candidates
 // come from the network map, from call-me-maybe and from where pings arrive;
 // heartbeats keep a direct path trusted while traffic flows, and when they stop
 // answering traffic moves to the relay within a few seconds.
 import { randomBytes } from 'node:crypto';
-import { boxKey } from '../crypto/box.js';
-import { discoSender, openDisco, sealDisco, TXID_LEN, type DiscoMessage } from '../nat/disco.js';
-import { LazyTimer, type Clock } from './clock.js';
-import type { Device } from './device.js';
-import { endpointEquals, endpointKey, relayRegionOf, virtualEndpoint, type Endpoint } from './endpoint.js';
+import { boxKey } from '../../crypto/box.js';
+import { discoSender, openDisco, sealDisco, TXID_LEN, type DiscoMessage } from '../../nat/disco.js';
+import { LazyTimer, type Clock } from '../clock.js';
+import type { Device } from '../device/device.js';
+import { endpointEquals, endpointKey, relayRegionOf, virtualEndpoint, type Endpoint } from '../conn/endpoint.js';
 
 /**
  * Timers of path selection, all on the device's Clock. Tailscale's magicsock (tailscale/wgengine/magicsock) uses
