@@ -16,6 +16,7 @@ import {
   type EngineTimers,
 } from './constants.js';
 import { CookieChecker } from './cookie.js';
+import { chainHooks, type PacketFilterHooks, type PacketHook } from './filter.js';
 import { isZero, TAG_LEN } from './crypto.js';
 import { packetAead } from './aead.js';
 import type { Endpoint } from '../conn/endpoint.js';
@@ -69,6 +70,9 @@ export class Device implements UapiTarget, PeerHost {
   private underLoadUntilMs = -Infinity;
   private bind: NetBind | null = null;
   private tunWriter: ((pkt: Buffer) => boolean) | null = null;
+  /** the packet-filter stages of each direction as one hook; null (the default) lets everything through */
+  private filterIn: PacketHook | null = null;
+  private filterOut: PacketHook | null = null;
   private listenPort = 0;
   private fwmark = 0;
   private readonly mtuBytes: number;
@@ -139,6 +143,12 @@ export class Device implements UapiTarget, PeerHost {
     return this.listenPort;
   }
 
+  /** Installs the packet-filter hooks (filter.ts), replacing any before; null accepts every packet. */
+  setPacketFilter(hooks: PacketFilterHooks | null): void {
+    this.filterIn = hooks ? chainHooks([hooks.preFilterIn, hooks.filterIn, hooks.postFilterIn]) : null;
+    this.filterOut = hooks ? chainHooks([hooks.preFilterOut, hooks.filterOut, hooks.postFilterOut]) : null;
+  }
+
   async close(): Promise<void> {
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
@@ -188,14 +198,30 @@ export class Device implements UapiTarget, PeerHost {
   sendPackets(pkts: Buffer[]): void {
     this.bind?.beginBatch?.();
     try {
-      for (const p of pkts) this.sendPacket(p);
+      const filter = this.filterOut;
+      if (filter === null) for (const p of pkts) this.routePacket(p);
+      else
+        for (const p of pkts) {
+          if (filter(p)) this.routePacket(p);
+          else this.stats.dropped.filteredOut++;
+        }
     } finally {
       this.bind?.flushBatch?.();
     }
   }
 
-  /** An IP packet read from the TUN device: route it by destination to its peer. */
+  /** An IP packet read from the TUN device: through the outbound filter hooks, then to its peer. */
   sendPacket(pkt: Buffer): void {
+    const filter = this.filterOut;
+    if (filter !== null && !filter(pkt)) {
+      this.stats.dropped.filteredOut++;
+      return;
+    }
+    this.routePacket(pkt);
+  }
+
+  /** Routes a packet by destination to its peer, which encrypts and sends it. */
+  private routePacket(pkt: Buffer): void {
     const dst = destinationOffset(pkt);
     const peer = dst >= 0 ? this.allowedIps.lookupAt(pkt, dst, addressLength(pkt)) : undefined;
     if (!peer) {
@@ -272,6 +298,11 @@ export class Device implements UapiTarget, PeerHost {
     const source = sourceOffset(pkt);
     if (source < 0 || this.allowedIps.lookupAt(pkt, source, addressLength(pkt)) !== peer) {
       this.stats.dropped.disallowedSource++;
+      return;
+    }
+    const filter = this.filterIn;
+    if (filter !== null && !filter(pkt)) {
+      this.stats.dropped.filteredIn++;
       return;
     }
     this.tunWriter?.(pkt);
