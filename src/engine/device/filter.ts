@@ -6,8 +6,7 @@
 // AllowedIPs has already matched to its peer, just before it is written to the
 // TUN device; outbound hooks see a packet read from the TUN device, before it
 // is routed to a peer and encrypted. With no hook installed (the default) every
-// packet passes and the device tests one null field per packet inbound and one
-// per batch outbound, calling nothing.
+// packet passes and the device tests one null field per packet, calling nothing.
 
 /**
  * One stage: true lets the packet go on, false drops it (the device counts it).
