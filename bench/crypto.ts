@@ -1,11 +1,11 @@
-// Microbenchmark behind the crypto choice in src/engine/crypto.ts: the
+// Microbenchmark behind the crypto choice in src/engine/device/crypto.ts: the
 // per-packet AEAD and the handshake's X25519, node:crypto (OpenSSL) against
 // @noble, measured in one run on this machine. `node dist/bench/crypto.js`
 import { createCipheriv, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 } from '@noble/curves/ed25519.js';
-import { aeadNonce, dh, generatePrivateKey, privateKeyObject, publicKeyOf } from '../src/engine/crypto.js';
-import { packetAead } from '../src/engine/aead.js';
+import { aeadNonce, dh, generatePrivateKey, privateKeyObject, publicKeyOf } from '../src/engine/device/crypto.js';
+import { packetAead } from '../src/engine/device/aead.js';
 
 const PACKET_BYTES = 1420;
 const key = randomBytes(32);

@@ -3,7 +3,7 @@
 // (postMessage vs Atomics.notify → waitAsync), and how much slower the same
 // AEAD seal runs after the CPU sat idle. Run: node dist/bench/wakeup.js
 import { Worker } from 'node:worker_threads';
-import { packetAead } from '../src/engine/aead.js';
+import { packetAead } from '../src/engine/device/aead.js';
 import { median, percentile } from './procstat.js';
 
 const SAMPLES = 300;

@@ -69,3 +69,25 @@ test('the local API types take only types from netmap, so the CLI loads none of 
   }
   assert.deepEqual(bad, []);
 });
+
+// Inside the engine, one folder per job: the path selection drives the device,
+// the device sends through a bind; the bind knows neither.
+const ENGINE_FORBIDDEN: Record<string, string[]> = {
+  conn: ['device', 'paths', 'ipc'],
+  device: ['paths', 'ipc'],
+  ipc: ['paths', 'conn'],
+};
+
+test('inside the engine, conn/ imports neither device/ nor paths/, and device/ does not import paths/', () => {
+  const engine = join(root, 'src', 'engine');
+  const bad: string[] = [];
+  for (const [folder, banned] of Object.entries(ENGINE_FORBIDDEN)) {
+    for (const f of files(join(engine, folder))) {
+      for (const m of readFileSync(f, 'utf8').matchAll(/(?:from\s+|import\(\s*)'(\.[^']+)'/g)) {
+        const top = relative(engine, join(f, '..', m[1]!)).split('/')[0]!;
+        if (banned.includes(top)) bad.push(`${relative(root, f)} imports ${m[1]}`);
+      }
+    }
+  }
+  assert.deepEqual(bad, []);
+});

@@ -6,7 +6,7 @@
 import { hostname as osHostname } from 'node:os';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../crypto/x25519.js';
-import { endpointKey } from '../engine/endpoint.js';
+import { endpointKey } from '../engine/conn/endpoint.js';
 import { parseIp } from '../util/netaddr.js';
 import { MAX_NODE_ENDPOINTS, type MapLine, type NetworkMap, type NodeView, type RegisterResult } from '../netmap/types.js';
 import { ApiError, type BackendState, type NetcheckResponse, type PeerStatus, type PingResponse, type PrefsRequest, type Status, type UpRequest, type WhoisResponse } from '../localapi/types.js';
@@ -72,11 +72,8 @@ export class Backend {
   constructor(private readonly opts: BackendOptions) {
     // data the tunnel carried, both ways: not every TUN read (the OS sends a little, e.g. IPv6 MLD,
     // that is dropped for want of a route) nor keepalives (one goes out 10 s after the last data)
-    const activity = (): number => {
-      const h = this.host;
-      return h ? (h.tun?.stats.txPackets ?? 0) + h.device.stats.routed : 0;
-    };
-    const readerThreads = (): number => Number(this.host?.tun?.stats.readerThread ?? false) + Number(this.host?.udpReader?.thread ?? false);
+    const activity = (): number => this.host?.activity() ?? 0;
+    const readerThreads = (): number => this.host?.readerThreads() ?? 0;
     this.idleMemory = new IdleMemory(activity, { quietMs: opts.knobs?.idleReleaseMs, threads: readerThreads });
     this.idleMemory.start();
     this.log = opts.logger;
@@ -474,15 +471,14 @@ export class Backend {
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
       counters: this.host
-        ? { engine: this.host.device.stats, aead: this.host.device.aeadName, tun: this.host.tun?.stats ?? null, udpReader: this.host.udpReader, disco: this.host.paths.stats, sends: this.host.paths.sendStats, stun: this.host.netcheck.stats, memory: memoryCounters(this.idleMemory) }
+        ? { ...this.host.counters(), memory: memoryCounters(this.idleMemory) }
         : null,
     };
   }
 
   private peerStatus(v: NodeView): PeerStatus {
-    const key = keyFromText(v.nodeKey);
-    const wg = key && this.host?.isConfigured(v.nodeKey) ? this.host.device.getPeer(key) : undefined;
-    const path = wg && key ? this.host!.paths.pathOf(key) : null;
+    const wg = this.host?.peerState(v.nodeKey) ?? null;
+    const path = wg?.path ?? null;
     return {
       name: v.name,
       ips: v.addresses,
@@ -490,7 +486,7 @@ export class Backend {
       os: v.os,
       online: v.online,
       lastSeen: v.lastSeen,
-      active: wg && key ? this.host!.paths.isActive(key) : false,
+      active: wg?.active ?? false,
       path: !path || path.kind === 'none' ? { kind: 'none' } : path.kind === 'direct' ? { kind: 'direct', endpoint: endpointKey(path.endpoint), latencyMs: path.latencyMs, trusted: path.trusted } : { kind: 'relay', region: path.region },
       lastHandshake: wg && wg.lastHandshakeWallMs > 0 ? isoTime(wg.lastHandshakeWallMs) : null,
       txBytes: wg?.txBytes ?? 0,
@@ -503,7 +499,7 @@ export class Backend {
     if (!this.host || !this.map) throw new ApiError('NOT_RUNNING', 'meshctl is not up: run `meshctl up`');
     const v = this.findPeer(ref);
     if (!v) throw new ApiError('NOT_FOUND', `no peer "${ref}" in the network: see \`meshctl status\``);
-    const r = await this.host.paths.ping(keyFromText(v.nodeKey)!, timeoutMs);
+    const r = await this.host.ping(keyFromText(v.nodeKey)!, timeoutMs);
     const pong = !r ? null : r.kind === 'direct' ? { via: 'direct' as const, endpoint: endpointKey(r.endpoint), latencyMs: r.latencyMs } : { via: 'relay' as const, region: r.region, latencyMs: r.latencyMs };
     return { name: v.name, ip: v.addresses[0]!, pong };
   }

@@ -3,9 +3,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from '../util/cjs.js';
 import { join } from 'node:path';
-import { Device } from '../engine/device.js';
-import { UdpBind } from '../engine/udp.js';
-import { startUapiServer } from '../engine/uapi-server.js';
+import { Device } from '../engine/device/device.js';
+import { UdpBind } from '../engine/conn/udp.js';
+import { startUapiServer } from '../engine/ipc/uapi-server.js';
 import { openTun } from '../tun/device.js';
 import { engineTimersFromEnv } from './test-knobs.js';
 import { tuneJitForDataPath } from '../util/jit-tiering.js';

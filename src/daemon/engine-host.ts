@@ -1,19 +1,19 @@
 // Owns the data plane of a running node: the TUN interface with the node's
 // mesh addresses and routes, the UDP socket, the WireGuard device and path
 // selection, and turns each network map into WireGuard peers.
-import { Device } from '../engine/device.js';
-import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers } from '../engine/paths.js';
-import { PathBind } from '../engine/pathbind.js';
-import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/endpoint.js';
+import { Device } from '../engine/device/device.js';
+import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers, type PingResult } from '../engine/paths/paths.js';
+import { PathBind } from '../engine/paths/pathbind.js';
+import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/conn/endpoint.js';
 import { isDisco } from '../nat/disco.js';
 import { Netchecker, type StunTarget } from '../nat/netcheck.js';
 import type { NetReport } from '../netmap/netreport.js';
 import { RelayManager } from './relays.js';
 import { addressTowards, defaultGateway, mapPort, natpmpUnmap, probePortMapping } from '../nat/portmap.js';
 import { httpsLatency } from './https-latency.js';
-import { UdpBind } from '../engine/udp.js';
-import { parseCidr, parseEndpoint } from '../engine/uapi.js';
-import type { EngineTimers } from '../engine/constants.js';
+import { UdpBind } from '../engine/conn/udp.js';
+import { parseCidr, parseEndpoint } from '../engine/device/uapi.js';
+import type { EngineTimers } from '../engine/device/constants.js';
 import { publicKeyOf } from '../crypto/x25519.js';
 import { keyFromText } from '../crypto/keys.js';
 import type { NetworkMap, NodeView } from '../netmap/types.js';
@@ -21,7 +21,7 @@ import { openTun, type TunDevice } from '../tun/device.js';
 import { addAddressesAndRoutes, setLinkUp } from '../tun/netconf.js';
 import { TunError } from '../tun/errors.js';
 import { hostPrefix, parseIp, parsePrefix } from '../util/netaddr.js';
-import type { Endpoint } from '../engine/endpoint.js';
+import type { Endpoint } from '../engine/conn/endpoint.js';
 import { tuneJitForDataPath } from '../util/jit-tiering.js';
 
 /** 1280 (IPv6's minimum) fits inside any path, relays included, without fragmentation; Tailscale uses the same. */
@@ -45,14 +45,25 @@ export function describePath(p: PathInfo): string {
   return 'no path';
 }
 
+/** One configured peer as the data plane sees it. */
+export interface PeerState {
+  path: PathInfo;
+  /** it moved a packet within path selection's active window */
+  active: boolean;
+  /** 0: no handshake yet */
+  lastHandshakeWallMs: number;
+  txBytes: number;
+  rxBytes: number;
+}
+
 export class EngineHost {
-  readonly device: Device;
-  readonly paths: PathManager;
-  tun: TunDevice | null = null;
+  private readonly device: Device;
+  private readonly paths: PathManager;
+  private tun: TunDevice | null = null;
   private readonly bind: UdpBind;
   private readonly pathBind: PathBind;
   readonly relays: RelayManager;
-  readonly netcheck: Netchecker;
+  private readonly netcheck: Netchecker;
   /** extra endpoints (STUN-mapped, port-mapped) learned by netcheck, reported with the local ones */
   extraEndpoints: string[] = [];
   /** the public ip:port the gateway forwards to us (NAT-PMP), if any */
@@ -211,6 +222,44 @@ export class EngineHost {
 
   isConfigured(nodeKey: string): boolean {
     return this.peerViews.has(nodeKey);
+  }
+
+  // ---- what the daemon reads and asks of the data plane ------------------------------
+
+  /** The counters of each part, for `status --json`. */
+  counters() {
+    return {
+      engine: this.device.stats,
+      aead: this.device.aeadName,
+      tun: this.tun?.stats ?? null,
+      udpReader: this.udpReader,
+      disco: this.paths.stats,
+      sends: this.paths.sendStats,
+      stun: this.netcheck.stats,
+    };
+  }
+
+  /** Data the tunnel carried, both ways: packets written from the TUN plus packets routed to a peer. */
+  activity(): number {
+    return (this.tun?.stats.txPackets ?? 0) + this.device.stats.routed;
+  }
+
+  /** How many reader threads (TUN, UDP) are running now. */
+  readerThreads(): number {
+    return Number(this.tun?.stats.readerThread ?? false) + Number(this.udpReader?.thread ?? false);
+  }
+
+  /** A peer the last map configured (node key as text), or null if it is not one. */
+  peerState(nodeKey: string): PeerState | null {
+    const key = this.peerViews.has(nodeKey) ? keyFromText(nodeKey) : null;
+    const wg = key ? this.device.getPeer(key) : undefined;
+    if (!key || !wg) return null;
+    return { path: this.paths.pathOf(key), active: this.paths.isActive(key), lastHandshakeWallMs: wg.lastHandshakeWallMs, txBytes: wg.txBytes, rxBytes: wg.rxBytes };
+  }
+
+  /** One disco ping to a peer over the path in use (null: no pong in time, or not a peer). */
+  ping(nodeKey: Buffer, timeoutMs: number): Promise<PingResult | null> {
+    return this.paths.ping(nodeKey, timeoutMs);
   }
 
   async stop(): Promise<void> {

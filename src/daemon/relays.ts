@@ -3,7 +3,7 @@
 // them), kept in step with the relay map from control. The engine sees them
 // through the RelayPaths interface.
 import type { RelayRegion } from '../netmap/types.js';
-import type { RelayPaths } from '../engine/paths.js';
+import type { RelayPaths } from '../engine/paths/paths.js';
 import { RelayClient } from '../relay/client.js';
 import { publicKeyOf } from '../crypto/x25519.js';
 

@@ -2,8 +2,8 @@
 // can force e.g. a rekey mid-transfer without waiting 120 s. Unset in normal use.
 // The knobs themselves are declared in util/knobs.ts; this maps them onto the
 // engine's and the path manager's timer fields.
-import type { EngineTimers } from '../engine/constants.js';
-import type { PathTimers } from '../engine/paths.js';
+import type { EngineTimers } from '../engine/device/constants.js';
+import type { PathTimers } from '../engine/paths/paths.js';
 import { knobMs, type KnobName } from '../util/knobs.js';
 
 const KNOBS: Partial<Record<KnobName, keyof EngineTimers>> = {

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
-import { nodeCryptoAead, packetAead } from '../../src/engine/aead.js';
+import { nodeCryptoAead, packetAead } from '../../src/engine/device/aead.js';
 import { inCI } from '../helpers/ci.js';
 
 test('the packet AEAD in use agrees with node:crypto and rejects tampering', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AllowedIps } from '../../src/engine/allowedips.js';
-import { ipToBytes } from '../../src/engine/ippacket.js';
+import { AllowedIps } from '../../src/engine/device/allowedips.js';
+import { ipToBytes } from '../../src/engine/device/ippacket.js';
 
 test('longest prefix wins, IPv4 and IPv6 are separate, host bits are masked', () => {
   const t = new AllowedIps<string>();

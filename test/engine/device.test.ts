@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { FakeClock } from '../../src/engine/clock.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/engine/crypto.js';
-import { Device, type DeviceOptions } from '../../src/engine/device.js';
-import { DEFAULT_TIMERS } from '../../src/engine/constants.js';
+import { generatePrivateKey, publicKeyOf } from '../../src/engine/device/crypto.js';
+import { Device, type DeviceOptions } from '../../src/engine/device/device.js';
+import { DEFAULT_TIMERS } from '../../src/engine/device/constants.js';
 import { MemNet, ipv4Packet } from '../helpers/memnet.js';
 
 interface Node {

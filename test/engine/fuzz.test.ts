@@ -4,10 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../bench/fuzz/rng.js';
-import { parseSetRequest } from '../../src/engine/uapi.js';
-import { UapiError } from '../../src/engine/uapi-types.js';
-import { classify, decodeCookieReply, decodeInitiation, decodeResponse, transportCounter, transportReceiver } from '../../src/engine/messages.js';
-import { addressLength, claimedLength, destinationOffset, sourceOffset } from '../../src/engine/ippacket.js';
+import { parseSetRequest } from '../../src/engine/device/uapi.js';
+import { UapiError } from '../../src/engine/device/uapi-types.js';
+import { classify, decodeCookieReply, decodeInitiation, decodeResponse, transportCounter, transportReceiver } from '../../src/engine/device/messages.js';
+import { addressLength, claimedLength, destinationOffset, sourceOffset } from '../../src/engine/device/ippacket.js';
 
 const ROUNDS = 20_000;
 // the fuzz harness's seeded generator (bench/fuzz/rng.ts): the same inputs on every run

@@ -6,10 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/engine/clock.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/engine/crypto.js';
-import { Device, type DeviceOptions } from '../../src/engine/device.js';
-import { DEFAULT_TIMERS, UNDER_LOAD_AFTER_MS } from '../../src/engine/constants.js';
-import type { Endpoint } from '../../src/engine/endpoint.js';
+import { generatePrivateKey, publicKeyOf } from '../../src/engine/device/crypto.js';
+import { Device, type DeviceOptions } from '../../src/engine/device/device.js';
+import { DEFAULT_TIMERS, UNDER_LOAD_AFTER_MS } from '../../src/engine/device/constants.js';
+import type { Endpoint } from '../../src/engine/conn/endpoint.js';
 import { MemNet, ipv4Packet, type Datagram } from '../helpers/memnet.js';
 
 const MSG_INITIATION = 1;

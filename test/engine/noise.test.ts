@@ -7,8 +7,8 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { consumeInitiation, consumeResponse, createInitiation, createResponse, makeIdentity, makeRemoteStatic } from '../../src/engine/noise.js';
-import { clampPrivateKey, generatePrivateKey, publicKeyOf, tai64n } from '../../src/engine/crypto.js';
+import { consumeInitiation, consumeResponse, createInitiation, createResponse, makeIdentity, makeRemoteStatic } from '../../src/engine/device/noise.js';
+import { clampPrivateKey, generatePrivateKey, publicKeyOf, tai64n } from '../../src/engine/device/crypto.js';
 
 const enc = new TextEncoder();
 const cat = (...a: Uint8Array[]): Uint8Array => Buffer.concat(a);

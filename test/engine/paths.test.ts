@@ -2,26 +2,30 @@
 // WireGuard endpoint follows it, strangers' disco packets are counted and dropped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Device } from '../../src/engine/device.js';
-import { FakeClock, systemClock } from '../../src/engine/clock.js';
-import { PathManager } from '../../src/engine/paths.js';
-import { PathBind } from '../../src/engine/pathbind.js';
-import { virtualEndpoint } from '../../src/engine/endpoint.js';
+import { Device } from '../../src/engine/device/device.js';
+import { FakeClock } from '../../src/engine/clock.js';
+import { PathManager, type PathInfo, type RelayPaths } from '../../src/engine/paths/paths.js';
+import { PathBind } from '../../src/engine/paths/pathbind.js';
+import { virtualEndpoint } from '../../src/engine/conn/endpoint.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 import { boxKey } from '../../src/crypto/box.js';
-import { sealDisco } from '../../src/nat/disco.js';
+import { openDisco, sealDisco } from '../../src/nat/disco.js';
 import { ipv4Packet, MemNet } from '../helpers/memnet.js';
 
-async function node(net: MemNet, address: string, clock?: FakeClock) {
+async function node(net: MemNet, address: string, clock = new FakeClock(), relay?: RelayPaths) {
   const nodeKey = generatePrivateKey();
   const disco = generatePrivateKey();
   const device = new Device({ clock });
   device.setPrivateKey(nodeKey);
-  const paths = new PathManager(device, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), { timers: { heartbeatMs: 60_000 } });
+  const changes: PathInfo[] = [];
+  const paths = new PathManager(device, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), {
+    relay,
+    onPathChange: (_k, path) => changes.push(path),
+  });
   const bind = net.bind(address);
   const pathBind = new PathBind(bind, paths);
   await device.attachBind(pathBind, 41641);
-  return { device, paths, bind, pathBind, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), discoPriv: disco, ep: { address, port: 41641 } };
+  return { device, paths, bind, pathBind, changes, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), discoPriv: disco, ep: { address, port: 41641 } };
 }
 
 test('the candidate that answers becomes the WireGuard endpoint; dead ones are ignored', async () => {
@@ -89,10 +93,11 @@ test('a ping from a known address with no proven path is answered by a ping at o
     const before = a.paths.stats.tx;
     a.paths.receive(ping(), b.ep);
     assert.equal(a.paths.stats.tx - before, 1, 'only the pong');
-    clock.advance(10_000); // trust has lapsed
+    clock.advance(10_000); // trust has lapsed (the heartbeats meanwhile re-pinged the path: nobody answered)
+    const lapsed = a.paths.stats.tx;
     a.paths.receive(ping(), b.ep);
     a.paths.receive(ping(), b.ep);
-    assert.equal(a.paths.stats.tx - before, 4, 'two pongs and a single ping back');
+    assert.equal(a.paths.stats.tx - lapsed, 3, 'two pongs and a single ping back');
   } finally {
     a.paths.stop();
     b.paths.stop();
@@ -160,21 +165,11 @@ test('a handshake sent before any path existed is resent when one opens, not aft
 
 test('a relayed packet is not copied to an unproven or lapsed direct path; with no relay the best guess carries it', async () => {
   const net = new MemNet();
-  let nowMs = 1_000_000;
-  const clock = { ...systemClock, now: () => nowMs };
-  const mk = async (address: string, relay?: { send(region: string, dst: Buffer, pkt: Buffer): boolean; connected(): boolean }) => {
-    const nodeKey = generatePrivateKey();
-    const disco = generatePrivateKey();
-    const device = new Device({ clock });
-    device.setPrivateKey(nodeKey);
-    const paths = new PathManager(device, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), { timers: { heartbeatMs: 60_000 }, relay });
-    await device.attachBind(new PathBind(net.bind(address), paths), 41641);
-    return { device, paths, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), ep: { address, port: 41641 } };
-  };
+  const clock = new FakeClock();
   let relayed = 0;
   let relayUp = true;
-  const a = await mk('10.0.0.1', { send: () => (relayed++, true), connected: () => relayUp });
-  const b = await mk('10.0.0.2');
+  const a = await node(net, '10.0.0.1', clock, { send: () => (relayed++, true), connected: () => relayUp });
+  const b = await node(net, '10.0.0.2', clock);
   try {
     b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [], homeRelay: null }]);
     a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [b.ep], homeRelay: 'r1' }]);
@@ -188,7 +183,7 @@ test('a relayed packet is not copied to an unproven or lapsed direct path; with 
     net.queue.length = 0;
     send();
     assert.deepEqual([relayed, direct()], [1, 1], 'a proven path carries it alone');
-    nowMs += a.paths.timers.trustMs + 1; // trust lapsed: the relay alone (and a ping to re-prove the path)
+    clock.advance(a.paths.timers.trustMs + 1); // trust lapsed (idle: no heartbeat): the relay alone, and a ping to re-prove the path
     net.queue.length = 0;
     send();
     assert.deepEqual([relayed, direct()], [2, 0]);
@@ -201,6 +196,123 @@ test('a relayed packet is not copied to an unproven or lapsed direct path; with 
     b.paths.stop();
     await a.device.close();
     await b.device.close();
+  }
+});
+
+test('on the fake clock: heartbeats keep a direct path, its lapse moves to the relay, a pong re-proves it, a better path wins only by the margin', async () => {
+  // b is scripted: the test answers a's disco pings itself, from the address and after the delay it chooses
+  const net = new MemNet();
+  const clock = new FakeClock();
+  const relayedData: number[] = [];
+  const a = await node(net, '10.0.0.1', clock, { send: (_r, _dst, pkt) => (relayedData.push(pkt[0]!), true), connected: () => true });
+  const bDisco = generatePrivateKey();
+  const bPub = publicKeyOf(generatePrivateKey());
+  const shared = boxKey(bDisco, a.discoPub);
+  const ep1 = { address: '10.0.0.2', port: 41641 };
+  const ep2 = { address: '10.0.0.3', port: 41641 };
+  const { heartbeatMs, trustMs, upgradeMs } = a.paths.timers;
+  /** a's disco pings in flight, by destination address; the rest of the queue (WireGuard handshakes) is dropped */
+  const takePings = (): Map<string, Buffer[]> => {
+    const out = new Map<string, Buffer[]>();
+    for (const d of net.queue) {
+      if (d.buf[0] !== 0x6d) continue;
+      const m = openDisco(d.buf, shared);
+      if (m?.type === 'ping') out.set(d.dst.address, [...(out.get(d.dst.address) ?? []), m.txid]);
+    }
+    net.queue.length = 0;
+    return out;
+  };
+  /** answers the pings sent to each endpoint after its latency, from `from` (default: that endpoint) */
+  const answer = (replies: { to: typeof ep1; latencyMs: number; from?: typeof ep1 }[], sent = takePings()): number => {
+    const start = clock.now();
+    let n = 0;
+    for (const r of [...replies].sort((x, y) => x.latencyMs - y.latencyMs)) {
+      clock.advance(start + r.latencyMs - clock.now());
+      for (const txid of sent.get(r.to.address) ?? []) {
+        a.paths.receive(sealDisco({ type: 'pong', txid, src: a.ep }, publicKeyOf(bDisco), shared), r.from ?? r.to);
+        n++;
+      }
+    }
+    return n;
+  };
+  let beatAt = 0;
+  const nextBeat = () => clock.advance((beatAt += heartbeatMs) - clock.now());
+  const best = () => {
+    const p = a.paths.pathOf(bPub);
+    return p.kind === 'direct' ? `${p.endpoint.address} trusted=${p.trusted}` : p.kind;
+  };
+  try {
+    const peer = a.device.addPeer(bPub);
+    a.device.allowedIps.insert('10.9.0.2', 32, peer);
+    a.paths.setPeers([{ nodeKey: bPub, discoKey: publicKeyOf(bDisco), candidates: [ep1], homeRelay: 'r1' }]);
+    // traffic makes the peer active: b never answers the handshake, so a retries it every REKEY_TIMEOUT
+    a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+    assert.equal(best(), 'relay', 'no pong yet: the relay carries the handshake');
+    assert.equal(answer([{ to: ep1, latencyMs: 10 }]), 1);
+    assert.equal(best(), '10.0.0.2 trusted=true');
+
+    // heartbeat: one ping per beat to the current path keeps it trusted well past trustMs
+    for (let i = 0; i < 6; i++) {
+      nextBeat();
+      assert.equal(answer([{ to: ep1, latencyMs: 10 }]), 1, `heartbeat ${i}`);
+    }
+    assert.ok(clock.now() > 2 * trustMs);
+    assert.equal(best(), '10.0.0.2 trusted=true');
+    const lastPong = clock.now();
+
+    // a pong from the wrong source proves nothing, and is counted
+    nextBeat();
+    const unknownTx = a.paths.stats.dropped.unknownTx;
+    assert.equal(answer([{ to: ep1, latencyMs: 10, from: { address: '10.0.0.66', port: 41641 } }]), 1);
+    assert.equal(a.paths.stats.dropped.unknownTx - unknownTx, 1);
+
+    // lapse: with no pong the direct path is trusted until trustMs after the last one, then the relay carries the traffic
+    clock.advance(lastPong + trustMs - clock.now());
+    assert.equal(best(), '10.0.0.2 trusted=true');
+    takePings();
+    clock.advance(1);
+    assert.equal(best(), 'relay');
+    while (beatAt < clock.now()) beatAt += heartbeatMs;
+    nextBeat();
+    assert.deepEqual(a.changes.at(-1), { kind: 'relay', region: 'r1', latencyMs: null }, 'the lapse is reported at the next beat');
+    takePings();
+    const relayedBefore = relayedData.length;
+    a.paths.sendToPeer(virtualEndpoint(bPub).address, Buffer.from([4, 0, 0, 0, 1, 2, 3]));
+    assert.deepEqual(relayedData.slice(relayedBefore), [4], 'data goes through the relay');
+
+    // the lapsed path is still pinged each beat; its first pong makes it the path again at once
+    nextBeat();
+    assert.ok(answer([{ to: ep1, latencyMs: 10 }]) >= 1);
+    assert.equal(best(), '10.0.0.2 trusted=true');
+    assert.equal(a.changes.at(-1)?.kind, 'direct');
+
+    // a second candidate 1 ms faster is inside the hysteresis (20 %, at least 1 ms): no switch
+    a.paths.setPeers([{ nodeKey: bPub, discoKey: publicKeyOf(bDisco), candidates: [ep1, ep2], homeRelay: 'r1' }]);
+    const fullProbeAt = clock.now();
+    answer([
+      { to: ep1, latencyMs: 10 },
+      { to: ep2, latencyMs: 9 },
+    ]);
+    assert.equal(best(), '10.0.0.2 trusted=true', 'not enough better');
+    // heartbeats go to the current path only, until the upgrade probe pings every candidate after upgradeMs
+    const ep2Pings = (m: Map<string, Buffer[]>) => m.get(ep2.address)?.length ?? 0;
+    while (beatAt + heartbeatMs < fullProbeAt + upgradeMs) {
+      nextBeat();
+      const sent = takePings();
+      assert.equal(ep2Pings(sent), 0, `no upgrade probe at ${clock.now()} ms`);
+      assert.equal(answer([{ to: ep1, latencyMs: 10 }], sent), 1);
+    }
+    nextBeat();
+    assert.ok(clock.now() >= fullProbeAt + upgradeMs);
+    answer([
+      { to: ep1, latencyMs: 10 },
+      { to: ep2, latencyMs: 5 },
+    ]);
+    assert.equal(best(), '10.0.0.3 trusted=true', 'half the latency: the upgrade wins');
+    assert.deepEqual(a.changes.at(-1), { kind: 'direct', endpoint: ep2, latencyMs: 5, trusted: true });
+  } finally {
+    a.paths.stop();
+    await a.device.close();
   }
 });
 

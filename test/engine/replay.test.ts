@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReplayFilter } from '../../src/engine/replay.js';
+import { ReplayFilter } from '../../src/engine/device/replay.js';
 
 const LIMIT = Number.MAX_SAFE_INTEGER;
 const W = ReplayFilter.windowSize;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatGetResponse, parseCidr, parseEndpoint, parseSetRequest, UAPI_EINVAL, UAPI_EPROTO } from '../../src/engine/uapi.js';
-import { UapiError } from '../../src/engine/uapi-types.js';
+import { formatGetResponse, parseCidr, parseEndpoint, parseSetRequest, UAPI_EINVAL, UAPI_EPROTO } from '../../src/engine/device/uapi.js';
+import { UapiError } from '../../src/engine/device/uapi-types.js';
 
 const K1 = 'a'.repeat(64);
 const K2 = 'b'.repeat(64);

@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { UdpBind } from '../../src/engine/udp.js';
-import { MMSG_SLOT, MmsgBatch } from '../../src/engine/mmsg.js';
-import { udpHandle } from '../../src/engine/udp-reader.js';
+import { UdpBind } from '../../src/engine/conn/udp.js';
+import { MMSG_SLOT, MmsgBatch } from '../../src/engine/conn/mmsg.js';
+import { udpHandle } from '../../src/engine/conn/udp-reader.js';
 import { ipv4Packet, loopbackPair, until } from '../helpers/loopback-pair.js';
 import { skipTest } from '../helpers/ci.js';
 

@@ -1,8 +1,8 @@
 // Two engines in this process over real loopback UDP (UdpBind: dgram sockets,
 // sendmmsg batches), inner addresses 10.9.0.1 ↔ 10.9.0.2; no TUN, no root.
-import { Device } from '../../src/engine/device.js';
-import { UdpBind } from '../../src/engine/udp.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/engine/crypto.js';
+import { Device } from '../../src/engine/device/device.js';
+import { UdpBind } from '../../src/engine/conn/udp.js';
+import { generatePrivateKey, publicKeyOf } from '../../src/engine/device/crypto.js';
 import { ipv4Packet } from './memnet.js';
 
 export interface LoopbackPair {

@@ -1,7 +1,7 @@
 // An in-memory UDP network for engine tests: datagrams are queued and delivered
 // by `pump()`, so tests control ordering, loss and replay, on a FakeClock.
-import type { NetBind } from '../../src/engine/device.js';
-import { endpointKey, type Endpoint } from '../../src/engine/endpoint.js';
+import type { NetBind } from '../../src/engine/conn/bind.js';
+import { endpointKey, type Endpoint } from '../../src/engine/conn/endpoint.js';
 
 export interface Datagram {
   buf: Buffer;

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { boxKey } from '../../src/crypto/box.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 import { decodeBody, discoSender, isDisco, openDisco, sealDisco, type DiscoMessage } from '../../src/nat/disco.js';
-import { classify } from '../../src/engine/messages.js';
+import { classify } from '../../src/engine/device/messages.js';
 
 const a = generatePrivateKey();
 const b = generatePrivateKey();

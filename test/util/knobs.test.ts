@@ -24,8 +24,8 @@ import {
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR } from '../../src/localapi/types.js';
 import { DEFAULT_CONTROL_STATE_DIR } from '../../src/cli/control.js';
 import { DEFAULT_RELAY_STATE_DIR } from '../../src/cli/relay.js';
-import { DEFAULT_TIMERS } from '../../src/engine/constants.js';
-import { DEFAULT_PATH_TIMERS } from '../../src/engine/paths.js';
+import { DEFAULT_TIMERS } from '../../src/engine/device/constants.js';
+import { DEFAULT_PATH_TIMERS } from '../../src/engine/paths/paths.js';
 import { QUIET_MS } from '../../src/util/idle-memory.js';
 import { RETIRE_AFTER_MS } from '../../src/util/reader-mode.js';
 

@@ -8,12 +8,12 @@
 // every DH uses node:crypto (OpenSSL); the per-packet AEAD goes further and
 // calls Node's OpenSSL directly (aead.ts). Keyed BLAKE2s-128
 // and XChaCha20-Poly1305 are not in node:crypto: those come from @noble.
-import { putU32le } from '../util/bytes.js';
+import { putU32le } from '../../util/bytes.js';
 import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 
-export { KEY_LEN } from '../crypto/x25519.js';
+export { KEY_LEN } from '../../crypto/x25519.js';
 export const TAG_LEN = 16;
 
 
@@ -26,7 +26,7 @@ export {
   publicKeyObject,
   publicKeyOf,
   WeakKeyError,
-} from '../crypto/x25519.js';
+} from '../../crypto/x25519.js';
 
 export function hash(...parts: Uint8Array[]): Buffer {
   const h = createHash('blake2s256');

@@ -22,6 +22,10 @@ export const DROP_REASONS = [
   'noKeypair',
   'noEndpoint',
   'tooLarge',
+  /** dropped by an inbound packet-filter hook (filter.ts) */
+  'filteredIn',
+  /** dropped by an outbound packet-filter hook */
+  'filteredOut',
   'internalError',
 ] as const;
 

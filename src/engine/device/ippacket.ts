@@ -1,7 +1,7 @@
 // The few facts the engine reads from inner IP packets: version, addresses and
 // the length the header claims (so padding added by WireGuard is cut off).
 import { isIPv4, isIPv6 } from 'node:net';
-import { getU16be } from '../util/bytes.js';
+import { getU16be } from '../../util/bytes.js';
 
 export const IPV4_HEADER_MIN = 20;
 export const IPV6_HEADER_LEN = 40;

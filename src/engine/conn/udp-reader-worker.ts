@@ -6,9 +6,9 @@
 // A record is the sender's sockaddr (NAME_SLOT bytes) then the datagram; meta 1
 // marks a datagram cut short.
 import { workerData } from 'node:worker_threads';
-import { koffi } from '../util/koffi.js';
-import { HANDBACK_META, ThreadReading, type ReaderPolicy } from '../util/reader-mode.js';
-import { RingProducer, type RingBuffers } from '../util/shm-ring.js';
+import { koffi } from '../../util/koffi.js';
+import { HANDBACK_META, ThreadReading, type ReaderPolicy } from '../../util/reader-mode.js';
+import { RingProducer, type RingBuffers } from '../../util/shm-ring.js';
 
 interface ReaderData {
   fds: number[];

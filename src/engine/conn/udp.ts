@@ -1,8 +1,8 @@
 // The device's UDP sockets: one IPv4 and, where the host has IPv6, one IPv6
 // socket on the same port (as wireguard-go binds), behind the NetBind interface.
 import dgram from 'node:dgram';
-import { koffi } from '../util/koffi.js';
-import type { NetBind } from './device.js';
+import { koffi } from '../../util/koffi.js';
+import type { NetBind } from './bind.js';
 import { normaliseAddress, type Endpoint } from './endpoint.js';
 import { MmsgBatch, MMSG_MAX_BATCH } from './mmsg.js';
 import { udpHandle, UdpReader } from './udp-reader.js';

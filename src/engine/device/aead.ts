@@ -5,9 +5,9 @@
 // symbols are not reachable (a Node built without exported OpenSSL), or
 // MESHCTL_AEAD=node, the node:crypto path is used: same bytes, slower.
 import { createCipheriv } from 'node:crypto';
-import { koffi } from '../util/koffi.js';
-import { zeroRange } from '../util/bytes.js';
-import { aeadNodeOnly } from '../util/knobs.js';
+import { koffi } from '../../util/koffi.js';
+import { zeroRange } from '../../util/bytes.js';
+import { aeadNodeOnly } from '../../util/knobs.js';
 import { aeadNonce, aeadOpen, TAG_LEN } from './crypto.js';
 
 export interface PacketAead {

@@ -2,11 +2,11 @@
 // socket receives (disco to the PathManager, STUN to its listener, WireGuard
 // to the device with the sender's virtual endpoint) and hands packets for
 // virtual endpoints to the PathManager, which picks direct or relay.
-import type { NetBind } from './device.js';
-import { isVirtualEndpoint, type Endpoint } from './endpoint.js';
+import type { NetBind } from '../conn/bind.js';
+import { isVirtualEndpoint, type Endpoint } from '../conn/endpoint.js';
 import type { PathManager } from './paths.js';
-import { isDisco } from '../nat/disco.js';
-import { isStun } from '../nat/stun.js';
+import { isDisco } from '../../nat/disco.js';
+import { isStun } from '../../nat/stun.js';
 
 export class PathBind implements NetBind {
   onStun: ((buf: Buffer, src: Endpoint) => void) | null = null;

@@ -6,9 +6,10 @@
 import type dgram from 'node:dgram';
 import type { Worker } from 'node:worker_threads';
 import type { Endpoint } from './endpoint.js';
-import { readIpv6 } from '../util/ip.js';
-import { HANDBACK_META, MainReading, readerPolicy, spawnReaderThread } from '../util/reader-mode.js';
-import { createRing, RingConsumer } from '../util/shm-ring.js';
+import { readIpv6 } from '../../util/ip.js';
+import { HANDBACK_META, MainReading, readerPolicy, spawnReaderThread } from '../../util/reader-mode.js';
+import { createRing, RingConsumer } from '../../util/shm-ring.js';
+import { UDP_READER_WORKER_URL } from '../worker-files.js';
 
 const NAME_SLOT = 28;
 const AF_INET = 2;
@@ -79,9 +80,7 @@ export class UdpReader {
       r.worker = null;
       if (!r.stopping) r.mainReading?.threadExited(code);
     };
-    // '../engine/' (not './'): the same path works from dist/src/engine/ and from the daemon's bundle in dist/src/cli/
-    const url = new URL('../engine/udp-reader-worker.js', import.meta.url);
-    const startThread = (): boolean => (r.worker = spawnReaderThread(url, { fds: handles.map((h) => h!.fd), ring, policy }, onExit, log)) !== null;
+    const startThread = (): boolean => (r.worker = spawnReaderThread(UDP_READER_WORKER_URL, { fds: handles.map((h) => h!.fd), ring, policy }, onExit, log)) !== null;
     r.mainReading = new MainReading(
       new Int32Array(ring.ctl),
       policy,

@@ -1,5 +1,5 @@
 // The data model of the WireGuard cross-platform UAPI (wireguard.com/xplatform),
-// shared by the text codec (uapi.ts), its socket server (uapi-server.ts) and the
+// shared by the text codec (uapi.ts), its socket server (../ipc/uapi-server.ts) and the
 // device that applies it. Keys are raw 32-byte buffers; the codec does hex.
 
 export interface UapiEndpoint {

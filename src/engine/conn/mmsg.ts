@@ -3,11 +3,11 @@
 // with one dgram.send each costs a libuv request and a syscall per packet
 // (docs/performance.md). Native memory for the packets, addresses, iovecs and
 // mmsghdrs is allocated once; each batch copies packets in and fills lengths.
-import { koffi } from '../util/koffi.js';
+import { koffi } from '../../util/koffi.js';
 import { isIPv4 } from 'node:net';
-import { putU32le } from '../util/bytes.js';
+import { putU32le } from '../../util/bytes.js';
 import type { Endpoint } from './endpoint.js';
-import { writeIpv6 } from '../util/ip.js';
+import { writeIpv6 } from '../../util/ip.js';
 
 export const MMSG_MAX_BATCH = 64;
 /** Largest datagram the batch path takes; bigger ones go through dgram. */

@@ -2,7 +2,7 @@
 // across a rekey), its pending handshake, its timers (whitepaper §6; the same
 // state machine as wireguard-go's timers.go) and its endpoint, which follows
 // the source of the last authenticated packet (roaming).
-import { Clock, LazyTimer } from './clock.js';
+import { Clock, LazyTimer } from '../clock.js';
 import {
   HANDSHAKE_INITIATION_RATE_MS,
   MAX_STAGED_PACKETS,
@@ -14,7 +14,7 @@ import {
 } from './constants.js';
 import { CookieGenerator } from './cookie.js';
 import { TAG_LEN, tai64n } from './crypto.js';
-import { endpointEquals, isVirtualEndpoint, type Endpoint } from './endpoint.js';
+import { endpointEquals, isVirtualEndpoint, type Endpoint } from '../conn/endpoint.js';
 import { IndexTable, Keypair } from './keypair.js';
 import {
   encodeInitiation,
@@ -136,7 +136,7 @@ export class Peer {
 
   /**
    * WireGuard roaming: the endpoint follows the source of authenticated
-   * packets, unless path selection owns it (a virtual endpoint, see paths.ts),
+   * packets, unless path selection owns it (a virtual endpoint, see ../paths/paths.ts),
    * which then decides between direct paths and the relay itself.
    */
   roam(src: Endpoint): void {

@@ -1,30 +1,35 @@
 // Path selection per peer (the role of Tailscale's magicsock): which path
 // carries a peer's WireGuard packets. Each peer's WireGuard endpoint is a
-// virtual one (endpoint.ts); its packets come here and go out on the best
+// virtual one (../conn/endpoint.ts); its packets come here and go out on the best
 // direct candidate that disco pings proved, or through the relay while no
 // direct path is trusted (on both while a direct path is unproven). Candidates
 // come from the network map, from call-me-maybe and from where pings arrive;
 // heartbeats keep a direct path trusted while traffic flows, and when they stop
 // answering traffic moves to the relay within a few seconds.
 import { randomBytes } from 'node:crypto';
-import { boxKey } from '../crypto/box.js';
-import { discoSender, openDisco, sealDisco, TXID_LEN, type DiscoMessage } from '../nat/disco.js';
-import type { Device } from './device.js';
-import { endpointEquals, endpointKey, relayRegionOf, virtualEndpoint, type Endpoint } from './endpoint.js';
+import { boxKey } from '../../crypto/box.js';
+import { discoSender, openDisco, sealDisco, TXID_LEN, type DiscoMessage } from '../../nat/disco.js';
+import { LazyTimer, type Clock } from '../clock.js';
+import type { Device } from '../device/device.js';
+import { endpointEquals, endpointKey, relayRegionOf, virtualEndpoint, type Endpoint } from '../conn/endpoint.js';
 
-/** Timers of path selection. Tailscale's (anchors.md) are 3 s / 6.5 s / 45 s / 60 s / 5 s; meshctl probes faster so a dead direct path moves to the relay within 5 s. Tests shorten them. */
+/**
+ * Timers of path selection, all on the device's Clock. Tailscale's magicsock (tailscale/wgengine/magicsock) uses
+ * heartbeatInterval = 3 s, trustUDPAddrDuration = 6.5 s, sessionActiveTimeout = 45 s, upgradeInterval = 1 min and
+ * pingTimeoutDuration = 5 s; meshctl probes faster so that a dead direct path moves to the relay within 5 s. Tests shorten them.
+ */
 export interface PathTimers {
   /** probe the current direct path this often while the peer is active */
   heartbeatMs: number;
   /** a direct path is trusted this long after its last pong (about two missed heartbeats) */
   trustMs: number;
-  /** a peer is active when it moved a packet this recently (Tailscale: 45 s) */
+  /** a peer is active when it moved a packet this recently (Tailscale's sessionActiveTimeout: 45 s) */
   activeMs: number;
-  /** with a trusted direct path, probe every candidate this often for a better one (Tailscale: 60 s) */
+  /** with a trusted direct path, probe every candidate this often for a better one (Tailscale's upgradeInterval: 1 min) */
   upgradeMs: number;
   /** without one, try every candidate and call-me-maybe this often (hole punching) */
   retryDirectMs: number;
-  /** a ping with no pong after this is given up (Tailscale: 5 s) */
+  /** a ping with no pong after this is given up (Tailscale's pingTimeoutDuration: 5 s) */
   pingTimeoutMs: number;
 }
 
@@ -124,7 +129,9 @@ export class PathManager {
   private readonly byVirtual = new Map<string, PeerPaths>();
   private readonly pending = new Map<string, PendingPing>();
   readonly timers: PathTimers;
-  private tick: NodeJS.Timeout | null = null;
+  /** the heartbeat: re-armed each time it fires, stopped by stop() */
+  private readonly tick: LazyTimer;
+  private readonly clock: Clock;
   private udpSend: (buf: Buffer, ep: Endpoint) => boolean = () => false;
   readonly stats: DiscoStats = { rx: 0, tx: 0, dropped: { unknownSender: 0, badBox: 0, unknownTx: 0 }, callMeMaybeSent: 0, callMeMaybeReceived: 0 };
   readonly sendStats = { direct: 0, relay: 0, directGuess: 0, noPath: 0 };
@@ -136,8 +143,12 @@ export class PathManager {
     private readonly opts: PathManagerOptions = {},
   ) {
     this.timers = { ...DEFAULT_PATH_TIMERS, ...opts.timers };
-    this.tick = setInterval(() => this.onTick(), this.timers.heartbeatMs);
-    this.tick.unref();
+    this.clock = device.clock;
+    this.tick = new LazyTimer(this.clock, () => {
+      this.tick.mod(this.timers.heartbeatMs);
+      this.onTick();
+    });
+    this.tick.mod(this.timers.heartbeatMs);
   }
 
   /** A relay region just connected: peers homed there have a path now. */
@@ -155,13 +166,12 @@ export class PathManager {
   }
 
   stop(): void {
-    if (this.tick) clearInterval(this.tick);
-    this.tick = null;
+    this.tick.stop();
     this.pending.clear();
   }
 
   private now(): number {
-    return this.device.clock.now();
+    return this.clock.now();
   }
 
   /** Replaces the set of peers; new candidates are probed at once. Their WireGuard endpoints become virtual. */
@@ -302,11 +312,11 @@ export class PathManager {
     return new Promise((resolve) => {
       const txids: string[] = [];
       const done = (r: PingResult | null): void => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         for (const t of txids) this.pending.delete(t);
         resolve(r);
       };
-      const timer = setTimeout(() => done(null), timeoutMs);
+      const timer = this.clock.setTimeout(() => done(null), timeoutMs);
       if (p.best && this.trusted(p.best)) {
         const t = this.sendPing(p, p.best, done);
         if (t) txids.push(t);
@@ -331,7 +341,7 @@ export class PathManager {
     const txid = randomBytes(TXID_LEN);
     const key = txid.toString('hex');
     this.pending.set(key, pend);
-    setTimeout(() => this.pending.delete(key), this.timers.pingTimeoutMs).unref();
+    this.clock.setTimeout(() => this.pending.delete(key), this.timers.pingTimeoutMs);
     return txid;
   }
 

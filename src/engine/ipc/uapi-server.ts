@@ -1,11 +1,11 @@
 // Serves the UAPI on a unix socket (/var/run/wireguard/IFNAME.sock) so the
 // standard `wg` tool configures meshctl's engine as it does wireguard-go.
 // Garbage on the socket gets a protocol error and a closed connection, never a crash.
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from '../util/cjs.js';
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from '../../util/cjs.js';
 import net from 'node:net';
 import { join } from 'node:path';
-import { formatGetResponse, parseSetRequest, UAPI_EIO, UAPI_EINVAL } from './uapi.js';
-import { UapiError, type UapiTarget } from './uapi-types.js';
+import { formatGetResponse, parseSetRequest, UAPI_EIO, UAPI_EINVAL } from '../device/uapi.js';
+import { UapiError, type UapiTarget } from '../device/uapi-types.js';
 
 /** A `set` with thousands of peers fits easily; anything larger is an attack or a bug. */
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;

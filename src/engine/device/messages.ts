@@ -1,7 +1,7 @@
 // Pure codecs of the four WireGuard messages (whitepaper §5.4). No crypto and
 // no state: parsing only checks sizes and types, so the receive path can drop
 // malformed input before spending any CPU on it.
-import { getU32le, putU32le } from '../util/bytes.js';
+import { getU32le, putU32le } from '../../util/bytes.js';
 import {
   COOKIE_REPLY_SIZE,
   INITIATION_SIZE,

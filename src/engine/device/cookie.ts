@@ -6,7 +6,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { COOKIE_SECRET_MAX_AGE_MS, LABEL_COOKIE, LABEL_MAC1, NONCE_LEN_XAEAD_BYTES } from './constants.js';
 import { hash, mac, xaeadOpen, xaeadSeal } from './crypto.js';
 import { encodeCookieReply, type CookieReply } from './messages.js';
-import type { Endpoint } from './endpoint.js';
+import type { Endpoint } from '../conn/endpoint.js';
 import { ipToBytes } from './ippacket.js';
 
 const MAC_LEN = 16;

@@ -4,7 +4,8 @@
 // the same code runs on real UDP/TUN and in memory in tests. The receive path
 // never throws: anything malformed is counted in `stats.dropped` and dropped.
 import { AllowedIps } from './allowedips.js';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../clock.js';
+import type { NetBind } from '../conn/bind.js';
 import {
   DEFAULT_TIMERS,
   MAX_MESSAGE_SIZE,
@@ -15,9 +16,10 @@ import {
   type EngineTimers,
 } from './constants.js';
 import { CookieChecker } from './cookie.js';
+import { chainHooks, type PacketFilterHooks, type PacketHook } from './filter.js';
 import { isZero, TAG_LEN } from './crypto.js';
 import { packetAead } from './aead.js';
-import type { Endpoint } from './endpoint.js';
+import type { Endpoint } from '../conn/endpoint.js';
 import { addressLength, claimedLength, destinationOffset, sourceOffset } from './ippacket.js';
 import { IndexTable } from './keypair.js';
 import {
@@ -37,26 +39,6 @@ import { Peer, type PeerHost } from './peer.js';
 import { HandshakeRateLimiter } from './ratelimit.js';
 import { newStats, type EngineStats } from './stats.js';
 import { UapiError, type UapiDeviceSnapshot, type UapiSetRequest, type UapiTarget } from './uapi-types.js';
-
-/** The UDP side of the device. */
-export interface NetBind {
-  /** Binds (or rebinds) to `port` (0 = any); resolves with the bound port. */
-  open(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<number>;
-  close(): Promise<void>;
-  send(buf: Buffer, ep: Endpoint): boolean;
-  /** optional: sends between these two calls may be batched into one system call */
-  beginBatch?(): void;
-  flushBatch?(): void;
-  /**
-   * optional, while batching: room for a datagram of `len` bytes to `ep` inside
-   * the batch, as an offset into `reserved` (or -1: use `send`); the caller
-   * writes it there and calls `commit`, which queues it
-   */
-  reserve?(len: number, ep: Endpoint): number;
-  readonly reserved?: Buffer | null;
-  commit?(): void;
-  setMark(mark: number): void;
-}
 
 export interface DeviceOptions {
   clock?: Clock;
@@ -88,6 +70,9 @@ export class Device implements UapiTarget, PeerHost {
   private underLoadUntilMs = -Infinity;
   private bind: NetBind | null = null;
   private tunWriter: ((pkt: Buffer) => boolean) | null = null;
+  /** the packet-filter stages of each direction as one hook; null (the default) lets everything through */
+  private filterIn: PacketHook | null = null;
+  private filterOut: PacketHook | null = null;
   private listenPort = 0;
   private fwmark = 0;
   private readonly mtuBytes: number;
@@ -158,6 +143,12 @@ export class Device implements UapiTarget, PeerHost {
     return this.listenPort;
   }
 
+  /** Installs the packet-filter hooks (filter.ts), replacing any before; null accepts every packet. */
+  setPacketFilter(hooks: PacketFilterHooks | null): void {
+    this.filterIn = hooks ? chainHooks([hooks.preFilterIn, hooks.filterIn, hooks.postFilterIn]) : null;
+    this.filterOut = hooks ? chainHooks([hooks.preFilterOut, hooks.filterOut, hooks.postFilterOut]) : null;
+  }
+
   async close(): Promise<void> {
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
@@ -207,14 +198,29 @@ export class Device implements UapiTarget, PeerHost {
   sendPackets(pkts: Buffer[]): void {
     this.bind?.beginBatch?.();
     try {
-      for (const p of pkts) this.sendPacket(p);
+      // one call site for routePacket and one null test per packet: the loop keeps the shape it has without hooks
+      const filter = this.filterOut;
+      for (const p of pkts) {
+        if (filter !== null && !filter(p)) this.stats.dropped.filteredOut++;
+        else this.routePacket(p);
+      }
     } finally {
       this.bind?.flushBatch?.();
     }
   }
 
-  /** An IP packet read from the TUN device: route it by destination to its peer. */
+  /** An IP packet read from the TUN device: through the outbound filter hooks, then to its peer. */
   sendPacket(pkt: Buffer): void {
+    const filter = this.filterOut;
+    if (filter !== null && !filter(pkt)) {
+      this.stats.dropped.filteredOut++;
+      return;
+    }
+    this.routePacket(pkt);
+  }
+
+  /** Routes a packet by destination to its peer, which encrypts and sends it. */
+  private routePacket(pkt: Buffer): void {
     const dst = destinationOffset(pkt);
     const peer = dst >= 0 ? this.allowedIps.lookupAt(pkt, dst, addressLength(pkt)) : undefined;
     if (!peer) {
@@ -291,6 +297,11 @@ export class Device implements UapiTarget, PeerHost {
     const source = sourceOffset(pkt);
     if (source < 0 || this.allowedIps.lookupAt(pkt, source, addressLength(pkt)) !== peer) {
       this.stats.dropped.disallowedSource++;
+      return;
+    }
+    const filter = this.filterIn;
+    if (filter !== null && !filter(pkt)) {
+      this.stats.dropped.filteredIn++;
       return;
     }
     this.tunWriter?.(pkt);
