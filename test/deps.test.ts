@@ -20,7 +20,7 @@ function files(dir: string): string[] {
   return out;
 }
 
-const ALL = ['cli', 'daemon', 'control', 'relay', 'engine', 'nat', 'tun', 'localapi', 'netmap', 'crypto', 'util'];
+const ALL = ['cli', 'lab', 'daemon', 'control', 'relay', 'engine', 'nat', 'tun', 'localapi', 'netmap', 'crypto', 'util'];
 const FORBIDDEN: Record<string, string[]> = {
   // leaves: shared by everything, depend on nothing of ours
   crypto: ALL.filter((l) => l !== 'crypto'),
@@ -35,8 +35,15 @@ const FORBIDDEN: Record<string, string[]> = {
   tun: ['cli', 'daemon', 'control', 'relay', 'engine', 'nat'],
   relay: ['cli', 'daemon', 'engine'],
   control: ['cli', 'daemon', 'engine'],
-  daemon: ['cli'],
+  daemon: ['cli', 'lab'],
+  // the lab starts the real binary in namespaces and reads status through the local API's types
+  lab: ALL.filter((l) => l !== 'lab' && l !== 'localapi' && l !== 'util'),
 };
+
+/** Every relative import of a source file: static `from '…'`, side-effect `import '…'` and dynamic `import('…')`. */
+function relativeImports(src: string): string[] {
+  return [...src.matchAll(/(?:\bfrom\s+|\bimport\s+|\bimport\(\s*)'(\.[^']+)'/g)].map((m) => m[1]!);
+}
 
 test('no module imports a layer above it', () => {
   const bad: string[] = [];
@@ -48,11 +55,9 @@ test('no module imports a layer above it', () => {
       continue;
     }
     for (const f of list) {
-      const src = readFileSync(f, 'utf8');
-      for (const m of src.matchAll(/from\s+'(\.[^']+)'/g)) {
-        const target = join(f, '..', m[1]!);
-        const top = relative(join(root, 'src'), target).split('/')[0]!;
-        if (banned.includes(top)) bad.push(`${relative(root, f)} imports ${m[1]}`);
+      for (const spec of relativeImports(readFileSync(f, 'utf8'))) {
+        const top = relative(join(root, 'src'), join(f, '..', spec)).split('/')[0]!;
+        if (banned.includes(top)) bad.push(`${relative(root, f)} imports ${spec}`);
       }
     }
   }
@@ -90,4 +95,14 @@ test('inside the engine, conn/ imports neither device/ nor paths/, and device/ d
     }
   }
   assert.deepEqual(bad, []);
+});
+
+test('the import scan sees static, side-effect and dynamic imports', () => {
+  const src = `import { a } from '../daemon/a.js';\nimport '../cli/b.js';\nconst c = await import('../engine/c.js');\nexport { d } from './d.js';`;
+  assert.deepEqual(relativeImports(src), ['../daemon/a.js', '../cli/b.js', '../engine/c.js', './d.js']);
+});
+
+test('every folder under src/ is a layer the import rules know', () => {
+  const folders = readdirSync(join(root, 'src')).filter((e) => statSync(join(root, 'src', e)).isDirectory());
+  assert.deepEqual(folders.filter((d) => !ALL.includes(d)), []);
 });
