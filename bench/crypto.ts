@@ -51,6 +51,11 @@ const rows = [
 ] as const;
 console.log('operation'.padEnd(36), 'node:crypto µs'.padStart(16), '@noble µs'.padStart(12), 'ratio'.padStart(8));
 for (const [name, n, nb] of rows) {
-  console.log(name.padEnd(36), n.toFixed(2).padStart(16), (Number.isNaN(nb) ? '-' : nb.toFixed(2)).padStart(12), (Number.isNaN(nb) ? '-' : (nb / n).toFixed(1) + '×').padStart(8));
+  console.log(
+    name.padEnd(36),
+    n.toFixed(2).padStart(16),
+    (Number.isNaN(nb) ? '-' : nb.toFixed(2)).padStart(12),
+    (Number.isNaN(nb) ? '-' : (nb / n).toFixed(1) + '×').padStart(8),
+  );
 }
 console.log(`AEAD throughput one core: node ${((PACKET_BYTES * 8) / nodeAead).toFixed(0)} Mbit/s, noble ${((PACKET_BYTES * 8) / nobleAead).toFixed(0)} Mbit/s`);

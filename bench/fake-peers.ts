@@ -11,7 +11,11 @@ const ca = readFileSync(caFile!, 'utf8');
 for (let i = 0; i < Number(n); i++) {
   const c = new ControlClient(url!, ca, generatePrivateKey());
   const disco = keyToText(publicKeyOf(generatePrivateKey()));
-  await c.call('register', { authKey, hostname: `fake${i}`, os: 'linux', version: 'bench', discoKey: disco, endpoints: [`10.99.${i >> 8}.${i & 255}:41641`] }, 10_000);
+  await c.call(
+    'register',
+    { authKey, hostname: `fake${i}`, os: 'linux', version: 'bench', discoKey: disco, endpoints: [`10.99.${i >> 8}.${i & 255}:41641`] },
+    10_000,
+  );
   await c.openMap({ endpoints: [`10.99.${i >> 8}.${i & 255}:41641`], discoKey: disco }, () => {}, 600_000);
 }
 process.stdout.write('ready\n');

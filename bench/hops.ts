@@ -215,7 +215,11 @@ function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>
     return v.length ? median(v) : null;
   };
   const totals = full.map((c) => c.rA! - c.q);
-  const reqWakes = requestWakeups(evs, full.map((c) => c.i0), tidsA);
+  const reqWakes = requestWakeups(
+    evs,
+    full.map((c) => c.i0),
+    tidsA,
+  );
   const gaps = resumeGaps(evs, new Set([...tidsA, ...tidsB]));
   return {
     aSend: m((c) => c.vA! - c.q),

@@ -20,7 +20,8 @@ export async function measureLabDirect(): Promise<{ upToFirstPingMs: number; upT
     const t0 = performance.now();
     const ups = await Promise.all([l.up(a), l.up(b)]);
     for (const u of ups) if (u.code !== 0) throw new Error(`up: ${u.err}`);
-    const st = async (n: typeof a): Promise<Status> => JSON.parse((await sh(process.execPath, [BIN, '--socket', l.socket(n), 'status', '--json'])).stdout) as Status;
+    const st = async (n: typeof a): Promise<Status> =>
+      JSON.parse((await sh(process.execPath, [BIN, '--socket', l.socket(n), 'status', '--json'])).stdout) as Status;
     const ipB = (await st(b)).self!.ips[0]!;
     // timed apart, so neither waits on the other
     const firstPing = firstReply(a.ns, ipB, 60_000).then(() => performance.now() - t0);

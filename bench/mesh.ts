@@ -117,12 +117,21 @@ export interface IdleParts {
 
 /** The daemon's idle releases so far and what its RSS is made of (parts read by the caller at the RSS reading). */
 async function memoryNow(socket: string, parts: { anon: number; file: number }): Promise<{ releases: number; parts: IdleParts }> {
-  const mem = (await status(socket)).counters?.memory as { idleReleases?: number; heapTotal?: number; heapUsed?: number; external?: number; idleReleaseAgoMs?: number | null } | undefined;
+  const mem = (await status(socket)).counters?.memory as
+    | { idleReleases?: number; heapTotal?: number; heapUsed?: number; external?: number; idleReleaseAgoMs?: number | null }
+    | undefined;
   const mb = (x: number | undefined): number | null => (x === undefined ? null : x / 1048576);
   const ago = mem?.idleReleaseAgoMs;
   return {
     releases: mem?.idleReleases ?? 0,
-    parts: { anonMb: parts.anon, fileMb: parts.file, v8HeapMb: mb(mem?.heapTotal), v8HeapUsedMb: mb(mem?.heapUsed), externalMb: mb(mem?.external), releaseAgoS: ago === undefined || ago === null ? null : ago / 1000 },
+    parts: {
+      anonMb: parts.anon,
+      fileMb: parts.file,
+      v8HeapMb: mb(mem?.heapTotal),
+      v8HeapUsedMb: mb(mem?.heapUsed),
+      externalMb: mb(mem?.external),
+      releaseAgoS: ago === undefined || ago === null ? null : ago / 1000,
+    },
   };
 }
 
@@ -138,7 +147,20 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
   const m = new MeshLab();
   try {
     await m.build(2);
-    m.lab.spawn(m.controlNs, [process.execPath, BIN, 'relay', 'serve', '--listen', `${m.controlIp}:8444`, '--stun-port', '3478', '--region', 'lan', '--state-dir', join(m.dir, 'relay')]);
+    m.lab.spawn(m.controlNs, [
+      process.execPath,
+      BIN,
+      'relay',
+      'serve',
+      '--listen',
+      `${m.controlIp}:8444`,
+      '--stun-port',
+      '3478',
+      '--region',
+      'lan',
+      '--state-dir',
+      join(m.dir, 'relay'),
+    ]);
     await m.startControl(['--relay', `lan=https://${m.controlIp}:8444?stun=3478`]);
     const key = await m.authKey(['--reusable']);
     const [n1, n2] = m.nodes as [(typeof m.nodes)[0], (typeof m.nodes)[0]];
@@ -190,7 +212,29 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     await new Promise((r) => setTimeout(r, Math.max(0, lastTransferMs + RETIRE_AFTER_MS + IDLE_SETTLE_MS - performance.now())));
     const rssRetired100PeersMb = rssMb(pid1);
     const threadsAtRetired = readerThreads((await status(n1.socket)).counters);
-    return { upToFirstPingMs, rssAfterUp1PeerMb, rssIdle1PeerMb, idleReleases1Peer, idleParts1Peer, rssIdle100PeersMb, idleParts100Peers, idleReleases100Peers, idle100PeersAfterS, threadsAtIdle100Peers, rssRetired100PeersMb, threadsAtRetired, statusMs, statusJsonMs, statusWithExtraCaMs, nodeBareMs, nodeBareWithExtraCaMs, directMbps, directRttMs, relayMbps, relayRttMs };
+    return {
+      upToFirstPingMs,
+      rssAfterUp1PeerMb,
+      rssIdle1PeerMb,
+      idleReleases1Peer,
+      idleParts1Peer,
+      rssIdle100PeersMb,
+      idleParts100Peers,
+      idleReleases100Peers,
+      idle100PeersAfterS,
+      threadsAtIdle100Peers,
+      rssRetired100PeersMb,
+      threadsAtRetired,
+      statusMs,
+      statusJsonMs,
+      statusWithExtraCaMs,
+      nodeBareMs,
+      nodeBareWithExtraCaMs,
+      directMbps,
+      directRttMs,
+      relayMbps,
+      relayRttMs,
+    };
   } finally {
     await m.cleanup();
   }

@@ -23,7 +23,15 @@ const opt = (name: string, dflt: number): number => {
 const RUNS = opt('--runs', 3);
 const SECONDS = opt('--seconds', 10);
 const CPUS_AWAKE = args.includes('--cpus-awake');
-const ONLY = args.includes('--pairs-only') ? 'pairs' : args.includes('--system-only') ? 'system' : args.includes('--rtt-only') ? 'rtt' : args.includes('--hops') ? 'hops' : 'all';
+const ONLY = args.includes('--pairs-only')
+  ? 'pairs'
+  : args.includes('--system-only')
+    ? 'system'
+    : args.includes('--rtt-only')
+      ? 'rtt'
+      : args.includes('--hops')
+        ? 'hops'
+        : 'all';
 
 type Key = keyof PairResult;
 const KEYS: Key[] = ['tcp1Mbps', 'tcp4Mbps', 'udpMbps', 'udpLossPct', 'rttMedianMs', 'rttP99Ms', 'rttWarmMedianMs', 'rttWarmP99Ms', 'cpuSecPerGb', 'peakRssMb'];
@@ -115,22 +123,53 @@ async function main(): Promise<void> {
       for (const k of ['meshctl', 'wireguard-go'] as const) {
         const r = await measurePair(k, SECONDS);
         raw[k]!.push(r);
-        console.error(`  ${k.padEnd(13)} tcp ${f(r.tcp1Mbps)} / 4×tcp ${f(r.tcp4Mbps)} / udp ${f(r.udpMbps)} Mbit/s (loss ${f(r.udpLossPct, 1)} %), rtt ${f(r.rttMedianMs, 3)} ms (warm ${f(r.rttWarmMedianMs, 3)}), ${f(r.cpuSecPerGb ?? NaN, 1)} CPU s/GB, peak ${f(r.peakRssMb ?? NaN)} MiB`);
+        console.error(
+          `  ${k.padEnd(13)} tcp ${f(r.tcp1Mbps)} / 4×tcp ${f(r.tcp4Mbps)} / udp ${f(r.udpMbps)} Mbit/s (loss ${f(r.udpLossPct, 1)} %), rtt ${f(r.rttMedianMs, 3)} ms (warm ${f(r.rttWarmMedianMs, 3)}), ${f(r.cpuSecPerGb ?? NaN, 1)} CPU s/GB, peak ${f(r.peakRssMb ?? NaN)} MiB`,
+        );
       }
     }
     const mc = summarize(raw.meshctl!);
     const wg = summarize(raw['wireguard-go']!);
     const veth = summarize(raw.veth!);
-    console.log('\n' + ['pair (medians)', 'TCP Mbit/s', '4×TCP', 'UDP Mbit/s', 'UDP loss %', 'RTT ms', 'RTT p99', 'warm RTT', 'warm p99', 'CPU s/GB', 'peak RSS MiB'].map((h, i) => (i ? h.padStart(11) : h.padEnd(28))).join(''));
-    for (const [name, r] of [['meshctl ↔ meshctl', mc], ['wireguard-go ↔ wireguard-go', wg], ['bare veth', veth]] as const) {
-      console.log([name.padEnd(28), f(r.tcp1Mbps), f(r.tcp4Mbps), f(r.udpMbps), f(r.udpLossPct, 1), f(r.rttMedianMs, 3), f(r.rttP99Ms, 3), f(r.rttWarmMedianMs, 3), f(r.rttWarmP99Ms, 3), f(r.cpuSecPerGb, 1), f(r.peakRssMb)].map((c, i) => (i ? c.padStart(11) : c)).join(''));
+    console.log(
+      '\n' +
+        ['pair (medians)', 'TCP Mbit/s', '4×TCP', 'UDP Mbit/s', 'UDP loss %', 'RTT ms', 'RTT p99', 'warm RTT', 'warm p99', 'CPU s/GB', 'peak RSS MiB']
+          .map((h, i) => (i ? h.padStart(11) : h.padEnd(28)))
+          .join(''),
+    );
+    for (const [name, r] of [
+      ['meshctl ↔ meshctl', mc],
+      ['wireguard-go ↔ wireguard-go', wg],
+      ['bare veth', veth],
+    ] as const) {
+      console.log(
+        [
+          name.padEnd(28),
+          f(r.tcp1Mbps),
+          f(r.tcp4Mbps),
+          f(r.udpMbps),
+          f(r.udpLossPct, 1),
+          f(r.rttMedianMs, 3),
+          f(r.rttP99Ms, 3),
+          f(r.rttWarmMedianMs, 3),
+          f(r.rttWarmP99Ms, 3),
+          f(r.cpuSecPerGb, 1),
+          f(r.peakRssMb),
+        ]
+          .map((c, i) => (i ? c.padStart(11) : c))
+          .join(''),
+      );
     }
     const ratio = { tcp1: mc.tcp1Mbps / wg.tcp1Mbps, tcp4: mc.tcp4Mbps / wg.tcp4Mbps, udp: mc.udpMbps / wg.udpMbps };
     const added = { meshctl: mc.rttMedianMs - veth.rttMedianMs, wireguardGo: wg.rttMedianMs - veth.rttMedianMs };
     const addedWarm = { meshctl: mc.rttWarmMedianMs - veth.rttWarmMedianMs, wireguardGo: wg.rttWarmMedianMs - veth.rttWarmMedianMs };
     console.log(`ratio meshctl / wireguard-go: TCP ${f(ratio.tcp1, 2)} (goal ≥ 1.0), 4×TCP ${f(ratio.tcp4, 2)}, UDP ${f(ratio.udp, 2)}`);
-    console.log(`added RTT over bare veth, fresh pair: meshctl ${f(added.meshctl, 3)} ms, wireguard-go ${f(added.wireguardGo, 3)} ms (goal: no more than wireguard-go)`);
-    console.log(`added RTT over bare veth, warm pair:  meshctl ${f(addedWarm.meshctl, 3)} ms, wireguard-go ${f(addedWarm.wireguardGo, 3)} ms (after 1,000 pings)`);
+    console.log(
+      `added RTT over bare veth, fresh pair: meshctl ${f(added.meshctl, 3)} ms, wireguard-go ${f(added.wireguardGo, 3)} ms (goal: no more than wireguard-go)`,
+    );
+    console.log(
+      `added RTT over bare veth, warm pair:  meshctl ${f(addedWarm.meshctl, 3)} ms, wireguard-go ${f(addedWarm.wireguardGo, 3)} ms (after 1,000 pings)`,
+    );
     Object.assign(out, { pairs: { meshctl: mc, wireguardGo: wg, veth, ratio, addedRttMs: added, addedWarmRttMs: addedWarm, raw } });
   }
   if (ONLY === 'all' || ONLY === 'system') {
@@ -143,17 +182,30 @@ async function main(): Promise<void> {
     console.log(`  up → first ping (lab, easy NATs)  ${f(l.upToFirstPingMs)} ms`);
     console.log(`  up → first direct path (lab)      ${f(l.upToDirectMs)} ms`);
     console.log(`  daemon RSS 2 s after up, 1 peer   ${f(m.rssAfterUp1PeerMb, 1)} MiB`);
-    console.log(`  daemon RSS idle, 1 peer           ${f(m.rssIdle1PeerMb, 1)} MiB = ${f((m.rssIdle1PeerMb * 1048576) / 1e6, 1)} MB (goal ≤ 60; idle = ${IDLE_SETTLE_MS / 1000} s without traffic, ${m.idleReleases1Peer} idle release(s) by then)`);
+    console.log(
+      `  daemon RSS idle, 1 peer           ${f(m.rssIdle1PeerMb, 1)} MiB = ${f((m.rssIdle1PeerMb * 1048576) / 1e6, 1)} MB (goal ≤ 60; idle = ${IDLE_SETTLE_MS / 1000} s without traffic, ${m.idleReleases1Peer} idle release(s) by then)`,
+    );
     const ip = m.idleParts1Peer;
-    console.log(`  … of which                        anonymous ${f(ip.anonMb, 1)} MiB (V8 heap ${f(ip.v8HeapMb ?? NaN, 1)}), file-backed ${f(ip.fileMb, 1)} MiB (node binary, libraries)`);
-    console.log(`  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MiB = ${f((m.rssIdle100PeersMb * 1048576) / 1e6, 1)} MB (${f(m.idle100PeersAfterS)} s after the last transfer; reader threads running: TUN ${m.threadsAtIdle100Peers.tun}, UDP ${m.threadsAtIdle100Peers.udp})`);
+    console.log(
+      `  … of which                        anonymous ${f(ip.anonMb, 1)} MiB (V8 heap ${f(ip.v8HeapMb ?? NaN, 1)}), file-backed ${f(ip.fileMb, 1)} MiB (node binary, libraries)`,
+    );
+    console.log(
+      `  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MiB = ${f((m.rssIdle100PeersMb * 1048576) / 1e6, 1)} MB (${f(m.idle100PeersAfterS)} s after the last transfer; reader threads running: TUN ${m.threadsAtIdle100Peers.tun}, UDP ${m.threadsAtIdle100Peers.udp})`,
+    );
     const ip100 = m.idleParts100Peers;
-    console.log(`  … of which                        anonymous ${f(ip100.anonMb, 1)} MiB (V8 heap ${f(ip100.v8HeapMb ?? NaN, 1)}, ${f(ip100.v8HeapUsedMb ?? NaN, 1)} in use; external ${f(ip100.externalMb ?? NaN, 1)}), file-backed ${f(ip100.fileMb, 1)} MiB`);
+    console.log(
+      `  … of which                        anonymous ${f(ip100.anonMb, 1)} MiB (V8 heap ${f(ip100.v8HeapMb ?? NaN, 1)}, ${f(ip100.v8HeapUsedMb ?? NaN, 1)} in use; external ${f(ip100.externalMb ?? NaN, 1)}), file-backed ${f(ip100.fileMb, 1)} MiB`,
+    );
     console.log(`                                    ${m.idleReleases100Peers} idle release(s) by then, the last ${f(ip100.releaseAgoS ?? NaN, 1)} s before`);
-    console.log(`  … reader threads retired          ${f(m.rssRetired100PeersMb, 1)} MiB (${(RETIRE_AFTER_MS + IDLE_SETTLE_MS) / 1000} s after the last transfer; threads still running: TUN ${m.threadsAtRetired.tun}, UDP ${m.threadsAtRetired.udp})`);
+    console.log(
+      `  … reader threads retired          ${f(m.rssRetired100PeersMb, 1)} MiB (${(RETIRE_AFTER_MS + IDLE_SETTLE_MS) / 1000} s after the last transfer; threads still running: TUN ${m.threadsAtRetired.tun}, UDP ${m.threadsAtRetired.udp})`,
+    );
     console.log(`  meshctl status                    ${f(m.statusMs)} ms wall (goal ≤ 150; bare \`node -e 0\` ${f(m.nodeBareMs)} ms)`);
     console.log(`  meshctl status --json             ${f(m.statusJsonMs)} ms wall`);
-    if (m.statusWithExtraCaMs !== null) console.log(`  … with NODE_EXTRA_CA_CERTS set     ${f(m.statusWithExtraCaMs)} ms wall (bare node ${f(m.nodeBareWithExtraCaMs ?? NaN)} ms): the variable's CA parsing, paid by every Node process`);
+    if (m.statusWithExtraCaMs !== null)
+      console.log(
+        `  … with NODE_EXTRA_CA_CERTS set     ${f(m.statusWithExtraCaMs)} ms wall (bare node ${f(m.nodeBareWithExtraCaMs ?? NaN)} ms): the variable's CA parsing, paid by every Node process`,
+      );
     console.log(`  direct (daemon, MTU 1280)         ${f(m.directMbps)} Mbit/s, RTT ${f(m.directRttMs, 3)} ms`);
     console.log(`  relayed (meshctl relay serve)     ${f(m.relayMbps)} Mbit/s, RTT ${f(m.relayRttMs, 3)} ms`);
     console.log(`  relay / direct throughput         ${f(m.relayMbps / m.directMbps, 2)} (goal ≥ 0.5)`);

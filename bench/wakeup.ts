@@ -80,9 +80,13 @@ async function coldSeal(idleMs: number): Promise<number[]> {
 const f = (x: number): string => x.toFixed(3);
 for (const mode of ['post', 'notify'] as const) {
   const lat = await handover(mode);
-  console.log(`${mode === 'post' ? 'postMessage' : 'Atomics.notify → waitAsync'} hand-over to the event loop: median ${f(median(lat))} ms, p90 ${f(percentile(lat, 0.9))} ms (${SAMPLES} samples, one per ${INTERVAL_MS} ms)`);
+  console.log(
+    `${mode === 'post' ? 'postMessage' : 'Atomics.notify → waitAsync'} hand-over to the event loop: median ${f(median(lat))} ms, p90 ${f(percentile(lat, 0.9))} ms (${SAMPLES} samples, one per ${INTERVAL_MS} ms)`,
+  );
 }
 for (const idle of [0, 5, 10, 20, 50]) {
   const us = await coldSeal(idle);
-  console.log(`AEAD seal of one 84-byte packet after ${String(idle).padStart(2)} ms idle: median ${median(us).toFixed(1)} µs, p90 ${percentile(us, 0.9).toFixed(1)} µs`);
+  console.log(
+    `AEAD seal of one 84-byte packet after ${String(idle).padStart(2)} ms idle: median ${median(us).toFixed(1)} µs, p90 ${percentile(us, 0.9).toFixed(1)} µs`,
+  );
 }

@@ -52,7 +52,9 @@ async function iperf(s: PairSetup, seconds: number, extra: string[]): Promise<{ 
   await new Promise((r) => setTimeout(r, 300));
   try {
     const out = await must('ip', ['netns', 'exec', s.nsA, 'iperf3', '-c', s.target, '-t', String(seconds), '-J', ...extra], (seconds + 30) * 1000);
-    const j = JSON.parse(out) as { end: { sum_received?: { bits_per_second: number; bytes: number }; sum?: { bits_per_second: number; lost_percent: number; bytes: number } } };
+    const j = JSON.parse(out) as {
+      end: { sum_received?: { bits_per_second: number; bytes: number }; sum?: { bits_per_second: number; lost_percent: number; bytes: number } };
+    };
     if (j.end.sum_received) return { mbps: j.end.sum_received.bits_per_second / 1e6, lossPct: 0, bytes: j.end.sum_received.bytes };
     return { mbps: (j.end.sum!.bits_per_second * (1 - j.end.sum!.lost_percent / 100)) / 1e6, lossPct: j.end.sum!.lost_percent, bytes: j.end.sum!.bytes };
   } finally {

@@ -104,5 +104,8 @@ test('the import scan sees static, side-effect and dynamic imports', () => {
 
 test('every folder under src/ is a layer the import rules know', () => {
   const folders = readdirSync(join(root, 'src')).filter((e) => statSync(join(root, 'src', e)).isDirectory());
-  assert.deepEqual(folders.filter((d) => !ALL.includes(d)), []);
+  assert.deepEqual(
+    folders.filter((d) => !ALL.includes(d)),
+    [],
+  );
 });

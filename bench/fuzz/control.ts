@@ -58,7 +58,9 @@ const target: FuzzTarget = {
       return { text: keyToText(pub), key: boxKey(priv, controlPublic) };
     });
     const body = (r: Rng, op: SealedOp): Record<string, unknown> => {
-      const endpoints = Array.from({ length: r.length(4) }, () => (r.chance(0.9) ? r.pick(['192.0.2.1:41641', '[2001:db8::7]:9']) : r.pick(['10.0.0.1:0', 'x', '::1'])));
+      const endpoints = Array.from({ length: r.length(4) }, () =>
+        r.chance(0.9) ? r.pick(['192.0.2.1:41641', '[2001:db8::7]:9']) : r.pick(['10.0.0.1:0', 'x', '::1']),
+      );
       if (op === 'register') {
         return {
           authKey: r.chance(0.8) ? authKey : `mskey-${r.bytes(6).toString('hex')}-${r.bytes(24).toString('hex')}`,
@@ -79,42 +81,70 @@ const target: FuzzTarget = {
     };
     let count = 0;
     try {
-      return await fuzzLoop(rng, iterations, onProgress, async (r, ctx) => {
-        const op = r.pick(OPS);
-        const kind = r.int(10);
-        let method = 'POST';
-        let path: string = PATHS[op];
-        let payload: Buffer | string;
-        const header = (): Record<string, unknown> => ({ op: r.chance(0.95) ? op : r.pick(OPS), tsMs: Date.now(), nonce: r.bytes(12).toString('hex') });
-        if (kind <= 1) payload = JSON.stringify(sealed(r, Buffer.from(JSON.stringify({ ...body(r, op), ...header() }))));
-        else if (kind <= 4) payload = JSON.stringify(sealed(r, Buffer.from(JSON.stringify(mutateJson(r, { ...body(r, op), ...header() })))));
-        else if (kind === 5) payload = JSON.stringify(sealed(r, Buffer.from(jsonText(r, randomJson(r), 0.3))));
-        else if (kind === 6) payload = jsonText(r, mutateJson(r, sealed(r, Buffer.from(JSON.stringify({ ...body(r, op), ...header() })))), 0.2);
-        else if (kind === 7) payload = jsonText(r, randomJson(r), 0.3);
-        else if (kind === 8) payload = randomBytes(r, 300);
-        else {
-          method = r.pick(['GET', 'GET', 'PUT', 'DELETE', 'POST', 'OPTIONS']);
-          const verify = `${PATHS.verify}?nodeKey=${encodeURIComponent(r.pick([...nodes.map((x) => x.text), 'x', '%', '']))}`;
-          path = r.pick([PATHS.key, '/healthz', verify, `${PATHS.verify}?`, '/', '/meshctl/v1/', `/${r.bytes(4).toString('hex')}`, `${PATHS.register}/../map`]);
-          payload = r.chance(0.5) ? '' : mutateBytes(r, Buffer.from('{"a":1}'));
-        }
-        ctx.input = { method, path, body: typeof payload === 'string' ? payload : payload };
-        errors.length = 0;
-        const headers = { 'content-type': 'application/json' };
-        const streaming = (res: IncomingMessage): boolean => res.statusCode === 200 && path === PATHS.map;
-        const a = await exchangeHttp({ tls: true, agent, rejectUnauthorized: false, host: '127.0.0.1', port, method, path, body: payload, headers, streaming }).catch((err: Error) => {
-          throw new ServerError(`${method} ${path}: the connection dropped without an answer (${err.message}); server log: ${errors.join('; ') || 'nothing'}`);
-        });
-        const crash = uncaught.take();
-        if (crash) throw new ServerError(`uncaught in the control server's process: ${crash}`);
-        if (a.status >= 500) throw new ServerError(`${method} ${path} answered ${a.status}: ${a.body.slice(0, 300)}`);
-        check(a.status >= 200, `no status (${a.status})`);
-        if (++count % HEALTH_EVERY === 0) {
-          const h = await exchangeHttp({ tls: true, agent, rejectUnauthorized: false, host: '127.0.0.1', port, method: 'GET', path: '/healthz' });
-          if (h.status !== 200) throw new ServerError(`/healthz answered ${h.status} after ${count} inputs`);
-        }
-        return a.status < 300 ? 'accepted' : 'rejected';
-      }, { inputLimitMs: HTTP_INPUT_LIMIT_MS });
+      return await fuzzLoop(
+        rng,
+        iterations,
+        onProgress,
+        async (r, ctx) => {
+          const op = r.pick(OPS);
+          const kind = r.int(10);
+          let method = 'POST';
+          let path: string = PATHS[op];
+          let payload: Buffer | string;
+          const header = (): Record<string, unknown> => ({ op: r.chance(0.95) ? op : r.pick(OPS), tsMs: Date.now(), nonce: r.bytes(12).toString('hex') });
+          if (kind <= 1) payload = JSON.stringify(sealed(r, Buffer.from(JSON.stringify({ ...body(r, op), ...header() }))));
+          else if (kind <= 4) payload = JSON.stringify(sealed(r, Buffer.from(JSON.stringify(mutateJson(r, { ...body(r, op), ...header() })))));
+          else if (kind === 5) payload = JSON.stringify(sealed(r, Buffer.from(jsonText(r, randomJson(r), 0.3))));
+          else if (kind === 6) payload = jsonText(r, mutateJson(r, sealed(r, Buffer.from(JSON.stringify({ ...body(r, op), ...header() })))), 0.2);
+          else if (kind === 7) payload = jsonText(r, randomJson(r), 0.3);
+          else if (kind === 8) payload = randomBytes(r, 300);
+          else {
+            method = r.pick(['GET', 'GET', 'PUT', 'DELETE', 'POST', 'OPTIONS']);
+            const verify = `${PATHS.verify}?nodeKey=${encodeURIComponent(r.pick([...nodes.map((x) => x.text), 'x', '%', '']))}`;
+            path = r.pick([
+              PATHS.key,
+              '/healthz',
+              verify,
+              `${PATHS.verify}?`,
+              '/',
+              '/meshctl/v1/',
+              `/${r.bytes(4).toString('hex')}`,
+              `${PATHS.register}/../map`,
+            ]);
+            payload = r.chance(0.5) ? '' : mutateBytes(r, Buffer.from('{"a":1}'));
+          }
+          ctx.input = { method, path, body: typeof payload === 'string' ? payload : payload };
+          errors.length = 0;
+          const headers = { 'content-type': 'application/json' };
+          const streaming = (res: IncomingMessage): boolean => res.statusCode === 200 && path === PATHS.map;
+          const a = await exchangeHttp({
+            tls: true,
+            agent,
+            rejectUnauthorized: false,
+            host: '127.0.0.1',
+            port,
+            method,
+            path,
+            body: payload,
+            headers,
+            streaming,
+          }).catch((err: Error) => {
+            throw new ServerError(
+              `${method} ${path}: the connection dropped without an answer (${err.message}); server log: ${errors.join('; ') || 'nothing'}`,
+            );
+          });
+          const crash = uncaught.take();
+          if (crash) throw new ServerError(`uncaught in the control server's process: ${crash}`);
+          if (a.status >= 500) throw new ServerError(`${method} ${path} answered ${a.status}: ${a.body.slice(0, 300)}`);
+          check(a.status >= 200, `no status (${a.status})`);
+          if (++count % HEALTH_EVERY === 0) {
+            const h = await exchangeHttp({ tls: true, agent, rejectUnauthorized: false, host: '127.0.0.1', port, method: 'GET', path: '/healthz' });
+            if (h.status !== 200) throw new ServerError(`/healthz answered ${h.status} after ${count} inputs`);
+          }
+          return a.status < 300 ? 'accepted' : 'rejected';
+        },
+        { inputLimitMs: HTTP_INPUT_LIMIT_MS },
+      );
     } finally {
       uncaught.stop();
       agent.destroy();

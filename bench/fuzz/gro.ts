@@ -88,7 +88,10 @@ function checkMerged(hdr: Buffer, pkt: Buffer, parts: Buffer[]): void {
   const v4 = pkt[0]! >> 4 === 4;
   const ipLen = v4 ? 20 : 40;
   check(parts.length >= 2, 'a merged packet of one part');
-  check(h.flags === VNET_F_NEEDS_CSUM && h.gsoType === (v4 ? GSO_TCPV4 : GSO_TCPV6) && h.csumStart === ipLen && h.csumOffset === 16, `virtio header ${JSON.stringify(h)}`);
+  check(
+    h.flags === VNET_F_NEEDS_CSUM && h.gsoType === (v4 ? GSO_TCPV4 : GSO_TCPV6) && h.csumStart === ipLen && h.csumOffset === 16,
+    `virtio header ${JSON.stringify(h)}`,
+  );
   const hdrLen = h.hdrLen;
   let payloads = 0;
   parts.forEach((s, i) => {
@@ -103,7 +106,10 @@ function checkMerged(hdr: Buffer, pkt: Buffer, parts: Buffer[]): void {
     check(pkt.readUInt16BE(2) === pkt.length, 'merged IPv4 total length');
     check(ipv4HeaderOk(pkt), 'merged IPv4 header checksum');
   } else check(pkt.readUInt16BE(4) === pkt.length - 40 && pkt.length - 40 <= 65535, 'merged IPv6 payload length');
-  check(pkt.readUInt16BE(ipLen + 16) === csum(pkt, 0, 0, pseudoSum(pkt, PROTO_TCP, pkt.length - ipLen)), 'merged partial checksum is not the pseudo-header sum');
+  check(
+    pkt.readUInt16BE(ipLen + 16) === csum(pkt, 0, 0, pseudoSum(pkt, PROTO_TCP, pkt.length - ipLen)),
+    'merged partial checksum is not the pseudo-header sum',
+  );
   // the round trip: the kernel (or gsoSplit) cuts it back into the same segments
   const out = Buffer.alloc(pkt.length + parts.length * hdrLen);
   let pos = 0;
@@ -117,7 +123,8 @@ function checkMerged(hdr: Buffer, pkt: Buffer, parts: Buffer[]): void {
     check(seg.readUInt32BE(ipLen + 4) === part.readUInt32BE(ipLen + 4), `round trip: segment ${i} sequence number`);
     check(seg.subarray(hdrLen).equals(part.subarray(hdrLen)), `round trip: segment ${i} payload`);
     // the IPv4 header up to the checksum, but of the fragment field only DF: the merge rules (the kernel's) ignore the reserved bit
-    const same = (a: Buffer, b: Buffer): boolean => a.subarray(0, 6).equals(b.subarray(0, 6)) && (a[6]! & 0x7f) === (b[6]! & 0x7f) && a.subarray(7, 10).equals(b.subarray(7, 10));
+    const same = (a: Buffer, b: Buffer): boolean =>
+      a.subarray(0, 6).equals(b.subarray(0, 6)) && (a[6]! & 0x7f) === (b[6]! & 0x7f) && a.subarray(7, 10).equals(b.subarray(7, 10));
     check(!v4 || same(seg, part), `round trip: segment ${i} IPv4 header`);
   });
 }
@@ -140,7 +147,10 @@ const target: FuzzTarget = {
           flat.push(...o.parts);
         } else flat.push(o.pkt);
       }
-      check(flat.length === pkts.length && new Set(flat).size === pkts.length && flat.every((p) => pkts.includes(p)), `${pkts.length} packets in, ${flat.length} out`);
+      check(
+        flat.length === pkts.length && new Set(flat).size === pkts.length && flat.every((p) => pkts.includes(p)),
+        `${pkts.length} packets in, ${flat.length} out`,
+      );
       const order = new Map<string, Buffer[]>();
       for (const p of pkts) {
         const k = flowKey(p);
@@ -155,7 +165,7 @@ const target: FuzzTarget = {
       writeMerged(pkts, (hdr, pkt) => {
         if (hdr && r.bool()) return false;
         const m = hdr ? outs.find((o) => o.hdr && o.pkt.equals(pkt)) : undefined;
-        written.push(...(m && "parts" in m ? m.parts : [pkt]));
+        written.push(...(m && 'parts' in m ? m.parts : [pkt]));
         return true;
       });
       check(written.length === pkts.length, `writeMerged wrote ${written.length} of ${pkts.length} packets`);

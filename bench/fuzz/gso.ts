@@ -8,7 +8,20 @@
 import { vnetPackets, VNET_HDR_LEN, VNET_F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, writeVnetHdr } from '../../src/tun/offload.js';
 import { check, fuzzLoop, type FuzzTarget } from './harness.js';
 import { mutateBytes, randomBytes } from './mutate.js';
-import { buildTcp, buildUdp, csum, ipv4HeaderOk, l4ChecksumOk, PROTO_TCP, PROTO_UDP, pseudoSum, randomTcpFields, TCP_ACK, TCP_FIN, TCP_PSH } from './packets.js';
+import {
+  buildTcp,
+  buildUdp,
+  csum,
+  ipv4HeaderOk,
+  l4ChecksumOk,
+  PROTO_TCP,
+  PROTO_UDP,
+  pseudoSum,
+  randomTcpFields,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_PSH,
+} from './packets.js';
 import type { Rng } from './rng.js';
 
 /** The largest TUN read: a 64 KiB super-packet plus its virtio header. */
@@ -34,7 +47,14 @@ function superPacket(rng: Rng): Buffer {
   // the kernel leaves the pseudo-header sum (of the whole super-packet) in the field
   p.writeUInt16BE(csum(p, 0, 0, pseudoSum(p, PROTO_TCP, p.length - ipLen)), ipLen + 16);
   const out = Buffer.alloc(VNET_HDR_LEN + p.length);
-  writeVnetHdr(out, 0, { flags: VNET_F_NEEDS_CSUM, gsoType: (f.v6 ? GSO_TCPV6 : GSO_TCPV4) | (rng.chance(0.1) ? 0x80 : 0), hdrLen, gsoSize: gsoSize(rng), csumStart: ipLen, csumOffset: 16 });
+  writeVnetHdr(out, 0, {
+    flags: VNET_F_NEEDS_CSUM,
+    gsoType: (f.v6 ? GSO_TCPV6 : GSO_TCPV4) | (rng.chance(0.1) ? 0x80 : 0),
+    hdrLen,
+    gsoSize: gsoSize(rng),
+    csumStart: ipLen,
+    csumOffset: 16,
+  });
   p.copy(out, VNET_HDR_LEN);
   return out;
 }
@@ -92,7 +112,7 @@ function checkGso(b: Buffer, packets: Buffer[]): void {
       check(ipv4HeaderOk(s), `segment ${i}: IPv4 header checksum does not verify`);
     }
     check(l4ChecksumOk(s, ipLen, PROTO_TCP), `segment ${i}: TCP checksum does not verify`);
-    check(s.readUInt32BE(ipLen + 4) === ((seq0 + at) >>> 0), `segment ${i}: sequence number is not the payload offset`);
+    check(s.readUInt32BE(ipLen + 4) === (seq0 + at) >>> 0, `segment ${i}: sequence number is not the payload offset`);
     const data = s.subarray(hdrEnd);
     check(data.equals(payload.subarray(at, at + data.length)), `segment ${i}: payload bytes differ from the super-packet's at offset ${at}`);
     at += data.length;

@@ -118,7 +118,13 @@ export function recordCrash(stats: FuzzStats, seen: Set<string>, crash: Crash): 
  * its outcome (or a promise of it); throwing a typed error counts as rejected;
  * anything else thrown, or a step slower than the limit, is a crash.
  */
-export async function fuzzLoop(rng: Rng, iterations: number, onProgress: Progress, step: (r: Rng, ctx: StepContext) => Outcome | Promise<Outcome>, o: LoopOptions = {}): Promise<FuzzStats> {
+export async function fuzzLoop(
+  rng: Rng,
+  iterations: number,
+  onProgress: Progress,
+  step: (r: Rng, ctx: StepContext) => Outcome | Promise<Outcome>,
+  o: LoopOptions = {},
+): Promise<FuzzStats> {
   const stats = newStats();
   const seen = new Set<string>();
   const limit = o.inputLimitMs ?? PURE_INPUT_LIMIT_MS;
@@ -138,13 +144,21 @@ export async function fuzzLoop(rng: Rng, iterations: number, onProgress: Progres
       else {
         const e = err as Error;
         const kind = err instanceof InvariantError ? (err instanceof ServerError ? 'server-error' : 'invariant') : 'exception';
-        const message = kind === 'exception' ? `${e?.name ?? typeof err}: ${e?.message ?? String(err)}\n${(e?.stack ?? '').split('\n').slice(1, 4).join('\n')}` : e.message;
+        const message =
+          kind === 'exception' ? `${e?.name ?? typeof err}: ${e?.message ?? String(err)}\n${(e?.stack ?? '').split('\n').slice(1, 4).join('\n')}` : e.message;
         recordCrash(stats, seen, { inputSeed: r.seed, iteration: i, kind, message, input: shownInput(ctx.input) });
       }
     }
     const ms = performance.now() - t0;
     if (ms > stats.slowestInputMs) stats.slowestInputMs = ms;
-    if (ms > limit) recordCrash(stats, seen, { inputSeed: r.seed, iteration: i, kind: 'slow', message: `input took ${ms.toFixed(0)} ms (limit ${limit} ms)`, input: shownInput(ctx.input) });
+    if (ms > limit)
+      recordCrash(stats, seen, {
+        inputSeed: r.seed,
+        iteration: i,
+        kind: 'slow',
+        message: `input took ${ms.toFixed(0)} ms (limit ${limit} ms)`,
+        input: shownInput(ctx.input),
+      });
     stats.iterations++;
     if (iterations === 1) stats.sampleInput = shownInput(ctx.input);
     onProgress(i + 1);

@@ -71,46 +71,61 @@ const target: FuzzTarget = {
     await api.start();
     let count = 0;
     try {
-      return await fuzzLoop(rng, iterations, onProgress, async (r, ctx) => {
-        const route = r.pick(ROUTES);
-        let method = route.method;
-        let path: string = route.path;
-        const headers: Record<string, string> = { 'content-type': 'application/json' };
-        const kind = r.int(10);
-        let payload: string | Buffer | undefined;
-        const valid = route.body(r);
-        if (kind <= 1) payload = valid === undefined ? undefined : JSON.stringify(valid);
-        else if (kind <= 4) payload = JSON.stringify(mutateJson(r, valid ?? {}));
-        else if (kind === 5) payload = jsonText(r, randomJson(r), 0.3);
-        else if (kind === 6) payload = randomBytes(r, 300);
-        else if (kind === 7) path = `${route.path}?${r.pick(['ip=', 'ip=100.64.0.1', 'ip=%zz', 'ip=' + 'a'.repeat(500), 'ip=::1&ip=x', '%', '&&'])}`;
-        else if (kind === 8) {
-          method = r.pick(['GET', 'POST', 'PUT', 'DELETE', 'PATCH']);
-          path = r.pick([route.path, `${route.path}/`, '/', '/localapi/v1/', `/localapi/v1/${r.bytes(3).toString('hex')}`, '//localapi/v1/status', '/localapi/v1/status/..']);
-          payload = r.chance(0.5) ? JSON.stringify(valid ?? {}) : undefined;
-        } else {
-          headers[r.pick(['origin', 'referer'])] = 'http://evil.example';
-          payload = valid === undefined ? undefined : JSON.stringify(valid);
-        }
-        ctx.input = { method, path, headers, body: payload };
-        const a = await exchangeHttp({ socketPath, method, path, headers, body: payload, agent: false }).catch((err: Error) => {
-          throw new ServerError(`${method} ${path}: the connection dropped without an answer (${err.message})`);
-        });
-        const crash = uncaught.take();
-        if (crash) throw new ServerError(`uncaught in the daemon's process: ${crash}`);
-        const code = /"code":"([A-Z_]+)"/.exec(a.body)?.[1];
-        if (a.status === 500 || (a.status > 500 && code !== 'UNREACHABLE' && code !== 'TIMEOUT')) throw new ServerError(`${method} ${path} answered ${a.status}: ${a.body.slice(0, 300)}`);
-        if (a.status === 200 && path === LOCALAPI.up) {
-          const last = a.body.trim().split('\n').at(-1) ?? '';
-          if (code === 'FAILURE') throw new ServerError(`up's stream ended with a FAILURE: ${last.slice(0, 300)}`);
-        }
-        check(a.status >= 200, `no status (${a.status})`);
-        if (++count % STATUS_EVERY === 0) {
-          const s = await exchangeHttp({ socketPath, method: 'GET', path: LOCALAPI.status, agent: false });
-          if (s.status !== 200) throw new ServerError(`status answered ${s.status} after ${count} inputs`);
-        }
-        return a.status < 300 && !/"type":"error"/.test(a.body) ? 'accepted' : 'rejected';
-      }, { inputLimitMs: HTTP_INPUT_LIMIT_MS });
+      return await fuzzLoop(
+        rng,
+        iterations,
+        onProgress,
+        async (r, ctx) => {
+          const route = r.pick(ROUTES);
+          let method = route.method;
+          let path: string = route.path;
+          const headers: Record<string, string> = { 'content-type': 'application/json' };
+          const kind = r.int(10);
+          let payload: string | Buffer | undefined;
+          const valid = route.body(r);
+          if (kind <= 1) payload = valid === undefined ? undefined : JSON.stringify(valid);
+          else if (kind <= 4) payload = JSON.stringify(mutateJson(r, valid ?? {}));
+          else if (kind === 5) payload = jsonText(r, randomJson(r), 0.3);
+          else if (kind === 6) payload = randomBytes(r, 300);
+          else if (kind === 7) path = `${route.path}?${r.pick(['ip=', 'ip=100.64.0.1', 'ip=%zz', 'ip=' + 'a'.repeat(500), 'ip=::1&ip=x', '%', '&&'])}`;
+          else if (kind === 8) {
+            method = r.pick(['GET', 'POST', 'PUT', 'DELETE', 'PATCH']);
+            path = r.pick([
+              route.path,
+              `${route.path}/`,
+              '/',
+              '/localapi/v1/',
+              `/localapi/v1/${r.bytes(3).toString('hex')}`,
+              '//localapi/v1/status',
+              '/localapi/v1/status/..',
+            ]);
+            payload = r.chance(0.5) ? JSON.stringify(valid ?? {}) : undefined;
+          } else {
+            headers[r.pick(['origin', 'referer'])] = 'http://evil.example';
+            payload = valid === undefined ? undefined : JSON.stringify(valid);
+          }
+          ctx.input = { method, path, headers, body: payload };
+          const a = await exchangeHttp({ socketPath, method, path, headers, body: payload, agent: false }).catch((err: Error) => {
+            throw new ServerError(`${method} ${path}: the connection dropped without an answer (${err.message})`);
+          });
+          const crash = uncaught.take();
+          if (crash) throw new ServerError(`uncaught in the daemon's process: ${crash}`);
+          const code = /"code":"([A-Z_]+)"/.exec(a.body)?.[1];
+          if (a.status === 500 || (a.status > 500 && code !== 'UNREACHABLE' && code !== 'TIMEOUT'))
+            throw new ServerError(`${method} ${path} answered ${a.status}: ${a.body.slice(0, 300)}`);
+          if (a.status === 200 && path === LOCALAPI.up) {
+            const last = a.body.trim().split('\n').at(-1) ?? '';
+            if (code === 'FAILURE') throw new ServerError(`up's stream ended with a FAILURE: ${last.slice(0, 300)}`);
+          }
+          check(a.status >= 200, `no status (${a.status})`);
+          if (++count % STATUS_EVERY === 0) {
+            const s = await exchangeHttp({ socketPath, method: 'GET', path: LOCALAPI.status, agent: false });
+            if (s.status !== 200) throw new ServerError(`status answered ${s.status} after ${count} inputs`);
+          }
+          return a.status < 300 && !/"type":"error"/.test(a.body) ? 'accepted' : 'rejected';
+        },
+        { inputLimitMs: HTTP_INPUT_LIMIT_MS },
+      );
     } finally {
       uncaught.stop();
       await api.stop();

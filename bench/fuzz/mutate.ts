@@ -59,7 +59,27 @@ export function randomBytes(rng: Rng, max: number): Buffer {
   return rng.bytes(rng.length(max));
 }
 
-const ODD_STRINGS = ['', ' ', '\u0000', 'null', '0', '-1', '1e309', '::', '0.0.0.0', '[::1]:0', '__proto__', 'constructor', '\u202e', '\ud800', 'é', '%00', '../..', 'mskey-', 'a'.repeat(300)];
+const ODD_STRINGS = [
+  '',
+  ' ',
+  '\u0000',
+  'null',
+  '0',
+  '-1',
+  '1e309',
+  '::',
+  '0.0.0.0',
+  '[::1]:0',
+  '__proto__',
+  'constructor',
+  '\u202e',
+  '\ud800',
+  'é',
+  '%00',
+  '../..',
+  'mskey-',
+  'a'.repeat(300),
+];
 const ODD_NUMBERS = [0, -0, -1, 1, 0.5, 65535, 65536, 2 ** 31, 2 ** 32, 2 ** 53 + 1, -(2 ** 53), 1e308, Number.MIN_VALUE];
 
 /** Sets an own property, as JSON.parse makes it: `o['__proto__'] = v` would set the prototype instead. */
@@ -94,7 +114,7 @@ export function randomJson(rng: Rng, depth = 3): unknown {
 
 /** A value of another JSON type than `v`. */
 function swapType(rng: Rng, v: unknown): unknown {
-  const options: unknown[] = [null, true, 0, -1, 1e21, '', typeof v === 'object' ? JSON.stringify(v) ?? '' : String(v), [], [v], {}, { v }];
+  const options: unknown[] = [null, true, 0, -1, 1e21, '', typeof v === 'object' ? (JSON.stringify(v) ?? '') : String(v), [], [v], {}, { v }];
   if (typeof v === 'number') options.push(String(v), v + 0.5, -v);
   return rng.pick(options);
 }

@@ -88,7 +88,8 @@ const target: FuzzTarget = {
           return got ? 'accepted' : 'rejected';
         }
         const got = parseNatpmpMapping(input, port);
-        if (got) check(got.externalPort >= 1 && got.externalPort <= 65535 && got.lifetimeS >= 0 && got.lifetimeS <= 0xffffffff, `mapping ${JSON.stringify(got)}`);
+        if (got)
+          check(got.externalPort >= 1 && got.externalPort <= 65535 && got.lifetimeS >= 0 && got.lifetimeS <= 0xffffffff, `mapping ${JSON.stringify(got)}`);
         if (!mutate && !random) check(got?.externalPort === port && got.lifetimeS === life, `valid NAT-PMP mapping answer gave ${JSON.stringify(got)}`);
         return got ? 'accepted' : 'rejected';
       }
@@ -113,7 +114,13 @@ const target: FuzzTarget = {
       if (which === 3) {
         const loc = `http://${ip}:${port}/rootDesc.xml`;
         const text = `HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\nUSN: uuid:x::urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\nEXT:\r\nSERVER: x\r\nLOCATION: ${loc}\r\n\r\n`;
-        const input = random ? randomBytes(r, 400) : mutate ? (r.bool() ? mutateBytes(r, Buffer.from(text)) : Buffer.from(textMutation(r, text), 'latin1')) : Buffer.from(text);
+        const input = random
+          ? randomBytes(r, 400)
+          : mutate
+            ? r.bool()
+              ? mutateBytes(r, Buffer.from(text))
+              : Buffer.from(textMutation(r, text), 'latin1')
+            : Buffer.from(text);
         ctx.input = { which: 'ssdp', text: input.toString('latin1') };
         const got = parseSsdpResponse(input);
         if (got) checkUrl(got);
@@ -125,7 +132,11 @@ const target: FuzzTarget = {
         const entries = Array.from({ length: r.chance(0.05) ? r.range(100, 1200) : r.range(0, 4) }, () => {
           const s = r.pick(SERVICES);
           const url = r.pick(['/ctl/IPConn', `http://${ipv4(r)}:${r.range(1, 65535)}/ctl`, 'ctl/x', '']);
-          return { s, url, xml: `<service><serviceType>${s}</serviceType><serviceId>x</serviceId>${r.chance(0.9) ? `<controlURL>${url}</controlURL>` : ''}</service>` };
+          return {
+            s,
+            url,
+            xml: `<service><serviceType>${s}</serviceType><serviceId>x</serviceId>${r.chance(0.9) ? `<controlURL>${url}</controlURL>` : ''}</service>`,
+          };
         });
         const desc = `<?xml version="1.0"?><root><device><serviceList>${entries.map((e) => e.xml).join('')}</serviceList></device></root>`;
         const input = random ? randomBytes(r, 2000).toString('latin1') : mutate ? textMutation(r, desc) : desc;

@@ -40,7 +40,10 @@ const target: FuzzTarget = {
   description: 'FrameReader: same frames as a reference decoder, FrameError only for oversized frames, round trip of frame()',
   run: (rng, iterations, onProgress) =>
     fuzzLoop(rng, iterations, onProgress, (r, ctx) => {
-      const sent: Frame[] = Array.from({ length: r.range(0, 6) }, () => ({ type: r.int(256), payload: r.bytes(r.chance(0.02) ? r.range(0, MAX_FRAME) : r.length(2000)) }));
+      const sent: Frame[] = Array.from({ length: r.range(0, 6) }, () => ({
+        type: r.int(256),
+        payload: r.bytes(r.chance(0.02) ? r.range(0, MAX_FRAME) : r.length(2000)),
+      }));
       const valid = Buffer.concat(sent.map((f) => frame(f.type, f.payload)));
       const kind = r.int(4);
       const stream = kind <= 1 ? valid : kind === 2 ? mutateBytes(r, valid) : randomBytes(r, 300);

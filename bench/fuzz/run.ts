@@ -98,7 +98,14 @@ function num(text: string | undefined, dflt: number, what: string): number {
 
 const f1 = (x: number): string => x.toFixed(1);
 
-async function runOne(name: string, seed: number, pureIterations: number, httpIterations: number, inputSeed: number | null, memoryLimitOverride: number | null): Promise<boolean> {
+async function runOne(
+  name: string,
+  seed: number,
+  pureIterations: number,
+  httpIterations: number,
+  inputSeed: number | null,
+  memoryLimitOverride: number | null,
+): Promise<boolean> {
   const heartbeat = new SharedArrayBuffer(4);
   const beat = new Int32Array(heartbeat);
   // the kind is known once the worker loaded the target; it decides the count, so ask first
@@ -110,7 +117,9 @@ async function runOne(name: string, seed: number, pureIterations: number, httpIt
   let heapTen = NaN;
   let heapEnd = NaN;
   let limit = DEFAULT_MEMORY_LIMIT_MIB;
-  console.log(`[${name}] ${inputSeed === null ? `${iterations} inputs, seed ${seed}` : `one input, input seed ${inputSeed}`}${kind === 'http' ? ' (a server on loopback: --http-iterations)' : ''}`);
+  console.log(
+    `[${name}] ${inputSeed === null ? `${iterations} inputs, seed ${seed}` : `one input, input seed ${inputSeed}`}${kind === 'http' ? ' (a server on loopback: --http-iterations)' : ''}`,
+  );
   const result = await new Promise<{ stats?: FuzzStats & { sampleInput?: string }; error?: string }>((resolve) => {
     let last = -1;
     let lastChange = Date.now();
@@ -166,7 +175,9 @@ async function runOne(name: string, seed: number, pureIterations: number, httpIt
       `(growth ${growth >= 0 ? '+' : ''}${f1(growth)} MiB, limit ${limit}): ${s.crashCount === 0 && memOk ? 'ok' : 'FAILED'}`,
   );
   for (const c of s.crashes) {
-    console.log(`  ${c.kind} at iteration ${c.iteration} (input seed ${c.inputSeed}; rerun: npm run fuzz -- --input-seed ${c.inputSeed} ${name}): ${c.message}`);
+    console.log(
+      `  ${c.kind} at iteration ${c.iteration} (input seed ${c.inputSeed}; rerun: npm run fuzz -- --input-seed ${c.inputSeed} ${name}): ${c.message}`,
+    );
     console.log(`    input: ${c.input}`);
   }
   if (inputSeed !== null && s.sampleInput) console.log(`  input: ${s.sampleInput}`);
@@ -188,7 +199,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const names = args.length ? args : Object.keys(TARGETS);
-  for (const n of names) if (!TARGETS[n]) (console.error(`no fuzz target "${n}": the targets are ${Object.keys(TARGETS).join(', ')}`), process.exit(2));
+  for (const n of names) if (!TARGETS[n]) console.error(`no fuzz target "${n}": the targets are ${Object.keys(TARGETS).join(', ')}`), process.exit(2);
   if (!(globalThis as { gc?: unknown }).gc) console.log('note: run node with --expose-gc (npm run fuzz does) for heap figures after a forced GC');
   let ok = true;
   for (const n of names) ok = (await runOne(n, seed, pure, http, inputSeed, mem)) && ok;

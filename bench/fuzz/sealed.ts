@@ -24,7 +24,14 @@ const TICK_MS = 100;
 
 function body(r: Rng): Record<string, unknown> {
   return r.pick([
-    { authKey: 'mskey-0123456789ab-' + 'cd'.repeat(24), hostname: 'node-' + r.int(100), os: 'linux', version: '0.1.0', discoKey: keyToText(r.bytes(32)), endpoints: ['192.0.2.1:41641'] },
+    {
+      authKey: 'mskey-0123456789ab-' + 'cd'.repeat(24),
+      hostname: 'node-' + r.int(100),
+      os: 'linux',
+      version: '0.1.0',
+      discoKey: keyToText(r.bytes(32)),
+      endpoints: ['192.0.2.1:41641'],
+    },
     { endpoints: ['[2001:db8::1]:41641'], discoKey: keyToText(r.bytes(32)) },
     { endpoints: [], homeRelay: 'fra' },
     {},
@@ -64,38 +71,49 @@ const target: FuzzTarget = {
     };
     const opener = new SealedOpener(controlPrivate, nonces, { now: () => now });
     const typed = (e: unknown): boolean => e instanceof ControlError;
-    return fuzzLoop(rng, iterations, onProgress, (r, ctx) => {
-      now += TICK_MS;
-      const node = r.pick(nodes);
-      const op = r.pick(OPS);
-      const plain: Record<string, unknown> = { ...body(r), op: r.chance(0.9) ? op : r.pick(OPS), tsMs: now - r.int(1000), nonce: r.bytes(12).toString('hex') };
-      const kind = r.int(10);
-      let plainText = JSON.stringify(plain);
-      if (kind === 1) plainText = JSON.stringify(mutateJson(r, plain));
-      else if (kind === 2) plainText = jsonText(r, randomJson(r), 0.3);
-      const plainBytes = kind === 3 ? mutateBytes(r, Buffer.from(plainText)) : Buffer.from(plainText);
-      if (kind === 3) plainText = plainBytes.toString('latin1');
-      const box = sealBox(node.key, plainBytes);
-      let req: unknown = { nodeKey: node.text, box: box.toString('base64') };
-      if (kind === 4) req = mutateJson(r, req);
-      else if (kind === 5) req = { nodeKey: node.text, box: mutateBytes(r, box).toString('base64') };
-      else if (kind === 6) req = randomJson(r);
-      else if (kind === 7) req = { nodeKey: keyToText(r.chance(0.5) ? Buffer.alloc(32) : r.bytes(32)), box: box.toString('base64') };
-      ctx.input = { op, plaintext: plainText, request: req };
-      // the primitive alone: any bytes open to null or a buffer
-      const junk = r.chance(0.5) ? mutateBytes(r, box) : r.bytes(r.length(200));
-      const opened = openBox(node.key, junk);
-      check(opened === null || Buffer.isBuffer(opened), 'openBox returned neither null nor a buffer');
-      check(openBox(node.key, box)?.equals(plainBytes), 'seal → open did not give the plaintext back');
-      const got = opener.open(req, op, (o) => o);
-      opener.accept(got); // as the server does for a request that changes something: a replay is then refused
-      check(got.body.op === op, `opened a request sealed for ${String(got.body.op)} as ${op}`);
-      if (kind === 0) {
-        check(got.nodeKey === node.text, 'opened with another node key than the request named');
-        check(JSON.stringify(got.body) === plainText, 'the opened body differs from the sealed one');
-      }
-      return 'accepted';
-    }, { typedError: typed });
+    return fuzzLoop(
+      rng,
+      iterations,
+      onProgress,
+      (r, ctx) => {
+        now += TICK_MS;
+        const node = r.pick(nodes);
+        const op = r.pick(OPS);
+        const plain: Record<string, unknown> = {
+          ...body(r),
+          op: r.chance(0.9) ? op : r.pick(OPS),
+          tsMs: now - r.int(1000),
+          nonce: r.bytes(12).toString('hex'),
+        };
+        const kind = r.int(10);
+        let plainText = JSON.stringify(plain);
+        if (kind === 1) plainText = JSON.stringify(mutateJson(r, plain));
+        else if (kind === 2) plainText = jsonText(r, randomJson(r), 0.3);
+        const plainBytes = kind === 3 ? mutateBytes(r, Buffer.from(plainText)) : Buffer.from(plainText);
+        if (kind === 3) plainText = plainBytes.toString('latin1');
+        const box = sealBox(node.key, plainBytes);
+        let req: unknown = { nodeKey: node.text, box: box.toString('base64') };
+        if (kind === 4) req = mutateJson(r, req);
+        else if (kind === 5) req = { nodeKey: node.text, box: mutateBytes(r, box).toString('base64') };
+        else if (kind === 6) req = randomJson(r);
+        else if (kind === 7) req = { nodeKey: keyToText(r.chance(0.5) ? Buffer.alloc(32) : r.bytes(32)), box: box.toString('base64') };
+        ctx.input = { op, plaintext: plainText, request: req };
+        // the primitive alone: any bytes open to null or a buffer
+        const junk = r.chance(0.5) ? mutateBytes(r, box) : r.bytes(r.length(200));
+        const opened = openBox(node.key, junk);
+        check(opened === null || Buffer.isBuffer(opened), 'openBox returned neither null nor a buffer');
+        check(openBox(node.key, box)?.equals(plainBytes), 'seal → open did not give the plaintext back');
+        const got = opener.open(req, op, (o) => o);
+        opener.accept(got); // as the server does for a request that changes something: a replay is then refused
+        check(got.body.op === op, `opened a request sealed for ${String(got.body.op)} as ${op}`);
+        if (kind === 0) {
+          check(got.nodeKey === node.text, 'opened with another node key than the request named');
+          check(JSON.stringify(got.body) === plainText, 'the opened body differs from the sealed one');
+        }
+        return 'accepted';
+      },
+      { typedError: typed },
+    );
   },
 };
 export default target;

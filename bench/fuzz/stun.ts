@@ -72,8 +72,7 @@ const target: FuzzTarget = {
         if (valid.readUInt16BE(0) === 0x0101) {
           const same = m.kind === 'response' && m.mapped.address === addr.address && m.mapped.port === addr.port;
           check(same, `response round trip: ${JSON.stringify(m)} for ${JSON.stringify(addr)}`);
-        }
-        else check(m.kind === 'request', 'request round trip');
+        } else check(m.kind === 'request', 'request round trip');
       }
       return m ? 'accepted' : 'rejected';
     }),

@@ -1,6 +1,6 @@
 // `meshctl control …`: run the control server and administer its network.
 import { existsSync, readFileSync } from '../util/cjs.js';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ControlError } from '../control/protocol.js';
 import type { RelayRegion } from '../netmap/types.js';
 import { durationArg, printJson, serveUntilSignal } from './context.js';
@@ -25,14 +25,16 @@ function relayArg(v: string, prev: RelayRegion[]): RelayRegion[] {
 }
 
 function mapControlError(err: unknown): never {
-  if (err instanceof ControlError) throw new CliError(err.code === 'NODE_UNKNOWN' ? 'NOT_FOUND' : err.code === 'BAD_REQUEST' ? 'USAGE' : 'FAILURE', err.message);
+  if (err instanceof ControlError)
+    throw new CliError(err.code === 'NODE_UNKNOWN' ? 'NOT_FOUND' : err.code === 'BAD_REQUEST' ? 'USAGE' : 'FAILURE', err.message);
   throw err;
 }
 
 // loaded on use: the database engine (WASM) must not slow down every other command
 const admin = async () => (await import('../control/admin-client.js')).admin;
 
-const stateDirOption = (): Option => new Option('--state-dir <dir>', "the control server's state directory").default(controlStateDirFromEnv() ?? DEFAULT_CONTROL_STATE_DIR);
+const stateDirOption = (): Option =>
+  new Option('--state-dir <dir>', "the control server's state directory").default(controlStateDirFromEnv() ?? DEFAULT_CONTROL_STATE_DIR);
 
 export function registerControl(program: Command): void {
   const control = program.command('control').description('the control server: run it and administer its network');
@@ -49,43 +51,63 @@ export function registerControl(program: Command): void {
     .addOption(new Option('--key-expiry <dur>', 'node keys expire after this long (default: never)').argParser(durationArg))
     .addOption(new Option('--ephemeral-grace <dur>', 'an ephemeral node offline this long is deleted').argParser(durationArg).default(30_000, '30s'))
     .option('--fresh', 'start a new, empty network although control.key shows one ran here (its database is missing, empty or damaged)')
-    .action(async (o: { listen: { host: string; port: number }; stateDir: string; tlsCert?: string; tlsKey?: string; relay: RelayRegion[]; keyExpiry?: number; ephemeralGrace: number; config?: string; fresh?: boolean }, cmd: Command) => {
-      if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
-      if (o.config) {
-        const { loadControlConfig } = await import('../control/config.js');
-        let c;
-        try {
-          c = loadControlConfig(o.config);
-        } catch (err) {
-          throw new CliError('USAGE', `--config ${(err as Error).message}`);
+    .action(
+      async (
+        o: {
+          listen: { host: string; port: number };
+          stateDir: string;
+          tlsCert?: string;
+          tlsKey?: string;
+          relay: RelayRegion[];
+          keyExpiry?: number;
+          ephemeralGrace: number;
+          config?: string;
+          fresh?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
+        if (o.config) {
+          const { loadControlConfig } = await import('../control/config.js');
+          let c;
+          try {
+            c = loadControlConfig(o.config);
+          } catch (err) {
+            throw new CliError('USAGE', `--config ${(err as Error).message}`);
+          }
+          o.relay = [...c.relays, ...o.relay];
+          if (o.keyExpiry === undefined) o.keyExpiry = c.keyExpiryMs;
+          if (c.ephemeralGraceMs !== undefined && cmd.getOptionValueSource('ephemeralGrace') === 'default') o.ephemeralGrace = c.ephemeralGraceMs;
         }
-        o.relay = [...c.relays, ...o.relay];
-        if (o.keyExpiry === undefined) o.keyExpiry = c.keyExpiryMs;
-        if (c.ephemeralGraceMs !== undefined && cmd.getOptionValueSource('ephemeralGrace') === 'default') o.ephemeralGrace = c.ephemeralGraceMs;
-      }
-      const { ControlServer } = await import('../control/server.js');
-      const server = new ControlServer({
-        host: o.listen.host,
-        port: o.listen.port,
-        stateDir: o.stateDir,
-        tlsCert: o.tlsCert,
-        tlsKey: o.tlsKey,
-        relays: o.relay,
-        keyExpiryMs: o.keyExpiry ?? null,
-        ephemeralGraceMs: o.ephemeralGrace,
-        fresh: o.fresh === true,
-        logger: (m) => process.stderr.write(`${isoTime()} meshctl control: ${m}\n`),
-      });
-      try {
-        await server.start();
-      } catch (err) {
-        if ((err as Error).name !== 'ListenError') throw new CliError('FAILURE', `meshctl control serve: ${(err as Error).message}`);
-        const e = (err as Error & { errno: NodeJS.ErrnoException }).errno;
-        const why = e.code === 'EADDRINUSE' ? 'the port is in use: stop the other server or pick another --listen' : e.code === 'EACCES' ? 'permission denied: use a port above 1023 or run as root' : e.message;
-        throw new CliError('FAILURE', `meshctl control serve: cannot listen on ${o.listen.host}:${o.listen.port}: ${why}`);
-      }
-      await serveUntilSignal(server);
-    });
+        const { ControlServer } = await import('../control/server.js');
+        const server = new ControlServer({
+          host: o.listen.host,
+          port: o.listen.port,
+          stateDir: o.stateDir,
+          tlsCert: o.tlsCert,
+          tlsKey: o.tlsKey,
+          relays: o.relay,
+          keyExpiryMs: o.keyExpiry ?? null,
+          ephemeralGraceMs: o.ephemeralGrace,
+          fresh: o.fresh === true,
+          logger: (m) => process.stderr.write(`${isoTime()} meshctl control: ${m}\n`),
+        });
+        try {
+          await server.start();
+        } catch (err) {
+          if ((err as Error).name !== 'ListenError') throw new CliError('FAILURE', `meshctl control serve: ${(err as Error).message}`);
+          const e = (err as Error & { errno: NodeJS.ErrnoException }).errno;
+          const why =
+            e.code === 'EADDRINUSE'
+              ? 'the port is in use: stop the other server or pick another --listen'
+              : e.code === 'EACCES'
+                ? 'permission denied: use a port above 1023 or run as root'
+                : e.message;
+          throw new CliError('FAILURE', `meshctl control serve: cannot listen on ${o.listen.host}:${o.listen.port}: ${why}`);
+        }
+        await serveUntilSignal(server);
+      },
+    );
 
   control
     .command('ca')
@@ -94,7 +116,8 @@ export function registerControl(program: Command): void {
     .action(async (o: { stateDir: string }) => {
       const { stateFiles } = await import('../control/state-dir.js');
       const f = stateFiles(o.stateDir).cert;
-      if (!existsSync(f)) throw new CliError('FAILURE', `no certificate in ${o.stateDir}: start \`meshctl control serve --state-dir ${o.stateDir}\` once to create it`);
+      if (!existsSync(f))
+        throw new CliError('FAILURE', `no certificate in ${o.stateDir}: start \`meshctl control serve --state-dir ${o.stateDir}\` once to create it`);
       process.stdout.write(readFileSync(f, 'utf8'));
     });
 
@@ -108,9 +131,13 @@ export function registerControl(program: Command): void {
     .addOption(new Option('--expiry <dur>', 'the key stops working after this long (e.g. 1h, 90d)').argParser(durationArg))
     .option('--json', 'print as JSON')
     .action(async (o: { stateDir: string; reusable?: boolean; ephemeral?: boolean; expiry?: number; json?: boolean }) => {
-      const k = await (await admin()).createAuthKey(o.stateDir, { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: o.expiry ?? null }).catch(mapControlError);
+      const k = await (await admin())
+        .createAuthKey(o.stateDir, { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: o.expiry ?? null })
+        .catch(mapControlError);
       if (o.json) return printJson(k);
-      process.stderr.write(`${k.reusable ? 'reusable' : 'single-use'}${k.ephemeral ? ', ephemeral' : ''} key, ${k.expires ? `expires ${k.expires}` : 'never expires'}\n`);
+      process.stderr.write(
+        `${k.reusable ? 'reusable' : 'single-use'}${k.ephemeral ? ', ephemeral' : ''} key, ${k.expires ? `expires ${k.expires}` : 'never expires'}\n`,
+      );
       process.stdout.write(`${k.key}\n`);
     });
 
@@ -123,9 +150,29 @@ export function registerControl(program: Command): void {
     .action(async (o: { stateDir: string; json?: boolean }) => {
       const list = await (await admin()).listNodes(o.stateDir).catch(mapControlError);
       if (o.json) return printJson(list);
-      const rows = [['ID', 'NAME', 'IPV4', 'IPV6', 'OS', 'STATE', 'LAST SEEN'], ...list.map((n) => [String(n.id), n.name, n.addresses[0]!, n.addresses[1]!, n.os, n.expired ? 'expired' : n.online ? 'online' : 'offline', n.lastSeen ?? '-'])];
+      const rows = [
+        ['ID', 'NAME', 'IPV4', 'IPV6', 'OS', 'STATE', 'LAST SEEN'],
+        ...list.map((n) => [
+          String(n.id),
+          n.name,
+          n.addresses[0]!,
+          n.addresses[1]!,
+          n.os,
+          n.expired ? 'expired' : n.online ? 'online' : 'offline',
+          n.lastSeen ?? '-',
+        ]),
+      ];
       const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n');
+      process.stdout.write(
+        rows
+          .map((r) =>
+            r
+              .map((c, i) => c.padEnd(w[i]!))
+              .join('  ')
+              .trimEnd(),
+          )
+          .join('\n') + '\n',
+      );
     });
   for (const [verb, done] of [
     ['delete', 'deleted'],

@@ -1,6 +1,6 @@
 // `meshctl daemon`: the node daemon in the foreground, as `up` starts it in
 // the background and as service managers run it.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { DEFAULT_IFNAME, DEFAULT_PORT, DEFAULT_STATE_DIR } from '../localapi/types.js';
 import { portArg, socketOf } from './context.js';
 import { CliError } from './errors.js';

@@ -1,6 +1,6 @@
 // `meshctl debug engine`: the WireGuard engine alone on a TUN device, driven
 // by the standard `wg` tool over the cross-platform UAPI, like wireguard-go.
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { CliError } from './errors.js';
 
 const IFNAME_RE = /^[^\s/:]{1,15}$/;

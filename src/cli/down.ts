@@ -10,7 +10,9 @@ export function registerDown(program: Command): void {
     .description('stop carrying traffic and leave the network map; keep identity and settings')
     .option('--json', 'print the resulting status as JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
-      const s = await clientOf(cmd).post<Status>(LOCALAPI.down).catch((e: unknown) => Promise.reject(fromApi(e, socketOf(cmd))));
+      const s = await clientOf(cmd)
+        .post<Status>(LOCALAPI.down)
+        .catch((e: unknown) => Promise.reject(fromApi(e, socketOf(cmd))));
       if (o.json) printJson(s);
       else process.stderr.write('meshctl is down; `meshctl up` brings it back with the same identity\n');
     });
@@ -19,7 +21,9 @@ export function registerDown(program: Command): void {
     .description('forget the node key here and at the control server')
     .option('--json', 'print the resulting status as JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
-      const s = await clientOf(cmd).post<Status>(LOCALAPI.logout).catch((e: unknown) => Promise.reject(fromApi(e, socketOf(cmd))));
+      const s = await clientOf(cmd)
+        .post<Status>(LOCALAPI.logout)
+        .catch((e: unknown) => Promise.reject(fromApi(e, socketOf(cmd))));
       if (o.json) printJson(s);
       else process.stderr.write('logged out; `meshctl up --auth-key KEY` joins again as a new node\n');
     });

@@ -21,7 +21,10 @@ export type CliErrorCode = keyof typeof EXIT;
 
 export class CliError extends Error {
   override readonly name = 'CliError';
-  constructor(readonly code: CliErrorCode, message: string) {
+  constructor(
+    readonly code: CliErrorCode,
+    message: string,
+  ) {
     super(message);
   }
   get exitCode(): number {

@@ -1,5 +1,5 @@
 // `meshctl lab up|status|down`: the one-command demonstration, on one machine.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { join } from 'node:path';
 import { CliError } from './errors.js';
 import { packageRoot } from './version.js';
@@ -20,9 +20,13 @@ export function registerLab(program: Command): void {
   const nameOpt = () => new Option('--name <name>', 'lab name (namespaces are prefixed with it)').default('mlab');
   lab
     .command('up')
-    .description('build the lab, start control, relays and nodes, and print every node\'s status')
+    .description("build the lab, start control, relays and nodes, and print every node's status")
     .addOption(nameOpt())
-    .addOption(new Option('--nodes <kinds>', 'comma-separated NAT kinds: public, easy, hard, blocked, upnp').argParser(kindsArg).default(kindsArg(DEFAULT_NODES), DEFAULT_NODES))
+    .addOption(
+      new Option('--nodes <kinds>', 'comma-separated NAT kinds: public, easy, hard, blocked, upnp')
+        .argParser(kindsArg)
+        .default(kindsArg(DEFAULT_NODES), DEFAULT_NODES),
+    )
     .option('--uplink <rate>', 'shape every NAT uplink with TBF, e.g. 20mbit')
     .action(async (o: { name: string; nodes: string[]; uplink?: string }) => {
       const { Lab, LabError } = await import('../lab/lab.js');
@@ -42,7 +46,9 @@ export function registerLab(program: Command): void {
         say(`starting ${l.s.nodes.length} nodes (meshctl up in each)`);
         await l.upAll();
         say('waiting for paths');
-        await l.waitFor('paths', async () => (await import('../lab/report.js')).allPathsKnown(l!), PATH_WAIT_MS).catch(() => say('some peers have no path yet; status shows them as they are'));
+        await l
+          .waitFor('paths', async () => (await import('../lab/report.js')).allPathsKnown(l!), PATH_WAIT_MS)
+          .catch(() => say('some peers have no path yet; status shows them as they are'));
         process.stdout.write(await printLabStatus(l));
         say(`the lab stays up: meshctl lab status / meshctl lab down --name ${o.name}`);
       } catch (err) {

@@ -1,7 +1,7 @@
 // `meshctl ping PEER`: disco probes over the path the engine uses for PEER,
 // one line per pong naming that path; stops at the first direct pong unless
 // --until-direct=false.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { LOCALAPI, type PingResponse } from '../localapi/types.js';
 import { boolArg, clientOf, durationArg, printJson, socketOf } from './context.js';
 import { CliError, fromApi } from './errors.js';
@@ -51,7 +51,8 @@ export function registerPing(program: Command): void {
         }
         pongs++;
         const via = terminalSafe(r.pong.via === 'direct' ? r.pong.endpoint : `relay(${r.pong.region})`);
-        if (!o.json) process.stdout.write(`pong from ${terminalSafe(r.name)} (${terminalSafe(r.ip)}) via ${via} in ${Math.max(0, Math.round(r.pong.latencyMs))}ms\n`);
+        if (!o.json)
+          process.stdout.write(`pong from ${terminalSafe(r.name)} (${terminalSafe(r.ip)}) via ${via} in ${Math.max(0, Math.round(r.pong.latencyMs))}ms\n`);
         if (r.pong.via === 'direct') {
           direct = true;
           if (o.untilDirect) return;

@@ -29,7 +29,11 @@ export function ago(iso: string | null, nowMs = Date.now()): string {
 export function peerState(p: PeerStatus, nowMs = Date.now()): string {
   if (!p.online) return `offline, last seen ${ago(p.lastSeen, nowMs)}`;
   const path =
-    p.path.kind === 'direct' ? `direct ${terminalSafe(p.path.endpoint, MAX_CELL)}` : p.path.kind === 'relay' ? `relay "${terminalSafe(p.path.region, MAX_CELL)}"` : 'no path yet';
+    p.path.kind === 'direct'
+      ? `direct ${terminalSafe(p.path.endpoint, MAX_CELL)}`
+      : p.path.kind === 'relay'
+        ? `relay "${terminalSafe(p.path.region, MAX_CELL)}"`
+        : 'no path yet';
   if (p.active) return `active; ${path}, tx ${p.txBytes} rx ${p.rxBytes}`;
   return `idle; ${path}`;
 }

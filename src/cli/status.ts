@@ -1,6 +1,6 @@
 // `meshctl status`: the node and its peers, with the path that carries each
 // peer's traffic now; `--watch` keeps the table live (ink on a terminal).
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { DaemonNotRunning } from '../localapi/client.js';
 import { LOCALAPI, type Status } from '../localapi/types.js';
 import { clientOf, durationArg, printJson, socketOf } from './context.js';
@@ -44,7 +44,12 @@ async function watch(fetch: () => Promise<Status>, o: TableOptions, intervalMs: 
       void tick();
       return () => void (stop = true);
     }, []);
-    return React.createElement(Box, { flexDirection: 'column' }, React.createElement(Text, { dimColor: true }, `meshctl status — every ${intervalMs / 1000}s, Ctrl-C to stop`), React.createElement(Text, null, text.trimEnd()));
+    return React.createElement(
+      Box,
+      { flexDirection: 'column' },
+      React.createElement(Text, { dimColor: true }, `meshctl status — every ${intervalMs / 1000}s, Ctrl-C to stop`),
+      React.createElement(Text, null, text.trimEnd()),
+    );
   }
   await inkRender(React.createElement(Live)).waitUntilExit();
 }

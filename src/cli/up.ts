@@ -3,8 +3,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, cjsRequire, existsSync, openSync, readFileSync } from '../util/cjs.js';
 import { join, resolve } from 'node:path';
-import { Command, Option } from 'commander';
-import { DaemonNotRunning, LocalClient } from '../localapi/client.js';
+import { type Command, Option } from 'commander';
+import { DaemonNotRunning, type LocalClient } from '../localapi/client.js';
 import { ApiError, DEFAULT_IFNAME, DEFAULT_PORT, DEFAULT_STATE_DIR, LOCALAPI, type Status, type UpLine, type UpRequest } from '../localapi/types.js';
 import { loadClientPrefs, saveClientPrefs } from './client-prefs.js';
 import { clientOf, durationArg, portArg, printJson, socketOf } from './context.js';
@@ -103,7 +103,11 @@ async function spawnDaemon(client: LocalClient, socket: string, o: UpOpts): Prom
   const logFile = join(o.stateDir, 'daemon.log');
   const fd = openSync(logFile, 'a', 0o600);
   const nodeArgs = daemonNodeArgs();
-  const child = spawn(process.execPath, [...nodeArgs, process.argv[1]!, ...daemonArgs(socket, o)], { detached: true, stdio: ['ignore', fd, fd], env: daemonEnv() });
+  const child = spawn(process.execPath, [...nodeArgs, process.argv[1]!, ...daemonArgs(socket, o)], {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: daemonEnv(),
+  });
   closeSync(fd);
   let exited: number | null = null;
   child.on('exit', (code) => (exited = code ?? 1));

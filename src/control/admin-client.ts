@@ -35,7 +35,8 @@ function viaSocket<T>(socketPath: string, method: string, path: string, body?: u
 function direct<T>(stateDir: string, fn: (r: Registry) => T, create = false): T {
   const f = stateFiles(stateDir);
   if (create) ensureStateDir(stateDir);
-  else if (!existsSync(f.db)) throw new ControlError('BAD_REQUEST', `no control server state in ${stateDir}: start one with \`meshctl control serve --state-dir ${stateDir}\``);
+  else if (!existsSync(f.db))
+    throw new ControlError('BAD_REQUEST', `no control server state in ${stateDir}: start one with \`meshctl control serve --state-dir ${stateDir}\``);
   let store: SqliteStore;
   try {
     // a control key without a database is a lost network: do not make a new one here either

@@ -31,7 +31,8 @@ export function loadControlConfig(path: string): ControlConfig {
   if (o.relays !== undefined && !Array.isArray(o.relays)) throw new ConfigError(`${path}: "relays" must be a list`);
   for (const [i, r] of ((o.relays as unknown[]) ?? []).entries()) {
     const x = r as { region?: unknown; url?: unknown; stunPort?: unknown };
-    if (typeof x.region !== 'string' || !/^[a-z0-9-]{1,32}$/.test(x.region)) throw new ConfigError(`${path}: relays[${i}].region must be 1-32 lower-case letters, digits or dashes`);
+    if (typeof x.region !== 'string' || !/^[a-z0-9-]{1,32}$/.test(x.region))
+      throw new ConfigError(`${path}: relays[${i}].region must be 1-32 lower-case letters, digits or dashes`);
     if (typeof x.url !== 'string' || !/^https:\/\/[^\s/]+\/?$/.test(x.url)) throw new ConfigError(`${path}: relays[${i}].url must be https://HOST:PORT`);
     const stunPort = x.stunPort === undefined ? 3478 : Number(x.stunPort);
     if (!Number.isInteger(stunPort) || stunPort < 1 || stunPort > 65535) throw new ConfigError(`${path}: relays[${i}].stunPort must be a port number`);

@@ -40,7 +40,10 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
  * closing with unread data can reset the connection before the answer is read.
  */
 export class RateLimitedError extends ControlError {
-  constructor(message: string, readonly retryAfterSec: number) {
+  constructor(
+    message: string,
+    readonly retryAfterSec: number,
+  ) {
     super('RATE_LIMITED', message);
   }
 }

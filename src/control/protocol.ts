@@ -86,7 +86,10 @@ export const HTTP_STATUS: Record<ControlErrorCode, number> = {
 
 export class ControlError extends Error {
   override readonly name = 'ControlError';
-  constructor(readonly code: ControlErrorCode, message: string) {
+  constructor(
+    readonly code: ControlErrorCode,
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -29,7 +29,10 @@ export interface RegistryOptions {
 
 export class Registry {
   private readonly now: () => number;
-  constructor(readonly store: ControlStore, private readonly opts: RegistryOptions) {
+  constructor(
+    readonly store: ControlStore,
+    private readonly opts: RegistryOptions,
+  ) {
     this.now = opts.now ?? Date.now;
   }
 
@@ -38,7 +41,12 @@ export class Registry {
   }
 
   private uniqueHostname(wanted: string, selfId: number | null): string {
-    const taken = new Set(this.store.listNodes().filter((n) => n.id !== selfId).map((n) => n.hostname));
+    const taken = new Set(
+      this.store
+        .listNodes()
+        .filter((n) => n.id !== selfId)
+        .map((n) => n.hostname),
+    );
     if (!taken.has(wanted)) return wanted;
     for (let i = 1; ; i++) {
       const c = `${wanted.slice(0, MAX_HOSTNAME - String(i).length - 1)}-${i}`;

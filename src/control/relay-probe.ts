@@ -10,7 +10,13 @@ export function relayFingerprint(url: string): Promise<string | null> {
   const u = new URL(url);
   const host = u.hostname.replace(/^\[|\]$/g, '');
   return new Promise((resolve) => {
-    const s = connect({ host, port: Number(u.port || 443), rejectUnauthorized: false, timeout: PROBE_TIMEOUT_MS, servername: /^[\d.]+$|:/.test(host) ? undefined : host });
+    const s = connect({
+      host,
+      port: Number(u.port || 443),
+      rejectUnauthorized: false,
+      timeout: PROBE_TIMEOUT_MS,
+      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+    });
     const done = (v: string | null): void => {
       s.destroy();
       resolve(v);

@@ -40,7 +40,11 @@ export class SealedOpener {
   private readonly maxNonces: number;
   private readonly maxNoncesPerKey: number;
 
-  constructor(private readonly controlPrivate: Buffer, private readonly nonces: NonceStore, opts: SealedOpenerOptions = {}) {
+  constructor(
+    private readonly controlPrivate: Buffer,
+    private readonly nonces: NonceStore,
+    opts: SealedOpenerOptions = {},
+  ) {
     this.now = opts.now ?? Date.now;
     this.maxNonces = opts.maxNonces ?? MAX_SEEN_NONCES;
     this.maxNoncesPerKey = opts.maxNoncesPerKey ?? MAX_SEEN_NONCES_PER_KEY;

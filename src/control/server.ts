@@ -276,7 +276,14 @@ export class ControlServer {
     this.boundPort = (server.address() as { port: number }).port;
     const adminLimits = { maxConnections: this.limits.adminMaxConnections, maxPerSource: null, idleMs };
     const endStreams = (id: number, reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED') => this.endStreams(id, reason);
-    this.admin = new AdminServer(stateFiles(stateDir).adminSocket, this.registry, () => this.changed(), (id) => this.online(id), endStreams, adminLimits);
+    this.admin = new AdminServer(
+      stateFiles(stateDir).adminSocket,
+      this.registry,
+      () => this.changed(),
+      (id) => this.online(id),
+      endStreams,
+      adminLimits,
+    );
     await this.admin.start();
     this.keepaliveTimer = setInterval(() => this.writeAll({ type: 'keepalive' }), MAP_KEEPALIVE_MS);
     this.expiryTimer = setInterval(() => this.checkExpiry(), EXPIRY_CHECK_MS);
@@ -290,12 +297,18 @@ export class ControlServer {
       await this.refreshRelays();
       this.relayTimer = setInterval(() => void this.refreshRelays(), RELAY_PROBE_MS);
     }
-    this.expiredIds = new Set(store.listNodes().filter((n) => this.registry!.isExpired(n)).map((n) => n.id));
+    this.expiredIds = new Set(
+      store
+        .listNodes()
+        .filter((n) => this.registry!.isExpired(n))
+        .map((n) => n.id),
+    );
     this.log(`control server listening on https://${this.opts.host}:${this.boundPort}, control key ${keyToText(ck.publicKey)}`);
   }
 
   async stop(): Promise<void> {
-    for (const t of [this.broadcastTimer, this.keepaliveTimer, this.expiryTimer, this.graceTimer, this.relayTimer, this.relayRetryTimer]) if (t) clearTimeout(t);
+    for (const t of [this.broadcastTimer, this.keepaliveTimer, this.expiryTimer, this.graceTimer, this.relayTimer, this.relayRetryTimer])
+      if (t) clearTimeout(t);
     for (const t of this.ephemeralTimers.values()) clearTimeout(t);
     this.ephemeralTimers.clear();
     for (const s of this.streams.values()) {
@@ -532,7 +545,11 @@ export class ControlServer {
   }
 
   private checkExpiry(): void {
-    const expired = new Set(this.store!.listNodes().filter((n) => this.registry!.isExpired(n)).map((n) => n.id));
+    const expired = new Set(
+      this.store!.listNodes()
+        .filter((n) => this.registry!.isExpired(n))
+        .map((n) => n.id),
+    );
     const fresh = [...expired].filter((id) => !this.expiredIds.has(id));
     this.expiredIds = expired;
     for (const id of fresh) this.endStreams(id, 'NODE_EXPIRED');
@@ -620,7 +637,10 @@ function clip(s: string): string {
 /** The listener could not be opened (port in use, permission); `cause` carries the errno. */
 export class ListenError extends Error {
   override readonly name = 'ListenError';
-  constructor(readonly address: string, readonly errno: NodeJS.ErrnoException) {
+  constructor(
+    readonly address: string,
+    readonly errno: NodeJS.ErrnoException,
+  ) {
     super(`cannot listen on ${address}: ${errno.message}`);
   }
 }

@@ -32,7 +32,10 @@ const MIGRATIONS: string[] = [
 /** Opening the database failed: why, in `kind`; the message names the file and the cause. */
 export class DatabaseError extends Error {
   override readonly name = 'DatabaseError';
-  constructor(readonly kind: 'missing' | 'empty' | 'corrupt' | 'newer', message: string) {
+  constructor(
+    readonly kind: 'missing' | 'empty' | 'corrupt' | 'newer',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -107,7 +110,10 @@ function toSql(v: unknown): number | string | null {
 export class SqliteStore implements ControlStore {
   private readonly db: InstanceType<typeof sqlite.Database>;
 
-  constructor(readonly path: string, opts: SqliteStoreOptions = {}) {
+  constructor(
+    readonly path: string,
+    opts: SqliteStoreOptions = {},
+  ) {
     const fresh = !existsSync(path);
     if (fresh && opts.mustExist) throw new DatabaseError('missing', `control database ${path} is missing`);
     try {
@@ -193,10 +199,10 @@ export class SqliteStore implements ControlStore {
 
   insertNode(n: NewNode): NodeRecord {
     const cols = Object.keys(COLUMN) as (keyof NodeUpdate)[];
-    const r = this.db.run(
-      `INSERT INTO nodes (${cols.map((c) => COLUMN[c]).join(', ')}, created_at_ms) VALUES (${cols.map(() => '?').join(', ')}, ?)`,
-      [...cols.map((c) => toSql(n[c])), n.createdAtMs],
-    );
+    const r = this.db.run(`INSERT INTO nodes (${cols.map((c) => COLUMN[c]).join(', ')}, created_at_ms) VALUES (${cols.map(() => '?').join(', ')}, ?)`, [
+      ...cols.map((c) => toSql(n[c])),
+      n.createdAtMs,
+    ]);
     return this.getNode(Number(r.lastInsertRowid))!;
   }
   updateNode(id: number, u: NodeUpdate): void {

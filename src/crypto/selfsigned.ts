@@ -65,10 +65,7 @@ export function createSelfSigned(commonName: string, names: string[], now = new 
   const altNames = [...new Set(names)].map((n) => (isIP(n) ? tlv(0x87, ipBytes(n)) : tlv(0x82, Buffer.from(n))));
   const extensions = tlv(
     0xa3,
-    seq(
-      seq(oid('2.5.29.19'), tlv(0x01, Buffer.of(0xff)), tlv(0x04, seq(tlv(0x01, Buffer.of(0xff))))),
-      seq(oid('2.5.29.17'), tlv(0x04, seq(...altNames))),
-    ),
+    seq(seq(oid('2.5.29.19'), tlv(0x01, Buffer.of(0xff)), tlv(0x04, seq(tlv(0x01, Buffer.of(0xff))))), seq(oid('2.5.29.17'), tlv(0x04, seq(...altNames)))),
   );
   const tbs = seq(
     tlv(0xa0, tlv(0x02, Buffer.of(2))),

@@ -59,4 +59,3 @@ export function isZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) acc |= b[i]!;
   return acc === 0;
 }
-

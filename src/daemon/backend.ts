@@ -9,7 +9,17 @@ import { generatePrivateKey, publicKeyOf } from '../crypto/x25519.js';
 import { endpointKey } from '../engine/conn/endpoint.js';
 import { parseIp } from '../util/netaddr.js';
 import { MAX_NODE_ENDPOINTS, type MapLine, type NetworkMap, type NodeView, type RegisterResult } from '../netmap/types.js';
-import { ApiError, type BackendState, type NetcheckResponse, type PeerStatus, type PingResponse, type PrefsRequest, type Status, type UpRequest, type WhoisResponse } from '../localapi/types.js';
+import {
+  ApiError,
+  type BackendState,
+  type NetcheckResponse,
+  type PeerStatus,
+  type PingResponse,
+  type PrefsRequest,
+  type Status,
+  type UpRequest,
+  type WhoisResponse,
+} from '../localapi/types.js';
 import { ControlClient, type MapStream } from './control-client.js';
 import { parseRegisterResult } from '../netmap/parse.js';
 import { DEFAULT_MESH_MTU, EngineHost } from './engine-host.js';
@@ -148,7 +158,8 @@ export class Backend {
     const port = req.port ?? p.port;
     const timeoutMs = req.timeoutMs ?? DEFAULT_UP_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
-    if (serverChanged && this.st.node) throw new ApiError('BAD_REQUEST', `this node belongs to ${p.loginServer}: run \`meshctl logout\` before joining ${loginServer}`);
+    if (serverChanged && this.st.node)
+      throw new ApiError('BAD_REQUEST', `this node belongs to ${p.loginServer}: run \`meshctl logout\` before joining ${loginServer}`);
 
     const control = new ControlClient(loginServer, caPem, this.nodePrivate());
     const engineChanged = this.host && (this.host.ifname !== ifname || (port !== 0 && this.host.port !== port));
@@ -205,7 +216,10 @@ export class Backend {
   private waitForMap(timeoutMs: number): Promise<void> {
     if (this.state === 'Running') return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new ApiError('TIMEOUT', `no network map within ${timeoutMs} ms: ${this.lastError ?? 'the control server did not answer'}`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new ApiError('TIMEOUT', `no network map within ${timeoutMs} ms: ${this.lastError ?? 'the control server did not answer'}`)),
+        timeoutMs,
+      );
       this.mapWaiters.push(() => (clearTimeout(t), resolve()));
     });
   }
@@ -228,7 +242,9 @@ export class Backend {
   async logout(): Promise<void> {
     if (this.st.node && this.st.prefs.loginServer) {
       const c = this.control ?? new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate());
-      await c.call('logout', {}, LOGOUT_TIMEOUT_MS).catch((err: Error) => this.log(`logout at control failed (${err.message}); forgetting the key here anyway`));
+      await c
+        .call('logout', {}, LOGOUT_TIMEOUT_MS)
+        .catch((err: Error) => this.log(`logout at control failed (${err.message}); forgetting the key here anyway`));
     }
     await this.down();
     this.update((s) => {
@@ -431,7 +447,10 @@ export class Backend {
 
   /** Deleted or expired at the control server: stop carrying traffic until someone re-authenticates. */
   private async lostRegistration(why: 'NODE_UNKNOWN' | 'NODE_EXPIRED'): Promise<void> {
-    this.lastError = why === 'NODE_EXPIRED' ? 'node key expired: run `meshctl up --auth-key KEY` to re-authenticate' : 'this node was deleted at the control server: run `meshctl up --auth-key KEY` to join again';
+    this.lastError =
+      why === 'NODE_EXPIRED'
+        ? 'node key expired: run `meshctl up --auth-key KEY` to re-authenticate'
+        : 'this node was deleted at the control server: run `meshctl up --auth-key KEY` to join again';
     this.log(this.lastError);
     this.stopMapLoop();
     await this.stopEngine();
@@ -463,16 +482,22 @@ export class Backend {
       version: this.opts.version,
       backendState: this.state,
       self: self
-        ? { name: self.name, ips: self.addresses, nodeKey: keyToText(publicKeyOf(this.nodePrivate())), os: process.platform, ifname: this.st.prefs.ifname, listenPort: this.host?.port ?? 0, endpoints: this.endpoints() }
+        ? {
+            name: self.name,
+            ips: self.addresses,
+            nodeKey: keyToText(publicKeyOf(this.nodePrivate())),
+            os: process.platform,
+            ifname: this.st.prefs.ifname,
+            listenPort: this.host?.port ?? 0,
+            endpoints: this.endpoints(),
+          }
         : null,
       control: { url: this.st.prefs.loginServer, connected: this.connected, lastError: this.lastError },
       peers,
       health,
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
-      counters: this.host
-        ? { ...this.host.counters(), memory: memoryCounters(this.idleMemory) }
-        : null,
+      counters: this.host ? { ...this.host.counters(), memory: memoryCounters(this.idleMemory) } : null,
     };
   }
 
@@ -487,7 +512,12 @@ export class Backend {
       online: v.online,
       lastSeen: v.lastSeen,
       active: wg?.active ?? false,
-      path: !path || path.kind === 'none' ? { kind: 'none' } : path.kind === 'direct' ? { kind: 'direct', endpoint: endpointKey(path.endpoint), latencyMs: path.latencyMs, trusted: path.trusted } : { kind: 'relay', region: path.region },
+      path:
+        !path || path.kind === 'none'
+          ? { kind: 'none' }
+          : path.kind === 'direct'
+            ? { kind: 'direct', endpoint: endpointKey(path.endpoint), latencyMs: path.latencyMs, trusted: path.trusted }
+            : { kind: 'relay', region: path.region },
       lastHandshake: wg && wg.lastHandshakeWallMs > 0 ? isoTime(wg.lastHandshakeWallMs) : null,
       txBytes: wg?.txBytes ?? 0,
       rxBytes: wg?.rxBytes ?? 0,
@@ -500,7 +530,11 @@ export class Backend {
     const v = this.findPeer(ref);
     if (!v) throw new ApiError('NOT_FOUND', `no peer "${ref}" in the network: see \`meshctl status\``);
     const r = await this.host.ping(keyFromText(v.nodeKey)!, timeoutMs);
-    const pong = !r ? null : r.kind === 'direct' ? { via: 'direct' as const, endpoint: endpointKey(r.endpoint), latencyMs: r.latencyMs } : { via: 'relay' as const, region: r.region, latencyMs: r.latencyMs };
+    const pong = !r
+      ? null
+      : r.kind === 'direct'
+        ? { via: 'direct' as const, endpoint: endpointKey(r.endpoint), latencyMs: r.latencyMs }
+        : { via: 'relay' as const, region: r.region, latencyMs: r.latencyMs };
     return { name: v.name, ip: v.addresses[0]!, pong };
   }
 

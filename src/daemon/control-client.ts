@@ -68,7 +68,11 @@ export class ControlClient {
   private readonly nodePublic: Buffer;
   private readonly base: URL;
 
-  constructor(readonly url: string, private readonly caPem: string | null, private readonly nodePrivate: Buffer) {
+  constructor(
+    readonly url: string,
+    private readonly caPem: string | null,
+    private readonly nodePrivate: Buffer,
+  ) {
     this.base = new URL(url);
     if (this.base.protocol !== 'https:') throw new ApiError('BAD_REQUEST', `login server ${url} must be an https:// URL`);
     this.nodePublic = publicKeyOf(nodePrivate);
@@ -85,7 +89,13 @@ export class ControlClient {
     };
   }
 
-  private send(method: string, path: string, body: unknown, timeoutMs: number, onResponse?: (res: import('node:http').IncomingMessage) => void): Promise<unknown> {
+  private send(
+    method: string,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    onResponse?: (res: import('node:http').IncomingMessage) => void,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -117,12 +127,15 @@ export class ControlClient {
             try {
               parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
             } catch {
-              return reject(new ApiError('UNREACHABLE', `control server ${this.url} answered ${res.statusCode} with non-JSON: is it a meshctl control server?`));
+              return reject(
+                new ApiError('UNREACHABLE', `control server ${this.url} answered ${res.statusCode} with non-JSON: is it a meshctl control server?`),
+              );
             }
             if (res.statusCode === 200) return resolve(parsed);
             const e = (parsed as Partial<ErrorBody>).error;
             const code = e?.code ?? 'INTERNAL';
-            const apiCode = code.startsWith('AUTHKEY') || code === 'NODE_EXPIRED' || code === 'NODE_UNKNOWN' ? 'AUTH' : code === 'BAD_REQUEST' ? 'BAD_REQUEST' : 'FAILURE';
+            const apiCode =
+              code.startsWith('AUTHKEY') || code === 'NODE_EXPIRED' || code === 'NODE_UNKNOWN' ? 'AUTH' : code === 'BAD_REQUEST' ? 'BAD_REQUEST' : 'FAILURE';
             const err = new ApiError(apiCode, `control server ${this.url}: ${e?.message ?? `HTTP ${res.statusCode}`}`);
             (err as ApiError & { controlCode?: string }).controlCode = code;
             reject(err);
@@ -130,7 +143,9 @@ export class ControlClient {
         },
       );
       req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-      req.on('error', (err: NodeJS.ErrnoException) => reject(new ApiError(err.code === 'ETIMEDOUT' ? 'TIMEOUT' : 'UNREACHABLE', describeNetError(this.url, err))));
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        reject(new ApiError(err.code === 'ETIMEDOUT' ? 'TIMEOUT' : 'UNREACHABLE', describeNetError(this.url, err))),
+      );
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });
   }

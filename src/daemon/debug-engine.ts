@@ -32,7 +32,9 @@ export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
   let uapi: { close(): Promise<void> } | null = null;
   const idle = new IdleMemory(() => tun.stats.txPackets + device.stats.routed);
   const printStats = (): void => {
-    process.stderr.write(`stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors, udpBatches: bind.batchedSends, udpReader: bind.readerStats })}\n`);
+    process.stderr.write(
+      `stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors, udpBatches: bind.batchedSends, udpReader: bind.readerStats })}\n`,
+    );
   };
   let closing = false;
   const shutdown = async (): Promise<void> => {

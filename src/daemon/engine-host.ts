@@ -78,13 +78,23 @@ export class EngineHost {
     this.device = new Device({ mtu: opts.mtu, timers: opts.engineTimers, logger: opts.logger });
     this.device.setPrivateKey(opts.nodePrivateKey);
     this.bind = new UdpBind(opts.logger);
-    this.relays = new RelayManager(opts.nodePrivateKey, (region, src, pkt) => this.fromRelay(region, src, pkt), opts.logger, (region) => this.paths.relayConnected(region));
-    this.paths = new PathManager(this.device, { privateKey: opts.discoPrivateKey, publicKey: publicKeyOf(opts.discoPrivateKey) }, publicKeyOf(opts.nodePrivateKey), {
-      timers: opts.pathTimers,
-      relay: this.relays,
-      localEndpoints: () => this.endpointCandidates(),
-      onPathChange: (k, p) => opts.logger(`path to ${k.toString('base64').slice(0, 8)}…: ${describePath(p)}`),
-    });
+    this.relays = new RelayManager(
+      opts.nodePrivateKey,
+      (region, src, pkt) => this.fromRelay(region, src, pkt),
+      opts.logger,
+      (region) => this.paths.relayConnected(region),
+    );
+    this.paths = new PathManager(
+      this.device,
+      { privateKey: opts.discoPrivateKey, publicKey: publicKeyOf(opts.discoPrivateKey) },
+      publicKeyOf(opts.nodePrivateKey),
+      {
+        timers: opts.pathTimers,
+        relay: this.relays,
+        localEndpoints: () => this.endpointCandidates(),
+        onPathChange: (k, p) => opts.logger(`path to ${k.toString('base64').slice(0, 8)}…: ${describePath(p)}`),
+      },
+    );
     this.pathBind = new PathBind(this.bind, this.paths);
     this.netcheck = new Netchecker({ send: (pkt, ep) => this.bind.send(pkt, ep), httpsLatency, portMapping: () => this.refreshPortMapping() });
     this.pathBind.onStun = (buf) => this.netcheck.onStun(buf);
@@ -254,7 +264,13 @@ export class EngineHost {
     const key = this.peerViews.has(nodeKey) ? keyFromText(nodeKey) : null;
     const wg = key ? this.device.getPeer(key) : undefined;
     if (!key || !wg) return null;
-    return { path: this.paths.pathOf(key), active: this.paths.isActive(key), lastHandshakeWallMs: wg.lastHandshakeWallMs, txBytes: wg.txBytes, rxBytes: wg.rxBytes };
+    return {
+      path: this.paths.pathOf(key),
+      active: this.paths.isActive(key),
+      lastHandshakeWallMs: wg.lastHandshakeWallMs,
+      txBytes: wg.txBytes,
+      rxBytes: wg.rxBytes,
+    };
   }
 
   /** One disco ping to a peer over the path in use (null: no pong in time, or not a peer). */

@@ -71,7 +71,8 @@ function loginServerOf(o: Record<string, unknown>): string | undefined {
 function caPemOf(o: Record<string, unknown>): string | undefined {
   const v = o.controlCaPem;
   if (v === undefined) return undefined;
-  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_CA_PEM_CHARS) throw bad(`up: controlCaPem must be a PEM certificate of at most ${MAX_CA_PEM_CHARS} characters`);
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_CA_PEM_CHARS)
+    throw bad(`up: controlCaPem must be a PEM certificate of at most ${MAX_CA_PEM_CHARS} characters`);
   try {
     new X509Certificate(v);
   } catch {

@@ -19,7 +19,16 @@ import { ConnectionGate, type ConnLimits } from './localapi-conns.js';
 import { parsePingRequest, parsePrefsRequest, parseUpRequest } from './localapi-requests.js';
 import { peerCred } from './peercred.js';
 
-const STATUS: Record<ApiErrorCode, number> = { BAD_REQUEST: 400, PERMISSION: 403, NOT_FOUND: 404, UNREACHABLE: 502, AUTH: 401, TIMEOUT: 504, NOT_RUNNING: 409, FAILURE: 500 };
+const STATUS: Record<ApiErrorCode, number> = {
+  BAD_REQUEST: 400,
+  PERMISSION: 403,
+  NOT_FOUND: 404,
+  UNREACHABLE: 502,
+  AUTH: 401,
+  TIMEOUT: 504,
+  NOT_RUNNING: 409,
+  FAILURE: 500,
+};
 /** The largest body is `up` with a CA chain (MAX_CA_PEM_CHARS, 64 KiB); 256 KiB leaves room and bounds what a user makes us buffer. */
 const MAX_BODY_BYTES = 256 * 1024;
 /**
@@ -37,7 +46,10 @@ const MAX_IP_TEXT_CHARS = 64;
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
 /** What the local API needs of the backend (the real one is Backend; tests pass a double). */
-export type LocalApiBackend = Pick<Backend, 'status' | 'netcheckReport' | 'whois' | 'ping' | 'up' | 'down' | 'logout' | 'setPrefs' | 'operator' | 'controlTrust'>;
+export type LocalApiBackend = Pick<
+  Backend,
+  'status' | 'netcheckReport' | 'whois' | 'ping' | 'up' | 'down' | 'logout' | 'setPrefs' | 'operator' | 'controlTrust'
+>;
 
 export interface LocalApiOptions {
   /** connection caps (localapi-conns.ts) */
@@ -107,7 +119,11 @@ export class LocalApiServer {
   private readonly gate: ConnectionGate;
   private readonly log: (msg: string) => void;
 
-  constructor(private readonly path: string, private readonly backend: LocalApiBackend, private readonly opts: LocalApiOptions = {}) {
+  constructor(
+    private readonly path: string,
+    private readonly backend: LocalApiBackend,
+    private readonly opts: LocalApiOptions = {},
+  ) {
     this.log = opts.logger ?? ((m) => process.stderr.write(`${m}\n`));
     const refused = rateLimitedLog(this.log, REFUSAL_LOG_INTERVAL_MS);
     this.gate = new ConnectionGate(opts.limits, undefined, (_uid, why) => refused(`local API connection refused: ${why}`));
@@ -145,7 +161,10 @@ export class LocalApiServer {
     if (cred && (cred.uid === 0 || cred.uid === process.getuid?.())) return 'root';
     const op = this.backend.operator();
     if (cred && op !== null && uidOfUser(op) === cred.uid) return 'operator';
-    throw new ApiError('PERMISSION', `changing the node needs root or its operator: use 'sudo meshctl …', or have root run 'meshctl set --operator=${cred ? `$USER` : 'USER'}'`);
+    throw new ApiError(
+      'PERMISSION',
+      `changing the node needs root or its operator: use 'sudo meshctl …', or have root run 'meshctl set --operator=${cred ? `$USER` : 'USER'}'`,
+    );
   }
 
   /**
@@ -160,7 +179,10 @@ export class LocalApiServer {
     }
     if (r.controlCaPem !== undefined && pemText(r.controlCaPem) !== pemText(now.controlCaPem ?? '')) {
       const url = terminalSafe(now.loginServer ?? 'URL', 200);
-      throw new ApiError('PERMISSION', `trusting another certificate for the login server needs root: sudo meshctl up --login-server ${url} --control-ca PEMFILE`);
+      throw new ApiError(
+        'PERMISSION',
+        `trusting another certificate for the login server needs root: sudo meshctl up --login-server ${url} --control-ca PEMFILE`,
+      );
     }
   }
 

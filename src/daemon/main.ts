@@ -51,7 +51,13 @@ export async function startDaemon(o: DaemonOptions): Promise<{ stop(): Promise<v
   const unlock = lockStateDir(o.stateDir);
   let backend: Backend;
   const api = (() => {
-    backend = new Backend({ stateDir: o.stateDir, defaults: { ifname: o.ifname, port: o.port }, version: o.version, logger: log, knobs: daemonKnobsFromEnv(process.env) });
+    backend = new Backend({
+      stateDir: o.stateDir,
+      defaults: { ifname: o.ifname, port: o.port },
+      version: o.version,
+      logger: log,
+      knobs: daemonKnobsFromEnv(process.env),
+    });
     return new LocalApiServer(o.socket, backend, { logger: log });
   })();
   try {

@@ -13,5 +13,10 @@ export interface MemoryCounters extends NodeJS.MemoryUsage {
 export function memoryCounters(idle: { releases: number; lastReleaseAt: number | null }, now = performance.now()): MemoryCounters {
   const heapSpaces: Record<string, number> = {};
   for (const s of getHeapSpaceStatistics()) if (s.physical_space_size > 0) heapSpaces[s.space_name] = s.physical_space_size;
-  return { ...process.memoryUsage(), heapSpaces, idleReleases: idle.releases, idleReleaseAgoMs: idle.lastReleaseAt === null ? null : Math.round(now - idle.lastReleaseAt) };
+  return {
+    ...process.memoryUsage(),
+    heapSpaces,
+    idleReleases: idle.releases,
+    idleReleaseAgoMs: idle.lastReleaseAt === null ? null : Math.round(now - idle.lastReleaseAt),
+  };
 }

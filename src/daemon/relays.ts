@@ -73,7 +73,13 @@ export class RelayManager implements RelayPaths {
   }
 
   status(): RelayStatus[] {
-    return [...this.clients.values()].map(({ region, client }) => ({ region: region.code, url: region.url, connected: client.connected, latencyMs: client.latencyMs, lastError: client.lastError }));
+    return [...this.clients.values()].map(({ region, client }) => ({
+      region: region.code,
+      url: region.url,
+      connected: client.connected,
+      latencyMs: client.latencyMs,
+      lastError: client.lastError,
+    }));
   }
 
   stop(): void {

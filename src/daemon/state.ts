@@ -124,7 +124,6 @@ export class StateStore {
   }
 }
 
-
 function privateKey(v: unknown, field: string): string {
   const k = keyFromText(v);
   if (!k) fail(field, `not a 32-byte base64 private key: ${shown(v)}`);

@@ -29,7 +29,10 @@ export class LazyTimer {
   private handle: unknown = null;
   private handleFiresAt = Infinity;
 
-  constructor(private readonly clock: Clock, private readonly onFire: () => void) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly onFire: () => void,
+  ) {}
 
   get pending(): boolean {
     return this.armed;

@@ -50,7 +50,11 @@ export function labDir(name: string, dir?: string): string {
 function sh(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
     const p = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, out, errOut) =>
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, out: String(out), err: String(errOut) }),
+      resolve({
+        code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0,
+        out: String(out),
+        err: String(errOut),
+      }),
     );
     if (input !== undefined) p.stdin?.end(input);
   });
@@ -77,9 +81,24 @@ export function writeRelayMeshKey(dir: string): string {
 /** The command line of a lab relay: no secret in it, the mesh key is named by its file. */
 export function relayServeArgs(s: Pick<LabState, 'dir' | 'bin'>, r: { region: string; ip: string; port: number; stunPort: number }): string[] {
   return [
-    process.execPath, s.bin, 'relay', 'serve', '--listen', `${r.ip}:${r.port}`, '--stun-port', String(r.stunPort), '--region', r.region,
-    '--state-dir', join(s.dir, `relay-${r.region}`), '--verify-clients', `https://${CONTROL_IP}:${CONTROL_PORT}`, '--control-ca', join(s.dir, 'ca.pem'),
-    '--mesh-key', `file:${join(s.dir, RELAY_MESH_KEY_FILE)}`,
+    process.execPath,
+    s.bin,
+    'relay',
+    'serve',
+    '--listen',
+    `${r.ip}:${r.port}`,
+    '--stun-port',
+    String(r.stunPort),
+    '--region',
+    r.region,
+    '--state-dir',
+    join(s.dir, `relay-${r.region}`),
+    '--verify-clients',
+    `https://${CONTROL_IP}:${CONTROL_PORT}`,
+    '--control-ca',
+    join(s.dir, 'ca.pem'),
+    '--mesh-key',
+    `file:${join(s.dir, RELAY_MESH_KEY_FILE)}`,
   ];
 }
 
@@ -147,7 +166,10 @@ export class Lab {
 
   private spawnIn(ns: string, id: string, args: string[], env: Record<string, string> = {}): number {
     const log = openSync(join(this.s.dir, `${id}.log`), 'a');
-    const p = spawn('ip', ['netns', 'exec', ns, 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...args], { detached: true, stdio: ['ignore', log, log] });
+    const p = spawn('ip', ['netns', 'exec', ns, 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...args], {
+      detached: true,
+      stdio: ['ignore', log, log],
+    });
     closeSync(log);
     p.unref();
     this.s.pids[id] = p.pid!;
@@ -156,7 +178,25 @@ export class Lab {
   }
 
   meshctl(node: LabNode, args: string[], timeoutMs = 60_000) {
-    return sh('ip', ['netns', 'exec', node.ns, 'env', `MESHCTL_CONFIG_DIR=${join(this.s.dir, `${node.name}-cli`)}`, 'MESHCTL_PLAIN=1', ...Object.entries(this.s.env).map(([k, v]) => `${k}=${v}`), process.execPath, this.s.bin, '--socket', this.socket(node), ...args], undefined, timeoutMs);
+    return sh(
+      'ip',
+      [
+        'netns',
+        'exec',
+        node.ns,
+        'env',
+        `MESHCTL_CONFIG_DIR=${join(this.s.dir, `${node.name}-cli`)}`,
+        'MESHCTL_PLAIN=1',
+        ...Object.entries(this.s.env).map(([k, v]) => `${k}=${v}`),
+        process.execPath,
+        this.s.bin,
+        '--socket',
+        this.socket(node),
+        ...args,
+      ],
+      undefined,
+      timeoutMs,
+    );
   }
 
   socket(node: LabNode): string {
@@ -209,14 +249,32 @@ export class Lab {
     const d = this.s.dir;
     const ctlDir = join(d, 'control');
     const relayFlags = RELAYS.flatMap((r) => ['--relay', `${r.region}=https://${r.ip}:${r.port}?stun=${r.stunPort}`]);
-    this.spawnIn(this.s.controlNs, 'control', [process.execPath, this.s.bin, 'control', 'serve', '--listen', `${CONTROL_IP}:${CONTROL_PORT}`, '--state-dir', ctlDir, ...relayFlags]);
-    await this.waitFor('control server', async () => (await sh('ip', ['netns', 'exec', this.s.controlNs, 'ss', '-tln'])).out.includes(`${CONTROL_IP}:${CONTROL_PORT}`));
+    this.spawnIn(this.s.controlNs, 'control', [
+      process.execPath,
+      this.s.bin,
+      'control',
+      'serve',
+      '--listen',
+      `${CONTROL_IP}:${CONTROL_PORT}`,
+      '--state-dir',
+      ctlDir,
+      ...relayFlags,
+    ]);
+    await this.waitFor('control server', async () =>
+      (await sh('ip', ['netns', 'exec', this.s.controlNs, 'ss', '-tln'])).out.includes(`${CONTROL_IP}:${CONTROL_PORT}`),
+    );
     // relays verify clients with the control server, so they need its certificate first
     writeFileSync(join(d, 'ca.pem'), await must(process.execPath, [this.s.bin, 'control', 'ca', '--state-dir', ctlDir]));
     writeRelayMeshKey(d);
     for (const r of RELAYS) this.spawnIn(this.s.relayNs[r.region]!, `relay-${r.region}`, this.relayArgs(r));
-    for (const r of RELAYS) await this.waitFor(`relay ${r.region}`, async () => (await sh('ip', ['netns', 'exec', this.s.relayNs[r.region]!, 'ss', '-tln'])).out.includes(`${r.ip}:${r.port}`));
-    this.s.authKey = (await must(process.execPath, [this.s.bin, 'control', 'authkey', 'create', '--reusable', '--state-dir', ctlDir])).trim().split('\n').pop()!;
+    for (const r of RELAYS)
+      await this.waitFor(`relay ${r.region}`, async () =>
+        (await sh('ip', ['netns', 'exec', this.s.relayNs[r.region]!, 'ss', '-tln'])).out.includes(`${r.ip}:${r.port}`),
+      );
+    this.s.authKey = (await must(process.execPath, [this.s.bin, 'control', 'authkey', 'create', '--reusable', '--state-dir', ctlDir]))
+      .trim()
+      .split('\n')
+      .pop()!;
     // nodes read the key from a 0600 file: on argv it would show in `ps` to every user
     writeFileSync(this.authKeyFile, this.s.authKey + '\n', { mode: 0o600 });
     save(this.s);
@@ -246,7 +304,21 @@ export class Lab {
   }
 
   async up(node: LabNode): Promise<{ code: number; out: string; err: string }> {
-    return this.meshctl(node, ['up', '--login-server', `https://${CONTROL_IP}:${CONTROL_PORT}`, '--control-ca', join(this.s.dir, 'ca.pem'), '--auth-key', `file:${this.authKeyFile}`, '--hostname', node.name, '--state-dir', join(this.s.dir, node.name), '--timeout', '30s']);
+    return this.meshctl(node, [
+      'up',
+      '--login-server',
+      `https://${CONTROL_IP}:${CONTROL_PORT}`,
+      '--control-ca',
+      join(this.s.dir, 'ca.pem'),
+      '--auth-key',
+      `file:${this.authKeyFile}`,
+      '--hostname',
+      node.name,
+      '--state-dir',
+      join(this.s.dir, node.name),
+      '--timeout',
+      '30s',
+    ]);
   }
 
   async upAll(): Promise<void> {

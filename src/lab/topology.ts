@@ -61,7 +61,8 @@ export function planNodes(prefix: string, kinds: NatKind[]): LabNode[] {
  */
 export function natRules(kind: NatKind): string {
   const masq = kind === 'hard' ? 'masquerade random' : 'masquerade';
-  const blockUdp = kind === 'blocked' ? `  chain forward_udp {\n    type filter hook forward priority 0; policy accept;\n    oifname "wan" meta l4proto udp drop\n  }\n` : '';
+  const blockUdp =
+    kind === 'blocked' ? `  chain forward_udp {\n    type filter hook forward priority 0; policy accept;\n    oifname "wan" meta l4proto udp drop\n  }\n` : '';
   // the tables and chains miniupnpd (nftables backend) expects to fill in
   const upnp =
     kind === 'upnp'

@@ -22,7 +22,10 @@ export const DEFAULT_PORT = 41641;
 
 export type BackendState = 'NoState' | 'NeedsLogin' | 'Starting' | 'Running' | 'Stopped';
 
-export type PathStatus = { kind: 'direct'; endpoint: string; latencyMs: number | null; trusted: boolean } | { kind: 'relay'; region: string } | { kind: 'none' };
+export type PathStatus =
+  | { kind: 'direct'; endpoint: string; latencyMs: number | null; trusted: boolean }
+  | { kind: 'relay'; region: string }
+  | { kind: 'none' };
 
 export interface PeerStatus {
   name: string;
@@ -117,15 +120,7 @@ export interface PrefsRequest {
   hostname?: string;
 }
 
-export type ApiErrorCode =
-  | 'BAD_REQUEST'
-  | 'PERMISSION'
-  | 'NOT_FOUND'
-  | 'UNREACHABLE'
-  | 'AUTH'
-  | 'TIMEOUT'
-  | 'NOT_RUNNING'
-  | 'FAILURE';
+export type ApiErrorCode = 'BAD_REQUEST' | 'PERMISSION' | 'NOT_FOUND' | 'UNREACHABLE' | 'AUTH' | 'TIMEOUT' | 'NOT_RUNNING' | 'FAILURE';
 
 export interface ApiErrorBody {
   error: { code: ApiErrorCode; message: string };
@@ -133,7 +128,10 @@ export interface ApiErrorBody {
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
-  constructor(readonly code: ApiErrorCode, message: string) {
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+  ) {
     super(message);
   }
 }

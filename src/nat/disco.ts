@@ -79,7 +79,9 @@ export function decodeBody(b: Buffer): DiscoMessage | null {
   if (b.length < 2) return null;
   switch (b[0]) {
     case TYPE.ping:
-      return b.length >= 2 + TXID_LEN + 32 ? { type: 'ping', txid: Buffer.from(b.subarray(2, 2 + TXID_LEN)), nodeKey: Buffer.from(b.subarray(2 + TXID_LEN, 2 + TXID_LEN + 32)) } : null;
+      return b.length >= 2 + TXID_LEN + 32
+        ? { type: 'ping', txid: Buffer.from(b.subarray(2, 2 + TXID_LEN)), nodeKey: Buffer.from(b.subarray(2 + TXID_LEN, 2 + TXID_LEN + 32)) }
+        : null;
     case TYPE.pong:
       return b.length >= 2 + TXID_LEN + ADDR_LEN ? { type: 'pong', txid: Buffer.from(b.subarray(2, 2 + TXID_LEN)), src: decodeAddr(b, 2 + TXID_LEN) } : null;
     case TYPE.callMeMaybe: {

@@ -97,7 +97,12 @@ export async function natpmpMap(gateway: string, internalPort: number, lifetimeS
   req.writeUInt16BE(internalPort, 4);
   req.writeUInt16BE(internalPort, 6); // ask for the same port outside
   req.writeUInt32BE(lifetimeS, 8);
-  const r = await exchange(gateway, NATPMP_PORT, req, (b, from) => from.address === gateway && b.length >= 16 && b[1] === 129 && b.readUInt16BE(8) === internalPort);
+  const r = await exchange(
+    gateway,
+    NATPMP_PORT,
+    req,
+    (b, from) => from.address === gateway && b.length >= 16 && b[1] === 129 && b.readUInt16BE(8) === internalPort,
+  );
   const m = r && parseNatpmpMapping(r, internalPort);
   if (!m) return null;
   return { protocol: 'NAT-PMP', external: `${ip}:${m.externalPort}`, internalPort, lifetimeS: m.lifetimeS };
@@ -141,7 +146,12 @@ export async function pcpMap(gateway: string, clientIp: string, internalPort: nu
   req.writeUInt16BE(internalPort, 40);
   req.writeUInt16BE(internalPort, 42); // suggested external port
   // suggested external address: all zeros (any)
-  const r = await exchange(gateway, NATPMP_PORT, req, (b, from) => from.address === gateway && b.length >= 60 && b[0] === 2 && b[1] === 0x81 && b.subarray(24, 36).equals(nonce));
+  const r = await exchange(
+    gateway,
+    NATPMP_PORT,
+    req,
+    (b, from) => from.address === gateway && b.length >= 60 && b[0] === 2 && b[1] === 0x81 && b.subarray(24, 36).equals(nonce),
+  );
   const m = r && parsePcpMap(r, nonce);
   return m ? { protocol: 'PCP', internalPort, ...m } : null;
 }
@@ -235,7 +245,9 @@ async function upnpLocation(gateway: string, o: UpnpOptions = {}): Promise<strin
   } catch {
     return null;
   }
-  const msg = Buffer.from(`M-SEARCH * HTTP/1.1\r\nHOST: ${SSDP_ADDR}:${SSDP_PORT}\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n\r\n`);
+  const msg = Buffer.from(
+    `M-SEARCH * HTTP/1.1\r\nHOST: ${SSDP_ADDR}:${SSDP_PORT}\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n\r\n`,
+  );
   // anyone on the LAN can answer a multicast search: only the gateway's own answer, with a LOCATION on the gateway, counts
   const usable = (b: Buffer): string | null => {
     const loc = parseSsdpResponse(b);
@@ -245,7 +257,11 @@ async function upnpLocation(gateway: string, o: UpnpOptions = {}): Promise<strin
   return r ? usable(r) : null;
 }
 
-const WAN_SERVICES = ['urn:schemas-upnp-org:service:WANIPConnection:2', 'urn:schemas-upnp-org:service:WANIPConnection:1', 'urn:schemas-upnp-org:service:WANPPPConnection:1'];
+const WAN_SERVICES = [
+  'urn:schemas-upnp-org:service:WANIPConnection:2',
+  'urn:schemas-upnp-org:service:WANIPConnection:1',
+  'urn:schemas-upnp-org:service:WANPPPConnection:1',
+];
 
 /**
  * The WAN connection services of an IGD description, in WAN_SERVICES order,
@@ -280,7 +296,9 @@ export function parseExternalIp(soapAnswer: string): string | null {
 }
 
 async function soap(controlUrl: string, service: string, action: string, args: Record<string, string | number>, timeoutMs: number): Promise<string | null> {
-  const body = `<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:${action} xmlns:u="${service}">${Object.entries(args)
+  const body = `<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:${action} xmlns:u="${service}">${Object.entries(
+    args,
+  )
     .map(([k, v]) => `<${k}>${v}</${k}>`)
     .join('')}</u:${action}></s:Body></s:Envelope>`;
   const headers = { 'content-type': 'text/xml; charset="utf-8"', soapaction: `"${service}#${action}"` };
@@ -307,16 +325,22 @@ export async function upnpMap(
     const ipAnswer = await soap(controlUrl, service, 'GetExternalIPAddress', {}, httpTimeoutMs);
     const ip = ipAnswer && parseExternalIp(ipAnswer);
     if (!ip) continue;
-    const added = await soap(controlUrl, service, 'AddPortMapping', {
-      NewRemoteHost: '',
-      NewExternalPort: internalPort,
-      NewProtocol: 'UDP',
-      NewInternalPort: internalPort,
-      NewInternalClient: clientIp,
-      NewEnabled: 1,
-      NewPortMappingDescription: 'meshctl',
-      NewLeaseDuration: lifetimeS,
-    }, httpTimeoutMs);
+    const added = await soap(
+      controlUrl,
+      service,
+      'AddPortMapping',
+      {
+        NewRemoteHost: '',
+        NewExternalPort: internalPort,
+        NewProtocol: 'UDP',
+        NewInternalPort: internalPort,
+        NewInternalClient: clientIp,
+        NewEnabled: 1,
+        NewPortMappingDescription: 'meshctl',
+        NewLeaseDuration: lifetimeS,
+      },
+      httpTimeoutMs,
+    );
     if (added !== null) return { protocol: 'UPnP', external: `${ip}:${internalPort}`, internalPort, lifetimeS };
   }
   return null;
@@ -364,7 +388,11 @@ export async function addressTowards(gateway: string): Promise<string | null> {
 export async function probePortMapping(gateway = defaultGateway(), upnpOptions: UpnpOptions = {}): Promise<string[]> {
   if (!gateway) return [];
   const pmpAnswer: Accept = (b, from) => from.address === gateway && b.length >= 12 && b[1] === 128;
-  const [upnp, pmp, pcp] = await Promise.all([upnpAvailable(gateway, upnpOptions), exchange(gateway, NATPMP_PORT, Buffer.from([0, 0]), pmpAnswer), pcpAvailable(gateway)]);
+  const [upnp, pmp, pcp] = await Promise.all([
+    upnpAvailable(gateway, upnpOptions),
+    exchange(gateway, NATPMP_PORT, Buffer.from([0, 0]), pmpAnswer),
+    pcpAvailable(gateway),
+  ]);
   const out: string[] = [];
   if (upnp) out.push('UPnP');
   if (pmp) out.push('NAT-PMP');

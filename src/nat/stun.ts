@@ -110,7 +110,7 @@ export function parseStun(b: Buffer): StunMessage | null {
     const body = b.subarray(off + 4, off + 4 + alen);
     if (body.length !== alen) return null;
     if (at === ATTR_FINGERPRINT) {
-      if (alen !== 4 || ((crc32(b.subarray(0, off)) ^ FINGERPRINT_XOR) >>> 0) !== body.readUInt32BE(0)) return null;
+      if (alen !== 4 || (crc32(b.subarray(0, off)) ^ FINGERPRINT_XOR) >>> 0 !== body.readUInt32BE(0)) return null;
     } else if ((at === ATTR_XOR_MAPPED_ADDRESS || at === ATTR_MAPPED_ADDRESS) && alen >= 8) {
       const family = body[1];
       const isXor = at === ATTR_XOR_MAPPED_ADDRESS;
@@ -127,7 +127,7 @@ export function parseStun(b: Buffer): StunMessage | null {
         if (isXor) for (let i = 0; i < 16; i++) raw[i]! ^= key[i]!;
         addr = readIpv6(raw);
       }
-      if (addr) (isXor ? (xor = { address: addr, port }) : (plain = { address: addr, port }));
+      if (addr) isXor ? (xor = { address: addr, port }) : (plain = { address: addr, port });
     }
     off += 4 + alen + ((4 - (alen % 4)) % 4);
   }

@@ -50,7 +50,10 @@ const MAX_TIME_CHARS = 32;
 
 export class MapParseError extends Error {
   override readonly name = 'MapParseError';
-  constructor(readonly field: string, readonly reason: string) {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
     super(`${field}: ${reason}`);
   }
 }

@@ -109,7 +109,13 @@ export class RelayClient {
     const u = new URL(this.o.url);
     const host = u.hostname.replace(/^\[|\]$/g, '');
     const pinned = this.o.fingerprint?.toLowerCase();
-    const sock = connect({ host, port: Number(u.port || 443), servername: /^[\d.]+$|:/.test(host) ? undefined : host, rejectUnauthorized: !pinned, timeout: CONNECT_TIMEOUT_MS });
+    const sock = connect({
+      host,
+      port: Number(u.port || 443),
+      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+      rejectUnauthorized: !pinned,
+      timeout: CONNECT_TIMEOUT_MS,
+    });
     this.sock = sock;
     let phase: 'http' | 'key' | 'info' | 'open' = 'http';
     let httpBuf = '';
@@ -148,7 +154,12 @@ export class RelayClient {
       }
       for (const f of frames) {
         if (phase === 'key') {
-          if (f.type !== FrameType.serverKey || f.payload.length !== SERVER_MAGIC.length + KEY_LEN || !f.payload.subarray(0, SERVER_MAGIC.length).equals(SERVER_MAGIC)) return fail('not a meshctl relay');
+          if (
+            f.type !== FrameType.serverKey ||
+            f.payload.length !== SERVER_MAGIC.length + KEY_LEN ||
+            !f.payload.subarray(0, SERVER_MAGIC.length).equals(SERVER_MAGIC)
+          )
+            return fail('not a meshctl relay');
           const serverKey = f.payload.subarray(SERVER_MAGIC.length);
           const info = JSON.stringify({ version: 1, tsMs: Date.now(), ...(this.o.meshKey ? { meshKey: this.o.meshKey } : {}) });
           sock.write(frame(FrameType.clientInfo, this.publicKey, sealBox(boxKey(this.o.nodePrivate, serverKey), Buffer.from(info))));

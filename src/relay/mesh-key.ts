@@ -24,7 +24,9 @@ export class MeshKeyError extends Error {
 
 function checked(key: string, where: string): string {
   if (!new RegExp(`^[\\x21-\\x7e]{${MESH_KEY_MIN_CHARS},${MESH_KEY_MAX_CHARS}}$`).test(key)) {
-    throw new MeshKeyError(`mesh key from ${where}: expected ${MESH_KEY_MIN_CHARS}-${MESH_KEY_MAX_CHARS} printable characters without spaces (e.g. \`openssl rand -hex 32\`)`);
+    throw new MeshKeyError(
+      `mesh key from ${where}: expected ${MESH_KEY_MIN_CHARS}-${MESH_KEY_MAX_CHARS} printable characters without spaces (e.g. \`openssl rand -hex 32\`)`,
+    );
   }
   return key;
 }
@@ -44,7 +46,8 @@ export function loadMeshKey(spec: string | undefined, env: NodeJS.ProcessEnv = p
   let text: string;
   try {
     const st = statSync(path);
-    if (!st.isFile() || st.size > MESH_KEY_FILE_MAX_BYTES) throw new MeshKeyError(`--mesh-key ${spec}: not a key file (a regular file of at most ${MESH_KEY_FILE_MAX_BYTES} bytes)`);
+    if (!st.isFile() || st.size > MESH_KEY_FILE_MAX_BYTES)
+      throw new MeshKeyError(`--mesh-key ${spec}: not a key file (a regular file of at most ${MESH_KEY_FILE_MAX_BYTES} bytes)`);
     if (st.mode & 0o077) throw new MeshKeyError(`--mesh-key ${spec}: other users can read the file: chmod 600 ${path}`);
     text = readFileSync(path, 'utf8');
   } catch (err) {

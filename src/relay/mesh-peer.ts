@@ -22,13 +22,14 @@ export function parseMeshPeer(text: string): MeshPeer {
   } catch {
     return bad('expected https://HOST:PORT?fingerprint=SHA256HEX');
   }
-  if (u.protocol !== 'https:' || u.username || u.password || (u.pathname !== '/' && u.pathname !== '') || u.hash) bad('expected https://HOST:PORT?fingerprint=SHA256HEX');
+  if (u.protocol !== 'https:' || u.username || u.password || (u.pathname !== '/' && u.pathname !== '') || u.hash)
+    bad('expected https://HOST:PORT?fingerprint=SHA256HEX');
   const keys = [...u.searchParams.keys()];
   if (keys.some((k) => k !== 'fingerprint') || keys.length > 1) bad('the only parameter is fingerprint=SHA256HEX');
   const fp = u.searchParams.get('fingerprint');
   const base = `https://${u.host}`;
   if (fp === null) return { url: base };
   const hex = fp.replace(/:/g, '').toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(hex)) bad('fingerprint must be the 64 hex digits of the certificate\'s SHA-256 (the relay prints it at start)');
+  if (!/^[0-9a-f]{64}$/.test(hex)) bad("fingerprint must be the 64 hex digits of the certificate's SHA-256 (the relay prints it at start)");
   return { url: base, fingerprint: hex };
 }

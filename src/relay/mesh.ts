@@ -23,7 +23,12 @@ export class RelayMesh {
   /** node key hex → the mesh peer it is connected to */
   private readonly where = new Map<string, RelayClient>();
 
-  constructor(peers: MeshPeer[], meshKey: string, private readonly isLocal: (hex: string) => unknown, private readonly log: (m: string) => void) {
+  constructor(
+    peers: MeshPeer[],
+    meshKey: string,
+    private readonly isLocal: (hex: string) => unknown,
+    private readonly log: (m: string) => void,
+  ) {
     const priv = generatePrivateKey();
     for (const { url, fingerprint } of peers) {
       const c: RelayClient = new RelayClient({

@@ -136,7 +136,12 @@ export class RelayClientConn {
   /** peers that sent to this client recently: they hear PeerGone when it leaves */
   readonly senders = new Set<string>();
 
-  constructor(readonly keyHex: string, readonly sock: Duplex, readonly mesh: boolean, private readonly rate: number) {
+  constructor(
+    readonly keyHex: string,
+    readonly sock: Duplex,
+    readonly mesh: boolean,
+    private readonly rate: number,
+  ) {
     this.tokens = rate;
   }
 
@@ -250,7 +255,9 @@ export class RelayServer {
       this.mesh = new RelayMesh(o.meshWith, o.meshKey, (dst) => this.clients.get(dst) ?? null, this.log);
       this.mesh.start();
     }
-    this.log(`relay ${o.region} on https://${o.host}:${this.boundPort}, STUN on udp ${this.stun.port}, key ${keyToText(this.identity.publicKey)}, certificate sha256 ${this.identity.fingerprint}`);
+    this.log(
+      `relay ${o.region} on https://${o.host}:${this.boundPort}, STUN on udp ${this.stun.port}, key ${keyToText(this.identity.publicKey)}, certificate sha256 ${this.identity.fingerprint}`,
+    );
     if (!this.verifier) this.log(OPEN_RELAY_WARNING);
   }
 
@@ -401,7 +408,8 @@ export class RelayServer {
       }
     })();
     if (!info) return refuse('ClientInfo was not sealed by the key it names', 'handshake');
-    if (typeof info.tsMs !== 'number' || Math.abs(Date.now() - info.tsMs) > CLIENT_INFO_MAX_AGE_MS) return refuse('ClientInfo is stale: check the clock', 'handshake');
+    if (typeof info.tsMs !== 'number' || Math.abs(Date.now() - info.tsMs) > CLIENT_INFO_MAX_AGE_MS)
+      return refuse('ClientInfo is stale: check the clock', 'handshake');
     const isMesh = info.meshKey !== undefined;
     if (isMesh && !this.meshDigest) return refuse('this relay has no mesh key: it takes no mesh links', 'unauthorized');
     if (isMesh && !meshKeyMatches(info.meshKey, this.meshDigest)) return refuse('wrong mesh key', 'unauthorized');

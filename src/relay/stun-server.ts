@@ -37,7 +37,11 @@ export class StunServer {
   private readonly perSource: KeyedTokenBuckets;
   private readonly total: TokenBucket;
 
-  constructor(private readonly host: string, private readonly wantPort: number, limits: StunLimits = {}) {
+  constructor(
+    private readonly host: string,
+    private readonly wantPort: number,
+    limits: StunLimits = {},
+  ) {
     this.perSource = new KeyedTokenBuckets({
       perSecond: limits.perSourcePerSec ?? STUN_ANSWERS_PER_SEC_PER_SOURCE,
       burst: limits.perSourceBurst ?? STUN_BURST_PER_SOURCE,

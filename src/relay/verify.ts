@@ -192,7 +192,13 @@ export class ClientVerifier {
         u,
         {
           timeout: this.o.timeoutMs,
-          ...(this.caPem ? { ca: this.caPem, checkServerIdentity: (h: string, cert: PeerCertificate) => (pinned && cert.raw && pinned.raw.equals(cert.raw) ? undefined : checkServerIdentity(h, cert)) } : {}),
+          ...(this.caPem
+            ? {
+                ca: this.caPem,
+                checkServerIdentity: (h: string, cert: PeerCertificate) =>
+                  pinned && cert.raw && pinned.raw.equals(cert.raw) ? undefined : checkServerIdentity(h, cert),
+              }
+            : {}),
         },
         (res) => {
           res.resume();

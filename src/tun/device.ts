@@ -72,13 +72,17 @@ const EINVAL = 22;
 const MAX_MERGE_REFUSALS = 16;
 
 export async function openTun(opts: TunOptions): Promise<TunDevice> {
-  if (!NAME_RE.test(opts.name)) throw new TunError('TUN_BAD_NAME', `"${opts.name}" is not a valid interface name: use 1–15 characters without spaces, '/' or ':'`);
+  if (!NAME_RE.test(opts.name))
+    throw new TunError('TUN_BAD_NAME', `"${opts.name}" is not a valid interface name: use 1–15 characters without spaces, '/' or ':'`);
   const mtu = opts.mtu ?? DEFAULT_MTU;
   let fd: number;
   try {
     fd = openSync('/dev/net/tun', constants.O_RDWR | constants.O_NONBLOCK);
   } catch (err) {
-    throw new TunError('TUN_OPEN_FAILED', `cannot open /dev/net/tun (${(err as NodeJS.ErrnoException).code}): load the tun module and run as root or with CAP_NET_ADMIN`);
+    throw new TunError(
+      'TUN_OPEN_FAILED',
+      `cannot open /dev/net/tun (${(err as NodeJS.ErrnoException).code}): load the tun module and run as root or with CAP_NET_ADMIN`,
+    );
   }
   const libc = bindLibc();
   const ifr = ifreq(opts.name);
@@ -95,7 +99,12 @@ export async function openTun(opts: TunOptions): Promise<TunDevice> {
   }
   if (errno !== 0) {
     closeSync(fd);
-    const hint = errno === 16 ? 'the name is in use by another device or process; choose another name or stop that process' : errno === 1 ? 'run as root or with CAP_NET_ADMIN' : `errno ${errno}`;
+    const hint =
+      errno === 16
+        ? 'the name is in use by another device or process; choose another name or stop that process'
+        : errno === 1
+          ? 'run as root or with CAP_NET_ADMIN'
+          : `errno ${errno}`;
     throw new TunError('TUN_OPEN_FAILED', `cannot create TUN interface ${opts.name}: ${hint}`);
   }
   // without TSO the virtio header still frames every packet: it then only ever says "plain packet"
@@ -190,7 +199,13 @@ class LinuxTun implements TunDevice {
     };
     // '../tun/' (not './'): the same path works from dist/src/tun/ and from the daemon's bundle in dist/src/cli/
     const startThread = (): boolean => (this.worker = spawnReaderThread(new URL('../tun/reader-worker.js', import.meta.url), data, onExit, this.log)) !== null;
-    this.mainReading = new MainReading(this.ctl, policy, () => this.mainReader?.pause(), () => this.mainReader?.resume(), startThread);
+    this.mainReading = new MainReading(
+      this.ctl,
+      policy,
+      () => this.mainReader?.pause(),
+      () => this.mainReader?.resume(),
+      startThread,
+    );
     this.consumer.start();
     this.mainReading.begin();
   }

@@ -4,7 +4,10 @@ export type TunErrorCode = 'TUN_BAD_NAME' | 'TUN_OPEN_FAILED' | 'TUN_CONFIG_FAIL
 
 export class TunError extends Error {
   override readonly name = 'TunError';
-  constructor(readonly code: TunErrorCode, message: string) {
+  constructor(
+    readonly code: TunErrorCode,
+    message: string,
+  ) {
     super(message);
   }
 }

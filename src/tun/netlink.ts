@@ -81,7 +81,10 @@ export class NetlinkFormatError extends Error {
 /** A failed socket call, with the errno and the C library's words for it. */
 export class NetlinkSystemError extends Error {
   override readonly name = 'NetlinkSystemError';
-  constructor(readonly errno: number, message: string) {
+  constructor(
+    readonly errno: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -235,7 +238,10 @@ export class RouteSocket {
   private readonly rx = Buffer.alloc(NETLINK_RECV_BUFFER_BYTES);
   private readonly ackTimeoutMs: number;
 
-  private constructor(private readonly fd: number, opts: RouteSocketOptions) {
+  private constructor(
+    private readonly fd: number,
+    opts: RouteSocketOptions,
+  ) {
     this.ackTimeoutMs = opts.ackTimeoutMs ?? NETLINK_ACK_TIMEOUT_MS;
   }
 

@@ -36,7 +36,14 @@ export interface VnetHdr {
 }
 
 export function readVnetHdr(b: Uint8Array, off = 0): VnetHdr {
-  return { flags: b[off]!, gsoType: b[off + 1]!, hdrLen: getU16le(b, off + 2), gsoSize: getU16le(b, off + 4), csumStart: getU16le(b, off + 6), csumOffset: getU16le(b, off + 8) };
+  return {
+    flags: b[off]!,
+    gsoType: b[off + 1]!,
+    hdrLen: getU16le(b, off + 2),
+    gsoSize: getU16le(b, off + 4),
+    csumStart: getU16le(b, off + 6),
+    csumOffset: getU16le(b, off + 8),
+  };
 }
 
 export function writeVnetHdr(b: Uint8Array, off: number, h: VnetHdr): void {
@@ -128,7 +135,7 @@ export function gsoSplit(b: Uint8Array, start: number, end: number, h: VnetHdr, 
   const hdrEnd = tcpHeaderEnd(b, start, end, h.csumStart);
   if (hdrEnd < 0 || h.gsoSize === 0) return -1;
   const v4 = kind === GSO_TCPV4;
-  if ((b[start]! >> 4) !== (v4 ? 4 : 6)) return -1;
+  if (b[start]! >> 4 !== (v4 ? 4 : 6)) return -1;
   const ipLen = h.csumStart;
   // the pseudo-header is read from the IP header: it must not overlap the TCP header it covers
   if (ipLen < (v4 ? 20 : 40)) return -1;

@@ -9,4 +9,20 @@ import type * as Fs from 'node:fs';
 export const cjsRequire = createRequire(import.meta.url);
 
 const fs = cjsRequire('node:fs') as typeof Fs;
-export const { chmodSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, unlinkSync, writeFileSync, writeSync, writevSync } = fs;
+export const {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+  writevSync,
+} = fs;

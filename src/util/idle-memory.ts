@@ -140,7 +140,8 @@ export class IdleMemory {
       return;
     }
     this.retriesDone = wasRetry ? this.retriesDone + 1 : 0;
-    if (this.retriesDone < RETRIES) this.retryAt = now + this.quietMs / 4; // the next check (every quietMs / 2), whatever its jitter
+    if (this.retriesDone < RETRIES)
+      this.retryAt = now + this.quietMs / 4; // the next check (every quietMs / 2), whatever its jitter
     else {
       this.baseline = this.releasedAt;
       this.retriesDone = 0;

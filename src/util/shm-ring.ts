@@ -146,7 +146,7 @@ export class RingConsumer {
   private readonly wait = (): void => {
     if (!this.running) return;
     const head = Atomics.load(this.ctl, HEAD);
-    if ((head >>> 0) !== this.tail) {
+    if (head >>> 0 !== this.tail) {
       this.drain(head >>> 0);
       // more may have come meanwhile: look again after other events had their turn
       setImmediate(this.wait);

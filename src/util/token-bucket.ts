@@ -64,7 +64,10 @@ function msUntilWhole(tokens: number, rate: TokenRate): number {
 export class TokenBucket {
   private readonly b: BucketState;
 
-  constructor(private readonly rate: TokenRate, private readonly now: Clock = Date.now) {
+  constructor(
+    private readonly rate: TokenRate,
+    private readonly now: Clock = Date.now,
+  ) {
     checkRate(rate);
     this.b = { tokens: rate.burst, atMs: now() };
   }
@@ -92,7 +95,10 @@ export class KeyedTokenBuckets {
   private refused = 0;
   private evicted = 0;
 
-  constructor(private readonly rate: KeyedTokenRate, private readonly now: Clock = Date.now) {
+  constructor(
+    private readonly rate: KeyedTokenRate,
+    private readonly now: Clock = Date.now,
+  ) {
     checkRate(rate);
     if (!(rate.maxKeys >= 1)) throw new RangeError(`keyed token buckets need maxKeys >= 1 (got ${JSON.stringify(rate)})`);
   }

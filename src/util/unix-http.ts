@@ -66,9 +66,11 @@ export async function listenUnix(path: string, mode: number, handler: RequestLis
   });
   // after listen, 'error' is a failed accept (libuv has already closed the connection it could not take)
   const onAcceptError =
-    opts.onAcceptError ?? ((log) => (err: NodeJS.ErrnoException) => log(`${path}: accept failed: ${err.code ?? err.message}; still listening`))(
-      rateLimitedLog((m) => process.stderr.write(`${m}\n`), ACCEPT_ERROR_LOG_INTERVAL_MS),
-    );
+    opts.onAcceptError ??
+    (
+      (log) => (err: NodeJS.ErrnoException) =>
+        log(`${path}: accept failed: ${err.code ?? err.message}; still listening`)
+    )(rateLimitedLog((m) => process.stderr.write(`${m}\n`), ACCEPT_ERROR_LOG_INTERVAL_MS));
   server.on('error', onAcceptError);
   chmodSync(path, mode);
   return server;

@@ -30,5 +30,8 @@ test('--cpus-awake: one SCHED_IDLE spinner pinned to each CPU, all gone after st
     s.stop();
   }
   for (let i = 0; i < 50 && s.pids.some((p) => existsSync(`/proc/${p}`)); i++) await sleep(20);
-  assert.deepEqual(s.pids.filter((p) => existsSync(`/proc/${p}`)), []);
+  assert.deepEqual(
+    s.pids.filter((p) => existsSync(`/proc/${p}`)),
+    [],
+  );
 });

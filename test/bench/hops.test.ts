@@ -12,11 +12,17 @@ const TRACE = [
   '          <idle>-0       [001] dNh2.  1000.010210: sched_wakeup: comm=node pid=200 prio=120 target_cpu=001',
 ].join('\n');
 
-test('hops: the request wake-up of the engine, on the ping\'s CPU or another', () => {
+test("hops: the request wake-up of the engine, on the ping's CPU or another", () => {
   const evs = parse(TRACE);
   assert.equal(evs.length, 5);
   const starts = evs.flatMap((e, i) => (e.name === 'net_dev_queue' ? [i] : []));
   const w = requestWakeups(evs, starts, new Set([200]));
-  assert.deepEqual(w.map((x) => x.otherCpu), [false, true]);
-  assert.deepEqual(w.map((x) => Math.round(x.us)), [8, 110]);
+  assert.deepEqual(
+    w.map((x) => x.otherCpu),
+    [false, true],
+  );
+  assert.deepEqual(
+    w.map((x) => Math.round(x.us)),
+    [8, 110],
+  );
 });

@@ -92,7 +92,10 @@ test('a daemon that `up` starts gets the key neither in its argv nor in its envi
     // a preload that records what the daemon process was started with, then stops it
     const dump = join(dir, 'daemon-start.json');
     const preload = join(dir, 'dump.cjs');
-    writeFileSync(preload, `require('fs').writeFileSync(${JSON.stringify(dump)}, JSON.stringify({ argv: process.argv, env: process.env })); process.exit(9);\n`);
+    writeFileSync(
+      preload,
+      `require('fs').writeFileSync(${JSON.stringify(dump)}, JSON.stringify({ argv: process.argv, env: process.env })); process.exit(9);\n`,
+    );
     const r = await run(dir, ['--socket', join(dir, 'd.sock'), 'up', '--login-server', 'https://127.0.0.1:1', '--state-dir', join(dir, 'state')], {
       MESHCTL_AUTH_KEY: KEY,
       MESHCTL_DAEMON_NODE_ARGS: `--require ${preload}`,

@@ -17,8 +17,18 @@ test('the arguments `meshctl up` and service files pass are parsed without the C
     ifname: 'mesh1',
     port: 0,
   });
-  assert.deepEqual(leanDaemonArgs(['daemon', '--port=41642'], {}), { socket: DEFAULT_SOCKET, stateDir: DEFAULT_STATE_DIR, ifname: DEFAULT_IFNAME, port: 41642 });
-  assert.deepEqual(leanDaemonArgs(['daemon'], { MESHCTL_SOCKET: '/tmp/s', MESHCTL_STATE_DIR: '/tmp/d' }), { socket: '/tmp/s', stateDir: '/tmp/d', ifname: DEFAULT_IFNAME, port: DEFAULT_PORT });
+  assert.deepEqual(leanDaemonArgs(['daemon', '--port=41642'], {}), {
+    socket: DEFAULT_SOCKET,
+    stateDir: DEFAULT_STATE_DIR,
+    ifname: DEFAULT_IFNAME,
+    port: 41642,
+  });
+  assert.deepEqual(leanDaemonArgs(['daemon'], { MESHCTL_SOCKET: '/tmp/s', MESHCTL_STATE_DIR: '/tmp/d' }), {
+    socket: '/tmp/s',
+    stateDir: '/tmp/d',
+    ifname: DEFAULT_IFNAME,
+    port: DEFAULT_PORT,
+  });
 });
 
 test('anything the lean parser does not know is left to the full CLI', () => {
@@ -56,7 +66,11 @@ test('bin/meshctl: the lean daemon reports a start failure in one line and exits
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-lean-'));
   try {
     writeFileSync(join(dir, 'file'), '');
-    const r = spawnSync(process.execPath, [join(packageRoot(), 'bin', 'meshctl'), '--socket', join(dir, 's'), 'daemon', '--state-dir', join(dir, 'file', 'state')], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [join(packageRoot(), 'bin', 'meshctl'), '--socket', join(dir, 's'), 'daemon', '--state-dir', join(dir, 'file', 'state')],
+      { encoding: 'utf8' },
+    );
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /^meshctl daemon: ENOTDIR: not a directory/);
   } finally {
@@ -70,7 +84,8 @@ test('bin/meshctl: the daemon and the CLI run from their bundles only while they
     mkdirSync(join(root, 'bin'));
     mkdirSync(join(root, 'dist', 'src', 'cli'), { recursive: true });
     copyFileSync(join(packageRoot(), 'bin', 'meshctl'), join(root, 'bin', 'meshctl'));
-    const stub = (name: string): string => `export const leanDaemonArgs = () => ({});\nexport async function runDaemon() { process.stdout.write('${name}'); }\n`;
+    const stub = (name: string): string =>
+      `export const leanDaemonArgs = () => ({});\nexport async function runDaemon() { process.stdout.write('${name}'); }\n`;
     const entry = join(root, 'dist', 'src', 'cli', 'daemon-entry.js');
     const bundle = join(root, 'dist', 'src', 'cli', 'daemon-entry.bundle.js');
     writeFileSync(entry, stub('modules'));
@@ -87,7 +102,10 @@ test('bin/meshctl: the daemon and the CLI run from their bundles only while they
   // and the build the tests run was bundled, so the daemons and commands they start run the shipped files
   const cli = join(packageRoot(), 'dist', 'src', 'cli');
   for (const name of ['daemon-entry', 'main']) {
-    assert.ok(statSync(join(cli, `${name}.bundle.js`)).mtimeMs >= statSync(join(cli, `${name}.js`)).mtimeMs, `dist has no current ${name} bundle: run \`npm run build\``);
+    assert.ok(
+      statSync(join(cli, `${name}.bundle.js`)).mtimeMs >= statSync(join(cli, `${name}.js`)).mtimeMs,
+      `dist has no current ${name} bundle: run \`npm run build\``,
+    );
   }
 });
 

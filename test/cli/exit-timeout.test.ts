@@ -55,7 +55,10 @@ test('exit 7: a ping with no pong, and an up that times out, each with one line 
     const up = await meshctl(['--socket', sock, 'up'], configDir);
     assert.equal(up.code, 7, `up: ${up.err}`);
     assert.match(up.err, /no network map within 2000 ms/);
-    assert.ok(backend.calls.some((c) => c.startsWith('up ')), JSON.stringify(backend.calls));
+    assert.ok(
+      backend.calls.some((c) => c.startsWith('up ')),
+      JSON.stringify(backend.calls),
+    );
   } finally {
     await api.stop();
     done();

@@ -22,7 +22,10 @@ const peer = (o: Partial<PeerStatus>): PeerStatus => ({
 });
 
 test('STATUS names the path, never a bare dash', () => {
-  assert.equal(peerState(peer({ active: true, path: { kind: 'direct', endpoint: '10.0.0.2:41641', latencyMs: 1, trusted: true }, txBytes: 12, rxBytes: 34 }), NOW), 'active; direct 10.0.0.2:41641, tx 12 rx 34');
+  assert.equal(
+    peerState(peer({ active: true, path: { kind: 'direct', endpoint: '10.0.0.2:41641', latencyMs: 1, trusted: true }, txBytes: 12, rxBytes: 34 }), NOW),
+    'active; direct 10.0.0.2:41641, tx 12 rx 34',
+  );
   assert.equal(peerState(peer({ path: { kind: 'direct', endpoint: '10.0.0.2:41641', latencyMs: 1, trusted: true } }), NOW), 'idle; direct 10.0.0.2:41641');
   assert.equal(peerState(peer({ active: true, path: { kind: 'relay', region: 'fra' } }), NOW), 'active; relay "fra", tx 0 rx 0');
   assert.equal(peerState(peer({}), NOW), 'idle; no path yet');
@@ -35,7 +38,10 @@ test('the table aligns columns and filters --active and --no-self', () => {
     backendState: 'Running',
     self: { name: 'me', ips: ['100.64.0.1'], nodeKey: 'k', os: 'linux', ifname: 'meshctl0', listenPort: 1, endpoints: [] },
     control: { url: 'https://c', connected: true, lastError: null },
-    peers: [peer({ name: 'a-long-name', active: true, path: { kind: 'direct', endpoint: '1.2.3.4:5', latencyMs: 1, trusted: true } }), peer({ name: 'b', ips: ['100.64.0.3'] })],
+    peers: [
+      peer({ name: 'a-long-name', active: true, path: { kind: 'direct', endpoint: '1.2.3.4:5', latencyMs: 1, trusted: true } }),
+      peer({ name: 'b', ips: ['100.64.0.3'] }),
+    ],
     health: [],
     homeRegion: null,
     relays: [],

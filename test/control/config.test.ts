@@ -9,7 +9,16 @@ test('the control config file: relay regions with several relays, durations, cle
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-cfg-'));
   const f = join(dir, 'control.json');
   try {
-    writeFileSync(f, JSON.stringify({ relays: [{ region: 'home', url: 'https://r1:443' }, { region: 'home', url: 'https://r2:443/', stunPort: 3479 }], keyExpiry: '90d' }));
+    writeFileSync(
+      f,
+      JSON.stringify({
+        relays: [
+          { region: 'home', url: 'https://r1:443' },
+          { region: 'home', url: 'https://r2:443/', stunPort: 3479 },
+        ],
+        keyExpiry: '90d',
+      }),
+    );
     assert.deepEqual(loadControlConfig(f), {
       relays: [
         { code: 'home', url: 'https://r1:443', stunPort: 3478 },
@@ -26,7 +35,10 @@ test('the control config file: relay regions with several relays, durations, cle
       [{ keyExpiry: 'soon' }, /keyExpiry/],
     ] as const) {
       writeFileSync(f, JSON.stringify(bad));
-      assert.throws(() => loadControlConfig(f), (e: Error) => e instanceof ConfigError && why.test(e.message));
+      assert.throws(
+        () => loadControlConfig(f),
+        (e: Error) => e instanceof ConfigError && why.test(e.message),
+      );
     }
     writeFileSync(f, '{ not json');
     assert.throws(() => loadControlConfig(f), ConfigError);

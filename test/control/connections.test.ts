@@ -57,7 +57,11 @@ test('a TCP or TLS connection that sends no request is closed after the idle all
     const authKey = await h.authKey();
     const n = new Node(h.server.publicKey!);
     const w = new Node(h.server.publicKey!);
-    for (const [x, name] of [[n, 'quiet'], [w, 'other']] as const) assert.equal((await h.post(`${P}/register`, x.seal('register', registerBody(authKey, name)))).status, 200);
+    for (const [x, name] of [
+      [n, 'quiet'],
+      [w, 'other'],
+    ] as const)
+      assert.equal((await h.post(`${P}/register`, x.seal('register', registerBody(authKey, name)))).status, 200);
     // a map stream, read by hand
     let lines = '';
     let streamClosed = false;

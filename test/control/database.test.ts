@@ -92,7 +92,10 @@ test('meshctl control serve: the database errors on its stderr, and --fresh', as
     writeFileSync(stateFiles(dir).db, Buffer.alloc(8192, 'garbage!'));
     const corrupt = spawnSync(process.execPath, [bin, ...serve()], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(corrupt.status, 1, corrupt.stderr);
-    assert.match(corrupt.stderr, /^meshctl control serve: control database .*control\.db is not a valid SQLite database \(.+\): restore it from a backup, or start afresh with --fresh/);
+    assert.match(
+      corrupt.stderr,
+      /^meshctl control serve: control database .*control\.db is not a valid SQLite database \(.+\): restore it from a backup, or start afresh with --fresh/,
+    );
     assert.doesNotMatch(corrupt.stderr, /cannot listen/);
     assert.equal(corrupt.stderr.trim().split('\n').length, 1, 'one line');
 

@@ -81,7 +81,10 @@ export function send(url: string, ca: string, method: string, path: string, body
 /** A node key pair, and sealing of arbitrary plaintext objects to the server's control key. */
 export class Node {
   readonly key: string;
-  constructor(private readonly controlPublic: Buffer, readonly priv: Buffer = generatePrivateKey()) {
+  constructor(
+    private readonly controlPublic: Buffer,
+    readonly priv: Buffer = generatePrivateKey(),
+  ) {
     this.key = keyToText(publicKeyOf(priv));
   }
 

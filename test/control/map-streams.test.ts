@@ -69,7 +69,14 @@ function populated(count: number): { dir: string; privs: Buffer[] } {
       for (let i = 0; i < count; i++) {
         const priv = generatePrivateKey();
         privs.push(priv);
-        reg.register(keyToText(publicKeyOf(priv)), { authKey: key, hostname: `n${i}`, os: 'linux', version: 't', discoKey: discoKey(), endpoints: manyEndpoints(i) });
+        reg.register(keyToText(publicKeyOf(priv)), {
+          authKey: key,
+          hostname: `n${i}`,
+          os: 'linux',
+          version: 't',
+          discoKey: discoKey(),
+          endpoints: manyEndpoints(i),
+        });
       }
     });
   } finally {
@@ -101,7 +108,15 @@ test('a second map stream of a node replaces the first; the node stays online', 
     // the new stream carries on: a change reaches it
     const before = second.lines().length;
     assert.equal((await h.post(`${P}/endpoints`, w.seal('endpoints', { endpoints: ['192.0.2.7:7'] }))).status, 200);
-    await until(() => second!.lines().slice(before).some((l) => l.includes('192.0.2.7:7')), 5000, 'change on the second stream');
+    await until(
+      () =>
+        second!
+          .lines()
+          .slice(before)
+          .some((l) => l.includes('192.0.2.7:7')),
+      5000,
+      'change on the second stream',
+    );
   } finally {
     first?.res.destroy();
     second?.res.destroy();
@@ -163,7 +178,10 @@ test('while a stream does not take data, pending maps collapse into the latest, 
     assert.equal(stats.dropped, 0);
     assert.equal(stats.streams[0]?.blocked, true);
     // bounded: the last twenty pushes added nothing to what waits for this client
-    assert.ok(samples.slice(-20).every((u) => u <= samples[samples.length - 21]!), `unsent kept growing: ${samples.slice(-22).join(' ')}`);
+    assert.ok(
+      samples.slice(-20).every((u) => u <= samples[samples.length - 21]!),
+      `unsent kept growing: ${samples.slice(-22).join(' ')}`,
+    );
     s.res.resume();
     await until(() => s!.lines().some((l) => l.includes(`"${last}"`)), 20_000, 'the latest map after reading again');
   } finally {

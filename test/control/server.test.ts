@@ -17,7 +17,7 @@ import { stateFiles } from '../../src/control/state-dir.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 import { ControlClient } from '../../src/daemon/control-client.js';
-import { ApiError } from '../../src/localapi/types.js';
+import type { ApiError } from '../../src/localapi/types.js';
 
 interface Harness {
   dir: string;
@@ -45,15 +45,23 @@ async function harness(opts: { ephemeralGraceMs?: number; keyExpiryMs?: number; 
 }
 
 const reg = (c: ControlClient, authKey: string | undefined, hostname: string) =>
-  c.call<RegisterResult>('register', { authKey, hostname, os: 'linux', version: 't', discoKey: keyToText(publicKeyOf(generatePrivateKey())), endpoints: [] }, 5000);
+  c.call<RegisterResult>(
+    'register',
+    { authKey, hostname, os: 'linux', version: 't', discoKey: keyToText(publicKeyOf(generatePrivateKey())), endpoints: [] },
+    5000,
+  );
 
 function follow(c: ControlClient) {
   const maps: NetworkMap[] = [];
   let waiters: (() => void)[] = [];
-  const stream = c.openMap({ endpoints: ['127.0.0.1:1'], discoKey: keyToText(publicKeyOf(generatePrivateKey())) }, (l: MapLine) => {
-    if (l.type === 'map') maps.push(l.map);
-    for (const w of waiters.splice(0)) w();
-  }, 30_000);
+  const stream = c.openMap(
+    { endpoints: ['127.0.0.1:1'], discoKey: keyToText(publicKeyOf(generatePrivateKey())) },
+    (l: MapLine) => {
+      if (l.type === 'map') maps.push(l.map);
+      for (const w of waiters.splice(0)) w();
+    },
+    30_000,
+  );
   // a deadline for a loaded machine, not a latency limit: how long it took is returned for the log
   const until = async (pred: (m: NetworkMap) => boolean, ms = 15_000): Promise<number> => {
     const t0 = Date.now();
@@ -109,13 +117,22 @@ test('join, the pushed map, delete and logout', async () => {
     await fb.stop();
     await fa.until((m) => m.peers.some((p) => p.name === 'beta' && !p.online));
     const list = await admin.listNodes(h.dir);
-    assert.deepEqual(list.map((n) => [n.name, n.online]), [['alpha', true], ['beta', false]]);
+    assert.deepEqual(
+      list.map((n) => [n.name, n.online]),
+      [
+        ['alpha', true],
+        ['beta', false],
+      ],
+    );
     await admin.deleteNode(h.dir, 'beta');
     const delMs = await fa.until((m) => m.peers.length === 0);
     process.stderr.write(`delete reached alpha in ${delMs} ms\n`);
     await assert.rejects(reg(b, undefined, 'beta'), (e: ApiError) => e.code === 'AUTH' && /not registered/.test(e.message));
     await a.call('logout', {}, 5000);
-    assert.deepEqual((await admin.listNodes(h.dir)).map((n) => n.name), []);
+    assert.deepEqual(
+      (await admin.listNodes(h.dir)).map((n) => n.name),
+      [],
+    );
     await fa.stop();
   } finally {
     await h.close();

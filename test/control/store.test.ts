@@ -50,14 +50,26 @@ test('auth keys are stored hashed; single-use, expired and unknown keys are refu
     const secret = once.key.split('-')[2]!;
     assert.ok(!JSON.stringify(s.listAuthKeys()).includes(secret), 'the secret is not in the database');
     assert.equal(redeemAuthKey(s, once.key).id, once.record.id);
-    assert.equal(code(() => redeemAuthKey(s, once.key)), 'AUTHKEY_USED');
+    assert.equal(
+      code(() => redeemAuthKey(s, once.key)),
+      'AUTHKEY_USED',
+    );
     const many = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null });
     redeemAuthKey(s, many.key);
     redeemAuthKey(s, many.key);
     const short = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: 1000 }, 0);
-    assert.equal(code(() => redeemAuthKey(s, short.key, 1000)), 'AUTHKEY_EXPIRED');
-    assert.equal(code(() => redeemAuthKey(s, many.key.slice(0, -1) + (many.key.endsWith('0') ? '1' : '0'))), 'AUTHKEY_INVALID');
-    assert.equal(code(() => redeemAuthKey(s, 'tskey-abc')), 'AUTHKEY_INVALID');
+    assert.equal(
+      code(() => redeemAuthKey(s, short.key, 1000)),
+      'AUTHKEY_EXPIRED',
+    );
+    assert.equal(
+      code(() => redeemAuthKey(s, many.key.slice(0, -1) + (many.key.endsWith('0') ? '1' : '0'))),
+      'AUTHKEY_INVALID',
+    );
+    assert.equal(
+      code(() => redeemAuthKey(s, 'tskey-abc')),
+      'AUTHKEY_INVALID',
+    );
   });
 });
 
@@ -82,7 +94,10 @@ test('registration: known keys need no auth key, hostnames stay unique, expiry f
     const r = new Registry(s, { keyExpiryMs: 60_000, now: () => now });
     const key = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null }).key;
     const body = { authKey: null, hostname: 'My NAS!', os: 'linux', version: '0', discoKey: 'd', endpoints: ['10.0.0.1:41641', '[fd00::1]:5'] };
-    assert.equal(code(() => r.register('A', body)), 'AUTHKEY_REQUIRED');
+    assert.equal(
+      code(() => r.register('A', body)),
+      'AUTHKEY_REQUIRED',
+    );
     const a = r.register('A', { ...body, authKey: key });
     assert.equal(a.hostname, 'my-nas');
     assert.deepEqual(a.endpoints, ['10.0.0.1:41641', '[fd00::1]:5']);
@@ -92,7 +107,10 @@ test('registration: known keys need no auth key, hostnames stay unique, expiry f
     assert.equal(again.ipv4, a.ipv4, 'same address on re-registration');
     assert.equal(again.hostname, 'my-nas');
     now += 60_001;
-    assert.equal(code(() => r.register('A', body)), 'NODE_EXPIRED');
+    assert.equal(
+      code(() => r.register('A', body)),
+      'NODE_EXPIRED',
+    );
     assert.equal(r.mapFor(b, () => true, []).peers.length, 0, 'an expired node is not in others’ maps');
     const reauth = r.register('A', { ...body, authKey: key });
     assert.equal(reauth.ipv4, a.ipv4);

@@ -101,7 +101,10 @@ test('valid input is stored in canonical form: endpoints normalised and de-dupli
   try {
     const authKey = await h.authKey();
     const n = new Node(h.server.publicKey!);
-    const r = await h.post(`${P}/register`, n.seal('register', { ...registerBody(authKey, 'box'), endpoints: ['10.0.0.1:41641', '[FD00:0:0::1]:7', '10.0.0.1:41641'] }));
+    const r = await h.post(
+      `${P}/register`,
+      n.seal('register', { ...registerBody(authKey, 'box'), endpoints: ['10.0.0.1:41641', '[FD00:0:0::1]:7', '10.0.0.1:41641'] }),
+    );
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual((r.body.node as { endpoints: string[] }).endpoints, ['10.0.0.1:41641', '[fd00::1]:7']);
     const e = await h.post(`${P}/endpoints`, n.seal('endpoints', { endpoints: ['192.0.2.1:9'], homeRelay: 'home-1' }));

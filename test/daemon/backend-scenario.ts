@@ -9,7 +9,6 @@ import { execFileSync } from 'node:child_process';
 import { fakeControl } from './fake-control.js';
 import { testNodeView } from './node-view.js';
 
-
 const view = (id: number, o: Partial<NodeView> = {}): NodeView => testNodeView(id, { endpoints: [], version: '1', ...o });
 
 async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {

@@ -42,7 +42,17 @@ export class BackendDouble implements LocalApiBackend {
   upMs = 0;
 
   status(): Status {
-    return { version: 'test', backendState: 'Stopped', self: null, control: { url: this.trust.loginServer, connected: false, lastError: null }, peers: [], health: [], homeRegion: null, relays: [], counters: null };
+    return {
+      version: 'test',
+      backendState: 'Stopped',
+      self: null,
+      control: { url: this.trust.loginServer, connected: false, lastError: null },
+      peers: [],
+      health: [],
+      homeRegion: null,
+      relays: [],
+      counters: null,
+    };
   }
   async netcheckReport(): Promise<never> {
     throw new Error('not in this test');
@@ -213,6 +223,11 @@ export async function startDaemon(sock: string, stateDir: string, nofile?: numbe
 
 /** `meshctl ARGS` as `uid`, with its own empty config dir; exit status and stderr. */
 export function meshctlAs(uid: number, configDir: string, args: string[]): { code: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, [MESHCTL, ...args], { uid, gid: uid, encoding: 'utf8', env: { ...process.env, MESHCTL_CONFIG_DIR: configDir, MESHCTL_PLAIN: '1' } });
+  const r = spawnSync(process.execPath, [MESHCTL, ...args], {
+    uid,
+    gid: uid,
+    encoding: 'utf8',
+    env: { ...process.env, MESHCTL_CONFIG_DIR: configDir, MESHCTL_PLAIN: '1' },
+  });
   return { code: r.status, stderr: r.stderr };
 }

@@ -48,10 +48,16 @@ test('the operator may up with the control server in use, down and set the hostn
       { method: 'POST', path: LOCALAPI.prefs, body: { operator: null } },
     ]);
     assert.equal(otherServer!.status, 403);
-    assert.deepEqual(errorOf(otherServer!), { code: 'PERMISSION', message: 'switching the login server needs root: sudo meshctl up --login-server https://evil.test:8443' });
+    assert.deepEqual(errorOf(otherServer!), {
+      code: 'PERMISSION',
+      message: 'switching the login server needs root: sudo meshctl up --login-server https://evil.test:8443',
+    });
     for (const a of [otherCa!, caWithoutOne!]) {
       assert.equal(a.status, 403, a.body);
-      assert.match(errorOf(a).message, /^trusting another certificate for the login server needs root: sudo meshctl up --login-server https:\/\/control\.test:8443 --control-ca PEMFILE$/);
+      assert.match(
+        errorOf(a).message,
+        /^trusting another certificate for the login server needs root: sudo meshctl up --login-server https:\/\/control\.test:8443 --control-ca PEMFILE$/,
+      );
     }
     for (const a of [operator!, clearOperator!]) {
       assert.equal(a.status, 403, a.body);

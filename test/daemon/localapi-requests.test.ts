@@ -12,7 +12,15 @@ import { BackendDouble, call, socketDir } from './localapi-helpers.js';
 const PEM = createSelfSigned('control', ['control.test']).certPem;
 
 test('well-formed requests parse into the typed requests, unchanged', () => {
-  const up = { loginServer: 'https://control.test:8443', authKey: `mskey-${'a'.repeat(12)}-${'b'.repeat(48)}`, hostname: 'nas', controlCaPem: PEM, ifname: 'mesh0', port: 0, timeoutMs: 30_000 };
+  const up = {
+    loginServer: 'https://control.test:8443',
+    authKey: `mskey-${'a'.repeat(12)}-${'b'.repeat(48)}`,
+    hostname: 'nas',
+    controlCaPem: PEM,
+    ifname: 'mesh0',
+    port: 0,
+    timeoutMs: 30_000,
+  };
   assert.deepEqual(parseUpRequest(up), up);
   assert.deepEqual(parseUpRequest({}), {});
   assert.deepEqual(parsePrefsRequest({ operator: 'alice', hostname: 'nas' }), { operator: 'alice', hostname: 'nas' });

@@ -28,7 +28,10 @@ function closedAfter(sock: string, first: string, then?: (s: Socket, received: (
     });
     s.on('error', () => {});
     s.on('close', () => resolve({ ms: Date.now() - start, received }));
-    setTimeout(() => (s.destroy(), reject(new Error(`still open after ${CLOSE_DEADLINE_MS} ms; received ${JSON.stringify(received)}`))), CLOSE_DEADLINE_MS).unref();
+    setTimeout(
+      () => (s.destroy(), reject(new Error(`still open after ${CLOSE_DEADLINE_MS} ms; received ${JSON.stringify(received)}`))),
+      CLOSE_DEADLINE_MS,
+    ).unref();
   });
 }
 

@@ -11,11 +11,16 @@ import { fakeControl } from './fake-control.js';
 import { generatePrivateKey } from '../../src/crypto/x25519.js';
 import { testKey, testNodeView } from './node-view.js';
 
-
 const view = (id: number, o: Partial<NodeView> = {}): NodeView => testNodeView(id, { homeRelay: 'home', ...o });
 
 function map(peers: NodeView[]): NetworkMap {
-  return { self: view(1), peers, ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a:115c:a1e0::/48', relays: [{ code: 'home', url: 'https://127.0.0.1:8443', stunPort: 3478 }] };
+  return {
+    self: view(1),
+    peers,
+    ipv4Prefix: '100.64.0.0/10',
+    ipv6Prefix: 'fd7a:115c:a1e0::/48',
+    relays: [{ code: 'home', url: 'https://127.0.0.1:8443', stunPort: 3478 }],
+  };
 }
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
@@ -64,7 +69,14 @@ test('a bad map is refused whole with one line naming the field; the stream goes
       'map from control refused: relays[0].url: not an https:// URL: "http://relay"',
       'map from control refused: relays[0].stunPort: not a port (1-65535): 70000',
       'map from control refused: peers[0].nodeKey: not a 32-byte base64 key: "AAAA"',
-      `map from control refused: not JSON (${(() => { try { JSON.parse('not json'); } catch (e) { return (e as Error).message; } return ''; })()})`,
+      `map from control refused: not JSON (${(() => {
+        try {
+          JSON.parse('not json');
+        } catch (e) {
+          return (e as Error).message;
+        }
+        return '';
+      })()})`,
     ]);
     for (const r of refused) assert.ok(!r.includes('\n') && !r.includes('\u001b'), r);
     res.write('{"type":"gone","reason":"NODE_EXPIRED"}\n');

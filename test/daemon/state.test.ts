@@ -20,7 +20,6 @@ function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'meshctl-state-'));
 }
 
-
 const view = (o: Partial<NodeView> = {}): NodeView => testNodeView(1, { name: 'alpha', ...o });
 
 function goodState(): NodeState {
@@ -91,13 +90,28 @@ test('a corrupt netmap.json is reported in one line and ignored', () => {
   try {
     const store = new StateStore(dir);
     const logs: string[] = [];
-    assert.equal(store.loadMap((m) => logs.push(m)), null);
+    assert.equal(
+      store.loadMap((m) => logs.push(m)),
+      null,
+    );
     assert.equal(logs.length, 0, 'no map is not an error');
     writeFileSync(store.mapFile, '{"self": 3');
-    assert.equal(store.loadMap((m) => logs.push(m)), null);
-    const map: NetworkMap = { self: view(), peers: [view({ id: 2, name: 'beta', addresses: ['100.64.0.2', 'not-an-ip'] })], ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a:115c:a1e0::/48', relays: [] };
+    assert.equal(
+      store.loadMap((m) => logs.push(m)),
+      null,
+    );
+    const map: NetworkMap = {
+      self: view(),
+      peers: [view({ id: 2, name: 'beta', addresses: ['100.64.0.2', 'not-an-ip'] })],
+      ipv4Prefix: '100.64.0.0/10',
+      ipv6Prefix: 'fd7a:115c:a1e0::/48',
+      relays: [],
+    };
     writeFileSync(store.mapFile, JSON.stringify(map));
-    assert.equal(store.loadMap((m) => logs.push(m)), null);
+    assert.equal(
+      store.loadMap((m) => logs.push(m)),
+      null,
+    );
     assert.equal(logs.length, 2);
     assert.match(logs[0]!, /netmap\.json is corrupt \(.*JSON.*\): ignored/);
     assert.match(logs[1]!, /netmap\.json is corrupt \(peers\[0\]\.addresses\[1\]: not an IP address: "not-an-ip"\): ignored/);

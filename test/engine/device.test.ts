@@ -41,8 +41,23 @@ async function pair(opts: DeviceOptions = {}, optsB: DeviceOptions = opts) {
   const clock = new FakeClock();
   const a = await node(net, clock, '192.0.2.1', opts);
   const b = await node(net, clock, '192.0.2.2', optsB);
-  await a.dev.applySet({ replacePeers: false, peers: [{ publicKey: b.pub, remove: false, updateOnly: false, endpoint: { address: '192.0.2.2', port: b.port }, replaceAllowedIps: true, allowedIps: [{ address: '10.0.0.2', bits: 32, family: 4 }] }] });
-  await b.dev.applySet({ replacePeers: false, peers: [{ publicKey: a.pub, remove: false, updateOnly: false, replaceAllowedIps: true, allowedIps: [{ address: '10.0.0.1', bits: 32, family: 4 }] }] });
+  await a.dev.applySet({
+    replacePeers: false,
+    peers: [
+      {
+        publicKey: b.pub,
+        remove: false,
+        updateOnly: false,
+        endpoint: { address: '192.0.2.2', port: b.port },
+        replaceAllowedIps: true,
+        allowedIps: [{ address: '10.0.0.2', bits: 32, family: 4 }],
+      },
+    ],
+  });
+  await b.dev.applySet({
+    replacePeers: false,
+    peers: [{ publicKey: a.pub, remove: false, updateOnly: false, replaceAllowedIps: true, allowedIps: [{ address: '10.0.0.1', bits: 32, family: 4 }] }],
+  });
   return { net, clock, a, b };
 }
 
@@ -83,7 +98,10 @@ test('no packet is lost across rekeys while traffic flows continuously', async (
   // the point of the test: the traffic crossed rekeys (a handshake at start, then one per REKEY_AFTER_TIME)
   const rekeys = Math.floor(400_000 / DEFAULT_TIMERS.rekeyAfterTimeMs);
   assert.ok(rekeys >= 3, 'the run is long enough to cross REKEY_AFTER_TIME three times');
-  for (const [who, n] of [['A', a], ['B', b]] as const) {
+  for (const [who, n] of [
+    ['A', a],
+    ['B', b],
+  ] as const) {
     assert.ok(n.dev.stats.sessions >= 1 + rekeys, `${who} derived ${n.dev.stats.sessions} sessions: no rekey happened`);
   }
 });
@@ -220,7 +238,10 @@ test('persistent keepalive sends every interval while idle', async () => {
     return true;
   };
   const bPub = a.dev.allPeers()[0]!.publicKey;
-  await a.dev.applySet({ replacePeers: false, peers: [{ publicKey: bPub, remove: false, updateOnly: true, persistentKeepaliveSeconds: 5, replaceAllowedIps: false, allowedIps: [] }] });
+  await a.dev.applySet({
+    replacePeers: false,
+    peers: [{ publicKey: bPub, remove: false, updateOnly: true, persistentKeepaliveSeconds: 5, replaceAllowedIps: false, allowedIps: [] }],
+  });
   net.pump();
   for (let i = 0; i < 30; i++) {
     clock.advance(1000);

@@ -81,7 +81,11 @@ test('hooks on a device drop what they say: inbound after decryption, outbound b
     net.pump();
     assert.deepEqual(fills(b.received), [PASS, PASS, DROP_OUT], 'only the packet the inbound filter refuses is dropped');
     assert.equal(b.dev.stats.dropped.filteredIn, 1);
-    assert.deepEqual(calls, ['preIn:11', 'in:11', 'postIn:11', 'preIn:d1', 'in:d1', 'preIn:d0', 'in:d0', 'postIn:d0'], 'post runs only on what the filter accepted');
+    assert.deepEqual(
+      calls,
+      ['preIn:11', 'in:11', 'postIn:11', 'preIn:d1', 'in:d1', 'preIn:d0', 'in:d0', 'postIn:d0'],
+      'post runs only on what the filter accepted',
+    );
 
     // outbound at b: dropped before routing and encryption, so nothing leaves for it
     calls.length = 0;

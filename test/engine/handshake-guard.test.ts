@@ -67,7 +67,10 @@ async function cookieRound() {
   run(p.net, p.clock, DEFAULT_TIMERS.rekeyTimeoutMs + DEFAULT_TIMERS.rekeyTimeoutJitterMaxMs);
   assert.equal(p.b.received.length, 1, 'the cookie round completed the handshake');
   const withMac2 = initiations(p.seen).at(-1)!;
-  assert.ok(withMac2.buf.subarray(132, 148).some((x) => x !== 0), 'the retry carries MAC2');
+  assert.ok(
+    withMac2.buf.subarray(132, 148).some((x) => x !== 0),
+    'the retry carries MAC2',
+  );
   return { ...p, withMac2 };
 }
 
@@ -128,7 +131,10 @@ test('flood guard: under the handshakes-per-second threshold no cookie is demand
   net.pump();
   assert.equal(b.received.length, 1, 'not under load: the handshake went through without a cookie');
   const init = initiations(seen)[0]!;
-  assert.ok(init.buf.subarray(132, 148).every((x) => x === 0), 'no MAC2');
+  assert.ok(
+    init.buf.subarray(132, 148).every((x) => x === 0),
+    'no MAC2',
+  );
   const spoofed = (i: number): Endpoint => ({ address: `203.0.113.${1 + (i % 200)}`, port: 1000 + i });
   clock.advance(1000); // a fresh one-second window
   const required = b.dev.stats.dropped.cookieRequired;

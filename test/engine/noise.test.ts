@@ -33,8 +33,10 @@ function fixedKey(seed: number): Buffer {
 
 /** The whitepaper's initiator and responder, for fixed keys. */
 function reference(si: Uint8Array, sr: Uint8Array, ei: Uint8Array, er: Uint8Array, ts: Uint8Array, psk: Uint8Array) {
-  const Si = x25519.getPublicKey(si), Sr = x25519.getPublicKey(sr);
-  const Ei = x25519.getPublicKey(ei), Er = x25519.getPublicKey(er);
+  const Si = x25519.getPublicKey(si),
+    Sr = x25519.getPublicKey(sr);
+  const Ei = x25519.getPublicKey(ei),
+    Er = x25519.getPublicKey(er);
   let C = H(enc.encode('Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s'));
   let Hh = H(C, enc.encode('WireGuard v1 zx2c4 Jason@zx2c4.com'));
   Hh = H(Hh, Sr);
@@ -62,7 +64,10 @@ function reference(si: Uint8Array, sr: Uint8Array, ei: Uint8Array, er: Uint8Arra
 
 for (const withPsk of [false, true]) {
   test(`handshake matches the whitepaper transcript byte for byte (${withPsk ? 'with' : 'without'} PSK)`, () => {
-    const si = fixedKey(1), sr = fixedKey(2), ei = fixedKey(3), er = fixedKey(4);
+    const si = fixedKey(1),
+      sr = fixedKey(2),
+      ei = fixedKey(3),
+      er = fixedKey(4);
     const psk = withPsk ? Buffer.alloc(32, 9) : Buffer.alloc(32);
     const ts = tai64n(1_700_000_000_123);
     const ref = reference(si, sr, ei, er, ts, psk);
@@ -102,8 +107,16 @@ test('an initiation for another key, or from an unknown peer, does not open', ()
   const b = makeIdentity(generatePrivateKey());
   const c = makeIdentity(generatePrivateKey());
   const { message } = createInitiation(a, makeRemoteStatic(a, b.publicKey, null), 1, tai64n(Date.now()));
-  assert.equal(consumeInitiation(c, message, () => Buffer.alloc(32, 1)), null, 'wrong responder');
-  assert.equal(consumeInitiation(b, message, () => null), null, 'unknown initiator');
+  assert.equal(
+    consumeInitiation(c, message, () => Buffer.alloc(32, 1)),
+    null,
+    'wrong responder',
+  );
+  assert.equal(
+    consumeInitiation(b, message, () => null),
+    null,
+    'unknown initiator',
+  );
 });
 
 test('a mismatched PSK fails the response, not silently derives other keys', () => {

@@ -25,7 +25,17 @@ async function node(net: MemNet, address: string, clock = new FakeClock(), relay
   const bind = net.bind(address);
   const pathBind = new PathBind(bind, paths);
   await device.attachBind(pathBind, 41641);
-  return { device, paths, bind, pathBind, changes, nodePub: publicKeyOf(nodeKey), discoPub: publicKeyOf(disco), discoPriv: disco, ep: { address, port: 41641 } };
+  return {
+    device,
+    paths,
+    bind,
+    pathBind,
+    changes,
+    nodePub: publicKeyOf(nodeKey),
+    discoPub: publicKeyOf(disco),
+    discoPriv: disco,
+    ep: { address, port: 41641 },
+  };
 }
 
 test('the candidate that answers becomes the WireGuard endpoint; dead ones are ignored', async () => {
@@ -187,7 +197,10 @@ test('a relayed packet is not copied to an unproven or lapsed direct path; with 
     net.queue.length = 0;
     send();
     assert.deepEqual([relayed, direct()], [2, 0]);
-    assert.ok(net.queue.some((d) => d.dst.address === b.ep.address && d.buf[0] === 0x6d), 'a disco ping re-proves the path');
+    assert.ok(
+      net.queue.some((d) => d.dst.address === b.ep.address && d.buf[0] === 0x6d),
+      'a disco ping re-proves the path',
+    );
     relayUp = false; // no relay: the best guess is all there is
     send();
     assert.deepEqual([relayed, direct()], [2, 1]);
@@ -325,8 +338,14 @@ test('over a trusted direct path, batched packets are sealed in place in the UDP
   try {
     a.device.addPeer(b.nodePub);
     b.device.addPeer(a.nodePub);
-    await a.device.applySet({ replacePeers: false, peers: [{ publicKey: b.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.2', bits: 32, family: 4 }] }] });
-    await b.device.applySet({ replacePeers: false, peers: [{ publicKey: a.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.1', bits: 32, family: 4 }] }] });
+    await a.device.applySet({
+      replacePeers: false,
+      peers: [{ publicKey: b.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.2', bits: 32, family: 4 }] }],
+    });
+    await b.device.applySet({
+      replacePeers: false,
+      peers: [{ publicKey: a.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.1', bits: 32, family: 4 }] }],
+    });
     b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [], homeRelay: null }]);
     a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [b.ep], homeRelay: null }]);
     assert.equal(a.paths.directEndpoint(virtualEndpoint(b.nodePub).address), null, 'no trusted path before a pong');

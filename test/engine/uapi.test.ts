@@ -8,7 +8,22 @@ const K2 = 'b'.repeat(64);
 
 test('parses a full set request in order', () => {
   const r = parseSetRequest(
-    [`private_key=${K1}`, 'listen_port=51820', 'fwmark=0', 'replace_peers=true', `public_key=${K2}`, `preshared_key=${'0'.repeat(64)}`, 'endpoint=[fd00::1]:1234', 'persistent_keepalive_interval=25', 'replace_allowed_ips=true', 'allowed_ip=10.0.0.7/24', 'allowed_ip=fd00::/64', 'protocol_version=1', `public_key=${K1}`, 'remove=true'].join('\n'),
+    [
+      `private_key=${K1}`,
+      'listen_port=51820',
+      'fwmark=0',
+      'replace_peers=true',
+      `public_key=${K2}`,
+      `preshared_key=${'0'.repeat(64)}`,
+      'endpoint=[fd00::1]:1234',
+      'persistent_keepalive_interval=25',
+      'replace_allowed_ips=true',
+      'allowed_ip=10.0.0.7/24',
+      'allowed_ip=fd00::/64',
+      'protocol_version=1',
+      `public_key=${K1}`,
+      'remove=true',
+    ].join('\n'),
   );
   assert.equal(r.privateKey!.toString('hex'), K1);
   assert.equal(r.listenPort, 51820);
@@ -39,7 +54,10 @@ const BAD: [string, string, number][] = [
 ];
 for (const [name, body, errno] of BAD) {
   test(`refuses ${name} with errno ${errno}`, () => {
-    assert.throws(() => parseSetRequest(body), (e: unknown) => e instanceof UapiError && e.errno === errno);
+    assert.throws(
+      () => parseSetRequest(body),
+      (e: unknown) => e instanceof UapiError && e.errno === errno,
+    );
   });
 }
 
@@ -54,10 +72,36 @@ test('formats a get answer in wireguard-go’s key order', () => {
     privateKey: Buffer.from(K1, 'hex'),
     listenPort: 51820,
     fwmark: 0,
-    peers: [{ publicKey: Buffer.from(K2, 'hex'), presharedKey: null, endpoint: { address: 'fd00::1', port: 5 }, persistentKeepaliveSeconds: 0, lastHandshakeTimeSec: 1, lastHandshakeTimeNsec: 2, rxBytes: 3n, txBytes: 4n, allowedIps: [{ address: '10.0.0.0', bits: 24, family: 4 }] }],
+    peers: [
+      {
+        publicKey: Buffer.from(K2, 'hex'),
+        presharedKey: null,
+        endpoint: { address: 'fd00::1', port: 5 },
+        persistentKeepaliveSeconds: 0,
+        lastHandshakeTimeSec: 1,
+        lastHandshakeTimeNsec: 2,
+        rxBytes: 3n,
+        txBytes: 4n,
+        allowedIps: [{ address: '10.0.0.0', bits: 24, family: 4 }],
+      },
+    ],
   });
   assert.equal(
     text,
-    [`private_key=${K1}`, 'listen_port=51820', `public_key=${K2}`, `preshared_key=${'0'.repeat(64)}`, 'protocol_version=1', 'endpoint=[fd00::1]:5', 'last_handshake_time_sec=1', 'last_handshake_time_nsec=2', 'tx_bytes=4', 'rx_bytes=3', 'persistent_keepalive_interval=0', 'allowed_ip=10.0.0.0/24', ''].join('\n'),
+    [
+      `private_key=${K1}`,
+      'listen_port=51820',
+      `public_key=${K2}`,
+      `preshared_key=${'0'.repeat(64)}`,
+      'protocol_version=1',
+      'endpoint=[fd00::1]:5',
+      'last_handshake_time_sec=1',
+      'last_handshake_time_nsec=2',
+      'tx_bytes=4',
+      'rx_bytes=3',
+      'persistent_keepalive_interval=0',
+      'allowed_ip=10.0.0.0/24',
+      '',
+    ].join('\n'),
   );
 });

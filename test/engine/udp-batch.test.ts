@@ -47,7 +47,10 @@ for (const [type, host] of [
       // the oversized one takes the ordinary path and may overtake the batch; the rest keep their order
       assert.deepEqual(new Set(r.got.map(key)), new Set(sent.map(key)));
       const inBatch = sent.filter((b) => b.length <= MMSG_SLOT).map(key);
-      assert.deepEqual(r.got.map(key).filter((k) => inBatch.includes(k)), inBatch);
+      assert.deepEqual(
+        r.got.map(key).filter((k) => inBatch.includes(k)),
+        inBatch,
+      );
       assert.ok(bind.batchedSends >= 3, `sendmmsg used (${bind.batchedSends} batches)`);
       assert.equal(bind.batchedDatagrams, 149, 'the kernel took every batched datagram through sendmmsg');
     } finally {
@@ -71,7 +74,10 @@ test('what the kernel does not take stays queued in order, with its endpoints; a
   assert.deepEqual(b.bufs.slice(0, 3), dgs);
   assert.deepEqual(b.eps.slice(0, 3), [ep, other, ep]);
   b.clear();
-  assert.ok(b.bufs.every((x) => x.length === 0), 'no datagram is kept alive after clear');
+  assert.ok(
+    b.bufs.every((x) => x.length === 0),
+    'no datagram is kept alive after clear',
+  );
 
   const s = dgram.createSocket('udp4');
   await new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()));
@@ -130,7 +136,7 @@ test('two engines over real UDP: packets sealed straight into the send batch dec
   const sent: Buffer[][] = [[], []];
   for (let round = 0; round < 4; round++) {
     for (const i of [0, 1] as const) {
-      const batch = Array.from({ length: 40 }, (_, k) => ipv4Packet(inner[i], inner[1 - i]!, 1 + ((round * 40 + k) * 37) % 1380, (round * 40 + k) & 0xff));
+      const batch = Array.from({ length: 40 }, (_, k) => ipv4Packet(inner[i], inner[1 - i]!, 1 + (((round * 40 + k) * 37) % 1380), (round * 40 + k) & 0xff));
       sent[i]!.push(...batch);
       devs[i].sendPackets(batch);
     }
@@ -142,7 +148,13 @@ test('two engines over real UDP: packets sealed straight into the send batch dec
   assert.equal(binds[0].inPlaceDatagrams, inPlace);
   assert.equal(received[1].length, 1 + sent[0]!.length);
   assert.equal(received[0].length, sent[1]!.length);
-  assert.ok(received[1].slice(1).every((p, k) => p.equals(sent[0]![k]!)), 'A → B: every packet, intact, in order');
-  assert.ok(received[0].every((p, k) => p.equals(sent[1]![k]!)), 'B → A: every packet, intact, in order');
+  assert.ok(
+    received[1].slice(1).every((p, k) => p.equals(sent[0]![k]!)),
+    'A → B: every packet, intact, in order',
+  );
+  assert.ok(
+    received[0].every((p, k) => p.equals(sent[1]![k]!)),
+    'B → A: every packet, intact, in order',
+  );
   for (const b of binds) assert.ok(b.inPlaceDatagrams >= 160, `sealed in place: ${b.inPlaceDatagrams}`);
 });

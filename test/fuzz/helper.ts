@@ -11,7 +11,9 @@ export const TEST_SEED = 20261203;
 export async function fuzzTarget(name: string, iterations: number, o: { expectRejected?: boolean } = {}): Promise<FuzzStats> {
   const target = await loadTarget(name);
   const stats = await target.run(new Rng(TEST_SEED), iterations, () => {});
-  const shown = stats.crashes.map((c) => `${c.kind} at iteration ${c.iteration} (input seed ${c.inputSeed}): ${c.message}\n  input: ${c.input.slice(0, 600)}`).join('\n');
+  const shown = stats.crashes
+    .map((c) => `${c.kind} at iteration ${c.iteration} (input seed ${c.inputSeed}): ${c.message}\n  input: ${c.input.slice(0, 600)}`)
+    .join('\n');
   assert.equal(stats.crashCount, 0, `${name}: ${stats.crashCount} of ${iterations} inputs failed; the first of each kind:\n${shown}`);
   assert.equal(stats.iterations, iterations);
   assert.ok(stats.accepted > 0, `${name}: no input was accepted, so the fuzzer never got past the first checks`);

@@ -27,7 +27,19 @@ export async function loopbackPair(onTun?: (i: 0 | 1, p: Buffer) => void): Promi
   }
   for (const i of [0, 1] as const) {
     const o = 1 - i;
-    await devs[i].applySet({ replacePeers: false, peers: [{ publicKey: publicKeyOf(keys[o]!), remove: false, updateOnly: false, endpoint: { address: '127.0.0.1', port: devs[o]!.port }, replaceAllowedIps: true, allowedIps: [{ address: inner[o]!, bits: 32, family: 4 }] }] });
+    await devs[i].applySet({
+      replacePeers: false,
+      peers: [
+        {
+          publicKey: publicKeyOf(keys[o]!),
+          remove: false,
+          updateOnly: false,
+          endpoint: { address: '127.0.0.1', port: devs[o]!.port },
+          replaceAllowedIps: true,
+          allowedIps: [{ address: inner[o]!, bits: 32, family: 4 }],
+        },
+      ],
+    });
   }
   return {
     devs,

@@ -46,7 +46,10 @@ export class MemBind implements NetBind {
   private self: Endpoint | null = null;
   private static nextPort = 40000;
   sent = 0;
-  constructor(private readonly net: MemNet, private readonly address: string) {}
+  constructor(
+    private readonly net: MemNet,
+    private readonly address: string,
+  ) {}
 
   async open(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<number> {
     if (this.self) this.net.unregister(this.self);

@@ -94,7 +94,17 @@ export class MeshLab {
   }
 
   async startControl(extra: string[] = []): Promise<void> {
-    this.controlProc = this.lab.spawn(this.controlNs, [process.execPath, BIN, 'control', 'serve', '--listen', `${this.controlIp}:${this.controlPort}`, '--state-dir', this.controlDir, ...extra]);
+    this.controlProc = this.lab.spawn(this.controlNs, [
+      process.execPath,
+      BIN,
+      'control',
+      'serve',
+      '--listen',
+      `${this.controlIp}:${this.controlPort}`,
+      '--state-dir',
+      this.controlDir,
+      ...extra,
+    ]);
     const deadline = Date.now() + 10_000;
     let out = '';
     this.controlProc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -124,14 +134,20 @@ export class MeshLab {
   /** The CLI in `ns` as a stranger: its own client config, so nothing remembered from other runs helps it. */
   runFresh(ns: string, who: string, args: string[], timeoutMs = 30_000): Promise<RunResult> {
     const env = [`MESHCTL_CONFIG_DIR=${join(this.dir, `${who}-cli`)}`, 'MESHCTL_PLAIN=1'];
-    return import('./netns.js').then(({ sh }) => sh('ip', ['netns', 'exec', ns, 'env', ...env, process.execPath, BIN, '--socket', join(this.dir, `${who}.sock`), ...args], timeoutMs));
+    return import('./netns.js').then(({ sh }) =>
+      sh('ip', ['netns', 'exec', ns, 'env', ...env, process.execPath, BIN, '--socket', join(this.dir, `${who}.sock`), ...args], timeoutMs),
+    );
   }
 
   /** opts.trust 'extra-ca': no --control-ca; the control CA comes through NODE_EXTRA_CA_CERTS, as a private CA would */
   up(n: MeshNode, extra: string[] = [], opts: { trust?: 'pin' | 'extra-ca' } = {}): Promise<RunResult> {
     const viaEnv = opts.trust === 'extra-ca';
     const pin = viaEnv ? [] : ['--control-ca', this.caFile];
-    return n.run(['up', '--login-server', this.url, ...pin, '--hostname', n.name, '--state-dir', n.stateDir, '--timeout', '20s', ...extra], 30_000, viaEnv ? { env: { NODE_EXTRA_CA_CERTS: this.caFile } } : {});
+    return n.run(
+      ['up', '--login-server', this.url, ...pin, '--hostname', n.name, '--state-dir', n.stateDir, '--timeout', '20s', ...extra],
+      30_000,
+      viaEnv ? { env: { NODE_EXTRA_CA_CERTS: this.caFile } } : {},
+    );
   }
 
   async cleanup(): Promise<void> {

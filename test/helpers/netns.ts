@@ -15,7 +15,7 @@ export interface RunResult {
 export function sh(cmd: string, args: string[], timeoutMs = 30_000): Promise<RunResult> {
   return new Promise((resolve) => {
     execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
   });
@@ -127,11 +127,12 @@ export class Lab {
 
 // Last resort when the runner is killed: remove namespaces synchronously.
 process.once('exit', () => {
-  for (const lab of live) for (const ns of (lab as unknown as { namespaces: string[] }).namespaces) {
-    try {
-      execSync(`ip netns pids ${ns} | xargs -r kill -9; ip netns del ${ns}`);
-    } catch {
-      /* best effort */
+  for (const lab of live)
+    for (const ns of (lab as unknown as { namespaces: string[] }).namespaces) {
+      try {
+        execSync(`ip netns pids ${ns} | xargs -r kill -9; ip netns del ${ns}`);
+      } catch {
+        /* best effort */
+      }
     }
-  }
 });

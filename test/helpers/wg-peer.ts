@@ -19,18 +19,41 @@ export interface WgPeer {
   proc: ChildProcess;
   stderr: () => string;
   /** meshctl only: the engine's counters (SIGUSR1 → `stats {json}` on stderr) */
-  stats(): Promise<{ sessions: number; dropped: Record<string, number>; rx: { packets: number }; tun?: TunStats; udpReader?: { batches: number; truncated: number; handovers: number; threadStarts: number; thread: boolean } | null }>;
+  stats(): Promise<{
+    sessions: number;
+    dropped: Record<string, number>;
+    rx: { packets: number };
+    tun?: TunStats;
+    udpReader?: { batches: number; truncated: number; handovers: number; threadStarts: number; thread: boolean } | null;
+  }>;
 }
 
 let seq = 0;
 
-export async function startPeer(lab: Lab, kind: WgKind, ns: string, opts: { port: number; inner4: string; inner6: string; env?: NodeJS.ProcessEnv }): Promise<WgPeer> {
+export async function startPeer(
+  lab: Lab,
+  kind: WgKind,
+  ns: string,
+  opts: { port: number; inner4: string; inner6: string; env?: NodeJS.ProcessEnv },
+): Promise<WgPeer> {
   // the UAPI socket directory is shared by every namespace: a random name (at most 14 characters, within IFNAMSIZ),
   // and a socket already there belongs to someone else, so it is never removed
   const ifname = `w${uniqueSuffix()}${kind === 'meshctl' ? 'm' : 'g'}${seq++}`;
   const sock = `/var/run/wireguard/${ifname}.sock`;
   if (existsSync(sock)) throw new Error(`${sock} exists: another process uses the name ${ifname}`);
-  const cmd = kind === 'wireguard-go' ? ['wireguard-go', '-f', ifname] : [process.execPath, ...(process.env.MESHCTL_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean), join(packageRoot(), 'bin', 'meshctl'), 'debug', 'engine', '--ifname', ifname, '--foreground'];
+  const cmd =
+    kind === 'wireguard-go'
+      ? ['wireguard-go', '-f', ifname]
+      : [
+          process.execPath,
+          ...(process.env.MESHCTL_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean),
+          join(packageRoot(), 'bin', 'meshctl'),
+          'debug',
+          'engine',
+          '--ifname',
+          ifname,
+          '--foreground',
+        ];
   const proc = lab.spawn(ns, cmd, { ...opts.env, LOG_LEVEL: 'error' });
   // both implementations remove their socket on SIGTERM; a SIGKILLed one leaves it: this test's own, so removed
   lab.onCleanup(() => rmSync(sock, { force: true }));

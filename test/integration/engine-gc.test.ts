@@ -40,7 +40,10 @@ test('no memory-reducing collection during a new tunnel’s first seconds', { sk
     const count = TRAFFIC_SECONDS * 200;
     const r = await lab.exec(nsA, ['ping', '-q', '-c', String(count), '-i', '0.005', '-W', '1', '10.80.0.2'], (TRAFFIC_SECONDS + 20) * 1000);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    for (const [name, p, out] of [['A', a, () => outA], ['B', b, () => outB]] as const) {
+    for (const [name, p, out] of [
+      ['A', a, () => outA],
+      ['B', b, () => outB],
+    ] as const) {
       const trace = await stopAndReadStdout(p, out);
       const gcs = trace.split('\n').filter((l) => / ms: (Scavenge|Mark-Compact|Mark-sweep)/.test(l));
       assert.ok(gcs.length > 0, `engine ${name}: no GC trace captured, so nothing was checked:\n${trace.slice(0, 500)}`);

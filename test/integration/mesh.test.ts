@@ -46,11 +46,16 @@ test('a control server and three nodes on one LAN', { skip, timeout: 240_000 }, 
 
     await t.test('each lists the other two with a direct path', async () => {
       for (const n of m.nodes) {
-        await eventually(`${n.name} sees two direct peers`, async () => {
-          const s = await status(n);
-          const direct = s.peers.filter((p) => p.online && p.path.kind === 'direct' && p.path.trusted);
-          return direct.length === 2 ? direct : null;
-        }, 10_000, 250);
+        await eventually(
+          `${n.name} sees two direct peers`,
+          async () => {
+            const s = await status(n);
+            const direct = s.peers.filter((p) => p.online && p.path.kind === 'direct' && p.path.trusted);
+            return direct.length === 2 ? direct : null;
+          },
+          10_000,
+          250,
+        );
         const s = await status(n);
         for (const p of s.peers) {
           const other = m.nodes.find((x) => x.name === p.name)!;
@@ -79,10 +84,15 @@ test('a control server and three nodes on one LAN', { skip, timeout: 240_000 }, 
 
     await t.test('a quiet daemon hands memory back and shows it in its counters', async () => {
       type Memory = { rss: number; heapSpaces: Record<string, number>; idleReleases: number };
-      const memory = await eventually('an idle release on node3', async () => {
-        const mem = (await status(n3)).counters?.memory as Memory | undefined;
-        return mem && mem.idleReleases >= 1 ? mem : null;
-      }, 10_000, 250);
+      const memory = await eventually(
+        'an idle release on node3',
+        async () => {
+          const mem = (await status(n3)).counters?.memory as Memory | undefined;
+          return mem && mem.idleReleases >= 1 ? mem : null;
+        },
+        10_000,
+        250,
+      );
       assert.ok(memory.rss > 0 && (memory.heapSpaces.old_space ?? 0) > 0, JSON.stringify(memory));
     });
 
@@ -98,10 +108,15 @@ test('a control server and three nodes on one LAN', { skip, timeout: 240_000 }, 
     await t.test('down removes a node from its peers’ active set; up brings it back as itself', async () => {
       const r = await n3.run(['down']);
       assert.equal(r.code, 0, r.stderr);
-      await eventually('node1 sees node3 offline', async () => {
-        const p = (await status(n1)).peers.find((x) => x.name === 'node3');
-        return p && !p.online && p.path.kind === 'none';
-      }, 2000, 100);
+      await eventually(
+        'node1 sees node3 offline',
+        async () => {
+          const p = (await status(n1)).peers.find((x) => x.name === 'node3');
+          return p && !p.online && p.path.kind === 'none';
+        },
+        2000,
+        100,
+      );
       assert.equal(await pingIp(n1, addr.get('node3')!, 1), false, 'no traffic to a node that is down');
       const st = await n3.run(['status']);
       assert.equal(st.code, 1);
@@ -123,7 +138,22 @@ test('a control server and three nodes on one LAN', { skip, timeout: 240_000 }, 
       const used = await m.authKey([]);
       // strangers in node1's namespace: own sockets, state dirs and interfaces
       const stranger = (who: string, args: string[]) =>
-        m.runFresh(n1.ns, who, ['up', '--login-server', m.url, '--state-dir', `${m.dir}/${who}`, '--ifname', `m${who}0`, '--port', '0', '--timeout', '10s', '--hostname', who, ...args]);
+        m.runFresh(n1.ns, who, [
+          'up',
+          '--login-server',
+          m.url,
+          '--state-dir',
+          `${m.dir}/${who}`,
+          '--ifname',
+          `m${who}0`,
+          '--port',
+          '0',
+          '--timeout',
+          '10s',
+          '--hostname',
+          who,
+          ...args,
+        ]);
       const wrongKey = await stranger('x', ['--control-ca', m.caFile, '--auth-key', 'mskey-000000000000-' + '0'.repeat(48)]);
       assert.equal(wrongKey.code, 6, wrongKey.stderr);
       assert.match(wrongKey.stderr, /auth key is not known/);
@@ -137,7 +167,21 @@ test('a control server and three nodes on one LAN', { skip, timeout: 240_000 }, 
       assert.equal(untrusted.code, 5, untrusted.stderr);
       assert.match(untrusted.stderr, new RegExp(`cannot reach control server ${m.url.replace(/\./g, '\\.')}: its certificate is self-signed`));
       const t0 = Date.now();
-      const refused = await m.runFresh(n1.ns, 'v', ['up', '--login-server', `https://${m.controlIp}:9`, '--auth-key', key, '--state-dir', `${m.dir}/v`, '--ifname', 'mv0', '--port', '0', '--timeout', '3s']);
+      const refused = await m.runFresh(n1.ns, 'v', [
+        'up',
+        '--login-server',
+        `https://${m.controlIp}:9`,
+        '--auth-key',
+        key,
+        '--state-dir',
+        `${m.dir}/v`,
+        '--ifname',
+        'mv0',
+        '--port',
+        '0',
+        '--timeout',
+        '3s',
+      ]);
       assert.equal(refused.code, 5, refused.stderr);
       assert.match(refused.stderr, /cannot reach control server https:\/\/10\.88\.0\.1:9: connection refused/);
       assert.ok(Date.now() - t0 < 10_000);

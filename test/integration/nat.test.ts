@@ -115,7 +115,9 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
         const path = await pathTo(l, a, b);
         assert.notEqual(path.kind, 'none', `${label} has a path`);
         assert.ok(await icmp(l, a, b), `${label} carries traffic`);
-        matrix.push(`${label}: ${direct !== null ? `direct (${path.kind === 'direct' ? path.endpoint : ''})` : `relay "${path.kind === 'relay' ? path.region : '?'}"`}`);
+        matrix.push(
+          `${label}: ${direct !== null ? `direct (${path.kind === 'direct' ? path.endpoint : ''})` : `relay "${path.kind === 'relay' ? path.region : '?'}"`}`,
+        );
       }
       const nc = JSON.parse((await l.meshctl(hard1, ['netcheck', '--json'])).out) as { mappingVariesByDestIP: boolean };
       assert.equal(nc.mappingVariesByDestIP, true, 'hard NAT detected');
@@ -164,13 +166,19 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
       assert.ok(fallbackMs >= 0 && fallbackMs <= 5000, `fell back in ${fallbackMs} ms`);
       await sh('ip', ['netns', 'exec', router, 'nft', 'delete', 'table', 'inet', 'meshlab_cut']);
       const back = Date.now();
-      await l.waitFor('back to direct', async () => {
-        await icmp(l, easy1, easy2, 1);
-        return (await pathTo(l, easy1, easy2)).kind === 'direct';
-      }, 20_000);
+      await l.waitFor(
+        'back to direct',
+        async () => {
+          await icmp(l, easy1, easy2, 1);
+          return (await pathTo(l, easy1, easy2)).kind === 'direct';
+        },
+        20_000,
+      );
       const again = Date.now() - back;
-      matrix.push(`direct path cut mid-transfer (48 MiB): relay after ${fallbackMs} ms, transfer intact (max stall ${x.maxGapMs} ms), ` +
-        `direct again ${again} ms after unblocking`);
+      matrix.push(
+        `direct path cut mid-transfer (48 MiB): relay after ${fallbackMs} ms, transfer intact (max stall ${x.maxGapMs} ms), ` +
+          `direct again ${again} ms after unblocking`,
+      );
     });
 
     await t.test('a relay restarted mid-session: nodes reconnect and relayed traffic resumes', async () => {
@@ -195,7 +203,12 @@ test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, 
           s.send(n % 5 === 0 ? crypto.randomBytes(crypto.randomInt(1, 300)) : b, dst[1], dst[0]); }
           if (n < 6000) setTimeout(go, 5); else setTimeout(() => s.close(), 200); };
         go();`;
-      const seeds = [bindingRequest().packet, Buffer.concat([DISCO_MAGIC, randomBytes(90)]), Buffer.concat([Buffer.from([4, 0, 0, 0]), randomBytes(60)]), Buffer.concat([Buffer.from([1, 0, 0, 0]), randomBytes(144)])].map((b) => b.toString('hex'));
+      const seeds = [
+        bindingRequest().packet,
+        Buffer.concat([DISCO_MAGIC, randomBytes(90)]),
+        Buffer.concat([Buffer.from([4, 0, 0, 0]), randomBytes(60)]),
+        Buffer.concat([Buffer.from([1, 0, 0, 0]), randomBytes(144)]),
+      ].map((b) => b.toString('hex'));
       const r = await sh('ip', ['netns', 'exec', l.s.controlNs, process.execPath, '-e', script, JSON.stringify(seeds)], 60_000);
       assert.equal(r.code, 0, r.stderr);
       const after = await status(l, pub);

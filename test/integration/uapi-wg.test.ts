@@ -35,7 +35,19 @@ test('wg show / set / setconf / showconf work against meshctl as against wiregua
     const go = await startPeer(lab, 'wireguard-go', ns, { port: 51901, inner4: '10.79.1.1/24', inner6: 'fd79:1::1/64' });
     const peerPub = (await must('sh', ['-c', 'wg genkey | wg pubkey'])).trim();
     for (const p of [mc, go]) {
-      const r = await lab.exec(ns, ['wg', 'set', p.ifname, 'peer', peerPub, 'endpoint', '127.0.0.1:51820', 'allowed-ips', '10.9.0.0/24,fd00::/64', 'persistent-keepalive', '25']);
+      const r = await lab.exec(ns, [
+        'wg',
+        'set',
+        p.ifname,
+        'peer',
+        peerPub,
+        'endpoint',
+        '127.0.0.1:51820',
+        'allowed-ips',
+        '10.9.0.0/24,fd00::/64',
+        'persistent-keepalive',
+        '25',
+      ]);
       assert.equal(r.code, 0, r.stderr);
     }
     const confs = await Promise.all([mc, go].map((p) => must('ip', ['netns', 'exec', ns, 'wg', 'showconf', p.ifname])));
@@ -54,7 +66,12 @@ test('wg show / set / setconf / showconf work against meshctl as against wiregua
       const r = await lab.exec(ns, ['wg', 'set', p.ifname, 'peer', peerPub, 'allowed-ips', '10.0.0.0/40']);
       assert.notEqual(r.code, 0);
     }
-    for (const req of ['set=1\nbogus_key=1\n\n', `set=1\npublic_key=${'0'.repeat(63)}\n\n`, 'set=1\nlisten_port=99999\n\n', `set=1\npublic_key=${Buffer.from(peerPub, 'base64').toString('hex')}\nprotocol_version=2\n\n`]) {
+    for (const req of [
+      'set=1\nbogus_key=1\n\n',
+      `set=1\npublic_key=${'0'.repeat(63)}\n\n`,
+      'set=1\nlisten_port=99999\n\n',
+      `set=1\npublic_key=${Buffer.from(peerPub, 'base64').toString('hex')}\nprotocol_version=2\n\n`,
+    ]) {
       const [a, b] = await Promise.all([raw(mc.ifname, req), raw(go.ifname, req)]);
       assert.equal(a, b, `answers differ for ${JSON.stringify(req)}`);
       assert.match(a, /^errno=-\d+\n\n$/);

@@ -95,56 +95,67 @@ const PAIRS: [WgKind, WgKind][] = [
 
 for (const [ka, kb] of PAIRS) {
   test(`${ka} (initiator) ↔ ${kb}: ping both ways over IPv4 and IPv6, 50 MB TCP over IPv4 and 20 MB over IPv6 with matching SHA-256`, { skip }, async () => {
-    await withPair(ka, kb, async (p) => {
-      assert.ok(await ping(p, p.a, '10.78.0.2'), 'A → B IPv4');
-      assert.ok(await ping(p, p.b, '10.78.0.1'), 'B → A IPv4');
-      assert.ok(await ping(p, p.a, 'fd78::2'), 'A → B IPv6');
-      assert.ok(await ping(p, p.b, 'fd78::1'), 'B → A IPv6');
-      for (const [host, bytes] of [['10.78.0.2', XFER_BYTES], ['fd78::2', XFER6_BYTES]] as const) {
-        await transfer(p, bytes, host); // both ends: exit codes, byte counts, SHA-256
-      }
-      // the TUN offloads were used, not merely harmless: the sender split super-packets, the receiver merged segments
-      if (ka === 'meshctl') {
-        const t = (await p.a.stats()).tun!;
-        assert.ok(t.rxGsoReads > 0 && t.rxSegments > t.rxGsoReads, `sender TUN: ${JSON.stringify(t)}`);
-        assert.equal(t.rxDropped, 0);
-      }
-      if (kb === 'meshctl') {
-        const t = (await p.b.stats()).tun!;
-        assert.ok(t.txMerged > 0 && t.txWrites < t.txPackets, `receiver TUN: ${JSON.stringify(t)}`);
-        assert.equal(t.txErrors, 0);
-      }
-      // bulk traffic moved reading to the threads; once quiet, the event loops read again and the
-      // threads retire (util/reader-mode.ts; A retires after 300 ms here instead of 15 s)
-      assert.ok(await ping(p, p.a, '10.78.0.2', 2), 'pings after the transfer');
-      // (the sender's TUN and the receiver's UDP socket carry the bulk; ACKs alone stay below a burst)
-      for (const [kind, peer, side] of [[ka, p.a, 'tun'], [kb, p.b, 'udp']] as const) {
-        if (kind !== 'meshctl') continue;
-        // the hand-back follows a quiet spell: polled with a deadline for a loaded machine
-        let s = await peer.stats();
-        for (const deadline = Date.now() + 15_000; s.tun!.reader !== 'main' && Date.now() < deadline; s = await peer.stats()) {
-          await new Promise((r) => setTimeout(r, 200));
+    await withPair(
+      ka,
+      kb,
+      async (p) => {
+        assert.ok(await ping(p, p.a, '10.78.0.2'), 'A → B IPv4');
+        assert.ok(await ping(p, p.b, '10.78.0.1'), 'B → A IPv4');
+        assert.ok(await ping(p, p.a, 'fd78::2'), 'A → B IPv6');
+        assert.ok(await ping(p, p.b, 'fd78::1'), 'B → A IPv6');
+        for (const [host, bytes] of [
+          ['10.78.0.2', XFER_BYTES],
+          ['fd78::2', XFER6_BYTES],
+        ] as const) {
+          await transfer(p, bytes, host); // both ends: exit codes, byte counts, SHA-256
         }
-        const handovers = side === 'tun' ? s.tun!.readerHandovers : s.udpReader!.handovers;
-        assert.ok(handovers >= 1, `${side} hand-overs: ${JSON.stringify({ tun: s.tun, udp: s.udpReader })}`);
-        assert.equal(s.tun!.reader, 'main', 'TUN read by the event loop again');
-      }
-      if (ka === 'meshctl') {
-        // retirement is 300 ms after the hand-back here; a loaded CI machine may take a while to end a thread
-        let idle = (await p.a.stats()).tun!;
-        for (let i = 0; i < 25 && idle.readerThread; i++) {
-          await new Promise((r) => setTimeout(r, 200));
-          idle = (await p.a.stats()).tun!;
+        // the TUN offloads were used, not merely harmless: the sender split super-packets, the receiver merged segments
+        if (ka === 'meshctl') {
+          const t = (await p.a.stats()).tun!;
+          assert.ok(t.rxGsoReads > 0 && t.rxSegments > t.rxGsoReads, `sender TUN: ${JSON.stringify(t)}`);
+          assert.equal(t.rxDropped, 0);
         }
-        assert.equal(idle.readerThread, false, `the idle reader thread retired: ${JSON.stringify(idle)}`);
-        const before = (await p.a.stats()).tun!.readerThreadStarts;
-        await transfer(p, 10 * 1024 * 1024); // a transfer after retirement, checked at both ends
-        const t = (await p.a.stats()).tun!;
-        // on a slow machine the transfer can end before the new thread is up, and the thread may have
-        // retired again (300 ms here) by the time we look: its start is what the burst must cause
-        assert.ok(t.readerThreadStarts > before, `the burst started a new reader thread: ${JSON.stringify(t)}`);
-      }
-    }, { MESHCTL_READER_RETIRE_MS: '300' });
+        if (kb === 'meshctl') {
+          const t = (await p.b.stats()).tun!;
+          assert.ok(t.txMerged > 0 && t.txWrites < t.txPackets, `receiver TUN: ${JSON.stringify(t)}`);
+          assert.equal(t.txErrors, 0);
+        }
+        // bulk traffic moved reading to the threads; once quiet, the event loops read again and the
+        // threads retire (util/reader-mode.ts; A retires after 300 ms here instead of 15 s)
+        assert.ok(await ping(p, p.a, '10.78.0.2', 2), 'pings after the transfer');
+        // (the sender's TUN and the receiver's UDP socket carry the bulk; ACKs alone stay below a burst)
+        for (const [kind, peer, side] of [
+          [ka, p.a, 'tun'],
+          [kb, p.b, 'udp'],
+        ] as const) {
+          if (kind !== 'meshctl') continue;
+          // the hand-back follows a quiet spell: polled with a deadline for a loaded machine
+          let s = await peer.stats();
+          for (const deadline = Date.now() + 15_000; s.tun!.reader !== 'main' && Date.now() < deadline; s = await peer.stats()) {
+            await new Promise((r) => setTimeout(r, 200));
+          }
+          const handovers = side === 'tun' ? s.tun!.readerHandovers : s.udpReader!.handovers;
+          assert.ok(handovers >= 1, `${side} hand-overs: ${JSON.stringify({ tun: s.tun, udp: s.udpReader })}`);
+          assert.equal(s.tun!.reader, 'main', 'TUN read by the event loop again');
+        }
+        if (ka === 'meshctl') {
+          // retirement is 300 ms after the hand-back here; a loaded CI machine may take a while to end a thread
+          let idle = (await p.a.stats()).tun!;
+          for (let i = 0; i < 25 && idle.readerThread; i++) {
+            await new Promise((r) => setTimeout(r, 200));
+            idle = (await p.a.stats()).tun!;
+          }
+          assert.equal(idle.readerThread, false, `the idle reader thread retired: ${JSON.stringify(idle)}`);
+          const before = (await p.a.stats()).tun!.readerThreadStarts;
+          await transfer(p, 10 * 1024 * 1024); // a transfer after retirement, checked at both ends
+          const t = (await p.a.stats()).tun!;
+          // on a slow machine the transfer can end before the new thread is up, and the thread may have
+          // retired again (300 ms here) by the time we look: its start is what the burst must cause
+          assert.ok(t.readerThreadStarts > before, `the burst started a new reader thread: ${JSON.stringify(t)}`);
+        }
+      },
+      { MESHCTL_READER_RETIRE_MS: '300' },
+    );
   });
 }
 
@@ -213,4 +224,3 @@ test('thousands of garbage datagrams at the listen port change nothing', { skip 
     assert.equal(s.dropped.internalError, 0);
   });
 });
-

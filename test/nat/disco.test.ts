@@ -17,7 +17,13 @@ const CASES: DiscoMessage[] = [
   { type: 'pong', txid: randomBytes(12), src: { address: '10.1.2.3', port: 41641 } },
   { type: 'pong', txid: randomBytes(12), src: { address: 'fd7a:115c:a1e0::1', port: 1 } },
   { type: 'pong', txid: randomBytes(12), src: { address: '2001:db8::', port: 65535 } },
-  { type: 'callMeMaybe', endpoints: [{ address: '192.168.1.5', port: 41641 }, { address: '::1', port: 9 }] },
+  {
+    type: 'callMeMaybe',
+    endpoints: [
+      { address: '192.168.1.5', port: 41641 },
+      { address: '::1', port: 9 },
+    ],
+  },
   { type: 'callMeMaybe', endpoints: [] },
 ];
 

@@ -58,7 +58,9 @@ test('UPnP: a broken control URL, a bogus external address or an oversized descr
     await must('ip', ['-n', ns, 'link', 'set', 'lo', 'multicast', 'on']);
     await must('ip', ['-n', ns, 'route', 'add', '239.0.0.0/8', 'dev', 'lo']);
     // the control: a well-formed gateway maps
-    assert.deepEqual(await againstFakeIgd(lab, ns, service('/ctl'), '203.0.113.7'), { result: { protocol: 'UPnP', external: '203.0.113.7:40002', internalPort: 40002, lifetimeS: 7200 } });
+    assert.deepEqual(await againstFakeIgd(lab, ns, service('/ctl'), '203.0.113.7'), {
+      result: { protocol: 'UPnP', external: '203.0.113.7:40002', internalPort: 40002, lifetimeS: 7200 },
+    });
     // a control URL that is no URL: no mapping, not an exception out of upnpMap
     assert.deepEqual(await againstFakeIgd(lab, ns, service('http://['), '203.0.113.7'), { result: null });
     // an external "address" that is not one never becomes an endpoint

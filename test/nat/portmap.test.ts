@@ -21,7 +21,10 @@ interface FakeHttp {
 }
 
 /** An HTTP server on `host` that answers as an IGD would: description at /desc.xml, SOAP at /ctl. */
-async function fakeIgd(host: string, o: { controlUrl?: string; externalIp?: string; descPath?: string; redirectTo?: string; bigDescription?: boolean } = {}): Promise<FakeHttp> {
+async function fakeIgd(
+  host: string,
+  o: { controlUrl?: string; externalIp?: string; descPath?: string; redirectTo?: string; bigDescription?: boolean } = {},
+): Promise<FakeHttp> {
   const requests: string[] = [];
   const server = createServer((req: IncomingMessage, res) => {
     let body = '';
@@ -36,9 +39,12 @@ async function fakeIgd(host: string, o: { controlUrl?: string; externalIp?: stri
         );
       }
       if (req.url === '/ctl' && /GetExternalIPAddress/.test(String(req.headers.soapaction))) {
-        return void res.end(`<s:Envelope><s:Body><u:GetExternalIPAddressResponse><NewExternalIPAddress>${o.externalIp ?? '203.0.113.5'}</NewExternalIPAddress></u:GetExternalIPAddressResponse></s:Body></s:Envelope>`);
+        return void res.end(
+          `<s:Envelope><s:Body><u:GetExternalIPAddressResponse><NewExternalIPAddress>${o.externalIp ?? '203.0.113.5'}</NewExternalIPAddress></u:GetExternalIPAddressResponse></s:Body></s:Envelope>`,
+        );
       }
-      if (req.url === '/ctl' && /AddPortMapping/.test(String(req.headers.soapaction))) return void res.end('<s:Envelope><s:Body><u:AddPortMappingResponse/></s:Body></s:Envelope>');
+      if (req.url === '/ctl' && /AddPortMapping/.test(String(req.headers.soapaction)))
+        return void res.end('<s:Envelope><s:Body><u:AddPortMappingResponse/></s:Body></s:Envelope>');
       res.writeHead(404).end();
     });
   });
@@ -61,7 +67,13 @@ async function ssdpResponder(host: string, location: string): Promise<{ port: nu
   s.on('message', (m, from) => {
     if (!m.toString('latin1').startsWith('M-SEARCH')) return;
     state.searches++;
-    s.send(Buffer.from(`HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\nLOCATION: ${location}\r\nSERVER: fake\r\n\r\n`), from.port, from.address);
+    s.send(
+      Buffer.from(
+        `HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\nLOCATION: ${location}\r\nSERVER: fake\r\n\r\n`,
+      ),
+      from.port,
+      from.address,
+    );
   });
   await new Promise<void>((r) => s.bind(0, host, r));
   state.port = s.address().port;

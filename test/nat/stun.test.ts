@@ -35,7 +35,10 @@ test('request and response round-trip, IPv4 and IPv6', () => {
   assert.ok(isStun(packet));
   const req = parseStun(packet);
   assert.deepEqual(req, { kind: 'request', txid });
-  for (const from of [{ address: '7.0.113.12', port: 41641 }, { address: 'fd00::1:2', port: 1 }]) {
+  for (const from of [
+    { address: '7.0.113.12', port: 41641 },
+    { address: 'fd00::1:2', port: 1 },
+  ]) {
     const res = parseStun(bindingResponse(txid, from));
     assert.deepEqual(res, { kind: 'response', txid, mapped: from });
   }
@@ -66,7 +69,10 @@ test('home region hysteresis: switch only when clearly better', () => {
 test('default gateway from the kernel routing table', () => {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-route-'));
   const f = join(dir, 'route');
-  writeFileSync(f, 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n eth0\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\neth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\n');
+  writeFileSync(
+    f,
+    'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n eth0\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\neth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\n',
+  );
   assert.equal(defaultGateway(f), '192.168.2.1');
   writeFileSync(f, 'Iface\tDestination\tGateway\n');
   assert.equal(defaultGateway(f), null);

@@ -3,15 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NetworkMap, NodeView } from '../../src/netmap/types.js';
-import {
-  MAX_ENDPOINTS_PER_PEER,
-  MAX_PEERS,
-  MAX_RELAYS,
-  MapParseError,
-  parseMapLine,
-  parseNetworkMap,
-  parseRegisterResult,
-} from '../../src/netmap/parse.js';
+import { MAX_ENDPOINTS_PER_PEER, MAX_PEERS, MAX_RELAYS, MapParseError, parseMapLine, parseNetworkMap, parseRegisterResult } from '../../src/netmap/parse.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 
@@ -37,7 +29,14 @@ function view(o: Partial<NodeView> = {}): NodeView {
   };
 }
 
-const map = (o: Partial<NetworkMap> = {}): NetworkMap => ({ self: view(), peers: [], ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a:115c:a1e0::/48', relays: [], ...o });
+const map = (o: Partial<NetworkMap> = {}): NetworkMap => ({
+  self: view(),
+  peers: [],
+  ipv4Prefix: '100.64.0.0/10',
+  ipv6Prefix: 'fd7a:115c:a1e0::/48',
+  relays: [],
+  ...o,
+});
 
 function refuses(json: unknown, field: string, reason: RegExp): void {
   assert.throws(
@@ -49,7 +48,11 @@ function refuses(json: unknown, field: string, reason: RegExp): void {
 
 test('lists are bounded: peers, endpoints per peer, relays', () => {
   refuses(map({ peers: Array.from({ length: MAX_PEERS + 1 }, () => view()) }), 'peers', /10001 entries, more than the 10000 allowed/);
-  refuses(map({ peers: [view({ endpoints: Array.from({ length: MAX_ENDPOINTS_PER_PEER + 1 }, (_, i) => `192.0.2.1:${i + 1}`) })] }), 'peers[0].endpoints', /more than the 32/);
+  refuses(
+    map({ peers: [view({ endpoints: Array.from({ length: MAX_ENDPOINTS_PER_PEER + 1 }, (_, i) => `192.0.2.1:${i + 1}`) })] }),
+    'peers[0].endpoints',
+    /more than the 32/,
+  );
   refuses(map({ relays: Array.from({ length: MAX_RELAYS + 1 }, () => ({ code: 'a', url: 'https://r', stunPort: 1 })) }), 'relays', /more than the 64/);
   refuses(map({ peers: [view({ allowedIps: Array.from({ length: 65 }, () => '10.0.0.0/8') })] }), 'peers[0].allowedIps', /more than the 64/);
 });
@@ -79,7 +82,14 @@ test('each field is checked for type and form', () => {
 test('what comes out is canonical text', () => {
   const m = parseNetworkMap(
     map({
-      peers: [view({ addresses: ['100.64.0.7', 'FD7A:115C:A1E0:0000:0:0:0:7'], allowedIps: ['FD7A:115C:A1E0::7/128'], endpoints: ['[2001:DB8::1]:41641'], lastSeen: '2026-12-01T10:00:00Z' })],
+      peers: [
+        view({
+          addresses: ['100.64.0.7', 'FD7A:115C:A1E0:0000:0:0:0:7'],
+          allowedIps: ['FD7A:115C:A1E0::7/128'],
+          endpoints: ['[2001:DB8::1]:41641'],
+          lastSeen: '2026-12-01T10:00:00Z',
+        }),
+      ],
       relays: [{ code: 'home', url: 'https://Relay.Example:443/', stunPort: 3478, certFingerprint: 'AB'.repeat(32) }],
     }),
   );
@@ -104,9 +114,16 @@ test('map stream lines: map, keepalive, gone, and unknown types as null', () => 
 });
 
 test('register results are parsed the same way', () => {
-  const r = parseRegisterResult({ node: view({ addresses: ['100.64.0.7', 'FD7A:115C:A1E0::7'] }), ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'FD7A:115C:A1E0::/48' });
+  const r = parseRegisterResult({
+    node: view({ addresses: ['100.64.0.7', 'FD7A:115C:A1E0::7'] }),
+    ipv4Prefix: '100.64.0.0/10',
+    ipv6Prefix: 'FD7A:115C:A1E0::/48',
+  });
   assert.deepEqual(r.node.addresses, ['100.64.0.7', 'fd7a:115c:a1e0::7']);
   assert.equal(r.ipv6Prefix, 'fd7a:115c:a1e0::/48');
-  assert.throws(() => parseRegisterResult({ node: view({ addresses: ['100.64.0.7; reboot'] }), ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a::/48' }), /node\.addresses\[0\]: not an IP address/);
+  assert.throws(
+    () => parseRegisterResult({ node: view({ addresses: ['100.64.0.7; reboot'] }), ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a::/48' }),
+    /node\.addresses\[0\]: not an IP address/,
+  );
   assert.throws(() => parseRegisterResult({ node: view(), ipv4Prefix: '100.64.0.0/10' }), /ipv6Prefix: not an IP prefix/);
 });

@@ -116,7 +116,10 @@ test('one source holding its cap of silent handshakes does not stop another sour
     assert.equal(silent.length, 3, 'the source got exactly its cap of connections');
     assert.equal(R.r.stats.pending.refusedOverSource, 1);
     // the silent ones were open all along: the other source got in beside them, not after them
-    assert.ok(silent.every((c) => !c()), 'a silent connection closed early');
+    assert.ok(
+      silent.every((c) => !c()),
+      'a silent connection closed early',
+    );
     assert.equal(R.r.stats.refused.busy, 0);
   } finally {
     for (const s of open) s.destroy();

@@ -68,7 +68,11 @@ test('the mesh key comes from a file only its owner reads, or the environment; n
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-meshkey-'));
   try {
     const key = randomBytes(32).toString('hex');
-    assert.throws(() => loadMeshKey(key, {}), (e: Error) => /no secret on the command line/.test(e.message) && /file:PATH/.test(e.message) && e.message.includes(MESH_KEY_ENV) && !e.message.includes(key));
+    assert.throws(
+      () => loadMeshKey(key, {}),
+      (e: Error) =>
+        /no secret on the command line/.test(e.message) && /file:PATH/.test(e.message) && e.message.includes(MESH_KEY_ENV) && !e.message.includes(key),
+    );
     const f = join(dir, 'mesh.key');
     writeFileSync(f, `${key}\n`, { mode: 0o644 });
     chmodSync(f, 0o644);
@@ -86,7 +90,14 @@ test('the mesh key comes from a file only its owner reads, or the environment; n
     // --mesh-with is typed at the edge
     assert.deepEqual(parseMeshPeer(`https://10.0.0.4:8443?fingerprint=${'AB:'.repeat(31)}AB`), { url: 'https://10.0.0.4:8443', fingerprint: 'ab'.repeat(32) });
     assert.deepEqual(parseMeshPeer('https://relay.example:443'), { url: 'https://relay.example' });
-    for (const bad of ['http://10.0.0.4:443', 'https://10.0.0.4:443/x', 'https://u:p@10.0.0.4', 'https://10.0.0.4?fingerprint=zz', 'https://10.0.0.4?fp=1', 'relay']) {
+    for (const bad of [
+      'http://10.0.0.4:443',
+      'https://10.0.0.4:443/x',
+      'https://u:p@10.0.0.4',
+      'https://10.0.0.4?fingerprint=zz',
+      'https://10.0.0.4?fp=1',
+      'relay',
+    ]) {
       assert.throws(() => parseMeshPeer(bad), /--mesh-with/, bad);
     }
   } finally {

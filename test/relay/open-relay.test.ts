@@ -26,13 +26,20 @@ test('the warning is logged without --verify-clients and not with it', async () 
 
 test('meshctl relay serve without --verify-clients warns on stderr in one line', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-openrelay-'));
-  const p = spawn(process.execPath, [join(packageRoot(), 'bin', 'meshctl'), 'relay', 'serve', '--listen', '127.0.0.1:0', '--stun-port', '0', '--region', 'open', '--state-dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn(
+    process.execPath,
+    [join(packageRoot(), 'bin', 'meshctl'), 'relay', 'serve', '--listen', '127.0.0.1:0', '--stun-port', '0', '--region', 'open', '--state-dir', dir],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let err = '';
   p.stderr.on('data', (d: Buffer) => (err += d.toString()));
   try {
     await until(() => /WARNING/.test(err) || p.exitCode !== null, 15_000, 'the warning');
     const line = err.split('\n').find((l) => /WARNING/.test(l)) ?? '';
-    assert.match(line, /no --verify-clients: this relay carries packets for anyone who knows a node key.*--verify-clients https:\/\/CONTROL:PORT --control-ca PEM$/);
+    assert.match(
+      line,
+      /no --verify-clients: this relay carries packets for anyone who knows a node key.*--verify-clients https:\/\/CONTROL:PORT --control-ca PEM$/,
+    );
   } finally {
     p.kill('SIGKILL');
     await new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)));

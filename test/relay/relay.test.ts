@@ -164,7 +164,11 @@ test('--verify-clients: only nodes the control server knows get in', async () =>
   const member = generatePrivateKey();
   try {
     const { key } = await admin.createAuthKey(cdir, { reusable: false, ephemeral: false, expiryMs: null });
-    await new ControlClient(`https://127.0.0.1:${ctl.boundPort}`, ctl.certPem, member).call('register', { authKey: key, hostname: 'm', os: 'linux', version: 't', discoKey: keyToText(publicKeyOf(generatePrivateKey())), endpoints: [] }, 5000);
+    await new ControlClient(`https://127.0.0.1:${ctl.boundPort}`, ctl.certPem, member).call(
+      'register',
+      { authKey: key, hostname: 'm', os: 'linux', version: 't', discoKey: keyToText(publicKeyOf(generatePrivateKey())), endpoints: [] },
+      5000,
+    );
     const ok = client(R.url, R.r.fingerprint, member);
     await ok.until(() => ok.c.connected);
     const stranger = client(R.url, R.r.fingerprint);

@@ -67,8 +67,16 @@ test('MTU and link by ioctl, addresses and routes by rtnetlink: applied, repeata
   assert.match(res.errors.linkDown!, new RegExp(`^TUN_CONFIG_FAILED: route 10\\.93\\.0\\.0/16 dev ${name}d: Network is down( \\([^)]*\\))? \\(and 1 more\\)$`));
   const other = res.errors.otherRoutes;
   assert.equal(other.error, 'no error');
-  assert.deepEqual(other.v4.map((r) => r.dev), [name], 'the first interface keeps its IPv4 route');
-  assert.deepEqual(other.v6.map((r) => r.dev), [name], 'the first interface keeps its IPv6 route');
+  assert.deepEqual(
+    other.v4.map((r) => r.dev),
+    [name],
+    'the first interface keeps its IPv4 route',
+  );
+  assert.deepEqual(
+    other.v6.map((r) => r.dev),
+    [name],
+    'the first interface keeps its IPv6 route',
+  );
   const otherAddrs = other.otherAddr[0]!.addr_info.map((a) => `${a.local}/${a.prefixlen}`);
   assert.ok(otherAddrs.includes('10.90.0.2/32') && otherAddrs.includes('fd00:90::2/128'), 'the second interface still got its addresses');
 });
@@ -82,7 +90,11 @@ test('a map whose addresses or prefixes carry a second command is refused and ru
     assert.match(err, new RegExp(`^TUN_CONFIG_FAILED: refusing to configure ${res.ifname}: (this node's address|mesh prefix) \\d is bad \\(not an IP`), what);
     assert.doesNotMatch(err, /\n/, `${what}: one line`);
   }
-  assert.deepEqual(res.afterAttacks.filter((a) => a.endsWith(` ${res.ifname}`) && !a.startsWith('fe80:')), [], 'a refused map configures nothing');
+  assert.deepEqual(
+    res.afterAttacks.filter((a) => a.endsWith(` ${res.ifname}`) && !a.startsWith('fe80:')),
+    [],
+    'a refused map configures nothing',
+  );
   assert.equal(res.valid, 'no error');
   assert.ok(res.afterValid.includes(`100.64.0.9/32 ${res.ifname}`) && res.afterValid.includes(`fd7a:115c:a1e0::9/128 ${res.ifname}`), res.afterValid.join());
 });

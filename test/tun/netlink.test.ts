@@ -76,10 +76,16 @@ test('parseAcks: success, an error with the kernel message, an uncapped ack echo
   assert.deepEqual(parseAcks(okCapped), [{ seq: 5, errno: 0, message: null }]);
   assert.deepEqual(parseAcks(eexistTlv), [{ seq: 6, errno: 17, message: 'Route already exists' }]);
   assert.deepEqual(parseAcks(uncapped), [{ seq: 7, errno: 20, message: 'bad' }]);
-  assert.deepEqual(parseAcks(Buffer.concat([okCapped, eexistTlv])).map((a) => a.seq), [5, 6]);
+  assert.deepEqual(
+    parseAcks(Buffer.concat([okCapped, eexistTlv])).map((a) => a.seq),
+    [5, 6],
+  );
   // a message of another type is skipped
   const other = hex(`14000000 1000 0000 09000000 00000000 01020304`);
-  assert.deepEqual(parseAcks(Buffer.concat([other, okCapped])).map((a) => a.seq), [5]);
+  assert.deepEqual(
+    parseAcks(Buffer.concat([other, okCapped])).map((a) => a.seq),
+    [5],
+  );
   // control characters in the kernel's words cannot reach a terminal or split the one-line error
   const nasty = Buffer.from(eexistTlv);
   nasty.write('\n\x1b[2J', 40, 'latin1');

@@ -83,7 +83,11 @@ function split(pkt: Buffer, h: VnetHdr): Buffer[] {
     return p;
   });
   assert.equal(n, at.length, 'every placed segment is counted');
-  for (const [p, len] of at) assert.ok(out.subarray(p + len, ((p + len + 7) & ~7) + 8).every((x) => x === 0xee), 'nothing written outside a segment');
+  for (const [p, len] of at)
+    assert.ok(
+      out.subarray(p + len, ((p + len + 7) & ~7) + 8).every((x) => x === 0xee),
+      'nothing written outside a segment',
+    );
   return at.map(([p, len]) => out.subarray(p, p + len));
 }
 
@@ -97,11 +101,24 @@ for (const v4 of [true, false]) {
     const ipLen = v4 ? 20 : 40;
     // as the kernel hands it over: CHECKSUM_PARTIAL, the pseudo-header sum in the field
     big.writeUInt16BE(onesSum([pseudo(v4, big, 6, big.length - ipLen)]), ipLen + 16);
-    const segs = split(big, { flags: VNET_F_NEEDS_CSUM, gsoType: v4 ? GSO_TCPV4 : GSO_TCPV6, hdrLen: ipLen + 20, gsoSize: mss, csumStart: ipLen, csumOffset: 16 });
+    const segs = split(big, {
+      flags: VNET_F_NEEDS_CSUM,
+      gsoType: v4 ? GSO_TCPV4 : GSO_TCPV6,
+      hdrLen: ipLen + 20,
+      gsoSize: mss,
+      csumStart: ipLen,
+      csumOffset: 16,
+    });
     assert.equal(segs.length, 4);
     segs.forEach((s, i) => {
       const last = i === segs.length - 1;
-      const want = tcp({ v4, seq: (seq + i * mss) >>> 0, flags: 0x10 | (last ? 0x08 : 0) | (i === 0 ? 0x80 : 0), id: (65534 + i) & 0xffff, payload: data.subarray(i * mss, (i + 1) * mss) });
+      const want = tcp({
+        v4,
+        seq: (seq + i * mss) >>> 0,
+        flags: 0x10 | (last ? 0x08 : 0) | (i === 0 ? 0x80 : 0),
+        id: (65534 + i) & 0xffff,
+        payload: data.subarray(i * mss, (i + 1) * mss),
+      });
       assert.deepEqual(s, want, `segment ${i}`);
     });
   });
@@ -151,14 +168,19 @@ test('malformed super-packets are refused, not split', () => {
   assert.equal(gsoSplit(good, 0, good.length, { ...h, csumStart: 2990 }, out, place), -1, 'TCP header past the end');
   assert.equal(gsoSplit(good, 0, good.length, { ...h, gsoType: 3 }, out, place), -1, 'UDP GSO was never enabled');
   assert.equal(placed, 0);
-  assert.equal(gsoSplit(good, 0, good.length, h, out, () => -1), 0, 'a stopped ring ends the split');
+  assert.equal(
+    gsoSplit(good, 0, good.length, h, out, () => -1),
+    0,
+    'a stopped ring ends the split',
+  );
 });
 
 test('merging keeps each flow in order and refuses what the kernel would refuse', () => {
   const mss = 1000;
   const a = (i: number, o: Partial<Seg> = {}): Buffer => tcp({ seq: i * mss, id: i, payload: payload(mss, i), ...o });
   const b = (i: number, o: Partial<Seg> = {}): Buffer => tcp({ sport: 40001, seq: 50000 + i * mss, id: 100 + i, payload: payload(mss, 50 + i), ...o });
-  const shape = (pkts: Buffer[]): string[] => coalesce(pkts).map((o) => (o.hdr ? `${o.pkt.readUInt16BE(20)}:${(o.pkt.length - 40) / mss}` : `${o.pkt.readUInt16BE(20)}`));
+  const shape = (pkts: Buffer[]): string[] =>
+    coalesce(pkts).map((o) => (o.hdr ? `${o.pkt.readUInt16BE(20)}:${(o.pkt.length - 40) / mss}` : `${o.pkt.readUInt16BE(20)}`));
 
   assert.deepEqual(shape([a(0), b(0), a(1), b(1), a(2)]), ['40000:3', '40001:2'], 'interleaved flows merge separately');
   assert.deepEqual(shape([a(0), a(2), a(3)]), ['40000', '40000:2'], 'a gap starts a new run');
@@ -169,11 +191,22 @@ test('merging keeps each flow in order and refuses what the kernel would refuse'
   assert.deepEqual(shape([a(0), tcp({ seq: mss, id: 1, payload: payload(10, 1) }), a(2)]), ['40000:1.01', '40000'], 'a short segment ends a run');
   const many = Array.from({ length: 70 }, (_, i) => a(i));
   const merged = coalesce(many);
-  assert.ok(merged.every((o) => o.pkt.length <= 65535), 'no merged packet beyond 64 KiB');
-  assert.equal(merged.reduce((n, o) => n + (o.pkt.length - 40) / mss, 0), 70, 'every segment accounted for');
+  assert.ok(
+    merged.every((o) => o.pkt.length <= 65535),
+    'no merged packet beyond 64 KiB',
+  );
+  assert.equal(
+    merged.reduce((n, o) => n + (o.pkt.length - 40) / mss, 0),
+    70,
+    'every segment accounted for',
+  );
   const udp = Buffer.from(a(5));
   udp[9] = 17;
-  assert.deepEqual(coalesce([udp, udp]).map((o) => o.hdr), [null, null], 'non-TCP passes unchanged');
+  assert.deepEqual(
+    coalesce([udp, udp]).map((o) => o.hdr),
+    [null, null],
+    'non-TCP passes unchanged',
+  );
 });
 
 test('a merged packet the kernel refuses goes out as its segments, in order; nothing is lost', () => {
@@ -194,6 +227,9 @@ test('a merged packet the kernel refuses goes out as its segments, in order; not
   assert.deepEqual(r, { merged: 2, refused: 1 });
   assert.deepEqual(written, [...segs, udp]);
   const accepted: Array<Buffer | null> = [];
-  assert.deepEqual(writeMerged(segs, (hdr) => (accepted.push(hdr), true)), { merged: 2, refused: 0 });
+  assert.deepEqual(
+    writeMerged(segs, (hdr) => (accepted.push(hdr), true)),
+    { merged: 2, refused: 0 },
+  );
   assert.equal(accepted.length, 1, 'one write for the three segments');
 });

@@ -18,7 +18,9 @@ test('bad interface names are refused before touching the kernel', async () => {
 });
 
 for (const offload of [true, false]) {
-  test(`TUN (offloads ${offload ? 'on' : 'off'}): MTU and addresses applied, packets read and written, close removes the interface and lets the process exit`, { skip }, async () => {
+  test(`TUN (offloads ${offload ? 'on' : 'off'}): MTU and addresses applied, packets read and written, close removes the interface and lets the process exit`, {
+    skip,
+  }, async () => {
     const lab = new Lab();
     try {
       const ns = await lab.netns('t');

@@ -13,7 +13,10 @@ test('a write that runs out of space throws, keeps the old file and leaves no te
   try {
     const f = join(fs.dir, 'state.json');
     writeFileAtomic(f, 'old\n');
-    assert.throws(() => writeFileAtomic(f, Buffer.alloc(256 * 1024, 0x61)), (err: NodeJS.ErrnoException) => err.code === 'ENOSPC');
+    assert.throws(
+      () => writeFileAtomic(f, Buffer.alloc(256 * 1024, 0x61)),
+      (err: NodeJS.ErrnoException) => err.code === 'ENOSPC',
+    );
     // the kernel takes part of the write and fails the rest: the old file must not be replaced by a torn one
     assert.equal(readFileSync(f, 'utf8'), 'old\n');
     assert.deepEqual(readdirSync(fs.dir), ['state.json']);

@@ -31,7 +31,10 @@ test('only read-only mappings of the binary whose every page is the file’s own
 test('the idle release drops the binary’s pages: file-backed RSS shrinks and the process runs on unchanged', (t) => {
   if (process.platform !== 'linux') return t.skip('Linux only: the daemon keeps those pages elsewhere');
   const fileKb = (): number => Number(/RssFile:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
-  const digest = (): string => createHash('sha256').update(JSON.stringify({ a: [1, 2, 3], b: 'x'.repeat(100) })).digest('hex');
+  const digest = (): string =>
+    createHash('sha256')
+      .update(JSON.stringify({ a: [1, 2, 3], b: 'x'.repeat(100) }))
+      .digest('hex');
   const expected = digest();
   const before = fileKb();
   assert.ok(releaseMemory());

@@ -7,7 +7,21 @@ test('parseIp accepts one canonical form per address', () => {
   assert.equal(parseIp('100.64.0.1').text, '100.64.0.1');
   assert.equal(parseIp('FD00:0:0::0001').text, 'fd00::1');
   assert.equal(parseIp('::ffff:1.2.3.4').family, 6);
-  for (const bad of ['100.64.0.1\nnetns exec x sh', ' 1.2.3.4', '1.2.3.4 ', '01.2.3.4', '1.2.3', 'fe80::1%eth0', '[::1]', '', 'x', 42, null, '1.2.3.4/32', 'a'.repeat(100)]) {
+  for (const bad of [
+    '100.64.0.1\nnetns exec x sh',
+    ' 1.2.3.4',
+    '1.2.3.4 ',
+    '01.2.3.4',
+    '1.2.3',
+    'fe80::1%eth0',
+    '[::1]',
+    '',
+    'x',
+    42,
+    null,
+    '1.2.3.4/32',
+    'a'.repeat(100),
+  ]) {
     assert.throws(() => parseIp(bad), AddressSyntaxError, String(bad));
   }
 });

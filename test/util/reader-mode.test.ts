@@ -14,7 +14,13 @@ async function untilRetireAsked(ctl: Int32Array, ms = 10_000): Promise<void> {
 test('the event loop hands reading to the thread on a burst, not on a trickle', async () => {
   const ctl = ctlOf();
   const calls: string[] = [];
-  const m = new MainReading(ctl, 'auto', () => calls.push('pause'), () => calls.push('resume'), () => (calls.push('start'), true));
+  const m = new MainReading(
+    ctl,
+    'auto',
+    () => calls.push('pause'),
+    () => calls.push('resume'),
+    () => (calls.push('start'), true),
+  );
   m.begin();
   assert.deepEqual(calls, ['resume'], 'no thread until it is needed');
   for (let i = 0; i < 200; i++) {
@@ -40,7 +46,13 @@ test('the event loop hands reading to the thread on a burst, not on a trickle', 
 
 test('a thread that cannot start leaves reading on the event loop', () => {
   const ctl = ctlOf();
-  const m = new MainReading(ctl, 'auto', () => assert.fail('paused'), () => {}, () => false);
+  const m = new MainReading(
+    ctl,
+    'auto',
+    () => assert.fail('paused'),
+    () => {},
+    () => false,
+  );
   m.begin();
   for (let i = 0; i < 500; i++) m.read(1);
   assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN);
@@ -49,12 +61,24 @@ test('a thread that cannot start leaves reading on the event loop', () => {
 
 test('pinned policies: "main" never hands over, "thread" hands over at once', () => {
   const ctl = ctlOf();
-  const main = new MainReading(ctl, 'main', () => assert.fail('paused'), () => {}, () => assert.fail('started'));
+  const main = new MainReading(
+    ctl,
+    'main',
+    () => assert.fail('paused'),
+    () => {},
+    () => assert.fail('started'),
+  );
   main.begin();
   for (let i = 0; i < 1000; i++) main.read(1);
   assert.equal(Atomics.load(ctl, MODE_SLOT), MODE_MAIN);
   const ctl2 = ctlOf();
-  new MainReading(ctl2, 'thread', () => {}, () => assert.fail('resumed'), () => true).begin();
+  new MainReading(
+    ctl2,
+    'thread',
+    () => {},
+    () => assert.fail('resumed'),
+    () => true,
+  ).begin();
   assert.equal(Atomics.load(ctl2, MODE_SLOT), MODE_THREAD);
 });
 
@@ -80,7 +104,14 @@ test('the thread waits for its turn, keeps it while busy and hands back when qui
 test('an idle thread is retired and a later burst starts a new one', async () => {
   const ctl = ctlOf();
   let starts = 0;
-  const m = new MainReading(ctl, 'auto', () => {}, () => {}, () => (starts++, true), 30);
+  const m = new MainReading(
+    ctl,
+    'auto',
+    () => {},
+    () => {},
+    () => (starts++, true),
+    30,
+  );
   m.begin();
   const burst = (): void => {
     for (let i = 0; i < 200; i++) m.read(1);
@@ -111,7 +142,14 @@ test('an idle thread is retired and a later burst starts a new one', async () =>
 
 test('a thread started for a burst that ended before it was up retires too', async () => {
   const ctl = ctlOf();
-  const m = new MainReading(ctl, 'auto', () => {}, () => {}, () => true, 30);
+  const m = new MainReading(
+    ctl,
+    'auto',
+    () => {},
+    () => {},
+    () => true,
+    30,
+  );
   m.begin();
   for (let i = 0; i < 200; i++) m.read(1); // starts the thread; it is not ready yet, so no hand-over
   assert.equal(m.threadRunning, true);

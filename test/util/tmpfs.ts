@@ -24,4 +24,3 @@ export function tinyTmpfs(kib: number): { dir: string; cleanup(): void } {
     },
   };
 }
-

@@ -57,7 +57,8 @@ let sendmmsgFn: SendMmsg | null | undefined;
 function bindSendmmsg(): SendMmsg | null {
   if (sendmmsgFn === undefined) {
     try {
-      sendmmsgFn = process.arch === 'x64' || process.arch === 'arm64' ? (koffi.load('libc.so.6').func('int sendmmsg(int, void *, unsigned int, int)') as SendMmsg) : null;
+      sendmmsgFn =
+        process.arch === 'x64' || process.arch === 'arm64' ? (koffi.load('libc.so.6').func('int sendmmsg(int, void *, unsigned int, int)') as SendMmsg) : null;
     } catch {
       sendmmsgFn = null;
     }
@@ -97,7 +98,10 @@ export class MmsgBatch {
     return fn ? new MmsgBatch(family, fn) : null;
   }
 
-  private constructor(private readonly family: 4 | 6, fn: SendMmsg) {
+  private constructor(
+    private readonly family: 4 | 6,
+    fn: SendMmsg,
+  ) {
     this.fn = fn;
     const size = this.hdrOff + MMSG_MAX_BATCH * MMSGHDR_SIZE;
     this.mem = koffi.alloc('uint8', size);

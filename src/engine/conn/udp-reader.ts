@@ -80,7 +80,8 @@ export class UdpReader {
       r.worker = null;
       if (!r.stopping) r.mainReading?.threadExited(code);
     };
-    const startThread = (): boolean => (r.worker = spawnReaderThread(UDP_READER_WORKER_URL, { fds: handles.map((h) => h!.fd), ring, policy }, onExit, log)) !== null;
+    const startThread = (): boolean =>
+      (r.worker = spawnReaderThread(UDP_READER_WORKER_URL, { fds: handles.map((h) => h!.fd), ring, policy }, onExit, log)) !== null;
     r.mainReading = new MainReading(
       new Int32Array(ring.ctl),
       policy,

@@ -59,7 +59,10 @@ export class UdpBind implements NetBind {
     return bound;
   }
 
-  private async bindPair(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<{ v4: dgram.Socket; v6: dgram.Socket | null; bound: number }> {
+  private async bindPair(
+    port: number,
+    onDatagram: (buf: Buffer, src: Endpoint) => void,
+  ): Promise<{ v4: dgram.Socket; v6: dgram.Socket | null; bound: number }> {
     let lastErr: unknown;
     for (let attempt = 0; attempt < (port === 0 ? BIND_RETRIES : 1); attempt++) {
       let v4: dgram.Socket;

@@ -30,7 +30,10 @@ export class CookieChecker {
   private secret = randomBytes(32);
   private secretSetAtMs = -Infinity;
 
-  constructor(ourPublicKey: Buffer, private readonly nowMs: () => number) {
+  constructor(
+    ourPublicKey: Buffer,
+    private readonly nowMs: () => number,
+  ) {
     this.mac1Key = hash(Buffer.from(LABEL_MAC1), ourPublicKey);
     this.encryptionKey = hash(Buffer.from(LABEL_COOKIE), ourPublicKey);
   }
@@ -69,7 +72,11 @@ export class CookieGenerator {
   private cookie: Buffer | null = null;
   private cookieAtMs = 0;
 
-  constructor(peerPublicKey: Buffer, private readonly nowMs: () => number, private readonly cookieRefreshMs: number) {
+  constructor(
+    peerPublicKey: Buffer,
+    private readonly nowMs: () => number,
+    private readonly cookieRefreshMs: number,
+  ) {
     this.mac1Key = hash(Buffer.from(LABEL_MAC1), peerPublicKey);
     this.decryptionKey = hash(Buffer.from(LABEL_COOKIE), peerPublicKey);
   }

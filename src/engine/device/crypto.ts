@@ -16,7 +16,6 @@ import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 export { KEY_LEN } from '../../crypto/x25519.js';
 export const TAG_LEN = 16;
 
-
 export {
   clampPrivateKey,
   dh,

@@ -184,12 +184,7 @@ export function createResponse(
 }
 
 /** Completes the initiator's side; null if the response does not authenticate. */
-export function consumeResponse(
-  local: StaticIdentity,
-  remote: RemoteStatic,
-  st: InitiatorState,
-  m: Response,
-): TransportKeys | null {
+export function consumeResponse(local: StaticIdentity, remote: RemoteStatic, st: InitiatorState, m: Response): TransportKeys | null {
   try {
     let c = kdf(1, st.chainKey, m.ephemeral)[0]!;
     let h = hash(st.hash, m.ephemeral);

@@ -2,7 +2,7 @@
 // across a rekey), its pending handshake, its timers (whitepaper §6; the same
 // state machine as wireguard-go's timers.go) and its endpoint, which follows
 // the source of the last authenticated packet (roaming).
-import { Clock, LazyTimer } from '../clock.js';
+import { type Clock, LazyTimer } from '../clock.js';
 import {
   HANDSHAKE_INITIATION_RATE_MS,
   MAX_STAGED_PACKETS,
@@ -15,7 +15,7 @@ import {
 import { CookieGenerator } from './cookie.js';
 import { TAG_LEN, tai64n } from './crypto.js';
 import { endpointEquals, isVirtualEndpoint, type Endpoint } from '../conn/endpoint.js';
-import { IndexTable, Keypair } from './keypair.js';
+import { type IndexTable, Keypair } from './keypair.js';
 import {
   encodeInitiation,
   encodeResponse,
@@ -55,11 +55,7 @@ export interface PeerHost {
   log(msg: string): void;
 }
 
-type HandshakeState =
-  | { kind: 'none' }
-  | { kind: 'initiationSent'; localIndex: number; state: InitiatorState }
-  | { kind: 'initiationConsumed' };
-
+type HandshakeState = { kind: 'none' } | { kind: 'initiationSent'; localIndex: number; state: InitiatorState } | { kind: 'initiationConsumed' };
 
 export class Peer {
   remote: RemoteStatic;
@@ -89,7 +85,10 @@ export class Peer {
   private readonly zeroKeyMaterial: LazyTimer;
   private readonly persistentKeepalive: LazyTimer;
 
-  constructor(private readonly host: PeerHost, publicKey: Buffer) {
+  constructor(
+    private readonly host: PeerHost,
+    publicKey: Buffer,
+  ) {
     const id = host.identity();
     this.remote = makeRemoteStatic(id, publicKey, null);
     this.cookies = new CookieGenerator(publicKey, () => host.clock.now(), host.timers.cookieRefreshTimeMs);
@@ -220,7 +219,8 @@ export class Peer {
     // timers, in wireguard-go's order (send.go RoutineSequentialSender)
     this.timersAnyAuthenticatedPacketTraversal();
     this.sendKeepaliveTimer.del();
-    if (pkt.length > 0 && !this.newHandshake.pending) this.newHandshake.mod(this.host.timers.keepaliveTimeoutMs + this.host.timers.rekeyTimeoutMs + this.jitter());
+    if (pkt.length > 0 && !this.newHandshake.pending)
+      this.newHandshake.mod(this.host.timers.keepaliveTimeoutMs + this.host.timers.rekeyTimeoutMs + this.jitter());
     this.keepKeyFreshSending(kp);
   }
 
@@ -459,4 +459,3 @@ export class Peer {
     this.staged = [];
   }
 }
-

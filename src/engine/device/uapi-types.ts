@@ -73,7 +73,10 @@ export interface UapiTarget {
  */
 export class UapiError extends Error {
   override readonly name = 'UapiError';
-  constructor(readonly errno: number, message: string) {
+  constructor(
+    readonly errno: number,
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -12,7 +12,10 @@ export class PathBind implements NetBind {
   onStun: ((buf: Buffer, src: Endpoint) => void) | null = null;
   private reservedDirect = false;
 
-  constructor(private readonly udp: NetBind, private readonly paths: PathManager) {
+  constructor(
+    private readonly udp: NetBind,
+    private readonly paths: PathManager,
+  ) {
     paths.setUdpSender((buf, ep) => udp.send(buf, ep));
   }
 

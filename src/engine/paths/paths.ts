@@ -33,7 +33,14 @@ export interface PathTimers {
   pingTimeoutMs: number;
 }
 
-export const DEFAULT_PATH_TIMERS: PathTimers = { heartbeatMs: 1500, trustMs: 3500, activeMs: 45_000, upgradeMs: 60_000, retryDirectMs: 10_000, pingTimeoutMs: 5000 };
+export const DEFAULT_PATH_TIMERS: PathTimers = {
+  heartbeatMs: 1500,
+  trustMs: 3500,
+  activeMs: 45_000,
+  upgradeMs: 60_000,
+  retryDirectMs: 10_000,
+  pingTimeoutMs: 5000,
+};
 
 /** A new direct path must beat the current one by this fraction and by at least 1 ms, so equal paths do not flap. */
 const SWITCH_BETTER_FRACTION = 0.2;
@@ -187,7 +194,21 @@ export class PathManager {
       }
       const fresh = !p;
       if (!p) {
-        p = { nodeKey: c.nodeKey, hex, virtual: virtualEndpoint(c.nodeKey), discoKey: c.discoKey, sharedKey: boxKey(this.disco.privateKey, c.discoKey), homeRelay: null, candidates: new Map(), best: null, relayLatencyMs: null, lastActivityBytes: 0, lastActiveMs: -Infinity, lastFullProbeMs: this.now(), lastWakePingMs: -Infinity };
+        p = {
+          nodeKey: c.nodeKey,
+          hex,
+          virtual: virtualEndpoint(c.nodeKey),
+          discoKey: c.discoKey,
+          sharedKey: boxKey(this.disco.privateKey, c.discoKey),
+          homeRelay: null,
+          candidates: new Map(),
+          best: null,
+          relayLatencyMs: null,
+          lastActivityBytes: 0,
+          lastActiveMs: -Infinity,
+          lastFullProbeMs: this.now(),
+          lastWakePingMs: -Infinity,
+        };
         this.peers.set(hex, p);
         this.byVirtual.set(p.virtual.address, p);
         this.byDisco.set(c.discoKey.toString('hex'), p);
@@ -448,7 +469,9 @@ export class PathManager {
       !best ||
       best === c ||
       !wasTrusted ||
-      (best.latencyMs !== null && c.latencyMs !== null && best.latencyMs - c.latencyMs > Math.max(SWITCH_BETTER_MIN_MS, best.latencyMs * SWITCH_BETTER_FRACTION));
+      (best.latencyMs !== null &&
+        c.latencyMs !== null &&
+        best.latencyMs - c.latencyMs > Math.max(SWITCH_BETTER_MIN_MS, best.latencyMs * SWITCH_BETTER_FRACTION));
     if (!better) return;
     const changed = best !== c || !wasTrusted;
     p.best = c;
