@@ -1,7 +1,7 @@
 // Bundles the compiled entry points (after `tsc`) so a start loads one or a
 // few files instead of dozens of ES modules: Node's ESM loader costs ~40 ms of
 // a daemon start and ~25 ms of every CLI command here (docs/performance.md,
-// "Tenth session"). The bundles sit next to the modules they replace, in
+// "Start-up"). The bundles sit next to the modules they replace, in
 // dist/src/cli/, so paths built from import.meta.url resolve the same from
 // both; bin/meshctl runs a bundle only while it is newer than its module.
 // npm packages stay external: they load from node_modules as before.
