@@ -4,36 +4,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { FakeClock } from '../../src/engine/clock.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/engine/device/crypto.js';
-import { Device, type DeviceOptions } from '../../src/engine/device/device.js';
+import type { DeviceOptions } from '../../src/engine/device/device.js';
 import { DEFAULT_TIMERS } from '../../src/engine/device/constants.js';
+import { memDevice, runNet } from '../helpers/mem-device.js';
 import { MemNet, ipv4Packet } from '../helpers/memnet.js';
 
-interface Node {
-  dev: Device;
-  received: Buffer[];
-  pub: Buffer;
-  priv: Buffer;
-  port: number;
-}
+const node = memDevice;
 
-async function node(net: MemNet, clock: FakeClock, address: string, opts: DeviceOptions = {}): Promise<Node> {
-  const priv = generatePrivateKey();
-  const dev = new Device({ clock, ...opts });
-  dev.setPrivateKey(priv);
-  const received: Buffer[] = [];
-  dev.attachTun((p) => (received.push(Buffer.from(p)), true));
-  await dev.attachBind(net.bind(address), 51820);
-  return { dev, received, pub: publicKeyOf(priv), priv, port: dev.port };
-}
-
-/** Lets time pass in small steps, delivering datagrams as it goes (as a real network would). */
-function run(net: MemNet, clock: FakeClock, ms: number, stepMs = 100): void {
-  for (let t = 0; t < ms; t += stepMs) {
-    clock.advance(Math.min(stepMs, ms - t));
-    net.pump();
-  }
-}
+const run = runNet;
 
 /** A ↔ B with inner 10.0.0.1 ↔ 10.0.0.2; only A knows B's endpoint (B learns A's by roaming). */
 async function pair(opts: DeviceOptions = {}, optsB: DeviceOptions = opts) {

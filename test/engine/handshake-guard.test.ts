@@ -6,10 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/engine/clock.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/engine/device/crypto.js';
-import { Device, type DeviceOptions } from '../../src/engine/device/device.js';
+import type { Device, DeviceOptions } from '../../src/engine/device/device.js';
 import { DEFAULT_TIMERS, UNDER_LOAD_AFTER_MS } from '../../src/engine/device/constants.js';
 import type { Endpoint } from '../../src/engine/conn/endpoint.js';
+import { memDevice, runNet } from '../helpers/mem-device.js';
 import { MemNet, ipv4Packet, type Datagram } from '../helpers/memnet.js';
 
 const MSG_INITIATION = 1;
@@ -18,22 +18,9 @@ const MSG_COOKIE_REPLY = 3;
 const BURST_PACKETS = 5;
 const PACKETS_PER_SECOND = 20;
 
-async function node(net: MemNet, clock: FakeClock, address: string, opts: DeviceOptions = {}) {
-  const priv = generatePrivateKey();
-  const dev = new Device({ clock, ...opts });
-  dev.setPrivateKey(priv);
-  const received: Buffer[] = [];
-  dev.attachTun((p) => (received.push(Buffer.from(p)), true));
-  await dev.attachBind(net.bind(address), 51820);
-  return { dev, received, pub: publicKeyOf(priv), port: dev.port };
-}
+const node = memDevice;
 
-function run(net: MemNet, clock: FakeClock, ms: number, stepMs = 100): void {
-  for (let t = 0; t < ms; t += stepMs) {
-    clock.advance(Math.min(stepMs, ms - t));
-    net.pump();
-  }
-}
+const run = runNet;
 
 /** A (192.0.2.1) knows B's endpoint; B runs with `optsB`. Every datagram in flight is recorded in `seen`. */
 async function pair(optsB: DeviceOptions) {
