@@ -39,6 +39,8 @@ export interface ClientVerifierOptions {
   lookupsPerSec?: number;
   queueMax?: number;
   queueWaitMs?: number;
+  /** the clock of the cache and the lookup rate (tests step it by hand) */
+  now?: () => number;
 }
 
 interface Waiter {
@@ -56,7 +58,8 @@ export class ClientVerifier {
   private refillTimer: NodeJS.Timeout | null = null;
   private readonly caPem: string | null;
   private readonly pinned: X509Certificate | null;
-  private readonly o: Required<Omit<ClientVerifierOptions, 'caFile'>>;
+  private readonly o: Required<Omit<ClientVerifierOptions, 'caFile' | 'now'>>;
+  private readonly now: () => number;
   readonly stats = { lookups: 0, cacheHits: 0, busy: 0, errors: 0, evicted: 0 };
 
   constructor(opts: ClientVerifierOptions) {
@@ -72,7 +75,8 @@ export class ClientVerifier {
       queueMax: opts.queueMax ?? VERIFY_QUEUE_MAX,
       queueWaitMs: opts.queueWaitMs ?? VERIFY_QUEUE_WAIT_MS,
     };
-    this.rate = new TokenBucket({ perSecond: this.o.lookupsPerSec, burst: this.o.lookupsPerSec });
+    this.now = opts.now ?? Date.now;
+    this.rate = new TokenBucket({ perSecond: this.o.lookupsPerSec, burst: this.o.lookupsPerSec }, this.now);
   }
 
   get cacheSize(): number {
@@ -94,7 +98,7 @@ export class ClientVerifier {
   check(nodeKey: Buffer, opts: { wait?: boolean } = {}): Promise<Verdict> {
     const k = keyToText(nodeKey);
     const c = this.cache.get(k);
-    if (c && c.untilMs > Date.now()) {
+    if (c && c.untilMs > this.now()) {
       this.stats.cacheHits++;
       return Promise.resolve(c.known ? 'known' : 'unknown');
     }
@@ -180,7 +184,7 @@ export class ClientVerifier {
       this.cache.delete(this.cache.keys().next().value!);
       this.stats.evicted++;
     }
-    this.cache.set(k, { known, untilMs: Date.now() + this.o.cacheMs });
+    this.cache.set(k, { known, untilMs: this.now() + this.o.cacheMs });
   }
 
   /** One lookup: 200 = known, 404 = unknown, anything else (or no answer in time) throws. */

@@ -1,8 +1,8 @@
 // How long the relay's verify cache lets a node in after control deleted it:
 // a cached `known` is reused for VERIFY_CACHE_MS after the lookup that made it
 // (no new lookup), and the first check after that asks control again and gets
-// `unknown`. The cache reads the wall clock (Date.now), so the test steps it by
-// hand; the lookups themselves go to a stand-in control server over real HTTPS.
+// `unknown`. The verifier's clock is injected and stepped by hand; the lookups
+// themselves go to a stand-in control server over real HTTPS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
@@ -11,10 +11,8 @@ import { fakeVerify } from './harness.js';
 
 test(`a node deleted at control is still let in from the cache for VERIFY_CACHE_MS (${VERIFY_CACHE_MS} ms) after the lookup, then refused`, async () => {
   const ctl = await fakeVerify();
-  const v = new ClientVerifier({ url: ctl.url, caFile: ctl.caFile });
-  const realNow = Date.now;
-  let now = realNow();
-  Date.now = () => now;
+  let now = Date.now();
+  const v = new ClientVerifier({ url: ctl.url, caFile: ctl.caFile, now: () => now });
   try {
     const key = publicKeyOf(generatePrivateKey());
     ctl.allow(key);
@@ -33,7 +31,6 @@ test(`a node deleted at control is still let in from the cache for VERIFY_CACHE_
     assert.equal(await v.check(key), 'unknown');
     assert.equal(ctl.st.requests, 2);
   } finally {
-    Date.now = realNow;
     v.stop();
     await ctl.close();
   }
@@ -42,10 +39,8 @@ test(`a node deleted at control is still let in from the cache for VERIFY_CACHE_
 test('the cache window is an option: a relay given a short one lets a deleted node in only that long', async () => {
   const ctl = await fakeVerify();
   const cacheMs = 5_000;
-  const v = new ClientVerifier({ url: ctl.url, caFile: ctl.caFile, cacheMs });
-  const realNow = Date.now;
-  let now = realNow();
-  Date.now = () => now;
+  let now = Date.now();
+  const v = new ClientVerifier({ url: ctl.url, caFile: ctl.caFile, cacheMs, now: () => now });
   try {
     const key = publicKeyOf(generatePrivateKey());
     ctl.allow(key);
@@ -56,7 +51,6 @@ test('the cache window is an option: a relay given a short one lets a deleted no
     now += 1;
     assert.equal(await v.check(key), 'unknown');
   } finally {
-    Date.now = realNow;
     v.stop();
     await ctl.close();
   }
