@@ -220,7 +220,16 @@ test('thousands of garbage datagrams at the listen port change nothing', { skip 
     assert.ok(await ping(p, p.a, '10.78.0.2', 2), 'tunnel still works');
     const s = await p.b.stats();
     const dropped = Object.values(s.dropped).reduce((x, y) => x + y, 0);
-    assert.ok(dropped >= 5000, `only ${dropped} drops counted: ${JSON.stringify(s.dropped)}`);
+    // on a loaded machine the kernel drops some at B's full socket buffer before the engine sees them (UDP InErrors)
+    const snmp = (await p.lab.exec(p.b.ns, ['cat', '/proc/net/snmp'], 10_000)).stdout.split('\n').filter((l) => l.startsWith('Udp: '));
+    const udp = Object.fromEntries(
+      snmp[0]!
+        .split(/\s+/)
+        .slice(1)
+        .map((k, i) => [k, Number(snmp[1]!.split(/\s+/)[i + 1])]),
+    );
+    const inErrors = udp.InErrors ?? 0;
+    assert.ok(dropped + inErrors >= 5000, `only ${dropped} drops counted by the engine and ${inErrors} by the kernel: ${JSON.stringify(s.dropped)}`);
     assert.equal(s.dropped.internalError, 0);
   });
 });
