@@ -5,6 +5,7 @@
 // address family's syntax and nothing around it (no zone, no spaces, no
 // newline), and `text` is the canonical form (RFC 5952 for IPv6).
 import { isIPv4, isIPv6 } from 'node:net';
+import { writeIpv6 } from './ip.js';
 
 export type IpFamily = 4 | 6;
 
@@ -84,24 +85,10 @@ export function parseIpEndpoint(text: unknown): IpEndpoint {
   return { address, port, text: address.family === 6 ? `[${address.text}]:${port}` : `${address.text}:${port}` };
 }
 
-/** The address's bytes: 4 for IPv4, 16 for IPv6. */
+/** The address's bytes: 4 for IPv4, 16 for IPv6 (canonical IPv6 text has no dotted tail). */
 export function ipBytes(address: IpAddress): Buffer {
   if (address.family === 4) return Buffer.from(address.text.split('.').map(Number));
   const out = Buffer.alloc(16);
-  const [head = '', tail = ''] = address.text.split('::');
-  const groups = (s: string): number[] => {
-    if (!s) return [];
-    const parts = s.split(':');
-    const last = parts[parts.length - 1]!;
-    if (last.includes('.')) {
-      const v4 = last.split('.').map(Number);
-      parts.splice(parts.length - 1, 1, ((v4[0]! << 8) | v4[1]!).toString(16), ((v4[2]! << 8) | v4[3]!).toString(16));
-    }
-    return parts.map((g) => parseInt(g, 16));
-  };
-  const h = groups(head);
-  const t = address.text.includes('::') ? groups(tail) : [];
-  const all = address.text.includes('::') ? [...h, ...Array<number>(8 - h.length - t.length).fill(0), ...t] : h;
-  all.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  writeIpv6(address.text, out);
   return out;
 }
