@@ -23,7 +23,7 @@ import {
 import { ControlClient, type MapStream } from './control-client.js';
 import { parseRegisterResult } from '../netmap/parse.js';
 import { DEFAULT_MESH_MTU, EngineHost } from './engine-host.js';
-import { localEndpoints } from './local-endpoints.js';
+import { endpointsToReport, localEndpoints } from './local-endpoints.js';
 import { chooseHome, type StunTarget } from '../nat/netcheck.js';
 import type { NetReport } from '../netmap/netreport.js';
 import { StateStore, type NodeState } from './state.js';
@@ -269,17 +269,10 @@ export class Backend {
     return keyToText(publicKeyOf(Buffer.from(this.st.discoPrivateKey, 'base64')));
   }
 
-  /**
-   * Local addresses first, then what netcheck learned (STUN-mapped,
-   * port-mapped), at most MAX_NODE_ENDPOINTS, which control enforces: on a
-   * host with more addresses the last local ones give way, since the learned
-   * ones are what works from outside.
-   */
+  /** What this node reports to control (endpointsToReport says in which order and how many). */
   private endpoints(): string[] {
     if (!this.host) return [];
-    const extra = [...new Set(this.host.extraEndpoints)].slice(0, MAX_NODE_ENDPOINTS);
-    const local = this.host.localEndpointTexts().filter((e) => !extra.includes(e));
-    return [...local.slice(0, MAX_NODE_ENDPOINTS - extra.length), ...extra];
+    return endpointsToReport(this.host.localEndpointTexts(), this.host.extraEndpoints, MAX_NODE_ENDPOINTS);
   }
 
   private stunTargets(): StunTarget[] {

@@ -27,3 +27,17 @@ export function localEndpoints(port: number, meshIfname: string, meshPrefix6: st
   // IPv4 first: it is what most LANs route
   return out.sort((x, y) => Number(x.startsWith('[')) - Number(y.startsWith('[')));
 }
+
+/**
+ * The endpoints a node reports to control: local addresses first, then what
+ * netcheck learned (STUN-mapped, port-mapped), each once, at most `max`
+ * (control refuses a longer list). On a host with more addresses than fit,
+ * the last local ones give way: the learned ones are what works from outside.
+ */
+export function endpointsToReport(local: string[], learned: string[], max: number): string[] {
+  const all = [...new Set([...local, ...learned])];
+  if (all.length <= max) return all;
+  const keep = new Set(learned.slice(0, max));
+  let spare = max - keep.size;
+  return all.filter((e) => keep.has(e) || spare-- > 0);
+}
