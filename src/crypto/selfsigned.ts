@@ -4,7 +4,6 @@
 // pin the certificate (--control-ca, or the fingerprint in the relay map).
 import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { ipBytes, parseIp } from '../util/netaddr.js';
 
 export interface SelfSigned {
   certPem: string;
@@ -42,6 +41,17 @@ function time(d: Date): Buffer {
   return d.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(iso.slice(2))) : tlv(0x18, Buffer.from(iso));
 }
 
+function ipBytes(ip: string): Buffer {
+  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
+  const [head, tail = ''] = ip.split('::') as [string, string?];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  const b = Buffer.alloc(16);
+  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  return b;
+}
+
 /** A certificate for `names` (DNS names and IP addresses) valid for ten years. */
 export function createSelfSigned(commonName: string, names: string[], now = new Date()): SelfSigned {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
@@ -52,7 +62,7 @@ export function createSelfSigned(commonName: string, names: string[], now = new 
   serial[0] = (serial[0]! & 0x7f) | 0x40;
   const notAfter = new Date(now.getTime());
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + VALIDITY_YEARS);
-  const altNames = [...new Set(names)].map((n) => (isIP(n) ? tlv(0x87, ipBytes(parseIp(n))) : tlv(0x82, Buffer.from(n))));
+  const altNames = [...new Set(names)].map((n) => (isIP(n) ? tlv(0x87, ipBytes(n)) : tlv(0x82, Buffer.from(n))));
   const extensions = tlv(
     0xa3,
     seq(seq(oid('2.5.29.19'), tlv(0x01, Buffer.of(0xff)), tlv(0x04, seq(tlv(0x01, Buffer.of(0xff))))), seq(oid('2.5.29.17'), tlv(0x04, seq(...altNames)))),
