@@ -40,6 +40,37 @@ export interface NetworkMap {
   ipv6Prefix: string;
   /** relay regions; empty when the control server names none */
   relays: RelayRegion[];
+  /** the network's name service; absent when the control server sends none (then the node leaves DNS alone) */
+  dns?: DnsConfig;
+}
+
+/**
+ * The name service every node runs (MagicDNS): each node is `NAME.suffix`, the
+ * node's resolver listens on `resolvers` (addresses control keeps out of its
+ * allocator), split-DNS routes send a domain to its own resolvers, and extra
+ * records add names that are not nodes.
+ */
+export interface DnsConfig {
+  /** lowercase, no leading or trailing dot, e.g. `mesh.internal` */
+  suffix: string;
+  /** the fixed addresses of every node's own resolver: one IPv4, one IPv6 */
+  resolvers: string[];
+  routes: DnsRoute[];
+  records: DnsRecord[];
+}
+
+/** Split DNS: names at or under `domain` are forwarded to these resolvers (IP or IP:port / [IPv6]:port). */
+export interface DnsRoute {
+  domain: string;
+  resolvers: string[];
+}
+
+/** An extra record served by every node's resolver. */
+export interface DnsRecord {
+  /** a full name, lowercase, no trailing dot */
+  name: string;
+  type: 'A' | 'AAAA';
+  value: string;
 }
 
 export interface RelayRegion {
