@@ -36,6 +36,7 @@ import {
 } from './messages.js';
 import { consumeInitiation, consumeResponse, makeIdentity, type StaticIdentity } from './noise.js';
 import { Peer, type PeerHost } from './peer.js';
+import { sendCounted } from './peer-send.js';
 import { HandshakeRateLimiter } from './ratelimit.js';
 import { newStats, type EngineStats } from './stats.js';
 import { UapiError, type UapiDeviceSnapshot, type UapiSetRequest, type UapiTarget } from './uapi-types.js';
@@ -56,7 +57,7 @@ const DEFAULT_MTU = 1420;
 export class Device implements UapiTarget, PeerHost {
   readonly clock: Clock;
   readonly timers: EngineTimers;
-  readonly indices = new IndexTable();
+  readonly indices = new IndexTable<Peer>();
   readonly stats: EngineStats = newStats();
   readonly allowedIps = new AllowedIps<Peer>();
   private readonly peers = new Map<string, Peer>();
@@ -68,7 +69,7 @@ export class Device implements UapiTarget, PeerHost {
   private handshakeWindowStartMs = 0;
   private handshakesInWindow = 0;
   private underLoadUntilMs = -Infinity;
-  private bind: NetBind | null = null;
+  private netBind: NetBind | null = null;
   private tunWriter: ((pkt: Buffer) => boolean) | null = null;
   /** the packet-filter stages of each direction as one hook; null (the default) lets everything through */
   private filterIn: PacketHook | null = null;
@@ -103,34 +104,15 @@ export class Device implements UapiTarget, PeerHost {
   log(msg: string): void {
     this.logger(msg);
   }
-  sendDatagram(buf: Buffer, ep: Endpoint): boolean {
-    if (!this.bind) return false;
-    const ok = this.bind.send(buf, ep);
-    if (ok) {
-      this.stats.tx.packets++;
-      this.stats.tx.bytes += buf.length;
-    }
-    return ok;
-  }
-
-  reserveDatagram(len: number, ep: Endpoint): number {
-    return this.bind?.reserve?.(len, ep) ?? -1;
-  }
-
-  reservedMemory(): Buffer | null {
-    return this.bind?.reserved ?? null;
-  }
-
-  commitDatagram(len: number): void {
-    this.bind!.commit!();
-    this.stats.tx.packets++;
-    this.stats.tx.bytes += len;
+  /** the bind the peers' datagrams leave through (peer-send.ts calls it directly) */
+  get bind(): NetBind | null {
+    return this.netBind;
   }
 
   // ---- wiring ----------------------------------------------------------------------
 
   async attachBind(bind: NetBind, port: number): Promise<void> {
-    this.bind = bind;
+    this.netBind = bind;
     this.listenPort = await bind.open(port, (b, src) => this.receiveDatagram(b, src));
     if (this.fwmark) bind.setMark(this.fwmark);
   }
@@ -153,8 +135,8 @@ export class Device implements UapiTarget, PeerHost {
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
     this.allowedIps.clear();
-    await this.bind?.close();
-    this.bind = null;
+    await this.netBind?.close();
+    this.netBind = null;
   }
 
   // ---- keys and peers ------------------------------------------------------------
@@ -196,7 +178,7 @@ export class Device implements UapiTarget, PeerHost {
 
   /** A batch of packets from the TUN device: their datagrams leave together. */
   sendPackets(pkts: Buffer[]): void {
-    this.bind?.beginBatch?.();
+    this.netBind?.beginBatch?.();
     try {
       // one call site for routePacket and one null test per packet: the loop keeps the shape it has without hooks
       const filter = this.filterOut;
@@ -205,7 +187,7 @@ export class Device implements UapiTarget, PeerHost {
         else this.routePacket(p);
       }
     } finally {
-      this.bind?.flushBatch?.();
+      this.netBind?.flushBatch?.();
     }
   }
 
@@ -327,7 +309,7 @@ export class Device implements UapiTarget, PeerHost {
     if (!this.underLoad()) return true;
     if (!cc.checkMac2(buf, mac2, src)) {
       this.stats.dropped.cookieRequired++;
-      this.sendDatagram(cc.createReply(buf, mac1, senderIndex, src), src);
+      sendCounted(this.netBind, this.stats, cc.createReply(buf, mac1, senderIndex, src), src);
       return false;
     }
     if (!this.rateLimiter.allow(src.address)) {
@@ -403,18 +385,19 @@ export class Device implements UapiTarget, PeerHost {
 
   async applySet(req: UapiSetRequest): Promise<void> {
     if (req.privateKey !== undefined) this.setPrivateKey(req.privateKey);
-    if (req.listenPort !== undefined && req.listenPort !== this.listenPort && this.bind) {
+    const bind = this.netBind;
+    if (req.listenPort !== undefined && req.listenPort !== this.listenPort && bind) {
       try {
-        this.listenPort = await this.bind.open(req.listenPort, (b, src) => this.receiveDatagram(b, src));
+        this.listenPort = await bind.open(req.listenPort, (b, src) => this.receiveDatagram(b, src));
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         throw new UapiError(code === 'EADDRINUSE' ? -EADDRINUSE : -EINVAL, `cannot listen on port ${req.listenPort}: ${(err as Error).message}`);
       }
-      if (this.fwmark) this.bind.setMark(this.fwmark);
+      if (this.fwmark) bind.setMark(this.fwmark);
     }
     if (req.fwmark !== undefined) {
       this.fwmark = req.fwmark;
-      this.bind?.setMark(req.fwmark);
+      this.netBind?.setMark(req.fwmark);
     }
     if (req.replacePeers) for (const p of this.allPeers()) this.removePeer(p.publicKey);
     for (const pc of req.peers) {

@@ -2,7 +2,6 @@
 // maps our 32-bit receiver indices to keypairs and pending handshakes.
 import { randomBytes } from 'node:crypto';
 import { ReplayFilter } from './replay.js';
-import type { Peer } from './peer.js';
 
 export class Keypair {
   sendCounter = 0;
@@ -17,13 +16,14 @@ export class Keypair {
   ) {}
 }
 
-export type IndexEntry = { peer: Peer; keypair: Keypair | null };
+/** what an index stands for: a peer's pending handshake (keypair null) or one of its keypairs */
+export type IndexEntry<P> = { peer: P; keypair: Keypair | null };
 
 /** Random, unique receiver indices (random so an observer cannot count sessions). */
-export class IndexTable {
-  private readonly entries = new Map<number, IndexEntry>();
+export class IndexTable<P> {
+  private readonly entries = new Map<number, IndexEntry<P>>();
 
-  newIndex(peer: Peer): number {
+  newIndex(peer: P): number {
     for (;;) {
       const idx = randomBytes(4).readUInt32LE(0);
       if (!this.entries.has(idx)) {
@@ -33,11 +33,11 @@ export class IndexTable {
     }
   }
 
-  bindKeypair(idx: number, peer: Peer, keypair: Keypair): void {
+  bindKeypair(idx: number, peer: P, keypair: Keypair): void {
     this.entries.set(idx, { peer, keypair });
   }
 
-  get(idx: number): IndexEntry | undefined {
+  get(idx: number): IndexEntry<P> | undefined {
     return this.entries.get(idx);
   }
 

@@ -1,0 +1,81 @@
+// One WireGuard peer is one object whose methods are split by job across
+// files, the way wireguard-go splits *Peer's methods across device/peer.go,
+// timers.go, send.go and noise-protocol.go. Each file is a layer that extends
+// the one below: this state (the peer's static key, endpoint, keypair slots and
+// byte counters), peer-timers.ts (the timer state machine, whitepaper §6),
+// peer-send.ts (staging, encryption, the datagrams it hands to the bind),
+// peer-handshake.ts (the Noise handshake and the keypairs it makes) and peer.ts
+// (configuration and the receive side). The device only ever makes the top
+// layer, so every call stays a plain method call on one object shape.
+import type { Clock } from '../clock.js';
+import type { NetBind } from '../conn/bind.js';
+import { endpointEquals, isVirtualEndpoint, type Endpoint } from '../conn/endpoint.js';
+import { REJECT_AFTER_MESSAGES, type EngineTimers } from './constants.js';
+import type { IndexTable, Keypair } from './keypair.js';
+import { makeRemoteStatic, type RemoteStatic, type StaticIdentity } from './noise.js';
+import type { EngineStats } from './stats.js';
+
+/** What a peer needs from its device. */
+export interface PeerHost {
+  readonly clock: Clock;
+  readonly timers: EngineTimers;
+  /** the device's receiver indices; the peer registers itself (the device's table holds the whole Peer these layers make) */
+  readonly indices: IndexTable<PeerState>;
+  readonly stats: EngineStats;
+  /** where the peer's datagrams leave: the device's bind (null until one is attached) */
+  readonly bind: NetBind | null;
+  identity(): StaticIdentity | null;
+  mtu(): number;
+  log(msg: string): void;
+}
+
+export abstract class PeerState {
+  remote: RemoteStatic;
+  endpoint: Endpoint | null = null;
+  persistentKeepaliveSec = 0;
+  rxBytes = 0;
+  txBytes = 0;
+  lastHandshakeWallMs = 0;
+
+  /** previous/current/next: no packet is lost across a rekey */
+  protected previous: Keypair | null = null;
+  protected current: Keypair | null = null;
+  protected next: Keypair | null = null;
+
+  constructor(
+    protected readonly host: PeerHost,
+    publicKey: Buffer,
+  ) {
+    this.remote = makeRemoteStatic(host.identity(), publicKey, null);
+  }
+
+  get publicKey(): Buffer {
+    return this.remote.publicKey;
+  }
+
+  /**
+   * WireGuard roaming: the endpoint follows the source of authenticated
+   * packets, unless path selection owns it (a virtual endpoint, see ../paths/),
+   * which then decides between direct paths and the relay itself.
+   */
+  roam(src: Endpoint): void {
+    if (this.endpoint && isVirtualEndpoint(this.endpoint)) return;
+    this.setEndpoint(src);
+  }
+
+  setEndpoint(ep: Endpoint): void {
+    if (!endpointEquals(this.endpoint, ep)) this.endpoint = { address: ep.address, port: ep.port };
+  }
+
+  keypairExpired(kp: Keypair): boolean {
+    return this.host.clock.now() - kp.createdMs >= this.host.timers.rejectAfterTimeMs;
+  }
+
+  protected usableForSending(kp: Keypair): boolean {
+    return kp.sendCounter < REJECT_AFTER_MESSAGES && this.host.clock.now() - kp.createdMs < this.host.timers.rejectAfterTimeMs;
+  }
+
+  protected dropKeypair(kp: Keypair | null): void {
+    if (kp) this.host.indices.delete(kp.localIndex);
+  }
+}
