@@ -86,6 +86,7 @@ export class EngineHost {
     );
     this.paths = new PathManager(
       this.device,
+      this.bind,
       { privateKey: opts.discoPrivateKey, publicKey: publicKeyOf(opts.discoPrivateKey) },
       publicKeyOf(opts.nodePrivateKey),
       {

@@ -18,11 +18,11 @@ async function node(net: MemNet, address: string, clock = new FakeClock(), relay
   const device = new Device({ clock });
   device.setPrivateKey(nodeKey);
   const changes: PathInfo[] = [];
-  const paths = new PathManager(device, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), {
+  const bind = net.bind(address);
+  const paths = new PathManager(device, bind, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), {
     relay,
     onPathChange: (_k, path) => changes.push(path),
   });
-  const bind = net.bind(address);
   const pathBind = new PathBind(bind, paths);
   await device.attachBind(pathBind, 41641);
   return {

@@ -1,7 +1,11 @@
-// The NetBind the device sees when path selection runs: it sorts what the UDP
-// socket receives (disco to the PathManager, STUN to its listener, WireGuard
-// to the device with the sender's virtual endpoint) and hands packets for
-// virtual endpoints to the PathManager, which picks direct or relay.
+// The NetBind the device owns when path selection runs (wireguard-go's
+// conn.Bind: the device calls send, the bind finds the way). It sorts what the
+// UDP socket receives (disco to the PathManager, STUN to its listener,
+// WireGuard to the device with the sender's virtual endpoint). A packet for a
+// virtual endpoint goes to the PathManager, which sends it on the trusted
+// direct path through the UDP bind or through the relay; for a peer with a
+// trusted direct path, `reserve` offers room in the UDP bind's batch instead.
+// Calls go one way: device → PathBind → PathManager → UDP bind or relay.
 import type { NetBind } from '../conn/bind.js';
 import { isVirtualEndpoint, type Endpoint } from '../conn/endpoint.js';
 import type { PathManager } from './paths.js';
@@ -15,9 +19,7 @@ export class PathBind implements NetBind {
   constructor(
     private readonly udp: NetBind,
     private readonly paths: PathManager,
-  ) {
-    paths.setUdpSender((buf, ep) => udp.send(buf, ep));
-  }
+  ) {}
 
   open(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<number> {
     return this.udp.open(port, (buf, src) => {

@@ -1,0 +1,93 @@
+// Which path carries a peer's packets: the best direct candidate while its
+// pongs are recent (trusted), else the peer's home relay when connected, else
+// a direct guess. A new direct path replaces a trusted one only when clearly
+// faster (hysteresis), and when trust runs out traffic lapses to the relay.
+import type { Clock } from '../clock.js';
+import type { Endpoint } from '../conn/endpoint.js';
+import type { Device } from '../device/device.js';
+import type { Candidate, PathInfo, PathTimers, PeerPaths, RelayPaths } from './types.js';
+
+/** A new direct path must beat the current one by this fraction and by at least 1 ms, so equal paths do not flap. */
+const SWITCH_BETTER_FRACTION = 0.2;
+const SWITCH_BETTER_MIN_MS = 1;
+
+export class PathChoice {
+  constructor(
+    private readonly clock: Clock,
+    private readonly timers: PathTimers,
+    /** whose peers get `pathOpened` when a direct path is found, and whose byte counters tell activity */
+    private readonly device: Device,
+    private readonly relay: RelayPaths | undefined,
+    private readonly onPathChange: ((nodeKey: Buffer, path: PathInfo) => void) | undefined,
+  ) {}
+
+  /** a pong came back within the trust window */
+  trusted(c: Candidate | null): boolean {
+    return c?.lastPongMs != null && this.clock.now() - c.lastPongMs <= this.timers.trustMs;
+  }
+
+  /** the peer's home relay region when it is connected */
+  relayUsable(p: PeerPaths): string | null {
+    return p.homeRelay && this.relay?.connected(p.homeRelay) ? p.homeRelay : null;
+  }
+
+  /** The trusted direct endpoint, or null (relay, guesses). */
+  direct(p: PeerPaths): Endpoint | null {
+    return p.best && this.trusted(p.best) ? p.best.ep : null;
+  }
+
+  /** With neither a trusted direct path nor a relay: the last good direct path, or the first candidate. */
+  guess(p: PeerPaths): Candidate | null {
+    return p.best ?? (p.candidates.size ? p.candidates.values().next().value! : null);
+  }
+
+  /** A pong proved `c`: it becomes the path if there is no trusted one or it is clearly faster. */
+  consider(p: PeerPaths, c: Candidate): void {
+    const best = p.best;
+    const wasTrusted = best !== c && this.trusted(best);
+    const better =
+      !best ||
+      best === c ||
+      !wasTrusted ||
+      (best.latencyMs !== null &&
+        c.latencyMs !== null &&
+        best.latencyMs - c.latencyMs > Math.max(SWITCH_BETTER_MIN_MS, best.latencyMs * SWITCH_BETTER_FRACTION));
+    if (!better) return;
+    const changed = best !== c || !wasTrusted;
+    p.best = c;
+    if (changed) {
+      this.onPathChange?.(p.nodeKey, this.pathOf(p));
+      this.device.getPeer(p.nodeKey)?.pathOpened();
+    }
+  }
+
+  /** Called each heartbeat while the direct path is not trusted: reports the lapse to the relay on the beat it happens. */
+  noteLapse(p: PeerPaths, now: number): void {
+    const wasTrusted = p.best !== null && p.best.lastPongMs !== null && now - p.best.lastPongMs - this.timers.heartbeatMs <= this.timers.trustMs;
+    if (wasTrusted) this.onPathChange?.(p.nodeKey, this.pathOf(p));
+  }
+
+  /** Samples the peer's WireGuard byte counters (each heartbeat); true while it moved a packet within the active window. */
+  sampleActivity(p: PeerPaths, now: number): boolean {
+    const wg = this.device.getPeer(p.nodeKey);
+    const bytes = wg ? wg.txBytes + wg.rxBytes : 0;
+    if (bytes !== p.lastActivityBytes) {
+      p.lastActivityBytes = bytes;
+      p.lastActiveMs = now;
+    }
+    return now - p.lastActiveMs <= this.timers.activeMs;
+  }
+
+  isActive(p: PeerPaths): boolean {
+    return this.clock.now() - p.lastActiveMs <= this.timers.activeMs;
+  }
+
+  pathOf(p: PeerPaths): PathInfo {
+    if (p.best && this.trusted(p.best)) return { kind: 'direct', endpoint: p.best.ep, latencyMs: p.best.latencyMs, trusted: true };
+    // idle with a direct path that answered before: the next packet re-proves it at once (the wake ping)
+    if (p.best && !this.isActive(p)) return { kind: 'direct', endpoint: p.best.ep, latencyMs: p.best.latencyMs, trusted: false };
+    const region = this.relayUsable(p);
+    if (region) return { kind: 'relay', region, latencyMs: p.relayLatencyMs };
+    return { kind: 'none' };
+  }
+}

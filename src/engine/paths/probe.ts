@@ -1,0 +1,236 @@
+// Probing: disco pings and pongs, heartbeats and call-me-maybe. Pings go to a
+// peer's direct candidates over the UDP bind and to its home relay; a pong
+// from the address (or relay) the ping went to measures that path and hands
+// it to the choice (choose.ts). A peer's ping from an address with no proven
+// path gets a ping back: our earlier ping may have died at the peer's NAT
+// before the peer's own packet opened it (docs/nat.md).
+import { randomBytes } from 'node:crypto';
+import { discoSender, openDisco, sealDisco, TXID_LEN, type DiscoMessage } from '../../nat/disco.js';
+import type { Clock } from '../clock.js';
+import type { NetBind } from '../conn/bind.js';
+import { endpointEquals, endpointKey, relayRegionOf, type Endpoint } from '../conn/endpoint.js';
+import type { PathChoice } from './choose.js';
+import type { PathTable } from './table.js';
+import type { Candidate, PathTimers, PeerPaths, PingResult, RelayPaths } from './types.js';
+
+/**
+ * The first ping back after one of our own probes goes at once, however soon
+ * the peer's ping came (the race is usually tens of ms); further ones at most
+ * this often per address.
+ */
+const PING_BACK_MIN_MS = 250;
+
+interface PendingPing {
+  peer: PeerPaths;
+  /** null: sent through the relay */
+  cand: Candidate | null;
+  region: string | null;
+  sentMs: number;
+  onPong?: (r: PingResult) => void;
+}
+
+export interface DiscoStats {
+  rx: number;
+  tx: number;
+  dropped: { unknownSender: number; badBox: number; unknownTx: number };
+  callMeMaybeSent: number;
+  callMeMaybeReceived: number;
+}
+
+/** What probing sends with and for whom. */
+export interface ProberParts {
+  clock: Clock;
+  timers: PathTimers;
+  table: PathTable;
+  choice: PathChoice;
+  /** disco and direct pings leave on the UDP socket itself */
+  udp: Pick<NetBind, 'send'>;
+  relay?: RelayPaths;
+  disco: { privateKey: Buffer; publicKey: Buffer };
+  /** our node key, which every ping carries */
+  nodeKey: Buffer;
+  /** our own endpoints, for call-me-maybe */
+  localEndpoints?: () => Endpoint[];
+}
+
+export class Prober {
+  private readonly pending = new Map<string, PendingPing>();
+  readonly stats: DiscoStats = { rx: 0, tx: 0, dropped: { unknownSender: 0, badBox: 0, unknownTx: 0 }, callMeMaybeSent: 0, callMeMaybeReceived: 0 };
+
+  constructor(private readonly s: ProberParts) {}
+
+  private now(): number {
+    return this.s.clock.now();
+  }
+
+  /** Forgets the pings in flight (path selection stops). */
+  clear(): void {
+    this.pending.clear();
+  }
+
+  /** One disco ping over the path the engine uses now (every candidate and the relay while it has no trusted one). */
+  ping(p: PeerPaths, timeoutMs: number): Promise<PingResult | null> {
+    const clock = this.s.clock;
+    return new Promise((resolve) => {
+      const txids: string[] = [];
+      const done = (r: PingResult | null): void => {
+        clock.clearTimeout(timer);
+        for (const t of txids) this.pending.delete(t);
+        resolve(r);
+      };
+      const timer = clock.setTimeout(() => done(null), timeoutMs);
+      if (p.best && this.s.choice.trusted(p.best)) {
+        const t = this.sendPing(p, p.best, done);
+        if (t) txids.push(t);
+      } else {
+        for (const c of p.candidates.values()) {
+          const t = this.sendPing(p, c, done);
+          if (t) txids.push(t);
+        }
+        const t = this.sendRelayPing(p, done);
+        if (t) txids.push(t);
+      }
+      if (txids.length === 0) done(null);
+    });
+  }
+
+  pingAll(p: PeerPaths): void {
+    p.lastFullProbeMs = this.now();
+    for (const c of p.candidates.values()) this.sendPing(p, c);
+  }
+
+  /** Traffic after a quiet spell with no trusted path: re-prove the last direct path now rather than at the next beat. */
+  wake(p: PeerPaths): void {
+    if (p.best && this.now() - p.lastWakePingMs >= this.s.timers.heartbeatMs) {
+      p.lastWakePingMs = this.now();
+      this.sendPing(p, p.best);
+    }
+  }
+
+  /** One heartbeat over every peer: keep a trusted path proven while active, look for a better one now and then, and
+   *  without one keep trying the last good path each beat and everything (with hole punching) less often. */
+  beat(): void {
+    const now = this.now();
+    const { choice, timers } = this.s;
+    for (const p of this.s.table.values()) {
+      const active = choice.sampleActivity(p, now);
+      if (p.best && choice.trusted(p.best)) {
+        if (!active) continue;
+        if (now - p.lastFullProbeMs >= timers.upgradeMs) this.pingAll(p);
+        else this.sendPing(p, p.best);
+      } else {
+        choice.noteLapse(p, now);
+        if (p.best) this.sendPing(p, p.best);
+        if (now - p.lastFullProbeMs >= timers.retryDirectMs && (active || p.best === null)) {
+          this.pingAll(p);
+          this.callMeMaybe(p);
+        }
+        if (active) this.sendRelayPing(p);
+      }
+    }
+  }
+
+  private newTx(pend: PendingPing): Buffer {
+    const txid = randomBytes(TXID_LEN);
+    const key = txid.toString('hex');
+    this.pending.set(key, pend);
+    this.s.clock.setTimeout(() => this.pending.delete(key), this.s.timers.pingTimeoutMs);
+    return txid;
+  }
+
+  private sendPing(p: PeerPaths, cand: Candidate, onPong?: (r: PingResult) => void): string | null {
+    const txid = this.newTx({ peer: p, cand, region: null, sentMs: this.now(), onPong });
+    cand.lastPingMs = this.now();
+    cand.pingedBack = false;
+    return this.sendDirect(p, cand.ep, { type: 'ping', txid, nodeKey: this.s.nodeKey }) ? txid.toString('hex') : null;
+  }
+
+  private sendRelayPing(p: PeerPaths, onPong?: (r: PingResult) => void): string | null {
+    const region = this.s.choice.relayUsable(p);
+    if (!region) return null;
+    const txid = this.newTx({ peer: p, cand: null, region, sentMs: this.now(), onPong });
+    return this.sendViaRelay(p, region, { type: 'ping', txid, nodeKey: this.s.nodeKey }) ? txid.toString('hex') : null;
+  }
+
+  private sendDirect(p: PeerPaths, ep: Endpoint, m: DiscoMessage): boolean {
+    const ok = this.s.udp.send(sealDisco(m, this.s.disco.publicKey, p.sharedKey), ep);
+    if (ok) this.stats.tx++;
+    return ok;
+  }
+
+  private sendViaRelay(p: PeerPaths, region: string, m: DiscoMessage): boolean {
+    const ok = this.s.relay?.send(region, p.nodeKey, sealDisco(m, this.s.disco.publicKey, p.sharedKey)) ?? false;
+    if (ok) this.stats.tx++;
+    return ok;
+  }
+
+  /** Tells the peer, over the relay, every address we can be reached at: both sides then ping each other at once (hole punching). */
+  callMeMaybe(p: PeerPaths): void {
+    const region = this.s.choice.relayUsable(p);
+    const eps = this.s.localEndpoints?.() ?? [];
+    if (!region || eps.length === 0) return;
+    if (this.sendViaRelay(p, region, { type: 'callMeMaybe', endpoints: eps })) this.stats.callMeMaybeSent++;
+  }
+
+  /** A disco packet, from a direct address or (src = relayEndpoint(region)) from the relay. Never throws. */
+  receive(buf: Buffer, src: Endpoint): void {
+    this.stats.rx++;
+    const p = this.s.table.byDiscoKey(discoSender(buf).toString('hex'));
+    if (!p) {
+      this.stats.dropped.unknownSender++;
+      return;
+    }
+    const m = openDisco(buf, p.sharedKey);
+    if (!m) {
+      this.stats.dropped.badBox++;
+      return;
+    }
+    const viaRelay = relayRegionOf(src);
+    if (m.type === 'ping') {
+      if (!m.nodeKey.equals(p.nodeKey)) {
+        this.stats.dropped.badBox++;
+        return;
+      }
+      if (viaRelay) this.sendViaRelay(p, viaRelay, { type: 'pong', txid: m.txid, src: { address: '0.0.0.0', port: 0 } });
+      else {
+        this.sendDirect(p, src, { type: 'pong', txid: m.txid, src });
+        // the peer reached us from src, so its NAT now lets us in from there: measure that path now,
+        // not at the next full probe (retryDirectMs), even when src was a candidate already
+        const c = this.s.table.addCandidate(p, src) ?? p.candidates.get(endpointKey(src));
+        if (c && !this.s.choice.trusted(c) && (!c.pingedBack || this.now() - c.lastPingMs >= PING_BACK_MIN_MS)) {
+          this.sendPing(p, c);
+          c.pingedBack = true;
+        }
+      }
+    } else if (m.type === 'pong') {
+      this.onPong(p, m.txid, src);
+    } else {
+      this.stats.callMeMaybeReceived++;
+      for (const ep of m.endpoints) this.s.table.addCandidate(p, ep);
+      this.pingAll(p);
+    }
+  }
+
+  private onPong(p: PeerPaths, txid: Buffer, src: Endpoint): void {
+    const key = txid.toString('hex');
+    const pend = this.pending.get(key);
+    const region = relayRegionOf(src);
+    const matches = pend && pend.peer === p && (pend.cand ? !region && endpointEquals(pend.cand.ep, src) : region === pend.region);
+    if (!pend || !matches) {
+      this.stats.dropped.unknownTx++;
+      return;
+    }
+    this.pending.delete(key);
+    const now = this.now();
+    const latencyMs = now - pend.sentMs;
+    if (pend.cand) {
+      pend.cand.latencyMs = latencyMs;
+      pend.cand.lastPongMs = now;
+      this.s.choice.consider(p, pend.cand);
+      pend.onPong?.({ kind: 'direct', endpoint: { ...src }, latencyMs });
+    } else {
+      p.relayLatencyMs = latencyMs;
+      pend.onPong?.({ kind: 'relay', region: pend.region!, latencyMs });
+    }
+  }
+}

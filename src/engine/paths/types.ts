@@ -1,0 +1,81 @@
+// What path selection knows about each peer, and its timers: shared by the
+// peer table (table.ts), the probing (probe.ts) and the choice (choose.ts).
+import type { Endpoint } from '../conn/endpoint.js';
+
+/**
+ * Timers of path selection, all on the device's Clock. Tailscale's magicsock (tailscale/wgengine/magicsock) uses
+ * heartbeatInterval = 3 s, trustUDPAddrDuration = 6.5 s, sessionActiveTimeout = 45 s, upgradeInterval = 1 min and
+ * pingTimeoutDuration = 5 s; meshctl probes faster so that a dead direct path moves to the relay within 5 s. Tests shorten them.
+ */
+export interface PathTimers {
+  /** probe the current direct path this often while the peer is active */
+  heartbeatMs: number;
+  /** a direct path is trusted this long after its last pong (about two missed heartbeats) */
+  trustMs: number;
+  /** a peer is active when it moved a packet this recently (Tailscale's sessionActiveTimeout: 45 s) */
+  activeMs: number;
+  /** with a trusted direct path, probe every candidate this often for a better one (Tailscale's upgradeInterval: 1 min) */
+  upgradeMs: number;
+  /** without one, try every candidate and call-me-maybe this often (hole punching) */
+  retryDirectMs: number;
+  /** a ping with no pong after this is given up (Tailscale's pingTimeoutDuration: 5 s) */
+  pingTimeoutMs: number;
+}
+
+export const DEFAULT_PATH_TIMERS: PathTimers = {
+  heartbeatMs: 1500,
+  trustMs: 3500,
+  activeMs: 45_000,
+  upgradeMs: 60_000,
+  retryDirectMs: 10_000,
+  pingTimeoutMs: 5000,
+};
+
+/** How the engine reaches relays; the daemon supplies it (the engine imports no relay code). */
+export interface RelayPaths {
+  send(region: string, dst: Buffer, pkt: Buffer): boolean;
+  connected(region: string): boolean;
+}
+
+export interface PathPeerConfig {
+  nodeKey: Buffer;
+  discoKey: Buffer;
+  candidates: Endpoint[];
+  homeRelay: string | null;
+}
+
+export type PathInfo =
+  | { kind: 'direct'; endpoint: Endpoint; latencyMs: number | null; trusted: boolean }
+  | { kind: 'relay'; region: string; latencyMs: number | null }
+  | { kind: 'none' };
+
+export type PingResult = { kind: 'direct'; endpoint: Endpoint; latencyMs: number } | { kind: 'relay'; region: string; latencyMs: number };
+
+/** One direct address a peer may be reached at, and what its pings showed. */
+export interface Candidate {
+  ep: Endpoint;
+  latencyMs: number | null;
+  lastPongMs: number | null;
+  lastPingMs: number;
+  /** the last ping to it was a ping back */
+  pingedBack: boolean;
+}
+
+/** Path selection's record of one peer. */
+export interface PeerPaths {
+  nodeKey: Buffer;
+  hex: string;
+  /** the peer's WireGuard endpoint, made once: the per-packet paths reuse it */
+  virtual: Endpoint;
+  discoKey: Buffer;
+  sharedKey: Uint8Array;
+  homeRelay: string | null;
+  candidates: Map<string, Candidate>;
+  /** the direct path in use (or last used): trusted while its pongs are recent */
+  best: Candidate | null;
+  relayLatencyMs: number | null;
+  lastActivityBytes: number;
+  lastActiveMs: number;
+  lastFullProbeMs: number;
+  lastWakePingMs: number;
+}
