@@ -11,11 +11,10 @@ import {
   MAX_MESSAGE_SIZE,
   REJECT_AFTER_MESSAGES,
   TRANSPORT_HEADER_SIZE,
-  UNDER_LOAD_AFTER_MS,
   UNDER_LOAD_HANDSHAKES_PER_SECOND,
   type EngineTimers,
 } from './constants.js';
-import { CookieChecker } from './cookie.js';
+import { HandshakeAdmission } from './admission.js';
 import { chainHooks, type PacketFilterHooks, type PacketHook } from './filter.js';
 import { isZero, TAG_LEN } from './crypto.js';
 import { packetAead } from './aead.js';
@@ -36,8 +35,6 @@ import {
 } from './messages.js';
 import { consumeInitiation, consumeResponse, makeIdentity, type StaticIdentity } from './noise.js';
 import { Peer, type PeerHost } from './peer.js';
-import { sendCounted } from './peer-send.js';
-import { HandshakeRateLimiter } from './ratelimit.js';
 import { newStats, type EngineStats } from './stats.js';
 import { UapiError, type UapiDeviceSnapshot, type UapiSetRequest, type UapiTarget } from './uapi-types.js';
 
@@ -62,13 +59,8 @@ export class Device implements UapiTarget, PeerHost {
   readonly allowedIps = new AllowedIps<Peer>();
   private readonly peers = new Map<string, Peer>();
   private id: StaticIdentity | null = null;
-  private cookieChecker: CookieChecker | null = null;
-  private readonly rateLimiter: HandshakeRateLimiter;
+  private readonly admission: HandshakeAdmission;
   private readonly logger: (msg: string) => void;
-  private readonly underLoadThreshold: number;
-  private handshakeWindowStartMs = 0;
-  private handshakesInWindow = 0;
-  private underLoadUntilMs = -Infinity;
   private netBind: NetBind | null = null;
   private tunWriter: ((pkt: Buffer) => boolean) | null = null;
   /** the packet-filter stages of each direction as one hook; null (the default) lets everything through */
@@ -89,8 +81,7 @@ export class Device implements UapiTarget, PeerHost {
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
     this.mtuBytes = opts.mtu ?? DEFAULT_MTU;
     this.logger = opts.logger ?? (() => {});
-    this.underLoadThreshold = opts.underLoadHandshakesPerSecond ?? UNDER_LOAD_HANDSHAKES_PER_SECOND;
-    this.rateLimiter = new HandshakeRateLimiter(() => this.clock.now());
+    this.admission = new HandshakeAdmission(this, opts.underLoadHandshakesPerSecond ?? UNDER_LOAD_HANDSHAKES_PER_SECOND);
   }
 
   // ---- PeerHost ------------------------------------------------------------------
@@ -144,7 +135,7 @@ export class Device implements UapiTarget, PeerHost {
   setPrivateKey(key: Buffer | null): void {
     if (key && this.id && key.equals(this.id.privateKey)) return;
     this.id = key && !isZero(key) ? makeIdentity(key) : null;
-    this.cookieChecker = this.id ? new CookieChecker(this.id.publicKey, () => this.clock.now()) : null;
+    this.admission.setPublicKey(this.id?.publicKey ?? null);
     // a peer with our own public key would be a loop: wireguard-go removes it
     if (this.id) this.removePeer(this.id.publicKey);
     for (const p of this.peers.values()) p.rekeyIdentity(this.id);
@@ -289,39 +280,9 @@ export class Device implements UapiTarget, PeerHost {
     this.tunWriter?.(pkt);
   }
 
-  private underLoad(): boolean {
-    const now = this.clock.now();
-    if (now - this.handshakeWindowStartMs >= 1000) {
-      this.handshakeWindowStartMs = now;
-      this.handshakesInWindow = 0;
-    }
-    if (++this.handshakesInWindow > this.underLoadThreshold) this.underLoadUntilMs = now + UNDER_LOAD_AFTER_MS;
-    return now < this.underLoadUntilMs;
-  }
-
-  /** MAC1 always; under load MAC2 too, answering with a cookie reply when it is missing. */
-  private admitHandshake(buf: Buffer, mac1: number, mac2: number, senderIndex: number, src: Endpoint): boolean {
-    const cc = this.cookieChecker;
-    if (!cc || !cc.checkMac1(buf, mac1)) {
-      this.stats.dropped.badMac1++;
-      return false;
-    }
-    if (!this.underLoad()) return true;
-    if (!cc.checkMac2(buf, mac2, src)) {
-      this.stats.dropped.cookieRequired++;
-      sendCounted(this.netBind, this.stats, cc.createReply(buf, mac1, senderIndex, src), src);
-      return false;
-    }
-    if (!this.rateLimiter.allow(src.address)) {
-      this.stats.dropped.rateLimited++;
-      return false;
-    }
-    return true;
-  }
-
   private receiveInitiation(buf: Buffer, src: Endpoint): void {
     const m = decodeInitiation(buf);
-    if (!this.admitHandshake(buf, INITIATION_MAC1_OFFSET, INITIATION_MAC2_OFFSET, m.sender, src)) return;
+    if (!this.admission.admit(buf, INITIATION_MAC1_OFFSET, INITIATION_MAC2_OFFSET, m.sender, src)) return;
     const id = this.id!;
     const c = consumeInitiation(id, m, (pub) => this.getPeer(pub)?.remote.staticStatic ?? null);
     if (!c) {
@@ -336,7 +297,7 @@ export class Device implements UapiTarget, PeerHost {
 
   private receiveResponse(buf: Buffer, src: Endpoint): void {
     const m = decodeResponse(buf);
-    if (!this.admitHandshake(buf, RESPONSE_MAC1_OFFSET, RESPONSE_MAC2_OFFSET, m.sender, src)) return;
+    if (!this.admission.admit(buf, RESPONSE_MAC1_OFFSET, RESPONSE_MAC2_OFFSET, m.sender, src)) return;
     const entry = this.indices.get(m.receiver);
     const state = entry?.peer.pendingInitiation(m.receiver);
     if (!entry || !state) {
