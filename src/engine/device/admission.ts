@@ -43,7 +43,7 @@ export class HandshakeAdmission {
   admit(buf: Buffer, mac1: number, mac2: number, senderIndex: number, src: Endpoint): boolean {
     const cc = this.cookieChecker;
     const stats = this.host.stats;
-    if (!cc || !cc.checkMac1(buf, mac1)) {
+    if (!cc?.checkMac1(buf, mac1)) {
       stats.dropped.badMac1++;
       return false;
     }

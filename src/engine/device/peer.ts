@@ -59,7 +59,7 @@ export class Peer extends PeerHandshake {
     if (this.sentLastMinuteHandshake) return;
     const kp = this.current;
     const t = this.host.timers;
-    if (kp && kp.isInitiator && this.host.clock.now() - kp.createdMs > t.rejectAfterTimeMs - t.keepaliveTimeoutMs - t.rekeyTimeoutMs) {
+    if (kp?.isInitiator && this.host.clock.now() - kp.createdMs > t.rejectAfterTimeMs - t.keepaliveTimeoutMs - t.rekeyTimeoutMs) {
       this.sentLastMinuteHandshake = true;
       this.sendHandshakeInitiation(false);
     }
