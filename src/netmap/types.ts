@@ -31,6 +31,29 @@ export interface NodeView {
   version: string;
   keyExpiry: string | null;
   ephemeral: boolean;
+  /** subnet routes control approved for this node (canonical prefixes); absent = none */
+  routes?: string[];
+  /** of `routes`, those this node is the primary router for: only these are in its allowedIps */
+  primaryRoutes?: string[];
+  /** approved as an exit node: a client that chooses it routes 0.0.0.0/0 and ::/0 through it */
+  exitNode?: boolean;
+  /** the self view only: what this node advertises (routes and exit), approved or not */
+  advertised?: { routes: string[]; exitNode: boolean };
+}
+
+/**
+ * A device without meshctl (a phone on the stock WireGuard app) that reaches
+ * the mesh through a gateway node. Every node sees its name and addresses (the
+ * gateway's allowedIps carry them); only the gateway's map holds its public key.
+ */
+export interface DeviceView {
+  id: number;
+  name: string;
+  addresses: string[];
+  /** the gateway node's name */
+  gateway: string;
+  /** present in the gateway's own map only */
+  publicKey?: string;
 }
 
 export interface NetworkMap {
@@ -42,6 +65,8 @@ export interface NetworkMap {
   relays: RelayRegion[];
   /** the network's name service; absent when the control server sends none (then the node leaves DNS alone) */
   dns?: DnsConfig;
+  /** devices on stock WireGuard behind gateway nodes; absent = none */
+  devices?: DeviceView[];
 }
 
 /**
