@@ -54,6 +54,13 @@ function num(o: Record<string, unknown>, what: string, key: string, min: number,
   return v;
 }
 
+function bool(o: Record<string, unknown>, what: string, key: string): boolean | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw bad(`${what}: ${key} must be true or false`);
+  return v;
+}
+
 function loginServerOf(o: Record<string, unknown>): string | undefined {
   const v = text(o, 'up', 'loginServer', MAX_URL_CHARS);
   if (v === undefined) return undefined;
@@ -82,7 +89,7 @@ function caPemOf(o: Record<string, unknown>): string | undefined {
 }
 
 export function parseUpRequest(body: unknown): UpRequest {
-  const o = objectOf(body, 'up', ['loginServer', 'authKey', 'hostname', 'controlCaPem', 'ifname', 'port', 'timeoutMs']);
+  const o = objectOf(body, 'up', ['loginServer', 'authKey', 'hostname', 'controlCaPem', 'ifname', 'port', 'timeoutMs', 'acceptDns']);
   const r: UpRequest = {};
   const loginServer = loginServerOf(o);
   if (loginServer !== undefined) r.loginServer = loginServer;
@@ -103,11 +110,13 @@ export function parseUpRequest(body: unknown): UpRequest {
   if (port !== undefined) r.port = port;
   const timeoutMs = num(o, 'up', 'timeoutMs', 1, MAX_UP_TIMEOUT_MS, false);
   if (timeoutMs !== undefined) r.timeoutMs = timeoutMs;
+  const acceptDns = bool(o, 'up', 'acceptDns');
+  if (acceptDns !== undefined) r.acceptDns = acceptDns;
   return r;
 }
 
 export function parsePrefsRequest(body: unknown): PrefsRequest {
-  const o = objectOf(body, 'prefs', ['operator', 'hostname']);
+  const o = objectOf(body, 'prefs', ['operator', 'hostname', 'acceptDns']);
   const r: PrefsRequest = {};
   if (o.operator === null) r.operator = null;
   else if (o.operator !== undefined) {
@@ -116,6 +125,8 @@ export function parsePrefsRequest(body: unknown): PrefsRequest {
   }
   const hostname = text(o, 'prefs', 'hostname', MAX_HOSTNAME_CHARS);
   if (hostname !== undefined) r.hostname = hostname;
+  const acceptDns = bool(o, 'prefs', 'acceptDns');
+  if (acceptDns !== undefined) r.acceptDns = acceptDns;
   return r;
 }
 

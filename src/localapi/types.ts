@@ -85,6 +85,8 @@ export interface UpRequest {
   ifname?: string;
   port?: number;
   timeoutMs?: number;
+  /** point the OS resolver at the mesh's name service; remembered (default true) */
+  acceptDns?: boolean;
 }
 
 /** `up` answers with a stream of these lines, ending in `done` or `error`. */
@@ -118,6 +120,7 @@ export interface NetcheckResponse extends NetReport {
 export interface PrefsRequest {
   operator?: string | null;
   hostname?: string;
+  acceptDns?: boolean;
 }
 
 export type ApiErrorCode = 'BAD_REQUEST' | 'PERMISSION' | 'NOT_FOUND' | 'UNREACHABLE' | 'AUTH' | 'TIMEOUT' | 'NOT_RUNNING' | 'FAILURE';
