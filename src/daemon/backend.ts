@@ -459,9 +459,18 @@ export class Backend {
 
   // ---- queries -------------------------------------------------------------------
 
+  /** `NAME.suffix`, the name the mesh's resolver answers for; null while control sends no DNS config. */
+  private dnsName(name: string): string | null {
+    const suffix = this.map?.dns?.suffix;
+    return suffix ? `${name}.${suffix}` : null;
+  }
+
   private findPeer(ref: string): NodeView | null {
     const peers = this.map?.peers ?? [];
-    const r = ref.toLowerCase();
+    const suffix = this.map?.dns?.suffix;
+    // a full name (nas.mesh.internal, with or without the root's dot) names the same peer as its first label
+    let r = ref.toLowerCase().replace(/\.$/, '');
+    if (suffix && r.endsWith(`.${suffix}`)) r = r.slice(0, -suffix.length - 1);
     return peers.find((p) => p.name === r || p.addresses.includes(ref) || p.name.split('.')[0] === r) ?? null;
   }
 
@@ -477,6 +486,7 @@ export class Backend {
       self: self
         ? {
             name: self.name,
+            dnsName: this.dnsName(self.name),
             ips: self.addresses,
             nodeKey: keyToText(publicKeyOf(this.nodePrivate())),
             os: process.platform,
@@ -499,6 +509,7 @@ export class Backend {
     const path = wg?.path ?? null;
     return {
       name: v.name,
+      dnsName: this.dnsName(v.name),
       ips: v.addresses,
       nodeKey: v.nodeKey,
       os: v.os,
