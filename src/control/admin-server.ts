@@ -8,6 +8,7 @@ import { guardConnections, type ConnectionLimits } from './connections.js';
 import { readJson, sendError, sendJson } from './http-util.js';
 import { ControlError } from './protocol.js';
 import type { AuthKeyOptions } from './authkeys.js';
+import { addDnsRecord, addDnsRoute, removeDnsRecord, removeDnsRoute, showDns } from './dns.js';
 import type { Registry } from './registry.js';
 
 export class AdminServer {
@@ -44,6 +45,13 @@ export class AdminServer {
             return sendJson(res, 200, n);
           }
           if (route === 'POST /admin/authkeys') return sendJson(res, 200, newAuthKey(this.registry, parseAuthKeyOptions(body)));
+          if (route === 'GET /admin/dns') return sendJson(res, 200, showDns(this.registry));
+          const dnsChange = DNS_CHANGES.get(route);
+          if (dnsChange) {
+            const out = dnsChange(this.registry, stringFields(body));
+            this.changed();
+            return sendJson(res, 200, out);
+          }
           throw new ControlError('BAD_REQUEST', `no ${route} here`);
         } catch (err) {
           sendError(res, err);
@@ -72,3 +80,29 @@ function parseAuthKeyOptions(raw: unknown): AuthKeyOptions {
   }
   return { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: (e as number | null | undefined) ?? null };
 }
+
+/** The string fields of an admin request's JSON body (lists of strings joined with commas); anything else is refused. */
+function stringFields(raw: unknown): Record<string, string | undefined> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ControlError('BAD_REQUEST', 'the request body must be a JSON object');
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v === 'string') out[k] = v;
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[k] = v.join(',');
+    else throw new ControlError('BAD_REQUEST', `${k} must be a string`);
+  }
+  return out;
+}
+
+const need = (f: Record<string, string | undefined>, k: string): string => {
+  const v = f[k];
+  if (v === undefined) throw new ControlError('BAD_REQUEST', `${k} is missing`);
+  return v;
+};
+
+/** The admin socket's DNS changes: each pushes new maps to every node. */
+const DNS_CHANGES = new Map<string, (r: Registry, f: Record<string, string | undefined>) => unknown>([
+  ['POST /admin/dns/routes', (r, f) => addDnsRoute(r, need(f, 'domain'), need(f, 'resolvers').split(','))],
+  ['POST /admin/dns/routes/remove', (r, f) => removeDnsRoute(r, need(f, 'domain'))],
+  ['POST /admin/dns/records', (r, f) => addDnsRecord(r, need(f, 'name'), need(f, 'address'))],
+  ['POST /admin/dns/records/remove', (r, f) => removeDnsRecord(r, need(f, 'name'), f.address)],
+]);

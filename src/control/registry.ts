@@ -3,6 +3,7 @@
 // view of the network each node is allowed to see.
 import { allocateAddresses, IPV4_PREFIX, ipv6Prefix } from './addresses.js';
 import { redeemAuthKey } from './authkeys.js';
+import { dnsConfig } from './dns.js';
 import { ControlError } from './protocol.js';
 import type { NetworkMap, NodeView, RegisterResult, RelayRegion } from '../netmap/types.js';
 import type { ControlStore, NodeRecord } from './store.js';
@@ -141,6 +142,10 @@ export class Registry {
       ipv4Prefix: IPV4_PREFIX,
       ipv6Prefix: ipv6Prefix(this.store),
       relays,
+      dns: dnsConfig(
+        this.store,
+        all.map((n) => n.hostname),
+      ),
     };
   }
 }

@@ -238,13 +238,18 @@ function inPrefix(a: IpAddress, p: IpPrefix): boolean {
   return true;
 }
 
-/** A resolver of a split-DNS route: an IP (port 53) or IP:port / [IPv6]:port (a bare IPv6 address has no port, so the two never overlap). */
-export function parseResolverAddress(v: unknown): string {
+/**
+ * A resolver of a split-DNS route: an IP (port 53) or IP:port / [IPv6]:port (a
+ * bare IPv6 address has no port, so the two never overlap). `text` keeps the
+ * form given, canonical.
+ */
+export function parseResolverAddress(v: unknown): { address: IpAddress; port: number; text: string } {
   try {
-    return parseIp(v).text;
+    const address = parseIp(v);
+    return { address, port: 53, text: address.text };
   } catch {
     try {
-      return parseIpEndpoint(v).text;
+      return parseIpEndpoint(v);
     } catch {
       throw new AddressSyntaxError(`not an IP address or IP:port: ${shown(v)}`);
     }
@@ -252,7 +257,7 @@ export function parseResolverAddress(v: unknown): string {
 }
 
 function resolverAddress(v: unknown, field: string): string {
-  return wrap(field, () => parseResolverAddress(v));
+  return wrap(field, () => parseResolverAddress(v).text);
 }
 
 function parseDnsRoute(json: unknown, field: string): DnsRoute {
