@@ -37,14 +37,14 @@ export function formatDnsStatus(s: DnsStatus): string {
     );
   }
   for (const e of s.errors) lines.push(`# Health: ${terminalSafe(e, MAX_LINE_CHARS)}`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** dig's answer section: NAME. TTL IN TYPE DATA, after a comment line naming the server, the status and the time. */
 export function formatDnsAnswer(a: DnsQueryResponse): string {
   const head = `;; ${t(a.name)} ${t(a.type)}: ${t(a.rcode)} from ${t(a.server)} in ${Math.round(a.ms)} ms, ${a.answers.length} answer(s)`;
   const rows = a.answers.map((r) => `${t(r.name).replace(/\.?$/, '.')}\t${Number(r.ttl)}\tIN\t${t(r.type)}\t${t(r.data)}`);
-  return [head, ...rows].join('\n') + '\n';
+  return `${[head, ...rows].join('\n')}\n`;
 }
 
 /** The exit status for a response code: NXDOMAIN and SERVFAIL have their own (man meshctl(1), EXIT STATUS). */
@@ -60,7 +60,7 @@ export function registerDns(program: Command): void {
   const dns = program.command('dns').description("the mesh's name service (MagicDNS) on this node");
   dns
     .command('status')
-    .description("show the resolver, what was configured in the OS and why, upstreams, split DNS and counters")
+    .description('show the resolver, what was configured in the OS and why, upstreams, split DNS and counters')
     .option('--json', 'print as JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
       const s = await clientOf(cmd)

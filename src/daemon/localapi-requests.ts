@@ -4,8 +4,11 @@
 // and a field this daemon does not know is refused (not ignored), so a typo or
 // a CLI newer than the daemon is told so instead of being half obeyed.
 import { X509Certificate } from 'node:crypto';
-import { ApiError, type PingRequest, type PrefsRequest, type UpRequest } from '../localapi/types.js';
+import { ApiError, type DnsQueryRequest, type PingRequest, type PrefsRequest, type UpRequest } from '../localapi/types.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
+import { parseIp } from '../util/netaddr.js';
+import { QUERY_TYPES } from '../dns/client.js';
+import { canonicalName, isQueryName } from '../dns/names.js';
 
 /** A URL longer than this is no login server anyone typed; browsers' practical limit. */
 export const MAX_URL_CHARS = 2048;
@@ -138,4 +141,26 @@ export function parsePingRequest(body: unknown): Required<PingRequest> {
   const t = o.timeoutMs;
   if (t !== undefined && (typeof t !== 'number' || Number.isNaN(t))) throw bad('ping: timeoutMs must be a number of milliseconds');
   return { peer, timeoutMs: Math.min(MAX_PING_TIMEOUT_MS, Math.max(1, t ?? DEFAULT_PING_TIMEOUT_MS)) };
+}
+
+/** A DNS name as text: 253 characters, one more for the root's trailing dot. */
+export const MAX_QUERY_NAME_CHARS = 254;
+
+/** `dns query`: a domain name (or, for PTR, an IP address) and one of the client's QUERY_TYPES (default A). */
+export function parseDnsQueryRequest(body: unknown): Required<DnsQueryRequest> {
+  const o = objectOf(body, 'dns query', ['name', 'type']);
+  const name = text(o, 'dns query', 'name', MAX_QUERY_NAME_CHARS);
+  const usage = 'dns query needs a domain name (labels of 1-63 printable characters, 253 in all): meshctl dns query NAME [TYPE]';
+  if (name === undefined || /\s/.test(name)) throw bad(usage);
+  const type = text(o, 'dns query', 'type', 8)?.toUpperCase() ?? 'A';
+  if (!(QUERY_TYPES as readonly string[]).includes(type)) throw bad(`dns query: type must be one of ${QUERY_TYPES.join(', ')}`);
+  let isIp = false;
+  try {
+    parseIp(name);
+    isIp = true;
+  } catch {
+    /* a name */
+  }
+  if (!(isIp && type === 'PTR') && !isQueryName(canonicalName(name))) throw bad(usage);
+  return { name, type };
 }

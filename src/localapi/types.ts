@@ -167,6 +167,8 @@ export interface DnsQueryResponse {
   /** NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ... */
   rcode: string;
   answers: { name: string; type: string; ttl: number; data: string }[];
+  /** UDP, or TCP after a truncated answer */
+  transport: 'udp' | 'tcp';
   /** round trip in milliseconds */
   ms: number;
 }

@@ -56,7 +56,11 @@ test('the table aligns columns and filters --active and --no-self', () => {
   assert.equal(stoppedMessage(s), null);
   assert.equal(stoppedMessage({ ...s, backendState: 'Stopped' }), 'meshctl is stopped.');
   // with the mesh's name service, the HOSTNAME column holds the full name
-  const named: Status = { ...s, self: { ...s.self!, dnsName: 'me.mesh.internal' }, peers: [peer({ name: 'b', dnsName: 'b.mesh.internal', ips: ['100.64.0.3'] })] };
+  const named: Status = {
+    ...s,
+    self: { ...s.self!, dnsName: 'me.mesh.internal' },
+    peers: [peer({ name: 'b', dnsName: 'b.mesh.internal', ips: ['100.64.0.3'] })],
+  };
   assert.deepEqual(formatStatus(named, { self: true, peers: true, activeOnly: false }, NOW).split('\n'), [
     '100.64.0.1  me.mesh.internal  linux  self',
     '100.64.0.3  b.mesh.internal   linux  idle; no path yet',

@@ -173,12 +173,12 @@ test('on a full disk a state change throws and the in-memory state stays what is
         size = Math.max(1, size >> 1);
       }
     }
-    assert.throws(() => b!.setPrefs({ operator: 'alice' }), /^ApiError: cannot save .*state\.json \(ENOSPC\): the change was not made/);
+    await assert.rejects(b.setPrefs({ operator: 'alice' }), /^ApiError: cannot save .*state\.json \(ENOSPC\): the change was not made/);
     assert.equal(b.operator(), null, 'the in-memory state does not claim what is not on disk');
     assert.equal(JSON.parse(readFileSync(join(fs.dir, 'state.json'), 'utf8')).prefs.operator, null);
     assert.deepEqual(readdirSync(fs.dir).sort(), ['filler', 'state.json']);
     rmSync(filler);
-    b.setPrefs({ operator: 'alice' });
+    await b.setPrefs({ operator: 'alice' });
     assert.equal(b.operator(), 'alice');
     assert.equal(JSON.parse(readFileSync(join(fs.dir, 'state.json'), 'utf8')).prefs.operator, 'alice');
   } finally {

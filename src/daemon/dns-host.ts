@@ -1,0 +1,267 @@
+// The node's share of the mesh's name service (MagicDNS): the resolver's fixed
+// addresses on the mesh interface, the resolver listening there (UDP and TCP
+// port 53), its zone rebuilt from every map, and the OS resolver pointed at it
+// (unless the node's accept-dns setting is off). Every step is serialised, and
+// none of them may take the mesh down: a failure becomes a health line, the
+// tunnel goes on. The OS configuration is undone on `down`, on exit, and, after
+// a crash, at the next start before anything needs a name (recover).
+import { networkInterfaces } from 'node:os';
+import type { DnsQueryResponse, DnsStatus } from '../localapi/types.js';
+import type { NetworkMap } from '../netmap/types.js';
+import { addAddressesAndRoutes, removeAddresses } from '../tun/netconf.js';
+import { hostPrefix, ipBytes, type IpAddress, type IpEndpoint, type IpPrefix, parseIp, parsePrefix } from '../util/netaddr.js';
+import { terminalSafe } from '../util/text.js';
+import { queryDns } from '../dns/client.js';
+import { DnsServer } from '../dns/server.js';
+import { buildZone } from '../dns/zone.js';
+import { OsDns, type OsDnsPlan, type OsDnsStatus } from '../osdns/os-dns.js';
+
+/** The port every resolver listens on: the only one stub resolvers (glibc, resolved) can be told about. */
+export const DNS_LISTEN_PORT = 53;
+/** `meshctl dns query` waits this long for the daemon's own resolver: it answers mesh names at once, forwarded ones within its own 2 s limit. */
+export const DNS_QUERY_TIMEOUT_MS = 5000;
+
+export interface DnsHostOptions {
+  stateDir: string;
+  logger: (msg: string) => void;
+  /** for tests: another port than 53, another resolv.conf */
+  port?: number;
+  resolvConfPath?: string;
+}
+
+/** What the node wants of DNS now: the map's config, the interface, the setting. */
+interface Wanted {
+  map: NetworkMap;
+  ifname: string;
+  acceptDns: boolean;
+}
+
+const LOOPBACK = [parsePrefix('127.0.0.0/8'), parsePrefix('::1/128')];
+
+/** True when `ip` lies inside `prefix` (same family, the first `bits` bits equal). */
+export function inPrefix(ip: IpAddress, prefix: IpPrefix): boolean {
+  if (ip.family !== prefix.address.family) return false;
+  const a = ipBytes(ip);
+  const b = ipBytes(prefix.address);
+  const whole = prefix.bits >> 3;
+  if (!a.subarray(0, whole).equals(b.subarray(0, whole))) return false;
+  const rest = prefix.bits & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (a[whole]! & mask) === (b[whole]! & mask);
+}
+
+function endpointText(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export class DnsHost {
+  private readonly os: OsDns;
+  private readonly log: (msg: string) => void;
+  private readonly port: number;
+  private server: DnsServer | null = null;
+  /** the interface and the resolver addresses put on it, and the endpoints the server listens on */
+  private ifname: string | null = null;
+  private addresses: IpPrefix[] = [];
+  private listening: { host: string; port: number }[] = [];
+  /** the plan last given to the OS (JSON), null when the OS is as it was */
+  private applied: string | null = null;
+  private wanted: Wanted | null = null;
+  /** sources the resolver answers: loopback, this host's addresses, the mesh prefixes */
+  private allowed: IpPrefix[] = LOOPBACK;
+  private errors = new Map<string, string>();
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(opts: DnsHostOptions) {
+    this.log = opts.logger;
+    this.port = opts.port ?? DNS_LISTEN_PORT;
+    this.os = new OsDns({ stateDir: opts.stateDir, resolvConfPath: opts.resolvConfPath });
+  }
+
+  /** Runs `step` after every step before it; never rejects (a failure is logged and kept as a health line). */
+  private serial(what: string, step: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(step).then(
+      () => void this.errors.delete(what),
+      (err: Error) => {
+        const msg = `DNS: ${what} failed: ${terminalSafe(err?.message ?? String(err), 512)}`;
+        if (this.errors.get(what) !== msg) this.log(msg);
+        this.errors.set(what, msg);
+      },
+    );
+    this.chain = run;
+    return run;
+  }
+
+  /** At daemon start, before anything resolves a name: undoes what a previous run (one that crashed) left in the OS. */
+  recover(): Promise<void> {
+    return this.serial('restoring the OS resolver a previous run left configured', async () => {
+      const r = await this.os.recover();
+      if (r.action === 'failed') throw new Error(r.detail);
+      if (r.action !== 'none') this.log(`DNS: at start, ${r.action}: ${terminalSafe(r.detail, 512)}`);
+    });
+  }
+
+  /** Makes DNS match a new map (or the setting): listen, zone, OS. Called for every map; cheap when nothing changed. */
+  update(map: NetworkMap, ifname: string, acceptDns: boolean): Promise<void> {
+    this.wanted = { map, ifname, acceptDns };
+    return this.serial('configuring DNS', () => this.reconcile());
+  }
+
+  /** On `down`, on exit, when the engine goes: the OS as it was, the resolver closed, its addresses removed. */
+  stop(): Promise<void> {
+    this.wanted = null;
+    return this.serial('restoring the OS resolver', () => this.teardown());
+  }
+
+  private async reconcile(): Promise<void> {
+    const w = this.wanted;
+    if (!w) return;
+    const dns = w.map.dns;
+    if (!dns) return this.teardown();
+    this.allowed = this.allowedSources(w.map);
+    const resolvers = dns.resolvers.map((r) => hostPrefix(parseIp(r)));
+    const key = `${w.ifname}|${resolvers.map((r) => r.text).join()}`;
+    if (!this.server || key !== `${this.ifname}|${this.addresses.map((r) => r.text).join()}`) {
+      await this.closeServer();
+      await addAddressesAndRoutes(w.ifname, resolvers, []);
+      this.ifname = w.ifname;
+      this.addresses = resolvers;
+      const server = new DnsServer({ upstreams: () => this.upstreams(), allowSource: (ip: string) => this.allowSource(ip), log: this.log });
+      const at = resolvers.map((r) => ({ host: r.address.text, port: this.port }));
+      try {
+        await server.listen(at);
+      } catch (err) {
+        await server.close().catch(() => undefined);
+        throw err;
+      }
+      this.server = server;
+      this.listening = at;
+      this.log(`DNS: resolver listening on ${at.map((a) => endpointText(a.host, a.port)).join(', ')} for *.${dns.suffix}`);
+    }
+    this.server.setZone(buildZone(w.map));
+    if (!w.acceptDns) return this.restoreOs();
+    // the OS is pointed at the resolver only once it listens: a dead resolver in resolv.conf would break every name
+    const plan: OsDnsPlan = {
+      ifname: w.ifname,
+      servers: resolvers.map((r) => r.address.text),
+      searchDomains: [dns.suffix],
+      routingDomains: [dns.suffix, ...dns.routes.map((r) => r.domain)],
+    };
+    const planKey = JSON.stringify(plan);
+    if (planKey === this.applied) return;
+    await this.os.apply(plan);
+    this.applied = planKey;
+    this.log(`DNS: ${this.os.status().mode} mode, search ${dns.suffix}`);
+  }
+
+  private async restoreOs(): Promise<void> {
+    if (this.applied === null) return;
+    await this.os.restore();
+    this.applied = null;
+  }
+
+  private async closeServer(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    this.listening = [];
+    await s?.close();
+    if (this.ifname && this.addresses.length) await removeAddresses(this.ifname, this.addresses);
+    this.addresses = [];
+  }
+
+  private async teardown(): Promise<void> {
+    // the OS first: it must never point at a resolver that is gone
+    let first: unknown = null;
+    await this.restoreOs().catch((err: unknown) => (first = err));
+    await this.closeServer().catch((err: unknown) => (first ??= err));
+    if (first) throw first;
+  }
+
+  /** Loopback, every address of this host (the node's mesh addresses among them) and the mesh prefixes; nothing else. */
+  private allowedSources(map: NetworkMap): IpPrefix[] {
+    const out = [...LOOPBACK];
+    for (const p of [map.ipv4Prefix, map.ipv6Prefix]) {
+      try {
+        out.push(parsePrefix(p));
+      } catch {
+        /* the map's prefixes were checked by its parser */
+      }
+    }
+    const own = [...map.self.addresses, ...Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address))];
+    for (const a of own) {
+      try {
+        out.push(hostPrefix(parseIp(a)));
+      } catch {
+        /* a link-local address with a zone: its scope is this host's own links */
+      }
+    }
+    return out;
+  }
+
+  private allowSource(ip: string): boolean {
+    let a: IpAddress;
+    try {
+      a = parseIp(ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip);
+    } catch {
+      return false;
+    }
+    return this.allowed.some((p) => inPrefix(a, p));
+  }
+
+  /**
+   * Where names outside the mesh go: the host's resolvers from before meshctl changed them (with the OS left alone,
+   * what resolv.conf names now), never our own addresses: forwarding to ourselves would loop.
+   */
+  private upstreams(): IpEndpoint[] {
+    const own = new Set(this.addresses.map((a) => a.address.text));
+    return this.os.upstreams().filter((e) => !own.has(e.address.text));
+  }
+
+  /** One line per problem, for `status`' health. */
+  health(): string[] {
+    return [...this.errors.values()];
+  }
+
+  status(acceptDns: boolean): DnsStatus {
+    const dns = this.wanted?.map.dns;
+    const os = this.os.status();
+    const osOn = this.applied !== null;
+    return {
+      enabled: dns !== undefined,
+      acceptDns,
+      suffix: dns?.suffix ?? null,
+      resolvers: dns?.resolvers ?? [],
+      listening: this.listening.map((l) => endpointText(l.host, l.port)),
+      mode: osOn ? os.mode : 'off',
+      why: osOn ? os.why : !dns ? 'the control server sends no DNS config' : !acceptDns ? 'accept-dns is false: the OS resolver is left alone' : os.why,
+      written: osOn ? writtenLines(os) : [],
+      upstreams: this.upstreams().map((e) => endpointText(e.address.text, e.port)),
+      routes: dns?.routes.map((r) => ({ domain: r.domain, resolvers: r.resolvers })) ?? [],
+      records: dns?.records.length ?? 0,
+      counters: this.server ? { ...this.server.stats() } : null,
+      errors: this.health(),
+    };
+  }
+
+  /** One question to the node's own resolver, over the network as any client asks it. */
+  async query(name: string, type: string): Promise<DnsQueryResponse> {
+    const at = this.listening[0];
+    if (!at) throw new Error('the resolver is not listening: see `meshctl dns status`');
+    const a = await queryDns(at, name, type, { timeoutMs: DNS_QUERY_TIMEOUT_MS });
+    return { server: a.server, name, type, rcode: a.rcode, answers: a.answers, transport: a.transport, ms: a.elapsedMs };
+  }
+}
+
+/** What was done to the OS, one line each: the file and how it was written, then its lines; or the resolvectl calls. */
+function writtenLines(os: OsDnsStatus): string[] {
+  if (os.mode === 'direct')
+    return [
+      `${os.resolvConfPath} (${os.how ?? 'written'}; original kept in ${os.backupPath}):`,
+      ...(os.written ?? '')
+        .trimEnd()
+        .split('\n')
+        .map((l) => `  ${l}`),
+    ];
+  if (os.mode === 'resolved') return os.calls.map((c) => `resolvectl ${c.join(' ')}`);
+  return [];
+}
