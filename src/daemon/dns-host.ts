@@ -13,6 +13,7 @@ import { hostPrefix, ipBytes, type IpAddress, type IpEndpoint, type IpPrefix, pa
 import { terminalSafe } from '../util/text.js';
 import { queryDns } from '../dns/client.js';
 import { DnsServer } from '../dns/server.js';
+import { samePrefix } from '../dns/names.js';
 import { buildZone } from '../dns/zone.js';
 import { OsDns, type OsDnsPlan, type OsDnsStatus } from '../osdns/os-dns.js';
 
@@ -40,15 +41,7 @@ const LOOPBACK = [parsePrefix('127.0.0.0/8'), parsePrefix('::1/128')];
 
 /** True when `ip` lies inside `prefix` (same family, the first `bits` bits equal). */
 export function inPrefix(ip: IpAddress, prefix: IpPrefix): boolean {
-  if (ip.family !== prefix.address.family) return false;
-  const a = ipBytes(ip);
-  const b = ipBytes(prefix.address);
-  const whole = prefix.bits >> 3;
-  if (!a.subarray(0, whole).equals(b.subarray(0, whole))) return false;
-  const rest = prefix.bits & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return (a[whole]! & mask) === (b[whole]! & mask);
+  return ip.family === prefix.address.family && samePrefix(ipBytes(ip), ipBytes(prefix.address), prefix.bits);
 }
 
 function endpointText(host: string, port: number): string {

@@ -34,6 +34,19 @@ export function socketDir(): { dir: string; sock: string; done(): void } {
   return { dir, sock: join(dir, 's.sock'), done: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** bin/meshctl as a child process with its own client config (asynchronously: the server it talks to may run in this process). */
+export function meshctlCli(args: string[], configDir: string): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const env = { ...process.env, MESHCTL_CONFIG_DIR: configDir, MESHCTL_PLAIN: '1' };
+    const p = spawn(process.execPath, [MESHCTL, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('close', (code) => resolve({ code, out, err }));
+  });
+}
+
 export class BackendDouble implements LocalApiBackend {
   calls: string[] = [];
   op: string | null = null;

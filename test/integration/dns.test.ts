@@ -150,6 +150,19 @@ test('MagicDNS: names, forwarding, split DNS, records, and the OS resolver resto
       assert.deepEqual(d.routes, [{ domain: 'corp.example', resolvers: [CORP_RESOLVER] }]);
     });
 
+    await t.test('not an open resolver: a query from the LAN to the resolver address is refused', async () => {
+      // the control namespace routes 100.100.100.100 to node1's LAN address: node1's kernel delivers it locally
+      await must('ip', ['-n', m.controlNs, 'route', 'add', '100.100.100.100/32', 'via', n1.lanIp]);
+      const client = join(packageRoot(), 'dist', 'src', 'dns', 'client.js');
+      const script = `import { queryDns } from ${JSON.stringify(client)};
+        const a = await queryDns({ host: '100.100.100.100', port: 53 }, 'nas.mesh.internal', 'A', { timeoutMs: 2000 });
+        process.stdout.write(a.rcode + ' ' + a.answers.length);`;
+      const { sh } = await import('../helpers/netns.js');
+      const r = await sh('ip', ['netns', 'exec', m.controlNs, process.execPath, '--input-type=module', '-e', script], 10_000);
+      assert.equal(r.stdout.trim(), 'REFUSED 0', `from the LAN: ${r.stdout}${r.stderr}`);
+      assert.ok(((await dnsStatus(n1)).counters?.refused ?? 0) >= 1);
+    });
+
     await t.test('accept-dns=false: the file is untouched, and `meshctl dns query` still asks the resolver', async () => {
       assert.equal(resolvConf(n3), ORIGINAL);
       const q = await n3.run(['dns', 'query', 'nas.mesh.internal']);
@@ -206,6 +219,16 @@ test('MagicDNS: names, forwarding, split DNS, records, and the OS resolver resto
       // and the resolver still answers for scripts
       const q = await n1.run(['dns', 'query', 'node3.mesh.internal']);
       assert.equal(q.code, 0, q.stderr);
+    });
+
+    await t.test('`set --accept-dns=true` configures the OS at once; SIGTERM puts it back', async () => {
+      const set = await n1.run(['set', '--accept-dns=true']);
+      assert.equal(set.code, 0, set.stderr);
+      assert.match(resolvConf(n1), /^nameserver 100\.100\.100\.100$/m);
+      const pid = Number(readFileSync(join(n1.stateDir, 'daemon.pid'), 'utf8'));
+      process.kill(pid, 'SIGTERM');
+      await eventually('daemon gone', async () => (await n1.run(['status'])).code === 1, 5000);
+      assert.equal(resolvConf(n1), ORIGINAL);
     });
   } finally {
     await m.cleanup();
