@@ -11,6 +11,8 @@ import { queryDns } from '../../src/dns/client.js';
 import { parseIpEndpoint } from '../../src/util/netaddr.js';
 import { answerA, fakeUpstream, node, queryWire, startServer, SUFFIX, testMap } from './fixtures.js';
 
+const optOf = (p: dnsPacket.Packet): dnsPacket.OptAnswer | undefined => p.additionals?.find((a): a is dnsPacket.OptAnswer => a.type === 'OPT');
+
 test('a non-mesh name is forwarded with a new ID and an EDNS0 OPT; the answer comes back under the client’s ID', async () => {
   const up = await fakeUpstream((q) => answerA(q, ['192.0.2.7']));
   const { server, host, port } = await startServer({ upstreams: () => [up.endpoint] });
@@ -35,12 +37,11 @@ test('a non-mesh name is forwarded with a new ID and an EDNS0 OPT; the answer co
     const seen = up.queries.map((q) => q.packet);
     assert.equal(seen.length, 3);
     for (const q of seen) {
-      const o = q.additionals?.find((a) => a.type === 'OPT') as dnsPacket.OptAnswer | undefined;
-      assert.equal(o?.udpPayloadSize, 1232, 'EDNS0 upstream');
+      assert.equal(optOf(q)?.udpPayloadSize, 1232, 'EDNS0 upstream');
     }
     assert.notEqual(seen[1]!.id, 4242, 'a new ID upstream');
-    assert.equal((seen[2]!.additionals?.find((a) => a.type === 'OPT') as dnsPacket.OptAnswer).flag_do, true, 'the DO bit passed on');
-    assert.equal((seen[1]!.additionals?.find((a) => a.type === 'OPT') as dnsPacket.OptAnswer).flag_do, false);
+    assert.equal(optOf(seen[2]!)?.flag_do, true, 'the DO bit passed on');
+    assert.equal(optOf(seen[1]!)?.flag_do, false);
     assert.equal(server.stats().forwarded, 3);
   } finally {
     await server.close();
