@@ -7,15 +7,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { skipTest } from '../helpers/ci.js';
 import { rootSkipReason } from '../helpers/root.js';
+import type { OsDnsStatus, RecoverResult } from '../../src/osdns/os-dns.js';
 import { Lab, must, sh } from '../helpers/netns.js';
 
 const skip = rootSkipReason();
 const CHILD = fileURLToPath(new URL('./fixtures/osdns-child.js', import.meta.url));
+const RESOLVED_CHILD = fileURLToPath(new URL('./fixtures/resolved-child.js', import.meta.url));
 const ORIGINAL = Buffer.from("# the namespace's own file\nnameserver 192.0.2.53\nsearch lab.example\noptions ndots:1 attempts:2\n; no newline at the end");
 
 function lines(out: string): Record<string, unknown>[] {
@@ -122,5 +125,68 @@ test('in `ip netns exec`: glibc reads the file OsDns wrote; down restores it; af
     await lab.cleanup();
     rmSync(etcDir || '/nonexistent-osdns', { recursive: true, force: true });
     rmSync(state, { recursive: true, force: true });
+  }
+});
+
+/** Where systemd-resolved and resolvectl are: MESHCTL_TEST_RESOLVED_ROOT (a `dpkg-deb -x` of the package) or installed under /. */
+function resolvedRoot(): string | null {
+  for (const r of [process.env.MESHCTL_TEST_RESOLVED_ROOT, '/']) {
+    if (r && existsSync(join(r, 'lib/systemd/systemd-resolved')) && existsSync(join(r, 'usr/bin/resolvectl'))) return r;
+  }
+  return null;
+}
+
+interface Run {
+  code: number;
+  out: string;
+}
+interface AppliedLine {
+  applied: OsDnsStatus;
+  link: string;
+  bare: Run;
+  stubFile: string;
+  full: Run;
+  split: Run;
+}
+interface RecoveredLine {
+  recovered: RecoverResult;
+  link: string;
+  full: Run;
+}
+
+test('resolved mode against a real systemd-resolved on its own bus in a namespace: link config, bare and split names, revert on recover', {
+  skip,
+}, async (t) => {
+  const where = resolvedRoot();
+  if (where === null) {
+    const how = 'unpack it without installing (apt-get download systemd-resolved; dpkg-deb -x *.deb DIR) and set MESHCTL_TEST_RESOLVED_ROOT=DIR';
+    return skipTest(t, 'real systemd-resolved test', `no systemd-resolved: install it, or ${how}`);
+  }
+  const lab = new Lab();
+  const work = mkdtempSync(join(tmpdir(), 'osdns-resolved-'));
+  try {
+    const ns = await lab.netns('r');
+    const r = await lab.exec(ns, ['unshare', '-m', '--propagation', 'private', process.execPath, RESOLVED_CHILD, where, work, join(work, 'state')], 60_000);
+    const out = lines(r.stdout);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const [applied, recovered] = out as unknown as [AppliedLine, RecoveredLine];
+    assert.equal(applied.applied.mode, 'resolved');
+    assert.match(applied.applied.why, /127\.0\.0\.53/);
+    assert.deepEqual(applied.applied.upstreams, ['127.0.0.53:53']);
+    assert.match(applied.link, /DNS Servers: 10\.99\.0\.1/);
+    assert.match(applied.link, /DNS Domain: (?=.*~corp\.example)(?=.*mesh\.internal)/);
+    assert.match(applied.link, /-DefaultRoute/);
+    assert.equal(applied.bare.code, 0, `bare name through resolved: ${applied.bare.out}`);
+    assert.match(applied.bare.out, /nas: 100\.64\.0\.5/);
+    assert.match(applied.stubFile, /^search mesh\.internal$/m, 'the suffix is a search domain in the file glibc reads');
+    assert.equal(applied.full.code, 0, `glibc through the stub: ${applied.full.out}`);
+    assert.match(applied.full.out, /^100\.64\.0\.5\s/m);
+    assert.match(applied.split.out, /^10\.1\.2\.3\s/m, 'the split domain is routed to the link');
+    assert.equal(recovered.recovered.action, 'restored');
+    assert.doesNotMatch(recovered.link, /DNS Servers/);
+    assert.notEqual(recovered.full.code, 0, 'after revert, mesh names no longer resolve');
+  } finally {
+    await lab.cleanup();
+    rmSync(work, { recursive: true, force: true });
   }
 });
