@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,6 +63,29 @@ test('a bind-mounted resolv.conf: rename over it fails with EBUSY, the in-place 
     assert.deepEqual(readFileSync(src), ORIGINAL, 'byte for byte');
     assert.equal(statSync(src).mode & 0o777, 0o640);
     assert.equal(readFileSync(dst, 'utf8'), 'nameserver 203.0.113.1\n', 'the file under the mount never changed');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a symlink whose target is a bind mount (a shared /etc under ip netns exec): written through the link in place, the link kept', { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'osdns-bindlink-'));
+  try {
+    const src = join(dir, 'netns-resolv.conf');
+    const dst = join(dir, 'stub-resolv.conf');
+    const link = join(dir, 'resolv.conf');
+    writeFileSync(src, ORIGINAL);
+    writeFileSync(dst, 'nameserver 203.0.113.1\n');
+    symlinkSync('stub-resolv.conf', link);
+    const r = await sh('unshare', ['-m', '--propagation', 'private', process.execPath, CHILD, 'bindlink', src, dst, link, join(dir, 'state')]);
+    assert.equal(r.code, 0, r.stderr);
+    const [applied, restored] = lines(r.stdout);
+    assert.match(String(applied!.how), /in place at .*stub-resolv\.conf, the bind-mounted target of the symlink/);
+    assert.equal(applied!.linkIsLink, true, 'the link in the shared directory is never replaced');
+    assert.match(String(applied!.applied), /^nameserver 127\.0\.0\.1$/m);
+    assert.deepEqual(restored, { restored: true, linkIsLink: true });
+    assert.deepEqual(readFileSync(src), ORIGINAL, 'byte for byte');
+    assert.equal(readFileSync(dst, 'utf8'), 'nameserver 203.0.113.1\n');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
