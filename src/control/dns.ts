@@ -95,13 +95,17 @@ export function showDns(r: Registry): DnsShow {
   return { ...c, shadowedRecords: r.store.listDnsRecords().filter((x) => !inMap.has(`${x.name} ${x.type} ${x.value}`)) };
 }
 
-/** Adds a split-DNS route, or replaces the resolvers of an existing one. */
+/**
+ * Adds a split-DNS route, or replaces the resolvers of an existing one. The
+ * domain may not be the suffix or under it; it may be a parent of it (names
+ * under the suffix are still answered by the nodes, the longest match wins).
+ */
 export function addDnsRoute(r: Registry, domainText: string, resolverTexts: string[]): { domain: string; resolvers: string[]; replaced: boolean } {
   const domain = checkName(domainText, 'route domain', 'corp.example');
   const suffix = dnsSuffix(r.store);
-  if (isAtOrUnder(domain, suffix) || isAtOrUnder(suffix, domain)) {
-    bad(`route domain ${domain} overlaps the mesh suffix ${suffix}: mesh names are answered by each node; route a domain outside it`);
-  }
+  // a parent of the suffix is allowed (route corp.example with mesh.corp.example as the suffix): mesh names stay the nodes' own
+  if (isAtOrUnder(domain, suffix))
+    bad(`route domain ${domain} is inside the mesh suffix ${suffix}: mesh names are answered by each node; route a domain outside it`);
   if (resolverTexts.length === 0 || resolverTexts.length > MAX_RESOLVERS_PER_ROUTE) {
     bad(`a route needs 1 to ${MAX_RESOLVERS_PER_ROUTE} resolvers (MAX_RESOLVERS_PER_ROUTE), got ${resolverTexts.length}`);
   }

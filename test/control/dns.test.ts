@@ -134,7 +134,7 @@ test('the suffix: checked, kept in the store, replaced only when given', () => {
   });
 });
 
-test('routes: checked, bounded by MAX_DNS_ROUTES and MAX_RESOLVERS_PER_ROUTE, kept out of the suffix, never to the nodes themselves', () => {
+test('routes: checked, bounded by MAX_DNS_ROUTES and MAX_RESOLVERS_PER_ROUTE, kept out of the suffix (a parent is fine), never to the nodes themselves', () => {
   withRegistry((r) => {
     assert.deepEqual(addDnsRoute(r, 'Corp.Example', ['10.1.2.3', '[FD00::1]:5353']), {
       domain: 'corp.example',
@@ -148,8 +148,10 @@ test('routes: checked, bounded by MAX_DNS_ROUTES and MAX_RESOLVERS_PER_ROUTE, ke
       assert.match(e.message, why);
     };
     bad('corp example', ['10.0.0.1'], /route domain "corp example": labels are/);
-    bad('x.mesh.internal', ['10.0.0.1'], /overlaps the mesh suffix/);
-    bad('internal', ['10.0.0.1'], /overlaps the mesh suffix/);
+    bad('x.mesh.internal', ['10.0.0.1'], /inside the mesh suffix/);
+    bad('mesh.internal', ['10.0.0.1'], /inside the mesh suffix/);
+    assert.equal(addDnsRoute(r, 'internal', ['10.0.0.1']).replaced, false, 'a parent of the suffix may be routed');
+    removeDnsRoute(r, 'internal');
     bad('x.example', ['10.0.0.1; rm -rf /'], /not an IP address or IP:port/);
     bad('x.example', ['10.0.0.1', '10.0.0.1'], /given twice/);
     bad('x.example', [], /1 to 4 resolvers/);
