@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import sqlite from 'node-sqlite3-wasm';
 import { allocateAddresses, RESOLVER_IPV4, RESOLVER_IPV4_OFFSET, resolverAddresses } from '../../src/control/addresses.js';
 import { admin } from '../../src/control/admin-client.js';
@@ -285,5 +286,41 @@ test('a bad --dns-suffix stops the server from starting, with the cause', async 
     await assert.rejects(harness({ dnsSuffix: 'internal' }, dir), /DNS suffix "internal": at least 2 labels/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A raw request on the admin socket: the status and the parsed body. */
+function adminPost(dir: string, path: string, body: string): Promise<{ status: number; body: { error?: { code: string; message: string } } }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ socketPath: stateFiles(dir).adminSocket, method: 'POST', path, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('the admin socket refuses DNS request bodies of the wrong shape, and nothing is stored', async () => {
+  const h = await harness();
+  try {
+    for (const [path, body, why] of [
+      ['/admin/dns/routes', '{"domain":"corp.example","resolvers":"10.0.0.1"}', /resolvers must be a list of strings/],
+      ['/admin/dns/routes', '{"domain":"corp.example","resolvers":[10]}', /resolvers must be a list of strings/],
+      ['/admin/dns/routes', '{"resolvers":["10.0.0.1"]}', /domain must be a string/],
+      ['/admin/dns/records', '{"name":"nas.home.arpa","address":["10.0.0.1"]}', /address must be a string/],
+      ['/admin/dns/records', '["nas.home.arpa"]', /must be a JSON object/],
+      ['/admin/dns/records/remove', '{"name":"nas.home.arpa","address":5}', /address must be a string/],
+    ] as const) {
+      const r = await adminPost(h.dir, path, body);
+      assert.equal(r.status, 400, `${path} ${body}`);
+      assert.equal(r.body.error?.code, 'BAD_REQUEST');
+      assert.match(r.body.error?.message ?? '', why);
+    }
+    const shown = await admin.showDns(h.dir);
+    assert.deepEqual([shown.routes, shown.records], [[], []]);
+  } finally {
+    await h.close();
   }
 });
