@@ -43,16 +43,13 @@ function mapControlError(err: unknown): never {
 function table(rows: string[][]): string {
   const safe = rows.map((r) => r.map((c) => terminalSafe(c, 256)));
   const w = safe[0]!.map((_, i) => Math.max(...safe.map((r) => (r[i] ?? '').length)));
-  return (
-    safe
-      .map((r) =>
-        r
-          .map((c, i) => c.padEnd(w[i]!))
-          .join('  ')
-          .trimEnd(),
-      )
-      .join('\n') + '\n'
+  const lines = safe.map((r) =>
+    r
+      .map((c, i) => c.padEnd(w[i]!))
+      .join('  ')
+      .trimEnd(),
   );
+  return `${lines.join('\n')}\n`;
 }
 
 // loaded on use: the database engine (WASM) must not slow down every other command
@@ -195,17 +192,7 @@ export function registerControl(program: Command): void {
           n.lastSeen ?? '-',
         ]),
       ];
-      const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      process.stdout.write(
-        rows
-          .map((r) =>
-            r
-              .map((c, i) => c.padEnd(w[i]!))
-              .join('  ')
-              .trimEnd(),
-          )
-          .join('\n') + '\n',
-      );
+      process.stdout.write(table(rows));
     });
   for (const [verb, done] of [
     ['delete', 'deleted'],

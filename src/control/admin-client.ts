@@ -15,7 +15,8 @@ const ADMIN_TIMEOUT_MS = 10_000;
 
 function viaSocket<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T | 'no-server'> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path, timeout: ADMIN_TIMEOUT_MS, headers: { 'content-type': 'application/json' } }, (res) => {
+    // agent: false: a kept-alive socket to a server that has since restarted would fail with EPIPE
+    const req = request({ socketPath, method, path, agent: false, timeout: ADMIN_TIMEOUT_MS, headers: { 'content-type': 'application/json' } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

@@ -48,7 +48,7 @@ export class AdminServer {
           if (route === 'GET /admin/dns') return sendJson(res, 200, showDns(this.registry));
           const dnsChange = DNS_CHANGES.get(route);
           if (dnsChange) {
-            const out = dnsChange(this.registry, stringFields(body));
+            const out = dnsChange(this.registry, fields(body));
             this.changed();
             return sendJson(res, 200, out);
           }
@@ -81,28 +81,33 @@ function parseAuthKeyOptions(raw: unknown): AuthKeyOptions {
   return { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: (e as number | null | undefined) ?? null };
 }
 
-/** The string fields of an admin request's JSON body (lists of strings joined with commas); anything else is refused. */
-function stringFields(raw: unknown): Record<string, string | undefined> {
+/** The JSON object body of an admin request. */
+function fields(raw: unknown): Record<string, unknown> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ControlError('BAD_REQUEST', 'the request body must be a JSON object');
-  const out: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(raw)) {
-    if (typeof v === 'string') out[k] = v;
-    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[k] = v.join(',');
-    else throw new ControlError('BAD_REQUEST', `${k} must be a string`);
-  }
-  return out;
+  return raw as Record<string, unknown>;
 }
 
-const need = (f: Record<string, string | undefined>, k: string): string => {
-  const v = f[k];
-  if (v === undefined) throw new ControlError('BAD_REQUEST', `${k} is missing`);
+/** A string field; optional ones may be missing. */
+function str(o: Record<string, unknown>, k: string): string;
+function str(o: Record<string, unknown>, k: string, optional: true): string | undefined;
+function str(o: Record<string, unknown>, k: string, optional = false): string | undefined {
+  const v = o[k];
+  if (v === undefined && optional) return undefined;
+  if (typeof v !== 'string') throw new ControlError('BAD_REQUEST', `${k} must be a string`);
   return v;
-};
+}
+
+/** A list of strings (its length is checked by the operation). */
+function strList(o: Record<string, unknown>, k: string): string[] {
+  const v = o[k];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ControlError('BAD_REQUEST', `${k} must be a list of strings`);
+  return v as string[];
+}
 
 /** The admin socket's DNS changes: each pushes new maps to every node. */
-const DNS_CHANGES = new Map<string, (r: Registry, f: Record<string, string | undefined>) => unknown>([
-  ['POST /admin/dns/routes', (r, f) => addDnsRoute(r, need(f, 'domain'), need(f, 'resolvers').split(','))],
-  ['POST /admin/dns/routes/remove', (r, f) => removeDnsRoute(r, need(f, 'domain'))],
-  ['POST /admin/dns/records', (r, f) => addDnsRecord(r, need(f, 'name'), need(f, 'address'))],
-  ['POST /admin/dns/records/remove', (r, f) => removeDnsRecord(r, need(f, 'name'), f.address)],
+const DNS_CHANGES = new Map<string, (r: Registry, o: Record<string, unknown>) => unknown>([
+  ['POST /admin/dns/routes', (r, o) => addDnsRoute(r, str(o, 'domain'), strList(o, 'resolvers'))],
+  ['POST /admin/dns/routes/remove', (r, o) => removeDnsRoute(r, str(o, 'domain'))],
+  ['POST /admin/dns/records', (r, o) => addDnsRecord(r, str(o, 'name'), str(o, 'address'))],
+  ['POST /admin/dns/records/remove', (r, o) => removeDnsRecord(r, str(o, 'name'), str(o, 'address', true))],
 ]);

@@ -63,6 +63,11 @@ export function applyDnsSuffix(store: ControlStore, wanted: string | undefined):
   return { suffix, replaced: old !== null && old !== suffix ? old : null };
 }
 
+/** The network's name service as stored: the map's dns field before node names are taken into account. */
+export function loadDns(store: ControlStore): DnsConfig {
+  return { suffix: dnsSuffix(store), resolvers: resolverAddresses(store), routes: store.listDnsRoutes(), records: store.listDnsRecords() };
+}
+
 /**
  * The map's dns field. A record whose name is a node's full name is left out:
  * the node wins (a node may join with a name after the record was added; the
@@ -70,15 +75,20 @@ export function applyDnsSuffix(store: ControlStore, wanted: string | undefined):
  * left out too (the suffix changed under them): mesh names are always answered
  * by the node's own resolver.
  */
-export function dnsConfig(store: ControlStore, nodeNames: Iterable<string>): DnsConfig {
-  const suffix = dnsSuffix(store);
+export function dnsForMap(stored: DnsConfig, nodeNames: Iterable<string>): DnsConfig {
+  const { suffix } = stored;
   const taken = new Set([...nodeNames].map((n) => `${n}.${suffix}`));
   return {
     suffix,
-    resolvers: resolverAddresses(store),
-    routes: store.listDnsRoutes().filter((r) => !isAtOrUnder(r.domain, suffix)),
-    records: store.listDnsRecords().filter((r) => !taken.has(r.name)),
+    resolvers: stored.resolvers,
+    routes: stored.routes.filter((r) => !isAtOrUnder(r.domain, suffix)),
+    records: stored.records.filter((r) => !taken.has(r.name)),
   };
+}
+
+/** The map's dns field, straight from the store. */
+export function dnsConfig(store: ControlStore, nodeNames: Iterable<string>): DnsConfig {
+  return dnsForMap(loadDns(store), nodeNames);
 }
 
 export interface DnsShow extends DnsConfig {
@@ -95,13 +105,17 @@ export function showDns(r: Registry): DnsShow {
   return { ...c, shadowedRecords: r.store.listDnsRecords().filter((x) => !inMap.has(`${x.name} ${x.type} ${x.value}`)) };
 }
 
-/** Adds a split-DNS route, or replaces the resolvers of an existing one. */
+/**
+ * Adds a split-DNS route, or replaces the resolvers of an existing one. The
+ * domain may not be the suffix or under it; it may be a parent of it (names
+ * under the suffix are still answered by the nodes, the longest match wins).
+ */
 export function addDnsRoute(r: Registry, domainText: string, resolverTexts: string[]): { domain: string; resolvers: string[]; replaced: boolean } {
   const domain = checkName(domainText, 'route domain', 'corp.example');
   const suffix = dnsSuffix(r.store);
-  if (isAtOrUnder(domain, suffix) || isAtOrUnder(suffix, domain)) {
-    bad(`route domain ${domain} overlaps the mesh suffix ${suffix}: mesh names are answered by each node; route a domain outside it`);
-  }
+  // a parent of the suffix is allowed (route corp.example with mesh.corp.example as the suffix): mesh names stay the nodes' own
+  if (isAtOrUnder(domain, suffix))
+    bad(`route domain ${domain} is inside the mesh suffix ${suffix}: mesh names are answered by each node; route a domain outside it`);
   if (resolverTexts.length === 0 || resolverTexts.length > MAX_RESOLVERS_PER_ROUTE) {
     bad(`a route needs 1 to ${MAX_RESOLVERS_PER_ROUTE} resolvers (MAX_RESOLVERS_PER_ROUTE), got ${resolverTexts.length}`);
   }
@@ -124,6 +138,7 @@ export function addDnsRoute(r: Registry, domainText: string, resolverTexts: stri
     }
     const route: DnsRouteRecord = { domain, resolvers };
     const added = r.store.putDnsRoute(route);
+    r.dnsChanged();
     return { ...route, replaced: !added };
   });
 }
@@ -131,6 +146,7 @@ export function addDnsRoute(r: Registry, domainText: string, resolverTexts: stri
 export function removeDnsRoute(r: Registry, domainText: string): { domain: string } {
   const domain = asciiLower(domainText);
   if (!r.store.deleteDnsRoute(domain)) throw new ControlError('NOT_FOUND', `no DNS route for ${quoted(domainText)}: see \`meshctl control dns show\``);
+  r.dnsChanged();
   return { domain };
 }
 
@@ -156,7 +172,9 @@ export function addDnsRecord(r: Registry, nameText: string, addrText: string): D
     if (!exists && all.length >= MAX_DNS_RECORDS) {
       bad(`already ${MAX_DNS_RECORDS} DNS records (MAX_DNS_RECORDS): remove some with \`meshctl control dns record remove NAME\` first`);
     }
-    return { ...rec, added: r.store.insertDnsRecord(rec) };
+    const added = r.store.insertDnsRecord(rec);
+    r.dnsChanged();
+    return { ...rec, added };
   });
 }
 
@@ -172,6 +190,7 @@ export function removeDnsRecord(r: Registry, nameText: string, addrText?: string
     }
   }
   const removed = r.store.deleteDnsRecords(name, value);
+  r.dnsChanged();
   if (removed === 0) {
     throw new ControlError('NOT_FOUND', `no DNS record ${quoted(nameText)}${addrText ? ` with ${quoted(addrText)}` : ''}: see \`meshctl control dns show\``);
   }

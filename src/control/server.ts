@@ -245,9 +245,10 @@ export class ControlServer {
       maxNonces: this.limits.maxSeenNonces,
       maxNoncesPerKey: this.limits.maxSeenNoncesPerKey,
     });
-    this.registry = new Registry(store, { keyExpiryMs: this.opts.keyExpiryMs ?? null });
+    // before the registry reads the name service for maps
     const dns = applyDnsSuffix(store, this.opts.dnsSuffix);
     if (dns.replaced) this.log(`DNS suffix changed from ${dns.replaced} to ${dns.suffix}: nodes get the new names with their next map`);
+    this.registry = new Registry(store, { keyExpiryMs: this.opts.keyExpiryMs ?? null });
     let cert: string;
     let key: string;
     if (this.opts.tlsCert && this.opts.tlsKey) {

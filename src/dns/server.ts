@@ -91,6 +91,20 @@ function plainSource(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }
 
+const NAME_DATA = new Set(['CNAME', 'DNAME', 'NS', 'PTR']);
+
+/** True when every owner name in `p`, and every name a CNAME, DNAME, NS or PTR points to, is one a query may carry. */
+function namesSafe(p: dnsPacket.Packet): boolean {
+  for (const list of [p.answers, p.authorities, p.additionals]) {
+    for (const a of list ?? []) {
+      if (a.type === 'OPT') continue;
+      if (!isQueryName(canonicalName(a.name))) return false;
+      if (NAME_DATA.has(a.type) && !isQueryName(canonicalName(String(a.data)))) return false;
+    }
+  }
+  return true;
+}
+
 function soaRecord(name: string, soa: ZoneSoa): dnsPacket.Answer {
   return { type: 'SOA', name, ttl: soa.ttl, class: 'IN', data: soa.data };
 }
@@ -188,7 +202,9 @@ export class DnsServer {
     const opts = optsOf(q);
     const clientOpt = opts[0] ?? null;
     const opt = clientOpt ? serverOpt() : null;
-    const fail = (rcode: number, c: Counter, o = opt) => (this.count(c), { packet: emptyReply(q, rcode, o), opt: clientOpt });
+    // a name dns-packet decoded but cannot encode the same (a dot or a non-ASCII byte inside a label) is not echoed
+    const echo = q.questions?.length === 1 && isQueryName(canonicalName(q.questions[0]!.name)) ? q : { ...q, questions: [] };
+    const fail = (rcode: number, c: Counter, o = opt) => (this.count(c), { packet: emptyReply(echo, rcode, o), opt: clientOpt });
     if (!allowed) return fail(RCODE.REFUSED, 'refused');
     if (opcodeOf(q) !== 0) return fail(RCODE.NOTIMP, 'notimp');
     if (q.questions?.length !== 1 || opts.length > 1) return fail(RCODE.FORMERR, 'formerr');
@@ -238,8 +254,9 @@ export class DnsServer {
       { question: { ...question, class: 'IN' }, recursionDesired: q.flag_rd, checkingDisabled: q.flag_cd, opt: clientOpt },
       this.serversFor(name),
     );
-    if (!r.ok) return (this.count('servfail'), emptyReply(q, RCODE.SERVFAIL, opt));
-    const up = r.packet;
+    const up = r.ok ? r.packet : null;
+    // an upstream's name that would not encode back the same is not passed on
+    if (!up || !namesSafe(up)) return (this.count('servfail'), emptyReply(q, RCODE.SERVFAIL, opt));
     const upOpt = optsOf(up)[0];
     const replyOpt = opt && upOpt ? { ...opt, flags: upOpt.flags & dnsPacket.DNSSEC_OK, flag_do: !!(upOpt.flags & dnsPacket.DNSSEC_OK) } : opt;
     return {

@@ -86,14 +86,7 @@ export function replaceFile(path: string, bytes: Buffer, o: WriteOptions): 'rena
   const tmp = `${path}.meshctl-tmp-${process.pid}`;
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, o.mode);
   try {
-    try {
-      writeAll(fd, bytes);
-      fs.fchmodSync(fd, o.mode);
-      setOwner(fd, o.uid, o.gid);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    fillAndClose(fd, bytes, o);
     fs.renameSync(tmp, path);
   } catch (err) {
     try {
@@ -111,7 +104,11 @@ export function replaceFile(path: string, bytes: Buffer, o: WriteOptions): 'rena
 
 /** Truncate, write, fsync the file `path` resolves to: the only way to change a bind-mounted file's content. */
 export function writeInPlace(path: string, bytes: Buffer, o: WriteOptions): void {
-  const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_TRUNC);
+  fillAndClose(fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_TRUNC), bytes, o);
+}
+
+/** Writes all of `bytes`, sets mode and owner, fsyncs and closes `fd` (closed even when a step throws). */
+function fillAndClose(fd: number, bytes: Buffer, o: WriteOptions): void {
   try {
     writeAll(fd, bytes);
     fs.fchmodSync(fd, o.mode);

@@ -109,7 +109,7 @@ test('a source the daemon does not allow gets REFUSED, over UDP and TCP', async 
 });
 
 test('malformed, truncated, garbage and non-query messages are dropped or refused and counted; the server keeps answering', async () => {
-  const { server, host, port } = await startServer();
+  const { server, host, port } = await startServer({ allowSource: (ip) => ip !== '192.0.2.1' });
   try {
     server.setZone(buildZone(testMap([node(5, 'nas')])));
     const good = queryWire(`nas.${SUFFIX}`);
@@ -140,6 +140,13 @@ test('malformed, truncated, garbage and non-query messages are dropped or refuse
     });
     const badvers = decode(await server.answer(edns1, '127.0.0.1', 'udp'));
     assert.equal((badvers.additionals![0] as dnsPacket.OptAnswer).extendedRcode, 1, 'EDNS version 1: BADVERS');
+    // a label holding a dot decodes as 'a.b' but would encode as two labels: not echoed, the reply still decodes
+    const dotted = queryWire('versioX.bind', 'TXT');
+    dotted[dotted.indexOf('X')] = 0x2e;
+    for (const source of ['127.0.0.1', '192.0.2.1']) {
+      const r = decode(await server.answer(dotted, source, 'udp'));
+      assert.deepEqual(r.questions, []);
+    }
     // over the socket too: garbage datagrams, then a real query still answered
     const sock = createSocket('udp4');
     for (let i = 0; i < 20; i++) sock.send(Buffer.from([i, 1, 2, 3, 0xff, 0xc0]), port, host);
@@ -150,7 +157,7 @@ test('malformed, truncated, garbage and non-query messages are dropped or refuse
       ['100.64.0.5'],
     );
     const st = server.stats();
-    assert.equal(st.formerr, 4);
+    assert.equal(st.formerr, 5);
     assert.equal(st.notimp, 2);
   } finally {
     await server.close();
