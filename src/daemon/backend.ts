@@ -375,14 +375,15 @@ export class Backend {
   }
 
   private async stopEngine(): Promise<void> {
-    // the OS resolver back as it was and the resolver's addresses off, while the interface still exists
-    await this.dns.stop();
     if (this.endpointTimer) clearInterval(this.endpointTimer);
     if (this.netcheckTimer) clearInterval(this.netcheckTimer);
     this.endpointTimer = null;
     this.netcheckTimer = null;
     const h = this.host;
+    // no host from here on: a map still being applied cannot configure DNS again after the stop below
     this.host = null;
+    // the OS resolver back as it was and the resolver's addresses off, while the interface still exists
+    await this.dns.stop();
     await h?.stop();
   }
 
@@ -443,7 +444,7 @@ export class Backend {
         try {
           const body = { endpoints: this.endpoints(), discoKey: this.discoPublic() };
           this.reportedEndpoints = body.endpoints.join();
-          const onLine = (l: MapLine): void => void this.onMapLine(l).catch((err: Error) => this.log(`applying the network map failed: ${err.message}`));
+          const onLine = (l: MapLine): void => void this.onMapLine(l, gen).catch((err: Error) => this.log(`applying the network map failed: ${err.message}`));
           const stream = await this.control.openMap(body, onLine, MAP_IDLE_TIMEOUT_MS, { onRefused: (msg) => this.log(msg) });
           if (gen !== this.loopGeneration) return stream.close();
           this.stream = stream;
@@ -468,9 +469,15 @@ export class Backend {
     })();
   }
 
-  private async onMapLine(l: MapLine): Promise<void> {
-    if (l.type !== 'map') return;
+  /**
+   * One line of the stream that loop `gen` opened. A line of an older loop (one that `down` or a new `up` ended while
+   * the line was on its way or being applied) is ignored: it must neither bring back a map after `down` nor end the
+   * wait of the next `up` before that `up`'s own map is in effect.
+   */
+  private async onMapLine(l: MapLine, gen: number): Promise<void> {
+    if (l.type !== 'map' || gen !== this.loopGeneration) return;
     await this.applyMap(l.map);
+    if (gen !== this.loopGeneration) return;
     try {
       this.store.saveMap(l.map);
     } catch (err) {

@@ -19,15 +19,20 @@ import { OsDns, type OsDnsPlan, type OsDnsStatus } from '../osdns/os-dns.js';
 
 /** The port every resolver listens on: the only one stub resolvers (glibc, resolved) can be told about. */
 export const DNS_LISTEN_PORT = 53;
+/** How long binding the resolver's new addresses is retried while the kernel still holds an IPv6 one tentative (it takes well under a second). */
+export const DNS_BIND_RETRY_MS = 3000;
+/** Between those attempts. */
+const DNS_BIND_RETRY_INTERVAL_MS = 20;
 /** `meshctl dns query` waits this long for the daemon's own resolver: it answers mesh names at once, forwarded ones within its own 2 s limit. */
 export const DNS_QUERY_TIMEOUT_MS = 5000;
 
 export interface DnsHostOptions {
   stateDir: string;
   logger: (msg: string) => void;
-  /** for tests: another port than 53, another resolv.conf */
+  /** for tests: another port than 53, another resolv.conf, another bind retry time */
   port?: number;
   resolvConfPath?: string;
+  bindRetryMs?: number;
 }
 
 /** What the node wants of DNS now: the map's config, the interface, the setting. */
@@ -52,6 +57,7 @@ export class DnsHost {
   private readonly os: OsDns;
   private readonly log: (msg: string) => void;
   private readonly port: number;
+  private readonly bindRetryMs: number;
   private server: DnsServer | null = null;
   /** the interface and the resolver addresses put on it, and the endpoints the server listens on */
   private ifname: string | null = null;
@@ -68,6 +74,7 @@ export class DnsHost {
   constructor(opts: DnsHostOptions) {
     this.log = opts.logger;
     this.port = opts.port ?? DNS_LISTEN_PORT;
+    this.bindRetryMs = opts.bindRetryMs ?? DNS_BIND_RETRY_MS;
     this.os = new OsDns({ stateDir: opts.stateDir, resolvConfPath: opts.resolvConfPath });
   }
 
@@ -119,15 +126,8 @@ export class DnsHost {
       await addAddressesAndRoutes(w.ifname, resolvers, []);
       this.ifname = w.ifname;
       this.addresses = resolvers;
-      const server = new DnsServer({ upstreams: () => this.upstreams(), allowSource: (ip: string) => this.allowSource(ip), log: this.log });
       const at = resolvers.map((r) => ({ host: r.address.text, port: this.port }));
-      try {
-        await server.listen(at);
-      } catch (err) {
-        await server.close().catch(() => undefined);
-        throw err;
-      }
-      this.server = server;
+      this.server = await this.listen(at);
       this.listening = at;
       this.log(`DNS: resolver listening on ${at.map((a) => endpointText(a.host, a.port)).join(', ')} for *.${dns.suffix}`);
     }
@@ -145,6 +145,27 @@ export class DnsHost {
     await this.os.apply(plan);
     this.applied = planKey;
     this.log(`DNS: ${this.os.status().mode} mode, search ${dns.suffix}`);
+  }
+
+  /**
+   * A resolver listening on `at`. An IPv6 address just added to a new interface can refuse bind() with EADDRNOTAVAIL
+   * for a moment (the kernel still holds it tentative); that is retried until DNS_BIND_RETRY_MS, anything else thrown.
+   */
+  private async listen(at: { host: string; port: number }[]): Promise<DnsServer> {
+    const start = Date.now();
+    const deadline = start + this.bindRetryMs;
+    for (let attempt = 1; ; attempt++) {
+      const server = new DnsServer({ upstreams: () => this.upstreams(), allowSource: (ip: string) => this.allowSource(ip), log: this.log });
+      try {
+        await server.listen(at);
+        if (attempt > 1) this.log(`DNS: the resolver's addresses took ${Date.now() - start} ms to become usable`);
+        return server;
+      } catch (err) {
+        await server.close().catch(() => undefined);
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL' || Date.now() >= deadline) throw err;
+      }
+      await new Promise((r) => setTimeout(r, DNS_BIND_RETRY_INTERVAL_MS));
+    }
   }
 
   private async restoreOs(): Promise<void> {

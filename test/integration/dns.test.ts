@@ -29,6 +29,15 @@ const FIXTURE = join(packageRoot(), 'dist', 'test', 'integration', 'fixtures', '
 
 const resolvConf = (n: MeshNode): string => readFileSync(join(NETNS_ETC, n.ns, 'resolv.conf'), 'utf8');
 
+/** The end of the node's daemon log, for an assertion's message. */
+const logTail = (n: MeshNode): string => {
+  try {
+    return `\n--- ${n.name} daemon.log:\n${readFileSync(join(n.stateDir, 'daemon.log'), 'utf8').split('\n').slice(-15).join('\n')}`;
+  } catch {
+    return '';
+  }
+};
+
 async function status(n: MeshNode): Promise<Status> {
   const r = await n.run(['status', '--json']);
   assert.equal(r.code, 0, `status --json on ${n.name}: ${r.stderr}`);
@@ -94,7 +103,7 @@ test('MagicDNS: names, forwarding, split DNS, records, and the OS resolver resto
       }
       for (const n of [n1, n2]) {
         const text = resolvConf(n);
-        assert.match(text, /^nameserver 100\.100\.100\.100$/m, text);
+        assert.match(text, /^nameserver 100\.100\.100\.100$/m, text + logTail(n));
         assert.match(text, /^search mesh\.internal$/m, text);
         assert.doesNotMatch(text, /nameserver 10\.88\.0\.1/, 'the original resolver is kept as the upstream, not listed');
       }
@@ -202,7 +211,7 @@ test('MagicDNS: names, forwarding, split DNS, records, and the OS resolver resto
       assert.equal(resolvConf(n1), ORIGINAL);
       const up = await n1.run(['up']);
       assert.equal(up.code, 0, up.stderr);
-      assert.match(resolvConf(n1), /^nameserver 100\.100\.100\.100$/m);
+      assert.match(resolvConf(n1), /^nameserver 100\.100\.100\.100$/m, logTail(n1));
     });
 
     await t.test('after `kill -9`, the next start restores resolv.conf byte for byte before anything else', async () => {
@@ -213,7 +222,7 @@ test('MagicDNS: names, forwarding, split DNS, records, and the OS resolver resto
       // the restarted daemon restores at start; with accept-dns=false it does not configure the file again
       const up = await n1.run(['up', '--accept-dns=false']);
       assert.equal(up.code, 0, up.stderr);
-      assert.equal(resolvConf(n1), ORIGINAL);
+      assert.equal(resolvConf(n1), ORIGINAL, logTail(n1));
       const log = readFileSync(join(n1.stateDir, 'daemon.log'), 'utf8');
       assert.match(log, /DNS: at start, restored/);
       // and the resolver still answers for scripts
