@@ -189,6 +189,39 @@ test('MagicDNS: names, forwarding, split DNS, records, and the OS resolver resto
       assert.equal(d.acceptDns, false);
     });
 
+    await t.test('a resolver that cannot start is a health line: the mesh stays up and the OS is not pointed at it', async () => {
+      const down = await n3.run(['down']);
+      assert.equal(down.code, 0, down.stderr);
+      // something else holds UDP port 53 on every address of node3's namespace
+      const squatter = m.lab.spawn(n3.ns, [
+        process.execPath,
+        '-e',
+        "require('node:dgram').createSocket('udp4').bind(53, '0.0.0.0', () => process.stdout.write('bound\\n'))",
+      ]);
+      let said = '';
+      squatter.stdout!.on('data', (c: Buffer) => (said += c.toString()));
+      try {
+        await eventually('the squatter holds port 53', async () => said.includes('bound'), 5000, 20);
+        const up = await n3.run(['up', '--accept-dns=true']);
+        assert.equal(up.code, 0, `up succeeds without its resolver: ${up.stderr}`);
+        const s = await status(n3);
+        assert.equal(s.backendState, 'Running');
+        assert.ok(
+          s.health.some((h) => /^DNS: configuring DNS failed: .*EADDRINUSE/.test(h)),
+          JSON.stringify(s.health),
+        );
+        assert.equal(resolvConf(n3), ORIGINAL, 'the OS is never pointed at a resolver that does not listen');
+        const ping = await inNs(n3, ['ping', '-c1', '-W2', ips.get('node1')![0]!]);
+        assert.equal(ping.code, 0, `the mesh carries traffic: ${ping.stdout}`);
+        const text = await n3.run(['status']);
+        assert.match(text.stdout, /^# Health: DNS: configuring DNS failed/m);
+      } finally {
+        squatter.kill('SIGKILL');
+      }
+      // back as it was for the rest: accept-dns=false
+      assert.equal((await n3.run(['set', '--accept-dns=false'])).code, 0);
+    });
+
     await t.test('a rename and a deletion at the control server are answered within a second or two', async () => {
       const renamed = await n2.run(['up', '--hostname', 'fileserver']);
       assert.equal(renamed.code, 0, renamed.stderr);
