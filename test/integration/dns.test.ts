@@ -126,6 +126,12 @@ test('MagicDNS: names, forwarding, split DNS, records, and the OS resolver resto
       assert.equal(s.self?.dnsName, 'node1.mesh.internal');
       const text = await n1.run(['status']);
       assert.match(text.stdout, /^\S+\s+nas\.mesh\.internal\s+linux\s/m);
+      // the CLI takes the full name wherever it takes a peer's name
+      const ip = await n1.run(['ip', '-4', 'nas.mesh.internal']);
+      assert.equal(ip.stdout.trim(), nasV4(), ip.stderr);
+      const pong = await n1.run(['ping', '-c', '1', '--until-direct=false', 'NAS.mesh.internal.']);
+      assert.equal(pong.code, 0, pong.stderr);
+      assert.match(pong.stdout, /^pong from nas /m);
     });
 
     await t.test('a name outside the mesh goes to the resolver the namespace had before', async () => {
