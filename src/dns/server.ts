@@ -307,7 +307,13 @@ export class DnsServer {
   private onDatagram(sock: UdpSocket, msg: Buffer, address: string, port: number): void {
     this.answer(msg, address, 'udp').then(
       (wire) => {
-        if (wire) sock.send(wire, port, address, () => {});
+        if (!wire || !this.udp.includes(sock)) return;
+        try {
+          sock.send(wire, port, address, () => {});
+        } catch (err) {
+          // the socket closed while the answer was on its way (a forward outlived close())
+          this.o.log?.(`dns: replying to ${address}: ${(err as Error).message}`);
+        }
       },
       (err) => this.o.log?.(`dns: answering ${address}: ${(err as Error).message}`),
     );

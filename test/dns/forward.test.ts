@@ -9,7 +9,7 @@ import * as dnsPacket from 'dns-packet';
 import { buildZone } from '../../src/dns/zone.js';
 import { queryDns } from '../../src/dns/client.js';
 import { parseIpEndpoint } from '../../src/util/netaddr.js';
-import { answerA, fakeUpstream, node, queryWire, startServer, SUFFIX, testMap } from './fixtures.js';
+import { answerA, fakeUpstream, node, queryWire, startServer, SUFFIX, testMap, until } from './fixtures.js';
 
 const optOf = (p: dnsPacket.Packet): dnsPacket.OptAnswer | undefined => p.additionals?.find((a): a is dnsPacket.OptAnswer => a.type === 'OPT');
 
@@ -199,6 +199,29 @@ test('forwards in flight are bounded: past the bound, SERVFAIL at once', async (
     assert.equal(server.stats().forwardsInFlight, 0);
   } finally {
     await server.close();
+    await silent.close();
+  }
+});
+
+test('closing the server while a forward is in flight: the late answer is dropped, nothing throws', async () => {
+  const silent = await fakeUpstream(() => 'ignore');
+  const { server, host, port } = await startServer({ upstreams: () => [silent.endpoint], forwardTotalTimeoutMs: 1000 });
+  const errors: unknown[] = [];
+  const onErr = (e: unknown): void => void errors.push(e);
+  process.on('unhandledRejection', onErr);
+  process.on('uncaughtException', onErr);
+  try {
+    const sock = createSocket('udp4');
+    sock.send(queryWire('late.example.com'), port, host);
+    await until(() => server.stats().forwardsInFlight === 1);
+    await server.close();
+    await until(() => server.stats().forwardsInFlight === 0);
+    await new Promise((r) => setImmediate(r));
+    sock.close();
+    assert.deepEqual(errors, []);
+  } finally {
+    process.off('unhandledRejection', onErr);
+    process.off('uncaughtException', onErr);
     await silent.close();
   }
 });
