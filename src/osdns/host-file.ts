@@ -84,6 +84,7 @@ export interface WriteOptions {
  */
 export function replaceFile(path: string, bytes: Buffer, o: WriteOptions): 'rename' | 'in-place' {
   const tmp = `${path}.meshctl-tmp-${process.pid}`;
+  fs.rmSync(tmp, { force: true }); // left by an earlier process that had our pid and crashed mid-write
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, o.mode);
   try {
     fillAndClose(fd, bytes, o);

@@ -123,7 +123,6 @@ export class OsDns {
       const now = readHostFile(this.path);
       const d = detectMode(now.bytes.toString('utf8'), this.path);
       this.why = d.why;
-      this.upstreamCache = null;
       if (d.mode === 'resolved') return this.applyResolved(p);
       return this.applyDirect(p, now);
     });
@@ -139,16 +138,19 @@ export class OsDns {
 
   /** The resolvers the host used before meshctl (port 53), never our own: forwarding to ourselves would loop. */
   upstreams(): IpEndpoint[] {
+    // asked on every forwarded query: while applied the answer only changes with apply/restore (which drop the cache)
     const a = this.active;
-    if (a?.mode === 'resolved') return upstreamsOf(`nameserver ${RESOLVED_STUB}\n`, []);
-    if (a?.mode === 'direct') return upstreamsOf(a.original.toString('utf8'), this.own);
     const now = Date.now();
-    if (this.upstreamCache && now - this.upstreamCache.at < UPSTREAMS_CACHE_MS) return this.upstreamCache.list;
+    if (this.upstreamCache && (a || now - this.upstreamCache.at < UPSTREAMS_CACHE_MS)) return this.upstreamCache.list;
     let list: IpEndpoint[] = [];
-    try {
-      list = upstreamsOf(readHostFile(this.path).bytes.toString('utf8'), this.own);
-    } catch {
-      /* no readable resolv.conf: nothing to forward to (the resolver answers SERVFAIL) */
+    if (a?.mode === 'resolved') list = upstreamsOf(`nameserver ${RESOLVED_STUB}\n`, []);
+    else if (a?.mode === 'direct') list = upstreamsOf(a.original.toString('utf8'), this.own);
+    else {
+      try {
+        list = upstreamsOf(readHostFile(this.path).bytes.toString('utf8'), this.own);
+      } catch {
+        /* no readable resolv.conf: nothing to forward to (the resolver answers SERVFAIL) */
+      }
     }
     this.upstreamCache = { at: now, list };
     return list;
@@ -170,7 +172,14 @@ export class OsDns {
   }
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
+    const step = async () => {
+      try {
+        return await fn();
+      } finally {
+        this.upstreamCache = null;
+      }
+    };
+    const run = this.chain.then(step, step);
     this.chain = run.catch(() => {});
     return run;
   }
@@ -261,7 +270,6 @@ export class OsDns {
     }
     this.active = { mode: 'direct', marker, original: now.bytes, text, how };
     this.lastPlanKey = planKey(p);
-    this.upstreamCache = null;
   }
 
   private writeOurs(m: Marker, text: string): string {
@@ -289,8 +297,10 @@ export class OsDns {
   private putBack(m: Marker, bytes: Buffer): void {
     const o = m.original!;
     const meta = { mode: o.mode, uid: o.uid, gid: o.gid };
-    if (m.strategy === 'through-link') writeInPlace(m.managed!, bytes, meta);
-    else if (o.kind === 'symlink') replaceWithSymlink(this.path, o.target!);
+    if (m.strategy === 'through-link') {
+      if (realPath(this.path) !== m.managed) throw new Error(`${this.path} no longer leads to ${m.managed}`);
+      writeInPlace(m.managed!, bytes, meta);
+    } else if (o.kind === 'symlink') replaceWithSymlink(this.path, o.target!);
     else replaceFile(this.path, bytes, meta);
     // read it back: "restored" means the bytes (or the link) are what they were
     const after = readHostFile(this.path);
@@ -309,23 +319,24 @@ export class OsDns {
     this.active = null;
     this.lastPlanKey = '';
     this.why = `nothing applied (${r.action === 'none' ? 'nothing to restore' : r.action})`;
-    this.upstreamCache = null;
     return r;
   }
 
   private async undoMarker(): Promise<RecoverResult> {
     let text: string;
+    const mem = this.active;
     try {
       const st = fs.statSync(this.markerPath);
       if (st.size > MAX_MARKER_BYTES) throw Object.assign(new Error(`${st.size} bytes`), { code: 'EBIG' });
       text = fs.readFileSync(this.markerPath, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      // the record was deleted under a running daemon: what it said is still in memory
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && mem) text = JSON.stringify(mem.marker);
+      else if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         // a backup without a marker: the crash came before resolv.conf was touched
         fs.rmSync(this.backupPath, { force: true });
         return { action: 'none', detail: 'nothing was left applied' };
-      }
-      return this.setAside(`cannot read it (${(err as Error).message})`);
+      } else return this.setAside(`cannot read it (${(err as Error).message})`);
     }
     let m: Marker;
     try {
@@ -353,11 +364,13 @@ export class OsDns {
     try {
       backup = readHostFile(this.backupPath).bytes;
     } catch (err) {
-      return {
-        action: 'failed',
-        mode: 'direct',
-        detail: `cannot read the backup ${this.backupPath} (${(err as Error).message}): ${this.path} left as it is; fix it by hand`,
-      };
+      if (mem?.mode === 'direct' && (err as NodeJS.ErrnoException).code === 'ENOENT') backup = mem.original;
+      else
+        return {
+          action: 'failed',
+          mode: 'direct',
+          detail: `cannot read the backup ${this.backupPath} (${(err as Error).message}): ${this.path} left as it is; fix it by hand`,
+        };
     }
     if (sha256(backup) !== m.original!.sha256)
       return {

@@ -3,7 +3,7 @@
 // a simulated crash, a file rewritten by someone else, and upstreams.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BACKUP_FILE, MARKER_FILE, OsDns, type OsDnsPlan } from '../../src/osdns/os-dns.js';
@@ -285,6 +285,33 @@ test('a damaged backup is never written over resolv.conf', async () => {
     writeFileSync(join(t.state, BACKUP_FILE), 'nameserver 6.6.6.6\n');
     await assert.rejects(t.os.restore(), /does not match its record/);
     assert.deepEqual(readFileSync(t.path), ours);
+  } finally {
+    t.done();
+  }
+});
+
+test('the state files deleted under a running daemon: restore still puts the original back from memory', async () => {
+  const t = setup();
+  try {
+    await t.os.apply(PLAN);
+    rmSync(join(t.state, MARKER_FILE));
+    rmSync(join(t.state, BACKUP_FILE));
+    await t.os.restore();
+    assert.deepEqual(readFileSync(t.path), ORIGINAL);
+    assert.equal(t.os.status().mode, 'off');
+  } finally {
+    t.done();
+  }
+});
+
+test('a resolved-mode record whose interface would be an option is set aside, never run', async () => {
+  const t = setup();
+  try {
+    mkdirSync(t.state, { recursive: true });
+    writeFileSync(join(t.state, MARKER_FILE), JSON.stringify({ v: 1, mode: 'resolved', path: t.path, servers: [], ifname: '--help' }));
+    const r = await t.os.recover();
+    assert.equal(r.action, 'failed');
+    assert.match(r.detail, /not an interface name/);
   } finally {
     t.done();
   }
