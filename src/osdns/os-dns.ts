@@ -26,7 +26,7 @@ import {
 } from './host-file.js';
 import { type Marker, MAX_MARKER_BYTES, parseMarker } from './marker.js';
 import { checkPlan, type OsDnsPlan } from './plan.js';
-import { detectMode, type Mode, RESOLVED_STUB, renderResolvConf, upstreamsOf } from './resolv-conf.js';
+import { detectMode, MANAGED_HEADER, type Mode, RESOLVED_STUB, renderResolvConf, upstreamsOf } from './resolv-conf.js';
 import { RESOLVECTL_TIMEOUT_MS, resolvedApplyCalls, resolvedRevertCall, runResolvectl } from './resolvectl.js';
 
 const fs = cjsRequire('node:fs') as typeof Fs;
@@ -147,7 +147,9 @@ export class OsDns {
     else if (a?.mode === 'direct') list = upstreamsOf(a.original.toString('utf8'), this.own);
     else {
       try {
-        list = upstreamsOf(readHostFile(this.path).bytes.toString('utf8'), this.own);
+        const text = readHostFile(this.path).bytes.toString('utf8');
+        // a file we wrote (a crash that recover() has not undone yet) names only our own resolvers: forwarding there loops
+        if (!text.startsWith(MANAGED_HEADER)) list = upstreamsOf(text, this.own);
       } catch {
         /* no readable resolv.conf: nothing to forward to (the resolver answers SERVFAIL) */
       }

@@ -113,6 +113,7 @@ test('recover() after a crash (a new OsDns on the same state dir) puts the origi
     await t.os.apply(PLAN);
     // the process dies here: a fresh instance, as at the next daemon start
     const next = new OsDns({ stateDir: t.state, resolvConfPath: t.path });
+    assert.deepEqual(next.upstreams(), [], 'before recover, the leftover file (ours) gives no upstream: forwarding there would loop');
     const r = await next.recover();
     assert.equal(r.action, 'restored');
     assert.equal(r.mode, 'direct');
