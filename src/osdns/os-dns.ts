@@ -362,24 +362,16 @@ export class OsDns {
         };
       }
     }
-    let backup: Buffer;
+    // the backup is only needed (and must match its record) when our file is to be replaced by it
+    let backup: Buffer | null = null;
+    let backupProblem = '';
     try {
       backup = readHostFile(this.backupPath).bytes;
     } catch (err) {
       if (mem?.mode === 'direct' && (err as NodeJS.ErrnoException).code === 'ENOENT') backup = mem.original;
-      else
-        return {
-          action: 'failed',
-          mode: 'direct',
-          detail: `cannot read the backup ${this.backupPath} (${(err as Error).message}): ${this.path} left as it is; fix it by hand`,
-        };
+      else backupProblem = `cannot read the backup ${this.backupPath} (${(err as Error).message})`;
     }
-    if (sha256(backup) !== m.original!.sha256)
-      return {
-        action: 'failed',
-        mode: 'direct',
-        detail: `the backup ${this.backupPath} does not match its record: ${this.path} left as it is; fix it by hand`,
-      };
+    if (backup && sha256(backup) !== m.original!.sha256) (backup = null), (backupProblem = `the backup ${this.backupPath} does not match its record`);
     if (!this.isOurs(m)) {
       let current: Buffer | null = null;
       try {
@@ -387,9 +379,9 @@ export class OsDns {
       } catch {
         current = null;
       }
-      const sameAsOriginal = current?.equals(backup) && (m.original!.kind === 'file' || lstatKind(this.path) === 'symlink');
       if (current !== null) {
         this.dropState();
+        const sameAsOriginal = backup !== null && current.equals(backup) && (m.original!.kind === 'file' || lstatKind(this.path) === 'symlink');
         if (sameAsOriginal) return { action: 'restored', mode: 'direct', detail: `${this.path} already holds the original (it was never rewritten)` };
         return {
           action: 'kept-theirs',
@@ -399,6 +391,7 @@ export class OsDns {
       }
       // gone altogether: nothing of anyone's to keep, so the original goes back
     }
+    if (backup === null) return { action: 'failed', mode: 'direct', detail: `${backupProblem}: ${this.path} left as it is; fix it by hand` };
     try {
       this.putBack(m, backup);
     } catch (err) {

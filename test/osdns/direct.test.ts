@@ -264,3 +264,22 @@ test('a resolved-mode record whose interface would be an option is set aside, ne
   assert.equal(r.action, 'failed');
   assert.match(r.detail, /not an interface name/);
 });
+
+test('a damaged backup does not block the case where the file is no longer ours: theirs is kept and the state dropped', async (tc) => {
+  const t = setup(tc);
+  await t.os.apply(PLAN);
+  writeFileSync(join(t.state, BACKUP_FILE), 'half a backu');
+  writeFileSync(t.path, 'nameserver 198.51.100.9\n');
+  const r = await new OsDns({ stateDir: t.state, resolvConfPath: t.path }).recover();
+  assert.equal(r.action, 'kept-theirs');
+  assert.equal(readFileSync(t.path, 'utf8'), 'nameserver 198.51.100.9\n');
+  assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
+});
+
+test('no resolv.conf at all: apply refuses with a one-line reason and writes nothing', async (tc) => {
+  const t = setup(tc);
+  rmSync(t.path);
+  await assert.rejects(t.os.apply(PLAN), /resolv\.conf does not exist: meshctl only manages an existing file/);
+  assert.equal(existsSync(t.path), false);
+  assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
+});
