@@ -65,6 +65,8 @@ export interface OsDnsStatus {
   mode: Mode | 'off';
   /** why this mode (what resolv.conf said), or why nothing is applied */
   why: string;
+  /** what resolv.conf calls for right now (the mode the next apply would pick), or why it cannot be read */
+  detected: string;
   resolvConfPath: string;
   /** direct: where the original is kept while applied */
   backupPath: string | null;
@@ -163,6 +165,7 @@ export class OsDns {
     return {
       mode: a ? a.mode : 'off',
       why: this.why,
+      detected: this.detectNow(),
       resolvConfPath: this.path,
       backupPath: a?.mode === 'direct' ? this.backupPath : null,
       how: a?.mode === 'direct' ? a.how : null,
@@ -171,6 +174,15 @@ export class OsDns {
       upstreams: this.upstreams().map((e) => e.text),
       last: this.last,
     };
+  }
+
+  private detectNow(): string {
+    try {
+      const d = detectMode(readHostFile(this.path).bytes.toString('utf8'), this.path);
+      return `${d.mode}: ${d.why}`;
+    } catch (err) {
+      return `unknown: ${(err as Error).message}`;
+    }
   }
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {

@@ -51,6 +51,8 @@ test('parsing: zoned and junk nameservers skipped, the last search/domain line w
 
 test('apply writes our nameservers, our search domains before the original ones and the original options; restore is byte for byte', async (tc) => {
   const t = setup(tc);
+  assert.equal(t.os.status().mode, 'off');
+  assert.match(t.os.status().detected, /^direct: .* has no 127\.0\.0\.53 stub \(nameservers 10\.0\.0\.2, 2001:db8::53, 192\.0\.2\.9\)/);
   await t.os.apply(PLAN);
   const text = readFileSync(t.path, 'utf8');
   assert.match(text, /^# Managed by meshctl/);
