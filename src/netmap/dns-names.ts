@@ -49,6 +49,11 @@ export function asciiLower(text: string): string {
   return text.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 }
 
+/** Why `text` is not a DNS suffix (two or more labels, at most MAX_DNS_SUFFIX_CHARS; any ASCII case), or null. */
+export function dnsSuffixProblem(text: unknown): string | null {
+  return typeof text === 'string' ? dnsNameProblem(asciiLower(text), 2, MAX_DNS_SUFFIX_CHARS) : 'not a string';
+}
+
 /** Whether `name` is `domain` or a name under it (both canonical). */
 export function isAtOrUnder(name: string, domain: string): boolean {
   return name === domain || name.endsWith(`.${domain}`);
