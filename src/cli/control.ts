@@ -8,7 +8,7 @@ import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
 import { controlStateDirFromEnv } from '../util/knobs.js';
 import { terminalSafe } from '../util/text.js';
-import { asciiLower, DEFAULT_DNS_SUFFIX, dnsNameProblem, MAX_DNS_SUFFIX_CHARS } from '../netmap/dns-names.js';
+import { asciiLower, DEFAULT_DNS_SUFFIX, dnsSuffixProblem } from '../netmap/dns-names.js';
 
 export const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
 const DEFAULT_LISTEN = '0.0.0.0:8443';
@@ -27,10 +27,9 @@ function relayArg(v: string, prev: RelayRegion[]): RelayRegion[] {
 }
 
 function dnsSuffixArg(v: string): string {
-  const s = asciiLower(v);
-  const problem = dnsNameProblem(s, 2, MAX_DNS_SUFFIX_CHARS);
+  const problem = dnsSuffixProblem(v);
   if (problem) throw new InvalidArgumentError(`"${terminalSafe(v, 80)}" is not a DNS suffix: ${problem}; use a name such as ${DEFAULT_DNS_SUFFIX}`);
-  return s;
+  return asciiLower(v);
 }
 
 function mapControlError(err: unknown): never {
@@ -69,7 +68,7 @@ export function registerControl(program: Command): void {
     .option('--tls-cert <file>', 'certificate (PEM); default: a self-signed one made in the state dir')
     .option('--tls-key <file>', 'private key (PEM) for --tls-cert')
     .addOption(new Option('--relay <code=url>', 'add a relay region to the map (repeatable)').argParser(relayArg).default([]))
-    .option('--config <file>', 'JSON config: relay regions (several relays per region), keyExpiry, ephemeralGrace')
+    .option('--config <file>', 'JSON config: relay regions (several relays per region), keyExpiry, ephemeralGrace, dnsSuffix')
     .addOption(new Option('--key-expiry <dur>', 'node keys expire after this long (default: never)').argParser(durationArg))
     .addOption(new Option('--ephemeral-grace <dur>', 'an ephemeral node offline this long is deleted').argParser(durationArg).default(30_000, '30s'))
     .addOption(
@@ -107,6 +106,7 @@ export function registerControl(program: Command): void {
           o.relay = [...c.relays, ...o.relay];
           if (o.keyExpiry === undefined) o.keyExpiry = c.keyExpiryMs;
           if (c.ephemeralGraceMs !== undefined && cmd.getOptionValueSource('ephemeralGrace') === 'default') o.ephemeralGrace = c.ephemeralGraceMs;
+          if (o.dnsSuffix === undefined) o.dnsSuffix = c.dnsSuffix;
         }
         const { ControlServer } = await import('../control/server.js');
         const server = new ControlServer({

@@ -11,10 +11,10 @@ import {
   asciiLower,
   DEFAULT_DNS_SUFFIX,
   dnsNameProblem,
+  dnsSuffixProblem,
   isAtOrUnder,
   MAX_DNS_RECORDS,
   MAX_DNS_ROUTES,
-  MAX_DNS_SUFFIX_CHARS,
   MAX_RESOLVERS_PER_ROUTE,
 } from '../netmap/dns-names.js';
 import { parseResolverAddress } from '../netmap/parse.js';
@@ -33,10 +33,9 @@ function bad(message: string): never {
 
 /** A suffix as the operator typed it, lowercased; a bad one throws a BAD_REQUEST naming the cause and the fix. */
 export function checkDnsSuffix(text: string): string {
-  const s = asciiLower(text);
-  const problem = dnsNameProblem(s, 2, MAX_DNS_SUFFIX_CHARS);
+  const problem = dnsSuffixProblem(text);
   if (problem) bad(`DNS suffix ${quoted(text)}: ${problem}; use a name such as ${DEFAULT_DNS_SUFFIX}`);
-  return s;
+  return asciiLower(text);
 }
 
 function checkName(text: string, what: string, example: string): string {

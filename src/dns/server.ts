@@ -92,14 +92,25 @@ function plainSource(ip: string): string {
 }
 
 const NAME_DATA = new Set(['CNAME', 'DNAME', 'NS', 'PTR']);
+/** The fields of record data dns-packet encodes as names (MX exchange, SRV target, SOA names, RRSIG signer, NSEC next name). */
+const NAME_FIELDS = ['exchange', 'target', 'mname', 'rname', 'signersName', 'nextDomain'];
 
-/** True when every owner name in `p`, and every name a CNAME, DNAME, NS or PTR points to, is one a query may carry. */
+const safeName = (n: unknown): boolean => typeof n === 'string' && isQueryName(canonicalName(n));
+
+/**
+ * True when every name in `p` is one a query may carry: owner names and the
+ * names record data points to. dns-packet decodes a label holding a dot or
+ * bytes that are not UTF-8, but encodes it back as other labels (or a broken
+ * message), so such an upstream answer is not passed on.
+ */
 function namesSafe(p: dnsPacket.Packet): boolean {
   for (const list of [p.answers, p.authorities, p.additionals]) {
     for (const a of list ?? []) {
       if (a.type === 'OPT') continue;
-      if (!isQueryName(canonicalName(a.name))) return false;
-      if (NAME_DATA.has(a.type) && !isQueryName(canonicalName(String(a.data)))) return false;
+      if (!safeName(a.name)) return false;
+      if (NAME_DATA.has(a.type) && !safeName(a.data)) return false;
+      const d = a.data as unknown as Record<string, unknown> | null;
+      if (d && typeof d === 'object' && !Buffer.isBuffer(d)) for (const f of NAME_FIELDS) if (f in d && !safeName(d[f])) return false;
     }
   }
   return true;
@@ -307,7 +318,13 @@ export class DnsServer {
   private onDatagram(sock: UdpSocket, msg: Buffer, address: string, port: number): void {
     this.answer(msg, address, 'udp').then(
       (wire) => {
-        if (wire) sock.send(wire, port, address, () => {});
+        if (!wire || !this.udp.includes(sock)) return;
+        try {
+          sock.send(wire, port, address, () => {});
+        } catch (err) {
+          // the socket closed while the answer was on its way (a forward outlived close())
+          this.o.log?.(`dns: replying to ${address}: ${(err as Error).message}`);
+        }
       },
       (err) => this.o.log?.(`dns: answering ${address}: ${(err as Error).message}`),
     );

@@ -10,8 +10,11 @@ export const DEFAULT_DNS_SUFFIX = 'mesh.internal';
 export const MAX_DNS_NAME_CHARS = 253;
 /** One label (RFC 1035). */
 export const MAX_DNS_LABEL_CHARS = 63;
-/** The suffix: leaves room for a full 1-49 character node label in front and keeps `NAME.suffix` within 253 characters. */
-export const MAX_DNS_SUFFIX_CHARS = 200;
+/**
+ * The suffix: 253 - 63 - 1 = 189, so that NAME.suffix stays a valid DNS name
+ * for every node name control hands out (one label of up to 63 characters).
+ */
+export const MAX_DNS_SUFFIX_CHARS = MAX_DNS_NAME_CHARS - MAX_DNS_LABEL_CHARS - 1;
 /** Split-DNS routes: each is a domain the OS resolver is told about (a routing domain) and a match per query. */
 export const MAX_DNS_ROUTES = 64;
 /** Resolvers per route: tried in turn; resolv.conf itself uses at most 3, a few more cover both families. */
@@ -47,6 +50,11 @@ export function dnsNameProblem(text: unknown, minLabels: number, maxChars = MAX_
 /** ASCII-only lowercasing: String#toLowerCase maps some non-ASCII letters (the Kelvin sign) onto ASCII ones. */
 export function asciiLower(text: string): string {
   return text.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
+/** Why `text` is not a DNS suffix (two or more labels, at most MAX_DNS_SUFFIX_CHARS; any ASCII case), or null. */
+export function dnsSuffixProblem(text: unknown): string | null {
+  return typeof text === 'string' ? dnsNameProblem(asciiLower(text), 2, MAX_DNS_SUFFIX_CHARS) : 'not a string';
 }
 
 /** Whether `name` is `domain` or a name under it (both canonical). */

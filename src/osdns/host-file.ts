@@ -27,7 +27,15 @@ export interface FileState {
 
 /** The file (following a symlink for the content), refusing anything but a regular file of at most MAX_RESOLV_CONF_BYTES. */
 export function readHostFile(path: string, maxBytes = MAX_RESOLV_CONF_BYTES): FileState {
-  const link = fs.lstatSync(path);
+  let link: Fs.Stats;
+  try {
+    link = fs.lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    throw Object.assign(new Error(`${path} does not exist: meshctl only manages an existing file (create one, even empty, or leave DNS off)`), {
+      code: 'ENOENT',
+    });
+  }
   const target = link.isSymbolicLink() ? fs.readlinkSync(path) : undefined;
   const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   try {
@@ -84,6 +92,7 @@ export interface WriteOptions {
  */
 export function replaceFile(path: string, bytes: Buffer, o: WriteOptions): 'rename' | 'in-place' {
   const tmp = `${path}.meshctl-tmp-${process.pid}`;
+  fs.rmSync(tmp, { force: true }); // left by an earlier process that had our pid and crashed mid-write
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, o.mode);
   try {
     fillAndClose(fd, bytes, o);

@@ -1,6 +1,7 @@
 // The small JSON record in the state dir saying what meshctl did to the host's
 // resolver, so a later run (after a crash or kill -9) can undo it. Read from
 // disk, so parsed strictly: a record naming another file is refused.
+import { parseIfname } from './plan.js';
 import type { Mode } from './resolv-conf.js';
 
 export interface DirectOriginal {
@@ -54,8 +55,8 @@ export function parseMarker(text: string, path: string): Marker {
   if (m.path !== path) throw new Error(`it is about ${JSON.stringify(String(m.path).slice(0, 200))}, not ${path}`);
   if (!Array.isArray(m.servers) || m.servers.length > 8 || !m.servers.every((s) => isStr(s, 64))) throw new Error('bad servers');
   if (m.mode === 'resolved') {
-    if (!isStr(m.ifname, 15)) throw new Error('bad ifname');
-    return { v: 1, mode: 'resolved', path, servers: m.servers as string[], ifname: m.ifname };
+    // it becomes a resolvectl argument: the same check as a plan's (no leading `-`)
+    return { v: 1, mode: 'resolved', path, servers: m.servers as string[], ifname: parseIfname(m.ifname) };
   }
   if (m.mode !== 'direct') throw new Error('bad mode');
   const o = m.original as Record<string, unknown> | undefined;

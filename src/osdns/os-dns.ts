@@ -26,7 +26,7 @@ import {
 } from './host-file.js';
 import { type Marker, MAX_MARKER_BYTES, parseMarker } from './marker.js';
 import { checkPlan, type OsDnsPlan } from './plan.js';
-import { detectMode, type Mode, RESOLVED_STUB, renderResolvConf, upstreamsOf } from './resolv-conf.js';
+import { detectMode, MANAGED_HEADER, type Mode, RESOLVED_STUB, renderResolvConf, upstreamsOf } from './resolv-conf.js';
 import { RESOLVECTL_TIMEOUT_MS, resolvedApplyCalls, resolvedRevertCall, runResolvectl } from './resolvectl.js';
 
 const fs = cjsRequire('node:fs') as typeof Fs;
@@ -65,6 +65,8 @@ export interface OsDnsStatus {
   mode: Mode | 'off';
   /** why this mode (what resolv.conf said), or why nothing is applied */
   why: string;
+  /** what resolv.conf calls for right now (the mode the next apply would pick), or why it cannot be read */
+  detected: string;
   resolvConfPath: string;
   /** direct: where the original is kept while applied */
   backupPath: string | null;
@@ -123,7 +125,6 @@ export class OsDns {
       const now = readHostFile(this.path);
       const d = detectMode(now.bytes.toString('utf8'), this.path);
       this.why = d.why;
-      this.upstreamCache = null;
       if (d.mode === 'resolved') return this.applyResolved(p);
       return this.applyDirect(p, now);
     });
@@ -139,16 +140,21 @@ export class OsDns {
 
   /** The resolvers the host used before meshctl (port 53), never our own: forwarding to ourselves would loop. */
   upstreams(): IpEndpoint[] {
+    // asked on every forwarded query: while applied the answer only changes with apply/restore (which drop the cache)
     const a = this.active;
-    if (a?.mode === 'resolved') return upstreamsOf(`nameserver ${RESOLVED_STUB}\n`, []);
-    if (a?.mode === 'direct') return upstreamsOf(a.original.toString('utf8'), this.own);
     const now = Date.now();
-    if (this.upstreamCache && now - this.upstreamCache.at < UPSTREAMS_CACHE_MS) return this.upstreamCache.list;
+    if (this.upstreamCache && (a || now - this.upstreamCache.at < UPSTREAMS_CACHE_MS)) return this.upstreamCache.list;
     let list: IpEndpoint[] = [];
-    try {
-      list = upstreamsOf(readHostFile(this.path).bytes.toString('utf8'), this.own);
-    } catch {
-      /* no readable resolv.conf: nothing to forward to (the resolver answers SERVFAIL) */
+    if (a?.mode === 'resolved') list = upstreamsOf(`nameserver ${RESOLVED_STUB}\n`, []);
+    else if (a?.mode === 'direct') list = upstreamsOf(a.original.toString('utf8'), this.own);
+    else {
+      try {
+        const text = readHostFile(this.path).bytes.toString('utf8');
+        // a file we wrote (a crash that recover() has not undone yet) names only our own resolvers: forwarding there loops
+        if (!text.startsWith(MANAGED_HEADER)) list = upstreamsOf(text, this.own);
+      } catch {
+        /* no readable resolv.conf: nothing to forward to (the resolver answers SERVFAIL) */
+      }
     }
     this.upstreamCache = { at: now, list };
     return list;
@@ -159,6 +165,7 @@ export class OsDns {
     return {
       mode: a ? a.mode : 'off',
       why: this.why,
+      detected: this.detectNow(),
       resolvConfPath: this.path,
       backupPath: a?.mode === 'direct' ? this.backupPath : null,
       how: a?.mode === 'direct' ? a.how : null,
@@ -169,8 +176,24 @@ export class OsDns {
     };
   }
 
+  private detectNow(): string {
+    try {
+      const d = detectMode(readHostFile(this.path).bytes.toString('utf8'), this.path);
+      return `${d.mode}: ${d.why}`;
+    } catch (err) {
+      return `unknown: ${(err as Error).message}`;
+    }
+  }
+
   private locked<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
+    const step = async () => {
+      try {
+        return await fn();
+      } finally {
+        this.upstreamCache = null;
+      }
+    };
+    const run = this.chain.then(step, step);
     this.chain = run.catch(() => {});
     return run;
   }
@@ -261,7 +284,6 @@ export class OsDns {
     }
     this.active = { mode: 'direct', marker, original: now.bytes, text, how };
     this.lastPlanKey = planKey(p);
-    this.upstreamCache = null;
   }
 
   private writeOurs(m: Marker, text: string): string {
@@ -289,8 +311,10 @@ export class OsDns {
   private putBack(m: Marker, bytes: Buffer): void {
     const o = m.original!;
     const meta = { mode: o.mode, uid: o.uid, gid: o.gid };
-    if (m.strategy === 'through-link') writeInPlace(m.managed!, bytes, meta);
-    else if (o.kind === 'symlink') replaceWithSymlink(this.path, o.target!);
+    if (m.strategy === 'through-link') {
+      if (realPath(this.path) !== m.managed) throw new Error(`${this.path} no longer leads to ${m.managed}`);
+      writeInPlace(m.managed!, bytes, meta);
+    } else if (o.kind === 'symlink') replaceWithSymlink(this.path, o.target!);
     else replaceFile(this.path, bytes, meta);
     // read it back: "restored" means the bytes (or the link) are what they were
     const after = readHostFile(this.path);
@@ -309,23 +333,24 @@ export class OsDns {
     this.active = null;
     this.lastPlanKey = '';
     this.why = `nothing applied (${r.action === 'none' ? 'nothing to restore' : r.action})`;
-    this.upstreamCache = null;
     return r;
   }
 
   private async undoMarker(): Promise<RecoverResult> {
     let text: string;
+    const mem = this.active;
     try {
       const st = fs.statSync(this.markerPath);
       if (st.size > MAX_MARKER_BYTES) throw Object.assign(new Error(`${st.size} bytes`), { code: 'EBIG' });
       text = fs.readFileSync(this.markerPath, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      // the record was deleted under a running daemon: what it said is still in memory
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && mem) text = JSON.stringify(mem.marker);
+      else if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         // a backup without a marker: the crash came before resolv.conf was touched
         fs.rmSync(this.backupPath, { force: true });
         return { action: 'none', detail: 'nothing was left applied' };
-      }
-      return this.setAside(`cannot read it (${(err as Error).message})`);
+      } else return this.setAside(`cannot read it (${(err as Error).message})`);
     }
     let m: Marker;
     try {
@@ -349,22 +374,16 @@ export class OsDns {
         };
       }
     }
-    let backup: Buffer;
+    // the backup is only needed (and must match its record) when our file is to be replaced by it
+    let backup: Buffer | null = null;
+    let backupProblem = '';
     try {
       backup = readHostFile(this.backupPath).bytes;
     } catch (err) {
-      return {
-        action: 'failed',
-        mode: 'direct',
-        detail: `cannot read the backup ${this.backupPath} (${(err as Error).message}): ${this.path} left as it is; fix it by hand`,
-      };
+      if (mem?.mode === 'direct' && (err as NodeJS.ErrnoException).code === 'ENOENT') backup = mem.original;
+      else backupProblem = `cannot read the backup ${this.backupPath} (${(err as Error).message})`;
     }
-    if (sha256(backup) !== m.original!.sha256)
-      return {
-        action: 'failed',
-        mode: 'direct',
-        detail: `the backup ${this.backupPath} does not match its record: ${this.path} left as it is; fix it by hand`,
-      };
+    if (backup && sha256(backup) !== m.original!.sha256) (backup = null), (backupProblem = `the backup ${this.backupPath} does not match its record`);
     if (!this.isOurs(m)) {
       let current: Buffer | null = null;
       try {
@@ -372,9 +391,9 @@ export class OsDns {
       } catch {
         current = null;
       }
-      const sameAsOriginal = current?.equals(backup) && (m.original!.kind === 'file' || lstatKind(this.path) === 'symlink');
       if (current !== null) {
         this.dropState();
+        const sameAsOriginal = backup !== null && current.equals(backup) && (m.original!.kind === 'file' || lstatKind(this.path) === 'symlink');
         if (sameAsOriginal) return { action: 'restored', mode: 'direct', detail: `${this.path} already holds the original (it was never rewritten)` };
         return {
           action: 'kept-theirs',
@@ -384,6 +403,7 @@ export class OsDns {
       }
       // gone altogether: nothing of anyone's to keep, so the original goes back
     }
+    if (backup === null) return { action: 'failed', mode: 'direct', detail: `${backupProblem}: ${this.path} left as it is; fix it by hand` };
     try {
       this.putBack(m, backup);
     } catch (err) {

@@ -71,6 +71,9 @@ export function upstreamsOf(text: string, own: readonly string[]): IpEndpoint[] 
     });
 }
 
+/** The first line of every file direct mode writes. */
+export const MANAGED_HEADER = '# Managed by meshctl (MagicDNS, "direct" mode) while the mesh is up: do not edit.';
+
 /**
  * The file direct mode writes: a header saying who manages it and how to undo
  * it, our nameservers, our search domains before the original ones, and the
@@ -80,7 +83,7 @@ export function renderResolvConf(original: string, servers: string[], searchDoma
   const conf = parseResolvConf(original);
   const search = [...new Set([...searchDomains, ...conf.search])];
   const lines = [
-    '# Managed by meshctl (MagicDNS, "direct" mode) while the mesh is up: do not edit.',
+    MANAGED_HEADER,
     `# The original file is kept at ${backupHint}; meshctl puts it back byte for byte`,
     '# on `meshctl down`, on daemon exit, and at the next daemon start after a crash.',
     '# To restore by hand: stop the meshctl daemon, then copy that file over this one.',

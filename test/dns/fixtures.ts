@@ -33,7 +33,8 @@ export function testMap(peers: NodeView[], dns: Partial<DnsConfig> = {}): Networ
   };
 }
 
-export type Handler = (q: dnsPacket.DecodedPacket, transport: 'udp' | 'tcp') => dnsPacket.Packet | null | 'ignore';
+/** An answer to send, raw bytes to send over UDP (a malformed answer), or nothing. */
+export type Handler = (q: dnsPacket.DecodedPacket, transport: 'udp' | 'tcp') => dnsPacket.Packet | Buffer | null | 'ignore';
 
 export interface FakeUpstream {
   endpoint: IpEndpoint;
@@ -72,7 +73,7 @@ export async function fakeUpstream(handler: Handler): Promise<FakeUpstream> {
           buf = buf.subarray(2 + buf.readUInt16BE(0));
           queries.push({ packet: q, transport: 'tcp' });
           const r = handler(q, 'tcp');
-          if (r && r !== 'ignore') sock.write(dnsPacket.streamEncode(r));
+          if (r && r !== 'ignore' && !Buffer.isBuffer(r)) sock.write(dnsPacket.streamEncode(r));
         }
       });
     });
@@ -89,7 +90,7 @@ export async function fakeUpstream(handler: Handler): Promise<FakeUpstream> {
       const q = dnsPacket.decode(msg);
       queries.push({ packet: q, transport: 'udp' });
       const r = handler(q, 'udp');
-      if (r && r !== 'ignore') udp.send(dnsPacket.encode(r), rinfo.port, rinfo.address);
+      if (r && r !== 'ignore') udp.send(Buffer.isBuffer(r) ? r : dnsPacket.encode(r), rinfo.port, rinfo.address);
     });
     return {
       endpoint: parseIpEndpoint(`127.0.0.1:${port}`),

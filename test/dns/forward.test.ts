@@ -9,7 +9,7 @@ import * as dnsPacket from 'dns-packet';
 import { buildZone } from '../../src/dns/zone.js';
 import { queryDns } from '../../src/dns/client.js';
 import { parseIpEndpoint } from '../../src/util/netaddr.js';
-import { answerA, fakeUpstream, node, queryWire, startServer, SUFFIX, testMap } from './fixtures.js';
+import { answerA, fakeUpstream, node, queryWire, startServer, SUFFIX, testMap, until } from './fixtures.js';
 
 const optOf = (p: dnsPacket.Packet): dnsPacket.OptAnswer | undefined => p.additionals?.find((a): a is dnsPacket.OptAnswer => a.type === 'OPT');
 
@@ -157,6 +157,30 @@ test('replies with the wrong ID or question are ignored (SERVFAIL when no right 
   }
 });
 
+test('an upstream answer with a name dns-packet would not encode back (a label ending in a dot, a byte not UTF-8) becomes SERVFAIL', async () => {
+  /** `packet` encoded with every X in its names turned into a dot inside the label and every Y into the byte 0xff. */
+  const dotted = (packet: dnsPacket.Packet): Buffer => {
+    const wire = dnsPacket.encode(packet);
+    for (let i = wire.indexOf('X'); i >= 0; i = wire.indexOf('X', i + 1)) wire[i] = 0x2e;
+    for (let i = wire.indexOf('Y'); i >= 0; i = wire.indexOf('Y', i + 1)) wire[i] = 0xff;
+    return wire;
+  };
+  const up = await fakeUpstream((q) => {
+    const name = q.questions![0]!.name;
+    const data = name.startsWith('mx') ? { preference: 10, exchange: 'mailY.example' } : 'aliasX.example';
+    const type = name.startsWith('mx') ? 'MX' : 'CNAME';
+    return dotted({ ...answerA(q, []), answers: [{ type, name, ttl: 60, class: 'IN', data } as dnsPacket.Answer] });
+  });
+  const { server, host, port } = await startServer({ upstreams: () => [up.endpoint], forwardTotalTimeoutMs: 1000 });
+  try {
+    assert.equal((await queryDns({ host, port }, 'cname.example.com')).rcode, 'SERVFAIL');
+    assert.equal((await queryDns({ host, port }, 'mx.example.com', 'MX')).rcode, 'SERVFAIL');
+  } finally {
+    await server.close();
+    await up.close();
+  }
+});
+
 test('mesh names and the mesh reverse zones never leave the node; the server never forwards to itself', async () => {
   const up = await fakeUpstream((q) => answerA(q, ['192.0.2.1']));
   const { server, host, port } = await startServer({ upstreams: () => [up.endpoint] });
@@ -199,6 +223,29 @@ test('forwards in flight are bounded: past the bound, SERVFAIL at once', async (
     assert.equal(server.stats().forwardsInFlight, 0);
   } finally {
     await server.close();
+    await silent.close();
+  }
+});
+
+test('closing the server while a forward is in flight: the late answer is dropped, nothing throws', async () => {
+  const silent = await fakeUpstream(() => 'ignore');
+  const { server, host, port } = await startServer({ upstreams: () => [silent.endpoint], forwardTotalTimeoutMs: 1000 });
+  const errors: unknown[] = [];
+  const onErr = (e: unknown): void => void errors.push(e);
+  process.on('unhandledRejection', onErr);
+  process.on('uncaughtException', onErr);
+  try {
+    const sock = createSocket('udp4');
+    sock.send(queryWire('late.example.com'), port, host);
+    await until(() => server.stats().forwardsInFlight === 1);
+    await server.close();
+    await until(() => server.stats().forwardsInFlight === 0);
+    await new Promise((r) => setImmediate(r));
+    sock.close();
+    assert.deepEqual(errors, []);
+  } finally {
+    process.off('unhandledRejection', onErr);
+    process.off('uncaughtException', onErr);
     await silent.close();
   }
 });

@@ -277,3 +277,21 @@ test('close() releases the ports', async () => {
   await again.listen([{ host: '127.0.0.1', port }]);
   await again.close();
 });
+
+test('queryDns: one-line errors for a bad type, a bad name, a resolver that does not answer', async () => {
+  await assert.rejects(queryDns({ host: '127.0.0.1', port: 53 }, 'a.example', 'BOGUS'), /unknown record type "BOGUS": use one of A, AAAA/);
+  await assert.rejects(queryDns({ host: '127.0.0.1', port: 53 }, 'bad name.example'), /is not a domain name/);
+  await assert.rejects(queryDns({ host: 'localhost', port: 53 }, 'a.example'), /resolver "localhost" is not an IP address/);
+  const silent = createSocket('udp4');
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+  try {
+    await assert.rejects(queryDns({ host: '127.0.0.1', port: silent.address().port }, 'a.example', 'A', { timeoutMs: 1000 }), (err: Error) => {
+      assert.equal(err.name, 'DnsQueryError');
+      assert.match(err.message, /no answer from 127\.0\.0\.1:\d+ within 1000 ms: is the daemon up/);
+      assert.ok(!err.message.includes('\n'));
+      return true;
+    });
+  } finally {
+    silent.close();
+  }
+});

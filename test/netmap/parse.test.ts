@@ -3,7 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DnsConfig, NetworkMap, NodeView } from '../../src/netmap/types.js';
-import { MAX_DNS_RECORDS, MAX_DNS_ROUTES, MAX_RESOLVERS_PER_ROUTE } from '../../src/netmap/dns-names.js';
+import {
+  MAX_DNS_LABEL_CHARS,
+  MAX_DNS_NAME_CHARS,
+  MAX_DNS_RECORDS,
+  MAX_DNS_ROUTES,
+  MAX_DNS_SUFFIX_CHARS,
+  MAX_RESOLVERS_PER_ROUTE,
+} from '../../src/netmap/dns-names.js';
 import { MAX_ENDPOINTS_PER_PEER, MAX_PEERS, MAX_RELAYS, MapParseError, parseMapLine, parseNetworkMap, parseRegisterResult } from '../../src/netmap/parse.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
@@ -160,8 +167,14 @@ test('dns: optional; a valid one comes out canonical (lowercase names, canonical
 test('dns: a bad suffix is refused', () => {
   refuses(map({ dns: dns({ suffix: 'internal' }) }), 'dns.suffix', /at least 2 labels/);
   refuses(map({ dns: dns({ suffix: '' }) }), 'dns.suffix', /empty/);
-  refuses(map({ dns: dns({ suffix: `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(20)}` }) }), 'dns.suffix', /longer than 200/);
+  refuses(map({ dns: dns({ suffix: `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(20)}` }) }), 'dns.suffix', /longer than 189/);
   refuses(map({ dns: dns({ suffix: `${'a'.repeat(64)}.internal` }) }), 'dns.suffix', /label longer than 63/);
+  // the longest suffix leaves room for the longest node name (one 63-character label) within 253 characters
+  const longest = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(MAX_DNS_SUFFIX_CHARS - 128)}`;
+  assert.equal(longest.length, MAX_DNS_SUFFIX_CHARS);
+  assert.equal(parseNetworkMap(map({ dns: dns({ suffix: longest }) })).dns?.suffix, longest);
+  assert.ok(`${'n'.repeat(MAX_DNS_LABEL_CHARS)}.${longest}`.length <= MAX_DNS_NAME_CHARS);
+  refuses(map({ dns: dns({ suffix: `x${longest}` }) }), 'dns.suffix', /longer than 189/);
   refuses(map({ dns: dns({ suffix: 'mesh.123' }) }), 'dns.suffix', /all digits/);
   refuses(map({ dns: dns({ suffix: '-mesh.internal' }) }), 'dns.suffix', /inner hyphens/);
   refuses(map({ dns: dns({ suffix: 'mesh.\u212Aelvin' }) }), 'dns.suffix', /lowercase letters/);

@@ -1,9 +1,9 @@
 // Direct mode against temp files: detection, the file written, byte-for-byte
 // restore (comments, options, no trailing newline), idempotence, recovery after
 // a simulated crash, a file rewritten by someone else, and upstreams.
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BACKUP_FILE, MARKER_FILE, OsDns, type OsDnsPlan } from '../../src/osdns/os-dns.js';
@@ -20,14 +20,16 @@ const PLAN: OsDnsPlan = {
   routingDomains: ['corp.example'],
 };
 
-function setup(content: Buffer | string = ORIGINAL, mode = 0o640) {
+/** A temp resolv.conf and state dir, removed when the test ends. */
+function setup(tc: TestContext, content: Buffer | string = ORIGINAL, mode = 0o640) {
   const dir = mkdtempSync(join(tmpdir(), 'osdns-'));
+  tc.after(() => rmSync(dir, { recursive: true, force: true }));
   const state = join(dir, 'state');
   const path = join(dir, 'resolv.conf');
   writeFileSync(path, content);
   chmodSync(path, mode);
   const os = new OsDns({ stateDir: state, resolvConfPath: path, resolvectl: join(dir, 'no-resolvectl') });
-  return { dir, state, path, os, done: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, state, path, os };
 }
 
 test('detection reads resolv.conf itself: the 127.0.0.53 stub means resolved, anything else direct', () => {
@@ -47,245 +49,239 @@ test('parsing: zoned and junk nameservers skipped, the last search/domain line w
   assert.deepEqual(parseResolvConf('search a.example\ndomain b.example\n').search, ['b.example']);
 });
 
-test('apply writes our nameservers, our search domains before the original ones and the original options; restore is byte for byte', async () => {
-  const t = setup();
-  try {
-    await t.os.apply(PLAN);
-    const text = readFileSync(t.path, 'utf8');
-    assert.match(text, /^# Managed by meshctl/);
-    assert.ok(text.includes(join(t.state, BACKUP_FILE)), 'the header names the backup');
-    const body = text.split('\n').filter((l) => !l.startsWith('#'));
-    assert.deepEqual(body, [
-      'nameserver 100.100.100.100',
-      'nameserver fd7a:115c:a1e0::53',
-      'search mesh.internal corp.example lab.example',
-      'options ndots:2 timeout:1',
-      'options edns0',
-      '',
-    ]);
-    assert.equal(statSync(t.path).mode & 0o777, 0o644);
-    assert.deepEqual(readFileSync(join(t.state, BACKUP_FILE)), ORIGINAL, 'the backup holds the exact bytes');
-    assert.equal(statSync(join(t.state, BACKUP_FILE)).mode & 0o777, 0o600);
-    const marker = JSON.parse(readFileSync(join(t.state, MARKER_FILE), 'utf8'));
-    assert.equal(marker.mode, 'direct');
-    const st = t.os.status();
-    assert.equal(st.mode, 'direct');
-    assert.equal(st.written, text);
-    assert.match(st.how!, /rename/);
-    assert.match(st.why, /no 127\.0\.0\.53 stub/);
+test('apply writes our nameservers, our search domains before the original ones and the original options; restore is byte for byte', async (tc) => {
+  const t = setup(tc);
+  assert.equal(t.os.status().mode, 'off');
+  assert.match(t.os.status().detected, /^direct: .* has no 127\.0\.0\.53 stub \(nameservers 10\.0\.0\.2, 2001:db8::53, 192\.0\.2\.9\)/);
+  await t.os.apply(PLAN);
+  const text = readFileSync(t.path, 'utf8');
+  assert.match(text, /^# Managed by meshctl/);
+  assert.ok(text.includes(join(t.state, BACKUP_FILE)), 'the header names the backup');
+  const body = text.split('\n').filter((l) => !l.startsWith('#'));
+  assert.deepEqual(body, [
+    'nameserver 100.100.100.100',
+    'nameserver fd7a:115c:a1e0::53',
+    'search mesh.internal corp.example lab.example',
+    'options ndots:2 timeout:1',
+    'options edns0',
+    '',
+  ]);
+  assert.equal(statSync(t.path).mode & 0o777, 0o644);
+  assert.deepEqual(readFileSync(join(t.state, BACKUP_FILE)), ORIGINAL, 'the backup holds the exact bytes');
+  assert.equal(statSync(join(t.state, BACKUP_FILE)).mode & 0o777, 0o600);
+  const marker = JSON.parse(readFileSync(join(t.state, MARKER_FILE), 'utf8'));
+  assert.equal(marker.mode, 'direct');
+  const st = t.os.status();
+  assert.equal(st.mode, 'direct');
+  assert.equal(st.written, text);
+  assert.match(st.how!, /rename/);
+  assert.match(st.why, /no 127\.0\.0\.53 stub/);
 
-    await t.os.restore();
-    assert.deepEqual(readFileSync(t.path), ORIGINAL, 'no trailing newline, CRLF, comments: all back');
-    assert.equal(statSync(t.path).mode & 0o777, 0o640, 'mode back');
-    assert.equal(existsSync(join(t.state, BACKUP_FILE)), false);
-    assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
-    assert.equal(t.os.status().mode, 'off');
-    await t.os.restore(); // nothing applied: a no-op
-    assert.deepEqual(readFileSync(t.path), ORIGINAL);
-  } finally {
-    t.done();
-  }
+  await t.os.restore();
+  assert.deepEqual(readFileSync(t.path), ORIGINAL, 'no trailing newline, CRLF, comments: all back');
+  assert.equal(statSync(t.path).mode & 0o777, 0o640, 'mode back');
+  assert.equal(existsSync(join(t.state, BACKUP_FILE)), false);
+  assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
+  assert.equal(t.os.status().mode, 'off');
+  await t.os.restore(); // nothing applied: a no-op
+  assert.deepEqual(readFileSync(t.path), ORIGINAL);
 });
 
-test('apply is idempotent; a changed plan rewrites the file but keeps the first backup', async () => {
-  const t = setup();
-  try {
-    await t.os.apply(PLAN);
-    const first = readFileSync(t.path);
-    const ino = statSync(t.path).ino;
-    await t.os.apply(PLAN);
-    assert.equal(statSync(t.path).ino, ino, 'the same plan does not rewrite the file');
-    assert.deepEqual(readFileSync(t.path), first);
-    await t.os.apply({ ...PLAN, searchDomains: ['other.internal'] });
-    assert.match(readFileSync(t.path, 'utf8'), /^search other\.internal corp\.example lab\.example$/m);
-    assert.deepEqual(readFileSync(join(t.state, BACKUP_FILE)), ORIGINAL);
-    await t.os.restore();
-    assert.deepEqual(readFileSync(t.path), ORIGINAL);
-  } finally {
-    t.done();
-  }
+test('apply is idempotent; a changed plan rewrites the file but keeps the first backup', async (tc) => {
+  const t = setup(tc);
+  await t.os.apply(PLAN);
+  const first = readFileSync(t.path);
+  const ino = statSync(t.path).ino;
+  await t.os.apply(PLAN);
+  assert.equal(statSync(t.path).ino, ino, 'the same plan does not rewrite the file');
+  assert.deepEqual(readFileSync(t.path), first);
+  await t.os.apply({ ...PLAN, searchDomains: ['other.internal'] });
+  assert.match(readFileSync(t.path, 'utf8'), /^search other\.internal corp\.example lab\.example$/m);
+  assert.deepEqual(readFileSync(join(t.state, BACKUP_FILE)), ORIGINAL);
+  await t.os.restore();
+  assert.deepEqual(readFileSync(t.path), ORIGINAL);
 });
 
-test('recover() after a crash (a new OsDns on the same state dir) puts the original back; without a marker it does nothing', async () => {
-  const t = setup();
-  try {
-    assert.equal((await t.os.recover()).action, 'none');
-    await t.os.apply(PLAN);
-    // the process dies here: a fresh instance, as at the next daemon start
-    const next = new OsDns({ stateDir: t.state, resolvConfPath: t.path });
-    const r = await next.recover();
-    assert.equal(r.action, 'restored');
-    assert.equal(r.mode, 'direct');
-    assert.match(r.detail, /byte for byte/);
-    assert.deepEqual(readFileSync(t.path), ORIGINAL);
-    assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
-    assert.equal(next.status().last, r.detail);
-    assert.equal((await next.recover()).action, 'none');
-  } finally {
-    t.done();
-  }
+test('recover() after a crash (a new OsDns on the same state dir) puts the original back; without a marker it does nothing', async (tc) => {
+  const t = setup(tc);
+  assert.equal((await t.os.recover()).action, 'none');
+  await t.os.apply(PLAN);
+  // the process dies here: a fresh instance, as at the next daemon start
+  const next = new OsDns({ stateDir: t.state, resolvConfPath: t.path });
+  assert.deepEqual(next.upstreams(), [], 'before recover, the leftover file (ours) gives no upstream: forwarding there would loop');
+  const r = await next.recover();
+  assert.equal(r.action, 'restored');
+  assert.equal(r.mode, 'direct');
+  assert.match(r.detail, /byte for byte/);
+  assert.deepEqual(readFileSync(t.path), ORIGINAL);
+  assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
+  assert.equal(next.status().last, r.detail);
+  assert.equal((await next.recover()).action, 'none');
 });
 
-test('a crash after the backup and marker but before resolv.conf was written: recover leaves the (original) file and drops the state', async () => {
-  const t = setup();
-  try {
-    await t.os.apply(PLAN);
-    writeFileSync(t.path, ORIGINAL); // as if the write never happened
-    const r = await new OsDns({ stateDir: t.state, resolvConfPath: t.path }).recover();
-    assert.equal(r.action, 'restored');
-    assert.match(r.detail, /already holds the original/);
-    assert.deepEqual(readFileSync(t.path), ORIGINAL);
-    assert.equal(existsSync(join(t.state, BACKUP_FILE)), false);
-  } finally {
-    t.done();
-  }
+test('a crash after the backup and marker but before resolv.conf was written: recover leaves the (original) file and drops the state', async (tc) => {
+  const t = setup(tc);
+  await t.os.apply(PLAN);
+  writeFileSync(t.path, ORIGINAL); // as if the write never happened
+  const r = await new OsDns({ stateDir: t.state, resolvConfPath: t.path }).recover();
+  assert.equal(r.action, 'restored');
+  assert.match(r.detail, /already holds the original/);
+  assert.deepEqual(readFileSync(t.path), ORIGINAL);
+  assert.equal(existsSync(join(t.state, BACKUP_FILE)), false);
 });
 
-test('someone else rewrote the file while we managed it: restore keeps theirs, drops our backup and says so', async () => {
-  const t = setup();
-  try {
-    await t.os.apply(PLAN);
-    const theirs = 'nameserver 198.51.100.7\n# written by dhclient\n';
-    writeFileSync(t.path, theirs);
-    await t.os.restore();
-    assert.equal(readFileSync(t.path, 'utf8'), theirs);
-    assert.equal(existsSync(join(t.state, BACKUP_FILE)), false);
-    assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
-    assert.match(t.os.status().last!, /rewritten by something else.*kept that file/);
-    // the same after a crash
-    await t.os.apply(PLAN);
-    const theirs2 = 'nameserver 198.51.100.8\n';
-    writeFileSync(t.path, theirs2);
-    const r = await new OsDns({ stateDir: t.state, resolvConfPath: t.path }).recover();
-    assert.equal(r.action, 'kept-theirs');
-    assert.equal(readFileSync(t.path, 'utf8'), theirs2);
-  } finally {
-    t.done();
-  }
+test('someone else rewrote the file while we managed it: restore keeps theirs, drops our backup and says so', async (tc) => {
+  const t = setup(tc);
+  await t.os.apply(PLAN);
+  const theirs = 'nameserver 198.51.100.7\n# written by dhclient\n';
+  writeFileSync(t.path, theirs);
+  await t.os.restore();
+  assert.equal(readFileSync(t.path, 'utf8'), theirs);
+  assert.equal(existsSync(join(t.state, BACKUP_FILE)), false);
+  assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
+  assert.match(t.os.status().last!, /rewritten by something else.*kept that file/);
+  // the same after a crash
+  await t.os.apply(PLAN);
+  const theirs2 = 'nameserver 198.51.100.8\n';
+  writeFileSync(t.path, theirs2);
+  const r = await new OsDns({ stateDir: t.state, resolvConfPath: t.path }).recover();
+  assert.equal(r.action, 'kept-theirs');
+  assert.equal(readFileSync(t.path, 'utf8'), theirs2);
 });
 
-test('a rewrite by someone else seen at the next apply becomes the new original', async () => {
-  const t = setup();
-  try {
-    await t.os.apply(PLAN);
-    const theirs = Buffer.from('nameserver 198.51.100.7\nsearch dhcp.example');
-    writeFileSync(t.path, theirs);
-    await t.os.apply(PLAN);
-    assert.match(readFileSync(t.path, 'utf8'), /^search mesh\.internal dhcp\.example$/m);
-    assert.deepEqual(
-      t.os.upstreams().map((e) => e.text),
-      ['198.51.100.7:53'],
-    );
-    await t.os.restore();
-    assert.deepEqual(readFileSync(t.path), theirs);
-  } finally {
-    t.done();
-  }
-});
-
-test('upstreams: the original nameservers at port 53, never our own servers, at most 3', async () => {
-  const t = setup(
-    `nameserver 100.100.100.100\nnameserver 10.0.0.2\nnameserver fd7a:115c:a1e0::53\nnameserver 10.0.0.3\nnameserver 10.0.0.4\nnameserver 10.0.0.5\n`,
+test('a rewrite by someone else seen at the next apply becomes the new original', async (tc) => {
+  const t = setup(tc);
+  await t.os.apply(PLAN);
+  const theirs = Buffer.from('nameserver 198.51.100.7\nsearch dhcp.example');
+  writeFileSync(t.path, theirs);
+  await t.os.apply(PLAN);
+  assert.match(readFileSync(t.path, 'utf8'), /^search mesh\.internal dhcp\.example$/m);
+  assert.deepEqual(
+    t.os.upstreams().map((e) => e.text),
+    ['198.51.100.7:53'],
   );
-  try {
-    await t.os.apply(PLAN);
-    assert.deepEqual(
-      t.os.upstreams().map((e) => [e.address.text, e.port]),
-      [
-        ['10.0.0.2', 53],
-        ['10.0.0.3', 53],
-        ['10.0.0.4', 53],
-      ],
-    );
-    assert.deepEqual(t.os.status().upstreams, ['10.0.0.2:53', '10.0.0.3:53', '10.0.0.4:53']);
-    // while applied, the file on disk names only our servers: upstreams still come from the backup
-    assert.match(readFileSync(t.path, 'utf8'), /nameserver 100\.100\.100\.100/);
-    await t.os.restore();
-  } finally {
-    t.done();
-  }
-  const plain = setup('nameserver 2001:db8::1\n');
-  try {
-    assert.deepEqual(
-      plain.os.upstreams().map((e) => e.text),
-      ['[2001:db8::1]:53'],
-      'nothing applied: the current file',
-    );
-  } finally {
-    plain.done();
-  }
+  await t.os.restore();
+  assert.deepEqual(readFileSync(t.path), theirs);
 });
 
-test('a symlinked resolv.conf: replaced by our file, and restore puts back the link itself with its exact text', async () => {
-  const t = setup();
-  try {
-    const target = join(t.dir, 'real-resolv.conf');
-    writeFileSync(target, ORIGINAL);
-    rmSync(t.path);
-    symlinkSync('real-resolv.conf', t.path);
-    await t.os.apply(PLAN);
-    assert.equal(lstatSync(t.path).isFile(), true, 'our file replaces the link');
-    assert.deepEqual(readFileSync(target), ORIGINAL, 'the link target (another manager’s file) is untouched');
-    assert.match(t.os.status().how!, /replacing the symlink to real-resolv\.conf/);
-    assert.deepEqual(
-      t.os.upstreams().map((e) => e.text),
-      ['10.0.0.2:53', '[2001:db8::53]:53', '192.0.2.9:53'],
-    );
-    const r = await new OsDns({ stateDir: t.state, resolvConfPath: t.path }).recover();
-    assert.equal(r.action, 'restored');
-    assert.equal(lstatSync(t.path).isSymbolicLink(), true);
-    assert.equal(readlinkSync(t.path), 'real-resolv.conf', 'the same relative link text');
-    assert.deepEqual(readFileSync(target), ORIGINAL);
-  } finally {
-    t.done();
-  }
+test('upstreams: the original nameservers at port 53, never our own servers, at most 3', async (tc) => {
+  const t = setup(
+    tc,
+    'nameserver 100.100.100.100\nnameserver 10.0.0.2\nnameserver fd7a:115c:a1e0::53\nnameserver 10.0.0.3\nnameserver 10.0.0.4\nnameserver 10.0.0.5\n',
+  );
+  await t.os.apply(PLAN);
+  assert.deepEqual(
+    t.os.upstreams().map((e) => [e.address.text, e.port]),
+    [
+      ['10.0.0.2', 53],
+      ['10.0.0.3', 53],
+      ['10.0.0.4', 53],
+    ],
+  );
+  assert.deepEqual(t.os.status().upstreams, ['10.0.0.2:53', '10.0.0.3:53', '10.0.0.4:53']);
+  // while applied, the file on disk names only our servers: upstreams still come from the backup
+  assert.match(readFileSync(t.path, 'utf8'), /nameserver 100\.100\.100\.100/);
+  await t.os.restore();
+  const plain = setup(tc, 'nameserver 2001:db8::1\n');
+  assert.deepEqual(
+    plain.os.upstreams().map((e) => e.text),
+    ['[2001:db8::1]:53'],
+    'nothing applied: the current file',
+  );
 });
 
-test('bad plans are refused before anything is touched', async () => {
-  const t = setup();
-  try {
-    const bad: Partial<OsDnsPlan>[] = [
-      { servers: [] },
-      { servers: ['100.100.100.100\nnameserver 6.6.6.6'] },
-      { servers: ['1.1.1.1', '1.1.1.2', '1.1.1.3', '1.1.1.4'] },
-      { searchDomains: ['mesh.internal\nsearch evil'] },
-      { searchDomains: ['-x.example'] },
-      { routingDomains: ['a..b'] },
-      { ifname: '--help' },
-    ];
-    for (const b of bad) await assert.rejects(t.os.apply({ ...PLAN, ...b }), /not an? |no servers|at most/, JSON.stringify(b));
-    assert.deepEqual(readFileSync(t.path), ORIGINAL);
-    assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
-  } finally {
-    t.done();
-  }
+test('a symlinked resolv.conf: replaced by our file, and restore puts back the link itself with its exact text', async (tc) => {
+  const t = setup(tc);
+  const target = join(t.dir, 'real-resolv.conf');
+  writeFileSync(target, ORIGINAL);
+  rmSync(t.path);
+  symlinkSync('real-resolv.conf', t.path);
+  await t.os.apply(PLAN);
+  assert.equal(lstatSync(t.path).isFile(), true, 'our file replaces the link');
+  assert.deepEqual(readFileSync(target), ORIGINAL, 'the link target (another manager’s file) is untouched');
+  assert.match(t.os.status().how!, /replacing the symlink to real-resolv\.conf/);
+  assert.deepEqual(
+    t.os.upstreams().map((e) => e.text),
+    ['10.0.0.2:53', '[2001:db8::53]:53', '192.0.2.9:53'],
+  );
+  const r = await new OsDns({ stateDir: t.state, resolvConfPath: t.path }).recover();
+  assert.equal(r.action, 'restored');
+  assert.equal(lstatSync(t.path).isSymbolicLink(), true);
+  assert.equal(readlinkSync(t.path), 'real-resolv.conf', 'the same relative link text');
+  assert.deepEqual(readFileSync(target), ORIGINAL);
 });
 
-test('an unusable marker is set aside and resolv.conf is left untouched', async () => {
-  const t = setup();
-  try {
-    await t.os.apply(PLAN);
-    const ours = readFileSync(t.path);
-    writeFileSync(join(t.state, MARKER_FILE), JSON.stringify({ v: 1, mode: 'direct', path: '/etc/shadow', servers: [] }));
-    const r = await new OsDns({ stateDir: t.state, resolvConfPath: t.path }).recover();
-    assert.equal(r.action, 'failed');
-    assert.match(r.detail, /unusable.*\/etc\/shadow.*moved it to/);
-    assert.deepEqual(readFileSync(t.path), ours, 'a record naming another file is never acted on');
-    assert.equal(existsSync(`${join(t.state, MARKER_FILE)}.invalid`), true);
-  } finally {
-    t.done();
-  }
+test('bad plans are refused before anything is touched', async (tc) => {
+  const t = setup(tc);
+  const bad: Partial<OsDnsPlan>[] = [
+    { servers: [] },
+    { servers: ['100.100.100.100\nnameserver 6.6.6.6'] },
+    { servers: ['1.1.1.1', '1.1.1.2', '1.1.1.3', '1.1.1.4'] },
+    { searchDomains: ['mesh.internal\nsearch evil'] },
+    { searchDomains: ['-x.example'] },
+    { routingDomains: ['a..b'] },
+    { ifname: '--help' },
+  ];
+  for (const b of bad) await assert.rejects(t.os.apply({ ...PLAN, ...b }), /not an? |no servers|at most/, JSON.stringify(b));
+  assert.deepEqual(readFileSync(t.path), ORIGINAL);
+  assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
 });
 
-test('a damaged backup is never written over resolv.conf', async () => {
-  const t = setup();
-  try {
-    await t.os.apply(PLAN);
-    const ours = readFileSync(t.path);
-    writeFileSync(join(t.state, BACKUP_FILE), 'nameserver 6.6.6.6\n');
-    await assert.rejects(t.os.restore(), /does not match its record/);
-    assert.deepEqual(readFileSync(t.path), ours);
-  } finally {
-    t.done();
-  }
+test('an unusable marker is set aside and resolv.conf is left untouched', async (tc) => {
+  const t = setup(tc);
+  await t.os.apply(PLAN);
+  const ours = readFileSync(t.path);
+  writeFileSync(join(t.state, MARKER_FILE), JSON.stringify({ v: 1, mode: 'direct', path: '/etc/shadow', servers: [] }));
+  const r = await new OsDns({ stateDir: t.state, resolvConfPath: t.path }).recover();
+  assert.equal(r.action, 'failed');
+  assert.match(r.detail, /unusable.*\/etc\/shadow.*moved it to/);
+  assert.deepEqual(readFileSync(t.path), ours, 'a record naming another file is never acted on');
+  assert.equal(existsSync(`${join(t.state, MARKER_FILE)}.invalid`), true);
+});
+
+test('a damaged backup is never written over resolv.conf', async (tc) => {
+  const t = setup(tc);
+  await t.os.apply(PLAN);
+  const ours = readFileSync(t.path);
+  writeFileSync(join(t.state, BACKUP_FILE), 'nameserver 6.6.6.6\n');
+  await assert.rejects(t.os.restore(), /does not match its record/);
+  assert.deepEqual(readFileSync(t.path), ours);
+});
+
+test('the state files deleted under a running daemon: restore still puts the original back from memory', async (tc) => {
+  const t = setup(tc);
+  await t.os.apply(PLAN);
+  rmSync(join(t.state, MARKER_FILE));
+  rmSync(join(t.state, BACKUP_FILE));
+  await t.os.restore();
+  assert.deepEqual(readFileSync(t.path), ORIGINAL);
+  assert.equal(t.os.status().mode, 'off');
+});
+
+test('a resolved-mode record whose interface would be an option is set aside, never run', async (tc) => {
+  const t = setup(tc);
+  mkdirSync(t.state, { recursive: true });
+  writeFileSync(join(t.state, MARKER_FILE), JSON.stringify({ v: 1, mode: 'resolved', path: t.path, servers: [], ifname: '--help' }));
+  const r = await t.os.recover();
+  assert.equal(r.action, 'failed');
+  assert.match(r.detail, /not an interface name/);
+});
+
+test('a damaged backup does not block the case where the file is no longer ours: theirs is kept and the state dropped', async (tc) => {
+  const t = setup(tc);
+  await t.os.apply(PLAN);
+  writeFileSync(join(t.state, BACKUP_FILE), 'half a backu');
+  writeFileSync(t.path, 'nameserver 198.51.100.9\n');
+  const r = await new OsDns({ stateDir: t.state, resolvConfPath: t.path }).recover();
+  assert.equal(r.action, 'kept-theirs');
+  assert.equal(readFileSync(t.path, 'utf8'), 'nameserver 198.51.100.9\n');
+  assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
+});
+
+test('no resolv.conf at all: apply refuses with a one-line reason and writes nothing', async (tc) => {
+  const t = setup(tc);
+  rmSync(t.path);
+  await assert.rejects(t.os.apply(PLAN), /resolv\.conf does not exist: meshctl only manages an existing file/);
+  assert.equal(existsSync(t.path), false);
+  assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
 });

@@ -2,7 +2,7 @@
 // on the machines these tests run on (no systemd as PID 1, no system bus), so
 // a `resolvectl` script on an injected path appends each argv to a log and the
 // tests assert the exact calls. The fake fails or hangs on request.
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,8 +30,10 @@ if [ -f "$dir/hang-$1" ]; then exec sleep 30; fi
 exit 0
 `;
 
-function setup() {
+/** A stub resolv.conf, a state dir and the fake resolvectl in a temp dir, removed when the test ends. */
+function setup(tc: TestContext) {
   const dir = mkdtempSync(join(tmpdir(), 'osdns-resolved-'));
+  tc.after(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, 'resolv.conf');
   const state = join(dir, 'state');
   const bin = join(dir, 'resolvectl');
@@ -49,7 +51,7 @@ function setup() {
       return [];
     }
   };
-  return { dir, path, state, make, calls, done: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, path, state, make, calls };
 }
 
 const APPLY_CALLS = [
@@ -58,81 +60,65 @@ const APPLY_CALLS = [
   ['default-route', 'mesh0', 'false'],
 ];
 
-test('resolved mode: the stub in resolv.conf selects it; exact resolvectl calls; resolv.conf untouched; upstream is the stub', async () => {
-  const t = setup();
-  try {
-    const os = t.make();
-    await os.apply(PLAN);
-    assert.deepEqual(t.calls(), APPLY_CALLS);
-    assert.deepEqual(readFileSync(t.path), STUB);
-    assert.equal(existsSync(join(t.state, BACKUP_FILE)), false);
-    assert.equal(JSON.parse(readFileSync(join(t.state, MARKER_FILE), 'utf8')).ifname, 'mesh0');
-    const st = os.status();
-    assert.equal(st.mode, 'resolved');
-    assert.match(st.why, /127\.0\.0\.53.*resolvectl/);
-    assert.deepEqual(st.calls, APPLY_CALLS);
-    assert.deepEqual(st.upstreams, ['127.0.0.53:53']);
+test('resolved mode: the stub in resolv.conf selects it; exact resolvectl calls; resolv.conf untouched; upstream is the stub', async (tc) => {
+  const t = setup(tc);
+  const os = t.make();
+  await os.apply(PLAN);
+  assert.deepEqual(t.calls(), APPLY_CALLS);
+  assert.deepEqual(readFileSync(t.path), STUB);
+  assert.equal(existsSync(join(t.state, BACKUP_FILE)), false);
+  assert.equal(JSON.parse(readFileSync(join(t.state, MARKER_FILE), 'utf8')).ifname, 'mesh0');
+  const st = os.status();
+  assert.equal(st.mode, 'resolved');
+  assert.match(st.why, /127\.0\.0\.53.*resolvectl/);
+  assert.deepEqual(st.calls, APPLY_CALLS);
+  assert.deepEqual(st.upstreams, ['127.0.0.53:53']);
 
-    await os.apply(PLAN);
-    assert.equal(t.calls().length, 3, 'the same plan runs nothing');
-    await os.apply({ ...PLAN, routingDomains: [] });
-    assert.deepEqual(t.calls().slice(3), [APPLY_CALLS[0], ['domain', 'mesh0', '~mesh.internal', 'mesh.internal'], APPLY_CALLS[2]]);
+  await os.apply(PLAN);
+  assert.equal(t.calls().length, 3, 'the same plan runs nothing');
+  await os.apply({ ...PLAN, routingDomains: [] });
+  assert.deepEqual(t.calls().slice(3), [APPLY_CALLS[0], ['domain', 'mesh0', '~mesh.internal', 'mesh.internal'], APPLY_CALLS[2]]);
 
-    await os.restore();
-    assert.deepEqual(t.calls().at(-1), ['revert', 'mesh0']);
-    assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
-    assert.equal(os.status().mode, 'off');
-    const n = t.calls().length;
-    await os.restore();
-    assert.equal(t.calls().length, n, 'restore with nothing applied runs nothing');
-  } finally {
-    t.done();
-  }
+  await os.restore();
+  assert.deepEqual(t.calls().at(-1), ['revert', 'mesh0']);
+  assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
+  assert.equal(os.status().mode, 'off');
+  const n = t.calls().length;
+  await os.restore();
+  assert.equal(t.calls().length, n, 'restore with nothing applied runs nothing');
 });
 
-test('resolved mode: recover() after a crash reverts the link; a revert that fails (link gone) still clears the record', async () => {
-  const t = setup();
-  try {
-    await t.make().apply(PLAN);
-    const r = await t.make().recover();
-    assert.equal(r.action, 'restored');
-    assert.equal(r.mode, 'resolved');
-    assert.deepEqual(t.calls().at(-1), ['revert', 'mesh0']);
+test('resolved mode: recover() after a crash reverts the link; a revert that fails (link gone) still clears the record', async (tc) => {
+  const t = setup(tc);
+  await t.make().apply(PLAN);
+  const r = await t.make().recover();
+  assert.equal(r.action, 'restored');
+  assert.equal(r.mode, 'resolved');
+  assert.deepEqual(t.calls().at(-1), ['revert', 'mesh0']);
 
-    await t.make().apply(PLAN);
-    writeFileSync(join(t.dir, 'fail-revert'), '');
-    const r2 = await t.make().recover();
-    assert.equal(r2.action, 'restored');
-    assert.match(r2.detail, /resolvectl revert mesh0 failed .*Link mesh0 not known.*removed link/);
-    assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
-  } finally {
-    t.done();
-  }
+  await t.make().apply(PLAN);
+  writeFileSync(join(t.dir, 'fail-revert'), '');
+  const r2 = await t.make().recover();
+  assert.equal(r2.action, 'restored');
+  assert.match(r2.detail, /resolvectl revert mesh0 failed .*Link mesh0 not known.*removed link/);
+  assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
 });
 
-test('resolved mode: a failing call reverts what was set and rejects naming the call and resolvectl’s message', async () => {
-  const t = setup();
-  try {
-    writeFileSync(join(t.dir, 'fail-domain'), '');
-    const os = t.make();
-    await assert.rejects(os.apply(PLAN), /resolvectl domain mesh0 ~mesh\.internal mesh\.internal ~corp\.example failed: exit 1: Failed to set DNS/);
-    assert.deepEqual(t.calls(), [APPLY_CALLS[0], APPLY_CALLS[1], ['revert', 'mesh0']]);
-    assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
-    assert.equal(os.status().mode, 'off');
-  } finally {
-    t.done();
-  }
+test('resolved mode: a failing call reverts what was set and rejects naming the call and resolvectl’s message', async (tc) => {
+  const t = setup(tc);
+  writeFileSync(join(t.dir, 'fail-domain'), '');
+  const os = t.make();
+  await assert.rejects(os.apply(PLAN), /resolvectl domain mesh0 ~mesh\.internal mesh\.internal ~corp\.example failed: exit 1: Failed to set DNS/);
+  assert.deepEqual(t.calls(), [APPLY_CALLS[0], APPLY_CALLS[1], ['revert', 'mesh0']]);
+  assert.equal(existsSync(join(t.state, MARKER_FILE)), false);
+  assert.equal(os.status().mode, 'off');
 });
 
-test('resolved mode: a hanging resolvectl is killed at the timeout; a missing one is named', async () => {
-  const t = setup();
-  try {
-    writeFileSync(join(t.dir, 'hang-dns'), '');
-    await assert.rejects(t.make({ resolvectlTimeoutMs: 300 }).apply(PLAN), /resolvectl dns mesh0 .* failed: timed out after 300 ms/);
-    rmSync(join(t.dir, 'hang-dns'));
-    const missing = new OsDns({ stateDir: t.state, resolvConfPath: t.path, resolvectl: join(t.dir, 'nope') });
-    await assert.rejects(missing.apply(PLAN), /not found: install systemd-resolved/);
-  } finally {
-    t.done();
-  }
+test('resolved mode: a hanging resolvectl is killed at the timeout; a missing one is named', async (tc) => {
+  const t = setup(tc);
+  writeFileSync(join(t.dir, 'hang-dns'), '');
+  await assert.rejects(t.make({ resolvectlTimeoutMs: 300 }).apply(PLAN), /resolvectl dns mesh0 .* failed: timed out after 300 ms/);
+  rmSync(join(t.dir, 'hang-dns'));
+  const missing = new OsDns({ stateDir: t.state, resolvConfPath: t.path, resolvectl: join(t.dir, 'nope') });
+  await assert.rejects(missing.apply(PLAN), /not found: install systemd-resolved/);
 });
