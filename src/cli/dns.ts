@@ -17,13 +17,13 @@ const t = (v: unknown): string => terminalSafe(v, MAX_FIELD_CHARS);
 
 export function formatDnsStatus(s: DnsStatus): string {
   const lines: string[] = [];
-  const row = (k: string, v: string): number => lines.push(`${`${k}:`.padEnd(12)}${v}`);
+  const row = (k: string, v: string): number => lines.push(`${(k ? `${k}:` : '').padEnd(12)}${v}`);
   if (!s.enabled) row('MagicDNS', 'off (the control server sends no DNS config)');
   else row('MagicDNS', `on, names are NAME.${t(s.suffix)}`);
   row('Resolver', s.resolvers.length ? s.resolvers.map(t).join(', ') : '-');
   row('Listening', s.listening.length ? `${s.listening.map(t).join(', ')} (UDP and TCP)` : 'no');
-  row('OS', `${t(s.mode)}${s.acceptDns ? '' : ' (accept-dns=false)'}: ${terminalSafe(s.why, MAX_LINE_CHARS)}`);
-  for (const w of s.written) row('  written', terminalSafe(w, MAX_LINE_CHARS));
+  row('OS', `${t(s.mode)}: ${terminalSafe(s.why, MAX_LINE_CHARS)}`);
+  s.written.forEach((w, i) => row(i === 0 ? 'Written' : '', terminalSafe(w, MAX_LINE_CHARS)));
   row('Upstreams', s.upstreams.length ? s.upstreams.map(t).join(', ') : 'none');
   if (s.routes.length === 0) row('Split DNS', 'none');
   for (const r of s.routes) row('Split DNS', `${t(r.domain)} -> ${r.resolvers.map(t).join(', ')}`);

@@ -247,7 +247,13 @@ export class DnsHost {
       resolvers: dns?.resolvers ?? [],
       listening: this.listening.map((l) => endpointText(l.host, l.port)),
       mode: osOn ? os.mode : 'off',
-      why: osOn ? os.why : !dns ? 'the control server sends no DNS config' : !acceptDns ? 'accept-dns is false: the OS resolver is left alone' : os.why,
+      why: osOn
+        ? os.why
+        : !dns
+          ? 'the control server sends no DNS config'
+          : !acceptDns
+            ? `accept-dns is false: the OS resolver is left alone (${os.detected})`
+            : os.why,
       written: osOn ? writtenLines(os) : [],
       upstreams: this.upstreams().map((e) => endpointText(e.address.text, e.port)),
       routes: dns?.routes.map((r) => ({ domain: r.domain, resolvers: r.resolvers })) ?? [],
@@ -270,7 +276,7 @@ export class DnsHost {
 function writtenLines(os: OsDnsStatus): string[] {
   if (os.mode === 'direct')
     return [
-      `${os.resolvConfPath} (${os.how ?? 'written'}; original kept in ${os.backupPath}):`,
+      `${os.resolvConfPath}, ${os.how ?? 'written'}; the original is kept in ${os.backupPath}:`,
       ...(os.written ?? '')
         .trimEnd()
         .split('\n')
