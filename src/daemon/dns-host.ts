@@ -19,7 +19,10 @@ import { OsDns, type OsDnsPlan, type OsDnsStatus } from '../osdns/os-dns.js';
 
 /** The port every resolver listens on: the only one stub resolvers (glibc, resolved) can be told about. */
 export const DNS_LISTEN_PORT = 53;
-/** How long binding the resolver's new addresses is retried while the kernel still holds an IPv6 one tentative (it takes well under a second). */
+/**
+ * How long binding the resolver's new addresses is retried while the kernel does not yet let an IPv6 one be bound
+ * (seen on an interface made a moment before, under load: well under a second; 3 s leaves a wide margin).
+ */
 export const DNS_BIND_RETRY_MS = 3000;
 /** Between those attempts. */
 const DNS_BIND_RETRY_INTERVAL_MS = 20;
@@ -149,7 +152,8 @@ export class DnsHost {
 
   /**
    * A resolver listening on `at`. An IPv6 address just added to a new interface can refuse bind() with EADDRNOTAVAIL
-   * for a moment (the kernel still holds it tentative); that is retried until DNS_BIND_RETRY_MS, anything else thrown.
+   * for a moment (tentative while the new link becomes ready); that is retried until DNS_BIND_RETRY_MS, anything
+   * else is thrown.
    */
   private async listen(at: { host: string; port: number }[]): Promise<DnsServer> {
     const start = Date.now();
