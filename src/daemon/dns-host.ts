@@ -81,16 +81,13 @@ export class DnsHost {
     this.os = new OsDns({ stateDir: opts.stateDir, resolvConfPath: opts.resolvConfPath });
   }
 
-  /** Runs `step` after every step before it; never rejects (a failure is logged and kept as a health line). */
-  private serial(what: string, step: () => Promise<void>): Promise<void> {
-    const run = this.chain.then(step).then(
-      () => void this.errors.delete(what),
-      (err: Error) => {
-        const msg = `DNS: ${what} failed: ${terminalSafe(err?.message ?? String(err), 512)}`;
-        if (this.errors.get(what) !== msg) this.log(msg);
-        this.errors.set(what, msg);
-      },
-    );
+  /** Runs `step` after every step before it; never rejects (a failure is logged and kept as a health line until `onDone`). */
+  private serial(what: string, step: () => Promise<void>, onDone: () => void = () => void this.errors.delete(what)): Promise<void> {
+    const run = this.chain.then(step).then(onDone, (err: Error) => {
+      const msg = `DNS: ${what} failed: ${terminalSafe(err?.message ?? String(err), 512)}`;
+      if (this.errors.get(what) !== msg) this.log(msg);
+      this.errors.set(what, msg);
+    });
     this.chain = run;
     return run;
   }
@@ -113,7 +110,12 @@ export class DnsHost {
   /** On `down`, on exit, when the engine goes: the OS as it was, the resolver closed, its addresses removed. */
   stop(): Promise<void> {
     this.wanted = null;
-    return this.serial('restoring the OS resolver', () => this.teardown());
+    // once all is undone, no earlier failure is still true
+    return this.serial(
+      'restoring the OS resolver',
+      () => this.teardown(),
+      () => this.errors.clear(),
+    );
   }
 
   private async reconcile(): Promise<void> {
