@@ -2,8 +2,10 @@
 // meshctl's engine and wireguard-go run as pairs over one veth, interleaved
 // (A B A B …, --runs each) so both see the same machine; then the whole system
 // on a LAN of namespaces (up-to-ping, RSS, CLI latency, relay vs direct) and in
-// the lab (up to the first direct path behind NATs). Medians and ratios are
-// printed and saved as JSON under bench/results/.
+// the lab (up to the first direct path behind NATs), and the resolver (mesh and
+// forwarded names against the upstream, RSS with 1000 names; `--dns-only` runs
+// it alone and needs no root). Medians and ratios are printed and saved as JSON
+// under bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/cli/version.js';
@@ -14,6 +16,7 @@ import { median } from './procstat.js';
 import { measurePair, measureRtt, type PairResult, type RttResult } from './wg-pair.js';
 import { measureHops, type HopResult } from './hops.js';
 import { keepCpusAwake } from './cpus-awake.js';
+import { measureDns, printDns } from './dns.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -31,7 +34,9 @@ const ONLY = args.includes('--pairs-only')
       ? 'rtt'
       : args.includes('--hops')
         ? 'hops'
-        : 'all';
+        : args.includes('--dns-only')
+          ? 'dns'
+          : 'all';
 
 type Key = keyof PairResult;
 const KEYS: Key[] = ['tcp1Mbps', 'tcp4Mbps', 'udpMbps', 'udpLossPct', 'rttMedianMs', 'rttP99Ms', 'rttWarmMedianMs', 'rttWarmP99Ms', 'cpuSecPerGb', 'peakRssMb'];
@@ -43,7 +48,7 @@ function summarize(rs: PairResult[]): Record<Key, number> {
 const f = (x: number, d = 0): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) {
+  if (process.getuid?.() !== 0 && ONLY !== 'dns') {
     console.error('npm run bench needs root (network namespaces, TUN): run it with sudo');
     process.exit(1);
   }
@@ -210,6 +215,12 @@ async function main(): Promise<void> {
     console.log(`  relayed (meshctl relay serve)     ${f(m.relayMbps)} Mbit/s, RTT ${f(m.relayRttMs, 3)} ms`);
     console.log(`  relay / direct throughput         ${f(m.relayMbps / m.directMbps, 2)} (goal ≥ 0.5)`);
     Object.assign(out, { system: m, lab: l });
+  }
+  if (ONLY === 'all' || ONLY === 'dns') {
+    // the resolver: mesh and forwarded names against the upstream asked directly, interleaved; RSS with 1000 names
+    const d = await measureDns(opt('--dns-queries', 3000));
+    printDns(d);
+    Object.assign(out, { dns: d });
   }
   const dir = join(packageRoot(), 'bench', 'results');
   mkdirSync(dir, { recursive: true });

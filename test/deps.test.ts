@@ -20,7 +20,7 @@ function files(dir: string): string[] {
   return out;
 }
 
-const ALL = ['cli', 'lab', 'daemon', 'control', 'relay', 'engine', 'nat', 'tun', 'localapi', 'netmap', 'crypto', 'util'];
+const ALL = ['cli', 'lab', 'daemon', 'control', 'relay', 'engine', 'nat', 'tun', 'dns', 'localapi', 'osdns', 'netmap', 'crypto', 'util'];
 const FORBIDDEN: Record<string, string[]> = {
   // leaves: shared by everything, depend on nothing of ours
   crypto: ALL.filter((l) => l !== 'crypto'),
@@ -36,6 +36,10 @@ const FORBIDDEN: Record<string, string[]> = {
   relay: ['cli', 'daemon', 'engine'],
   control: ['cli', 'daemon', 'engine'],
   daemon: ['cli', 'lab'],
+  // configuring the host's resolver: below the daemon, beside the engine; parses with util, reads netmap's shapes
+  osdns: ALL.filter((l) => l !== 'osdns' && l !== 'netmap' && l !== 'util'),
+  // the node's resolver: the daemon wires it in; it builds on the map's shapes and util only
+  dns: ALL.filter((l) => l !== 'dns' && l !== 'netmap' && l !== 'util'),
   // the lab starts the real binary in namespaces and reads status through the local API's types
   lab: ALL.filter((l) => l !== 'lab' && l !== 'localapi' && l !== 'util'),
 };

@@ -8,7 +8,8 @@
 // address, prefix and endpoint in it parses strictly, and no string in it
 // carries a control character.
 import { keyToText } from '../../src/crypto/keys.js';
-import { MapParseError, parseMapLine } from '../../src/netmap/parse.js';
+import { MapParseError, parseMapLine, parseResolverAddress } from '../../src/netmap/parse.js';
+import { dnsNameProblem } from '../../src/netmap/dns-names.js';
 import { parseNodeState } from '../../src/daemon/state.js';
 import { parseIp, parseIpEndpoint, parsePrefix } from '../../src/util/netaddr.js';
 import { check, fuzzLoop, type FuzzTarget } from './harness.js';
@@ -52,7 +53,25 @@ function mapLine(r: Rng): unknown {
       ipv4Prefix: '100.64.0.0/10',
       ipv6Prefix: 'fd7a:115c:a1e0::/48',
       relays: r.chance(0.7) ? [{ code: 'east', url: 'https://relay.example:8443', stunPort: 3478, certFingerprint: 'ab'.repeat(32) }] : [],
+      ...(r.chance(0.7) ? { dns: dnsConfig(r) } : {}),
     },
+  };
+}
+
+/** The map's name service: a suffix, the resolver's two addresses, a few routes and records. */
+function dnsConfig(r: Rng): unknown {
+  return {
+    suffix: r.pick(['mesh.internal', 'home.example', 'Corp.EXAMPLE']),
+    resolvers: ['100.100.100.100', 'fd7a:115c:a1e0::53'],
+    routes: Array.from({ length: r.int(3) }, (_, i) => ({
+      domain: `d${i}.${r.pick(['corp.example', 'in-addr.arpa', 'lan'])}`,
+      resolvers: Array.from({ length: r.range(1, 3) }, () => r.pick(['10.1.2.3', '10.1.2.3:5353', '[fd00::1]:53', 'FD00::2'])),
+    })),
+    records: Array.from({ length: r.int(4) }, (_, i) =>
+      r.chance(0.5)
+        ? { name: `r${i}.home.arpa`, type: 'A', value: `100.64.0.${r.range(1, 254)}` }
+        : { name: `R${i}.home.arpa`, type: 'AAAA', value: 'fd00::0:5' },
+    ),
   };
 }
 
@@ -97,6 +116,11 @@ function checkCanonical(v: unknown): void {
     if (/\.addresses$/.test(leaf)) check(parseIp(s).text === s, `${path} is not canonical: ${s}`);
     if (/\.allowedIps$|Prefix$/.test(leaf)) check(parsePrefix(s).text === s, `${path} is not canonical: ${s}`);
     if (/\.endpoints$/.test(leaf)) check(parseIpEndpoint(s).text === s, `${path} is not canonical: ${s}`);
+    if (/\.dns\.resolvers$|\.records\.value$/.test(leaf.replace(/\[\d+\]/g, ''))) check(parseIp(s).text === s, `${path} is not canonical: ${s}`);
+    if (/\.routes\.resolvers$/.test(leaf.replace(/\[\d+\]/g, ''))) check(parseResolverAddress(s).text === s, `${path} is not canonical: ${s}`);
+    if (/\.dns\.suffix$|\.routes\.domain$|\.records\.name$/.test(leaf.replace(/\[\d+\]/g, ''))) {
+      check(dnsNameProblem(s, 1) === null, `${path} is not a lowercase DNS name: ${JSON.stringify(s)}`);
+    }
   }
 }
 

@@ -15,6 +15,7 @@ export const TARGETS: Record<string, () => Promise<{ default: FuzzTarget }>> = {
   control: () => import('./control.js'),
   localapi: () => import('./localapi.js'),
   'map-parse': () => import('./map-parse.js'),
+  dns: () => import('./dns.js'),
 };
 
 export async function loadTarget(name: string): Promise<FuzzTarget> {

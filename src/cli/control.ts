@@ -7,6 +7,8 @@ import { durationArg, printJson, serveUntilSignal } from './context.js';
 import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
 import { controlStateDirFromEnv } from '../util/knobs.js';
+import { terminalSafe } from '../util/text.js';
+import { asciiLower, DEFAULT_DNS_SUFFIX, dnsSuffixProblem } from '../netmap/dns-names.js';
 
 export const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
 const DEFAULT_LISTEN = '0.0.0.0:8443';
@@ -24,10 +26,29 @@ function relayArg(v: string, prev: RelayRegion[]): RelayRegion[] {
   return [...prev, { code: m[1]!, url: m[2]!, stunPort: m[3] ? Number(m[3]) : 3478 }];
 }
 
+function dnsSuffixArg(v: string): string {
+  const problem = dnsSuffixProblem(v);
+  if (problem) throw new InvalidArgumentError(`"${terminalSafe(v, 80)}" is not a DNS suffix: ${problem}; use a name such as ${DEFAULT_DNS_SUFFIX}`);
+  return asciiLower(v);
+}
+
 function mapControlError(err: unknown): never {
   if (err instanceof ControlError)
-    throw new CliError(err.code === 'NODE_UNKNOWN' ? 'NOT_FOUND' : err.code === 'BAD_REQUEST' ? 'USAGE' : 'FAILURE', err.message);
+    throw new CliError(err.code === 'NODE_UNKNOWN' || err.code === 'NOT_FOUND' ? 'NOT_FOUND' : err.code === 'BAD_REQUEST' ? 'USAGE' : 'FAILURE', err.message);
   throw err;
+}
+
+/** Rows as columns two spaces apart, each cell made safe for the terminal. */
+function table(rows: string[][]): string {
+  const safe = rows.map((r) => r.map((c) => terminalSafe(c, 256)));
+  const w = safe[0]!.map((_, i) => Math.max(...safe.map((r) => (r[i] ?? '').length)));
+  const lines = safe.map((r) =>
+    r
+      .map((c, i) => c.padEnd(w[i]!))
+      .join('  ')
+      .trimEnd(),
+  );
+  return `${lines.join('\n')}\n`;
 }
 
 // loaded on use: the database engine (WASM) must not slow down every other command
@@ -47,9 +68,15 @@ export function registerControl(program: Command): void {
     .option('--tls-cert <file>', 'certificate (PEM); default: a self-signed one made in the state dir')
     .option('--tls-key <file>', 'private key (PEM) for --tls-cert')
     .addOption(new Option('--relay <code=url>', 'add a relay region to the map (repeatable)').argParser(relayArg).default([]))
-    .option('--config <file>', 'JSON config: relay regions (several relays per region), keyExpiry, ephemeralGrace')
+    .option('--config <file>', 'JSON config: relay regions (several relays per region), keyExpiry, ephemeralGrace, dnsSuffix')
     .addOption(new Option('--key-expiry <dur>', 'node keys expire after this long (default: never)').argParser(durationArg))
     .addOption(new Option('--ephemeral-grace <dur>', 'an ephemeral node offline this long is deleted').argParser(durationArg).default(30_000, '30s'))
+    .addOption(
+      new Option(
+        '--dns-suffix <suffix>',
+        `node names are NAME.SUFFIX (default: the one set before, else ${DEFAULT_DNS_SUFFIX}); kept in the state dir`,
+      ).argParser(dnsSuffixArg),
+    )
     .option('--fresh', 'start a new, empty network although control.key shows one ran here (its database is missing, empty or damaged)')
     .action(
       async (
@@ -63,6 +90,7 @@ export function registerControl(program: Command): void {
           ephemeralGrace: number;
           config?: string;
           fresh?: boolean;
+          dnsSuffix?: string;
         },
         cmd: Command,
       ) => {
@@ -78,6 +106,7 @@ export function registerControl(program: Command): void {
           o.relay = [...c.relays, ...o.relay];
           if (o.keyExpiry === undefined) o.keyExpiry = c.keyExpiryMs;
           if (c.ephemeralGraceMs !== undefined && cmd.getOptionValueSource('ephemeralGrace') === 'default') o.ephemeralGrace = c.ephemeralGraceMs;
+          if (o.dnsSuffix === undefined) o.dnsSuffix = c.dnsSuffix;
         }
         const { ControlServer } = await import('../control/server.js');
         const server = new ControlServer({
@@ -90,6 +119,7 @@ export function registerControl(program: Command): void {
           keyExpiryMs: o.keyExpiry ?? null,
           ephemeralGraceMs: o.ephemeralGrace,
           fresh: o.fresh === true,
+          dnsSuffix: o.dnsSuffix,
           logger: (m) => process.stderr.write(`${isoTime()} meshctl control: ${m}\n`),
         });
         try {
@@ -162,17 +192,7 @@ export function registerControl(program: Command): void {
           n.lastSeen ?? '-',
         ]),
       ];
-      const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      process.stdout.write(
-        rows
-          .map((r) =>
-            r
-              .map((c, i) => c.padEnd(w[i]!))
-              .join('  ')
-              .trimEnd(),
-          )
-          .join('\n') + '\n',
-      );
+      process.stdout.write(table(rows));
     });
   for (const [verb, done] of [
     ['delete', 'deleted'],
@@ -190,4 +210,77 @@ export function registerControl(program: Command): void {
         else process.stderr.write(`node ${r.name} (id ${r.id}) ${done}\n`);
       });
   }
+
+  registerDns(control);
+}
+
+function registerDns(control: Command): void {
+  const dns = control.command('dns').description("the network's names (MagicDNS): suffix, split-DNS routes, extra records");
+  dns
+    .command('show')
+    .description("print the DNS suffix, the nodes' resolver addresses, the routes and the records")
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON')
+    .action(async (o: { stateDir: string; json?: boolean }) => {
+      const d = await (await admin()).showDns(o.stateDir).catch(mapControlError);
+      if (o.json) return printJson(d);
+      let out = table([
+        ['suffix', d.suffix],
+        ['resolvers', d.resolvers.join(', ')],
+      ]);
+      out += d.routes.length
+        ? `\nroutes:\n${table([['DOMAIN', 'RESOLVERS'], ...d.routes.map((r) => [r.domain, r.resolvers.join(', ')])])}`
+        : '\nroutes: none\n';
+      const records = [
+        ...d.records.map((r) => [r.name, r.type, r.value, '']),
+        ...d.shadowedRecords.map((r) => [r.name, r.type, r.value, '(a node has this name; not served)']),
+      ];
+      out += records.length ? `\nrecords:\n${table([['NAME', 'TYPE', 'VALUE', ''], ...records])}` : '\nrecords: none\n';
+      process.stdout.write(out);
+    });
+
+  const route = dns.command('route').description('split DNS: send the names under a domain to its own resolvers');
+  route
+    .command('add <domain> <resolvers...>')
+    .description('route DOMAIN (and names under it) to RESOLVER[,RESOLVER…] (IP, IP:PORT or [IPv6]:PORT); replaces an existing route for DOMAIN')
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON')
+    .action(async (domain: string, resolvers: string[], o: { stateDir: string; json?: boolean }) => {
+      const list = resolvers.flatMap((r) => r.split(',')).filter((r) => r !== '');
+      const r = await (await admin()).addDnsRoute(o.stateDir, domain, list).catch(mapControlError);
+      if (o.json) printJson(r);
+      else process.stderr.write(`DNS route ${r.domain} -> ${r.resolvers.join(', ')} ${r.replaced ? 'replaced' : 'added'}\n`);
+    });
+  route
+    .command('remove <domain>')
+    .description('remove the route for DOMAIN')
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON')
+    .action(async (domain: string, o: { stateDir: string; json?: boolean }) => {
+      const r = await (await admin()).removeDnsRoute(o.stateDir, domain).catch(mapControlError);
+      if (o.json) printJson(r);
+      else process.stderr.write(`DNS route ${r.domain} removed\n`);
+    });
+
+  const record = dns.command('record').description('extra A/AAAA records every node serves');
+  record
+    .command('add <name> <address>')
+    .description("add a record NAME -> ADDRESS (A for IPv4, AAAA for IPv6); a node's own name (NAME.suffix) is refused")
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON')
+    .action(async (name: string, address: string, o: { stateDir: string; json?: boolean }) => {
+      const r = await (await admin()).addDnsRecord(o.stateDir, name, address).catch(mapControlError);
+      if (o.json) printJson(r);
+      else process.stderr.write(`DNS record ${r.name} ${r.type} ${r.value} ${r.added ? 'added' : 'was already there'}\n`);
+    });
+  record
+    .command('remove <name> [address]')
+    .description("remove NAME's records, or only the one with ADDRESS")
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON')
+    .action(async (name: string, address: string | undefined, o: { stateDir: string; json?: boolean }) => {
+      const r = await (await admin()).removeDnsRecord(o.stateDir, name, address).catch(mapControlError);
+      if (o.json) printJson(r);
+      else process.stderr.write(`${r.removed} DNS record${r.removed === 1 ? '' : 's'} of ${r.name} removed\n`);
+    });
 }

@@ -15,6 +15,10 @@ export const EXIT = {
   UNREACHABLE: 5,
   AUTH: 6,
   TIMEOUT: 7,
+  /** `dns query`: the resolver answered NXDOMAIN (no such name) */
+  NXDOMAIN: 8,
+  /** `dns query`: the resolver answered SERVFAIL (it could not get an answer, e.g. the upstream is unreachable) */
+  SERVFAIL: 9,
 } as const;
 
 export type CliErrorCode = keyof typeof EXIT;

@@ -26,7 +26,9 @@ export function registerIp(program: Command): void {
         .catch((e: unknown) => Promise.reject(fromApi(e, socketOf(cmd))));
       let ips: string[];
       if (peer) {
-        const p = s.peers.find((x) => x.name === peer.toLowerCase() || x.ips.includes(peer));
+        // a name, a full name (NAME.suffix, with or without the root's dot) or an address
+        const ref = peer.toLowerCase().replace(/\.$/, '');
+        const p = s.peers.find((x) => x.name === ref || x.dnsName === ref || x.ips.includes(peer));
         if (!p) throw new CliError('NOT_FOUND', `no peer "${peer}" in the network: see \`meshctl status\``);
         ips = p.ips;
       } else {

@@ -16,6 +16,7 @@ import { registerControl } from './control.js';
 import { registerRelay } from './relay.js';
 import { registerNetcheck } from './netcheck.js';
 import { registerLab } from './lab.js';
+import { registerDns } from './dns.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerControl(program);
   registerRelay(program);
   registerNetcheck(program);
+  registerDns(program);
   registerLab(program);
   registerDebug(program);
   return program;

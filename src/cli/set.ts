@@ -1,8 +1,8 @@
 // `meshctl set`: change one setting of the node without repeating every flag
 // of `up` (a common complaint about Tailscale's `up`).
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { LOCALAPI, type PrefsRequest } from '../localapi/types.js';
-import { clientOf, socketOf } from './context.js';
+import { boolArg, clientOf, socketOf } from './context.js';
 import { CliError, fromApi } from './errors.js';
 
 export function registerSet(program: Command): void {
@@ -11,11 +11,13 @@ export function registerSet(program: Command): void {
     .description('change one setting of the node')
     .option('--operator <user>', 'a user (name or uid) who may change the node besides root; "" to clear')
     .option('--hostname <name>', 'the name to register with at the next `up`')
-    .action(async (o: { operator?: string; hostname?: string }, cmd: Command) => {
+    .addOption(new Option('--accept-dns [bool]', "point this host's resolver at the mesh's names (true/false)").argParser(boolArg).preset('true'))
+    .action(async (o: { operator?: string; hostname?: string; acceptDns?: boolean }, cmd: Command) => {
       const req: PrefsRequest = {};
       if (o.operator !== undefined) req.operator = o.operator === '' ? null : o.operator;
       if (o.hostname !== undefined) req.hostname = o.hostname;
-      if (Object.keys(req).length === 0) throw new CliError('USAGE', 'nothing to set: pass --operator or --hostname');
+      if (o.acceptDns !== undefined) req.acceptDns = o.acceptDns;
+      if (Object.keys(req).length === 0) throw new CliError('USAGE', 'nothing to set: pass --operator, --hostname or --accept-dns');
       await clientOf(cmd)
         .post(LOCALAPI.prefs, req)
         .catch((e: unknown) => Promise.reject(fromApi(e, socketOf(cmd))));

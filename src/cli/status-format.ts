@@ -54,8 +54,10 @@ export function stoppedMessage(s: Status): string | null {
 export function formatStatus(s: Status, o: TableOptions, nowMs = Date.now()): string {
   const rows: string[][] = [];
   const cell = (v: unknown): string => terminalSafe(v, MAX_CELL);
-  if (o.self && s.self) rows.push([cell(s.self.ips[0] ?? '-'), cell(s.self.name), cell(s.self.os), 'self']);
-  if (o.peers) for (const p of s.peers) if (!o.activeOnly || p.active) rows.push([cell(p.ips[0] ?? '-'), cell(p.name), cell(p.os), peerState(p, nowMs)]);
+  // the full name (NAME.suffix) where the mesh has a name service: what `ssh` and browsers take
+  if (o.self && s.self) rows.push([cell(s.self.ips[0] ?? '-'), cell(s.self.dnsName ?? s.self.name), cell(s.self.os), 'self']);
+  if (o.peers)
+    for (const p of s.peers) if (!o.activeOnly || p.active) rows.push([cell(p.ips[0] ?? '-'), cell(p.dnsName ?? p.name), cell(p.os), peerState(p, nowMs)]);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length), 0));
   const lines = rows.map((r) => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  '));
   for (const h of s.health) lines.push(`# Health: ${terminalSafe(h, MAX_MESSAGE)}`);

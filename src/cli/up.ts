@@ -7,7 +7,7 @@ import { type Command, Option } from 'commander';
 import { DaemonNotRunning, type LocalClient } from '../localapi/client.js';
 import { ApiError, DEFAULT_IFNAME, DEFAULT_PORT, DEFAULT_STATE_DIR, LOCALAPI, type Status, type UpLine, type UpRequest } from '../localapi/types.js';
 import { loadClientPrefs, saveClientPrefs } from './client-prefs.js';
-import { clientOf, durationArg, portArg, printJson, socketOf } from './context.js';
+import { boolArg, clientOf, durationArg, portArg, printJson, socketOf } from './context.js';
 import { CliError, fromApi } from './errors.js';
 import { startProgress } from './ui/progress.js';
 import { meshctlVersion } from './version.js';
@@ -29,6 +29,7 @@ interface UpOpts {
   foreground?: boolean;
   timeout?: number;
   json?: boolean;
+  acceptDns?: boolean;
 }
 
 /** An auth key is ~60 characters (mskey-<12 hex>-<48 hex>); a file holding more than this is not one. */
@@ -162,6 +163,7 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
     ifname: cmd.getOptionValueSource('ifname') === 'default' && !remembered ? undefined : o.ifname,
     port: cmd.getOptionValueSource('port') === 'default' && !remembered ? undefined : o.port,
     timeoutMs: o.timeout,
+    acceptDns: o.acceptDns,
   };
   let daemon: { stop(): Promise<void> } | null = null;
   let running = true;
@@ -219,6 +221,11 @@ export function registerUp(program: Command): void {
     .option('--state-dir <dir>', "the daemon's state directory", stateDirFromEnv() ?? DEFAULT_STATE_DIR)
     .option('--ifname <name>', 'the mesh interface', DEFAULT_IFNAME)
     .addOption(new Option('--port <n>', 'UDP port for WireGuard and disco (0 = any)').argParser(portArg).default(DEFAULT_PORT))
+    .addOption(
+      new Option('--accept-dns [bool]', "point this host's resolver at the mesh's names (default true; false leaves the OS alone; remembered)")
+        .argParser(boolArg)
+        .preset('true'),
+    )
     .option('--foreground', 'run the daemon in this process (for service managers)')
     .addOption(new Option('--timeout <dur>', 'give up after this long (e.g. 30s)').argParser(durationArg))
     .option('--json', 'print the resulting status as JSON')

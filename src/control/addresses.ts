@@ -3,12 +3,25 @@
 // once per control server. A counter in the store hands out each IPv4 address
 // once: a deleted node's address is not reused, so stale peers cannot reach a
 // newcomer by mistake. The node's IPv6 address embeds its IPv4 one.
+//
+// Every node's DNS resolver listens on two fixed addresses that are never a
+// node's: 100.100.100.100 (inside 100.64.0.0/10, so the allocator skips it)
+// and <ULA /48>::53. The latter cannot collide: a node's IPv6 address carries
+// its IPv4 address (100.64.0.0 or more, 0x64400000+) in its low 32 bits, and
+// ::53 is 0.0.0.83 there.
 import { randomBytes } from 'node:crypto';
+import { parseIp } from '../util/netaddr.js';
 import type { ControlStore } from './store.js';
 
 export const IPV4_PREFIX = '100.64.0.0/10';
 const IPV4_BASE = (100 << 24) | (64 << 16);
 const IPV4_SIZE = 1 << 22;
+/** The nodes' resolver address (the one Tailscale uses; familiar to people coming from it). */
+export const RESOLVER_IPV4 = '100.100.100.100';
+/** Its offset in 100.64.0.0/10: the allocator never hands it out. */
+export const RESOLVER_IPV4_OFFSET = ((100 << 24) | (100 << 16) | (100 << 8) | 100) - IPV4_BASE;
+/** The resolver's interface ID inside the network's ULA /48. */
+const RESOLVER_IPV6_SUFFIX = '::53';
 
 function v4text(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
@@ -28,7 +41,8 @@ export function ipv6Prefix(store: ControlStore): string {
 export function allocateAddresses(store: ControlStore): { ipv4: string; ipv6: string } {
   let next = Number(store.getMeta('next_ipv4_offset') ?? '1');
   // skip .0 and .255 of every /24: some stacks still treat them as special
-  while ((next & 255) === 0 || (next & 255) === 255) next++;
+  // and the resolver's fixed address
+  while ((next & 255) === 0 || (next & 255) === 255 || next === RESOLVER_IPV4_OFFSET) next++;
   if (next >= IPV4_SIZE - 1) throw new Error('the 100.64.0.0/10 range is exhausted');
   store.setMeta('next_ipv4_offset', String(next + 1));
   const ipv4 = v4text((IPV4_BASE + next) >>> 0);
@@ -36,4 +50,9 @@ export function allocateAddresses(store: ControlStore): { ipv4: string; ipv6: st
   const o = ipv4.split('.').map(Number);
   const ipv6 = `${prefix}::${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
   return { ipv4, ipv6 };
+}
+
+/** The nodes' resolver addresses, IPv4 then IPv6 (canonical text). */
+export function resolverAddresses(store: ControlStore): [string, string] {
+  return [RESOLVER_IPV4, parseIp(ipv6Prefix(store).replace('::/48', RESOLVER_IPV6_SUFFIX)).text];
 }

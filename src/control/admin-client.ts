@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import { existsSync } from '../util/cjs.js';
 import { deleteNode, expireNode, listNodes, newAuthKey, type AdminNode } from './admin-ops.js';
 import type { AuthKeyOptions } from './authkeys.js';
+import { addDnsRecord, addDnsRoute, removeDnsRecord, removeDnsRoute, showDns, type DnsShow } from './dns.js';
 import { ControlError, type ErrorBody } from './protocol.js';
 import { Registry } from './registry.js';
 import { DatabaseError, SqliteStore } from './sqlite-store.js';
@@ -14,7 +15,8 @@ const ADMIN_TIMEOUT_MS = 10_000;
 
 function viaSocket<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T | 'no-server'> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path, timeout: ADMIN_TIMEOUT_MS, headers: { 'content-type': 'application/json' } }, (res) => {
+    // agent: false: a kept-alive socket to a server that has since restarted would fail with EPIPE
+    const req = request({ socketPath, method, path, agent: false, timeout: ADMIN_TIMEOUT_MS, headers: { 'content-type': 'application/json' } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -62,4 +64,12 @@ export const admin = {
   deleteNode: (dir: string, ref: string) => run(dir, 'POST', `/admin/nodes/delete?node=${encodeURIComponent(ref)}`, {}, (r) => deleteNode(r, ref)),
   expireNode: (dir: string, ref: string) => run(dir, 'POST', `/admin/nodes/expire?node=${encodeURIComponent(ref)}`, {}, (r) => expireNode(r, ref)),
   createAuthKey: (dir: string, o: AuthKeyOptions) => run(dir, 'POST', '/admin/authkeys', o, (r) => newAuthKey(r, o), true),
+  showDns: (dir: string): Promise<DnsShow> => run(dir, 'GET', '/admin/dns', undefined, (r) => showDns(r)),
+  addDnsRoute: (dir: string, domain: string, resolvers: string[]) =>
+    run(dir, 'POST', '/admin/dns/routes', { domain, resolvers }, (r) => addDnsRoute(r, domain, resolvers)),
+  removeDnsRoute: (dir: string, domain: string) => run(dir, 'POST', '/admin/dns/routes/remove', { domain }, (r) => removeDnsRoute(r, domain)),
+  addDnsRecord: (dir: string, name: string, address: string) =>
+    run(dir, 'POST', '/admin/dns/records', { name, address }, (r) => addDnsRecord(r, name, address)),
+  removeDnsRecord: (dir: string, name: string, address?: string) =>
+    run(dir, 'POST', '/admin/dns/records/remove', { name, address }, (r) => removeDnsRecord(r, name, address)),
 };

@@ -8,6 +8,7 @@ import { guardConnections, type ConnectionLimits } from './connections.js';
 import { readJson, sendError, sendJson } from './http-util.js';
 import { ControlError } from './protocol.js';
 import type { AuthKeyOptions } from './authkeys.js';
+import { addDnsRecord, addDnsRoute, removeDnsRecord, removeDnsRoute, showDns } from './dns.js';
 import type { Registry } from './registry.js';
 
 export class AdminServer {
@@ -44,6 +45,13 @@ export class AdminServer {
             return sendJson(res, 200, n);
           }
           if (route === 'POST /admin/authkeys') return sendJson(res, 200, newAuthKey(this.registry, parseAuthKeyOptions(body)));
+          if (route === 'GET /admin/dns') return sendJson(res, 200, showDns(this.registry));
+          const dnsChange = DNS_CHANGES.get(route);
+          if (dnsChange) {
+            const out = dnsChange(this.registry, fields(body));
+            this.changed();
+            return sendJson(res, 200, out);
+          }
           throw new ControlError('BAD_REQUEST', `no ${route} here`);
         } catch (err) {
           sendError(res, err);
@@ -72,3 +80,34 @@ function parseAuthKeyOptions(raw: unknown): AuthKeyOptions {
   }
   return { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: (e as number | null | undefined) ?? null };
 }
+
+/** The JSON object body of an admin request. */
+function fields(raw: unknown): Record<string, unknown> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ControlError('BAD_REQUEST', 'the request body must be a JSON object');
+  return raw as Record<string, unknown>;
+}
+
+/** A string field; optional ones may be missing. */
+function str(o: Record<string, unknown>, k: string): string;
+function str(o: Record<string, unknown>, k: string, optional: true): string | undefined;
+function str(o: Record<string, unknown>, k: string, optional = false): string | undefined {
+  const v = o[k];
+  if (v === undefined && optional) return undefined;
+  if (typeof v !== 'string') throw new ControlError('BAD_REQUEST', `${k} must be a string`);
+  return v;
+}
+
+/** A list of strings (its length is checked by the operation). */
+function strList(o: Record<string, unknown>, k: string): string[] {
+  const v = o[k];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ControlError('BAD_REQUEST', `${k} must be a list of strings`);
+  return v as string[];
+}
+
+/** The admin socket's DNS changes: each pushes new maps to every node. */
+const DNS_CHANGES = new Map<string, (r: Registry, o: Record<string, unknown>) => unknown>([
+  ['POST /admin/dns/routes', (r, o) => addDnsRoute(r, str(o, 'domain'), strList(o, 'resolvers'))],
+  ['POST /admin/dns/routes/remove', (r, o) => removeDnsRoute(r, str(o, 'domain'))],
+  ['POST /admin/dns/records', (r, o) => addDnsRecord(r, str(o, 'name'), str(o, 'address'))],
+  ['POST /admin/dns/records/remove', (r, o) => removeDnsRecord(r, str(o, 'name'), str(o, 'address', true))],
+]);

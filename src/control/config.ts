@@ -4,15 +4,18 @@
 //
 //   { "relays": [ { "region": "home", "url": "https://relay1:443", "stunPort": 3478 },
 //                 { "region": "home", "url": "https://relay2:443" } ],
-//     "keyExpiry": "90d", "ephemeralGrace": "30s" }
+//     "keyExpiry": "90d", "ephemeralGrace": "30s", "dnsSuffix": "mesh.internal" }
 import { readFileSync } from '../util/cjs.js';
 import { parseDuration } from '../util/duration.js';
 import type { RelayRegion } from '../netmap/types.js';
+import { asciiLower, dnsSuffixProblem } from '../netmap/dns-names.js';
 
 export interface ControlConfig {
   relays: RelayRegion[];
   keyExpiryMs?: number;
   ephemeralGraceMs?: number;
+  /** the DNS suffix of node names, lowercased */
+  dnsSuffix?: string;
 }
 
 export class ConfigError extends Error {
@@ -26,7 +29,7 @@ export function loadControlConfig(path: string): ControlConfig {
   } catch (err) {
     throw new ConfigError(`${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const o = raw as { relays?: unknown; keyExpiry?: unknown; ephemeralGrace?: unknown };
+  const o = raw as { relays?: unknown; keyExpiry?: unknown; ephemeralGrace?: unknown; dnsSuffix?: unknown };
   const relays: RelayRegion[] = [];
   if (o.relays !== undefined && !Array.isArray(o.relays)) throw new ConfigError(`${path}: "relays" must be a list`);
   for (const [i, r] of ((o.relays as unknown[]) ?? []).entries()) {
@@ -44,5 +47,11 @@ export function loadControlConfig(path: string): ControlConfig {
     if (ms === null) throw new ConfigError(`${path}: "${k}" must be a duration like "90d" or "30s"`);
     return ms;
   };
-  return { relays, keyExpiryMs: dur('keyExpiry'), ephemeralGraceMs: dur('ephemeralGrace') };
+  let dnsSuffix: string | undefined;
+  if (o.dnsSuffix !== undefined) {
+    const problem = dnsSuffixProblem(o.dnsSuffix);
+    if (problem) throw new ConfigError(`${path}: "dnsSuffix" is not a DNS suffix (${problem}): use a name such as mesh.internal`);
+    dnsSuffix = asciiLower(o.dnsSuffix as string);
+  }
+  return { relays, keyExpiryMs: dur('keyExpiry'), ephemeralGraceMs: dur('ephemeralGrace'), dnsSuffix };
 }

@@ -63,6 +63,7 @@ export type ControlErrorCode =
   | 'AUTHKEY_EXPIRED'
   | 'NODE_EXPIRED'
   | 'NODE_UNKNOWN'
+  | 'NOT_FOUND'
   | 'RATE_LIMITED'
   | 'INTERNAL';
 
@@ -80,6 +81,7 @@ export const HTTP_STATUS: Record<ControlErrorCode, number> = {
   AUTHKEY_EXPIRED: 403,
   NODE_EXPIRED: 403,
   NODE_UNKNOWN: 404,
+  NOT_FOUND: 404,
   RATE_LIMITED: 429,
   INTERNAL: 500,
 };

@@ -3,8 +3,9 @@
 // view of the network each node is allowed to see.
 import { allocateAddresses, IPV4_PREFIX, ipv6Prefix } from './addresses.js';
 import { redeemAuthKey } from './authkeys.js';
+import { dnsForMap, loadDns } from './dns.js';
 import { ControlError } from './protocol.js';
-import type { NetworkMap, NodeView, RegisterResult, RelayRegion } from '../netmap/types.js';
+import type { DnsConfig, NetworkMap, NodeView, RegisterResult, RelayRegion } from '../netmap/types.js';
 import type { ControlStore, NodeRecord } from './store.js';
 import type { RegisterIn } from './validate.js';
 import { isoTime } from '../util/time.js';
@@ -29,11 +30,18 @@ export interface RegistryOptions {
 
 export class Registry {
   private readonly now: () => number;
+  /** the stored name service, read once per change rather than once per map (a map is built per stream per change) */
+  private dns: DnsConfig | null = null;
   constructor(
     readonly store: ControlStore,
     private readonly opts: RegistryOptions,
   ) {
     this.now = opts.now ?? Date.now;
+  }
+
+  /** The DNS routes, records or suffix in the store changed: the next map reads them again. */
+  dnsChanged(): void {
+    this.dns = null;
   }
 
   isExpired(n: NodeRecord): boolean {
@@ -141,6 +149,10 @@ export class Registry {
       ipv4Prefix: IPV4_PREFIX,
       ipv6Prefix: ipv6Prefix(this.store),
       relays,
+      dns: dnsForMap(
+        (this.dns ??= loadDns(this.store)),
+        all.map((n) => n.hostname),
+      ),
     };
   }
 }

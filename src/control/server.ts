@@ -11,6 +11,7 @@ import { keyToText } from '../crypto/keys.js';
 import { terminalSafe } from '../util/text.js';
 import { sourceKey } from '../util/per-source.js';
 import { AdminServer } from './admin-server.js';
+import { applyDnsSuffix } from './dns.js';
 import { guardConnections, type ConnectionStats } from './connections.js';
 import { RateLimitedError, readJson, sendError, sendJson } from './http-util.js';
 import { openStateDatabase } from './open-database.js';
@@ -48,6 +49,8 @@ export interface ControlServerOptions {
    * here (`--fresh`); a damaged database is kept aside.
    */
   fresh?: boolean;
+  /** the DNS suffix of node names (`--dns-suffix`); default: the stored one, else mesh.internal */
+  dnsSuffix?: string;
   /** the clock sealed requests' timestamps are checked against */
   now?: () => number;
   limits?: Partial<ControlLimits>;
@@ -242,6 +245,9 @@ export class ControlServer {
       maxNonces: this.limits.maxSeenNonces,
       maxNoncesPerKey: this.limits.maxSeenNoncesPerKey,
     });
+    // before the registry reads the name service for maps
+    const dns = applyDnsSuffix(store, this.opts.dnsSuffix);
+    if (dns.replaced) this.log(`DNS suffix changed from ${dns.replaced} to ${dns.suffix}: nodes get the new names with their next map`);
     this.registry = new Registry(store, { keyExpiryMs: this.opts.keyExpiryMs ?? null });
     let cert: string;
     let key: string;

@@ -4,7 +4,7 @@
 // Schema changes are numbered migrations applied in order at open.
 import { chmodSync, existsSync } from '../util/cjs.js';
 import sqlite from 'node-sqlite3-wasm';
-import type { AuthKeyRecord, ControlStore, NewNode, NodeRecord, NodeUpdate, NonceLimits, NonceVerdict } from './store.js';
+import type { AuthKeyRecord, ControlStore, DnsRecordRecord, DnsRouteRecord, NewNode, NodeRecord, NodeUpdate, NonceLimits, NonceVerdict } from './store.js';
 
 type Row = Record<string, number | bigint | string | Uint8Array | null>;
 
@@ -27,6 +27,11 @@ const MIGRATIONS: string[] = [
      node_key TEXT NOT NULL, nonce TEXT NOT NULL, expires_at_ms INTEGER NOT NULL,
      PRIMARY KEY (node_key, nonce)) WITHOUT ROWID;
    CREATE INDEX seen_nonces_expiry ON seen_nonces (expires_at_ms);`,
+  // the name service: split-DNS routes (resolvers as a JSON list) and extra records
+  `CREATE TABLE dns_routes (domain TEXT PRIMARY KEY, resolvers TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE dns_records (
+     name TEXT NOT NULL, type TEXT NOT NULL CHECK (type IN ('A', 'AAAA')), value TEXT NOT NULL,
+     PRIMARY KEY (name, type, value)) WITHOUT ROWID;`,
 ];
 
 /** Opening the database failed: why, in `kind`; the message names the file and the cause. */
@@ -241,6 +246,43 @@ export class SqliteStore implements ControlStore {
   }
   nonceCount(): number {
     return num((this.db.get('SELECT count(*) AS n FROM seen_nonces') as Row).n!);
+  }
+
+  listDnsRoutes(): DnsRouteRecord[] {
+    return (this.db.all('SELECT domain, resolvers FROM dns_routes ORDER BY domain') as Row[]).map((r) => ({
+      domain: String(r.domain),
+      resolvers: JSON.parse(String(r.resolvers)) as string[],
+    }));
+  }
+  putDnsRoute(r: DnsRouteRecord): boolean {
+    return this.transaction(() => {
+      const existed = Boolean(this.db.get('SELECT 1 AS x FROM dns_routes WHERE domain = ?', r.domain));
+      this.db.run('INSERT INTO dns_routes (domain, resolvers) VALUES (?, ?) ON CONFLICT(domain) DO UPDATE SET resolvers = excluded.resolvers', [
+        r.domain,
+        JSON.stringify(r.resolvers),
+      ]);
+      return !existed;
+    });
+  }
+  deleteDnsRoute(domain: string): boolean {
+    return this.db.run('DELETE FROM dns_routes WHERE domain = ?', domain).changes > 0;
+  }
+  listDnsRecords(): DnsRecordRecord[] {
+    return (this.db.all('SELECT name, type, value FROM dns_records ORDER BY name, type, value') as Row[]).map((r) => ({
+      name: String(r.name),
+      type: String(r.type) === 'AAAA' ? 'AAAA' : 'A',
+      value: String(r.value),
+    }));
+  }
+  insertDnsRecord(r: DnsRecordRecord): boolean {
+    return this.db.run('INSERT INTO dns_records (name, type, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [r.name, r.type, r.value]).changes > 0;
+  }
+  deleteDnsRecords(name: string, value?: string): number {
+    const r =
+      value === undefined
+        ? this.db.run('DELETE FROM dns_records WHERE name = ?', name)
+        : this.db.run('DELETE FROM dns_records WHERE name = ? AND value = ?', [name, value]);
+    return r.changes;
   }
 
   close(): void {

@@ -61,7 +61,35 @@ export interface NonceStore {
   nonceCount(): number;
 }
 
-export interface ControlStore extends NonceStore {
+/** A split-DNS route as stored: names at or under `domain` go to `resolvers` (canonical IP or IP:port text). */
+export interface DnsRouteRecord {
+  domain: string;
+  resolvers: string[];
+}
+
+/** An extra DNS record as stored; (name, type, value) is unique. */
+export interface DnsRecordRecord {
+  name: string;
+  type: 'A' | 'AAAA';
+  value: string;
+}
+
+/** The name service's routes and records (the suffix is in meta, key `dns_suffix`). */
+export interface DnsStore {
+  /** routes ordered by domain */
+  listDnsRoutes(): DnsRouteRecord[];
+  /** adds the route, or replaces the resolvers of the domain's route; true when the domain was new */
+  putDnsRoute(r: DnsRouteRecord): boolean;
+  deleteDnsRoute(domain: string): boolean;
+  /** records ordered by name, type, value */
+  listDnsRecords(): DnsRecordRecord[];
+  /** false when the same (name, type, value) is already there */
+  insertDnsRecord(r: DnsRecordRecord): boolean;
+  /** deletes the name's records (only the one with `value` when given); how many went */
+  deleteDnsRecords(name: string, value?: string): number;
+}
+
+export interface ControlStore extends NonceStore, DnsStore {
   transaction<T>(fn: () => T): T;
   getMeta(key: string): string | null;
   setMeta(key: string, value: string): void;

@@ -12,6 +12,8 @@ import { MAX_NODE_ENDPOINTS, type MapLine, type NetworkMap, type NodeView, type 
 import {
   ApiError,
   type BackendState,
+  type DnsQueryResponse,
+  type DnsStatus,
   type NetcheckResponse,
   type PeerStatus,
   type PingResponse,
@@ -32,6 +34,7 @@ import { byCodeUnits, isoTime } from '../util/time.js';
 import { memoryCounters } from './memory.js';
 import { IdleMemory } from '../util/idle-memory.js';
 import { rateLimitedLog } from '../util/rate-limited-log.js';
+import { DnsHost } from './dns-host.js';
 
 /** How long a node waits for its first map after registering before `up` gives up. */
 const DEFAULT_UP_TIMEOUT_MS = 30_000;
@@ -78,6 +81,8 @@ export class Backend {
 
   /** hands memory back once the tunnel has been quiet a while (util/idle-memory.ts) */
   private readonly idleMemory: IdleMemory;
+  /** the mesh's name service on this node: resolver, its addresses, the OS resolver (dns-host.ts) */
+  private readonly dns: DnsHost;
 
   constructor(private readonly opts: BackendOptions) {
     // data the tunnel carried, both ways: not every TUN read (the OS sends a little, e.g. IPv6 MLD,
@@ -90,6 +95,7 @@ export class Backend {
     this.store = new StateStore(opts.stateDir);
     this.st = this.store.load(opts.defaults);
     this.state = this.st.node ? 'Stopped' : 'NeedsLogin';
+    this.dns = new DnsHost({ stateDir: opts.stateDir, logger: this.log });
   }
 
   /** Comes back up on its own after a restart if the node was up: same keys, same addresses, last known peers. */
@@ -99,6 +105,9 @@ export class Backend {
   }
 
   private async doResume(): Promise<void> {
+    // first of all: a previous run that crashed may have left the OS resolver pointing at a resolver that is gone,
+    // and the control server's host name is about to be looked up
+    await this.dns.recover();
     if (!this.st.prefs.wantRunning || !this.st.node || !this.st.prefs.loginServer) return;
     try {
       await this.startEngine();
@@ -195,7 +204,13 @@ export class Backend {
         s.node = reg.node;
         s.ipv4Prefix = reg.ipv4Prefix;
         s.ipv6Prefix = reg.ipv6Prefix;
-        Object.assign(s.prefs, { loginServer, controlCaPem: caPem, hostname: req.hostname ?? p.hostname, wantRunning: true });
+        Object.assign(s.prefs, {
+          loginServer,
+          controlCaPem: caPem,
+          hostname: req.hostname ?? p.hostname,
+          wantRunning: true,
+          acceptDns: req.acceptDns ?? p.acceptDns,
+        });
       });
     } catch (err) {
       if (!wasRunning) await this.stopEngine();
@@ -208,6 +223,8 @@ export class Backend {
     if (this.state !== 'Running') this.state = 'Starting';
     this.stream?.close();
     this.startMapLoop();
+    // a node already running takes a changed accept-dns now, not at the next map
+    if (this.map) await this.updateDns();
     progress('waiting for the network map');
     await this.waitForMap(Math.max(1, deadline - Date.now()));
     return this.status();
@@ -256,11 +273,34 @@ export class Backend {
     this.state = 'NeedsLogin';
   }
 
-  setPrefs(r: PrefsRequest): void {
+  async setPrefs(r: PrefsRequest): Promise<void> {
+    const dnsChanged = r.acceptDns !== undefined && r.acceptDns !== this.st.prefs.acceptDns;
     this.update((s) => {
       if (r.operator !== undefined) s.prefs.operator = r.operator;
       if (r.hostname !== undefined) s.prefs.hostname = r.hostname;
+      if (r.acceptDns !== undefined) s.prefs.acceptDns = r.acceptDns;
     });
+    if (dnsChanged && this.map) await this.updateDns();
+  }
+
+  /** DNS as the current map and settings want it; a failure is a health line, never an error of the caller's. */
+  private updateDns(): Promise<void> {
+    if (!this.host || !this.map) return Promise.resolve();
+    return this.dns.update(this.map, this.host.ifname, this.st.prefs.acceptDns);
+  }
+
+  dnsStatus(): DnsStatus {
+    return this.dns.status(this.st.prefs.acceptDns);
+  }
+
+  async dnsQuery(name: string, type: string): Promise<DnsQueryResponse> {
+    if (!this.host || !this.map) throw new ApiError('NOT_RUNNING', 'meshctl is not up: run `meshctl up`');
+    if (!this.map.dns) throw new ApiError('NOT_FOUND', 'the control server sends no DNS config: this node runs no resolver');
+    try {
+      return await this.dns.query(name, type);
+    } catch (err) {
+      throw new ApiError('UNREACHABLE', `asking the resolver: ${(err as Error).message}`);
+    }
   }
 
   // ---- engine and map ------------------------------------------------------------
@@ -340,7 +380,10 @@ export class Backend {
     this.endpointTimer = null;
     this.netcheckTimer = null;
     const h = this.host;
+    // no host from here on: a map still being applied cannot configure DNS again after the stop below
     this.host = null;
+    // the OS resolver back as it was and the resolver's addresses off, while the interface still exists
+    await this.dns.stop();
     await h?.stop();
   }
 
@@ -382,6 +425,7 @@ export class Backend {
     if (!this.home && map.relays[0]) this.home = map.relays[0].code;
     this.updateRelays();
     this.host.applyMap(map);
+    await this.updateDns();
     if (relaysChanged && map.relays.length) void this.netcheck().catch((err: Error) => this.log(`netcheck: ${err.message}`));
   }
 
@@ -400,7 +444,7 @@ export class Backend {
         try {
           const body = { endpoints: this.endpoints(), discoKey: this.discoPublic() };
           this.reportedEndpoints = body.endpoints.join();
-          const onLine = (l: MapLine): void => void this.onMapLine(l).catch((err: Error) => this.log(`applying the network map failed: ${err.message}`));
+          const onLine = (l: MapLine): void => void this.onMapLine(l, gen).catch((err: Error) => this.log(`applying the network map failed: ${err.message}`));
           const stream = await this.control.openMap(body, onLine, MAP_IDLE_TIMEOUT_MS, { onRefused: (msg) => this.log(msg) });
           if (gen !== this.loopGeneration) return stream.close();
           this.stream = stream;
@@ -425,9 +469,15 @@ export class Backend {
     })();
   }
 
-  private async onMapLine(l: MapLine): Promise<void> {
-    if (l.type !== 'map') return;
+  /**
+   * One line of the stream that loop `gen` opened. A line of an older loop (one that `down` or a new `up` ended while
+   * the line was on its way or being applied) is ignored: it must neither bring back a map after `down` nor end the
+   * wait of the next `up` before that `up`'s own map is in effect.
+   */
+  private async onMapLine(l: MapLine, gen: number): Promise<void> {
+    if (l.type !== 'map' || gen !== this.loopGeneration) return;
     await this.applyMap(l.map);
+    if (gen !== this.loopGeneration) return;
     try {
       this.store.saveMap(l.map);
     } catch (err) {
@@ -459,9 +509,18 @@ export class Backend {
 
   // ---- queries -------------------------------------------------------------------
 
+  /** `NAME.suffix`, the name the mesh's resolver answers for; null while control sends no DNS config. */
+  private dnsName(name: string): string | null {
+    const suffix = this.map?.dns?.suffix;
+    return suffix ? `${name}.${suffix}` : null;
+  }
+
   private findPeer(ref: string): NodeView | null {
     const peers = this.map?.peers ?? [];
-    const r = ref.toLowerCase();
+    const suffix = this.map?.dns?.suffix;
+    // a full name (nas.mesh.internal, with or without the root's dot) names the same peer as its first label
+    let r = ref.toLowerCase().replace(/\.$/, '');
+    if (suffix && r.endsWith(`.${suffix}`)) r = r.slice(0, -suffix.length - 1);
     return peers.find((p) => p.name === r || p.addresses.includes(ref) || p.name.split('.')[0] === r) ?? null;
   }
 
@@ -471,12 +530,14 @@ export class Backend {
     peers.sort((a, b) => byCodeUnits(a.name, b.name));
     const health: string[] = [];
     if (this.st.prefs.wantRunning && !this.connected && this.control) health.push(`not connected to the control server: ${this.lastError ?? 'connecting'}`);
+    health.push(...this.dns.health());
     return {
       version: this.opts.version,
       backendState: this.state,
       self: self
         ? {
             name: self.name,
+            dnsName: this.dnsName(self.name),
             ips: self.addresses,
             nodeKey: keyToText(publicKeyOf(this.nodePrivate())),
             os: process.platform,
@@ -499,6 +560,7 @@ export class Backend {
     const path = wg?.path ?? null;
     return {
       name: v.name,
+      dnsName: this.dnsName(v.name),
       ips: v.addresses,
       nodeKey: v.nodeKey,
       os: v.os,

@@ -4,8 +4,11 @@
 // and a field this daemon does not know is refused (not ignored), so a typo or
 // a CLI newer than the daemon is told so instead of being half obeyed.
 import { X509Certificate } from 'node:crypto';
-import { ApiError, type PingRequest, type PrefsRequest, type UpRequest } from '../localapi/types.js';
+import { ApiError, type DnsQueryRequest, type PingRequest, type PrefsRequest, type UpRequest } from '../localapi/types.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
+import { parseIp } from '../util/netaddr.js';
+import { QUERY_TYPES } from '../dns/client.js';
+import { canonicalName, isQueryName } from '../dns/names.js';
 
 /** A URL longer than this is no login server anyone typed; browsers' practical limit. */
 export const MAX_URL_CHARS = 2048;
@@ -54,6 +57,13 @@ function num(o: Record<string, unknown>, what: string, key: string, min: number,
   return v;
 }
 
+function bool(o: Record<string, unknown>, what: string, key: string): boolean | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw bad(`${what}: ${key} must be true or false`);
+  return v;
+}
+
 function loginServerOf(o: Record<string, unknown>): string | undefined {
   const v = text(o, 'up', 'loginServer', MAX_URL_CHARS);
   if (v === undefined) return undefined;
@@ -82,7 +92,7 @@ function caPemOf(o: Record<string, unknown>): string | undefined {
 }
 
 export function parseUpRequest(body: unknown): UpRequest {
-  const o = objectOf(body, 'up', ['loginServer', 'authKey', 'hostname', 'controlCaPem', 'ifname', 'port', 'timeoutMs']);
+  const o = objectOf(body, 'up', ['loginServer', 'authKey', 'hostname', 'controlCaPem', 'ifname', 'port', 'timeoutMs', 'acceptDns']);
   const r: UpRequest = {};
   const loginServer = loginServerOf(o);
   if (loginServer !== undefined) r.loginServer = loginServer;
@@ -103,11 +113,13 @@ export function parseUpRequest(body: unknown): UpRequest {
   if (port !== undefined) r.port = port;
   const timeoutMs = num(o, 'up', 'timeoutMs', 1, MAX_UP_TIMEOUT_MS, false);
   if (timeoutMs !== undefined) r.timeoutMs = timeoutMs;
+  const acceptDns = bool(o, 'up', 'acceptDns');
+  if (acceptDns !== undefined) r.acceptDns = acceptDns;
   return r;
 }
 
 export function parsePrefsRequest(body: unknown): PrefsRequest {
-  const o = objectOf(body, 'prefs', ['operator', 'hostname']);
+  const o = objectOf(body, 'prefs', ['operator', 'hostname', 'acceptDns']);
   const r: PrefsRequest = {};
   if (o.operator === null) r.operator = null;
   else if (o.operator !== undefined) {
@@ -116,6 +128,8 @@ export function parsePrefsRequest(body: unknown): PrefsRequest {
   }
   const hostname = text(o, 'prefs', 'hostname', MAX_HOSTNAME_CHARS);
   if (hostname !== undefined) r.hostname = hostname;
+  const acceptDns = bool(o, 'prefs', 'acceptDns');
+  if (acceptDns !== undefined) r.acceptDns = acceptDns;
   return r;
 }
 
@@ -127,4 +141,26 @@ export function parsePingRequest(body: unknown): Required<PingRequest> {
   const t = o.timeoutMs;
   if (t !== undefined && (typeof t !== 'number' || Number.isNaN(t))) throw bad('ping: timeoutMs must be a number of milliseconds');
   return { peer, timeoutMs: Math.min(MAX_PING_TIMEOUT_MS, Math.max(1, t ?? DEFAULT_PING_TIMEOUT_MS)) };
+}
+
+/** A DNS name as text: 253 characters, one more for the root's trailing dot. */
+export const MAX_QUERY_NAME_CHARS = 254;
+
+/** `dns query`: a domain name (or, for PTR, an IP address) and one of the client's QUERY_TYPES (default A). */
+export function parseDnsQueryRequest(body: unknown): Required<DnsQueryRequest> {
+  const o = objectOf(body, 'dns query', ['name', 'type']);
+  const name = text(o, 'dns query', 'name', MAX_QUERY_NAME_CHARS);
+  const usage = 'dns query needs a domain name (labels of 1-63 printable characters, 253 in all): meshctl dns query NAME [TYPE]';
+  if (name === undefined || /\s/.test(name)) throw bad(usage);
+  const type = text(o, 'dns query', 'type', 8)?.toUpperCase() ?? 'A';
+  if (!(QUERY_TYPES as readonly string[]).includes(type)) throw bad(`dns query: type must be one of ${QUERY_TYPES.join(', ')}`);
+  let isIp = false;
+  try {
+    parseIp(name);
+    isIp = true;
+  } catch {
+    /* a name */
+  }
+  if (!(isIp && type === 'PTR') && !isQueryName(canonicalName(name))) throw bad(usage);
+  return { name, type };
 }

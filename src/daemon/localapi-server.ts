@@ -16,7 +16,7 @@ import { dirname } from 'node:path';
 import { ApiError, LOCALAPI, type ApiErrorBody, type ApiErrorCode, type UpLine, type UpRequest } from '../localapi/types.js';
 import type { Backend } from './backend.js';
 import { ConnectionGate, type ConnLimits } from './localapi-conns.js';
-import { parsePingRequest, parsePrefsRequest, parseUpRequest } from './localapi-requests.js';
+import { parseDnsQueryRequest, parsePingRequest, parsePrefsRequest, parseUpRequest } from './localapi-requests.js';
 import { peerCred } from './peercred.js';
 
 const STATUS: Record<ApiErrorCode, number> = {
@@ -48,7 +48,7 @@ const REFUSAL_LOG_INTERVAL_MS = 60_000;
 /** What the local API needs of the backend (the real one is Backend; tests pass a double). */
 export type LocalApiBackend = Pick<
   Backend,
-  'status' | 'netcheckReport' | 'whois' | 'ping' | 'up' | 'down' | 'logout' | 'setPrefs' | 'operator' | 'controlTrust'
+  'status' | 'netcheckReport' | 'whois' | 'ping' | 'up' | 'down' | 'logout' | 'setPrefs' | 'operator' | 'controlTrust' | 'dnsStatus' | 'dnsQuery'
 >;
 
 export interface LocalApiOptions {
@@ -225,8 +225,15 @@ export class LocalApiServer {
           const b = parsePrefsRequest(await readBody(req));
           // naming the operator hands out write access: only root may
           if (b.operator !== undefined && who !== 'root') throw new ApiError('PERMISSION', 'naming the operator needs root: sudo meshctl set --operator=USER');
-          this.backend.setPrefs(b);
+          await this.backend.setPrefs(b);
           return sendJson(res, 200, this.backend.status());
+        }
+        case `GET ${LOCALAPI.dnsStatus}`:
+          return sendJson(res, 200, this.backend.dnsStatus());
+        case `POST ${LOCALAPI.dnsQuery}`: {
+          // reading, like status: anyone who may open the socket may ask (they could ask 100.100.100.100 themselves)
+          const b = parseDnsQueryRequest(await readBody(req));
+          return sendJson(res, 200, await this.backend.dnsQuery(b.name, b.type));
         }
         default:
           throw new ApiError('NOT_FOUND', `no ${route} in the local API`);

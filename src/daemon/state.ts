@@ -46,6 +46,8 @@ export interface Prefs {
   wantRunning: boolean;
   /** a user name (or uid) besides root and the daemon's uid who may change state */
   operator: string | null;
+  /** point the OS resolver at the mesh's name service (`up --accept-dns`); the daemon's resolver runs either way */
+  acceptDns: boolean;
 }
 
 export interface NodeState {
@@ -87,7 +89,16 @@ export class StateStore {
       version: 1,
       nodePrivateKey: generatePrivateKey().toString('base64'),
       discoPrivateKey: generatePrivateKey().toString('base64'),
-      prefs: { loginServer: null, controlCaPem: null, hostname: null, ifname: defaults.ifname, port: defaults.port, wantRunning: false, operator: null },
+      prefs: {
+        loginServer: null,
+        controlCaPem: null,
+        hostname: null,
+        ifname: defaults.ifname,
+        port: defaults.port,
+        wantRunning: false,
+        operator: null,
+        acceptDns: true,
+      },
       node: null,
       ipv4Prefix: null,
       ipv6Prefix: null,
@@ -152,6 +163,8 @@ function parsePrefs(v: unknown): Prefs {
   const port = o.port;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) fail('prefs.port', `not a UDP port (0-65535): ${shown(port)}`);
   if (typeof o.wantRunning !== 'boolean') fail('prefs.wantRunning', `expected true or false, got ${shown(o.wantRunning)}`);
+  // absent in state files written before the setting existed: the default, true
+  if (o.acceptDns !== undefined && typeof o.acceptDns !== 'boolean') fail('prefs.acceptDns', `expected true or false, got ${shown(o.acceptDns)}`);
   return {
     loginServer,
     controlCaPem: (ca as string | null | undefined) ?? null,
@@ -160,6 +173,7 @@ function parsePrefs(v: unknown): Prefs {
     port,
     wantRunning: o.wantRunning,
     operator: nullableText(o.operator, 'prefs.operator', MAX_OPERATOR_CHARS),
+    acceptDns: (o.acceptDns as boolean | undefined) ?? true,
   };
 }
 

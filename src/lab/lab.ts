@@ -218,6 +218,7 @@ export class Lab {
     for (const n of this.s.nodes) {
       say(`node ${n.name}: ${NAT_DESCRIPTION[n.kind]}`);
       await this.netns(n.ns);
+      ownResolvConf(n.ns);
       if (!n.routerNs) {
         await this.onInternet(n.ns, 'eth0', n.wanIp);
         continue;
@@ -357,5 +358,14 @@ export async function tearDown(s: LabState): Promise<void> {
     }
   }
   for (const ns of [...s.namespaces].reverse()) await sh('ip', ['netns', 'del', ns]);
+  for (const ns of s.namespaces) rmSync(join(NETNS_ETC, ns), { recursive: true, force: true });
   rmSync(s.dir, { recursive: true, force: true });
+}
+
+/** `ip netns exec NS` mounts the files of /etc/netns/NS over /etc: a node's daemon then configures its own resolv.conf, not the host's. */
+const NETNS_ETC = '/etc/netns';
+
+function ownResolvConf(ns: string): void {
+  mkdirSync(join(NETNS_ETC, ns), { recursive: true, mode: 0o755 });
+  writeFileSync(join(NETNS_ETC, ns, 'resolv.conf'), `# meshctl lab: the resolv.conf of namespace ${ns} (its node's MagicDNS configures it)\n`, { mode: 0o644 });
 }

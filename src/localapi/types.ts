@@ -13,6 +13,8 @@ export const LOCALAPI = {
   whois: '/localapi/v1/whois',
   prefs: '/localapi/v1/prefs',
   netcheck: '/localapi/v1/netcheck',
+  dnsStatus: '/localapi/v1/dns/status',
+  dnsQuery: '/localapi/v1/dns/query',
 } as const;
 
 export const DEFAULT_SOCKET = '/var/run/meshctl/meshctld.sock';
@@ -29,6 +31,8 @@ export type PathStatus =
 
 export interface PeerStatus {
   name: string;
+  /** the full name the mesh's resolver answers for (`NAME.suffix`); null when control sends no DNS config */
+  dnsName: string | null;
   ips: string[];
   nodeKey: string;
   os: string;
@@ -46,6 +50,8 @@ export interface PeerStatus {
 
 export interface SelfStatus {
   name: string;
+  /** the full name the mesh's resolver answers for (`NAME.suffix`); null when control sends no DNS config */
+  dnsName: string | null;
   ips: string[];
   nodeKey: string;
   os: string;
@@ -85,6 +91,8 @@ export interface UpRequest {
   ifname?: string;
   port?: number;
   timeoutMs?: number;
+  /** point the OS resolver at the mesh's name service; remembered (default true) */
+  acceptDns?: boolean;
 }
 
 /** `up` answers with a stream of these lines, ending in `done` or `error`. */
@@ -115,9 +123,60 @@ export interface NetcheckResponse extends NetReport {
   relays: RelayConnection[];
 }
 
+/** `meshctl dns status`: what the daemon's resolver does and what it did to the OS resolver. */
+export interface DnsStatus {
+  /** the control server sends a DNS config (else the daemon leaves DNS alone) */
+  enabled: boolean;
+  /** the node's setting: point the OS resolver at the mesh's names */
+  acceptDns: boolean;
+  suffix: string | null;
+  /** the resolver's fixed addresses, as control sent them */
+  resolvers: string[];
+  /** the addresses the resolver listens on now (UDP and TCP port 53 each), as HOST:PORT / [HOST]:PORT */
+  listening: string[];
+  /** how the OS resolver is configured: 'direct' (resolv.conf), 'resolved' (systemd-resolved), or 'off' */
+  mode: string;
+  /** why that mode: what was read, or the setting that keeps the OS alone */
+  why: string;
+  /** what was written to the OS, one line each (nothing when off) */
+  written: string[];
+  /** where names outside the mesh go: the host's resolvers from before meshctl */
+  upstreams: string[];
+  /** split DNS: a domain and the resolvers that answer for it */
+  routes: { domain: string; resolvers: string[] }[];
+  /** extra records from control */
+  records: number;
+  /** the resolver's counters: queries, answers, NXDOMAIN, forwarded, SERVFAIL, refused, dropped... */
+  counters: Record<string, number> | null;
+  /** what went wrong setting DNS up, one line each (also in status' health) */
+  errors: string[];
+}
+
+export interface DnsQueryRequest {
+  name: string;
+  /** A, AAAA, PTR, ... (default A) */
+  type?: string;
+}
+
+/** One answer of `meshctl dns query`, with the response code the resolver gave. */
+export interface DnsQueryResponse {
+  /** the resolver asked, HOST:PORT */
+  server: string;
+  name: string;
+  type: string;
+  /** NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ... */
+  rcode: string;
+  answers: { name: string; type: string; ttl: number; data: string }[];
+  /** UDP, or TCP after a truncated answer */
+  transport: 'udp' | 'tcp';
+  /** round trip in milliseconds */
+  ms: number;
+}
+
 export interface PrefsRequest {
   operator?: string | null;
   hostname?: string;
+  acceptDns?: boolean;
 }
 
 export type ApiErrorCode = 'BAD_REQUEST' | 'PERMISSION' | 'NOT_FOUND' | 'UNREACHABLE' | 'AUTH' | 'TIMEOUT' | 'NOT_RUNNING' | 'FAILURE';

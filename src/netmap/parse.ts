@@ -6,6 +6,9 @@
 // fails is refused whole with a MapParseError naming the field, e.g.
 // `peers[3].addresses[0]: not an IP address: "…"`.
 import {
+  type DnsConfig,
+  type DnsRecord,
+  type DnsRoute,
   MAX_NODE_ENDPOINTS,
   MAX_NODE_OS_CHARS,
   MAX_NODE_VERSION_CHARS,
@@ -15,8 +18,17 @@ import {
   type RegisterResult,
   type RelayRegion,
 } from './types.js';
+import {
+  asciiLower,
+  dnsNameProblem,
+  MAX_DNS_LOCAL_RESOLVERS,
+  MAX_DNS_RECORDS,
+  MAX_DNS_ROUTES,
+  MAX_DNS_SUFFIX_CHARS,
+  MAX_RESOLVERS_PER_ROUTE,
+} from './dns-names.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
-import { parseIp, parseIpEndpoint, parsePrefix, type IpFamily } from '../util/netaddr.js';
+import { AddressSyntaxError, ipBytes, parseIp, parseIpEndpoint, parsePrefix, type IpAddress, type IpFamily, type IpPrefix } from '../util/netaddr.js';
 import { isPrintable } from '../util/text.js';
 import { isoTime } from '../util/time.js';
 
@@ -206,13 +218,104 @@ function parseRelay(json: unknown, field: string): RelayRegion {
   return r;
 }
 
+/** A DNS name (lowercased, ASCII only) with at least `minLabels` labels. */
+function dnsName(v: unknown, field: string, minLabels: number, max?: number): string {
+  const name = typeof v === 'string' ? asciiLower(v) : v;
+  const problem = dnsNameProblem(name, minLabels, max);
+  if (problem) fail(field, `not a DNS name (${problem}): ${shown(v)}`);
+  return name as string;
+}
+
+/** Whether `a` lies inside `p` (same family, the first `p.bits` bits equal). */
+function inPrefix(a: IpAddress, p: IpPrefix): boolean {
+  if (a.family !== p.address.family) return false;
+  const x = ipBytes(a);
+  const y = ipBytes(p.address);
+  for (let bit = 0; bit < p.bits; bit++) {
+    const mask = 0x80 >> (bit & 7);
+    if ((x[bit >> 3]! & mask) !== (y[bit >> 3]! & mask)) return false;
+  }
+  return true;
+}
+
+/**
+ * A resolver of a split-DNS route: an IP (port 53) or IP:port / [IPv6]:port (a
+ * bare IPv6 address has no port, so the two never overlap). `text` keeps the
+ * form given, canonical.
+ */
+export function parseResolverAddress(v: unknown): { address: IpAddress; port: number; text: string } {
+  try {
+    const address = parseIp(v);
+    return { address, port: 53, text: address.text };
+  } catch {
+    try {
+      return parseIpEndpoint(v);
+    } catch {
+      throw new AddressSyntaxError(`not an IP address or IP:port: ${shown(v)}`);
+    }
+  }
+}
+
+function resolverAddress(v: unknown, field: string): string {
+  return wrap(field, () => parseResolverAddress(v).text);
+}
+
+function parseDnsRoute(json: unknown, field: string): DnsRoute {
+  const o = object(json, field);
+  const resolvers = list(o.resolvers, `${field}.resolvers`, MAX_RESOLVERS_PER_ROUTE).map((r, i) => resolverAddress(r, `${field}.resolvers[${i}]`));
+  if (resolvers.length === 0) fail(`${field}.resolvers`, 'no resolver');
+  return { domain: dnsName(o.domain, `${field}.domain`, 1), resolvers };
+}
+
+function parseDnsRecord(json: unknown, field: string): DnsRecord {
+  const o = object(json, field);
+  if (o.type !== 'A' && o.type !== 'AAAA') fail(`${field}.type`, `expected "A" or "AAAA", got ${shown(o.type)}`);
+  const value = wrap(`${field}.value`, () => parseIp(o.value));
+  if (value.family !== (o.type === 'A' ? 4 : 6))
+    fail(`${field}.value`, `an ${o.type} record needs an IPv${o.type === 'A' ? 4 : 6} address, got ${shown(o.value)}`);
+  return { name: dnsName(o.name, `${field}.name`, 1), type: o.type, value: value.text };
+}
+
+/**
+ * The map's name service. The node's own resolver addresses become local
+ * addresses of its interface, so each must lie inside the map's mesh prefixes:
+ * a map cannot make a node claim an address outside the mesh.
+ */
+export function parseDnsConfig(json: unknown, field: string, meshPrefixes: { ipv4: string; ipv6: string }): DnsConfig {
+  const o = object(json, field);
+  const prefixes = [parsePrefix(meshPrefixes.ipv4), parsePrefix(meshPrefixes.ipv6)];
+  const resolvers = list(o.resolvers, `${field}.resolvers`, MAX_DNS_LOCAL_RESOLVERS).map((r, i) => {
+    const a = wrap(`${field}.resolvers[${i}]`, () => parseIp(r));
+    if (!prefixes.some((p) => inPrefix(a, p))) fail(`${field}.resolvers[${i}]`, `${a.text} is outside the mesh prefixes`);
+    return a;
+  });
+  if (resolvers.length === 0) fail(`${field}.resolvers`, 'no resolver address');
+  if (new Set(resolvers.map((a) => a.family)).size !== resolvers.length) fail(`${field}.resolvers`, 'at most one address per family');
+  const routes = list(o.routes, `${field}.routes`, MAX_DNS_ROUTES).map((r, i) => parseDnsRoute(r, `${field}.routes[${i}]`));
+  const domains = new Set<string>();
+  for (const [i, r] of routes.entries()) {
+    if (domains.has(r.domain)) fail(`${field}.routes[${i}].domain`, `${shown(r.domain)} has two routes`);
+    domains.add(r.domain);
+  }
+  return {
+    suffix: dnsName(o.suffix, `${field}.suffix`, 2, MAX_DNS_SUFFIX_CHARS),
+    resolvers: resolvers.map((a) => a.text),
+    routes,
+    records: list(o.records, `${field}.records`, MAX_DNS_RECORDS).map((r, i) => parseDnsRecord(r, `${field}.records[${i}]`)),
+  };
+}
+
 /** A whole network map; throws MapParseError naming the first bad field. */
 export function parseNetworkMap(json: unknown): NetworkMap {
   const o = object(json, 'map');
   const self = parseNodeView(o.self, 'self');
   const peers = list(o.peers, 'peers', MAX_PEERS).map((p, i) => parseNodeView(p, `peers[${i}]`));
   const relays = o.relays === undefined ? [] : list(o.relays, 'relays', MAX_RELAYS).map((r, i) => parseRelay(r, `relays[${i}]`));
-  return { self, peers, ipv4Prefix: meshPrefix(o.ipv4Prefix, 'ipv4Prefix', 4), ipv6Prefix: meshPrefix(o.ipv6Prefix, 'ipv6Prefix', 6), relays };
+  const ipv4Prefix = meshPrefix(o.ipv4Prefix, 'ipv4Prefix', 4);
+  const ipv6Prefix = meshPrefix(o.ipv6Prefix, 'ipv6Prefix', 6);
+  const map: NetworkMap = { self, peers, ipv4Prefix, ipv6Prefix, relays };
+  if (o.dns !== undefined) map.dns = parseDnsConfig(o.dns, 'dns', { ipv4: ipv4Prefix, ipv6: ipv6Prefix });
+  return map;
 }
 
 /** The answer to a register request. */

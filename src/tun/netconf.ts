@@ -5,11 +5,12 @@
 // 10–25 ms on a small machine). Each failure names the item and the kernel's words.
 import type { IpPrefix } from '../util/netaddr.js';
 import { TunError } from './errors.js';
-import { hostBitsSet, NetlinkFormatError, newAddressMessage, newRouteMessage, RouteSocket, type RouteSocketOptions } from './netlink.js';
+import { delAddressMessage, hostBitsSet, NetlinkFormatError, newAddressMessage, newRouteMessage, RouteSocket, type RouteSocketOptions } from './netlink.js';
 import { AF_INET, bindLibc, IFF_UP, IFNAMSIZ, ifreq, SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFMTU, SOCK_DGRAM_CLOEXEC } from './libc.js';
 
 const EPERM = 1;
 const EEXIST = 17;
+const EADDRNOTAVAIL = 99;
 
 function errnoHint(errno: number): string {
   if (errno === 1) return 'run as root or with CAP_NET_ADMIN';
@@ -99,6 +100,47 @@ export async function addAddressesAndRoutes(
       } catch (err) {
         failures.push(`${item.what}: ${(err as Error).message}`);
         if (!(err instanceof NetlinkFormatError)) break; // the socket itself failed: the rest would too
+      }
+    }
+  } finally {
+    sock.close();
+  }
+  if (failures.length > 0) throw new TunError('TUN_CONFIG_FAILED', failures[0]! + (failures.length > 1 ? ` (and ${failures.length - 1} more)` : ''));
+}
+
+/**
+ * Takes these addresses off the interface over rtnetlink, one request and one
+ * ack each. An address that is not there (EADDRNOTAVAIL) and an interface that
+ * is gone already count as done: the caller wants them absent. The first other
+ * failure is thrown as one TUN_CONFIG_FAILED line, after every item was tried.
+ */
+export async function removeAddresses(ifname: string, addresses: readonly IpPrefix[], opts: RouteSocketOptions = {}): Promise<void> {
+  if (addresses.length === 0) return;
+  if (addresses.length > MAX_NETCONF_ITEMS)
+    throw new TunError('TUN_CONFIG_FAILED', `${addresses.length} addresses for ${ifname}: more than ${MAX_NETCONF_ITEMS} at once`);
+  if (ifname.length === 0 || ifname.length >= IFNAMSIZ || ifname.includes('\0')) {
+    throw new TunError('TUN_CONFIG_FAILED', `${JSON.stringify(ifname)} is not an interface name`);
+  }
+  const libc = bindLibc();
+  const ifindex = libc.ifNameToIndex(ifname);
+  if (ifindex === 0) return; // the interface is gone, and its addresses with it
+  let sock: RouteSocket;
+  try {
+    sock = RouteSocket.open(opts);
+  } catch (err) {
+    throw new TunError('TUN_CONFIG_FAILED', `removing addresses from ${ifname}: ${(err as Error).message}`);
+  }
+  const failures: string[] = [];
+  try {
+    for (const p of addresses) {
+      const seq = sock.nextSeq();
+      try {
+        const ack = await sock.request(delAddressMessage(seq, ifindex, p), seq);
+        if (ack.errno === 0 || ack.errno === EADDRNOTAVAIL || ack.errno === 19 /* ENODEV */) continue;
+        failures.push(`removing address ${p.text} dev ${ifname}: ${libc.strerror(ack.errno)}${ack.message ? ` (${ack.message})` : ''}`);
+      } catch (err) {
+        failures.push(`removing address ${p.text} dev ${ifname}: ${(err as Error).message}`);
+        if (!(err instanceof NetlinkFormatError)) break;
       }
     }
   } finally {

@@ -23,6 +23,7 @@ import {
 export const NLMSG_HDRLEN = 16;
 export const NLMSG_ERROR = 2;
 export const RTM_NEWADDR = 20;
+export const RTM_DELADDR = 21;
 export const RTM_NEWROUTE = 24;
 export const NLM_F_REQUEST = 0x01;
 export const NLM_F_ACK = 0x04;
@@ -119,11 +120,7 @@ export function hostBitsSet(prefix: IpPrefix): boolean {
   return false;
 }
 
-/**
- * `ip addr replace <prefix> dev <ifindex>`: RTM_NEWADDR with NLM_F_CREATE|NLM_F_REPLACE (a repeat succeeds),
- * scope universe, IFA_LOCAL and IFA_ADDRESS both the address (no peer).
- */
-export function newAddressMessage(seq: number, ifindex: number, prefix: IpPrefix): Buffer {
+function addressMessage(type: number, flags: number, seq: number, ifindex: number, prefix: IpPrefix): Buffer {
   const ifa = Buffer.alloc(IFADDRMSG_LEN);
   ifa[0] = family(prefix);
   ifa[1] = prefix.bits;
@@ -131,10 +128,23 @@ export function newAddressMessage(seq: number, ifindex: number, prefix: IpPrefix
   ifa[3] = RT_SCOPE_UNIVERSE;
   w32(ifa, ifindex, 4);
   const addr = ipBytes(prefix.address);
-  return message(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, ifa, [
+  return message(type, flags, seq, ifa, [
     [IFA_LOCAL, addr],
     [IFA_ADDRESS, addr],
   ]);
+}
+
+/**
+ * `ip addr replace <prefix> dev <ifindex>`: RTM_NEWADDR with NLM_F_CREATE|NLM_F_REPLACE (a repeat succeeds),
+ * scope universe, IFA_LOCAL and IFA_ADDRESS both the address (no peer).
+ */
+export function newAddressMessage(seq: number, ifindex: number, prefix: IpPrefix): Buffer {
+  return addressMessage(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, ifindex, prefix);
+}
+
+/** `ip addr del <prefix> dev <ifindex>`: RTM_DELADDR naming the same address and length newAddressMessage adds. */
+export function delAddressMessage(seq: number, ifindex: number, prefix: IpPrefix): Buffer {
+  return addressMessage(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, seq, ifindex, prefix);
 }
 
 /**

@@ -31,7 +31,7 @@ function run(dir: string, args: string[], env: Record<string, string> = {}): Pro
 const status: Status = {
   version: '0',
   backendState: 'Running',
-  self: { name: 'me', ips: ['100.64.0.1'], nodeKey: 'k', os: 'linux', ifname: 'meshctl0', listenPort: 1, endpoints: [] },
+  self: { name: 'me', dnsName: null, ips: ['100.64.0.1'], nodeKey: 'k', os: 'linux', ifname: 'meshctl0', listenPort: 1, endpoints: [] },
   control: { url: 'https://c', connected: true, lastError: null },
   peers: [],
   health: [],

@@ -4,30 +4,15 @@
 // status apart from "unreachable" (5) and from other failures (1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../../src/cli/version.js';
 import { EXIT } from '../../src/cli/errors.js';
 import { LocalApiServer } from '../../src/daemon/localapi-server.js';
 import { ApiError, type Status, type UpRequest } from '../../src/localapi/types.js';
-import { BackendDouble, socketDir } from '../daemon/localapi-helpers.js';
+import { BackendDouble, meshctlCli, socketDir } from '../daemon/localapi-helpers.js';
 
-const bin = join(packageRoot(), 'bin', 'meshctl');
-
-/** The CLI as a child process (asynchronously: the server it talks to runs in this process). */
-function meshctl(args: string[], configDir: string): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const env = { ...process.env, MESHCTL_CONFIG_DIR: configDir, MESHCTL_PLAIN: '1' };
-    const p = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
+const meshctl = meshctlCli;
 
 class TimingOutBackend extends BackendDouble {
   override async up(req: UpRequest, progress: (msg: string) => void): Promise<Status> {

@@ -22,6 +22,7 @@ const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u20
 
 const peer: PeerStatus = {
   name: EVIL_NAME,
+  dnsName: `${EVIL_NAME}.mesh.internal`,
   ips: ['100.64.0.2'],
   nodeKey: 'k',
   os: EVIL_OS,
@@ -37,7 +38,7 @@ const peer: PeerStatus = {
 const status: Status = {
   version: '0',
   backendState: 'Running',
-  self: { name: 'me', ips: ['100.64.0.1'], nodeKey: 'k', os: 'linux', ifname: 'meshctl0', listenPort: 1, endpoints: [] },
+  self: { name: 'me', dnsName: null, ips: ['100.64.0.1'], nodeKey: 'k', os: 'linux', ifname: 'meshctl0', listenPort: 1, endpoints: [] },
   control: { url: 'https://c', connected: false, lastError: 'x' },
   peers: [peer],
   health: ['not connected to the control server: control said \u001b[31mhi'],

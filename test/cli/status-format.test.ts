@@ -7,6 +7,7 @@ import { parseDuration } from '../../src/util/duration.js';
 const NOW = Date.parse('2026-11-26T12:00:00Z');
 const peer = (o: Partial<PeerStatus>): PeerStatus => ({
   name: 'nas',
+  dnsName: null,
   ips: ['100.64.0.2', 'fd00::2'],
   nodeKey: 'k',
   os: 'linux',
@@ -36,7 +37,7 @@ test('the table aligns columns and filters --active and --no-self', () => {
   const s: Status = {
     version: '0',
     backendState: 'Running',
-    self: { name: 'me', ips: ['100.64.0.1'], nodeKey: 'k', os: 'linux', ifname: 'meshctl0', listenPort: 1, endpoints: [] },
+    self: { name: 'me', dnsName: null, ips: ['100.64.0.1'], nodeKey: 'k', os: 'linux', ifname: 'meshctl0', listenPort: 1, endpoints: [] },
     control: { url: 'https://c', connected: true, lastError: null },
     peers: [
       peer({ name: 'a-long-name', active: true, path: { kind: 'direct', endpoint: '1.2.3.4:5', latencyMs: 1, trusted: true } }),
@@ -54,6 +55,17 @@ test('the table aligns columns and filters --active and --no-self', () => {
   assert.equal(formatStatus(s, { self: false, peers: true, activeOnly: true }, NOW), '100.64.0.2  a-long-name  linux  active; direct 1.2.3.4:5, tx 0 rx 0\n');
   assert.equal(stoppedMessage(s), null);
   assert.equal(stoppedMessage({ ...s, backendState: 'Stopped' }), 'meshctl is stopped.');
+  // with the mesh's name service, the HOSTNAME column holds the full name
+  const named: Status = {
+    ...s,
+    self: { ...s.self!, dnsName: 'me.mesh.internal' },
+    peers: [peer({ name: 'b', dnsName: 'b.mesh.internal', ips: ['100.64.0.3'] })],
+  };
+  assert.deepEqual(formatStatus(named, { self: true, peers: true, activeOnly: false }, NOW).split('\n'), [
+    '100.64.0.1  me.mesh.internal  linux  self',
+    '100.64.0.3  b.mesh.internal   linux  idle; no path yet',
+    '',
+  ]);
 });
 
 test('durations', () => {

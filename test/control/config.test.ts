@@ -17,6 +17,7 @@ test('the control config file: relay regions with several relays, durations, cle
           { region: 'home', url: 'https://r2:443/', stunPort: 3479 },
         ],
         keyExpiry: '90d',
+        dnsSuffix: 'Home.Example',
       }),
     );
     assert.deepEqual(loadControlConfig(f), {
@@ -26,6 +27,7 @@ test('the control config file: relay regions with several relays, durations, cle
       ],
       keyExpiryMs: 90 * 86_400_000,
       ephemeralGraceMs: undefined,
+      dnsSuffix: 'home.example',
     });
     for (const [bad, why] of [
       [{ relays: {} }, /must be a list/],
@@ -33,6 +35,9 @@ test('the control config file: relay regions with several relays, durations, cle
       [{ relays: [{ region: 'h', url: 'http://r' }] }, /url must be https/],
       [{ relays: [{ region: 'h', url: 'https://r', stunPort: 0 }] }, /stunPort/],
       [{ keyExpiry: 'soon' }, /keyExpiry/],
+      [{ dnsSuffix: 'internal' }, /"dnsSuffix" is not a DNS suffix \(at least 2 labels/],
+      [{ dnsSuffix: 'mesh.internal\nsearch evil' }, /"dnsSuffix" is not a DNS suffix/],
+      [{ dnsSuffix: 5 }, /"dnsSuffix" is not a DNS suffix \(not a string\)/],
     ] as const) {
       writeFileSync(f, JSON.stringify(bad));
       assert.throws(

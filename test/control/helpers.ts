@@ -3,7 +3,7 @@
 // raw HTTPS posts that return the status and the parsed body.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,4 +129,40 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
   } finally {
     clearTimeout(timer);
   }
+}
+
+export interface OpenStream {
+  req: ClientRequest;
+  res: IncomingMessage;
+  ended: Promise<void>;
+  lines: () => string[];
+}
+
+/** Opens a map stream by hand; `read: false` leaves it paused (a client that never reads). */
+export function openStream(h: Harness, n: Node, read = true): Promise<OpenStream> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${h.url}/meshctl/v1/map`, { method: 'POST', ca: h.server.certPem, agent: false }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`map: HTTP ${res.statusCode}`));
+      let buf = '';
+      const lines: string[] = [];
+      const ended = new Promise<void>((r) => {
+        res.on('close', () => r());
+        res.on('end', () => r());
+        res.on('error', () => r());
+      });
+      req.on('error', () => {});
+      res.on('data', (c: Buffer) => {
+        buf += c.toString('utf8');
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          lines.push(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+      if (!read) res.pause();
+      resolve({ req, res, ended, lines: () => lines });
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(n.seal('map', { endpoints: [], discoKey: discoKey() })));
+  });
 }

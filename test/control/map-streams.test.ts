@@ -4,8 +4,6 @@
 // the server buffer without bound.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ClientRequest, IncomingMessage } from 'node:http';
-import { request } from 'node:https';
 import { admin } from '../../src/control/admin-client.js';
 import { createAuthKey } from '../../src/control/authkeys.js';
 import { MAX_NODE_ENDPOINTS } from '../../src/netmap/types.js';
@@ -14,45 +12,9 @@ import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
-import { discoKey, harness, Node, registerBody, tempDir, until, within, type Harness } from './helpers.js';
+import { discoKey, harness, Node, openStream, registerBody, tempDir, until, within, type OpenStream } from './helpers.js';
 
 const P = '/meshctl/v1';
-
-interface OpenStream {
-  req: ClientRequest;
-  res: IncomingMessage;
-  ended: Promise<void>;
-  lines: () => string[];
-}
-
-/** Opens a map stream by hand; `read: false` leaves it paused (a client that never reads). */
-function openStream(h: Harness, n: Node, read = true): Promise<OpenStream> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${h.url}${P}/map`, { method: 'POST', ca: h.server.certPem, agent: false }, (res) => {
-      if (res.statusCode !== 200) return reject(new Error(`map: HTTP ${res.statusCode}`));
-      let buf = '';
-      const lines: string[] = [];
-      const ended = new Promise<void>((r) => {
-        res.on('close', () => r());
-        res.on('end', () => r());
-        res.on('error', () => r());
-      });
-      req.on('error', () => {});
-      res.on('data', (c: Buffer) => {
-        buf += c.toString('utf8');
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          lines.push(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
-      });
-      if (!read) res.pause();
-      resolve({ req, res, ended, lines: () => lines });
-    });
-    req.on('error', reject);
-    req.end(JSON.stringify(n.seal('map', { endpoints: [], discoKey: discoKey() })));
-  });
-}
 
 /** MAX_NODE_ENDPOINTS distinct endpoints: the most a node may report, to make maps large. */
 const manyEndpoints = (tag: number): string[] => Array.from({ length: MAX_NODE_ENDPOINTS }, (_, i) => `10.${tag % 250}.${i}.1:${41000 + i}`);

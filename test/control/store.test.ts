@@ -32,13 +32,13 @@ const code = (fn: () => unknown): string => {
 
 test('a fresh database is migrated to the latest schema, 0600, and keeps data across reopen', () => {
   withStore((s, dir) => {
-    assert.equal(s.schemaVersion, 3);
+    assert.equal(s.schemaVersion, 4);
     assert.equal(statSync(join(dir, 'control.db')).mode & 0o777, 0o600);
     s.setMeta('k', 'v');
     s.close();
     const again = new SqliteStore(join(dir, 'control.db'));
     assert.equal(again.getMeta('k'), 'v');
-    assert.equal(again.schemaVersion, 3);
+    assert.equal(again.schemaVersion, 4);
     again.close();
   });
 });

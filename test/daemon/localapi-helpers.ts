@@ -8,7 +8,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PingResponse, PrefsRequest, Status, UpRequest } from '../../src/localapi/types.js';
+import type { DnsQueryResponse, DnsStatus, PingResponse, PrefsRequest, Status, UpRequest } from '../../src/localapi/types.js';
 import type { LocalApiBackend } from '../../src/daemon/localapi-server.js';
 import { packageRoot } from '../../src/cli/version.js';
 import { skipTest } from '../helpers/ci.js';
@@ -32,6 +32,19 @@ export function socketDir(): { dir: string; sock: string; done(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-localapi-'));
   chmodSync(dir, 0o755);
   return { dir, sock: join(dir, 's.sock'), done: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** bin/meshctl as a child process with its own client config (asynchronously: the server it talks to may run in this process). */
+export function meshctlCli(args: string[], configDir: string): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const env = { ...process.env, MESHCTL_CONFIG_DIR: configDir, MESHCTL_PLAIN: '1' };
+    const p = spawn(process.execPath, [MESHCTL, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('close', (code) => resolve({ code, out, err }));
+  });
 }
 
 export class BackendDouble implements LocalApiBackend {
@@ -77,9 +90,33 @@ export class BackendDouble implements LocalApiBackend {
   async logout(): Promise<void> {
     this.calls.push('logout');
   }
-  setPrefs(r: PrefsRequest): void {
+  async setPrefs(r: PrefsRequest): Promise<void> {
     this.calls.push(`prefs ${JSON.stringify(r)}`);
     if (r.operator !== undefined) this.op = r.operator;
+  }
+  dnsStatus(): DnsStatus {
+    return {
+      enabled: true,
+      acceptDns: true,
+      suffix: 'mesh.internal',
+      resolvers: ['100.100.100.100', 'fd7a:115c:a1e0::53'],
+      listening: ['100.100.100.100:53', '[fd7a:115c:a1e0::53]:53'],
+      mode: 'direct',
+      why: '/etc/resolv.conf is a plain file',
+      written: ['/etc/resolv.conf: nameserver 100.100.100.100'],
+      upstreams: ['10.0.0.53:53'],
+      routes: [{ domain: 'corp.example', resolvers: ['10.1.2.3'] }],
+      records: 1,
+      counters: { queries: 3, nxdomain: 1 },
+      errors: [],
+    };
+  }
+  /** answers by the name's first label: nx… NXDOMAIN, fail… SERVFAIL, refused… REFUSED, anything else one A record */
+  async dnsQuery(name: string, type: string): Promise<DnsQueryResponse> {
+    this.calls.push(`dns query ${name} ${type}`);
+    const rcode = name.startsWith('nx') ? 'NXDOMAIN' : name.startsWith('fail') ? 'SERVFAIL' : name.startsWith('refused') ? 'REFUSED' : 'NOERROR';
+    const answers = rcode === 'NOERROR' ? [{ name, type: 'A', ttl: 10, data: '100.64.0.5' }] : [];
+    return { server: '100.100.100.100:53', name, type, rcode, answers, transport: 'udp', ms: 0.4 };
   }
   operator(): string | null {
     return this.op;

@@ -27,7 +27,16 @@ function goodState(): NodeState {
     version: 1,
     nodePrivateKey: generatePrivateKey().toString('base64'),
     discoPrivateKey: generatePrivateKey().toString('base64'),
-    prefs: { loginServer: 'https://127.0.0.1:8443', controlCaPem: null, hostname: null, ifname: 'meshctl0', port: 41641, wantRunning: false, operator: null },
+    prefs: {
+      loginServer: 'https://127.0.0.1:8443',
+      controlCaPem: null,
+      hostname: null,
+      ifname: 'meshctl0',
+      port: 41641,
+      wantRunning: false,
+      operator: null,
+      acceptDns: true,
+    },
     node: view(),
     ipv4Prefix: '100.64.0.0/10',
     ipv6Prefix: 'fd7a:115c:a1e0::/48',
@@ -66,6 +75,7 @@ test('a state.json that is JSON but wrong is refused with one line naming the fi
   assert.match(refusal(JSON.stringify({ ...s, node: view({ addresses: ['100.64.0.1 dev lo'] }) })), /node\.addresses\[0\]: not an IP address/);
   assert.match(refusal(JSON.stringify({ ...s, ipv4Prefix: '0.0.0.0/0' })), /ipv4Prefix: 0\.0\.0\.0\/0 is wider than \/8/);
   assert.match(refusal(JSON.stringify({ ...s, ipv6Prefix: '100.64.0.0/10' })), /ipv6Prefix: expected an IPv6 prefix/);
+  assert.match(refusal(JSON.stringify({ ...s, prefs: { ...s.prefs, acceptDns: 'no' } })), /prefs\.acceptDns: expected true or false, got "no"/);
   assert.match(refusal('[]'), /state: expected an object, got a list/);
   assert.match(refusal('{"nodePrivateKey":'), /is unreadable/);
 });
@@ -80,6 +90,13 @@ test('a good state.json loads in canonical form (addresses as the OS will get th
     assert.deepEqual(loaded.node!.addresses, ['100.64.0.1', 'fd7a:115c:a1e0::1']);
     assert.deepEqual(loaded.node!.allowedIps, ['fd7a:115c:a1e0::1/128']);
     assert.equal(loaded.prefs.port, 41641);
+    assert.equal(loaded.prefs.acceptDns, true);
+    // a state.json written before accept-dns existed: the default, true
+    const { acceptDns: _, ...older } = s.prefs;
+    writeFileSync(join(dir, 'state.json'), JSON.stringify({ ...s, prefs: older }));
+    assert.equal(new StateStore(dir).load(DEFAULTS).prefs.acceptDns, true);
+    writeFileSync(join(dir, 'state.json'), JSON.stringify({ ...s, prefs: { ...s.prefs, acceptDns: false } }));
+    assert.equal(new StateStore(dir).load(DEFAULTS).prefs.acceptDns, false);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -156,12 +173,12 @@ test('on a full disk a state change throws and the in-memory state stays what is
         size = Math.max(1, size >> 1);
       }
     }
-    assert.throws(() => b!.setPrefs({ operator: 'alice' }), /^ApiError: cannot save .*state\.json \(ENOSPC\): the change was not made/);
+    await assert.rejects(b.setPrefs({ operator: 'alice' }), /^ApiError: cannot save .*state\.json \(ENOSPC\): the change was not made/);
     assert.equal(b.operator(), null, 'the in-memory state does not claim what is not on disk');
     assert.equal(JSON.parse(readFileSync(join(fs.dir, 'state.json'), 'utf8')).prefs.operator, null);
     assert.deepEqual(readdirSync(fs.dir).sort(), ['filler', 'state.json']);
     rmSync(filler);
-    b.setPrefs({ operator: 'alice' });
+    await b.setPrefs({ operator: 'alice' });
     assert.equal(b.operator(), 'alice');
     assert.equal(JSON.parse(readFileSync(join(fs.dir, 'state.json'), 'utf8')).prefs.operator, 'alice');
   } finally {

@@ -10,6 +10,8 @@ import { Lab, must, type RunResult } from './netns.js';
 import { packageRoot } from '../../src/cli/version.js';
 
 const BIN = join(packageRoot(), 'bin', 'meshctl');
+/** What a node namespace's own resolv.conf holds unless a test gives another. */
+export const DEFAULT_NODE_RESOLV_CONF = '# meshctl test: this namespace’s own resolv.conf\noptions timeout:1\n';
 
 export interface MeshNode {
   name: string;
@@ -61,8 +63,11 @@ export class MeshLab {
     await must('ip', ['-n', ns, 'link', 'set', a, 'up']);
   }
 
-  /** `env`: extra environment for every node's CLI and so for the daemons `up` starts */
-  async build(nodeCount: number, extraEnv: Record<string, string> = {}): Promise<void> {
+  /**
+   * `env`: extra environment for every node's CLI and so for the daemons `up` starts. Every node namespace gets its
+   * own resolv.conf (`resolvConf`, default one naming no resolver): a daemon's MagicDNS rewrites that, never the host's.
+   */
+  async build(nodeCount: number, extraEnv: Record<string, string> = {}, resolvConf = DEFAULT_NODE_RESOLV_CONF): Promise<void> {
     this.bridgeNs = await this.lab.netns('br');
     await must('ip', ['-n', this.bridgeNs, 'link', 'add', 'br0', 'type', 'bridge']);
     await must('ip', ['-n', this.bridgeNs, 'link', 'set', 'br0', 'up']);
@@ -72,6 +77,7 @@ export class MeshLab {
       const name = `node${i}`;
       const ns = await this.lab.netns(`n${i}`);
       const lanIp = `10.88.0.${10 + i}`;
+      this.lab.resolvConf(ns, resolvConf);
       await this.attach(ns, lanIp);
       const socket = join(this.dir, `${name}.sock`);
       const stateDir = join(this.dir, name);

@@ -3,6 +3,11 @@
 // (processes first) even when a test fails or the runner is interrupted.
 import { execFile, execSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** `ip netns exec NS` bind-mounts every file of /etc/netns/NS over /etc (resolv.conf among them). */
+export const NETNS_ETC = '/etc/netns';
 
 const live = new Set<Lab>();
 
@@ -36,6 +41,8 @@ export class Lab {
   /** `mc` + 8 hex digits; veth names add 3 or 4 characters, within IFNAMSIZ (15) */
   readonly id = `mc${uniqueSuffix()}`;
   private readonly namespaces: string[] = [];
+  /** /etc/netns/NS dirs this lab made: shared with the host's /etc, so removed in every cleanup */
+  private readonly etcDirs: string[] = [];
   private readonly procs: ChildProcess[] = [];
   private readonly afterCleanup: (() => void)[] = [];
 
@@ -49,6 +56,19 @@ export class Lab {
     this.namespaces.push(name);
     await must('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
     return name;
+  }
+
+  /**
+   * Gives `ns` its own /etc/resolv.conf (what `ip netns exec` mounts over the host's), so a daemon there
+   * configures that file and never the host's. The dir is removed in cleanup, and at exit if the runner dies.
+   */
+  resolvConf(ns: string, text: string): string {
+    const dir = join(NETNS_ETC, ns);
+    if (!this.etcDirs.includes(dir)) this.etcDirs.push(dir);
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const file = join(dir, 'resolv.conf');
+    writeFileSync(file, text, { mode: 0o644 });
+    return file;
   }
 
   /** A veth between two namespaces with the given CIDR addresses. */
@@ -120,6 +140,7 @@ export class Lab {
     }
     for (const ns of this.namespaces) await sh('ip', ['netns', 'del', ns]);
     this.namespaces.length = 0;
+    for (const dir of this.etcDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
     for (const fn of this.afterCleanup.splice(0)) fn();
     live.delete(this);
   }
@@ -127,6 +148,7 @@ export class Lab {
 
 // Last resort when the runner is killed: remove namespaces synchronously.
 process.once('exit', () => {
+  for (const lab of live) for (const dir of (lab as unknown as { etcDirs: string[] }).etcDirs) rmSync(dir, { recursive: true, force: true });
   for (const lab of live)
     for (const ns of (lab as unknown as { namespaces: string[] }).namespaces) {
       try {

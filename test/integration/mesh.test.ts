@@ -64,7 +64,7 @@ test('a control server and three nodes on one LAN', { skip, timeout: 240_000 }, 
       }
       const text = await n1.run(['status']);
       assert.equal(text.code, 0);
-      assert.match(text.stdout, /node2\s+linux\s+(idle|active); direct 10\.88\.0\.12:41641/);
+      assert.match(text.stdout, /node2\.mesh\.internal\s+linux\s+(idle|active); direct 10\.88\.0\.12:41641/);
     });
 
     await t.test('ICMP over the mesh addresses both ways', async () => {

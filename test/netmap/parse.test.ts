@@ -2,7 +2,15 @@
 // list, canonical text out, and an error that names the field.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NetworkMap, NodeView } from '../../src/netmap/types.js';
+import type { DnsConfig, NetworkMap, NodeView } from '../../src/netmap/types.js';
+import {
+  MAX_DNS_LABEL_CHARS,
+  MAX_DNS_NAME_CHARS,
+  MAX_DNS_RECORDS,
+  MAX_DNS_ROUTES,
+  MAX_DNS_SUFFIX_CHARS,
+  MAX_RESOLVERS_PER_ROUTE,
+} from '../../src/netmap/dns-names.js';
 import { MAX_ENDPOINTS_PER_PEER, MAX_PEERS, MAX_RELAYS, MapParseError, parseMapLine, parseNetworkMap, parseRegisterResult } from '../../src/netmap/parse.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
@@ -126,4 +134,99 @@ test('register results are parsed the same way', () => {
     /node\.addresses\[0\]: not an IP address/,
   );
   assert.throws(() => parseRegisterResult({ node: view(), ipv4Prefix: '100.64.0.0/10' }), /ipv6Prefix: not an IP prefix/);
+});
+
+const dns = (o: Partial<DnsConfig> = {}): DnsConfig => ({
+  suffix: 'mesh.internal',
+  resolvers: ['100.100.100.100', 'fd7a:115c:a1e0::53'],
+  routes: [{ domain: 'corp.example', resolvers: ['10.1.2.3', '10.1.2.4:5353', '[fd00::1]:53', 'fd00::2'] }],
+  records: [
+    { name: 'nas.home.arpa', type: 'A', value: '100.64.0.5' },
+    { name: 'nas.home.arpa', type: 'AAAA', value: 'fd7a:115c:a1e0::5' },
+  ],
+  ...o,
+});
+
+test('dns: optional; a valid one comes out canonical (lowercase names, canonical addresses)', () => {
+  assert.equal(parseNetworkMap(map()).dns, undefined);
+  assert.deepEqual(parseNetworkMap(map({ dns: dns() })).dns, dns());
+  const loud = dns({
+    suffix: 'Mesh.INTERNAL',
+    resolvers: ['100.100.100.100', 'FD7A:115C:A1E0:0::53'],
+    routes: [{ domain: 'Corp.Example', resolvers: ['[FD00:0::1]:53'] }],
+    records: [{ name: 'NAS.home.arpa', type: 'AAAA', value: 'FD7A:115C:A1E0::0:5' }],
+  });
+  assert.deepEqual(parseNetworkMap(map({ dns: loud })).dns, {
+    suffix: 'mesh.internal',
+    resolvers: ['100.100.100.100', 'fd7a:115c:a1e0::53'],
+    routes: [{ domain: 'corp.example', resolvers: ['[fd00::1]:53'] }],
+    records: [{ name: 'nas.home.arpa', type: 'AAAA', value: 'fd7a:115c:a1e0::5' }],
+  });
+});
+
+test('dns: a bad suffix is refused', () => {
+  refuses(map({ dns: dns({ suffix: 'internal' }) }), 'dns.suffix', /at least 2 labels/);
+  refuses(map({ dns: dns({ suffix: '' }) }), 'dns.suffix', /empty/);
+  refuses(map({ dns: dns({ suffix: `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(20)}` }) }), 'dns.suffix', /longer than 189/);
+  refuses(map({ dns: dns({ suffix: `${'a'.repeat(64)}.internal` }) }), 'dns.suffix', /label longer than 63/);
+  // the longest suffix leaves room for the longest node name (one 63-character label) within 253 characters
+  const longest = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(MAX_DNS_SUFFIX_CHARS - 128)}`;
+  assert.equal(longest.length, MAX_DNS_SUFFIX_CHARS);
+  assert.equal(parseNetworkMap(map({ dns: dns({ suffix: longest }) })).dns?.suffix, longest);
+  assert.ok(`${'n'.repeat(MAX_DNS_LABEL_CHARS)}.${longest}`.length <= MAX_DNS_NAME_CHARS);
+  refuses(map({ dns: dns({ suffix: `x${longest}` }) }), 'dns.suffix', /longer than 189/);
+  refuses(map({ dns: dns({ suffix: 'mesh.123' }) }), 'dns.suffix', /all digits/);
+  refuses(map({ dns: dns({ suffix: '-mesh.internal' }) }), 'dns.suffix', /inner hyphens/);
+  refuses(map({ dns: dns({ suffix: 'mesh.\u212Aelvin' }) }), 'dns.suffix', /lowercase letters/);
+});
+
+test('dns: injection attempts in names are refused whole', () => {
+  for (const bad of [
+    'nas home.arpa',
+    'nas\n.home.arpa',
+    'nas.home.arpa\nnameserver 6.6.6.6',
+    '.nas.home.arpa',
+    'nas.home.arpa.',
+    'nas..home',
+    'nas\u0000.x',
+    'a_b.example',
+    '*.example',
+  ]) {
+    refuses(map({ dns: dns({ records: [{ name: bad, type: 'A', value: '100.64.0.5' }] }) }), 'dns.records[0].name', /not a DNS name/);
+    refuses(map({ dns: dns({ routes: [{ domain: bad, resolvers: ['10.0.0.1'] }] }) }), 'dns.routes[0].domain', /not a DNS name/);
+  }
+  refuses(map({ dns: dns({ suffix: 'mesh.internal\nsearch evil.example' }) }), 'dns.suffix', /not a DNS name/);
+  refuses(
+    map({ dns: dns({ routes: [{ domain: 'corp.example', resolvers: ['10.0.0.1 # x'] }] }) }),
+    'dns.routes[0].resolvers[0]',
+    /not an IP address or IP:port/,
+  );
+  refuses(map({ dns: dns({ routes: [{ domain: 'corp.example', resolvers: ['10.0.0.1\n'] }] }) }), 'dns.routes[0].resolvers[0]', /not an IP address or IP:port/);
+});
+
+test('dns: lists are bounded by their named constants; duplicates and empty lists refused', () => {
+  const routes = Array.from({ length: MAX_DNS_ROUTES + 1 }, (_, i) => ({ domain: `d${i}.example`, resolvers: ['10.0.0.1'] }));
+  refuses(map({ dns: dns({ routes }) }), 'dns.routes', /65 entries, more than the 64 allowed/);
+  const records = Array.from({ length: MAX_DNS_RECORDS + 1 }, (_, i) => ({ name: `r${i}.example`, type: 'A' as const, value: '10.0.0.1' }));
+  refuses(map({ dns: dns({ records }) }), 'dns.records', /more than the 1024 allowed/);
+  const resolvers = Array.from({ length: MAX_RESOLVERS_PER_ROUTE + 1 }, (_, i) => `10.0.0.${i + 1}`);
+  refuses(map({ dns: dns({ routes: [{ domain: 'corp.example', resolvers }] }) }), 'dns.routes[0].resolvers', /more than the 4 allowed/);
+  refuses(map({ dns: dns({ routes: [{ domain: 'corp.example', resolvers: [] }] }) }), 'dns.routes[0].resolvers', /no resolver/);
+  const twice = [
+    { domain: 'corp.example', resolvers: ['10.0.0.1'] },
+    { domain: 'CORP.example', resolvers: ['10.0.0.2'] },
+  ];
+  refuses(map({ dns: dns({ routes: twice }) }), 'dns.routes[1].domain', /has two routes/);
+  refuses(map({ dns: dns({ resolvers: [] }) }), 'dns.resolvers', /no resolver address/);
+  refuses(map({ dns: dns({ resolvers: ['100.100.100.100', '100.100.100.101'] }) }), 'dns.resolvers', /one address per family/);
+});
+
+test('dns: record values must match their type; resolver addresses must lie in the mesh prefixes', () => {
+  refuses(map({ dns: dns({ records: [{ name: 'nas.home.arpa', type: 'A', value: 'fd00::5' }] }) }), 'dns.records[0].value', /needs an IPv4 address/);
+  refuses(map({ dns: dns({ records: [{ name: 'nas.home.arpa', type: 'AAAA', value: '10.0.0.5' }] }) }), 'dns.records[0].value', /needs an IPv6 address/);
+  refuses(map({ dns: dns({ records: [{ name: 'nas.home.arpa', type: 'MX' as 'A', value: '10.0.0.5' }] }) }), 'dns.records[0].type', /"A" or "AAAA"/);
+  refuses(map({ dns: dns({ records: [{ name: 'nas.home.arpa', type: 'A', value: '10.0.0.5:53' }] }) }), 'dns.records[0].value', /not an IP address/);
+  refuses(map({ dns: dns({ resolvers: ['8.8.8.8'] }) }), 'dns.resolvers[0]', /outside the mesh prefixes/);
+  refuses(map({ dns: dns({ resolvers: ['100.100.100.100', 'fd00::53'] }) }), 'dns.resolvers[1]', /outside the mesh prefixes/);
+  refuses(map({ dns: 'mesh.internal' as unknown as DnsConfig }), 'dns', /expected an object/);
 });

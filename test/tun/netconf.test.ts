@@ -46,6 +46,7 @@ test('MTU and link by ioctl, addresses and routes by rtnetlink: applied, repeata
     addr: Link[];
     route: Route[];
     errors: Record<string, string> & { otherRoutes: { error: string; v4: Route[]; v6: Route[]; otherAddr: Link[] } };
+    withExtra: Link[];
   };
   const { name } = res;
   assert.match(res.link, /mtu 1280/);
@@ -54,6 +55,9 @@ test('MTU and link by ioctl, addresses and routes by rtnetlink: applied, repeata
   assert.ok(addrs.includes('10.90.0.1/32'), addrs.join());
   assert.ok(addrs.includes('fd00:90::1/128'), addrs.join());
   assert.equal(addrs.filter((a) => a === '10.90.0.1/32').length, 1, 'the repeat replaced the address, not added a second');
+  const extra = res.withExtra[0]!.addr_info.map((a) => `${a.local}/${a.prefixlen}`);
+  assert.ok(extra.includes('100.100.100.100/32') && extra.includes('fd00:90::53/128'), extra.join());
+  assert.ok(!addrs.includes('100.100.100.100/32') && !addrs.includes('fd00:90::53/128'), `removed again: ${addrs.join()}`);
   const v4 = res.route.find((r) => r.dst === '10.90.0.0/16');
   const v6 = res.route.find((r) => r.dst === 'fd00:90::/48');
   // what `ip route add <prefix> dev <if>` makes
