@@ -153,9 +153,9 @@ export class DnsHost {
   }
 
   /**
-   * A resolver listening on `at`. An IPv6 address just added to a new interface can refuse bind() with EADDRNOTAVAIL
-   * for a moment (tentative while the new link becomes ready); that is retried until DNS_BIND_RETRY_MS, anything
-   * else is thrown.
+   * A resolver listening on `at`. Its addresses are added without duplicate address detection (tun/netlink.ts), so
+   * an IPv6 one is not tentative and bind() works at once; EADDRNOTAVAIL is still retried until DNS_BIND_RETRY_MS,
+   * as a backstop for a link that is not ready yet. Anything else is thrown.
    */
   private async listen(at: { host: string; port: number }[]): Promise<DnsServer> {
     const start = Date.now();

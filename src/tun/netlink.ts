@@ -23,6 +23,8 @@ import {
 export const NLMSG_HDRLEN = 16;
 export const NLMSG_ERROR = 2;
 export const RTM_NEWADDR = 20;
+/** ifa_flags: add the address without duplicate address detection (linux/if_addr.h) */
+export const IFA_F_NODAD = 0x02;
 export const RTM_DELADDR = 21;
 export const RTM_NEWROUTE = 24;
 export const NLM_F_REQUEST = 0x01;
@@ -124,7 +126,9 @@ function addressMessage(type: number, flags: number, seq: number, ifindex: numbe
   const ifa = Buffer.alloc(IFADDRMSG_LEN);
   ifa[0] = family(prefix);
   ifa[1] = prefix.bits;
-  ifa[2] = 0; // ifa_flags
+  // IPv6: no duplicate address detection. Control hands each address out once, and a tentative address
+  // refuses bind() (EADDRNOTAVAIL) until DAD ends, which would delay the resolver on its fixed address.
+  ifa[2] = family(prefix) === AF_INET6 ? IFA_F_NODAD : 0;
   ifa[3] = RT_SCOPE_UNIVERSE;
   w32(ifa, ifindex, 4);
   const addr = ipBytes(prefix.address);

@@ -57,6 +57,9 @@ test('MTU and link by ioctl, addresses and routes by rtnetlink: applied, repeata
   assert.equal(addrs.filter((a) => a === '10.90.0.1/32').length, 1, 'the repeat replaced the address, not added a second');
   const extra = res.withExtra[0]!.addr_info.map((a) => `${a.local}/${a.prefixlen}`);
   assert.ok(extra.includes('100.100.100.100/32') && extra.includes('fd00:90::53/128'), extra.join());
+  // no duplicate address detection: a tentative address would refuse the resolver's bind() for a while
+  const six = res.withExtra[0]!.addr_info.find((a) => a.local === 'fd00:90::53') as { nodad?: boolean; tentative?: boolean } | undefined;
+  assert.deepEqual({ nodad: six?.nodad, tentative: six?.tentative }, { nodad: true, tentative: undefined });
   assert.ok(!addrs.includes('100.100.100.100/32') && !addrs.includes('fd00:90::53/128'), `removed again: ${addrs.join()}`);
   const v4 = res.route.find((r) => r.dst === '10.90.0.0/16');
   const v6 = res.route.find((r) => r.dst === 'fd00:90::/48');

@@ -13,7 +13,7 @@ const le = endianness() === 'LE';
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const skipBE = le ? false : 'byte layouts below are written for a little-endian host';
 
-test('RTM_NEWADDR: replace, create, ack; ifaddrmsg and IFA_LOCAL/IFA_ADDRESS for IPv4 and IPv6', { skip: skipBE }, () => {
+test('RTM_NEWADDR: replace, create, ack; ifaddrmsg (IPv6 without DAD) and IFA_LOCAL/IFA_ADDRESS for IPv4 and IPv6', { skip: skipBE }, () => {
   assert.deepEqual(
     newAddressMessage(1, 7, parsePrefix('10.90.0.1/32')),
     hex(`28000000 1400 0505 01000000 00000000
@@ -24,7 +24,7 @@ test('RTM_NEWADDR: replace, create, ack; ifaddrmsg and IFA_LOCAL/IFA_ADDRESS for
   assert.deepEqual(
     newAddressMessage(0x01020304, 0x100, parsePrefix('fd00:90::1/128')),
     hex(`40000000 1400 0505 04030201 00000000
-         0a 80 00 00 00010000
+         0a 80 02 00 00010000
          1400 0200 fd000090000000000000000000000001
          1400 0100 fd000090000000000000000000000001`),
   );
