@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MeshLab } from '../test/helpers/mesh.js';
 import { RETIRE_AFTER_MS } from '../src/util/reader-mode.js';
+import { admin } from '../src/control/admin-client.js';
 import { must, sh } from '../test/helpers/netns.js';
 import { packageRoot } from '../src/cli/version.js';
 import type { Status } from '../src/localapi/types.js';
@@ -22,6 +23,8 @@ export interface MeshResult {
   /** what rssIdle1PeerMb is made of: anonymous and file-backed pages, and V8's heap (part of anon) */
   idleParts1Peer: IdleParts;
   rssIdle100PeersMb: number;
+  /** with 100 peers and 900 extra DNS records: 1,000 names in the resolver's zone */
+  rssIdle1000NamesMb: number;
   /** the same parts and release count at the 100-peer reading (to explain an outlier: a release that ran while maps came in, docs/performance.md) */
   idleParts100Peers: IdleParts;
   idleReleases100Peers: number;
@@ -45,6 +48,8 @@ export interface MeshResult {
 }
 
 const BIN = join(packageRoot(), 'bin', 'meshctl');
+/** extra DNS records beside the 100 nodes: 1,000 names in the daemon's zone */
+const EXTRA_NAMES = 900;
 /**
  * The daemon hands memory back 10–20 s into a quiet spell (util/idle-memory.ts
  * checks every 5 s), so "idle" is measured 20 s after the last traffic.
@@ -212,6 +217,12 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     await new Promise((r) => setTimeout(r, Math.max(0, lastTransferMs + RETIRE_AFTER_MS + IDLE_SETTLE_MS - performance.now())));
     const rssRetired100PeersMb = rssMb(pid1);
     const threadsAtRetired = readerThreads((await status(n1.socket)).counters);
+
+    // 1,000 names: the 100 nodes plus 900 extra DNS records, all in the daemon's zone
+    for (let i = 0; i < EXTRA_NAMES; i++) await admin.addDnsRecord(m.controlDir, `host${i}.bench.internal`, `10.98.${i >> 8}.${i & 255}`);
+    await until('1,000 names in the zone', async () => (await n1.run(['dns', 'query', `host${EXTRA_NAMES - 1}.bench.internal`, 'A'])).code === 0, 30_000);
+    await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
+    const rssIdle1000NamesMb = rssMb(pid1);
     return {
       upToFirstPingMs,
       rssAfterUp1PeerMb,
@@ -225,6 +236,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
       threadsAtIdle100Peers,
       rssRetired100PeersMb,
       threadsAtRetired,
+      rssIdle1000NamesMb,
       statusMs,
       statusJsonMs,
       statusWithExtraCaMs,

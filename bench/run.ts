@@ -196,6 +196,7 @@ async function main(): Promise<void> {
     );
     console.log(
       `  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MiB = ${f((m.rssIdle100PeersMb * 1048576) / 1e6, 1)} MB (${f(m.idle100PeersAfterS)} s after the last transfer; reader threads running: TUN ${m.threadsAtIdle100Peers.tun}, UDP ${m.threadsAtIdle100Peers.udp})`,
+      `  daemon RSS idle, 1,000 names       ${f(m.rssIdle1000NamesMb, 1)} MiB (the 100 peers and 900 extra DNS records in the resolver's zone)`,
     );
     const ip100 = m.idleParts100Peers;
     console.log(

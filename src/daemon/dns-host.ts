@@ -13,7 +13,7 @@ import { hostPrefix, ipBytes, type IpAddress, type IpEndpoint, type IpPrefix, pa
 import { terminalSafe } from '../util/text.js';
 import { queryDns } from '../dns/client.js';
 import { DnsServer } from '../dns/server.js';
-import { samePrefix } from '../dns/names.js';
+import { reverseZones, samePrefix } from '../dns/names.js';
 import { buildZone } from '../dns/zone.js';
 import { OsDns, type OsDnsPlan, type OsDnsStatus } from '../osdns/os-dns.js';
 
@@ -143,7 +143,13 @@ export class DnsHost {
       ifname: w.ifname,
       servers: resolvers.map((r) => r.address.text),
       searchDomains: [dns.suffix],
-      routingDomains: [dns.suffix, ...dns.routes.map((r) => r.domain)],
+      // reverse lookups of mesh addresses go to the mesh resolver too (resolved mode; direct mode sends it everything)
+      routingDomains: [
+        dns.suffix,
+        ...dns.routes.map((r) => r.domain),
+        ...reverseZones(parsePrefix(w.map.ipv4Prefix)),
+        ...reverseZones(parsePrefix(w.map.ipv6Prefix)),
+      ],
     };
     const planKey = JSON.stringify(plan);
     if (planKey === this.applied) return;

@@ -1,7 +1,7 @@
 // Domain names as the resolver compares them: lower case, no trailing dot,
 // checked for the shape a query may carry, and the reverse-lookup names of
 // IP addresses (in-addr.arpa, ip6.arpa) in both directions.
-import { ipBytes, type IpAddress } from '../util/netaddr.js';
+import { ipBytes, type IpAddress, type IpPrefix } from '../util/netaddr.js';
 
 /** Longest name (presentation form, no trailing dot) a query may ask: RFC 1035 allows 255 wire bytes, which is 253 characters. */
 export const MAX_NAME_CHARS = 253;
@@ -47,6 +47,32 @@ export function reverseName(address: IpAddress): string {
   const nibbles: string[] = [];
   for (let i = 15; i >= 0; i--) nibbles.push((b[i]! & 0xf).toString(16), (b[i]! >> 4).toString(16));
   return `${nibbles.join('.')}.ip6.arpa`;
+}
+
+/**
+ * The reverse zones that together cover `prefix` exactly, one per value of the
+ * bits between the prefix length and the next label boundary (8 bits a label
+ * for IPv4, 4 for IPv6): 100.64.0.0/10 is `64.100.in-addr.arpa` to
+ * `127.100.in-addr.arpa`. Used as routing domains, so reverse lookups of mesh
+ * addresses reach the mesh resolver. At most 2^7 zones for IPv4, 2^3 for IPv6.
+ */
+export function reverseZones(prefix: IpPrefix): string[] {
+  const step = prefix.address.family === 4 ? 8 : 4;
+  const labels = Math.ceil(prefix.bits / step);
+  const spare = labels * step - prefix.bits;
+  const b = ipBytes(prefix.address);
+  const unit = (i: number): number => (step === 8 ? b[i]! : i % 2 === 0 ? b[i >> 1]! >> 4 : b[i >> 1]! & 0xf);
+  const zones: string[] = [];
+  for (let v = 0; v < 1 << spare; v++) {
+    const parts: string[] = [];
+    for (let i = 0; i < labels; i++) {
+      let u = unit(i);
+      if (i === labels - 1) u = (u & ~((1 << spare) - 1)) | v;
+      parts.push(step === 8 ? String(u) : u.toString(16));
+    }
+    zones.push(`${parts.reverse().join('.')}${parts.length ? '.' : ''}${step === 8 ? 'in-addr.arpa' : 'ip6.arpa'}`);
+  }
+  return zones;
 }
 
 /** What a reverse name stands for: the first `bits` bits of an address (a whole address when bits is 32 or 128). */

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildZone, MESH_TTL_S } from '../../src/dns/zone.js';
-import { parseReverseName, reverseName } from '../../src/dns/names.js';
-import { parseIp } from '../../src/util/netaddr.js';
+import { isAtOrUnder, parseReverseName, reverseName, reverseZones } from '../../src/dns/names.js';
+import { parseIp, parsePrefix } from '../../src/util/netaddr.js';
 import { node, SUFFIX, testMap } from './fixtures.js';
 
 const data = (z: ReturnType<typeof buildZone>, name: string, type: string): string[] | string => z.lookup(name, type)?.answers.map((a) => a.data) ?? 'forward';
@@ -95,4 +95,20 @@ test('a 1000-name zone', () => {
   const z = buildZone(testMap(peers));
   assert.deepEqual(data(z, `host1001.${SUFFIX}`, 'A'), ['100.64.3.233']);
   assert.deepEqual(data(z, '233.3.64.100.in-addr.arpa', 'PTR'), [`host1001.${SUFFIX}`]);
+});
+
+test('reverseZones covers a prefix exactly with whole-label zones', () => {
+  const v4 = reverseZones(parsePrefix('100.64.0.0/10'));
+  assert.equal(v4.length, 64);
+  assert.equal(v4[0], '64.100.in-addr.arpa');
+  assert.equal(v4[63], '127.100.in-addr.arpa');
+  assert.deepEqual(reverseZones(parsePrefix('10.0.0.0/8')), ['10.in-addr.arpa']);
+  assert.deepEqual(reverseZones(parsePrefix('fd12:3456:789a::/48')), ['a.9.8.7.6.5.4.3.2.1.d.f.ip6.arpa']);
+  assert.deepEqual(reverseZones(parsePrefix('fd00::/15')), ['0.0.d.f.ip6.arpa', '1.0.d.f.ip6.arpa']);
+  // every address of the prefix falls under exactly one of its zones
+  for (const ip of ['100.64.0.1', '100.127.255.254', '100.100.100.100']) {
+    const r = reverseName(parseIp(ip));
+    assert.equal(v4.filter((z) => isAtOrUnder(r, z)).length, 1, ip);
+  }
+  assert.equal(v4.filter((z) => isAtOrUnder(reverseName(parseIp('100.128.0.1')), z)).length, 0);
 });
