@@ -25,6 +25,7 @@ export interface MeshResult {
   rssIdle100PeersMb: number;
   /** with 100 peers and 900 extra DNS records: 1,000 names in the resolver's zone */
   rssIdle1000NamesMb: number;
+  idleParts1000Names: IdleParts;
   /** the same parts and release count at the 100-peer reading (to explain an outlier: a release that ran while maps came in, docs/performance.md) */
   idleParts100Peers: IdleParts;
   idleReleases100Peers: number;
@@ -223,6 +224,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
     await until('1,000 names in the zone', async () => (await n1.run(['dns', 'query', `host${EXTRA_NAMES - 1}.bench.internal`, 'A'])).code === 0, 30_000);
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     const rssIdle1000NamesMb = rssMb(pid1);
+    const { parts: idleParts1000Names } = await memoryNow(n1.socket, rssPartsMb(pid1));
     return {
       upToFirstPingMs,
       rssAfterUp1PeerMb,
@@ -237,6 +239,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
       rssRetired100PeersMb,
       threadsAtRetired,
       rssIdle1000NamesMb,
+      idleParts1000Names,
       statusMs,
       statusJsonMs,
       statusWithExtraCaMs,

@@ -196,7 +196,6 @@ async function main(): Promise<void> {
     );
     console.log(
       `  daemon RSS idle, 100 peers        ${f(m.rssIdle100PeersMb, 1)} MiB = ${f((m.rssIdle100PeersMb * 1048576) / 1e6, 1)} MB (${f(m.idle100PeersAfterS)} s after the last transfer; reader threads running: TUN ${m.threadsAtIdle100Peers.tun}, UDP ${m.threadsAtIdle100Peers.udp})`,
-      `  daemon RSS idle, 1,000 names       ${f(m.rssIdle1000NamesMb, 1)} MiB (the 100 peers and 900 extra DNS records in the resolver's zone)`,
     );
     const ip100 = m.idleParts100Peers;
     console.log(
@@ -205,6 +204,11 @@ async function main(): Promise<void> {
     console.log(`                                    ${m.idleReleases100Peers} idle release(s) by then, the last ${f(ip100.releaseAgoS ?? NaN, 1)} s before`);
     console.log(
       `  … reader threads retired          ${f(m.rssRetired100PeersMb, 1)} MiB (${(RETIRE_AFTER_MS + IDLE_SETTLE_MS) / 1000} s after the last transfer; threads still running: TUN ${m.threadsAtRetired.tun}, UDP ${m.threadsAtRetired.udp})`,
+    );
+    const ipn = m.idleParts1000Names;
+    console.log(
+      `  daemon RSS idle, 1,000 names      ${f(m.rssIdle1000NamesMb, 1)} MiB (the 100 peers and 900 extra DNS records in the resolver's zone, each record added with its own map)`,
+      `\n  … of which                        anonymous ${f(ipn.anonMb, 1)} MiB (V8 heap ${f(ipn.v8HeapMb ?? NaN, 1)}, ${f(ipn.v8HeapUsedMb ?? NaN, 1)} in use; external ${f(ipn.externalMb ?? NaN, 1)}), last idle release ${f(ipn.releaseAgoS ?? NaN, 1)} s before`,
     );
     console.log(`  meshctl status                    ${f(m.statusMs)} ms wall (goal ≤ 150; bare \`node -e 0\` ${f(m.nodeBareMs)} ms)`);
     console.log(`  meshctl status --json             ${f(m.statusJsonMs)} ms wall`);
