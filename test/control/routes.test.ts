@@ -10,7 +10,7 @@ import { admin } from '../../src/control/admin-client.js';
 import { createAuthKey } from '../../src/control/authkeys.js';
 import { ControlError } from '../../src/control/protocol.js';
 import { Registry } from '../../src/control/registry.js';
-import { approveRoute, protectedAddresses, rejectRoute } from '../../src/control/routes.js';
+import { approveRoute, MAX_APPROVALS_PER_NODE, protectedAddresses, rejectRoute } from '../../src/control/routes.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { MAX_ADVERTISED_ROUTES } from '../../src/control/validate.js';
@@ -223,6 +223,9 @@ test("approve refuses a prefix that would capture the control server's or a rela
       store.listRouteApprovals().map((a) => a.prefix),
       ['10.9.9.0/24'],
     );
+    // approvals per node are bounded (pre-approvals count)
+    for (let i = 0; store.listRouteApprovals().length < MAX_APPROVALS_PER_NODE; i++) approveRoute(r, 'gw', `172.16.${i}.0/24`, guard);
+    assert.match(refusedFor('10.200.0.0/16'), new RegExp(`already has ${MAX_APPROVALS_PER_NODE} approvals \\(MAX_APPROVALS_PER_NODE`));
     // the server records where it listens, so approvals made while it is stopped check it too
     const none = await protectedAddresses(null);
     assert.match(none.notes[0]!, /never ran here/);
