@@ -41,7 +41,10 @@ export function boolArg(v: string): boolean {
 
 /** A comma-separated list of prefixes (`--advertise-routes P1,P2`); "" is the empty list. The daemon checks each prefix. */
 export function prefixListArg(v: string): string[] {
-  return v.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  return v
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
 }
 
 export function printJson(v: unknown): void {

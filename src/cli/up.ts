@@ -237,7 +237,7 @@ export function registerUp(program: Command): void {
         prefixListArg,
       ),
     )
-    .addOption(new Option('--accept-routes [bool]', "install the subnet routes peers advertise (default false; remembered)").argParser(boolArg).preset('true'))
+    .addOption(new Option('--accept-routes [bool]', 'install the subnet routes peers advertise (default false; remembered)').argParser(boolArg).preset('true'))
     .addOption(
       new Option('--snat-subnet-routes [bool]', "masquerade forwarded subnet traffic to this router's LAN address (default true; remembered)")
         .argParser(boolArg)

@@ -46,7 +46,7 @@ export class Advertiser {
     const key = keyOf(a);
     this.inflight = key;
     try {
-      await control.call('advertise' as never, a, ADVERTISE_TIMEOUT_MS);
+      await control.call('advertise', a, ADVERTISE_TIMEOUT_MS);
       this.acked = key;
       this.error = null;
     } finally {

@@ -6,10 +6,11 @@
 // (mesh prefixes, special blocks) when the node advertises them.
 import { parsePrefix } from '../util/netaddr.js';
 import { terminalSafe } from '../util/text.js';
-import { hostBitsSet } from '../tun/netlink.js';
+import { MAX_NODE_ROUTES } from '../netmap/types.js';
+import { isDefaultRoute, maskedPrefix } from '../netmap/routes.js';
 
-/** Subnet routes one node may advertise: control refuses more (each is in every peer's AllowedIPs and routing table). */
-export const MAX_ADVERTISED_ROUTES = 64;
+/** Subnet routes one node may advertise: control refuses more (netmap/types.ts says why the number). */
+export const MAX_ADVERTISED_ROUTES = MAX_NODE_ROUTES;
 
 export interface RoutePrefs {
   /** canonical prefixes this node offers to route for the mesh; [] advertises none */
@@ -38,8 +39,8 @@ export function parseRouteList(v: unknown, what: string): string[] {
     } catch (err) {
       throw new Error(`${what}: ${terminalSafe(String(item), 64)} is not a prefix (${(err as Error).message}); give one such as 192.168.1.0/24`);
     }
-    if (hostBitsSet(p)) throw new Error(`${what}: ${p.text} has bits set after /${p.bits}; give the network address`);
-    if (p.bits === 0) throw new Error(`${what}: ${p.text} is the default route; use --advertise-exit-node for that`);
+    if (maskedPrefix(p).text !== p.text) throw new Error(`${what}: ${p.text} has bits set after /${p.bits}; give the network address ${maskedPrefix(p).text}`);
+    if (isDefaultRoute(p)) throw new Error(`${what}: ${p.text} is the default route; use --advertise-exit-node for that`);
     out.add(p.text);
   }
   return [...out];

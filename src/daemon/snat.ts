@@ -3,8 +3,11 @@
 // is forwarded, and masquerades it toward the advertised prefixes, so hosts on
 // the LAN answer the router's own LAN address and need no route back into the
 // mesh. The ruleset is built as nft's JSON from typed values (JSON.stringify;
-// no text from data reaches nft's parser) and applied with `nft -j -f -` in
-// one transaction that replaces the whole table.
+// no text from data reaches nft's parser) and applied with nft's JSON input in
+// one transaction that replaces the whole table. The JSON goes to nft as its
+// one argument (`nft -j JSON`): Node's stdio pipes are sockets, which nft's
+// `-f -` cannot open as /dev/stdin. The argument stays far below the kernel's
+// 128 KiB per-argument limit: at most 64 prefixes of ~400 bytes each.
 import { spawn } from 'node:child_process';
 import type { IpPrefix } from '../util/netaddr.js';
 import { terminalSafe } from '../util/text.js';
@@ -61,7 +64,13 @@ export function snatRuleset(ifname: string, prefixes: readonly IpPrefix[]): { nf
           expr: [
             { match: { op: '==', left: { '&': [mark, MARK_MASK] }, right: FORWARDED_MARK } },
             { match: { op: '!=', left: { meta: { key: 'oifname' } }, right: ifname } },
-            { match: { op: '==', left: { payload: { protocol: p.address.family === 4 ? 'ip' : 'ip6', field: 'daddr' } }, right: { prefix: { addr: p.address.text, len: p.bits } } } },
+            {
+              match: {
+                op: '==',
+                left: { payload: { protocol: p.address.family === 4 ? 'ip' : 'ip6', field: 'daddr' } },
+                right: { prefix: { addr: p.address.text, len: p.bits } },
+              },
+            },
             { masquerade: null },
           ],
         },
@@ -77,10 +86,10 @@ export function snatRemoval(): { nftables: NftCommand[] } {
   return { nftables: deleteTable() };
 }
 
-/** Runs `nft -j -f -` with `ruleset` on stdin; rejects with one line naming nft's complaint. */
+/** Runs `nft -j RULESET`; rejects with one line naming nft's complaint. */
 export function runNft(ruleset: object, timeoutMs = NFT_TIMEOUT_MS): Promise<void> {
   return new Promise((resolve, reject) => {
-    const p = spawn('nft', ['-j', '-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const p = spawn('nft', ['-j', JSON.stringify(ruleset)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
     p.stderr.on('data', (d: Buffer) => {
@@ -93,9 +102,12 @@ export function runNft(ruleset: object, timeoutMs = NFT_TIMEOUT_MS): Promise<voi
     p.on('close', (code, signal) => {
       clearTimeout(t);
       if (code === 0) resolve();
-      else reject(new Error(`nft ${signal ? `killed (${signal}) after ${timeoutMs} ms` : `failed (${code})`}: ${terminalSafe(err.trim(), NFT_STDERR_MAX_CHARS) || 'no message'}`));
+      else
+        reject(
+          new Error(
+            `nft ${signal ? `killed (${signal}) after ${timeoutMs} ms` : `failed (${code})`}: ${terminalSafe(err.trim(), NFT_STDERR_MAX_CHARS) || 'no message'}`,
+          ),
+        );
     });
-    p.stdin.on('error', () => undefined); // nft gone early: its exit says why
-    p.stdin.end(JSON.stringify(ruleset));
   });
 }

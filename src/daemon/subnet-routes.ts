@@ -17,7 +17,8 @@ import type { NetworkMap, NodeView } from '../netmap/types.js';
 import type { PeerRouteStatus, RoutesStatus } from '../localapi/types.js';
 import type { DestinationPolicy } from '../engine/device/destination-filter.js';
 import { flushTable, installMeshRules, removeMeshRules, updateTableRoutes } from '../tun/rules.js';
-import { hostPrefix, ipBytes, parseIp, parsePrefix, type IpPrefix } from '../util/netaddr.js';
+import { hostPrefix, parseIp, parsePrefix, type IpPrefix } from '../util/netaddr.js';
+import { maskedPrefix, prefixesOverlap } from '../netmap/routes.js';
 import type { RoutePrefs } from './route-prefs.js';
 import { runNft, snatRemoval, snatRuleset } from './snat.js';
 
@@ -37,31 +38,13 @@ export function hostNetworks(meshIfname: string): HostNetwork[] {
       try {
         const p = parsePrefix(a.cidr);
         if (p.address.family === 6 && p.address.text.startsWith('fe80:')) continue; // link-local: never a route
-        out.push({ prefix: networkOf(p), ifname });
+        out.push({ prefix: maskedPrefix(p), ifname });
       } catch {
         /* an address Node reports oddly is no LAN of ours to protect */
       }
     }
   }
   return out;
-}
-
-/** `p` with its host bits cleared (10.1.2.3/24 → 10.1.2.0/24). */
-export function networkOf(p: IpPrefix): IpPrefix {
-  const b = ipBytes(p.address);
-  for (let bit = p.bits; bit < b.length * 8; bit++) b[bit >> 3]! &= ~(0x80 >> (bit & 7));
-  const text = p.address.family === 4 ? [...b].join('.') : (b.toString('hex').match(/.{4}/g) ?? []).join(':');
-  return parsePrefix(`${text}/${p.bits}`);
-}
-
-/** The two prefixes share an address: same family, equal up to the shorter length. */
-export function overlaps(a: IpPrefix, b: IpPrefix): boolean {
-  if (a.address.family !== b.address.family) return false;
-  const x = ipBytes(a.address);
-  const y = ipBytes(b.address);
-  const bits = Math.min(a.bits, b.bits);
-  for (let bit = 0; bit < bits; bit++) if ((x[bit >> 3]! ^ y[bit >> 3]!) & (0x80 >> (bit & 7))) return false;
-  return true;
 }
 
 const prefixesOf = (list: readonly string[] | undefined): IpPrefix[] => {
@@ -207,9 +190,9 @@ export class SubnetRoutes {
         else if (!w.prefs.acceptRoutes) why = 'accept-routes is off';
         else if (!peer.online) why = 'router offline';
         else {
-          const lan = lans.find((l) => overlaps(l.prefix, prefix));
+          const lan = lans.find((l) => prefixesOverlap(l.prefix, prefix));
           if (lan) why = `overlaps this host's LAN ${lan.prefix.text} (${lan.ifname})`;
-          else if (own.some((o) => overlaps(o, prefix))) why = 'overlaps a route this node advertises';
+          else if (own.some((o) => prefixesOverlap(o, prefix))) why = 'overlaps a route this node advertises';
         }
         const prev = out.get(prefix.text);
         // the same prefix from two peers: control makes only one of them primary
