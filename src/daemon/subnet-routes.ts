@@ -121,7 +121,8 @@ export class SubnetRoutes {
   private wanted: Wanted | null = null;
   private chain: Promise<void> = Promise.resolve();
   private errors: string[] = [];
-  private forwarding: { ipv4: boolean | null; ipv6: boolean | null } = { ipv4: null, ipv6: null };
+  /** the families of the routes this node advertises: their forwarding is read (live) for health and status */
+  private advertisedFamilies = { v4: false, v6: false };
   /** per prefix text: the verdict of the last reconcile (installed or why not) */
   private verdicts = new Map<string, string | null>();
 
@@ -150,7 +151,7 @@ export class SubnetRoutes {
       await this.clear();
       this.errors = [];
       this.verdicts.clear();
-      this.forwarding = { ipv4: null, ipv6: null };
+      this.advertisedFamilies = { v4: false, v6: false };
     });
   }
 
@@ -242,11 +243,7 @@ export class SubnetRoutes {
   /** The router's side: forwarding read and reported, SNAT for the routes it advertises. */
   private async router(w: Wanted, errors: string[]): Promise<void> {
     const advertised = prefixesOf(w.prefs.advertiseRoutes);
-    const read = this.opts.forwarding ?? readForwarding;
-    this.forwarding = {
-      ipv4: advertised.some((p) => p.address.family === 4) ? read(4) : null,
-      ipv6: advertised.some((p) => p.address.family === 6) ? read(6) : null,
-    };
+    this.advertisedFamilies = { v4: advertised.some((p) => p.address.family === 4), v6: advertised.some((p) => p.address.family === 6) };
     const snat = w.prefs.snatSubnetRoutes && advertised.length > 0 ? snatRuleset(w.ifname, advertised) : null;
     const key = snat ? JSON.stringify(snat) : '';
     if (key === this.snatKey) return;
@@ -258,11 +255,18 @@ export class SubnetRoutes {
     }
   }
 
+  /** Forwarding of each family this node advertises routes of, read now (an administrator may have just turned it on). */
+  private forwarding(): { ipv4: boolean | null; ipv6: boolean | null } {
+    const read = this.opts.forwarding ?? readForwarding;
+    return { ipv4: this.advertisedFamilies.v4 ? read(4) : null, ipv6: this.advertisedFamilies.v6 ? read(6) : null };
+  }
+
   /** One line per problem, for status' health. */
   health(): string[] {
     const out = [...this.errors];
+    const fwd = this.forwarding();
     for (const fam of [4, 6] as const) {
-      const on = fam === 4 ? this.forwarding.ipv4 : this.forwarding.ipv6;
+      const on = fam === 4 ? fwd.ipv4 : fwd.ipv6;
       if (on === false) out.push(`IPv${fam} forwarding is off: advertised IPv${fam} routes carry nothing; run \`${forwardingFix(fam)}\``);
     }
     return out;
@@ -287,7 +291,7 @@ export class SubnetRoutes {
       primary: self?.primaryRoutes ?? [],
       acceptRoutes: prefs.acceptRoutes,
       snatSubnetRoutes: prefs.snatSubnetRoutes,
-      forwarding: this.forwarding,
+      forwarding: this.forwarding(),
       droppedDestination,
     };
   }
