@@ -2,6 +2,7 @@
 // mesh addresses and routes, the UDP socket, the WireGuard device and path
 // selection, and turns each network map into WireGuard peers.
 import { Device } from '../engine/device/device.js';
+import type { PacketHook } from '../engine/device/filter.js';
 import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers, type PingResult } from '../engine/paths/paths.js';
 import { PathBind } from '../engine/paths/pathbind.js';
 import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/conn/endpoint.js';
@@ -37,6 +38,8 @@ export interface EngineHostOptions {
   pathTimers?: Partial<PathTimers>;
   logger: (msg: string) => void;
   localEndpoints?: (port: number) => string[];
+  /** tests only: peer name → prefixes added to what control assigned (MESHCTL_TEST_EXTRA_ALLOWED_IPS) */
+  extraAllowedIps?: Map<string, string[]>;
 }
 
 export function describePath(p: PathInfo): string {
@@ -209,7 +212,7 @@ export class EngineHost {
       const key = keyFromText(v.nodeKey)!;
       const peer = this.device.getPeer(key) ?? this.device.addPeer(key);
       this.device.allowedIps.removeByValue(peer);
-      for (const a of v.allowedIps) {
+      for (const a of [...v.allowedIps, ...(this.opts.extraAllowedIps?.get(v.name) ?? [])]) {
         try {
           const c = parseCidr(a);
           this.device.allowedIps.insert(c.address, c.bits, peer);
@@ -229,6 +232,11 @@ export class EngineHost {
     }
     this.peerViews = new Map(wanted.map((v) => [v.nodeKey, v]));
     this.paths.setPeers(pathPeers);
+  }
+
+  /** The inbound packet filter (the destination check, destination-filter.ts); null passes everything. */
+  setInboundFilter(hook: PacketHook | null): void {
+    this.device.setPacketFilter(hook ? { filterIn: hook } : null);
   }
 
   isConfigured(nodeKey: string): boolean {
