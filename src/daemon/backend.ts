@@ -13,6 +13,7 @@ import {
   ApiError,
   type BackendState,
   type DnsQueryResponse,
+  type DeviceStatus,
   type DnsStatus,
   type NetcheckResponse,
   type PeerStatus,
@@ -35,6 +36,7 @@ import { memoryCounters } from './memory.js';
 import { IdleMemory } from '../util/idle-memory.js';
 import { rateLimitedLog } from '../util/rate-limited-log.js';
 import { DnsHost } from './dns-host.js';
+import { forwardingHealth, gatewayDevices, plainPeersOf } from './device-gateway.js';
 
 /** How long a node waits for its first map after registering before `up` gives up. */
 const DEFAULT_UP_TIMEOUT_MS = 30_000;
@@ -425,6 +427,7 @@ export class Backend {
     if (!this.home && map.relays[0]) this.home = map.relays[0].code;
     this.updateRelays();
     this.host.applyMap(map);
+    this.host.setPlainPeers(plainPeersOf(gatewayDevices(map), (m) => this.log(m)));
     await this.updateDns();
     if (relaysChanged && map.relays.length) void this.netcheck().catch((err: Error) => this.log(`netcheck: ${err.message}`));
   }
@@ -531,6 +534,7 @@ export class Backend {
     const health: string[] = [];
     if (this.st.prefs.wantRunning && !this.connected && this.control) health.push(`not connected to the control server: ${this.lastError ?? 'connecting'}`);
     health.push(...this.dns.health());
+    if (this.host && this.map) health.push(...forwardingHealth(gatewayDevices(this.map).length));
     return {
       version: this.opts.version,
       backendState: this.state,
@@ -548,11 +552,32 @@ export class Backend {
         : null,
       control: { url: this.st.prefs.loginServer, connected: this.connected, lastError: this.lastError },
       peers,
+      devices: this.deviceStatus(),
       health,
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
       counters: this.host ? { ...this.host.counters(), memory: memoryCounters(this.idleMemory) } : null,
     };
+  }
+
+  /** The map's devices, by name; for those this node is the gateway of, what their WireGuard peer shows. */
+  private deviceStatus(): DeviceStatus[] {
+    const self = this.map?.self.name;
+    const out = (this.map?.devices ?? []).map((d): DeviceStatus => {
+      const key = d.gateway === self ? keyFromText(d.publicKey) : null;
+      const wg = key ? (this.host?.plainPeerState(key) ?? null) : null;
+      return {
+        name: d.name,
+        ips: d.addresses,
+        gateway: d.gateway,
+        viaSelf: d.gateway === self,
+        endpoint: wg?.endpoint ?? null,
+        lastHandshake: wg && wg.lastHandshakeWallMs > 0 ? isoTime(wg.lastHandshakeWallMs) : null,
+        txBytes: wg?.txBytes ?? 0,
+        rxBytes: wg?.rxBytes ?? 0,
+      };
+    });
+    return out.sort((a, b) => byCodeUnits(a.name, b.name));
   }
 
   private peerStatus(v: NodeView): PeerStatus {
