@@ -12,10 +12,11 @@ export const PATHS = {
   register: `${API_PREFIX}/register`,
   map: `${API_PREFIX}/map`,
   endpoints: `${API_PREFIX}/endpoints`,
+  advertise: `${API_PREFIX}/advertise`,
   logout: `${API_PREFIX}/logout`,
   verify: `${API_PREFIX}/verify`,
 } as const;
-export type SealedOp = 'register' | 'map' | 'endpoints' | 'logout';
+export type SealedOp = 'register' | 'map' | 'endpoints' | 'advertise' | 'logout';
 
 /** A sealed request has to be this fresh; with the nonce cache it stops replays. */
 export const REQUEST_MAX_AGE_MS = 2 * 60 * 1000;
@@ -41,6 +42,18 @@ export interface RegisterBody {
   version: string;
   discoKey: string;
   endpoints: string[];
+  /** what the node advertises; absent: unchanged since the node last said */
+  advertised?: AdvertiseBody;
+}
+
+/**
+ * The `advertise` op: the subnet routes (canonical prefixes, at most
+ * MAX_NODE_ROUTES) and whether the node offers itself as an exit node. It
+ * replaces what the node advertised before; an admin still has to approve.
+ */
+export interface AdvertiseBody {
+  routes: string[];
+  exitNode: boolean;
 }
 
 export interface MapBody {

@@ -182,7 +182,7 @@ export function parseNodeState(raw: unknown): NodeState {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('state', `expected an object, got ${shown(raw)}`);
   const o = raw as Record<string, unknown>;
   if (o.version !== 1) fail('version', `state version ${shown(o.version)}; this meshctl reads version 1`);
-  const node = o.node === null || o.node === undefined ? null : parseNodeView(o.node, 'node');
+  const node = o.node === null || o.node === undefined ? null : parseNodeView(o.node, 'node', { self: true });
   return {
     version: 1,
     nodePrivateKey: privateKey(o.nodePrivateKey, 'nodePrivateKey'),
