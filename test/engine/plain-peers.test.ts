@@ -54,15 +54,28 @@ async function phone(net: MemNet, clock: FakeClock, gatewayPub: Buffer, address 
   return p;
 }
 
-const phoneConfig = (pub: Buffer) => ({ publicKey: pub, allowedIps: [hostPrefix(parseIp(PHONE_IP))] });
-const noMesh = () => false;
+type Gateway = Awaited<ReturnType<typeof gateway>>;
 
-test('a plain peer has no endpoint until its handshake, then follows its packets; the gateway answers it there', async () => {
+/** A gateway and a phone that has it as its peer, on one MemNet and FakeClock; everything is closed after `fn`. */
+async function withPhone(fn: (net: MemNet, clock: FakeClock, gw: Gateway, ph: MemDevice) => Promise<void>): Promise<void> {
   const net = new MemNet();
   const clock = new FakeClock();
   const gw = await gateway(net, clock);
   const ph = await phone(net, clock, gw.pub);
   try {
+    await fn(net, clock, gw, ph);
+  } finally {
+    gw.paths.stop();
+    await gw.device.close();
+    await ph.dev.close();
+  }
+}
+
+const phoneConfig = (pub: Buffer) => ({ publicKey: pub, allowedIps: [hostPrefix(parseIp(PHONE_IP))] });
+const noMesh = () => false;
+
+test('a plain peer has no endpoint until its handshake, then follows its packets; the gateway answers it there', async () => {
+  await withPhone(async (net, clock, gw, ph) => {
     gw.plain.set([phoneConfig(ph.pub)], noMesh);
     const peer = gw.device.getPeer(ph.pub)!;
     assert.equal(peer.endpoint, null, 'no preset endpoint');
@@ -86,19 +99,11 @@ test('a plain peer has no endpoint until its handshake, then follows its packets
     gw.device.sendPacket(ipv4Packet(GATEWAY_IP, PHONE_IP, 64));
     runNet(net, clock, 300);
     assert.equal(ph.received.length, 2, 'answered at the new address');
-  } finally {
-    gw.paths.stop();
-    await gw.device.close();
-    await ph.dev.close();
-  }
+  });
 });
 
 test('a source that path selection attributes to a mesh peer does not make the plain peer’s endpoint virtual', async () => {
-  const net = new MemNet();
-  const clock = new FakeClock();
-  const gw = await gateway(net, clock);
-  const ph = await phone(net, clock, gw.pub);
-  try {
+  await withPhone(async (net, clock, gw, ph) => {
     // a mesh peer claims the address the phone is about to use (a stale or a dishonest candidate)
     const mesh = publicKeyOf(generatePrivateKey());
     gw.device.addPeer(mesh);
@@ -120,20 +125,12 @@ test('a source that path selection attributes to a mesh peer does not make the p
     assert.ok(gw.logs.some((l) => l.includes('a mesh node has that key')));
     assert.deepEqual(gw.device.getPeer(mesh)!.endpoint, virtualEndpoint(mesh));
     assert.equal(gw.device.allowedIps.entriesFor(gw.device.getPeer(mesh)!).length, 0);
-  } finally {
-    gw.paths.stop();
-    await gw.device.close();
-    await ph.dev.close();
-  }
+  });
 });
 
 test('removing a plain peer drops it and its sessions at once; an unknown key gets no handshake', async () => {
-  const net = new MemNet();
-  const clock = new FakeClock();
-  const gw = await gateway(net, clock);
-  const ph = await phone(net, clock, gw.pub);
-  const stranger = await phone(net, clock, gw.pub, '203.0.113.5');
-  try {
+  await withPhone(async (net, clock, gw, ph) => {
+    const stranger = await phone(net, clock, gw.pub, '203.0.113.5');
     gw.plain.set([phoneConfig(ph.pub)], noMesh);
     ph.dev.sendPacket(ipv4Packet(PHONE_IP, GATEWAY_IP, 64));
     runNet(net, clock, 300);
@@ -156,10 +153,6 @@ test('removing a plain peer drops it and its sessions at once; an unknown key ge
     assert.ok(gw.device.stats.dropped.handshake > refused, 'the stranger’s initiation is refused');
     assert.equal(gw.device.getPeer(stranger.pub), undefined);
     assert.equal(gw.received.length, 1);
-  } finally {
-    gw.paths.stop();
-    await gw.device.close();
-    await ph.dev.close();
     await stranger.dev.close();
-  }
+  });
 });
