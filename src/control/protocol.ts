@@ -20,8 +20,12 @@ export type SealedOp = 'register' | 'map' | 'endpoints' | 'advertise' | 'logout'
 
 /** A sealed request has to be this fresh; with the nonce cache it stops replays. */
 export const REQUEST_MAX_AGE_MS = 2 * 60 * 1000;
-/** A keepalive line on the map stream: a dead stream is noticed in ~2 of these. */
-export const MAP_KEEPALIVE_MS = 15 * 1000;
+/**
+ * A keepalive line on the map stream. Nodes notice a silent stream with their
+ * idle timeout; control keeps data in flight so that TCP_USER_TIMEOUT
+ * (liveness.ts) notices a cut link within seconds. ~30 bytes every 3 s per node.
+ */
+export const MAP_KEEPALIVE_MS = 3 * 1000;
 
 export interface SealedRequest {
   nodeKey: string;

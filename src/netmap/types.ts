@@ -129,3 +129,9 @@ export const MAX_NODE_ROUTES = 64;
  * office has a few dozen phones and laptops; 256 leaves room, and bounds a map.
  */
 export const MAX_NETWORK_DEVICES = 256;
+/**
+ * The mesh interface's MTU: 1280, the IPv6 minimum, fits inside WireGuard's
+ * overhead on any path down to a 1360-byte link MTU; devices on stock
+ * WireGuard get the same value in their config.
+ */
+export const MESH_MTU = 1280;
