@@ -4,11 +4,11 @@
 // mesh through the gateway's kernel (device → TUN → kernel → TUN → mesh peer)
 // and keep their own mesh source address (no SNAT), so the gateway needs IP
 // forwarding on and nothing else.
-import { readFileSync } from 'node:fs';
 import { keyFromText } from '../crypto/keys.js';
 import type { PlainPeerConfig } from '../engine/device/plain-peers.js';
 import type { DeviceView, NetworkMap } from '../netmap/types.js';
-import { hostPrefix, parseIp } from '../util/netaddr.js';
+import { hostPrefix, parseIp, parsePrefix, type IpPrefix } from '../util/netaddr.js';
+import { forwardingFix, readForwarding } from './subnet-routes.js';
 
 /** The devices this node is the gateway of: those naming it whose public key the map carries (only the gateway's map does). */
 export function gatewayDevices(map: NetworkMap): DeviceView[] {
@@ -33,33 +33,38 @@ export function plainPeersOf(devices: DeviceView[], log: (msg: string) => void):
   return out;
 }
 
-/** Where the kernel says whether it forwards; a test points these at files of its own. */
-export interface ForwardingFiles {
-  ipv4: string;
-  ipv6: string;
-}
-export const PROC_FORWARDING: ForwardingFiles = { ipv4: '/proc/sys/net/ipv4/ip_forward', ipv6: '/proc/sys/net/ipv6/conf/all/forwarding' };
-
 /**
- * A health line for each address family whose forwarding is off while this node gateways devices (null when all is well).
- * Read at each status: the setting is the host's and may change at any time. An unreadable file (no IPv6) says nothing.
+ * What the gateway forwards for its devices (the destination check's device rule, engine/device/destination-filter.ts):
+ * packets from their addresses may go to the mesh prefixes and to the subnet routes other nodes are primary for, which
+ * is what the device's config routes to the gateway; nothing else the gateway can reach (its LAN, the internet).
  */
-export function forwardingHealth(deviceCount: number, files: ForwardingFiles = PROC_FORWARDING): string[] {
-  if (deviceCount === 0) return [];
-  const off = (path: string): boolean => {
+export function deviceForwarding(map: NetworkMap): { sources: IpPrefix[]; destinations: IpPrefix[] } {
+  const sources: IpPrefix[] = [];
+  const destinations: IpPrefix[] = [];
+  const add = (out: IpPrefix[], parse: () => IpPrefix): void => {
     try {
-      return readFileSync(path, 'utf8').trim() === '0';
+      out.push(parse());
     } catch {
-      return false;
+      /* the map parser admits only canonical text; anything else is never accepted */
     }
   };
-  const out: string[] = [];
+  const mine = gatewayDevices(map);
+  for (const d of mine) for (const a of d.addresses) add(sources, () => hostPrefix(parseIp(a)));
+  if (mine.length === 0) return { sources, destinations };
+  for (const p of [map.ipv4Prefix, map.ipv6Prefix]) add(destinations, () => parsePrefix(p));
+  for (const peer of map.peers) for (const r of peer.primaryRoutes ?? []) add(destinations, () => parsePrefix(r));
+  return { sources, destinations };
+}
+
+/**
+ * A health line for each address family whose forwarding is off while this node gateways devices (read as the subnet
+ * router reads it, subnet-routes.ts, at each status: the setting is the host's and may change at any time). A family
+ * whose setting cannot be read (no IPv6) says nothing.
+ */
+export function forwardingHealth(deviceCount: number, read: (family: 4 | 6) => boolean | null = readForwarding): string[] {
+  if (deviceCount === 0) return [];
   const n = `${deviceCount} device${deviceCount === 1 ? '' : 's'}`;
-  if (off(files.ipv4))
-    out.push(`IPv4 forwarding is off: the ${n} behind this gateway reach only this node; turn it on with \`sysctl -w net.ipv4.ip_forward=1\``);
-  if (off(files.ipv6))
-    out.push(
-      `IPv6 forwarding is off: the ${n} behind this gateway reach only this node over IPv6; turn it on with \`sysctl -w net.ipv6.conf.all.forwarding=1\``,
-    );
-  return out;
+  return ([4, 6] as const)
+    .filter((fam) => read(fam) === false)
+    .map((fam) => `IPv${fam} forwarding is off: the ${n} behind this gateway reach only this node over IPv${fam}; run \`${forwardingFix(fam)}\``);
 }

@@ -3,6 +3,7 @@
 // selection, and turns each network map into WireGuard peers.
 import { Device } from '../engine/device/device.js';
 import { PlainPeers, type PlainPeerConfig } from '../engine/device/plain-peers.js';
+import type { PacketHook } from '../engine/device/filter.js';
 import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers, type PingResult } from '../engine/paths/paths.js';
 import { PathBind } from '../engine/paths/pathbind.js';
 import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/conn/endpoint.js';
@@ -38,6 +39,8 @@ export interface EngineHostOptions {
   pathTimers?: Partial<PathTimers>;
   logger: (msg: string) => void;
   localEndpoints?: (port: number) => string[];
+  /** tests only: peer name → prefixes added to what control assigned (MESHCTL_TEST_EXTRA_ALLOWED_IPS) */
+  extraAllowedIps?: Map<string, string[]>;
 }
 
 export function describePath(p: PathInfo): string {
@@ -215,7 +218,7 @@ export class EngineHost {
       const key = keyFromText(v.nodeKey)!;
       const peer = this.device.getPeer(key) ?? this.device.addPeer(key);
       this.device.allowedIps.removeByValue(peer);
-      for (const a of v.allowedIps) {
+      for (const a of [...v.allowedIps, ...(this.opts.extraAllowedIps?.get(v.name) ?? [])]) {
         try {
           const c = parseCidr(a);
           this.device.allowedIps.insert(c.address, c.bits, peer);
@@ -252,6 +255,11 @@ export class EngineHost {
     const p = this.plain.get(publicKey);
     if (!p || this.device.getPeer(publicKey) !== p) return null;
     return { endpoint: p.endpoint ? endpointKey(p.endpoint) : null, lastHandshakeWallMs: p.lastHandshakeWallMs, txBytes: p.txBytes, rxBytes: p.rxBytes };
+  }
+
+  /** The inbound packet filter (the destination check, destination-filter.ts); null passes everything. */
+  setInboundFilter(hook: PacketHook | null): void {
+    this.device.setPacketFilter(hook ? { filterIn: hook } : null);
   }
 
   isConfigured(nodeKey: string): boolean {

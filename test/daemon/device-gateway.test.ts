@@ -3,10 +3,10 @@
 // forwarding health lines, and how status shows devices.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { forwardingHealth, gatewayDevices, plainPeersOf } from '../../src/daemon/device-gateway.js';
+import { deviceForwarding, forwardingHealth, gatewayDevices, plainPeersOf } from '../../src/daemon/device-gateway.js';
+import { destinationFilter } from '../../src/engine/device/destination-filter.js';
+import { parsePrefix } from '../../src/util/netaddr.js';
+import { ipv4Packet } from '../helpers/memnet.js';
 import { deviceState, formatStatus } from '../../src/cli/status-format.js';
 import type { DeviceView, NetworkMap } from '../../src/netmap/types.js';
 import type { DeviceStatus, Status } from '../../src/localapi/types.js';
@@ -38,23 +38,42 @@ test('the gateway holds its own devices with a key, each as its /32 and /128; ba
   assert.match(logs[1]!, /"badip": ignored, not an IP address/);
 });
 
+test('the destination check lets a gateway forward its devices’ packets into the mesh and its routes, nothing else', () => {
+  const map = {
+    self: { name: 'home' },
+    ipv4Prefix: '100.64.0.0/10',
+    ipv6Prefix: 'fd7a:115c:a1e0::/48',
+    peers: [{ name: 'nas', primaryRoutes: ['192.168.50.0/24'] }],
+    devices: [dev({ publicKey: KEY }), dev({ name: 'elsewhere', addresses: ['100.64.0.10'], gateway: 'office' })],
+  } as unknown as NetworkMap;
+  const stats = { droppedDestination: 0 };
+  const self = ['100.64.0.1/32'].map(parsePrefix);
+  const pass = destinationFilter({ prefixes: self, devices: deviceForwarding(map) }, stats);
+  assert.equal(pass(ipv4Packet('100.64.0.9', '100.64.0.2', 8)), true, 'phone → a mesh node');
+  assert.equal(pass(ipv4Packet('100.64.0.9', '192.168.50.7', 8)), true, 'phone → a subnet route another node is primary for');
+  assert.equal(pass(ipv4Packet('100.64.0.9', '8.8.8.8', 8)), false, 'phone → the internet through the gateway');
+  assert.equal(pass(ipv4Packet('100.64.0.9', '10.89.0.1', 8)), false, 'phone → the gateway’s LAN');
+  assert.equal(pass(ipv4Packet('100.64.0.10', '100.64.0.2', 8)), false, 'a device of another gateway is not forwarded here');
+  assert.equal(pass(ipv4Packet('100.64.0.2', '100.64.0.3', 8)), false, 'a mesh node does not get forwarded through a gateway');
+  assert.equal(pass(ipv4Packet('100.64.0.2', '100.64.0.1', 8)), true, 'the gateway itself');
+  assert.equal(stats.droppedDestination, 4);
+  const notGateway = deviceForwarding({ ...map, self: { name: 'nas' } } as unknown as NetworkMap);
+  assert.deepEqual(notGateway, { sources: [], destinations: [] }, 'a node with no devices forwards nothing for them');
+});
+
 test('a gateway with forwarding off says so, per family, only while it has devices', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fwd-'));
-  try {
-    const files = { ipv4: join(dir, 'v4'), ipv6: join(dir, 'v6') };
-    writeFileSync(files.ipv4, '0\n');
-    writeFileSync(files.ipv6, '1\n');
-    assert.deepEqual(forwardingHealth(0, files), []);
-    const h = forwardingHealth(2, files);
-    assert.equal(h.length, 1);
-    assert.match(h[0]!, /^IPv4 forwarding is off: the 2 devices behind this gateway reach only this node; .*net\.ipv4\.ip_forward=1/);
-    writeFileSync(files.ipv4, '1\n');
-    assert.deepEqual(forwardingHealth(1, files), []);
-    rmSync(files.ipv6);
-    assert.deepEqual(forwardingHealth(1, files), [], 'no IPv6 on the host: nothing to say');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const state: Record<4 | 6, boolean | null> = { 4: false, 6: true };
+  const read = (fam: 4 | 6) => state[fam];
+  assert.deepEqual(forwardingHealth(0, read), []);
+  const h = forwardingHealth(2, read);
+  assert.equal(h.length, 1);
+  assert.match(h[0]!, /^IPv4 forwarding is off: the 2 devices behind this gateway reach only this node over IPv4; run `sysctl -w net\.ipv4\.ip_forward=1`$/);
+  state[4] = true;
+  assert.deepEqual(forwardingHealth(1, read), []);
+  state[6] = null;
+  assert.deepEqual(forwardingHealth(1, read), [], 'no IPv6 on the host: nothing to say');
+  state[6] = false;
+  assert.match(forwardingHealth(1, read)[0]!, /^IPv6 forwarding is off: the 1 device behind .*net\.ipv6\.conf\.all\.forwarding=1/);
 });
 
 test('status shows each device with its gateway, and at the gateway its endpoint and handshake', () => {
