@@ -61,8 +61,8 @@ const prefixesOf = (list: readonly string[] | undefined): IpPrefix[] => {
 
 /**
  * What this node accepts from its peers, by destination: its own addresses, the DNS resolver's addresses, the
- * routes control made it primary for, and the addresses of devices it is the gateway of. Exit-node support extends
- * the result (anyV4/anyV6) when the node is an approved exit node.
+ * routes control made it primary for, the addresses of devices it is the gateway of, and, when control approved it as
+ * an exit node, every destination (anyV4/anyV6). Callers add to `prefixes` for anything else the node serves.
  */
 export function destinationPolicy(map: NetworkMap): DestinationPolicy {
   const prefixes: IpPrefix[] = [];
@@ -76,7 +76,9 @@ export function destinationPolicy(map: NetworkMap): DestinationPolicy {
     }
   }
   prefixes.push(...prefixesOf(map.self.primaryRoutes));
-  return { prefixes };
+  // an approved exit node carries traffic to anywhere, IPv4 and IPv6
+  const exit = map.self.exitNode === true;
+  return { prefixes, anyV4: exit, anyV6: exit };
 }
 
 /** Forwarding as /proc says, for one family: null when it cannot be read. */

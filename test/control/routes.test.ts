@@ -13,20 +13,12 @@ import { approveRoute, protectedAddresses, rejectRoute } from '../../src/control
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { MAX_ADVERTISED_ROUTES } from '../../src/control/validate.js';
-import { parseMapLine } from '../../src/netmap/parse.js';
-import type { NetworkMap, NodeView } from '../../src/netmap/types.js';
-import { harness, Node, openStream, registerBody, tempDir, until, type Harness, type OpenStream } from './helpers.js';
+import type { NodeView } from '../../src/netmap/types.js';
+import { harness, latestMap, Node, openStream, registerBody, tempDir, until, type Harness, type OpenStream } from './helpers.js';
 
 const P = '/meshctl/v1';
 
-/** The latest map a stream carried, as the node's strict parser reads it. */
-function latest(s: OpenStream): NetworkMap | undefined {
-  for (const line of [...s.lines()].reverse()) {
-    const l = parseMapLine(JSON.parse(line));
-    if (l?.type === 'map') return l.map;
-  }
-  return undefined;
-}
+const latest = latestMap;
 
 const peer = (s: OpenStream, name: string): NodeView | undefined => latest(s)?.peers.find((p) => p.name === name);
 
