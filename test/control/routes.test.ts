@@ -7,12 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { admin } from '../../src/control/admin-client.js';
+import { createAuthKey } from '../../src/control/authkeys.js';
 import { ControlError } from '../../src/control/protocol.js';
 import { Registry } from '../../src/control/registry.js';
 import { approveRoute, protectedAddresses, rejectRoute } from '../../src/control/routes.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { MAX_ADVERTISED_ROUTES } from '../../src/control/validate.js';
+import { parseRegisterResult } from '../../src/netmap/parse.js';
 import type { NodeView } from '../../src/netmap/types.js';
 import { harness, latestMap, Node, openStream, registerBody, tempDir, until, type Harness, type OpenStream } from './helpers.js';
 
@@ -70,6 +72,14 @@ test('advertise: canonical prefixes only, bounded, never the mesh, the default r
       /register\.advertised\.routes\[0\]: .*host bits/,
     );
     assert.deepEqual(await admin.listRoutes(h.dir), [], 'nothing stored');
+    // a valid one in the register request is stored, and the answer says what control holds
+    const ok = await h.post(
+      `${P}/register`,
+      m.seal('register', { ...registerBody(await h.authKey(), 'x'), advertised: { routes: ['10.9.0.0/16'], exitNode: false } }),
+    );
+    assert.equal(ok.status, 200);
+    assert.deepEqual(parseRegisterResult(ok.body).node.advertised, { routes: ['10.9.0.0/16'], exitNode: false });
+    await admin.deleteNode(h.dir, 'x');
     assert.equal((await advertise(h, n, ['192.168.1.0/24', 'FD00:1::/64', '192.168.1.0/24'], true)).status, 200);
     await until(() => latest(s)?.self.advertised?.routes.length === 2, 5000, 'own advertisement in the self view');
     assert.deepEqual(latest(s)!.self.advertised, { routes: ['192.168.1.0/24', 'fd00:1::/64'], exitNode: true });
@@ -183,25 +193,8 @@ test("approve refuses a prefix that would capture the control server's or a rela
   const store = new SqliteStore(stateFiles(dir).db);
   try {
     const r = new Registry(store, { keyExpiryMs: null });
-    store.insertAuthKey({ id: 'k', secretHash: 'x', reusable: true, ephemeral: false, createdAtMs: 0, expiresAtMs: null, usedCount: 0 });
-    store.insertNode({
-      nodeKey: 'nk',
-      discoKey: 'dk',
-      hostname: 'gw',
-      requestedHostname: 'gw',
-      os: 'linux',
-      version: 't',
-      ipv4: '100.64.0.1',
-      ipv6: 'fd00::1',
-      endpoints: [],
-      homeRelay: null,
-      ephemeral: false,
-      authKeyId: 'k',
-      createdAtMs: 0,
-      lastSeenMs: null,
-      keyExpiresAtMs: null,
-      connected: false,
-    });
+    const { key } = createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null });
+    r.register('nk', { authKey: key, hostname: 'gw', os: 'linux', version: 't', discoKey: 'dk', endpoints: [] });
     const guard = await protectedAddresses({ listenHost: '10.9.8.7', relayUrls: ['https://[2001:db8::7]:443', 'https://localhost:8443'] });
     assert.ok(
       guard.notes.some((n) => /resolved localhost .* for this check/.test(n)),
