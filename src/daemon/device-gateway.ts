@@ -66,5 +66,5 @@ export function forwardingHealth(deviceCount: number, read: (family: 4 | 6) => b
   const n = `${deviceCount} device${deviceCount === 1 ? '' : 's'}`;
   return ([4, 6] as const)
     .filter((fam) => read(fam) === false)
-    .map((fam) => `IPv${fam} forwarding is off: the ${n} behind this gateway reach only this node over IPv${fam}; run \`${forwardingFix(fam)}\``);
+    .map((fam) => `IPv${fam} forwarding is off: the ${n} behind this gateway can reach only this node over IPv${fam}; run \`${forwardingFix(fam)}\``);
 }

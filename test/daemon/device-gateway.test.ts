@@ -67,7 +67,10 @@ test('a gateway with forwarding off says so, per family, only while it has devic
   assert.deepEqual(forwardingHealth(0, read), []);
   const h = forwardingHealth(2, read);
   assert.equal(h.length, 1);
-  assert.match(h[0]!, /^IPv4 forwarding is off: the 2 devices behind this gateway reach only this node over IPv4; run `sysctl -w net\.ipv4\.ip_forward=1`$/);
+  assert.match(
+    h[0]!,
+    /^IPv4 forwarding is off: the 2 devices behind this gateway can reach only this node over IPv4; run `sysctl -w net\.ipv4\.ip_forward=1`$/,
+  );
   state[4] = true;
   assert.deepEqual(forwardingHealth(1, read), []);
   state[6] = null;

@@ -219,7 +219,11 @@ test('a phone on stock wireguard-go reaches a node through its gateway and back;
       const removedAt = Date.now();
       await eventually('the gateway drops the phone', async () => (await device(gw, 'phone')) === undefined, REMOVAL_DEADLINE_MS, 50);
       const tookMs = Date.now() - removedAt;
+      // the gateway itself refuses the phone's packets (its session keys are gone), not only node2 their source
+      const unknownIndex = async () => ((await status(gw)).counters as { engine: { dropped: { unknownIndex: number } } }).engine.dropped.unknownIndex;
+      const before = await unknownIndex();
       assert.equal(await pingFrom(m.lab, phoneNs, n2v4, 2, 1), false, 'the phone reaches nothing');
+      assert.ok((await unknownIndex()) >= before + 2, 'the gateway no longer knows the phone’s session');
       assert.equal(await pingFrom(m.lab, n2.ns, phoneV4, 2, 1), false, 'nothing reaches the phone');
       t.diagnostic(`removal took effect at the gateway within ${tookMs} ms`);
     });
