@@ -4,7 +4,7 @@
 // from the network (names, OS, addresses, regions, errors) goes through
 // terminalSafe: the daemon answering may be older and pass a peer's escape
 // sequences on.
-import type { PeerStatus, Status } from '../localapi/types.js';
+import type { DeviceStatus, PeerStatus, Status } from '../localapi/types.js';
 import { terminalSafe } from '../util/text.js';
 
 /** A table cell: longer names are cut (a DNS name is at most 253). */
@@ -36,6 +36,14 @@ export function peerState(p: PeerStatus, nowMs = Date.now()): string {
         : 'no path yet';
   if (p.active) return `active; ${path}, tx ${p.txBytes} rx ${p.rxBytes}`;
   return `idle; ${path}`;
+}
+
+/** A device on stock WireGuard: its gateway, and at the gateway where it is and what it moved. */
+export function deviceState(d: DeviceStatus, nowMs = Date.now()): string {
+  if (!d.viaSelf) return `device via ${terminalSafe(d.gateway, MAX_CELL)}`;
+  if (!d.lastHandshake) return 'device via this node; no handshake yet';
+  const at = d.endpoint ? ` ${terminalSafe(d.endpoint, MAX_CELL)}` : '';
+  return `device via this node;${at} handshake ${ago(d.lastHandshake, nowMs)}, tx ${d.txBytes} rx ${d.rxBytes}`;
 }
 
 export interface TableOptions {
@@ -80,6 +88,7 @@ export function formatStatus(s: Status, o: TableOptions, nowMs = Date.now()): st
   if (o.self && s.self) rows.push([cell(s.self.ips[0] ?? '-'), cell(s.self.dnsName ?? s.self.name), cell(s.self.os), 'self']);
   if (o.peers)
     for (const p of s.peers) if (!o.activeOnly || p.active) rows.push([cell(p.ips[0] ?? '-'), cell(p.dnsName ?? p.name), cell(p.os), peerState(p, nowMs)]);
+  if (o.peers && !o.activeOnly) for (const d of s.devices ?? []) rows.push([cell(d.ips[0] ?? '-'), cell(d.name), 'wireguard', deviceState(d, nowMs)]);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length), 0));
   const lines = rows.map((r) => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  '));
   lines.push(...routeLines(s, o));

@@ -13,6 +13,7 @@ import {
   ApiError,
   type BackendState,
   type DnsQueryResponse,
+  type DeviceStatus,
   type DnsStatus,
   type NetcheckResponse,
   type PeerStatus,
@@ -35,6 +36,7 @@ import { memoryCounters } from './memory.js';
 import { IdleMemory } from '../util/idle-memory.js';
 import { rateLimitedLog } from '../util/rate-limited-log.js';
 import { DnsHost } from './dns-host.js';
+import { deviceForwarding, forwardingHealth, gatewayDevices, plainPeersOf } from './device-gateway.js';
 import { SubnetRoutes } from './subnet-routes.js';
 import { Advertiser, advertisementOf } from './advertise.js';
 import { destinationFilter, type DestinationFilterStats } from '../engine/device/destination-filter.js';
@@ -485,8 +487,10 @@ export class Backend {
     if (!this.home && map.relays[0]) this.home = map.relays[0].code;
     this.updateRelays();
     // the destination check in the same step as the peers' AllowedIPs: a route that left the map carries nothing more
-    this.host.setInboundFilter(destinationFilter(destinationPolicy(map), this.destinationStats));
+    // a gateway also forwards its devices' packets into the mesh (device-gateway.ts)
+    this.host.setInboundFilter(destinationFilter({ ...destinationPolicy(map), devices: deviceForwarding(map) }, this.destinationStats));
     this.host.applyMap(map);
+    this.host.setPlainPeers(plainPeersOf(gatewayDevices(map), (m) => this.log(m)));
     await this.updateSubnets();
     void this.syncAdvertised();
     await this.updateDns();
@@ -595,6 +599,7 @@ export class Backend {
     const health: string[] = [];
     if (this.st.prefs.wantRunning && !this.connected && this.control) health.push(`not connected to the control server: ${this.lastError ?? 'connecting'}`);
     health.push(...this.dns.health());
+    if (this.host && this.map) health.push(...forwardingHealth(gatewayDevices(this.map).length));
     health.push(...this.subnets.health(), ...this.advertiser.health());
     return {
       version: this.opts.version,
@@ -614,11 +619,32 @@ export class Backend {
         : null,
       control: { url: this.st.prefs.loginServer, connected: this.connected, lastError: this.lastError },
       peers,
+      devices: this.deviceStatus(),
       health,
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
       counters: this.host ? { ...this.host.counters(), memory: memoryCounters(this.idleMemory) } : null,
     };
+  }
+
+  /** The map's devices, by name; for those this node is the gateway of, what their WireGuard peer shows. */
+  private deviceStatus(): DeviceStatus[] {
+    const self = this.map?.self.name;
+    const out = (this.map?.devices ?? []).map((d): DeviceStatus => {
+      const key = d.gateway === self ? keyFromText(d.publicKey) : null;
+      const wg = key ? (this.host?.plainPeerState(key) ?? null) : null;
+      return {
+        name: d.name,
+        ips: d.addresses,
+        gateway: d.gateway,
+        viaSelf: d.gateway === self,
+        endpoint: wg?.endpoint ?? null,
+        lastHandshake: wg && wg.lastHandshakeWallMs > 0 ? isoTime(wg.lastHandshakeWallMs) : null,
+        txBytes: wg?.txBytes ?? 0,
+        rxBytes: wg?.rxBytes ?? 0,
+      };
+    });
+    return out.sort((a, b) => byCodeUnits(a.name, b.name));
   }
 
   private peerStatus(v: NodeView): PeerStatus {

@@ -2,6 +2,7 @@
 // mesh addresses and routes, the UDP socket, the WireGuard device and path
 // selection, and turns each network map into WireGuard peers.
 import { Device } from '../engine/device/device.js';
+import { PlainPeers, type PlainPeerConfig } from '../engine/device/plain-peers.js';
 import type { PacketHook } from '../engine/device/filter.js';
 import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers, type PingResult } from '../engine/paths/paths.js';
 import { PathBind } from '../engine/paths/pathbind.js';
@@ -76,10 +77,15 @@ export class EngineHost {
   private configuredAddresses: string[] = [];
   /** node key (base64) → the map's view of each peer we configured */
   private peerViews = new Map<string, NodeView>();
+  /** the node keys (hex) of those peers: path selection owns them */
+  private meshKeys = new Set<string>();
+  /** devices on stock WireGuard this node is the gateway of */
+  private readonly plain: PlainPeers;
 
   private constructor(readonly opts: EngineHostOptions) {
     this.device = new Device({ mtu: opts.mtu, timers: opts.engineTimers, logger: opts.logger });
     this.device.setPrivateKey(opts.nodePrivateKey);
+    this.plain = new PlainPeers(this.device, opts.logger);
     this.bind = new UdpBind(opts.logger);
     this.relays = new RelayManager(
       opts.nodePrivateKey,
@@ -231,7 +237,24 @@ export class EngineHost {
       pathPeers.push({ nodeKey: key, discoKey: keyFromText(v.discoKey)!, candidates, homeRelay: v.homeRelay });
     }
     this.peerViews = new Map(wanted.map((v) => [v.nodeKey, v]));
+    this.meshKeys = new Set(pathPeers.map((p) => p.nodeKey.toString('hex')));
     this.paths.setPeers(pathPeers);
+  }
+
+  /**
+   * Makes the WireGuard peers on plain WireGuard (devices this node is the gateway of) exactly `list`: classic peers
+   * with no preset endpoint, learned from each one's handshakes and roaming with its packets, on the same UDP port.
+   * Call it after applyMap: a key that is also a mesh node's stays the mesh node's.
+   */
+  setPlainPeers(list: PlainPeerConfig[]): void {
+    this.plain.set(list, (k) => this.meshKeys.has(k.toString('hex')));
+  }
+
+  /** A device's WireGuard peer as this gateway holds it, or null if it holds none with that key. */
+  plainPeerState(publicKey: Buffer): { endpoint: string | null; lastHandshakeWallMs: number; txBytes: number; rxBytes: number } | null {
+    const p = this.plain.get(publicKey);
+    if (!p || this.device.getPeer(publicKey) !== p) return null;
+    return { endpoint: p.endpoint ? endpointKey(p.endpoint) : null, lastHandshakeWallMs: p.lastHandshakeWallMs, txBytes: p.txBytes, rxBytes: p.rxBytes };
   }
 
   /** The inbound packet filter (the destination check, destination-filter.ts); null passes everything. */

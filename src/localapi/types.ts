@@ -64,6 +64,21 @@ export interface SelfStatus {
   routes?: RoutesStatus;
 }
 
+/** A device on stock WireGuard (a phone's WireGuard app) that reaches the mesh through a gateway node. */
+export interface DeviceStatus {
+  name: string;
+  ips: string[];
+  /** the gateway node's name */
+  gateway: string;
+  /** this node is its gateway: the fields below are its WireGuard peer's (else null and 0) */
+  viaSelf: boolean;
+  /** where its packets come from now (it roams), null before its first handshake */
+  endpoint: string | null;
+  lastHandshake: string | null;
+  txBytes: number;
+  rxBytes: number;
+}
+
 /** One relay connection of the daemon's, as status and netcheck show it. */
 export interface RelayConnection {
   region: string;
@@ -79,6 +94,8 @@ export interface Status {
   self: SelfStatus | null;
   control: { url: string | null; connected: boolean; lastError: string | null };
   peers: PeerStatus[];
+  /** devices on stock WireGuard in the network, each with its gateway (absent from an older daemon: none) */
+  devices?: DeviceStatus[];
   health: string[];
   /** the relay region where peers can always reach this node, and the relay connections */
   homeRegion: string | null;

@@ -58,7 +58,7 @@ test('the candidate that answers becomes the WireGuard endpoint; dead ones are i
     const pb = b.paths.pathOf(a.nodePub);
     assert.deepEqual(pb.kind === 'direct' && pb.endpoint, a.ep);
     // WireGuard traffic from b's address is attributed to b's virtual endpoint
-    assert.deepEqual(a.paths.translate(b.ep), virtualEndpoint(b.nodePub));
+    assert.deepEqual(a.paths.translate(b.ep), { ...virtualEndpoint(b.nodePub), direct: b.ep }, 'naming the address it came from');
 
     const pending = a.paths.ping(b.nodePub, 1000);
     net.pump();

@@ -6,6 +6,11 @@ export interface Endpoint {
   /** IPv4 dotted quad or IPv6 text without brackets (no ::ffff: mapping) */
   address: string;
   port: number;
+  /**
+   * on a virtual endpoint that path selection made from a datagram's source (a peer's candidate address):
+   * that real address, so a peer whose endpoint is not virtual (a plain WireGuard peer) still roams to it
+   */
+  readonly direct?: Endpoint;
 }
 
 export function endpointKey(ep: Endpoint): string {

@@ -6,7 +6,7 @@
 // rejected route included. The filter is one longest-prefix lookup of the
 // destination in a trie (allowedips.ts) per packet: no allocation, no strings.
 import { AllowedIps } from './allowedips.js';
-import { addressLength, destinationOffset } from './ippacket.js';
+import { addressLength, destinationOffset, sourceOffset } from './ippacket.js';
 import type { PacketHook } from './filter.js';
 import type { IpPrefix } from '../../util/netaddr.js';
 
@@ -18,6 +18,11 @@ export interface DestinationPolicy {
   anyV4?: boolean;
   /** … and any IPv6 destination (::/0) */
   anyV6?: boolean;
+  /**
+   * A gateway forwards its devices' packets into the mesh: a packet whose source is one of `sources` (a device this
+   * node is the gateway of; cryptokey routing proved that device sent it) may also go to `destinations`
+   */
+  devices?: { sources: readonly IpPrefix[]; destinations: readonly IpPrefix[] };
 }
 
 /** Drop counts of one filter, read by status. */
@@ -35,9 +40,19 @@ export function destinationFilter(policy: DestinationPolicy, stats: DestinationF
   for (const p of policy.prefixes) trie.insert(p.address.text, p.bits, true);
   if (policy.anyV4) trie.insert('0.0.0.0', 0, true);
   if (policy.anyV6) trie.insert('::', 0, true);
+  const fromDevice = new AllowedIps<true>();
+  const deviceReach = new AllowedIps<true>();
+  for (const p of policy.devices?.sources ?? []) fromDevice.insert(p.address.text, p.bits, true);
+  for (const p of policy.devices?.destinations ?? []) deviceReach.insert(p.address.text, p.bits, true);
+  const gateway = (policy.devices?.sources.length ?? 0) > 0;
   return (pkt) => {
     const off = destinationOffset(pkt);
     if (off >= 0 && trie.lookupAt(pkt, off, addressLength(pkt)) === true) return true;
+    const src = gateway && off >= 0 ? sourceOffset(pkt) : -1;
+    if (src >= 0) {
+      const len = addressLength(pkt);
+      if (fromDevice.lookupAt(pkt, src, len) === true && deviceReach.lookupAt(pkt, off, len) === true) return true;
+    }
     stats.droppedDestination++;
     return false;
   };

@@ -86,7 +86,8 @@ export abstract class PeerHandshake extends PeerSend {
     this.beginSession(keys, false, localIndex, c.remoteIndex);
     this.timersAnyAuthenticatedPacketTraversal();
     this.timersAnyAuthenticatedPacketSent();
-    this.sendDatagram(buf, src);
+    const to = this.replyEndpoint(src);
+    if (to) this.sendDatagram(buf, to);
   }
 
   /** The pending initiation this index belongs to, if any. */

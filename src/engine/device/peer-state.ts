@@ -56,11 +56,23 @@ export abstract class PeerState {
   /**
    * WireGuard roaming: the endpoint follows the source of authenticated
    * packets, unless path selection owns it (a virtual endpoint, see ../paths/),
-   * which then decides between direct paths and the relay itself.
+   * which then decides between direct paths and the relay itself. A peer that
+   * path selection does not own (a plain WireGuard peer: a phone behind a
+   * gateway) only ever takes a real address: a source path selection
+   * attributed to a mesh peer (its candidate) gives the address it came from,
+   * and a relay's pseudo-source gives none, so the peer's packets never leave
+   * through a mesh peer's path or a relay.
    */
   roam(src: Endpoint): void {
     if (this.endpoint && isVirtualEndpoint(this.endpoint)) return;
-    this.setEndpoint(src);
+    const real = isVirtualEndpoint(src) ? src.direct : src;
+    if (real) this.setEndpoint(real);
+  }
+
+  /** Where the answer to a handshake from `src` goes: `src`, or for a plain peer the real address roam() took from it. */
+  replyEndpoint(src: Endpoint): Endpoint | null {
+    if (!isVirtualEndpoint(src) || (this.endpoint && isVirtualEndpoint(this.endpoint))) return src;
+    return src.direct ?? null;
   }
 
   setEndpoint(ep: Endpoint): void {

@@ -12,7 +12,7 @@ export class PathTable {
   private readonly peers = new Map<string, PeerPaths>();
   private readonly byDisco = new Map<string, PeerPaths>();
   /** address → port → peer: the per-packet lookup of who sent a datagram, with no string building */
-  private readonly byCandidate = new Map<string, Map<number, PeerPaths>>();
+  private readonly byCandidate = new Map<string, Map<number, Translation>>();
   /** virtual endpoint address → peer */
   private readonly byVirtual = new Map<string, PeerPaths>();
 
@@ -54,7 +54,7 @@ export class PathTable {
     this.byDisco.delete(p.discoKey.toString('hex'));
     for (const c of p.candidates.values()) {
       const ports = this.byCandidate.get(c.ep.address);
-      if (ports?.get(c.ep.port) === p) ports.delete(c.ep.port);
+      if (ports?.get(c.ep.port)?.peer === p) ports.delete(c.ep.port);
       if (ports?.size === 0) this.byCandidate.delete(c.ep.address);
     }
   }
@@ -69,7 +69,8 @@ export class PathTable {
     p.candidates.set(k, c);
     let ports = this.byCandidate.get(c.ep.address);
     if (!ports) this.byCandidate.set(c.ep.address, (ports = new Map()));
-    ports.set(c.ep.port, p);
+    // made once per candidate, so translating a datagram's source allocates nothing
+    ports.set(c.ep.port, { peer: p, virtual: { address: p.virtual.address, port: p.virtual.port, direct: c.ep } });
     return c;
   }
 
@@ -77,4 +78,10 @@ export class PathTable {
   translate(src: Endpoint): Endpoint | null {
     return this.byCandidate.get(src.address)?.get(src.port)?.virtual ?? null;
   }
+}
+
+/** A candidate address and what a datagram from it is attributed to: its peer's virtual endpoint, naming the address. */
+interface Translation {
+  peer: PeerPaths;
+  virtual: Endpoint;
 }
