@@ -20,13 +20,25 @@ import { randomAddress } from './stun.js';
 function nodeView(r: Rng, id: number): Record<string, unknown> {
   const v4 = `100.64.${r.int(256)}.${r.range(1, 254)}`;
   const v6 = `fd7a:115c:a1e0::${r.int(65536).toString(16)}`;
+  // subnet routes: approved ones, the primary subset (also in allowedIps), the exit flag, and for the self view what it advertises
+  const routes = Array.from({ length: r.int(3) }, (_, i) => r.pick([`192.168.${i}.0/24`, `10.${i}.0.0/16`, `fd00:${i}::/64`, `FD00:${i}::/64`]));
+  const primary = routes.filter(() => r.bool());
+  const routeFields = r.chance(0.5)
+    ? {
+        routes,
+        primaryRoutes: primary,
+        exitNode: r.bool(),
+        ...(id === 1 && r.bool() ? { advertised: { routes: [...routes, '172.16.0.0/12'], exitNode: r.bool() } } : {}),
+      }
+    : {};
   return {
+    ...routeFields,
     id,
     name: r.pick(['nas', 'laptop', 'pi-4', `node${id}`]),
     nodeKey: keyToText(r.bytes(32)),
     discoKey: keyToText(r.bytes(32)),
     addresses: [v4, v6],
-    allowedIps: [`${v4}/32`, `${v6}/128`],
+    allowedIps: [`${v4}/32`, `${v6}/128`, ...primary],
     endpoints: Array.from({ length: r.int(4) }, () => {
       const a = randomAddress(r);
       return a.includes(':') ? `[${a}]:${r.range(1, 65535)}` : `${a}:${r.range(1, 65535)}`;
@@ -54,8 +66,20 @@ function mapLine(r: Rng): unknown {
       ipv6Prefix: 'fd7a:115c:a1e0::/48',
       relays: r.chance(0.7) ? [{ code: 'east', url: 'https://relay.example:8443', stunPort: 3478, certFingerprint: 'ab'.repeat(32) }] : [],
       ...(r.chance(0.7) ? { dns: dnsConfig(r) } : {}),
+      ...(r.chance(0.5) ? { devices: devices(r) } : {}),
     },
   };
+}
+
+/** Devices on stock WireGuard behind a gateway: the map's own node (with key) or a peer name that may not exist. */
+function devices(r: Rng): unknown {
+  return Array.from({ length: r.int(3) }, (_, i) => ({
+    id: i + 1,
+    name: r.pick([`phone${i}`, `Tab-${i}`]),
+    addresses: [`100.64.200.${i + 1}`, `fd7a:115c:a1e0::64c8:${i + 1}`],
+    gateway: r.pick(['nas', 'laptop', 'node1', 'node2']),
+    ...(r.bool() ? { publicKey: keyToText(r.bytes(32)) } : {}),
+  }));
 }
 
 /** The map's name service: a suffix, the resolver's two addresses, a few routes and records. */
@@ -115,6 +139,8 @@ function checkCanonical(v: unknown): void {
     const leaf = path.replace(/\[\d+\]$/, '');
     if (/\.addresses$/.test(leaf)) check(parseIp(s).text === s, `${path} is not canonical: ${s}`);
     if (/\.allowedIps$|Prefix$/.test(leaf)) check(parsePrefix(s).text === s, `${path} is not canonical: ${s}`);
+    if (/\.routes$|\.primaryRoutes$/.test(leaf)) check(parsePrefix(s).text === s, `${path} is not canonical: ${s}`);
+    if (/\.publicKey$/.test(leaf)) check(/^[A-Za-z0-9+/]{43}=$/.test(s), `${path} is not a canonical key: ${s}`);
     if (/\.endpoints$/.test(leaf)) check(parseIpEndpoint(s).text === s, `${path} is not canonical: ${s}`);
     if (/\.dns\.resolvers$|\.records\.value$/.test(leaf.replace(/\[\d+\]/g, ''))) check(parseIp(s).text === s, `${path} is not canonical: ${s}`);
     if (/\.routes\.resolvers$/.test(leaf.replace(/\[\d+\]/g, ''))) check(parseResolverAddress(s).text === s, `${path} is not canonical: ${s}`);

@@ -39,6 +39,14 @@ export function boolArg(v: string): boolean {
   throw new InvalidArgumentError(`"${v}" is not true or false`);
 }
 
+/** A comma-separated list of prefixes (`--advertise-routes P1,P2`); "" is the empty list. The daemon checks each prefix. */
+export function prefixListArg(v: string): string[] {
+  return v
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
+}
+
 export function printJson(v: unknown): void {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
 }

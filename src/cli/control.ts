@@ -212,6 +212,114 @@ export function registerControl(program: Command): void {
   }
 
   registerDns(control);
+  registerRoutes(control);
+  registerDevices(control);
+}
+
+function registerRoutes(control: Command): void {
+  const routes = control.command('routes').description('subnet routes and exit nodes: what nodes advertise, and what is approved');
+  routes
+    .command('list')
+    .description('list advertised and approved routes per node, which router is primary, and exit nodes')
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON')
+    .action(async (o: { stateDir: string; json?: boolean }) => {
+      const rows = await (await admin()).listRoutes(o.stateDir).catch(mapControlError);
+      if (o.json) return printJson(rows);
+      if (rows.length === 0) return void process.stdout.write('no routes advertised or approved\n');
+      const yes = (b: boolean): string => (b ? 'yes' : 'no');
+      process.stdout.write(
+        table([
+          ['NODE', 'PREFIX', 'ADVERTISED', 'APPROVED', 'PRIMARY', 'STATE'],
+          ...rows.map((r) => [
+            r.node,
+            r.kind === 'exit' ? 'exit node' : r.prefix,
+            yes(r.advertised),
+            yes(r.approved),
+            r.kind === 'exit' ? '-' : yes(r.primary),
+            r.online ? 'online' : 'offline',
+          ]),
+        ]),
+      );
+    });
+  routes
+    .command('approve <node> <prefix>')
+    .description('approve PREFIX for NODE (also before it advertises it); 0.0.0.0/0 or ::/0 approves NODE as an exit node')
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON')
+    .action(async (node: string, prefix: string, o: { stateDir: string; json?: boolean }) => {
+      const r = await (await admin()).approveRoute(o.stateDir, node, prefix).catch(mapControlError);
+      if (o.json) return printJson(r);
+      for (const n of r.notes) process.stderr.write(`note: ${terminalSafe(n, 300)}\n`);
+      const what = r.exitNode ? 'exit node' : r.prefixes[0]!;
+      process.stderr.write(`${what} approved for ${r.node}${r.advertised ? '' : ' (not advertised yet: active once the node advertises it)'}\n`);
+    });
+  routes
+    .command('reject <node> <prefix>')
+    .description("remove the approval of PREFIX for NODE (0.0.0.0/0 or ::/0: the exit node); it leaves every node's map at once")
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON')
+    .action(async (node: string, prefix: string, o: { stateDir: string; json?: boolean }) => {
+      const r = await (await admin()).rejectRoute(o.stateDir, node, prefix).catch(mapControlError);
+      if (o.json) return printJson(r);
+      process.stderr.write(`${r.exitNode ? 'exit node' : r.prefixes[0]!} no longer approved for ${r.node}\n`);
+    });
+}
+
+function registerDevices(control: Command): void {
+  const device = control.command('device').description('devices on the stock WireGuard app (phones), reached through a gateway node');
+  device
+    .command('add <name>')
+    .description('add a device behind GATEWAY and print its wg-quick config (and a QR code on a terminal); the private key is printed once, never stored')
+    .requiredOption('--via <gateway>', 'the gateway node (name, id or address) the device connects to')
+    .option('--endpoint <host:port>', "the gateway's address as the device reaches it (default: its public endpoint, if it reports one)")
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON (the config included)')
+    .action(async (name: string, o: { via: string; endpoint?: string; stateDir: string; json?: boolean }) => {
+      const { generatePrivateKey, publicKeyOf } = await import('../crypto/x25519.js');
+      const { keyToText } = await import('../crypto/keys.js');
+      const { wgQuickConfig } = await import('../control/devices.js');
+      // made here and printed once: the private key never reaches the control server
+      const priv = generatePrivateKey();
+      const info = await (await admin()).addDevice(o.stateDir, name, o.via, keyToText(publicKeyOf(priv)), o.endpoint).catch(mapControlError);
+      const config = wgQuickConfig(keyToText(priv), info);
+      priv.fill(0);
+      if (o.json) return printJson({ ...info, config });
+      process.stderr.write(
+        `device ${info.device.name} (${info.device.addresses.join(', ')}) added behind ${info.device.gateway}; Endpoint ${info.endpoint}: ${info.endpointSource}\n`,
+      );
+      process.stderr.write('the private key below is shown once and stored nowhere: keep this config safe\n');
+      process.stdout.write(config);
+      if (process.stdout.isTTY) {
+        const qrcode = (await import('qrcode')).default;
+        process.stdout.write(`\n${await qrcode.toString(config, { type: 'terminal', small: true, errorCorrectionLevel: 'L' })}\n`);
+      }
+    });
+  device
+    .command('list')
+    .description('list devices')
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON')
+    .action(async (o: { stateDir: string; json?: boolean }) => {
+      const list = await (await admin()).listDevices(o.stateDir).catch(mapControlError);
+      if (o.json) return printJson(list);
+      process.stdout.write(
+        table([
+          ['ID', 'NAME', 'IPV4', 'IPV6', 'GATEWAY', 'CREATED'],
+          ...list.map((d) => [String(d.id), d.name, d.addresses[0]!, d.addresses[1]!, d.gateway, d.created]),
+        ]),
+      );
+    });
+  device
+    .command('remove <device>')
+    .description('remove a device (by name, id or address); its gateway drops it with the next map')
+    .addOption(stateDirOption())
+    .option('--json', 'print as JSON')
+    .action(async (ref: string, o: { stateDir: string; json?: boolean }) => {
+      const r = await (await admin()).removeDevice(o.stateDir, ref).catch(mapControlError);
+      if (o.json) return printJson(r);
+      process.stderr.write(`device ${r.name} (id ${r.id}) removed\n`);
+    });
 }
 
 function registerDns(control: Command): void {

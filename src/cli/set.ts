@@ -2,8 +2,17 @@
 // of `up` (a common complaint about Tailscale's `up`).
 import { type Command, Option } from 'commander';
 import { LOCALAPI, type PrefsRequest } from '../localapi/types.js';
-import { boolArg, clientOf, socketOf } from './context.js';
+import { boolArg, clientOf, prefixListArg, socketOf } from './context.js';
 import { CliError, fromApi } from './errors.js';
+
+interface SetOpts {
+  operator?: string;
+  hostname?: string;
+  acceptDns?: boolean;
+  advertiseRoutes?: string[];
+  acceptRoutes?: boolean;
+  snatSubnetRoutes?: boolean;
+}
 
 export function registerSet(program: Command): void {
   program
@@ -12,12 +21,20 @@ export function registerSet(program: Command): void {
     .option('--operator <user>', 'a user (name or uid) who may change the node besides root; "" to clear')
     .option('--hostname <name>', 'the name to register with at the next `up`')
     .addOption(new Option('--accept-dns [bool]', "point this host's resolver at the mesh's names (true/false)").argParser(boolArg).preset('true'))
-    .action(async (o: { operator?: string; hostname?: string; acceptDns?: boolean }, cmd: Command) => {
+    .addOption(new Option('--advertise-routes <prefixes>', 'offer these subnets to the mesh, comma-separated ("" withdraws all)').argParser(prefixListArg))
+    .addOption(new Option('--accept-routes [bool]', 'install the subnet routes peers advertise (true/false)').argParser(boolArg).preset('true'))
+    .addOption(new Option('--snat-subnet-routes [bool]', 'masquerade forwarded subnet traffic (true/false)').argParser(boolArg).preset('true'))
+    .action(async (o: SetOpts, cmd: Command) => {
       const req: PrefsRequest = {};
       if (o.operator !== undefined) req.operator = o.operator === '' ? null : o.operator;
       if (o.hostname !== undefined) req.hostname = o.hostname;
       if (o.acceptDns !== undefined) req.acceptDns = o.acceptDns;
-      if (Object.keys(req).length === 0) throw new CliError('USAGE', 'nothing to set: pass --operator, --hostname or --accept-dns');
+      if (o.advertiseRoutes !== undefined) req.advertiseRoutes = o.advertiseRoutes;
+      if (o.acceptRoutes !== undefined) req.acceptRoutes = o.acceptRoutes;
+      if (o.snatSubnetRoutes !== undefined) req.snatSubnetRoutes = o.snatSubnetRoutes;
+      if (Object.keys(req).length === 0) {
+        throw new CliError('USAGE', 'nothing to set: pass --operator, --hostname, --accept-dns, --advertise-routes, --accept-routes or --snat-subnet-routes');
+      }
       await clientOf(cmd)
         .post(LOCALAPI.prefs, req)
         .catch((e: unknown) => Promise.reject(fromApi(e, socketOf(cmd))));

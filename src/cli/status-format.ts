@@ -51,6 +51,28 @@ export function stoppedMessage(s: Status): string | null {
   return `Logged out.${why} Log in with: meshctl up --login-server URL --auth-key KEY`;
 }
 
+/**
+ * Subnet routes under the table: what this node advertises and how far each got (awaiting approval, approved,
+ * primary), then each peer's routes and whether this node uses them or why not.
+ */
+export function routeLines(s: Status, o: TableOptions): string[] {
+  const out: string[] = [];
+  const cell = (v: unknown): string => terminalSafe(v, MAX_CELL);
+  const r = s.self?.routes;
+  if (o.self && r && r.advertised.length > 0) {
+    const state = (p: string): string => (r.primary.includes(p) ? 'primary' : r.approved.includes(p) ? 'approved, not primary' : 'awaiting approval');
+    out.push(`# Advertised routes: ${r.advertised.map((p) => `${cell(p)} (${state(p)})`).join(', ')}${r.snatSubnetRoutes ? '' : '; SNAT off'}`);
+  }
+  if (o.peers) {
+    for (const p of s.peers) {
+      if (!p.routes?.length || (o.activeOnly && !p.active)) continue;
+      const items = p.routes.map((x) => `${cell(x.prefix)} ${x.installed ? 'installed' : `not installed: ${terminalSafe(x.why ?? '', MAX_CELL)}`}`);
+      out.push(`# Routes via ${cell(p.name)}: ${items.join(', ')}`);
+    }
+  }
+  return out;
+}
+
 export function formatStatus(s: Status, o: TableOptions, nowMs = Date.now()): string {
   const rows: string[][] = [];
   const cell = (v: unknown): string => terminalSafe(v, MAX_CELL);
@@ -60,6 +82,7 @@ export function formatStatus(s: Status, o: TableOptions, nowMs = Date.now()): st
     for (const p of s.peers) if (!o.activeOnly || p.active) rows.push([cell(p.ips[0] ?? '-'), cell(p.dnsName ?? p.name), cell(p.os), peerState(p, nowMs)]);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length), 0));
   const lines = rows.map((r) => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  '));
+  lines.push(...routeLines(s, o));
   for (const h of s.health) lines.push(`# Health: ${terminalSafe(h, MAX_MESSAGE)}`);
   return lines.join('\n') + (lines.length ? '\n' : '');
 }

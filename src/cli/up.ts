@@ -7,7 +7,7 @@ import { type Command, Option } from 'commander';
 import { DaemonNotRunning, type LocalClient } from '../localapi/client.js';
 import { ApiError, DEFAULT_IFNAME, DEFAULT_PORT, DEFAULT_STATE_DIR, LOCALAPI, type Status, type UpLine, type UpRequest } from '../localapi/types.js';
 import { loadClientPrefs, saveClientPrefs } from './client-prefs.js';
-import { boolArg, clientOf, durationArg, portArg, printJson, socketOf } from './context.js';
+import { boolArg, clientOf, durationArg, portArg, prefixListArg, printJson, socketOf } from './context.js';
 import { CliError, fromApi } from './errors.js';
 import { startProgress } from './ui/progress.js';
 import { meshctlVersion } from './version.js';
@@ -30,6 +30,9 @@ interface UpOpts {
   timeout?: number;
   json?: boolean;
   acceptDns?: boolean;
+  advertiseRoutes?: string[];
+  acceptRoutes?: boolean;
+  snatSubnetRoutes?: boolean;
 }
 
 /** An auth key is ~60 characters (mskey-<12 hex>-<48 hex>); a file holding more than this is not one. */
@@ -164,6 +167,9 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
     port: cmd.getOptionValueSource('port') === 'default' && !remembered ? undefined : o.port,
     timeoutMs: o.timeout,
     acceptDns: o.acceptDns,
+    advertiseRoutes: o.advertiseRoutes,
+    acceptRoutes: o.acceptRoutes,
+    snatSubnetRoutes: o.snatSubnetRoutes,
   };
   let daemon: { stop(): Promise<void> } | null = null;
   let running = true;
@@ -223,6 +229,17 @@ export function registerUp(program: Command): void {
     .addOption(new Option('--port <n>', 'UDP port for WireGuard and disco (0 = any)').argParser(portArg).default(DEFAULT_PORT))
     .addOption(
       new Option('--accept-dns [bool]', "point this host's resolver at the mesh's names (default true; false leaves the OS alone; remembered)")
+        .argParser(boolArg)
+        .preset('true'),
+    )
+    .addOption(
+      new Option('--advertise-routes <prefixes>', 'offer these subnets to the mesh, e.g. 192.168.1.0/24,fd00:1::/64 ("" withdraws all; remembered)').argParser(
+        prefixListArg,
+      ),
+    )
+    .addOption(new Option('--accept-routes [bool]', 'install the subnet routes peers advertise (default false; remembered)').argParser(boolArg).preset('true'))
+    .addOption(
+      new Option('--snat-subnet-routes [bool]', "masquerade forwarded subnet traffic to this router's LAN address (default true; remembered)")
         .argParser(boolArg)
         .preset('true'),
     )

@@ -8,6 +8,8 @@ import type { AuthKeyOptions } from './authkeys.js';
 import { addDnsRecord, addDnsRoute, removeDnsRecord, removeDnsRoute, showDns, type DnsShow } from './dns.js';
 import { ControlError, type ErrorBody } from './protocol.js';
 import { Registry } from './registry.js';
+import { approveRoute, listRoutes, loadProtectedTargets, protectedAddresses, rejectRoute, type ApproveResult, type RouteRow } from './routes.js';
+import { addDevice, listDevices, removeDevice, type AdminDevice, type DeviceConfigInfo } from './devices.js';
 import { DatabaseError, SqliteStore } from './sqlite-store.js';
 import { ensureStateDir, stateFiles } from './state-dir.js';
 
@@ -59,7 +61,23 @@ async function run<T>(stateDir: string, method: string, path: string, body: unkn
   return r === 'no-server' ? direct(stateDir, fallback, create) : r;
 }
 
+/** Approval without a running server: the addresses to protect are resolved first, then the database is opened for the change. */
+async function approveDirect(dir: string, node: string, prefix: string): Promise<ApproveResult> {
+  const guard = await protectedAddresses(direct(dir, (r) => loadProtectedTargets(r.store)));
+  return direct(dir, (r) => approveRoute(r, node, prefix, guard));
+}
+
 export const admin = {
+  listRoutes: (dir: string): Promise<RouteRow[]> => run(dir, 'GET', '/admin/routes', undefined, (r) => listRoutes(r, () => false)),
+  approveRoute: async (dir: string, node: string, prefix: string): Promise<ApproveResult> => {
+    const r = await viaSocket<ApproveResult>(stateFiles(dir).adminSocket, 'POST', '/admin/routes/approve', { node, prefix });
+    return r === 'no-server' ? approveDirect(dir, node, prefix) : r;
+  },
+  rejectRoute: (dir: string, node: string, prefix: string) => run(dir, 'POST', '/admin/routes/reject', { node, prefix }, (r) => rejectRoute(r, node, prefix)),
+  listDevices: (dir: string): Promise<AdminDevice[]> => run(dir, 'GET', '/admin/devices', undefined, (r) => listDevices(r)),
+  addDevice: (dir: string, name: string, gateway: string, publicKey: string, endpoint?: string): Promise<DeviceConfigInfo> =>
+    run(dir, 'POST', '/admin/devices', { name, gateway, publicKey, endpoint }, (r) => addDevice(r, name, gateway, publicKey, endpoint)),
+  removeDevice: (dir: string, device: string) => run(dir, 'POST', '/admin/devices/remove', { device }, (r) => removeDevice(r, device)),
   listNodes: (dir: string): Promise<AdminNode[]> => run(dir, 'GET', '/admin/nodes', undefined, (r) => listNodes(r, () => false)),
   deleteNode: (dir: string, ref: string) => run(dir, 'POST', `/admin/nodes/delete?node=${encodeURIComponent(ref)}`, {}, (r) => deleteNode(r, ref)),
   expireNode: (dir: string, ref: string) => run(dir, 'POST', `/admin/nodes/expire?node=${encodeURIComponent(ref)}`, {}, (r) => expireNode(r, ref)),

@@ -10,6 +10,8 @@ import { ControlError } from './protocol.js';
 import type { AuthKeyOptions } from './authkeys.js';
 import { addDnsRecord, addDnsRoute, removeDnsRecord, removeDnsRoute, showDns } from './dns.js';
 import type { Registry } from './registry.js';
+import { approveRoute, listRoutes, loadProtectedTargets, protectedAddresses, rejectRoute } from './routes.js';
+import { addDevice, listDevices, removeDevice } from './devices.js';
 
 export class AdminServer {
   private server: Server | null = null;
@@ -46,6 +48,21 @@ export class AdminServer {
           }
           if (route === 'POST /admin/authkeys') return sendJson(res, 200, newAuthKey(this.registry, parseAuthKeyOptions(body)));
           if (route === 'GET /admin/dns') return sendJson(res, 200, showDns(this.registry));
+          if (route === 'GET /admin/routes') return sendJson(res, 200, listRoutes(this.registry, this.online));
+          if (route === 'GET /admin/devices') return sendJson(res, 200, listDevices(this.registry));
+          if (route === 'POST /admin/routes/approve') {
+            const o = fields(body);
+            const guard = await protectedAddresses(loadProtectedTargets(this.registry.store));
+            const out = approveRoute(this.registry, str(o, 'node'), str(o, 'prefix'), guard);
+            this.changed();
+            return sendJson(res, 200, out);
+          }
+          const change = ROUTE_DEVICE_CHANGES.get(route);
+          if (change) {
+            const out = change(this.registry, fields(body));
+            this.changed();
+            return sendJson(res, 200, out);
+          }
           const dnsChange = DNS_CHANGES.get(route);
           if (dnsChange) {
             const out = dnsChange(this.registry, fields(body));
@@ -110,4 +127,11 @@ const DNS_CHANGES = new Map<string, (r: Registry, o: Record<string, unknown>) =>
   ['POST /admin/dns/routes/remove', (r, o) => removeDnsRoute(r, str(o, 'domain'))],
   ['POST /admin/dns/records', (r, o) => addDnsRecord(r, str(o, 'name'), str(o, 'address'))],
   ['POST /admin/dns/records/remove', (r, o) => removeDnsRecord(r, str(o, 'name'), str(o, 'address', true))],
+]);
+
+/** Route rejections and device changes: each pushes new maps to every node. */
+const ROUTE_DEVICE_CHANGES = new Map<string, (r: Registry, o: Record<string, unknown>) => unknown>([
+  ['POST /admin/routes/reject', (r, o) => rejectRoute(r, str(o, 'node'), str(o, 'prefix'))],
+  ['POST /admin/devices', (r, o) => addDevice(r, str(o, 'name'), str(o, 'gateway'), str(o, 'publicKey'), str(o, 'endpoint', true))],
+  ['POST /admin/devices/remove', (r, o) => removeDevice(r, str(o, 'device'))],
 ]);

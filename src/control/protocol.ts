@@ -12,15 +12,20 @@ export const PATHS = {
   register: `${API_PREFIX}/register`,
   map: `${API_PREFIX}/map`,
   endpoints: `${API_PREFIX}/endpoints`,
+  advertise: `${API_PREFIX}/advertise`,
   logout: `${API_PREFIX}/logout`,
   verify: `${API_PREFIX}/verify`,
 } as const;
-export type SealedOp = 'register' | 'map' | 'endpoints' | 'logout';
+export type SealedOp = 'register' | 'map' | 'endpoints' | 'advertise' | 'logout';
 
 /** A sealed request has to be this fresh; with the nonce cache it stops replays. */
 export const REQUEST_MAX_AGE_MS = 2 * 60 * 1000;
-/** A keepalive line on the map stream: a dead stream is noticed in ~2 of these. */
-export const MAP_KEEPALIVE_MS = 15 * 1000;
+/**
+ * A keepalive line on the map stream. Nodes notice a silent stream with their
+ * idle timeout; control keeps data in flight so that TCP_USER_TIMEOUT
+ * (liveness.ts) notices a cut link within seconds. ~30 bytes every 3 s per node.
+ */
+export const MAP_KEEPALIVE_MS = 3 * 1000;
 
 export interface SealedRequest {
   nodeKey: string;
@@ -41,6 +46,18 @@ export interface RegisterBody {
   version: string;
   discoKey: string;
   endpoints: string[];
+  /** what the node advertises; absent: unchanged since the node last said */
+  advertised?: AdvertiseBody;
+}
+
+/**
+ * The `advertise` op: the subnet routes (canonical prefixes, at most
+ * MAX_NODE_ROUTES) and whether the node offers itself as an exit node. It
+ * replaces what the node advertised before; an admin still has to approve.
+ */
+export interface AdvertiseBody {
+  routes: string[];
+  exitNode: boolean;
 }
 
 export interface MapBody {

@@ -5,7 +5,8 @@ import { allocateAddresses, IPV4_PREFIX, ipv6Prefix } from './addresses.js';
 import { redeemAuthKey } from './authkeys.js';
 import { dnsForMap, loadDns } from './dns.js';
 import { ControlError } from './protocol.js';
-import type { DnsConfig, NetworkMap, NodeView, RegisterResult, RelayRegion } from '../netmap/types.js';
+import { activeRoutes, PrimaryElection, type ActiveRoutes } from './routes.js';
+import type { DeviceView, DnsConfig, NetworkMap, NodeView, RegisterResult, RelayRegion } from '../netmap/types.js';
 import type { ControlStore, NodeRecord } from './store.js';
 import type { RegisterIn } from './validate.js';
 import { isoTime } from '../util/time.js';
@@ -32,6 +33,7 @@ export class Registry {
   private readonly now: () => number;
   /** the stored name service, read once per change rather than once per map (a map is built per stream per change) */
   private dns: DnsConfig | null = null;
+  private readonly election = new PrimaryElection();
   constructor(
     readonly store: ControlStore,
     private readonly opts: RegistryOptions,
@@ -49,12 +51,14 @@ export class Registry {
   }
 
   private uniqueHostname(wanted: string, selfId: number | null): string {
-    const taken = new Set(
-      this.store
+    // devices share the namespace: a node never takes a device's name
+    const taken = new Set([
+      ...this.store
         .listNodes()
         .filter((n) => n.id !== selfId)
         .map((n) => n.hostname),
-    );
+      ...this.store.listDevices().map((d) => d.name),
+    ]);
     if (!taken.has(wanted)) return wanted;
     for (let i = 1; ; i++) {
       const c = `${wanted.slice(0, MAX_HOSTNAME - String(i).length - 1)}-${i}`;
@@ -70,7 +74,14 @@ export class Registry {
    */
   register(nodeKey: string, b: RegisterIn, accept: () => void = () => {}): NodeRecord {
     const requested = sanitizeHostname(b.hostname);
-    const common = { discoKey: b.discoKey, os: b.os, version: b.version, endpoints: b.endpoints, lastSeenMs: this.now() };
+    const common = {
+      discoKey: b.discoKey,
+      os: b.os,
+      version: b.version,
+      endpoints: b.endpoints,
+      lastSeenMs: this.now(),
+      ...(b.advertised ? { advertisedRoutes: b.advertised.routes, advertisedExit: b.advertised.exitNode } : {}),
+    };
     return this.store.transaction(() => {
       const existing = this.store.getNodeByKey(nodeKey);
       if (existing && !b.authKey) {
@@ -113,8 +124,19 @@ export class Registry {
     return this.store.listNodes().find((n) => String(n.id) === ref || n.hostname === ref || n.ipv4 === ref || n.ipv6 === ref || n.nodeKey === ref) ?? null;
   }
 
-  view(n: NodeRecord, online: boolean): NodeView {
-    return {
+  /** The primary router of each active prefix (routes.ts: stays while online, no move back). */
+  primaries(isOnline: (id: number) => boolean): Map<string, number> {
+    const nodes = this.store.listNodes().filter((n) => !this.isExpired(n));
+    return this.election.elect(activeRoutes(this.store, nodes), isOnline);
+  }
+
+  /**
+   * A node as others (or it itself, `self`) see it. With `routes`, its active
+   * routes and exit flag are shown, its primary routes and `extraAllowed`
+   * (its devices' addresses) join its allowedIps.
+   */
+  view(n: NodeRecord, online: boolean, routes?: { active: ActiveRoutes; primaries: Map<string, number>; extraAllowed?: string[]; self?: boolean }): NodeView {
+    const v: NodeView = {
       id: n.id,
       name: n.hostname,
       nodeKey: n.nodeKey,
@@ -130,6 +152,15 @@ export class Registry {
       keyExpiry: n.keyExpiresAtMs === null ? null : isoTime(n.keyExpiresAtMs),
       ephemeral: n.ephemeral,
     };
+    if (routes) {
+      const primary = routes.active.routes.filter((p) => routes.primaries.get(p) === n.id);
+      v.routes = routes.active.routes;
+      v.primaryRoutes = primary;
+      v.exitNode = routes.active.exitNode;
+      v.allowedIps.push(...primary, ...(routes.extraAllowed ?? []));
+      if (routes.self) v.advertised = { routes: n.advertisedRoutes, exitNode: n.advertisedExit };
+    }
+    return v;
   }
 
   registerResult(n: NodeRecord, online: boolean): RegisterResult {
@@ -143,16 +174,31 @@ export class Registry {
    */
   mapFor(self: NodeRecord, isOnline: (id: number) => boolean, relays: RelayRegion[]): NetworkMap {
     const all = this.store.listNodes();
-    return {
-      self: this.view(self, true),
-      peers: all.filter((n) => n.id !== self.id && !this.isExpired(n)).map((n) => this.view(n, isOnline(n.id))),
+    const valid = all.filter((n) => n.id === self.id || !this.isExpired(n));
+    const active = activeRoutes(this.store, valid);
+    const primaries = this.election.elect(active, isOnline);
+    const byId = new Map(valid.map((n) => [n.id, n]));
+    // devices behind a gateway in this map; each one's addresses join its gateway's allowedIps
+    const deviceRecords = this.store.listDevices().filter((d) => byId.has(d.gatewayId));
+    const deviceAddrs = new Map<number, string[]>();
+    for (const d of deviceRecords) deviceAddrs.set(d.gatewayId, [...(deviceAddrs.get(d.gatewayId) ?? []), `${d.ipv4}/32`, `${d.ipv6}/128`]);
+    const routesOf = (n: NodeRecord, isSelf: boolean) => ({ active: active.get(n.id)!, primaries, extraAllowed: deviceAddrs.get(n.id), self: isSelf });
+    const devices: DeviceView[] = deviceRecords.map((d) => ({
+      id: d.id,
+      name: d.name,
+      addresses: [d.ipv4, d.ipv6],
+      gateway: byId.get(d.gatewayId)!.hostname,
+      ...(d.gatewayId === self.id ? { publicKey: d.publicKey } : {}),
+    }));
+    const map: NetworkMap = {
+      self: this.view(self, true, routesOf(self, true)),
+      peers: valid.filter((n) => n.id !== self.id).map((n) => this.view(n, isOnline(n.id), routesOf(n, false))),
       ipv4Prefix: IPV4_PREFIX,
       ipv6Prefix: ipv6Prefix(this.store),
       relays,
-      dns: dnsForMap(
-        (this.dns ??= loadDns(this.store)),
-        all.map((n) => n.hostname),
-      ),
+      dns: dnsForMap((this.dns ??= loadDns(this.store)), [...all.map((n) => n.hostname), ...deviceRecords.map((d) => d.name)]),
     };
+    if (devices.length) map.devices = devices;
+    return map;
   }
 }

@@ -31,7 +31,9 @@ import { probeRelays } from './relay-probe.js';
 import { MAX_SEEN_NONCES, MAX_SEEN_NONCES_PER_KEY, SealedOpener, type OpenedRequest } from './sealed.js';
 import { ensureStateDir, loadControlKey, loadOrCreateCertificate, stateFiles } from './state-dir.js';
 import type { ControlStore, NodeRecord } from './store.js';
-import { parseEndpointsBody, parseLogoutBody, parseMapBody, parseRegisterBody, parseVerifyQuery } from './validate.js';
+import { parseAdvertiseBody, parseEndpointsBody, parseLogoutBody, parseMapBody, parseRegisterBody, parseVerifyQuery } from './validate.js';
+import { armStreamLiveness, STREAM_USER_TIMEOUT_MS } from './liveness.js';
+import { meshPrefixes, recordProtectedTargets } from './routes.js';
 
 export interface ControlServerOptions {
   host: string;
@@ -79,6 +81,10 @@ export interface ControlLimits {
   verifyBurstPerSource: number;
   /** sources whose buckets are kept (per kind); the least recently seen is dropped beyond it */
   maxRateLimitedSources: number;
+  /** map streams: a keepalive line this often */
+  mapKeepaliveMs: number;
+  /** map streams: unacknowledged data this old closes the connection (TCP_USER_TIMEOUT) */
+  streamUserTimeoutMs: number;
 }
 
 /**
@@ -199,6 +205,8 @@ export class ControlServer {
       verifyRequestsPerSecPerSource: VERIFY_REQUESTS_PER_SEC_PER_SOURCE,
       verifyBurstPerSource: VERIFY_BURST_PER_SOURCE,
       maxRateLimitedSources: MAX_RATE_LIMITED_SOURCES,
+      mapKeepaliveMs: MAP_KEEPALIVE_MS,
+      streamUserTimeoutMs: STREAM_USER_TIMEOUT_MS,
       ...opts.limits,
     };
     const l = this.limits;
@@ -291,7 +299,7 @@ export class ControlServer {
       adminLimits,
     );
     await this.admin.start();
-    this.keepaliveTimer = setInterval(() => this.writeAll({ type: 'keepalive' }), MAP_KEEPALIVE_MS);
+    this.keepaliveTimer = setInterval(() => this.writeAll({ type: 'keepalive' }), this.limits.mapKeepaliveMs);
     this.expiryTimer = setInterval(() => this.checkExpiry(), EXPIRY_CHECK_MS);
     for (const n of store.listNodes()) {
       if (n.connected) this.presumedOnline.add(n.id);
@@ -299,6 +307,12 @@ export class ControlServer {
     }
     this.graceTimer = setTimeout(() => this.endGrace(), RECONNECT_GRACE_MS);
     this.relayMap = this.opts.relays ?? [];
+    // what an approved subnet route may not capture, also for approvals made while this server is stopped
+    recordProtectedTargets(
+      store,
+      this.opts.host,
+      this.relayMap.map((r) => r.url),
+    );
     if (this.relayMap.length) {
       await this.refreshRelays();
       this.relayTimer = setInterval(() => void this.refreshRelays(), RELAY_PROBE_MS);
@@ -404,6 +418,8 @@ export class ControlServer {
           return this.handleMap(raw, req, res);
         case 'endpoints':
           return this.handleEndpoints(raw, res);
+        case 'advertise':
+          return this.handleAdvertise(raw, res);
         default:
           return this.handleLogout(raw, res);
       }
@@ -431,7 +447,8 @@ export class ControlServer {
   }
 
   private handleRegister(raw: unknown, res: ServerResponse): void {
-    const opened = this.opener!.open(raw, 'register', parseRegisterBody);
+    const mesh = meshPrefixes(this.store!);
+    const opened = this.opener!.open(raw, 'register', (o) => parseRegisterBody(o, mesh));
     const before = this.store!.getNodeByKey(opened.nodeKey);
     // the nonce is remembered only once the registration is accepted (a refused auth key changes nothing)
     const node = this.registry!.register(opened.nodeKey, opened.body, () => this.opener!.accept(opened));
@@ -461,6 +478,8 @@ export class ControlServer {
       this.closeStream(old, null);
     }
     req.socket.setNoDelay(true);
+    // a cut link ends the stream within seconds (the node goes offline and its routes fail over), not after TCP's minutes of retries
+    if (!armStreamLiveness(req.socket, this.limits.streamUserTimeoutMs)) this.log(`map stream of node ${node.id}: TCP_USER_TIMEOUT not set`);
     res.on('drain', () => {
       stream.blocked = false;
       if (stream.mapPending && !stream.closed) {
@@ -498,6 +517,16 @@ export class ControlServer {
       if (Date.now() - (node.lastSeenMs ?? 0) > LAST_SEEN_WRITE_MS) update.lastSeenMs = Date.now();
       this.store!.updateNode(node.id, update);
     });
+    sendJson(res, 200, { ok: true });
+    this.changed();
+  }
+
+  /** What the node advertises (routes, exit node) replaces what it advertised before; approved routes change in maps at once. */
+  private handleAdvertise(raw: unknown, res: ServerResponse): void {
+    const mesh = meshPrefixes(this.store!);
+    const opened = this.opener!.open(raw, 'advertise', (o) => parseAdvertiseBody(o, mesh));
+    const { body } = opened;
+    this.actAsKnownNode(opened, (node) => this.store!.updateNode(node.id, { advertisedRoutes: body.routes, advertisedExit: body.exitNode }));
     sendJson(res, 200, { ok: true });
     this.changed();
   }
@@ -628,10 +657,11 @@ export class ControlServer {
   }
 }
 
-const POST_ROUTES = new Map<string, 'register' | 'map' | 'endpoints' | 'logout'>([
+const POST_ROUTES = new Map<string, 'register' | 'map' | 'endpoints' | 'advertise' | 'logout'>([
   [PATHS.register, 'register'],
   [PATHS.map, 'map'],
   [PATHS.endpoints, 'endpoints'],
+  [PATHS.advertise, 'advertise'],
   [PATHS.logout, 'logout'],
 ]);
 

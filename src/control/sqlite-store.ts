@@ -4,7 +4,19 @@
 // Schema changes are numbered migrations applied in order at open.
 import { chmodSync, existsSync } from '../util/cjs.js';
 import sqlite from 'node-sqlite3-wasm';
-import type { AuthKeyRecord, ControlStore, DnsRecordRecord, DnsRouteRecord, NewNode, NodeRecord, NodeUpdate, NonceLimits, NonceVerdict } from './store.js';
+import type {
+  AuthKeyRecord,
+  ControlStore,
+  DeviceRecord,
+  DnsRecordRecord,
+  DnsRouteRecord,
+  NewNode,
+  NodeRecord,
+  NodeUpdate,
+  NonceLimits,
+  NonceVerdict,
+  RouteApprovalRecord,
+} from './store.js';
 
 type Row = Record<string, number | bigint | string | Uint8Array | null>;
 
@@ -32,6 +44,16 @@ const MIGRATIONS: string[] = [
    CREATE TABLE dns_records (
      name TEXT NOT NULL, type TEXT NOT NULL CHECK (type IN ('A', 'AAAA')), value TEXT NOT NULL,
      PRIMARY KEY (name, type, value)) WITHOUT ROWID;`,
+  // subnet routes and exit nodes: what each node advertises, what an admin approved; devices on stock WireGuard
+  `ALTER TABLE nodes ADD COLUMN advertised_routes TEXT NOT NULL DEFAULT '[]';
+   ALTER TABLE nodes ADD COLUMN advertised_exit INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE route_approvals (
+     node_id INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE, prefix TEXT NOT NULL,
+     PRIMARY KEY (node_id, prefix)) WITHOUT ROWID;
+   CREATE TABLE devices (
+     id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, public_key TEXT NOT NULL UNIQUE,
+     ipv4 TEXT NOT NULL UNIQUE, ipv6 TEXT NOT NULL UNIQUE,
+     gateway_id INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE, created_at_ms INTEGER NOT NULL);`,
 ];
 
 /** Opening the database failed: why, in `kind`; the message names the file and the cause. */
@@ -72,6 +94,20 @@ function nodeFromRow(r: Row): NodeRecord {
     lastSeenMs: numOrNull(r.last_seen_ms!),
     keyExpiresAtMs: numOrNull(r.key_expires_at_ms!),
     connected: num(r.connected ?? 0) === 1,
+    advertisedRoutes: JSON.parse(String(r.advertised_routes ?? '[]')) as string[],
+    advertisedExit: num(r.advertised_exit ?? 0) === 1,
+  };
+}
+
+function deviceFromRow(r: Row): DeviceRecord {
+  return {
+    id: num(r.id!),
+    name: String(r.name),
+    publicKey: String(r.public_key),
+    ipv4: String(r.ipv4),
+    ipv6: String(r.ipv6),
+    gatewayId: num(r.gateway_id!),
+    createdAtMs: num(r.created_at_ms!),
   };
 }
 
@@ -103,6 +139,8 @@ const COLUMN: Record<keyof NodeUpdate, string> = {
   lastSeenMs: 'last_seen_ms',
   keyExpiresAtMs: 'key_expires_at_ms',
   connected: 'connected',
+  advertisedRoutes: 'advertised_routes',
+  advertisedExit: 'advertised_exit',
 };
 
 function toSql(v: unknown): number | string | null {
@@ -202,7 +240,8 @@ export class SqliteStore implements ControlStore {
     this.db.run('UPDATE authkeys SET used_count = used_count + 1 WHERE id = ?', id);
   }
 
-  insertNode(n: NewNode): NodeRecord {
+  insertNode(node: NewNode): NodeRecord {
+    const n: NewNode = { advertisedRoutes: [], advertisedExit: false, ...node };
     const cols = Object.keys(COLUMN) as (keyof NodeUpdate)[];
     const r = this.db.run(`INSERT INTO nodes (${cols.map((c) => COLUMN[c]).join(', ')}, created_at_ms) VALUES (${cols.map(() => '?').join(', ')}, ?)`, [
       ...cols.map((c) => toSql(n[c])),
@@ -283,6 +322,36 @@ export class SqliteStore implements ControlStore {
         ? this.db.run('DELETE FROM dns_records WHERE name = ?', name)
         : this.db.run('DELETE FROM dns_records WHERE name = ? AND value = ?', [name, value]);
     return r.changes;
+  }
+
+  listRouteApprovals(): RouteApprovalRecord[] {
+    return (this.db.all('SELECT node_id, prefix FROM route_approvals ORDER BY node_id, prefix') as Row[]).map((r) => ({
+      nodeId: num(r.node_id!),
+      prefix: String(r.prefix),
+    }));
+  }
+  approveRoute(a: RouteApprovalRecord): boolean {
+    return this.db.run('INSERT INTO route_approvals (node_id, prefix) VALUES (?, ?) ON CONFLICT DO NOTHING', [a.nodeId, a.prefix]).changes > 0;
+  }
+  removeRouteApproval(a: RouteApprovalRecord): boolean {
+    return this.db.run('DELETE FROM route_approvals WHERE node_id = ? AND prefix = ?', [a.nodeId, a.prefix]).changes > 0;
+  }
+  listDevices(): DeviceRecord[] {
+    return (this.db.all('SELECT * FROM devices ORDER BY id') as Row[]).map(deviceFromRow);
+  }
+  insertDevice(d: Omit<DeviceRecord, 'id'>): DeviceRecord {
+    const r = this.db.run('INSERT INTO devices (name, public_key, ipv4, ipv6, gateway_id, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)', [
+      d.name,
+      d.publicKey,
+      d.ipv4,
+      d.ipv6,
+      d.gatewayId,
+      d.createdAtMs,
+    ]);
+    return deviceFromRow(this.db.get('SELECT * FROM devices WHERE id = ?', Number(r.lastInsertRowid)) as Row);
+  }
+  deleteDevice(id: number): boolean {
+    return this.db.run('DELETE FROM devices WHERE id = ?', id).changes > 0;
   }
 
   close(): void {

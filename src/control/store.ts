@@ -36,9 +36,14 @@ export interface NodeRecord {
   keyExpiresAtMs: number | null;
   /** a map stream was open when last recorded; survives a server crash so peers are not torn down by a restart */
   connected: boolean;
+  /** the subnet routes the node advertises (canonical prefixes); active only once approved */
+  advertisedRoutes: string[];
+  /** the node offers itself as an exit node; active only once approved */
+  advertisedExit: boolean;
 }
 
-export type NewNode = Omit<NodeRecord, 'id'>;
+/** A new node; it advertises nothing until it says so. */
+export type NewNode = Omit<NodeRecord, 'id' | 'advertisedRoutes' | 'advertisedExit'> & Partial<Pick<NodeRecord, 'advertisedRoutes' | 'advertisedExit'>>;
 export type NodeUpdate = Partial<Omit<NodeRecord, 'id' | 'createdAtMs'>>;
 
 /** What remembering a request's nonce found: new (and now remembered), seen before, or a cap reached (not remembered). */
@@ -89,7 +94,39 @@ export interface DnsStore {
   deleteDnsRecords(name: string, value?: string): number;
 }
 
-export interface ControlStore extends NonceStore, DnsStore {
+/** An admin's approval of one prefix for one node; an exit node is approved as 0.0.0.0/0 and ::/0. */
+export interface RouteApprovalRecord {
+  nodeId: number;
+  /** canonical prefix */
+  prefix: string;
+}
+
+/** A device on stock WireGuard: only its public key is kept (the private key was printed once). */
+export interface DeviceRecord {
+  id: number;
+  name: string;
+  publicKey: string;
+  ipv4: string;
+  ipv6: string;
+  gatewayId: number;
+  createdAtMs: number;
+}
+
+/** Route approvals and devices; both go with their node when it is deleted. */
+export interface RouteStore {
+  /** ordered by node id, then prefix */
+  listRouteApprovals(): RouteApprovalRecord[];
+  /** false when it was already approved */
+  approveRoute(a: RouteApprovalRecord): boolean;
+  /** false when it was not approved */
+  removeRouteApproval(a: RouteApprovalRecord): boolean;
+  /** ordered by id */
+  listDevices(): DeviceRecord[];
+  insertDevice(d: Omit<DeviceRecord, 'id'>): DeviceRecord;
+  deleteDevice(id: number): boolean;
+}
+
+export interface ControlStore extends NonceStore, DnsStore, RouteStore {
   transaction<T>(fn: () => T): T;
   getMeta(key: string): string | null;
   setMeta(key: string, value: string): void;

@@ -7,10 +7,11 @@
 // newer node still talks to an older server.
 import { BOX_NONCE_LEN, BOX_OVERHEAD } from '../crypto/box.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
-import { AddressSyntaxError, parseIpEndpoint } from '../util/netaddr.js';
+import { AddressSyntaxError, parseIpEndpoint, parsePrefix, type IpPrefix } from '../util/netaddr.js';
+import { subnetRouteProblem } from '../netmap/routes.js';
 import { isPrintable } from '../util/text.js';
 import { ControlError, type SealedOp } from './protocol.js';
-import { MAX_NODE_ENDPOINTS, MAX_NODE_OS_CHARS, MAX_NODE_VERSION_CHARS } from '../netmap/types.js';
+import { MAX_NODE_ENDPOINTS, MAX_NODE_OS_CHARS, MAX_NODE_ROUTES, MAX_NODE_VERSION_CHARS } from '../netmap/types.js';
 
 /** A DNS name is at most 255 characters; the registry shortens it to a 63-character label. */
 export const MAX_HOSTNAME_CHARS = 255;
@@ -22,13 +23,15 @@ export const MAX_VERSION_CHARS = MAX_NODE_VERSION_CHARS;
 export const MAX_AUTHKEY_CHARS = 128;
 /** Endpoints one node may report (netmap/types.ts says why the number). */
 export const MAX_ENDPOINTS = MAX_NODE_ENDPOINTS;
+/** Subnet routes one node may advertise (netmap/types.ts says why the number). */
+export const MAX_ADVERTISED_ROUTES = MAX_NODE_ROUTES;
 /** Relay region codes, as `--relay CODE=…` and the config file accept them. */
 export const REGION_CODE_RE = /^[a-z0-9-]{1,32}$/;
 /** The daemon sends 12 random bytes as hex; 8-64 URL-safe characters are accepted. */
 const NONCE_RE = /^[A-Za-z0-9_-]{8,64}$/;
 /** Strict base64 (with padding), as Buffer#toString('base64') writes it. */
 const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const SEALED_OPS: readonly SealedOp[] = ['register', 'map', 'endpoints', 'logout'];
+const SEALED_OPS: readonly SealedOp[] = ['register', 'map', 'endpoints', 'advertise', 'logout'];
 
 const bad = (message: string): ControlError => new ControlError('BAD_REQUEST', message);
 
@@ -128,12 +131,14 @@ export interface RegisterIn {
   version: string;
   discoKey: string;
   endpoints: string[];
+  /** undefined: unchanged */
+  advertised?: AdvertiseIn;
 }
 
-export function parseRegisterBody(o: Obj): RegisterIn {
+export function parseRegisterBody(o: Obj, mesh: readonly IpPrefix[] = []): RegisterIn {
   let authKey: string | null = null;
   if (o.authKey !== undefined && o.authKey !== null) authKey = printableField(o, 'authKey', 'register', MAX_AUTHKEY_CHARS);
-  return {
+  const r: RegisterIn = {
     authKey,
     hostname: printableField(o, 'hostname', 'register', MAX_HOSTNAME_CHARS),
     os: printableField(o, 'os', 'register', MAX_OS_CHARS),
@@ -141,6 +146,46 @@ export function parseRegisterBody(o: Obj): RegisterIn {
     discoKey: keyField(o, 'discoKey', 'register'),
     endpoints: endpointsField(o, 'register'),
   };
+  if (o.advertised !== undefined) r.advertised = parseAdvertised(object(o.advertised, 'register.advertised'), 'register.advertised', mesh);
+  return r;
+}
+
+export interface AdvertiseIn {
+  /** canonical prefixes, distinct, in the order given */
+  routes: string[];
+  exitNode: boolean;
+}
+
+/**
+ * What a node advertises: at most MAX_ADVERTISED_ROUTES subnet routes, each a
+ * canonical prefix that may be a route in this network (netmap/routes.ts: no
+ * host bits, not the default route, not the mesh's prefixes, not loopback,
+ * link-local or multicast), and the exit-node flag.
+ */
+export function parseAdvertised(o: Obj, what: string, mesh: readonly IpPrefix[]): AdvertiseIn {
+  const v = o.routes;
+  if (!Array.isArray(v)) throw bad(`${what}.routes must be a list of prefixes such as "192.168.1.0/24"`);
+  if (v.length > MAX_ADVERTISED_ROUTES) throw bad(`${what}.routes has ${v.length} entries; at most ${MAX_ADVERTISED_ROUTES} are accepted`);
+  const routes = new Set<string>();
+  for (const [i, r] of v.entries()) {
+    let p: IpPrefix;
+    try {
+      p = parsePrefix(r);
+    } catch (err) {
+      if (err instanceof AddressSyntaxError) throw bad(`${what}.routes[${i}]: ${err.message}`);
+      throw err;
+    }
+    const problem = subnetRouteProblem(p, mesh);
+    if (problem) throw bad(`${what}.routes[${i}]: ${problem}`);
+    routes.add(p.text);
+  }
+  if (typeof o.exitNode !== 'boolean') throw bad(`${what}.exitNode must be true or false`);
+  return { routes: [...routes], exitNode: o.exitNode };
+}
+
+/** The body of the `advertise` op: the whole advertisement, replacing the previous one. */
+export function parseAdvertiseBody(o: Obj, mesh: readonly IpPrefix[] = []): AdvertiseIn {
+  return parseAdvertised(o, 'advertise', mesh);
 }
 
 export interface MapIn {

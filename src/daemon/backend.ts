@@ -35,6 +35,10 @@ import { memoryCounters } from './memory.js';
 import { IdleMemory } from '../util/idle-memory.js';
 import { rateLimitedLog } from '../util/rate-limited-log.js';
 import { DnsHost } from './dns-host.js';
+import { SubnetRoutes } from './subnet-routes.js';
+import { Advertiser, advertisementOf } from './advertise.js';
+import { destinationFilter, type DestinationFilterStats } from '../engine/device/destination-filter.js';
+import { destinationPolicy } from './subnet-routes.js';
 
 /** How long a node waits for its first map after registering before `up` gives up. */
 const DEFAULT_UP_TIMEOUT_MS = 30_000;
@@ -83,6 +87,11 @@ export class Backend {
   private readonly idleMemory: IdleMemory;
   /** the mesh's name service on this node: resolver, its addresses, the OS resolver (dns-host.ts) */
   private readonly dns: DnsHost;
+  /** subnet routes: table 52 and its rules, SNAT, the destination check's counters (subnet-routes.ts) */
+  private readonly subnets: SubnetRoutes;
+  private readonly destinationStats: DestinationFilterStats = { droppedDestination: 0 };
+  /** what this node advertises, kept in step with control (advertise.ts) */
+  private readonly advertiser: Advertiser;
 
   constructor(private readonly opts: BackendOptions) {
     // data the tunnel carried, both ways: not every TUN read (the OS sends a little, e.g. IPv6 MLD,
@@ -96,6 +105,8 @@ export class Backend {
     this.st = this.store.load(opts.defaults);
     this.state = this.st.node ? 'Stopped' : 'NeedsLogin';
     this.dns = new DnsHost({ stateDir: opts.stateDir, logger: this.log });
+    this.subnets = new SubnetRoutes({ logger: this.log });
+    this.advertiser = new Advertiser(this.log);
   }
 
   /** Comes back up on its own after a restart if the node was up: same keys, same addresses, last known peers. */
@@ -108,6 +119,8 @@ export class Backend {
     // first of all: a previous run that crashed may have left the OS resolver pointing at a resolver that is gone,
     // and the control server's host name is about to be looked up
     await this.dns.recover();
+    // and routes, rules and SNAT a killed daemon left: they would steer traffic into an interface that is gone
+    await this.subnets.recover();
     if (!this.st.prefs.wantRunning || !this.st.node || !this.st.prefs.loginServer) return;
     try {
       await this.startEngine();
@@ -184,7 +197,15 @@ export class Backend {
       progress(`registering with ${loginServer}`);
       const answer = await control.call<unknown>(
         'register',
-        { authKey: req.authKey, hostname, os: process.platform, version: this.opts.version, discoKey: this.discoPublic(), endpoints: this.endpoints() },
+        {
+          authKey: req.authKey,
+          hostname,
+          os: process.platform,
+          version: this.opts.version,
+          discoKey: this.discoPublic(),
+          endpoints: this.endpoints(),
+          ...this.advertiser.registerField(this.st.prefs, req),
+        },
         Math.max(1, deadline - Date.now()),
       );
       try {
@@ -210,6 +231,9 @@ export class Backend {
           hostname: req.hostname ?? p.hostname,
           wantRunning: true,
           acceptDns: req.acceptDns ?? p.acceptDns,
+          advertiseRoutes: req.advertiseRoutes ?? p.advertiseRoutes,
+          acceptRoutes: req.acceptRoutes ?? p.acceptRoutes,
+          snatSubnetRoutes: req.snatSubnetRoutes ?? p.snatSubnetRoutes,
         });
       });
     } catch (err) {
@@ -227,6 +251,9 @@ export class Backend {
     if (this.map) await this.updateDns();
     progress('waiting for the network map');
     await this.waitForMap(Math.max(1, deadline - Date.now()));
+    // the settings may have changed without a new map: routes and SNAT follow them now
+    if (this.map) await this.updateSubnets();
+    for (const h of this.subnets.health()) progress(`warning: ${h}`);
     return this.status();
   }
 
@@ -275,12 +302,43 @@ export class Backend {
 
   async setPrefs(r: PrefsRequest): Promise<void> {
     const dnsChanged = r.acceptDns !== undefined && r.acceptDns !== this.st.prefs.acceptDns;
+    const routesChanged = (['advertiseRoutes', 'acceptRoutes', 'snatSubnetRoutes'] as const).some(
+      (k) => r[k] !== undefined && JSON.stringify(r[k]) !== JSON.stringify(this.st.prefs[k]),
+    );
+    if (r.advertiseRoutes !== undefined && this.control && this.connected && routesChanged) {
+      // control checks the routes against the network first: a refused list is not saved
+      try {
+        await this.advertiser.send(this.control, advertisementOf({ advertiseRoutes: r.advertiseRoutes }));
+      } catch (err) {
+        if ((err as { controlCode?: string }).controlCode) throw new ApiError('BAD_REQUEST', `control refused the routes: ${(err as Error).message}`);
+        this.log(`advertising routes: ${(err as Error).message}; retried at the next map`);
+      }
+    }
     this.update((s) => {
       if (r.operator !== undefined) s.prefs.operator = r.operator;
       if (r.hostname !== undefined) s.prefs.hostname = r.hostname;
       if (r.acceptDns !== undefined) s.prefs.acceptDns = r.acceptDns;
+      if (r.advertiseRoutes !== undefined) s.prefs.advertiseRoutes = r.advertiseRoutes;
+      if (r.acceptRoutes !== undefined) s.prefs.acceptRoutes = r.acceptRoutes;
+      if (r.snatSubnetRoutes !== undefined) s.prefs.snatSubnetRoutes = r.snatSubnetRoutes;
     });
     if (dnsChanged && this.map) await this.updateDns();
+    if (routesChanged && this.map) {
+      await this.syncAdvertised();
+      await this.updateSubnets();
+    }
+  }
+
+  /** Table 52, its rules and SNAT as the current map and settings want them; failures are health lines. */
+  private updateSubnets(): Promise<void> {
+    if (!this.host || !this.map) return Promise.resolve();
+    return this.subnets.update(this.map, this.host.ifname, this.st.prefs).catch((err: Error) => this.log(`subnet routes: ${err.message}`));
+  }
+
+  /** Tells control what this node advertises when the map shows something else. */
+  private syncAdvertised(): Promise<void> {
+    if (!this.control || !this.map) return Promise.resolve();
+    return this.advertiser.sync(this.control, this.map.self, this.st.prefs);
   }
 
   /** DNS as the current map and settings want it; a failure is a health line, never an error of the caller's. */
@@ -384,6 +442,7 @@ export class Backend {
     this.host = null;
     // the OS resolver back as it was and the resolver's addresses off, while the interface still exists
     await this.dns.stop();
+    await this.subnets.stop();
     await h?.stop();
   }
 
@@ -424,7 +483,11 @@ export class Backend {
     this.relayMapKey = JSON.stringify(map.relays);
     if (!this.home && map.relays[0]) this.home = map.relays[0].code;
     this.updateRelays();
+    // the destination check in the same step as the peers' AllowedIPs: a route that left the map carries nothing more
+    this.host.setInboundFilter(destinationFilter(destinationPolicy(map), this.destinationStats));
     this.host.applyMap(map);
+    await this.updateSubnets();
+    void this.syncAdvertised();
     await this.updateDns();
     if (relaysChanged && map.relays.length) void this.netcheck().catch((err: Error) => this.log(`netcheck: ${err.message}`));
   }
@@ -531,6 +594,7 @@ export class Backend {
     const health: string[] = [];
     if (this.st.prefs.wantRunning && !this.connected && this.control) health.push(`not connected to the control server: ${this.lastError ?? 'connecting'}`);
     health.push(...this.dns.health());
+    health.push(...this.subnets.health(), ...this.advertiser.health());
     return {
       version: this.opts.version,
       backendState: this.state,
@@ -544,6 +608,7 @@ export class Backend {
             ifname: this.st.prefs.ifname,
             listenPort: this.host?.port ?? 0,
             endpoints: this.endpoints(),
+            routes: this.subnets.status(this.map?.self ?? self, this.st.prefs, this.destinationStats.droppedDestination),
           }
         : null,
       control: { url: this.st.prefs.loginServer, connected: this.connected, lastError: this.lastError },
@@ -577,6 +642,7 @@ export class Backend {
       txBytes: wg?.txBytes ?? 0,
       rxBytes: wg?.rxBytes ?? 0,
       endpoints: v.endpoints,
+      ...(v.routes?.length ? { routes: this.subnets.peerRoutes(v) } : {}),
     };
   }
 

@@ -2,6 +2,7 @@
 // mesh addresses and routes, the UDP socket, the WireGuard device and path
 // selection, and turns each network map into WireGuard peers.
 import { Device } from '../engine/device/device.js';
+import type { PacketHook } from '../engine/device/filter.js';
 import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers, type PingResult } from '../engine/paths/paths.js';
 import { PathBind } from '../engine/paths/pathbind.js';
 import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/conn/endpoint.js';
@@ -232,6 +233,11 @@ export class EngineHost {
     }
     this.peerViews = new Map(wanted.map((v) => [v.nodeKey, v]));
     this.paths.setPeers(pathPeers);
+  }
+
+  /** The inbound packet filter (the destination check, destination-filter.ts); null passes everything. */
+  setInboundFilter(hook: PacketHook | null): void {
+    this.device.setPacketFilter(hook ? { filterIn: hook } : null);
   }
 
   isConfigured(nodeKey: string): boolean {

@@ -9,6 +9,7 @@ import { isPrintable, terminalSafe } from '../util/text.js';
 import { parseIp } from '../util/netaddr.js';
 import { QUERY_TYPES } from '../dns/client.js';
 import { canonicalName, isQueryName } from '../dns/names.js';
+import { parseRouteList } from './route-prefs.js';
 
 /** A URL longer than this is no login server anyone typed; browsers' practical limit. */
 export const MAX_URL_CHARS = 2048;
@@ -92,7 +93,7 @@ function caPemOf(o: Record<string, unknown>): string | undefined {
 }
 
 export function parseUpRequest(body: unknown): UpRequest {
-  const o = objectOf(body, 'up', ['loginServer', 'authKey', 'hostname', 'controlCaPem', 'ifname', 'port', 'timeoutMs', 'acceptDns']);
+  const o = objectOf(body, 'up', ['loginServer', 'authKey', 'hostname', 'controlCaPem', 'ifname', 'port', 'timeoutMs', 'acceptDns', ...ROUTE_KEYS]);
   const r: UpRequest = {};
   const loginServer = loginServerOf(o);
   if (loginServer !== undefined) r.loginServer = loginServer;
@@ -115,11 +116,31 @@ export function parseUpRequest(body: unknown): UpRequest {
   if (timeoutMs !== undefined) r.timeoutMs = timeoutMs;
   const acceptDns = bool(o, 'up', 'acceptDns');
   if (acceptDns !== undefined) r.acceptDns = acceptDns;
+  Object.assign(r, routeFields(o, 'up'));
+  return r;
+}
+
+const ROUTE_KEYS = ['advertiseRoutes', 'acceptRoutes', 'snatSubnetRoutes'] as const;
+
+/** The routing settings of an up or prefs request, each optional. */
+function routeFields(o: Record<string, unknown>, what: string): Pick<UpRequest, (typeof ROUTE_KEYS)[number]> {
+  const r: Pick<UpRequest, (typeof ROUTE_KEYS)[number]> = {};
+  if (o.advertiseRoutes !== undefined) {
+    try {
+      r.advertiseRoutes = parseRouteList(o.advertiseRoutes, `${what}: advertiseRoutes`);
+    } catch (err) {
+      throw bad((err as Error).message);
+    }
+  }
+  const accept = bool(o, what, 'acceptRoutes');
+  if (accept !== undefined) r.acceptRoutes = accept;
+  const snat = bool(o, what, 'snatSubnetRoutes');
+  if (snat !== undefined) r.snatSubnetRoutes = snat;
   return r;
 }
 
 export function parsePrefsRequest(body: unknown): PrefsRequest {
-  const o = objectOf(body, 'prefs', ['operator', 'hostname', 'acceptDns']);
+  const o = objectOf(body, 'prefs', ['operator', 'hostname', 'acceptDns', ...ROUTE_KEYS]);
   const r: PrefsRequest = {};
   if (o.operator === null) r.operator = null;
   else if (o.operator !== undefined) {
@@ -130,6 +151,7 @@ export function parsePrefsRequest(body: unknown): PrefsRequest {
   if (hostname !== undefined) r.hostname = hostname;
   const acceptDns = bool(o, 'prefs', 'acceptDns');
   if (acceptDns !== undefined) r.acceptDns = acceptDns;
+  Object.assign(r, routeFields(o, 'prefs'));
   return r;
 }
 

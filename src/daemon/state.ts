@@ -14,6 +14,7 @@ import type { NetworkMap, NodeView } from '../netmap/types.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
 import { fail, MapParseError, parseMeshPrefix, parseNetworkMap, parseNodeView, shown } from '../netmap/parse.js';
+import { DEFAULT_ROUTE_PREFS, parseRoutePrefs, type RoutePrefs } from './route-prefs.js';
 
 const { statSync } = cjsRequire('node:fs') as typeof import('node:fs');
 
@@ -37,7 +38,7 @@ export const MAX_HOSTNAME_CHARS = 253;
 /** An operator: a user name (32 on Linux) or a uid. */
 export const MAX_OPERATOR_CHARS = 64;
 
-export interface Prefs {
+export interface Prefs extends RoutePrefs {
   loginServer: string | null;
   controlCaPem: string | null;
   hostname: string | null;
@@ -98,6 +99,7 @@ export class StateStore {
         wantRunning: false,
         operator: null,
         acceptDns: true,
+        ...structuredClone(DEFAULT_ROUTE_PREFS),
       },
       node: null,
       ipv4Prefix: null,
@@ -165,6 +167,12 @@ function parsePrefs(v: unknown): Prefs {
   if (typeof o.wantRunning !== 'boolean') fail('prefs.wantRunning', `expected true or false, got ${shown(o.wantRunning)}`);
   // absent in state files written before the setting existed: the default, true
   if (o.acceptDns !== undefined && typeof o.acceptDns !== 'boolean') fail('prefs.acceptDns', `expected true or false, got ${shown(o.acceptDns)}`);
+  let routePrefs: RoutePrefs;
+  try {
+    routePrefs = parseRoutePrefs(o, (k) => `prefs.${k}`);
+  } catch (err) {
+    fail('prefs', (err as Error).message);
+  }
   return {
     loginServer,
     controlCaPem: (ca as string | null | undefined) ?? null,
@@ -174,6 +182,7 @@ function parsePrefs(v: unknown): Prefs {
     wantRunning: o.wantRunning,
     operator: nullableText(o.operator, 'prefs.operator', MAX_OPERATOR_CHARS),
     acceptDns: (o.acceptDns as boolean | undefined) ?? true,
+    ...routePrefs,
   };
 }
 
@@ -182,7 +191,7 @@ export function parseNodeState(raw: unknown): NodeState {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('state', `expected an object, got ${shown(raw)}`);
   const o = raw as Record<string, unknown>;
   if (o.version !== 1) fail('version', `state version ${shown(o.version)}; this meshctl reads version 1`);
-  const node = o.node === null || o.node === undefined ? null : parseNodeView(o.node, 'node');
+  const node = o.node === null || o.node === undefined ? null : parseNodeView(o.node, 'node', { self: true });
   return {
     version: 1,
     nodePrivateKey: privateKey(o.nodePrivateKey, 'nodePrivateKey'),

@@ -1,5 +1,5 @@
 // The mesh's names as one immutable value built from the network map: A and
-// AAAA for this node and every peer (offline ones too) at NAME.suffix, PTR for
+// AAAA for this node, every peer (offline ones too) and every device at NAME.suffix, PTR for
 // every mesh address, the extra records and the split-DNS routes control sends.
 // The resolver answers names under the suffix and the reverse names of the
 // mesh prefixes itself (NXDOMAIN for what the map lacks), so they never leave
@@ -133,6 +133,8 @@ class MapZone implements Zone {
     }
     if (this.suffix) {
       for (const node of [map.self, ...map.peers]) this.addNode(node.name, node.addresses, this.suffix);
+      // devices on stock WireGuard share the node namespace: NAME.suffix and PTR the same way
+      for (const d of map.devices ?? []) this.addNode(d.name, d.addresses, this.suffix);
     }
     const records = dns?.records ?? [];
     if (records.length > MAX_EXTRA_RECORDS) this.problems.push(`${records.length} extra records: only the first ${MAX_EXTRA_RECORDS} are served`);

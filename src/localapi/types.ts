@@ -46,6 +46,8 @@ export interface PeerStatus {
   txBytes: number;
   rxBytes: number;
   endpoints: string[];
+  /** the peer's approved subnet routes and whether this node uses them; absent when it has none */
+  routes?: PeerRouteStatus[];
 }
 
 export interface SelfStatus {
@@ -58,6 +60,8 @@ export interface SelfStatus {
   ifname: string;
   listenPort: number;
   endpoints: string[];
+  /** subnet routing on this node */
+  routes?: RoutesStatus;
 }
 
 /** One relay connection of the daemon's, as status and netcheck show it. */
@@ -93,6 +97,12 @@ export interface UpRequest {
   timeoutMs?: number;
   /** point the OS resolver at the mesh's name service; remembered (default true) */
   acceptDns?: boolean;
+  /** subnet routes to advertise (canonical prefixes; [] withdraws all); remembered */
+  advertiseRoutes?: string[];
+  /** install peers' approved routes; remembered (default false) */
+  acceptRoutes?: boolean;
+  /** masquerade forwarded subnet traffic; remembered (default true) */
+  snatSubnetRoutes?: boolean;
 }
 
 /** `up` answers with a stream of these lines, ending in `done` or `error`. */
@@ -177,6 +187,34 @@ export interface PrefsRequest {
   operator?: string | null;
   hostname?: string;
   acceptDns?: boolean;
+  advertiseRoutes?: string[];
+  acceptRoutes?: boolean;
+  snatSubnetRoutes?: boolean;
+}
+
+/** One route of a peer as this node sees it (status --json). */
+export interface PeerRouteStatus {
+  prefix: string;
+  /** the peer is the primary router for it (only then does it carry the prefix) */
+  primary: boolean;
+  /** in this node's table 52 now */
+  installed: boolean;
+  /** why not installed; null when installed */
+  why: string | null;
+}
+
+/** This node's routing, as status shows it. */
+export interface RoutesStatus {
+  /** what this node advertises (its setting) and what control approved / made it primary for */
+  advertised: string[];
+  approved: string[];
+  primary: string[];
+  acceptRoutes: boolean;
+  snatSubnetRoutes: boolean;
+  /** IPv4 / IPv6 forwarding as read from /proc; null when not read (nothing advertised) */
+  forwarding: { ipv4: boolean | null; ipv6: boolean | null };
+  /** packets from peers dropped because their destination is not served here */
+  droppedDestination: number;
 }
 
 export type ApiErrorCode = 'BAD_REQUEST' | 'PERMISSION' | 'NOT_FOUND' | 'UNREACHABLE' | 'AUTH' | 'TIMEOUT' | 'NOT_RUNNING' | 'FAILURE';

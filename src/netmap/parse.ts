@@ -6,11 +6,14 @@
 // fails is refused whole with a MapParseError naming the field, e.g.
 // `peers[3].addresses[0]: not an IP address: "…"`.
 import {
+  type DeviceView,
   type DnsConfig,
   type DnsRecord,
   type DnsRoute,
+  MAX_NETWORK_DEVICES,
   MAX_NODE_ENDPOINTS,
   MAX_NODE_OS_CHARS,
+  MAX_NODE_ROUTES,
   MAX_NODE_VERSION_CHARS,
   type MapLine,
   type NetworkMap,
@@ -21,6 +24,7 @@ import {
 import {
   asciiLower,
   dnsNameProblem,
+  MAX_DNS_LABEL_CHARS,
   MAX_DNS_LOCAL_RESOLVERS,
   MAX_DNS_RECORDS,
   MAX_DNS_ROUTES,
@@ -30,14 +34,24 @@ import {
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { AddressSyntaxError, ipBytes, parseIp, parseIpEndpoint, parsePrefix, type IpAddress, type IpFamily, type IpPrefix } from '../util/netaddr.js';
 import { isPrintable } from '../util/text.js';
+import { isDefaultRoute, subnetRouteProblem } from './routes.js';
 import { isoTime } from '../util/time.js';
 
 /** Peers in one map: far above what one control server's network holds, and it bounds the engine's peer table and the work per map. */
 export const MAX_PEERS = 10_000;
 /** Mesh addresses per node: control assigns one per family; a little room for more without unbounded growth. */
 export const MAX_ADDRESSES_PER_NODE = 8;
-/** AllowedIPs per peer: its addresses plus room for routed subnets; bounds the cryptokey-routing table per peer. */
-export const MAX_ALLOWED_IPS_PER_PEER = 64;
+/** Subnet routes per node (approved, primary, advertised): as control accepts them (types.ts). */
+export const MAX_ROUTES_PER_NODE = MAX_NODE_ROUTES;
+/** Devices on stock WireGuard in one map (types.ts says why the number). */
+export const MAX_DEVICES = MAX_NETWORK_DEVICES;
+/** Addresses of one device: one per family. */
+export const MAX_ADDRESSES_PER_DEVICE = 2;
+/**
+ * AllowedIPs per peer: its addresses, its primary subnet routes, and, for a
+ * gateway, its devices' addresses; bounds the cryptokey-routing table per peer.
+ */
+export const MAX_ALLOWED_IPS_PER_PEER = MAX_ADDRESSES_PER_NODE + MAX_ROUTES_PER_NODE + MAX_ADDRESSES_PER_DEVICE * MAX_DEVICES;
 /** Endpoints per peer: the limit control enforces on what a node reports (types.ts); each is a path candidate probed by disco. */
 export const MAX_ENDPOINTS_PER_PEER = MAX_NODE_ENDPOINTS;
 /** Relays in the map (all regions together): each needed region is a TLS connection and a STUN target. */
@@ -131,12 +145,6 @@ function ip(v: unknown, field: string): string {
   return wrap(field, () => parseIp(v).text);
 }
 
-function prefix(v: unknown, field: string, family?: IpFamily): string {
-  const p = wrap(field, () => parsePrefix(v));
-  if (family && p.address.family !== family) fail(field, `expected an IPv${family} prefix, got ${shown(v)}`);
-  return p.text;
-}
-
 function meshPrefix(v: unknown, field: string, family: IpFamily): string {
   const p = wrap(field, () => parsePrefix(v));
   const min = family === 4 ? MIN_MESH_PREFIX_BITS_V4 : MIN_MESH_PREFIX_BITS_V6;
@@ -181,20 +189,48 @@ function port(v: unknown, field: string): number {
   return v;
 }
 
-/** One node's view (a peer, or the node itself). */
-export function parseNodeView(json: unknown, field: string): NodeView {
+/** The mesh prefixes a node view's routes are checked against (routes may not overlap them). */
+export interface MeshPrefixes {
+  ipv4: string;
+  ipv6: string;
+}
+
+/** A list of distinct subnet routes, each canonical and allowed as a route (netmap/routes.ts). */
+function routeList(v: unknown, field: string, mesh: IpPrefix[]): string[] {
+  const out = list(v, field, MAX_ROUTES_PER_NODE).map((r, i) => {
+    const p = wrap(`${field}[${i}]`, () => parsePrefix(r));
+    const problem = subnetRouteProblem(p, mesh);
+    if (problem) fail(`${field}[${i}]`, problem);
+    return p.text;
+  });
+  if (new Set(out).size !== out.length) fail(field, 'a route is listed twice');
+  return out;
+}
+
+/**
+ * One node's view (a peer, or the node itself). `self` is whether it is the
+ * receiving node's own view: only that one may carry `advertised`. With
+ * `mesh`, subnet routes are checked not to overlap the mesh prefixes.
+ */
+export function parseNodeView(json: unknown, field: string, opts: { self?: boolean; mesh?: MeshPrefixes } = {}): NodeView {
   const o = object(json, field);
   const f = (name: string): string => `${field}.${name}`;
   if (typeof o.id !== 'number' || !Number.isSafeInteger(o.id) || o.id < 0) fail(f('id'), `not a node id: ${shown(o.id)}`);
   const addresses = list(o.addresses, f('addresses'), MAX_ADDRESSES_PER_NODE).map((a, i) => ip(a, `${f('addresses')}[${i}]`));
   if (addresses.length === 0) fail(f('addresses'), 'no address');
-  return {
+  const allowedIps = list(o.allowedIps, f('allowedIps'), MAX_ALLOWED_IPS_PER_PEER).map((a, i) => {
+    const p = wrap(`${f('allowedIps')}[${i}]`, () => parsePrefix(a));
+    // the default route is added by a client for the exit node it chose, never by the map
+    if (isDefaultRoute(p)) fail(`${f('allowedIps')}[${i}]`, `${p.text} in a map would send all traffic to this peer`);
+    return p.text;
+  });
+  const view: NodeView = {
     id: o.id,
     name: text(o.name, f('name'), MAX_NAME_CHARS),
     nodeKey: key(o.nodeKey, f('nodeKey')),
     discoKey: key(o.discoKey, f('discoKey')),
     addresses,
-    allowedIps: list(o.allowedIps, f('allowedIps'), MAX_ALLOWED_IPS_PER_PEER).map((a, i) => prefix(a, `${f('allowedIps')}[${i}]`)),
+    allowedIps,
     endpoints: list(o.endpoints, f('endpoints'), MAX_ENDPOINTS_PER_PEER).map((e, i) => endpoint(e, `${f('endpoints')}[${i}]`)),
     homeRelay: o.homeRelay === null || o.homeRelay === undefined ? null : region(o.homeRelay, f('homeRelay')),
     online: bool(o.online, f('online')),
@@ -204,6 +240,24 @@ export function parseNodeView(json: unknown, field: string): NodeView {
     keyExpiry: time(o.keyExpiry ?? null, f('keyExpiry')),
     ephemeral: bool(o.ephemeral, f('ephemeral')),
   };
+  const mesh = opts.mesh ? [parsePrefix(opts.mesh.ipv4), parsePrefix(opts.mesh.ipv6)] : [];
+  if (o.routes !== undefined) view.routes = routeList(o.routes, f('routes'), mesh);
+  if (o.primaryRoutes !== undefined) {
+    const primary = routeList(o.primaryRoutes, f('primaryRoutes'), mesh);
+    const approved = new Set(view.routes ?? []);
+    for (const [i, r] of primary.entries()) if (!approved.has(r)) fail(`${f('primaryRoutes')}[${i}]`, `${r} is not among the node's routes`);
+    // only a primary route is in allowedIps: WireGuard would otherwise route the prefix to whichever peer came last
+    const allowed = new Set(view.allowedIps);
+    for (const [i, r] of primary.entries()) if (!allowed.has(r)) fail(`${f('primaryRoutes')}[${i}]`, `${r} is not in the node's allowedIps`);
+    view.primaryRoutes = primary;
+  }
+  if (o.exitNode !== undefined) view.exitNode = bool(o.exitNode, f('exitNode'));
+  if (o.advertised !== undefined) {
+    if (!opts.self) fail(f('advertised'), "only the node's own view carries what it advertises");
+    const a = object(o.advertised, f('advertised'));
+    view.advertised = { routes: routeList(a.routes, `${f('advertised')}.routes`, mesh), exitNode: bool(a.exitNode, `${f('advertised')}.exitNode`) };
+  }
+  return view;
 }
 
 function parseRelay(json: unknown, field: string): RelayRegion {
@@ -305,23 +359,64 @@ export function parseDnsConfig(json: unknown, field: string, meshPrefixes: { ipv
   };
 }
 
+/**
+ * One device on stock WireGuard. Its addresses lie inside the mesh prefixes
+ * (one per family), its gateway is a node of this map, and its public key is
+ * only in the gateway's own map (`selfName` is the receiving node's name).
+ */
+function parseDevice(json: unknown, field: string, mesh: IpPrefix[], nodeNames: Set<string>, selfName: string): DeviceView {
+  const o = object(json, field);
+  const f = (name: string): string => `${field}.${name}`;
+  if (typeof o.id !== 'number' || !Number.isSafeInteger(o.id) || o.id < 0) fail(f('id'), `not a device id: ${shown(o.id)}`);
+  const addresses = list(o.addresses, f('addresses'), MAX_ADDRESSES_PER_DEVICE).map((a, i) => {
+    const ad = wrap(`${f('addresses')}[${i}]`, () => parseIp(a));
+    if (!mesh.some((p) => inPrefix(ad, p))) fail(`${f('addresses')}[${i}]`, `${ad.text} is outside the mesh prefixes`);
+    return ad;
+  });
+  if (addresses.length === 0) fail(f('addresses'), 'no address');
+  if (new Set(addresses.map((a) => a.family)).size !== addresses.length) fail(f('addresses'), 'at most one address per family');
+  const gateway = text(o.gateway, f('gateway'), MAX_NAME_CHARS);
+  if (!nodeNames.has(gateway)) fail(f('gateway'), `${shown(gateway)} is not a node of this map`);
+  const device: DeviceView = { id: o.id, name: dnsName(o.name, f('name'), 1, MAX_DNS_LABEL_CHARS), addresses: addresses.map((a) => a.text), gateway };
+  if (device.name.includes('.')) fail(f('name'), `a device name is one DNS label: ${shown(o.name)}`);
+  if (o.publicKey !== undefined) {
+    if (gateway !== selfName) fail(f('publicKey'), "only the gateway's own map carries a device's key");
+    device.publicKey = key(o.publicKey, f('publicKey'));
+  }
+  return device;
+}
+
 /** A whole network map; throws MapParseError naming the first bad field. */
 export function parseNetworkMap(json: unknown): NetworkMap {
   const o = object(json, 'map');
-  const self = parseNodeView(o.self, 'self');
-  const peers = list(o.peers, 'peers', MAX_PEERS).map((p, i) => parseNodeView(p, `peers[${i}]`));
-  const relays = o.relays === undefined ? [] : list(o.relays, 'relays', MAX_RELAYS).map((r, i) => parseRelay(r, `relays[${i}]`));
   const ipv4Prefix = meshPrefix(o.ipv4Prefix, 'ipv4Prefix', 4);
   const ipv6Prefix = meshPrefix(o.ipv6Prefix, 'ipv6Prefix', 6);
+  const mesh = { ipv4: ipv4Prefix, ipv6: ipv6Prefix };
+  const self = parseNodeView(o.self, 'self', { self: true, mesh });
+  const peers = list(o.peers, 'peers', MAX_PEERS).map((p, i) => parseNodeView(p, `peers[${i}]`, { mesh }));
+  const relays = o.relays === undefined ? [] : list(o.relays, 'relays', MAX_RELAYS).map((r, i) => parseRelay(r, `relays[${i}]`));
   const map: NetworkMap = { self, peers, ipv4Prefix, ipv6Prefix, relays };
-  if (o.dns !== undefined) map.dns = parseDnsConfig(o.dns, 'dns', { ipv4: ipv4Prefix, ipv6: ipv6Prefix });
+  if (o.dns !== undefined) map.dns = parseDnsConfig(o.dns, 'dns', mesh);
+  if (o.devices !== undefined) {
+    const meshList = [parsePrefix(ipv4Prefix), parsePrefix(ipv6Prefix)];
+    const nodeNames = new Set([self.name, ...peers.map((p) => p.name)]);
+    const devices = list(o.devices, 'devices', MAX_DEVICES).map((d, i) => parseDevice(d, `devices[${i}]`, meshList, nodeNames, self.name));
+    const names = new Set<string>();
+    for (const [i, d] of devices.entries()) {
+      if (names.has(d.name) || nodeNames.has(d.name)) fail(`devices[${i}].name`, `${shown(d.name)} is taken by another node or device`);
+      names.add(d.name);
+    }
+    map.devices = devices;
+  }
   return map;
 }
 
 /** The answer to a register request. */
 export function parseRegisterResult(json: unknown): RegisterResult {
   const o = object(json, 'register result');
-  return { node: parseNodeView(o.node, 'node'), ipv4Prefix: meshPrefix(o.ipv4Prefix, 'ipv4Prefix', 4), ipv6Prefix: meshPrefix(o.ipv6Prefix, 'ipv6Prefix', 6) };
+  const ipv4Prefix = meshPrefix(o.ipv4Prefix, 'ipv4Prefix', 4);
+  const ipv6Prefix = meshPrefix(o.ipv6Prefix, 'ipv6Prefix', 6);
+  return { node: parseNodeView(o.node, 'node', { self: true, mesh: { ipv4: ipv4Prefix, ipv6: ipv6Prefix } }), ipv4Prefix, ipv6Prefix };
 }
 
 /** The two mesh prefixes as stored beside a node (state.json). */

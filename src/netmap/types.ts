@@ -115,3 +115,23 @@ export interface RegisterResult {
   ipv6Prefix: string;
   ipv4Prefix: string;
 }
+
+/**
+ * Subnet routes one node may advertise (and control may approve for it). Each
+ * approved route is a kernel route on every client that accepts routes and an
+ * AllowedIPs entry of the router in every peer's map: 64 covers a router for
+ * many VLANs and keeps the per-peer cryptokey table and route churn small.
+ */
+export const MAX_NODE_ROUTES = 64;
+/**
+ * Devices on stock WireGuard in one network. Each is a peer of its gateway and
+ * two AllowedIPs entries of the gateway in every map: a household or a small
+ * office has a few dozen phones and laptops; 256 leaves room, and bounds a map.
+ */
+export const MAX_NETWORK_DEVICES = 256;
+/**
+ * The mesh interface's MTU: 1280, the IPv6 minimum, fits inside WireGuard's
+ * overhead on any path down to a 1360-byte link MTU; devices on stock
+ * WireGuard get the same value in their config.
+ */
+export const MESH_MTU = 1280;

@@ -25,6 +25,12 @@ export const NLMSG_ERROR = 2;
 export const RTM_NEWADDR = 20;
 export const RTM_DELADDR = 21;
 export const RTM_NEWROUTE = 24;
+export const RTM_DELROUTE = 25;
+export const RTM_GETROUTE = 26;
+export const RTM_NEWRULE = 32;
+export const RTM_DELRULE = 33;
+export const NLMSG_DONE = 3;
+export const NLM_F_DUMP = 0x300;
 export const NLM_F_REQUEST = 0x01;
 export const NLM_F_ACK = 0x04;
 export const NLM_F_REPLACE = 0x100;
@@ -42,7 +48,8 @@ const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const RTA_DST = 1;
 const RTA_OIF = 4;
-const RT_TABLE_MAIN = 254;
+const RTA_TABLE = 15;
+export const RT_TABLE_MAIN = 254;
 /** what `ip route add` sets: a route configured by an administrator's tool, not a routing daemon */
 const RTPROT_BOOT = 3;
 const RT_SCOPE_UNIVERSE = 0;
@@ -60,6 +67,9 @@ export const NETLINK_ACK_TIMEOUT_MS = 5_000;
 /** One received datagram. An ack is 36 bytes plus the kernel's message (capped acks); an uncapped one echoes our
  * request (under 100 bytes). A longer datagram is refused as truncated rather than read in pieces. */
 export const NETLINK_RECV_BUFFER_BYTES = 8_192;
+/** Most entries one dump may return: the host's whole routing table is read to find meshctl's few routes, and a
+ * full-table BGP host has about a million; meshctl refuses to walk past this rather than hold them all. */
+export const NETLINK_DUMP_MAX_MESSAGES = 200_000;
 /** The kernel's error message is cut to this many characters in our one-line errors. */
 const EXT_ACK_MESSAGE_MAX_CHARS = 200;
 /** Between checks for an ack that was not queued at once, so the event loop is never blocked while waiting. */
@@ -153,22 +163,202 @@ export function delAddressMessage(seq: number, ifindex: number, prefix: IpPrefix
  * RTA_DST the network and RTA_OIF the interface. The caller refuses prefixes with host bits set.
  */
 export function newRouteMessage(seq: number, ifindex: number, prefix: IpPrefix): Buffer {
+  return routeMessage(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, ifindex, prefix, RT_TABLE_MAIN);
+}
+
+const u32 = (v: number): Buffer => {
+  const b = Buffer.alloc(4);
+  w32(b, v, 0);
+  return b;
+};
+
+/** A routing table number: 1..2^32-1 except 0 (unspec); main is 254. */
+function checkTable(table: number): void {
+  if (!Number.isInteger(table) || table < 1 || table > 0xffff_ffff) throw new RangeError(`routing table ${table} is not 1..4294967295`);
+}
+
+function routeMessage(type: number, flags: number, seq: number, ifindex: number, prefix: IpPrefix, table: number): Buffer {
+  checkTable(table);
   const rtm = Buffer.alloc(RTMSG_LEN);
   rtm[0] = family(prefix);
   rtm[1] = prefix.bits; // rtm_dst_len
   rtm[2] = 0; // rtm_src_len
   rtm[3] = 0; // rtm_tos
-  rtm[4] = RT_TABLE_MAIN;
+  rtm[4] = table < 256 ? table : 252; // RT_TABLE_COMPAT when the number needs RTA_TABLE
   rtm[5] = RTPROT_BOOT;
   rtm[6] = prefix.address.family === 4 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
   rtm[7] = RTN_UNICAST;
   w32(rtm, 0, 8); // rtm_flags
-  const oif = Buffer.alloc(4);
-  w32(oif, ifindex, 0);
-  return message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, rtm, [
+  const attrs: Array<[number, Buffer]> = [
     [RTA_DST, ipBytes(prefix.address)],
-    [RTA_OIF, oif],
-  ]);
+    [RTA_OIF, u32(ifindex)],
+  ];
+  if (table !== RT_TABLE_MAIN) attrs.push([RTA_TABLE, u32(table)]);
+  return message(type, flags, seq, rtm, attrs);
+}
+
+/**
+ * `ip route replace <prefix> dev <ifindex> table <table>`: RTM_NEWROUTE with NLM_F_CREATE|NLM_F_REPLACE (a repeat
+ * succeeds, and a route another interface held in that table moves here), RTA_TABLE carrying the table. The caller
+ * refuses prefixes with host bits set.
+ */
+export function replaceTableRouteMessage(seq: number, ifindex: number, prefix: IpPrefix, table: number): Buffer {
+  return routeMessage(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq, ifindex, prefix, table);
+}
+
+/** `ip route del <prefix> dev <ifindex> table <table>`: RTM_DELROUTE naming what replaceTableRouteMessage adds (ESRCH when absent). */
+export function delTableRouteMessage(seq: number, ifindex: number, prefix: IpPrefix, table: number): Buffer {
+  return routeMessage(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, seq, ifindex, prefix, table);
+}
+
+/**
+ * `ip route del` of a route a dump returned, of any type: family, length, table and RTA_DST only, with protocol,
+ * type and scope left unspecified (RT_SCOPE_NOWHERE), so the kernel matches whatever route that is.
+ */
+export function delDumpedRouteMessage(seq: number, route: DumpedRoute): Buffer {
+  checkTable(route.table);
+  const rtm = Buffer.alloc(RTMSG_LEN);
+  rtm[0] = route.family === 4 ? AF_INET : AF_INET6;
+  rtm[1] = route.bits;
+  rtm[4] = route.table < 256 ? route.table : 252;
+  rtm[6] = 255; // RT_SCOPE_NOWHERE: any scope
+  const attrs: Array<[number, Buffer]> = [[RTA_TABLE, u32(route.table)]];
+  if (route.bits > 0) attrs.unshift([RTA_DST, route.dst]);
+  return message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, seq, rtm, attrs);
+}
+
+/** `ip -4|-6 route show table all`: RTM_GETROUTE dump of one family; the caller filters by table (routesInDump). */
+export function dumpRoutesMessage(seq: number, fam: 4 | 6): Buffer {
+  const rtm = Buffer.alloc(RTMSG_LEN);
+  rtm[0] = fam === 4 ? AF_INET : AF_INET6;
+  return message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, rtm, []);
+}
+
+/** One route of a dump: enough to name it again in a delete. */
+export interface DumpedRoute {
+  family: 4 | 6;
+  /** the destination network's bytes (4 or 16) and its length; a default route has all-zero bytes */
+  dst: Buffer;
+  bits: number;
+  table: number;
+  /** output interface index, 0 when the route names none */
+  oif: number;
+  /** RTN_* type (1 unicast, 2 local, 7 unreachable, 9 throw ...) */
+  type: number;
+}
+
+/** A raw netlink message of a datagram: its type, flags, sequence number and body (after the 16-byte header). */
+export interface RawMessage {
+  type: number;
+  flags: number;
+  seq: number;
+  body: Buffer;
+}
+
+/** Every message of one datagram, lengths checked: NetlinkFormatError when one does not fit. */
+export function parseMessages(buf: Buffer): RawMessage[] {
+  const out: RawMessage[] = [];
+  let off = 0;
+  while (off < buf.length) {
+    if (buf.length - off < NLMSG_HDRLEN) throw new NetlinkFormatError(`netlink reply: ${buf.length - off} stray bytes after message at byte ${off}`);
+    const len = r32(buf, off);
+    if (len < NLMSG_HDRLEN || len > buf.length - off) {
+      throw new NetlinkFormatError(`netlink reply: message length ${len} at byte ${off} does not fit ${buf.length} bytes`);
+    }
+    out.push({ type: r16(buf, off + 4), flags: r16(buf, off + 6), seq: r32(buf, off + 8), body: buf.subarray(off + NLMSG_HDRLEN, off + len) });
+    off += Math.min(align4(len), buf.length - off);
+  }
+  return out;
+}
+
+/** The attributes of a body after its fixed part of `fixed` bytes, as type → value (the last of a type wins). */
+export function parseAttrs(body: Buffer, fixed: number): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  if (body.length < fixed) throw new NetlinkFormatError(`netlink message of ${body.length} bytes is shorter than its ${fixed}-byte header`);
+  let off = fixed;
+  while (off + 4 <= body.length) {
+    const len = r16(body, off);
+    if (len < 4 || len > body.length - off) throw new NetlinkFormatError(`netlink attribute length ${len} at byte ${off} does not fit`);
+    out.set(r16(body, off + 2) & NLA_TYPE_MASK, body.subarray(off + 4, off + len));
+    off += align4(len);
+  }
+  return out;
+}
+
+/** An RTM_NEWROUTE body of a dump as a DumpedRoute; null for families other than IPv4/IPv6. Throws NetlinkFormatError when malformed. */
+export function parseRoute(body: Buffer): DumpedRoute | null {
+  const attrs = parseAttrs(body, RTMSG_LEN);
+  const fam = body[0] === AF_INET ? 4 : body[0] === AF_INET6 ? 6 : null;
+  if (fam === null) return null;
+  const size = fam === 4 ? 4 : 16;
+  const bits = body[1]!;
+  if (bits > size * 8) throw new NetlinkFormatError(`route of family ${fam} with prefix length ${bits}`);
+  const dstAttr = attrs.get(RTA_DST);
+  if (dstAttr !== undefined && dstAttr.length !== size) throw new NetlinkFormatError(`route destination of ${dstAttr.length} bytes for family ${fam}`);
+  const tableAttr = attrs.get(RTA_TABLE);
+  const oifAttr = attrs.get(RTA_OIF);
+  return {
+    family: fam,
+    dst: dstAttr ? Buffer.from(dstAttr) : Buffer.alloc(size),
+    bits,
+    table: tableAttr && tableAttr.length === 4 ? r32(tableAttr, 0) : body[4]!,
+    oif: oifAttr && oifAttr.length === 4 ? r32(oifAttr, 0) : 0,
+    type: body[7]!,
+  };
+}
+
+/** What a policy-routing rule does with a packet it matches. */
+export type RuleAction = { kind: 'lookup'; table: number } | { kind: 'unreachable' };
+
+/** One policy-routing rule, as `ip rule add pref P [fwmark M/K] (lookup T | unreachable)` takes it. */
+export interface RuleSpec {
+  family: 4 | 6;
+  /** FRA_PRIORITY: lower runs first; 0 is the kernel's `local` rule and is refused */
+  priority: number;
+  /** FRA_FWMARK/FRA_FWMASK: match only packets whose mark & mask equals mark; absent = every packet */
+  fwmark?: { mark: number; mask: number };
+  action: RuleAction;
+}
+
+const FR_ACT_TO_TBL = 1;
+const FR_ACT_UNREACHABLE = 7;
+const FRA_PRIORITY = 6;
+const FRA_FWMARK = 10;
+const FRA_TABLE = 15;
+const FRA_FWMASK = 16;
+const FIB_RULE_HDR_LEN = 12;
+
+const isU32 = (v: number): boolean => Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
+
+function ruleMessage(type: number, flags: number, seq: number, rule: RuleSpec): Buffer {
+  if (!isU32(rule.priority) || rule.priority === 0) throw new RangeError(`rule priority ${rule.priority} is not 1..4294967295`);
+  if (rule.fwmark && (!isU32(rule.fwmark.mark) || !isU32(rule.fwmark.mask) || (rule.fwmark.mark & ~rule.fwmark.mask) !== 0)) {
+    throw new RangeError(`rule fwmark ${rule.fwmark.mark}/${rule.fwmark.mask} is not a 32-bit mark within its mask`);
+  }
+  const hdr = Buffer.alloc(FIB_RULE_HDR_LEN);
+  hdr[0] = rule.family === 4 ? AF_INET : AF_INET6;
+  // dst_len, src_len, tos 0; table in the header when it fits a byte, as iproute2 sends; res1, res2 0
+  const attrs: Array<[number, Buffer]> = [[FRA_PRIORITY, u32(rule.priority)]];
+  if (rule.action.kind === 'lookup') {
+    checkTable(rule.action.table);
+    hdr[4] = rule.action.table < 256 ? rule.action.table : 252;
+    hdr[7] = FR_ACT_TO_TBL;
+    attrs.push([FRA_TABLE, u32(rule.action.table)]);
+  } else {
+    hdr[7] = FR_ACT_UNREACHABLE;
+  }
+  if (rule.fwmark) attrs.push([FRA_FWMARK, u32(rule.fwmark.mark)], [FRA_FWMASK, u32(rule.fwmark.mask)]);
+  return message(type, flags, seq, hdr, attrs);
+}
+
+/** `ip rule add ...`: RTM_NEWRULE with NLM_F_CREATE|NLM_F_EXCL, so a rule already there answers EEXIST (the caller treats it as done). */
+export function newRuleMessage(seq: number, rule: RuleSpec): Buffer {
+  return ruleMessage(RTM_NEWRULE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, rule);
+}
+
+/** `ip rule del ...`: RTM_DELRULE naming the same rule (ENOENT when absent). */
+export function delRuleMessage(seq: number, rule: RuleSpec): Buffer {
+  return ruleMessage(RTM_DELRULE, NLM_F_REQUEST | NLM_F_ACK, seq, rule);
 }
 
 export interface Ack {
@@ -316,6 +506,50 @@ export class RouteSocket {
       if (!fromKernel) continue;
       const ack = parseAcks(this.rx.subarray(0, n)).find((a) => a.seq === seq);
       if (ack) return ack;
+    }
+  }
+
+  /**
+   * Sends a dump request (built with `seq`, NLM_F_DUMP set) and returns every message of the answer up to NLMSG_DONE.
+   * At most `maxMessages` are kept (more throws: a table that large is not ours to walk); an NLMSG_ERROR or an
+   * error in NLMSG_DONE throws NetlinkSystemError with the kernel's errno.
+   */
+  async dump(msg: Buffer, seq: number, maxMessages = NETLINK_DUMP_MAX_MESSAGES): Promise<RawMessage[]> {
+    this.check();
+    const libc = bindLibc();
+    const sent = libc.sendto(this.fd, msg, msg.length, 0, sockaddrNl(), SOCKADDR_NL_LEN);
+    if (sent !== msg.length) throw sent < 0 ? systemError('sending to the kernel') : new NetlinkSystemError(0, 'sending to the kernel: short write');
+    const out: RawMessage[] = [];
+    const deadline = Date.now() + this.ackTimeoutMs;
+    const from = Buffer.alloc(SOCKADDR_NL_LEN);
+    const fromLen = Buffer.alloc(4);
+    for (;;) {
+      w32(fromLen, SOCKADDR_NL_LEN, 0);
+      const n = libc.recvfrom(this.fd, this.rx, this.rx.length, MSG_DONTWAIT | MSG_TRUNC, from, fromLen);
+      if (n < 0) {
+        const errno = libc.errno();
+        if (errno !== EAGAIN && errno !== EINTR) throw systemError('reading from the kernel', errno);
+        if (Date.now() >= deadline) throw new NetlinkSystemError(110, `no end of the kernel's dump within ${this.ackTimeoutMs} ms`);
+        await sleep(ACK_POLL_INTERVAL_MS);
+        continue;
+      }
+      // the kernel sizes each dump datagram to the largest read we asked for, so this never cuts one
+      if (n > this.rx.length) throw new NetlinkFormatError(`netlink reply of ${n} bytes is longer than the ${this.rx.length}-byte buffer`);
+      if (!(r16(from, 0) === AF_NETLINK && r32(from, 4) === 0)) continue;
+      for (const m of parseMessages(this.rx.subarray(0, n))) {
+        if (m.seq !== seq) continue;
+        if (m.type === NLMSG_DONE) {
+          const err = m.body.length >= 4 ? ri32(m.body, 0) : 0;
+          if (err < 0) throw new NetlinkSystemError(-err, `the kernel's dump failed: ${libc.strerror(-err)}`);
+          return out;
+        }
+        if (m.type === NLMSG_ERROR) {
+          const err = m.body.length >= 4 ? ri32(m.body, 0) : 0;
+          throw new NetlinkSystemError(-err, `the kernel refused the dump: ${libc.strerror(-err)}`);
+        }
+        if (out.length >= maxMessages) throw new NetlinkFormatError(`the kernel's dump has more than ${maxMessages} entries`);
+        out.push({ ...m, body: Buffer.from(m.body) });
+      }
     }
   }
 

@@ -89,10 +89,13 @@ test('routes and records round-trip through the store, and a schema-3 database g
     s.close();
     // what a database made before the DNS tables existed looks like
     const raw = new sqlite.Database(path);
-    raw.exec('DROP TABLE dns_routes; DROP TABLE dns_records; PRAGMA user_version = 3;');
+    raw.exec(
+      `DROP TABLE dns_routes; DROP TABLE dns_records; DROP TABLE route_approvals; DROP TABLE devices;
+       ALTER TABLE nodes DROP COLUMN advertised_routes; ALTER TABLE nodes DROP COLUMN advertised_exit; PRAGMA user_version = 3;`,
+    );
     raw.close();
     s = new SqliteStore(path);
-    assert.equal(s.schemaVersion, 4);
+    assert.equal(s.schemaVersion, 5);
     assert.equal(s.getMeta('keep'), 'me');
     assert.equal(s.putDnsRoute({ domain: 'b.example', resolvers: ['10.0.0.1'] }), true);
     assert.equal(s.putDnsRoute({ domain: 'a.example', resolvers: ['10.0.0.2', '[fd00::1]:53'] }), true);

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import sqlite from 'node-sqlite3-wasm';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,13 +33,13 @@ const code = (fn: () => unknown): string => {
 
 test('a fresh database is migrated to the latest schema, 0600, and keeps data across reopen', () => {
   withStore((s, dir) => {
-    assert.equal(s.schemaVersion, 4);
+    assert.equal(s.schemaVersion, 5);
     assert.equal(statSync(join(dir, 'control.db')).mode & 0o777, 0o600);
     s.setMeta('k', 'v');
     s.close();
     const again = new SqliteStore(join(dir, 'control.db'));
     assert.equal(again.getMeta('k'), 'v');
-    assert.equal(again.schemaVersion, 4);
+    assert.equal(again.schemaVersion, 5);
     again.close();
   });
 });
@@ -116,5 +117,47 @@ test('registration: known keys need no auth key, hostnames stay unique, expiry f
     assert.equal(reauth.ipv4, a.ipv4);
     assert.equal(r.mapFor(b, () => true, []).peers.length, 1);
     assert.equal(sanitizeHostname('---'), 'node');
+  });
+});
+
+test('a schema-4 database gains advertised routes, approvals and devices with its nodes kept; both go with their node', () => {
+  withStore((s, dir) => {
+    s.insertAuthKey({ id: 'k', secretHash: 'x', reusable: true, ephemeral: false, createdAtMs: 0, expiresAtMs: null, usedCount: 0 });
+    const base = { discoKey: 'd', os: 'linux', version: 't', endpoints: [], homeRelay: null, ephemeral: false, authKeyId: 'k', createdAtMs: 0 };
+    const n = s.insertNode({
+      ...base,
+      nodeKey: 'a',
+      hostname: 'a',
+      requestedHostname: 'a',
+      ipv4: '100.64.0.1',
+      ipv6: 'fd00::1',
+      lastSeenMs: null,
+      keyExpiresAtMs: null,
+      connected: false,
+    });
+    s.close();
+    // what a database made before routes existed looks like
+    const raw = new sqlite.Database(join(dir, 'control.db'));
+    raw.exec(
+      `DROP TABLE route_approvals; DROP TABLE devices; ALTER TABLE nodes DROP COLUMN advertised_routes;
+       ALTER TABLE nodes DROP COLUMN advertised_exit; PRAGMA user_version = 4;`,
+    );
+    raw.close();
+    const again = new SqliteStore(join(dir, 'control.db'));
+    try {
+      assert.equal(again.schemaVersion, 5);
+      const kept = again.getNode(n.id)!;
+      assert.deepEqual([kept.hostname, kept.advertisedRoutes, kept.advertisedExit], ['a', [], false]);
+      again.updateNode(n.id, { advertisedRoutes: ['10.0.0.0/8'], advertisedExit: true });
+      assert.deepEqual(again.getNode(n.id)!.advertisedRoutes, ['10.0.0.0/8']);
+      assert.equal(again.approveRoute({ nodeId: n.id, prefix: '10.0.0.0/8' }), true);
+      assert.equal(again.approveRoute({ nodeId: n.id, prefix: '10.0.0.0/8' }), false, 'already approved');
+      again.insertDevice({ name: 'phone', publicKey: 'pk', ipv4: '100.64.0.2', ipv6: 'fd00::2', gatewayId: n.id, createdAtMs: 0 });
+      assert.equal(again.listDevices().length, 1);
+      again.deleteNode(n.id);
+      assert.deepEqual([again.listRouteApprovals(), again.listDevices()], [[], []]);
+    } finally {
+      again.close();
+    }
   });
 });

@@ -11,7 +11,18 @@ import {
   MAX_DNS_SUFFIX_CHARS,
   MAX_RESOLVERS_PER_ROUTE,
 } from '../../src/netmap/dns-names.js';
-import { MAX_ENDPOINTS_PER_PEER, MAX_PEERS, MAX_RELAYS, MapParseError, parseMapLine, parseNetworkMap, parseRegisterResult } from '../../src/netmap/parse.js';
+import {
+  MAX_ALLOWED_IPS_PER_PEER,
+  MAX_DEVICES,
+  MAX_ENDPOINTS_PER_PEER,
+  MAX_PEERS,
+  MAX_RELAYS,
+  MAX_ROUTES_PER_NODE,
+  MapParseError,
+  parseMapLine,
+  parseNetworkMap,
+  parseRegisterResult,
+} from '../../src/netmap/parse.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 
@@ -62,7 +73,11 @@ test('lists are bounded: peers, endpoints per peer, relays', () => {
     /more than the 32/,
   );
   refuses(map({ relays: Array.from({ length: MAX_RELAYS + 1 }, () => ({ code: 'a', url: 'https://r', stunPort: 1 })) }), 'relays', /more than the 64/);
-  refuses(map({ peers: [view({ allowedIps: Array.from({ length: 65 }, () => '10.0.0.0/8') })] }), 'peers[0].allowedIps', /more than the 64/);
+  refuses(
+    map({ peers: [view({ allowedIps: Array.from({ length: MAX_ALLOWED_IPS_PER_PEER + 1 }, () => '10.0.0.0/8') })] }),
+    'peers[0].allowedIps',
+    new RegExp(`more than the ${MAX_ALLOWED_IPS_PER_PEER}`),
+  );
 });
 
 test('each field is checked for type and form', () => {
@@ -229,4 +244,77 @@ test('dns: record values must match their type; resolver addresses must lie in t
   refuses(map({ dns: dns({ resolvers: ['8.8.8.8'] }) }), 'dns.resolvers[0]', /outside the mesh prefixes/);
   refuses(map({ dns: dns({ resolvers: ['100.100.100.100', 'fd00::53'] }) }), 'dns.resolvers[1]', /outside the mesh prefixes/);
   refuses(map({ dns: 'mesh.internal' as unknown as DnsConfig }), 'dns', /expected an object/);
+});
+
+const net = (i: number): string => `10.${i >> 8}.${i & 255}.0/24`;
+
+test('routes: approved, primary and exit fields come out canonical', () => {
+  const peer = view({
+    allowedIps: ['100.64.0.7/32', 'fd7a:115c:a1e0::7/128', '192.168.1.0/24'],
+    routes: ['192.168.1.0/24', 'FD00:1::/64'],
+    primaryRoutes: ['192.168.1.0/24'],
+    exitNode: true,
+  });
+  const m = parseNetworkMap(map({ peers: [peer], self: view({ id: 1, name: 'me', advertised: { routes: ['10.1.0.0/16'], exitNode: false } }) }));
+  assert.deepEqual(m.peers[0]!.routes, ['192.168.1.0/24', 'fd00:1::/64']);
+  assert.deepEqual(m.peers[0]!.primaryRoutes, ['192.168.1.0/24']);
+  assert.equal(m.peers[0]!.exitNode, true);
+  assert.deepEqual(m.self.advertised, { routes: ['10.1.0.0/16'], exitNode: false });
+  // absent stays absent (an older control server)
+  const plain = parseNetworkMap(map({ peers: [view()] }));
+  assert.equal('routes' in plain.peers[0]!, false);
+  assert.equal('devices' in plain, false);
+});
+
+test('routes: bounded, canonical, never the default route, the mesh or special blocks', () => {
+  refuses(
+    map({ peers: [view({ routes: Array.from({ length: MAX_ROUTES_PER_NODE + 1 }, (_, i) => net(i)) })] }),
+    'peers[0].routes',
+    new RegExp(`more than the ${MAX_ROUTES_PER_NODE}`),
+  );
+  refuses(map({ peers: [view({ routes: ['192.168.1.1/24'] })] }), 'peers[0].routes[0]', /host bits set: the prefix is 192\.168\.1\.0\/24/);
+  refuses(map({ peers: [view({ routes: ['0.0.0.0/0'] })] }), 'peers[0].routes[0]', /default route/);
+  refuses(map({ peers: [view({ routes: ['100.64.0.0/16'] })] }), 'peers[0].routes[0]', /overlaps the mesh prefix 100\.64\.0\.0\/10/);
+  refuses(map({ peers: [view({ routes: ['fd7a:115c:a1e0:5::/64'] })] }), 'peers[0].routes[0]', /overlaps the mesh prefix/);
+  refuses(map({ peers: [view({ routes: ['127.0.0.0/8'] })] }), 'peers[0].routes[0]', /loopback/);
+  refuses(map({ peers: [view({ routes: ['fe80::/64'] })] }), 'peers[0].routes[0]', /link-local/);
+  refuses(map({ peers: [view({ routes: ['239.0.0.0/8'] })] }), 'peers[0].routes[0]', /multicast/);
+  refuses(map({ peers: [view({ routes: ['10.0.0.0/8', '10.0.0.0/8'] })] }), 'peers[0].routes', /listed twice/);
+  refuses(map({ peers: [view({ routes: '10.0.0.0/8' as unknown as string[] })] }), 'peers[0].routes', /expected a list/);
+  refuses(map({ peers: [view({ exitNode: 1 as unknown as boolean })] }), 'peers[0].exitNode', /true or false/);
+  // the default route never comes from control in allowedIps: the client adds it for the exit node it chose
+  refuses(map({ peers: [view({ allowedIps: ['::/0'] })] }), 'peers[0].allowedIps[0]', /all traffic/);
+});
+
+test('routes: primary routes are approved routes and in allowedIps; advertised is the self view only', () => {
+  refuses(map({ peers: [view({ routes: [], primaryRoutes: ['10.0.0.0/8'] })] }), 'peers[0].primaryRoutes[0]', /not among the node's routes/);
+  refuses(map({ peers: [view({ routes: ['10.0.0.0/8'], primaryRoutes: ['10.0.0.0/8'] })] }), 'peers[0].primaryRoutes[0]', /not in the node's allowedIps/);
+  refuses(map({ peers: [view({ advertised: { routes: [], exitNode: true } })] }), 'peers[0].advertised', /own view/);
+  refuses(map({ self: view({ advertised: { routes: ['10.0.0.1/8'], exitNode: true } }) }), 'self.advertised.routes[0]', /host bits/);
+  refuses(
+    map({ self: view({ advertised: { routes: [] } as unknown as { routes: string[]; exitNode: boolean } }) }),
+    'self.advertised.exitNode',
+    /true or false/,
+  );
+});
+
+test('devices: parsed strictly; key only in the gateway own map; names unique against nodes', () => {
+  const dev = { id: 1, name: 'Phone', addresses: ['100.64.9.1', 'FD7A:115C:A1E0::6440:901'], gateway: 'alpha' };
+  const self = view({ id: 1, name: 'alpha' });
+  const m = parseNetworkMap(map({ self, devices: [{ ...dev, publicKey: KEY }] }));
+  assert.deepEqual(m.devices, [{ id: 1, name: 'phone', addresses: ['100.64.9.1', 'fd7a:115c:a1e0::6440:901'], gateway: 'alpha', publicKey: KEY }]);
+  // another node's map: the key must not be there
+  const other = view({ id: 2, name: 'beta' });
+  refuses(map({ self: other, peers: [self], devices: [{ ...dev, publicKey: KEY }] }), 'devices[0].publicKey', /gateway's own map/);
+  assert.deepEqual(parseNetworkMap(map({ self: other, peers: [self], devices: [dev] })).devices![0]!.gateway, 'alpha');
+  refuses(map({ self, devices: [{ ...dev, gateway: 'nobody' }] }), 'devices[0].gateway', /not a node of this map/);
+  refuses(map({ self, devices: [{ ...dev, addresses: ['10.0.0.1'] }] }), 'devices[0].addresses[0]', /outside the mesh prefixes/);
+  refuses(map({ self, devices: [{ ...dev, addresses: ['100.64.9.1', '100.64.9.2'] }] }), 'devices[0].addresses', /one address per family/);
+  refuses(map({ self, devices: [{ ...dev, addresses: [] }] }), 'devices[0].addresses', /no address/);
+  refuses(map({ self, devices: [{ ...dev, name: 'a.b' }] }), 'devices[0].name', /one DNS label/);
+  refuses(map({ self, devices: [{ ...dev, name: 'a\nb' }] }), 'devices[0].name', /not a DNS name/);
+  refuses(map({ self, devices: [{ ...dev, name: 'alpha' }] }), 'devices[0].name', /taken/);
+  refuses(map({ self, devices: [dev, { ...dev, id: 2 }] }), 'devices[1].name', /taken/);
+  refuses(map({ self, devices: [{ ...dev, publicKey: 'AAEC' }] }), 'devices[0].publicKey', /32-byte/);
+  refuses(map({ self, devices: Array.from({ length: MAX_DEVICES + 1 }, (_, i) => ({ ...dev, id: i, name: `d${i}` })) }), 'devices', /more than the 256/);
 });
