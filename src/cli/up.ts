@@ -33,6 +33,9 @@ interface UpOpts {
   advertiseRoutes?: string[];
   acceptRoutes?: boolean;
   snatSubnetRoutes?: boolean;
+  advertiseExitNode?: boolean;
+  exitNode?: string;
+  exitNodeAllowLanAccess?: boolean;
 }
 
 /** An auth key is ~60 characters (mskey-<12 hex>-<48 hex>); a file holding more than this is not one. */
@@ -170,6 +173,9 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
     advertiseRoutes: o.advertiseRoutes,
     acceptRoutes: o.acceptRoutes,
     snatSubnetRoutes: o.snatSubnetRoutes,
+    advertiseExitNode: o.advertiseExitNode,
+    exitNode: o.exitNode,
+    exitNodeAllowLanAccess: o.exitNodeAllowLanAccess,
   };
   let daemon: { stop(): Promise<void> } | null = null;
   let running = true;
@@ -240,6 +246,17 @@ export function registerUp(program: Command): void {
     .addOption(new Option('--accept-routes [bool]', 'install the subnet routes peers advertise (default false; remembered)').argParser(boolArg).preset('true'))
     .addOption(
       new Option('--snat-subnet-routes [bool]', "masquerade forwarded subnet traffic to this router's LAN address (default true; remembered)")
+        .argParser(boolArg)
+        .preset('true'),
+    )
+    .addOption(
+      new Option('--advertise-exit-node [bool]', 'offer this node as an exit node for the mesh (an admin approves it; remembered)')
+        .argParser(boolArg)
+        .preset('true'),
+    )
+    .option('--exit-node <name|ip>', 'send all internet traffic through this approved exit node ("" or --exit-node= turns it off; remembered)')
+    .addOption(
+      new Option('--exit-node-allow-lan-access [bool]', "with an exit node, keep this host's LAN reachable directly (default false; remembered)")
         .argParser(boolArg)
         .preset('true'),
     )

@@ -39,6 +39,7 @@ import { SubnetRoutes } from './subnet-routes.js';
 import { Advertiser, advertisementOf } from './advertise.js';
 import { destinationFilter, type DestinationFilterStats } from '../engine/device/destination-filter.js';
 import { destinationPolicy } from './subnet-routes.js';
+import { exitNodeHealth, exitNodeRefusal, exitNodeState, servesAsExitNode, withExitNode } from './exit-node.js';
 
 /** How long a node waits for its first map after registering before `up` gives up. */
 const DEFAULT_UP_TIMEOUT_MS = 30_000;
@@ -182,6 +183,7 @@ export class Backend {
     const deadline = Date.now() + timeoutMs;
     if (serverChanged && this.st.node)
       throw new ApiError('BAD_REQUEST', `this node belongs to ${p.loginServer}: run \`meshctl logout\` before joining ${loginServer}`);
+    this.checkExitNode(req.exitNode);
 
     const control = new ControlClient(loginServer, caPem, this.nodePrivate());
     const engineChanged = this.host && (this.host.ifname !== ifname || (port !== 0 && this.host.port !== port));
@@ -234,6 +236,8 @@ export class Backend {
           advertiseRoutes: req.advertiseRoutes ?? p.advertiseRoutes,
           acceptRoutes: req.acceptRoutes ?? p.acceptRoutes,
           snatSubnetRoutes: req.snatSubnetRoutes ?? p.snatSubnetRoutes,
+          advertiseExitNode: req.advertiseExitNode ?? p.advertiseExitNode,
+          exitNodeAllowLanAccess: req.exitNodeAllowLanAccess ?? p.exitNodeAllowLanAccess,
         });
       });
     } catch (err) {
@@ -251,6 +255,7 @@ export class Backend {
     if (this.map) await this.updateDns();
     progress('waiting for the network map');
     await this.waitForMap(Math.max(1, deadline - Date.now()));
+    if (req.exitNode !== undefined) await this.useExitNode(req.exitNode);
     // the settings may have changed without a new map: routes and SNAT follow them now
     if (this.map) await this.updateSubnets();
     for (const h of this.subnets.health()) progress(`warning: ${h}`);
@@ -300,15 +305,40 @@ export class Backend {
     this.state = 'NeedsLogin';
   }
 
+  /** Refuses an exit node that is not an approved exit node in the current map (nothing is changed). */
+  private checkExitNode(sel: string | undefined): void {
+    if (!sel || !this.map) return;
+    const why = exitNodeRefusal(this.map, sel);
+    if (why) throw new ApiError('BAD_REQUEST', why);
+  }
+
+  /** Sets the exit node ('' turns it off) once the map is known; a refused one changes nothing. */
+  private async useExitNode(sel: string): Promise<void> {
+    this.checkExitNode(sel);
+    if (sel === this.st.prefs.exitNode) return;
+    this.update((s) => (s.prefs.exitNode = sel));
+    if (this.map && this.host) {
+      this.host.applyMap(withExitNode(this.map, this.st.prefs));
+      await this.updateSubnets();
+    }
+  }
+
   async setPrefs(r: PrefsRequest): Promise<void> {
     const dnsChanged = r.acceptDns !== undefined && r.acceptDns !== this.st.prefs.acceptDns;
-    const routesChanged = (['advertiseRoutes', 'acceptRoutes', 'snatSubnetRoutes'] as const).some(
+    this.checkExitNode(r.exitNode);
+    const routesChanged = (['advertiseRoutes', 'acceptRoutes', 'snatSubnetRoutes', 'advertiseExitNode', 'exitNode', 'exitNodeAllowLanAccess'] as const).some(
       (k) => r[k] !== undefined && JSON.stringify(r[k]) !== JSON.stringify(this.st.prefs[k]),
     );
-    if (r.advertiseRoutes !== undefined && this.control && this.connected && routesChanged) {
+    if ((r.advertiseRoutes !== undefined || r.advertiseExitNode !== undefined) && this.control && this.connected && routesChanged) {
       // control checks the routes against the network first: a refused list is not saved
       try {
-        await this.advertiser.send(this.control, advertisementOf({ advertiseRoutes: r.advertiseRoutes }));
+        await this.advertiser.send(
+          this.control,
+          advertisementOf({
+            advertiseRoutes: r.advertiseRoutes ?? this.st.prefs.advertiseRoutes,
+            advertiseExitNode: r.advertiseExitNode ?? this.st.prefs.advertiseExitNode,
+          }),
+        );
       } catch (err) {
         if ((err as { controlCode?: string }).controlCode) throw new ApiError('BAD_REQUEST', `control refused the routes: ${(err as Error).message}`);
         this.log(`advertising routes: ${(err as Error).message}; retried at the next map`);
@@ -321,7 +351,11 @@ export class Backend {
       if (r.advertiseRoutes !== undefined) s.prefs.advertiseRoutes = r.advertiseRoutes;
       if (r.acceptRoutes !== undefined) s.prefs.acceptRoutes = r.acceptRoutes;
       if (r.snatSubnetRoutes !== undefined) s.prefs.snatSubnetRoutes = r.snatSubnetRoutes;
+      if (r.advertiseExitNode !== undefined) s.prefs.advertiseExitNode = r.advertiseExitNode;
+      if (r.exitNode !== undefined) s.prefs.exitNode = r.exitNode;
+      if (r.exitNodeAllowLanAccess !== undefined) s.prefs.exitNodeAllowLanAccess = r.exitNodeAllowLanAccess;
     });
+    if (r.exitNode !== undefined && this.map && this.host) this.host.applyMap(withExitNode(this.map, this.st.prefs));
     if (dnsChanged && this.map) await this.updateDns();
     if (routesChanged && this.map) {
       await this.syncAdvertised();
@@ -484,8 +518,11 @@ export class Backend {
     if (!this.home && map.relays[0]) this.home = map.relays[0].code;
     this.updateRelays();
     // the destination check in the same step as the peers' AllowedIPs: a route that left the map carries nothing more
-    this.host.setInboundFilter(destinationFilter(destinationPolicy(map), this.destinationStats));
-    this.host.applyMap(map);
+    // an approved exit node takes any destination from its peers
+    const exit = servesAsExitNode(map.self, this.st.prefs);
+    this.host.setInboundFilter(destinationFilter({ ...destinationPolicy(map), anyV4: exit, anyV6: exit }, this.destinationStats));
+    // the chosen exit node's AllowedIPs gain the default routes while it is approved and online
+    this.host.applyMap(withExitNode(map, this.st.prefs));
     await this.updateSubnets();
     void this.syncAdvertised();
     await this.updateDns();
@@ -595,6 +632,9 @@ export class Backend {
     if (this.st.prefs.wantRunning && !this.connected && this.control) health.push(`not connected to the control server: ${this.lastError ?? 'connecting'}`);
     health.push(...this.dns.health());
     health.push(...this.subnets.health(), ...this.advertiser.health());
+    const exitState = exitNodeState(this.map, this.st.prefs);
+    const exitHealth = exitNodeHealth(exitState);
+    if (exitHealth) health.push(exitHealth);
     return {
       version: this.opts.version,
       backendState: this.state,
@@ -609,9 +649,12 @@ export class Backend {
             listenPort: this.host?.port ?? 0,
             endpoints: this.endpoints(),
             routes: this.subnets.status(this.map?.self ?? self, this.st.prefs, this.destinationStats.droppedDestination),
+            advertiseExitNode: this.st.prefs.advertiseExitNode,
+            exitNodeApproved: (this.map?.self ?? self).exitNode === true,
           }
         : null,
       control: { url: this.st.prefs.loginServer, connected: this.connected, lastError: this.lastError },
+      exitNode: exitState,
       peers,
       health,
       homeRegion: this.home,
@@ -643,6 +686,7 @@ export class Backend {
       rxBytes: wg?.rxBytes ?? 0,
       endpoints: v.endpoints,
       ...(v.routes?.length ? { routes: this.subnets.peerRoutes(v) } : {}),
+      ...(v.exitNode ? { exitNode: true } : {}),
     };
   }
 

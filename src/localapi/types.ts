@@ -48,6 +48,8 @@ export interface PeerStatus {
   endpoints: string[];
   /** the peer's approved subnet routes and whether this node uses them; absent when it has none */
   routes?: PeerRouteStatus[];
+  /** the peer is an approved exit node; absent when not */
+  exitNode?: boolean;
 }
 
 export interface SelfStatus {
@@ -62,6 +64,9 @@ export interface SelfStatus {
   endpoints: string[];
   /** subnet routing on this node */
   routes?: RoutesStatus;
+  /** this node offers itself as exit node, and control approved it */
+  advertiseExitNode?: boolean;
+  exitNodeApproved?: boolean;
 }
 
 /** One relay connection of the daemon's, as status and netcheck show it. */
@@ -78,6 +83,8 @@ export interface Status {
   backendState: BackendState;
   self: SelfStatus | null;
   control: { url: string | null; connected: boolean; lastError: string | null };
+  /** the exit node this node sends internet traffic through; null when none */
+  exitNode?: ExitNodeStatus | null;
   peers: PeerStatus[];
   health: string[];
   /** the relay region where peers can always reach this node, and the relay connections */
@@ -103,6 +110,12 @@ export interface UpRequest {
   acceptRoutes?: boolean;
   /** masquerade forwarded subnet traffic; remembered (default true) */
   snatSubnetRoutes?: boolean;
+  /** offer this node as an exit node; remembered (default false) */
+  advertiseExitNode?: boolean;
+  /** send all internet traffic through this peer (name or mesh IP; '' turns it off); remembered */
+  exitNode?: string;
+  /** with an exit node, keep the host's LAN reachable directly; remembered (default false) */
+  exitNodeAllowLanAccess?: boolean;
 }
 
 /** `up` answers with a stream of these lines, ending in `done` or `error`. */
@@ -190,6 +203,19 @@ export interface PrefsRequest {
   advertiseRoutes?: string[];
   acceptRoutes?: boolean;
   snatSubnetRoutes?: boolean;
+  advertiseExitNode?: boolean;
+  exitNode?: string;
+  exitNodeAllowLanAccess?: boolean;
+}
+
+/** The exit node this node uses, as status shows it. */
+export interface ExitNodeStatus {
+  /** the setting (name or mesh IP) and the peer it names */
+  selector: string;
+  name: string | null;
+  /** 'active': internet traffic goes through it; otherwise that traffic is blocked (fail closed) */
+  state: 'active' | 'offline' | 'gone' | 'unapproved';
+  allowLanAccess: boolean;
 }
 
 /** One route of a peer as this node sees it (status --json). */
