@@ -70,7 +70,12 @@ test('exit node in the lab: egress through it, control and relays stay up, route
     let out = '';
     server.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      seen.push(...d.toString().split('\n').filter((x) => x && x !== 'ready'));
+      seen.push(
+        ...d
+          .toString()
+          .split('\n')
+          .filter((x) => x && x !== 'ready'),
+      );
     });
     await l.waitFor('internet server', async () => out.includes('ready'), 10_000);
     assert.equal(await whoAmI(client), client.wanIp, 'without an exit node the client leaves through its own NAT');
