@@ -22,7 +22,7 @@ import { exchangeHttp, keepAliveTlsAgent } from './http-client.js';
 import { jsonText, mutateBytes, mutateJson, randomBytes, randomJson } from './mutate.js';
 import { Rng } from './rng.js';
 
-const OPS: SealedOp[] = ['register', 'map', 'endpoints', 'logout'];
+const OPS: SealedOp[] = ['register', 'map', 'endpoints', 'advertise', 'logout'];
 /** /healthz is asked every this many inputs. */
 const HEALTH_EVERY = 200;
 
@@ -69,12 +69,21 @@ const target: FuzzTarget = {
           version: '0.1.0',
           discoKey: keyToText(r.bytes(32)),
           endpoints,
+          ...(r.chance(0.3) ? { advertised: advertised(r) } : {}),
         };
       }
+      if (op === 'advertise') return advertised(r);
       if (op === 'map') return { endpoints, discoKey: keyToText(r.bytes(32)) };
       if (op === 'endpoints') return { endpoints, homeRelay: r.pick(['fra', null, '', 'x'.repeat(100)]) };
       return {};
     };
+    // subnet routes a node advertises: valid ones, host bits set, the mesh, the default route, special blocks
+    const advertised = (r: Rng): Record<string, unknown> => ({
+      routes: Array.from({ length: r.length(4) }, () =>
+        r.pick(['192.168.1.0/24', 'fd00:1::/64', '10.0.0.1/8', '100.64.0.0/12', '0.0.0.0/0', '::/0', '127.0.0.0/8', 'ff02::/16', '10.0.0.0/33', 'x']),
+      ),
+      exitNode: r.pick([true, false, 'yes']),
+    });
     const sealed = (r: Rng, plain: Buffer): unknown => {
       const n = r.pick(nodes);
       return { nodeKey: n.text, box: sealBox(n.key, plain).toString('base64') };

@@ -18,7 +18,7 @@ import { check, fuzzLoop, type FuzzTarget } from './harness.js';
 import { jsonText, mutateBytes, mutateJson, randomJson } from './mutate.js';
 import { Rng } from './rng.js';
 
-const OPS: SealedOp[] = ['register', 'map', 'endpoints', 'logout'];
+const OPS: SealedOp[] = ['register', 'map', 'endpoints', 'advertise', 'logout'];
 /** Simulated time between requests: 10 requests a second. */
 const TICK_MS = 100;
 

@@ -9,6 +9,7 @@
 import { allocateAddresses, IPV4_PREFIX, ipv6Prefix } from './addresses.js';
 import { dnsSuffix } from './dns.js';
 import { ControlError } from './protocol.js';
+import { activeRoutes } from './routes.js';
 import type { Registry } from './registry.js';
 import type { DeviceRecord } from './store.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
@@ -122,13 +123,15 @@ export function addDevice(r: Registry, nameText: string, gatewayRef: string, pub
     const { endpoint, source } = endpointGiven ? { endpoint: endpointGiven, source: 'given with --endpoint' } : pickEndpoint(gw.endpoints, gw.hostname);
     const { ipv4, ipv6 } = allocateAddresses(r.store);
     const d = r.store.insertDevice({ name, publicKey, ipv4, ipv6, gatewayId: gw.id, createdAtMs: Date.now() });
-    const primaries = r.primaries(() => true);
+    // every active subnet route of the network (each has a primary router the gateway forwards to); read without re-electing
+    const nodes = r.store.listNodes().filter((n) => !r.isExpired(n));
+    const routes = new Set([...activeRoutes(r.store, nodes).values()].flatMap((a) => a.routes));
     return {
       device: { id: d.id, name, addresses: [ipv4, ipv6], gateway: gw.hostname },
       gatewayKey: gw.nodeKey,
       endpoint,
       endpointSource: source,
-      allowedIps: [IPV4_PREFIX, ipv6Prefix(r.store), ...primaries.keys()],
+      allowedIps: [IPV4_PREFIX, ipv6Prefix(r.store), ...routes],
       dns: { resolvers: resolverAddresses(r.store), suffix: dnsSuffix(r.store) },
       mtu: MESH_MTU,
     };

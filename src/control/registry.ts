@@ -163,8 +163,10 @@ export class Registry {
     return v;
   }
 
+  /** The registration's answer: the node's own view, with what control holds as its advertisement. */
   registerResult(n: NodeRecord, online: boolean): RegisterResult {
-    return { node: this.view(n, online), ipv4Prefix: IPV4_PREFIX, ipv6Prefix: ipv6Prefix(this.store) };
+    const node: NodeView = { ...this.view(n, online), advertised: { routes: n.advertisedRoutes, exitNode: n.advertisedExit } };
+    return { node, ipv4Prefix: IPV4_PREFIX, ipv6Prefix: ipv6Prefix(this.store) };
   }
 
   /**

@@ -10,19 +10,12 @@ import { wgQuickConfig } from '../../src/control/devices.js';
 import { ControlError } from '../../src/control/protocol.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
-import { parseMapLine } from '../../src/netmap/parse.js';
-import { MESH_MTU, type NetworkMap } from '../../src/netmap/types.js';
-import { harness, Node, openStream, registerBody, until, type Harness, type OpenStream } from './helpers.js';
+import { MESH_MTU } from '../../src/netmap/types.js';
+import { harness, latestMap, Node, openStream, registerBody, until, type Harness, type OpenStream } from './helpers.js';
 
 const P = '/meshctl/v1';
 
-function latest(s: OpenStream): NetworkMap | undefined {
-  for (const line of [...s.lines()].reverse()) {
-    const l = parseMapLine(JSON.parse(line));
-    if (l?.type === 'map') return l.map;
-  }
-  return undefined;
-}
+const latest = latestMap;
 
 async function join(h: Harness, name: string): Promise<Node> {
   const n = new Node(h.server.publicKey!);

@@ -12,6 +12,8 @@ import { ControlServer, type ControlServerOptions } from '../../src/control/serv
 import { boxKey, sealBox } from '../../src/crypto/box.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
+import { parseMapLine } from '../../src/netmap/parse.js';
+import type { NetworkMap } from '../../src/netmap/types.js';
 
 export interface Harness {
   dir: string;
@@ -165,4 +167,13 @@ export function openStream(h: Harness, n: Node, read = true): Promise<OpenStream
     req.on('error', reject);
     req.end(JSON.stringify(n.seal('map', { endpoints: [], discoKey: discoKey() })));
   });
+}
+
+/** The latest map a stream carried, as the node's strict parser reads it. */
+export function latestMap(s: OpenStream): NetworkMap | undefined {
+  for (const line of [...s.lines()].reverse()) {
+    const l = parseMapLine(JSON.parse(line));
+    if (l?.type === 'map') return l.map;
+  }
+  return undefined;
 }

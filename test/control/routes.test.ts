@@ -7,26 +7,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { admin } from '../../src/control/admin-client.js';
+import { createAuthKey } from '../../src/control/authkeys.js';
 import { ControlError } from '../../src/control/protocol.js';
 import { Registry } from '../../src/control/registry.js';
-import { approveRoute, protectedAddresses, rejectRoute } from '../../src/control/routes.js';
+import { approveRoute, MAX_APPROVALS_PER_NODE, protectedAddresses, rejectRoute } from '../../src/control/routes.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { MAX_ADVERTISED_ROUTES } from '../../src/control/validate.js';
-import { parseMapLine } from '../../src/netmap/parse.js';
-import type { NetworkMap, NodeView } from '../../src/netmap/types.js';
-import { harness, Node, openStream, registerBody, tempDir, until, type Harness, type OpenStream } from './helpers.js';
+import { parseRegisterResult } from '../../src/netmap/parse.js';
+import type { NodeView } from '../../src/netmap/types.js';
+import { harness, latestMap, Node, openStream, registerBody, tempDir, until, type Harness, type OpenStream } from './helpers.js';
 
 const P = '/meshctl/v1';
 
-/** The latest map a stream carried, as the node's strict parser reads it. */
-function latest(s: OpenStream): NetworkMap | undefined {
-  for (const line of [...s.lines()].reverse()) {
-    const l = parseMapLine(JSON.parse(line));
-    if (l?.type === 'map') return l.map;
-  }
-  return undefined;
-}
+const latest = latestMap;
 
 const peer = (s: OpenStream, name: string): NodeView | undefined => latest(s)?.peers.find((p) => p.name === name);
 
@@ -78,6 +72,14 @@ test('advertise: canonical prefixes only, bounded, never the mesh, the default r
       /register\.advertised\.routes\[0\]: .*host bits/,
     );
     assert.deepEqual(await admin.listRoutes(h.dir), [], 'nothing stored');
+    // a valid one in the register request is stored, and the answer says what control holds
+    const ok = await h.post(
+      `${P}/register`,
+      m.seal('register', { ...registerBody(await h.authKey(), 'x'), advertised: { routes: ['10.9.0.0/16'], exitNode: false } }),
+    );
+    assert.equal(ok.status, 200);
+    assert.deepEqual(parseRegisterResult(ok.body).node.advertised, { routes: ['10.9.0.0/16'], exitNode: false });
+    await admin.deleteNode(h.dir, 'x');
     assert.equal((await advertise(h, n, ['192.168.1.0/24', 'FD00:1::/64', '192.168.1.0/24'], true)).status, 200);
     await until(() => latest(s)?.self.advertised?.routes.length === 2, 5000, 'own advertisement in the self view');
     assert.deepEqual(latest(s)!.self.advertised, { routes: ['192.168.1.0/24', 'fd00:1::/64'], exitNode: true });
@@ -191,25 +193,8 @@ test("approve refuses a prefix that would capture the control server's or a rela
   const store = new SqliteStore(stateFiles(dir).db);
   try {
     const r = new Registry(store, { keyExpiryMs: null });
-    store.insertAuthKey({ id: 'k', secretHash: 'x', reusable: true, ephemeral: false, createdAtMs: 0, expiresAtMs: null, usedCount: 0 });
-    store.insertNode({
-      nodeKey: 'nk',
-      discoKey: 'dk',
-      hostname: 'gw',
-      requestedHostname: 'gw',
-      os: 'linux',
-      version: 't',
-      ipv4: '100.64.0.1',
-      ipv6: 'fd00::1',
-      endpoints: [],
-      homeRelay: null,
-      ephemeral: false,
-      authKeyId: 'k',
-      createdAtMs: 0,
-      lastSeenMs: null,
-      keyExpiresAtMs: null,
-      connected: false,
-    });
+    const { key } = createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null });
+    r.register('nk', { authKey: key, hostname: 'gw', os: 'linux', version: 't', discoKey: 'dk', endpoints: [] });
     const guard = await protectedAddresses({ listenHost: '10.9.8.7', relayUrls: ['https://[2001:db8::7]:443', 'https://localhost:8443'] });
     assert.ok(
       guard.notes.some((n) => /resolved localhost .* for this check/.test(n)),
@@ -238,6 +223,9 @@ test("approve refuses a prefix that would capture the control server's or a rela
       store.listRouteApprovals().map((a) => a.prefix),
       ['10.9.9.0/24'],
     );
+    // approvals per node are bounded (pre-approvals count)
+    for (let i = 0; store.listRouteApprovals().length < MAX_APPROVALS_PER_NODE; i++) approveRoute(r, 'gw', `172.16.${i}.0/24`, guard);
+    assert.match(refusedFor('10.200.0.0/16'), new RegExp(`already has ${MAX_APPROVALS_PER_NODE} approvals \\(MAX_APPROVALS_PER_NODE`));
     // the server records where it listens, so approvals made while it is stopped check it too
     const none = await protectedAddresses(null);
     assert.match(none.notes[0]!, /never ran here/);

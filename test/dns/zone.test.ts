@@ -20,6 +20,13 @@ test('A, AAAA and PTR for self and every peer, offline ones too', () => {
   assert.equal(z.names, 9, '3 forward names and 6 reverse names');
 });
 
+test('devices on stock WireGuard have names and reverse names like nodes', () => {
+  const z = buildZone({ ...testMap([node(6, 'pi')]), devices: [{ id: 1, name: 'phone', addresses: ['100.64.0.9', 'fd7a:115c:a1e0::9'], gateway: 'pi' }] });
+  assert.deepEqual(data(z, `phone.${SUFFIX}`, 'A'), ['100.64.0.9']);
+  assert.deepEqual(data(z, `phone.${SUFFIX}`, 'AAAA'), ['fd7a:115c:a1e0::9']);
+  assert.deepEqual(data(z, '9.0.64.100.in-addr.arpa', 'PTR'), [`phone.${SUFFIX}`]);
+});
+
 test('unknown names under the suffix are NXDOMAIN, known names of another type NODATA with the SOA', () => {
   const z = buildZone(testMap([node(5, 'nas')]));
   const nx = z.lookup(`nope.${SUFFIX}`, 'A')!;
