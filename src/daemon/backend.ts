@@ -457,6 +457,7 @@ export class Backend {
       pathTimers: k?.pathTimers,
       logger: this.log,
       localEndpoints: (port) => localEndpoints(port, this.st.prefs.ifname, this.st.ipv6Prefix),
+      extraAllowedIps: k?.extraAllowedIps,
     });
     if (this.st.node && this.st.ipv4Prefix && this.st.ipv6Prefix) await this.host.configureAddresses(this.st.node, [this.st.ipv4Prefix, this.st.ipv6Prefix]);
     this.reportedEndpoints = this.endpoints().join();

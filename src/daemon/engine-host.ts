@@ -39,6 +39,8 @@ export interface EngineHostOptions {
   pathTimers?: Partial<PathTimers>;
   logger: (msg: string) => void;
   localEndpoints?: (port: number) => string[];
+  /** tests only: peer name → prefixes added to what control assigned (MESHCTL_TEST_EXTRA_ALLOWED_IPS) */
+  extraAllowedIps?: Map<string, string[]>;
 }
 
 export function describePath(p: PathInfo): string {
@@ -213,7 +215,7 @@ export class EngineHost {
       const key = keyFromText(v.nodeKey)!;
       const peer = this.device.getPeer(key) ?? this.device.addPeer(key);
       this.device.allowedIps.removeByValue(peer);
-      for (const a of v.allowedIps) {
+      for (const a of [...v.allowedIps, ...(this.opts.extraAllowedIps?.get(v.name) ?? [])]) {
         try {
           const c = parseCidr(a);
           this.device.allowedIps.insert(c.address, c.bits, peer);

@@ -62,8 +62,8 @@ const prefixesOf = (list: readonly string[] | undefined): IpPrefix[] => {
 
 /**
  * What this node accepts from its peers, by destination: its own addresses, the DNS resolver's addresses, the
- * routes control made it primary for, and the addresses of devices it is the gateway of. Exit-node support extends
- * the result (anyV4/anyV6) when the node is an approved exit node.
+ * routes control made it primary for, the addresses of devices it is the gateway of, and, when control approved it as
+ * an exit node, every destination (anyV4/anyV6). Callers add to `prefixes` for anything else the node serves.
  */
 export function destinationPolicy(map: NetworkMap): DestinationPolicy {
   const prefixes: IpPrefix[] = [];
@@ -77,7 +77,9 @@ export function destinationPolicy(map: NetworkMap): DestinationPolicy {
     }
   }
   prefixes.push(...prefixesOf(map.self.primaryRoutes));
-  return { prefixes };
+  // an approved exit node carries traffic to anywhere, IPv4 and IPv6
+  const exit = map.self.exitNode === true;
+  return { prefixes, anyV4: exit, anyV6: exit };
 }
 
 /** Forwarding as /proc says, for one family: null when it cannot be read. */
@@ -124,7 +126,8 @@ export class SubnetRoutes {
   private wanted: Wanted | null = null;
   private chain: Promise<void> = Promise.resolve();
   private errors: string[] = [];
-  private forwarding: { ipv4: boolean | null; ipv6: boolean | null } = { ipv4: null, ipv6: null };
+  /** the families of the routes this node advertises: their forwarding is read (live) for health and status */
+  private advertisedFamilies = { v4: false, v6: false };
   /** per prefix text: the verdict of the last reconcile (installed or why not) */
   private verdicts = new Map<string, string | null>();
 
@@ -153,7 +156,7 @@ export class SubnetRoutes {
       await this.clear();
       this.errors = [];
       this.verdicts.clear();
-      this.forwarding = { ipv4: null, ipv6: null };
+      this.advertisedFamilies = { v4: false, v6: false };
     });
   }
 
@@ -273,11 +276,7 @@ export class SubnetRoutes {
   private async router(w: Wanted, errors: string[]): Promise<void> {
     const exit = servesAsExitNode(w.map.self, w.prefs);
     const advertised = [...prefixesOf(w.prefs.advertiseRoutes), ...(exit ? EXIT_ROUTES : [])];
-    const read = this.opts.forwarding ?? readForwarding;
-    this.forwarding = {
-      ipv4: advertised.some((p) => p.address.family === 4) ? read(4) : null,
-      ipv6: advertised.some((p) => p.address.family === 6) ? read(6) : null,
-    };
+    this.advertisedFamilies = { v4: advertised.some((p) => p.address.family === 4), v6: advertised.some((p) => p.address.family === 6) };
     const snat = w.prefs.snatSubnetRoutes && advertised.length > 0 ? snatRuleset(w.ifname, advertised) : null;
     const key = snat ? JSON.stringify(snat) : '';
     if (key === this.snatKey) return;
@@ -289,11 +288,18 @@ export class SubnetRoutes {
     }
   }
 
+  /** Forwarding of each family this node advertises routes of, read now (an administrator may have just turned it on). */
+  private forwarding(): { ipv4: boolean | null; ipv6: boolean | null } {
+    const read = this.opts.forwarding ?? readForwarding;
+    return { ipv4: this.advertisedFamilies.v4 ? read(4) : null, ipv6: this.advertisedFamilies.v6 ? read(6) : null };
+  }
+
   /** One line per problem, for status' health. */
   health(): string[] {
     const out = [...this.errors];
+    const fwd = this.forwarding();
     for (const fam of [4, 6] as const) {
-      const on = fam === 4 ? this.forwarding.ipv4 : this.forwarding.ipv6;
+      const on = fam === 4 ? fwd.ipv4 : fwd.ipv6;
       if (on === false) out.push(`IPv${fam} forwarding is off: advertised IPv${fam} routes carry nothing; run \`${forwardingFix(fam)}\``);
     }
     return out;
@@ -318,7 +324,7 @@ export class SubnetRoutes {
       primary: self?.primaryRoutes ?? [],
       acceptRoutes: prefs.acceptRoutes,
       snatSubnetRoutes: prefs.snatSubnetRoutes,
-      forwarding: this.forwarding,
+      forwarding: this.forwarding(),
       droppedDestination,
     };
   }

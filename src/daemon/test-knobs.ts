@@ -4,7 +4,8 @@
 // engine's and the path manager's timer fields.
 import type { EngineTimers } from '../engine/device/constants.js';
 import type { PathTimers } from '../engine/paths/paths.js';
-import { knobMs, type KnobName } from '../util/knobs.js';
+import { knobMs, knobText, type KnobName } from '../util/knobs.js';
+import { parsePrefix } from '../util/netaddr.js';
 
 const KNOBS: Partial<Record<KnobName, keyof EngineTimers>> = {
   MESHCTL_REKEY_AFTER_TIME_MS: 'rekeyAfterTimeMs',
@@ -27,6 +28,27 @@ export interface DaemonKnobs {
   pathTimers: Partial<PathTimers>;
   /** quiet time before the daemon hands memory back (util/idle-memory.ts) */
   idleReleaseMs?: number;
+  /** peer name → prefixes added to its AllowedIPs here (MESHCTL_TEST_EXTRA_ALLOWED_IPS) */
+  extraAllowedIps?: Map<string, string[]>;
+}
+
+/** MESHCTL_TEST_EXTRA_ALLOWED_IPS as peer name → canonical prefixes; an entry that does not parse is an error naming the knob. */
+export function extraAllowedIpsFromEnv(env: NodeJS.ProcessEnv): Map<string, string[]> | undefined {
+  const v = knobText('MESHCTL_TEST_EXTRA_ALLOWED_IPS', env);
+  if (v === undefined) return undefined;
+  const out = new Map<string, string[]>();
+  for (const item of v.split(',')) {
+    const eq = item.indexOf('=');
+    let prefix: string;
+    try {
+      prefix = parsePrefix(item.slice(eq + 1)).text;
+    } catch {
+      throw new Error(`MESHCTL_TEST_EXTRA_ALLOWED_IPS: "${item.slice(0, 80)}" is not NODE=PREFIX`);
+    }
+    if (eq <= 0) throw new Error(`MESHCTL_TEST_EXTRA_ALLOWED_IPS: "${item.slice(0, 80)}" is not NODE=PREFIX`);
+    out.set(item.slice(0, eq), [...(out.get(item.slice(0, eq)) ?? []), prefix]);
+  }
+  return out;
 }
 
 const PATH_KNOBS: Partial<Record<KnobName, keyof PathTimers>> = {
@@ -41,5 +63,5 @@ export function daemonKnobsFromEnv(env: NodeJS.ProcessEnv): DaemonKnobs {
     if (n !== undefined) pathTimers[key] = n;
   }
   const idleReleaseMs = knobMs('MESHCTL_IDLE_RELEASE_MS', env);
-  return { engineTimers: engineTimersFromEnv(env), pathTimers, idleReleaseMs };
+  return { engineTimers: engineTimersFromEnv(env), pathTimers, idleReleaseMs, extraAllowedIps: extraAllowedIpsFromEnv(env) };
 }

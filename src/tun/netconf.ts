@@ -5,12 +5,13 @@
 // 10–25 ms on a small machine). Each failure names the item and the kernel's words.
 import type { IpPrefix } from '../util/netaddr.js';
 import { TunError } from './errors.js';
-import { delAddressMessage, hostBitsSet, NetlinkFormatError, newAddressMessage, newRouteMessage, RouteSocket, type RouteSocketOptions } from './netlink.js';
+import { delAddressMessage, hostBitsSet, newAddressMessage, newRouteMessage, type RouteSocketOptions } from './netlink.js';
+import { checkIfname, runRequests } from './requests.js';
 import { AF_INET, bindLibc, IFF_UP, IFNAMSIZ, ifreq, SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFMTU, SOCK_DGRAM_CLOEXEC } from './libc.js';
 
-const EPERM = 1;
 const EEXIST = 17;
 const EADDRNOTAVAIL = 99;
+const ENODEV = 19;
 
 function errnoHint(errno: number): string {
   if (errno === 1) return 'run as root or with CAP_NET_ADMIN';
@@ -72,40 +73,18 @@ export async function addAddressesAndRoutes(
       throw new TunError('TUN_CONFIG_FAILED', `route ${r.text} dev ${ifname}: the address has bits set after /${r.bits}; give the network address`);
     }
   }
-  if (ifname.length === 0 || ifname.length >= IFNAMSIZ || ifname.includes('\0')) {
-    throw new TunError('TUN_CONFIG_FAILED', `${JSON.stringify(ifname)} is not an interface name`);
-  }
+  checkIfname(ifname);
   const libc = bindLibc();
   const ifindex = libc.ifNameToIndex(ifname);
   if (ifindex === 0) throw new TunError('TUN_CONFIG_FAILED', `addresses and routes on ${ifname}: ${errnoHint(libc.errno())}`);
-  let sock: RouteSocket;
-  try {
-    sock = RouteSocket.open(opts);
-  } catch (err) {
-    throw new TunError('TUN_CONFIG_FAILED', `addresses and routes on ${ifname}: ${(err as Error).message}`);
-  }
-  const items = [
-    ...addresses.map((p) => ({ what: `address ${p.text} dev ${ifname}`, build: (seq: number) => newAddressMessage(seq, ifindex, p), existsOk: false })),
-    ...routes.map((p) => ({ what: `route ${p.text} dev ${ifname}`, build: (seq: number) => newRouteMessage(seq, ifindex, p), existsOk: true })),
-  ];
-  const failures: string[] = [];
-  try {
-    for (const item of items) {
-      const seq = sock.nextSeq();
-      try {
-        const ack = await sock.request(item.build(seq), seq);
-        if (ack.errno === 0 || (item.existsOk && ack.errno === EEXIST)) continue;
-        const hint = ack.errno === EPERM ? '; run as root or with CAP_NET_ADMIN' : '';
-        failures.push(`${item.what}: ${libc.strerror(ack.errno)}${ack.message ? ` (${ack.message})` : ''}${hint}`);
-      } catch (err) {
-        failures.push(`${item.what}: ${(err as Error).message}`);
-        if (!(err instanceof NetlinkFormatError)) break; // the socket itself failed: the rest would too
-      }
-    }
-  } finally {
-    sock.close();
-  }
-  if (failures.length > 0) throw new TunError('TUN_CONFIG_FAILED', failures[0]! + (failures.length > 1 ? ` (and ${failures.length - 1} more)` : ''));
+  await runRequests(
+    `addresses and routes on ${ifname}`,
+    [
+      ...addresses.map((p) => ({ text: `address ${p.text} dev ${ifname}`, build: (seq: number) => newAddressMessage(seq, ifindex, p), ok: [] })),
+      ...routes.map((p) => ({ text: `route ${p.text} dev ${ifname}`, build: (seq: number) => newRouteMessage(seq, ifindex, p), ok: [EEXIST] })),
+    ],
+    opts,
+  );
 }
 
 /**
@@ -118,33 +97,16 @@ export async function removeAddresses(ifname: string, addresses: readonly IpPref
   if (addresses.length === 0) return;
   if (addresses.length > MAX_NETCONF_ITEMS)
     throw new TunError('TUN_CONFIG_FAILED', `${addresses.length} addresses for ${ifname}: more than ${MAX_NETCONF_ITEMS} at once`);
-  if (ifname.length === 0 || ifname.length >= IFNAMSIZ || ifname.includes('\0')) {
-    throw new TunError('TUN_CONFIG_FAILED', `${JSON.stringify(ifname)} is not an interface name`);
-  }
-  const libc = bindLibc();
-  const ifindex = libc.ifNameToIndex(ifname);
+  checkIfname(ifname);
+  const ifindex = bindLibc().ifNameToIndex(ifname);
   if (ifindex === 0) return; // the interface is gone, and its addresses with it
-  let sock: RouteSocket;
-  try {
-    sock = RouteSocket.open(opts);
-  } catch (err) {
-    throw new TunError('TUN_CONFIG_FAILED', `removing addresses from ${ifname}: ${(err as Error).message}`);
-  }
-  const failures: string[] = [];
-  try {
-    for (const p of addresses) {
-      const seq = sock.nextSeq();
-      try {
-        const ack = await sock.request(delAddressMessage(seq, ifindex, p), seq);
-        if (ack.errno === 0 || ack.errno === EADDRNOTAVAIL || ack.errno === 19 /* ENODEV */) continue;
-        failures.push(`removing address ${p.text} dev ${ifname}: ${libc.strerror(ack.errno)}${ack.message ? ` (${ack.message})` : ''}`);
-      } catch (err) {
-        failures.push(`removing address ${p.text} dev ${ifname}: ${(err as Error).message}`);
-        if (!(err instanceof NetlinkFormatError)) break;
-      }
-    }
-  } finally {
-    sock.close();
-  }
-  if (failures.length > 0) throw new TunError('TUN_CONFIG_FAILED', failures[0]! + (failures.length > 1 ? ` (and ${failures.length - 1} more)` : ''));
+  await runRequests(
+    `removing addresses from ${ifname}`,
+    addresses.map((p) => ({
+      text: `removing address ${p.text} dev ${ifname}`,
+      build: (seq: number) => delAddressMessage(seq, ifindex, p),
+      ok: [EADDRNOTAVAIL, ENODEV],
+    })),
+    opts,
+  );
 }

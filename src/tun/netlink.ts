@@ -7,18 +7,7 @@
 import { endianness } from 'node:os';
 import { ipBytes, type IpPrefix } from '../util/netaddr.js';
 import { terminalSafe } from '../util/text.js';
-import {
-  AF_NETLINK,
-  bindLibc,
-  MSG_DONTWAIT,
-  MSG_TRUNC,
-  NETLINK_CAP_ACK,
-  NETLINK_EXT_ACK,
-  NETLINK_ROUTE,
-  POLLIN,
-  SOCK_RAW_CLOEXEC,
-  SOL_NETLINK,
-} from './libc.js';
+import { AF_NETLINK, bindLibc, MSG_DONTWAIT, MSG_TRUNC, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_ROUTE, SOCK_RAW_CLOEXEC, SOL_NETLINK } from './libc.js';
 
 export const NLMSG_HDRLEN = 16;
 export const NLMSG_ERROR = 2;
@@ -469,41 +458,16 @@ export class RouteSocket {
   /** Sends `msg` (built with sequence number `seq`, NLM_F_ACK set) to the kernel and returns its ack. */
   async request(msg: Buffer, seq: number): Promise<Ack> {
     this.check();
-    const sent = bindLibc().sendto(this.fd, msg, msg.length, 0, sockaddrNl(), SOCKADDR_NL_LEN);
-    if (sent < 0) throw systemError('sending to the kernel');
-    if (sent !== msg.length) throw new NetlinkSystemError(0, `sending to the kernel: ${sent} of ${msg.length} bytes sent`);
+    this.send(msg);
     return this.receiveAck(seq);
   }
 
   /** Waits at most the ack timeout for the kernel's ack to `seq`; acks to other requests and datagrams from anyone but the kernel are dropped. */
   async receiveAck(seq: number): Promise<Ack> {
     this.check();
-    const libc = bindLibc();
     const deadline = Date.now() + this.ackTimeoutMs;
-    const pfd = Buffer.alloc(8);
-    const from = Buffer.alloc(SOCKADDR_NL_LEN);
-    const fromLen = Buffer.alloc(4);
-    for (let first = true; ; first = false) {
-      if (!first && Date.now() >= deadline) throw new NetlinkSystemError(110 /* ETIMEDOUT */, `no answer from the kernel within ${this.ackTimeoutMs} ms`);
-      w32(pfd, this.fd, 0);
-      w16(pfd, POLLIN, 4);
-      w16(pfd, 0, 6);
-      const ready = libc.poll(pfd, 1, 0);
-      if (ready < 0 && libc.errno() !== EINTR) throw systemError('waiting for the kernel');
-      if (ready <= 0) {
-        await sleep(ACK_POLL_INTERVAL_MS);
-        continue;
-      }
-      w32(fromLen, SOCKADDR_NL_LEN, 0);
-      const n = libc.recvfrom(this.fd, this.rx, this.rx.length, MSG_DONTWAIT | MSG_TRUNC, from, fromLen);
-      if (n < 0) {
-        const errno = libc.errno();
-        if (errno !== EAGAIN && errno !== EINTR) throw systemError('reading from the kernel', errno);
-        continue;
-      }
-      if (n > this.rx.length) throw new NetlinkFormatError(`netlink reply of ${n} bytes is longer than the ${this.rx.length}-byte buffer`);
-      const fromKernel = r16(from, 0) === AF_NETLINK && r32(from, 4) === 0;
-      if (!fromKernel) continue;
+    for (;;) {
+      const n = await this.receive(deadline, `no answer from the kernel within ${this.ackTimeoutMs} ms`);
       const ack = parseAcks(this.rx.subarray(0, n)).find((a) => a.seq === seq);
       if (ack) return ack;
     }
@@ -516,11 +480,39 @@ export class RouteSocket {
    */
   async dump(msg: Buffer, seq: number, maxMessages = NETLINK_DUMP_MAX_MESSAGES): Promise<RawMessage[]> {
     this.check();
-    const libc = bindLibc();
-    const sent = libc.sendto(this.fd, msg, msg.length, 0, sockaddrNl(), SOCKADDR_NL_LEN);
-    if (sent !== msg.length) throw sent < 0 ? systemError('sending to the kernel') : new NetlinkSystemError(0, 'sending to the kernel: short write');
+    this.send(msg);
     const out: RawMessage[] = [];
     const deadline = Date.now() + this.ackTimeoutMs;
+    const strerror = (err: number): string => bindLibc().strerror(err);
+    for (;;) {
+      const n = await this.receive(deadline, `no end of the kernel's dump within ${this.ackTimeoutMs} ms`);
+      for (const m of parseMessages(this.rx.subarray(0, n))) {
+        if (m.seq !== seq) continue;
+        const err = m.body.length >= 4 ? ri32(m.body, 0) : 0;
+        if (m.type === NLMSG_DONE) {
+          if (err < 0) throw new NetlinkSystemError(-err, `the kernel's dump failed: ${strerror(-err)}`);
+          return out;
+        }
+        if (m.type === NLMSG_ERROR) throw new NetlinkSystemError(-err, `the kernel refused the dump: ${strerror(-err)}`);
+        if (out.length >= maxMessages) throw new NetlinkFormatError(`the kernel's dump has more than ${maxMessages} entries`);
+        out.push({ ...m, body: Buffer.from(m.body) });
+      }
+    }
+  }
+
+  private send(msg: Buffer): void {
+    const sent = bindLibc().sendto(this.fd, msg, msg.length, 0, sockaddrNl(), SOCKADDR_NL_LEN);
+    if (sent < 0) throw systemError('sending to the kernel');
+    if (sent !== msg.length) throw new NetlinkSystemError(0, `sending to the kernel: ${sent} of ${msg.length} bytes sent`);
+  }
+
+  /**
+   * The next datagram from the kernel into `rx`, its length returned; datagrams from anyone else are dropped. Reads
+   * without blocking and sleeps between tries, so the event loop is never held; past `deadline` throws ETIMEDOUT.
+   * The kernel sizes each datagram (dump parts too) to the largest read asked for, so a longer one is refused.
+   */
+  private async receive(deadline: number, timeoutMessage: string): Promise<number> {
+    const libc = bindLibc();
     const from = Buffer.alloc(SOCKADDR_NL_LEN);
     const fromLen = Buffer.alloc(4);
     for (;;) {
@@ -529,27 +521,14 @@ export class RouteSocket {
       if (n < 0) {
         const errno = libc.errno();
         if (errno !== EAGAIN && errno !== EINTR) throw systemError('reading from the kernel', errno);
-        if (Date.now() >= deadline) throw new NetlinkSystemError(110, `no end of the kernel's dump within ${this.ackTimeoutMs} ms`);
-        await sleep(ACK_POLL_INTERVAL_MS);
+        if (errno === EAGAIN) {
+          if (Date.now() >= deadline) throw new NetlinkSystemError(110 /* ETIMEDOUT */, timeoutMessage);
+          await sleep(ACK_POLL_INTERVAL_MS);
+        }
         continue;
       }
-      // the kernel sizes each dump datagram to the largest read we asked for, so this never cuts one
       if (n > this.rx.length) throw new NetlinkFormatError(`netlink reply of ${n} bytes is longer than the ${this.rx.length}-byte buffer`);
-      if (!(r16(from, 0) === AF_NETLINK && r32(from, 4) === 0)) continue;
-      for (const m of parseMessages(this.rx.subarray(0, n))) {
-        if (m.seq !== seq) continue;
-        if (m.type === NLMSG_DONE) {
-          const err = m.body.length >= 4 ? ri32(m.body, 0) : 0;
-          if (err < 0) throw new NetlinkSystemError(-err, `the kernel's dump failed: ${libc.strerror(-err)}`);
-          return out;
-        }
-        if (m.type === NLMSG_ERROR) {
-          const err = m.body.length >= 4 ? ri32(m.body, 0) : 0;
-          throw new NetlinkSystemError(-err, `the kernel refused the dump: ${libc.strerror(-err)}`);
-        }
-        if (out.length >= maxMessages) throw new NetlinkFormatError(`the kernel's dump has more than ${maxMessages} entries`);
-        out.push({ ...m, body: Buffer.from(m.body) });
-      }
+      if (r16(from, 0) === AF_NETLINK && r32(from, 4) === 0) return n;
     }
   }
 

@@ -12,7 +12,8 @@
 // ack is checked.
 import type { IpPrefix } from '../util/netaddr.js';
 import { TunError } from './errors.js';
-import { bindLibc, IFNAMSIZ } from './libc.js';
+import { bindLibc } from './libc.js';
+import { checkIfname, runRequests } from './requests.js';
 import {
   type DumpedRoute,
   delDumpedRouteMessage,
@@ -20,7 +21,6 @@ import {
   delTableRouteMessage,
   dumpRoutesMessage,
   hostBitsSet,
-  NetlinkFormatError,
   newRuleMessage,
   parseRoute,
   RTM_NEWROUTE,
@@ -43,7 +43,7 @@ const RT_TABLE_MAIN = 254;
 const RT_TABLE_DEFAULT = 253;
 /** Most routes one call adds or removes: a map holds at most a few hundred peers with a few routes each; this bounds the time one reconcile spends. */
 export const MAX_TABLE_ROUTES_PER_CALL = 4_096;
-/** A rule is deleted at most this many times over (a second copy left by another tool); then the rest is reported. */
+/** Copies of one rule a removal deletes (another tool may have added one again); one delete request each. */
 const MAX_RULE_COPIES = 8;
 
 const EEXIST = 17;
@@ -68,74 +68,24 @@ function ruleText(r: RuleSpec): string {
   return `rule -${r.family} pref ${r.priority}${mark} ${action}`;
 }
 
-const hint = (errno: number): string => (errno === 1 ? '; run as root or with CAP_NET_ADMIN' : '');
-
-/** Runs `items` on one socket, one request and ack each; errnos in `ok` count as done. Throws one TUN_CONFIG_FAILED line after trying all. */
-async function run(what: string, items: { text: string; build: (seq: number) => Buffer; ok: number[] }[], opts: RouteSocketOptions): Promise<void> {
-  if (items.length === 0) return;
-  const libc = bindLibc();
-  let sock: RouteSocket;
-  try {
-    sock = RouteSocket.open(opts);
-  } catch (err) {
-    throw new TunError('TUN_CONFIG_FAILED', `${what}: ${(err as Error).message}`);
-  }
-  const failures: string[] = [];
-  try {
-    for (const item of items) {
-      const seq = sock.nextSeq();
-      try {
-        const ack = await sock.request(item.build(seq), seq);
-        if (ack.errno === 0 || item.ok.includes(ack.errno)) continue;
-        failures.push(`${item.text}: ${libc.strerror(ack.errno)}${ack.message ? ` (${ack.message})` : ''}${hint(ack.errno)}`);
-      } catch (err) {
-        failures.push(`${item.text}: ${(err as Error).message}`);
-        if (!(err instanceof NetlinkFormatError)) break;
-      }
-    }
-  } finally {
-    sock.close();
-  }
-  if (failures.length > 0) throw new TunError('TUN_CONFIG_FAILED', failures[0]! + (failures.length > 1 ? ` (and ${failures.length - 1} more)` : ''));
-}
-
 /** Adds the given rules; one already there (EEXIST) is left as it is. */
 export async function addRules(rules: readonly RuleSpec[], opts: RouteSocketOptions = {}): Promise<void> {
-  await run(
+  await runRequests(
     'adding routing rules',
     rules.map((r) => ({ text: `adding ${ruleText(r)}`, build: (seq) => newRuleMessage(seq, r), ok: [EEXIST] })),
     opts,
   );
 }
 
-/** Deletes the given rules, every copy (up to MAX_RULE_COPIES); a rule that is not there counts as done. */
+/**
+ * Deletes the given rules, every copy: each delete is sent MAX_RULE_COPIES times (the kernel removes one copy per
+ * request), and a rule that is not there (ENOENT) counts as done.
+ */
 export async function removeRules(rules: readonly RuleSpec[], opts: RouteSocketOptions = {}): Promise<void> {
-  const libc = bindLibc();
-  let sock: RouteSocket;
-  try {
-    sock = RouteSocket.open(opts);
-  } catch (err) {
-    throw new TunError('TUN_CONFIG_FAILED', `removing routing rules: ${(err as Error).message}`);
-  }
-  const failures: string[] = [];
-  try {
-    for (const r of rules) {
-      for (let i = 0; i < MAX_RULE_COPIES; i++) {
-        const seq = sock.nextSeq();
-        const ack = await sock.request(delRuleMessage(seq, r), seq);
-        if (ack.errno === ENOENT) break;
-        if (ack.errno !== 0) {
-          failures.push(`removing ${ruleText(r)}: ${libc.strerror(ack.errno)}${hint(ack.errno)}`);
-          break;
-        }
-      }
-    }
-  } catch (err) {
-    failures.push(`removing routing rules: ${(err as Error).message}`);
-  } finally {
-    sock.close();
-  }
-  if (failures.length > 0) throw new TunError('TUN_CONFIG_FAILED', failures[0]! + (failures.length > 1 ? ` (and ${failures.length - 1} more)` : ''));
+  const items = rules.flatMap((r) =>
+    Array.from({ length: MAX_RULE_COPIES }, () => ({ text: `removing ${ruleText(r)}`, build: (seq: number) => delRuleMessage(seq, r), ok: [ENOENT] })),
+  );
+  await runRequests('removing routing rules', items, opts);
 }
 
 /** meshctl's four rules for IPv4 and IPv6 (5210, 5230, 5250, 5270). */
@@ -148,9 +98,7 @@ export async function removeMeshRules(opts: RouteSocketOptions = {}): Promise<vo
 }
 
 function ifindexOf(ifname: string, what: string): number {
-  if (ifname.length === 0 || ifname.length >= IFNAMSIZ || ifname.includes('\0')) {
-    throw new TunError('TUN_CONFIG_FAILED', `${JSON.stringify(ifname)} is not an interface name`);
-  }
+  checkIfname(ifname);
   const ifindex = bindLibc().ifNameToIndex(ifname);
   if (ifindex === 0) throw new TunError('TUN_CONFIG_FAILED', `${what} on ${ifname}: no such interface`);
   return ifindex;
@@ -178,7 +126,7 @@ export async function updateTableRoutes(
   const what = `routes in table ${table}`;
   if (remove.length > 0 && add.length === 0 && bindLibc().ifNameToIndex(ifname) === 0) return; // the interface took its routes with it
   const ifindex = ifindexOf(ifname, what);
-  await run(
+  await runRequests(
     what,
     [
       ...add.map((p) => ({
@@ -226,7 +174,7 @@ export async function tableRoutes(table = MESH_ROUTE_TABLE, opts: RouteSocketOpt
 export async function flushTable(table = MESH_ROUTE_TABLE, opts: RouteSocketOptions = {}): Promise<number> {
   if (table === RT_TABLE_MAIN || table === RT_TABLE_DEFAULT || table === 255) throw new RangeError(`table ${table} is the system's, not meshctl's`);
   const routes = await tableRoutes(table, opts);
-  await run(
+  await runRequests(
     `flushing table ${table}`,
     routes.map((r) => ({ text: `removing a route of table ${table}`, build: (seq: number) => delDumpedRouteMessage(seq, r), ok: [ESRCH, ENOENT] })),
     opts,

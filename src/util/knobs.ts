@@ -120,6 +120,12 @@ export const KNOBS = {
   MESHCTL_REKEY_TIMEOUT_MS: { use: 'test', value: POSITIVE_MS, default: '5000', doc: "WireGuard's REKEY_TIMEOUT" },
   MESHCTL_PATH_HEARTBEAT_MS: { use: 'test', value: POSITIVE_MS, default: '1500', doc: "path selection's heartbeat to each peer's direct path" },
   MESHCTL_PATH_TRUST_MS: { use: 'test', value: POSITIVE_MS, default: '3500', doc: 'how long a direct path stays trusted after its last pong' },
+  MESHCTL_TEST_EXTRA_ALLOWED_IPS: {
+    use: 'test',
+    value: 'NODE=PREFIX[,NODE=PREFIX...]',
+    default: 'only what control assigned',
+    doc: "adds prefixes to a peer's AllowedIPs on this node: a dishonest node, to test a router's destination check",
+  },
   MESHCTL_IDLE_RELEASE_MS: {
     use: 'test',
     value: POSITIVE_MS,

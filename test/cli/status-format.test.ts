@@ -74,3 +74,52 @@ test('durations', () => {
   assert.equal(parseDuration('7d'), 604_800_000);
   for (const bad of ['', '5', 'soon', '1x', '-1s', '1s2']) assert.equal(parseDuration(bad), null, bad);
 });
+
+test('routes under the table: what this node advertises and how far each got; each peer route installed or why not', () => {
+  const s: Status = {
+    version: '0',
+    backendState: 'Running',
+    self: {
+      name: 'me',
+      dnsName: null,
+      ips: ['100.64.0.1'],
+      nodeKey: 'k',
+      os: 'linux',
+      ifname: 'meshctl0',
+      listenPort: 1,
+      endpoints: [],
+      routes: {
+        advertised: ['192.168.1.0/24', '10.1.0.0/16', 'fd00:1::/64'],
+        approved: ['192.168.1.0/24', '10.1.0.0/16'],
+        primary: ['192.168.1.0/24'],
+        acceptRoutes: true,
+        snatSubnetRoutes: false,
+        forwarding: { ipv4: true, ipv6: true },
+        droppedDestination: 0,
+      },
+    },
+    control: { url: 'https://c', connected: true, lastError: null },
+    peers: [
+      peer({
+        name: 'nas',
+        routes: [
+          { prefix: '192.168.77.0/24', primary: true, installed: true, why: null },
+          { prefix: '192.168.1.0/24', primary: true, installed: false, why: "overlaps this host's LAN 192.168.1.0/24 (eth0)" },
+        ],
+      }),
+      peer({ name: 'evil\u001b[2J', routes: [{ prefix: '10.9.0.0/16', primary: false, installed: false, why: 'not primary\u001b[31m' }] }),
+    ],
+    health: [],
+    homeRegion: null,
+    relays: [],
+    counters: null,
+  };
+  const lines = formatStatus(s, { self: true, peers: true, activeOnly: false }, NOW).split('\n');
+  assert.ok(
+    lines.includes('# Advertised routes: 192.168.1.0/24 (primary), 10.1.0.0/16 (approved, not primary), fd00:1::/64 (awaiting approval); SNAT off'),
+    lines.join('\n'),
+  );
+  assert.ok(lines.includes("# Routes via nas: 192.168.77.0/24 installed, 192.168.1.0/24 not installed: overlaps this host's LAN 192.168.1.0/24 (eth0)"));
+  assert.ok(!lines.join('\n').includes('\u001b'), 'names and reasons from the network are made terminal-safe');
+  assert.ok(!formatStatus(s, { self: false, peers: false, activeOnly: false }, NOW).includes('Routes'));
+});

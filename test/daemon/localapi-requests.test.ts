@@ -24,6 +24,15 @@ test('well-formed requests parse into the typed requests, unchanged', () => {
   assert.deepEqual(parseUpRequest(up), up);
   assert.deepEqual(parseUpRequest({}), {});
   assert.deepEqual(parsePrefsRequest({ operator: 'alice', hostname: 'nas' }), { operator: 'alice', hostname: 'nas' });
+  // route settings: prefixes canonical; [] withdraws every route
+  assert.deepEqual(parseUpRequest({ advertiseRoutes: ['192.168.1.0/24', 'FD00:1::/64'], acceptRoutes: true, snatSubnetRoutes: false }), {
+    advertiseRoutes: ['192.168.1.0/24', 'fd00:1::/64'],
+    acceptRoutes: true,
+    snatSubnetRoutes: false,
+  });
+  assert.deepEqual(parsePrefsRequest({ advertiseRoutes: [] }), { advertiseRoutes: [] });
+  assert.throws(() => parsePrefsRequest({ advertiseRoutes: ['192.168.1.1/24'] }), /advertiseRoutes: 192\.168\.1\.1\/24 has bits set/);
+  assert.throws(() => parseUpRequest({ acceptRoutes: 'yes' }), /acceptRoutes/);
   assert.deepEqual(parsePrefsRequest({ operator: null }), { operator: null });
   assert.deepEqual(parsePrefsRequest({ operator: '1000' }), { operator: '1000' });
   assert.deepEqual(parsePingRequest({ peer: 'nas' }), { peer: 'nas', timeoutMs: 5000 });

@@ -35,7 +35,9 @@ test('destination policy: own addresses, resolver addresses, primary routes (not
     'fd7a:115c:a1e0::1:5/128',
     'fd7a:115c:a1e0::53/128',
   ]);
-  assert.equal(policy.anyV4 ?? false, false);
+  assert.equal(policy.anyV4, false);
+  const exit = destinationPolicy({ self: { ...self, exitNode: true }, peers: [], ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a:115c:a1e0::/48', relays: [] });
+  assert.deepEqual([exit.anyV4, exit.anyV6], [true, true], 'an approved exit node takes any destination');
 });
 
 test('route settings: prefixes canonical and deduplicated; host bits, default routes, junk and too many are refused by name', () => {

@@ -5,12 +5,10 @@
 // widening and packets that are not IP.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeClock } from '../../src/engine/clock.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/engine/device/crypto.js';
-import { Device } from '../../src/engine/device/device.js';
 import { destinationFilter } from '../../src/engine/device/destination-filter.js';
 import { parsePrefix } from '../../src/util/netaddr.js';
-import { MemNet, ipv4Packet } from '../helpers/memnet.js';
+import { ipv4Packet } from '../helpers/memnet.js';
+import { devicePair } from '../helpers/device-pair.js';
 
 function ipv6Packet(dst: string): Buffer {
   const p = Buffer.alloc(48);
@@ -31,27 +29,9 @@ function ipv6Packet(dst: string): Buffer {
 }
 
 test('a forwarding node drops decrypted packets for destinations it does not serve, and counts them', async () => {
-  const net = new MemNet();
-  const clock = new FakeClock();
-  const mk = async (address: string) => {
-    const priv = generatePrivateKey();
-    const dev = new Device({ clock });
-    dev.setPrivateKey(priv);
-    const received: Buffer[] = [];
-    dev.attachTun((p) => (received.push(Buffer.from(p)), true));
-    await dev.attachBind(net.bind(address), 51820);
-    return { dev, received, pub: publicKeyOf(priv) };
-  };
-  const a = await mk('192.0.2.1');
-  const b = await mk('192.0.2.2');
-  const conf = (publicKey: Buffer, inner: string, bits: number, endpoint?: { address: string; port: number }) => ({
-    replacePeers: false,
-    peers: [{ publicKey, remove: false, updateOnly: false, endpoint, replaceAllowedIps: true, allowedIps: [{ address: inner, bits, family: 4 as const }] }],
-  });
+  // a routes everything to b (a dishonest or misconfigured client); b accepts a's own address as source only
+  const { net, a, b } = await devicePair({ address: '0.0.0.0', bits: 0 }, { address: '100.64.0.1', bits: 32 });
   try {
-    // a routes everything to b (a dishonest or misconfigured client); b accepts a's own address as source only
-    await a.dev.applySet(conf(b.pub, '0.0.0.0', 0, { address: '192.0.2.2', port: 51820 }));
-    await b.dev.applySet(conf(a.pub, '100.64.0.1', 32, { address: '192.0.2.1', port: 51820 }));
     const stats = { droppedDestination: 0 };
     b.dev.setPacketFilter({ filterIn: destinationFilter({ prefixes: ['100.64.0.2/32', '192.168.77.0/24'].map(parsePrefix) }, stats) });
     const dsts = ['100.64.0.2', '192.168.77.5', '192.168.99.5', '100.64.0.3', '192.168.78.1'];

@@ -4,33 +4,10 @@
 // and each drop is counted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeClock } from '../../src/engine/clock.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/engine/device/crypto.js';
-import { Device } from '../../src/engine/device/device.js';
-import { MemNet, ipv4Packet } from '../helpers/memnet.js';
+import { ipv4Packet } from '../helpers/memnet.js';
+import { devicePair } from '../helpers/device-pair.js';
 
-async function pair() {
-  const net = new MemNet();
-  const clock = new FakeClock();
-  const mk = async (address: string) => {
-    const priv = generatePrivateKey();
-    const dev = new Device({ clock });
-    dev.setPrivateKey(priv);
-    const received: Buffer[] = [];
-    dev.attachTun((p) => (received.push(Buffer.from(p)), true));
-    await dev.attachBind(net.bind(address), 51820);
-    return { dev, received, pub: publicKeyOf(priv) };
-  };
-  const a = await mk('192.0.2.1');
-  const b = await mk('192.0.2.2');
-  const peerConf = (publicKey: Buffer, inner: string, endpoint?: { address: string; port: number }) => ({
-    replacePeers: false,
-    peers: [{ publicKey, remove: false, updateOnly: false, endpoint, replaceAllowedIps: true, allowedIps: [{ address: inner, bits: 32, family: 4 as const }] }],
-  });
-  await a.dev.applySet(peerConf(b.pub, '10.0.0.2', { address: '192.0.2.2', port: 51820 }));
-  await b.dev.applySet(peerConf(a.pub, '10.0.0.1', { address: '192.0.2.1', port: 51820 }));
-  return { net, a, b };
-}
+const pair = () => devicePair();
 
 // the fill byte of the test packets' payload tells the hooks what to do with them
 const PASS = 0x11;
