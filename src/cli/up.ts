@@ -5,7 +5,17 @@ import { closeSync, cjsRequire, existsSync, openSync, readFileSync } from '../ut
 import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { DaemonNotRunning, type LocalClient } from '../localapi/client.js';
-import { ApiError, DEFAULT_IFNAME, DEFAULT_PORT, DEFAULT_STATE_DIR, LOCALAPI, type Status, type UpLine, type UpRequest } from '../localapi/types.js';
+import {
+  ApiError,
+  DEFAULT_IFNAME,
+  DEFAULT_PORT,
+  DEFAULT_STATE_DIR,
+  LOCALAPI,
+  type Status,
+  type UpLine,
+  type UpRequest,
+  type ExitNodeSettings,
+} from '../localapi/types.js';
 import { loadClientPrefs, saveClientPrefs } from './client-prefs.js';
 import { boolArg, clientOf, durationArg, portArg, prefixListArg, printJson, socketOf } from './context.js';
 import { CliError, fromApi } from './errors.js';
@@ -18,7 +28,7 @@ const DAEMON_START_TIMEOUT_MS = 10_000;
 // the daemon answers ~0.3 s after it is spawned; a 50 ms poll lost 25 ms on average
 const DAEMON_POLL_MS = 10;
 
-interface UpOpts {
+interface UpOpts extends ExitNodeSettings {
   loginServer?: string;
   authKey?: string;
   hostname?: string;
@@ -33,9 +43,6 @@ interface UpOpts {
   advertiseRoutes?: string[];
   acceptRoutes?: boolean;
   snatSubnetRoutes?: boolean;
-  advertiseExitNode?: boolean;
-  exitNode?: string;
-  exitNodeAllowLanAccess?: boolean;
 }
 
 /** An auth key is ~60 characters (mskey-<12 hex>-<48 hex>); a file holding more than this is not one. */

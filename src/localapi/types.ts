@@ -196,16 +196,16 @@ export interface DnsQueryResponse {
   ms: number;
 }
 
-export interface PrefsRequest {
+/** The exit-node settings, as `up` and `set` take them. */
+export type ExitNodeSettings = Pick<UpRequest, 'advertiseExitNode' | 'exitNode' | 'exitNodeAllowLanAccess'>;
+
+export interface PrefsRequest extends ExitNodeSettings {
   operator?: string | null;
   hostname?: string;
   acceptDns?: boolean;
   advertiseRoutes?: string[];
   acceptRoutes?: boolean;
   snatSubnetRoutes?: boolean;
-  advertiseExitNode?: boolean;
-  exitNode?: string;
-  exitNodeAllowLanAccess?: boolean;
 }
 
 /** The exit node this node uses, as status shows it. */

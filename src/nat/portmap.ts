@@ -406,11 +406,15 @@ export async function addressTowards(gateway: string): Promise<string | null> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     s.on('error', () => (s.close(), resolve(null)));
-    // connect() on UDP sends nothing: it only asks the kernel which source address it would use
-    s.connect(NATPMP_PORT, gateway, () => {
-      const a = s.address().address;
-      s.close();
-      resolve(a);
+    // connect() on UDP sends nothing: it only asks the kernel which source address it would use; marked first,
+    // so the answer is the uplink's address even while an exit node's default route is in table 52
+    s.bind(0, () => {
+      markDgram(s);
+      s.connect(NATPMP_PORT, gateway, () => {
+        const a = s.address().address;
+        s.close();
+        resolve(a);
+      });
     });
   });
 }
