@@ -113,6 +113,18 @@ test('exit node in the lab: egress through it, control and relays stay up, route
       assert.match(ss.stdout, new RegExp(`${client.lanIp.replace(/\./g, '\\.')}:\\d+\\s+${CONTROL_IP.replace(/\./g, '\\.')}:8443`));
     });
 
+    await t.test('LAN access: the host’s LAN stays local only with --exit-node-allow-lan-access', async () => {
+      const gw = `192.168.${client.index}.1`;
+      const ping = async () => (await sh('ip', ['netns', 'exec', client.ns, 'ping', '-c', '1', '-W', '1', gw], 10_000)).code === 0;
+      assert.equal(await ping(), false, 'without LAN access the LAN goes into the tunnel too');
+      const r = await l.meshctl(client, ['up', '--exit-node-allow-lan-access']);
+      assert.equal(r.code, 0, r.err);
+      const table52 = (await sh('ip', ['-n', client.ns, 'route', 'show', 'table', '52'])).stdout;
+      assert.match(table52, new RegExp(`^192\\.168\\.${client.index}\\.0/24 dev eth0`, 'm'));
+      assert.equal(await ping(), true, 'with LAN access the LAN is reached directly');
+      assert.equal(await whoAmI(client), exit.wanIp, 'the internet still goes through the exit node');
+    });
+
     await t.test('--exit-node= turns it off and restores the routes and rules exactly', async () => {
       const r = await l.meshctl(client, ['up', '--exit-node=']);
       assert.equal(r.code, 0, r.err);
