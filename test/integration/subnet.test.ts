@@ -154,6 +154,18 @@ test('subnet routers: a LAN host behind a router, SNAT on and off, approval, the
       await must('ip', ['-n', client.ns, 'route', 'del', REJECTED_PREFIX, 'dev', 'meshctl0']);
     });
 
+    await t.test('bad routes get a one-line error and change nothing', async () => {
+      const before = (await status(router)).self!.routes!.advertised;
+      const mesh = await router.run(['set', '--advertise-routes=100.64.0.0/24']);
+      assert.notEqual(mesh.code, 0);
+      assert.match(mesh.stderr, /100\.64\.0\.0\/24 overlaps the mesh prefix/);
+      const hostBits = await router.run(['set', '--advertise-routes=192.168.77.1/24']);
+      assert.notEqual(hostBits.code, 0);
+      assert.match(hostBits.stderr, /192\.168\.77\.1\/24 has bits set.*192\.168\.77\.0\/24/);
+      assert.equal(hostBits.stderr.trim().split('\n').length, 1, hostBits.stderr);
+      assert.deepEqual((await status(router)).self!.routes!.advertised, before);
+    });
+
     await t.test('a withdrawn route carries nothing within 2 s', async () => {
       assert.equal((await router.run(['set', `--advertise-routes=${REJECTED_PREFIX}`])).code, 0);
       await within('withdrawn: gone from the client', 2000, async () => !(await table52(client)).includes(LAN_PREFIX));
