@@ -121,7 +121,7 @@ test('exit node in the lab: egress through it, control and relays stay up, route
       assert.equal(r.code, 0, r.err);
       const table52 = (await sh('ip', ['-n', client.ns, 'route', 'show', 'table', '52'])).stdout;
       assert.match(table52, new RegExp(`^192\\.168\\.${client.index}\\.0/24 dev eth0`, 'm'));
-      assert.equal(await ping(), true, 'with LAN access the LAN is reached directly');
+      await l.waitFor('the LAN reached directly with LAN access', ping, 15_000);
       assert.equal(await whoAmI(client), exit.wanIp, 'the internet still goes through the exit node');
     });
 
