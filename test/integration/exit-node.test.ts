@@ -79,6 +79,8 @@ test('exit node in the lab: egress through it, control and relays stay up, route
     });
     await l.waitFor('internet server', async () => out.includes('ready'), 10_000);
     assert.equal(await whoAmI(client), client.wanIp, 'without an exit node the client leaves through its own NAT');
+    // the kernel adds the local routes of IPv6 link-local addresses once their duplicate check ends: wait for that first
+    await l.waitFor('IPv6 addresses settled', async () => (await sh('ip', ['-n', client.ns, '-6', 'addr', 'show', 'tentative'])).stdout.trim() === '', 15_000);
     const before = { routes: await routes(client), rules: await rules(client) };
 
     await t.test('an exit node that is not approved is refused and nothing changes', async () => {
