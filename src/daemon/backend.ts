@@ -255,7 +255,7 @@ export class Backend {
     if (this.map) await this.updateDns();
     progress('waiting for the network map');
     await this.waitForMap(Math.max(1, deadline - Date.now()));
-    if (req.exitNode !== undefined) await this.useExitNode(req.exitNode);
+    if (req.exitNode !== undefined) await this.chooseExitNode(req.exitNode);
     // the settings may have changed without a new map: routes and SNAT follow them now
     if (this.map) await this.updateSubnets();
     for (const h of this.subnets.health()) progress(`warning: ${h}`);
@@ -313,7 +313,7 @@ export class Backend {
   }
 
   /** Sets the exit node ('' turns it off) once the map is known; a refused one changes nothing. */
-  private async useExitNode(sel: string): Promise<void> {
+  private async chooseExitNode(sel: string): Promise<void> {
     this.checkExitNode(sel);
     if (sel === this.st.prefs.exitNode) return;
     this.update((s) => (s.prefs.exitNode = sel));
