@@ -71,7 +71,17 @@ export function routeLines(s: Status, o: TableOptions): string[] {
     const state = (p: string): string => (r.primary.includes(p) ? 'primary' : r.approved.includes(p) ? 'approved, not primary' : 'awaiting approval');
     out.push(`# Advertised routes: ${r.advertised.map((p) => `${cell(p)} (${state(p)})`).join(', ')}${r.snatSubnetRoutes ? '' : '; SNAT off'}`);
   }
+  if (o.self && s.self?.advertiseExitNode) {
+    out.push(`# Exit node offered: ${s.self.exitNodeApproved ? 'approved' : 'awaiting approval'}`);
+  }
+  if (o.self && s.exitNode) {
+    const e = s.exitNode;
+    const state = e.state === 'active' ? 'in use' : `${e.state}: internet traffic blocked`;
+    out.push(`# Exit node: ${cell(e.name ?? e.selector)} (${state}${e.allowLanAccess ? '; LAN access allowed' : ''})`);
+  }
   if (o.peers) {
+    const exits = s.peers.filter((p) => p.exitNode).map((p) => cell(p.name));
+    if (exits.length) out.push(`# Exit nodes offered by peers: ${exits.join(', ')}`);
     for (const p of s.peers) {
       if (!p.routes?.length || (o.activeOnly && !p.active)) continue;
       const items = p.routes.map((x) => `${cell(x.prefix)} ${x.installed ? 'installed' : `not installed: ${terminalSafe(x.why ?? '', MAX_CELL)}`}`);

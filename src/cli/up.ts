@@ -5,7 +5,17 @@ import { closeSync, cjsRequire, existsSync, openSync, readFileSync } from '../ut
 import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { DaemonNotRunning, type LocalClient } from '../localapi/client.js';
-import { ApiError, DEFAULT_IFNAME, DEFAULT_PORT, DEFAULT_STATE_DIR, LOCALAPI, type Status, type UpLine, type UpRequest } from '../localapi/types.js';
+import {
+  ApiError,
+  DEFAULT_IFNAME,
+  DEFAULT_PORT,
+  DEFAULT_STATE_DIR,
+  LOCALAPI,
+  type Status,
+  type UpLine,
+  type UpRequest,
+  type ExitNodeSettings,
+} from '../localapi/types.js';
 import { loadClientPrefs, saveClientPrefs } from './client-prefs.js';
 import { boolArg, clientOf, durationArg, portArg, prefixListArg, printJson, socketOf } from './context.js';
 import { CliError, fromApi } from './errors.js';
@@ -18,7 +28,7 @@ const DAEMON_START_TIMEOUT_MS = 10_000;
 // the daemon answers ~0.3 s after it is spawned; a 50 ms poll lost 25 ms on average
 const DAEMON_POLL_MS = 10;
 
-interface UpOpts {
+interface UpOpts extends ExitNodeSettings {
   loginServer?: string;
   authKey?: string;
   hostname?: string;
@@ -170,6 +180,9 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
     advertiseRoutes: o.advertiseRoutes,
     acceptRoutes: o.acceptRoutes,
     snatSubnetRoutes: o.snatSubnetRoutes,
+    advertiseExitNode: o.advertiseExitNode,
+    exitNode: o.exitNode,
+    exitNodeAllowLanAccess: o.exitNodeAllowLanAccess,
   };
   let daemon: { stop(): Promise<void> } | null = null;
   let running = true;
@@ -240,6 +253,17 @@ export function registerUp(program: Command): void {
     .addOption(new Option('--accept-routes [bool]', 'install the subnet routes peers advertise (default false; remembered)').argParser(boolArg).preset('true'))
     .addOption(
       new Option('--snat-subnet-routes [bool]', "masquerade forwarded subnet traffic to this router's LAN address (default true; remembered)")
+        .argParser(boolArg)
+        .preset('true'),
+    )
+    .addOption(
+      new Option('--advertise-exit-node [bool]', 'offer this node as an exit node for the mesh (an admin approves it; remembered)')
+        .argParser(boolArg)
+        .preset('true'),
+    )
+    .option('--exit-node <name|ip>', 'send all internet traffic through this approved exit node ("" or --exit-node= turns it off; remembered)')
+    .addOption(
+      new Option('--exit-node-allow-lan-access [bool]', "with an exit node, keep this host's LAN reachable directly (default false; remembered)")
         .argParser(boolArg)
         .preset('true'),
     )

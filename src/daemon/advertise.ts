@@ -19,8 +19,8 @@ export interface Advertisement {
 }
 
 /** What the settings advertise. Exit-node support sets exitNode from its own setting. */
-export function advertisementOf(prefs: Pick<Prefs, 'advertiseRoutes'>): Advertisement {
-  return { routes: [...prefs.advertiseRoutes].sort(), exitNode: false };
+export function advertisementOf(prefs: Pick<Prefs, 'advertiseRoutes'> & Partial<Pick<Prefs, 'advertiseExitNode'>>): Advertisement {
+  return { routes: [...prefs.advertiseRoutes].sort(), exitNode: prefs.advertiseExitNode === true };
 }
 
 const keyOf = (a: Advertisement): string => JSON.stringify({ routes: [...a.routes].sort(), exitNode: a.exitNode });
@@ -35,8 +35,11 @@ export class Advertiser {
 
   /** register's `advertised` field: present when the node advertises something or `up` changes it. */
   registerField(prefs: Prefs, req: UpRequest): { advertised?: Advertisement } {
-    if (req.advertiseRoutes === undefined && prefs.advertiseRoutes.length === 0) return {};
-    const a = advertisementOf({ advertiseRoutes: req.advertiseRoutes ?? prefs.advertiseRoutes });
+    if (req.advertiseRoutes === undefined && req.advertiseExitNode === undefined && prefs.advertiseRoutes.length === 0 && !prefs.advertiseExitNode) return {};
+    const a = advertisementOf({
+      advertiseRoutes: req.advertiseRoutes ?? prefs.advertiseRoutes,
+      advertiseExitNode: req.advertiseExitNode ?? prefs.advertiseExitNode,
+    });
     this.acked = keyOf(a);
     return { advertised: a };
   }

@@ -41,6 +41,7 @@ import { SubnetRoutes } from './subnet-routes.js';
 import { Advertiser, advertisementOf } from './advertise.js';
 import { destinationFilter, type DestinationFilterStats } from '../engine/device/destination-filter.js';
 import { destinationPolicy } from './subnet-routes.js';
+import { exitNodeHealth, exitNodeRefusal, exitNodeState, servesAsExitNode, withExitNode } from './exit-node.js';
 
 /** How long a node waits for its first map after registering before `up` gives up. */
 const DEFAULT_UP_TIMEOUT_MS = 30_000;
@@ -184,6 +185,7 @@ export class Backend {
     const deadline = Date.now() + timeoutMs;
     if (serverChanged && this.st.node)
       throw new ApiError('BAD_REQUEST', `this node belongs to ${p.loginServer}: run \`meshctl logout\` before joining ${loginServer}`);
+    this.checkExitNode(req.exitNode);
 
     const control = new ControlClient(loginServer, caPem, this.nodePrivate());
     const engineChanged = this.host && (this.host.ifname !== ifname || (port !== 0 && this.host.port !== port));
@@ -236,6 +238,8 @@ export class Backend {
           advertiseRoutes: req.advertiseRoutes ?? p.advertiseRoutes,
           acceptRoutes: req.acceptRoutes ?? p.acceptRoutes,
           snatSubnetRoutes: req.snatSubnetRoutes ?? p.snatSubnetRoutes,
+          advertiseExitNode: req.advertiseExitNode ?? p.advertiseExitNode,
+          exitNodeAllowLanAccess: req.exitNodeAllowLanAccess ?? p.exitNodeAllowLanAccess,
         });
       });
     } catch (err) {
@@ -253,6 +257,7 @@ export class Backend {
     if (this.map) await this.updateDns();
     progress('waiting for the network map');
     await this.waitForMap(Math.max(1, deadline - Date.now()));
+    if (req.exitNode !== undefined) await this.chooseExitNode(req.exitNode);
     // the settings may have changed without a new map: routes and SNAT follow them now
     if (this.map) await this.updateSubnets();
     for (const h of this.subnets.health()) progress(`warning: ${h}`);
@@ -302,15 +307,40 @@ export class Backend {
     this.state = 'NeedsLogin';
   }
 
+  /** Refuses an exit node that is not an approved exit node in the current map (nothing is changed). */
+  private checkExitNode(sel: string | undefined): void {
+    if (!sel || !this.map) return;
+    const why = exitNodeRefusal(this.map, sel);
+    if (why) throw new ApiError('BAD_REQUEST', why);
+  }
+
+  /** Sets the exit node ('' turns it off) once the map is known; a refused one changes nothing. */
+  private async chooseExitNode(sel: string): Promise<void> {
+    this.checkExitNode(sel);
+    if (sel === this.st.prefs.exitNode) return;
+    this.update((s) => (s.prefs.exitNode = sel));
+    if (this.map && this.host) {
+      this.host.applyMap(withExitNode(this.map, this.st.prefs));
+      await this.updateSubnets();
+    }
+  }
+
   async setPrefs(r: PrefsRequest): Promise<void> {
     const dnsChanged = r.acceptDns !== undefined && r.acceptDns !== this.st.prefs.acceptDns;
-    const routesChanged = (['advertiseRoutes', 'acceptRoutes', 'snatSubnetRoutes'] as const).some(
+    this.checkExitNode(r.exitNode);
+    const routesChanged = (['advertiseRoutes', 'acceptRoutes', 'snatSubnetRoutes', 'advertiseExitNode', 'exitNode', 'exitNodeAllowLanAccess'] as const).some(
       (k) => r[k] !== undefined && JSON.stringify(r[k]) !== JSON.stringify(this.st.prefs[k]),
     );
-    if (r.advertiseRoutes !== undefined && this.control && this.connected && routesChanged) {
+    if ((r.advertiseRoutes !== undefined || r.advertiseExitNode !== undefined) && this.control && this.connected && routesChanged) {
       // control checks the routes against the network first: a refused list is not saved
       try {
-        await this.advertiser.send(this.control, advertisementOf({ advertiseRoutes: r.advertiseRoutes }));
+        await this.advertiser.send(
+          this.control,
+          advertisementOf({
+            advertiseRoutes: r.advertiseRoutes ?? this.st.prefs.advertiseRoutes,
+            advertiseExitNode: r.advertiseExitNode ?? this.st.prefs.advertiseExitNode,
+          }),
+        );
       } catch (err) {
         if ((err as { controlCode?: string }).controlCode) throw new ApiError('BAD_REQUEST', `control refused the routes: ${(err as Error).message}`);
         this.log(`advertising routes: ${(err as Error).message}; retried at the next map`);
@@ -323,7 +353,11 @@ export class Backend {
       if (r.advertiseRoutes !== undefined) s.prefs.advertiseRoutes = r.advertiseRoutes;
       if (r.acceptRoutes !== undefined) s.prefs.acceptRoutes = r.acceptRoutes;
       if (r.snatSubnetRoutes !== undefined) s.prefs.snatSubnetRoutes = r.snatSubnetRoutes;
+      if (r.advertiseExitNode !== undefined) s.prefs.advertiseExitNode = r.advertiseExitNode;
+      if (r.exitNode !== undefined) s.prefs.exitNode = r.exitNode;
+      if (r.exitNodeAllowLanAccess !== undefined) s.prefs.exitNodeAllowLanAccess = r.exitNodeAllowLanAccess;
     });
+    if (r.exitNode !== undefined && this.map && this.host) this.host.applyMap(withExitNode(this.map, this.st.prefs));
     if (dnsChanged && this.map) await this.updateDns();
     if (routesChanged && this.map) {
       await this.syncAdvertised();
@@ -487,9 +521,13 @@ export class Backend {
     if (!this.home && map.relays[0]) this.home = map.relays[0].code;
     this.updateRelays();
     // the destination check in the same step as the peers' AllowedIPs: a route that left the map carries nothing more
-    // a gateway also forwards its devices' packets into the mesh (device-gateway.ts)
-    this.host.setInboundFilter(destinationFilter({ ...destinationPolicy(map), devices: deviceForwarding(map) }, this.destinationStats));
-    this.host.applyMap(map);
+    // a gateway also forwards its devices' packets into the mesh (device-gateway.ts); an approved exit node takes any destination
+    const exit = servesAsExitNode(map.self, this.st.prefs);
+    this.host.setInboundFilter(
+      destinationFilter({ ...destinationPolicy(map), devices: deviceForwarding(map), anyV4: exit, anyV6: exit }, this.destinationStats),
+    );
+    // the chosen exit node's AllowedIPs gain the default routes while it is approved and online
+    this.host.applyMap(withExitNode(map, this.st.prefs));
     this.host.setPlainPeers(plainPeersOf(gatewayDevices(map), (m) => this.log(m)));
     await this.updateSubnets();
     void this.syncAdvertised();
@@ -601,6 +639,9 @@ export class Backend {
     health.push(...this.dns.health());
     if (this.host && this.map) health.push(...forwardingHealth(gatewayDevices(this.map).length));
     health.push(...this.subnets.health(), ...this.advertiser.health());
+    const exitState = exitNodeState(this.map, this.st.prefs);
+    const exitHealth = exitNodeHealth(exitState);
+    if (exitHealth) health.push(exitHealth);
     return {
       version: this.opts.version,
       backendState: this.state,
@@ -615,9 +656,12 @@ export class Backend {
             listenPort: this.host?.port ?? 0,
             endpoints: this.endpoints(),
             routes: this.subnets.status(this.map?.self ?? self, this.st.prefs, this.destinationStats.droppedDestination),
+            advertiseExitNode: this.st.prefs.advertiseExitNode,
+            exitNodeApproved: (this.map?.self ?? self).exitNode === true,
           }
         : null,
       control: { url: this.st.prefs.loginServer, connected: this.connected, lastError: this.lastError },
+      exitNode: exitState,
       peers,
       devices: this.deviceStatus(),
       health,
@@ -670,6 +714,7 @@ export class Backend {
       rxBytes: wg?.rxBytes ?? 0,
       endpoints: v.endpoints,
       ...(v.routes?.length ? { routes: this.subnets.peerRoutes(v) } : {}),
+      ...(v.exitNode ? { exitNode: true } : {}),
     };
   }
 

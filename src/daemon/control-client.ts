@@ -13,6 +13,7 @@ import type { MapLine } from '../netmap/types.js';
 import { ApiError } from '../localapi/types.js';
 import { MapParseError, parseMapLine } from '../netmap/parse.js';
 import { terminalSafe } from '../util/text.js';
+import { markedConnection } from '../util/marked-socket.js';
 
 const TLS_CAUSES: Record<string, string> = {
   DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed and not trusted (pass --control-ca with the output of `meshctl control ca`)',
@@ -78,7 +79,16 @@ export class ControlClient {
     this.nodePublic = publicKeyOf(nodePrivate);
   }
 
-  private tlsOptions(): RequestOptions {
+  /**
+   * Every connection to control carries meshctl's fwmark (util/marked-socket.ts), so an exit
+   * node's default route never captures it; the TLS options are applied to that socket.
+   */
+  private connection(): RequestOptions {
+    const host = this.base.hostname.replace(/^\[|\]$/g, '');
+    return { createConnection: markedConnection(host, Number(this.base.port || 443), this.tlsOptions()) };
+  }
+
+  private tlsOptions(): { ca?: string; checkServerIdentity?: RequestOptions['checkServerIdentity'] } {
     if (!this.caPem) return {};
     const pinned = new X509Certificate(this.caPem);
     return {
@@ -105,7 +115,7 @@ export class ControlClient {
           path,
           headers: { 'content-type': 'application/json' },
           timeout: timeoutMs,
-          ...this.tlsOptions(),
+          ...this.connection(),
         },
         (res) => {
           if (res.statusCode === 200 && onResponse) {

@@ -3,6 +3,7 @@
 // checked for type and length; a wrong one is a BAD_REQUEST naming the field,
 // and a field this daemon does not know is refused (not ignored), so a typo or
 // a CLI newer than the daemon is told so instead of being half obeyed.
+import { parseExitNodeSelector } from './exit-node.js';
 import { X509Certificate } from 'node:crypto';
 import { ApiError, type DnsQueryRequest, type PingRequest, type PrefsRequest, type UpRequest } from '../localapi/types.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
@@ -120,7 +121,7 @@ export function parseUpRequest(body: unknown): UpRequest {
   return r;
 }
 
-const ROUTE_KEYS = ['advertiseRoutes', 'acceptRoutes', 'snatSubnetRoutes'] as const;
+const ROUTE_KEYS = ['advertiseRoutes', 'acceptRoutes', 'snatSubnetRoutes', 'advertiseExitNode', 'exitNode', 'exitNodeAllowLanAccess'] as const;
 
 /** The routing settings of an up or prefs request, each optional. */
 function routeFields(o: Record<string, unknown>, what: string): Pick<UpRequest, (typeof ROUTE_KEYS)[number]> {
@@ -136,6 +137,17 @@ function routeFields(o: Record<string, unknown>, what: string): Pick<UpRequest, 
   if (accept !== undefined) r.acceptRoutes = accept;
   const snat = bool(o, what, 'snatSubnetRoutes');
   if (snat !== undefined) r.snatSubnetRoutes = snat;
+  const advExit = bool(o, what, 'advertiseExitNode');
+  if (advExit !== undefined) r.advertiseExitNode = advExit;
+  const lan = bool(o, what, 'exitNodeAllowLanAccess');
+  if (lan !== undefined) r.exitNodeAllowLanAccess = lan;
+  if (o.exitNode !== undefined) {
+    try {
+      r.exitNode = parseExitNodeSelector(o.exitNode, `${what}: exitNode`);
+    } catch (err) {
+      throw bad((err as Error).message);
+    }
+  }
   return r;
 }
 

@@ -8,11 +8,12 @@ import { parsePrefix } from '../util/netaddr.js';
 import { terminalSafe } from '../util/text.js';
 import { MAX_NODE_ROUTES } from '../netmap/types.js';
 import { isDefaultRoute, maskedPrefix } from '../netmap/routes.js';
+import { DEFAULT_EXIT_NODE_PREFS, parseExitNodeSelector, type ExitNodePrefs } from './exit-node.js';
 
 /** Subnet routes one node may advertise: control refuses more (netmap/types.ts says why the number). */
 export const MAX_ADVERTISED_ROUTES = MAX_NODE_ROUTES;
 
-export interface RoutePrefs {
+export interface RoutePrefs extends ExitNodePrefs {
   /** canonical prefixes this node offers to route for the mesh; [] advertises none */
   advertiseRoutes: string[];
   /** install peers' approved primary routes into table 52 */
@@ -21,7 +22,7 @@ export interface RoutePrefs {
   snatSubnetRoutes: boolean;
 }
 
-export const DEFAULT_ROUTE_PREFS: RoutePrefs = { advertiseRoutes: [], acceptRoutes: false, snatSubnetRoutes: true };
+export const DEFAULT_ROUTE_PREFS: RoutePrefs = { advertiseRoutes: [], acceptRoutes: false, snatSubnetRoutes: true, ...DEFAULT_EXIT_NODE_PREFS };
 
 /**
  * A list of prefixes as the user or state.json gives it: each parsed, with no host bits and not a default route
@@ -49,12 +50,15 @@ export function parseRouteList(v: unknown, what: string): string[] {
 /** The settings from state.json's prefs object: absent fields (older files) take the defaults. Throws naming the field. */
 export function parseRoutePrefs(o: Record<string, unknown>, field: (name: string) => string): RoutePrefs {
   const advertiseRoutes = o.advertiseRoutes === undefined ? [] : parseRouteList(o.advertiseRoutes, field('advertiseRoutes'));
-  for (const k of ['acceptRoutes', 'snatSubnetRoutes'] as const) {
+  for (const k of ['acceptRoutes', 'snatSubnetRoutes', 'advertiseExitNode', 'exitNodeAllowLanAccess'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new Error(`${field(k)}: expected true or false`);
   }
   return {
     advertiseRoutes,
     acceptRoutes: (o.acceptRoutes as boolean | undefined) ?? DEFAULT_ROUTE_PREFS.acceptRoutes,
     snatSubnetRoutes: (o.snatSubnetRoutes as boolean | undefined) ?? DEFAULT_ROUTE_PREFS.snatSubnetRoutes,
+    advertiseExitNode: (o.advertiseExitNode as boolean | undefined) ?? false,
+    exitNode: o.exitNode === undefined ? '' : parseExitNodeSelector(o.exitNode, field('exitNode')),
+    exitNodeAllowLanAccess: (o.exitNodeAllowLanAccess as boolean | undefined) ?? false,
   };
 }

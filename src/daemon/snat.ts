@@ -55,6 +55,17 @@ export function snatRuleset(ifname: string, prefixes: readonly IpPrefix[]): { nf
     },
   ];
   for (const p of prefixes) {
+    // a default route (an exit node): any destination of the family, IPv6 included (NAT66)
+    const dest =
+      p.bits === 0
+        ? { match: { op: '==', left: { meta: { key: 'nfproto' } }, right: p.address.family === 4 ? 'ipv4' : 'ipv6' } }
+        : {
+            match: {
+              op: '==',
+              left: { payload: { protocol: p.address.family === 4 ? 'ip' : 'ip6', field: 'daddr' } },
+              right: { prefix: { addr: p.address.text, len: p.bits } },
+            },
+          };
     cmds.push({
       add: {
         rule: {
@@ -64,13 +75,7 @@ export function snatRuleset(ifname: string, prefixes: readonly IpPrefix[]): { nf
           expr: [
             { match: { op: '==', left: { '&': [mark, MARK_MASK] }, right: FORWARDED_MARK } },
             { match: { op: '!=', left: { meta: { key: 'oifname' } }, right: ifname } },
-            {
-              match: {
-                op: '==',
-                left: { payload: { protocol: p.address.family === 4 ? 'ip' : 'ip6', field: 'daddr' } },
-                right: { prefix: { addr: p.address.text, len: p.bits } },
-              },
-            },
+            dest,
             { masquerade: null },
           ],
         },

@@ -21,6 +21,7 @@ import { hostPrefix, parseIp, parsePrefix, type IpPrefix } from '../util/netaddr
 import { maskedPrefix, prefixesOverlap } from '../netmap/routes.js';
 import type { RoutePrefs } from './route-prefs.js';
 import { runNft, snatRemoval, snatRuleset } from './snat.js';
+import { EXIT_ROUTES, servesAsExitNode } from './exit-node.js';
 
 /** A host network this node is on: a prefix of one of its interfaces (not the mesh's, not loopback). */
 export interface HostNetwork {
@@ -117,6 +118,8 @@ export class SubnetRoutes {
   /** prefix text → prefix, in table 52 now */
   private installed = new Map<string, IpPrefix>();
   private installedIfname = '';
+  /** with an exit node and LAN access: the host's LAN prefixes routed in table 52 through their own interface (prefix text → network) */
+  private lanInstalled = new Map<string, HostNetwork>();
   private rulesInstalled = false;
   /** the SNAT ruleset in force (its JSON), '' when none */
   private snatKey = '';
@@ -165,6 +168,7 @@ export class SubnetRoutes {
 
   private async clear(): Promise<void> {
     const errors: string[] = [];
+    await this.updateLanRoutes([], errors);
     if (this.installed.size > 0) {
       await updateTableRoutes(this.installedIfname, [], [...this.installed.values()]).catch((err: Error) => errors.push(err.message));
       this.installed.clear();
@@ -212,16 +216,20 @@ export class SubnetRoutes {
     const verdicts = this.verdictsFor(w);
     const want = new Map<string, IpPrefix>();
     for (const [text, v] of verdicts) if (v.why === null) want.set(text, v.prefix);
+    // an exit node in use: both default routes into the mesh, whatever its state (offline means dropped, never leaked)
+    const exitOn = w.prefs.exitNode !== '';
+    if (exitOn) for (const p of EXIT_ROUTES) want.set(p.text, p);
+    const rulesWanted = w.prefs.acceptRoutes || exitOn;
     if (this.installedIfname !== w.ifname && this.installed.size > 0) await this.clear();
     this.installedIfname = w.ifname;
-    if (w.prefs.acceptRoutes && !this.rulesInstalled) {
+    if (rulesWanted && !this.rulesInstalled) {
       try {
         await installMeshRules();
         this.rulesInstalled = true;
       } catch (err) {
         errors.push((err as Error).message);
       }
-    } else if (!w.prefs.acceptRoutes && this.rulesInstalled && want.size === 0) {
+    } else if (!rulesWanted && this.rulesInstalled && want.size === 0) {
       await removeMeshRules().catch((err: Error) => errors.push(err.message));
       this.rulesInstalled = false;
     }
@@ -236,15 +244,38 @@ export class SubnetRoutes {
       // what the kernel holds is not known exactly: removals are retried next time, additions too
       for (const p of remove) this.installed.delete(p.text);
     }
+    await this.updateLanRoutes(exitOn && w.prefs.exitNodeAllowLanAccess ? (this.opts.hostNetworks ?? hostNetworks)(w.ifname) : [], errors);
     this.verdicts = new Map([...verdicts].map(([t, v]) => [t, v.why ?? (this.installed.has(t) ? null : 'not installed: see health')]));
     await this.router(w, errors);
     this.errors = errors;
     for (const e of errors) this.opts.logger(`subnet routes: ${e}`);
   }
 
-  /** The router's side: forwarding read and reported, SNAT for the routes it advertises. */
+  /**
+   * With an exit node and LAN access, each of the host's LAN prefixes gets a route in table 52 through its own
+   * interface, ahead of the default routes into the mesh, so the LAN stays local. `want` replaces what is there.
+   */
+  private async updateLanRoutes(want: readonly HostNetwork[], errors: string[]): Promise<void> {
+    const key = (n: HostNetwork): string => `${n.prefix.text} ${n.ifname}`;
+    const wanted = new Map(want.map((n) => [key(n), n]));
+    const byIf = new Map<string, { add: IpPrefix[]; remove: IpPrefix[] }>();
+    const slot = (ifname: string) => byIf.get(ifname) ?? byIf.set(ifname, { add: [], remove: [] }).get(ifname)!;
+    for (const [k, n] of wanted) if (!this.lanInstalled.has(k)) slot(n.ifname).add.push(n.prefix);
+    for (const [k, n] of this.lanInstalled) if (!wanted.has(k)) slot(n.ifname).remove.push(n.prefix);
+    for (const [ifname, { add, remove }] of byIf) {
+      try {
+        await updateTableRoutes(ifname, add, remove);
+      } catch (err) {
+        errors.push(`LAN access with the exit node: ${(err as Error).message}`);
+      }
+    }
+    this.lanInstalled = wanted;
+  }
+
+  /** The router's side: forwarding read and reported, SNAT for the routes it advertises (and everything, as exit node). */
   private async router(w: Wanted, errors: string[]): Promise<void> {
-    const advertised = prefixesOf(w.prefs.advertiseRoutes);
+    const exit = servesAsExitNode(w.map.self, w.prefs);
+    const advertised = [...prefixesOf(w.prefs.advertiseRoutes), ...(exit ? EXIT_ROUTES : [])];
     this.advertisedFamilies = { v4: advertised.some((p) => p.address.family === 4), v6: advertised.some((p) => p.address.family === 6) };
     const snat = w.prefs.snatSubnetRoutes && advertised.length > 0 ? snatRuleset(w.ifname, advertised) : null;
     const key = snat ? JSON.stringify(snat) : '';

@@ -48,6 +48,8 @@ export interface PeerStatus {
   endpoints: string[];
   /** the peer's approved subnet routes and whether this node uses them; absent when it has none */
   routes?: PeerRouteStatus[];
+  /** the peer is an approved exit node; absent when not */
+  exitNode?: boolean;
 }
 
 export interface SelfStatus {
@@ -62,6 +64,9 @@ export interface SelfStatus {
   endpoints: string[];
   /** subnet routing on this node */
   routes?: RoutesStatus;
+  /** this node offers itself as exit node, and control approved it */
+  advertiseExitNode?: boolean;
+  exitNodeApproved?: boolean;
 }
 
 /** A device on stock WireGuard (a phone's WireGuard app) that reaches the mesh through a gateway node. */
@@ -93,6 +98,8 @@ export interface Status {
   backendState: BackendState;
   self: SelfStatus | null;
   control: { url: string | null; connected: boolean; lastError: string | null };
+  /** the exit node this node sends internet traffic through; null when none */
+  exitNode?: ExitNodeStatus | null;
   peers: PeerStatus[];
   /** devices on stock WireGuard in the network, each with its gateway (absent from an older daemon: none) */
   devices?: DeviceStatus[];
@@ -120,6 +127,12 @@ export interface UpRequest {
   acceptRoutes?: boolean;
   /** masquerade forwarded subnet traffic; remembered (default true) */
   snatSubnetRoutes?: boolean;
+  /** offer this node as an exit node; remembered (default false) */
+  advertiseExitNode?: boolean;
+  /** send all internet traffic through this peer (name or mesh IP; '' turns it off); remembered */
+  exitNode?: string;
+  /** with an exit node, keep the host's LAN reachable directly; remembered (default false) */
+  exitNodeAllowLanAccess?: boolean;
 }
 
 /** `up` answers with a stream of these lines, ending in `done` or `error`. */
@@ -200,13 +213,26 @@ export interface DnsQueryResponse {
   ms: number;
 }
 
-export interface PrefsRequest {
+/** The exit-node settings, as `up` and `set` take them. */
+export type ExitNodeSettings = Pick<UpRequest, 'advertiseExitNode' | 'exitNode' | 'exitNodeAllowLanAccess'>;
+
+export interface PrefsRequest extends ExitNodeSettings {
   operator?: string | null;
   hostname?: string;
   acceptDns?: boolean;
   advertiseRoutes?: string[];
   acceptRoutes?: boolean;
   snatSubnetRoutes?: boolean;
+}
+
+/** The exit node this node uses, as status shows it. */
+export interface ExitNodeStatus {
+  /** the setting (name or mesh IP) and the peer it names */
+  selector: string;
+  name: string | null;
+  /** 'active': internet traffic goes through it; otherwise that traffic is blocked (fail closed) */
+  state: 'active' | 'offline' | 'gone' | 'unapproved';
+  allowLanAccess: boolean;
 }
 
 /** One route of a peer as this node sees it (status --json). */

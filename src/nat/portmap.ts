@@ -8,7 +8,10 @@
 // controlURL) whose host is that address are fetched, without redirects and
 // with bounded bodies.
 import dgram from 'node:dgram';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { readFileSync } from '../util/cjs.js';
+import { markDgram, markedConnection } from '../util/marked-socket.js';
 import { parseIp } from '../util/netaddr.js';
 
 const NATPMP_PORT = 5351;
@@ -57,7 +60,11 @@ function exchange(host: string, port: number, req: Buffer, accept: Accept, timeo
       if (accept(m, from)) done(m);
     });
     s.on('error', () => done(null));
-    s.send(req, port, host);
+    // bound first so the descriptor exists and carries meshctl's fwmark before the first datagram
+    s.bind(0, () => {
+      markDgram(s);
+      s.send(req, port, host);
+    });
   });
 }
 
@@ -186,36 +193,60 @@ function onGateway(url: string, base: string | undefined, gateway: string): stri
 }
 
 /** A body of at most MAX_UPNP_BODY_BYTES, or null. */
-async function boundedText(res: Response): Promise<string | null> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > MAX_UPNP_BODY_BYTES) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+function boundedText(res: IncomingMessage): Promise<string | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_UPNP_BODY_BYTES) {
+        res.destroy();
+        return resolve(null);
+      }
+      chunks.push(c);
+    });
+    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    res.on('error', () => resolve(null));
+    res.on('close', () => resolve(null));
+  });
 }
 
-/** GET or POST to the gateway only: no redirects (they could lead anywhere), bounded body. */
-async function gatewayFetch(url: string, init: RequestInit, timeoutMs: number): Promise<string | null> {
-  try {
-    const res = await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) {
-      await res.body?.cancel();
-      return null;
+interface GatewayRequest {
+  method?: 'GET' | 'POST';
+  body?: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * GET or POST to the gateway only: no redirects (they could lead anywhere), bounded body. The
+ * connection carries meshctl's fwmark (util/marked-socket.ts), as every socket of meshctl's own does.
+ */
+function gatewayFetch(url: string, init: GatewayRequest, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return resolve(null);
     }
-    return await boundedText(res);
-  } catch {
-    return null;
-  }
+    const tls = u.protocol === 'https:';
+    const port = Number(u.port || (tls ? 443 : 80));
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const createConnection = markedConnection(host, port, tls ? {} : undefined);
+    const req = (tls ? httpsRequest : httpRequest)(u, { method: init.method ?? 'GET', headers: init.headers, createConnection, timeout: timeoutMs }, (res) => {
+      // a redirect or an error status is not followed: no answer
+      if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) {
+        res.resume();
+        return resolve(null);
+      }
+      void boundedText(res).then(resolve);
+    });
+    const timer = setTimeout(() => req.destroy(), timeoutMs);
+    req.on('close', () => clearTimeout(timer));
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+    req.end(init.body);
+  });
 }
 
 /** An absolute http(s) URL (relative to `base` if given), or null: a LAN device's text is not trusted to be one. */
@@ -375,11 +406,15 @@ export async function addressTowards(gateway: string): Promise<string | null> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     s.on('error', () => (s.close(), resolve(null)));
-    // connect() on UDP sends nothing: it only asks the kernel which source address it would use
-    s.connect(NATPMP_PORT, gateway, () => {
-      const a = s.address().address;
-      s.close();
-      resolve(a);
+    // connect() on UDP sends nothing: it only asks the kernel which source address it would use; marked first,
+    // so the answer is the uplink's address even while an exit node's default route is in table 52
+    s.bind(0, () => {
+      markDgram(s);
+      s.connect(NATPMP_PORT, gateway, () => {
+        const a = s.address().address;
+        s.close();
+        resolve(a);
+      });
     });
   });
 }

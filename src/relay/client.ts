@@ -3,12 +3,13 @@
 // handshake, then packets to and from other nodes by key. It reconnects with
 // backoff and measures its round trip with pings; it never throws into the
 // caller, it reports state.
-import { connect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { boxKey, sealBox } from '../crypto/box.js';
 import { publicKeyOf } from '../crypto/x25519.js';
 import { FrameReader, FrameType, frame, KEY_LEN, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
 import { corkedWrite } from './cork.js';
+import { connectMarkedTls } from '../util/marked-socket.js';
 
 export interface RelayClientOptions {
   url: string;
@@ -104,18 +105,22 @@ export class RelayClient {
     this.retryTimer.unref();
   }
 
+  /** The TLS socket carries meshctl's fwmark (util/marked-socket.ts): an exit node's default route never captures the relay. */
   private connect(): void {
     if (this.stopped) return;
     const u = new URL(this.o.url);
     const host = u.hostname.replace(/^\[|\]$/g, '');
     const pinned = this.o.fingerprint?.toLowerCase();
-    const sock = connect({
-      host,
-      port: Number(u.port || 443),
-      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
-      rejectUnauthorized: !pinned,
-      timeout: CONNECT_TIMEOUT_MS,
-    });
+    connectMarkedTls({ host, port: Number(u.port || 443), rejectUnauthorized: !pinned, timeout: CONNECT_TIMEOUT_MS }).then(
+      (sock) => {
+        if (this.stopped) return void sock.destroy();
+        this.attach(sock, u, pinned);
+      },
+      (err: Error) => this.retry(`relay ${this.o.url}: ${err.message}`),
+    );
+  }
+
+  private attach(sock: TLSSocket, u: URL, pinned: string | undefined): void {
     this.sock = sock;
     let phase: 'http' | 'key' | 'info' | 'open' = 'http';
     let httpBuf = '';

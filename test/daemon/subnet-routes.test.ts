@@ -61,7 +61,7 @@ test('route settings: prefixes canonical and deduplicated; host bits, default ro
   );
   assert.deepEqual(
     parseRoutePrefs({}, (k) => k),
-    { advertiseRoutes: [], acceptRoutes: false, snatSubnetRoutes: true },
+    { advertiseRoutes: [], acceptRoutes: false, snatSubnetRoutes: true, advertiseExitNode: false, exitNode: '', exitNodeAllowLanAccess: false },
   );
   assert.throws(() => parseRoutePrefs({ acceptRoutes: 'yes' }, (k) => `prefs.${k}`), /prefs\.acceptRoutes/);
 });
