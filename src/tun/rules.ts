@@ -10,6 +10,7 @@
 // over main's: routes that would shadow the host's own LAN are kept out of
 // table 52 by the caller. Every request is built from typed values and every
 // ack is checked.
+import { MESHCTL_FWMARK, MESHCTL_FWMARK_MASK } from '../util/marked-socket.js';
 import type { IpPrefix } from '../util/netaddr.js';
 import { TunError } from './errors.js';
 import { bindLibc } from './libc.js';
@@ -32,9 +33,9 @@ import {
 
 /** The routing table that holds meshctl's routes (Tailscale's number). */
 export const MESH_ROUTE_TABLE = 52;
-/** The mark on every socket meshctl opens, and the bits of the mark that are meshctl's. */
-export const MESH_FWMARK = 0x80000;
-export const MESH_FWMASK = 0xff0000;
+/** The mark on every socket meshctl opens, and the bits of the mark that are meshctl's (util/marked-socket.ts sets it). */
+const MESH_FWMARK = MESHCTL_FWMARK;
+const MESH_FWMASK = MESHCTL_FWMARK_MASK;
 export const RULE_PRIORITY_MARKED_MAIN = 5210;
 export const RULE_PRIORITY_MARKED_DEFAULT = 5230;
 export const RULE_PRIORITY_MARKED_UNREACHABLE = 5250;
