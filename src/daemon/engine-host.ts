@@ -9,7 +9,7 @@ import { PathBind } from '../engine/paths/pathbind.js';
 import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/conn/endpoint.js';
 import { isDisco } from '../nat/disco.js';
 import { Netchecker, type StunTarget } from '../nat/netcheck.js';
-import { MESHCTL_FWMARK } from '../util/marked-socket.js';
+import { MESH_FWMARK } from '../util/marked-socket.js';
 import type { NetReport } from '../netmap/netreport.js';
 import { RelayManager } from './relays.js';
 import { addressTowards, defaultGateway, mapPort, natpmpUnmap, probePortMapping } from '../nat/portmap.js';
@@ -118,7 +118,7 @@ export class EngineHost {
       await setLinkUp(opts.ifname, opts.mtu);
       await h.device.attachBind(h.pathBind, opts.port);
       // the WireGuard/disco socket (and STUN, which shares it) bypasses the tunnel by policy routing
-      await h.device.applySet({ fwmark: MESHCTL_FWMARK, replacePeers: false, peers: [] });
+      await h.device.applySet({ fwmark: MESH_FWMARK, replacePeers: false, peers: [] });
       h.device.attachTun((p) => h.tun!.write(p));
       h.tun.onPackets((pkts) => h.device.sendPackets(pkts));
       tuneJitForDataPath();

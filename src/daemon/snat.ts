@@ -15,7 +15,7 @@ import { terminalSafe } from '../util/text.js';
 export const SNAT_TABLE = 'meshctl-subnets';
 /** The mark on a packet that came in on the mesh interface and is being forwarded (Tailscale's subnet-route mark). */
 export const FORWARDED_MARK = 0x40000;
-/** The bits of the packet mark that are meshctl's (util/marked-socket.ts MESHCTL_FWMARK_MASK). */
+/** The bits of the packet mark that are meshctl's (util/marked-socket.ts MESH_FWMARK_MASK). */
 const MARK_MASK = 0xff0000;
 /** nft answers in milliseconds; a wedged nft must not hold the daemon's reconcile forever. */
 export const NFT_TIMEOUT_MS = 10_000;

@@ -10,7 +10,7 @@
 // over main's: routes that would shadow the host's own LAN are kept out of
 // table 52 by the caller. Every request is built from typed values and every
 // ack is checked.
-import { MESHCTL_FWMARK, MESHCTL_FWMARK_MASK } from '../util/marked-socket.js';
+import { MESH_FWMARK, MESH_FWMARK_MASK } from '../util/marked-socket.js';
 import type { IpPrefix } from '../util/netaddr.js';
 import { TunError } from './errors.js';
 import { bindLibc } from './libc.js';
@@ -34,8 +34,7 @@ import {
 /** The routing table that holds meshctl's routes (Tailscale's number). */
 export const MESH_ROUTE_TABLE = 52;
 /** The mark on every socket meshctl opens, and the bits of the mark that are meshctl's (util/marked-socket.ts sets it). */
-const MESH_FWMARK = MESHCTL_FWMARK;
-const MESH_FWMASK = MESHCTL_FWMARK_MASK;
+
 export const RULE_PRIORITY_MARKED_MAIN = 5210;
 export const RULE_PRIORITY_MARKED_DEFAULT = 5230;
 export const RULE_PRIORITY_MARKED_UNREACHABLE = 5250;
@@ -54,7 +53,7 @@ const ENODEV = 19;
 
 /** The four rules, for one family, in priority order. */
 export function meshRules(family: 4 | 6): RuleSpec[] {
-  const fwmark = { mark: MESH_FWMARK, mask: MESH_FWMASK };
+  const fwmark = { mark: MESH_FWMARK, mask: MESH_FWMARK_MASK };
   return [
     { family, priority: RULE_PRIORITY_MARKED_MAIN, fwmark, action: { kind: 'lookup', table: RT_TABLE_MAIN } },
     { family, priority: RULE_PRIORITY_MARKED_DEFAULT, fwmark, action: { kind: 'lookup', table: RT_TABLE_DEFAULT } },

@@ -18,9 +18,9 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { koffi } from './koffi.js';
 
 /** The mark on every socket meshctl opens (Tailscale's value, so the rules read the same). */
-export const MESHCTL_FWMARK = 0x80000;
+export const MESH_FWMARK = 0x80000;
 /** The bits of the mark meshctl owns: other software's marks outside them are left alone. */
-export const MESHCTL_FWMARK_MASK = 0xff0000;
+export const MESH_FWMARK_MASK = 0xff0000;
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -53,7 +53,7 @@ function c(): Libc {
 export const markStats = { unmarked: 0 };
 
 /** Sets SO_MARK on a descriptor; false when the kernel refused (it needs CAP_NET_ADMIN). */
-export function setFdMark(fd: number, mark = MESHCTL_FWMARK): boolean {
+export function setFdMark(fd: number, mark = MESH_FWMARK): boolean {
   const v = Buffer.alloc(4);
   v.writeUInt32LE(mark >>> 0);
   const ok = fd >= 0 && c().setsockopt(fd, SOL_SOCKET, SO_MARK, v, 4) === 0;
@@ -77,7 +77,7 @@ export function socketFd(s: Socket | dgram.Socket): number {
 }
 
 /** Marks a bound UDP socket; call it in bind's callback, before the first send. */
-export function markDgram(s: dgram.Socket, mark = MESHCTL_FWMARK): boolean {
+export function markDgram(s: dgram.Socket, mark = MESH_FWMARK): boolean {
   return setFdMark(socketFd(s), mark);
 }
 
@@ -105,7 +105,7 @@ export async function connectMarked(o: MarkedConnectOptions): Promise<Socket> {
   const family = isIP(host);
   const address = family ? host : (await lookup(host)).address;
   const fam = isIP(address) === 6 ? 6 : 4;
-  const fd = markedTcpFd(fam, o.mark ?? MESHCTL_FWMARK);
+  const fd = markedTcpFd(fam, o.mark ?? MESH_FWMARK);
   let s: Socket;
   try {
     s = new Socket({ fd, readable: true, writable: true });

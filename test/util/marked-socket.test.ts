@@ -7,7 +7,7 @@ import { request as httpsRequest } from 'node:https';
 import { createServer as netServer, type AddressInfo } from 'node:net';
 import { createServer as tlsServer } from 'node:tls';
 import { join } from 'node:path';
-import { connectMarked, fdMark, markedConnection, MESHCTL_FWMARK, socketFd } from '../../src/util/marked-socket.js';
+import { connectMarked, fdMark, markedConnection, MESH_FWMARK, socketFd } from '../../src/util/marked-socket.js';
 import { createSelfSigned } from '../../src/crypto/selfsigned.js';
 import { packageRoot } from '../../src/cli/version.js';
 import { rootSkipReason } from '../helpers/root.js';
@@ -22,7 +22,7 @@ test('a marked TCP socket carries the mark from before connect and talks like an
   try {
     const s = await connectMarked({ host: '127.0.0.1', port: (srv.address() as AddressInfo).port });
     try {
-      assert.equal(fdMark(socketFd(s)), MESHCTL_FWMARK, 'mark set on the descriptor before connect');
+      assert.equal(fdMark(socketFd(s)), MESH_FWMARK, 'mark set on the descriptor before connect');
       let got = '';
       s.on('data', (d: Buffer) => (got += d.toString()));
       await once(s, 'end');
@@ -75,7 +75,7 @@ test('https.request over a marked TLS connection (createConnection) checks the c
     try {
       const ok = await get(certPem);
       assert.equal(ok.body, 'ok');
-      assert.equal(ok.mark, MESHCTL_FWMARK);
+      assert.equal(ok.mark, MESH_FWMARK);
       await assert.rejects(get(undefined), /self-signed|self signed/);
     } finally {
       for (const c of conns) c.destroy();
