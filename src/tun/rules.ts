@@ -33,8 +33,7 @@ import {
 
 /** The routing table that holds meshctl's routes (Tailscale's number). */
 export const MESH_ROUTE_TABLE = 52;
-/** The mark on every socket meshctl opens, and the bits of the mark that are meshctl's (util/marked-socket.ts sets it). */
-
+/** Rule priorities (Tailscale's): packets of meshctl's own marked sockets (util/marked-socket.ts MESH_FWMARK) by main, then table 52. */
 export const RULE_PRIORITY_MARKED_MAIN = 5210;
 export const RULE_PRIORITY_MARKED_DEFAULT = 5230;
 export const RULE_PRIORITY_MARKED_UNREACHABLE = 5250;
