@@ -3,23 +3,10 @@
 // admin socket), exit codes, one-line errors, --json, and the help text.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { packageRoot } from '../../src/cli/version.js';
+import { oneLine, runCli } from '../helpers/cli-run.js';
 import { harness } from '../control/helpers.js';
 
-const bin = join(packageRoot(), 'bin', 'meshctl');
-
-/** Runs the CLI without blocking this process (the control server under test runs in it). */
-function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, MESHCTL_SOCKET: '' } }, (err, out, errText) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out, err: errText });
-    });
-  });
-}
-
-const oneLine = (s: string): void => assert.equal(s.trim().split('\n').length, 1, s);
+const run = runCli;
 
 test('help text names the dns commands and --dns-suffix', async () => {
   const dns = await run('control', 'dns', '--help');

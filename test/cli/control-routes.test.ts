@@ -4,23 +4,15 @@
 // stdout with no QR code when stdout is not a terminal.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { packageRoot } from '../../src/cli/version.js';
+import { oneLine, runCli } from '../helpers/cli-run.js';
 import { keyFromText } from '../../src/crypto/keys.js';
 import { harness, Node, registerBody } from '../control/helpers.js';
 
 const bin = join(packageRoot(), 'bin', 'meshctl');
-
-function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, MESHCTL_SOCKET: '' } }, (err, out, errText) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out, err: errText });
-    });
-  });
-}
-
-const oneLine = (s: string): void => assert.equal(s.trim().split('\n').length, 1, s);
+const run = runCli;
 
 test('help names the routes and device commands', async () => {
   const routes = await run('control', 'routes', '--help');
