@@ -39,6 +39,10 @@ export interface NodeView {
   exitNode?: boolean;
   /** the self view only: what this node advertises (routes and exit), approved or not */
   advertised?: { routes: string[]; exitNode: boolean };
+  /** the user that owns the node (absent for a tagged node) */
+  user?: string;
+  /** the node's tags, e.g. `tag:server` (a tagged node has no owner) */
+  tags?: string[];
 }
 
 /**
@@ -67,6 +71,33 @@ export interface NetworkMap {
   dns?: DnsConfig;
   /** devices on stock WireGuard behind gateway nodes; absent = none */
   devices?: DeviceView[];
+  /**
+   * The access policy's rules that concern this node: what may reach it (and
+   * what it forwards to, as a router or gateway). Absent = no policy: allow all.
+   * Present and empty = nothing may open a connection to it.
+   */
+  packetFilter?: FilterRule[];
+}
+
+/**
+ * One accept rule, as Tailscale's FilterRule: packets from any of `srcIps`
+ * to any of `dstPorts`, with one of `protocols`. Everything not accepted by a
+ * rule is dropped, except replies to flows the node opened itself.
+ */
+export interface FilterRule {
+  /** canonical prefixes (an address is its /32 or /128); `*` is not used: 0.0.0.0/0 and ::/0 are */
+  srcIps: string[];
+  dstPorts: FilterDestination[];
+  /** IANA protocol numbers; empty = TCP (6), UDP (17), ICMP (1) and ICMPv6 (58) */
+  protocols: number[];
+}
+
+export interface FilterDestination {
+  /** a canonical prefix */
+  ip: string;
+  /** inclusive port range; 0–65535 = any (and for protocols without ports) */
+  first: number;
+  last: number;
 }
 
 /**
