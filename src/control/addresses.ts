@@ -10,8 +10,8 @@
 // its IPv4 address (100.64.0.0 or more, 0x64400000+) in its low 32 bits, and
 // ::53 is 0.0.0.83 there.
 import { randomBytes } from 'node:crypto';
-import { parseIp } from '../util/netaddr.js';
 import type { ControlStore } from './store.js';
+import { parseIp, parsePrefix } from '../util/netaddr.js';
 
 export const IPV4_PREFIX = '100.64.0.0/10';
 const IPV4_BASE = (100 << 24) | (64 << 16);
@@ -27,13 +27,13 @@ function v4text(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
+/** The network's ULA /48 in canonical text (RFC 5952: no leading zeros in a group), drawn at the first call. */
 export function ipv6Prefix(store: ControlStore): string {
-  let p = store.getMeta('ipv6_prefix');
-  if (!p) {
-    const r = randomBytes(5);
-    p = `fd${r.toString('hex', 0, 1)}:${r.toString('hex', 1, 3)}:${r.toString('hex', 3, 5)}::/48`;
-    store.setMeta('ipv6_prefix', p);
-  }
+  const stored = store.getMeta('ipv6_prefix');
+  if (stored) return parsePrefix(stored).text;
+  const r = randomBytes(5);
+  const p = parsePrefix(`fd${r.toString('hex', 0, 1)}:${r.toString('hex', 1, 3)}:${r.toString('hex', 3, 5)}::/48`).text;
+  store.setMeta('ipv6_prefix', p);
   return p;
 }
 
@@ -48,7 +48,7 @@ export function allocateAddresses(store: ControlStore): { ipv4: string; ipv6: st
   const ipv4 = v4text((IPV4_BASE + next) >>> 0);
   const prefix = ipv6Prefix(store).replace('::/48', '');
   const o = ipv4.split('.').map(Number);
-  const ipv6 = `${prefix}::${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
+  const ipv6 = parseIp(`${prefix}::${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`).text;
   return { ipv4, ipv6 };
 }
 

@@ -3,6 +3,7 @@
 // native code (npm 11 blocks install scripts; Node 20 has no node:sqlite).
 // Schema changes are numbered migrations applied in order at open.
 import { chmodSync, existsSync } from '../util/cjs.js';
+import { parseIp } from '../util/netaddr.js';
 import sqlite from 'node-sqlite3-wasm';
 import type {
   AuthKeyRecord,
@@ -75,6 +76,20 @@ export interface SqliteStoreOptions {
 const num = (v: Row[string]): number => Number(v);
 const numOrNull = (v: Row[string]): number | null => (v === null || v === undefined ? null : Number(v));
 
+/**
+ * An IPv6 address as stored, in canonical text: databases made before the
+ * prefix was written canonically hold groups with leading zeros
+ * (`fdbf:de64:0054::…`), which would not compare equal to the same address
+ * parsed elsewhere.
+ */
+function canonicalIpv6(v: unknown): string {
+  try {
+    return parseIp(String(v)).text;
+  } catch {
+    return String(v);
+  }
+}
+
 function nodeFromRow(r: Row): NodeRecord {
   return {
     id: num(r.id!),
@@ -85,7 +100,7 @@ function nodeFromRow(r: Row): NodeRecord {
     os: String(r.os),
     version: String(r.version),
     ipv4: String(r.ipv4),
-    ipv6: String(r.ipv6),
+    ipv6: canonicalIpv6(r.ipv6),
     endpoints: JSON.parse(String(r.endpoints)) as string[],
     homeRelay: r.home_relay === null ? null : String(r.home_relay),
     ephemeral: num(r.ephemeral!) === 1,
@@ -105,7 +120,7 @@ function deviceFromRow(r: Row): DeviceRecord {
     name: String(r.name),
     publicKey: String(r.public_key),
     ipv4: String(r.ipv4),
-    ipv6: String(r.ipv6),
+    ipv6: canonicalIpv6(r.ipv6),
     gatewayId: num(r.gateway_id!),
     createdAtMs: num(r.created_at_ms!),
   };

@@ -9,6 +9,7 @@ import { createAuthKey, redeemAuthKey } from '../../src/control/authkeys.js';
 import { ControlError } from '../../src/control/protocol.js';
 import { Registry, sanitizeHostname } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
+import { ipBytes, parseIp, parsePrefix } from '../../src/util/netaddr.js';
 
 function withStore(fn: (s: SqliteStore, dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-store-'));
@@ -83,9 +84,39 @@ test('addresses are unique, from 100.64.0.0/10 and one ULA /48, and never reused
       assert.ok(!a.ipv4.endsWith('.0') && !a.ipv4.endsWith('.255'));
       assert.ok(!seen.has(a.ipv4));
       seen.add(a.ipv4);
-      assert.ok(a.ipv6.startsWith(ipv6Prefix(s).replace('::/48', '::')));
+      assert.equal(parsePrefix(`${a.ipv6}/48`).address.text, a.ipv6, 'canonical text');
+      assert.ok(samePrefixText(a.ipv6, ipv6Prefix(s)));
     }
-    assert.match(ipv6Prefix(s), /^fd[0-9a-f]{2}:[0-9a-f]{4}:[0-9a-f]{4}::\/48$/);
+    assert.match(ipv6Prefix(s), /^fd[0-9a-f]{2}:[0-9a-f]{1,4}(:[0-9a-f]{1,4})?::\/48$/);
+    assert.equal(parsePrefix(ipv6Prefix(s)).text, ipv6Prefix(s), 'canonical text');
+  });
+});
+
+/** True when the IPv6 address lies in the /48 (first three groups equal). */
+function samePrefixText(address: string, prefix: string): boolean {
+  const groups = (t: string): string => parseIpv6Groups(t).slice(0, 3).join(':');
+  return groups(address) === groups(prefix.replace('/48', ''));
+}
+
+function parseIpv6Groups(text: string): string[] {
+  const b = ipBytes(parseIp(text));
+  return Array.from({ length: 8 }, (_, i) => b.readUInt16BE(i * 2).toString(16));
+}
+
+test('a prefix and addresses stored with leading zeros in a group are read back in canonical text', () => {
+  withStore((s, dir) => {
+    s.setMeta('ipv6_prefix', 'fdbf:de64:0054::/48');
+    assert.equal(ipv6Prefix(s), 'fdbf:de64:54::/48');
+    const a = allocateAddresses(s);
+    assert.ok(a.ipv6.startsWith('fdbf:de64:54::'), a.ipv6);
+    const r = new Registry(s, { keyExpiryMs: 60_000 });
+    const key = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null }).key;
+    r.register('A', { authKey: key, hostname: 'z', os: 'linux', version: '0', discoKey: 'd', endpoints: [] });
+    // a row written with leading zeros in a group, as older databases hold them
+    const db = new sqlite.Database(join(dir, 'control.db'));
+    db.run("UPDATE nodes SET ipv6 = 'fdbf:de64:0054::6440:0002'");
+    db.close();
+    assert.equal(s.listNodes()[0]!.ipv6, 'fdbf:de64:54::6440:2');
   });
 });
 
