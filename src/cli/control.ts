@@ -8,6 +8,7 @@ import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
 import { controlStateDirFromEnv } from '../util/knobs.js';
 import { terminalSafe } from '../util/text.js';
+import { registerPolicy } from './control-policy.js';
 import { asciiLower, DEFAULT_DNS_SUFFIX, dnsSuffixProblem } from '../netmap/dns-names.js';
 
 export const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
@@ -32,7 +33,7 @@ function dnsSuffixArg(v: string): string {
   return asciiLower(v);
 }
 
-function mapControlError(err: unknown): never {
+export function mapControlError(err: unknown): never {
   if (err instanceof ControlError)
     throw new CliError(err.code === 'NODE_UNKNOWN' || err.code === 'NOT_FOUND' ? 'NOT_FOUND' : err.code === 'BAD_REQUEST' ? 'USAGE' : 'FAILURE', err.message);
   throw err;
@@ -52,9 +53,9 @@ function table(rows: string[][]): string {
 }
 
 // loaded on use: the database engine (WASM) must not slow down every other command
-const admin = async () => (await import('../control/admin-client.js')).admin;
+export const admin = async () => (await import('../control/admin-client.js')).admin;
 
-const stateDirOption = (): Option =>
+export const stateDirOption = (): Option =>
   new Option('--state-dir <dir>', "the control server's state directory").default(controlStateDirFromEnv() ?? DEFAULT_CONTROL_STATE_DIR);
 
 export function registerControl(program: Command): void {
@@ -214,6 +215,7 @@ export function registerControl(program: Command): void {
   registerDns(control);
   registerRoutes(control);
   registerDevices(control);
+  registerPolicy(control);
 }
 
 function registerRoutes(control: Command): void {

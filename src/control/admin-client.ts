@@ -11,6 +11,7 @@ import { Registry } from './registry.js';
 import { approveRoute, listRoutes, loadProtectedTargets, protectedAddresses, rejectRoute, type ApproveResult, type RouteRow } from './routes.js';
 import { addDevice, listDevices, removeDevice, type AdminDevice, type DeviceConfigInfo } from './devices.js';
 import { DatabaseError, SqliteStore } from './sqlite-store.js';
+import { getPolicy, setPolicy, type PolicyShow } from './policy.js';
 import { ensureStateDir, stateFiles } from './state-dir.js';
 
 const ADMIN_TIMEOUT_MS = 10_000;
@@ -88,6 +89,8 @@ export const admin = {
   removeDnsRoute: (dir: string, domain: string) => run(dir, 'POST', '/admin/dns/routes/remove', { domain }, (r) => removeDnsRoute(r, domain)),
   addDnsRecord: (dir: string, name: string, address: string) =>
     run(dir, 'POST', '/admin/dns/records', { name, address }, (r) => addDnsRecord(r, name, address)),
+  getPolicy: (dir: string): Promise<PolicyShow> => run(dir, 'GET', '/admin/policy', undefined, (r) => getPolicy(r)),
+  setPolicy: (dir: string, text: string): Promise<{ acls: number; tests: number }> => run(dir, 'POST', '/admin/policy', { text }, (r) => setPolicy(r, text)),
   removeDnsRecord: (dir: string, name: string, address?: string) =>
     run(dir, 'POST', '/admin/dns/records/remove', { name, address }, (r) => removeDnsRecord(r, name, address)),
 };

@@ -12,6 +12,11 @@ import { addDnsRecord, addDnsRoute, removeDnsRecord, removeDnsRoute, showDns } f
 import type { Registry } from './registry.js';
 import { approveRoute, listRoutes, loadProtectedTargets, protectedAddresses, rejectRoute } from './routes.js';
 import { addDevice, listDevices, removeDevice } from './devices.js';
+import { checkPolicy, getPolicy, setPolicy } from './policy.js';
+import { MAX_POLICY_BYTES } from '../policy/types.js';
+
+/** A policy set over the socket: the file as a JSON string (newlines and quotes escaped may double it), plus the object around it. */
+const MAX_POLICY_BODY_BYTES = 2 * MAX_POLICY_BYTES + 1024;
 
 export class AdminServer {
   private server: Server | null = null;
@@ -30,7 +35,7 @@ export class AdminServer {
       void (async () => {
         try {
           const url = new URL(req.url ?? '/', 'http://admin');
-          const body = req.method === 'POST' ? await readJson(req) : {};
+          const body = req.method === 'POST' ? await readJson(req, url.pathname.startsWith('/admin/policy') ? MAX_POLICY_BODY_BYTES : undefined) : {};
           const ref = url.searchParams.get('node') ?? '';
           const route = `${req.method} ${url.pathname}`;
           if (route === 'GET /admin/nodes') return sendJson(res, 200, listNodes(this.registry, this.online));
@@ -47,6 +52,13 @@ export class AdminServer {
             return sendJson(res, 200, n);
           }
           if (route === 'POST /admin/authkeys') return sendJson(res, 200, newAuthKey(this.registry, parseAuthKeyOptions(body)));
+          if (route === 'GET /admin/policy') return sendJson(res, 200, getPolicy(this.registry));
+          if (route === 'POST /admin/policy/check') return sendJson(res, 200, summary(checkPolicy(str(fields(body), 'text'))));
+          if (route === 'POST /admin/policy') {
+            const out = setPolicy(this.registry, str(fields(body), 'text'));
+            this.changed();
+            return sendJson(res, 200, out);
+          }
           if (route === 'GET /admin/dns') return sendJson(res, 200, showDns(this.registry));
           if (route === 'GET /admin/routes') return sendJson(res, 200, listRoutes(this.registry, this.online));
           if (route === 'GET /admin/devices') return sendJson(res, 200, listDevices(this.registry));
@@ -96,6 +108,11 @@ function parseAuthKeyOptions(raw: unknown): AuthKeyOptions {
     throw new ControlError('BAD_REQUEST', 'expiryMs must be null or a positive whole number of milliseconds');
   }
   return { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: (e as number | null | undefined) ?? null };
+}
+
+/** What a checked policy holds, as `policy check` reports it. */
+export function summary(p: { acls: unknown[]; tests: unknown[] }): { acls: number; tests: number } {
+  return { acls: p.acls.length, tests: p.tests.length };
 }
 
 /** The JSON object body of an admin request. */
