@@ -1,0 +1,104 @@
+// The access policy at a running control server: `policy set` reaches a
+// connected node's map stream within a second (its packet filter and the
+// peers it may see), a refused policy leaves the one in force, and with no
+// policy maps stay as they were (no packetFilter, every peer).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { admin } from '../../src/control/admin-client.js';
+import { ControlError } from '../../src/control/protocol.js';
+import { harness, latestMap, Node, openStream, registerBody, until, type OpenStream } from './helpers.js';
+
+const P = '/meshctl/v1';
+
+test('policy set: a connected node gets its new packet filter and peers within 1 s; a refused policy keeps the old one', async () => {
+  const h = await harness();
+  let s: OpenStream | undefined;
+  try {
+    const key = await h.authKey();
+    const a = new Node(h.server.publicKey!);
+    const b = new Node(h.server.publicKey!);
+    const c = new Node(h.server.publicKey!);
+    const reg = async (n: Node, name: string): Promise<{ addresses: string[] }> => {
+      const r = await h.post(`${P}/register`, n.seal('register', registerBody(key, name)));
+      assert.equal(r.status, 200);
+      return r.body.node as { addresses: string[] };
+    };
+    const na = await reg(a, 'a');
+    const nb = await reg(b, 'b');
+    await reg(c, 'c');
+    s = await openStream(h, a);
+    await until(() => latestMap(s!) !== undefined, 5000, 'first map');
+    // no policy: allow all, no packet filter
+    assert.equal(latestMap(s)!.packetFilter, undefined);
+    assert.deepEqual(
+      latestMap(s)!
+        .peers.map((p) => p.name)
+        .sort(),
+      ['b', 'c'],
+    );
+    assert.equal((await admin.getPolicy(h.dir)).text, null);
+
+    // a may reach b on 22; b may reach a on 443; c is in neither
+    const policy = `{
+      // by address: the nodes here have no owner or tags
+      "acls": [
+        { "action": "accept", "src": ["${na.addresses[0]}"], "dst": ["${nb.addresses[0]}:22"] },
+        { "action": "accept", "src": ["${nb.addresses[0]}"], "dst": ["${na.addresses[0]}:443"] },
+      ],
+    }`;
+    const t0 = Date.now();
+    assert.deepEqual(await admin.setPolicy(h.dir, policy), { acls: 2, tests: 0 });
+    await until(() => latestMap(s!)?.packetFilter !== undefined, 1000, 'the new packet filter in the map');
+    const elapsed = Date.now() - t0;
+    assert.ok(elapsed < 1000, `took ${elapsed} ms`);
+    const m = latestMap(s)!;
+    assert.deepEqual(m.packetFilter, [
+      { srcIps: [`${nb.addresses[0]}/32`], dstPorts: [{ ip: `${na.addresses[0]}/32`, first: 443, last: 443 }], protocols: [] },
+    ]);
+    assert.deepEqual(
+      m.peers.map((p) => p.name),
+      ['b'],
+    );
+
+    // refused: the error names the field and line:col; the policy in force and the map stay
+    const lines = s.lines().length;
+    await assert.rejects(
+      admin.setPolicy(h.dir, '{\n  "acls": [{ "action": "accept", "src": ["group:nobody"], "dst": ["*:*"] }]\n}'),
+      (e: unknown) => e instanceof ControlError && e.code === 'BAD_REQUEST' && e.message === 'acls[0].src[0]: unknown group "group:nobody" (line 2:42)',
+    );
+    await assert.rejects(
+      admin.setPolicy(h.dir, '{"tests": [{"src": "alice", "accept": ["bob:22"]}]}'),
+      (e: unknown) => e instanceof ControlError && /tests\[0\]: alice -> bob:22 is denied, the test says accept/.test(e.message),
+    );
+    assert.equal((await admin.getPolicy(h.dir)).text, policy);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(
+      s
+        .lines()
+        .slice(lines)
+        .filter((l) => l.includes('"map"')).length,
+      0,
+      'no new map for a refused policy',
+    );
+
+    // an empty policy: nothing reaches anything, no peers
+    await admin.setPolicy(h.dir, '{}');
+    await until(() => latestMap(s!)?.peers.length === 0, 1000, 'no peers under an empty policy');
+    assert.deepEqual(latestMap(s)!.packetFilter, []);
+  } finally {
+    s?.req.destroy();
+    await h.close();
+  }
+});
+
+test('policy get shows the text set and when it was set', async () => {
+  const h = await harness();
+  const dir = h.dir;
+  try {
+    await admin.setPolicy(dir, '{"acls": []}');
+    assert.equal((await admin.getPolicy(dir)).text, '{"acls": []}');
+    assert.ok((await admin.getPolicy(dir)).setAt);
+  } finally {
+    await h.close();
+  }
+});
