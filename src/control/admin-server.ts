@@ -13,6 +13,7 @@ import type { Registry } from './registry.js';
 import { approveRoute, listRoutes, loadProtectedTargets, protectedAddresses, rejectRoute } from './routes.js';
 import { addDevice, listDevices, removeDevice } from './devices.js';
 import { checkPolicy, getPolicy, setPolicy } from './policy.js';
+import { autoApprove } from './auto-approve.js';
 import { MAX_POLICY_BYTES } from '../policy/types.js';
 
 /** A policy set over the socket: the file as a JSON string (newlines and quotes escaped may double it), plus the object around it. */
@@ -57,6 +58,13 @@ export class AdminServer {
           if (route === 'POST /admin/policy') {
             const out = setPolicy(this.registry, str(fields(body), 'text'));
             this.changed();
+            // what nodes advertise already may now be approved by the new autoApprovers
+            void autoApprove(
+              this.registry,
+              this.registry.store.listNodes().map((n) => n.id),
+            )
+              .then((lines) => lines.length && this.changed())
+              .catch(() => {});
             return sendJson(res, 200, out);
           }
           if (route === 'GET /admin/dns') return sendJson(res, 200, showDns(this.registry));

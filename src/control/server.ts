@@ -12,6 +12,7 @@ import { terminalSafe } from '../util/text.js';
 import { sourceKey } from '../util/per-source.js';
 import { AdminServer } from './admin-server.js';
 import { applyDnsSuffix } from './dns.js';
+import { autoApprove } from './auto-approve.js';
 import { guardConnections, type ConnectionStats } from './connections.js';
 import { RateLimitedError, readJson, sendError, sendJson } from './http-util.js';
 import { openStateDatabase } from './open-database.js';
@@ -456,6 +457,17 @@ export class ControlServer {
     this.expiredIds.delete(node.id);
     sendJson(res, 200, this.registry!.registerResult(node, this.online(node.id)));
     this.changed();
+    this.autoApprove([node.id]);
+  }
+
+  /** Approves what the policy's autoApprovers allow of what these nodes advertise; maps change with the next broadcast. */
+  private autoApprove(ids: number[]): void {
+    void autoApprove(this.registry!, ids)
+      .then((lines) => {
+        for (const l of lines) this.log(l);
+        if (lines.length && this.store) this.changed();
+      })
+      .catch((err: Error) => this.log(`auto-approval failed: ${err.message}`));
   }
 
   private handleMap(raw: unknown, req: IncomingMessage, res: ServerResponse): void {
@@ -526,9 +538,10 @@ export class ControlServer {
     const mesh = meshPrefixes(this.store!);
     const opened = this.opener!.open(raw, 'advertise', (o) => parseAdvertiseBody(o, mesh));
     const { body } = opened;
-    this.actAsKnownNode(opened, (node) => this.store!.updateNode(node.id, { advertisedRoutes: body.routes, advertisedExit: body.exitNode }));
+    const node = this.actAsKnownNode(opened, (n) => this.store!.updateNode(n.id, { advertisedRoutes: body.routes, advertisedExit: body.exitNode }));
     sendJson(res, 200, { ok: true });
     this.changed();
+    this.autoApprove([node.id]);
   }
 
   private handleLogout(raw: unknown, res: ServerResponse): void {
