@@ -18,7 +18,7 @@ export function registerUsers(control: Command, d: IdentityCliDeps): void {
   const users = control.command('users').description('the users of the network: nodes and auth keys belong to one');
   users
     .command('create <name>')
-    .description('create a user (lowercase letters, digits and . _ - @; at most 64 characters)')
+    .description('create a user (lower-case letters, digits, . _ -; at most 64 characters)')
     .addOption(d.stateDirOption())
     .option('--json', 'print as JSON')
     .action(async (name: string, o: { stateDir: string; json?: boolean }) => {

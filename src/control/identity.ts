@@ -1,48 +1,38 @@
 // Who a node is at the control server: users own nodes and auth keys; an auth
 // key carries a user or tags, and the node it registers gets the same. With
 // approval required, a new node waits (in no map) until an admin approves it.
-// Names and tags are checked here, at the edge, with bounds, because the
-// policy, the maps and every terminal that prints them take them as given.
+// Names and tags are checked here, at the edge, by the same rules and bounds
+// as every node's map parser (netmap/identity.ts), so control never hands out
+// an owner or tag that its nodes would refuse.
 import { ControlError } from './protocol.js';
 import type { Registry } from './registry.js';
 import type { AuthKeyRecord } from './store.js';
+import { MAX_TAG_CHARS, MAX_TAGS_PER_NODE, tagProblem, userNameProblem } from '../netmap/identity.js';
 import { terminalSafe } from '../util/text.js';
 import { isoTime } from '../util/time.js';
 
-/** A user name is one token of the policy file and of a table column: 64 characters hold an e-mail-like name. */
-export const MAX_USER_NAME_CHARS = 64;
 /** Users in one network: a company's staff, not a public service; bounds the users table and `users list`. */
 export const MAX_USERS = 10_000;
-/** A tag is `tag:` and a name; 64 characters in all, like a user name. */
-export const MAX_TAG_CHARS = 64;
-/** Tags on one auth key (and so on one node): a node has a role or a few, and every map carries them. */
-export const MAX_TAGS_PER_KEY = 16;
-
-/** lowercase letters, digits, and `.`, `_`, `-`, `@` inside; starts with a letter or digit (no `tag:` or `group:` prefix can be mistaken for it) */
-const USER_RE = /^[a-z0-9][a-z0-9._@-]*$/;
-const TAG_RE = /^tag:[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
 const bad = (message: string): never => {
   throw new ControlError('BAD_REQUEST', message);
 };
 
-/** A user name as given by an admin; throws BAD_REQUEST naming the fix. */
+/** A user name as given by an admin, by the rule every node's map parser applies (netmap/identity.ts); throws BAD_REQUEST. */
 export function parseUserName(v: string): string {
-  const shown = terminalSafe(v, 80);
-  if (v.length === 0 || v.length > MAX_USER_NAME_CHARS) bad(`user name "${shown}" must be 1 to ${MAX_USER_NAME_CHARS} characters`);
-  if (!USER_RE.test(v)) bad(`user name "${shown}" may hold only lowercase letters, digits and . _ - @, starting with a letter or digit (e.g. alice)`);
+  const problem = userNameProblem(v);
+  if (problem) bad(`user name "${terminalSafe(v, 80)}": ${problem} (e.g. alice)`);
   return v;
 }
 
-/** A list of tags, each `tag:NAME` (lowercase letters, digits, inner dashes); duplicates are dropped, order kept. */
+/** A list of tags, each `tag:NAME` as maps carry them; duplicates are dropped, order kept; at most MAX_TAGS_PER_NODE. */
 export function parseTags(list: string[]): string[] {
   const out = [...new Set(list.map((t) => t.trim()).filter((t) => t !== ''))];
   if (out.length === 0) bad('--tags needs at least one tag, e.g. tag:server');
-  if (out.length > MAX_TAGS_PER_KEY) bad(`at most ${MAX_TAGS_PER_KEY} tags per auth key (${out.length} given)`);
+  if (out.length > MAX_TAGS_PER_NODE) bad(`at most ${MAX_TAGS_PER_NODE} tags per auth key (${out.length} given)`);
   for (const t of out) {
-    if (t.length > MAX_TAG_CHARS || !TAG_RE.test(t)) {
-      bad(`"${terminalSafe(t, 80)}" is not a tag: expected tag:NAME of lowercase letters, digits and inner dashes, at most ${MAX_TAG_CHARS} characters`);
-    }
+    const problem = tagProblem(t);
+    if (problem) bad(`"${terminalSafe(t, 80)}" is not a tag: ${problem}, at most ${MAX_TAG_CHARS} characters (e.g. tag:server)`);
   }
   return out;
 }

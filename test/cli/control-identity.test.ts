@@ -30,7 +30,7 @@ test('users, owned and tagged keys, list, revoke and approve against a running s
     const upper = await run('control', 'users', 'create', 'Alice', ...dir);
     assert.equal(upper.code, 2);
     oneLine(upper.err);
-    assert.match(upper.err, /lowercase/);
+    assert.match(upper.err, /lower-case/);
     const dup = await run('control', 'users', 'create', 'alice', ...dir);
     assert.equal(dup.code, 1);
     oneLine(dup.err);
