@@ -3,11 +3,11 @@
 // same person who can read the database) administers the network.
 import type { Server } from 'node:http';
 import { closeUnix, listenUnix } from '../util/unix-http.js';
-import { deleteNode, expireNode, listNodes, newAuthKey } from './admin-ops.js';
+import { deleteNode, expireNode, listNodes, newAuthKey, type AuthKeyRequest } from './admin-ops.js';
+import { approveNode, createUser, deleteUser, listAuthKeys, listUsers, revokeAuthKey } from './identity.js';
 import { guardConnections, type ConnectionLimits } from './connections.js';
 import { readJson, sendError, sendJson } from './http-util.js';
 import { ControlError } from './protocol.js';
-import type { AuthKeyOptions } from './authkeys.js';
 import { addDnsRecord, addDnsRoute, removeDnsRecord, removeDnsRoute, showDns } from './dns.js';
 import type { Registry } from './registry.js';
 import { approveRoute, listRoutes, loadProtectedTargets, protectedAddresses, rejectRoute } from './routes.js';
@@ -67,6 +67,24 @@ export class AdminServer {
               .catch(() => {});
             return sendJson(res, 200, out);
           }
+          if (route === 'GET /admin/authkeys') return sendJson(res, 200, listAuthKeys(this.registry));
+          // revoking changes no map: the nodes the key registered stay
+          if (route === 'POST /admin/authkeys/revoke') return sendJson(res, 200, revokeAuthKey(this.registry, str(fields(body), 'id')));
+          if (route === 'GET /admin/users') return sendJson(res, 200, listUsers(this.registry));
+          if (route === 'POST /admin/users') return sendJson(res, 200, createUser(this.registry, str(fields(body), 'name')));
+          if (route === 'POST /admin/users/delete') {
+            const o = fields(body);
+            if (o.force !== undefined && typeof o.force !== 'boolean') throw new ControlError('BAD_REQUEST', 'force must be true or false');
+            const out = deleteUser(this.registry, str(o, 'name'), o.force === true);
+            for (const id of out.deletedNodes) this.endStreams(id, 'NODE_UNKNOWN');
+            if (out.deletedNodes.length > 0) this.changed();
+            return sendJson(res, 200, out);
+          }
+          if (route === 'POST /admin/nodes/approve') {
+            const n = approveNode(this.registry, ref);
+            this.changed();
+            return sendJson(res, 200, n);
+          }
           if (route === 'GET /admin/dns') return sendJson(res, 200, showDns(this.registry));
           if (route === 'GET /admin/routes') return sendJson(res, 200, listRoutes(this.registry, this.online));
           if (route === 'GET /admin/devices') return sendJson(res, 200, listDevices(this.registry));
@@ -104,8 +122,8 @@ export class AdminServer {
   }
 }
 
-/** The body of POST /admin/authkeys: two optional booleans and an optional positive lifetime in ms. */
-function parseAuthKeyOptions(raw: unknown): AuthKeyOptions {
+/** The body of POST /admin/authkeys: two optional booleans, an optional positive lifetime in ms, an optional user or tags. */
+function parseAuthKeyOptions(raw: unknown): AuthKeyRequest {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ControlError('BAD_REQUEST', 'auth key options must be a JSON object');
   const o = raw as Record<string, unknown>;
   for (const k of ['reusable', 'ephemeral'] as const) {
@@ -115,7 +133,8 @@ function parseAuthKeyOptions(raw: unknown): AuthKeyOptions {
   if (e !== undefined && e !== null && (typeof e !== 'number' || !Number.isSafeInteger(e) || e <= 0)) {
     throw new ControlError('BAD_REQUEST', 'expiryMs must be null or a positive whole number of milliseconds');
   }
-  return { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: (e as number | null | undefined) ?? null };
+  const owner = { user: o.user === undefined ? undefined : str(o, 'user'), tags: o.tags === undefined ? undefined : strList(o, 'tags') };
+  return { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: (e as number | null | undefined) ?? null, ...owner };
 }
 
 /** What a checked policy holds, as `policy check` reports it. */

@@ -15,8 +15,7 @@ const POLICY_TIME_KEY = 'acl_policy_set_at_ms';
 
 /** The owner and tags of a node, as the auth key that registered it gave them (none: an untagged node with no owner). */
 export function nodeOwner(n: NodeRecord): { user: string | null; tags: string[] } {
-  const o = n as NodeRecord & { user?: string | null; tags?: string[] };
-  return { user: o.user ?? null, tags: o.tags ?? [] };
+  return { user: n.user, tags: n.tags };
 }
 
 /** The stored policy's text, or null (allow all). */

@@ -30,6 +30,8 @@ export function sanitizeHostname(h: string): string {
 export interface RegistryOptions {
   /** node key lifetime; null: keys never expire */
   keyExpiryMs: number | null;
+  /** new nodes wait in no map until an admin approves them (`control serve --require-approval`) */
+  requireApproval?: boolean;
   now?: () => number;
 }
 
@@ -149,6 +151,10 @@ export class Registry {
         homeRelay: null,
         ephemeral: key.ephemeral,
         authKeyId: key.id,
+        // the key's owner or tags; a re-registration (above) keeps what the node has
+        user: key.user,
+        tags: key.tags,
+        pending: this.opts.requireApproval === true,
         createdAtMs: this.now(),
         keyExpiresAtMs,
         connected: false,
@@ -163,7 +169,7 @@ export class Registry {
 
   /** The primary router of each active prefix (routes.ts: stays while online, no move back). */
   primaries(isOnline: (id: number) => boolean): Map<string, number> {
-    const nodes = this.store.listNodes().filter((n) => !this.isExpired(n));
+    const nodes = this.store.listNodes().filter((n) => !this.isExpired(n) && !n.pending);
     return this.election.elect(activeRoutes(this.store, nodes), isOnline);
   }
 
@@ -189,6 +195,8 @@ export class Registry {
       keyExpiry: n.keyExpiresAtMs === null ? null : isoTime(n.keyExpiresAtMs),
       ephemeral: n.ephemeral,
     };
+    if (n.user !== null) v.user = n.user;
+    if (n.tags.length > 0) v.tags = [...n.tags];
     if (routes) {
       const primary = routes.active.routes.filter((p) => routes.primaries.get(p) === n.id);
       v.routes = routes.active.routes;
@@ -208,14 +216,15 @@ export class Registry {
 
   /**
    * What `self` may see: every other node of the network whose key is valid.
-   * Expired and deleted nodes are left out, so peers stop talking to them.
+   * Expired and deleted nodes are left out, so peers stop talking to them;
+   * nodes waiting for approval are left out until approved.
    * Without an access policy every valid node sees every other; with one, a
    * node sees only the peers it may reach or that may reach it, and its map
    * carries the packet-filter rules for what may reach it.
    */
   mapFor(self: NodeRecord, isOnline: (id: number) => boolean, relays: RelayRegion[]): NetworkMap {
     const all = this.store.listNodes();
-    const valid = all.filter((n) => n.id === self.id || !this.isExpired(n));
+    const valid = all.filter((n) => n.id === self.id || (!this.isExpired(n) && !n.pending));
     const active = activeRoutes(this.store, valid);
     const primaries = this.election.elect(active, isOnline);
     const byId = new Map(valid.map((n) => [n.id, n]));
@@ -234,7 +243,7 @@ export class Registry {
     // with a policy: only the peers self may reach or that may reach it, and the rules for what may reach self
     const engine = this.policyEngine(
       valid
-        .filter((n) => !this.isExpired(n))
+        .filter((n) => !this.isExpired(n) && !n.pending)
         .map((n) => ({
           id: n.id,
           ...nodeOwner(n),

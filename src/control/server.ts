@@ -54,6 +54,8 @@ export interface ControlServerOptions {
   fresh?: boolean;
   /** the DNS suffix of node names (`--dns-suffix`); default: the stored one, else mesh.internal */
   dnsSuffix?: string;
+  /** new nodes stay pending, in no map, until `control nodes approve` (`--require-approval`) */
+  requireApproval?: boolean;
   /** the clock sealed requests' timestamps are checked against */
   now?: () => number;
   limits?: Partial<ControlLimits>;
@@ -257,7 +259,7 @@ export class ControlServer {
     // before the registry reads the name service for maps
     const dns = applyDnsSuffix(store, this.opts.dnsSuffix);
     if (dns.replaced) this.log(`DNS suffix changed from ${dns.replaced} to ${dns.suffix}: nodes get the new names with their next map`);
-    this.registry = new Registry(store, { keyExpiryMs: this.opts.keyExpiryMs ?? null });
+    this.registry = new Registry(store, { keyExpiryMs: this.opts.keyExpiryMs ?? null, requireApproval: this.opts.requireApproval === true });
     let cert: string;
     let key: string;
     if (this.opts.tlsCert && this.opts.tlsKey) {
@@ -453,7 +455,11 @@ export class ControlServer {
     const before = this.store!.getNodeByKey(opened.nodeKey);
     // the nonce is remembered only once the registration is accepted (a refused auth key changes nothing)
     const node = this.registry!.register(opened.nodeKey, opened.body, () => this.opener!.accept(opened));
-    this.log(before ? `node ${node.hostname} (${node.ipv4}) re-registered` : `node ${node.hostname} (${node.ipv4}) joined`);
+    this.log(
+      before
+        ? `node ${node.hostname} (${node.ipv4}) re-registered`
+        : `node ${node.hostname} (${node.ipv4}) joined${node.pending ? '; it waits for `meshctl control nodes approve`' : ''}`,
+    );
     this.expiredIds.delete(node.id);
     sendJson(res, 200, this.registry!.registerResult(node, this.online(node.id)));
     this.changed();
@@ -473,6 +479,10 @@ export class ControlServer {
   private handleMap(raw: unknown, req: IncomingMessage, res: ServerResponse): void {
     const opened = this.opener!.open(raw, 'map', parseMapBody);
     const { body } = opened;
+    const waiting = this.store!.getNodeByKey(opened.nodeKey);
+    if (waiting?.pending) {
+      throw new ControlError('NODE_PENDING', `waiting for approval at the control server: an admin runs \`meshctl control nodes approve ${waiting.hostname}\``);
+    }
     const node = this.actAsKnownNode(opened, (n) =>
       this.store!.updateNode(n.id, { lastSeenMs: Date.now(), endpoints: body.endpoints, discoKey: body.discoKey, connected: true }),
     );
@@ -516,7 +526,7 @@ export class ControlServer {
   private handleVerify(query: string, res: ServerResponse): void {
     const key = parseVerifyQuery(query);
     const n = this.store!.getNodeByKey(key);
-    if (n && !this.registry!.isExpired(n)) return sendJson(res, 200, { known: true });
+    if (n && !n.pending && !this.registry!.isExpired(n)) return sendJson(res, 200, { known: true });
     sendJson(res, 404, { known: false });
   }
 
