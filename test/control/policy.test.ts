@@ -102,3 +102,60 @@ test('policy get shows the text set and when it was set', async () => {
     await h.close();
   }
 });
+
+test('owners and tags: a user reaches a tagged NAS on 22 only, the NAS sees only its clients, autoApprovers approve a tagged router', async () => {
+  const h = await harness();
+  const streams: OpenStream[] = [];
+  try {
+    await admin.createUser(h.dir, 'alice');
+    const keyFor = async (o: { user?: string; tags?: string[] }): Promise<string> =>
+      (await admin.createAuthKey(h.dir, { reusable: true, ephemeral: false, expiryMs: null, ...o })).key;
+    const policy = `{
+      "tagOwners": { "tag:nas": ["alice"], "tag:router": [] },
+      "acls": [{ "action": "accept", "src": ["alice"], "dst": ["tag:nas:22"] }],
+      "autoApprovers": { "routes": { "10.9.0.0/16": ["tag:router"] } },
+      "tests": [{ "src": "alice", "accept": ["tag:nas:22"], "deny": ["tag:nas:5432"] }],
+    }`;
+    await admin.setPolicy(h.dir, policy);
+    const reg = async (key: string, name: string, extra: Record<string, unknown> = {}): Promise<{ n: Node; addresses: string[] }> => {
+      const n = new Node(h.server.publicKey!);
+      const r = await h.post(`${P}/register`, n.seal('register', { ...registerBody(key, name), ...extra }));
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return { n, addresses: (r.body.node as { addresses: string[] }).addresses };
+    };
+    const laptop = await reg(await keyFor({ user: 'alice' }), 'laptop');
+    const nas = await reg(await keyFor({ tags: ['tag:nas'] }), 'nas');
+    await reg(await keyFor({ tags: ['tag:router'] }), 'router', { advertised: { routes: ['10.9.1.0/24'], exitNode: false } });
+    const nasStream = await openStream(h, nas.n);
+    const laptopStream = await openStream(h, laptop.n);
+    streams.push(nasStream, laptopStream);
+    await until(() => latestMap(nasStream)?.packetFilter !== undefined && latestMap(laptopStream) !== undefined, 5000, 'first maps');
+    const nasMap = latestMap(nasStream)!;
+    assert.deepEqual(nasMap.self.tags, ['tag:nas']);
+    assert.deepEqual(nasMap.packetFilter, [
+      {
+        srcIps: laptop.addresses.map((a) => (a.includes(':') ? `${a}/128` : `${a}/32`)).sort(),
+        dstPorts: nas.addresses.map((a) => ({ ip: a.includes(':') ? `${a}/128` : `${a}/32`, first: 22, last: 22 })),
+        protocols: [],
+      },
+    ]);
+    assert.deepEqual(
+      nasMap.peers.map((p) => p.name),
+      ['laptop'],
+    );
+    assert.deepEqual(
+      latestMap(laptopStream)!.peers.map((p) => p.name),
+      ['nas'],
+    );
+    assert.deepEqual(latestMap(laptopStream)!.packetFilter, []);
+    // the router's route is approved by the policy, without an admin
+    await until(
+      async () => (await admin.listRoutes(h.dir)).some((r) => r.node === 'router' && r.prefix === '10.9.1.0/24' && r.approved),
+      2000,
+      'auto-approval',
+    );
+  } finally {
+    for (const s of streams) s.req.destroy();
+    await h.close();
+  }
+});
