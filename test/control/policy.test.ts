@@ -4,6 +4,10 @@
 // policy maps stay as they were (no packetFilter, every peer).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { oneLine, runCli } from '../helpers/cli-run.js';
 import { admin } from '../../src/control/admin-client.js';
 import { ControlError } from '../../src/control/protocol.js';
 import { harness, latestMap, Node, openStream, registerBody, until, type OpenStream } from './helpers.js';
@@ -157,5 +161,36 @@ test('owners and tags: a user reaches a tagged NAS on 22 only, the NAS sees only
   } finally {
     for (const s of streams) s.req.destroy();
     await h.close();
+  }
+});
+
+test('control policy check works offline; set and get through the CLI; errors are one line with line:col, exit non-zero', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshctl-policy-'));
+  try {
+    const good = join(dir, 'good.jsonc');
+    const bad = join(dir, 'bad.jsonc');
+    writeFileSync(
+      good,
+      '{\n  // everyone may ssh to servers\n  "tagOwners": {"tag:server": []},\n  "acls": [{"action": "accept", "src": ["*"], "dst": ["tag:server:22"]}],\n}\n',
+    );
+    writeFileSync(bad, '{\n  "acls": [{"action": "accept", "src": ["*"], "dst": ["tag:server:22"]}]\n}\n');
+    const ok = await runCli('control', 'policy', 'check', good);
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(ok.err, /ok, 1 acl entries, 0 tests passed/);
+    const no = await runCli('control', 'policy', 'check', bad);
+    assert.notEqual(no.code, 0);
+    oneLine(no.err);
+    assert.match(no.err, /acls\[0\]\.dst\[0\]: unknown tag "tag:server": declare it in tagOwners \(line 2:55\)/);
+    // set and get on a state dir with no server running: straight to the database
+    const state = join(dir, 'state');
+    await admin.createUser(state, 'alice');
+    assert.equal((await runCli('control', 'policy', 'set', good, '--state-dir', state)).code, 0);
+    const got = await runCli('control', 'policy', 'get', '--state-dir', state);
+    assert.equal(got.out, readFileSync(good, 'utf8'));
+    const refused = await runCli('control', 'policy', 'set', bad, '--state-dir', state);
+    assert.notEqual(refused.code, 0);
+    assert.equal((await runCli('control', 'policy', 'get', '--state-dir', state)).out, readFileSync(good, 'utf8'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
