@@ -75,14 +75,19 @@ export const MAX_URL_CHARS = 512;
 export const MIN_MESH_PREFIX_BITS_V4 = 8;
 export const MIN_MESH_PREFIX_BITS_V6 = 16;
 /**
- * Packet-filter rules in one map: the policy's rules that concern the node,
- * one per (acl entry, protocol set); a policy holds at most MAX_POLICY_ACLS
- * entries, and every rule is checked per new flow, so the list stays short.
+ * Packet-filter rules in one map: the policy's rules that concern the node.
+ * Control makes at most two per acl entry (its destinations, and its
+ * autogroup:self part; a policy holds at most 1,000 entries, MAX_POLICY_ACLS)
+ * and splits a rule whose destinations exceed MAX_FILTER_DESTINATIONS.
  */
-export const MAX_FILTER_RULES = 1_000;
-/** Source prefixes of one rule: every node a group or tag selects (so up to the peer bound), plus the policy's own prefixes. */
-export const MAX_FILTER_SOURCES = MAX_PEERS + 1_000;
-/** Destinations of one rule: this node's addresses, the routes and devices it serves, per port range. */
+export const MAX_FILTER_RULES = 4_000;
+/**
+ * Source prefixes of one rule: the nodes that may reach this node are its
+ * peers (at most MAX_PEERS, one address per family each, plus itself) and the
+ * policy's own prefixes.
+ */
+export const MAX_FILTER_SOURCES = 2 * (MAX_PEERS + 1) + 1_000;
+/** Destinations of one rule: this node's addresses, the routes and devices it serves, per port range; control splits longer rules. */
 export const MAX_FILTER_DESTINATIONS = 1_000;
 /** Protocols of one rule: IANA numbers are 0-255, each at most once. */
 export const MAX_FILTER_PROTOCOLS = 256;

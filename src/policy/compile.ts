@@ -4,6 +4,7 @@
 // engine (engine.ts) calls these per node it has to recompute; nothing here
 // walks every node unless a selector is a prefix or `*` (then it must).
 import type { FilterDestination, FilterRule } from '../netmap/types.js';
+import { MAX_FILTER_DESTINATIONS, MAX_FILTER_RULES } from '../netmap/parse.js';
 import { prefixesOverlap } from '../netmap/routes.js';
 import { parsePrefix, type IpPrefix } from '../util/netaddr.js';
 import type { Acl, Policy, PolicyNode, Selector } from './types.js';
@@ -174,6 +175,12 @@ function destinations(targetsOf: string[], ports: Array<{ first: number; last: n
   for (const ip of targetsOf) for (const p of ports) out.push({ ip, first: p.first, last: p.last });
 }
 
+/** Adds a rule, split so that no rule has more destinations than a node accepts. */
+function push(rules: FilterRule[], srcIps: string[], dstPorts: FilterDestination[], protocols: number[]): void {
+  for (let i = 0; i < dstPorts.length; i += MAX_FILTER_DESTINATIONS)
+    rules.push({ srcIps, dstPorts: dstPorts.slice(i, i + MAX_FILTER_DESTINATIONS), protocols });
+}
+
 /**
  * Node `n`'s packet filter: per acl entry, one rule for what its destinations
  * name on `n` (from the entry's sources), and one for `autogroup:self` (from
@@ -192,7 +199,7 @@ export function filterFor(policy: Policy, n: PolicyNode, index: NodeIndex, mesh:
     }
     if (dstPorts.length) {
       const srcIps = sources(i);
-      if (srcIps.length) rules.push({ srcIps, dstPorts, protocols: acl.protocols });
+      if (srcIps.length) push(rules, srcIps, dstPorts, acl.protocols);
     }
     if (selfPorts.length) {
       const srcIps = new Set<string>();
@@ -200,10 +207,11 @@ export function filterFor(policy: Policy, n: PolicyNode, index: NodeIndex, mesh:
         const m = index.nodes.get(id)!;
         if (srcMatches(acl, m)) for (const a of m.addresses) srcIps.add(hostBits(a));
       }
-      if (srcIps.size) rules.push({ srcIps: [...srcIps].sort(), dstPorts: selfPorts, protocols: acl.protocols });
+      if (srcIps.size) push(rules, [...srcIps].sort(), selfPorts, acl.protocols);
     }
   }
-  return rules;
+  // what a node would refuse is never sent: past the bound, the rest is left out (less is allowed, never more)
+  return rules.length > MAX_FILTER_RULES ? rules.slice(0, MAX_FILTER_RULES) : rules;
 }
 
 /**

@@ -8,6 +8,31 @@ import { PolicyEngine } from '../../src/policy/engine.js';
 import { parsePolicy } from '../../src/policy/parse.js';
 import { autoApproves } from '../../src/policy/check.js';
 import type { PolicyNode } from '../../src/policy/types.js';
+import { MAX_FILTER_DESTINATIONS, parseNetworkMap } from '../../src/netmap/parse.js';
+
+const KEY = Buffer.alloc(32, 7).toString('base64');
+const MAP = {
+  self: {
+    id: 1,
+    name: 'a',
+    nodeKey: KEY,
+    discoKey: KEY,
+    addresses: ['100.64.0.1'],
+    allowedIps: ['100.64.0.1/32'],
+    endpoints: [],
+    homeRelay: null,
+    online: true,
+    lastSeen: null,
+    os: '',
+    version: '',
+    keyExpiry: null,
+    ephemeral: false,
+  },
+  peers: [],
+  ipv4Prefix: '100.64.0.0/10',
+  ipv6Prefix: 'fd7a:115c:a1e0::/48',
+  relays: [],
+};
 
 const MESH = ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'];
 
@@ -184,4 +209,17 @@ test('a change recomputes only the nodes whose edges it touches', () => {
   e.sync([...nodes, node(7, { tags: ['tag:server'] }), node(8, { tags: ['tag:nas'] })]);
   assert.equal(e.lastRecomputed, 3);
   assert.deepEqual([...e.peersOf(1)!].sort(), [2, 4, 8]);
+});
+
+test('a rule with more destinations than a node accepts is split, never sent whole', () => {
+  const ports = Array.from({ length: 64 }, (_, i) => i + 1).join(',');
+  const dst = Array.from({ length: 8 }, () => `"alice:${ports}"`).join(',');
+  const e = new PolicyEngine(parsePolicy(`{"acls":[{"action":"accept","src":["*"],"dst":[${dst}]}]}`), MESH, [node(1, { user: 'alice' })]);
+  const rules = e.filterOf(1)!;
+  assert.deepEqual(
+    rules.map((r) => r.dstPorts.length),
+    [MAX_FILTER_DESTINATIONS, 8 * 64 * 2 - MAX_FILTER_DESTINATIONS],
+  );
+  // what the node's parser accepts
+  assert.equal(parseNetworkMap({ ...MAP, packetFilter: rules }).packetFilter!.length, 2);
 });
