@@ -54,6 +54,22 @@ export class Registry {
     this.dns = null;
   }
 
+  /** Inside batch(): whether the policy engine was already brought up to date for this batch. */
+  private batchSynced: boolean | null = null;
+
+  /**
+   * Runs `fn`, which builds many maps of one unchanged network (a broadcast),
+   * bringing the policy engine up to date once rather than once per map.
+   */
+  batch<T>(fn: () => T): T {
+    this.batchSynced = false;
+    try {
+      return fn();
+    } finally {
+      this.batchSynced = null;
+    }
+  }
+
   /** The stored access policy changed: the next map reads it again and recomputes every node. */
   policyChanged(): void {
     this.policy = undefined;
@@ -77,11 +93,13 @@ export class Registry {
   }
 
   /** The policy engine brought up to date with `nodes` (only what changed is recomputed), or null without a policy. */
-  private policyEngine(nodes: PolicyNode[]): PolicyEngine | null {
+  private policyEngine(nodes: () => PolicyNode[]): PolicyEngine | null {
     const policy = this.currentPolicy();
     if (!policy || !this.policy) return null;
-    if (!this.policy.engine) this.policy.engine = new PolicyEngine(policy, [IPV4_PREFIX, ipv6Prefix(this.store)], nodes);
-    else this.policy.engine.sync(nodes);
+    if (this.batchSynced && this.policy.engine) return this.policy.engine;
+    if (this.batchSynced === false) this.batchSynced = true;
+    if (!this.policy.engine) this.policy.engine = new PolicyEngine(policy, [IPV4_PREFIX, ipv6Prefix(this.store)], nodes());
+    else this.policy.engine.sync(nodes());
     return this.policy.engine;
   }
 
@@ -241,7 +259,7 @@ export class Registry {
       ...(d.gatewayId === self.id ? { publicKey: d.publicKey } : {}),
     }));
     // with a policy: only the peers self may reach or that may reach it, and the rules for what may reach self
-    const engine = this.policyEngine(
+    const engine = this.policyEngine(() =>
       valid
         .filter((n) => !this.isExpired(n) && !n.pending)
         .map((n) => ({

@@ -636,7 +636,10 @@ export class ControlServer {
     if (this.broadcastTimer) return;
     this.broadcastTimer = setTimeout(() => {
       this.broadcastTimer = null;
-      for (const s of this.streams.values()) this.writeMap(s);
+      // one network state for every map of this broadcast: the policy engine is brought up to date once
+      this.registry!.batch(() => {
+        for (const s of this.streams.values()) this.writeMap(s);
+      });
     }, BROADCAST_DELAY_MS);
   }
 

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { oneLine, runCli } from '../helpers/cli-run.js';
+import { parseIp } from '../../src/util/netaddr.js';
 import { admin } from '../../src/control/admin-client.js';
 import { ControlError } from '../../src/control/protocol.js';
 import { harness, latestMap, Node, openStream, registerBody, until, type OpenStream } from './helpers.js';
@@ -125,7 +126,8 @@ test('owners and tags: a user reaches a tagged NAS on 22 only, the NAS sees only
       const n = new Node(h.server.publicKey!);
       const r = await h.post(`${P}/register`, n.seal('register', { ...registerBody(key, name), ...extra }));
       assert.equal(r.status, 200, JSON.stringify(r.body));
-      return { n, addresses: (r.body.node as { addresses: string[] }).addresses };
+      // canonical, as the node's map parser gives them
+      return { n, addresses: (r.body.node as { addresses: string[] }).addresses.map((a) => parseIp(a).text) };
     };
     const laptop = await reg(await keyFor({ user: 'alice' }), 'laptop');
     const nas = await reg(await keyFor({ tags: ['tag:nas'] }), 'nas');
