@@ -91,8 +91,26 @@ export class NodeIndex {
   private readonly byTag = new Map<string, Set<number>>();
   private readonly members = new Set<number>();
   private readonly tagged = new Set<number>();
+  /**
+   * The nodes a prefix selector picks or targets, by selector: finding them
+   * takes a pass over every node, so it is done once per prefix until the
+   * node set changes (every add and remove clears it; a policy has at most a
+   * few thousand prefixes, so it stays small).
+   */
+  private readonly byPrefix = new Map<string, number[]>();
+
+  private prefixNodes(key: string, test: (n: PolicyNode) => boolean): number[] {
+    let ids = this.byPrefix.get(key);
+    if (!ids) {
+      ids = [];
+      for (const n of this.nodes.values()) if (test(n)) ids.push(n.id);
+      this.byPrefix.set(key, ids);
+    }
+    return ids;
+  }
 
   add(n: PolicyNode): void {
+    this.byPrefix.clear();
     this.nodes.set(n.id, n);
     if (owned(n)) {
       this.members.add(n.id);
@@ -111,6 +129,7 @@ export class NodeIndex {
   remove(id: number): void {
     const n = this.nodes.get(id);
     if (!n) return;
+    this.byPrefix.clear();
     this.nodes.delete(id);
     this.members.delete(id);
     this.tagged.delete(id);
@@ -140,7 +159,7 @@ export class NodeIndex {
       case 'tagged':
         return this.tagged;
       case 'prefix':
-        return [...this.nodes.values()].filter((n) => selectsNode(sel, n)).map((n) => n.id);
+        return this.prefixNodes(`s ${sel.prefix}`, (n) => selectsNode(sel, n));
       case 'self':
         return [];
     }
@@ -154,7 +173,7 @@ export class NodeIndex {
   /** The nodes a destination selector reaches in any way (addresses, routes, devices, exit); not `self`. */
   targeted(sel: Selector, mesh: readonly string[]): Iterable<number> {
     if (sel.kind !== 'prefix') return this.selected(sel);
-    return [...this.nodes.values()].filter((n) => targets(sel, n, mesh).length > 0).map((n) => n.id);
+    return this.prefixNodes(`t ${sel.prefix}`, (n) => targets(sel, n, mesh).length > 0);
   }
 }
 
