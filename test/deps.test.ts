@@ -20,7 +20,7 @@ function files(dir: string): string[] {
   return out;
 }
 
-const ALL = ['cli', 'lab', 'daemon', 'control', 'relay', 'engine', 'nat', 'tun', 'dns', 'localapi', 'osdns', 'netmap', 'crypto', 'util'];
+const ALL = ['cli', 'lab', 'daemon', 'control', 'relay', 'engine', 'nat', 'tun', 'dns', 'localapi', 'osdns', 'policy', 'netmap', 'crypto', 'util'];
 const FORBIDDEN: Record<string, string[]> = {
   // leaves: shared by everything, depend on nothing of ours
   crypto: ALL.filter((l) => l !== 'crypto'),
@@ -40,6 +40,8 @@ const FORBIDDEN: Record<string, string[]> = {
   osdns: ALL.filter((l) => l !== 'osdns' && l !== 'netmap' && l !== 'util'),
   // the node's resolver: the daemon wires it in; it builds on the map's shapes and util only
   dns: ALL.filter((l) => l !== 'dns' && l !== 'netmap' && l !== 'util'),
+  // the access policy's language and compiler: control uses it; it builds on the map's shapes and util only
+  policy: ALL.filter((l) => l !== 'policy' && l !== 'netmap' && l !== 'util'),
   // the lab starts the real binary in namespaces and reads status through the local API's types
   lab: ALL.filter((l) => l !== 'lab' && l !== 'localapi' && l !== 'util'),
 };

@@ -10,6 +10,7 @@
 import { keyToText } from '../../src/crypto/keys.js';
 import { MapParseError, parseMapLine, parseResolverAddress } from '../../src/netmap/parse.js';
 import { dnsNameProblem } from '../../src/netmap/dns-names.js';
+import { maskedPrefix } from '../../src/netmap/routes.js';
 import { parseNodeState } from '../../src/daemon/state.js';
 import { parseIp, parseIpEndpoint, parsePrefix } from '../../src/util/netaddr.js';
 import { check, fuzzLoop, type FuzzTarget } from './harness.js';
@@ -50,7 +51,20 @@ function nodeView(r: Rng, id: number): Record<string, unknown> {
     version: '0.1.0',
     keyExpiry: null,
     ephemeral: r.bool(),
+    ...(r.chance(0.3) ? { user: r.pick(['alice', 'bob.smith', 'Alice']) } : r.chance(0.3) ? { tags: r.pick([['tag:nas'], ['tag:a', 'tag:b-1']]) } : {}),
   };
+}
+
+/** The policy's rules for this node: sources (some not canonical), port ranges at the edges, protocol numbers. */
+function packetFilter(r: Rng): unknown {
+  return Array.from({ length: r.int(4) }, () => ({
+    srcIps: Array.from({ length: r.range(1, 3) }, () => r.pick(['100.64.0.0/10', '100.64.0.5/32', '0.0.0.0/0', '::/0', 'FD7A:115C:A1E0::5/128', '10.1.2.3/8'])),
+    dstPorts: Array.from({ length: r.range(1, 3) }, () => {
+      const first = r.pick([0, 22, 443, 65535]);
+      return { ip: r.pick(['100.64.0.1/32', '192.168.0.0/24', 'fd7a:115c:a1e0::1/128']), first, last: r.pick([first, 65535, 21]) };
+    }),
+    protocols: r.pick([[], [6], [6, 17], [1, 58], [132], [300]]),
+  }));
 }
 
 function mapLine(r: Rng): unknown {
@@ -67,6 +81,7 @@ function mapLine(r: Rng): unknown {
       relays: r.chance(0.7) ? [{ code: 'east', url: 'https://relay.example:8443', stunPort: 3478, certFingerprint: 'ab'.repeat(32) }] : [],
       ...(r.chance(0.7) ? { dns: dnsConfig(r) } : {}),
       ...(r.chance(0.5) ? { devices: devices(r) } : {}),
+      ...(r.chance(0.5) ? { packetFilter: packetFilter(r) } : {}),
     },
   };
 }
@@ -138,6 +153,7 @@ function checkCanonical(v: unknown): void {
     check(!CONTROL.test(s), `${path} carries a control character: ${JSON.stringify(s)}`);
     const leaf = path.replace(/\[\d+\]$/, '');
     if (/\.addresses$/.test(leaf)) check(parseIp(s).text === s, `${path} is not canonical: ${s}`);
+    if (/\.srcIps$|\.dstPorts\.ip$/.test(leaf.replace(/\[\d+\]/g, ''))) check(maskedPrefix(parsePrefix(s)).text === s, `${path} is not canonical: ${s}`);
     if (/\.allowedIps$|Prefix$/.test(leaf)) check(parsePrefix(s).text === s, `${path} is not canonical: ${s}`);
     if (/\.routes$|\.primaryRoutes$/.test(leaf)) check(parsePrefix(s).text === s, `${path} is not canonical: ${s}`);
     if (/\.publicKey$/.test(leaf)) check(/^[A-Za-z0-9+/]{43}=$/.test(s), `${path} is not a canonical key: ${s}`);

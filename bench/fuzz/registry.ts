@@ -16,6 +16,7 @@ export const TARGETS: Record<string, () => Promise<{ default: FuzzTarget }>> = {
   localapi: () => import('./localapi.js'),
   'map-parse': () => import('./map-parse.js'),
   dns: () => import('./dns.js'),
+  policy: () => import('./policy.js'),
 };
 
 export async function loadTarget(name: string): Promise<FuzzTarget> {

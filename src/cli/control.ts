@@ -8,7 +8,9 @@ import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
 import { controlStateDirFromEnv } from '../util/knobs.js';
 import { terminalSafe } from '../util/text.js';
+import { registerPolicy } from './control-policy.js';
 import { asciiLower, DEFAULT_DNS_SUFFIX, dnsSuffixProblem } from '../netmap/dns-names.js';
+import { ownerCell, registerAuthKeyAdmin, registerNodeApprove, registerUsers, type IdentityCliDeps } from './control-identity.js';
 
 export const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
 const DEFAULT_LISTEN = '0.0.0.0:8443';
@@ -32,7 +34,7 @@ function dnsSuffixArg(v: string): string {
   return asciiLower(v);
 }
 
-function mapControlError(err: unknown): never {
+export function mapControlError(err: unknown): never {
   if (err instanceof ControlError)
     throw new CliError(err.code === 'NODE_UNKNOWN' || err.code === 'NOT_FOUND' ? 'NOT_FOUND' : err.code === 'BAD_REQUEST' ? 'USAGE' : 'FAILURE', err.message);
   throw err;
@@ -52,9 +54,9 @@ function table(rows: string[][]): string {
 }
 
 // loaded on use: the database engine (WASM) must not slow down every other command
-const admin = async () => (await import('../control/admin-client.js')).admin;
+export const admin = async () => (await import('../control/admin-client.js')).admin;
 
-const stateDirOption = (): Option =>
+export const stateDirOption = (): Option =>
   new Option('--state-dir <dir>', "the control server's state directory").default(controlStateDirFromEnv() ?? DEFAULT_CONTROL_STATE_DIR);
 
 export function registerControl(program: Command): void {
@@ -78,6 +80,7 @@ export function registerControl(program: Command): void {
       ).argParser(dnsSuffixArg),
     )
     .option('--fresh', 'start a new, empty network although control.key shows one ran here (its database is missing, empty or damaged)')
+    .option('--require-approval', 'new nodes wait, in no map, until `meshctl control nodes approve NODE`')
     .action(
       async (
         o: {
@@ -91,6 +94,7 @@ export function registerControl(program: Command): void {
           config?: string;
           fresh?: boolean;
           dnsSuffix?: string;
+          requireApproval?: boolean;
         },
         cmd: Command,
       ) => {
@@ -120,6 +124,7 @@ export function registerControl(program: Command): void {
           ephemeralGraceMs: o.ephemeralGrace,
           fresh: o.fresh === true,
           dnsSuffix: o.dnsSuffix,
+          requireApproval: o.requireApproval === true,
           logger: (m) => process.stderr.write(`${isoTime()} meshctl control: ${m}\n`),
         });
         try {
@@ -159,14 +164,18 @@ export function registerControl(program: Command): void {
     .option('--reusable', 'the key may register any number of nodes')
     .option('--ephemeral', 'nodes joining with it are deleted when they go offline')
     .addOption(new Option('--expiry <dur>', 'the key stops working after this long (e.g. 1h, 90d)').argParser(durationArg))
+    .addOption(new Option('--user <name>', 'the nodes it registers are owned by this user').conflicts('tags'))
+    .option('--tags <tags>', 'the nodes it registers carry these tags (tag:a,tag:b) and have no owner')
     .option('--json', 'print as JSON')
-    .action(async (o: { stateDir: string; reusable?: boolean; ephemeral?: boolean; expiry?: number; json?: boolean }) => {
+    .action(async (o: { stateDir: string; reusable?: boolean; ephemeral?: boolean; expiry?: number; user?: string; tags?: string; json?: boolean }) => {
+      const owner = { user: o.user, tags: o.tags === undefined ? undefined : o.tags.split(',') };
       const k = await (await admin())
-        .createAuthKey(o.stateDir, { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: o.expiry ?? null })
+        .createAuthKey(o.stateDir, { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: o.expiry ?? null, ...owner })
         .catch(mapControlError);
       if (o.json) return printJson(k);
+      const who = k.user ? `, owner ${k.user}` : k.tags.length ? `, tags ${k.tags.join(',')}` : ', no owner';
       process.stderr.write(
-        `${k.reusable ? 'reusable' : 'single-use'}${k.ephemeral ? ', ephemeral' : ''} key, ${k.expires ? `expires ${k.expires}` : 'never expires'}\n`,
+        `${k.reusable ? 'reusable' : 'single-use'}${k.ephemeral ? ', ephemeral' : ''} key ${k.id}${who}, ${k.expires ? `expires ${k.expires}` : 'never expires'}\n`,
       );
       process.stdout.write(`${k.key}\n`);
     });
@@ -181,14 +190,15 @@ export function registerControl(program: Command): void {
       const list = await (await admin()).listNodes(o.stateDir).catch(mapControlError);
       if (o.json) return printJson(list);
       const rows = [
-        ['ID', 'NAME', 'IPV4', 'IPV6', 'OS', 'STATE', 'LAST SEEN'],
+        ['ID', 'NAME', 'IPV4', 'IPV6', 'OS', 'OWNER', 'STATE', 'LAST SEEN'],
         ...list.map((n) => [
           String(n.id),
           n.name,
           n.addresses[0]!,
           n.addresses[1]!,
           n.os,
-          n.expired ? 'expired' : n.online ? 'online' : 'offline',
+          ownerCell(n),
+          n.pending ? 'pending' : n.expired ? 'expired' : n.online ? 'online' : 'offline',
           n.lastSeen ?? '-',
         ]),
       ];
@@ -211,9 +221,14 @@ export function registerControl(program: Command): void {
       });
   }
 
+  const deps: IdentityCliDeps = { admin, stateDirOption, mapControlError, table };
+  registerAuthKeyAdmin(authkey, deps);
+  registerNodeApprove(nodes, deps);
+  registerUsers(control, deps);
   registerDns(control);
   registerRoutes(control);
   registerDevices(control);
+  registerPolicy(control);
 }
 
 function registerRoutes(control: Command): void {

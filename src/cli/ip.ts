@@ -9,7 +9,9 @@ import { terminalSafe } from '../util/text.js';
 export function formatWhois(w: WhoisResponse): string {
   const ips = w.ips.map((a) => terminalSafe(a)).join(', ');
   const name = `${terminalSafe(w.name)}${w.self ? ' (this node)' : ''}`;
-  return `Machine:\n  Name:     ${name}\n  OS:       ${terminalSafe(w.os)}\n  IPs:      ${ips}\n  Node key: ${terminalSafe(w.nodeKey)}\n`;
+  const owner = w.user !== undefined ? `  User:     ${terminalSafe(w.user)}\n` : '';
+  const tags = w.tags?.length ? `  Tags:     ${w.tags.map((t) => terminalSafe(t)).join(', ')}\n` : '';
+  return `Machine:\n  Name:     ${name}\n  OS:       ${terminalSafe(w.os)}\n  IPs:      ${ips}\n  Node key: ${terminalSafe(w.nodeKey)}\n${owner}${tags}`;
 }
 
 export function registerIp(program: Command): void {

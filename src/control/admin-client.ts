@@ -3,14 +3,25 @@
 // else directly on its database.
 import { request } from 'node:http';
 import { existsSync } from '../util/cjs.js';
-import { deleteNode, expireNode, listNodes, newAuthKey, type AdminNode } from './admin-ops.js';
-import type { AuthKeyOptions } from './authkeys.js';
+import { deleteNode, expireNode, listNodes, newAuthKey, type AdminNode, type AuthKeyRequest, type NewAuthKeyInfo } from './admin-ops.js';
+import {
+  approveNode,
+  createUser,
+  deleteUser,
+  listAuthKeys,
+  listUsers,
+  revokeAuthKey,
+  type AdminAuthKey,
+  type AdminUser,
+  type DeletedUser,
+} from './identity.js';
 import { addDnsRecord, addDnsRoute, removeDnsRecord, removeDnsRoute, showDns, type DnsShow } from './dns.js';
 import { ControlError, type ErrorBody } from './protocol.js';
 import { Registry } from './registry.js';
 import { approveRoute, listRoutes, loadProtectedTargets, protectedAddresses, rejectRoute, type ApproveResult, type RouteRow } from './routes.js';
 import { addDevice, listDevices, removeDevice, type AdminDevice, type DeviceConfigInfo } from './devices.js';
 import { DatabaseError, SqliteStore } from './sqlite-store.js';
+import { getPolicy, setPolicy, type PolicyShow } from './policy.js';
 import { ensureStateDir, stateFiles } from './state-dir.js';
 
 const ADMIN_TIMEOUT_MS = 10_000;
@@ -81,13 +92,22 @@ export const admin = {
   listNodes: (dir: string): Promise<AdminNode[]> => run(dir, 'GET', '/admin/nodes', undefined, (r) => listNodes(r, () => false)),
   deleteNode: (dir: string, ref: string) => run(dir, 'POST', `/admin/nodes/delete?node=${encodeURIComponent(ref)}`, {}, (r) => deleteNode(r, ref)),
   expireNode: (dir: string, ref: string) => run(dir, 'POST', `/admin/nodes/expire?node=${encodeURIComponent(ref)}`, {}, (r) => expireNode(r, ref)),
-  createAuthKey: (dir: string, o: AuthKeyOptions) => run(dir, 'POST', '/admin/authkeys', o, (r) => newAuthKey(r, o), true),
+  createAuthKey: (dir: string, o: AuthKeyRequest): Promise<NewAuthKeyInfo> => run(dir, 'POST', '/admin/authkeys', o, (r) => newAuthKey(r, o), true),
+  listAuthKeys: (dir: string): Promise<AdminAuthKey[]> => run(dir, 'GET', '/admin/authkeys', undefined, (r) => listAuthKeys(r)),
+  revokeAuthKey: (dir: string, id: string) => run(dir, 'POST', '/admin/authkeys/revoke', { id }, (r) => revokeAuthKey(r, id)),
+  listUsers: (dir: string): Promise<AdminUser[]> => run(dir, 'GET', '/admin/users', undefined, (r) => listUsers(r)),
+  createUser: (dir: string, name: string) => run(dir, 'POST', '/admin/users', { name }, (r) => createUser(r, name), true),
+  deleteUser: (dir: string, name: string, force: boolean): Promise<DeletedUser> =>
+    run(dir, 'POST', '/admin/users/delete', { name, force }, (r) => deleteUser(r, name, force)),
+  approveNode: (dir: string, ref: string) => run(dir, 'POST', `/admin/nodes/approve?node=${encodeURIComponent(ref)}`, {}, (r) => approveNode(r, ref)),
   showDns: (dir: string): Promise<DnsShow> => run(dir, 'GET', '/admin/dns', undefined, (r) => showDns(r)),
   addDnsRoute: (dir: string, domain: string, resolvers: string[]) =>
     run(dir, 'POST', '/admin/dns/routes', { domain, resolvers }, (r) => addDnsRoute(r, domain, resolvers)),
   removeDnsRoute: (dir: string, domain: string) => run(dir, 'POST', '/admin/dns/routes/remove', { domain }, (r) => removeDnsRoute(r, domain)),
   addDnsRecord: (dir: string, name: string, address: string) =>
     run(dir, 'POST', '/admin/dns/records', { name, address }, (r) => addDnsRecord(r, name, address)),
+  getPolicy: (dir: string): Promise<PolicyShow> => run(dir, 'GET', '/admin/policy', undefined, (r) => getPolicy(r)),
+  setPolicy: (dir: string, text: string): Promise<{ acls: number; tests: number }> => run(dir, 'POST', '/admin/policy', { text }, (r) => setPolicy(r, text)),
   removeDnsRecord: (dir: string, name: string, address?: string) =>
     run(dir, 'POST', '/admin/dns/records/remove', { name, address }, (r) => removeDnsRecord(r, name, address)),
 };

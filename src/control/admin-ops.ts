@@ -3,6 +3,7 @@
 // socket, so changes reach nodes at once) or on the database directly when
 // no server is running.
 import { createAuthKey, type AuthKeyOptions } from './authkeys.js';
+import { checkKeyOwner } from './identity.js';
 import { ControlError } from './protocol.js';
 import type { Registry } from './registry.js';
 import { isoTime } from '../util/time.js';
@@ -21,6 +22,11 @@ export interface AdminNode {
   expired: boolean;
   ephemeral: boolean;
   endpoints: string[];
+  /** the owner; null for a tagged node or one registered by a key with neither */
+  user: string | null;
+  tags: string[];
+  /** waiting for `control nodes approve` */
+  pending: boolean;
 }
 
 export function listNodes(r: Registry, online: (id: number) => boolean): AdminNode[] {
@@ -38,6 +44,9 @@ export function listNodes(r: Registry, online: (id: number) => boolean): AdminNo
     expired: r.isExpired(n),
     ephemeral: n.ephemeral,
     endpoints: n.endpoints,
+    user: n.user,
+    tags: n.tags,
+    pending: n.pending,
   }));
 }
 
@@ -59,7 +68,30 @@ export function expireNode(r: Registry, ref: string, nowMs = Date.now()): { id: 
   return { id: n.id, name: n.hostname };
 }
 
-export function newAuthKey(r: Registry, o: AuthKeyOptions): { key: string; expires: string | null; reusable: boolean; ephemeral: boolean } {
-  const { key, record } = createAuthKey(r.store, o);
-  return { key, expires: record.expiresAtMs === null ? null : isoTime(record.expiresAtMs), reusable: record.reusable, ephemeral: record.ephemeral };
+export interface NewAuthKeyInfo {
+  key: string;
+  id: string;
+  expires: string | null;
+  reusable: boolean;
+  ephemeral: boolean;
+  user: string | null;
+  tags: string[];
+}
+
+/** Creates a key; `user` must exist, `tags` must be valid, not both (identity.ts). */
+/** What an admin asks for: the key's options, and a user or tags (neither: nodes with no owner). */
+export type AuthKeyRequest = Omit<AuthKeyOptions, 'user' | 'tags'> & { user?: string; tags?: string[] };
+
+export function newAuthKey(r: Registry, o: AuthKeyRequest): NewAuthKeyInfo {
+  const owner = checkKeyOwner(r, o.user, o.tags);
+  const { key, record } = createAuthKey(r.store, { reusable: o.reusable, ephemeral: o.ephemeral, expiryMs: o.expiryMs, ...owner });
+  return {
+    key,
+    id: record.id,
+    expires: record.expiresAtMs === null ? null : isoTime(record.expiresAtMs),
+    reusable: record.reusable,
+    ephemeral: record.ephemeral,
+    user: record.user,
+    tags: record.tags,
+  };
 }

@@ -3,15 +3,21 @@
 // same person who can read the database) administers the network.
 import type { Server } from 'node:http';
 import { closeUnix, listenUnix } from '../util/unix-http.js';
-import { deleteNode, expireNode, listNodes, newAuthKey } from './admin-ops.js';
+import { deleteNode, expireNode, listNodes, newAuthKey, type AuthKeyRequest } from './admin-ops.js';
+import { approveNode, createUser, deleteUser, listAuthKeys, listUsers, revokeAuthKey } from './identity.js';
 import { guardConnections, type ConnectionLimits } from './connections.js';
 import { readJson, sendError, sendJson } from './http-util.js';
 import { ControlError } from './protocol.js';
-import type { AuthKeyOptions } from './authkeys.js';
 import { addDnsRecord, addDnsRoute, removeDnsRecord, removeDnsRoute, showDns } from './dns.js';
 import type { Registry } from './registry.js';
 import { approveRoute, listRoutes, loadProtectedTargets, protectedAddresses, rejectRoute } from './routes.js';
 import { addDevice, listDevices, removeDevice } from './devices.js';
+import { checkPolicy, getPolicy, setPolicy } from './policy.js';
+import { autoApprove } from './auto-approve.js';
+import { MAX_POLICY_BYTES } from '../policy/types.js';
+
+/** A policy set over the socket: the file as a JSON string (newlines and quotes escaped may double it), plus the object around it. */
+const MAX_POLICY_BODY_BYTES = 2 * MAX_POLICY_BYTES + 1024;
 
 export class AdminServer {
   private server: Server | null = null;
@@ -30,7 +36,7 @@ export class AdminServer {
       void (async () => {
         try {
           const url = new URL(req.url ?? '/', 'http://admin');
-          const body = req.method === 'POST' ? await readJson(req) : {};
+          const body = req.method === 'POST' ? await readJson(req, url.pathname.startsWith('/admin/policy') ? MAX_POLICY_BODY_BYTES : undefined) : {};
           const ref = url.searchParams.get('node') ?? '';
           const route = `${req.method} ${url.pathname}`;
           if (route === 'GET /admin/nodes') return sendJson(res, 200, listNodes(this.registry, this.online));
@@ -47,6 +53,38 @@ export class AdminServer {
             return sendJson(res, 200, n);
           }
           if (route === 'POST /admin/authkeys') return sendJson(res, 200, newAuthKey(this.registry, parseAuthKeyOptions(body)));
+          if (route === 'GET /admin/policy') return sendJson(res, 200, getPolicy(this.registry));
+          if (route === 'POST /admin/policy/check') return sendJson(res, 200, summary(checkPolicy(str(fields(body), 'text'))));
+          if (route === 'POST /admin/policy') {
+            const out = setPolicy(this.registry, str(fields(body), 'text'));
+            this.changed();
+            // what nodes advertise already may now be approved by the new autoApprovers
+            void autoApprove(
+              this.registry,
+              this.registry.store.listNodes().map((n) => n.id),
+            )
+              .then((lines) => lines.length && this.changed())
+              .catch(() => {});
+            return sendJson(res, 200, out);
+          }
+          if (route === 'GET /admin/authkeys') return sendJson(res, 200, listAuthKeys(this.registry));
+          // revoking changes no map: the nodes the key registered stay
+          if (route === 'POST /admin/authkeys/revoke') return sendJson(res, 200, revokeAuthKey(this.registry, str(fields(body), 'id')));
+          if (route === 'GET /admin/users') return sendJson(res, 200, listUsers(this.registry));
+          if (route === 'POST /admin/users') return sendJson(res, 200, createUser(this.registry, str(fields(body), 'name')));
+          if (route === 'POST /admin/users/delete') {
+            const o = fields(body);
+            if (o.force !== undefined && typeof o.force !== 'boolean') throw new ControlError('BAD_REQUEST', 'force must be true or false');
+            const out = deleteUser(this.registry, str(o, 'name'), o.force === true);
+            for (const id of out.deletedNodes) this.endStreams(id, 'NODE_UNKNOWN');
+            if (out.deletedNodes.length > 0) this.changed();
+            return sendJson(res, 200, out);
+          }
+          if (route === 'POST /admin/nodes/approve') {
+            const n = approveNode(this.registry, ref);
+            this.changed();
+            return sendJson(res, 200, n);
+          }
           if (route === 'GET /admin/dns') return sendJson(res, 200, showDns(this.registry));
           if (route === 'GET /admin/routes') return sendJson(res, 200, listRoutes(this.registry, this.online));
           if (route === 'GET /admin/devices') return sendJson(res, 200, listDevices(this.registry));
@@ -84,8 +122,8 @@ export class AdminServer {
   }
 }
 
-/** The body of POST /admin/authkeys: two optional booleans and an optional positive lifetime in ms. */
-function parseAuthKeyOptions(raw: unknown): AuthKeyOptions {
+/** The body of POST /admin/authkeys: two optional booleans, an optional positive lifetime in ms, an optional user or tags. */
+function parseAuthKeyOptions(raw: unknown): AuthKeyRequest {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ControlError('BAD_REQUEST', 'auth key options must be a JSON object');
   const o = raw as Record<string, unknown>;
   for (const k of ['reusable', 'ephemeral'] as const) {
@@ -95,7 +133,13 @@ function parseAuthKeyOptions(raw: unknown): AuthKeyOptions {
   if (e !== undefined && e !== null && (typeof e !== 'number' || !Number.isSafeInteger(e) || e <= 0)) {
     throw new ControlError('BAD_REQUEST', 'expiryMs must be null or a positive whole number of milliseconds');
   }
-  return { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: (e as number | null | undefined) ?? null };
+  const owner = { user: o.user === undefined ? undefined : str(o, 'user'), tags: o.tags === undefined ? undefined : strList(o, 'tags') };
+  return { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: (e as number | null | undefined) ?? null, ...owner };
+}
+
+/** What a checked policy holds, as `policy check` reports it. */
+export function summary(p: { acls: unknown[]; tests: unknown[] }): { acls: number; tests: number } {
+  return { acls: p.acls.length, tests: p.tests.length };
 }
 
 /** The JSON object body of an admin request. */

@@ -14,6 +14,10 @@ export interface AuthKeyOptions {
   ephemeral: boolean;
   /** lifetime; null: never expires */
   expiryMs: number | null;
+  /** the owner of the nodes it registers (checked by identity.ts); null: none */
+  user?: string | null;
+  /** the tags of the nodes it registers (checked by identity.ts) */
+  tags?: string[];
 }
 
 const hashSecret = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -29,6 +33,9 @@ export function createAuthKey(store: ControlStore, o: AuthKeyOptions, nowMs = Da
     createdAtMs: nowMs,
     expiresAtMs: o.expiryMs === null ? null : nowMs + o.expiryMs,
     usedCount: 0,
+    user: o.user ?? null,
+    tags: o.tags ?? [],
+    revoked: false,
   };
   store.insertAuthKey(record);
   return { key: `mskey-${id}-${secret}`, record };
@@ -43,6 +50,7 @@ export function redeemAuthKey(store: ControlStore, key: string, nowMs = Date.now
   if (!rec || !timingSafeEqual(given, Buffer.from(rec.secretHash, 'hex'))) {
     throw new ControlError('AUTHKEY_INVALID', 'auth key is not known to this control server: create one with `meshctl control authkey create`');
   }
+  if (rec.revoked) throw new ControlError('AUTHKEY_REVOKED', 'auth key was revoked by an admin: ask for a new one');
   if (rec.expiresAtMs !== null && rec.expiresAtMs <= nowMs) {
     throw new ControlError('AUTHKEY_EXPIRED', `auth key expired at ${isoTime(rec.expiresAtMs)}: create a new one`);
   }

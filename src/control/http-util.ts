@@ -4,14 +4,14 @@ import { ControlError, HTTP_STATUS, type ErrorBody } from './protocol.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
-export function readJson(req: IncomingMessage): Promise<unknown> {
+export function readJson(req: IncomingMessage, maxBytes = MAX_BODY_BYTES): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new ControlError('BAD_REQUEST', `body larger than ${MAX_BODY_BYTES} bytes`));
+      if (size > maxBytes) {
+        reject(new ControlError('BAD_REQUEST', `body larger than ${maxBytes} bytes`));
         req.destroy();
       } else chunks.push(c);
     });

@@ -10,6 +10,10 @@ import type { DeviceView, DnsConfig, NetworkMap, NodeView, RegisterResult, Relay
 import type { ControlStore, NodeRecord } from './store.js';
 import type { RegisterIn } from './validate.js';
 import { isoTime } from '../util/time.js';
+import { nodeOwner } from './policy.js';
+import { PolicyEngine } from '../policy/engine.js';
+import { parsePolicy } from '../policy/parse.js';
+import type { Policy, PolicyNode } from '../policy/types.js';
 
 /** One DNS label. */
 const MAX_HOSTNAME = 63;
@@ -26,6 +30,8 @@ export function sanitizeHostname(h: string): string {
 export interface RegistryOptions {
   /** node key lifetime; null: keys never expire */
   keyExpiryMs: number | null;
+  /** new nodes wait in no map until an admin approves them (`control serve --require-approval`) */
+  requireApproval?: boolean;
   now?: () => number;
 }
 
@@ -34,6 +40,8 @@ export class Registry {
   /** the stored name service, read once per change rather than once per map (a map is built per stream per change) */
   private dns: DnsConfig | null = null;
   private readonly election = new PrimaryElection();
+  /** the stored access policy and its engine; undefined: not read yet; null: no policy (allow all) */
+  private policy: { policy: Policy; engine: PolicyEngine | null } | null | undefined = undefined;
   constructor(
     readonly store: ControlStore,
     private readonly opts: RegistryOptions,
@@ -44,6 +52,55 @@ export class Registry {
   /** The DNS routes, records or suffix in the store changed: the next map reads them again. */
   dnsChanged(): void {
     this.dns = null;
+  }
+
+  /** Inside batch(): whether the policy engine was already brought up to date for this batch. */
+  private batchSynced: boolean | null = null;
+
+  /**
+   * Runs `fn`, which builds many maps of one unchanged network (a broadcast),
+   * bringing the policy engine up to date once rather than once per map.
+   */
+  batch<T>(fn: () => T): T {
+    this.batchSynced = false;
+    try {
+      return fn();
+    } finally {
+      this.batchSynced = null;
+    }
+  }
+
+  /** The stored access policy changed: the next map reads it again and recomputes every node. */
+  policyChanged(): void {
+    this.policy = undefined;
+  }
+
+  /** The policy in force, or null (allow all). A stored policy that no longer parses denies everything rather than allowing it. */
+  currentPolicy(): Policy | null {
+    if (this.policy === undefined) {
+      const text = this.store.getMeta('acl_policy');
+      let policy: Policy | null = null;
+      if (text !== null) {
+        try {
+          policy = parsePolicy(text);
+        } catch {
+          policy = parsePolicy('{}');
+        }
+      }
+      this.policy = policy ? { policy, engine: null } : null;
+    }
+    return this.policy?.policy ?? null;
+  }
+
+  /** The policy engine brought up to date with `nodes` (only what changed is recomputed), or null without a policy. */
+  private policyEngine(nodes: () => PolicyNode[]): PolicyEngine | null {
+    const policy = this.currentPolicy();
+    if (!policy || !this.policy) return null;
+    if (this.batchSynced && this.policy.engine) return this.policy.engine;
+    if (this.batchSynced === false) this.batchSynced = true;
+    if (!this.policy.engine) this.policy.engine = new PolicyEngine(policy, [IPV4_PREFIX, ipv6Prefix(this.store)], nodes());
+    else this.policy.engine.sync(nodes());
+    return this.policy.engine;
   }
 
   isExpired(n: NodeRecord): boolean {
@@ -112,6 +169,10 @@ export class Registry {
         homeRelay: null,
         ephemeral: key.ephemeral,
         authKeyId: key.id,
+        // the key's owner or tags; a re-registration (above) keeps what the node has
+        user: key.user,
+        tags: key.tags,
+        pending: this.opts.requireApproval === true,
         createdAtMs: this.now(),
         keyExpiresAtMs,
         connected: false,
@@ -126,7 +187,7 @@ export class Registry {
 
   /** The primary router of each active prefix (routes.ts: stays while online, no move back). */
   primaries(isOnline: (id: number) => boolean): Map<string, number> {
-    const nodes = this.store.listNodes().filter((n) => !this.isExpired(n));
+    const nodes = this.store.listNodes().filter((n) => !this.isExpired(n) && !n.pending);
     return this.election.elect(activeRoutes(this.store, nodes), isOnline);
   }
 
@@ -152,6 +213,8 @@ export class Registry {
       keyExpiry: n.keyExpiresAtMs === null ? null : isoTime(n.keyExpiresAtMs),
       ephemeral: n.ephemeral,
     };
+    if (n.user !== null) v.user = n.user;
+    if (n.tags.length > 0) v.tags = [...n.tags];
     if (routes) {
       const primary = routes.active.routes.filter((p) => routes.primaries.get(p) === n.id);
       v.routes = routes.active.routes;
@@ -171,12 +234,15 @@ export class Registry {
 
   /**
    * What `self` may see: every other node of the network whose key is valid.
-   * Expired and deleted nodes are left out, so peers stop talking to them.
-   * (One network per server and no ACLs yet: every valid node sees every other.)
+   * Expired and deleted nodes are left out, so peers stop talking to them;
+   * nodes waiting for approval are left out until approved.
+   * Without an access policy every valid node sees every other; with one, a
+   * node sees only the peers it may reach or that may reach it, and its map
+   * carries the packet-filter rules for what may reach it.
    */
   mapFor(self: NodeRecord, isOnline: (id: number) => boolean, relays: RelayRegion[]): NetworkMap {
     const all = this.store.listNodes();
-    const valid = all.filter((n) => n.id === self.id || !this.isExpired(n));
+    const valid = all.filter((n) => n.id === self.id || (!this.isExpired(n) && !n.pending));
     const active = activeRoutes(this.store, valid);
     const primaries = this.election.elect(active, isOnline);
     const byId = new Map(valid.map((n) => [n.id, n]));
@@ -192,15 +258,32 @@ export class Registry {
       gateway: byId.get(d.gatewayId)!.hostname,
       ...(d.gatewayId === self.id ? { publicKey: d.publicKey } : {}),
     }));
+    // with a policy: only the peers self may reach or that may reach it, and the rules for what may reach self
+    const engine = this.policyEngine(() =>
+      valid
+        .filter((n) => !this.isExpired(n) && !n.pending)
+        .map((n) => ({
+          id: n.id,
+          ...nodeOwner(n),
+          addresses: [n.ipv4, n.ipv6],
+          routes: active.get(n.id)!.routes,
+          exitNode: active.get(n.id)!.exitNode,
+          deviceAddresses: deviceRecords.filter((d) => d.gatewayId === n.id).flatMap((d) => [d.ipv4, d.ipv6]),
+        })),
+    );
+    const visible = engine ? (engine.peersOf(self.id) ?? new Set<number>()) : null;
+    const shown = (id: number): boolean => id === self.id || visible === null || visible.has(id);
     const map: NetworkMap = {
       self: this.view(self, true, routesOf(self, true)),
-      peers: valid.filter((n) => n.id !== self.id).map((n) => this.view(n, isOnline(n.id), routesOf(n, false))),
+      peers: valid.filter((n) => n.id !== self.id && shown(n.id)).map((n) => this.view(n, isOnline(n.id), routesOf(n, false))),
       ipv4Prefix: IPV4_PREFIX,
       ipv6Prefix: ipv6Prefix(this.store),
       relays,
       dns: dnsForMap((this.dns ??= loadDns(this.store)), [...all.map((n) => n.hostname), ...deviceRecords.map((d) => d.name)]),
     };
-    if (devices.length) map.devices = devices;
+    const shownDevices = devices.filter((d) => shown(deviceRecords.find((r) => r.id === d.id)!.gatewayId));
+    if (shownDevices.length) map.devices = shownDevices;
+    if (engine) map.packetFilter = engine.filterOf(self.id) ?? [];
     return map;
   }
 }

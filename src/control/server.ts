@@ -12,6 +12,7 @@ import { terminalSafe } from '../util/text.js';
 import { sourceKey } from '../util/per-source.js';
 import { AdminServer } from './admin-server.js';
 import { applyDnsSuffix } from './dns.js';
+import { autoApprove } from './auto-approve.js';
 import { guardConnections, type ConnectionStats } from './connections.js';
 import { RateLimitedError, readJson, sendError, sendJson } from './http-util.js';
 import { openStateDatabase } from './open-database.js';
@@ -53,6 +54,8 @@ export interface ControlServerOptions {
   fresh?: boolean;
   /** the DNS suffix of node names (`--dns-suffix`); default: the stored one, else mesh.internal */
   dnsSuffix?: string;
+  /** new nodes stay pending, in no map, until `control nodes approve` (`--require-approval`) */
+  requireApproval?: boolean;
   /** the clock sealed requests' timestamps are checked against */
   now?: () => number;
   limits?: Partial<ControlLimits>;
@@ -256,7 +259,7 @@ export class ControlServer {
     // before the registry reads the name service for maps
     const dns = applyDnsSuffix(store, this.opts.dnsSuffix);
     if (dns.replaced) this.log(`DNS suffix changed from ${dns.replaced} to ${dns.suffix}: nodes get the new names with their next map`);
-    this.registry = new Registry(store, { keyExpiryMs: this.opts.keyExpiryMs ?? null });
+    this.registry = new Registry(store, { keyExpiryMs: this.opts.keyExpiryMs ?? null, requireApproval: this.opts.requireApproval === true });
     let cert: string;
     let key: string;
     if (this.opts.tlsCert && this.opts.tlsKey) {
@@ -452,15 +455,34 @@ export class ControlServer {
     const before = this.store!.getNodeByKey(opened.nodeKey);
     // the nonce is remembered only once the registration is accepted (a refused auth key changes nothing)
     const node = this.registry!.register(opened.nodeKey, opened.body, () => this.opener!.accept(opened));
-    this.log(before ? `node ${node.hostname} (${node.ipv4}) re-registered` : `node ${node.hostname} (${node.ipv4}) joined`);
+    this.log(
+      before
+        ? `node ${node.hostname} (${node.ipv4}) re-registered`
+        : `node ${node.hostname} (${node.ipv4}) joined${node.pending ? '; it waits for `meshctl control nodes approve`' : ''}`,
+    );
     this.expiredIds.delete(node.id);
     sendJson(res, 200, this.registry!.registerResult(node, this.online(node.id)));
     this.changed();
+    this.autoApprove([node.id]);
+  }
+
+  /** Approves what the policy's autoApprovers allow of what these nodes advertise; maps change with the next broadcast. */
+  private autoApprove(ids: number[]): void {
+    void autoApprove(this.registry!, ids)
+      .then((lines) => {
+        for (const l of lines) this.log(l);
+        if (lines.length && this.store) this.changed();
+      })
+      .catch((err: Error) => this.log(`auto-approval failed: ${err.message}`));
   }
 
   private handleMap(raw: unknown, req: IncomingMessage, res: ServerResponse): void {
     const opened = this.opener!.open(raw, 'map', parseMapBody);
     const { body } = opened;
+    const waiting = this.store!.getNodeByKey(opened.nodeKey);
+    if (waiting?.pending) {
+      throw new ControlError('NODE_PENDING', `waiting for approval at the control server: an admin runs \`meshctl control nodes approve ${waiting.hostname}\``);
+    }
     const node = this.actAsKnownNode(opened, (n) =>
       this.store!.updateNode(n.id, { lastSeenMs: Date.now(), endpoints: body.endpoints, discoKey: body.discoKey, connected: true }),
     );
@@ -504,7 +526,7 @@ export class ControlServer {
   private handleVerify(query: string, res: ServerResponse): void {
     const key = parseVerifyQuery(query);
     const n = this.store!.getNodeByKey(key);
-    if (n && !this.registry!.isExpired(n)) return sendJson(res, 200, { known: true });
+    if (n && !n.pending && !this.registry!.isExpired(n)) return sendJson(res, 200, { known: true });
     sendJson(res, 404, { known: false });
   }
 
@@ -526,9 +548,10 @@ export class ControlServer {
     const mesh = meshPrefixes(this.store!);
     const opened = this.opener!.open(raw, 'advertise', (o) => parseAdvertiseBody(o, mesh));
     const { body } = opened;
-    this.actAsKnownNode(opened, (node) => this.store!.updateNode(node.id, { advertisedRoutes: body.routes, advertisedExit: body.exitNode }));
+    const node = this.actAsKnownNode(opened, (n) => this.store!.updateNode(n.id, { advertisedRoutes: body.routes, advertisedExit: body.exitNode }));
     sendJson(res, 200, { ok: true });
     this.changed();
+    this.autoApprove([node.id]);
   }
 
   private handleLogout(raw: unknown, res: ServerResponse): void {
@@ -613,7 +636,10 @@ export class ControlServer {
     if (this.broadcastTimer) return;
     this.broadcastTimer = setTimeout(() => {
       this.broadcastTimer = null;
-      for (const s of this.streams.values()) this.writeMap(s);
+      // one network state for every map of this broadcast: the policy engine is brought up to date once
+      this.registry!.batch(() => {
+        for (const s of this.streams.values()) this.writeMap(s);
+      });
     }, BROADCAST_DELAY_MS);
   }
 

@@ -11,12 +11,14 @@ import type {
   DeviceRecord,
   DnsRecordRecord,
   DnsRouteRecord,
+  NewAuthKey,
   NewNode,
   NodeRecord,
   NodeUpdate,
   NonceLimits,
   NonceVerdict,
   RouteApprovalRecord,
+  UserRecord,
 } from './store.js';
 
 type Row = Record<string, number | bigint | string | Uint8Array | null>;
@@ -55,6 +57,16 @@ const MIGRATIONS: string[] = [
      id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, public_key TEXT NOT NULL UNIQUE,
      ipv4 TEXT NOT NULL UNIQUE, ipv6 TEXT NOT NULL UNIQUE,
      gateway_id INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE, created_at_ms INTEGER NOT NULL);`,
+  // identity: users; auth keys and nodes owned by a user or tagged; revoked keys; nodes pending approval
+  `CREATE TABLE users (name TEXT PRIMARY KEY, created_at_ms INTEGER NOT NULL) WITHOUT ROWID;
+   ALTER TABLE authkeys ADD COLUMN user_name TEXT;
+   ALTER TABLE authkeys ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+   ALTER TABLE authkeys ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE nodes ADD COLUMN user_name TEXT;
+   ALTER TABLE nodes ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+   ALTER TABLE nodes ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX nodes_user ON nodes (user_name);
+   CREATE INDEX authkeys_user ON authkeys (user_name);`,
 ];
 
 /** Opening the database failed: why, in `kind`; the message names the file and the cause. */
@@ -111,6 +123,9 @@ function nodeFromRow(r: Row): NodeRecord {
     connected: num(r.connected ?? 0) === 1,
     advertisedRoutes: JSON.parse(String(r.advertised_routes ?? '[]')) as string[],
     advertisedExit: num(r.advertised_exit ?? 0) === 1,
+    user: r.user_name === null || r.user_name === undefined ? null : String(r.user_name),
+    tags: JSON.parse(String(r.tags ?? '[]')) as string[],
+    pending: num(r.pending ?? 0) === 1,
   };
 }
 
@@ -126,6 +141,8 @@ function deviceFromRow(r: Row): DeviceRecord {
   };
 }
 
+const userFromRow = (r: Row): UserRecord => ({ name: String(r.name), createdAtMs: num(r.created_at_ms!) });
+
 function authKeyFromRow(r: Row): AuthKeyRecord {
   return {
     id: String(r.id),
@@ -135,6 +152,9 @@ function authKeyFromRow(r: Row): AuthKeyRecord {
     createdAtMs: num(r.created_at_ms!),
     expiresAtMs: numOrNull(r.expires_at_ms!),
     usedCount: num(r.used_count!),
+    user: r.user_name === null || r.user_name === undefined ? null : String(r.user_name),
+    tags: JSON.parse(String(r.tags ?? '[]')) as string[],
+    revoked: num(r.revoked ?? 0) === 1,
   };
 }
 
@@ -156,6 +176,9 @@ const COLUMN: Record<keyof NodeUpdate, string> = {
   connected: 'connected',
   advertisedRoutes: 'advertised_routes',
   advertisedExit: 'advertised_exit',
+  user: 'user_name',
+  tags: 'tags',
+  pending: 'pending',
 };
 
 function toSql(v: unknown): number | string | null {
@@ -233,8 +256,9 @@ export class SqliteStore implements ControlStore {
     this.db.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', [key, value]);
   }
 
-  insertAuthKey(k: AuthKeyRecord): void {
-    this.db.run('INSERT INTO authkeys (id, secret_hash, reusable, ephemeral, created_at_ms, expires_at_ms, used_count) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+  insertAuthKey(k: NewAuthKey): void {
+    const cols = 'id, secret_hash, reusable, ephemeral, created_at_ms, expires_at_ms, used_count, user_name, tags, revoked';
+    this.db.run(`INSERT INTO authkeys (${cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
       k.id,
       k.secretHash,
       k.reusable ? 1 : 0,
@@ -242,6 +266,9 @@ export class SqliteStore implements ControlStore {
       k.createdAtMs,
       k.expiresAtMs,
       k.usedCount,
+      k.user ?? null,
+      JSON.stringify(k.tags ?? []),
+      k.revoked ? 1 : 0,
     ]);
   }
   getAuthKey(id: string): AuthKeyRecord | null {
@@ -254,9 +281,29 @@ export class SqliteStore implements ControlStore {
   markAuthKeyUsed(id: string): void {
     this.db.run('UPDATE authkeys SET used_count = used_count + 1 WHERE id = ?', id);
   }
+  revokeAuthKey(id: string): boolean {
+    return this.db.run('UPDATE authkeys SET revoked = 1 WHERE id = ?', id).changes > 0;
+  }
+  deleteAuthKeysOf(user: string): number {
+    return this.db.run('DELETE FROM authkeys WHERE user_name = ?', user).changes;
+  }
+
+  listUsers(): UserRecord[] {
+    return (this.db.all('SELECT name, created_at_ms FROM users ORDER BY name') as Row[]).map(userFromRow);
+  }
+  getUser(name: string): UserRecord | null {
+    const r = this.db.get('SELECT name, created_at_ms FROM users WHERE name = ?', name) as Row | null;
+    return r ? userFromRow(r) : null;
+  }
+  insertUser(u: UserRecord): boolean {
+    return this.db.run('INSERT INTO users (name, created_at_ms) VALUES (?, ?) ON CONFLICT DO NOTHING', [u.name, u.createdAtMs]).changes > 0;
+  }
+  deleteUser(name: string): boolean {
+    return this.db.run('DELETE FROM users WHERE name = ?', name).changes > 0;
+  }
 
   insertNode(node: NewNode): NodeRecord {
-    const n: NewNode = { advertisedRoutes: [], advertisedExit: false, ...node };
+    const n: NewNode = { advertisedRoutes: [], advertisedExit: false, user: null, tags: [], pending: false, ...node };
     const cols = Object.keys(COLUMN) as (keyof NodeUpdate)[];
     const r = this.db.run(`INSERT INTO nodes (${cols.map((c) => COLUMN[c]).join(', ')}, created_at_ms) VALUES (${cols.map(() => '?').join(', ')}, ?)`, [
       ...cols.map((c) => toSql(n[c])),

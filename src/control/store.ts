@@ -13,6 +13,21 @@ export interface AuthKeyRecord {
   /** null: never expires */
   expiresAtMs: number | null;
   usedCount: number;
+  /** the user that owns the nodes this key registers; null: none (tagged, or a key with neither) */
+  user: string | null;
+  /** the tags the nodes it registers carry (a key has a user or tags, never both) */
+  tags: string[];
+  /** revoked keys register nothing; the nodes they registered stay */
+  revoked: boolean;
+}
+
+/** A new key; without them it has no owner, no tags and is not revoked. */
+export type NewAuthKey = Omit<AuthKeyRecord, 'user' | 'tags' | 'revoked'> & Partial<Pick<AuthKeyRecord, 'user' | 'tags' | 'revoked'>>;
+
+/** A user of the network: nodes and auth keys belong to one by name. */
+export interface UserRecord {
+  name: string;
+  createdAtMs: number;
 }
 
 export interface NodeRecord {
@@ -40,10 +55,17 @@ export interface NodeRecord {
   advertisedRoutes: string[];
   /** the node offers itself as an exit node; active only once approved */
   advertisedExit: boolean;
+  /** the owner (from the auth key that registered it); null for a tagged node or one registered by a key with neither */
+  user: string | null;
+  /** the node's tags (from its auth key) */
+  tags: string[];
+  /** registered while approval was required and not approved yet: in no map */
+  pending: boolean;
 }
 
-/** A new node; it advertises nothing until it says so. */
-export type NewNode = Omit<NodeRecord, 'id' | 'advertisedRoutes' | 'advertisedExit'> & Partial<Pick<NodeRecord, 'advertisedRoutes' | 'advertisedExit'>>;
+type NodeDefaults = 'advertisedRoutes' | 'advertisedExit' | 'user' | 'tags' | 'pending';
+/** A new node; it advertises nothing until it says so, and has no owner, tags or pending approval unless given. */
+export type NewNode = Omit<NodeRecord, 'id' | NodeDefaults> & Partial<Pick<NodeRecord, NodeDefaults>>;
 export type NodeUpdate = Partial<Omit<NodeRecord, 'id' | 'createdAtMs'>>;
 
 /** What remembering a request's nonce found: new (and now remembered), seen before, or a cap reached (not remembered). */
@@ -131,10 +153,21 @@ export interface ControlStore extends NonceStore, DnsStore, RouteStore {
   getMeta(key: string): string | null;
   setMeta(key: string, value: string): void;
 
-  insertAuthKey(k: AuthKeyRecord): void;
+  insertAuthKey(k: NewAuthKey): void;
   getAuthKey(id: string): AuthKeyRecord | null;
   listAuthKeys(): AuthKeyRecord[];
   markAuthKeyUsed(id: string): void;
+  /** false when there is no such key */
+  revokeAuthKey(id: string): boolean;
+  /** the user's keys go; how many */
+  deleteAuthKeysOf(user: string): number;
+
+  /** ordered by name */
+  listUsers(): UserRecord[];
+  getUser(name: string): UserRecord | null;
+  /** false when the name is taken */
+  insertUser(u: UserRecord): boolean;
+  deleteUser(name: string): boolean;
 
   insertNode(n: NewNode): NodeRecord;
   updateNode(id: number, u: NodeUpdate): void;

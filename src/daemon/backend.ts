@@ -658,6 +658,7 @@ export class Backend {
             routes: this.subnets.status(this.map?.self ?? self, this.st.prefs, this.destinationStats.droppedDestination),
             advertiseExitNode: this.st.prefs.advertiseExitNode,
             exitNodeApproved: (this.map?.self ?? self).exitNode === true,
+            ...ownerOf(this.map?.self ?? self),
           }
         : null,
       control: { url: this.st.prefs.loginServer, connected: this.connected, lastError: this.lastError },
@@ -715,6 +716,7 @@ export class Backend {
       endpoints: v.endpoints,
       ...(v.routes?.length ? { routes: this.subnets.peerRoutes(v) } : {}),
       ...(v.exitNode ? { exitNode: true } : {}),
+      ...ownerOf(v),
     };
   }
 
@@ -745,10 +747,12 @@ export class Backend {
       throw new ApiError('BAD_REQUEST', `${JSON.stringify(ip.slice(0, 64))} is not an IP address`);
     }
     const self = this.st.node;
-    if (self?.addresses.includes(ip)) return { name: self.name, ips: self.addresses, nodeKey: self.nodeKey, os: process.platform, self: true };
+    if (self?.addresses.includes(ip)) {
+      return { name: self.name, ips: self.addresses, nodeKey: self.nodeKey, os: process.platform, self: true, ...ownerOf(this.map?.self ?? self) };
+    }
     const v = this.map?.peers.find((p) => p.addresses.includes(ip));
     if (!v) throw new ApiError('NOT_FOUND', `no node has the address ${ip}`);
-    return { name: v.name, ips: v.addresses, nodeKey: v.nodeKey, os: v.os, self: false };
+    return { name: v.name, ips: v.addresses, nodeKey: v.nodeKey, os: v.os, self: false, ...ownerOf(v) };
   }
 
   async close(): Promise<void> {
@@ -756,4 +760,9 @@ export class Backend {
     this.stopMapLoop();
     await this.stopEngine();
   }
+}
+
+/** A node's owner and tags as status and whois show them: only the fields control sent. */
+function ownerOf(v: NodeView): { user?: string; tags?: string[] } {
+  return { ...(v.user !== undefined ? { user: v.user } : {}), ...(v.tags?.length ? { tags: v.tags } : {}) };
 }

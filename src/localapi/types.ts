@@ -50,6 +50,10 @@ export interface PeerStatus {
   routes?: PeerRouteStatus[];
   /** the peer is an approved exit node; absent when not */
   exitNode?: boolean;
+  /** the user that owns the peer (from control); absent for a tagged node or one with no owner */
+  user?: string;
+  /** the peer's tags (from control); absent when it has none */
+  tags?: string[];
 }
 
 export interface SelfStatus {
@@ -67,6 +71,9 @@ export interface SelfStatus {
   /** this node offers itself as exit node, and control approved it */
   advertiseExitNode?: boolean;
   exitNodeApproved?: boolean;
+  /** this node's owner and tags as control holds them; absent when none */
+  user?: string;
+  tags?: string[];
 }
 
 /** A device on stock WireGuard (a phone's WireGuard app) that reaches the mesh through a gateway node. */
@@ -155,6 +162,9 @@ export interface WhoisResponse {
   nodeKey: string;
   os: string;
   self: boolean;
+  /** the node's owner and tags as control holds them; absent when none */
+  user?: string;
+  tags?: string[];
 }
 
 /** The daemon's last network report (src/netmap/netreport.ts), its home region and its relay connections. */

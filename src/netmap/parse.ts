@@ -10,6 +10,8 @@ import {
   type DnsConfig,
   type DnsRecord,
   type DnsRoute,
+  type FilterDestination,
+  type FilterRule,
   MAX_NETWORK_DEVICES,
   MAX_NODE_ENDPOINTS,
   MAX_NODE_OS_CHARS,
@@ -34,8 +36,9 @@ import {
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { AddressSyntaxError, ipBytes, parseIp, parseIpEndpoint, parsePrefix, type IpAddress, type IpFamily, type IpPrefix } from '../util/netaddr.js';
 import { isPrintable } from '../util/text.js';
-import { isDefaultRoute, subnetRouteProblem } from './routes.js';
+import { isDefaultRoute, maskedPrefix, subnetRouteProblem } from './routes.js';
 import { isoTime } from '../util/time.js';
+import { MAX_TAGS_PER_NODE, tagProblem, userNameProblem } from './identity.js';
 
 /** Peers in one map: far above what one control server's network holds, and it bounds the engine's peer table and the work per map. */
 export const MAX_PEERS = 10_000;
@@ -71,6 +74,23 @@ export const MAX_URL_CHARS = 512;
  */
 export const MIN_MESH_PREFIX_BITS_V4 = 8;
 export const MIN_MESH_PREFIX_BITS_V6 = 16;
+/**
+ * Packet-filter rules in one map: the policy's rules that concern the node.
+ * Control makes at most two per acl entry (its destinations, and its
+ * autogroup:self part; a policy holds at most 1,000 entries, MAX_POLICY_ACLS)
+ * and splits a rule whose destinations exceed MAX_FILTER_DESTINATIONS.
+ */
+export const MAX_FILTER_RULES = 4_000;
+/**
+ * Source prefixes of one rule: the nodes that may reach this node are its
+ * peers (at most MAX_PEERS, one address per family each, plus itself) and the
+ * policy's own prefixes.
+ */
+export const MAX_FILTER_SOURCES = 2 * (MAX_PEERS + 1) + 1_000;
+/** Destinations of one rule: this node's addresses, the routes and devices it serves, per port range; control splits longer rules. */
+export const MAX_FILTER_DESTINATIONS = 1_000;
+/** Protocols of one rule: IANA numbers are 0-255, each at most once. */
+export const MAX_FILTER_PROTOCOLS = 256;
 /** ISO 8601 timestamps as isoTime writes them (6-digit years included). */
 const MAX_TIME_CHARS = 32;
 
@@ -252,6 +272,22 @@ export function parseNodeView(json: unknown, field: string, opts: { self?: boole
     view.primaryRoutes = primary;
   }
   if (o.exitNode !== undefined) view.exitNode = bool(o.exitNode, f('exitNode'));
+  if (o.user !== undefined) {
+    const problem = userNameProblem(o.user);
+    if (problem) fail(f('user'), `${problem}: ${shown(o.user)}`);
+    view.user = o.user as string;
+  }
+  if (o.tags !== undefined) {
+    const tags = list(o.tags, f('tags'), MAX_TAGS_PER_NODE).map((t, i) => {
+      const problem = tagProblem(t);
+      if (problem) fail(`${f('tags')}[${i}]`, `${problem}: ${shown(t)}`);
+      return t as string;
+    });
+    if (new Set(tags).size !== tags.length) fail(f('tags'), 'a tag is listed twice');
+    // a tagged node belongs to no user: its owner is whoever may apply the tag
+    if (tags.length > 0 && view.user !== undefined) fail(f('tags'), 'a tagged node has no owner (user and tags are exclusive)');
+    view.tags = tags;
+  }
   if (o.advertised !== undefined) {
     if (!opts.self) fail(f('advertised'), "only the node's own view carries what it advertises");
     const a = object(o.advertised, f('advertised'));
@@ -386,6 +422,43 @@ function parseDevice(json: unknown, field: string, mesh: IpPrefix[], nodeNames: 
   return device;
 }
 
+/** A prefix in canonical form: host bits clear, address text canonical. */
+function canonicalPrefix(v: unknown, field: string): string {
+  const p = wrap(field, () => parsePrefix(v));
+  const canon = maskedPrefix(p).text;
+  if (canon !== p.text) fail(field, `${p.text} has host bits set: the prefix is ${canon}`);
+  return p.text;
+}
+
+function portNumber(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) fail(field, `not a port (0-65535): ${shown(v)}`);
+  return v;
+}
+
+function parseFilterDestination(json: unknown, field: string): FilterDestination {
+  const o = object(json, field);
+  const ip = canonicalPrefix(o.ip, `${field}.ip`);
+  const first = portNumber(o.first, `${field}.first`);
+  const last = portNumber(o.last, `${field}.last`);
+  if (first > last) fail(field, `port range ${first}-${last} is empty (first > last)`);
+  return { ip, first, last };
+}
+
+/** One packet-filter rule: canonical source prefixes, destinations with port ranges, distinct IANA protocol numbers. */
+export function parseFilterRule(json: unknown, field: string): FilterRule {
+  const o = object(json, field);
+  const srcIps = list(o.srcIps, `${field}.srcIps`, MAX_FILTER_SOURCES).map((s, i) => canonicalPrefix(s, `${field}.srcIps[${i}]`));
+  if (srcIps.length === 0) fail(`${field}.srcIps`, 'no source (a rule that matches nothing is left out, not sent)');
+  const dstPorts = list(o.dstPorts, `${field}.dstPorts`, MAX_FILTER_DESTINATIONS).map((d, i) => parseFilterDestination(d, `${field}.dstPorts[${i}]`));
+  if (dstPorts.length === 0) fail(`${field}.dstPorts`, 'no destination');
+  const protocols = list(o.protocols, `${field}.protocols`, MAX_FILTER_PROTOCOLS).map((p, i) => {
+    if (typeof p !== 'number' || !Number.isInteger(p) || p < 0 || p > 255) fail(`${field}.protocols[${i}]`, `not an IP protocol number (0-255): ${shown(p)}`);
+    return p;
+  });
+  if (new Set(protocols).size !== protocols.length) fail(`${field}.protocols`, 'a protocol is listed twice');
+  return { srcIps, dstPorts, protocols };
+}
+
 /** A whole network map; throws MapParseError naming the first bad field. */
 export function parseNetworkMap(json: unknown): NetworkMap {
   const o = object(json, 'map');
@@ -407,6 +480,9 @@ export function parseNetworkMap(json: unknown): NetworkMap {
       names.add(d.name);
     }
     map.devices = devices;
+  }
+  if (o.packetFilter !== undefined) {
+    map.packetFilter = list(o.packetFilter, 'packetFilter', MAX_FILTER_RULES).map((r, i) => parseFilterRule(r, `packetFilter[${i}]`));
   }
   return map;
 }

@@ -13,6 +13,7 @@ import { addDnsRecord, addDnsRoute, applyDnsSuffix, checkDnsSuffix, dnsConfig, r
 import { ControlError } from '../../src/control/protocol.js';
 import { Registry } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
+import { UNDO_IDENTITY } from './schema-undo.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { MAX_DNS_RECORDS, MAX_DNS_ROUTES, MAX_RESOLVERS_PER_ROUTE } from '../../src/netmap/dns-names.js';
 import { parseMapLine } from '../../src/netmap/parse.js';
@@ -90,12 +91,12 @@ test('routes and records round-trip through the store, and a schema-3 database g
     // what a database made before the DNS tables existed looks like
     const raw = new sqlite.Database(path);
     raw.exec(
-      `DROP TABLE dns_routes; DROP TABLE dns_records; DROP TABLE route_approvals; DROP TABLE devices;
+      `${UNDO_IDENTITY} DROP TABLE dns_routes; DROP TABLE dns_records; DROP TABLE route_approvals; DROP TABLE devices;
        ALTER TABLE nodes DROP COLUMN advertised_routes; ALTER TABLE nodes DROP COLUMN advertised_exit; PRAGMA user_version = 3;`,
     );
     raw.close();
     s = new SqliteStore(path);
-    assert.equal(s.schemaVersion, 5);
+    assert.equal(s.schemaVersion, 6);
     assert.equal(s.getMeta('keep'), 'me');
     assert.equal(s.putDnsRoute({ domain: 'b.example', resolvers: ['10.0.0.1'] }), true);
     assert.equal(s.putDnsRoute({ domain: 'a.example', resolvers: ['10.0.0.2', '[fd00::1]:53'] }), true);

@@ -10,6 +10,7 @@ import { ControlError } from '../../src/control/protocol.js';
 import { Registry, sanitizeHostname } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { ipBytes, parseIp, parsePrefix } from '../../src/util/netaddr.js';
+import { UNDO_IDENTITY } from './schema-undo.js';
 
 function withStore(fn: (s: SqliteStore, dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-store-'));
@@ -34,13 +35,13 @@ const code = (fn: () => unknown): string => {
 
 test('a fresh database is migrated to the latest schema, 0600, and keeps data across reopen', () => {
   withStore((s, dir) => {
-    assert.equal(s.schemaVersion, 5);
+    assert.equal(s.schemaVersion, 6);
     assert.equal(statSync(join(dir, 'control.db')).mode & 0o777, 0o600);
     s.setMeta('k', 'v');
     s.close();
     const again = new SqliteStore(join(dir, 'control.db'));
     assert.equal(again.getMeta('k'), 'v');
-    assert.equal(again.schemaVersion, 5);
+    assert.equal(again.schemaVersion, 6);
     again.close();
   });
 });
@@ -170,13 +171,13 @@ test('a schema-4 database gains advertised routes, approvals and devices with it
     // what a database made before routes existed looks like
     const raw = new sqlite.Database(join(dir, 'control.db'));
     raw.exec(
-      `DROP TABLE route_approvals; DROP TABLE devices; ALTER TABLE nodes DROP COLUMN advertised_routes;
+      `${UNDO_IDENTITY} DROP TABLE route_approvals; DROP TABLE devices; ALTER TABLE nodes DROP COLUMN advertised_routes;
        ALTER TABLE nodes DROP COLUMN advertised_exit; PRAGMA user_version = 4;`,
     );
     raw.close();
     const again = new SqliteStore(join(dir, 'control.db'));
     try {
-      assert.equal(again.schemaVersion, 5);
+      assert.equal(again.schemaVersion, 6);
       const kept = again.getNode(n.id)!;
       assert.deepEqual([kept.hostname, kept.advertisedRoutes, kept.advertisedExit], ['a', [], false]);
       again.updateNode(n.id, { advertisedRoutes: ['10.0.0.0/8'], advertisedExit: true });
@@ -187,6 +188,33 @@ test('a schema-4 database gains advertised routes, approvals and devices with it
       assert.equal(again.listDevices().length, 1);
       again.deleteNode(n.id);
       assert.deepEqual([again.listRouteApprovals(), again.listDevices()], [[], []]);
+    } finally {
+      again.close();
+    }
+  });
+});
+
+test('a schema-5 database gains users, key owners, tags, revocation and pending approval with its keys and nodes kept', () => {
+  withStore((s, dir) => {
+    const key = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null });
+    const r = new Registry(s, { keyExpiryMs: null });
+    const body = { hostname: 'old', os: 'linux', version: 't', discoKey: 'd', endpoints: [] };
+    const n = r.register('K', { ...body, authKey: key.key });
+    s.close();
+    // what a database made before identity existed looks like
+    const raw = new sqlite.Database(join(dir, 'control.db'));
+    raw.exec(`${UNDO_IDENTITY} PRAGMA user_version = 5;`);
+    raw.close();
+    const again = new SqliteStore(join(dir, 'control.db'));
+    try {
+      assert.equal(again.schemaVersion, 6);
+      const kept = again.getNode(n.id)!;
+      assert.deepEqual([kept.hostname, kept.ipv4, kept.user, kept.tags, kept.pending], ['old', n.ipv4, null, [], false]);
+      const k = again.getAuthKey(key.record.id)!;
+      assert.deepEqual([k.usedCount, k.user, k.tags, k.revoked], [1, null, [], false]);
+      assert.equal(redeemAuthKey(again, key.key).id, key.record.id, 'the old key still works');
+      assert.equal(again.insertUser({ name: 'alice', createdAtMs: 0 }), true);
+      assert.equal(again.insertUser({ name: 'alice', createdAtMs: 1 }), false);
     } finally {
       again.close();
     }

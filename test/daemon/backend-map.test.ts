@@ -24,6 +24,8 @@ test('a bad map from control is refused whole and the previous map stays', { ski
     const out = JSON.parse(r.stdout || '{}') as Record<string, unknown>;
     assert.equal(out.crashed, undefined, String(out.crashed) + r.stderr);
     assert.deepEqual(out.afterGood, ['node2']);
+    assert.deepEqual(out.owners, [null, ['tag:server'], 'alice', null], 'status shows owner and tags');
+    assert.deepEqual(out.whoisOwner, ['alice', null]);
     assert.equal(out.refusedLogged, true);
     assert.deepEqual(out.afterBad, ['node2'], 'the previous map is still in effect');
     assert.equal(out.stateAfterBad, 'Running');

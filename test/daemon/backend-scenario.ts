@@ -21,9 +21,9 @@ async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
 }
 
 async function main(stateDir: string): Promise<void> {
-  const self = view(1, { addresses: ['100.64.0.1', 'FD7A:115C:A1E0:0:0:0:0:1'] });
+  const self = view(1, { addresses: ['100.64.0.1', 'FD7A:115C:A1E0:0:0:0:0:1'], tags: ['tag:server'] });
   const result: RegisterResult = { node: self, ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a:115c:a1e0::/48' };
-  const good: NetworkMap = { self, peers: [view(2)], ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a:115c:a1e0::/48', relays: [] };
+  const good: NetworkMap = { self, peers: [view(2, { user: 'alice' })], ipv4Prefix: '100.64.0.0/10', ipv6Prefix: 'fd7a:115c:a1e0::/48', relays: [] };
   const ctl = await fakeControl({ register: () => result });
   const logs: string[] = [];
   const out: Record<string, unknown> = {};
@@ -32,6 +32,11 @@ async function main(stateDir: string): Promise<void> {
     ctl.nextStream().then((res) => res.write(JSON.stringify({ type: 'map', map: good }) + '\n'));
     await b.up({ loginServer: ctl.url, controlCaPem: ctl.certPem, timeoutMs: 10_000 }, () => {});
     out.afterGood = b.status().peers.map((p) => p.name);
+    // owner and tags as control sent them, in status and whois
+    const st = b.status();
+    out.owners = [st.self?.user ?? null, st.self?.tags ?? null, st.peers[0]?.user ?? null, st.peers[0]?.tags ?? null];
+    const w = b.whois(st.peers[0]!.ips[0]!);
+    out.whoisOwner = [w.user ?? null, w.tags ?? null];
     const res = ctl.streams.at(-1)!;
     const bad = { ...good, peers: [view(2), view(3), view(4), view(5, { addresses: ['100.64.0.5', 'evil; ip link del mt0'] })] };
     res.write(JSON.stringify({ type: 'map', map: bad }) + '\n');

@@ -15,6 +15,9 @@ import {
   MAX_ALLOWED_IPS_PER_PEER,
   MAX_DEVICES,
   MAX_ENDPOINTS_PER_PEER,
+  MAX_FILTER_DESTINATIONS,
+  MAX_FILTER_RULES,
+  MAX_FILTER_SOURCES,
   MAX_PEERS,
   MAX_RELAYS,
   MAX_ROUTES_PER_NODE,
@@ -24,6 +27,7 @@ import {
   parseRegisterResult,
 } from '../../src/netmap/parse.js';
 import { keyToText } from '../../src/crypto/keys.js';
+import { MAX_TAGS_PER_NODE } from '../../src/netmap/identity.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 
 const KEY = keyToText(publicKeyOf(generatePrivateKey()));
@@ -317,4 +321,60 @@ test('devices: parsed strictly; key only in the gateway own map; names unique ag
   refuses(map({ self, devices: [dev, { ...dev, id: 2 }] }), 'devices[1].name', /taken/);
   refuses(map({ self, devices: [{ ...dev, publicKey: 'AAEC' }] }), 'devices[0].publicKey', /32-byte/);
   refuses(map({ self, devices: Array.from({ length: MAX_DEVICES + 1 }, (_, i) => ({ ...dev, id: i, name: `d${i}` })) }), 'devices', /more than the 256/);
+});
+
+test('owner and tags: plain user names and tag:NAME, bounded, exclusive', () => {
+  assert.equal(parseNetworkMap(map({ self: view({ user: 'alice' }) })).self.user, 'alice');
+  assert.deepEqual(parseNetworkMap(map({ peers: [view({ id: 8, tags: ['tag:nas', 'tag:server'] })] })).peers[0]!.tags, ['tag:nas', 'tag:server']);
+  refuses(map({ self: view({ user: 'Alice\n' }) }), 'self.user', /user name/);
+  refuses(map({ self: view({ user: 'a:b' }) }), 'self.user', /user name/);
+  refuses(map({ self: view({ user: '' }) }), 'self.user', /1-64/);
+  refuses(map({ self: view({ tags: ['server'] }) }), 'self.tags[0]', /tag:/);
+  refuses(map({ self: view({ tags: ['tag:a', 'tag:a'] }) }), 'self.tags', /twice/);
+  refuses(map({ self: view({ user: 'alice', tags: ['tag:a'] }) }), 'self.tags', /no owner/);
+  const many = Array.from({ length: MAX_TAGS_PER_NODE + 1 }, (_, i) => `tag:t${i}`);
+  refuses(map({ self: view({ tags: many }) }), 'self.tags', new RegExp(`more than the ${MAX_TAGS_PER_NODE}`));
+});
+
+test('packetFilter: absent stays absent; a valid one comes out canonical', () => {
+  assert.equal('packetFilter' in parseNetworkMap(map()), false);
+  assert.deepEqual(parseNetworkMap(map({ packetFilter: [] })).packetFilter, []);
+  const m = parseNetworkMap({
+    ...map(),
+    packetFilter: [{ srcIps: ['100.64.0.1/32', 'FD7A:115C:A1E0::1/128'], dstPorts: [{ ip: '100.64.0.7/32', first: 22, last: 22 }], protocols: [6, 17] }],
+  });
+  assert.deepEqual(m.packetFilter, [
+    { srcIps: ['100.64.0.1/32', 'fd7a:115c:a1e0::1/128'], dstPorts: [{ ip: '100.64.0.7/32', first: 22, last: 22 }], protocols: [6, 17] },
+  ]);
+});
+
+test('packetFilter: prefixes, port ranges and protocols are checked; lists bounded by their named constants', () => {
+  const rule = (o: Record<string, unknown> = {}): Record<string, unknown> => ({
+    srcIps: ['100.64.0.0/10'],
+    dstPorts: [{ ip: '100.64.0.7/32', first: 0, last: 65535 }],
+    protocols: [],
+    ...o,
+  });
+  const withRules = (...rules: unknown[]): unknown => ({ ...map(), packetFilter: rules });
+  assert.equal(parseNetworkMap(withRules(rule())).packetFilter!.length, 1);
+  refuses(withRules(rule({ srcIps: ['100.64.0.1'] })), 'packetFilter[0].srcIps[0]', /no \/bits/);
+  refuses(withRules(rule({ srcIps: ['100.64.0.1/10'] })), 'packetFilter[0].srcIps[0]', /host bits/);
+  refuses(withRules(rule({ srcIps: ['*'] })), 'packetFilter[0].srcIps[0]', /prefix/);
+  refuses(withRules(rule({ srcIps: [] })), 'packetFilter[0].srcIps', /no source/);
+  refuses(withRules(rule({ dstPorts: [] })), 'packetFilter[0].dstPorts', /no destination/);
+  refuses(withRules(rule({ dstPorts: [{ ip: '100.64.0.7/32', first: 443, last: 22 }] })), 'packetFilter[0].dstPorts[0]', /first > last/);
+  refuses(withRules(rule({ dstPorts: [{ ip: '100.64.0.7/32', first: -1, last: 22 }] })), 'packetFilter[0].dstPorts[0].first', /0-65535/);
+  refuses(withRules(rule({ dstPorts: [{ ip: '100.64.0.7/32', first: 1, last: 65536 }] })), 'packetFilter[0].dstPorts[0].last', /0-65535/);
+  refuses(withRules(rule({ dstPorts: [{ ip: '100.64.0.7/32', first: 1.5, last: 2 }] })), 'packetFilter[0].dstPorts[0].first', /0-65535/);
+  refuses(withRules(rule({ dstPorts: [{ ip: '10.0.0.1/8', first: 1, last: 2 }] })), 'packetFilter[0].dstPorts[0].ip', /host bits/);
+  refuses(withRules(rule({ protocols: [256] })), 'packetFilter[0].protocols[0]', /0-255/);
+  refuses(withRules(rule({ protocols: ['tcp'] })), 'packetFilter[0].protocols[0]', /0-255/);
+  refuses(withRules(rule({ protocols: [6, 6] })), 'packetFilter[0].protocols', /twice/);
+  refuses({ ...map(), packetFilter: {} }, 'packetFilter', /expected a list/);
+  const rules = Array.from({ length: MAX_FILTER_RULES + 1 }, () => rule());
+  refuses(withRules(...rules), 'packetFilter', new RegExp(`more than the ${MAX_FILTER_RULES}`));
+  const srcs = Array.from({ length: MAX_FILTER_SOURCES + 1 }, () => '100.64.0.1/32');
+  refuses(withRules(rule({ srcIps: srcs })), 'packetFilter[0].srcIps', new RegExp(`more than the ${MAX_FILTER_SOURCES}`));
+  const dsts = Array.from({ length: MAX_FILTER_DESTINATIONS + 1 }, () => ({ ip: '100.64.0.7/32', first: 1, last: 1 }));
+  refuses(withRules(rule({ dstPorts: dsts })), 'packetFilter[0].dstPorts', new RegExp(`more than the ${MAX_FILTER_DESTINATIONS}`));
 });

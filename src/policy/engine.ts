@@ -1,0 +1,144 @@
+// The policy applied to the network, kept current per change: every node's
+// packet filter and visible peers, recomputed only where a change reaches.
+//
+// A node X that joins, leaves or changes (owner, tags, addresses, routes,
+// exit, devices) changes only
+//   - X's own filter and peers;
+//   - the filter of each node B that X may reach or that may reach X, before
+//     or after the change (B's rules list X's addresses as a source, or X as
+//     a router B's traffic goes through), and whether X is among B's peers.
+// Visibility is symmetric, so that set is X's peers before and after. Each
+// acl entry's source prefixes are cached and dropped only when X matches the
+// entry's sources (before or after). A new policy recomputes every node.
+import type { FilterRule } from '../netmap/types.js';
+import { filterFor, NodeIndex, peersOf, selectsNode, sourcePrefixes } from './compile.js';
+import type { Policy, PolicyNode } from './types.js';
+
+/** The fields of a node the policy depends on, as one comparable string. */
+function policyKey(n: PolicyNode): string {
+  return JSON.stringify([n.user, n.tags, n.addresses, n.routes, n.exitNode, n.deviceAddresses]);
+}
+
+export class PolicyEngine {
+  private readonly index = new NodeIndex();
+  private readonly keys = new Map<number, string>();
+  private readonly filters = new Map<number, FilterRule[]>();
+  private readonly peers = new Map<number, Set<number>>();
+  private readonly sourceCache = new Map<number, string[]>();
+  /** how many node recomputations the last change cost (for tests and the bench) */
+  lastRecomputed = 0;
+
+  constructor(
+    readonly policy: Policy,
+    /** the mesh prefixes: a destination inside them is never an exit node's */
+    private readonly mesh: readonly string[],
+    nodes: Iterable<PolicyNode> = [],
+  ) {
+    for (const n of nodes) {
+      this.index.add(n);
+      this.keys.set(n.id, policyKey(n));
+    }
+    this.recomputeAll();
+  }
+
+  filterOf(id: number): FilterRule[] | undefined {
+    return this.filters.get(id);
+  }
+
+  peersOf(id: number): ReadonlySet<number> | undefined {
+    return this.peers.get(id);
+  }
+
+  /** Every node's rules and peers from scratch (a new policy, or a check against the incremental result). */
+  recomputeAll(): void {
+    this.sourceCache.clear();
+    this.filters.clear();
+    this.peers.clear();
+    for (const n of this.index.nodes.values()) this.recompute(n);
+    this.lastRecomputed = this.index.nodes.size;
+  }
+
+  private sources = (i: number): string[] => {
+    let s = this.sourceCache.get(i);
+    if (!s) this.sourceCache.set(i, (s = sourcePrefixes(this.policy.acls[i]!, this.index)));
+    return s;
+  };
+
+  private recompute(n: PolicyNode): void {
+    this.filters.set(n.id, filterFor(this.policy, n, this.index, this.mesh, this.sources));
+    this.peers.set(n.id, peersOf(this.policy, n, this.index, this.mesh));
+  }
+
+  /** Drops the cached sources of the acl entries whose sources select `n`. */
+  private dropSources(n: PolicyNode): void {
+    for (const [i, acl] of this.policy.acls.entries())
+      if (acl.src.some((s) => s.kind !== 'prefix' && s.kind !== 'all' && selectsNode(s, n))) this.sourceCache.delete(i);
+  }
+
+  /**
+   * Brings the engine to `nodes` (the whole current set), touching only the
+   * nodes that changed and their edges; returns the ids whose filter or peers
+   * may have changed.
+   */
+  sync(nodes: Iterable<PolicyNode>): Set<number> {
+    const seen = new Set<number>();
+    const touched = new Set<number>();
+    let recomputed = 0;
+    for (const n of nodes) {
+      seen.add(n.id);
+      const key = policyKey(n);
+      if (this.keys.get(n.id) === key) continue;
+      recomputed += this.upsert(n, key, touched);
+    }
+    for (const id of [...this.index.nodes.keys()]) if (!seen.has(id)) recomputed += this.remove(id, touched);
+    this.lastRecomputed = recomputed;
+    return touched;
+  }
+
+  private upsert(n: PolicyNode, key: string, touched: Set<number>): number {
+    const old = this.index.nodes.get(n.id);
+    const before = this.peers.get(n.id) ?? new Set<number>();
+    if (old) {
+      this.dropSources(old);
+      this.index.remove(n.id);
+    }
+    this.index.add(n);
+    this.keys.set(n.id, key);
+    this.dropSources(n);
+    this.recompute(n);
+    const after = this.peers.get(n.id)!;
+    touched.add(n.id);
+    let count = 1;
+    for (const id of new Set([...before, ...after])) {
+      const b = this.index.nodes.get(id);
+      if (!b) continue;
+      this.filters.set(id, filterFor(this.policy, b, this.index, this.mesh, this.sources));
+      const p = this.peers.get(id)!;
+      if (after.has(id)) p.add(n.id);
+      else p.delete(n.id);
+      touched.add(id);
+      count++;
+    }
+    return count;
+  }
+
+  private remove(id: number, touched: Set<number>): number {
+    const old = this.index.nodes.get(id)!;
+    const before = this.peers.get(id) ?? new Set<number>();
+    this.dropSources(old);
+    this.index.remove(id);
+    this.keys.delete(id);
+    this.filters.delete(id);
+    this.peers.delete(id);
+    let count = 0;
+    for (const b of before) {
+      const node = this.index.nodes.get(b);
+      if (!node) continue;
+      this.filters.set(b, filterFor(this.policy, node, this.index, this.mesh, this.sources));
+      this.peers.get(b)!.delete(id);
+      touched.add(b);
+      count++;
+    }
+    return count;
+  }
+}
