@@ -5,6 +5,7 @@
 // passes and the engine tests one null field per packet.
 import { AclFilter, type AclFilterStats } from '../engine/device/acl-filter.js';
 import type { FilterRule } from '../netmap/types.js';
+import type { IpPrefix } from '../util/netaddr.js';
 import type { EngineHost } from './engine-host.js';
 
 export class AccessFilter {
@@ -13,18 +14,23 @@ export class AccessFilter {
 
   constructor(private readonly log: (msg: string) => void) {}
 
-  /** Applies one map's rules (undefined: allow all) on `host`. */
-  apply(host: EngineHost, rules: FilterRule[] | undefined): void {
+  /**
+   * Applies one map's rules (undefined: allow all) on `host`. `devices`: the addresses of the stock-WireGuard devices this
+   * node is the gateway of, whose packets open flows as this node's own (the destination's rules judge them).
+   */
+  apply(host: EngineHost, rules: FilterRule[] | undefined, devices: readonly IpPrefix[] = []): void {
     if (rules === undefined) {
       if (this.filter) host.setAccessFilter(null);
       this.filter = null;
       return;
     }
     if (this.filter && this.host === host) {
+      this.filter.setLocalSources(devices);
       this.swap(this.filter, rules);
       return;
     }
     const f = new AclFilter([], { clock: host.clock });
+    f.setLocalSources(devices);
     this.swap(f, rules);
     this.filter = f;
     this.host = host;

@@ -529,7 +529,7 @@ export class Backend {
       destinationFilter({ ...destinationPolicy(map), devices: deviceForwarding(map), anyV4: exit, anyV6: exit }, this.destinationStats),
     );
     // the access policy's rules, in the same step: a permission the map no longer holds cuts its flows now
-    this.accessFilter.apply(this.host, map.packetFilter);
+    this.accessFilter.apply(this.host, map.packetFilter, deviceForwarding(map).sources);
     // the chosen exit node's AllowedIPs gain the default routes while it is approved and online
     this.host.applyMap(withExitNode(map, this.st.prefs));
     this.host.setPlainPeers(plainPeersOf(gatewayDevices(map), (m) => this.log(m)));

@@ -296,3 +296,15 @@ test('acl filter: RST answers and stray TCP are not-a-reply, a RST opens no flow
   assert.equal(f.stats().flows, 0);
   assert.equal(f.stats().droppedNotAReply, 1);
 });
+
+test('acl filter on a device gateway: a device’s own connections open flows, connections to the device follow the rules', () => {
+  const DEVICE = '100.64.0.50';
+  const { f } = filterOn([{ srcIps: [`${LAPTOP}/32`], dstPorts: [{ ip: `${DEVICE}/32`, first: 80, last: 80 }], protocols: [6] }]);
+  f.setLocalSources([parsePrefix(`${DEVICE}/32`)]);
+  assert.equal(f.inbound(tcp(DEVICE, NAS, 40000, 22, SYN)), true, 'the device opens a connection: the NAS’s rules judge it');
+  assert.equal(f.inbound(tcp(NAS, DEVICE, 22, 40000, SYN | ACK)), true, 'the answer');
+  assert.equal(f.inbound(tcp(NAS, DEVICE, 22, 40001, SYN)), false, 'the NAS cannot open one to the device');
+  assert.equal(f.inbound(tcp(LAPTOP, DEVICE, 40000, 80, SYN)), true, 'the laptop may, on 80');
+  f.setLocalSources([]);
+  assert.equal(f.inbound(tcp(DEVICE, NAS, 40002, 22, SYN)), false, 'no longer the gateway’s device');
+});

@@ -15,11 +15,18 @@
 // like any packet, and its datagram's identification is remembered for
 // FRAGMENT_TIMEOUT_MS when it passes; a later fragment passes only if its first
 // fragment passed (a later fragment that arrives before its first is dropped).
+//
+// A gateway of stock-WireGuard devices filters for them, since they run no
+// filter: packets to a device are inbound packets like any; packets from a
+// device (setLocalSources: cryptokey routing proved the device sent them) are
+// its own connections, judged as outbound ones and so by the destination's rules.
 import { CompiledRules, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, hasPorts } from './acl-rules.js';
 import { FRAGMENT_KIND, FlowOrigin, FlowTable, MAX_FLOWS } from './flow-table.js';
 import type { PacketFilterHooks } from './filter.js';
 import type { Clock } from '../clock.js';
 import type { FilterRule } from '../../netmap/types.js';
+import type { IpPrefix } from '../../util/netaddr.js';
+import { AllowedIps } from './allowedips.js';
 
 /** An established TCP flow (packets seen both ways) idles this long: as long as Linux's default keepalive interval, 2 h. */
 export const TCP_ESTABLISHED_TIMEOUT_MS = 2 * 60 * 60 * 1000;
@@ -75,6 +82,8 @@ const MALFORMED = -1;
 
 export class AclFilter {
   private rules: CompiledRules;
+  /** sources on this node's side of the filter (devices it is the gateway of); null: none */
+  private localSources: AllowedIps<true> | null = null;
   private readonly flows: FlowTable;
   private readonly clock: Clock;
   private readonly counts = { droppedNoRule: 0, droppedNotAReply: 0, droppedFragment: 0, droppedMalformed: 0, flowsRevoked: 0 };
@@ -119,6 +128,17 @@ export class AclFilter {
       t.origin[s] = FlowOrigin.Revoked;
       this.counts.flowsRevoked++;
     });
+  }
+
+  /** The addresses whose packets, though they arrive decrypted, open flows as this node's own do (a gateway's devices). */
+  setLocalSources(prefixes: readonly IpPrefix[]): void {
+    if (prefixes.length === 0) {
+      this.localSources = null;
+      return;
+    }
+    const t = new AllowedIps<true>();
+    for (const p of prefixes) t.insert(p.address.text, p.bits, true);
+    this.localSources = t;
   }
 
   stats(): AclFilterStats {
@@ -240,6 +260,7 @@ export class AclFilter {
   /** The inbound hook: true lets the packet through. */
   inbound(p: Buffer): boolean {
     if (!this.parse(p)) return this.drop('droppedMalformed');
+    if (this.localSources !== null && this.localSources.lookupAt(p, this.srcOff, this.alen) === true) return this.outbound(p);
     const now = this.clock.now();
     const t = this.flows;
     if (this.laterFragment) {
