@@ -225,6 +225,8 @@ test('acl filter: a new rule set cuts a flow it no longer allows at once, and ke
   assert.equal(f.stats().flowsRevoked, 1);
   f.setRules(NAS_RULES);
   assert.equal(f.inbound(tcp(LAPTOP, NAS, 40001, 22, SYN)), true, 'allowed again');
+  assert.equal(f.inbound(tcp(LAPTOP, NAS, 40000, 22, ACK)), true, 'and the cut session with it');
+  assert.equal(f.stats().flowsRevoked, 1);
 });
 
 test('acl filter: malformed and random packets are dropped and counted, never thrown on', () => {

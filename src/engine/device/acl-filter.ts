@@ -120,13 +120,15 @@ export class AclFilter {
     const now = this.clock.now();
     t.forEach((s) => {
       if (t.expires[s]! <= now) return t.remove(s);
-      if (t.origin[s] !== FlowOrigin.In || t.kind[s]! & FRAGMENT_KIND) return;
+      if (t.origin[s] === FlowOrigin.Out || t.kind[s]! & FRAGMENT_KIND) return;
       const base = s * 32;
       const proto = t.kind[s]! & 0xff;
-      // the flow's key is (local, remote, local port << 16 | remote port): the remote side opened it, to the local port
-      if (next.accepts(t.addrs, base + 16, base, t.addressLength(s), proto, t.ports[s]! >>> 16)) return;
-      t.origin[s] = FlowOrigin.Revoked;
-      this.counts.flowsRevoked++;
+      // the flow's key is (local, remote, local port << 16 | remote port): the remote side opened it, to the local port;
+      // a flow cut before and allowed again lives on
+      const allowed = next.accepts(t.addrs, base + 16, base, t.addressLength(s), proto, t.ports[s]! >>> 16);
+      if (allowed === (t.origin[s] === FlowOrigin.In)) return;
+      t.origin[s] = allowed ? FlowOrigin.In : FlowOrigin.Revoked;
+      if (!allowed) this.counts.flowsRevoked++;
     });
   }
 
