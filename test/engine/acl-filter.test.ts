@@ -184,6 +184,12 @@ test('acl filter: ICMP errors pass for a flow of this node, fragments follow the
   assert.equal(f.inbound(first), true);
   assert.equal(f.inbound(later), true);
   assert.equal(f.inbound(stray), false, 'a later fragment of a datagram whose first never passed');
+  // many fragmented datagrams do not push the flows out
+  const flowsBefore = f.stats().flows;
+  for (let id = 0; id < 70_000; id++) f.inbound(packet({ src: NAS, dst: LAPTOP, proto: 17, sport: 53, dport: 5353, moreFragments: true, ipId: id & 0xffff }));
+  assert.equal(f.stats().flows, flowsBefore);
+  assert.equal(f.stats().flowsEvicted, 0);
+  assert.equal(f.inbound(udp(NAS, LAPTOP, 53, 5353)), true, 'the UDP flow is still there');
   // IPv6
   const a6 = 'fd7a:115c:a1e0::1';
   const b6 = 'fd7a:115c:a1e0::2';

@@ -40,6 +40,12 @@ export const UDP_TIMEOUT_MS = 3 * 60 * 1000;
 export const ICMP_TIMEOUT_MS = 30 * 1000;
 /** A fragmented datagram's later fragments are awaited 30 s, Linux's IPv4 reassembly timeout. */
 export const FRAGMENT_TIMEOUT_MS = 30 * 1000;
+/**
+ * Datagrams whose first fragment passed, held apart from the flows so that a stream of fragmented datagrams (each one a
+ * record) never evicts a flow. Later fragments follow their first within microseconds on a tunnel: 4,096 records keep a
+ * record 100 ms at 40,000 fragmented datagrams a second, about what one core's tunnel carries.
+ */
+export const MAX_FRAGMENT_RECORDS = 4096;
 /** IPv6 extension headers walked before the packet is called malformed; real packets carry one or two. */
 export const MAX_IPV6_EXTENSION_HEADERS = 8;
 
@@ -75,6 +81,8 @@ export interface AclFilterOptions {
   clock: Clock;
   /** flow table capacity; MAX_FLOWS by default */
   maxFlows?: number;
+  /** fragment records held; MAX_FRAGMENT_RECORDS by default */
+  maxFragments?: number;
 }
 
 // What parse() learns of a packet, kept in fields of the filter so that a packet allocates nothing.
@@ -85,6 +93,7 @@ export class AclFilter {
   /** sources on this node's side of the filter (devices it is the gateway of); null: none */
   private localSources: AllowedIps<true> | null = null;
   private readonly flows: FlowTable;
+  private readonly fragments: FlowTable;
   private readonly clock: Clock;
   private readonly counts = { droppedNoRule: 0, droppedNotAReply: 0, droppedFragment: 0, droppedMalformed: 0, flowsRevoked: 0 };
   // the packet being looked at
@@ -102,6 +111,7 @@ export class AclFilter {
     this.rules = new CompiledRules(rules);
     this.clock = opts.clock;
     this.flows = new FlowTable(opts.maxFlows ?? MAX_FLOWS);
+    this.fragments = new FlowTable(opts.maxFragments ?? MAX_FRAGMENT_RECORDS);
   }
 
   /** The hooks to install (Device.setPacketFilter): inbound rules and outbound flow tracking. */
@@ -267,7 +277,7 @@ export class AclFilter {
     const t = this.flows;
     if (this.laterFragment) {
       // the datagram's first fragment passed: remembered under (local, remote, protocol, identification)
-      if (t.find(p, this.dstOff, this.srcOff, this.alen, this.proto | FRAGMENT_KIND, this.fragmentId >>> 0, now) >= 0) return true;
+      if (this.fragments.find(p, this.dstOff, this.srcOff, this.alen, this.proto | FRAGMENT_KIND, this.fragmentId >>> 0, now) >= 0) return true;
       return this.drop('droppedFragment');
     }
     const ports = this.portsOf(p, true);
@@ -357,7 +367,7 @@ export class AclFilter {
   /** A passing first fragment: its datagram's later fragments may follow. */
   private passed(p: Buffer, now: number): boolean {
     if (this.fragment) {
-      const t = this.flows;
+      const t = this.fragments;
       const id = this.fragmentId >>> 0;
       const kind = this.proto | FRAGMENT_KIND;
       const s = t.find(p, this.dstOff, this.srcOff, this.alen, kind, id, now);
