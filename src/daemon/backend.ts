@@ -41,6 +41,7 @@ import { SubnetRoutes } from './subnet-routes.js';
 import { Advertiser, advertisementOf } from './advertise.js';
 import { destinationFilter, type DestinationFilterStats } from '../engine/device/destination-filter.js';
 import { destinationPolicy } from './subnet-routes.js';
+import { AccessFilter } from './access-filter.js';
 import { exitNodeHealth, exitNodeRefusal, exitNodeState, servesAsExitNode, withExitNode } from './exit-node.js';
 
 /** How long a node waits for its first map after registering before `up` gives up. */
@@ -93,6 +94,7 @@ export class Backend {
   /** subnet routes: table 52 and its rules, SNAT, the destination check's counters (subnet-routes.ts) */
   private readonly subnets: SubnetRoutes;
   private readonly destinationStats: DestinationFilterStats = { droppedDestination: 0 };
+  private readonly accessFilter = new AccessFilter((m) => this.log(m));
   /** what this node advertises, kept in step with control (advertise.ts) */
   private readonly advertiser: Advertiser;
 
@@ -526,6 +528,8 @@ export class Backend {
     this.host.setInboundFilter(
       destinationFilter({ ...destinationPolicy(map), devices: deviceForwarding(map), anyV4: exit, anyV6: exit }, this.destinationStats),
     );
+    // the access policy's rules, in the same step: a permission the map no longer holds cuts its flows now
+    this.accessFilter.apply(this.host, map.packetFilter, deviceForwarding(map).sources);
     // the chosen exit node's AllowedIPs gain the default routes while it is approved and online
     this.host.applyMap(withExitNode(map, this.st.prefs));
     this.host.setPlainPeers(plainPeersOf(gatewayDevices(map), (m) => this.log(m)));
@@ -668,7 +672,7 @@ export class Backend {
       health,
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
-      counters: this.host ? { ...this.host.counters(), memory: memoryCounters(this.idleMemory) } : null,
+      counters: this.host ? { ...this.host.counters(), acl: this.accessFilter.stats(), memory: memoryCounters(this.idleMemory) } : null,
     };
   }
 

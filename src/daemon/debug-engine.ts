@@ -10,6 +10,11 @@ import { openTun } from '../tun/device.js';
 import { engineTimersFromEnv } from './test-knobs.js';
 import { tuneJitForDataPath } from '../util/jit-tiering.js';
 import { IdleMemory } from '../util/idle-memory.js';
+import { readFileSync } from 'node:fs';
+import { AclFilter } from '../engine/device/acl-filter.js';
+import type { FilterRule } from '../netmap/types.js';
+import { MAX_FILTER_RULES, parseFilterRule } from '../netmap/parse.js';
+import { knobText } from '../util/knobs.js';
 
 export interface EngineConfig {
   ifname: string;
@@ -25,15 +30,27 @@ function log(msg: string): void {
   process.stderr.write(`meshctl engine: ${msg}\n`);
 }
 
+/** The rules MESHCTL_ENGINE_ACL_RULES names (a JSON array, as a map's packetFilter), or null when it is unset. */
+function rulesFromEnv(): FilterRule[] | null {
+  const path = knobText('MESHCTL_ENGINE_ACL_RULES');
+  if (path === undefined) return null;
+  const json: unknown = JSON.parse(readFileSync(path, 'utf8'));
+  if (!Array.isArray(json) || json.length > MAX_FILTER_RULES) throw new Error(`${path}: not a JSON array of at most ${MAX_FILTER_RULES} packet-filter rules`);
+  return json.map((r, i) => parseFilterRule(r, `${path}[${i}]`));
+}
+
 export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
   const device = new Device({ mtu: cfg.mtu, timers: engineTimersFromEnv(process.env), logger: log });
+  const rules = rulesFromEnv();
+  const acl = rules ? new AclFilter(rules, { clock: device.clock }) : null;
+  if (acl) device.setPacketFilter(acl.hooks());
   const tun = await openTun({ name: cfg.ifname, mtu: cfg.mtu, log });
   const bind = new UdpBind(log);
   let uapi: { close(): Promise<void> } | null = null;
   const idle = new IdleMemory(() => tun.stats.txPackets + device.stats.routed);
   const printStats = (): void => {
     process.stderr.write(
-      `stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors, udpBatches: bind.batchedSends, udpReader: bind.readerStats })}\n`,
+      `stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors, udpBatches: bind.batchedSends, udpReader: bind.readerStats, acl: acl?.stats() ?? null })}\n`,
     );
   };
   let closing = false;

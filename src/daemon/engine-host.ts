@@ -3,7 +3,8 @@
 // selection, and turns each network map into WireGuard peers.
 import { Device } from '../engine/device/device.js';
 import { PlainPeers, type PlainPeerConfig } from '../engine/device/plain-peers.js';
-import type { PacketHook } from '../engine/device/filter.js';
+import type { PacketFilterHooks, PacketHook } from '../engine/device/filter.js';
+import type { Clock } from '../engine/clock.js';
 import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers, type PingResult } from '../engine/paths/paths.js';
 import { PathBind } from '../engine/paths/pathbind.js';
 import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/conn/endpoint.js';
@@ -63,6 +64,8 @@ export interface PeerState {
 
 export class EngineHost {
   private readonly device: Device;
+  private destinationCheck: PacketHook | null = null;
+  private accessHooks: Pick<PacketFilterHooks, 'filterIn' | 'filterOut'> | null = null;
   private readonly paths: PathManager;
   private tun: TunDevice | null = null;
   private readonly bind: UdpBind;
@@ -262,7 +265,25 @@ export class EngineHost {
 
   /** The inbound packet filter (the destination check, destination-filter.ts); null passes everything. */
   setInboundFilter(hook: PacketHook | null): void {
-    this.device.setPacketFilter(hook ? { filterIn: hook } : null);
+    this.destinationCheck = hook;
+    this.installFilters();
+  }
+
+  /** The access policy's stateful filter (acl-filter.ts), after the destination check; null: no policy, allow all. */
+  setAccessFilter(hooks: Pick<PacketFilterHooks, 'filterIn' | 'filterOut'> | null): void {
+    this.accessHooks = hooks;
+    this.installFilters();
+  }
+
+  private installFilters(): void {
+    const acl = this.accessHooks;
+    const dst = this.destinationCheck ?? undefined;
+    this.device.setPacketFilter(dst || acl ? { preFilterIn: dst, filterIn: acl?.filterIn, filterOut: acl?.filterOut } : null);
+  }
+
+  /** The engine's clock (what the access filter's flow timeouts run on). */
+  get clock(): Clock {
+    return this.device.clock;
   }
 
   isConfigured(nodeKey: string): boolean {

@@ -114,7 +114,11 @@ export interface Status {
   /** the relay region where peers can always reach this node, and the relay connections */
   homeRegion: string | null;
   relays: RelayConnection[];
-  /** counters of the data plane: packets, drops by reason, TUN offloads and readers, disco, path use; the daemon's memory */
+  /**
+   * counters of the data plane: packets, drops by reason, TUN offloads and readers, disco, path use; the daemon's memory;
+   * `acl`: the access filter's drops by reason (droppedNoRule, droppedNotAReply, droppedFragment, droppedMalformed) and
+   * flow table use, null with no policy
+   */
   counters: Record<string, unknown> | null;
 }
 

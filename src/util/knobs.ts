@@ -114,6 +114,12 @@ export const KNOBS = {
     default: '15000',
     doc: 'how long an idle reader thread lives before it ends (any other value: the default)',
   },
+  MESHCTL_ENGINE_ACL_RULES: {
+    use: 'tuning',
+    value: "a path: a JSON array of packet-filter rules (the map's packetFilter)",
+    default: 'no filter: every packet passes',
+    doc: '`debug engine` enforces these rules with the access filter, to measure its cost against the same build without',
+  },
   MESHCTL_REKEY_AFTER_TIME_MS: { use: 'test', value: POSITIVE_MS, default: '120000', doc: "WireGuard's REKEY_AFTER_TIME" },
   MESHCTL_REJECT_AFTER_TIME_MS: { use: 'test', value: POSITIVE_MS, default: '180000', doc: "WireGuard's REJECT_AFTER_TIME" },
   MESHCTL_KEEPALIVE_TIMEOUT_MS: { use: 'test', value: POSITIVE_MS, default: '10000', doc: "WireGuard's KEEPALIVE_TIMEOUT" },

@@ -23,6 +23,8 @@ export interface WgPeer {
     sessions: number;
     dropped: Record<string, number>;
     rx: { packets: number };
+    /** the access filter's counters when MESHCTL_ENGINE_ACL_RULES is set */
+    acl?: { droppedNoRule: number; droppedNotAReply: number; flows: number } | null;
     tun?: TunStats;
     udpReader?: { batches: number; truncated: number; handovers: number; threadStarts: number; thread: boolean } | null;
   }>;
