@@ -1,6 +1,7 @@
 // Shared by the control server's tests: a real server on loopback with a temp
 // state dir, requests sealed by hand (so a test controls every field), and
 // raw HTTPS posts that return the status and the parsed body.
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
@@ -8,6 +9,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admin } from '../../src/control/admin-client.js';
+import { ControlError } from '../../src/control/protocol.js';
 import { ControlServer, type ControlServerOptions } from '../../src/control/server.js';
 import { boxKey, sealBox } from '../../src/crypto/box.js';
 import { keyToText } from '../../src/crypto/keys.js';
@@ -177,3 +179,14 @@ export function latestMap(s: OpenStream): NetworkMap | undefined {
   }
   return undefined;
 }
+
+/** The ControlError code `fn` throws, or 'no error'. */
+export const controlErrorCode = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ControlError, String(err));
+    return err.code;
+  }
+  return 'no error';
+};

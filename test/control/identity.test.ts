@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { admin } from '../../src/control/admin-client.js';
 import { createAuthKey, redeemAuthKey } from '../../src/control/authkeys.js';
 import { createUser, deleteUser, listAuthKeys, listUsers, parseTags, revokeAuthKey } from '../../src/control/identity.js';
-import { ControlError } from '../../src/control/protocol.js';
 import { MAX_TAGS_PER_NODE, MAX_USER_NAME_CHARS } from '../../src/netmap/identity.js';
 import { Registry } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
+import { controlErrorCode } from './helpers.js';
 import type { NetworkMap, NodeView } from '../../src/netmap/types.js';
 import { harness, Node, openStream, registerBody, until, type OpenStream } from './helpers.js';
 
@@ -27,15 +27,7 @@ function withRegistry(fn: (r: Registry) => void): void {
   }
 }
 
-const code = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ControlError, String(err));
-    return err.code;
-  }
-  return 'no error';
-};
+const code = controlErrorCode;
 
 /** The latest map on a stream as the server sent it (owner and tags included). */
 function rawMap(s: OpenStream): NetworkMap | undefined {

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { allocateAddresses, ipv6Prefix } from '../../src/control/addresses.js';
 import { createAuthKey, redeemAuthKey } from '../../src/control/authkeys.js';
-import { ControlError } from '../../src/control/protocol.js';
 import { Registry, sanitizeHostname } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
+import { controlErrorCode } from './helpers.js';
 import { ipBytes, parseIp, parsePrefix } from '../../src/util/netaddr.js';
 import { UNDO_IDENTITY } from './schema-undo.js';
 
@@ -23,15 +23,7 @@ function withStore(fn: (s: SqliteStore, dir: string) => void): void {
   }
 }
 
-const code = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ControlError, String(err));
-    return err.code;
-  }
-  return 'no error';
-};
+const code = controlErrorCode;
 
 test('a fresh database is migrated to the latest schema, 0600, and keeps data across reopen', () => {
   withStore((s, dir) => {
