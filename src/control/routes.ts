@@ -14,9 +14,9 @@ import { IPV4_PREFIX, ipv6Prefix } from './addresses.js';
 import { ControlError } from './protocol.js';
 import type { Registry } from './registry.js';
 import type { ControlStore, NodeRecord } from './store.js';
-import { isDefaultRoute, prefixesOverlap, subnetRouteProblem } from '../netmap/routes.js';
+import { isDefaultRoute, subnetRouteProblem } from '../netmap/routes.js';
 import { MAX_NODE_ROUTES } from '../netmap/types.js';
-import { hostPrefix, parseIp, parsePrefix, type IpAddress, type IpPrefix } from '../util/netaddr.js';
+import { hostPrefix, parseIp, parsePrefix, prefixesOverlap, type IpAddress, type IpPrefix } from '../util/netaddr.js';
 import { terminalSafe } from '../util/text.js';
 
 /** The two prefixes whose approval makes a node an exit node. */

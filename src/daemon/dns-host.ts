@@ -9,11 +9,11 @@ import { networkInterfaces } from 'node:os';
 import type { DnsQueryResponse, DnsStatus } from '../localapi/types.js';
 import type { NetworkMap } from '../netmap/types.js';
 import { addAddressesAndRoutes, removeAddresses } from '../tun/netconf.js';
-import { hostPrefix, ipBytes, type IpAddress, type IpEndpoint, type IpPrefix, parseIp, parsePrefix } from '../util/netaddr.js';
+import { hostPrefix, type IpAddress, type IpEndpoint, type IpPrefix, parseIp, parsePrefix, prefixContains } from '../util/netaddr.js';
 import { terminalSafe } from '../util/text.js';
 import { queryDns } from '../dns/client.js';
 import { DnsServer } from '../dns/server.js';
-import { reverseZones, samePrefix } from '../dns/names.js';
+import { reverseZones } from '../dns/names.js';
 import { buildZone } from '../dns/zone.js';
 import { OsDns, type OsDnsPlan, type OsDnsStatus } from '../osdns/os-dns.js';
 
@@ -46,11 +46,6 @@ interface Wanted {
 }
 
 const LOOPBACK = [parsePrefix('127.0.0.0/8'), parsePrefix('::1/128')];
-
-/** True when `ip` lies inside `prefix` (same family, the first `bits` bits equal). */
-export function inPrefix(ip: IpAddress, prefix: IpPrefix): boolean {
-  return ip.family === prefix.address.family && samePrefix(ipBytes(ip), ipBytes(prefix.address), prefix.bits);
-}
 
 function endpointText(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -231,7 +226,7 @@ export class DnsHost {
     } catch {
       return false;
     }
-    return this.allowed.some((p) => inPrefix(a, p));
+    return this.allowed.some((p) => prefixContains(p, a));
   }
 
   /**

@@ -114,13 +114,3 @@ export function parseReverseName(name: string): ReversePrefix | null {
   }
   return null;
 }
-
-/** True when the first `bits` bits of `a` and `b` are the same. */
-export function samePrefix(a: Buffer, b: Buffer, bits: number): boolean {
-  const whole = bits >> 3;
-  for (let i = 0; i < whole; i++) if (a[i] !== b[i]) return false;
-  const rest = bits & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return (a[whole]! & mask) === (b[whole]! & mask);
-}

@@ -7,8 +7,8 @@
 // The map is control's and so is checked here: a name, address or route that
 // does not parse is left out and reported in `problems`, never served.
 import type { NetworkMap } from '../netmap/types.js';
-import { ipBytes, parseIp, parseIpEndpoint, parsePrefix, type IpEndpoint, type IpPrefix } from '../util/netaddr.js';
-import { canonicalName, isAtOrUnder, isHostName, parseReverseName, reverseName, samePrefix } from './names.js';
+import { ipBytes, parseIp, parseIpEndpoint, parsePrefix, sameLeadingBits, type IpEndpoint, type IpPrefix } from '../util/netaddr.js';
+import { canonicalName, isAtOrUnder, isHostName, parseReverseName, reverseName } from './names.js';
 
 /**
  * TTL of every mesh answer, seconds. Short so that a rename, join or deletion
@@ -245,7 +245,7 @@ class MapZone implements Zone {
     const p = parseReverseName(name);
     if (!p) return null;
     for (const z of this.reverse) {
-      if (z.prefix.address.family === p.family && p.bits >= z.prefix.bits && samePrefix(p.bytes, z.bytes, z.prefix.bits)) return z;
+      if (z.prefix.address.family === p.family && p.bits >= z.prefix.bits && sameLeadingBits(p.bytes, z.bytes, z.prefix.bits)) return z;
     }
     return null;
   }

@@ -34,7 +34,7 @@ import {
   MAX_RESOLVERS_PER_ROUTE,
 } from './dns-names.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
-import { AddressSyntaxError, ipBytes, parseIp, parseIpEndpoint, parsePrefix, type IpAddress, type IpFamily, type IpPrefix } from '../util/netaddr.js';
+import { AddressSyntaxError, parseIp, parseIpEndpoint, parsePrefix, prefixContains, type IpAddress, type IpFamily, type IpPrefix } from '../util/netaddr.js';
 import { isPrintable } from '../util/text.js';
 import { isDefaultRoute, maskedPrefix, subnetRouteProblem } from './routes.js';
 import { isoTime } from '../util/time.js';
@@ -316,18 +316,6 @@ function dnsName(v: unknown, field: string, minLabels: number, max?: number): st
   return name as string;
 }
 
-/** Whether `a` lies inside `p` (same family, the first `p.bits` bits equal). */
-function inPrefix(a: IpAddress, p: IpPrefix): boolean {
-  if (a.family !== p.address.family) return false;
-  const x = ipBytes(a);
-  const y = ipBytes(p.address);
-  for (let bit = 0; bit < p.bits; bit++) {
-    const mask = 0x80 >> (bit & 7);
-    if ((x[bit >> 3]! & mask) !== (y[bit >> 3]! & mask)) return false;
-  }
-  return true;
-}
-
 /**
  * A resolver of a split-DNS route: an IP (port 53) or IP:port / [IPv6]:port (a
  * bare IPv6 address has no port, so the two never overlap). `text` keeps the
@@ -376,7 +364,7 @@ export function parseDnsConfig(json: unknown, field: string, meshPrefixes: { ipv
   const prefixes = [parsePrefix(meshPrefixes.ipv4), parsePrefix(meshPrefixes.ipv6)];
   const resolvers = list(o.resolvers, `${field}.resolvers`, MAX_DNS_LOCAL_RESOLVERS).map((r, i) => {
     const a = wrap(`${field}.resolvers[${i}]`, () => parseIp(r));
-    if (!prefixes.some((p) => inPrefix(a, p))) fail(`${field}.resolvers[${i}]`, `${a.text} is outside the mesh prefixes`);
+    if (!prefixes.some((p) => prefixContains(p, a))) fail(`${field}.resolvers[${i}]`, `${a.text} is outside the mesh prefixes`);
     return a;
   });
   if (resolvers.length === 0) fail(`${field}.resolvers`, 'no resolver address');
@@ -406,7 +394,7 @@ function parseDevice(json: unknown, field: string, mesh: IpPrefix[], nodeNames: 
   if (typeof o.id !== 'number' || !Number.isSafeInteger(o.id) || o.id < 0) fail(f('id'), `not a device id: ${shown(o.id)}`);
   const addresses = list(o.addresses, f('addresses'), MAX_ADDRESSES_PER_DEVICE).map((a, i) => {
     const ad = wrap(`${f('addresses')}[${i}]`, () => parseIp(a));
-    if (!mesh.some((p) => inPrefix(ad, p))) fail(`${f('addresses')}[${i}]`, `${ad.text} is outside the mesh prefixes`);
+    if (!mesh.some((p) => prefixContains(p, ad))) fail(`${f('addresses')}[${i}]`, `${ad.text} is outside the mesh prefixes`);
     return ad;
   });
   if (addresses.length === 0) fail(f('addresses'), 'no address');

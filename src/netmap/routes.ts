@@ -4,7 +4,7 @@
 // route (that is the exit-node flag), does not touch the mesh's own prefixes,
 // and does not touch address blocks that are never routed to a LAN
 // (loopback, link-local, multicast, "this network").
-import { ipBytes, parseIp, parsePrefix, type IpPrefix } from '../util/netaddr.js';
+import { ipBytes, parseIp, parsePrefix, prefixesOverlap, type IpPrefix } from '../util/netaddr.js';
 
 /** Address blocks a subnet route may not overlap, and why. */
 const SPECIAL_BLOCKS: readonly { prefix: IpPrefix; what: string }[] = [
@@ -31,19 +31,6 @@ function bytesToV6(b: Buffer): string {
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
   return groups.join(':');
-}
-
-/** Whether the two prefixes share any address (same family, one contains the other's network). */
-export function prefixesOverlap(a: IpPrefix, b: IpPrefix): boolean {
-  if (a.address.family !== b.address.family) return false;
-  const bits = Math.min(a.bits, b.bits);
-  const x = ipBytes(a.address);
-  const y = ipBytes(b.address);
-  for (let bit = 0; bit < bits; bit++) {
-    const m = 0x80 >> (bit & 7);
-    if ((x[bit >> 3]! & m) !== (y[bit >> 3]! & m)) return false;
-  }
-  return true;
 }
 
 /** `0.0.0.0/0` or `::/0`: an exit node's routes, never a subnet route. */

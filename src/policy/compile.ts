@@ -5,8 +5,7 @@
 // walks every node unless a selector is a prefix or `*` (then it must).
 import type { FilterDestination, FilterRule } from '../netmap/types.js';
 import { MAX_FILTER_DESTINATIONS, MAX_FILTER_RULES } from '../netmap/parse.js';
-import { prefixesOverlap } from '../netmap/routes.js';
-import { parsePrefix, type IpPrefix } from '../util/netaddr.js';
+import { parsePrefix, prefixesOverlap, type IpPrefix } from '../util/netaddr.js';
 import type { Acl, Policy, PolicyNode, Selector } from './types.js';
 
 /** Parsed prefixes, by text: the same few hundred prefixes are compared over and over. Bounded: cleared when full. */

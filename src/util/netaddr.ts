@@ -92,3 +92,23 @@ export function ipBytes(address: IpAddress): Buffer {
   writeIpv6(address.text, out);
   return out;
 }
+
+/** True when the first `bits` bits of `a` and `b` (address bytes) are the same. */
+export function sameLeadingBits(a: Uint8Array, b: Uint8Array, bits: number): boolean {
+  const whole = bits >> 3;
+  for (let i = 0; i < whole; i++) if (a[i] !== b[i]) return false;
+  const rest = bits & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (a[whole]! & mask) === (b[whole]! & mask);
+}
+
+/** Whether `address` lies inside `prefix` (same family, the first `prefix.bits` bits equal). */
+export function prefixContains(prefix: IpPrefix, address: IpAddress): boolean {
+  return address.family === prefix.address.family && sameLeadingBits(ipBytes(address), ipBytes(prefix.address), prefix.bits);
+}
+
+/** Whether two prefixes share any address (same family, one contains the other's network). */
+export function prefixesOverlap(a: IpPrefix, b: IpPrefix): boolean {
+  return a.address.family === b.address.family && sameLeadingBits(ipBytes(a.address), ipBytes(b.address), Math.min(a.bits, b.bits));
+}

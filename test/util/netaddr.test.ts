@@ -1,6 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AddressSyntaxError, ipBytes, parseIp, parseIpEndpoint, parsePrefix } from '../../src/util/netaddr.js';
+import {
+  AddressSyntaxError,
+  ipBytes,
+  parseIp,
+  parseIpEndpoint,
+  parsePrefix,
+  prefixContains,
+  prefixesOverlap,
+  sameLeadingBits,
+} from '../../src/util/netaddr.js';
 import { isPrintable, terminalSafe } from '../../src/util/text.js';
 
 test('parseIp accepts one canonical form per address', () => {
@@ -55,4 +64,21 @@ test('terminalSafe removes escape sequences; isPrintable refuses them', () => {
   assert.equal(isPrintable('n\nas', 63), false);
   assert.equal(isPrintable('', 63), false);
   assert.equal(isPrintable(5, 63), false);
+});
+
+test('prefix containment and overlap: whole and partial bytes, both families, never across families', () => {
+  const p = (t: string) => parsePrefix(t);
+  const a = (t: string) => parseIp(t);
+  assert.ok(prefixContains(p('100.64.0.0/10'), a('100.127.255.255')));
+  assert.ok(!prefixContains(p('100.64.0.0/10'), a('100.128.0.0')));
+  assert.ok(prefixContains(p('fd12:3456:789a::/48'), a('fd12:3456:789a::53')));
+  assert.ok(!prefixContains(p('fd12:3456:789a::/48'), a('fd12:3456:789b::1')));
+  assert.ok(!prefixContains(p('0.0.0.0/0'), a('::1')), 'families never match');
+  assert.ok(prefixContains(p('::/0'), a('::1')));
+  assert.ok(prefixesOverlap(p('10.0.0.0/8'), p('10.1.2.0/24')));
+  assert.ok(prefixesOverlap(p('10.1.2.0/24'), p('10.0.0.0/8')));
+  assert.ok(!prefixesOverlap(p('10.0.0.0/9'), p('10.128.0.0/9')));
+  assert.ok(!prefixesOverlap(p('10.0.0.0/8'), p('fd00::/8')));
+  assert.ok(sameLeadingBits(Buffer.from([0xab, 0xc0]), Buffer.from([0xab, 0xdf]), 11));
+  assert.ok(!sameLeadingBits(Buffer.from([0xab, 0xc0]), Buffer.from([0xab, 0xdf]), 12));
 });
