@@ -9,7 +9,7 @@ import { createAuthKey, redeemAuthKey } from '../../src/control/authkeys.js';
 import { Registry, sanitizeHostname } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { controlErrorCode } from './helpers.js';
-import { ipBytes, parseIp, parsePrefix } from '../../src/util/netaddr.js';
+import { parseIp, parsePrefix, prefixContains } from '../../src/util/netaddr.js';
 import { UNDO_IDENTITY } from './schema-undo.js';
 
 function withStore(fn: (s: SqliteStore, dir: string) => void): void {
@@ -78,23 +78,12 @@ test('addresses are unique, from 100.64.0.0/10 and one ULA /48, and never reused
       assert.ok(!seen.has(a.ipv4));
       seen.add(a.ipv4);
       assert.equal(parsePrefix(`${a.ipv6}/48`).address.text, a.ipv6, 'canonical text');
-      assert.ok(samePrefixText(a.ipv6, ipv6Prefix(s)));
+      assert.ok(prefixContains(parsePrefix(ipv6Prefix(s)), parseIp(a.ipv6)));
     }
     assert.match(ipv6Prefix(s), /^fd[0-9a-f]{2}:[0-9a-f]{1,4}(:[0-9a-f]{1,4})?::\/48$/);
     assert.equal(parsePrefix(ipv6Prefix(s)).text, ipv6Prefix(s), 'canonical text');
   });
 });
-
-/** True when the IPv6 address lies in the /48 (first three groups equal). */
-function samePrefixText(address: string, prefix: string): boolean {
-  const groups = (t: string): string => parseIpv6Groups(t).slice(0, 3).join(':');
-  return groups(address) === groups(prefix.replace('/48', ''));
-}
-
-function parseIpv6Groups(text: string): string[] {
-  const b = ipBytes(parseIp(text));
-  return Array.from({ length: 8 }, (_, i) => b.readUInt16BE(i * 2).toString(16));
-}
 
 test('a prefix and addresses stored with leading zeros in a group are read back in canonical text', () => {
   withStore((s, dir) => {
