@@ -30,6 +30,16 @@ const pairs = opt('--pairs', 5);
 const seconds = opt('--seconds', 10);
 const KEYS = ['tcp1Mbps', 'tcp4Mbps', 'udpMbps', 'cpuSecPerGb', 'rttWarmMedianMs'] as const;
 
+/**
+ * CPU per GB: the whole machine's (/proc/stat) when both builds measure it, else the engine processes' own,
+ * so a build from before the machine-wide figure still compares like with like.
+ */
+function cpuOf(ra: PairResult, rb: PairResult): [number | null | undefined, number | null | undefined] {
+  return typeof ra.machineCpuSecPerGb === 'number' && typeof rb.machineCpuSecPerGb === 'number'
+    ? [ra.machineCpuSecPerGb, rb.machineCpuSecPerGb]
+    : [ra.cpuSecPerGb, rb.cpuSecPerGb];
+}
+
 /** One measurement of a build, in its own process, so each build runs its own code. */
 function measure(dir: string, env: NodeJS.ProcessEnv = {}): PairResult {
   const code = `import(${JSON.stringify(`${dir}/dist/bench/wg-pair.js`)}).then((m) => m.measurePair('meshctl', ${seconds})).then((r) => console.log(JSON.stringify(r)))`;
@@ -47,8 +57,7 @@ for (let i = 0; i < pairs; i++) {
   const ra = r.get('a')!;
   const rb = r.get('b')!;
   const line = KEYS.map((k) => {
-    const x = ra[k];
-    const y = rb[k];
+    const [x, y] = k === 'cpuSecPerGb' ? cpuOf(ra, rb) : [ra[k], rb[k]];
     if (typeof x === 'number' && typeof y === 'number' && x > 0) ratios.get(k)!.push(y / x);
     return `${k} ${x?.toFixed(2)} → ${y?.toFixed(2)}`;
   });

@@ -11,7 +11,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { must } from '../test/helpers/netns.js';
 import { median, percentile } from './procstat.js';
-import { pings, setupPair, type PairSetup } from './wg-pair.js';
+import { pings, setupPair, type PairEngine, type PairSetup } from './wg-pair.js';
 
 const TRACEFS = '/sys/kernel/tracing';
 const EVENTS = ['sched/sched_wakeup', 'sched/sched_switch', 'net/net_dev_queue', 'net/netif_receive_skb'];
@@ -244,10 +244,11 @@ function analyse(evs: Ev[], s: PairSetup, tidsA: Set<number>, tidsB: Set<number>
 }
 
 /** One pair: `warm` unmeasured pings, then `count` traced ones at 10 ms. */
-export async function measureHops(kind: 'meshctl' | 'wireguard-go', warm: number, count: number): Promise<HopResult> {
+export async function measureHops(engine: Exclude<PairEngine, 'veth'>, warm: number, count: number): Promise<HopResult> {
   if (process.arch !== 'x64') throw new Error('--hops reads x86_64 system call numbers: run it on x86_64');
   await ensureTracefs();
-  const s = await setupPair(kind);
+  const kind = typeof engine === 'string' ? engine : engine.kind;
+  const s = await setupPair(engine);
   try {
     if (warm > 0) await pings(s, warm, '0.01');
     const [tidsA, tidsB] = [new Set(tids(s.a!.proc.pid!)), new Set(tids(s.b!.proc.pid!))];

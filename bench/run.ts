@@ -1,6 +1,8 @@
 // `npm run bench` (root): the one place speed and memory are measured.
-// meshctl's engine and wireguard-go run as pairs over one veth, interleaved
-// (A B A B …, --runs each) so both see the same machine; then the whole system
+// meshctl's engine, upstream wireguard-go (the reference, with offloads;
+// `--reference PATH`) and Debian's wireguard-go (`--debian PATH`) run as pairs
+// over one veth, interleaved (A B C A B C …, --runs each) so all see the same
+// machine, with every ratio against the reference; then the whole system
 // on a LAN of namespaces (up-to-ping, RSS, CLI latency, relay vs direct) and in
 // the lab (up to the first direct path behind NATs), and the resolver (mesh and
 // forwarded names against the upstream, RSS with 1000 names; `--dns-only` runs
@@ -14,6 +16,8 @@ import { RETIRE_AFTER_MS } from '../src/util/reader-mode.js';
 import { IDLE_SETTLE_MS, measureMesh, type MeshResult } from './mesh.js';
 import { median } from './procstat.js';
 import { measurePair, measureRtt, type PairResult, type RttResult } from './wg-pair.js';
+import { DEBIAN_DEFAULT_PATH, findEngines, UPSTREAM_DEFAULT_PATH, type BenchEngine } from './engines.js';
+import { formatGoals, pairGoals } from './goals.js';
 import { measureHops, type HopResult } from './hops.js';
 import { keepCpusAwake } from './cpus-awake.js';
 import { measureDns, printDns } from './dns.js';
@@ -22,6 +26,10 @@ const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
   const i = args.indexOf(name);
   return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const optPath = (name: string, dflt: string): string => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
 };
 const RUNS = opt('--runs', 3);
 const SECONDS = opt('--seconds', 10);
@@ -39,10 +47,23 @@ const ONLY = args.includes('--pairs-only')
           : 'all';
 
 type Key = keyof PairResult;
-const KEYS: Key[] = ['tcp1Mbps', 'tcp4Mbps', 'udpMbps', 'udpLossPct', 'rttMedianMs', 'rttP99Ms', 'rttWarmMedianMs', 'rttWarmP99Ms', 'cpuSecPerGb', 'peakRssMb'];
+const KEYS: Key[] = [
+  'tcp1Mbps',
+  'tcp4Mbps',
+  'udpMbps',
+  'udpLossPct',
+  'rttMedianMs',
+  'rttP99Ms',
+  'rttWarmMedianMs',
+  'rttWarmP99Ms',
+  'machineCpuSecPerGb',
+  'cpuSecPerGb',
+  'peakRssMb',
+];
+type Summary = Record<Exclude<Key, 'tunOffloads'>, number>;
 
-function summarize(rs: PairResult[]): Record<Key, number> {
-  return Object.fromEntries(KEYS.map((k) => [k, median(rs.map((r) => r[k] as number))])) as Record<Key, number>;
+function summarize(rs: PairResult[]): Summary {
+  return Object.fromEntries(KEYS.map((k) => [k, median(rs.map((r) => (r[k] as number | null | undefined) ?? NaN))])) as Summary;
 }
 
 const f = (x: number, d = 0): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
@@ -57,18 +78,29 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const out: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, runs: RUNS, seconds: SECONDS };
+  const found = findEngines(optPath('--reference', UPSTREAM_DEFAULT_PATH), optPath('--debian', DEBIAN_DEFAULT_PATH));
+  const engines: BenchEngine[] = found.engines;
+  if (ONLY !== 'system' && ONLY !== 'dns') {
+    for (const line of found.header) console.log(line);
+    if (!found.upstream && process.env.CI) {
+      console.error('CI: the reference binary is required; see above for how to build it');
+      process.exit(1);
+    }
+    out.references = { upstream: found.upstream, debian: found.debian };
+  }
+  const wgs = engines.filter((e) => e.id !== 'meshctl');
   if (ONLY === 'rtt') {
     // latency work: many short interleaved runs are cheaper than the full pairs and show the spread
-    const raw: Record<string, RttResult[]> = { veth: [], meshctl: [], 'wireguard-go': [] };
+    const raw: Record<string, RttResult[]> = { veth: [], ...Object.fromEntries(engines.map((e) => [e.id, []])) };
     // a diagnostic, not the goal's figure: no vCPU halts, so no wake-up pays for waking one
     const spinners = CPUS_AWAKE ? keepCpusAwake() : null;
     if (CPUS_AWAKE) console.error('--cpus-awake: every CPU kept busy by a SCHED_IDLE spinner (diagnostic; the goal is judged without it)');
     raw.veth!.push(await measureRtt('veth'));
     for (let i = 0; i < RUNS; i++) {
-      for (const k of ['meshctl', 'wireguard-go'] as const) {
-        const r = await measureRtt(k);
-        raw[k]!.push(r);
-        console.error(`  ${k.padEnd(13)} rtt median ${f(r.median, 3)} ms, p99 ${f(r.p99, 3)} ms; warm ${f(r.warmMedian, 3)} ms, p99 ${f(r.warmP99, 3)} ms`);
+      for (const e of engines) {
+        const r = await measureRtt(e);
+        raw[e.id]!.push(r);
+        console.error(`  ${e.id.padEnd(13)} rtt median ${f(r.median, 3)} ms, p99 ${f(r.p99, 3)} ms; warm ${f(r.warmMedian, 3)} ms, p99 ${f(r.warmP99, 3)} ms`);
       }
     }
     spinners?.stop();
@@ -76,7 +108,7 @@ async function main(): Promise<void> {
     const veth = med('veth', 'median');
     const vethWarm = med('veth', 'warmMedian');
     if (CPUS_AWAKE) console.log('with every CPU kept awake (--cpus-awake, a diagnostic):');
-    for (const k of ['meshctl', 'wireguard-go']) {
+    for (const k of engines.map((e) => e.id)) {
       console.log(
         `${k.padEnd(13)} RTT median ${f(med(k, 'median'), 3)} ms (added ${f(med(k, 'median') - veth, 3)}), p99 ${f(med(k, 'p99'), 3)} ms; ` +
           `warm ${f(med(k, 'warmMedian'), 3)} ms (added ${f(med(k, 'warmMedian') - vethWarm, 3)}), p99 ${f(med(k, 'warmP99'), 3)} ms`,
@@ -88,8 +120,8 @@ async function main(): Promise<void> {
     // per-hop latency from kernel tracepoints: --warm pings first (0 = a fresh pair), then --count traced (200)
     const warm = opt('--warm', 1000);
     const count = opt('--count', 200);
-    const raw: Record<string, HopResult[]> = { meshctl: [], 'wireguard-go': [] };
-    for (let i = 0; i < RUNS; i++) for (const k of ['meshctl', 'wireguard-go'] as const) raw[k]!.push(await measureHops(k, warm, count));
+    const raw: Record<string, HopResult[]> = Object.fromEntries(engines.map((e) => [e.id, []]));
+    for (let i = 0; i < RUNS; i++) for (const e of engines) raw[e.id]!.push(await measureHops(e, warm, count));
     const cols: [string, keyof HopResult][] = [
       ['A send', 'aSend'],
       ['B receive', 'bReceive'],
@@ -111,7 +143,7 @@ async function main(): Promise<void> {
     ];
     console.log(`\nper hop, µs (medians of ${RUNS} runs of ${count} pings at 10 ms, after ${warm} pings)`);
     console.log(['', ...cols.map(([h]) => h)].map((h, i) => (i ? h.padStart(15) : h.padEnd(14))).join(''));
-    for (const k of ['meshctl', 'wireguard-go'] as const) {
+    for (const k of engines.map((e) => e.id)) {
       const cells = cols.map(([, key]) => {
         const v = raw[k]!.map((r) => r[key]).filter((x): x is number => x !== null);
         return v.length ? f(median(v)) : '-';
@@ -122,34 +154,37 @@ async function main(): Promise<void> {
   }
   if (ONLY === 'all' || ONLY === 'pairs') {
     console.error(`pairs: ${RUNS} interleaved runs each, ${SECONDS}s per iperf3 test, MTU 1420 tunnels over one veth`);
-    const raw: Record<string, PairResult[]> = { veth: [], meshctl: [], 'wireguard-go': [] };
+    const raw: Record<string, PairResult[]> = { veth: [], ...Object.fromEntries(engines.map((e) => [e.id, []])) };
+    const offloads: Record<string, string> = {};
     raw.veth!.push(await measurePair('veth', SECONDS));
     for (let i = 0; i < RUNS; i++) {
-      for (const k of ['meshctl', 'wireguard-go'] as const) {
-        const r = await measurePair(k, SECONDS);
-        raw[k]!.push(r);
+      for (const e of engines) {
+        // the TUN offloads each wireguard-go build turned on, read once
+        const r = await measurePair(e, SECONDS, { offloads: i === 0 && e.kind === 'wireguard-go' });
+        if (r.tunOffloads !== undefined) {
+          offloads[e.id] = r.tunOffloads;
+          console.log(`${e.label}: TUN offloads ${r.tunOffloads}`);
+        }
+        raw[e.id]!.push(r);
         console.error(
-          `  ${k.padEnd(13)} tcp ${f(r.tcp1Mbps)} / 4×tcp ${f(r.tcp4Mbps)} / udp ${f(r.udpMbps)} Mbit/s (loss ${f(r.udpLossPct, 1)} %), rtt ${f(r.rttMedianMs, 3)} ms (warm ${f(r.rttWarmMedianMs, 3)}), ${f(r.cpuSecPerGb ?? NaN, 1)} CPU s/GB, peak ${f(r.peakRssMb ?? NaN)} MiB`,
+          `  ${e.id.padEnd(9)} tcp ${f(r.tcp1Mbps)} / 4×tcp ${f(r.tcp4Mbps)} / udp ${f(r.udpMbps)} Mbit/s (loss ${f(r.udpLossPct, 1)} %), ` +
+            `rtt ${f(r.rttMedianMs, 3)} ms (warm ${f(r.rttWarmMedianMs, 3)}, p99 ${f(r.rttWarmP99Ms, 3)}), ` +
+            `${f(r.machineCpuSecPerGb ?? NaN, 1)} CPU s/GB (engines ${f(r.cpuSecPerGb ?? NaN, 1)}), peak ${f(r.peakRssMb ?? NaN)} MiB`,
         );
       }
     }
-    const mc = summarize(raw.meshctl!);
-    const wg = summarize(raw['wireguard-go']!);
-    const veth = summarize(raw.veth!);
+    const sum: Record<string, Summary> = Object.fromEntries(Object.entries(raw).map(([k, rs]) => [k, summarize(rs)]));
+    const W = 36;
     console.log(
       '\n' +
-        ['pair (medians)', 'TCP Mbit/s', '4×TCP', 'UDP Mbit/s', 'UDP loss %', 'RTT ms', 'RTT p99', 'warm RTT', 'warm p99', 'CPU s/GB', 'peak RSS MiB']
-          .map((h, i) => (i ? h.padStart(11) : h.padEnd(28)))
+        ['pair (medians)', 'TCP Mbit/s', '4×TCP', 'UDP Mbit/s', 'UDP loss %', 'RTT ms', 'RTT p99', 'warm RTT', 'warm p99', 'CPU s/GB', 'engines', 'peak MiB']
+          .map((h, i) => (i ? h.padStart(11) : h.padEnd(W)))
           .join(''),
     );
-    for (const [name, r] of [
-      ['meshctl ↔ meshctl', mc],
-      ['wireguard-go ↔ wireguard-go', wg],
-      ['bare veth', veth],
-    ] as const) {
+    for (const [name, r] of [...engines.map((e) => [e.label, sum[e.id]!] as const), ['bare veth', sum.veth!] as const]) {
       console.log(
         [
-          name.padEnd(28),
+          name.padEnd(W),
           f(r.tcp1Mbps),
           f(r.tcp4Mbps),
           f(r.udpMbps),
@@ -158,6 +193,7 @@ async function main(): Promise<void> {
           f(r.rttP99Ms, 3),
           f(r.rttWarmMedianMs, 3),
           f(r.rttWarmP99Ms, 3),
+          f(r.machineCpuSecPerGb, 1),
           f(r.cpuSecPerGb, 1),
           f(r.peakRssMb),
         ]
@@ -165,17 +201,26 @@ async function main(): Promise<void> {
           .join(''),
       );
     }
-    const ratio = { tcp1: mc.tcp1Mbps / wg.tcp1Mbps, tcp4: mc.tcp4Mbps / wg.tcp4Mbps, udp: mc.udpMbps / wg.udpMbps };
-    const added = { meshctl: mc.rttMedianMs - veth.rttMedianMs, wireguardGo: wg.rttMedianMs - veth.rttMedianMs };
-    const addedWarm = { meshctl: mc.rttWarmMedianMs - veth.rttWarmMedianMs, wireguardGo: wg.rttWarmMedianMs - veth.rttWarmMedianMs };
-    console.log(`ratio meshctl / wireguard-go: TCP ${f(ratio.tcp1, 2)} (goal ≥ 1.0), 4×TCP ${f(ratio.tcp4, 2)}, UDP ${f(ratio.udp, 2)}`);
     console.log(
-      `added RTT over bare veth, fresh pair: meshctl ${f(added.meshctl, 3)} ms, wireguard-go ${f(added.wireguardGo, 3)} ms (goal: no more than wireguard-go)`,
+      'CPU s/GB: busy time of the whole machine (/proc/stat: user+nice+system+irq+softirq, all CPUs) per GB of the 1-stream test; ' +
+        'engines: the two engine processes alone',
     );
+    console.log('over veth, GSO packets reach the peer unsegmented: both engines gain more than on a NIC, so the ratio stays fair');
+    const mc = sum.meshctl!;
+    const goals: Record<string, ReturnType<typeof pairGoals>> = {};
+    for (const e of wgs) {
+      goals[e.id] = pairGoals(mc, sum[e.id]!);
+      const ref = e.id === 'upstream';
+      console.log(formatGoals(goals[e.id]!, ref ? `the reference, ${e.label}` : `${e.label}, for information`, ref).join('\n'));
+    }
+    if (!found.upstream) console.log('no reference column: the goals are judged against upstream wireguard-go only (see the header)');
+    const veth = sum.veth!;
+    const added = (k: string, key: 'rttMedianMs' | 'rttWarmMedianMs'): number => sum[k]![key] - veth[key];
+    console.log(`added RTT over bare veth, fresh pair: ${engines.map((e) => `${e.id} ${f(added(e.id, 'rttMedianMs'), 3)} ms`).join(', ')}`);
     console.log(
-      `added RTT over bare veth, warm pair:  meshctl ${f(addedWarm.meshctl, 3)} ms, wireguard-go ${f(addedWarm.wireguardGo, 3)} ms (after 1,000 pings)`,
+      `added RTT over bare veth, warm pair:  ${engines.map((e) => `${e.id} ${f(added(e.id, 'rttWarmMedianMs'), 3)} ms`).join(', ')} (after 1,000 pings)`,
     );
-    Object.assign(out, { pairs: { meshctl: mc, wireguardGo: wg, veth, ratio, addedRttMs: added, addedWarmRttMs: addedWarm, raw } });
+    Object.assign(out, { pairs: { ...sum, goals, tunOffloads: offloads, raw } });
   }
   if (ONLY === 'all' || ONLY === 'system') {
     console.error('system: control server, relay and two daemons on a LAN of namespaces');

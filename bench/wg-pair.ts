@@ -1,9 +1,11 @@
-// meshctl's engine against wireguard-go, each as a pair over one veth (MTU
-// 1420 tunnels, configured with `wg`): TCP 1 and 4 streams, UDP 1400-byte
+// meshctl's engine against wireguard-go builds, each as a pair over one veth
+// (MTU 1420 tunnels, configured with `wg`): TCP 1 and 4 streams, UDP 1400-byte
 // datagrams, ping RTT, CPU seconds per GB and peak RSS of the sender.
 import { Lab, must } from '../test/helpers/netns.js';
 import { addPeer, startPeer, type WgKind, type WgPeer } from '../test/helpers/wg-peer.js';
-import { cpuSeconds, median, peakRssMb, percentile } from './procstat.js';
+import type { BenchEngine } from './engines.js';
+import { offloadsIn } from './offloads.js';
+import { busySecondsBetween, cpuSeconds, machineCpuTicks, median, peakRssMb, percentile } from './procstat.js';
 
 const PORT = 51820;
 
@@ -18,9 +20,21 @@ export interface PairResult {
   /** 200 pings after 1,000 more (at 2 ms): the pair in steady state */
   rttWarmMedianMs: number;
   rttWarmP99Ms: number;
+  /** CPU seconds of the two engine processes (user + system, /proc/PID/stat) per GB of the 1-stream TCP test */
   cpuSecPerGb: number | null;
+  /**
+   * Busy CPU seconds of the whole machine (/proc/stat: user, nice, system, irq, softirq on every CPU) per GB of the
+   * same test: the kernel's receive work runs in softirq, often outside both engines. Includes iperf3 and anything
+   * else running. Absent from results of builds before it was measured.
+   */
+  machineCpuSecPerGb?: number | null;
   peakRssMb: number | null;
+  /** with `{ offloads: true }`: the TUN offloads of engine A as `ethtool -k` names them */
+  tunOffloads?: string;
 }
+
+/** What a pair runs: an engine of the bench, a kind with its default binary, or the bare veth. */
+export type PairEngine = BenchEngine | WgKind | 'veth';
 
 export interface PairSetup {
   lab: Lab;
@@ -33,30 +47,52 @@ export interface PairSetup {
   b: WgPeer | null;
 }
 
-export async function setupPair(kind: WgKind | 'veth'): Promise<PairSetup> {
+export async function setupPair(engine: PairEngine): Promise<PairSetup> {
   const lab = new Lab();
   const nsA = await lab.netns('a');
   const nsB = await lab.netns('b');
   const [vethA, vethB] = await lab.link(nsA, '10.77.0.1/24', nsB, '10.77.0.2/24');
-  if (kind === 'veth') return { lab, nsA, nsB, vethA, vethB, target: '10.77.0.2', a: null, b: null };
-  const a = await startPeer(lab, kind, nsA, { port: PORT, inner4: '10.78.0.1/24', inner6: 'fd78::1/64' });
-  const b = await startPeer(lab, kind, nsB, { port: PORT, inner4: '10.78.0.2/24', inner6: 'fd78::2/64' });
+  if (engine === 'veth') return { lab, nsA, nsB, vethA, vethB, target: '10.77.0.2', a: null, b: null };
+  const kind = typeof engine === 'string' ? engine : engine.kind;
+  const binary = typeof engine === 'string' ? undefined : engine.binary;
+  const a = await startPeer(lab, kind, nsA, { port: PORT, inner4: '10.78.0.1/24', inner6: 'fd78::1/64', binary });
+  const b = await startPeer(lab, kind, nsB, { port: PORT, inner4: '10.78.0.2/24', inner6: 'fd78::2/64', binary });
   await addPeer(lab, a, b, '10.78.0.2/32', `10.77.0.2:${PORT}`);
   await addPeer(lab, b, a, '10.78.0.1/32', `10.77.0.1:${PORT}`);
   await lab.exec(nsA, ['ping', '-c', '1', '-W', '2', '10.78.0.2']);
   return { lab, nsA, nsB, vethA, vethB, target: '10.78.0.2', a, b };
 }
 
-async function iperf(s: PairSetup, seconds: number, extra: string[]): Promise<{ mbps: number; lossPct: number; bytes: number }> {
+export interface IperfResult {
+  mbps: number;
+  lossPct: number;
+  bytes: number;
+}
+
+/**
+ * The figures of one `iperf3 -c … -J` run. The receiver's sum when there is one (TCP; UDP since iperf3 3.9, which
+ * reports both sides): what arrived, and for UDP the real loss. Older UDP output has only the sender's sum.
+ */
+export function parseIperfJson(text: string): IperfResult {
+  const j = JSON.parse(text) as {
+    end?: {
+      sum_received?: { bits_per_second: number; bytes: number; lost_percent?: number };
+      sum?: { bits_per_second: number; lost_percent?: number; bytes: number };
+    };
+  };
+  const rx = j.end?.sum_received;
+  if (rx) return { mbps: rx.bits_per_second / 1e6, lossPct: rx.lost_percent ?? 0, bytes: rx.bytes };
+  const sum = j.end?.sum;
+  if (!sum) throw new Error('iperf3 -J: no end.sum_received or end.sum in its output');
+  const loss = sum.lost_percent ?? 0;
+  return { mbps: (sum.bits_per_second * (1 - loss / 100)) / 1e6, lossPct: loss, bytes: sum.bytes };
+}
+
+async function iperf(s: PairSetup, seconds: number, extra: string[]): Promise<IperfResult> {
   const server = s.lab.spawn(s.nsB, ['iperf3', '-s', '-1']);
   await new Promise((r) => setTimeout(r, 300));
   try {
-    const out = await must('ip', ['netns', 'exec', s.nsA, 'iperf3', '-c', s.target, '-t', String(seconds), '-J', ...extra], (seconds + 30) * 1000);
-    const j = JSON.parse(out) as {
-      end: { sum_received?: { bits_per_second: number; bytes: number }; sum?: { bits_per_second: number; lost_percent: number; bytes: number } };
-    };
-    if (j.end.sum_received) return { mbps: j.end.sum_received.bits_per_second / 1e6, lossPct: 0, bytes: j.end.sum_received.bytes };
-    return { mbps: (j.end.sum!.bits_per_second * (1 - j.end.sum!.lost_percent / 100)) / 1e6, lossPct: j.end.sum!.lost_percent, bytes: j.end.sum!.bytes };
+    return parseIperfJson(await must('ip', ['netns', 'exec', s.nsA, 'iperf3', '-c', s.target, '-t', String(seconds), '-J', ...extra], (seconds + 30) * 1000));
   } finally {
     server.kill();
   }
@@ -87,8 +123,8 @@ async function pingRtt(s: PairSetup): Promise<RttResult> {
 }
 
 /** RTT alone (`--rtt-only`): a fresh pair, then the same pair warmed up. */
-export async function measureRtt(kind: WgKind | 'veth'): Promise<RttResult> {
-  const s = await setupPair(kind);
+export async function measureRtt(engine: PairEngine): Promise<RttResult> {
+  const s = await setupPair(engine);
   try {
     return await pingRtt(s);
   } finally {
@@ -96,13 +132,16 @@ export async function measureRtt(kind: WgKind | 'veth'): Promise<RttResult> {
   }
 }
 
-export async function measurePair(kind: WgKind | 'veth', seconds: number): Promise<PairResult> {
-  const s = await setupPair(kind);
+export async function measurePair(engine: PairEngine, seconds: number, opts: { offloads?: boolean } = {}): Promise<PairResult> {
+  const s = await setupPair(engine);
   try {
+    const tunOffloads = opts.offloads && s.a ? await offloadsIn(s.nsA, s.a.ifname) : undefined;
     const rtt = await pingRtt(s);
     const pids = [s.a?.proc.pid, s.b?.proc.pid].filter((p): p is number => typeof p === 'number');
     const cpu0 = pids.reduce((n, p) => n + cpuSeconds(p), 0);
+    const machine0 = machineCpuTicks();
     const t1 = await iperf(s, seconds, []);
+    const machine1 = machineCpuTicks();
     const cpu1 = pids.reduce((n, p) => n + cpuSeconds(p), 0);
     const peak = s.a?.proc.pid ? peakRssMb(s.a.proc.pid) : null;
     const t4 = await iperf(s, seconds, ['-P', '4']);
@@ -118,7 +157,9 @@ export async function measurePair(kind: WgKind | 'veth', seconds: number): Promi
       rttWarmMedianMs: rtt.warmMedian,
       rttWarmP99Ms: rtt.warmP99,
       cpuSecPerGb: pids.length ? (cpu1 - cpu0) / (t1.bytes / 1e9) : null,
+      machineCpuSecPerGb: busySecondsBetween(machine0, machine1) / (t1.bytes / 1e9),
       peakRssMb: peak,
+      ...(tunOffloads === undefined ? {} : { tunOffloads }),
     };
   } finally {
     await s.lab.cleanup();

@@ -36,7 +36,14 @@ export async function startPeer(
   lab: Lab,
   kind: WgKind,
   ns: string,
-  opts: { port: number; inner4: string; inner6: string; env?: NodeJS.ProcessEnv },
+  opts: {
+    port: number;
+    inner4: string;
+    inner6: string;
+    env?: NodeJS.ProcessEnv;
+    /** wireguard-go only: the binary to run (Debian's `wireguard-go` on PATH unless given, e.g. an upstream build) */
+    binary?: string;
+  },
 ): Promise<WgPeer> {
   // the UAPI socket directory is shared by every namespace: a random name (at most 14 characters, within IFNAMSIZ),
   // and a socket already there belongs to someone else, so it is never removed
@@ -45,7 +52,7 @@ export async function startPeer(
   if (existsSync(sock)) throw new Error(`${sock} exists: another process uses the name ${ifname}`);
   const cmd =
     kind === 'wireguard-go'
-      ? ['wireguard-go', '-f', ifname]
+      ? [opts.binary ?? 'wireguard-go', '-f', ifname]
       : [
           process.execPath,
           ...(process.env.MESHCTL_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean),
@@ -56,7 +63,8 @@ export async function startPeer(
           ifname,
           '--foreground',
         ];
-  const proc = lab.spawn(ns, cmd, { ...opts.env, LOG_LEVEL: 'error' });
+  // `-f` and WG_PROCESS_FOREGROUND=1: wireguard-go stays this process (every version) instead of forking a daemon
+  const proc = lab.spawn(ns, cmd, { ...opts.env, LOG_LEVEL: 'error', ...(kind === 'wireguard-go' ? { WG_PROCESS_FOREGROUND: '1' } : {}) });
   // both implementations remove their socket on SIGTERM; a SIGKILLed one leaves it: this test's own, so removed
   lab.onCleanup(() => rmSync(sock, { force: true }));
   let err = '';
