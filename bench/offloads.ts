@@ -2,7 +2,8 @@
 // ethtool ioctl (this machine has no ethtool command and sysfs shows no
 // features): the feature names (ETHTOOL_GSTRINGS of ETH_SS_FEATURES) and their
 // active bits (ETHTOOL_GFEATURES). The bench prints the TUN offloads of each
-// wireguard-go build, since the reference is upstream with TSO, USO and GRO on.
+// engine once, since the reference is upstream wireguard-go with TSO, USO and
+// GRO on and Debian's build has none of them.
 // Run as a program (`node dist/bench/offloads.js IFNAME`) it prints them as
 // JSON; `offloadsIn` runs it inside a namespace.
 import { fileURLToPath } from 'node:url';

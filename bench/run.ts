@@ -159,8 +159,8 @@ async function main(): Promise<void> {
     raw.veth!.push(await measurePair('veth', SECONDS));
     for (let i = 0; i < RUNS; i++) {
       for (const e of engines) {
-        // the TUN offloads each wireguard-go build turned on, read once
-        const r = await measurePair(e, SECONDS, { offloads: i === 0 && e.kind === 'wireguard-go' });
+        // the TUN offloads each engine turned on, read once
+        const r = await measurePair(e, SECONDS, { offloads: i === 0 });
         if (r.tunOffloads !== undefined) {
           offloads[e.id] = r.tunOffloads;
           console.log(`${e.label}: TUN offloads ${r.tunOffloads}`);
