@@ -99,7 +99,7 @@ export async function ensureLabPackages(o: EnsureOptions): Promise<void> {
   if (o.mode === 'refuse') throw refuse('and installing is turned off (--no-install or MESHCTL_NO_INSTALL)');
   if (o.mode === 'print') throw refuse('and there is no terminal to ask on (--install-deps installs them without asking)');
   if (process.getuid?.() !== 0) throw refuse('and installing them needs root');
-  if (o.mode === 'ask' && !(await o.ask(`install ${missing.join(', ')} with apt-get? [y/N] `))) throw refuse('not installed');
+  if (o.mode === 'ask' && !(await o.ask(`install ${missing.join(', ')} with apt-get? [y/N] `))) throw refuse('and the answer was not yes');
   const apt = o.apt ?? runApt;
   const argv = aptInstallArgv(missing);
   o.say(`installing ${missing.join(', ')} for the lab: ${argv.join(' ')}`);
