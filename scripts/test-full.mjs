@@ -7,7 +7,7 @@
 // Plain Node and no dependencies: it runs before anything is built.
 // `--dry-run` prints what it would run, and runs nothing.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -41,6 +41,7 @@ process.stderr.write('test:full: the tests and the lab run these programs, from 
 for (const p of packages) process.stderr.write(`  ${p.name.padEnd(20)} ${p.tools.length ? `(${p.tools.join(', ')}) ` : ''}${p.why}\n`);
 for (const p of list.unpacked ?? []) process.stderr.write(`  ${p.name.padEnd(20)} unpacked, not installed: ${p.why}\n`);
 
+if (!dryRun && !existsSync(join(root, 'node_modules', '.bin', 'tsc'))) die('the node dependencies are not installed: run `npm install` first');
 if (!dryRun && process.getuid?.() !== 0)
   die('installing Debian packages needs root: run `sudo npm run test:full` (or `npm test`, which installs nothing and skips what it cannot run)');
 
