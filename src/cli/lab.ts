@@ -3,6 +3,7 @@ import { type Command, Option } from 'commander';
 import { join } from 'node:path';
 import { CliError } from './errors.js';
 import { packageRoot } from './version.js';
+import { noInstallFromEnv } from '../util/knobs.js';
 
 const DEFAULT_NODES = 'public,easy,easy,hard,blocked';
 const PATH_WAIT_MS = 20_000;
@@ -13,6 +14,31 @@ function kindsArg(v: string): string[] {
   for (const k of kinds) if (!ok.includes(k)) throw new CliError('USAGE', `--nodes: "${k}" is not one of ${ok.join(', ')}`);
   if (kinds.length < 2 || kinds.length > 9) throw new CliError('USAGE', '--nodes: between 2 and 9 nodes');
   return kinds;
+}
+
+/** Checks the lab's Debian packages before anything is built; installs them only as `mode` allows (src/lab/deps.ts). */
+async function labPackages(kinds: string[], mode: 'install' | 'ask' | 'refuse' | 'print', say: (m: string) => void): Promise<void> {
+  const { ensureLabPackages } = await import('../lab/deps.js');
+  const ask = async (question: string): Promise<boolean> => {
+    const { createInterface } = await import('node:readline/promises');
+    const rl = createInterface({ input: process.stdin, output: process.stderr });
+    try {
+      // stdin closed before an answer: no answer is no
+      const closed = new Promise<string>((resolve) => rl.once('close', () => resolve('')));
+      return /^y(es)?$/i.test((await Promise.race([rl.question(question), closed])).trim());
+    } catch {
+      return false;
+    } finally {
+      rl.close();
+    }
+  };
+  try {
+    await ensureLabPackages({ kinds, mode, ask, say });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code === 'MISSING_PACKAGES' || e.code === 'TOOL_MISSING' || e.code === 'BAD_DEPS_FILE') throw new CliError('FAILURE', `meshctl lab up: ${e.message}`);
+    throw err;
+  }
 }
 
 export function registerLab(program: Command): void {
@@ -28,10 +54,13 @@ export function registerLab(program: Command): void {
         .default(kindsArg(DEFAULT_NODES), DEFAULT_NODES),
     )
     .option('--uplink <rate>', 'shape every NAT uplink with TBF, e.g. 20mbit')
-    .action(async (o: { name: string; nodes: string[]; uplink?: string }) => {
+    .option('--install-deps', 'install the Debian packages the lab needs that are missing (apt-get), without asking')
+    .option('--no-install', 'never install packages: print the apt-get command and fail (also MESHCTL_NO_INSTALL=1)')
+    .action(async (o: { name: string; nodes: string[]; uplink?: string; installDeps?: boolean; install: boolean }) => {
+      const say = (m: string): void => void process.stderr.write(`${m}\n`);
+      await labPackages(o.nodes, !o.install || noInstallFromEnv() ? 'refuse' : o.installDeps ? 'install' : process.stdin.isTTY ? 'ask' : 'print', say);
       const { Lab, LabError } = await import('../lab/lab.js');
       const { printLabStatus } = await import('../lab/report.js');
-      const say = (m: string): void => void process.stderr.write(`${m}\n`);
       const opts = { name: o.name, kinds: o.nodes as never, uplink: o.uplink, bin: join(packageRoot(), 'bin', 'meshctl'), progress: say };
       let l;
       try {

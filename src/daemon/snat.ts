@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import type { IpPrefix } from '../util/netaddr.js';
 import { terminalSafe } from '../util/text.js';
+import { requireTool } from '../util/tools.js';
 
 export const SNAT_TABLE = 'meshctl-subnets';
 /** The mark on a packet that came in on the mesh interface and is being forwarded (Tailscale's subnet-route mark). */
@@ -93,6 +94,11 @@ export function snatRemoval(): { nftables: NftCommand[] } {
 
 /** Runs `nft -j RULESET`; rejects with one line naming nft's complaint. */
 export function runNft(ruleset: object, timeoutMs = NFT_TIMEOUT_MS): Promise<void> {
+  try {
+    requireTool('nft');
+  } catch (err) {
+    return Promise.reject(new Error(`${(err as Error).message}, or run with --snat-subnet-routes=false`));
+  }
   return new Promise((resolve, reject) => {
     const p = spawn('nft', ['-j', JSON.stringify(ruleset)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, write
 import { join } from 'node:path';
 import { CONTROL_IP, CONTROL_PORT, INET_PREFIX, NAT_DESCRIPTION, natRules, planNodes, RELAYS, type LabNode, type NatKind } from './topology.js';
 import { miniupnpdConfig } from './upnp.js';
+import { requireTool } from '../util/tools.js';
 
 export interface LabOptions {
   name: string;
@@ -47,7 +48,25 @@ export function labDir(name: string, dir?: string): string {
   return dir ?? join('/run/meshctl-lab', name);
 }
 
-function sh(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<{ code: number; out: string; err: string }> {
+/**
+ * Checks every program an argv runs before it runs: the command itself, and
+ * the one `ip netns exec NS [env VAR=…]` runs in turn, so a missing one fails
+ * with its Debian package named instead of "exec failed".
+ */
+export function requireArgv(cmd: string, args: readonly string[]): void {
+  requireTool(cmd);
+  if (cmd !== 'ip' || args[0] !== 'netns' || args[1] !== 'exec') return;
+  let rest = args.slice(3);
+  if (rest[0] === 'env') {
+    requireTool('env');
+    rest = rest.slice(1);
+    while (rest[0]?.includes('=')) rest = rest.slice(1);
+  }
+  if (rest[0] !== undefined) requireTool(rest[0]);
+}
+
+async function sh(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<{ code: number; out: string; err: string }> {
+  requireArgv(cmd, args);
   return new Promise((resolve) => {
     const p = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, out, errOut) =>
       resolve({
@@ -165,8 +184,10 @@ export class Lab {
   }
 
   private spawnIn(ns: string, id: string, args: string[], env: Record<string, string> = {}): number {
+    const argv = ['netns', 'exec', ns, 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...args];
+    requireArgv('ip', argv);
     const log = openSync(join(this.s.dir, `${id}.log`), 'a');
-    const p = spawn('ip', ['netns', 'exec', ns, 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...args], {
+    const p = spawn('ip', argv, {
       detached: true,
       stdio: ['ignore', log, log],
     });

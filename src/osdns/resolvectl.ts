@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import type { OsDnsPlan } from './plan.js';
 import { terminalSafe } from '../util/text.js';
+import { requireTool } from '../util/tools.js';
 
 /** resolvectl answers in milliseconds; one that hangs (resolved stuck on D-Bus) must not hang `up` or `down`. */
 export const RESOLVECTL_TIMEOUT_MS = 5_000;
@@ -29,6 +30,11 @@ export function resolvedRevertCall(ifname: string): string[] {
 
 /** Runs `resolvectl ARGS`; rejects with a one-line error naming the call, its exit and resolvectl's first line of stderr. */
 export function runResolvectl(bin: string, args: string[], timeoutMs = RESOLVECTL_TIMEOUT_MS): Promise<void> {
+  try {
+    requireTool(bin, 'resolvectl');
+  } catch (err) {
+    return Promise.reject(new Error(`${(err as Error).message}, or run with --accept-dns=false`));
+  }
   return new Promise((resolve, reject) => {
     execFile(bin, args, { timeout: timeoutMs, maxBuffer: MAX_RESOLVECTL_OUTPUT_BYTES, windowsHide: true }, (err, _stdout, stderr) => {
       if (!err) return resolve();

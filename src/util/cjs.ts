@@ -10,6 +10,7 @@ export const cjsRequire = createRequire(import.meta.url);
 
 const fs = cjsRequire('node:fs') as typeof Fs;
 export const {
+  accessSync,
   chmodSync,
   closeSync,
   constants,
@@ -21,6 +22,7 @@ export const {
   realpathSync,
   renameSync,
   rmSync,
+  statSync,
   unlinkSync,
   writeFileSync,
   writeSync,

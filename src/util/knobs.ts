@@ -66,6 +66,12 @@ export const KNOBS = {
     default: 'a spinner on a terminal',
     doc: 'progress as plain lines, no spinner, even on a terminal',
   },
+  MESHCTL_NO_INSTALL: {
+    use: 'user',
+    value: 'any non-empty value',
+    default: '`lab up` installs missing Debian packages when asked to (--install-deps, or yes at the prompt)',
+    doc: '`lab up` never installs packages, as with --no-install: it prints the apt-get command and exits non-zero',
+  },
   MESHCTL_AUTH_KEY: {
     use: 'secret',
     value: 'an auth key, or file:PATH',
@@ -169,6 +175,9 @@ export const relayStateDirFromEnv = (env: NodeJS.ProcessEnv = process.env): stri
 
 /** MESHCTL_PLAIN: plain progress lines even on a terminal. */
 export const plainOutput = (env: NodeJS.ProcessEnv = process.env): boolean => knobText('MESHCTL_PLAIN', env) !== undefined;
+
+/** MESHCTL_NO_INSTALL: `lab up` never installs host packages. */
+export const noInstallFromEnv = (env: NodeJS.ProcessEnv = process.env): boolean => knobText('MESHCTL_NO_INSTALL', env) !== undefined;
 
 /** MESHCTL_DAEMON_NODE_ARGS as a list of Node flags (none when unset). */
 export const daemonNodeArgs = (env: NodeJS.ProcessEnv = process.env): string[] => (env.MESHCTL_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);

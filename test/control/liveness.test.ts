@@ -14,7 +14,7 @@ import { Lab, must } from '../helpers/netns.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { until } from './helpers.js';
 
-const skip = rootSkipReason();
+const skip = rootSkipReason('nft');
 /** The failover goal: a router's peers move to another within 15 s of its link going down. */
 const OFFLINE_GOAL_MS = 15_000;
 

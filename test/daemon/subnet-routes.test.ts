@@ -85,7 +85,7 @@ interface Probe {
 }
 
 test('table 52, rules and SNAT on the real kernel: reconciled per map, LAN-covering and non-primary routes kept out, all removed on stop and after a kill', {
-  skip: rootSkipReason(),
+  skip: rootSkipReason('nft'),
 }, async () => {
   const lab = new Lab();
   try {

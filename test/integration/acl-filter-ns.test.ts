@@ -14,7 +14,7 @@ import { Lab } from '../helpers/netns.js';
 import { addPeer, startPeer } from '../helpers/wg-peer.js';
 import type { FilterRule } from '../../src/netmap/types.js';
 
-const skip = rootSkipReason();
+const skip = rootSkipReason('socat');
 const LAPTOP = '10.78.0.1';
 const NAS = '10.78.0.2';
 

@@ -19,7 +19,7 @@ import { packageRoot } from '../../src/cli/version.js';
 import { checkXfer, exitWithin } from '../helpers/xfer.js';
 import { skipOutsideCI } from '../helpers/ci.js';
 
-const rootSkip = rootSkipReason();
+const rootSkip = rootSkipReason('wg', 'wireguard-go', 'nft', 'ping');
 const WIREGUARD_GO = '/usr/bin/wireguard-go';
 const skip = rootSkip || (existsSync(WIREGUARD_GO) ? false : skipOutsideCI('stock WireGuard device test', `needs ${WIREGUARD_GO} (apt install wireguard-go)`));
 

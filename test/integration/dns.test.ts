@@ -17,7 +17,7 @@ import { rootSkipReason } from '../helpers/root.js';
 import { eventually, MeshLab, type MeshNode } from '../helpers/mesh.js';
 import { must, NETNS_ETC, type RunResult } from '../helpers/netns.js';
 
-const skip = rootSkipReason();
+const skip = rootSkipReason('nft', 'ss', 'ping');
 
 /** What every node namespace's resolv.conf holds before meshctl: the "internet" resolver in the control namespace. */
 const ORIGINAL = '# the namespace resolver, before meshctl\nnameserver 10.88.0.1\noptions timeout:1 attempts:2\n';

@@ -8,7 +8,7 @@ import { rootSkipReason } from '../helpers/root.js';
 import { Lab } from '../helpers/netns.js';
 import { addPeer, startPeer, type WgPeer } from '../helpers/wg-peer.js';
 
-const skip = rootSkipReason();
+const skip = rootSkipReason('ping');
 // the reducer's first collection came 8.2 s after start in every traced run
 const TRAFFIC_SECONDS = 11;
 

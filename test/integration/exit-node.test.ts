@@ -13,7 +13,7 @@ import { packageRoot } from '../../src/cli/version.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { sh } from '../helpers/netns.js';
 
-const skip = rootSkipReason();
+const skip = rootSkipReason('nft', 'ss', 'ping');
 const BIN = join(packageRoot(), 'bin', 'meshctl');
 const SERVER_PORT = 8080;
 

@@ -8,7 +8,7 @@ import type { Status } from '../../src/localapi/types.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { eventually, MeshLab, type MeshNode } from '../helpers/mesh.js';
 
-const skip = rootSkipReason();
+const skip = rootSkipReason('nft', 'ss', 'ping');
 
 async function status(n: MeshNode): Promise<Status> {
   const r = await n.run(['status', '--json']);

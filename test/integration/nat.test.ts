@@ -17,7 +17,7 @@ import { rootSkipReason } from '../helpers/root.js';
 import { sh } from '../helpers/netns.js';
 import { checkXfer, exitWithin, type XferResult } from '../helpers/xfer.js';
 
-const skip = rootSkipReason();
+const skip = rootSkipReason('nft', 'miniupnpd', 'ss', 'ping');
 const BIN = join(packageRoot(), 'bin', 'meshctl');
 const XFER = join(packageRoot(), 'dist', 'test', 'integration', 'fixtures', 'tcp-xfer.js');
 

@@ -12,7 +12,7 @@ import { eventually, MeshLab, type MeshNode } from '../helpers/mesh.js';
 import { must, sh } from '../helpers/netns.js';
 
 // outside root it skips loudly (and fails in CI): rootSkipReason says so on stderr
-const skip = rootSkipReason();
+const skip = rootSkipReason('nft', 'ss', 'ping');
 
 const LAN_HOST = '192.168.77.10';
 const LAN_PREFIX = '192.168.77.0/24';

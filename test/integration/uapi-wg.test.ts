@@ -10,7 +10,7 @@ import { rootSkipReason } from '../helpers/root.js';
 import { Lab, must } from '../helpers/netns.js';
 import { startPeer } from '../helpers/wg-peer.js';
 
-const skip = rootSkipReason();
+const skip = rootSkipReason('wg', 'wireguard-go', 'ss');
 
 function raw(ifname: string, request: string): Promise<string> {
   return new Promise((resolve) => {

@@ -11,7 +11,7 @@ import { addPeer, startPeer, type WgKind, type WgPeer } from '../helpers/wg-peer
 import { packageRoot } from '../../src/cli/version.js';
 import { checkXfer, exitWithin, type XferResult } from '../helpers/xfer.js';
 
-const skip = rootSkipReason();
+const skip = rootSkipReason('wg', 'wireguard-go', 'ping');
 const OUTER_A = '10.77.0.1';
 const OUTER_B = '10.77.0.2';
 const PORT = 51820;
