@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Status } from '../../src/localapi/types.js';
@@ -110,6 +110,13 @@ async function status(n: MeshNode): Promise<Status> {
 }
 
 const ipv4 = (s: Status): string => s.self!.ips.find((a) => !a.includes(':'))!;
+const ipv6 = (s: Status): string => s.self!.ips.find((a) => a.includes(':'))!;
+
+/** One ICMP echo from `from`'s namespace, waiting a second for the reply. */
+async function pings(from: MeshNode, ip: string): Promise<boolean> {
+  const { sh } = await import('../helpers/netns.js');
+  return (await sh('ip', ['netns', 'exec', from.ns, 'ping', '-c', '1', '-W', '1', ip], 10_000)).code === 0;
+}
 
 /** The access filter's counters in `status --json` (null: no policy on that node). */
 async function aclCounters(n: MeshNode): Promise<Record<string, number>> {
@@ -158,10 +165,13 @@ test('access control through real daemons: ports, tags, revoked keys, hot policy
       [bobpc, 'bobpc'],
     ]);
     const ips = new Map<MeshNode, string>();
+    const ips6 = new Map<MeshNode, string>();
     for (const [n, k] of keys) {
       const r = await m.up(n, ['--auth-key', k, '--hostname', names.get(n)!]);
       assert.equal(r.code, 0, `up ${names.get(n)}: ${r.stderr}`);
-      ips.set(n, ipv4(await status(n)));
+      const s = await status(n);
+      ips.set(n, ipv4(s));
+      ips6.set(n, ipv6(s));
     }
     // services: the NAS on 22 and 5432, the server on 8080, the laptop on 22 (which the server must not reach)
     for (const [n, ports] of [
@@ -190,6 +200,15 @@ test('access control through real daemons: ports, tags, revoked keys, hot policy
       assert.equal(pg.error, 'timeout', 'dropped, not refused');
       const after = (await aclCounters(nas)).droppedNoRule!;
       assert.ok(after > before, `the NAS counted the dropped SYNs under droppedNoRule: ${before} → ${after}`);
+      // the same over IPv6, and ICMP follows the rules: the policy allows alice only TCP and UDP to the NAS
+      assert.equal((await fromLaptop.connect(ips6.get(nas)!, 22, 2000)).greeting, 'open-22', 'nas:22 over IPv6');
+      assert.equal((await fromLaptop.connect(ips6.get(nas)!, 5432)).ok, false, 'nas:5432 over IPv6');
+      assert.equal(await pings(laptop, nasIp), false, 'the laptop pinged the NAS');
+      // who the laptop sees: the NAS's tags, from control
+      const peer = (await status(laptop)).peers.find((p) => p.name === 'nas');
+      assert.deepEqual([peer?.user, peer?.tags], [undefined, ['tag:nas']]);
+      const whois = await laptop.run(['whois', nasIp]);
+      assert.match(whois.stdout, /Tags:\s+tag:nas/, whois.stdout + whois.stderr);
     });
 
     await t.test('the tagged server cannot open a connection to the laptop, but answers the ones the laptop opens', async () => {
@@ -201,6 +220,9 @@ test('access control through real daemons: ports, tags, revoked keys, hot policy
       assert.ok(after > before, `the laptop counted the server's SYNs: ${before} → ${after}`);
       const toServer = await eventually('laptop → server:8080', async () => (await fromLaptop.connect(ips.get(server)!, 8080, 2000)).greeting, 10_000, 50);
       assert.equal(toServer, 'open-8080');
+      assert.equal(await pings(laptop, ips.get(server)!), true, 'the laptop pings the server (tag:server:* with every protocol)');
+      assert.equal(await pings(server, laptopIp), false, 'the server pinged the laptop');
+      assert.equal((await status(laptop)).self?.user, 'alice', "the laptop is alice's");
     });
 
     await t.test("a peer the policy hides is not in the node's map, status or resolver; a visible one is", async () => {
@@ -219,7 +241,7 @@ test('access control through real daemons: ports, tags, revoked keys, hot policy
       assert.equal((await fromBob.connect(ips.get(laptop)!, 22)).ok, false, "bob's PC reached the laptop");
     });
 
-    await t.test('a revoked auth key registers no new node; the nodes it registered keep working, across down and up', async () => {
+    await t.test('a revoked auth key registers no new node; the nodes it registered keep working, across down and up and a restart', async () => {
       await control(['authkey', 'revoke', aliceKey.id]);
       const r = await m.up(stranger, ['--auth-key', aliceKey.key, '--hostname', 'stranger']);
       assert.notEqual(r.code, 0, `up with a revoked key succeeded: ${r.stdout}`);
@@ -234,6 +256,14 @@ test('access control through real daemons: ports, tags, revoked keys, hot policy
       assert.equal(up.code, 0, `the laptop comes back up without its (revoked) key: ${up.stderr}`);
       const again = await eventually('laptop → nas:22 after up', async () => (await fromLaptop.connect(nasIp, 22, 2000)).greeting, 10_000, 50);
       assert.equal(again, 'open-22');
+      // and after its daemon is killed and started again
+      const pid = Number(readFileSync(join(laptop.stateDir, 'daemon.pid'), 'utf8'));
+      process.kill(pid, 'SIGKILL');
+      await eventually('the laptop daemon is gone', async () => (await laptop.run(['status'])).code === 1, 5000);
+      const restarted = await laptop.run(['up', '--timeout', '20s']);
+      assert.equal(restarted.code, 0, `the laptop's daemon restarts without its (revoked) key: ${restarted.stderr}`);
+      const third = await eventually('laptop → nas:22 after a restart', async () => (await fromLaptop.connect(nasIp, 22, 2000)).greeting, 10_000, 50);
+      assert.equal(third, 'open-22');
     });
 
     await t.test('a policy edit takes effect within 1 s of `policy set` returning: new ports open, removed ones close, live flows too', async () => {
