@@ -148,14 +148,19 @@ test('access control through real daemons: ports, tags, revoked keys, hot policy
     const key = async (flags: string[]): Promise<{ id: string; key: string }> =>
       JSON.parse(await control(['authkey', 'create', '--reusable', '--json', ...flags])) as { id: string; key: string };
 
-    await control(['users', 'create', 'alice']);
-    await control(['users', 'create', 'bob']);
-    const aliceKey = await key(['--user', 'alice']);
+    // each CLI run costs a process start: independent ones run side by side to keep the test short
+    await Promise.all([control(['users', 'create', 'alice']), control(['users', 'create', 'bob'])]);
+    const [aliceKey, nasKey, serverKey, bobKey] = await Promise.all([
+      key(['--user', 'alice']),
+      key(['--tags', 'tag:nas']),
+      key(['--tags', 'tag:server']),
+      key(['--user', 'bob']),
+    ]);
     const keys = new Map<MeshNode, string>([
       [laptop, aliceKey.key],
-      [nas, (await key(['--tags', 'tag:nas'])).key],
-      [server, (await key(['--tags', 'tag:server'])).key],
-      [bobpc, (await key(['--user', 'bob'])).key],
+      [nas, nasKey.key],
+      [server, serverKey.key],
+      [bobpc, bobKey.key],
     ]);
     await setPolicy([22]);
     const names = new Map([
@@ -166,13 +171,15 @@ test('access control through real daemons: ports, tags, revoked keys, hot policy
     ]);
     const ips = new Map<MeshNode, string>();
     const ips6 = new Map<MeshNode, string>();
-    for (const [n, k] of keys) {
-      const r = await m.up(n, ['--auth-key', k, '--hostname', names.get(n)!]);
-      assert.equal(r.code, 0, `up ${names.get(n)}: ${r.stderr}`);
-      const s = await status(n);
-      ips.set(n, ipv4(s));
-      ips6.set(n, ipv6(s));
-    }
+    await Promise.all(
+      [...keys].map(async ([n, k]) => {
+        const r = await m.up(n, ['--auth-key', k, '--hostname', names.get(n)!]);
+        assert.equal(r.code, 0, `up ${names.get(n)}: ${r.stderr}`);
+        const s = await status(n);
+        ips.set(n, ipv4(s));
+        ips6.set(n, ipv6(s));
+      }),
+    );
     // services: the NAS on 22 and 5432, the server on 8080, the laptop on 22 (which the server must not reach)
     for (const [n, ports] of [
       [nas, ['22', '5432']],
