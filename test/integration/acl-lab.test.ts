@@ -29,14 +29,14 @@ const BLOCKED_TIMEOUT_MS = 1500;
 const POLICY_APPLIED_MS = 1000;
 
 /** The policy in force, with the NAS ports alice may reach; its tests section must pass for `policy set` to take it. */
-function policyText(nasPorts: number[]): string {
+function policyText(nasPorts: number[], server = true): string {
   const closed = [22, 5432].filter((p) => !nasPorts.includes(p));
   return `{
   // alice's nodes reach the NAS on some ports and the server on all; nothing may open a flow to alice's nodes
   "tagOwners": { "tag:nas": ["alice"], "tag:server": ["alice"] },
   "acls": [
     { "action": "accept", "src": ["alice"], "dst": ["tag:nas:${nasPorts.join(',')}"], "proto": ["tcp", "udp"] },
-    { "action": "accept", "src": ["alice"], "dst": ["tag:server:*"] },
+    ${server ? '{ "action": "accept", "src": ["alice"], "dst": ["tag:server:*"] },' : "// no rule names the server: it is in nobody's map"}
     // bob's nodes reach only each other: bob's one PC is in nobody's map
     { "action": "accept", "src": ["bob"], "dst": ["autogroup:self:*"] },
   ],
@@ -138,9 +138,9 @@ test('access control through real daemons: ports, tags, revoked keys, hot policy
       return r.stdout;
     };
     /** Sets the policy with the CLI; returns when the command started and when it returned (this process's clock). */
-    const setPolicy = async (nasPorts: number[]): Promise<{ startedMs: number; returnedMs: number }> => {
-      const file = join(m.dir, `policy-${nasPorts.join('-')}.json`);
-      writeFileSync(file, policyText(nasPorts));
+    const setPolicy = async (nasPorts: number[], server = true): Promise<{ startedMs: number; returnedMs: number }> => {
+      const file = join(m.dir, `policy-${nasPorts.join('-')}-${server}.json`);
+      writeFileSync(file, policyText(nasPorts, server));
       const startedMs = Date.now();
       await control(['policy', 'set', file]);
       return { startedMs, returnedMs: Date.now() };
@@ -324,6 +324,35 @@ test('access control through real daemons: ports, tags, revoked keys, hot policy
       assert.ok(revokedAfter > revokedBefore, `the NAS counted the cut flow: flowsRevoked ${revokedBefore} → ${revokedAfter}`);
       assert.equal((await fromLaptop.connect(nasIp, 5432)).greeting, 'open-5432', '5432 stays open');
       await fromLaptop.ask({ op: 'close' });
+    });
+
+    await t.test('a policy edit that hides a peer takes it out of the map, the resolver and reach; showing it again brings it back', async () => {
+      const serverIp = ips.get(server)!;
+      const held = await fromLaptop.ask({ op: 'hold', host: serverIp, port: 8080, timeoutMs: 2000 });
+      assert.equal(held.greeting, 'open-8080', JSON.stringify(held));
+      const resolves = async (): Promise<string | undefined> =>
+        (await fromLaptop.ask({ op: 'dns', server: RESOLVER, name: 'server.mesh.internal', type: 'A' })).rcode;
+      assert.equal(await resolves(), 'NOERROR');
+      const hidden = await setPolicy([5432], false);
+      await eventually('the server is no name at the laptop', async () => (await resolves()) === 'NXDOMAIN', 5000, 20);
+      const goneMs = Date.now() - hidden.returnedMs;
+      await eventually('the held connection to the server goes silent', async () => Date.now() - (fromLaptop.echoes.get(held.id)?.atMs ?? 0) >= 500, 5000, 20);
+      const lastEchoMs = fromLaptop.echoes.get(held.id)!.atMs - hidden.returnedMs;
+      t.diagnostic(`server hidden: its name gone ${goneMs} ms, last echo on a held connection to it ${lastEchoMs} ms after policy set returned`);
+      assert.ok(goneMs <= POLICY_APPLIED_MS, `the laptop's resolver still named the server ${goneMs} ms after policy set`);
+      assert.ok(lastEchoMs <= POLICY_APPLIED_MS, `the held connection to the server passed data ${lastEchoMs} ms after policy set`);
+      await eventually('the server leaves the laptop’s status', async () => !(await status(laptop)).peers.some((p) => p.name === 'server'), 5000);
+      assert.deepEqual(
+        (await status(server)).peers.map((p) => p.name),
+        [],
+        'the server sees nobody',
+      );
+      assert.equal((await fromLaptop.connect(serverIp, 8080)).ok, false, 'the laptop no longer reaches the server');
+      await fromLaptop.ask({ op: 'close' });
+      await setPolicy([5432], true);
+      await eventually('the server is a name at the laptop again', async () => (await resolves()) === 'NOERROR', 5000, 20);
+      const back = await eventually('laptop → server:8080 again', async () => (await fromLaptop.connect(serverIp, 8080, 1000)).greeting, 10_000, 50);
+      assert.equal(back, 'open-8080');
     });
   } finally {
     for (const p of probers) p.stop();
