@@ -61,6 +61,8 @@ interface ProbeReply {
 class Prober {
   private next = 1;
   private readonly waiting = new Map<number, (r: ProbeReply) => void>();
+  /** why the prober is gone, once it is: later and pending questions get it as their answer */
+  private gone: string | null = null;
   /** per held connection: bytes echoed so far and when the last echo arrived (this process's clock) */
   readonly echoes = new Map<number, { bytes: number; atMs: number }>();
   private readonly ready: Promise<void>;
@@ -69,7 +71,11 @@ class Prober {
     let said = '';
     proc.stderr!.on('data', (c: Buffer) => (said += c.toString()));
     this.ready = new Promise((resolve, reject) => {
-      proc.once('exit', (code) => reject(new Error(`the prober exited (${code}): ${said}`)));
+      proc.once('exit', (code) => {
+        this.gone = `the prober exited (${code}): ${said}`;
+        reject(new Error(this.gone));
+        for (const answer of this.waiting.values()) answer({ id: 0, ok: false, error: this.gone });
+      });
       createInterface({ input: proc.stdout! }).on('line', (line) => {
         if (line === 'ready') return resolve();
         const m = JSON.parse(line) as ProbeReply & { echo?: number };
@@ -86,6 +92,7 @@ class Prober {
 
   async ask(cmd: Record<string, unknown>): Promise<ProbeReply> {
     await this.ready;
+    if (this.gone !== null) throw new Error(this.gone);
     const id = this.next++;
     const reply = new Promise<ProbeReply>((resolve) => this.waiting.set(id, resolve));
     this.proc.stdin!.write(`${JSON.stringify({ id, ...cmd })}\n`);
@@ -248,7 +255,7 @@ test('access control through real daemons: ports, tags, revoked keys, hot policy
       assert.equal((await fromBob.connect(ips.get(laptop)!, 22)).ok, false, "bob's PC reached the laptop");
     });
 
-    await t.test('a revoked auth key registers no new node; the nodes it registered keep working, across down and up and a restart', async () => {
+    await t.test('a revoked auth key registers no new node; the nodes it registered keep working, across a daemon restart', async () => {
       await control(['authkey', 'revoke', aliceKey.id]);
       const r = await m.up(stranger, ['--auth-key', aliceKey.key, '--hostname', 'stranger']);
       assert.notEqual(r.code, 0, `up with a revoked key succeeded: ${r.stdout}`);
@@ -258,19 +265,14 @@ test('access control through real daemons: ports, tags, revoked keys, hot policy
       assert.doesNotMatch(r.stderr, new RegExp(aliceKey.key), 'the secret is not echoed');
       assert.ok(!(await control(['nodes', 'list', '--json'])).includes('stranger'), 'no node was registered');
       assert.equal((await fromLaptop.connect(nasIp, 22)).greeting, 'open-22', 'the laptop still reaches the NAS');
-      assert.equal((await laptop.run(['down'])).code, 0);
-      const up = await laptop.run(['up', '--timeout', '20s']);
-      assert.equal(up.code, 0, `the laptop comes back up without its (revoked) key: ${up.stderr}`);
-      const again = await eventually('laptop → nas:22 after up', async () => (await fromLaptop.connect(nasIp, 22, 2000)).greeting, 10_000, 50);
-      assert.equal(again, 'open-22');
-      // and after its daemon is killed and started again
+      // and after its daemon is killed and started again: it logs in with its node key, not the revoked auth key
       const pid = Number(readFileSync(join(laptop.stateDir, 'daemon.pid'), 'utf8'));
       process.kill(pid, 'SIGKILL');
       await eventually('the laptop daemon is gone', async () => (await laptop.run(['status'])).code === 1, 5000);
       const restarted = await laptop.run(['up', '--timeout', '20s']);
       assert.equal(restarted.code, 0, `the laptop's daemon restarts without its (revoked) key: ${restarted.stderr}`);
-      const third = await eventually('laptop → nas:22 after a restart', async () => (await fromLaptop.connect(nasIp, 22, 2000)).greeting, 10_000, 50);
-      assert.equal(third, 'open-22');
+      const again = await eventually('laptop → nas:22 after a restart', async () => (await fromLaptop.connect(nasIp, 22, 2000)).greeting, 10_000, 50);
+      assert.equal(again, 'open-22');
     });
 
     await t.test('a policy edit takes effect within 1 s of `policy set` returning: new ports open, removed ones close, live flows too', async () => {
