@@ -224,8 +224,9 @@ test('acl filter: a new rule set cuts a flow it no longer allows at once, and ke
   f.outbound(tcp(NAS, SERVER, 50000, 443, SYN)); // the NAS's own connection to the server
   f.setRules([NAS_RULES[1]!]); // SSH is no longer allowed
   assert.equal(f.inbound(tcp(LAPTOP, NAS, 40000, 22, ACK)), false, 'the SSH session is cut');
-  f.outbound(tcp(NAS, LAPTOP, 22, 40000, ACK)); // the NAS's side of the cut session still talks...
-  assert.equal(f.inbound(tcp(LAPTOP, NAS, 40000, 22, ACK)), false, '...and that does not make the flow the NAS’s own');
+  assert.equal(f.outbound(tcp(NAS, LAPTOP, 22, 40000, ACK)), false, 'the NAS’s side of the cut session carries nothing to the laptop...');
+  assert.equal(f.inbound(tcp(LAPTOP, NAS, 40000, 22, ACK)), false, '...and does not make the flow the NAS’s own');
+  assert.equal(f.outbound(tcp(NAS, LAPTOP, 22, 40000, RST | ACK)), true, 'a RST (no data) ends it at the laptop');
   assert.equal(f.inbound(tcp(LAPTOP, NAS, 40001, 22, SYN)), false, 'no new sessions');
   assert.equal(f.inbound(tcp(SERVER, NAS, 443, 50000, SYN | ACK)), true, 'the NAS’s own connection stays');
   assert.equal(f.stats().flowsRevoked, 1);
@@ -233,6 +234,19 @@ test('acl filter: a new rule set cuts a flow it no longer allows at once, and ke
   assert.equal(f.inbound(tcp(LAPTOP, NAS, 40001, 22, SYN)), true, 'allowed again');
   assert.equal(f.inbound(tcp(LAPTOP, NAS, 40000, 22, ACK)), true, 'and the cut session with it');
   assert.equal(f.stats().flowsRevoked, 1);
+});
+
+test('acl filter: a cut UDP flow stops both ways: the node’s own stream to the peer no longer goes out', () => {
+  const { f } = filterOn(NAS_RULES);
+  assert.equal(f.inbound(udp(LAPTOP, NAS, 5353, 53)), true, 'the laptop asks for a stream on UDP 53');
+  assert.equal(f.outbound(udp(NAS, LAPTOP, 53, 5353)), true, 'the NAS streams back');
+  f.setRules([NAS_RULES[0]!]); // UDP 53 is no longer allowed
+  assert.equal(f.stats().flowsRevoked, 1);
+  const droppedBefore = f.stats().droppedNoRule;
+  assert.equal(f.outbound(udp(NAS, LAPTOP, 53, 5353)), false, 'the stream stops at the NAS');
+  assert.equal(f.inbound(udp(LAPTOP, NAS, 5353, 53)), false, 'and the laptop’s datagrams stop too');
+  assert.equal(f.stats().droppedNoRule, droppedBefore + 2);
+  assert.equal(f.outbound(udp(NAS, LAPTOP, 53, 5354)), true, 'another flow of the NAS’s own is its own');
 });
 
 test('acl filter: malformed and random packets are dropped and counted, never thrown on', () => {

@@ -1,7 +1,7 @@
 // The access policy enforced on the node, statefully, on the packet-filter seam
 // (filter.ts). Outbound packets (read from the TUN: this node's own, or a LAN
-// host's a router forwards into the mesh) always pass and open or refresh a
-// flow. An inbound packet (decrypted, the inner destination: this node, or a
+// host's a router forwards into the mesh) pass and open or refresh a flow,
+// except those of a flow a new rule set cut: its data stops both ways. An inbound packet (decrypted, the inner destination: this node, or a
 // route, exit destination or device this node forwards to) passes when it
 // belongs to a live flow, or when an accept rule covers its source, destination
 // address and port and protocol; then it opens a flow itself, so that the
@@ -59,7 +59,7 @@ const CLOSING = 2;
 
 /** Drop counts by reason, read by status. */
 export interface AclFilterStats {
-  /** a new flow no rule accepts */
+  /** a new flow no rule accepts, or a packet either way of a flow a new rule set cut */
   droppedNoRule: number;
   /** a packet that only makes sense as a reply (TCP without SYN, echo reply, ICMP error) to no flow of this node */
   droppedNotAReply: number;
@@ -306,7 +306,7 @@ export class AclFilter {
     return this.drop(reply ? 'droppedNotAReply' : 'droppedNoRule');
   }
 
-  /** The outbound hook: records the flow and lets the packet go, always. */
+  /** The outbound hook: records the flow and lets the packet go, unless it belongs to a flow a new rule set cut. */
   outbound(p: Buffer): boolean {
     if (!this.parse(p) || this.laterFragment) return true;
     const ports = this.portsOf(p, false);
@@ -321,12 +321,15 @@ export class AclFilter {
     const tcpFlags = this.proto === PROTO_TCP ? p[this.l4 + 13]! : 0;
     if (s >= 0) {
       if (t.origin[s] === FlowOrigin.Revoked) {
-        // a new connection of this node on the same ports takes the slot over; anything else is the cut flow's echo
+        // a new connection of this node on the same ports takes the slot over
         if (tcpFlags & TCP_SYN && !(tcpFlags & TCP_ACK)) {
           t.origin[s] = FlowOrigin.Out;
           this.refresh(p, s, true, now);
+          return true;
         }
-        return true;
+        // this node's side of a cut flow carries no more data to the peer (a UDP stream would go on for ever, and the
+        // peer takes it as a reply to its own flow); a RST carries none and ends the connection at the peer at once
+        return tcpFlags & TCP_RST ? true : this.drop('droppedNoRule');
       }
       this.refresh(p, s, t.origin[s] === FlowOrigin.Out, now);
     } else if (!(tcpFlags & TCP_RST)) {
