@@ -269,7 +269,7 @@ export class MmsgBatch {
       this.gsoChecked = true;
       if (!socketKnowsGso(fd)) this.turnGsoOff('the socket does not know UDP_SEGMENT');
     }
-    const messages = this.gso ? this.plan(n) : n;
+    const messages = this.gso && n > 1 ? this.plan(n) : n; // a lone datagram (a ping, a handshake) needs no plan
     if (messages === n) return (this.taken = this.sendPlain(fd, 0, n));
     return (this.taken = this.sendPlanned(fd, n, messages));
   }
