@@ -50,7 +50,7 @@ export async function runEngineForeground(cfg: EngineConfig): Promise<void> {
   const idle = new IdleMemory(() => tun.stats.txPackets + device.stats.routed);
   const printStats = (): void => {
     process.stderr.write(
-      `stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors, udpBatches: bind.batchedSends, udpReader: bind.readerStats, acl: acl?.stats() ?? null })}\n`,
+      `stats ${JSON.stringify({ ...device.stats, tun: tun.stats, udpSendErrors: bind.sendErrors, udpBatches: bind.batchedSends, udpSend: bind.sendStats, udpReader: bind.readerStats, acl: acl?.stats() ?? null })}\n`,
     );
   };
   let closing = false;

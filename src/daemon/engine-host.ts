@@ -299,6 +299,7 @@ export class EngineHost {
       aead: this.device.aeadName,
       tun: this.tun?.stats ?? null,
       udpReader: this.udpReader,
+      udpSend: this.bind.sendStats,
       disco: this.paths.stats,
       sends: this.paths.sendStats,
       stun: this.netcheck.stats,

@@ -96,6 +96,12 @@ export const KNOBS = {
     default: 'offloads on',
     doc: 'opens the TUN device without TSO and without merging received TCP segments, to compare',
   },
+  MESHCTL_UDP_GSO: {
+    use: 'tuning',
+    value: '0',
+    default: 'on where the kernel takes UDP_SEGMENT',
+    doc: 'sends every datagram as a message of its own instead of runs of same-size datagrams as one UDP GSO message, to compare',
+  },
   MESHCTL_AEAD: {
     use: 'tuning',
     value: 'node',
@@ -184,6 +190,9 @@ export const daemonNodeArgs = (env: NodeJS.ProcessEnv = process.env): string[] =
 
 /** MESHCTL_TUN_OFFLOAD: false only for "0". */
 export const tunOffloadWanted = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_TUN_OFFLOAD !== '0';
+
+/** MESHCTL_UDP_GSO: false only for "0". */
+export const udpGsoWanted = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_UDP_GSO !== '0';
 
 /** MESHCTL_AEAD=node: node:crypto instead of the OpenSSL EVP path. */
 export const aeadNodeOnly = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_AEAD === 'node';

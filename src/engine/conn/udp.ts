@@ -5,6 +5,7 @@ import { koffi } from '../../util/koffi.js';
 import type { NetBind } from './bind.js';
 import { normaliseAddress, type Endpoint } from './endpoint.js';
 import { MmsgBatch, MMSG_MAX_BATCH } from './mmsg.js';
+import { udpGsoWanted } from '../../util/knobs.js';
 import { udpHandle, UdpReader } from './udp-reader.js';
 
 const SOL_SOCKET = 1;
@@ -12,6 +13,24 @@ const SO_MARK = 36; // linux/asm-generic/socket.h
 /** Socket buffers large enough to absorb a burst at ~1 Gbit/s for a few ms. */
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 const BIND_RETRIES = 8;
+
+export interface UdpBindOptions {
+  /** UDP GSO on send where the kernel takes it (default: on unless MESHCTL_UDP_GSO=0) */
+  gso?: boolean;
+}
+
+/** The send side's counters, for `status --json` and `debug engine`'s stats. */
+export interface UdpSendStats {
+  /** sendmmsg calls */
+  calls: number;
+  /** messages that carried more than one datagram (UDP_SEGMENT), and the datagrams in them */
+  gsoSends: number;
+  gsoSegments: number;
+  /** GSO messages the kernel refused, their datagrams sent again one by one */
+  gsoRefused: number;
+  /** whether GSO is used: false when not wanted or turned off for good after a refusal */
+  gso: boolean;
+}
 
 type SetSockOpt = (fd: number, level: number, name: number, val: Buffer, len: number) => number;
 let setsockopt: SetSockOpt | null = null;
@@ -43,7 +62,14 @@ export class UdpBind implements NetBind {
     if (err) this.sendErrors++;
   };
 
-  constructor(private readonly logger: (msg: string) => void = () => {}) {}
+  private readonly gsoWanted: boolean;
+
+  constructor(
+    private readonly logger: (msg: string) => void = () => {},
+    opts: UdpBindOptions = {},
+  ) {
+    this.gsoWanted = opts.gso ?? udpGsoWanted();
+  }
 
   /** Binds the new sockets first and only then closes the old ones, so a refused port change keeps the device reachable. */
   async open(port: number, onDatagram: (buf: Buffer, src: Endpoint) => void): Promise<number> {
@@ -142,7 +168,8 @@ export class UdpBind implements NetBind {
 
   /** The family's batch, made at first use (null where sendmmsg is unavailable). */
   private batchFor(v6: boolean): MmsgBatch | null {
-    return v6 ? (this.batch6 ??= MmsgBatch.create(6)) : (this.batch4 ??= MmsgBatch.create(4));
+    const gso = this.gsoWanted;
+    return v6 ? (this.batch6 ??= MmsgBatch.create(6, { gso })) : (this.batch4 ??= MmsgBatch.create(4, { gso }));
   }
 
   /** the memory the last `reserve` offset points into */
@@ -169,8 +196,10 @@ export class UdpBind implements NetBind {
   }
 
   private flushOne(b: MmsgBatch, s: dgram.Socket): void {
+    const wasGso = b.gso;
     this.batchedDatagrams += b.flush(this.fdOf(s));
     this.batchedSends++;
+    if (wasGso && !b.gso) this.logger(`UDP GSO refused by the kernel (${b.gsoOffReason}); sending datagrams one by one from now on`);
     // what the kernel did not take (a full send buffer) goes the ordinary way, in order
     for (let i = b.taken; i < b.queued; i++) s.send(b.datagram(i), b.eps[i]!.port, b.eps[i]!.address, this.onSendError);
     b.clear();
@@ -191,6 +220,20 @@ export class UdpBind implements NetBind {
     let fd = this.fds.get(s);
     if (fd === undefined || fd < 0) this.fds.set(s, (fd = fdOf(s)));
     return fd;
+  }
+
+  /** Send-side counters of both families' batches. */
+  get sendStats(): UdpSendStats {
+    const out: UdpSendStats = { calls: 0, gsoSends: 0, gsoSegments: 0, gsoRefused: 0, gso: this.gsoWanted };
+    for (const b of [this.batch4, this.batch6]) {
+      if (!b) continue;
+      out.calls += b.sendCalls;
+      out.gsoSends += b.gsoSends;
+      out.gsoSegments += b.gsoSegments;
+      out.gsoRefused += b.gsoRefused;
+      if (!b.gso) out.gso = false;
+    }
+    return out;
   }
 
   /** Receive-side counters of the reader thread (null when libuv reads). */
