@@ -90,6 +90,12 @@ export const KNOBS = {
     default: 'offloads on',
     doc: 'opens the TUN device without TSO and without merging received TCP segments, to compare',
   },
+  MESHCTL_UDP_GRO: {
+    use: 'tuning',
+    value: '0',
+    default: 'UDP GRO on while the reader thread reads the sockets',
+    doc: 'never asks the kernel to merge received datagrams (UDP_GRO), to compare',
+  },
   MESHCTL_AEAD: {
     use: 'tuning',
     value: 'node',
@@ -175,6 +181,9 @@ export const daemonNodeArgs = (env: NodeJS.ProcessEnv = process.env): string[] =
 
 /** MESHCTL_TUN_OFFLOAD: false only for "0". */
 export const tunOffloadWanted = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_TUN_OFFLOAD !== '0';
+
+/** MESHCTL_UDP_GRO=0: no UDP_GRO on the WireGuard sockets. */
+export const udpGroWanted = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_UDP_GRO !== '0';
 
 /** MESHCTL_AEAD=node: node:crypto instead of the OpenSSL EVP path. */
 export const aeadNodeOnly = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_AEAD === 'node';

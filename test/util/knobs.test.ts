@@ -19,6 +19,7 @@ import {
   readerRetireMs,
   socketFromEnv,
   tunOffloadWanted,
+  udpGroWanted,
   type KnobName,
 } from '../../src/util/knobs.js';
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR } from '../../src/localapi/types.js';
@@ -106,6 +107,9 @@ test('getters: empty is unset, and each reads its variable as its callers did', 
   assert.equal(tunOffloadWanted({}), true);
   assert.equal(tunOffloadWanted({ MESHCTL_TUN_OFFLOAD: '0' }), false);
   assert.equal(tunOffloadWanted({ MESHCTL_TUN_OFFLOAD: 'no' }), true, 'only "0" turns offloads off');
+  assert.equal(udpGroWanted({}), true);
+  assert.equal(udpGroWanted({ MESHCTL_UDP_GRO: '0' }), false);
+  assert.equal(udpGroWanted({ MESHCTL_UDP_GRO: 'off' }), true, 'only "0" turns UDP GRO off');
   assert.equal(aeadNodeOnly({ MESHCTL_AEAD: 'node' }), true);
   assert.equal(aeadNodeOnly({ MESHCTL_AEAD: 'evp' }), false);
   assert.equal(jitDefaults({ MESHCTL_JIT_DEFAULTS: '1' }), true);
