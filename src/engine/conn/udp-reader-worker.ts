@@ -125,7 +125,7 @@ function readOnce(f: number): number {
   for (let i = 0; i < RECV_BATCH; i++) {
     const h = hdrOff + i * MMSGHDR_SIZE;
     view.writeUInt32LE(NAME_SLOT, h + 8);
-    if (d.gro) view.writeBigUInt64LE(BigInt(CONTROL_SLOT), h + 40); // msg_controllen, which the kernel rewrites
+    if (d.gro) view.writeUInt32LE(CONTROL_SLOT, h + 40); // msg_controllen (its high half stays 0), which the kernel rewrites; no BigInt per call
   }
   const n = recvmmsg(d.fds[f]!, vec, RECV_BATCH, MSG_DONTWAIT, null);
   if (n <= 0) return 0;
