@@ -102,6 +102,12 @@ export const KNOBS = {
     default: 'on where the kernel takes UDP_SEGMENT',
     doc: 'sends every datagram as a message of its own instead of runs of same-size datagrams as one UDP GSO message, to compare',
   },
+  MESHCTL_UDP_GRO: {
+    use: 'tuning',
+    value: '0',
+    default: 'UDP GRO on while the reader thread reads the sockets',
+    doc: 'never asks the kernel to merge received datagrams (UDP_GRO), to compare',
+  },
   MESHCTL_AEAD: {
     use: 'tuning',
     value: 'node',
@@ -193,6 +199,9 @@ export const tunOffloadWanted = (env: NodeJS.ProcessEnv = process.env): boolean 
 
 /** MESHCTL_UDP_GSO: false only for "0". */
 export const udpGsoWanted = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_UDP_GSO !== '0';
+
+/** MESHCTL_UDP_GRO=0: no UDP_GRO on the WireGuard sockets. */
+export const udpGroWanted = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_UDP_GRO !== '0';
 
 /** MESHCTL_AEAD=node: node:crypto instead of the OpenSSL EVP path. */
 export const aeadNodeOnly = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_AEAD === 'node';

@@ -20,6 +20,7 @@ import {
   socketFromEnv,
   tunOffloadWanted,
   udpGsoWanted,
+  udpGroWanted,
   type KnobName,
 } from '../../src/util/knobs.js';
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR } from '../../src/localapi/types.js';
@@ -110,6 +111,9 @@ test('getters: empty is unset, and each reads its variable as its callers did', 
   assert.equal(udpGsoWanted({}), true);
   assert.equal(udpGsoWanted({ MESHCTL_UDP_GSO: '0' }), false);
   assert.equal(udpGsoWanted({ MESHCTL_UDP_GSO: 'off' }), true, 'only "0" turns GSO off');
+  assert.equal(udpGroWanted({}), true);
+  assert.equal(udpGroWanted({ MESHCTL_UDP_GRO: '0' }), false);
+  assert.equal(udpGroWanted({ MESHCTL_UDP_GRO: 'off' }), true, 'only "0" turns UDP GRO off');
   assert.equal(aeadNodeOnly({ MESHCTL_AEAD: 'node' }), true);
   assert.equal(aeadNodeOnly({ MESHCTL_AEAD: 'evp' }), false);
   assert.equal(jitDefaults({ MESHCTL_JIT_DEFAULTS: '1' }), true);

@@ -5,53 +5,86 @@
 // (docs/performance.md). Blocking calls happen here, never on the event loop.
 // A record is the sender's sockaddr (NAME_SLOT bytes) then the datagram; meta 1
 // marks a datagram cut short.
+//
+// UDP GRO: while this thread has the sockets it turns UDP_GRO on, so one read
+// can bring many same-size datagrams of one sender merged, with their segment
+// size in a control message; each is split here into records of one datagram.
+// Before it hands reading back it turns UDP_GRO off and drains the sockets, so
+// what libuv reads next was queued unmerged: libuv's reads collect no control
+// message (docs/performance.md, "UDP GRO on receive").
 import { workerData } from 'node:worker_threads';
 import { koffi } from '../../util/koffi.js';
 import { HANDBACK_META, ThreadReading, type ReaderPolicy } from '../../util/reader-mode.js';
 import { RingProducer, type RingBuffers } from '../../util/shm-ring.js';
+import { UDP_GRO_DATAGRAMS, UDP_GRO_READS } from './udp-reader-slots.js';
 
 interface ReaderData {
   fds: number[];
   ring: RingBuffers;
   policy: ReaderPolicy;
+  /** turn UDP_GRO on while this thread reads */
+  gro: boolean;
 }
 
 const RECV_BATCH = 64;
+/** a slot for one datagram when nothing is merged */
 const RECV_SLOT = 2048;
+/**
+ * a slot for one merged read: the kernel merges up to 64 KiB. Pages of a slot
+ * are touched only as far as the reads reach, so unmerged traffic keeps the
+ * resident size of 2 KiB slots.
+ */
+const RECV_SLOT_GRO = 65536;
 const NAME_SLOT = 28;
 const IOV_SIZE = 16;
 const MMSGHDR_SIZE = 64;
+/** one cmsghdr (16 bytes) and its int, padded to 8: CMSG_SPACE(sizeof(int)) is 24 */
+const CONTROL_SLOT = 32;
 const POLL_TIMEOUT_MS = 100; // how soon a stop is noticed
+/**
+ * recvmmsg calls per socket when draining before a hand-back: 256 × 64 reads
+ * cover every datagram a 4 MiB receive buffer can hold (its truesize is ≥ ~768
+ * bytes even for a keepalive), so everything queued merged is read here.
+ */
+const DRAIN_MAX_CALLS = 256;
 const POLLIN = 0x1;
 const POLLERR = 0x8;
 const POLLNVAL = 0x20;
 const MSG_DONTWAIT = 0x40;
 const MSG_TRUNC = 0x20;
+const SOL_UDP = 17;
+const UDP_GRO = 104; // linux/udp.h
 
 const d = workerData as ReaderData;
 const libc = koffi.load('libc.so.6');
 const poll = libc.func('int poll(void *, unsigned long, int)') as (fds: Buffer, n: number, t: number) => number;
 const recvmmsg = libc.func('int recvmmsg(int, void *, unsigned int, int, void *)') as (fd: number, vec: unknown, n: number, flags: number, t: null) => number;
+const setsockopt = libc.func('int setsockopt(int, int, int, void *, uint32)') as (fd: number, level: number, name: number, val: Buffer, len: number) => number;
 const ring = new RingProducer(d.ring);
+const ctl = new Int32Array(d.ring.ctl);
 
+const slot = d.gro ? RECV_SLOT_GRO : RECV_SLOT;
 const pktOff = 0;
-const nameOff = RECV_BATCH * RECV_SLOT;
+const nameOff = RECV_BATCH * slot;
 const iovOff = nameOff + RECV_BATCH * NAME_SLOT;
 const hdrOff = iovOff + RECV_BATCH * IOV_SIZE;
-const size = hdrOff + RECV_BATCH * MMSGHDR_SIZE;
+const controlOff = hdrOff + RECV_BATCH * MMSGHDR_SIZE;
+const size = controlOff + RECV_BATCH * CONTROL_SLOT;
 const mem = koffi.alloc('uint8', size);
 const view = Buffer.from(koffi.view(mem, size));
 const base = koffi.address(mem);
 const vec = base + BigInt(hdrOff); // the mmsghdr array
-view.fill(0);
+// only the headers are cleared: filling the packet slots would make every page of them resident
+view.fill(0, nameOff);
 for (let i = 0; i < RECV_BATCH; i++) {
   const iov = iovOff + i * IOV_SIZE;
-  view.writeBigUInt64LE(base + BigInt(pktOff + i * RECV_SLOT), iov);
-  view.writeBigUInt64LE(BigInt(RECV_SLOT), iov + 8);
+  view.writeBigUInt64LE(base + BigInt(pktOff + i * slot), iov);
+  view.writeBigUInt64LE(BigInt(slot), iov + 8);
   const h = hdrOff + i * MMSGHDR_SIZE;
   view.writeBigUInt64LE(base + BigInt(nameOff + i * NAME_SLOT), h);
   view.writeBigUInt64LE(base + BigInt(iov), h + 16);
   view.writeBigUInt64LE(1n, h + 24);
+  if (d.gro) view.writeBigUInt64LE(base + BigInt(controlOff + i * CONTROL_SLOT), h + 32); // msg_control
 }
 
 const pfds = Buffer.alloc(8 * d.fds.length);
@@ -60,36 +93,116 @@ d.fds.forEach((fd, i) => {
   pfds.writeInt16LE(POLLIN, i * 8 + 4);
 });
 
+const one = Buffer.alloc(4);
+const zero = Buffer.alloc(4);
+one.writeInt32LE(1);
+/** whether UDP_GRO is on; false for good once the kernel refuses it (before Linux 5.0) */
+let groOn = false;
+let groUsable = d.gro;
+
+function setGro(on: boolean): void {
+  if (!groUsable || groOn === on) return;
+  for (const fd of d.fds) {
+    if (setsockopt(fd, SOL_UDP, UDP_GRO, on ? one : zero, 4) !== 0 && on) {
+      groUsable = false; // the kernel has no UDP_GRO: read as without it
+      for (const f of d.fds) setsockopt(f, SOL_UDP, UDP_GRO, zero, 4);
+      return;
+    }
+  }
+  groOn = on;
+}
+
+/** The segment size of slot i's read when the kernel merged it, else 0. */
+function segmentSize(h: number, i: number): number {
+  if (view.readUInt32LE(h + 40) < 20) return 0; // msg_controllen: no cmsg of an int
+  const c = controlOff + i * CONTROL_SLOT;
+  if (view.readInt32LE(c + 8) !== SOL_UDP || view.readInt32LE(c + 12) !== UDP_GRO) return 0;
+  return view.readInt32LE(c + 16);
+}
+
+/** One recvmmsg on socket f into the ring: the number of datagrams, 0 when none, -1 once the ring is stopped. */
+function readOnce(f: number): number {
+  for (let i = 0; i < RECV_BATCH; i++) {
+    const h = hdrOff + i * MMSGHDR_SIZE;
+    view.writeUInt32LE(NAME_SLOT, h + 8);
+    if (d.gro) view.writeUInt32LE(CONTROL_SLOT, h + 40); // msg_controllen (its high half stays 0), which the kernel rewrites; no BigInt per call
+  }
+  const n = recvmmsg(d.fds[f]!, vec, RECV_BATCH, MSG_DONTWAIT, null);
+  if (n <= 0) return 0;
+  let datagrams = 0;
+  for (let i = 0; i < n; i++) {
+    const h = hdrOff + i * MMSGHDR_SIZE;
+    const len = Math.min(view.readUInt32LE(h + 56), slot);
+    const name = view.subarray(nameOff + i * NAME_SLOT, nameOff + (i + 1) * NAME_SLOT);
+    const p = pktOff + i * slot;
+    // a datagram larger than a slot was cut short: report it as such so it is counted, not parsed
+    const truncated = view.readInt32LE(h + 48) & MSG_TRUNC ? 1 : 0;
+    const seg = truncated || !d.gro ? 0 : segmentSize(h, i);
+    if (seg > 0 && seg < len) {
+      let segs = 0;
+      for (let off = 0; off < len; off += seg, segs++) {
+        const end = Math.min(off + seg, len);
+        const at = ring.reserve(NAME_SLOT + end - off, 0);
+        if (at < 0) return -1;
+        ring.data.set(name, at);
+        ring.data.set(view.subarray(p + off, p + end), at + NAME_SLOT);
+      }
+      Atomics.add(ctl, UDP_GRO_READS, 1);
+      Atomics.add(ctl, UDP_GRO_DATAGRAMS, segs);
+      datagrams += segs;
+      continue;
+    }
+    const at = ring.reserve(NAME_SLOT + (truncated ? 0 : len), truncated);
+    if (at < 0) return -1;
+    ring.data.set(name, at);
+    if (!truncated) ring.data.set(view.subarray(p, p + len), at + NAME_SLOT);
+    datagrams++;
+  }
+  ring.commit();
+  return datagrams;
+}
+
+/** UDP_GRO off, then everything queued while it was on read with its segment size. */
+function drainUnmerged(): boolean {
+  if (!groOn) return true;
+  setGro(false);
+  for (let f = 0; f < d.fds.length; f++) {
+    for (let k = 0; k < DRAIN_MAX_CALLS; k++) {
+      const n = readOnce(f);
+      if (n < 0) return false;
+      if (n === 0) break;
+    }
+  }
+  return true;
+}
+
 const turn = new ThreadReading(ring.ctl, d.policy);
+let fdFailed = false;
 outer: while (!ring.stopped) {
   if (!turn.awaitTurn(POLL_TIMEOUT_MS)) {
     if (turn.retired) break; // ends the thread with code 0
     continue;
   }
+  setGro(true);
   const r = poll(pfds, d.fds.length, POLL_TIMEOUT_MS);
   let got = 0;
   for (let f = 0; r > 0 && f < d.fds.length; f++) {
     const revents = pfds.readInt16LE(f * 8 + 6);
-    if (revents & (POLLERR | POLLNVAL)) break outer;
-    if (!(revents & POLLIN)) continue;
-    for (let i = 0; i < RECV_BATCH; i++) view.writeUInt32LE(NAME_SLOT, hdrOff + i * MMSGHDR_SIZE + 8);
-    const n = recvmmsg(d.fds[f]!, vec, RECV_BATCH, MSG_DONTWAIT, null);
-    if (n <= 0) continue;
-    got += n;
-    for (let i = 0; i < n; i++) {
-      const h = hdrOff + i * MMSGHDR_SIZE;
-      const len = Math.min(view.readUInt32LE(h + 56), RECV_SLOT);
-      // a datagram larger than a slot was cut short: report it as such so it is counted, not parsed
-      const truncated = view.readInt32LE(h + 48) & MSG_TRUNC ? 1 : 0;
-      const at = ring.reserve(NAME_SLOT + (truncated ? 0 : len), truncated);
-      if (at < 0) break outer;
-      ring.data.set(view.subarray(nameOff + i * NAME_SLOT, nameOff + (i + 1) * NAME_SLOT), at);
-      if (!truncated) ring.data.set(view.subarray(pktOff + i * RECV_SLOT, pktOff + i * RECV_SLOT + len), at + NAME_SLOT);
+    if (revents & (POLLERR | POLLNVAL)) {
+      fdFailed = true;
+      break outer;
     }
-    ring.commit();
+    if (!(revents & POLLIN)) continue;
+    const n = readOnce(f);
+    if (n < 0) break outer;
+    got += n;
   }
   if (turn.read(got)) {
+    if (!drainUnmerged()) break;
     ring.reserve(0, HANDBACK_META);
     ring.commit();
   }
 }
+// the sockets outlive this thread (the event loop closes them after it ends): leave them unmerged for libuv
+if (!fdFailed) setGro(false);
+koffi.free(mem);

@@ -2,7 +2,10 @@
 // reads a quiet socket; at a burst it stops and the thread, started then,
 // drains the sockets (util/reader-mode.ts); each batch from the ring is turned
 // back into datagrams with their source endpoints. MESHCTL_READER_MODE=main
-// keeps libuv reading always, e.g. to compare.
+// keeps libuv reading always, e.g. to compare. The thread turns UDP_GRO on
+// while it reads and off before it hands back; what libuv still reads merged
+// (queued in between) is split here by the segments' headers (gro-split.ts).
+// MESHCTL_UDP_GRO=0 never turns it on.
 import type dgram from 'node:dgram';
 import type { Worker } from 'node:worker_threads';
 import type { Endpoint } from './endpoint.js';
@@ -10,6 +13,9 @@ import { readIpv6 } from '../../util/ip.js';
 import { HANDBACK_META, MainReading, readerPolicy, spawnReaderThread } from '../../util/reader-mode.js';
 import { createRing, RingConsumer } from '../../util/shm-ring.js';
 import { UDP_READER_WORKER_URL } from '../worker-files.js';
+import { udpGroWanted } from '../../util/knobs.js';
+import { SPLIT_DONE, SPLIT_FAILED, splitMerged } from './gro-split.js';
+import { UDP_GRO_DATAGRAMS, UDP_GRO_READS } from './udp-reader-slots.js';
 
 const NAME_SLOT = 28;
 const AF_INET = 2;
@@ -41,15 +47,66 @@ export class UdpReader {
   private consumer: RingConsumer | null = null;
   private mainReading: MainReading | null = null;
   /** A datagram libuv read (UdpBind's listener calls this after delivering it). */
-  countMain(): void {
-    if (!this.stopping) this.mainReading?.read(1);
+  countMain(n = 1): void {
+    if (!this.stopping) this.mainReading?.read(n);
   }
   truncated = 0;
+  /** libuv reads that were merged datagrams, split by their headers, and the datagrams they held */
+  mainSplits = 0;
+  mainSplitDatagrams = 0;
+  /** libuv reads whose header repeated but whose segments did not fit one size: delivered whole, to fail authentication */
+  splitFailures = 0;
+  /** whether the thread may turn UDP_GRO on (MESHCTL_UDP_GRO) */
+  readonly gro: boolean = udpGroWanted();
 
   private worker: Worker | null = null;
   private stopping = false;
 
-  private constructor(private readonly sockets: dgram.Socket[]) {}
+  private constructor(
+    private readonly sockets: dgram.Socket[],
+    private readonly onDatagram: (buf: Buffer, src: Endpoint) => void,
+  ) {}
+
+  /**
+   * A datagram libuv read: delivered, split first when it is a merged read
+   * (only possible where UDP_GRO was on), and counted for the burst detection.
+   */
+  deliverMain(buf: Buffer, src: Endpoint): void {
+    let n = 1;
+    if (this.gro) {
+      const r = splitMerged(buf, this.deliverSegment(src));
+      if (r === SPLIT_DONE) {
+        n = this.segments;
+        this.mainSplits++;
+        this.mainSplitDatagrams += n;
+      } else {
+        if (r === SPLIT_FAILED) this.splitFailures++;
+        this.onDatagram(buf, src);
+      }
+    } else this.onDatagram(buf, src);
+    this.countMain(n);
+  }
+
+  private segments = 0;
+  private segmentSrc: Endpoint | null = null;
+  private readonly onSegment = (seg: Buffer): void => {
+    this.segments++;
+    this.onDatagram(seg, this.segmentSrc!);
+  };
+  private deliverSegment(src: Endpoint): (seg: Buffer) => void {
+    this.segments = 0;
+    this.segmentSrc = src;
+    return this.onSegment;
+  }
+
+  /** reads of the thread that brought merged datagrams with their segment size, and the datagrams they held */
+  get groReads(): number {
+    return this.consumer?.counter(UDP_GRO_READS) ?? 0;
+  }
+
+  get groDatagrams(): number {
+    return this.consumer?.counter(UDP_GRO_DATAGRAMS) ?? 0;
+  }
 
   get batches(): number {
     return this.consumer?.batches ?? 0;
@@ -75,13 +132,13 @@ export class UdpReader {
     if (handles.some((h) => !h?.recvStop || !h.recvStart || (h.fd ?? -1) < 0)) return null;
     const ring = createRing(RING_BYTES);
     const policy = readerPolicy();
-    const r = new UdpReader(sockets);
+    const r = new UdpReader(sockets, onDatagram);
     const onExit = (code: number): void => {
       r.worker = null;
       if (!r.stopping) r.mainReading?.threadExited(code);
     };
     const startThread = (): boolean =>
-      (r.worker = spawnReaderThread(UDP_READER_WORKER_URL, { fds: handles.map((h) => h!.fd), ring, policy }, onExit, log)) !== null;
+      (r.worker = spawnReaderThread(UDP_READER_WORKER_URL, { fds: handles.map((h) => h!.fd), ring, policy, gro: r.gro }, onExit, log)) !== null;
     r.mainReading = new MainReading(
       new Int32Array(ring.ctl),
       policy,

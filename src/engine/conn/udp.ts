@@ -40,6 +40,22 @@ function fdOf(s: dgram.Socket): number {
   return udpHandle(s)?.fd ?? -1;
 }
 
+/** Receive-side counters: the reader thread's batches and hand-overs, and UDP GRO's merged reads (thread) and split reads (event loop). */
+export interface ReaderStats {
+  batches: number;
+  truncated: number;
+  handovers: number;
+  threadStarts: number;
+  thread: boolean;
+  /** whether UDP_GRO may be on (MESHCTL_UDP_GRO) */
+  gro: boolean;
+  groReads: number;
+  groDatagrams: number;
+  groMainSplits: number;
+  groMainDatagrams: number;
+  groSplitFailures: number;
+}
+
 export class UdpBind implements NetBind {
   private v4: dgram.Socket | null = null;
   private v6: dgram.Socket | null = null;
@@ -124,8 +140,11 @@ export class UdpBind implements NetBind {
         s.on('error', (err) => this.logger(`udp socket error: ${err.message}`));
         // one listener (the reader's count included): with two, every emit copies the listener array
         s.on('message', (msg, rinfo) => {
-          onDatagram(msg, { address: normaliseAddress(rinfo.address), port: rinfo.port });
-          this.readerOf.get(s)?.countMain();
+          const src = { address: normaliseAddress(rinfo.address), port: rinfo.port };
+          const r = this.readerOf.get(s);
+          if (r)
+            r.deliverMain(msg, src); // splits a read the kernel merged (UDP GRO), and counts
+          else onDatagram(msg, src);
         });
         resolve(s);
       });
@@ -237,9 +256,23 @@ export class UdpBind implements NetBind {
   }
 
   /** Receive-side counters of the reader thread (null when libuv reads). */
-  get readerStats(): { batches: number; truncated: number; handovers: number; threadStarts: number; thread: boolean } | null {
+  get readerStats(): ReaderStats | null {
     const r = this.reader;
-    return r ? { batches: r.batches, truncated: r.truncated, handovers: r.handovers, threadStarts: r.threadStarts, thread: r.threadRunning } : null;
+    return r
+      ? {
+          batches: r.batches,
+          truncated: r.truncated,
+          handovers: r.handovers,
+          threadStarts: r.threadStarts,
+          thread: r.threadRunning,
+          gro: r.gro,
+          groReads: r.groReads,
+          groDatagrams: r.groDatagrams,
+          groMainSplits: r.mainSplits,
+          groMainDatagrams: r.mainSplitDatagrams,
+          groSplitFailures: r.splitFailures,
+        }
+      : null;
   }
 
   async close(): Promise<void> {
