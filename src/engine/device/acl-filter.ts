@@ -20,6 +20,11 @@
 // filter: packets to a device are inbound packets like any; packets from a
 // device (setLocalSources: cryptokey routing proved the device sent them) are
 // its own connections, judged as outbound ones and so by the destination's rules.
+//
+// A packet allocates nothing: what parse() and parsePorts() learn is kept in
+// fields, every number that crosses a call is a small integer (a number past
+// 2^30, such as a 32-bit port word or a fractional time, would be boxed), and
+// the clock is read on a tick while packets flow (CLOCK_TICK_MS), not per packet.
 import { CompiledRules, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, hasPorts } from './acl-rules.js';
 import { FRAGMENT_KIND, FlowOrigin, FlowTable, MAX_FLOWS } from './flow-table.js';
 import type { PacketFilterHooks } from './filter.js';
@@ -92,9 +97,6 @@ export interface AclFilterOptions {
   /** fragment records held; MAX_FRAGMENT_RECORDS by default */
   maxFragments?: number;
 }
-
-// What parse() and parsePorts() learn of a packet is kept in fields of the filter, and every number that crosses a call
-// is a small integer: a packet allocates nothing (a number past 2^30, such as a 32-bit port word, would be boxed).
 
 export class AclFilter {
   private rules: CompiledRules;
