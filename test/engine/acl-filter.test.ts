@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { AclFilter, ICMP_TIMEOUT_MS, TCP_OPENING_TIMEOUT_MS, UDP_TIMEOUT_MS } from '../../src/engine/device/acl-filter.js';
+import { AclFilter, CLOCK_TICK_MS, ICMP_TIMEOUT_MS, TCP_OPENING_TIMEOUT_MS, UDP_TIMEOUT_MS } from '../../src/engine/device/acl-filter.js';
 import { destinationFilter } from '../../src/engine/device/destination-filter.js';
 import { ipToBytes } from '../../src/engine/device/ippacket.js';
 import { FakeClock } from '../../src/engine/clock.js';
@@ -329,4 +329,69 @@ test('acl filter on a device gateway: a device’s own connections open flows, c
   assert.equal(f.inbound(tcp(LAPTOP, DEVICE, 40000, 80, SYN)), true, 'the laptop may, on 80');
   f.setLocalSources([]);
   assert.equal(f.inbound(tcp(DEVICE, NAS, 40002, 22, SYN)), false, 'no longer the gateway’s device');
+});
+
+/** A clock that counts the timers set on it, around the fake one. */
+class CountingClock extends FakeClock {
+  timersSet = 0;
+  override setTimeout(fn: () => void, ms: number): unknown {
+    this.timersSet++;
+    return super.setTimeout(fn, ms);
+  }
+}
+
+test('acl filter: under steady traffic a flow expires within CLOCK_TICK_MS of its timeout; a quiet filter sets no timer', () => {
+  const clock = new CountingClock();
+  const f = new AclFilter([], { clock });
+  // two flows opened now and silent from here; a third keeps the filter busy every 10 ms
+  f.outbound(udp(LAPTOP, NAS, 5000, 53));
+  f.outbound(udp(LAPTOP, NAS, 5001, 53));
+  const STEP_MS = 10;
+  const until = (end: number): void => {
+    while (clock.now() < end) {
+      clock.advance(STEP_MS);
+      f.outbound(udp(LAPTOP, NAS, 6000, 53));
+    }
+  };
+  until(UDP_TIMEOUT_MS - STEP_MS);
+  assert.equal(f.inbound(udp(NAS, LAPTOP, 53, 5000)), true, 'alive just before its timeout');
+  until(UDP_TIMEOUT_MS + CLOCK_TICK_MS + STEP_MS);
+  assert.equal(f.inbound(udp(NAS, LAPTOP, 53, 5001)), false, 'expired at most CLOCK_TICK_MS after its timeout');
+  // quiet: the pending tick ends the ticking; no timer after that until the next packet
+  clock.advance(10 * CLOCK_TICK_MS);
+  const set = clock.timersSet;
+  clock.advance(60_000);
+  assert.equal(clock.timersSet, set, 'no timer while no packet comes');
+  assert.equal(f.inbound(udp(NAS, LAPTOP, 53, 6000)), true, 'the busy flow, 60 s later');
+  assert.equal(clock.timersSet, set + 1, 'the first packet after a quiet spell reads the clock and starts ticking');
+});
+
+test('acl filter: IPv6 keys compare every word of both addresses; IPv6 fragments match on all 32 bits of their identification', () => {
+  const { f } = filterOn([]);
+  const me = 'fd7a:115c:a1e0:ab12:cd34::1';
+  f.outbound(udp(me, 'fd7a:115c:a1e0::2', 5000, 53));
+  assert.equal(f.inbound(udp('fd7a:115c:a1e0::2', me, 53, 5000)), true);
+  assert.equal(f.inbound(udp('fd7a:115c:a1e1::2', me, 53, 5000)), false, 'remote differs in its second word');
+  assert.equal(f.inbound(udp('fd7a:115c:a1e0::2', 'fd7a:115c:a1e0:ab12:cd35::1', 53, 5000)), false, 'local differs in its third word');
+  assert.equal(f.inbound(udp('fd7a:115c:a1e0::2', 'fd7a:115c:a1e0:ab12:cd34::2', 53, 5000)), false, 'local differs in its last word');
+  // a fragment header (next header 44) before UDP: 8 bytes, identification at +4
+  const fragment = (id: number, offset: number, more: boolean): Buffer => {
+    const p = Buffer.alloc(40 + 8 + 8 + 8);
+    p[0] = 0x60;
+    p.writeUInt16BE(p.length - 40, 4);
+    p[6] = 44;
+    p[7] = 64;
+    ipToBytes('fd7a:115c:a1e0::2').copy(p, 8);
+    ipToBytes(me).copy(p, 24);
+    p[40] = 17;
+    p.writeUInt16BE((offset << 3) | (more ? 1 : 0), 42);
+    p.writeUInt32BE(id, 44);
+    p.writeUInt16BE(53, 48);
+    p.writeUInt16BE(5000, 50);
+    return p;
+  };
+  assert.equal(f.inbound(fragment(0x8001_1234, 0, true)), true, 'a first fragment of the flow');
+  assert.equal(f.inbound(fragment(0x8002_1234, 100, false)), false, 'another datagram: the identification differs in its high half');
+  assert.equal(f.inbound(fragment(0x8001_1234, 100, false)), true, 'its own later fragment');
+  assert.equal(f.stats().droppedFragment, 1);
 });

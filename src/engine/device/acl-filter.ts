@@ -20,6 +20,11 @@
 // filter: packets to a device are inbound packets like any; packets from a
 // device (setLocalSources: cryptokey routing proved the device sent them) are
 // its own connections, judged as outbound ones and so by the destination's rules.
+//
+// A packet allocates nothing: what parse() and parsePorts() learn is kept in
+// fields, every number that crosses a call is a small integer (a number past
+// 2^30, such as a 32-bit port word or a fractional time, would be boxed), and
+// the clock is read on a tick while packets flow (CLOCK_TICK_MS), not per packet.
 import { CompiledRules, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, hasPorts } from './acl-rules.js';
 import { FRAGMENT_KIND, FlowOrigin, FlowTable, MAX_FLOWS } from './flow-table.js';
 import type { PacketFilterHooks } from './filter.js';
@@ -46,6 +51,14 @@ export const FRAGMENT_TIMEOUT_MS = 30 * 1000;
  * record 100 ms at 40,000 fragmented datagrams a second, about what one core's tunnel carries.
  */
 export const MAX_FRAGMENT_RECORDS = 4096;
+/**
+ * How old the time a packet is judged at may be while packets flow. Reading the clock costs ~50 ns and a 16-byte
+ * number per packet, as much as the rest of a flow-table hit: the filter reads it for the first packet after a quiet
+ * spell and then every CLOCK_TICK_MS on a timer that runs only while packets come. 250 ms is 1/120 of the shortest
+ * timeout (ICMP echo, fragments: 30 s), so a flow lives at most that much past its timeout; the timer's four wake-ups
+ * a second cost nothing beside a stream's packets, and an idle node has none.
+ */
+export const CLOCK_TICK_MS = 250;
 /** IPv6 extension headers walked before the packet is called malformed; real packets carry one or two. */
 export const MAX_IPV6_EXTENSION_HEADERS = 8;
 
@@ -85,9 +98,6 @@ export interface AclFilterOptions {
   maxFragments?: number;
 }
 
-// What parse() learns of a packet, kept in fields of the filter so that a packet allocates nothing.
-const MALFORMED = -1;
-
 export class AclFilter {
   private rules: CompiledRules;
   /** sources on this node's side of the filter (devices it is the gateway of); null: none */
@@ -104,8 +114,17 @@ export class AclFilter {
   private l4 = 0;
   private fragment = false;
   private laterFragment = false;
-  private fragmentId = 0;
+  /** a fragment's IP identification, high and low 16 bits (IPv4's is 16 bits, IPv6's 32) */
+  private fragmentIdHigh = 0;
+  private fragmentIdLow = 0;
   private end = 0;
+  /** this node's port and the peer's (ICMP echo: the identifier and 0; without ports: 0 and 0) */
+  private localPort = 0;
+  private remotePort = 0;
+  /** a tick is pending: the tables' `now` is at most CLOCK_TICK_MS old */
+  private ticking = false;
+  /** packets were judged at the tables' `now` since the last tick */
+  private judged = false;
 
   constructor(rules: readonly FilterRule[], opts: AclFilterOptions) {
     this.rules = new CompiledRules(rules);
@@ -128,14 +147,17 @@ export class AclFilter {
     this.rules = next;
     const t = this.flows;
     const now = this.clock.now();
+    t.now = now;
+    this.fragments.now = now;
+    const addrs = Buffer.alloc(32);
     t.forEach((s) => {
       if (t.expires[s]! <= now) return t.remove(s);
       if (t.origin[s] === FlowOrigin.Out || t.kind[s]! & FRAGMENT_KIND) return;
-      const base = s * 32;
       const proto = t.kind[s]! & 0xff;
       // the flow's key is (local, remote, local port << 16 | remote port): the remote side opened it, to the local port;
       // a flow cut before and allowed again lives on
-      const allowed = next.accepts(t.addrs, base + 16, base, t.addressLength(s), proto, t.ports[s]! >>> 16);
+      t.addresses(s, addrs);
+      const allowed = next.accepts(addrs, 16, 0, t.addressLength(s), proto, t.ports[s]! >>> 16);
       if (allowed === (t.origin[s] === FlowOrigin.In)) return;
       t.origin[s] = allowed ? FlowOrigin.In : FlowOrigin.Revoked;
       if (!allowed) this.counts.flowsRevoked++;
@@ -156,6 +178,32 @@ export class AclFilter {
   stats(): AclFilterStats {
     return { ...this.counts, flowsEvicted: this.flows.evicted, flows: this.flows.size, maxFlows: this.flows.capacity, rules: this.rules.size };
   }
+
+  /** Brings the tables' `now` up to date for a packet: the clock itself after a quiet spell, else the last tick's reading. */
+  private stamp(): void {
+    if (this.ticking) {
+      this.judged = true;
+      return;
+    }
+    const now = this.clock.now();
+    this.flows.now = now;
+    this.fragments.now = now;
+    this.ticking = true;
+    this.clock.setTimeout(this.tick, CLOCK_TICK_MS);
+  }
+
+  /** Reads the clock for the packets to come, and ticks again only if packets came since the last tick. */
+  private readonly tick = (): void => {
+    if (!this.judged) {
+      this.ticking = false;
+      return;
+    }
+    this.judged = false;
+    const now = this.clock.now();
+    this.flows.now = now;
+    this.fragments.now = now;
+    this.clock.setTimeout(this.tick, CLOCK_TICK_MS);
+  };
 
   /** Reads the IP header into the fields above; false if the packet is not one this filter can judge. */
   private parse(p: Buffer): boolean {
@@ -178,7 +226,8 @@ export class AclFilter {
       if (fo & 0x3fff) {
         this.fragment = true;
         this.laterFragment = (fo & 0x1fff) !== 0;
-        this.fragmentId = (p[4]! << 8) | p[5]!;
+        this.fragmentIdHigh = 0;
+        this.fragmentIdLow = (p[4]! << 8) | p[5]!;
       }
       return true;
     }
@@ -205,7 +254,8 @@ export class AclFilter {
         if (fo & 0xfff9) {
           this.fragment = true;
           this.laterFragment = fo >>> 3 !== 0;
-          this.fragmentId = p.readUInt32BE(off + 4);
+          this.fragmentIdHigh = (p[off + 4]! << 8) | p[off + 5]!;
+          this.fragmentIdLow = (p[off + 6]! << 8) | p[off + 7]!;
         }
         nh = p[off]!;
         off += 8;
@@ -217,22 +267,24 @@ export class AclFilter {
     return true;
   }
 
-  /** The port word of the flow key for the packet parsed, local side `localPortOff`; MALFORMED if the L4 header is short. */
-  private portsOf(p: Buffer, inbound: boolean): number {
+  /** Reads the flow key's ports of the packet parsed (`inbound`: the destination port is the local one); false if the L4 header is short. */
+  private parsePorts(p: Buffer, inbound: boolean): boolean {
     const l4 = this.l4;
     const proto = this.proto;
+    this.localPort = 0;
+    this.remotePort = 0;
     if (hasPorts(proto)) {
-      if (l4 + (proto === PROTO_TCP ? 14 : 4) > this.end) return MALFORMED;
+      if (l4 + (proto === PROTO_TCP ? 14 : 4) > this.end) return false;
       const src = (p[l4]! << 8) | p[l4 + 1]!;
       const dst = (p[l4 + 2]! << 8) | p[l4 + 3]!;
-      return inbound ? ((dst << 16) | src) >>> 0 : ((src << 16) | dst) >>> 0;
-    }
-    if (proto === PROTO_ICMP || proto === PROTO_ICMPV6) {
-      if (l4 + 8 > this.end) return MALFORMED;
+      this.localPort = inbound ? dst : src;
+      this.remotePort = inbound ? src : dst;
+    } else if (proto === PROTO_ICMP || proto === PROTO_ICMPV6) {
+      if (l4 + 8 > this.end) return false;
       // echo: the identifier; other ICMP has no flow of its own
-      return (((p[l4 + 4]! << 8) | p[l4 + 5]!) << 16) >>> 0;
+      this.localPort = (p[l4 + 4]! << 8) | p[l4 + 5]!;
     }
-    return 0;
+    return true;
   }
 
   private timeout(s: number): number {
@@ -245,7 +297,7 @@ export class AclFilter {
   }
 
   /** Updates a flow's state with a packet of it (`opener`: sent by the side that opened it) and extends its life. */
-  private refresh(p: Buffer, s: number, opener: boolean, now: number): void {
+  private refresh(p: Buffer, s: number, opener: boolean): void {
     const t = this.flows;
     if (!opener) t.flags[s]! |= SEEN_BOTH_WAYS;
     if (this.proto === PROTO_TCP) {
@@ -253,7 +305,7 @@ export class AclFilter {
       if (f & (TCP_FIN | TCP_RST)) t.flags[s]! |= CLOSING;
       else if (f & TCP_SYN && !(f & TCP_ACK)) t.flags[s] = 0;
     }
-    t.touch(s, now + this.timeout(s));
+    t.touch(s, this.timeout(s));
   }
 
   /** ICMP types that answer or report on an earlier packet (echo reply; errors). */
@@ -273,34 +325,34 @@ export class AclFilter {
   inbound(p: Buffer): boolean {
     if (!this.parse(p)) return this.drop('droppedMalformed');
     if (this.localSources !== null && this.localSources.lookupAt(p, this.srcOff, this.alen) === true) return this.outbound(p);
-    const now = this.clock.now();
+    this.stamp();
     const t = this.flows;
     if (this.laterFragment) {
       // the datagram's first fragment passed: remembered under (local, remote, protocol, identification)
-      if (this.fragments.find(p, this.dstOff, this.srcOff, this.alen, this.proto | FRAGMENT_KIND, this.fragmentId >>> 0, now) >= 0) return true;
+      const kind = this.proto | FRAGMENT_KIND;
+      if (this.fragments.find(p, this.dstOff, this.srcOff, this.alen, kind, this.fragmentIdHigh, this.fragmentIdLow) >= 0) return true;
       return this.drop('droppedFragment');
     }
-    const ports = this.portsOf(p, true);
-    if (ports === MALFORMED) return this.drop('droppedMalformed');
+    if (!this.parsePorts(p, true)) return this.drop('droppedMalformed');
     const icmp = this.proto === PROTO_ICMP || this.proto === PROTO_ICMPV6 ? this.icmpKind(p) : null;
     if (icmp === 'error') {
-      if (this.quotesFlow(p, now) || this.rules.accepts(p, this.srcOff, this.dstOff, this.alen, this.proto, 0)) return this.passed(p, now);
+      if (this.quotesFlow(p) || this.rules.accepts(p, this.srcOff, this.dstOff, this.alen, this.proto, 0)) return this.passed(p);
       return this.drop('droppedNotAReply');
     }
-    const flow = icmp === 'other' ? -1 : t.find(p, this.dstOff, this.srcOff, this.alen, this.proto, ports, now);
+    const flow = icmp === 'other' ? -1 : t.find(p, this.dstOff, this.srcOff, this.alen, this.proto, this.localPort, this.remotePort);
     if (flow >= 0) {
       if (t.origin[flow] === FlowOrigin.Revoked) return this.drop('droppedNoRule');
-      this.refresh(p, flow, t.origin[flow] === FlowOrigin.In, now);
-      return this.passed(p, now);
+      this.refresh(p, flow, t.origin[flow] === FlowOrigin.In);
+      return this.passed(p);
     }
     const tcpFlags = this.proto === PROTO_TCP ? p[this.l4 + 13]! : 0;
-    if (this.rules.accepts(p, this.srcOff, this.dstOff, this.alen, this.proto, ports >>> 16)) {
+    if (this.rules.accepts(p, this.srcOff, this.dstOff, this.alen, this.proto, this.localPort)) {
       // a flow of its own, unless it is an ICMP message of no exchange, or a TCP RST (nothing follows it)
       if (icmp !== 'other' && !(tcpFlags & TCP_RST)) {
-        const s = t.insert(p, this.dstOff, this.srcOff, this.alen, this.proto, ports, FlowOrigin.In, now, now);
-        this.refresh(p, s, true, now);
+        // the key find() loaded: the lookup above missed (an ICMP message of no exchange skipped it, and opens none)
+        this.refresh(p, t.insertLoaded(FlowOrigin.In, 0), true);
       }
-      return this.passed(p, now);
+      return this.passed(p);
     }
     const reply = icmp === 'reply' || (this.proto === PROTO_TCP && (!(tcpFlags & TCP_SYN) || (tcpFlags & TCP_ACK) !== 0));
     return this.drop(reply ? 'droppedNotAReply' : 'droppedNoRule');
@@ -309,37 +361,36 @@ export class AclFilter {
   /** The outbound hook: records the flow and lets the packet go, unless it belongs to a flow a new rule set cut. */
   outbound(p: Buffer): boolean {
     if (!this.parse(p) || this.laterFragment) return true;
-    const ports = this.portsOf(p, false);
-    if (ports === MALFORMED) return true;
+    if (!this.parsePorts(p, false)) return true;
     if (this.proto === PROTO_ICMP || this.proto === PROTO_ICMPV6) {
       const k = this.icmpKind(p);
       if (k === 'error' || k === 'other') return true;
     }
-    const now = this.clock.now();
+    this.stamp();
     const t = this.flows;
-    const s = t.find(p, this.srcOff, this.dstOff, this.alen, this.proto, ports, now);
+    const s = t.find(p, this.srcOff, this.dstOff, this.alen, this.proto, this.localPort, this.remotePort);
     const tcpFlags = this.proto === PROTO_TCP ? p[this.l4 + 13]! : 0;
     if (s >= 0) {
       if (t.origin[s] === FlowOrigin.Revoked) {
         // a new connection of this node on the same ports takes the slot over
         if (tcpFlags & TCP_SYN && !(tcpFlags & TCP_ACK)) {
           t.origin[s] = FlowOrigin.Out;
-          this.refresh(p, s, true, now);
+          this.refresh(p, s, true);
           return true;
         }
         // this node's side of a cut flow carries no more data to the peer (a UDP stream would go on for ever, and the
         // peer takes it as a reply to its own flow); a RST carries none and ends the connection at the peer at once
         return tcpFlags & TCP_RST ? true : this.drop('droppedNoRule');
       }
-      this.refresh(p, s, t.origin[s] === FlowOrigin.Out, now);
+      this.refresh(p, s, t.origin[s] === FlowOrigin.Out);
     } else if (!(tcpFlags & TCP_RST)) {
-      this.refresh(p, t.insert(p, this.srcOff, this.dstOff, this.alen, this.proto, ports, FlowOrigin.Out, now, now), true, now);
+      this.refresh(p, t.insertLoaded(FlowOrigin.Out, 0), true);
     }
     return true;
   }
 
   /** An ICMP error quotes the start of a packet that was sent from here: true if that packet's flow is live. */
-  private quotesFlow(p: Buffer, now: number): boolean {
+  private quotesFlow(p: Buffer): boolean {
     const q = this.l4 + 8;
     const end = this.end;
     const v = q < end ? p[q]! >> 4 : 0;
@@ -360,22 +411,24 @@ export class AclFilter {
     } else return false;
     if (l4 + 8 > end) return false;
     const dstOff = srcOff + alen;
-    let ports = 0;
-    if (hasPorts(proto)) ports = ((((p[l4]! << 8) | p[l4 + 1]!) << 16) | ((p[l4 + 2]! << 8) | p[l4 + 3]!)) >>> 0;
-    else if (proto === PROTO_ICMP || proto === PROTO_ICMPV6) ports = (((p[l4 + 4]! << 8) | p[l4 + 5]!) << 16) >>> 0;
-    const s = this.flows.find(p, srcOff, dstOff, alen, proto, ports, now);
+    // the quoted packet went out from here: its source port is the local one
+    let local = 0;
+    let remote = 0;
+    if (hasPorts(proto)) {
+      local = (p[l4]! << 8) | p[l4 + 1]!;
+      remote = (p[l4 + 2]! << 8) | p[l4 + 3]!;
+    } else if (proto === PROTO_ICMP || proto === PROTO_ICMPV6) local = (p[l4 + 4]! << 8) | p[l4 + 5]!;
+    const s = this.flows.find(p, srcOff, dstOff, alen, proto, local, remote);
     return s >= 0 && this.flows.origin[s] !== FlowOrigin.Revoked;
   }
 
   /** A passing first fragment: its datagram's later fragments may follow. */
-  private passed(p: Buffer, now: number): boolean {
+  private passed(p: Buffer): boolean {
     if (this.fragment) {
       const t = this.fragments;
-      const id = this.fragmentId >>> 0;
-      const kind = this.proto | FRAGMENT_KIND;
-      const s = t.find(p, this.dstOff, this.srcOff, this.alen, kind, id, now);
-      if (s >= 0) t.touch(s, now + FRAGMENT_TIMEOUT_MS);
-      else t.insert(p, this.dstOff, this.srcOff, this.alen, kind, id, FlowOrigin.In, now + FRAGMENT_TIMEOUT_MS, now);
+      const s = t.find(p, this.dstOff, this.srcOff, this.alen, this.proto | FRAGMENT_KIND, this.fragmentIdHigh, this.fragmentIdLow);
+      if (s >= 0) t.touch(s, FRAGMENT_TIMEOUT_MS);
+      else t.insertLoaded(FlowOrigin.In, FRAGMENT_TIMEOUT_MS);
     }
     return true;
   }
