@@ -53,10 +53,14 @@ interface Sim {
   client?: ControlClient;
   maps: number;
   bytes: number;
+  /** the stream ended: why */
+  ended: string | null;
   /** from the latest map: a filter rule opens NAS_PORT, a tag:nas node is a peer, the watched peer's endpoints */
   nasRule: boolean;
   nasPeer: boolean;
   watched: string[] | null;
+  /** its own endpoints in the latest map */
+  own: string[];
 }
 
 const arg = (name: string, dflt: number): number => {
@@ -110,9 +114,11 @@ function seed(dir: string): Sim[] {
           ...identity(i),
           maps: 0,
           bytes: 0,
+          ended: null,
           nasRule: false,
           nasPeer: false,
           watched: null,
+          own: [],
         };
         sims.push(sim);
         store.insertNode({
@@ -190,6 +196,7 @@ async function main(): Promise<void> {
       s.nasRule = (m.packetFilter ?? []).some((r) => r.dstPorts.some((d) => d.first === NAS_PORT));
       s.nasPeer = m.peers.some((p) => p.tags?.includes('tag:nas') === true);
       s.watched = m.peers.find((p) => p.nodeKey === target.key)?.endpoints ?? null;
+      s.own = m.self.endpoints;
     };
     const connectStart = Date.now();
     const cpu0 = cpuSeconds(pid);
@@ -199,11 +206,18 @@ async function main(): Promise<void> {
         while (nextIndex < sims.length) {
           const s = sims[nextIndex++]!;
           s.client = new ControlClient(url, ready.certPem as string, s.priv);
-          await s.client.openMap({ endpoints: s.endpoints, discoKey: s.disco }, (l) => onMap(s, l), STREAM_IDLE_MS);
+          const stream = await s.client.openMap({ endpoints: s.endpoints, discoKey: s.disco }, (l) => onMap(s, l), STREAM_IDLE_MS);
+          void stream.done.then((d) => (s.ended = d.error?.message ?? d.gone ?? 'closed'));
         }
       }),
     );
+    const progress = setInterval(() => {
+      const ended = sims.filter((s) => s.ended !== null);
+      const why = ended.length ? `; ${ended.length} ended, e.g. ${ended[0]!.ended}` : '';
+      console.log(`  ${((Date.now() - connectStart) / 1000).toFixed(0)} s: ${sims.filter((s) => s.maps > 0).length} streams with a map${why}`);
+    }, 30_000);
     await until(() => sims.every((s) => s.maps > 0), 'first maps');
+    clearInterval(progress);
     const connected = (Date.now() - connectStart) / 1000;
     await until(() => Date.now() - lastLine > QUIET_MS, 'quiet after connecting', 50);
     const allOnline = (Date.now() - connectStart - QUIET_MS) / 1000;
@@ -245,13 +259,14 @@ async function main(): Promise<void> {
       (s) => (s.tags.includes('tag:nas') ? s.nasRule : s.nasPeer),
     );
 
-    const seeing = sims.filter((s) => s.watched !== null);
+    // the moved node itself, and every node whose map shows it
+    const seeing = sims.filter((s) => s.watched !== null || s === target);
     const moved = '203.0.113.7:41641';
     await step(
       'endpoint change',
       () => target.client!.call('endpoints', { endpoints: [moved], homeRelay: null }, 60_000),
       seeing,
-      (s) => s.watched?.includes(moved) === true,
+      (s) => (s === target ? s.own.includes(moved) : s.watched?.includes(moved) === true),
     );
     console.log(`control: peak RSS ${peakRssMb(pid).toFixed(0)} MiB; generator CPU ${process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6} s`);
   } finally {

@@ -684,7 +684,8 @@ export class ControlServer {
   private writeAll(line: MapLine): void {
     const text = JSON.stringify(line) + '\n';
     for (const s of this.streams.values()) {
-      if (s.closed) continue;
+      // a stream's first line is its map (written with the next broadcast)
+      if (s.closed || s.sent === null) continue;
       // a blocked stream has data on its way: a keepalive would only add to it; it is checked against the limit instead
       if (s.blocked) this.dropIfOverLimit(s);
       else if (!s.res.write(text)) s.blocked = true;
