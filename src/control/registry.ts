@@ -6,7 +6,9 @@ import { redeemAuthKey } from './authkeys.js';
 import { dnsForMap, loadDns } from './dns.js';
 import { ControlError } from './protocol.js';
 import { activeRoutes, PrimaryElection, type ActiveRoutes } from './routes.js';
-import type { DeviceView, DnsConfig, NetworkMap, NodeView, RegisterResult, RelayRegion } from '../netmap/types.js';
+import { MapChanges } from './map-changes.js';
+import { NetworkSnapshot } from './snapshot.js';
+import type { DnsConfig, NetworkMap, NodeView, RegisterResult, RelayRegion } from '../netmap/types.js';
 import type { ControlStore, NodeRecord } from './store.js';
 import type { RegisterIn } from './validate.js';
 import { isoTime } from '../util/time.js';
@@ -40,6 +42,8 @@ export class Registry {
   /** the stored name service, read once per change rather than once per map (a map is built per stream per change) */
   private dns: DnsConfig | null = null;
   private readonly election = new PrimaryElection();
+  /** what changed between snapshots, so a broadcast builds only the maps a change may reach */
+  readonly changes = new MapChanges();
   /** the stored access policy and its engine; undefined: not read yet; null: no policy (allow all) */
   private policy: { policy: Policy; engine: PolicyEngine | null } | null | undefined = undefined;
   constructor(
@@ -52,22 +56,6 @@ export class Registry {
   /** The DNS routes, records or suffix in the store changed: the next map reads them again. */
   dnsChanged(): void {
     this.dns = null;
-  }
-
-  /** Inside batch(): whether the policy engine was already brought up to date for this batch. */
-  private batchSynced: boolean | null = null;
-
-  /**
-   * Runs `fn`, which builds many maps of one unchanged network (a broadcast),
-   * bringing the policy engine up to date once rather than once per map.
-   */
-  batch<T>(fn: () => T): T {
-    this.batchSynced = false;
-    try {
-      return fn();
-    } finally {
-      this.batchSynced = null;
-    }
   }
 
   /** The stored access policy changed: the next map reads it again and recomputes every node. */
@@ -92,15 +80,19 @@ export class Registry {
     return this.policy?.policy ?? null;
   }
 
-  /** The policy engine brought up to date with `nodes` (only what changed is recomputed), or null without a policy. */
-  private policyEngine(nodes: () => PolicyNode[]): PolicyEngine | null {
+  /**
+   * The policy engine brought up to date with `nodes` (only what changed is
+   * recomputed) and the nodes whose filter or peers it recomputed; null without a policy.
+   */
+  private policyEngine(nodes: () => PolicyNode[]): { engine: PolicyEngine; touched: ReadonlySet<number> } | null {
     const policy = this.currentPolicy();
     if (!policy || !this.policy) return null;
-    if (this.batchSynced && this.policy.engine) return this.policy.engine;
-    if (this.batchSynced === false) this.batchSynced = true;
-    if (!this.policy.engine) this.policy.engine = new PolicyEngine(policy, [IPV4_PREFIX, ipv6Prefix(this.store)], nodes());
-    else this.policy.engine.sync(nodes());
-    return this.policy.engine;
+    if (!this.policy.engine) {
+      // a new engine computes every node: the change tracker treats a new engine as a change to every map
+      this.policy.engine = new PolicyEngine(policy, [IPV4_PREFIX, ipv6Prefix(this.store)], nodes());
+      return { engine: this.policy.engine, touched: new Set() };
+    }
+    return { engine: this.policy.engine, touched: this.policy.engine.sync(nodes()) };
   }
 
   isExpired(n: NodeRecord): boolean {
@@ -241,49 +233,50 @@ export class Registry {
    * carries the packet-filter rules for what may reach it.
    */
   mapFor(self: NodeRecord, isOnline: (id: number) => boolean, relays: RelayRegion[]): NetworkMap {
+    return this.snapshot(isOnline, relays, self).mapFor(self);
+  }
+
+  /**
+   * One read of the network for every map of a broadcast (snapshot.ts); the
+   * change tracker compares it with the last one. `include` is a node shown
+   * although it is not valid (its own map, while it is expired or pending).
+   */
+  snapshot(isOnline: (id: number) => boolean, relays: RelayRegion[], include?: NodeRecord): NetworkSnapshot {
     const all = this.store.listNodes();
-    const valid = all.filter((n) => n.id === self.id || (!this.isExpired(n) && !n.pending));
+    const isValid = (n: NodeRecord): boolean => !this.isExpired(n) && !n.pending;
+    const valid = all.filter((n) => n.id === include?.id || isValid(n));
     const active = activeRoutes(this.store, valid);
     const primaries = this.election.elect(active, isOnline);
-    const byId = new Map(valid.map((n) => [n.id, n]));
+    const validIds = new Set(valid.map((n) => n.id));
     // devices behind a gateway in this map; each one's addresses join its gateway's allowedIps
-    const deviceRecords = this.store.listDevices().filter((d) => byId.has(d.gatewayId));
-    const deviceAddrs = new Map<number, string[]>();
-    for (const d of deviceRecords) deviceAddrs.set(d.gatewayId, [...(deviceAddrs.get(d.gatewayId) ?? []), `${d.ipv4}/32`, `${d.ipv6}/128`]);
-    const routesOf = (n: NodeRecord, isSelf: boolean) => ({ active: active.get(n.id)!, primaries, extraAllowed: deviceAddrs.get(n.id), self: isSelf });
-    const devices: DeviceView[] = deviceRecords.map((d) => ({
-      id: d.id,
-      name: d.name,
-      addresses: [d.ipv4, d.ipv6],
-      gateway: byId.get(d.gatewayId)!.hostname,
-      ...(d.gatewayId === self.id ? { publicKey: d.publicKey } : {}),
-    }));
-    // with a policy: only the peers self may reach or that may reach it, and the rules for what may reach self
-    const engine = this.policyEngine(() =>
-      valid
-        .filter((n) => !this.isExpired(n) && !n.pending)
-        .map((n) => ({
-          id: n.id,
-          ...nodeOwner(n),
-          addresses: [n.ipv4, n.ipv6],
-          routes: active.get(n.id)!.routes,
-          exitNode: active.get(n.id)!.exitNode,
-          deviceAddresses: deviceRecords.filter((d) => d.gatewayId === n.id).flatMap((d) => [d.ipv4, d.ipv6]),
-        })),
+    const devices = this.store.listDevices().filter((d) => validIds.has(d.gatewayId));
+    const deviceAddresses = new Map<number, string[]>();
+    for (const d of devices) deviceAddresses.set(d.gatewayId, [...(deviceAddresses.get(d.gatewayId) ?? []), d.ipv4, d.ipv6]);
+    const policy = this.policyEngine(() =>
+      valid.filter(isValid).map((n) => ({
+        id: n.id,
+        ...nodeOwner(n),
+        addresses: [n.ipv4, n.ipv6],
+        routes: active.get(n.id)!.routes,
+        exitNode: active.get(n.id)!.exitNode,
+        deviceAddresses: deviceAddresses.get(n.id) ?? [],
+      })),
     );
-    const visible = engine ? (engine.peersOf(self.id) ?? new Set<number>()) : null;
-    const shown = (id: number): boolean => id === self.id || visible === null || visible.has(id);
-    const map: NetworkMap = {
-      self: this.view(self, true, routesOf(self, true)),
-      peers: valid.filter((n) => n.id !== self.id && shown(n.id)).map((n) => this.view(n, isOnline(n.id), routesOf(n, false))),
+    const snap = new NetworkSnapshot({
+      valid,
+      active,
+      primaries,
+      devices,
+      dns: dnsForMap((this.dns ??= loadDns(this.store)), [...all.map((n) => n.hostname), ...devices.map((d) => d.name)]),
+      engine: policy?.engine ?? null,
       ipv4Prefix: IPV4_PREFIX,
       ipv6Prefix: ipv6Prefix(this.store),
       relays,
-      dns: dnsForMap((this.dns ??= loadDns(this.store)), [...all.map((n) => n.hostname), ...deviceRecords.map((d) => d.name)]),
-    };
-    const shownDevices = devices.filter((d) => shown(deviceRecords.find((r) => r.id === d.id)!.gatewayId));
-    if (shownDevices.length) map.devices = shownDevices;
-    if (engine) map.packetFilter = engine.filterOf(self.id) ?? [];
-    return map;
+      isOnline,
+      view: (n, online, routes) => this.view(n, online, routes),
+    });
+    // a snapshot that shows an invalid node is not the network every stream sees: only its policy part is recorded
+    snap.seq = this.changes.observe(snap, policy?.touched ?? new Set(), include === undefined || isValid(include));
+    return snap;
   }
 }

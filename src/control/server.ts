@@ -1,10 +1,11 @@
 // `meshctl control serve`: the control plane. Nodes register over HTTPS with a
-// sealed request, then hold one long-lived map stream; every change to the
-// network (join, leave, endpoint, delete, expiry) is pushed down every stream
-// at once. Operators reach the same server over a root-only unix socket in the
+// sealed request, then hold one long-lived map stream; a change to the
+// network (join, leave, endpoint, delete, expiry, policy) is pushed, from one
+// read of the network, down the streams whose map it changed. Operators reach the same server over a root-only unix socket in the
 // state dir (admin-server.ts). Existing tunnels never depend on this server
 // being up: nodes keep their last map and reconnect with backoff.
 import { readFileSync } from '../util/cjs.js';
+import { createHash } from 'node:crypto';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { keyToText } from '../crypto/keys.js';
@@ -18,6 +19,8 @@ import { RateLimitedError, readJson, sendError, sendJson } from './http-util.js'
 import { openStateDatabase } from './open-database.js';
 import { ControlError, MAP_KEEPALIVE_MS, PATHS } from './protocol.js';
 import type { MapLine, RelayRegion } from '../netmap/types.js';
+import type { SentMap } from './map-changes.js';
+import type { NetworkSnapshot } from './snapshot.js';
 import { Registry } from './registry.js';
 import {
   MAX_RATE_LIMITED_SOURCES,
@@ -151,6 +154,8 @@ interface Stream {
   mapPending: boolean;
   /** ended or dropped: nothing more is written */
   closed: boolean;
+  /** the last map written (null: none yet), to tell whether a change reaches this node */
+  sent: SentMap | null;
 }
 
 export interface MapStreamStats {
@@ -161,6 +166,9 @@ export interface MapStreamStats {
   dropped: number;
   /** streams closed because the same node opened a new one */
   replaced: number;
+  /** map lines written, and their bytes */
+  mapsWritten: number;
+  mapBytes: number;
 }
 
 export class ControlServer {
@@ -175,7 +183,7 @@ export class ControlServer {
   private readonly sealedRate: SourceRateLimiter;
   private readonly verifyRate: SourceRateLimiter;
   private connStats: ConnectionStats | null = null;
-  private readonly streamCounters = { coalesced: 0, dropped: 0, replaced: 0 };
+  private readonly streamCounters = { coalesced: 0, dropped: 0, replaced: 0, mapsWritten: 0, mapBytes: 0 };
   private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
   private broadcastTimer: NodeJS.Timeout | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
@@ -491,7 +499,7 @@ export class ControlServer {
     if (t) clearTimeout(t);
     this.ephemeralTimers.delete(node.id);
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-    const stream: Stream = { nodeId: node.id, res, blocked: false, mapPending: false, closed: false };
+    const stream: Stream = { nodeId: node.id, res, blocked: false, mapPending: false, closed: false, sent: null };
     // one stream per node: the newest wins (the old one is a dead path the node gave up on, or a duplicate)
     const old = this.streams.get(node.id);
     this.streams.set(node.id, stream);
@@ -504,10 +512,8 @@ export class ControlServer {
     if (!armStreamLiveness(req.socket, this.limits.streamUserTimeoutMs)) this.log(`map stream of node ${node.id}: TCP_USER_TIMEOUT not set`);
     res.on('drain', () => {
       stream.blocked = false;
-      if (stream.mapPending && !stream.closed) {
-        stream.mapPending = false;
-        this.writeMap(stream);
-      }
+      // the map that came due is built with the next broadcast, from the network as it is then
+      if (stream.mapPending && !stream.closed) this.changed();
     });
     res.on('close', () => {
       stream.closed = true;
@@ -518,7 +524,7 @@ export class ControlServer {
       if (current?.ephemeral) this.scheduleEphemeralDelete(node.id);
       this.changed();
     });
-    this.writeMap(stream);
+    // the first map goes out with the next broadcast (within BROADCAST_DELAY_MS), built with those of the other streams
     this.changed();
   }
 
@@ -631,37 +637,55 @@ export class ControlServer {
     else s.res.end();
   }
 
-  /** Something in the network changed: push fresh maps to every stream soon. */
+  /** Something in the network changed: push fresh maps, soon, to the streams whose map it changed. */
   private changed(): void {
     if (this.broadcastTimer) return;
     this.broadcastTimer = setTimeout(() => {
       this.broadcastTimer = null;
-      // one network state for every map of this broadcast: the policy engine is brought up to date once
-      this.registry!.batch(() => {
-        for (const s of this.streams.values()) this.writeMap(s);
-      });
+      // stopped, or no stream to write to (the next snapshot is compared with the last one whenever it is taken)
+      if (!this.store || !this.registry || this.streams.size === 0) return;
+      // one read of the network for every map of this broadcast
+      const snap = this.registry.snapshot((id) => this.online(id), this.relayMap);
+      for (const s of this.streams.values()) this.pushMap(s, snap);
     }, BROADCAST_DELAY_MS);
   }
 
-  /** Writes the node's current map, or, while its stream is not taking data, marks one due for 'drain'. */
-  private writeMap(s: Stream): void {
+  /**
+   * Writes the node's map from `snap` if a change since its last map may have
+   * altered it and the new line differs from the last one sent; while the
+   * stream is not taking data, marks a map due for 'drain' instead.
+   */
+  private pushMap(s: Stream, snap: NetworkSnapshot): void {
     if (s.closed) return;
+    const node = snap.node(s.nodeId);
+    // an expired or deleted node gets no more maps: its stream is ended with the reason
+    if (!node) return;
+    const visible = snap.visibleTo(s.nodeId);
+    const due = s.mapPending || this.registry!.changes.mayHaveChanged(s.nodeId, s.sent, visible);
     if (s.blocked) {
       if (this.dropIfOverLimit(s)) return;
+      if (!due) return;
       if (s.mapPending) this.streamCounters.coalesced++;
       s.mapPending = true;
       return;
     }
-    const node = this.store?.getNode(s.nodeId);
-    if (!node) return;
-    const line: MapLine = { type: 'map', map: this.registry!.mapFor(node, (id) => this.online(id), this.relayMap) };
-    if (!s.res.write(JSON.stringify(line) + '\n')) s.blocked = true;
+    if (!due) return;
+    s.mapPending = false;
+    const line = snap.lineFor(node);
+    const digest = createHash('sha256').update(line).digest('base64');
+    const same = s.sent?.digest === digest;
+    s.sent = { seq: snap.seq, visible: visible && new Set(visible), digest };
+    if (same) return;
+    this.streamCounters.mapsWritten++;
+    this.streamCounters.mapBytes += Buffer.byteLength(line);
+    if (!s.res.write(line)) s.blocked = true;
   }
 
   private writeAll(line: MapLine): void {
     const text = JSON.stringify(line) + '\n';
     for (const s of this.streams.values()) {
-      if (s.closed) continue;
+      // a stream's first line is its map (written with the next broadcast)
+      if (s.closed || s.sent === null) continue;
       // a blocked stream has data on its way: a keepalive would only add to it; it is checked against the limit instead
       if (s.blocked) this.dropIfOverLimit(s);
       else if (!s.res.write(text)) s.blocked = true;
