@@ -5,6 +5,7 @@
 // never throws: anything malformed is counted in `stats.dropped` and dropped.
 import { AllowedIps } from './allowedips.js';
 import { systemClock, type Clock } from '../clock.js';
+import { CoarseClock } from '../coarse-clock.js';
 import type { NetBind } from '../conn/bind.js';
 import {
   DEFAULT_TIMERS,
@@ -53,6 +54,8 @@ const DEFAULT_MTU = 1420;
 
 export class Device implements UapiTarget, PeerHost {
   readonly clock: Clock;
+  /** what per-packet checks and timer re-arms read (coarse-clock.ts): no clock read per packet while packets flow */
+  readonly coarseClock: CoarseClock;
   readonly timers: EngineTimers;
   readonly indices = new IndexTable<Peer>();
   readonly stats: EngineStats = newStats();
@@ -78,6 +81,7 @@ export class Device implements UapiTarget, PeerHost {
 
   constructor(opts: DeviceOptions = {}) {
     this.clock = opts.clock ?? systemClock;
+    this.coarseClock = new CoarseClock(this.clock);
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
     this.mtuBytes = opts.mtu ?? DEFAULT_MTU;
     this.logger = opts.logger ?? (() => {});
