@@ -22,6 +22,12 @@ export const systemClock: Clock = {
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
+/** What a timer re-armed per packet reads instead of the clock (coarse-clock.ts). */
+export interface CoarseTime {
+  ms: number;
+  stamp(): void;
+}
+
 /** A one-shot timer whose deadline can move often and cheaply. */
 export class LazyTimer {
   private deadline = 0;
@@ -32,6 +38,11 @@ export class LazyTimer {
   constructor(
     private readonly clock: Clock,
     private readonly onFire: () => void,
+    /**
+     * Where `mod` reads the time, if given: a reading up to CLOCK_TICK_MS old, so the deadline may be that much early.
+     * Firing and rescheduling read `clock` itself.
+     */
+    private readonly coarse: CoarseTime | null = null,
   ) {}
 
   get pending(): boolean {
@@ -40,7 +51,11 @@ export class LazyTimer {
 
   /** (Re)arms the timer to fire `ms` from now. */
   mod(ms: number): void {
-    this.deadline = this.clock.now() + ms;
+    const c = this.coarse;
+    if (c !== null) {
+      c.stamp();
+      this.deadline = c.ms + ms;
+    } else this.deadline = this.clock.now() + ms;
     this.armed = true;
     if (this.handle !== null && this.handleFiresAt <= this.deadline) return;
     this.schedule();

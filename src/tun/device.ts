@@ -9,7 +9,7 @@
 import { closeSync, constants, openSync, writeSync, writevSync } from '../util/cjs.js';
 import type { Worker } from 'node:worker_threads';
 import { TunError } from './errors.js';
-import { writeMerged } from './gro.js';
+import { mergeScratch, writeMerged } from './gro.js';
 import { bindLibc, IFF_NO_PI, IFNAMSIZ, ifreq, IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETIFF, TUNSETOFFLOAD } from './libc.js';
 import { setMtu } from './netconf.js';
 import { tunOffloadWanted } from '../util/knobs.js';
@@ -58,6 +58,7 @@ export interface TunDevice {
   readonly offload: boolean;
   /** Packets may be views of a buffer reused by the next read: copy what outlives the call. */
   onPackets(handler: (packets: Buffer[]) => void): void;
+  /** Writes (or queues a copy of) `packet`: the caller may reuse its memory when this returns. */
   write(packet: Buffer): boolean;
   readonly stats: TunStats;
   close(): Promise<void>;
@@ -70,6 +71,17 @@ const READER_STOP_TIMEOUT_MS = 1000;
 const NAME_RE = /^[^\s/:]{1,15}$/;
 const EINVAL = 22;
 const MAX_MERGE_REFUSALS = 16;
+/**
+ * A packet queued for the end of the turn is copied into one of these slots, whose views are made once and kept while
+ * packets keep their length (a stream's segments do): no Buffer per packet. 2,048 bytes hold a packet of any MTU up to
+ * 2,000; a longer one is written at once, after what is queued.
+ */
+const TURN_SLOT_BYTES = 2048;
+/**
+ * Slots per turn, 256 (512 KiB): more than five merged writes of 45 segments. A turn that fills them writes what it
+ * has and starts again, so a longer turn costs one more write per 256 packets and the memory stays bounded.
+ */
+const TURN_SLOTS = 256;
 
 export async function openTun(opts: TunOptions): Promise<TunDevice> {
   if (!NAME_RE.test(opts.name))
@@ -137,6 +149,10 @@ class LinuxTun implements TunDevice {
   private queued = 0;
   private readonly iov: Buffer[] = [PLAIN_VNET_HDR, PLAIN_VNET_HDR];
   private flushQueued = false;
+  /** the queued packets' copies: slot i at i × TURN_SLOT_BYTES, and the last view made of each */
+  private readonly slotMem = Buffer.allocUnsafeSlow(TURN_SLOTS * TURN_SLOT_BYTES);
+  private readonly slotViews: Buffer[] = Array.from({ length: TURN_SLOTS }, () => PLAIN_VNET_HDR);
+  private readonly scratch = mergeScratch();
   private merging = true;
   private mergeRefusals = 0;
 
@@ -235,7 +251,15 @@ class LinuxTun implements TunDevice {
     if (this.closed) return false;
     this.counters.txPackets++;
     if (!this.vnet) return this.writePlain(packet);
-    this.queue[this.queued++] = packet;
+    const len = packet.length;
+    if (this.queued === TURN_SLOTS || len > TURN_SLOT_BYTES) this.flush(); // in order, and the slots are free again
+    if (len > TURN_SLOT_BYTES) return this.writeVnet(null, packet);
+    const i = this.queued++;
+    const at = i * TURN_SLOT_BYTES;
+    this.slotMem.set(packet, at);
+    let view = this.slotViews[i]!;
+    if (view.length !== len) this.slotViews[i] = view = Buffer.from(this.slotMem.buffer, this.slotMem.byteOffset + at, len);
+    this.queue[i] = view;
     if (!this.flushQueued) {
       this.flushQueued = true;
       // V8's own microtask queue: Node's queueMicrotask wraps every call in an AsyncResource,
@@ -255,7 +279,7 @@ class LinuxTun implements TunDevice {
         for (let i = 0; i < n; i++) this.writeVnet(null, q[i]!);
         return;
       }
-      const r = writeMerged(q.slice(0, n), this.writeVnet); // several packets: an array is cheap beside the merge
+      const r = writeMerged(q, this.writeVnet, this.scratch, n);
       this.counters.txMerged += r.merged;
       // a kernel that keeps refusing merged packets gets plain ones from then on
       this.mergeRefusals += r.refused;

@@ -88,9 +88,15 @@ function canAppend(r: Run, s: Seg): boolean {
 
 /** Merges the runs of `pkts`, keeping every flow's order; unmergeable packets pass as they are. */
 export function coalesce(pkts: Buffer[]): Output[] {
+  return group(pkts).map((it) => (Buffer.isBuffer(it) ? { hdr: null, pkt: it } : it.segs.length === 1 ? { hdr: null, pkt: it.segs[0]!.pkt } : merge(it)));
+}
+
+/** The first `count` of `pkts` in order, a run of segments to merge as one Run, every other packet as itself. */
+function group(pkts: Buffer[], count = pkts.length): Array<Run | Buffer> {
   const items: Array<Run | Buffer> = [];
   const open: Run[] = [];
-  for (const p of pkts) {
+  for (let k = 0; k < count; k++) {
+    const p = pkts[k]!;
     const s = parse(p);
     let run: Run | undefined;
     for (let i = open.length - 1; i >= 0; i--) {
@@ -119,7 +125,7 @@ export function coalesce(pkts: Buffer[]): Output[] {
     open.push(fresh);
     if (open.length > MAX_OPEN_RUNS) open.shift()!.closed = true;
   }
-  return items.map((it) => (Buffer.isBuffer(it) ? { hdr: null, pkt: it } : it.segs.length === 1 ? { hdr: null, pkt: it.segs[0]!.pkt } : merge(it)));
+  return items;
 }
 
 /** Same addresses and ports for a packet `parse` refused (a FIN, a pure ACK…). */
@@ -133,12 +139,25 @@ function sameRawFlow(a: Seg, p: Buffer): boolean {
   return p.length >= a.ipLen + 4 && a.pkt.readUInt32BE(a.ipLen) === p.readUInt32BE(a.ipLen);
 }
 
-function merge(r: Run): Output {
+/** Memory a merged packet is built in and written from, reused for the next: one allocation per device, not per merge. */
+export interface MergeScratch {
+  /** MAX_GSO_BYTES long */
+  buf: Buffer;
+  /** VNET_HDR_LEN long */
+  hdr: Buffer;
+}
+
+export function mergeScratch(): MergeScratch {
+  return { buf: Buffer.allocUnsafeSlow(MAX_GSO_BYTES), hdr: Buffer.alloc(VNET_HDR_LEN) };
+}
+
+function merge(r: Run, scratch: MergeScratch | null = null): Output {
   const first = r.segs[0]!;
   const last = r.segs[r.segs.length - 1]!;
   const hdrLen = first.hdrLen;
   const total = hdrLen + r.bytes;
-  const out = Buffer.allocUnsafe(total);
+  // in the scratch, a view of it (one object per merged packet, ~45 segments)
+  const out = scratch ? Buffer.from(scratch.buf.buffer, scratch.buf.byteOffset, total) : Buffer.allocUnsafe(total);
   first.pkt.copy(out, 0, 0, hdrLen);
   let pos = hdrLen;
   for (const s of r.segs) pos += s.pkt.copy(out, pos, s.hdrLen);
@@ -152,10 +171,11 @@ function merge(r: Run): Output {
   } else out.writeUInt16BE(total - 40, 4);
   // CHECKSUM_PARTIAL: the field holds the pseudo-header sum, the kernel adds the rest
   out.writeUInt16BE(fold(pseudoHeaderSum(out, 0, PROTO_TCP, total - t)), t + 16);
-  const hdr = Buffer.alloc(VNET_HDR_LEN);
+  const hdr = scratch ? scratch.hdr : Buffer.alloc(VNET_HDR_LEN);
   writeVnetHdr(hdr, 0, { flags: VNET_F_NEEDS_CSUM, gsoType: first.v4 ? GSO_TCPV4 : GSO_TCPV6, hdrLen, gsoSize: r.gsoSize, csumStart: t, csumOffset: 16 });
-  return { hdr, pkt: out, parts: r.segs.map((s) => s.pkt) };
+  return { hdr, pkt: out, parts: scratch ? NO_PARTS : r.segs.map((s) => s.pkt) };
 }
+const NO_PARTS: Buffer[] = [];
 
 /**
  * Writes one turn's packets through `write` (false = the kernel refused it),
@@ -164,13 +184,24 @@ function merge(r: Run): Output {
  * Returns how many packets needed no write of their own and how many merged
  * writes were refused.
  */
-export function writeMerged(pkts: Buffer[], write: (hdr: Buffer | null, pkt: Buffer) => boolean): { merged: number; refused: number } {
-  const outs = coalesce(pkts);
+export function writeMerged(
+  pkts: Buffer[],
+  write: (hdr: Buffer | null, pkt: Buffer) => boolean,
+  scratch: MergeScratch = mergeScratch(),
+  count = pkts.length,
+): { merged: number; refused: number } {
+  const items = group(pkts, count);
   let refused = 0;
-  for (const o of outs) {
-    if (write(o.hdr, o.pkt) || !o.hdr) continue;
-    refused++;
-    for (const p of o.parts) write(null, p);
+  for (const it of items) {
+    if (Buffer.isBuffer(it)) write(null, it);
+    else if (it.segs.length === 1) write(null, it.segs[0]!.pkt);
+    else {
+      // built in the scratch just before its write, so one scratch serves every run of the turn
+      const o = merge(it, scratch);
+      if (write(o.hdr, o.pkt)) continue;
+      refused++;
+      for (const s of it.segs) write(null, s.pkt);
+    }
   }
-  return { merged: pkts.length - outs.length, refused };
+  return { merged: count - items.length, refused };
 }

@@ -242,6 +242,38 @@ test('keys older than REJECT_AFTER_TIME are never used: a new handshake comes fi
   assert.equal(b.dev.stats.dropped.expired, 0);
 });
 
+test('under steady traffic both ways (the coarse clock ticking), sessions are renewed before REJECT_AFTER_TIME and nothing is lost', async () => {
+  const { net, clock, a, b } = await pair();
+  // the first time each receiver index is seen on a transport message: its keypair existed by then
+  const firstSeen = new Map<number, number>();
+  let oldest = 0;
+  net.filter = (d) => {
+    if (d.buf.length >= 32 && d.buf[0] === 4) {
+      const idx = d.buf.readUInt32LE(4);
+      const seen = firstSeen.get(idx) ?? clock.now();
+      firstSeen.set(idx, seen);
+      oldest = Math.max(oldest, clock.now() - seen);
+    }
+    return true;
+  };
+  const STEP_MS = 50;
+  const steps = Math.round((DEFAULT_TIMERS.rejectAfterTimeMs * 2.2) / STEP_MS); // two sessions' lifetimes and more
+  for (let i = 0; i < steps; i++) {
+    a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));
+    b.dev.sendPacket(ipv4Packet('10.0.0.2', '10.0.0.1', 40));
+    clock.advance(STEP_MS);
+    net.pump();
+  }
+  net.pump();
+  assert.ok(oldest < DEFAULT_TIMERS.rejectAfterTimeMs, `a key was used ${oldest} ms after its first use`);
+  // a session per REKEY_AFTER_TIME, two indices each (one per direction): renewed, and not by spurious timer expiries
+  const sessions = Math.ceil((steps * STEP_MS) / DEFAULT_TIMERS.rekeyAfterTimeMs);
+  assert.ok(firstSeen.size >= 2 * sessions && firstSeen.size <= 2 * (sessions + 1), `${firstSeen.size} receiver indices for ~${sessions} sessions`);
+  assert.equal(a.dev.stats.dropped.expired + b.dev.stats.dropped.expired, 0);
+  assert.equal(b.received.length, steps, 'every packet A sent arrived');
+  assert.equal(a.received.length, steps, 'every packet B sent arrived');
+});
+
 test('removing a peer stops its traffic and its routes', async () => {
   const { net, a, b } = await pair();
   a.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 40));

@@ -29,6 +29,7 @@ import { CompiledRules, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, hasPorts } from './
 import { FRAGMENT_KIND, FlowOrigin, FlowTable, MAX_FLOWS } from './flow-table.js';
 import type { PacketFilterHooks } from './filter.js';
 import type { Clock } from '../clock.js';
+import { CoarseClock } from '../coarse-clock.js';
 import type { FilterRule } from '../../netmap/types.js';
 import type { IpPrefix } from '../../util/netaddr.js';
 import { AllowedIps } from './allowedips.js';
@@ -51,14 +52,8 @@ export const FRAGMENT_TIMEOUT_MS = 30 * 1000;
  * record 100 ms at 40,000 fragmented datagrams a second, about what one core's tunnel carries.
  */
 export const MAX_FRAGMENT_RECORDS = 4096;
-/**
- * How old the time a packet is judged at may be while packets flow. Reading the clock costs ~50 ns and a 16-byte
- * number per packet, as much as the rest of a flow-table hit: the filter reads it for the first packet after a quiet
- * spell and then every CLOCK_TICK_MS on a timer that runs only while packets come. 250 ms is 1/120 of the shortest
- * timeout (ICMP echo, fragments: 30 s), so a flow lives at most that much past its timeout; the timer's four wake-ups
- * a second cost nothing beside a stream's packets, and an idle node has none.
- */
-export const CLOCK_TICK_MS = 250;
+/** How old the time a packet is judged at may be while packets flow (coarse-clock.ts): 1/120 of the shortest timeout here. */
+export { CLOCK_TICK_MS } from '../coarse-clock.js';
 /** IPv6 extension headers walked before the packet is called malformed; real packets carry one or two. */
 export const MAX_IPV6_EXTENSION_HEADERS = 8;
 
@@ -121,14 +116,13 @@ export class AclFilter {
   /** this node's port and the peer's (ICMP echo: the identifier and 0; without ports: 0 and 0) */
   private localPort = 0;
   private remotePort = 0;
-  /** a tick is pending: the tables' `now` is at most CLOCK_TICK_MS old */
-  private ticking = false;
-  /** packets were judged at the tables' `now` since the last tick */
-  private judged = false;
+  /** the time packets are judged at, read per tick while packets flow rather than per packet */
+  private readonly coarse: CoarseClock;
 
   constructor(rules: readonly FilterRule[], opts: AclFilterOptions) {
     this.rules = new CompiledRules(rules);
     this.clock = opts.clock;
+    this.coarse = new CoarseClock(opts.clock);
     this.flows = new FlowTable(opts.maxFlows ?? MAX_FLOWS);
     this.fragments = new FlowTable(opts.maxFragments ?? MAX_FRAGMENT_RECORDS);
   }
@@ -179,31 +173,13 @@ export class AclFilter {
     return { ...this.counts, flowsEvicted: this.flows.evicted, flows: this.flows.size, maxFlows: this.flows.capacity, rules: this.rules.size };
   }
 
-  /** Brings the tables' `now` up to date for a packet: the clock itself after a quiet spell, else the last tick's reading. */
+  /** Brings the tables' `now` up to date for a packet (coarse-clock.ts). */
   private stamp(): void {
-    if (this.ticking) {
-      this.judged = true;
-      return;
-    }
-    const now = this.clock.now();
-    this.flows.now = now;
-    this.fragments.now = now;
-    this.ticking = true;
-    this.clock.setTimeout(this.tick, CLOCK_TICK_MS);
+    const c = this.coarse;
+    c.stamp();
+    this.flows.now = c.ms;
+    this.fragments.now = c.ms;
   }
-
-  /** Reads the clock for the packets to come, and ticks again only if packets came since the last tick. */
-  private readonly tick = (): void => {
-    if (!this.judged) {
-      this.ticking = false;
-      return;
-    }
-    this.judged = false;
-    const now = this.clock.now();
-    this.flows.now = now;
-    this.fragments.now = now;
-    this.clock.setTimeout(this.tick, CLOCK_TICK_MS);
-  };
 
   /** Reads the IP header into the fields above; false if the packet is not one this filter can judge. */
   private parse(p: Buffer): boolean {

@@ -16,12 +16,24 @@ export interface PacketAead {
   seal(key: Buffer, counter: number, plain: Buffer, padLen: number, out: Buffer, off: number): number;
   /** Decrypts and authenticates what follows `off` in `sealed`; null if the tag does not verify. */
   open(key: Buffer, counter: number, sealed: Buffer, off?: number): Buffer | null;
+  /**
+   * Opens `sealed` (ciphertext and tag after `off`) into `work`, which the caller reuses: `sealed` is copied to its
+   * start and the ciphertext decrypted in place, so the plaintext is at `off`. `body` is the caller's view of `work`
+   * from `off`, made once, so no view is made per packet. Returns the plaintext length, or -1 if the tag does not
+   * verify or `sealed` is longer than `work`.
+   */
+  openInto(key: Buffer, counter: number, sealed: Buffer, off: number, work: Buffer, body: Uint8Array): number;
 }
 
 const ZERO_PAD = Buffer.alloc(16);
 const EMPTY_AD = Buffer.alloc(0);
 const EVP_CTRL_AEAD_GET_TAG = 0x10;
 const EVP_CTRL_AEAD_SET_TAG = 0x11;
+/**
+ * Views of a seal's output memory kept per offset: a send batch's slots are at fixed offsets of one buffer, so each
+ * view is made once. 256 is twice the largest batch (mmsg.ts); a buffer with more offsets than that starts afresh.
+ */
+const MAX_CACHED_SEAL_VIEWS = 256;
 
 class NodeCryptoAead implements PacketAead {
   readonly name = 'node-crypto' as const;
@@ -37,6 +49,12 @@ class NodeCryptoAead implements PacketAead {
   open(key: Buffer, counter: number, sealed: Buffer, off = 0): Buffer | null {
     return aeadOpen(key, counter, off === 0 ? sealed : sealed.subarray(off), EMPTY_AD);
   }
+  openInto(key: Buffer, counter: number, sealed: Buffer, off: number, work: Buffer): number {
+    const plain = sealed.length <= work.length ? this.open(key, counter, sealed, off) : null;
+    if (!plain) return -1;
+    work.set(plain, off);
+    return plain.length;
+  }
 }
 
 type Fn = (...args: unknown[]) => number;
@@ -49,6 +67,9 @@ class EvpAead implements PacketAead {
   /** where Final may write: ChaCha20-Poly1305 writes nothing there, so no view of the packet is made for it */
   private readonly sink = Buffer.alloc(32);
   private readonly sealTag = Buffer.alloc(TAG_LEN);
+  /** views of `sealOut` from an offset to its end, by offset */
+  private sealOut: Buffer | null = null;
+  private readonly sealViews = new Map<number, Uint8Array>();
   constructor(
     private readonly enc: unknown,
     private readonly dec: unknown,
@@ -71,7 +92,7 @@ class EvpAead implements PacketAead {
     this.encInit(ctx, null, null, key, aeadNonce(counter, this.nonce));
     let o = off;
     if (n > 0) {
-      const region = new Uint8Array(out.buffer, out.byteOffset + off, n); // not Buffer#subarray: see open()
+      const region = this.sealView(out, off);
       this.encUpdate(ctx, region, this.outl, region, n);
       o += this.outl[0]!;
     }
@@ -80,6 +101,20 @@ class EvpAead implements PacketAead {
     this.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, this.sealTag);
     out.set(this.sealTag, o);
     return o + TAG_LEN - off;
+  }
+
+  /** `out` from `off` to its end (EVP's length argument bounds what is used): kept, not made per packet. */
+  private sealView(out: Buffer, off: number): Uint8Array {
+    if (out !== this.sealOut || this.sealViews.size >= MAX_CACHED_SEAL_VIEWS) {
+      this.sealOut = out;
+      this.sealViews.clear();
+    }
+    let v = this.sealViews.get(off);
+    if (v === undefined) {
+      v = new Uint8Array(out.buffer, out.byteOffset + off, out.length - off); // not Buffer#subarray: see open()
+      this.sealViews.set(off, v);
+    }
+    return v;
   }
 
   open(key: Buffer, counter: number, sealed: Buffer, off = 0): Buffer | null {
@@ -95,6 +130,19 @@ class EvpAead implements PacketAead {
     // Node's JavaScript (offset checks, a FastBuffer constructor) where this is one builtin
     if (ctLen > 0) this.decUpdate(ctx, plain, this.outl, off === 0 ? sealed : new Uint8Array(sealed.buffer, sealed.byteOffset + off, ctLen), ctLen);
     return this.decFinal(ctx, this.sink, this.outl) === 1 ? plain : null;
+  }
+
+  openInto(key: Buffer, counter: number, sealed: Buffer, off: number, work: Buffer, body: Uint8Array): number {
+    const ctx = this.dec;
+    const ctLen = sealed.length - off - TAG_LEN;
+    if (ctLen < 0 || sealed.length > work.length) return -1;
+    // one copy into memory that stays warm, then in place (OpenSSL allows out == in): no Buffer and no view per packet
+    work.set(sealed);
+    this.decInit(ctx, null, null, key, aeadNonce(counter, this.nonce));
+    for (let i = 0; i < TAG_LEN; i++) this.tag[i] = work[off + ctLen + i]!;
+    this.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, this.tag);
+    if (ctLen > 0) this.decUpdate(ctx, body, this.outl, body, ctLen);
+    return this.decFinal(ctx, this.sink, this.outl) === 1 ? ctLen : -1;
   }
 }
 
@@ -133,8 +181,13 @@ function selfTest(a: PacketAead): boolean {
   ref.seal(key, 5, plain, 11, y, 0);
   if (!x.equals(y)) return false;
   const opened = a.open(key, 5, x.subarray(0, n));
+  const work = Buffer.alloc(80);
+  const into = a.openInto(key, 5, Buffer.concat([Buffer.alloc(16, 1), x.subarray(0, n)]), 16, work, work.subarray(16));
+  const intoOk = into === n - TAG_LEN && work.subarray(16, 16 + plain.length).equals(plain) && work[0] === 1;
   x[3]! ^= 1;
-  return opened !== null && opened.subarray(0, plain.length).equals(plain) && a.open(key, 5, x.subarray(0, n)) === null;
+  const refused =
+    a.open(key, 5, x.subarray(0, n)) === null && a.openInto(key, 5, Buffer.concat([Buffer.alloc(16), x.subarray(0, n)]), 16, work, work.subarray(16)) === -1;
+  return opened?.subarray(0, plain.length).equals(plain) === true && intoOk && refused;
 }
 
 let chosen: PacketAead | null = null;

@@ -5,6 +5,7 @@
 // never throws: anything malformed is counted in `stats.dropped` and dropped.
 import { AllowedIps } from './allowedips.js';
 import { systemClock, type Clock } from '../clock.js';
+import { CoarseClock } from '../coarse-clock.js';
 import type { NetBind } from '../conn/bind.js';
 import {
   DEFAULT_TIMERS,
@@ -19,7 +20,7 @@ import { chainHooks, type PacketFilterHooks, type PacketHook } from './filter.js
 import { isZero, TAG_LEN } from './crypto.js';
 import { packetAead } from './aead.js';
 import type { Endpoint } from '../conn/endpoint.js';
-import { addressLength, claimedLength, destinationOffset, sourceOffset } from './ippacket.js';
+import { addressLength, claimedLengthAt, destinationOffset, sourceOffset } from './ippacket.js';
 import { IndexTable } from './keypair.js';
 import {
   classify,
@@ -47,12 +48,19 @@ export interface DeviceOptions {
   underLoadHandshakesPerSecond?: number;
 }
 
+/**
+ * Decrypted packets up to this length are handed on as views of the device's reused memory that are made once per
+ * length and kept: no object per packet. 2,048 covers every MTU up to 2,000; a longer packet gets a view of its own.
+ */
+const CACHED_VIEW_MAX_BYTES = 2048;
 const EADDRINUSE = 98;
 const EINVAL = 22;
 const DEFAULT_MTU = 1420;
 
 export class Device implements UapiTarget, PeerHost {
   readonly clock: Clock;
+  /** what per-packet checks and timer re-arms read (coarse-clock.ts): no clock read per packet while packets flow */
+  readonly coarseClock: CoarseClock;
   readonly timers: EngineTimers;
   readonly indices = new IndexTable<Peer>();
   readonly stats: EngineStats = newStats();
@@ -70,6 +78,16 @@ export class Device implements UapiTarget, PeerHost {
   private fwmark = 0;
   private readonly mtuBytes: number;
   private readonly aead = packetAead();
+  /**
+   * Where a transport message is opened: copied in and decrypted in place, the plaintext after the header. One
+   * message is in it at a time, so the TUN writer and the inbound hooks must be done with a packet when they return.
+   */
+  private readonly plainWork = Buffer.allocUnsafeSlow(MAX_MESSAGE_SIZE);
+  private readonly plainBody = new Uint8Array(this.plainWork.buffer, TRANSPORT_HEADER_SIZE);
+  /** views of plainWork's packet by length, made on first use */
+  private readonly plainViews: (Buffer | null)[] = Array.from({ length: CACHED_VIEW_MAX_BYTES + 1 }, () => null);
+  /** plainWork holds a packet being handed on: a receive nested inside (an in-memory bind) opens into its own memory */
+  private plainBusy = false;
 
   /** which ChaCha20-Poly1305 implementation the data path uses (aead.ts) */
   get aeadName(): string {
@@ -78,6 +96,7 @@ export class Device implements UapiTarget, PeerHost {
 
   constructor(opts: DeviceOptions = {}) {
     this.clock = opts.clock ?? systemClock;
+    this.coarseClock = new CoarseClock(this.clock);
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
     this.mtuBytes = opts.mtu ?? DEFAULT_MTU;
     this.logger = opts.logger ?? (() => {});
@@ -108,6 +127,7 @@ export class Device implements UapiTarget, PeerHost {
     if (this.fwmark) bind.setMark(this.fwmark);
   }
 
+  /** `writer` gets each decrypted packet in memory the device reuses after the call returns: it copies what it keeps. */
   attachTun(writer: (pkt: Buffer) => boolean): void {
     this.tunWriter = writer;
   }
@@ -250,8 +270,10 @@ export class Device implements UapiTarget, PeerHost {
       this.stats.dropped.expired++;
       return;
     }
-    const plain = this.aead.open(kp.recvKey, counter, buf, TRANSPORT_HEADER_SIZE);
-    if (!plain) {
+    const nested = this.plainBusy;
+    const work = nested ? Buffer.allocUnsafe(buf.length) : this.plainWork;
+    const n = this.aead.openInto(kp.recvKey, counter, buf, TRANSPORT_HEADER_SIZE, work, nested ? work.subarray(TRANSPORT_HEADER_SIZE) : this.plainBody);
+    if (n < 0) {
       this.stats.dropped.decrypt++;
       return;
     }
@@ -259,14 +281,27 @@ export class Device implements UapiTarget, PeerHost {
       this.stats.dropped.replay++;
       return;
     }
-    peer.receivedWith(kp, src, buf.length, plain.length);
-    if (plain.length === 0) return; // keepalive
-    const len = claimedLength(plain);
+    this.plainBusy = true;
+    try {
+      peer.receivedWith(kp, src, buf.length, n);
+      if (n > 0) this.deliverPlain(peer, work, n, nested); // n = 0: a keepalive
+    } finally {
+      this.plainBusy = nested;
+    }
+  }
+
+  /** The decrypted packet of `n` bytes after the header in `work`: AllowedIPs source check, inbound hooks, the TUN. */
+  private deliverPlain(peer: Peer, work: Buffer, n: number, nested: boolean): void {
+    const len = claimedLengthAt(work, TRANSPORT_HEADER_SIZE, n);
     if (len < 0) {
       this.stats.dropped.badInnerPacket++;
       return;
     }
-    const pkt = len === plain.length ? plain : plain.subarray(0, len);
+    let pkt: Buffer;
+    if (!nested && len <= CACHED_VIEW_MAX_BYTES) {
+      const views = this.plainViews;
+      pkt = views[len] ?? (views[len] = Buffer.from(work.buffer, work.byteOffset + TRANSPORT_HEADER_SIZE, len));
+    } else pkt = work.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + len);
     const source = sourceOffset(pkt);
     if (source < 0 || this.allowedIps.lookupAt(pkt, source, addressLength(pkt)) !== peer) {
       this.stats.dropped.disallowedSource++;

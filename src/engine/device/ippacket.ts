@@ -32,11 +32,16 @@ export function addressLength(p: Buffer): 4 | 16 {
 
 /** The packet's own length from its header, or -1 if the header is bad or longer than the buffer. */
 export function claimedLength(p: Buffer): number {
-  const v = p.length > 0 ? p[0]! >> 4 : 0;
+  return claimedLengthAt(p, 0, p.length);
+}
+
+/** claimedLength of the `avail` bytes of `buf` from `off`, where a decrypted packet lies in reused memory. */
+export function claimedLengthAt(buf: Buffer, off: number, avail: number): number {
+  const v = avail > 0 ? buf[off]! >> 4 : 0;
   let len = -1;
-  if (v === 4 && p.length >= IPV4_HEADER_MIN) len = getU16be(p, 2);
-  else if (v === 6 && p.length >= IPV6_HEADER_LEN) len = IPV6_HEADER_LEN + getU16be(p, 4);
-  return len > p.length || len < (v === 4 ? IPV4_HEADER_MIN : IPV6_HEADER_LEN) ? -1 : len;
+  if (v === 4 && avail >= IPV4_HEADER_MIN) len = getU16be(buf, off + 2);
+  else if (v === 6 && avail >= IPV6_HEADER_LEN) len = IPV6_HEADER_LEN + getU16be(buf, off + 4);
+  return len > avail || len < (v === 4 ? IPV4_HEADER_MIN : IPV6_HEADER_LEN) ? -1 : len;
 }
 
 export function ipToBytes(text: string): Buffer {

@@ -113,7 +113,14 @@ export abstract class PeerSend extends PeerTimers {
 
   private keepKeyFreshSending(kp: Keypair): void {
     if (!kp.isInitiator) return;
-    if (kp.sendCounter > REKEY_AFTER_MESSAGES || this.host.clock.now() - kp.createdMs > this.host.timers.rekeyAfterTimeMs) {
+    if (kp.sendCounter > REKEY_AFTER_MESSAGES) {
+      this.sendHandshakeInitiation(false);
+      return;
+    }
+    // REKEY_AFTER_TIME on the coarse clock: the new handshake starts up to CLOCK_TICK_MS late, 15 s before it would matter
+    const c = this.host.coarseClock;
+    c.stamp();
+    if (c.ms - kp.createdMs > this.host.timers.rekeyAfterTimeMs) {
       this.sendHandshakeInitiation(false);
     }
   }

@@ -8,6 +8,7 @@
 // (configuration and the receive side). The device only ever makes the top
 // layer, so every call stays a plain method call on one object shape.
 import type { Clock } from '../clock.js';
+import { CLOCK_TICK_MS, type CoarseClock } from '../coarse-clock.js';
 import type { NetBind } from '../conn/bind.js';
 import { endpointEquals, isVirtualEndpoint, type Endpoint } from '../conn/endpoint.js';
 import { REJECT_AFTER_MESSAGES, type EngineTimers } from './constants.js';
@@ -18,6 +19,8 @@ import type { EngineStats } from './stats.js';
 /** What a peer needs from its device. */
 export interface PeerHost {
   readonly clock: Clock;
+  /** the clock per-packet checks read: at most CLOCK_TICK_MS old while packets flow (coarse-clock.ts) */
+  readonly coarseClock: CoarseClock;
   readonly timers: EngineTimers;
   /** the device's receiver indices; the peer registers itself (the device's table holds the whole Peer these layers make) */
   readonly indices: IndexTable<PeerState>;
@@ -79,12 +82,22 @@ export abstract class PeerState {
     if (!endpointEquals(this.endpoint, ep)) this.endpoint = { address: ep.address, port: ep.port };
   }
 
+  /**
+   * REJECT_AFTER_TIME, judged on the coarse clock plus its largest age: a session ends up to CLOCK_TICK_MS before
+   * REJECT_AFTER_TIME, and after it only by as much as the event loop runs the clock's tick late. Nothing is lost by that: the initiator starts a new session at REKEY_AFTER_TIME
+   * (120 s) and the responder's last-minute handshake comes 15 s before REJECT_AFTER_TIME.
+   */
   keypairExpired(kp: Keypair): boolean {
-    return this.host.clock.now() - kp.createdMs >= this.host.timers.rejectAfterTimeMs;
+    const c = this.host.coarseClock;
+    c.stamp();
+    return c.ms + CLOCK_TICK_MS - kp.createdMs >= this.host.timers.rejectAfterTimeMs;
   }
 
   protected usableForSending(kp: Keypair): boolean {
-    return kp.sendCounter < REJECT_AFTER_MESSAGES && this.host.clock.now() - kp.createdMs < this.host.timers.rejectAfterTimeMs;
+    if (kp.sendCounter >= REJECT_AFTER_MESSAGES) return false;
+    const c = this.host.coarseClock;
+    c.stamp();
+    return c.ms + CLOCK_TICK_MS - kp.createdMs < this.host.timers.rejectAfterTimeMs;
   }
 
   protected dropKeypair(kp: Keypair | null): void {

@@ -2,7 +2,11 @@
 // device/timers.go and with its event names: the send, handshake and receive
 // layers report what happened (timersDataSent, timersHandshakeComplete, …) and
 // the timers decide when to resend an initiation, send a keepalive, start a
-// new handshake or forget the keys. All run on the device's Clock.
+// new handshake or forget the keys. All run on the device's Clock; a timer
+// re-armed by a packet reads the device's coarse clock (coarse-clock.ts), so
+// it may fire up to CLOCK_TICK_MS (250 ms) early: 1/40 of the shortest of
+// these timers (KEEPALIVE_TIMEOUT, 10 s), less than REKEY_TIMEOUT's jitter
+// (333 ms), and early is the safe side for keepalives and retries.
 import { LazyTimer } from '../clock.js';
 import { PeerState } from './peer-state.js';
 
@@ -14,11 +18,11 @@ export abstract class PeerTimers extends PeerState {
   /** the initiator's one handshake when its session nears REJECT_AFTER_TIME (reset when a handshake completes) */
   protected sentLastMinuteHandshake = false;
 
-  private readonly retransmitHandshake = new LazyTimer(this.host.clock, () => this.expiredRetransmitHandshake());
-  private readonly sendKeepaliveTimer = new LazyTimer(this.host.clock, () => this.expiredSendKeepalive());
-  private readonly newHandshake = new LazyTimer(this.host.clock, () => this.expiredNewHandshake());
-  private readonly zeroKeyMaterial = new LazyTimer(this.host.clock, () => this.expiredZeroKeyMaterial());
-  private readonly persistentKeepalive = new LazyTimer(this.host.clock, () => this.expiredPersistentKeepalive());
+  private readonly retransmitHandshake = new LazyTimer(this.host.clock, () => this.expiredRetransmitHandshake(), this.host.coarseClock);
+  private readonly sendKeepaliveTimer = new LazyTimer(this.host.clock, () => this.expiredSendKeepalive(), this.host.coarseClock);
+  private readonly newHandshake = new LazyTimer(this.host.clock, () => this.expiredNewHandshake(), this.host.coarseClock);
+  private readonly zeroKeyMaterial = new LazyTimer(this.host.clock, () => this.expiredZeroKeyMaterial(), this.host.coarseClock);
+  private readonly persistentKeepalive = new LazyTimer(this.host.clock, () => this.expiredPersistentKeepalive(), this.host.coarseClock);
 
   // what the timers make the peer do, in the layers above
   abstract sendKeepalive(): void;

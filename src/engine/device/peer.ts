@@ -58,8 +58,11 @@ export class Peer extends PeerHandshake {
   private keepKeyFreshReceiving(): void {
     if (this.sentLastMinuteHandshake) return;
     const kp = this.current;
+    if (!kp?.isInitiator) return;
     const t = this.host.timers;
-    if (kp?.isInitiator && this.host.clock.now() - kp.createdMs > t.rejectAfterTimeMs - t.keepaliveTimeoutMs - t.rekeyTimeoutMs) {
+    const c = this.host.coarseClock; // up to CLOCK_TICK_MS late, of the 15 s this handshake has before REJECT_AFTER_TIME
+    c.stamp();
+    if (c.ms - kp.createdMs > t.rejectAfterTimeMs - t.keepaliveTimeoutMs - t.rekeyTimeoutMs) {
       this.sentLastMinuteHandshake = true;
       this.sendHandshakeInitiation(false);
     }
