@@ -70,7 +70,23 @@ const iovOff = nameOff + RECV_BATCH * NAME_SLOT;
 const hdrOff = iovOff + RECV_BATCH * IOV_SIZE;
 const controlOff = hdrOff + RECV_BATCH * MMSGHDR_SIZE;
 const size = controlOff + RECV_BATCH * CONTROL_SLOT;
-const mem = koffi.alloc('uint8', size);
+// mapped, not malloc'd: with UDP_GRO the block is megabytes, and malloc keeps a freed block of that size in the
+// thread's arena (its mmap threshold rises after the first free), so every thread that had run would leave it
+// resident in an idle daemon; munmap at the end returns it to the system. Anonymous pages start zeroed.
+const PROT_READ_WRITE = 0x3;
+const MAP_PRIVATE_ANONYMOUS = 0x22;
+const mmap = libc.func('void *mmap(void *, size_t, int, int, int, long)') as (
+  a: null,
+  len: number,
+  prot: number,
+  flags: number,
+  fd: number,
+  off: number,
+) => unknown;
+const munmap = libc.func('int munmap(void *, size_t)') as (a: unknown, len: number) => number;
+const mapped = mmap(null, size, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0);
+const isMapped = mapped !== null && koffi.address(mapped) !== 0xffffffffffffffffn;
+const mem = isMapped ? mapped : koffi.alloc('uint8', size);
 const view = Buffer.from(koffi.view(mem, size));
 const base = koffi.address(mem);
 const vec = base + BigInt(hdrOff); // the mmsghdr array
@@ -205,4 +221,5 @@ outer: while (!ring.stopped) {
 }
 // the sockets outlive this thread (the event loop closes them after it ends): leave them unmerged for libuv
 if (!fdFailed) setGro(false);
-koffi.free(mem);
+if (isMapped) munmap(mem, size);
+else koffi.free(mem);
