@@ -21,6 +21,7 @@ import { formatGoals, pairGoals } from './goals.js';
 import { measureHops, type HopResult } from './hops.js';
 import { keepCpusAwake } from './cpus-awake.js';
 import { measureDns, printDns } from './dns.js';
+import { requireTool, ToolMissingError } from '../src/util/tools.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -72,6 +73,16 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0 && ONLY !== 'dns') {
     console.error('npm run bench needs root (network namespaces, TUN): run it with sudo');
     process.exit(1);
+  }
+  if (ONLY !== 'dns') {
+    // the pairs and the system run these; a missing one is named with its package here, not as a spawn error later
+    try {
+      for (const tool of ['ip', 'wg', 'iperf3', 'ping', 'nft']) requireTool(tool);
+    } catch (e) {
+      if (!(e instanceof ToolMissingError)) throw e;
+      console.error(`npm run bench: ${e.message}`);
+      process.exit(1);
+    }
   }
   if (CPUS_AWAKE && ONLY !== 'rtt') {
     console.error('--cpus-awake is a diagnostic of the RTT measurement: use it with --rtt-only');
