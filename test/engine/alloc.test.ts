@@ -86,20 +86,8 @@ test('every packet of the allocation measurement arrives; bytes per packet logge
   };
   await rounds(200); // the data path is compiled and its caches are built
   // the least of three windows: a keepalive or a timer elsewhere in the process only ever adds
-  const perPacket: number[] = [];
   const n = 40;
-  for (let w = 0; w < 3; w++) {
-    await post(session, 'HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-    await rounds(n);
-    const { profile } = await post<{ profile: { head: ProfileNode } }>(session, 'HeapProfiler.stopSampling');
-    let total = 0;
-    const walk = (node: ProfileNode): void => {
-      total += node.selfSize;
-      node.children.forEach(walk);
-    };
-    walk(profile.head);
-    perPacket.push(total / (n * BATCH * 2));
-  }
+  const perPacket = await bytesPerPacket(session, n * BATCH * 2, () => rounds(n));
   const least = Math.min(...perPacket);
   t.diagnostic(`bytes allocated per packet: ${perPacket.map((x) => x.toFixed(0)).join(', ')} (${n * BATCH * 2} packets each)`);
   assert.ok(least > 0, 'the profiler saw the allocations');
@@ -226,11 +214,11 @@ class SinkBind implements NetBind {
 }
 
 /** Bytes the sampling profiler saw allocated while `run` ran, per `packets`: the least of three windows. */
-async function bytesPerPacket(session: Session, packets: number, run: (w: number) => void): Promise<number[]> {
+async function bytesPerPacket(session: Session, packets: number, run: (w: number) => void | Promise<void>): Promise<number[]> {
   const out: number[] = [];
   for (let w = 0; w < 3; w++) {
     await post(session, 'HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-    run(w);
+    await run(w);
     const { profile } = await post<{ profile: { head: ProfileNode } }>(session, 'HeapProfiler.stopSampling');
     let total = 0;
     const walk = (node: ProfileNode): void => {

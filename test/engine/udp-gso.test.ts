@@ -144,14 +144,22 @@ function refuseGso(s: dgram.Socket): void {
   assert.equal(setsockopt(udpHandle(s)?.fd ?? -1, 1 /* SOL_SOCKET */, 11 /* SO_NO_CHECK */, one, 4), 0);
 }
 
-test('a kernel that refuses the first GSO message: every datagram still arrives in order, and GSO is off for good', async (t) => {
+/** A loopback receiver, a batch and a bound sending socket, closed after the test; null where sendmmsg is missing. */
+async function sendingSetup(t: TestContext): Promise<{ r: Awaited<ReturnType<typeof receiver>>; batch: MmsgBatch; s: dgram.Socket } | null> {
   const r = await receiver('udp4', '127.0.0.1');
   t.after(() => r.s.close());
   const batch = MmsgBatch.create(4);
-  if (!batch) return skipTest(t, 'the GSO test', 'no sendmmsg on this platform');
+  if (!batch) return null;
   const s = dgram.createSocket('udp4');
   await new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()));
   t.after(() => s.close());
+  return { r, batch, s };
+}
+
+test('a kernel that refuses the first GSO message: every datagram still arrives in order, and GSO is off for good', async (t) => {
+  const setup = await sendingSetup(t);
+  if (!setup) return skipTest(t, 'the GSO test', 'no sendmmsg on this platform');
+  const { r, batch, s } = setup;
   refuseGso(s);
   const fd = udpHandle(s)?.fd ?? -1;
   const sent = Array.from({ length: 40 }, (_, i) => randomBytes(i < 30 ? FULL : 300));
@@ -174,13 +182,9 @@ test('a kernel that refuses the first GSO message: every datagram still arrives 
 });
 
 test('a refusal after GSO worked marks that destination only; its run is sent again and nothing is lost', async (t) => {
-  const r = await receiver('udp4', '127.0.0.1');
-  t.after(() => r.s.close());
-  const batch = MmsgBatch.create(4);
-  if (!batch) return skipTest(t, 'the GSO test', 'no sendmmsg on this platform');
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()));
-  t.after(() => s.close());
+  const setup = await sendingSetup(t);
+  if (!setup) return skipTest(t, 'the GSO test', 'no sendmmsg on this platform');
+  const { r, batch, s } = setup;
   const fd = udpHandle(s)?.fd ?? -1;
   const sent = Array.from({ length: 20 }, () => randomBytes(FULL));
   for (const d of sent) assert.ok(batch.add(d, r.ep));
