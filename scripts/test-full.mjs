@@ -79,7 +79,9 @@ const env = { ...process.env };
 if (!env.MESHCTL_TEST_RESOLVED_ROOT) {
   for (const p of list.unpacked ?? []) {
     const dir = dryRun ? join(tmpdir(), 'meshctl-test-resolved.XXXXXX') : mkdtempSync(join(tmpdir(), 'meshctl-test-resolved.'));
-    if (run(['apt-get', 'download', '-qq', p.name], { cwd: dir }).status !== 0) die(`apt-get download ${p.name} failed; see above`);
+    const download = () => run(['apt-get', 'download', '-qq', p.name], { cwd: dir }).status;
+    // with every package installed, the index may never have been fetched: fetch it and try once more
+    if (download() !== 0 && (run(['apt-get', 'update', '-qq'], aptEnv).status !== 0 || download() !== 0)) die(`apt-get download ${p.name} failed; see above`);
     const deb = dryRun ? `${p.name}_VERSION.deb` : readdirSync(dir).find((f) => f.startsWith(`${p.name}_`) && f.endsWith('.deb'));
     if (!deb) die(`apt-get download ${p.name} left no .deb in ${dir}`);
     if (run(['dpkg-deb', '-x', join(dir, deb), join(dir, 'root')]).status !== 0) die(`dpkg-deb -x ${deb} failed; see above`);

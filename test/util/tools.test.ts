@@ -4,7 +4,7 @@
 // one is a one-line error naming its package, from every caller that runs one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/cli/version.js';
@@ -179,15 +179,25 @@ test('the tests skip naming the Debian packages of the programs they lack, and t
   );
 });
 
-test('.ci/run installs from the list through `npm run test:full`, and hard-codes no package', () => {
+test(".ci/run installs the list's packages, reading deps/debian.json, then runs `npm run test:full`; it hard-codes no package", () => {
   const ci = readFileSync(join(root, '.ci', 'run'), 'utf8');
   const code = ci
     .split('\n')
     .filter((l) => !l.trim().startsWith('#'))
     .join('\n');
-  assert.match(code, /^npm run test:full$/m);
-  assert.doesNotMatch(code, /apt-get/);
+  assert.match(code, /readFileSync\("deps\/debian\.json"/);
+  assert.match(code, /^apt-get update -qq$/m);
+  assert.match(code, /^apt-get install -y -qq --no-install-recommends "\$\{debian_packages\[@\]\}"/m);
+  assert.match(code, /\nnpm ci [^\n]*\nnpm run test:full\n$/, 'the node dependencies, then the README command, last');
   for (const p of [...debianDeps().packages, ...debianDeps().unpacked]) assert.doesNotMatch(code, new RegExp(`\\b${p.name}\\b`), `.ci/run names ${p.name}`);
+  // the names it reads are exactly the list's
+  const names = execFileSync('node', ['-e', code.match(/node -e '([^']*)'/)![1]!], { cwd: root, encoding: 'utf8' })
+    .trim()
+    .split('\n');
+  assert.deepEqual(
+    names,
+    debianDeps().packages.map((p) => p.name),
+  );
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string>; files: string[] };
   assert.equal(pkg.scripts['test:full'], 'node scripts/test-full.mjs');
   assert.ok(pkg.files.includes('deps'), 'the list ships with the package: lab up reads it');
