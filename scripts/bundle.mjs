@@ -5,7 +5,7 @@
 // dist/src/cli/, so paths built from import.meta.url resolve the same from
 // both; bin/meshctl runs a bundle only while it is newer than its module.
 // npm packages stay external: they load from node_modules as before.
-import { readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 
@@ -29,3 +29,23 @@ await build({
   entryNames: '[name].bundle',
   chunkNames: 'chunk-[hash]',
 });
+
+// The admin page (web/admin, Preact) for browsers: one minified ES module and
+// its style sheet, served by the control server from dist/src/control/web/assets
+// (src/control/web/static.ts); nothing is loaded from elsewhere.
+const web = join(import.meta.dirname, '..', 'web', 'admin');
+const assets = join(import.meta.dirname, '..', 'dist', 'src', 'control', 'web', 'assets');
+await build({
+  entryPoints: { admin: join(web, 'main.tsx') },
+  bundle: true,
+  platform: 'browser',
+  format: 'esm',
+  target: 'es2022',
+  minify: true,
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  tsconfig: join(web, 'tsconfig.json'),
+  logLevel: 'warning',
+  outdir: assets,
+});
+copyFileSync(join(web, 'admin.css'), join(assets, 'admin.css'));

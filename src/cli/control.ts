@@ -10,6 +10,7 @@ import { controlStateDirFromEnv } from '../util/knobs.js';
 import { terminalSafe } from '../util/text.js';
 import { registerPolicy } from './control-policy.js';
 import { asciiLower, DEFAULT_DNS_SUFFIX, dnsSuffixProblem } from '../netmap/dns-names.js';
+import { adminListenArg, registerAdminTokens } from './control-admin.js';
 import { ownerCell, registerAuthKeyAdmin, registerNodeApprove, registerUsers, type IdentityCliDeps } from './control-identity.js';
 
 export const DEFAULT_CONTROL_STATE_DIR = '/var/lib/meshctl-control';
@@ -81,6 +82,7 @@ export function registerControl(program: Command): void {
     )
     .option('--fresh', 'start a new, empty network although control.key shows one ran here (its database is missing, empty or damaged)')
     .option('--require-approval', 'new nodes wait, in no map, until `meshctl control nodes approve NODE`')
+    .addOption(new Option('--admin-listen <ip:port>', 'also serve the admin page and API (/admin/) on this address alone').argParser(adminListenArg))
     .action(
       async (
         o: {
@@ -95,6 +97,7 @@ export function registerControl(program: Command): void {
           fresh?: boolean;
           dnsSuffix?: string;
           requireApproval?: boolean;
+          adminListen?: { address: string; port: number };
         },
         cmd: Command,
       ) => {
@@ -125,6 +128,7 @@ export function registerControl(program: Command): void {
           fresh: o.fresh === true,
           dnsSuffix: o.dnsSuffix,
           requireApproval: o.requireApproval === true,
+          adminListen: o.adminListen,
           logger: (m) => process.stderr.write(`${isoTime()} meshctl control: ${m}\n`),
         });
         try {
@@ -155,6 +159,8 @@ export function registerControl(program: Command): void {
         throw new CliError('FAILURE', `no certificate in ${o.stateDir}: start \`meshctl control serve --state-dir ${o.stateDir}\` once to create it`);
       process.stdout.write(readFileSync(f, 'utf8'));
     });
+
+  registerAdminTokens(control, stateDirOption, mapControlError);
 
   const authkey = control.command('authkey').description('auth keys that let nodes join');
   authkey

@@ -26,7 +26,7 @@ import { ensureStateDir, stateFiles } from './state-dir.js';
 
 const ADMIN_TIMEOUT_MS = 10_000;
 
-function viaSocket<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T | 'no-server'> {
+export function viaSocket<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T | 'no-server'> {
   return new Promise((resolve, reject) => {
     // agent: false: a kept-alive socket to a server that has since restarted would fail with EPIPE
     const req = request({ socketPath, method, path, agent: false, timeout: ADMIN_TIMEOUT_MS, headers: { 'content-type': 'application/json' } }, (res) => {

@@ -15,6 +15,7 @@ import { addDevice, listDevices, removeDevice } from './devices.js';
 import { checkPolicy, getPolicy, setPolicy } from './policy.js';
 import { autoApprove } from './auto-approve.js';
 import { MAX_POLICY_BYTES } from '../policy/types.js';
+import { adminTokenRoute } from './web/tokens.js';
 
 /** A policy set over the socket: the file as a JSON string (newlines and quotes escaped may double it), plus the object around it. */
 const MAX_POLICY_BODY_BYTES = 2 * MAX_POLICY_BYTES + 1024;
@@ -107,6 +108,8 @@ export class AdminServer {
             this.changed();
             return sendJson(res, 200, out);
           }
+          const token = await adminTokenRoute(this.registry.store, route, body);
+          if (token !== undefined) return sendJson(res, 200, token);
           throw new ControlError('BAD_REQUEST', `no ${route} here`);
         } catch (err) {
           sendError(res, err);
@@ -123,7 +126,7 @@ export class AdminServer {
 }
 
 /** The body of POST /admin/authkeys: two optional booleans, an optional positive lifetime in ms, an optional user or tags. */
-function parseAuthKeyOptions(raw: unknown): AuthKeyRequest {
+export function parseAuthKeyOptions(raw: unknown): AuthKeyRequest {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ControlError('BAD_REQUEST', 'auth key options must be a JSON object');
   const o = raw as Record<string, unknown>;
   for (const k of ['reusable', 'ephemeral'] as const) {

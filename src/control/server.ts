@@ -38,6 +38,8 @@ import type { ControlStore, NodeRecord } from './store.js';
 import { parseAdvertiseBody, parseEndpointsBody, parseLogoutBody, parseMapBody, parseRegisterBody, parseVerifyQuery } from './validate.js';
 import { armStreamLiveness, STREAM_USER_TIMEOUT_MS } from './liveness.js';
 import { meshPrefixes, recordProtectedTargets } from './routes.js';
+import { AdminWeb, type AdminWebLimits } from './web/api.js';
+import { listenAdminWeb } from './web/listen.js';
 
 export interface ControlServerOptions {
   host: string;
@@ -62,6 +64,10 @@ export interface ControlServerOptions {
   /** the clock sealed requests' timestamps are checked against */
   now?: () => number;
   limits?: Partial<ControlLimits>;
+  /** also serve the admin web (page and /admin/api/) on this IP:port, over HTTPS with the same certificate (`--admin-listen`) */
+  adminListen?: { address: string; port: number };
+  /** the admin web's bounds (sessions, logins, event streams); tests inject small ones */
+  adminWeb?: Partial<AdminWebLimits>;
   logger?: (msg: string) => void;
 }
 
@@ -174,6 +180,10 @@ export interface MapStreamStats {
 export class ControlServer {
   private server: Server | null = null;
   private admin: AdminServer | null = null;
+  private web: AdminWeb | null = null;
+  private webServer: Server | null = null;
+  /** the port --admin-listen bound (0: none) */
+  adminWebPort = 0;
   private store: ControlStore | null = null;
   private registry: Registry | null = null;
   private opener: SealedOpener | null = null;
@@ -310,6 +320,20 @@ export class ControlServer {
       adminLimits,
     );
     await this.admin.start();
+    this.web = new AdminWeb({
+      registry: this.registry,
+      changed: () => this.changed(),
+      online: (id) => this.online(id),
+      endStreams,
+      relays: () => this.relayMap,
+      log: this.log,
+      limits: this.opts.adminWeb,
+    });
+    if (this.opts.adminListen) {
+      this.webServer = await listenAdminWeb(this.opts.adminListen, { cert, key }, this.web, { ...adminLimits, maxPerSource: null });
+      this.adminWebPort = (this.webServer.address() as { port: number }).port;
+      this.log(`admin page on https://${hostPort(this.opts.adminListen.address, this.adminWebPort)}/admin/`);
+    }
     this.keepaliveTimer = setInterval(() => this.writeAll({ type: 'keepalive' }), this.limits.mapKeepaliveMs);
     this.expiryTimer = setInterval(() => this.checkExpiry(), EXPIRY_CHECK_MS);
     for (const n of store.listNodes()) {
@@ -349,6 +373,13 @@ export class ControlServer {
     this.streams.clear();
     await this.admin?.stop();
     this.admin = null;
+    this.web?.stop();
+    this.web = null;
+    if (this.webServer) {
+      this.webServer.closeAllConnections();
+      await new Promise<void>((r) => this.webServer!.close(() => r()));
+      this.webServer = null;
+    }
     if (this.server) {
       this.server.closeAllConnections();
       await new Promise<void>((r) => this.server!.close(() => r()));
@@ -402,6 +433,7 @@ export class ControlServer {
       const url = req.url ?? '';
       const q = url.indexOf('?');
       const path = q < 0 ? url : url.slice(0, q);
+      if (this.web && AdminWeb.owns(path)) return await this.web.handle(req, res);
       if (req.method === 'GET') {
         const length = req.headers['content-length'];
         if ((length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined) {
@@ -639,6 +671,7 @@ export class ControlServer {
 
   /** Something in the network changed: push fresh maps, soon, to the streams whose map it changed. */
   private changed(): void {
+    this.web?.notify();
     if (this.broadcastTimer) return;
     this.broadcastTimer = setTimeout(() => {
       this.broadcastTimer = null;
@@ -714,6 +747,8 @@ const POST_ROUTES = new Map<string, 'register' | 'map' | 'endpoints' | 'advertis
   [PATHS.advertise, 'advertise'],
   [PATHS.logout, 'logout'],
 ]);
+
+const hostPort = (a: string, port: number): string => (a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
 
 /** Request text echoed in errors and logs: short and printable. */
 function clip(s: string): string {
