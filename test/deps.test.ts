@@ -115,3 +115,23 @@ test('every folder under src/ is a layer the import rules know', () => {
     [],
   );
 });
+
+// The admin page (web/admin) runs in a browser: it talks to control over its
+// HTTP API only, so no server code may be bundled into it. It may take types
+// from src/ (erased at build), nothing else; and nothing in src/ imports it.
+test('the admin page imports no code from src/, and src/ does not import the page', () => {
+  const bad: string[] = [];
+  for (const f of files(join(root, 'web'))) {
+    const src = readFileSync(f, 'utf8');
+    const typeOnly = new Set([...src.matchAll(/^import\s+type\s+[^;]*?from\s+'(\.[^']+)'/gm)].map((m) => m[1]!));
+    for (const spec of relativeImports(src)) {
+      if (!relative(root, join(f, '..', spec)).startsWith('web/') && !typeOnly.has(spec)) bad.push(`${relative(root, f)} imports ${spec}`);
+    }
+  }
+  for (const f of files(join(root, 'src'))) {
+    for (const spec of relativeImports(readFileSync(f, 'utf8'))) {
+      if (relative(root, join(f, '..', spec)).startsWith('web/')) bad.push(`${relative(root, f)} imports ${spec}`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});

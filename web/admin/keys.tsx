@@ -56,11 +56,11 @@ export function KeysPage({ tick, onAuthError }: PageProps) {
           <h2 id="created-key">Key {created.id}: shown only now</h2>
           <p>Copy it now: the server keeps only its hash.</p>
           <label for="created-key-text">Auth key</label>
-          <input id="created-key-text" readOnly value={created.key} onFocus={(e) => e.currentTarget.select()} />
+          <textarea id="created-key-text" readOnly rows={2} value={created.key} onFocus={(e) => e.currentTarget.select()} />
           {created.join && (
             <>
               <label for="created-join">Join string</label>
-              <input id="created-join" readOnly value={created.join} onFocus={(e) => e.currentTarget.select()} />
+              <textarea id="created-join" readOnly rows={3} value={created.join} onFocus={(e) => e.currentTarget.select()} />
             </>
           )}
           <img class="qr" src={`data:image/svg+xml;base64,${btoa(created.qrSvg)}`} alt={`QR code of auth key ${created.id}`} width={200} height={200} />

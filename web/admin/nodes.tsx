@@ -44,21 +44,25 @@ export function NodesPage({ tick, onAuthError }: PageProps) {
           {rows.map((n) => (
             <tr key={n.id} data-node={n.name}>
               <td data-label="Name">
-                <span class={n.online ? 'dot on' : 'dot'} aria-hidden="true" />
-                <strong>{n.name}</strong> <span class="state">{n.online ? 'online' : 'offline'}</span>
-                {n.pending && <span class="badge">pending</span>}
-                {n.expired && <span class="badge">expired</span>}
+                <div>
+                  <span class={n.online ? 'dot on' : 'dot'} aria-hidden="true" />
+                  <strong>{n.name}</strong> <span class="state">{n.online ? 'online' : 'offline'}</span>
+                  {n.pending && <span class="badge">pending</span>}
+                  {n.expired && <span class="badge">expired</span>}
+                </div>
               </td>
               <td data-label="Owner / tags">{owner(n)}</td>
               <td data-label="Addresses">
-                {n.addresses.map((a) => (
-                  <div key={a}>
-                    <code>{a}</code>
-                  </div>
-                ))}
+                <div>
+                  {n.addresses.map((a) => (
+                    <div key={a}>
+                      <code>{a}</code>
+                    </div>
+                  ))}
+                </div>
               </td>
               <td data-label="OS, version">
-                {n.os} {n.version}
+                <span>{`${n.os} ${n.version}`}</span>
               </td>
               <td data-label="Last seen">{n.online ? 'now' : when(n.lastSeen)}</td>
               <td data-label="Home relay">{n.homeRelay ?? '—'}</td>

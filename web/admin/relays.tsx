@@ -25,8 +25,10 @@ export function RelaysPage({ tick, onAuthError }: PageProps) {
               </td>
               <td data-label="STUN port">{r.stunPort}</td>
               <td data-label="Health">
-                <span class={r.reachable ? 'dot on' : 'dot'} aria-hidden="true" />
-                {r.reachable ? 'answered control' : 'not reached yet'}
+                <div>
+                  <span class={r.reachable ? 'dot on' : 'dot'} aria-hidden="true" />
+                  {r.reachable ? 'answered control' : 'not reached yet'}
+                </div>
               </td>
             </tr>
           ))}

@@ -28,8 +28,10 @@ export function RoutesPage({ tick, onAuthError }: PageProps) {
           {(data ?? []).map((r) => (
             <tr key={`${r.nodeId} ${r.prefix}`}>
               <td data-label="Node">
-                <span class={r.online ? 'dot on' : 'dot'} aria-hidden="true" />
-                {r.node} <span class="state">{r.online ? 'online' : 'offline'}</span>
+                <div>
+                  <span class={r.online ? 'dot on' : 'dot'} aria-hidden="true" />
+                  {r.node} <span class="state">{r.online ? 'online' : 'offline'}</span>
+                </div>
               </td>
               <td data-label="Kind">{r.kind === 'exit' ? 'exit node' : 'subnet route'}</td>
               <td data-label="Prefix">
