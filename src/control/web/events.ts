@@ -10,6 +10,8 @@ export const MAX_EVENT_STREAMS = 32;
 export const EVENT_DEBOUNCE_MS = 250;
 /** A comment line this often keeps proxies and NAT mappings from closing a quiet stream, and ends a stream whose session ended. */
 export const EVENT_KEEPALIVE_MS = 25_000;
+/** An event is ~25 bytes: a stream with this much unsent has stopped reading (a hung tab) and is cut rather than buffered. */
+export const EVENT_STREAM_MAX_UNSENT_BYTES = 64 * 1024;
 
 interface Stream {
   res: ServerResponse;
@@ -68,8 +70,7 @@ export class EventHub {
         s.res.end();
         continue;
       }
-      // a stream that does not take its events is cut: one event line is all it would need
-      if (s.res.writableLength > 64 * 1024) {
+      if (s.res.writableLength > EVENT_STREAM_MAX_UNSENT_BYTES) {
         this.streams.delete(s);
         s.res.destroy();
         continue;
