@@ -17,6 +17,8 @@ import { registerRelay } from './relay.js';
 import { registerNetcheck } from './netcheck.js';
 import { registerLab } from './lab.js';
 import { registerDns } from './dns.js';
+import { registerCompletion } from './completion.js';
+import { registerLabExec } from './lab-exec.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -46,7 +48,9 @@ export function buildProgram(): Command {
   registerNetcheck(program);
   registerDns(program);
   registerLab(program);
+  registerLabExec(program);
   registerDebug(program);
+  registerCompletion(program, meshctlVersion);
   return program;
 }
 
