@@ -19,6 +19,7 @@ import { registerLab } from './lab.js';
 import { registerDns } from './dns.js';
 import { registerCompletion } from './completion.js';
 import { registerLabExec } from './lab-exec.js';
+import { registerBugreport } from './bugreport.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   registerLab(program);
   registerLabExec(program);
   registerDebug(program);
+  registerBugreport(program);
   registerCompletion(program, meshctlVersion);
   return program;
 }
