@@ -92,6 +92,40 @@ test('zsh: with compinit, sourcing the script registers _meshctl for meshctl', (
   assert.equal(r.stdout, '_meshctl\n');
 });
 
+test('zsh: sourced, _meshctl offers the right words (compadd and _describe stubbed to print; zsh itself filters by prefix)', (t) => {
+  if (!optionalShell(t, 'zsh')) return;
+  const lines = [
+    ['meshctl', 'st'],
+    ['meshctl', 'completion', ''],
+    ['meshctl', '--socket', '/x.sock', 'dns', ''],
+    ['meshctl', 'up', '--accept-dns', ''],
+    ['meshctl', 'up', '--state-dir', ''],
+    ['meshctl', 'lab', 'exec', 'n1', '--', ''],
+    ['meshctl', 'lab', 'up', '--'],
+  ];
+  const stubs = [
+    'compdef() { :; }',
+    'source "$1"',
+    '_describe() { local n=${@[-1]}; print -r -- "${(@)${(@P)n}%%:*}"; }',
+    'compadd() { if [[ $1 == -a ]]; then print -r -- "${(@P)2}"; else shift $(( ${@[(i)--]} )); print -r -- "$@"; fi; }',
+    '_files() { print -r -- "FILES $*"; }',
+    '_command_names() { print -r -- COMMANDS; }',
+    't() { words=("$@"); CURRENT=$#; _meshctl; print -- ---; }',
+    ...lines.map((l) => `t ${l.map((w) => `'${w}'`).join(' ')}`),
+  ].join('\n');
+  const r = inShell('zsh', script('zsh'), (f) => ['-f', '-c', stubs, 'zsh', f]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  const got = r.stdout.split('---\n').map((b) => b.trim());
+  assert.ok(got[0]!.split(' ').includes('status') && got[0]!.split(' ').includes('bugreport'), got[0]);
+  assert.equal(got[1], 'bash zsh fish');
+  assert.equal(got[2], 'status query');
+  assert.equal(got[3], 'true false');
+  assert.equal(got[4], 'FILES -/');
+  assert.equal(got[5], 'COMMANDS');
+  assert.ok(got[6]!.split(' ').includes('--nodes'), got[6]);
+});
+
 test('fish: sourced, complete -C completes commands, options and values', (t) => {
   if (!optionalShell(t, 'fish')) return;
   const lines = ['meshctl st', 'meshctl up --acc', 'meshctl completion ', 'meshctl --socket /x.sock st', 'meshctl up --accept-dns ', 'meshctl dns '];
