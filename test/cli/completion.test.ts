@@ -103,10 +103,13 @@ test('zsh: sourced, _meshctl offers the right words (compadd and _describe stubb
     ['meshctl', 'lab', 'exec', 'n1', '--', ''],
     ['meshctl', 'lab', 'up', '--'],
   ];
+  // zsh parameter expansions, not templates
   const stubs = [
     'compdef() { :; }',
     'source "$1"',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: zsh code
     '_describe() { local n=${@[-1]}; print -r -- "${(@)${(@P)n}%%:*}"; }',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: zsh code
     'compadd() { if [[ $1 == -a ]]; then print -r -- "${(@P)2}"; else shift $(( ${@[(i)--]} )); print -r -- "$@"; fi; }',
     '_files() { print -r -- "FILES $*"; }',
     '_command_names() { print -r -- COMMANDS; }',
