@@ -353,10 +353,12 @@ export function registerCompletion(program: Command, version: () => string): voi
     .action(async (what: string, name: string | undefined) => {
       if (what !== 'lab-nodes') throw new CliError('USAGE', `__complete: nothing to complete for "${what}"`);
       const { loadLab } = await import('../lab/lab.js');
-      // an unreadable or missing lab (not root, not up) completes to nothing
+      const { LAB_NAME_RE } = await import('../lab/exec.js');
+      const lab = name ?? DEFAULT_LAB_NAME;
+      // an unreadable or missing lab (not root, not up), or a word that is no lab name, completes to nothing
       let nodes: string[] = [];
       try {
-        nodes = (loadLab(name ?? DEFAULT_LAB_NAME)?.nodes ?? []).map((n) => n.name);
+        if (LAB_NAME_RE.test(lab)) nodes = (loadLab(lab)?.nodes ?? []).map((n) => n.name);
       } catch {
         nodes = [];
       }

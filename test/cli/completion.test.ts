@@ -194,7 +194,9 @@ test('every command and option in the tree appears in every script, and new ones
       for (const o of c.options)
         for (const n of o.names) assert.ok(src.includes(n.replace(/^--?/, '')), `${shell}: option ${n} of "${c.path.join(' ')}" missing`);
     }
-    assert.ok(!src.includes('__complete '.repeat(2)) && !/\b__complete\b[^\n]*\) _m_subs/.test(src), `${shell}: the hidden helper is not offered`);
+    assert.ok(!src.includes("'meshctl __complete"), `${shell}: the hidden helper is not offered`);
+    // not among any command's subcommands: bash/zsh tables, zsh descriptions, fish -a words
+    assert.ok(!/_m_subs='[^']*__complete|'__complete:|-a __complete/.test(src), `${shell}: the hidden helper is not offered`);
   }
   const bash = completionScript('bash', program, '0.0.0-test');
   assert.match(bash, /'meshctl frobnicate\|--widget-file'\) _m_hint='file'/);

@@ -107,6 +107,10 @@ test('lab exec and lab shell in a real namespace: argv, environment and exit sta
     assert.equal(bad.status, 4);
     assert.equal(bad.stderr, `lab ${name} has no node "node7": its nodes are node1-public, node2-easy\n`);
 
+    // the completion helper lists the lab's nodes (what `lab exec <TAB>` offers)
+    const nodes = spawnSync(process.execPath, [bin, '__complete', 'lab-nodes', name], { encoding: 'utf8' });
+    assert.equal(nodes.stdout, 'node1-public\nnode2-easy\n');
+
     const sh = spawnSync(process.execPath, [bin, 'lab', 'shell', '--name', name, 'node1-public'], {
       encoding: 'utf8',
       input: 'echo "in $(ip netns identify)"; exit 3\n',
