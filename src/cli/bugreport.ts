@@ -160,6 +160,9 @@ export async function writeBugreport(o: BugreportOptions): Promise<BugreportResu
     const st = JSON.parse(readBounded(join(o.stateDir, 'state.json'), MAX_STATE_FILE_BYTES).text) as Record<string, unknown>;
     for (const k of ['nodePrivateKey', 'discoPrivateKey']) if (typeof st[k] === 'string') secrets.push(st[k] as string);
     const { nodePrivateKey: _n, discoPrivateKey: _d, ...rest } = st;
+    // this node's own public keys as control assigned them stay readable, as in status
+    const node = rest.node as Record<string, unknown> | null | undefined;
+    for (const k of ['nodeKey', 'discoKey']) if (typeof node?.[k] === 'string') keep.push(node[k] as string);
     const prefs = rest.prefs as Record<string, unknown> | undefined;
     // the pinned control certificate is public and long: its size says enough
     if (prefs && typeof prefs.controlCaPem === 'string') prefs.controlCaPem = `[${prefs.controlCaPem.length}-character PEM certificate]`;
@@ -262,7 +265,8 @@ export async function writeBugreport(o: BugreportOptions): Promise<BugreportResu
     `state dir: ${o.stateDir}`,
     '',
     'Secrets are replaced by [redacted]: private keys, auth keys, join strings, tokens, and anything shaped like a key',
-    '(32 bytes in base64, long hex or base64 runs). The node keys status lists are public and are kept in full.',
+    '(32 bytes in base64, long hex or base64 runs). Public keys are kept in full: the node keys status lists, and this',
+    "node's node and disco keys as control assigned them.",
     '',
     missing.length ? 'Not included:' : 'Everything was gathered.',
     ...missing.map((m) => `  - ${m}`),

@@ -110,6 +110,14 @@ test('lab exec and lab shell in a real namespace: argv, environment and exit sta
     // the completion helper lists the lab's nodes (what `lab exec <TAB>` offers)
     const nodes = spawnSync(process.execPath, [bin, '__complete', 'lab-nodes', name], { encoding: 'utf8' });
     assert.equal(nodes.stdout, 'node1-public\nnode2-easy\n');
+    // and bash, completing `meshctl lab exec --name NAME node<TAB>`, asks it with the lab name typed
+    const script = spawnSync(process.execPath, [bin, 'completion', 'bash'], { encoding: 'utf8' }).stdout;
+    writeFileSync(join(dir, 'c.bash'), script);
+    const words = [bin, 'lab', 'exec', '--name', name, 'node'].map((w) => `'${w}'`).join(' ');
+    const b = spawnSync('bash', ['--norc', '-c', `source ${dir}/c.bash; COMP_WORDS=(${words}); COMP_CWORD=5; _meshctl; echo "\${COMPREPLY[*]}"`], {
+      encoding: 'utf8',
+    });
+    assert.equal(b.stdout, 'node1-public node2-easy\n', b.stderr);
 
     const sh = spawnSync(process.execPath, [bin, 'lab', 'shell', '--name', name, 'node1-public'], {
       encoding: 'utf8',
