@@ -17,8 +17,9 @@ const DEFAULT_LAB_NAME = 'mlab';
 /** A description in a zsh or fish completion menu: one line, cut to fit a terminal. */
 const MAX_DESCRIPTION_CHARS = 100;
 
-/** Single-quoted for sh, zsh and fish alike (fish also takes '\'' inside single quotes... as a backslash-quote: see fishQuote). */
+/** Single-quoted for bash and zsh: a quote inside becomes '\'' (close, escaped quote, reopen). */
 const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+/** Single-quoted for fish, which escapes \\ and ' inside single quotes with a backslash. */
 const fishQuote = (s: string): string => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 const oneLine = (s: string): string => {
   const l = s.replace(/\s+/g, ' ').trim();
