@@ -17,6 +17,9 @@ import { registerRelay } from './relay.js';
 import { registerNetcheck } from './netcheck.js';
 import { registerLab } from './lab.js';
 import { registerDns } from './dns.js';
+import { registerCompletion } from './completion.js';
+import { registerLabExec } from './lab-exec.js';
+import { registerBugreport } from './bugreport.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -46,7 +49,10 @@ export function buildProgram(): Command {
   registerNetcheck(program);
   registerDns(program);
   registerLab(program);
+  registerLabExec(program);
   registerDebug(program);
+  registerBugreport(program);
+  registerCompletion(program, meshctlVersion);
   return program;
 }
 
