@@ -17,6 +17,7 @@ import { registerRelay } from './relay.js';
 import { registerNetcheck } from './netcheck.js';
 import { registerLab } from './lab.js';
 import { registerDns } from './dns.js';
+import { registerService } from './service.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerNetcheck(program);
   registerDns(program);
   registerLab(program);
+  registerService(program);
   registerDebug(program);
   return program;
 }
