@@ -118,8 +118,8 @@ export function renderUnit(u: UnitSpec): string {
     );
   } else {
     c('no capabilities: every port it listens on is 1024 or above', 'CapabilityBoundingSet=', 'AmbientCapabilities=');
-    c('and no devices but the pseudo ones (/dev/null, /dev/urandom…)', 'PrivateDevices=yes');
   }
+  if (u.role !== 'node') c('no devices but the pseudo ones (/dev/null, /dev/urandom…)', 'PrivateDevices=yes');
   L.push('', '[Install]', 'WantedBy=multi-user.target', '');
   return L.join('\n');
 }
