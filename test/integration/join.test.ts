@@ -18,6 +18,12 @@ import { createSelfSigned } from '../../src/crypto/selfsigned.js';
 
 const skip = rootSkipReason();
 
+/**
+ * Characters of a join string that encode its auth key: after `mesh1:` the first 43 characters are the
+ * public-key hash, which is no secret and is shown (as base64) in errors and state.
+ */
+const secretPart = (s: string): string => s.slice(6 + 46, 6 + 46 + 60);
+
 /** Every process whose command line or environment holds `secret` (this test's own process excepted). */
 function processesHolding(secret: string): string[] {
   const found: string[] = [];
@@ -64,6 +70,30 @@ test('up --join: one string, the server trusted by its key pin; a wrong pin refu
     assert.match(made.stderr, new RegExp(`control server key: ${info.pin.replace(/[+/]/g, '\\$&')}`));
     assert.doesNotMatch(made.stdout, /█|▀|▄/, 'no QR code off a terminal');
 
+    await t.test('on a terminal, a QR code of the string comes first and the string is still the last line', async () => {
+      const { sh } = await import('../helpers/netns.js');
+      const { packageRoot } = await import('../../src/cli/version.js');
+      const cmd = [
+        process.execPath,
+        join(packageRoot(), 'bin', 'meshctl'),
+        'control',
+        'authkey',
+        'create',
+        '--join',
+        '--control-url',
+        m.url,
+        '--state-dir',
+        m.controlDir,
+      ];
+      // script(1) (util-linux, in every Debian) runs it on a pseudo-terminal; the words are plain paths and flags
+      const r = await sh('script', ['-qec', cmd.join(' '), '/dev/null'], 30_000);
+      assert.equal(r.code, 0, r.stdout);
+      assert.match(r.stdout, /[█▀▄]/, 'a QR code');
+      const last = r.stdout.trim().split(/\r?\n/).pop()!;
+      assert.match(last, /^mesh1:[A-Za-z0-9_-]+$/);
+      assert.deepEqual(parseJoin(last).urls, [m.url]);
+    });
+
     await t.test('--join-file: the dead URL is skipped, the control server is trusted by its pin alone', async () => {
       const f = join(m.dir, 'join.txt');
       writeFileSync(f, `${joinString}\n`, { mode: 0o600 });
@@ -81,7 +111,7 @@ test('up --join: one string, the server trusted by its key pin; a wrong pin refu
       const line = r.stderr.trim().split('\n').pop()!;
       assert.ok(line.includes(`expected ${wrongPin}, got ${info.pin}`), line);
       assert.match(line, /get a new join string from `meshctl control authkey create --join`/);
-      assert.ok(!line.includes(info.authKey) && !line.includes(wrong.slice(6, 40)), 'the secret is not in the error');
+      assert.ok(!line.includes(info.authKey) && !line.includes(secretPart(wrong)), 'the secret is not in the error');
     });
 
     await t.test('$MESHCTL_JOIN: joins; the string and key are in no log, status, command line or environment', async () => {
@@ -97,13 +127,13 @@ test('up --join: one string, the server trusted by its key pin; a wrong pin refu
         };
         for (const [what, text] of Object.entries(texts)) {
           assert.ok(!text.includes(info.authKey), `${n.name} ${what} holds the auth key`);
-          assert.ok(!text.includes(joinString.slice(6, 60)), `${n.name} ${what} holds the join string`);
+          assert.ok(!text.includes(secretPart(joinString)), `${n.name} ${what} holds the join string`);
         }
         // the daemon keeps the pin (it trusts the server by it from now on), never the key
         assert.ok(texts.state.includes(info.pin));
       }
       assert.deepEqual(processesHolding(info.authKey), []);
-      assert.deepEqual(processesHolding(joinString.slice(6, 60)), []);
+      assert.deepEqual(processesHolding(secretPart(joinString)), []);
     });
   } finally {
     await m.cleanup();
