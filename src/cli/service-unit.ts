@@ -79,7 +79,7 @@ export function renderUnit(u: UnitSpec): string {
   c(`state: ${stateDirOf(u.role)}, made by systemd, mode 0700, kept on uninstall`, `StateDirectory=meshctl-${u.role}`, 'StateDirectoryMode=0700');
   if (u.extraStateDir) c('the state dir given with --state-dir', `ReadWritePaths=${quoteExecArg(u.extraStateDir)}`);
   if (u.role === 'node') c("the local API socket's directory, /run/meshctl", 'RuntimeDirectory=meshctl', 'RuntimeDirectoryMode=0755');
-  c('logs: one line per event on stdout/stderr, into the journal (journalctl -u ' + unitName(u.role) + ')', 'StandardOutput=journal', 'StandardError=journal');
+  c(`logs: one line per event on stdout/stderr, into the journal (journalctl -u ${unitName(u.role)})`, 'StandardOutput=journal', 'StandardError=journal');
   L.push('', '# ---- hardening ----');
   c('no setuid program it runs gains privileges', 'NoNewPrivileges=yes');
   c('/usr, /boot, /etc read-only; only the paths listed writable', 'ProtectSystem=strict');

@@ -42,6 +42,7 @@ test('ExecStart words: plain ones as they are, others double-quoted; % and $ dou
   assert.equal(quoteExecArg('/etc/my certs/c.pem'), '"/etc/my certs/c.pem"');
   assert.equal(quoteExecArg('100%'), '100%%');
   assert.equal(quoteExecArg('$HOME'), '$$HOME');
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal ${X}, as a unit's ExecStart would see it
   assert.equal(quoteExecArg('a "b" \\c ${X} %h'), '"a \\"b\\" \\\\c $${X} %%h"');
   assert.equal(quoteExecArg("it's"), '"it\'s"');
   assert.equal(quoteExecArg(';'), '\\;');
