@@ -129,6 +129,8 @@ async function planInstall(role: Role, flags: string[], o: ServiceOpts, env: Nod
   const live = o.unitDir === undefined;
   const systemctl = live ? [['daemon-reload'], ['enable', ...(o.now ? ['--now'] : []), name]] : [];
   const notes = live ? [] : [`--unit-dir: no systemctl run; enable it where it is installed: systemctl enable --now ${name}`];
+  const hidden = argv.slice(0, 2).find((f) => /^\/(home|root|run\/user)\//.test(f));
+  if (hidden) notes.push(`warning: ${hidden} is under a directory ProtectHome=yes hides from the service: install node and meshctl under /usr or /opt`);
   if (role === 'node') notes.push(`then join: sudo meshctl up --join-file FILE (the daemon's state is in ${given ?? stateDirOf(role)})`);
   return { unitPath: join(o.unitDir ?? DEFAULT_UNIT_DIR, name), unit, envPath, env: envText, systemctl, notes };
 }
