@@ -6,6 +6,7 @@ import { LocalClient } from '../localapi/client.js';
 import { DEFAULT_SOCKET } from '../localapi/types.js';
 import { parseDuration } from '../util/duration.js';
 import { socketFromEnv } from '../util/knobs.js';
+import { sdNotify, statusLine } from '../util/sd-notify.js';
 
 export function socketOf(cmd: Command): string {
   let c: Command | null = cmd;
@@ -51,9 +52,16 @@ export function printJson(v: unknown): void {
   process.stdout.write(JSON.stringify(v, null, 2) + '\n');
 }
 
-/** Keeps a server command running until SIGTERM/SIGINT, then stops the server and exits 0. */
+/**
+ * Keeps a server command running until SIGTERM/SIGINT, then stops the server and exits 0. It is called once the
+ * server listens, so it tells systemd (Type=notify) the service is ready, and that it is stopping on a signal.
+ */
 export async function serveUntilSignal(server: { stop(): Promise<void> }): Promise<never> {
-  const stop = (): void => void server.stop().then(() => process.exit(0));
+  sdNotify(`READY=1\n${statusLine(`serving, pid ${process.pid}`)}`);
+  const stop = (): void => {
+    sdNotify(`STOPPING=1\n${statusLine('shutting down')}`);
+    void server.stop().then(() => process.exit(0));
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   return new Promise<never>(() => {});

@@ -9,6 +9,7 @@ import { isoTime } from '../util/time.js';
 import { controlStateDirFromEnv } from '../util/knobs.js';
 import { terminalSafe } from '../util/text.js';
 import { registerPolicy } from './control-policy.js';
+import { controlUrlArg, joinStringFor, printJoin } from './join.js';
 import { asciiLower, DEFAULT_DNS_SUFFIX, dnsSuffixProblem } from '../netmap/dns-names.js';
 import { adminListenArg, registerAdminTokens } from './control-admin.js';
 import { ownerCell, registerAuthKeyAdmin, registerNodeApprove, registerUsers, type IdentityCliDeps } from './control-identity.js';
@@ -59,6 +60,19 @@ export const admin = async () => (await import('../control/admin-client.js')).ad
 
 export const stateDirOption = (): Option =>
   new Option('--state-dir <dir>', "the control server's state directory").default(controlStateDirFromEnv() ?? DEFAULT_CONTROL_STATE_DIR);
+
+interface AuthKeyCreateOpts {
+  stateDir: string;
+  reusable?: boolean;
+  ephemeral?: boolean;
+  expiry?: number;
+  user?: string;
+  tags?: string;
+  json?: boolean;
+  join?: boolean;
+  controlUrl?: string[];
+  tlsCert?: string;
+}
 
 export function registerControl(program: Command): void {
   const control = program.command('control').description('the control server: run it and administer its network');
@@ -172,18 +186,27 @@ export function registerControl(program: Command): void {
     .addOption(new Option('--expiry <dur>', 'the key stops working after this long (e.g. 1h, 90d)').argParser(durationArg))
     .addOption(new Option('--user <name>', 'the nodes it registers are owned by this user').conflicts('tags'))
     .option('--tags <tags>', 'the nodes it registers carry these tags (tag:a,tag:b) and have no owner')
+    .option('--join', "print a join string instead of the key: control URL(s), the server key's pin and the key (and a QR code on a terminal)")
+    .addOption(
+      new Option('--control-url <url>', 'with --join: https://HOST:PORT nodes reach this server at (repeatable, for replicas)').argParser(controlUrlArg),
+    )
+    .option('--tls-cert <file>', "with --join: the certificate `control serve --tls-cert` uses (default: the state dir's)")
     .option('--json', 'print as JSON')
-    .action(async (o: { stateDir: string; reusable?: boolean; ephemeral?: boolean; expiry?: number; user?: string; tags?: string; json?: boolean }) => {
+    .action(async (o: AuthKeyCreateOpts) => {
+      // checked before the key is made: a refused --join leaves no unused key behind
+      if (o.join) await joinStringFor('mskey-check', o.controlUrl, o.stateDir, o.tlsCert);
       const owner = { user: o.user, tags: o.tags === undefined ? undefined : o.tags.split(',') };
       const k = await (await admin())
         .createAuthKey(o.stateDir, { reusable: o.reusable === true, ephemeral: o.ephemeral === true, expiryMs: o.expiry ?? null, ...owner })
         .catch(mapControlError);
-      if (o.json) return printJson(k);
+      const joinString = o.join ? await joinStringFor(k.key, o.controlUrl, o.stateDir, o.tlsCert) : undefined;
+      if (o.json) return printJson(joinString ? { ...k, join: joinString } : k);
       const who = k.user ? `, owner ${k.user}` : k.tags.length ? `, tags ${k.tags.join(',')}` : ', no owner';
       process.stderr.write(
         `${k.reusable ? 'reusable' : 'single-use'}${k.ephemeral ? ', ephemeral' : ''} key ${k.id}${who}, ${k.expires ? `expires ${k.expires}` : 'never expires'}\n`,
       );
-      process.stdout.write(`${k.key}\n`);
+      if (joinString) await printJoin(joinString);
+      else process.stdout.write(`${k.key}\n`);
     });
 
   const nodes = control.command('nodes').description('the nodes of the network');

@@ -20,6 +20,7 @@ import { registerDns } from './dns.js';
 import { registerCompletion } from './completion.js';
 import { registerLabExec } from './lab-exec.js';
 import { registerBugreport } from './bugreport.js';
+import { registerService } from './service.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   registerDns(program);
   registerLab(program);
   registerLabExec(program);
+  registerService(program);
   registerDebug(program);
   registerBugreport(program);
   registerCompletion(program, meshctlVersion);

@@ -22,7 +22,8 @@ import { CliError, fromApi } from './errors.js';
 import { startProgress } from './ui/progress.js';
 import { meshctlVersion } from './version.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
-import { AUTH_KEY_ENV, daemonNodeArgs, knobText, stateDirFromEnv } from '../util/knobs.js';
+import { AUTH_KEY_ENV, daemonNodeArgs, JOIN_ENV, knobText, stateDirFromEnv } from '../util/knobs.js';
+import { resolveJoin, type JoinInfo } from './join.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
 // the daemon answers ~0.3 s after it is spawned; a 50 ms poll lost 25 ms on average
@@ -31,6 +32,8 @@ const DAEMON_POLL_MS = 10;
 interface UpOpts extends ExitNodeSettings {
   loginServer?: string;
   authKey?: string;
+  join?: string;
+  joinFile?: string;
   hostname?: string;
   controlCa?: string;
   stateDir: string;
@@ -92,6 +95,7 @@ export function resolveAuthKey(flag: string | undefined, env: NodeJS.ProcessEnv 
 export function daemonEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const out = { ...env };
   delete out[AUTH_KEY_ENV];
+  delete out[JOIN_ENV];
   return out;
 }
 
@@ -104,6 +108,15 @@ function readCa(path: string | undefined): string | undefined {
   } catch (err) {
     throw new CliError('USAGE', `--control-ca ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (get it with \`meshctl control ca\`)`);
   }
+}
+
+/** The join string from --join, --join-file or $MESHCTL_JOIN; it stands for --login-server, --auth-key and --control-ca. */
+function joinOf(o: UpOpts): JoinInfo | undefined {
+  const join = resolveJoin(o.join, o.joinFile);
+  if (!join) return undefined;
+  const clash = [o.loginServer && '--login-server', o.authKey && '--auth-key', o.controlCa && '--control-ca'].filter(Boolean);
+  if (clash.length) throw new CliError('USAGE', `a join string holds the login server, the auth key and the server's key: drop ${clash.join(' and ')}`);
+  return join;
 }
 
 function daemonArgs(socket: string, o: UpOpts): string[] {
@@ -164,14 +177,17 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
     if (cmd.getOptionValueSource('ifname') === 'default') o.ifname = remembered.ifname;
     if (cmd.getOptionValueSource('port') === 'default') o.port = remembered.port;
   }
-  const authKey = resolveAuthKey(o.authKey);
+  const join = joinOf(o);
+  const authKey = join ? join.authKey : resolveAuthKey(o.authKey);
   // with --foreground the daemon runs in this process: the programs it starts (ip) must not inherit the key
   delete process.env[AUTH_KEY_ENV];
+  delete process.env[JOIN_ENV];
   const req: UpRequest = {
-    loginServer: o.loginServer ?? saved.loginServer,
+    loginServer: join ? join.urls[0] : (o.loginServer ?? saved.loginServer),
     authKey,
     hostname: o.hostname,
-    controlCaPem: readCa(o.controlCa ?? (o.loginServer === undefined || o.loginServer === saved.loginServer ? saved.controlCa : undefined)),
+    controlCaPem: join ? undefined : readCa(o.controlCa ?? (o.loginServer === undefined || o.loginServer === saved.loginServer ? saved.controlCa : undefined)),
+    controlPin: join?.pin,
     // a running daemon keeps its interface and port unless they are asked for
     ifname: cmd.getOptionValueSource('ifname') === 'default' && !remembered ? undefined : o.ifname,
     port: cmd.getOptionValueSource('port') === 'default' && !remembered ? undefined : o.port,
@@ -203,14 +219,28 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
         await spawnDaemon(client, socket, o);
       }
     }
-    let failure: CliError | null = null;
-    await client.stream(LOCALAPI.up, req, (raw) => {
-      const l = raw as UpLine;
-      if (l.type === 'progress') progress.step(terminalSafe(l.message, 1024));
-      else if (l.type === 'done') status = l.status;
-      else failure = fromApi(new ApiError(l.error.code, l.error.message), socket);
-    });
-    if (failure) throw failure;
+    // a join string may name several control URLs (replicas): the next is tried while one cannot be reached
+    const urls = join ? join.urls : [req.loginServer];
+    for (let i = 0; i < urls.length; i++) {
+      req.loginServer = urls[i];
+      let failure: CliError | null = null;
+      let unreachable = false;
+      await client.stream(LOCALAPI.up, req, (raw) => {
+        const l = raw as UpLine;
+        if (l.type === 'progress') progress.step(terminalSafe(l.message, 1024));
+        else if (l.type === 'done') status = l.status;
+        else {
+          unreachable = l.error.code === 'UNREACHABLE' || l.error.code === 'TIMEOUT';
+          failure = fromApi(new ApiError(l.error.code, l.error.message), socket);
+        }
+      });
+      if (failure && unreachable && i + 1 < urls.length) {
+        progress.step(`${terminalSafe((failure as CliError).message, 1024)}; trying ${urls[i + 1]}`);
+        continue;
+      }
+      if (failure) throw failure;
+      break;
+    }
     if (!status) throw new CliError('FAILURE', 'the daemon ended `up` without an answer: see its log');
   } catch (err) {
     await progress.end();
@@ -221,7 +251,7 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
   await progress.end();
   saveClientPrefs({
     loginServer: req.loginServer,
-    controlCa: o.controlCa ? resolve(o.controlCa) : undefined,
+    controlCa: o.controlCa && !join ? resolve(o.controlCa) : undefined,
     daemons: { ...saved.daemons, [socket]: { stateDir: resolve(o.stateDir), ifname: o.ifname, port: o.port } },
   });
   if (o.json) printJson(status);
@@ -235,6 +265,11 @@ export function registerUp(program: Command): void {
     .description('start the daemon if needed, join the network and bring the interface up')
     .option('--login-server <url>', 'the control server, https://HOST:PORT (remembered)')
     .option('--auth-key <key>', `auth key, or file:PATH to read it from a file (default: $${AUTH_KEY_ENV}; either keeps it out of the process list)`)
+    .option(
+      '--join <string>',
+      `join with the string from \`meshctl control authkey create --join\`: control URL, server key pin and auth key in one (a secret: prefer --join-file or $${JOIN_ENV}, since every local user sees the command line)`,
+    )
+    .option('--join-file <path>', 'read the join string from this file (e.g. mode 0600)')
     .option('--hostname <name>', "this node's name in the network (default: the host name)")
     .option('--control-ca <pemfile>', "trust this certificate for the control server (from 'meshctl control ca')")
     .option('--state-dir <dir>', "the daemon's state directory", stateDirFromEnv() ?? DEFAULT_STATE_DIR)

@@ -132,7 +132,7 @@ export class Backend {
       const cached = this.store.loadMap(this.log);
       if (cached) await this.applyMap(cached);
       this.state = 'Starting';
-      this.control = new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate());
+      this.control = new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin);
       this.startMapLoop();
       this.log(`resumed as ${this.st.node.name} (${this.st.node.addresses.join(', ')})`);
     } catch (err) {
@@ -167,8 +167,8 @@ export class Backend {
   }
 
   /** The control server this node trusts now: the local API lets only root change it. */
-  controlTrust(): { loginServer: string | null; controlCaPem: string | null } {
-    return { loginServer: this.st.prefs.loginServer, controlCaPem: this.st.prefs.controlCaPem };
+  controlTrust(): { loginServer: string | null; controlCaPem: string | null; controlPin?: string | null } {
+    return { loginServer: this.st.prefs.loginServer, controlCaPem: this.st.prefs.controlCaPem, controlPin: this.st.prefs.controlPin };
   }
 
   // ---- up / down / logout --------------------------------------------------------
@@ -179,7 +179,10 @@ export class Backend {
     const loginServer = req.loginServer ?? p.loginServer;
     if (!loginServer) throw new ApiError('BAD_REQUEST', 'no login server: pass --login-server https://HOST:PORT');
     const serverChanged = loginServer !== p.loginServer;
-    const caPem = req.controlCaPem ?? (serverChanged ? null : p.controlCaPem);
+    // a pin and a CA are two ways to trust the server: the one given now replaces the other
+    const newTrust = req.controlCaPem !== undefined || req.controlPin !== undefined;
+    const caPem = req.controlCaPem ?? (serverChanged || newTrust ? null : p.controlCaPem);
+    const pin = req.controlPin ?? (serverChanged || newTrust ? null : p.controlPin);
     const hostname = req.hostname ?? p.hostname ?? osHostname();
     const ifname = req.ifname ?? p.ifname;
     const port = req.port ?? p.port;
@@ -189,7 +192,7 @@ export class Backend {
       throw new ApiError('BAD_REQUEST', `this node belongs to ${p.loginServer}: run \`meshctl logout\` before joining ${loginServer}`);
     this.checkExitNode(req.exitNode);
 
-    const control = new ControlClient(loginServer, caPem, this.nodePrivate());
+    const control = new ControlClient(loginServer, caPem, this.nodePrivate(), pin);
     const engineChanged = this.host && (this.host.ifname !== ifname || (port !== 0 && this.host.port !== port));
     if (engineChanged) await this.stopEngine();
     const wasRunning = this.host !== null;
@@ -234,6 +237,7 @@ export class Backend {
         Object.assign(s.prefs, {
           loginServer,
           controlCaPem: caPem,
+          controlPin: pin,
           hostname: req.hostname ?? p.hostname,
           wantRunning: true,
           acceptDns: req.acceptDns ?? p.acceptDns,
@@ -294,7 +298,7 @@ export class Backend {
 
   async logout(): Promise<void> {
     if (this.st.node && this.st.prefs.loginServer) {
-      const c = this.control ?? new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate());
+      const c = this.control ?? new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin);
       await c
         .call('logout', {}, LOGOUT_TIMEOUT_MS)
         .catch((err: Error) => this.log(`logout at control failed (${err.message}); forgetting the key here anyway`));

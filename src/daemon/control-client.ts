@@ -1,7 +1,7 @@
 // The node's side of the control protocol: seals requests with the node key,
-// trusts the server through the system CAs or a pinned certificate
-// (--control-ca), and turns every failure into one line that names the URL and
-// the cause.
+// trusts the server through the system CAs, a pinned certificate (--control-ca)
+// or a pinned public key (the SHA-256 of its SubjectPublicKeyInfo, from a join
+// string), and turns every failure into one line that names the URL and the cause.
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { request, type RequestOptions } from 'node:https';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
@@ -13,7 +13,8 @@ import type { MapLine } from '../netmap/types.js';
 import { ApiError } from '../localapi/types.js';
 import { MapParseError, parseMapLine } from '../netmap/parse.js';
 import { terminalSafe } from '../util/text.js';
-import { markedConnection } from '../util/marked-socket.js';
+import { connectMarkedTls, markedConnection } from '../util/marked-socket.js';
+import { certPin } from '../crypto/spki-pin.js';
 
 const TLS_CAUSES: Record<string, string> = {
   DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed and not trusted (pass --control-ca with the output of `meshctl control ca`)',
@@ -51,6 +52,52 @@ export const MAX_MAP_LINE_BYTES = 16 * 1024 * 1024;
 /** The cause of a refused line is logged cut to this many characters. */
 const MAX_LOGGED_CHARS = 512;
 
+type CreateConnection = NonNullable<RequestOptions['createConnection']>;
+
+/**
+ * A marked TLS connection that is handed to the request only once the handshake is done and the
+ * server's leaf certificate carries the pinned public key, so not one byte of a request reaches
+ * a server that fails the pin. The pin is the whole trust: the key is what a CA would vouch for,
+ * so no CA is consulted (a self-signed certificate is fine) and the certificate's names and
+ * dates are not checked (the URL may use any name or address that reaches the server).
+ * TLS itself proves the server holds the private key of the pinned public key.
+ */
+export function pinnedConnection(host: string, port: number, pin: string): CreateConnection {
+  return (_opts, cb) => {
+    connectMarkedTls({ host, port, rejectUnauthorized: false }).then(
+      (s) => {
+        const fail = (err: Error): void => {
+          s.destroy();
+          cb(err, undefined as never);
+        };
+        s.once('error', fail);
+        s.once('secureConnect', () => {
+          s.off('error', fail);
+          const raw = s.getPeerCertificate()?.raw;
+          let got = 'no certificate';
+          try {
+            if (raw) got = certPin(raw);
+          } catch {
+            got = 'an unreadable certificate';
+          }
+          if (got === pin) return cb(null, s);
+          fail(
+            Object.assign(
+              new Error(
+                `its public key is not the pinned one: expected ${pin}, got ${got}; ` +
+                  'if the server got a new key, get a new join string from `meshctl control authkey create --join`, else the address reaches another server',
+              ),
+              { code: 'ERR_PIN_MISMATCH' },
+            ),
+          );
+        });
+      },
+      (err: Error) => cb(err, undefined as never),
+    );
+    return undefined;
+  };
+}
+
 export interface MapStreamOptions {
   /** gets `map from control refused: FIELD: CAUSE` for each line the parser refuses */
   onRefused?: (msg: string) => void;
@@ -73,6 +120,8 @@ export class ControlClient {
     readonly url: string,
     private readonly caPem: string | null,
     private readonly nodePrivate: Buffer,
+    /** `sha256//BASE64` of the server's public key: when set it is the only trust (no CA, no host name check) */
+    private readonly pin: string | null = null,
   ) {
     this.base = new URL(url);
     if (this.base.protocol !== 'https:') throw new ApiError('BAD_REQUEST', `login server ${url} must be an https:// URL`);
@@ -85,7 +134,9 @@ export class ControlClient {
    */
   private connection(): RequestOptions {
     const host = this.base.hostname.replace(/^\[|\]$/g, '');
-    return { createConnection: markedConnection(host, Number(this.base.port || 443), this.tlsOptions()) };
+    const port = Number(this.base.port || 443);
+    if (this.pin) return { createConnection: pinnedConnection(host, port, this.pin) };
+    return { createConnection: markedConnection(host, port, this.tlsOptions()) };
   }
 
   private tlsOptions(): { ca?: string; checkServerIdentity?: RequestOptions['checkServerIdentity'] } {

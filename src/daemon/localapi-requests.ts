@@ -3,6 +3,7 @@
 // checked for type and length; a wrong one is a BAD_REQUEST naming the field,
 // and a field this daemon does not know is refused (not ignored), so a typo or
 // a CLI newer than the daemon is told so instead of being half obeyed.
+import { parsePin } from '../crypto/spki-pin.js';
 import { parseExitNodeSelector } from './exit-node.js';
 import { X509Certificate } from 'node:crypto';
 import { ApiError, type DnsQueryRequest, type PingRequest, type PrefsRequest, type UpRequest } from '../localapi/types.js';
@@ -80,6 +81,13 @@ function loginServerOf(o: Record<string, unknown>): string | undefined {
   return v;
 }
 
+function pinOf(o: Record<string, unknown>): string | undefined {
+  const v = o.controlPin;
+  if (v === undefined) return undefined;
+  if (parsePin(v) === null) throw bad("up: controlPin must be sha256// and the base64 of 32 bytes (the SHA-256 of the server certificate's public key)");
+  return v as string;
+}
+
 function caPemOf(o: Record<string, unknown>): string | undefined {
   const v = o.controlCaPem;
   if (v === undefined) return undefined;
@@ -94,7 +102,18 @@ function caPemOf(o: Record<string, unknown>): string | undefined {
 }
 
 export function parseUpRequest(body: unknown): UpRequest {
-  const o = objectOf(body, 'up', ['loginServer', 'authKey', 'hostname', 'controlCaPem', 'ifname', 'port', 'timeoutMs', 'acceptDns', ...ROUTE_KEYS]);
+  const o = objectOf(body, 'up', [
+    'loginServer',
+    'authKey',
+    'hostname',
+    'controlCaPem',
+    'controlPin',
+    'ifname',
+    'port',
+    'timeoutMs',
+    'acceptDns',
+    ...ROUTE_KEYS,
+  ]);
   const r: UpRequest = {};
   const loginServer = loginServerOf(o);
   if (loginServer !== undefined) r.loginServer = loginServer;
@@ -104,6 +123,9 @@ export function parseUpRequest(body: unknown): UpRequest {
   if (hostname !== undefined) r.hostname = hostname;
   const caPem = caPemOf(o);
   if (caPem !== undefined) r.controlCaPem = caPem;
+  const pin = pinOf(o);
+  if (pin !== undefined) r.controlPin = pin;
+  if (pin !== undefined && caPem !== undefined) throw bad('up: give controlCaPem or controlPin, not both');
   const ifname = text(o, 'up', 'ifname', 15);
   if (ifname !== undefined) {
     if (!IFNAME_RE.test(ifname) || ifname === '.' || ifname === '..') {

@@ -184,6 +184,9 @@ export class LocalApiServer {
         `trusting another certificate for the login server needs root: sudo meshctl up --login-server ${url} --control-ca PEMFILE`,
       );
     }
+    if (r.controlPin !== undefined && r.controlPin !== now.controlPin) {
+      throw new ApiError('PERMISSION', 'trusting another public key for the login server needs root: sudo meshctl up --join-file FILE');
+    }
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

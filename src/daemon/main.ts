@@ -1,6 +1,7 @@
 // The node daemon's process: state dir lock, local API socket, the backend,
 // and an orderly shutdown on SIGTERM/SIGINT (the interface goes away, the
 // node's wish to be up is kept so the next start resumes).
+import { sdNotify, statusLine } from '../util/sd-notify.js';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from '../util/cjs.js';
 import { join } from 'node:path';
 import { Backend } from './backend.js';
@@ -70,6 +71,7 @@ export async function startDaemon(o: DaemonOptions): Promise<{ stop(): Promise<v
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       log('shutting down');
+      sdNotify(`STOPPING=1\n${statusLine('shutting down')}`);
       await api.stop();
       await backend.close();
       unlock();
@@ -81,5 +83,7 @@ export async function startDaemon(o: DaemonOptions): Promise<{ stop(): Promise<v
   process.on('uncaughtException', (err) => log(`internal error: ${err.stack ?? err.message}`));
   log(`listening on ${o.socket}, state in ${o.stateDir}`);
   await backend!.resume();
+  // systemd (Type=notify) starts what depends on the node once the local API answers and the node is resumed
+  sdNotify(`READY=1\n${statusLine(`local API on ${o.socket}`)}`);
   return { stop };
 }

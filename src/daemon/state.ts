@@ -6,6 +6,7 @@
 // (netmap/parse.ts): the addresses in them end up on the OS. A state.json that is
 // wrong stops the daemon with one line naming the field; the file is left as
 // it is (it holds the node's identity), never rewritten or deleted.
+import { parsePin } from '../crypto/spki-pin.js';
 import { cjsRequire, existsSync, readFileSync, rmSync } from '../util/cjs.js';
 import { join } from 'node:path';
 import { generatePrivateKey } from '../crypto/x25519.js';
@@ -41,6 +42,8 @@ export const MAX_OPERATOR_CHARS = 64;
 export interface Prefs extends RoutePrefs {
   loginServer: string | null;
   controlCaPem: string | null;
+  /** the control server's public-key pin (`sha256//BASE64`), from a join string; when set, no CA is consulted */
+  controlPin: string | null;
   hostname: string | null;
   ifname: string;
   port: number;
@@ -93,6 +96,7 @@ export class StateStore {
       prefs: {
         loginServer: null,
         controlCaPem: null,
+        controlPin: null,
         hostname: null,
         ifname: defaults.ifname,
         port: defaults.port,
@@ -158,6 +162,9 @@ function parsePrefs(v: unknown): Prefs {
   if (ca !== null && ca !== undefined && (typeof ca !== 'string' || ca.length > MAX_CA_PEM_CHARS || !ca.includes('-----BEGIN CERTIFICATE-----'))) {
     fail('prefs.controlCaPem', `expected null or a PEM certificate of at most ${MAX_CA_PEM_CHARS} characters`);
   }
+  // absent in state files written before pins existed: none
+  if (o.controlPin !== null && o.controlPin !== undefined && parsePin(o.controlPin) === null)
+    fail('prefs.controlPin', `expected null or sha256//BASE64, got ${shown(o.controlPin)}`);
   const ifname = o.ifname;
   if (typeof ifname !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(ifname) || ifname.length > MAX_IFNAME_CHARS || ifname === '.' || ifname === '..') {
     fail('prefs.ifname', `not an interface name (1-${MAX_IFNAME_CHARS} of A-Z a-z 0-9 _ . -): ${shown(ifname)}`);
@@ -176,6 +183,7 @@ function parsePrefs(v: unknown): Prefs {
   return {
     loginServer,
     controlCaPem: (ca as string | null | undefined) ?? null,
+    controlPin: (o.controlPin as string | null | undefined) ?? null,
     hostname: nullableText(o.hostname, 'prefs.hostname', MAX_HOSTNAME_CHARS),
     ifname,
     port,

@@ -127,6 +127,8 @@ export interface UpRequest {
   authKey?: string;
   hostname?: string;
   controlCaPem?: string;
+  /** trust the control server by the SHA-256 of its certificate's public key (`sha256//BASE64`) instead of by a CA */
+  controlPin?: string;
   ifname?: string;
   port?: number;
   timeoutMs?: number;

@@ -93,7 +93,16 @@ export interface WriteOptions {
 export function replaceFile(path: string, bytes: Buffer, o: WriteOptions): 'rename' | 'in-place' {
   const tmp = `${path}.meshctl-tmp-${process.pid}`;
   fs.rmSync(tmp, { force: true }); // left by an earlier process that had our pid and crashed mid-write
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, o.mode);
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, o.mode);
+  } catch (err) {
+    // a read-only directory with only the file itself writable (systemd's ProtectSystem=strict and
+    // ReadWritePaths=/etc/resolv.conf): the file's content is all that can change
+    if ((err as NodeJS.ErrnoException).code !== 'EROFS') throw err;
+    writeInPlace(path, bytes, o);
+    return 'in-place';
+  }
   try {
     fillAndClose(fd, bytes, o);
     fs.renameSync(tmp, path);

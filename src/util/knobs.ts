@@ -78,6 +78,12 @@ export const KNOBS = {
     default: 'none: `up` registers without a key',
     doc: 'the auth key for `up` when --auth-key is not given; removed from the environment before the daemon or any program starts',
   },
+  MESHCTL_JOIN: {
+    use: 'secret',
+    value: 'a join string (mesh1:…)',
+    default: 'none: `up` takes --login-server and --auth-key',
+    doc: 'the join string for `up` when neither --join nor --join-file is given; removed from the environment before the daemon or any program starts',
+  },
   MESHCTL_RELAY_MESH_KEY: {
     use: 'secret',
     value: '32-512 printable characters',
@@ -162,6 +168,7 @@ export type KnobName = keyof typeof KNOBS;
 
 /** The variables holding secrets, by name (the code that reads one also removes it). */
 export const AUTH_KEY_ENV = 'MESHCTL_AUTH_KEY' satisfies KnobName;
+export const JOIN_ENV = 'MESHCTL_JOIN' satisfies KnobName;
 export const RELAY_MESH_KEY_ENV = 'MESHCTL_RELAY_MESH_KEY' satisfies KnobName;
 
 /** A knob's text, or undefined when it is unset or empty. */

@@ -119,3 +119,29 @@ test('the real daemon and CLI: the operator runs down and up, and is told to use
     done();
   }
 });
+
+test("the operator may up with the pinned control key in use, never pin another one (a join string's pin is root's choice)", async (t) => {
+  if (!canSwitchUsers(t)) return;
+  const { certPin } = await import('../../src/crypto/spki-pin.js');
+  const pin = certPin(PEM);
+  const backend = new BackendDouble();
+  backend.op = String(NOBODY);
+  backend.trust = { loginServer: SERVER, controlCaPem: null, controlPin: pin } as typeof backend.trust;
+  const { sock, done } = socketDir();
+  const api = new LocalApiServer(sock, backend, { logger: () => {} });
+  await api.start();
+  try {
+    const up = (body: unknown): { method: string; path: string; body: unknown } => ({ method: 'POST', path: LOCALAPI.up, body });
+    const [same, other] = await callsAs(NOBODY, sock, [
+      up({ loginServer: SERVER, controlPin: pin }),
+      up({ loginServer: SERVER, controlPin: certPin(OTHER_PEM) }),
+    ]);
+    assert.equal(same!.status, 200, same!.body);
+    assert.equal(other!.status, 403, other!.body);
+    assert.equal(errorOf(other!).message, 'trusting another public key for the login server needs root: sudo meshctl up --join-file FILE');
+    assert.equal(backend.calls.length, 1, 'the refused one never reached the backend');
+  } finally {
+    await api.stop();
+    done();
+  }
+});

@@ -30,6 +30,7 @@ function goodState(): NodeState {
     prefs: {
       loginServer: 'https://127.0.0.1:8443',
       controlCaPem: null,
+      controlPin: null,
       hostname: null,
       ifname: 'meshctl0',
       port: 41641,
