@@ -17,6 +17,7 @@ import { registerRelay } from './relay.js';
 import { registerNetcheck } from './netcheck.js';
 import { registerLab } from './lab.js';
 import { registerDns } from './dns.js';
+import { registerMetrics } from './metrics.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerRelay(program);
   registerNetcheck(program);
   registerDns(program);
+  registerMetrics(program);
   registerLab(program);
   registerDebug(program);
   return program;

@@ -7,6 +7,7 @@ import { Backend } from './backend.js';
 import { LocalApiServer } from './localapi-server.js';
 import { daemonKnobsFromEnv } from './test-knobs.js';
 import { isoTime } from '../util/time.js';
+import { startMetricsServer, type MetricsListen, type MetricsServer } from '../util/metrics-http.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -14,6 +15,8 @@ export interface DaemonOptions {
   ifname: string;
   port: number;
   version: string;
+  /** serve Prometheus metrics on this address (--metrics-listen; loopback unless allowed when parsed) */
+  metricsListen?: MetricsListen | null;
 }
 
 function log(msg: string): void {
@@ -66,10 +69,19 @@ export async function startDaemon(o: DaemonOptions): Promise<{ stop(): Promise<v
     unlock();
     throw err;
   }
+  let metrics: MetricsServer | null = null;
+  try {
+    if (o.metricsListen) metrics = await startDaemonMetrics(o.metricsListen, backend!);
+  } catch (err) {
+    await api.stop();
+    unlock();
+    throw err;
+  }
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       log('shutting down');
+      await metrics?.close();
       await api.stop();
       await backend.close();
       unlock();
@@ -82,4 +94,21 @@ export async function startDaemon(o: DaemonOptions): Promise<{ stop(): Promise<v
   log(`listening on ${o.socket}, state in ${o.stateDir}`);
   await backend!.resume();
   return { stop };
+}
+
+/** The scrape endpoint; prom-client and the metrics module load only here, when --metrics-listen asks for them. */
+async function startDaemonMetrics(listen: MetricsListen, backend: Backend): Promise<MetricsServer> {
+  const { daemonMetrics } = await import('./metrics.js');
+  let server: MetricsServer;
+  try {
+    server = await startMetricsServer(
+      listen,
+      daemonMetrics(() => backend.metricsView()),
+      { logger: log },
+    );
+  } catch (err) {
+    throw new Error(`--metrics-listen ${listen.host}:${listen.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  log(`metrics on http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${server.port}/metrics`);
+  return server;
 }
