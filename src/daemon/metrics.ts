@@ -50,6 +50,19 @@ const ACL_REASONS = {
   droppedMalformed: 'malformed',
 } as const;
 
+const EMPTY_VIEW: DaemonMetricsView = {
+  backendState: 'NoState',
+  wantRunning: false,
+  controlConnected: false,
+  peerPaths: [],
+  engine: null,
+  relays: [],
+  relayFrames: null,
+  acl: null,
+  droppedDestination: 0,
+  dns: null,
+};
+
 /** camelCase engine reason → snake_case label value */
 function snake(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -64,7 +77,8 @@ export interface DaemonMetrics {
 
 export function daemonMetrics(read: () => DaemonMetricsView): DaemonMetrics {
   const registry = new Registry();
-  let v: DaemonMetricsView = read();
+  // replaced by a fresh view at the start of each scrape
+  let v: DaemonMetricsView = EMPTY_VIEW;
   const registers = [registry];
 
   new Gauge({

@@ -79,6 +79,8 @@ export async function startMetricsServer(listen: MetricsListen, source: MetricsS
       headersTimeout: opts.requestTimeoutMs ?? METRICS_REQUEST_TIMEOUT_MS,
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? METRICS_KEEPALIVE_TIMEOUT_MS,
       maxHeaderSize: METRICS_MAX_HEADER_BYTES,
+      // Node checks the request timeout this often (default 30 s, which would let a held connection live 6 times longer)
+      connectionsCheckingInterval: Math.min(1000, opts.requestTimeoutMs ?? METRICS_REQUEST_TIMEOUT_MS),
     },
     (req, res) => {
       const url = req.url ?? '';
