@@ -21,7 +21,7 @@ test('control metrics: nodes, streams, pushes, requests by route, registrations 
     const b = new Node(h.server.publicKey!);
     assert.equal((await h.post(PATHS.register, a.seal('register', registerBody(authKey, 'a')))).status, 200);
     assert.equal((await h.post(PATHS.register, b.seal('register', registerBody(authKey, 'b')))).status, 200);
-    const refused = await h.post(PATHS.register, new Node(h.server.publicKey!).seal('register', registerBody('mskey-000000000000-' + '0'.repeat(48), 'c')));
+    const refused = await h.post(PATHS.register, new Node(h.server.publicKey!).seal('register', registerBody(`mskey-000000000000-${'0'.repeat(48)}`, 'c')));
     assert.equal(refused.status, 401);
     const garbled = await h.post(PATHS.register, { nodeKey: a.key, box: Buffer.alloc(80).toString('base64') });
     assert.equal(garbled.status, 401);
