@@ -17,7 +17,7 @@ import { sh } from '../helpers/netns.js';
 import { packageRoot } from '../../src/cli/version.js';
 import { parseExposition, seriesKey } from '../helpers/prom-text.js';
 
-const skip = rootSkipReason('prometheus');
+const skip = rootSkipReason('prometheus', 'ping');
 const BIN = join(packageRoot(), 'bin', 'meshctl');
 /** fixed ports are free: the namespace is this test's own */
 const CONTROL_METRICS = '127.0.0.1:9101';
@@ -39,8 +39,8 @@ async function query(ns: string, promql: string): Promise<{ metric: Record<strin
 test('Prometheus scrapes the control server, a relay and a daemon', { skip, timeout: 180_000 }, async () => {
   const m = new MeshLab();
   try {
-    await m.build(1);
-    const n = m.nodes[0] as MeshNode;
+    await m.build(2);
+    const [n, peer] = m.nodes as [MeshNode, MeshNode];
     const daemonMetrics = `${n.lanIp}:9103`;
     const relayDir = join(m.dir, 'relay');
     const relay = m.lab.spawn(m.controlNs, [
@@ -72,6 +72,16 @@ test('Prometheus scrapes the control server, a relay and a daemon', { skip, time
     const key = await m.authKey(['--reusable']);
     const up = await m.up(n, ['--auth-key', key, '--metrics-listen', daemonMetrics, '--metrics-allow-remote']);
     assert.equal(up.code, 0, `up: ${up.stderr}`);
+    const upPeer = await m.up(peer, ['--auth-key', key]);
+    assert.equal(upPeer.code, 0, `up ${peer.name}: ${upPeer.stderr}`);
+    // traffic to the peer: a handshake, and a direct path on the shared LAN
+    const peerIp = JSON.parse((await peer.run(['status', '--json'])).stdout).self.ips[0] as string;
+    await eventually(
+      'the peer answers ping over the mesh',
+      async () => (await sh('ip', ['netns', 'exec', n.ns, 'ping', '-c', '1', '-W', '1', peerIp], 5000)).code === 0,
+      30_000,
+      250,
+    );
 
     // `meshctl metrics` prints what the endpoint serves
     const cli = await n.run(['metrics']);
@@ -110,10 +120,13 @@ test('Prometheus scrapes the control server, a relay and a daemon', { skip, time
     };
     // every target up, then one series of each component with the value the situation gives
     await eventually('all three targets up', async () => (await value('count(up == 1)')) === 3, 60_000, 500);
-    await eventually('the control server has one node registered', async () => (await value('meshctl_control_nodes_registered')) === 1, 30_000, 500);
-    await eventually('the control server has its map stream', async () => (await value('meshctl_control_map_streams')) === 1, 30_000, 500);
+    await eventually('the control server has both nodes registered', async () => (await value('meshctl_control_nodes_registered')) === 2, 30_000, 500);
+    await eventually('the control server has their map streams', async () => (await value('meshctl_control_map_streams')) === 2, 30_000, 500);
     await eventually('the daemon is connected to control', async () => (await value('meshctl_daemon_control_connected')) === 1, 30_000, 500);
-    await eventually('the relay has the node as client', async () => (await value('meshctl_relay_clients')) === 1, 30_000, 500);
+    await eventually('the relay has both nodes as clients', async () => (await value('meshctl_relay_clients')) === 2, 30_000, 500);
+    await eventually('the daemon reaches its peer directly', async () => (await value('meshctl_daemon_peers{path="direct"}')) === 1, 30_000, 500);
+    await eventually('the daemon counts the handshake', async () => ((await value('meshctl_daemon_handshakes_completed_total')) ?? 0) >= 1, 30_000, 500);
+    await eventually('the daemon counts its traffic', async () => ((await value('meshctl_daemon_sent_bytes_total')) ?? 0) > 0, 30_000, 500);
     await eventually(
       'the daemon counts its relay connection',
       async () => (await value('meshctl_daemon_relay_connections{state="connected"}')) === 1,
