@@ -162,7 +162,7 @@ export function daemonMetrics(read: () => DaemonMetricsView): DaemonMetrics {
   });
   new Counter({
     name: 'meshctl_daemon_relay_packets_total',
-    help: 'Packets (WireGuard and disco) sent to and received from relays, by direction; dropped: not sent, the relay was not connected.',
+    help: 'Frames to and from relays: packets (WireGuard, disco) and, sent, the latency pings; dropped: not sent, the relay was not connected.',
     labelNames: ['direction'],
     registers,
     collect() {
