@@ -155,3 +155,21 @@ test('`meshctl metrics` without a daemon fails with the usual one-line cause', a
     rmSync(cfg, { recursive: true, force: true });
   }
 });
+
+test('`up --metrics-listen` to a daemon already running says the flag applies when the daemon starts, and still brings it up', async () => {
+  const backend = new BackendDouble();
+  const { sock, dir, done } = socketDir();
+  const cfg = mkdtempSync(join(tmpdir(), 'meshctl-cfg-'));
+  const api = new LocalApiServer(sock, backend, { logger: () => {} });
+  await api.start();
+  try {
+    const cli = await meshctlCli(['--socket', sock, 'up', '--state-dir', join(dir, 'state'), '--metrics-listen', '127.0.0.1:0'], cfg);
+    assert.equal(cli.code, 0, cli.err);
+    assert.match(cli.err, /already running: --metrics-listen applies when it starts/);
+    assert.equal(backend.calls.filter((c) => c.startsWith('up ')).length, 1);
+  } finally {
+    await api.stop();
+    done();
+    rmSync(cfg, { recursive: true, force: true });
+  }
+});
