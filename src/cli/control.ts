@@ -10,7 +10,7 @@ import { isoTime } from '../util/time.js';
 import { controlStateDirFromEnv } from '../util/knobs.js';
 import { terminalSafe } from '../util/text.js';
 import { registerPolicy } from './control-policy.js';
-import { addMetricsOptions, metricsListenOf, serveWithMetrics, type MetricsOpts } from './metrics.js';
+import { metricsAllowRemoteOption, metricsListenOf, metricsListenOption, serveWithMetrics, type MetricsOpts } from './metrics.js';
 import { asciiLower, DEFAULT_DNS_SUFFIX, dnsSuffixProblem } from '../netmap/dns-names.js';
 import { ownerCell, registerAuthKeyAdmin, registerNodeApprove, registerUsers, type IdentityCliDeps } from './control-identity.js';
 
@@ -64,7 +64,7 @@ export const stateDirOption = (): Option =>
 export function registerControl(program: Command): void {
   const control = program.command('control').description('the control server: run it and administer its network');
 
-  const serve = control
+  control
     .command('serve')
     .description('run the HTTPS control server')
     .addOption(new Option('--listen <host:port>', 'address to listen on').argParser(listenArg).default(listenArg(DEFAULT_LISTEN), DEFAULT_LISTEN))
@@ -82,75 +82,77 @@ export function registerControl(program: Command): void {
       ).argParser(dnsSuffixArg),
     )
     .option('--fresh', 'start a new, empty network although control.key shows one ran here (its database is missing, empty or damaged)')
-    .option('--require-approval', 'new nodes wait, in no map, until `meshctl control nodes approve NODE`');
-  addMetricsOptions(serve, 'the control server').action(
-    async (
-      o: {
-        listen: { host: string; port: number };
-        stateDir: string;
-        tlsCert?: string;
-        tlsKey?: string;
-        relay: RelayRegion[];
-        keyExpiry?: number;
-        ephemeralGrace: number;
-        config?: string;
-        fresh?: boolean;
-        dnsSuffix?: string;
-        requireApproval?: boolean;
-      } & MetricsOpts,
-      cmd: Command,
-    ) => {
-      if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
-      const metricsListen = metricsListenOf(o);
-      if (o.config) {
-        const { loadControlConfig } = await import('../control/config.js');
-        let c;
-        try {
-          c = loadControlConfig(o.config);
-        } catch (err) {
-          throw new CliError('USAGE', `--config ${(err as Error).message}`);
+    .option('--require-approval', 'new nodes wait, in no map, until `meshctl control nodes approve NODE`')
+    .addOption(metricsListenOption('the control server'))
+    .addOption(metricsAllowRemoteOption())
+    .action(
+      async (
+        o: {
+          listen: { host: string; port: number };
+          stateDir: string;
+          tlsCert?: string;
+          tlsKey?: string;
+          relay: RelayRegion[];
+          keyExpiry?: number;
+          ephemeralGrace: number;
+          config?: string;
+          fresh?: boolean;
+          dnsSuffix?: string;
+          requireApproval?: boolean;
+        } & MetricsOpts,
+        cmd: Command,
+      ) => {
+        if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
+        const metricsListen = metricsListenOf(o);
+        if (o.config) {
+          const { loadControlConfig } = await import('../control/config.js');
+          let c;
+          try {
+            c = loadControlConfig(o.config);
+          } catch (err) {
+            throw new CliError('USAGE', `--config ${(err as Error).message}`);
+          }
+          o.relay = [...c.relays, ...o.relay];
+          if (o.keyExpiry === undefined) o.keyExpiry = c.keyExpiryMs;
+          if (c.ephemeralGraceMs !== undefined && cmd.getOptionValueSource('ephemeralGrace') === 'default') o.ephemeralGrace = c.ephemeralGraceMs;
+          if (o.dnsSuffix === undefined) o.dnsSuffix = c.dnsSuffix;
         }
-        o.relay = [...c.relays, ...o.relay];
-        if (o.keyExpiry === undefined) o.keyExpiry = c.keyExpiryMs;
-        if (c.ephemeralGraceMs !== undefined && cmd.getOptionValueSource('ephemeralGrace') === 'default') o.ephemeralGrace = c.ephemeralGraceMs;
-        if (o.dnsSuffix === undefined) o.dnsSuffix = c.dnsSuffix;
-      }
-      const { ControlServer } = await import('../control/server.js');
-      // the metrics read the server once it exists; its request observer is handed to it here
-      let view: (() => ControlMetricsView) | null = null;
-      const metrics = metricsListen ? (await import('../control/metrics.js')).controlMetrics(() => view?.() ?? null) : null;
-      const server = new ControlServer({
-        requestObserver: metrics?.observer,
-        host: o.listen.host,
-        port: o.listen.port,
-        stateDir: o.stateDir,
-        tlsCert: o.tlsCert,
-        tlsKey: o.tlsKey,
-        relays: o.relay,
-        keyExpiryMs: o.keyExpiry ?? null,
-        ephemeralGraceMs: o.ephemeralGrace,
-        fresh: o.fresh === true,
-        dnsSuffix: o.dnsSuffix,
-        requireApproval: o.requireApproval === true,
-        logger: (m) => process.stderr.write(`${isoTime()} meshctl control: ${m}\n`),
-      });
-      view = () => server.metricsView();
-      try {
-        await server.start();
-      } catch (err) {
-        if ((err as Error).name !== 'ListenError') throw new CliError('FAILURE', `meshctl control serve: ${(err as Error).message}`);
-        const e = (err as Error & { errno: NodeJS.ErrnoException }).errno;
-        const why =
-          e.code === 'EADDRINUSE'
-            ? 'the port is in use: stop the other server or pick another --listen'
-            : e.code === 'EACCES'
-              ? 'permission denied: use a port above 1023 or run as root'
-              : e.message;
-        throw new CliError('FAILURE', `meshctl control serve: cannot listen on ${o.listen.host}:${o.listen.port}: ${why}`);
-      }
-      await serveWithMetrics(server, metricsListen && metrics ? { listen: metricsListen, source: metrics } : null, 'meshctl control');
-    },
-  );
+        const { ControlServer } = await import('../control/server.js');
+        // the metrics read the server once it exists; its request observer is handed to it here
+        let view: (() => ControlMetricsView) | null = null;
+        const metrics = metricsListen ? (await import('../control/metrics.js')).controlMetrics(() => view?.() ?? null) : null;
+        const server = new ControlServer({
+          requestObserver: metrics?.observer,
+          host: o.listen.host,
+          port: o.listen.port,
+          stateDir: o.stateDir,
+          tlsCert: o.tlsCert,
+          tlsKey: o.tlsKey,
+          relays: o.relay,
+          keyExpiryMs: o.keyExpiry ?? null,
+          ephemeralGraceMs: o.ephemeralGrace,
+          fresh: o.fresh === true,
+          dnsSuffix: o.dnsSuffix,
+          requireApproval: o.requireApproval === true,
+          logger: (m) => process.stderr.write(`${isoTime()} meshctl control: ${m}\n`),
+        });
+        view = () => server.metricsView();
+        try {
+          await server.start();
+        } catch (err) {
+          if ((err as Error).name !== 'ListenError') throw new CliError('FAILURE', `meshctl control serve: ${(err as Error).message}`);
+          const e = (err as Error & { errno: NodeJS.ErrnoException }).errno;
+          const why =
+            e.code === 'EADDRINUSE'
+              ? 'the port is in use: stop the other server or pick another --listen'
+              : e.code === 'EACCES'
+                ? 'permission denied: use a port above 1023 or run as root'
+                : e.message;
+          throw new CliError('FAILURE', `meshctl control serve: cannot listen on ${o.listen.host}:${o.listen.port}: ${why}`);
+        }
+        await serveWithMetrics(server, metricsListen && metrics ? { listen: metricsListen, source: metrics } : null, 'meshctl control');
+      },
+    );
 
   control
     .command('ca')

@@ -13,11 +13,13 @@ export interface MetricsOpts {
   metricsAllowRemote?: boolean;
 }
 
-/** Adds --metrics-listen and --metrics-allow-remote to a command that runs a server. */
-export function addMetricsOptions(cmd: Command, what: string): Command {
-  return cmd
-    .option('--metrics-listen <ip:port>', `serve ${what}'s Prometheus metrics at http://IP:PORT/metrics (loopback only unless --metrics-allow-remote)`)
-    .addOption(new Option('--metrics-allow-remote', 'allow a non-loopback --metrics-listen address (the endpoint has no authentication)'));
+/** --metrics-listen for a command that runs a server (`what`: whose metrics). */
+export function metricsListenOption(what: string): Option {
+  return new Option('--metrics-listen <ip:port>', `serve ${what}'s Prometheus metrics at http://IP:PORT/metrics (loopback only unless --metrics-allow-remote)`);
+}
+
+export function metricsAllowRemoteOption(): Option {
+  return new Option('--metrics-allow-remote', 'allow a non-loopback --metrics-listen address (the endpoint has no authentication)');
 }
 
 /** The parsed --metrics-listen, or null when not given; a bad or non-loopback address is a usage error. */

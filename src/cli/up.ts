@@ -23,7 +23,7 @@ import { startProgress } from './ui/progress.js';
 import { meshctlVersion } from './version.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
 import { AUTH_KEY_ENV, daemonNodeArgs, knobText, stateDirFromEnv } from '../util/knobs.js';
-import { addMetricsOptions, metricsListenOf, type MetricsOpts } from './metrics.js';
+import { metricsAllowRemoteOption, metricsListenOf, metricsListenOption, type MetricsOpts } from './metrics.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
 // the daemon answers ~0.3 s after it is spawned; a 50 ms poll lost 25 ms on average
@@ -155,7 +155,7 @@ export function summary(s: Status): string {
   return `${t(s.self?.name ?? '?')} is up: ${s.self?.ips.map(t).join(', ') ?? ''} on ${t(s.self?.ifname ?? '?')}, ${online} peer(s) online`;
 }
 
-async function upCommand(o: UpOpts, cmd: Command): Promise<void> {
+async function up(o: UpOpts, cmd: Command): Promise<void> {
   const socket = socketOf(cmd);
   const client = clientOf(cmd);
   const metricsListen = metricsListenOf(o);
@@ -235,7 +235,7 @@ async function upCommand(o: UpOpts, cmd: Command): Promise<void> {
 }
 
 export function registerUp(program: Command): void {
-  const up = program
+  program
     .command('up')
     .description('start the daemon if needed, join the network and bring the interface up')
     .option('--login-server <url>', 'the control server, https://HOST:PORT (remembered)')
@@ -272,11 +272,12 @@ export function registerUp(program: Command): void {
         .argParser(boolArg)
         .preset('true'),
     )
-    .option('--foreground', 'run the daemon in this process (for service managers)');
-  addMetricsOptions(up, 'the daemon')
+    .option('--foreground', 'run the daemon in this process (for service managers)')
+    .addOption(metricsListenOption('the daemon'))
+    .addOption(metricsAllowRemoteOption())
     .addOption(new Option('--timeout <dur>', 'give up after this long (e.g. 30s)').argParser(durationArg))
     .option('--json', 'print the resulting status as JSON')
     .action(async (o: UpOpts, cmd: Command) => {
-      await upCommand(o, cmd);
+      await up(o, cmd);
     });
 }
