@@ -3,13 +3,15 @@ import { existsSync, readFileSync } from '../util/cjs.js';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ControlError } from '../control/protocol.js';
 import type { RelayRegion } from '../netmap/types.js';
-import { durationArg, printJson, serveUntilSignal } from './context.js';
+import type { ControlMetricsView } from '../control/server.js';
+import { durationArg, printJson } from './context.js';
 import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
 import { controlStateDirFromEnv } from '../util/knobs.js';
 import { terminalSafe } from '../util/text.js';
 import { registerPolicy } from './control-policy.js';
 import { controlUrlArg, joinStringFor, printJoin } from './join.js';
+import { metricsAllowRemoteOption, metricsListenOf, metricsListenOption, serveWithMetrics, type MetricsOpts } from './metrics.js';
 import { asciiLower, DEFAULT_DNS_SUFFIX, dnsSuffixProblem } from '../netmap/dns-names.js';
 import { adminListenArg, registerAdminTokens } from './control-admin.js';
 import { ownerCell, registerAuthKeyAdmin, registerNodeApprove, registerUsers, type IdentityCliDeps } from './control-identity.js';
@@ -97,6 +99,8 @@ export function registerControl(program: Command): void {
     .option('--fresh', 'start a new, empty network although control.key shows one ran here (its database is missing, empty or damaged)')
     .option('--require-approval', 'new nodes wait, in no map, until `meshctl control nodes approve NODE`')
     .addOption(new Option('--admin-listen <ip:port>', 'also serve the admin page and API (/admin/) on this address alone').argParser(adminListenArg))
+    .addOption(metricsListenOption('the control server'))
+    .addOption(metricsAllowRemoteOption())
     .action(
       async (
         o: {
@@ -112,10 +116,11 @@ export function registerControl(program: Command): void {
           dnsSuffix?: string;
           requireApproval?: boolean;
           adminListen?: { address: string; port: number };
-        },
+        } & MetricsOpts,
         cmd: Command,
       ) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
+        const metricsListen = metricsListenOf(o);
         if (o.config) {
           const { loadControlConfig } = await import('../control/config.js');
           let c;
@@ -130,7 +135,11 @@ export function registerControl(program: Command): void {
           if (o.dnsSuffix === undefined) o.dnsSuffix = c.dnsSuffix;
         }
         const { ControlServer } = await import('../control/server.js');
+        // the metrics read the server once it exists; its request observer is handed to it here
+        let view: (() => ControlMetricsView) | null = null;
+        const metrics = metricsListen ? (await import('../control/metrics.js')).controlMetrics(() => view?.() ?? null) : null;
         const server = new ControlServer({
+          requestObserver: metrics?.observer,
           host: o.listen.host,
           port: o.listen.port,
           stateDir: o.stateDir,
@@ -145,6 +154,7 @@ export function registerControl(program: Command): void {
           adminListen: o.adminListen,
           logger: (m) => process.stderr.write(`${isoTime()} meshctl control: ${m}\n`),
         });
+        view = () => server.metricsView();
         try {
           await server.start();
         } catch (err) {
@@ -158,7 +168,7 @@ export function registerControl(program: Command): void {
                 : e.message;
           throw new CliError('FAILURE', `meshctl control serve: cannot listen on ${o.listen.host}:${o.listen.port}: ${why}`);
         }
-        await serveUntilSignal(server);
+        await serveWithMetrics(server, metricsListen && metrics ? { listen: metricsListen, source: metrics } : null, 'meshctl control');
       },
     );
 

@@ -6,6 +6,7 @@ import { portArg, socketOf } from './context.js';
 import { CliError } from './errors.js';
 import { meshctlVersion } from './version.js';
 import { stateDirFromEnv } from '../util/knobs.js';
+import { metricsAllowRemoteOption, metricsListenOf, metricsListenOption, type MetricsOpts } from './metrics.js';
 
 export function registerDaemon(program: Command): void {
   program
@@ -14,10 +15,13 @@ export function registerDaemon(program: Command): void {
     .option('--state-dir <dir>', 'state directory (keys, settings, last network map)', stateDirFromEnv() ?? DEFAULT_STATE_DIR)
     .option('--ifname <name>', 'the mesh interface', DEFAULT_IFNAME)
     .addOption(new Option('--port <n>', 'UDP port (0 = any)').argParser(portArg).default(DEFAULT_PORT))
-    .action(async (o: { stateDir: string; ifname: string; port: number }, cmd: Command) => {
+    .addOption(metricsListenOption('the daemon'))
+    .addOption(metricsAllowRemoteOption())
+    .action(async (o: { stateDir: string; ifname: string; port: number } & MetricsOpts, cmd: Command) => {
+      const metricsListen = metricsListenOf(o);
       const { startDaemon } = await import('../daemon/main.js');
       try {
-        await startDaemon({ socket: socketOf(cmd), stateDir: o.stateDir, ifname: o.ifname, port: o.port, version: meshctlVersion() });
+        await startDaemon({ socket: socketOf(cmd), stateDir: o.stateDir, ifname: o.ifname, port: o.port, version: meshctlVersion(), metricsListen });
       } catch (err) {
         throw new CliError('FAILURE', `meshctl daemon: ${(err as Error).message}`);
       }

@@ -21,6 +21,7 @@ import { registerCompletion } from './completion.js';
 import { registerLabExec } from './lab-exec.js';
 import { registerBugreport } from './bugreport.js';
 import { registerService } from './service.js';
+import { registerMetrics } from './metrics.js';
 
 export function buildProgram(): Command {
   const program = new Command('meshctl')
@@ -49,6 +50,7 @@ export function buildProgram(): Command {
   registerRelay(program);
   registerNetcheck(program);
   registerDns(program);
+  registerMetrics(program);
   registerLab(program);
   registerLabExec(program);
   registerService(program);

@@ -1,11 +1,12 @@
 // `meshctl relay serve`: the relay and its STUN server.
 import { type Command, Option } from 'commander';
-import { portArg, serveUntilSignal } from './context.js';
+import { portArg } from './context.js';
 import { listenArg } from './control.js';
 import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
 import { RELAY_MESH_KEY_ENV, relayStateDirFromEnv } from '../util/knobs.js';
 import type { MeshPeer } from '../relay/mesh-peer.js';
+import { metricsAllowRemoteOption, metricsListenOf, metricsListenOption, serveWithMetrics } from './metrics.js';
 
 export const DEFAULT_RELAY_STATE_DIR = '/var/lib/meshctl-relay';
 
@@ -39,6 +40,8 @@ export function registerRelay(program: Command): void {
         })
         .default(0),
     )
+    .addOption(metricsListenOption('the relay'))
+    .addOption(metricsAllowRemoteOption())
     .action(
       async (o: {
         listen: { host: string; port: number };
@@ -52,8 +55,11 @@ export function registerRelay(program: Command): void {
         meshKey?: string;
         meshWith: string[];
         clientRate: number;
+        metricsListen?: string;
+        metricsAllowRemote?: boolean;
       }) => {
         if (!!o.tlsCert !== !!o.tlsKey) throw new CliError('USAGE', '--tls-cert and --tls-key go together');
+        const metricsListen = metricsListenOf(o);
         const { loadMeshKey } = await import('../relay/mesh-key.js');
         const { parseMeshPeer } = await import('../relay/mesh-peer.js');
         let meshKey: string | undefined;
@@ -95,7 +101,8 @@ export function registerRelay(program: Command): void {
         process.on('SIGUSR1', () =>
           process.stderr.write(`stats ${JSON.stringify({ ...server.stats, stun: server.stunStats, verify: server.verifierStats })}\n`),
         );
-        await serveUntilSignal(server);
+        const metrics = metricsListen ? { listen: metricsListen, source: (await import('../relay/metrics.js')).relayMetrics(server) } : null;
+        await serveWithMetrics(server, metrics, 'meshctl relay');
       },
     );
 }

@@ -24,12 +24,13 @@ import { meshctlVersion } from './version.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
 import { AUTH_KEY_ENV, daemonNodeArgs, JOIN_ENV, knobText, stateDirFromEnv } from '../util/knobs.js';
 import { resolveJoin, type JoinInfo } from './join.js';
+import { metricsAllowRemoteOption, metricsListenOf, metricsListenOption, type MetricsOpts } from './metrics.js';
 
 const DAEMON_START_TIMEOUT_MS = 10_000;
 // the daemon answers ~0.3 s after it is spawned; a 50 ms poll lost 25 ms on average
 const DAEMON_POLL_MS = 10;
 
-interface UpOpts extends ExitNodeSettings {
+interface UpOpts extends ExitNodeSettings, MetricsOpts {
   loginServer?: string;
   authKey?: string;
   join?: string;
@@ -120,7 +121,8 @@ function joinOf(o: UpOpts): JoinInfo | undefined {
 }
 
 function daemonArgs(socket: string, o: UpOpts): string[] {
-  return ['--socket', socket, 'daemon', '--state-dir', o.stateDir, '--ifname', o.ifname, '--port', String(o.port)];
+  const metrics = o.metricsListen === undefined ? [] : ['--metrics-listen', o.metricsListen, ...(o.metricsAllowRemote ? ['--metrics-allow-remote'] : [])];
+  return ['--socket', socket, 'daemon', '--state-dir', o.stateDir, '--ifname', o.ifname, '--port', String(o.port), ...metrics];
 }
 
 /** Starts a detached daemon and waits until its socket answers. */
@@ -169,6 +171,7 @@ export function summary(s: Status): string {
 async function up(o: UpOpts, cmd: Command): Promise<void> {
   const socket = socketOf(cmd);
   const client = clientOf(cmd);
+  const metricsListen = metricsListenOf(o);
   const saved = loadClientPrefs();
   const remembered = saved.daemons?.[socket];
   if (remembered) {
@@ -208,13 +211,15 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
     if (!(err instanceof DaemonNotRunning)) throw fromApi(err, socket);
     running = false;
   }
+  // the endpoint belongs to the daemon's process: a running daemon keeps what it was started with
+  if (running && metricsListen) process.stderr.write('meshctl up: the daemon is already running: --metrics-listen applies when it starts (restart it)\n');
   const progress = await startProgress(running ? 'connecting to the daemon' : 'starting the daemon');
   let status: Status | null = null;
   try {
     if (!running) {
       if (o.foreground) {
         const { startDaemon } = await import('../daemon/main.js');
-        daemon = await startDaemon({ socket, stateDir: o.stateDir, ifname: o.ifname, port: o.port, version: meshctlVersion() });
+        daemon = await startDaemon({ socket, stateDir: o.stateDir, ifname: o.ifname, port: o.port, version: meshctlVersion(), metricsListen });
       } else {
         await spawnDaemon(client, socket, o);
       }
@@ -303,6 +308,8 @@ export function registerUp(program: Command): void {
         .preset('true'),
     )
     .option('--foreground', 'run the daemon in this process (for service managers)')
+    .addOption(metricsListenOption('the daemon'))
+    .addOption(metricsAllowRemoteOption())
     .addOption(new Option('--timeout <dur>', 'give up after this long (e.g. 30s)').argParser(durationArg))
     .option('--json', 'print the resulting status as JSON')
     .action(async (o: UpOpts, cmd: Command) => {

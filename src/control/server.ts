@@ -17,7 +17,7 @@ import { autoApprove } from './auto-approve.js';
 import { guardConnections, type ConnectionStats } from './connections.js';
 import { RateLimitedError, readJson, sendError, sendJson } from './http-util.js';
 import { openStateDatabase } from './open-database.js';
-import { ControlError, MAP_KEEPALIVE_MS, PATHS } from './protocol.js';
+import { ControlError, MAP_KEEPALIVE_MS, PATHS, type ControlErrorCode } from './protocol.js';
 import type { MapLine, RelayRegion } from '../netmap/types.js';
 import type { SentMap } from './map-changes.js';
 import type { NetworkSnapshot } from './snapshot.js';
@@ -69,6 +69,25 @@ export interface ControlServerOptions {
   /** the admin web's bounds (sessions, logins, event streams); tests inject small ones */
   adminWeb?: Partial<AdminWebLimits>;
   logger?: (msg: string) => void;
+  /** told of each request when it is answered (metrics.ts); the server keeps no figures for it */
+  requestObserver?: RequestObserver;
+}
+
+/** The bounded set of routes requests are counted by: a path that is none of them is `other`, never its own label. */
+export type ControlRoute = 'key' | 'healthz' | 'verify' | 'register' | 'map' | 'endpoints' | 'advertise' | 'logout' | 'other';
+
+export interface RequestObserver {
+  /** `error`: the ControlError the request was refused with, null when it was answered (status < 400) */
+  request(route: ControlRoute, seconds: number, status: number, error: ControlErrorCode | null): void;
+}
+
+/** What the metrics read at a scrape (metrics.ts): counts from the store and the server's own state. */
+export interface ControlMetricsView {
+  nodesRegistered: number;
+  nodesOnline: number;
+  streams: MapStreamStats;
+  rateLimit: { sealed: RateLimiterStats; verify: RateLimiterStats };
+  connections: ConnectionStats;
 }
 
 /** Every bound the server enforces; the defaults are the constants below, tests inject small ones. */
@@ -194,6 +213,8 @@ export class ControlServer {
   private readonly verifyRate: SourceRateLimiter;
   private connStats: ConnectionStats | null = null;
   private readonly streamCounters = { coalesced: 0, dropped: 0, replaced: 0, mapsWritten: 0, mapBytes: 0 };
+  /** why a request was refused, for the request observer */
+  private readonly refusals = new WeakMap<ServerResponse, ControlErrorCode>();
   private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
   private broadcastTimer: NodeJS.Timeout | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
@@ -251,6 +272,19 @@ export class ControlServer {
     return { streams, ...this.streamCounters };
   }
 
+  /** Node counts and the server's counters, for the metrics endpoint (read at each scrape). */
+  metricsView(): ControlMetricsView {
+    let online = this.streams.size;
+    for (const id of this.presumedOnline) if (!this.streams.has(id)) online++;
+    return {
+      nodesRegistered: this.store?.listNodes().length ?? 0,
+      nodesOnline: online,
+      streams: this.mapStreamStats(),
+      rateLimit: this.rateLimitStats(),
+      connections: this.connectionStats(),
+    };
+  }
+
   async start(): Promise<void> {
     if (this.server) return;
     const { stateDir } = this.opts;
@@ -300,7 +334,7 @@ export class ControlServer {
         requestTimeout: Math.max(REQUEST_TIMEOUT_MS, idleMs + 1),
         connectionsCheckingInterval: Math.min(1000, idleMs),
       },
-      (req, res) => void this.handle(req, res),
+      (req, res) => void this.observed(req, res),
     );
     this.connStats = guardConnections(server, { maxConnections: this.limits.maxConnections, maxPerSource: this.limits.maxConnectionsPerSource, idleMs });
     await new Promise<void>((resolve, reject) => {
@@ -428,6 +462,15 @@ export class ControlServer {
     if (gone.length) this.changed();
   }
 
+  /** A request, timed and reported to the observer when there is one. */
+  private async observed(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const o = this.opts.requestObserver;
+    if (!o) return this.handle(req, res);
+    const started = performance.now();
+    await this.handle(req, res);
+    o.request(routeOf(req.method, req.url), (performance.now() - started) / 1000, res.statusCode, this.refusals.get(res) ?? null);
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const url = req.url ?? '';
@@ -467,6 +510,7 @@ export class ControlServer {
           return this.handleLogout(raw, res);
       }
     } catch (err) {
+      this.refusals.set(res, err instanceof ControlError ? err.code : 'INTERNAL');
       if (err instanceof ControlError) return sendError(res, err);
       // the detail goes to the log, not to whoever sent the request
       this.log(`error on ${clip(req.method ?? '')} ${clip(req.url ?? '')}: ${(err as Error).message}`);
@@ -749,6 +793,19 @@ const POST_ROUTES = new Map<string, 'register' | 'map' | 'endpoints' | 'advertis
 ]);
 
 const hostPort = (a: string, port: number): string => (a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
+const GET_ROUTES = new Map<string, ControlRoute>([
+  [PATHS.key, 'key'],
+  ['/healthz', 'healthz'],
+  [PATHS.verify, 'verify'],
+]);
+
+/** The route label of a request: one of a fixed set, whatever path it asked for. */
+function routeOf(method: string | undefined, url: string | undefined): ControlRoute {
+  const u = url ?? '';
+  const q = u.indexOf('?');
+  const path = q < 0 ? u : u.slice(0, q);
+  return (method === 'GET' ? GET_ROUTES.get(path) : method === 'POST' ? POST_ROUTES.get(u) : undefined) ?? 'other';
+}
 
 /** Request text echoed in errors and logs: short and printable. */
 function clip(s: string): string {

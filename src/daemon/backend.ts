@@ -42,6 +42,7 @@ import { Advertiser, advertisementOf } from './advertise.js';
 import { destinationFilter, type DestinationFilterStats } from '../engine/device/destination-filter.js';
 import { destinationPolicy } from './subnet-routes.js';
 import { AccessFilter } from './access-filter.js';
+import type { DaemonMetricsView } from './metrics.js';
 import { exitNodeHealth, exitNodeRefusal, exitNodeState, servesAsExitNode, withExitNode } from './exit-node.js';
 
 /** How long a node waits for its first map after registering before `up` gives up. */
@@ -677,6 +678,22 @@ export class Backend {
       homeRegion: this.home,
       relays: this.host?.relays.status() ?? [],
       counters: this.host ? { ...this.host.counters(), acl: this.accessFilter.stats(), memory: memoryCounters(this.idleMemory) } : null,
+    };
+  }
+
+  /** What the metrics endpoint reads at each scrape (metrics.ts): state and counters the parts already keep. */
+  metricsView(): DaemonMetricsView {
+    return {
+      backendState: this.state,
+      wantRunning: this.st.prefs.wantRunning,
+      controlConnected: this.connected,
+      peerPaths: (this.map?.peers ?? []).map((v) => this.host?.peerState(v.nodeKey)?.path.kind ?? 'none'),
+      engine: this.host?.counters() ?? null,
+      relays: this.host?.relays.status() ?? [],
+      relayFrames: this.host?.relays.frameCounts() ?? null,
+      acl: this.accessFilter.stats(),
+      droppedDestination: this.destinationStats.droppedDestination,
+      dns: this.dns.counters(),
     };
   }
 

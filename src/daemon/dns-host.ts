@@ -12,7 +12,7 @@ import { addAddressesAndRoutes, removeAddresses } from '../tun/netconf.js';
 import { hostPrefix, type IpAddress, type IpEndpoint, type IpPrefix, parseIp, parsePrefix, prefixContains } from '../util/netaddr.js';
 import { terminalSafe } from '../util/text.js';
 import { queryDns } from '../dns/client.js';
-import { DnsServer } from '../dns/server.js';
+import { DnsServer, type DnsStats } from '../dns/server.js';
 import { reverseZones } from '../dns/names.js';
 import { buildZone } from '../dns/zone.js';
 import { OsDns, type OsDnsPlan, type OsDnsStatus } from '../osdns/os-dns.js';
@@ -268,6 +268,11 @@ export class DnsHost {
       counters: this.server ? { ...this.server.stats() } : null,
       errors: this.health(),
     };
+  }
+
+  /** The resolver's counters (metrics.ts); null while it does not run. */
+  counters(): DnsStats | null {
+    return this.server?.stats() ?? null;
   }
 
   /** One question to the node's own resolver, over the network as any client asks it. */

@@ -13,7 +13,8 @@ import { rateLimitedLog } from '../util/rate-limited-log.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { ApiError, LOCALAPI, type ApiErrorBody, type ApiErrorCode, type UpLine, type UpRequest } from '../localapi/types.js';
+import type { DaemonMetrics } from './metrics.js';
+import { ApiError, LOCALAPI, type ApiErrorBody, type MetricsResponse, type ApiErrorCode, type UpLine, type UpRequest } from '../localapi/types.js';
 import type { Backend } from './backend.js';
 import { ConnectionGate, type ConnLimits } from './localapi-conns.js';
 import { parseDnsQueryRequest, parsePingRequest, parsePrefsRequest, parseUpRequest } from './localapi-requests.js';
@@ -48,7 +49,19 @@ const REFUSAL_LOG_INTERVAL_MS = 60_000;
 /** What the local API needs of the backend (the real one is Backend; tests pass a double). */
 export type LocalApiBackend = Pick<
   Backend,
-  'status' | 'netcheckReport' | 'whois' | 'ping' | 'up' | 'down' | 'logout' | 'setPrefs' | 'operator' | 'controlTrust' | 'dnsStatus' | 'dnsQuery'
+  | 'status'
+  | 'netcheckReport'
+  | 'whois'
+  | 'ping'
+  | 'up'
+  | 'down'
+  | 'logout'
+  | 'setPrefs'
+  | 'operator'
+  | 'controlTrust'
+  | 'dnsStatus'
+  | 'dnsQuery'
+  | 'metricsView'
 >;
 
 export interface LocalApiOptions {
@@ -118,6 +131,8 @@ export class LocalApiServer {
   private server: Server | null = null;
   private readonly gate: ConnectionGate;
   private readonly log: (msg: string) => void;
+  /** made on the first `meshctl metrics` (metrics.ts loads prom-client) */
+  private metrics: Promise<DaemonMetrics> | null = null;
 
   constructor(
     private readonly path: string,
@@ -237,6 +252,12 @@ export class LocalApiServer {
           // reading, like status: anyone who may open the socket may ask (they could ask 100.100.100.100 themselves)
           const b = parseDnsQueryRequest(await readBody(req));
           return sendJson(res, 200, await this.backend.dnsQuery(b.name, b.type));
+        }
+        case `GET ${LOCALAPI.metrics}`: {
+          // reading, like status: the same figures the --metrics-listen endpoint serves
+          this.metrics ??= import('./metrics.js').then((m) => m.daemonMetrics(() => this.backend.metricsView()));
+          const m = await this.metrics;
+          return sendJson(res, 200, { contentType: m.contentType, text: await m.metrics() } satisfies MetricsResponse);
         }
         default:
           throw new ApiError('NOT_FOUND', `no ${route} in the local API`);

@@ -8,6 +8,7 @@ import { Backend } from './backend.js';
 import { LocalApiServer } from './localapi-server.js';
 import { daemonKnobsFromEnv } from './test-knobs.js';
 import { isoTime } from '../util/time.js';
+import { startMetricsServer, type MetricsListen, type MetricsServer } from '../util/metrics-http.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -15,6 +16,8 @@ export interface DaemonOptions {
   ifname: string;
   port: number;
   version: string;
+  /** serve Prometheus metrics on this address (--metrics-listen; loopback unless allowed when parsed) */
+  metricsListen?: MetricsListen | null;
 }
 
 function log(msg: string): void {
@@ -67,11 +70,20 @@ export async function startDaemon(o: DaemonOptions): Promise<{ stop(): Promise<v
     unlock();
     throw err;
   }
+  let metrics: MetricsServer | null = null;
+  try {
+    if (o.metricsListen) metrics = await startDaemonMetrics(o.metricsListen, backend!);
+  } catch (err) {
+    await api.stop();
+    unlock();
+    throw err;
+  }
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       log('shutting down');
       sdNotify(`STOPPING=1\n${statusLine('shutting down')}`);
+      await metrics?.close();
       await api.stop();
       await backend.close();
       unlock();
@@ -86,4 +98,21 @@ export async function startDaemon(o: DaemonOptions): Promise<{ stop(): Promise<v
   // systemd (Type=notify) starts what depends on the node once the local API answers and the node is resumed
   sdNotify(`READY=1\n${statusLine(`local API on ${o.socket}`)}`);
   return { stop };
+}
+
+/** The scrape endpoint; prom-client and the metrics module load only here, when --metrics-listen asks for them. */
+async function startDaemonMetrics(listen: MetricsListen, backend: Backend): Promise<MetricsServer> {
+  const { daemonMetrics } = await import('./metrics.js');
+  let server: MetricsServer;
+  try {
+    server = await startMetricsServer(
+      listen,
+      daemonMetrics(() => backend.metricsView()),
+      { logger: log },
+    );
+  } catch (err) {
+    throw new Error(`--metrics-listen ${listen.host}:${listen.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  log(`metrics on http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${server.port}/metrics`);
+  return server;
 }

@@ -19,6 +19,8 @@ export class RelayManager implements RelayPaths {
   private readonly clients = new Map<string, { region: RelayRegion; client: RelayClient }>();
 
   private readonly pick: number;
+  /** frame counts of clients already stopped, so the totals never go down when a region is dropped */
+  private readonly retired = { sent: 0, received: 0, dropped: 0 };
 
   constructor(
     private readonly nodePrivate: Buffer,
@@ -44,6 +46,7 @@ export class RelayManager implements RelayPaths {
       const r = map.find((x) => x.code === code);
       if (!r || !wanted.has(code) || r.url !== c.region.url || r.certFingerprint !== c.region.certFingerprint) {
         c.client.stop();
+        this.retire(c.client);
         this.clients.delete(code);
       }
     }
@@ -82,8 +85,28 @@ export class RelayManager implements RelayPaths {
     }));
   }
 
+  /** Packets sent to and received from every relay since this manager started, and sends dropped while not connected. */
+  frameCounts(): { sent: number; received: number; dropped: number } {
+    const t = { ...this.retired };
+    for (const { client } of this.clients.values()) {
+      t.sent += client.stats.sent;
+      t.received += client.stats.received;
+      t.dropped += client.stats.dropped;
+    }
+    return t;
+  }
+
+  private retire(client: RelayClient): void {
+    this.retired.sent += client.stats.sent;
+    this.retired.received += client.stats.received;
+    this.retired.dropped += client.stats.dropped;
+  }
+
   stop(): void {
-    for (const c of this.clients.values()) c.client.stop();
+    for (const c of this.clients.values()) {
+      c.client.stop();
+      this.retire(c.client);
+    }
     this.clients.clear();
   }
 }

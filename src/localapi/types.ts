@@ -15,7 +15,14 @@ export const LOCALAPI = {
   netcheck: '/localapi/v1/netcheck',
   dnsStatus: '/localapi/v1/dns/status',
   dnsQuery: '/localapi/v1/dns/query',
+  metrics: '/localapi/v1/metrics',
 } as const;
+
+/** `meshctl metrics`: the daemon's Prometheus text exposition (docs/metrics.md), as its --metrics-listen endpoint serves it. */
+export interface MetricsResponse {
+  contentType: string;
+  text: string;
+}
 
 export const DEFAULT_SOCKET = '/var/run/meshctl/meshctld.sock';
 export const DEFAULT_STATE_DIR = '/var/lib/meshctl';

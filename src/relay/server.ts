@@ -114,6 +114,9 @@ export interface RelayStats {
   clients: number;
   packetsRelayed: number;
   packetsForwarded: number;
+  /** bytes of the packets in packetsRelayed and packetsForwarded (frame headers and keys not counted) */
+  bytesRelayed: number;
+  bytesForwarded: number;
   dropped: { queueFull: number; rateLimited: number; noSuchPeer: number; malformed: number; tooLarge: number };
   /** `full`: new node keys refused at MAX_CLIENTS */
   refused: { handshake: number; unauthorized: number; busy: number; preAuthBacklog: number; full: number };
@@ -191,6 +194,8 @@ export class RelayServer {
       clients: 0,
       packetsRelayed: 0,
       packetsForwarded: 0,
+      bytesRelayed: 0,
+      bytesForwarded: 0,
       dropped: { queueFull: 0, rateLimited: 0, noSuchPeer: 0, malformed: 0, tooLarge: 0 },
       refused: { handshake: 0, unauthorized: 0, busy: 0, preAuthBacklog: 0, full: 0 },
       pending: this.pending.stats,
@@ -500,12 +505,15 @@ export class RelayServer {
         const local = this.clients.get(dstHex);
         if (local) {
           local.senders.add(c.keyHex);
-          if (local.send(frame(FrameType.recvPacket, src, p.subarray(KEY_LEN)))) this.stats.packetsRelayed++;
-          else this.stats.dropped.queueFull++;
+          if (local.send(frame(FrameType.recvPacket, src, p.subarray(KEY_LEN)))) {
+            this.stats.packetsRelayed++;
+            this.stats.bytesRelayed += p.length - KEY_LEN;
+          } else this.stats.dropped.queueFull++;
           return;
         }
         if (this.mesh?.forward(src, p.subarray(0, KEY_LEN), p.subarray(KEY_LEN))) {
           this.stats.packetsForwarded++;
+          this.stats.bytesForwarded += p.length - KEY_LEN;
           return;
         }
         this.stats.dropped.noSuchPeer++;
@@ -516,8 +524,10 @@ export class RelayServer {
         // from a meshed relay of this region: src ‖ dst ‖ packet
         if (!c.mesh || p.length < 2 * KEY_LEN) return void this.stats.dropped.malformed++;
         const dst = this.clients.get(p.toString('hex', KEY_LEN, 2 * KEY_LEN));
-        if (dst?.send(frame(FrameType.recvPacket, p.subarray(0, KEY_LEN), p.subarray(2 * KEY_LEN)))) this.stats.packetsRelayed++;
-        else this.stats.dropped.noSuchPeer++;
+        if (dst?.send(frame(FrameType.recvPacket, p.subarray(0, KEY_LEN), p.subarray(2 * KEY_LEN)))) {
+          this.stats.packetsRelayed++;
+          this.stats.bytesRelayed += p.length - 2 * KEY_LEN;
+        } else this.stats.dropped.noSuchPeer++;
         return;
       }
       case FrameType.watchConns: {

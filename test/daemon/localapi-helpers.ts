@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DnsQueryResponse, DnsStatus, PingResponse, PrefsRequest, Status, UpRequest } from '../../src/localapi/types.js';
 import type { LocalApiBackend } from '../../src/daemon/localapi-server.js';
+import type { DaemonMetricsView } from '../../src/daemon/metrics.js';
 import { packageRoot } from '../../src/cli/version.js';
 import { skipTest } from '../helpers/ci.js';
 
@@ -117,6 +118,22 @@ export class BackendDouble implements LocalApiBackend {
     const rcode = name.startsWith('nx') ? 'NXDOMAIN' : name.startsWith('fail') ? 'SERVFAIL' : name.startsWith('refused') ? 'REFUSED' : 'NOERROR';
     const answers = rcode === 'NOERROR' ? [{ name, type: 'A', ttl: 10, data: '100.64.0.5' }] : [];
     return { server: '100.100.100.100:53', name, type, rcode, answers, transport: 'udp', ms: 0.4 };
+  }
+  /** two peers direct, one relayed, one without a path; control connected; no engine (its counters are absent) */
+  metricsView(): DaemonMetricsView {
+    this.calls.push('metrics');
+    return {
+      backendState: 'Running',
+      wantRunning: true,
+      controlConnected: true,
+      peerPaths: ['direct', 'direct', 'relay', 'none'],
+      engine: null,
+      relays: [{ region: 'r1', url: 'https://relay.example', connected: true, latencyMs: 3, lastError: null }],
+      relayFrames: { sent: 5, received: 7, dropped: 0 },
+      acl: null,
+      droppedDestination: 0,
+      dns: null,
+    };
   }
   operator(): string | null {
     return this.op;

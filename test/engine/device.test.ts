@@ -54,6 +54,11 @@ test('first packet triggers a handshake; data flows both ways; responder learns 
   assert.equal(a.received.length, 1);
   assert.ok(a.received[0]!.equals(p2));
   assert.ok(bSeesA.lastHandshakeWallMs > 0);
+  // the handshake counters the metrics read: one initiation by A, one session each side, none given up
+  assert.deepEqual(a.dev.stats.handshakes, { initiated: 1, failed: 0 });
+  assert.deepEqual(b.dev.stats.handshakes, { initiated: 0, failed: 0 });
+  assert.equal(a.dev.stats.sessions, 1);
+  assert.equal(b.dev.stats.sessions, 1);
 });
 
 test('no packet is lost across rekeys while traffic flows continuously', async () => {
@@ -192,6 +197,9 @@ test('an unanswered initiation is retried every REKEY_TIMEOUT and abandoned afte
   }
   // 1 + 17 retries within 90 s (wireguard-go's MaxTimerHandshakes), then silence
   assert.ok(initiations >= 17 && initiations <= 19, `saw ${initiations} initiations`);
+  assert.equal(a.dev.stats.handshakes.initiated, initiations, 'every initiation sent is counted');
+  assert.equal(a.dev.stats.handshakes.failed, 1, 'the give-up is counted once');
+  assert.equal(a.dev.stats.sessions, 0);
 });
 
 test('a keepalive answers received data when we have nothing to send', async () => {

@@ -48,6 +48,7 @@ export abstract class PeerHandshake extends PeerSend {
     const localIndex = this.host.indices.newIndex(this);
     const { message, state } = createInitiation(id, this.remote, localIndex, tai64n(this.host.clock.wallNow()));
     this.handshake = { kind: 'initiationSent', localIndex, state };
+    this.host.stats.handshakes.initiated++;
     const buf = encodeInitiation(message);
     this.cookies.stamp(buf, INITIATION_MAC1_OFFSET, INITIATION_MAC2_OFFSET);
     this.timersAnyAuthenticatedPacketTraversal();

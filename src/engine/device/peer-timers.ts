@@ -94,6 +94,7 @@ export abstract class PeerTimers extends PeerState {
     const maxAttempts = Math.floor(this.host.timers.rekeyAttemptTimeMs / this.host.timers.rekeyTimeoutMs) - 1;
     if (this.handshakeAttempts > maxAttempts) {
       this.host.log(`handshake did not complete after ${maxAttempts + 2} attempts, giving up`);
+      this.host.stats.handshakes.failed++;
       this.sendKeepaliveTimer.del();
       this.dropStaged();
       if (!this.zeroKeyMaterial.pending) this.zeroKeyMaterial.mod(this.host.timers.rejectAfterTimeMs * 3);
