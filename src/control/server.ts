@@ -360,6 +360,7 @@ export class ControlServer {
       online: (id) => this.online(id),
       endStreams,
       relays: () => this.relayMap,
+      certPem: () => this.certPem,
       log: this.log,
       limits: this.opts.adminWeb,
     });

@@ -5,6 +5,7 @@
 // credentials refused. Each page is screenshotted at desktop and phone width
 // into test/artifacts/ and checked with axe-core. Without chromium the test is
 // skipped (loudly), except under CI, where it fails.
+import { parseJoin } from '../../src/netmap/join-string.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -106,7 +107,10 @@ test('the admin page in chromium: login, live node state, keys, delete, policy, 
     await page.getByRole('button', { name: 'Create key' }).click();
     const keyText = await page.getByLabel('Auth key', { exact: true }).inputValue();
     assert.match(keyText, /^mskey-[0-9a-f]{12}-[0-9a-f]{48}$/);
-    assert.ok(await page.getByRole('img', { name: /^QR code of auth key/ }).isVisible());
+    assert.ok(await page.getByRole('img', { name: /^QR code of / }).isVisible());
+    // the page asked for a join string at its own address: it holds this key, pinned to this server
+    const joinText = await page.getByLabel('Join string', { exact: true }).inputValue();
+    assert.equal(parseJoin(joinText).authKey, keyText);
     const id = keyText.slice(6, 18);
     await page.screenshot({ path: join(ARTIFACTS, 'admin-keys-created-desktop.png'), fullPage: true });
     await page.getByRole('button', { name: 'Done, hide it' }).click();

@@ -1,6 +1,8 @@
 // The admin web API on control's HTTPS listener: who may call it (admin token
 // as Bearer, or a session cookie plus its CSRF token for writes), what it
 // answers, its headers, its live events, and its bounds.
+import { parseJoin } from '../../src/netmap/join-string.js';
+import { certPin } from '../../src/crypto/spki-pin.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:https';
@@ -93,6 +95,19 @@ test('a session cookie reads, but writes only with the CSRF header (403 without 
     assert.equal(ok.status, 200, ok.text);
     assert.match(ok.body.key as string, /^mskey-/);
     assert.match(ok.body.qrSvg as string, /^<svg /);
+    assert.equal(ok.body.join, null, 'no control URL given: no join string');
+    // with the URL nodes use: a join string pinned to this server's key, holding the new key
+    const withJoin = await web(h, 'POST', '/admin/api/authkeys', {
+      headers: { ...cookie, 'x-csrf-token': s.csrf },
+      body: { controlUrls: ['https://ctl.example.net:8443/'] },
+    });
+    assert.equal(withJoin.status, 200, withJoin.text);
+    const parsed = parseJoin(withJoin.body.join as string);
+    assert.deepEqual(parsed, { urls: ['https://ctl.example.net:8443'], pin: certPin(h.server.certPem), authKey: withJoin.body.key });
+    const badUrl = await web(h, 'POST', '/admin/api/authkeys', { headers: { ...cookie, 'x-csrf-token': s.csrf }, body: { controlUrls: ['http://x'] } });
+    assert.equal(badUrl.status, 400);
+    assert.match(badUrl.body.error!.message, /controlUrls: "http:\/\/x" is not an https:\/\/ URL/);
+    await web(h, 'POST', '/admin/api/authkeys/revoke', { headers: { ...cookie, 'x-csrf-token': s.csrf }, body: { id: withJoin.body.id } });
     // the same validation as the unix-socket admin
     const bad = await web(h, 'POST', '/admin/api/authkeys', { headers: { ...cookie, 'x-csrf-token': s.csrf }, body: { reusable: 'yes' } });
     assert.equal(bad.status, 400);

@@ -12,6 +12,8 @@ export function KeysPage({ tick, onAuthError }: PageProps) {
   const [ephemeral, setEphemeral] = useState(false);
   const [expiry, setExpiry] = useState('1d');
   const [owner, setOwner] = useState('');
+  // the address this page was reached at is usually the one nodes use; with --admin-listen it is not: edit it
+  const [controlUrl, setControlUrl] = useState(location.origin);
   const [created, setCreated] = useState<NewKey | null>(null);
   const create = (e: Event) => {
     e.preventDefault();
@@ -20,6 +22,7 @@ export function KeysPage({ tick, onAuthError }: PageProps) {
       reusable,
       ephemeral,
       expiryMs: EXPIRY[expiry] ?? null,
+      ...(controlUrl.trim() === '' ? {} : { controlUrls: [controlUrl.trim()] }),
       ...(o === '' ? {} : o.startsWith('tag:') ? { tags: o.split(',').map((t) => t.trim()) } : { user: o }),
     };
     void run('auth key created', async () => setCreated(await post<NewKey>('authkeys', body)));
@@ -47,6 +50,8 @@ export function KeysPage({ tick, onAuthError }: PageProps) {
           </select>
           <label for="k-owner">Owner user, or tags (tag:a,tag:b)</label>
           <input id="k-owner" value={owner} onInput={(e) => setOwner(e.currentTarget.value)} placeholder="optional" />
+          <label for="k-control-url">Control URL nodes join at (for a join string; empty for the key alone)</label>
+          <input id="k-control-url" value={controlUrl} onInput={(e) => setControlUrl(e.currentTarget.value)} placeholder="https://host:port" />
           <button type="submit">Create key</button>
         </form>
       </section>
@@ -63,7 +68,13 @@ export function KeysPage({ tick, onAuthError }: PageProps) {
               <textarea id="created-join" readOnly rows={3} value={created.join} onFocus={(e) => e.currentTarget.select()} />
             </>
           )}
-          <img class="qr" src={`data:image/svg+xml;base64,${btoa(created.qrSvg)}`} alt={`QR code of auth key ${created.id}`} width={200} height={200} />
+          <img
+            class="qr"
+            src={`data:image/svg+xml;base64,${btoa(created.qrSvg)}`}
+            alt={`QR code of ${created.join ? 'the join string' : 'auth key'} ${created.id}`}
+            width={200}
+            height={200}
+          />
           <button type="button" onClick={() => setCreated(null)}>
             Done, hide it
           </button>

@@ -28,6 +28,8 @@ import { renameNode } from './rename.js';
 import { EventHub, MAX_EVENT_STREAMS, EVENT_DEBOUNCE_MS, EVENT_KEEPALIVE_MS } from './events.js';
 import { serveStatic, SECURITY_HEADERS } from './static.js';
 import { qrSvg } from './qr.js';
+import { controlOrigin, encodeJoin, MAX_JOIN_URLS } from '../../netmap/join-string.js';
+import { certPin } from '../../crypto/spki-pin.js';
 
 /** Logins one source may try at once, then one every 6 s: an operator mistyping a few times is not held up; guessing is. */
 export const LOGIN_BURST_PER_SOURCE = 10;
@@ -56,6 +58,8 @@ export interface AdminWebDeps {
   endStreams: (id: number, reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED') => void;
   /** the relay regions in maps, with certFingerprint once control reached the relay */
   relays: () => RelayRegion[];
+  /** the PEM certificate this server serves: a join string pins its public key */
+  certPem: () => string;
   log: (msg: string) => void;
   limits?: Partial<AdminWebLimits>;
 }
@@ -283,9 +287,15 @@ export class AdminWeb {
     };
   }
 
+  /**
+   * A new auth key; with `controlUrls` (the addresses nodes reach this server at) also its join string, pinned to
+   * the key of the certificate this server serves. The QR code carries the join string when there is one, else the key.
+   */
   private async createKey(b: Body): Promise<unknown> {
+    const urls = controlUrls(b.controlUrls);
     const k = await newAuthKey(this.d.registry, parseAuthKeyOptions(b));
-    return { ...k, qrSvg: await qrSvg(k.key) };
+    const join = urls.length === 0 ? null : encodeJoin({ urls, pin: certPin(this.d.certPem()), authKey: k.key });
+    return { ...k, join, qrSvg: await qrSvg(join ?? k.key) };
   }
 
   private async applyPolicy(text: string): Promise<unknown> {
@@ -362,6 +372,19 @@ function str(o: Body, k: string): string {
 }
 
 const clip = (s: string): string => terminalSafe(s, 80);
+
+/** The control URLs a join string names: absent or empty for none, else 1-MAX_JOIN_URLS canonical https://HOST[:PORT]. */
+function controlUrls(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || v.length > MAX_JOIN_URLS) throw new ControlError('BAD_REQUEST', `controlUrls must be a list of at most ${MAX_JOIN_URLS} URLs`);
+  const urls: string[] = [];
+  for (const u of v) {
+    const o = typeof u === 'string' ? controlOrigin(u) : { problem: 'not a string' };
+    if (typeof o !== 'string') throw new ControlError('BAD_REQUEST', `controlUrls: "${clip(String(u))}" is ${o.problem}: give https://HOST:PORT`);
+    if (!urls.includes(o)) urls.push(o);
+  }
+  return urls;
+}
 
 /** A policy refused by `set`: the error body carries every problem with its line and column. */
 class PolicyRejected extends ControlError {
