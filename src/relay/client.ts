@@ -37,8 +37,9 @@ const SERVER_IDLE_MS = 75_000;
 /**
  * Bytes written for the relay that the kernel has not taken yet: past it packets are dropped, not
  * buffered, so a relay that holds this sender (its receiver is behind: hold.ts) or stops reading
- * costs this much memory at most. The kernel's own buffers (MiBs once autotuned) come first; this
- * is the relay's per-client queue again (server.ts QUEUE_BYTES): room for a few batches of the TUN.
+ * costs this much memory at most (one connection per relay region). It is where a relayed TCP
+ * stream queues when the relay holds its sender: at 256 KiB one stream still lost ~10 % of its
+ * packets here, at 1 MiB none (docs/performance.md, "Relay"), ~28 ms of queue at 300 Mbit/s.
  */
 export const SEND_QUEUE_BYTES = 1024 * 1024;
 
