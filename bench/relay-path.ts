@@ -30,6 +30,7 @@ export interface RelayPathResult {
   loadAvg: number[];
   /** during the relayed transfer: the relay's packets relayed and dropped for a full queue, and the sender's TCP retransmits */
   relayed: { packets: number; queueFull: number; retransmits: number | null };
+  shaped: ShapedResult[];
 }
 
 export interface RelayPathOptions {
@@ -38,6 +39,23 @@ export interface RelayPathOptions {
   relayOnly?: boolean;
   /** write --cpu-prof profiles of the relay and both daemons here */
   profileDir?: string;
+  /** then shape the relay's link (tc tbf on its namespace's egress) to each of these rates, Mbit/s, and measure again */
+  shapeMbps?: number[];
+}
+
+/**
+ * What framing leaves of a link shaped at the relay's egress for a relayed TCP stream in the tunnel
+ * (1,228 B of payload per 1,280 B packet): the data leg's 1,412.4 B per packet (WireGuard, relay frame,
+ * TLS records of 16 KiB, outer TCP/IP and Ethernet headers) plus what returns to the sender through the
+ * same egress (outer ACKs, the inner TCP's relayed ACKs): from nothing (ACKs of GRO-merged segments are
+ * few) to 1,554 B with an ACK every two packets (docs/performance.md, "Relay").
+ */
+export const SHAPED_CEILING = { low: 1228 / 1554, high: 1228 / 1412.4 };
+
+export interface ShapedResult {
+  linkMbps: number;
+  relayMbps: number;
+  retransmits: number | null;
 }
 
 async function tlsInfo(ns: string, host: string): Promise<{ protocol: string | null; cipher: string | null }> {
@@ -158,8 +176,40 @@ export async function measureRelayPath(o: RelayPathOptions): Promise<RelayPathRe
     const relayed = { packets: s1.packetsRelayed - s0.packetsRelayed, queueFull: s1.dropped.queueFull - s0.dropped.queueFull, retransmits };
     const tls = await tlsInfo(n1.ns, m.controlIp);
     const loadAvg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
+    const shaped: ShapedResult[] = [];
+    if (o.shapeMbps?.length) {
+      // the relay's (and control's) one link: the veth in its namespace
+      const links = (await must('ip', ['-n', m.controlNs, '-o', 'link', 'show'])).split('\n');
+      const dev = links.map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1]).find((d) => d && d !== 'lo');
+      if (!dev) throw new Error(`no link in ${m.controlNs}`);
+      for (const rate of o.shapeMbps) {
+        // a bucket of 10 ms at the rate (at least 3 full frames), and 50 ms of queue
+        const burst = Math.max(3 * 1514, Math.round((rate * 1e6) / 8 / 100));
+        await must('ip', [
+          'netns',
+          'exec',
+          m.controlNs,
+          'tc',
+          'qdisc',
+          'replace',
+          'dev',
+          dev,
+          'root',
+          'tbf',
+          'rate',
+          `${rate}mbit`,
+          'burst',
+          String(burst),
+          'latency',
+          '50ms',
+        ]);
+        const r2 = await iperfRetransmits(m, n1.ns, n2.ns, ip2, o.seconds);
+        shaped.push({ linkMbps: rate, relayMbps: r2.mbps, retransmits: r2.retransmits });
+      }
+      await must('ip', ['netns', 'exec', m.controlNs, 'tc', 'qdisc', 'del', 'dev', dev, 'root']);
+    }
     if (prof) await Promise.all(Object.values(pids).map(stopForProfile));
-    return { directMbps, relayMbps, relayRttMs, cpu, tls, loadAvg, relayed };
+    return { directMbps, relayMbps, relayRttMs, cpu, tls, loadAvg, relayed, shaped };
   } finally {
     await m.cleanup();
   }

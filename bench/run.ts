@@ -7,7 +7,8 @@
 // the lab (up to the first direct path behind NATs), and the resolver (mesh and
 // forwarded names against the upstream, RSS with 1000 names; `--dns-only` runs
 // it alone and needs no root; `--relay-only` the relayed path alone, direct then relayed in --runs fresh
-// labs, `--cpu-prof DIR` adding profiles of the relay and both daemons). Medians and ratios are printed and saved as JSON
+// labs, `--cpu-prof DIR` adding profiles of the relay and both daemons, `--relay-shape 5,50` runs on a
+// relay link shaped to those Mbit/s). Medians and ratios are printed and saved as JSON
 // under bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ import { measureHops, type HopResult } from './hops.js';
 import { keepCpusAwake } from './cpus-awake.js';
 import { measureDns, printDns } from './dns.js';
 import { requireTool, ToolMissingError } from '../src/util/tools.js';
-import { measureRelayPath, type RelayPathResult } from './relay-path.js';
+import { measureRelayPath, SHAPED_CEILING, type RelayPathResult } from './relay-path.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -286,9 +287,28 @@ async function main(): Promise<void> {
     // relay and both daemons (relayed transfer only, no direct test) for bench/cpuprofile.ts to summarise
     const i = args.indexOf('--cpu-prof');
     const profileDir = i >= 0 ? args[i + 1] : undefined;
+    // --relay-shape 5,50: then the relay's link shaped to each rate (tc tbf), relayed goodput against what framing allows
+    const sh = args.indexOf('--relay-shape');
+    const shapeMbps =
+      sh >= 0
+        ? (args[sh + 1] ?? '')
+            .split(',')
+            .map(Number)
+            .filter((x) => x > 0)
+        : [];
     const rs: RelayPathResult[] = [];
     for (let k = 0; k < RUNS; k++) {
-      const r = await measureRelayPath({ seconds: SECONDS, relayOnly: profileDir !== undefined, profileDir: profileDir && join(profileDir, String(k)) });
+      const r = await measureRelayPath({
+        seconds: SECONDS,
+        relayOnly: profileDir !== undefined,
+        profileDir: profileDir && join(profileDir, String(k)),
+        shapeMbps,
+      });
+      for (const x of r.shaped)
+        console.error(
+          `  relay link shaped to ${x.linkMbps} Mbit/s: relayed goodput ${f(x.relayMbps, 2)} Mbit/s = ${f(x.relayMbps / x.linkMbps, 3)} of the link ` +
+            `(framing's ceiling ${f(SHAPED_CEILING.low, 3)}–${f(SHAPED_CEILING.high, 3)}), ${x.retransmits ?? '-'} TCP retransmits`,
+        );
       rs.push(r);
       const c = r.cpu;
       console.error(
