@@ -57,7 +57,7 @@ const EXTRA_NAMES = 900;
  */
 export const IDLE_SETTLE_MS = 20_000;
 
-async function iperf(m: MeshLab, fromNs: string, toNs: string, ip: string, seconds: number): Promise<number> {
+export async function iperf(m: MeshLab, fromNs: string, toNs: string, ip: string, seconds: number): Promise<number> {
   const server = m.lab.spawn(toNs, ['iperf3', '-s', '-1']);
   await new Promise((r) => setTimeout(r, 300));
   try {
@@ -68,7 +68,7 @@ async function iperf(m: MeshLab, fromNs: string, toNs: string, ip: string, secon
   }
 }
 
-async function rtt(ns: string, ip: string): Promise<number> {
+export async function rtt(ns: string, ip: string): Promise<number> {
   const out = await must('ip', ['netns', 'exec', ns, 'ping', '-c', '100', '-i', '0.01', ip], 30_000);
   return median([...out.matchAll(/time=([\d.]+) ms/g)].map((x) => Number(x[1])));
 }
@@ -105,7 +105,7 @@ function cliMs(socket: string, args: string[], n = 20, withExtraCa = false): num
   return percentile(times, 0.5);
 }
 
-async function status(socket: string): Promise<Status> {
+export async function status(socket: string): Promise<Status> {
   return JSON.parse(spawnSync(process.execPath, [BIN, '--socket', socket, 'status', '--json'], { encoding: 'utf8' }).stdout) as Status;
 }
 
@@ -141,7 +141,7 @@ async function memoryNow(socket: string, parts: { anon: number; file: number }):
   };
 }
 
-async function until(what: string, fn: () => Promise<boolean>, ms: number): Promise<void> {
+export async function until(what: string, fn: () => Promise<boolean>, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await fn())) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);

@@ -6,7 +6,9 @@
 // on a LAN of namespaces (up-to-ping, RSS, CLI latency, relay vs direct) and in
 // the lab (up to the first direct path behind NATs), and the resolver (mesh and
 // forwarded names against the upstream, RSS with 1000 names; `--dns-only` runs
-// it alone and needs no root). Medians and ratios are printed and saved as JSON
+// it alone and needs no root; `--relay-only` the relayed path alone, direct then relayed in --runs fresh
+// labs, `--cpu-prof DIR` adding profiles of the relay and both daemons, `--relay-shape 5,50` runs on a
+// relay link shaped to those Mbit/s). Medians and ratios are printed and saved as JSON
 // under bench/results/.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +24,7 @@ import { measureHops, type HopResult } from './hops.js';
 import { keepCpusAwake } from './cpus-awake.js';
 import { measureDns, printDns } from './dns.js';
 import { requireTool, ToolMissingError } from '../src/util/tools.js';
+import { measureRelayPath, SHAPED_CEILING, type RelayPathResult } from './relay-path.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -45,7 +48,9 @@ const ONLY = args.includes('--pairs-only')
         ? 'hops'
         : args.includes('--dns-only')
           ? 'dns'
-          : 'all';
+          : args.includes('--relay-only')
+            ? 'relay'
+            : 'all';
 
 type Key = keyof PairResult;
 const KEYS: Key[] = [
@@ -276,6 +281,49 @@ async function main(): Promise<void> {
     console.log(`  relayed (meshctl relay serve)     ${f(m.relayMbps)} Mbit/s, RTT ${f(m.relayRttMs, 3)} ms`);
     console.log(`  relay / direct throughput         ${f(m.relayMbps / m.directMbps, 2)} (goal ≥ 0.5)`);
     Object.assign(out, { system: m, lab: l });
+  }
+  if (ONLY === 'relay') {
+    // the relayed path alone: --runs fresh labs, direct then relayed in each; --cpu-prof DIR profiles the
+    // relay and both daemons (relayed transfer only, no direct test) for bench/cpuprofile.ts to summarise
+    const i = args.indexOf('--cpu-prof');
+    const profileDir = i >= 0 ? args[i + 1] : undefined;
+    // --relay-shape 5,50: then the relay's link shaped to each rate (tc tbf), relayed goodput against what framing allows
+    const sh = args.indexOf('--relay-shape');
+    const shapeMbps =
+      sh >= 0
+        ? (args[sh + 1] ?? '')
+            .split(',')
+            .map(Number)
+            .filter((x) => x > 0)
+        : [];
+    const rs: RelayPathResult[] = [];
+    for (let k = 0; k < RUNS; k++) {
+      const r = await measureRelayPath({
+        seconds: SECONDS,
+        relayOnly: profileDir !== undefined,
+        profileDir: profileDir && join(profileDir, String(k)),
+        shapeMbps,
+      });
+      for (const x of r.shaped)
+        console.error(
+          `  relay link shaped to ${x.linkMbps} Mbit/s: relayed goodput ${f(x.relayMbps, 2)} Mbit/s = ${f(x.relayMbps / x.linkMbps, 3)} of the link ` +
+            `(framing's ceiling ${f(SHAPED_CEILING.low, 3)}–${f(SHAPED_CEILING.high, 3)}), ${x.retransmits ?? '-'} TCP retransmits`,
+        );
+      rs.push(r);
+      const c = r.cpu;
+      console.error(
+        `  direct ${f(r.directMbps ?? NaN)} Mbit/s, relayed ${f(r.relayMbps)} Mbit/s (ratio ${f(r.relayMbps / (r.directMbps ?? NaN), 2)}), RTT ${f(r.relayRttMs, 3)} ms; ` +
+          `CPU/s relay ${f(c.relay, 2)}, sender ${f(c.sender, 2)}, receiver ${f(c.receiver, 2)}, machine ${f(c.machine, 2)}; ` +
+          `relayed ${r.relayed.packets} packets, ${r.relayed.queueFull} dropped (queue full), ${r.relayed.retransmits ?? '-'} TCP retransmits; ${r.tls.protocol} ${r.tls.cipher}; load ${r.loadAvg.join(' ')}`,
+      );
+    }
+    const d = median(rs.map((r) => r.directMbps ?? NaN));
+    const rl = median(rs.map((r) => r.relayMbps));
+    console.log(`direct (daemon, MTU 1280)  ${f(d)} Mbit/s (median of ${RUNS})`);
+    console.log(`relayed                    ${f(rl)} Mbit/s, ratio of medians ${f(rl / d, 2)} (goal ≥ 0.5)`);
+    console.log(`ratio per run              ${rs.map((r) => f(r.relayMbps / (r.directMbps ?? NaN), 2)).join(' ')}`);
+    if (profileDir) console.log(`profiles under ${profileDir}/<run>/{relay,daemon}: node dist/bench/cpuprofile.js FILE...`);
+    Object.assign(out, { relayPath: rs });
   }
   if (ONLY === 'all' || ONLY === 'dns') {
     // the resolver: mesh and forwarded names against the upstream asked directly, interleaved; RSS with 1000 names

@@ -9,6 +9,7 @@ import { boxKey, sealBox } from '../crypto/box.js';
 import { publicKeyOf } from '../crypto/x25519.js';
 import { FrameReader, FrameType, frame, KEY_LEN, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
 import { corkedWrite } from './cork.js';
+import { queuedBytes } from './hold.js';
 import { connectMarkedTls } from '../util/marked-socket.js';
 
 export interface RelayClientOptions {
@@ -23,6 +24,8 @@ export interface RelayClientOptions {
   onPeerPresent?: (key: Buffer) => void;
   onState?: (connected: boolean, error?: string) => void;
   logger?: (msg: string) => void;
+  /** bytes that may wait for the socket before packets are dropped; default SEND_QUEUE_BYTES */
+  sendQueueBytes?: number;
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -31,6 +34,14 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15_000;
 /** No frame at all from the relay for this long (it sends keepalives every 30 s): reconnect. */
 const SERVER_IDLE_MS = 75_000;
+/**
+ * Bytes written for the relay that the kernel has not taken yet: past it packets are dropped, not
+ * buffered, so a relay that holds this sender (its receiver is behind: hold.ts) or stops reading
+ * costs this much memory at most (one connection per relay region). It is where a relayed TCP
+ * stream queues when the relay holds its sender: at 256 KiB one stream still lost ~10 % of its
+ * packets here, at 1 MiB none (docs/performance.md, "Relay"), ~28 ms of queue at 300 Mbit/s.
+ */
+export const SEND_QUEUE_BYTES = 1024 * 1024;
 
 export class RelayClient {
   private sock: TLSSocket | null = null;
@@ -44,7 +55,8 @@ export class RelayClient {
   latencyMs: number | null = null;
   lastError: string | null = null;
   readonly publicKey: Buffer;
-  readonly stats = { sent: 0, received: 0, dropped: 0, reconnects: 0 };
+  /** dropped: not connected, or the send queue was full (queueFull counts those alone) */
+  readonly stats = { sent: 0, received: 0, dropped: 0, queueFull: 0, reconnects: 0 };
 
   constructor(private readonly o: RelayClientOptions) {
     this.publicKey = publicKeyOf(o.nodePrivate);
@@ -73,6 +85,11 @@ export class RelayClient {
     const s = this.sock;
     if (!this.connected || !s || s.destroyed) {
       this.stats.dropped++;
+      return false;
+    }
+    if (queuedBytes(s) > (this.o.sendQueueBytes ?? SEND_QUEUE_BYTES)) {
+      this.stats.dropped++;
+      this.stats.queueFull++;
       return false;
     }
     corkedWrite(s, f);

@@ -16,7 +16,8 @@ import type { Duplex } from 'node:stream';
 import { boxKey, openBox } from '../crypto/box.js';
 import { keyToText } from '../crypto/keys.js';
 import { FrameReader, FrameType, frame, KEY_LEN, MAX_PACKET, PeerGoneReason, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
-import { corkedWrite, pendingBytes } from './cork.js';
+import { corkedWrite } from './cork.js';
+import { queuedBytes, SenderHolds } from './hold.js';
 import { RelayMesh, type MeshPeer } from './mesh.js';
 import { meshKeyDigest, meshKeyMatches } from './mesh-key.js';
 import { PendingConnections, type PendingLimits, type PendingStats } from './pending.js';
@@ -53,6 +54,10 @@ export interface RelayServerOptions {
   /** accepted, not yet verified connections: per source, in total, and the deadline for the upgrade */
   pending?: PendingLimits;
   stunLimits?: StunLimits;
+  /** senders are held while a receiver has more than this queued (hold.ts); default HOLD_SENDERS_BYTES */
+  holdSendersBytes?: number;
+  /** and for at most this long; default MAX_HOLD_MS */
+  maxHoldMs?: number;
   logger?: (msg: string) => void;
 }
 
@@ -126,6 +131,8 @@ export interface RelayStats {
   preAuth: { connections: number; bufferedBytes: number; peakBufferedBytes: number };
   /** clients closed because a recheck found their key no longer known */
   revoked: number;
+  /** senders held for a receiver's full queue, and receivers that did not drain within the hold's limit (hold.ts) */
+  holds: SenderHolds['stats'];
 }
 
 export class RelayClientConn {
@@ -161,8 +168,7 @@ export class RelayClientConn {
 
   /** Queues a frame unless the client's queue is full; false = dropped. */
   send(buf: Buffer): boolean {
-    const w = this.sock as Duplex & { writableLength: number };
-    if (w.writableLength + pendingBytes(this.sock) > QUEUE_BYTES || this.sock.destroyed) return false;
+    if (queuedBytes(this.sock) > QUEUE_BYTES || this.sock.destroyed) return false;
     corkedWrite(this.sock, buf);
     return true;
   }
@@ -181,6 +187,7 @@ export class RelayServer {
   private readonly watchers = new Set<RelayClientConn>();
   private identity: { privateKey: Buffer; publicKey: Buffer; cert: string; key: string; fingerprint: string } | null = null;
   private readonly pending: PendingConnections;
+  private readonly holds: SenderHolds;
   readonly stats: RelayStats;
   private readonly log: (msg: string) => void;
   private readonly logFull: (msg: string) => void;
@@ -190,6 +197,7 @@ export class RelayServer {
   constructor(readonly opts: RelayServerOptions) {
     this.log = opts.logger ?? (() => {});
     this.pending = new PendingConnections(opts.pending ?? {}, this.log);
+    this.holds = new SenderHolds(opts.holdSendersBytes, opts.maxHoldMs);
     this.stats = {
       clients: 0,
       packetsRelayed: 0,
@@ -201,6 +209,7 @@ export class RelayServer {
       pending: this.pending.stats,
       preAuth: { connections: 0, bufferedBytes: 0, peakBufferedBytes: 0 },
       revoked: 0,
+      holds: this.holds.stats,
     };
     this.logFull = rateLimitedLog(this.log, REFUSAL_LOG_INTERVAL_MS);
     this.logAcceptError = rateLimitedLog(this.log, REFUSAL_LOG_INTERVAL_MS);
@@ -508,6 +517,7 @@ export class RelayServer {
           if (local.send(frame(FrameType.recvPacket, src, p.subarray(KEY_LEN)))) {
             this.stats.packetsRelayed++;
             this.stats.bytesRelayed += p.length - KEY_LEN;
+            this.holds.queued(c, local);
           } else this.stats.dropped.queueFull++;
           return;
         }
@@ -556,6 +566,7 @@ export class RelayServer {
 
   private remove(c: RelayClientConn): void {
     this.watchers.delete(c);
+    this.holds.forget(c);
     if (c.mesh || this.clients.get(c.keyHex) !== c) return;
     this.clients.delete(c.keyHex);
     this.stats.clients = this.clients.size;

@@ -208,10 +208,14 @@ test('per-client limits: a rate-limited sender is cut, a stalled receiver only l
   const fast = client(R2.url, R2.r.fingerprint);
   try {
     await sender.until(() => sender.c.connected && slow.c.connected && fast.c.connected);
-    // the slow client stops reading: its queue fills and its packets are dropped
+    // the slow client stops reading: the relay holds the sender for a while, then calls the client slow, fills its queue and drops
     (slow.c as unknown as { sock: { pause(): void } }).sock.pause();
-    for (let i = 0; i < 3000; i++) sender.c.send(slow.pub, Buffer.alloc(1200, 1));
-    sender.c.send(fast.pub, Buffer.from('still flowing'));
+    await sender.until(() => {
+      for (let i = 0; i < 1000; i++) sender.c.send(slow.pub, Buffer.alloc(1200, 1));
+      return R2.r.stats.dropped.queueFull > 0;
+    }, 15_000);
+    // the sender's own send queue is bounded: full of packets for the slow client, it refuses until the relay reads on
+    await sender.until(() => sender.c.send(fast.pub, Buffer.from('still flowing')), 5000);
     await fast.until(() => fast.got.some((g) => g.pkt.toString() === 'still flowing'), 3000);
     assert.ok(R2.r.stats.dropped.queueFull > 0, 'the stalled client’s queue overflowed into drops');
   } finally {
