@@ -2,7 +2,7 @@
 // bash one completes what a user types when sourced into a real bash, and
 // every command and option of the tree commander holds appears in every
 // script (a new command cannot be left out).
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { completionScript, SHELLS } from '../../src/cli/completion.js';
 import { allCommands, commandTree } from '../../src/cli/completion-tree.js';
 import { findTool } from '../../src/util/tools.js';
 import { packageRoot } from '../../src/cli/version.js';
+import { skipTest } from '../helpers/ci.js';
 
 const bin = join(packageRoot(), 'bin', 'meshctl');
 
@@ -51,11 +52,10 @@ test('bash: the script parses (bash -n)', () => {
   assert.equal(r.status, 0, r.stderr);
 });
 
-/** zsh and fish are optional (not in deps/debian.json): without them their checks are skipped loudly, in CI too. */
-function optionalShell(t: { skip(why: string): void }, shell: string): boolean {
+/** zsh and fish are in deps/debian.json's test list: without them the checks skip loudly, and fail in CI. */
+function optionalShell(t: TestContext, shell: string): boolean {
   if (findTool(shell)) return true;
-  process.stderr.write(`\n*** SKIPPING the ${shell} completion checks: ${shell} is not installed (apt-get install ${shell}). ***\n`);
-  t.skip(`${shell} is not installed`);
+  skipTest(t, `the ${shell} completion checks`, `${shell} is not installed (apt-get install ${shell})`);
   return false;
 }
 
