@@ -116,9 +116,9 @@ export const KNOBS = {
   },
   MESHCTL_AEAD: {
     use: 'tuning',
-    value: 'node',
+    value: 'node|sodium',
     default: "Node's own OpenSSL through koffi, node:crypto if that fails",
-    doc: 'seals and opens packets with node:crypto (same bytes, slower), to compare',
+    doc: 'seals and opens packets with node:crypto (same bytes, slower), or with libsodium (one call a packet; the OpenSSL path if it does not load), to compare',
   },
   MESHCTL_JIT_DEFAULTS: {
     use: 'tuning',
@@ -210,8 +210,11 @@ export const udpGsoWanted = (env: NodeJS.ProcessEnv = process.env): boolean => e
 /** MESHCTL_UDP_GRO=0: no UDP_GRO on the WireGuard sockets. */
 export const udpGroWanted = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_UDP_GRO !== '0';
 
-/** MESHCTL_AEAD=node: node:crypto instead of the OpenSSL EVP path. */
-export const aeadNodeOnly = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_AEAD === 'node';
+/** MESHCTL_AEAD: 'node' (node:crypto) or 'sodium' (libsodium) instead of the OpenSSL EVP path, else 'evp'. */
+export function aeadChoice(env: NodeJS.ProcessEnv = process.env): 'evp' | 'node' | 'sodium' {
+  const v = env.MESHCTL_AEAD;
+  return v === 'node' || v === 'sodium' ? v : 'evp';
+}
 
 /** MESHCTL_JIT_DEFAULTS=1: V8's own interrupt budget. */
 export const jitDefaults = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_JIT_DEFAULTS === '1';

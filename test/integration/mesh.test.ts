@@ -78,7 +78,7 @@ test('a control server and three nodes on one LAN', { skip, timeout: 240_000 }, 
       // the counters scripts and the bench read: data routed to peers, the AEAD and the UDP reader
       const c = s.counters as { engine: { routed: number }; aead: string; udpReader: { thread: boolean; threadStarts: number } | null };
       assert.ok(c.engine.routed >= 1, JSON.stringify(c.engine));
-      assert.match(c.aead, /^(openssl-evp|node-crypto)$/);
+      assert.match(c.aead, /^(openssl-evp|node-crypto|libsodium)$/);
       assert.equal(typeof c.udpReader?.thread, 'boolean', JSON.stringify(c.udpReader));
     });
 

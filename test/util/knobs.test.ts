@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { packageRoot } from '../../src/cli/version.js';
 import {
-  aeadNodeOnly,
+  aeadChoice,
   daemonNodeArgs,
   jitDefaults,
   knobMs,
@@ -114,8 +114,10 @@ test('getters: empty is unset, and each reads its variable as its callers did', 
   assert.equal(udpGroWanted({}), true);
   assert.equal(udpGroWanted({ MESHCTL_UDP_GRO: '0' }), false);
   assert.equal(udpGroWanted({ MESHCTL_UDP_GRO: 'off' }), true, 'only "0" turns UDP GRO off');
-  assert.equal(aeadNodeOnly({ MESHCTL_AEAD: 'node' }), true);
-  assert.equal(aeadNodeOnly({ MESHCTL_AEAD: 'evp' }), false);
+  assert.equal(aeadChoice({ MESHCTL_AEAD: 'node' }), 'node');
+  assert.equal(aeadChoice({ MESHCTL_AEAD: 'sodium' }), 'sodium');
+  assert.equal(aeadChoice({ MESHCTL_AEAD: 'evp' }), 'evp');
+  assert.equal(aeadChoice({ MESHCTL_AEAD: 'other' }), 'evp', 'an unknown value keeps the default');
   assert.equal(jitDefaults({ MESHCTL_JIT_DEFAULTS: '1' }), true);
   assert.equal(jitDefaults({ MESHCTL_JIT_DEFAULTS: 'yes' }), false);
   assert.equal(readerModeKnob({}), 'auto');

@@ -4,14 +4,16 @@
 // with one reused EVP context, costs ~2.3 µs (bench/crypto.js). If the
 // symbols are not reachable (a Node built without exported OpenSSL), or
 // MESHCTL_AEAD=node, the node:crypto path is used: same bytes, slower.
+// MESHCTL_AEAD=sodium takes libsodium (aead-sodium.ts) when it loads.
 import { createCipheriv } from 'node:crypto';
 import { koffi } from '../../util/koffi.js';
 import { zeroRange } from '../../util/bytes.js';
-import { aeadNodeOnly } from '../../util/knobs.js';
+import { aeadChoice } from '../../util/knobs.js';
+import { loadSodium } from './aead-sodium.js';
 import { aeadNonce, aeadOpen, TAG_LEN } from './crypto.js';
 
 export interface PacketAead {
-  readonly name: 'openssl-evp' | 'node-crypto';
+  readonly name: 'openssl-evp' | 'node-crypto' | 'libsodium';
   /** Encrypts `plain` followed by `padLen` zero bytes into `out` at `off`; the tag follows. Returns bytes written. */
   seal(key: Buffer, counter: number, plain: Buffer, padLen: number, out: Buffer, off: number): number;
   /** Decrypts and authenticates what follows `off` in `sealed`; null if the tag does not verify. */
@@ -147,7 +149,6 @@ class EvpAead implements PacketAead {
 }
 
 function loadEvp(): PacketAead | null {
-  if (aeadNodeOnly()) return null;
   try {
     const lib = koffi.load(null as unknown as string);
     const cipher = lib.func('void *EVP_chacha20_poly1305()');
@@ -171,7 +172,7 @@ function loadEvp(): PacketAead | null {
 }
 
 /** The fast path must produce node:crypto's exact bytes, or it is not used. */
-function selfTest(a: PacketAead): boolean {
+export function selfTest(a: PacketAead): boolean {
   const ref = new NodeCryptoAead();
   const key = Buffer.alloc(32, 7);
   const plain = Buffer.from('meshctl aead self-test, 37 bytes long');
@@ -194,7 +195,10 @@ let chosen: PacketAead | null = null;
 
 /** The process-wide AEAD (single-threaded use: one shared EVP context per direction). */
 export function packetAead(): PacketAead {
-  chosen ??= loadEvp() ?? new NodeCryptoAead();
+  if (chosen) return chosen;
+  const want = aeadChoice();
+  const sodium = want === 'sodium' ? loadSodium() : null;
+  chosen = (sodium && selfTest(sodium) ? sodium : null) ?? (want === 'node' ? null : loadEvp()) ?? new NodeCryptoAead();
   return chosen;
 }
 
