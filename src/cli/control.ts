@@ -6,7 +6,7 @@ import type { RelayRegion } from '../netmap/types.js';
 import { durationArg, printJson, serveUntilSignal } from './context.js';
 import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
-import { controlStateDirFromEnv } from '../util/knobs.js';
+import { controlStateDirFromEnv, takePgPassword } from '../util/knobs.js';
 import { terminalSafe } from '../util/text.js';
 import { registerPolicy } from './control-policy.js';
 import { asciiLower, DEFAULT_DNS_SUFFIX, dnsSuffixProblem } from '../netmap/dns-names.js';
@@ -79,6 +79,10 @@ export function registerControl(program: Command): void {
         `node names are NAME.SUFFIX (default: the one set before, else ${DEFAULT_DNS_SUFFIX}); kept in the state dir`,
       ).argParser(dnsSuffixArg),
     )
+    .option(
+      '--db <url>',
+      'keep the network in PostgreSQL, postgres://USER@HOST[:PORT]/DB (password: PGPASSWORD or MESHCTL_PG_PASSWORD); default: SQLite in the state dir',
+    )
     .option('--fresh', 'start a new, empty network although control.key shows one ran here (its database is missing, empty or damaged)')
     .option('--require-approval', 'new nodes wait, in no map, until `meshctl control nodes approve NODE`')
     .action(
@@ -93,6 +97,7 @@ export function registerControl(program: Command): void {
           ephemeralGrace: number;
           config?: string;
           fresh?: boolean;
+          db?: string;
           dnsSuffix?: string;
           requireApproval?: boolean;
         },
@@ -112,8 +117,21 @@ export function registerControl(program: Command): void {
           if (c.ephemeralGraceMs !== undefined && cmd.getOptionValueSource('ephemeralGrace') === 'default') o.ephemeralGrace = c.ephemeralGraceMs;
           if (o.dnsSuffix === undefined) o.dnsSuffix = c.dnsSuffix;
         }
+        let db: { url: string; password?: string } | undefined;
+        if (o.db !== undefined) {
+          const { parsePgUrl } = await import('../control/pg-store.js');
+          try {
+            parsePgUrl(o.db);
+          } catch (err) {
+            throw new CliError('USAGE', (err as Error).message);
+          }
+          if (o.fresh)
+            throw new CliError('USAGE', '--fresh is for the SQLite database in the state dir: with --db, drop and create the PostgreSQL database instead');
+          db = { url: o.db, password: takePgPassword() };
+        }
         const { ControlServer } = await import('../control/server.js');
         const server = new ControlServer({
+          db,
           host: o.listen.host,
           port: o.listen.port,
           stateDir: o.stateDir,
