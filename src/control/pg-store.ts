@@ -6,6 +6,7 @@
 // handed out twice, also by two control servers at once. Migrations are
 // numbered, each in its own transaction, under a second advisory lock so two
 // servers starting together apply each exactly once.
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { approvalFromRow, authKeyFromRow, deviceFromRow, dnsRecordFromRow, dnsRouteFromRow, int, NODE_COLUMN, nodeFromRow, userFromRow } from './store-rows.js';
 import type { Row } from './store-rows.js';
@@ -33,6 +34,8 @@ export const PG_CONNECT_TIMEOUT_MS = 5000;
 /** Advisory lock keys (one 64-bit space per database): "mesh" "ctl" in ASCII, then 1 for writers, 2 for migrations. */
 const WRITE_LOCK = '7882833614963736577';
 const MIGRATE_LOCK = '7882833614963736578';
+/** The channel a committed change is announced on, so other control servers on the database read the network again. */
+const CHANGE_CHANNEL = 'meshctl_changes';
 
 /** Index i takes the schema from version i to i + 1. */
 export const PG_MIGRATIONS: string[] = [
@@ -136,6 +139,15 @@ type Runner = Pick<pg.PoolClient, 'query'>;
 abstract class PgOps implements StoreTx {
   constructor(protected readonly db: Runner) {}
   abstract transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** A write changed what maps are built from: announced to the other servers once it is committed. */
+  protected abstract wrote(): Promise<void>;
+
+  /** Runs a write of something maps are built from, then marks it for announcement. */
+  protected async write<T>(f: () => Promise<T>): Promise<T> {
+    const out = await f();
+    await this.wrote();
+    return out;
+  }
 
   protected async rows(sql: string, params: unknown[] = []): Promise<Row[]> {
     return (await this.db.query(sql, params)).rows as Row[];
@@ -152,7 +164,9 @@ abstract class PgOps implements StoreTx {
     return r ? String(r.value) : null;
   }
   async setMeta(key: string, value: string): Promise<void> {
-    await this.db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
+    return this.write(async () => {
+      await this.db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
+    });
   }
 
   async insertAuthKey(k: NewAuthKey): Promise<void> {
@@ -205,24 +219,30 @@ abstract class PgOps implements StoreTx {
   }
 
   async insertNode(node: NewNode): Promise<NodeRecord> {
-    const n: NewNode = { advertisedRoutes: [], advertisedExit: false, user: null, tags: [], pending: false, ...node };
-    const cols = Object.keys(NODE_COLUMN) as (keyof NodeUpdate)[];
-    const r = await this.one(
-      `INSERT INTO nodes (${cols.map((c) => NODE_COLUMN[c]).join(', ')}, created_at_ms) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')}, $${cols.length + 1}) RETURNING *`,
-      [...cols.map((c) => toPg(n[c])), n.createdAtMs],
-    );
-    return nodeFromRow(r!);
+    return this.write(async () => {
+      const n: NewNode = { advertisedRoutes: [], advertisedExit: false, user: null, tags: [], pending: false, ...node };
+      const cols = Object.keys(NODE_COLUMN) as (keyof NodeUpdate)[];
+      const r = await this.one(
+        `INSERT INTO nodes (${cols.map((c) => NODE_COLUMN[c]).join(', ')}, created_at_ms) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')}, $${cols.length + 1}) RETURNING *`,
+        [...cols.map((c) => toPg(n[c])), n.createdAtMs],
+      );
+      return nodeFromRow(r!);
+    });
   }
   async updateNode(id: number, u: NodeUpdate): Promise<void> {
-    const cols = (Object.keys(u) as (keyof NodeUpdate)[]).filter((c) => NODE_COLUMN[c]);
-    if (cols.length === 0) return;
-    await this.db.query(`UPDATE nodes SET ${cols.map((c, i) => `${NODE_COLUMN[c]} = $${i + 1}`).join(', ')} WHERE id = $${cols.length + 1}`, [
-      ...cols.map((c) => toPg(u[c])),
-      id,
-    ]);
+    return this.write(async () => {
+      const cols = (Object.keys(u) as (keyof NodeUpdate)[]).filter((c) => NODE_COLUMN[c]);
+      if (cols.length === 0) return;
+      await this.db.query(`UPDATE nodes SET ${cols.map((c, i) => `${NODE_COLUMN[c]} = $${i + 1}`).join(', ')} WHERE id = $${cols.length + 1}`, [
+        ...cols.map((c) => toPg(u[c])),
+        id,
+      ]);
+    });
   }
   async deleteNode(id: number): Promise<boolean> {
-    return (await this.count('DELETE FROM nodes WHERE id = $1', [id])) > 0;
+    return this.write(async () => {
+      return (await this.count('DELETE FROM nodes WHERE id = $1', [id])) > 0;
+    });
   }
   async getNode(id: number): Promise<NodeRecord | null> {
     const r = await this.one('SELECT * FROM nodes WHERE id = $1', [id]);
@@ -259,53 +279,69 @@ abstract class PgOps implements StoreTx {
     return (await this.rows('SELECT domain, resolvers FROM dns_routes ORDER BY domain COLLATE "C"')).map(dnsRouteFromRow);
   }
   async putDnsRoute(r: DnsRouteRecord): Promise<boolean> {
-    // xmax = 0 only on a row this statement inserted (an update leaves the old version's transaction id there)
-    const row = await this.one(
-      'INSERT INTO dns_routes (domain, resolvers) VALUES ($1, $2) ON CONFLICT (domain) DO UPDATE SET resolvers = excluded.resolvers RETURNING (xmax = 0) AS inserted',
-      [r.domain, JSON.stringify(r.resolvers)],
-    );
-    return row?.inserted === true;
+    return this.write(async () => {
+      // xmax = 0 only on a row this statement inserted (an update leaves the old version's transaction id there)
+      const row = await this.one(
+        'INSERT INTO dns_routes (domain, resolvers) VALUES ($1, $2) ON CONFLICT (domain) DO UPDATE SET resolvers = excluded.resolvers RETURNING (xmax = 0) AS inserted',
+        [r.domain, JSON.stringify(r.resolvers)],
+      );
+      return row?.inserted === true;
+    });
   }
   async deleteDnsRoute(domain: string): Promise<boolean> {
-    return (await this.count('DELETE FROM dns_routes WHERE domain = $1', [domain])) > 0;
+    return this.write(async () => {
+      return (await this.count('DELETE FROM dns_routes WHERE domain = $1', [domain])) > 0;
+    });
   }
   async listDnsRecords(): Promise<DnsRecordRecord[]> {
     return (await this.rows('SELECT name, type, value FROM dns_records ORDER BY name COLLATE "C", type COLLATE "C", value COLLATE "C"')).map(dnsRecordFromRow);
   }
   async insertDnsRecord(r: DnsRecordRecord): Promise<boolean> {
-    return (await this.count('INSERT INTO dns_records (name, type, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [r.name, r.type, r.value])) > 0;
+    return this.write(async () => {
+      return (await this.count('INSERT INTO dns_records (name, type, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [r.name, r.type, r.value])) > 0;
+    });
   }
-  deleteDnsRecords(name: string, value?: string): Promise<number> {
-    return value === undefined
-      ? this.count('DELETE FROM dns_records WHERE name = $1', [name])
-      : this.count('DELETE FROM dns_records WHERE name = $1 AND value = $2', [name, value]);
+  async deleteDnsRecords(name: string, value?: string): Promise<number> {
+    return this.write(async () => {
+      return value === undefined
+        ? this.count('DELETE FROM dns_records WHERE name = $1', [name])
+        : this.count('DELETE FROM dns_records WHERE name = $1 AND value = $2', [name, value]);
+    });
   }
 
   async listRouteApprovals(): Promise<RouteApprovalRecord[]> {
     return (await this.rows('SELECT node_id, prefix FROM route_approvals ORDER BY node_id, prefix COLLATE "C"')).map(approvalFromRow);
   }
   async approveRoute(a: RouteApprovalRecord): Promise<boolean> {
-    return (await this.count('INSERT INTO route_approvals (node_id, prefix) VALUES ($1, $2) ON CONFLICT DO NOTHING', [a.nodeId, a.prefix])) > 0;
+    return this.write(async () => {
+      return (await this.count('INSERT INTO route_approvals (node_id, prefix) VALUES ($1, $2) ON CONFLICT DO NOTHING', [a.nodeId, a.prefix])) > 0;
+    });
   }
   async removeRouteApproval(a: RouteApprovalRecord): Promise<boolean> {
-    return (await this.count('DELETE FROM route_approvals WHERE node_id = $1 AND prefix = $2', [a.nodeId, a.prefix])) > 0;
+    return this.write(async () => {
+      return (await this.count('DELETE FROM route_approvals WHERE node_id = $1 AND prefix = $2', [a.nodeId, a.prefix])) > 0;
+    });
   }
   async listDevices(): Promise<DeviceRecord[]> {
     return (await this.rows('SELECT * FROM devices ORDER BY id')).map(deviceFromRow);
   }
   async insertDevice(d: Omit<DeviceRecord, 'id'>): Promise<DeviceRecord> {
-    const r = await this.one('INSERT INTO devices (name, public_key, ipv4, ipv6, gateway_id, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *', [
-      d.name,
-      d.publicKey,
-      d.ipv4,
-      d.ipv6,
-      d.gatewayId,
-      d.createdAtMs,
-    ]);
-    return deviceFromRow(r!);
+    return this.write(async () => {
+      const r = await this.one('INSERT INTO devices (name, public_key, ipv4, ipv6, gateway_id, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *', [
+        d.name,
+        d.publicKey,
+        d.ipv4,
+        d.ipv6,
+        d.gatewayId,
+        d.createdAtMs,
+      ]);
+      return deviceFromRow(r!);
+    });
   }
   async deleteDevice(id: number): Promise<boolean> {
-    return (await this.count('DELETE FROM devices WHERE id = $1', [id])) > 0;
+    return this.write(async () => {
+      return (await this.count('DELETE FROM devices WHERE id = $1', [id])) > 0;
+    });
   }
 }
 
@@ -317,8 +353,13 @@ function toPg(v: unknown): unknown {
 
 /** A transaction's handle: its client holds BEGIN and the writers' lock. */
 class PgTx extends PgOps {
+  /** something maps are built from was written: the commit is announced */
+  changed = false;
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     return fn(this);
+  }
+  protected async wrote(): Promise<void> {
+    this.changed = true;
   }
 }
 
@@ -330,11 +371,38 @@ export interface PgStoreOptions {
 }
 
 export class PgStore extends PgOps implements ControlStore {
+  /** this server's tag on its announcements, so it does not re-read for its own changes */
+  private readonly instance = randomBytes(8).toString('hex');
+  private listener: pg.Client | null = null;
+
   private constructor(
     private readonly pool: pg.Pool,
     readonly target: PgTarget,
+    private readonly clientConfig: pg.ClientConfig,
   ) {
     super(pool);
+  }
+
+  protected async wrote(): Promise<void> {
+    await this.pool.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, this.instance]);
+  }
+
+  /**
+   * Calls `onChange` when another control server on this database commits a
+   * change maps are built from (LISTEN on one extra connection). It is only a
+   * wake-up: the caller reads the network again, so a missed or merged
+   * notification loses nothing that the next one does not bring.
+   */
+  async watch(onChange: () => void): Promise<void> {
+    if (this.listener) throw new Error('already watching');
+    const c = new pg.Client(this.clientConfig);
+    c.on('error', () => {});
+    c.on('notification', (n) => {
+      if (n.channel === CHANGE_CHANNEL && n.payload !== this.instance) onChange();
+    });
+    await c.connect();
+    await c.query(`LISTEN ${CHANGE_CHANNEL}`);
+    this.listener = c;
   }
 
   get description(): string {
@@ -344,16 +412,16 @@ export class PgStore extends PgOps implements ControlStore {
   /** Connects, checks the database and brings its schema up to date; errors are PgStoreError with one line naming cause and fix. */
   static async open(url: string, opts: PgStoreOptions = {}): Promise<PgStore> {
     const target = parsePgUrl(url);
-    const pool = new pg.Pool({
+    const clientConfig: pg.ClientConfig = {
       connectionString: url,
-      max: opts.maxConnections ?? PG_POOL_MAX_CONNECTIONS,
       connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
       ...(opts.password ? { password: opts.password } : {}),
       application_name: 'meshctl-control',
-    });
+    };
+    const pool = new pg.Pool({ ...clientConfig, max: opts.maxConnections ?? PG_POOL_MAX_CONNECTIONS });
     // an idle connection that breaks (server restart) is dropped by the pool; the next query opens a new one
     pool.on('error', () => {});
-    const store = new PgStore(pool, target);
+    const store = new PgStore(pool, target, clientConfig);
     try {
       await store.migrate();
     } catch (err) {
@@ -413,7 +481,10 @@ export class PgStore extends PgOps implements ControlStore {
       try {
         // writers one at a time, across every server on this database (released at COMMIT or ROLLBACK)
         await c.query(`SELECT pg_advisory_xact_lock(${WRITE_LOCK})`);
-        const out = await fn(new PgTx(c));
+        const tx = new PgTx(c);
+        const out = await fn(tx);
+        // delivered at COMMIT, never for a rollback
+        if (tx.changed) await c.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, this.instance]);
         await c.query('COMMIT');
         return out;
       } catch (err) {
@@ -427,6 +498,8 @@ export class PgStore extends PgOps implements ControlStore {
   }
 
   async close(): Promise<void> {
+    await this.listener?.end().catch(() => {});
+    this.listener = null;
     await this.pool.end();
   }
 }

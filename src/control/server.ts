@@ -192,6 +192,9 @@ export class ControlServer {
   private readonly streamCounters = { coalesced: 0, dropped: 0, replaced: 0, mapsWritten: 0, mapBytes: 0 };
   private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
   private broadcastTimer: NodeJS.Timeout | null = null;
+  /** a re-read for another server's change is running / another change came in during it */
+  private othersReading = false;
+  private othersAgain = false;
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private expiredIds = new Set<number>();
@@ -323,6 +326,8 @@ export class ControlServer {
       adminLimits,
     );
     await this.admin.start();
+    // another control server on a shared database changed the network: read it again and push what changed
+    if (store.watch) await store.watch(() => this.othersChanged());
     this.keepaliveTimer = setInterval(() => this.writeAll({ type: 'keepalive' }), this.limits.mapKeepaliveMs);
     this.expiryTimer = setInterval(() => this.checkExpiry(), EXPIRY_CHECK_MS);
     for (const n of registry.nodes()) {
@@ -671,6 +676,25 @@ export class ControlServer {
     if (s.blocked) s.res.destroy();
     else if (last) s.res.end(last);
     else s.res.end();
+  }
+
+  /** Re-reads the network after another server's change; one re-read at a time, one more if changes came in meanwhile. */
+  private othersChanged(): void {
+    if (this.othersReading) {
+      this.othersAgain = true;
+      return;
+    }
+    this.othersReading = true;
+    void (async () => {
+      do {
+        this.othersAgain = false;
+        if (!this.registry) break;
+        await this.registry.refresh();
+        this.changed();
+      } while (this.othersAgain);
+    })()
+      .catch((err: Error) => this.log(`reading another server's change failed: ${err.message}`))
+      .finally(() => (this.othersReading = false));
   }
 
   /** Something in the network changed: push fresh maps, soon, to the streams whose map it changed. */

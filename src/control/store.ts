@@ -189,5 +189,10 @@ export interface StoreTx extends NonceStore, DnsStore, RouteStore {
 export interface ControlStore extends StoreTx {
   /** what holds the data, for logs: `sqlite FILE` or `postgres HOST/DB` */
   readonly description: string;
+  /**
+   * Shared stores only: calls `onChange` when another control server commits a
+   * change maps are built from; the caller reads the network again.
+   */
+  watch?(onChange: () => void): Promise<void>;
   close(): Promise<void>;
 }
