@@ -209,11 +209,15 @@ function contract(name: string, backend: () => Backend | null): void {
         // a statement outside waits for the open transaction instead of landing in it
         let release!: () => void;
         const gate = new Promise<void>((r) => (release = r));
+        let begun!: () => void;
+        const inside = new Promise<void>((r) => (begun = r));
         const tx = s.transaction(async (x) => {
           await x.setMeta('c', 'in');
+          begun();
           await gate;
           throw new Error('rolled back');
         });
+        await inside;
         const outside = s.setMeta('d', 'out');
         release();
         await assert.rejects(tx, /rolled back/);
