@@ -96,13 +96,13 @@ function identity(i: number): { user: string | null; tags: string[] } {
   return { user: userName(i % users), tags: [] };
 }
 
-function seed(dir: string): Sim[] {
+async function seed(dir: string): Promise<Sim[]> {
   const store = new SqliteStore(stateFiles(dir).db);
   const sims: Sim[] = [];
   try {
-    const authKeyId = createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null }).record.id;
-    ipv6Prefix(store);
-    store.transaction(() => {
+    const authKeyId = (await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null })).record.id;
+    await ipv6Prefix(store);
+    await store.transaction(async (tx) => {
       for (let i = 0; i < nodes; i++) {
         const priv = generatePrivateKey();
         const sim: Sim = {
@@ -121,14 +121,14 @@ function seed(dir: string): Sim[] {
           own: [],
         };
         sims.push(sim);
-        store.insertNode({
+        await tx.insertNode({
           nodeKey: sim.key,
           discoKey: sim.disco,
           hostname: `n${i}`,
           requestedHostname: `n${i}`,
           os: 'linux',
           version: 'bench',
-          ...allocateAddresses(store),
+          ...(await allocateAddresses(tx)),
           endpoints: sim.endpoints,
           homeRelay: null,
           ephemeral: false,
@@ -142,9 +142,9 @@ function seed(dir: string): Sim[] {
         });
       }
     });
-    setPolicy(new Registry(store, { keyExpiryMs: null }), policyText(false));
+    await setPolicy(await Registry.open(store, { keyExpiryMs: null }), policyText(false));
   } finally {
-    store.close();
+    await store.close();
   }
   return sims;
 }
@@ -166,7 +166,7 @@ const mb = (b: number): string => (b / 1024 / 1024).toFixed(1);
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-control-load-'));
   const t0 = Date.now();
-  const sims = seed(dir);
+  const sims = await seed(dir);
   console.log(`control-load: ${nodes} nodes, ${users} users (${eng.length} in group:eng), seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   const child = fork(join(dirname(fileURLToPath(import.meta.url)), 'control-serve.js'), [dir, String(nodes)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

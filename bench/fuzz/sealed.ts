@@ -56,7 +56,7 @@ const target: FuzzTarget = {
     const seen = new Map<string, number>();
     let prunedAtMs = 0;
     const nonces: NonceStore = {
-      rememberNonce(nodeKey, nonce, expiresAtMs, nowMs) {
+      async rememberNonce(nodeKey, nonce, expiresAtMs, nowMs) {
         if (nowMs - prunedAtMs > 10_000) {
           for (const [k, exp] of seen) if (exp <= nowMs) seen.delete(k);
           prunedAtMs = nowMs;
@@ -66,8 +66,8 @@ const target: FuzzTarget = {
         seen.set(k, expiresAtMs);
         return 'fresh';
       },
-      hasNonce: (nodeKey, nonce, nowMs) => (seen.get(`${nodeKey} ${nonce}`) ?? 0) > nowMs,
-      nonceCount: () => seen.size,
+      hasNonce: async (nodeKey, nonce, nowMs) => (seen.get(`${nodeKey} ${nonce}`) ?? 0) > nowMs,
+      nonceCount: async () => seen.size,
     };
     const opener = new SealedOpener(controlPrivate, nonces, { now: () => now });
     const typed = (e: unknown): boolean => e instanceof ControlError;
@@ -75,7 +75,7 @@ const target: FuzzTarget = {
       rng,
       iterations,
       onProgress,
-      (r, ctx) => {
+      async (r, ctx) => {
         now += TICK_MS;
         const node = r.pick(nodes);
         const op = r.pick(OPS);
@@ -103,14 +103,14 @@ const target: FuzzTarget = {
         const opened = openBox(node.key, junk);
         check(opened === null || Buffer.isBuffer(opened), 'openBox returned neither null nor a buffer');
         check(openBox(node.key, box)?.equals(plainBytes), 'seal → open did not give the plaintext back');
-        const got = opener.open(req, op, (o) => o);
-        opener.accept(got); // as the server does for a request that changes something: a replay is then refused
+        const got = await opener.open(req, op, (o) => o);
+        await opener.accept(got); // as the server does for a request that changes something: a replay is then refused
         check(got.body.op === op, `opened a request sealed for ${String(got.body.op)} as ${op}`);
         if (kind === 0) {
           check(got.nodeKey === node.text, 'opened with another node key than the request named');
           check(JSON.stringify(got.body) === plainText, 'the opened body differs from the sealed one');
         }
-        return 'accepted';
+        return 'accepted' as const;
       },
       { typedError: typed },
     );

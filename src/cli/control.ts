@@ -7,7 +7,7 @@ import type { ControlMetricsView } from '../control/server.js';
 import { durationArg, printJson } from './context.js';
 import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
-import { controlStateDirFromEnv } from '../util/knobs.js';
+import { controlStateDirFromEnv, takePgPassword } from '../util/knobs.js';
 import { terminalSafe } from '../util/text.js';
 import { registerPolicy } from './control-policy.js';
 import { controlUrlArg, joinStringFor, printJoin } from './join.js';
@@ -96,6 +96,10 @@ export function registerControl(program: Command): void {
         `node names are NAME.SUFFIX (default: the one set before, else ${DEFAULT_DNS_SUFFIX}); kept in the state dir`,
       ).argParser(dnsSuffixArg),
     )
+    .option(
+      '--db <url>',
+      'keep the network in PostgreSQL, postgres://USER@HOST[:PORT]/DB (password: PGPASSWORD or MESHCTL_PG_PASSWORD); default: SQLite in the state dir',
+    )
     .option('--fresh', 'start a new, empty network although control.key shows one ran here (its database is missing, empty or damaged)')
     .option('--require-approval', 'new nodes wait, in no map, until `meshctl control nodes approve NODE`')
     .addOption(new Option('--admin-listen <ip:port>', 'also serve the admin page and API (/admin/) on this address alone').argParser(adminListenArg))
@@ -113,6 +117,7 @@ export function registerControl(program: Command): void {
           ephemeralGrace: number;
           config?: string;
           fresh?: boolean;
+          db?: string;
           dnsSuffix?: string;
           requireApproval?: boolean;
           adminListen?: { address: string; port: number };
@@ -134,12 +139,25 @@ export function registerControl(program: Command): void {
           if (c.ephemeralGraceMs !== undefined && cmd.getOptionValueSource('ephemeralGrace') === 'default') o.ephemeralGrace = c.ephemeralGraceMs;
           if (o.dnsSuffix === undefined) o.dnsSuffix = c.dnsSuffix;
         }
+        let db: { url: string; password?: string } | undefined;
+        if (o.db !== undefined) {
+          const { parsePgUrl } = await import('../control/pg-store.js');
+          try {
+            parsePgUrl(o.db);
+          } catch (err) {
+            throw new CliError('USAGE', (err as Error).message);
+          }
+          if (o.fresh)
+            throw new CliError('USAGE', '--fresh is for the SQLite database in the state dir: with --db, drop and create the PostgreSQL database instead');
+          db = { url: o.db, password: takePgPassword() };
+        }
         const { ControlServer } = await import('../control/server.js');
         // the metrics read the server once it exists; its request observer is handed to it here
         let view: (() => ControlMetricsView) | null = null;
         const metrics = metricsListen ? (await import('../control/metrics.js')).controlMetrics(() => view?.() ?? null) : null;
         const server = new ControlServer({
           requestObserver: metrics?.observer,
+          db,
           host: o.listen.host,
           port: o.listen.port,
           stateDir: o.stateDir,

@@ -10,7 +10,7 @@
 // its IPv4 address (100.64.0.0 or more, 0x64400000+) in its low 32 bits, and
 // ::53 is 0.0.0.83 there.
 import { randomBytes } from 'node:crypto';
-import type { ControlStore } from './store.js';
+import type { StoreTx } from './store.js';
 import { parseIp, parsePrefix } from '../util/netaddr.js';
 
 export const IPV4_PREFIX = '100.64.0.0/10';
@@ -28,31 +28,36 @@ function v4text(n: number): string {
 }
 
 /** The network's ULA /48 in canonical text (RFC 5952: no leading zeros in a group), drawn at the first call. */
-export function ipv6Prefix(store: ControlStore): string {
-  const stored = store.getMeta('ipv6_prefix');
+export async function ipv6Prefix(store: StoreTx): Promise<string> {
+  const stored = await store.getMeta('ipv6_prefix');
   if (stored) return parsePrefix(stored).text;
-  const r = randomBytes(5);
-  const p = parsePrefix(`fd${r.toString('hex', 0, 1)}:${r.toString('hex', 1, 3)}:${r.toString('hex', 3, 5)}::/48`).text;
-  store.setMeta('ipv6_prefix', p);
-  return p;
+  // drawn and written in one transaction: two servers starting on one shared database agree on one prefix
+  return store.transaction(async (tx) => {
+    const again = await tx.getMeta('ipv6_prefix');
+    if (again) return parsePrefix(again).text;
+    const r = randomBytes(5);
+    const p = parsePrefix(`fd${r.toString('hex', 0, 1)}:${r.toString('hex', 1, 3)}:${r.toString('hex', 3, 5)}::/48`).text;
+    await tx.setMeta('ipv6_prefix', p);
+    return p;
+  });
 }
 
 /** The next unused pair of addresses; call inside the registration transaction. */
-export function allocateAddresses(store: ControlStore): { ipv4: string; ipv6: string } {
-  let next = Number(store.getMeta('next_ipv4_offset') ?? '1');
+export async function allocateAddresses(store: StoreTx): Promise<{ ipv4: string; ipv6: string }> {
+  let next = Number((await store.getMeta('next_ipv4_offset')) ?? '1');
   // skip .0 and .255 of every /24: some stacks still treat them as special
   // and the resolver's fixed address
   while ((next & 255) === 0 || (next & 255) === 255 || next === RESOLVER_IPV4_OFFSET) next++;
   if (next >= IPV4_SIZE - 1) throw new Error('the 100.64.0.0/10 range is exhausted');
-  store.setMeta('next_ipv4_offset', String(next + 1));
+  await store.setMeta('next_ipv4_offset', String(next + 1));
   const ipv4 = v4text((IPV4_BASE + next) >>> 0);
-  const prefix = ipv6Prefix(store).replace('::/48', '');
+  const prefix = (await ipv6Prefix(store)).replace('::/48', '');
   const o = ipv4.split('.').map(Number);
   const ipv6 = parseIp(`${prefix}::${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`).text;
   return { ipv4, ipv6 };
 }
 
 /** The nodes' resolver addresses, IPv4 then IPv6 (canonical text). */
-export function resolverAddresses(store: ControlStore): [string, string] {
-  return [RESOLVER_IPV4, parseIp(ipv6Prefix(store).replace('::/48', RESOLVER_IPV6_SUFFIX)).text];
+export function resolverAddresses(prefix: string): [string, string] {
+  return [RESOLVER_IPV4, parseIp(prefix.replace('::/48', RESOLVER_IPV6_SUFFIX)).text];
 }

@@ -47,7 +47,7 @@ export function viaSocket<T>(socketPath: string, method: string, path: string, b
   });
 }
 
-function direct<T>(stateDir: string, fn: (r: Registry) => T, create = false): T {
+async function direct<T>(stateDir: string, fn: (r: Registry) => T | Promise<T>, create = false): Promise<T> {
   const f = stateFiles(stateDir);
   if (create) ensureStateDir(stateDir);
   else if (!existsSync(f.db))
@@ -61,20 +61,20 @@ function direct<T>(stateDir: string, fn: (r: Registry) => T, create = false): T 
     throw new ControlError('INTERNAL', `${err.message}: restore it from a backup, or start the server once with --fresh`);
   }
   try {
-    return fn(new Registry(store, { keyExpiryMs: null }));
+    return await fn(await Registry.open(store, { keyExpiryMs: null }));
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
-async function run<T>(stateDir: string, method: string, path: string, body: unknown, fallback: (r: Registry) => T, create = false): Promise<T> {
+async function run<T>(stateDir: string, method: string, path: string, body: unknown, fallback: (r: Registry) => T | Promise<T>, create = false): Promise<T> {
   const r = await viaSocket<T>(stateFiles(stateDir).adminSocket, method, path, body);
   return r === 'no-server' ? direct(stateDir, fallback, create) : r;
 }
 
 /** Approval without a running server: the addresses to protect are resolved first, then the database is opened for the change. */
 async function approveDirect(dir: string, node: string, prefix: string): Promise<ApproveResult> {
-  const guard = await protectedAddresses(direct(dir, (r) => loadProtectedTargets(r.store)));
+  const guard = await protectedAddresses(await direct(dir, (r) => loadProtectedTargets(r.store)));
   return direct(dir, (r) => approveRoute(r, node, prefix, guard));
 }
 

@@ -30,7 +30,7 @@ export interface AdminNode {
 }
 
 export function listNodes(r: Registry, online: (id: number) => boolean): AdminNode[] {
-  return r.store.listNodes().map((n) => ({
+  return r.nodes().map((n) => ({
     id: n.id,
     name: n.hostname,
     addresses: [n.ipv4, n.ipv6],
@@ -56,15 +56,15 @@ function mustFind(r: Registry, ref: string) {
   return n;
 }
 
-export function deleteNode(r: Registry, ref: string): { id: number; name: string } {
+export async function deleteNode(r: Registry, ref: string): Promise<{ id: number; name: string }> {
   const n = mustFind(r, ref);
-  r.store.deleteNode(n.id);
+  await r.store.deleteNode(n.id);
   return { id: n.id, name: n.hostname };
 }
 
-export function expireNode(r: Registry, ref: string, nowMs = Date.now()): { id: number; name: string } {
+export async function expireNode(r: Registry, ref: string, nowMs = Date.now()): Promise<{ id: number; name: string }> {
   const n = mustFind(r, ref);
-  r.store.updateNode(n.id, { keyExpiresAtMs: nowMs });
+  await r.store.updateNode(n.id, { keyExpiresAtMs: nowMs });
   return { id: n.id, name: n.hostname };
 }
 
@@ -82,9 +82,9 @@ export interface NewAuthKeyInfo {
 /** What an admin asks for: the key's options, and a user or tags (neither: nodes with no owner). */
 export type AuthKeyRequest = Omit<AuthKeyOptions, 'user' | 'tags'> & { user?: string; tags?: string[] };
 
-export function newAuthKey(r: Registry, o: AuthKeyRequest): NewAuthKeyInfo {
-  const owner = checkKeyOwner(r, o.user, o.tags);
-  const { key, record } = createAuthKey(r.store, { reusable: o.reusable, ephemeral: o.ephemeral, expiryMs: o.expiryMs, ...owner });
+export async function newAuthKey(r: Registry, o: AuthKeyRequest): Promise<NewAuthKeyInfo> {
+  const owner = await checkKeyOwner(r, o.user, o.tags);
+  const { key, record } = await createAuthKey(r.store, { reusable: o.reusable, ephemeral: o.ephemeral, expiryMs: o.expiryMs, ...owner });
   return {
     key,
     id: record.id,

@@ -42,47 +42,47 @@ export class AdminServer {
           const route = `${req.method} ${url.pathname}`;
           if (route === 'GET /admin/nodes') return sendJson(res, 200, listNodes(this.registry, this.online));
           if (route === 'POST /admin/nodes/delete') {
-            const n = deleteNode(this.registry, ref);
+            const n = await deleteNode(this.registry, ref);
             this.endStreams(n.id, 'NODE_UNKNOWN');
             this.changed();
             return sendJson(res, 200, n);
           }
           if (route === 'POST /admin/nodes/expire') {
-            const n = expireNode(this.registry, ref);
+            const n = await expireNode(this.registry, ref);
             this.endStreams(n.id, 'NODE_EXPIRED');
             this.changed();
             return sendJson(res, 200, n);
           }
-          if (route === 'POST /admin/authkeys') return sendJson(res, 200, newAuthKey(this.registry, parseAuthKeyOptions(body)));
-          if (route === 'GET /admin/policy') return sendJson(res, 200, getPolicy(this.registry));
+          if (route === 'POST /admin/authkeys') return sendJson(res, 200, await newAuthKey(this.registry, parseAuthKeyOptions(body)));
+          if (route === 'GET /admin/policy') return sendJson(res, 200, await getPolicy(this.registry));
           if (route === 'POST /admin/policy/check') return sendJson(res, 200, summary(checkPolicy(str(fields(body), 'text'))));
           if (route === 'POST /admin/policy') {
-            const out = setPolicy(this.registry, str(fields(body), 'text'));
+            const out = await setPolicy(this.registry, str(fields(body), 'text'));
             this.changed();
             // what nodes advertise already may now be approved by the new autoApprovers
             void autoApprove(
               this.registry,
-              this.registry.store.listNodes().map((n) => n.id),
+              this.registry.nodes().map((n) => n.id),
             )
               .then((lines) => lines.length && this.changed())
               .catch(() => {});
             return sendJson(res, 200, out);
           }
-          if (route === 'GET /admin/authkeys') return sendJson(res, 200, listAuthKeys(this.registry));
+          if (route === 'GET /admin/authkeys') return sendJson(res, 200, await listAuthKeys(this.registry));
           // revoking changes no map: the nodes the key registered stay
-          if (route === 'POST /admin/authkeys/revoke') return sendJson(res, 200, revokeAuthKey(this.registry, str(fields(body), 'id')));
-          if (route === 'GET /admin/users') return sendJson(res, 200, listUsers(this.registry));
-          if (route === 'POST /admin/users') return sendJson(res, 200, createUser(this.registry, str(fields(body), 'name')));
+          if (route === 'POST /admin/authkeys/revoke') return sendJson(res, 200, await revokeAuthKey(this.registry, str(fields(body), 'id')));
+          if (route === 'GET /admin/users') return sendJson(res, 200, await listUsers(this.registry));
+          if (route === 'POST /admin/users') return sendJson(res, 200, await createUser(this.registry, str(fields(body), 'name')));
           if (route === 'POST /admin/users/delete') {
             const o = fields(body);
             if (o.force !== undefined && typeof o.force !== 'boolean') throw new ControlError('BAD_REQUEST', 'force must be true or false');
-            const out = deleteUser(this.registry, str(o, 'name'), o.force === true);
+            const out = await deleteUser(this.registry, str(o, 'name'), o.force === true);
             for (const id of out.deletedNodes) this.endStreams(id, 'NODE_UNKNOWN');
             if (out.deletedNodes.length > 0) this.changed();
             return sendJson(res, 200, out);
           }
           if (route === 'POST /admin/nodes/approve') {
-            const n = approveNode(this.registry, ref);
+            const n = await approveNode(this.registry, ref);
             this.changed();
             return sendJson(res, 200, n);
           }
@@ -91,20 +91,20 @@ export class AdminServer {
           if (route === 'GET /admin/devices') return sendJson(res, 200, listDevices(this.registry));
           if (route === 'POST /admin/routes/approve') {
             const o = fields(body);
-            const guard = await protectedAddresses(loadProtectedTargets(this.registry.store));
-            const out = approveRoute(this.registry, str(o, 'node'), str(o, 'prefix'), guard);
+            const guard = await protectedAddresses(await loadProtectedTargets(this.registry.store));
+            const out = await approveRoute(this.registry, str(o, 'node'), str(o, 'prefix'), guard);
             this.changed();
             return sendJson(res, 200, out);
           }
           const change = ROUTE_DEVICE_CHANGES.get(route);
           if (change) {
-            const out = change(this.registry, fields(body));
+            const out = await change(this.registry, fields(body));
             this.changed();
             return sendJson(res, 200, out);
           }
           const dnsChange = DNS_CHANGES.get(route);
           if (dnsChange) {
-            const out = dnsChange(this.registry, fields(body));
+            const out = await dnsChange(this.registry, fields(body));
             this.changed();
             return sendJson(res, 200, out);
           }

@@ -4,7 +4,7 @@
 // transaction, so two nodes racing with one key cannot both get in.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ControlError } from './protocol.js';
-import type { AuthKeyRecord, ControlStore } from './store.js';
+import type { AuthKeyRecord, StoreTx } from './store.js';
 import { isoTime } from '../util/time.js';
 
 const KEY_RE = /^mskey-([0-9a-f]{12})-([0-9a-f]{48})$/;
@@ -22,7 +22,7 @@ export interface AuthKeyOptions {
 
 const hashSecret = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-export function createAuthKey(store: ControlStore, o: AuthKeyOptions, nowMs = Date.now()): { key: string; record: AuthKeyRecord } {
+export async function createAuthKey(store: StoreTx, o: AuthKeyOptions, nowMs = Date.now()): Promise<{ key: string; record: AuthKeyRecord }> {
   const id = randomBytes(6).toString('hex');
   const secret = randomBytes(24).toString('hex');
   const record: AuthKeyRecord = {
@@ -37,15 +37,15 @@ export function createAuthKey(store: ControlStore, o: AuthKeyOptions, nowMs = Da
     tags: o.tags ?? [],
     revoked: false,
   };
-  store.insertAuthKey(record);
+  await store.insertAuthKey(record);
   return { key: `mskey-${id}-${secret}`, record };
 }
 
-/** Checks a presented key and consumes it; throws a ControlError naming why it is refused. */
-export function redeemAuthKey(store: ControlStore, key: string, nowMs = Date.now()): AuthKeyRecord {
+/** Checks a presented key and consumes it (call it inside the registration's transaction); throws a ControlError naming why it is refused. */
+export async function redeemAuthKey(store: StoreTx, key: string, nowMs = Date.now()): Promise<AuthKeyRecord> {
   const m = KEY_RE.exec(key.trim());
   if (!m) throw new ControlError('AUTHKEY_INVALID', 'auth key is malformed: expected mskey-… as printed by `meshctl control authkey create`');
-  const rec = store.getAuthKey(m[1]!);
+  const rec = await store.getAuthKey(m[1]!);
   const given = Buffer.from(hashSecret(m[2]!), 'hex');
   if (!rec || !timingSafeEqual(given, Buffer.from(rec.secretHash, 'hex'))) {
     throw new ControlError('AUTHKEY_INVALID', 'auth key is not known to this control server: create one with `meshctl control authkey create`');
@@ -57,6 +57,6 @@ export function redeemAuthKey(store: ControlStore, key: string, nowMs = Date.now
   if (!rec.reusable && rec.usedCount > 0) {
     throw new ControlError('AUTHKEY_USED', 'auth key was single-use and has been used: create a new one (or a --reusable key)');
   }
-  store.markAuthKeyUsed(rec.id);
+  await store.markAuthKeyUsed(rec.id);
   return rec;
 }

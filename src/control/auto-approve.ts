@@ -15,22 +15,22 @@ export async function autoApprove(r: Registry, nodeIds: Iterable<number>): Promi
   const out: string[] = [];
   let guard: Awaited<ReturnType<typeof protectedAddresses>> | null = null;
   for (const id of nodeIds) {
-    const n = r.store.getNode(id);
+    const n = r.nodes().find((x) => x.id === id);
     if (!n || r.isExpired(n)) continue;
     const owner = nodeOwner(n);
     const approved = new Set(
-      r.store
-        .listRouteApprovals()
+      r
+        .approvals()
         .filter((a) => a.nodeId === id)
         .map((a) => a.prefix),
     );
     const wanted = n.advertisedRoutes.filter((p) => !approved.has(p) && autoApproves(policy, p, owner));
     if (n.advertisedExit && !EXIT_PREFIXES.every((p) => approved.has(p)) && autoApproves(policy, 'exit', owner)) wanted.push(EXIT_PREFIXES[0]);
     if (wanted.length === 0) continue;
-    guard ??= await protectedAddresses(loadProtectedTargets(r.store));
+    guard ??= await protectedAddresses(await loadProtectedTargets(r.store));
     for (const p of wanted) {
       try {
-        approveRoute(r, String(id), p, guard);
+        await approveRoute(r, String(id), p, guard);
         out.push(`auto-approved ${p} for ${n.hostname}`);
       } catch (err) {
         out.push(`not auto-approved ${p} for ${n.hostname}: ${(err as Error).message}`);

@@ -6,7 +6,7 @@
 // Every node's map lists the devices; only the gateway's map carries their
 // keys; the gateway's allowedIps carry their addresses, so every other node
 // routes them through it, like a subnet route.
-import { allocateAddresses, IPV4_PREFIX, ipv6Prefix } from './addresses.js';
+import { allocateAddresses, IPV4_PREFIX } from './addresses.js';
 import { dnsSuffix } from './dns.js';
 import { ControlError } from './protocol.js';
 import { activeRoutes } from './routes.js';
@@ -104,35 +104,37 @@ function pickEndpoint(endpoints: string[], gateway: string): { endpoint: string;
 }
 
 /** Registers a device behind `gatewayRef` with the public key the CLI made; returns what its config needs. */
-export function addDevice(r: Registry, nameText: string, gatewayRef: string, publicKeyText: string, endpointText?: string): DeviceConfigInfo {
+export async function addDevice(r: Registry, nameText: string, gatewayRef: string, publicKeyText: string, endpointText?: string): Promise<DeviceConfigInfo> {
   const name = checkDeviceName(nameText);
   const key = keyFromText(publicKeyText);
   if (!key) return bad('the device public key must be a base64 32-byte key');
   const publicKey = keyToText(key);
   const endpointGiven = endpointText === undefined ? undefined : checkEndpoint(endpointText);
-  return r.store.transaction(() => {
-    const gw = r.find(gatewayRef);
+  return r.store.transaction(async (tx) => {
+    const ref = r.find(gatewayRef);
+    // the gateway as the transaction sees it (the copy in memory may be a moment old)
+    const gw = ref && (await tx.getNode(ref.id));
     if (!gw) throw new ControlError('NODE_UNKNOWN', `no gateway node ${quoted(gatewayRef)}: see \`meshctl control nodes list\``);
     if (r.isExpired(gw)) bad(`gateway ${gw.hostname}'s key has expired: re-authenticate it first`);
-    if (r.store.listNodes().some((n) => n.hostname === name)) bad(`${name} is a node's name: pick another device name`);
-    const devices = r.store.listDevices();
+    const nodes = (await tx.listNodes()).filter((n) => !r.isExpired(n));
+    if (nodes.some((n) => n.hostname === name)) bad(`${name} is a node's name: pick another device name`);
+    const devices = await tx.listDevices();
     if (devices.some((d) => d.name === name))
       bad(`a device named ${name} exists: remove it first (\`meshctl control device remove ${name}\`) or pick another name`);
     if (devices.some((d) => d.publicKey === publicKey)) bad('a device with this public key exists');
     if (devices.length >= MAX_NETWORK_DEVICES) bad(`already ${MAX_NETWORK_DEVICES} devices (MAX_NETWORK_DEVICES): remove one first`);
     const { endpoint, source } = endpointGiven ? { endpoint: endpointGiven, source: 'given with --endpoint' } : pickEndpoint(gw.endpoints, gw.hostname);
-    const { ipv4, ipv6 } = allocateAddresses(r.store);
-    const d = r.store.insertDevice({ name, publicKey, ipv4, ipv6, gatewayId: gw.id, createdAtMs: Date.now() });
+    const { ipv4, ipv6 } = await allocateAddresses(tx);
+    const d = await tx.insertDevice({ name, publicKey, ipv4, ipv6, gatewayId: gw.id, createdAtMs: Date.now() });
     // every active subnet route of the network (each has a primary router the gateway forwards to); read without re-electing
-    const nodes = r.store.listNodes().filter((n) => !r.isExpired(n));
-    const routes = new Set([...activeRoutes(r.store, nodes).values()].flatMap((a) => a.routes));
+    const routes = new Set([...activeRoutes(await tx.listRouteApprovals(), nodes).values()].flatMap((a) => a.routes));
     return {
       device: { id: d.id, name, addresses: [ipv4, ipv6], gateway: gw.hostname },
       gatewayKey: gw.nodeKey,
       endpoint,
       endpointSource: source,
-      allowedIps: [IPV4_PREFIX, ipv6Prefix(r.store), ...routes],
-      dns: { resolvers: resolverAddresses(r.store), suffix: dnsSuffix(r.store) },
+      allowedIps: [IPV4_PREFIX, r.ipv6Prefix, ...routes],
+      dns: { resolvers: resolverAddresses(r.ipv6Prefix), suffix: await dnsSuffix(tx) },
       mtu: MESH_MTU,
     };
   });
@@ -148,8 +150,8 @@ export interface AdminDevice {
 }
 
 export function listDevices(r: Registry): AdminDevice[] {
-  const names = new Map(r.store.listNodes().map((n) => [n.id, n.hostname]));
-  return r.store.listDevices().map((d: DeviceRecord) => ({
+  const names = new Map(r.nodes().map((n) => [n.id, n.hostname]));
+  return r.devices().map((d: DeviceRecord) => ({
     id: d.id,
     name: d.name,
     addresses: [d.ipv4, d.ipv6],
@@ -160,10 +162,10 @@ export function listDevices(r: Registry): AdminDevice[] {
 }
 
 /** Removes a device by name, id or address; it leaves the gateway's map with the next push. */
-export function removeDevice(r: Registry, ref: string): { id: number; name: string } {
-  const d = r.store.listDevices().find((x) => x.name === ref || String(x.id) === ref || x.ipv4 === ref || x.ipv6 === ref);
+export async function removeDevice(r: Registry, ref: string): Promise<{ id: number; name: string }> {
+  const d = r.devices().find((x) => x.name === ref || String(x.id) === ref || x.ipv4 === ref || x.ipv6 === ref);
   if (!d) throw new ControlError('NOT_FOUND', `no device ${quoted(ref)}: see \`meshctl control device list\``);
-  r.store.deleteDevice(d.id);
+  await r.store.deleteDevice(d.id);
   return { id: d.id, name: d.name };
 }
 

@@ -6,7 +6,7 @@
 import { resolverAddresses } from './addresses.js';
 import { ControlError } from './protocol.js';
 import type { Registry } from './registry.js';
-import type { ControlStore, DnsRecordRecord, DnsRouteRecord } from './store.js';
+import type { DnsRecordRecord, DnsRouteRecord, StoreTx } from './store.js';
 import {
   asciiLower,
   DEFAULT_DNS_SUFFIX,
@@ -46,25 +46,26 @@ function checkName(text: string, what: string, example: string): string {
 }
 
 /** The stored suffix, or the default when none was ever set. */
-export function dnsSuffix(store: ControlStore): string {
-  return store.getMeta(SUFFIX_META_KEY) ?? DEFAULT_DNS_SUFFIX;
+export async function dnsSuffix(store: StoreTx): Promise<string> {
+  return (await store.getMeta(SUFFIX_META_KEY)) ?? DEFAULT_DNS_SUFFIX;
 }
 
 /**
  * Sets the suffix at server start (`--dns-suffix`) when given, else keeps the
  * stored one; returns the suffix in force and the one it replaced, if any.
  */
-export function applyDnsSuffix(store: ControlStore, wanted: string | undefined): { suffix: string; replaced: string | null } {
-  const old = store.getMeta(SUFFIX_META_KEY);
+export async function applyDnsSuffix(store: StoreTx, wanted: string | undefined): Promise<{ suffix: string; replaced: string | null }> {
+  const old = await store.getMeta(SUFFIX_META_KEY);
   if (wanted === undefined) return { suffix: old ?? DEFAULT_DNS_SUFFIX, replaced: null };
   const suffix = checkDnsSuffix(wanted);
-  if (suffix !== old) store.setMeta(SUFFIX_META_KEY, suffix);
+  if (suffix !== old) await store.setMeta(SUFFIX_META_KEY, suffix);
   return { suffix, replaced: old !== null && old !== suffix ? old : null };
 }
 
 /** The network's name service as stored: the map's dns field before node names are taken into account. */
-export function loadDns(store: ControlStore): DnsConfig {
-  return { suffix: dnsSuffix(store), resolvers: resolverAddresses(store), routes: store.listDnsRoutes(), records: store.listDnsRecords() };
+export async function loadDns(store: StoreTx, ipv6Prefix: string): Promise<DnsConfig> {
+  const [suffix, routes, records] = await Promise.all([dnsSuffix(store), store.listDnsRoutes(), store.listDnsRecords()]);
+  return { suffix, resolvers: resolverAddresses(ipv6Prefix), routes, records };
 }
 
 /**
@@ -85,23 +86,19 @@ export function dnsForMap(stored: DnsConfig, nodeNames: Iterable<string>): DnsCo
   };
 }
 
-/** The map's dns field, straight from the store. */
-export function dnsConfig(store: ControlStore, nodeNames: Iterable<string>): DnsConfig {
-  return dnsForMap(loadDns(store), nodeNames);
-}
-
 export interface DnsShow extends DnsConfig {
   /** records stored but not in maps, because a node has that name */
   shadowedRecords: DnsRecordRecord[];
 }
 
 export function showDns(r: Registry): DnsShow {
-  const c = dnsConfig(
-    r.store,
-    r.store.listNodes().map((n) => n.hostname),
+  const stored = r.storedDns();
+  const c = dnsForMap(
+    stored,
+    r.nodes().map((n) => n.hostname),
   );
   const inMap = new Set(c.records.map((x) => `${x.name} ${x.type} ${x.value}`));
-  return { ...c, shadowedRecords: r.store.listDnsRecords().filter((x) => !inMap.has(`${x.name} ${x.type} ${x.value}`)) };
+  return { ...c, shadowedRecords: stored.records.filter((x) => !inMap.has(`${x.name} ${x.type} ${x.value}`)) };
 }
 
 /**
@@ -109,16 +106,20 @@ export function showDns(r: Registry): DnsShow {
  * domain may not be the suffix or under it; it may be a parent of it (names
  * under the suffix are still answered by the nodes, the longest match wins).
  */
-export function addDnsRoute(r: Registry, domainText: string, resolverTexts: string[]): { domain: string; resolvers: string[]; replaced: boolean } {
+export async function addDnsRoute(
+  r: Registry,
+  domainText: string,
+  resolverTexts: string[],
+): Promise<{ domain: string; resolvers: string[]; replaced: boolean }> {
   const domain = checkName(domainText, 'route domain', 'corp.example');
-  const suffix = dnsSuffix(r.store);
+  const suffix = await dnsSuffix(r.store);
   // a parent of the suffix is allowed (route corp.example with mesh.corp.example as the suffix): mesh names stay the nodes' own
   if (isAtOrUnder(domain, suffix))
     bad(`route domain ${domain} is inside the mesh suffix ${suffix}: mesh names are answered by each node; route a domain outside it`);
   if (resolverTexts.length === 0 || resolverTexts.length > MAX_RESOLVERS_PER_ROUTE) {
     bad(`a route needs 1 to ${MAX_RESOLVERS_PER_ROUTE} resolvers (MAX_RESOLVERS_PER_ROUTE), got ${resolverTexts.length}`);
   }
-  const own = new Set(resolverAddresses(r.store));
+  const own = new Set(resolverAddresses(r.ipv6Prefix));
   const resolvers = resolverTexts.map((t) => {
     let a: ReturnType<typeof parseResolverAddress>;
     try {
@@ -130,22 +131,21 @@ export function addDnsRoute(r: Registry, domainText: string, resolverTexts: stri
     return a.text;
   });
   if (new Set(resolvers).size !== resolvers.length) bad('the same resolver is given twice: list each once');
-  return r.store.transaction(() => {
-    const exists = r.store.listDnsRoutes().some((x) => x.domain === domain);
-    if (!exists && r.store.listDnsRoutes().length >= MAX_DNS_ROUTES) {
+  return r.store.transaction(async (tx) => {
+    const routes = await tx.listDnsRoutes();
+    const exists = routes.some((x) => x.domain === domain);
+    if (!exists && routes.length >= MAX_DNS_ROUTES) {
       bad(`already ${MAX_DNS_ROUTES} DNS routes (MAX_DNS_ROUTES): remove one with \`meshctl control dns route remove DOMAIN\` first`);
     }
     const route: DnsRouteRecord = { domain, resolvers };
-    const added = r.store.putDnsRoute(route);
-    r.dnsChanged();
+    const added = await tx.putDnsRoute(route);
     return { ...route, replaced: !added };
   });
 }
 
-export function removeDnsRoute(r: Registry, domainText: string): { domain: string } {
+export async function removeDnsRoute(r: Registry, domainText: string): Promise<{ domain: string }> {
   const domain = asciiLower(domainText);
-  if (!r.store.deleteDnsRoute(domain)) throw new ControlError('NOT_FOUND', `no DNS route for ${quoted(domainText)}: see \`meshctl control dns show\``);
-  r.dnsChanged();
+  if (!(await r.store.deleteDnsRoute(domain))) throw new ControlError('NOT_FOUND', `no DNS route for ${quoted(domainText)}: see \`meshctl control dns show\``);
   return { domain };
 }
 
@@ -153,7 +153,7 @@ export function removeDnsRoute(r: Registry, domainText: string): { domain: strin
  * Adds an A or AAAA record (the type follows the address). A name that is a
  * node's full name (NAME.suffix) is refused: node names come first.
  */
-export function addDnsRecord(r: Registry, nameText: string, addrText: string): DnsRecordRecord & { added: boolean } {
+export async function addDnsRecord(r: Registry, nameText: string, addrText: string): Promise<DnsRecordRecord & { added: boolean }> {
   const name = checkName(nameText, 'record name', 'nas.home.arpa');
   let value: ReturnType<typeof parseIp>;
   try {
@@ -161,24 +161,23 @@ export function addDnsRecord(r: Registry, nameText: string, addrText: string): D
   } catch {
     bad(`record address ${quoted(addrText)} is not an IPv4 or IPv6 address (e.g. 100.64.0.5 or fd00::5)`);
   }
-  const suffix = dnsSuffix(r.store);
-  const node = r.store.listNodes().find((n) => `${n.hostname}.${suffix}` === name);
+  const suffix = await dnsSuffix(r.store);
+  const node = r.nodes().find((n) => `${n.hostname}.${suffix}` === name);
   if (node) bad(`${name} is node ${node.hostname}'s name (node names win): pick another name, or rename the node`);
   const rec: DnsRecordRecord = { name, type: value.family === 4 ? 'A' : 'AAAA', value: value.text };
-  return r.store.transaction(() => {
-    const all = r.store.listDnsRecords();
+  return r.store.transaction(async (tx) => {
+    const all = await tx.listDnsRecords();
     const exists = all.some((x) => x.name === rec.name && x.type === rec.type && x.value === rec.value);
     if (!exists && all.length >= MAX_DNS_RECORDS) {
       bad(`already ${MAX_DNS_RECORDS} DNS records (MAX_DNS_RECORDS): remove some with \`meshctl control dns record remove NAME\` first`);
     }
-    const added = r.store.insertDnsRecord(rec);
-    r.dnsChanged();
+    const added = await tx.insertDnsRecord(rec);
     return { ...rec, added };
   });
 }
 
 /** Removes the name's records, or only the one with that address. */
-export function removeDnsRecord(r: Registry, nameText: string, addrText?: string): { name: string; removed: number } {
+export async function removeDnsRecord(r: Registry, nameText: string, addrText?: string): Promise<{ name: string; removed: number }> {
   const name = asciiLower(nameText);
   let value: string | undefined;
   if (addrText !== undefined) {
@@ -188,8 +187,7 @@ export function removeDnsRecord(r: Registry, nameText: string, addrText?: string
       bad(`record address ${quoted(addrText)} is not an IPv4 or IPv6 address`);
     }
   }
-  const removed = r.store.deleteDnsRecords(name, value);
-  r.dnsChanged();
+  const removed = await r.store.deleteDnsRecords(name, value);
   if (removed === 0) {
     throw new ControlError('NOT_FOUND', `no DNS record ${quoted(nameText)}${addrText ? ` with ${quoted(addrText)}` : ''}: see \`meshctl control dns show\``);
   }

@@ -44,12 +44,12 @@ export interface KeyOwner {
 }
 
 /** Checks an auth key's owner against the store: the user must exist; a user and tags together are refused. */
-export function checkKeyOwner(r: Registry, user: string | undefined, tags: string[] | undefined): KeyOwner {
+export async function checkKeyOwner(r: Registry, user: string | undefined, tags: string[] | undefined): Promise<KeyOwner> {
   if (user !== undefined && tags !== undefined) bad('an auth key has a --user or --tags, not both (a tagged node has no owner)');
   if (tags !== undefined) return { user: null, tags: parseTags(tags) };
   if (user === undefined) return { user: null, tags: [] };
   const name = parseUserName(user);
-  if (!r.store.getUser(name)) throw new ControlError('NOT_FOUND', `no user ${name}: create it with \`meshctl control users create ${name}\``);
+  if (!(await r.store.getUser(name))) throw new ControlError('NOT_FOUND', `no user ${name}: create it with \`meshctl control users create ${name}\``);
   return { user: name, tags: [] };
 }
 
@@ -60,10 +60,10 @@ export interface AdminUser {
   authKeys: number;
 }
 
-export function listUsers(r: Registry): AdminUser[] {
-  const nodes = r.store.listNodes();
-  const keys = r.store.listAuthKeys();
-  return r.store.listUsers().map((u) => ({
+export async function listUsers(r: Registry): Promise<AdminUser[]> {
+  const nodes = r.nodes();
+  const keys = await r.store.listAuthKeys();
+  return (await r.store.listUsers()).map((u) => ({
     name: u.name,
     created: isoTime(u.createdAtMs),
     nodes: nodes.filter((n) => n.user === u.name).length,
@@ -71,13 +71,13 @@ export function listUsers(r: Registry): AdminUser[] {
   }));
 }
 
-export function createUser(r: Registry, raw: string, nowMs = Date.now()): { name: string } {
+export async function createUser(r: Registry, raw: string, nowMs = Date.now()): Promise<{ name: string }> {
   const name = parseUserName(raw);
-  return r.store.transaction(() => {
-    if (r.store.getUser(name)) throw new ControlError('CONFLICT', `user ${name} exists already: see \`meshctl control users list\``);
-    if (r.store.listUsers().length >= MAX_USERS)
+  return r.store.transaction(async (tx) => {
+    if (await tx.getUser(name)) throw new ControlError('CONFLICT', `user ${name} exists already: see \`meshctl control users list\``);
+    if ((await tx.listUsers()).length >= MAX_USERS)
       throw new ControlError('CONFLICT', `this network has ${MAX_USERS} users, the most it may have: delete some first`);
-    r.store.insertUser({ name, createdAtMs: nowMs });
+    await tx.insertUser({ name, createdAtMs: nowMs });
     return { name };
   });
 }
@@ -93,21 +93,21 @@ export interface DeletedUser {
  * Deletes a user. While it owns nodes or auth keys this is refused, unless
  * `force`, which deletes those nodes and keys too (all in one transaction).
  */
-export function deleteUser(r: Registry, raw: string, force: boolean): DeletedUser {
+export async function deleteUser(r: Registry, raw: string, force: boolean): Promise<DeletedUser> {
   const name = parseUserName(raw);
-  return r.store.transaction(() => {
-    if (!r.store.getUser(name)) throw new ControlError('NOT_FOUND', `no user ${name}: see \`meshctl control users list\``);
-    const nodes = r.store.listNodes().filter((n) => n.user === name);
-    const keys = r.store.listAuthKeys().filter((k) => k.user === name);
+  return r.store.transaction(async (tx) => {
+    if (!(await tx.getUser(name))) throw new ControlError('NOT_FOUND', `no user ${name}: see \`meshctl control users list\``);
+    const nodes = (await tx.listNodes()).filter((n) => n.user === name);
+    const keys = (await tx.listAuthKeys()).filter((k) => k.user === name);
     if (!force && (nodes.length > 0 || keys.length > 0)) {
       throw new ControlError(
         'CONFLICT',
         `user ${name} owns ${nodes.length} node(s) and ${keys.length} auth key(s): delete them first, or pass --force to delete them with the user`,
       );
     }
-    for (const n of nodes) r.store.deleteNode(n.id);
-    const deletedAuthKeys = r.store.deleteAuthKeysOf(name);
-    r.store.deleteUser(name);
+    for (const n of nodes) await tx.deleteNode(n.id);
+    const deletedAuthKeys = await tx.deleteAuthKeysOf(name);
+    await tx.deleteUser(name);
     return { name, deletedNodes: nodes.map((n) => n.id), deletedAuthKeys };
   });
 }
@@ -143,25 +143,25 @@ export function authKeyRow(k: AuthKeyRecord, nowMs = Date.now()): AdminAuthKey {
   };
 }
 
-export function listAuthKeys(r: Registry): AdminAuthKey[] {
-  return r.store.listAuthKeys().map((k) => authKeyRow(k));
+export async function listAuthKeys(r: Registry): Promise<AdminAuthKey[]> {
+  return (await r.store.listAuthKeys()).map((k) => authKeyRow(k));
 }
 
 /** Revokes a key by its id (or its `mskey-ID` prefix): it registers nothing from now on; nodes it registered stay. */
-export function revokeAuthKey(r: Registry, ref: string): { id: string; alreadyRevoked: boolean } {
+export async function revokeAuthKey(r: Registry, ref: string): Promise<{ id: string; alreadyRevoked: boolean }> {
   const m = /^(?:mskey-)?([0-9a-f]{12})$/.exec(ref.trim());
   if (!m) bad(`"${terminalSafe(ref, 80)}" is not an auth key id: expected the ID column of \`meshctl control authkey list\``);
   const id = m![1]!;
-  const k = r.store.getAuthKey(id);
+  const k = await r.store.getAuthKey(id);
   if (!k) throw new ControlError('NOT_FOUND', `no auth key ${id}: see \`meshctl control authkey list\``);
-  if (!k.revoked) r.store.revokeAuthKey(id);
+  if (!k.revoked) await r.store.revokeAuthKey(id);
   return { id, alreadyRevoked: k.revoked };
 }
 
 /** Lets a pending node in: it joins the maps with the next push. */
-export function approveNode(r: Registry, ref: string): { id: number; name: string; alreadyApproved: boolean } {
+export async function approveNode(r: Registry, ref: string): Promise<{ id: number; name: string; alreadyApproved: boolean }> {
   const n = r.find(ref);
   if (!n) throw new ControlError('NODE_UNKNOWN', `no node ${terminalSafe(ref, 80)}: see \`meshctl control nodes list\``);
-  if (n.pending) r.store.updateNode(n.id, { pending: false });
+  if (n.pending) await r.store.updateNode(n.id, { pending: false });
   return { id: n.id, name: n.hostname, alreadyApproved: !n.pending };
 }

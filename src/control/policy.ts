@@ -19,7 +19,7 @@ export function nodeOwner(n: NodeRecord): { user: string | null; tags: string[] 
 }
 
 /** The stored policy's text, or null (allow all). */
-export function storedPolicyText(r: Registry): string | null {
+export function storedPolicyText(r: Registry): Promise<string | null> {
   return r.store.getMeta(POLICY_KEY);
 }
 
@@ -39,18 +39,17 @@ export interface PolicyShow {
   setAt: string | null;
 }
 
-export function getPolicy(r: Registry): PolicyShow {
-  const at = r.store.getMeta(POLICY_TIME_KEY);
-  return { text: storedPolicyText(r), setAt: at === null ? null : isoTime(Number(at)) };
+export async function getPolicy(r: Registry): Promise<PolicyShow> {
+  const at = await r.store.getMeta(POLICY_TIME_KEY);
+  return { text: await storedPolicyText(r), setAt: at === null ? null : isoTime(Number(at)) };
 }
 
 /** Replaces the policy after checking it; maps change with the next broadcast. */
-export function setPolicy(r: Registry, text: string, nowMs = Date.now()): { acls: number; tests: number } {
+export async function setPolicy(r: Registry, text: string, nowMs = Date.now()): Promise<{ acls: number; tests: number }> {
   const policy = checkPolicy(text);
-  r.store.transaction(() => {
-    r.store.setMeta(POLICY_KEY, text);
-    r.store.setMeta(POLICY_TIME_KEY, String(nowMs));
+  await r.store.transaction(async (tx) => {
+    await tx.setMeta(POLICY_KEY, text);
+    await tx.setMeta(POLICY_TIME_KEY, String(nowMs));
   });
-  r.policyChanged();
   return { acls: policy.acls.length, tests: policy.tests.length };
 }

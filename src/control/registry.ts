@@ -2,6 +2,7 @@
 // or an already-known node key), hostnames kept unique, key expiry, and the
 // view of the network each node is allowed to see.
 import { allocateAddresses, IPV4_PREFIX, ipv6Prefix } from './addresses.js';
+import { cachedStore, everythingTouched, type Touched } from './cached-store.js';
 import { redeemAuthKey } from './authkeys.js';
 import { dnsForMap, loadDns } from './dns.js';
 import { ControlError } from './protocol.js';
@@ -9,7 +10,7 @@ import { activeRoutes, PrimaryElection, type ActiveRoutes } from './routes.js';
 import { MapChanges } from './map-changes.js';
 import { NetworkSnapshot } from './snapshot.js';
 import type { DnsConfig, NetworkMap, NodeView, RegisterResult, RelayRegion } from '../netmap/types.js';
-import type { ControlStore, NodeRecord } from './store.js';
+import type { ControlStore, StoreTx, DeviceRecord, NodeRecord, RouteApprovalRecord } from './store.js';
 import type { RegisterIn } from './validate.js';
 import { isoTime } from '../util/time.js';
 import { nodeOwner } from './policy.js';
@@ -37,36 +38,125 @@ export interface RegistryOptions {
   now?: () => number;
 }
 
+/**
+ * What maps are built from, read from the store after every change: a map is
+ * built per stream per change, so it reads memory, not the database.
+ */
+interface StoredNetwork {
+  nodes: NodeRecord[];
+  devices: DeviceRecord[];
+  approvals: RouteApprovalRecord[];
+  dns: DnsConfig;
+  policyText: string | null;
+  ipv6Prefix: string;
+}
+
 export class Registry {
   private readonly now: () => number;
-  /** the stored name service, read once per change rather than once per map (a map is built per stream per change) */
-  private dns: DnsConfig | null = null;
+  /** the store; every write through it (and every transaction) reloads `net` before it resolves */
+  readonly store: ControlStore;
+  private net: StoredNetwork;
+  /** re-reads run one after another, each reading after the write it follows, so an older read never lands last */
+  private reading: Promise<void> = Promise.resolve();
   private readonly election = new PrimaryElection();
   /** what changed between snapshots, so a broadcast builds only the maps a change may reach */
   readonly changes = new MapChanges();
   /** the stored access policy and its engine; undefined: not read yet; null: no policy (allow all) */
   private policy: { policy: Policy; engine: PolicyEngine | null } | null | undefined = undefined;
-  constructor(
-    readonly store: ControlStore,
+  private constructor(
+    /** the store itself: re-reads go here, not through `store` (whose writes would re-read again) */
+    private readonly raw: ControlStore,
     private readonly opts: RegistryOptions,
+    net: StoredNetwork,
   ) {
     this.now = opts.now ?? Date.now;
+    this.net = net;
+    this.store = cachedStore(raw, (t) => this.refresh(t));
   }
 
-  /** The DNS routes, records or suffix in the store changed: the next map reads them again. */
-  dnsChanged(): void {
-    this.dns = null;
+  /** The registry over `store`, with the network read once (and the IPv6 prefix drawn on a new network). */
+  static async open(store: ControlStore, opts: RegistryOptions): Promise<Registry> {
+    return new Registry(store, opts, await Registry.read(store));
   }
 
-  /** The stored access policy changed: the next map reads it again and recomputes every node. */
-  policyChanged(): void {
-    this.policy = undefined;
+  private static async read(store: ControlStore): Promise<StoredNetwork> {
+    const prefix = await ipv6Prefix(store);
+    const [nodes, devices, approvals, dns, policyText] = await Promise.all([
+      store.listNodes(),
+      store.listDevices(),
+      store.listRouteApprovals(),
+      loadDns(store, prefix),
+      store.getMeta('acl_policy'),
+    ]);
+    return { nodes, devices, approvals, dns, policyText, ipv6Prefix: prefix };
+  }
+
+  /**
+   * Reads again what `touched` names (default: the whole network, e.g. after
+   * a change another control server made in a shared database); resolves once
+   * the copy holds it.
+   */
+  refresh(touched: Touched = everythingTouched()): Promise<void> {
+    const next = this.reading.then(() => this.reread(touched));
+    // a failed read leaves the copy as it was; the next write reads again
+    this.reading = next.catch(() => {});
+    return next;
+  }
+
+  private async reread(t: Touched): Promise<void> {
+    if (t.nodes === 'all' && t.devices && t.approvals && t.dns && t.meta) {
+      const net = await Registry.read(this.raw);
+      if (net.policyText !== this.net.policyText) this.policy = undefined;
+      this.net = net;
+      return;
+    }
+    const net = { ...this.net };
+    if (t.nodes === 'all') net.nodes = await this.raw.listNodes();
+    else if (t.nodes.size > 0) {
+      const byId = new Map(net.nodes.map((n) => [n.id, n]));
+      for (const id of t.nodes) {
+        const n = await this.raw.getNode(id);
+        if (n) byId.set(id, n);
+        else byId.delete(id);
+      }
+      net.nodes = [...byId.values()].sort((a, b) => a.id - b.id);
+    }
+    if (t.devices) net.devices = await this.raw.listDevices();
+    if (t.approvals) net.approvals = await this.raw.listRouteApprovals();
+    if (t.meta) {
+      net.ipv6Prefix = await ipv6Prefix(this.raw);
+      net.policyText = await this.raw.getMeta('acl_policy');
+      if (net.policyText !== this.net.policyText) this.policy = undefined;
+    }
+    if (t.dns || t.meta) net.dns = await loadDns(this.raw, net.ipv6Prefix);
+    this.net = net;
+  }
+
+  /** The nodes as last read, ordered by id (callers must not change them). */
+  nodes(): readonly NodeRecord[] {
+    return this.net.nodes;
+  }
+  /** The devices as last read, ordered by id. */
+  devices(): readonly DeviceRecord[] {
+    return this.net.devices;
+  }
+  /** The route approvals as last read, ordered by node id and prefix. */
+  approvals(): readonly RouteApprovalRecord[] {
+    return this.net.approvals;
+  }
+  /** The network's ULA /48. */
+  get ipv6Prefix(): string {
+    return this.net.ipv6Prefix;
+  }
+  /** The name service as stored (before node names shadow records). */
+  storedDns(): DnsConfig {
+    return this.net.dns;
   }
 
   /** The policy in force, or null (allow all). A stored policy that no longer parses denies everything rather than allowing it. */
   currentPolicy(): Policy | null {
     if (this.policy === undefined) {
-      const text = this.store.getMeta('acl_policy');
+      const text = this.net.policyText;
       let policy: Policy | null = null;
       if (text !== null) {
         try {
@@ -89,7 +179,7 @@ export class Registry {
     if (!policy || !this.policy) return null;
     if (!this.policy.engine) {
       // a new engine computes every node: the change tracker treats a new engine as a change to every map
-      this.policy.engine = new PolicyEngine(policy, [IPV4_PREFIX, ipv6Prefix(this.store)], nodes());
+      this.policy.engine = new PolicyEngine(policy, [IPV4_PREFIX, this.net.ipv6Prefix], nodes());
       return { engine: this.policy.engine, touched: new Set() };
     }
     return { engine: this.policy.engine, touched: this.policy.engine.sync(nodes()) };
@@ -99,15 +189,10 @@ export class Registry {
     return n.keyExpiresAtMs !== null && n.keyExpiresAtMs <= this.now();
   }
 
-  private uniqueHostname(wanted: string, selfId: number | null): string {
+  /** A free hostname, read inside the registration's transaction (two joins with one name get two names). */
+  private async uniqueHostname(tx: StoreTx, wanted: string, selfId: number | null): Promise<string> {
     // devices share the namespace: a node never takes a device's name
-    const taken = new Set([
-      ...this.store
-        .listNodes()
-        .filter((n) => n.id !== selfId)
-        .map((n) => n.hostname),
-      ...this.store.listDevices().map((d) => d.name),
-    ]);
+    const taken = new Set([...(await tx.listNodes()).filter((n) => n.id !== selfId).map((n) => n.hostname), ...(await tx.listDevices()).map((d) => d.name)]);
     if (!taken.has(wanted)) return wanted;
     for (let i = 1; ; i++) {
       const c = `${wanted.slice(0, MAX_HOSTNAME - String(i).length - 1)}-${i}`;
@@ -121,7 +206,7 @@ export class Registry {
    * change something (before the node is written); when it throws, nothing is
    * kept — not even the use of a single-use auth key.
    */
-  register(nodeKey: string, b: RegisterIn, accept: () => void = () => {}): NodeRecord {
+  async register(nodeKey: string, b: RegisterIn, accept: (tx: StoreTx) => Promise<void> = async () => {}): Promise<NodeRecord> {
     const requested = sanitizeHostname(b.hostname);
     const common = {
       discoKey: b.discoKey,
@@ -131,30 +216,30 @@ export class Registry {
       lastSeenMs: this.now(),
       ...(b.advertised ? { advertisedRoutes: b.advertised.routes, advertisedExit: b.advertised.exitNode } : {}),
     };
-    return this.store.transaction(() => {
-      const existing = this.store.getNodeByKey(nodeKey);
+    return this.store.transaction(async (tx) => {
+      const existing = await tx.getNodeByKey(nodeKey);
       if (existing && !b.authKey) {
         if (this.isExpired(existing)) throw new ControlError('NODE_EXPIRED', 'node key expired: run `meshctl up --auth-key KEY` to re-authenticate');
-        accept();
-        const hostname = requested === existing.requestedHostname ? existing.hostname : this.uniqueHostname(requested, existing.id);
-        this.store.updateNode(existing.id, { ...common, hostname, requestedHostname: requested });
-        return this.store.getNode(existing.id)!;
+        await accept(tx);
+        const hostname = requested === existing.requestedHostname ? existing.hostname : await this.uniqueHostname(tx, requested, existing.id);
+        await tx.updateNode(existing.id, { ...common, hostname, requestedHostname: requested });
+        return (await tx.getNode(existing.id))!;
       }
       if (!b.authKey) throw new ControlError('AUTHKEY_REQUIRED', 'this node is not registered: pass --auth-key KEY (from `meshctl control authkey create`)');
-      const key = redeemAuthKey(this.store, b.authKey, this.now());
-      accept();
+      const key = await redeemAuthKey(tx, b.authKey, this.now());
+      await accept(tx);
       const keyExpiresAtMs = this.opts.keyExpiryMs === null ? null : this.now() + this.opts.keyExpiryMs;
       if (existing) {
         // re-authentication of a known node: same addresses, fresh expiry
-        const hostname = requested === existing.requestedHostname ? existing.hostname : this.uniqueHostname(requested, existing.id);
-        this.store.updateNode(existing.id, { ...common, hostname, requestedHostname: requested, keyExpiresAtMs, authKeyId: key.id });
-        return this.store.getNode(existing.id)!;
+        const hostname = requested === existing.requestedHostname ? existing.hostname : await this.uniqueHostname(tx, requested, existing.id);
+        await tx.updateNode(existing.id, { ...common, hostname, requestedHostname: requested, keyExpiresAtMs, authKeyId: key.id });
+        return (await tx.getNode(existing.id))!;
       }
-      const { ipv4, ipv6 } = allocateAddresses(this.store);
-      return this.store.insertNode({
+      const { ipv4, ipv6 } = await allocateAddresses(tx);
+      return tx.insertNode({
         ...common,
         nodeKey,
-        hostname: this.uniqueHostname(requested, null),
+        hostname: await this.uniqueHostname(tx, requested, null),
         requestedHostname: requested,
         ipv4,
         ipv6,
@@ -174,13 +259,13 @@ export class Registry {
 
   /** A node by id, hostname, IPv4/IPv6 address or node key. */
   find(ref: string): NodeRecord | null {
-    return this.store.listNodes().find((n) => String(n.id) === ref || n.hostname === ref || n.ipv4 === ref || n.ipv6 === ref || n.nodeKey === ref) ?? null;
+    return this.net.nodes.find((n) => String(n.id) === ref || n.hostname === ref || n.ipv4 === ref || n.ipv6 === ref || n.nodeKey === ref) ?? null;
   }
 
   /** The primary router of each active prefix (routes.ts: stays while online, no move back). */
   primaries(isOnline: (id: number) => boolean): Map<string, number> {
-    const nodes = this.store.listNodes().filter((n) => !this.isExpired(n) && !n.pending);
-    return this.election.elect(activeRoutes(this.store, nodes), isOnline);
+    const nodes = this.net.nodes.filter((n) => !this.isExpired(n) && !n.pending);
+    return this.election.elect(activeRoutes(this.net.approvals, nodes), isOnline);
   }
 
   /**
@@ -221,7 +306,7 @@ export class Registry {
   /** The registration's answer: the node's own view, with what control holds as its advertisement. */
   registerResult(n: NodeRecord, online: boolean): RegisterResult {
     const node: NodeView = { ...this.view(n, online), advertised: { routes: n.advertisedRoutes, exitNode: n.advertisedExit } };
-    return { node, ipv4Prefix: IPV4_PREFIX, ipv6Prefix: ipv6Prefix(this.store) };
+    return { node, ipv4Prefix: IPV4_PREFIX, ipv6Prefix: this.net.ipv6Prefix };
   }
 
   /**
@@ -242,14 +327,14 @@ export class Registry {
    * although it is not valid (its own map, while it is expired or pending).
    */
   snapshot(isOnline: (id: number) => boolean, relays: RelayRegion[], include?: NodeRecord): NetworkSnapshot {
-    const all = this.store.listNodes();
+    const all = this.net.nodes;
     const isValid = (n: NodeRecord): boolean => !this.isExpired(n) && !n.pending;
     const valid = all.filter((n) => n.id === include?.id || isValid(n));
-    const active = activeRoutes(this.store, valid);
+    const active = activeRoutes(this.net.approvals, valid);
     const primaries = this.election.elect(active, isOnline);
     const validIds = new Set(valid.map((n) => n.id));
     // devices behind a gateway in this map; each one's addresses join its gateway's allowedIps
-    const devices = this.store.listDevices().filter((d) => validIds.has(d.gatewayId));
+    const devices = this.net.devices.filter((d) => validIds.has(d.gatewayId));
     const deviceAddresses = new Map<number, string[]>();
     for (const d of devices) deviceAddresses.set(d.gatewayId, [...(deviceAddresses.get(d.gatewayId) ?? []), d.ipv4, d.ipv6]);
     const policy = this.policyEngine(() =>
@@ -267,10 +352,10 @@ export class Registry {
       active,
       primaries,
       devices,
-      dns: dnsForMap((this.dns ??= loadDns(this.store)), [...all.map((n) => n.hostname), ...devices.map((d) => d.name)]),
+      dns: dnsForMap(this.net.dns, [...all.map((n) => n.hostname), ...devices.map((d) => d.name)]),
       engine: policy?.engine ?? null,
       ipv4Prefix: IPV4_PREFIX,
-      ipv6Prefix: ipv6Prefix(this.store),
+      ipv6Prefix: this.net.ipv6Prefix,
       relays,
       isOnline,
       view: (n, online, routes) => this.view(n, online, routes),

@@ -10,10 +10,10 @@
 // it chose).
 import { lookup } from 'node:dns/promises';
 import { networkInterfaces } from 'node:os';
-import { IPV4_PREFIX, ipv6Prefix } from './addresses.js';
+import { IPV4_PREFIX } from './addresses.js';
 import { ControlError } from './protocol.js';
 import type { Registry } from './registry.js';
-import type { ControlStore, NodeRecord } from './store.js';
+import type { NodeRecord, RouteApprovalRecord, StoreTx } from './store.js';
 import { isDefaultRoute, subnetRouteProblem } from '../netmap/routes.js';
 import { MAX_NODE_ROUTES } from '../netmap/types.js';
 import { hostPrefix, parseIp, parsePrefix, prefixesOverlap, type IpAddress, type IpPrefix } from '../util/netaddr.js';
@@ -31,8 +31,8 @@ const bad = (message: string): never => {
 };
 
 /** The network's mesh prefixes as typed values. */
-export function meshPrefixes(store: ControlStore): IpPrefix[] {
-  return [parsePrefix(IPV4_PREFIX), parsePrefix(ipv6Prefix(store))];
+export function meshPrefixes(ipv6Prefix: string): IpPrefix[] {
+  return [parsePrefix(IPV4_PREFIX), parsePrefix(ipv6Prefix)];
 }
 
 /** What one node has active: approved ∩ advertised routes, and whether it is an approved, advertising exit node. */
@@ -42,9 +42,9 @@ export interface ActiveRoutes {
 }
 
 /** Each node's active routes, from one read of the approvals. */
-export function activeRoutes(store: ControlStore, nodes: NodeRecord[]): Map<number, ActiveRoutes> {
+export function activeRoutes(approvals: readonly RouteApprovalRecord[], nodes: readonly NodeRecord[]): Map<number, ActiveRoutes> {
   const approved = new Map<number, Set<string>>();
-  for (const a of store.listRouteApprovals()) {
+  for (const a of approvals) {
     let s = approved.get(a.nodeId);
     if (!s) approved.set(a.nodeId, (s = new Set()));
     s.add(a.prefix);
@@ -106,8 +106,8 @@ export interface RouteRow {
 }
 
 export function listRoutes(r: Registry, online: (id: number) => boolean): RouteRow[] {
-  const nodes = r.store.listNodes();
-  const approvals = r.store.listRouteApprovals();
+  const nodes = r.nodes();
+  const approvals = r.approvals();
   const primaries = r.primaries(online);
   const rows: RouteRow[] = [];
   for (const n of nodes) {
@@ -126,7 +126,7 @@ export function listRoutes(r: Registry, online: (id: number) => boolean): RouteR
 }
 
 /** A prefix as the admin typed it, checked like an advertised one; the default route means the exit node. */
-function adminPrefix(store: ControlStore, text: string): { prefix: IpPrefix; exit: boolean } {
+function adminPrefix(ipv6Prefix: string, text: string): { prefix: IpPrefix; exit: boolean } {
   let p: IpPrefix;
   try {
     p = parsePrefix(text);
@@ -134,7 +134,7 @@ function adminPrefix(store: ControlStore, text: string): { prefix: IpPrefix; exi
     return bad(`${(err as Error).message}: give a prefix such as 192.168.1.0/24, or 0.0.0.0/0 for an exit node`);
   }
   if (isDefaultRoute(p)) return { prefix: p, exit: true };
-  const problem = subnetRouteProblem(p, meshPrefixes(store));
+  const problem = subnetRouteProblem(p, meshPrefixes(ipv6Prefix));
   if (problem) bad(problem);
   return { prefix: p, exit: false };
 }
@@ -152,8 +152,8 @@ export interface ProtectedAddress {
 }
 
 /** Where the running server listens and its relays' URLs, kept in the store so approvals made without the server check them too. */
-export function recordProtectedTargets(store: ControlStore, listenHost: string, relayUrls: string[]): void {
-  store.setMeta(TARGETS_META_KEY, JSON.stringify({ listenHost, relayUrls }));
+export async function recordProtectedTargets(store: StoreTx, listenHost: string, relayUrls: string[]): Promise<void> {
+  await store.setMeta(TARGETS_META_KEY, JSON.stringify({ listenHost, relayUrls }));
 }
 
 /**
@@ -204,8 +204,8 @@ export async function protectedAddresses(
 }
 
 /** The stored targets (see recordProtectedTargets), or null when the server never ran. */
-export function loadProtectedTargets(store: ControlStore): { listenHost: string; relayUrls: string[] } | null {
-  const raw = store.getMeta(TARGETS_META_KEY);
+export async function loadProtectedTargets(store: StoreTx): Promise<{ listenHost: string; relayUrls: string[] } | null> {
+  const raw = await store.getMeta(TARGETS_META_KEY);
   if (!raw) return null;
   try {
     const o = JSON.parse(raw) as { listenHost?: unknown; relayUrls?: unknown };
@@ -233,9 +233,14 @@ export interface ApproveResult {
  * or a relay's address is refused: nodes that accept it would send their own
  * control and relay traffic into the mesh.
  */
-export function approveRoute(r: Registry, ref: string, prefixText: string, guard: { addresses: ProtectedAddress[]; notes: string[] }): ApproveResult {
+export async function approveRoute(
+  r: Registry,
+  ref: string,
+  prefixText: string,
+  guard: { addresses: ProtectedAddress[]; notes: string[] },
+): Promise<ApproveResult> {
   const n = mustFind(r, ref);
-  const { prefix, exit } = adminPrefix(r.store, prefixText);
+  const { prefix, exit } = adminPrefix(r.ipv6Prefix, prefixText);
   if (!exit) {
     for (const g of guard.addresses) {
       if (prefixesOverlap(prefix, hostPrefix(g.address))) {
@@ -244,20 +249,24 @@ export function approveRoute(r: Registry, ref: string, prefixText: string, guard
     }
   }
   const prefixes = exit ? [...EXIT_PREFIXES] : [prefix.text];
-  return r.store.transaction(() => {
-    const have = r.store.listRouteApprovals().filter((a) => a.nodeId === n.id);
+  return r.store.transaction(async (tx) => {
+    const have = (await tx.listRouteApprovals()).filter((a) => a.nodeId === n.id);
     const fresh = prefixes.filter((p) => !have.some((a) => a.prefix === p));
     if (have.length + fresh.length > MAX_APPROVALS_PER_NODE) {
       bad(`node ${n.hostname} already has ${have.length} approvals (MAX_APPROVALS_PER_NODE = ${MAX_APPROVALS_PER_NODE}): reject some first`);
     }
-    for (const p of fresh) r.store.approveRoute({ nodeId: n.id, prefix: p });
+    for (const p of fresh) await tx.approveRoute({ nodeId: n.id, prefix: p });
     const advertised = exit ? n.advertisedExit : n.advertisedRoutes.includes(prefix.text);
     return { node: n.hostname, nodeId: n.id, prefixes, exitNode: exit, advertised, notes: guard.notes };
   });
 }
 
 /** Removes the approval (for an exit node, of both default routes); the route leaves every map at once. */
-export function rejectRoute(r: Registry, ref: string, prefixText: string): { node: string; nodeId: number; prefixes: string[]; exitNode: boolean } {
+export async function rejectRoute(
+  r: Registry,
+  ref: string,
+  prefixText: string,
+): Promise<{ node: string; nodeId: number; prefixes: string[]; exitNode: boolean }> {
   const n = mustFind(r, ref);
   let p: IpPrefix;
   try {
@@ -267,7 +276,11 @@ export function rejectRoute(r: Registry, ref: string, prefixText: string): { nod
   }
   const exit = isDefaultRoute(p);
   const prefixes = exit ? [...EXIT_PREFIXES] : [p.text];
-  const removed = prefixes.filter((x) => r.store.removeRouteApproval({ nodeId: n.id, prefix: x }));
+  const removed = await r.store.transaction(async (tx) => {
+    const out: string[] = [];
+    for (const x of prefixes) if (await tx.removeRouteApproval({ nodeId: n.id, prefix: x })) out.push(x);
+    return out;
+  });
   if (removed.length === 0) {
     throw new ControlError('NOT_FOUND', `${exit ? 'exit node' : p.text} is not approved for ${n.hostname}: see \`meshctl control routes list\``);
   }

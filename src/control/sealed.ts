@@ -61,7 +61,7 @@ export class SealedOpener {
    * would let a flood from throwaway keys fill the cache that every node needs.
    * Throws a ControlError naming why a request is refused.
    */
-  open<T>(raw: unknown, op: SealedOp, parseBody: (o: Record<string, unknown>) => T): OpenedRequest<T> {
+  async open<T>(raw: unknown, op: SealedOp, parseBody: (o: Record<string, unknown>) => T): Promise<OpenedRequest<T>> {
     const req = parseSealedRequest(raw, MAX_BOX_BYTES);
     const nodeKey = req.nodeKey;
     let key = this.keys.get(nodeKey);
@@ -84,19 +84,20 @@ export class SealedOpener {
       throw new ControlError('STALE_REQUEST', 'request timestamp is more than 2 minutes off: check the clock on this node');
     }
     const body = parseBody(sealed);
-    if (this.nonces.hasNonce(nodeKey, header.nonce, now)) throw replayed();
+    if (await this.nonces.hasNonce(nodeKey, header.nonce, now)) throw replayed();
     return { nodeKey, body, nonce: header.nonce, tsMs: header.tsMs };
   }
 
   /**
    * Remembers an opened request's nonce; call it inside the transaction that
    * acts on the request, before its first write, so a refusal here rolls the
-   * whole request back. Throws STALE_REQUEST on a replay, RATE_LIMITED at a cap.
+   * whole request back: `tx` is that transaction's handle. Throws
+   * STALE_REQUEST on a replay, RATE_LIMITED at a cap.
    */
-  accept(r: OpenedRequest<unknown>): void {
+  async accept(r: OpenedRequest<unknown>, tx: NonceStore = this.nonces): Promise<void> {
     // the request passes the freshness check until tsMs + REQUEST_MAX_AGE_MS (later than now + the window when
     // the node's clock runs ahead), so its nonce is remembered exactly that long
-    const verdict = this.nonces.rememberNonce(r.nodeKey, r.nonce, r.tsMs + REQUEST_MAX_AGE_MS, this.now(), {
+    const verdict = await tx.rememberNonce(r.nodeKey, r.nonce, r.tsMs + REQUEST_MAX_AGE_MS, this.now(), {
       total: this.maxNonces,
       perNodeKey: this.maxNoncesPerKey,
     });

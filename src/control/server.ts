@@ -34,7 +34,7 @@ import {
 import { probeRelays } from './relay-probe.js';
 import { MAX_SEEN_NONCES, MAX_SEEN_NONCES_PER_KEY, SealedOpener, type OpenedRequest } from './sealed.js';
 import { ensureStateDir, loadControlKey, loadOrCreateCertificate, stateFiles } from './state-dir.js';
-import type { ControlStore, NodeRecord } from './store.js';
+import type { ControlStore, NodeRecord, StoreTx } from './store.js';
 import { parseAdvertiseBody, parseEndpointsBody, parseLogoutBody, parseMapBody, parseRegisterBody, parseVerifyQuery } from './validate.js';
 import { armStreamLiveness, STREAM_USER_TIMEOUT_MS } from './liveness.js';
 import { meshPrefixes, recordProtectedTargets } from './routes.js';
@@ -57,6 +57,12 @@ export interface ControlServerOptions {
    * here (`--fresh`); a damaged database is kept aside.
    */
   fresh?: boolean;
+  /**
+   * Keep the network in this PostgreSQL database (`--db postgres://…`, no
+   * password in it) instead of SQLite in the state dir; the state dir still
+   * holds the control key, the certificate and the admin socket.
+   */
+  db?: { url: string; password?: string };
   /** the DNS suffix of node names (`--dns-suffix`); default: the stored one, else mesh.internal */
   dnsSuffix?: string;
   /** new nodes stay pending, in no map, until `control nodes approve` (`--require-approval`) */
@@ -217,6 +223,9 @@ export class ControlServer {
   private readonly refusals = new WeakMap<ServerResponse, ControlErrorCode>();
   private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
   private broadcastTimer: NodeJS.Timeout | null = null;
+  /** a re-read for another server's change is running / another change came in during it */
+  private othersReading = false;
+  private othersAgain = false;
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private expiredIds = new Set<number>();
@@ -277,7 +286,7 @@ export class ControlServer {
     let online = this.streams.size;
     for (const id of this.presumedOnline) if (!this.streams.has(id)) online++;
     return {
-      nodesRegistered: this.store?.listNodes().length ?? 0,
+      nodesRegistered: this.registry?.nodes().length ?? 0,
       nodesOnline: online,
       streams: this.mapStreamStats(),
       rateLimit: this.rateLimitStats(),
@@ -289,8 +298,14 @@ export class ControlServer {
     if (this.server) return;
     const { stateDir } = this.opts;
     ensureStateDir(stateDir);
-    // before the control key is made: a key without a database is a lost network, not a first start
-    this.store = openStateDatabase(stateDir, this.opts.fresh === true, this.log);
+    if (this.opts.db) {
+      const { PgStore } = await import('./pg-store.js');
+      this.store = await PgStore.open(this.opts.db.url, { password: this.opts.db.password });
+      this.log(`network kept in ${this.store.description}`);
+    } else {
+      // before the control key is made: a key without a database is a lost network, not a first start
+      this.store = openStateDatabase(stateDir, this.opts.fresh === true, this.log);
+    }
     try {
       await this.startOn(this.store);
     } catch (err) {
@@ -309,9 +324,10 @@ export class ControlServer {
       maxNoncesPerKey: this.limits.maxSeenNoncesPerKey,
     });
     // before the registry reads the name service for maps
-    const dns = applyDnsSuffix(store, this.opts.dnsSuffix);
+    const dns = await applyDnsSuffix(store, this.opts.dnsSuffix);
     if (dns.replaced) this.log(`DNS suffix changed from ${dns.replaced} to ${dns.suffix}: nodes get the new names with their next map`);
-    this.registry = new Registry(store, { keyExpiryMs: this.opts.keyExpiryMs ?? null, requireApproval: this.opts.requireApproval === true });
+    const registry = await Registry.open(store, { keyExpiryMs: this.opts.keyExpiryMs ?? null, requireApproval: this.opts.requireApproval === true });
+    this.registry = registry;
     let cert: string;
     let key: string;
     if (this.opts.tlsCert && this.opts.tlsKey) {
@@ -347,7 +363,7 @@ export class ControlServer {
     const endStreams = (id: number, reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED') => this.endStreams(id, reason);
     this.admin = new AdminServer(
       stateFiles(stateDir).adminSocket,
-      this.registry,
+      registry,
       () => this.changed(),
       (id) => this.online(id),
       endStreams,
@@ -369,17 +385,22 @@ export class ControlServer {
       this.adminWebPort = (this.webServer.address() as { port: number }).port;
       this.log(`admin page on https://${hostPort(this.opts.adminListen.address, this.adminWebPort)}/admin/`);
     }
+    // another control server on a shared database changed the network: read it again and push what changed
+    if (store.watch) await store.watch(() => this.othersChanged());
     this.keepaliveTimer = setInterval(() => this.writeAll({ type: 'keepalive' }), this.limits.mapKeepaliveMs);
     this.expiryTimer = setInterval(() => this.checkExpiry(), EXPIRY_CHECK_MS);
-    for (const n of store.listNodes()) {
+    for (const n of registry.nodes()) {
       if (n.connected) this.presumedOnline.add(n.id);
       else if (n.ephemeral) this.scheduleEphemeralDelete(n.id);
     }
-    this.graceTimer = setTimeout(() => this.endGrace(), RECONNECT_GRACE_MS);
+    this.graceTimer = setTimeout(
+      () => void this.endGrace().catch((err: Error) => this.log(`marking nodes offline failed: ${err.message}`)),
+      RECONNECT_GRACE_MS,
+    );
     this.relayMap = this.opts.relays ?? [];
     // what an approved subnet route may not capture, also for approvals made while this server is stopped
-    recordProtectedTargets(
-      store,
+    await recordProtectedTargets(
+      registry.store,
       this.opts.host,
       this.relayMap.map((r) => r.url),
     );
@@ -388,9 +409,9 @@ export class ControlServer {
       this.relayTimer = setInterval(() => void this.refreshRelays(), RELAY_PROBE_MS);
     }
     this.expiredIds = new Set(
-      store
-        .listNodes()
-        .filter((n) => this.registry!.isExpired(n))
+      registry
+        .nodes()
+        .filter((n) => registry.isExpired(n))
         .map((n) => n.id),
     );
     this.log(`control server listening on https://${this.opts.host}:${this.boundPort}, control key ${keyToText(ck.publicKey)}`);
@@ -420,8 +441,9 @@ export class ControlServer {
       await new Promise<void>((r) => this.server!.close(() => r()));
     }
     this.server = null;
-    this.store?.close();
+    const store = this.store;
     this.store = null;
+    await store?.close();
   }
 
   private async refreshRelays(): Promise<void> {
@@ -449,15 +471,15 @@ export class ControlServer {
   }
 
   /** Nodes that did not come back after a restart are offline after all. */
-  private endGrace(): void {
+  private async endGrace(): Promise<void> {
     this.graceTimer = null;
     const gone = [...this.presumedOnline];
     this.presumedOnline.clear();
     for (const id of gone) {
-      if (this.online(id)) continue;
-      const n = this.store?.getNode(id);
-      if (!n) continue;
-      this.store!.updateNode(id, { connected: false });
+      if (this.online(id) || !this.registry) continue;
+      const n = await this.registry.store.getNode(id);
+      if (!n || !this.registry) continue;
+      await this.registry.store.updateNode(id, { connected: false });
       if (n.ephemeral) this.scheduleEphemeralDelete(id);
     }
     if (gone.length) this.changed();
@@ -488,7 +510,7 @@ export class ControlServer {
         if (url === '/healthz') return sendJson(res, 200, { ok: true });
         if (path === PATHS.verify) {
           this.checkRate(this.verifyRate, req, 'verify lookups');
-          return this.handleVerify(q < 0 ? '' : url.slice(q + 1), res);
+          return await this.handleVerify(q < 0 ? '' : url.slice(q + 1), res);
         }
         throw new ControlError('BAD_REQUEST', `no GET ${clip(url)} here`);
       }
@@ -500,15 +522,15 @@ export class ControlServer {
       const raw = await readJson(req);
       switch (route) {
         case 'register':
-          return this.handleRegister(raw, res);
+          return await this.handleRegister(raw, res);
         case 'map':
-          return this.handleMap(raw, req, res);
+          return await this.handleMap(raw, req, res);
         case 'endpoints':
-          return this.handleEndpoints(raw, res);
+          return await this.handleEndpoints(raw, res);
         case 'advertise':
-          return this.handleAdvertise(raw, res);
+          return await this.handleAdvertise(raw, res);
         default:
-          return this.handleLogout(raw, res);
+          return await this.handleLogout(raw, res);
       }
     } catch (err) {
       this.refusals.set(res, err instanceof ControlError ? err.code : 'INTERNAL');
@@ -527,19 +549,19 @@ export class ControlServer {
     throw new RateLimitedError(`too many ${what} from your address: try again in ${sec} s`, sec);
   }
 
-  private knownNode(nodeKey: string): NodeRecord {
-    const n = this.store!.getNodeByKey(nodeKey);
+  private async knownNode(store: StoreTx, nodeKey: string): Promise<NodeRecord> {
+    const n = await store.getNodeByKey(nodeKey);
     if (!n) throw new ControlError('NODE_UNKNOWN', 'this node is not registered (deleted or logged out): run `meshctl up --auth-key KEY`');
     if (this.registry!.isExpired(n)) throw new ControlError('NODE_EXPIRED', 'node key expired: run `meshctl up --auth-key KEY` to re-authenticate');
     return n;
   }
 
-  private handleRegister(raw: unknown, res: ServerResponse): void {
-    const mesh = meshPrefixes(this.store!);
-    const opened = this.opener!.open(raw, 'register', (o) => parseRegisterBody(o, mesh));
-    const before = this.store!.getNodeByKey(opened.nodeKey);
+  private async handleRegister(raw: unknown, res: ServerResponse): Promise<void> {
+    const mesh = meshPrefixes(this.registry!.ipv6Prefix);
+    const opened = await this.opener!.open(raw, 'register', (o) => parseRegisterBody(o, mesh));
+    const before = await this.registry!.store.getNodeByKey(opened.nodeKey);
     // the nonce is remembered only once the registration is accepted (a refused auth key changes nothing)
-    const node = this.registry!.register(opened.nodeKey, opened.body, () => this.opener!.accept(opened));
+    const node = await this.registry!.register(opened.nodeKey, opened.body, (tx) => this.opener!.accept(opened, tx));
     this.log(
       before
         ? `node ${node.hostname} (${node.ipv4}) re-registered`
@@ -561,16 +583,21 @@ export class ControlServer {
       .catch((err: Error) => this.log(`auto-approval failed: ${err.message}`));
   }
 
-  private handleMap(raw: unknown, req: IncomingMessage, res: ServerResponse): void {
-    const opened = this.opener!.open(raw, 'map', parseMapBody);
+  private async handleMap(raw: unknown, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const opened = await this.opener!.open(raw, 'map', parseMapBody);
     const { body } = opened;
-    const waiting = this.store!.getNodeByKey(opened.nodeKey);
+    const waiting = await this.registry!.store.getNodeByKey(opened.nodeKey);
     if (waiting?.pending) {
       throw new ControlError('NODE_PENDING', `waiting for approval at the control server: an admin runs \`meshctl control nodes approve ${waiting.hostname}\``);
     }
-    const node = this.actAsKnownNode(opened, (n) =>
-      this.store!.updateNode(n.id, { lastSeenMs: Date.now(), endpoints: body.endpoints, discoKey: body.discoKey, connected: true }),
+    const node = await this.actAsKnownNode(opened, (tx, n) =>
+      tx.updateNode(n.id, { lastSeenMs: Date.now(), endpoints: body.endpoints, discoKey: body.discoKey, connected: true }),
     );
+    if (req.socket.destroyed) {
+      // the node went away while its stream was being recorded: it has none
+      await this.streamEnded(node.id);
+      return;
+    }
     this.presumedOnline.delete(node.id);
     const t = this.ephemeralTimers.get(node.id);
     if (t) clearTimeout(t);
@@ -596,56 +623,64 @@ export class ControlServer {
       stream.closed = true;
       if (this.streams.get(node.id) === stream) this.streams.delete(node.id);
       if (this.online(node.id)) return;
-      if (this.store?.getNode(node.id)) this.store.updateNode(node.id, { lastSeenMs: Date.now(), connected: false });
-      const current = this.store?.getNode(node.id);
-      if (current?.ephemeral) this.scheduleEphemeralDelete(node.id);
-      this.changed();
+      void this.streamEnded(node.id).catch((err: Error) => this.log(`recording node ${node.id} offline failed: ${err.message}`));
     });
     // the first map goes out with the next broadcast (within BROADCAST_DELAY_MS), built with those of the other streams
     this.changed();
   }
 
+  /** A node's map stream ended and it has no other: it is recorded offline (an ephemeral one goes after its grace). */
+  private async streamEnded(id: number): Promise<void> {
+    const store = this.registry?.store;
+    if (!store || !(await store.getNode(id))) return;
+    await store.updateNode(id, { lastSeenMs: Date.now(), connected: false });
+    const current = await store.getNode(id);
+    if (current?.ephemeral) this.scheduleEphemeralDelete(id);
+    this.changed();
+  }
+
   /** For relays' --verify-clients: is this node key a valid member? (Public keys only; nothing secret is revealed.) */
-  private handleVerify(query: string, res: ServerResponse): void {
+  private async handleVerify(query: string, res: ServerResponse): Promise<void> {
     const key = parseVerifyQuery(query);
-    const n = this.store!.getNodeByKey(key);
+    const n = await this.registry!.store.getNodeByKey(key);
     if (n && !n.pending && !this.registry!.isExpired(n)) return sendJson(res, 200, { known: true });
     sendJson(res, 404, { known: false });
   }
 
-  private handleEndpoints(raw: unknown, res: ServerResponse): void {
-    const opened = this.opener!.open(raw, 'endpoints', parseEndpointsBody);
+  private async handleEndpoints(raw: unknown, res: ServerResponse): Promise<void> {
+    const opened = await this.opener!.open(raw, 'endpoints', parseEndpointsBody);
     const { body } = opened;
-    this.actAsKnownNode(opened, (node) => {
+    await this.actAsKnownNode(opened, (tx, node) => {
       const update: Partial<NodeRecord> = { endpoints: body.endpoints };
       if (body.homeRelay !== undefined) update.homeRelay = body.homeRelay;
       if (Date.now() - (node.lastSeenMs ?? 0) > LAST_SEEN_WRITE_MS) update.lastSeenMs = Date.now();
-      this.store!.updateNode(node.id, update);
+      return tx.updateNode(node.id, update);
     });
     sendJson(res, 200, { ok: true });
     this.changed();
   }
 
   /** What the node advertises (routes, exit node) replaces what it advertised before; approved routes change in maps at once. */
-  private handleAdvertise(raw: unknown, res: ServerResponse): void {
-    const mesh = meshPrefixes(this.store!);
-    const opened = this.opener!.open(raw, 'advertise', (o) => parseAdvertiseBody(o, mesh));
+  private async handleAdvertise(raw: unknown, res: ServerResponse): Promise<void> {
+    const mesh = meshPrefixes(this.registry!.ipv6Prefix);
+    const opened = await this.opener!.open(raw, 'advertise', (o) => parseAdvertiseBody(o, mesh));
     const { body } = opened;
-    const node = this.actAsKnownNode(opened, (n) => this.store!.updateNode(n.id, { advertisedRoutes: body.routes, advertisedExit: body.exitNode }));
+    const node = await this.actAsKnownNode(opened, (tx, n) => tx.updateNode(n.id, { advertisedRoutes: body.routes, advertisedExit: body.exitNode }));
     sendJson(res, 200, { ok: true });
     this.changed();
     this.autoApprove([node.id]);
   }
 
-  private handleLogout(raw: unknown, res: ServerResponse): void {
-    const opened = this.opener!.open(raw, 'logout', parseLogoutBody);
+  private async handleLogout(raw: unknown, res: ServerResponse): Promise<void> {
+    const opened = await this.opener!.open(raw, 'logout', parseLogoutBody);
+    const store = this.registry!.store;
     // a logout for a key with no node changes nothing: it is answered without a transaction or a nonce
-    if (!this.store!.getNodeByKey(opened.nodeKey)) return sendJson(res, 200, { ok: true });
-    const node = this.store!.transaction(() => {
-      const n = this.store!.getNodeByKey(opened.nodeKey);
+    if (!(await store.getNodeByKey(opened.nodeKey))) return sendJson(res, 200, { ok: true });
+    const node = await store.transaction(async (tx) => {
+      const n = await tx.getNodeByKey(opened.nodeKey);
       if (!n) return null;
-      this.opener!.accept(opened);
-      this.store!.deleteNode(n.id);
+      await this.opener!.accept(opened, tx);
+      await tx.deleteNode(n.id);
       return n;
     });
     if (node) this.log(`node ${node.hostname} (${node.ipv4}) logged out`);
@@ -659,13 +694,14 @@ export class ControlServer {
    * (else NODE_UNKNOWN or NODE_EXPIRED, with nothing written and no nonce kept),
    * then the nonce is remembered and `act` writes, all in one transaction.
    */
-  private actAsKnownNode(opened: OpenedRequest<unknown>, act: (n: NodeRecord) => void): NodeRecord {
+  private async actAsKnownNode(opened: OpenedRequest<unknown>, act: (tx: StoreTx, n: NodeRecord) => Promise<void>): Promise<NodeRecord> {
+    const store = this.registry!.store;
     // checked first outside a transaction too: a request from a key with no valid node begins none
-    this.knownNode(opened.nodeKey);
-    return this.store!.transaction(() => {
-      const node = this.knownNode(opened.nodeKey);
-      this.opener!.accept(opened);
-      act(node);
+    await this.knownNode(store, opened.nodeKey);
+    return store.transaction(async (tx) => {
+      const node = await this.knownNode(tx, opened.nodeKey);
+      await this.opener!.accept(opened, tx);
+      await act(tx, node);
       return node;
     });
   }
@@ -676,18 +712,23 @@ export class ControlServer {
     const t = setTimeout(() => {
       this.ephemeralTimers.delete(id);
       if (this.online(id)) return;
-      const n = this.store?.getNode(id);
-      if (n?.ephemeral && this.store!.deleteNode(id)) {
-        this.log(`ephemeral node ${n.hostname} (${n.ipv4}) removed after going offline`);
-        this.changed();
-      }
+      void this.deleteEphemeral(id).catch((err: Error) => this.log(`removing ephemeral node ${id} failed: ${err.message}`));
     }, this.opts.ephemeralGraceMs ?? DEFAULT_EPHEMERAL_GRACE_MS);
     this.ephemeralTimers.set(id, t);
   }
 
+  private async deleteEphemeral(id: number): Promise<void> {
+    const store = this.registry?.store;
+    const n = await store?.getNode(id);
+    if (n?.ephemeral && (await store!.deleteNode(id))) {
+      this.log(`ephemeral node ${n.hostname} (${n.ipv4}) removed after going offline`);
+      this.changed();
+    }
+  }
+
   private checkExpiry(): void {
     const expired = new Set(
-      this.store!.listNodes()
+      this.registry!.nodes()
         .filter((n) => this.registry!.isExpired(n))
         .map((n) => n.id),
     );
@@ -712,6 +753,25 @@ export class ControlServer {
     if (s.blocked) s.res.destroy();
     else if (last) s.res.end(last);
     else s.res.end();
+  }
+
+  /** Re-reads the network after another server's change; one re-read at a time, one more if changes came in meanwhile. */
+  private othersChanged(): void {
+    if (this.othersReading) {
+      this.othersAgain = true;
+      return;
+    }
+    this.othersReading = true;
+    void (async () => {
+      do {
+        this.othersAgain = false;
+        if (!this.registry) break;
+        await this.registry.refresh();
+        this.changed();
+      } while (this.othersAgain);
+    })()
+      .catch((err: Error) => this.log(`reading another server's change failed: ${err.message}`))
+      .finally(() => (this.othersReading = false));
   }
 
   /** Something in the network changed: push fresh maps, soon, to the streams whose map it changed. */

@@ -3,11 +3,22 @@
 // native code (npm 11 blocks install scripts; Node 20 has no node:sqlite).
 // Schema changes are numbered migrations applied in order at open.
 import { chmodSync, existsSync } from '../util/cjs.js';
-import { parseIp } from '../util/netaddr.js';
 import sqlite from 'node-sqlite3-wasm';
+import {
+  approvalFromRow,
+  authKeyFromRow,
+  deviceFromRow,
+  dnsRecordFromRow,
+  dnsRouteFromRow,
+  NODE_COLUMN as COLUMN,
+  nodeFromRow,
+  userFromRow,
+} from './store-rows.js';
+import type { Cell, Row } from './store-rows.js';
 import type {
   AuthKeyRecord,
   ControlStore,
+  StoreTx,
   DeviceRecord,
   DnsRecordRecord,
   DnsRouteRecord,
@@ -20,8 +31,6 @@ import type {
   RouteApprovalRecord,
   UserRecord,
 } from './store.js';
-
-type Row = Record<string, number | bigint | string | Uint8Array | null>;
 
 /** Index i holds the SQL that takes the schema from version i to i + 1. */
 const MIGRATIONS: string[] = [
@@ -85,101 +94,7 @@ export interface SqliteStoreOptions {
   mustExist?: boolean;
 }
 
-const num = (v: Row[string]): number => Number(v);
-const numOrNull = (v: Row[string]): number | null => (v === null || v === undefined ? null : Number(v));
-
-/**
- * An IPv6 address as stored, in canonical text: databases made before the
- * prefix was written canonically hold groups with leading zeros
- * (`fdbf:de64:0054::…`), which would not compare equal to the same address
- * parsed elsewhere.
- */
-function canonicalIpv6(v: unknown): string {
-  try {
-    return parseIp(String(v)).text;
-  } catch {
-    return String(v);
-  }
-}
-
-function nodeFromRow(r: Row): NodeRecord {
-  return {
-    id: num(r.id!),
-    nodeKey: String(r.node_key),
-    discoKey: String(r.disco_key),
-    hostname: String(r.hostname),
-    requestedHostname: String(r.requested_hostname),
-    os: String(r.os),
-    version: String(r.version),
-    ipv4: String(r.ipv4),
-    ipv6: canonicalIpv6(r.ipv6),
-    endpoints: JSON.parse(String(r.endpoints)) as string[],
-    homeRelay: r.home_relay === null ? null : String(r.home_relay),
-    ephemeral: num(r.ephemeral!) === 1,
-    authKeyId: String(r.authkey_id),
-    createdAtMs: num(r.created_at_ms!),
-    lastSeenMs: numOrNull(r.last_seen_ms!),
-    keyExpiresAtMs: numOrNull(r.key_expires_at_ms!),
-    connected: num(r.connected ?? 0) === 1,
-    advertisedRoutes: JSON.parse(String(r.advertised_routes ?? '[]')) as string[],
-    advertisedExit: num(r.advertised_exit ?? 0) === 1,
-    user: r.user_name === null || r.user_name === undefined ? null : String(r.user_name),
-    tags: JSON.parse(String(r.tags ?? '[]')) as string[],
-    pending: num(r.pending ?? 0) === 1,
-  };
-}
-
-function deviceFromRow(r: Row): DeviceRecord {
-  return {
-    id: num(r.id!),
-    name: String(r.name),
-    publicKey: String(r.public_key),
-    ipv4: String(r.ipv4),
-    ipv6: canonicalIpv6(r.ipv6),
-    gatewayId: num(r.gateway_id!),
-    createdAtMs: num(r.created_at_ms!),
-  };
-}
-
-const userFromRow = (r: Row): UserRecord => ({ name: String(r.name), createdAtMs: num(r.created_at_ms!) });
-
-function authKeyFromRow(r: Row): AuthKeyRecord {
-  return {
-    id: String(r.id),
-    secretHash: String(r.secret_hash),
-    reusable: num(r.reusable!) === 1,
-    ephemeral: num(r.ephemeral!) === 1,
-    createdAtMs: num(r.created_at_ms!),
-    expiresAtMs: numOrNull(r.expires_at_ms!),
-    usedCount: num(r.used_count!),
-    user: r.user_name === null || r.user_name === undefined ? null : String(r.user_name),
-    tags: JSON.parse(String(r.tags ?? '[]')) as string[],
-    revoked: num(r.revoked ?? 0) === 1,
-  };
-}
-
-const COLUMN: Record<keyof NodeUpdate, string> = {
-  nodeKey: 'node_key',
-  discoKey: 'disco_key',
-  hostname: 'hostname',
-  requestedHostname: 'requested_hostname',
-  os: 'os',
-  version: 'version',
-  ipv4: 'ipv4',
-  ipv6: 'ipv6',
-  endpoints: 'endpoints',
-  homeRelay: 'home_relay',
-  ephemeral: 'ephemeral',
-  authKeyId: 'authkey_id',
-  lastSeenMs: 'last_seen_ms',
-  keyExpiresAtMs: 'key_expires_at_ms',
-  connected: 'connected',
-  advertisedRoutes: 'advertised_routes',
-  advertisedExit: 'advertised_exit',
-  user: 'user_name',
-  tags: 'tags',
-  pending: 'pending',
-};
+const num = (v: Cell): number => Number(v);
 
 function toSql(v: unknown): number | string | null {
   if (v === null || v === undefined) return null;
@@ -188,7 +103,8 @@ function toSql(v: unknown): number | string | null {
   return v as number | string;
 }
 
-export class SqliteStore implements ControlStore {
+/** The database file, synchronously: each method runs one statement (or its own small transaction). */
+class SqliteDb {
   private readonly db: InstanceType<typeof sqlite.Database>;
 
   constructor(
@@ -223,7 +139,7 @@ export class SqliteStore implements ControlStore {
   }
 
   get schemaVersion(): number {
-    return num((this.db.get('PRAGMA user_version') as Row).user_version!);
+    return num((this.db.get('PRAGMA user_version') as Row).user_version);
   }
 
   private migrate(): void {
@@ -235,6 +151,21 @@ export class SqliteStore implements ControlStore {
     }
   }
 
+  get inTransaction(): boolean {
+    return this.db.inTransaction;
+  }
+
+  begin(): void {
+    this.db.exec('BEGIN IMMEDIATE');
+  }
+  commit(): void {
+    this.db.exec('COMMIT');
+  }
+  rollback(): void {
+    if (this.db.inTransaction) this.db.exec('ROLLBACK');
+  }
+
+  /** Runs `fn` inside BEGIN IMMEDIATE … COMMIT (or joins the open transaction); ROLLBACK when it throws. */
   transaction<T>(fn: () => T): T {
     if (this.db.inTransaction) return fn();
     this.db.exec('BEGIN IMMEDIATE');
@@ -335,7 +266,7 @@ export class SqliteStore implements ControlStore {
     return this.transaction(() => {
       this.db.run('DELETE FROM seen_nonces WHERE expires_at_ms < ?', nowMs);
       if (this.db.get('SELECT 1 AS x FROM seen_nonces WHERE node_key = ? AND nonce = ?', [nodeKey, nonce])) return 'replayed';
-      const perKey = num((this.db.get('SELECT count(*) AS n FROM seen_nonces WHERE node_key = ?', nodeKey) as Row).n!);
+      const perKey = num((this.db.get('SELECT count(*) AS n FROM seen_nonces WHERE node_key = ?', nodeKey) as Row).n);
       if (perKey >= limits.perNodeKey) return 'key-full';
       if (this.nonceCount() >= limits.total) return 'full';
       this.db.run('INSERT INTO seen_nonces (node_key, nonce, expires_at_ms) VALUES (?, ?, ?)', [nodeKey, nonce, expiresAtMs]);
@@ -346,14 +277,11 @@ export class SqliteStore implements ControlStore {
     return Boolean(this.db.get('SELECT 1 AS x FROM seen_nonces WHERE node_key = ? AND nonce = ? AND expires_at_ms >= ?', [nodeKey, nonce, nowMs]));
   }
   nonceCount(): number {
-    return num((this.db.get('SELECT count(*) AS n FROM seen_nonces') as Row).n!);
+    return num((this.db.get('SELECT count(*) AS n FROM seen_nonces') as Row).n);
   }
 
   listDnsRoutes(): DnsRouteRecord[] {
-    return (this.db.all('SELECT domain, resolvers FROM dns_routes ORDER BY domain') as Row[]).map((r) => ({
-      domain: String(r.domain),
-      resolvers: JSON.parse(String(r.resolvers)) as string[],
-    }));
+    return (this.db.all('SELECT domain, resolvers FROM dns_routes ORDER BY domain') as Row[]).map(dnsRouteFromRow);
   }
   putDnsRoute(r: DnsRouteRecord): boolean {
     return this.transaction(() => {
@@ -369,11 +297,7 @@ export class SqliteStore implements ControlStore {
     return this.db.run('DELETE FROM dns_routes WHERE domain = ?', domain).changes > 0;
   }
   listDnsRecords(): DnsRecordRecord[] {
-    return (this.db.all('SELECT name, type, value FROM dns_records ORDER BY name, type, value') as Row[]).map((r) => ({
-      name: String(r.name),
-      type: String(r.type) === 'AAAA' ? 'AAAA' : 'A',
-      value: String(r.value),
-    }));
+    return (this.db.all('SELECT name, type, value FROM dns_records ORDER BY name, type, value') as Row[]).map(dnsRecordFromRow);
   }
   insertDnsRecord(r: DnsRecordRecord): boolean {
     return this.db.run('INSERT INTO dns_records (name, type, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [r.name, r.type, r.value]).changes > 0;
@@ -387,10 +311,7 @@ export class SqliteStore implements ControlStore {
   }
 
   listRouteApprovals(): RouteApprovalRecord[] {
-    return (this.db.all('SELECT node_id, prefix FROM route_approvals ORDER BY node_id, prefix') as Row[]).map((r) => ({
-      nodeId: num(r.node_id!),
-      prefix: String(r.prefix),
-    }));
+    return (this.db.all('SELECT node_id, prefix FROM route_approvals ORDER BY node_id, prefix') as Row[]).map(approvalFromRow);
   }
   approveRoute(a: RouteApprovalRecord): boolean {
     return this.db.run('INSERT INTO route_approvals (node_id, prefix) VALUES (?, ?) ON CONFLICT DO NOTHING', [a.nodeId, a.prefix]).changes > 0;
@@ -418,5 +339,198 @@ export class SqliteStore implements ControlStore {
 
   close(): void {
     if (this.db.isOpen) this.db.close();
+  }
+}
+
+/**
+ * The asynchronous face of the file, shared by the store and a transaction's
+ * handle; `call` decides when a statement may run.
+ */
+abstract class SqliteOps implements StoreTx {
+  constructor(protected readonly db: SqliteDb) {}
+  protected abstract call<T>(f: () => T): Promise<T>;
+  abstract transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+
+  getMeta(key: string): Promise<string | null> {
+    return this.call(() => this.db.getMeta(key));
+  }
+  setMeta(key: string, value: string): Promise<void> {
+    return this.call(() => this.db.setMeta(key, value));
+  }
+  insertAuthKey(k: NewAuthKey): Promise<void> {
+    return this.call(() => this.db.insertAuthKey(k));
+  }
+  getAuthKey(id: string): Promise<AuthKeyRecord | null> {
+    return this.call(() => this.db.getAuthKey(id));
+  }
+  listAuthKeys(): Promise<AuthKeyRecord[]> {
+    return this.call(() => this.db.listAuthKeys());
+  }
+  markAuthKeyUsed(id: string): Promise<void> {
+    return this.call(() => this.db.markAuthKeyUsed(id));
+  }
+  revokeAuthKey(id: string): Promise<boolean> {
+    return this.call(() => this.db.revokeAuthKey(id));
+  }
+  deleteAuthKeysOf(user: string): Promise<number> {
+    return this.call(() => this.db.deleteAuthKeysOf(user));
+  }
+  listUsers(): Promise<UserRecord[]> {
+    return this.call(() => this.db.listUsers());
+  }
+  getUser(name: string): Promise<UserRecord | null> {
+    return this.call(() => this.db.getUser(name));
+  }
+  insertUser(u: UserRecord): Promise<boolean> {
+    return this.call(() => this.db.insertUser(u));
+  }
+  deleteUser(name: string): Promise<boolean> {
+    return this.call(() => this.db.deleteUser(name));
+  }
+  insertNode(n: NewNode): Promise<NodeRecord> {
+    return this.call(() => this.db.insertNode(n));
+  }
+  updateNode(id: number, u: NodeUpdate): Promise<void> {
+    return this.call(() => this.db.updateNode(id, u));
+  }
+  deleteNode(id: number): Promise<boolean> {
+    return this.call(() => this.db.deleteNode(id));
+  }
+  getNode(id: number): Promise<NodeRecord | null> {
+    return this.call(() => this.db.getNode(id));
+  }
+  getNodeByKey(nodeKey: string): Promise<NodeRecord | null> {
+    return this.call(() => this.db.getNodeByKey(nodeKey));
+  }
+  listNodes(): Promise<NodeRecord[]> {
+    return this.call(() => this.db.listNodes());
+  }
+  rememberNonce(nodeKey: string, nonce: string, expiresAtMs: number, nowMs: number, limits: NonceLimits): Promise<NonceVerdict> {
+    return this.call(() => this.db.rememberNonce(nodeKey, nonce, expiresAtMs, nowMs, limits));
+  }
+  hasNonce(nodeKey: string, nonce: string, nowMs: number): Promise<boolean> {
+    return this.call(() => this.db.hasNonce(nodeKey, nonce, nowMs));
+  }
+  nonceCount(): Promise<number> {
+    return this.call(() => this.db.nonceCount());
+  }
+  listDnsRoutes(): Promise<DnsRouteRecord[]> {
+    return this.call(() => this.db.listDnsRoutes());
+  }
+  putDnsRoute(r: DnsRouteRecord): Promise<boolean> {
+    return this.call(() => this.db.putDnsRoute(r));
+  }
+  deleteDnsRoute(domain: string): Promise<boolean> {
+    return this.call(() => this.db.deleteDnsRoute(domain));
+  }
+  listDnsRecords(): Promise<DnsRecordRecord[]> {
+    return this.call(() => this.db.listDnsRecords());
+  }
+  insertDnsRecord(r: DnsRecordRecord): Promise<boolean> {
+    return this.call(() => this.db.insertDnsRecord(r));
+  }
+  deleteDnsRecords(name: string, value?: string): Promise<number> {
+    return this.call(() => this.db.deleteDnsRecords(name, value));
+  }
+  listRouteApprovals(): Promise<RouteApprovalRecord[]> {
+    return this.call(() => this.db.listRouteApprovals());
+  }
+  approveRoute(a: RouteApprovalRecord): Promise<boolean> {
+    return this.call(() => this.db.approveRoute(a));
+  }
+  removeRouteApproval(a: RouteApprovalRecord): Promise<boolean> {
+    return this.call(() => this.db.removeRouteApproval(a));
+  }
+  listDevices(): Promise<DeviceRecord[]> {
+    return this.call(() => this.db.listDevices());
+  }
+  insertDevice(d: Omit<DeviceRecord, 'id'>): Promise<DeviceRecord> {
+    return this.call(() => this.db.insertDevice(d));
+  }
+  deleteDevice(id: number): Promise<boolean> {
+    return this.call(() => this.db.deleteDevice(id));
+  }
+}
+
+/** Runs `f` now, its result or throw as a promise. */
+function settle<T>(f: () => T): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+}
+
+/** A transaction's handle: its statements run at once, inside the transaction its store holds open for it. */
+class SqliteTx extends SqliteOps {
+  protected call<T>(f: () => T): Promise<T> {
+    return settle(f);
+  }
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return fn(this);
+  }
+}
+
+/**
+ * The default ControlStore. One connection serves everything, so a
+ * transaction, which now spans awaits, holds the file exclusively: statements
+ * from elsewhere wait until it commits or rolls back (else they would land in
+ * it, and vanish with its rollback). With no transaction open or waiting, a
+ * statement runs at once, as fast as the synchronous file allows.
+ */
+export class SqliteStore extends SqliteOps implements ControlStore {
+  /** the end of the queue of work that needs the file alone */
+  private tail: Promise<void> = Promise.resolve();
+  /** transactions (and statements queued behind them) not finished yet */
+  private queued = 0;
+
+  constructor(
+    readonly path: string,
+    opts: SqliteStoreOptions = {},
+  ) {
+    super(new SqliteDb(path, opts));
+  }
+
+  get description(): string {
+    return `sqlite ${this.path}`;
+  }
+
+  get schemaVersion(): number {
+    return this.db.schemaVersion;
+  }
+
+  private exclusive<T>(f: () => Promise<T>): Promise<T> {
+    const before = this.tail;
+    let release!: () => void;
+    this.tail = new Promise<void>((r) => (release = r));
+    this.queued++;
+    return before.then(f).finally(() => {
+      this.queued--;
+      release();
+    });
+  }
+
+  protected call<T>(f: () => T): Promise<T> {
+    if (this.queued === 0) return settle(f);
+    return this.exclusive(async () => f());
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      this.db.begin();
+      try {
+        const out = await fn(new SqliteTx(this.db));
+        this.db.commit();
+        return out;
+      } catch (err) {
+        this.db.rollback();
+        throw err;
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    // after the work already queued (a transaction in flight finishes first)
+    return this.exclusive(async () => this.db.close());
   }
 }

@@ -1,7 +1,8 @@
-// The control server's persistent state behind one small interface, so the
-// embedded SQLite file can be swapped for PostgreSQL when a deployment outgrows
-// one machine. Every method is synchronous and atomic on its own; callers that
-// need several steps together use `transaction`.
+// The control server's persistent state behind one small interface: the
+// embedded SQLite file (sqlite-store.ts, the default) or a PostgreSQL database
+// shared by several control servers (pg-store.ts). Every method is asynchronous
+// and atomic on its own; callers that need several steps together use
+// `transaction` and make every call inside it through the handle it is given.
 
 export interface AuthKeyRecord {
   id: string;
@@ -81,11 +82,11 @@ export interface NonceLimits {
 /** The replay cache of sealed requests; expired entries are pruned as new ones arrive. */
 export interface NonceStore {
   /** Atomically: prune nonces expired at `nowMs`, then check `nonce` of `nodeKey` and remember it until `expiresAtMs`. */
-  rememberNonce(nodeKey: string, nonce: string, expiresAtMs: number, nowMs: number, limits: NonceLimits): NonceVerdict;
+  rememberNonce(nodeKey: string, nonce: string, expiresAtMs: number, nowMs: number, limits: NonceLimits): Promise<NonceVerdict>;
   /** Whether `nonce` of `nodeKey` is remembered and not yet expired at `nowMs` (a read: nothing is pruned or added). */
-  hasNonce(nodeKey: string, nonce: string, nowMs: number): boolean;
+  hasNonce(nodeKey: string, nonce: string, nowMs: number): Promise<boolean>;
   /** how many nonces are remembered now (expired ones included until the next prune) */
-  nonceCount(): number;
+  nonceCount(): Promise<number>;
 }
 
 /** A split-DNS route as stored: names at or under `domain` go to `resolvers` (canonical IP or IP:port text). */
@@ -104,16 +105,16 @@ export interface DnsRecordRecord {
 /** The name service's routes and records (the suffix is in meta, key `dns_suffix`). */
 export interface DnsStore {
   /** routes ordered by domain */
-  listDnsRoutes(): DnsRouteRecord[];
+  listDnsRoutes(): Promise<DnsRouteRecord[]>;
   /** adds the route, or replaces the resolvers of the domain's route; true when the domain was new */
-  putDnsRoute(r: DnsRouteRecord): boolean;
-  deleteDnsRoute(domain: string): boolean;
+  putDnsRoute(r: DnsRouteRecord): Promise<boolean>;
+  deleteDnsRoute(domain: string): Promise<boolean>;
   /** records ordered by name, type, value */
-  listDnsRecords(): DnsRecordRecord[];
+  listDnsRecords(): Promise<DnsRecordRecord[]>;
   /** false when the same (name, type, value) is already there */
-  insertDnsRecord(r: DnsRecordRecord): boolean;
+  insertDnsRecord(r: DnsRecordRecord): Promise<boolean>;
   /** deletes the name's records (only the one with `value` when given); how many went */
-  deleteDnsRecords(name: string, value?: string): number;
+  deleteDnsRecords(name: string, value?: string): Promise<number>;
 }
 
 /** An admin's approval of one prefix for one node; an exit node is approved as 0.0.0.0/0 and ::/0. */
@@ -137,44 +138,61 @@ export interface DeviceRecord {
 /** Route approvals and devices; both go with their node when it is deleted. */
 export interface RouteStore {
   /** ordered by node id, then prefix */
-  listRouteApprovals(): RouteApprovalRecord[];
+  listRouteApprovals(): Promise<RouteApprovalRecord[]>;
   /** false when it was already approved */
-  approveRoute(a: RouteApprovalRecord): boolean;
+  approveRoute(a: RouteApprovalRecord): Promise<boolean>;
   /** false when it was not approved */
-  removeRouteApproval(a: RouteApprovalRecord): boolean;
+  removeRouteApproval(a: RouteApprovalRecord): Promise<boolean>;
   /** ordered by id */
-  listDevices(): DeviceRecord[];
-  insertDevice(d: Omit<DeviceRecord, 'id'>): DeviceRecord;
-  deleteDevice(id: number): boolean;
+  listDevices(): Promise<DeviceRecord[]>;
+  insertDevice(d: Omit<DeviceRecord, 'id'>): Promise<DeviceRecord>;
+  deleteDevice(id: number): Promise<boolean>;
 }
 
-export interface ControlStore extends NonceStore, DnsStore, RouteStore {
-  transaction<T>(fn: () => T): T;
-  getMeta(key: string): string | null;
-  setMeta(key: string, value: string): void;
+/** What a transaction's handle offers: every read and write, run inside the transaction. */
+export interface StoreTx extends NonceStore, DnsStore, RouteStore {
+  /**
+   * Runs `fn` in one transaction: all its writes land, or none. Writers are
+   * serialized (SQLite's BEGIN IMMEDIATE, an advisory lock in PostgreSQL), so
+   * a read-then-write inside it (a single-use auth key, the next address)
+   * cannot race another one. Every call inside goes through `tx`; on a
+   * handle that is already in a transaction, `fn` joins it.
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  getMeta(key: string): Promise<string | null>;
+  setMeta(key: string, value: string): Promise<void>;
 
-  insertAuthKey(k: NewAuthKey): void;
-  getAuthKey(id: string): AuthKeyRecord | null;
-  listAuthKeys(): AuthKeyRecord[];
-  markAuthKeyUsed(id: string): void;
+  insertAuthKey(k: NewAuthKey): Promise<void>;
+  getAuthKey(id: string): Promise<AuthKeyRecord | null>;
+  listAuthKeys(): Promise<AuthKeyRecord[]>;
+  markAuthKeyUsed(id: string): Promise<void>;
   /** false when there is no such key */
-  revokeAuthKey(id: string): boolean;
+  revokeAuthKey(id: string): Promise<boolean>;
   /** the user's keys go; how many */
-  deleteAuthKeysOf(user: string): number;
+  deleteAuthKeysOf(user: string): Promise<number>;
 
   /** ordered by name */
-  listUsers(): UserRecord[];
-  getUser(name: string): UserRecord | null;
+  listUsers(): Promise<UserRecord[]>;
+  getUser(name: string): Promise<UserRecord | null>;
   /** false when the name is taken */
-  insertUser(u: UserRecord): boolean;
-  deleteUser(name: string): boolean;
+  insertUser(u: UserRecord): Promise<boolean>;
+  deleteUser(name: string): Promise<boolean>;
 
-  insertNode(n: NewNode): NodeRecord;
-  updateNode(id: number, u: NodeUpdate): void;
-  deleteNode(id: number): boolean;
-  getNode(id: number): NodeRecord | null;
-  getNodeByKey(nodeKey: string): NodeRecord | null;
-  listNodes(): NodeRecord[];
+  insertNode(n: NewNode): Promise<NodeRecord>;
+  updateNode(id: number, u: NodeUpdate): Promise<void>;
+  deleteNode(id: number): Promise<boolean>;
+  getNode(id: number): Promise<NodeRecord | null>;
+  getNodeByKey(nodeKey: string): Promise<NodeRecord | null>;
+  listNodes(): Promise<NodeRecord[]>;
+}
 
-  close(): void;
+export interface ControlStore extends StoreTx {
+  /** what holds the data, for logs: `sqlite FILE` or `postgres HOST/DB` */
+  readonly description: string;
+  /**
+   * Shared stores only: calls `onChange` when another control server commits a
+   * change maps are built from; the caller reads the network again.
+   */
+  watch?(onChange: () => void): Promise<void>;
+  close(): Promise<void>;
 }

@@ -90,6 +90,12 @@ export const KNOBS = {
     default: 'none: the relay meshes with no other',
     doc: "the region's mesh key for `relay serve` when --mesh-key is not given; removed from the environment once read",
   },
+  MESHCTL_PG_PASSWORD: {
+    use: 'secret',
+    value: 'a password',
+    default: "none: PGPASSWORD, ~/.pgpass or the server's trust/peer rules apply",
+    doc: 'the PostgreSQL password for `control serve --db postgres://…` (never in the URL); removed from the environment once read',
+  },
   MESHCTL_DAEMON_NODE_ARGS: {
     use: 'tuning',
     value: 'Node flags separated by spaces',
@@ -170,6 +176,14 @@ export type KnobName = keyof typeof KNOBS;
 export const AUTH_KEY_ENV = 'MESHCTL_AUTH_KEY' satisfies KnobName;
 export const JOIN_ENV = 'MESHCTL_JOIN' satisfies KnobName;
 export const RELAY_MESH_KEY_ENV = 'MESHCTL_RELAY_MESH_KEY' satisfies KnobName;
+export const PG_PASSWORD_ENV = 'MESHCTL_PG_PASSWORD' satisfies KnobName;
+
+/** The PostgreSQL password from MESHCTL_PG_PASSWORD, removed from the environment so no child inherits it. */
+export function takePgPassword(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const v = knobText(PG_PASSWORD_ENV, env);
+  delete env[PG_PASSWORD_ENV];
+  return v;
+}
 
 /** A knob's text, or undefined when it is unset or empty. */
 export function knobText(name: KnobName, env: NodeJS.ProcessEnv = process.env): string | undefined {

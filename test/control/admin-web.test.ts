@@ -70,7 +70,7 @@ test('a Bearer token lists nodes with owner, addresses, online state, home relay
       const { stateFiles } = await import('../../src/control/state-dir.js');
       await h.server.stop();
       const s = new SqliteStore(stateFiles(h.dir).db, { mustExist: true });
-      const stored = s.getMeta('admin_web_tokens') ?? '';
+      const stored = (await s.getMeta('admin_web_tokens')) ?? '';
       s.close();
       assert.ok(stored.includes(token.slice(6, 18)), 'the id is stored');
       assert.ok(!stored.includes(token.slice(19)), 'the secret is not');

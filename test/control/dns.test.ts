@@ -9,7 +9,7 @@ import { request as httpRequest } from 'node:http';
 import sqlite from 'node-sqlite3-wasm';
 import { allocateAddresses, RESOLVER_IPV4, RESOLVER_IPV4_OFFSET, resolverAddresses } from '../../src/control/addresses.js';
 import { admin } from '../../src/control/admin-client.js';
-import { addDnsRecord, addDnsRoute, applyDnsSuffix, checkDnsSuffix, dnsConfig, removeDnsRecord, removeDnsRoute, showDns } from '../../src/control/dns.js';
+import { addDnsRecord, addDnsRoute, applyDnsSuffix, checkDnsSuffix, dnsForMap, removeDnsRecord, removeDnsRoute, showDns } from '../../src/control/dns.js';
 import { ControlError } from '../../src/control/protocol.js';
 import { Registry } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
@@ -23,21 +23,21 @@ import { harness, Node, openStream, registerBody, tempDir, until, type OpenStrea
 
 const P = '/meshctl/v1';
 
-function withRegistry(fn: (r: Registry, dir: string) => void): void {
+async function withRegistry(fn: (r: Registry, dir: string) => Promise<void>): Promise<void> {
   const dir = tempDir();
   const store = new SqliteStore(stateFiles(dir).db);
   try {
-    fn(new Registry(store, { keyExpiryMs: null }), dir);
+    await fn(await Registry.open(store, { keyExpiryMs: null }), dir);
   } finally {
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 /** The error code and message `fn` throws (a ControlError), or 'no error'. */
-function refusal(fn: () => unknown): { code: string; message: string } {
+async function refusal(fn: () => unknown): Promise<{ code: string; message: string }> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     assert.ok(err instanceof ControlError, String(err));
     return { code: err.code, message: err.message };
@@ -64,15 +64,15 @@ const node = (hostname: string, ipv4: string) => ({
   connected: false,
 });
 
-test('the allocator skips 100.100.100.100; the IPv6 resolver address cannot be a node address', () => {
-  withRegistry((r) => {
-    r.store.setMeta('next_ipv4_offset', String(RESOLVER_IPV4_OFFSET - 1));
-    const got = [allocateAddresses(r.store), allocateAddresses(r.store), allocateAddresses(r.store)];
+test('the allocator skips 100.100.100.100; the IPv6 resolver address cannot be a node address', async () => {
+  await withRegistry(async (r) => {
+    await r.store.setMeta('next_ipv4_offset', String(RESOLVER_IPV4_OFFSET - 1));
+    const got = [await allocateAddresses(r.store), await allocateAddresses(r.store), await allocateAddresses(r.store)];
     assert.deepEqual(
       got.map((a) => a.ipv4),
       ['100.100.100.99', '100.100.100.101', '100.100.100.102'],
     );
-    const [v4, v6] = resolverAddresses(r.store);
+    const [v4, v6] = resolverAddresses(r.ipv6Prefix);
     assert.equal(v4, RESOLVER_IPV4);
     assert.ok(v6.endsWith('::53'), v6);
     // a node's IPv6 address embeds its IPv4 one, so its low 32 bits are 0x64400000 or more, never 0x53
@@ -81,13 +81,13 @@ test('the allocator skips 100.100.100.100; the IPv6 resolver address cannot be a
   });
 });
 
-test('routes and records round-trip through the store, and a schema-3 database gains the tables with its data kept', () => {
+test('routes and records round-trip through the store, and a schema-3 database gains the tables with its data kept', async () => {
   const dir = tempDir();
   const path = stateFiles(dir).db;
   try {
     let s = new SqliteStore(path);
-    s.setMeta('keep', 'me');
-    s.close();
+    await s.setMeta('keep', 'me');
+    await s.close();
     // what a database made before the DNS tables existed looks like
     const raw = new sqlite.Database(path);
     raw.exec(
@@ -97,41 +97,41 @@ test('routes and records round-trip through the store, and a schema-3 database g
     raw.close();
     s = new SqliteStore(path);
     assert.equal(s.schemaVersion, 6);
-    assert.equal(s.getMeta('keep'), 'me');
-    assert.equal(s.putDnsRoute({ domain: 'b.example', resolvers: ['10.0.0.1'] }), true);
-    assert.equal(s.putDnsRoute({ domain: 'a.example', resolvers: ['10.0.0.2', '[fd00::1]:53'] }), true);
-    assert.equal(s.putDnsRoute({ domain: 'b.example', resolvers: ['10.0.0.3'] }), false, 'a second put replaces');
-    assert.equal(s.insertDnsRecord({ name: 'nas.home.arpa', type: 'A', value: '10.0.0.5' }), true);
-    assert.equal(s.insertDnsRecord({ name: 'nas.home.arpa', type: 'A', value: '10.0.0.5' }), false, 'an exact duplicate is not added');
-    assert.equal(s.insertDnsRecord({ name: 'nas.home.arpa', type: 'AAAA', value: 'fd00::5' }), true);
-    s.close();
+    assert.equal(await s.getMeta('keep'), 'me');
+    assert.equal(await s.putDnsRoute({ domain: 'b.example', resolvers: ['10.0.0.1'] }), true);
+    assert.equal(await s.putDnsRoute({ domain: 'a.example', resolvers: ['10.0.0.2', '[fd00::1]:53'] }), true);
+    assert.equal(await s.putDnsRoute({ domain: 'b.example', resolvers: ['10.0.0.3'] }), false, 'a second put replaces');
+    assert.equal(await s.insertDnsRecord({ name: 'nas.home.arpa', type: 'A', value: '10.0.0.5' }), true);
+    assert.equal(await s.insertDnsRecord({ name: 'nas.home.arpa', type: 'A', value: '10.0.0.5' }), false, 'an exact duplicate is not added');
+    assert.equal(await s.insertDnsRecord({ name: 'nas.home.arpa', type: 'AAAA', value: 'fd00::5' }), true);
+    await s.close();
     s = new SqliteStore(path);
-    assert.deepEqual(s.listDnsRoutes(), [
+    assert.deepEqual(await s.listDnsRoutes(), [
       { domain: 'a.example', resolvers: ['10.0.0.2', '[fd00::1]:53'] },
       { domain: 'b.example', resolvers: ['10.0.0.3'] },
     ]);
-    assert.deepEqual(s.listDnsRecords(), [
+    assert.deepEqual(await s.listDnsRecords(), [
       { name: 'nas.home.arpa', type: 'A', value: '10.0.0.5' },
       { name: 'nas.home.arpa', type: 'AAAA', value: 'fd00::5' },
     ]);
-    assert.equal(s.deleteDnsRecords('nas.home.arpa', 'fd00::5'), 1);
-    assert.equal(s.deleteDnsRecords('nas.home.arpa'), 1);
-    assert.equal(s.deleteDnsRoute('a.example'), true);
-    assert.equal(s.deleteDnsRoute('a.example'), false);
-    s.close();
+    assert.equal(await s.deleteDnsRecords('nas.home.arpa', 'fd00::5'), 1);
+    assert.equal(await s.deleteDnsRecords('nas.home.arpa'), 1);
+    assert.equal(await s.deleteDnsRoute('a.example'), true);
+    assert.equal(await s.deleteDnsRoute('a.example'), false);
+    await s.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('the suffix: checked, kept in the store, replaced only when given', () => {
-  withRegistry((r) => {
-    assert.deepEqual(applyDnsSuffix(r.store, undefined), { suffix: 'mesh.internal', replaced: null });
-    assert.deepEqual(applyDnsSuffix(r.store, 'Home.Example'), { suffix: 'home.example', replaced: null });
-    assert.deepEqual(applyDnsSuffix(r.store, undefined), { suffix: 'home.example', replaced: null }, 'kept without the flag');
-    assert.deepEqual(applyDnsSuffix(r.store, 'lan.example'), { suffix: 'lan.example', replaced: 'home.example' });
+test('the suffix: checked, kept in the store, replaced only when given', async () => {
+  await withRegistry(async (r) => {
+    assert.deepEqual(await applyDnsSuffix(r.store, undefined), { suffix: 'mesh.internal', replaced: null });
+    assert.deepEqual(await applyDnsSuffix(r.store, 'Home.Example'), { suffix: 'home.example', replaced: null });
+    assert.deepEqual(await applyDnsSuffix(r.store, undefined), { suffix: 'home.example', replaced: null }, 'kept without the flag');
+    assert.deepEqual(await applyDnsSuffix(r.store, 'lan.example'), { suffix: 'lan.example', replaced: 'home.example' });
     for (const bad of ['internal', 'mesh..internal', '.mesh.internal', 'mesh.internal.', 'me sh.internal', 'mesh.internal\nsearch x', `${'a.'.repeat(100)}x`]) {
-      const e = refusal(() => checkDnsSuffix(bad));
+      const e = await refusal(() => checkDnsSuffix(bad));
       assert.equal(e.code, 'BAD_REQUEST', bad);
       assert.match(e.message, /use a name such as mesh\.internal$/);
       assert.ok(!e.message.includes('\n'), 'one line');
@@ -139,50 +139,50 @@ test('the suffix: checked, kept in the store, replaced only when given', () => {
   });
 });
 
-test('routes: checked, bounded by MAX_DNS_ROUTES and MAX_RESOLVERS_PER_ROUTE, kept out of the suffix (a parent is fine), never to the nodes themselves', () => {
-  withRegistry((r) => {
-    assert.deepEqual(addDnsRoute(r, 'Corp.Example', ['10.1.2.3', '[FD00::1]:5353']), {
+test('routes: checked, bounded by MAX_DNS_ROUTES and MAX_RESOLVERS_PER_ROUTE, kept out of the suffix (a parent is fine), never to the nodes themselves', async () => {
+  await withRegistry(async (r) => {
+    assert.deepEqual(await addDnsRoute(r, 'Corp.Example', ['10.1.2.3', '[FD00::1]:5353']), {
       domain: 'corp.example',
       resolvers: ['10.1.2.3', '[fd00::1]:5353'],
       replaced: false,
     });
-    assert.equal(addDnsRoute(r, 'corp.example', ['10.1.2.4']).replaced, true);
-    const bad = (domain: string, resolvers: string[], why: RegExp, code = 'BAD_REQUEST') => {
-      const e = refusal(() => addDnsRoute(r, domain, resolvers));
+    assert.equal((await addDnsRoute(r, 'corp.example', ['10.1.2.4'])).replaced, true);
+    const bad = async (domain: string, resolvers: string[], why: RegExp, code = 'BAD_REQUEST') => {
+      const e = await refusal(async () => addDnsRoute(r, domain, resolvers));
       assert.equal(e.code, code, `${domain} ${resolvers}`);
       assert.match(e.message, why);
     };
-    bad('corp example', ['10.0.0.1'], /route domain "corp example": labels are/);
-    bad('x.mesh.internal', ['10.0.0.1'], /inside the mesh suffix/);
-    bad('mesh.internal', ['10.0.0.1'], /inside the mesh suffix/);
-    assert.equal(addDnsRoute(r, 'internal', ['10.0.0.1']).replaced, false, 'a parent of the suffix may be routed');
-    removeDnsRoute(r, 'internal');
-    bad('x.example', ['10.0.0.1; rm -rf /'], /not an IP address or IP:port/);
-    bad('x.example', ['10.0.0.1', '10.0.0.1'], /given twice/);
-    bad('x.example', [], /1 to 4 resolvers/);
+    await bad('corp example', ['10.0.0.1'], /route domain "corp example": labels are/);
+    await bad('x.mesh.internal', ['10.0.0.1'], /inside the mesh suffix/);
+    await bad('mesh.internal', ['10.0.0.1'], /inside the mesh suffix/);
+    assert.equal((await addDnsRoute(r, 'internal', ['10.0.0.1'])).replaced, false, 'a parent of the suffix may be routed');
+    await removeDnsRoute(r, 'internal');
+    await bad('x.example', ['10.0.0.1; rm -rf /'], /not an IP address or IP:port/);
+    await bad('x.example', ['10.0.0.1', '10.0.0.1'], /given twice/);
+    await bad('x.example', [], /1 to 4 resolvers/);
     bad(
       'x.example',
       Array.from({ length: MAX_RESOLVERS_PER_ROUTE + 1 }, (_, i) => `10.0.0.${i + 1}`),
       /MAX_RESOLVERS_PER_ROUTE/,
     );
-    bad('x.example', [RESOLVER_IPV4], /would loop/);
-    bad('x.example', [`${RESOLVER_IPV4}:53`], /would loop/);
-    bad('x.example', [`[${resolverAddresses(r.store)[1]}]:53`], /would loop/);
-    r.store.transaction(() => {
-      for (let i = r.store.listDnsRoutes().length; i < MAX_DNS_ROUTES; i++) r.store.putDnsRoute({ domain: `d${i}.example`, resolvers: ['10.0.0.1'] });
+    await bad('x.example', [RESOLVER_IPV4], /would loop/);
+    await bad('x.example', [`${RESOLVER_IPV4}:53`], /would loop/);
+    await bad('x.example', [`[${resolverAddresses(r.ipv6Prefix)[1]}]:53`], /would loop/);
+    await r.store.transaction(async (tx) => {
+      for (let i = (await tx.listDnsRoutes()).length; i < MAX_DNS_ROUTES; i++) await tx.putDnsRoute({ domain: `d${i}.example`, resolvers: ['10.0.0.1'] });
     });
-    bad('one-more.example', ['10.0.0.1'], /already 64 DNS routes \(MAX_DNS_ROUTES\)/);
-    assert.equal(addDnsRoute(r, 'corp.example', ['10.0.0.9']).replaced, true, 'replacing one is allowed at the limit');
-    assert.deepEqual(removeDnsRoute(r, 'CORP.example'), { domain: 'corp.example' });
-    assert.equal(refusal(() => removeDnsRoute(r, 'corp.example')).code, 'NOT_FOUND');
+    await bad('one-more.example', ['10.0.0.1'], /already 64 DNS routes \(MAX_DNS_ROUTES\)/);
+    assert.equal((await addDnsRoute(r, 'corp.example', ['10.0.0.9'])).replaced, true, 'replacing one is allowed at the limit');
+    assert.deepEqual(await removeDnsRoute(r, 'CORP.example'), { domain: 'corp.example' });
+    assert.equal((await refusal(async () => removeDnsRoute(r, 'corp.example'))).code, 'NOT_FOUND');
   });
 });
 
-test('records: type from the address family, duplicates are no-ops, MAX_DNS_RECORDS, and a node name wins over a record', () => {
-  withRegistry((r) => {
-    assert.deepEqual(addDnsRecord(r, 'NAS.home.arpa', '100.64.0.5'), { name: 'nas.home.arpa', type: 'A', value: '100.64.0.5', added: true });
-    assert.deepEqual(addDnsRecord(r, 'nas.home.arpa', 'FD00::0:5'), { name: 'nas.home.arpa', type: 'AAAA', value: 'fd00::5', added: true });
-    assert.equal(addDnsRecord(r, 'nas.home.arpa', '100.64.0.5').added, false);
+test('records: type from the address family, duplicates are no-ops, MAX_DNS_RECORDS, and a node name wins over a record', async () => {
+  await withRegistry(async (r) => {
+    assert.deepEqual(await addDnsRecord(r, 'NAS.home.arpa', '100.64.0.5'), { name: 'nas.home.arpa', type: 'A', value: '100.64.0.5', added: true });
+    assert.deepEqual(await addDnsRecord(r, 'nas.home.arpa', 'FD00::0:5'), { name: 'nas.home.arpa', type: 'AAAA', value: 'fd00::5', added: true });
+    assert.equal((await addDnsRecord(r, 'nas.home.arpa', '100.64.0.5')).added, false);
     for (const [name, addr, why] of [
       ['nas home.arpa', '10.0.0.1', /record name "nas home.arpa": labels are/],
       ['nas.home.arpa.', '10.0.0.1', /a dot at the start or the end/],
@@ -190,27 +190,28 @@ test('records: type from the address family, duplicates are no-ops, MAX_DNS_RECO
       ['nas.home.arpa', '10.0.0.1:53', /not an IPv4 or IPv6 address/],
       ['nas.home.arpa', 'nas', /not an IPv4 or IPv6 address/],
     ] as const) {
-      const e = refusal(() => addDnsRecord(r, name, addr));
+      const e = await refusal(async () => addDnsRecord(r, name, addr));
       assert.equal(e.code, 'BAD_REQUEST');
       assert.match(e.message, why);
       assert.ok(!e.message.includes('\n'), 'one line');
     }
     // a record added for a name before a node takes it: the node wins in maps, the record stays stored
-    addDnsRecord(r, 'pi.mesh.internal', '10.0.0.7');
-    r.store.insertNode(node('pi', '100.64.0.9'));
-    assert.ok(!dnsConfig(r.store, ['pi']).records.some((x) => x.name === 'pi.mesh.internal'));
+    await addDnsRecord(r, 'pi.mesh.internal', '10.0.0.7');
+    await r.store.insertNode(node('pi', '100.64.0.9'));
+    assert.ok(!dnsForMap(r.storedDns(), ['pi']).records.some((x) => x.name === 'pi.mesh.internal'));
     assert.deepEqual(showDns(r).shadowedRecords, [{ name: 'pi.mesh.internal', type: 'A', value: '10.0.0.7' }]);
-    const taken = refusal(() => addDnsRecord(r, 'pi.mesh.internal', '10.0.0.8'));
+    const taken = await refusal(async () => addDnsRecord(r, 'pi.mesh.internal', '10.0.0.8'));
     assert.equal(taken.code, 'BAD_REQUEST');
     assert.match(taken.message, /is node pi's name \(node names win\)/);
-    assert.deepEqual(removeDnsRecord(r, 'nas.home.arpa', 'fd00::5'), { name: 'nas.home.arpa', removed: 1 });
-    assert.equal(refusal(() => removeDnsRecord(r, 'nas.home.arpa', 'fd00::5')).code, 'NOT_FOUND');
-    assert.equal(refusal(() => removeDnsRecord(r, 'nothing.example')).code, 'NOT_FOUND');
-    r.store.transaction(() => {
-      for (let i = r.store.listDnsRecords().length; i < MAX_DNS_RECORDS; i++) r.store.insertDnsRecord({ name: `r${i}.example`, type: 'A', value: '10.0.0.1' });
+    assert.deepEqual(await removeDnsRecord(r, 'nas.home.arpa', 'fd00::5'), { name: 'nas.home.arpa', removed: 1 });
+    assert.equal((await refusal(async () => removeDnsRecord(r, 'nas.home.arpa', 'fd00::5'))).code, 'NOT_FOUND');
+    assert.equal((await refusal(async () => removeDnsRecord(r, 'nothing.example'))).code, 'NOT_FOUND');
+    await r.store.transaction(async (tx) => {
+      for (let i = (await tx.listDnsRecords()).length; i < MAX_DNS_RECORDS; i++)
+        await tx.insertDnsRecord({ name: `r${i}.example`, type: 'A', value: '10.0.0.1' });
     });
-    assert.match(refusal(() => addDnsRecord(r, 'more.example', '10.0.0.1')).message, /already 1024 DNS records \(MAX_DNS_RECORDS\)/);
-    assert.equal(addDnsRecord(r, 'r5.example', '10.0.0.1').added, false, 'a duplicate at the limit is still a no-op');
+    assert.match((await refusal(async () => addDnsRecord(r, 'more.example', '10.0.0.1'))).message, /already 1024 DNS records \(MAX_DNS_RECORDS\)/);
+    assert.equal((await addDnsRecord(r, 'r5.example', '10.0.0.1')).added, false, 'a duplicate at the limit is still a no-op');
   });
 });
 

@@ -181,9 +181,9 @@ export function latestMap(s: OpenStream): NetworkMap | undefined {
 }
 
 /** The ControlError code `fn` throws, or 'no error'. */
-export const controlErrorCode = (fn: () => unknown): string => {
+export const controlErrorCode = async (fn: () => unknown): Promise<string> => {
   try {
-    fn();
+    await fn();
   } catch (err) {
     assert.ok(err instanceof ControlError, String(err));
     return err.code;

@@ -16,13 +16,13 @@ import { controlErrorCode } from './helpers.js';
 import type { NetworkMap, NodeView } from '../../src/netmap/types.js';
 import { harness, Node, openStream, registerBody, until, type OpenStream } from './helpers.js';
 
-function withRegistry(fn: (r: Registry) => void): void {
+async function withRegistry(fn: (r: Registry) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-identity-'));
   const s = new SqliteStore(join(dir, 'control.db'));
   try {
-    fn(new Registry(s, { keyExpiryMs: null }));
+    await fn(await Registry.open(s, { keyExpiryMs: null }));
   } finally {
-    s.close();
+    await s.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -40,30 +40,23 @@ function rawMap(s: OpenStream): NetworkMap | undefined {
 
 const peer = (m: NetworkMap | undefined, name: string): NodeView | undefined => m?.peers.find((p) => p.name === name);
 
-test('users: names are checked and bounded, duplicates refused, delete refused while the user owns keys or nodes unless forced', () => {
-  withRegistry((r) => {
-    assert.deepEqual(createUser(r, 'alice'), { name: 'alice' });
-    assert.equal(
-      code(() => createUser(r, 'alice')),
-      'CONFLICT',
-    );
+test('users: names are checked and bounded, duplicates refused, delete refused while the user owns keys or nodes unless forced', async () => {
+  await withRegistry(async (r) => {
+    assert.deepEqual(await createUser(r, 'alice'), { name: 'alice' });
+    assert.equal(await code(async () => await createUser(r, 'alice')), 'CONFLICT');
     for (const badName of ['Alice', '', '-x', 'tag:x', 'a b', 'bob@example.com', 'a'.repeat(MAX_USER_NAME_CHARS + 1), 'é']) {
-      assert.equal(
-        code(() => createUser(r, badName)),
-        'BAD_REQUEST',
-        badName,
-      );
+      assert.equal(await code(async () => await createUser(r, badName)), 'BAD_REQUEST', badName);
     }
-    createUser(r, 'a'.repeat(MAX_USER_NAME_CHARS));
-    createUser(r, 'bob.smith');
+    await createUser(r, 'a'.repeat(MAX_USER_NAME_CHARS));
+    await createUser(r, 'bob.smith');
     assert.deepEqual(
-      listUsers(r).map((u) => u.name),
+      (await listUsers(r)).map((u) => u.name),
       ['a'.repeat(MAX_USER_NAME_CHARS), 'alice', 'bob.smith'],
     );
 
-    const key = createAuthKey(r.store, { reusable: true, ephemeral: false, expiryMs: null, user: 'alice' });
+    const key = await createAuthKey(r.store, { reusable: true, ephemeral: false, expiryMs: null, user: 'alice' });
     const base = { discoKey: 'd', os: 'linux', version: 't', endpoints: [], homeRelay: null, ephemeral: false, authKeyId: key.record.id, createdAtMs: 0 };
-    const n = r.store.insertNode({
+    const n = await r.store.insertNode({
       ...base,
       nodeKey: 'k',
       hostname: 'laptop',
@@ -76,52 +69,39 @@ test('users: names are checked and bounded, duplicates refused, delete refused w
       user: 'alice',
     });
     assert.deepEqual(
-      listUsers(r).find((u) => u.name === 'alice'),
-      { name: 'alice', created: listUsers(r)[1]!.created, nodes: 1, authKeys: 1 },
+      (await listUsers(r)).find((u) => u.name === 'alice'),
+      { name: 'alice', created: (await listUsers(r))[1]!.created, nodes: 1, authKeys: 1 },
     );
-    assert.equal(
-      code(() => deleteUser(r, 'alice', false)),
-      'CONFLICT',
-    );
-    assert.ok(r.store.getUser('alice') && r.store.getNode(n.id), 'nothing deleted by the refusal');
-    assert.deepEqual(deleteUser(r, 'alice', true), { name: 'alice', deletedNodes: [n.id], deletedAuthKeys: 1 });
-    assert.equal(r.store.getNode(n.id), null);
-    assert.equal(r.store.getAuthKey(key.record.id), null);
-    assert.equal(
-      code(() => deleteUser(r, 'alice', false)),
-      'NOT_FOUND',
-    );
-    assert.deepEqual(deleteUser(r, 'bob.smith', false).deletedNodes, []);
+    assert.equal(await code(async () => await deleteUser(r, 'alice', false)), 'CONFLICT');
+    assert.ok((await r.store.getUser('alice')) && (await r.store.getNode(n.id)), 'nothing deleted by the refusal');
+    assert.deepEqual(await deleteUser(r, 'alice', true), { name: 'alice', deletedNodes: [n.id], deletedAuthKeys: 1 });
+    assert.equal(await r.store.getNode(n.id), null);
+    assert.equal(await r.store.getAuthKey(key.record.id), null);
+    assert.equal(await code(async () => await deleteUser(r, 'alice', false)), 'NOT_FOUND');
+    assert.deepEqual((await deleteUser(r, 'bob.smith', false)).deletedNodes, []);
   });
 });
 
-test('tags: tag:NAME only, de-duplicated, bounded', () => {
+test('tags: tag:NAME only, de-duplicated, bounded', async () => {
   assert.deepEqual(parseTags(['tag:server', 'tag:nas', 'tag:server']), ['tag:server', 'tag:nas']);
   for (const t of [[], ['server'], ['tag:'], ['tag:Server'], ['tag:a b'], ['tag:-x'], [`tag:${'a'.repeat(61)}`]]) {
-    assert.equal(
-      code(() => parseTags(t)),
-      'BAD_REQUEST',
-      JSON.stringify(t),
-    );
+    assert.equal(await code(async () => parseTags(t)), 'BAD_REQUEST', JSON.stringify(t));
   }
   const many = Array.from({ length: MAX_TAGS_PER_NODE + 1 }, (_, i) => `tag:t${i}`);
-  assert.equal(
-    code(() => parseTags(many)),
-    'BAD_REQUEST',
-  );
+  assert.equal(await code(async () => parseTags(many)), 'BAD_REQUEST');
   assert.equal(parseTags(many.slice(0, MAX_TAGS_PER_NODE)).length, MAX_TAGS_PER_NODE);
 });
 
-test('auth key list shows the public prefix and owner, never the secret or its hash; a revoked key redeems nothing', () => {
-  withRegistry((r) => {
-    createUser(r, 'alice');
-    const k = createAuthKey(r.store, { reusable: true, ephemeral: false, expiryMs: null, user: 'alice' });
-    const t = createAuthKey(r.store, { reusable: false, ephemeral: true, expiryMs: 60_000, tags: ['tag:server'] });
-    const rows = listAuthKeys(r);
+test('auth key list shows the public prefix and owner, never the secret or its hash; a revoked key redeems nothing', async () => {
+  await withRegistry(async (r) => {
+    await createUser(r, 'alice');
+    const k = await createAuthKey(r.store, { reusable: true, ephemeral: false, expiryMs: null, user: 'alice' });
+    const t = await createAuthKey(r.store, { reusable: false, ephemeral: true, expiryMs: 60_000, tags: ['tag:server'] });
+    const rows = await listAuthKeys(r);
     const text = JSON.stringify(rows);
     for (const x of [k, t]) {
       assert.ok(!text.includes(x.key.split('-')[2]!), 'no secret');
-      assert.ok(!text.includes(r.store.getAuthKey(x.record.id)!.secretHash), 'no hash of the secret');
+      assert.ok(!text.includes((await r.store.getAuthKey(x.record.id))!.secretHash), 'no hash of the secret');
     }
     assert.deepEqual(
       rows.map((x) => [x.prefix, x.user, x.tags, x.reusable, x.ephemeral, x.revoked, x.used]),
@@ -130,21 +110,11 @@ test('auth key list shows the public prefix and owner, never the secret or its h
         [`mskey-${t.record.id}`, null, ['tag:server'], false, true, false, 0],
       ],
     );
-    assert.deepEqual(revokeAuthKey(r, `mskey-${k.record.id}`), { id: k.record.id, alreadyRevoked: false });
-    assert.deepEqual(revokeAuthKey(r, k.record.id), { id: k.record.id, alreadyRevoked: true });
-    assert.equal(
-      code(() => redeemAuthKey(r.store, k.key)),
-      'AUTHKEY_REVOKED',
-    );
-    assert.equal(
-      code(() => revokeAuthKey(r, 'feedfeedfeed')),
-      'NOT_FOUND',
-    );
-    assert.equal(
-      code(() => revokeAuthKey(r, k.key)),
-      'BAD_REQUEST',
-      'a whole key (secret included) is not an id',
-    );
+    assert.deepEqual(await revokeAuthKey(r, `mskey-${k.record.id}`), { id: k.record.id, alreadyRevoked: false });
+    assert.deepEqual(await revokeAuthKey(r, k.record.id), { id: k.record.id, alreadyRevoked: true });
+    assert.equal(await code(async () => await redeemAuthKey(r.store, k.key)), 'AUTHKEY_REVOKED');
+    assert.equal(await code(async () => await revokeAuthKey(r, 'feedfeedfeed')), 'NOT_FOUND');
+    assert.equal(await code(async () => await revokeAuthKey(r, k.key)), 'BAD_REQUEST', 'a whole key (secret included) is not an id');
   });
 });
 

@@ -8,6 +8,7 @@ import { admin } from '../../src/control/admin-client.js';
 import { addDevice } from '../../src/control/devices.js';
 import { setPolicy } from '../../src/control/policy.js';
 import { Registry } from '../../src/control/registry.js';
+import type { NodeRecord } from '../../src/control/store.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { createAuthKey } from '../../src/control/authkeys.js';
 import { keyToText } from '../../src/crypto/keys.js';
@@ -112,35 +113,37 @@ test('without a policy: an update that changes nothing sends no map; a change se
   }
 });
 
-test('a map line joined from a snapshot is the JSON of the map the registry builds, with a policy, devices and routes', () => {
+test('a map line joined from a snapshot is the JSON of the map the registry builds, with a policy, devices and routes', async () => {
   const dir = tempDir();
   const store = new SqliteStore(`${dir}/control.db`);
   try {
-    const r = new Registry(store, { keyExpiryMs: null });
-    const key = createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null }).key;
+    const r = await Registry.open(store, { keyExpiryMs: null });
+    const key = (await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null })).key;
     const names = ['gw', 'laptop', 'nas', 'other'];
-    const nodes = names.map((hostname, i) =>
-      r.register(keyToText(publicKeyOf(generatePrivateKey())), {
-        authKey: key,
-        hostname,
-        os: 'linux',
-        version: 't',
-        discoKey: discoKey(),
-        endpoints: [`192.0.2.${i + 1}:41641`],
-        ...(hostname === 'gw' ? { advertised: { routes: ['10.9.0.0/24'], exitNode: false } } : {}),
-      }),
-    );
-    store.approveRoute({ nodeId: nodes[0]!.id, prefix: '10.9.0.0/24' });
-    addDevice(r, 'phone', 'gw', keyToText(publicKeyOf(generatePrivateKey())));
-    const check = (): void => {
+    const nodes: NodeRecord[] = [];
+    for (const [i, hostname] of names.entries())
+      nodes.push(
+        await r.register(keyToText(publicKeyOf(generatePrivateKey())), {
+          authKey: key,
+          hostname,
+          os: 'linux',
+          version: 't',
+          discoKey: discoKey(),
+          endpoints: [`192.0.2.${i + 1}:41641`],
+          ...(hostname === 'gw' ? { advertised: { routes: ['10.9.0.0/24'], exitNode: false } } : {}),
+        }),
+      );
+    await r.store.approveRoute({ nodeId: nodes[0]!.id, prefix: '10.9.0.0/24' });
+    await addDevice(r, 'phone', 'gw', keyToText(publicKeyOf(generatePrivateKey())));
+    const check = async (): Promise<void> => {
       const snap = r.snapshot((id) => id % 2 === 0, []);
       for (const n of nodes) {
-        const fresh = store.getNode(n.id)!;
+        const fresh = (await store.getNode(n.id))!;
         assert.deepEqual(JSON.parse(snap.lineFor(fresh)), { type: 'map', map: r.mapFor(fresh, (id) => id % 2 === 0, []) });
       }
     };
-    check();
-    setPolicy(
+    await check();
+    await setPolicy(
       r,
       JSON.stringify({
         acls: [
@@ -149,17 +152,17 @@ test('a map line joined from a snapshot is the JSON of the map the registry buil
         ],
       }),
     );
-    check();
+    await check();
     // under this policy an endpoint change of `other` may change only its own map
     const before = r.snapshot(() => true, []);
     const sent = new Map(nodes.map((n) => [n.id, { seq: before.seq, visible: before.visibleTo(n.id) && new Set(before.visibleTo(n.id)), digest: '' }]));
-    store.updateNode(nodes[3]!.id, { endpoints: ['198.51.100.1:1'] });
+    await r.store.updateNode(nodes[3]!.id, { endpoints: ['198.51.100.1:1'] });
     const after = r.snapshot(() => true, []);
     assert.deepEqual(
       nodes.map((n) => r.changes.mayHaveChanged(n.id, sent.get(n.id)!, after.visibleTo(n.id))),
       [false, false, false, true],
     );
   } finally {
-    store.close();
+    await store.close();
   }
 });

@@ -20,18 +20,18 @@ const P = '/meshctl/v1';
 const manyEndpoints = (tag: number): string[] => Array.from({ length: MAX_NODE_ENDPOINTS }, (_, i) => `10.${tag % 250}.${i}.1:${41000 + i}`);
 
 /** A state dir whose database already holds `count` nodes with MAX_NODE_ENDPOINTS endpoints each (~0.9 KB each in a map). */
-function populated(count: number): { dir: string; privs: Buffer[] } {
+async function populated(count: number): Promise<{ dir: string; privs: Buffer[] }> {
   const dir = tempDir();
   const store = new SqliteStore(stateFiles(dir).db);
   const privs: Buffer[] = [];
   try {
-    const key = createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null }).key;
-    const reg = new Registry(store, { keyExpiryMs: null });
-    store.transaction(() => {
+    const key = (await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null })).key;
+    const reg = await Registry.open(store, { keyExpiryMs: null });
+    {
       for (let i = 0; i < count; i++) {
         const priv = generatePrivateKey();
         privs.push(priv);
-        reg.register(keyToText(publicKeyOf(priv)), {
+        await reg.register(keyToText(publicKeyOf(priv)), {
           authKey: key,
           hostname: `n${i}`,
           os: 'linux',
@@ -40,9 +40,9 @@ function populated(count: number): { dir: string; privs: Buffer[] } {
           endpoints: manyEndpoints(i),
         });
       }
-    });
+    }
   } finally {
-    store.close();
+    await store.close();
   }
   return { dir, privs };
 }
@@ -90,7 +90,7 @@ test('a stream whose client never reads is dropped once its unsent data passes t
   // maps of ~64 KB (80 nodes × 32 endpoints): the first fits a fresh socket, and once the client's
   // socket buffers are full, the map that finds them full leaves more than the limit unsent
   const limit = 32 * 1024;
-  const { dir, privs } = populated(80);
+  const { dir, privs } = await populated(80);
   const h = await harness({ limits: { mapStreamMaxUnsentBytes: limit, maxSeenNoncesPerKey: 10_000 } }, dir);
   let s: OpenStream | undefined;
   try {
@@ -117,7 +117,7 @@ test('a stream whose client never reads is dropped once its unsent data passes t
 });
 
 test('while a stream does not take data, pending maps collapse into the latest, which arrives when it reads again', async () => {
-  const { dir, privs } = populated(150);
+  const { dir, privs } = await populated(150);
   const h = await harness({ limits: { maxSeenNoncesPerKey: 10_000 } }, dir);
   let s: OpenStream | undefined;
   try {

@@ -14,12 +14,12 @@ const P = '/meshctl/v1';
 const code = (r: { body: Record<string, unknown> }) => (r.body.error as { code?: string } | undefined)?.code;
 const message = (r: { body: Record<string, unknown> }) => String((r.body.error as { message?: string } | undefined)?.message);
 
-const nonceCount = (h: Harness): number => {
+const nonceCount = async (h: Harness): Promise<number> => {
   const s = new SqliteStore(stateFiles(h.dir).db);
   try {
-    return s.nonceCount();
+    return await s.nonceCount();
   } finally {
-    s.close();
+    await s.close();
   }
 };
 
@@ -78,7 +78,7 @@ test('a burst of sealed requests from one source past its bucket gets 429 with R
     assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= 100, `Retry-After: ${over.headers['retry-after']}`);
     // refused before it was opened: the auth key was not used, no node exists, no nonce was kept
     assert.equal((await admin.listNodes(h.dir)).length, 0);
-    assert.equal(nonceCount(h), 0);
+    assert.equal(await nonceCount(h), 0);
     assert.equal(h.server.rateLimitStats().sealed.refused, 1);
 
     const other = await post(joiner.seal('register', registerBody(authKey, 'other-source')), 'register', '127.0.0.2');
@@ -104,7 +104,7 @@ test('requests from keys that are not registered leave no nonce: a flood of them
     const authKey = await h.authKey();
     const member = new Node(h.server.publicKey!);
     assert.equal((await h.post(`${P}/register`, member.seal('register', registerBody(authKey, 'member')))).status, 200);
-    assert.equal(nonceCount(h), 1, 'a registration keeps its nonce');
+    assert.equal(await nonceCount(h), 1, 'a registration keeps its nonce');
     const badKey = `mskey-${'0'.repeat(12)}-${'0'.repeat(48)}`;
     for (let i = 0; i < 8; i++) {
       const n = new Node(h.server.publicKey!);
@@ -114,9 +114,9 @@ test('requests from keys that are not registered leave no nonce: a flood of them
       assert.equal(code(await h.post(`${P}/register`, n.seal('register', registerBody(undefined)))), 'AUTHKEY_REQUIRED');
       assert.equal(code(await h.post(`${P}/register`, n.seal('register', registerBody(badKey)))), 'AUTHKEY_INVALID');
     }
-    assert.equal(nonceCount(h), 1, 'the flood left nothing in seen_nonces');
+    assert.equal(await nonceCount(h), 1, 'the flood left nothing in seen_nonces');
     assert.equal((await h.post(`${P}/endpoints`, member.seal('endpoints', { endpoints: ['192.0.2.1:1'] }))).status, 200, 'the member still gets through');
-    assert.equal(nonceCount(h), 2);
+    assert.equal(await nonceCount(h), 2);
   } finally {
     await h.close();
   }

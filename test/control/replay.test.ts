@@ -97,19 +97,19 @@ test('the nonce cache is bounded: per node key and in total it refuses (never fo
     assert.equal((await register(b)).status, 200, 'another key is not affected');
     for (let i = 0; i < 2; i++) assert.equal((await update(b)).status, 200, 'another key is not affected');
     assert.equal((await register(c)).status, 429, 'the total cap is reached: refused, not evicted');
-    const count = (): number => {
+    const count = async (): Promise<number> => {
       const s = new SqliteStore(stateFiles(h.dir).db);
       try {
-        return s.nonceCount();
+        return await s.nonceCount();
       } finally {
-        s.close();
+        await s.close();
       }
     };
-    assert.equal(count(), 6);
+    assert.equal(await count(), 6);
     // a nonce is kept until its timestamp leaves the window, then pruned
     now += 2 * 60_000 + 1;
     assert.equal((await update(a)).status, 200);
-    assert.equal(count(), 1);
+    assert.equal(await count(), 1);
     // a request dated ahead (a node clock running fast) is remembered until its own timestamp leaves the window
     const ahead = a.seal('endpoints', { endpoints: [] }, now + 100_000);
     assert.equal((await h.post(`${P}/endpoints`, ahead)).status, 200);

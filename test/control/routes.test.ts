@@ -192,45 +192,45 @@ test("approve refuses a prefix that would capture the control server's or a rela
   const dir = tempDir();
   const store = new SqliteStore(stateFiles(dir).db);
   try {
-    const r = new Registry(store, { keyExpiryMs: null });
-    const { key } = createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null });
-    r.register('nk', { authKey: key, hostname: 'gw', os: 'linux', version: 't', discoKey: 'dk', endpoints: [] });
+    const r = await Registry.open(store, { keyExpiryMs: null });
+    const { key } = await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null });
+    await r.register('nk', { authKey: key, hostname: 'gw', os: 'linux', version: 't', discoKey: 'dk', endpoints: [] });
     const guard = await protectedAddresses({ listenHost: '10.9.8.7', relayUrls: ['https://[2001:db8::7]:443', 'https://localhost:8443'] });
     assert.ok(
       guard.notes.some((n) => /resolved localhost .* for this check/.test(n)),
       guard.notes.join('; '),
     );
-    const refusedFor = (prefix: string): string => {
+    const refusedFor = async (prefix: string): Promise<string> => {
       try {
-        approveRoute(r, 'gw', prefix, guard);
+        await approveRoute(r, 'gw', prefix, guard);
       } catch (err) {
         assert.ok(err instanceof ControlError);
         return err.message;
       }
       return 'approved';
     };
-    assert.match(refusedFor('10.9.0.0/16'), /^10\.9\.0\.0\/16 contains 10\.9\.8\.7, the control server: .*approve a narrower prefix$/);
-    assert.match(refusedFor('2001:db8::/32'), /contains 2001:db8::7, relay https:\/\/\[2001:db8::7\]:443/);
-    assert.equal(refusedFor('10.9.9.0/24'), 'approved');
+    assert.match(await refusedFor('10.9.0.0/16'), /^10\.9\.0\.0\/16 contains 10\.9\.8\.7, the control server: .*approve a narrower prefix$/);
+    assert.match(await refusedFor('2001:db8::/32'), /contains 2001:db8::7, relay https:\/\/\[2001:db8::7\]:443/);
+    assert.equal(await refusedFor('10.9.9.0/24'), 'approved');
     // the exit node is routed around control and relays by the node's own policy routing, so it is not refused
-    assert.equal(refusedFor('0.0.0.0/0'), 'approved');
+    assert.equal(await refusedFor('0.0.0.0/0'), 'approved');
     assert.deepEqual(
-      store.listRouteApprovals().map((a) => a.prefix),
+      (await store.listRouteApprovals()).map((a) => a.prefix),
       ['0.0.0.0/0', '10.9.9.0/24', '::/0'],
     );
-    rejectRoute(r, 'gw', '0.0.0.0/0');
+    await rejectRoute(r, 'gw', '0.0.0.0/0');
     assert.deepEqual(
-      store.listRouteApprovals().map((a) => a.prefix),
+      (await store.listRouteApprovals()).map((a) => a.prefix),
       ['10.9.9.0/24'],
     );
     // approvals per node are bounded (pre-approvals count)
-    for (let i = 0; store.listRouteApprovals().length < MAX_APPROVALS_PER_NODE; i++) approveRoute(r, 'gw', `172.16.${i}.0/24`, guard);
-    assert.match(refusedFor('10.200.0.0/16'), new RegExp(`already has ${MAX_APPROVALS_PER_NODE} approvals \\(MAX_APPROVALS_PER_NODE`));
+    for (let i = 0; (await store.listRouteApprovals()).length < MAX_APPROVALS_PER_NODE; i++) await approveRoute(r, 'gw', `172.16.${i}.0/24`, guard);
+    assert.match(await refusedFor('10.200.0.0/16'), new RegExp(`already has ${MAX_APPROVALS_PER_NODE} approvals \\(MAX_APPROVALS_PER_NODE`));
     // the server records where it listens, so approvals made while it is stopped check it too
     const none = await protectedAddresses(null);
     assert.match(none.notes[0]!, /never ran here/);
   } finally {
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -12,132 +12,114 @@ import { controlErrorCode } from './helpers.js';
 import { parseIp, parsePrefix, prefixContains } from '../../src/util/netaddr.js';
 import { UNDO_IDENTITY } from './schema-undo.js';
 
-function withStore(fn: (s: SqliteStore, dir: string) => void): void {
+async function withStore(fn: (s: SqliteStore, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-store-'));
   const s = new SqliteStore(join(dir, 'control.db'));
   try {
-    fn(s, dir);
+    await fn(s, dir);
   } finally {
-    s.close();
+    await s.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 const code = controlErrorCode;
 
-test('a fresh database is migrated to the latest schema, 0600, and keeps data across reopen', () => {
-  withStore((s, dir) => {
+test('a fresh database is migrated to the latest schema, 0600, and keeps data across reopen', async () => {
+  await withStore(async (s, dir) => {
     assert.equal(s.schemaVersion, 6);
     assert.equal(statSync(join(dir, 'control.db')).mode & 0o777, 0o600);
-    s.setMeta('k', 'v');
-    s.close();
+    await s.setMeta('k', 'v');
+    await s.close();
     const again = new SqliteStore(join(dir, 'control.db'));
-    assert.equal(again.getMeta('k'), 'v');
+    assert.equal(await again.getMeta('k'), 'v');
     assert.equal(again.schemaVersion, 6);
-    again.close();
+    await again.close();
   });
 });
 
-test('auth keys are stored hashed; single-use, expired and unknown keys are refused', () => {
-  withStore((s) => {
-    const once = createAuthKey(s, { reusable: false, ephemeral: false, expiryMs: null });
+test('auth keys are stored hashed; single-use, expired and unknown keys are refused', async () => {
+  await withStore(async (s) => {
+    const once = await createAuthKey(s, { reusable: false, ephemeral: false, expiryMs: null });
     assert.match(once.key, /^mskey-[0-9a-f]{12}-[0-9a-f]{48}$/);
     const secret = once.key.split('-')[2]!;
-    assert.ok(!JSON.stringify(s.listAuthKeys()).includes(secret), 'the secret is not in the database');
-    assert.equal(redeemAuthKey(s, once.key).id, once.record.id);
-    assert.equal(
-      code(() => redeemAuthKey(s, once.key)),
-      'AUTHKEY_USED',
-    );
-    const many = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null });
-    redeemAuthKey(s, many.key);
-    redeemAuthKey(s, many.key);
-    const short = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: 1000 }, 0);
-    assert.equal(
-      code(() => redeemAuthKey(s, short.key, 1000)),
-      'AUTHKEY_EXPIRED',
-    );
-    assert.equal(
-      code(() => redeemAuthKey(s, many.key.slice(0, -1) + (many.key.endsWith('0') ? '1' : '0'))),
-      'AUTHKEY_INVALID',
-    );
-    assert.equal(
-      code(() => redeemAuthKey(s, 'tskey-abc')),
-      'AUTHKEY_INVALID',
-    );
+    assert.ok(!JSON.stringify(await s.listAuthKeys()).includes(secret), 'the secret is not in the database');
+    assert.equal((await redeemAuthKey(s, once.key)).id, once.record.id);
+    assert.equal(await code(async () => await redeemAuthKey(s, once.key)), 'AUTHKEY_USED');
+    const many = await createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null });
+    await redeemAuthKey(s, many.key);
+    await redeemAuthKey(s, many.key);
+    const short = await createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: 1000 }, 0);
+    assert.equal(await code(async () => await redeemAuthKey(s, short.key, 1000)), 'AUTHKEY_EXPIRED');
+    assert.equal(await code(async () => await redeemAuthKey(s, many.key.slice(0, -1) + (many.key.endsWith('0') ? '1' : '0'))), 'AUTHKEY_INVALID');
+    assert.equal(await code(async () => await redeemAuthKey(s, 'tskey-abc')), 'AUTHKEY_INVALID');
   });
 });
 
-test('addresses are unique, from 100.64.0.0/10 and one ULA /48, and never reused', () => {
-  withStore((s) => {
+test('addresses are unique, from 100.64.0.0/10 and one ULA /48, and never reused', async () => {
+  await withStore(async (s) => {
     const seen = new Set<string>();
     for (let i = 0; i < 600; i++) {
-      const a = allocateAddresses(s);
+      const a = await allocateAddresses(s);
       assert.match(a.ipv4, /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.\d+\.\d+$/);
       assert.ok(!a.ipv4.endsWith('.0') && !a.ipv4.endsWith('.255'));
       assert.ok(!seen.has(a.ipv4));
       seen.add(a.ipv4);
       assert.equal(parsePrefix(`${a.ipv6}/48`).address.text, a.ipv6, 'canonical text');
-      assert.ok(prefixContains(parsePrefix(ipv6Prefix(s)), parseIp(a.ipv6)));
+      assert.ok(prefixContains(parsePrefix(await ipv6Prefix(s)), parseIp(a.ipv6)));
     }
-    assert.match(ipv6Prefix(s), /^fd[0-9a-f]{2}:[0-9a-f]{1,4}(:[0-9a-f]{1,4})?::\/48$/);
-    assert.equal(parsePrefix(ipv6Prefix(s)).text, ipv6Prefix(s), 'canonical text');
+    assert.match(await ipv6Prefix(s), /^fd[0-9a-f]{2}:[0-9a-f]{1,4}(:[0-9a-f]{1,4})?::\/48$/);
+    assert.equal(parsePrefix(await ipv6Prefix(s)).text, await ipv6Prefix(s), 'canonical text');
   });
 });
 
-test('a prefix and addresses stored with leading zeros in a group are read back in canonical text', () => {
-  withStore((s, dir) => {
-    s.setMeta('ipv6_prefix', 'fdbf:de64:0054::/48');
-    assert.equal(ipv6Prefix(s), 'fdbf:de64:54::/48');
-    const a = allocateAddresses(s);
+test('a prefix and addresses stored with leading zeros in a group are read back in canonical text', async () => {
+  await withStore(async (s, dir) => {
+    await s.setMeta('ipv6_prefix', 'fdbf:de64:0054::/48');
+    assert.equal(await ipv6Prefix(s), 'fdbf:de64:54::/48');
+    const a = await allocateAddresses(s);
     assert.ok(a.ipv6.startsWith('fdbf:de64:54::'), a.ipv6);
-    const r = new Registry(s, { keyExpiryMs: 60_000 });
-    const key = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null }).key;
-    r.register('A', { authKey: key, hostname: 'z', os: 'linux', version: '0', discoKey: 'd', endpoints: [] });
+    const r = await Registry.open(s, { keyExpiryMs: 60_000 });
+    const key = (await createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null })).key;
+    await r.register('A', { authKey: key, hostname: 'z', os: 'linux', version: '0', discoKey: 'd', endpoints: [] });
     // a row written with leading zeros in a group, as older databases hold them
     const db = new sqlite.Database(join(dir, 'control.db'));
     db.run("UPDATE nodes SET ipv6 = 'fdbf:de64:0054::6440:0002'");
     db.close();
-    assert.equal(s.listNodes()[0]!.ipv6, 'fdbf:de64:54::6440:2');
+    assert.equal((await s.listNodes())[0]!.ipv6, 'fdbf:de64:54::6440:2');
   });
 });
 
-test('registration: known keys need no auth key, hostnames stay unique, expiry forces re-auth', () => {
-  withStore((s) => {
+test('registration: known keys need no auth key, hostnames stay unique, expiry forces re-auth', async () => {
+  await withStore(async (s) => {
     let now = 1_000_000;
-    const r = new Registry(s, { keyExpiryMs: 60_000, now: () => now });
-    const key = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null }).key;
+    const r = await Registry.open(s, { keyExpiryMs: 60_000, now: () => now });
+    const key = (await createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null })).key;
     const body = { authKey: null, hostname: 'My NAS!', os: 'linux', version: '0', discoKey: 'd', endpoints: ['10.0.0.1:41641', '[fd00::1]:5'] };
-    assert.equal(
-      code(() => r.register('A', body)),
-      'AUTHKEY_REQUIRED',
-    );
-    const a = r.register('A', { ...body, authKey: key });
+    assert.equal(await code(async () => await r.register('A', body)), 'AUTHKEY_REQUIRED');
+    const a = await r.register('A', { ...body, authKey: key });
     assert.equal(a.hostname, 'my-nas');
     assert.deepEqual(a.endpoints, ['10.0.0.1:41641', '[fd00::1]:5']);
-    const b = r.register('B', { ...body, authKey: key });
+    const b = await r.register('B', { ...body, authKey: key });
     assert.equal(b.hostname, 'my-nas-1');
-    const again = r.register('A', body);
+    const again = await r.register('A', body);
     assert.equal(again.ipv4, a.ipv4, 'same address on re-registration');
     assert.equal(again.hostname, 'my-nas');
     now += 60_001;
-    assert.equal(
-      code(() => r.register('A', body)),
-      'NODE_EXPIRED',
-    );
+    assert.equal(await code(async () => await r.register('A', body)), 'NODE_EXPIRED');
     assert.equal(r.mapFor(b, () => true, []).peers.length, 0, 'an expired node is not in others’ maps');
-    const reauth = r.register('A', { ...body, authKey: key });
+    const reauth = await r.register('A', { ...body, authKey: key });
     assert.equal(reauth.ipv4, a.ipv4);
     assert.equal(r.mapFor(b, () => true, []).peers.length, 1);
     assert.equal(sanitizeHostname('---'), 'node');
   });
 });
 
-test('a schema-4 database gains advertised routes, approvals and devices with its nodes kept; both go with their node', () => {
-  withStore((s, dir) => {
-    s.insertAuthKey({ id: 'k', secretHash: 'x', reusable: true, ephemeral: false, createdAtMs: 0, expiresAtMs: null, usedCount: 0 });
+test('a schema-4 database gains advertised routes, approvals and devices with its nodes kept; both go with their node', async () => {
+  await withStore(async (s, dir) => {
+    await s.insertAuthKey({ id: 'k', secretHash: 'x', reusable: true, ephemeral: false, createdAtMs: 0, expiresAtMs: null, usedCount: 0 });
     const base = { discoKey: 'd', os: 'linux', version: 't', endpoints: [], homeRelay: null, ephemeral: false, authKeyId: 'k', createdAtMs: 0 };
-    const n = s.insertNode({
+    const n = await s.insertNode({
       ...base,
       nodeKey: 'a',
       hostname: 'a',
@@ -148,7 +130,7 @@ test('a schema-4 database gains advertised routes, approvals and devices with it
       keyExpiresAtMs: null,
       connected: false,
     });
-    s.close();
+    await s.close();
     // what a database made before routes existed looks like
     const raw = new sqlite.Database(join(dir, 'control.db'));
     raw.exec(
@@ -159,29 +141,29 @@ test('a schema-4 database gains advertised routes, approvals and devices with it
     const again = new SqliteStore(join(dir, 'control.db'));
     try {
       assert.equal(again.schemaVersion, 6);
-      const kept = again.getNode(n.id)!;
+      const kept = (await again.getNode(n.id))!;
       assert.deepEqual([kept.hostname, kept.advertisedRoutes, kept.advertisedExit], ['a', [], false]);
-      again.updateNode(n.id, { advertisedRoutes: ['10.0.0.0/8'], advertisedExit: true });
-      assert.deepEqual(again.getNode(n.id)!.advertisedRoutes, ['10.0.0.0/8']);
-      assert.equal(again.approveRoute({ nodeId: n.id, prefix: '10.0.0.0/8' }), true);
-      assert.equal(again.approveRoute({ nodeId: n.id, prefix: '10.0.0.0/8' }), false, 'already approved');
-      again.insertDevice({ name: 'phone', publicKey: 'pk', ipv4: '100.64.0.2', ipv6: 'fd00::2', gatewayId: n.id, createdAtMs: 0 });
-      assert.equal(again.listDevices().length, 1);
-      again.deleteNode(n.id);
-      assert.deepEqual([again.listRouteApprovals(), again.listDevices()], [[], []]);
+      await again.updateNode(n.id, { advertisedRoutes: ['10.0.0.0/8'], advertisedExit: true });
+      assert.deepEqual((await again.getNode(n.id))!.advertisedRoutes, ['10.0.0.0/8']);
+      assert.equal(await again.approveRoute({ nodeId: n.id, prefix: '10.0.0.0/8' }), true);
+      assert.equal(await again.approveRoute({ nodeId: n.id, prefix: '10.0.0.0/8' }), false, 'already approved');
+      await again.insertDevice({ name: 'phone', publicKey: 'pk', ipv4: '100.64.0.2', ipv6: 'fd00::2', gatewayId: n.id, createdAtMs: 0 });
+      assert.equal((await again.listDevices()).length, 1);
+      await again.deleteNode(n.id);
+      assert.deepEqual([await again.listRouteApprovals(), await again.listDevices()], [[], []]);
     } finally {
-      again.close();
+      await again.close();
     }
   });
 });
 
-test('a schema-5 database gains users, key owners, tags, revocation and pending approval with its keys and nodes kept', () => {
-  withStore((s, dir) => {
-    const key = createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null });
-    const r = new Registry(s, { keyExpiryMs: null });
+test('a schema-5 database gains users, key owners, tags, revocation and pending approval with its keys and nodes kept', async () => {
+  await withStore(async (s, dir) => {
+    const key = await createAuthKey(s, { reusable: true, ephemeral: false, expiryMs: null });
+    const r = await Registry.open(s, { keyExpiryMs: null });
     const body = { hostname: 'old', os: 'linux', version: 't', discoKey: 'd', endpoints: [] };
-    const n = r.register('K', { ...body, authKey: key.key });
-    s.close();
+    const n = await r.register('K', { ...body, authKey: key.key });
+    await s.close();
     // what a database made before identity existed looks like
     const raw = new sqlite.Database(join(dir, 'control.db'));
     raw.exec(`${UNDO_IDENTITY} PRAGMA user_version = 5;`);
@@ -189,15 +171,15 @@ test('a schema-5 database gains users, key owners, tags, revocation and pending 
     const again = new SqliteStore(join(dir, 'control.db'));
     try {
       assert.equal(again.schemaVersion, 6);
-      const kept = again.getNode(n.id)!;
+      const kept = (await again.getNode(n.id))!;
       assert.deepEqual([kept.hostname, kept.ipv4, kept.user, kept.tags, kept.pending], ['old', n.ipv4, null, [], false]);
-      const k = again.getAuthKey(key.record.id)!;
+      const k = (await again.getAuthKey(key.record.id))!;
       assert.deepEqual([k.usedCount, k.user, k.tags, k.revoked], [1, null, [], false]);
-      assert.equal(redeemAuthKey(again, key.key).id, key.record.id, 'the old key still works');
-      assert.equal(again.insertUser({ name: 'alice', createdAtMs: 0 }), true);
-      assert.equal(again.insertUser({ name: 'alice', createdAtMs: 1 }), false);
+      assert.equal((await redeemAuthKey(again, key.key)).id, key.record.id, 'the old key still works');
+      assert.equal(await again.insertUser({ name: 'alice', createdAtMs: 0 }), true);
+      assert.equal(await again.insertUser({ name: 'alice', createdAtMs: 1 }), false);
     } finally {
-      again.close();
+      await again.close();
     }
   });
 });

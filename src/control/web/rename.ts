@@ -15,13 +15,13 @@ export async function renameNode(r: Registry, ref: string, rawName: string): Pro
       `"${terminalSafe(rawName, 80)}" is not a node name: lowercase letters, digits and inner hyphens, at most 63 (e.g. web-1)`,
     );
   }
-  return r.store.transaction(() => {
+  return r.store.transaction(async (tx) => {
     const n = r.find(ref);
     if (!n) throw new ControlError('NODE_UNKNOWN', `no node ${terminalSafe(ref, 80)}: see \`meshctl control nodes list\``);
     if (n.hostname === name) return { id: n.id, name, previous: n.hostname };
-    const taken = r.store.listNodes().some((o) => o.id !== n.id && o.hostname === name) || r.store.listDevices().some((d) => d.name === name);
+    const taken = (await tx.listNodes()).some((o) => o.id !== n.id && o.hostname === name) || (await tx.listDevices()).some((d) => d.name === name);
     if (taken) throw new ControlError('CONFLICT', `the name ${name} is taken by another node or device: pick another`);
-    r.store.updateNode(n.id, { hostname: name });
+    await tx.updateNode(n.id, { hostname: name });
     return { id: n.id, name, previous: n.hostname };
   });
 }

@@ -7,7 +7,7 @@
 // of milliseconds of CPU. The token is printed once, at creation.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ControlError } from '../protocol.js';
-import type { ControlStore } from '../store.js';
+import type { ControlStore, StoreTx } from '../store.js';
 import { isoTime } from '../../util/time.js';
 import { isPrintable, terminalSafe } from '../../util/text.js';
 
@@ -37,7 +37,7 @@ export interface AdminTokenRow {
 const hashSecret = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 /** The stored records; a value that does not parse is no tokens (nothing is authorized by a damaged entry). */
-async function load(store: ControlStore): Promise<TokenRecord[]> {
+async function load(store: Pick<StoreTx, 'getMeta'>): Promise<TokenRecord[]> {
   const raw = await store.getMeta(TOKENS_META_KEY);
   if (raw === null) return [];
   try {
@@ -58,7 +58,7 @@ async function load(store: ControlStore): Promise<TokenRecord[]> {
   }
 }
 
-const save = async (store: ControlStore, list: TokenRecord[]): Promise<void> => {
+const save = async (store: Pick<StoreTx, 'setMeta'>, list: TokenRecord[]): Promise<void> => {
   await store.setMeta(TOKENS_META_KEY, JSON.stringify(list));
 };
 
@@ -72,13 +72,16 @@ function parseName(raw: string | undefined): string {
 
 export async function createAdminToken(store: ControlStore, rawName?: string, nowMs = Date.now()): Promise<AdminTokenRow & { token: string }> {
   const name = parseName(rawName);
-  const list = await load(store);
-  if (list.length >= MAX_ADMIN_TOKENS) throw new ControlError('CONFLICT', `there are ${MAX_ADMIN_TOKENS} admin tokens, the most kept: revoke some first`);
-  const id = randomBytes(6).toString('hex');
-  const secret = randomBytes(32).toString('base64url');
-  list.push({ id, name, hash: hashSecret(secret), createdAtMs: nowMs });
-  await save(store, list);
-  return { id, name, created: isoTime(nowMs), token: `msadm-${id}-${secret}` };
+  // read, change and write the list in one transaction, so two at once cannot lose one
+  return store.transaction(async (tx) => {
+    const list = await load(tx);
+    if (list.length >= MAX_ADMIN_TOKENS) throw new ControlError('CONFLICT', `there are ${MAX_ADMIN_TOKENS} admin tokens, the most kept: revoke some first`);
+    const id = randomBytes(6).toString('hex');
+    const secret = randomBytes(32).toString('base64url');
+    list.push({ id, name, hash: hashSecret(secret), createdAtMs: nowMs });
+    await save(tx, list);
+    return { id, name, created: isoTime(nowMs), token: `msadm-${id}-${secret}` };
+  });
 }
 
 export async function listAdminTokens(store: ControlStore): Promise<AdminTokenRow[]> {
@@ -89,11 +92,13 @@ export async function revokeAdminToken(store: ControlStore, ref: string): Promis
   const m = ID_RE.exec(ref.trim());
   if (!m) throw new ControlError('BAD_REQUEST', `"${terminalSafe(ref, 80)}" is not an admin token id: see \`meshctl control admin token list\``);
   const id = m[1]!;
-  const list = await load(store);
-  const rest = list.filter((t) => t.id !== id);
-  if (rest.length === list.length) throw new ControlError('NOT_FOUND', `no admin token ${id}: see \`meshctl control admin token list\``);
-  await save(store, rest);
-  return { id };
+  return store.transaction(async (tx) => {
+    const list = await load(tx);
+    const rest = list.filter((t) => t.id !== id);
+    if (rest.length === list.length) throw new ControlError('NOT_FOUND', `no admin token ${id}: see \`meshctl control admin token list\``);
+    await save(tx, rest);
+    return { id };
+  });
 }
 
 /** The id of the token `presented` is, or null when it is malformed or not known. */
