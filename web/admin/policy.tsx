@@ -21,10 +21,12 @@ export function PolicyPage({ onAuthError }: { onAuthError: (err: unknown) => voi
   const [problems, setProblems] = useState<PolicyProblem[]>([]);
   const [message, setMessage] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
   const area = useRef<HTMLTextAreaElement>(null);
+  // set once the admin types: a load that answers later must not overwrite the edit
+  const edited = useRef(false);
   const load = async () => {
     try {
       const p = await get<{ text: string | null; setAt: string | null }>('policy');
-      setText(p.text ?? '{\n  "acls": [\n    { "action": "accept", "src": ["*"], "dst": ["*:*"] }\n  ]\n}\n');
+      if (!edited.current) setText(p.text ?? '{\n  "acls": [\n    { "action": "accept", "src": ["*"], "dst": ["*:*"] }\n  ]\n}\n');
       setSetAt(p.setAt);
     } catch (err) {
       onAuthError(err);
@@ -53,6 +55,7 @@ export function PolicyPage({ onAuthError }: { onAuthError: (err: unknown) => voi
       const r = await post<{ acls: number; tests: number }>('policy', { text });
       setProblems([]);
       setMessage({ kind: 'ok', text: `Applied: ${r.acls} rule(s); nodes get new maps now.` });
+      edited.current = false;
       await load();
     } catch (err) {
       onAuthError(err);
@@ -71,7 +74,17 @@ export function PolicyPage({ onAuthError }: { onAuthError: (err: unknown) => voi
     <section aria-label="Access policy">
       <p>{setAt ? `Set ${new Date(setAt).toLocaleString()}.` : 'No policy is set: every node may reach every other.'}</p>
       <label for="policy-text">Policy (HuJSON)</label>
-      <textarea id="policy-text" ref={area} spellcheck={false} rows={18} value={text} onInput={(e) => setText(e.currentTarget.value)} />
+      <textarea
+        id="policy-text"
+        ref={area}
+        spellcheck={false}
+        rows={18}
+        value={text}
+        onInput={(e) => {
+          edited.current = true;
+          setText(e.currentTarget.value);
+        }}
+      />
       <div class="buttons">
         <button type="button" class="secondary" onClick={check}>
           Check
