@@ -190,19 +190,25 @@ class LinuxTun implements TunDevice {
       this.counters.rxPackets += pkts.length;
       handler(pkts);
     };
-    this.consumer = new RingConsumer(this.ring, (bytes, offsets, lengths, metas) => {
-      let pkts: Buffer[] = [];
-      for (let i = 0; i < offsets.length; i++) {
-        if (metas[i] === HANDBACK_META) {
+    // packets are handed on where the thread wrote them, as the event loop's own reads hand on views of their buffer:
+    // the handler copies what it keeps; the ring's room is freed once it has returned
+    let pkts: Buffer[] = [];
+    this.consumer = RingConsumer.inPlace(this.ring, {
+      record: (bytes, off, len, meta) => {
+        if (meta === HANDBACK_META) {
           // everything the thread read is handled before the event loop reads again
           if (pkts.length) deliver(pkts);
           pkts = [];
           this.mainReading?.handedBack();
-          continue;
+          return;
         }
-        pkts.push(bytes.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
-      }
-      if (pkts.length) deliver(pkts);
+        pkts.push(bytes.subarray(off, off + len));
+      },
+      end: () => {
+        const batch = pkts;
+        pkts = [];
+        if (batch.length) deliver(batch);
+      },
     });
     let policy = readerPolicy();
     const readMax = this.vnet ? VNET_HDR_LEN + 65535 : this.mtu + 64;

@@ -36,6 +36,55 @@ test('records cross a small ring in order and intact while the producer often wa
   await w.terminate();
 });
 
+test('in place: records are visited in order and intact across wrap-arounds, stay so until their batch ends, and a batch holds at most a quarter of the ring', async () => {
+  const count = 20_000;
+  const maxLen = 1500;
+  const ring = createRing(8192); // ~10 records: the producer waits for room most of the time, ready to overwrite
+  let next = 0;
+  let batches = 0;
+  let bad = '';
+  let visited: { i: number; data: Buffer; off: number; len: number }[] = [];
+  const intact = (i: number, data: Buffer, off: number, len: number): boolean => {
+    for (let k = 0; k < len; k++) if (data[off + k] !== ((i + k) & 0xff)) return false;
+    return true;
+  };
+  const done = new Promise<void>((resolve) => {
+    const c = RingConsumer.inPlace(ring, {
+      record: (data, off, len, meta) => {
+        const i = next++;
+        // a walk through overwritten headers would never end: fail at once
+        if (i >= count) throw new Error(`more records than were written: ${bad}`);
+        if (meta !== i || len !== lengthOf(i, maxLen)) bad ||= `record ${i}: meta ${meta} length ${len}`;
+        if (!intact(i, data, off, len)) bad ||= `record ${i} differs`;
+        if (off + len > 8192) bad ||= `record ${i} runs past the ring's end`;
+        visited.push({ i, data, off, len });
+      },
+      end: () => {
+        batches++;
+        // a batch stops at the first record past a quarter of the ring (8 bytes of header, bodies padded to 8)
+        const before = visited.slice(0, -1).reduce((n, v) => n + 8 + ((v.len + 7) & ~7), 0);
+        if (before >= 8192 / 4) bad ||= `a batch of ${visited.length} records held ${before} bytes before its last`;
+        // the producer is waiting for room: had any been freed before end(), it would have written over these
+        for (const v of visited) if (!intact(v.i, v.data, v.off, v.len)) bad ||= `record ${v.i} overwritten before the end of its batch`;
+        visited = [];
+        if (next === count) {
+          c.stop();
+          resolve();
+        }
+      },
+    });
+    c.start();
+  });
+  const w = new Worker(new URL('./fixtures/ring-producer.js', import.meta.url), { workerData: { ring, count, maxLen } });
+  const last = new Promise<{ stoppedReserve: number }>((r) => w.once('message', r));
+  await done;
+  assert.equal(bad, '');
+  assert.equal(next, count);
+  assert.ok(batches > 1 && batches <= count, `${batches} batches`);
+  assert.equal((await last).stoppedReserve, -1, 'after stop, reserve() refuses');
+  await w.terminate();
+});
+
 test('ring sizes that are not powers of two are refused', () => {
   assert.throws(() => createRing(1000), /power of two/);
 });
