@@ -149,6 +149,21 @@ export class RingConsumer {
     return c;
   }
 
+  /**
+   * One visitor for either way: in place, or each batch copied out first and its records visited in the copy (which
+   * the visitor may keep). The copy is the default (MESHCTL_RING_IN_PLACE, docs/performance.md).
+   */
+  static visiting(bufs: RingBuffers, visitor: InPlaceVisitor, inPlace: boolean): RingConsumer {
+    if (inPlace) return RingConsumer.inPlace(bufs, visitor);
+    return new RingConsumer(bufs, (bytes, offsets, lengths, metas) => {
+      try {
+        for (let i = 0; i < offsets.length; i++) visitor.record(bytes, offsets[i]!, lengths[i]!, metas[i]!);
+      } finally {
+        visitor.end();
+      }
+    });
+  }
+
   /** A user counter slot (RING_USER_SLOT and up), as the producer left it. */
   counter(slot: number): number {
     return Atomics.load(this.ctl, slot);

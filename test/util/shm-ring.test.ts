@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { createRing, RingConsumer } from '../../src/util/shm-ring.js';
+import { createRing, RingConsumer, RingProducer } from '../../src/util/shm-ring.js';
 
 const lengthOf = (i: number, max: number): number => (i * 7919) % (max + 1);
 
@@ -83,6 +83,36 @@ test('in place: records are visited in order and intact across wrap-arounds, sta
   assert.ok(batches > 1 && batches <= count, `${batches} batches`);
   assert.equal((await last).stoppedReserve, -1, 'after stop, reserve() refuses');
   await w.terminate();
+});
+
+test('visiting with a copy (the default): what a visitor keeps stays intact after the ring is written over', async () => {
+  const ring = createRing(1024);
+  const p = new RingProducer(ring);
+  const kept: { i: number; view: Buffer }[] = [];
+  let ends = 0;
+  const c = RingConsumer.visiting(
+    ring,
+    { record: (data, off, len, meta) => kept.push({ i: meta, view: data.subarray(off, off + len) }), end: () => ends++ },
+    false,
+  );
+  c.start();
+  const deadline = Date.now() + 10_000;
+  for (let i = 0; i < 40; i++) {
+    // 100-byte records in a 1 KiB ring: the room of record i is written over by record i + 8 or so
+    while (kept.length < i - 4 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+    const at = p.reserve(100, i);
+    p.data.fill(i, at, at + 100);
+    p.commit();
+  }
+  while (kept.length < 40 && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+  c.stop();
+  assert.equal(kept.length, 40);
+  assert.ok(ends >= 1);
+  for (const { i, view } of kept)
+    assert.ok(
+      view.every((b) => b === i),
+      `record ${i} changed after it was visited`,
+    );
 });
 
 test('ring sizes that are not powers of two are refused', () => {

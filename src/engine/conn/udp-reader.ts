@@ -13,7 +13,7 @@ import { readIpv6 } from '../../util/ip.js';
 import { HANDBACK_META, MainReading, readerPolicy, spawnReaderThread } from '../../util/reader-mode.js';
 import { createRing, RingConsumer } from '../../util/shm-ring.js';
 import { UDP_READER_WORKER_URL } from '../worker-files.js';
-import { udpGroWanted } from '../../util/knobs.js';
+import { ringInPlace, udpGroWanted } from '../../util/knobs.js';
 import { SPLIT_DONE, SPLIT_FAILED, splitMerged } from './gro-split.js';
 import { UDP_GRO_DATAGRAMS, UDP_GRO_READS } from './udp-reader-slots.js';
 
@@ -148,25 +148,31 @@ export class UdpReader {
       () => handles.forEach((h) => h!.recvStart!()),
       startThread,
     );
-    // datagrams are visited where the thread wrote them: a transport message is copied once, by the device, into the
-    // memory it decrypts in; anything else (handshakes, disco, STUN) may be kept by its receiver and is copied here
-    r.consumer = RingConsumer.inPlace(ring, {
-      record: (bytes, off, len, meta) => {
-        if (meta === HANDBACK_META) {
-          r.mainReading!.handedBack(); // the datagrams before it are delivered, those after it are none
-          return;
-        }
-        if (meta !== 0) {
-          r.truncated++;
-          return;
-        }
-        const src = r.endpoint(bytes, off);
-        if (!src) return;
-        const view = bytes.subarray(off + NAME_SLOT, off + len);
-        onDatagram(view[0] === TRANSPORT_TYPE ? view : Buffer.from(view), src);
+    // in place (MESHCTL_RING_IN_PLACE=1) datagrams are visited where the thread wrote them: a transport message is
+    // copied once, by the device, into the memory it decrypts in; anything else (handshakes, disco, STUN) may be kept
+    // by its receiver and is copied here. Otherwise the batch was copied out of the ring and its views may be kept.
+    const inPlace = ringInPlace();
+    r.consumer = RingConsumer.visiting(
+      ring,
+      {
+        record: (bytes, off, len, meta) => {
+          if (meta === HANDBACK_META) {
+            r.mainReading!.handedBack(); // the datagrams before it are delivered, those after it are none
+            return;
+          }
+          if (meta !== 0) {
+            r.truncated++;
+            return;
+          }
+          const src = r.endpoint(bytes, off);
+          if (!src) return;
+          const view = bytes.subarray(off + NAME_SLOT, off + len);
+          onDatagram(!inPlace || view[0] === TRANSPORT_TYPE ? view : Buffer.from(view), src);
+        },
+        end: () => {},
       },
-      end: () => {},
-    });
+      inPlace,
+    );
     r.consumer.start();
     r.mainReading.begin();
     return r;
