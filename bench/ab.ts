@@ -28,7 +28,7 @@ if (dirs.length !== 2) {
 const [a, b] = dirs.map((d) => resolve(d)) as [string, string];
 const pairs = opt('--pairs', 5);
 const seconds = opt('--seconds', 10);
-const KEYS = ['tcp1Mbps', 'tcp4Mbps', 'udpMbps', 'cpuSecPerGb', 'rttWarmMedianMs'] as const;
+const KEYS = ['tcp1Mbps', 'tcp4Mbps', 'udpMbps', 'cpuSecPerGb', 'engineCpuSecPerGb', 'rttWarmMedianMs'] as const;
 
 /**
  * CPU per GB: the whole machine's (/proc/stat) when both builds measure it, else the engine processes' own,
@@ -57,7 +57,8 @@ for (let i = 0; i < pairs; i++) {
   const ra = r.get('a')!;
   const rb = r.get('b')!;
   const line = KEYS.map((k) => {
-    const [x, y] = k === 'cpuSecPerGb' ? cpuOf(ra, rb) : [ra[k], rb[k]];
+    // engineCpuSecPerGb: the two engine processes' own CPU per GB, which other work on a shared machine does not inflate
+    const [x, y] = k === 'cpuSecPerGb' ? cpuOf(ra, rb) : k === 'engineCpuSecPerGb' ? [ra.cpuSecPerGb, rb.cpuSecPerGb] : [ra[k], rb[k]];
     if (typeof x === 'number' && typeof y === 'number' && x > 0) ratios.get(k)!.push(y / x);
     return `${k} ${x?.toFixed(2)} → ${y?.toFixed(2)}`;
   });

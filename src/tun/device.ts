@@ -12,7 +12,7 @@ import { TunError } from './errors.js';
 import { mergeScratch, writeMerged } from './gro.js';
 import { bindLibc, IFF_NO_PI, IFNAMSIZ, ifreq, IFF_TUN, IFF_VNET_HDR, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUNSETIFF, TUNSETOFFLOAD } from './libc.js';
 import { setMtu } from './netconf.js';
-import { tunOffloadWanted } from '../util/knobs.js';
+import { ringInPlace, tunOffloadWanted } from '../util/knobs.js';
 import { startMainTunReader, type MainTunReader } from './main-reader.js';
 import { VNET_HDR_LEN, vnetPackets } from './offload.js';
 import { HANDBACK_META, MainReading, MODE_SLOT, MODE_THREAD, readerPolicy, spawnReaderThread } from '../util/reader-mode.js';
@@ -190,20 +190,30 @@ class LinuxTun implements TunDevice {
       this.counters.rxPackets += pkts.length;
       handler(pkts);
     };
-    this.consumer = new RingConsumer(this.ring, (bytes, offsets, lengths, metas) => {
-      let pkts: Buffer[] = [];
-      for (let i = 0; i < offsets.length; i++) {
-        if (metas[i] === HANDBACK_META) {
-          // everything the thread read is handled before the event loop reads again
-          if (pkts.length) deliver(pkts);
+    // with MESHCTL_RING_IN_PLACE=1 packets are handed on where the thread wrote them, as the event loop's own reads
+    // hand on views of their buffer: the handler copies what it keeps; the ring's room is freed once it has returned
+    let pkts: Buffer[] = [];
+    this.consumer = RingConsumer.visiting(
+      this.ring,
+      {
+        record: (bytes, off, len, meta) => {
+          if (meta === HANDBACK_META) {
+            // everything the thread read is handled before the event loop reads again
+            if (pkts.length) deliver(pkts);
+            pkts = [];
+            this.mainReading?.handedBack();
+            return;
+          }
+          pkts.push(bytes.subarray(off, off + len));
+        },
+        end: () => {
+          const batch = pkts;
           pkts = [];
-          this.mainReading?.handedBack();
-          continue;
-        }
-        pkts.push(bytes.subarray(offsets[i]!, offsets[i]! + lengths[i]!));
-      }
-      if (pkts.length) deliver(pkts);
-    });
+          if (batch.length) deliver(batch);
+        },
+      },
+      ringInPlace(),
+    );
     let policy = readerPolicy();
     const readMax = this.vnet ? VNET_HDR_LEN + 65535 : this.mtu + 64;
     if (policy !== 'thread') this.mainReader = startMainTunReader(this.fd, readMax, (buf, n) => this.mainRead(buf, n, deliver), this.log);

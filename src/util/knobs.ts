@@ -120,6 +120,12 @@ export const KNOBS = {
     default: 'UDP GRO on while the reader thread reads the sockets',
     doc: 'never asks the kernel to merge received datagrams (UDP_GRO), to compare',
   },
+  MESHCTL_RING_IN_PLACE: {
+    use: 'tuning',
+    value: '1',
+    default: "each batch copied out of a reader thread's ring before it is handled",
+    doc: 'the event loop handles the packets of a reader ring where the thread wrote them (no copy per batch), to compare',
+  },
   MESHCTL_AEAD: {
     use: 'tuning',
     value: 'node|sodium',
@@ -223,6 +229,9 @@ export const udpGsoWanted = (env: NodeJS.ProcessEnv = process.env): boolean => e
 
 /** MESHCTL_UDP_GRO=0: no UDP_GRO on the WireGuard sockets. */
 export const udpGroWanted = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_UDP_GRO !== '0';
+
+/** MESHCTL_RING_IN_PLACE=1: reader rings visited in place instead of copied out per batch. */
+export const ringInPlace = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_RING_IN_PLACE === '1';
 
 /** MESHCTL_AEAD: 'node' (node:crypto) or 'sodium' (libsodium) instead of the OpenSSL EVP path, else 'evp'. */
 export function aeadChoice(env: NodeJS.ProcessEnv = process.env): 'evp' | 'node' | 'sodium' {

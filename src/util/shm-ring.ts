@@ -99,9 +99,23 @@ type WaitAsync = (a: Int32Array, i: number, v: number) => { async: boolean; valu
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
 /**
- * The event loop's end. Each wake-up copies the published records out of the
- * ring at once (one allocation per batch, so what the visitor keeps can never
- * be overwritten) and frees their room before visiting them.
+ * Records visited where they lie in the ring (`RingConsumer.inPlace`): `record` gets the ring's own memory and the
+ * body's offset in it, valid until `end` returns; the room is freed after that, so the producer cannot overwrite a
+ * record while it is visited. A visitor keeps nothing it was given past `end`: it copies what it keeps. A batch ends
+ * at the first record past a quarter of the ring, so the producer keeps room to fill while a batch is handled.
+ */
+export interface InPlaceVisitor {
+  record(data: Buffer, offset: number, length: number, meta: number): void;
+  /** after the last record of a batch (also when a record threw) */
+  end(): void;
+}
+
+/**
+ * The event loop's end. By default each wake-up copies the published records out
+ * of the ring at once (one allocation per batch, so what the visitor keeps can
+ * never be overwritten) and frees their room before visiting them. In place
+ * (`RingConsumer.inPlace`) nothing is copied or allocated: the records are
+ * visited in the ring and their room freed once the batch is done.
  */
 export class RingConsumer {
   private readonly data: Uint8Array;
@@ -110,6 +124,9 @@ export class RingConsumer {
   private readonly mask: number;
   private tail = 0;
   private running = false;
+  /** the ring's memory as a Buffer, for in-place visits */
+  private readonly ringBytes: Buffer;
+  private visitor: InPlaceVisitor | null = null;
   batches = 0;
 
   constructor(
@@ -117,11 +134,34 @@ export class RingConsumer {
     /** one batch: a private copy and, per record, its body offset/length/meta in it */
     private readonly onBatch: (bytes: Buffer, offsets: number[], lengths: number[], metas: number[]) => void,
   ) {
+    this.ringBytes = Buffer.from(bufs.data);
     this.data = new Uint8Array(bufs.data);
     this.words = new Int32Array(bufs.data);
     this.ctl = new Int32Array(bufs.ctl);
     this.mask = bufs.data.byteLength - 1;
     this.tail = Atomics.load(this.ctl, TAIL) >>> 0;
+  }
+
+  /** A consumer that visits each record in the ring itself, with no copy and no allocation per batch. */
+  static inPlace(bufs: RingBuffers, visitor: InPlaceVisitor): RingConsumer {
+    const c = new RingConsumer(bufs, () => {});
+    c.visitor = visitor;
+    return c;
+  }
+
+  /**
+   * One visitor for either way: in place, or each batch copied out first and its records visited in the copy (which
+   * the visitor may keep). The copy is the default (MESHCTL_RING_IN_PLACE, docs/performance.md).
+   */
+  static visiting(bufs: RingBuffers, visitor: InPlaceVisitor, inPlace: boolean): RingConsumer {
+    if (inPlace) return RingConsumer.inPlace(bufs, visitor);
+    return new RingConsumer(bufs, (bytes, offsets, lengths, metas) => {
+      try {
+        for (let i = 0; i < offsets.length; i++) visitor.record(bytes, offsets[i]!, lengths[i]!, metas[i]!);
+      } finally {
+        visitor.end();
+      }
+    });
   }
 
   /** A user counter slot (RING_USER_SLOT and up), as the producer left it. */
@@ -158,6 +198,7 @@ export class RingConsumer {
   };
 
   private drain(head: number): void {
+    if (this.visitor !== null) return this.drainInPlace(head, this.visitor);
     const cap = this.mask + 1;
     const used = (head - this.tail) >>> 0;
     const copy = Buffer.allocUnsafe(used);
@@ -187,5 +228,41 @@ export class RingConsumer {
     Atomics.notify(this.ctl, TAIL);
     this.batches++;
     if (offsets.length > 0) this.onBatch(copy, offsets, lengths, metas);
+  }
+
+  private drainInPlace(head: number, v: InPlaceVisitor): void {
+    const cap = this.mask + 1;
+    const words = this.words;
+    const bytes = this.ringBytes;
+    // a batch ends at the first record past a quarter of the ring: the producer keeps room to fill while it is handled
+    const quarter = cap >>> 2;
+    const start = this.tail;
+    let at = start;
+    let finished = false;
+    this.batches++;
+    try {
+      while (at !== head && (at - start) >>> 0 < quarter) {
+        const pos = at & this.mask;
+        const len = words[pos >> 2]!;
+        if (len === WRAP) {
+          at = (at + cap - pos) >>> 0;
+          continue;
+        }
+        v.record(bytes, pos + HEADER, len, words[(pos >> 2) + 1]!);
+        at = (at + HEADER + pad(len)) >>> 0;
+      }
+      finished = true;
+    } finally {
+      try {
+        v.end();
+      } finally {
+        // the room is freed only now: nothing the visitor was given can be overwritten before end() returned. A visitor
+        // that threw frees the whole batch, as the copying consumer would have lost it.
+        if (!finished) at = head;
+        this.tail = at >>> 0;
+        Atomics.store(this.ctl, TAIL, at | 0);
+        Atomics.notify(this.ctl, TAIL);
+      }
+    }
   }
 }

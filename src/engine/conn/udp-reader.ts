@@ -13,11 +13,13 @@ import { readIpv6 } from '../../util/ip.js';
 import { HANDBACK_META, MainReading, readerPolicy, spawnReaderThread } from '../../util/reader-mode.js';
 import { createRing, RingConsumer } from '../../util/shm-ring.js';
 import { UDP_READER_WORKER_URL } from '../worker-files.js';
-import { udpGroWanted } from '../../util/knobs.js';
+import { ringInPlace, udpGroWanted } from '../../util/knobs.js';
 import { SPLIT_DONE, SPLIT_FAILED, splitMerged } from './gro-split.js';
 import { UDP_GRO_DATAGRAMS, UDP_GRO_READS } from './udp-reader-slots.js';
 
 const NAME_SLOT = 28;
+/** a WireGuard transport message's first byte: handed on in place (the device copies it before decrypting) */
+const TRANSPORT_TYPE = 4;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const STOP_TIMEOUT_MS = 1000;
@@ -146,21 +148,31 @@ export class UdpReader {
       () => handles.forEach((h) => h!.recvStart!()),
       startThread,
     );
-    r.consumer = new RingConsumer(ring, (bytes, offsets, lengths, metas) => {
-      for (let i = 0; i < offsets.length; i++) {
-        if (metas[i] === HANDBACK_META) {
-          r.mainReading!.handedBack(); // the datagrams before it are delivered, those after it are none
-          continue;
-        }
-        if (metas[i] !== 0) {
-          r.truncated++;
-          continue;
-        }
-        const off = offsets[i]!;
-        const src = r.endpoint(bytes, off);
-        if (src) onDatagram(bytes.subarray(off + NAME_SLOT, off + lengths[i]!), src);
-      }
-    });
+    // in place (MESHCTL_RING_IN_PLACE=1) datagrams are visited where the thread wrote them: a transport message is
+    // copied once, by the device, into the memory it decrypts in; anything else (handshakes, disco, STUN) may be kept
+    // by its receiver and is copied here. Otherwise the batch was copied out of the ring and its views may be kept.
+    const inPlace = ringInPlace();
+    r.consumer = RingConsumer.visiting(
+      ring,
+      {
+        record: (bytes, off, len, meta) => {
+          if (meta === HANDBACK_META) {
+            r.mainReading!.handedBack(); // the datagrams before it are delivered, those after it are none
+            return;
+          }
+          if (meta !== 0) {
+            r.truncated++;
+            return;
+          }
+          const src = r.endpoint(bytes, off);
+          if (!src) return;
+          const view = bytes.subarray(off + NAME_SLOT, off + len);
+          onDatagram(!inPlace || view[0] === TRANSPORT_TYPE ? view : Buffer.from(view), src);
+        },
+        end: () => {},
+      },
+      inPlace,
+    );
     r.consumer.start();
     r.mainReading.begin();
     return r;
