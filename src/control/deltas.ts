@@ -83,7 +83,6 @@ export function deltaLine(snap: NetworkSnapshot, changes: MapChanges, self: Node
     for (const x of sent.visible) if (!visible.has(x)) c.add(x);
     candidates = c;
   }
-  if (candidates.size > DELTA_MIN_FULL_MAP_ENTRIES && candidates.size > snap.shownCount(id) / 2) return fullMapLine(snap, self);
   const peers: string[] = [];
   const patches: string[] = [];
   const removed: number[] = [];
@@ -104,6 +103,8 @@ export function deltaLine(snap: NetworkSnapshot, changes: MapChanges, self: Node
       if (patch) patches.push(patch);
     } else peers.push(h.json);
   }
+  const entries = peers.length + patches.length + removed.length;
+  if (entries > DELTA_MIN_FULL_MAP_ENTRIES && entries > snap.shownCount(id) / 2) return fullMapLine(snap, self);
   const parts: string[] = [];
   if (since.seen.has(id)) parts.push(`"self":${snap.selfJson(self)}`);
   if (peers.length) parts.push(`"peers":[${peers.join(',')}]`);

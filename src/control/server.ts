@@ -18,7 +18,7 @@ import { guardConnections, type ConnectionStats } from './connections.js';
 import { RateLimitedError, readJson, sendError, sendJson } from './http-util.js';
 import { openStateDatabase } from './open-database.js';
 import { ControlError, MAP_KEEPALIVE_MS, PATHS } from './protocol.js';
-import type { MapLine, RelayRegion } from '../netmap/types.js';
+import type { MapLine, NetworkMap, RelayRegion } from '../netmap/types.js';
 import type { SentMap } from './map-changes.js';
 import { deltaLine, fullMapLine, type DeltaSent } from './deltas.js';
 import type { NetworkSnapshot } from './snapshot.js';
@@ -124,6 +124,14 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 /** Coalesces bursts of changes (three nodes joining at once) into one push, well inside the 1 s goal. */
 const BROADCAST_DELAY_MS = 25;
+/**
+ * A broadcast reads the whole network once (a few ms per thousand nodes), so
+ * the next one waits at least as long as the last one took: under a stream of
+ * changes broadcasts take at most about half the CPU, and each coalesces more
+ * changes instead of falling behind. The wait is capped so a slow read once
+ * does not hold later changes back for long.
+ */
+const MAX_BROADCAST_SPACING_MS = 1000;
 /** How often key expiry is checked, so an expired node drops out of maps promptly. */
 const EXPIRY_CHECK_MS = 1000;
 const DEFAULT_EPHEMERAL_GRACE_MS = 30_000;
@@ -196,6 +204,8 @@ export class ControlServer {
   private readonly streamCounters = { coalesced: 0, dropped: 0, replaced: 0, mapsWritten: 0, mapBytes: 0, deltasWritten: 0, deltaBytes: 0, deltaResyncs: 0 };
   private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
   private broadcastTimer: NodeJS.Timeout | null = null;
+  /** how long the last broadcast took: the next waits at least that long */
+  private lastBroadcastMs = 0;
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private expiredIds = new Set<number>();
@@ -650,14 +660,17 @@ export class ControlServer {
   /** Something in the network changed: push fresh maps, soon, to the streams whose map it changed. */
   private changed(): void {
     if (this.broadcastTimer) return;
+    const delay = Math.max(BROADCAST_DELAY_MS, Math.min(MAX_BROADCAST_SPACING_MS, this.lastBroadcastMs));
     this.broadcastTimer = setTimeout(() => {
       this.broadcastTimer = null;
       // stopped, or no stream to write to (the next snapshot is compared with the last one whenever it is taken)
       if (!this.store || !this.registry || this.streams.size === 0) return;
+      const t0 = performance.now();
       // one read of the network for every map of this broadcast
       const snap = this.registry.snapshot((id) => this.online(id), this.relayMap);
       for (const s of this.streams.values()) this.pushMap(s, snap);
-    }, BROADCAST_DELAY_MS);
+      this.lastBroadcastMs = performance.now() - t0;
+    }, delay);
   }
 
   /**
@@ -719,6 +732,23 @@ export class ControlServer {
       this.streamCounters.deltaBytes += bytes;
     } else if (!first) this.streamCounters.deltaResyncs++;
     if (!s.res.write(r.line)) s.blocked = true;
+  }
+
+  /**
+   * The maps of nodes `ids` as the network stands now, from one snapshot, for
+   * checking what the streams delivered (the bench); nodes no map shows are left out.
+   */
+  mapsNow(ids: readonly number[]): Map<number, NetworkMap> {
+    const out = new Map<number, NetworkMap>();
+    if (!this.registry) return out;
+    const snap = this.registry.snapshot((id) => this.online(id), this.relayMap);
+    for (const id of ids) {
+      const n = snap.node(id);
+      if (n) out.set(id, snap.mapFor(n));
+    }
+    // the snapshot recorded any change not yet pushed: the streams get it with the next broadcast
+    this.changed();
+    return out;
   }
 
   private writeAll(line: MapLine): void {

@@ -33,6 +33,11 @@ export class NetmapState {
     return this.peers.size;
   }
 
+  /** The node's own view in the map held (undefined before the first map). */
+  get selfView(): NodeView | undefined {
+    return this.self ?? undefined;
+  }
+
   peer(id: number): NodeView | undefined {
     return this.peers.get(id);
   }
