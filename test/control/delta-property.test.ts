@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { allocateAddresses, ipv6Prefix } from '../../src/control/addresses.js';
 import { createAuthKey } from '../../src/control/authkeys.js';
 import { deltaLine, fullMapLine, type DeltaSent } from '../../src/control/deltas.js';
+import { MAX_CHANGE_LOG_ENTRIES } from '../../src/control/map-changes.js';
 import { addDevice, removeDevice } from '../../src/control/devices.js';
 import { setPolicy } from '../../src/control/policy.js';
 import { Registry } from '../../src/control/registry.js';
@@ -190,3 +191,62 @@ for (const seed of [1, 2, 3]) {
     }
   });
 }
+
+test('a stream further behind than the change log keeps gets a whole map, which gives the same map', () => {
+  const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'meshctl-delta-'));
+  const store = new SqliteStore(join(dir, 'control.db'));
+  try {
+    const reg = new Registry(store, { keyExpiryMs: null });
+    const authKeyId = createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null }).record.id;
+    ipv6Prefix(store);
+    const ids = [0, 1].map(
+      (i) =>
+        store.insertNode({
+          nodeKey: key(),
+          discoKey: key(),
+          hostname: `n${i}`,
+          requestedHostname: `n${i}`,
+          os: 'linux',
+          version: 'test',
+          ...allocateAddresses(store),
+          endpoints: [],
+          homeRelay: null,
+          ephemeral: false,
+          authKeyId,
+          createdAtMs: 0,
+          lastSeenMs: null,
+          keyExpiresAtMs: null,
+          connected: false,
+          user: 'alice',
+          tags: [],
+        }).id,
+    );
+    let snap = reg.snapshot(() => true, []);
+    const self = (): ReturnType<typeof snap.node> & object => snap.node(ids[0]!)!;
+    const first = fullMapLine(snap, self());
+    const state = new NetmapState();
+    const m = parseMapLine(JSON.parse(first.line!))!;
+    assert.equal(m.type, 'map');
+    state.setMap((m as { map: NetworkMap }).map, (m as { seq: number }).seq);
+    // one change more than the log keeps, none of them served to this stream
+    for (let i = 0; i <= MAX_CHANGE_LOG_ENTRIES; i++) {
+      store.updateNode(ids[1]!, { endpoints: [`192.0.2.1:${1000 + i}`] });
+      snap = reg.snapshot(() => true, []);
+    }
+    const out = deltaLine(snap, reg.changes, self(), first.sent);
+    assert.equal(out.full, true);
+    const line = parseMapLine(JSON.parse(out.line!), state.mesh)!;
+    assert.equal(line.type, 'map');
+    state.setMap((line as { map: NetworkMap }).map, (line as { seq: number }).seq);
+    assert.deepEqual(state.toMap(), canon(snap.mapFor(self())));
+    // and from there, deltas again
+    store.updateNode(ids[1]!, { endpoints: ['192.0.2.2:2'] });
+    snap = reg.snapshot(() => true, []);
+    const next = deltaLine(snap, reg.changes, self(), out.sent);
+    assert.equal(next.full, false);
+    assert.ok(next.line!.length < 300, next.line!);
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
