@@ -46,6 +46,8 @@ const STEP_DEADLINE_MS = 40 * 60_000;
 /** Silence after which a map stream gives up (the server sends a keepalive every 3 s; the generator is busy). */
 const STREAM_IDLE_MS = 300_000;
 const NAS_PORT = 445;
+/** A simulated node whose stream ended opens a new one after this long (the daemon's first backoff step). */
+const RECONNECT_MS = 1000;
 
 interface Sim {
   i: number;
@@ -230,6 +232,8 @@ async function main(): Promise<void> {
     const url = `https://127.0.0.1:${ready.port as number}`;
     let lastLine = Date.now();
     const pending: Pending[] = [];
+    let reconnects = 0;
+    let lastEnd = '';
     /** after each map or delta: the bytes, and whether the node now holds what a pending change brought */
     const onState = (s: Sim, state: NetmapState, bytes: number): void => {
       lastLine = Date.now();
@@ -253,7 +257,13 @@ async function main(): Promise<void> {
         onState: (state, bytes) => onState(s, state, bytes),
         onRefused: (msg) => console.log(`  node ${s.i}: ${msg}`),
       });
-      void s.stream.done.then((d) => (s.ended = d.error?.message ?? d.gone ?? 'closed'));
+      void s.stream.done.then((d) => {
+        if (s.left) return;
+        // as the daemon does: a stream that ended (a delta refused, a connection cut while this process starves) reconnects
+        reconnects++;
+        lastEnd = d.error?.message ?? d.gone ?? 'closed';
+        setTimeout(() => void open(s).catch((err: Error) => (s.ended = err.message)), RECONNECT_MS);
+      });
     };
 
     // join: streams opened at joinRate per second, each a node coming online
@@ -499,7 +509,8 @@ async function main(): Promise<void> {
         (wrong.length ? `; differ: ${wrong.slice(0, 5).map(idOf).join(', ')}` : ''),
     );
     const ended = sims.filter((s) => s.ended !== null && !s.left);
-    if (ended.length) console.log(`  ${ended.length} streams ended on their own, e.g. ${ended[0]!.ended}`);
+    if (ended.length) console.log(`  ${ended.length} streams ended and could not reopen, e.g. ${ended[0]!.ended}`);
+    if (reconnects) console.log(`  ${reconnects} streams ended and reconnected (whole map again), the last: ${lastEnd}`);
     const gen = process.cpuUsage();
     console.log(
       `control: peak RSS ${peakRssMb(pid).toFixed(0)} MiB; generator CPU ${((gen.user + gen.system) / 1e6).toFixed(1)} s, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB;` +
