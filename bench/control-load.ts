@@ -473,6 +473,19 @@ async function main(): Promise<void> {
           ` from control's answer to all nodes: p50 ${pct(fromAnswer, 50).toFixed(0)} ms, p99 ${pct(fromAnswer, 99).toFixed(0)} ms;` +
           ` to one node: p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms`,
       );
+      for (const kind of ['endpoint', 'leave'] as const) {
+        const cs = pending.filter((c) => c.kind === kind);
+        const slow = cs.reduce((a, c) => (c.done! > a.done! ? c : a), cs[0]!);
+        console.log(
+          `  ${kind}: to all its nodes p50 ${pct(
+            cs.map((c) => c.done!),
+            50,
+          ).toFixed(0)} ms, p99 ${pct(
+            cs.map((c) => c.done!),
+            99,
+          ).toFixed(0)} ms; the slowest (${slow.done} ms) reached ${slow.affected} nodes, ${slow.lat.filter((l) => l > 2000).length} of them after 2 s`,
+        );
+      }
       const received = sum(sims.map((s) => s.bytes)) - bytes0;
       console.log(
         `  bytes: ${mb(received)} MiB received by the nodes, ${(received / Math.max(1, sum(pending.map((c) => c.affected)))).toFixed(0)} B per change per affected node` +
