@@ -1,17 +1,20 @@
 // Load generator for the control plane: N simulated nodes, each with a real
 // map stream over HTTPS through the node's own control client (sealed map
-// request, strict map parser), against a control server in its own process
-// on loopback with a SQLite file. The nodes are seeded into the store before
-// the server starts (registration one at a time is not what is measured here),
-// under a realistic access policy:
+// request, strict parser, deltas applied to its copy of the map), against a
+// control server in its own process on loopback with a SQLite file. The nodes
+// are seeded into the store before the server starts, under a realistic
+// access policy:
 //   - N/8 users with 7 nodes each on average (autogroup:self: a user's nodes see each other);
 //   - group:admins (2 users) reach everything; group:eng (a quarter of the users)
 //     reaches tag:server on 443 and 22; 5% of the nodes are tag:server, 2% tag:nas.
-// It measures, from `policy set` through the admin socket (as the CLI does)
-// until every affected stream holds its new map: the time, the map bytes
-// pushed in all and per node, control's CPU and RSS; and the same for one
-// node's endpoint change.
-//   node dist/bench/control-load.js --nodes 1000
+// Phases: join (streams opened at --join-rate per second, each a node coming
+// online), `policy set` and one endpoint change (time until every affected
+// stream holds it, bytes), churn for --churn-seconds (each second 1 node
+// registers and joins, 1 logs out, 10 change endpoints; each change timed
+// until every node that held the node holds the change), `control nodes list`
+// latency, and a check of what the nodes hold against what control builds for
+// them (digests of up to 500 nodes' maps). --full-maps: nodes do not ask for deltas.
+//   node dist/bench/control-load.js --nodes 1000 [--join-rate 100] [--churn-seconds 20] [--full-maps]
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,9 +29,11 @@ import { SqliteStore } from '../src/control/sqlite-store.js';
 import { stateFiles } from '../src/control/state-dir.js';
 import { keyToText } from '../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../src/crypto/x25519.js';
-import { ControlClient } from '../src/daemon/control-client.js';
-import type { MapLine, NetworkMap } from '../src/netmap/types.js';
+import { ControlClient, type MapStream } from '../src/daemon/control-client.js';
+import type { NetmapState } from '../src/netmap/delta.js';
 import { cpuSeconds, peakRssMb, rssMb } from './procstat.js';
+import { mapDigest } from './map-digest.js';
+import { loadavg } from 'node:os';
 
 /** More nodes than this needs more file descriptors than one generator process gets here (two per node). */
 const MAX_NODES = 8000;
@@ -37,10 +42,12 @@ const CONNECT_CONCURRENCY = 64;
 /** No map line on any stream for this long: the network has settled. */
 const QUIET_MS = 2000;
 /** The most a step may take before the bench gives up. */
-const STEP_DEADLINE_MS = 15 * 60_000;
+const STEP_DEADLINE_MS = 40 * 60_000;
 /** Silence after which a map stream gives up (the server sends a keepalive every 3 s; the generator is busy). */
 const STREAM_IDLE_MS = 300_000;
 const NAS_PORT = 445;
+/** A simulated node whose stream ended opens a new one after this long (the daemon's first backoff step). */
+const RECONNECT_MS = 1000;
 
 interface Sim {
   i: number;
@@ -51,26 +58,51 @@ interface Sim {
   user: string | null;
   tags: string[];
   client?: ControlClient;
+  stream?: MapStream;
+  /** the node's copy of its map (deltas applied to it) */
+  state?: NetmapState;
   maps: number;
   bytes: number;
   /** the stream ended: why */
   ended: string | null;
-  /** from the latest map: a filter rule opens NAS_PORT, a tag:nas node is a peer, the watched peer's endpoints */
-  nasRule: boolean;
-  nasPeer: boolean;
-  watched: string[] | null;
-  /** its own endpoints in the latest map */
-  own: string[];
+  /** logged out in the churn phase: no longer expected to hold anything */
+  left: boolean;
 }
 
-const arg = (name: string, dflt: number): number => {
+/** A change in the churn phase: the nodes that must see it, and when they did. */
+interface Pending {
+  kind: 'endpoint' | 'leave';
+  nodeId: number;
+  /** the new endpoint (kind endpoint) */
+  value: string;
+  t0: number;
+  /** when control answered the request (the change is in its database): propagation proper starts here */
+  t1: number | null;
+  waiting: Set<Sim>;
+  affected: number;
+  /** ms from the request to each affected node holding it */
+  lat: number[];
+  /** ms until the last affected node held it; null while pending */
+  done: number | null;
+}
+
+const arg = (name: string, dflt: number, min = 8, max = MAX_NODES): number => {
   const i = process.argv.indexOf(name);
   const v = i < 0 ? dflt : Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 8 || v > MAX_NODES) throw new Error(`${name}: an integer 8-${MAX_NODES}`);
+  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name}: an integer ${min}-${max}`);
   return v;
 };
 
 const nodes = arg('--nodes', 1000);
+/** streams opened per second in the join phase (each open is a node coming online: a change to every node that sees it) */
+const joinRate = arg('--join-rate', 100, 1, 10_000);
+/** seconds of churn: each second 1 node joins (registers and opens its stream), 1 logs out, 10 change endpoints */
+const churnSeconds = arg('--churn-seconds', 20, 0, 3600);
+/** --full-maps: the simulated nodes do not ask for deltas (the old behaviour, for comparison) */
+const deltas = !process.argv.includes('--full-maps');
+/** the final check compares the maps of at most this many nodes with what control would send them */
+const CHECK_SAMPLE = 500;
+const CHURN_ENDPOINTS_PER_SEC = 10;
 const users = Math.max(4, Math.floor(nodes / 8));
 const userName = (u: number): string => `user${u}`;
 const eng = Array.from({ length: users }, (_, u) => u).filter((u) => u >= 2 && u % 4 === 2);
@@ -96,11 +128,16 @@ function identity(i: number): { user: string | null; tags: string[] } {
   return { user: userName(i % users), tags: [] };
 }
 
+/** the auth key churn joins register with (a user in group:eng) */
+let joinKey = '';
+
 async function seed(dir: string): Promise<Sim[]> {
   const store = new SqliteStore(stateFiles(dir).db);
   const sims: Sim[] = [];
   try {
-    const authKeyId = (await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null })).record.id;
+    const created = await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null, user: userName(eng[0]!) });
+    joinKey = created.key;
+    const authKeyId = created.record.id;
     await ipv6Prefix(store);
     await store.transaction(async (tx) => {
       for (let i = 0; i < nodes; i++) {
@@ -115,10 +152,7 @@ async function seed(dir: string): Promise<Sim[]> {
           maps: 0,
           bytes: 0,
           ended: null,
-          nasRule: false,
-          nasPeer: false,
-          watched: null,
-          own: [],
+          left: false,
         };
         sims.push(sim);
         await tx.insertNode({
@@ -163,12 +197,23 @@ const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const kb = (b: number): string => (b / 1024).toFixed(1);
 const mb = (b: number): string => (b / 1024 / 1024).toFixed(1);
 
+const pct = (xs: number[], p: number): number => {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-control-load-'));
   const t0 = Date.now();
   const sims = await seed(dir);
-  console.log(`control-load: ${nodes} nodes, ${users} users (${eng.length} in group:eng), seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  const child = fork(join(dirname(fileURLToPath(import.meta.url)), 'control-serve.js'), [dir, String(nodes)], {
+  console.log(
+    `control-load: ${nodes} nodes, ${users} users (${eng.length} in group:eng), seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s;` +
+      ` ${deltas ? 'deltas' : 'whole maps only'}; load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+  );
+  const child = fork(join(dirname(fileURLToPath(import.meta.url)), 'control-serve.js'), [dir, String(nodes + churnSeconds + 16)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const messages: { type: string; [k: string]: unknown }[] = [];
@@ -180,95 +225,312 @@ async function main(): Promise<void> {
       1,
     )[0]!;
   };
+  const stats = async (): Promise<Record<string, number>> => (child.send({ type: 'stats' }), (await next('stats')) as Record<string, number>);
   const pid = child.pid!;
   try {
     const ready = await next('ready');
     const url = `https://127.0.0.1:${ready.port as number}`;
-    // the peer every endpoint-change step watches: the first node of an eng user
-    const target = sims.find((s) => s.user === userName(eng[0]!))!;
     let lastLine = Date.now();
-    const onMap = (s: Sim, l: MapLine): void => {
-      if (l.type !== 'map') return;
+    const pending: Pending[] = [];
+    let reconnects = 0;
+    let lastEnd = '';
+    /** after each map or delta: the bytes, and whether the node now holds what a pending change brought */
+    const onState = (s: Sim, state: NetmapState, bytes: number): void => {
       lastLine = Date.now();
       s.maps++;
-      s.bytes += Buffer.byteLength(JSON.stringify(l)) + 1;
-      const m: NetworkMap = l.map;
-      s.nasRule = (m.packetFilter ?? []).some((r) => r.dstPorts.some((d) => d.first === NAS_PORT));
-      s.nasPeer = m.peers.some((p) => p.tags?.includes('tag:nas') === true);
-      s.watched = m.peers.find((p) => p.nodeKey === target.key)?.endpoints ?? null;
-      s.own = m.self.endpoints;
+      s.bytes += bytes;
+      s.state = state;
+      for (const c of pending) {
+        if (c.done !== null || !c.waiting.has(s)) continue;
+        const v = state.selfView?.id === c.nodeId ? state.selfView : state.peer(c.nodeId);
+        const holds = c.kind === 'leave' ? v === undefined : v?.endpoints[0] === c.value;
+        if (!holds) continue;
+        c.waiting.delete(s);
+        c.lat.push(Date.now() - (c.t1 ?? c.t0));
+        if (c.waiting.size === 0) c.done = Date.now() - c.t0;
+      }
     };
+    const open = async (s: Sim): Promise<void> => {
+      s.client = new ControlClient(url, ready.certPem as string, s.priv);
+      s.stream = await s.client.openMap({ endpoints: s.endpoints, discoKey: s.disco }, () => {}, STREAM_IDLE_MS, {
+        deltas,
+        onState: (state, bytes) => onState(s, state, bytes),
+        onRefused: (msg) => console.log(`  node ${s.i}: ${msg}`),
+      });
+      void s.stream.done.then((d) => {
+        if (s.left) return;
+        // as the daemon does: a stream that ended (a delta refused, a connection cut while this process starves) reconnects
+        reconnects++;
+        lastEnd = d.error?.message ?? d.gone ?? 'closed';
+        setTimeout(() => void open(s).catch((err: Error) => (s.ended = err.message)), RECONNECT_MS);
+      });
+    };
+
+    // join: streams opened at joinRate per second, each a node coming online
     const connectStart = Date.now();
     const cpu0 = cpuSeconds(pid);
+    const gen0 = process.cpuUsage();
     let nextIndex = 0;
-    await Promise.all(
-      Array.from({ length: CONNECT_CONCURRENCY }, async () => {
-        while (nextIndex < sims.length) {
-          const s = sims[nextIndex++]!;
-          s.client = new ControlClient(url, ready.certPem as string, s.priv);
-          const stream = await s.client.openMap({ endpoints: s.endpoints, discoKey: s.disco }, (l) => onMap(s, l), STREAM_IDLE_MS);
-          void stream.done.then((d) => (s.ended = d.error?.message ?? d.gone ?? 'closed'));
-        }
-      }),
-    );
     const progress = setInterval(() => {
       const ended = sims.filter((s) => s.ended !== null);
       const why = ended.length ? `; ${ended.length} ended, e.g. ${ended[0]!.ended}` : '';
-      console.log(`  ${((Date.now() - connectStart) / 1000).toFixed(0)} s: ${sims.filter((s) => s.maps > 0).length} streams with a map${why}`);
-    }, 30_000);
+      console.log(
+        `  ${((Date.now() - connectStart) / 1000).toFixed(0)} s: ${nextIndex} opened, ${sims.filter((s) => s.maps > 0).length} streams with a map${why};` +
+          ` control RSS ${rssMb(pid).toFixed(0)} MiB`,
+      );
+    }, 15_000);
+    await Promise.all(
+      Array.from({ length: CONNECT_CONCURRENCY }, async () => {
+        while (nextIndex < sims.length) {
+          const i = nextIndex++;
+          const due = connectStart + (i * 1000) / joinRate;
+          if (due > Date.now()) await sleep(due - Date.now());
+          await open(sims[i]!);
+        }
+      }),
+    );
     await until(() => sims.every((s) => s.maps > 0), 'first maps');
     clearInterval(progress);
     const connected = (Date.now() - connectStart) / 1000;
     await until(() => Date.now() - lastLine > QUIET_MS, 'quiet after connecting', 50);
-    const allOnline = (Date.now() - connectStart - QUIET_MS) / 1000;
+    const settled = (Date.now() - connectStart - QUIET_MS) / 1000;
+    const genJoin = process.cpuUsage(gen0);
     console.log(
-      `connect: ${nodes} streams open with a first map in ${connected.toFixed(1)} s; settled in ${allOnline.toFixed(1)} s;` +
-        ` ${mb(sum(sims.map((s) => s.bytes)))} MiB of maps; control CPU ${(cpuSeconds(pid) - cpu0).toFixed(1)} s, RSS ${rssMb(pid).toFixed(0)} MiB`,
+      `join: ${nodes} streams at ${joinRate}/s offered: all had a first map after ${connected.toFixed(1)} s (${(nodes / connected).toFixed(0)} joins/s),` +
+        ` settled at ${settled.toFixed(1)} s; ${mb(sum(sims.map((s) => s.bytes)))} MiB of maps and deltas;` +
+        ` control CPU ${(cpuSeconds(pid) - cpu0).toFixed(1)} s, RSS ${rssMb(pid).toFixed(0)} MiB; generator CPU ${((genJoin.user + genJoin.system) / 1e6).toFixed(1)} s`,
     );
 
     const step = async (name: string, act: () => Promise<unknown>, affected: Sim[], done: (s: Sim) => boolean): Promise<void> => {
       const maps0 = sims.map((s) => s.maps);
       const bytes0 = sims.map((s) => s.bytes);
-      const stats0 = (child.send({ type: 'stats' }), await next('stats'));
       const c0 = cpuSeconds(pid);
       const start = process.hrtime.bigint();
       await act();
       await until(() => affected.every(done), `${name}: every affected stream`, 1);
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
       await until(() => Date.now() - lastLine > QUIET_MS, `${name}: quiet`, 50);
-      const cpu = cpuSeconds(pid) - c0 - 0;
-      const stats1 = (child.send({ type: 'stats' }), await next('stats'));
+      const cpu = cpuSeconds(pid) - c0;
       const got = sims.filter((s, i) => s.maps > maps0[i]!);
       const bytes = sum(sims.map((s, i) => s.bytes - bytes0[i]!));
-      const server = stats1.mapBytes === null ? 'n/a' : `${mb((stats1.mapBytes as number) - (stats0.mapBytes as number))} MiB`;
       console.log(
-        `${name}: all ${affected.length} affected nodes had the new map in ${ms.toFixed(0)} ms; ${got.length} of ${nodes} streams got a map` +
-          ` (${got.length - affected.length} beyond the affected); ${mb(bytes)} MiB pushed (server count ${server}),` +
-          ` ${kb(bytes / Math.max(1, got.length))} KiB per node that got one; control CPU ${cpu.toFixed(2)} s (incl. ${QUIET_MS / 1000} s quiet), RSS ${rssMb(pid).toFixed(0)} MiB`,
+        `${name}: all ${affected.length} affected nodes held it in ${ms.toFixed(0)} ms; ${got.length} of ${nodes} streams got a line` +
+          ` (${got.length - affected.length} beyond the affected); ${kb(bytes)} KiB in all, ${(bytes / Math.max(1, got.length)).toFixed(0)} B per node that got one;` +
+          ` control CPU ${cpu.toFixed(2)} s (incl. ${QUIET_MS / 1000} s quiet), RSS ${rssMb(pid).toFixed(0)} MiB`,
       );
     };
+    const idOf = (s: Sim): number => s.state!.selfView!.id;
+    const holdsPeer = (s: Sim, id: number): boolean => s.state?.peer(id) !== undefined;
 
     // group:eng may now reach tag:nas on 445: the NAS nodes' filters and the eng nodes' peers change
     const engUsers = new Set(eng.map(userName));
     const nas = sims.filter((s) => s.tags.includes('tag:nas'));
     const engNodes = sims.filter((s) => s.user !== null && engUsers.has(s.user));
+    const nasIds = new Set(nas.map(idOf));
     await step(
       'policy set',
       () => admin.setPolicy(dir, policyText(true)),
       [...nas, ...engNodes],
-      (s) => (s.tags.includes('tag:nas') ? s.nasRule : s.nasPeer),
+      (s) => {
+        const m = s.state!;
+        if (nasIds.has(idOf(s))) return (m.toMap().packetFilter ?? []).some((r) => r.dstPorts.some((d) => d.first === NAS_PORT));
+        return [...nasIds].some((id) => holdsPeer(s, id));
+      },
     );
 
-    // the moved node itself, and every node whose map shows it
-    const seeing = sims.filter((s) => s.watched !== null || s === target);
+    // one endpoint change: the moved node itself, and every node whose map shows it
+    const target = sims.find((s) => s.user === userName(eng[0]!))!;
+    const targetId = idOf(target);
+    const seeing = sims.filter((s) => s === target || holdsPeer(s, targetId));
     const moved = '203.0.113.7:41641';
     await step(
       'endpoint change',
       () => target.client!.call('endpoints', { endpoints: [moved], homeRelay: null }, 60_000),
       seeing,
-      (s) => (s === target ? s.own.includes(moved) : s.watched?.includes(moved) === true),
+      (s) => (s === target ? s.state!.selfView!.endpoints.includes(moved) : s.state!.peer(targetId)?.endpoints.includes(moved) === true),
     );
-    console.log(`control: peak RSS ${peakRssMb(pid).toFixed(0)} MiB; generator CPU ${process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6} s`);
+
+    // churn: each second 1 join, 1 leave, CHURN_ENDPOINTS_PER_SEC endpoint changes; each change's propagation is timed
+    if (churnSeconds > 0) {
+      const c0 = cpuSeconds(pid);
+      const g0 = process.cpuUsage();
+      const bytes0 = sum(sims.map((s) => s.bytes));
+      const s0 = await stats();
+      const churnStart = Date.now();
+      let joined = 0;
+      let port = 20_000;
+      const alive = (): Sim[] => sims.filter((s) => !s.left && s.state !== undefined && s.ended === null);
+      const errors: string[] = [];
+      for (let sec = 0; sec < churnSeconds; sec++) {
+        const tick = churnStart + sec * 1000;
+        if (tick > Date.now()) await sleep(tick - Date.now());
+        const live = alive();
+        const busy = new Set(pending.filter((c) => c.done === null).map((c) => c.nodeId));
+        const pickLive = (): Sim => {
+          for (;;) {
+            const s = live[Math.floor(Math.random() * live.length)]!;
+            if (!busy.has(idOf(s)) && s !== target) return s;
+          }
+        };
+        // a join: a new node registers with the eng user's key and opens its stream
+        const priv = generatePrivateKey();
+        const sim: Sim = {
+          i: sims.length,
+          priv,
+          key: keyToText(publicKeyOf(priv)),
+          disco: keyToText(publicKeyOf(generatePrivateKey())),
+          endpoints: [`198.19.${joined >> 8}.${joined & 255}:41641`],
+          user: userName(eng[0]!),
+          tags: [],
+          maps: 0,
+          bytes: 0,
+          ended: null,
+          left: false,
+        };
+        joined++;
+        sims.push(sim);
+        const c = new ControlClient(url, ready.certPem as string, priv);
+        void c
+          .call('register', { authKey: joinKey, hostname: `j${joined}`, os: 'linux', version: 'bench', discoKey: sim.disco, endpoints: sim.endpoints }, 60_000)
+          .then(() => open(sim))
+          .catch((err: Error) => errors.push(`join: ${err.message}`));
+        // a leave: a node logs out; every node that held it must drop it
+        const leaver = pickLive();
+        busy.add(idOf(leaver));
+        const lc: Pending = { kind: 'leave', nodeId: idOf(leaver), value: '', t0: Date.now(), t1: null, waiting: new Set(), affected: 0, lat: [], done: null };
+        for (const s of live) if (s !== leaver && holdsPeer(s, lc.nodeId)) lc.waiting.add(s);
+        lc.affected = lc.waiting.size;
+        leaver.left = true;
+        pending.push(lc);
+        void leaver
+          .client!.call('logout', {}, 60_000)
+          .then(() => {
+            lc.t1 = Date.now();
+            leaver.stream?.close();
+          })
+          .catch((err: Error) => errors.push(`leave: ${err.message}`));
+        // endpoint changes: the node itself and every node that holds it must see the new endpoint
+        for (let k = 0; k < CHURN_ENDPOINTS_PER_SEC; k++) {
+          const mover = pickLive();
+          busy.add(idOf(mover));
+          const value = `203.0.113.${1 + (port % 250)}:${port++}`;
+          const ec: Pending = {
+            kind: 'endpoint',
+            nodeId: idOf(mover),
+            value,
+            t0: Date.now(),
+            t1: null,
+            waiting: new Set([mover]),
+            affected: 0,
+            lat: [],
+            done: null,
+          };
+          for (const s of live) if (s !== mover && holdsPeer(s, ec.nodeId)) ec.waiting.add(s);
+          ec.affected = ec.waiting.size;
+          pending.push(ec);
+          void mover
+            .client!.call('endpoints', { endpoints: [value], homeRelay: null }, 60_000)
+            .then(() => (ec.t1 ??= Date.now()))
+            .catch((err: Error) => errors.push(`endpoints: ${err.message}`));
+        }
+      }
+      // a node that left or whose stream ended can no longer be waited for
+      await until(
+        () => {
+          for (const c of pending) {
+            for (const s of c.waiting) if (s.left || s.ended !== null) c.waiting.delete(s);
+            if (c.done === null && c.waiting.size === 0) c.done = Date.now() - c.t0;
+          }
+          return pending.every((c) => c.done !== null);
+        },
+        'churn: every change everywhere',
+        20,
+      );
+      await until(() => Date.now() - lastLine > QUIET_MS, 'churn: quiet', 50);
+      const s1 = await stats();
+      const g = process.cpuUsage(g0);
+      const churnCpu = cpuSeconds(pid) - c0;
+      const wall = (Date.now() - churnStart) / 1000;
+      const eps = pending.filter((c) => c.kind === 'endpoint');
+      const leaves = pending.filter((c) => c.kind === 'leave');
+      const lat = pending.flatMap((c) => c.lat);
+      const req = pending.filter((c) => c.t1 !== null).map((c) => c.t1! - c.t0);
+      const fromAnswer = pending.map((c) => c.done! - ((c.t1 ?? c.t0) - c.t0));
+      const epAffected = sum(eps.map((c) => c.affected));
+      console.log(
+        `churn: ${churnSeconds} s of 1 join + 1 leave + ${CHURN_ENDPOINTS_PER_SEC} endpoint changes per second (${eps.length} endpoint changes reaching` +
+          ` ${(epAffected / Math.max(1, eps.length)).toFixed(0)} nodes each on average, ${leaves.length} leaves, ${joined} joins${errors.length ? `, ${errors.length} errors, e.g. ${errors[0]}` : ''})`,
+      );
+      console.log(
+        `  propagation of a change to all its nodes: p50 ${pct(
+          pending.map((c) => c.done!),
+          50,
+        ).toFixed(0)} ms, p99 ${pct(
+          pending.map((c) => c.done!),
+          99,
+        ).toFixed(0)} ms, max ${Math.max(...pending.map((c) => c.done!)).toFixed(0)} ms;` +
+          ` the request itself (new TLS connection, sealed box, database write): p50 ${pct(req, 50).toFixed(0)} ms, p99 ${pct(req, 99).toFixed(0)} ms;` +
+          ` from control's answer to all nodes: p50 ${pct(fromAnswer, 50).toFixed(0)} ms, p99 ${pct(fromAnswer, 99).toFixed(0)} ms;` +
+          ` to one node: p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms`,
+      );
+      for (const kind of ['endpoint', 'leave'] as const) {
+        const cs = pending.filter((c) => c.kind === kind);
+        const slow = cs.reduce((a, c) => (c.done! > a.done! ? c : a), cs[0]!);
+        console.log(
+          `  ${kind}: to all its nodes p50 ${pct(
+            cs.map((c) => c.done!),
+            50,
+          ).toFixed(0)} ms, p99 ${pct(
+            cs.map((c) => c.done!),
+            99,
+          ).toFixed(0)} ms; the slowest (${slow.done} ms) reached ${slow.affected} nodes, ${slow.lat.filter((l) => l > 2000).length} of them after 2 s`,
+        );
+      }
+      const received = sum(sims.map((s) => s.bytes)) - bytes0;
+      console.log(
+        `  bytes: ${mb(received)} MiB received by the nodes, ${(received / Math.max(1, sum(pending.map((c) => c.affected)))).toFixed(0)} B per change per affected node` +
+          ` (joins' first maps included); server: ${(s1.deltasWritten ?? 0) - (s0.deltasWritten ?? 0)} deltas (${mb((s1.deltaBytes ?? 0) - (s0.deltaBytes ?? 0))} MiB),` +
+          ` ${(s1.mapsWritten ?? 0) - (s0.mapsWritten ?? 0) - ((s1.deltasWritten ?? 0) - (s0.deltasWritten ?? 0))} whole maps, ${(s1.deltaResyncs ?? 0) - (s0.deltaResyncs ?? 0)} resyncs`,
+      );
+      console.log(
+        `  control CPU ${churnCpu.toFixed(1)} s over ${wall.toFixed(1)} s (${((100 * churnCpu) / wall).toFixed(0)} % of a core), RSS ${rssMb(pid).toFixed(0)} MiB;` +
+          ` generator CPU ${((g.user + g.system) / 1e6).toFixed(1)} s`,
+      );
+    }
+
+    // the operator's view while all these streams are open
+    const listMs: number[] = [];
+    let listed = 0;
+    for (let k = 0; k < 3; k++) {
+      const t = process.hrtime.bigint();
+      listed = (await admin.listNodes(dir)).length;
+      listMs.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+    console.log(`control nodes list: ${listed} nodes in ${Math.min(...listMs).toFixed(0)}-${Math.max(...listMs).toFixed(0)} ms (3 runs)`);
+
+    // what each node holds against what control would send it now (a sample beyond CHECK_SAMPLE nodes)
+    await until(() => Date.now() - lastLine > QUIET_MS, 'quiet before the check', 50);
+    const live = sims.filter((s) => !s.left && s.state?.selfView && s.ended === null);
+    const sample = live.length <= CHECK_SAMPLE ? live : live.filter((_, k) => k % Math.ceil(live.length / CHECK_SAMPLE) === 0);
+    child.send({ type: 'digests', ids: sample.map(idOf) });
+    const want = new Map((await next('digests')).digests as [number, string][]);
+    // the check's snapshot may have caught a change not yet pushed: let it arrive
+    await until(() => Date.now() - lastLine > QUIET_MS, 'quiet after the check', 50);
+    const wrong = sample.filter((s) => want.get(idOf(s)) !== mapDigest(s.state!.toMap()));
+    console.log(
+      `check: ${sample.length - wrong.length} of ${sample.length} nodes (of ${live.length} connected) hold exactly the map control builds for them` +
+        (wrong.length ? `; differ: ${wrong.slice(0, 5).map(idOf).join(', ')}` : ''),
+    );
+    const ended = sims.filter((s) => s.ended !== null && !s.left);
+    if (ended.length) console.log(`  ${ended.length} streams ended and could not reopen, e.g. ${ended[0]!.ended}`);
+    if (reconnects) console.log(`  ${reconnects} streams ended and reconnected (whole map again), the last: ${lastEnd}`);
+    const gen = process.cpuUsage();
+    console.log(
+      `control: peak RSS ${peakRssMb(pid).toFixed(0)} MiB; generator CPU ${((gen.user + gen.system) / 1e6).toFixed(1)} s, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB;` +
+        ` load average ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')}`,
+    );
   } finally {
     child.send({ type: 'stop' });
     await Promise.race([new Promise((r) => child.once('exit', r)), sleep(10_000)]);

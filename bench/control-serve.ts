@@ -1,8 +1,11 @@
 // The control server of the control-plane bench, in its own process so that
 // its CPU time and memory are measured apart from the load generator's. It
 // serves the state dir given as argv[2] on loopback and answers the parent's
-// messages: 'stats' (map streams' counters) and 'stop'.
+// messages: 'stats' (map streams' counters), 'digests' (of the maps control
+// would send the given nodes now, through the node's parser) and 'stop'.
 import { ControlServer } from '../src/control/server.js';
+import { parseNetworkMap } from '../src/netmap/parse.js';
+import { mapDigest } from './map-digest.js';
 
 const dir = process.argv[2]!;
 const nodes = Number(process.argv[3]);
@@ -23,10 +26,29 @@ const server = new ControlServer({
 });
 await server.start();
 process.send!({ type: 'ready', port: server.boundPort, certPem: server.certPem });
-process.on('message', (m: { type: string }) => {
+process.on('message', (m: { type: string; ids?: number[] }) => {
   if (m.type === 'stats') {
     // the counters of map lines written exist only where the server keeps them
-    const s = server.mapStreamStats() as { streams: unknown[]; mapsWritten?: number; mapBytes?: number };
-    process.send!({ type: 'stats', streams: s.streams.length, mapsWritten: s.mapsWritten ?? null, mapBytes: s.mapBytes ?? null });
+    const s = server.mapStreamStats() as {
+      streams: unknown[];
+      mapsWritten?: number;
+      mapBytes?: number;
+      deltasWritten?: number;
+      deltaBytes?: number;
+      deltaResyncs?: number;
+    };
+    process.send!({
+      type: 'stats',
+      streams: s.streams.length,
+      mapsWritten: s.mapsWritten ?? null,
+      mapBytes: s.mapBytes ?? null,
+      deltasWritten: s.deltasWritten ?? null,
+      deltaBytes: s.deltaBytes ?? null,
+      deltaResyncs: s.deltaResyncs ?? null,
+    });
+  } else if (m.type === 'digests') {
+    const maps = server.mapsNow(m.ids ?? []);
+    const digests: [number, string][] = [...maps].map(([id, map]) => [id, mapDigest(parseNetworkMap(JSON.parse(JSON.stringify(map))))]);
+    process.send!({ type: 'digests', digests });
   } else if (m.type === 'stop') void server.stop().then(() => process.exit(0));
 });

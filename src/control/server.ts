@@ -18,8 +18,9 @@ import { guardConnections, type ConnectionStats } from './connections.js';
 import { RateLimitedError, readJson, sendError, sendJson } from './http-util.js';
 import { openStateDatabase } from './open-database.js';
 import { ControlError, MAP_KEEPALIVE_MS, PATHS, type ControlErrorCode } from './protocol.js';
-import type { MapLine, RelayRegion } from '../netmap/types.js';
+import type { MapLine, NetworkMap, RelayRegion } from '../netmap/types.js';
 import type { SentMap } from './map-changes.js';
+import { deltaLine, fullMapLine, type DeltaSent } from './deltas.js';
 import type { NetworkSnapshot } from './snapshot.js';
 import { Registry } from './registry.js';
 import {
@@ -154,6 +155,14 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 /** Coalesces bursts of changes (three nodes joining at once) into one push, well inside the 1 s goal. */
 const BROADCAST_DELAY_MS = 25;
+/**
+ * A broadcast reads the whole network once (a few ms per thousand nodes), so
+ * the next one waits at least as long as the last one took: under a stream of
+ * changes broadcasts take at most about half the CPU, and each coalesces more
+ * changes instead of falling behind. The wait is capped so a slow read once
+ * does not hold later changes back for long.
+ */
+const MAX_BROADCAST_SPACING_MS = 1000;
 /** How often key expiry is checked, so an expired node drops out of maps promptly. */
 const EXPIRY_CHECK_MS = 1000;
 const DEFAULT_EPHEMERAL_GRACE_MS = 30_000;
@@ -187,6 +196,10 @@ interface Stream {
   closed: boolean;
   /** the last map written (null: none yet), to tell whether a change reaches this node */
   sent: SentMap | null;
+  /** the node asked for deltas: after its first whole map it gets only what changed */
+  deltas: boolean;
+  /** a delta stream: what its node holds (null: no map yet) */
+  held: DeltaSent | null;
 }
 
 export interface MapStreamStats {
@@ -197,9 +210,14 @@ export interface MapStreamStats {
   dropped: number;
   /** streams closed because the same node opened a new one */
   replaced: number;
-  /** map lines written, and their bytes */
+  /** map lines written, and their bytes (whole maps and deltas) */
   mapsWritten: number;
   mapBytes: number;
+  /** of those, deltas, and their bytes */
+  deltasWritten: number;
+  deltaBytes: number;
+  /** whole maps sent to a delta stream after its first (it fell too far behind, or a delta would be as large) */
+  deltaResyncs: number;
 }
 
 export class ControlServer {
@@ -218,11 +236,13 @@ export class ControlServer {
   private readonly sealedRate: SourceRateLimiter;
   private readonly verifyRate: SourceRateLimiter;
   private connStats: ConnectionStats | null = null;
-  private readonly streamCounters = { coalesced: 0, dropped: 0, replaced: 0, mapsWritten: 0, mapBytes: 0 };
+  private readonly streamCounters = { coalesced: 0, dropped: 0, replaced: 0, mapsWritten: 0, mapBytes: 0, deltasWritten: 0, deltaBytes: 0, deltaResyncs: 0 };
   /** why a request was refused, for the request observer */
   private readonly refusals = new WeakMap<ServerResponse, ControlErrorCode>();
   private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
   private broadcastTimer: NodeJS.Timeout | null = null;
+  /** how long the last broadcast took: the next waits at least that long */
+  private lastBroadcastMs = 0;
   /** a re-read for another server's change is running / another change came in during it */
   private othersReading = false;
   private othersAgain = false;
@@ -603,7 +623,7 @@ export class ControlServer {
     if (t) clearTimeout(t);
     this.ephemeralTimers.delete(node.id);
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-    const stream: Stream = { nodeId: node.id, res, blocked: false, mapPending: false, closed: false, sent: null };
+    const stream: Stream = { nodeId: node.id, res, blocked: false, mapPending: false, closed: false, sent: null, deltas: body.deltas, held: null };
     // one stream per node: the newest wins (the old one is a dead path the node gave up on, or a duplicate)
     const old = this.streams.get(node.id);
     this.streams.set(node.id, stream);
@@ -778,14 +798,17 @@ export class ControlServer {
   private changed(): void {
     this.web?.notify();
     if (this.broadcastTimer) return;
+    const delay = Math.max(BROADCAST_DELAY_MS, Math.min(MAX_BROADCAST_SPACING_MS, this.lastBroadcastMs));
     this.broadcastTimer = setTimeout(() => {
       this.broadcastTimer = null;
       // stopped, or no stream to write to (the next snapshot is compared with the last one whenever it is taken)
       if (!this.store || !this.registry || this.streams.size === 0) return;
+      const t0 = performance.now();
       // one read of the network for every map of this broadcast
       const snap = this.registry.snapshot((id) => this.online(id), this.relayMap);
       for (const s of this.streams.values()) this.pushMap(s, snap);
-    }, BROADCAST_DELAY_MS);
+      this.lastBroadcastMs = performance.now() - t0;
+    }, delay);
   }
 
   /**
@@ -798,6 +821,7 @@ export class ControlServer {
     const node = snap.node(s.nodeId);
     // an expired or deleted node gets no more maps: its stream is ended with the reason
     if (!node) return;
+    if (s.deltas) return this.pushDelta(s, snap, node);
     const visible = snap.visibleTo(s.nodeId);
     const due = s.mapPending || this.registry!.changes.mayHaveChanged(s.nodeId, s.sent, visible);
     if (s.blocked) {
@@ -819,11 +843,57 @@ export class ControlServer {
     if (!s.res.write(line)) s.blocked = true;
   }
 
+  /**
+   * A delta stream: its first whole map, then the delta from what its node
+   * holds. While it is not taking data nothing is queued: at 'drain' one delta
+   * covers every change since (or a whole map when the change log no longer
+   * reaches back to what the node holds).
+   */
+  private pushDelta(s: Stream, snap: NetworkSnapshot, node: NodeRecord): void {
+    if (s.blocked) {
+      if (this.dropIfOverLimit(s)) return;
+      if (s.held?.at === snap.seq) return;
+      if (s.mapPending) this.streamCounters.coalesced++;
+      s.mapPending = true;
+      return;
+    }
+    s.mapPending = false;
+    const first = s.held === null;
+    const r = first ? fullMapLine(snap, node) : deltaLine(snap, this.registry!.changes, node, s.held!);
+    s.held = r.sent;
+    if (r.line === null) return;
+    const bytes = Buffer.byteLength(r.line);
+    this.streamCounters.mapsWritten++;
+    this.streamCounters.mapBytes += bytes;
+    if (!r.full) {
+      this.streamCounters.deltasWritten++;
+      this.streamCounters.deltaBytes += bytes;
+    } else if (!first) this.streamCounters.deltaResyncs++;
+    if (!s.res.write(r.line)) s.blocked = true;
+  }
+
+  /**
+   * The maps of nodes `ids` as the network stands now, from one snapshot, for
+   * checking what the streams delivered (the bench); nodes no map shows are left out.
+   */
+  mapsNow(ids: readonly number[]): Map<number, NetworkMap> {
+    const out = new Map<number, NetworkMap>();
+    if (!this.registry) return out;
+    const snap = this.registry.snapshot((id) => this.online(id), this.relayMap);
+    for (const id of ids) {
+      const n = snap.node(id);
+      if (n) out.set(id, snap.mapFor(n));
+    }
+    // the snapshot recorded any change not yet pushed: the streams get it with the next broadcast
+    this.changed();
+    return out;
+  }
+
   private writeAll(line: MapLine): void {
     const text = JSON.stringify(line) + '\n';
     for (const s of this.streams.values()) {
       // a stream's first line is its map (written with the next broadcast)
-      if (s.closed || s.sent === null) continue;
+      if (s.closed || (s.sent === null && s.held === null)) continue;
       // a blocked stream has data on its way: a keepalive would only add to it; it is checked against the limit instead
       if (s.blocked) this.dropIfOverLimit(s);
       else if (!s.res.write(text)) s.blocked = true;

@@ -131,6 +131,47 @@ export class NetworkSnapshot {
     return this.devices.filter((d) => d.gatewayId === selfId || visible === null || visible.has(d.gatewayId));
   }
 
+  /** A node's view as a peer and its JSON (the same for every map that shows it), or undefined when no map shows it. */
+  peer(id: number): { view: NodeView; json: string } | undefined {
+    return this.peers.get(id);
+  }
+
+  /** How many peers the map of `selfId` shows. */
+  shownCount(selfId: number): number {
+    const visible = this.visibleTo(selfId);
+    if (visible === null) return this.p.valid.length - (this.order.has(selfId) ? 1 : 0);
+    let n = 0;
+    for (const id of visible) if (id !== selfId && this.order.has(id)) n++;
+    return n;
+  }
+
+  /** The JSON of `self`'s own view. */
+  selfJson(self: NodeRecord): string {
+    return JSON.stringify(this.p.view(self, true, this.routesOf(self, true)));
+  }
+
+  /** The JSON of the devices the map of `selfId` shows (`[]` for none). */
+  devicesJsonFor(selfId: number): string {
+    return `[${this.shownDevices(selfId)
+      .map((d) => (d.gatewayId === selfId ? d.ownJson : d.json))
+      .join(',')}]`;
+  }
+
+  /** The JSON of the packet filter of `selfId`'s map, or `null` when maps carry none (no policy). */
+  filterJsonFor(selfId: number): string {
+    return this.p.engine ? JSON.stringify(this.p.engine.filterOf(selfId) ?? []) : 'null';
+  }
+
+  /** The parts every map shares, one JSON text each, so a change to one is told apart from a change to another. */
+  sectionJson(): { prefixes: string; relays: string; dns: string; devices: string } {
+    return {
+      prefixes: `${this.p.ipv4Prefix} ${this.p.ipv6Prefix}`,
+      relays: JSON.stringify(this.p.relays),
+      dns: JSON.stringify(this.p.dns),
+      devices: this.devices.map((d) => d.ownJson).join(','),
+    };
+  }
+
   /** The map of `self` (a node of this snapshot). */
   mapFor(self: NodeRecord): NetworkMap {
     const map: NetworkMap = {
@@ -147,10 +188,14 @@ export class NetworkSnapshot {
     return map;
   }
 
-  /** The map stream line of `self`: the JSON of `{type: 'map', map: mapFor(self)}` and a newline, joined from serialized pieces. */
-  lineFor(self: NodeRecord): string {
+  /**
+   * The map stream line of `self`: the JSON of `{type: 'map', map: mapFor(self)}` (with `seq` when given) and a newline,
+   * joined from serialized pieces.
+   */
+  lineFor(self: NodeRecord, seq?: number): string {
     const peers = this.shownPeers(self.id).map((id) => this.peers.get(id)!.json);
-    let line = `{"type":"map","map":{"self":${JSON.stringify(this.p.view(self, true, this.routesOf(self, true)))},"peers":[${peers.join(',')}],${this.sharedJson}`;
+    const head = seq === undefined ? '{"type":"map","map":' : `{"type":"map","seq":${seq},"map":`;
+    let line = `${head}{"self":${this.selfJson(self)},"peers":[${peers.join(',')}],${this.sharedJson}`;
     const devices = this.shownDevices(self.id).map((d) => (d.gatewayId === self.id ? d.ownJson : d.json));
     if (devices.length) line += `,"devices":[${devices.join(',')}]`;
     if (this.p.engine) line += `,"packetFilter":${JSON.stringify(this.p.engine.filterOf(self.id) ?? [])}`;

@@ -191,10 +191,13 @@ export function parseAdvertiseBody(o: Obj, mesh: readonly IpPrefix[] = []): Adve
 export interface MapIn {
   endpoints: string[];
   discoKey: string;
+  /** the node applies deltas: after the first whole map its stream carries only what changed (absent: whole maps) */
+  deltas: boolean;
 }
 
 export function parseMapBody(o: Obj): MapIn {
-  return { endpoints: endpointsField(o, 'map'), discoKey: keyField(o, 'discoKey', 'map') };
+  if (o.deltas !== undefined && typeof o.deltas !== 'boolean') throw bad('map.deltas must be true or false');
+  return { endpoints: endpointsField(o, 'map'), discoKey: keyField(o, 'discoKey', 'map'), deltas: o.deltas === true };
 }
 
 export interface EndpointsIn {

@@ -12,6 +12,7 @@ import { PATHS, type ErrorBody, type SealedOp } from '../control/protocol.js';
 import type { MapLine } from '../netmap/types.js';
 import { ApiError } from '../localapi/types.js';
 import { MapParseError, parseMapLine } from '../netmap/parse.js';
+import { MapDeltaError, NetmapState } from '../netmap/delta.js';
 import { terminalSafe } from '../util/text.js';
 import { connectMarkedTls, markedConnection } from '../util/marked-socket.js';
 import { certPin } from '../crypto/spki-pin.js';
@@ -103,6 +104,14 @@ export interface MapStreamOptions {
   onRefused?: (msg: string) => void;
   /** longest line taken in (default MAX_MAP_LINE_BYTES) */
   maxLineBytes?: number;
+  /** ask control for deltas after the first whole map (default true); false: every line is a whole map */
+  deltas?: boolean;
+  /**
+   * Gets the node's copy of the map after each whole map or delta, with the
+   * line's size in bytes, instead of `onLine` getting the whole map: for a
+   * reader that looks at a few peers, at the cost of the delta only.
+   */
+  onState?: (state: NetmapState, bytes: number) => void;
 }
 
 export interface MapStream {
@@ -237,27 +246,56 @@ export class ControlClient {
    * field, and the stream goes on (the node keeps its previous map). A line of
    * a type this node does not know is ignored. A line longer than
    * `maxLineBytes` ends the stream with an error instead of being buffered.
+   * With deltas (the default) the client keeps the node's copy of the map and
+   * applies each delta to it, and `onLine` gets the whole map that results; a
+   * delta that does not fit the copy (a gap in the state numbers, a patch of a
+   * peer it does not hold) or that the parser refuses ends the stream with an
+   * error after one `onRefused` line, so the caller's reconnect brings a whole map.
    */
   async openMap(body: object, onLine: (l: MapLine) => void, idleTimeoutMs: number, opts: MapStreamOptions = {}): Promise<MapStream> {
     const maxLine = opts.maxLineBytes ?? MAX_MAP_LINE_BYTES;
     const onRefused = opts.onRefused ?? (() => {});
+    const deltas = opts.deltas !== false;
+    const state = new NetmapState();
     let response: import('node:http').IncomingMessage | null = null;
-    await this.send('POST', PATHS.map, await this.sealed('map', body, idleTimeoutMs), idleTimeoutMs, (res) => (response = res));
+    const request = deltas ? { ...body, deltas: true } : body;
+    await this.send('POST', PATHS.map, await this.sealed('map', request, idleTimeoutMs), idleTimeoutMs, (res) => (response = res));
     const res = response!;
     let gone: 'NODE_UNKNOWN' | 'NODE_EXPIRED' | undefined;
-    const handle = (text: string): void => {
+    /** A delta that cannot be applied: the copy is stale, so the stream ends and the reconnect brings a whole map. */
+    const resync = (why: string): void => {
+      onRefused(`map delta from control refused: ${terminalSafe(why, MAX_LOGGED_CHARS)}; asking for a whole map`);
+      res.destroy(new Error(`map delta from control refused (${terminalSafe(why, MAX_LOGGED_CHARS)}): reconnecting for a whole map`));
+    };
+    const handle = (text: string, bytes: number): void => {
       if (text.trim() === '') return;
       let line: MapLine | null;
+      const isDelta = deltas && text.startsWith('{"type":"delta"');
       try {
-        line = parseMapLine(JSON.parse(text));
+        line = parseMapLine(JSON.parse(text), deltas ? state.mesh : undefined);
       } catch (err) {
         // one log line, whatever the server put in it (JSON.parse quotes the input it choked on)
         const why = terminalSafe(err instanceof MapParseError ? err.message : `not JSON (${(err as Error).message})`, MAX_LOGGED_CHARS);
+        if (isDelta) return resync(why);
         return onRefused(`map from control refused: ${why}`);
       }
       if (line === null) return;
       if (line.type === 'gone') gone = line.reason;
-      else onLine(line);
+      else if (line.type === 'keepalive') onLine(line);
+      else if (line.type === 'delta') {
+        try {
+          state.apply(line.delta);
+        } catch (err) {
+          if (err instanceof MapDeltaError || err instanceof MapParseError) return resync(err.message);
+          throw err;
+        }
+        if (opts.onState) opts.onState(state, bytes);
+        else onLine({ type: 'map', map: state.toMap(), seq: line.delta.seq });
+      } else {
+        if (deltas) state.setMap(line.map, line.seq ?? null);
+        if (opts.onState && deltas) opts.onState(state, bytes);
+        else onLine(line);
+      }
     };
     const done = new Promise<{ gone?: 'NODE_UNKNOWN' | 'NODE_EXPIRED'; error?: Error }>((resolve) => {
       // the line being assembled, as raw chunks: counted in bytes, decoded once it is whole
@@ -277,10 +315,11 @@ export class ControlClient {
           if (size + piece.length > maxLine) return tooLong();
           parts.push(piece);
           const text = Buffer.concat(parts).toString('utf8');
+          const bytes = size + piece.length + 1;
           parts = [];
           size = 0;
           start = nl + 1;
-          handle(text);
+          handle(text, bytes);
           if (res.destroyed) return;
         }
         const rest = c.subarray(start);

@@ -17,9 +17,13 @@ import {
   MAX_NODE_OS_CHARS,
   MAX_NODE_ROUTES,
   MAX_NODE_VERSION_CHARS,
+  type MapDelta,
   type MapLine,
   type NetworkMap,
   type NodeView,
+  type OptionalPeerField,
+  type PatchableField,
+  type PeerPatch,
   type RegisterResult,
   type RelayRegion,
 } from './types.js';
@@ -35,7 +39,7 @@ import {
 } from './dns-names.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { AddressSyntaxError, parseIp, parseIpEndpoint, parsePrefix, prefixContains, type IpAddress, type IpFamily, type IpPrefix } from '../util/netaddr.js';
-import { isPrintable } from '../util/text.js';
+import { isPrintable, terminalSafe } from '../util/text.js';
 import { isDefaultRoute, maskedPrefix, subnetRouteProblem } from './routes.js';
 import { isoTime } from '../util/time.js';
 import { MAX_TAGS_PER_NODE, tagProblem, userNameProblem } from './identity.js';
@@ -227,6 +231,61 @@ function routeList(v: unknown, field: string, mesh: IpPrefix[]): string[] {
   return out;
 }
 
+/** How each field of a node view is checked and made canonical; patches (deltas) use the same checks field by field. */
+const NODE_FIELDS: { [K in PatchableField]-?: (v: unknown, field: string, mesh: IpPrefix[]) => NonNullable<NodeView[K]> | null } = {
+  name: (v, f) => text(v, f, MAX_NAME_CHARS),
+  nodeKey: (v, f) => key(v, f),
+  discoKey: (v, f) => key(v, f),
+  addresses: (v, f) => {
+    const out = list(v, f, MAX_ADDRESSES_PER_NODE).map((a, i) => ip(a, `${f}[${i}]`));
+    if (out.length === 0) fail(f, 'no address');
+    return out;
+  },
+  allowedIps: (v, f) =>
+    list(v, f, MAX_ALLOWED_IPS_PER_PEER).map((a, i) => {
+      const p = wrap(`${f}[${i}]`, () => parsePrefix(a));
+      // the default route is added by a client for the exit node it chose, never by the map
+      if (isDefaultRoute(p)) fail(`${f}[${i}]`, `${p.text} in a map would send all traffic to this peer`);
+      return p.text;
+    }),
+  endpoints: (v, f) => list(v, f, MAX_ENDPOINTS_PER_PEER).map((e, i) => endpoint(e, `${f}[${i}]`)),
+  homeRelay: (v, f) => (v === null || v === undefined ? null : region(v, f)),
+  online: (v, f) => bool(v, f),
+  lastSeen: (v, f) => time(v ?? null, f),
+  os: (v, f) => optText(v, f, MAX_OS_CHARS),
+  version: (v, f) => optText(v, f, MAX_VERSION_CHARS),
+  keyExpiry: (v, f) => time(v ?? null, f),
+  ephemeral: (v, f) => bool(v, f),
+  routes: (v, f, mesh) => routeList(v, f, mesh),
+  primaryRoutes: (v, f, mesh) => routeList(v, f, mesh),
+  exitNode: (v, f) => bool(v, f),
+  user: (v, f) => {
+    const problem = userNameProblem(v);
+    if (problem) fail(f, `${problem}: ${shown(v)}`);
+    return v as string;
+  },
+  tags: (v, f) => {
+    const tags = list(v, f, MAX_TAGS_PER_NODE).map((t, i) => {
+      const problem = tagProblem(t);
+      if (problem) fail(`${f}[${i}]`, `${problem}: ${shown(t)}`);
+      return t as string;
+    });
+    if (new Set(tags).size !== tags.length) fail(f, 'a tag is listed twice');
+    return tags;
+  },
+};
+
+const OPTIONAL_PEER_FIELDS: ReadonlySet<string> = new Set<OptionalPeerField>(['routes', 'primaryRoutes', 'exitNode', 'user', 'tags']);
+
+function nodeId(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(field, `not a node id: ${shown(v)}`);
+  return v;
+}
+
+function meshList(mesh: MeshPrefixes | undefined): IpPrefix[] {
+  return mesh ? [parsePrefix(mesh.ipv4), parsePrefix(mesh.ipv6)] : [];
+}
+
 /**
  * One node's view (a peer, or the node itself). `self` is whether it is the
  * receiving node's own view: only that one may carry `advertised`. With
@@ -235,35 +294,27 @@ function routeList(v: unknown, field: string, mesh: IpPrefix[]): string[] {
 export function parseNodeView(json: unknown, field: string, opts: { self?: boolean; mesh?: MeshPrefixes } = {}): NodeView {
   const o = object(json, field);
   const f = (name: string): string => `${field}.${name}`;
-  if (typeof o.id !== 'number' || !Number.isSafeInteger(o.id) || o.id < 0) fail(f('id'), `not a node id: ${shown(o.id)}`);
-  const addresses = list(o.addresses, f('addresses'), MAX_ADDRESSES_PER_NODE).map((a, i) => ip(a, `${f('addresses')}[${i}]`));
-  if (addresses.length === 0) fail(f('addresses'), 'no address');
-  const allowedIps = list(o.allowedIps, f('allowedIps'), MAX_ALLOWED_IPS_PER_PEER).map((a, i) => {
-    const p = wrap(`${f('allowedIps')}[${i}]`, () => parsePrefix(a));
-    // the default route is added by a client for the exit node it chose, never by the map
-    if (isDefaultRoute(p)) fail(`${f('allowedIps')}[${i}]`, `${p.text} in a map would send all traffic to this peer`);
-    return p.text;
-  });
+  const mesh = meshList(opts.mesh);
+  const req = <K extends PatchableField>(k: K): NonNullable<NodeView[K]> => NODE_FIELDS[k](o[k], f(k), mesh) as NonNullable<NodeView[K]>;
   const view: NodeView = {
-    id: o.id,
-    name: text(o.name, f('name'), MAX_NAME_CHARS),
-    nodeKey: key(o.nodeKey, f('nodeKey')),
-    discoKey: key(o.discoKey, f('discoKey')),
-    addresses,
-    allowedIps,
-    endpoints: list(o.endpoints, f('endpoints'), MAX_ENDPOINTS_PER_PEER).map((e, i) => endpoint(e, `${f('endpoints')}[${i}]`)),
-    homeRelay: o.homeRelay === null || o.homeRelay === undefined ? null : region(o.homeRelay, f('homeRelay')),
-    online: bool(o.online, f('online')),
-    lastSeen: time(o.lastSeen ?? null, f('lastSeen')),
-    os: optText(o.os, f('os'), MAX_OS_CHARS),
-    version: optText(o.version, f('version'), MAX_VERSION_CHARS),
-    keyExpiry: time(o.keyExpiry ?? null, f('keyExpiry')),
-    ephemeral: bool(o.ephemeral, f('ephemeral')),
+    id: nodeId(o.id, f('id')),
+    name: req('name'),
+    nodeKey: req('nodeKey'),
+    discoKey: req('discoKey'),
+    addresses: req('addresses'),
+    allowedIps: req('allowedIps'),
+    endpoints: req('endpoints'),
+    homeRelay: NODE_FIELDS.homeRelay(o.homeRelay, f('homeRelay'), mesh),
+    online: req('online'),
+    lastSeen: NODE_FIELDS.lastSeen(o.lastSeen, f('lastSeen'), mesh),
+    os: NODE_FIELDS.os(o.os, f('os'), mesh)!,
+    version: NODE_FIELDS.version(o.version, f('version'), mesh)!,
+    keyExpiry: NODE_FIELDS.keyExpiry(o.keyExpiry, f('keyExpiry'), mesh),
+    ephemeral: req('ephemeral'),
   };
-  const mesh = opts.mesh ? [parsePrefix(opts.mesh.ipv4), parsePrefix(opts.mesh.ipv6)] : [];
-  if (o.routes !== undefined) view.routes = routeList(o.routes, f('routes'), mesh);
+  if (o.routes !== undefined) view.routes = req('routes');
   if (o.primaryRoutes !== undefined) {
-    const primary = routeList(o.primaryRoutes, f('primaryRoutes'), mesh);
+    const primary = req('primaryRoutes');
     const approved = new Set(view.routes ?? []);
     for (const [i, r] of primary.entries()) if (!approved.has(r)) fail(`${f('primaryRoutes')}[${i}]`, `${r} is not among the node's routes`);
     // only a primary route is in allowedIps: WireGuard would otherwise route the prefix to whichever peer came last
@@ -271,19 +322,10 @@ export function parseNodeView(json: unknown, field: string, opts: { self?: boole
     for (const [i, r] of primary.entries()) if (!allowed.has(r)) fail(`${f('primaryRoutes')}[${i}]`, `${r} is not in the node's allowedIps`);
     view.primaryRoutes = primary;
   }
-  if (o.exitNode !== undefined) view.exitNode = bool(o.exitNode, f('exitNode'));
-  if (o.user !== undefined) {
-    const problem = userNameProblem(o.user);
-    if (problem) fail(f('user'), `${problem}: ${shown(o.user)}`);
-    view.user = o.user as string;
-  }
+  if (o.exitNode !== undefined) view.exitNode = req('exitNode');
+  if (o.user !== undefined) view.user = req('user');
   if (o.tags !== undefined) {
-    const tags = list(o.tags, f('tags'), MAX_TAGS_PER_NODE).map((t, i) => {
-      const problem = tagProblem(t);
-      if (problem) fail(`${f('tags')}[${i}]`, `${problem}: ${shown(t)}`);
-      return t as string;
-    });
-    if (new Set(tags).size !== tags.length) fail(f('tags'), 'a tag is listed twice');
+    const tags = req('tags');
     // a tagged node belongs to no user: its owner is whoever may apply the tag
     if (tags.length > 0 && view.user !== undefined) fail(f('tags'), 'a tagged node has no owner (user and tags are exclusive)');
     view.tags = tags;
@@ -294,6 +336,32 @@ export function parseNodeView(json: unknown, field: string, opts: { self?: boole
     view.advertised = { routes: routeList(a.routes, `${f('advertised')}.routes`, mesh), exitNode: bool(a.exitNode, `${f('advertised')}.exitNode`) };
   }
   return view;
+}
+
+/**
+ * A patch of one peer in a delta: each field it sets is checked as in a whole
+ * view; a field the node view does not have, or one both set and removed, is
+ * refused. The fields' agreement with each other (primary routes among the
+ * routes, user and tags exclusive) is checked once the patch is applied.
+ */
+function parsePeerPatch(json: unknown, field: string, mesh: IpPrefix[]): PeerPatch {
+  const o = object(json, field);
+  const set = object(o.set, `${field}.set`);
+  const patch: PeerPatch = { id: nodeId(o.id, `${field}.id`), set: {} };
+  const out = patch.set as Record<string, unknown>;
+  for (const [k, v] of Object.entries(set)) {
+    if (!Object.hasOwn(NODE_FIELDS, k)) fail(`${field}.set.${terminalSafe(k, 32)}`, 'not a field a peer patch may set');
+    out[k] = NODE_FIELDS[k as PatchableField](v, `${field}.set.${k}`, mesh);
+  }
+  if (o.unset !== undefined) {
+    const unset = list(o.unset, `${field}.unset`, OPTIONAL_PEER_FIELDS.size).map((u, i) => {
+      if (typeof u !== 'string' || !OPTIONAL_PEER_FIELDS.has(u)) fail(`${field}.unset[${i}]`, `not an optional peer field: ${shown(u)}`);
+      if (Object.hasOwn(out, u)) fail(`${field}.unset[${i}]`, `${u} is both set and removed`);
+      return u as OptionalPeerField;
+    });
+    if (unset.length) patch.unset = unset;
+  }
+  return patch;
 }
 
 function parseRelay(json: unknown, field: string): RelayRegion {
@@ -388,7 +456,7 @@ export function parseDnsConfig(json: unknown, field: string, meshPrefixes: { ipv
  * (one per family), its gateway is a node of this map, and its public key is
  * only in the gateway's own map (`selfName` is the receiving node's name).
  */
-function parseDevice(json: unknown, field: string, mesh: IpPrefix[], nodeNames: Set<string>, selfName: string): DeviceView {
+function parseDevice(json: unknown, field: string, mesh: IpPrefix[], nodeNames: Set<string> | null, selfName: string | null): DeviceView {
   const o = object(json, field);
   const f = (name: string): string => `${field}.${name}`;
   if (typeof o.id !== 'number' || !Number.isSafeInteger(o.id) || o.id < 0) fail(f('id'), `not a device id: ${shown(o.id)}`);
@@ -400,11 +468,11 @@ function parseDevice(json: unknown, field: string, mesh: IpPrefix[], nodeNames: 
   if (addresses.length === 0) fail(f('addresses'), 'no address');
   if (new Set(addresses.map((a) => a.family)).size !== addresses.length) fail(f('addresses'), 'at most one address per family');
   const gateway = text(o.gateway, f('gateway'), MAX_NAME_CHARS);
-  if (!nodeNames.has(gateway)) fail(f('gateway'), `${shown(gateway)} is not a node of this map`);
+  if (nodeNames && !nodeNames.has(gateway)) fail(f('gateway'), `${shown(gateway)} is not a node of this map`);
   const device: DeviceView = { id: o.id, name: dnsName(o.name, f('name'), 1, MAX_DNS_LABEL_CHARS), addresses: addresses.map((a) => a.text), gateway };
   if (device.name.includes('.')) fail(f('name'), `a device name is one DNS label: ${shown(o.name)}`);
   if (o.publicKey !== undefined) {
-    if (gateway !== selfName) fail(f('publicKey'), "only the gateway's own map carries a device's key");
+    if (selfName !== null && gateway !== selfName) fail(f('publicKey'), "only the gateway's own map carries a device's key");
     device.publicKey = key(o.publicKey, f('publicKey'));
   }
   return device;
@@ -458,21 +526,79 @@ export function parseNetworkMap(json: unknown): NetworkMap {
   const relays = o.relays === undefined ? [] : list(o.relays, 'relays', MAX_RELAYS).map((r, i) => parseRelay(r, `relays[${i}]`));
   const map: NetworkMap = { self, peers, ipv4Prefix, ipv6Prefix, relays };
   if (o.dns !== undefined) map.dns = parseDnsConfig(o.dns, 'dns', mesh);
-  if (o.devices !== undefined) {
-    const meshList = [parsePrefix(ipv4Prefix), parsePrefix(ipv6Prefix)];
-    const nodeNames = new Set([self.name, ...peers.map((p) => p.name)]);
-    const devices = list(o.devices, 'devices', MAX_DEVICES).map((d, i) => parseDevice(d, `devices[${i}]`, meshList, nodeNames, self.name));
-    const names = new Set<string>();
-    for (const [i, d] of devices.entries()) {
-      if (names.has(d.name) || nodeNames.has(d.name)) fail(`devices[${i}].name`, `${shown(d.name)} is taken by another node or device`);
-      names.add(d.name);
-    }
-    map.devices = devices;
-  }
+  if (o.devices !== undefined) map.devices = parseDevices(o.devices, 'devices', map);
   if (o.packetFilter !== undefined) {
     map.packetFilter = list(o.packetFilter, 'packetFilter', MAX_FILTER_RULES).map((r, i) => parseFilterRule(r, `packetFilter[${i}]`));
   }
   return map;
+}
+
+/**
+ * The devices of a map, checked against its nodes: each gateway is a node of
+ * the map, only the receiving node's own devices carry keys, and no device
+ * takes a node's or another device's name.
+ */
+export function parseDevices(json: unknown, field: string, map: Pick<NetworkMap, 'self' | 'peers' | 'ipv4Prefix' | 'ipv6Prefix'>): DeviceView[] {
+  const mesh = [parsePrefix(map.ipv4Prefix), parsePrefix(map.ipv6Prefix)];
+  const nodeNames = new Set([map.self.name, ...map.peers.map((p) => p.name)]);
+  const devices = list(json, field, MAX_DEVICES).map((d, i) => parseDevice(d, `${field}[${i}]`, mesh, nodeNames, map.self.name));
+  const names = new Set<string>();
+  for (const [i, d] of devices.entries()) {
+    if (names.has(d.name) || nodeNames.has(d.name)) fail(`${field}[${i}].name`, `${shown(d.name)} is taken by another node or device`);
+    names.add(d.name);
+  }
+  return devices;
+}
+
+/** Entries of one kind in a delta: a delta never carries more peers than a map may hold. */
+export const MAX_DELTA_ENTRIES = MAX_PEERS;
+
+function seqNumber(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(field, `not a map sequence number: ${shown(v)}`);
+  return v;
+}
+
+/**
+ * A delta of the map stream, checked with the same rules as a whole map
+ * (`mesh`: the prefixes of the map it applies to). Devices are checked here
+ * for their own fields and against the map's nodes once applied (netmap/delta.ts).
+ * A peer named twice (added, patched or removed) is refused.
+ */
+export function parseMapDelta(json: unknown, mesh: MeshPrefixes): MapDelta {
+  const o = object(json, 'delta');
+  const delta: MapDelta = { seq: seqNumber(o.seq, 'delta.seq'), base: seqNumber(o.base, 'delta.base') };
+  if (delta.seq <= delta.base) fail('delta.seq', `${delta.seq} does not follow its base ${delta.base}`);
+  const prefixes = meshList(mesh);
+  if (o.self !== undefined) delta.self = parseNodeView(o.self, 'delta.self', { self: true, mesh });
+  const named = new Set<number>();
+  const once = (id: number, field: string): void => {
+    if (named.has(id)) fail(field, `peer ${id} is named twice in one delta`);
+    named.add(id);
+  };
+  if (o.peers !== undefined) {
+    delta.peers = list(o.peers, 'delta.peers', MAX_DELTA_ENTRIES).map((p, i) => parseNodeView(p, `delta.peers[${i}]`, { mesh }));
+    for (const [i, p] of delta.peers.entries()) once(p.id, `delta.peers[${i}].id`);
+  }
+  if (o.patches !== undefined) {
+    delta.patches = list(o.patches, 'delta.patches', MAX_DELTA_ENTRIES).map((p, i) => parsePeerPatch(p, `delta.patches[${i}]`, prefixes));
+    for (const [i, p] of delta.patches.entries()) once(p.id, `delta.patches[${i}].id`);
+  }
+  if (o.removed !== undefined) {
+    delta.removed = list(o.removed, 'delta.removed', MAX_DELTA_ENTRIES).map((id, i) => nodeId(id, `delta.removed[${i}]`));
+    for (const [i, id] of delta.removed.entries()) once(id, `delta.removed[${i}]`);
+  }
+  if (o.relays !== undefined) delta.relays = list(o.relays, 'delta.relays', MAX_RELAYS).map((r, i) => parseRelay(r, `delta.relays[${i}]`));
+  if (o.dns !== undefined) delta.dns = o.dns === null ? null : parseDnsConfig(o.dns, 'delta.dns', mesh);
+  if (o.devices !== undefined) {
+    delta.devices = list(o.devices, 'delta.devices', MAX_DEVICES).map((d, i) => parseDevice(d, `delta.devices[${i}]`, prefixes, null, null));
+  }
+  if (o.packetFilter !== undefined) {
+    delta.packetFilter =
+      o.packetFilter === null
+        ? null
+        : list(o.packetFilter, 'delta.packetFilter', MAX_FILTER_RULES).map((r, i) => parseFilterRule(r, `delta.packetFilter[${i}]`));
+  }
+  return delta;
 }
 
 /** The answer to a register request. */
@@ -488,10 +614,22 @@ export function parseMeshPrefix(json: unknown, field: string, family: IpFamily):
   return meshPrefix(json, field, family);
 }
 
-/** One line of the map stream, already JSON-decoded: a map, a keepalive, `gone`, or null for a type this node does not know (ignored). */
-export function parseMapLine(json: unknown): MapLine | null {
+/**
+ * One line of the map stream, already JSON-decoded: a map, a delta, a
+ * keepalive, `gone`, or null for a type this node does not know (ignored).
+ * `mesh` is the prefixes of the map the node holds: a delta is refused
+ * without one (it applies only on top of a map).
+ */
+export function parseMapLine(json: unknown, mesh?: MeshPrefixes): MapLine | null {
   const o = object(json, 'line');
-  if (o.type === 'map') return { type: 'map', map: parseNetworkMap(o.map) };
+  if (o.type === 'map') {
+    const map = parseNetworkMap(o.map);
+    return o.seq === undefined ? { type: 'map', map } : { type: 'map', map, seq: seqNumber(o.seq, 'seq') };
+  }
+  if (o.type === 'delta') {
+    if (!mesh) fail('delta', 'a delta came before any whole map');
+    return { type: 'delta', delta: parseMapDelta(o.delta, mesh) };
+  }
   if (o.type === 'keepalive') return { type: 'keepalive' };
   if (o.type === 'gone') {
     if (o.reason !== 'NODE_UNKNOWN' && o.reason !== 'NODE_EXPIRED') fail('reason', `not a known reason: ${shown(o.reason)}`);

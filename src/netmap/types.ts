@@ -136,8 +136,50 @@ export interface RelayRegion {
   certFingerprint?: string;
 }
 
-/** One line of the map stream: a new map, a keepalive, or the node is gone from control. */
-export type MapLine = { type: 'map'; map: NetworkMap } | { type: 'keepalive' } | { type: 'gone'; reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED' };
+/**
+ * One line of the map stream: a whole map, a delta against the last map or
+ * delta, a keepalive, or the node is gone from control. `seq` numbers the
+ * network's state a map or delta brings the node to (increasing, with gaps:
+ * a stream gets only the states that changed its map); a delta applies only on
+ * top of the state numbered `base`.
+ */
+export type MapLine =
+  | { type: 'map'; map: NetworkMap; seq?: number }
+  | { type: 'delta'; delta: MapDelta }
+  | { type: 'keepalive' }
+  | { type: 'gone'; reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED' };
+
+/** The fields of a peer a patch may set: every field of NodeView except its id and the self-only `advertised`. */
+export type PatchableField = Exclude<keyof NodeView, 'id' | 'advertised'>;
+/** Of those, the optional ones, which a patch may also remove. */
+export type OptionalPeerField = 'routes' | 'primaryRoutes' | 'exitNode' | 'user' | 'tags';
+
+/** What changed of one peer the node already holds: `set` replaces those fields, `unset` removes optional ones. */
+export interface PeerPatch {
+  id: number;
+  set: Partial<Pick<NodeView, PatchableField>>;
+  unset?: OptionalPeerField[];
+}
+
+/**
+ * What changed in a node's map between state `base` and state `seq`. Peers
+ * come whole when new to the node (or changed too much for a patch), as a
+ * patch when only some fields changed, or by id when the node no longer sees
+ * them. The other parts come whole when they changed: `dns` null and
+ * `packetFilter` null remove them, `devices` empty means none.
+ */
+export interface MapDelta {
+  seq: number;
+  base: number;
+  self?: NodeView;
+  peers?: NodeView[];
+  patches?: PeerPatch[];
+  removed?: number[];
+  relays?: RelayRegion[];
+  dns?: DnsConfig | null;
+  devices?: DeviceView[];
+  packetFilter?: FilterRule[] | null;
+}
 
 /** The answer to a registration: the node as control now holds it, and the network's prefixes. */
 export interface RegisterResult {

@@ -1,0 +1,134 @@
+// Map deltas for the streams of nodes that asked for them: after one whole
+// map, a stream gets only what changed in its node's map. The change tracker
+// (map-changes.ts) records each change once for the whole network: the nodes
+// whose view changed, those whose filter or peers the policy recomputed, the
+// shared parts that changed, and each node's view before and after. A
+// stream's delta is then that change seen through its node's visibility:
+//   - a node the map shows and the node holds unchanged since: nothing;
+//   - one it holds at its previous view: the patch of the fields that changed
+//     (built once per change, shared by every stream);
+//   - one it does not hold (new to it, or changed twice since): the whole entry;
+//   - one it may hold but the map no longer shows: its id, to remove;
+// plus its own view, packet filter, devices, relays and DNS when they changed.
+// So a change costs the nodes it reaches times its size, never a rebuild of
+// every map. A stream too far behind (the log forgot its state, the mesh
+// prefixes changed, or the delta would be about as large as the map) gets a
+// whole map instead.
+import { createHash } from 'node:crypto';
+import type { MapChanges } from './map-changes.js';
+import type { NetworkSnapshot } from './snapshot.js';
+import type { NodeRecord } from './store.js';
+
+/**
+ * Below this many changed peers a delta is always sent; above it, a delta
+ * that names more than half the peers the map shows is replaced by the whole
+ * map (about as large, and it resets the stream's state).
+ */
+export const DELTA_MIN_FULL_MAP_ENTRIES = 64;
+
+/** What a delta stream's node holds. */
+export interface DeltaSent {
+  /** the state number the node last got (a delta's base) */
+  base: number;
+  /** the change its map is known to equal (base, or later when the changes since did not reach it) */
+  at: number;
+  /** the peers its map may show (a copy), or null for every node */
+  visible: ReadonlySet<number> | null;
+  /** digests of its packet filter and devices, to send them only when they changed */
+  filter: string;
+  devices: string;
+}
+
+export interface DeltaLine {
+  /** the line to write, or null when the change does not reach the node */
+  line: string | null;
+  full: boolean;
+  sent: DeltaSent;
+}
+
+const digest = (text: string): string => createHash('sha256').update(text).digest('base64');
+
+/** The whole map of `self` as the first line of a delta stream (with its state number). */
+export function fullMapLine(snap: NetworkSnapshot, self: NodeRecord): DeltaLine {
+  const visible = snap.visibleTo(self.id);
+  return {
+    line: snap.lineFor(self, snap.seq),
+    full: true,
+    sent: {
+      base: snap.seq,
+      at: snap.seq,
+      visible: visible && new Set(visible),
+      filter: digest(snap.filterJsonFor(self.id)),
+      devices: digest(snap.devicesJsonFor(self.id)),
+    },
+  };
+}
+
+/** The delta that brings the node holding `sent` to `snap`, or a whole map when a delta will not do. */
+export function deltaLine(snap: NetworkSnapshot, changes: MapChanges, self: NodeRecord, sent: DeltaSent): DeltaLine {
+  if (snap.seq === sent.at) return { line: null, full: false, sent };
+  const since = changes.since(sent.at);
+  if (!since) return fullMapLine(snap, self);
+  const id = self.id;
+  const visNow = snap.visibleTo(id);
+  // the engine recomputes a node's peers only when it reports the node touched (or is replaced)
+  const recomputed = since.engine || since.own.has(id);
+  const visible = recomputed ? visNow && new Set(visNow) : sent.visible;
+  // a policy set or removed: every node's view of the network changes, a whole map is as small
+  if ((visible === null) !== (sent.visible === null)) return fullMapLine(snap, self);
+  let candidates: ReadonlySet<number> = since.seen;
+  if (recomputed && visible !== null && sent.visible !== null && visible !== sent.visible) {
+    const c = new Set(since.seen);
+    for (const x of visible) if (!sent.visible.has(x)) c.add(x);
+    for (const x of sent.visible) if (!visible.has(x)) c.add(x);
+    candidates = c;
+  }
+  const peers: string[] = [];
+  const patches: string[] = [];
+  const removed: number[] = [];
+  for (const x of candidates) {
+    if (x === id) continue;
+    const wasVisible = sent.visible === null || sent.visible.has(x);
+    const h = changes.peer(x);
+    if (!h || !snap.peer(x) || (visible !== null && !visible.has(x))) {
+      // it may be in the node's map: named for removal (a node that does not hold it ignores that)
+      if (wasVisible) removed.push(x);
+      continue;
+    }
+    const held = wasVisible && h.addedSeq <= sent.at;
+    if (!held) peers.push(h.json);
+    else if (h.curSeq <= sent.at) continue;
+    else if (h.prev && h.prevSeq <= sent.at) {
+      const patch = changes.patchJson(x);
+      if (patch) patches.push(patch);
+    } else peers.push(h.json);
+  }
+  const entries = peers.length + patches.length + removed.length;
+  if (entries > DELTA_MIN_FULL_MAP_ENTRIES && entries > snap.shownCount(id) / 2) return fullMapLine(snap, self);
+  const parts: string[] = [];
+  if (since.seen.has(id)) parts.push(`"self":${snap.selfJson(self)}`);
+  if (peers.length) parts.push(`"peers":[${peers.join(',')}]`);
+  if (patches.length) parts.push(`"patches":[${patches.join(',')}]`);
+  if (removed.length) parts.push(`"removed":[${removed.join(',')}]`);
+  if (since.relays || since.dns) {
+    const shared = snap.sectionJson();
+    if (since.relays) parts.push(`"relays":${shared.relays}`);
+    if (since.dns) parts.push(`"dns":${shared.dns}`);
+  }
+  let { filter, devices } = sent;
+  if (recomputed) {
+    const json = snap.filterJsonFor(id);
+    const d = digest(json);
+    if (d !== filter) parts.push(`"packetFilter":${json}`);
+    filter = d;
+  }
+  if (recomputed || since.devices) {
+    const json = snap.devicesJsonFor(id);
+    const d = digest(json);
+    if (d !== devices) parts.push(`"devices":${json}`);
+    devices = d;
+  }
+  if (parts.length === 0) return { line: null, full: false, sent: { ...sent, at: snap.seq, visible, filter, devices } };
+  const line = `{"type":"delta","delta":{"seq":${snap.seq},"base":${sent.base},${parts.join(',')}}}\n`;
+  return { line, full: false, sent: { base: snap.seq, at: snap.seq, visible, filter, devices } };
+}
