@@ -128,9 +128,9 @@ export const KNOBS = {
   },
   MESHCTL_AEAD: {
     use: 'tuning',
-    value: 'node|sodium',
-    default: "Node's own OpenSSL through koffi, node:crypto if that fails",
-    doc: 'seals and opens packets with node:crypto (same bytes, slower), or with libsodium (one call a packet; the OpenSSL path if it does not load), to compare',
+    value: 'evp|node',
+    default: "libsodium through koffi (one call a packet), else Node's own OpenSSL through koffi, else node:crypto",
+    doc: "seals and opens packets with Node's OpenSSL (four calls a packet) or node:crypto (same bytes, slower), to compare",
   },
   MESHCTL_JIT_DEFAULTS: {
     use: 'tuning',
@@ -233,10 +233,10 @@ export const udpGroWanted = (env: NodeJS.ProcessEnv = process.env): boolean => e
 /** MESHCTL_RING_IN_PLACE=1: reader rings visited in place instead of copied out per batch. */
 export const ringInPlace = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_RING_IN_PLACE === '1';
 
-/** MESHCTL_AEAD: 'node' (node:crypto) or 'sodium' (libsodium) instead of the OpenSSL EVP path, else 'evp'. */
+/** MESHCTL_AEAD: 'evp' (Node's OpenSSL) or 'node' (node:crypto) instead of libsodium, else 'sodium'. */
 export function aeadChoice(env: NodeJS.ProcessEnv = process.env): 'evp' | 'node' | 'sodium' {
   const v = env.MESHCTL_AEAD;
-  return v === 'node' || v === 'sodium' ? v : 'evp';
+  return v === 'node' || v === 'evp' ? v : 'sodium';
 }
 
 /** MESHCTL_JIT_DEFAULTS=1: V8's own interrupt budget. */

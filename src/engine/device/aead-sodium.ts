@@ -1,8 +1,8 @@
-// The per-packet ChaCha20-Poly1305 through libsodium (MESHCTL_AEAD=sodium): one
-// native call per seal or open (the detached IETF construction), where the
-// OpenSSL EVP path makes four and pays EVP's dispatch in each. Measured as a
-// lever against the EVP path (docs/performance.md); used only when asked for,
-// and only if libsodium loads and gives node:crypto's exact bytes.
+// The per-packet ChaCha20-Poly1305 through libsodium, the default: one native
+// call per seal or open (the detached IETF construction), where the OpenSSL EVP
+// path makes four and pays EVP's dispatch in each (A/B in docs/performance.md).
+// Used only if libsodium loads and gives node:crypto's exact bytes; else the
+// EVP path (aead.ts).
 import { koffi } from '../../util/koffi.js';
 import { zeroRange } from '../../util/bytes.js';
 import { aeadNonce, TAG_LEN } from './crypto.js';

@@ -4,7 +4,8 @@
 // with one reused EVP context, costs ~2.3 µs (bench/crypto.js). If the
 // symbols are not reachable (a Node built without exported OpenSSL), or
 // MESHCTL_AEAD=node, the node:crypto path is used: same bytes, slower.
-// MESHCTL_AEAD=sodium takes libsodium (aead-sodium.ts) when it loads.
+// Before either, libsodium (aead-sodium.ts) when it loads: one call a packet
+// instead of EVP's four (MESHCTL_AEAD=evp skips it).
 import { createCipheriv } from 'node:crypto';
 import { koffi } from '../../util/koffi.js';
 import { zeroRange } from '../../util/bytes.js';
@@ -148,7 +149,8 @@ class EvpAead implements PacketAead {
   }
 }
 
-function loadEvp(): PacketAead | null {
+/** Node's OpenSSL ChaCha20-Poly1305 through koffi, or null when its symbols are not reachable or it fails the self-test. */
+export function loadEvp(): PacketAead | null {
   try {
     const lib = koffi.load(null as unknown as string);
     const cipher = lib.func('void *EVP_chacha20_poly1305()');
@@ -198,6 +200,7 @@ export function packetAead(): PacketAead {
   if (chosen) return chosen;
   const want = aeadChoice();
   const sodium = want === 'sodium' ? loadSodium() : null;
+  // each fast path must give node:crypto's exact bytes, or the next is taken
   chosen = (sodium && selfTest(sodium) ? sodium : null) ?? (want === 'node' ? null : loadEvp()) ?? new NodeCryptoAead();
   return chosen;
 }
