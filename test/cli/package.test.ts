@@ -39,6 +39,9 @@ test('npm pack: bin, built code, man pages and deps/debian.json; no tests, bench
   }
   for (const m of readdirSync(join(root, 'man'))) assert.ok(has(`man/${m}`), `man/${m} is not in the package`);
   if (existsSync(join(root, 'dist/src/cli/main.bundle.js'))) assert.ok(has('dist/src/cli/main.bundle.js'), 'the CLI bundle');
+  for (const a of ['admin.js', 'admin.css']) {
+    if (existsSync(join(root, 'dist/src/control/web/assets', a))) assert.ok(has(`dist/src/control/web/assets/${a}`), `the admin page's ${a}`);
+  }
   const bad = files.filter(
     (p) =>
       /^(test|bench|docs|scripts|src|\.ci|\.github|node_modules)\//.test(p) ||
@@ -55,6 +58,8 @@ test('npm pack: bin, built code, man pages and deps/debian.json; no tests, bench
     (p) =>
       /^dist\/src\/.*\.js$/.test(p) &&
       !/\.bundle\.js$|\/chunk-[A-Z0-9]+\.js$/.test(p) &&
+      // the admin page's browser bundle, built from web/admin by scripts/bundle.mjs
+      p !== 'dist/src/control/web/assets/admin.js' &&
       !existsSync(join(root, p.replace(/^dist\//, '').replace(/\.js$/, '.ts'))),
   );
   assert.deepEqual(stale, [], 'modules in dist/ without a source: rm -rf dist && npm run build');

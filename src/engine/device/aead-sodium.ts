@@ -7,6 +7,7 @@ import { koffi } from '../../util/koffi.js';
 import { zeroRange } from '../../util/bytes.js';
 import { aeadNonce, TAG_LEN } from './crypto.js';
 import type { PacketAead } from './aead.js';
+import { SealViews } from './seal-views.js';
 
 type Fn = (...args: unknown[]) => number;
 
@@ -17,6 +18,7 @@ class SodiumAead implements PacketAead {
   readonly name = 'libsodium' as const;
   private readonly nonce = Buffer.alloc(12);
   private readonly tag = Buffer.alloc(TAG_LEN);
+  private readonly sealViews = new SealViews();
   constructor(
     private readonly encrypt: Fn,
     private readonly decrypt: Fn,
@@ -27,7 +29,7 @@ class SodiumAead implements PacketAead {
     const n = plain.length + padLen;
     out.set(plain, off);
     if (padLen > 0) zeroRange(out, off + plain.length, off + n);
-    const region = off === 0 ? out : new Uint8Array(out.buffer, out.byteOffset + off, n);
+    const region = off === 0 ? out : this.sealViews.of(out, off);
     this.encrypt(region, this.tag, null, region, n, null, 0, null, aeadNonce(counter, this.nonce), key);
     out.set(this.tag, off + n);
     return n + TAG_LEN;

@@ -11,6 +11,7 @@ import { koffi } from '../../util/koffi.js';
 import { zeroRange } from '../../util/bytes.js';
 import { aeadChoice } from '../../util/knobs.js';
 import { loadSodium } from './aead-sodium.js';
+import { SealViews } from './seal-views.js';
 import { aeadNonce, aeadOpen, TAG_LEN } from './crypto.js';
 
 export interface PacketAead {
@@ -32,12 +33,6 @@ const ZERO_PAD = Buffer.alloc(16);
 const EMPTY_AD = Buffer.alloc(0);
 const EVP_CTRL_AEAD_GET_TAG = 0x10;
 const EVP_CTRL_AEAD_SET_TAG = 0x11;
-/**
- * Views of a seal's output memory kept per offset: a send batch's slots are at fixed offsets of one buffer, so each
- * view is made once. 256 is twice the largest batch (mmsg.ts); a buffer with more offsets than that starts afresh.
- */
-const MAX_CACHED_SEAL_VIEWS = 256;
-
 class NodeCryptoAead implements PacketAead {
   readonly name = 'node-crypto' as const;
   private readonly nonce = Buffer.alloc(12);
@@ -70,9 +65,7 @@ class EvpAead implements PacketAead {
   /** where Final may write: ChaCha20-Poly1305 writes nothing there, so no view of the packet is made for it */
   private readonly sink = Buffer.alloc(32);
   private readonly sealTag = Buffer.alloc(TAG_LEN);
-  /** views of `sealOut` from an offset to its end, by offset */
-  private sealOut: Buffer | null = null;
-  private readonly sealViews = new Map<number, Uint8Array>();
+  private readonly sealViews = new SealViews();
   constructor(
     private readonly enc: unknown,
     private readonly dec: unknown,
@@ -95,7 +88,7 @@ class EvpAead implements PacketAead {
     this.encInit(ctx, null, null, key, aeadNonce(counter, this.nonce));
     let o = off;
     if (n > 0) {
-      const region = this.sealView(out, off);
+      const region = this.sealViews.of(out, off);
       this.encUpdate(ctx, region, this.outl, region, n);
       o += this.outl[0]!;
     }
@@ -104,20 +97,6 @@ class EvpAead implements PacketAead {
     this.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, this.sealTag);
     out.set(this.sealTag, o);
     return o + TAG_LEN - off;
-  }
-
-  /** `out` from `off` to its end (EVP's length argument bounds what is used): kept, not made per packet. */
-  private sealView(out: Buffer, off: number): Uint8Array {
-    if (out !== this.sealOut || this.sealViews.size >= MAX_CACHED_SEAL_VIEWS) {
-      this.sealOut = out;
-      this.sealViews.clear();
-    }
-    let v = this.sealViews.get(off);
-    if (v === undefined) {
-      v = new Uint8Array(out.buffer, out.byteOffset + off, out.length - off); // not Buffer#subarray: see open()
-      this.sealViews.set(off, v);
-    }
-    return v;
   }
 
   open(key: Buffer, counter: number, sealed: Buffer, off = 0): Buffer | null {
