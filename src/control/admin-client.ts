@@ -67,7 +67,15 @@ async function direct<T>(stateDir: string, fn: (r: Registry) => T | Promise<T>, 
   }
 }
 
-async function run<T>(stateDir: string, method: string, path: string, body: unknown, fallback: (r: Registry) => T | Promise<T>, create = false): Promise<T> {
+/** Through the running server's admin socket, else on the state dir's database directly. */
+export async function run<T>(
+  stateDir: string,
+  method: string,
+  path: string,
+  body: unknown,
+  fallback: (r: Registry) => T | Promise<T>,
+  create = false,
+): Promise<T> {
   const r = await viaSocket<T>(stateFiles(stateDir).adminSocket, method, path, body);
   return r === 'no-server' ? direct(stateDir, fallback, create) : r;
 }
