@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/cli/version.js';
 import {
@@ -218,8 +219,24 @@ test('npm run test:full installs exactly the list, says why, unpacks systemd-res
   assert.match(r.stderr, /^test:full: npm test \(MESHCTL_TEST_RESOLVED_ROOT=.*\/root\)$/m);
 });
 
-test('npm run test:full without root says so and installs nothing', { skip: process.getuid?.() === 0 ? 'runs as root here' : false }, () => {
-  const r = spawnSync(process.execPath, [join(root, 'scripts', 'test-full.mjs')], { encoding: 'utf8' });
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /installing Debian packages needs root: run `sudo npm run test:full`/);
+test('npm run test:full without root says so and installs nothing', () => {
+  // as root (CI), run it as an unprivileged user, which is the case under test: from a copy that user can read
+  // (the checkout may sit under /root), with what the script looks for beside it
+  const dir = mkdtempSync(join(tmpdir(), 'meshctl-test-full-'));
+  try {
+    for (const d of ['scripts', 'deps', 'node_modules/.bin']) mkdirSync(join(dir, d), { recursive: true });
+    copyFileSync(join(root, 'scripts', 'test-full.mjs'), join(dir, 'scripts', 'test-full.mjs'));
+    copyFileSync(join(root, 'deps', 'debian.json'), join(dir, 'deps', 'debian.json'));
+    writeFileSync(join(dir, 'node_modules', '.bin', 'tsc'), '');
+    chmodSync(dir, 0o755);
+    const script = join(dir, 'scripts', 'test-full.mjs');
+    const r =
+      process.getuid?.() === 0
+        ? spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, script], { encoding: 'utf8' })
+        : spawnSync(process.execPath, [script], { encoding: 'utf8' });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /installing Debian packages needs root: run `sudo npm run test:full`/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
