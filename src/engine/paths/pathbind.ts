@@ -14,7 +14,8 @@ import { isStun } from '../../nat/stun.js';
 
 export class PathBind implements NetBind {
   onStun: ((buf: Buffer, src: Endpoint) => void) | null = null;
-  private reservedDirect = false;
+  /** the length of the datagram reserved for a peer's direct path, counted at commit; -1: none */
+  private reservedDirectLen = -1;
 
   constructor(
     private readonly udp: NetBind,
@@ -26,6 +27,9 @@ export class PathBind implements NetBind {
       const b0 = buf[0];
       if (b0 === 0x6d && isDisco(buf)) return this.paths.receive(buf, src);
       if (b0 !== undefined && b0 < 4 && buf.length >= 20 && b0 <= 1 && isStun(buf)) return this.onStun?.(buf, src);
+      const traffic = this.paths.traffic;
+      traffic.directReceivedPackets++;
+      traffic.directReceivedBytes += buf.length;
       onDatagram(buf, this.paths.translate(src) ?? src);
     });
   }
@@ -42,7 +46,7 @@ export class PathBind implements NetBind {
   reserve(len: number, ep: Endpoint): number {
     const real = isVirtualEndpoint(ep) ? this.paths.directEndpoint(ep.address) : ep;
     const at = real ? (this.udp.reserve?.(len, real) ?? -1) : -1;
-    this.reservedDirect = at >= 0 && real !== ep;
+    this.reservedDirectLen = at >= 0 && real !== ep ? len : -1;
     return at;
   }
 
@@ -52,8 +56,8 @@ export class PathBind implements NetBind {
 
   commit(): void {
     this.udp.commit?.();
-    if (this.reservedDirect) this.paths.countDirectSend();
-    this.reservedDirect = false;
+    if (this.reservedDirectLen >= 0) this.paths.countDirectSend(this.reservedDirectLen);
+    this.reservedDirectLen = -1;
   }
 
   beginBatch(): void {
