@@ -305,6 +305,11 @@ export class EngineHost {
     };
   }
 
+  /** How many mesh peers are reached directly and how many through a relay now, for control's admin page. */
+  pathCounts(): { direct: number; relay: number } {
+    return this.paths.pathCounts();
+  }
+
   /** Data the tunnel carried, both ways: packets written from the TUN plus packets routed to a peer. */
   activity(): number {
     return (this.tun?.stats.txPackets ?? 0) + this.device.stats.routed;

@@ -374,7 +374,7 @@ test('over a trusted direct path, batched packets are sealed in place in the UDP
   }
 });
 
-test('traffic is counted by the path that carried it: relayed packets under relay, then direct ones under direct, each way', async () => {
+test('traffic is counted by the path that carried it (relayed under relay, then direct under direct, each way); pathCounts follows the path', async () => {
   const net = new MemNet();
   const clock = new FakeClock();
   // an in-memory relay: what one node sends to a node key arrives at that node's receiveRelayed, from the sender's key
@@ -425,6 +425,7 @@ test('traffic is counted by the path that carried it: relayed packets under rela
     // no candidates: the relay is the only path
     b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [], homeRelay: 'r1' }]);
     a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [], homeRelay: 'r1' }]);
+    assert.deepEqual(a.paths.pathCounts(), { direct: 0, relay: 1 }, 'the path summary: one peer, relayed');
     a.device.sendPackets([ipv4Packet('10.9.0.1', '10.9.0.2', 100)]);
     pump();
     assert.equal(got.length, 1, 'the packet crossed the relay');
@@ -441,6 +442,7 @@ test('traffic is counted by the path that carried it: relayed packets under rela
     a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [b.ep], homeRelay: 'r1' }]);
     pump();
     assert.equal(a.paths.pathOf(b.nodePub).kind, 'direct');
+    assert.deepEqual(a.paths.pathCounts(), { direct: 1, relay: 0 }, 'the path summary follows: the peer is direct');
     const before = { a: { ...a.paths.traffic }, b: { ...b.paths.traffic } };
     const pkts = [10, 200, 1300].map((n, k) => ipv4Packet('10.9.0.1', '10.9.0.2', n, k + 1));
     a.device.sendPackets(pkts);
@@ -452,6 +454,8 @@ test('traffic is counted by the path that carried it: relayed packets under rela
     assert.equal(b.paths.traffic.directReceivedPackets - before.b.directReceivedPackets, 3);
     assert.equal(b.paths.traffic.directReceivedBytes - before.b.directReceivedBytes, wire);
     assert.equal(a.paths.traffic.relaySentPackets, before.a.relaySentPackets, 'no data by relay once direct');
+    a.paths.setPeers([]);
+    assert.deepEqual(a.paths.pathCounts(), { direct: 0, relay: 0 }, 'a peer gone from the map counts nowhere');
   } finally {
     a.paths.stop();
     b.paths.stop();

@@ -224,6 +224,16 @@ export class PathManager {
     return p ? this.choice.pathOf(p) : { kind: 'none' };
   }
 
+  /** How many peers the engine reaches directly and how many through a relay now (as pathOf says; `none` counts in neither). */
+  pathCounts(): { direct: number; relay: number } {
+    const n = { direct: 0, relay: 0 };
+    for (const p of this.table.values()) {
+      const kind = this.choice.pathOf(p).kind;
+      if (kind !== 'none') n[kind]++;
+    }
+    return n;
+  }
+
   /** A packet went either way within the active window (sampled every heartbeat). */
   isActive(nodeKey: Buffer): boolean {
     const p = this.table.get(nodeKey);
