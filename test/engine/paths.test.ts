@@ -456,6 +456,10 @@ test('traffic is counted by the path that carried it (relayed under relay, then 
     assert.equal(a.paths.traffic.relaySentPackets, before.a.relaySentPackets, 'no data by relay once direct');
     a.paths.setPeers([]);
     assert.deepEqual(a.paths.pathCounts(), { direct: 0, relay: 0 }, 'a peer gone from the map counts nowhere');
+    // a datagram to a real endpoint (a stock WireGuard device behind this node) goes on UDP: direct
+    const plain = { ...a.paths.traffic };
+    assert.ok(a.pathBind.send(Buffer.alloc(50, 4), { address: '10.0.0.9', port: 51820 }));
+    assert.deepEqual([a.paths.traffic.directSentPackets - plain.directSentPackets, a.paths.traffic.directSentBytes - plain.directSentBytes], [1, 50]);
   } finally {
     a.paths.stop();
     b.paths.stop();

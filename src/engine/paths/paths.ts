@@ -171,9 +171,12 @@ export class PathManager {
     return p ? this.choice.direct(p) : null;
   }
 
-  /** A packet of `len` bytes went out over directEndpoint's path (counted as sendToPeer counts its own). */
-  countDirectSend(len: number): void {
-    this.sendStats.direct++;
+  /**
+   * A datagram of `len` bytes went out on UDP from the batch: over directEndpoint's path (`peer`: counted as sendToPeer
+   * counts its own) or to a real endpoint.
+   */
+  countDirectSend(len: number, peer: boolean): void {
+    if (peer) this.sendStats.direct++;
     this.traffic.directSentPackets++;
     this.traffic.directSentBytes += len;
   }

@@ -39,7 +39,8 @@ export interface RelayPaths {
 
 /**
  * WireGuard datagrams (disco and STUN not included) and their bytes, by the path that carried them: direct is the UDP
- * socket (trusted paths and guesses), relay is a relay server. Plain numbers on one object, so counting a packet is two
+ * socket (mesh peers' trusted paths and guesses, and stock WireGuard devices this node is the gateway of), relay is a
+ * relay server. Plain numbers on one object, so counting a packet is two
  * additions: no allocation and no lookup on the data path.
  */
 export interface PathTraffic {
