@@ -36,7 +36,7 @@ import { probeRelays } from './relay-probe.js';
 import { MAX_SEEN_NONCES, MAX_SEEN_NONCES_PER_KEY, SealedOpener, type OpenedRequest } from './sealed.js';
 import { ensureStateDir, loadControlKey, loadOrCreateCertificate, stateFiles } from './state-dir.js';
 import type { ControlStore, NodeRecord, StoreTx } from './store.js';
-import { parseAdvertiseBody, parseEndpointsBody, parseLogoutBody, parseMapBody, parseRegisterBody, parseVerifyQuery } from './validate.js';
+import { parseAdvertiseBody, parseEndpointsBody, parseLogoutBody, parseMapBody, parseRegisterBody, parseVerifyQuery, type PathCounts } from './validate.js';
 import { armStreamLiveness, STREAM_USER_TIMEOUT_MS } from './liveness.js';
 import { meshPrefixes, recordProtectedTargets } from './routes.js';
 import { AdminWeb, type AdminWebLimits } from './web/api.js';
@@ -250,6 +250,8 @@ export class ControlServer {
   private expiryTimer: NodeJS.Timeout | null = null;
   private expiredIds = new Set<number>();
   private readonly presumedOnline = new Set<number>();
+  /** node id → the path counts it last reported with its endpoints; at most one per node, dropped when it is offline */
+  private readonly pathReports = new Map<number, PathCounts>();
   private graceTimer: NodeJS.Timeout | null = null;
   private relayTimer: NodeJS.Timeout | null = null;
   /** one pending re-probe at a time, however often the periodic probe finds a relay missing */
@@ -394,6 +396,7 @@ export class ControlServer {
       registry: this.registry,
       changed: () => this.changed(),
       online: (id) => this.online(id),
+      paths: (id) => this.pathsOf(id),
       endStreams,
       relays: () => this.relayMap,
       certPem: () => this.certPem,
@@ -490,6 +493,13 @@ export class ControlServer {
     return this.presumedOnline.has(id) || this.streams.has(id);
   }
 
+  /** What an online node last reported of its paths; null when it has not, or is offline (the report is dropped). */
+  private pathsOf(id: number): PathCounts | null {
+    if (this.online(id)) return this.pathReports.get(id) ?? null;
+    this.pathReports.delete(id);
+    return null;
+  }
+
   /** Nodes that did not come back after a restart are offline after all. */
   private async endGrace(): Promise<void> {
     this.graceTimer = null;
@@ -497,6 +507,7 @@ export class ControlServer {
     this.presumedOnline.clear();
     for (const id of gone) {
       if (this.online(id) || !this.registry) continue;
+      this.pathReports.delete(id);
       const n = await this.registry.store.getNode(id);
       if (!n || !this.registry) continue;
       await this.registry.store.updateNode(id, { connected: false });
@@ -651,6 +662,7 @@ export class ControlServer {
 
   /** A node's map stream ended and it has no other: it is recorded offline (an ephemeral one goes after its grace). */
   private async streamEnded(id: number): Promise<void> {
+    this.pathReports.delete(id);
     const store = this.registry?.store;
     if (!store || !(await store.getNode(id))) return;
     await store.updateNode(id, { lastSeenMs: Date.now(), connected: false });
@@ -670,12 +682,14 @@ export class ControlServer {
   private async handleEndpoints(raw: unknown, res: ServerResponse): Promise<void> {
     const opened = await this.opener!.open(raw, 'endpoints', parseEndpointsBody);
     const { body } = opened;
-    await this.actAsKnownNode(opened, (tx, node) => {
+    const node = await this.actAsKnownNode(opened, (tx, node) => {
       const update: Partial<NodeRecord> = { endpoints: body.endpoints };
       if (body.homeRelay !== undefined) update.homeRelay = body.homeRelay;
       if (Date.now() - (node.lastSeenMs ?? 0) > LAST_SEEN_WRITE_MS) update.lastSeenMs = Date.now();
       return tx.updateNode(node.id, update);
     });
+    // live state, kept in memory only: one entry per known node, dropped when it goes offline
+    if (body.paths) this.pathReports.set(node.id, body.paths);
     sendJson(res, 200, { ok: true });
     this.changed();
   }

@@ -200,10 +200,40 @@ export function parseMapBody(o: Obj): MapIn {
   return { endpoints: endpointsField(o, 'map'), discoKey: keyField(o, 'discoKey', 'map'), deltas: o.deltas === true };
 }
 
+/**
+ * Peers a node may report as direct or relayed, each count and both together: a node's peers are the other nodes of
+ * its map, and a map of a million nodes (hundreds of MB of JSON) is far past what control sends; above it is a lie.
+ */
+export const MAX_REPORTED_PEERS = 1_000_000;
+
+/** How many of a node's peers it reaches directly (UDP) and how many through a relay, as it last reported. */
+export interface PathCounts {
+  direct: number;
+  relay: number;
+}
+
 export interface EndpointsIn {
   endpoints: string[];
   /** undefined: unchanged; null: none */
   homeRelay: string | null | undefined;
+  /** undefined: not reported (an older node, or no change since its last report) */
+  paths: PathCounts | undefined;
+}
+
+function pathCountsField(o: Obj): PathCounts | undefined {
+  const v = o.paths;
+  if (v === undefined) return undefined;
+  const p = object(v, 'endpoints.paths');
+  const count = (name: 'direct' | 'relay'): number => {
+    const n = p[name];
+    if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > MAX_REPORTED_PEERS) {
+      throw bad(`endpoints.paths.${name} must be an integer from 0 to ${MAX_REPORTED_PEERS}`);
+    }
+    return n as number;
+  };
+  const out = { direct: count('direct'), relay: count('relay') };
+  if (out.direct + out.relay > MAX_REPORTED_PEERS) throw bad(`endpoints.paths: direct + relay must be at most ${MAX_REPORTED_PEERS}`);
+  return out;
 }
 
 export function parseEndpointsBody(o: Obj): EndpointsIn {
@@ -211,7 +241,7 @@ export function parseEndpointsBody(o: Obj): EndpointsIn {
   if (h !== undefined && h !== null && (typeof h !== 'string' || !REGION_CODE_RE.test(h))) {
     throw bad('endpoints.homeRelay must be null or a region code of 1-32 lower-case letters, digits or dashes');
   }
-  return { endpoints: endpointsField(o, 'endpoints'), homeRelay: h as string | null | undefined };
+  return { endpoints: endpointsField(o, 'endpoints'), homeRelay: h as string | null | undefined, paths: pathCountsField(o) };
 }
 
 /** The logout body carries nothing beyond the header. */

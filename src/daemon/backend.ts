@@ -44,6 +44,7 @@ import { destinationPolicy } from './subnet-routes.js';
 import { AccessFilter } from './access-filter.js';
 import type { DaemonMetricsView } from './metrics.js';
 import { exitNodeHealth, exitNodeRefusal, exitNodeState, servesAsExitNode, withExitNode } from './exit-node.js';
+import { PathReporter } from './path-report.js';
 
 /** How long a node waits for its first map after registering before `up` gives up. */
 const DEFAULT_UP_TIMEOUT_MS = 30_000;
@@ -84,6 +85,7 @@ export class Backend {
   private home: string | null = null;
   private relayMapKey = '';
   private reportedEndpoints = '';
+  private readonly pathReport = new PathReporter();
   private readonly log: (msg: string) => void;
   /** `up` waits for a resume in progress, so the two never build the engine twice */
   private resuming: Promise<void> = Promise.resolve();
@@ -501,13 +503,19 @@ export class Backend {
   private readonly endpointErrorLog = rateLimitedLog((m) => this.log(m), 60_000);
 
   private async checkEndpoints(): Promise<void> {
+    if (!this.control || !this.connected || !this.host) return;
     const eps = this.endpoints();
     const key = `${eps.join()}|${this.home ?? ''}`;
-    if (key === this.reportedEndpoints || !this.control || !this.connected) return;
+    const now = Date.now();
+    // the path counts ride along when they changed (at most once per PATH_REPORT_MIN_INTERVAL_MS)
+    const paths = this.pathReport.due(this.host.pathCounts(), now);
+    if (key === this.reportedEndpoints && !paths) return;
     this.reportedEndpoints = key;
-    await this.control.call('endpoints', { endpoints: eps, homeRelay: this.home }, 10_000).catch((err: Error) => {
+    if (paths) this.pathReport.sending(paths, now);
+    await this.control.call('endpoints', { endpoints: eps, homeRelay: this.home, ...(paths ? { paths } : {}) }, 10_000).catch((err: Error) => {
       // a refused or lost update (control busy, rate-limited, restarting) is sent again at the next poll
       if (this.reportedEndpoints === key) this.reportedEndpoints = '';
+      if (paths) this.pathReport.forget();
       this.endpointErrorLog(`endpoint update failed: ${err.message}`);
     });
   }
@@ -564,6 +572,8 @@ export class Backend {
           if (gen !== this.loopGeneration) return stream.close();
           this.stream = stream;
           this.connected = true;
+          // control forgets a node's path counts while it is offline: report them again on this stream
+          this.pathReport.forget();
           this.lastError = null;
           backoff = BACKOFF_MIN_MS;
           const end = await stream.done;

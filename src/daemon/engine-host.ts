@@ -7,8 +7,7 @@ import type { PacketFilterHooks, PacketHook } from '../engine/device/filter.js';
 import type { Clock } from '../engine/clock.js';
 import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers, type PingResult } from '../engine/paths/paths.js';
 import { PathBind } from '../engine/paths/pathbind.js';
-import { endpointKey, relayEndpoint, virtualEndpoint } from '../engine/conn/endpoint.js';
-import { isDisco } from '../nat/disco.js';
+import { endpointKey } from '../engine/conn/endpoint.js';
 import { Netchecker, type StunTarget } from '../nat/netcheck.js';
 import { MESH_FWMARK } from '../util/marked-socket.js';
 import type { NetReport } from '../netmap/netreport.js';
@@ -133,8 +132,7 @@ export class EngineHost {
   }
 
   private fromRelay(region: string, src: Buffer, pkt: Buffer): void {
-    if (pkt[0] === 0x6d && isDisco(pkt)) this.paths.receive(pkt, relayEndpoint(region));
-    else this.device.receiveDatagram(pkt, virtualEndpoint(src));
+    this.paths.receiveRelayed(region, src, pkt);
   }
 
   /** Our endpoints for call-me-maybe: local addresses and what netcheck learned. */
@@ -302,8 +300,14 @@ export class EngineHost {
       udpSend: this.bind.sendStats,
       disco: this.paths.stats,
       sends: this.paths.sendStats,
+      traffic: this.paths.traffic,
       stun: this.netcheck.stats,
     };
+  }
+
+  /** How many mesh peers are reached directly and how many through a relay now, for control's admin page. */
+  pathCounts(): { direct: number; relay: number } {
+    return this.paths.pathCounts();
   }
 
   /** Data the tunnel carried, both ways: packets written from the TUN plus packets routed to a peer. */

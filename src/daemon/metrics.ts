@@ -160,6 +160,26 @@ export function daemonMetrics(read: () => DaemonMetricsView): DaemonMetrics {
       this.inc({ path: 'none' }, s.noPath);
     },
   });
+  // WireGuard datagrams (disco and STUN not included) by the path that carried them, each way: the engine's PathTraffic.
+  const pathTraffic = (name: string, help: string, unit: 'Packets' | 'Bytes'): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['path', 'direction'],
+      registers,
+      collect() {
+        this.reset();
+        const t = v.engine?.traffic;
+        if (!t) return;
+        this.inc({ path: 'direct', direction: 'sent' }, t[`directSent${unit}`]);
+        this.inc({ path: 'relay', direction: 'sent' }, t[`relaySent${unit}`]);
+        this.inc({ path: 'direct', direction: 'received' }, t[`directReceived${unit}`]);
+        this.inc({ path: 'relay', direction: 'received' }, t[`relayReceived${unit}`]);
+      },
+    });
+  };
+  pathTraffic('meshctl_daemon_path_packets_total', 'WireGuard datagrams by path (direct: UDP, relay) and direction (sent, received).', 'Packets');
+  pathTraffic('meshctl_daemon_path_bytes_total', 'Bytes of WireGuard datagrams by path (direct: UDP, relay) and direction (sent, received).', 'Bytes');
   new Counter({
     name: 'meshctl_daemon_relay_packets_total',
     help: 'Frames to and from relays: packets (WireGuard, disco) and, sent, the latency pings; dropped: not sent, the relay was not connected.',

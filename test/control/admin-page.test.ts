@@ -79,6 +79,9 @@ test('the admin page in chromium: login, live node state, keys, delete, policy, 
       const r = await web(h, 'POST', '/meshctl/v1/advertise', { body: n.node.seal('advertise', { routes: [prefix], exitNode: false }) });
       assert.equal(r.status, 200);
     }
+    // beta reports its paths with its endpoints; alpha does not
+    const paths = { endpoints: [], paths: { direct: 3, relay: 1 } };
+    assert.equal((await web(h, 'POST', '/meshctl/v1/endpoints', { body: beta.node.seal('endpoints', paths) })).status, 200);
 
     // chromium's sandbox refuses to start as root
     browser = await chromium.launch({ executablePath: CHROMIUM, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
@@ -96,6 +99,8 @@ test('the admin page in chromium: login, live node state, keys, delete, policy, 
     await row('alpha').getByText('online', { exact: true }).waitFor({ timeout: UI_WAIT_MS });
     await row('beta').getByText('online', { exact: true }).waitFor({ timeout: UI_WAIT_MS });
     await page.getByText('Live', { exact: true }).waitFor({ timeout: UI_WAIT_MS });
+    await row('beta').getByText('3 direct · 1 relay', { exact: true }).waitFor({ timeout: UI_WAIT_MS });
+    await row('alpha').getByText('not reported', { exact: true }).waitFor({ timeout: UI_WAIT_MS });
 
     // alpha's map stream goes away: the page shows it offline without a reload
     alpha.stream.req.destroy();

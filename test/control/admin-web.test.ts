@@ -80,6 +80,47 @@ test('a Bearer token lists nodes with owner, addresses, online state, home relay
   });
 });
 
+test("a node's path counts, sent with its endpoints, show in the node list while it is online; hostile counts are refused and nothing stored", async () => {
+  await withServer(async (h, token) => {
+    const a = await joinNode(h, await h.authKey(), 'alpha');
+    const pathsOf = async (): Promise<unknown> => {
+      const r = await web(h, 'GET', '/admin/api/nodes', { headers: bearer(token) });
+      const list = r.body as unknown as { name: string; paths: unknown; online: boolean }[];
+      return list.find((n) => n.name === 'alpha')?.paths;
+    };
+    const endpoints = (body: object) => web(h, 'POST', '/meshctl/v1/endpoints', { body: a.node.seal('endpoints', { endpoints: ['192.0.2.1:9'], ...body }) });
+    try {
+      await until(async () => (await pathsOf()) === null, 5000, 'node listed without paths');
+      for (const paths of [
+        { direct: -1, relay: 0 },
+        { direct: 1, relay: 2_000_000 },
+        { direct: 1.5, relay: 0 },
+        { direct: '3', relay: 1 },
+        { direct: 3 },
+        { direct: 600_000, relay: 600_000 },
+        [3, 1],
+        'many',
+        null,
+      ]) {
+        const r = await endpoints({ paths });
+        assert.equal(r.status, 400, `${JSON.stringify(paths)}: ${r.text}`);
+        assert.match(String(r.body.message ?? r.text), /endpoints\.paths/);
+        assert.equal(await pathsOf(), null, `${JSON.stringify(paths)}: nothing stored`);
+      }
+      assert.equal((await endpoints({ paths: { direct: 3, relay: 1 } })).status, 200);
+      assert.deepEqual(await pathsOf(), { direct: 3, relay: 1 });
+      assert.equal((await endpoints({ paths: { direct: -5, relay: 1 } })).status, 400);
+      assert.deepEqual(await pathsOf(), { direct: 3, relay: 1 }, 'a refused report leaves the last good one');
+      assert.equal((await endpoints({})).status, 200, 'an update without paths (an older node) is accepted');
+      assert.deepEqual(await pathsOf(), { direct: 3, relay: 1 }, 'and keeps the last report');
+      a.stream.req.destroy(); // offline: the live report is gone
+      await until(async () => (await pathsOf()) === null, 5000, 'paths dropped when the node went offline');
+    } finally {
+      a.stream.req.destroy();
+    }
+  });
+});
+
 test('a session cookie reads, but writes only with the CSRF header (403 without it, also with a wrong one)', async () => {
   await withServer(async (h, token) => {
     const s = await login(h, token);

@@ -28,7 +28,20 @@ function view(): DaemonMetricsView {
     controlConnected: true,
     peerPaths: ['direct', 'relay', 'relay', 'none'],
     // only the parts the metrics read; the rest of EngineHost.counters() is not looked at
-    engine: { engine, sends: { direct: 6, directGuess: 1, relay: 3, noPath: 2 } } as unknown as DaemonMetricsView['engine'],
+    engine: {
+      engine,
+      sends: { direct: 6, directGuess: 1, relay: 3, noPath: 2 },
+      traffic: {
+        directSentPackets: 7,
+        directSentBytes: 700,
+        relaySentPackets: 3,
+        relaySentBytes: 330,
+        directReceivedPackets: 8,
+        directReceivedBytes: 800,
+        relayReceivedPackets: 4,
+        relayReceivedBytes: 440,
+      },
+    } as unknown as DaemonMetricsView['engine'],
     relays: [
       { region: 'a', url: 'https://a', connected: true, latencyMs: 1, lastError: null },
       { region: 'b', url: 'https://b', connected: false, latencyMs: null, lastError: 'refused' },
@@ -83,6 +96,14 @@ test('the daemon exposition parses and carries each figure, read from the view a
   assert.equal(at('meshctl_daemon_path_sent_packets_total', { path: 'relay' }), 3);
   assert.equal(at('meshctl_daemon_path_sent_packets_total', { path: 'none' }), 2);
   assert.equal(at('meshctl_daemon_relay_packets_total', { direction: 'received' }), 4);
+  assert.equal(at('meshctl_daemon_path_packets_total', { path: 'direct', direction: 'sent' }), 7);
+  assert.equal(at('meshctl_daemon_path_packets_total', { path: 'relay', direction: 'sent' }), 3);
+  assert.equal(at('meshctl_daemon_path_packets_total', { path: 'direct', direction: 'received' }), 8);
+  assert.equal(at('meshctl_daemon_path_packets_total', { path: 'relay', direction: 'received' }), 4);
+  assert.equal(at('meshctl_daemon_path_bytes_total', { path: 'direct', direction: 'sent' }), 700);
+  assert.equal(at('meshctl_daemon_path_bytes_total', { path: 'relay', direction: 'sent' }), 330);
+  assert.equal(at('meshctl_daemon_path_bytes_total', { path: 'direct', direction: 'received' }), 800);
+  assert.equal(at('meshctl_daemon_path_bytes_total', { path: 'relay', direction: 'received' }), 440);
   assert.equal(at('meshctl_daemon_dropped_packets_total', { reason: 'no_route' }), 2);
   assert.equal(at('meshctl_daemon_dropped_packets_total', { reason: 'filtered_in' }), 5);
   assert.equal(at('meshctl_daemon_dropped_packets_total', { reason: 'bad_mac1' }), 0);

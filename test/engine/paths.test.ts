@@ -373,3 +373,97 @@ test('over a trusted direct path, batched packets are sealed in place in the UDP
     await b.device.close();
   }
 });
+
+test('traffic is counted by the path that carried it (relayed under relay, then direct under direct, each way); pathCounts follows the path', async () => {
+  const net = new MemNet();
+  const clock = new FakeClock();
+  // an in-memory relay: what one node sends to a node key arrives at that node's receiveRelayed, from the sender's key
+  const byKey = new Map<string, Awaited<ReturnType<typeof node>>>();
+  const relayQueue: { to: Buffer; from: Buffer; pkt: Buffer }[] = [];
+  const relayed = { bytes: 0 };
+  const relayFrom = (from: () => Buffer): RelayPaths => ({
+    send: (_region, dst, pkt) => (relayQueue.push({ to: dst, from: from(), pkt: Buffer.from(pkt) }), (relayed.bytes += pkt[0] === 0x6d ? 0 : pkt.length), true),
+    connected: () => true,
+  });
+  let aKey: Buffer = Buffer.alloc(0);
+  let bKey: Buffer = Buffer.alloc(0);
+  const a = await node(
+    net,
+    '10.0.0.1',
+    clock,
+    relayFrom(() => aKey),
+  );
+  const b = await node(
+    net,
+    '10.0.0.2',
+    clock,
+    relayFrom(() => bKey),
+  );
+  [aKey, bKey] = [a.nodePub, b.nodePub];
+  byKey.set(a.nodePub.toString('hex'), a);
+  byKey.set(b.nodePub.toString('hex'), b);
+  const pump = (): void => {
+    for (let i = 0; i < 8; i++) {
+      net.pump();
+      for (const f of relayQueue.splice(0)) byKey.get(f.to.toString('hex'))!.paths.receiveRelayed('r1', f.from, f.pkt);
+    }
+  };
+  const got: Buffer[] = [];
+  b.device.attachTun((p) => (got.push(Buffer.from(p)), true));
+  a.device.attachTun(() => true);
+  try {
+    a.device.addPeer(b.nodePub);
+    b.device.addPeer(a.nodePub);
+    await a.device.applySet({
+      replacePeers: false,
+      peers: [{ publicKey: b.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.2', bits: 32, family: 4 }] }],
+    });
+    await b.device.applySet({
+      replacePeers: false,
+      peers: [{ publicKey: a.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.1', bits: 32, family: 4 }] }],
+    });
+    // no candidates: the relay is the only path
+    b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [], homeRelay: 'r1' }]);
+    a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [], homeRelay: 'r1' }]);
+    assert.deepEqual(a.paths.pathCounts(), { direct: 0, relay: 1 }, 'the path summary: one peer, relayed');
+    a.device.sendPackets([ipv4Packet('10.9.0.1', '10.9.0.2', 100)]);
+    pump();
+    assert.equal(got.length, 1, 'the packet crossed the relay');
+    assert.equal(a.paths.traffic.directSentPackets + a.paths.traffic.directReceivedPackets, 0, 'nothing went direct');
+    assert.ok(a.paths.traffic.relaySentPackets >= 2, 'the handshake initiation and the data went by relay');
+    assert.equal(
+      a.paths.traffic.relaySentPackets + b.paths.traffic.relaySentPackets,
+      b.paths.traffic.relayReceivedPackets + a.paths.traffic.relayReceivedPackets,
+    );
+    assert.equal(a.paths.traffic.relaySentBytes + b.paths.traffic.relaySentBytes, relayed.bytes, 'bytes: the WireGuard datagrams the relay carried');
+    assert.equal(b.paths.traffic.relayReceivedBytes, a.paths.traffic.relaySentBytes);
+
+    // a candidate that answers: the path turns direct, and data is counted there
+    a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [b.ep], homeRelay: 'r1' }]);
+    pump();
+    assert.equal(a.paths.pathOf(b.nodePub).kind, 'direct');
+    assert.deepEqual(a.paths.pathCounts(), { direct: 1, relay: 0 }, 'the path summary follows: the peer is direct');
+    const before = { a: { ...a.paths.traffic }, b: { ...b.paths.traffic } };
+    const pkts = [10, 200, 1300].map((n, k) => ipv4Packet('10.9.0.1', '10.9.0.2', n, k + 1));
+    a.device.sendPackets(pkts);
+    pump();
+    assert.equal(got.length, 4);
+    const wire = pkts.reduce((n, p) => n + p.length + 32 + ((16 - (p.length % 16)) % 16), 0); // header 16 + tag 16 + padding to 16
+    assert.equal(a.paths.traffic.directSentPackets - before.a.directSentPackets, 3);
+    assert.equal(a.paths.traffic.directSentBytes - before.a.directSentBytes, wire);
+    assert.equal(b.paths.traffic.directReceivedPackets - before.b.directReceivedPackets, 3);
+    assert.equal(b.paths.traffic.directReceivedBytes - before.b.directReceivedBytes, wire);
+    assert.equal(a.paths.traffic.relaySentPackets, before.a.relaySentPackets, 'no data by relay once direct');
+    a.paths.setPeers([]);
+    assert.deepEqual(a.paths.pathCounts(), { direct: 0, relay: 0 }, 'a peer gone from the map counts nowhere');
+    // a datagram to a real endpoint (a stock WireGuard device behind this node) goes on UDP: direct
+    const plain = { ...a.paths.traffic };
+    assert.ok(a.pathBind.send(Buffer.alloc(50, 4), { address: '10.0.0.9', port: 51820 }));
+    assert.deepEqual([a.paths.traffic.directSentPackets - plain.directSentPackets, a.paths.traffic.directSentBytes - plain.directSentBytes], [1, 50]);
+  } finally {
+    a.paths.stop();
+    b.paths.stop();
+    await a.device.close();
+    await b.device.close();
+  }
+});

@@ -63,7 +63,7 @@ export interface NodeRow {
   tags: string[];
   pending: boolean;
   homeRelay: string | null;
-  paths: { direct: number; relayed: number } | null;
+  paths: { direct: number; relay: number } | null;
 }
 
 export interface AuthKeyRow {

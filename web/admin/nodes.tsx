@@ -66,7 +66,7 @@ export function NodesPage({ tick, onAuthError }: PageProps) {
               </td>
               <td data-label="Last seen">{n.online ? 'now' : when(n.lastSeen)}</td>
               <td data-label="Home relay">{n.homeRelay ?? '—'}</td>
-              <td data-label="Paths">{n.paths ? `${n.paths.direct} direct, ${n.paths.relayed} relayed` : 'not reported'}</td>
+              <td data-label="Paths">{n.paths ? `${n.paths.direct} direct · ${n.paths.relay} relay` : 'not reported'}</td>
               <td data-label="Key expiry">{n.keyExpiry === null ? 'never' : when(n.keyExpiry)}</td>
               <td data-label="Actions" class="actions">
                 {renaming?.id === n.id ? (

@@ -55,6 +55,8 @@ export interface AdminWebDeps {
   /** something changed: maps are pushed (and event streams told) */
   changed: () => void;
   online: (id: number) => boolean;
+  /** the path counts an online node last reported (direct, relayed peers), or null */
+  paths: (id: number) => { direct: number; relay: number } | null;
   endStreams: (id: number, reason: 'NODE_UNKNOWN' | 'NODE_EXPIRED') => void;
   /** the relay regions in maps, with certFingerprint once control reached the relay */
   relays: () => RelayRegion[];
@@ -270,8 +272,8 @@ export class AdminWeb {
     const r = this.d.registry;
     const list = await listNodes(r, this.d.online);
     const records = new Map((await r.store.listNodes()).map((n) => [n.id, n]));
-    // the registry keeps no per-node path counts (direct/relayed): `paths` is null until nodes report them
-    return list.map((n) => ({ ...n, homeRelay: records.get(n.id)?.homeRelay ?? null, paths: null }));
+    // path counts are live state the nodes report with their endpoints, kept in memory: null until a node reports
+    return list.map((n) => ({ ...n, homeRelay: records.get(n.id)?.homeRelay ?? null, paths: this.d.paths(n.id) }));
   }
 
   private relays(): unknown {

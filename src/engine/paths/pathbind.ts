@@ -14,7 +14,10 @@ import { isStun } from '../../nat/stun.js';
 
 export class PathBind implements NetBind {
   onStun: ((buf: Buffer, src: Endpoint) => void) | null = null;
-  private reservedDirect = false;
+  /** the length of the datagram reserved in the UDP batch, counted at commit; -1: none */
+  private reservedLen = -1;
+  /** the reservation is for a mesh peer's direct path (a virtual endpoint), which path selection counts too */
+  private reservedVirtual = false;
 
   constructor(
     private readonly udp: NetBind,
@@ -26,6 +29,9 @@ export class PathBind implements NetBind {
       const b0 = buf[0];
       if (b0 === 0x6d && isDisco(buf)) return this.paths.receive(buf, src);
       if (b0 !== undefined && b0 < 4 && buf.length >= 20 && b0 <= 1 && isStun(buf)) return this.onStun?.(buf, src);
+      const traffic = this.paths.traffic;
+      traffic.directReceivedPackets++;
+      traffic.directReceivedBytes += buf.length;
       onDatagram(buf, this.paths.translate(src) ?? src);
     });
   }
@@ -35,14 +41,21 @@ export class PathBind implements NetBind {
   }
 
   send(buf: Buffer, ep: Endpoint): boolean {
-    return isVirtualEndpoint(ep) ? this.paths.sendToPeer(ep.address, buf) : this.udp.send(buf, ep);
+    if (isVirtualEndpoint(ep)) return this.paths.sendToPeer(ep.address, buf);
+    // a real endpoint (a stock WireGuard device this node is the gateway of): UDP, so direct
+    if (!this.udp.send(buf, ep)) return false;
+    const traffic = this.paths.traffic;
+    traffic.directSentPackets++;
+    traffic.directSentBytes += buf.length;
+    return true;
   }
 
   /** Packets for a peer with a trusted direct path are written into the UDP batch; anything else goes through `send`. */
   reserve(len: number, ep: Endpoint): number {
     const real = isVirtualEndpoint(ep) ? this.paths.directEndpoint(ep.address) : ep;
     const at = real ? (this.udp.reserve?.(len, real) ?? -1) : -1;
-    this.reservedDirect = at >= 0 && real !== ep;
+    this.reservedLen = at >= 0 ? len : -1;
+    this.reservedVirtual = real !== ep;
     return at;
   }
 
@@ -52,8 +65,8 @@ export class PathBind implements NetBind {
 
   commit(): void {
     this.udp.commit?.();
-    if (this.reservedDirect) this.paths.countDirectSend();
-    this.reservedDirect = false;
+    if (this.reservedLen >= 0) this.paths.countDirectSend(this.reservedLen, this.reservedVirtual);
+    this.reservedLen = -1;
   }
 
   beginBatch(): void {

@@ -11,14 +11,24 @@
 import { boxKey } from '../../crypto/box.js';
 import { LazyTimer, type Clock } from '../clock.js';
 import type { NetBind } from '../conn/bind.js';
-import { virtualEndpoint, type Endpoint } from '../conn/endpoint.js';
+import { relayEndpoint, virtualEndpoint, type Endpoint } from '../conn/endpoint.js';
 import type { Device } from '../device/device.js';
 import { PathChoice } from './choose.js';
 import { Prober } from './probe.js';
 import { MAX_CANDIDATES, PathTable } from './table.js';
-import { DEFAULT_PATH_TIMERS, type PathInfo, type PathPeerConfig, type PathTimers, type PeerPaths, type PingResult, type RelayPaths } from './types.js';
+import {
+  DEFAULT_PATH_TIMERS,
+  type PathInfo,
+  type PathPeerConfig,
+  type PathTimers,
+  type PathTraffic,
+  type PeerPaths,
+  type PingResult,
+  type RelayPaths,
+} from './types.js';
+import { isDisco } from '../../nat/disco.js';
 
-export { DEFAULT_PATH_TIMERS, type PathInfo, type PathPeerConfig, type PathTimers, type PingResult, type RelayPaths } from './types.js';
+export { DEFAULT_PATH_TIMERS, type PathInfo, type PathPeerConfig, type PathTimers, type PathTraffic, type PingResult, type RelayPaths } from './types.js';
 export type { DiscoStats } from './probe.js';
 
 export interface PathManagerOptions {
@@ -40,6 +50,17 @@ export class PathManager {
   private readonly clock: Clock;
   private readonly relay: RelayPaths | undefined;
   readonly sendStats = { direct: 0, relay: 0, directGuess: 0, noPath: 0 };
+  /** packets and bytes each way by path; PathBind counts what the UDP socket carries, this class what the relay does */
+  readonly traffic: PathTraffic = {
+    directSentPackets: 0,
+    directSentBytes: 0,
+    relaySentPackets: 0,
+    relaySentBytes: 0,
+    directReceivedPackets: 0,
+    directReceivedBytes: 0,
+    relayReceivedPackets: 0,
+    relayReceivedBytes: 0,
+  };
 
   /**
    * `udp` is the UDP bind under the device's PathBind: direct packets and disco leave through it.
@@ -150,9 +171,14 @@ export class PathManager {
     return p ? this.choice.direct(p) : null;
   }
 
-  /** A packet went out over directEndpoint's path (counted as sendToPeer counts its own). */
-  countDirectSend(): void {
-    this.sendStats.direct++;
+  /**
+   * A datagram of `len` bytes went out on UDP from the batch: over directEndpoint's path (`peer`: counted as sendToPeer
+   * counts its own) or to a real endpoint.
+   */
+  countDirectSend(len: number, peer: boolean): void {
+    if (peer) this.sendStats.direct++;
+    this.traffic.directSentPackets++;
+    this.traffic.directSentBytes += len;
   }
 
   /** Sends a WireGuard datagram to a peer on its best path: the trusted direct one, else the relay, else a direct guess. */
@@ -165,7 +191,10 @@ export class PathManager {
     const direct = this.choice.direct(p);
     if (direct) {
       this.sendStats.direct++;
-      return this.udp.send(buf, direct);
+      if (!this.udp.send(buf, direct)) return false;
+      this.traffic.directSentPackets++;
+      this.traffic.directSentBytes += buf.length;
+      return true;
     }
     // no proven direct path: the relay carries it. Only with no relay to carry
     // it does the best direct guess get it instead; a copy to both would double
@@ -176,11 +205,17 @@ export class PathManager {
     const region = this.choice.relayUsable(p);
     const guess = region ? null : this.choice.guess(p);
     if (guess) {
-      sent = this.udp.send(buf, guess.ep) || sent;
       this.sendStats.directGuess++;
+      if (this.udp.send(buf, guess.ep)) {
+        this.traffic.directSentPackets++;
+        this.traffic.directSentBytes += buf.length;
+        sent = true;
+      }
     }
     if (region && this.relay!.send(region, p.nodeKey, buf)) {
       this.sendStats.relay++;
+      this.traffic.relaySentPackets++;
+      this.traffic.relaySentBytes += buf.length;
       sent = true;
     }
     if (!sent) this.sendStats.noPath++;
@@ -190,6 +225,16 @@ export class PathManager {
   pathOf(nodeKey: Buffer): PathInfo {
     const p = this.table.get(nodeKey);
     return p ? this.choice.pathOf(p) : { kind: 'none' };
+  }
+
+  /** How many peers the engine reaches directly and how many through a relay now (as pathOf says; `none` counts in neither). */
+  pathCounts(): { direct: number; relay: number } {
+    const n = { direct: 0, relay: 0 };
+    for (const p of this.table.values()) {
+      const kind = this.choice.pathOf(p).kind;
+      if (kind !== 'none') n[kind]++;
+    }
+    return n;
   }
 
   /** A packet went either way within the active window (sampled every heartbeat). */
@@ -202,6 +247,14 @@ export class PathManager {
   ping(nodeKey: Buffer, timeoutMs = this.timers.pingTimeoutMs): Promise<PingResult | null> {
     const p = this.table.get(nodeKey);
     return p ? this.probe.ping(p, timeoutMs) : Promise.resolve(null);
+  }
+
+  /** A packet a relay brought from the peer with node key `src`: disco goes to probing, WireGuard to the device. */
+  receiveRelayed(region: string, src: Buffer, pkt: Buffer): void {
+    if (pkt[0] === 0x6d && isDisco(pkt)) return this.probe.receive(pkt, relayEndpoint(region));
+    this.traffic.relayReceivedPackets++;
+    this.traffic.relayReceivedBytes += pkt.length;
+    this.device.receiveDatagram(pkt, virtualEndpoint(src));
   }
 
   /** A disco packet, from a direct address or (src = relayEndpoint(region)) from the relay. Never throws. */
