@@ -153,20 +153,7 @@ export async function measureMesh(seconds: number): Promise<MeshResult> {
   const m = new MeshLab();
   try {
     await m.build(2);
-    m.lab.spawn(m.controlNs, [
-      process.execPath,
-      BIN,
-      'relay',
-      'serve',
-      '--listen',
-      `${m.controlIp}:8444`,
-      '--stun-port',
-      '3478',
-      '--region',
-      'lan',
-      '--state-dir',
-      join(m.dir, 'relay'),
-    ]);
+    m.spawnRelay('lan');
     await m.startControl(['--relay', `lan=https://${m.controlIp}:8444?stun=3478`]);
     const key = await m.authKey(['--reusable']);
     const [n1, n2] = m.nodes as [(typeof m.nodes)[0], (typeof m.nodes)[0]];

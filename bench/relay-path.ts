@@ -8,13 +8,11 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MeshLab } from '../test/helpers/mesh.js';
 import { must, sh } from '../test/helpers/netns.js';
-import { packageRoot } from '../src/cli/version.js';
 import { firstReply } from './first-reply.js';
 import { iperf, rtt, status, until } from './mesh.js';
 import type { RelayStats } from '../src/relay/server.js';
 import { cpuSeconds, busySecondsBetween, machineCpuTicks } from './procstat.js';
 
-const BIN = join(packageRoot(), 'bin', 'meshctl');
 const RELAY_PORT = 8444;
 /** A process stopped with SIGTERM gets this long to write its profile and exit. */
 const PROFILE_EXIT_MS = 10_000;
@@ -119,21 +117,7 @@ export async function measureRelayPath(o: RelayPathOptions): Promise<RelayPathRe
   try {
     const profArgs = (name: string): string[] => (prof ? ['--cpu-prof', `--cpu-prof-dir=${join(prof, name)}`] : []);
     await m.build(2, prof ? { MESHCTL_DAEMON_NODE_ARGS: profArgs('daemon').join(' ') } : {});
-    const relay = m.lab.spawn(m.controlNs, [
-      process.execPath,
-      ...profArgs('relay'),
-      BIN,
-      'relay',
-      'serve',
-      '--listen',
-      `${m.controlIp}:${RELAY_PORT}`,
-      '--stun-port',
-      '3478',
-      '--region',
-      'lan',
-      '--state-dir',
-      join(m.dir, 'relay'),
-    ]);
+    const relay = m.spawnRelay('lan', [], profArgs('relay'));
     const relayErr = { text: '' };
     relay.stderr!.on('data', (d: Buffer) => {
       relayErr.text += d.toString();

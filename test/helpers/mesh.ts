@@ -99,6 +99,29 @@ export class MeshLab {
     }
   }
 
+  /** The port `spawnRelay` listens on, in the control namespace; STUN is on 3478. */
+  readonly relayPort = 8444;
+
+  /** `meshctl relay serve` for `region` in the control namespace (its state under the lab dir); `nodeArgs` go to node itself. */
+  spawnRelay(region: string, extra: string[] = [], nodeArgs: string[] = []): ChildProcess {
+    return this.lab.spawn(this.controlNs, [
+      process.execPath,
+      ...nodeArgs,
+      BIN,
+      'relay',
+      'serve',
+      '--listen',
+      `${this.controlIp}:${this.relayPort}`,
+      '--stun-port',
+      '3478',
+      '--region',
+      region,
+      '--state-dir',
+      join(this.dir, 'relay'),
+      ...extra,
+    ]);
+  }
+
   async startControl(extra: string[] = []): Promise<void> {
     this.controlProc = this.lab.spawn(this.controlNs, [
       process.execPath,

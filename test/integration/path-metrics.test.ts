@@ -4,16 +4,13 @@
 // and pings are counted under path="relay", each way, in `meshctl metrics`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import type { Status } from '../../src/localapi/types.js';
-import { packageRoot } from '../../src/cli/version.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { eventually, MeshLab, type MeshNode } from '../helpers/mesh.js';
 import { sh } from '../helpers/netns.js';
 import { parseExposition, seriesKey } from '../helpers/prom-text.js';
 
 const skip = rootSkipReason('nft', 'ping');
-const BIN = join(packageRoot(), 'bin', 'meshctl');
 /** a fixed port is free: the namespace is this test's own */
 const RELAY_PORT = 8444;
 const PINGS = 5;
@@ -48,19 +45,7 @@ test('direct traffic is counted under path="direct", relayed traffic under path=
   try {
     await m.build(2);
     const [n1, n2] = m.nodes as [MeshNode, MeshNode];
-    const relay = m.lab.spawn(m.controlNs, [
-      process.execPath,
-      BIN,
-      'relay',
-      'serve',
-      '--listen',
-      `${m.controlIp}:${RELAY_PORT}`,
-      '--stun-port',
-      '3478',
-      '--region',
-      'test',
-      '--state-dir',
-      join(m.dir, 'relay'),
+    const relay = m.spawnRelay('test', [
       // its one start-up line says it listens
       '--metrics-listen',
       '127.0.0.1:9102',

@@ -14,11 +14,9 @@ import { join } from 'node:path';
 import { rootSkipReason } from '../helpers/root.js';
 import { eventually, MeshLab, type MeshNode } from '../helpers/mesh.js';
 import { sh } from '../helpers/netns.js';
-import { packageRoot } from '../../src/cli/version.js';
 import { parseExposition, seriesKey } from '../helpers/prom-text.js';
 
 const skip = rootSkipReason('prometheus', 'ping');
-const BIN = join(packageRoot(), 'bin', 'meshctl');
 /** fixed ports are free: the namespace is this test's own */
 const CONTROL_METRICS = '127.0.0.1:9101';
 const RELAY_METRICS = '127.0.0.1:9102';
@@ -42,23 +40,7 @@ test('Prometheus scrapes the control server, a relay and a daemon', { skip, time
     await m.build(2);
     const [n, peer] = m.nodes as [MeshNode, MeshNode];
     const daemonMetrics = `${n.lanIp}:9103`;
-    const relayDir = join(m.dir, 'relay');
-    const relay = m.lab.spawn(m.controlNs, [
-      process.execPath,
-      BIN,
-      'relay',
-      'serve',
-      '--listen',
-      `${m.controlIp}:${RELAY_PORT}`,
-      '--stun-port',
-      '3478',
-      '--region',
-      'test',
-      '--state-dir',
-      relayDir,
-      '--metrics-listen',
-      RELAY_METRICS,
-    ]);
+    const relay = m.spawnRelay('test', ['--metrics-listen', RELAY_METRICS]);
     let relayLog = '';
     relay.stderr!.on('data', (c: Buffer) => (relayLog += c.toString()));
     await eventually(
