@@ -11,7 +11,7 @@ import { AddressSyntaxError, parseIpEndpoint, parsePrefix, type IpPrefix } from 
 import { subnetRouteProblem } from '../netmap/routes.js';
 import { isPrintable } from '../util/text.js';
 import { ControlError, type SealedOp } from './protocol.js';
-import { MAX_NODE_ENDPOINTS, MAX_NODE_OS_CHARS, MAX_NODE_ROUTES, MAX_NODE_VERSION_CHARS } from '../netmap/types.js';
+import { MAX_NODE_ENDPOINTS, MAX_NODE_OS_CHARS, MAX_NODE_ROUTES, MAX_NODE_VERSION_CHARS, type PathCounts } from '../netmap/types.js';
 
 /** A DNS name is at most 255 characters; the registry shortens it to a 63-character label. */
 export const MAX_HOSTNAME_CHARS = 255;
@@ -195,6 +195,8 @@ export interface MapIn {
   deltas: boolean;
 }
 
+export type { PathCounts };
+
 export function parseMapBody(o: Obj): MapIn {
   if (o.deltas !== undefined && typeof o.deltas !== 'boolean') throw bad('map.deltas must be true or false');
   return { endpoints: endpointsField(o, 'map'), discoKey: keyField(o, 'discoKey', 'map'), deltas: o.deltas === true };
@@ -205,12 +207,6 @@ export function parseMapBody(o: Obj): MapIn {
  * its map, and a map of a million nodes (hundreds of MB of JSON) is far past what control sends; above it is a lie.
  */
 export const MAX_REPORTED_PEERS = 1_000_000;
-
-/** How many of a node's peers it reaches directly (UDP) and how many through a relay, as it last reported. */
-export interface PathCounts {
-  direct: number;
-  relay: number;
-}
 
 export interface EndpointsIn {
   endpoints: string[];

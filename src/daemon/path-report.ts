@@ -3,7 +3,7 @@
 // counts go only when they changed since the last report control took, and at
 // most once per interval, so a path that flaps costs control one small request
 // per interval at most and a steady node none.
-import type { PathCounts } from '../control/validate.js';
+import type { PathCounts } from '../netmap/types.js';
 
 /**
  * The shortest time between two path reports. Paths change within seconds when a direct path lapses or is proven

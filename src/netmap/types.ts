@@ -208,3 +208,9 @@ export const MAX_NETWORK_DEVICES = 256;
  * WireGuard get the same value in their config.
  */
 export const MESH_MTU = 1280;
+
+/** How many of a node's peers it reaches directly (UDP) and how many through a relay: sent with its endpoint updates. */
+export interface PathCounts {
+  direct: number;
+  relay: number;
+}

@@ -153,7 +153,7 @@ export function loadEvp(): PacketAead | null {
 }
 
 /** The fast path must produce node:crypto's exact bytes, or it is not used. */
-export function selfTest(a: PacketAead): boolean {
+function selfTest(a: PacketAead): boolean {
   const ref = new NodeCryptoAead();
   const key = Buffer.alloc(32, 7);
   const plain = Buffer.from('meshctl aead self-test, 37 bytes long');
