@@ -41,19 +41,73 @@ export interface RelayPathOptions {
   shapeMbps?: number[];
 }
 
+/** Bytes of one TCP segment's headers on the relay's link: IPv4 20, TCP with timestamps 32, Ethernet 14 (what tbf charges on a veth). */
+const SEGMENT_HEADERS = 20 + 32 + 14;
+/** TCP payload per full outer segment (MTU 1500). */
+const SEGMENT_PAYLOAD = 1500 - 20 - 32;
+/** TLS 1.3 record overhead (header 5, content type 1, AEAD tag 16) and its largest plaintext. */
+const TLS_RECORD = { overhead: 22, max: 16_384 };
+/** A relay frame's header (type, length) and a WireGuard transport message's header and tag. */
+const FRAME_HEADER = 5;
+const WG_OVERHEAD = 16 + 16;
+
 /**
- * What framing leaves of a link shaped at the relay's egress for a relayed TCP stream in the tunnel
- * (1,228 B of payload per 1,280 B packet): the data leg's 1,412.4 B per packet (WireGuard, relay frame,
- * TLS records of 16 KiB, outer TCP/IP and Ethernet headers) plus what returns to the sender through the
- * same egress (outer ACKs, the inner TCP's relayed ACKs): from nothing (ACKs of GRO-merged segments are
- * few) to 1,554 B with an ACK every two packets (docs/performance.md, "Relay").
+ * What framing leaves of a link shaped at the relay for a relayed TCP stream in the tunnel (MTU 1280: 1,228 B of
+ * payload in a 1,280 B packet), per data packet, as the payload's share of the bytes on the relay's busier direction
+ * (docs/performance.md, "Relay"). `peerBytes`: how a frame names its peer, 32 (a key) or 2 (a short id).
+ * high: the data leg alone, in full TLS records and full segments (ACKs of GRO-merged segments are few).
+ * low: plus, through the same direction, the relay's outer ACK for every two segments from the sender and the inner
+ * TCP's ACK of every two data packets relayed back, each in a TLS record and a segment of its own.
  */
-export const SHAPED_CEILING = { low: 1228 / 1554, high: 1228 / 1412.4 };
+export function relayCeiling(peerBytes: number): { low: number; high: number } {
+  const payload = 1228;
+  const frameBytes = 1280 + WG_OVERHEAD + FRAME_HEADER + peerBytes;
+  const stream = frameBytes * (1 + TLS_RECORD.overhead / TLS_RECORD.max);
+  const segments = stream / SEGMENT_PAYLOAD;
+  const dataLeg = stream + segments * SEGMENT_HEADERS;
+  const outerAcks = (segments / 2) * SEGMENT_HEADERS;
+  // an inner ACK is 52 B, padded by WireGuard to 64
+  const innerAck = 64 + WG_OVERHEAD + FRAME_HEADER + peerBytes + TLS_RECORD.overhead + SEGMENT_HEADERS;
+  return { low: payload / (dataLeg + outerAcks + innerAck / 2), high: payload / dataLeg };
+}
 
 export interface ShapedResult {
   linkMbps: number;
   relayMbps: number;
+  /** TCP payload the receiver got */
+  payloadBytes: number;
   retransmits: number | null;
+  /** what the two shapers sent during the shaped transfer (iperf3's whole run, its setup included): out of the relay's host and into it */
+  link: { out: QdiscSent; in: QdiscSent; seconds: number };
+}
+
+export interface QdiscSent {
+  bytes: number;
+  packets: number;
+  drops: number;
+}
+
+/** tbf for a link of `rate` Mbit/s: a bucket of 10 ms at the rate (at least 3 full frames), and 50 ms of queue */
+function tbfArgs(rate: number): string[] {
+  const burst = Math.max(3 * 1514, Math.round((rate * 1e6) / 8 / 100));
+  return ['tbf', 'rate', `${rate}mbit`, 'burst', String(burst), 'latency', '50ms'];
+}
+
+/**
+ * What a tbf root qdisc has sent: bytes as tbf charges them (every segment of a GSO packet with its own headers,
+ * Ethernet's included), packets as it counts them (a GSO packet once), drops.
+ */
+async function qdiscSent(ns: string, dev: string): Promise<QdiscSent> {
+  const j = JSON.parse(await must('ip', ['netns', 'exec', ns, 'tc', '-s', '-j', 'qdisc', 'show', 'dev', dev])) as {
+    kind: string;
+    root?: boolean;
+    bytes: number;
+    packets: number;
+    drops: number;
+  }[];
+  const q = j.find((x) => x.root && x.kind === 'tbf');
+  if (!q) throw new Error(`no tbf qdisc on ${dev} in ${ns}`);
+  return { bytes: q.bytes, packets: q.packets, drops: q.drops };
 }
 
 async function tlsInfo(ns: string, host: string): Promise<{ protocol: string | null; cipher: string | null }> {
@@ -81,13 +135,19 @@ async function relayStats(pid: number, out: { text: string }): Promise<RelayStat
   }
 }
 
-async function iperfRetransmits(m: MeshLab, fromNs: string, toNs: string, ip: string, seconds: number): Promise<{ mbps: number; retransmits: number | null }> {
+async function iperfRetransmits(
+  m: MeshLab,
+  fromNs: string,
+  toNs: string,
+  ip: string,
+  seconds: number,
+): Promise<{ mbps: number; bytes: number; retransmits: number | null }> {
   const server = m.lab.spawn(toNs, ['iperf3', '-s', '-1']);
   await new Promise((r) => setTimeout(r, 300));
   try {
     const out = await must('ip', ['netns', 'exec', fromNs, 'iperf3', '-c', ip, '-t', String(seconds), '-J'], (seconds + 30) * 1000);
-    const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
-    return { mbps: j.end.sum_received.bits_per_second / 1e6, retransmits: j.end.sum_sent.retransmits ?? null };
+    const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number; bytes: number }; sum_sent: { retransmits?: number } } };
+    return { mbps: j.end.sum_received.bits_per_second / 1e6, bytes: j.end.sum_received.bytes, retransmits: j.end.sum_sent.retransmits ?? null };
   } finally {
     server.kill();
   }
@@ -162,35 +222,31 @@ export async function measureRelayPath(o: RelayPathOptions): Promise<RelayPathRe
     const loadAvg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
     const shaped: ShapedResult[] = [];
     if (o.shapeMbps?.length) {
-      // the relay's (and control's) one link: the veth in its namespace
+      // the relay's (and control's) one link: the veth in its namespace, shaped on both ends, so both directions
+      // of the relay's host are held to the rate, as a small cloud server's are
       const links = (await must('ip', ['-n', m.controlNs, '-o', 'link', 'show'])).split('\n');
       const dev = links.map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1]).find((d) => d && d !== 'lo');
-      if (!dev) throw new Error(`no link in ${m.controlNs}`);
+      if (!dev || !m.controlBridgeEnd) throw new Error(`no link in ${m.controlNs}`);
+      const ends = [
+        { ns: m.controlNs, dev },
+        { ns: m.controlBridgeEnd.ns, dev: m.controlBridgeEnd.dev },
+      ];
       for (const rate of o.shapeMbps) {
-        // a bucket of 10 ms at the rate (at least 3 full frames), and 50 ms of queue
-        const burst = Math.max(3 * 1514, Math.round((rate * 1e6) / 8 / 100));
-        await must('ip', [
-          'netns',
-          'exec',
-          m.controlNs,
-          'tc',
-          'qdisc',
-          'replace',
-          'dev',
-          dev,
-          'root',
-          'tbf',
-          'rate',
-          `${rate}mbit`,
-          'burst',
-          String(burst),
-          'latency',
-          '50ms',
-        ]);
+        for (const e of ends) await must('ip', ['netns', 'exec', e.ns, 'tc', 'qdisc', 'replace', 'dev', e.dev, 'root', ...tbfArgs(rate)]);
+        const sent = (): Promise<QdiscSent[]> => Promise.all(ends.map((e) => qdiscSent(e.ns, e.dev)));
+        const c0 = await sent();
+        const t1 = performance.now();
         const r2 = await iperfRetransmits(m, n1.ns, n2.ns, ip2, o.seconds);
-        shaped.push({ linkMbps: rate, relayMbps: r2.mbps, retransmits: r2.retransmits });
+        const secs = (performance.now() - t1) / 1000;
+        const c1 = await sent();
+        const [out, inn] = [0, 1].map((k) => ({
+          bytes: c1[k]!.bytes - c0[k]!.bytes,
+          packets: c1[k]!.packets - c0[k]!.packets,
+          drops: c1[k]!.drops - c0[k]!.drops,
+        })) as [QdiscSent, QdiscSent];
+        shaped.push({ linkMbps: rate, relayMbps: r2.mbps, payloadBytes: r2.bytes, retransmits: r2.retransmits, link: { out, in: inn, seconds: secs } });
       }
-      await must('ip', ['netns', 'exec', m.controlNs, 'tc', 'qdisc', 'del', 'dev', dev, 'root']);
+      for (const e of ends) await must('ip', ['netns', 'exec', e.ns, 'tc', 'qdisc', 'del', 'dev', e.dev, 'root']);
     }
     if (prof) await Promise.all(Object.values(pids).map(stopForProfile));
     return { directMbps, relayMbps, relayRttMs, cpu, tls, loadAvg, relayed, shaped };

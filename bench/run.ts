@@ -24,7 +24,8 @@ import { measureHops, type HopResult } from './hops.js';
 import { keepCpusAwake } from './cpus-awake.js';
 import { measureDns, printDns } from './dns.js';
 import { requireTool, ToolMissingError } from '../src/util/tools.js';
-import { measureRelayPath, SHAPED_CEILING, type RelayPathResult } from './relay-path.js';
+import { measureRelayPath, relayCeiling, type RelayPathResult } from './relay-path.js';
+import { relayShortIdsWanted } from '../src/util/knobs.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: number): number => {
@@ -304,11 +305,19 @@ async function main(): Promise<void> {
         profileDir: profileDir && join(profileDir, String(k)),
         shapeMbps,
       });
-      for (const x of r.shaped)
+      for (const x of r.shaped) {
+        // the measured ceiling: payload per byte the busier shaper sent (framing, TLS records, both TCPs' ACKs, as
+        // they were); the link's use: goodput over what that ceiling allows at the link's rate
+        const ceiling = x.payloadBytes / Math.max(x.link.out.bytes, x.link.in.bytes);
+        const computed = relayCeiling(relayShortIdsWanted() ? 2 : 32);
+        const share = x.relayMbps / x.linkMbps;
         console.error(
-          `  relay link shaped to ${x.linkMbps} Mbit/s: relayed goodput ${f(x.relayMbps, 2)} Mbit/s = ${f(x.relayMbps / x.linkMbps, 3)} of the link ` +
-            `(framing's ceiling ${f(SHAPED_CEILING.low, 3)}–${f(SHAPED_CEILING.high, 3)}), ${x.retransmits ?? '-'} TCP retransmits`,
+          `  relay link shaped to ${x.linkMbps} Mbit/s both ways: relayed goodput ${f(x.relayMbps, 2)} Mbit/s = ${f(share, 3)} of the link; ` +
+            `ceiling measured ${f(ceiling, 3)} (payload per byte on the link), computed ${f(computed.low, 3)}–${f(computed.high, 3)}; ` +
+            `goodput ${f(share / ceiling, 3)} of the measured ceiling; shaper drops out / in ${x.link.out.drops} / ${x.link.in.drops}, ` +
+            `${x.retransmits ?? '-'} TCP retransmits`,
         );
+      }
       rs.push(r);
       const c = r.cpu;
       console.error(

@@ -102,16 +102,25 @@ const target: FuzzTarget = {
         onProgress,
         async (r, ctx) => {
           const c = r.pick(clients);
-          const info: Record<string, unknown> = { version: 1, tsMs: Date.now() };
+          // half the clients agree on short peer ids (a table of 1 to 256), so their short-id frames are exercised too
+          const info: Record<string, unknown> = { version: 1, tsMs: Date.now(), ...(r.chance(0.5) ? { shortIds: r.range(1, 256) } : {}) };
           const kind = r.int(7);
           const infoJson = kind === 4 ? mutateJson(r, info) : info;
           const clientInfo = frame(FrameType.clientInfo, c.pub, sealBox(c.key, Buffer.from(JSON.stringify(infoJson) ?? 'null')));
           const frames = (): Buffer =>
             Buffer.concat(
               Array.from({ length: r.range(0, 5) }, () => {
-                const t = r.chance(0.8) ? r.range(0, 14) : r.int(256);
+                const t = r.chance(0.8) ? r.range(0, 17) : r.int(256);
                 const dst = r.chance(0.5) ? r.pick(clients).pub : r.bytes(32);
-                const payload = t === FrameType.sendPacket || t === FrameType.forwardPacket ? Buffer.concat([dst, randomBytes(r, 300)]) : randomBytes(r, 64);
+                const id = Buffer.of(0, r.chance(0.8) ? r.int(4) : r.int(256));
+                const payload =
+                  t === FrameType.sendPacket || t === FrameType.forwardPacket
+                    ? Buffer.concat([dst, randomBytes(r, 300)])
+                    : t === FrameType.peerId
+                      ? Buffer.concat([id, dst])
+                      : t === FrameType.sendPacketShort
+                        ? Buffer.concat([id, randomBytes(r, 300)])
+                        : randomBytes(r, 64);
                 return frame(t, payload);
               }),
             );

@@ -6,6 +6,7 @@ import type { RelayRegion } from '../netmap/types.js';
 import type { RelayPaths } from '../engine/paths/paths.js';
 import { RelayClient } from '../relay/client.js';
 import { publicKeyOf } from '../crypto/x25519.js';
+import { relayShortIdsWanted } from '../util/knobs.js';
 
 export interface RelayStatus {
   region: string;
@@ -19,6 +20,8 @@ export class RelayManager implements RelayPaths {
   private readonly clients = new Map<string, { region: RelayRegion; client: RelayClient }>();
 
   private readonly pick: number;
+  /** MESHCTL_RELAY_SHORT_IDS=0 turns short peer ids off, to compare */
+  private readonly shortIds = relayShortIdsWanted();
   /** frame counts of clients already stopped, so the totals never go down when a region is dropped */
   private readonly retired = { sent: 0, received: 0, dropped: 0 };
 
@@ -56,6 +59,7 @@ export class RelayManager implements RelayPaths {
         url: r.url,
         fingerprint: r.certFingerprint,
         nodePrivate: this.nodePrivate,
+        ...(this.shortIds ? {} : { shortIds: 0 }),
         onPacket: (src, pkt) => this.onPacket(r.code, src, pkt),
         onState: (up, err) => {
           this.log(up ? `relay ${r.code} connected` : `relay ${r.code} disconnected${err ? `: ${err}` : ''}`);

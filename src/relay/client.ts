@@ -10,6 +10,7 @@ import { publicKeyOf } from '../crypto/x25519.js';
 import { FrameReader, FrameType, frame, KEY_LEN, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
 import { corkedWrite } from './cork.js';
 import { queuedBytes } from './hold.js';
+import { SHORT_ID_LEN, SHORT_IDS_MAX, ShortIdAssigner, ShortIdTable, shortIdBytes, shortIdsOffered } from './short-ids.js';
 import { connectMarkedTls } from '../util/marked-socket.js';
 
 export interface RelayClientOptions {
@@ -26,6 +27,18 @@ export interface RelayClientOptions {
   logger?: (msg: string) => void;
   /** bytes that may wait for the socket before packets are dropped; default SEND_QUEUE_BYTES */
   sendQueueBytes?: number;
+  /** the short-id table to offer (short-ids.ts), default SHORT_IDS_MAX; 0 offers none: every packet names its peer by key */
+  shortIds?: number;
+}
+
+/** One field of the relay's ServerInfo JSON, or undefined when it is not JSON or has no such field. */
+function serverInfoField(payload: Buffer, name: string): unknown {
+  try {
+    const v: unknown = JSON.parse(payload.toString('utf8'));
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[name] : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -51,6 +64,9 @@ export class RelayClient {
   private retryTimer: NodeJS.Timeout | null = null;
   private pings = new Map<string, number>();
   private lastRecvMs = 0;
+  /** short ids agreed with the relay on this connection (short-ids.ts): ours for destinations, the relay's for sources */
+  private sendIds: ShortIdAssigner | null = null;
+  private recvIds: ShortIdTable<Buffer> | null = null;
   connected = false;
   latencyMs: number | null = null;
   lastError: string | null = null;
@@ -60,6 +76,11 @@ export class RelayClient {
 
   constructor(private readonly o: RelayClientOptions) {
     this.publicKey = publicKeyOf(o.nodePrivate);
+  }
+
+  /** the short-id table agreed with the relay on this connection, 0 when packets name peers by key */
+  get shortIds(): number {
+    return this.sendIds?.max ?? 0;
   }
 
   start(): void {
@@ -78,7 +99,16 @@ export class RelayClient {
 
   /** Sends a packet to the node with key `dst`; false when not connected or the socket is backed up. */
   send(dst: Buffer, pkt: Buffer): boolean {
-    return this.sendFrame(frame(FrameType.sendPacket, dst, pkt));
+    const ids = this.sendIds;
+    if (!ids) return this.sendFrame(frame(FrameType.sendPacket, dst, pkt));
+    const hex = dst.toString('hex');
+    const { id, fresh } = ids.idFor(hex);
+    const idb = shortIdBytes(id);
+    const data = frame(FrameType.sendPacketShort, idb, pkt);
+    if (!fresh) return this.sendFrame(data);
+    if (this.sendFrame(Buffer.concat([frame(FrameType.peerId, idb, dst), data]))) return true;
+    ids.forget(hex);
+    return false;
   }
 
   sendFrame(f: Buffer): boolean {
@@ -139,6 +169,8 @@ export class RelayClient {
 
   private attach(sock: TLSSocket, u: URL, pinned: string | undefined): void {
     this.sock = sock;
+    this.sendIds = null;
+    this.recvIds = null;
     let phase: 'http' | 'key' | 'info' | 'open' = 'http';
     let httpBuf = '';
     const reader = new FrameReader();
@@ -183,7 +215,12 @@ export class RelayClient {
           )
             return fail('not a meshctl relay');
           const serverKey = f.payload.subarray(SERVER_MAGIC.length);
-          const info = JSON.stringify({ version: 1, tsMs: Date.now(), ...(this.o.meshKey ? { meshKey: this.o.meshKey } : {}) });
+          const info = JSON.stringify({
+            version: 1,
+            tsMs: Date.now(),
+            ...(this.o.meshKey ? { meshKey: this.o.meshKey } : {}),
+            ...((this.o.shortIds ?? SHORT_IDS_MAX) > 0 ? { shortIds: this.o.shortIds ?? SHORT_IDS_MAX } : {}),
+          });
           sock.write(frame(FrameType.clientInfo, this.publicKey, sealBox(boxKey(this.o.nodePrivate, serverKey), Buffer.from(info))));
           phase = 'info';
         } else if (f.type === FrameType.close) {
@@ -191,6 +228,12 @@ export class RelayClient {
           return fail(`refused: ${f.payload.toString('utf8')}`);
         } else if (phase === 'info') {
           if (f.type !== FrameType.serverInfo) return fail('expected ServerInfo');
+          // the relay's size is at most what we offered (a relay that takes none says nothing)
+          const size = Math.min(shortIdsOffered(serverInfoField(f.payload, 'shortIds')), this.o.shortIds ?? SHORT_IDS_MAX);
+          if (size) {
+            this.sendIds = new ShortIdAssigner(size);
+            this.recvIds = new ShortIdTable(size);
+          }
           phase = 'open';
           this.backoff = BACKOFF_MIN_MS;
           this.setConnected(true);
@@ -217,6 +260,16 @@ export class RelayClient {
         this.stats.received++;
         this.o.onPacket?.(p.subarray(0, KEY_LEN), p.subarray(KEY_LEN));
         return;
+      case FrameType.peerId:
+        if (p.length === SHORT_ID_LEN + KEY_LEN) this.recvIds?.define(p.readUInt16BE(0), Buffer.from(p.subarray(SHORT_ID_LEN)));
+        return;
+      case FrameType.recvPacketShort: {
+        const src = p.length >= SHORT_ID_LEN ? this.recvIds?.get(p.readUInt16BE(0)) : undefined;
+        if (!src) return;
+        this.stats.received++;
+        this.o.onPacket?.(src, p.subarray(SHORT_ID_LEN));
+        return;
+      }
       case FrameType.peerGone:
         if (p.length >= KEY_LEN) this.o.onPeerGone?.(p.subarray(0, KEY_LEN));
         return;

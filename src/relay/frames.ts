@@ -26,6 +26,12 @@ export const FrameType = {
   peerPresent: 11,
   watchConns: 12,
   close: 13,
+  /** id (2 bytes) ‖ key: from now on, on this connection and in this direction, the id names the key (short-ids.ts) */
+  peerId: 14,
+  /** client → relay: destination id ‖ packet */
+  sendPacketShort: 15,
+  /** relay → client: source id ‖ packet */
+  recvPacketShort: 16,
 } as const;
 
 export interface Frame {

@@ -18,6 +18,7 @@ import { keyToText } from '../crypto/keys.js';
 import { FrameReader, FrameType, frame, KEY_LEN, MAX_PACKET, PeerGoneReason, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
 import { corkedWrite } from './cork.js';
 import { queuedBytes, SenderHolds } from './hold.js';
+import { SHORT_ID_LEN, ShortIdAssigner, ShortIdTable, shortIdBytes, shortIdsOffered } from './short-ids.js';
 import { RelayMesh, type MeshPeer } from './mesh.js';
 import { meshKeyDigest, meshKeyMatches } from './mesh-key.js';
 import { PendingConnections, type PendingLimits, type PendingStats } from './pending.js';
@@ -145,6 +146,11 @@ export class RelayClientConn {
   private lastRefillMs = Date.now();
   /** peers that sent to this client recently: they hear PeerGone when it leaves */
   readonly senders = new Set<string>();
+  /** the client's key: the source of what it sends */
+  readonly key: Buffer;
+  /** with short ids agreed at the handshake: the client's ids for destinations, and ours for sources toward it */
+  sendIds: ShortIdTable<string> | null = null;
+  private recvIds: ShortIdAssigner | null = null;
 
   constructor(
     readonly keyHex: string,
@@ -153,6 +159,26 @@ export class RelayClientConn {
     private readonly rate: number,
   ) {
     this.tokens = rate;
+    this.key = Buffer.from(keyHex, 'hex');
+  }
+
+  /** Short ids of a table of `size` in both directions (short-ids.ts). */
+  enableShortIds(size: number): void {
+    this.sendIds = new ShortIdTable(size);
+    this.recvIds = new ShortIdAssigner(size);
+  }
+
+  /** Queues a packet from `src`: by short id where agreed (its definition first when it is new); false = dropped. */
+  sendPacket(srcHex: string, src: Buffer, pkt: Buffer): boolean {
+    const ids = this.recvIds;
+    if (!ids) return this.send(frame(FrameType.recvPacket, src, pkt));
+    const { id, fresh } = ids.idFor(srcHex);
+    const idb = shortIdBytes(id);
+    const data = frame(FrameType.recvPacketShort, idb, pkt);
+    if (!fresh) return this.send(data);
+    if (this.send(Buffer.concat([frame(FrameType.peerId, idb, src), data]))) return true;
+    ids.forget(srcHex);
+    return false;
   }
 
   /** Token bucket of `rate` bytes per second with one second of burst. */
@@ -411,7 +437,7 @@ export class RelayServer {
     };
     if (type !== FrameType.clientInfo || payload.length < KEY_LEN + 40) return refuse('expected ClientInfo', 'handshake');
     const clientKey = Buffer.from(payload.subarray(0, KEY_LEN));
-    type Info = { version?: unknown; tsMs?: unknown; meshKey?: unknown };
+    type Info = { version?: unknown; tsMs?: unknown; meshKey?: unknown; shortIds?: unknown };
     const info = ((): Info | null => {
       try {
         const plain = openBox(boxKey(this.identity!.privateKey, clientKey), payload.subarray(KEY_LEN));
@@ -447,7 +473,10 @@ export class RelayServer {
       this.stats.clients = this.clients.size;
       this.announce(FrameType.peerPresent, clientKey);
     }
-    sock.write(frame(FrameType.serverInfo, Buffer.from(JSON.stringify({ version: 1, region: this.opts.region, keepAliveMs: KEEPALIVE_MS }))));
+    const shortIds = isMesh ? 0 : shortIdsOffered(info.shortIds);
+    if (shortIds) conn.enableShortIds(shortIds);
+    const serverInfo = { version: 1, region: this.opts.region, keepAliveMs: KEEPALIVE_MS, ...(shortIds ? { shortIds } : {}) };
+    sock.write(frame(FrameType.serverInfo, Buffer.from(JSON.stringify(serverInfo))));
     return conn;
   }
 
@@ -505,36 +534,23 @@ export class RelayServer {
   private onFrame(c: RelayClientConn, type: number, p: Buffer): void {
     c.lastRecvMs = Date.now();
     switch (type) {
-      case FrameType.sendPacket: {
+      case FrameType.sendPacket:
         if (p.length < KEY_LEN) return void this.stats.dropped.malformed++;
-        if (p.length - KEY_LEN > MAX_PACKET) return void this.stats.dropped.tooLarge++;
-        if (!c.allow(p.length)) return void this.stats.dropped.rateLimited++;
-        const dstHex = p.toString('hex', 0, KEY_LEN);
-        const src = Buffer.from(c.keyHex, 'hex');
-        const local = this.clients.get(dstHex);
-        if (local) {
-          local.senders.add(c.keyHex);
-          if (local.send(frame(FrameType.recvPacket, src, p.subarray(KEY_LEN)))) {
-            this.stats.packetsRelayed++;
-            this.stats.bytesRelayed += p.length - KEY_LEN;
-            this.holds.queued(c, local);
-          } else this.stats.dropped.queueFull++;
-          return;
-        }
-        if (this.mesh?.forward(src, p.subarray(0, KEY_LEN), p.subarray(KEY_LEN))) {
-          this.stats.packetsForwarded++;
-          this.stats.bytesForwarded += p.length - KEY_LEN;
-          return;
-        }
-        this.stats.dropped.noSuchPeer++;
-        c.send(frame(FrameType.peerGone, p.subarray(0, KEY_LEN), Buffer.of(PeerGoneReason.notHere)));
+        return this.relayFrom(c, p.toString('hex', 0, KEY_LEN), p.subarray(KEY_LEN));
+      case FrameType.peerId:
+        if (!c.sendIds || p.length !== SHORT_ID_LEN + KEY_LEN || !c.sendIds.define(p.readUInt16BE(0), p.toString('hex', SHORT_ID_LEN)))
+          this.stats.dropped.malformed++;
         return;
+      case FrameType.sendPacketShort: {
+        const dstHex = c.sendIds && p.length >= SHORT_ID_LEN ? c.sendIds.get(p.readUInt16BE(0)) : undefined;
+        if (dstHex === undefined) return void this.stats.dropped.malformed++;
+        return this.relayFrom(c, dstHex, p.subarray(SHORT_ID_LEN));
       }
       case FrameType.forwardPacket: {
         // from a meshed relay of this region: src ‖ dst ‖ packet
         if (!c.mesh || p.length < 2 * KEY_LEN) return void this.stats.dropped.malformed++;
         const dst = this.clients.get(p.toString('hex', KEY_LEN, 2 * KEY_LEN));
-        if (dst?.send(frame(FrameType.recvPacket, p.subarray(0, KEY_LEN), p.subarray(2 * KEY_LEN)))) {
+        if (dst?.sendPacket(p.toString('hex', 0, KEY_LEN), p.subarray(0, KEY_LEN), p.subarray(2 * KEY_LEN))) {
           this.stats.packetsRelayed++;
           this.stats.bytesRelayed += p.length - 2 * KEY_LEN;
         } else this.stats.dropped.noSuchPeer++;
@@ -555,6 +571,31 @@ export class RelayServer {
       default:
         this.stats.dropped.malformed++;
     }
+  }
+
+  /** A packet from client `c` to the node `dstHex`: to that node here, else through the region's mesh, else PeerGone. */
+  private relayFrom(c: RelayClientConn, dstHex: string, pkt: Buffer): void {
+    if (pkt.length > MAX_PACKET) return void this.stats.dropped.tooLarge++;
+    // charged as the full-key frame's payload, whichever form carried it
+    if (!c.allow(KEY_LEN + pkt.length)) return void this.stats.dropped.rateLimited++;
+    const local = this.clients.get(dstHex);
+    if (local) {
+      local.senders.add(c.keyHex);
+      if (local.sendPacket(c.keyHex, c.key, pkt)) {
+        this.stats.packetsRelayed++;
+        this.stats.bytesRelayed += pkt.length;
+        this.holds.queued(c, local);
+      } else this.stats.dropped.queueFull++;
+      return;
+    }
+    const dst = Buffer.from(dstHex, 'hex');
+    if (this.mesh?.forward(c.key, dst, pkt)) {
+      this.stats.packetsForwarded++;
+      this.stats.bytesForwarded += pkt.length;
+      return;
+    }
+    this.stats.dropped.noSuchPeer++;
+    c.send(frame(FrameType.peerGone, dst, Buffer.of(PeerGoneReason.notHere)));
   }
 
   private announce(type: number, key: Buffer, reason?: number): void {

@@ -126,6 +126,12 @@ export const KNOBS = {
     default: "each batch copied out of a reader thread's ring before it is handled",
     doc: 'the event loop handles the packets of a reader ring where the thread wrote them (no copy per batch), to compare',
   },
+  MESHCTL_RELAY_SHORT_IDS: {
+    use: 'tuning',
+    value: '0',
+    default: 'relay connections agree on 2-byte peer ids when the relay offers them',
+    doc: 'every relayed packet names its peer by its 32-byte key, as with a relay that offers no short ids, to compare',
+  },
   MESHCTL_AEAD: {
     use: 'tuning',
     value: 'evp|node',
@@ -232,6 +238,9 @@ export const udpGroWanted = (env: NodeJS.ProcessEnv = process.env): boolean => e
 
 /** MESHCTL_RING_IN_PLACE=1: reader rings visited in place instead of copied out per batch. */
 export const ringInPlace = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_RING_IN_PLACE === '1';
+
+/** MESHCTL_RELAY_SHORT_IDS=0: the daemon's relay connections offer no short peer ids. */
+export const relayShortIdsWanted = (env: NodeJS.ProcessEnv = process.env): boolean => env.MESHCTL_RELAY_SHORT_IDS !== '0';
 
 /** MESHCTL_AEAD: 'evp' (Node's OpenSSL) or 'node' (node:crypto) instead of libsodium, else 'sodium'. */
 export function aeadChoice(env: NodeJS.ProcessEnv = process.env): 'evp' | 'node' | 'sodium' {

@@ -28,6 +28,8 @@ export class MeshLab {
   readonly dir = mkdtempSync(join(tmpdir(), 'meshctl-test-'));
   private bridgeNs = '';
   private links = 0;
+  /** the bridge's end of the control namespace's veth: shaping it shapes what reaches control and the relay */
+  controlBridgeEnd: { ns: string; dev: string } | null = null;
   controlNs = '';
   readonly controlIp = '10.88.0.1';
   readonly controlPort = 8443;
@@ -53,7 +55,7 @@ export class MeshLab {
     return import('./netns.js').then(({ sh }) => sh(process.execPath, [BIN, ...args], timeoutMs));
   }
 
-  private async attach(ns: string, ip: string): Promise<void> {
+  private async attach(ns: string, ip: string): Promise<string> {
     const n = this.links++;
     const a = `m${this.lab.id.slice(-5)}a${n}`.slice(0, 15);
     const b = `m${this.lab.id.slice(-5)}b${n}`.slice(0, 15);
@@ -61,6 +63,7 @@ export class MeshLab {
     await must('ip', ['-n', this.bridgeNs, 'link', 'set', b, 'master', 'br0', 'up']);
     await must('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', a]);
     await must('ip', ['-n', ns, 'link', 'set', a, 'up']);
+    return b;
   }
 
   /**
@@ -72,7 +75,7 @@ export class MeshLab {
     await must('ip', ['-n', this.bridgeNs, 'link', 'add', 'br0', 'type', 'bridge']);
     await must('ip', ['-n', this.bridgeNs, 'link', 'set', 'br0', 'up']);
     this.controlNs = await this.lab.netns('ctl');
-    await this.attach(this.controlNs, this.controlIp);
+    this.controlBridgeEnd = { ns: this.bridgeNs, dev: await this.attach(this.controlNs, this.controlIp) };
     for (let i = 1; i <= nodeCount; i++) {
       const name = `node${i}`;
       const ns = await this.lab.netns(`n${i}`);

@@ -33,13 +33,14 @@ export async function until(pred: () => boolean, ms = 3000, what = 'condition'):
   }
 }
 
-export function client(url: string, opts: { fingerprint?: string; priv?: Buffer; meshKey?: string } = {}) {
+export function client(url: string, opts: { fingerprint?: string; priv?: Buffer; meshKey?: string; shortIds?: number } = {}) {
   const priv = opts.priv ?? generatePrivateKey();
   const got: { src: Buffer; pkt: Buffer }[] = [];
   const c = new RelayClient({
     url,
     ...(opts.fingerprint ? { fingerprint: opts.fingerprint } : {}),
     ...(opts.meshKey ? { meshKey: opts.meshKey } : {}),
+    ...(opts.shortIds !== undefined ? { shortIds: opts.shortIds } : {}),
     nodePrivate: priv,
     onPacket: (src, pkt) => got.push({ src: Buffer.from(src), pkt: Buffer.from(pkt) }),
   });
