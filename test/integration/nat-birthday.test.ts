@@ -11,7 +11,6 @@ import { spawn } from 'node:child_process';
 import { Lab, tearDown } from '../../src/lab/lab.js';
 import type { LabNode } from '../../src/lab/topology.js';
 import type { Status } from '../../src/localapi/types.js';
-import type { BirthdayStats } from '../../src/engine/paths/birthday.js';
 import { packageRoot } from '../../src/cli/version.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { sh } from '../helpers/netns.js';
@@ -33,8 +32,19 @@ async function pathTo(l: Lab, from: LabNode, to: LabNode) {
   return (await status(l, from)).peers.find((p) => p.name === to.name)?.path ?? { kind: 'none' as const };
 }
 
-function birthday(s: Status): BirthdayStats {
-  return (s.counters as unknown as { birthday: BirthdayStats }).birthday;
+/** the part of port prediction's counters (`status --json` → counters.birthday) this test reads */
+interface PredictionCounters {
+  wins: number;
+  probesSent: number;
+  probeBytes: number;
+  socketsOpened: number;
+  socketsOpen: number;
+}
+
+function birthday(s: Status): PredictionCounters {
+  const c = (s.counters as { birthday?: PredictionCounters } | null)?.birthday;
+  assert.ok(c, 'status --json has counters.birthday (port prediction)');
+  return c;
 }
 
 test('hard NAT ↔ easy NAT: port prediction makes a direct path within 10 s of traffic; TCP over it is intact', { skip, timeout: 120_000 }, async (t) => {

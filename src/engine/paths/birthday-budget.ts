@@ -55,7 +55,7 @@ export const DEFAULT_BIRTHDAY_BUDGET: BirthdayBudget = {
 
 /** The chance that one attempt finds no shared port: k hard-side mappings, n easy-side probes, R ports. */
 export function missProbability(k: number, n: number, rangePorts: number): number {
-  return Math.pow(1 - k / rangePorts, n);
+  return (1 - k / rangePorts) ** n;
 }
 
 /** The wait before attempt number `failures + 1` after `failures` failures in a row. */
