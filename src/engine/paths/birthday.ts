@@ -16,6 +16,7 @@
 // asks with `predict`. The peer is hostile input, so an attempt is bounded in
 // packets and time, targets only the peer's own public addresses, and the
 // next one waits out a backoff, however often the peer asks.
+import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Endpoint } from '../conn/endpoint.js';
 import { discoSender, isDisco, openDisco, TXID_LEN, type DiscoMessage, type NatHint } from '../../nat/disco.js';
@@ -31,6 +32,8 @@ const TAG_LEN = 8;
 const PROBE_TICK_MS = 10;
 /** A socket answers the peer's pings with a ping of its own at most this often (the ping back of probe.ts). */
 const SOCKET_PING_BACK_MIN_MS = 250;
+/** Draws of a random port before taking the next free one instead. */
+const PORT_DRAWS = 16;
 /** At most this many of the peer's addresses are targets: its candidates come from the peer, so they are bounded. */
 const MAX_TARGETS = 2;
 
@@ -190,9 +193,7 @@ export class BirthdayPunch {
     if (!ours || !s.theirMapping || ours === s.theirMapping || s.attempt || s.won || now < s.nextAllowedMs || this.host.trusted(s.peer)) return false;
     const targets = this.targets(s.peer, ours);
     if (targets.length === 0) return false;
-    const tag = Buffer.alloc(TAG_LEN);
-    tag.writeUInt32BE(Math.floor(this.rand() * 2 ** 32) >>> 0, 0);
-    tag.writeUInt32BE(Math.floor(this.rand() * 2 ** 32) >>> 0, 4);
+    const tag = randomBytes(TAG_LEN);
     const a: Attempt = {
       role: ours,
       tag,
@@ -304,9 +305,10 @@ export class BirthdayPunch {
     const due = Math.min(b.easyProbes, Math.floor(((this.now() - a.probeStartMs) * b.probesPerSecond) / 1000) + 1);
     const range = b.portMax - b.portMin + 1;
     while (a.probes < due && a.ports.size < range) {
-      let port: number;
-      do port = b.portMin + Math.min(range - 1, Math.floor(this.rand() * range));
-      while (a.ports.has(port));
+      let port = this.randomPort(b.portMin, range);
+      // a port probed already: draw again a few times, then take the next free one (a bad random source cannot stall us)
+      for (let tries = 0; a.ports.has(port) && tries < PORT_DRAWS; tries++) port = this.randomPort(b.portMin, range);
+      while (a.ports.has(port)) port = port >= b.portMax ? b.portMin : port + 1;
       a.ports.add(port);
       const t = a.targets[a.probes % a.targets.length]!;
       const pkt = this.ping(s, a, a.probes);
@@ -315,6 +317,11 @@ export class BirthdayPunch {
     }
     // after the last probe, the attempt's own deadline (graceMs later) ends it unless a pong comes first
     if (a.probes < b.easyProbes && a.ports.size < range) this.after(a, PROBE_TICK_MS, () => this.probeTick(s, a));
+  }
+
+  private randomPort(min: number, range: number): number {
+    const r = this.rand();
+    return min + Math.min(range - 1, Math.max(0, Math.floor((Number.isFinite(r) ? r : 0) * range)));
   }
 
   /** Easy side: a pong on the main socket that path selection did not send for; true when it was one of our probes. */
