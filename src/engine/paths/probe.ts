@@ -102,6 +102,8 @@ export class Prober {
   pingAll(p: PeerPaths): void {
     p.lastFullProbeMs = this.now();
     for (const c of p.candidates.values()) this.sendPing(p, c);
+    // a path on a per-peer socket (port prediction's) is no candidate of the main socket: its heartbeat goes too
+    if (p.best?.via) this.sendPing(p, p.best);
   }
 
   /** Traffic after a quiet spell with no trusted path: re-prove the last direct path now rather than at the next beat. */
