@@ -357,6 +357,8 @@ test('two engines on loopback: the hard side’s winning socket carries the peer
     const filter = new FilterBind(new UdpBind());
     let port = 0;
     const paths = new PathManager(dev, filter, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), {
+      // short heartbeats, so that a dead path is noticed within the test's deadline
+      timers: { heartbeatMs: 200, trustMs: 500 },
       relay: relay(() => publicKeyOf(nodeKey)),
       localEndpoints: () => [{ address: '127.0.0.1', port }],
       natMapping: () => mapping,
@@ -420,8 +422,13 @@ test('two engines on loopback: the hard side’s winning socket carries the peer
     assert.equal(hard.paths.traffic.relaySentPackets + easy.paths.traffic.relaySentPackets, relayedBefore, 'none of it relayed');
     assert.ok(hard.paths.traffic.directReceivedPackets >= 10, 'received on the per-peer socket, counted as direct');
 
+    // the predicted path dies (the easy side's NAT forgets the port): heartbeats go unanswered, the socket closes
+    easy.filter.blockedPort = winner;
+    await until(() => hard.paths.birthdayStats.socketsOpen === 0, 5000);
+    assert.equal(hard.paths.birthdayStats.socketsOpen, 0, 'the dead path’s socket closed');
+    assert.notEqual(hard.paths.pathOf(easy.nodePub).kind, 'direct', 'and the peer is no longer sent to through it');
     hard.paths.setPeers([]);
-    assert.equal(hard.paths.birthdayStats.socketsOpen, 0, 'the peer left: its socket closed');
+    assert.equal(hard.paths.birthdayStats.socketsOpen, 0, 'nothing open once the peer left');
   } finally {
     for (const n of [hard, easy]) {
       n.paths.stop();
