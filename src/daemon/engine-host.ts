@@ -77,6 +77,8 @@ export class EngineHost {
   portMapped: string | null = null;
   portMapProtocol: string | null = null;
   private gateway: string | null = null;
+  /** our NAT's mapping from the last netcheck (port prediction): null when unknown or when we are not behind NAT */
+  private natMapping: 'easy' | 'hard' | null = null;
   private configuredAddresses: string[] = [];
   /** node key (base64) → the map's view of each peer we configured */
   private peerViews = new Map<string, NodeView>();
@@ -105,6 +107,8 @@ export class EngineHost {
         timers: opts.pathTimers,
         relay: this.relays,
         localEndpoints: () => this.endpointCandidates(),
+        natMapping: () => this.natMapping,
+        log: opts.logger,
         onPathChange: (k, p) => opts.logger(`path to ${k.toString('base64').slice(0, 8)}…: ${describePath(p)}`),
       },
     );
@@ -167,7 +171,11 @@ export class EngineHost {
   }
 
   async runNetcheck(targets: StunTarget[], onMapped?: (mapped: NetReport['mapped']) => void): Promise<NetReport> {
-    return this.netcheck.run(targets, undefined, onMapped);
+    const r = await this.netcheck.run(targets, undefined, onMapped);
+    const mappedIp = r.ipv4?.replace(/:\d+$/, '') ?? null;
+    const behindNat = mappedIp !== null && !this.localEndpointTexts().some((e) => e.replace(/:\d+$/, '') === mappedIp);
+    this.natMapping = r.mappingVariesByDestIP === null || !behindNat ? null : r.mappingVariesByDestIP ? 'hard' : 'easy';
+    return r;
   }
 
   get port(): number {
@@ -299,6 +307,7 @@ export class EngineHost {
       udpReader: this.udpReader,
       udpSend: this.bind.sendStats,
       disco: this.paths.stats,
+      birthday: this.paths.birthdayStats,
       sends: this.paths.sendStats,
       traffic: this.paths.traffic,
       stun: this.netcheck.stats,

@@ -9,6 +9,9 @@
 //   ping:         txid (12) ‖ sender node key (32)
 //   pong:         txid (12) ‖ source address seen (16, IPv4-mapped) ‖ port (2)
 //   call-me-maybe: n × (address (16) ‖ port (2))
+// The version byte's high bits carry flags, which older peers ignore (they
+// never read that byte): on call-me-maybe, NAT_FLAG_* say how the sender's NAT
+// maps ports and whether it asks for port prediction now (docs/nat.md).
 import { BOX_NONCE_LEN, BOX_OVERHEAD, openBox, sealBox } from '../crypto/box.js';
 import { readIpv6, writeIpv6 } from '../util/ip.js';
 
@@ -19,10 +22,22 @@ export const TXID_LEN = 12;
 const ADDR_LEN = 18;
 const MAX_CALL_ME_MAYBE = 32;
 
+/** The sender's NAT mapping as its netcheck measured it, and whether it asks the receiver to start port prediction now. */
+export interface NatHint {
+  /** easy: one public port for every destination; hard: a new port per destination */
+  mapping: 'easy' | 'hard';
+  predict: boolean;
+}
+
+/** call-me-maybe flags in the version byte (bits 4–6; bits 0–3 are the version) */
+const NAT_FLAG_KNOWN = 0x10;
+const NAT_FLAG_HARD = 0x20;
+const NAT_FLAG_PREDICT = 0x40;
+
 export type DiscoMessage =
   | { type: 'ping'; txid: Buffer; nodeKey: Buffer }
   | { type: 'pong'; txid: Buffer; src: { address: string; port: number } }
-  | { type: 'callMeMaybe'; endpoints: { address: string; port: number }[] };
+  | { type: 'callMeMaybe'; endpoints: { address: string; port: number }[]; nat?: NatHint };
 
 const TYPE = { ping: 1, pong: 2, callMeMaybe: 3 } as const;
 
@@ -67,7 +82,7 @@ function encodeBody(m: DiscoMessage): Buffer {
       const eps = m.endpoints.slice(0, MAX_CALL_ME_MAYBE);
       const b = Buffer.alloc(2 + eps.length * ADDR_LEN);
       b[0] = TYPE.callMeMaybe;
-      b[1] = VERSION;
+      b[1] = VERSION | (m.nat ? NAT_FLAG_KNOWN | (m.nat.mapping === 'hard' ? NAT_FLAG_HARD : 0) | (m.nat.predict ? NAT_FLAG_PREDICT : 0) : 0);
       eps.forEach((e, i) => encodeAddr(e, b, 2 + i * ADDR_LEN));
       return b;
     }
@@ -88,7 +103,10 @@ export function decodeBody(b: Buffer): DiscoMessage | null {
       if ((b.length - 2) % ADDR_LEN !== 0) return null;
       const endpoints = [];
       for (let off = 2; off < b.length && endpoints.length < MAX_CALL_ME_MAYBE; off += ADDR_LEN) endpoints.push(decodeAddr(b, off));
-      return { type: 'callMeMaybe', endpoints };
+      const f = b[1]!;
+      return f & NAT_FLAG_KNOWN
+        ? { type: 'callMeMaybe', endpoints, nat: { mapping: f & NAT_FLAG_HARD ? 'hard' : 'easy', predict: (f & NAT_FLAG_PREDICT) !== 0 } }
+        : { type: 'callMeMaybe', endpoints };
     }
     default:
       return null;

@@ -79,5 +79,6 @@ export class PathBind implements NetBind {
 
   setMark(mark: number): void {
     this.udp.setMark(mark);
+    this.paths.setSocketMark(mark);
   }
 }

@@ -11,7 +11,7 @@
 import { boxKey } from '../../crypto/box.js';
 import { LazyTimer, type Clock } from '../clock.js';
 import type { NetBind } from '../conn/bind.js';
-import { relayEndpoint, virtualEndpoint, type Endpoint } from '../conn/endpoint.js';
+import { endpointKey, relayEndpoint, virtualEndpoint, type Endpoint } from '../conn/endpoint.js';
 import type { Device } from '../device/device.js';
 import { PathChoice } from './choose.js';
 import { Prober } from './probe.js';
@@ -22,11 +22,15 @@ import {
   type PathPeerConfig,
   type PathTimers,
   type PathTraffic,
+  type Candidate,
   type PeerPaths,
   type PingResult,
   type RelayPaths,
 } from './types.js';
-import { isDisco } from '../../nat/disco.js';
+import { isDisco, sealDisco } from '../../nat/disco.js';
+import { BirthdayPunch, isPublicIpv4, type BirthdayStats, type NatMapping } from './birthday.js';
+import type { BirthdayBudget } from './birthday-budget.js';
+import { openPeerSocket, type PeerSocket, type PeerSocketOpener } from './peer-socket.js';
 
 export { DEFAULT_PATH_TIMERS, type PathInfo, type PathPeerConfig, type PathTimers, type PathTraffic, type PingResult, type RelayPaths } from './types.js';
 export type { DiscoStats } from './probe.js';
@@ -38,6 +42,11 @@ export interface PathManagerOptions {
   localEndpoints?: () => Endpoint[];
   /** path changes, for logs */
   onPathChange?: (nodeKey: Buffer, path: PathInfo) => void;
+  /** our NAT's mapping (netcheck): with it, port prediction runs between a hard and an easy NAT (birthday.ts) */
+  natMapping?: () => NatMapping | null;
+  /** port prediction's budget, random source and sockets (tests) */
+  birthday?: { budget?: Partial<BirthdayBudget>; rand?: () => number; openSocket?: PeerSocketOpener; isPublic?: (address: string) => boolean };
+  log?: (msg: string) => void;
 }
 
 export class PathManager {
@@ -45,6 +54,9 @@ export class PathManager {
   private readonly table = new PathTable();
   private readonly choice: PathChoice;
   private readonly probe: Prober;
+  private readonly birthday: BirthdayPunch;
+  /** SO_MARK of the main socket, given to per-peer sockets too (PathBind passes it on) */
+  private socketMark = 0;
   /** the heartbeat: re-armed each time it fires, stopped by stop() */
   private readonly tick: LazyTimer;
   private readonly clock: Clock;
@@ -77,6 +89,25 @@ export class PathManager {
     this.clock = device.clock;
     this.relay = opts.relay;
     this.choice = new PathChoice(this.clock, this.timers, device, opts.relay, opts.onPathChange);
+    const bo = opts.birthday ?? {};
+    this.birthday = new BirthdayPunch(
+      {
+        clock: this.clock,
+        nodeKey,
+        ourMapping: opts.natMapping ?? (() => null),
+        seal: (p, m) => sealDisco(m, disco.publicKey, p.sharedKey),
+        sendMain: (buf, ep) => udp.send(buf, ep),
+        callMeMaybe: (p, hint) => this.probe.callMeMaybe(p, hint),
+        trusted: (p) => this.choice.trusted(p.best),
+        proven: (p, ep, sock, latencyMs) => this.predicted(p, ep, sock, latencyMs),
+        deliver: (p, buf, src, sock) => this.receiveOn(p, buf, src, sock),
+        openSocket: bo.openSocket ?? ((onMessage) => openPeerSocket(onMessage, { mark: this.socketMark })),
+        isPublic: bo.isPublic ?? isPublicIpv4,
+        log: opts.log,
+      },
+      bo.budget,
+      bo.rand,
+    );
     this.probe = new Prober({
       clock: this.clock,
       timers: this.timers,
@@ -87,10 +118,14 @@ export class PathManager {
       disco,
       nodeKey,
       localEndpoints: opts.localEndpoints,
+      natHint: () => this.birthday.hint(),
+      onCallMeMaybe: (p, nat) => this.birthday.onCallMeMaybe(p, nat),
+      unknownPong: (p, txid, src) => this.birthday.onMainPong(p, txid, src),
     });
     this.tick = new LazyTimer(this.clock, () => {
       this.tick.mod(this.timers.heartbeatMs);
       this.probe.beat();
+      this.sweepPredicted();
     });
     this.tick.mod(this.timers.heartbeatMs);
   }
@@ -111,6 +146,57 @@ export class PathManager {
   stop(): void {
     this.tick.stop();
     this.probe.clear();
+    this.birthday.stop();
+  }
+
+  /** port prediction's counters, for status */
+  get birthdayStats(): BirthdayStats {
+    return this.birthday.stats;
+  }
+
+  /** The main socket's SO_MARK: per-peer sockets carry it too, so they bypass the tunnel. */
+  setSocketMark(mark: number): void {
+    this.socketMark = mark;
+  }
+
+  /** Port prediction proved `ep`: through a per-peer socket (we are the hard side) or the main socket (the easy side). */
+  private predicted(p: PeerPaths, ep: Endpoint, sock: PeerSocket | null, latencyMs: number): void {
+    const now = this.clock.now();
+    const c: Candidate | undefined = sock
+      ? { ep: { address: ep.address, port: ep.port }, latencyMs, lastPongMs: now, lastPingMs: now, pingedBack: false, via: sock }
+      : (this.table.addCandidate(p, ep) ?? p.candidates.get(endpointKey(ep)));
+    if (!c) return;
+    c.latencyMs = latencyMs;
+    c.lastPongMs = now;
+    this.choice.consider(p, c);
+    if (sock && p.best !== c) this.birthday.release(p);
+  }
+
+  /** What a peer's own socket received: disco to probing (answered on that socket), WireGuard to the device as the peer's. */
+  private receiveOn(p: PeerPaths, buf: Buffer, src: Endpoint, sock: PeerSocket): void {
+    if (buf[0] === 0x6d && isDisco(buf)) return this.probe.receive(buf, src, sock);
+    if (this.table.getByHex(p.hex) !== p) return;
+    this.traffic.directReceivedPackets++;
+    this.traffic.directReceivedBytes += buf.length;
+    this.device.receiveDatagram(buf, p.virtual);
+  }
+
+  /**
+   * Each heartbeat: a per-peer socket whose path no longer carries the peer (another path took over, or its pongs
+   * stopped for two heartbeats past the trust window) is closed.
+   */
+  private sweepPredicted(): void {
+    const now = this.clock.now();
+    for (const p of this.table.values()) {
+      this.birthday.beat(p);
+      const sock = this.birthday.socketOf(p);
+      if (!sock) continue;
+      const c = p.best;
+      const dead = c?.via !== sock || c.lastPongMs === null || now - c.lastPongMs > this.timers.trustMs + 2 * this.timers.heartbeatMs;
+      if (!dead) continue;
+      if (c?.via === sock) p.best = null;
+      this.birthday.release(p);
+    }
   }
 
   /** Replaces the set of peers; new candidates are probed at once. Their WireGuard endpoints become virtual. */
@@ -122,6 +208,7 @@ export class PathManager {
       let p = this.table.getByHex(hex);
       if (p && !p.discoKey.equals(c.discoKey)) {
         this.table.forget(p);
+        this.birthday.forget(p);
         p = undefined;
       }
       const fresh = !p;
@@ -139,7 +226,11 @@ export class PathManager {
         this.probe.callMeMaybe(p);
       }
     }
-    for (const [hex, p] of this.table.entries()) if (!keep.has(hex)) this.table.forget(p);
+    for (const [hex, p] of this.table.entries())
+      if (!keep.has(hex)) {
+        this.table.forget(p);
+        this.birthday.forget(p);
+      }
   }
 
   private newPeer(c: PathPeerConfig, hex: string): PeerPaths {
@@ -168,7 +259,8 @@ export class PathManager {
   /** The peer's trusted direct endpoint, which sendToPeer would use, or null (relay, guesses, unknown peer). */
   directEndpoint(virtualAddress: string): Endpoint | null {
     const p = this.table.byVirtualAddress(virtualAddress);
-    return p ? this.choice.direct(p) : null;
+    // a path on a per-peer socket is not in the main socket's batch
+    return p && !p.best?.via ? this.choice.direct(p) : null;
   }
 
   /**
@@ -191,7 +283,7 @@ export class PathManager {
     const direct = this.choice.direct(p);
     if (direct) {
       this.sendStats.direct++;
-      if (!this.udp.send(buf, direct)) return false;
+      if (!(p.best!.via ?? this.udp).send(buf, direct)) return false;
       this.traffic.directSentPackets++;
       this.traffic.directSentBytes += buf.length;
       return true;
@@ -202,6 +294,7 @@ export class PathManager {
     // and a direct path proves itself by its pong, not by data.
     let sent = false;
     this.probe.wake(p);
+    this.birthday.onRelayed(p);
     const region = this.choice.relayUsable(p);
     const guess = region ? null : this.choice.guess(p);
     if (guess) {

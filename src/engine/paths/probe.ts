@@ -5,13 +5,14 @@
 // path gets a ping back: our earlier ping may have died at the peer's NAT
 // before the peer's own packet opened it (docs/nat.md).
 import { randomBytes } from 'node:crypto';
-import { discoSender, openDisco, sealDisco, TXID_LEN, type DiscoMessage } from '../../nat/disco.js';
+import { discoSender, openDisco, sealDisco, TXID_LEN, type DiscoMessage, type NatHint } from '../../nat/disco.js';
 import type { Clock } from '../clock.js';
 import type { NetBind } from '../conn/bind.js';
 import { endpointEquals, endpointKey, relayRegionOf, type Endpoint } from '../conn/endpoint.js';
 import type { PathChoice } from './choose.js';
 import type { PathTable } from './table.js';
 import type { Candidate, PathTimers, PeerPaths, PingResult, RelayPaths } from './types.js';
+import type { PeerSocket } from './peer-socket.js';
 
 /**
  * The first ping back after one of our own probes goes at once, however soon
@@ -51,6 +52,10 @@ export interface ProberParts {
   nodeKey: Buffer;
   /** our own endpoints, for call-me-maybe */
   localEndpoints?: () => Endpoint[];
+  /** port prediction (birthday.ts): our NAT hint for call-me-maybe, the peer's, and pongs to its probes */
+  natHint?: () => NatHint | undefined;
+  onCallMeMaybe?: (p: PeerPaths, nat: NatHint | undefined) => void;
+  unknownPong?: (p: PeerPaths, txid: Buffer, src: Endpoint) => boolean;
 }
 
 export class Prober {
@@ -97,6 +102,8 @@ export class Prober {
   pingAll(p: PeerPaths): void {
     p.lastFullProbeMs = this.now();
     for (const c of p.candidates.values()) this.sendPing(p, c);
+    // a path on a per-peer socket (port prediction's) is no candidate of the main socket: its heartbeat goes too
+    if (p.best?.via) this.sendPing(p, p.best);
   }
 
   /** Traffic after a quiet spell with no trusted path: re-prove the last direct path now rather than at the next beat. */
@@ -142,7 +149,7 @@ export class Prober {
     const txid = this.newTx({ peer: p, cand, region: null, sentMs: this.now(), onPong });
     cand.lastPingMs = this.now();
     cand.pingedBack = false;
-    return this.sendDirect(p, cand.ep, { type: 'ping', txid, nodeKey: this.s.nodeKey }) ? txid.toString('hex') : null;
+    return this.sendDirect(p, cand.ep, { type: 'ping', txid, nodeKey: this.s.nodeKey }, cand.via) ? txid.toString('hex') : null;
   }
 
   private sendRelayPing(p: PeerPaths, onPong?: (r: PingResult) => void): string | null {
@@ -152,8 +159,8 @@ export class Prober {
     return this.sendViaRelay(p, region, { type: 'ping', txid, nodeKey: this.s.nodeKey }) ? txid.toString('hex') : null;
   }
 
-  private sendDirect(p: PeerPaths, ep: Endpoint, m: DiscoMessage): boolean {
-    const ok = this.s.udp.send(sealDisco(m, this.s.disco.publicKey, p.sharedKey), ep);
+  private sendDirect(p: PeerPaths, ep: Endpoint, m: DiscoMessage, via?: PeerSocket): boolean {
+    const ok = (via ?? this.s.udp).send(sealDisco(m, this.s.disco.publicKey, p.sharedKey), ep);
     if (ok) this.stats.tx++;
     return ok;
   }
@@ -165,15 +172,18 @@ export class Prober {
   }
 
   /** Tells the peer, over the relay, every address we can be reached at: both sides then ping each other at once (hole punching). */
-  callMeMaybe(p: PeerPaths): void {
+  callMeMaybe(p: PeerPaths, nat = this.s.natHint?.()): void {
     const region = this.s.choice.relayUsable(p);
     const eps = this.s.localEndpoints?.() ?? [];
     if (!region || eps.length === 0) return;
-    if (this.sendViaRelay(p, region, { type: 'callMeMaybe', endpoints: eps })) this.stats.callMeMaybeSent++;
+    if (this.sendViaRelay(p, region, { type: 'callMeMaybe', endpoints: eps, ...(nat ? { nat } : {}) })) this.stats.callMeMaybeSent++;
   }
 
-  /** A disco packet, from a direct address or (src = relayEndpoint(region)) from the relay. Never throws. */
-  receive(buf: Buffer, src: Endpoint): void {
+  /**
+   * A disco packet, from a direct address or (src = relayEndpoint(region)) from the relay; `via`: it came on that
+   * per-peer socket (port prediction's), which answers it. Never throws.
+   */
+  receive(buf: Buffer, src: Endpoint, via?: PeerSocket): void {
     this.stats.rx++;
     const p = this.s.table.byDiscoKey(discoSender(buf).toString('hex'));
     if (!p) {
@@ -192,6 +202,7 @@ export class Prober {
         return;
       }
       if (viaRelay) this.sendViaRelay(p, viaRelay, { type: 'pong', txid: m.txid, src: { address: '0.0.0.0', port: 0 } });
+      else if (via) this.sendDirect(p, src, { type: 'pong', txid: m.txid, src }, via);
       else {
         this.sendDirect(p, src, { type: 'pong', txid: m.txid, src });
         // the peer reached us from src, so its NAT now lets us in from there: measure that path now,
@@ -203,20 +214,22 @@ export class Prober {
         }
       }
     } else if (m.type === 'pong') {
-      this.onPong(p, m.txid, src);
+      this.onPong(p, m.txid, src, via);
     } else {
       this.stats.callMeMaybeReceived++;
       for (const ep of m.endpoints) this.s.table.addCandidate(p, ep);
       this.pingAll(p);
+      this.s.onCallMeMaybe?.(p, m.nat);
     }
   }
 
-  private onPong(p: PeerPaths, txid: Buffer, src: Endpoint): void {
+  private onPong(p: PeerPaths, txid: Buffer, src: Endpoint, via?: PeerSocket): void {
     const key = txid.toString('hex');
     const pend = this.pending.get(key);
     const region = relayRegionOf(src);
-    const matches = pend && pend.peer === p && (pend.cand ? !region && endpointEquals(pend.cand.ep, src) : region === pend.region);
+    const matches = pend && pend.peer === p && (pend.cand ? !region && endpointEquals(pend.cand.ep, src) && pend.cand.via === via : region === pend.region);
     if (!pend || !matches) {
+      if (!via && !region && this.s.unknownPong?.(p, txid, src)) return;
       this.stats.dropped.unknownTx++;
       return;
     }

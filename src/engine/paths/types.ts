@@ -1,6 +1,7 @@
 // What path selection knows about each peer, and its timers: shared by the
 // peer table (table.ts), the probing (probe.ts) and the choice (choose.ts).
 import type { Endpoint } from '../conn/endpoint.js';
+import type { PeerSocket } from './peer-socket.js';
 
 /**
  * Timers of path selection, all on the device's Clock. Tailscale's magicsock (tailscale/wgengine/magicsock) uses
@@ -76,6 +77,8 @@ export interface Candidate {
   lastPingMs: number;
   /** the last ping to it was a ping back */
   pingedBack: boolean;
+  /** the per-peer socket this path leaves from (port prediction's winner); absent: the main socket */
+  via?: PeerSocket;
 }
 
 /** Path selection's record of one peer. */
