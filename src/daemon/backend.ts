@@ -135,7 +135,7 @@ export class Backend {
       const cached = this.store.loadMap(this.log);
       if (cached) await this.applyMap(cached);
       this.state = 'Starting';
-      this.control = new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin);
+      this.control = new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin, { log: this.log });
       this.startMapLoop();
       this.log(`resumed as ${this.st.node.name} (${this.st.node.addresses.join(', ')})`);
     } catch (err) {
@@ -195,7 +195,7 @@ export class Backend {
       throw new ApiError('BAD_REQUEST', `this node belongs to ${p.loginServer}: run \`meshctl logout\` before joining ${loginServer}`);
     this.checkExitNode(req.exitNode);
 
-    const control = new ControlClient(loginServer, caPem, this.nodePrivate(), pin);
+    const control = new ControlClient(loginServer, caPem, this.nodePrivate(), pin, { log: this.log });
     const engineChanged = this.host && (this.host.ifname !== ifname || (port !== 0 && this.host.port !== port));
     if (engineChanged) await this.stopEngine();
     const wasRunning = this.host !== null;
@@ -301,7 +301,9 @@ export class Backend {
 
   async logout(): Promise<void> {
     if (this.st.node && this.st.prefs.loginServer) {
-      const c = this.control ?? new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin);
+      const c =
+        this.control ??
+        new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin, { log: this.log });
       await c
         .call('logout', {}, LOGOUT_TIMEOUT_MS)
         .catch((err: Error) => this.log(`logout at control failed (${err.message}); forgetting the key here anyway`));
@@ -469,6 +471,8 @@ export class Backend {
       logger: this.log,
       localEndpoints: (port) => localEndpoints(port, this.st.prefs.ifname, this.st.ipv6Prefix),
       extraAllowedIps: k?.extraAllowedIps,
+      timestampFloor: this.store.timestampFloor(),
+      wallNow: () => this.control?.serverClock.now() ?? Date.now(),
     });
     if (this.st.node && this.st.ipv4Prefix && this.st.ipv6Prefix) await this.host.configureAddresses(this.st.node, [this.st.ipv4Prefix, this.st.ipv6Prefix]);
     this.reportedEndpoints = this.endpoints().join();

@@ -26,6 +26,11 @@ export interface RelayClientOptions {
   logger?: (msg: string) => void;
   /** bytes that may wait for the socket before packets are dropped; default SEND_QUEUE_BYTES */
   sendQueueBytes?: number;
+  /**
+   * The wall clock ClientInfo's timestamp is read from (the relay takes it within ±2 min of its own): a node
+   * passes its estimate of the control server's time, so a node whose clock is off is not refused.
+   */
+  wallNow?: () => number;
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -158,7 +163,7 @@ export class RelayClient {
     sock.on('error', (err: NodeJS.ErrnoException) => fail(err.code === 'ECONNREFUSED' ? 'connection refused' : err.message));
     sock.on('close', () => fail('connection closed'));
     sock.on('data', (chunk: Buffer) => {
-      this.lastRecvMs = Date.now();
+      this.lastRecvMs = performance.now();
       if (phase === 'http') {
         httpBuf += chunk.toString('latin1');
         const end = httpBuf.indexOf('\r\n\r\n');
@@ -183,7 +188,7 @@ export class RelayClient {
           )
             return fail('not a meshctl relay');
           const serverKey = f.payload.subarray(SERVER_MAGIC.length);
-          const info = JSON.stringify({ version: 1, tsMs: Date.now(), ...(this.o.meshKey ? { meshKey: this.o.meshKey } : {}) });
+          const info = JSON.stringify({ version: 1, tsMs: (this.o.wallNow ?? Date.now)(), ...(this.o.meshKey ? { meshKey: this.o.meshKey } : {}) });
           sock.write(frame(FrameType.clientInfo, this.publicKey, sealBox(boxKey(this.o.nodePrivate, serverKey), Buffer.from(info))));
           phase = 'info';
         } else if (f.type === FrameType.close) {
@@ -203,7 +208,8 @@ export class RelayClient {
   }
 
   private ping(): void {
-    if (Date.now() - this.lastRecvMs > SERVER_IDLE_MS) return this.retry(`relay ${this.o.url}: silent for ${SERVER_IDLE_MS / 1000}s`);
+    // monotonic: a wall clock stepped back must not hide a dead relay for as long as the step
+    if (performance.now() - this.lastRecvMs > SERVER_IDLE_MS) return this.retry(`relay ${this.o.url}: silent for ${SERVER_IDLE_MS / 1000}s`);
     const id = randomBytes(8);
     this.pings.set(id.toString('hex'), performance.now());
     if (this.pings.size > 16) this.pings.delete(this.pings.keys().next().value!);
