@@ -190,7 +190,7 @@ export class Backend {
     const ifname = req.ifname ?? p.ifname;
     const port = req.port ?? p.port;
     const timeoutMs = req.timeoutMs ?? DEFAULT_UP_TIMEOUT_MS;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs; // monotonic, as every deadline: a clock step must not cut `up` short
     if (serverChanged && this.st.node)
       throw new ApiError('BAD_REQUEST', `this node belongs to ${p.loginServer}: run \`meshctl logout\` before joining ${loginServer}`);
     this.checkExitNode(req.exitNode);
@@ -218,7 +218,7 @@ export class Backend {
           endpoints: this.endpoints(),
           ...this.advertiser.registerField(this.st.prefs, req),
         },
-        Math.max(1, deadline - Date.now()),
+        Math.max(1, deadline - performance.now()),
       );
       try {
         reg = parseRegisterResult(answer);
@@ -265,7 +265,7 @@ export class Backend {
     // a node already running takes a changed accept-dns now, not at the next map
     if (this.map) await this.updateDns();
     progress('waiting for the network map');
-    await this.waitForMap(Math.max(1, deadline - Date.now()));
+    await this.waitForMap(Math.max(1, deadline - performance.now()));
     if (req.exitNode !== undefined) await this.chooseExitNode(req.exitNode);
     // the settings may have changed without a new map: routes and SNAT follow them now
     if (this.map) await this.updateSubnets();
@@ -510,7 +510,8 @@ export class Backend {
     if (!this.control || !this.connected || !this.host) return;
     const eps = this.endpoints();
     const key = `${eps.join()}|${this.home ?? ''}`;
-    const now = Date.now();
+    // an interval, so monotonic: a wall clock stepped back would hold the path counts back for as long as the step
+    const now = performance.now();
     // the path counts ride along when they changed (at most once per PATH_REPORT_MIN_INTERVAL_MS)
     const paths = this.pathReport.due(this.host.pathCounts(), now);
     if (key === this.reportedEndpoints && !paths) return;
