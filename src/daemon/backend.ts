@@ -135,7 +135,7 @@ export class Backend {
       const cached = this.store.loadMap(this.log);
       if (cached) await this.applyMap(cached);
       this.state = 'Starting';
-      this.control = new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin);
+      this.control = new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin, { log: this.log });
       this.startMapLoop();
       this.log(`resumed as ${this.st.node.name} (${this.st.node.addresses.join(', ')})`);
     } catch (err) {
@@ -190,12 +190,12 @@ export class Backend {
     const ifname = req.ifname ?? p.ifname;
     const port = req.port ?? p.port;
     const timeoutMs = req.timeoutMs ?? DEFAULT_UP_TIMEOUT_MS;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs; // monotonic, as every deadline: a clock step must not cut `up` short
     if (serverChanged && this.st.node)
       throw new ApiError('BAD_REQUEST', `this node belongs to ${p.loginServer}: run \`meshctl logout\` before joining ${loginServer}`);
     this.checkExitNode(req.exitNode);
 
-    const control = new ControlClient(loginServer, caPem, this.nodePrivate(), pin);
+    const control = new ControlClient(loginServer, caPem, this.nodePrivate(), pin, { log: this.log });
     const engineChanged = this.host && (this.host.ifname !== ifname || (port !== 0 && this.host.port !== port));
     if (engineChanged) await this.stopEngine();
     const wasRunning = this.host !== null;
@@ -218,7 +218,7 @@ export class Backend {
           endpoints: this.endpoints(),
           ...this.advertiser.registerField(this.st.prefs, req),
         },
-        Math.max(1, deadline - Date.now()),
+        Math.max(1, deadline - performance.now()),
       );
       try {
         reg = parseRegisterResult(answer);
@@ -265,7 +265,7 @@ export class Backend {
     // a node already running takes a changed accept-dns now, not at the next map
     if (this.map) await this.updateDns();
     progress('waiting for the network map');
-    await this.waitForMap(Math.max(1, deadline - Date.now()));
+    await this.waitForMap(Math.max(1, deadline - performance.now()));
     if (req.exitNode !== undefined) await this.chooseExitNode(req.exitNode);
     // the settings may have changed without a new map: routes and SNAT follow them now
     if (this.map) await this.updateSubnets();
@@ -301,7 +301,9 @@ export class Backend {
 
   async logout(): Promise<void> {
     if (this.st.node && this.st.prefs.loginServer) {
-      const c = this.control ?? new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin);
+      const c =
+        this.control ??
+        new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin, { log: this.log });
       await c
         .call('logout', {}, LOGOUT_TIMEOUT_MS)
         .catch((err: Error) => this.log(`logout at control failed (${err.message}); forgetting the key here anyway`));
@@ -469,6 +471,8 @@ export class Backend {
       logger: this.log,
       localEndpoints: (port) => localEndpoints(port, this.st.prefs.ifname, this.st.ipv6Prefix),
       extraAllowedIps: k?.extraAllowedIps,
+      timestampFloor: this.store.timestampFloor(),
+      wallNow: () => this.control?.serverClock.now() ?? Date.now(),
     });
     if (this.st.node && this.st.ipv4Prefix && this.st.ipv6Prefix) await this.host.configureAddresses(this.st.node, [this.st.ipv4Prefix, this.st.ipv6Prefix]);
     this.reportedEndpoints = this.endpoints().join();
@@ -506,7 +510,8 @@ export class Backend {
     if (!this.control || !this.connected || !this.host) return;
     const eps = this.endpoints();
     const key = `${eps.join()}|${this.home ?? ''}`;
-    const now = Date.now();
+    // an interval, so monotonic: a wall clock stepped back would hold the path counts back for as long as the step
+    const now = performance.now();
     // the path counts ride along when they changed (at most once per PATH_REPORT_MIN_INTERVAL_MS)
     const paths = this.pathReport.due(this.host.pathCounts(), now);
     if (key === this.reportedEndpoints && !paths) return;

@@ -16,6 +16,7 @@ import { MapDeltaError, NetmapState } from '../netmap/delta.js';
 import { terminalSafe } from '../util/text.js';
 import { connectMarkedTls, markedConnection } from '../util/marked-socket.js';
 import { certPin } from '../crypto/spki-pin.js';
+import { ServerClock } from './server-clock.js';
 
 const TLS_CAUSES: Record<string, string> = {
   DEPTH_ZERO_SELF_SIGNED_CERT: 'its certificate is self-signed and not trusted (pass --control-ca with the output of `meshctl control ca`)',
@@ -120,10 +121,20 @@ export interface MapStream {
   close(): void;
 }
 
+export interface ControlClientOptions {
+  /** the node's wall clock (tests: one set off by an hour) */
+  wallNow?: () => number;
+  /** gets one line when the offset to the server's clock changes */
+  log?: (msg: string) => void;
+}
+
 export class ControlClient {
   private controlKey: Buffer | null = null;
   private readonly nodePublic: Buffer;
   private readonly base: URL;
+  /** the server's clock as learnt from its answers: what sealed requests are stamped with (server-clock.ts) */
+  readonly serverClock: ServerClock;
+  private readonly log: (msg: string) => void;
 
   constructor(
     readonly url: string,
@@ -131,7 +142,10 @@ export class ControlClient {
     private readonly nodePrivate: Buffer,
     /** `sha256//BASE64` of the server's public key: when set it is the only trust (no CA, no host name check) */
     private readonly pin: string | null = null,
+    opts: ControlClientOptions = {},
   ) {
+    this.serverClock = new ServerClock(opts.wallNow);
+    this.log = opts.log ?? (() => {});
     this.base = new URL(url);
     if (this.base.protocol !== 'https:') throw new ApiError('BAD_REQUEST', `login server ${url} must be an https:// URL`);
     this.nodePublic = publicKeyOf(nodePrivate);
@@ -166,6 +180,7 @@ export class ControlClient {
     timeoutMs: number,
     onResponse?: (res: import('node:http').IncomingMessage) => void,
   ): Promise<unknown> {
+    const startedMs = performance.now();
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -178,6 +193,14 @@ export class ControlClient {
           ...this.connection(),
         },
         (res) => {
+          if (this.serverClock.observe(res.headers.date, performance.now() - startedMs)) {
+            const off = this.serverClock.offsetMs;
+            this.log(
+              off === 0
+                ? `this node's clock agrees with control server ${this.url} again: requests stamped with it`
+                : `this node's clock is ${Math.round(Math.abs(off) / 1000)} s ${off > 0 ? 'behind' : 'ahead of'} control server ${this.url}'s: requests stamped with the server's time`,
+            );
+          }
           if (res.statusCode === 200 && onResponse) {
             onResponse(res);
             return resolve(undefined);
@@ -231,12 +254,33 @@ export class ControlClient {
 
   private async sealed(op: SealedOp, body: object, timeoutMs: number): Promise<object> {
     const ck = await this.key(timeoutMs);
-    const plain = JSON.stringify({ ...body, op, tsMs: Date.now(), nonce: randomBytes(12).toString('hex') });
+    const plain = JSON.stringify({ ...body, op, tsMs: this.serverClock.now(), nonce: randomBytes(12).toString('hex') });
     return { nodeKey: keyToText(this.nodePublic), box: sealBox(boxKey(this.nodePrivate, ck), Buffer.from(plain)).toString('base64') };
   }
 
   async call<T>(op: Exclude<SealedOp, 'map'>, body: object, timeoutMs: number): Promise<T> {
-    return (await this.send('POST', PATHS[op], await this.sealed(op, body, timeoutMs), timeoutMs)) as T;
+    return (await this.sendSealed('POST', PATHS[op], op, body, timeoutMs)) as T;
+  }
+
+  /**
+   * Seals and sends one request. A request refused as stale whose answer taught a new clock offset (this node's
+   * clock was stepped since the last answer) is sealed again with the corrected time and sent once more.
+   */
+  private async sendSealed(
+    method: string,
+    path: string,
+    op: SealedOp,
+    body: object,
+    timeoutMs: number,
+    onResponse?: (res: import('node:http').IncomingMessage) => void,
+  ): Promise<unknown> {
+    const offset = this.serverClock.offsetMs;
+    try {
+      return await this.send(method, path, await this.sealed(op, body, timeoutMs), timeoutMs, onResponse);
+    } catch (err) {
+      if ((err as { controlCode?: string }).controlCode !== 'STALE_REQUEST' || this.serverClock.offsetMs === offset) throw err;
+      return await this.send(method, path, await this.sealed(op, body, timeoutMs), timeoutMs, onResponse);
+    }
   }
 
   /**
@@ -259,7 +303,7 @@ export class ControlClient {
     const state = new NetmapState();
     let response: import('node:http').IncomingMessage | null = null;
     const request = deltas ? { ...body, deltas: true } : body;
-    await this.send('POST', PATHS.map, await this.sealed('map', request, idleTimeoutMs), idleTimeoutMs, (res) => (response = res));
+    await this.sendSealed('POST', PATHS.map, 'map', request, idleTimeoutMs, (res) => (response = res));
     const res = response!;
     let gone: 'NODE_UNKNOWN' | 'NODE_EXPIRED' | undefined;
     /** A delta that cannot be applied: the copy is stale, so the stream ends and the reconnect brings a whole map. */

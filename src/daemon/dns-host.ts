@@ -159,17 +159,17 @@ export class DnsHost {
    * as a backstop for a link that is not ready yet. Anything else is thrown.
    */
   private async listen(at: { host: string; port: number }[]): Promise<DnsServer> {
-    const start = Date.now();
+    const start = performance.now();
     const deadline = start + this.bindRetryMs;
     for (let attempt = 1; ; attempt++) {
       const server = new DnsServer({ upstreams: () => this.upstreams(), allowSource: (ip: string) => this.allowSource(ip), log: this.log });
       try {
         await server.listen(at);
-        if (attempt > 1) this.log(`DNS: the resolver's addresses took ${Date.now() - start} ms to become usable`);
+        if (attempt > 1) this.log(`DNS: the resolver's addresses took ${Math.round(performance.now() - start)} ms to become usable`);
         return server;
       } catch (err) {
         await server.close().catch(() => undefined);
-        if ((err as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL' || Date.now() >= deadline) throw err;
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL' || performance.now() >= deadline) throw err;
       }
       await new Promise((r) => setTimeout(r, DNS_BIND_RETRY_INTERVAL_MS));
     }

@@ -17,6 +17,7 @@ import { httpsLatency } from './https-latency.js';
 import { UdpBind } from '../engine/conn/udp.js';
 import { parseCidr, parseEndpoint } from '../engine/device/uapi.js';
 import type { EngineTimers } from '../engine/device/constants.js';
+import type { TimestampFloorStore } from '../engine/device/tai64n-source.js';
 import { publicKeyOf } from '../crypto/x25519.js';
 import { keyFromText } from '../crypto/keys.js';
 import type { NetworkMap, NodeView } from '../netmap/types.js';
@@ -42,6 +43,10 @@ export interface EngineHostOptions {
   localEndpoints?: (port: number) => string[];
   /** tests only: peer name → prefixes added to what control assigned (MESHCTL_TEST_EXTRA_ALLOWED_IPS) */
   extraAllowedIps?: Map<string, string[]>;
+  /** the wall clock relays are told: the control server's time as the node estimates it (server-clock.ts) */
+  wallNow?: () => number;
+  /** where the handshake timestamps' floor persists (the state dir), so they never go back across a restart */
+  timestampFloor?: TimestampFloorStore;
 }
 
 export function describePath(p: PathInfo): string {
@@ -88,7 +93,7 @@ export class EngineHost {
   private readonly plain: PlainPeers;
 
   private constructor(readonly opts: EngineHostOptions) {
-    this.device = new Device({ mtu: opts.mtu, timers: opts.engineTimers, logger: opts.logger });
+    this.device = new Device({ mtu: opts.mtu, timers: opts.engineTimers, logger: opts.logger, timestampFloor: opts.timestampFloor });
     this.device.setPrivateKey(opts.nodePrivateKey);
     this.plain = new PlainPeers(this.device, opts.logger);
     this.bind = new UdpBind(opts.logger);
@@ -97,6 +102,7 @@ export class EngineHost {
       (region, src, pkt) => this.fromRelay(region, src, pkt),
       opts.logger,
       (region) => this.paths.relayConnected(region),
+      opts.wallNow,
     );
     this.paths = new PathManager(
       this.device,

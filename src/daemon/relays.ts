@@ -30,6 +30,8 @@ export class RelayManager implements RelayPaths {
     private readonly onPacket: (region: string, src: Buffer, pkt: Buffer) => void,
     private readonly log: (m: string) => void,
     private readonly onConnected: (region: string) => void = () => {},
+    /** the time relays are told (the control server's, as the node estimates it: server-clock.ts) */
+    private readonly wallNow: () => number = Date.now,
   ) {
     this.pick = publicKeyOf(nodePrivate)[0]!;
   }
@@ -60,6 +62,7 @@ export class RelayManager implements RelayPaths {
         fingerprint: r.certFingerprint,
         nodePrivate: this.nodePrivate,
         ...(this.shortIds ? {} : { shortIds: 0 }),
+        wallNow: this.wallNow,
         onPacket: (src, pkt) => this.onPacket(r.code, src, pkt),
         onState: (up, err) => {
           this.log(up ? `relay ${r.code} connected` : `relay ${r.code} disconnected${err ? `: ${err}` : ''}`);

@@ -16,6 +16,7 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { isPrintable, terminalSafe } from '../util/text.js';
 import { fail, MapParseError, parseMeshPrefix, parseNetworkMap, parseNodeView, shown } from '../netmap/parse.js';
 import { DEFAULT_ROUTE_PREFS, parseRoutePrefs, type RoutePrefs } from './route-prefs.js';
+import type { TimestampFloorStore } from '../engine/device/tai64n-source.js';
 
 const { statSync } = cjsRequire('node:fs') as typeof import('node:fs');
 
@@ -26,6 +27,8 @@ function readBounded(file: string): string {
   return readFileSync(file, 'utf8');
 }
 
+/** The handshake timestamp file holds 24 hex digits and a newline; anything much longer is not one. */
+const MAX_TIMESTAMP_FILE_BYTES = 64;
 /** Longest state.json or netmap.json read: a map of MAX_PEERS peers is ~7 MB; more is not a file this daemon wrote. */
 export const MAX_STATE_FILE_BYTES = 32 * 1024 * 1024;
 /** A PEM certificate (chain) pinned for the control server: a few KiB; 64 KiB leaves room for a chain. */
@@ -68,10 +71,37 @@ export interface NodeState {
 export class StateStore {
   readonly file: string;
   readonly mapFile: string;
+  readonly timestampFile: string;
 
   constructor(readonly dir: string) {
     this.file = join(dir, 'state.json');
     this.mapFile = join(dir, 'netmap.json');
+    this.timestampFile = join(dir, 'handshake-timestamp');
+  }
+
+  /**
+   * The floor of the engine's handshake timestamps (engine/device/tai64n-source.ts): one line of 24 hex digits,
+   * a TAI64N timestamp, written atomically (0600) and only when the engine raises it, at most once a minute
+   * while handshakes go on. A missing file is no floor; an unreadable or malformed one is refused with its cause.
+   */
+  timestampFloor(): TimestampFloorStore {
+    const file = this.timestampFile;
+    return {
+      load: () => {
+        let size: number;
+        try {
+          size = statSync(file).size;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+          throw err;
+        }
+        if (size > MAX_TIMESTAMP_FILE_BYTES) throw new Error(`${file}: ${size} bytes, not a timestamp`);
+        const text = readFileSync(file, 'utf8').trim();
+        if (!/^[0-9a-f]{24}$/.test(text)) throw new Error(`${file}: not 24 hex digits`);
+        return Buffer.from(text, 'hex');
+      },
+      save: (floor) => writeFileAtomic(file, `${floor.toString('hex')}\n`, 0o600),
+    };
   }
 
   load(defaults: Pick<Prefs, 'ifname' | 'port'>): NodeState {

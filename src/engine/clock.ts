@@ -105,6 +105,10 @@ export class FakeClock implements Clock {
   wallNow(): number {
     return this.wall + this.t;
   }
+  /** Steps the wall clock (as NTP or a hand set clock does) without moving monotonic time or firing timers. */
+  stepWall(ms: number): void {
+    this.wall += ms;
+  }
   setTimeout(fn: () => void, ms: number): unknown {
     const id = ++this.seq;
     this.timers.set(id, { at: this.t + ms, fn });

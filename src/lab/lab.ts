@@ -43,6 +43,8 @@ export class LabError extends Error {
 
 const STATE_FILE = 'lab.json';
 const START_TIMEOUT_MS = 15_000;
+/** A control server asked to stop gets this long to close its database and streams before it is killed. */
+const CONTROL_STOP_TIMEOUT_MS = 5_000;
 
 export function labDir(name: string, dir?: string): string {
   return dir ?? join('/run/meshctl-lab', name);
@@ -270,21 +272,7 @@ export class Lab {
   async startServers(): Promise<void> {
     const d = this.s.dir;
     const ctlDir = join(d, 'control');
-    const relayFlags = RELAYS.flatMap((r) => ['--relay', `${r.region}=https://${r.ip}:${r.port}?stun=${r.stunPort}`]);
-    this.spawnIn(this.s.controlNs, 'control', [
-      process.execPath,
-      this.s.bin,
-      'control',
-      'serve',
-      '--listen',
-      `${CONTROL_IP}:${CONTROL_PORT}`,
-      '--state-dir',
-      ctlDir,
-      ...relayFlags,
-    ]);
-    await this.waitFor('control server', async () =>
-      (await sh('ip', ['netns', 'exec', this.s.controlNs, 'ss', '-tln'])).out.includes(`${CONTROL_IP}:${CONTROL_PORT}`),
-    );
+    await this.spawnControl();
     // relays verify clients with the control server, so they need its certificate first
     writeFileSync(join(d, 'ca.pem'), await must(process.execPath, [this.s.bin, 'control', 'ca', '--state-dir', ctlDir]));
     writeRelayMeshKey(d);
@@ -300,6 +288,55 @@ export class Lab {
     // nodes read the key from a 0600 file: on argv it would show in `ps` to every user
     writeFileSync(this.authKeyFile, this.s.authKey + '\n', { mode: 0o600 });
     save(this.s);
+  }
+
+  private async spawnControl(): Promise<void> {
+    const relayFlags = RELAYS.flatMap((r) => ['--relay', `${r.region}=https://${r.ip}:${r.port}?stun=${r.stunPort}`]);
+    this.spawnIn(this.s.controlNs, 'control', [
+      process.execPath,
+      this.s.bin,
+      'control',
+      'serve',
+      '--listen',
+      `${CONTROL_IP}:${CONTROL_PORT}`,
+      '--state-dir',
+      join(this.s.dir, 'control'),
+      ...relayFlags,
+    ]);
+    await this.waitFor('control server', async () =>
+      (await sh('ip', ['netns', 'exec', this.s.controlNs, 'ss', '-tln'])).out.includes(`${CONTROL_IP}:${CONTROL_PORT}`),
+    );
+  }
+
+  /** Stops the control server (SIGTERM, SIGKILL after CONTROL_STOP_TIMEOUT_MS) and starts it again on the same state (the soak). */
+  async restartControl(): Promise<void> {
+    const pid = this.s.pids.control;
+    if (pid) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+      const alive = async (): Promise<boolean> => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      try {
+        await this.waitFor('control server to stop', async () => !(await alive()), CONTROL_STOP_TIMEOUT_MS);
+      } catch {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+        await this.waitFor('control server to die', async () => !(await alive()));
+      }
+    }
+    await this.spawnControl();
   }
 
   /** Restarts a relay (tests: a relay restarted mid-session). */

@@ -142,7 +142,7 @@ export class OsDns {
   upstreams(): IpEndpoint[] {
     // asked on every forwarded query: while applied the answer only changes with apply/restore (which drop the cache)
     const a = this.active;
-    const now = Date.now();
+    const now = performance.now(); // a cache age: monotonic, so a clock stepped back does not keep a stale list
     if (this.upstreamCache && (a || now - this.upstreamCache.at < UPSTREAMS_CACHE_MS)) return this.upstreamCache.list;
     let list: IpEndpoint[] = [];
     if (a?.mode === 'resolved') list = upstreamsOf(`nameserver ${RESOLVED_STUB}\n`, []);

@@ -29,6 +29,11 @@ export interface RelayClientOptions {
   sendQueueBytes?: number;
   /** the short-id table to offer (short-ids.ts), default SHORT_IDS_MAX; 0 offers none: every packet names its peer by key */
   shortIds?: number;
+  /**
+   * The wall clock ClientInfo's timestamp is read from (the relay takes it within ±2 min of its own): a node
+   * passes its estimate of the control server's time, so a node whose clock is off is not refused.
+   */
+  wallNow?: () => number;
 }
 
 /** One field of the relay's ServerInfo JSON, or undefined when it is not JSON or has no such field. */
@@ -190,7 +195,7 @@ export class RelayClient {
     sock.on('error', (err: NodeJS.ErrnoException) => fail(err.code === 'ECONNREFUSED' ? 'connection refused' : err.message));
     sock.on('close', () => fail('connection closed'));
     sock.on('data', (chunk: Buffer) => {
-      this.lastRecvMs = Date.now();
+      this.lastRecvMs = performance.now();
       if (phase === 'http') {
         httpBuf += chunk.toString('latin1');
         const end = httpBuf.indexOf('\r\n\r\n');
@@ -217,7 +222,7 @@ export class RelayClient {
           const serverKey = f.payload.subarray(SERVER_MAGIC.length);
           const info = JSON.stringify({
             version: 1,
-            tsMs: Date.now(),
+            tsMs: (this.o.wallNow ?? Date.now)(),
             ...(this.o.meshKey ? { meshKey: this.o.meshKey } : {}),
             ...((this.o.shortIds ?? SHORT_IDS_MAX) > 0 ? { shortIds: this.o.shortIds ?? SHORT_IDS_MAX } : {}),
           });
@@ -246,7 +251,8 @@ export class RelayClient {
   }
 
   private ping(): void {
-    if (Date.now() - this.lastRecvMs > SERVER_IDLE_MS) return this.retry(`relay ${this.o.url}: silent for ${SERVER_IDLE_MS / 1000}s`);
+    // monotonic: a wall clock stepped back must not hide a dead relay for as long as the step
+    if (performance.now() - this.lastRecvMs > SERVER_IDLE_MS) return this.retry(`relay ${this.o.url}: silent for ${SERVER_IDLE_MS / 1000}s`);
     const id = randomBytes(8);
     this.pings.set(id.toString('hex'), performance.now());
     if (this.pings.size > 16) this.pings.delete(this.pings.keys().next().value!);

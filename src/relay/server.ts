@@ -136,14 +136,17 @@ export interface RelayStats {
   holds: SenderHolds['stats'];
 }
 
+// Every interval here (idleness, the rate limit's refill, re-verification) is measured on the monotonic clock
+// (performance.now): a wall clock stepped back would stall the refill and idle checks for as long as the step,
+// and one stepped forward would drop every client as idle at once. Only ClientInfo's timestamp is wall time.
 export class RelayClientConn {
-  lastRecvMs = Date.now();
+  lastRecvMs = performance.now();
   /** when control last said this key is known (clients admitted through --verify-clients) */
-  verifiedAtMs = Date.now();
+  verifiedAtMs = performance.now();
   /** closed by the relay: frames still arriving are ignored */
   closed = false;
   private tokens: number;
-  private lastRefillMs = Date.now();
+  private lastRefillMs = performance.now();
   /** peers that sent to this client recently: they hear PeerGone when it leaves */
   readonly senders = new Set<string>();
   /** the client's key: the source of what it sends */
@@ -184,7 +187,7 @@ export class RelayClientConn {
   /** Token bucket of `rate` bytes per second with one second of burst. */
   allow(bytes: number): boolean {
     if (this.rate <= 0) return true;
-    const now = Date.now();
+    const now = performance.now();
     this.tokens = Math.min(this.rate, this.tokens + ((now - this.lastRefillMs) / 1000) * this.rate);
     this.lastRefillMs = now;
     if (this.tokens < bytes) return false;
@@ -318,7 +321,7 @@ export class RelayServer {
   }
 
   private tick(): void {
-    const now = Date.now();
+    const now = performance.now();
     const ka = frame(FrameType.keepAlive);
     for (const c of new Set(this.clients.values())) {
       if (now - c.lastRecvMs > CLIENT_IDLE_TIMEOUT_MS) {
@@ -503,7 +506,7 @@ export class RelayServer {
     const v = this.verifier;
     if (!v || this.rechecking) return;
     const every = this.opts.verifyRecheckMs ?? VERIFY_RECHECK_MS;
-    const now = Date.now();
+    const now = performance.now();
     const due = [...this.clients.values()].filter((c) => now - c.verifiedAtMs >= every / 2);
     if (!due.length) return;
     this.rechecking = true;
@@ -511,7 +514,7 @@ export class RelayServer {
       for (let c = due.shift(); c; c = due.shift()) {
         if (c.closed || this.clients.get(c.keyHex) !== c) continue;
         const verdict = await v.check(Buffer.from(c.keyHex, 'hex'));
-        if (verdict === 'known') c.verifiedAtMs = Date.now();
+        if (verdict === 'known') c.verifiedAtMs = performance.now();
         else if (verdict === 'unknown' && this.clients.get(c.keyHex) === c) {
           this.stats.revoked++;
           this.log(`client ${c.keyHex.slice(0, 8)}… is no longer known to the control server: closing it`);
@@ -532,7 +535,7 @@ export class RelayServer {
   }
 
   private onFrame(c: RelayClientConn, type: number, p: Buffer): void {
-    c.lastRecvMs = Date.now();
+    c.lastRecvMs = performance.now();
     switch (type) {
       case FrameType.sendPacket:
         if (p.length < KEY_LEN) return void this.stats.dropped.malformed++;

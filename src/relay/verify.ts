@@ -75,7 +75,8 @@ export class ClientVerifier {
       queueMax: opts.queueMax ?? VERIFY_QUEUE_MAX,
       queueWaitMs: opts.queueWaitMs ?? VERIFY_QUEUE_WAIT_MS,
     };
-    this.now = opts.now ?? Date.now;
+    // monotonic: with the wall clock stepped back, a cached verdict (a deleted node's "known") would outlive its cacheMs by the step
+    this.now = opts.now ?? (() => performance.now());
     this.rate = new TokenBucket({ perSecond: this.o.lookupsPerSec, burst: this.o.lookupsPerSec }, this.now);
   }
 

@@ -469,7 +469,7 @@ export class RouteSocket {
   /** Waits at most the ack timeout for the kernel's ack to `seq`; acks to other requests and datagrams from anyone but the kernel are dropped. */
   async receiveAck(seq: number): Promise<Ack> {
     this.check();
-    const deadline = Date.now() + this.ackTimeoutMs;
+    const deadline = performance.now() + this.ackTimeoutMs;
     for (;;) {
       const n = await this.receive(deadline, `no answer from the kernel within ${this.ackTimeoutMs} ms`);
       const ack = parseAcks(this.rx.subarray(0, n)).find((a) => a.seq === seq);
@@ -486,7 +486,7 @@ export class RouteSocket {
     this.check();
     this.send(msg);
     const out: RawMessage[] = [];
-    const deadline = Date.now() + this.ackTimeoutMs;
+    const deadline = performance.now() + this.ackTimeoutMs;
     const strerror = (err: number): string => bindLibc().strerror(err);
     for (;;) {
       const n = await this.receive(deadline, `no end of the kernel's dump within ${this.ackTimeoutMs} ms`);
@@ -526,7 +526,7 @@ export class RouteSocket {
         const errno = libc.errno();
         if (errno !== EAGAIN && errno !== EINTR) throw systemError('reading from the kernel', errno);
         if (errno === EAGAIN) {
-          if (Date.now() >= deadline) throw new NetlinkSystemError(110 /* ETIMEDOUT */, timeoutMessage);
+          if (performance.now() >= deadline) throw new NetlinkSystemError(110 /* ETIMEDOUT */, timeoutMessage);
           await sleep(ACK_POLL_INTERVAL_MS);
         }
         continue;

@@ -165,7 +165,8 @@ export class MainReading {
 /** The thread's side: sleeps while the event loop reads, and decides when to hand back. */
 export class ThreadReading {
   private count = 0;
-  private windowStart = Date.now();
+  /** monotonic: a wall clock stepped back would keep the window open, and reading on this thread, for as long as the step */
+  private windowStart = performance.now();
 
   constructor(
     private readonly ctl: Int32Array,
@@ -185,7 +186,7 @@ export class ThreadReading {
     Atomics.wait(this.ctl, MODE_SLOT, MODE_MAIN, ms);
     if (Atomics.load(this.ctl, MODE_SLOT) !== MODE_THREAD) return false;
     this.count = 0;
-    this.windowStart = Date.now();
+    this.windowStart = performance.now();
     return true;
   }
 
@@ -195,7 +196,7 @@ export class ThreadReading {
    */
   read(n: number): boolean {
     this.count += n;
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.windowStart < QUIET_WINDOW_MS) return false;
     const quiet = this.count < QUIET_PACKETS && this.policy === 'auto';
     this.count = 0;

@@ -55,7 +55,7 @@ export function kdf(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Buffer[] 
   return [t1, t2, t3];
 }
 
-const TAI64N_WHITENER_NS = 0x100_0000; // 2^24 ns ≈ 16.8 ms
+export const TAI64N_WHITENER_NS = 0x100_0000; // 2^24 ns ≈ 16.8 ms
 const TWO_POW_32 = 0x1_0000_0000;
 
 /**

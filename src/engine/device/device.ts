@@ -36,6 +36,7 @@ import {
 } from './messages.js';
 import { consumeInitiation, consumeResponse, makeIdentity, type StaticIdentity } from './noise.js';
 import { Peer, type PeerHost } from './peer.js';
+import { MonotonicTai64n, type TimestampFloorStore } from './tai64n-source.js';
 import { newStats, type EngineStats } from './stats.js';
 import { UapiError, type UapiDeviceSnapshot, type UapiSetRequest, type UapiTarget } from './uapi-types.js';
 
@@ -46,6 +47,8 @@ export interface DeviceOptions {
   logger?: (msg: string) => void;
   /** handshakes per second beyond which MAC2 cookies are required */
   underLoadHandshakesPerSecond?: number;
+  /** where the floor of the handshake timestamps persists across restarts (tai64n-source.ts); none: memory only */
+  timestampFloor?: TimestampFloorStore | null;
 }
 
 /**
@@ -65,6 +68,8 @@ export class Device implements UapiTarget, PeerHost {
   readonly indices = new IndexTable<Peer>();
   readonly stats: EngineStats = newStats();
   readonly allowedIps = new AllowedIps<Peer>();
+  /** the TAI64N timestamps of our initiations: never lower than one sent before, across wall-clock steps and restarts */
+  readonly handshakeTimestamps: MonotonicTai64n;
   private readonly peers = new Map<string, Peer>();
   private id: StaticIdentity | null = null;
   private readonly admission: HandshakeAdmission;
@@ -101,6 +106,7 @@ export class Device implements UapiTarget, PeerHost {
     this.mtuBytes = opts.mtu ?? DEFAULT_MTU;
     this.logger = opts.logger ?? (() => {});
     this.admission = new HandshakeAdmission(this, opts.underLoadHandshakesPerSecond ?? UNDER_LOAD_HANDSHAKES_PER_SECOND);
+    this.handshakeTimestamps = new MonotonicTai64n(() => this.clock.wallNow(), { store: opts.timestampFloor, log: this.logger });
   }
 
   // ---- PeerHost ------------------------------------------------------------------

@@ -5,7 +5,6 @@
 import type { Endpoint } from '../conn/endpoint.js';
 import { HANDSHAKE_INITIATION_RATE_MS } from './constants.js';
 import { CookieGenerator } from './cookie.js';
-import { tai64n } from './crypto.js';
 import { Keypair } from './keypair.js';
 import { encodeInitiation, encodeResponse, INITIATION_MAC1_OFFSET, INITIATION_MAC2_OFFSET, RESPONSE_MAC1_OFFSET, RESPONSE_MAC2_OFFSET } from './messages.js';
 import { createInitiation, createResponse, type ConsumedInitiation, type InitiatorState, type TransportKeys } from './noise.js';
@@ -46,7 +45,7 @@ export abstract class PeerHandshake extends PeerSend {
     this.lastSentHandshakeMs = now;
     this.clearHandshake();
     const localIndex = this.host.indices.newIndex(this);
-    const { message, state } = createInitiation(id, this.remote, localIndex, tai64n(this.host.clock.wallNow()));
+    const { message, state } = createInitiation(id, this.remote, localIndex, this.host.handshakeTimestamps.next());
     this.handshake = { kind: 'initiationSent', localIndex, state };
     this.host.stats.handshakes.initiated++;
     const buf = encodeInitiation(message);

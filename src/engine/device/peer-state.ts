@@ -25,6 +25,8 @@ export interface PeerHost {
   /** the device's receiver indices; the peer registers itself (the device's table holds the whole Peer these layers make) */
   readonly indices: IndexTable<PeerState>;
   readonly stats: EngineStats;
+  /** the timestamp each initiation carries: above every one sent before (tai64n-source.ts) */
+  readonly handshakeTimestamps: { next(): Buffer };
   /** where the peer's datagrams leave: the device's bind (null until one is attached) */
   readonly bind: NetBind | null;
   identity(): StaticIdentity | null;
