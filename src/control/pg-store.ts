@@ -437,6 +437,8 @@ export interface PgStoreOptions {
   password?: string;
   /** connections at most (PG_POOL_MAX_CONNECTIONS) */
   maxConnections?: number;
+  /** change-log rows kept (CHANGE_LOG_KEEP_ROWS); tests make it small to see a replica fall behind */
+  changeLogKeepRows?: number;
 }
 
 export class PgStore extends PgOps implements ControlStore {
@@ -445,13 +447,18 @@ export class PgStore extends PgOps implements ControlStore {
   private listener: pg.Client | null = null;
   private listenRetry: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly keepRows: number;
+  private readonly pruneEvery: number;
 
   private constructor(
     private readonly pool: pg.Pool,
     readonly target: PgTarget,
     private readonly clientConfig: pg.ClientConfig,
+    opts: PgStoreOptions,
   ) {
     super(pool);
+    this.keepRows = Math.max(1, opts.changeLogKeepRows ?? CHANGE_LOG_KEEP_ROWS);
+    this.pruneEvery = Math.min(CHANGE_LOG_PRUNE_EVERY, this.keepRows);
   }
 
   /** Never called: every write of the store itself runs in a transaction (below), whose commit appends to the change log. */
@@ -645,7 +652,7 @@ export class PgStore extends PgOps implements ControlStore {
     const pool = new pg.Pool({ ...clientConfig, max: opts.maxConnections ?? PG_POOL_MAX_CONNECTIONS });
     // an idle connection that breaks (server restart) is dropped by the pool; the next query opens a new one
     pool.on('error', () => {});
-    const store = new PgStore(pool, target, clientConfig);
+    const store = new PgStore(pool, target, clientConfig, opts);
     try {
       await store.migrate();
     } catch (err) {
@@ -740,8 +747,8 @@ export class PgStore extends PgOps implements ControlStore {
       changes.map((ch) => ch.kind),
       changes.map((ch) => ch.nodeId),
     ]);
-    if (Math.floor(head / CHANGE_LOG_PRUNE_EVERY) !== Math.floor((first - 1) / CHANGE_LOG_PRUNE_EVERY)) {
-      await c.query('DELETE FROM change_log WHERE seq <= $1', [head - CHANGE_LOG_KEEP_ROWS]);
+    if (Math.floor(head / this.pruneEvery) !== Math.floor((first - 1) / this.pruneEvery)) {
+      await c.query('DELETE FROM change_log WHERE seq <= $1', [head - this.keepRows]);
     }
     await c.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, `${this.instance}:${head}`]);
   }

@@ -36,7 +36,7 @@ export async function sharedControlKey(store: SecretStore, dir: string): Promise
   const text = await store.sharedSecret(CONTROL_KEY, () => local ?? generatePrivateKey().toString('base64'));
   const priv = Buffer.from(text, 'base64');
   if (priv.length !== 32) throw new StateError(`the control key in ${store.description} is not a 32-byte base64 key: restore the database from a backup`);
-  if (local === null) writeFileAtomic(f, text + '\n');
+  if (local === null) writeFileAtomic(f, `${text}\n`);
   else if (local !== text) throw differs(f, store, 'control key');
   return { privateKey: priv, publicKey: publicKeyOf(priv) };
 }
