@@ -12,7 +12,11 @@ import { approvalFromRow, authKeyFromRow, deviceFromRow, dnsRecordFromRow, dnsRo
 import type { Row } from './store-rows.js';
 import type {
   AuthKeyRecord,
+  Change,
+  ChangeKind,
+  ChangesSince,
   ControlStore,
+  LoggedChange,
   DeviceRecord,
   DnsRecordRecord,
   DnsRouteRecord,
@@ -48,20 +52,7 @@ const CHANGE_LOG_PRUNE_EVERY = 1000;
 const LISTEN_RETRY_FIRST_MS = 250;
 const LISTEN_RETRY_MAX_MS = 5000;
 
-/** What one change touched, as the change log records it (a node, or a part of the network; presence: some node's lease). */
-export type ChangeKind = 'node' | 'devices' | 'approvals' | 'dns' | 'meta' | 'presence';
-export interface Change {
-  kind: ChangeKind;
-  /** kind `node` only */
-  nodeId: number | null;
-}
-export interface LoggedChange extends Change {
-  seq: number;
-  /** the replica that wrote it (PgStore.instance) */
-  origin: string;
-}
-/** What `changesSince` found: the changes in order, or `behind` when the log no longer reaches back to the position. */
-export type ChangesSince = { behind: false; head: number; changes: LoggedChange[] } | { behind: true; head: number };
+export type { Change, ChangeKind, ChangesSince, LoggedChange } from './store.js';
 /** A node's presence lease: which replica holds its map stream, until when (database clock). */
 export interface PresenceLease {
   nodeId: number;
