@@ -589,14 +589,16 @@ export class PgStore extends PgOps implements ControlStore {
   }
   /**
    * Extends this replica's leases on `held` (its streams now) to `ttlMs` from
-   * now, and drops its other leases (logged when there were any).
+   * now, taking any it lacks (a claim whose write failed), and drops its other
+   * leases (logged when there were any). Not logged otherwise: the others read
+   * the leases at every tick.
    */
   async renewPresence(held: readonly number[], ttlMs: number): Promise<void> {
-    await this.db.query(`UPDATE presence SET expires_at_ms = ${DB_NOW_MS} + $3 WHERE replica = $1 AND node_id = ANY($2::bigint[])`, [
-      this.instance,
-      held,
-      ttlMs,
-    ]);
+    await this.db.query(
+      `INSERT INTO presence (node_id, replica, expires_at_ms) SELECT id, $1, ${DB_NOW_MS} + $3 FROM nodes WHERE id = ANY($2::bigint[])
+       ON CONFLICT (node_id) DO UPDATE SET replica = excluded.replica, expires_at_ms = excluded.expires_at_ms`,
+      [this.instance, held, ttlMs],
+    );
     const stale = await this.one('SELECT 1 AS x FROM presence WHERE replica = $1 AND NOT (node_id = ANY($2::bigint[])) LIMIT 1', [this.instance, held]);
     if (!stale) return;
     await this.transaction(async (tx) => {

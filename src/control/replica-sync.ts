@@ -105,9 +105,9 @@ export class ReplicaSync {
     return this.remote.has(id);
   }
 
-  /** How many nodes stream from other replicas now. */
-  remoteOnline(): number {
-    return this.remote.size;
+  /** The nodes that stream from other replicas now. */
+  remoteOnline(): IterableIterator<number> {
+    return this.remote.keys();
   }
 
   /** Node `id` opened a map stream here: its lease is taken (batched with others in one transaction). */

@@ -310,6 +310,8 @@ export class ControlServer {
   metricsView(): ControlMetricsView {
     let online = this.streams.size;
     for (const id of this.presumedOnline) if (!this.streams.has(id)) online++;
+    // nodes streaming from other replicas on a shared database
+    for (const id of this.replicas?.remoteOnline() ?? []) if (!this.streams.has(id) && !this.presumedOnline.has(id)) online++;
     return {
       nodesRegistered: this.registry?.nodes().length ?? 0,
       nodesOnline: online,
