@@ -14,7 +14,11 @@
 // until every node that held the node holds the change), `control nodes list`
 // latency, and a check of what the nodes hold against what control builds for
 // them (digests of up to 500 nodes' maps). --full-maps: nodes do not ask for deltas.
-//   node dist/bench/control-load.js --nodes 1000 [--join-rate 100] [--churn-seconds 20] [--full-maps]
+// --db postgres: the network is in a throwaway PostgreSQL cluster (test/helpers/postgres.ts, needs root)
+// instead of SQLite; --replicas R (with --db postgres) runs R control replicas on it, each in its own
+// process, node i streaming from replica i mod R: changes made through one (policy, joins, endpoint
+// updates) reach the others' nodes through the change log. CPU and RSS are summed over the replicas.
+//   node dist/bench/control-load.js --nodes 1000 [--join-rate 100] [--churn-seconds 20] [--full-maps] [--db postgres] [--replicas 2]
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +30,9 @@ import { createAuthKey } from '../src/control/authkeys.js';
 import { setPolicy } from '../src/control/policy.js';
 import { Registry } from '../src/control/registry.js';
 import { SqliteStore } from '../src/control/sqlite-store.js';
+import { PgStore } from '../src/control/pg-store.js';
+import type { ControlStore } from '../src/control/store.js';
+import { startPostgres, type PgCluster } from '../test/helpers/postgres.js';
 import { stateFiles } from '../src/control/state-dir.js';
 import { keyToText } from '../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../src/crypto/x25519.js';
@@ -100,6 +107,11 @@ const joinRate = arg('--join-rate', 100, 1, 10_000);
 const churnSeconds = arg('--churn-seconds', 20, 0, 3600);
 /** --full-maps: the simulated nodes do not ask for deltas (the old behaviour, for comparison) */
 const deltas = !process.argv.includes('--full-maps');
+/** --db postgres: the network in PostgreSQL; --replicas: control replicas on it */
+const dbKind = process.argv.includes('--db') ? process.argv[process.argv.indexOf('--db') + 1] : 'sqlite';
+if (dbKind !== 'sqlite' && dbKind !== 'postgres') throw new Error('--db takes sqlite or postgres');
+const replicaCount = arg('--replicas', 1, 1, 8);
+if (replicaCount > 1 && dbKind !== 'postgres') throw new Error('--replicas needs --db postgres (replicas share a PostgreSQL database)');
 /** the final check compares the maps of at most this many nodes with what control would send them */
 const CHECK_SAMPLE = 500;
 const CHURN_ENDPOINTS_PER_SEC = 10;
@@ -131,8 +143,8 @@ function identity(i: number): { user: string | null; tags: string[] } {
 /** the auth key churn joins register with (a user in group:eng) */
 let joinKey = '';
 
-async function seed(dir: string): Promise<Sim[]> {
-  const store = new SqliteStore(stateFiles(dir).db);
+async function seed(dir: string, dbUrl: string | null): Promise<Sim[]> {
+  const store: ControlStore = dbUrl ? await PgStore.open(dbUrl) : new SqliteStore(stateFiles(dir).db);
   const sims: Sim[] = [];
   try {
     const created = await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null, user: userName(eng[0]!) });
@@ -205,31 +217,52 @@ const pct = (xs: number[], p: number): number => {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-control-load-'));
+  const cluster: PgCluster | null = dbKind === 'postgres' ? await startPostgres() : null;
+  const dbUrl = cluster ? await cluster.createDatabase('bench') : null;
   const t0 = Date.now();
-  const sims = await seed(dir);
+  const sims = await seed(dir, dbUrl);
   console.log(
     `control-load: ${nodes} nodes, ${users} users (${eng.length} in group:eng), seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s;` +
-      ` ${deltas ? 'deltas' : 'whole maps only'}; load average ${loadavg()
+      ` ${deltas ? 'deltas' : 'whole maps only'}; ${dbKind}${replicaCount > 1 ? `, ${replicaCount} replicas` : ''}; load average ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,
   );
-  const child = fork(join(dirname(fileURLToPath(import.meta.url)), 'control-serve.js'), [dir, String(nodes + churnSeconds + 16)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  /** replica k serves state dir k (its own admin socket); the first is `dir` */
+  const dirs = [dir, ...Array.from({ length: replicaCount - 1 }, () => mkdtempSync(join(tmpdir(), 'meshctl-control-load-')))];
+  const replicas = dirs.map((d) => {
+    const proc = fork(join(dirname(fileURLToPath(import.meta.url)), 'control-serve.js'), [d, String(nodes + churnSeconds + 16), ...(dbUrl ? [dbUrl] : [])], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const messages: { type: string; [k: string]: unknown }[] = [];
+    proc.on('message', (m) => messages.push(m as { type: string }));
+    const next = async (type: string): Promise<Record<string, unknown>> => {
+      await until(() => messages.some((m) => m.type === type), `control's ${type}`);
+      return messages.splice(
+        messages.findIndex((m) => m.type === type),
+        1,
+      )[0]!;
+    };
+    return { proc, next };
   });
-  const messages: { type: string; [k: string]: unknown }[] = [];
-  child.on('message', (m) => messages.push(m as { type: string }));
-  const next = async (type: string): Promise<Record<string, unknown>> => {
-    await until(() => messages.some((m) => m.type === type), `control's ${type}`);
-    return messages.splice(
-      messages.findIndex((m) => m.type === type),
-      1,
-    )[0]!;
+  const child = replicas[0]!.proc;
+  const next = replicas[0]!.next;
+  /** the streams' counters, summed over the replicas */
+  const stats = async (): Promise<Record<string, number>> => {
+    const all = await Promise.all(replicas.map(async (r) => (r.proc.send({ type: 'stats' }), (await r.next('stats')) as Record<string, number>)));
+    const sum: Record<string, number> = {};
+    for (const one of all) for (const [k, v] of Object.entries(one)) if (typeof v === 'number') sum[k] = (sum[k] ?? 0) + v;
+    return sum;
   };
-  const stats = async (): Promise<Record<string, number>> => (child.send({ type: 'stats' }), (await next('stats')) as Record<string, number>);
-  const pid = child.pid!;
+  const pids = replicas.map((r) => r.proc.pid!);
+  const cpuAll = (): number => pids.reduce((t, p) => t + cpuSeconds(p), 0);
+  const rssAll = (): number => pids.reduce((t, p) => t + rssMb(p), 0);
+  const peakAll = (): number => pids.reduce((t, p) => t + peakRssMb(p), 0);
   try {
     const ready = await next('ready');
-    const url = `https://127.0.0.1:${ready.port as number}`;
+    // one at a time: the first stores the network's identity (control key, certificate), the others take it
+    const urls = [`https://127.0.0.1:${ready.port as number}`];
+    for (const r of replicas.slice(1)) urls.push(`https://127.0.0.1:${(await r.next('ready')).port as number}`);
+    const urlOf = (i: number): string => urls[i % urls.length]!;
     let lastLine = Date.now();
     const pending: Pending[] = [];
     let reconnects = 0;
@@ -251,7 +284,7 @@ async function main(): Promise<void> {
       }
     };
     const open = async (s: Sim): Promise<void> => {
-      s.client = new ControlClient(url, ready.certPem as string, s.priv);
+      s.client = new ControlClient(urlOf(s.i), ready.certPem as string, s.priv);
       s.stream = await s.client.openMap({ endpoints: s.endpoints, discoKey: s.disco }, () => {}, STREAM_IDLE_MS, {
         deltas,
         onState: (state, bytes) => onState(s, state, bytes),
@@ -268,7 +301,7 @@ async function main(): Promise<void> {
 
     // join: streams opened at joinRate per second, each a node coming online
     const connectStart = Date.now();
-    const cpu0 = cpuSeconds(pid);
+    const cpu0 = cpuAll();
     const gen0 = process.cpuUsage();
     let nextIndex = 0;
     const progress = setInterval(() => {
@@ -276,7 +309,7 @@ async function main(): Promise<void> {
       const why = ended.length ? `; ${ended.length} ended, e.g. ${ended[0]!.ended}` : '';
       console.log(
         `  ${((Date.now() - connectStart) / 1000).toFixed(0)} s: ${nextIndex} opened, ${sims.filter((s) => s.maps > 0).length} streams with a map${why};` +
-          ` control RSS ${rssMb(pid).toFixed(0)} MiB`,
+          ` control RSS ${rssAll().toFixed(0)} MiB`,
       );
     }, 15_000);
     await Promise.all(
@@ -298,25 +331,25 @@ async function main(): Promise<void> {
     console.log(
       `join: ${nodes} streams at ${joinRate}/s offered: all had a first map after ${connected.toFixed(1)} s (${(nodes / connected).toFixed(0)} joins/s),` +
         ` settled at ${settled.toFixed(1)} s; ${mb(sum(sims.map((s) => s.bytes)))} MiB of maps and deltas;` +
-        ` control CPU ${(cpuSeconds(pid) - cpu0).toFixed(1)} s, RSS ${rssMb(pid).toFixed(0)} MiB; generator CPU ${((genJoin.user + genJoin.system) / 1e6).toFixed(1)} s`,
+        ` control CPU ${(cpuAll() - cpu0).toFixed(1)} s, RSS ${rssAll().toFixed(0)} MiB; generator CPU ${((genJoin.user + genJoin.system) / 1e6).toFixed(1)} s`,
     );
 
     const step = async (name: string, act: () => Promise<unknown>, affected: Sim[], done: (s: Sim) => boolean): Promise<void> => {
       const maps0 = sims.map((s) => s.maps);
       const bytes0 = sims.map((s) => s.bytes);
-      const c0 = cpuSeconds(pid);
+      const c0 = cpuAll();
       const start = process.hrtime.bigint();
       await act();
       await until(() => affected.every(done), `${name}: every affected stream`, 1);
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
       await until(() => Date.now() - lastLine > QUIET_MS, `${name}: quiet`, 50);
-      const cpu = cpuSeconds(pid) - c0;
+      const cpu = cpuAll() - c0;
       const got = sims.filter((s, i) => s.maps > maps0[i]!);
       const bytes = sum(sims.map((s, i) => s.bytes - bytes0[i]!));
       console.log(
         `${name}: all ${affected.length} affected nodes held it in ${ms.toFixed(0)} ms; ${got.length} of ${nodes} streams got a line` +
           ` (${got.length - affected.length} beyond the affected); ${kb(bytes)} KiB in all, ${(bytes / Math.max(1, got.length)).toFixed(0)} B per node that got one;` +
-          ` control CPU ${cpu.toFixed(2)} s (incl. ${QUIET_MS / 1000} s quiet), RSS ${rssMb(pid).toFixed(0)} MiB`,
+          ` control CPU ${cpu.toFixed(2)} s (incl. ${QUIET_MS / 1000} s quiet), RSS ${rssAll().toFixed(0)} MiB`,
       );
     };
     const idOf = (s: Sim): number => s.state!.selfView!.id;
@@ -352,7 +385,7 @@ async function main(): Promise<void> {
 
     // churn: each second 1 join, 1 leave, CHURN_ENDPOINTS_PER_SEC endpoint changes; each change's propagation is timed
     if (churnSeconds > 0) {
-      const c0 = cpuSeconds(pid);
+      const c0 = cpuAll();
       const g0 = process.cpuUsage();
       const bytes0 = sum(sims.map((s) => s.bytes));
       const s0 = await stats();
@@ -389,7 +422,7 @@ async function main(): Promise<void> {
         };
         joined++;
         sims.push(sim);
-        const c = new ControlClient(url, ready.certPem as string, priv);
+        const c = new ControlClient(urlOf(sim.i), ready.certPem as string, priv);
         void c
           .call('register', { authKey: joinKey, hostname: `j${joined}`, os: 'linux', version: 'bench', discoKey: sim.disco, endpoints: sim.endpoints }, 60_000)
           .then(() => open(sim))
@@ -449,7 +482,7 @@ async function main(): Promise<void> {
       await until(() => Date.now() - lastLine > QUIET_MS, 'churn: quiet', 50);
       const s1 = await stats();
       const g = process.cpuUsage(g0);
-      const churnCpu = cpuSeconds(pid) - c0;
+      const churnCpu = cpuAll() - c0;
       const wall = (Date.now() - churnStart) / 1000;
       const eps = pending.filter((c) => c.kind === 'endpoint');
       const leaves = pending.filter((c) => c.kind === 'leave');
@@ -493,7 +526,7 @@ async function main(): Promise<void> {
           ` ${(s1.mapsWritten ?? 0) - (s0.mapsWritten ?? 0) - ((s1.deltasWritten ?? 0) - (s0.deltasWritten ?? 0))} whole maps, ${(s1.deltaResyncs ?? 0) - (s0.deltaResyncs ?? 0)} resyncs`,
       );
       console.log(
-        `  control CPU ${churnCpu.toFixed(1)} s over ${wall.toFixed(1)} s (${((100 * churnCpu) / wall).toFixed(0)} % of a core), RSS ${rssMb(pid).toFixed(0)} MiB;` +
+        `  control CPU ${churnCpu.toFixed(1)} s over ${wall.toFixed(1)} s (${((100 * churnCpu) / wall).toFixed(0)} % of a core), RSS ${rssAll().toFixed(0)} MiB;` +
           ` generator CPU ${((g.user + g.system) / 1e6).toFixed(1)} s`,
       );
     }
@@ -526,16 +559,17 @@ async function main(): Promise<void> {
     if (reconnects) console.log(`  ${reconnects} streams ended and reconnected (whole map again), the last: ${lastEnd}`);
     const gen = process.cpuUsage();
     console.log(
-      `control: peak RSS ${peakRssMb(pid).toFixed(0)} MiB; generator CPU ${((gen.user + gen.system) / 1e6).toFixed(1)} s, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB;` +
+      `control: peak RSS ${peakAll().toFixed(0)} MiB; generator CPU ${((gen.user + gen.system) / 1e6).toFixed(1)} s, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB;` +
         ` load average ${loadavg()
           .map((l) => l.toFixed(1))
           .join(' ')}`,
     );
   } finally {
-    child.send({ type: 'stop' });
-    await Promise.race([new Promise((r) => child.once('exit', r)), sleep(10_000)]);
-    child.kill();
-    rmSync(dir, { recursive: true, force: true });
+    for (const r of replicas) r.proc.send({ type: 'stop' });
+    await Promise.race([Promise.all(replicas.map((r) => new Promise((res) => r.proc.once('exit', res)))), sleep(10_000)]);
+    for (const r of replicas) r.proc.kill();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    await cluster?.stop();
   }
   process.exit(0);
 }

@@ -31,7 +31,8 @@ const DAEMON_START_TIMEOUT_MS = 10_000;
 const DAEMON_POLL_MS = 10;
 
 interface UpOpts extends ExitNodeSettings, MetricsOpts {
-  loginServer?: string;
+  /** --login-server, repeatable: the replicas of one network, tried in order */
+  loginServer?: string[];
   authKey?: string;
   join?: string;
   joinFile?: string;
@@ -185,11 +186,15 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
   // with --foreground the daemon runs in this process: the programs it starts (ip) must not inherit the key
   delete process.env[AUTH_KEY_ENV];
   delete process.env[JOIN_ENV];
+  const given = o.loginServer?.[0];
+  const servers = join ? join.urls : o.loginServer;
   const req: UpRequest = {
-    loginServer: join ? join.urls[0] : (o.loginServer ?? saved.loginServer),
+    loginServer: servers ? servers[0] : saved.loginServer,
+    // several: the daemon keeps them all and fails over between them (a join string may name several too)
+    ...(servers && servers.length > 1 ? { loginServers: servers } : {}),
     authKey,
     hostname: o.hostname,
-    controlCaPem: join ? undefined : readCa(o.controlCa ?? (o.loginServer === undefined || o.loginServer === saved.loginServer ? saved.controlCa : undefined)),
+    controlCaPem: join ? undefined : readCa(o.controlCa ?? (given === undefined || given === saved.loginServer ? saved.controlCa : undefined)),
     controlPin: join?.pin,
     // a running daemon keeps its interface and port unless they are asked for
     ifname: cmd.getOptionValueSource('ifname') === 'default' && !remembered ? undefined : o.ifname,
@@ -224,28 +229,15 @@ async function up(o: UpOpts, cmd: Command): Promise<void> {
         await spawnDaemon(client, socket, o);
       }
     }
-    // a join string may name several control URLs (replicas): the next is tried while one cannot be reached
-    const urls = join ? join.urls : [req.loginServer];
-    for (let i = 0; i < urls.length; i++) {
-      req.loginServer = urls[i];
-      let failure: CliError | null = null;
-      let unreachable = false;
-      await client.stream(LOCALAPI.up, req, (raw) => {
-        const l = raw as UpLine;
-        if (l.type === 'progress') progress.step(terminalSafe(l.message, 1024));
-        else if (l.type === 'done') status = l.status;
-        else {
-          unreachable = l.error.code === 'UNREACHABLE' || l.error.code === 'TIMEOUT';
-          failure = fromApi(new ApiError(l.error.code, l.error.message), socket);
-        }
-      });
-      if (failure && unreachable && i + 1 < urls.length) {
-        progress.step(`${terminalSafe((failure as CliError).message, 1024)}; trying ${urls[i + 1]}`);
-        continue;
-      }
-      if (failure) throw failure;
-      break;
-    }
+    // with several control URLs (replicas) the daemon tries the next while one cannot be reached, now and later
+    let failure: CliError | null = null;
+    await client.stream(LOCALAPI.up, req, (raw) => {
+      const l = raw as UpLine;
+      if (l.type === 'progress') progress.step(terminalSafe(l.message, 1024));
+      else if (l.type === 'done') status = l.status;
+      else failure = fromApi(new ApiError(l.error.code, l.error.message), socket);
+    });
+    if (failure) throw failure;
     if (!status) throw new CliError('FAILURE', 'the daemon ended `up` without an answer: see its log');
   } catch (err) {
     await progress.end();
@@ -268,7 +260,11 @@ export function registerUp(program: Command): void {
   program
     .command('up')
     .description('start the daemon if needed, join the network and bring the interface up')
-    .option('--login-server <url>', 'the control server, https://HOST:PORT (remembered)')
+    .option(
+      '--login-server <url>',
+      'the control server, https://HOST:PORT (remembered); repeat it for replicas of one network: the daemon fails over between them',
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
     .option('--auth-key <key>', `auth key, or file:PATH to read it from a file (default: $${AUTH_KEY_ENV}; either keeps it out of the process list)`)
     .option(
       '--join <string>',

@@ -35,6 +35,8 @@ import {
 import { probeRelays } from './relay-probe.js';
 import { MAX_SEEN_NONCES, MAX_SEEN_NONCES_PER_KEY, SealedOpener, type OpenedRequest } from './sealed.js';
 import { ensureStateDir, loadControlKey, loadOrCreateCertificate, stateFiles } from './state-dir.js';
+import { isReplicaStore, ReplicaSync, type ReplicaLimits } from './replica-sync.js';
+import { sharedCertificate, sharedControlKey, type SecretStore } from './shared-identity.js';
 import type { ControlStore, NodeRecord, StoreTx } from './store.js';
 import { parseAdvertiseBody, parseEndpointsBody, parseLogoutBody, parseMapBody, parseRegisterBody, parseVerifyQuery, type PathCounts } from './validate.js';
 import { armStreamLiveness, STREAM_USER_TIMEOUT_MS } from './liveness.js';
@@ -78,6 +80,8 @@ export interface ControlServerOptions {
   logger?: (msg: string) => void;
   /** told of each request when it is answered (metrics.ts); the server keeps no figures for it */
   requestObserver?: RequestObserver;
+  /** replicas on one PostgreSQL database: presence leases' time to live and renewal (replica-sync.ts); tests inject small ones */
+  replica?: Partial<ReplicaLimits>;
 }
 
 /** The bounded set of routes requests are counted by: a path that is none of them is `other`, never its own label. */
@@ -243,9 +247,8 @@ export class ControlServer {
   private broadcastTimer: NodeJS.Timeout | null = null;
   /** how long the last broadcast took: the next waits at least that long */
   private lastBroadcastMs = 0;
-  /** a re-read for another server's change is running / another change came in during it */
-  private othersReading = false;
-  private othersAgain = false;
+  /** on a shared database: follows the other replicas' changes and shares presence with them */
+  replicas: ReplicaSync | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private expiredIds = new Set<number>();
@@ -307,6 +310,8 @@ export class ControlServer {
   metricsView(): ControlMetricsView {
     let online = this.streams.size;
     for (const id of this.presumedOnline) if (!this.streams.has(id)) online++;
+    // nodes streaming from other replicas on a shared database
+    for (const id of this.replicas?.remoteOnline() ?? []) if (!this.streams.has(id) && !this.presumedOnline.has(id)) online++;
     return {
       nodesRegistered: this.registry?.nodes().length ?? 0,
       nodesOnline: online,
@@ -338,7 +343,9 @@ export class ControlServer {
 
   private async startOn(store: ControlStore): Promise<void> {
     const { stateDir } = this.opts;
-    const ck = loadControlKey(stateDir);
+    // replicas on one database show nodes one identity, kept in the database (shared-identity.ts)
+    const shared = 'sharedSecret' in store ? (store as ControlStore & SecretStore) : null;
+    const ck = shared ? await sharedControlKey(shared, stateDir) : loadControlKey(stateDir);
     this.publicKey = ck.publicKey;
     this.opener = new SealedOpener(ck.privateKey, store, {
       now: this.opts.now,
@@ -356,7 +363,7 @@ export class ControlServer {
       cert = readFileSync(this.opts.tlsCert, 'utf8');
       key = readFileSync(this.opts.tlsKey, 'utf8');
     } else {
-      const c = loadOrCreateCertificate(stateDir, this.opts.host);
+      const c = shared ? await sharedCertificate(shared, stateDir, this.opts.host) : loadOrCreateCertificate(stateDir, this.opts.host);
       if (c.created) this.log(`created a self-signed certificate in ${stateFiles(stateDir).cert}; clients need it: meshctl control ca --state-dir ${stateDir}`);
       cert = c.cert;
       key = c.key;
@@ -408,8 +415,15 @@ export class ControlServer {
       this.adminWebPort = (this.webServer.address() as { port: number }).port;
       this.log(`admin page on https://${hostPort(this.opts.adminListen.address, this.adminWebPort)}/admin/`);
     }
-    // another control server on a shared database changed the network: read it again and push what changed
-    if (store.watch) await store.watch(() => this.othersChanged());
+    // another replica on a shared database changed the network: read what its change-log rows name and push what changed
+    if (isReplicaStore(store)) {
+      this.replicas = new ReplicaSync(
+        store,
+        { registry, held: () => [...this.streams.keys()], applied: () => this.replicaApplied(), log: this.log },
+        this.opts.replica,
+      );
+      await this.replicas.start();
+    }
     this.keepaliveTimer = setInterval(() => this.writeAll({ type: 'keepalive' }), this.limits.mapKeepaliveMs);
     this.expiryTimer = setInterval(() => this.checkExpiry(), EXPIRY_CHECK_MS);
     for (const n of registry.nodes()) {
@@ -445,6 +459,9 @@ export class ControlServer {
       if (t) clearTimeout(t);
     for (const t of this.ephemeralTimers.values()) clearTimeout(t);
     this.ephemeralTimers.clear();
+    // this replica's leases go now, so the others show its nodes offline until they reconnect there
+    await this.replicas?.shutdown([...this.streams.keys()]);
+    this.replicas = null;
     for (const s of this.streams.values()) {
       s.closed = true;
       s.res.destroy();
@@ -490,7 +507,15 @@ export class ControlServer {
   }
 
   private online(id: number): boolean {
-    return this.presumedOnline.has(id) || this.streams.has(id);
+    return this.presumedOnline.has(id) || this.streams.has(id) || this.replicas?.online(id) === true;
+  }
+
+  /** Another replica's changes are in the copy: streams of nodes deleted there end here, and maps go out. */
+  private replicaApplied(): void {
+    if (!this.registry) return;
+    const known = new Set(this.registry.nodes().map((n) => n.id));
+    for (const id of [...this.streams.keys()]) if (!known.has(id)) this.endStreams(id, 'NODE_UNKNOWN');
+    this.changed();
   }
 
   /** What an online node last reported of its paths; null when it has not, or is offline (the report is dropped). */
@@ -638,6 +663,7 @@ export class ControlServer {
     // one stream per node: the newest wins (the old one is a dead path the node gave up on, or a duplicate)
     const old = this.streams.get(node.id);
     this.streams.set(node.id, stream);
+    this.replicas?.claim(node.id);
     if (old) {
       this.streamCounters.replaced++;
       this.closeStream(old, null);
@@ -652,7 +678,10 @@ export class ControlServer {
     });
     res.on('close', () => {
       stream.closed = true;
-      if (this.streams.get(node.id) === stream) this.streams.delete(node.id);
+      if (this.streams.get(node.id) === stream) {
+        this.streams.delete(node.id);
+        this.replicas?.release(node.id);
+      }
       if (this.online(node.id)) return;
       void this.streamEnded(node.id).catch((err: Error) => this.log(`recording node ${node.id} offline failed: ${err.message}`));
     });
@@ -787,25 +816,6 @@ export class ControlServer {
     if (s.blocked) s.res.destroy();
     else if (last) s.res.end(last);
     else s.res.end();
-  }
-
-  /** Re-reads the network after another server's change; one re-read at a time, one more if changes came in meanwhile. */
-  private othersChanged(): void {
-    if (this.othersReading) {
-      this.othersAgain = true;
-      return;
-    }
-    this.othersReading = true;
-    void (async () => {
-      do {
-        this.othersAgain = false;
-        if (!this.registry) break;
-        await this.registry.refresh();
-        this.changed();
-      } while (this.othersAgain);
-    })()
-      .catch((err: Error) => this.log(`reading another server's change failed: ${err.message}`))
-      .finally(() => (this.othersReading = false));
   }
 
   /** Something in the network changed: push fresh maps, soon, to the streams whose map it changed. */

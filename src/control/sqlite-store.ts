@@ -17,6 +17,9 @@ import {
 import type { Cell, Row } from './store-rows.js';
 import type {
   AuthKeyRecord,
+  Change,
+  ChangeKind,
+  ChangesSince,
   ControlStore,
   StoreTx,
   DeviceRecord,
@@ -76,7 +79,23 @@ const MIGRATIONS: string[] = [
    ALTER TABLE nodes ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
    CREATE INDEX nodes_user ON nodes (user_name);
    CREATE INDEX authkeys_user ON authkeys (user_name);`,
+  // the change log (the same contract as PostgreSQL's; one process writes, so numbers follow commits trivially)
+  `CREATE TABLE change_log (seq INTEGER PRIMARY KEY, origin TEXT NOT NULL, kind TEXT NOT NULL, node_id INTEGER);
+   CREATE TABLE change_counter (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL);
+   INSERT INTO change_counter (one, seq) VALUES (1, 0);`,
 ];
+
+/**
+ * Change-log rows kept in the file: a reader further behind reads the whole
+ * network; ~60 bytes a row, so ~6 MB (as in PostgreSQL, pg-store.ts).
+ */
+export const SQLITE_CHANGE_LOG_KEEP_ROWS = 100_000;
+/** The log is pruned when the sequence crosses a multiple of this. */
+const SQLITE_CHANGE_LOG_PRUNE_EVERY = 1000;
+/** The origin of this file's changes: one process writes it. */
+const SQLITE_ORIGIN = 'sqlite';
+const nodeChange = (id: number): Change => ({ kind: 'node', nodeId: id });
+const partChange = (kind: ChangeKind): Change => ({ kind, nodeId: null });
 
 /** Opening the database failed: why, in `kind`; the message names the file and the cause. */
 export class DatabaseError extends Error {
@@ -92,6 +111,8 @@ export class DatabaseError extends Error {
 export interface SqliteStoreOptions {
   /** refuse a missing file or one with no schema yet (a network existed: starting an empty one would lose it) */
   mustExist?: boolean;
+  /** change-log rows kept (SQLITE_CHANGE_LOG_KEEP_ROWS); tests make it small */
+  changeLogKeepRows?: number;
 }
 
 const num = (v: Cell): number => Number(v);
@@ -106,11 +127,13 @@ function toSql(v: unknown): number | string | null {
 /** The database file, synchronously: each method runs one statement (or its own small transaction). */
 class SqliteDb {
   private readonly db: InstanceType<typeof sqlite.Database>;
+  readonly keepRows: number;
 
   constructor(
     readonly path: string,
     opts: SqliteStoreOptions = {},
   ) {
+    this.keepRows = Math.max(1, opts.changeLogKeepRows ?? SQLITE_CHANGE_LOG_KEEP_ROWS);
     const fresh = !existsSync(path);
     if (fresh && opts.mustExist) throw new DatabaseError('missing', `control database ${path} is missing`);
     try {
@@ -163,6 +186,43 @@ class SqliteDb {
   }
   rollback(): void {
     if (this.db.inTransaction) this.db.exec('ROLLBACK');
+  }
+
+  /** Runs the write `f` and appends what it touched to the change log, in one transaction (or in the open one). */
+  logged<T>(changes: Change[] | ((out: T) => Change[]), f: () => T): T {
+    return this.transaction(() => {
+      const out = f();
+      const list = typeof changes === 'function' ? changes(out) : changes;
+      this.db.run('UPDATE change_counter SET seq = seq + ?', [list.length]);
+      const head = this.changeHead();
+      const first = head - list.length + 1;
+      list.forEach((c, i) =>
+        this.db.run('INSERT INTO change_log (seq, origin, kind, node_id) VALUES (?, ?, ?, ?)', [first + i, SQLITE_ORIGIN, c.kind, c.nodeId]),
+      );
+      const every = Math.min(SQLITE_CHANGE_LOG_PRUNE_EVERY, this.keepRows);
+      if (Math.floor(head / every) !== Math.floor((first - 1) / every)) {
+        this.db.run('DELETE FROM change_log WHERE seq <= ?', [head - this.keepRows]);
+      }
+      return out;
+    });
+  }
+
+  changeHead(): number {
+    return num((this.db.get('SELECT seq FROM change_counter') as Row).seq);
+  }
+
+  changesSince(since: number, limit: number): ChangesSince {
+    const head = this.changeHead();
+    if (head <= since) return { behind: false, head, changes: [] };
+    const rows = this.db.all('SELECT seq, origin, kind, node_id FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?', [since, limit]) as Row[];
+    const changes = rows.map((r) => ({
+      seq: num(r.seq),
+      origin: String(r.origin),
+      kind: String(r.kind) as ChangeKind,
+      nodeId: r.node_id === null ? null : num(r.node_id),
+    }));
+    if (changes[0]?.seq !== since + 1) return { behind: true, head };
+    return { behind: false, head, changes };
   }
 
   /** Runs `fn` inside BEGIN IMMEDIATE … COMMIT (or joins the open transaction); ROLLBACK when it throws. */
@@ -355,7 +415,7 @@ abstract class SqliteOps implements StoreTx {
     return this.call(() => this.db.getMeta(key));
   }
   setMeta(key: string, value: string): Promise<void> {
-    return this.call(() => this.db.setMeta(key, value));
+    return this.call(() => this.db.logged([partChange('meta')], () => this.db.setMeta(key, value)));
   }
   insertAuthKey(k: NewAuthKey): Promise<void> {
     return this.call(() => this.db.insertAuthKey(k));
@@ -388,13 +448,18 @@ abstract class SqliteOps implements StoreTx {
     return this.call(() => this.db.deleteUser(name));
   }
   insertNode(n: NewNode): Promise<NodeRecord> {
-    return this.call(() => this.db.insertNode(n));
+    return this.call(() =>
+      this.db.logged(
+        (r: NodeRecord) => [nodeChange(r.id)],
+        () => this.db.insertNode(n),
+      ),
+    );
   }
   updateNode(id: number, u: NodeUpdate): Promise<void> {
-    return this.call(() => this.db.updateNode(id, u));
+    return this.call(() => this.db.logged([nodeChange(id)], () => this.db.updateNode(id, u)));
   }
   deleteNode(id: number): Promise<boolean> {
-    return this.call(() => this.db.deleteNode(id));
+    return this.call(() => this.db.logged([nodeChange(id), partChange('approvals'), partChange('devices')], () => this.db.deleteNode(id)));
   }
   getNode(id: number): Promise<NodeRecord | null> {
     return this.call(() => this.db.getNode(id));
@@ -418,37 +483,37 @@ abstract class SqliteOps implements StoreTx {
     return this.call(() => this.db.listDnsRoutes());
   }
   putDnsRoute(r: DnsRouteRecord): Promise<boolean> {
-    return this.call(() => this.db.putDnsRoute(r));
+    return this.call(() => this.db.logged([partChange('dns')], () => this.db.putDnsRoute(r)));
   }
   deleteDnsRoute(domain: string): Promise<boolean> {
-    return this.call(() => this.db.deleteDnsRoute(domain));
+    return this.call(() => this.db.logged([partChange('dns')], () => this.db.deleteDnsRoute(domain)));
   }
   listDnsRecords(): Promise<DnsRecordRecord[]> {
     return this.call(() => this.db.listDnsRecords());
   }
   insertDnsRecord(r: DnsRecordRecord): Promise<boolean> {
-    return this.call(() => this.db.insertDnsRecord(r));
+    return this.call(() => this.db.logged([partChange('dns')], () => this.db.insertDnsRecord(r)));
   }
   deleteDnsRecords(name: string, value?: string): Promise<number> {
-    return this.call(() => this.db.deleteDnsRecords(name, value));
+    return this.call(() => this.db.logged([partChange('dns')], () => this.db.deleteDnsRecords(name, value)));
   }
   listRouteApprovals(): Promise<RouteApprovalRecord[]> {
     return this.call(() => this.db.listRouteApprovals());
   }
   approveRoute(a: RouteApprovalRecord): Promise<boolean> {
-    return this.call(() => this.db.approveRoute(a));
+    return this.call(() => this.db.logged([partChange('approvals')], () => this.db.approveRoute(a)));
   }
   removeRouteApproval(a: RouteApprovalRecord): Promise<boolean> {
-    return this.call(() => this.db.removeRouteApproval(a));
+    return this.call(() => this.db.logged([partChange('approvals')], () => this.db.removeRouteApproval(a)));
   }
   listDevices(): Promise<DeviceRecord[]> {
     return this.call(() => this.db.listDevices());
   }
   insertDevice(d: Omit<DeviceRecord, 'id'>): Promise<DeviceRecord> {
-    return this.call(() => this.db.insertDevice(d));
+    return this.call(() => this.db.logged([partChange('devices')], () => this.db.insertDevice(d)));
   }
   deleteDevice(id: number): Promise<boolean> {
-    return this.call(() => this.db.deleteDevice(id));
+    return this.call(() => this.db.logged([partChange('devices')], () => this.db.deleteDevice(id)));
   }
 }
 
@@ -493,6 +558,13 @@ export class SqliteStore extends SqliteOps implements ControlStore {
 
   get description(): string {
     return `sqlite ${this.path}`;
+  }
+
+  changeHead(): Promise<number> {
+    return this.call(() => this.db.changeHead());
+  }
+  changesSince(since: number, limit: number): Promise<ChangesSince> {
+    return this.call(() => this.db.changesSince(since, limit));
   }
 
   get schemaVersion(): number {

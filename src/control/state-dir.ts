@@ -41,10 +41,15 @@ function localNames(listenHost: string): string[] {
   return names;
 }
 
+/** A new self-signed certificate for the control server, for every local name and address. */
+export function newCertificate(listenHost: string): { certPem: string; keyPem: string } {
+  return createSelfSigned('meshctl control server', localNames(listenHost));
+}
+
 export function loadOrCreateCertificate(dir: string, listenHost: string): { cert: string; key: string; created: boolean } {
   const f = stateFiles(dir);
   if (existsSync(f.cert) && existsSync(f.key)) return { cert: readFileSync(f.cert, 'utf8'), key: readFileSync(f.key, 'utf8'), created: false };
-  const c = createSelfSigned('meshctl control server', localNames(listenHost));
+  const c = newCertificate(listenHost);
   writeFileAtomic(f.key, c.keyPem);
   writeFileAtomic(f.cert, c.certPem, 0o644);
   return { cert: c.certPem, key: c.keyPem, created: true };

@@ -186,6 +186,22 @@ export interface StoreTx extends NonceStore, DnsStore, RouteStore {
   listNodes(): Promise<NodeRecord[]>;
 }
 
+/** What one change touched, as the change log records it (a node, or a part of the network; presence: some node's lease). */
+export type ChangeKind = 'node' | 'devices' | 'approvals' | 'dns' | 'meta' | 'presence';
+export interface Change {
+  kind: ChangeKind;
+  /** kind `node` only */
+  nodeId: number | null;
+}
+export interface LoggedChange extends Change {
+  /** 1, 2, 3…: in commit order, without gaps */
+  seq: number;
+  /** the control server (replica) that wrote it */
+  origin: string;
+}
+/** What `changesSince` found: the changes in order, or `behind` when the log no longer reaches back to the position. */
+export type ChangesSince = { behind: false; head: number; changes: LoggedChange[] } | { behind: true; head: number };
+
 export interface ControlStore extends StoreTx {
   /** what holds the data, for logs: `sqlite FILE` or `postgres HOST/DB` */
   readonly description: string;
@@ -194,5 +210,13 @@ export interface ControlStore extends StoreTx {
    * change maps are built from; the caller reads the network again.
    */
   watch?(onChange: () => void): Promise<void>;
+  /**
+   * The change log: every committed write of something maps are built from
+   * appended one row per thing it touched, numbered in commit order without
+   * gaps. The sequence number of the last one (0: none).
+   */
+  changeHead(): Promise<number>;
+  /** The changes after `since`, in order, at most `limit`; `behind` when the log was pruned past `since`. */
+  changesSince(since: number, limit: number): Promise<ChangesSince>;
   close(): Promise<void>;
 }

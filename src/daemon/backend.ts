@@ -29,7 +29,7 @@ import { DEFAULT_MESH_MTU, EngineHost } from './engine-host.js';
 import { endpointsToReport, localEndpoints } from './local-endpoints.js';
 import { chooseHome, type StunTarget } from '../nat/netcheck.js';
 import type { NetReport } from '../netmap/netreport.js';
-import { StateStore, type NodeState } from './state.js';
+import { StateStore, type NodeState, type Prefs } from './state.js';
 import type { DaemonKnobs } from './test-knobs.js';
 import { byCodeUnits, isoTime } from '../util/time.js';
 import { memoryCounters } from './memory.js';
@@ -135,7 +135,7 @@ export class Backend {
       const cached = this.store.loadMap(this.log);
       if (cached) await this.applyMap(cached);
       this.state = 'Starting';
-      this.control = new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin, { log: this.log });
+      this.control = new ControlClient(controlUrls(this.st.prefs), this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin, { log: this.log });
       this.startMapLoop();
       this.log(`resumed as ${this.st.node.name} (${this.st.node.addresses.join(', ')})`);
     } catch (err) {
@@ -170,8 +170,9 @@ export class Backend {
   }
 
   /** The control server this node trusts now: the local API lets only root change it. */
-  controlTrust(): { loginServer: string | null; controlCaPem: string | null; controlPin?: string | null } {
-    return { loginServer: this.st.prefs.loginServer, controlCaPem: this.st.prefs.controlCaPem, controlPin: this.st.prefs.controlPin };
+  controlTrust(): { loginServer: string | null; loginServers?: string[]; controlCaPem: string | null; controlPin?: string | null } {
+    const p = this.st.prefs;
+    return { loginServer: p.loginServer, loginServers: controlUrls(p), controlCaPem: p.controlCaPem, controlPin: p.controlPin };
   }
 
   // ---- up / down / logout --------------------------------------------------------
@@ -179,9 +180,11 @@ export class Backend {
   async up(req: UpRequest, progress: (msg: string) => void): Promise<Status> {
     await this.resuming;
     const p = this.st.prefs;
-    const loginServer = req.loginServer ?? p.loginServer;
+    const loginServers = upServers(req, p);
+    const loginServer = loginServers[0];
     if (!loginServer) throw new ApiError('BAD_REQUEST', 'no login server: pass --login-server https://HOST:PORT');
-    const serverChanged = loginServer !== p.loginServer;
+    // another replica of the same network is not another server: only a first URL the node did not know is
+    const serverChanged = !controlUrls(p).includes(loginServer);
     // a pin and a CA are two ways to trust the server: the one given now replaces the other
     const newTrust = req.controlCaPem !== undefined || req.controlPin !== undefined;
     const caPem = req.controlCaPem ?? (serverChanged || newTrust ? null : p.controlCaPem);
@@ -195,7 +198,7 @@ export class Backend {
       throw new ApiError('BAD_REQUEST', `this node belongs to ${p.loginServer}: run \`meshctl logout\` before joining ${loginServer}`);
     this.checkExitNode(req.exitNode);
 
-    const control = new ControlClient(loginServer, caPem, this.nodePrivate(), pin, { log: this.log });
+    const control = new ControlClient(loginServers, caPem, this.nodePrivate(), pin, { log: this.log });
     const engineChanged = this.host && (this.host.ifname !== ifname || (port !== 0 && this.host.port !== port));
     if (engineChanged) await this.stopEngine();
     const wasRunning = this.host !== null;
@@ -239,6 +242,7 @@ export class Backend {
         s.ipv6Prefix = reg.ipv6Prefix;
         Object.assign(s.prefs, {
           loginServer,
+          loginServers,
           controlCaPem: caPem,
           controlPin: pin,
           hostname: req.hostname ?? p.hostname,
@@ -303,7 +307,7 @@ export class Backend {
     if (this.st.node && this.st.prefs.loginServer) {
       const c =
         this.control ??
-        new ControlClient(this.st.prefs.loginServer, this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin, { log: this.log });
+        new ControlClient(controlUrls(this.st.prefs), this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin, { log: this.log });
       await c
         .call('logout', {}, LOGOUT_TIMEOUT_MS)
         .catch((err: Error) => this.log(`logout at control failed (${err.message}); forgetting the key here anyway`));
@@ -805,4 +809,20 @@ export class Backend {
 /** A node's owner and tags as status and whois show them: only the fields control sent. */
 function ownerOf(v: NodeView): { user?: string; tags?: string[] } {
   return { ...(v.user !== undefined ? { user: v.user } : {}), ...(v.tags?.length ? { tags: v.tags } : {}) };
+}
+
+/** Every control URL the node keeps (replicas), its login server first. */
+function controlUrls(p: Prefs): string[] {
+  return p.loginServers.length > 0 ? p.loginServers : p.loginServer ? [p.loginServer] : [];
+}
+
+/**
+ * The control URLs an `up` uses: those it gives; or the one it gives, with the
+ * node's other replicas after it when it is one of them; or the node's own.
+ */
+function upServers(req: UpRequest, p: Prefs): string[] {
+  if (req.loginServers) return req.loginServers;
+  const known = controlUrls(p);
+  if (req.loginServer === undefined) return known;
+  return known.includes(req.loginServer) ? [req.loginServer, ...known.filter((u) => u !== req.loginServer)] : [req.loginServer];
 }

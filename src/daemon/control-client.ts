@@ -115,6 +115,15 @@ export interface MapStreamOptions {
   onState?: (state: NetmapState, bytes: number) => void;
 }
 
+/**
+ * Control URLs a node keeps at most: the replicas of one network behind their
+ * own names (a handful per region); bounds state.json and each failover round.
+ */
+export const MAX_LOGIN_SERVERS = 8;
+
+/** A request that never got an answer (connection refused, reset, timed out): the next replica may take it. */
+const isUnanswered = (err: unknown): boolean => (err as { unanswered?: boolean }).unanswered === true;
+
 export interface MapStream {
   /** resolves when the stream ends, with the server's reason when it said one */
   done: Promise<{ gone?: 'NODE_UNKNOWN' | 'NODE_EXPIRED'; error?: Error }>;
@@ -128,16 +137,26 @@ export interface ControlClientOptions {
   log?: (msg: string) => void;
 }
 
+/**
+ * A node's client of its control server. Given several URLs (replicas of one
+ * network, sharing its control key and certificate), a request that gets no
+ * answer from one (refused, reset, timed out) goes to the next, and the one
+ * that answered is used from then on; after a map stream ends, the next
+ * stream starts at the next replica, so a replica that died is not waited on.
+ */
 export class ControlClient {
   private controlKey: Buffer | null = null;
   private readonly nodePublic: Buffer;
-  private readonly base: URL;
+  private readonly bases: URL[];
+  /** the replica used now (index into urls) */
+  private current = 0;
+  readonly urls: readonly string[];
   /** the server's clock as learnt from its answers: what sealed requests are stamped with (server-clock.ts) */
   readonly serverClock: ServerClock;
   private readonly log: (msg: string) => void;
 
   constructor(
-    readonly url: string,
+    url: string | readonly string[],
     private readonly caPem: string | null,
     private readonly nodePrivate: Buffer,
     /** `sha256//BASE64` of the server's public key: when set it is the only trust (no CA, no host name check) */
@@ -146,18 +165,29 @@ export class ControlClient {
   ) {
     this.serverClock = new ServerClock(opts.wallNow);
     this.log = opts.log ?? (() => {});
-    this.base = new URL(url);
-    if (this.base.protocol !== 'https:') throw new ApiError('BAD_REQUEST', `login server ${url} must be an https:// URL`);
+    this.urls = typeof url === 'string' ? [url] : [...url];
+    if (this.urls.length === 0) throw new ApiError('BAD_REQUEST', 'no login server: pass --login-server https://HOST:PORT');
+    if (this.urls.length > MAX_LOGIN_SERVERS) throw new ApiError('BAD_REQUEST', `at most ${MAX_LOGIN_SERVERS} login servers (${this.urls.length} given)`);
+    this.bases = this.urls.map((u) => {
+      const b = new URL(u);
+      if (b.protocol !== 'https:') throw new ApiError('BAD_REQUEST', `login server ${u} must be an https:// URL`);
+      return b;
+    });
     this.nodePublic = publicKeyOf(nodePrivate);
+  }
+
+  /** The control URL in use now. */
+  get url(): string {
+    return this.urls[this.current]!;
   }
 
   /**
    * Every connection to control carries meshctl's fwmark (util/marked-socket.ts), so an exit
    * node's default route never captures it; the TLS options are applied to that socket.
    */
-  private connection(): RequestOptions {
-    const host = this.base.hostname.replace(/^\[|\]$/g, '');
-    const port = Number(this.base.port || 443);
+  private connection(base: URL): RequestOptions {
+    const host = base.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(base.port || 443);
     if (this.pin) return { createConnection: pinnedConnection(host, port, this.pin) };
     return { createConnection: markedConnection(host, port, this.tlsOptions()) };
   }
@@ -173,7 +203,33 @@ export class ControlClient {
     };
   }
 
-  private send(
+  /**
+   * Sends to the replica in use, then (when it gives no answer) to each other
+   * one in turn; `body` is made again for each (a sealed body gets a fresh nonce,
+   * so one that reached a replica whose answer was lost is not refused as a replay).
+   */
+  private async send(
+    method: string,
+    path: string,
+    body: () => unknown,
+    timeoutMs: number,
+    onResponse?: (res: import('node:http').IncomingMessage) => void,
+  ): Promise<unknown> {
+    const n = this.urls.length;
+    for (let k = 0; ; k++) {
+      const i = (this.current + k) % n;
+      try {
+        const out = await this.sendTo(i, method, path, await body(), timeoutMs, onResponse);
+        this.current = i;
+        return out;
+      } catch (err) {
+        if (!isUnanswered(err) || k + 1 >= n) throw err;
+      }
+    }
+  }
+
+  private sendTo(
+    i: number,
     method: string,
     path: string,
     body: unknown,
@@ -181,24 +237,26 @@ export class ControlClient {
     onResponse?: (res: import('node:http').IncomingMessage) => void,
   ): Promise<unknown> {
     const startedMs = performance.now();
+    const base = this.bases[i]!;
+    const url = this.urls[i]!;
     return new Promise((resolve, reject) => {
       const req = request(
         {
-          host: this.base.hostname.replace(/^\[|\]$/g, ''),
-          port: this.base.port || 443,
+          host: base.hostname.replace(/^\[|\]$/g, ''),
+          port: base.port || 443,
           method,
           path,
           headers: { 'content-type': 'application/json' },
           timeout: timeoutMs,
-          ...this.connection(),
+          ...this.connection(base),
         },
         (res) => {
           if (this.serverClock.observe(res.headers.date, performance.now() - startedMs)) {
             const off = this.serverClock.offsetMs;
             this.log(
               off === 0
-                ? `this node's clock agrees with control server ${this.url} again: requests stamped with it`
-                : `this node's clock is ${Math.round(Math.abs(off) / 1000)} s ${off > 0 ? 'behind' : 'ahead of'} control server ${this.url}'s: requests stamped with the server's time`,
+                ? `this node's clock agrees with control server ${url} again: requests stamped with it`
+                : `this node's clock is ${Math.round(Math.abs(off) / 1000)} s ${off > 0 ? 'behind' : 'ahead of'} control server ${url}'s: requests stamped with the server's time`,
             );
           }
           if (res.statusCode === 200 && onResponse) {
@@ -211,7 +269,7 @@ export class ControlClient {
             size += c.length;
             if (size > MAX_RESPONSE_BYTES) {
               res.destroy();
-              return reject(new ApiError('UNREACHABLE', `control server ${this.url} sent an answer longer than ${MAX_RESPONSE_BYTES} bytes: refused`));
+              return reject(new ApiError('UNREACHABLE', `control server ${url} sent an answer longer than ${MAX_RESPONSE_BYTES} bytes: refused`));
             }
             chunks.push(c);
           });
@@ -220,16 +278,14 @@ export class ControlClient {
             try {
               parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
             } catch {
-              return reject(
-                new ApiError('UNREACHABLE', `control server ${this.url} answered ${res.statusCode} with non-JSON: is it a meshctl control server?`),
-              );
+              return reject(new ApiError('UNREACHABLE', `control server ${url} answered ${res.statusCode} with non-JSON: is it a meshctl control server?`));
             }
             if (res.statusCode === 200) return resolve(parsed);
             const e = (parsed as Partial<ErrorBody>).error;
             const code = e?.code ?? 'INTERNAL';
             const apiCode =
               code.startsWith('AUTHKEY') || code === 'NODE_EXPIRED' || code === 'NODE_UNKNOWN' ? 'AUTH' : code === 'BAD_REQUEST' ? 'BAD_REQUEST' : 'FAILURE';
-            const err = new ApiError(apiCode, `control server ${this.url}: ${e?.message ?? `HTTP ${res.statusCode}`}`);
+            const err = new ApiError(apiCode, `control server ${url}: ${e?.message ?? `HTTP ${res.statusCode}`}`);
             (err as ApiError & { controlCode?: string }).controlCode = code;
             reject(err);
           });
@@ -237,7 +293,7 @@ export class ControlClient {
       );
       req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
       req.on('error', (err: NodeJS.ErrnoException) =>
-        reject(new ApiError(err.code === 'ETIMEDOUT' ? 'TIMEOUT' : 'UNREACHABLE', describeNetError(this.url, err))),
+        reject(Object.assign(new ApiError(err.code === 'ETIMEDOUT' ? 'TIMEOUT' : 'UNREACHABLE', describeNetError(url, err)), { unanswered: true })),
       );
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });
@@ -245,7 +301,7 @@ export class ControlClient {
 
   private async key(timeoutMs: number): Promise<Buffer> {
     if (this.controlKey) return this.controlKey;
-    const r = (await this.send('GET', PATHS.key, undefined, timeoutMs)) as { publicKey?: string };
+    const r = (await this.send('GET', PATHS.key, () => undefined, timeoutMs)) as { publicKey?: string };
     const k = keyFromText(r.publicKey);
     if (!k) throw new ApiError('UNREACHABLE', `control server ${this.url} sent no usable control key: is it a meshctl control server?`);
     this.controlKey = k;
@@ -263,8 +319,9 @@ export class ControlClient {
   }
 
   /**
-   * Seals and sends one request. A request refused as stale whose answer taught a new clock offset (this node's
-   * clock was stepped since the last answer) is sealed again with the corrected time and sent once more.
+   * Seals and sends one request (to the replicas in turn, each with a freshly sealed body). A request refused as
+   * stale whose answer taught a new clock offset (this node's clock was stepped since the last answer) is sealed
+   * again with the corrected time and sent once more.
    */
   private async sendSealed(
     method: string,
@@ -275,11 +332,12 @@ export class ControlClient {
     onResponse?: (res: import('node:http').IncomingMessage) => void,
   ): Promise<unknown> {
     const offset = this.serverClock.offsetMs;
+    const seal = (): Promise<object> => this.sealed(op, body, timeoutMs);
     try {
-      return await this.send(method, path, await this.sealed(op, body, timeoutMs), timeoutMs, onResponse);
+      return await this.send(method, path, seal, timeoutMs, onResponse);
     } catch (err) {
       if ((err as { controlCode?: string }).controlCode !== 'STALE_REQUEST' || this.serverClock.offsetMs === offset) throw err;
-      return await this.send(method, path, await this.sealed(op, body, timeoutMs), timeoutMs, onResponse);
+      return await this.send(method, path, seal, timeoutMs, onResponse);
     }
   }
 
@@ -305,6 +363,8 @@ export class ControlClient {
     const request = deltas ? { ...body, deltas: true } : body;
     await this.sendSealed('POST', PATHS.map, 'map', request, idleTimeoutMs, (res) => (response = res));
     const res = response!;
+    const url = this.url;
+    const streamed = this.current;
     let gone: 'NODE_UNKNOWN' | 'NODE_EXPIRED' | undefined;
     /** A delta that cannot be applied: the copy is stale, so the stream ends and the reconnect brings a whole map. */
     const resync = (why: string): void => {
@@ -347,10 +407,10 @@ export class ControlClient {
       let size = 0;
       const tooLong = (): void => {
         parts = [];
-        res.destroy(new Error(`control server ${this.url} sent a map stream line longer than ${maxLine} bytes: refused`));
+        res.destroy(new Error(`control server ${url} sent a map stream line longer than ${maxLine} bytes: refused`));
       };
       // the server writes a keepalive every 15 s; silence for longer means a dead path
-      res.socket.setTimeout(idleTimeoutMs, () => res.destroy(new Error(`no word from ${this.url} for ${idleTimeoutMs / 1000}s`)));
+      res.socket.setTimeout(idleTimeoutMs, () => res.destroy(new Error(`no word from ${url} for ${idleTimeoutMs / 1000}s`)));
       res.on('data', (c: Buffer) => {
         let start = 0;
         let nl: number;
@@ -376,6 +436,10 @@ export class ControlClient {
       res.on('end', () => resolve({ gone }));
       res.on('error', (error) => resolve({ gone, error }));
       res.on('close', () => resolve({ gone }));
+    }).then((end) => {
+      // the next stream starts at the next replica: one that dropped the stream (died, restarted) is not waited on first
+      if (this.current === streamed && this.urls.length > 1) this.current = (streamed + 1) % this.urls.length;
+      return end;
     });
     return { done, close: () => res.destroy() };
   }

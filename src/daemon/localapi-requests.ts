@@ -12,6 +12,7 @@ import { parseIp } from '../util/netaddr.js';
 import { QUERY_TYPES } from '../dns/client.js';
 import { canonicalName, isQueryName } from '../dns/names.js';
 import { parseRouteList } from './route-prefs.js';
+import { MAX_LOGIN_SERVERS } from './state.js';
 
 /** A URL longer than this is no login server anyone typed; browsers' practical limit. */
 export const MAX_URL_CHARS = 2048;
@@ -67,9 +68,28 @@ function bool(o: Record<string, unknown>, what: string, key: string): boolean | 
   return v;
 }
 
-function loginServerOf(o: Record<string, unknown>): string | undefined {
-  const v = text(o, 'up', 'loginServer', MAX_URL_CHARS);
+function loginServerOf(o: Record<string, unknown>, key = 'loginServer'): string | undefined {
+  const v = text(o, 'up', key, MAX_URL_CHARS);
   if (v === undefined) return undefined;
+  return checkLoginServer(v);
+}
+
+/** Control URLs (replicas) as `up --login-server` repeated gives them: at most MAX_LOGIN_SERVERS, distinct, https. */
+function loginServersOf(o: Record<string, unknown>): string[] | undefined {
+  const v = o.loginServers;
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_LOGIN_SERVERS) {
+    throw bad(`up: loginServers must be a list of 1-${MAX_LOGIN_SERVERS} URLs (--login-server repeated)`);
+  }
+  const out = v.map((u) => {
+    if (typeof u !== 'string' || !isPrintable(u, MAX_URL_CHARS)) throw bad(`up: loginServers holds a non-URL: pass --login-server https://HOST:PORT`);
+    return checkLoginServer(u);
+  });
+  if (new Set(out).size !== out.length) throw bad('up: a login server is given twice');
+  return out;
+}
+
+function checkLoginServer(v: string): string {
   let u: URL;
   try {
     u = new URL(v);
@@ -104,6 +124,7 @@ function caPemOf(o: Record<string, unknown>): string | undefined {
 export function parseUpRequest(body: unknown): UpRequest {
   const o = objectOf(body, 'up', [
     'loginServer',
+    'loginServers',
     'authKey',
     'hostname',
     'controlCaPem',
@@ -117,6 +138,12 @@ export function parseUpRequest(body: unknown): UpRequest {
   const r: UpRequest = {};
   const loginServer = loginServerOf(o);
   if (loginServer !== undefined) r.loginServer = loginServer;
+  const loginServers = loginServersOf(o);
+  if (loginServers !== undefined) {
+    if (loginServer !== undefined && loginServer !== loginServers[0]) throw bad('up: loginServers must start with loginServer');
+    r.loginServer = loginServers[0];
+    r.loginServers = loginServers;
+  }
   const authKey = text(o, 'up', 'authKey', MAX_AUTH_KEY_CHARS);
   if (authKey !== undefined) r.authKey = authKey;
   const hostname = text(o, 'up', 'hostname', MAX_HOSTNAME_CHARS);

@@ -192,6 +192,9 @@ export class LocalApiServer {
     if (r.loginServer !== undefined && r.loginServer !== now.loginServer) {
       throw new ApiError('PERMISSION', `switching the login server needs root: sudo meshctl up --login-server ${terminalSafe(r.loginServer, 200)}`);
     }
+    if (r.loginServers !== undefined && JSON.stringify(r.loginServers) !== JSON.stringify(now.loginServers ?? [now.loginServer])) {
+      throw new ApiError('PERMISSION', 'changing the login servers needs root: sudo meshctl up --login-server URL --login-server URL');
+    }
     if (r.controlCaPem !== undefined && pemText(r.controlCaPem) !== pemText(now.controlCaPem ?? '')) {
       const url = terminalSafe(now.loginServer ?? 'URL', 200);
       throw new ApiError(

@@ -35,6 +35,8 @@ export const MAX_STATE_FILE_BYTES = 32 * 1024 * 1024;
 export const MAX_CA_PEM_CHARS = 64 * 1024;
 /** Linux interface names: IFNAMSIZ is 16 with the terminating NUL. */
 export const MAX_IFNAME_CHARS = 15;
+/** Control URLs kept (replicas of one network): bounds state.json. */
+export const MAX_LOGIN_SERVERS = 8;
 /** A login server URL. */
 export const MAX_LOGIN_SERVER_CHARS = 2048;
 /** A host name as `up --hostname` gives it (a DNS name's longest text form). */
@@ -44,6 +46,8 @@ export const MAX_OPERATOR_CHARS = 64;
 
 export interface Prefs extends RoutePrefs {
   loginServer: string | null;
+  /** every control URL of the network (replicas), `loginServer` first; the daemon fails over between them */
+  loginServers: string[];
   controlCaPem: string | null;
   /** the control server's public-key pin (`sha256//BASE64`), from a join string; when set, no CA is consulted */
   controlPin: string | null;
@@ -125,6 +129,7 @@ export class StateStore {
       discoPrivateKey: generatePrivateKey().toString('base64'),
       prefs: {
         loginServer: null,
+        loginServers: [],
         controlCaPem: null,
         controlPin: null,
         hostname: null,
@@ -188,6 +193,18 @@ function parsePrefs(v: unknown): Prefs {
   const o = v as Record<string, unknown>;
   const loginServer = nullableText(o.loginServer, 'prefs.loginServer', MAX_LOGIN_SERVER_CHARS);
   if (loginServer !== null && !/^https:\/\/[^\s/?#]+/.test(loginServer)) fail('prefs.loginServer', `not an https:// URL: ${shown(loginServer)}`);
+  // absent in state files written before replicas: the one login server
+  let loginServers: string[] = loginServer === null ? [] : [loginServer];
+  if (o.loginServers !== undefined) {
+    const l = o.loginServers;
+    if (!Array.isArray(l) || l.length > MAX_LOGIN_SERVERS) fail('prefs.loginServers', `expected a list of at most ${MAX_LOGIN_SERVERS} URLs`);
+    for (const u of l as unknown[]) {
+      const t = nullableText(u, 'prefs.loginServers', MAX_LOGIN_SERVER_CHARS);
+      if (t === null || !/^https:\/\/[^\s/?#]+/.test(t)) fail('prefs.loginServers', `not an https:// URL: ${shown(u)}`);
+    }
+    loginServers = l as string[];
+    if (loginServer !== null ? loginServers[0] !== loginServer : loginServers.length > 0) fail('prefs.loginServers', 'must start with prefs.loginServer');
+  }
   const ca = o.controlCaPem;
   if (ca !== null && ca !== undefined && (typeof ca !== 'string' || ca.length > MAX_CA_PEM_CHARS || !ca.includes('-----BEGIN CERTIFICATE-----'))) {
     fail('prefs.controlCaPem', `expected null or a PEM certificate of at most ${MAX_CA_PEM_CHARS} characters`);
@@ -212,6 +229,7 @@ function parsePrefs(v: unknown): Prefs {
   }
   return {
     loginServer,
+    loginServers,
     controlCaPem: (ca as string | null | undefined) ?? null,
     controlPin: (o.controlPin as string | null | undefined) ?? null,
     hostname: nullableText(o.hostname, 'prefs.hostname', MAX_HOSTNAME_CHARS),

@@ -131,6 +131,8 @@ export interface Status {
 
 export interface UpRequest {
   loginServer?: string;
+  /** every control URL of the network (replicas), `loginServer` first: the daemon fails over between them */
+  loginServers?: string[];
   authKey?: string;
   hostname?: string;
   controlCaPem?: string;

@@ -13,7 +13,7 @@ import { addDnsRecord, addDnsRoute, applyDnsSuffix, checkDnsSuffix, dnsForMap, r
 import { ControlError } from '../../src/control/protocol.js';
 import { Registry } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
-import { UNDO_IDENTITY } from './schema-undo.js';
+import { UNDO_CHANGE_LOG, UNDO_IDENTITY } from './schema-undo.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { MAX_DNS_RECORDS, MAX_DNS_ROUTES, MAX_RESOLVERS_PER_ROUTE } from '../../src/netmap/dns-names.js';
 import { parseMapLine } from '../../src/netmap/parse.js';
@@ -91,12 +91,12 @@ test('routes and records round-trip through the store, and a schema-3 database g
     // what a database made before the DNS tables existed looks like
     const raw = new sqlite.Database(path);
     raw.exec(
-      `${UNDO_IDENTITY} DROP TABLE dns_routes; DROP TABLE dns_records; DROP TABLE route_approvals; DROP TABLE devices;
+      `${UNDO_CHANGE_LOG} ${UNDO_IDENTITY} DROP TABLE dns_routes; DROP TABLE dns_records; DROP TABLE route_approvals; DROP TABLE devices;
        ALTER TABLE nodes DROP COLUMN advertised_routes; ALTER TABLE nodes DROP COLUMN advertised_exit; PRAGMA user_version = 3;`,
     );
     raw.close();
     s = new SqliteStore(path);
-    assert.equal(s.schemaVersion, 6);
+    assert.equal(s.schemaVersion, 7);
     assert.equal(await s.getMeta('keep'), 'me');
     assert.equal(await s.putDnsRoute({ domain: 'b.example', resolvers: ['10.0.0.1'] }), true);
     assert.equal(await s.putDnsRoute({ domain: 'a.example', resolvers: ['10.0.0.2', '[fd00::1]:53'] }), true);

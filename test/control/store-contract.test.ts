@@ -184,6 +184,56 @@ function contract(name: string, backend: () => Backend | null): void {
       }
     });
 
+    test('the change log: a row per thing each committed write touched, numbered in commit order without gaps', async (t) => {
+      const s = await open(t);
+      if (!s) return;
+      try {
+        const start = await s.changeHead();
+        const n = await s.insertNode(node(1));
+        await s.updateNode(n.id, { endpoints: ['192.0.2.9:41641'] });
+        await s.transaction(async (tx) => {
+          await tx.setMeta('acl_policy', '{}');
+          await tx.putDnsRoute({ domain: 'corp.test', resolvers: ['192.0.2.53'] });
+          await tx.approveRoute({ nodeId: n.id, prefix: '10.0.0.0/8' });
+        });
+        // a rolled-back transaction logs nothing and takes no number
+        await assert.rejects(
+          s.transaction(async (tx) => {
+            await tx.setMeta('x', '1');
+            throw new Error('boom');
+          }),
+        );
+        // writes that change no map are not logged
+        await s.insertUser({ name: 'alice', createdAtMs: 1 });
+        await s.deleteNode(n.id);
+        const r = await s.changesSince(start, 100);
+        assert.equal(r.behind, false);
+        const got = r.behind ? [] : r.changes.map((c) => [c.seq - start, c.kind, c.nodeId]);
+        assert.deepEqual(got, [
+          [1, 'node', n.id],
+          [2, 'node', n.id],
+          [3, 'meta', null],
+          [4, 'dns', null],
+          [5, 'approvals', null],
+          [6, 'node', n.id],
+          [7, 'approvals', null],
+          [8, 'devices', null],
+          ...(name === 'PostgreSQL' ? [[9, 'presence', null]] : []),
+        ]);
+        assert.equal(await s.changeHead(), start + got.length);
+        // read in batches, each from where the last ended
+        const first = await s.changesSince(start, 2);
+        const second = await s.changesSince(start + 2, 2);
+        assert.deepEqual(
+          [first, second].flatMap((x) => (x.behind ? [] : x.changes.map((c) => c.seq - start))),
+          [1, 2, 3, 4],
+        );
+        assert.deepEqual(await s.changesSince(start + got.length, 10), { behind: false, head: start + got.length, changes: [] });
+      } finally {
+        await s.close();
+      }
+    });
+
     test('a transaction lands whole or not at all; a nested one joins it', async (t) => {
       const s = await open(t);
       if (!s) return;

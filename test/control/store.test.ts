@@ -10,7 +10,7 @@ import { Registry, sanitizeHostname } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { controlErrorCode } from './helpers.js';
 import { parseIp, parsePrefix, prefixContains } from '../../src/util/netaddr.js';
-import { UNDO_IDENTITY } from './schema-undo.js';
+import { UNDO_CHANGE_LOG, UNDO_IDENTITY } from './schema-undo.js';
 
 async function withStore(fn: (s: SqliteStore, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-store-'));
@@ -27,13 +27,13 @@ const code = controlErrorCode;
 
 test('a fresh database is migrated to the latest schema, 0600, and keeps data across reopen', async () => {
   await withStore(async (s, dir) => {
-    assert.equal(s.schemaVersion, 6);
+    assert.equal(s.schemaVersion, 7);
     assert.equal(statSync(join(dir, 'control.db')).mode & 0o777, 0o600);
     await s.setMeta('k', 'v');
     await s.close();
     const again = new SqliteStore(join(dir, 'control.db'));
     assert.equal(await again.getMeta('k'), 'v');
-    assert.equal(again.schemaVersion, 6);
+    assert.equal(again.schemaVersion, 7);
     await again.close();
   });
 });
@@ -134,13 +134,13 @@ test('a schema-4 database gains advertised routes, approvals and devices with it
     // what a database made before routes existed looks like
     const raw = new sqlite.Database(join(dir, 'control.db'));
     raw.exec(
-      `${UNDO_IDENTITY} DROP TABLE route_approvals; DROP TABLE devices; ALTER TABLE nodes DROP COLUMN advertised_routes;
+      `${UNDO_CHANGE_LOG} ${UNDO_IDENTITY} DROP TABLE route_approvals; DROP TABLE devices; ALTER TABLE nodes DROP COLUMN advertised_routes;
        ALTER TABLE nodes DROP COLUMN advertised_exit; PRAGMA user_version = 4;`,
     );
     raw.close();
     const again = new SqliteStore(join(dir, 'control.db'));
     try {
-      assert.equal(again.schemaVersion, 6);
+      assert.equal(again.schemaVersion, 7);
       const kept = (await again.getNode(n.id))!;
       assert.deepEqual([kept.hostname, kept.advertisedRoutes, kept.advertisedExit], ['a', [], false]);
       await again.updateNode(n.id, { advertisedRoutes: ['10.0.0.0/8'], advertisedExit: true });
@@ -166,11 +166,11 @@ test('a schema-5 database gains users, key owners, tags, revocation and pending 
     await s.close();
     // what a database made before identity existed looks like
     const raw = new sqlite.Database(join(dir, 'control.db'));
-    raw.exec(`${UNDO_IDENTITY} PRAGMA user_version = 5;`);
+    raw.exec(`${UNDO_CHANGE_LOG} ${UNDO_IDENTITY} PRAGMA user_version = 5;`);
     raw.close();
     const again = new SqliteStore(join(dir, 'control.db'));
     try {
-      assert.equal(again.schemaVersion, 6);
+      assert.equal(again.schemaVersion, 7);
       const kept = (await again.getNode(n.id))!;
       assert.deepEqual([kept.hostname, kept.ipv4, kept.user, kept.tags, kept.pending], ['old', n.ipv4, null, [], false]);
       const k = (await again.getAuthKey(key.record.id))!;

@@ -23,6 +23,9 @@ test('well-formed requests parse into the typed requests, unchanged', () => {
   };
   assert.deepEqual(parseUpRequest(up), up);
   assert.deepEqual(parseUpRequest({}), {});
+  // replicas: --login-server repeated; loginServer is the first
+  const replicas = ['https://a.control.test:8443', 'https://b.control.test:8443'];
+  assert.deepEqual(parseUpRequest({ loginServers: replicas }), { loginServer: replicas[0], loginServers: replicas });
   assert.deepEqual(parsePrefsRequest({ operator: 'alice', hostname: 'nas' }), { operator: 'alice', hostname: 'nas' });
   // route settings: prefixes canonical; [] withdraws every route
   assert.deepEqual(parseUpRequest({ advertiseRoutes: ['192.168.1.0/24', 'FD00:1::/64'], acceptRoutes: true, snatSubnetRoutes: false }), {
@@ -59,6 +62,12 @@ test('wrong types, lengths and unknown fields are a one-line 400 naming the fiel
       [LOCALAPI.up, JSON.stringify({ loginServer: `https://${'a'.repeat(3000)}` }), /loginServer must be a string of 1 to 2048/],
       [LOCALAPI.up, '{"controlCaPem":"-----BEGIN CERTIFICATE-----\\nnope\\n-----END CERTIFICATE-----"}', /controlCaPem is not a PEM certificate/],
       [LOCALAPI.up, '{"controlCaPem":{}}', /controlCaPem must be a PEM certificate/],
+      [LOCALAPI.up, '{"loginServers":[]}', /loginServers must be a list of 1-8 URLs/],
+      [LOCALAPI.up, JSON.stringify({ loginServers: Array.from({ length: 9 }, (_, i) => `https://c${i}.test`) }), /loginServers must be a list of 1-8/],
+      [LOCALAPI.up, '{"loginServers":["https://a.test","https://a.test"]}', /a login server is given twice/],
+      [LOCALAPI.up, '{"loginServers":["https://a.test","http://b.test"]}', /must be an https:\/\/ URL/],
+      [LOCALAPI.up, '{"loginServers":["https://a.test",5]}', /loginServers holds a non-URL/],
+      [LOCALAPI.up, '{"loginServer":"https://b.test","loginServers":["https://a.test"]}', /loginServers must start with loginServer/],
       [LOCALAPI.up, '{"ifname":"../../etc"}', /is not an interface name/],
       [LOCALAPI.up, '{"ifname":"averyveryverylongname"}', /ifname must be a string of 1 to 15/],
       [LOCALAPI.up, '{"timeoutMs":"soon"}', /timeoutMs must be a number/],

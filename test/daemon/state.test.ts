@@ -29,6 +29,7 @@ function goodState(): NodeState {
     discoPrivateKey: generatePrivateKey().toString('base64'),
     prefs: {
       loginServer: 'https://127.0.0.1:8443',
+      loginServers: ['https://127.0.0.1:8443'],
       controlCaPem: null,
       controlPin: null,
       hostname: null,
