@@ -18,6 +18,11 @@ const BIN = join(packageRoot(), 'bin', 'meshctl');
 const DIRECT_DEADLINE_MS = 30_000;
 /** Status polling interval: short against the seconds being measured, cheap on 2 cores. */
 const POLL_MS = 100;
+/** Builds of a trial's lab that may fail (a server slow to start on a loaded machine) before the run gives up: they measure the machine, not paths. */
+const SETUP_RETRIES = 3;
+
+/** The lab could not be built or its servers started: the trial is built again, not counted. */
+class SetupError extends Error {}
 
 async function direct6(l: Lab, from: LabNode, to: LabNode, t0: number): Promise<number | null> {
   while (performance.now() - t0 < DIRECT_DEADLINE_MS) {
@@ -35,8 +40,12 @@ export async function ipv6Trial(i: number): Promise<number | null> {
   const name = `v${process.pid % 1000}${i}`.slice(0, 6);
   const l = await Lab.create({ name, kinds: ['hard', 'hard'], ipv6: true, bin: BIN, dir: `/tmp/meshctl-bench-${name}` });
   try {
-    await l.build({ name, kinds: [], bin: BIN });
-    await l.startServers();
+    try {
+      await l.build({ name, kinds: [], bin: BIN });
+      await l.startServers();
+    } catch (err) {
+      throw new SetupError((err as Error).message);
+    }
     const [a, b] = l.s.nodes as [LabNode, LabNode];
     const t0 = performance.now();
     const ups = await Promise.all([l.up(a), l.up(b)]);
@@ -59,7 +68,16 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the lab needs root (namespaces, nftables): run with sudo');
   const times: number[] = [];
   for (let i = 0; i < trials; i++) {
-    const ms = await ipv6Trial(i);
+    let ms: number | null = null;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        ms = await ipv6Trial(i);
+        break;
+      } catch (err) {
+        if (!(err instanceof SetupError) || attempt >= SETUP_RETRIES) throw err;
+        process.stdout.write(`trial ${i + 1}: lab setup failed (${err.message}); building it again\n`);
+      }
+    }
     process.stdout.write(
       `trial ${i + 1}: ${ms === null ? `no direct IPv6 path within ${DIRECT_DEADLINE_MS / 1000} s` : `direct over IPv6 ${ms.toFixed(0)} ms after up`}\n`,
     );
