@@ -9,6 +9,7 @@ import { CliError } from './errors.js';
 import { isoTime } from '../util/time.js';
 import { controlStateDirFromEnv, takePgPassword } from '../util/knobs.js';
 import { terminalSafe } from '../util/text.js';
+import { AddressSyntaxError, parseIp } from '../util/netaddr.js';
 import { registerPolicy } from './control-policy.js';
 import { controlUrlArg, joinStringFor, printJoin } from './join.js';
 import { metricsAllowRemoteOption, metricsListenOf, metricsListenOption, serveWithMetrics, type MetricsOpts } from './metrics.js';
@@ -26,10 +27,40 @@ export function listenArg(v: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-function relayArg(v: string, prev: RelayRegion[]): RelayRegion[] {
-  const m = /^([a-z0-9-]{1,32})=(https:\/\/[^?\s]+)(?:\?stun=(\d{1,5}))?$/.exec(v);
-  if (!m) throw new InvalidArgumentError(`"${v}" is not CODE=https://HOST:PORT[?stun=PORT]`);
-  return [...prev, { code: m[1]!, url: m[2]!, stunPort: m[3] ? Number(m[3]) : 3478 }];
+const RELAY_ARG_FORM = 'CODE=https://HOST:PORT[?stun=PORT][&ipv6=ADDRESS]';
+
+/**
+ * `--relay CODE=https://HOST:PORT[?stun=PORT][&ipv6=ADDRESS]`: a relay region. HOST may be an IPv6
+ * literal in brackets; `ipv6=` names the relay's IPv6 address when HOST is an IPv4 address or a
+ * name, so nodes without IPv4 (or whose IPv4 path fails) reach it over IPv6, for STUN too.
+ */
+export function relayArg(v: string, prev: RelayRegion[]): RelayRegion[] {
+  const m = /^([a-z0-9-]{1,32})=(https:\/\/[^?\s]+)(?:\?([a-z0-9=&:.]*))?$/i.exec(v);
+  if (!m) throw new InvalidArgumentError(`"${terminalSafe(v, 120)}" is not ${RELAY_ARG_FORM}`);
+  const url = m[2]!;
+  const bracketed = /^https:\/\/\[([^\]]*)\]/.exec(url);
+  if (bracketed) {
+    try {
+      if (parseIp(bracketed[1]).family !== 6) throw new AddressSyntaxError('');
+    } catch {
+      throw new InvalidArgumentError(`"${terminalSafe(v, 120)}": ${terminalSafe(bracketed[1]!, 64)} in brackets is not an IPv6 address (${RELAY_ARG_FORM})`);
+    }
+  }
+  const r: RelayRegion = { code: m[1]!, url, stunPort: 3478 };
+  for (const kv of m[3] ? m[3].split('&') : []) {
+    const [k, val = ''] = kv.split('=', 2) as [string, string?];
+    if (k === 'stun' && /^\d{1,5}$/.test(val) && Number(val) >= 1 && Number(val) <= 65535) r.stunPort = Number(val);
+    else if (k === 'ipv6' && !r.ipv6) {
+      try {
+        const ip = parseIp(val);
+        if (ip.family !== 6) throw new AddressSyntaxError('');
+        r.ipv6 = ip.text;
+      } catch {
+        throw new InvalidArgumentError(`"${terminalSafe(v, 120)}": ipv6=${terminalSafe(val, 64)} is not an IPv6 address`);
+      }
+    } else throw new InvalidArgumentError(`"${terminalSafe(v, 120)}": "${terminalSafe(kv, 64)}" is not stun=PORT or ipv6=ADDRESS (${RELAY_ARG_FORM})`);
+  }
+  return [...prev, r];
 }
 
 function dnsSuffixArg(v: string): string {

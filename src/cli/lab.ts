@@ -54,14 +54,15 @@ export function registerLab(program: Command): void {
         .default(kindsArg(DEFAULT_NODES), DEFAULT_NODES),
     )
     .option('--uplink <rate>', 'shape every NAT uplink with TBF, e.g. 20mbit')
+    .option('--ipv6', 'dual-stack: IPv6 (2001:db8::/32, inside the lab only) on the internet, and a routed /64 per NAT site behind a stateful firewall')
     .option('--install-deps', 'install the Debian packages the lab needs that are missing (apt-get), without asking')
     .option('--no-install', 'never install packages: print the apt-get command and fail (also MESHCTL_NO_INSTALL=1)')
-    .action(async (o: { name: string; nodes: string[]; uplink?: string; installDeps?: boolean; install: boolean }) => {
+    .action(async (o: { name: string; nodes: string[]; uplink?: string; ipv6?: boolean; installDeps?: boolean; install: boolean }) => {
       const say = (m: string): void => void process.stderr.write(`${m}\n`);
       await labPackages(o.nodes, !o.install || noInstallFromEnv() ? 'refuse' : o.installDeps ? 'install' : process.stdin.isTTY ? 'ask' : 'print', say);
       const { Lab, LabError } = await import('../lab/lab.js');
       const { printLabStatus } = await import('../lab/report.js');
-      const opts = { name: o.name, kinds: o.nodes as never, uplink: o.uplink, bin: join(packageRoot(), 'bin', 'meshctl'), progress: say };
+      const opts = { name: o.name, kinds: o.nodes as never, uplink: o.uplink, ipv6: o.ipv6, bin: join(packageRoot(), 'bin', 'meshctl'), progress: say };
       let l;
       try {
         l = await Lab.create(opts);

@@ -8,6 +8,7 @@ import { terminalSafe } from '../util/text.js';
 export function formatNetcheck(r: NetcheckResponse): string {
   const t = (v: unknown): string => terminalSafe(v);
   const lines = ['Report:', `\t* UDP: ${r.udp}`, `\t* IPv4: ${r.ipv4 ? `yes, ${t(r.ipv4)}` : 'no'}`];
+  if (r.ipv6 !== undefined) lines.push(`\t* IPv6: ${r.ipv6 ? `yes, ${t(r.ipv6)}` : 'no'}`);
   lines.push(`\t* MappingVariesByDestIP: ${r.mappingVariesByDestIP === null ? 'unknown (needs two STUN servers)' : r.mappingVariesByDestIP}`);
   lines.push(`\t* PortMapping: ${r.portMapping.length ? r.portMapping.map(t).join(', ') : 'none'}`);
   const home = r.homeRegion && r.homeRegion !== r.preferredRegion ? ` (home stays ${t(r.homeRegion)})` : '';

@@ -425,7 +425,13 @@ export class Backend {
   }
 
   private stunTargets(): StunTarget[] {
-    return (this.map?.relays ?? []).map((r) => ({ region: r.code, host: new URL(r.url).hostname.replace(/^\[|\]$/g, ''), port: r.stunPort, url: r.url }));
+    return (this.map?.relays ?? []).map((r) => ({
+      region: r.code,
+      host: new URL(r.url).hostname.replace(/^\[|\]$/g, ''),
+      port: r.stunPort,
+      url: r.url,
+      ...(r.ipv6 ? { host6: r.ipv6 } : {}),
+    }));
   }
 
   /** Runs netcheck, picks the home region (with hysteresis) and reports new endpoints or home to control. */

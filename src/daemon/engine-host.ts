@@ -119,7 +119,13 @@ export class EngineHost {
       },
     );
     this.pathBind = new PathBind(this.bind, this.paths);
-    this.netcheck = new Netchecker({ send: (pkt, ep) => this.bind.send(pkt, ep), httpsLatency, portMapping: () => this.refreshPortMapping() });
+    this.netcheck = new Netchecker({
+      send: (pkt, ep) => this.bind.send(pkt, ep),
+      httpsLatency,
+      portMapping: () => this.refreshPortMapping(),
+      // IPv6 STUN only with an IPv6 address other than link-local (localEndpoints leaves those out)
+      ipv6Usable: () => this.localEndpointTexts().some((e) => e.startsWith('[')),
+    });
     this.pathBind.onStun = (buf) => this.netcheck.onStun(buf);
   }
 

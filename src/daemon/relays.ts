@@ -12,6 +12,8 @@ export interface RelayStatus {
   region: string;
   url: string;
   connected: boolean;
+  /** the relay address the connection went to (the URL's host, or the region's IPv6 address), while connected */
+  address?: string | null;
   latencyMs: number | null;
   lastError: string | null;
 }
@@ -49,7 +51,7 @@ export class RelayManager implements RelayPaths {
     }
     for (const [code, c] of this.clients) {
       const r = map.find((x) => x.code === code);
-      if (!r || !wanted.has(code) || r.url !== c.region.url || r.certFingerprint !== c.region.certFingerprint) {
+      if (!r || !wanted.has(code) || r.url !== c.region.url || r.certFingerprint !== c.region.certFingerprint || r.ipv6 !== c.region.ipv6) {
         c.client.stop();
         this.retire(c.client);
         this.clients.delete(code);
@@ -59,6 +61,7 @@ export class RelayManager implements RelayPaths {
       if (!wanted.has(r.code) || this.clients.has(r.code)) continue;
       const client = new RelayClient({
         url: r.url,
+        ...(r.ipv6 ? { altAddress: r.ipv6 } : {}),
         fingerprint: r.certFingerprint,
         nodePrivate: this.nodePrivate,
         ...(this.shortIds ? {} : { shortIds: 0 }),
@@ -87,6 +90,7 @@ export class RelayManager implements RelayPaths {
       region: region.code,
       url: region.url,
       connected: client.connected,
+      address: client.remoteAddress,
       latencyMs: client.latencyMs,
       lastError: client.lastError,
     }));

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, write
 import { join } from 'node:path';
 import { CONTROL_IP, CONTROL_PORT, INET_PREFIX, NAT_DESCRIPTION, natRules, planNodes, RELAYS, type LabNode, type NatKind } from './topology.js';
 import { miniupnpdConfig } from './upnp.js';
+import { ipv6Steps, relayIpv6Query, ssListening } from './ipv6.js';
 import { requireTool } from '../util/tools.js';
 
 export interface LabOptions {
@@ -21,6 +22,8 @@ export interface LabOptions {
   progress?: (msg: string) => void;
   /** extra environment for every daemon (test knobs) */
   env?: Record<string, string>;
+  /** dual-stack: IPv6 on the internet bridge and a routed /64 per NAT site behind a stateful firewall (src/lab/ipv6.ts) */
+  ipv6?: boolean;
 }
 
 export interface LabState {
@@ -35,6 +38,8 @@ export interface LabState {
   relayNs: Record<string, string>;
   authKey: string;
   env: Record<string, string>;
+  /** built with IPv6 (`lab up --ipv6`) */
+  ipv6?: boolean;
 }
 
 export class LabError extends Error {
@@ -100,14 +105,18 @@ export function writeRelayMeshKey(dir: string): string {
 }
 
 /** The command line of a lab relay: no secret in it, the mesh key is named by its file. */
-export function relayServeArgs(s: Pick<LabState, 'dir' | 'bin'>, r: { region: string; ip: string; port: number; stunPort: number }): string[] {
+export function relayServeArgs(
+  s: Pick<LabState, 'dir' | 'bin'> & { ipv6?: boolean },
+  r: { region: string; ip: string; port: number; stunPort: number },
+): string[] {
   return [
     process.execPath,
     s.bin,
     'relay',
     'serve',
     '--listen',
-    `${r.ip}:${r.port}`,
+    // dual-stack: one listener (and STUN socket) on :: takes IPv4 and IPv6
+    s.ipv6 ? `[::]:${r.port}` : `${r.ip}:${r.port}`,
     '--stun-port',
     String(r.stunPort),
     '--region',
@@ -155,6 +164,7 @@ export class Lab {
       relayNs: Object.fromEntries(RELAYS.map((r) => [r.region, `${prefix}${r.region}`])),
       authKey: '',
       env: o.env ?? {},
+      ...(o.ipv6 ? { ipv6: true } : {}),
     });
     save(lab.s);
     return lab;
@@ -263,6 +273,18 @@ export class Lab {
         this.spawnIn(n.routerNs, `${n.name}-miniupnpd`, ['miniupnpd', '-f', conf, '-d']);
       }
     }
+    if (this.s.ipv6) await this.buildIpv6(say);
+  }
+
+  /** IPv6 beside the IPv4 lab: addresses, routes to each site's /64, forwarding and a stateful firewall on each router. */
+  private async buildIpv6(say: (msg: string) => void): Promise<void> {
+    say('adding IPv6: 2001:db8:113::/64 on the internet, a routed /64 per NAT site behind a stateful firewall');
+    const steps = ipv6Steps({ inetNs: this.inet, controlNs: this.s.controlNs, relayNs: this.s.relayNs, nodes: this.s.nodes });
+    for (const st of steps) {
+      if ('ip' in st) await must('ip', st.ip);
+      else if ('nft' in st) await inNs(st.ns, ['nft', '-f', '-'], st.nft);
+      else await inNs(st.ns, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/forwarding']);
+    }
   }
 
   private relayArgs(r: (typeof RELAYS)[number]): string[] {
@@ -279,7 +301,7 @@ export class Lab {
     for (const r of RELAYS) this.spawnIn(this.s.relayNs[r.region]!, `relay-${r.region}`, this.relayArgs(r));
     for (const r of RELAYS)
       await this.waitFor(`relay ${r.region}`, async () =>
-        (await sh('ip', ['netns', 'exec', this.s.relayNs[r.region]!, 'ss', '-tln'])).out.includes(`${r.ip}:${r.port}`),
+        ssListening((await sh('ip', ['netns', 'exec', this.s.relayNs[r.region]!, 'ss', '-tln'])).out, r.ip, r.port),
       );
     this.s.authKey = (await must(process.execPath, [this.s.bin, 'control', 'authkey', 'create', '--reusable', '--state-dir', ctlDir]))
       .trim()
@@ -291,20 +313,20 @@ export class Lab {
   }
 
   private async spawnControl(): Promise<void> {
-    const relayFlags = RELAYS.flatMap((r) => ['--relay', `${r.region}=https://${r.ip}:${r.port}?stun=${r.stunPort}`]);
+    const relayFlags = RELAYS.flatMap((r) => ['--relay', `${r.region}=https://${r.ip}:${r.port}?stun=${r.stunPort}${relayIpv6Query(r.region, !!this.s.ipv6)}`]);
     this.spawnIn(this.s.controlNs, 'control', [
       process.execPath,
       this.s.bin,
       'control',
       'serve',
       '--listen',
-      `${CONTROL_IP}:${CONTROL_PORT}`,
+      this.s.ipv6 ? `[::]:${CONTROL_PORT}` : `${CONTROL_IP}:${CONTROL_PORT}`,
       '--state-dir',
       join(this.s.dir, 'control'),
       ...relayFlags,
     ]);
     await this.waitFor('control server', async () =>
-      (await sh('ip', ['netns', 'exec', this.s.controlNs, 'ss', '-tln'])).out.includes(`${CONTROL_IP}:${CONTROL_PORT}`),
+      ssListening((await sh('ip', ['netns', 'exec', this.s.controlNs, 'ss', '-tln'])).out, CONTROL_IP, CONTROL_PORT),
     );
   }
 

@@ -103,6 +103,8 @@ export interface RelayConnection {
   region: string;
   url: string;
   connected: boolean;
+  /** the relay address the connection went to (`[v6]:port` for IPv6); absent from older daemons */
+  address?: string | null;
   latencyMs: number | null;
   lastError: string | null;
 }

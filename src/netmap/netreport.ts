@@ -7,6 +7,8 @@ export interface NetReport {
   udp: boolean;
   /** the mapped address of the WireGuard socket, ip:port */
   ipv4: string | null;
+  /** the node's IPv6 endpoint as a relay's STUN server saw it, [ip]:port; null when no IPv6 STUN answered */
+  ipv6?: string | null;
   /** true: the NAT maps each destination to a different port (endpoint-dependent mapping) */
   mappingVariesByDestIP: boolean | null;
   regionLatencyMs: Record<string, number>;

@@ -169,6 +169,13 @@ function ip(v: unknown, field: string): string {
   return wrap(field, () => parseIp(v).text);
 }
 
+/** An address of one family, canonical. */
+function ipOf(v: unknown, family: IpFamily, field: string): string {
+  const a = wrap(field, () => parseIp(v));
+  if (a.family !== family) fail(field, `expected an IPv${family} address, got ${shown(v)}`);
+  return a.text;
+}
+
 function meshPrefix(v: unknown, field: string, family: IpFamily): string {
   const p = wrap(field, () => parsePrefix(v));
   const min = family === 4 ? MIN_MESH_PREFIX_BITS_V4 : MIN_MESH_PREFIX_BITS_V6;
@@ -205,6 +212,8 @@ function httpsUrl(v: unknown, field: string): string {
   }
   if (u.protocol !== 'https:') fail(field, `not an https:// URL: ${shown(v)}`);
   if (!u.hostname || u.username || u.password || u.search || u.hash) fail(field, `expected https://HOST:PORT: ${shown(v)}`);
+  // an IPv6 literal host: exactly an address (no zone), canonical as the URL parser writes it
+  if (u.hostname.startsWith('[')) ipOf(u.hostname.slice(1, -1), 6, field);
   return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
 }
 
@@ -373,6 +382,7 @@ function parseRelay(json: unknown, field: string): RelayRegion {
     }
     r.certFingerprint = o.certFingerprint.toLowerCase();
   }
+  if (o.ipv6 !== undefined) r.ipv6 = ipOf(o.ipv6, 6, `${field}.ipv6`);
   return r;
 }
 

@@ -131,9 +131,15 @@ export interface DnsRecord {
 
 export interface RelayRegion {
   code: string;
+  /** https://HOST:PORT; HOST may be an IPv6 literal in brackets */
   url: string;
   stunPort: number;
   certFingerprint?: string;
+  /**
+   * The relay's IPv6 address (canonical) when the URL names it by IPv4 or by name: nodes try it when
+   * the URL's host fails or they have no IPv4, and send STUN there too to learn their IPv6 endpoint.
+   */
+  ipv6?: string;
 }
 
 /**

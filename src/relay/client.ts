@@ -15,6 +15,12 @@ import { connectMarkedTls } from '../util/marked-socket.js';
 
 export interface RelayClientOptions {
   url: string;
+  /**
+   * Another address of the same relay (its IPv6 address, from the relay map): tried at once when a
+   * connection to the URL's host fails, before any backoff, so a node without IPv4, or whose IPv4
+   * path to the relay is broken, connects over IPv6. The one that last worked is tried first.
+   */
+  altAddress?: string;
   /** SHA-256 of the relay's certificate (hex); when set, it is pinned instead of CA verification */
   fingerprint?: string;
   nodePrivate: Buffer;
@@ -72,7 +78,15 @@ export class RelayClient {
   /** short ids agreed with the relay on this connection (short-ids.ts): ours for destinations, the relay's for sources */
   private sendIds: ShortIdAssigner | null = null;
   private recvIds: ShortIdTable<Buffer> | null = null;
+  /** the hosts to connect to: the URL's, then altAddress; `hostAt` is the one being tried, `tries` how many of them this round */
+  private readonly hosts: string[];
+  private hostAt = 0;
+  private tries = 0;
+  /** the host of the last connection that opened: each round after a backoff starts there */
+  private worked = 0;
   connected = false;
+  /** the address:port of the open connection (`[v6]:port` for IPv6), null while not connected */
+  remoteAddress: string | null = null;
   latencyMs: number | null = null;
   lastError: string | null = null;
   readonly publicKey: Buffer;
@@ -81,6 +95,8 @@ export class RelayClient {
 
   constructor(private readonly o: RelayClientOptions) {
     this.publicKey = publicKeyOf(o.nodePrivate);
+    const urlHost = new URL(o.url).hostname.replace(/^\[|\]$/g, '');
+    this.hosts = o.altAddress && o.altAddress !== urlHost ? [urlHost, o.altAddress] : [urlHost];
   }
 
   /** the short-id table agreed with the relay on this connection, 0 when packets name peers by key */
@@ -135,6 +151,7 @@ export class RelayClient {
   private setConnected(c: boolean, error?: string): void {
     if (error) this.lastError = error;
     if (c) this.lastError = null;
+    if (!c) this.remoteAddress = null;
     if (c === this.connected && !error) return;
     this.connected = c;
     this.o.onState?.(c, error);
@@ -147,6 +164,18 @@ export class RelayClient {
     this.pingTimer = null;
     this.setConnected(false, why);
     if (this.stopped || this.retryTimer) return;
+    // the relay's other address next, at once: a failed address family costs no backoff
+    if (++this.tries < this.hosts.length) {
+      this.hostAt = (this.hostAt + 1) % this.hosts.length;
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.connect();
+      }, 0);
+      this.retryTimer.unref();
+      return;
+    }
+    this.tries = 0;
+    this.hostAt = this.worked;
     const wait = this.backoff * (0.75 + Math.random() * 0.5);
     this.backoff = Math.min(BACKOFF_MAX_MS, this.backoff * 2);
     this.stats.reconnects++;
@@ -161,14 +190,14 @@ export class RelayClient {
   private connect(): void {
     if (this.stopped) return;
     const u = new URL(this.o.url);
-    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const host = this.hosts[this.hostAt]!;
     const pinned = this.o.fingerprint?.toLowerCase();
     connectMarkedTls({ host, port: Number(u.port || 443), rejectUnauthorized: !pinned, timeout: CONNECT_TIMEOUT_MS }).then(
       (sock) => {
         if (this.stopped) return void sock.destroy();
         this.attach(sock, u, pinned);
       },
-      (err: Error) => this.retry(`relay ${this.o.url}: ${err.message}`),
+      (err: Error) => this.retry(`relay ${this.o.url}${this.via(host)}: ${err.message}`),
     );
   }
 
@@ -179,8 +208,9 @@ export class RelayClient {
     let phase: 'http' | 'key' | 'info' | 'open' = 'http';
     let httpBuf = '';
     const reader = new FrameReader();
+    const host = this.hosts[this.hostAt]!;
     const fail = (why: string): void => {
-      if (this.sock === sock) this.retry(`relay ${this.o.url}: ${why}`);
+      if (this.sock === sock) this.retry(`relay ${this.o.url}${this.via(host)}: ${why}`);
     };
     sock.once('secureConnect', () => {
       if (pinned) {
@@ -241,6 +271,10 @@ export class RelayClient {
           }
           phase = 'open';
           this.backoff = BACKOFF_MIN_MS;
+          // a drop of an open connection backs off as before, then starts again with this address
+          this.worked = this.hostAt;
+          this.tries = this.hosts.length - 1;
+          this.remoteAddress = host.includes(':') ? `[${host}]:${Number(u.port || 443)}` : `${host}:${Number(u.port || 443)}`;
           this.setConnected(true);
           this.pingTimer = setInterval(() => this.ping(), PING_MS);
           this.pingTimer.unref();
@@ -248,6 +282,11 @@ export class RelayClient {
         } else this.onFrame(f.type, f.payload);
       }
     });
+  }
+
+  /** ` (via ADDRESS)` when connecting to the relay's other address rather than the URL's host. */
+  private via(host: string): string {
+    return host === this.hosts[0] ? '' : ` (via ${host})`;
   }
 
   private ping(): void {

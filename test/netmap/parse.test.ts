@@ -378,3 +378,13 @@ test('packetFilter: prefixes, port ranges and protocols are checked; lists bound
   const dsts = Array.from({ length: MAX_FILTER_DESTINATIONS + 1 }, () => ({ ip: '100.64.0.7/32', first: 1, last: 1 }));
   refuses(withRules(rule({ dstPorts: dsts })), 'packetFilter[0].dstPorts', new RegExp(`more than the ${MAX_FILTER_DESTINATIONS}`));
 });
+
+test('relays over IPv6: an IPv6 literal URL and a relay’s ipv6 address, canonical; a wrong family or a zone refused', () => {
+  const m = parseNetworkMap(map({ relays: [{ code: 'a', url: 'https://[2001:DB8::3]:443', stunPort: 3478, ipv6: '2001:DB8:0::4' }] }));
+  assert.deepEqual(m.relays[0], { code: 'a', url: 'https://[2001:db8::3]', stunPort: 3478, ipv6: '2001:db8::4' });
+  refuses(map({ relays: [{ code: 'a', url: 'https://r', stunPort: 1, ipv6: '7.0.113.3' }] }), 'relays[0].ipv6', /IPv6 address/);
+  refuses(map({ relays: [{ code: 'a', url: 'https://r', stunPort: 1, ipv6: 'fe80::1%eth0' }] }), 'relays[0].ipv6', /not an IP address/);
+  // peers' IPv6 endpoints are canonical too (RFC 5952: lower case, longest zero run as ::)
+  const p = parseNetworkMap(map({ peers: [view({ id: 2, endpoints: ['[2001:DB8:0:0::2]:41641', '7.0.113.11:41641'] })] }));
+  assert.deepEqual(p.peers[0]!.endpoints, ['[2001:db8::2]:41641', '7.0.113.11:41641']);
+});
