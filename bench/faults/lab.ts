@@ -6,7 +6,7 @@
 // bench/faults.ts (`npm run faults`) and test/integration/faults-*.test.ts use it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, tearDown } from '../../src/lab/lab.js';
 import { INET_PREFIX, type LabNode, type NatKind } from '../../src/lab/topology.js';
@@ -67,13 +67,15 @@ export class FaultLab {
   constructor(readonly l: Lab) {}
 
   /** A lab with nodes of `kinds`, control and both relays running, every node up. */
-  static async start(kinds: NatKind[], env: Record<string, string> = {}): Promise<FaultLab> {
+  /** `beforeUp`: runs once the namespaces and servers are there, before the nodes come up (a small disk under a state dir). */
+  static async start(kinds: NatKind[], beforeUp?: (f: FaultLab) => Promise<void>): Promise<FaultLab> {
     const name = `f${randomBytes(4).readUInt32BE(0).toString(36).padStart(7, '0').slice(-5)}`;
-    const l = await Lab.create({ name, kinds, bin: BIN, dir: `/tmp/meshctl-lab-${name}`, env });
+    const l = await Lab.create({ name, kinds, bin: BIN, dir: `/tmp/meshctl-lab-${name}` });
     const f = new FaultLab(l);
     try {
       await l.build({ name, kinds: [], bin: BIN });
       await l.startServers();
+      await beforeUp?.(f);
       await l.upAll();
     } catch (err) {
       await f.close();
@@ -86,7 +88,20 @@ export class FaultLab {
     return this.l.s.nodes;
   }
 
+  private readonly mounts: string[] = [];
+
+  /** A tmpfs of `size` (e.g. "4m") at the node's state dir: a small disk a test can fill. Unmounted by close(). */
+  async smallDisk(n: LabNode, size: string): Promise<string> {
+    const dir = join(this.l.s.dir, n.name);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    await must('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir]);
+    this.mounts.push(dir);
+    return dir;
+  }
+
   async close(): Promise<void> {
+    // lazily: the daemon still has files open there until tearDown kills it, and tearDown removes the dir
+    for (const m of this.mounts.splice(0)) await run('umount', ['-l', m]);
     await tearDown(this.l.s);
   }
 

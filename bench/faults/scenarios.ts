@@ -2,7 +2,9 @@
 // paced stream, apply the fault, measure how long the stream stalled and what
 // path carries it afterwards, and check the stream arrived intact.
 import type { LabNode } from '../../src/lab/topology.js';
-import { type FaultLab, sleep, within } from './lab.js';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { type FaultLab, run, sleep, within } from './lab.js';
 
 export interface FaultRow {
   fault: string;
@@ -240,5 +242,50 @@ export async function stopCont(f: FaultLab, target: StopTarget, stopMs: number, 
     promise: 'everyone converges without manual action; the stream intact',
     measured: `converged ${conv === null ? 'NOT within the wait' : `${(conv / 1000).toFixed(1)} s after SIGCONT`}; longest stall ${(stall / 1000).toFixed(1)} s; ${intact === 'intact' ? 'SHA-256 matches' : intact}`,
     ok: conv !== null && intact === 'intact',
+  };
+}
+
+/**
+ * The sender's state dir (a small tmpfs FaultLab.smallDisk made before `up`) fills up mid-stream for `fullMs`.
+ * Promise: the tunnel keeps running; the daemon keeps serving its API. Lab: easy, easy.
+ */
+export async function nodeDiskFull(f: FaultLab, fullMs: number, o: ScenarioOptions = DEFAULT_SCENARIO): Promise<FaultRow> {
+  const [a, b] = f.nodes as [LabNode, LabNode];
+  const log = o.log ?? (() => {});
+  const disk = join(f.l.s.dir, a.name);
+  if ((await f.untilDirect(a, b, 20_000)) === null) throw new Error('no direct path before the fault');
+  const s = await f.stream(a, b, o.rateBps, Math.ceil((3000 + fullMs + 3000) / 1000));
+  if ((await s.flowing(10_000)) === null) throw new Error(`the stream did not start: ${s.err}`);
+  await sleep(1000);
+  const t0 = Date.now();
+  await run('dd', ['if=/dev/zero', `of=${join(disk, 'filler')}`, 'bs=64k']);
+  const states = new Set<string>();
+  const until = Date.now() + fullMs;
+  while (Date.now() < until) {
+    states.add((await f.status(a).catch(() => ({ backendState: 'no answer' }))).backendState);
+    await sleep(500);
+  }
+  rmSync(join(disk, 'filler'), { force: true });
+  let intact = 'intact';
+  try {
+    await s.finish(o.recoverMs + 20_000);
+  } catch (err) {
+    intact = `NOT intact: ${(err as Error).message}`;
+  }
+  const stall = s.longestStallMs(t0);
+  const alive = (() => {
+    try {
+      process.kill(f.daemonPid(a), 0);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  log(`node disk full: states ${[...states].join(',')}; stall ${stall} ms; daemon alive ${alive}; ${intact}`);
+  return {
+    fault: `a node's state dir full (small tmpfs) for ${(fullMs / 1000).toFixed(0)} s`,
+    promise: 'tunnels keep running; the daemon keeps answering',
+    measured: `status said ${[...states].join(', ')} throughout; longest stall ${(stall / 1000).toFixed(1)} s; daemon ${alive ? 'alive' : 'GONE'}; ${intact === 'intact' ? 'SHA-256 matches' : intact}`,
+    ok: intact === 'intact' && alive && states.size === 1 && states.has('Running') && stall <= 2000,
   };
 }

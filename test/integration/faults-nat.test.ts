@@ -1,12 +1,12 @@
 // Faults during a running TCP stream, in the lab (bench/faults: the same
 // scenarios `npm run faults` runs at full length): a NAT whose public address
 // changes under the sender, and the sender's daemon killed with SIGKILL and
-// brought back with `up`. Each checks the stream's SHA-256 at both ends.
+// brought back with `up`, and a node's state dir full. Each checks the stream's SHA-256 at both ends.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rootSkipReason } from '../helpers/root.js';
 import { FaultLab } from '../../bench/faults/lab.js';
-import { killDaemon, natRebind } from '../../bench/faults/scenarios.js';
+import { killDaemon, natRebind, nodeDiskFull } from '../../bench/faults/scenarios.js';
 
 const skip = rootSkipReason('nft', 'ss', 'tc');
 /** A shorter stream than the bench's: enough to see the stall and the recovery, inside npm test's budget. */
@@ -28,6 +28,16 @@ test('kill -9 of a daemon mid-stream and `up` again: the TCP stream survives, id
   const f = await FaultLab.start(['easy', 'easy']);
   try {
     const row = await killDaemon(f, 2000, SHORT);
+    assert.ok(row.ok, `${row.fault}: ${row.measured}`);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a node’s state dir full mid-stream: the tunnel keeps running, the daemon keeps answering', { skip, timeout: 120_000 }, async () => {
+  const f = await FaultLab.start(['easy', 'easy'], async (x) => void (await x.smallDisk(x.nodes[0]!, '4m')));
+  try {
+    const row = await nodeDiskFull(f, 5000, SHORT);
     assert.ok(row.ok, `${row.fault}: ${row.measured}`);
   } finally {
     await f.close();
