@@ -4,6 +4,8 @@
 // Schema changes are numbered migrations applied in order at open.
 import { chmodSync, existsSync } from '../util/cjs.js';
 import sqlite from 'node-sqlite3-wasm';
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import {
   approvalFromRow,
   authKeyFromRow,
@@ -517,6 +519,30 @@ abstract class SqliteOps implements StoreTx {
   }
 }
 
+/**
+ * Below this much free space a failed write is put down to a full disk. SQLite's WASM build reports ENOSPC only as
+ * "disk I/O error"; a journal and a page or two need tens of KiB, so a filesystem with less than 1 MiB free is full.
+ */
+const DISK_FULL_FREE_BYTES = 1024 * 1024;
+
+/**
+ * A write that failed because the disk under the database is full, as a one-line error that says so and what to do;
+ * any other error as it is. The transaction was rolled back, so the database is as it was before.
+ */
+export function explainWriteError(err: unknown, path: string): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (!/disk I\/O error|database or disk is full/i.test(e.message)) return e;
+  let free: number;
+  try {
+    const st = statfsSync(dirname(path));
+    free = st.bavail * st.bsize;
+  } catch {
+    return e;
+  }
+  if (free >= DISK_FULL_FREE_BYTES) return e;
+  return new Error(`the disk holding ${dirname(path)} is full (${free} bytes free): nothing was saved; free space there and retry`);
+}
+
 /** Runs `f` now, its result or throw as a promise. */
 function settle<T>(f: () => T): Promise<T> {
   try {
@@ -583,8 +609,8 @@ export class SqliteStore extends SqliteOps implements ControlStore {
   }
 
   protected call<T>(f: () => T): Promise<T> {
-    if (this.queued === 0) return settle(f);
-    return this.exclusive(async () => f());
+    const p = this.queued === 0 ? settle(f) : this.exclusive(async () => f());
+    return p.catch((err: unknown) => Promise.reject(explainWriteError(err, this.path)));
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
@@ -596,7 +622,7 @@ export class SqliteStore extends SqliteOps implements ControlStore {
         return out;
       } catch (err) {
         this.db.rollback();
-        throw err;
+        throw explainWriteError(err, this.path);
       }
     });
   }

@@ -34,6 +34,7 @@ import type { DaemonKnobs } from './test-knobs.js';
 import { byCodeUnits, isoTime } from '../util/time.js';
 import { memoryCounters } from './memory.js';
 import { IdleMemory } from '../util/idle-memory.js';
+import { NetChange, RELAY_PROBE_TIMEOUT_MS } from './net-change.js';
 import { rateLimitedLog } from '../util/rate-limited-log.js';
 import { DnsHost } from './dns-host.js';
 import { deviceForwarding, forwardingHealth, gatewayDevices, plainPeersOf } from './device-gateway.js';
@@ -86,6 +87,15 @@ export class Backend {
   private relayMapKey = '';
   private reportedEndpoints = '';
   private readonly pathReport = new PathReporter();
+  /** the local endpoints last seen, to notice a move to another network */
+  private localKey = '';
+  /** a lost direct path or new local addresses: relays probed, endpoints re-learnt, a new map stream (net-change.ts) */
+  private readonly netChange = new NetChange({
+    probeRelays: () => this.host?.relays.probeAll(RELAY_PROBE_TIMEOUT_MS),
+    netcheck: () => void this.netcheck().catch((err: Error) => this.log(`netcheck: ${err.message}`)),
+    renewMapStream: () => this.renewMapStream(),
+    log: (m) => this.log(m),
+  });
   private readonly log: (msg: string) => void;
   /** `up` waits for a resume in progress, so the two never build the engine twice */
   private resuming: Promise<void> = Promise.resolve();
@@ -483,9 +493,11 @@ export class Backend {
       extraAllowedIps: k?.extraAllowedIps,
       timestampFloor: this.store.timestampFloor(),
       wallNow: () => this.control?.serverClock.now() ?? Date.now(),
+      onDirectLost: () => this.netChange.suspect('a direct path stopped answering'),
     });
     if (this.st.node && this.st.ipv4Prefix && this.st.ipv6Prefix) await this.host.configureAddresses(this.st.node, [this.st.ipv4Prefix, this.st.ipv6Prefix]);
     this.reportedEndpoints = this.endpoints().join();
+    this.localKey = this.host.localEndpointTexts().join();
     this.endpointTimer = setInterval(() => this.pollEndpoints(), ENDPOINT_POLL_MS);
     this.endpointTimer.unref();
     this.netcheckTimer = setInterval(() => void this.netcheck().catch((err: Error) => this.log(`netcheck: ${err.message}`)), NETCHECK_INTERVAL_MS);
@@ -517,7 +529,14 @@ export class Backend {
   private readonly endpointErrorLog = rateLimitedLog((m) => this.log(m), 60_000);
 
   private async checkEndpoints(): Promise<void> {
-    if (!this.control || !this.connected || !this.host) return;
+    if (!this.host) return;
+    const local = this.host.localEndpointTexts().join();
+    if (local !== this.localKey) {
+      const first = this.localKey === '';
+      this.localKey = local;
+      if (!first) this.netChange.suspect('the local addresses changed');
+    }
+    if (!this.control || !this.connected) return;
     const eps = this.endpoints();
     const key = `${eps.join()}|${this.home ?? ''}`;
     // an interval, so monotonic: a wall clock stepped back would hold the path counts back for as long as the step
@@ -585,13 +604,18 @@ export class Backend {
           const onLine = (l: MapLine): void => void this.onMapLine(l, gen).catch((err: Error) => this.log(`applying the network map failed: ${err.message}`));
           const stream = await this.control.openMap(body, onLine, MAP_IDLE_TIMEOUT_MS, { onRefused: (msg) => this.log(msg) });
           if (gen !== this.loopGeneration) return stream.close();
+          // a renewed stream replaces the old one only now that control has taken the new one: the node is never offline
+          const previous = this.stream;
           this.stream = stream;
+          if (previous && previous !== stream) previous.close();
           this.connected = true;
           // control forgets a node's path counts while it is offline: report them again on this stream
           this.pathReport.forget();
           this.lastError = null;
           backoff = BACKOFF_MIN_MS;
           const end = await stream.done;
+          // a loop that renewMapStream replaced ends here, leaving the state to the new one
+          if (gen !== this.loopGeneration) return;
           this.connected = false;
           if (end.gone) return void (await this.lostRegistration(end.gone));
           if (end.error) this.lastError = end.error.message;
@@ -607,6 +631,16 @@ export class Backend {
         await new Promise((r) => setTimeout(r, wait));
       }
     })();
+  }
+
+  /**
+   * A new map stream alongside the old one, which is closed once control took the new one (control keeps the newest
+   * per node). For when the old one may be dead without knowing it: its TCP connection left from an address this node
+   * no longer has, and control's keepalives on it go nowhere.
+   */
+  private renewMapStream(): void {
+    if (!this.control || !this.stream) return;
+    this.startMapLoop();
   }
 
   /**

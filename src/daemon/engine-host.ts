@@ -32,6 +32,8 @@ import { tuneJitForDataPath } from '../util/jit-tiering.js';
 export const DEFAULT_MESH_MTU = 1280;
 
 export interface EngineHostOptions {
+  /** a trusted direct path to a peer stopped answering (a sign the network changed: net-change.ts) */
+  onDirectLost?: () => void;
   ifname: string;
   port: number;
   mtu: number;
@@ -115,7 +117,12 @@ export class EngineHost {
         localEndpoints: () => this.endpointCandidates(),
         natMapping: () => this.natMapping,
         log: opts.logger,
-        onPathChange: (k, p) => opts.logger(`path to ${k.toString('base64').slice(0, 8)}…: ${describePath(p)}`),
+        onPathChange: (k, p) => {
+          opts.logger(`path to ${k.toString('base64').slice(0, 8)}…: ${describePath(p)}`);
+          // a change away from direct is reported only when a trusted direct path of an active peer stopped answering
+          // (an idle peer's lapsed path still shows as direct, unconfirmed)
+          if (p.kind !== 'direct') opts.onDirectLost?.();
+        },
       },
     );
     this.pathBind = new PathBind(this.bind, this.paths);

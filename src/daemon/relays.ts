@@ -81,6 +81,11 @@ export class RelayManager implements RelayPaths {
     return this.clients.get(region)?.client.send(dst, pkt) ?? false;
   }
 
+  /** Checks every connected relay now (RelayClient.probe): a dead one reconnects instead of waiting for its idle timeout. */
+  probeAll(timeoutMs: number): void {
+    for (const { client } of this.clients.values()) client.probe(timeoutMs);
+  }
+
   connected(region: string): boolean {
     return this.clients.get(region)?.client.connected ?? false;
   }

@@ -73,6 +73,7 @@ export class RelayClient {
   private backoff = BACKOFF_MIN_MS;
   private pingTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  private probeTimer: NodeJS.Timeout | null = null;
   private pings = new Map<string, number>();
   private lastRecvMs = 0;
   /** short ids agreed with the relay on this connection (short-ids.ts): ours for destinations, the relay's for sources */
@@ -113,9 +114,27 @@ export class RelayClient {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.pingTimer) clearInterval(this.pingTimer);
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = null;
     this.sock?.destroy();
     this.sock = null;
     this.setConnected(false);
+  }
+
+  /**
+   * Checks the connection now: a ping goes out, and unless some frame arrives within `timeoutMs` the connection is
+   * taken for dead and replaced. For when the network under it may have changed (a NAT that forgot us, a new address):
+   * a TCP connection from an address the host no longer has sends nothing and hears nothing, yet looks open.
+   */
+  probe(timeoutMs: number): void {
+    if (!this.connected || this.probeTimer) return;
+    const since = Date.now();
+    this.ping();
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      if (this.connected && this.lastRecvMs < since) this.retry(`relay ${this.o.url}: no answer to a probe within ${timeoutMs} ms`);
+    }, timeoutMs);
+    this.probeTimer.unref();
   }
 
   /** Sends a packet to the node with key `dst`; false when not connected or the socket is backed up. */
