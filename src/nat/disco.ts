@@ -9,6 +9,12 @@
 //   ping:         txid (12) ‖ sender node key (32)
 //   pong:         txid (12) ‖ source address seen (16, IPv4-mapped) ‖ port (2)
 //   call-me-maybe: n × (address (16) ‖ port (2))
+//
+// The second byte of every body is its version (0). In call-me-maybe its high
+// nibble carries flags, which decoders that predate them never read: they parse
+// a flagged call-me-maybe as before. OPENED (0x10): the sender has just sent
+// TTL-limited openers to our endpoints and waits for our full-TTL pings
+// (engine/paths/punch.ts).
 import { BOX_NONCE_LEN, BOX_OVERHEAD, openBox, sealBox } from '../crypto/box.js';
 import { readIpv6, writeIpv6 } from '../util/ip.js';
 
@@ -18,11 +24,13 @@ const VERSION = 0;
 export const TXID_LEN = 12;
 const ADDR_LEN = 18;
 const MAX_CALL_ME_MAYBE = 32;
+const FLAG_OPENED = 0x10;
+const FLAG_MASK = 0xf0;
 
 export type DiscoMessage =
   | { type: 'ping'; txid: Buffer; nodeKey: Buffer }
   | { type: 'pong'; txid: Buffer; src: { address: string; port: number } }
-  | { type: 'callMeMaybe'; endpoints: { address: string; port: number }[] };
+  | { type: 'callMeMaybe'; endpoints: { address: string; port: number }[]; opened?: boolean };
 
 const TYPE = { ping: 1, pong: 2, callMeMaybe: 3 } as const;
 
@@ -67,7 +75,7 @@ function encodeBody(m: DiscoMessage): Buffer {
       const eps = m.endpoints.slice(0, MAX_CALL_ME_MAYBE);
       const b = Buffer.alloc(2 + eps.length * ADDR_LEN);
       b[0] = TYPE.callMeMaybe;
-      b[1] = VERSION;
+      b[1] = VERSION | (m.opened ? FLAG_OPENED : 0);
       eps.forEach((e, i) => encodeAddr(e, b, 2 + i * ADDR_LEN));
       return b;
     }
@@ -88,7 +96,7 @@ export function decodeBody(b: Buffer): DiscoMessage | null {
       if ((b.length - 2) % ADDR_LEN !== 0) return null;
       const endpoints = [];
       for (let off = 2; off < b.length && endpoints.length < MAX_CALL_ME_MAYBE; off += ADDR_LEN) endpoints.push(decodeAddr(b, off));
-      return { type: 'callMeMaybe', endpoints };
+      return (b[1]! & FLAG_MASK & FLAG_OPENED) !== 0 ? { type: 'callMeMaybe', endpoints, opened: true } : { type: 'callMeMaybe', endpoints };
     }
     default:
       return null;

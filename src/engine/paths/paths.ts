@@ -27,6 +27,7 @@ import {
   type RelayPaths,
 } from './types.js';
 import { isDisco } from '../../nat/disco.js';
+import { newPunchState } from './punch.js';
 
 export { DEFAULT_PATH_TIMERS, type PathInfo, type PathPeerConfig, type PathTimers, type PathTraffic, type PingResult, type RelayPaths } from './types.js';
 export type { DiscoStats } from './probe.js';
@@ -68,7 +69,7 @@ export class PathManager {
    */
   constructor(
     private readonly device: Device,
-    private readonly udp: Pick<NetBind, 'send'>,
+    private readonly udp: Pick<NetBind, 'send' | 'sendTtl'>,
     private readonly disco: { privateKey: Buffer; publicKey: Buffer },
     nodeKey: Buffer,
     opts: PathManagerOptions = {},
@@ -104,7 +105,7 @@ export class PathManager {
     for (const p of this.table.values()) {
       if (p.homeRelay !== region) continue;
       this.device.getPeer(p.nodeKey)?.pathOpened();
-      this.probe.callMeMaybe(p);
+      this.probe.punch(p);
     }
   }
 
@@ -134,10 +135,7 @@ export class PathManager {
       for (const ep of c.candidates.slice(0, MAX_CANDIDATES)) if (this.table.addCandidate(p, ep)) added = true;
       const wg = this.device.getPeer(c.nodeKey);
       if (wg) wg.setEndpoint(p.virtual);
-      if (added || fresh) {
-        this.probe.pingAll(p);
-        this.probe.callMeMaybe(p);
-      }
+      if (added || fresh) this.probe.punch(p);
     }
     for (const [hex, p] of this.table.entries()) if (!keep.has(hex)) this.table.forget(p);
   }
@@ -157,6 +155,7 @@ export class PathManager {
       lastActiveMs: -Infinity,
       lastFullProbeMs: this.clock.now(),
       lastWakePingMs: -Infinity,
+      punch: newPunchState(),
     };
   }
 

@@ -1,6 +1,7 @@
 // What path selection knows about each peer, and its timers: shared by the
 // peer table (table.ts), the probing (probe.ts) and the choice (choose.ts).
 import type { Endpoint } from '../conn/endpoint.js';
+import type { PunchState } from './punch.js';
 
 /**
  * Timers of path selection, all on the device's Clock. Tailscale's magicsock (tailscale/wgengine/magicsock) uses
@@ -95,4 +96,6 @@ export interface PeerPaths {
   lastActiveMs: number;
   lastFullProbeMs: number;
   lastWakePingMs: number;
+  /** hole punching towards this peer (punch.ts) */
+  punch: PunchState;
 }
