@@ -184,6 +184,7 @@ export class Prober {
       this.pingAll(p);
       this.callMeMaybe(p);
     } else if (p.punch.initiator && this.sendOpeners(p)) this.callMeMaybe(p, true);
+    else if (p.punch.fullSent) this.pingAll(p); // answering the peer's call-me-maybe already: new candidates get full pings too
   }
 
   /** Begins an attempt: openers and a flagged call-me-maybe when it is our turn (else we wait for the peer's), or full pings. */
@@ -191,8 +192,16 @@ export class Prober {
     const now = this.now();
     const how = this.coordination(p);
     const initiator = how === 'none' || initiatesNext(p.punch, this.s.nodeKey.compare(p.nodeKey) < 0);
+    const asked = p.punch.peerAsked;
     attemptStarted(p.punch, now, initiator);
-    if (!initiator) return; // the peer's turn: its call-me-maybe starts our full pings
+    if (!initiator) {
+      // the peer's turn: its call-me-maybe starts our full pings, or started them already if it came while we were quiet
+      if (asked) {
+        p.punch.fullSent = true;
+        this.pingAll(p);
+      }
+      return;
+    }
     if (how !== 'none' && this.sendOpeners(p)) {
       this.callMeMaybe(p, true);
       return;
