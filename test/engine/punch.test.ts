@@ -40,15 +40,24 @@ test('both sides open the first attempt; after each failure exactly one of the t
   assert.deepEqual(turns, ['lower', 'higher', 'lower', 'higher']);
 });
 
-test('a failed attempt is followed by a quiet spell only when the peer backs off too; a success ends it', () => {
+test('a failed attempt is followed by a quiet spell unless it was uncoordinated or the peer is older; a success ends it', () => {
   const s = newPunchState();
   assert.equal(punchBeat(s, 0, true, T), 'start');
-  attemptStarted(s, 0, true);
+  attemptStarted(s, 0, true, false);
   assert.equal(punchBeat(s, PUNCH_ATTEMPT_MS - 1, true, T), 'none', 'the attempt runs');
   assert.equal(punchBeat(s, PUNCH_ATTEMPT_MS, true, T), 'none');
   assert.equal(s.failures, 1);
-  assert.equal(quiet(s, PUNCH_ATTEMPT_MS + 1), false, 'an older peer (no flag) keeps probing anyway: no quiet');
+  assert.equal(quiet(s, PUNCH_ATTEMPT_MS + 1), false, 'uncoordinated (full pings at once, as before): no quiet');
   assert.equal(punchBeat(s, 10_000, true, T), 'start', 'the next attempt retryMs after the last began');
+  const old = newPunchState();
+  onCallMeMaybe(old, 0, false);
+  attemptStarted(old, 0, true);
+  punchBeat(old, PUNCH_ATTEMPT_MS, true, T);
+  assert.equal(quiet(old, PUNCH_ATTEMPT_MS + 1), false, 'an older peer (no flag) keeps probing anyway: no quiet');
+  const unheard = newPunchState();
+  attemptStarted(unheard, 0, true);
+  punchBeat(unheard, PUNCH_ATTEMPT_MS, true, T);
+  assert.equal(quiet(unheard, PUNCH_ATTEMPT_MS + 1), true, 'a peer not heard from yet is taken to back off: its call-me-maybe may have been dropped');
 
   // the peer said it opened (flag): it backs off as we do
   const q = newPunchState();
@@ -66,7 +75,6 @@ test('a failed attempt is followed by a quiet spell only when the peer backs off
 
 test('an attempt where we sent nothing (we waited for a call-me-maybe that never came) is no reason to be quiet', () => {
   const s = newPunchState();
-  s.peerBacksOff = true;
   attemptStarted(s, 0, false);
   punchBeat(s, PUNCH_ATTEMPT_MS, true, T);
   assert.equal(s.failures, 1);
@@ -75,7 +83,6 @@ test('an attempt where we sent nothing (we waited for a call-me-maybe that never
 
 test('a flagged call-me-maybe during the quiet is kept for its end; an unflagged one (an older peer) ends the quiet', () => {
   const s = newPunchState();
-  s.peerBacksOff = true;
   attemptStarted(s, 0, true);
   punchBeat(s, PUNCH_ATTEMPT_MS, false, T);
   const quietEnd = PUNCH_ATTEMPT_MS + PUNCH_BACKOFF_MS;
@@ -88,7 +95,6 @@ test('a flagged call-me-maybe during the quiet is kept for its end; an unflagged
   assert.equal(s.peerAsked, false);
 
   const old = newPunchState();
-  old.peerBacksOff = true;
   attemptStarted(old, 0, true);
   punchBeat(old, PUNCH_ATTEMPT_MS, true, T);
   assert.equal(onCallMeMaybe(old, 6000, false), 'answer');

@@ -193,7 +193,7 @@ export class Prober {
     const how = this.coordination(p);
     const initiator = how === 'none' || initiatesNext(p.punch, this.s.nodeKey.compare(p.nodeKey) < 0);
     const asked = p.punch.peerAsked;
-    attemptStarted(p.punch, now, initiator);
+    attemptStarted(p.punch, now, initiator, how !== 'none');
     if (!initiator) {
       // the peer's turn: its call-me-maybe starts our full pings, or started them already if it came while we were quiet
       if (asked) {
@@ -207,6 +207,7 @@ export class Prober {
       return;
     }
     // uncoordinated, or the kernel refused the TTL send: full pings at once and an unflagged call-me-maybe, as before
+    p.punch.coordinated = false;
     p.punch.fullSent = true;
     this.pingAll(p);
     this.callMeMaybe(p);
@@ -307,7 +308,7 @@ export class Prober {
       const now = this.now();
       if (onCallMeMaybe(p.punch, now, m.opened === true) === 'defer') return;
       // the peer's NAT is open towards us (its openers went before this): full pings now, in an attempt of our own
-      if (p.punch.attemptStartMs === null) attemptStarted(p.punch, now, false);
+      if (p.punch.attemptStartMs === null) attemptStarted(p.punch, now, false, this.coordination(p) !== 'none');
       p.punch.fullSent = true;
       this.pingAll(p);
     }

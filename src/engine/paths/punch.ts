@@ -22,6 +22,9 @@
 //
 // Peers that do not set the flag (older versions) probe at full TTL on their
 // own schedule and would keep a poisoned entry alive: with them, no backoff.
+// Any other peer is taken to back off too, even before its first call-me-maybe
+// arrived (it may have come before the peer was in our map, and been dropped):
+// a side that kept probing would keep its own clashed entry alive.
 
 /** Linux's nf_conntrack_udp_timeout: an unreplied UDP entry lives this long after its last packet. */
 export const CONNTRACK_UDP_UNREPLIED_MS = 30_000;
@@ -57,8 +60,10 @@ export interface PunchState {
   peerAsked: boolean;
   /** failed attempts in a row (who initiates the next one alternates with it) */
   failures: number;
-  /** the peer sets the opened flag: it backs off too, so backing off helps */
-  peerBacksOff: boolean;
+  /** the peer's call-me-maybe came without the opened flag: an older version that never backs off */
+  peerIsOld: boolean;
+  /** the attempt in progress is coordinated (openers, the flag); an uncoordinated one is full pings as before, no quiet */
+  coordinated: boolean;
 }
 
 export function newPunchState(): PunchState {
@@ -70,7 +75,8 @@ export function newPunchState(): PunchState {
     quietUntilMs: -Infinity,
     peerAsked: false,
     failures: 0,
-    peerBacksOff: false,
+    peerIsOld: false,
+    coordinated: false,
   };
 }
 
@@ -87,7 +93,7 @@ export type BeatAction = 'none' | 'start';
 
 /**
  * Each heartbeat while the peer has no trusted direct path. Ends an attempt that ran out (quiet follows when we sent
- * anything to the peer in it and the peer backs off too), and says when the next one starts: at once when the peer
+ * anything to the peer in a coordinated attempt and the peer is no older version), and says when the next one starts: at once when the peer
  * asked while we were quiet, else every `retryMs` while the peer is wanted.
  */
 export function punchBeat(s: PunchState, now: number, wanted: boolean, t: PunchTimers): BeatAction {
@@ -96,7 +102,7 @@ export function punchBeat(s: PunchState, now: number, wanted: boolean, t: PunchT
     const sent = s.initiator || s.fullSent;
     s.attemptStartMs = null;
     s.failures++;
-    if (sent && s.peerBacksOff) s.quietUntilMs = now + t.backoffMs;
+    if (sent && s.coordinated && !s.peerIsOld) s.quietUntilMs = now + t.backoffMs;
     return 'none';
   }
   if (now < s.quietUntilMs) return 'none';
@@ -104,9 +110,10 @@ export function punchBeat(s: PunchState, now: number, wanted: boolean, t: PunchT
   return 'none';
 }
 
-/** An attempt begins (`initiator`: with our openers; else waiting for the peer's call-me-maybe). */
-export function attemptStarted(s: PunchState, now: number, initiator: boolean): void {
+/** An attempt begins (`initiator`: with our openers; else waiting for the peer's call-me-maybe), `coordinated` or not. */
+export function attemptStarted(s: PunchState, now: number, initiator: boolean, coordinated = true): void {
   s.attemptStartMs = now;
+  s.coordinated = coordinated;
   s.lastAttemptStartMs = now;
   s.initiator = initiator;
   s.fullSent = false;
@@ -133,7 +140,7 @@ export type CallMeMaybeAction = 'defer' | 'answer';
  * we are quiet it is remembered for the end of the quiet; otherwise we answer with full pings.
  */
 export function onCallMeMaybe(s: PunchState, now: number, opened: boolean): CallMeMaybeAction {
-  s.peerBacksOff = opened;
+  s.peerIsOld = !opened;
   if (opened && quiet(s, now)) {
     s.peerAsked = true;
     return 'defer';
