@@ -7,7 +7,19 @@ import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, chmodSync } from '../util/cjs.js';
 import { join } from 'node:path';
-import { CONTROL_IP, CONTROL_PORT, INET_PREFIX, NAT_DESCRIPTION, natRules, planNodes, RELAYS, type LabNode, type NatKind } from './topology.js';
+import {
+  CONTROL_IP,
+  CONTROL_PORT,
+  INET_PREFIX,
+  NAT_DESCRIPTION,
+  natRules,
+  planNodes,
+  RELAYS,
+  type LabNode,
+  type NatKind,
+  type RouterFirewall,
+} from './topology.js';
+import { addTransitHop } from './transit.js';
 import { miniupnpdConfig } from './upnp.js';
 import { ipv6Steps, relayIpv6Query, ssListening } from './ipv6.js';
 import { requireTool } from '../util/tools.js';
@@ -24,6 +36,10 @@ export interface LabOptions {
   env?: Record<string, string>;
   /** dual-stack: IPv6 on the internet bridge and a routed /64 per NAT site behind a stateful firewall (src/lab/ipv6.ts) */
   ipv6?: boolean;
+  /** what every NAT router does with unsolicited WAN input (default drop; the bare kinds never drop) */
+  routerFirewall?: RouterFirewall;
+  /** an ISP router namespace between each NAT router and the internet bridge */
+  transit?: boolean;
 }
 
 export interface LabState {
@@ -149,6 +165,8 @@ export class Lab {
     const dir = labDir(o.name, o.dir);
     if (loadLab(o.name, o.dir)) throw new LabError(`a lab named ${o.name} is up (${dir}): run \`meshctl lab down --name ${o.name}\` first`);
     if (process.getuid?.() !== 0) throw new LabError('the lab needs root (namespaces, TUN devices, nftables): run it with sudo');
+    // the IPv6 sites route their /64 through the NAT router's own WAN link, which a transit hop would sit behind
+    if (o.ipv6 && o.transit) throw new LabError('--ipv6 and --transit do not combine (the transit hop is IPv4 only): choose one');
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     chmodSync(dir, 0o755);
     const prefix = `${o.name.slice(0, 6)}-`;
@@ -159,7 +177,7 @@ export class Lab {
       bin: o.bin,
       namespaces: [],
       pids: {},
-      nodes: planNodes(prefix, o.kinds),
+      nodes: planNodes(prefix, o.kinds, { routerFirewall: o.routerFirewall, transit: o.transit }),
       controlNs: `${prefix}ctl`,
       relayNs: Object.fromEntries(RELAYS.map((r) => [r.region, `${prefix}${r.region}`])),
       authKey: '',
@@ -170,7 +188,8 @@ export class Lab {
     return lab;
   }
 
-  private async netns(name: string): Promise<string> {
+  /** Creates a namespace the lab records (and `down` removes). */
+  async netns(name: string): Promise<string> {
     await must('ip', ['netns', 'add', name]);
     this.s.namespaces.push(name);
     save(this.s);
@@ -187,7 +206,7 @@ export class Lab {
   }
 
   /** A veth from `ns` (named `ifname` there) to the internet bridge. */
-  private async onInternet(ns: string, ifname: string, ip: string): Promise<void> {
+  async onInternet(ns: string, ifname: string, ip: string): Promise<void> {
     const outer = `${this.s.prefix.slice(0, 6)}i${this.links++}`;
     await must('ip', ['link', 'add', outer, 'netns', this.inet, 'type', 'veth', 'peer', 'name', ifname, 'netns', ns]);
     await must('ip', ['-n', this.inet, 'link', 'set', outer, 'master', 'br0', 'up']);
@@ -257,7 +276,8 @@ export class Lab {
         continue;
       }
       await this.netns(n.routerNs);
-      await this.onInternet(n.routerNs, 'wan', n.wanIp);
+      if (n.transitNs) await addTransitHop(this, n, (cmd, args, input) => must(cmd, args, input));
+      else await this.onInternet(n.routerNs, 'wan', n.wanIp);
       await must('ip', ['link', 'add', 'lan', 'netns', n.routerNs, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', n.ns]);
       await must('ip', ['-n', n.routerNs, 'addr', 'add', `192.168.${n.index}.1/24`, 'dev', 'lan']);
       await must('ip', ['-n', n.routerNs, 'link', 'set', 'lan', 'up']);
@@ -265,7 +285,7 @@ export class Lab {
       await must('ip', ['-n', n.ns, 'link', 'set', 'eth0', 'up']);
       await must('ip', ['-n', n.ns, 'route', 'add', 'default', 'via', `192.168.${n.index}.1`]);
       await inNs(n.routerNs, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
-      await inNs(n.routerNs, ['nft', '-f', '-'], natRules(n.kind));
+      await inNs(n.routerNs, ['nft', '-f', '-'], natRules(n.kind, n.firewall ?? 'drop'));
       if (o.uplink) await inNs(n.routerNs, ['tc', 'qdisc', 'add', 'dev', 'wan', 'root', 'tbf', 'rate', o.uplink, 'burst', '32kbit', 'latency', '50ms']);
       if (n.kind === 'upnp') {
         const conf = join(this.s.dir, `${n.name}-miniupnpd.conf`);

@@ -9,9 +9,13 @@
 //   ping:         txid (12) ‖ sender node key (32)
 //   pong:         txid (12) ‖ source address seen (16, IPv4-mapped) ‖ port (2)
 //   call-me-maybe: n × (address (16) ‖ port (2))
-// The version byte's high bits carry flags, which older peers ignore (they
-// never read that byte): on call-me-maybe, NAT_FLAG_* say how the sender's NAT
-// maps ports and whether it asks for port prediction now (docs/nat.md).
+//
+// The second byte of every body is its version (0). In call-me-maybe its high
+// nibble carries flags, which decoders that predate them never read: they parse
+// a flagged call-me-maybe as before. NAT_FLAG_* (0x10–0x40) say how the
+// sender's NAT maps ports and whether it asks for port prediction now
+// (docs/nat.md); OPENED (0x80): the sender has just sent TTL-limited openers to
+// our endpoints and waits for our full-TTL pings (engine/paths/punch.ts).
 import { BOX_NONCE_LEN, BOX_OVERHEAD, openBox, sealBox } from '../crypto/box.js';
 import { readIpv6, writeIpv6 } from '../util/ip.js';
 
@@ -21,6 +25,7 @@ const VERSION = 0;
 export const TXID_LEN = 12;
 const ADDR_LEN = 18;
 const MAX_CALL_ME_MAYBE = 32;
+const FLAG_OPENED = 0x80;
 
 /** The sender's NAT mapping as its netcheck measured it, and whether it asks the receiver to start port prediction now. */
 export interface NatHint {
@@ -37,7 +42,7 @@ const NAT_FLAG_PREDICT = 0x40;
 export type DiscoMessage =
   | { type: 'ping'; txid: Buffer; nodeKey: Buffer }
   | { type: 'pong'; txid: Buffer; src: { address: string; port: number } }
-  | { type: 'callMeMaybe'; endpoints: { address: string; port: number }[]; nat?: NatHint };
+  | { type: 'callMeMaybe'; endpoints: { address: string; port: number }[]; nat?: NatHint; opened?: boolean };
 
 const TYPE = { ping: 1, pong: 2, callMeMaybe: 3 } as const;
 
@@ -82,7 +87,10 @@ function encodeBody(m: DiscoMessage): Buffer {
       const eps = m.endpoints.slice(0, MAX_CALL_ME_MAYBE);
       const b = Buffer.alloc(2 + eps.length * ADDR_LEN);
       b[0] = TYPE.callMeMaybe;
-      b[1] = VERSION | (m.nat ? NAT_FLAG_KNOWN | (m.nat.mapping === 'hard' ? NAT_FLAG_HARD : 0) | (m.nat.predict ? NAT_FLAG_PREDICT : 0) : 0);
+      b[1] =
+        VERSION |
+        (m.nat ? NAT_FLAG_KNOWN | (m.nat.mapping === 'hard' ? NAT_FLAG_HARD : 0) | (m.nat.predict ? NAT_FLAG_PREDICT : 0) : 0) |
+        (m.opened ? FLAG_OPENED : 0);
       eps.forEach((e, i) => encodeAddr(e, b, 2 + i * ADDR_LEN));
       return b;
     }
@@ -104,9 +112,12 @@ export function decodeBody(b: Buffer): DiscoMessage | null {
       const endpoints = [];
       for (let off = 2; off < b.length && endpoints.length < MAX_CALL_ME_MAYBE; off += ADDR_LEN) endpoints.push(decodeAddr(b, off));
       const f = b[1]!;
-      return f & NAT_FLAG_KNOWN
-        ? { type: 'callMeMaybe', endpoints, nat: { mapping: f & NAT_FLAG_HARD ? 'hard' : 'easy', predict: (f & NAT_FLAG_PREDICT) !== 0 } }
-        : { type: 'callMeMaybe', endpoints };
+      return {
+        type: 'callMeMaybe',
+        endpoints,
+        ...(f & NAT_FLAG_KNOWN ? { nat: { mapping: f & NAT_FLAG_HARD ? 'hard' : 'easy', predict: (f & NAT_FLAG_PREDICT) !== 0 } } : {}),
+        ...(f & FLAG_OPENED ? { opened: true } : {}),
+      };
     }
     default:
       return null;

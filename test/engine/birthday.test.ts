@@ -2,6 +2,7 @@
 // fake clock (pace, budget, distinct ports, stop on a win, everything closed
 // and cleared on failure, backoff); and two engines on loopback UDP where the
 // "hard" side's winning socket carries the peer's WireGuard traffic both ways.
+import { newPunchState } from '../../src/engine/paths/punch.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from '../../src/engine/clock.js';
@@ -60,6 +61,7 @@ function peerOf(candidates: Endpoint[]) {
     lastActiveMs: -Infinity,
     lastFullProbeMs: 0,
     lastWakePingMs: -Infinity,
+    punch: newPunchState(),
   };
   // what the peer seals with, and opens ours with
   const theirKey = boxKey(theirDisco, publicKeyOf(ourDisco));

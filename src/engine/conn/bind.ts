@@ -21,4 +21,6 @@ export interface NetBind {
   readonly reserved?: Buffer | null;
   commit?(): void;
   setMark(mark: number): void;
+  /** optional: one datagram with its own IP TTL / hop limit (hole-punching openers); false when unavailable */
+  sendTtl?(buf: Buffer, ep: Endpoint, ttl: number): boolean;
 }

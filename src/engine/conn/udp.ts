@@ -7,6 +7,7 @@ import { normaliseAddress, type Endpoint } from './endpoint.js';
 import { MmsgBatch, MMSG_MAX_BATCH } from './mmsg.js';
 import { udpGsoWanted } from '../../util/knobs.js';
 import { udpHandle, UdpReader } from './udp-reader.js';
+import { TtlSender } from './ttl-send.js';
 
 const SOL_SOCKET = 1;
 const SO_MARK = 36; // linux/asm-generic/socket.h
@@ -70,6 +71,9 @@ export class UdpBind implements NetBind {
   private batch6: MmsgBatch | null = null;
   private reservedIn: MmsgBatch | null = null;
   private reader: UdpReader | null = null;
+  /** per-packet TTL sends (hole-punching openers), made at first use; null where sendmsg is unavailable */
+  private ttl4: TtlSender | null | undefined;
+  private ttl6: TtlSender | null | undefined;
   /** each socket's descriptor, looked up once: the lookup allocates (docs/performance.md, "Per-packet garbage") */
   private readonly fds = new WeakMap<dgram.Socket, number>();
   /** which reader counts a socket's libuv reads (old sockets keep theirs until closed) */
@@ -165,6 +169,15 @@ export class UdpBind implements NetBind {
     }
     s.send(buf, ep.port, ep.address, this.onSendError);
     return true;
+  }
+
+  /** One datagram with its own TTL (a cmsg on sendmsg, the socket's TTL untouched); false when that is unavailable. */
+  sendTtl(buf: Buffer, ep: Endpoint, ttl: number): boolean {
+    const v6 = ep.address.includes(':');
+    const s = v6 ? this.v6 : this.v4;
+    if (!s) return false;
+    const sender = v6 ? (this.ttl6 ??= TtlSender.create(6)) : (this.ttl4 ??= TtlSender.create(4));
+    return sender?.send(this.fdOf(s), buf, ep, ttl) ?? false;
   }
 
   /**

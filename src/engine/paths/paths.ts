@@ -31,6 +31,7 @@ import { isDisco, sealDisco } from '../../nat/disco.js';
 import { BirthdayPunch, isPublicIpv4, type BirthdayStats, type NatMapping } from './birthday.js';
 import type { BirthdayBudget } from './birthday-budget.js';
 import { openPeerSocket, type PeerSocket, type PeerSocketOpener } from './peer-socket.js';
+import { newPunchState } from './punch.js';
 
 export { DEFAULT_PATH_TIMERS, type PathInfo, type PathPeerConfig, type PathTimers, type PathTraffic, type PingResult, type RelayPaths } from './types.js';
 export type { DiscoStats } from './probe.js';
@@ -80,7 +81,7 @@ export class PathManager {
    */
   constructor(
     private readonly device: Device,
-    private readonly udp: Pick<NetBind, 'send'>,
+    private readonly udp: Pick<NetBind, 'send' | 'sendTtl'>,
     private readonly disco: { privateKey: Buffer; publicKey: Buffer },
     nodeKey: Buffer,
     opts: PathManagerOptions = {},
@@ -97,7 +98,7 @@ export class PathManager {
         ourMapping: opts.natMapping ?? (() => null),
         seal: (p, m) => sealDisco(m, disco.publicKey, p.sharedKey),
         sendMain: (buf, ep) => udp.send(buf, ep),
-        callMeMaybe: (p, hint) => this.probe.callMeMaybe(p, hint),
+        callMeMaybe: (p, hint) => this.probe.callMeMaybe(p, false, hint),
         trusted: (p) => this.choice.trusted(p.best),
         proven: (p, ep, sock, latencyMs) => this.predicted(p, ep, sock, latencyMs),
         deliver: (p, buf, src, sock) => this.receiveOn(p, buf, src, sock),
@@ -139,7 +140,7 @@ export class PathManager {
     for (const p of this.table.values()) {
       if (p.homeRelay !== region) continue;
       this.device.getPeer(p.nodeKey)?.pathOpened();
-      this.probe.callMeMaybe(p);
+      this.probe.punch(p);
     }
   }
 
@@ -221,10 +222,7 @@ export class PathManager {
       for (const ep of c.candidates.slice(0, MAX_CANDIDATES)) if (this.table.addCandidate(p, ep)) added = true;
       const wg = this.device.getPeer(c.nodeKey);
       if (wg) wg.setEndpoint(p.virtual);
-      if (added || fresh) {
-        this.probe.pingAll(p);
-        this.probe.callMeMaybe(p);
-      }
+      if (added || fresh) this.probe.punch(p);
     }
     for (const [hex, p] of this.table.entries())
       if (!keep.has(hex)) {
@@ -248,6 +246,7 @@ export class PathManager {
       lastActiveMs: -Infinity,
       lastFullProbeMs: this.clock.now(),
       lastWakePingMs: -Infinity,
+      punch: newPunchState(),
     };
   }
 

@@ -3,7 +3,10 @@
 // from the address (or relay) the ping went to measures that path and hands
 // it to the choice (choose.ts). A peer's ping from an address with no proven
 // path gets a ping back: our earlier ping may have died at the peer's NAT
-// before the peer's own packet opened it (docs/nat.md).
+// before the peer's own packet opened it (docs/nat.md). When each attempt
+// starts and which probes it sends is punch.ts's decision: TTL-limited openers
+// and a flagged call-me-maybe first, full pings once the peer's call-me-maybe
+// says its NAT is open, and a quiet spell after a failure.
 import { randomBytes } from 'node:crypto';
 import { discoSender, openDisco, sealDisco, TXID_LEN, type DiscoMessage, type NatHint } from '../../nat/disco.js';
 import type { Clock } from '../clock.js';
@@ -13,6 +16,7 @@ import type { PathChoice } from './choose.js';
 import type { PathTable } from './table.js';
 import type { Candidate, PathTimers, PeerPaths, PingResult, RelayPaths } from './types.js';
 import type { PeerSocket } from './peer-socket.js';
+import { attemptStarted, initiatesNext, onCallMeMaybe, OPENER_TTL, PUNCH_ATTEMPT_MS, PUNCH_BACKOFF_MS, punchBeat, punchSucceeded, quiet } from './punch.js';
 
 /**
  * The first ping back after one of our own probes goes at once, however soon
@@ -36,6 +40,10 @@ export interface DiscoStats {
   dropped: { unknownSender: number; badBox: number; unknownTx: number };
   callMeMaybeSent: number;
   callMeMaybeReceived: number;
+  /** TTL-limited pings that open our NAT towards a peer (punch.ts) */
+  openersSent: number;
+  /** failed hole-punching attempts, each followed by a quiet spell when the peer backs off too */
+  punchFailures: number;
 }
 
 /** What probing sends with and for whom. */
@@ -44,8 +52,8 @@ export interface ProberParts {
   timers: PathTimers;
   table: PathTable;
   choice: PathChoice;
-  /** disco and direct pings leave on the UDP socket itself */
-  udp: Pick<NetBind, 'send'>;
+  /** disco and direct pings leave on the UDP socket itself (openers with their own TTL where the bind can) */
+  udp: Pick<NetBind, 'send' | 'sendTtl'>;
   relay?: RelayPaths;
   disco: { privateKey: Buffer; publicKey: Buffer };
   /** our node key, which every ping carries */
@@ -56,11 +64,21 @@ export interface ProberParts {
   natHint?: () => NatHint | undefined;
   onCallMeMaybe?: (p: PeerPaths, nat: NatHint | undefined) => void;
   unknownPong?: (p: PeerPaths, txid: Buffer, src: Endpoint) => boolean;
+  /** hole-punching timers (tests shorten them): an attempt's length and the quiet after a failed one */
+  punch?: { attemptMs: number; backoffMs: number };
 }
 
 export class Prober {
   private readonly pending = new Map<string, PendingPing>();
-  readonly stats: DiscoStats = { rx: 0, tx: 0, dropped: { unknownSender: 0, badBox: 0, unknownTx: 0 }, callMeMaybeSent: 0, callMeMaybeReceived: 0 };
+  readonly stats: DiscoStats = {
+    rx: 0,
+    tx: 0,
+    dropped: { unknownSender: 0, badBox: 0, unknownTx: 0 },
+    callMeMaybeSent: 0,
+    callMeMaybeReceived: 0,
+    openersSent: 0,
+    punchFailures: 0,
+  };
 
   constructor(private readonly s: ProberParts) {}
 
@@ -88,10 +106,11 @@ export class Prober {
         const t = this.sendPing(p, p.best, done);
         if (t) txids.push(t);
       } else {
-        for (const c of p.candidates.values()) {
-          const t = this.sendPing(p, c, done);
-          if (t) txids.push(t);
-        }
+        if (this.mayProbeFull(p))
+          for (const c of p.candidates.values()) {
+            const t = this.sendPing(p, c, done);
+            if (t) txids.push(t);
+          }
         const t = this.sendRelayPing(p, done);
         if (t) txids.push(t);
       }
@@ -128,13 +147,91 @@ export class Prober {
       } else {
         choice.noteLapse(p, now);
         if (p.best) this.sendPing(p, p.best);
-        if (now - p.lastFullProbeMs >= timers.retryDirectMs && (active || p.best === null)) {
-          this.pingAll(p);
-          this.callMeMaybe(p);
-        }
+        const failuresBefore = p.punch.failures;
+        if (punchBeat(p.punch, now, active || p.best === null, { ...this.punchTimers, retryMs: timers.retryDirectMs }) === 'start') this.startAttempt(p);
+        this.stats.punchFailures += p.punch.failures - failuresBefore;
         if (active) this.sendRelayPing(p);
       }
     }
+  }
+
+  private get punchTimers(): { attemptMs: number; backoffMs: number } {
+    return this.s.punch ?? { attemptMs: PUNCH_ATTEMPT_MS, backoffMs: PUNCH_BACKOFF_MS };
+  }
+
+  /**
+   * How an attempt towards `p` can be coordinated: openers need a per-packet TTL, call-me-maybe the peer's home relay.
+   * 'now': both are there. 'soon': the relay is not connected yet (a daemon starting), so the openers go now and its
+   * connection sends the call-me-maybe (relayConnected). 'none': an attempt is full pings at once, as without punch.ts.
+   */
+  private coordination(p: PeerPaths): 'now' | 'soon' | 'none' {
+    if (!this.s.udp.sendTtl) return 'none';
+    if (this.s.choice.relayUsable(p)) return 'now';
+    return this.s.relay && p.homeRelay && p.punch.failures === 0 ? 'soon' : 'none';
+  }
+
+  /**
+   * Whether full-TTL pings may go to every candidate now: not while a failed attempt's conntrack entries expire, and
+   * in a coordinated attempt only once the peer said its NAT is open (or a path was proven before: its tuples are ours).
+   */
+  private mayProbeFull(p: PeerPaths): boolean {
+    if (quiet(p.punch, this.now())) return false;
+    return this.coordination(p) === 'none' || p.best !== null || p.punch.fullSent;
+  }
+
+  /**
+   * New candidates or a peer (setPeers), a relay connected, or the heartbeat's retry: hole punching towards `p`. In an
+   * attempt already, our openers and call-me-maybe go again (new candidates, a relay just connected); while quiet, nothing.
+   */
+  punch(p: PeerPaths): void {
+    if (quiet(p.punch, this.now())) return;
+    if (p.punch.attemptStartMs === null) return this.startAttempt(p);
+    const how = this.coordination(p);
+    if (how === 'none') {
+      this.pingAll(p);
+      this.callMeMaybe(p);
+    } else if (p.punch.initiator && this.sendOpeners(p)) this.callMeMaybe(p, true);
+    else if (p.punch.fullSent) this.pingAll(p); // answering the peer's call-me-maybe already: new candidates get full pings too
+  }
+
+  /** Begins an attempt: openers and a flagged call-me-maybe when it is our turn (else we wait for the peer's), or full pings. */
+  private startAttempt(p: PeerPaths): void {
+    const now = this.now();
+    const how = this.coordination(p);
+    const initiator = how === 'none' || initiatesNext(p.punch, this.s.nodeKey.compare(p.nodeKey) < 0);
+    const asked = p.punch.peerAsked;
+    attemptStarted(p.punch, now, initiator, how !== 'none');
+    if (!initiator) {
+      // the peer's turn: its call-me-maybe starts our full pings, or started them already if it came while we were quiet
+      if (asked) {
+        p.punch.fullSent = true;
+        this.pingAll(p);
+      }
+      return;
+    }
+    if (how !== 'none' && this.sendOpeners(p)) {
+      this.callMeMaybe(p, true);
+      return;
+    }
+    // uncoordinated, or the kernel refused the TTL send: full pings at once and an unflagged call-me-maybe, as before
+    p.punch.coordinated = false;
+    p.punch.fullSent = true;
+    this.pingAll(p);
+    this.callMeMaybe(p);
+  }
+
+  /** One TTL-limited ping to each candidate (at most MAX_CANDIDATES); false when the bind could not send one. */
+  private sendOpeners(p: PeerPaths): boolean {
+    const send = this.s.udp.sendTtl;
+    if (!send) return false;
+    for (const c of p.candidates.values()) {
+      // no pending entry: an opener expires on the way, nothing answers it
+      const pkt = sealDisco({ type: 'ping', txid: randomBytes(TXID_LEN), nodeKey: this.s.nodeKey }, this.s.disco.publicKey, p.sharedKey);
+      if (!send.call(this.s.udp, pkt, c.ep, OPENER_TTL)) return false;
+      this.stats.tx++;
+      this.stats.openersSent++;
+    }
+    return true;
   }
 
   private newTx(pend: PendingPing): Buffer {
@@ -172,11 +269,12 @@ export class Prober {
   }
 
   /** Tells the peer, over the relay, every address we can be reached at: both sides then ping each other at once (hole punching). */
-  callMeMaybe(p: PeerPaths, nat = this.s.natHint?.()): void {
+  callMeMaybe(p: PeerPaths, opened = false, nat = this.s.natHint?.()): void {
     const region = this.s.choice.relayUsable(p);
     const eps = this.s.localEndpoints?.() ?? [];
     if (!region || eps.length === 0) return;
-    if (this.sendViaRelay(p, region, { type: 'callMeMaybe', endpoints: eps, ...(nat ? { nat } : {}) })) this.stats.callMeMaybeSent++;
+    if (this.sendViaRelay(p, region, { type: 'callMeMaybe', endpoints: eps, ...(nat ? { nat } : {}), ...(opened ? { opened } : {}) }))
+      this.stats.callMeMaybeSent++;
   }
 
   /**
@@ -218,8 +316,14 @@ export class Prober {
     } else {
       this.stats.callMeMaybeReceived++;
       for (const ep of m.endpoints) this.s.table.addCandidate(p, ep);
-      this.pingAll(p);
+      // port prediction hears the peer's NAT hint whatever the hole punching below decides
       this.s.onCallMeMaybe?.(p, m.nat);
+      const now = this.now();
+      if (onCallMeMaybe(p.punch, now, m.opened === true) === 'defer') return;
+      // the peer's NAT is open towards us (its openers went before this): full pings now, in an attempt of our own
+      if (p.punch.attemptStartMs === null) attemptStarted(p.punch, now, false, this.coordination(p) !== 'none');
+      p.punch.fullSent = true;
+      this.pingAll(p);
     }
   }
 
@@ -239,6 +343,7 @@ export class Prober {
     if (pend.cand) {
       pend.cand.latencyMs = latencyMs;
       pend.cand.lastPongMs = now;
+      punchSucceeded(p.punch);
       this.s.choice.consider(p, pend.cand);
       pend.onPong?.({ kind: 'direct', endpoint: { ...src }, latencyMs });
     } else {

@@ -2,6 +2,7 @@
 // peer table (table.ts), the probing (probe.ts) and the choice (choose.ts).
 import type { Endpoint } from '../conn/endpoint.js';
 import type { PeerSocket } from './peer-socket.js';
+import type { PunchState } from './punch.js';
 
 /**
  * Timers of path selection, all on the device's Clock. Tailscale's magicsock (tailscale/wgengine/magicsock) uses
@@ -98,4 +99,6 @@ export interface PeerPaths {
   lastActiveMs: number;
   lastFullProbeMs: number;
   lastWakePingMs: number;
+  /** hole punching towards this peer (punch.ts) */
+  punch: PunchState;
 }
