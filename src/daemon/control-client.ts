@@ -258,7 +258,7 @@ export class ControlClient {
     const deltas = opts.deltas !== false;
     const state = new NetmapState();
     let response: import('node:http').IncomingMessage | null = null;
-    const request = deltas ? { ...body, deltas: true } : body;
+    const request = deltas ? { ...body, deltas: true, filterPatches: true } : body;
     await this.send('POST', PATHS.map, await this.sealed('map', request, idleTimeoutMs), idleTimeoutMs, (res) => (response = res));
     const res = response!;
     let gone: 'NODE_UNKNOWN' | 'NODE_EXPIRED' | undefined;
