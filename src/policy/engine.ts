@@ -14,9 +14,14 @@ import type { FilterRule } from '../netmap/types.js';
 import { filterFor, NodeIndex, peersOf, selectsNode, sourcePrefixes } from './compile.js';
 import type { Policy, PolicyNode } from './types.js';
 
+/** Keys already computed: a caller that passes the same node object again (control's network view) is not serialized again. */
+const keys = new WeakMap<PolicyNode, string>();
+
 /** The fields of a node the policy depends on, as one comparable string. */
 function policyKey(n: PolicyNode): string {
-  return JSON.stringify([n.user, n.tags, n.addresses, n.routes, n.exitNode, n.deviceAddresses]);
+  let k = keys.get(n);
+  if (k === undefined) keys.set(n, (k = JSON.stringify([n.user, n.tags, n.addresses, n.routes, n.exitNode, n.deviceAddresses])));
+  return k;
 }
 
 export class PolicyEngine {
