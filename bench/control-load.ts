@@ -14,7 +14,11 @@
 // until every node that held the node holds the change), `control nodes list`
 // latency, and a check of what the nodes hold against what control builds for
 // them (digests of up to 500 nodes' maps). --full-maps: nodes do not ask for deltas.
-//   node dist/bench/control-load.js --nodes 1000 [--join-rate 100] [--churn-seconds 20] [--full-maps]
+// --restart: then control is stopped and started again on the same state dir;
+// every node's stream ends and reconnects 1 s later, all at once (a resync
+// storm): the time until every node holds a whole map again, control's CPU
+// and peak RSS through it, and the check again.
+//   node dist/bench/control-load.js --nodes 1000 [--join-rate 100] [--churn-seconds 20] [--full-maps] [--restart]
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -100,6 +104,10 @@ const joinRate = arg('--join-rate', 100, 1, 10_000);
 const churnSeconds = arg('--churn-seconds', 20, 0, 3600);
 /** --full-maps: the simulated nodes do not ask for deltas (the old behaviour, for comparison) */
 const deltas = !process.argv.includes('--full-maps');
+/** --restart: end with a control restart and the resync storm it causes */
+const restart = process.argv.includes('--restart');
+/** A node's stream that cannot reopen (control is down) tries again this many times, RECONNECT_MS apart. */
+const MAX_REOPEN_ATTEMPTS = 120;
 /** the final check compares the maps of at most this many nodes with what control would send them */
 const CHECK_SAMPLE = 500;
 const CHURN_ENDPOINTS_PER_SEC = 10;
@@ -213,11 +221,15 @@ async function main(): Promise<void> {
         .map((l) => l.toFixed(1))
         .join(' ')}`,
   );
-  const child = fork(join(dirname(fileURLToPath(import.meta.url)), 'control-serve.js'), [dir, String(nodes + churnSeconds + 16)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
   const messages: { type: string; [k: string]: unknown }[] = [];
-  child.on('message', (m) => messages.push(m as { type: string }));
+  const startControl = () => {
+    const c = fork(join(dirname(fileURLToPath(import.meta.url)), 'control-serve.js'), [dir, String(nodes + churnSeconds + 16)], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    c.on('message', (m) => messages.push(m as { type: string }));
+    return c;
+  };
+  let child = startControl();
   const next = async (type: string): Promise<Record<string, unknown>> => {
     await until(() => messages.some((m) => m.type === type), `control's ${type}`);
     return messages.splice(
@@ -226,10 +238,10 @@ async function main(): Promise<void> {
     )[0]!;
   };
   const stats = async (): Promise<Record<string, number>> => (child.send({ type: 'stats' }), (await next('stats')) as Record<string, number>);
-  const pid = child.pid!;
+  let pid = child.pid!;
   try {
     const ready = await next('ready');
-    const url = `https://127.0.0.1:${ready.port as number}`;
+    let url = `https://127.0.0.1:${ready.port as number}`;
     let lastLine = Date.now();
     const pending: Pending[] = [];
     let reconnects = 0;
@@ -259,10 +271,22 @@ async function main(): Promise<void> {
       });
       void s.stream.done.then((d) => {
         if (s.left) return;
-        // as the daemon does: a stream that ended (a delta refused, a connection cut while this process starves) reconnects
+        // as the daemon does: a stream that ended (a delta refused, a connection cut while this process starves, control restarting) reconnects
         reconnects++;
         lastEnd = d.error?.message ?? d.gone ?? 'closed';
-        setTimeout(() => void open(s).catch((err: Error) => (s.ended = err.message)), RECONNECT_MS);
+        const reopen = (attempt: number): void => {
+          setTimeout(
+            () =>
+              void open(s)
+                .then(() => (s.ended = null))
+                .catch((err: Error) => {
+                  s.ended = err.message;
+                  if (attempt < MAX_REOPEN_ATTEMPTS) reopen(attempt + 1);
+                }),
+            RECONNECT_MS,
+          );
+        };
+        reopen(1);
       });
     };
 
@@ -295,11 +319,20 @@ async function main(): Promise<void> {
     await until(() => Date.now() - lastLine > QUIET_MS, 'quiet after connecting', 50);
     const settled = (Date.now() - connectStart - QUIET_MS) / 1000;
     const genJoin = process.cpuUsage(gen0);
+    const memory = async (): Promise<string> => {
+      const m = await stats();
+      const per = (b: number): string => (b / Math.max(1, m.streams!) / 1024).toFixed(0);
+      return (
+        `${m.streams} streams; V8 heap ${mb(m.heapUsed!)} MiB (${per(m.heapUsed!)} KiB per stream), outside the heap ${mb(m.external!)} MiB` +
+        ` (buffers ${mb(m.arrayBuffers!)} MiB), unsent on streams ${mb(m.unsentBytes!)} MiB, RSS ${mb(m.rss!)} MiB (${per(m.rss!)} KiB per stream)`
+      );
+    };
     console.log(
       `join: ${nodes} streams at ${joinRate}/s offered: all had a first map after ${connected.toFixed(1)} s (${(nodes / connected).toFixed(0)} joins/s),` +
         ` settled at ${settled.toFixed(1)} s; ${mb(sum(sims.map((s) => s.bytes)))} MiB of maps and deltas;` +
         ` control CPU ${(cpuSeconds(pid) - cpu0).toFixed(1)} s, RSS ${rssMb(pid).toFixed(0)} MiB; generator CPU ${((genJoin.user + genJoin.system) / 1e6).toFixed(1)} s`,
     );
+    console.log(`  control memory after the join: ${await memory()}`);
 
     const step = async (name: string, act: () => Promise<unknown>, affected: Sim[], done: (s: Sim) => boolean): Promise<void> => {
       const maps0 = sims.map((s) => s.maps);
@@ -524,6 +557,48 @@ async function main(): Promise<void> {
     const ended = sims.filter((s) => s.ended !== null && !s.left);
     if (ended.length) console.log(`  ${ended.length} streams ended and could not reopen, e.g. ${ended[0]!.ended}`);
     if (reconnects) console.log(`  ${reconnects} streams ended and reconnected (whole map again), the last: ${lastEnd}`);
+    if (restart) {
+      const live = sims.filter((s) => !s.left && s.state?.selfView && s.ended === null);
+      const maps0 = new Map(live.map((s) => [s, s.maps]));
+      const peakBefore = peakRssMb(pid);
+      console.log(
+        `restart: control stopped (peak RSS so far ${peakBefore.toFixed(0)} MiB); ${live.length} nodes will reconnect at once, ${RECONNECT_MS} ms after their stream ends`,
+      );
+      child.send({ type: 'stop' });
+      await Promise.race([new Promise((r) => child.once('exit', r)), sleep(10_000)]);
+      child.kill();
+      const t0 = Date.now();
+      child = startControl();
+      pid = child.pid!;
+      const again = await next('ready');
+      url = `https://127.0.0.1:${again.port as number}`;
+      const up = Date.now() - t0;
+      const c0 = cpuSeconds(pid);
+      let maxRss = 0;
+      let maxUnsent = 0;
+      const sampler = setInterval(() => {
+        maxRss = Math.max(maxRss, rssMb(pid));
+        void stats()
+          .then((m) => (maxUnsent = Math.max(maxUnsent, m.unsentBytes ?? 0)))
+          .catch(() => {});
+      }, 1000);
+      await until(() => live.every((s) => s.maps > maps0.get(s)!), 'restart: every node synced', 20);
+      const synced = (Date.now() - t0) / 1000;
+      clearInterval(sampler);
+      await until(() => Date.now() - lastLine > QUIET_MS, 'restart: quiet', 50);
+      const m = await stats();
+      console.log(
+        `restart: control up in ${up} ms; all ${live.length} nodes held a whole map again ${synced.toFixed(1)} s after the restart;` +
+          ` control CPU ${(cpuSeconds(pid) - c0).toFixed(1)} s, peak RSS ${peakRssMb(pid).toFixed(0)} MiB (sampled max ${maxRss.toFixed(0)} MiB),` +
+          ` most unsent on all streams at once ${mb(maxUnsent)} MiB; first maps held back for a later broadcast ${m.deferredFirstMaps ?? 'n/a'}`,
+      );
+      console.log(`  control memory after the resync: ${await memory()}`);
+      child.send({ type: 'digests', ids: sample.map(idOf) });
+      const want2 = new Map((await next('digests')).digests as [number, string][]);
+      await until(() => Date.now() - lastLine > QUIET_MS, 'quiet after the check', 50);
+      const wrong2 = sample.filter((s) => want2.get(idOf(s)) !== mapDigest(s.state!.toMap()));
+      console.log(`  check after the restart: ${sample.length - wrong2.length} of ${sample.length} sampled nodes hold exactly the map control builds for them`);
+    }
     const gen = process.cpuUsage();
     console.log(
       `control: peak RSS ${peakRssMb(pid).toFixed(0)} MiB; generator CPU ${((gen.user + gen.system) / 1e6).toFixed(1)} s, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB;` +
