@@ -90,7 +90,8 @@ export function fullMapLine(snap: NetworkSnapshot, self: NodeRecord): DeltaLine 
     sent: {
       base: snap.seq,
       at: snap.seq,
-      visible: visible && new Set(visible),
+      // the engine's own set, never changed in place (a change makes a new one): kept without a copy
+      visible,
       filter: snap.engine ? (snap.engine.filterOf(self.id) ?? NO_RULES) : null,
       devices: digest(snap.devicesJsonFor(self.id)),
     },
@@ -106,7 +107,7 @@ export function deltaLine(snap: NetworkSnapshot, changes: MapChanges, self: Node
   const visNow = snap.visibleTo(id);
   // the engine recomputes a node's peers only when it reports the node touched (or is replaced)
   const recomputed = since.engine || since.own.has(id);
-  const visible = recomputed ? visNow && new Set(visNow) : sent.visible;
+  const visible = recomputed ? visNow : sent.visible;
   // a policy set or removed: every node's view of the network changes, a whole map is as small
   if ((visible === null) !== (sent.visible === null)) return fullMapLine(snap, self);
   let candidates: ReadonlySet<number> = since.seen;

@@ -883,7 +883,7 @@ export class ControlServer {
     const line = snap.lineFor(node);
     const digest = createHash('sha256').update(line).digest('base64');
     const same = s.sent?.digest === digest;
-    s.sent = { seq: snap.seq, visible: visible && new Set(visible), digest };
+    s.sent = { seq: snap.seq, visible, digest };
     if (same) return;
     this.firstMaps.spend(Buffer.byteLength(line));
     this.streamCounters.mapsWritten++;

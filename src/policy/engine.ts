@@ -50,6 +50,7 @@ export class PolicyEngine {
     return this.filters.get(id);
   }
 
+  /** Node `id`'s peers; a set is never changed once returned (a change makes a new one), so callers may keep it. */
   peersOf(id: number): ReadonlySet<number> | undefined {
     return this.peers.get(id);
   }
@@ -119,8 +120,13 @@ export class PolicyEngine {
       if (!b) continue;
       this.filters.set(id, filterFor(this.policy, b, this.index, this.mesh, this.sources));
       const p = this.peers.get(id)!;
-      if (after.has(id)) p.add(n.id);
-      else p.delete(n.id);
+      // a new set rather than a change to the old one: callers may hold the old one as what a node was last shown
+      if (after.has(id) !== p.has(n.id)) {
+        const q = new Set(p);
+        if (after.has(id)) q.add(n.id);
+        else q.delete(n.id);
+        this.peers.set(id, q);
+      }
       touched.add(id);
       count++;
     }
@@ -140,7 +146,9 @@ export class PolicyEngine {
       const node = this.index.nodes.get(b);
       if (!node) continue;
       this.filters.set(b, filterFor(this.policy, node, this.index, this.mesh, this.sources));
-      this.peers.get(b)!.delete(id);
+      const q = new Set(this.peers.get(b));
+      q.delete(id);
+      this.peers.set(b, q);
       touched.add(b);
       count++;
     }
