@@ -323,7 +323,8 @@ async function main(): Promise<void> {
       const m = await stats();
       const per = (b: number): string => (b / Math.max(1, m.streams!) / 1024).toFixed(0);
       return (
-        `${m.streams} streams; V8 heap ${mb(m.heapUsed!)} MiB (${per(m.heapUsed!)} KiB per stream), outside the heap ${mb(m.external!)} MiB` +
+        `${m.streams} streams; V8 heap ${mb(m.heapUsed!)} MiB used of ${mb(m.heapTotal!)} MiB (${per(m.heapUsed!)} KiB used per stream),` +
+        ` native (RSS less the V8 heap and external) ${mb(m.rss! - m.heapTotal! - m.external!)} MiB (${per(m.rss! - m.heapTotal! - m.external!)} KiB per stream), external ${mb(m.external!)} MiB` +
         ` (buffers ${mb(m.arrayBuffers!)} MiB), unsent on streams ${mb(m.unsentBytes!)} MiB, RSS ${mb(m.rss!)} MiB (${per(m.rss!)} KiB per stream)`
       );
     };
