@@ -18,7 +18,11 @@
 // instead of SQLite; --replicas R (with --db postgres) runs R control replicas on it, each in its own
 // process, node i streaming from replica i mod R: changes made through one (policy, joins, endpoint
 // updates) reach the others' nodes through the change log. CPU and RSS are summed over the replicas.
-//   node dist/bench/control-load.js --nodes 1000 [--join-rate 100] [--churn-seconds 20] [--full-maps] [--db postgres] [--replicas 2]
+// --restart (one replica): then control is stopped and started again on the same state dir;
+// every node's stream ends and reconnects 1 s later, all at once (a resync
+// storm): the time until every node holds a whole map again, control's CPU
+// and peak RSS through it, and the check again.
+//   node dist/bench/control-load.js --nodes 1000 [--join-rate 100] [--churn-seconds 20] [--full-maps] [--db postgres] [--replicas 2] [--restart]
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -112,6 +116,11 @@ const dbKind = process.argv.includes('--db') ? process.argv[process.argv.indexOf
 if (dbKind !== 'sqlite' && dbKind !== 'postgres') throw new Error('--db takes sqlite or postgres');
 const replicaCount = arg('--replicas', 1, 1, 8);
 if (replicaCount > 1 && dbKind !== 'postgres') throw new Error('--replicas needs --db postgres (replicas share a PostgreSQL database)');
+/** --restart: end with a control restart and the resync storm it causes */
+const restart = process.argv.includes('--restart');
+if (restart && replicaCount > 1) throw new Error('--restart restarts the one control server: run it without --replicas');
+/** A node's stream that cannot reopen (control is down) tries again this many times, RECONNECT_MS apart. */
+const MAX_REOPEN_ATTEMPTS = 120;
 /** the final check compares the maps of at most this many nodes with what control would send them */
 const CHECK_SAMPLE = 500;
 const CHURN_ENDPOINTS_PER_SEC = 10;
@@ -229,7 +238,7 @@ async function main(): Promise<void> {
   );
   /** replica k serves state dir k (its own admin socket); the first is `dir` */
   const dirs = [dir, ...Array.from({ length: replicaCount - 1 }, () => mkdtempSync(join(tmpdir(), 'meshctl-control-load-')))];
-  const replicas = dirs.map((d) => {
+  const startReplica = (d: string) => {
     const proc = fork(join(dirname(fileURLToPath(import.meta.url)), 'control-serve.js'), [d, String(nodes + churnSeconds + 16), ...(dbUrl ? [dbUrl] : [])], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -243,7 +252,8 @@ async function main(): Promise<void> {
       )[0]!;
     };
     return { proc, next };
-  });
+  };
+  const replicas = dirs.map(startReplica);
   const child = replicas[0]!.proc;
   const next = replicas[0]!.next;
   /** the streams' counters, summed over the replicas */
@@ -295,7 +305,19 @@ async function main(): Promise<void> {
         // as the daemon does: a stream that ended (a delta refused, a connection cut while this process starves) reconnects
         reconnects++;
         lastEnd = d.error?.message ?? d.gone ?? 'closed';
-        setTimeout(() => void open(s).catch((err: Error) => (s.ended = err.message)), RECONNECT_MS);
+        const reopen = (attempt: number): void => {
+          setTimeout(
+            () =>
+              void open(s)
+                .then(() => (s.ended = null))
+                .catch((err: Error) => {
+                  s.ended = err.message;
+                  if (attempt < MAX_REOPEN_ATTEMPTS) reopen(attempt + 1);
+                }),
+            RECONNECT_MS,
+          );
+        };
+        reopen(1);
       });
     };
 
@@ -333,6 +355,16 @@ async function main(): Promise<void> {
         ` settled at ${settled.toFixed(1)} s; ${mb(sum(sims.map((s) => s.bytes)))} MiB of maps and deltas;` +
         ` control CPU ${(cpuAll() - cpu0).toFixed(1)} s, RSS ${rssAll().toFixed(0)} MiB; generator CPU ${((genJoin.user + genJoin.system) / 1e6).toFixed(1)} s`,
     );
+    const memory = async (): Promise<string> => {
+      const m = await stats();
+      const per = (b: number): string => (b / Math.max(1, m.streams!) / 1024).toFixed(0);
+      return (
+        `${m.streams} streams; V8 heap ${mb(m.heapUsed!)} MiB used of ${mb(m.heapTotal!)} MiB (${per(m.heapUsed!)} KiB used per stream),` +
+        ` native (RSS less the V8 heap and external) ${mb(m.rss! - m.heapTotal! - m.external!)} MiB (${per(m.rss! - m.heapTotal! - m.external!)} KiB per stream), external ${mb(m.external!)} MiB` +
+        ` (buffers ${mb(m.arrayBuffers!)} MiB), unsent on streams ${mb(m.unsentBytes!)} MiB, RSS ${mb(m.rss!)} MiB (${per(m.rss!)} KiB per stream)`
+      );
+    };
+    console.log(`  control memory after the join: ${await memory()}`);
 
     const step = async (name: string, act: () => Promise<unknown>, affected: Sim[], done: (s: Sim) => boolean): Promise<void> => {
       const maps0 = sims.map((s) => s.maps);
@@ -557,6 +589,47 @@ async function main(): Promise<void> {
     const ended = sims.filter((s) => s.ended !== null && !s.left);
     if (ended.length) console.log(`  ${ended.length} streams ended and could not reopen, e.g. ${ended[0]!.ended}`);
     if (reconnects) console.log(`  ${reconnects} streams ended and reconnected (whole map again), the last: ${lastEnd}`);
+    if (restart) {
+      const maps0 = new Map(live.map((s) => [s, s.maps]));
+      console.log(
+        `restart: control stopped (peak RSS so far ${peakAll().toFixed(0)} MiB); ${live.length} nodes will reconnect at once, ${RECONNECT_MS} ms after their stream ends`,
+      );
+      const old = replicas[0]!;
+      old.proc.send({ type: 'stop' });
+      await Promise.race([new Promise((r) => old.proc.once('exit', r)), sleep(10_000)]);
+      old.proc.kill();
+      const t0 = Date.now();
+      const fresh = startReplica(dir);
+      replicas[0] = fresh;
+      pids[0] = fresh.proc.pid!;
+      urls[0] = `https://127.0.0.1:${(await fresh.next('ready')).port as number}`;
+      const up = Date.now() - t0;
+      const c0 = cpuAll();
+      let maxRss = 0;
+      let maxUnsent = 0;
+      const sampler = setInterval(() => {
+        maxRss = Math.max(maxRss, rssAll());
+        void stats()
+          .then((m) => (maxUnsent = Math.max(maxUnsent, m.unsentBytes ?? 0)))
+          .catch(() => {});
+      }, 1000);
+      await until(() => live.every((s) => s.maps > maps0.get(s)!), 'restart: every node synced', 20);
+      const synced = (Date.now() - t0) / 1000;
+      clearInterval(sampler);
+      await until(() => Date.now() - lastLine > QUIET_MS, 'restart: quiet', 50);
+      const m = await stats();
+      console.log(
+        `restart: control up in ${up} ms; all ${live.length} nodes held a whole map again ${synced.toFixed(1)} s after the restart;` +
+          ` control CPU ${(cpuAll() - c0).toFixed(1)} s, peak RSS ${peakAll().toFixed(0)} MiB (sampled max ${maxRss.toFixed(0)} MiB),` +
+          ` most unsent on all streams at once ${mb(maxUnsent)} MiB; first maps held back for a later broadcast ${m.deferredFirstMaps ?? 'n/a'}`,
+      );
+      console.log(`  control memory after the resync: ${await memory()}`);
+      fresh.proc.send({ type: 'digests', ids: sample.map(idOf) });
+      const want2 = new Map((await fresh.next('digests')).digests as [number, string][]);
+      await until(() => Date.now() - lastLine > QUIET_MS, 'quiet after the check', 50);
+      const wrong2 = sample.filter((s) => want2.get(idOf(s)) !== mapDigest(s.state!.toMap()));
+      console.log(`  check after the restart: ${sample.length - wrong2.length} of ${sample.length} sampled nodes hold exactly the map control builds for them`);
+    }
     const gen = process.cpuUsage();
     console.log(
       `control: peak RSS ${peakAll().toFixed(0)} MiB; generator CPU ${((gen.user + gen.system) / 1e6).toFixed(1)} s, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB;` +

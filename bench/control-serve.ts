@@ -1,7 +1,8 @@
 // The control server of the control-plane bench, in its own process so that
 // its CPU time and memory are measured apart from the load generator's. It
 // serves the state dir given as argv[2] on loopback and answers the parent's
-// messages: 'stats' (map streams' counters), 'digests' (of the maps control
+// messages: 'stats' (map streams' counters, and where its memory is: V8 heap,
+// buffers, the bytes written to streams and not yet sent), 'digests' (of the maps control
 // would send the given nodes now, through the node's parser) and 'stop'. With
 // argv[4], a postgres:// URL, it keeps the network there (one replica of several).
 import { ControlServer } from '../src/control/server.js';
@@ -48,6 +49,9 @@ process.on('message', (m: { type: string; ids?: number[] }) => {
       deltasWritten: s.deltasWritten ?? null,
       deltaBytes: s.deltaBytes ?? null,
       deltaResyncs: s.deltaResyncs ?? null,
+      deferredFirstMaps: (s as { deferredFirstMaps?: number }).deferredFirstMaps ?? null,
+      unsentBytes: (s.streams as { unsentBytes: number }[]).reduce((a, x) => a + x.unsentBytes, 0),
+      ...process.memoryUsage(),
     });
   } else if (m.type === 'digests') {
     const maps = server.mapsNow(m.ids ?? []);

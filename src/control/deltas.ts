@@ -15,6 +15,8 @@
 // prefixes changed, or the delta would be about as large as the map) gets a
 // whole map instead.
 import { createHash } from 'node:crypto';
+import { filterPatchOf } from '../netmap/filter-patch.js';
+import type { FilterRule } from '../netmap/types.js';
 import type { MapChanges } from './map-changes.js';
 import type { NetworkSnapshot } from './snapshot.js';
 import type { NodeRecord } from './store.js';
@@ -34,9 +36,19 @@ export interface DeltaSent {
   at: number;
   /** the peers its map may show (a copy), or null for every node */
   visible: ReadonlySet<number> | null;
-  /** digests of its packet filter and devices, to send them only when they changed */
-  filter: string;
+  /**
+   * the packet filter it holds: the policy engine's own rules (shared, never
+   * changed in place; null without a policy), to send only what changed
+   */
+  filter: readonly FilterRule[] | null;
+  /** a digest of its devices, to send them only when they changed */
   devices: string;
+}
+
+/** How a stream takes deltas. */
+export interface DeltaOptions {
+  /** its node applies filter patches: a changed filter goes as a patch when that is smaller than the whole filter */
+  filterPatches?: boolean;
 }
 
 export interface DeltaLine {
@@ -44,6 +56,27 @@ export interface DeltaLine {
   line: string | null;
   full: boolean;
   sent: DeltaSent;
+}
+
+const NO_RULES: readonly FilterRule[] = [];
+
+/**
+ * The delta's member for a filter that went from `held` to `now`: null when
+ * they are equal, else a patch (when the node takes them and it is the
+ * smaller) or the whole filter.
+ */
+function filterPart(held: readonly FilterRule[] | null, now: readonly FilterRule[] | null, patches: boolean): string | null {
+  if (held === now) return null;
+  if (held === null || now === null) return `"packetFilter":${JSON.stringify(now)}`;
+  const patch = filterPatchOf(held, now);
+  if (patch === null) return null;
+  const whole = (): string => `"packetFilter":${JSON.stringify(now)}`;
+  if (!patches) return whole();
+  const part = `"filterPatch":${JSON.stringify(patch)}`;
+  if (!patch.edits.some((e) => e.rule)) return part;
+  // a patch of whole rules can be larger than the filter it makes
+  const w = whole();
+  return part.length >= w.length ? w : part;
 }
 
 const digest = (text: string): string => createHash('sha256').update(text).digest('base64');
@@ -57,15 +90,16 @@ export function fullMapLine(snap: NetworkSnapshot, self: NodeRecord): DeltaLine 
     sent: {
       base: snap.seq,
       at: snap.seq,
-      visible: visible && new Set(visible),
-      filter: digest(snap.filterJsonFor(self.id)),
+      // the engine's own set, never changed in place (a change makes a new one): kept without a copy
+      visible,
+      filter: snap.engine ? (snap.engine.filterOf(self.id) ?? NO_RULES) : null,
       devices: digest(snap.devicesJsonFor(self.id)),
     },
   };
 }
 
 /** The delta that brings the node holding `sent` to `snap`, or a whole map when a delta will not do. */
-export function deltaLine(snap: NetworkSnapshot, changes: MapChanges, self: NodeRecord, sent: DeltaSent): DeltaLine {
+export function deltaLine(snap: NetworkSnapshot, changes: MapChanges, self: NodeRecord, sent: DeltaSent, opts: DeltaOptions = {}): DeltaLine {
   if (snap.seq === sent.at) return { line: null, full: false, sent };
   const since = changes.since(sent.at);
   if (!since) return fullMapLine(snap, self);
@@ -73,7 +107,7 @@ export function deltaLine(snap: NetworkSnapshot, changes: MapChanges, self: Node
   const visNow = snap.visibleTo(id);
   // the engine recomputes a node's peers only when it reports the node touched (or is replaced)
   const recomputed = since.engine || since.own.has(id);
-  const visible = recomputed ? visNow && new Set(visNow) : sent.visible;
+  const visible = recomputed ? visNow : sent.visible;
   // a policy set or removed: every node's view of the network changes, a whole map is as small
   if ((visible === null) !== (sent.visible === null)) return fullMapLine(snap, self);
   let candidates: ReadonlySet<number> = since.seen;
@@ -117,10 +151,10 @@ export function deltaLine(snap: NetworkSnapshot, changes: MapChanges, self: Node
   }
   let { filter, devices } = sent;
   if (recomputed) {
-    const json = snap.filterJsonFor(id);
-    const d = digest(json);
-    if (d !== filter) parts.push(`"packetFilter":${json}`);
-    filter = d;
+    const now = snap.engine ? (snap.engine.filterOf(id) ?? NO_RULES) : null;
+    const part = filterPart(filter, now, opts.filterPatches === true);
+    if (part) parts.push(part);
+    filter = now;
   }
   if (recomputed || since.devices) {
     const json = snap.devicesJsonFor(id);

@@ -9,6 +9,7 @@ import { ControlError } from './protocol.js';
 import { activeRoutes, PrimaryElection, type ActiveRoutes } from './routes.js';
 import { MapChanges } from './map-changes.js';
 import { NetworkSnapshot } from './snapshot.js';
+import { NetworkView } from './network-view.js';
 import type { DnsConfig, NetworkMap, NodeView, RegisterResult, RelayRegion } from '../netmap/types.js';
 import type { ControlStore, StoreTx, DeviceRecord, NodeRecord, RouteApprovalRecord } from './store.js';
 import type { RegisterIn } from './validate.js';
@@ -17,6 +18,18 @@ import { nodeOwner } from './policy.js';
 import { PolicyEngine } from '../policy/engine.js';
 import { parsePolicy } from '../policy/parse.js';
 import type { Policy, PolicyNode } from '../policy/types.js';
+
+/** The position of node `id` in `nodes` (ordered by id), or where it would go. */
+function indexById(nodes: readonly NodeRecord[], id: number): number {
+  let lo = 0;
+  let hi = nodes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (nodes[mid]!.id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 /** One DNS label. */
 const MAX_HOSTNAME = 63;
@@ -61,6 +74,8 @@ export class Registry {
   private readonly election = new PrimaryElection();
   /** what changed between snapshots, so a broadcast builds only the maps a change may reach */
   readonly changes = new MapChanges();
+  /** each node's pieces from the last snapshot, rebuilt only for the nodes a change touched */
+  readonly netView = new NetworkView();
   /** the stored access policy and its engine; undefined: not read yet; null: no policy (allow all) */
   private policy: { policy: Policy; engine: PolicyEngine | null } | null | undefined = undefined;
   private constructor(
@@ -113,13 +128,17 @@ export class Registry {
     const net = { ...this.net };
     if (t.nodes === 'all') net.nodes = await this.raw.listNodes();
     else if (t.nodes.size > 0) {
-      const byId = new Map(net.nodes.map((n) => [n.id, n]));
+      // the touched records replace theirs in the id-ordered list; every other record stays the same object (network-view.ts)
+      const nodes = net.nodes.slice();
       for (const id of t.nodes) {
         const n = await this.raw.getNode(id);
-        if (n) byId.set(id, n);
-        else byId.delete(id);
+        const i = indexById(nodes, id);
+        if (nodes[i]?.id === id) {
+          if (n) nodes[i] = n;
+          else nodes.splice(i, 1);
+        } else if (n) nodes.splice(i, 0, n);
       }
-      net.nodes = [...byId.values()].sort((a, b) => a.id - b.id);
+      net.nodes = nodes;
     }
     if (t.devices) net.devices = await this.raw.listDevices();
     if (t.approvals) net.approvals = await this.raw.listRouteApprovals();
@@ -338,27 +357,38 @@ export class Registry {
     const deviceAddresses = new Map<number, string[]>();
     for (const d of devices) deviceAddresses.set(d.gatewayId, [...(deviceAddresses.get(d.gatewayId) ?? []), d.ipv4, d.ipv6]);
     const policy = this.policyEngine(() =>
-      valid.filter(isValid).map((n) => ({
-        id: n.id,
-        ...nodeOwner(n),
-        addresses: [n.ipv4, n.ipv6],
-        routes: active.get(n.id)!.routes,
-        exitNode: active.get(n.id)!.exitNode,
-        deviceAddresses: deviceAddresses.get(n.id) ?? [],
-      })),
+      valid.filter(isValid).map((n) => {
+        const a = active.get(n.id)!;
+        const devs = deviceAddresses.get(n.id);
+        const sig = a.routes.length === 0 && !a.exitNode && !devs ? '' : JSON.stringify([a.routes, a.exitNode, devs]);
+        return this.netView.policyNode(n, sig, () => ({
+          id: n.id,
+          ...nodeOwner(n),
+          addresses: [n.ipv4, n.ipv6],
+          routes: a.routes,
+          exitNode: a.exitNode,
+          deviceAddresses: devs ?? [],
+        }));
+      }),
     );
+    const stored = this.net.dns;
+    // node names only shadow records: without records the name list is not built
+    const names = stored.records.length ? [...all.map((n) => n.hostname), ...devices.map((d) => d.name)] : [];
+    this.netView.begin();
     const snap = new NetworkSnapshot({
       valid,
       active,
       primaries,
       devices,
-      dns: dnsForMap(this.net.dns, [...all.map((n) => n.hostname), ...devices.map((d) => d.name)]),
+      dns: dnsForMap(stored, names),
       engine: policy?.engine ?? null,
       ipv4Prefix: IPV4_PREFIX,
       ipv6Prefix: this.net.ipv6Prefix,
       relays,
       isOnline,
       view: (n, online, routes) => this.view(n, online, routes),
+      // a snapshot that shows an invalid node (its own map) builds its pieces apart
+      cache: include === undefined || isValid(include) ? this.netView : undefined,
     });
     // a snapshot that shows an invalid node is not the network every stream sees: only its policy part is recorded
     snap.seq = this.changes.observe(snap, policy?.touched ?? new Set(), include === undefined || isValid(include));

@@ -23,6 +23,7 @@ import type { SentMap } from './map-changes.js';
 import { deltaLine, fullMapLine, type DeltaSent } from './deltas.js';
 import type { NetworkSnapshot } from './snapshot.js';
 import { Registry } from './registry.js';
+import { FIRST_MAP_BYTES_PER_BROADCAST, FirstMapAdmission } from './first-maps.js';
 import {
   MAX_RATE_LIMITED_SOURCES,
   SEALED_BURST_PER_SOURCE,
@@ -127,6 +128,8 @@ export interface ControlLimits {
   mapKeepaliveMs: number;
   /** map streams: unacknowledged data this old closes the connection (TCP_USER_TIMEOUT) */
   streamUserTimeoutMs: number;
+  /** whole first maps one broadcast may write, in bytes; streams beyond it get theirs with the next broadcast */
+  firstMapBytesPerBroadcast: number;
 }
 
 /**
@@ -204,6 +207,8 @@ interface Stream {
   deltas: boolean;
   /** a delta stream: what its node holds (null: no map yet) */
   held: DeltaSent | null;
+  /** a delta stream whose node applies packet-filter patches */
+  filterPatches: boolean;
 }
 
 export interface MapStreamStats {
@@ -222,6 +227,8 @@ export interface MapStreamStats {
   deltaBytes: number;
   /** whole maps sent to a delta stream after its first (it fell too far behind, or a delta would be as large) */
   deltaResyncs: number;
+  /** first maps held back to a later broadcast (first-maps.ts) */
+  deferredFirstMaps: number;
 }
 
 export class ControlServer {
@@ -240,7 +247,18 @@ export class ControlServer {
   private readonly sealedRate: SourceRateLimiter;
   private readonly verifyRate: SourceRateLimiter;
   private connStats: ConnectionStats | null = null;
-  private readonly streamCounters = { coalesced: 0, dropped: 0, replaced: 0, mapsWritten: 0, mapBytes: 0, deltasWritten: 0, deltaBytes: 0, deltaResyncs: 0 };
+  private readonly streamCounters = {
+    coalesced: 0,
+    dropped: 0,
+    replaced: 0,
+    mapsWritten: 0,
+    mapBytes: 0,
+    deltasWritten: 0,
+    deltaBytes: 0,
+    deltaResyncs: 0,
+    deferredFirstMaps: 0,
+  };
+  private readonly firstMaps: FirstMapAdmission;
   /** why a request was refused, for the request observer */
   private readonly refusals = new WeakMap<ServerResponse, ControlErrorCode>();
   private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
@@ -283,8 +301,10 @@ export class ControlServer {
       maxRateLimitedSources: MAX_RATE_LIMITED_SOURCES,
       mapKeepaliveMs: MAP_KEEPALIVE_MS,
       streamUserTimeoutMs: STREAM_USER_TIMEOUT_MS,
+      firstMapBytesPerBroadcast: FIRST_MAP_BYTES_PER_BROADCAST,
       ...opts.limits,
     };
+    this.firstMaps = new FirstMapAdmission(this.limits.firstMapBytesPerBroadcast);
     const l = this.limits;
     this.sealedRate = new SourceRateLimiter({ perSecond: l.sealedRequestsPerSecPerSource, burst: l.sealedBurstPerSource, maxSources: l.maxRateLimitedSources });
     this.verifyRate = new SourceRateLimiter({ perSecond: l.verifyRequestsPerSecPerSource, burst: l.verifyBurstPerSource, maxSources: l.maxRateLimitedSources });
@@ -659,7 +679,17 @@ export class ControlServer {
     if (t) clearTimeout(t);
     this.ephemeralTimers.delete(node.id);
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-    const stream: Stream = { nodeId: node.id, res, blocked: false, mapPending: false, closed: false, sent: null, deltas: body.deltas, held: null };
+    const stream: Stream = {
+      nodeId: node.id,
+      res,
+      blocked: false,
+      mapPending: false,
+      closed: false,
+      sent: null,
+      deltas: body.deltas,
+      held: null,
+      filterPatches: body.filterPatches,
+    };
     // one stream per node: the newest wins (the old one is a dead path the node gave up on, or a duplicate)
     const old = this.streams.get(node.id);
     this.streams.set(node.id, stream);
@@ -830,8 +860,11 @@ export class ControlServer {
       const t0 = performance.now();
       // one read of the network for every map of this broadcast
       const snap = this.registry.snapshot((id) => this.online(id), this.relayMap);
+      this.firstMaps.begin();
       for (const s of this.streams.values()) this.pushMap(s, snap);
       this.lastBroadcastMs = performance.now() - t0;
+      // streams whose first map did not fit this broadcast's budget get it with the next
+      if (this.firstMaps.deferred) this.changed();
     }, delay);
   }
 
@@ -855,13 +888,14 @@ export class ControlServer {
       s.mapPending = true;
       return;
     }
-    if (!due) return;
+    if (!due || this.deferFirst(s, s.sent === null)) return;
     s.mapPending = false;
     const line = snap.lineFor(node);
     const digest = createHash('sha256').update(line).digest('base64');
     const same = s.sent?.digest === digest;
-    s.sent = { seq: snap.seq, visible: visible && new Set(visible), digest };
+    s.sent = { seq: snap.seq, visible, digest };
     if (same) return;
+    this.firstMaps.spend(Buffer.byteLength(line));
     this.streamCounters.mapsWritten++;
     this.streamCounters.mapBytes += Buffer.byteLength(line);
     if (!s.res.write(line)) s.blocked = true;
@@ -881,9 +915,10 @@ export class ControlServer {
       s.mapPending = true;
       return;
     }
-    s.mapPending = false;
     const first = s.held === null;
-    const r = first ? fullMapLine(snap, node) : deltaLine(snap, this.registry!.changes, node, s.held!);
+    if (this.deferFirst(s, first)) return;
+    s.mapPending = false;
+    const r = first ? fullMapLine(snap, node) : deltaLine(snap, this.registry!.changes, node, s.held!, { filterPatches: s.filterPatches });
     s.held = r.sent;
     if (r.line === null) return;
     const bytes = Buffer.byteLength(r.line);
@@ -892,8 +927,19 @@ export class ControlServer {
     if (!r.full) {
       this.streamCounters.deltasWritten++;
       this.streamCounters.deltaBytes += bytes;
-    } else if (!first) this.streamCounters.deltaResyncs++;
+    } else {
+      this.firstMaps.spend(bytes);
+      if (!first) this.streamCounters.deltaResyncs++;
+    }
     if (!s.res.write(r.line)) s.blocked = true;
+  }
+
+  /** A stream's first map over this broadcast's budget waits for the next broadcast (first-maps.ts). */
+  private deferFirst(s: Stream, first: boolean): boolean {
+    if (!first || this.firstMaps.admit()) return false;
+    s.mapPending = true;
+    this.streamCounters.deferredFirstMaps++;
+    return true;
   }
 
   /**

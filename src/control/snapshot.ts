@@ -7,6 +7,7 @@
 import type { DeviceView, DnsConfig, NetworkMap, NodeView, RelayRegion } from '../netmap/types.js';
 import type { PolicyEngine } from '../policy/engine.js';
 import type { ActiveRoutes } from './routes.js';
+import type { NetworkView, PeerPiece } from './network-view.js';
 import type { DeviceRecord, NodeRecord } from './store.js';
 
 /** How a node is shown: as a peer (`self` false) or to itself; `extraAllowed` are its devices' addresses. */
@@ -31,11 +32,8 @@ export interface SnapshotParts {
   relays: RelayRegion[];
   isOnline: (id: number) => boolean;
   view: ViewFn;
-}
-
-interface PeerPiece {
-  view: NodeView;
-  json: string;
+  /** the pieces kept from the last snapshot: a node whose inputs did not change is not shown and serialized again */
+  cache?: NetworkView;
 }
 
 interface DevicePiece {
@@ -67,10 +65,6 @@ export class NetworkSnapshot {
       this.order.set(n.id, i);
     });
     for (const d of p.devices) this.deviceAddrs.set(d.gatewayId, [...(this.deviceAddrs.get(d.gatewayId) ?? []), `${d.ipv4}/32`, `${d.ipv6}/128`]);
-    for (const n of p.valid) {
-      const view = p.view(n, p.isOnline(n.id), this.routesOf(n, false));
-      this.peers.set(n.id, { view, json: JSON.stringify(view) });
-    }
     this.devices = p.devices.map((d) => {
       const view: DeviceView = { id: d.id, name: d.name, addresses: [d.ipv4, d.ipv6], gateway: this.byId.get(d.gatewayId)!.hostname };
       const own: DeviceView = { ...view, publicKey: d.publicKey };
@@ -78,12 +72,36 @@ export class NetworkSnapshot {
       this.ownDevicesJson.set(d.gatewayId, [...(this.ownDevicesJson.get(d.gatewayId) ?? []), piece.ownJson]);
       return piece;
     });
+    for (const n of p.valid) {
+      const online = p.isOnline(n.id);
+      const build = (): PeerPiece => {
+        const view = p.view(n, online, this.routesOf(n, false));
+        const json = JSON.stringify(view);
+        const key = `${json}|${JSON.stringify([n.advertisedRoutes, n.advertisedExit])}|${(this.ownDevicesJson.get(n.id) ?? []).join(',')}`;
+        return { view, json, key };
+      };
+      this.peers.set(n.id, p.cache ? p.cache.peer(n, online, this.routingSig(n), build) : build());
+    }
+    p.cache?.prune(this.byId);
     this.sharedJson = [
       `"ipv4Prefix":${JSON.stringify(p.ipv4Prefix)}`,
       `"ipv6Prefix":${JSON.stringify(p.ipv6Prefix)}`,
       `"relays":${JSON.stringify(p.relays)}`,
       `"dns":${JSON.stringify(p.dns)}`,
     ].join(',');
+  }
+
+  /**
+   * What a node's view takes from the routing state besides its record: its
+   * active routes, which of them it is primary for, its devices ('' when it
+   * has none of these, as most nodes).
+   */
+  private routingSig(n: NodeRecord): string {
+    const a = this.p.active.get(n.id)!;
+    const devices = this.deviceAddrs.get(n.id);
+    const own = this.ownDevicesJson.get(n.id);
+    if (a.routes.length === 0 && !a.exitNode && !devices && !own) return '';
+    return JSON.stringify([a.routes, a.exitNode, a.routes.map((r) => this.p.primaries.get(r) === n.id), devices ?? [], own ?? []]);
   }
 
   private routesOf(n: NodeRecord, self: boolean) {
@@ -108,10 +126,7 @@ export class NetworkSnapshot {
    * it advertises, its devices), as one comparable string.
    */
   nodeKey(id: number): string | undefined {
-    const piece = this.peers.get(id);
-    if (!piece) return undefined;
-    const n = this.byId.get(id)!;
-    return `${piece.json}|${JSON.stringify([n.advertisedRoutes, n.advertisedExit])}|${(this.ownDevicesJson.get(id) ?? []).join(',')}`;
+    return this.peers.get(id)?.key;
   }
 
   /** The peers node `id` may see, or null when it sees every node (no policy). */

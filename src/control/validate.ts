@@ -193,13 +193,16 @@ export interface MapIn {
   discoKey: string;
   /** the node applies deltas: after the first whole map its stream carries only what changed (absent: whole maps) */
   deltas: boolean;
+  /** the node applies packet-filter patches in deltas (absent: a changed filter goes whole) */
+  filterPatches: boolean;
 }
 
 export type { PathCounts };
 
 export function parseMapBody(o: Obj): MapIn {
   if (o.deltas !== undefined && typeof o.deltas !== 'boolean') throw bad('map.deltas must be true or false');
-  return { endpoints: endpointsField(o, 'map'), discoKey: keyField(o, 'discoKey', 'map'), deltas: o.deltas === true };
+  if (o.filterPatches !== undefined && typeof o.filterPatches !== 'boolean') throw bad('map.filterPatches must be true or false');
+  return { endpoints: endpointsField(o, 'map'), discoKey: keyField(o, 'discoKey', 'map'), deltas: o.deltas === true, filterPatches: o.filterPatches === true };
 }
 
 /**

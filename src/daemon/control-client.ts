@@ -360,7 +360,7 @@ export class ControlClient {
     const deltas = opts.deltas !== false;
     const state = new NetmapState();
     let response: import('node:http').IncomingMessage | null = null;
-    const request = deltas ? { ...body, deltas: true } : body;
+    const request = deltas ? { ...body, deltas: true, filterPatches: true } : body;
     await this.sendSealed('POST', PATHS.map, 'map', request, idleTimeoutMs, (res) => (response = res));
     const res = response!;
     const url = this.url;

@@ -4,7 +4,8 @@
 // copy and control disagree, and the delta is refused whole (the copy is left
 // as it was) so the node can ask for a whole map again. Peers are kept by id,
 // so applying a delta costs the size of the delta, not of the network.
-import { parseDevices, parseNodeView } from './parse.js';
+import { applyFilterPatch, FilterPatchError } from './filter-patch.js';
+import { MAX_FILTER_SOURCES, parseDevices, parseNodeView } from './parse.js';
 import type { DeviceView, DnsConfig, FilterRule, MapDelta, NetworkMap, NodeView, RelayRegion } from './types.js';
 
 /** The delta does not fit the map the node holds (a gap in the sequence, an unknown peer); the cure is a whole map. */
@@ -82,6 +83,17 @@ export class NetmapState {
       for (const id of d.removed ?? []) names.delete(id);
       parseDevices(devices, 'delta.devices', { self, peers: [...names.values()], ipv4Prefix: this.ipv4Prefix, ipv6Prefix: this.ipv6Prefix });
     }
+    let filter = this.packetFilter;
+    if (d.packetFilter !== undefined) filter = d.packetFilter ?? undefined;
+    else if (d.filterPatch) {
+      if (!filter) throw new MapDeltaError(`delta ${d.seq} patches a packet filter this node does not hold`);
+      try {
+        filter = applyFilterPatch(filter, d.filterPatch, MAX_FILTER_SOURCES);
+      } catch (err) {
+        if (err instanceof FilterPatchError) throw new MapDeltaError(`delta ${d.seq}: ${err.message}`);
+        throw err;
+      }
+    }
     this.self = self;
     // a removal of a peer the node does not hold changes nothing: control may name a peer that came and went while the stream was behind
     for (const id of d.removed ?? []) this.peers.delete(id);
@@ -90,7 +102,7 @@ export class NetmapState {
     if (d.relays !== undefined) this.relays = d.relays;
     if (d.dns !== undefined) this.dns = d.dns ?? undefined;
     if (d.devices !== undefined) this.devices = devices;
-    if (d.packetFilter !== undefined) this.packetFilter = d.packetFilter ?? undefined;
+    this.packetFilter = filter;
     this.seq = d.seq;
   }
 

@@ -22,6 +22,8 @@ import {
   type NetworkMap,
   type NodeView,
   type OptionalPeerField,
+  type FilterPatch,
+  type FilterRuleEdit,
   type PatchableField,
   type PeerPatch,
   type RegisterResult,
@@ -608,7 +610,49 @@ export function parseMapDelta(json: unknown, mesh: MeshPrefixes): MapDelta {
         ? null
         : list(o.packetFilter, 'delta.packetFilter', MAX_FILTER_RULES).map((r, i) => parseFilterRule(r, `delta.packetFilter[${i}]`));
   }
+  if (o.filterPatch !== undefined) {
+    if (o.packetFilter !== undefined) fail('delta.filterPatch', 'a delta carries a whole packet filter or a patch of it, not both');
+    delta.filterPatch = parseFilterPatch(o.filterPatch, 'delta.filterPatch');
+  }
   return delta;
+}
+
+/** A filter patch (netmap/filter-patch.ts): rule positions ascending and within the rule count, source positions ascending. */
+function parseFilterPatch(json: unknown, field: string): FilterPatch {
+  const o = object(json, field);
+  const rules = o.rules;
+  if (typeof rules !== 'number' || !Number.isSafeInteger(rules) || rules < 0 || rules > MAX_FILTER_RULES)
+    fail(`${field}.rules`, `not a rule count: ${shown(rules)}`);
+  let last = -1;
+  const edits = list(o.edits, `${field}.edits`, MAX_FILTER_RULES).map((json, n): FilterRuleEdit => {
+    const f = `${field}.edits[${n}]`;
+    const e = object(json, f);
+    const i = e.i;
+    if (typeof i !== 'number' || !Number.isSafeInteger(i) || i <= last || i >= rules)
+      fail(`${f}.i`, `not a rule position after ${last} and below ${rules}: ${shown(i)}`);
+    last = i;
+    if (e.rule !== undefined) {
+      if (e.remove !== undefined || e.add !== undefined) fail(f, 'an edit carries a whole rule or a change of its sources, not both');
+      return { i, rule: parseFilterRule(e.rule, `${f}.rule`) };
+    }
+    const edit: FilterRuleEdit = { i };
+    if (e.remove !== undefined) edit.remove = list(e.remove, `${f}.remove`, MAX_FILTER_SOURCES).map((s, k) => canonicalPrefix(s, `${f}.remove[${k}]`));
+    if (e.add !== undefined) {
+      let pos = -1;
+      edit.add = list(e.add, `${f}.add`, MAX_FILTER_SOURCES).map((a, k): [number, string] => {
+        const pair = list(a, `${f}.add[${k}]`, 2);
+        const at = pair[0];
+        if (pair.length !== 2 || typeof at !== 'number' || !Number.isSafeInteger(at) || at <= pos || at >= MAX_FILTER_SOURCES) {
+          fail(`${f}.add[${k}]`, `not a [position, prefix] pair with the position after ${pos}: ${shown(a)}`);
+        }
+        pos = at;
+        return [at, canonicalPrefix(pair[1], `${f}.add[${k}][1]`)];
+      });
+    }
+    if (!edit.remove && !edit.add) fail(f, 'an edit with neither a rule nor a change of its sources');
+    return edit;
+  });
+  return { rules, edits };
 }
 
 /** The answer to a register request. */

@@ -185,6 +185,26 @@ export interface MapDelta {
   dns?: DnsConfig | null;
   devices?: DeviceView[];
   packetFilter?: FilterRule[] | null;
+  /** the packet filter's change, against the filter the node holds (only to a node that asked for filter patches) */
+  filterPatch?: FilterPatch;
+}
+
+/**
+ * One rule's change in a filter patch: the whole rule at position `i`, or the
+ * sources removed from the rule held there and those added, each at its
+ * position in the resulting list (ascending).
+ */
+export interface FilterRuleEdit {
+  i: number;
+  rule?: FilterRule;
+  remove?: string[];
+  add?: [number, string][];
+}
+
+/** A packet filter's change: the number of rules it now has, and the rules that changed, by ascending position. */
+export interface FilterPatch {
+  rules: number;
+  edits: FilterRuleEdit[];
 }
 
 /** The answer to a registration: the node as control now holds it, and the network's prefixes. */

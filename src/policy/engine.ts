@@ -14,9 +14,14 @@ import type { FilterRule } from '../netmap/types.js';
 import { filterFor, NodeIndex, peersOf, selectsNode, sourcePrefixes } from './compile.js';
 import type { Policy, PolicyNode } from './types.js';
 
+/** Keys already computed: a caller that passes the same node object again (control's network view) is not serialized again. */
+const keys = new WeakMap<PolicyNode, string>();
+
 /** The fields of a node the policy depends on, as one comparable string. */
 function policyKey(n: PolicyNode): string {
-  return JSON.stringify([n.user, n.tags, n.addresses, n.routes, n.exitNode, n.deviceAddresses]);
+  let k = keys.get(n);
+  if (k === undefined) keys.set(n, (k = JSON.stringify([n.user, n.tags, n.addresses, n.routes, n.exitNode, n.deviceAddresses])));
+  return k;
 }
 
 export class PolicyEngine {
@@ -45,6 +50,7 @@ export class PolicyEngine {
     return this.filters.get(id);
   }
 
+  /** Node `id`'s peers; a set is never changed once returned (a change makes a new one), so callers may keep it. */
   peersOf(id: number): ReadonlySet<number> | undefined {
     return this.peers.get(id);
   }
@@ -114,8 +120,13 @@ export class PolicyEngine {
       if (!b) continue;
       this.filters.set(id, filterFor(this.policy, b, this.index, this.mesh, this.sources));
       const p = this.peers.get(id)!;
-      if (after.has(id)) p.add(n.id);
-      else p.delete(n.id);
+      // a new set rather than a change to the old one: callers may hold the old one as what a node was last shown
+      if (after.has(id) !== p.has(n.id)) {
+        const q = new Set(p);
+        if (after.has(id)) q.add(n.id);
+        else q.delete(n.id);
+        this.peers.set(id, q);
+      }
       touched.add(id);
       count++;
     }
@@ -135,7 +146,9 @@ export class PolicyEngine {
       const node = this.index.nodes.get(b);
       if (!node) continue;
       this.filters.set(b, filterFor(this.policy, node, this.index, this.mesh, this.sources));
-      this.peers.get(b)!.delete(id);
+      const q = new Set(this.peers.get(b));
+      q.delete(id);
+      this.peers.set(b, q);
       touched.add(b);
       count++;
     }

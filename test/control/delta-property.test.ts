@@ -51,6 +51,16 @@ const POLICIES = [
   // bob reaches the servers; tagged nodes are hidden from everyone else
   { tagOwners: { 'tag:server': ['alice'], 'tag:nas': ['alice'] }, acls: [{ action: 'accept', src: ['bob'], dst: ['tag:server:22'] }] },
   { tagOwners: { 'tag:server': ['alice'], 'tag:nas': ['alice'] }, acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }] },
+  // a group reaches the servers: each join or leave in it changes the servers' rule sources (a filter patch)
+  {
+    groups: { 'group:eng': ['alice', 'bob'] },
+    tagOwners: { 'tag:server': ['alice'], 'tag:nas': ['alice'] },
+    acls: [
+      { action: 'accept', src: ['group:eng'], dst: ['tag:server:22,443'] },
+      { action: 'accept', src: ['group:eng', 'tag:nas'], dst: ['tag:server:80'] },
+      { action: 'accept', src: ['carol'], dst: ['autogroup:self:*'] },
+    ],
+  },
 ];
 const RELAYS: RelayRegion[][] = [[], [{ code: 'r1', url: 'https://relay.example:443', stunPort: 3478 }]];
 
@@ -60,6 +70,8 @@ interface Client {
   held: DeltaSent | null;
   /** takes only every `every`-th broadcast */
   every: number;
+  /** applies packet-filter patches (else a changed filter comes whole) */
+  patches: boolean;
 }
 
 const canon = (m: NetworkMap): NetworkMap => parseNetworkMap(JSON.parse(JSON.stringify(m)));
@@ -108,6 +120,7 @@ for (const seed of [1, 2, 3]) {
       const clients = new Map<number, Client>();
       let deltas = 0;
       let fulls = 0;
+      let filterPatches = 0;
       for (let step = 0; step < 300; step++) {
         const nodes = await store.listNodes();
         const some = (): (typeof nodes)[0] | undefined => (nodes.length ? pick(nodes) : undefined);
@@ -164,18 +177,20 @@ for (const seed of [1, 2, 3]) {
         const snap = reg.snapshot((id) => online.has(id), relays);
         for (const id of [...clients.keys()]) if (!snap.node(id)) clients.delete(id);
         for (const id of snap.ids()) {
-          if (!clients.has(id)) clients.set(id, { id, state: new NetmapState(), held: null, every: rnd() < 0.25 ? 3 : 1 });
+          if (!clients.has(id)) clients.set(id, { id, state: new NetmapState(), held: null, every: rnd() < 0.25 ? 3 : 1, patches: rnd() < 0.75 });
         }
         for (const c of clients.values()) {
           if (c.held !== null && step % c.every !== 0) continue;
           const self = snap.node(c.id)!;
-          const out = c.held === null ? fullMapLine(snap, self) : deltaLine(snap, reg.changes, self, c.held);
+          const out = c.held === null ? fullMapLine(snap, self) : deltaLine(snap, reg.changes, self, c.held, { filterPatches: c.patches });
           c.held = out.sent;
           if (out.line !== null) {
             const line = parseMapLine(JSON.parse(out.line), c.state.mesh);
             assert.ok(line);
             if (line.type === 'delta') {
               deltas++;
+              if (line.delta.filterPatch) filterPatches++;
+              assert.ok(c.patches || !line.delta.filterPatch, 'a filter patch went to a node that did not ask for them');
               c.state.apply(line.delta);
             } else if (line.type === 'map') {
               fulls++;
@@ -187,6 +202,8 @@ for (const seed of [1, 2, 3]) {
       }
       // the run exercised deltas, not only whole maps
       assert.ok(deltas > fulls, `${deltas} deltas, ${fulls} whole maps`);
+      // and filter changes went as patches
+      assert.ok(filterPatches > 0, `${filterPatches} filter patches`);
     } finally {
       await raw.close();
       rmSync(dir, { recursive: true, force: true });

@@ -151,3 +151,22 @@ test('while a stream does not take data, pending maps collapse into the latest, 
     await h.close();
   }
 });
+
+test('streams opened at once (a resync storm) get their first maps over several broadcasts, each within its byte budget', async () => {
+  // maps of ~10 KB (12 nodes × 32 endpoints) against a budget of 1 byte: one first map per broadcast
+  const { dir, privs } = await populated(12);
+  const h = await harness({ limits: { firstMapBytesPerBroadcast: 1 } }, dir);
+  const streams: OpenStream[] = [];
+  try {
+    const opened = await Promise.all(privs.map((p) => openStream(h, new Node(h.server.publicKey!, p))));
+    streams.push(...opened);
+    await until(() => streams.every((s) => s.lines().some((l) => l.startsWith('{"type":"map"'))), 20_000, 'every first map');
+    const stats = h.server.mapStreamStats();
+    // every stream got its map, none was dropped, and some waited for a later broadcast
+    assert.equal(stats.dropped, 0);
+    assert.ok(stats.deferredFirstMaps > 0, JSON.stringify(stats));
+  } finally {
+    for (const s of streams) s.res.destroy();
+    await h.close();
+  }
+});

@@ -1,0 +1,100 @@
+// The cost of one broadcast's read of the network at N nodes, without
+// streams: N nodes seeded under the control-load bench's policy (group:eng
+// reaches tag:server, admins reach all, autogroup:self), then a run of single
+// changes (an endpoint, an online flip, a join, a leave), each followed by
+// `registry.snapshot()`; prints the median and p90 ms per kind.
+//   node dist/bench/snapshot-cost.js [--nodes 5000] [--rounds 20]
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { allocateAddresses, ipv6Prefix } from '../src/control/addresses.js';
+import { createAuthKey } from '../src/control/authkeys.js';
+import { setPolicy } from '../src/control/policy.js';
+import { Registry } from '../src/control/registry.js';
+import { SqliteStore } from '../src/control/sqlite-store.js';
+import { keyToText } from '../src/crypto/keys.js';
+import { generatePrivateKey, publicKeyOf } from '../src/crypto/x25519.js';
+import type { NodeRecord } from '../src/control/store.js';
+
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? dflt : Number(process.argv[i + 1]);
+};
+const nodes = arg('--nodes', 5000);
+const rounds = arg('--rounds', 20);
+const users = Math.max(4, Math.floor(nodes / 8));
+const user = (u: number): string => `user${u}`;
+const eng = Array.from({ length: users }, (_, u) => u).filter((u) => u >= 2 && u % 4 === 2);
+const policy = JSON.stringify({
+  groups: { 'group:admins': [user(0), user(1)], 'group:eng': eng.map(user) },
+  tagOwners: { 'tag:server': ['group:admins'], 'tag:nas': ['group:admins'] },
+  acls: [
+    { action: 'accept', src: ['group:eng'], dst: ['tag:server:443,22'] },
+    { action: 'accept', src: ['group:admins'], dst: ['*:*'] },
+    { action: 'accept', src: ['autogroup:member'], dst: ['autogroup:self:*'] },
+  ],
+});
+const key = (): string => keyToText(publicKeyOf(generatePrivateKey()));
+
+const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'meshctl-snapshot-cost-'));
+const raw = new SqliteStore(join(dir, 'control.db'));
+try {
+  const authKeyId = (await createAuthKey(raw, { reusable: true, ephemeral: false, expiryMs: null })).record.id;
+  await ipv6Prefix(raw);
+  let n = 0;
+  const record = async (tx: Pick<SqliteStore, 'insertNode' | 'getMeta' | 'setMeta' | 'listNodes'>, i: number, u: string | null): Promise<NodeRecord> =>
+    tx.insertNode({
+      nodeKey: key(),
+      discoKey: key(),
+      hostname: `n${i}`,
+      requestedHostname: `n${i}`,
+      os: 'linux',
+      version: 'bench',
+      ...(await allocateAddresses(tx as SqliteStore)),
+      endpoints: [`198.18.${(i >> 8) & 255}.${i & 255}:41641`],
+      homeRelay: null,
+      ephemeral: false,
+      authKeyId,
+      createdAtMs: 0,
+      lastSeenMs: null,
+      keyExpiresAtMs: null,
+      connected: false,
+      user: i % 20 === 19 ? null : u,
+      tags: i % 20 === 19 ? ['tag:server'] : [],
+    });
+  await raw.transaction(async (tx) => {
+    for (; n < nodes; n++) await record(tx as unknown as SqliteStore, n, user(n % users));
+  });
+  const reg = await Registry.open(raw, { keyExpiryMs: null });
+  await setPolicy(reg, policy);
+  const online = new Set((await raw.listNodes()).map((r) => r.id));
+  const isOnline = (id: number): boolean => online.has(id);
+  reg.snapshot(isOnline, []);
+  const times: Record<string, number[]> = { endpoint: [], online: [], join: [], leave: [] };
+  const ids = [...online];
+  for (let r = 0; r < rounds; r++) {
+    for (const kind of Object.keys(times)) {
+      const id = ids[(r * 7919) % ids.length]!;
+      if (kind === 'endpoint') await reg.store.updateNode(id, { endpoints: [`203.0.113.${r % 250}:${1000 + r}`] });
+      else if (kind === 'online') online.delete(id);
+      else if (kind === 'join') online.add((await record(reg.store as unknown as SqliteStore, n++, user(eng[0]!))).id);
+      else await reg.store.deleteNode(ids.pop()!);
+      const t0 = performance.now();
+      reg.snapshot(isOnline, []);
+      times[kind]!.push(performance.now() - t0);
+      if (kind === 'online') online.add(id);
+    }
+  }
+  const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+  const line = Object.entries(times)
+    .map(([k, xs]) => `${k} p50 ${pct(xs, 50).toFixed(1)} ms p90 ${pct(xs, 90).toFixed(1)} ms`)
+    .join('; ');
+  console.log(
+    `snapshot-cost: ${nodes} nodes, ${rounds} rounds: ${line}; load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+} finally {
+  await raw.close();
+  rmSync(dir, { recursive: true, force: true });
+}
