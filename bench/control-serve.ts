@@ -1,6 +1,6 @@
 // The control server of the control-plane bench, in its own process so that
 // its CPU time and memory are measured apart from the load generator's. It
-// serves the state dir given as argv[2] on loopback and answers the parent's
+// serves the state dir given as argv[2] on loopback (or on the address in argv[4]) and answers the parent's
 // messages: 'stats' (map streams' counters), 'digests' (of the maps control
 // would send the given nodes now, through the node's parser) and 'stop'.
 import { ControlServer } from '../src/control/server.js';
@@ -12,7 +12,7 @@ const nodes = Number(process.argv[3]);
 // bench-only limits: every simulated node connects from 127.0.0.1, so the per-source caps would refuse most of them
 const connections = 2 * nodes + 256;
 const server = new ControlServer({
-  host: '127.0.0.1',
+  host: process.argv[4] ?? '127.0.0.1',
   port: 0,
   stateDir: dir,
   limits: {

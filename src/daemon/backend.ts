@@ -521,6 +521,7 @@ export class Backend {
   }
 
   private async applyMap(map: NetworkMap): Promise<void> {
+    const t0 = performance.now();
     this.map = map;
     if (!this.host) return;
     if (JSON.stringify(map.self) !== JSON.stringify(this.st.node)) {
@@ -544,7 +545,11 @@ export class Backend {
     // the access policy's rules, in the same step: a permission the map no longer holds cuts its flows now
     this.accessFilter.apply(this.host, map.packetFilter, deviceForwarding(map).sources);
     // the chosen exit node's AllowedIPs gain the default routes while it is approved and online
-    this.host.applyMap(withExitNode(map, this.st.prefs));
+    const peers = this.host.applyMap(withExitNode(map, this.st.prefs));
+    if (peers.added || peers.removed) {
+      // one line per change of the peer set: what an operator (and bench/control-daemon.ts) reads to see a change arrive
+      this.log(`peers: ${peers.added} added, ${peers.removed} removed, ${peers.total} in all (map applied in ${(performance.now() - t0).toFixed(1)} ms)`);
+    }
     this.host.setPlainPeers(plainPeersOf(gatewayDevices(map), (m) => this.log(m)));
     await this.updateSubnets();
     void this.syncAdvertised();

@@ -26,7 +26,7 @@ import {
   type PingResult,
   type RelayPaths,
 } from './types.js';
-import { isDisco } from '../../nat/disco.js';
+import { discoSender, isDisco } from '../../nat/disco.js';
 
 export { DEFAULT_PATH_TIMERS, type PathInfo, type PathPeerConfig, type PathTimers, type PathTraffic, type PingResult, type RelayPaths } from './types.js';
 export type { DiscoStats } from './probe.js';
@@ -38,6 +38,8 @@ export interface PathManagerOptions {
   localEndpoints?: () => Endpoint[];
   /** path changes, for logs */
   onPathChange?: (nodeKey: Buffer, path: PathInfo) => void;
+  /** a disco packet came from a disco key (hex) no peer has: the owner may addPeer() it before the packet is read */
+  onUnknownDisco?: (discoHex: string) => void;
 }
 
 export class PathManager {
@@ -49,6 +51,7 @@ export class PathManager {
   private readonly tick: LazyTimer;
   private readonly clock: Clock;
   private readonly relay: RelayPaths | undefined;
+  private readonly onUnknownDisco: ((discoHex: string) => void) | undefined;
   readonly sendStats = { direct: 0, relay: 0, directGuess: 0, noPath: 0 };
   /** packets and bytes each way by path; PathBind counts what the UDP socket carries, this class what the relay does */
   readonly traffic: PathTraffic = {
@@ -76,6 +79,7 @@ export class PathManager {
     this.timers = { ...DEFAULT_PATH_TIMERS, ...opts.timers };
     this.clock = device.clock;
     this.relay = opts.relay;
+    this.onUnknownDisco = opts.onUnknownDisco;
     this.choice = new PathChoice(this.clock, this.timers, device, opts.relay, opts.onPathChange);
     this.probe = new Prober({
       clock: this.clock,
@@ -116,30 +120,47 @@ export class PathManager {
   /** Replaces the set of peers; new candidates are probed at once. Their WireGuard endpoints become virtual. */
   setPeers(list: PathPeerConfig[]): void {
     const keep = new Set<string>();
-    for (const c of list) {
-      const hex = c.nodeKey.toString('hex');
-      keep.add(hex);
-      let p = this.table.getByHex(hex);
-      if (p && !p.discoKey.equals(c.discoKey)) {
-        this.table.forget(p);
-        p = undefined;
-      }
-      const fresh = !p;
-      if (!p) {
-        p = this.newPeer(c, hex);
-        this.table.add(p);
-      }
-      p.homeRelay = c.homeRelay;
-      let added = false;
-      for (const ep of c.candidates.slice(0, MAX_CANDIDATES)) if (this.table.addCandidate(p, ep)) added = true;
-      const wg = this.device.getPeer(c.nodeKey);
-      if (wg) wg.setEndpoint(p.virtual);
-      if (added || fresh) {
-        this.probe.pingAll(p);
-        this.probe.callMeMaybe(p);
-      }
-    }
+    for (const c of list) keep.add(this.addPeer(c));
     for (const [hex, p] of this.table.entries()) if (!keep.has(hex)) this.table.forget(p);
+  }
+
+  /**
+   * Adds one peer or updates it (a new disco key starts it afresh); new candidates are probed at once and its WireGuard
+   * endpoint becomes virtual. Returns its node key as hex. One peer's cost, whatever the size of the table.
+   */
+  addPeer(c: PathPeerConfig): string {
+    const hex = c.nodeKey.toString('hex');
+    let p = this.table.getByHex(hex);
+    if (p && !p.discoKey.equals(c.discoKey)) {
+      this.table.forget(p);
+      p = undefined;
+    }
+    const fresh = !p;
+    if (!p) {
+      p = this.newPeer(c, hex);
+      this.table.add(p);
+    }
+    p.homeRelay = c.homeRelay;
+    let added = false;
+    for (const ep of c.candidates.slice(0, MAX_CANDIDATES)) if (this.table.addCandidate(p, ep)) added = true;
+    const wg = this.device.getPeer(c.nodeKey);
+    if (wg) wg.setEndpoint(p.virtual);
+    if (added || fresh) {
+      this.probe.pingAll(p);
+      this.probe.callMeMaybe(p);
+    }
+    return hex;
+  }
+
+  /** Forgets one peer: its candidates, timers' view of it and disco key. */
+  removePeer(nodeKey: Buffer): void {
+    const p = this.table.get(nodeKey);
+    if (p) this.table.forget(p);
+  }
+
+  /** How many peers path selection holds now. */
+  get size(): number {
+    return this.table.size;
   }
 
   private newPeer(c: PathPeerConfig, hex: string): PeerPaths {
@@ -251,7 +272,7 @@ export class PathManager {
 
   /** A packet a relay brought from the peer with node key `src`: disco goes to probing, WireGuard to the device. */
   receiveRelayed(region: string, src: Buffer, pkt: Buffer): void {
-    if (pkt[0] === 0x6d && isDisco(pkt)) return this.probe.receive(pkt, relayEndpoint(region));
+    if (pkt[0] === 0x6d && isDisco(pkt)) return this.receive(pkt, relayEndpoint(region));
     this.traffic.relayReceivedPackets++;
     this.traffic.relayReceivedBytes += pkt.length;
     this.device.receiveDatagram(pkt, virtualEndpoint(src));
@@ -259,6 +280,15 @@ export class PathManager {
 
   /** A disco packet, from a direct address or (src = relayEndpoint(region)) from the relay. Never throws. */
   receive(buf: Buffer, src: Endpoint): void {
+    this.knowSender(buf);
     this.probe.receive(buf, src);
+  }
+
+  /** A disco packet from a disco key the table lacks: the owner may add the peer (a lazy peer starting to talk) first. */
+  private knowSender(buf: Buffer): void {
+    const hook = this.onUnknownDisco;
+    if (hook === undefined) return;
+    const hex = discoSender(buf).toString('hex');
+    if (!this.table.byDiscoKey(hex)) hook(hex);
   }
 }
