@@ -152,6 +152,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-control-daemon-'));
   const lab = new Lab();
   let child: ReturnType<typeof fork> | null = null;
+  // interrupted: the control process goes, and the exit handler of test/helpers/netns.ts removes the namespace
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => (child?.kill(), process.exit(130)));
   try {
     const t0 = Date.now();
     const { sims, adminKey } = await seed(dir);
