@@ -101,8 +101,6 @@ export class EngineHost {
   private configuredAddresses: string[] = [];
   /** the map's online peers as the engine needs them (peer-table.ts) */
   private readonly table = new PeerTable();
-  /** node key (base64) → the map's view of each peer in the table */
-  private readonly views = new Map<string, NodeView>();
   /** the map holds at most eagerPeerLimit online peers: every one has an engine peer, none is dropped when idle */
   private eager = true;
   private readonly eagerPeerLimit: number;
@@ -274,7 +272,6 @@ export class EngineHost {
       const extra = this.opts.extraAllowedIps?.get(v.name) ?? [];
       const signature = `${v.discoKey}|${v.allowedIps.join(',')}|${extra.join(',')}|${v.endpoints.join(',')}|${v.homeRelay ?? ''}`;
       const old = this.table.get(v.nodeKey);
-      this.views.set(v.nodeKey, v);
       if (old?.signature === signature) continue;
       if (!old) added++;
       const p: TablePeer = {
@@ -306,7 +303,6 @@ export class EngineHost {
       if (seen.has(p.nodeKeyText)) continue;
       if (p.active) this.deactivate(p);
       this.table.delete(p);
-      this.views.delete(p.nodeKeyText);
       removed++;
     }
     this.eager = this.table.size <= this.eagerPeerLimit;
@@ -486,6 +482,9 @@ export class EngineHost {
 
   /** One disco ping to a peer over the path in use (null: no pong in time, or not a peer). */
   ping(nodeKey: Buffer, timeoutMs: number): Promise<PingResult | null> {
+    // a ping is a packet to the peer: a lazy one gets its engine peer (and path probing) for it
+    const p = this.table.getByHex(nodeKey.toString('hex'));
+    if (p && !p.active) this.activate(p);
     return this.paths.ping(nodeKey, timeoutMs);
   }
 

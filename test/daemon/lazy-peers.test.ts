@@ -87,6 +87,10 @@ test('lazy peers: only talking peers get engine peers; a packet to an idle peer 
     assert.equal(a.counters().disco.tx, 0, 'idle peers are not probed');
     assert.deepEqual(a.peerState(crowd[7]!.nodeKey), { path: { kind: 'none' }, active: false, lastHandshakeWallMs: 0, txBytes: 0, rxBytes: 0 });
     assert.ok(a.isConfigured(crowd[1999]!.nodeKey));
+    assert.ok(
+      crowd.every((v) => a.isConfigured(v.nodeKey) && a.peerState(v.nodeKey)?.path.kind === 'none'),
+      'every peer of the map is in the table and answers status from it',
+    );
 
     // a packet from A's TUN to B's address: A makes B's engine peer, B makes A's from the initiation, the packet arrives
     const pkt = ipv4Packet('100.64.0.1', '100.64.0.2', 32, 0x5a);
