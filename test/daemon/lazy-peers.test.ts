@@ -37,7 +37,7 @@ function memTun(): TunDevice & { inject(p: Buffer): void; written: Buffer[] } {
   };
 }
 
-async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!ok()) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
@@ -66,7 +66,7 @@ function synthetic(i: number): NodeView {
 }
 const template = testNodeView(999);
 
-test('lazy peers: only talking peers get engine peers; a packet to an idle peer makes it and completes a handshake', { timeout: 60_000 }, async () => {
+test('lazy peers: only talking peers get engine peers; a packet to an idle peer makes it and completes a handshake', { timeout: 120_000 }, async () => {
   const keys = { a: generatePrivateKey(), b: generatePrivateKey(), da: generatePrivateKey(), db: generatePrivateKey() };
   const tuns = { a: memTun(), b: memTun() };
   const logs: string[] = [];
