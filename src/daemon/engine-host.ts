@@ -116,9 +116,11 @@ export class EngineHost {
     this.lazyIdleMs = opts.lazyIdleMs ?? LAZY_PEER_IDLE_MS;
     this.idleTimer = new LazyTimer(this.device.clock, () => this.dropIdle());
     // lazy peers: the first packet either way creates the engine peer from the table
+    // (also asked when the device found only a route owner: a lazy peer's own address beats an exit node's default route)
     this.device.onRouteMiss = (pkt, dst, len) => {
       const p = this.table.lookupAt(pkt, dst, len);
-      return p && !p.active ? this.activate(p) : undefined;
+      if (!p) return undefined;
+      return p.engine ?? this.activate(p);
     };
     this.device.onUnknownInitiator = (pub) => {
       const p = this.table.getByHex(pub.toString('hex'));
@@ -285,6 +287,7 @@ export class EngineHost {
         homeRelay: v.homeRelay,
         signature,
         active: false,
+        engine: null,
         lastBytes: 0,
         lastUsedMs: this.device.clock.now(),
       };
@@ -294,6 +297,7 @@ export class EngineHost {
       if (wasActive) {
         // an engine peer in use keeps its sessions: only its AllowedIPs and path candidates follow the map
         p.active = true;
+        p.engine = old.engine;
         p.lastBytes = old.lastBytes;
         p.lastUsedMs = old.lastUsedMs;
         this.configureEngine(p);
@@ -341,6 +345,7 @@ export class EngineHost {
   private activate(p: TablePeer): Peer {
     const peer = this.device.addPeer(p.nodeKey);
     p.active = true;
+    p.engine = peer;
     p.lastBytes = peer.rxBytes + peer.txBytes;
     p.lastUsedMs = this.device.clock.now();
     this.configureEngine(p);
@@ -351,8 +356,10 @@ export class EngineHost {
   /** The engine peer's AllowedIPs and path candidates as the table says. */
   private configureEngine(p: TablePeer): void {
     const peer = this.device.getPeer(p.nodeKey) ?? this.device.addPeer(p.nodeKey);
+    p.engine = peer;
     this.device.allowedIps.removeByValue(peer);
     for (const x of p.prefixes) this.device.allowedIps.insert(x.address, x.bits, peer);
+    peer.routeOwner = p.prefixes.some((x) => x.bits < (x.family === 4 ? 32 : 128));
     this.paths.addPeer({ nodeKey: p.nodeKey, discoKey: p.discoKey, candidates: p.candidates, homeRelay: p.homeRelay });
   }
 
@@ -360,6 +367,7 @@ export class EngineHost {
     this.device.removePeer(p.nodeKey);
     this.paths.removePeer(p.nodeKey);
     p.active = false;
+    p.engine = null;
   }
 
   /** Lazy peers whose engine peer moved no bytes for lazyIdleMs lose it; the timer runs while any is active. */

@@ -7,6 +7,7 @@
 import { AllowedIps } from '../engine/device/allowedips.js';
 import type { Endpoint } from '../engine/conn/endpoint.js';
 import { ipToBytes } from '../engine/device/ippacket.js';
+import type { Peer } from '../engine/device/peer.js';
 
 /** One prefix of a peer's AllowedIPs, parsed and canonical. */
 export interface PeerPrefix {
@@ -30,6 +31,8 @@ export interface TablePeer {
   signature: string;
   /** an engine peer (WireGuard and path state) exists for it now */
   active: boolean;
+  /** that engine peer while active (what a packet routed through the table goes to, with no lookup by key) */
+  engine: Peer | null;
   /** rx + tx bytes of its engine peer at the last idle check, and when they last changed (device clock ms) */
   lastBytes: number;
   lastUsedMs: number;
@@ -42,8 +45,9 @@ export class PeerTable {
   private readonly byText = new Map<string, TablePeer>();
   private readonly byHex = new Map<string, TablePeer>();
   private readonly byDisco = new Map<string, TablePeer>();
-  /** full-length prefixes (/32, /128) by their address bytes */
-  private readonly hosts = new Map<string, TablePeer>();
+  /** /32 prefixes by their address as a number, /128 by their bytes: a peer's own addresses, nearly all prefixes */
+  private readonly hosts4 = new Map<number, TablePeer>();
+  private readonly hosts6 = new Map<string, TablePeer>();
   /** shorter prefixes (subnet routes, an exit node's default routes): longest-prefix match */
   private readonly routes = new AllowedIps<TablePeer>();
   private routeCount = 0;
@@ -71,7 +75,8 @@ export class PeerTable {
   /** The peer whose AllowedIPs hold the address of `len` bytes at `off` in `b` (longest prefix wins), if any. */
   lookupAt(b: Buffer, off: number, len: number): TablePeer | undefined {
     if (off < 0 || off + len > b.length) return undefined;
-    return this.hosts.get(hostKey(b, off, len)) ?? (this.routeCount > 0 ? this.routes.lookupAt(b, off, len) : undefined);
+    const host = len === 4 ? this.hosts4.get(b.readUInt32BE(off)) : this.hosts6.get(hostKey(b, off, len));
+    return host ?? (this.routeCount > 0 ? this.routes.lookupAt(b, off, len) : undefined);
   }
 
   /** Adds `p`, or replaces the entry with its node key (the caller has taken the old one's engine peer down). */
@@ -83,7 +88,8 @@ export class PeerTable {
     this.byDisco.set(p.discoHex, p);
     for (const x of p.prefixes) {
       const b = addressBytes(x);
-      if (x.bits === b.length * 8) this.hosts.set(hostKey(b, 0, b.length), p);
+      if (x.bits === 32 && b.length === 4) this.hosts4.set(b.readUInt32BE(0), p);
+      else if (x.bits === 128) this.hosts6.set(hostKey(b, 0, 16), p);
       else {
         this.routes.insert(x.address, x.bits, p);
         this.routeCount++;
@@ -98,9 +104,11 @@ export class PeerTable {
     if (this.byDisco.get(p.discoHex) === p) this.byDisco.delete(p.discoHex);
     for (const x of p.prefixes) {
       const b = addressBytes(x);
-      if (x.bits === b.length * 8) {
-        const k = hostKey(b, 0, b.length);
-        if (this.hosts.get(k) === p) this.hosts.delete(k);
+      if (x.bits === 32 && b.length === 4) {
+        if (this.hosts4.get(b.readUInt32BE(0)) === p) this.hosts4.delete(b.readUInt32BE(0));
+      } else if (x.bits === 128) {
+        const k = hostKey(b, 0, 16);
+        if (this.hosts6.get(k) === p) this.hosts6.delete(k);
       } else if (this.routes.remove(x.address, x.bits, p)) this.routeCount--;
     }
   }

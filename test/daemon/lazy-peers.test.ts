@@ -92,14 +92,24 @@ test('lazy peers: only talking peers get engine peers; a packet to an idle peer 
       'every peer of the map is in the table and answers status from it',
     );
 
-    // a packet from A's TUN to B's address: A makes B's engine peer, B makes A's from the initiation, the packet arrives
+    // an exit node joins (a default route): internet traffic makes its engine peer
+    const exitNode = { ...synthetic(SYNTHETIC_PEERS), name: 'exit' };
+    exitNode.allowedIps = [...exitNode.allowedIps, '0.0.0.0/0'];
+    assert.deepEqual(a.applyMap(mapOf(viewA, [...crowd, viewB, exitNode])), { added: 1, removed: 0, total: SYNTHETIC_PEERS + 2 });
+    tuns.a.inject(ipv4Packet('100.64.0.1', '192.0.2.80', 20));
+    assert.equal(a.peerCounts().engine, 1, "internet traffic made the exit node's engine peer");
+
+    // a packet from A's TUN to B's address: A makes B's engine peer (B's own address beats the exit node's default route),
+    // B makes A's from the initiation, the packet arrives
     const pkt = ipv4Packet('100.64.0.1', '100.64.0.2', 32, 0x5a);
     tuns.a.inject(pkt);
-    assert.deepEqual(a.peerCounts(), { table: SYNTHETIC_PEERS + 1, engine: 1 }, 'the first packet made the engine peer');
+    assert.deepEqual(a.peerCounts(), { table: SYNTHETIC_PEERS + 2, engine: 2 }, 'the first packet made the engine peer');
     await until('the packet at B', () => tuns.b.written.some((p) => p.equals(pkt)));
     assert.equal(b.peerCounts().engine, 1, 'B made its engine peer for A from the handshake');
     assert.ok(a.peerState(viewB.nodeKey)!.lastHandshakeWallMs > 0, 'A completed the handshake');
     assert.ok(b.peerState(viewA.nodeKey)!.rxBytes > 0);
+    // the exit node leaves the map: its engine peer goes with it
+    assert.deepEqual(a.applyMap(mapOf(viewA, [...crowd, viewB])), { added: 0, removed: 1, total: SYNTHETIC_PEERS + 1 });
     assert.equal(a.peerCounts().engine, 1, 'the crowd stays lazy');
     // and back: B answers over the session A started
     const back = ipv4Packet('100.64.0.2', '100.64.0.1', 40, 0x33);

@@ -90,8 +90,9 @@ export class Device implements UapiTarget, PeerHost {
   private plainBusy = false;
   /**
    * Peers made on demand (lazy peers, docs/architecture.md): a packet from the TUN whose destination no peer's
-   * AllowedIPs hold is offered here (`dst` the offset of its destination address, `len` 4 or 16), and the owner may
-   * add the peer that should carry it and return it. Null: such packets drop as `noRoute`.
+   * AllowedIPs hold, or only a route owner's (Peer.routeOwner), is offered here (`dst` the offset of its destination
+   * address, `len` 4 or 16); the owner returns the peer that should carry it, made now if need be, or undefined to
+   * leave it as it was (dropped as `noRoute`, or to the route owner). Null: no lazy peers.
    */
   onRouteMiss: ((pkt: Buffer, dst: number, len: number) => Peer | undefined) | null = null;
   /**
@@ -231,7 +232,7 @@ export class Device implements UapiTarget, PeerHost {
   private routePacket(pkt: Buffer): void {
     const dst = destinationOffset(pkt);
     let peer = dst >= 0 ? this.allowedIps.lookupAt(pkt, dst, addressLength(pkt)) : undefined;
-    if (!peer && dst >= 0 && this.onRouteMiss !== null) peer = this.onRouteMiss(pkt, dst, addressLength(pkt));
+    if ((peer === undefined || peer.routeOwner) && dst >= 0 && this.onRouteMiss !== null) peer = this.onRouteMiss(pkt, dst, addressLength(pkt)) ?? peer;
     if (!peer) {
       this.stats.dropped.noRoute++;
       return;
