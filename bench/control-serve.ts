@@ -1,10 +1,10 @@
 // The control server of the control-plane bench, in its own process so that
 // its CPU time and memory are measured apart from the load generator's. It
-// serves the state dir given as argv[2] on loopback and answers the parent's
+// serves the state dir given as argv[2] on loopback (or on the address in argv[5]) and answers the parent's
 // messages: 'stats' (map streams' counters, and where its memory is: V8 heap,
 // buffers, the bytes written to streams and not yet sent), 'digests' (of the maps control
 // would send the given nodes now, through the node's parser) and 'stop'. With
-// argv[4], a postgres:// URL, it keeps the network there (one replica of several).
+// argv[4], a postgres:// URL (or '' for SQLite), it keeps the network there (one replica of several).
 import { ControlServer } from '../src/control/server.js';
 import { parseNetworkMap } from '../src/netmap/parse.js';
 import { mapDigest } from './map-digest.js';
@@ -15,7 +15,7 @@ const dbUrl = process.argv[4];
 // bench-only limits: every simulated node connects from 127.0.0.1, so the per-source caps would refuse most of them
 const connections = 2 * nodes + 256;
 const server = new ControlServer({
-  host: '127.0.0.1',
+  host: process.argv[5] || '127.0.0.1',
   port: 0,
   stateDir: dir,
   ...(dbUrl ? { db: { url: dbUrl } } : {}),

@@ -57,6 +57,11 @@ const MAP_IDLE_TIMEOUT_MS = 45_000;
 /** How often local addresses are re-read to notice a changed endpoint. */
 const ENDPOINT_POLL_MS = 5000;
 const LOGOUT_TIMEOUT_MS = 5000;
+/**
+ * netmap.json is written at most once per 2 s: a restart (even after SIGKILL) resumes from a map at most this old,
+ * and a burst of deltas to a map of thousands of peers costs one write of it, not one per delta.
+ */
+const MAP_SAVE_MIN_INTERVAL_MS = 2000;
 /** Netcheck cadence: mappings and relay latency drift; Tailscale re-checks every ~20-26 s. */
 const NETCHECK_INTERVAL_MS = 30_000;
 
@@ -71,6 +76,10 @@ export interface BackendOptions {
 export class Backend {
   private st: NodeState;
   private readonly store: StateStore;
+  /** netmap.json: when it was last written, the newest map waiting for the next write, and that write's timer */
+  private mapSavedAtMs = -Infinity;
+  private mapToSave: NetworkMap | null = null;
+  private mapSaveTimer: NodeJS.Timeout | null = null;
   private state: BackendState = 'NoState';
   private host: EngineHost | null = null;
   private control: ControlClient | null = null;
@@ -328,6 +337,7 @@ export class Backend {
       s.discoPrivateKey = generatePrivateKey().toString('base64');
       s.node = null;
     });
+    this.cancelMapSave();
     this.store.saveMap(null);
     this.state = 'NeedsLogin';
   }
@@ -555,6 +565,7 @@ export class Backend {
   }
 
   private async applyMap(map: NetworkMap): Promise<void> {
+    const t0 = performance.now();
     this.map = map;
     if (!this.host) return;
     if (JSON.stringify(map.self) !== JSON.stringify(this.st.node)) {
@@ -578,7 +589,11 @@ export class Backend {
     // the access policy's rules, in the same step: a permission the map no longer holds cuts its flows now
     this.accessFilter.apply(this.host, map.packetFilter, deviceForwarding(map).sources);
     // the chosen exit node's AllowedIPs gain the default routes while it is approved and online
-    this.host.applyMap(withExitNode(map, this.st.prefs));
+    const peers = this.host.applyMap(withExitNode(map, this.st.prefs));
+    if (peers.added || peers.removed) {
+      // one line per change of the peer set: what an operator (and bench/control-daemon.ts) reads to see a change arrive
+      this.log(`peers: ${peers.added} added, ${peers.removed} removed, ${peers.total} in all (map applied in ${(performance.now() - t0).toFixed(1)} ms)`);
+    }
     this.host.setPlainPeers(plainPeersOf(gatewayDevices(map), (m) => this.log(m)));
     await this.updateSubnets();
     void this.syncAdvertised();
@@ -652,14 +667,44 @@ export class Backend {
     if (l.type !== 'map' || gen !== this.loopGeneration) return;
     await this.applyMap(l.map);
     if (gen !== this.loopGeneration) return;
+    this.saveMapSoon(l.map);
+    if (this.state === 'Starting') this.state = 'Running';
+    for (const w of this.mapWaiters.splice(0)) w();
+  }
+
+  /**
+   * Writes netmap.json now, or when MAP_SAVE_MIN_INTERVAL_MS has passed since the last write (only the newest map
+   * waiting is written then): at thousands of peers a map is megabytes and a delta comes with every change.
+   */
+  private saveMapSoon(map: NetworkMap): void {
+    const wait = this.mapSavedAtMs + MAP_SAVE_MIN_INTERVAL_MS - Date.now();
+    if (wait <= 0) return this.writeMap(map);
+    this.mapToSave = map;
+    if (this.mapSaveTimer) return;
+    this.mapSaveTimer = setTimeout(() => {
+      this.mapSaveTimer = null;
+      const m = this.mapToSave;
+      this.mapToSave = null;
+      if (m) this.writeMap(m);
+    }, wait);
+    this.mapSaveTimer.unref();
+  }
+
+  private writeMap(map: NetworkMap): void {
+    this.mapSavedAtMs = Date.now();
     try {
-      this.store.saveMap(l.map);
+      this.store.saveMap(map);
     } catch (err) {
       // the map is in effect; only the copy a restart would begin with is older
       this.log(`cannot save ${this.store.mapFile} (${(err as Error).message}): a restart resumes from the previous map`);
     }
-    if (this.state === 'Starting') this.state = 'Running';
-    for (const w of this.mapWaiters.splice(0)) w();
+  }
+
+  /** netmap.json is about to be removed: a map waiting to be written must not bring it back. */
+  private cancelMapSave(): void {
+    if (this.mapSaveTimer) clearTimeout(this.mapSaveTimer);
+    this.mapSaveTimer = null;
+    this.mapToSave = null;
   }
 
   /** Deleted or expired at the control server: stop carrying traffic until someone re-authenticates. */
@@ -673,6 +718,7 @@ export class Backend {
     await this.stopEngine();
     this.map = null;
     this.state = 'NeedsLogin';
+    this.cancelMapSave();
     try {
       this.store.saveMap(null);
       if (why === 'NODE_UNKNOWN') this.update((s) => (s.node = null));
@@ -840,6 +886,10 @@ export class Backend {
   }
 
   async close(): Promise<void> {
+    // the daemon exits: the newest map goes to disk for the next start
+    const pending = this.mapToSave;
+    this.cancelMapSave();
+    if (pending) this.writeMap(pending);
     this.idleMemory.stop();
     this.stopMapLoop();
     await this.stopEngine();

@@ -57,6 +57,8 @@ export class DnsHost {
   private readonly port: number;
   private readonly bindRetryMs: number;
   private server: DnsServer | null = null;
+  /** what the server's zone was built from (zoneInputs): a map that leaves it equal keeps the zone */
+  private zoneKey: string | null = null;
   /** the interface and the resolver addresses put on it, and the endpoints the server listens on */
   private ifname: string | null = null;
   private addresses: IpPrefix[] = [];
@@ -131,7 +133,12 @@ export class DnsHost {
       this.listening = at;
       this.log(`DNS: resolver listening on ${at.map((a) => endpointText(a.host, a.port)).join(', ')} for *.${dns.suffix}`);
     }
-    this.server.setZone(buildZone(w.map));
+    // at thousands of peers building the zone takes hundreds of ms, and most maps (endpoints, online) leave it equal
+    const zoneKey = zoneInputs(w.map);
+    if (zoneKey !== this.zoneKey) {
+      this.server.setZone(buildZone(w.map));
+      this.zoneKey = zoneKey;
+    }
     if (!w.acceptDns) return this.restoreOs();
     // the OS is pointed at the resolver only once it listens: a dead resolver in resolv.conf would break every name
     const plan: OsDnsPlan = {
@@ -184,6 +191,7 @@ export class DnsHost {
   private async closeServer(): Promise<void> {
     const s = this.server;
     this.server = null;
+    this.zoneKey = null;
     this.listening = [];
     await s?.close();
     if (this.ifname && this.addresses.length) await removeAddresses(this.ifname, this.addresses);
@@ -296,4 +304,10 @@ function writtenLines(os: OsDnsStatus): string[] {
     ];
   if (os.mode === 'resolved') return os.calls.map((c) => `resolvectl ${c.join(' ')}`);
   return [];
+}
+
+/** Everything buildZone reads from a map (the DNS config, the mesh prefixes, each node's and device's name and addresses), as one string. */
+function zoneInputs(map: NetworkMap): string {
+  const nodes = [map.self, ...map.peers, ...(map.devices ?? [])].map((n) => [n.name, n.addresses]);
+  return JSON.stringify([map.dns, map.ipv4Prefix, map.ipv6Prefix, nodes]);
 }

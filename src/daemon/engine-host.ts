@@ -4,8 +4,10 @@
 import { Device } from '../engine/device/device.js';
 import { PlainPeers, type PlainPeerConfig } from '../engine/device/plain-peers.js';
 import type { PacketFilterHooks, PacketHook } from '../engine/device/filter.js';
-import type { Clock } from '../engine/clock.js';
-import { PathManager, type PathInfo, type PathPeerConfig, type PathTimers, type PingResult } from '../engine/paths/paths.js';
+import { LazyTimer, type Clock } from '../engine/clock.js';
+import { PathManager, type PathInfo, type PathTimers, type PingResult } from '../engine/paths/paths.js';
+import type { Peer } from '../engine/device/peer.js';
+import { PeerTable, type PeerPrefix, type TablePeer } from './peer-table.js';
 import { PathBind } from '../engine/paths/pathbind.js';
 import { endpointKey } from '../engine/conn/endpoint.js';
 import { Netchecker, type StunTarget } from '../nat/netcheck.js';
@@ -49,7 +51,26 @@ export interface EngineHostOptions {
   wallNow?: () => number;
   /** where the handshake timestamps' floor persists (the state dir), so they never go back across a restart */
   timestampFloor?: TimestampFloorStore;
+  /** up to this many online peers every one gets an engine peer at once (default EAGER_PEER_LIMIT) */
+  eagerPeerLimit?: number;
+  /** a lazy peer's engine peer is dropped after this long without a byte either way (default LAZY_PEER_IDLE_MS) */
+  lazyIdleMs?: number;
+  /** tests: the engine's clock */
+  clock?: Clock;
+  /** tests: a TUN device made by the caller (in memory): no interface is opened or configured */
+  tun?: TunDevice;
 }
+
+/**
+ * Up to this many online peers, each gets its engine peer (WireGuard state, timers, disco probing of its candidates)
+ * when the map brings it, so a path is found before the first packet. ~2 KB and a disco ping per heartbeat each: a
+ * hundred cost little; at thousands the probing alone keeps a core busy, so beyond it peers are lazy.
+ */
+export const EAGER_PEER_LIMIT = 100;
+/** A lazy peer's engine peer goes after 5 min without traffic, as Tailscale trims idle peers from its WireGuard config. */
+export const LAZY_PEER_IDLE_MS = 5 * 60_000;
+/** The idle check runs this many times per idle period while lazy engine peers exist. */
+const IDLE_CHECKS_PER_PERIOD = 5;
 
 export function describePath(p: PathInfo): string {
   if (p.kind === 'direct') return `direct ${endpointKey(p.endpoint)}${p.trusted ? '' : ' (unconfirmed)'}`;
@@ -87,16 +108,33 @@ export class EngineHost {
   /** our NAT's mapping from the last netcheck (port prediction): null when unknown or when we are not behind NAT */
   private natMapping: 'easy' | 'hard' | null = null;
   private configuredAddresses: string[] = [];
-  /** node key (base64) → the map's view of each peer we configured */
-  private peerViews = new Map<string, NodeView>();
-  /** the node keys (hex) of those peers: path selection owns them */
-  private meshKeys = new Set<string>();
+  /** the map's online peers as the engine needs them (peer-table.ts) */
+  private readonly table = new PeerTable();
+  /** the map holds at most eagerPeerLimit online peers: every one has an engine peer, none is dropped when idle */
+  private eager = true;
+  private readonly eagerPeerLimit: number;
+  private readonly lazyIdleMs: number;
+  private readonly idleTimer: LazyTimer;
   /** devices on stock WireGuard this node is the gateway of */
   private readonly plain: PlainPeers;
 
   private constructor(readonly opts: EngineHostOptions) {
-    this.device = new Device({ mtu: opts.mtu, timers: opts.engineTimers, logger: opts.logger, timestampFloor: opts.timestampFloor });
+    this.device = new Device({ mtu: opts.mtu, timers: opts.engineTimers, logger: opts.logger, timestampFloor: opts.timestampFloor, clock: opts.clock });
     this.device.setPrivateKey(opts.nodePrivateKey);
+    this.eagerPeerLimit = opts.eagerPeerLimit ?? EAGER_PEER_LIMIT;
+    this.lazyIdleMs = opts.lazyIdleMs ?? LAZY_PEER_IDLE_MS;
+    this.idleTimer = new LazyTimer(this.device.clock, () => this.dropIdle());
+    // lazy peers: the first packet either way creates the engine peer from the table
+    // (also asked when the device found only a route owner: a lazy peer's own address beats an exit node's default route)
+    this.device.onRouteMiss = (pkt, dst, len) => {
+      const p = this.table.lookupAt(pkt, dst, len);
+      if (!p) return undefined;
+      return p.engine ?? this.activate(p);
+    };
+    this.device.onUnknownInitiator = (pub) => {
+      const p = this.table.getByHex(pub.toString('hex'));
+      return p && !p.active ? this.activate(p) : undefined;
+    };
     this.plain = new PlainPeers(this.device, opts.logger);
     this.bind = new UdpBind(opts.logger);
     this.relays = new RelayManager(
@@ -123,6 +161,10 @@ export class EngineHost {
           // (an idle peer's lapsed path still shows as direct, unconfirmed)
           if (p.kind !== 'direct') opts.onDirectLost?.();
         },
+        onUnknownDisco: (hex) => {
+          const p = this.table.getByDisco(hex);
+          if (p && !p.active) this.activate(p);
+        },
       },
     );
     this.pathBind = new PathBind(this.bind, this.paths);
@@ -139,11 +181,14 @@ export class EngineHost {
   static async start(opts: EngineHostOptions): Promise<EngineHost> {
     const h = new EngineHost(opts);
     try {
-      h.tun = await openTun({ name: opts.ifname, mtu: opts.mtu, log: opts.logger });
-      await setLinkUp(opts.ifname, opts.mtu);
+      if (opts.tun) h.tun = opts.tun;
+      else {
+        h.tun = await openTun({ name: opts.ifname, mtu: opts.mtu, log: opts.logger });
+        await setLinkUp(opts.ifname, opts.mtu);
+      }
       await h.device.attachBind(h.pathBind, opts.port);
       // the WireGuard/disco socket (and STUN, which shares it) bypasses the tunnel by policy routing
-      await h.device.applySet({ fwmark: MESH_FWMARK, replacePeers: false, peers: [] });
+      if (!opts.tun) await h.device.applySet({ fwmark: MESH_FWMARK, replacePeers: false, peers: [] });
       h.device.attachTun((p) => h.tun!.write(p));
       h.tun.onPackets((pkts) => h.device.sendPackets(pkts));
       tuneJitForDataPath();
@@ -236,40 +281,146 @@ export class EngineHost {
   }
 
   /**
-   * Makes the WireGuard peers match the map: online peers only, each allowed
-   * exactly the addresses control assigned it (so a peer can only send from
-   * addresses it owns), with its reported endpoints as path candidates.
+   * Makes the peer table match the map: online peers only, each allowed exactly the addresses control assigned it (so a
+   * peer can only send from addresses it owns), with its reported endpoints as path candidates. A peer whose entry is
+   * unchanged costs a string comparison. Engine peers (WireGuard and path state) exist for every peer while the map
+   * holds at most `eagerPeerLimit` online peers; beyond that only for peers that talk (lazy peers): one is made on the
+   * first packet either way (a packet from the TUN for its addresses, a handshake initiation or disco packet from its
+   * keys) and dropped after `lazyIdleMs` without traffic.
    */
-  applyMap(map: NetworkMap): void {
-    const wanted = map.peers.filter((p) => p.online && keyFromText(p.nodeKey) && keyFromText(p.discoKey));
-    const keep = new Set(wanted.map((p) => p.nodeKey));
-    for (const old of this.peerViews.keys()) if (!keep.has(old)) this.device.removePeer(keyFromText(old)!);
-    const pathPeers: PathPeerConfig[] = [];
-    for (const v of wanted) {
-      const key = keyFromText(v.nodeKey)!;
-      const peer = this.device.getPeer(key) ?? this.device.addPeer(key);
-      this.device.allowedIps.removeByValue(peer);
-      for (const a of [...v.allowedIps, ...(this.opts.extraAllowedIps?.get(v.name) ?? [])]) {
-        try {
-          const c = parseCidr(a);
-          this.device.allowedIps.insert(c.address, c.bits, peer);
-        } catch {
-          this.opts.logger(`peer ${v.name}: ignoring bad allowed IP ${a}`);
-        }
+  applyMap(map: NetworkMap): { added: number; removed: number; total: number } {
+    const seen = new Set<string>();
+    let added = 0;
+    let removed = 0;
+    for (const v of map.peers) {
+      if (!v.online || seen.has(v.nodeKey)) continue;
+      const nodeKey = keyFromText(v.nodeKey);
+      const discoKey = keyFromText(v.discoKey);
+      if (!nodeKey || !discoKey) continue;
+      seen.add(v.nodeKey);
+      const extra = this.opts.extraAllowedIps?.get(v.name) ?? [];
+      const signature = `${v.discoKey}|${v.allowedIps.join(',')}|${extra.join(',')}|${v.endpoints.join(',')}|${v.homeRelay ?? ''}`;
+      const old = this.table.get(v.nodeKey);
+      if (old?.signature === signature) continue;
+      if (!old) added++;
+      const p: TablePeer = {
+        nodeKeyText: v.nodeKey,
+        nodeKey,
+        hex: nodeKey.toString('hex'),
+        discoKey,
+        discoHex: discoKey.toString('hex'),
+        prefixes: this.prefixesOf(v, extra),
+        candidates: this.candidatesOf(v),
+        homeRelay: v.homeRelay,
+        signature,
+        active: false,
+        engine: null,
+        lastBytes: 0,
+        lastUsedMs: this.device.clock.now(),
+      };
+      const wasActive = old?.active === true && old.discoHex === p.discoHex;
+      if (old?.active && !wasActive) this.deactivate(old);
+      this.table.set(p);
+      if (wasActive) {
+        // an engine peer in use keeps its sessions: only its AllowedIPs and path candidates follow the map
+        p.active = true;
+        p.engine = old.engine;
+        p.lastBytes = old.lastBytes;
+        p.lastUsedMs = old.lastUsedMs;
+        this.configureEngine(p);
       }
-      const candidates: Endpoint[] = [];
-      for (const e of v.endpoints) {
-        try {
-          candidates.push(parseEndpoint(e));
-        } catch {
-          /* a malformed endpoint from control is skipped, not fatal */
-        }
-      }
-      pathPeers.push({ nodeKey: key, discoKey: keyFromText(v.discoKey)!, candidates, homeRelay: v.homeRelay });
     }
-    this.peerViews = new Map(wanted.map((v) => [v.nodeKey, v]));
-    this.meshKeys = new Set(pathPeers.map((p) => p.nodeKey.toString('hex')));
-    this.paths.setPeers(pathPeers);
+    for (const p of [...this.table.values()]) {
+      if (seen.has(p.nodeKeyText)) continue;
+      if (p.active) this.deactivate(p);
+      this.table.delete(p);
+      removed++;
+    }
+    this.eager = this.table.size <= this.eagerPeerLimit;
+    if (this.eager) for (const p of this.table.values()) if (!p.active) this.activate(p);
+    // past the limit, engine peers made while it was eager become lazy ones: the idle check looks at them too
+    if (!this.eager && !this.idleTimer.pending) this.idleTimer.mod(Math.max(1, Math.ceil(this.lazyIdleMs / IDLE_CHECKS_PER_PERIOD)));
+    return { added, removed, total: this.table.size };
+  }
+
+  private prefixesOf(v: NodeView, extra: string[]): PeerPrefix[] {
+    const out: PeerPrefix[] = [];
+    for (const a of [...v.allowedIps, ...extra]) {
+      try {
+        const c = parseCidr(a);
+        out.push({ address: c.address, bits: c.bits, family: c.family });
+      } catch {
+        this.opts.logger(`peer ${v.name}: ignoring bad allowed IP ${a}`);
+      }
+    }
+    return out;
+  }
+
+  private candidatesOf(v: NodeView): Endpoint[] {
+    const out: Endpoint[] = [];
+    for (const e of v.endpoints) {
+      try {
+        out.push(parseEndpoint(e));
+      } catch {
+        /* a malformed endpoint from control is skipped, not fatal */
+      }
+    }
+    return out;
+  }
+
+  /** Creates the engine peer of `p`: WireGuard peer, its AllowedIPs, path selection (which probes its candidates now). */
+  private activate(p: TablePeer): Peer {
+    const peer = this.device.addPeer(p.nodeKey);
+    p.active = true;
+    p.engine = peer;
+    p.lastBytes = peer.rxBytes + peer.txBytes;
+    p.lastUsedMs = this.device.clock.now();
+    this.configureEngine(p);
+    if (!this.eager && !this.idleTimer.pending) this.idleTimer.mod(Math.max(1, Math.ceil(this.lazyIdleMs / IDLE_CHECKS_PER_PERIOD)));
+    return peer;
+  }
+
+  /** The engine peer's AllowedIPs and path candidates as the table says. */
+  private configureEngine(p: TablePeer): void {
+    const peer = this.device.getPeer(p.nodeKey) ?? this.device.addPeer(p.nodeKey);
+    p.engine = peer;
+    this.device.allowedIps.removeByValue(peer);
+    for (const x of p.prefixes) this.device.allowedIps.insert(x.address, x.bits, peer);
+    peer.routeOwner = p.prefixes.some((x) => x.bits < (x.family === 4 ? 32 : 128));
+    this.paths.addPeer({ nodeKey: p.nodeKey, discoKey: p.discoKey, candidates: p.candidates, homeRelay: p.homeRelay });
+  }
+
+  private deactivate(p: TablePeer): void {
+    this.device.removePeer(p.nodeKey);
+    this.paths.removePeer(p.nodeKey);
+    p.active = false;
+    p.engine = null;
+  }
+
+  /** Lazy peers whose engine peer moved no bytes for lazyIdleMs lose it; the timer runs while any is active. */
+  private dropIdle(): void {
+    if (this.eager) return;
+    const now = this.device.clock.now();
+    let active = 0;
+    for (const p of this.table.values()) {
+      if (!p.active) continue;
+      const wg = this.device.getPeer(p.nodeKey);
+      const bytes = wg ? wg.rxBytes + wg.txBytes : 0;
+      if (bytes !== p.lastBytes) {
+        p.lastBytes = bytes;
+        p.lastUsedMs = now;
+      }
+      if (now - p.lastUsedMs >= this.lazyIdleMs) this.deactivate(p);
+      else active++;
+    }
+    if (active > 0) this.idleTimer.mod(Math.max(1, Math.ceil(this.lazyIdleMs / IDLE_CHECKS_PER_PERIOD)));
+  }
+
+  /** How many peers the table holds and how many of them have an engine peer now. */
+  peerCounts(): { table: number; engine: number } {
+    let engine = 0;
+    for (const p of this.table.values()) if (p.active) engine++;
+    return { table: this.table.size, engine };
   }
 
   /**
@@ -278,7 +429,7 @@ export class EngineHost {
    * Call it after applyMap: a key that is also a mesh node's stays the mesh node's.
    */
   setPlainPeers(list: PlainPeerConfig[]): void {
-    this.plain.set(list, (k) => this.meshKeys.has(k.toString('hex')));
+    this.plain.set(list, (k) => this.table.getByHex(k.toString('hex')) !== undefined);
   }
 
   /** A device's WireGuard peer as this gateway holds it, or null if it holds none with that key. */
@@ -312,7 +463,7 @@ export class EngineHost {
   }
 
   isConfigured(nodeKey: string): boolean {
-    return this.peerViews.has(nodeKey);
+    return this.table.get(nodeKey) !== undefined;
   }
 
   // ---- what the daemon reads and asks of the data plane ------------------------------
@@ -350,9 +501,12 @@ export class EngineHost {
 
   /** A peer the last map configured (node key as text), or null if it is not one. */
   peerState(nodeKey: string): PeerState | null {
-    const key = this.peerViews.has(nodeKey) ? keyFromText(nodeKey) : null;
-    const wg = key ? this.device.getPeer(key) : undefined;
-    if (!key || !wg) return null;
+    const p = this.table.get(nodeKey);
+    if (!p) return null;
+    const key = p.nodeKey;
+    const wg = p.active ? this.device.getPeer(key) : undefined;
+    // a lazy peer without an engine peer: in the map, not talking
+    if (!wg) return { path: { kind: 'none' }, active: false, lastHandshakeWallMs: 0, txBytes: 0, rxBytes: 0 };
     return {
       path: this.paths.pathOf(key),
       active: this.paths.isActive(key),
@@ -364,10 +518,14 @@ export class EngineHost {
 
   /** One disco ping to a peer over the path in use (null: no pong in time, or not a peer). */
   ping(nodeKey: Buffer, timeoutMs: number): Promise<PingResult | null> {
+    // a ping is a packet to the peer: a lazy one gets its engine peer (and path probing) for it
+    const p = this.table.getByHex(nodeKey.toString('hex'));
+    if (p && !p.active) this.activate(p);
     return this.paths.ping(nodeKey, timeoutMs);
   }
 
   async stop(): Promise<void> {
+    this.idleTimer.stop();
     this.paths.stop();
     this.relays.stop();
     if (this.gateway && this.portMapped && this.portMapProtocol === 'NAT-PMP') await natpmpUnmap(this.gateway, this.port).catch(() => undefined);

@@ -93,6 +93,18 @@ export class Device implements UapiTarget, PeerHost {
   private readonly plainViews: (Buffer | null)[] = Array.from({ length: CACHED_VIEW_MAX_BYTES + 1 }, () => null);
   /** plainWork holds a packet being handed on: a receive nested inside (an in-memory bind) opens into its own memory */
   private plainBusy = false;
+  /**
+   * Peers made on demand (lazy peers, docs/architecture.md): a packet from the TUN whose destination no peer's
+   * AllowedIPs hold, or only a route owner's (Peer.routeOwner), is offered here (`dst` the offset of its destination
+   * address, `len` 4 or 16); the owner returns the peer that should carry it, made now if need be, or undefined to
+   * leave it as it was (dropped as `noRoute`, or to the route owner). Null: no lazy peers.
+   */
+  onRouteMiss: ((pkt: Buffer, dst: number, len: number) => Peer | undefined) | null = null;
+  /**
+   * A handshake initiation whose sender's static key (decrypted, not yet authenticated) is no peer's: the owner may
+   * add that peer and return it, so the handshake completes. Null: such initiations drop.
+   */
+  onUnknownInitiator: ((publicKey: Buffer) => Peer | undefined) | null = null;
 
   /** which ChaCha20-Poly1305 implementation the data path uses (aead.ts) */
   get aeadName(): string {
@@ -187,6 +199,10 @@ export class Device implements UapiTarget, PeerHost {
     this.peers.delete(publicKey.toString('hex'));
   }
 
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
   allPeers(): Peer[] {
     return [...this.peers.values()];
   }
@@ -221,7 +237,8 @@ export class Device implements UapiTarget, PeerHost {
   /** Routes a packet by destination to its peer, which encrypts and sends it. */
   private routePacket(pkt: Buffer): void {
     const dst = destinationOffset(pkt);
-    const peer = dst >= 0 ? this.allowedIps.lookupAt(pkt, dst, addressLength(pkt)) : undefined;
+    let peer = dst >= 0 ? this.allowedIps.lookupAt(pkt, dst, addressLength(pkt)) : undefined;
+    if ((peer === undefined || peer.routeOwner) && dst >= 0 && this.onRouteMiss !== null) peer = this.onRouteMiss(pkt, dst, addressLength(pkt)) ?? peer;
     if (!peer) {
       this.stats.dropped.noRoute++;
       return;
@@ -325,7 +342,8 @@ export class Device implements UapiTarget, PeerHost {
     const m = decodeInitiation(buf);
     if (!this.admission.admit(buf, INITIATION_MAC1_OFFSET, INITIATION_MAC2_OFFSET, m.sender, src)) return;
     const id = this.id!;
-    const c = consumeInitiation(id, m, (pub) => this.getPeer(pub)?.remote.staticStatic ?? null);
+    const lazy = this.onUnknownInitiator;
+    const c = consumeInitiation(id, m, (pub) => (this.getPeer(pub) ?? lazy?.(pub))?.remote.staticStatic ?? null);
     if (!c) {
       this.stats.dropped.handshake++;
       return;

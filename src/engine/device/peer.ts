@@ -12,6 +12,12 @@ export type { PeerHost } from './peer-state.js';
 export class Peer extends PeerHandshake {
   // ---- configuration -------------------------------------------------------
 
+  /**
+   * Its AllowedIPs hold a prefix wider than one address (a subnet route, an exit node's default route): a packet the
+   * device routes to it is offered to Device.onRouteMiss too, where a more specific peer not yet made may own it.
+   */
+  routeOwner = false;
+
   setPresharedKey(psk: Buffer | null): void {
     this.remote = { ...this.remote, presharedKey: psk ?? Buffer.alloc(32) };
   }

@@ -27,7 +27,7 @@ import {
   type PingResult,
   type RelayPaths,
 } from './types.js';
-import { isDisco, sealDisco } from '../../nat/disco.js';
+import { discoSender, isDisco, sealDisco } from '../../nat/disco.js';
 import { BirthdayPunch, isPublicIpv4, type BirthdayStats, type NatMapping } from './birthday.js';
 import type { BirthdayBudget } from './birthday-budget.js';
 import { openPeerSocket, type PeerSocket, type PeerSocketOpener } from './peer-socket.js';
@@ -48,6 +48,8 @@ export interface PathManagerOptions {
   /** port prediction's budget, random source and sockets (tests) */
   birthday?: { budget?: Partial<BirthdayBudget>; rand?: () => number; openSocket?: PeerSocketOpener; isPublic?: (address: string) => boolean };
   log?: (msg: string) => void;
+  /** a disco packet came from a disco key (hex) no peer has: the owner may addPeer() it before the packet is read */
+  onUnknownDisco?: (discoHex: string) => void;
 }
 
 export class PathManager {
@@ -62,6 +64,7 @@ export class PathManager {
   private readonly tick: LazyTimer;
   private readonly clock: Clock;
   private readonly relay: RelayPaths | undefined;
+  private readonly onUnknownDisco: ((discoHex: string) => void) | undefined;
   readonly sendStats = { direct: 0, relay: 0, directGuess: 0, noPath: 0 };
   /** packets and bytes each way by path; PathBind counts what the UDP socket carries, this class what the relay does */
   readonly traffic: PathTraffic = {
@@ -89,6 +92,7 @@ export class PathManager {
     this.timers = { ...DEFAULT_PATH_TIMERS, ...opts.timers };
     this.clock = device.clock;
     this.relay = opts.relay;
+    this.onUnknownDisco = opts.onUnknownDisco;
     this.choice = new PathChoice(this.clock, this.timers, device, opts.relay, opts.onPathChange);
     const bo = opts.birthday ?? {};
     this.birthday = new BirthdayPunch(
@@ -203,32 +207,51 @@ export class PathManager {
   /** Replaces the set of peers; new candidates are probed at once. Their WireGuard endpoints become virtual. */
   setPeers(list: PathPeerConfig[]): void {
     const keep = new Set<string>();
-    for (const c of list) {
-      const hex = c.nodeKey.toString('hex');
-      keep.add(hex);
-      let p = this.table.getByHex(hex);
-      if (p && !p.discoKey.equals(c.discoKey)) {
-        this.table.forget(p);
-        this.birthday.forget(p);
-        p = undefined;
-      }
-      const fresh = !p;
-      if (!p) {
-        p = this.newPeer(c, hex);
-        this.table.add(p);
-      }
-      p.homeRelay = c.homeRelay;
-      let added = false;
-      for (const ep of c.candidates.slice(0, MAX_CANDIDATES)) if (this.table.addCandidate(p, ep)) added = true;
-      const wg = this.device.getPeer(c.nodeKey);
-      if (wg) wg.setEndpoint(p.virtual);
-      if (added || fresh) this.probe.punch(p);
-    }
+    for (const c of list) keep.add(this.addPeer(c));
     for (const [hex, p] of this.table.entries())
       if (!keep.has(hex)) {
         this.table.forget(p);
         this.birthday.forget(p);
       }
+  }
+
+  /**
+   * Adds one peer or updates it (a new disco key starts it afresh); new candidates are probed at once and its WireGuard
+   * endpoint becomes virtual. Returns its node key as hex. One peer's cost, whatever the size of the table.
+   */
+  addPeer(c: PathPeerConfig): string {
+    const hex = c.nodeKey.toString('hex');
+    let p = this.table.getByHex(hex);
+    if (p && !p.discoKey.equals(c.discoKey)) {
+      this.table.forget(p);
+      this.birthday.forget(p);
+      p = undefined;
+    }
+    const fresh = !p;
+    if (!p) {
+      p = this.newPeer(c, hex);
+      this.table.add(p);
+    }
+    p.homeRelay = c.homeRelay;
+    let added = false;
+    for (const ep of c.candidates.slice(0, MAX_CANDIDATES)) if (this.table.addCandidate(p, ep)) added = true;
+    const wg = this.device.getPeer(c.nodeKey);
+    if (wg) wg.setEndpoint(p.virtual);
+    if (added || fresh) this.probe.punch(p);
+    return hex;
+  }
+
+  /** Forgets one peer: its candidates, timers' view of it and disco key. */
+  removePeer(nodeKey: Buffer): void {
+    const p = this.table.get(nodeKey);
+    if (!p) return;
+    this.table.forget(p);
+    this.birthday.forget(p);
+  }
+
+  /** How many peers path selection holds now. */
+  get size(): number {
+    return this.table.size;
   }
 
   private newPeer(c: PathPeerConfig, hex: string): PeerPaths {
@@ -343,7 +366,7 @@ export class PathManager {
 
   /** A packet a relay brought from the peer with node key `src`: disco goes to probing, WireGuard to the device. */
   receiveRelayed(region: string, src: Buffer, pkt: Buffer): void {
-    if (pkt[0] === 0x6d && isDisco(pkt)) return this.probe.receive(pkt, relayEndpoint(region));
+    if (pkt[0] === 0x6d && isDisco(pkt)) return this.receive(pkt, relayEndpoint(region));
     this.traffic.relayReceivedPackets++;
     this.traffic.relayReceivedBytes += pkt.length;
     this.device.receiveDatagram(pkt, virtualEndpoint(src));
@@ -351,6 +374,15 @@ export class PathManager {
 
   /** A disco packet, from a direct address or (src = relayEndpoint(region)) from the relay. Never throws. */
   receive(buf: Buffer, src: Endpoint): void {
+    this.knowSender(buf);
     this.probe.receive(buf, src);
+  }
+
+  /** A disco packet from a disco key the table lacks: the owner may add the peer (a lazy peer starting to talk) first. */
+  private knowSender(buf: Buffer): void {
+    const hook = this.onUnknownDisco;
+    if (hook === undefined) return;
+    const hex = discoSender(buf).toString('hex');
+    if (!this.table.byDiscoKey(hex)) hook(hex);
   }
 }

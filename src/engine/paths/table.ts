@@ -34,6 +34,10 @@ export class PathTable {
     return this.byVirtual.get(address);
   }
 
+  get size(): number {
+    return this.peers.size;
+  }
+
   values(): IterableIterator<PeerPaths> {
     return this.peers.values();
   }
