@@ -128,7 +128,8 @@ export class RelayClient {
    */
   probe(timeoutMs: number): void {
     if (!this.connected || this.probeTimer) return;
-    const since = Date.now();
+    // lastRecvMs is on the monotonic clock
+    const since = performance.now();
     this.ping();
     this.probeTimer = setTimeout(() => {
       this.probeTimer = null;

@@ -1,5 +1,6 @@
 // Path selection in memory: disco pings find the candidate that answers, the
 // WireGuard endpoint follows it, strangers' disco packets are counted and dropped.
+import { PATH_OPENED_RESEND_MIN_MS } from '../../src/engine/device/constants.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Device } from '../../src/engine/device/device.js';
@@ -151,9 +152,10 @@ test('WireGuard roaming leaves a virtual endpoint alone; a real one still roams'
   assert.deepEqual(plain.endpoint, { address: '10.0.0.9', port: 1 }, 'ordinary WireGuard roaming');
 });
 
-test('a handshake sent before any path existed is resent when one opens, not after REKEY_TIMEOUT', async () => {
+test('a handshake sent before any path existed is resent when one opens, not after REKEY_TIMEOUT (nor within 250 ms of the last)', async () => {
   const net = new MemNet();
-  const a = await node(net, '10.0.0.1');
+  const clock = new FakeClock();
+  const a = await node(net, '10.0.0.1', clock);
   const bKey = generatePrivateKey();
   try {
     const peer = a.device.addPeer(publicKeyOf(bKey));
@@ -164,7 +166,11 @@ test('a handshake sent before any path existed is resent when one opens, not aft
     a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
     assert.equal(initiations(), 1, 'one initiation, then REKEY_TIMEOUT holds the next');
     peer.pathOpened();
+    assert.equal(initiations(), 1, 'a path that opens right after the initiation: its answer is on the way, no resend');
+    clock.advance(PATH_OPENED_RESEND_MIN_MS);
+    peer.pathOpened();
     assert.equal(initiations(), 2, 'resent at once when a path opens');
+    clock.advance(PATH_OPENED_RESEND_MIN_MS);
     peer.pathOpened();
     assert.equal(initiations(), 3);
   } finally {

@@ -59,6 +59,11 @@ export const PADDING_MULTIPLE = 16;
 
 /** Packets held for a peer while its handshake completes (wireguard-go: 128). */
 export const MAX_STAGED_PACKETS = 128;
+/**
+ * A path that opens within this long of our pending initiation does not resend it: the initiation most likely went
+ * that way (the proving pong came back within the same round trips), and a resend would make its answer unknown.
+ */
+export const PATH_OPENED_RESEND_MIN_MS = 250;
 /** Ignore initiations from one peer arriving faster than this (wireguard-go: 20 ms) — flood guard. */
 export const HANDSHAKE_INITIATION_RATE_MS = 20;
 /** The cookie secret rotates this often (whitepaper §5.4.7: 2 minutes). */

@@ -21,6 +21,9 @@ export class PathChoice {
     private readonly onPathChange: ((nodeKey: Buffer, path: PathInfo) => void) | undefined,
   ) {}
 
+  /** the candidate last reported as each peer's trusted path (cleared when its trust lapses) */
+  private readonly reported = new WeakMap<PeerPaths, Candidate>();
+
   /** a pong came back within the trust window */
   trusted(c: Candidate | null): boolean {
     return c?.lastPongMs != null && this.clock.now() - c.lastPongMs <= this.timers.trustMs;
@@ -53,8 +56,11 @@ export class PathChoice {
         c.latencyMs !== null &&
         best.latencyMs - c.latencyMs > Math.max(SWITCH_BETTER_MIN_MS, best.latencyMs * SWITCH_BETTER_FRACTION));
     if (!better) return;
-    const changed = best !== c || !wasTrusted;
+    // a change is a new candidate, or a trusted path again after a lapse: not every pong on the path in use (each
+    // would report it anew and resend a pending handshake initiation, whose answer then finds its index replaced)
+    const changed = this.reported.get(p) !== c;
     p.best = c;
+    this.reported.set(p, c);
     if (changed) {
       this.onPathChange?.(p.nodeKey, this.pathOf(p));
       this.device.getPeer(p.nodeKey)?.pathOpened();
@@ -64,7 +70,9 @@ export class PathChoice {
   /** Called each heartbeat while the direct path is not trusted: reports the lapse to the relay on the beat it happens. */
   noteLapse(p: PeerPaths, now: number): void {
     const wasTrusted = p.best !== null && p.best.lastPongMs !== null && now - p.best.lastPongMs - this.timers.heartbeatMs <= this.timers.trustMs;
-    if (wasTrusted) this.onPathChange?.(p.nodeKey, this.pathOf(p));
+    if (!wasTrusted) return;
+    this.reported.delete(p);
+    this.onPathChange?.(p.nodeKey, this.pathOf(p));
   }
 
   /** Samples the peer's WireGuard byte counters (each heartbeat); true while it moved a packet within the active window. */
