@@ -216,10 +216,14 @@ export class ControlClient {
     onResponse?: (res: import('node:http').IncomingMessage) => void,
   ): Promise<unknown> {
     const n = this.urls.length;
+    let start: number | null = null;
     for (let k = 0; ; k++) {
-      const i = (this.current + k) % n;
+      const b = await body();
+      // read after the first body: sealing it may have fetched the control key, failing over to a live replica already
+      start ??= this.current;
+      const i = (start + k) % n;
       try {
-        const out = await this.sendTo(i, method, path, await body(), timeoutMs, onResponse);
+        const out = await this.sendTo(i, method, path, b, timeoutMs, onResponse);
         this.current = i;
         return out;
       } catch (err) {
