@@ -41,10 +41,14 @@ export class PathChoice {
     return p.best ?? (p.candidates.size ? p.candidates.values().next().value! : null);
   }
 
-  /** A pong proved `c`: it becomes the path if there is no trusted one or it is clearly faster. */
-  consider(p: PeerPaths, c: Candidate): void {
+  /**
+   * A pong proved `c`: it becomes the path if there is no trusted one or it is clearly faster. `prevPongMs`: c's
+   * last pong before this one, so a heartbeat's pong on a path that stayed trusted is no change (no log line, no
+   * handshake resent each beat).
+   */
+  consider(p: PeerPaths, c: Candidate, prevPongMs: number | null): void {
     const best = p.best;
-    const wasTrusted = best !== c && this.trusted(best);
+    const wasTrusted = best === c ? prevPongMs !== null && this.clock.now() - prevPongMs <= this.timers.trustMs : this.trusted(best);
     const better =
       !best ||
       best === c ||

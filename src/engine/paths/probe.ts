@@ -237,9 +237,10 @@ export class Prober {
     const now = this.now();
     const latencyMs = now - pend.sentMs;
     if (pend.cand) {
+      const prevPongMs = pend.cand.lastPongMs;
       pend.cand.latencyMs = latencyMs;
       pend.cand.lastPongMs = now;
-      this.s.choice.consider(p, pend.cand);
+      this.s.choice.consider(p, pend.cand, prevPongMs);
       pend.onPong?.({ kind: 'direct', endpoint: { ...src }, latencyMs });
     } else {
       p.relayLatencyMs = latencyMs;
