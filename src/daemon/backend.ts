@@ -52,8 +52,12 @@ const DEFAULT_UP_TIMEOUT_MS = 30_000;
 /** Reconnect backoff to the control server: doubles from 1 s to 30 s, ±25 % jitter so nodes do not stampede. */
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
-/** The map stream carries a keepalive every 15 s; three missed ones mean it is dead. */
-const MAP_IDLE_TIMEOUT_MS = 45_000;
+/**
+ * The map stream carries a keepalive line every 3 s (MAP_KEEPALIVE_MS); four missed ones mean it is dead. Control
+ * marks a node whose stream died offline within ~10 s (TCP_USER_TIMEOUT) and its peers drop it: a node that waited
+ * longer to notice would stay unreachable for the difference.
+ */
+const MAP_IDLE_TIMEOUT_MS = 12_000;
 /** How often local addresses are re-read to notice a changed endpoint. */
 const ENDPOINT_POLL_MS = 5000;
 const LOGOUT_TIMEOUT_MS = 5000;

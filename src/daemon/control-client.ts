@@ -120,6 +120,13 @@ export interface MapStreamOptions {
  * own names (a handful per region); bounds state.json and each failover round.
  */
 export const MAX_LOGIN_SERVERS = 8;
+/**
+ * TCP keepalive on a map stream after this much time with nothing received (rounded down to whole seconds by the OS).
+ * Control sends a line every 3 s (MAP_KEEPALIVE_MS) and closes a stream whose data goes unacknowledged for 7 s
+ * (STREAM_USER_TIMEOUT_MS); a probe 2 s into a silence reaches control while it still retransmits, so a NAT mapping
+ * the router dropped (a reboot, a flushed table) is made again from the node's side and the stream lives on.
+ */
+export const MAP_STREAM_KEEPALIVE_IDLE_MS = 2000;
 
 /** A request that never got an answer (connection refused, reset, timed out): the next replica may take it. */
 const isUnanswered = (err: unknown): boolean => (err as { unanswered?: boolean }).unanswered === true;
@@ -413,8 +420,11 @@ export class ControlClient {
         parts = [];
         res.destroy(new Error(`control server ${url} sent a map stream line longer than ${maxLine} bytes: refused`));
       };
-      // the server writes a keepalive every 15 s; silence for longer means a dead path
+      // the server writes a keepalive line every MAP_KEEPALIVE_MS; silence for idleTimeoutMs means a dead path
       res.socket.setTimeout(idleTimeoutMs, () => res.destroy(new Error(`no word from ${url} for ${idleTimeoutMs / 1000}s`)));
+      // a node only reads on its stream: TCP keepalive makes it send when the server's lines stop, which re-opens a
+      // mapping its NAT router forgot before control's TCP_USER_TIMEOUT gives up on the stream
+      res.socket.setKeepAlive(true, MAP_STREAM_KEEPALIVE_IDLE_MS);
       res.on('data', (c: Buffer) => {
         let start = 0;
         let nl: number;

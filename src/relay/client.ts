@@ -12,6 +12,7 @@ import { corkedWrite } from './cork.js';
 import { queuedBytes } from './hold.js';
 import { SHORT_ID_LEN, SHORT_IDS_MAX, ShortIdAssigner, ShortIdTable, shortIdBytes, shortIdsOffered } from './short-ids.js';
 import { connectMarkedTls } from '../util/marked-socket.js';
+import { armStreamLiveness } from '../control/liveness.js';
 
 export interface RelayClientOptions {
   url: string;
@@ -56,6 +57,14 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const PING_MS = 30_000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15_000;
+/**
+ * Data the relay has not acknowledged for this long closes the connection (TCP_USER_TIMEOUT, with TCP keepalive
+ * probes after 3 s without a frame: liveness.ts), and it reconnects. A NAT router that forgot the connection (a
+ * reboot, a flushed table) drops the relay's packets and the node's retransmissions alike, and TCP's own retries take
+ * minutes; relayed traffic stops meanwhile. 5 s is many round trips even on a slow path, and within the 5 s that a
+ * flow may lose at a fault (docs/reliability.md).
+ */
+export const RELAY_USER_TIMEOUT_MS = 5000;
 /** No frame at all from the relay for this long (it sends keepalives every 30 s): reconnect. */
 const SERVER_IDLE_MS = 75_000;
 /**
@@ -128,7 +137,7 @@ export class RelayClient {
    */
   probe(timeoutMs: number): void {
     if (!this.connected || this.probeTimer) return;
-    // lastRecvMs is on the monotonic clock
+    // lastRecvMs is on the monotonic clock: so is the probe's start, or every probe would look unanswered
     const since = performance.now();
     this.ping();
     this.probeTimer = setTimeout(() => {
@@ -239,6 +248,7 @@ export class RelayClient {
       }
       sock.setNoDelay(true);
       sock.setTimeout(0);
+      armStreamLiveness(sock, RELAY_USER_TIMEOUT_MS);
       sock.write(`GET ${RELAY_PATH} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: ${RELAY_UPGRADE}\r\nConnection: Upgrade\r\n\r\n`);
     });
     sock.on('timeout', () => fail('connection timed out'));

@@ -269,6 +269,7 @@ test('on the fake clock: heartbeats keep a direct path, its lapse moves to the r
     assert.equal(best(), 'relay', 'no pong yet: the relay carries the handshake');
     assert.equal(answer([{ to: ep1, latencyMs: 10 }]), 1);
     assert.equal(best(), '10.0.0.2 trusted=true');
+    const changesBefore = a.changes.length;
 
     // heartbeat: one ping per beat to the current path keeps it trusted well past trustMs
     for (let i = 0; i < 6; i++) {
@@ -277,6 +278,7 @@ test('on the fake clock: heartbeats keep a direct path, its lapse moves to the r
     }
     assert.ok(clock.now() > 2 * trustMs);
     assert.equal(best(), '10.0.0.2 trusted=true');
+    assert.equal(a.changes.length, changesBefore, 'a pong on the path that stayed trusted is no path change');
     const lastPong = clock.now();
 
     // a pong from the wrong source proves nothing, and is counted

@@ -6,6 +6,10 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
 import { client, relay, until } from './harness.js';
 
+/** The probe's timeout in the live-connection test, and how long after the probe it watches (past the timeout). */
+const PROBE_MS = 300;
+const WATCH_MS = 1500;
+
 /** A TCP proxy on loopback whose existing connections can be made to drop everything, as a dead path does. */
 async function blackholeProxy(port: number) {
   const pairs: { a: Socket; b: Socket; dead: boolean }[] = [];
@@ -51,6 +55,28 @@ test('a probe of a relay connection that went silent reconnects within its timeo
   } finally {
     c.stop();
     await proxy.close();
+    await r.close();
+  }
+});
+
+test('a probe of a live relay connection keeps it: no reconnect, no error, packets still flow', async () => {
+  const r = await relay();
+  const a = client(r.url, { fingerprint: r.r.fingerprint });
+  const b = client(r.url, { fingerprint: r.r.fingerprint });
+  try {
+    await until(() => a.c.connected && b.c.connected, 5000, 'both connected');
+    a.c.probe(PROBE_MS);
+    // the probe is decided PROBE_MS in (the relay's pong comes within a round trip); watch past it for a wrongly dropped connection
+    const started = Date.now();
+    await until(() => a.c.lastError !== null || !a.c.connected || Date.now() - started > WATCH_MS, 5000, 'the probe decided');
+    assert.equal(a.c.lastError, null, 'a live connection answers the probe and is kept');
+    assert.ok(a.c.connected);
+    assert.equal(a.c.stats.reconnects, 0);
+    assert.ok(a.c.send(b.pub, Buffer.from('after the probe')));
+    await until(() => b.got.some((g) => g.pkt.toString() === 'after the probe'), 3000, 'a packet after the probe');
+  } finally {
+    a.c.stop();
+    b.c.stop();
     await r.close();
   }
 });

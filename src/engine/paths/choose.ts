@@ -21,9 +21,6 @@ export class PathChoice {
     private readonly onPathChange: ((nodeKey: Buffer, path: PathInfo) => void) | undefined,
   ) {}
 
-  /** the candidate last reported as each peer's trusted path (cleared when its trust lapses) */
-  private readonly reported = new WeakMap<PeerPaths, Candidate>();
-
   /** a pong came back within the trust window */
   trusted(c: Candidate | null): boolean {
     return c?.lastPongMs != null && this.clock.now() - c.lastPongMs <= this.timers.trustMs;
@@ -44,10 +41,14 @@ export class PathChoice {
     return p.best ?? (p.candidates.size ? p.candidates.values().next().value! : null);
   }
 
-  /** A pong proved `c`: it becomes the path if there is no trusted one or it is clearly faster. */
-  consider(p: PeerPaths, c: Candidate): void {
+  /**
+   * A pong proved `c`: it becomes the path if there is no trusted one or it is clearly faster. `prevPongMs`: c's
+   * last pong before this one, so a heartbeat's pong on a path that stayed trusted is no change (no log line, no
+   * handshake resent each beat).
+   */
+  consider(p: PeerPaths, c: Candidate, prevPongMs: number | null): void {
     const best = p.best;
-    const wasTrusted = best !== c && this.trusted(best);
+    const wasTrusted = best === c ? prevPongMs !== null && this.clock.now() - prevPongMs <= this.timers.trustMs : this.trusted(best);
     const better =
       !best ||
       best === c ||
@@ -58,9 +59,8 @@ export class PathChoice {
     if (!better) return;
     // a change is a new candidate, or a trusted path again after a lapse: not every pong on the path in use (each
     // would report it anew and resend a pending handshake initiation, whose answer then finds its index replaced)
-    const changed = this.reported.get(p) !== c;
+    const changed = best !== c || !wasTrusted;
     p.best = c;
-    this.reported.set(p, c);
     if (changed) {
       this.onPathChange?.(p.nodeKey, this.pathOf(p));
       this.device.getPeer(p.nodeKey)?.pathOpened();
@@ -70,9 +70,7 @@ export class PathChoice {
   /** Called each heartbeat while the direct path is not trusted: reports the lapse to the relay on the beat it happens. */
   noteLapse(p: PeerPaths, now: number): void {
     const wasTrusted = p.best !== null && p.best.lastPongMs !== null && now - p.best.lastPongMs - this.timers.heartbeatMs <= this.timers.trustMs;
-    if (!wasTrusted) return;
-    this.reported.delete(p);
-    this.onPathChange?.(p.nodeKey, this.pathOf(p));
+    if (wasTrusted) this.onPathChange?.(p.nodeKey, this.pathOf(p));
   }
 
   /** Samples the peer's WireGuard byte counters (each heartbeat); true while it moved a packet within the active window. */

@@ -171,9 +171,10 @@ export class PathManager {
       ? { ep: { address: ep.address, port: ep.port }, latencyMs, lastPongMs: now, lastPingMs: now, pingedBack: false, via: sock }
       : (this.table.addCandidate(p, ep) ?? p.candidates.get(endpointKey(ep)));
     if (!c) return;
+    const prevPongMs = c.lastPongMs;
     c.latencyMs = latencyMs;
     c.lastPongMs = now;
-    this.choice.consider(p, c);
+    this.choice.consider(p, c, prevPongMs);
     if (sock && p.best !== c) this.birthday.release(p);
   }
 

@@ -341,10 +341,11 @@ export class Prober {
     const now = this.now();
     const latencyMs = now - pend.sentMs;
     if (pend.cand) {
+      const prevPongMs = pend.cand.lastPongMs;
       pend.cand.latencyMs = latencyMs;
       pend.cand.lastPongMs = now;
       punchSucceeded(p.punch);
-      this.s.choice.consider(p, pend.cand);
+      this.s.choice.consider(p, pend.cand, prevPongMs);
       pend.onPong?.({ kind: 'direct', endpoint: { ...src }, latencyMs });
     } else {
       p.relayLatencyMs = latencyMs;
