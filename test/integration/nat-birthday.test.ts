@@ -14,23 +14,13 @@ import type { Status } from '../../src/localapi/types.js';
 import { packageRoot } from '../../src/cli/version.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { sh } from '../helpers/netns.js';
-import { checkXfer, exitWithin } from '../helpers/xfer.js';
+import { nodeStatus as status, pathTo } from '../helpers/lab-status.js';
+import { checkXfer, exitWithin, XFER_FIXTURE as XFER } from '../helpers/xfer.js';
 
 const skip = rootSkipReason('nft', 'ss', 'ping');
 const BIN = join(packageRoot(), 'bin', 'meshctl');
-const XFER = join(packageRoot(), 'dist', 'test', 'integration', 'fixtures', 'tcp-xfer.js');
 /** the goal: direct within this long of traffic starting */
 const DIRECT_WITHIN_MS = 10_000;
-
-async function status(l: Lab, n: LabNode): Promise<Status> {
-  const r = await l.meshctl(n, ['status', '--json']);
-  assert.equal(r.code, 0, `${n.name}: ${r.err}`);
-  return JSON.parse(r.out) as Status;
-}
-
-async function pathTo(l: Lab, from: LabNode, to: LabNode) {
-  return (await status(l, from)).peers.find((p) => p.name === to.name)?.path ?? { kind: 'none' as const };
-}
 
 /** the part of port prediction's counters (`status --json` → counters.birthday) this test reads */
 interface PredictionCounters {

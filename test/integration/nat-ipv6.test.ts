@@ -12,26 +12,15 @@ import { writeFileSync } from 'node:fs';
 import { Lab, tearDown } from '../../src/lab/lab.js';
 import { RELAYS, type LabNode } from '../../src/lab/topology.js';
 import { nodeIp6, RELAY_IP6 } from '../../src/lab/ipv6.js';
-import type { Status } from '../../src/localapi/types.js';
 import type { NetReport } from '../../src/netmap/netreport.js';
 import { packageRoot } from '../../src/cli/version.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { sh } from '../helpers/netns.js';
-import { checkXfer, exitWithin, type XferResult } from '../helpers/xfer.js';
+import { nodeStatus as status, pathTo } from '../helpers/lab-status.js';
+import { checkXfer, exitWithin, XFER_FIXTURE as XFER, type XferResult } from '../helpers/xfer.js';
 
 const skip = rootSkipReason('nft', 'ss', 'ping');
 const BIN = join(packageRoot(), 'bin', 'meshctl');
-const XFER = join(packageRoot(), 'dist', 'test', 'integration', 'fixtures', 'tcp-xfer.js');
-
-async function status(l: Lab, n: LabNode): Promise<Status> {
-  const r = await l.meshctl(n, ['status', '--json']);
-  assert.equal(r.code, 0, `${n.name}: ${r.err}`);
-  return JSON.parse(r.out) as Status;
-}
-
-async function pathTo(l: Lab, from: LabNode, to: LabNode) {
-  return (await status(l, from)).peers.find((p) => p.name === to.name)?.path ?? { kind: 'none' as const };
-}
 
 /** Polls status until `from` has a trusted direct path to `to` over IPv6; the ms from `since`, or null. */
 async function untilDirect6(l: Lab, from: LabNode, to: LabNode, since: number, ms = 25_000): Promise<number | null> {

@@ -15,21 +15,11 @@ import { bindingRequest } from '../../src/nat/stun.js';
 import { DISCO_MAGIC } from '../../src/nat/disco.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { sh } from '../helpers/netns.js';
-import { checkXfer, exitWithin, type XferResult } from '../helpers/xfer.js';
+import { nodeStatus as status, pathTo } from '../helpers/lab-status.js';
+import { checkXfer, exitWithin, XFER_FIXTURE as XFER, type XferResult } from '../helpers/xfer.js';
 
 const skip = rootSkipReason('nft', 'miniupnpd', 'ss', 'ping');
 const BIN = join(packageRoot(), 'bin', 'meshctl');
-const XFER = join(packageRoot(), 'dist', 'test', 'integration', 'fixtures', 'tcp-xfer.js');
-
-async function status(l: Lab, n: LabNode): Promise<Status> {
-  const r = await l.meshctl(n, ['status', '--json']);
-  assert.equal(r.code, 0, `${n.name}: ${r.err}`);
-  return JSON.parse(r.out) as Status;
-}
-
-async function pathTo(l: Lab, from: LabNode, to: LabNode) {
-  return (await status(l, from)).peers.find((p) => p.name === to.name)?.path ?? { kind: 'none' as const };
-}
 
 async function icmp(l: Lab, from: LabNode, to: LabNode, count = 3): Promise<boolean> {
   const ip = (await status(l, to)).self!.ips[0]!;
