@@ -6,6 +6,7 @@
 // server: node stream.js server PORT   client: node stream.js client HOST PORT RATE_BPS SECONDS
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import { PatternSource } from '../../test/helpers/xfer-pattern.js';
 
 /** How often the server reports progress: fine enough to time a stall to a tenth of a second. */
 const PROGRESS_MS = 100;
@@ -52,7 +53,7 @@ function main(): void {
   const start = Date.now();
   const h = createHash('sha256');
   let sent = 0;
-  let seed = 1;
+  const pattern = new PatternSource();
   let failed = false;
   const s = net.connect(Number(b), a!, () => {
     const pump = (): void => {
@@ -60,11 +61,7 @@ function main(): void {
       if (now >= endAt) return void s.end();
       const due = ((now - start) / 1000) * (rateBps / 8);
       while (sent < due) {
-        const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-        for (let i = 0; i < CHUNK_BYTES; i += 4) {
-          seed = (seed * 1103515245 + 12345) >>> 0;
-          chunk.writeUInt32LE(seed, i);
-        }
+        const chunk = pattern.next(CHUNK_BYTES);
         h.update(chunk);
         sent += CHUNK_BYTES;
         if (!s.write(chunk)) return void s.once('drain', pump);
