@@ -14,25 +14,13 @@ import { Registry } from '../src/control/registry.js';
 import { SqliteStore } from '../src/control/sqlite-store.js';
 import type { NodeRecord, StoreTx } from '../src/control/store.js';
 import { insertTestNode, scratchDir } from '../test/helpers/control-seed.js';
+import { intArg, LoadNetwork, userName } from './load-network.js';
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(name);
-  return i < 0 ? dflt : Number(process.argv[i + 1]);
-};
-const nodes = arg('--nodes', 5000);
-const rounds = arg('--rounds', 20);
-const users = Math.max(4, Math.floor(nodes / 8));
-const user = (u: number): string => `user${u}`;
-const eng = Array.from({ length: users }, (_, u) => u).filter((u) => u >= 2 && u % 4 === 2);
-const policy = JSON.stringify({
-  groups: { 'group:admins': [user(0), user(1)], 'group:eng': eng.map(user) },
-  tagOwners: { 'tag:server': ['group:admins'], 'tag:nas': ['group:admins'] },
-  acls: [
-    { action: 'accept', src: ['group:eng'], dst: ['tag:server:443,22'] },
-    { action: 'accept', src: ['group:admins'], dst: ['*:*'] },
-    { action: 'accept', src: ['autogroup:member'], dst: ['autogroup:self:*'] },
-  ],
-});
+const nodes = intArg('--nodes', 5000, 8, 1_000_000);
+const rounds = intArg('--rounds', 20, 1, 100_000);
+const network = new LoadNetwork(nodes);
+const { users, eng } = network;
+const policy = network.policy();
 
 const dir = scratchDir('meshctl-snapshot-cost-');
 const raw = new SqliteStore(join(dir, 'control.db'));
@@ -43,7 +31,7 @@ try {
   const record = async (tx: StoreTx, i: number, u: string | null): Promise<NodeRecord> =>
     insertTestNode(tx, i, { authKeyId, version: 'bench', user: i % 20 === 19 ? null : u, tags: i % 20 === 19 ? ['tag:server'] : [] });
   await raw.transaction(async (tx) => {
-    for (; n < nodes; n++) await record(tx, n, user(n % users));
+    for (; n < nodes; n++) await record(tx, n, userName(n % users));
   });
   const reg = await Registry.open(raw, { keyExpiryMs: null });
   await setPolicy(reg, policy);
@@ -57,7 +45,7 @@ try {
       const id = ids[(r * 7919) % ids.length]!;
       if (kind === 'endpoint') await reg.store.updateNode(id, { endpoints: [`203.0.113.${r % 250}:${1000 + r}`] });
       else if (kind === 'online') online.delete(id);
-      else if (kind === 'join') online.add((await record(reg.store, n++, user(eng[0]!))).id);
+      else if (kind === 'join') online.add((await record(reg.store, n++, userName(eng[0]!))).id);
       else await reg.store.deleteNode(ids.pop()!);
       const t0 = performance.now();
       reg.snapshot(isOnline, []);
