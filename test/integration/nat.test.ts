@@ -6,7 +6,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { Lab, tearDown } from '../../src/lab/lab.js';
 import { RELAYS, type LabNode } from '../../src/lab/topology.js';
 import type { Status } from '../../src/localapi/types.js';
@@ -16,7 +15,8 @@ import { DISCO_MAGIC } from '../../src/nat/disco.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { sh } from '../helpers/netns.js';
 import { nodeStatus as status, pathTo } from '../helpers/lab-status.js';
-import { checkXfer, exitWithin, XFER_FIXTURE as XFER, type XferResult } from '../helpers/xfer.js';
+import { labTransfer } from '../helpers/lab-xfer.js';
+import type { XferResult } from '../helpers/xfer.js';
 
 const skip = rootSkipReason('nft', 'miniupnpd', 'ss', 'ping');
 const BIN = join(packageRoot(), 'bin', 'meshctl');
@@ -38,25 +38,8 @@ async function untilDirect(l: Lab, a: LabNode, b: LabNode, since: number, ms = 2
   return null;
 }
 
-async function transfer(l: Lab, from: LabNode, to: LabNode, bytes: number, during?: () => Promise<void>): Promise<XferResult> {
-  const ip = (await status(l, to)).self!.ips[0]!;
-  const server = spawn('ip', ['netns', 'exec', to.ns, process.execPath, XFER, 'server', '5301'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  server.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  server.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  try {
-    for (let i = 0; i < 200 && !out.includes('listening') && server.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(out.includes('listening'), `the transfer server did not start: ${err}`);
-    const client = sh('ip', ['netns', 'exec', from.ns, process.execPath, XFER, 'client', ip, '5301', String(bytes)], 180_000);
-    if (during) await during();
-    const c = await client;
-    const code = await exitWithin(server, 30_000);
-    return checkXfer(bytes, c, { code, out, err });
-  } finally {
-    server.kill('SIGKILL');
-  }
-}
+const transfer = (l: Lab, from: LabNode, to: LabNode, bytes: number, during?: () => Promise<void>): Promise<XferResult> =>
+  labTransfer(l, from, to, bytes, { port: 5301, clientTimeoutMs: 180_000, ...(during ? { during } : {}) });
 
 test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, async (t) => {
   // a random name (the lab names interfaces from its first 6 characters): runs side by side never share one
