@@ -10,18 +10,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ipv6Prefix } from '../../src/control/addresses.js';
-import { createAuthKey } from '../../src/control/authkeys.js';
 import { deltaLine, fullMapLine, type DeltaSent } from '../../src/control/deltas.js';
 import { MAX_CHANGE_LOG_ENTRIES } from '../../src/control/map-changes.js';
 import { addDevice, removeDevice } from '../../src/control/devices.js';
 import { setPolicy } from '../../src/control/policy.js';
-import { Registry } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { NetmapState } from '../../src/netmap/delta.js';
 import { parseMapLine, parseNetworkMap } from '../../src/netmap/parse.js';
 import type { NetworkMap, RelayRegion } from '../../src/netmap/types.js';
-import { insertTestNode, prng, randomKeyText, scratchDir } from '../helpers/control-seed.js';
+import { insertTestNode, openTestRegistry, prng, randomKeyText, scratchDir } from '../helpers/control-seed.js';
 
 const USERS = ['alice', 'bob', 'carol'];
 const TAGS = [[], ['tag:server'], ['tag:nas']] as const;
@@ -69,11 +66,9 @@ for (const seed of [1, 2, 3]) {
     const dir = scratchDir('meshctl-delta-');
     const raw = new SqliteStore(join(dir, 'control.db'));
     try {
-      const reg = await Registry.open(raw, { keyExpiryMs: null });
+      const { reg, authKeyId } = await openTestRegistry(raw);
       // every write through the registry's store, so its cache (what snapshots read) follows
       const store = reg.store;
-      const authKeyId = (await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null })).record.id;
-      await ipv6Prefix(store);
       const online = new Set<number>();
       let relays = RELAYS[0]!;
       let n = 0;
@@ -188,10 +183,8 @@ test('a stream further behind than the change log keeps gets a whole map, which 
   const dir = scratchDir('meshctl-delta-');
   const raw = new SqliteStore(join(dir, 'control.db'));
   try {
-    const reg = await Registry.open(raw, { keyExpiryMs: null });
+    const { reg, authKeyId } = await openTestRegistry(raw);
     const store = reg.store;
-    const authKeyId = (await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null })).record.id;
-    await ipv6Prefix(store);
     const ids: number[] = [];
     for (const i of [0, 1]) ids.push((await insertTestNode(store, i, { authKeyId, endpoints: [], user: 'alice' })).id);
     let snap = reg.snapshot(() => true, []);

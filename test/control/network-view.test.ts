@@ -7,14 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ipv6Prefix } from '../../src/control/addresses.js';
-import { createAuthKey } from '../../src/control/authkeys.js';
 import { addDevice } from '../../src/control/devices.js';
 import { setPolicy } from '../../src/control/policy.js';
 import { Registry } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import type { ControlStore } from '../../src/control/store.js';
-import { insertTestNode, prng, randomKeyText, scratchDir } from '../helpers/control-seed.js';
+import { insertTestNode, openTestRegistry, prng, randomKeyText, scratchDir } from '../helpers/control-seed.js';
 
 const POLICY = {
   groups: { 'group:eng': ['alice', 'bob'] },
@@ -30,10 +28,8 @@ async function withStore(f: (raw: SqliteStore, reg: Registry, join: (i: number, 
   const dir = scratchDir('meshctl-view-');
   const raw = new SqliteStore(join(dir, 'control.db'));
   try {
-    const reg = await Registry.open(raw, { keyExpiryMs: null });
+    const { reg, authKeyId } = await openTestRegistry(raw);
     const store = reg.store;
-    const authKeyId = (await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null })).record.id;
-    await ipv6Prefix(store);
     const joinNode = async (i: number, user: string | null): Promise<number> =>
       (await insertTestNode(store, i, { authKeyId, user, tags: user === null ? ['tag:server'] : [] })).id;
     await f(raw, reg, joinNode);

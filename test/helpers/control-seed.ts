@@ -5,8 +5,10 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { allocateAddresses } from '../../src/control/addresses.js';
-import type { NewNode, NodeRecord, StoreTx } from '../../src/control/store.js';
+import { allocateAddresses, ipv6Prefix } from '../../src/control/addresses.js';
+import { createAuthKey } from '../../src/control/authkeys.js';
+import { Registry } from '../../src/control/registry.js';
+import type { ControlStore, NewNode, NodeRecord, StoreTx } from '../../src/control/store.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 
@@ -56,4 +58,16 @@ export async function insertTestNode(store: StoreTx, i: number, node: TestNode):
     connected: false,
     ...node,
   });
+}
+
+/**
+ * A registry on `raw` (no key expiry) with a reusable auth key for test nodes
+ * and the network's IPv6 prefix made. Write through `reg.store`, so the
+ * registry's cache (what snapshots read) follows every change.
+ */
+export async function openTestRegistry(raw: ControlStore): Promise<{ reg: Registry; authKeyId: string }> {
+  const reg = await Registry.open(raw, { keyExpiryMs: null });
+  const authKeyId = (await createAuthKey(reg.store, { reusable: true, ephemeral: false, expiryMs: null })).record.id;
+  await ipv6Prefix(reg.store);
+  return { reg, authKeyId };
 }
