@@ -24,15 +24,9 @@ import { generatePrivateKey, publicKeyOf } from '../src/crypto/x25519.js';
 import { ControlClient, type MapStream } from '../src/daemon/control-client.js';
 import { Lab, must, sh } from '../test/helpers/netns.js';
 import { cpuSeconds, rssMb } from './procstat.js';
-import { intArg, LoadNetwork, loadAverage, pct, sleep, until as untilWithin, userName } from './load-network.js';
+import { intArg, LoadNetwork, loadAverage, MAX_NODES, openPaced, pct, sleep, STREAM_IDLE_MS, until as untilWithin, userName } from './load-network.js';
 import { insertTestNode } from '../test/helpers/control-seed.js';
 
-/** Two file descriptors per simulated node; more than this needs more than one process gets here. */
-const MAX_NODES = 8000;
-/** Streams opened at once while connecting. */
-const CONNECT_CONCURRENCY = 64;
-/** Silence after which a simulated stream gives up (the server sends a keepalive every 3 s; the generator is busy). */
-const STREAM_IDLE_MS = 300_000;
 /** The most one step may take before the bench gives up. */
 const STEP_DEADLINE_MS = 20 * 60_000;
 /** No growth of the daemon's CPU time for this long: it has finished applying. */
@@ -146,17 +140,7 @@ async function main(): Promise<void> {
       });
     };
     const joinStart = Date.now();
-    let nextIndex = 0;
-    await Promise.all(
-      Array.from({ length: CONNECT_CONCURRENCY }, async () => {
-        while (nextIndex < sims.length) {
-          const i = nextIndex++;
-          const due = joinStart + (i * 1000) / joinRate;
-          if (due > Date.now()) await sleep(due - Date.now());
-          await open(sims[i]!);
-        }
-      }),
-    );
+    await openPaced(sims, joinRate, joinStart, open);
     await until(() => sims.every((s) => s.maps > 0), 'first maps of the simulated nodes', 20);
     console.log(`join: ${nodes} simulated streams with a map after ${((Date.now() - joinStart) / 1000).toFixed(1)} s; load average ${load()}`);
 

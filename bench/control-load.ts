@@ -44,20 +44,14 @@ import { ControlClient, type MapStream } from '../src/daemon/control-client.js';
 import type { NetmapState } from '../src/netmap/delta.js';
 import { cpuSeconds, peakRssMb, rssMb } from './procstat.js';
 import { mapDigest } from './map-digest.js';
-import { intArg, LoadNetwork, pct, sleep, until as untilWithin, userName } from './load-network.js';
+import { intArg, LoadNetwork, MAX_NODES, openPaced, pct, sleep, STREAM_IDLE_MS, until as untilWithin, userName } from './load-network.js';
 import { insertTestNode } from '../test/helpers/control-seed.js';
 import { loadavg } from 'node:os';
 
-/** More nodes than this needs more file descriptors than one generator process gets here (two per node). */
-const MAX_NODES = 8000;
-/** Streams opened at once while connecting. */
-const CONNECT_CONCURRENCY = 64;
 /** No map line on any stream for this long: the network has settled. */
 const QUIET_MS = 2000;
 /** The most a step may take before the bench gives up. */
 const STEP_DEADLINE_MS = 40 * 60_000;
-/** Silence after which a map stream gives up (the server sends a keepalive every 3 s; the generator is busy). */
-const STREAM_IDLE_MS = 300_000;
 const NAS_PORT = 445;
 /** A simulated node whose stream ended opens a new one after this long (the daemon's first backoff step). */
 const RECONNECT_MS = 1000;
@@ -284,25 +278,16 @@ async function main(): Promise<void> {
     const connectStart = Date.now();
     const cpu0 = cpuAll();
     const gen0 = process.cpuUsage();
-    let nextIndex = 0;
+    const pace = { opened: 0 };
     const progress = setInterval(() => {
       const ended = sims.filter((s) => s.ended !== null);
       const why = ended.length ? `; ${ended.length} ended, e.g. ${ended[0]!.ended}` : '';
       console.log(
-        `  ${((Date.now() - connectStart) / 1000).toFixed(0)} s: ${nextIndex} opened, ${sims.filter((s) => s.maps > 0).length} streams with a map${why};` +
+        `  ${((Date.now() - connectStart) / 1000).toFixed(0)} s: ${pace.opened} opened, ${sims.filter((s) => s.maps > 0).length} streams with a map${why};` +
           ` control RSS ${rssAll().toFixed(0)} MiB`,
       );
     }, 15_000);
-    await Promise.all(
-      Array.from({ length: CONNECT_CONCURRENCY }, async () => {
-        while (nextIndex < sims.length) {
-          const i = nextIndex++;
-          const due = connectStart + (i * 1000) / joinRate;
-          if (due > Date.now()) await sleep(due - Date.now());
-          await open(sims[i]!);
-        }
-      }),
-    );
+    await openPaced(sims, joinRate, connectStart, open, pace);
     await until(() => sims.every((s) => s.maps > 0), 'first maps');
     clearInterval(progress);
     const connected = (Date.now() - connectStart) / 1000;

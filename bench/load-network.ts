@@ -4,6 +4,13 @@
 // control-load and control-daemon measure the same network.
 import { loadavg } from 'node:os';
 
+/** Two file descriptors per simulated node; more than this needs more than one generator process gets here. */
+export const MAX_NODES = 8000;
+/** Streams opened at once while connecting. */
+export const CONNECT_CONCURRENCY = 64;
+/** Silence after which a simulated map stream gives up (the server sends a keepalive every 3 s; the generator is busy). */
+export const STREAM_IDLE_MS = 300_000;
+
 /** `--name N` from argv: an integer in [min, max], else `dflt`; anything else stops the bench with the range. */
 export function intArg(name: string, dflt: number, min: number, max: number): number {
   const i = process.argv.indexOf(name);
@@ -13,6 +20,24 @@ export function intArg(name: string, dflt: number, min: number, max: number): nu
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Opens `items` in order at `perSec` a second from `startMs` (each a node
+ * coming online), at most CONNECT_CONCURRENCY at once; `pace.opened` counts
+ * those started, for progress lines.
+ */
+export async function openPaced<T>(items: T[], perSec: number, startMs: number, open: (x: T) => Promise<void>, pace = { opened: 0 }): Promise<void> {
+  await Promise.all(
+    Array.from({ length: CONNECT_CONCURRENCY }, async () => {
+      while (pace.opened < items.length) {
+        const i = pace.opened++;
+        const due = startMs + (i * 1000) / perSec;
+        if (due > Date.now()) await sleep(due - Date.now());
+        await open(items[i]!);
+      }
+    }),
+  );
+}
 
 /** Polls `cond` every `pollMs` until it holds; throws naming `what` after `deadlineMs`. */
 export async function until(cond: () => boolean, what: string, deadlineMs: number, pollMs = 5): Promise<void> {
