@@ -10,10 +10,10 @@
 //   node dist/bench/control-daemon.js --nodes 5000 [--changes 40] [--join-rate 100]
 import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { allocateAddresses, ipv6Prefix } from '../src/control/addresses.js';
+import { ipv6Prefix } from '../src/control/addresses.js';
 import { createAuthKey } from '../src/control/authkeys.js';
 import { setPolicy } from '../src/control/policy.js';
 import { Registry } from '../src/control/registry.js';
@@ -24,13 +24,9 @@ import { generatePrivateKey, publicKeyOf } from '../src/crypto/x25519.js';
 import { ControlClient, type MapStream } from '../src/daemon/control-client.js';
 import { Lab, must, sh } from '../test/helpers/netns.js';
 import { cpuSeconds, rssMb } from './procstat.js';
+import { intArg, LoadNetwork, loadAverage, MAX_NODES, openPaced, pct, sleep, STREAM_IDLE_MS, until as untilWithin, userName } from './load-network.js';
+import { insertTestNode } from '../test/helpers/control-seed.js';
 
-/** Two file descriptors per simulated node; more than this needs more than one process gets here. */
-const MAX_NODES = 8000;
-/** Streams opened at once while connecting. */
-const CONNECT_CONCURRENCY = 64;
-/** Silence after which a simulated stream gives up (the server sends a keepalive every 3 s; the generator is busy). */
-const STREAM_IDLE_MS = 300_000;
 /** The most one step may take before the bench gives up. */
 const STEP_DEADLINE_MS = 20 * 60_000;
 /** No growth of the daemon's CPU time for this long: it has finished applying. */
@@ -38,36 +34,16 @@ const SETTLE_QUIET_MS = 3000;
 /** `status` runs per form, to report the fastest and the slowest. */
 const STATUS_RUNS = 5;
 
-const arg = (name: string, dflt: number, min: number, max: number): number => {
-  const i = process.argv.indexOf(name);
-  const v = i < 0 ? dflt : Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name}: an integer ${min}-${max}`);
-  return v;
-};
+const arg = intArg;
 const nodes = arg('--nodes', 1000, 8, MAX_NODES);
 const changes = arg('--changes', 40, 2, 1000);
 const joinRate = arg('--join-rate', 100, 1, 10_000);
-const users = Math.max(4, Math.floor(nodes / 8));
-const userName = (u: number): string => `user${u}`;
-const eng = Array.from({ length: users }, (_, u) => u).filter((u) => u >= 2 && u % 4 === 2);
+const network = new LoadNetwork(nodes);
+const { eng } = network;
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'meshctl');
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, what: string, pollMs = 5): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > STEP_DEADLINE_MS) throw new Error(`${what}: not within ${STEP_DEADLINE_MS / 1000} s`);
-    await sleep(pollMs);
-  }
-}
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
-};
-const load = (): string =>
-  loadavg()
-    .map((l) => l.toFixed(1))
-    .join(' ');
+const until = (cond: () => boolean, what: string, pollMs = 5): Promise<void> => untilWithin(cond, what, STEP_DEADLINE_MS, pollMs);
+const load = loadAverage;
 
 interface Sim {
   priv: Buffer;
@@ -91,38 +67,18 @@ async function seed(dir: string): Promise<{ sims: Sim[]; adminKey: string }> {
         const priv = generatePrivateKey();
         const sim: Sim = { priv, disco: keyToText(publicKeyOf(generatePrivateKey())), endpoints: [`198.18.${i >> 8}.${i & 255}:41641`], maps: 0 };
         sims.push(sim);
-        const id =
-          i % 20 === 19 ? { user: null, tags: ['tag:server'] } : i % 50 === 23 ? { user: null, tags: ['tag:nas'] } : { user: userName(i % users), tags: [] };
-        await tx.insertNode({
+        await insertTestNode(tx, i, {
           nodeKey: keyToText(publicKeyOf(priv)),
           discoKey: sim.disco,
-          hostname: `n${i}`,
-          requestedHostname: `n${i}`,
-          os: 'linux',
           version: 'bench',
-          ...(await allocateAddresses(tx)),
           endpoints: sim.endpoints,
-          homeRelay: null,
-          ephemeral: false,
           authKeyId: created.record.id,
           createdAtMs: Date.now(),
-          lastSeenMs: null,
-          keyExpiresAtMs: null,
-          connected: false,
-          ...id,
+          ...network.identity(i),
         });
       }
     });
-    const policy = {
-      groups: { 'group:admins': [userName(0), userName(1)], 'group:eng': eng.map(userName) },
-      tagOwners: { 'tag:server': ['group:admins'], 'tag:nas': ['group:admins'] },
-      acls: [
-        { action: 'accept', src: ['group:eng'], dst: ['tag:server:443,22'] },
-        { action: 'accept', src: ['group:admins'], dst: ['*:*'] },
-        { action: 'accept', src: ['autogroup:member'], dst: ['autogroup:self:*'] },
-      ],
-    };
-    await setPolicy(await Registry.open(store, { keyExpiryMs: null }), JSON.stringify(policy));
+    await setPolicy(await Registry.open(store, { keyExpiryMs: null }), network.policy());
     return { sims, adminKey: admin.key };
   } finally {
     await store.close();
@@ -184,17 +140,7 @@ async function main(): Promise<void> {
       });
     };
     const joinStart = Date.now();
-    let nextIndex = 0;
-    await Promise.all(
-      Array.from({ length: CONNECT_CONCURRENCY }, async () => {
-        while (nextIndex < sims.length) {
-          const i = nextIndex++;
-          const due = joinStart + (i * 1000) / joinRate;
-          if (due > Date.now()) await sleep(due - Date.now());
-          await open(sims[i]!);
-        }
-      }),
-    );
+    await openPaced(sims, joinRate, joinStart, open);
     await until(() => sims.every((s) => s.maps > 0), 'first maps of the simulated nodes', 20);
     console.log(`join: ${nodes} simulated streams with a map after ${((Date.now() - joinStart) / 1000).toFixed(1)} s; load average ${load()}`);
 

@@ -28,7 +28,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { allocateAddresses, ipv6Prefix } from '../src/control/addresses.js';
+import { ipv6Prefix } from '../src/control/addresses.js';
 import { admin } from '../src/control/admin-client.js';
 import { createAuthKey } from '../src/control/authkeys.js';
 import { setPolicy } from '../src/control/policy.js';
@@ -44,18 +44,14 @@ import { ControlClient, type MapStream } from '../src/daemon/control-client.js';
 import type { NetmapState } from '../src/netmap/delta.js';
 import { cpuSeconds, peakRssMb, rssMb } from './procstat.js';
 import { mapDigest } from './map-digest.js';
+import { intArg, LoadNetwork, MAX_NODES, openPaced, pct, sleep, STREAM_IDLE_MS, until as untilWithin, userName } from './load-network.js';
+import { insertTestNode } from '../test/helpers/control-seed.js';
 import { loadavg } from 'node:os';
 
-/** More nodes than this needs more file descriptors than one generator process gets here (two per node). */
-const MAX_NODES = 8000;
-/** Streams opened at once while connecting. */
-const CONNECT_CONCURRENCY = 64;
 /** No map line on any stream for this long: the network has settled. */
 const QUIET_MS = 2000;
 /** The most a step may take before the bench gives up. */
 const STEP_DEADLINE_MS = 40 * 60_000;
-/** Silence after which a map stream gives up (the server sends a keepalive every 3 s; the generator is busy). */
-const STREAM_IDLE_MS = 300_000;
 const NAS_PORT = 445;
 /** A simulated node whose stream ended opens a new one after this long (the daemon's first backoff step). */
 const RECONNECT_MS = 1000;
@@ -97,12 +93,7 @@ interface Pending {
   done: number | null;
 }
 
-const arg = (name: string, dflt: number, min = 8, max = MAX_NODES): number => {
-  const i = process.argv.indexOf(name);
-  const v = i < 0 ? dflt : Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name}: an integer ${min}-${max}`);
-  return v;
-};
+const arg = (name: string, dflt: number, min = 8, max = MAX_NODES): number => intArg(name, dflt, min, max);
 
 const nodes = arg('--nodes', 1000);
 /** streams opened per second in the join phase (each open is a node coming online: a change to every node that sees it) */
@@ -124,29 +115,14 @@ const MAX_REOPEN_ATTEMPTS = 120;
 /** the final check compares the maps of at most this many nodes with what control would send them */
 const CHECK_SAMPLE = 500;
 const CHURN_ENDPOINTS_PER_SEC = 10;
-const users = Math.max(4, Math.floor(nodes / 8));
-const userName = (u: number): string => `user${u}`;
-const eng = Array.from({ length: users }, (_, u) => u).filter((u) => u >= 2 && u % 4 === 2);
+const network = new LoadNetwork(nodes);
+const { users, eng } = network;
 
 function policyText(withNas: boolean): string {
-  return JSON.stringify({
-    groups: { 'group:admins': [userName(0), userName(1)], 'group:eng': eng.map(userName) },
-    tagOwners: { 'tag:server': ['group:admins'], 'tag:nas': ['group:admins'] },
-    acls: [
-      { action: 'accept', src: ['group:eng'], dst: ['tag:server:443,22'] },
-      { action: 'accept', src: ['group:admins'], dst: ['*:*'] },
-      { action: 'accept', src: ['autogroup:member'], dst: ['autogroup:self:*'] },
-      ...(withNas ? [{ action: 'accept', src: ['group:eng'], dst: [`tag:nas:${NAS_PORT}`] }] : []),
-    ],
+  return network.policy({
+    acls: withNas ? [{ action: 'accept', src: ['group:eng'], dst: [`tag:nas:${NAS_PORT}`] }] : [],
     tests: [{ src: userName(eng[0]!), accept: ['tag:server:22'], deny: [`tag:nas:${withNas ? 22 : NAS_PORT}`] }],
   });
-}
-
-/** Node i: 5% tag:server, 2% tag:nas, the rest spread over the users. */
-function identity(i: number): { user: string | null; tags: string[] } {
-  if (i % 20 === 19) return { user: null, tags: ['tag:server'] };
-  if (i % 50 === 23) return { user: null, tags: ['tag:nas'] };
-  return { user: userName(i % users), tags: [] };
 }
 
 /** the auth key churn joins register with (a user in group:eng) */
@@ -169,29 +145,20 @@ async function seed(dir: string, dbUrl: string | null): Promise<Sim[]> {
           key: keyToText(publicKeyOf(priv)),
           disco: keyToText(publicKeyOf(generatePrivateKey())),
           endpoints: [`198.18.${i >> 8}.${i & 255}:41641`],
-          ...identity(i),
+          ...network.identity(i),
           maps: 0,
           bytes: 0,
           ended: null,
           left: false,
         };
         sims.push(sim);
-        await tx.insertNode({
+        await insertTestNode(tx, i, {
           nodeKey: sim.key,
           discoKey: sim.disco,
-          hostname: `n${i}`,
-          requestedHostname: `n${i}`,
-          os: 'linux',
           version: 'bench',
-          ...(await allocateAddresses(tx)),
           endpoints: sim.endpoints,
-          homeRelay: null,
-          ephemeral: false,
           authKeyId,
           createdAtMs: Date.now(),
-          lastSeenMs: null,
-          keyExpiresAtMs: null,
-          connected: false,
           user: sim.user,
           tags: sim.tags,
         });
@@ -204,25 +171,11 @@ async function seed(dir: string, dbUrl: string | null): Promise<Sim[]> {
   return sims;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, what: string, pollMs = 5): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > STEP_DEADLINE_MS) throw new Error(`${what}: not within ${STEP_DEADLINE_MS / 1000} s`);
-    await sleep(pollMs);
-  }
-}
+const until = (cond: () => boolean, what: string, pollMs = 5): Promise<void> => untilWithin(cond, what, STEP_DEADLINE_MS, pollMs);
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const kb = (b: number): string => (b / 1024).toFixed(1);
 const mb = (b: number): string => (b / 1024 / 1024).toFixed(1);
-
-const pct = (xs: number[], p: number): number => {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-control-load-'));
@@ -325,25 +278,16 @@ async function main(): Promise<void> {
     const connectStart = Date.now();
     const cpu0 = cpuAll();
     const gen0 = process.cpuUsage();
-    let nextIndex = 0;
+    const pace = { opened: 0 };
     const progress = setInterval(() => {
       const ended = sims.filter((s) => s.ended !== null);
       const why = ended.length ? `; ${ended.length} ended, e.g. ${ended[0]!.ended}` : '';
       console.log(
-        `  ${((Date.now() - connectStart) / 1000).toFixed(0)} s: ${nextIndex} opened, ${sims.filter((s) => s.maps > 0).length} streams with a map${why};` +
+        `  ${((Date.now() - connectStart) / 1000).toFixed(0)} s: ${pace.opened} opened, ${sims.filter((s) => s.maps > 0).length} streams with a map${why};` +
           ` control RSS ${rssAll().toFixed(0)} MiB`,
       );
     }, 15_000);
-    await Promise.all(
-      Array.from({ length: CONNECT_CONCURRENCY }, async () => {
-        while (nextIndex < sims.length) {
-          const i = nextIndex++;
-          const due = connectStart + (i * 1000) / joinRate;
-          if (due > Date.now()) await sleep(due - Date.now());
-          await open(sims[i]!);
-        }
-      }),
-    );
+    await openPaced(sims, joinRate, connectStart, open, pace);
     await until(() => sims.every((s) => s.maps > 0), 'first maps');
     clearInterval(progress);
     const connected = (Date.now() - connectStart) / 1000;

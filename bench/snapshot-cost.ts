@@ -4,66 +4,34 @@
 // changes (an endpoint, an online flip, a join, a leave), each followed by
 // `registry.snapshot()`; prints the median and p90 ms per kind.
 //   node dist/bench/snapshot-cost.js [--nodes 5000] [--rounds 20]
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { allocateAddresses, ipv6Prefix } from '../src/control/addresses.js';
+import { ipv6Prefix } from '../src/control/addresses.js';
 import { createAuthKey } from '../src/control/authkeys.js';
 import { setPolicy } from '../src/control/policy.js';
 import { Registry } from '../src/control/registry.js';
 import { SqliteStore } from '../src/control/sqlite-store.js';
-import { keyToText } from '../src/crypto/keys.js';
-import { generatePrivateKey, publicKeyOf } from '../src/crypto/x25519.js';
-import type { NodeRecord } from '../src/control/store.js';
+import type { NodeRecord, StoreTx } from '../src/control/store.js';
+import { insertTestNode, scratchDir } from '../test/helpers/control-seed.js';
+import { intArg, LoadNetwork, userName } from './load-network.js';
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(name);
-  return i < 0 ? dflt : Number(process.argv[i + 1]);
-};
-const nodes = arg('--nodes', 5000);
-const rounds = arg('--rounds', 20);
-const users = Math.max(4, Math.floor(nodes / 8));
-const user = (u: number): string => `user${u}`;
-const eng = Array.from({ length: users }, (_, u) => u).filter((u) => u >= 2 && u % 4 === 2);
-const policy = JSON.stringify({
-  groups: { 'group:admins': [user(0), user(1)], 'group:eng': eng.map(user) },
-  tagOwners: { 'tag:server': ['group:admins'], 'tag:nas': ['group:admins'] },
-  acls: [
-    { action: 'accept', src: ['group:eng'], dst: ['tag:server:443,22'] },
-    { action: 'accept', src: ['group:admins'], dst: ['*:*'] },
-    { action: 'accept', src: ['autogroup:member'], dst: ['autogroup:self:*'] },
-  ],
-});
-const key = (): string => keyToText(publicKeyOf(generatePrivateKey()));
+const nodes = intArg('--nodes', 5000, 8, 1_000_000);
+const rounds = intArg('--rounds', 20, 1, 100_000);
+const network = new LoadNetwork(nodes);
+const { users, eng } = network;
+const policy = network.policy();
 
-const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'meshctl-snapshot-cost-'));
+const dir = scratchDir('meshctl-snapshot-cost-');
 const raw = new SqliteStore(join(dir, 'control.db'));
 try {
   const authKeyId = (await createAuthKey(raw, { reusable: true, ephemeral: false, expiryMs: null })).record.id;
   await ipv6Prefix(raw);
   let n = 0;
-  const record = async (tx: Pick<SqliteStore, 'insertNode' | 'getMeta' | 'setMeta' | 'listNodes'>, i: number, u: string | null): Promise<NodeRecord> =>
-    tx.insertNode({
-      nodeKey: key(),
-      discoKey: key(),
-      hostname: `n${i}`,
-      requestedHostname: `n${i}`,
-      os: 'linux',
-      version: 'bench',
-      ...(await allocateAddresses(tx as SqliteStore)),
-      endpoints: [`198.18.${(i >> 8) & 255}.${i & 255}:41641`],
-      homeRelay: null,
-      ephemeral: false,
-      authKeyId,
-      createdAtMs: 0,
-      lastSeenMs: null,
-      keyExpiresAtMs: null,
-      connected: false,
-      user: i % 20 === 19 ? null : u,
-      tags: i % 20 === 19 ? ['tag:server'] : [],
-    });
+  const record = async (tx: StoreTx, i: number, u: string | null): Promise<NodeRecord> =>
+    insertTestNode(tx, i, { authKeyId, version: 'bench', user: i % 20 === 19 ? null : u, tags: i % 20 === 19 ? ['tag:server'] : [] });
   await raw.transaction(async (tx) => {
-    for (; n < nodes; n++) await record(tx as unknown as SqliteStore, n, user(n % users));
+    for (; n < nodes; n++) await record(tx, n, userName(n % users));
   });
   const reg = await Registry.open(raw, { keyExpiryMs: null });
   await setPolicy(reg, policy);
@@ -77,7 +45,7 @@ try {
       const id = ids[(r * 7919) % ids.length]!;
       if (kind === 'endpoint') await reg.store.updateNode(id, { endpoints: [`203.0.113.${r % 250}:${1000 + r}`] });
       else if (kind === 'online') online.delete(id);
-      else if (kind === 'join') online.add((await record(reg.store as unknown as SqliteStore, n++, user(eng[0]!))).id);
+      else if (kind === 'join') online.add((await record(reg.store, n++, userName(eng[0]!))).id);
       else await reg.store.deleteNode(ids.pop()!);
       const t0 = performance.now();
       reg.snapshot(isOnline, []);

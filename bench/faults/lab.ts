@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Lab, tearDown } from '../../src/lab/lab.js';
 import { INET_PREFIX, type LabNode, type NatKind } from '../../src/lab/topology.js';
 import type { Status } from '../../src/localapi/types.js';
@@ -238,19 +239,12 @@ export class Stream {
   private clientResult: StreamResult | null = null;
 
   constructor(private readonly server: ChildProcess) {
-    let buf = '';
-    server.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (line === 'listening') this.listening = true;
-        else if (line.startsWith('{')) {
-          const v = JSON.parse(line) as StreamProgress & { done?: boolean; sha256?: string };
-          if (v.done) this.serverResult = { bytes: v.bytes, sha256: v.sha256! };
-          else this.progress.push(v);
-        }
+    createInterface({ input: server.stdout! }).on('line', (line) => {
+      if (line === 'listening') this.listening = true;
+      else if (line.startsWith('{')) {
+        const v = JSON.parse(line) as StreamProgress & { done?: boolean; sha256?: string };
+        if (v.done) this.serverResult = { bytes: v.bytes, sha256: v.sha256! };
+        else this.progress.push(v);
       }
     });
     server.stderr!.on('data', (d: Buffer) => (this.err += d.toString()));
@@ -326,15 +320,9 @@ export class Pinger {
   readonly replies: number[] = [];
 
   constructor(private readonly p: ChildProcess) {
-    let buf = '';
-    p.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const m = /^\[(\d+\.\d+)\] \d+ bytes from/.exec(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-        if (m) this.replies.push(Math.round(Number(m[1]) * 1000));
-      }
+    createInterface({ input: p.stdout! }).on('line', (line) => {
+      const m = /^\[(\d+\.\d+)\] \d+ bytes from/.exec(line);
+      if (m) this.replies.push(Math.round(Number(m[1]) * 1000));
     });
   }
 

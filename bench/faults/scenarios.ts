@@ -4,7 +4,7 @@
 import type { LabNode } from '../../src/lab/topology.js';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { type FaultLab, run, sleep, within } from './lab.js';
+import { type FaultLab, run, sleep, type Stream, within } from './lab.js';
 
 export interface FaultRow {
   fault: string;
@@ -31,6 +31,26 @@ const REBIND_LABEL: Record<RebindKind, string> = {
   address: "the NAT's public address changes (.11 → .21, + flush)",
 };
 
+/** Starts a paced stream from `a` to `b` for `seconds`, and waits (up to 10 s) until its bytes flow. */
+async function startStream(f: FaultLab, a: LabNode, b: LabNode, rateBps: number, seconds: number): Promise<Stream> {
+  const s = await f.stream(a, b, rateBps, seconds);
+  if ((await s.flowing(10_000)) === null) throw new Error(`the stream did not start: ${s.err}`);
+  return s;
+}
+
+/** Waits up to `ms` for the stream to end: 'intact', or what was wrong with it. */
+async function finishStream(s: Stream, ms: number): Promise<string> {
+  try {
+    await s.finish(ms);
+    return 'intact';
+  } catch (err) {
+    return `NOT intact: ${(err as Error).message}`;
+  }
+}
+
+/** A stream's end as the table's "measured" column says it. */
+const intactText = (intact: string): string => (intact === 'intact' ? 'SHA-256 matches' : intact);
+
 /**
  * Two easy-NAT nodes with a direct path and a stream between them; `apply` is the fault (on the sender's side).
  * Promise: direct again or relayed within 5 s of the fault, the stream intact.
@@ -41,8 +61,7 @@ async function pathFault(f: FaultLab, label: string, apply: () => Promise<void>,
   const direct = await f.untilDirect(a, b, 20_000);
   if (direct === null) throw new Error(`no direct path before the fault (${await f.pathTo(a, b)})`);
   const seconds = Math.ceil((4000 + o.recoverMs + 3000) / 1000);
-  const s = await f.stream(a, b, o.rateBps, seconds);
-  if ((await s.flowing(10_000)) === null) throw new Error(`the stream did not start: ${s.err}`);
+  const s = await startStream(f, a, b, o.rateBps, seconds);
   await sleep(2000);
   const before = await f.pathTo(a, b);
   const icmp = await f.icmp(a, b);
@@ -56,12 +75,7 @@ async function pathFault(f: FaultLab, label: string, apply: () => Promise<void>,
     return p !== 'none' && (p !== before || samePathOk);
   }, o.recoverMs);
   const after = await f.pathTo(a, b);
-  let intact = 'intact';
-  try {
-    await s.finish(o.recoverMs + 20_000);
-  } catch (err) {
-    intact = `NOT intact: ${(err as Error).message}`;
-  }
+  const intact = await finishStream(s, o.recoverMs + 20_000);
   // the ICMP probe runs on to the end of the recovery window: a path that comes back and dies again (the node marked
   // offline at control seconds later) counts
   await sleep(Math.max(0, t0 + o.recoverMs - Date.now()));
@@ -76,7 +90,7 @@ async function pathFault(f: FaultLab, label: string, apply: () => Promise<void>,
     promise: 'direct again or relayed within 5 s; the stream intact',
     measured:
       `${before} → ${after}; no ICMP reply for ${(down / 1000).toFixed(1)} s; the stream stalled ${(stall / 1000).toFixed(1)} s (TCP's backoff on top); ` +
-      `${intact === 'intact' ? 'SHA-256 matches' : intact}`,
+      `${intactText(intact)}`,
     ok,
   };
 }
@@ -124,8 +138,7 @@ export async function killDaemon(f: FaultLab, downMs: number, o: ScenarioOptions
   if ((await f.untilDirect(a, b, 20_000)) === null) throw new Error('no direct path before the fault');
   const before = await netConfig(f, a);
   const self = (await f.status(a)).self!;
-  const s = await f.stream(a, b, o.rateBps, Math.ceil((4000 + downMs + o.recoverMs) / 1000));
-  if ((await s.flowing(10_000)) === null) throw new Error(`the stream did not start: ${s.err}`);
+  const s = await startStream(f, a, b, o.rateBps, Math.ceil((4000 + downMs + o.recoverMs) / 1000));
   await sleep(2000);
   const t0 = Date.now();
   process.kill(f.daemonPid(a), 'SIGKILL');
@@ -136,12 +149,7 @@ export async function killDaemon(f: FaultLab, downMs: number, o: ScenarioOptions
   const restored = await within(async () => (await netConfig(f, a)) === before, 10_000, 250);
   const after = await netConfig(f, a);
   const me = (await f.status(a)).self!;
-  let intact = 'intact';
-  try {
-    await s.finish(o.recoverMs + 20_000);
-  } catch (err) {
-    intact = `NOT intact: ${(err as Error).message}`;
-  }
+  const intact = await finishStream(s, o.recoverMs + 20_000);
   const stall = s.longestStallMs(t0);
   const same = me.nodeKey === self.nodeKey && me.ips.join() === self.ips.join();
   log(`kill -9: stall ${stall} ms; flowing ${flowing}; config restored ${restored}; identity same ${same}; ${intact}`);
@@ -150,7 +158,7 @@ export async function killDaemon(f: FaultLab, downMs: number, o: ScenarioOptions
     fault: `kill -9 of the sender's daemon, \`up\` ${(downMs / 1000).toFixed(0)} s later`,
     promise: 'the TCP connection survives; same key and address; routes, rules, nft tables and resolv.conf as before, once',
     measured:
-      `longest stall ${(stall / 1000).toFixed(1)} s; ${intact === 'intact' ? 'SHA-256 matches' : intact}; identity ${same ? 'same' : 'CHANGED'}; ` +
+      `longest stall ${(stall / 1000).toFixed(1)} s; ${intactText(intact)}; identity ${same ? 'same' : 'CHANGED'}; ` +
       `config ${restored === null ? 'DIFFERS' : 'identical'} after restart`,
     ok: intact === 'intact' && same && restored !== null && flowing !== null,
   };
@@ -162,8 +170,7 @@ export async function relayLoss(f: FaultLab, lossMs: number, percent: number, o:
   const log = o.log ?? (() => {});
   if ((await within(async () => (await f.pathTo(a, b)).startsWith('relay'), 20_000)) === null) throw new Error('no relayed path');
   const span = Math.max(5000, lossMs / 2);
-  const s = await f.stream(a, b, o.rateBps, Math.ceil((3000 + span + lossMs + span + 2000) / 1000));
-  if ((await s.flowing(10_000)) === null) throw new Error(`the stream did not start: ${s.err}`);
+  const s = await startStream(f, a, b, o.rateBps, Math.ceil((3000 + span + lossMs + span + 2000) / 1000));
   await sleep(1000);
   const t1 = Date.now();
   await sleep(span);
@@ -174,12 +181,7 @@ export async function relayLoss(f: FaultLab, lossMs: number, percent: number, o:
   for (const ns of Object.values(f.l.s.relayNs)) await f.loss(ns, null);
   await sleep(span);
   const t4 = Date.now();
-  let intact = 'intact';
-  try {
-    await s.finish(o.recoverMs + 30_000);
-  } catch (err) {
-    intact = `NOT intact: ${(err as Error).message}`;
-  }
+  const intact = await finishStream(s, o.recoverMs + 30_000);
   const mbit = (x: number) => (x / 1e6).toFixed(2);
   const [pre, during, post] = [s.rateBps(t1, t2), s.rateBps(t2, t3), s.rateBps(t3 + 1000, t4)];
   const stall = s.longestStallMs(t2);
@@ -189,7 +191,7 @@ export async function relayLoss(f: FaultLab, lossMs: number, percent: number, o:
     promise: 'relayed traffic keeps flowing, more slowly; full rate after',
     measured:
       `${mbit(pre)} Mbit/s before, ${mbit(during)} during, ${mbit(post)} after (stream paced at ${mbit(o.rateBps)}); ` +
-      `longest stall ${(stall / 1000).toFixed(1)} s; ${intact === 'intact' ? 'SHA-256 matches' : intact}`,
+      `longest stall ${(stall / 1000).toFixed(1)} s; ${intactText(intact)}`,
     ok: intact === 'intact' && during > 0 && post > 0.8 * pre,
   };
 }
@@ -218,8 +220,7 @@ export async function stopCont(f: FaultLab, target: StopTarget, stopMs: number, 
   if ((await within(() => converged(f), 20_000, 250)) === null) throw new Error('not converged before the fault');
   const home = (await f.status(a)).homeRegion ?? 'east';
   const pid = target === 'control' ? f.l.s.pids.control! : target === 'relay' ? f.l.s.pids[`relay-${home}`]! : f.daemonPid(b);
-  const s = await f.stream(a, b, o.rateBps, Math.ceil((4000 + stopMs + o.recoverMs) / 1000));
-  if ((await s.flowing(10_000)) === null) throw new Error(`the stream did not start: ${s.err}`);
+  const s = await startStream(f, a, b, o.rateBps, Math.ceil((4000 + stopMs + o.recoverMs) / 1000));
   await sleep(1000);
   const t0 = Date.now();
   process.kill(pid, 'SIGSTOP');
@@ -229,18 +230,13 @@ export async function stopCont(f: FaultLab, target: StopTarget, stopMs: number, 
     process.kill(pid, 'SIGCONT');
   }
   const conv = await within(() => converged(f), o.recoverMs + 30_000, 200);
-  let intact = 'intact';
-  try {
-    await s.finish(o.recoverMs + 30_000);
-  } catch (err) {
-    intact = `NOT intact: ${(err as Error).message}`;
-  }
+  const intact = await finishStream(s, o.recoverMs + 30_000);
   const stall = s.longestStallMs(t0);
   log(`SIGSTOP ${target} ${stopMs} ms: converged ${conv} ms after SIGCONT; longest stall ${stall} ms; ${intact}`);
   return {
     fault: `SIGSTOP of ${target === 'relay' ? `the home relay (${home})` : target} for ${(stopMs / 1000).toFixed(0)} s, then SIGCONT`,
     promise: 'everyone converges without manual action; the stream intact',
-    measured: `converged ${conv === null ? 'NOT within the wait' : `${(conv / 1000).toFixed(1)} s after SIGCONT`}; longest stall ${(stall / 1000).toFixed(1)} s; ${intact === 'intact' ? 'SHA-256 matches' : intact}`,
+    measured: `converged ${conv === null ? 'NOT within the wait' : `${(conv / 1000).toFixed(1)} s after SIGCONT`}; longest stall ${(stall / 1000).toFixed(1)} s; ${intactText(intact)}`,
     ok: conv !== null && intact === 'intact',
   };
 }
@@ -254,8 +250,7 @@ export async function nodeDiskFull(f: FaultLab, fullMs: number, o: ScenarioOptio
   const log = o.log ?? (() => {});
   const disk = join(f.l.s.dir, a.name);
   if ((await f.untilDirect(a, b, 20_000)) === null) throw new Error('no direct path before the fault');
-  const s = await f.stream(a, b, o.rateBps, Math.ceil((3000 + fullMs + 3000) / 1000));
-  if ((await s.flowing(10_000)) === null) throw new Error(`the stream did not start: ${s.err}`);
+  const s = await startStream(f, a, b, o.rateBps, Math.ceil((3000 + fullMs + 3000) / 1000));
   await sleep(1000);
   const t0 = Date.now();
   await run('dd', ['if=/dev/zero', `of=${join(disk, 'filler')}`, 'bs=64k']);
@@ -266,12 +261,7 @@ export async function nodeDiskFull(f: FaultLab, fullMs: number, o: ScenarioOptio
     await sleep(500);
   }
   rmSync(join(disk, 'filler'), { force: true });
-  let intact = 'intact';
-  try {
-    await s.finish(o.recoverMs + 20_000);
-  } catch (err) {
-    intact = `NOT intact: ${(err as Error).message}`;
-  }
+  const intact = await finishStream(s, o.recoverMs + 20_000);
   const stall = s.longestStallMs(t0);
   const alive = (() => {
     try {
@@ -285,7 +275,7 @@ export async function nodeDiskFull(f: FaultLab, fullMs: number, o: ScenarioOptio
   return {
     fault: `a node's state dir full (small tmpfs) for ${(fullMs / 1000).toFixed(0)} s`,
     promise: 'tunnels keep running; the daemon keeps answering',
-    measured: `status said ${[...states].join(', ')} throughout; longest stall ${(stall / 1000).toFixed(1)} s; daemon ${alive ? 'alive' : 'GONE'}; ${intact === 'intact' ? 'SHA-256 matches' : intact}`,
+    measured: `status said ${[...states].join(', ')} throughout; longest stall ${(stall / 1000).toFixed(1)} s; daemon ${alive ? 'alive' : 'GONE'}; ${intactText(intact)}`,
     ok: intact === 'intact' && alive && states.size === 1 && states.has('Running') && stall <= 2000,
   };
 }

@@ -6,6 +6,7 @@
 // server: node stream.js server PORT   client: node stream.js client HOST PORT RATE_BPS SECONDS
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import { PatternSource, receiveOne } from '../../test/helpers/xfer-pattern.js';
 
 /** How often the server reports progress: fine enough to time a stall to a tenth of a second. */
 const PROGRESS_MS = 100;
@@ -25,26 +26,16 @@ export interface StreamResult {
 function main(): void {
   const [mode, a, b, c, d] = process.argv.slice(2);
   if (mode === 'server') {
-    const srv = net.createServer((s) => {
-      const h = createHash('sha256');
-      let bytes = 0;
-      const tick = setInterval(() => process.stdout.write(`${JSON.stringify({ t: Date.now(), bytes })}\n`), PROGRESS_MS);
-      s.on('data', (chunk) => {
-        bytes += chunk.length;
-        h.update(chunk);
-      });
-      s.on('end', () => {
+    let tick: NodeJS.Timeout | undefined;
+    receiveOne(Number(a), {
+      onConnection: (bytes) => {
+        tick = setInterval(() => process.stdout.write(`${JSON.stringify({ t: Date.now(), bytes: bytes() })}\n`), PROGRESS_MS);
+      },
+      end: (bytes, sha256) => {
         clearInterval(tick);
-        process.stdout.write(`${JSON.stringify({ done: true, bytes, sha256: h.digest('hex') })}\n`);
-        s.end();
-        srv.close();
-      });
-      s.on('error', (err) => {
-        process.stderr.write(`server: ${err.message} after ${bytes} bytes\n`);
-        process.exit(1);
-      });
+        return { done: true, bytes, sha256 };
+      },
     });
-    srv.listen(Number(a), () => process.stdout.write('listening\n'));
     return;
   }
   const rateBps = Number(c);
@@ -52,7 +43,7 @@ function main(): void {
   const start = Date.now();
   const h = createHash('sha256');
   let sent = 0;
-  let seed = 1;
+  const pattern = new PatternSource();
   let failed = false;
   const s = net.connect(Number(b), a!, () => {
     const pump = (): void => {
@@ -60,11 +51,7 @@ function main(): void {
       if (now >= endAt) return void s.end();
       const due = ((now - start) / 1000) * (rateBps / 8);
       while (sent < due) {
-        const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-        for (let i = 0; i < CHUNK_BYTES; i += 4) {
-          seed = (seed * 1103515245 + 12345) >>> 0;
-          chunk.writeUInt32LE(seed, i);
-        }
+        const chunk = pattern.next(CHUNK_BYTES);
         h.update(chunk);
         sent += CHUNK_BYTES;
         if (!s.write(chunk)) return void s.once('drain', pump);

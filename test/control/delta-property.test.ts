@@ -8,36 +8,18 @@
 // broadcast (a stream that fell behind: one delta covers several changes).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { allocateAddresses, ipv6Prefix } from '../../src/control/addresses.js';
-import { createAuthKey } from '../../src/control/authkeys.js';
 import { deltaLine, fullMapLine, type DeltaSent } from '../../src/control/deltas.js';
 import { MAX_CHANGE_LOG_ENTRIES } from '../../src/control/map-changes.js';
 import { addDevice, removeDevice } from '../../src/control/devices.js';
 import { setPolicy } from '../../src/control/policy.js';
-import { Registry } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
-import { keyToText } from '../../src/crypto/keys.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
 import { NetmapState } from '../../src/netmap/delta.js';
 import { parseMapLine, parseNetworkMap } from '../../src/netmap/parse.js';
 import type { NetworkMap, RelayRegion } from '../../src/netmap/types.js';
+import { insertTestNode, openTestRegistry, prng, randomKeyText, scratchDir } from '../helpers/control-seed.js';
 
-/** mulberry32: a small seeded PRNG, so a failure replays with the same seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const key = (): string => keyToText(publicKeyOf(generatePrivateKey()));
 const USERS = ['alice', 'bob', 'carol'];
 const TAGS = [[], ['tag:server'], ['tag:nas']] as const;
 const POLICIES = [
@@ -81,36 +63,22 @@ for (const seed of [1, 2, 3]) {
     const rnd = prng(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     // the store on tmpfs where there is one: hundreds of small commits, each an fsync on a disk
-    const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'meshctl-delta-'));
+    const dir = scratchDir('meshctl-delta-');
     const raw = new SqliteStore(join(dir, 'control.db'));
     try {
-      const reg = await Registry.open(raw, { keyExpiryMs: null });
+      const { reg, authKeyId } = await openTestRegistry(raw);
       // every write through the registry's store, so its cache (what snapshots read) follows
       const store = reg.store;
-      const authKeyId = (await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null })).record.id;
-      await ipv6Prefix(store);
       const online = new Set<number>();
       let relays = RELAYS[0]!;
       let n = 0;
       const joinNode = async (): Promise<void> => {
         const i = n++;
         const t = pick(TAGS);
-        const rec = await store.insertNode({
-          nodeKey: key(),
-          discoKey: key(),
-          hostname: `n${i}`,
-          requestedHostname: `n${i}`,
-          os: 'linux',
-          version: 'test',
-          ...(await allocateAddresses(store)),
-          endpoints: [`198.18.0.${i % 250}:41641`],
-          homeRelay: null,
-          ephemeral: false,
+        const rec = await insertTestNode(store, i, {
           authKeyId,
+          endpoints: [`198.18.0.${i % 250}:41641`],
           createdAtMs: Date.now(),
-          lastSeenMs: null,
-          keyExpiresAtMs: null,
-          connected: false,
           user: t.length ? null : pick(USERS),
           tags: [...t],
         });
@@ -167,7 +135,7 @@ for (const seed of [1, 2, 3]) {
           if (devices.length && rnd() < 0.5) await removeDevice(reg, String(devices[0]!.id));
           else if (!reg.isExpired(node!)) {
             try {
-              await addDevice(reg, `d${step}`, String(node!.id), key());
+              await addDevice(reg, `d${step}`, String(node!.id), randomKeyText());
             } catch {
               // a gateway that cannot take a device now (pending, expired): the step changes nothing
             }
@@ -212,38 +180,13 @@ for (const seed of [1, 2, 3]) {
 }
 
 test('a stream further behind than the change log keeps gets a whole map, which gives the same map', async () => {
-  const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'meshctl-delta-'));
+  const dir = scratchDir('meshctl-delta-');
   const raw = new SqliteStore(join(dir, 'control.db'));
   try {
-    const reg = await Registry.open(raw, { keyExpiryMs: null });
+    const { reg, authKeyId } = await openTestRegistry(raw);
     const store = reg.store;
-    const authKeyId = (await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null })).record.id;
-    await ipv6Prefix(store);
     const ids: number[] = [];
-    for (const i of [0, 1])
-      ids.push(
-        (
-          await store.insertNode({
-            nodeKey: key(),
-            discoKey: key(),
-            hostname: `n${i}`,
-            requestedHostname: `n${i}`,
-            os: 'linux',
-            version: 'test',
-            ...(await allocateAddresses(store)),
-            endpoints: [],
-            homeRelay: null,
-            ephemeral: false,
-            authKeyId,
-            createdAtMs: 0,
-            lastSeenMs: null,
-            keyExpiresAtMs: null,
-            connected: false,
-            user: 'alice',
-            tags: [],
-          })
-        ).id,
-      );
+    for (const i of [0, 1]) ids.push((await insertTestNode(store, i, { authKeyId, endpoints: [], user: 'alice' })).id);
     let snap = reg.snapshot(() => true, []);
     const self = (): ReturnType<typeof snap.node> & object => snap.node(ids[0]!)!;
     const first = fullMapLine(snap, self());

@@ -5,31 +5,15 @@
 // store, as on a start or a replica's wake-up).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { allocateAddresses, ipv6Prefix } from '../../src/control/addresses.js';
-import { createAuthKey } from '../../src/control/authkeys.js';
 import { addDevice } from '../../src/control/devices.js';
 import { setPolicy } from '../../src/control/policy.js';
 import { Registry } from '../../src/control/registry.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
 import type { ControlStore } from '../../src/control/store.js';
-import { keyToText } from '../../src/crypto/keys.js';
-import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
+import { insertTestNode, openTestRegistry, prng, randomKeyText, scratchDir } from '../helpers/control-seed.js';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const key = (): string => keyToText(publicKeyOf(generatePrivateKey()));
 const POLICY = {
   groups: { 'group:eng': ['alice', 'bob'] },
   tagOwners: { 'tag:server': ['alice'] },
@@ -41,35 +25,13 @@ const POLICY = {
 };
 
 async function withStore(f: (raw: SqliteStore, reg: Registry, join: (i: number, user: string | null) => Promise<number>) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'meshctl-view-'));
+  const dir = scratchDir('meshctl-view-');
   const raw = new SqliteStore(join(dir, 'control.db'));
   try {
-    const reg = await Registry.open(raw, { keyExpiryMs: null });
+    const { reg, authKeyId } = await openTestRegistry(raw);
     const store = reg.store;
-    const authKeyId = (await createAuthKey(store, { reusable: true, ephemeral: false, expiryMs: null })).record.id;
-    await ipv6Prefix(store);
     const joinNode = async (i: number, user: string | null): Promise<number> =>
-      (
-        await store.insertNode({
-          nodeKey: key(),
-          discoKey: key(),
-          hostname: `n${i}`,
-          requestedHostname: `n${i}`,
-          os: 'linux',
-          version: 'test',
-          ...(await allocateAddresses(store)),
-          endpoints: [`198.18.0.${i % 250}:41641`],
-          homeRelay: null,
-          ephemeral: false,
-          authKeyId,
-          createdAtMs: 0,
-          lastSeenMs: null,
-          keyExpiresAtMs: null,
-          connected: false,
-          user,
-          tags: user === null ? ['tag:server'] : [],
-        })
-      ).id;
+      (await insertTestNode(store, i, { authKeyId, user, tags: user === null ? ['tag:server'] : [] })).id;
     await f(raw, reg, joinNode);
   } finally {
     await raw.close();
@@ -134,7 +96,7 @@ for (const seed of [11, 12]) {
         } else if (r < 0.9) {
           what = 'device';
           try {
-            await addDevice(reg, `d${step}`, String(node.id), key());
+            await addDevice(reg, `d${step}`, String(node.id), randomKeyText());
           } catch {
             // a gateway that cannot take a device now: the step changes nothing
           }

@@ -19,22 +19,34 @@ before(async () => {
 });
 after(async () => cluster?.stop());
 
-test('a join through one control server reaches a map stream on the other within 1 s', { skip: skip || undefined }, async () => {
-  const url = await cluster!.createDatabase('replicas');
+/** Two control servers, A and B, on a new database `name`; closed after `f`, with the streams it put in `streams`. */
+async function withReplicas(name: string, f: (a: Harness, b: Harness, streams: OpenStream[]) => Promise<void>): Promise<void> {
+  const url = await cluster!.createDatabase(name);
   let a: Harness | undefined;
   let b: Harness | undefined;
-  let s: OpenStream | undefined;
+  const streams: OpenStream[] = [];
   try {
     a = await harness({ db: { url } });
     b = await harness({ db: { url } });
+    await f(a, b, streams);
+  } finally {
+    for (const s of streams) s.res.destroy();
+    await a?.close();
+    await b?.close();
+  }
+}
+
+test('a join through one control server reaches a map stream on the other within 1 s', { skip: skip || undefined }, async () => {
+  await withReplicas('replicas', async (a, b, streams) => {
     const key = await a.authKey();
     // the auth key made through a is in the shared database: b accepts it
     const watcher = new Node(b.server.publicKey!);
     const first = await b.post(`${P}/register`, watcher.seal('register', registerBody(key, 'watcher')));
     assert.equal(first.status, 200);
-    s = await openStream(b, watcher);
-    const hasPeer = (name: string) => s!.lines().some((l) => l.includes(`"name":"${name}"`));
-    await until(() => s!.lines().length > 0, 5000, 'the first map');
+    const s = await openStream(b, watcher);
+    streams.push(s);
+    const hasPeer = (name: string) => s.lines().some((l) => l.includes(`"name":"${name}"`));
+    await until(() => s.lines().length > 0, 5000, 'the first map');
     const joiner = new Node(a.server.publicKey!);
     const reply = await a.post(`${P}/register`, joiner.seal('register', registerBody(key, 'joiner')));
     assert.equal(reply.status, 200);
@@ -46,11 +58,7 @@ test('a join through one control server reaches a map stream on the other within
     // addresses come from one counter in the database: the two nodes never share one
     const addresses = (r: { body: Record<string, unknown> }) => (r.body.node as { addresses: string[] }).addresses;
     assert.notDeepEqual(addresses(reply), addresses(first));
-  } finally {
-    s?.res.destroy();
-    await a?.close();
-    await b?.close();
-  }
+  });
 });
 
 /** Polls until `cond` holds (deadline `ms`), then prints and returns how long it took. */
@@ -63,22 +71,17 @@ async function timed(what: string, cond: () => boolean | Promise<boolean>, ms = 
 }
 
 test('join, endpoint update, policy and delete through replica A reach a stream on replica B within 1 s', { skip: skip || undefined }, async () => {
-  const url = await cluster!.createDatabase('replica_changes');
-  let a: Harness | undefined;
-  let b: Harness | undefined;
-  let s: OpenStream | undefined;
-  try {
-    a = await harness({ db: { url } });
-    b = await harness({ db: { url } });
+  await withReplicas('replica_changes', async (a, b, streams) => {
     // one identity: the second replica took the first one's control key and certificate from the database
     assert.deepEqual(b.server.publicKey, a.server.publicKey);
     assert.equal(b.server.certPem, a.server.certPem);
     const key = await b.authKey();
     const watcher = new Node(b.server.publicKey!);
     assert.equal((await b.post(`${P}/register`, watcher.seal('register', registerBody(key, 'watcher')))).status, 200);
-    s = await openStream(b, watcher);
-    await until(() => s!.lines().length > 0, 5000, 'the first map');
-    const peer = (name: string) => latestMap(s!)?.peers.find((p) => p.name.split('.')[0] === name);
+    const s = await openStream(b, watcher);
+    streams.push(s);
+    await until(() => s.lines().length > 0, 5000, 'the first map');
+    const peer = (name: string) => latestMap(s)?.peers.find((p) => p.name.split('.')[0] === name);
 
     const joiner = new Node(a.server.publicKey!);
     assert.equal((await a.post(`${P}/register`, joiner.seal('register', registerBody(key, 'joiner')))).status, 200);
@@ -91,7 +94,7 @@ test('join, endpoint update, policy and delete through replica A reach a stream 
 
     const before = JSON.stringify(latestMap(s)?.packetFilter);
     await admin.setPolicy(a.dir, '{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:22"]}]}');
-    times.push(await timed('policy change through A seen on B', () => JSON.stringify(latestMap(s!)?.packetFilter) !== before));
+    times.push(await timed('policy change through A seen on B', () => JSON.stringify(latestMap(s)?.packetFilter) !== before));
 
     // admin commands work through any replica: a delete through A's admin socket
     await admin.deleteNode(a.dir, 'joiner');
@@ -100,21 +103,12 @@ test('join, endpoint update, policy and delete through replica A reach a stream 
 
     // and the stream of a node deleted through A, held by B, ends with the reason
     await admin.deleteNode(a.dir, 'watcher');
-    await timed("the deleted node's stream on B ended", () => s!.lines().some((l) => l.includes('"type":"gone"') && l.includes('NODE_UNKNOWN')));
-  } finally {
-    s?.res.destroy();
-    await a?.close();
-    await b?.close();
-  }
+    await timed("the deleted node's stream on B ended", () => s.lines().some((l) => l.includes('"type":"gone"') && l.includes('NODE_UNKNOWN')));
+  });
 });
 
 test('a sealed request accepted by replica A is refused as a replay by replica B', { skip: skip || undefined }, async () => {
-  const url = await cluster!.createDatabase('replica_replay');
-  let a: Harness | undefined;
-  let b: Harness | undefined;
-  try {
-    a = await harness({ db: { url } });
-    b = await harness({ db: { url } });
+  await withReplicas('replica_replay', async (a, b) => {
     const n = new Node(a.server.publicKey!);
     assert.equal((await a.post(`${P}/register`, n.seal('register', registerBody(await a.authKey(), 'n')))).status, 200);
     const sealed = n.seal('endpoints', { endpoints: ['198.51.100.8:41641'], discoKey: discoKey() });
@@ -125,10 +119,7 @@ test('a sealed request accepted by replica A is refused as a replay by replica B
     assert.match((replay.body.error as { message: string }).message, /replayed/);
     // a fresh request from the same node is fine on B: the refusal was the replay, not the key
     assert.equal((await b.post(`${P}/endpoints`, n.seal('endpoints', { endpoints: [], discoKey: discoKey() }))).status, 200);
-  } finally {
-    await a?.close();
-    await b?.close();
-  }
+  });
 });
 
 test("a node streaming from replica A shows online on B; killed, A's lease expires and B shows it offline", { skip: skip || undefined }, async () => {

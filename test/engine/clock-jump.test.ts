@@ -12,7 +12,7 @@ import type { DeviceOptions } from '../../src/engine/device/device.js';
 import { tai64n } from '../../src/engine/device/crypto.js';
 import { MonotonicTai64n, type TimestampFloorStore } from '../../src/engine/device/tai64n-source.js';
 import { StateStore } from '../../src/daemon/state.js';
-import { memDevice, runNet } from '../helpers/mem-device.js';
+import { linkPair, memDevice, runNet } from '../helpers/mem-device.js';
 import { MemNet, ipv4Packet } from '../helpers/memnet.js';
 
 const HOUR_MS = 3_600_000;
@@ -37,32 +37,8 @@ async function pair(aOpts: Record<string, unknown> = {}) {
   const aClock = steppedClock(clock);
   const a = await memDevice(net, clock, '192.0.2.1', { ...aOpts, clock: aClock } as DeviceOptions);
   const b = await memDevice(net, clock, '192.0.2.2');
-  await connect(a, b);
+  await linkPair(a, b, { replacePeers: true });
   return { net, clock, aClock, a, b };
-}
-
-/** Configures A with B as its peer, and B with A unless `bKeepsItsPeer` (B then still holds the last timestamp it took from A). */
-async function connect(a: Awaited<ReturnType<typeof memDevice>>, b: Awaited<ReturnType<typeof memDevice>>, bKeepsItsPeer = false) {
-  const { publicKeyOf } = await import('../../src/engine/device/crypto.js');
-  const aPub = publicKeyOf(a.dev.identity()!.privateKey);
-  await a.dev.applySet({
-    replacePeers: true,
-    peers: [
-      {
-        publicKey: b.pub,
-        remove: false,
-        updateOnly: false,
-        endpoint: { address: '192.0.2.2', port: b.port },
-        replaceAllowedIps: true,
-        allowedIps: [{ address: '10.0.0.2', bits: 32, family: 4 }],
-      },
-    ],
-  });
-  if (bKeepsItsPeer) return;
-  await b.dev.applySet({
-    replacePeers: true,
-    peers: [{ publicKey: aPub, remove: false, updateOnly: false, replaceAllowedIps: true, allowedIps: [{ address: '10.0.0.1', bits: 32, family: 4 }] }],
-  });
 }
 
 test('a wall clock stepped back an hour: the next handshake still completes with the peer that saw the later timestamp', async () => {
@@ -101,7 +77,8 @@ test('the timestamp floor persists in the state dir: after a restart with the cl
   a2Clock.offsetMs = -HOUR_MS;
   const a2 = await memDevice(net2, clock, '192.0.2.1', { clock: a2Clock, timestampFloor: new StateStore(dir).timestampFloor() } as DeviceOptions);
   a2.dev.setPrivateKey(priv);
-  await connect(a2, b, true);
+  // B keeps its peer: it still holds the last timestamp it took from A
+  await linkPair(a2, b, { replacePeers: true, aOnly: true });
   a2.dev.sendPacket(ipv4Packet('10.0.0.1', '10.0.0.2', 64));
   net2.pump();
   assert.equal(b.dev.stats.dropped.staleTimestamp, 0, 'B refused the restarted node’s initiation as older than the last one it saw');

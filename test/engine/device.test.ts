@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { FakeClock } from '../../src/engine/clock.js';
 import type { DeviceOptions } from '../../src/engine/device/device.js';
 import { DEFAULT_TIMERS } from '../../src/engine/device/constants.js';
-import { memDevice, runNet } from '../helpers/mem-device.js';
+import { linkPair, memDevice, runNet } from '../helpers/mem-device.js';
 import { MemNet, ipv4Packet } from '../helpers/memnet.js';
 
 const node = memDevice;
@@ -19,23 +19,7 @@ async function pair(opts: DeviceOptions = {}, optsB: DeviceOptions = opts) {
   const clock = new FakeClock();
   const a = await node(net, clock, '192.0.2.1', opts);
   const b = await node(net, clock, '192.0.2.2', optsB);
-  await a.dev.applySet({
-    replacePeers: false,
-    peers: [
-      {
-        publicKey: b.pub,
-        remove: false,
-        updateOnly: false,
-        endpoint: { address: '192.0.2.2', port: b.port },
-        replaceAllowedIps: true,
-        allowedIps: [{ address: '10.0.0.2', bits: 32, family: 4 }],
-      },
-    ],
-  });
-  await b.dev.applySet({
-    replacePeers: false,
-    peers: [{ publicKey: a.pub, remove: false, updateOnly: false, replaceAllowedIps: true, allowedIps: [{ address: '10.0.0.1', bits: 32, family: 4 }] }],
-  });
+  await linkPair(a, b);
   return { net, clock, a, b };
 }
 

@@ -2,7 +2,12 @@
 // 0, both print a result line, and both moved exactly the bytes asked for with
 // the same SHA-256. A side that printed nothing fails here, with what it said.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { packageRoot } from '../../src/cli/version.js';
 import type { RunResult } from './netns.js';
+
+/** The built tcp-xfer fixture, to run with `node` on either end. */
+export const XFER_FIXTURE = join(packageRoot(), 'dist', 'test', 'integration', 'fixtures', 'tcp-xfer.js');
 
 export interface XferResult {
   bytes: number;

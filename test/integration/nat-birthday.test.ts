@@ -14,23 +14,13 @@ import type { Status } from '../../src/localapi/types.js';
 import { packageRoot } from '../../src/cli/version.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { sh } from '../helpers/netns.js';
-import { checkXfer, exitWithin } from '../helpers/xfer.js';
+import { nodeStatus as status, pathTo } from '../helpers/lab-status.js';
+import { labTransfer } from '../helpers/lab-xfer.js';
 
 const skip = rootSkipReason('nft', 'ss', 'ping');
 const BIN = join(packageRoot(), 'bin', 'meshctl');
-const XFER = join(packageRoot(), 'dist', 'test', 'integration', 'fixtures', 'tcp-xfer.js');
 /** the goal: direct within this long of traffic starting */
 const DIRECT_WITHIN_MS = 10_000;
-
-async function status(l: Lab, n: LabNode): Promise<Status> {
-  const r = await l.meshctl(n, ['status', '--json']);
-  assert.equal(r.code, 0, `${n.name}: ${r.err}`);
-  return JSON.parse(r.out) as Status;
-}
-
-async function pathTo(l: Lab, from: LabNode, to: LabNode) {
-  return (await status(l, from)).peers.find((p) => p.name === to.name)?.path ?? { kind: 'none' as const };
-}
 
 /** the part of port prediction's counters (`status --json` → counters.birthday) this test reads */
 interface PredictionCounters {
@@ -92,20 +82,7 @@ test('hard NAT ↔ easy NAT: port prediction makes a direct path within 10 s of 
 
     // a TCP transfer over the predicted path, checked end to end
     const bytes = 8 * 1024 * 1024;
-    const server = spawn('ip', ['netns', 'exec', hard.ns, process.execPath, XFER, 'server', '5302'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    server.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    server.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    try {
-      const deadline = Date.now() + 10_000;
-      while (!out.includes('listening') && server.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      assert.ok(out.includes('listening'), `the transfer server did not start: ${err}`);
-      const c = await sh('ip', ['netns', 'exec', easy.ns, process.execPath, XFER, 'client', hardIp, '5302', String(bytes)], 60_000);
-      checkXfer(bytes, c, { code: await exitWithin(server, 30_000), out, err });
-    } finally {
-      server.kill('SIGKILL');
-    }
+    await labTransfer(l, easy, hard, bytes, { port: 5302, clientTimeoutMs: 60_000 });
     const after = await pathTo(l, easy, hard);
     assert.equal(after.kind === 'direct' && after.endpoint, path.kind === 'direct' && path.endpoint, 'the transfer stayed on the predicted path');
     const row =

@@ -7,31 +7,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Lab, tearDown } from '../../src/lab/lab.js';
 import { RELAYS, type LabNode } from '../../src/lab/topology.js';
 import { nodeIp6, RELAY_IP6 } from '../../src/lab/ipv6.js';
-import type { Status } from '../../src/localapi/types.js';
 import type { NetReport } from '../../src/netmap/netreport.js';
 import { packageRoot } from '../../src/cli/version.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { sh } from '../helpers/netns.js';
-import { checkXfer, exitWithin, type XferResult } from '../helpers/xfer.js';
+import { nodeStatus as status, pathTo } from '../helpers/lab-status.js';
+import { labTransfer } from '../helpers/lab-xfer.js';
+import type { XferResult } from '../helpers/xfer.js';
 
 const skip = rootSkipReason('nft', 'ss', 'ping');
 const BIN = join(packageRoot(), 'bin', 'meshctl');
-const XFER = join(packageRoot(), 'dist', 'test', 'integration', 'fixtures', 'tcp-xfer.js');
-
-async function status(l: Lab, n: LabNode): Promise<Status> {
-  const r = await l.meshctl(n, ['status', '--json']);
-  assert.equal(r.code, 0, `${n.name}: ${r.err}`);
-  return JSON.parse(r.out) as Status;
-}
-
-async function pathTo(l: Lab, from: LabNode, to: LabNode) {
-  return (await status(l, from)).peers.find((p) => p.name === to.name)?.path ?? { kind: 'none' as const };
-}
 
 /** Polls status until `from` has a trusted direct path to `to` over IPv6; the ms from `since`, or null. */
 async function untilDirect6(l: Lab, from: LabNode, to: LabNode, since: number, ms = 25_000): Promise<number | null> {
@@ -44,23 +33,8 @@ async function untilDirect6(l: Lab, from: LabNode, to: LabNode, since: number, m
   return null;
 }
 
-async function transfer(l: Lab, from: LabNode, to: LabNode, bytes: number): Promise<XferResult> {
-  const ip = (await status(l, to)).self!.ips[0]!;
-  const server = spawn('ip', ['netns', 'exec', to.ns, process.execPath, XFER, 'server', '5302'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  server.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  server.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  try {
-    for (let i = 0; i < 200 && !out.includes('listening') && server.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(out.includes('listening'), `the transfer server did not start: ${err}`);
-    const c = await sh('ip', ['netns', 'exec', from.ns, process.execPath, XFER, 'client', ip, '5302', String(bytes)], 120_000);
-    const code = await exitWithin(server, 30_000);
-    return checkXfer(bytes, c, { code, out, err });
-  } finally {
-    server.kill('SIGKILL');
-  }
-}
+const transfer = (l: Lab, from: LabNode, to: LabNode, bytes: number): Promise<XferResult> =>
+  labTransfer(l, from, to, bytes, { port: 5302, clientTimeoutMs: 120_000 });
 
 /** On a router: TCP to the relays' IPv4 addresses is answered with a reset, as where IPv4 to them is broken. */
 function rejectRelaysOverIpv4(): string {

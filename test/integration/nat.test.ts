@@ -6,7 +6,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { Lab, tearDown } from '../../src/lab/lab.js';
 import { RELAYS, type LabNode } from '../../src/lab/topology.js';
 import type { Status } from '../../src/localapi/types.js';
@@ -15,21 +14,12 @@ import { bindingRequest } from '../../src/nat/stun.js';
 import { DISCO_MAGIC } from '../../src/nat/disco.js';
 import { rootSkipReason } from '../helpers/root.js';
 import { sh } from '../helpers/netns.js';
-import { checkXfer, exitWithin, type XferResult } from '../helpers/xfer.js';
+import { nodeStatus as status, pathTo } from '../helpers/lab-status.js';
+import { labTransfer } from '../helpers/lab-xfer.js';
+import type { XferResult } from '../helpers/xfer.js';
 
 const skip = rootSkipReason('nft', 'miniupnpd', 'ss', 'ping');
 const BIN = join(packageRoot(), 'bin', 'meshctl');
-const XFER = join(packageRoot(), 'dist', 'test', 'integration', 'fixtures', 'tcp-xfer.js');
-
-async function status(l: Lab, n: LabNode): Promise<Status> {
-  const r = await l.meshctl(n, ['status', '--json']);
-  assert.equal(r.code, 0, `${n.name}: ${r.err}`);
-  return JSON.parse(r.out) as Status;
-}
-
-async function pathTo(l: Lab, from: LabNode, to: LabNode) {
-  return (await status(l, from)).peers.find((p) => p.name === to.name)?.path ?? { kind: 'none' as const };
-}
 
 async function icmp(l: Lab, from: LabNode, to: LabNode, count = 3): Promise<boolean> {
   const ip = (await status(l, to)).self!.ips[0]!;
@@ -48,25 +38,8 @@ async function untilDirect(l: Lab, a: LabNode, b: LabNode, since: number, ms = 2
   return null;
 }
 
-async function transfer(l: Lab, from: LabNode, to: LabNode, bytes: number, during?: () => Promise<void>): Promise<XferResult> {
-  const ip = (await status(l, to)).self!.ips[0]!;
-  const server = spawn('ip', ['netns', 'exec', to.ns, process.execPath, XFER, 'server', '5301'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  server.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  server.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  try {
-    for (let i = 0; i < 200 && !out.includes('listening') && server.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(out.includes('listening'), `the transfer server did not start: ${err}`);
-    const client = sh('ip', ['netns', 'exec', from.ns, process.execPath, XFER, 'client', ip, '5301', String(bytes)], 180_000);
-    if (during) await during();
-    const c = await client;
-    const code = await exitWithin(server, 30_000);
-    return checkXfer(bytes, c, { code, out, err });
-  } finally {
-    server.kill('SIGKILL');
-  }
-}
+const transfer = (l: Lab, from: LabNode, to: LabNode, bytes: number, during?: () => Promise<void>): Promise<XferResult> =>
+  labTransfer(l, from, to, bytes, { port: 5301, clientTimeoutMs: 180_000, ...(during ? { during } : {}) });
 
 test('NAT traversal and relay fallback in the lab', { skip, timeout: 420_000 }, async (t) => {
   // a random name (the lab names interfaces from its first 6 characters): runs side by side never share one

@@ -8,17 +8,7 @@ import { applyFilterPatch, filterPatchOf, FilterPatchError, sourceEdit } from '.
 import { NetmapState, MapDeltaError } from '../../src/netmap/delta.js';
 import { MapParseError, MAX_FILTER_SOURCES, parseMapDelta, parseNetworkMap } from '../../src/netmap/parse.js';
 import type { FilterRule } from '../../src/netmap/types.js';
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../helpers/control-seed.js';
 
 const MESH = { ipv4: '100.64.0.0/10', ipv6: 'fd7a:115c:a1e0::/48' };
 const addr = (i: number): string => `100.64.${i >> 8}.${i & 255}/32`;

@@ -9,6 +9,7 @@ import { parsePolicy } from '../../src/policy/parse.js';
 import { autoApproves } from '../../src/policy/check.js';
 import type { PolicyNode } from '../../src/policy/types.js';
 import { MAX_FILTER_DESTINATIONS, parseNetworkMap } from '../../src/netmap/parse.js';
+import { prng } from '../helpers/control-seed.js';
 
 const KEY = Buffer.alloc(32, 7).toString('base64');
 const MAP = {
@@ -136,18 +137,6 @@ test('autoApprovers: routes inside an approved prefix and exit nodes, by tag or 
   assert.equal(autoApproves(p, 'exit', { user: 'bob', tags: [] }), false);
 });
 
-/** A small seeded generator (mulberry32), so a failure replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const RANDOM_POLICY = `{
   "groups": { "group:a": ["alice", "bob"] },
   "tagOwners": { "tag:nas": [], "tag:web": [], "tag:router": [] },
@@ -163,7 +152,7 @@ const RANDOM_POLICY = `{
 
 test('incremental recompute equals a full recompute after every random change (seeded)', () => {
   for (const seed of [1, 2, 3, 4, 5]) {
-    const r = rng(seed);
+    const r = prng(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
     const randomNode = (id: number): PolicyNode => {
       const tagged = r() < 0.4;
