@@ -39,6 +39,20 @@ async function node(net: MemNet, address: string, clock = new FakeClock(), relay
   };
 }
 
+/** a and b as each other's WireGuard peer, a at 10.9.0.1 and b at 10.9.0.2 inside the tunnel */
+async function peerEachOther(a: { device: Device; nodePub: Buffer }, b: { device: Device; nodePub: Buffer }): Promise<void> {
+  for (const [x, y, ip] of [
+    [a, b, '10.9.0.2'],
+    [b, a, '10.9.0.1'],
+  ] as const) {
+    x.device.addPeer(y.nodePub);
+    await x.device.applySet({
+      replacePeers: false,
+      peers: [{ publicKey: y.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: ip, bits: 32, family: 4 }] }],
+    });
+  }
+}
+
 test('the candidate that answers becomes the WireGuard endpoint; dead ones are ignored', async () => {
   const net = new MemNet();
   const a = await node(net, '10.0.0.1');
@@ -344,16 +358,7 @@ test('over a trusted direct path, batched packets are sealed in place in the UDP
   const got: Buffer[] = [];
   b.device.attachTun((p) => (got.push(Buffer.from(p)), true));
   try {
-    a.device.addPeer(b.nodePub);
-    b.device.addPeer(a.nodePub);
-    await a.device.applySet({
-      replacePeers: false,
-      peers: [{ publicKey: b.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.2', bits: 32, family: 4 }] }],
-    });
-    await b.device.applySet({
-      replacePeers: false,
-      peers: [{ publicKey: a.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.1', bits: 32, family: 4 }] }],
-    });
+    await peerEachOther(a, b);
     b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [], homeRelay: null }]);
     a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [b.ep], homeRelay: null }]);
     assert.equal(a.paths.directEndpoint(virtualEndpoint(b.nodePub).address), null, 'no trusted path before a pong');
@@ -420,16 +425,7 @@ test('traffic is counted by the path that carried it (relayed under relay, then 
   b.device.attachTun((p) => (got.push(Buffer.from(p)), true));
   a.device.attachTun(() => true);
   try {
-    a.device.addPeer(b.nodePub);
-    b.device.addPeer(a.nodePub);
-    await a.device.applySet({
-      replacePeers: false,
-      peers: [{ publicKey: b.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.2', bits: 32, family: 4 }] }],
-    });
-    await b.device.applySet({
-      replacePeers: false,
-      peers: [{ publicKey: a.nodePub, remove: false, updateOnly: true, replaceAllowedIps: true, allowedIps: [{ address: '10.9.0.1', bits: 32, family: 4 }] }],
-    });
+    await peerEachOther(a, b);
     // no candidates: the relay is the only path
     b.paths.setPeers([{ nodeKey: a.nodePub, discoKey: a.discoPub, candidates: [], homeRelay: 'r1' }]);
     a.paths.setPeers([{ nodeKey: b.nodePub, discoKey: b.discoPub, candidates: [], homeRelay: 'r1' }]);
