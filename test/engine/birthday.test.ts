@@ -46,7 +46,8 @@ function peerOf(candidates: Endpoint[]) {
   const theirDisco = generatePrivateKey();
   const theirNode = publicKeyOf(generatePrivateKey());
   const cands = new Map<string, Candidate>();
-  for (const ep of candidates) cands.set(`${ep.address}:${ep.port}`, { ep, latencyMs: null, lastPongMs: null, lastPingMs: -Infinity, pingedBack: false });
+  for (const ep of candidates)
+    cands.set(`${ep.address}:${ep.port}`, { ep, latencyMs: null, lastPongMs: null, lastPingMs: -Infinity, pingedBack: false, unansweredSinceMs: null });
   const p: PeerPaths = {
     nodeKey: theirNode,
     hex: theirNode.toString('hex'),
@@ -62,6 +63,7 @@ function peerOf(candidates: Endpoint[]) {
     lastFullProbeMs: 0,
     lastWakePingMs: -Infinity,
     punch: newPunchState(),
+    silence: { txBytes: 0, rxBytes: 0, rxChangedMs: 0 },
   };
   // what the peer seals with, and opens ours with
   const theirKey = boxKey(theirDisco, publicKeyOf(ourDisco));

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Device } from '../../src/engine/device/device.js';
 import { FakeClock } from '../../src/engine/clock.js';
-import { PathManager, type PathInfo, type RelayPaths } from '../../src/engine/paths/paths.js';
+import { PathManager, type PathInfo, type PathTimers, type RelayPaths } from '../../src/engine/paths/paths.js';
 import { PathBind } from '../../src/engine/paths/pathbind.js';
 import { virtualEndpoint } from '../../src/engine/conn/endpoint.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
@@ -13,7 +13,7 @@ import { boxKey } from '../../src/crypto/box.js';
 import { openDisco, sealDisco } from '../../src/nat/disco.js';
 import { ipv4Packet, MemNet } from '../helpers/memnet.js';
 
-async function node(net: MemNet, address: string, clock = new FakeClock(), relay?: RelayPaths) {
+async function node(net: MemNet, address: string, clock = new FakeClock(), relay?: RelayPaths, timers?: Partial<PathTimers>) {
   const nodeKey = generatePrivateKey();
   const disco = generatePrivateKey();
   const device = new Device({ clock });
@@ -22,6 +22,7 @@ async function node(net: MemNet, address: string, clock = new FakeClock(), relay
   const bind = net.bind(address);
   const paths = new PathManager(device, bind, { privateKey: disco, publicKey: publicKeyOf(disco) }, publicKeyOf(nodeKey), {
     relay,
+    timers,
     onPathChange: (_k, path) => changes.push(path),
   });
   const pathBind = new PathBind(bind, paths);
@@ -237,7 +238,8 @@ test('on the fake clock: heartbeats keep a direct path, its lapse moves to the r
   const net = new MemNet();
   const clock = new FakeClock();
   const relayedData: number[] = [];
-  const a = await node(net, '10.0.0.1', clock, { send: (_r, _dst, pkt) => (relayedData.push(pkt[0]!), true), connected: () => true });
+  // b never answers the handshake: the silence watch (its own test) would probe between the beats this test counts
+  const a = await node(net, '10.0.0.1', clock, { send: (_r, _dst, pkt) => (relayedData.push(pkt[0]!), true), connected: () => true }, { silenceMs: 60_000 });
   const bDisco = generatePrivateKey();
   const bPub = publicKeyOf(generatePrivateKey());
   const shared = boxKey(bDisco, a.discoPub);

@@ -1,11 +1,13 @@
 // Which path carries a peer's packets: the best direct candidate while its
 // pongs are recent (trusted), else the peer's home relay when connected, else
 // a direct guess. A new direct path replaces a trusted one only when clearly
-// faster (hysteresis), and when trust runs out traffic lapses to the relay.
+// faster (hysteresis), or at once when the trusted one is suspect (a ping to
+// it unanswered past a few round trips); when trust runs out traffic lapses
+// to the relay.
 import type { Clock } from '../clock.js';
 import type { Endpoint } from '../conn/endpoint.js';
 import type { Device } from '../device/device.js';
-import type { Candidate, PathInfo, PathTimers, PeerPaths, RelayPaths } from './types.js';
+import { LOST_PING_RTT_FACTOR, type Candidate, type PathInfo, type PathTimers, type PeerPaths, type RelayPaths } from './types.js';
 
 /** A new direct path must beat the current one by this fraction and by at least 1 ms, so equal paths do not flap. */
 const SWITCH_BETTER_FRACTION = 0.2;
@@ -26,14 +28,29 @@ export class PathChoice {
     return c?.lastPongMs != null && this.clock.now() - c.lastPongMs <= this.timers.trustMs;
   }
 
+  /** How long a ping to `c` may go unanswered before the path is suspect: lostPingMs, or a few of its round trips. */
+  lostAfterMs(c: Candidate): number {
+    return Math.max(this.timers.lostPingMs, LOST_PING_RTT_FACTOR * (c.latencyMs ?? 0));
+  }
+
+  /** A ping to `c` has gone unanswered past lostAfterMs: the path may have died since its last pong. */
+  suspect(c: Candidate): boolean {
+    return c.unansweredSinceMs !== null && this.clock.now() - c.unansweredSinceMs >= this.lostAfterMs(c);
+  }
+
+  /** Trusted and not suspect: the path carries the peer's traffic alone. */
+  confirmed(c: Candidate | null): boolean {
+    return c !== null && this.trusted(c) && !this.suspect(c);
+  }
+
   /** the peer's home relay region when it is connected */
   relayUsable(p: PeerPaths): string | null {
     return p.homeRelay && this.relay?.connected(p.homeRelay) ? p.homeRelay : null;
   }
 
-  /** The trusted direct endpoint, or null (relay, guesses). */
+  /** The trusted direct endpoint that is not suspect, or null (relay, both, guesses). */
   direct(p: PeerPaths): Endpoint | null {
-    return p.best && this.trusted(p.best) ? p.best.ep : null;
+    return this.confirmed(p.best) ? p.best!.ep : null;
   }
 
   /** With neither a trusted direct path nor a relay: the last good direct path, or the first candidate. */
@@ -42,13 +59,14 @@ export class PathChoice {
   }
 
   /**
-   * A pong proved `c`: it becomes the path if there is no trusted one or it is clearly faster. `prevPongMs`: c's
+   * A pong proved `c`: it becomes the path if there is no trusted one, the trusted one is suspect (another candidate
+   * answers while it does not: the peer's NAT gave it a new mapping), or it is clearly faster. `prevPongMs`: c's
    * last pong before this one, so a heartbeat's pong on a path that stayed trusted is no change (no log line, no
    * handshake resent each beat).
    */
   consider(p: PeerPaths, c: Candidate, prevPongMs: number | null): void {
     const best = p.best;
-    const wasTrusted = best === c ? prevPongMs !== null && this.clock.now() - prevPongMs <= this.timers.trustMs : this.trusted(best);
+    const wasTrusted = best === c ? prevPongMs !== null && this.clock.now() - prevPongMs <= this.timers.trustMs : this.confirmed(best);
     const better =
       !best ||
       best === c ||
@@ -82,6 +100,23 @@ export class PathChoice {
       p.lastActiveMs = now;
     }
     return now - p.lastActiveMs <= this.timers.activeMs;
+  }
+
+  /**
+   * Samples the peer's WireGuard byte counters (the silence watch): true when data went to the peer since the last
+   * sample and nothing has come from it for silenceMs.
+   */
+  sampleSilence(p: PeerPaths, now: number): boolean {
+    const wg = this.device.getPeer(p.nodeKey);
+    if (!wg) return false;
+    const s = p.silence;
+    const sent = wg.txBytes !== s.txBytes;
+    s.txBytes = wg.txBytes;
+    if (wg.rxBytes !== s.rxBytes) {
+      s.rxBytes = wg.rxBytes;
+      s.rxChangedMs = now;
+    }
+    return sent && now - s.rxChangedMs >= this.timers.silenceMs;
   }
 
   isActive(p: PeerPaths): boolean {

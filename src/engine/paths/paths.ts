@@ -5,8 +5,9 @@
 // pings proved, or through the relay while no direct path is trusted.
 // Candidates come from the network map, from call-me-maybe and from where
 // pings arrive; heartbeats keep a direct path trusted while traffic flows,
-// and when they stop answering traffic moves to the relay within a few
-// seconds. The jobs live apart: table.ts (the peers), probe.ts (pings, pongs,
+// and when one goes unanswered past a few round trips the relay carries a
+// copy of each packet too, until a pong re-confirms the path or its trust
+// runs out and the relay carries it alone. The jobs live apart: table.ts (the peers), probe.ts (pings, pongs,
 // heartbeats, call-me-maybe) and choose.ts (which path, and when to switch).
 import { boxKey } from '../../crypto/box.js';
 import { LazyTimer, type Clock } from '../clock.js';
@@ -62,10 +63,13 @@ export class PathManager {
   private socketMark = 0;
   /** the heartbeat: re-armed each time it fires, stopped by stop() */
   private readonly tick: LazyTimer;
+  /** the silence watch (Prober.watch): runs while a peer is active on a trusted direct path */
+  private readonly watchTimer: LazyTimer;
   private readonly clock: Clock;
   private readonly relay: RelayPaths | undefined;
   private readonly onUnknownDisco: ((discoHex: string) => void) | undefined;
-  readonly sendStats = { direct: 0, relay: 0, directGuess: 0, noPath: 0 };
+  /** `both`: packets sent direct and through the relay while their direct path was suspect (also counted in direct) */
+  readonly sendStats = { direct: 0, relay: 0, directGuess: 0, noPath: 0, both: 0 };
   /** packets and bytes each way by path; PathBind counts what the UDP socket carries, this class what the relay does */
   readonly traffic: PathTraffic = {
     directSentPackets: 0,
@@ -127,10 +131,15 @@ export class PathManager {
       onCallMeMaybe: (p, nat) => this.birthday.onCallMeMaybe(p, nat),
       unknownPong: (p, txid, src) => this.birthday.onMainPong(p, txid, src),
     });
+    const watchMs = Math.max(1, this.timers.silenceMs / 4);
+    this.watchTimer = new LazyTimer(this.clock, () => {
+      if (this.probe.watch()) this.watchTimer.mod(watchMs);
+    });
     this.tick = new LazyTimer(this.clock, () => {
       this.tick.mod(this.timers.heartbeatMs);
       this.probe.beat();
       this.sweepPredicted();
+      if (!this.watchTimer.pending && this.probe.watch()) this.watchTimer.mod(watchMs);
     });
     this.tick.mod(this.timers.heartbeatMs);
   }
@@ -150,6 +159,7 @@ export class PathManager {
 
   stop(): void {
     this.tick.stop();
+    this.watchTimer.stop();
     this.probe.clear();
     this.birthday.stop();
   }
@@ -168,7 +178,7 @@ export class PathManager {
   private predicted(p: PeerPaths, ep: Endpoint, sock: PeerSocket | null, latencyMs: number): void {
     const now = this.clock.now();
     const c: Candidate | undefined = sock
-      ? { ep: { address: ep.address, port: ep.port }, latencyMs, lastPongMs: now, lastPingMs: now, pingedBack: false, via: sock }
+      ? { ep: { address: ep.address, port: ep.port }, latencyMs, lastPongMs: now, lastPingMs: now, pingedBack: false, via: sock, unansweredSinceMs: null }
       : (this.table.addCandidate(p, ep) ?? p.candidates.get(endpointKey(ep)));
     if (!c) return;
     const prevPongMs = c.lastPongMs;
@@ -271,6 +281,7 @@ export class PathManager {
       lastFullProbeMs: this.clock.now(),
       lastWakePingMs: -Infinity,
       punch: newPunchState(),
+      silence: { txBytes: 0, rxBytes: 0, rxChangedMs: this.clock.now() },
     };
   }
 
@@ -303,13 +314,26 @@ export class PathManager {
       this.sendStats.noPath++;
       return false;
     }
-    const direct = this.choice.direct(p);
-    if (direct) {
+    const best = p.best;
+    if (best && this.choice.trusted(best)) {
       this.sendStats.direct++;
-      if (!(p.best!.via ?? this.udp).send(buf, direct)) return false;
-      this.traffic.directSentPackets++;
-      this.traffic.directSentBytes += buf.length;
-      return true;
+      let sent = (best.via ?? this.udp).send(buf, best.ep);
+      if (sent) {
+        this.traffic.directSentPackets++;
+        this.traffic.directSentBytes += buf.length;
+      }
+      // a ping to it went unanswered: the path may be dead since its last pong. The relay carries a copy until a pong
+      // re-confirms it (the receiver's replay window drops whichever copy comes second), so a dead path costs
+      // lostAfterMs of traffic, not the rest of the trust window; Tailscale's magicsock sends both ways likewise
+      // while the direct path is not trusted
+      const region = this.choice.suspect(best) ? this.choice.relayUsable(p) : null;
+      if (region && this.relay!.send(region, p.nodeKey, buf)) {
+        this.sendStats.both++;
+        this.traffic.relaySentPackets++;
+        this.traffic.relaySentBytes += buf.length;
+        sent = true;
+      }
+      return sent;
     }
     // no proven direct path: the relay carries it. Only with no relay to carry
     // it does the best direct guess get it instead; a copy to both would double

@@ -7,6 +7,12 @@
 // starts and which probes it sends is punch.ts's decision: TTL-limited openers
 // and a flagged call-me-maybe first, full pings once the peer's call-me-maybe
 // says its NAT is open, and a quiet spell after a failure.
+// A path in use is probed sooner than the next heartbeat when something hints
+// that it died: data sent to the peer with nothing back for silenceMs, or the
+// peer's ping arriving from an address it never used (its NAT gave it a new
+// mapping). A ping to it unanswered past a few round trips makes it suspect
+// (choose.ts): the relay carries copies of its traffic, and a candidate that
+// answers meanwhile takes over at once.
 import { randomBytes } from 'node:crypto';
 import { discoSender, openDisco, sealDisco, TXID_LEN, type DiscoMessage, type NatHint } from '../../nat/disco.js';
 import type { Clock } from '../clock.js';
@@ -44,6 +50,12 @@ export interface DiscoStats {
   openersSent: number;
   /** failed hole-punching attempts, each followed by a quiet spell when the peer backs off too */
   punchFailures: number;
+  /** times a ping to a path in use went unanswered past lostAfterMs (the path became suspect) */
+  suspectPaths: number;
+  /** of those, times another candidate that had answered took over at once */
+  suspectSwitches: number;
+  /** pings to a path in use sent early: data with no reply for silenceMs, or the peer pinging from a new address */
+  earlyProbes: number;
 }
 
 /** What probing sends with and for whom. */
@@ -78,6 +90,9 @@ export class Prober {
     callMeMaybeReceived: 0,
     openersSent: 0,
     punchFailures: 0,
+    suspectPaths: 0,
+    suspectSwitches: 0,
+    earlyProbes: 0,
   };
 
   constructor(private readonly s: ProberParts) {}
@@ -243,9 +258,15 @@ export class Prober {
   }
 
   private sendPing(p: PeerPaths, cand: Candidate, onPong?: (r: PingResult) => void): string | null {
-    const txid = this.newTx({ peer: p, cand, region: null, sentMs: this.now(), onPong });
-    cand.lastPingMs = this.now();
+    const now = this.now();
+    const txid = this.newTx({ peer: p, cand, region: null, sentMs: now, onPong });
+    cand.lastPingMs = now;
     cand.pingedBack = false;
+    if (cand.unansweredSinceMs === null) {
+      cand.unansweredSinceMs = now;
+      // the first unanswered ping of the path in use: if no pong comes within lostAfterMs, the path is suspect then
+      if (cand === p.best) this.s.clock.setTimeout(() => this.overdue(p, cand, now), this.s.choice.lostAfterMs(cand));
+    }
     return this.sendDirect(p, cand.ep, { type: 'ping', txid, nodeKey: this.s.nodeKey }, cand.via) ? txid.toString('hex') : null;
   }
 
@@ -266,6 +287,59 @@ export class Prober {
     const ok = this.s.relay?.send(region, p.nodeKey, sealDisco(m, this.s.disco.publicKey, p.sharedKey)) ?? false;
     if (ok) this.stats.tx++;
     return ok;
+  }
+
+  /**
+   * The ping sent at `sentMs`, the first unanswered one of the path in use, had no pong within lostAfterMs: the path is
+   * suspect, so the relay carries copies of its traffic (PathManager.sendToPeer) until a pong. A candidate that
+   * answered since the path's last pong takes over now; otherwise one more ping goes to the path, in case only the pong
+   * was lost. Nothing happens when a pong came meanwhile, the path changed, or trust has lapsed (the heartbeat's case).
+   */
+  private overdue(p: PeerPaths, c: Candidate, sentMs: number): void {
+    if (this.s.table.getByHex(p.hex) !== p || p.best !== c || c.unansweredSinceMs !== sentMs) return;
+    const { choice } = this.s;
+    if (!choice.trusted(c) || !choice.suspect(c)) return;
+    this.stats.suspectPaths++;
+    let alt: Candidate | null = null;
+    for (const o of p.candidates.values()) {
+      if (o === c || o.lastPongMs === null || o.lastPongMs <= (c.lastPongMs ?? -Infinity) || !choice.confirmed(o)) continue;
+      if (!alt || (o.latencyMs ?? Infinity) < (alt.latencyMs ?? Infinity)) alt = o;
+    }
+    if (alt) {
+      this.stats.suspectSwitches++;
+      choice.consider(p, alt, alt.lastPongMs);
+      return;
+    }
+    this.sendPing(p, c);
+  }
+
+  /**
+   * Probes the path in use now, not at the next heartbeat: a hint says it may have died. Not while a ping to it is
+   * unanswered (that one decides), nor more often than PING_BACK_MIN_MS.
+   */
+  private probeEarly(p: PeerPaths): void {
+    const c = p.best;
+    if (!c || c.unansweredSinceMs !== null || !this.s.choice.trusted(c) || this.now() - c.lastPingMs < PING_BACK_MIN_MS) return;
+    this.stats.earlyProbes++;
+    this.sendPing(p, c);
+  }
+
+  /**
+   * The silence watch (PathManager runs it every silenceMs / 4 while a peer is active on a trusted direct path): a
+   * peer we sent data to that sent nothing back for silenceMs gets a ping on its path now, at most one per silenceMs.
+   * Returns whether any peer still needs watching.
+   */
+  watch(): boolean {
+    const now = this.now();
+    const { choice, timers } = this.s;
+    let any = false;
+    for (const p of this.s.table.values()) {
+      const c = p.best;
+      if (!c || !choice.trusted(c) || !choice.isActive(p)) continue;
+      any = true;
+      if (choice.sampleSilence(p, now) && now - c.lastPingMs >= timers.silenceMs) this.probeEarly(p);
+    }
+    return any;
   }
 
   /** Tells the peer, over the relay, every address we can be reached at: both sides then ping each other at once (hole punching). */
@@ -305,11 +379,15 @@ export class Prober {
         this.sendDirect(p, src, { type: 'pong', txid: m.txid, src });
         // the peer reached us from src, so its NAT now lets us in from there: measure that path now,
         // not at the next full probe (retryDirectMs), even when src was a candidate already
-        const c = this.s.table.addCandidate(p, src) ?? p.candidates.get(endpointKey(src));
+        const added = this.s.table.addCandidate(p, src);
+        const c = added ?? p.candidates.get(endpointKey(src));
         if (c && !this.s.choice.trusted(c) && (!c.pingedBack || this.now() - c.lastPingMs >= PING_BACK_MIN_MS)) {
           this.sendPing(p, c);
           c.pingedBack = true;
         }
+        // the peer pings from an address that never answered us while we use another path: its NAT may have given it
+        // a new mapping, and the path in use (the old one) may be dead. Probe it now; if it stays silent, this one takes over
+        if (c !== p.best && (added || c?.lastPongMs === null)) this.probeEarly(p);
       }
     } else if (m.type === 'pong') {
       this.onPong(p, m.txid, src, via);
@@ -342,6 +420,7 @@ export class Prober {
     const latencyMs = now - pend.sentMs;
     if (pend.cand) {
       const prevPongMs = pend.cand.lastPongMs;
+      pend.cand.unansweredSinceMs = null;
       pend.cand.latencyMs = latencyMs;
       pend.cand.lastPongMs = now;
       punchSucceeded(p.punch);

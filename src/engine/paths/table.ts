@@ -69,7 +69,14 @@ export class PathTable {
     const have = p.candidates.get(k);
     if (have) return null;
     if (p.candidates.size >= MAX_CANDIDATES) return null;
-    const c: Candidate = { ep: { address: ep.address, port: ep.port }, latencyMs: null, lastPongMs: null, lastPingMs: -Infinity, pingedBack: false };
+    const c: Candidate = {
+      ep: { address: ep.address, port: ep.port },
+      latencyMs: null,
+      lastPongMs: null,
+      lastPingMs: -Infinity,
+      pingedBack: false,
+      unansweredSinceMs: null,
+    };
     p.candidates.set(k, c);
     let ports = this.byCandidate.get(c.ep.address);
     if (!ports) this.byCandidate.set(c.ep.address, (ports = new Map()));

@@ -22,6 +22,13 @@ export interface PathTimers {
   retryDirectMs: number;
   /** a ping with no pong after this is given up (Tailscale's pingTimeoutDuration: 5 s) */
   pingTimeoutMs: number;
+  /**
+   * A ping to the path in use unanswered this long (or LOST_PING_RTT_FACTOR round trips, if longer) makes the path
+   * suspect: while it stays trusted, traffic goes both on it and through the relay until a pong re-confirms it.
+   */
+  lostPingMs: number;
+  /** data sent to a peer on its trusted direct path with nothing received from it this long: the path is probed at once */
+  silenceMs: number;
 }
 
 export const DEFAULT_PATH_TIMERS: PathTimers = {
@@ -31,7 +38,16 @@ export const DEFAULT_PATH_TIMERS: PathTimers = {
   upgradeMs: 60_000,
   retryDirectMs: 10_000,
   pingTimeoutMs: 5000,
+  // a pong comes within a round trip (a few ms to ~300 ms on the internet); 500 ms also leaves room for an event loop
+  // held up by a loaded machine. A false suspicion costs only copies of the traffic through the relay until the pong.
+  lostPingMs: 500,
+  // ping echoes, TCP's ACKs and WireGuard's keepalives answer data within a round trip; a one-way stream costs one
+  // extra disco ping a second per peer for it
+  silenceMs: 1000,
 };
+
+/** A suspect path's limit in round trips of its own: a path measured at 300 ms waits 900 ms before it is suspect. */
+export const LOST_PING_RTT_FACTOR = 3;
 
 /** How the engine reaches relays; the daemon supplies it (the engine imports no relay code). */
 export interface RelayPaths {
@@ -80,6 +96,8 @@ export interface Candidate {
   pingedBack: boolean;
   /** the per-peer socket this path leaves from (port prediction's winner); absent: the main socket */
   via?: PeerSocket;
+  /** when the oldest ping to it that no pong has answered yet went out (null: every ping so far answered) */
+  unansweredSinceMs: number | null;
 }
 
 /** Path selection's record of one peer. */
@@ -101,4 +119,6 @@ export interface PeerPaths {
   lastWakePingMs: number;
   /** hole punching towards this peer (punch.ts) */
   punch: PunchState;
+  /** the peer's WireGuard byte counters at the last silence check (probe.ts `watch`), and when rx last grew */
+  silence: { txBytes: number; rxBytes: number; rxChangedMs: number };
 }
