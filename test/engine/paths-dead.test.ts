@@ -252,3 +252,26 @@ test('a one-way stream on a live path: early probes at most one per silenceMs, t
     await m.close();
   }
 });
+
+test('a peer whose NAT gives it a new mapping 40 times (more than MAX_CANDIDATES): each new one still becomes the path', async () => {
+  // each rebind leaves a dead candidate behind; a full table used to refuse the next, so no ping back and no switch
+  const m = await mesh('192.168.1.2', '7.0.0.2');
+  const nat = new HardNat(m.a.ep, '7.0.0.1');
+  m.net.filter = (d) => nat.pass(d);
+  try {
+    m.b.paths.setPeers([{ nodeKey: m.a.nodePub, discoKey: m.a.discoPub, candidates: [], homeRelay: REGION }]);
+    m.a.paths.setPeers([{ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [m.b.ep], homeRelay: REGION }]);
+    m.run(1000, false);
+    m.run(3000);
+    const ports = new Set<number>();
+    for (let i = 0; i < 40; i++) {
+      nat.forget();
+      m.run(3000);
+      const p = m.b.paths.pathOf(m.a.nodePub);
+      assert.ok(p.kind === 'direct' && p.trusted && !ports.has(p.endpoint.port), `rebind ${i + 1}: b's path ${JSON.stringify(p)}`);
+      ports.add(p.endpoint.port);
+    }
+  } finally {
+    await m.close();
+  }
+});

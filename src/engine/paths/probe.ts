@@ -410,7 +410,9 @@ export class Prober {
     const pend = this.pending.get(key);
     const region = relayRegionOf(src);
     const matches = pend && pend.peer === p && (pend.cand ? !region && endpointEquals(pend.cand.ep, src) && pend.cand.via === via : region === pend.region);
-    if (!pend || !matches) {
+    // a candidate forgotten since its ping went (the table made room for a newer one) proves nothing
+    const forgotten = pend?.cand && !pend.cand.via && p.candidates.get(endpointKey(pend.cand.ep)) !== pend.cand;
+    if (!pend || !matches || forgotten) {
       if (!via && !region && this.s.unknownPong?.(p, txid, src)) return;
       this.stats.dropped.unknownTx++;
       return;

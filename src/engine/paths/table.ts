@@ -63,12 +63,16 @@ export class PathTable {
     }
   }
 
-  /** A new candidate of `p` (null: known already, or the peer has MAX_CANDIDATES). */
+  /**
+   * A new candidate of `p` (null: known already, or the peer has MAX_CANDIDATES none of which may go). A peer behind a
+   * NAT that keeps giving it new mappings (a router rebooted every night) brings a new address each time: when full,
+   * the candidate that answered least recently (never, first) makes room, never the path in use.
+   */
   addCandidate(p: PeerPaths, ep: Endpoint): Candidate | null {
     const k = endpointKey(ep);
     const have = p.candidates.get(k);
     if (have) return null;
-    if (p.candidates.size >= MAX_CANDIDATES) return null;
+    if (p.candidates.size >= MAX_CANDIDATES && !this.evictStalest(p)) return null;
     const c: Candidate = {
       ep: { address: ep.address, port: ep.port },
       latencyMs: null,
@@ -83,6 +87,22 @@ export class PathTable {
     // made once per candidate, so translating a datagram's source allocates nothing
     ports.set(c.ep.port, { peer: p, virtual: { address: p.virtual.address, port: p.virtual.port, direct: c.ep } });
     return c;
+  }
+
+  /** Forgets the candidate of `p` whose last pong is oldest (no pong: oldest of all; ties: the first added), not p.best. */
+  private evictStalest(p: PeerPaths): boolean {
+    let victim: [string, Candidate] | null = null;
+    for (const e of p.candidates) {
+      if (e[1] === p.best) continue;
+      if (!victim || (e[1].lastPongMs ?? -Infinity) < (victim[1].lastPongMs ?? -Infinity)) victim = e;
+    }
+    if (!victim) return false;
+    const [k, c] = victim;
+    p.candidates.delete(k);
+    const ports = this.byCandidate.get(c.ep.address);
+    if (ports?.get(c.ep.port)?.peer === p) ports.delete(c.ep.port);
+    if (ports?.size === 0) this.byCandidate.delete(c.ep.address);
+    return true;
   }
 
   /** The peer that owns a direct source address, as a virtual endpoint, so WireGuard sees one endpoint per peer. */
