@@ -43,9 +43,9 @@ test('a hard NAT’s router bounced three times under traffic: each costs at mos
       await sleep(WATCH_MS);
       const gaps = flows.map((x) => x.p.longestGapMs(t0, Date.now() - 500));
       worst.push(Math.max(...gaps));
-      log(
-        `bounce ${i + 1}: public→hard path ${before} → ${await f.pathTo(pub, hard)}; longest gaps ${flows.map((x, k) => `${x.name} ${gaps[k]} ms`).join(', ')}; load ${await must('cat', ['/proc/loadavg'])}`.trim(),
-      );
+      const load = (await must('cat', ['/proc/loadavg'])).trim();
+      const path = `${before} → ${await f.pathTo(pub, hard)}`;
+      log(`bounce ${i + 1}: public→hard path ${path}; longest gaps ${flows.map((x, k) => `${x.name} ${gaps[k]} ms`).join(', ')}; load ${load}`);
     }
     for (const [i, w] of worst.entries()) assert.ok(w <= MAX_GAP_MS, `bounce ${i + 1} cost ${w} ms of replies (at most ${MAX_GAP_MS})`);
     assert.equal(await direct(), true, 'direct again both ways');
