@@ -63,6 +63,7 @@ function peerOf(candidates: Endpoint[]) {
     lastFullProbeMs: 0,
     lastWakePingMs: -Infinity,
     punch: newPunchState(),
+    initiationRelayedMs: -Infinity,
     silence: { txBytes: 0, rxBytes: 0, rxChangedMs: 0 },
   };
   // what the peer seals with, and opens ours with

@@ -77,11 +77,13 @@ async function mesh(aAddress: string, bAddress: string, timers?: Partial<PathTim
   const net = new MemNet();
   const clock = new FakeClock();
   const relayQueue: { to: Buffer; from: Buffer; pkt: Buffer }[] = [];
-  const relayed = { packets: 0 };
+  /** `dropping`: the relay takes packets and delivers none (their destination is not connected to it) */
+  const relayed = { packets: 0, dropping: false, dropped: [] as Buffer[] };
   let aKey: Buffer = Buffer.alloc(0);
   let bKey: Buffer = Buffer.alloc(0);
   const relayFrom = (from: () => Buffer): RelayPaths => ({
     send: (_region, dst, pkt) => {
+      if (relayed.dropping) return relayed.dropped.push(Buffer.from(pkt)) > 0;
       relayQueue.push({ to: dst, from: from(), pkt: Buffer.from(pkt) });
       if (pkt[0] !== 0x6d) relayed.packets++;
       return true;
@@ -271,6 +273,32 @@ test('a peer whose NAT gives it a new mapping 40 times (more than MAX_CANDIDATES
       assert.ok(p.kind === 'direct' && p.trusted && !ports.has(p.endpoint.port), `rebind ${i + 1}: b's path ${JSON.stringify(p)}`);
       ports.add(p.endpoint.port);
     }
+  } finally {
+    await m.close();
+  }
+});
+
+test('a handshake initiation the relay dropped (the peer not connected to it yet) is resent when a direct path opens 60 ms later', async () => {
+  // the soak's 6.5 s window: node4 came up, node3's first initiation went through a relay node4 had not reached yet,
+  // and node3's direct path opened within PATH_OPENED_RESEND_MIN_MS, so the next try waited for REKEY_TIMEOUT (5 s)
+  const m = await mesh('7.0.0.1', '7.0.0.2');
+  try {
+    m.b.paths.setPeers([{ nodeKey: m.a.nodePub, discoKey: m.a.discoPub, candidates: [], homeRelay: REGION }]);
+    m.a.paths.setPeers([{ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [m.b.ep], homeRelay: REGION }]);
+    const pings = m.net.queue.splice(0); // a's first disco pings: held back 60 ms, as a round trip on the internet
+    m.relayed.dropping = true; // b is not connected to the relay yet
+    m.a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+    assert.equal(m.relayed.dropped.filter((d) => d[0] === 1).length, 1, 'the initiation went to the relay, which dropped it');
+    m.relayed.dropping = false;
+    m.clock.advance(60);
+    m.net.queue.push(...pings);
+    m.pump();
+    m.pump();
+    assert.equal(m.a.paths.pathOf(m.b.nodePub).kind, 'direct');
+    m.clock.advance(STEP_MS);
+    m.a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+    m.pump();
+    assert.ok(m.b.arrivals.length >= 1, `b got ${m.b.arrivals.length} packets 160 ms in: the initiation was resent on the new path`);
   } finally {
     await m.close();
   }

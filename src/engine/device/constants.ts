@@ -64,6 +64,11 @@ export const MAX_STAGED_PACKETS = 128;
  * that way (the proving pong came back within the same round trips), and a resend would make its answer unknown.
  */
 export const PATH_OPENED_RESEND_MIN_MS = 250;
+/**
+ * An initiation that went another way (through a relay) than the path that opens is resent unless it is younger than
+ * this: the peer's flood guard (HANDSHAKE_INITIATION_RATE_MS, 20 ms) would drop a copy that close, with room for jitter.
+ */
+export const PATH_OPENED_ELSEWHERE_MIN_MS = 50;
 /** Ignore initiations from one peer arriving faster than this (wireguard-go: 20 ms) — flood guard. */
 export const HANDSHAKE_INITIATION_RATE_MS = 20;
 /** The cookie secret rotates this often (whitepaper §5.4.7: 2 minutes). */

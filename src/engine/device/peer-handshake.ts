@@ -3,7 +3,7 @@
 // REKEY_TIMEOUT), accepts and answers the peer's initiations (fresh timestamp,
 // no flood), completes its own, and puts each new keypair in its slot.
 import type { Endpoint } from '../conn/endpoint.js';
-import { HANDSHAKE_INITIATION_RATE_MS, PATH_OPENED_RESEND_MIN_MS } from './constants.js';
+import { HANDSHAKE_INITIATION_RATE_MS, PATH_OPENED_ELSEWHERE_MIN_MS, PATH_OPENED_RESEND_MIN_MS } from './constants.js';
 import { CookieGenerator } from './cookie.js';
 import { Keypair } from './keypair.js';
 import { encodeInitiation, encodeResponse, INITIATION_MAC1_OFFSET, INITIATION_MAC2_OFFSET, RESPONSE_MAC1_OFFSET, RESPONSE_MAC2_OFFSET } from './messages.js';
@@ -26,15 +26,17 @@ export abstract class PeerHandshake extends PeerSend {
   /**
    * Path selection found a way to the peer: an initiation sent before there
    * was one is resent now instead of after REKEY_TIMEOUT (5 s), so the first
-   * packet after `up` does not wait for the retry timer.
+   * packet after `up` does not wait for the retry timer. `elsewhere`: the pending initiation went another way (a
+   * relay, which may not have reached the peer: one that is not connected to it yet drops it), so the path opening
+   * says nothing about it.
    */
-  pathOpened(): void {
+  pathOpened(elsewhere = false): void {
     if (this.handshake.kind !== 'initiationSent') return;
     const kp = this.current;
     if (kp && this.usableForSending(kp)) return;
     // an initiation sent this recently most likely went the way that just opened and its answer is on its way: a new
     // one would replace its index (the answer then drops) and reach the peer inside its flood guard (dropped too)
-    if (this.host.clock.now() - this.lastSentHandshakeMs < PATH_OPENED_RESEND_MIN_MS) return;
+    if (this.host.clock.now() - this.lastSentHandshakeMs < (elsewhere ? PATH_OPENED_ELSEWHERE_MIN_MS : PATH_OPENED_RESEND_MIN_MS)) return;
     this.lastSentHandshakeMs = -Infinity;
     this.sendHandshakeInitiation(true);
   }

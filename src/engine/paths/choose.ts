@@ -7,6 +7,7 @@
 import type { Clock } from '../clock.js';
 import type { Endpoint } from '../conn/endpoint.js';
 import type { Device } from '../device/device.js';
+import { PATH_OPENED_RESEND_MIN_MS } from '../device/constants.js';
 import { LOST_PING_RTT_FACTOR, type Candidate, type PathInfo, type PathTimers, type PeerPaths, type RelayPaths } from './types.js';
 
 /** A new direct path must beat the current one by this fraction and by at least 1 ms, so equal paths do not flap. */
@@ -81,7 +82,8 @@ export class PathChoice {
     p.best = c;
     if (changed) {
       this.onPathChange?.(p.nodeKey, this.pathOf(p));
-      this.device.getPeer(p.nodeKey)?.pathOpened();
+      // an initiation the relay carried may not have arrived (the peer not connected to it yet, right after its `up`)
+      this.device.getPeer(p.nodeKey)?.pathOpened(this.clock.now() - p.initiationRelayedMs < PATH_OPENED_RESEND_MIN_MS);
     }
   }
 

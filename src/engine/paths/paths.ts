@@ -7,8 +7,9 @@
 // pings arrive; heartbeats keep a direct path trusted while traffic flows,
 // and when one goes unanswered past a few round trips the relay carries a
 // copy of each packet too, until a pong re-confirms the path or its trust
-// runs out and the relay carries it alone. The jobs live apart: table.ts (the peers), probe.ts (pings, pongs,
-// heartbeats, call-me-maybe) and choose.ts (which path, and when to switch).
+// runs out and the relay carries it alone. The jobs live apart: table.ts
+// (the peers), probe.ts (pings, pongs, heartbeats, call-me-maybe) and
+// choose.ts (which path, and when to switch).
 import { boxKey } from '../../crypto/box.js';
 import { LazyTimer, type Clock } from '../clock.js';
 import type { NetBind } from '../conn/bind.js';
@@ -33,6 +34,7 @@ import { BirthdayPunch, isPublicIpv4, type BirthdayStats, type NatMapping } from
 import type { BirthdayBudget } from './birthday-budget.js';
 import { openPeerSocket, type PeerSocket, type PeerSocketOpener } from './peer-socket.js';
 import { newPunchState } from './punch.js';
+import { MESSAGE_INITIATION } from '../device/constants.js';
 
 export { DEFAULT_PATH_TIMERS, type PathInfo, type PathPeerConfig, type PathTimers, type PathTraffic, type PingResult, type RelayPaths } from './types.js';
 export type { DiscoStats } from './probe.js';
@@ -281,6 +283,7 @@ export class PathManager {
       lastFullProbeMs: this.clock.now(),
       lastWakePingMs: -Infinity,
       punch: newPunchState(),
+      initiationRelayedMs: -Infinity,
       silence: { txBytes: 0, rxBytes: 0, rxChangedMs: this.clock.now() },
     };
   }
@@ -353,6 +356,7 @@ export class PathManager {
       }
     }
     if (region && this.relay!.send(region, p.nodeKey, buf)) {
+      if (buf[0] === MESSAGE_INITIATION) p.initiationRelayedMs = this.clock.now();
       this.sendStats.relay++;
       this.traffic.relaySentPackets++;
       this.traffic.relaySentBytes += buf.length;

@@ -119,6 +119,8 @@ export interface PeerPaths {
   lastWakePingMs: number;
   /** hole punching towards this peer (punch.ts) */
   punch: PunchState;
+  /** when a WireGuard handshake initiation to the peer last went through the relay (-Infinity: never) */
+  initiationRelayedMs: number;
   /** the peer's WireGuard byte counters at the last silence check (probe.ts `watch`), and when rx last grew */
   silence: { txBytes: number; rxBytes: number; rxChangedMs: number };
 }
