@@ -26,11 +26,15 @@ export class DatabaseInUseError extends Error {
 const lockDir = (db: string): string => `${db}.lock`;
 const ownerFile = (db: string): string => `${lockDir(db)}/owner`;
 
-/** The start time of process `pid` (clock ticks after boot, field 22 of /proc/PID/stat), or null when there is no such process. */
+/**
+ * The start time of process `pid` (clock ticks after boot, field 22 of /proc/PID/stat), or null when there is
+ * no such process or it has exited and waits to be reaped (a zombie holds no lock).
+ */
 function startTime(pid: number): string | null {
   try {
     const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return st.slice(st.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return f[0] === 'Z' ? null : (f[19] ?? null);
   } catch {
     return null;
   }
