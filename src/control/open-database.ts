@@ -30,6 +30,7 @@ export function openStateDatabase(dir: string, fresh: boolean, log: (msg: string
           `restore ${f.db} from a backup, or start a new, empty network with --fresh`,
       );
     }
+    if (err.kind === 'in-use') throw new StateError(err.message);
     if (err.kind === 'newer') throw new StateError(`${err.message}: run a newer meshctl, or restore a backup made by this version`);
     if (!fresh) throw new StateError(`${err.message}: restore it from a backup, or start afresh with --fresh (which keeps it aside)`);
     const aside = `${f.db}.broken-${Date.now()}`;

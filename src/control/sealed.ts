@@ -2,7 +2,9 @@
 // the box to one operation, and freshness plus a nonce cache stop a captured
 // request from being replayed. The nonce cache lives in the store, so it holds
 // across a restart of the server (and across servers sharing one database).
+import type { KeyObject } from 'node:crypto';
 import { boxKey, openBox } from '../crypto/box.js';
+import { privateKeyObject } from '../crypto/x25519.js';
 import { ControlError, REQUEST_MAX_AGE_MS, type SealedOp } from './protocol.js';
 import type { NonceStore } from './store.js';
 import { parseSealedHeader, parseSealedJson, parseSealedRequest } from './validate.js';
@@ -39,15 +41,18 @@ export class SealedOpener {
   private readonly now: () => number;
   private readonly maxNonces: number;
   private readonly maxNoncesPerKey: number;
+  /** the control key as OpenSSL takes it, made once: every new node key needs one X25519 with it */
+  private readonly controlKey: KeyObject;
 
   constructor(
-    private readonly controlPrivate: Buffer,
+    controlPrivate: Buffer,
     private readonly nonces: NonceStore,
     opts: SealedOpenerOptions = {},
   ) {
     this.now = opts.now ?? Date.now;
     this.maxNonces = opts.maxNonces ?? MAX_SEEN_NONCES;
     this.maxNoncesPerKey = opts.maxNoncesPerKey ?? MAX_SEEN_NONCES_PER_KEY;
+    this.controlKey = privateKeyObject(controlPrivate);
   }
 
   /**
@@ -67,7 +72,7 @@ export class SealedOpener {
     let key = this.keys.get(nodeKey);
     if (!key) {
       try {
-        key = boxKey(this.controlPrivate, req.nodeKeyBytes);
+        key = boxKey(this.controlKey, req.nodeKeyBytes);
       } catch {
         throw new ControlError('BAD_SIGNATURE', 'node key is not a usable X25519 public key');
       }

@@ -5,6 +5,7 @@
 import { chmodSync, existsSync } from '../util/cjs.js';
 import sqlite from 'node-sqlite3-wasm';
 import { statfsSync } from 'node:fs';
+import { claimLock, clearStaleLock, DatabaseInUseError, releaseLock } from './db-lock.js';
 import { dirname } from 'node:path';
 import {
   approvalFromRow,
@@ -103,7 +104,7 @@ const partChange = (kind: ChangeKind): Change => ({ kind, nodeId: null });
 export class DatabaseError extends Error {
   override readonly name = 'DatabaseError';
   constructor(
-    readonly kind: 'missing' | 'empty' | 'corrupt' | 'newer',
+    readonly kind: 'missing' | 'empty' | 'corrupt' | 'newer' | 'in-use',
     message: string,
   ) {
     super(message);
@@ -139,6 +140,12 @@ class SqliteDb {
     const fresh = !existsSync(path);
     if (fresh && opts.mustExist) throw new DatabaseError('missing', `control database ${path} is missing`);
     try {
+      clearStaleLock(path);
+    } catch (err) {
+      if (err instanceof DatabaseInUseError) throw new DatabaseError('in-use', err.message);
+      throw err;
+    }
+    try {
       this.db = new sqlite.Database(path);
     } catch (err) {
       throw new DatabaseError('corrupt', `control database ${path} cannot be opened (${(err as Error).message})`);
@@ -146,10 +153,14 @@ class SqliteDb {
     try {
       if (fresh) chmodSync(path, 0o600);
       // The WASM build has no shared memory, so no WAL: a rollback journal with
-      // full fsync keeps every committed write across a crash.
-      this.db.exec('PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
-      // reads the schema: a file that is not SQLite, or is damaged, fails here
+      // full fsync keeps every committed write across a crash. The lock is taken
+      // once and kept (db-lock.ts: taking it per statement cost a mkdir and an
+      // rmdir each time), and the journal is kept between transactions with its
+      // header zeroed (PERSIST) instead of being made and deleted for each.
+      this.db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = PERSIST; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
+      // reads the schema (and takes the lock): a file that is not SQLite, or is damaged, fails here
       this.db.get('SELECT count(*) AS n FROM sqlite_master');
+      claimLock(path);
       const v = this.schemaVersion;
       if (v === 0 && opts.mustExist) throw new DatabaseError('empty', `control database ${path} is empty`);
       if (v > MIGRATIONS.length) {
@@ -157,7 +168,7 @@ class SqliteDb {
       }
       this.migrate();
     } catch (err) {
-      if (this.db.isOpen) this.db.close();
+      if (this.db.isOpen) this.close();
       if (err instanceof DatabaseError) throw err;
       throw new DatabaseError('corrupt', `control database ${path} is not a valid SQLite database (${(err as Error).message})`);
     }
@@ -400,7 +411,9 @@ class SqliteDb {
   }
 
   close(): void {
-    if (this.db.isOpen) this.db.close();
+    if (!this.db.isOpen) return;
+    releaseLock(this.path);
+    this.db.close();
   }
 }
 

@@ -2,7 +2,7 @@
 // of disco messages and of the control protocol's signed requests. Opening a
 // box proves the sender holds the private half of the key it claims, which is
 // how a node proves possession of its key without ever sending it.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { hsalsa, xsalsa20poly1305 } from '@noble/ciphers/salsa.js';
 import { dh, privateKeyObject } from './x25519.js';
 
@@ -19,9 +19,13 @@ function u32le(b: Uint8Array): Uint32Array {
   return out;
 }
 
-/** crypto_box_beforenm: the symmetric key two parties share; cache it per peer. */
-export function boxKey(privateKey: Uint8Array, peerPublic: Uint8Array): Uint8Array {
-  const shared = dh(privateKeyObject(privateKey), peerPublic);
+/**
+ * crypto_box_beforenm: the symmetric key two parties share; cache it per peer. A side that computes it with
+ * many peers passes its private key as a KeyObject made once: making one from raw bytes costs ~0.7 ms, ten
+ * times the X25519 itself.
+ */
+export function boxKey(privateKey: Uint8Array | KeyObject, peerPublic: Uint8Array): Uint8Array {
+  const shared = dh(privateKey instanceof Uint8Array ? privateKeyObject(privateKey) : privateKey, peerPublic);
   const out = new Uint32Array(8);
   hsalsa(SIGMA, u32le(shared), new Uint32Array(4), out);
   const key = new Uint8Array(32);

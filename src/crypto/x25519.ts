@@ -5,9 +5,8 @@ import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, 
 
 export const KEY_LEN = 32;
 
-// DER wrappers of a raw X25519 key (RFC 8410): PKCS#8 for private, SPKI for public.
+// The DER wrapper of a raw X25519 private key (RFC 8410, PKCS#8).
 const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
 /** Clamps a 32-byte scalar as X25519 (RFC 7748) requires; wg does this on keys it generates. */
 export function clampPrivateKey(k: Buffer): Buffer {
@@ -27,8 +26,13 @@ export function privateKeyObject(raw: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, raw]), format: 'der', type: 'pkcs8' });
 }
 
+/**
+ * A raw public key as a KeyObject. Imported as a JWK: OpenSSL then takes the raw key as it is, where a DER
+ * SPKI goes through its decoder framework (~130 µs against ~12 µs on Node 20), and every dh() makes one.
+ */
 export function publicKeyObject(raw: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, raw]), format: 'der', type: 'spki' });
+  if (raw.length !== KEY_LEN) throw new RangeError(`an X25519 public key is ${KEY_LEN} bytes, not ${raw.length}`);
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('base64url') }, format: 'jwk' });
 }
 
 export function publicKeyOf(priv: Uint8Array | KeyObject): Buffer {

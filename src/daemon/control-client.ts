@@ -3,8 +3,8 @@
 // or a pinned public key (the SHA-256 of its SubjectPublicKeyInfo, from a join
 // string), and turns every failure into one line that names the URL and the cause.
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { request, type RequestOptions } from 'node:https';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { Agent, request, type RequestOptions } from 'node:https';
+import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
 import { boxKey, sealBox } from '../crypto/box.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { publicKeyOf } from '../crypto/x25519.js';
@@ -128,6 +128,16 @@ export const MAX_LOGIN_SERVERS = 8;
  */
 export const MAP_STREAM_KEEPALIVE_IDLE_MS = 2000;
 
+/**
+ * A connection to control that carried a request is kept this long for the next one (an endpoint update,
+ * a map stream after the key), so a node's requests in a burst share one TLS handshake. Control closes a
+ * kept connection after 10 s idle (CONNECTION_IDLE_MS) and announces it in Keep-Alive; the client lets go
+ * first, so a request is rarely sent on a connection control is closing (and is sent again when it is).
+ */
+export const CONTROL_IDLE_CONNECTION_MS = 4000;
+/** Idle connections kept per control URL: a node's requests come one or two at a time. */
+const MAX_IDLE_CONNECTIONS = 2;
+
 /** A request that never got an answer (connection refused, reset, timed out): the next replica may take it. */
 const isUnanswered = (err: unknown): boolean => (err as { unanswered?: boolean }).unanswered === true;
 
@@ -153,10 +163,19 @@ export interface ControlClientOptions {
  */
 export class ControlClient {
   private controlKey: Buffer | null = null;
+  /** the box key shared with the control key above: one X25519 per control key, not one per request */
+  private boxKey: Uint8Array | null = null;
+  /**
+   * The TLS settings of every connection to control, made once: a trust store built from the CA text and
+   * the pinned certificate parsed for each connection cost more than the handshake's own crypto.
+   */
+  private tls: { secureContext: SecureContext; checkServerIdentity?: RequestOptions['checkServerIdentity'] } | null = null;
   private readonly nodePublic: Buffer;
   private readonly bases: URL[];
   /** the replica used now (index into urls) */
   private current = 0;
+  /** each replica's keep-alive pool (made on first use) */
+  private readonly agents: (Agent | undefined)[] = [];
   readonly urls: readonly string[];
   /** the server's clock as learnt from its answers: what sealed requests are stamped with (server-clock.ts) */
   readonly serverClock: ServerClock;
@@ -192,22 +211,36 @@ export class ControlClient {
    * Every connection to control carries meshctl's fwmark (util/marked-socket.ts), so an exit
    * node's default route never captures it; the TLS options are applied to that socket.
    */
-  private connection(base: URL): RequestOptions {
+  private connection(base: URL): CreateConnection {
     const host = base.hostname.replace(/^\[|\]$/g, '');
     const port = Number(base.port || 443);
-    if (this.pin) return { createConnection: pinnedConnection(host, port, this.pin) };
-    return { createConnection: markedConnection(host, port, this.tlsOptions()) };
+    if (this.pin) return pinnedConnection(host, port, this.pin);
+    return markedConnection(host, port, this.tlsOptions());
   }
 
-  private tlsOptions(): { ca?: string; checkServerIdentity?: RequestOptions['checkServerIdentity'] } {
-    if (!this.caPem) return {};
+  /** The keep-alive pool of replica `i`: its connections are made by `connection` (marked, pinned or CA-checked). */
+  private agent(i: number): Agent {
+    let a = this.agents[i];
+    if (!a) {
+      a = new Agent({ keepAlive: true, maxFreeSockets: MAX_IDLE_CONNECTIONS, timeout: CONTROL_IDLE_CONNECTION_MS, scheduling: 'lifo' });
+      const connect = this.connection(this.bases[i]!);
+      a.createConnection = ((opts: RequestOptions, cb: Parameters<CreateConnection>[1]) => connect(opts, cb)) as Agent['createConnection'];
+      this.agents[i] = a;
+    }
+    return a;
+  }
+
+  private tlsOptions(): { secureContext: SecureContext; checkServerIdentity?: RequestOptions['checkServerIdentity'] } {
+    if (this.tls) return this.tls;
+    if (!this.caPem) return (this.tls = { secureContext: createSecureContext() });
     const pinned = new X509Certificate(this.caPem);
-    return {
-      ca: this.caPem,
+    this.tls = {
+      secureContext: createSecureContext({ ca: this.caPem }),
       // A pinned self-signed certificate identifies the server better than a
       // host name does, so it is accepted under whatever name the URL uses.
       checkServerIdentity: (host: string, cert: PeerCertificate) => (cert.raw && pinned.raw.equals(cert.raw) ? undefined : checkServerIdentity(host, cert)),
     };
+    return this.tls;
   }
 
   /**
@@ -224,6 +257,7 @@ export class ControlClient {
   ): Promise<unknown> {
     const n = this.urls.length;
     let start: number | null = null;
+    let retriedKept = false;
     for (let k = 0; ; k++) {
       const b = await body();
       // read after the first body: sealing it may have fetched the control key, failing over to a live replica already
@@ -234,6 +268,12 @@ export class ControlClient {
         this.current = i;
         return out;
       } catch (err) {
+        // a kept connection control closed as the request went out: once more, on a new connection, to the same replica
+        if ((err as { keptConnectionLost?: boolean }).keptConnectionLost && !retriedKept) {
+          retriedKept = true;
+          k--;
+          continue;
+        }
         if (!isUnanswered(err) || k + 1 >= n) throw err;
       }
     }
@@ -257,9 +297,10 @@ export class ControlClient {
           port: base.port || 443,
           method,
           path,
-          headers: { 'content-type': 'application/json' },
+          // a map stream keeps its connection to itself: it goes back to no pool when it ends
+          headers: onResponse ? { 'content-type': 'application/json', connection: 'close' } : { 'content-type': 'application/json' },
           timeout: timeoutMs,
-          ...this.connection(base),
+          agent: this.agent(i),
         },
         (res) => {
           if (this.serverClock.observe(res.headers.date, performance.now() - startedMs)) {
@@ -304,7 +345,12 @@ export class ControlClient {
       );
       req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
       req.on('error', (err: NodeJS.ErrnoException) =>
-        reject(Object.assign(new ApiError(err.code === 'ETIMEDOUT' ? 'TIMEOUT' : 'UNREACHABLE', describeNetError(url, err)), { unanswered: true })),
+        reject(
+          Object.assign(new ApiError(err.code === 'ETIMEDOUT' ? 'TIMEOUT' : 'UNREACHABLE', describeNetError(url, err)), {
+            unanswered: true,
+            keptConnectionLost: req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE'),
+          }),
+        ),
       );
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });
@@ -316,13 +362,15 @@ export class ControlClient {
     const k = keyFromText(r.publicKey);
     if (!k) throw new ApiError('UNREACHABLE', `control server ${this.url} sent no usable control key: is it a meshctl control server?`);
     this.controlKey = k;
+    this.boxKey = null;
     return k;
   }
 
   private async sealed(op: SealedOp, body: object, timeoutMs: number): Promise<object> {
     const ck = await this.key(timeoutMs);
+    this.boxKey ??= boxKey(this.nodePrivate, ck);
     const plain = JSON.stringify({ ...body, op, tsMs: this.serverClock.now(), nonce: randomBytes(12).toString('hex') });
-    return { nodeKey: keyToText(this.nodePublic), box: sealBox(boxKey(this.nodePrivate, ck), Buffer.from(plain)).toString('base64') };
+    return { nodeKey: keyToText(this.nodePublic), box: sealBox(this.boxKey, Buffer.from(plain)).toString('base64') };
   }
 
   async call<T>(op: Exclude<SealedOp, 'map'>, body: object, timeoutMs: number): Promise<T> {

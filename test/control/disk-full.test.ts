@@ -26,7 +26,8 @@ test('a full disk under the control database: a clear one-line error, no damage,
     } catch {
       /* full */
     }
-    const err = await s.insertAuthKey({ ...key, id: 'a2', secretHash: 'ee'.repeat(2000) }).then(
+    // larger than the file's free pages and its kept journal together: the write must take new space
+    const err = await s.insertAuthKey({ ...key, id: 'a2', secretHash: 'ee'.repeat(100_000) }).then(
       () => null,
       (e: Error) => e,
     );

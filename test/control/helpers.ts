@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { admin } from '../../src/control/admin-client.js';
 import { ControlError } from '../../src/control/protocol.js';
 import { ControlServer, type ControlServerOptions } from '../../src/control/server.js';
+import type { ControlStore } from '../../src/control/store.js';
 import { boxKey, sealBox } from '../../src/crypto/box.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
@@ -27,6 +28,12 @@ export interface Harness {
   get(path: string): Promise<{ status: number; body: Record<string, unknown> }>;
   close(): Promise<void>;
 }
+
+/**
+ * The running server's own store: the database file is locked to the server while it runs (db-lock.ts), so a
+ * test reads what it holds through the server's handle, not by opening the file a second time.
+ */
+export const storeOf = (h: Harness): ControlStore => (h.server as unknown as { store: ControlStore }).store;
 
 export const tempDir = (): string => mkdtempSync(join(tmpdir(), 'meshctl-control-'));
 

@@ -6,22 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { admin } from '../../src/control/admin-client.js';
 import { SourceRateLimiter } from '../../src/control/rate-limit.js';
-import { SqliteStore } from '../../src/control/sqlite-store.js';
-import { stateFiles } from '../../src/control/state-dir.js';
-import { discoKey, harness, Node, registerBody, send, type Harness } from './helpers.js';
+import { discoKey, harness, Node, registerBody, send, storeOf, type Harness } from './helpers.js';
 
 const P = '/meshctl/v1';
 const code = (r: { body: Record<string, unknown> }) => (r.body.error as { code?: string } | undefined)?.code;
 const message = (r: { body: Record<string, unknown> }) => String((r.body.error as { message?: string } | undefined)?.message);
 
-const nonceCount = async (h: Harness): Promise<number> => {
-  const s = new SqliteStore(stateFiles(h.dir).db);
-  try {
-    return await s.nonceCount();
-  } finally {
-    await s.close();
-  }
-};
+const nonceCount = (h: Harness): Promise<number> => storeOf(h).nonceCount();
 
 test('a bucket gives a burst, then refuses with the wait until its next token, and refills with time', () => {
   let now = 1_000_000;

@@ -4,10 +4,8 @@
 // before a restart is still refused after it. The cache is bounded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SqliteStore } from '../../src/control/sqlite-store.js';
-import { stateFiles } from '../../src/control/state-dir.js';
 import { ControlServer } from '../../src/control/server.js';
-import { harness, Node, registerBody, send } from './helpers.js';
+import { harness, Node, registerBody, send, storeOf } from './helpers.js';
 
 const P = '/meshctl/v1';
 const code = (r: { body: Record<string, unknown> }) => (r.body.error as { code?: string } | undefined)?.code;
@@ -97,14 +95,7 @@ test('the nonce cache is bounded: per node key and in total it refuses (never fo
     assert.equal((await register(b)).status, 200, 'another key is not affected');
     for (let i = 0; i < 2; i++) assert.equal((await update(b)).status, 200, 'another key is not affected');
     assert.equal((await register(c)).status, 429, 'the total cap is reached: refused, not evicted');
-    const count = async (): Promise<number> => {
-      const s = new SqliteStore(stateFiles(h.dir).db);
-      try {
-        return await s.nonceCount();
-      } finally {
-        await s.close();
-      }
-    };
+    const count = (): Promise<number> => storeOf(h).nonceCount();
     assert.equal(await count(), 6);
     // a nonce is kept until its timestamp leaves the window, then pruned
     now += 2 * 60_000 + 1;
