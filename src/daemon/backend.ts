@@ -105,6 +105,11 @@ export class Backend {
   private engineExit: NodeView | undefined;
   /** how long the last netmap.json write took: the next one waits MAP_SAVE_COST_FACTOR times that at least */
   private mapSaveCostMs = 0;
+  /** status's text of each idle peer without routes, kept with its map view (statusJson) */
+  private readonly peerTexts = new WeakMap<NodeView, CachedPeerText>();
+  /** the peers in status's order (by name) and the map version they were sorted for */
+  private sortedPeers: NodeView[] = [];
+  private sortedFor = -1;
   private stream: MapStream | null = null;
   private loopGeneration = 0;
   private connected = false;
@@ -810,9 +815,52 @@ export class Backend {
   }
 
   status(): Status {
+    return { ...this.statusWithoutPeers(), peers: this.peersByName().map((v) => this.peerStatus(v)) };
+  }
+
+  /**
+   * status() as JSON text (`pretty`: as JSON.stringify(status, null, 2) writes it), the same bytes, at the cost of the
+   * peers with an engine peer or routes: every other peer's entry is a function of its map view alone, and its text is
+   * kept with the view (a delta that changes the peer brings a new view), so thousands of idle peers cost a string join.
+   */
+  statusJson(pretty: boolean): string {
+    const s = this.statusWithoutPeers() as unknown as Record<string, unknown>;
+    const keys = Object.keys(s);
+    const at = keys.indexOf('peers');
+    const head = Object.fromEntries(keys.slice(0, at).map((k) => [k, s[k]]));
+    const tail = Object.fromEntries(keys.slice(at + 1).map((k) => [k, s[k]]));
+    const suffix = this.map?.dns?.suffix ?? '';
+    const items = this.peersByName().map((v) => {
+      if (this.host?.hasEnginePeer(v.nodeKey) || v.routes?.length) return peerText(this.peerStatus(v), pretty);
+      const cached = this.peerTexts.get(v);
+      if (cached?.suffix === suffix)
+        return pretty ? (cached.pretty ??= peerText(this.peerStatus(v), true)) : (cached.compact ??= peerText(this.peerStatus(v), false));
+      const fresh: CachedPeerText = { suffix };
+      if (pretty) fresh.pretty = peerText(this.peerStatus(v), true);
+      else fresh.compact = peerText(this.peerStatus(v), false);
+      this.peerTexts.set(v, fresh);
+      return (pretty ? fresh.pretty : fresh.compact)!;
+    });
+    const h = JSON.stringify(head, null, pretty ? 2 : undefined);
+    const t = JSON.stringify(tail, null, pretty ? 2 : undefined);
+    if (pretty) {
+      const list = items.length ? `[\n    ${items.join(',\n    ')}\n  ]` : '[]';
+      return `${h.slice(0, -2)},\n  "peers": ${list},${t.slice(1)}`;
+    }
+    return `${h.slice(0, -1)},"peers":[${items.join(',')}],${t.slice(1)}`;
+  }
+
+  /** The map's peers in the order status lists them (by name), worked out again only when the map changed. */
+  private peersByName(): NodeView[] {
+    if (this.sortedFor === this.live.version) return this.sortedPeers;
+    this.sortedPeers = [...(this.map?.peers ?? [])].sort((a, b) => byCodeUnits(a.name, b.name));
+    this.sortedFor = this.live.version;
+    return this.sortedPeers;
+  }
+
+  private statusWithoutPeers(): Status {
     const self = this.st.node;
-    const peers: PeerStatus[] = (this.map?.peers ?? []).map((v) => this.peerStatus(v));
-    peers.sort((a, b) => byCodeUnits(a.name, b.name));
+    const peers: PeerStatus[] = [];
     const health: string[] = [];
     if (this.st.prefs.wantRunning && !this.connected && this.control) health.push(`not connected to the control server: ${this.lastError ?? 'connecting'}`);
     health.push(...this.dns.health());
@@ -959,6 +1007,19 @@ export class Backend {
     this.stopMapLoop();
     await this.stopEngine();
   }
+}
+
+/** A peer's entry in status as JSON text, by itself or as one element of the peers list in JSON.stringify(status, null, 2). */
+function peerText(p: PeerStatus, pretty: boolean): string {
+  // a JSON string holds no raw newline: each one is JSON.stringify's own indentation, two levels deeper in the list
+  return pretty ? JSON.stringify(p, null, 2).replaceAll('\n', '\n    ') : JSON.stringify(p);
+}
+
+interface CachedPeerText {
+  /** the DNS suffix the text's dnsName was made with */
+  suffix: string;
+  compact?: string;
+  pretty?: string;
 }
 
 /** A node's owner and tags as status and whois show them: only the fields control sent. */

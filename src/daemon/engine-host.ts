@@ -549,6 +549,11 @@ export class EngineHost {
   }
 
   /** A peer the last map configured (node key as text), or null if it is not one. */
+  /** Whether the peer has an engine peer now: without one its state is a constant (peerState's lazy answer, or none). */
+  hasEnginePeer(nodeKey: string): boolean {
+    return this.table.get(nodeKey)?.active === true;
+  }
+
   peerState(nodeKey: string): PeerState | null {
     const p = this.table.get(nodeKey);
     if (!p) return null;

@@ -49,12 +49,15 @@ export class LiveMap {
   private current: NetworkMap | null = null;
   /** the peers holding each node key, in id order (one each, unless control sends a key twice) */
   private readonly byNodeKey = new Map<string, NodeView[]>();
+  /** counts the changes: a reader's cache of something derived from the map is good while this is unchanged */
+  version = 0;
 
   get map(): NetworkMap | null {
     return this.current;
   }
 
   clear(): void {
+    this.version++;
     this.current = null;
     this.byNodeKey.clear();
   }
@@ -62,6 +65,7 @@ export class LiveMap {
   /** Replaces the map with a whole one (its peers in id order, as a whole map and toMap list them). */
   setWhole(map: NetworkMap): MapChange {
     const sorted = map.peers.every((v, i) => i === 0 || map.peers[i - 1]!.id < v.id);
+    this.version++;
     this.current = sorted ? map : { ...map, peers: [...map.peers].sort((a, b) => a.id - b.id) };
     this.byNodeKey.clear();
     for (const v of this.current.peers) this.index(v);
@@ -123,6 +127,7 @@ export class LiveMap {
       names,
     };
     this.current = map;
+    this.version++;
     return change;
   }
 
