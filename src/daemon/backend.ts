@@ -46,7 +46,7 @@ import { AccessFilter } from './access-filter.js';
 import type { DaemonMetricsView } from './metrics.js';
 import { activeExitPeer, exitNodeHealth, exitNodeRefusal, exitNodeState, servesAsExitNode, withExitNode } from './exit-node.js';
 import { PathReporter } from './path-report.js';
-import { enginePeerStep, LiveMap, type MapChange } from './live-map.js';
+import { enginePeerStep, LiveMap, type MapChange, wholeChange } from './live-map.js';
 import type { NetmapState } from '../netmap/delta.js';
 import type { MapDelta } from '../netmap/types.js';
 
@@ -120,6 +120,8 @@ export class Backend {
   /** the relay region where peers can always reach this node */
   private home: string | null = null;
   private relayMapKey = '';
+  /** the engine the last whole map was applied to: a delta is applied alone only to that one */
+  private wholeMapHost: EngineHost | null = null;
   /** whether the inbound destination check was last built for an approved exit node */
   private servedExit = false;
   private reportedEndpoints = '';
@@ -607,6 +609,9 @@ export class Backend {
     const t0 = performance.now();
     const map = this.map;
     if (!this.host || !map) return;
+    // an engine started since the last whole map (a new interface or port) holds none of it: it gets all of it now
+    if (this.host !== this.wholeMapHost) change = wholeChange();
+    if (change.whole) this.wholeMapHost = this.host;
     if (change.self && JSON.stringify(map.self) !== JSON.stringify(this.st.node)) {
       try {
         this.update((s) => (s.node = map.self));
