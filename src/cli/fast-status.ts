@@ -21,6 +21,9 @@ export function fastStatusArgs(argv: string[]): { socket: string; json: boolean 
   return { socket, json: rest.length === 2 };
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what it looks for
+const CONTROL_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f]/;
+
 /**
  * The daemon's pretty status text as `status --json` prints it, when it is that: the daemon said so, and it holds no
  * control character but JSON.stringify's own newlines (a string's are escaped in JSON), so nothing in it can drive a
@@ -29,11 +32,7 @@ export function fastStatusArgs(argv: string[]): { socket: string; json: boolean 
 export function printableStatusText(text: string, headers: Record<string, string | string[] | undefined>): string | null {
   if (headers[STATUS_FORMAT_HEADER] !== 'pretty') return null;
   // JSON.stringify escapes U+0000-U+001F inside strings; its own layout adds only newlines and spaces
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x0a) || c === 0x7f) return null;
-  }
-  return text;
+  return CONTROL_BUT_NEWLINE.test(text) ? null : text;
 }
 
 export async function fastStatus(o: { socket: string; json: boolean }): Promise<void> {
