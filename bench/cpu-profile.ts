@@ -4,7 +4,8 @@
 // each thread's CPU time from /proc. A reader thread's profile counts its blocking calls (poll, Atomics.wait) as
 // self time, so for those threads the /proc figure is the CPU; the main thread's idle is V8's own "(idle)".
 // usage: sudo node dist/bench/cpu-profile.js [--seconds S] [--streams N] [--keep DIR] [--no-prof (CPU per thread only)]
-//        node dist/bench/cpu-profile.js --summarise FILE.cpuprofile...   (profiles taken some other way)
+//        node dist/bench/cpu-profile.js --summarise FILE.cpuprofile... [--window FROM_US TO_US]   (profiles taken some other way;
+//        --window keeps the samples between two CLOCK_MONOTONIC times in microseconds, as bench/control-daemon.ts prints them)
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,13 +73,26 @@ function categoryOf(fn: string, url: string): string {
   return 'other';
 }
 
-export function summarise(p: Profile): ProfileSummary {
+/** Samples between two times (V8's profile clock: CLOCK_MONOTONIC in microseconds, as process.hrtime), both ends included. */
+export interface SampleWindow {
+  fromUs: number;
+  toUs: number;
+}
+
+export function summarise(p: Profile, window?: SampleWindow): ProfileSummary {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
   const samples = p.samples ?? [];
   const deltas = p.timeDeltas ?? [];
   // a sample's time is the delta to the next sample (V8's own convention)
+  let at = p.startTime;
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < samples.length; i++) {
+    at += deltas[i] ?? 0;
+    if (window && (at < window.fromUs || at > window.toUs)) continue;
+    first = Math.min(first, at);
+    last = Math.max(last, at);
     const dt = (deltas[i + 1] ?? 0) / 1000;
     self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + dt);
   }
@@ -96,7 +110,8 @@ export function summarise(p: Profile): ProfileSummary {
     if (c !== 'idle') busy += ms;
   }
   const sorted = (m: Map<string, number>): FunctionTime[] => [...m].map(([name, ms]) => ({ name, ms })).sort((a, b) => b.ms - a.ms);
-  return { wallMs: (p.endTime - p.startTime) / 1000, busyMs: busy, byFunction: sorted(fn), byCategory: sorted(cat) };
+  const wallMs = window ? (last > first ? (last - first) / 1000 : 0) : (p.endTime - p.startTime) / 1000;
+  return { wallMs, busyMs: busy, byFunction: sorted(fn), byCategory: sorted(cat) };
 }
 
 export function printSummary(label: string, s: ProfileSummary, top = 25): void {
@@ -108,8 +123,16 @@ export function printSummary(label: string, s: ProfileSummary, top = 25): void {
   for (const f of s.byFunction.filter((x) => x.name !== '(idle) ').slice(0, top)) console.log(`    ${pct(f.ms)}  ${f.ms.toFixed(0).padStart(6)} ms  ${f.name}`);
 }
 
-function summariseFiles(files: string[]): void {
-  for (const f of files) printSummary(f, summarise(JSON.parse(readFileSync(f, 'utf8')) as Profile));
+function summariseFiles(args: string[]): void {
+  const w = args.indexOf('--window');
+  const window = w >= 0 ? { fromUs: Number(args[w + 1]), toUs: Number(args[w + 2]) } : undefined;
+  if (window && !(window.fromUs < window.toUs)) throw new Error('--window FROM_US TO_US: two times in microseconds, the first the earlier');
+  const files = w >= 0 ? [...args.slice(0, w), ...args.slice(w + 3)] : args;
+  for (const f of files)
+    printSummary(
+      window ? `${f} (window of ${((window.toUs - window.fromUs) / 1e6).toFixed(1)} s)` : f,
+      summarise(JSON.parse(readFileSync(f, 'utf8')) as Profile, window),
+    );
 }
 
 async function main(): Promise<void> {

@@ -8,7 +8,7 @@ import { keyFromText, keyToText } from '../crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../crypto/x25519.js';
 import { endpointKey } from '../engine/conn/endpoint.js';
 import { parseIp } from '../util/netaddr.js';
-import { MAX_NODE_ENDPOINTS, type MapLine, type NetworkMap, type NodeView, type RegisterResult } from '../netmap/types.js';
+import { MAX_NODE_ENDPOINTS, type NetworkMap, type NodeView, type RegisterResult } from '../netmap/types.js';
 import {
   ApiError,
   type BackendState,
@@ -44,8 +44,11 @@ import { destinationFilter, type DestinationFilterStats } from '../engine/device
 import { destinationPolicy } from './subnet-routes.js';
 import { AccessFilter } from './access-filter.js';
 import type { DaemonMetricsView } from './metrics.js';
-import { exitNodeHealth, exitNodeRefusal, exitNodeState, servesAsExitNode, withExitNode } from './exit-node.js';
+import { activeExitPeer, exitNodeHealth, exitNodeRefusal, exitNodeState, servesAsExitNode, withExitNode } from './exit-node.js';
 import { PathReporter } from './path-report.js';
+import { enginePeerStep, LiveMap, type MapChange, wholeChange } from './live-map.js';
+import type { NetmapState } from '../netmap/delta.js';
+import type { MapDelta } from '../netmap/types.js';
 
 /** How long a node waits for its first map after registering before `up` gives up. */
 const DEFAULT_UP_TIMEOUT_MS = 30_000;
@@ -70,6 +73,11 @@ const LOGOUT_TIMEOUT_MS = 5000;
  * and a burst of deltas to a map of thousands of peers costs one write of it, not one per delta.
  */
 const MAP_SAVE_MIN_INTERVAL_MS = 2000;
+/**
+ * And at least this many times as long as the last write took: at thousands of peers a write (serialising megabytes,
+ * fsync) takes tens of ms, and writes a change apart would cost more CPU than the changes; this keeps them under 1 %.
+ */
+const MAP_SAVE_COST_FACTOR = 100;
 /** Netcheck cadence: mappings and relay latency drift; Tailscale re-checks every ~20-26 s. */
 const NETCHECK_INTERVAL_MS = 30_000;
 
@@ -91,7 +99,17 @@ export class Backend {
   private state: BackendState = 'NoState';
   private host: EngineHost | null = null;
   private control: ControlClient | null = null;
-  private map: NetworkMap | null = null;
+  /** the network map, kept in step with the stream at the cost of each change (live-map.ts) */
+  private readonly live = new LiveMap();
+  /** the exit node's view the engine got with the default routes added, to notice when that changes */
+  private engineExit: NodeView | undefined;
+  /** how long the last netmap.json write took: the next one waits MAP_SAVE_COST_FACTOR times that at least */
+  private mapSaveCostMs = 0;
+  /** status's text of each idle peer without routes, kept with its map view (statusJson) */
+  private readonly peerTexts = new WeakMap<NodeView, CachedPeerText>();
+  /** the peers in status's order (by name) and the map version they were sorted for */
+  private sortedPeers: NodeView[] = [];
+  private sortedFor = -1;
   private stream: MapStream | null = null;
   private loopGeneration = 0;
   private connected = false;
@@ -102,6 +120,10 @@ export class Backend {
   /** the relay region where peers can always reach this node */
   private home: string | null = null;
   private relayMapKey = '';
+  /** the engine the last whole map was applied to: a delta is applied alone only to that one */
+  private wholeMapHost: EngineHost | null = null;
+  /** whether the inbound destination check was last built for an approved exit node */
+  private servedExit = false;
   private reportedEndpoints = '';
   private readonly pathReport = new PathReporter();
   /** the local endpoints last seen, to notice a move to another network */
@@ -160,7 +182,7 @@ export class Backend {
     try {
       await this.startEngine();
       const cached = this.store.loadMap(this.log);
-      if (cached) await this.applyMap(cached);
+      if (cached) await this.applyMap(this.live.setWhole(cached));
       this.state = 'Starting';
       this.control = new ControlClient(controlUrls(this.st.prefs), this.st.prefs.controlCaPem, this.nodePrivate(), this.st.prefs.controlPin, { log: this.log });
       this.startMapLoop();
@@ -169,6 +191,11 @@ export class Backend {
       this.lastError = (err as Error).message;
       this.log(`could not resume: ${this.lastError}`);
     }
+  }
+
+  /** The network map in effect (null before the first one and after down). */
+  private get map(): NetworkMap | null {
+    return this.live.map;
   }
 
   private nodePrivate(): Buffer {
@@ -325,7 +352,7 @@ export class Backend {
     // the tunnel goes down even when the disk is full; the answer then says a restart brings it back
     this.stopMapLoop();
     await this.stopEngine();
-    this.map = null;
+    this.live.clear();
     this.state = this.st.node ? 'Stopped' : 'NeedsLogin';
     if (unsaved) throw new ApiError('FAILURE', `stopped, but ${unsaved.message}: until then a daemon restart would bring the node up again`);
   }
@@ -363,7 +390,7 @@ export class Backend {
     if (sel === this.st.prefs.exitNode) return;
     this.update((s) => (s.prefs.exitNode = sel));
     if (this.map && this.host) {
-      this.host.applyMap(withExitNode(this.map, this.st.prefs));
+      this.applyAllPeers(this.map);
       await this.updateSubnets();
     }
   }
@@ -400,7 +427,7 @@ export class Backend {
       if (r.exitNode !== undefined) s.prefs.exitNode = r.exitNode;
       if (r.exitNodeAllowLanAccess !== undefined) s.prefs.exitNodeAllowLanAccess = r.exitNodeAllowLanAccess;
     });
-    if (r.exitNode !== undefined && this.map && this.host) this.host.applyMap(withExitNode(this.map, this.st.prefs));
+    if (r.exitNode !== undefined && this.map && this.host) this.applyAllPeers(this.map);
     if (dnsChanged && this.map) await this.updateDns();
     if (routesChanged && this.map) {
       await this.syncAdvertised();
@@ -421,9 +448,9 @@ export class Backend {
   }
 
   /** DNS as the current map and settings want it; a failure is a health line, never an error of the caller's. */
-  private updateDns(): Promise<void> {
+  private updateDns(names = true): Promise<void> {
     if (!this.host || !this.map) return Promise.resolve();
-    return this.dns.update(this.map, this.host.ifname, this.st.prefs.acceptDns);
+    return this.dns.update(this.map, this.host.ifname, this.st.prefs.acceptDns, names);
   }
 
   dnsStatus(): DnsStatus {
@@ -572,41 +599,74 @@ export class Backend {
     });
   }
 
-  private async applyMap(map: NetworkMap): Promise<void> {
+  /**
+   * Brings everything derived from the map in step with a change of it (live-map.ts): a whole map rebuilds all of it;
+   * a delta redoes only what it touched (the engine's entries of the peers it names; the filters, DNS zone and subnet
+   * routes only when their inputs changed), so a change costs its own size, not the network's. The engine and the
+   * filters are set before the first await: each change is in force, in order, before the next one is applied.
+   */
+  private async applyMap(change: MapChange): Promise<void> {
     const t0 = performance.now();
-    this.map = map;
-    if (!this.host) return;
-    if (JSON.stringify(map.self) !== JSON.stringify(this.st.node)) {
+    const map = this.map;
+    if (!this.host || !map) return;
+    // an engine started since the last whole map (a new interface or port) holds none of it: it gets all of it now
+    if (this.host !== this.wholeMapHost) change = wholeChange();
+    if (change.whole) this.wholeMapHost = this.host;
+    if (change.self && JSON.stringify(map.self) !== JSON.stringify(this.st.node)) {
       try {
         this.update((s) => (s.node = map.self));
       } catch (err) {
         this.log(`${(err as Error).message} (this node's own entry from the map)`);
       }
     }
-    await this.host.configureAddresses(map.self, [map.ipv4Prefix, map.ipv6Prefix]).catch((err: Error) => this.log(err.message));
-    const relaysChanged = JSON.stringify(map.relays) !== this.relayMapKey;
-    this.relayMapKey = JSON.stringify(map.relays);
+    let relaysChanged = false;
+    if (change.relays) {
+      relaysChanged = JSON.stringify(map.relays) !== this.relayMapKey;
+      this.relayMapKey = JSON.stringify(map.relays);
+    }
     if (!this.home && map.relays[0]) this.home = map.relays[0].code;
     this.updateRelays();
+    const gateway = gatewayDevices(map).length > 0;
+    const peersChanged = change.before.length + change.after.length > 0;
     // the destination check in the same step as the peers' AllowedIPs: a route that left the map carries nothing more
     // a gateway also forwards its devices' packets into the mesh (device-gateway.ts); an approved exit node takes any destination
     const exit = servesAsExitNode(map.self, this.st.prefs);
-    this.host.setInboundFilter(
-      destinationFilter({ ...destinationPolicy(map), devices: deviceForwarding(map), anyV4: exit, anyV6: exit }, this.destinationStats),
-    );
+    if (change.whole || change.self || change.dns || change.devices || exit !== this.servedExit || (gateway && peersChanged)) {
+      this.host.setInboundFilter(
+        destinationFilter({ ...destinationPolicy(map), devices: deviceForwarding(map), anyV4: exit, anyV6: exit }, this.destinationStats),
+      );
+      this.servedExit = exit;
+    }
     // the access policy's rules, in the same step: a permission the map no longer holds cuts its flows now
-    this.accessFilter.apply(this.host, map.packetFilter, deviceForwarding(map).sources);
+    if (change.whole || change.packetFilter || change.devices || change.self)
+      this.accessFilter.apply(this.host, map.packetFilter, deviceForwarding(map).sources);
     // the chosen exit node's AllowedIPs gain the default routes while it is approved and online
-    const peers = this.host.applyMap(withExitNode(map, this.st.prefs));
+    const peers = change.whole ? this.applyAllPeers(map) : this.applyPeerChange(map, change);
     if (peers.added || peers.removed) {
       // one line per change of the peer set: what an operator (and bench/control-daemon.ts) reads to see a change arrive
       this.log(`peers: ${peers.added} added, ${peers.removed} removed, ${peers.total} in all (map applied in ${(performance.now() - t0).toFixed(1)} ms)`);
     }
-    this.host.setPlainPeers(plainPeersOf(gatewayDevices(map), (m) => this.log(m)));
-    await this.updateSubnets();
-    void this.syncAdvertised();
-    await this.updateDns();
+    if (change.whole || change.devices || change.self || gateway) this.host.setPlainPeers(plainPeersOf(gatewayDevices(map), (m) => this.log(m)));
+    await this.host.configureAddresses(map.self, [map.ipv4Prefix, map.ipv6Prefix]).catch((err: Error) => this.log(err.message));
+    // routes: only a change of this node or of a peer that has or had routes can change them
+    const routed = (v: NodeView): boolean => (v.routes?.length ?? 0) > 0 || (v.primaryRoutes?.length ?? 0) > 0;
+    if (change.whole || change.self || change.before.some(routed) || change.after.some(routed)) await this.updateSubnets();
+    if (change.whole || change.self) void this.syncAdvertised();
+    await this.updateDns(change.names);
     if (relaysChanged && map.relays.length) void this.netcheck().catch((err: Error) => this.log(`netcheck: ${err.message}`));
+  }
+
+  /** The engine's peer table from the whole map (the first map, a resync, a new exit node setting). */
+  private applyAllPeers(map: NetworkMap) {
+    this.engineExit = activeExitPeer(map, this.st.prefs);
+    return this.host!.applyMap(withExitNode(map, this.st.prefs));
+  }
+
+  /** The engine's entries of the peers a delta named (and of the exit node, when which peer that is changed). */
+  private applyPeerChange(map: NetworkMap, change: MapChange) {
+    const step = enginePeerStep(this.live, map, change, this.st.prefs, this.engineExit);
+    this.engineExit = step.exitPeer;
+    return this.host!.applyPeers(step.nodeKeys, step.viewOf);
   }
 
   private stopMapLoop(): void {
@@ -624,8 +684,13 @@ export class Backend {
         try {
           const body = { endpoints: this.endpoints(), discoKey: this.discoPublic() };
           this.reportedEndpoints = body.endpoints.join();
-          const onLine = (l: MapLine): void => void this.onMapLine(l, gen).catch((err: Error) => this.log(`applying the network map failed: ${err.message}`));
-          const stream = await this.control.openMap(body, onLine, MAP_IDLE_TIMEOUT_MS, { onRefused: (msg) => this.log(msg) });
+          // the stream's copy of the map, after each whole map or delta: the daemon's map follows it at the delta's cost
+          const onState = (state: NetmapState, _bytes: number, delta?: MapDelta): void => {
+            if (gen !== this.loopGeneration) return;
+            const change = delta ? this.live.applyDelta(state, delta) : this.live.setWhole(state.toMap());
+            void this.onMap(change, gen).catch((err: Error) => this.log(`applying the network map failed: ${err.message}`));
+          };
+          const stream = await this.control.openMap(body, () => {}, MAP_IDLE_TIMEOUT_MS, { onRefused: (msg) => this.log(msg), onState });
           if (gen !== this.loopGeneration) return stream.close();
           // a renewed stream replaces the old one only now that control has taken the new one: the node is never offline
           const previous = this.stream;
@@ -667,15 +732,15 @@ export class Backend {
   }
 
   /**
-   * One line of the stream that loop `gen` opened. A line of an older loop (one that `down` or a new `up` ended while
-   * the line was on its way or being applied) is ignored: it must neither bring back a map after `down` nor end the
-   * wait of the next `up` before that `up`'s own map is in effect.
+   * One map or delta of the stream that loop `gen` opened. A line of an older loop (one that `down` or a new `up` ended
+   * while the line was on its way or being applied) is ignored: it must neither bring back a map after `down` nor end
+   * the wait of the next `up` before that `up`'s own map is in effect.
    */
-  private async onMapLine(l: MapLine, gen: number): Promise<void> {
-    if (l.type !== 'map' || gen !== this.loopGeneration) return;
-    await this.applyMap(l.map);
+  private async onMap(change: MapChange, gen: number): Promise<void> {
     if (gen !== this.loopGeneration) return;
-    this.saveMapSoon(l.map);
+    await this.applyMap(change);
+    if (gen !== this.loopGeneration || !this.map) return;
+    this.saveMapSoon(this.map);
     if (this.state === 'Starting') this.state = 'Running';
     for (const w of this.mapWaiters.splice(0)) w();
   }
@@ -685,7 +750,7 @@ export class Backend {
    * waiting is written then): at thousands of peers a map is megabytes and a delta comes with every change.
    */
   private saveMapSoon(map: NetworkMap): void {
-    const wait = this.mapSavedAtMs + MAP_SAVE_MIN_INTERVAL_MS - Date.now();
+    const wait = this.mapSavedAtMs + Math.max(MAP_SAVE_MIN_INTERVAL_MS, MAP_SAVE_COST_FACTOR * this.mapSaveCostMs) - Date.now();
     if (wait <= 0) return this.writeMap(map);
     this.mapToSave = map;
     if (this.mapSaveTimer) return;
@@ -699,9 +764,11 @@ export class Backend {
   }
 
   private writeMap(map: NetworkMap): void {
+    const t0 = performance.now();
     this.mapSavedAtMs = Date.now();
     try {
       this.store.saveMap(map);
+      this.mapSaveCostMs = performance.now() - t0;
     } catch (err) {
       // the map is in effect; only the copy a restart would begin with is older
       this.log(`cannot save ${this.store.mapFile} (${(err as Error).message}): a restart resumes from the previous map`);
@@ -724,7 +791,7 @@ export class Backend {
     this.log(this.lastError);
     this.stopMapLoop();
     await this.stopEngine();
-    this.map = null;
+    this.live.clear();
     this.state = 'NeedsLogin';
     this.cancelMapSave();
     try {
@@ -753,9 +820,52 @@ export class Backend {
   }
 
   status(): Status {
+    return { ...this.statusWithoutPeers(), peers: this.peersByName().map((v) => this.peerStatus(v)) };
+  }
+
+  /**
+   * status() as JSON text (`pretty`: as JSON.stringify(status, null, 2) writes it), the same bytes, at the cost of the
+   * peers with an engine peer or routes: every other peer's entry is a function of its map view alone, and its text is
+   * kept with the view (a delta that changes the peer brings a new view), so thousands of idle peers cost a string join.
+   */
+  statusJson(pretty: boolean): string {
+    const s = this.statusWithoutPeers() as unknown as Record<string, unknown>;
+    const keys = Object.keys(s);
+    const at = keys.indexOf('peers');
+    const head = Object.fromEntries(keys.slice(0, at).map((k) => [k, s[k]]));
+    const tail = Object.fromEntries(keys.slice(at + 1).map((k) => [k, s[k]]));
+    const suffix = this.map?.dns?.suffix ?? '';
+    const items = this.peersByName().map((v) => {
+      if (this.host?.hasEnginePeer(v.nodeKey) || v.routes?.length) return peerText(this.peerStatus(v), pretty);
+      const cached = this.peerTexts.get(v);
+      if (cached?.suffix === suffix)
+        return pretty ? (cached.pretty ??= peerText(this.peerStatus(v), true)) : (cached.compact ??= peerText(this.peerStatus(v), false));
+      const fresh: CachedPeerText = { suffix };
+      if (pretty) fresh.pretty = peerText(this.peerStatus(v), true);
+      else fresh.compact = peerText(this.peerStatus(v), false);
+      this.peerTexts.set(v, fresh);
+      return (pretty ? fresh.pretty : fresh.compact)!;
+    });
+    const h = JSON.stringify(head, null, pretty ? 2 : undefined);
+    const t = JSON.stringify(tail, null, pretty ? 2 : undefined);
+    if (pretty) {
+      const list = items.length ? `[\n    ${items.join(',\n    ')}\n  ]` : '[]';
+      return `${h.slice(0, -2)},\n  "peers": ${list},${t.slice(1)}`;
+    }
+    return `${h.slice(0, -1)},"peers":[${items.join(',')}],${t.slice(1)}`;
+  }
+
+  /** The map's peers in the order status lists them (by name), worked out again only when the map changed. */
+  private peersByName(): NodeView[] {
+    if (this.sortedFor === this.live.version) return this.sortedPeers;
+    this.sortedPeers = [...(this.map?.peers ?? [])].sort((a, b) => byCodeUnits(a.name, b.name));
+    this.sortedFor = this.live.version;
+    return this.sortedPeers;
+  }
+
+  private statusWithoutPeers(): Status {
     const self = this.st.node;
-    const peers: PeerStatus[] = (this.map?.peers ?? []).map((v) => this.peerStatus(v));
-    peers.sort((a, b) => byCodeUnits(a.name, b.name));
+    const peers: PeerStatus[] = [];
     const health: string[] = [];
     if (this.st.prefs.wantRunning && !this.connected && this.control) health.push(`not connected to the control server: ${this.lastError ?? 'connecting'}`);
     health.push(...this.dns.health());
@@ -902,6 +1012,19 @@ export class Backend {
     this.stopMapLoop();
     await this.stopEngine();
   }
+}
+
+/** A peer's entry in status as JSON text, by itself or as one element of the peers list in JSON.stringify(status, null, 2). */
+function peerText(p: PeerStatus, pretty: boolean): string {
+  // a JSON string holds no raw newline: each one is JSON.stringify's own indentation, two levels deeper in the list
+  return pretty ? JSON.stringify(p, null, 2).replaceAll('\n', '\n    ') : JSON.stringify(p);
+}
+
+interface CachedPeerText {
+  /** the DNS suffix the text's dnsName was made with */
+  suffix: string;
+  compact?: string;
+  pretty?: string;
 }
 
 /** A node's owner and tags as status and whois show them: only the fields control sent. */

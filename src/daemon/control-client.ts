@@ -9,7 +9,7 @@ import { boxKey, sealBox } from '../crypto/box.js';
 import { keyFromText, keyToText } from '../crypto/keys.js';
 import { publicKeyOf } from '../crypto/x25519.js';
 import { PATHS, type ErrorBody, type SealedOp } from '../control/protocol.js';
-import type { MapLine } from '../netmap/types.js';
+import type { MapDelta, MapLine } from '../netmap/types.js';
 import { ApiError } from '../localapi/types.js';
 import { MapParseError, parseMapLine } from '../netmap/parse.js';
 import { MapDeltaError, NetmapState } from '../netmap/delta.js';
@@ -110,9 +110,10 @@ export interface MapStreamOptions {
   /**
    * Gets the node's copy of the map after each whole map or delta, with the
    * line's size in bytes, instead of `onLine` getting the whole map: for a
-   * reader that looks at a few peers, at the cost of the delta only.
+   * reader that looks at a few peers, at the cost of the delta only. After a delta it also gets the delta (already
+   * applied to the copy): what changed, for a reader that keeps its own state in step.
    */
-  onState?: (state: NetmapState, bytes: number) => void;
+  onState?: (state: NetmapState, bytes: number, delta?: MapDelta) => void;
 }
 
 /**
@@ -452,7 +453,7 @@ export class ControlClient {
           if (err instanceof MapDeltaError || err instanceof MapParseError) return resync(err.message);
           throw err;
         }
-        if (opts.onState) opts.onState(state, bytes);
+        if (opts.onState) opts.onState(state, bytes, line.delta);
         else onLine({ type: 'map', map: state.toMap(), seq: line.delta.seq });
       } else {
         if (deltas) state.setMap(line.map, line.seq ?? null);

@@ -51,6 +51,9 @@ function endpointText(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/** The resolver's allowed sources include this host's addresses: re-read at most this often (a syscall per interface), as the endpoint poll does. */
+const ALLOWED_REFRESH_MS = 1000;
+
 export class DnsHost {
   private readonly os: OsDns;
   private readonly log: (msg: string) => void;
@@ -59,6 +62,11 @@ export class DnsHost {
   private server: DnsServer | null = null;
   /** what the server's zone was built from (zoneInputs): a map that leaves it equal keeps the zone */
   private zoneKey: string | null = null;
+  /** a map since the zone was last built may have changed a name or address (update's `names`): the key is worked out again */
+  private namesDirty = true;
+  /** when the allowed sources were last worked out (monotonic ms): this host's addresses are re-read at most every ALLOWED_REFRESH_MS */
+  private allowedAtMs = -Infinity;
+  private allowedFor: NetworkMap | null = null;
   /** the interface and the resolver addresses put on it, and the endpoints the server listens on */
   private ifname: string | null = null;
   private addresses: IpPrefix[] = [];
@@ -98,9 +106,14 @@ export class DnsHost {
     });
   }
 
-  /** Makes DNS match a new map (or the setting): listen, zone, OS. Called for every map; cheap when nothing changed. */
-  update(map: NetworkMap, ifname: string, acceptDns: boolean): Promise<void> {
+  /**
+   * Makes DNS match a new map (or the setting): listen, zone, OS. Called for every map; cheap when nothing changed.
+   * `names`: false when the caller knows no name, address, DNS config or mesh prefix changed since the map before
+   * (a delta of endpoints or online state): then the zone's inputs are not even compared, a walk of every peer.
+   */
+  update(map: NetworkMap, ifname: string, acceptDns: boolean, names = true): Promise<void> {
     this.wanted = { map, ifname, acceptDns };
+    if (names) this.namesDirty = true;
     return this.serial('configuring DNS', () => this.reconcile());
   }
 
@@ -120,7 +133,13 @@ export class DnsHost {
     if (!w) return;
     const dns = w.map.dns;
     if (!dns) return this.teardown();
-    this.allowed = this.allowedSources(w.map);
+    // this host's addresses are read from the OS (a syscall per interface): at most once per ALLOWED_REFRESH_MS, and for a new self
+    const now = performance.now();
+    if (now - this.allowedAtMs >= ALLOWED_REFRESH_MS || this.allowedFor?.self !== w.map.self || this.allowedFor.ipv4Prefix !== w.map.ipv4Prefix) {
+      this.allowed = this.allowedSources(w.map);
+      this.allowedAtMs = now;
+      this.allowedFor = w.map;
+    }
     const resolvers = dns.resolvers.map((r) => hostPrefix(parseIp(r)));
     const key = `${w.ifname}|${resolvers.map((r) => r.text).join()}`;
     if (!this.server || key !== `${this.ifname}|${this.addresses.map((r) => r.text).join()}`) {
@@ -134,10 +153,13 @@ export class DnsHost {
       this.log(`DNS: resolver listening on ${at.map((a) => endpointText(a.host, a.port)).join(', ')} for *.${dns.suffix}`);
     }
     // at thousands of peers building the zone takes hundreds of ms, and most maps (endpoints, online) leave it equal
-    const zoneKey = zoneInputs(w.map);
-    if (zoneKey !== this.zoneKey) {
-      this.server.setZone(buildZone(w.map));
-      this.zoneKey = zoneKey;
+    if (this.namesDirty || this.zoneKey === null) {
+      this.namesDirty = false;
+      const zoneKey = zoneInputs(w.map);
+      if (zoneKey !== this.zoneKey) {
+        this.server.setZone(buildZone(w.map));
+        this.zoneKey = zoneKey;
+      }
     }
     if (!w.acceptDns) return this.restoreOs();
     // the OS is pointed at the resolver only once it listens: a dead resolver in resolv.conf would break every name
@@ -307,7 +329,7 @@ function writtenLines(os: OsDnsStatus): string[] {
 }
 
 /** Everything buildZone reads from a map (the DNS config, the mesh prefixes, each node's and device's name and addresses), as one string. */
-function zoneInputs(map: NetworkMap): string {
+export function zoneInputs(map: NetworkMap): string {
   const nodes = [map.self, ...map.peers, ...(map.devices ?? [])].map((n) => [n.name, n.addresses]);
   return JSON.stringify([map.dns, map.ipv4Prefix, map.ipv6Prefix, nodes]);
 }

@@ -8,6 +8,7 @@ import { LazyTimer, type Clock } from '../engine/clock.js';
 import { PathManager, type PathInfo, type PathTimers, type PingResult } from '../engine/paths/paths.js';
 import type { Peer } from '../engine/device/peer.js';
 import { PeerTable, type PeerPrefix, type TablePeer } from './peer-table.js';
+import { engineWants } from './live-map.js';
 import { PathBind } from '../engine/paths/pathbind.js';
 import { endpointKey } from '../engine/conn/endpoint.js';
 import { Netchecker, type StunTarget } from '../nat/netcheck.js';
@@ -29,6 +30,13 @@ import { TunError } from '../tun/errors.js';
 import { hostPrefix, parseIp, parsePrefix } from '../util/netaddr.js';
 import type { Endpoint } from '../engine/conn/endpoint.js';
 import { tuneJitForDataPath } from '../util/jit-tiering.js';
+
+/** How many peers a map change added to the engine's table and removed from it, and how many it holds now. */
+export interface PeerCounts {
+  added: number;
+  removed: number;
+  total: number;
+}
 
 /** 1280 (IPv6's minimum) fits inside any path, relays included, without fragmentation; Tailscale uses the same. */
 export const DEFAULT_MESH_MTU = 1280;
@@ -288,55 +296,90 @@ export class EngineHost {
    * first packet either way (a packet from the TUN for its addresses, a handshake initiation or disco packet from its
    * keys) and dropped after `lazyIdleMs` without traffic.
    */
-  applyMap(map: NetworkMap): { added: number; removed: number; total: number } {
-    const seen = new Set<string>();
+  applyMap(map: NetworkMap): PeerCounts {
+    // the first peer (in map order) the engine takes for each node key
+    const wanted = new Map<string, NodeView>();
+    for (const v of map.peers) if (!wanted.has(v.nodeKey) && engineWants(v)) wanted.set(v.nodeKey, v);
     let added = 0;
     let removed = 0;
-    for (const v of map.peers) {
-      if (!v.online || seen.has(v.nodeKey)) continue;
-      const nodeKey = keyFromText(v.nodeKey);
-      const discoKey = keyFromText(v.discoKey);
-      if (!nodeKey || !discoKey) continue;
-      seen.add(v.nodeKey);
-      const extra = this.opts.extraAllowedIps?.get(v.name) ?? [];
-      const signature = `${v.discoKey}|${v.allowedIps.join(',')}|${extra.join(',')}|${v.endpoints.join(',')}|${v.homeRelay ?? ''}`;
-      const old = this.table.get(v.nodeKey);
-      if (old?.signature === signature) continue;
-      if (!old) added++;
-      const p: TablePeer = {
-        nodeKeyText: v.nodeKey,
-        nodeKey,
-        hex: nodeKey.toString('hex'),
-        discoKey,
-        discoHex: discoKey.toString('hex'),
-        prefixes: this.prefixesOf(v, extra),
-        candidates: this.candidatesOf(v),
-        homeRelay: v.homeRelay,
-        signature,
-        active: false,
-        engine: null,
-        lastBytes: 0,
-        lastUsedMs: this.device.clock.now(),
-      };
-      const wasActive = old?.active === true && old.discoHex === p.discoHex;
-      if (old?.active && !wasActive) this.deactivate(old);
-      this.table.set(p);
-      if (wasActive) {
-        // an engine peer in use keeps its sessions: only its AllowedIPs and path candidates follow the map
-        p.active = true;
-        p.engine = old.engine;
-        p.lastBytes = old.lastBytes;
-        p.lastUsedMs = old.lastUsedMs;
-        this.configureEngine(p);
-      }
-    }
+    for (const v of wanted.values()) if (this.upsert(v)) added++;
     for (const p of [...this.table.values()]) {
-      if (seen.has(p.nodeKeyText)) continue;
-      if (p.active) this.deactivate(p);
-      this.table.delete(p);
+      if (wanted.has(p.nodeKeyText)) continue;
+      this.drop(p);
       removed++;
     }
+    return this.settle(added, removed);
+  }
+
+  /**
+   * The peer table brought in step for `nodeKeys` alone, each to `viewOf(key)` (undefined: no peer the engine takes
+   * holds it now): what a delta costs, instead of a walk of every peer. The result equals applyMap of the whole map
+   * when `viewOf` answers as applyMap would pick (the first peer in map order that the engine takes).
+   */
+  applyPeers(nodeKeys: Iterable<string>, viewOf: (nodeKey: string) => NodeView | undefined): PeerCounts {
+    let added = 0;
+    let removed = 0;
+    for (const key of nodeKeys) {
+      const v = viewOf(key);
+      if (v) {
+        if (this.upsert(v)) added++;
+        continue;
+      }
+      const p = this.table.get(key);
+      if (!p) continue;
+      this.drop(p);
+      removed++;
+    }
+    return this.settle(added, removed);
+  }
+
+  /** Enters or updates the table entry of `v` (one the engine takes); true when it is a new entry. */
+  private upsert(v: NodeView): boolean {
+    const extra = this.opts.extraAllowedIps?.get(v.name) ?? [];
+    const signature = `${v.discoKey}|${v.allowedIps.join(',')}|${extra.join(',')}|${v.endpoints.join(',')}|${v.homeRelay ?? ''}`;
+    const old = this.table.get(v.nodeKey);
+    if (old?.signature === signature) return false;
+    // engineWants(v) held: both keys parse
+    const nodeKey = keyFromText(v.nodeKey)!;
+    const discoKey = keyFromText(v.discoKey)!;
+    const p: TablePeer = {
+      nodeKeyText: v.nodeKey,
+      nodeKey,
+      hex: nodeKey.toString('hex'),
+      discoKey,
+      discoHex: discoKey.toString('hex'),
+      prefixes: this.prefixesOf(v, extra),
+      candidates: this.candidatesOf(v),
+      homeRelay: v.homeRelay,
+      signature,
+      active: false,
+      engine: null,
+      lastBytes: 0,
+      lastUsedMs: this.device.clock.now(),
+    };
+    const wasActive = old?.active === true && old.discoHex === p.discoHex;
+    if (old?.active && !wasActive) this.deactivate(old);
+    this.table.set(p);
+    if (wasActive) {
+      // an engine peer in use keeps its sessions: only its AllowedIPs and path candidates follow the map
+      p.active = true;
+      p.engine = old.engine;
+      p.lastBytes = old.lastBytes;
+      p.lastUsedMs = old.lastUsedMs;
+      this.configureEngine(p);
+    }
+    return !old;
+  }
+
+  private drop(p: TablePeer): void {
+    if (p.active) this.deactivate(p);
+    this.table.delete(p);
+  }
+
+  /** Eager or lazy as the table's size says, after a change of it. */
+  private settle(added: number, removed: number): PeerCounts {
     this.eager = this.table.size <= this.eagerPeerLimit;
+    // up to the limit every peer has its engine peer: a walk of at most eagerPeerLimit entries
     if (this.eager) for (const p of this.table.values()) if (!p.active) this.activate(p);
     // past the limit, engine peers made while it was eager become lazy ones: the idle check looks at them too
     if (!this.eager && !this.idleTimer.pending) this.idleTimer.mod(Math.max(1, Math.ceil(this.lazyIdleMs / IDLE_CHECKS_PER_PERIOD)));
@@ -414,6 +457,12 @@ export class EngineHost {
       else active++;
     }
     if (active > 0) this.idleTimer.mod(Math.max(1, Math.ceil(this.lazyIdleMs / IDLE_CHECKS_PER_PERIOD)));
+  }
+
+  /** Each table entry as node key, what it was made from (its signature) and whether it has an engine peer, by node key. */
+  tableEntries(): { nodeKey: string; signature: string; active: boolean }[] {
+    const out = [...this.table.values()].map((p) => ({ nodeKey: p.nodeKeyText, signature: p.signature, active: p.active }));
+    return out.sort((a, b) => (a.nodeKey < b.nodeKey ? -1 : a.nodeKey > b.nodeKey ? 1 : 0));
   }
 
   /** How many peers the table holds and how many of them have an engine peer now. */
@@ -500,6 +549,11 @@ export class EngineHost {
   }
 
   /** A peer the last map configured (node key as text), or null if it is not one. */
+  /** Whether the peer has an engine peer now: without one its state is a constant (peerState's lazy answer, or none). */
+  hasEnginePeer(nodeKey: string): boolean {
+    return this.table.get(nodeKey)?.active === true;
+  }
+
   peerState(nodeKey: string): PeerState | null {
     const p = this.table.get(nodeKey);
     if (!p) return null;

@@ -95,15 +95,21 @@ export function exitNodeHealth(s: ExitNodeState | null): string | null {
  * no peer: packets to the internet are dropped by the engine.
  */
 export function withExitNode(map: NetworkMap, prefs: ExitNodePrefs): NetworkMap {
-  const s = exitNodeState(map, prefs);
-  if (!s || s.state !== 'active') return map;
-  const peer = findPeer(map, prefs.exitNode)!;
-  return {
-    ...map,
-    peers: map.peers.map((p) =>
-      p === peer ? { ...p, allowedIps: [...p.allowedIps.filter((a) => a !== '0.0.0.0/0' && a !== '::/0'), '0.0.0.0/0', '::/0'] } : p,
-    ),
-  };
+  const peer = activeExitPeer(map, prefs);
+  if (!peer) return map;
+  return { ...map, peers: map.peers.map((p) => (p === peer ? exitNodeView(p) : p)) };
+}
+
+/** The chosen exit node's view while it is approved and online (what withExitNode changes), else undefined. */
+export function activeExitPeer(map: NetworkMap, prefs: ExitNodePrefs): NodeView | undefined {
+  if (!prefs.exitNode) return undefined;
+  const peer = findPeer(map, prefs.exitNode);
+  return peer?.exitNode && peer.online ? peer : undefined;
+}
+
+/** An exit node's view as the engine takes it: its AllowedIPs and both default routes. */
+export function exitNodeView(p: NodeView): NodeView {
+  return { ...p, allowedIps: [...p.allowedIps.filter((a) => a !== '0.0.0.0/0' && a !== '::/0'), '0.0.0.0/0', '::/0'] };
 }
 
 /** Whether this node serves as exit node now: it advertises it and control approved it. */

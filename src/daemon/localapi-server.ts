@@ -14,7 +14,16 @@ import { isPrintable, terminalSafe } from '../util/text.js';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { DaemonMetrics } from './metrics.js';
-import { ApiError, LOCALAPI, type ApiErrorBody, type MetricsResponse, type ApiErrorCode, type UpLine, type UpRequest } from '../localapi/types.js';
+import {
+  ApiError,
+  LOCALAPI,
+  STATUS_FORMAT_HEADER,
+  type ApiErrorBody,
+  type MetricsResponse,
+  type ApiErrorCode,
+  type UpLine,
+  type UpRequest,
+} from '../localapi/types.js';
 import type { Backend } from './backend.js';
 import { ConnectionGate, type ConnLimits } from './localapi-conns.js';
 import { parseDnsQueryRequest, parsePingRequest, parsePrefsRequest, parseUpRequest } from './localapi-requests.js';
@@ -62,7 +71,9 @@ export type LocalApiBackend = Pick<
   | 'dnsStatus'
   | 'dnsQuery'
   | 'metricsView'
->;
+> &
+  // the status as text, cheaper than JSON.stringify(status()) at thousands of peers; a double without it gets that
+  Partial<Pick<Backend, 'statusJson'>>;
 
 export interface LocalApiOptions {
   /** connection caps (localapi-conns.ts) */
@@ -213,8 +224,14 @@ export class LocalApiServer {
       const url = new URL(req.url ?? '/', 'http://local');
       const route = `${req.method} ${url.pathname}`;
       switch (route) {
-        case `GET ${LOCALAPI.status}`:
-          return sendJson(res, 200, this.backend.status());
+        case `GET ${LOCALAPI.status}`: {
+          // ?format=pretty: the text `status --json` prints (JSON.stringify(status, null, 2)), so the CLI need not parse it
+          const pretty = url.searchParams.get('format') === 'pretty';
+          const data = this.backend.statusJson?.(pretty) ?? JSON.stringify(this.backend.status(), null, pretty ? 2 : undefined);
+          const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
+          res.writeHead(200, pretty ? { ...headers, [STATUS_FORMAT_HEADER]: 'pretty' } : headers);
+          return void res.end(data);
+        }
         case `GET ${LOCALAPI.netcheck}`:
           return sendJson(res, 200, await this.backend.netcheckReport());
         case `GET ${LOCALAPI.whois}`: {

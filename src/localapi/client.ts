@@ -1,6 +1,6 @@
 // The CLI's client of the daemon's local API. It imports nothing of the
 // daemon or engine, so commands start fast and cannot reach past the API.
-import { request } from 'node:http';
+import { type IncomingHttpHeaders, request } from 'node:http';
 import { connect } from 'node:net';
 import { ApiError, type ApiErrorBody } from './types.js';
 
@@ -12,7 +12,13 @@ export class DaemonNotRunning extends Error {
 export class LocalClient {
   constructor(readonly socketPath: string) {}
 
-  private raw(method: string, path: string, body: unknown, onLine?: (line: unknown) => void): Promise<unknown> {
+  private raw(
+    method: string,
+    path: string,
+    body: unknown,
+    onLine?: (line: unknown) => void,
+    asText?: (text: string, headers: IncomingHttpHeaders) => unknown,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
       // our own connection, no Agent: the Agent's server-name check compiles Node's IPv6
       // regex on first use, 18 ms of every `meshctl status` (docs/performance.md)
@@ -35,6 +41,8 @@ export class LocalClient {
         res.on('end', () => {
           if (lines) return resolve(undefined);
           const text = chunks.join('');
+          // a 200's body as it came: the caller reads it (an error is parsed below as for any request)
+          if (asText && res.statusCode === 200) return resolve(asText(text, res.headers));
           let parsed: unknown;
           try {
             parsed = text ? JSON.parse(text) : {};
@@ -58,6 +66,10 @@ export class LocalClient {
 
   get<T>(path: string): Promise<T> {
     return this.raw('GET', path, undefined) as Promise<T>;
+  }
+  /** A GET whose 200 answer is handed over as text with its headers, not parsed; an error answer throws as for get. */
+  getText(path: string): Promise<{ text: string; headers: IncomingHttpHeaders }> {
+    return this.raw('GET', path, undefined, undefined, (text, headers) => ({ text, headers })) as Promise<{ text: string; headers: IncomingHttpHeaders }>;
   }
   post<T>(path: string, body: unknown = {}): Promise<T> {
     return this.raw('POST', path, body) as Promise<T>;

@@ -18,6 +18,12 @@ export const LOCALAPI = {
   metrics: '/localapi/v1/metrics',
 } as const;
 
+/**
+ * `GET status?format=pretty` answers JSON.stringify(status, null, 2) and says so in this header; `status --json` prints
+ * such a body as it is, and parses and writes any other (a daemon of another version) itself.
+ */
+export const STATUS_FORMAT_HEADER = 'x-meshctl-status-format';
+
 /** `meshctl metrics`: the daemon's Prometheus text exposition (docs/metrics.md), as its --metrics-listen endpoint serves it. */
 export interface MetricsResponse {
   contentType: string;

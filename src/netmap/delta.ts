@@ -108,10 +108,14 @@ export class NetmapState {
 
   /** The map held, as a whole map would carry it (peers in id order, as control lists them). */
   toMap(): NetworkMap {
+    return { ...this.withoutPeers(), peers: [...this.peers.values()].sort((a, b) => a.id - b.id) };
+  }
+
+  /** The map held but its peers (which peer(id) gives one by one): what a reader that keeps its own peer list needs. */
+  withoutPeers(): Omit<NetworkMap, 'peers'> {
     if (!this.self) throw new MapDeltaError('no map yet');
-    const map: NetworkMap = {
+    const map: Omit<NetworkMap, 'peers'> = {
       self: this.self,
-      peers: [...this.peers.values()].sort((a, b) => a.id - b.id),
       ipv4Prefix: this.ipv4Prefix,
       ipv6Prefix: this.ipv6Prefix,
       relays: this.relays,

@@ -30,6 +30,11 @@ test('a bad map from control is refused whole and the previous map stays', { ski
     assert.deepEqual(out.afterBad, ['node2'], 'the previous map is still in effect');
     assert.equal(out.stateAfterBad, 'Running');
     assert.equal(out.secondGoodApplied, true, 'the next good map is taken');
+    assert.equal(out.deltaApplied, true, 'a delta after a whole map is in effect');
+    assert.deepEqual(out.statusText, [
+      [true, true],
+      [true, true],
+    ]);
     assert.deepEqual(out.addresses, ['100.64.0.1/32', 'fd7a:115c:a1e0::1/128']);
     assert.match(String(out.badRegister), /^register result from control refused: node\.addresses\[0\]: not an IP address: "100\.64\.0\.1\\nip route add/);
     assert.equal(out.mt1Left, false, 'the interface made for the failed up is gone');

@@ -45,6 +45,17 @@ async function main(stateDir: string): Promise<void> {
     out.stateAfterBad = b.status().backendState;
     res.write(JSON.stringify({ type: 'map', map: { ...good, peers: [view(2), view(3)] } }) + '\n');
     out.secondGoodApplied = await until(() => b.status().peers.length === 2);
+    // a whole map with a state number, then a delta: the daemon's map follows the delta (live-map.ts)
+    res.write(JSON.stringify({ type: 'map', seq: 20, map: { ...good, peers: [view(2), view(3)] } }) + '\n');
+    res.write(JSON.stringify({ type: 'delta', delta: { seq: 21, base: 20, peers: [view(4)], patches: [{ id: 3, set: { online: false } }] } }) + '\n');
+    out.deltaApplied = await until(() => JSON.stringify(b.status().peers.map((p) => [p.name, p.online])) === '[["node2",true],["node3",false],["node4",true]]');
+    // status as text: the same bytes as JSON.stringify of status(), compact and pretty, the second time from its cache
+    // (the process's memory figures in the counters move between two calls: they are masked)
+    const mask = (t: string): string => t.replace(/("(?:rss|heapTotal|heapUsed|external|arrayBuffers)":\s*)\d+/g, '$10');
+    out.statusText = [0, 1].map(() => [
+      mask(b.statusJson(false)) === mask(JSON.stringify(b.status())),
+      mask(b.statusJson(true)) === mask(JSON.stringify(b.status(), null, 2)),
+    ]);
     out.addresses = execFileSync('ip', ['-o', 'addr', 'show', 'dev', 'mt0'], { encoding: 'utf8' })
       .split('\n')
       .map((l) => /inet6? (\S+)/.exec(l)?.[1])

@@ -7,7 +7,7 @@
 // does not hold changes nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { MapLine, NetworkMap, NodeView } from '../../src/netmap/types.js';
+import type { MapDelta, MapLine, NetworkMap, NodeView } from '../../src/netmap/types.js';
 import { ControlClient } from '../../src/daemon/control-client.js';
 import { fakeControl } from './fake-control.js';
 import { generatePrivateKey } from '../../src/crypto/x25519.js';
@@ -115,6 +115,30 @@ test('deltas give the map they describe: peers added, patched (fields set and re
     await until('the map after the second delta', () => maps.length === 3);
     assert.equal(maps[2]!.packetFilter, undefined);
     assert.deepEqual(refused, []);
+    stream.close();
+  } finally {
+    await ctl.close();
+  }
+});
+
+test('a reader of the copy gets each delta with it, already applied, and no delta with a whole map', async () => {
+  const ctl = await fakeControl();
+  try {
+    const client = new ControlClient(ctl.url, ctl.certPem, generatePrivateKey());
+    const got: { peers: number; delta: MapDelta | undefined }[] = [];
+    const opened = ctl.nextStream();
+    const stream = await client.openMap({ endpoints: [], discoKey: testKey() }, () => {}, 30_000, {
+      onState: (state, _bytes, delta) => got.push({ peers: state.peerCount, delta }),
+    });
+    const res = await opened;
+    res.write(line({ type: 'map', seq: 10, map: map([testNodeView(2)]) }));
+    const delta = { seq: 11, base: 10, peers: [testNodeView(3)], patches: [{ id: 2, set: { online: false } }] };
+    res.write(line({ type: 'delta', delta }));
+    await until('the delta', () => got.length === 2);
+    assert.equal(got[0]!.delta, undefined);
+    assert.equal(got[0]!.peers, 1);
+    assert.equal(got[1]!.peers, 2, 'applied to the copy before the reader gets it');
+    assert.deepEqual([got[1]!.delta?.seq, got[1]!.delta?.peers?.map((p) => p.id), got[1]!.delta?.patches], [11, [3], [{ id: 2, set: { online: false } }]]);
     stream.close();
   } finally {
     await ctl.close();
