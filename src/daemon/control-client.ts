@@ -181,6 +181,8 @@ export class ControlClient {
   private readonly log: (msg: string) => void;
   /** the next map stream opens no earlier than this (performance.now()): the spread after control ended the last one */
   private nextStreamAtMs = 0;
+  /** peers in the last map any stream brought: the size of the network, for the spread (kept across streams) */
+  private peersSeen = 0;
 
   constructor(
     url: string | readonly string[],
@@ -386,6 +388,7 @@ export class ControlClient {
    * error after one `onRefused` line, so the caller's reconnect brings a whole map.
    */
   async openMap(body: object, onLine: (l: MapLine) => void, idleTimeoutMs: number, opts: MapStreamOptions = {}): Promise<MapStream> {
+    // control ended the last stream: this one waits out its place in the spread (MAP_RECONNECT_SPREAD_MS_PER_PEER)
     const hold = this.nextStreamAtMs - performance.now();
     if (hold > 0) await new Promise((r) => setTimeout(r, hold));
     const maxLine = opts.maxLineBytes ?? MAX_MAP_LINE_BYTES;
@@ -399,8 +402,6 @@ export class ControlClient {
     const url = this.url;
     const streamed = this.current;
     let gone: 'NODE_UNKNOWN' | 'NODE_EXPIRED' | undefined;
-    /** peers in the last map: the size of the network, for the reconnect spread */
-    let peers = 0;
     /** the caller closed the stream, or this client ended it over a bad line: no storm, nothing to spread */
     let endedHere = false;
     /** A delta that cannot be applied: the copy is stale, so the stream ends and the reconnect brings a whole map. */
@@ -431,12 +432,12 @@ export class ControlClient {
           if (err instanceof MapDeltaError || err instanceof MapParseError) return resync(err.message);
           throw err;
         }
-        peers = state.peerCount;
+        this.peersSeen = state.peerCount;
         if (opts.onState) opts.onState(state, bytes);
         else onLine({ type: 'map', map: state.toMap(), seq: line.delta.seq });
       } else {
         if (deltas) state.setMap(line.map, line.seq ?? null);
-        peers = line.map.peers.length;
+        this.peersSeen = line.map.peers.length;
         if (opts.onState && deltas) opts.onState(state, bytes);
         else onLine(line);
       }
@@ -483,7 +484,7 @@ export class ControlClient {
     }).then((end) => {
       // the next stream starts at the next replica: one that dropped the stream (died, restarted) is not waited on first
       if (this.current === streamed && this.urls.length > 1) this.current = (streamed + 1) % this.urls.length;
-      const spreadMs = endedHere || end.gone ? 0 : Math.random() * mapReconnectWindowMs(peers);
+      const spreadMs = endedHere || end.gone ? 0 : Math.random() * mapReconnectWindowMs(this.peersSeen);
       this.nextStreamAtMs = performance.now() + spreadMs;
       return { ...end, spreadMs };
     });
