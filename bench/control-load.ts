@@ -558,9 +558,18 @@ async function main(): Promise<void> {
           .then((m) => (maxUnsent = Math.max(maxUnsent, m.unsentBytes ?? 0)))
           .catch(() => {});
       }, 1000);
+      // counted from here, control being up again: a stream that ends now was cut during the resync (liveness, unsent limit)
+      const ends0 = reconnects;
+      // every 15 s: how far the resync is
+      const restartProgress = setInterval(() => {
+        const synced = live.filter((s) => s.maps > maps0.get(s)!).length;
+        console.log(`  ${((Date.now() - t0) / 1000).toFixed(0)} s: ${synced} of ${live.length} synced; ${reconnects - ends0} streams cut since control was up`);
+      }, 15_000);
       await until(() => live.every((s) => s.maps > maps0.get(s)!), 'restart: every node synced', 20);
       const synced = (Date.now() - t0) / 1000;
       clearInterval(sampler);
+      clearInterval(restartProgress);
+      console.log(`  ${reconnects - ends0} streams cut and reconnected after control was up again (${live.length} nodes)`);
       await until(() => Date.now() - lastLine > QUIET_MS, 'restart: quiet', 50);
       const m = await stats();
       console.log(
