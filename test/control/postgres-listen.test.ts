@@ -47,9 +47,11 @@ test("a replica's LISTEN connection killed: changes through the other replica st
     const stream = s;
     await until(() => stream.lines().length > 0, 5000, 'the first map');
     const listeners = async (): Promise<string[]> =>
-      (await probe.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'meshctl-control listen' AND state = 'idle'")).rows.map(
-        (r: { pid: number }) => String(r.pid),
-      );
+      (
+        await probe.query(
+          "SELECT pid FROM pg_stat_activity WHERE (application_name = 'meshctl-control listen' OR query = 'LISTEN meshctl_changes') AND state = 'idle'",
+        )
+      ).rows.map((r: { pid: number }) => String(r.pid));
     await until(async () => (await listeners()).length === 2, 5000, 'both replicas listening');
     const times: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
