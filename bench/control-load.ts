@@ -19,8 +19,8 @@
 // process, node i streaming from replica i mod R: changes made through one (policy, joins, endpoint
 // updates) reach the others' nodes through the change log. CPU and RSS are summed over the replicas.
 // --restart (one replica): then control is stopped and started again on the same state dir;
-// every node's stream ends and reconnects 1 s later, all at once (a resync
-// storm): the time until every node holds a whole map again, control's CPU
+// every node's stream ends and reconnects 1 s later plus the client's reconnect spread
+// (control-client.ts: up to 1 ms per peer, at most 5 s), a resync storm: the time until every node holds a whole map again, control's CPU
 // and peak RSS through it, and the check again.
 //   node dist/bench/control-load.js --nodes 1000 [--join-rate 100] [--churn-seconds 20] [--full-maps] [--db postgres] [--replicas 2] [--restart]
 import { fork } from 'node:child_process';
@@ -40,7 +40,7 @@ import { startPostgres, type PgCluster } from '../test/helpers/postgres.js';
 import { stateFiles } from '../src/control/state-dir.js';
 import { keyToText } from '../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../src/crypto/x25519.js';
-import { ControlClient, type MapStream } from '../src/daemon/control-client.js';
+import { ControlClient, mapReconnectWindowMs, type MapStream } from '../src/daemon/control-client.js';
 import type { NetmapState } from '../src/netmap/delta.js';
 import { cpuSeconds, peakRssMb, rssMb } from './procstat.js';
 import { mapDigest } from './map-digest.js';
@@ -267,7 +267,8 @@ async function main(): Promise<void> {
                   s.ended = err.message;
                   if (attempt < MAX_REOPEN_ATTEMPTS) reopen(attempt + 1);
                 }),
-            RECONNECT_MS,
+            // a new client each time: the spread the old one would have held its next stream back is waited here
+            RECONNECT_MS + (attempt === 1 ? d.spreadMs : 0),
           );
         };
         reopen(1);
@@ -536,7 +537,7 @@ async function main(): Promise<void> {
     if (restart) {
       const maps0 = new Map(live.map((s) => [s, s.maps]));
       console.log(
-        `restart: control stopped (peak RSS so far ${peakAll().toFixed(0)} MiB); ${live.length} nodes will reconnect at once, ${RECONNECT_MS} ms after their stream ends`,
+        `restart: control stopped (peak RSS so far ${peakAll().toFixed(0)} MiB); ${live.length} nodes will reconnect ${RECONNECT_MS} ms after their stream ends plus a spread of up to ${mapReconnectWindowMs(live.length)} ms`,
       );
       const old = replicas[0]!;
       old.proc.send({ type: 'stop' });
@@ -557,9 +558,18 @@ async function main(): Promise<void> {
           .then((m) => (maxUnsent = Math.max(maxUnsent, m.unsentBytes ?? 0)))
           .catch(() => {});
       }, 1000);
+      // counted from here, control being up again: a stream that ends now was cut during the resync (liveness, unsent limit)
+      const ends0 = reconnects;
+      // every 15 s: how far the resync is
+      const restartProgress = setInterval(() => {
+        const synced = live.filter((s) => s.maps > maps0.get(s)!).length;
+        console.log(`  ${((Date.now() - t0) / 1000).toFixed(0)} s: ${synced} of ${live.length} synced; ${reconnects - ends0} streams cut since control was up`);
+      }, 15_000);
       await until(() => live.every((s) => s.maps > maps0.get(s)!), 'restart: every node synced', 20);
       const synced = (Date.now() - t0) / 1000;
       clearInterval(sampler);
+      clearInterval(restartProgress);
+      console.log(`  ${reconnects - ends0} streams cut and reconnected after control was up again (${live.length} nodes)`);
       await until(() => Date.now() - lastLine > QUIET_MS, 'restart: quiet', 50);
       const m = await stats();
       console.log(

@@ -8,6 +8,7 @@
 // servers starting together apply each exactly once.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { terminalSafe } from '../util/text.js';
 import { approvalFromRow, authKeyFromRow, deviceFromRow, dnsRecordFromRow, dnsRouteFromRow, int, NODE_COLUMN, nodeFromRow, userFromRow } from './store-rows.js';
 import type { Row } from './store-rows.js';
 import type {
@@ -497,27 +498,40 @@ export class PgStore extends PgOps implements ControlStore {
 
   /**
    * Calls `onChange` when another control server on this database commits a
-   * change (LISTEN on one extra connection), and once more after the listener
-   * reconnected (notifications sent meanwhile are lost). It is only a wake-up:
-   * the caller reads the change log from the last position it read.
+   * change (LISTEN on one extra connection, application_name
+   * `meshctl-control listen`), and once more after the listener reconnected
+   * (notifications sent meanwhile are lost). It is only a wake-up: the caller
+   * reads the change log from the last position it read. A lost listener is
+   * reconnected after LISTEN_RETRY_FIRST_MS, doubled per failed attempt in a
+   * row up to LISTEN_RETRY_MAX_MS; `log` gets one line when it is lost and one
+   * when it is back.
    */
-  async watch(onChange: () => void): Promise<void> {
+  async watch(onChange: () => void, log: (msg: string) => void = () => {}): Promise<void> {
     if (this.listener || this.listenRetry) throw new Error('already watching');
-    await this.listen(onChange, false);
+    await this.listen(onChange, log, 0);
   }
 
-  private async listen(onChange: () => void, reconnecting: boolean, waitMs = LISTEN_RETRY_FIRST_MS): Promise<void> {
-    const c = new pg.Client(this.clientConfig);
+  /** `failures`: attempts in a row that found no database (0: the first connection, or the previous one was up). */
+  private async listen(onChange: () => void, log: (msg: string) => void, failures: number): Promise<void> {
+    const c = new pg.Client({ ...this.clientConfig, application_name: 'meshctl-control listen' });
     let lost = false;
-    const onLost = (): void => {
+    let up = false;
+    const onLost = (err?: Error): void => {
       if (lost) return;
       lost = true;
       c.end().catch(() => {});
       if (this.listener === c) this.listener = null;
       if (this.closed) return;
+      // a listener that was up starts the waits over; attempts failing in a row wait longer each time
+      const n = up ? 0 : failures;
+      const waitMs = Math.min(LISTEN_RETRY_MAX_MS, LISTEN_RETRY_FIRST_MS * 2 ** Math.min(n, 16));
+      if (up)
+        log(
+          `listening for other replicas' changes: connection lost (${terminalSafe(err?.message ?? 'closed', 200)}): reconnecting, then reading the change log`,
+        );
       this.listenRetry = setTimeout(() => {
         this.listenRetry = null;
-        void this.listen(onChange, true, Math.min(LISTEN_RETRY_MAX_MS, waitMs * 2)).catch(() => {});
+        void this.listen(onChange, log, up ? 1 : failures + 1).catch(() => {});
       }, waitMs);
     };
     c.on('error', onLost);
@@ -529,16 +543,19 @@ export class PgStore extends PgOps implements ControlStore {
       await c.connect();
       await c.query(`LISTEN ${CHANGE_CHANNEL}`);
     } catch (err) {
-      if (!reconnecting) {
+      if (failures === 0) {
         c.end().catch(() => {});
         throw err;
       }
-      return onLost();
+      return onLost(err as Error);
     }
     if (this.closed) return void c.end().catch(() => {});
     this.listener = c;
+    up = true;
+    if (failures === 0) return;
+    log(`listening for other replicas' changes again${failures > 1 ? ` after ${failures} attempts` : ''}: reading the change log from where it was`);
     // what was committed while no listener was connected is in the log: the caller reads from where it was
-    if (reconnecting) onChange();
+    onChange();
   }
 
   /** The sequence number of the last committed change (0: none yet). */

@@ -34,7 +34,8 @@ export interface ReplicaLimits {
 /** What the sync needs of the store (PgStore). */
 export interface ReplicaStore {
   readonly instance: string;
-  watch(onChange: () => void): Promise<void>;
+  /** calls `onChange` on another replica's commit and after its listener reconnects; `log` gets a line when it is lost and when back */
+  watch(onChange: () => void, log: (msg: string) => void): Promise<void>;
   changeHead(): Promise<number>;
   changesSince(since: number, limit: number): Promise<ChangesSince>;
   updatePresence(claim: readonly number[], release: readonly number[], ttlMs: number): Promise<void>;
@@ -85,7 +86,7 @@ export class ReplicaSync {
   async start(): Promise<void> {
     this.position = await this.store.changeHead();
     await this.hooks.registry.refresh(everythingTouched());
-    await this.store.watch(() => this.wake());
+    await this.store.watch(() => this.wake(), this.hooks.log);
     await this.readPresence();
     this.timer = setInterval(() => void this.tick(), this.limits.renewMs);
     this.timer.unref();

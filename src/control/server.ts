@@ -40,7 +40,7 @@ import { isReplicaStore, ReplicaSync, type ReplicaLimits } from './replica-sync.
 import { sharedCertificate, sharedControlKey, type SecretStore } from './shared-identity.js';
 import type { ControlStore, NodeRecord, StoreTx } from './store.js';
 import { parseAdvertiseBody, parseEndpointsBody, parseLogoutBody, parseMapBody, parseRegisterBody, parseVerifyQuery, type PathCounts } from './validate.js';
-import { armStreamLiveness, STREAM_USER_TIMEOUT_MS } from './liveness.js';
+import { armStreamLiveness, FIRST_MAP_USER_TIMEOUT_MS, firstMapTaken, setStreamUserTimeout, STREAM_USER_TIMEOUT_MS } from './liveness.js';
 import { meshPrefixes, recordProtectedTargets } from './routes.js';
 import { AdminWeb, type AdminWebLimits } from './web/api.js';
 import { listenAdminWeb } from './web/listen.js';
@@ -128,6 +128,8 @@ export interface ControlLimits {
   mapKeepaliveMs: number;
   /** map streams: unacknowledged data this old closes the connection (TCP_USER_TIMEOUT) */
   streamUserTimeoutMs: number;
+  /** the same while the stream's first map is not yet acknowledged (liveness.ts) */
+  firstMapUserTimeoutMs: number;
   /** whole first maps one broadcast may write, in bytes; streams beyond it get theirs with the next broadcast */
   firstMapBytesPerBroadcast: number;
 }
@@ -209,6 +211,8 @@ interface Stream {
   held: DeltaSent | null;
   /** a delta stream whose node applies packet-filter patches */
   filterPatches: boolean;
+  /** its first map is acknowledged: the short liveness timeout applies (until then FIRST_MAP_USER_TIMEOUT_MS) */
+  firstMapTaken: boolean;
 }
 
 export interface MapStreamStats {
@@ -301,6 +305,7 @@ export class ControlServer {
       maxRateLimitedSources: MAX_RATE_LIMITED_SOURCES,
       mapKeepaliveMs: MAP_KEEPALIVE_MS,
       streamUserTimeoutMs: STREAM_USER_TIMEOUT_MS,
+      firstMapUserTimeoutMs: FIRST_MAP_USER_TIMEOUT_MS,
       firstMapBytesPerBroadcast: FIRST_MAP_BYTES_PER_BROADCAST,
       ...opts.limits,
     };
@@ -689,6 +694,7 @@ export class ControlServer {
       deltas: body.deltas,
       held: null,
       filterPatches: body.filterPatches,
+      firstMapTaken: false,
     };
     // one stream per node: the newest wins (the old one is a dead path the node gave up on, or a duplicate)
     const old = this.streams.get(node.id);
@@ -700,7 +706,8 @@ export class ControlServer {
     }
     req.socket.setNoDelay(true);
     // a cut link ends the stream within seconds (the node goes offline and its routes fail over), not after TCP's minutes of retries
-    if (!armStreamLiveness(req.socket, this.limits.streamUserTimeoutMs)) this.log(`map stream of node ${node.id}: TCP_USER_TIMEOUT not set`);
+    // until its first map is in, a slow reader is not a dead one (liveness.ts); writeAll shortens it then
+    if (!armStreamLiveness(req.socket, this.limits.firstMapUserTimeoutMs)) this.log(`map stream of node ${node.id}: TCP_USER_TIMEOUT not set`);
     res.on('drain', () => {
       stream.blocked = false;
       // the map that came due is built with the next broadcast, from the network as it is then
@@ -964,6 +971,11 @@ export class ControlServer {
     for (const s of this.streams.values()) {
       // a stream's first line is its map (written with the next broadcast)
       if (s.closed || (s.sent === null && s.held === null)) continue;
+      const socket = s.res.socket;
+      if (!s.firstMapTaken && socket && firstMapTaken(socket, s.res.writableLength)) {
+        s.firstMapTaken = true;
+        setStreamUserTimeout(socket, this.limits.streamUserTimeoutMs);
+      }
       // a blocked stream has data on its way: a keepalive would only add to it; it is checked against the limit instead
       if (s.blocked) this.dropIfOverLimit(s);
       else if (!s.res.write(text)) s.blocked = true;

@@ -893,7 +893,8 @@ export class Backend {
             ...ownerOf(this.map?.self ?? self),
           }
         : null,
-      control: { url: this.st.prefs.loginServer, connected: this.connected, lastError: this.lastError },
+      // the replica in use (a node given several fails over between them), else the first configured
+      control: { url: this.control?.url ?? this.st.prefs.loginServer ?? null, connected: this.connected, lastError: this.lastError },
       exitNode: exitState,
       peers,
       devices: this.deviceStatus(),

@@ -139,12 +139,30 @@ export const CONTROL_IDLE_CONNECTION_MS = 4000;
 /** Idle connections kept per control URL: a node's requests come one or two at a time. */
 const MAX_IDLE_CONNECTIONS = 2;
 
+/**
+ * Reconnect spread after control ends a map stream. A control restart or a dead replica ends every stream at once, and
+ * each node needs a whole map on its new stream: control's work for that is nodes × peers. Each node holds its next
+ * stream back a random time in a window that grows with the network it last saw, MAP_RECONNECT_SPREAD_MS_PER_PEER per
+ * peer (1,000 nodes: within 1 s; a small network: at once), at most MAP_RECONNECT_SPREAD_MAX_MS, so the storm is spread
+ * over seconds instead of arriving in the same few hundred ms; a failover still lands within the daemon's backoff plus
+ * that window.
+ */
+export const MAP_RECONNECT_SPREAD_MS_PER_PEER = 1;
+export const MAP_RECONNECT_SPREAD_MAX_MS = 5000;
+
+/** The window a node of `peers` peers spreads its reconnect over. */
+export const mapReconnectWindowMs = (peers: number): number => Math.min(MAP_RECONNECT_SPREAD_MAX_MS, peers * MAP_RECONNECT_SPREAD_MS_PER_PEER);
+
 /** A request that never got an answer (connection refused, reset, timed out): the next replica may take it. */
 const isUnanswered = (err: unknown): boolean => (err as { unanswered?: boolean }).unanswered === true;
 
 export interface MapStream {
-  /** resolves when the stream ends, with the server's reason when it said one */
-  done: Promise<{ gone?: 'NODE_UNKNOWN' | 'NODE_EXPIRED'; error?: Error }>;
+  /**
+   * Resolves when the stream ends, with the server's reason when it said one, and `spreadMs`: how long this client
+   * holds the next openMap back (0 when the caller closed the stream or the client ended it itself); a caller that
+   * reconnects with a new ControlClient waits that long itself.
+   */
+  done: Promise<{ gone?: 'NODE_UNKNOWN' | 'NODE_EXPIRED'; error?: Error; spreadMs: number }>;
   close(): void;
 }
 
@@ -181,6 +199,10 @@ export class ControlClient {
   /** the server's clock as learnt from its answers: what sealed requests are stamped with (server-clock.ts) */
   readonly serverClock: ServerClock;
   private readonly log: (msg: string) => void;
+  /** the next map stream opens no earlier than this (performance.now()): the spread after control ended the last one */
+  private nextStreamAtMs = 0;
+  /** peers in the last map any stream brought: the size of the network, for the spread (kept across streams) */
+  private peersSeen = 0;
 
   constructor(
     url: string | readonly string[],
@@ -415,6 +437,9 @@ export class ControlClient {
    * error after one `onRefused` line, so the caller's reconnect brings a whole map.
    */
   async openMap(body: object, onLine: (l: MapLine) => void, idleTimeoutMs: number, opts: MapStreamOptions = {}): Promise<MapStream> {
+    // control ended the last stream: this one waits out its place in the spread (MAP_RECONNECT_SPREAD_MS_PER_PEER)
+    const hold = this.nextStreamAtMs - performance.now();
+    if (hold > 0) await new Promise((r) => setTimeout(r, hold));
     const maxLine = opts.maxLineBytes ?? MAX_MAP_LINE_BYTES;
     const onRefused = opts.onRefused ?? (() => {});
     const deltas = opts.deltas !== false;
@@ -426,9 +451,12 @@ export class ControlClient {
     const url = this.url;
     const streamed = this.current;
     let gone: 'NODE_UNKNOWN' | 'NODE_EXPIRED' | undefined;
+    /** the caller closed the stream, or this client ended it over a bad line: no storm, nothing to spread */
+    let endedHere = false;
     /** A delta that cannot be applied: the copy is stale, so the stream ends and the reconnect brings a whole map. */
     const resync = (why: string): void => {
       onRefused(`map delta from control refused: ${terminalSafe(why, MAX_LOGGED_CHARS)}; asking for a whole map`);
+      endedHere = true;
       res.destroy(new Error(`map delta from control refused (${terminalSafe(why, MAX_LOGGED_CHARS)}): reconnecting for a whole map`));
     };
     const handle = (text: string, bytes: number): void => {
@@ -453,10 +481,12 @@ export class ControlClient {
           if (err instanceof MapDeltaError || err instanceof MapParseError) return resync(err.message);
           throw err;
         }
+        this.peersSeen = state.peerCount;
         if (opts.onState) opts.onState(state, bytes, line.delta);
         else onLine({ type: 'map', map: state.toMap(), seq: line.delta.seq });
       } else {
         if (deltas) state.setMap(line.map, line.seq ?? null);
+        this.peersSeen = line.map.peers.length;
         if (opts.onState && deltas) opts.onState(state, bytes);
         else onLine(line);
       }
@@ -467,6 +497,7 @@ export class ControlClient {
       let size = 0;
       const tooLong = (): void => {
         parts = [];
+        endedHere = true;
         res.destroy(new Error(`control server ${url} sent a map stream line longer than ${maxLine} bytes: refused`));
       };
       // the server writes a keepalive line every MAP_KEEPALIVE_MS; silence for idleTimeoutMs means a dead path
@@ -502,8 +533,16 @@ export class ControlClient {
     }).then((end) => {
       // the next stream starts at the next replica: one that dropped the stream (died, restarted) is not waited on first
       if (this.current === streamed && this.urls.length > 1) this.current = (streamed + 1) % this.urls.length;
-      return end;
+      const spreadMs = endedHere || end.gone ? 0 : Math.random() * mapReconnectWindowMs(this.peersSeen);
+      this.nextStreamAtMs = performance.now() + spreadMs;
+      return { ...end, spreadMs };
     });
-    return { done, close: () => res.destroy() };
+    return {
+      done,
+      close: () => {
+        endedHere = true;
+        res.destroy();
+      },
+    };
   }
 }
