@@ -16,6 +16,8 @@ const arg = (name: string, dflt: string): string => {
 };
 
 if (process.argv[2] === 'client') {
+  // the parent went away (killed, timed out): so does this client
+  process.on('disconnect', () => process.exit(0));
   const [port, n, bytes, ca] = [Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5]), process.env.CA!];
   let done = 0;
   const open = (i: number): void => {
