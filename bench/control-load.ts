@@ -522,6 +522,8 @@ async function main(): Promise<void> {
     await until(() => Date.now() - lastLine > QUIET_MS, 'quiet before the check', 50);
     const live = sims.filter((s) => !s.left && s.state?.selfView && s.ended === null);
     const sample = live.length <= CHECK_SAMPLE ? live : live.filter((_, k) => k % Math.ceil(live.length / CHECK_SAMPLE) === 0);
+    // the check builds every sampled map at once inside control (bench-only work): the serving peak is the one before it
+    console.log(`control: peak RSS before the check ${peakAll().toFixed(0)} MiB`);
     child.send({ type: 'digests', ids: sample.map(idOf) });
     const want = new Map((await next('digests')).digests as [number, string][]);
     // the check's snapshot may have caught a change not yet pushed: let it arrive

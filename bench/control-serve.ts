@@ -8,6 +8,7 @@
 import { ControlServer } from '../src/control/server.js';
 import { parseNetworkMap } from '../src/netmap/parse.js';
 import { mapDigest } from './map-digest.js';
+import { mallocTrim, nativeMemoryLine } from './native-memory.js';
 
 const dir = process.argv[2]!;
 const nodes = Number(process.argv[3]);
@@ -32,6 +33,12 @@ await server.start();
 process.send!({ type: 'ready', port: server.boundPort, certPem: server.certPem });
 process.on('message', (m: { type: string; ids?: number[] }) => {
   if (m.type === 'stats') {
+    // where the native memory is (stderr, beside the bench's own lines); MESHCTL_BENCH_TRIM=1: then malloc_trim(0), and again
+    console.error(`  control native memory: ${nativeMemoryLine()}; RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);
+    if (process.env.MESHCTL_BENCH_TRIM === '1') {
+      mallocTrim();
+      console.error(`  after malloc_trim(0): ${nativeMemoryLine()}; RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);
+    }
     // the counters of map lines written exist only where the server keeps them
     const s = server.mapStreamStats() as {
       streams: unknown[];

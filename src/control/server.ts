@@ -24,6 +24,7 @@ import { deltaLine, fullMapLine, type DeltaSent } from './deltas.js';
 import type { NetworkSnapshot } from './snapshot.js';
 import { Registry } from './registry.js';
 import { FIRST_MAP_BYTES_PER_BROADCAST, FirstMapAdmission } from './first-maps.js';
+import { LineWriter } from './line-writer.js';
 import {
   MAX_RATE_LIMITED_SOURCES,
   SEALED_BURST_PER_SOURCE,
@@ -197,7 +198,9 @@ const RELAY_RETRY_MAX_MS = 2000;
 interface Stream {
   nodeId: number;
   res: ServerResponse;
-  /** write() returned false: nothing more is written until 'drain' */
+  /** writes to `res`; a long line (a whole map) goes out in pieces (line-writer.ts) */
+  out: LineWriter;
+  /** write() returned false, or a line is going out in pieces: nothing more is written until it is all handed over and 'drain' */
   blocked: boolean;
   /** a map came due while blocked: the latest map is written at 'drain' (a node only needs the latest) */
   mapPending: boolean;
@@ -327,7 +330,7 @@ export class ControlServer {
 
   /** The map streams' state: unsent bytes per stream, and how often maps were coalesced or streams dropped. */
   mapStreamStats(): MapStreamStats {
-    const streams = [...this.streams.values()].map((s) => ({ nodeId: s.nodeId, unsentBytes: s.res.writableLength, blocked: s.blocked }));
+    const streams = [...this.streams.values()].map((s) => ({ nodeId: s.nodeId, unsentBytes: s.out.unsentBytes, blocked: s.blocked }));
     return { streams, ...this.streamCounters };
   }
 
@@ -684,9 +687,17 @@ export class ControlServer {
     if (t) clearTimeout(t);
     this.ephemeralTimers.delete(node.id);
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    const writable = (): void => {
+      // a whole map still going out in pieces keeps the stream blocked
+      if (stream.out.busy) return;
+      stream.blocked = false;
+      // the map that came due is built with the next broadcast, from the network as it is then
+      if (stream.mapPending && !stream.closed) this.changed();
+    };
     const stream: Stream = {
       nodeId: node.id,
       res,
+      out: new LineWriter(res, writable),
       blocked: false,
       mapPending: false,
       closed: false,
@@ -706,13 +717,9 @@ export class ControlServer {
     }
     req.socket.setNoDelay(true);
     // a cut link ends the stream within seconds (the node goes offline and its routes fail over), not after TCP's minutes of retries
-    // until its first map is in, a slow reader is not a dead one (liveness.ts); writeAll shortens it then
+    // until its first map is in, a slow reader is not a dead one (liveness.ts); the keepalive tick shortens it then
     if (!armStreamLiveness(req.socket, this.limits.firstMapUserTimeoutMs)) this.log(`map stream of node ${node.id}: TCP_USER_TIMEOUT not set`);
-    res.on('drain', () => {
-      stream.blocked = false;
-      // the map that came due is built with the next broadcast, from the network as it is then
-      if (stream.mapPending && !stream.closed) this.changed();
-    });
+    res.on('drain', writable);
     res.on('close', () => {
       stream.closed = true;
       if (this.streams.get(node.id) === stream) {
@@ -902,10 +909,11 @@ export class ControlServer {
     const same = s.sent?.digest === digest;
     s.sent = { seq: snap.seq, visible, digest };
     if (same) return;
-    this.firstMaps.spend(Buffer.byteLength(line));
+    const bytes = Buffer.byteLength(line);
+    this.firstMaps.spend(bytes);
     this.streamCounters.mapsWritten++;
-    this.streamCounters.mapBytes += Buffer.byteLength(line);
-    if (!s.res.write(line)) s.blocked = true;
+    this.streamCounters.mapBytes += bytes;
+    if (!s.out.write(line, bytes)) s.blocked = true;
   }
 
   /**
@@ -938,7 +946,7 @@ export class ControlServer {
       this.firstMaps.spend(bytes);
       if (!first) this.streamCounters.deltaResyncs++;
     }
-    if (!s.res.write(r.line)) s.blocked = true;
+    if (!s.out.write(r.line, bytes)) s.blocked = true;
   }
 
   /** A stream's first map over this broadcast's budget waits for the next broadcast (first-maps.ts). */
@@ -972,13 +980,13 @@ export class ControlServer {
       // a stream's first line is its map (written with the next broadcast)
       if (s.closed || (s.sent === null && s.held === null)) continue;
       const socket = s.res.socket;
-      if (!s.firstMapTaken && socket && firstMapTaken(socket, s.res.writableLength)) {
+      if (!s.firstMapTaken && socket && !s.out.busy && firstMapTaken(socket, s.res.writableLength)) {
         s.firstMapTaken = true;
         setStreamUserTimeout(socket, this.limits.streamUserTimeoutMs);
       }
       // a blocked stream has data on its way: a keepalive would only add to it; it is checked against the limit instead
       if (s.blocked) this.dropIfOverLimit(s);
-      else if (!s.res.write(text)) s.blocked = true;
+      else if (!s.out.write(text, text.length)) s.blocked = true;
     }
   }
 
@@ -987,7 +995,7 @@ export class ControlServer {
    * (right after a write, unsent bytes include what the kernel is about to take).
    */
   private dropIfOverLimit(s: Stream): boolean {
-    const unsent = s.res.writableLength;
+    const unsent = s.out.unsentBytes;
     if (unsent <= this.limits.mapStreamMaxUnsentBytes) return false;
     this.streamCounters.dropped++;
     this.log(`map stream of node ${s.nodeId} dropped: ${unsent} bytes unsent (limit ${this.limits.mapStreamMaxUnsentBytes}); it reconnects for a fresh map`);
