@@ -8,6 +8,7 @@ import { Backend } from './backend.js';
 import { LocalApiServer } from './localapi-server.js';
 import { daemonKnobsFromEnv } from './test-knobs.js';
 import { isoTime } from '../util/time.js';
+import { fixMmapThreshold } from '../util/malloc-trim.js';
 import { startMetricsServer, type MetricsListen, type MetricsServer } from '../util/metrics-http.js';
 
 export interface DaemonOptions {
@@ -52,6 +53,8 @@ function lockStateDir(dir: string): () => void {
 
 /** Starts the daemon; resolves once its socket answers. The process then lives until a signal. */
 export async function startDaemon(o: DaemonOptions): Promise<{ stop(): Promise<void> }> {
+  // big buffers (flow tables, rings) get mappings of their own, unmapped when freed, rather than holes in the brk heap
+  fixMmapThreshold();
   const unlock = lockStateDir(o.stateDir);
   let backend: Backend;
   const api = (() => {

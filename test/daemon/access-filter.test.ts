@@ -1,10 +1,12 @@
 // The daemon's side of the access filter: each map's packetFilter reaches the
 // engine's seam, one filter is kept across maps (a new rule set keeps the flow
 // table), a map with no packetFilter removes it, and rules that do not compile
-// leave a filter that refuses every new inbound flow rather than none.
+// leave a filter that refuses every new inbound flow rather than none; a new
+// engine gets the same filter and tables, emptied.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AccessFilter } from '../../src/daemon/access-filter.js';
+import { AclFilter } from '../../src/engine/device/acl-filter.js';
 import type { EngineHost } from '../../src/daemon/engine-host.js';
 import type { PacketFilterHooks } from '../../src/engine/device/filter.js';
 import { FakeClock } from '../../src/engine/clock.js';
@@ -45,4 +47,39 @@ test('access filter in the daemon: installed with the first packetFilter, swappe
   af.apply(h, undefined);
   assert.equal(installs.at(-1), null, 'the policy went away: the filter is removed');
   assert.equal(af.stats(), null);
+});
+
+test('access filter across engine restarts: one filter and one set of flow tables, emptied for each new engine', () => {
+  const clock = new FakeClock();
+  let made = 0;
+  const af = new AccessFilter(() => {}, {
+    create: (c) => {
+      made++;
+      return new AclFilter([], { clock: c, maxFlows: 64, maxFragments: 8 });
+    },
+  });
+  const dns: FilterRule[] = [{ srcIps: ['100.64.0.1/32'], dstPorts: [{ ip: '100.64.0.2/32', first: 53, last: 53 }], protocols: [17] }];
+  const ENGINES = 20;
+  for (let i = 0; i < ENGINES; i++) {
+    // a new engine as `down` and `up` make it, on the daemon's one clock
+    let hooks: Pick<PacketFilterHooks, 'filterIn' | 'filterOut'> | null = null;
+    const host = { clock, setAccessFilter: (h: Pick<PacketFilterHooks, 'filterIn' | 'filterOut'> | null) => (hooks = h) } as unknown as EngineHost;
+    af.apply(host, dns);
+    const h = hooks as Pick<PacketFilterHooks, 'filterIn' | 'filterOut'> | null;
+    assert.ok(h, `engine ${i}: the filter is installed`);
+    assert.equal(af.stats()!.flows, 0, `engine ${i}: the last engine's flows are gone`);
+    assert.equal(h.filterIn!(udp('100.64.0.9', '100.64.0.2', 443, 2000)), false, 'a reply to a flow of the last engine is not let in');
+    h.filterOut!(udp('100.64.0.2', '100.64.0.9', 2000, 443));
+    assert.equal(h.filterIn!(udp('100.64.0.9', '100.64.0.2', 443, 2000)), true, 'this engine tracks its own flows');
+    assert.equal(af.stats()!.flows, 1);
+    // and a policy that goes away and comes back on the same engine
+    af.apply(host, undefined);
+    assert.equal(af.stats(), null);
+    af.apply(host, dns);
+    assert.equal(af.stats()!.flows, 0, 'flows from before the policy went away are forgotten');
+  }
+  assert.equal(made, 1, `${ENGINES} engines and ${ENGINES} policy changes made one filter, not one each`);
+  // an engine on another clock (tests) gets a filter of its own
+  af.apply({ clock: new FakeClock(), setAccessFilter: () => {} } as unknown as EngineHost, dns);
+  assert.equal(made, 2);
 });

@@ -216,6 +216,19 @@ test('acl filter: the flow table holds at most maxFlows, dropping the flow idle 
   assert.equal(f.stats().flowsEvicted, 3);
 });
 
+test('acl filter: clearFlows forgets every flow and keeps the table: a full table fills again without evicting', () => {
+  const { f } = filterOn([], 4);
+  for (let round = 0; round < 3; round++) {
+    for (let port = 1000; port < 1004; port++) f.outbound(udp(LAPTOP, NAS, port, 53));
+    assert.equal(f.stats().flows, 4);
+    f.clearFlows();
+    assert.equal(f.stats().flows, 0);
+    assert.equal(f.inbound(udp(NAS, LAPTOP, 53, 1000)), false, 'a reply to a forgotten flow is not let in');
+  }
+  assert.equal(f.stats().flowsEvicted, 0, 'cleared slots are free again');
+  assert.equal(f.stats().maxFlows, 4);
+});
+
 test('acl filter: a new rule set cuts a flow it no longer allows at once, and keeps the flows this node opened', () => {
   const { f } = filterOn(NAS_RULES);
   assert.equal(f.inbound(tcp(LAPTOP, NAS, 40000, 22, SYN)), true);

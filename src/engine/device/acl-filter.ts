@@ -158,6 +158,12 @@ export class AclFilter {
     });
   }
 
+  /** Forgets every flow and fragment record (a new engine: the tunnels they belonged to are gone); the tables stay allocated. */
+  clearFlows(): void {
+    this.flows.clear();
+    this.fragments.clear();
+  }
+
   /** The addresses whose packets, though they arrive decrypted, open flows as this node's own do (a gateway's devices). */
   setLocalSources(prefixes: readonly IpPrefix[]): void {
     if (prefixes.length === 0) {
