@@ -137,10 +137,12 @@ export interface ControlLimits {
 
 /**
  * One map stream per node plus its short requests, for the networks one server
- * is meant for (a few thousand nodes). A TLS connection costs tens of KB of
- * memory, so this bounds the listener's share at some hundreds of MB.
+ * is meant for (5,000 nodes, with room for their bursts of requests after a
+ * restart). A held map stream costs ~100 KiB (72 KiB native for its TLS
+ * connection and http objects, ~30 KiB of heap; docs/performance.md), so this
+ * bounds the listener's share near 800 MiB; a larger network adds replicas.
  */
-export const MAX_CONNECTIONS = 4096;
+export const MAX_CONNECTIONS = 8192;
 /**
  * Nodes behind one NAT (an office, a campus) share a public address: this lets
  * ~250 of them in while one host cannot take the whole listener.
