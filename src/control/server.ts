@@ -280,6 +280,8 @@ export class ControlServer {
   private expiryTimer: NodeJS.Timeout | null = null;
   private expiredIds = new Set<number>();
   private readonly presumedOnline = new Set<number>();
+  /** stop() has begun: map streams closing now are the server's doing, not their nodes going offline */
+  private stopping = false;
   /** node id → the path counts it last reported with its endpoints; at most one per node, dropped when it is offline */
   private readonly pathReports = new Map<number, PathCounts>();
   private graceTimer: NodeJS.Timeout | null = null;
@@ -352,6 +354,7 @@ export class ControlServer {
   }
 
   async start(): Promise<void> {
+    this.stopping = false;
     if (this.server) return;
     const { stateDir } = this.opts;
     ensureStateDir(stateDir);
@@ -485,6 +488,7 @@ export class ControlServer {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     for (const t of [this.broadcastTimer, this.keepaliveTimer, this.expiryTimer, this.graceTimer, this.relayTimer, this.relayRetryTimer])
       if (t) clearTimeout(t);
     for (const t of this.ephemeralTimers.values()) clearTimeout(t);
@@ -728,7 +732,8 @@ export class ControlServer {
         this.streams.delete(node.id);
         this.replicas?.release(node.id);
       }
-      if (this.online(node.id)) return;
+      // streams this server closes as it stops keep their nodes connected: the next start presumes them online while they reconnect
+      if (this.stopping || this.online(node.id)) return;
       void this.streamEnded(node.id).catch((err: Error) => this.log(`recording node ${node.id} offline failed: ${err.message}`));
     });
     // the first map goes out with the next broadcast (within BROADCAST_DELAY_MS), built with those of the other streams

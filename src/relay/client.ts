@@ -7,7 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { boxKey, sealBox } from '../crypto/box.js';
 import { publicKeyOf } from '../crypto/x25519.js';
-import { FrameReader, FrameType, frame, KEY_LEN, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
+import { FrameReader, FrameType, frame, KEY_LEN, RELAY_PATH, RELAY_UPGRADE, RETRY_SHORTLY, SERVER_MAGIC } from './frames.js';
 import { corkedWrite } from './cork.js';
 import { queuedBytes } from './hold.js';
 import { SHORT_ID_LEN, SHORT_IDS_MAX, ShortIdAssigner, ShortIdTable, shortIdBytes, shortIdsOffered } from './short-ids.js';
@@ -289,8 +289,11 @@ export class RelayClient {
           sock.write(frame(FrameType.clientInfo, this.publicKey, sealBox(boxKey(this.o.nodePrivate, serverKey), Buffer.from(info))));
           phase = 'info';
         } else if (f.type === FrameType.close) {
-          this.backoff = BACKOFF_MAX_MS; // refused: do not hammer it
-          return fail(`refused: ${f.payload.toString('utf8')}`);
+          const why = f.payload.toString('utf8');
+          // refused for good (unknown key, full, wrong mesh key): do not hammer it; refused for now (its control server
+          // restarting): the usual backoff, so the node is back on its home relay within seconds of control, not 15 s after
+          if (!why.endsWith(RETRY_SHORTLY)) this.backoff = BACKOFF_MAX_MS;
+          return fail(`refused: ${why}`);
         } else if (phase === 'info') {
           if (f.type !== FrameType.serverInfo) return fail('expected ServerInfo');
           // the relay's size is at most what we offered (a relay that takes none says nothing)

@@ -11,6 +11,12 @@ export const MAX_PACKET = 64 * 1024;
 export const MAX_FRAME = MAX_PACKET + 64 + 5;
 const HEADER = 5;
 export const KEY_LEN = 32;
+/**
+ * How a relay's refusal (the text of a close frame in the handshake) ends when the cause passes within seconds: the relay is
+ * busy checking clients, or its control server cannot be asked (it is restarting). A client retries those on its usual short
+ * backoff; any other refusal waits the longest backoff, so a client the relay will keep refusing does not hammer it.
+ */
+export const RETRY_SHORTLY = 'try again shortly';
 
 export const FrameType = {
   serverKey: 1,

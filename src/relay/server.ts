@@ -15,7 +15,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { boxKey, openBox } from '../crypto/box.js';
 import { keyToText } from '../crypto/keys.js';
-import { FrameReader, FrameType, frame, KEY_LEN, MAX_PACKET, PeerGoneReason, RELAY_PATH, RELAY_UPGRADE, SERVER_MAGIC } from './frames.js';
+import { FrameReader, FrameType, frame, KEY_LEN, MAX_PACKET, PeerGoneReason, RELAY_PATH, RELAY_UPGRADE, RETRY_SHORTLY, SERVER_MAGIC } from './frames.js';
 import { corkedWrite } from './cork.js';
 import { queuedBytes, SenderHolds } from './hold.js';
 import { SHORT_ID_LEN, ShortIdAssigner, ShortIdTable, shortIdBytes, shortIdsOffered } from './short-ids.js';
@@ -462,8 +462,8 @@ export class RelayServer {
     if (!isMesh && this.verifier) {
       const verdict = await this.verifier.check(clientKey);
       if (verdict === 'unknown') return refuse('node key not known to the control server', 'unauthorized');
-      if (verdict === 'busy') return refuse('relay busy verifying clients: try again shortly', 'busy');
-      if (verdict === 'error') return refuse('the control server could not be asked about this node key: try again shortly', 'busy');
+      if (verdict === 'busy') return refuse(`relay busy verifying clients: ${RETRY_SHORTLY}`, 'busy');
+      if (verdict === 'error') return refuse(`the control server could not be asked about this node key: ${RETRY_SHORTLY}`, 'busy');
     }
     if (sock.destroyed) return null;
     if (!isMesh && this.full(hex)) return this.refuseFull(refuse);

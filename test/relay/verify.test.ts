@@ -120,3 +120,22 @@ test('lookups to control: at most lookupsPerSec per second; waiting lookups are 
     await ctl.close();
   }
 });
+
+test('a client refused because control could not be asked retries on the short backoff, and connects once control answers', async () => {
+  const ctl = await fakeVerify();
+  ctl.st.hold = true; // control restarting: lookups time out, the relay refuses with "try again shortly"
+  const R = await relay({ verifyClientsUrl: ctl.url, verifyClientsCa: ctl.caFile, verify: { timeoutMs: 200 } });
+  const priv = generatePrivateKey();
+  ctl.allow(publicKeyOf(priv));
+  const member = client(R.url, { fingerprint: R.r.fingerprint, priv });
+  try {
+    await until(() => /could not be asked.*try again shortly/.test(member.c.lastError ?? ''), 3000, 'refused while control cannot answer');
+    ctl.st.hold = false;
+    // the longest backoff is 15 s (at least 11 s with its jitter); the short one retries within about 2 s
+    await until(() => member.c.connected, 5000, 'connected once control answers');
+  } finally {
+    member.c.stop();
+    await R.close();
+    await ctl.close();
+  }
+});
