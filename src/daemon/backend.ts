@@ -728,6 +728,8 @@ export class Backend {
    */
   private renewMapStream(): void {
     if (!this.control || !this.stream) return;
+    // the new stream and the endpoint update that follows go out on new connections, from the addresses we have now
+    this.control.dropKeptConnections();
     this.startMapLoop();
   }
 

@@ -241,6 +241,26 @@ export class ControlClient {
     return markedConnection(host, port, this.tlsOptions());
   }
 
+  /**
+   * Closes the idle kept connections to every replica. After the node's addresses or its NAT changed, a kept
+   * connection may be bound to an address that is gone or to a mapping the router forgot: a request or a new
+   * map stream sent on it would wait out its timeout instead of going out on a fresh connection at once.
+   * Connections carrying a request (the map stream) are left to their owners.
+   */
+  dropKeptConnections(): number {
+    let n = 0;
+    for (const a of this.agents) {
+      if (!a) continue;
+      for (const list of Object.values(a.freeSockets)) {
+        for (const s of list ?? []) {
+          s.destroy();
+          n++;
+        }
+      }
+    }
+    return n;
+  }
+
   /** The keep-alive pool of replica `i`: its connections are made by `connection` (marked, pinned or CA-checked). */
   private agent(i: number): Agent {
     let a = this.agents[i];

@@ -1,7 +1,9 @@
 // The control client's kept connections, over real HTTPS on loopback: a node's
 // requests in a burst (the key, endpoint updates, the map stream) share one TLS
 // handshake; a request on a kept connection that the server closes under it is
-// sent again on a new one; an idle kept connection is let go within seconds.
+// sent again on a new one; an idle kept connection is let go within seconds;
+// after a network change the kept connections are dropped, so the next request
+// does not wait on one that leads nowhere.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:https';
@@ -23,6 +25,8 @@ interface Fake {
   requests: string[];
   /** the server cuts the connection instead of answering the Nth request on one connection (0: never) */
   cutNth: { n: number };
+  /** the server never answers the Nth request on one connection, as through a mapping a NAT forgot (0: never) */
+  holdNth: { n: number };
   close(): Promise<void>;
 }
 
@@ -32,12 +36,14 @@ async function fake(): Promise<Fake> {
   const requests: string[] = [];
   const perSocket = new WeakMap<Socket, number>();
   const cutNth = { n: 0 };
+  const holdNth = { n: 0 };
   let handshakes = 0;
   let closed = 0;
   const s = createServer({ key: cert.keyPem, cert: cert.certPem, keepAliveTimeout: 60_000 }, (req, res) => {
     const k = (perSocket.get(req.socket) ?? 0) + 1;
     perSocket.set(req.socket, k);
     if (k === cutNth.n) return void req.socket.destroy();
+    if (k === holdNth.n) return;
     requests.push(`${req.method} ${req.url}`);
     req.resume();
     if (req.url === PATHS.key) return void res.end(JSON.stringify({ publicKey: controlKey }));
@@ -59,6 +65,7 @@ async function fake(): Promise<Fake> {
     closed: () => closed,
     requests,
     cutNth,
+    holdNth,
     close: async () => {
       s.closeAllConnections();
       await new Promise((r) => s.close(r));
@@ -105,6 +112,22 @@ test('a request on a kept connection the server closes under it is sent again on
     await c.call('endpoints', { endpoints: ['192.0.2.1:4001'], homeRelay: null }, 10_000);
     assert.deepEqual(srv.requests, [`GET ${PATHS.key}`, `POST ${PATHS.endpoints}`, `POST ${PATHS.endpoints}`]);
     assert.equal(srv.handshakes(), 2, 'the resent request went over a new connection');
+  } finally {
+    await srv.close();
+  }
+});
+
+test('after a network change the kept connections are dropped: the next request goes out on a new one at once', async () => {
+  const srv = await fake();
+  try {
+    const c = new ControlClient(srv.url, srv.certPem, generatePrivateKey());
+    await c.call('endpoints', { endpoints: ['192.0.2.1:4000'], homeRelay: null }, 10_000);
+    // the kept connection now leads nowhere: its next request (its third) is never answered
+    srv.holdNth.n = 3;
+    assert.equal(c.dropKeptConnections(), 1, 'the one idle kept connection was closed');
+    await c.call('endpoints', { endpoints: ['198.51.100.7:4001'], homeRelay: null }, 3000);
+    assert.equal(srv.handshakes(), 2, 'the request went over a new connection');
+    assert.equal(srv.requests.at(-1), `POST ${PATHS.endpoints}`);
   } finally {
     await srv.close();
   }
