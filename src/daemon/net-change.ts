@@ -6,7 +6,8 @@
 // go on looking open while nothing reaches them, until their idle timeouts,
 // and control marks the node offline in the meantime, so peers drop it. So on
 // either sign the daemon re-learns its public endpoint (netcheck), checks each
-// relay connection with a probe, and opens a new map stream before closing
+// relay connection with a probe, closes the idle connections it keeps to
+// control, and opens a new map stream (on a new connection) before closing
 // the old one. A lost direct path also happens when the peer moved, not us:
 // the cost then is one probe, one netcheck and one map, at most once a
 // NET_CHANGE_MIN_INTERVAL_MS.
