@@ -171,6 +171,8 @@ export class ThreadReading {
   constructor(
     private readonly ctl: Int32Array,
     private readonly policy: ReaderPolicy,
+    /** hands back below this many packets in a window (QUIET_PACKETS; tests pass Infinity to hand back at every window's end) */
+    private readonly quietPackets: number = QUIET_PACKETS,
   ) {
     Atomics.store(ctl, READY_SLOT, 1);
   }
@@ -198,7 +200,7 @@ export class ThreadReading {
     this.count += n;
     const now = performance.now();
     if (now - this.windowStart < QUIET_WINDOW_MS) return false;
-    const quiet = this.count < QUIET_PACKETS && this.policy === 'auto';
+    const quiet = this.count < this.quietPackets && this.policy === 'auto';
     this.count = 0;
     this.windowStart = now;
     if (quiet) Atomics.store(this.ctl, MODE_SLOT, MODE_MAIN);

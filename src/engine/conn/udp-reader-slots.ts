@@ -5,3 +5,5 @@ import { RING_USER_SLOT } from '../../util/shm-ring.js';
 export const UDP_GRO_READS = RING_USER_SLOT;
 /** the datagrams those reads were split into */
 export const UDP_GRO_DATAGRAMS = RING_USER_SLOT + 1;
+/** reads the thread split by their headers (merged, read after UDP_GRO was off) whose segments did not fit one size */
+export const UDP_GRO_SPLIT_FAILURES = RING_USER_SLOT + 2;

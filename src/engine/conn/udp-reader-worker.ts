@@ -9,14 +9,18 @@
 // UDP GRO: while this thread has the sockets it turns UDP_GRO on, so one read
 // can bring many same-size datagrams of one sender merged, with their segment
 // size in a control message; each is split here into records of one datagram.
-// Before it hands reading back it turns UDP_GRO off and drains the sockets, so
-// what libuv reads next was queued unmerged: libuv's reads collect no control
-// message (docs/performance.md, "UDP GRO on receive").
+// Before it hands reading back it drains the sockets with UDP_GRO still on (the
+// kernel gives a merged read its segment size only while the option is on),
+// turns it off, and drains again: what was queued merged in between comes
+// without its size and is split by its headers (gro-split.ts), so what libuv
+// reads next was queued unmerged: libuv's reads collect no control message
+// (docs/performance.md, "UDP GRO on receive").
 import { workerData } from 'node:worker_threads';
 import { koffi } from '../../util/koffi.js';
 import { HANDBACK_META, ThreadReading, type ReaderPolicy } from '../../util/reader-mode.js';
 import { RingProducer, type RingBuffers } from '../../util/shm-ring.js';
-import { UDP_GRO_DATAGRAMS, UDP_GRO_READS } from './udp-reader-slots.js';
+import { UDP_GRO_DATAGRAMS, UDP_GRO_READS, UDP_GRO_SPLIT_FAILURES } from './udp-reader-slots.js';
+import { SPLIT_DONE, SPLIT_FAILED, splitMerged } from './gro-split.js';
 
 interface ReaderData {
   fds: number[];
@@ -24,6 +28,8 @@ interface ReaderData {
   policy: ReaderPolicy;
   /** turn UDP_GRO on while this thread reads */
   gro: boolean;
+  /** the hand-back threshold (reader-mode.ts QUIET_PACKETS unless a test sets it) */
+  quietPackets?: number;
 }
 
 const RECV_BATCH = 64;
@@ -154,6 +160,14 @@ function readOnce(f: number): number {
     // a datagram larger than a slot was cut short: report it as such so it is counted, not parsed
     const truncated = view.readInt32LE(h + 48) & MSG_TRUNC ? 1 : 0;
     const seg = truncated || !d.gro ? 0 : segmentSize(h, i);
+    if (seg === 0 && !truncated && splitByHeaders) {
+      const r = splitBySegmentHeaders(name, view.subarray(p, p + len));
+      if (r < 0) return -1;
+      if (r > 0) {
+        datagrams += r;
+        continue;
+      }
+    }
     if (seg > 0 && seg < len) {
       let segs = 0;
       for (let off = 0; off < len; off += seg, segs++) {
@@ -178,10 +192,43 @@ function readOnce(f: number): number {
   return datagrams;
 }
 
-/** UDP_GRO off, then everything queued while it was on read with its segment size. */
-function drainUnmerged(): boolean {
-  if (!groOn) return true;
-  setGro(false);
+/**
+ * Set while reads may bring datagrams the kernel merged but without their segment size: after UDP_GRO was turned
+ * off, a merged read queued before that comes with no control message (the kernel adds it only while the option is on).
+ */
+let splitByHeaders = false;
+let splitName: Buffer | null = null;
+let splitSegments = 0;
+let splitStopped = false;
+/** one segment of a read split by its headers, written as a record of its own (the reader's name, then the bytes) */
+const writeSegment = (seg: Buffer): void => {
+  splitSegments++;
+  if (splitStopped) return;
+  const at = ring.reserve(NAME_SLOT + seg.length, 0);
+  if (at < 0) {
+    splitStopped = true;
+    return;
+  }
+  ring.data.set(splitName!, at);
+  ring.data.set(seg, at + NAME_SLOT);
+};
+
+/** A read with no segment size split by its headers into records: the datagrams written, 0 when it is one datagram, -1 once the ring is stopped. */
+function splitBySegmentHeaders(name: Buffer, buf: Buffer): number {
+  splitName = name;
+  splitSegments = 0;
+  splitStopped = false;
+  const r = splitMerged(buf, writeSegment);
+  if (splitStopped) return -1;
+  if (r === SPLIT_FAILED) Atomics.add(ctl, UDP_GRO_SPLIT_FAILURES, 1); // written whole by the caller, to fail authentication
+  if (r !== SPLIT_DONE) return 0;
+  Atomics.add(ctl, UDP_GRO_READS, 1);
+  Atomics.add(ctl, UDP_GRO_DATAGRAMS, splitSegments);
+  return splitSegments;
+}
+
+/** Every socket read until empty (or DRAIN_MAX_CALLS): false once the ring is stopped. */
+function drainAll(): boolean {
   for (let f = 0; f < d.fds.length; f++) {
     for (let k = 0; k < DRAIN_MAX_CALLS; k++) {
       const n = readOnce(f);
@@ -192,7 +239,24 @@ function drainUnmerged(): boolean {
   return true;
 }
 
-const turn = new ThreadReading(ring.ctl, d.policy);
+/**
+ * Before a hand-back: everything queued read while UDP_GRO is still on (each merged read with its segment size), then
+ * UDP_GRO off, then what was queued merged in between read and split by its headers; libuv then finds only unmerged
+ * datagrams.
+ */
+function drainUnmerged(): boolean {
+  if (!groOn) return true;
+  if (!drainAll()) return false;
+  setGro(false);
+  splitByHeaders = true;
+  try {
+    return drainAll();
+  } finally {
+    splitByHeaders = false;
+  }
+}
+
+const turn = new ThreadReading(ring.ctl, d.policy, d.quietPackets);
 let fdFailed = false;
 outer: while (!ring.stopped) {
   if (!turn.awaitTurn(POLL_TIMEOUT_MS)) {

@@ -15,7 +15,7 @@ import { createRing, RingConsumer } from '../../util/shm-ring.js';
 import { UDP_READER_WORKER_URL } from '../worker-files.js';
 import { ringInPlace, udpGroWanted } from '../../util/knobs.js';
 import { SPLIT_DONE, SPLIT_FAILED, splitMerged } from './gro-split.js';
-import { UDP_GRO_DATAGRAMS, UDP_GRO_READS } from './udp-reader-slots.js';
+import { UDP_GRO_DATAGRAMS, UDP_GRO_READS, UDP_GRO_SPLIT_FAILURES } from './udp-reader-slots.js';
 
 const NAME_SLOT = 28;
 /** a WireGuard transport message's first byte: handed on in place (the device copies it before decrypting) */
@@ -43,6 +43,11 @@ export function udpHandle(s: dgram.Socket): UdpHandle | undefined {
 }
 const handleOf = udpHandle;
 
+export interface UdpReaderOptions {
+  /** the thread hands back below this many datagrams per window (reader-mode.ts QUIET_PACKETS); tests pass Infinity */
+  quietPackets?: number;
+}
+
 export class UdpReader {
   private readonly v4Names = new Map<number, string>();
   private readonly v6Names = new Map<string, string>();
@@ -57,7 +62,12 @@ export class UdpReader {
   mainSplits = 0;
   mainSplitDatagrams = 0;
   /** libuv reads whose header repeated but whose segments did not fit one size: delivered whole, to fail authentication */
-  splitFailures = 0;
+  private mainSplitFailures = 0;
+
+  /** reads, on either side, that looked merged but whose segments did not fit one size (delivered whole) */
+  get splitFailures(): number {
+    return this.mainSplitFailures + (this.consumer?.counter(UDP_GRO_SPLIT_FAILURES) ?? 0);
+  }
   /** whether the thread may turn UDP_GRO on (MESHCTL_UDP_GRO) */
   readonly gro: boolean = udpGroWanted();
 
@@ -82,7 +92,7 @@ export class UdpReader {
         this.mainSplits++;
         this.mainSplitDatagrams += n;
       } else {
-        if (r === SPLIT_FAILED) this.splitFailures++;
+        if (r === SPLIT_FAILED) this.mainSplitFailures++;
         this.onDatagram(buf, src);
       }
     } else this.onDatagram(buf, src);
@@ -128,7 +138,12 @@ export class UdpReader {
   }
 
   /** null where the thread cannot run (not Linux x64/arm64, no libuv handle): libuv keeps reading. */
-  static start(sockets: dgram.Socket[], onDatagram: (buf: Buffer, src: Endpoint) => void, log: (m: string) => void): UdpReader | null {
+  static start(
+    sockets: dgram.Socket[],
+    onDatagram: (buf: Buffer, src: Endpoint) => void,
+    log: (m: string) => void,
+    opts: UdpReaderOptions = {},
+  ): UdpReader | null {
     if (process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) return null;
     const handles = sockets.map(handleOf);
     if (handles.some((h) => !h?.recvStop || !h.recvStart || (h.fd ?? -1) < 0)) return null;
@@ -140,7 +155,12 @@ export class UdpReader {
       if (!r.stopping) r.mainReading?.threadExited(code);
     };
     const startThread = (): boolean =>
-      (r.worker = spawnReaderThread(UDP_READER_WORKER_URL, { fds: handles.map((h) => h!.fd), ring, policy, gro: r.gro }, onExit, log)) !== null;
+      (r.worker = spawnReaderThread(
+        UDP_READER_WORKER_URL,
+        { fds: handles.map((h) => h!.fd), ring, policy, gro: r.gro, quietPackets: opts.quietPackets },
+        onExit,
+        log,
+      )) !== null;
     r.mainReading = new MainReading(
       new Int32Array(ring.ctl),
       policy,

@@ -18,6 +18,8 @@ const BIND_RETRIES = 8;
 export interface UdpBindOptions {
   /** UDP GSO on send where the kernel takes it (default: on unless MESHCTL_UDP_GSO=0) */
   gso?: boolean;
+  /** the reader thread's hand-back threshold (reader-mode.ts QUIET_PACKETS); tests pass Infinity to force hand-backs */
+  readerQuietPackets?: number;
 }
 
 /** The send side's counters, for `status --json` and `debug engine`'s stats. */
@@ -83,12 +85,14 @@ export class UdpBind implements NetBind {
   };
 
   private readonly gsoWanted: boolean;
+  private readonly readerQuietPackets: number | undefined;
 
   constructor(
     private readonly logger: (msg: string) => void = () => {},
     opts: UdpBindOptions = {},
   ) {
     this.gsoWanted = opts.gso ?? udpGsoWanted();
+    this.readerQuietPackets = opts.readerQuietPackets;
   }
 
   /** Binds the new sockets first and only then closes the old ones, so a refused port change keeps the device reachable. */
@@ -98,7 +102,7 @@ export class UdpBind implements NetBind {
     const oldReader = this.reader;
     this.v4 = v4;
     this.v6 = v6;
-    this.reader = UdpReader.start(v6 ? [v4, v6] : [v4], onDatagram, this.logger);
+    this.reader = UdpReader.start(v6 ? [v4, v6] : [v4], onDatagram, this.logger, { quietPackets: this.readerQuietPackets });
     if (this.reader) for (const s of v6 ? [v4, v6] : [v4]) this.readerOf.set(s, this.reader);
     await oldReader?.stop();
     await Promise.all(old.map((s) => (s ? new Promise<void>((r) => s.close(() => r())) : undefined)));
