@@ -683,6 +683,13 @@ export class ControlServer {
     const node = await this.actAsKnownNode(opened, (tx, n) =>
       tx.updateNode(n.id, { lastSeenMs: Date.now(), endpoints: body.endpoints, discoKey: body.discoKey, connected: true }),
     );
+    if (this.stopping) {
+      // the server began stopping while this stream was being recorded: it gets no map (one built now would show every
+      // peer offline, their streams being closed) and is cut like the others; the node stays recorded connected, as
+      // stop() leaves every node, and reconnects to the next server
+      req.socket.destroy();
+      return;
+    }
     if (req.socket.destroyed) {
       // the node went away while its stream was being recorded: it has none
       await this.streamEnded(node.id);
@@ -872,7 +879,8 @@ export class ControlServer {
   /** Something in the network changed: push fresh maps, soon, to the streams whose map it changed. */
   private changed(): void {
     this.web?.notify();
-    if (this.broadcastTimer) return;
+    // a stopping server writes no more maps: its streams are being closed, so every peer would show offline
+    if (this.broadcastTimer || this.stopping) return;
     const delay = Math.max(BROADCAST_DELAY_MS, Math.min(MAX_BROADCAST_SPACING_MS, this.lastBroadcastMs));
     this.broadcastTimer = setTimeout(() => {
       this.broadcastTimer = null;
