@@ -67,9 +67,7 @@ export function nativeMemoryLine(): string {
   const mib = (b: number): string => (b / 1048576).toFixed(0);
   const m = mallocFigures();
   const p = mappingFigures();
-  const malloc = m
-    ? `malloc: ${mib(m.arena)} MiB in heaps (${mib(m.inUse)} in use, ${mib(m.free)} free, ${mib(m.topReleasable)} at the top), ${mib(m.mmapped)} MiB mmapped`
-    : 'malloc: n/a';
+  const malloc = m ? `malloc: ${mib(m.arena)} MiB in heaps (${mib(m.inUse)} in use, ${mib(m.free)} free), ${mib(m.mmapped)} MiB mmapped` : 'malloc: n/a';
   const maps = p
     ? `mappings RSS: brk heap ${mib(p.brkHeapKiB * 1024)} MiB, ${p.arenaHeaps} arena heaps ${mib(p.arenaHeapsRssKiB * 1024)} MiB,` +
       ` other anon ${mib(p.otherAnonRssKiB * 1024)} MiB, files ${mib(p.fileRssKiB * 1024)} MiB`
