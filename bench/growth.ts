@@ -1,8 +1,7 @@
 // `node dist/bench/growth.js [--cycles N] [--snap 20,100] [--only KIND,...] [--gap-ms MS]` (root): the soak's
 // disturbances in a tight loop on a small lab (public, easy NAT, hard NAT, UDP-blocked), to tell a daemon's
-// warm-up from a leak in minutes instead of hours. One cycle runs each disturbance once (a node `down`/`up`,
-// a NAT router's WAN bounced, the policy switched, a relay restarted, a route advertised or withdrawn, the
-// control server restarted; nodes and regions in turn). At each cycle in --snap it takes a V8 heap snapshot
+// warm-up from a leak in minutes instead of hours. One cycle runs each disturbance of bench/disturbances.ts once (`--only` takes their
+// kinds: "down/up", "NAT rebind", policy, "relay restart", routes, "control restart"). At each cycle in --snap it takes a V8 heap snapshot
 // of every daemon (SIGUSR2 through --heapsnapshot-signal; the snapshot begins with a full collection) and
 // prints RSS (anon, file), threads, fds and process.memoryUsage() right after it; compare two snapshots with
 // bench/heap-diff.ts. The snapshots stay in /tmp/meshctl-growth-NAME/snap.
@@ -16,7 +15,7 @@ import { allPathsKnown } from '../src/lab/report.js';
 import type { LabNode, NatKind } from '../src/lab/topology.js';
 import { LocalClient } from '../src/localapi/client.js';
 import { LOCALAPI, type Status } from '../src/localapi/types.js';
-import { sh } from '../test/helpers/netns.js';
+import { disturbances } from './disturbances.js';
 
 const BIN = join(packageRoot(), 'bin', 'meshctl');
 const args = process.argv.slice(2);
@@ -36,10 +35,6 @@ const SAMPLE_EVERY = Number(arg('--sample-every') ?? 5);
 /** A pause between disturbances: enough for a restarted server to listen before the next one needs it. */
 const GAP_MS = Number(arg('--gap-ms') ?? 300);
 const KINDS: NatKind[] = ['public', 'easy', 'hard', 'blocked'];
-const POLICIES = [
-  '{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}\n',
-  '{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}, {"action": "accept", "src": ["*"], "dst": ["*:22"]}]}\n',
-];
 /** A heap snapshot of a ~20 MB heap takes a few seconds on a loaded machine. */
 const SNAPSHOT_TIMEOUT_MS = 120_000;
 
@@ -162,61 +157,8 @@ async function main(): Promise<void> {
         pingers.push(p);
       }
     }
-    let nextDown = 0;
-    let nextRebind = 0;
-    let nextRoute = 0;
-    let relayTurn = 0;
-    let policyTurn = 0;
-    const routeOn = new Set<string>();
-    const natted = nodes.filter((n) => n.routerNs !== null);
-    const disturbances: [string, () => Promise<void>][] = [
-      [
-        'down/up',
-        async () => {
-          const n = nodes[nextDown++ % nodes.length]!;
-          await clients.get(n.name)!.post(LOCALAPI.down);
-          await sleep(500);
-          const r = await lab.up(n);
-          if (r.code !== 0) throw new Error(`${n.name}: up failed: ${r.err.trim().split('\n').pop()}`);
-        },
-      ],
-      [
-        'rebind',
-        async () => {
-          const n = natted[nextRebind++ % natted.length]!;
-          for (const state of ['down', 'up']) await sh('ip', ['-n', n.routerNs!, 'link', 'set', 'wan', state]);
-        },
-      ],
-      [
-        'policy',
-        async () => {
-          const file = join(lab.s.dir, 'growth-policy.json');
-          writeFileSync(file, POLICIES[policyTurn++ % POLICIES.length]!);
-          const r = await sh(process.execPath, [BIN, 'control', 'policy', 'set', file, '--state-dir', join(lab.s.dir, 'control')]);
-          if (r.code !== 0) throw new Error(`policy set: ${r.stderr.trim()}`);
-        },
-      ],
-      [
-        'relay',
-        async () => {
-          const regions = Object.keys(lab.s.relayNs);
-          await lab.restartRelay(regions[relayTurn++ % regions.length]!);
-        },
-      ],
-      [
-        'routes',
-        async () => {
-          const n = nodes[nextRoute++ % nodes.length]!;
-          const on = !routeOn.has(n.name);
-          const r = await lab.meshctl(n, ['set', '--advertise-routes', on ? `10.250.${n.index}.0/24` : '']);
-          if (r.code !== 0) throw new Error(`${n.name}: set --advertise-routes: ${r.err.trim()}`);
-          if (on) routeOn.add(n.name);
-          else routeOn.delete(n.name);
-        },
-      ],
-      ['control', () => lab.restartControl()],
-    ];
-    const chosen = disturbances.filter(([k]) => !ONLY || ONLY.includes(k));
+    const all = disturbances(lab, nodes, clients, { bin: BIN, downHoldMs: 500 });
+    const chosen = all.filter(([k]) => !ONLY || ONLY.includes(k));
     const failures = new Map<string, number>();
     const t0 = Date.now();
     for (let c = 1; c <= CYCLES && !interrupted; c++) {

@@ -19,7 +19,7 @@ import { allPathsKnown } from '../src/lab/report.js';
 import type { LabNode, NatKind } from '../src/lab/topology.js';
 import { LocalClient } from '../src/localapi/client.js';
 import { LOCALAPI, type Status } from '../src/localapi/types.js';
-import { sh } from '../test/helpers/netns.js';
+import { disturbances } from './disturbances.js';
 import { counterIncrease, lostWindows, PingParser, quantile, slopePerHour, type Span } from './soak-stats.js';
 
 const BIN = join(packageRoot(), 'bin', 'meshctl');
@@ -52,10 +52,6 @@ const MAX_WINDOW_MS = 5000;
 const PATHS_TIMEOUT_MS = 180_000;
 /** 8 nodes: public, port-preserving, endpoint-dependent and UDP-blocked NATs, so flows go direct and through relays. */
 const KINDS: NatKind[] = ['public', 'easy', 'hard', 'public', 'easy', 'hard', 'easy', 'blocked'];
-const POLICIES = [
-  '{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}\n',
-  '{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}, {"action": "accept", "src": ["*"], "dst": ["*:22"]}]}\n',
-];
 
 type Role = 'daemon' | 'control' | 'relay';
 interface Sample {
@@ -189,79 +185,11 @@ async function main(): Promise<void> {
       load.push(loadavg());
     };
 
-    let nextDown = 0;
-    let nextRebind = 0;
-    let nextRoute = 0;
-    let relayTurn = 0;
-    let policyTurn = 0;
-    const routeOn = new Set<string>();
-    const natted = nodes.filter((n) => n.routerNs !== null);
-    const disturbances: [string, () => Promise<string>][] = [
-      [
-        'down/up',
-        async () => {
-          const n = nodes[nextDown++ % nodes.length]!;
-          const from = Date.now();
-          await clients.get(n.name)!.post(LOCALAPI.down);
-          await sleep(DOWN_HOLD_MS);
-          const r = await lab.up(n);
-          excluded.get(n.name)!.push([from, Date.now()]);
-          if (r.code !== 0) throw new Error(`${n.name}: up failed: ${r.err.trim().split('\n').pop()}`);
-          return n.name;
-        },
-      ],
-      [
-        'NAT rebind',
-        async () => {
-          // a masquerading router forgets every mapping through an interface that goes down (the kernel's
-          // masquerade notifier), as `conntrack -F` would: the flows through it get new ports
-          const n = natted[nextRebind++ % natted.length]!;
-          for (const state of ['down', 'up']) {
-            const r = await sh('ip', ['-n', n.routerNs!, 'link', 'set', 'wan', state]);
-            if (r.code !== 0) throw new Error(`${n.routerNs}: link ${state}: ${r.stderr.trim()}`);
-          }
-          return n.name;
-        },
-      ],
-      [
-        'policy',
-        async () => {
-          const file = join(lab.s.dir, 'soak-policy.json');
-          writeFileSync(file, POLICIES[policyTurn++ % POLICIES.length]!);
-          const r = await sh(process.execPath, [BIN, 'control', 'policy', 'set', file, '--state-dir', join(lab.s.dir, 'control')]);
-          if (r.code !== 0) throw new Error(`policy set: ${r.stderr.trim()}`);
-          return `policy ${policyTurn % POLICIES.length}`;
-        },
-      ],
-      [
-        'relay restart',
-        async () => {
-          const regions = Object.keys(lab.s.relayNs);
-          const region = regions[relayTurn++ % regions.length]!;
-          await lab.restartRelay(region);
-          return region;
-        },
-      ],
-      [
-        'routes',
-        async () => {
-          const n = nodes[nextRoute++ % nodes.length]!;
-          const on = !routeOn.has(n.name);
-          const r = await lab.meshctl(n, ['set', '--advertise-routes', on ? `10.250.${n.index}.0/24` : '']);
-          if (r.code !== 0) throw new Error(`${n.name}: set --advertise-routes: ${r.err.trim()}`);
-          if (on) routeOn.add(n.name);
-          else routeOn.delete(n.name);
-          return `${n.name} ${on ? 'advertises' : 'withdraws'} 10.250.${n.index}.0/24`;
-        },
-      ],
-      [
-        'control restart',
-        async () => {
-          await lab.restartControl();
-          return `pid ${lab.s.pids.control}`;
-        },
-      ],
-    ];
+    const all = disturbances(lab, nodes, clients, {
+      bin: BIN,
+      downHoldMs: DOWN_HOLD_MS,
+      onDown: (name, from, to) => excluded.get(name)!.push([from, to]),
+    });
 
     const endAt = t0 + MINUTES * 60_000;
     let sampling = true;
@@ -274,7 +202,7 @@ async function main(): Promise<void> {
     let turn = 0;
     while (Date.now() < endAt && !interrupted) {
       await sleep(EVENT_EVERY_MS);
-      const [kind, run] = disturbances[turn++ % disturbances.length]!;
+      const [kind, run] = all[turn++ % all.length]!;
       const start = Date.now();
       try {
         const what = await run();
