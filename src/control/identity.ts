@@ -4,6 +4,7 @@
 // Names and tags are checked here, at the edge, by the same rules and bounds
 // as every node's map parser (netmap/identity.ts), so control never hands out
 // an owner or tag that its nodes would refuse.
+import type { AdminAuthKey } from './admin-rows.js';
 import { ControlError } from './protocol.js';
 import type { Registry } from './registry.js';
 import type { AuthKeyRecord } from './store.js';
@@ -112,20 +113,7 @@ export async function deleteUser(r: Registry, raw: string, force: boolean): Prom
   });
 }
 
-/** One row of `control authkey list`: everything but the secret (only the key's public prefix `mskey-ID` is shown). */
-export interface AdminAuthKey {
-  id: string;
-  prefix: string;
-  user: string | null;
-  tags: string[];
-  reusable: boolean;
-  ephemeral: boolean;
-  created: string;
-  expires: string | null;
-  expired: boolean;
-  used: number;
-  revoked: boolean;
-}
+export type { AdminAuthKey };
 
 export function authKeyRow(k: AuthKeyRecord, nowMs = Date.now()): AdminAuthKey {
   return {

@@ -11,6 +11,7 @@
 import { lookup } from 'node:dns/promises';
 import { networkInterfaces } from 'node:os';
 import { IPV4_PREFIX } from './addresses.js';
+import type { RouteRow } from './admin-rows.js';
 import { ControlError } from './protocol.js';
 import type { Registry } from './registry.js';
 import type { NodeRecord, RouteApprovalRecord, StoreTx } from './store.js';
@@ -91,19 +92,7 @@ export class PrimaryElection {
   }
 }
 
-/** One row of `control routes list`: a subnet route, or a node's exit-node state. */
-export interface RouteRow {
-  nodeId: number;
-  node: string;
-  kind: 'route' | 'exit';
-  /** the prefix; for an exit node "0.0.0.0/0,::/0" */
-  prefix: string;
-  advertised: boolean;
-  approved: boolean;
-  /** routes: this node is the prefix's primary router (only then does it carry the prefix) */
-  primary: boolean;
-  online: boolean;
-}
+export type { RouteRow };
 
 export function listRoutes(r: Registry, online: (id: number) => boolean): RouteRow[] {
   const nodes = r.nodes();

@@ -1,5 +1,11 @@
 // The admin API as the page calls it: same origin, the session cookie, and the
 // session's CSRF token in a header on every write.
+import type { AdminAuthKey, RouteRow } from '../../src/control/admin-rows.js';
+
+export type { RouteRow };
+/** One row of the auth-key list, as control's admin API sends it. */
+export type AuthKeyRow = AdminAuthKey;
+
 export interface ApiError {
   code: string;
   message: string;
@@ -66,37 +72,12 @@ export interface NodeRow {
   paths: { direct: number; relay: number } | null;
 }
 
-export interface AuthKeyRow {
-  id: string;
-  prefix: string;
-  user: string | null;
-  tags: string[];
-  reusable: boolean;
-  ephemeral: boolean;
-  created: string;
-  expires: string | null;
-  expired: boolean;
-  used: number;
-  revoked: boolean;
-}
-
 export interface NewKey {
   key: string;
   id: string;
   expires: string | null;
   join?: string | null;
   qrSvg: string;
-}
-
-export interface RouteRow {
-  nodeId: number;
-  node: string;
-  kind: 'route' | 'exit';
-  prefix: string;
-  advertised: boolean;
-  approved: boolean;
-  primary: boolean;
-  online: boolean;
 }
 
 export interface RelayRow {
