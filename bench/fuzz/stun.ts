@@ -68,7 +68,7 @@ const target: FuzzTarget = {
         }
       }
       if (kind <= 1) {
-        check(m !== null && m.txid.equals(txid), 'a valid message did not parse to its txid');
+        check(m?.txid.equals(txid) === true, 'a valid message did not parse to its txid');
         if (valid.readUInt16BE(0) === 0x0101) {
           const same = m.kind === 'response' && m.mapped.address === addr.address && m.mapped.port === addr.port;
           check(same, `response round trip: ${JSON.stringify(m)} for ${JSON.stringify(addr)}`);

@@ -21,7 +21,6 @@ export function fastStatusArgs(argv: string[]): { socket: string; json: boolean 
   return { socket, json: rest.length === 2 };
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what it looks for
 const CONTROL_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f]/;
 
 /**

@@ -44,7 +44,7 @@ export class Netchecker {
   /** A STUN packet from the shared socket. */
   onStun(buf: Buffer): void {
     const m = parseStun(buf);
-    if (!m || m.kind !== 'response') {
+    if (m?.kind !== 'response') {
       this.stats.stunMalformed++;
       return;
     }

@@ -68,7 +68,7 @@ export class StunServer {
     const s = dgram.createSocket({ type, reuseAddr: false });
     s.on('message', (msg, rinfo) => {
       const m = parseStun(msg);
-      if (!m || m.kind !== 'request') {
+      if (m?.kind !== 'request') {
         this.stats.malformed++;
         return;
       }

@@ -54,8 +54,10 @@ function reference(si: Uint8Array, sr: Uint8Array, ei: Uint8Array, er: Uint8Arra
   Hh = H(Hh, Er);
   C = KDF(1, C, x25519.getSharedSecret(er, Ei))[0]!;
   C = KDF(1, C, x25519.getSharedSecret(er, Si))[0]!;
-  let tau: Uint8Array;
-  [C, tau, k] = KDF(3, C, psk) as [Uint8Array, Uint8Array, Uint8Array];
+  const mixed = KDF(3, C, psk) as [Uint8Array, Uint8Array, Uint8Array];
+  C = mixed[0];
+  const tau = mixed[1];
+  k = mixed[2];
   Hh = H(Hh, tau);
   const encNothing = AEAD(k, new Uint8Array(0), Hh);
   const [tInitSend, tInitRecv] = KDF(2, C, new Uint8Array(0)) as [Uint8Array, Uint8Array];
