@@ -408,3 +408,27 @@ test('a start where nothing is lost: an initiation that took the opening path af
     }
   }
 });
+
+test('both sides initiate at once (data both ways as the path opens): the crossing handshakes complete without waiting for REKEY_TIMEOUT', async () => {
+  // the lab's down/up with ICMP both ways: each side's initiation reached the other while its own was pending; each
+  // answered the other's and dropped its own, so both answers found no index and neither side could send
+  const m = await mesh('7.0.0.1', '7.0.0.2');
+  try {
+    m.b.paths.setPeers([{ nodeKey: m.a.nodePub, discoKey: m.a.discoPub, candidates: [m.a.ep], homeRelay: REGION }]);
+    m.a.paths.setPeers([{ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [m.b.ep], homeRelay: REGION }]);
+    m.pump();
+    assert.equal(m.a.paths.pathOf(m.b.nodePub).kind, 'direct');
+    assert.equal(m.b.paths.pathOf(m.a.nodePub).kind, 'direct');
+    const start = m.clock.now();
+    m.run(500);
+    const first = (arrivals: number[]): number => (arrivals.length ? arrivals[0]! - start : Infinity);
+    assert.ok(
+      first(m.b.arrivals) <= 200 && first(m.a.arrivals) <= 200,
+      `first packets at a ${first(m.a.arrivals)} ms, b ${first(m.b.arrivals)} ms (REKEY_TIMEOUT: 5000)`,
+    );
+    assert.ok(m.a.arrivals.length >= 4 && m.b.arrivals.length >= 4, `a got ${m.a.arrivals.length} packets, b ${m.b.arrivals.length}`);
+    assert.deepEqual([m.a.device.stats.handshakes.initiated, m.b.device.stats.handshakes.initiated], [1, 1], 'one initiation each, crossing');
+  } finally {
+    await m.close();
+  }
+});

@@ -92,12 +92,17 @@ export abstract class PeerHandshake extends PeerSend {
     return true;
   }
 
-  /** Answers an accepted initiation; the new keypair waits in `next` until the initiator uses it. */
+  /**
+   * Answers an accepted initiation; the new keypair waits in `next` until the initiator uses it. Our own pending
+   * initiation stays pending: when both sides initiate at once (each had data for the other as a path opened), each
+   * answers the other's; dropping ours would drop the answer to it too, and both sides would hold only a responder's
+   * keypair, which neither may send on before the other does: nothing until REKEY_TIMEOUT. Kept, the answer completes
+   * it and each side sends on the session it initiated, which the other holds as its responder's.
+   */
   sendHandshakeResponse(c: ConsumedInitiation, src: Endpoint): void {
     this.roam(src);
     this.timersAnyAuthenticatedPacketTraversal();
     this.timersAnyAuthenticatedPacketReceived();
-    this.clearHandshake();
     const localIndex = this.host.indices.newIndex(this);
     const { message, keys } = createResponse(this.remote, c, localIndex);
     const buf = encodeResponse(message);
