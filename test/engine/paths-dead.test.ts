@@ -145,7 +145,7 @@ async function mesh(aAddress: string, bAddress: string, timers?: Partial<PathTim
     await a.device.close();
     await b.device.close();
   };
-  return { net, clock, a, b, run, pump, relayed, close };
+  return { net, clock, a, b, run, pump, relayed, relayQueue, close };
 }
 
 /** The longest time between two arrivals (or from `since` to the first, or the last to `until`). */
@@ -428,6 +428,35 @@ test('both sides initiate at once (data both ways as the path opens): the crossi
     );
     assert.ok(m.a.arrivals.length >= 4 && m.b.arrivals.length >= 4, `a got ${m.a.arrivals.length} packets, b ${m.b.arrivals.length}`);
     assert.deepEqual([m.a.device.stats.handshakes.initiated, m.b.device.stats.handshakes.initiated], [1, 1], 'one initiation each, crossing');
+  } finally {
+    await m.close();
+  }
+});
+
+test('an initiation the relay carries, with the relay measured at 80 ms: a direct path opening 60 ms in waits 1.5 round trips, and its answer comes first', async () => {
+  const m = await mesh('7.0.0.1', '7.0.0.2');
+  try {
+    m.b.paths.setPeers([{ nodeKey: m.a.nodePub, discoKey: m.a.discoPub, candidates: [], homeRelay: REGION }]);
+    m.a.paths.setPeers([{ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [], homeRelay: REGION }]);
+    m.pump();
+    m.clock.advance(1000);
+    const pinged = m.a.paths.ping(m.b.nodePub, 1000);
+    m.clock.advance(80); // the relay's round trip
+    m.pump();
+    assert.deepEqual(await pinged, { kind: 'relay', region: REGION, latencyMs: 80 });
+    m.a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+    const relayed = m.relayQueue.splice(0); // the initiation, on its way through the relay
+    assert.equal(relayed.filter((f) => f.pkt[0] === 1).length, 1);
+    m.clock.advance(60);
+    m.a.paths.addPeer({ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [m.b.ep], homeRelay: REGION });
+    m.net.pump();
+    assert.equal(m.a.paths.pathOf(m.b.nodePub).kind, 'direct', 'a direct path opened 60 ms after the relayed initiation');
+    m.clock.advance(30); // the relayed initiation arrives; b answers it
+    m.relayQueue.push(...relayed);
+    m.pump();
+    m.run(500);
+    assert.ok(m.b.arrivals.length >= 1);
+    assert.deepEqual([m.a.device.stats.handshakes.initiated, m.a.device.stats.handshakes.resentOnPath], [1, 0], 'no resend: the answer came first');
   } finally {
     await m.close();
   }
