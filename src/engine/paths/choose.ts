@@ -13,11 +13,11 @@ import { LOST_PING_RTT_FACTOR, type Candidate, type PathInfo, type PathTimers, t
 const SWITCH_BETTER_FRACTION = 0.2;
 const SWITCH_BETTER_MIN_MS = 1;
 /**
- * An initiation the relay carried is answered within about the relay's round trip when it arrived: a resend on a way
- * that opens meanwhile waits this many of the peer's measured relay round trips (at least PATH_OPENED_ELSEWHERE_MIN_MS),
- * so the answer is not lost to the resend replacing its index. 1.5: room for the peer's Diffie-Hellman and jitter.
+ * An initiation that arrived is answered within about one round trip of the way it took: a resend on a way that opens
+ * meanwhile waits this many round trips of that way, when measured (at least PATH_OPENED_ELSEWHERE_MIN_MS), so the
+ * answer is not lost to the resend replacing its index. 1.5: room for the peer's Diffie-Hellman and jitter.
  */
-const RELAYED_ANSWER_RTTS = 1.5;
+const ANSWER_WAIT_RTTS = 1.5;
 
 export class PathChoice {
   constructor(
@@ -97,14 +97,16 @@ export class PathChoice {
    * that took this way at or after then most likely arrived (its answer travels with the probe's) and is left alone.
    * Any other — sent another way, by no way, or this way before it was shown open — may be lost: the relay the peer was
    * not connected to yet (right after its `up`), a NAT or a peer socket not yet open. The device resends it
-   * (peer-handshake.ts `pathOpened`: at most one per PATH_OPENED_ELSEWHERE_MIN_MS), after the relay's round trip if the
-   * relay carried it.
+   * (peer-handshake.ts `pathOpened`: at most one per PATH_OPENED_ELSEWHERE_MIN_MS) once its answer is overdue on the
+   * way it took.
    */
   pathOpened(p: PeerPaths, way: Candidate | 'relay', sinceMs: number): void {
     const wg = this.device.getPeer(p.nodeKey);
     if (!wg) return;
     if (p.initiationWay === way && p.initiationMs >= sinceMs) return;
-    wg.pathOpened(p.initiationWay === 'relay' && p.relayLatencyMs !== null ? RELAYED_ANSWER_RTTS * p.relayLatencyMs : 0);
+    const took = p.initiationWay;
+    const rttMs = took === 'relay' ? p.relayLatencyMs : (took?.latencyMs ?? null);
+    wg.pathOpened(rttMs !== null ? ANSWER_WAIT_RTTS * rttMs : 0);
   }
 
   /** Called each heartbeat while the direct path is not trusted: reports the lapse to the relay on the beat it happens. */
