@@ -19,7 +19,7 @@ function view(): DaemonMetricsView {
   engine.tx = { packets: 10, bytes: 1480 };
   engine.rx = { packets: 12, bytes: 1700 };
   engine.sessions = 3;
-  engine.handshakes = { initiated: 4, failed: 1 };
+  engine.handshakes = { initiated: 4, failed: 1, resentOnPath: 0 };
   engine.dropped.noRoute = 2;
   engine.dropped.filteredIn = 5;
   return {

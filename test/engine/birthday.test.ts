@@ -63,7 +63,8 @@ function peerOf(candidates: Endpoint[]) {
     lastFullProbeMs: 0,
     lastWakePingMs: -Infinity,
     punch: newPunchState(),
-    initiationRelayedMs: -Infinity,
+    initiationMs: -Infinity,
+    initiationWay: null,
     silence: { txBytes: 0, rxBytes: 0, rxChangedMs: 0 },
   };
   // what the peer seals with, and opens ours with

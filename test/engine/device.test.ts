@@ -39,8 +39,8 @@ test('first packet triggers a handshake; data flows both ways; responder learns 
   assert.ok(a.received[0]!.equals(p2));
   assert.ok(bSeesA.lastHandshakeWallMs > 0);
   // the handshake counters the metrics read: one initiation by A, one session each side, none given up
-  assert.deepEqual(a.dev.stats.handshakes, { initiated: 1, failed: 0 });
-  assert.deepEqual(b.dev.stats.handshakes, { initiated: 0, failed: 0 });
+  assert.deepEqual(a.dev.stats.handshakes, { initiated: 1, failed: 0, resentOnPath: 0 });
+  assert.deepEqual(b.dev.stats.handshakes, { initiated: 0, failed: 0, resentOnPath: 0 });
   assert.equal(a.dev.stats.sessions, 1);
   assert.equal(b.dev.stats.sessions, 1);
 });

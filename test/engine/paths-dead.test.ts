@@ -77,8 +77,11 @@ async function mesh(aAddress: string, bAddress: string, timers?: Partial<PathTim
   const net = new MemNet();
   const clock = new FakeClock();
   const relayQueue: { to: Buffer; from: Buffer; pkt: Buffer }[] = [];
-  /** `dropping`: the relay takes packets and delivers none (their destination is not connected to it) */
-  const relayed = { packets: 0, dropping: false, dropped: [] as Buffer[] };
+  /**
+   * `dropping`: the relay takes packets and delivers none (their destination is not connected to it); `disconnected`:
+   * the nodes' own connections to it are down (nothing can be sent through it)
+   */
+  const relayed = { packets: 0, dropping: false, disconnected: false, dropped: [] as Buffer[] };
   let aKey: Buffer = Buffer.alloc(0);
   let bKey: Buffer = Buffer.alloc(0);
   const relayFrom = (from: () => Buffer): RelayPaths => ({
@@ -88,7 +91,7 @@ async function mesh(aAddress: string, bAddress: string, timers?: Partial<PathTim
       if (pkt[0] !== 0x6d) relayed.packets++;
       return true;
     },
-    connected: () => true,
+    connected: () => !relayed.disconnected,
   });
   const a = await node(
     net,
@@ -142,7 +145,7 @@ async function mesh(aAddress: string, bAddress: string, timers?: Partial<PathTim
     await a.device.close();
     await b.device.close();
   };
-  return { net, clock, a, b, run, pump, relayed, close };
+  return { net, clock, a, b, run, pump, relayed, relayQueue, close };
 }
 
 /** The longest time between two arrivals (or from `since` to the first, or the last to `until`). */
@@ -299,6 +302,161 @@ test('a handshake initiation the relay dropped (the peer not connected to it yet
     m.a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
     m.pump();
     assert.ok(m.b.arrivals.length >= 1, `b got ${m.b.arrivals.length} packets 160 ms in: the initiation was resent on the new path`);
+  } finally {
+    await m.close();
+  }
+});
+
+/** Sends a packet a→b every 10 ms until b has one (at most `limitMs`): how long after the first one b got data. */
+function firstArrivalMs(m: Awaited<ReturnType<typeof mesh>>, limitMs: number, startMs: number): number {
+  while (m.b.arrivals.length === 0 && m.clock.now() - startMs < limitMs) {
+    m.clock.advance(10);
+    m.pump();
+    m.a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+    m.pump();
+  }
+  return m.b.arrivals.length ? m.b.arrivals[0]! - startMs : Infinity;
+}
+
+test("the soak's 5.4 s window: an initiation the relay dropped is resent when a direct path opens 25 ms later, once it is 50 ms old", async () => {
+  // node4 came up; node3's first initiation went through a relay node4 was not connected to yet, and node3's direct path
+  // to node4 was proven 26 ms after node3 re-added it: too soon to resend at once (the peer's flood guard), and nothing
+  // resent it later, so the retry waited for REKEY_TIMEOUT (5 s)
+  const m = await mesh('7.0.0.1', '7.0.0.2');
+  try {
+    m.b.paths.setPeers([{ nodeKey: m.a.nodePub, discoKey: m.a.discoPub, candidates: [], homeRelay: REGION }]);
+    m.a.paths.setPeers([{ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [m.b.ep], homeRelay: REGION }]);
+    const pings = m.net.queue.splice(0); // a's first disco pings: held back 25 ms
+    m.relayed.dropping = true; // b is not connected to the relay yet
+    const start = m.clock.now();
+    m.a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+    assert.equal(m.relayed.dropped.filter((d) => d[0] === 1).length, 1, 'the initiation went to the relay, which dropped it');
+    m.relayed.dropping = false;
+    m.clock.advance(25);
+    m.net.queue.push(...pings);
+    m.pump();
+    assert.equal(m.a.paths.pathOf(m.b.nodePub).kind, 'direct', 'the direct path opened 25 ms after the initiation');
+    const ms = firstArrivalMs(m, 6000, start);
+    assert.ok(ms <= 200, `b got the first packet ${ms} ms after it was sent (REKEY_TIMEOUT: 5000)`);
+    assert.equal(m.a.device.stats.handshakes.resentOnPath, 1);
+    assert.equal(m.a.device.stats.handshakes.initiated, 2, 'one resend, no more');
+  } finally {
+    await m.close();
+  }
+});
+
+test('an initiation sent while no way to the peer existed is resent when the relay connects 10 ms later', async () => {
+  const m = await mesh('7.0.0.1', '7.0.0.2');
+  try {
+    m.relayed.disconnected = true;
+    m.b.paths.setPeers([{ nodeKey: m.a.nodePub, discoKey: m.a.discoPub, candidates: [], homeRelay: REGION }]);
+    m.a.paths.setPeers([{ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [], homeRelay: REGION }]);
+    const start = m.clock.now();
+    m.a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+    assert.equal(m.a.paths.sendStats.noPath, 1, 'the initiation had no way to go');
+    m.clock.advance(10);
+    m.relayed.disconnected = false;
+    m.a.paths.relayConnected(REGION);
+    const ms = firstArrivalMs(m, 6000, start);
+    assert.ok(ms <= 200, `b got the first packet ${ms} ms after it was sent (REKEY_TIMEOUT: 5000)`);
+    assert.equal(m.a.device.stats.handshakes.resentOnPath, 1);
+  } finally {
+    await m.close();
+  }
+});
+
+test('an initiation sent to a direct guess before the peer listened is resent when a later ping proves that path', async () => {
+  // no relay: the initiation goes to the peer's address as a guess, before its socket is open (lost); the peer comes up
+  // 20 ms later and pings, our ping back proves the same address: the initiation took this way, but before it was open
+  const m = await mesh('7.0.0.1', '7.0.0.2');
+  try {
+    m.a.paths.setPeers([{ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [m.b.ep], homeRelay: null }]);
+    m.net.queue.splice(0); // a's pings: b is not listening yet
+    const start = m.clock.now();
+    m.a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+    const lost = m.net.queue.splice(0);
+    assert.equal(lost.filter((d) => d.buf[0] === 1 && d.dst.address === m.b.ep.address).length, 1, 'the initiation went to the guess');
+    m.clock.advance(20);
+    m.b.paths.setPeers([{ nodeKey: m.a.nodePub, discoKey: m.a.discoPub, candidates: [m.a.ep], homeRelay: null }]);
+    m.pump();
+    assert.equal(m.a.paths.pathOf(m.b.nodePub).kind, 'direct');
+    const ms = firstArrivalMs(m, 6000, start);
+    assert.ok(ms <= 200, `b got the first packet ${ms} ms after it was sent (REKEY_TIMEOUT: 5000)`);
+  } finally {
+    await m.close();
+  }
+});
+
+test('a start where nothing is lost: an initiation that took the opening path after its probe is not resent', async () => {
+  // with a relay too, the path that opens first brings a resend only when the relayed initiation is PATH_OPENED_ELSEWHERE_MIN_MS
+  // old by then (here the pongs come 100 ms in, with the relayed answer): one, and nothing more
+  for (const [homeRelay, resends] of [
+    [null, 0],
+    [REGION, 1],
+  ] as const) {
+    const m = await mesh('7.0.0.1', '7.0.0.2');
+    try {
+      m.b.paths.setPeers([{ nodeKey: m.a.nodePub, discoKey: m.a.discoPub, candidates: [m.a.ep], homeRelay }]);
+      m.a.paths.setPeers([{ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [m.b.ep], homeRelay }]);
+      m.a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+      m.run(2000);
+      assert.ok(m.b.arrivals.length >= 19, `b got ${m.b.arrivals.length} packets`);
+      const h = m.a.device.stats.handshakes;
+      assert.deepEqual([h.initiated, h.resentOnPath, m.b.device.stats.handshakes.initiated], [1 + resends, resends, 0], `home relay ${homeRelay}`);
+    } finally {
+      await m.close();
+    }
+  }
+});
+
+test('both sides initiate at once (data both ways as the path opens): the crossing handshakes complete without waiting for REKEY_TIMEOUT', async () => {
+  // the lab's down/up with ICMP both ways: each side's initiation reached the other while its own was pending; each
+  // answered the other's and dropped its own, so both answers found no index and neither side could send
+  const m = await mesh('7.0.0.1', '7.0.0.2');
+  try {
+    m.b.paths.setPeers([{ nodeKey: m.a.nodePub, discoKey: m.a.discoPub, candidates: [m.a.ep], homeRelay: REGION }]);
+    m.a.paths.setPeers([{ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [m.b.ep], homeRelay: REGION }]);
+    m.pump();
+    assert.equal(m.a.paths.pathOf(m.b.nodePub).kind, 'direct');
+    assert.equal(m.b.paths.pathOf(m.a.nodePub).kind, 'direct');
+    const start = m.clock.now();
+    m.run(500);
+    const first = (arrivals: number[]): number => (arrivals.length ? arrivals[0]! - start : Infinity);
+    assert.ok(
+      first(m.b.arrivals) <= 200 && first(m.a.arrivals) <= 200,
+      `first packets at a ${first(m.a.arrivals)} ms, b ${first(m.b.arrivals)} ms (REKEY_TIMEOUT: 5000)`,
+    );
+    assert.ok(m.a.arrivals.length >= 4 && m.b.arrivals.length >= 4, `a got ${m.a.arrivals.length} packets, b ${m.b.arrivals.length}`);
+    assert.deepEqual([m.a.device.stats.handshakes.initiated, m.b.device.stats.handshakes.initiated], [1, 1], 'one initiation each, crossing');
+  } finally {
+    await m.close();
+  }
+});
+
+test('an initiation the relay carries, with the relay measured at 80 ms: a direct path opening 60 ms in waits 1.5 round trips, and its answer comes first', async () => {
+  const m = await mesh('7.0.0.1', '7.0.0.2');
+  try {
+    m.b.paths.setPeers([{ nodeKey: m.a.nodePub, discoKey: m.a.discoPub, candidates: [], homeRelay: REGION }]);
+    m.a.paths.setPeers([{ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [], homeRelay: REGION }]);
+    m.pump();
+    m.clock.advance(1000);
+    const pinged = m.a.paths.ping(m.b.nodePub, 1000);
+    m.clock.advance(80); // the relay's round trip
+    m.pump();
+    assert.deepEqual(await pinged, { kind: 'relay', region: REGION, latencyMs: 80 });
+    m.a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
+    const relayed = m.relayQueue.splice(0); // the initiation, on its way through the relay
+    assert.equal(relayed.filter((f) => f.pkt[0] === 1).length, 1);
+    m.clock.advance(60);
+    m.a.paths.addPeer({ nodeKey: m.b.nodePub, discoKey: m.b.discoPub, candidates: [m.b.ep], homeRelay: REGION });
+    m.net.pump();
+    assert.equal(m.a.paths.pathOf(m.b.nodePub).kind, 'direct', 'a direct path opened 60 ms after the relayed initiation');
+    m.clock.advance(30); // the relayed initiation arrives; b answers it
+    m.relayQueue.push(...relayed);
+    m.pump();
+    m.run(500);
+    assert.ok(m.b.arrivals.length >= 1);
+    assert.deepEqual([m.a.device.stats.handshakes.initiated, m.a.device.stats.handshakes.resentOnPath], [1, 0], 'no resend: the answer came first');
   } finally {
     await m.close();
   }

@@ -1,6 +1,6 @@
 // Path selection in memory: disco pings find the candidate that answers, the
 // WireGuard endpoint follows it, strangers' disco packets are counted and dropped.
-import { PATH_OPENED_RESEND_MIN_MS } from '../../src/engine/device/constants.js';
+import { PATH_OPENED_ELSEWHERE_MIN_MS } from '../../src/engine/device/constants.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Device } from '../../src/engine/device/device.js';
@@ -167,7 +167,7 @@ test('WireGuard roaming leaves a virtual endpoint alone; a real one still roams'
   assert.deepEqual(plain.endpoint, { address: '10.0.0.9', port: 1 }, 'ordinary WireGuard roaming');
 });
 
-test('a handshake sent before any path existed is resent when one opens, not after REKEY_TIMEOUT (nor within 250 ms of the last)', async () => {
+test('a handshake sent before any path existed is resent when one opens, not after REKEY_TIMEOUT: once it is 50 ms old, at most one per 50 ms', async () => {
   const net = new MemNet();
   const clock = new FakeClock();
   const a = await node(net, '10.0.0.1', clock);
@@ -181,13 +181,21 @@ test('a handshake sent before any path existed is resent when one opens, not aft
     a.device.sendPacket(ipv4Packet('10.9.0.1', '10.9.0.2', 40));
     assert.equal(initiations(), 1, 'one initiation, then REKEY_TIMEOUT holds the next');
     peer.pathOpened();
-    assert.equal(initiations(), 1, 'a path that opens right after the initiation: its answer is on the way, no resend');
-    clock.advance(PATH_OPENED_RESEND_MIN_MS);
-    peer.pathOpened();
-    assert.equal(initiations(), 2, 'resent at once when a path opens');
-    clock.advance(PATH_OPENED_RESEND_MIN_MS);
-    peer.pathOpened();
-    assert.equal(initiations(), 3);
+    assert.equal(initiations(), 1, "a path that opens right after the initiation: not at once (the peer's flood guard)");
+    clock.advance(PATH_OPENED_ELSEWHERE_MIN_MS - 1);
+    assert.equal(initiations(), 1);
+    clock.advance(1);
+    assert.equal(initiations(), 2, 'resent once it is PATH_OPENED_ELSEWHERE_MIN_MS old, without waiting for REKEY_TIMEOUT');
+    // ways opening every 5 ms for a second: one resend per PATH_OPENED_ELSEWHERE_MIN_MS at most, never a storm
+    for (let t = 0; t < 1000; t += 5) {
+      peer.pathOpened();
+      clock.advance(5);
+    }
+    assert.equal(initiations(), 2 + 1000 / PATH_OPENED_ELSEWHERE_MIN_MS);
+    assert.equal(a.device.stats.handshakes.resentOnPath, 1 + 1000 / PATH_OPENED_ELSEWHERE_MIN_MS);
+    // no more ways open: nothing more until REKEY_TIMEOUT
+    clock.advance(4000);
+    assert.equal(initiations(), 2 + 1000 / PATH_OPENED_ELSEWHERE_MIN_MS);
   } finally {
     a.paths.stop();
     await a.device.close();

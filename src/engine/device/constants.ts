@@ -60,13 +60,10 @@ export const PADDING_MULTIPLE = 16;
 /** Packets held for a peer while its handshake completes (wireguard-go: 128). */
 export const MAX_STAGED_PACKETS = 128;
 /**
- * A path that opens within this long of our pending initiation does not resend it: the initiation most likely went
- * that way (the proving pong came back within the same round trips), and a resend would make its answer unknown.
- */
-export const PATH_OPENED_RESEND_MIN_MS = 250;
-/**
- * An initiation that went another way (through a relay) than the path that opens is resent unless it is younger than
- * this: the peer's flood guard (HANDSHAKE_INITIATION_RATE_MS, 20 ms) would drop a copy that close, with room for jitter.
+ * A pending initiation is resent on a way to the peer that just opened (a direct path proven, the relay connected, the
+ * peer learned) once it is this old, and a younger one waits on a timer until it is: the peer's flood guard
+ * (HANDSHAKE_INITIATION_RATE_MS, 20 ms) would drop a copy that close to the first, with room for jitter. It also bounds
+ * these resends to one per 50 ms per peer however often paths open.
  */
 export const PATH_OPENED_ELSEWHERE_MIN_MS = 50;
 /** Ignore initiations from one peer arriving faster than this (wireguard-go: 20 ms) — flood guard. */

@@ -3,7 +3,7 @@
 // REKEY_TIMEOUT), accepts and answers the peer's initiations (fresh timestamp,
 // no flood), completes its own, and puts each new keypair in its slot.
 import type { Endpoint } from '../conn/endpoint.js';
-import { HANDSHAKE_INITIATION_RATE_MS, PATH_OPENED_ELSEWHERE_MIN_MS, PATH_OPENED_RESEND_MIN_MS } from './constants.js';
+import { HANDSHAKE_INITIATION_RATE_MS, PATH_OPENED_ELSEWHERE_MIN_MS } from './constants.js';
 import { CookieGenerator } from './cookie.js';
 import { Keypair } from './keypair.js';
 import { encodeInitiation, encodeResponse, INITIATION_MAC1_OFFSET, INITIATION_MAC2_OFFSET, RESPONSE_MAC1_OFFSET, RESPONSE_MAC2_OFFSET } from './messages.js';
@@ -17,6 +17,8 @@ export abstract class PeerHandshake extends PeerSend {
   private lastSentHandshakeMs = -Infinity;
   private lastTimestamp: Buffer = Buffer.alloc(12);
   private lastInitiationConsumedMs = -Infinity;
+  /** the send time of the initiation a held-back path resend is for */
+  private pathResendFor = -Infinity;
   private readonly cookies = new CookieGenerator(this.remote.publicKey, () => this.host.clock.now(), this.host.timers.cookieRefreshTimeMs);
 
   get cookieGenerator(): CookieGenerator {
@@ -24,21 +26,33 @@ export abstract class PeerHandshake extends PeerSend {
   }
 
   /**
-   * Path selection found a way to the peer: an initiation sent before there
-   * was one is resent now instead of after REKEY_TIMEOUT (5 s), so the first
-   * packet after `up` does not wait for the retry timer. `elsewhere`: the pending initiation went another way (a
-   * relay, which may not have reached the peer: one that is not connected to it yet drops it), so the path opening
-   * says nothing about it.
+   * Path selection found a way to the peer that the pending initiation did not take, or took before the way was open
+   * (path selection, choose.ts `pathOpened`, decides that): the initiation may be lost (a relay the peer was not
+   * connected to yet, a NAT not yet open, a peer not yet listening, no way at all), so it is resent on the new way now
+   * instead of after REKEY_TIMEOUT (5 s). Not before it is `minAgeMs` old, and never before PATH_OPENED_ELSEWHERE_MIN_MS:
+   * a copy reaching the peer inside its flood guard is dropped, and the resend replaces the index the first one's answer
+   * needs, so a younger initiation waits on a timer. That also bounds these resends to one per
+   * PATH_OPENED_ELSEWHERE_MIN_MS per peer, however often ways open; a usable session needs none.
    */
-  pathOpened(elsewhere = false): void {
+  pathOpened(minAgeMs = 0): void {
     if (this.handshake.kind !== 'initiationSent') return;
     const kp = this.current;
     if (kp && this.usableForSending(kp)) return;
-    // an initiation sent this recently most likely went the way that just opened and its answer is on its way: a new
-    // one would replace its index (the answer then drops) and reach the peer inside its flood guard (dropped too)
-    if (this.host.clock.now() - this.lastSentHandshakeMs < (elsewhere ? PATH_OPENED_ELSEWHERE_MIN_MS : PATH_OPENED_RESEND_MIN_MS)) return;
+    const waitMs = Math.max(minAgeMs, PATH_OPENED_ELSEWHERE_MIN_MS) - (this.host.clock.now() - this.lastSentHandshakeMs);
+    if (waitMs > 0) {
+      this.pathResendFor = this.lastSentHandshakeMs;
+      this.timersPathResendIn(waitMs);
+      return;
+    }
+    this.host.stats.handshakes.resentOnPath++;
     this.lastSentHandshakeMs = -Infinity;
     this.sendHandshakeInitiation(true);
+  }
+
+  /** The held-back resend is due: unless the handshake completed or another initiation left since (on the ways open then). */
+  protected expiredPathResend(): void {
+    if (this.lastSentHandshakeMs !== this.pathResendFor) return;
+    this.pathOpened();
   }
 
   sendHandshakeInitiation(isRetry: boolean): void {
@@ -78,12 +92,17 @@ export abstract class PeerHandshake extends PeerSend {
     return true;
   }
 
-  /** Answers an accepted initiation; the new keypair waits in `next` until the initiator uses it. */
+  /**
+   * Answers an accepted initiation; the new keypair waits in `next` until the initiator uses it. Our own pending
+   * initiation stays pending: when both sides initiate at once (each had data for the other as a path opened), each
+   * answers the other's; dropping ours would drop the answer to it too, and both sides would hold only a responder's
+   * keypair, which neither may send on before the other does: nothing until REKEY_TIMEOUT. Kept, the answer completes
+   * it and each side sends on the session it initiated, which the other holds as its responder's.
+   */
   sendHandshakeResponse(c: ConsumedInitiation, src: Endpoint): void {
     this.roam(src);
     this.timersAnyAuthenticatedPacketTraversal();
     this.timersAnyAuthenticatedPacketReceived();
-    this.clearHandshake();
     const localIndex = this.host.indices.newIndex(this);
     const { message, keys } = createResponse(this.remote, c, localIndex);
     const buf = encodeResponse(message);

@@ -23,10 +23,14 @@ export abstract class PeerTimers extends PeerState {
   private readonly newHandshake = new LazyTimer(this.host.clock, () => this.expiredNewHandshake(), this.host.coarseClock);
   private readonly zeroKeyMaterial = new LazyTimer(this.host.clock, () => this.expiredZeroKeyMaterial(), this.host.coarseClock);
   private readonly persistentKeepalive = new LazyTimer(this.host.clock, () => this.expiredPersistentKeepalive(), this.host.coarseClock);
+  /** a resend of the pending initiation on a way that opened while it was too young (peer-handshake.ts `pathOpened`) */
+  private readonly pathResend = new LazyTimer(this.host.clock, () => this.expiredPathResend());
 
   // what the timers make the peer do, in the layers above
   abstract sendKeepalive(): void;
   abstract sendHandshakeInitiation(isRetry: boolean): void;
+  /** the resend `timersPathResendIn` held back is due */
+  protected abstract expiredPathResend(): void;
   /** the handshake was given up: packets waiting for it are dropped */
   protected abstract dropStaged(): void;
   /** forgets every keypair and the pending handshake */
@@ -68,8 +72,14 @@ export abstract class PeerTimers extends PeerState {
     this.retransmitHandshake.mod(this.host.timers.rekeyTimeoutMs + this.jitter());
   }
 
+  /** a way to the peer opened while the pending initiation was too young to resend: resend it in `ms` (fine clock) */
+  protected timersPathResendIn(ms: number): void {
+    this.pathResend.mod(ms);
+  }
+
   protected timersHandshakeComplete(): void {
     this.retransmitHandshake.del();
+    this.pathResend.del();
     this.handshakeAttempts = 0;
     this.sentLastMinuteHandshake = false;
     this.lastHandshakeWallMs = this.host.clock.wallNow();
@@ -85,7 +95,8 @@ export abstract class PeerTimers extends PeerState {
   }
 
   protected timersStop(): void {
-    for (const t of [this.retransmitHandshake, this.sendKeepaliveTimer, this.newHandshake, this.zeroKeyMaterial, this.persistentKeepalive]) t.stop();
+    for (const t of [this.retransmitHandshake, this.sendKeepaliveTimer, this.newHandshake, this.zeroKeyMaterial, this.persistentKeepalive, this.pathResend])
+      t.stop();
   }
 
   // ---- expiries ----------------------------------------------------------------

@@ -34,8 +34,11 @@ export type DropReason = (typeof DROP_REASONS)[number];
 export interface EngineStats {
   /** sessions (keypairs) derived from completed handshakes, either role */
   sessions: number;
-  /** handshake initiations this node sent (retries included), and peers given up on after REKEY_ATTEMPT_TIME */
-  handshakes: { initiated: number; failed: number };
+  /**
+   * handshake initiations this node sent (retries included), peers given up on after REKEY_ATTEMPT_TIME, and
+   * initiations resent because a way to the peer opened that the pending one had not taken (peer-handshake.ts)
+   */
+  handshakes: { initiated: number; failed: number; resentOnPath: number };
   rx: { packets: number; bytes: number };
   tx: { packets: number; bytes: number };
   /** packets from the TUN handed to a peer (data, not keepalives or handshakes) */
@@ -45,5 +48,12 @@ export interface EngineStats {
 
 export function newStats(): EngineStats {
   const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
-  return { sessions: 0, handshakes: { initiated: 0, failed: 0 }, rx: { packets: 0, bytes: 0 }, tx: { packets: 0, bytes: 0 }, routed: 0, dropped };
+  return {
+    sessions: 0,
+    handshakes: { initiated: 0, failed: 0, resentOnPath: 0 },
+    rx: { packets: 0, bytes: 0 },
+    tx: { packets: 0, bytes: 0 },
+    routed: 0,
+    dropped,
+  };
 }

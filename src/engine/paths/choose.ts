@@ -7,12 +7,17 @@
 import type { Clock } from '../clock.js';
 import type { Endpoint } from '../conn/endpoint.js';
 import type { Device } from '../device/device.js';
-import { PATH_OPENED_RESEND_MIN_MS } from '../device/constants.js';
 import { LOST_PING_RTT_FACTOR, type Candidate, type PathInfo, type PathTimers, type PeerPaths, type RelayPaths } from './types.js';
 
 /** A new direct path must beat the current one by this fraction and by at least 1 ms, so equal paths do not flap. */
 const SWITCH_BETTER_FRACTION = 0.2;
 const SWITCH_BETTER_MIN_MS = 1;
+/**
+ * An initiation that arrived is answered within about one round trip of the way it took: a resend on a way that opens
+ * meanwhile waits this many round trips of that way, when measured (at least PATH_OPENED_ELSEWHERE_MIN_MS), so the
+ * answer is not lost to the resend replacing its index. 1.5: room for the peer's Diffie-Hellman and jitter.
+ */
+const ANSWER_WAIT_RTTS = 1.5;
 
 export class PathChoice {
   constructor(
@@ -82,9 +87,26 @@ export class PathChoice {
     p.best = c;
     if (changed) {
       this.onPathChange?.(p.nodeKey, this.pathOf(p));
-      // an initiation the relay carried may not have arrived (the peer not connected to it yet, right after its `up`)
-      this.device.getPeer(p.nodeKey)?.pathOpened(this.clock.now() - p.initiationRelayedMs < PATH_OPENED_RESEND_MIN_MS);
+      this.pathOpened(p, c, (c.lastPongMs ?? this.clock.now()) - (c.latencyMs ?? 0));
     }
+  }
+
+  /**
+   * A way to the peer opened: `way` (a direct candidate a pong proved, or the relay) carries its packets now, and
+   * `sinceMs` is when the probe that proved it left (for the relay: when it connected). A pending handshake initiation
+   * that took this way at or after then most likely arrived (its answer travels with the probe's) and is left alone.
+   * Any other — sent another way, by no way, or this way before it was shown open — may be lost: the relay the peer was
+   * not connected to yet (right after its `up`), a NAT or a peer socket not yet open. The device resends it
+   * (peer-handshake.ts `pathOpened`: at most one per PATH_OPENED_ELSEWHERE_MIN_MS) once its answer is overdue on the
+   * way it took.
+   */
+  pathOpened(p: PeerPaths, way: Candidate | 'relay', sinceMs: number): void {
+    const wg = this.device.getPeer(p.nodeKey);
+    if (!wg) return;
+    if (p.initiationWay === way && p.initiationMs >= sinceMs) return;
+    const took = p.initiationWay;
+    const rttMs = took === 'relay' ? p.relayLatencyMs : (took?.latencyMs ?? null);
+    wg.pathOpened(rttMs !== null ? ANSWER_WAIT_RTTS * rttMs : 0);
   }
 
   /** Called each heartbeat while the direct path is not trusted: reports the lapse to the relay on the beat it happens. */

@@ -150,11 +150,12 @@ export class PathManager {
     return this.probe.stats;
   }
 
-  /** A relay region just connected: peers homed there have a path now. */
+  /** A relay region just connected: peers homed there without a confirmed direct path have a way now. */
   relayConnected(region: string): void {
+    const now = this.clock.now();
     for (const p of this.table.values()) {
       if (p.homeRelay !== region) continue;
-      this.device.getPeer(p.nodeKey)?.pathOpened();
+      if (!this.choice.direct(p)) this.choice.pathOpened(p, 'relay', now);
       this.probe.punch(p);
     }
   }
@@ -245,11 +246,14 @@ export class PathManager {
       p = this.newPeer(c, hex);
       this.table.add(p);
     }
+    const hadRelay = !fresh && this.choice.relayUsable(p) !== null;
     p.homeRelay = c.homeRelay;
     let added = false;
     for (const ep of c.candidates.slice(0, MAX_CANDIDATES)) if (this.table.addCandidate(p, ep)) added = true;
     const wg = this.device.getPeer(c.nodeKey);
     if (wg) wg.setEndpoint(p.virtual);
+    // the peer learned, or its home relay now one we are connected to: a way its pending initiation cannot have taken
+    if (wg && !hadRelay && this.choice.relayUsable(p) && !this.choice.direct(p)) this.choice.pathOpened(p, 'relay', this.clock.now());
     if (added || fresh) this.probe.punch(p);
     return hex;
   }
@@ -283,7 +287,8 @@ export class PathManager {
       lastFullProbeMs: this.clock.now(),
       lastWakePingMs: -Infinity,
       punch: newPunchState(),
-      initiationRelayedMs: -Infinity,
+      initiationMs: -Infinity,
+      initiationWay: null,
       silence: { txBytes: 0, rxBytes: 0, rxChangedMs: this.clock.now() },
     };
   }
@@ -318,6 +323,7 @@ export class PathManager {
       return false;
     }
     const best = p.best;
+    if (buf[0] === MESSAGE_INITIATION) this.noteInitiation(p, best);
     if (best && this.choice.trusted(best)) {
       this.sendStats.direct++;
       let sent = (best.via ?? this.udp).send(buf, best.ep);
@@ -347,6 +353,7 @@ export class PathManager {
     this.birthday.onRelayed(p);
     const region = this.choice.relayUsable(p);
     const guess = region ? null : this.choice.guess(p);
+    if (buf[0] === MESSAGE_INITIATION) p.initiationWay = region ? 'relay' : guess;
     if (guess) {
       this.sendStats.directGuess++;
       if (this.udp.send(buf, guess.ep)) {
@@ -356,7 +363,6 @@ export class PathManager {
       }
     }
     if (region && this.relay!.send(region, p.nodeKey, buf)) {
-      if (buf[0] === MESSAGE_INITIATION) p.initiationRelayedMs = this.clock.now();
       this.sendStats.relay++;
       this.traffic.relaySentPackets++;
       this.traffic.relaySentBytes += buf.length;
@@ -364,6 +370,12 @@ export class PathManager {
     }
     if (!sent) this.sendStats.noPath++;
     return sent;
+  }
+
+  /** A handshake initiation leaves for `p`: when, and (on a trusted direct path) by `best`; the relay branch corrects the way. */
+  private noteInitiation(p: PeerPaths, best: Candidate | null): void {
+    p.initiationMs = this.clock.now();
+    p.initiationWay = best && this.choice.trusted(best) ? best : null;
   }
 
   pathOf(nodeKey: Buffer): PathInfo {

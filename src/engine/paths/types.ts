@@ -119,8 +119,10 @@ export interface PeerPaths {
   lastWakePingMs: number;
   /** hole punching towards this peer (punch.ts) */
   punch: PunchState;
-  /** when a WireGuard handshake initiation to the peer last went through the relay (-Infinity: never) */
-  initiationRelayedMs: number;
+  /** when the last WireGuard handshake initiation to the peer left (-Infinity: none yet) */
+  initiationMs: number;
+  /** which way it took: a direct candidate (trusted or a guess), the relay, or none (no way: it went nowhere) */
+  initiationWay: Candidate | 'relay' | null;
   /** the peer's WireGuard byte counters at the last silence check (probe.ts `watch`), and when rx last grew */
   silence: { txBytes: number; rxBytes: number; rxChangedMs: number };
 }
