@@ -118,6 +118,8 @@ export interface SqliteStoreOptions {
   changeLogKeepRows?: number;
   /** writes committed together at most (GROUP_COMMIT_MAX_WRITES); tests make it small */
   groupCommitMaxWrites?: number;
+  /** how long a group stays open for more writes (GROUP_COMMIT_WINDOW_MS) */
+  groupCommitWindowMs?: number;
 }
 
 const num = (v: Cell): number => Number(v);
@@ -603,6 +605,16 @@ class SqliteTx extends SqliteOps {
  */
 export const GROUP_COMMIT_MAX_WRITES = 256;
 
+/**
+ * How long a group stays open for more writes after its first one, in ms.
+ * A commit stops the event loop for its fsyncs (~10 ms on a shared disk), and
+ * the requests that arrive meanwhile are the next group: waiting this long
+ * lets map streams opened a few ms apart share a commit, at a cost of at most
+ * this much to each write's answer, which a network round trip dwarfs. 0: the
+ * group commits at the end of the turn of the event loop its first write ran in.
+ */
+export const GROUP_COMMIT_WINDOW_MS = 5;
+
 /** A write waiting for the commit of its group. */
 interface Waiter {
   resolve(): void;
@@ -653,6 +665,7 @@ export class SqliteStore extends SqliteOps implements ControlStore {
   /** the writes in the open SQLite transaction, not committed yet */
   private group: Group | null = null;
   private readonly maxGroupWrites: number;
+  private readonly groupWindowMs: number;
   private readonly stats: CommitStats = { commits: 0, writes: 0, failedCommits: 0 };
 
   constructor(
@@ -661,6 +674,7 @@ export class SqliteStore extends SqliteOps implements ControlStore {
   ) {
     super(new SqliteDb(path, opts));
     this.maxGroupWrites = Math.max(1, opts.groupCommitMaxWrites ?? GROUP_COMMIT_MAX_WRITES);
+    this.groupWindowMs = Math.max(0, opts.groupCommitWindowMs ?? GROUP_COMMIT_WINDOW_MS);
   }
 
   get description(): string {
@@ -773,7 +787,9 @@ export class SqliteStore extends SqliteOps implements ControlStore {
   private scheduleCommit(g: Group): void {
     if (g.scheduled || this.group !== g) return;
     g.scheduled = true;
-    setImmediate(() => void this.exclusive(async () => this.commitGroup(g)));
+    const commit = (): void => void this.exclusive(async () => this.commitGroup(g));
+    if (this.groupWindowMs === 0) setImmediate(commit);
+    else setTimeout(commit, this.groupWindowMs);
   }
 
   /** COMMIT, then the reads that waited for it, then the writes' callers. Called holding the file alone. */

@@ -190,3 +190,21 @@ test('a group holds at most the configured writes; a read waits for the uncommit
       await s.close();
     }
   }));
+
+test('writes in later turns of the event loop join a group while its window is open', () =>
+  withDir(async (dir) => {
+    const s = new SqliteStore(join(dir, 'control.db'), { groupCommitWindowMs: 1000 });
+    try {
+      const before = s.commitStats.commits;
+      let firstDone = false;
+      const first = s.insertNode(node(1)).then(() => (firstDone = true));
+      // a later turn (as a request arriving a few ms after another): its write lands in the same open group
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(firstDone, false, 'the first write is not answered while its group is open');
+      await Promise.all([first, s.insertNode(node(2))]);
+      assert.equal(s.commitStats.commits - before, 1, 'two writes turns apart, one commit');
+    } finally {
+      await s.close();
+    }
+  }));
