@@ -156,13 +156,21 @@ class SqliteDb {
     }
     try {
       if (fresh) chmodSync(path, 0o600);
-      // The WASM build has no shared memory, so no WAL: a rollback journal with
-      // full fsync keeps every committed write across a crash. The lock is taken
-      // once and kept (db-lock.ts: taking it per statement cost a mkdir and an
-      // rmdir each time), and the journal is kept between transactions with its
-      // header zeroed (PERSIST) instead of being made and deleted for each.
-      this.db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = PERSIST; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
+      // The lock is taken once and kept (db-lock.ts: taking it per statement
+      // cost a mkdir and an rmdir each time). Held exclusively, the file can be
+      // in WAL mode although the WASM build has no shared memory (SQLite keeps
+      // the WAL index in the process then): a commit appends to FILE-wal and
+      // fsyncs it once, where a rollback journal took four fsyncs (the journal
+      // twice, the database, the journal's header zeroed), each stopping the
+      // event loop. synchronous = FULL: every commit is on disk before it
+      // returns. SQLite folds the WAL into the file every 1,000 pages and at
+      // close; a crash leaves it beside the file, and the next open replays it.
+      this.db.exec('PRAGMA locking_mode = EXCLUSIVE;');
       // reads the schema (and takes the lock): a file that is not SQLite, or is damaged, fails here
+      const mode = String((this.db.get('PRAGMA journal_mode = WAL') as Row).journal_mode);
+      // a file system where the WAL cannot be made: the kept rollback journal (PERSIST), as safe, with more fsyncs
+      if (mode !== 'wal') this.db.exec('PRAGMA journal_mode = PERSIST;');
+      this.db.exec('PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
       this.db.get('SELECT count(*) AS n FROM sqlite_master');
       claimLock(path);
       const v = this.schemaVersion;
@@ -428,6 +436,13 @@ class SqliteDb {
 
   close(): void {
     if (!this.db.isOpen) return;
+    // back to a rollback journal: the WAL is folded into the file, and the file at rest opens in any SQLite (no WAL
+    // index needed: an older meshctl, the sqlite3 shell); a crash leaves it in WAL mode, for this code to replay
+    try {
+      this.db.exec('PRAGMA journal_mode = PERSIST;');
+    } catch {
+      // left in WAL mode: the next open replays the WAL
+    }
     releaseLock(this.path);
     this.db.close();
   }
@@ -644,9 +659,9 @@ export interface CommitStats {
  * from elsewhere wait until it is done (else they would land in it, and
  * vanish with its rollback).
  *
- * Group commit. A commit costs two or three fsyncs (synchronous = FULL), and
- * node-sqlite3-wasm is synchronous, so each one stops the event loop for the
- * disk. Writes (each store write, each transaction) that come within one turn
+ * Group commit. A commit costs an fsync (WAL, synchronous = FULL; four with
+ * a rollback journal), and node-sqlite3-wasm is synchronous, so each one
+ * stops the event loop for the disk. Writes (each store write, each transaction) that come within one turn
  * of the event loop therefore share one SQLite transaction: each runs inside
  * its own savepoint (a failing one is rolled back alone and rejected at once),
  * and the group commits once, at the end of the turn (setImmediate), or
