@@ -2,7 +2,7 @@
 // compiled to WebAssembly (node-sqlite3-wasm) so installing meshctl builds no
 // native code (npm 11 blocks install scripts; Node 20 has no node:sqlite).
 // Schema changes are numbered migrations applied in order at open.
-import { chmodSync, existsSync } from '../util/cjs.js';
+import { chmodSync, existsSync, renameSync } from '../util/cjs.js';
 import sqlite from 'node-sqlite3-wasm';
 import { statfsSync } from 'node:fs';
 import { claimLock, clearStaleLock, DatabaseInUseError, releaseLock } from './db-lock.js';
@@ -124,6 +124,15 @@ export interface SqliteStoreOptions {
 
 const num = (v: Cell): number => Number(v);
 
+function tryRename(from: string, to: string): boolean {
+  try {
+    renameSync(from, to);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function toSql(v: unknown): number | string | null {
   if (v === null || v === undefined) return null;
   if (typeof v === 'boolean') return v ? 1 : 0;
@@ -180,7 +189,7 @@ class SqliteDb {
       }
       this.migrate();
     } catch (err) {
-      if (this.db.isOpen) this.close();
+      if (this.db.isOpen) this.closeAsFound();
       if (err instanceof DatabaseError) throw err;
       throw new DatabaseError('corrupt', `control database ${path} is not a valid SQLite database (${(err as Error).message})`);
     }
@@ -432,6 +441,19 @@ class SqliteDb {
   }
   deleteDevice(id: number): boolean {
     return this.db.run('DELETE FROM devices WHERE id = ?', id).changes > 0;
+  }
+
+  /**
+   * Closes a file that failed to open, leaving its WAL as it was: SQLite deletes a WAL beside the file at close
+   * even when the file is damaged, and the WAL may hold its last commits (--fresh keeps both aside).
+   */
+  private closeAsFound(): void {
+    const wal = `${this.path}-wal`;
+    const keep = `${wal}.kept-${process.pid}`;
+    const moved = existsSync(wal) && tryRename(wal, keep);
+    releaseLock(this.path);
+    this.db.close();
+    if (moved) renameSync(keep, wal);
   }
 
   close(): void {
