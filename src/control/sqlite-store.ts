@@ -644,8 +644,8 @@ export const GROUP_COMMIT_MAX_WRITES = 256;
 
 /**
  * How long a group stays open for more writes after its first one, in ms.
- * A commit stops the event loop for its fsyncs (~10 ms on a shared disk), and
- * the requests that arrive meanwhile are the next group: waiting this long
+ * A commit stops the event loop for its fsync (ms on a shared disk), and the
+ * requests that arrive meanwhile are the next group: waiting this long
  * lets map streams opened a few ms apart share a commit, at a cost of at most
  * this much to each write's answer, which a network round trip dwarfs. 0: the
  * group commits at the end of the turn of the event loop its first write ran in.
@@ -663,7 +663,7 @@ interface Group {
   writes: Waiter[];
   /** reads asked for while the group's writes were uncommitted: they run right after the commit (or rollback) */
   reads: (() => void)[];
-  /** its commit is scheduled (end of this turn of the event loop) */
+  /** its commit is scheduled (when its window ends) */
   scheduled: boolean;
 }
 
@@ -683,11 +683,12 @@ export interface CommitStats {
  *
  * Group commit. A commit costs an fsync (WAL, synchronous = FULL; four with
  * a rollback journal), and node-sqlite3-wasm is synchronous, so each one
- * stops the event loop for the disk. Writes (each store write, each transaction) that come within one turn
- * of the event loop therefore share one SQLite transaction: each runs inside
- * its own savepoint (a failing one is rolled back alone and rejected at once),
- * and the group commits once, at the end of the turn (setImmediate), or
- * sooner when it holds GROUP_COMMIT_MAX_WRITES. No write resolves before its
+ * stops the event loop for the disk. Writes (each store write, each
+ * transaction) that come while a group is open therefore share one SQLite
+ * transaction: each runs inside its own savepoint (a failing one is rolled
+ * back alone and rejected at once), and the group commits once,
+ * GROUP_COMMIT_WINDOW_MS after its first write (behind the writes already
+ * queued, which join it), or sooner when it holds GROUP_COMMIT_MAX_WRITES. No write resolves before its
  * group's COMMIT returned, so nobody answers a request whose writes could
  * still be lost; when the COMMIT fails, the group is rolled back and every
  * write in it is rejected with the error (what earlier groups committed
@@ -820,7 +821,7 @@ export class SqliteStore extends SqliteOps implements ControlStore {
     this.finishGroup(g, err);
   }
 
-  /** Commits `g` at the end of this turn of the event loop, after the work already queued for the file. */
+  /** Commits `g` when its window ends (0: at the end of this turn of the event loop), after the work queued for the file. */
   private scheduleCommit(g: Group): void {
     if (g.scheduled || this.group !== g) return;
     g.scheduled = true;
