@@ -169,8 +169,8 @@ class SqliteDb {
       // cost a mkdir and an rmdir each time). Held exclusively, the file can be
       // in WAL mode although the WASM build has no shared memory (SQLite keeps
       // the WAL index in the process then): a commit appends to FILE-wal and
-      // fsyncs it once, where a rollback journal took four fsyncs (the journal
-      // twice, the database, the journal's header zeroed), each stopping the
+      // fsyncs it once, where the kept rollback journal took four (counted at
+      // fs.fsyncSync: test/control/group-commit.test.ts), each stopping the
       // event loop. synchronous = FULL: every commit is on disk before it
       // returns. SQLite folds the WAL into the file every 1,000 pages and at
       // close; a crash leaves it beside the file, and the next open replays it.
