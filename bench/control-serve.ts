@@ -5,10 +5,24 @@
 // buffers, the bytes written to streams and not yet sent), 'digests' (of the maps control
 // would send the given nodes now, through the node's parser) and 'stop'. With
 // argv[4], a postgres:// URL (or '' for SQLite), it keeps the network there (one replica of several).
+import fs from 'node:fs';
 import { ControlServer } from '../src/control/server.js';
 import { parseNetworkMap } from '../src/netmap/parse.js';
 import { mapDigest } from './map-digest.js';
 import { mallocTrim, nativeMemoryLine } from './native-memory.js';
+
+// SQLite's fsyncs (node-sqlite3-wasm calls fs.fsyncSync, on the event loop): counted and timed for the stats line
+const fsyncs = { count: 0, ms: 0 };
+const realFsync = fs.fsyncSync;
+fs.fsyncSync = (fd: number) => {
+  const t = performance.now();
+  try {
+    realFsync(fd);
+  } finally {
+    fsyncs.count++;
+    fsyncs.ms += performance.now() - t;
+  }
+};
 
 const dir = process.argv[2]!;
 const nodes = Number(process.argv[3]);
@@ -35,6 +49,7 @@ process.on('message', (m: { type: string; ids?: number[] }) => {
   if (m.type === 'stats') {
     // where the native memory is (stderr, beside the bench's own lines); MESHCTL_BENCH_TRIM=1: then malloc_trim(0), and again
     console.error(`  control native memory: ${nativeMemoryLine()}; RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);
+    console.error(`  control fsyncs so far: ${fsyncs.count}, ${(fsyncs.ms / 1000).toFixed(2)} s of event loop`);
     if (process.env.MESHCTL_BENCH_TRIM === '1') {
       mallocTrim();
       console.error(`  after malloc_trim(0): ${nativeMemoryLine()}; RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);

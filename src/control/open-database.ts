@@ -35,7 +35,8 @@ export function openStateDatabase(dir: string, fresh: boolean, log: (msg: string
     if (!fresh) throw new StateError(`${err.message}: restore it from a backup, or start afresh with --fresh (which keeps it aside)`);
     const aside = `${f.db}.broken-${Date.now()}`;
     renameSync(f.db, aside);
-    if (existsSync(`${f.db}-journal`)) renameSync(`${f.db}-journal`, `${aside}-journal`);
+    // its journal or WAL goes with it: committed writes may still be only in the WAL
+    for (const side of ['-journal', '-wal']) if (existsSync(`${f.db}${side}`)) renameSync(`${f.db}${side}`, `${aside}${side}`);
     log(`${err.message}; kept it as ${aside} and started a new, empty database (--fresh)`);
     return new SqliteStore(f.db);
   }

@@ -2,7 +2,7 @@
 // compiled to WebAssembly (node-sqlite3-wasm) so installing meshctl builds no
 // native code (npm 11 blocks install scripts; Node 20 has no node:sqlite).
 // Schema changes are numbered migrations applied in order at open.
-import { chmodSync, existsSync } from '../util/cjs.js';
+import { chmodSync, existsSync, renameSync } from '../util/cjs.js';
 import sqlite from 'node-sqlite3-wasm';
 import { statfsSync } from 'node:fs';
 import { claimLock, clearStaleLock, DatabaseInUseError, releaseLock } from './db-lock.js';
@@ -116,9 +116,22 @@ export interface SqliteStoreOptions {
   mustExist?: boolean;
   /** change-log rows kept (SQLITE_CHANGE_LOG_KEEP_ROWS); tests make it small */
   changeLogKeepRows?: number;
+  /** writes committed together at most (GROUP_COMMIT_MAX_WRITES); tests make it small */
+  groupCommitMaxWrites?: number;
+  /** how long a group stays open for more writes (GROUP_COMMIT_WINDOW_MS) */
+  groupCommitWindowMs?: number;
 }
 
 const num = (v: Cell): number => Number(v);
+
+function tryRename(from: string, to: string): boolean {
+  try {
+    renameSync(from, to);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function toSql(v: unknown): number | string | null {
   if (v === null || v === undefined) return null;
@@ -152,13 +165,21 @@ class SqliteDb {
     }
     try {
       if (fresh) chmodSync(path, 0o600);
-      // The WASM build has no shared memory, so no WAL: a rollback journal with
-      // full fsync keeps every committed write across a crash. The lock is taken
-      // once and kept (db-lock.ts: taking it per statement cost a mkdir and an
-      // rmdir each time), and the journal is kept between transactions with its
-      // header zeroed (PERSIST) instead of being made and deleted for each.
-      this.db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = PERSIST; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
+      // The lock is taken once and kept (db-lock.ts: taking it per statement
+      // cost a mkdir and an rmdir each time). Held exclusively, the file can be
+      // in WAL mode although the WASM build has no shared memory (SQLite keeps
+      // the WAL index in the process then): a commit appends to FILE-wal and
+      // fsyncs it once, where the kept rollback journal took four (counted at
+      // fs.fsyncSync: test/control/group-commit.test.ts), each stopping the
+      // event loop. synchronous = FULL: every commit is on disk before it
+      // returns. SQLite folds the WAL into the file every 1,000 pages and at
+      // close; a crash leaves it beside the file, and the next open replays it.
+      this.db.exec('PRAGMA locking_mode = EXCLUSIVE;');
       // reads the schema (and takes the lock): a file that is not SQLite, or is damaged, fails here
+      const mode = String((this.db.get('PRAGMA journal_mode = WAL') as Row).journal_mode);
+      // a file system where the WAL cannot be made: the kept rollback journal (PERSIST), as safe, with more fsyncs
+      if (mode !== 'wal') this.db.exec('PRAGMA journal_mode = PERSIST;');
+      this.db.exec('PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;');
       this.db.get('SELECT count(*) AS n FROM sqlite_master');
       claimLock(path);
       const v = this.schemaVersion;
@@ -168,7 +189,7 @@ class SqliteDb {
       }
       this.migrate();
     } catch (err) {
-      if (this.db.isOpen) this.close();
+      if (this.db.isOpen) this.closeAsFound();
       if (err instanceof DatabaseError) throw err;
       throw new DatabaseError('corrupt', `control database ${path} is not a valid SQLite database (${(err as Error).message})`);
     }
@@ -199,6 +220,18 @@ class SqliteDb {
   }
   rollback(): void {
     if (this.db.inTransaction) this.db.exec('ROLLBACK');
+  }
+  /** Marks where one write of a group commit begins, inside the open transaction. */
+  savepoint(): void {
+    this.db.exec('SAVEPOINT write');
+  }
+  /** The write since `savepoint` is kept (it commits with the rest of the transaction). */
+  release(): void {
+    this.db.exec('RELEASE write');
+  }
+  /** The write since `savepoint` is undone; what the transaction held before it stays. */
+  rollbackToSavepoint(): void {
+    this.db.exec('ROLLBACK TO write; RELEASE write');
   }
 
   /** Runs the write `f` and appends what it touched to the change log, in one transaction (or in the open one). */
@@ -410,8 +443,28 @@ class SqliteDb {
     return this.db.run('DELETE FROM devices WHERE id = ?', id).changes > 0;
   }
 
+  /**
+   * Closes a file that failed to open, leaving its WAL as it was: SQLite deletes a WAL beside the file at close
+   * even when the file is damaged, and the WAL may hold its last commits (--fresh keeps both aside).
+   */
+  private closeAsFound(): void {
+    const wal = `${this.path}-wal`;
+    const keep = `${wal}.kept-${process.pid}`;
+    const moved = existsSync(wal) && tryRename(wal, keep);
+    releaseLock(this.path);
+    this.db.close();
+    if (moved) renameSync(keep, wal);
+  }
+
   close(): void {
     if (!this.db.isOpen) return;
+    // back to a rollback journal: the WAL is folded into the file, and the file at rest opens in any SQLite (no WAL
+    // index needed: an older meshctl, the sqlite3 shell); a crash leaves it in WAL mode, for this code to replay
+    try {
+      this.db.exec('PRAGMA journal_mode = PERSIST;');
+    } catch {
+      // left in WAL mode: the next open replays the WAL
+    }
     releaseLock(this.path);
     this.db.close();
   }
@@ -423,47 +476,50 @@ class SqliteDb {
  */
 abstract class SqliteOps implements StoreTx {
   constructor(protected readonly db: SqliteDb) {}
-  protected abstract call<T>(f: () => T): Promise<T>;
+  /** runs a statement (or the db's own small transaction) that only reads */
+  protected abstract read<T>(f: () => T): Promise<T>;
+  /** runs a write: its promise settles once the write is committed (or failed) */
+  protected abstract write<T>(f: () => T): Promise<T>;
   abstract transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
 
   getMeta(key: string): Promise<string | null> {
-    return this.call(() => this.db.getMeta(key));
+    return this.read(() => this.db.getMeta(key));
   }
   setMeta(key: string, value: string): Promise<void> {
-    return this.call(() => this.db.logged([partChange('meta')], () => this.db.setMeta(key, value)));
+    return this.write(() => this.db.logged([partChange('meta')], () => this.db.setMeta(key, value)));
   }
   insertAuthKey(k: NewAuthKey): Promise<void> {
-    return this.call(() => this.db.insertAuthKey(k));
+    return this.write(() => this.db.insertAuthKey(k));
   }
   getAuthKey(id: string): Promise<AuthKeyRecord | null> {
-    return this.call(() => this.db.getAuthKey(id));
+    return this.read(() => this.db.getAuthKey(id));
   }
   listAuthKeys(): Promise<AuthKeyRecord[]> {
-    return this.call(() => this.db.listAuthKeys());
+    return this.read(() => this.db.listAuthKeys());
   }
   markAuthKeyUsed(id: string): Promise<void> {
-    return this.call(() => this.db.markAuthKeyUsed(id));
+    return this.write(() => this.db.markAuthKeyUsed(id));
   }
   revokeAuthKey(id: string): Promise<boolean> {
-    return this.call(() => this.db.revokeAuthKey(id));
+    return this.write(() => this.db.revokeAuthKey(id));
   }
   deleteAuthKeysOf(user: string): Promise<number> {
-    return this.call(() => this.db.deleteAuthKeysOf(user));
+    return this.write(() => this.db.deleteAuthKeysOf(user));
   }
   listUsers(): Promise<UserRecord[]> {
-    return this.call(() => this.db.listUsers());
+    return this.read(() => this.db.listUsers());
   }
   getUser(name: string): Promise<UserRecord | null> {
-    return this.call(() => this.db.getUser(name));
+    return this.read(() => this.db.getUser(name));
   }
   insertUser(u: UserRecord): Promise<boolean> {
-    return this.call(() => this.db.insertUser(u));
+    return this.write(() => this.db.insertUser(u));
   }
   deleteUser(name: string): Promise<boolean> {
-    return this.call(() => this.db.deleteUser(name));
+    return this.write(() => this.db.deleteUser(name));
   }
   insertNode(n: NewNode): Promise<NodeRecord> {
-    return this.call(() =>
+    return this.write(() =>
       this.db.logged(
         (r: NodeRecord) => [nodeChange(r.id)],
         () => this.db.insertNode(n),
@@ -471,64 +527,64 @@ abstract class SqliteOps implements StoreTx {
     );
   }
   updateNode(id: number, u: NodeUpdate): Promise<void> {
-    return this.call(() => this.db.logged([nodeChange(id)], () => this.db.updateNode(id, u)));
+    return this.write(() => this.db.logged([nodeChange(id)], () => this.db.updateNode(id, u)));
   }
   deleteNode(id: number): Promise<boolean> {
-    return this.call(() => this.db.logged([nodeChange(id), partChange('approvals'), partChange('devices')], () => this.db.deleteNode(id)));
+    return this.write(() => this.db.logged([nodeChange(id), partChange('approvals'), partChange('devices')], () => this.db.deleteNode(id)));
   }
   getNode(id: number): Promise<NodeRecord | null> {
-    return this.call(() => this.db.getNode(id));
+    return this.read(() => this.db.getNode(id));
   }
   getNodeByKey(nodeKey: string): Promise<NodeRecord | null> {
-    return this.call(() => this.db.getNodeByKey(nodeKey));
+    return this.read(() => this.db.getNodeByKey(nodeKey));
   }
   listNodes(): Promise<NodeRecord[]> {
-    return this.call(() => this.db.listNodes());
+    return this.read(() => this.db.listNodes());
   }
   rememberNonce(nodeKey: string, nonce: string, expiresAtMs: number, nowMs: number, limits: NonceLimits): Promise<NonceVerdict> {
-    return this.call(() => this.db.rememberNonce(nodeKey, nonce, expiresAtMs, nowMs, limits));
+    return this.write(() => this.db.rememberNonce(nodeKey, nonce, expiresAtMs, nowMs, limits));
   }
   hasNonce(nodeKey: string, nonce: string, nowMs: number): Promise<boolean> {
-    return this.call(() => this.db.hasNonce(nodeKey, nonce, nowMs));
+    return this.read(() => this.db.hasNonce(nodeKey, nonce, nowMs));
   }
   nonceCount(): Promise<number> {
-    return this.call(() => this.db.nonceCount());
+    return this.read(() => this.db.nonceCount());
   }
   listDnsRoutes(): Promise<DnsRouteRecord[]> {
-    return this.call(() => this.db.listDnsRoutes());
+    return this.read(() => this.db.listDnsRoutes());
   }
   putDnsRoute(r: DnsRouteRecord): Promise<boolean> {
-    return this.call(() => this.db.logged([partChange('dns')], () => this.db.putDnsRoute(r)));
+    return this.write(() => this.db.logged([partChange('dns')], () => this.db.putDnsRoute(r)));
   }
   deleteDnsRoute(domain: string): Promise<boolean> {
-    return this.call(() => this.db.logged([partChange('dns')], () => this.db.deleteDnsRoute(domain)));
+    return this.write(() => this.db.logged([partChange('dns')], () => this.db.deleteDnsRoute(domain)));
   }
   listDnsRecords(): Promise<DnsRecordRecord[]> {
-    return this.call(() => this.db.listDnsRecords());
+    return this.read(() => this.db.listDnsRecords());
   }
   insertDnsRecord(r: DnsRecordRecord): Promise<boolean> {
-    return this.call(() => this.db.logged([partChange('dns')], () => this.db.insertDnsRecord(r)));
+    return this.write(() => this.db.logged([partChange('dns')], () => this.db.insertDnsRecord(r)));
   }
   deleteDnsRecords(name: string, value?: string): Promise<number> {
-    return this.call(() => this.db.logged([partChange('dns')], () => this.db.deleteDnsRecords(name, value)));
+    return this.write(() => this.db.logged([partChange('dns')], () => this.db.deleteDnsRecords(name, value)));
   }
   listRouteApprovals(): Promise<RouteApprovalRecord[]> {
-    return this.call(() => this.db.listRouteApprovals());
+    return this.read(() => this.db.listRouteApprovals());
   }
   approveRoute(a: RouteApprovalRecord): Promise<boolean> {
-    return this.call(() => this.db.logged([partChange('approvals')], () => this.db.approveRoute(a)));
+    return this.write(() => this.db.logged([partChange('approvals')], () => this.db.approveRoute(a)));
   }
   removeRouteApproval(a: RouteApprovalRecord): Promise<boolean> {
-    return this.call(() => this.db.logged([partChange('approvals')], () => this.db.removeRouteApproval(a)));
+    return this.write(() => this.db.logged([partChange('approvals')], () => this.db.removeRouteApproval(a)));
   }
   listDevices(): Promise<DeviceRecord[]> {
-    return this.call(() => this.db.listDevices());
+    return this.read(() => this.db.listDevices());
   }
   insertDevice(d: Omit<DeviceRecord, 'id'>): Promise<DeviceRecord> {
-    return this.call(() => this.db.logged([partChange('devices')], () => this.db.insertDevice(d)));
+    return this.write(() => this.db.logged([partChange('devices')], () => this.db.insertDevice(d)));
   }
   deleteDevice(id: number): Promise<boolean> {
-    return this.call(() => this.db.logged([partChange('devices')], () => this.db.deleteDevice(id)));
+    return this.write(() => this.db.logged([partChange('devices')], () => this.db.deleteDevice(id)));
   }
 }
 
@@ -567,7 +623,10 @@ function settle<T>(f: () => T): Promise<T> {
 
 /** A transaction's handle: its statements run at once, inside the transaction its store holds open for it. */
 class SqliteTx extends SqliteOps {
-  protected call<T>(f: () => T): Promise<T> {
+  protected read<T>(f: () => T): Promise<T> {
+    return settle(f);
+  }
+  protected write<T>(f: () => T): Promise<T> {
     return settle(f);
   }
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
@@ -576,34 +635,100 @@ class SqliteTx extends SqliteOps {
 }
 
 /**
+ * Writes committed together at most: a failed commit fails all of them, and
+ * their journal grows with each; one turn of the event loop at 5,000 nodes
+ * brings a few dozen map streams at most, so this bounds a storm, not the
+ * usual group.
+ */
+export const GROUP_COMMIT_MAX_WRITES = 256;
+
+/**
+ * How long a group stays open for more writes after its first one, in ms.
+ * A commit stops the event loop for its fsync (ms on a shared disk), and the
+ * requests that arrive meanwhile are the next group: waiting this long
+ * lets map streams opened a few ms apart share a commit, at a cost of at most
+ * this much to each write's answer, which a network round trip dwarfs. 0: the
+ * group commits at the end of the turn of the event loop its first write ran in.
+ */
+export const GROUP_COMMIT_WINDOW_MS = 5;
+
+/** A write waiting for the commit of its group. */
+interface Waiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/** The writes of the open SQLite transaction, and the reads that wait until it commits. */
+interface Group {
+  writes: Waiter[];
+  /** reads asked for while the group's writes were uncommitted: they run right after the commit (or rollback) */
+  reads: (() => void)[];
+  /** its commit is scheduled (when its window ends) */
+  scheduled: boolean;
+}
+
+/** How many commits the store made and how many writes (and transactions) they carried. */
+export interface CommitStats {
+  commits: number;
+  writes: number;
+  /** groups whose commit failed: every write in them was refused */
+  failedCommits: number;
+}
+
+/**
  * The default ControlStore. One connection serves everything, so a
- * transaction, which now spans awaits, holds the file exclusively: statements
- * from elsewhere wait until it commits or rolls back (else they would land in
- * it, and vanish with its rollback). With no transaction open or waiting, a
- * statement runs at once, as fast as the synchronous file allows.
+ * transaction, which spans awaits, holds the file exclusively: statements
+ * from elsewhere wait until it is done (else they would land in it, and
+ * vanish with its rollback).
+ *
+ * Group commit. A commit costs an fsync (WAL, synchronous = FULL; four with
+ * a rollback journal), and node-sqlite3-wasm is synchronous, so each one
+ * stops the event loop for the disk. Writes (each store write, each
+ * transaction) that come while a group is open therefore share one SQLite
+ * transaction: each runs inside its own savepoint (a failing one is rolled
+ * back alone and rejected at once), and the group commits once,
+ * GROUP_COMMIT_WINDOW_MS after its first write (behind the writes already
+ * queued, which join it), or sooner when it holds GROUP_COMMIT_MAX_WRITES. No write resolves before its
+ * group's COMMIT returned, so nobody answers a request whose writes could
+ * still be lost; when the COMMIT fails, the group is rolled back and every
+ * write in it is rejected with the error (what earlier groups committed
+ * stays). A read asked for while a group is uncommitted runs right after that
+ * commit: nobody reads a write that may yet roll back.
  */
 export class SqliteStore extends SqliteOps implements ControlStore {
   /** the end of the queue of work that needs the file alone */
   private tail: Promise<void> = Promise.resolve();
   /** transactions (and statements queued behind them) not finished yet */
   private queued = 0;
+  /** the writes in the open SQLite transaction, not committed yet */
+  private group: Group | null = null;
+  private readonly maxGroupWrites: number;
+  private readonly groupWindowMs: number;
+  private readonly stats: CommitStats = { commits: 0, writes: 0, failedCommits: 0 };
 
   constructor(
     readonly path: string,
     opts: SqliteStoreOptions = {},
   ) {
     super(new SqliteDb(path, opts));
+    this.maxGroupWrites = Math.max(1, opts.groupCommitMaxWrites ?? GROUP_COMMIT_MAX_WRITES);
+    this.groupWindowMs = Math.max(0, opts.groupCommitWindowMs ?? GROUP_COMMIT_WINDOW_MS);
   }
 
   get description(): string {
     return `sqlite ${this.path}`;
   }
 
+  /** Commits so far and the writes they carried (a copy). */
+  get commitStats(): CommitStats {
+    return { ...this.stats };
+  }
+
   changeHead(): Promise<number> {
-    return this.call(() => this.db.changeHead());
+    return this.read(() => this.db.changeHead());
   }
   changesSince(since: number, limit: number): Promise<ChangesSince> {
-    return this.call(() => this.db.changesSince(since, limit));
+    return this.read(() => this.db.changesSince(since, limit));
   }
 
   get schemaVersion(): number {
@@ -621,27 +746,127 @@ export class SqliteStore extends SqliteOps implements ControlStore {
     });
   }
 
-  protected call<T>(f: () => T): Promise<T> {
-    const p = this.queued === 0 ? settle(f) : this.exclusive(async () => f());
-    return p.catch((err: unknown) => Promise.reject(explainWriteError(err, this.path)));
-  }
-
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.exclusive(async () => {
-      this.db.begin();
-      try {
-        const out = await fn(new SqliteTx(this.db));
-        this.db.commit();
-        return out;
-      } catch (err) {
-        this.db.rollback();
-        throw explainWriteError(err, this.path);
-      }
+  /** Runs the read now, or once the uncommitted group (if any) has committed. */
+  private readCommitted<T>(f: () => T): Promise<T> {
+    const g = this.group;
+    if (!g) return settle(f);
+    return new Promise<T>((resolve, reject) => {
+      g.reads.push(() => settle(f).then(resolve, reject));
     });
   }
 
+  protected read<T>(f: () => T): Promise<T> {
+    if (this.queued === 0) return this.readCommitted(f);
+    // its turn comes after the work queued before it; a read put off until a commit does not hold the file meanwhile
+    return this.exclusive(async () => ({ later: this.readCommitted(f) })).then((r) => r.later);
+  }
+
+  protected write<T>(f: () => T): Promise<T> {
+    return this.grouped(async () => f());
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.grouped(() => fn(new SqliteTx(this.db)));
+  }
+
+  /** Runs `fn` as one write of the open group (opening one when none is); resolves once that group has committed. */
+  private async grouped<T>(fn: () => Promise<T>): Promise<T> {
+    const { out, committed } = await this.exclusive(async () => {
+      let g: Group;
+      try {
+        g = this.openGroup();
+      } catch (err) {
+        throw explainWriteError(err, this.path);
+      }
+      try {
+        this.db.savepoint();
+        const out = await fn();
+        this.db.release();
+        const committed = new Promise<void>((resolve, reject) => g.writes.push({ resolve, reject }));
+        // awaited below; a group committed (or failed) before that await is reached is not an unhandled rejection
+        committed.catch(() => {});
+        return { out, committed };
+      } catch (err) {
+        const e = explainWriteError(err, this.path);
+        this.undoWrite(g, e);
+        throw e;
+      } finally {
+        this.scheduleCommit(g);
+      }
+    });
+    await committed;
+    return out;
+  }
+
+  /** The open group, or a new one (BEGIN IMMEDIATE); a full group is committed first. Called holding the file alone. */
+  private openGroup(): Group {
+    if (this.group && this.group.writes.length >= this.maxGroupWrites) this.commitGroup(this.group);
+    if (this.group) return this.group;
+    this.db.begin();
+    this.group = { writes: [], reads: [], scheduled: false };
+    return this.group;
+  }
+
+  /** A write of group `g` failed: its savepoint is rolled back; when SQLite rolled back the whole transaction, the group fails. */
+  private undoWrite(g: Group, err: Error): void {
+    if (this.db.inTransaction) {
+      try {
+        this.db.rollbackToSavepoint();
+        return;
+      } catch {
+        // the savepoint cannot be undone alone: the group goes with it
+      }
+    }
+    // SQLite ends the transaction itself on some I/O and full-disk errors: the group's other writes are gone too
+    this.finishGroup(g, err);
+  }
+
+  /** Commits `g` when its window ends (0: at the end of this turn of the event loop), after the work queued for the file. */
+  private scheduleCommit(g: Group): void {
+    if (g.scheduled || this.group !== g) return;
+    g.scheduled = true;
+    const commit = (): void => void this.exclusive(async () => this.commitGroup(g));
+    if (this.groupWindowMs === 0) setImmediate(commit);
+    else setTimeout(commit, this.groupWindowMs);
+  }
+
+  /** COMMIT, then the reads that waited for it, then the writes' callers. Called holding the file alone. */
+  private commitGroup(g: Group): void {
+    if (this.group !== g) return;
+    try {
+      this.db.commit();
+    } catch (err) {
+      this.finishGroup(g, explainWriteError(err, this.path));
+      return;
+    }
+    this.stats.commits++;
+    this.stats.writes += g.writes.length;
+    this.finishGroup(g, null);
+  }
+
+  /** Ends group `g`: rolled back when `err` is given (its writes are refused with it), its waiting reads run. */
+  private finishGroup(g: Group, err: Error | null): void {
+    this.group = null;
+    if (err) {
+      this.stats.failedCommits++;
+      try {
+        this.db.rollback();
+      } catch {
+        // SQLite already rolled back
+      }
+    }
+    for (const r of g.reads) r();
+    for (const w of g.writes) {
+      if (err) w.reject(err);
+      else w.resolve();
+    }
+  }
+
   close(): Promise<void> {
-    // after the work already queued (a transaction in flight finishes first)
-    return this.exclusive(async () => this.db.close());
+    // after the work already queued (a transaction in flight finishes first), and with the open group committed
+    return this.exclusive(async () => {
+      if (this.group) this.commitGroup(this.group);
+      this.db.close();
+    });
   }
 }

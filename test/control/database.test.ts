@@ -73,6 +73,8 @@ test('a corrupt control.db is reported as a database error; --fresh keeps it asi
   const dir = await usedStateDir();
   try {
     writeFileSync(stateFiles(dir).db, Buffer.alloc(8192, 'garbage!'));
+    // the write-ahead log a crash leaves beside the file: it belongs to the damaged file, not to the new one
+    writeFileSync(`${stateFiles(dir).db}-wal`, Buffer.alloc(4096, 'wal log!'));
     const err = await refusedStart(dir);
     assert.match(err.message, /^control database .*control\.db is not a valid SQLite database \(.+\): restore it from a backup, or start afresh with --fresh/);
     assert.doesNotMatch(err.message, /listen/);
@@ -80,7 +82,9 @@ test('a corrupt control.db is reported as a database error; --fresh keeps it asi
     await s.start();
     await s.stop();
     // (with its journal beside it, kept as control.db.broken-TIME-journal)
-    assert.equal(readdirSync(dir).filter((f) => f.startsWith('control.db.broken-') && !f.endsWith('-journal')).length, 1, 'the damaged file is kept');
+    const kept = readdirSync(dir).filter((f) => f.startsWith('control.db.broken-'));
+    assert.equal(kept.filter((f) => !f.endsWith('-journal') && !f.endsWith('-wal')).length, 1, 'the damaged file is kept');
+    assert.equal(kept.filter((f) => f.endsWith('-wal')).length, 1, 'its write-ahead log is kept with it');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
