@@ -1,7 +1,7 @@
 // The control server of the control-plane bench, in its own process so that
 // its CPU time and memory are measured apart from the load generator's. It
 // serves the state dir given as argv[2] on loopback (or on the address in argv[5]) and answers the parent's
-// messages: 'stats' (map streams' counters, and where its memory is: V8 heap,
+// messages: 'broadcasts' (each recent broadcast's stage times), 'stats' (map streams' counters, and where its memory is: V8 heap,
 // buffers, the bytes written to streams and not yet sent), 'digests' (of the maps control
 // would send the given nodes now, through the node's parser) and 'stop'. With
 // argv[4], a postgres:// URL (or '' for SQLite), it keeps the network there (one replica of several).
@@ -57,9 +57,16 @@ process.on('message', (m: { type: string; ids?: number[] }) => {
       deltaBytes: s.deltaBytes ?? null,
       deltaResyncs: s.deltaResyncs ?? null,
       deferredFirstMaps: (s as { deferredFirstMaps?: number }).deferredFirstMaps ?? null,
+      deferredWholeMaps: (s as { deferredWholeMaps?: number }).deferredWholeMaps ?? null,
+      peakWholeMapBytesInFlight: (s as { peakWholeMapBytesInFlight?: number }).peakWholeMapBytesInFlight ?? null,
       unsentBytes: (s.streams as { unsentBytes: number }[]).reduce((a, x) => a + x.unsentBytes, 0),
       ...process.memoryUsage(),
     });
+  } else if (m.type === 'broadcasts') {
+    // each broadcast's stage times (server.ts BroadcastTiming), to split a change's propagation by stage
+    // (none where the server does not keep them)
+    const timings = (server as { broadcastTimings?: () => unknown[] }).broadcastTimings?.() ?? [];
+    process.send!({ type: 'broadcasts', timings });
   } else if (m.type === 'digests') {
     const maps = server.mapsNow(m.ids ?? []);
     const digests: [number, string][] = [...maps].map(([id, map]) => [id, mapDigest(parseNetworkMap(JSON.parse(JSON.stringify(map))))]);
