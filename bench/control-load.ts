@@ -621,6 +621,7 @@ async function main(): Promise<void> {
           ` (joins' first maps included); server: ${(s1.deltasWritten ?? 0) - (s0.deltasWritten ?? 0)} deltas (${mb((s1.deltaBytes ?? 0) - (s0.deltaBytes ?? 0))} MiB),` +
           ` ${(s1.mapsWritten ?? 0) - (s0.mapsWritten ?? 0) - ((s1.deltasWritten ?? 0) - (s0.deltasWritten ?? 0))} whole maps, ${(s1.deltaResyncs ?? 0) - (s0.deltaResyncs ?? 0)} resyncs`,
       );
+      console.log(`  control memory after the churn: ${await memory()}`);
       console.log(
         `  control CPU ${churnCpu.toFixed(1)} s over ${wall.toFixed(1)} s (${((100 * churnCpu) / wall).toFixed(0)} % of a core), RSS ${rssAll().toFixed(0)} MiB;` +
           ` generator CPU ${((g.user + g.system) / 1e6).toFixed(1)} s`,
