@@ -226,3 +226,28 @@ test('a policy change that alters every stream map holds at most the in-flight b
     await h.close();
   }
 });
+
+test('each broadcast records its stages in order, and the change that caused it is in the state its lines carry', async () => {
+  const { dir, privs } = await populated(3);
+  const h = await harness({}, dir);
+  const streams: OpenStream[] = [];
+  try {
+    for (const p of privs.slice(0, 2)) streams.push(await openStream(h, new Node(h.server.publicKey!, p)));
+    await until(() => streams.every((s) => latestMap(s)?.peers.filter((p) => p.online).length === 1), 10_000, 'both online');
+    const pusher = new Node(h.server.publicKey!, privs[2]);
+    const t0 = Date.now();
+    assert.equal((await h.post(`${P}/endpoints`, pusher.seal('endpoints', { endpoints: ['192.0.2.9:9'] }))).status, 200);
+    await until(() => streams.every((s) => latestMap(s)?.peers.some((p) => p.endpoints.includes('192.0.2.9:9'))), 10_000, 'the change on both');
+    const t = h.server
+      .broadcastTimings()
+      .filter((x) => x.startAt >= t0)
+      .find((x) => x.wholeMaps === 2);
+    assert.ok(t, JSON.stringify(h.server.broadcastTimings().slice(-3)));
+    assert.ok(t.queuedAt <= t.startAt && t.startAt <= t.snapshotAt && t.snapshotAt <= t.writtenAt, JSON.stringify(t));
+    await until(() => h.server.broadcastTimings().find((x) => x.seq === t.seq)?.flushedAt !== null, 5000, 'flushed');
+    assert.ok(h.server.broadcastTimings().find((x) => x.seq === t.seq)!.flushedAt! >= t.writtenAt);
+  } finally {
+    for (const s of streams) s.res.destroy();
+    await h.close();
+  }
+});
