@@ -305,6 +305,8 @@ export class ControlServer {
   };
   private readonly firstMaps: FirstMapAdmission;
   private readonly wholeMaps: WholeMapBudget;
+  /** asked before any whole map is built (one function for every stream of every broadcast) */
+  private readonly admitWhole = (): boolean => this.wholeMaps.admit();
   /** the broadcasts' stage times, the latest MAX_BROADCAST_TIMINGS */
   private readonly timings: BroadcastTiming[] = [];
   /** when the broadcast now due was first asked for */
@@ -1063,7 +1065,7 @@ export class ControlServer {
     const first = s.held === null;
     if (this.deferFirst(s, first)) return;
     // a whole map over the in-flight budget stays due, and the node keeps what it holds: no delta goes before that map
-    const admitWhole = (): boolean => this.wholeMaps.admit();
+    const admitWhole = this.admitWhole;
     if (first && !admitWhole()) {
       s.mapPending = true;
       return;
