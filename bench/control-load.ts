@@ -279,6 +279,8 @@ async function main(): Promise<void> {
   const startReplica = (d: string) => {
     const proc = fork(join(dirname(fileURLToPath(import.meta.url)), 'control-serve.js'), [d, String(nodes + churnSeconds + 16), ...(dbUrl ? [dbUrl] : [])], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // for the 'gc' message only: it changes nothing in how V8 collects
+      execArgv: [...process.execArgv, '--expose-gc'],
     });
     const messages: { type: string; [k: string]: unknown }[] = [];
     proc.on('message', (m) => messages.push(m as { type: string }));
@@ -622,6 +624,11 @@ async function main(): Promise<void> {
           ` ${(s1.mapsWritten ?? 0) - (s0.mapsWritten ?? 0) - ((s1.deltasWritten ?? 0) - (s0.deltasWritten ?? 0))} whole maps, ${(s1.deltaResyncs ?? 0) - (s0.deltaResyncs ?? 0)} resyncs`,
       );
       console.log(`  control memory after the churn: ${await memory()}`);
+      child.send({ type: 'gc' });
+      const gc = (await next('gc')) as Record<string, number>;
+      console.log(
+        `  a full GC then: V8 heap used ${mb(gc.before!)} -> ${mb(gc.after!)} MiB (the rest was garbage not yet collected), RSS ${mb(gc.rssBefore!)} -> ${mb(gc.rssAfter!)} MiB`,
+      );
       console.log(
         `  control CPU ${churnCpu.toFixed(1)} s over ${wall.toFixed(1)} s (${((100 * churnCpu) / wall).toFixed(0)} % of a core), RSS ${rssAll().toFixed(0)} MiB;` +
           ` generator CPU ${((g.user + g.system) / 1e6).toFixed(1)} s`,

@@ -1,7 +1,7 @@
 // The control server of the control-plane bench, in its own process so that
 // its CPU time and memory are measured apart from the load generator's. It
 // serves the state dir given as argv[2] on loopback (or on the address in argv[5]) and answers the parent's
-// messages: 'broadcasts' (each recent broadcast's stage times), 'stats' (map streams' counters, and where its memory is: V8 heap,
+// messages: 'broadcasts' (each recent broadcast's stage times), 'gc' (a full collection: the heap before and after), 'stats' (map streams' counters, and where its memory is: V8 heap,
 // buffers, the bytes written to streams and not yet sent), 'digests' (of the maps control
 // would send the given nodes now, through the node's parser) and 'stop'. With
 // argv[4], a postgres:// URL (or '' for SQLite), it keeps the network there (one replica of several).
@@ -64,6 +64,12 @@ process.on('message', (m: { type: string; ids?: number[] }) => {
       unsentBytes: (s.streams as { unsentBytes: number }[]).reduce((a, x) => a + x.unsentBytes, 0),
       ...process.memoryUsage(),
     });
+  } else if (m.type === 'gc') {
+    // a full collection (the bench forks control with --expose-gc): what the V8 heap holds live, apart from garbage not yet collected
+    const before = process.memoryUsage();
+    (globalThis as { gc?: () => void }).gc?.();
+    const after = process.memoryUsage();
+    process.send!({ type: 'gc', before: before.heapUsed, after: after.heapUsed, rssBefore: before.rss, rssAfter: after.rss });
   } else if (m.type === 'broadcasts') {
     // each broadcast's stage times (server.ts BroadcastTiming), to split a change's propagation by stage
     // (none where the server does not keep them)
