@@ -401,7 +401,7 @@ async function main(): Promise<void> {
         `${m.streams} streams; V8 heap ${mb(m.heapUsed!)} MiB used of ${mb(m.heapTotal!)} MiB (${per(m.heapUsed!)} KiB used per stream),` +
         ` native (RSS less the V8 heap and external) ${mb(m.rss! - m.heapTotal! - m.external!)} MiB (${per(m.rss! - m.heapTotal! - m.external!)} KiB per stream), external ${mb(m.external!)} MiB` +
         ` (buffers ${mb(m.arrayBuffers!)} MiB), unsent on streams ${mb(m.unsentBytes!)} MiB, RSS ${mb(m.rss!)} MiB (${per(m.rss!)} KiB per stream);` +
-        ` whole maps held back by the in-flight budget ${m.deferredWholeMaps ?? 'n/a'}, most whole-map bytes in flight ${m.peakWholeMapBytesInFlight === undefined ? 'n/a' : mb(m.peakWholeMapBytesInFlight)} MiB`
+        ` peak RSS so far ${peakAll().toFixed(0)} MiB; whole maps held back by the in-flight budget ${m.deferredWholeMaps ?? 'n/a'}, most whole-map bytes in flight ${m.peakWholeMapBytesInFlight === undefined ? 'n/a' : mb(m.peakWholeMapBytesInFlight)} MiB`
       );
     };
     console.log(`  control memory after the join: ${await memory()}`);
