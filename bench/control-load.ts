@@ -47,6 +47,7 @@ import { mapDigest } from './map-digest.js';
 import { intArg, LoadNetwork, MAX_NODES, openPaced, pct, sleep, STREAM_IDLE_MS, until as untilWithin, userName } from './load-network.js';
 import { insertTestNode } from '../test/helpers/control-seed.js';
 import { loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** No map line on any stream for this long: the network has settled. */
 const QUIET_MS = 2000;
@@ -91,6 +92,25 @@ interface Pending {
   lat: number[];
   /** ms until the last affected node held it; null while pending */
   done: number | null;
+  /** the state number of the line that brought it to the first and to the last of its nodes, and when */
+  firstSeq: number | null;
+  firstAt: number;
+  lastSeq: number | null;
+  lastAt: number;
+}
+
+/** One broadcast's stage times from control (server.ts BroadcastTiming). */
+interface Timing {
+  seq: number;
+  queuedAt: number;
+  startAt: number;
+  snapshotAt: number;
+  writtenAt: number;
+  flushedAt: number | null;
+  deltas: number;
+  wholeMaps: number;
+  wholeMapBytes: number;
+  deferredWholeMaps: number;
 }
 
 const arg = (name: string, dflt: number, min = 8, max = MAX_NODES): number => intArg(name, dflt, min, max);
@@ -171,6 +191,71 @@ async function seed(dir: string, dbUrl: string | null): Promise<Sim[]> {
   return sims;
 }
 
+const unseen = (): Pick<Pending, 'firstSeq' | 'firstAt' | 'lastSeq' | 'lastAt'> => ({ firstSeq: null, firstAt: 0, lastSeq: null, lastAt: 0 });
+
+/**
+ * Splits each churn change's propagation by stage, with control's timing of
+ * the broadcast whose line brought it to its last node (the first broadcast of
+ * that state number): the request (until control answered), answer to that
+ * broadcast's start (the broadcast delay, and any broadcast before it, or the
+ * last node's stream blocked), the network read, building and writing every
+ * line of it, until its lines were flushed to the kernel, and from there until
+ * the last node held it (the kernel, then this process reading, decrypting and
+ * applying its deltas). Stage p50 and p99 over the changes, then the slowest
+ * changes one by one. Clocks are Date.now() in both processes.
+ */
+function stageBreakdown(pending: Pending[], timings: Timing[]): string {
+  const bySeq = new Map<number, Timing>();
+  for (const t of timings) if (!bySeq.has(t.seq)) bySeq.set(t.seq, t);
+  const rows = pending
+    .filter((c) => c.done !== null && c.lastSeq !== null && c.t1 !== null && bySeq.has(c.lastSeq))
+    .map((c) => {
+      const b = bySeq.get(c.lastSeq!)!;
+      const flushed = b.flushedAt ?? b.writtenAt;
+      return {
+        c,
+        b,
+        stages: {
+          request: c.t1! - c.t0,
+          'answer to broadcast': b.startAt - c.t1!,
+          snapshot: b.snapshotAt - b.startAt,
+          'build and write': b.writtenAt - b.snapshotAt,
+          flush: flushed - b.writtenAt,
+          'to the first node': c.firstAt - flushed,
+          'to the last node': c.lastAt - flushed,
+        } as Record<string, number>,
+      };
+    });
+  if (rows.length === 0) return '  stages: no change could be matched with control broadcast timings';
+  const names = Object.keys(rows[0]!.stages);
+  const lines = [
+    `  stages over ${rows.length} of ${pending.length} changes (the broadcast that reached each change's last node), ms p50/p99: ` +
+      names
+        .map(
+          (n) =>
+            `${n} ${pct(
+              rows.map((r) => r.stages[n]!),
+              50,
+            ).toFixed(0)}/${pct(
+              rows.map((r) => r.stages[n]!),
+              99,
+            ).toFixed(0)}`,
+        )
+        .join(', '),
+  ];
+  const slow = [...rows].sort((a, b) => b.c.done! - a.c.done!).slice(0, Math.max(3, Math.ceil(rows.length / 50)));
+  for (const r of slow) {
+    const s = r.c.firstSeq === r.c.lastSeq ? '' : ` (its first node in state ${r.c.firstSeq})`;
+    lines.push(
+      `  slow ${r.c.kind} to ${r.c.affected} nodes, ${r.c.done} ms: ` +
+        names.map((n) => `${n} ${r.stages[n]!.toFixed(0)}`).join(', ') +
+        `; broadcast of state ${r.b.seq}${s}: ${r.b.deltas} deltas, ${r.b.wholeMaps} whole maps (${(r.b.wholeMapBytes / 1048576).toFixed(1)} MiB),` +
+        ` ${r.b.deferredWholeMaps} held back, queued ${r.b.startAt - r.b.queuedAt} ms before it started`,
+    );
+  }
+  return lines.join('\n');
+}
+
 const until = (cond: () => boolean, what: string, pollMs = 5): Promise<void> => untilWithin(cond, what, STEP_DEADLINE_MS, pollMs);
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
@@ -194,6 +279,8 @@ async function main(): Promise<void> {
   const startReplica = (d: string) => {
     const proc = fork(join(dirname(fileURLToPath(import.meta.url)), 'control-serve.js'), [d, String(nodes + churnSeconds + 16), ...(dbUrl ? [dbUrl] : [])], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // for the 'gc' message only: it changes nothing in how V8 collects
+      execArgv: [...process.execArgv, '--expose-gc'],
     });
     const messages: { type: string; [k: string]: unknown }[] = [];
     proc.on('message', (m) => messages.push(m as { type: string }));
@@ -242,8 +329,15 @@ async function main(): Promise<void> {
         const holds = c.kind === 'leave' ? v === undefined : v?.endpoints[0] === c.value;
         if (!holds) continue;
         c.waiting.delete(s);
-        c.lat.push(Date.now() - (c.t1 ?? c.t0));
-        if (c.waiting.size === 0) c.done = Date.now() - c.t0;
+        const now = Date.now();
+        c.lat.push(now - (c.t1 ?? c.t0));
+        if (c.firstSeq === null) {
+          c.firstSeq = state.seq;
+          c.firstAt = now;
+        }
+        c.lastSeq = state.seq;
+        c.lastAt = now;
+        if (c.waiting.size === 0) c.done = now - c.t0;
       }
     };
     const open = async (s: Sim): Promise<void> => {
@@ -306,7 +400,8 @@ async function main(): Promise<void> {
       return (
         `${m.streams} streams; V8 heap ${mb(m.heapUsed!)} MiB used of ${mb(m.heapTotal!)} MiB (${per(m.heapUsed!)} KiB used per stream),` +
         ` native (RSS less the V8 heap and external) ${mb(m.rss! - m.heapTotal! - m.external!)} MiB (${per(m.rss! - m.heapTotal! - m.external!)} KiB per stream), external ${mb(m.external!)} MiB` +
-        ` (buffers ${mb(m.arrayBuffers!)} MiB), unsent on streams ${mb(m.unsentBytes!)} MiB, RSS ${mb(m.rss!)} MiB (${per(m.rss!)} KiB per stream)`
+        ` (buffers ${mb(m.arrayBuffers!)} MiB), unsent on streams ${mb(m.unsentBytes!)} MiB, RSS ${mb(m.rss!)} MiB (${per(m.rss!)} KiB per stream);` +
+        ` peak RSS so far ${peakAll().toFixed(0)} MiB; whole maps held back by the in-flight budget ${m.deferredWholeMaps ?? 'n/a'}, most whole-map bytes in flight ${m.peakWholeMapBytesInFlight === undefined ? 'n/a' : mb(m.peakWholeMapBytesInFlight)} MiB`
       );
     };
     console.log(`  control memory after the join: ${await memory()}`);
@@ -348,6 +443,8 @@ async function main(): Promise<void> {
       },
     );
 
+    console.log(`  control memory after the policy set: ${await memory()}`);
+
     // one endpoint change: the moved node itself, and every node whose map shows it
     const target = sims.find((s) => s.user === userName(eng[0]!))!;
     const targetId = idOf(target);
@@ -362,6 +459,9 @@ async function main(): Promise<void> {
 
     // churn: each second 1 join, 1 leave, CHURN_ENDPOINTS_PER_SEC endpoint changes; each change's propagation is timed
     if (churnSeconds > 0) {
+      // the generator's own event loop: a turn that waits long here delays every node's reading of its stream
+      const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+      loopDelay.enable();
       const c0 = cpuAll();
       const g0 = process.cpuUsage();
       const bytes0 = sum(sims.map((s) => s.bytes));
@@ -407,7 +507,18 @@ async function main(): Promise<void> {
         // a leave: a node logs out; every node that held it must drop it
         const leaver = pickLive();
         busy.add(idOf(leaver));
-        const lc: Pending = { kind: 'leave', nodeId: idOf(leaver), value: '', t0: Date.now(), t1: null, waiting: new Set(), affected: 0, lat: [], done: null };
+        const lc: Pending = {
+          kind: 'leave',
+          nodeId: idOf(leaver),
+          value: '',
+          t0: Date.now(),
+          t1: null,
+          waiting: new Set(),
+          affected: 0,
+          lat: [],
+          done: null,
+          ...unseen(),
+        };
         for (const s of live) if (s !== leaver && holdsPeer(s, lc.nodeId)) lc.waiting.add(s);
         lc.affected = lc.waiting.size;
         leaver.left = true;
@@ -434,6 +545,7 @@ async function main(): Promise<void> {
             affected: 0,
             lat: [],
             done: null,
+            ...unseen(),
           };
           for (const s of live) if (s !== mover && holdsPeer(s, ec.nodeId)) ec.waiting.add(s);
           ec.affected = ec.waiting.size;
@@ -449,7 +561,8 @@ async function main(): Promise<void> {
         () => {
           for (const c of pending) {
             for (const s of c.waiting) if (s.left || s.ended !== null) c.waiting.delete(s);
-            if (c.done === null && c.waiting.size === 0) c.done = Date.now() - c.t0;
+            // every node still there held it when the last of them did (not when a node that left stopped being waited for)
+            if (c.done === null && c.waiting.size === 0) c.done = (c.lastAt > 0 ? c.lastAt : Date.now()) - c.t0;
           }
           return pending.every((c) => c.done !== null);
         },
@@ -457,6 +570,7 @@ async function main(): Promise<void> {
         20,
       );
       await until(() => Date.now() - lastLine > QUIET_MS, 'churn: quiet', 50);
+      loopDelay.disable();
       const s1 = await stats();
       const g = process.cpuUsage(g0);
       const churnCpu = cpuAll() - c0;
@@ -496,11 +610,24 @@ async function main(): Promise<void> {
           ).toFixed(0)} ms; the slowest (${slow.done} ms) reached ${slow.affected} nodes, ${slow.lat.filter((l) => l > 2000).length} of them after 2 s`,
         );
       }
+      child.send({ type: 'broadcasts' });
+      const timings = (await next('broadcasts')).timings as Timing[];
+      console.log(stageBreakdown(pending, timings));
+      console.log(
+        `  generator event loop delay during the churn: p50 ${(loopDelay.percentile(50) / 1e6).toFixed(0)} ms, p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms,` +
+          ` max ${(loopDelay.max / 1e6).toFixed(0)} ms`,
+      );
       const received = sum(sims.map((s) => s.bytes)) - bytes0;
       console.log(
         `  bytes: ${mb(received)} MiB received by the nodes, ${(received / Math.max(1, sum(pending.map((c) => c.affected)))).toFixed(0)} B per change per affected node` +
           ` (joins' first maps included); server: ${(s1.deltasWritten ?? 0) - (s0.deltasWritten ?? 0)} deltas (${mb((s1.deltaBytes ?? 0) - (s0.deltaBytes ?? 0))} MiB),` +
           ` ${(s1.mapsWritten ?? 0) - (s0.mapsWritten ?? 0) - ((s1.deltasWritten ?? 0) - (s0.deltasWritten ?? 0))} whole maps, ${(s1.deltaResyncs ?? 0) - (s0.deltaResyncs ?? 0)} resyncs`,
+      );
+      console.log(`  control memory after the churn: ${await memory()}`);
+      child.send({ type: 'gc' });
+      const gc = (await next('gc')) as Record<string, number>;
+      console.log(
+        `  a full GC then: V8 heap used ${mb(gc.before!)} -> ${mb(gc.after!)} MiB (the rest was garbage not yet collected), RSS ${mb(gc.rssBefore!)} -> ${mb(gc.rssAfter!)} MiB`,
       );
       console.log(
         `  control CPU ${churnCpu.toFixed(1)} s over ${wall.toFixed(1)} s (${((100 * churnCpu) / wall).toFixed(0)} % of a core), RSS ${rssAll().toFixed(0)} MiB;` +

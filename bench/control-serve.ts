@@ -1,7 +1,7 @@
 // The control server of the control-plane bench, in its own process so that
 // its CPU time and memory are measured apart from the load generator's. It
 // serves the state dir given as argv[2] on loopback (or on the address in argv[5]) and answers the parent's
-// messages: 'stats' (map streams' counters, and where its memory is: V8 heap,
+// messages: 'broadcasts' (each recent broadcast's stage times), 'gc' (a full collection: the heap before and after), 'stats' (map streams' counters, and where its memory is: V8 heap,
 // buffers, the bytes written to streams and not yet sent), 'digests' (of the maps control
 // would send the given nodes now, through the node's parser) and 'stop'. With
 // argv[4], a postgres:// URL (or '' for SQLite), it keeps the network there (one replica of several).
@@ -24,6 +24,8 @@ fs.fsyncSync = (fd: number) => {
   }
 };
 
+/** Maps built at once for the check (each up to a few hundred KB as objects). */
+const DIGEST_BATCH = 25;
 const dir = process.argv[2]!;
 const nodes = Number(process.argv[3]);
 const dbUrl = process.argv[4];
@@ -72,12 +74,30 @@ process.on('message', (m: { type: string; ids?: number[] }) => {
       deltaBytes: s.deltaBytes ?? null,
       deltaResyncs: s.deltaResyncs ?? null,
       deferredFirstMaps: (s as { deferredFirstMaps?: number }).deferredFirstMaps ?? null,
+      deferredWholeMaps: (s as { deferredWholeMaps?: number }).deferredWholeMaps ?? null,
+      peakWholeMapBytesInFlight: (s as { peakWholeMapBytesInFlight?: number }).peakWholeMapBytesInFlight ?? null,
       unsentBytes: (s.streams as { unsentBytes: number }[]).reduce((a, x) => a + x.unsentBytes, 0),
       ...process.memoryUsage(),
     });
+  } else if (m.type === 'gc') {
+    // a full collection (the bench forks control with --expose-gc): what the V8 heap holds live, apart from garbage not yet collected
+    const before = process.memoryUsage();
+    (globalThis as { gc?: () => void }).gc?.();
+    const after = process.memoryUsage();
+    process.send!({ type: 'gc', before: before.heapUsed, after: after.heapUsed, rssBefore: before.rss, rssAfter: after.rss });
+  } else if (m.type === 'broadcasts') {
+    // each broadcast's stage times (server.ts BroadcastTiming), to split a change's propagation by stage
+    // (none where the server does not keep them)
+    const timings = (server as { broadcastTimings?: () => unknown[] }).broadcastTimings?.() ?? [];
+    process.send!({ type: 'broadcasts', timings });
   } else if (m.type === 'digests') {
-    const maps = server.mapsNow(m.ids ?? []);
-    const digests: [number, string][] = [...maps].map(([id, map]) => [id, mapDigest(parseNetworkMap(JSON.parse(JSON.stringify(map))))]);
+    // a few maps at a time: this is the bench's own work, and 500 whole maps built at once would raise control's peak RSS
+    const ids = m.ids ?? [];
+    const digests: [number, string][] = [];
+    for (let i = 0; i < ids.length; i += DIGEST_BATCH) {
+      const maps = server.mapsNow(ids.slice(i, i + DIGEST_BATCH));
+      for (const [id, map] of maps) digests.push([id, mapDigest(parseNetworkMap(JSON.parse(JSON.stringify(map))))]);
+    }
     process.send!({ type: 'digests', digests });
   } else if (m.type === 'stop') void server.stop().then(() => process.exit(0));
 });

@@ -49,6 +49,11 @@ export interface DeltaSent {
 export interface DeltaOptions {
   /** its node applies filter patches: a changed filter goes as a patch when that is smaller than the whole filter */
   filterPatches?: boolean;
+  /**
+   * Asked before a whole map is built in place of a delta (map-budget.ts):
+   * false holds it back, and the stream stays where it was.
+   */
+  admitWhole?: () => boolean;
 }
 
 export interface DeltaLine {
@@ -56,6 +61,8 @@ export interface DeltaLine {
   line: string | null;
   full: boolean;
   sent: DeltaSent;
+  /** a whole map was due and not admitted: nothing was built, `sent` is unchanged, the map is still due */
+  deferred?: boolean;
 }
 
 const NO_RULES: readonly FilterRule[] = [];
@@ -101,15 +108,16 @@ export function fullMapLine(snap: NetworkSnapshot, self: NodeRecord): DeltaLine 
 /** The delta that brings the node holding `sent` to `snap`, or a whole map when a delta will not do. */
 export function deltaLine(snap: NetworkSnapshot, changes: MapChanges, self: NodeRecord, sent: DeltaSent, opts: DeltaOptions = {}): DeltaLine {
   if (snap.seq === sent.at) return { line: null, full: false, sent };
+  const whole = (): DeltaLine => (opts.admitWhole && !opts.admitWhole() ? { line: null, full: true, sent, deferred: true } : fullMapLine(snap, self));
   const since = changes.since(sent.at);
-  if (!since) return fullMapLine(snap, self);
+  if (!since) return whole();
   const id = self.id;
   const visNow = snap.visibleTo(id);
   // the engine recomputes a node's peers only when it reports the node touched (or is replaced)
   const recomputed = since.engine || since.own.has(id);
   const visible = recomputed ? visNow : sent.visible;
   // a policy set or removed: every node's view of the network changes, a whole map is as small
-  if ((visible === null) !== (sent.visible === null)) return fullMapLine(snap, self);
+  if ((visible === null) !== (sent.visible === null)) return whole();
   let candidates: ReadonlySet<number> = since.seen;
   if (recomputed && visible !== null && sent.visible !== null && visible !== sent.visible) {
     const c = new Set(since.seen);
@@ -138,7 +146,7 @@ export function deltaLine(snap: NetworkSnapshot, changes: MapChanges, self: Node
     } else peers.push(h.json);
   }
   const entries = peers.length + patches.length + removed.length;
-  if (entries > DELTA_MIN_FULL_MAP_ENTRIES && entries > snap.shownCount(id) / 2) return fullMapLine(snap, self);
+  if (entries > DELTA_MIN_FULL_MAP_ENTRIES && entries > snap.shownCount(id) / 2) return whole();
   const parts: string[] = [];
   if (since.seen.has(id)) parts.push(`"self":${snap.selfJson(self)}`);
   if (peers.length) parts.push(`"peers":[${peers.join(',')}]`);

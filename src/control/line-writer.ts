@@ -23,6 +23,8 @@ export type LineSink = Pick<Writable, 'writableLength'> & {
 
 export class LineWriter {
   private rest: string | null = null;
+  /** called once the line going out in pieces is all flushed (or the connection failed) */
+  private restSent: (() => void) | null = null;
   private at = 0;
   /** bytes of `rest` not yet handed to the sink */
   private restBytes = 0;
@@ -54,13 +56,16 @@ export class LineWriter {
    * Writes `line` (`bytes` long in UTF-8). Returns true when the sink takes
    * more at once; false when the caller must wait: for the sink's 'drain', or
    * for `onWritable` when the line goes out in pieces. Not to be called while busy.
+   * `onSent`, when given, is called once when the whole line has been flushed
+   * to the connection, or the connection failed first.
    */
-  write(line: string, bytes: number): boolean {
+  write(line: string, bytes: number, onSent?: () => void): boolean {
     if (this.rest !== null) throw new Error('LineWriter.write while a line is still going out');
-    if (line.length <= this.pieceChars) return this.sink.write(line);
+    if (line.length <= this.pieceChars) return onSent ? this.sink.write(line, () => onSent()) : this.sink.write(line);
     this.rest = line;
     this.at = 0;
     this.restBytes = bytes;
+    this.restSent = onSent ?? null;
     this.next();
     return false;
   }
@@ -79,12 +84,17 @@ export class LineWriter {
     if (end < line.length) {
       // an error (the connection closed) ends the line here: the stream is closing
       this.sink.write(piece, (err) => {
-        if (!err) this.next();
+        if (!err) return this.next();
+        const sent = this.restSent;
+        this.restSent = null;
+        sent?.();
       });
       return;
     }
     this.rest = null;
     this.restBytes = 0;
-    if (this.sink.write(piece)) this.onWritable();
+    const sent = this.restSent;
+    this.restSent = null;
+    if (this.sink.write(piece, sent ? () => sent() : undefined)) this.onWritable();
   }
 }

@@ -25,6 +25,7 @@ import type { NetworkSnapshot } from './snapshot.js';
 import { Registry } from './registry.js';
 import { FIRST_MAP_BYTES_PER_BROADCAST, FirstMapAdmission } from './first-maps.js';
 import { LineWriter } from './line-writer.js';
+import { WHOLE_MAP_BYTES_IN_FLIGHT, WholeMapBudget } from './map-budget.js';
 import {
   MAX_RATE_LIMITED_SOURCES,
   SEALED_BURST_PER_SOURCE,
@@ -133,6 +134,8 @@ export interface ControlLimits {
   firstMapUserTimeoutMs: number;
   /** whole first maps one broadcast may write, in bytes; streams beyond it get theirs with the next broadcast */
   firstMapBytesPerBroadcast: number;
+  /** whole maps (first or not) built and not yet handed to the kernel, in bytes, over all streams (map-budget.ts) */
+  wholeMapBytesInFlight: number;
 }
 
 /**
@@ -175,6 +178,12 @@ const BROADCAST_DELAY_MS = 25;
  * does not hold later changes back for long.
  */
 const MAX_BROADCAST_SPACING_MS = 1000;
+/**
+ * Broadcasts whose timings are kept for the bench and the operator: at one
+ * broadcast per 25 ms under constant churn this is the last minute or so; an
+ * entry is a few numbers.
+ */
+export const MAX_BROADCAST_TIMINGS = 2048;
 /** How often key expiry is checked, so an expired node drops out of maps promptly. */
 const EXPIRY_CHECK_MS = 1000;
 const DEFAULT_EPHEMERAL_GRACE_MS = 30_000;
@@ -218,6 +227,28 @@ interface Stream {
   filterPatches: boolean;
   /** its first map is acknowledged: the short liveness timeout applies (until then FIRST_MAP_USER_TIMEOUT_MS) */
   firstMapTaken: boolean;
+  /** the whole-map budget this stream's unsent whole maps hold, given back when each is flushed or the stream closes */
+  holds: Set<() => void>;
+}
+
+/** When one broadcast's stages ended, in ms since the epoch (Date.now(), to compare with other processes' clocks). */
+export interface BroadcastTiming {
+  /** the change count of its snapshot (the `seq` of the lines it wrote) */
+  seq: number;
+  /** the first change after the previous broadcast asked for this one */
+  queuedAt: number;
+  startAt: number;
+  /** the network read (snapshot) was taken */
+  snapshotAt: number;
+  /** every line of it was built and handed to its stream's socket */
+  writtenAt: number;
+  /** the last of its lines was flushed to the kernel (null: not yet, or none written) */
+  flushedAt: number | null;
+  deltas: number;
+  wholeMaps: number;
+  wholeMapBytes: number;
+  /** whole maps held back to a later broadcast by the in-flight budget */
+  deferredWholeMaps: number;
 }
 
 export interface MapStreamStats {
@@ -238,6 +269,11 @@ export interface MapStreamStats {
   deltaResyncs: number;
   /** first maps held back to a later broadcast (first-maps.ts) */
   deferredFirstMaps: number;
+  /** whole maps held back to a later broadcast because the bytes of those not yet sent reached the budget (map-budget.ts) */
+  deferredWholeMaps: number;
+  /** whole-map bytes built and not yet handed to the kernel, now and at most */
+  wholeMapBytesInFlight: number;
+  peakWholeMapBytesInFlight: number;
 }
 
 export class ControlServer {
@@ -268,6 +304,15 @@ export class ControlServer {
     deferredFirstMaps: 0,
   };
   private readonly firstMaps: FirstMapAdmission;
+  private readonly wholeMaps: WholeMapBudget;
+  /** asked before any whole map is built (one function for every stream of every broadcast) */
+  private readonly admitWhole = (): boolean => this.wholeMaps.admit();
+  /** the broadcasts' stage times, the latest MAX_BROADCAST_TIMINGS */
+  private readonly timings: BroadcastTiming[] = [];
+  /** when the broadcast now due was first asked for */
+  private broadcastQueuedAt = 0;
+  /** the broadcast being written (its lines' flush callbacks count down `unflushed`) */
+  private current: { timing: BroadcastTiming; unflushed: number } | null = null;
   /** why a request was refused, for the request observer */
   private readonly refusals = new WeakMap<ServerResponse, ControlErrorCode>();
   private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
@@ -314,9 +359,12 @@ export class ControlServer {
       streamUserTimeoutMs: STREAM_USER_TIMEOUT_MS,
       firstMapUserTimeoutMs: FIRST_MAP_USER_TIMEOUT_MS,
       firstMapBytesPerBroadcast: FIRST_MAP_BYTES_PER_BROADCAST,
+      wholeMapBytesInFlight: WHOLE_MAP_BYTES_IN_FLIGHT,
       ...opts.limits,
     };
     this.firstMaps = new FirstMapAdmission(this.limits.firstMapBytesPerBroadcast);
+    // the maps held back go out with the broadcast that follows once earlier ones were sent
+    this.wholeMaps = new WholeMapBudget(this.limits.wholeMapBytesInFlight, () => this.changed());
     const l = this.limits;
     this.sealedRate = new SourceRateLimiter({ perSecond: l.sealedRequestsPerSecPerSource, burst: l.sealedBurstPerSource, maxSources: l.maxRateLimitedSources });
     this.verifyRate = new SourceRateLimiter({ perSecond: l.verifyRequestsPerSecPerSource, burst: l.verifyBurstPerSource, maxSources: l.maxRateLimitedSources });
@@ -335,7 +383,18 @@ export class ControlServer {
   /** The map streams' state: unsent bytes per stream, and how often maps were coalesced or streams dropped. */
   mapStreamStats(): MapStreamStats {
     const streams = [...this.streams.values()].map((s) => ({ nodeId: s.nodeId, unsentBytes: s.out.unsentBytes, blocked: s.blocked }));
-    return { streams, ...this.streamCounters };
+    return {
+      streams,
+      ...this.streamCounters,
+      deferredWholeMaps: this.wholeMaps.deferred,
+      wholeMapBytesInFlight: this.wholeMaps.bytes,
+      peakWholeMapBytesInFlight: this.wholeMaps.peak,
+    };
+  }
+
+  /** The stage times of the latest broadcasts (at most MAX_BROADCAST_TIMINGS), oldest first. */
+  broadcastTimings(): BroadcastTiming[] {
+    return this.timings.map((t) => ({ ...t }));
   }
 
   /** Node counts and the server's counters, for the metrics endpoint (read at each scrape). */
@@ -719,6 +778,7 @@ export class ControlServer {
       held: null,
       filterPatches: body.filterPatches,
       firstMapTaken: false,
+      holds: new Set(),
     };
     // one stream per node: the newest wins (the old one is a dead path the node gave up on, or a duplicate)
     const old = this.streams.get(node.id);
@@ -735,6 +795,9 @@ export class ControlServer {
     res.on('drain', writable);
     res.on('close', () => {
       stream.closed = true;
+      // its unsent whole maps will not be sent: the budget they held is free
+      for (const release of stream.holds) release();
+      stream.holds.clear();
       if (this.streams.get(node.id) === stream) {
         this.streams.delete(node.id);
         this.replicas?.release(node.id);
@@ -882,15 +945,38 @@ export class ControlServer {
     // a stopping server writes no more maps: its streams are being closed, so every peer would show offline
     if (this.broadcastTimer || this.stopping) return;
     const delay = Math.max(BROADCAST_DELAY_MS, Math.min(MAX_BROADCAST_SPACING_MS, this.lastBroadcastMs));
+    this.broadcastQueuedAt = Date.now();
     this.broadcastTimer = setTimeout(() => {
       this.broadcastTimer = null;
       // stopped, or no stream to write to (the next snapshot is compared with the last one whenever it is taken)
       if (!this.store || !this.registry || this.streams.size === 0) return;
       const t0 = performance.now();
+      const startAt = Date.now();
       // one read of the network for every map of this broadcast
       const snap = this.registry.snapshot((id) => this.online(id), this.relayMap);
+      const timing: BroadcastTiming = {
+        seq: snap.seq,
+        queuedAt: this.broadcastQueuedAt,
+        startAt,
+        snapshotAt: Date.now(),
+        writtenAt: 0,
+        flushedAt: null,
+        deltas: 0,
+        wholeMaps: 0,
+        wholeMapBytes: 0,
+        deferredWholeMaps: 0,
+      };
+      const deferred0 = this.wholeMaps.deferred;
+      const current = { timing, unflushed: 0 };
+      this.current = current;
       this.firstMaps.begin();
       for (const s of this.streams.values()) this.pushMap(s, snap);
+      this.current = null;
+      timing.writtenAt = Date.now();
+      timing.deferredWholeMaps = this.wholeMaps.deferred - deferred0;
+      if (current.unflushed === 0 && timing.deltas + timing.wholeMaps > 0) timing.flushedAt = timing.writtenAt;
+      this.timings.push(timing);
+      if (this.timings.length > MAX_BROADCAST_TIMINGS) this.timings.shift();
       this.lastBroadcastMs = performance.now() - t0;
       // streams whose first map did not fit this broadcast's budget get it with the next
       if (this.firstMaps.deferred) this.changed();
@@ -918,6 +1004,11 @@ export class ControlServer {
       return;
     }
     if (!due || this.deferFirst(s, s.sent === null)) return;
+    // the in-flight budget is full: the map stays due and is built with a later broadcast
+    if (!this.wholeMaps.admit()) {
+      s.mapPending = true;
+      return;
+    }
     s.mapPending = false;
     const line = snap.lineFor(node);
     const digest = createHash('sha256').update(line).digest('base64');
@@ -928,7 +1019,33 @@ export class ControlServer {
     this.firstMaps.spend(bytes);
     this.streamCounters.mapsWritten++;
     this.streamCounters.mapBytes += bytes;
-    if (!s.out.write(line, bytes)) s.blocked = true;
+    this.writeLine(s, line, bytes, true);
+  }
+
+  /** Writes a map line or delta, counting it in this broadcast's timing and, for a whole map, against the in-flight budget until it is flushed. */
+  private writeLine(s: Stream, line: string, bytes: number, whole: boolean): void {
+    const current = this.current;
+    let release: (() => void) | null = null;
+    if (whole) {
+      const give = this.wholeMaps.take(bytes);
+      release = () => {
+        s.holds.delete(release!);
+        give();
+      };
+      s.holds.add(release);
+    }
+    if (current) {
+      if (whole) {
+        current.timing.wholeMaps++;
+        current.timing.wholeMapBytes += bytes;
+      } else current.timing.deltas++;
+      current.unflushed++;
+    }
+    const onSent = (): void => {
+      release?.();
+      if (current && --current.unflushed === 0) current.timing.flushedAt = Date.now();
+    };
+    if (!s.out.write(line, bytes, release || current ? onSent : undefined)) s.blocked = true;
   }
 
   /**
@@ -947,8 +1064,18 @@ export class ControlServer {
     }
     const first = s.held === null;
     if (this.deferFirst(s, first)) return;
+    // a whole map over the in-flight budget stays due, and the node keeps what it holds: no delta goes before that map
+    const admitWhole = this.admitWhole;
+    if (first && !admitWhole()) {
+      s.mapPending = true;
+      return;
+    }
+    const r = first ? fullMapLine(snap, node) : deltaLine(snap, this.registry!.changes, node, s.held!, { filterPatches: s.filterPatches, admitWhole });
+    if (r.deferred) {
+      s.mapPending = true;
+      return;
+    }
     s.mapPending = false;
-    const r = first ? fullMapLine(snap, node) : deltaLine(snap, this.registry!.changes, node, s.held!, { filterPatches: s.filterPatches });
     s.held = r.sent;
     if (r.line === null) return;
     const bytes = Buffer.byteLength(r.line);
@@ -961,7 +1088,7 @@ export class ControlServer {
       this.firstMaps.spend(bytes);
       if (!first) this.streamCounters.deltaResyncs++;
     }
-    if (!s.out.write(r.line, bytes)) s.blocked = true;
+    this.writeLine(s, r.line, bytes, r.full);
   }
 
   /** A stream's first map over this broadcast's budget waits for the next broadcast (first-maps.ts). */

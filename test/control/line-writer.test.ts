@@ -68,3 +68,38 @@ test('a long line goes out in pieces, arrives unchanged, and the writer says onc
     close();
   }
 });
+
+test('onSent is called once: after the last piece of a long line is flushed, after a short line is flushed, and when the connection fails mid-line', async () => {
+  const { a, b, close } = await socketPair();
+  try {
+    const got: Buffer[] = [];
+    b.on('data', (c: Buffer) => got.push(c));
+    const w = new LineWriter(a, () => {}, 1000);
+    const line = `${'y'.repeat(50_000)}\n`;
+    let sent = 0;
+    let receivedWhenSent = -1;
+    w.write(line, line.length, () => {
+      sent++;
+      receivedWhenSent = a.bytesWritten;
+    });
+    await until(() => sent === 1, 10_000, 'onSent for the long line');
+    // every piece had been handed to the kernel when it was called
+    assert.equal(receivedWhenSent, line.length);
+    assert.equal(w.busy, false);
+    let shortSent = 0;
+    w.write('{"type":"keepalive"}\n', 21, () => shortSent++);
+    await until(() => shortSent === 1, 10_000, 'onSent for the short line');
+    // a line cut off by a failed connection still reports once, so what waits on it is not held forever
+    b.pause();
+    const big = `${'z'.repeat(4_000_000)}\n`;
+    let cutSent = 0;
+    w.write(big, big.length, () => cutSent++);
+    await until(() => a.writableLength > 0, 10_000, 'the socket backed up');
+    a.destroy();
+    await until(() => cutSent === 1, 10_000, 'onSent after the connection failed');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(sent + shortSent + cutSent, 3, 'each called once');
+  } finally {
+    close();
+  }
+});

@@ -12,7 +12,7 @@ import { SqliteStore } from '../../src/control/sqlite-store.js';
 import { stateFiles } from '../../src/control/state-dir.js';
 import { keyToText } from '../../src/crypto/keys.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/crypto/x25519.js';
-import { discoKey, harness, Node, openStream, registerBody, tempDir, until, within, type OpenStream } from './helpers.js';
+import { discoKey, harness, latestMap, Node, openStream, registerBody, tempDir, until, within, type OpenStream } from './helpers.js';
 
 const P = '/meshctl/v1';
 
@@ -166,6 +166,86 @@ test('streams opened at once (a resync storm) get their first maps over several 
     // every stream got its map, none was dropped, and some waited for a later broadcast
     assert.equal(stats.dropped, 0);
     assert.ok(stats.deferredFirstMaps > 0, JSON.stringify(stats));
+  } finally {
+    for (const s of streams) s.res.destroy();
+    await h.close();
+  }
+});
+
+test('a policy change that alters every stream map holds at most the in-flight budget of unsent whole maps, and every stream gets its map', async () => {
+  // 48 streams whose clients stop reading after the first map (~70 KB each: 80 nodes × 32 endpoints); a policy change
+  // then makes each of them a new whole map. Built all at once they would sit unsent in control, ~48 × 70 KB.
+  const budget = 128 * 1024;
+  const count = 48;
+  const { dir, privs } = await populated(80);
+  const h = await harness({ limits: { wholeMapBytesInFlight: budget } }, dir);
+  const streams: OpenStream[] = [];
+  try {
+    for (const p of privs.slice(0, count)) streams.push(await openStream(h, new Node(h.server.publicKey!, p)));
+    const stats = () => h.server.mapStreamStats();
+    const unsent = (): number => stats().streams.reduce((a, s) => a + s.unsentBytes, 0);
+    // every stream holds a map that shows all of them online, and control has nothing left to send
+    const allOnline = (s: OpenStream): boolean => latestMap(s)?.peers.filter((p) => p.online).length === count - 1;
+    await until(() => streams.every(allOnline) && unsent() === 0, 30_000, 'every stream settled');
+    const mapBytes = stats().mapBytes / stats().mapsWritten;
+    // the clients stop reading
+    for (const s of streams) s.res.pause();
+    const before = streams.map((s) => s.lines().length);
+    await admin.setPolicy(h.dir, '{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}');
+    // while no client reads: what control holds unsent stays within the budget plus the one map that may start under it
+    const bound = budget + 1.5 * mapBytes;
+    let peak = 0;
+    await until(
+      () => {
+        peak = Math.max(peak, unsent());
+        return peak > bound || (stats().deferredWholeMaps ?? 0) > 0;
+      },
+      20_000,
+      'the policy broadcast',
+    );
+    for (let i = 0; i < 20; i++) {
+      peak = Math.max(peak, unsent());
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.ok(peak <= bound, `${peak} bytes of whole maps unsent at once (budget ${budget}, a map ${mapBytes.toFixed(0)})`);
+    assert.ok(stats().peakWholeMapBytesInFlight <= bound, JSON.stringify({ ...stats(), streams: undefined }));
+    // the clients read again: every stream ends with the map under the new policy, none dropped
+    for (const s of streams) s.res.resume();
+    await until(() => streams.every((s) => latestMap(s)?.packetFilter !== undefined), 30_000, 'every stream holds the new map');
+    assert.equal(stats().dropped, 0);
+    streams.forEach((s, i) => {
+      const maps = s
+        .lines()
+        .slice(before[i])
+        .filter((l) => l.startsWith('{"type":"map"'));
+      assert.equal(maps.length, 1, 'one map after the policy change, none lost or repeated');
+    });
+    await until(() => stats().wholeMapBytesInFlight === 0, 5000, 'the budget given back');
+  } finally {
+    for (const s of streams) s.res.destroy();
+    await h.close();
+  }
+});
+
+test('each broadcast records its stages in order, and the change that caused it is in the state its lines carry', async () => {
+  const { dir, privs } = await populated(3);
+  const h = await harness({}, dir);
+  const streams: OpenStream[] = [];
+  try {
+    for (const p of privs.slice(0, 2)) streams.push(await openStream(h, new Node(h.server.publicKey!, p)));
+    await until(() => streams.every((s) => latestMap(s)?.peers.filter((p) => p.online).length === 1), 10_000, 'both online');
+    const pusher = new Node(h.server.publicKey!, privs[2]);
+    const t0 = Date.now();
+    assert.equal((await h.post(`${P}/endpoints`, pusher.seal('endpoints', { endpoints: ['192.0.2.9:9'] }))).status, 200);
+    await until(() => streams.every((s) => latestMap(s)?.peers.some((p) => p.endpoints.includes('192.0.2.9:9'))), 10_000, 'the change on both');
+    const t = h.server
+      .broadcastTimings()
+      .filter((x) => x.startAt >= t0)
+      .find((x) => x.wholeMaps === 2);
+    assert.ok(t, JSON.stringify(h.server.broadcastTimings().slice(-3)));
+    assert.ok(t.queuedAt <= t.startAt && t.startAt <= t.snapshotAt && t.snapshotAt <= t.writtenAt, JSON.stringify(t));
+    await until(() => h.server.broadcastTimings().find((x) => x.seq === t.seq)?.flushedAt !== null, 5000, 'flushed');
+    assert.ok(h.server.broadcastTimings().find((x) => x.seq === t.seq)!.flushedAt! >= t.writtenAt);
   } finally {
     for (const s of streams) s.res.destroy();
     await h.close();
