@@ -26,7 +26,19 @@ import { generatePrivateKey, publicKeyOf } from '../src/crypto/x25519.js';
 import { ControlClient, type MapStream } from '../src/daemon/control-client.js';
 import { Lab, must, sh } from '../test/helpers/netns.js';
 import { cpuSeconds, rssMb } from './procstat.js';
-import { intArg, LoadNetwork, loadAverage, MAX_NODES, openPaced, pct, sleep, STREAM_IDLE_MS, until as untilWithin, userName } from './load-network.js';
+import {
+  checkFdLimit,
+  intArg,
+  LoadNetwork,
+  loadAverage,
+  MAX_NODES,
+  openPaced,
+  pct,
+  sleep,
+  STREAM_IDLE_MS,
+  until as untilWithin,
+  userName,
+} from './load-network.js';
 import { insertTestNode } from '../test/helpers/control-seed.js';
 
 /** The most one step may take before the bench gives up. */
@@ -43,6 +55,7 @@ const STATUS_RUNS = 5;
 
 const arg = intArg;
 const nodes = arg('--nodes', 1000, 8, MAX_NODES);
+checkFdLimit(nodes);
 const changes = arg('--changes', 40, 2, 1000);
 const joinRate = arg('--join-rate', 100, 1, 10_000);
 const profIdx = process.argv.indexOf('--cpu-prof');

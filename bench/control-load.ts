@@ -44,7 +44,7 @@ import { ControlClient, mapReconnectWindowMs, type MapStream } from '../src/daem
 import type { NetmapState } from '../src/netmap/delta.js';
 import { cpuSeconds, peakRssMb, rssMb } from './procstat.js';
 import { mapDigest } from './map-digest.js';
-import { intArg, LoadNetwork, MAX_NODES, openPaced, pct, sleep, STREAM_IDLE_MS, until as untilWithin, userName } from './load-network.js';
+import { checkFdLimit, intArg, LoadNetwork, MAX_NODES, openPaced, pct, sleep, STREAM_IDLE_MS, until as untilWithin, userName } from './load-network.js';
 import { insertTestNode } from '../test/helpers/control-seed.js';
 import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -116,6 +116,7 @@ interface Timing {
 const arg = (name: string, dflt: number, min = 8, max = MAX_NODES): number => intArg(name, dflt, min, max);
 
 const nodes = arg('--nodes', 1000);
+checkFdLimit(nodes);
 /** streams opened per second in the join phase (each open is a node coming online: a change to every node that sees it) */
 const joinRate = arg('--join-rate', 100, 1, 10_000);
 /** seconds of churn: each second 1 node joins (registers and opens its stream), 1 logs out, 10 change endpoints */
@@ -279,8 +280,9 @@ async function main(): Promise<void> {
   const startReplica = (d: string) => {
     const proc = fork(join(dirname(fileURLToPath(import.meta.url)), 'control-serve.js'), [d, String(nodes + churnSeconds + 16), ...(dbUrl ? [dbUrl] : [])], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      // for the 'gc' message only: it changes nothing in how V8 collects
-      execArgv: [...process.execArgv, '--expose-gc'],
+      // --expose-gc for the 'gc' message only: it changes nothing in how V8 collects; the generator's own heap
+      // limit (--max-old-space-size, for 10,000 simulated nodes) is not control's
+      execArgv: [...process.execArgv.filter((a) => !a.startsWith('--max-old-space-size')), '--expose-gc'],
     });
     const messages: { type: string; [k: string]: unknown }[] = [];
     proc.on('message', (m) => messages.push(m as { type: string }));

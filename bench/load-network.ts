@@ -2,10 +2,21 @@
 // polling with a deadline, percentiles, and the network they seed (users,
 // who is in group:eng, each node's owner or tag, the access policy), so that
 // control-load and control-daemon measure the same network.
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 
-/** Two file descriptors per simulated node; more than this needs more than one generator process gets here. */
-export const MAX_NODES = 8000;
+/** The largest network the benches seed: 2 descriptors per simulated node, within `ulimit -n` (see fdsFor). */
+export const MAX_NODES = 12_000;
+/** Descriptors a bench process needs beyond its nodes' (the control child's pipe, the database, logs). */
+const SPARE_FDS = 512;
+
+/** Stops the bench, with the fix, when this process's descriptor limit cannot hold `nodes` simulated nodes. */
+export function checkFdLimit(nodes: number): void {
+  const need = 2 * nodes + SPARE_FDS;
+  const line = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  const soft = line === null || line[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(line[1]);
+  if (soft < need) throw new Error(`${nodes} nodes need ${need} open files and the limit is ${soft}: run it under \`ulimit -n ${need}\``);
+}
 /** Streams opened at once while connecting. */
 export const CONNECT_CONCURRENCY = 64;
 /** Silence after which a simulated map stream gives up (the server sends a keepalive every 3 s; the generator is busy). */
