@@ -50,6 +50,8 @@ const SETTLE_QUIET_MS = 3000;
  * 2,000 peers), so "settled" is under 10 % of one core over the window, not no growth at all.
  */
 const SETTLE_IDLE_SHARE = 0.1;
+/** A quiet spell after the changes: the daemon's idle release runs 10-15 s after its tunnel goes quiet. */
+const QUIET_MS = 30_000;
 /** `status` runs per form, to report the fastest and the slowest. */
 const STATUS_RUNS = 5;
 
@@ -291,6 +293,12 @@ async function main(): Promise<void> {
         ` RSS ${rss0.toFixed(0)} -> ${rssMb(pid).toFixed(0)} MiB; load average ${load()}`,
     );
     if (profDir) console.log(`profile window of the changes: --window ${window0} ${monoUs()}`);
+    // a quiet spell: what the idle release (full collections, malloc_trim) leaves of the status runs' and changes' garbage
+    await sleep(QUIET_MS);
+    const rssQuiet = rssMb(pid);
+    const st = await cli(['status', '--json'], 60_000);
+    const releases = (JSON.parse(st.stdout) as { counters?: { memory?: { idleReleases?: number } } }).counters?.memory?.idleReleases;
+    console.log(`after ${QUIET_MS / 1000} s quiet: RSS ${rssQuiet.toFixed(0)} MiB; idle releases so far ${releases ?? '?'}; load average ${load()}`);
     await cli(['down'], 30_000);
     if (profDir) {
       // the profile is written when the daemon exits (SIGTERM: an orderly stop, then process.exit)

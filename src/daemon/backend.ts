@@ -46,6 +46,7 @@ import { AccessFilter } from './access-filter.js';
 import type { DaemonMetricsView } from './metrics.js';
 import { activeExitPeer, exitNodeHealth, exitNodeRefusal, exitNodeState, servesAsExitNode, withExitNode } from './exit-node.js';
 import { PathReporter } from './path-report.js';
+import { statusPieces } from './status-pieces.js';
 import { enginePeerStep, LiveMap, type MapChange, wholeChange } from './live-map.js';
 import type { NetmapState } from '../netmap/delta.js';
 import type { MapDelta } from '../netmap/types.js';
@@ -80,6 +81,8 @@ const MAP_SAVE_MIN_INTERVAL_MS = 2000;
 const MAP_SAVE_COST_FACTOR = 100;
 /** Netcheck cadence: mappings and relay latency drift; Tailscale re-checks every ~20-26 s. */
 const NETCHECK_INTERVAL_MS = 30_000;
+/** A status text piece: far below V8's large-object threshold (a string of 128 KiB or more is made there), so it dies young. */
+const STATUS_PIECE_CHARS = 32 * 1024;
 
 export interface BackendOptions {
   stateDir: string;
@@ -831,6 +834,15 @@ export class Backend {
    * kept with the view (a delta that changes the peer brings a new view), so thousands of idle peers cost a string join.
    */
   statusJson(pretty: boolean): string {
+    return this.statusJsonPieces(pretty).join('');
+  }
+
+  /**
+   * statusJson's text in pieces of about STATUS_PIECE_CHARS, for writing one after another: at thousands of peers the
+   * whole text is megabytes, and a string that large is made in V8's large-object space, which only a full collection
+   * frees, so each `status` call would leave megabytes behind until one runs. Pieces die young instead.
+   */
+  statusJsonPieces(pretty: boolean): string[] {
     const s = this.statusWithoutPeers() as unknown as Record<string, unknown>;
     const keys = Object.keys(s);
     const at = keys.indexOf('peers');
@@ -848,13 +860,7 @@ export class Backend {
       this.peerTexts.set(v, fresh);
       return (pretty ? fresh.pretty : fresh.compact)!;
     });
-    const h = JSON.stringify(head, null, pretty ? 2 : undefined);
-    const t = JSON.stringify(tail, null, pretty ? 2 : undefined);
-    if (pretty) {
-      const list = items.length ? `[\n    ${items.join(',\n    ')}\n  ]` : '[]';
-      return `${h.slice(0, -2)},\n  "peers": ${list},${t.slice(1)}`;
-    }
-    return `${h.slice(0, -1)},"peers":[${items.join(',')}],${t.slice(1)}`;
+    return statusPieces(head, items, tail, pretty, STATUS_PIECE_CHARS);
   }
 
   /** The map's peers in the order status lists them (by name), worked out again only when the map changed. */

@@ -73,7 +73,7 @@ export type LocalApiBackend = Pick<
   | 'metricsView'
 > &
   // the status as text, cheaper than JSON.stringify(status()) at thousands of peers; a double without it gets that
-  Partial<Pick<Backend, 'statusJson'>>;
+  Partial<Pick<Backend, 'statusJsonPieces'>>;
 
 export interface LocalApiOptions {
   /** connection caps (localapi-conns.ts) */
@@ -227,10 +227,14 @@ export class LocalApiServer {
         case `GET ${LOCALAPI.status}`: {
           // ?format=pretty: the text `status --json` prints (JSON.stringify(status, null, 2)), so the CLI need not parse it
           const pretty = url.searchParams.get('format') === 'pretty';
-          const data = this.backend.statusJson?.(pretty) ?? JSON.stringify(this.backend.status(), null, pretty ? 2 : undefined);
-          const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
+          // in pieces, written one after another: the whole text at thousands of peers is megabytes (see statusJsonPieces)
+          const pieces = this.backend.statusJsonPieces?.(pretty) ?? [JSON.stringify(this.backend.status(), null, pretty ? 2 : undefined)];
+          const headers = { 'content-type': 'application/json', 'content-length': pieces.reduce((n, p) => n + Buffer.byteLength(p), 0) };
           res.writeHead(200, pretty ? { ...headers, [STATUS_FORMAT_HEADER]: 'pretty' } : headers);
-          return void res.end(data);
+          res.cork();
+          for (const p of pieces) res.write(p);
+          res.uncork();
+          return void res.end();
         }
         case `GET ${LOCALAPI.netcheck}`:
           return sendJson(res, 200, await this.backend.netcheckReport());
