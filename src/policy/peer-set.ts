@@ -50,6 +50,17 @@ export class PeerSet implements ReadonlySet<number> {
     return this.edited(this.added, withId(this.removed, id), this.size - 1);
   }
 
+  /** Made from the same whole set as `other`: they can differ only in their edits. */
+  sharesStorageWith(other: PeerSet): boolean {
+    return this.base === other.base;
+  }
+
+  /** The ids this set adds to or removes from the storage it shares. */
+  *editedIds(): Generator<number> {
+    yield* this.added;
+    yield* this.removed;
+  }
+
   private edited(added: ReadonlySet<number>, removed: ReadonlySet<number>, size: number): PeerSet {
     const next = new PeerSet(this.base, added, removed, size);
     if (added.size + removed.size <= Math.max(PEER_SET_MIN_EDITS, Math.sqrt(this.base.size))) return next;
@@ -57,7 +68,13 @@ export class PeerSet implements ReadonlySet<number> {
     return PeerSet.of(new Set(next));
   }
 
-  *[Symbol.iterator](): SetIterator<number> {
+  [Symbol.iterator](): SetIterator<number> {
+    // most sets carry no edits (made whole, or never changed): the shared Set's own iterator, without a generator's cost per id
+    if (this.added.size === 0 && this.removed.size === 0) return this.base[Symbol.iterator]();
+    return this.edits();
+  }
+
+  private *edits(): SetIterator<number> {
     for (const id of this.base) if (!this.removed.has(id)) yield id;
     yield* this.added;
   }
@@ -90,5 +107,23 @@ function without(s: ReadonlySet<number>, id: number): Set<number> {
   PeerSet.copiedIds += s.size;
   const out = new Set(s);
   out.delete(id);
+  return out;
+}
+
+/**
+ * The ids in exactly one of `a` and `b`. Two PeerSets made from the same set
+ * differ only where their edits are, so that is all that is read; any other
+ * pair is compared whole.
+ */
+export function changedPeers(a: ReadonlySet<number>, b: ReadonlySet<number>): number[] {
+  const out: number[] = [];
+  if (a instanceof PeerSet && b instanceof PeerSet && a.sharesStorageWith(b)) {
+    const seen = new Set<number>();
+    for (const x of a.editedIds()) if (!seen.has(x) && (seen.add(x), a.has(x) !== b.has(x))) out.push(x);
+    for (const x of b.editedIds()) if (!seen.has(x) && (seen.add(x), a.has(x) !== b.has(x))) out.push(x);
+    return out;
+  }
+  for (const x of a) if (!b.has(x)) out.push(x);
+  for (const x of b) if (!a.has(x)) out.push(x);
   return out;
 }

@@ -5,7 +5,7 @@
 // per peer, not each peer's whole set.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PeerSet, PEER_SET_MIN_EDITS } from '../../src/policy/peer-set.js';
+import { changedPeers, PeerSet, PEER_SET_MIN_EDITS } from '../../src/policy/peer-set.js';
 import { PolicyEngine } from '../../src/policy/engine.js';
 import { parsePolicy } from '../../src/policy/parse.js';
 import type { PolicyNode } from '../../src/policy/types.js';
@@ -56,12 +56,14 @@ test('a PeerSet made by with/without holds what a copied Set would, and the one 
       for (let x = 0; x < 200; x += 7) assert.equal(set.has(x), model.has(x), `seed ${seed} step ${step}: has(${x})`);
       if (step % 40 === 0) kept.push([set, [...model].sort((a, b) => a - b)]);
     }
-    for (const [s, ids] of kept)
-      assert.deepEqual(
-        [...s].sort((a, b) => a - b),
-        ids,
-        `seed ${seed}: an earlier set changed`,
-      );
+    const sorted = (xs: Iterable<number>): number[] => [...xs].sort((a, b) => a - b);
+    for (const [s, ids] of kept) {
+      assert.deepEqual(sorted(s), ids, `seed ${seed}: an earlier set changed`);
+      // the ids gained or lost since, whether the two sets share storage or not
+      const diff = [...ids.filter((x) => !model.has(x)), ...[...model].filter((x) => !ids.includes(x))];
+      assert.deepEqual(sorted(changedPeers(s, set)), sorted(diff), `seed ${seed}: changed peers`);
+      assert.deepEqual(sorted(changedPeers(new Set(ids), set)), sorted(diff), `seed ${seed}: changed peers against a plain Set`);
+    }
   }
 });
 
