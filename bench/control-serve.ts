@@ -6,6 +6,7 @@
 // would send the given nodes now, through the node's parser) and 'stop'. With
 // argv[4], a postgres:// URL (or '' for SQLite), it keeps the network there (one replica of several).
 import fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { ControlServer } from '../src/control/server.js';
 import { parseNetworkMap } from '../src/netmap/parse.js';
 import { mapDigest } from './map-digest.js';
@@ -47,7 +48,30 @@ const server = new ControlServer({
 });
 await server.start();
 process.send!({ type: 'ready', port: server.boundPort, certPem: server.certPem });
+// MESHCTL_BENCH_HEAP_PROFILE=<file>: a sampling heap profile from the second 'stats' (after the policy set, before the
+// churn) to the 'gc' message, of what outlived the young generation: objects a scavenge freed are left out, those
+// that lived until a mark-compact are kept, so the profile shows what is promoted to old space and then dies there
+const heapProfileFile = process.env.MESHCTL_BENCH_HEAP_PROFILE;
+let statsSeen = 0;
+let heapSession: Session | null = null;
 process.on('message', (m: { type: string; ids?: number[] }) => {
+  if (m.type === 'stats' && heapProfileFile && ++statsSeen === 2) {
+    heapSession = new Session();
+    heapSession.connect();
+    void heapSession.post('HeapProfiler.startSampling', {
+      samplingInterval: 64 * 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: false,
+    });
+  }
+  if (m.type === 'gc' && heapSession) {
+    const session = heapSession;
+    heapSession = null;
+    void session.post('HeapProfiler.stopSampling').then(({ profile }) => {
+      fs.writeFileSync(heapProfileFile!, JSON.stringify(profile));
+      session.disconnect();
+    });
+  }
   if (m.type === 'stats') {
     // where the native memory is (stderr, beside the bench's own lines); MESHCTL_BENCH_TRIM=1: then malloc_trim(0), and again
     console.error(`  control native memory: ${nativeMemoryLine()}; RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);

@@ -16,6 +16,7 @@
 // whole map instead.
 import { createHash } from 'node:crypto';
 import { filterPatchOf } from '../netmap/filter-patch.js';
+import { changedPeers } from '../policy/peer-set.js';
 import type { FilterRule } from '../netmap/types.js';
 import type { MapChanges } from './map-changes.js';
 import type { NetworkSnapshot } from './snapshot.js';
@@ -121,8 +122,8 @@ export function deltaLine(snap: NetworkSnapshot, changes: MapChanges, self: Node
   let candidates: ReadonlySet<number> = since.seen;
   if (recomputed && visible !== null && sent.visible !== null && visible !== sent.visible) {
     const c = new Set(since.seen);
-    for (const x of visible) if (!sent.visible.has(x)) c.add(x);
-    for (const x of sent.visible) if (!visible.has(x)) c.add(x);
+    // the peers gained or lost: sets that share storage are compared by their edits only (peer-set.ts)
+    for (const x of changedPeers(visible, sent.visible)) c.add(x);
     candidates = c;
   }
   const peers: string[] = [];

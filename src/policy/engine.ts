@@ -12,6 +12,7 @@
 // entry's sources (before or after). A new policy recomputes every node.
 import type { FilterRule } from '../netmap/types.js';
 import { filterFor, NodeIndex, peersOf, selectsNode, sourcePrefixes } from './compile.js';
+import { PeerSet } from './peer-set.js';
 import type { Policy, PolicyNode } from './types.js';
 
 /** Keys already computed: a caller that passes the same node object again (control's network view) is not serialized again. */
@@ -24,11 +25,14 @@ function policyKey(n: PolicyNode): string {
   return k;
 }
 
+const NO_PEERS: ReadonlySet<number> = new Set<number>();
+
 export class PolicyEngine {
   private readonly index = new NodeIndex();
   private readonly keys = new Map<number, string>();
   private readonly filters = new Map<number, FilterRule[]>();
-  private readonly peers = new Map<number, Set<number>>();
+  /** each node's peers; a change makes new sets that share the old ones' storage (peer-set.ts) */
+  private readonly peers = new Map<number, PeerSet>();
   private readonly sourceCache = new Map<number, string[]>();
   /** how many node recomputations the last change cost (for tests and the bench) */
   lastRecomputed = 0;
@@ -72,7 +76,7 @@ export class PolicyEngine {
 
   private recompute(n: PolicyNode): void {
     this.filters.set(n.id, filterFor(this.policy, n, this.index, this.mesh, this.sources));
-    this.peers.set(n.id, peersOf(this.policy, n, this.index, this.mesh));
+    this.peers.set(n.id, PeerSet.of(peersOf(this.policy, n, this.index, this.mesh)));
   }
 
   /** Drops the cached sources of the acl entries whose sources select `n`. */
@@ -103,7 +107,7 @@ export class PolicyEngine {
 
   private upsert(n: PolicyNode, key: string, touched: Set<number>): number {
     const old = this.index.nodes.get(n.id);
-    const before = this.peers.get(n.id) ?? new Set<number>();
+    const before: ReadonlySet<number> = this.peers.get(n.id) ?? NO_PEERS;
     if (old) {
       this.dropSources(old);
       this.index.remove(n.id);
@@ -115,27 +119,25 @@ export class PolicyEngine {
     const after = this.peers.get(n.id)!;
     touched.add(n.id);
     let count = 1;
-    for (const id of new Set([...before, ...after])) {
+    // every node that was or is a peer of n: `after`, then those of `before` that are no longer
+    const edge = (id: number): void => {
       const b = this.index.nodes.get(id);
-      if (!b) continue;
+      if (!b) return;
       this.filters.set(id, filterFor(this.policy, b, this.index, this.mesh, this.sources));
       const p = this.peers.get(id)!;
       // a new set rather than a change to the old one: callers may hold the old one as what a node was last shown
-      if (after.has(id) !== p.has(n.id)) {
-        const q = new Set(p);
-        if (after.has(id)) q.add(n.id);
-        else q.delete(n.id);
-        this.peers.set(id, q);
-      }
+      if (after.has(id) !== p.has(n.id)) this.peers.set(id, after.has(id) ? p.with(n.id) : p.without(n.id));
       touched.add(id);
       count++;
-    }
+    };
+    for (const id of after) edge(id);
+    for (const id of before) if (!after.has(id)) edge(id);
     return count;
   }
 
   private remove(id: number, touched: Set<number>): number {
     const old = this.index.nodes.get(id)!;
-    const before = this.peers.get(id) ?? new Set<number>();
+    const before: ReadonlySet<number> = this.peers.get(id) ?? NO_PEERS;
     this.dropSources(old);
     this.index.remove(id);
     this.keys.delete(id);
@@ -146,9 +148,8 @@ export class PolicyEngine {
       const node = this.index.nodes.get(b);
       if (!node) continue;
       this.filters.set(b, filterFor(this.policy, node, this.index, this.mesh, this.sources));
-      const q = new Set(this.peers.get(b));
-      q.delete(id);
-      this.peers.set(b, q);
+      const p = this.peers.get(b);
+      if (p) this.peers.set(b, p.without(id));
       touched.add(b);
       count++;
     }
