@@ -298,6 +298,14 @@ abstract class PgOps implements StoreTx {
   async listNodes(): Promise<NodeRecord[]> {
     return (await this.rows('SELECT * FROM nodes ORDER BY id')).map(nodeFromRow);
   }
+  async namesStartingWith(prefix: string, exceptNodeId: number | null): Promise<string[]> {
+    const rows = await this.rows(
+      'SELECT hostname AS name FROM nodes WHERE substr(hostname, 1, $1) = $2 AND ($3::bigint IS NULL OR id <> $3) ' +
+        'UNION SELECT name FROM devices WHERE substr(name, 1, $1) = $2',
+      [prefix.length, prefix, exceptNodeId],
+    );
+    return rows.map((r) => String(r.name));
+  }
 
   rememberNonce(nodeKey: string, nonce: string, expiresAtMs: number, nowMs: number, limits: NonceLimits): Promise<NonceVerdict> {
     return this.transaction(async (tx) => (tx as PgOps).rememberNonceIn(nodeKey, nonce, expiresAtMs, nowMs, limits));

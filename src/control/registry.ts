@@ -33,6 +33,8 @@ function indexById(nodes: readonly NodeRecord[], id: number): number {
 
 /** One DNS label. */
 const MAX_HOSTNAME = 63;
+/** Digits a clashing name's number may take ("-1" … "-9999999999"): more nodes than the address range holds. */
+const HOSTNAME_SUFFIX_DIGITS = 10;
 
 export function sanitizeHostname(h: string): string {
   const s = h
@@ -210,8 +212,10 @@ export class Registry {
 
   /** A free hostname, read inside the registration's transaction (two joins with one name get two names). */
   private async uniqueHostname(tx: StoreTx, wanted: string, selfId: number | null): Promise<string> {
-    // devices share the namespace: a node never takes a device's name
-    const taken = new Set([...(await tx.listNodes()).filter((n) => n.id !== selfId).map((n) => n.hostname), ...(await tx.listDevices()).map((d) => d.name)]);
+    // devices share the namespace: a node never takes a device's name. Every candidate below begins with the wanted
+    // name cut to leave room for "-" and up to HOSTNAME_SUFFIX_DIGITS digits, so one query of that prefix finds every
+    // name in the way, not every node.
+    const taken = new Set(await tx.namesStartingWith(wanted.slice(0, MAX_HOSTNAME - HOSTNAME_SUFFIX_DIGITS - 1), selfId));
     if (!taken.has(wanted)) return wanted;
     for (let i = 1; ; i++) {
       const c = `${wanted.slice(0, MAX_HOSTNAME - String(i).length - 1)}-${i}`;

@@ -367,6 +367,13 @@ class SqliteDb {
   listNodes(): NodeRecord[] {
     return (this.db.all('SELECT * FROM nodes ORDER BY id') as Row[]).map(nodeFromRow);
   }
+  namesStartingWith(prefix: string, exceptNodeId: number | null): string[] {
+    const rows = this.db.all(
+      'SELECT hostname AS name FROM nodes WHERE substr(hostname, 1, ?) = ? AND id IS NOT ? UNION SELECT name FROM devices WHERE substr(name, 1, ?) = ?',
+      [prefix.length, prefix, exceptNodeId, prefix.length, prefix],
+    ) as Row[];
+    return rows.map((r) => String(r.name));
+  }
 
   rememberNonce(nodeKey: string, nonce: string, expiresAtMs: number, nowMs: number, limits: NonceLimits): NonceVerdict {
     return this.transaction(() => {
@@ -540,6 +547,9 @@ abstract class SqliteOps implements StoreTx {
   }
   listNodes(): Promise<NodeRecord[]> {
     return this.read(() => this.db.listNodes());
+  }
+  namesStartingWith(prefix: string, exceptNodeId: number | null): Promise<string[]> {
+    return this.read(() => this.db.namesStartingWith(prefix, exceptNodeId));
   }
   rememberNonce(nodeKey: string, nonce: string, expiresAtMs: number, nowMs: number, limits: NonceLimits): Promise<NonceVerdict> {
     return this.write(() => this.db.rememberNonce(nodeKey, nonce, expiresAtMs, nowMs, limits));

@@ -184,6 +184,11 @@ export interface StoreTx extends NonceStore, DnsStore, RouteStore {
   getNode(id: number): Promise<NodeRecord | null>;
   getNodeByKey(nodeKey: string): Promise<NodeRecord | null>;
   listNodes(): Promise<NodeRecord[]>;
+  /**
+   * The node hostnames and device names that begin with `prefix` (nodes and devices share one namespace), but for the
+   * node `exceptNodeId`'s own: what a new name must not be, without reading every node.
+   */
+  namesStartingWith(prefix: string, exceptNodeId: number | null): Promise<string[]>;
 }
 
 /** What one change touched, as the change log records it (a node, or a part of the network; presence: some node's lease). */

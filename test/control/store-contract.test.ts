@@ -135,6 +135,13 @@ function contract(name: string, backend: () => Backend | null): void {
         assert.equal(await s.removeRouteApproval({ nodeId: b.id, prefix: '::/0' }), false);
         const d = await s.insertDevice({ name: 'phone', publicKey: 'pk', ipv4: '100.64.0.9', ipv6: 'fd00::9', gatewayId: a.id, createdAtMs: 3 });
         assert.deepEqual(await s.listDevices(), [d]);
+        // names in the way of a new one: nodes' and devices' (one namespace), but for the renamed node's own
+        assert.deepEqual((await s.namesStartingWith('h', null)).sort(), ['h1', 'h2']);
+        assert.deepEqual(await s.namesStartingWith('h', a.id), ['h2']);
+        assert.deepEqual(await s.namesStartingWith('ph', b.id), ['phone']);
+        assert.deepEqual(await s.namesStartingWith('h1', null), ['h1']);
+        assert.deepEqual(await s.namesStartingWith('x', null), []);
+        assert.deepEqual(await s.namesStartingWith('%', null), [], 'the prefix is matched as text, not as a pattern');
         await assert.rejects(s.insertDevice({ name: 'phone', publicKey: 'pk2', ipv4: '100.64.0.10', ipv6: 'fd00::a', gatewayId: a.id, createdAtMs: 3 }));
         // a node's approvals and devices go with it
         assert.equal(await s.deleteNode(a.id), true);

@@ -115,6 +115,13 @@ test('registration: known keys need no auth key, hostnames stay unique, expiry f
     assert.equal(reauth.ipv4, a.ipv4);
     assert.equal(r.mapFor(b, () => true, []).peers.length, 1);
     assert.equal(sanitizeHostname('---'), 'node');
+    // a third with the name, and a name at the length limit: the number replaces its end
+    assert.equal((await r.register('C', { ...body, authKey: key })).hostname, 'my-nas-2');
+    const long = { ...body, hostname: 'x'.repeat(80), authKey: key };
+    assert.equal((await r.register('L1', long)).hostname, 'x'.repeat(63));
+    assert.equal((await r.register('L2', long)).hostname, `${'x'.repeat(61)}-1`);
+    const own = `${'x'.repeat(61)}-1`;
+    assert.equal((await r.register('L2', { ...long, hostname: own })).hostname, own, 'asking for the name it has, a node keeps it');
   });
 });
 
