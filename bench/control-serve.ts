@@ -11,19 +11,9 @@ import { ControlServer } from '../src/control/server.js';
 import { parseNetworkMap } from '../src/netmap/parse.js';
 import { mapDigest } from './map-digest.js';
 import { mallocTrim, nativeMemoryLine } from './native-memory.js';
+import { countFsyncs } from './fsync-count.js';
 
-// SQLite's fsyncs (node-sqlite3-wasm calls fs.fsyncSync, on the event loop): counted and timed for the stats line
-const fsyncs = { count: 0, ms: 0 };
-const realFsync = fs.fsyncSync;
-fs.fsyncSync = (fd: number) => {
-  const t = performance.now();
-  try {
-    realFsync(fd);
-  } finally {
-    fsyncs.count++;
-    fsyncs.ms += performance.now() - t;
-  }
-};
+const fsyncs = countFsyncs();
 
 /** Maps built at once for the check (each up to a few hundred KB as objects). */
 const DIGEST_BATCH = 25;

@@ -11,12 +11,14 @@
 // node-sqlite3-wasm calls fs.fsyncSync) and their wall time.
 // --store PATH runs another build's sqlite-store.js (the A of an A/B).
 //   node dist/bench/store-commit.js [--joins 600] [--concurrency 1,4,16] [--store PATH]
-import fs, { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { intArg, loadAverage } from './load-network.js';
-import type { ControlStore, NewNode } from '../src/control/store.js';
+import type { ControlStore } from '../src/control/store.js';
+import { storeNode } from '../test/helpers/store-node.js';
+import { countFsyncs } from './fsync-count.js';
 
 const joins = intArg('--joins', 600, 10, 100_000);
 const cArg = process.argv.indexOf('--concurrency');
@@ -26,36 +28,9 @@ const storeModule = sArg > 0 ? pathToFileURL(resolve(process.argv[sArg + 1]!)).h
 const { SqliteStore } = (await import(storeModule)) as { SqliteStore: new (path: string) => ControlStore };
 const NODES = 5000;
 
-const fsyncs = { count: 0, ms: 0 };
-const realFsync = fs.fsyncSync;
-fs.fsyncSync = (fd: number) => {
-  const t = performance.now();
-  try {
-    realFsync(fd);
-  } finally {
-    fsyncs.count++;
-    fsyncs.ms += performance.now() - t;
-  }
-};
+const fsyncs = countFsyncs();
 
-const node = (i: number): NewNode => ({
-  nodeKey: `nk${i}`,
-  discoKey: `dk${i}`,
-  hostname: `h${i}`,
-  requestedHostname: `h${i}`,
-  os: 'linux',
-  version: '1',
-  ipv4: `100.64.${i >> 8}.${i & 255}`,
-  ipv6: `fd00::${i}`,
-  endpoints: ['192.0.2.1:41641'],
-  homeRelay: null,
-  ephemeral: false,
-  authKeyId: 'k',
-  createdAtMs: 1000 + i,
-  lastSeenMs: null,
-  keyExpiresAtMs: null,
-  connected: false,
-});
+const node = storeNode;
 
 async function run(c: number): Promise<{ busyMs: number; wallMs: number; cpuMs: number; fsyncs: number; fsyncMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'meshctl-store-commit-'));

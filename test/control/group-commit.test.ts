@@ -10,26 +10,9 @@ import fs, { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
-import type { NewNode } from '../../src/control/store.js';
+import { storeNode } from '../helpers/store-node.js';
 
-const node = (i: number): NewNode => ({
-  nodeKey: `nk${i}`,
-  discoKey: `dk${i}`,
-  hostname: `h${i}`,
-  requestedHostname: `h${i}`,
-  os: 'linux',
-  version: '1',
-  ipv4: `100.64.0.${i}`,
-  ipv6: `fd00::${i}`,
-  endpoints: ['192.0.2.1:41641'],
-  homeRelay: null,
-  ephemeral: false,
-  authKeyId: 'k',
-  createdAtMs: 1000 + i,
-  lastSeenMs: null,
-  keyExpiresAtMs: null,
-  connected: false,
-});
+const node = storeNode;
 
 const limits = { total: 1000, perNodeKey: 100 };
 

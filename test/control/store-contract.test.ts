@@ -11,9 +11,10 @@ import { createAuthKey, redeemAuthKey } from '../../src/control/authkeys.js';
 import { Registry } from '../../src/control/registry.js';
 import { PgStore, type PgStoreError, parsePgUrl } from '../../src/control/pg-store.js';
 import { SqliteStore } from '../../src/control/sqlite-store.js';
-import type { ControlStore, NewNode } from '../../src/control/store.js';
+import type { ControlStore } from '../../src/control/store.js';
 import type { ControlError } from '../../src/control/protocol.js';
 import { postgresSkipReason, startPostgres, type PgCluster } from '../helpers/postgres.js';
+import { storeNode } from '../helpers/store-node.js';
 
 interface Backend {
   /** a new, empty store */
@@ -22,25 +23,7 @@ interface Backend {
   reopen(s: ControlStore): Promise<ControlStore>;
 }
 
-const node = (i: number, extra: Partial<NewNode> = {}): NewNode => ({
-  nodeKey: `nk${i}`,
-  discoKey: `dk${i}`,
-  hostname: `h${i}`,
-  requestedHostname: `h${i}`,
-  os: 'linux',
-  version: '1',
-  ipv4: `100.64.0.${i}`,
-  ipv6: `fd00::${i}`,
-  endpoints: ['192.0.2.1:41641'],
-  homeRelay: null,
-  ephemeral: false,
-  authKeyId: 'k',
-  createdAtMs: 1000 + i,
-  lastSeenMs: null,
-  keyExpiresAtMs: null,
-  connected: false,
-  ...extra,
-});
+const node = storeNode;
 
 const registerBody = (authKey: string, hostname: string) => ({
   hostname,
