@@ -48,6 +48,7 @@ import { checkFdLimit, intArg, LoadNetwork, MAX_NODES, openPaced, pct, sleep, ST
 import { insertTestNode } from '../test/helpers/control-seed.js';
 import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { BroadcastTiming } from '../src/control/server.js';
 
 /** No map line on any stream for this long: the network has settled. */
 const QUIET_MS = 2000;
@@ -99,19 +100,8 @@ interface Pending {
   lastAt: number;
 }
 
-/** One broadcast's stage times from control (server.ts BroadcastTiming). */
-interface Timing {
-  seq: number;
-  queuedAt: number;
-  startAt: number;
-  snapshotAt: number;
-  writtenAt: number;
-  flushedAt: number | null;
-  deltas: number;
-  wholeMaps: number;
-  wholeMapBytes: number;
-  deferredWholeMaps: number;
-}
+/** One broadcast's stage times from control. */
+type Timing = BroadcastTiming;
 
 const arg = (name: string, dflt: number, min = 8, max = MAX_NODES): number => intArg(name, dflt, min, max);
 
