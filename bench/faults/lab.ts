@@ -159,6 +159,19 @@ export class FaultLab {
     return new Pinger(spawn('ip', ['netns', 'exec', from.ns, 'ping', '-D', '-n', '-i', '0.1', '-W', '1', ip], { stdio: ['ignore', 'pipe', 'ignore'] }));
   }
 
+  /**
+   * Waits (up to 60 s) for a direct path both ways between `a` and `b`, then pings through the tunnel both ways: the
+   * two flows a fault's cost is read from. Throws when no direct path came.
+   */
+  async directIcmpBothWays(a: LabNode, b: LabNode): Promise<{ name: string; p: Pinger }[]> {
+    const direct = async (): Promise<boolean> => (await this.pathTo(a, b)).startsWith('direct') && (await this.pathTo(b, a)).startsWith('direct');
+    if ((await within(direct, 60_000, 250)) === null) throw new Error(`no direct path both ways between ${a.name} and ${b.name}`);
+    return [
+      { name: `${a.kind}→${b.kind}`, p: await this.icmp(a, b) },
+      { name: `${b.kind}→${a.kind}`, p: await this.icmp(b, a) },
+    ];
+  }
+
   // --- faults -------------------------------------------------------------
 
   /**

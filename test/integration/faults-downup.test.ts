@@ -34,12 +34,7 @@ test('a peer’s down and up under traffic, hard NAT on one side: both flows ans
   const pingers = [];
   try {
     const [hard, pub] = f.nodes as [(typeof f.nodes)[0], (typeof f.nodes)[0]];
-    const direct = async (): Promise<boolean> => (await f.pathTo(hard, pub)).startsWith('direct') && (await f.pathTo(pub, hard)).startsWith('direct');
-    assert.notEqual(await within(direct, 60_000, 250), null, 'a direct path both ways before the first down');
-    const flows = [
-      { name: 'hard→public', p: await f.icmp(hard, pub) },
-      { name: 'public→hard', p: await f.icmp(pub, hard) },
-    ];
+    const flows = await f.directIcmpBothWays(hard, pub);
     pingers.push(...flows.map((x) => x.p));
     assert.notEqual(await within(async () => flows.every((x) => x.p.replies.length > 0), 10_000, 100), null, 'both flows answer');
     const worst: number[] = [];
